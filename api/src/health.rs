@@ -1,0 +1,39 @@
+//! `GET /health` (the process is up) and `GET /health/ready` (database, migrations, projection lag).
+
+use crate::server::AppState;
+use actix_web::{web, HttpResponse};
+use serde_json::json;
+
+pub async fn live() -> HttpResponse {
+    HttpResponse::Ok().json(json!({ "status": "ok" }))
+}
+
+pub async fn ready(state: web::Data<AppState>) -> HttpResponse {
+    let database = sqlx::query("SELECT 1").execute(&state.pool).await.is_ok();
+    let migrations = database
+        && infrastructure::database::migrations_applied(&state.pool)
+            .await
+            .unwrap_or(false);
+    let projections = if migrations {
+        state.runner.status().await.ok()
+    } else {
+        None
+    };
+    let ready = database && migrations && projections.is_some();
+    let body = json!({
+        "status": if ready { "ready" } else { "not_ready" },
+        "database": if database { "ok" } else { "unreachable" },
+        "migrations": if migrations { "applied" } else { "pending" },
+        "projections": projections.unwrap_or_default(),
+    });
+    if ready {
+        HttpResponse::Ok().json(body)
+    } else {
+        HttpResponse::ServiceUnavailable().json(body)
+    }
+}
+
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.route("/health", web::get().to(live))
+        .route("/health/ready", web::get().to(ready));
+}

@@ -1,0 +1,7 @@
+//! The HTTP API and the wiring of concrete infrastructure into the use cases.
+
+pub mod auth;
+pub mod error;
+pub mod health;
+pub mod server;
+pub mod users;

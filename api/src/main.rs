@@ -1,0 +1,214 @@
+//! `voxreach`: serve, migrate, replay.
+
+use anyhow::{bail, Context, Result};
+use api::server::{build_state, http_server, projection_runner, Wiring};
+use application::event_store::EventStore;
+use clap::{Parser, Subcommand};
+use infrastructure::config::Settings;
+use infrastructure::database;
+use infrastructure::embedded_postgres::EmbeddedPostgres;
+use infrastructure::event_store::PgEventStore;
+use std::path::PathBuf;
+use std::sync::Arc;
+use tokio::sync::watch;
+
+#[derive(Parser)]
+#[command(name = "voxreach", about = "VoxReach: the system of record around AI voice agents")]
+struct Cli {
+    /// Directory of the embedded database and generated keys (used when DATABASE_URL is unset).
+    #[arg(long, global = true, default_value = ".voxreach")]
+    data_dir: PathBuf,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the API, projectors and reactors.
+    Serve {
+        /// Address to listen on (also VOXREACH_BIND).
+        #[arg(long)]
+        bind: Option<String>,
+    },
+    /// Apply database migrations and exit.
+    Migrate,
+    /// Rebuild one projection from position 0 while the live one keeps serving, then swap.
+    Replay {
+        #[arg(long)]
+        projection: String,
+        /// Keep the rebuilt tables in this schema instead of swapping them in (for analysis).
+        #[arg(long)]
+        schema: Option<String>,
+        /// Replay only events up to this global position (with --schema).
+        #[arg(long, requires = "schema")]
+        until_position: Option<i64>,
+    },
+}
+
+/// The database to use: `DATABASE_URL`, or the private cluster under the data directory.
+struct Database {
+    url: String,
+    embedded: Option<EmbeddedPostgres>,
+}
+
+async fn open_database(settings: &Settings, data_dir: &std::path::Path) -> Result<Database> {
+    if let Some(url) = &settings.database_url {
+        return Ok(Database {
+            url: url.clone(),
+            embedded: None,
+        });
+    }
+    tracing::info!(data_dir = %data_dir.display(), "DATABASE_URL is not set: using the embedded PostgreSQL");
+    let embedded = EmbeddedPostgres::start(data_dir).await?;
+    embedded.ensure_database().await?;
+    Ok(Database {
+        url: embedded.database_url(),
+        embedded: Some(embedded),
+    })
+}
+
+impl Database {
+    async fn close(self) {
+        if let Some(embedded) = self.embedded {
+            match embedded.stop().await {
+                Ok(()) => tracing::info!("embedded PostgreSQL stopped"),
+                Err(error) => tracing::error!(%error, "could not stop the embedded PostgreSQL"),
+            }
+        }
+    }
+}
+
+async fn shutdown_signal() {
+    let mut terminate =
+        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("SIGTERM handler installs");
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = terminate.recv() => {}
+    }
+}
+
+async fn serve(settings: Settings, data_dir: PathBuf, bind: Option<String>) -> Result<()> {
+    let bind = match bind {
+        Some(raw) => raw
+            .parse()
+            .with_context(|| format!("--bind {raw:?} is not an address like 127.0.0.1:8080"))?,
+        None => settings.bind,
+    };
+    let keys = settings.resolve_keys(Some(&data_dir))?;
+    let database = open_database(&settings, &data_dir).await?;
+    let result = run_service(&database.url, keys, settings.public_base(), bind).await;
+    database.close().await;
+    result
+}
+
+async fn run_service(
+    url: &str,
+    keys: infrastructure::config::Keys,
+    public_url: String,
+    bind: std::net::SocketAddr,
+) -> Result<()> {
+    let pool = database::connect(url, 20).await.context("connecting to the database")?;
+    database::migrate(&pool).await.context("applying migrations")?;
+    let state = Arc::new(build_state(pool.clone(), Wiring::new(keys, public_url)));
+    state.runner.prepare().await.context("preparing projections")?;
+
+    let (stop_projectors, projectors_stopped) = watch::channel(false);
+    let projectors = tokio::spawn(state.runner.clone().run(projectors_stopped));
+    let listener = std::net::TcpListener::bind(bind).with_context(|| format!("listening on {bind}"))?;
+    let server = http_server(listener, state)?;
+    let handle = server.handle();
+    tracing::info!(%bind, "VoxReach is serving");
+    let server_task = tokio::spawn(server);
+
+    shutdown_signal().await;
+    tracing::info!("shutting down");
+    handle.stop(true).await;
+    let _ = server_task.await;
+    let _ = stop_projectors.send(true);
+    let _ = projectors.await;
+    pool.close().await;
+    Ok(())
+}
+
+async fn migrate(settings: Settings, data_dir: PathBuf) -> Result<()> {
+    let database = open_database(&settings, &data_dir).await?;
+    let result = async {
+        let pool = database::connect(&database.url, 2).await?;
+        database::migrate(&pool).await?;
+        anyhow::Ok(())
+    }
+    .await;
+    database.close().await;
+    result?;
+    tracing::info!("migrations applied");
+    Ok(())
+}
+
+async fn replay(
+    settings: Settings,
+    data_dir: PathBuf,
+    projection: String,
+    schema: Option<String>,
+    until: Option<i64>,
+) -> Result<()> {
+    let database = open_database(&settings, &data_dir).await?;
+    let result = async {
+        let pool = database::connect(&database.url, 4).await?;
+        database::migrate(&pool).await?;
+        let store: Arc<dyn EventStore> = Arc::new(PgEventStore::new(pool.clone()));
+        let runner = projection_runner(&pool, store);
+        runner.prepare().await?;
+        if runner.projection(&projection).is_err() {
+            bail!(
+                "unknown projection {projection:?}; known: {}",
+                runner.names().join(", ")
+            );
+        }
+        let swap = schema.is_none();
+        let target = schema.unwrap_or_else(|| format!("rebuild_{projection}"));
+        let last = runner
+            .rebuild(&projection, &target, swap, until, |p| {
+                eprint!(
+                    "\r{projection}: {} / {} events, {:.0} events/s   ",
+                    p.done, p.total, p.events_per_second
+                );
+            })
+            .await?;
+        eprintln!();
+        println!(
+            "{projection}: replayed {} events at {:.0} events/s{}",
+            last.done,
+            last.events_per_second,
+            if swap {
+                ", swapped in".to_owned()
+            } else {
+                format!(", kept in schema {target}")
+            }
+        );
+        anyhow::Ok(())
+    }
+    .await;
+    database.close().await;
+    result
+}
+
+#[tokio::main]
+async fn main() -> Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "info,sqlx=warn,voxreach::http=info".into()),
+        )
+        .init();
+    let cli = Cli::parse();
+    let settings = Settings::from_env()?;
+    match cli.command {
+        Command::Serve { bind } => serve(settings, cli.data_dir, bind).await,
+        Command::Migrate => migrate(settings, cli.data_dir).await,
+        Command::Replay {
+            projection,
+            schema,
+            until_position,
+        } => replay(settings, cli.data_dir, projection, schema, until_position).await,
+    }
+}

@@ -1,0 +1,117 @@
+//! Wiring: concrete infrastructure into the use cases, and the actix-web app.
+
+use crate::error::{json_error, not_found, path_error, query_error};
+use actix_web::dev::Server;
+use actix_web::{web, App, HttpServer};
+use application::auth::AuthService;
+use application::clock::{Clock, SystemClock};
+use application::event_store::EventStore;
+use chrono::Duration;
+use infrastructure::config::Keys;
+use infrastructure::event_store::{PgEventStore, EVENTS_CHANNEL};
+use infrastructure::login_throttle::{PgLoginThrottle, ThrottlePolicy};
+use infrastructure::mailer::OutboxMailer;
+use infrastructure::passwords::Argon2Passwords;
+use infrastructure::secret_tokens::RandomSecretTokens;
+use infrastructure::sessions::JwtSessions;
+use projections::{ProjectionRunner, RunnerConfig};
+use sqlx::PgPool;
+use std::net::TcpListener;
+use std::sync::Arc;
+
+/// Largest JSON body accepted.
+pub const JSON_LIMIT_BYTES: usize = 256 * 1024;
+const SESSION_LIFETIME: Duration = Duration::hours(12);
+
+pub struct AppState {
+    pub pool: PgPool,
+    pub auth: Arc<AuthService>,
+    pub runner: ProjectionRunner,
+}
+
+/// Everything the service needs beyond the database.
+pub struct Wiring {
+    pub keys: Keys,
+    pub public_url: String,
+    pub clock: Arc<dyn Clock>,
+    pub throttle: ThrottlePolicy,
+}
+
+impl Wiring {
+    pub fn new(keys: Keys, public_url: String) -> Self {
+        Self {
+            keys,
+            public_url,
+            clock: Arc::new(SystemClock),
+            throttle: ThrottlePolicy::default(),
+        }
+    }
+}
+
+pub fn projection_runner(pool: &PgPool, store: Arc<dyn EventStore>) -> ProjectionRunner {
+    ProjectionRunner::new(
+        pool.clone(),
+        store,
+        projections::all(),
+        RunnerConfig {
+            channel: EVENTS_CHANNEL,
+            ..RunnerConfig::default()
+        },
+    )
+}
+
+pub fn build_state(pool: PgPool, wiring: Wiring) -> AppState {
+    let store: Arc<dyn EventStore> = Arc::new(PgEventStore::new(pool.clone()));
+    let auth = AuthService {
+        store: store.clone(),
+        clock: wiring.clock,
+        passwords: Arc::new(Argon2Passwords),
+        sessions: Arc::new(JwtSessions::new(&wiring.keys.jwt_secret, SESSION_LIFETIME)),
+        secrets: Arc::new(RandomSecretTokens),
+        mailer: Arc::new(OutboxMailer::new(pool.clone())),
+        throttle: Arc::new(PgLoginThrottle::new(pool.clone(), wiring.throttle)),
+        directory: Arc::new(projections::users::PgUserDirectory::new(pool.clone())),
+        public_url: wiring.public_url,
+    };
+    AppState {
+        runner: projection_runner(&pool, store),
+        pool,
+        auth: Arc::new(auth),
+    }
+}
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.app_data(
+        web::JsonConfig::default()
+            .limit(JSON_LIMIT_BYTES)
+            .error_handler(json_error),
+    )
+    .app_data(web::QueryConfig::default().error_handler(query_error))
+    .app_data(web::PathConfig::default().error_handler(path_error))
+    .configure(crate::health::routes)
+    .configure(crate::auth::routes)
+    .configure(crate::users::routes);
+}
+
+/// The HTTP server on `listener`. Signals are left to the caller, which also
+/// has projectors and possibly a database to stop.
+pub fn http_server(listener: TcpListener, state: Arc<AppState>) -> std::io::Result<Server> {
+    let data = web::Data::from(state);
+    let server = HttpServer::new(move || {
+        App::new()
+            .app_data(data.clone())
+            .wrap(tracing_actix())
+            .configure(configure)
+            .default_service(web::to(not_found))
+    })
+    .workers(2)
+    .disable_signals()
+    .listen(listener)?
+    .run();
+    Ok(server)
+}
+
+/// Request logging without headers or bodies (they carry tokens and passwords).
+fn tracing_actix() -> actix_web::middleware::Logger {
+    actix_web::middleware::Logger::new("%r %s %Dms").log_target("voxreach::http")
+}

@@ -1,0 +1,99 @@
+//! Loading aggregates from their streams and turning decisions into appends,
+//! with the tenancy check every load goes through.
+
+use crate::error::{AppError, ErrorKind};
+use crate::event_store::{AppendError, EventStore, StreamAppend};
+use domain::{Aggregate, DomainEvent, EventMetadata, ExpectedVersion, StreamId};
+use uuid::Uuid;
+
+/// An aggregate's state and the stream version it was folded from.
+#[derive(Debug, Clone)]
+pub struct Loaded<A> {
+    pub stream: StreamId,
+    pub state: A,
+    pub version: i64,
+    /// The organization owning the stream, when it exists.
+    pub organization_id: Option<Uuid>,
+}
+
+impl<A: Aggregate> Loaded<A> {
+    /// A stream that must not exist yet.
+    pub fn fresh(stream: StreamId) -> Self {
+        Self {
+            stream,
+            state: A::default(),
+            version: 0,
+            organization_id: None,
+        }
+    }
+
+    /// The append that records `events` decided on this state.
+    pub fn append_of(&self, events: &[A::Event], metadata: &EventMetadata) -> StreamAppend {
+        StreamAppend {
+            stream: self.stream.clone(),
+            expected: ExpectedVersion::from_loaded(self.version),
+            events: events.iter().map(|e| e.to_new_event(metadata)).collect(),
+        }
+    }
+
+    pub fn exists(&self) -> bool {
+        self.version > 0
+    }
+}
+
+pub fn stream_of<A: Aggregate>(id: impl std::fmt::Display) -> StreamId {
+    StreamId::new(A::STREAM_TYPE, id)
+}
+
+/// Loads a stream whatever organization owns it. Only for look-ups that are
+/// global by nature (sign-in by e-mail, reset tokens); everything else uses `load_in`.
+pub async fn load_any<A: Aggregate>(store: &dyn EventStore, stream: StreamId) -> Result<Loaded<A>, AppError> {
+    let recorded = store
+        .read_stream(&stream)
+        .await
+        .map_err(|e| AppError::internal("reading a stream", e))?;
+    let mut state = A::default();
+    let mut version = 0;
+    let mut organization_id = None;
+    for event in &recorded {
+        let typed = A::Event::decode(&event.event_type, event.event_version, &event.payload)
+            .map_err(|e| AppError::internal("decoding a stored event", e))?;
+        state = state.evolve(&typed);
+        version = event.stream_version;
+        organization_id = Some(event.organization_id);
+    }
+    Ok(Loaded {
+        stream,
+        state,
+        version,
+        organization_id,
+    })
+}
+
+/// Loads a stream of the caller's organization. A stream of another
+/// organization looks exactly like one that does not exist.
+pub async fn load_in<A: Aggregate>(
+    store: &dyn EventStore,
+    organization_id: Uuid,
+    stream: StreamId,
+) -> Result<Loaded<A>, AppError> {
+    let mut loaded = load_any::<A>(store, stream.clone()).await?;
+    if loaded.organization_id.is_some_and(|owner| owner != organization_id) {
+        loaded = Loaded::fresh(stream);
+    }
+    Ok(loaded)
+}
+
+/// Maps a failed append to an API error; a version conflict that survives
+/// retries is a 409 the client may retry.
+pub fn append_failed(error: AppendError) -> AppError {
+    match error {
+        AppendError::VersionConflict { stream_id, .. } => AppError::new(
+            ErrorKind::Conflict,
+            "concurrent_modification",
+            "the resource was changed concurrently; retry the request",
+        )
+        .with_details(serde_json::json!({ "stream": stream_id })),
+        AppendError::Store(message) => AppError::internal("appending events", message),
+    }
+}

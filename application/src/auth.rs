@@ -1,0 +1,534 @@
+//! Sign-up, sign-in, sessions, invitations and password resets.
+
+use crate::aggregates::{append_failed, load_any, load_in, stream_of, Loaded};
+use crate::clock::Clock;
+use crate::error::{AppError, ErrorKind};
+use crate::event_store::{AppendRequest, EventStore};
+use async_trait::async_trait;
+use chrono::{DateTime, Duration, Utc};
+use domain::auth::{
+    validate_password, AuthError, ClaimEmail, Email, EmailClaim, Organization, OrganizationCommand, Role, TokenPurpose,
+    User, UserCommand,
+};
+use domain::{Aggregate, EventMetadata};
+use serde::Serialize;
+use std::sync::Arc;
+use uuid::Uuid;
+
+const RESET_TOKEN_LIFETIME: Duration = Duration::hours(1);
+const INVITATION_TOKEN_LIFETIME: Duration = Duration::days(7);
+
+// ---------------------------------------------------------------- ports
+
+#[async_trait]
+pub trait PasswordHasher: Send + Sync {
+    async fn hash(&self, password: &str) -> Result<String, AppError>;
+    async fn verify(&self, password: &str, hash: &str) -> bool;
+    /// Spends the same effort as a real verification, so that unknown e-mails
+    /// cannot be told apart from wrong passwords by timing.
+    async fn verify_nothing(&self, password: &str);
+}
+
+/// Who a session token speaks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Session {
+    pub user_id: Uuid,
+    pub organization_id: Uuid,
+    pub role: Role,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IssuedToken {
+    pub token: String,
+    pub expires_at: DateTime<Utc>,
+}
+
+pub trait SessionTokens: Send + Sync {
+    fn issue(&self, session: &Session, now: DateTime<Utc>) -> Result<IssuedToken, AppError>;
+    /// Rejects forged, malformed and expired tokens with an `Unauthorized` error.
+    fn verify(&self, token: &str) -> Result<Session, AppError>;
+}
+
+/// Random single-use secrets (reset and invitation tokens) and their stored digests.
+pub trait SecretTokens: Send + Sync {
+    fn generate(&self) -> String;
+    fn digest(&self, token: &str) -> String;
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutgoingEmail {
+    pub organization_id: Uuid,
+    pub to: String,
+    pub subject: String,
+    pub body: String,
+}
+
+#[async_trait]
+pub trait Mailer: Send + Sync {
+    async fn send(&self, email: OutgoingEmail) -> Result<(), AppError>;
+}
+
+/// Failed sign-in bookkeeping, shared by every server process.
+#[async_trait]
+pub trait LoginThrottle: Send + Sync {
+    /// How long the caller must wait, if any of `keys` is locked out.
+    async fn blocked_for(&self, keys: &[String]) -> Result<Option<std::time::Duration>, AppError>;
+    async fn record_failure(&self, keys: &[String]) -> Result<(), AppError>;
+    async fn clear(&self, key: &str) -> Result<(), AppError>;
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct UserSummary {
+    pub id: Uuid,
+    pub email: String,
+    pub name: String,
+    pub role: Role,
+    /// `active` once a password is set, `invited` before.
+    pub status: String,
+    pub invited_by: Option<Uuid>,
+    pub created_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Page {
+    pub limit: i64,
+    pub offset: i64,
+}
+
+/// The users read model.
+#[async_trait]
+pub trait UserDirectory: Send + Sync {
+    async fn list(&self, organization_id: Uuid, page: Page) -> Result<Vec<UserSummary>, AppError>;
+}
+
+// ---------------------------------------------------------------- use cases
+
+#[derive(Debug, Clone)]
+pub struct Registration {
+    pub email: String,
+    pub password: String,
+    pub name: String,
+    pub organization_name: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct Invitation {
+    pub email: String,
+    pub name: String,
+    pub role: Role,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Profile {
+    pub id: Uuid,
+    pub email: String,
+    pub name: String,
+    pub role: Role,
+    pub organization_id: Uuid,
+    pub organization_name: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SignedIn {
+    pub token: IssuedToken,
+    pub profile: Profile,
+}
+
+pub struct AuthService {
+    pub store: Arc<dyn EventStore>,
+    pub clock: Arc<dyn Clock>,
+    pub passwords: Arc<dyn PasswordHasher>,
+    pub sessions: Arc<dyn SessionTokens>,
+    pub secrets: Arc<dyn SecretTokens>,
+    pub mailer: Arc<dyn Mailer>,
+    pub throttle: Arc<dyn LoginThrottle>,
+    pub directory: Arc<dyn UserDirectory>,
+    /// Where links in e-mails point (the public app URL).
+    pub public_url: String,
+}
+
+fn domain_error(error: AuthError) -> AppError {
+    let kind = match &error {
+        AuthError::Invalid { .. } => ErrorKind::Validation,
+        AuthError::EmailTaken | AuthError::OrganizationExists | AuthError::UserExists => ErrorKind::Conflict,
+        AuthError::UserNotFound => ErrorKind::NotFound,
+        AuthError::InvalidResetToken => ErrorKind::Validation,
+        AuthError::RoleNotAllowed { .. } => ErrorKind::Forbidden,
+    };
+    let code = match &error {
+        AuthError::Invalid { .. } => "validation_failed",
+        AuthError::EmailTaken => "email_taken",
+        AuthError::OrganizationExists => "organization_exists",
+        AuthError::UserExists => "user_exists",
+        AuthError::UserNotFound => "not_found",
+        AuthError::InvalidResetToken => "invalid_reset_token",
+        AuthError::RoleNotAllowed { .. } => "role_not_allowed",
+    };
+    let app = AppError::new(kind, code, error.to_string());
+    match error {
+        AuthError::Invalid { field, .. } => app.with_details(serde_json::json!({ "field": field })),
+        _ => app,
+    }
+}
+
+fn invalid_credentials() -> AppError {
+    AppError::new(
+        ErrorKind::Unauthorized,
+        "invalid_credentials",
+        "e-mail or password is incorrect",
+    )
+}
+
+fn user_metadata(actor: Option<Uuid>) -> EventMetadata {
+    EventMetadata {
+        correlation_id: Some(Uuid::now_v7()),
+        actor: Some(actor.map_or_else(|| "anonymous".to_owned(), |id| format!("user:{id}"))),
+        source: Some("api".into()),
+        ..EventMetadata::default()
+    }
+}
+
+fn email_stream(email: &Email, secrets: &dyn SecretTokens) -> domain::StreamId {
+    // Keyed by digest so the address itself is not part of an identifier.
+    stream_of::<EmailClaim>(secrets.digest(email.as_str()))
+}
+
+/// Reset tokens carry their user's id so confirmation needs no global index.
+fn split_token(token: &str) -> Option<Uuid> {
+    let (user, _) = token.split_once('.')?;
+    Uuid::parse_str(user).ok()
+}
+
+impl AuthService {
+    pub async fn register(&self, input: Registration) -> Result<SignedIn, AppError> {
+        let email = Email::parse(&input.email).map_err(domain_error)?;
+        validate_password(&input.password).map_err(domain_error)?;
+        let now = self.clock.now();
+        let organization_id = Uuid::now_v7();
+        let user_id = Uuid::now_v7();
+        let password_hash = self.passwords.hash(&input.password).await?;
+        let metadata = user_metadata(Some(user_id));
+
+        let organization = Organization::decide(
+            &OrganizationCommand::Create {
+                name: input.organization_name,
+                owner_user_id: user_id,
+                now,
+            },
+            &Organization::default(),
+        )
+        .map_err(domain_error)?;
+        let user = User::decide(
+            &UserCommand::Register {
+                organization_id,
+                email: email.clone(),
+                name: input.name,
+                role: Role::Owner,
+                password_hash: Some(password_hash),
+                invited_by: None,
+                now,
+            },
+            &User::default(),
+        )
+        .map_err(domain_error)?;
+        let claim = self.claim_email(&email, user_id).await?;
+
+        self.store
+            .append(AppendRequest {
+                organization_id,
+                streams: vec![
+                    claim.append_of(&[domain::auth::EmailClaimEvent::EmailClaimed { user_id }], &metadata),
+                    Loaded::<User>::fresh(stream_of::<User>(user_id)).append_of(&user, &metadata),
+                    Loaded::<Organization>::fresh(stream_of::<Organization>(organization_id))
+                        .append_of(&organization, &metadata),
+                ],
+                idempotency_key: None,
+            })
+            .await
+            .map_err(|e| self.claim_conflict(e))?;
+
+        let session = Session {
+            user_id,
+            organization_id,
+            role: Role::Owner,
+        };
+        let token = self.sessions.issue(&session, now)?;
+        let profile = self.profile(session).await?;
+        Ok(SignedIn { token, profile })
+    }
+
+    /// Loads the claim stream of an address that must still be free.
+    async fn claim_email(&self, email: &Email, user_id: Uuid) -> Result<Loaded<EmailClaim>, AppError> {
+        let claim = load_any::<EmailClaim>(self.store.as_ref(), email_stream(email, self.secrets.as_ref())).await?;
+        EmailClaim::decide(&ClaimEmail { user_id }, &claim.state).map_err(domain_error)?;
+        Ok(claim)
+    }
+
+    /// A conflict on a fresh claim stream means someone took the address meanwhile.
+    fn claim_conflict(&self, error: crate::event_store::AppendError) -> AppError {
+        match error {
+            crate::event_store::AppendError::VersionConflict { .. } => domain_error(AuthError::EmailTaken),
+            other => append_failed(other),
+        }
+    }
+
+    pub async fn login(&self, email: &str, password: &str, client_ip: &str) -> Result<SignedIn, AppError> {
+        let email_key = format!("email:{}", self.secrets.digest(&email.trim().to_lowercase()));
+        let keys = [email_key.clone(), format!("ip:{client_ip}")];
+        if let Some(wait) = self.throttle.blocked_for(&keys).await? {
+            return Err(AppError::new(
+                ErrorKind::TooManyRequests { retry_after: wait },
+                "too_many_attempts",
+                "too many failed sign-in attempts; try again later",
+            ));
+        }
+        let Some(user) = self.find_by_email(email).await? else {
+            self.passwords.verify_nothing(password).await;
+            self.throttle.record_failure(&keys).await?;
+            return Err(invalid_credentials());
+        };
+        let verified = match &user.state.password_hash {
+            Some(hash) => self.passwords.verify(password, hash).await,
+            None => {
+                self.passwords.verify_nothing(password).await;
+                false
+            }
+        };
+        if !verified {
+            self.throttle.record_failure(&keys).await?;
+            return Err(invalid_credentials());
+        }
+        self.throttle.clear(&email_key).await?;
+        let session = session_of(&user)?;
+        let token = self.sessions.issue(&session, self.clock.now())?;
+        let profile = self.profile(session).await?;
+        Ok(SignedIn { token, profile })
+    }
+
+    async fn find_by_email(&self, raw_email: &str) -> Result<Option<Loaded<User>>, AppError> {
+        let Ok(email) = Email::parse(raw_email) else {
+            return Ok(None);
+        };
+        let claim = load_any::<EmailClaim>(self.store.as_ref(), email_stream(&email, self.secrets.as_ref())).await?;
+        let Some(user_id) = claim.state.user_id else {
+            return Ok(None);
+        };
+        let user = load_any::<User>(self.store.as_ref(), stream_of::<User>(user_id)).await?;
+        Ok(user.exists().then_some(user))
+    }
+
+    pub async fn profile(&self, session: Session) -> Result<Profile, AppError> {
+        let user = load_in::<User>(
+            self.store.as_ref(),
+            session.organization_id,
+            stream_of::<User>(session.user_id),
+        )
+        .await?;
+        let organization = load_in::<Organization>(
+            self.store.as_ref(),
+            session.organization_id,
+            stream_of::<Organization>(session.organization_id),
+        )
+        .await?;
+        let (Some(email), Some(role)) = (user.state.email.clone(), user.state.role) else {
+            return Err(AppError::new(
+                ErrorKind::Unauthorized,
+                "unauthorized",
+                "the session's user no longer exists",
+            ));
+        };
+        Ok(Profile {
+            id: session.user_id,
+            email: email.to_string(),
+            name: user.state.name.clone(),
+            role,
+            organization_id: session.organization_id,
+            organization_name: organization.state.name.unwrap_or_default(),
+        })
+    }
+
+    /// Adds a user to the inviter's organization and e-mails them a link to set a password.
+    pub async fn invite(&self, inviter: Session, input: Invitation) -> Result<UserSummary, AppError> {
+        if !inviter.role.is_manager() {
+            return Err(AppError::forbidden("only owners and admins may invite users"));
+        }
+        let email = Email::parse(&input.email).map_err(domain_error)?;
+        let now = self.clock.now();
+        let user_id = Uuid::now_v7();
+        let token = format!("{user_id}.{}", self.secrets.generate());
+        let mut user_events = User::decide(
+            &UserCommand::Register {
+                organization_id: inviter.organization_id,
+                email: email.clone(),
+                name: input.name,
+                role: input.role,
+                password_hash: None,
+                invited_by: Some((inviter.user_id, inviter.role)),
+                now,
+            },
+            &User::default(),
+        )
+        .map_err(domain_error)?;
+        let registered = User::fold(&user_events);
+        user_events.extend(
+            User::decide(
+                &UserCommand::IssuePasswordToken {
+                    token_hash: self.secrets.digest(&token),
+                    purpose: TokenPurpose::Invitation,
+                    expires_at: now + INVITATION_TOKEN_LIFETIME,
+                    now,
+                },
+                &registered,
+            )
+            .map_err(domain_error)?,
+        );
+        let claim = self.claim_email(&email, user_id).await?;
+        let metadata = user_metadata(Some(inviter.user_id));
+        let user = Loaded::<User>::fresh(stream_of::<User>(user_id));
+        self.store
+            .append(AppendRequest {
+                organization_id: inviter.organization_id,
+                streams: vec![
+                    claim.append_of(&[domain::auth::EmailClaimEvent::EmailClaimed { user_id }], &metadata),
+                    user.append_of(&user_events, &metadata),
+                ],
+                idempotency_key: None,
+            })
+            .await
+            .map_err(|e| self.claim_conflict(e))?;
+
+        let inviter_profile = self.profile(inviter).await?;
+        self.mailer
+            .send(OutgoingEmail {
+                organization_id: inviter.organization_id,
+                to: email.to_string(),
+                subject: format!("You are invited to {} on VoxReach", inviter_profile.organization_name),
+                body: format!(
+                    "{} invited you to join {} on VoxReach.\n\nChoose your password here (valid for 7 days):\n{}/accept-invitation?token={token}\n",
+                    inviter_profile.name, inviter_profile.organization_name, self.public_url
+                ),
+            })
+            .await?;
+        Ok(UserSummary {
+            id: user_id,
+            email: email.to_string(),
+            name: registered.name,
+            role: input.role,
+            status: "invited".into(),
+            invited_by: Some(inviter.user_id),
+            created_at: now,
+        })
+    }
+
+    pub async fn list_users(&self, session: Session, page: Page) -> Result<Vec<UserSummary>, AppError> {
+        self.directory.list(session.organization_id, page).await
+    }
+
+    /// Always succeeds from the caller's point of view, so it reveals nothing
+    /// about which addresses have accounts.
+    pub async fn request_password_reset(&self, raw_email: &str) -> Result<(), AppError> {
+        let Some(user) = self.find_by_email(raw_email).await? else {
+            return Ok(());
+        };
+        let now = self.clock.now();
+        let token = format!("{}.{}", user_id_of(&user)?, self.secrets.generate());
+        let events = User::decide(
+            &UserCommand::IssuePasswordToken {
+                token_hash: self.secrets.digest(&token),
+                purpose: TokenPurpose::Reset,
+                expires_at: now + RESET_TOKEN_LIFETIME,
+                now,
+            },
+            &user.state,
+        )
+        .map_err(domain_error)?;
+        let organization_id = user.organization_id.unwrap_or_default();
+        self.store
+            .append(AppendRequest {
+                organization_id,
+                streams: vec![user.append_of(&events, &user_metadata(None))],
+                idempotency_key: None,
+            })
+            .await
+            .map_err(append_failed)?;
+        self.mailer
+            .send(OutgoingEmail {
+                organization_id,
+                to: user.state.email.as_ref().map(Email::to_string).unwrap_or_default(),
+                subject: "Reset your VoxReach password".into(),
+                body: format!(
+                    "Someone asked to reset the password of this VoxReach account. If it was you, choose a new password here (valid for 1 hour):\n{}/reset-password?token={token}\n\nIf it was not you, ignore this message.\n",
+                    self.public_url
+                ),
+            })
+            .await
+    }
+
+    /// Sets a new password with a reset or invitation token; the token is then spent.
+    pub async fn confirm_password_reset(&self, token: &str, new_password: &str) -> Result<(), AppError> {
+        validate_password(new_password).map_err(domain_error)?;
+        let invalid = || domain_error(AuthError::InvalidResetToken);
+        let user_id = split_token(token).ok_or_else(invalid)?;
+        let user = load_any::<User>(self.store.as_ref(), stream_of::<User>(user_id)).await?;
+        let token_hash = self.secrets.digest(token);
+        let now = self.clock.now();
+        // Check the token before spending effort on hashing.
+        User::decide(
+            &UserCommand::SetPasswordWithToken {
+                token_hash: token_hash.clone(),
+                password_hash: String::new(),
+                now,
+            },
+            &user.state,
+        )
+        .map_err(domain_error)?;
+        let password_hash = self.passwords.hash(new_password).await?;
+        let events = User::decide(
+            &UserCommand::SetPasswordWithToken {
+                token_hash,
+                password_hash,
+                now,
+            },
+            &user.state,
+        )
+        .map_err(domain_error)?;
+        self.store
+            .append(AppendRequest {
+                organization_id: user.organization_id.unwrap_or_default(),
+                streams: vec![user.append_of(&events, &user_metadata(Some(user_id)))],
+                idempotency_key: None,
+            })
+            .await
+            .map(|_| ())
+            // A concurrent use of the same token loses the race: the token is spent.
+            .map_err(|e| match e {
+                crate::event_store::AppendError::VersionConflict { .. } => invalid(),
+                other => append_failed(other),
+            })
+    }
+
+    pub fn verify_token(&self, token: &str) -> Result<Session, AppError> {
+        self.sessions.verify(token)
+    }
+}
+
+fn user_id_of(user: &Loaded<User>) -> Result<Uuid, AppError> {
+    user.stream
+        .to_string()
+        .strip_prefix("user-")
+        .and_then(|id| Uuid::parse_str(id).ok())
+        .ok_or_else(|| AppError::internal("reading a user id", user.stream.to_string()))
+}
+
+fn session_of(user: &Loaded<User>) -> Result<Session, AppError> {
+    match (user.organization_id, user.state.role) {
+        (Some(organization_id), Some(role)) => Ok(Session {
+            user_id: user_id_of(user)?,
+            organization_id,
+            role,
+        }),
+        _ => Err(invalid_credentials()),
+    }
+}

@@ -1,0 +1,103 @@
+//! The event-log port. Implemented on Postgres in `infrastructure::event_store`.
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use domain::{Checkpoint, ExpectedVersion, NewEvent, RecordedEvent, StreamId};
+use uuid::Uuid;
+
+/// Events for one stream inside an append.
+#[derive(Debug, Clone)]
+pub struct StreamAppend {
+    pub stream: StreamId,
+    pub expected: ExpectedVersion,
+    pub events: Vec<NewEvent>,
+}
+
+/// One atomic append: every stream's events are written in one statement or none are.
+#[derive(Debug, Clone)]
+pub struct AppendRequest {
+    pub organization_id: Uuid,
+    pub streams: Vec<StreamAppend>,
+    /// Unique per organization: repeating it appends nothing and returns the original positions.
+    pub idempotency_key: Option<String>,
+}
+
+impl AppendRequest {
+    pub fn single(organization_id: Uuid, stream: StreamId, expected: ExpectedVersion, events: Vec<NewEvent>) -> Self {
+        Self {
+            organization_id,
+            streams: vec![StreamAppend {
+                stream,
+                expected,
+                events,
+            }],
+            idempotency_key: None,
+        }
+    }
+
+    pub fn with_idempotency_key(mut self, key: impl Into<String>) -> Self {
+        self.idempotency_key = Some(key.into());
+        self
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AppendedEvent {
+    pub stream_version: i64,
+    pub checkpoint: Checkpoint,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AppendOutcome {
+    /// Positions of the appended events, in append order.
+    pub events: Vec<AppendedEvent>,
+    /// True when the idempotency key had been used: nothing new was written.
+    pub duplicate: bool,
+}
+
+impl AppendOutcome {
+    pub fn last_checkpoint(&self) -> Option<Checkpoint> {
+        self.events.iter().map(|e| e.checkpoint).max()
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum AppendError {
+    #[error("stream {stream_id} is at version {actual}, expected {expected:?}")]
+    VersionConflict {
+        stream_id: String,
+        expected: ExpectedVersion,
+        actual: i64,
+    },
+    #[error("event store failure: {0}")]
+    Store(String),
+}
+
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("event store failure: {0}")]
+pub struct StoreError(pub String);
+
+/// Events a reader has not yet seen, for lag reporting.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Backlog {
+    pub events: i64,
+    pub oldest_recorded_at: Option<DateTime<Utc>>,
+}
+
+#[async_trait]
+pub trait EventStore: Send + Sync {
+    async fn append(&self, request: AppendRequest) -> Result<AppendOutcome, AppendError>;
+
+    /// All events of one stream in version order, upcast to current versions.
+    async fn read_stream(&self, stream: &StreamId) -> Result<Vec<RecordedEvent>, StoreError>;
+
+    /// Up to `limit` events after `after`, in (transaction id, position) order, never
+    /// past an event that another transaction may still commit before them.
+    async fn read_all(&self, after: Checkpoint, limit: i64) -> Result<Vec<RecordedEvent>, StoreError>;
+
+    /// How many readable events lie after `after`, and how old the oldest is.
+    async fn backlog(&self, after: Checkpoint) -> Result<Backlog, StoreError>;
+
+    /// Highest global position in the log (0 when empty).
+    async fn head_position(&self) -> Result<i64, StoreError>;
+}

@@ -1,0 +1,9 @@
+//! Use cases and the ports they need. Orchestrates the domain; owns no SQL and no HTTP.
+
+pub mod aggregates;
+pub mod auth;
+pub mod clock;
+pub mod error;
+pub mod event_store;
+
+pub use error::{AppError, ErrorKind};

@@ -1,0 +1,654 @@
+//! Organizations, users, roles, sign-up, invitations and password resets.
+
+use crate::aggregate::Aggregate;
+use crate::events::DomainEvent;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use std::fmt;
+use std::str::FromStr;
+use uuid::Uuid;
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AuthError {
+    #[error("{field} is invalid: {reason}")]
+    Invalid { field: &'static str, reason: String },
+    #[error("an account with this e-mail address already exists")]
+    EmailTaken,
+    #[error("this organization already exists")]
+    OrganizationExists,
+    #[error("this user already exists")]
+    UserExists,
+    #[error("user not found")]
+    UserNotFound,
+    #[error("the reset token is invalid, expired or already used")]
+    InvalidResetToken,
+    #[error("a {inviter} may not invite a user with role {invitee}")]
+    RoleNotAllowed { inviter: Role, invitee: Role },
+}
+
+/// A normalized (trimmed, lower-cased) e-mail address.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct Email(String);
+
+impl Email {
+    pub fn parse(raw: &str) -> Result<Self, AuthError> {
+        let normalized = raw.trim().to_lowercase();
+        let invalid = |reason: &str| AuthError::Invalid {
+            field: "email",
+            reason: reason.to_owned(),
+        };
+        if normalized.len() > 254 {
+            return Err(invalid("must be at most 254 characters"));
+        }
+        let (local, domain) = normalized.split_once('@').ok_or_else(|| invalid("must contain @"))?;
+        let domain_ok = domain.contains('.')
+            && !domain.starts_with('.')
+            && !domain.ends_with('.')
+            && domain
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.');
+        if local.is_empty() || local.len() > 64 || local.contains(char::is_whitespace) {
+            return Err(invalid("has an invalid local part"));
+        }
+        if !domain_ok {
+            return Err(invalid("has an invalid domain"));
+        }
+        Ok(Self(normalized))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl TryFrom<String> for Email {
+    type Error = AuthError;
+    fn try_from(value: String) -> Result<Self, Self::Error> {
+        Self::parse(&value)
+    }
+}
+
+impl From<Email> for String {
+    fn from(value: Email) -> Self {
+        value.0
+    }
+}
+
+impl fmt::Display for Email {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// Passwords are checked before hashing; the upper bound keeps hashing cheap to refuse.
+pub fn validate_password(password: &str) -> Result<(), AuthError> {
+    let chars = password.chars().count();
+    if !(10..=128).contains(&chars) {
+        return Err(AuthError::Invalid {
+            field: "password",
+            reason: "must be between 10 and 128 characters".into(),
+        });
+    }
+    Ok(())
+}
+
+/// A required, trimmed, bounded display name.
+pub fn validate_name(field: &'static str, value: &str) -> Result<String, AuthError> {
+    let trimmed = value.trim();
+    if trimmed.is_empty() || trimmed.chars().count() > 200 {
+        return Err(AuthError::Invalid {
+            field,
+            reason: "must be between 1 and 200 characters".into(),
+        });
+    }
+    Ok(trimmed.to_owned())
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    Owner,
+    Admin,
+    Member,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Owner => "owner",
+            Role::Admin => "admin",
+            Role::Member => "member",
+        }
+    }
+
+    /// Owners invite anyone; admins invite admins and members; members invite nobody.
+    pub fn may_invite(self, invitee: Role) -> bool {
+        match self {
+            Role::Owner => true,
+            Role::Admin => invitee != Role::Owner,
+            Role::Member => false,
+        }
+    }
+
+    pub fn is_manager(self) -> bool {
+        matches!(self, Role::Owner | Role::Admin)
+    }
+}
+
+impl fmt::Display for Role {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for Role {
+    type Err = AuthError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "owner" => Ok(Role::Owner),
+            "admin" => Ok(Role::Admin),
+            "member" => Ok(Role::Member),
+            other => Err(AuthError::Invalid {
+                field: "role",
+                reason: format!("must be owner, admin or member, not {other:?}"),
+            }),
+        }
+    }
+}
+
+// ---------------------------------------------------------------- organization
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", content = "data")]
+pub enum OrganizationEvent {
+    #[serde(rename_all = "camelCase")]
+    OrganizationCreated {
+        name: String,
+        owner_user_id: Uuid,
+        created_at: DateTime<Utc>,
+    },
+}
+
+impl DomainEvent for OrganizationEvent {
+    fn event_type(&self) -> &'static str {
+        match self {
+            OrganizationEvent::OrganizationCreated { .. } => "OrganizationCreated",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum OrganizationCommand {
+    Create {
+        name: String,
+        owner_user_id: Uuid,
+        now: DateTime<Utc>,
+    },
+}
+
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Organization {
+    pub name: Option<String>,
+}
+
+impl Aggregate for Organization {
+    type Command = OrganizationCommand;
+    type Event = OrganizationEvent;
+    type Error = AuthError;
+    const STREAM_TYPE: &'static str = "organization";
+
+    fn decide(command: &OrganizationCommand, state: &Self) -> Result<Vec<OrganizationEvent>, AuthError> {
+        match command {
+            OrganizationCommand::Create {
+                name,
+                owner_user_id,
+                now,
+            } => {
+                if state.name.is_some() {
+                    return Err(AuthError::OrganizationExists);
+                }
+                Ok(vec![OrganizationEvent::OrganizationCreated {
+                    name: validate_name("organizationName", name)?,
+                    owner_user_id: *owner_user_id,
+                    created_at: *now,
+                }])
+            }
+        }
+    }
+
+    fn evolve(self, event: &OrganizationEvent) -> Self {
+        match event {
+            OrganizationEvent::OrganizationCreated { name, .. } => Organization {
+                name: Some(name.clone()),
+            },
+        }
+    }
+}
+
+// ---------------------------------------------------------------- e-mail claim
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", content = "data")]
+pub enum EmailClaimEvent {
+    #[serde(rename_all = "camelCase")]
+    EmailClaimed { user_id: Uuid },
+}
+
+impl DomainEvent for EmailClaimEvent {
+    fn event_type(&self) -> &'static str {
+        "EmailClaimed"
+    }
+}
+
+/// One stream per e-mail address: its first event makes the address taken,
+/// across every organization.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct EmailClaim {
+    pub user_id: Option<Uuid>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ClaimEmail {
+    pub user_id: Uuid,
+}
+
+impl Aggregate for EmailClaim {
+    type Command = ClaimEmail;
+    type Event = EmailClaimEvent;
+    type Error = AuthError;
+    const STREAM_TYPE: &'static str = "user-email";
+
+    fn decide(command: &ClaimEmail, state: &Self) -> Result<Vec<EmailClaimEvent>, AuthError> {
+        if state.user_id.is_some() {
+            return Err(AuthError::EmailTaken);
+        }
+        Ok(vec![EmailClaimEvent::EmailClaimed {
+            user_id: command.user_id,
+        }])
+    }
+
+    fn evolve(self, event: &EmailClaimEvent) -> Self {
+        match event {
+            EmailClaimEvent::EmailClaimed { user_id } => EmailClaim {
+                user_id: Some(*user_id),
+            },
+        }
+    }
+}
+
+// ---------------------------------------------------------------- user
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TokenPurpose {
+    Reset,
+    Invitation,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", content = "data")]
+pub enum UserEvent {
+    #[serde(rename_all = "camelCase")]
+    UserRegistered {
+        organization_id: Uuid,
+        email: Email,
+        name: String,
+        role: Role,
+        password_hash: Option<String>,
+        invited_by: Option<Uuid>,
+        registered_at: DateTime<Utc>,
+    },
+    #[serde(rename_all = "camelCase")]
+    PasswordResetRequested {
+        token_hash: String,
+        purpose: TokenPurpose,
+        expires_at: DateTime<Utc>,
+        requested_at: DateTime<Utc>,
+    },
+    #[serde(rename_all = "camelCase")]
+    PasswordChanged {
+        password_hash: String,
+        token_hash: String,
+        changed_at: DateTime<Utc>,
+    },
+}
+
+impl DomainEvent for UserEvent {
+    fn event_type(&self) -> &'static str {
+        match self {
+            UserEvent::UserRegistered { .. } => "UserRegistered",
+            UserEvent::PasswordResetRequested { .. } => "PasswordResetRequested",
+            UserEvent::PasswordChanged { .. } => "PasswordChanged",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct PendingToken {
+    pub token_hash: String,
+    pub expires_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct User {
+    pub organization_id: Option<Uuid>,
+    pub email: Option<Email>,
+    pub name: String,
+    pub role: Option<Role>,
+    pub password_hash: Option<String>,
+    /// The only token that may still set the password: a new request replaces it, use consumes it.
+    pub pending_token: Option<PendingToken>,
+}
+
+impl User {
+    pub fn exists(&self) -> bool {
+        self.organization_id.is_some()
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum UserCommand {
+    Register {
+        organization_id: Uuid,
+        email: Email,
+        name: String,
+        role: Role,
+        password_hash: Option<String>,
+        invited_by: Option<(Uuid, Role)>,
+        now: DateTime<Utc>,
+    },
+    IssuePasswordToken {
+        token_hash: String,
+        purpose: TokenPurpose,
+        expires_at: DateTime<Utc>,
+        now: DateTime<Utc>,
+    },
+    SetPasswordWithToken {
+        token_hash: String,
+        password_hash: String,
+        now: DateTime<Utc>,
+    },
+}
+
+impl Aggregate for User {
+    type Command = UserCommand;
+    type Event = UserEvent;
+    type Error = AuthError;
+    const STREAM_TYPE: &'static str = "user";
+
+    fn decide(command: &UserCommand, state: &Self) -> Result<Vec<UserEvent>, AuthError> {
+        match command {
+            UserCommand::Register {
+                organization_id,
+                email,
+                name,
+                role,
+                password_hash,
+                invited_by,
+                now,
+            } => {
+                if state.exists() {
+                    return Err(AuthError::UserExists);
+                }
+                if let Some((_, inviter_role)) = invited_by {
+                    if !inviter_role.may_invite(*role) {
+                        return Err(AuthError::RoleNotAllowed {
+                            inviter: *inviter_role,
+                            invitee: *role,
+                        });
+                    }
+                }
+                Ok(vec![UserEvent::UserRegistered {
+                    organization_id: *organization_id,
+                    email: email.clone(),
+                    name: validate_name("name", name)?,
+                    role: *role,
+                    password_hash: password_hash.clone(),
+                    invited_by: invited_by.map(|(id, _)| id),
+                    registered_at: *now,
+                }])
+            }
+            UserCommand::IssuePasswordToken {
+                token_hash,
+                purpose,
+                expires_at,
+                now,
+            } => {
+                if !state.exists() {
+                    return Err(AuthError::UserNotFound);
+                }
+                Ok(vec![UserEvent::PasswordResetRequested {
+                    token_hash: token_hash.clone(),
+                    purpose: *purpose,
+                    expires_at: *expires_at,
+                    requested_at: *now,
+                }])
+            }
+            UserCommand::SetPasswordWithToken {
+                token_hash,
+                password_hash,
+                now,
+            } => match &state.pending_token {
+                Some(pending) if pending.token_hash == *token_hash && pending.expires_at > *now => {
+                    Ok(vec![UserEvent::PasswordChanged {
+                        password_hash: password_hash.clone(),
+                        token_hash: token_hash.clone(),
+                        changed_at: *now,
+                    }])
+                }
+                _ => Err(AuthError::InvalidResetToken),
+            },
+        }
+    }
+
+    fn evolve(mut self, event: &UserEvent) -> Self {
+        match event {
+            UserEvent::UserRegistered {
+                organization_id,
+                email,
+                name,
+                role,
+                password_hash,
+                ..
+            } => {
+                self.organization_id = Some(*organization_id);
+                self.email = Some(email.clone());
+                self.name = name.clone();
+                self.role = Some(*role);
+                self.password_hash = password_hash.clone();
+            }
+            UserEvent::PasswordResetRequested {
+                token_hash, expires_at, ..
+            } => {
+                self.pending_token = Some(PendingToken {
+                    token_hash: token_hash.clone(),
+                    expires_at: *expires_at,
+                });
+            }
+            UserEvent::PasswordChanged { password_hash, .. } => {
+                self.password_hash = Some(password_hash.clone());
+                self.pending_token = None;
+            }
+        }
+        self
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::events::current_version;
+    use chrono::Duration;
+
+    fn now() -> DateTime<Utc> {
+        "2026-11-24T12:00:00Z".parse().unwrap()
+    }
+
+    fn registered(role: Role) -> User {
+        let events = User::decide(
+            &UserCommand::Register {
+                organization_id: Uuid::new_v4(),
+                email: Email::parse("a@example.com").unwrap(),
+                name: "Ada".into(),
+                role,
+                password_hash: Some("hash".into()),
+                invited_by: None,
+                now: now(),
+            },
+            &User::default(),
+        )
+        .unwrap();
+        User::fold(&events)
+    }
+
+    fn issue(user: User, hash: &str, expires_in: Duration) -> User {
+        let events = User::decide(
+            &UserCommand::IssuePasswordToken {
+                token_hash: hash.into(),
+                purpose: TokenPurpose::Reset,
+                expires_at: now() + expires_in,
+                now: now(),
+            },
+            &user,
+        )
+        .unwrap();
+        events.iter().fold(user, User::evolve)
+    }
+
+    fn set_password(user: &User, hash: &str, at: DateTime<Utc>) -> Result<Vec<UserEvent>, AuthError> {
+        User::decide(
+            &UserCommand::SetPasswordWithToken {
+                token_hash: hash.into(),
+                password_hash: "new".into(),
+                now: at,
+            },
+            user,
+        )
+    }
+
+    #[test]
+    fn emails_are_normalized_and_validated() {
+        assert_eq!(Email::parse("  Ada@Example.COM ").unwrap().as_str(), "ada@example.com");
+        for bad in [
+            "",
+            "no-at",
+            "@example.com",
+            "a@",
+            "a@nodot",
+            "a b@example.com",
+            "a@exa mple.com",
+        ] {
+            assert!(Email::parse(bad).is_err(), "{bad:?} accepted");
+        }
+    }
+
+    #[test]
+    fn a_token_is_single_use_and_expires() {
+        let user = issue(registered(Role::Owner), "t1", Duration::hours(1));
+        assert_eq!(
+            set_password(&user, "t1", now() + Duration::hours(2)),
+            Err(AuthError::InvalidResetToken)
+        );
+        assert_eq!(set_password(&user, "wrong", now()), Err(AuthError::InvalidResetToken));
+        let events = set_password(&user, "t1", now()).unwrap();
+        let user = events.iter().fold(user, User::evolve);
+        assert_eq!(user.password_hash.as_deref(), Some("new"));
+        assert_eq!(set_password(&user, "t1", now()), Err(AuthError::InvalidResetToken));
+    }
+
+    #[test]
+    fn a_new_token_supersedes_the_previous_one() {
+        let user = issue(registered(Role::Member), "old", Duration::hours(1));
+        let user = issue(user, "new", Duration::hours(1));
+        assert_eq!(set_password(&user, "old", now()), Err(AuthError::InvalidResetToken));
+        assert!(set_password(&user, "new", now()).is_ok());
+    }
+
+    #[test]
+    fn roles_bound_who_may_invite_whom() {
+        assert!(Role::Owner.may_invite(Role::Owner));
+        assert!(Role::Admin.may_invite(Role::Member));
+        assert!(!Role::Admin.may_invite(Role::Owner));
+        assert!(!Role::Member.may_invite(Role::Member));
+        let result = User::decide(
+            &UserCommand::Register {
+                organization_id: Uuid::new_v4(),
+                email: Email::parse("b@example.com").unwrap(),
+                name: "Bob".into(),
+                role: Role::Owner,
+                password_hash: None,
+                invited_by: Some((Uuid::new_v4(), Role::Admin)),
+                now: now(),
+            },
+            &User::default(),
+        );
+        assert!(matches!(result, Err(AuthError::RoleNotAllowed { .. })));
+    }
+
+    #[test]
+    fn a_user_or_email_or_organization_exists_once() {
+        assert!(matches!(
+            User::decide(
+                &UserCommand::Register {
+                    organization_id: Uuid::new_v4(),
+                    email: Email::parse("a@example.com").unwrap(),
+                    name: "Ada".into(),
+                    role: Role::Owner,
+                    password_hash: None,
+                    invited_by: None,
+                    now: now(),
+                },
+                &registered(Role::Owner)
+            ),
+            Err(AuthError::UserExists)
+        ));
+        let claim = EmailClaim::fold(&[EmailClaimEvent::EmailClaimed {
+            user_id: Uuid::new_v4(),
+        }]);
+        assert_eq!(
+            EmailClaim::decide(
+                &ClaimEmail {
+                    user_id: Uuid::new_v4()
+                },
+                &claim
+            ),
+            Err(AuthError::EmailTaken)
+        );
+    }
+
+    #[test]
+    fn every_auth_event_is_catalogued_and_round_trips() {
+        use crate::event_log::EventMetadata;
+        let samples: Vec<UserEvent> = vec![
+            UserEvent::UserRegistered {
+                organization_id: Uuid::new_v4(),
+                email: Email::parse("a@example.com").unwrap(),
+                name: "Ada".into(),
+                role: Role::Admin,
+                password_hash: None,
+                invited_by: Some(Uuid::new_v4()),
+                registered_at: now(),
+            },
+            UserEvent::PasswordResetRequested {
+                token_hash: "h".into(),
+                purpose: TokenPurpose::Invitation,
+                expires_at: now(),
+                requested_at: now(),
+            },
+            UserEvent::PasswordChanged {
+                password_hash: "p".into(),
+                token_hash: "h".into(),
+                changed_at: now(),
+            },
+        ];
+        for event in samples {
+            let stored = event.to_new_event(&EventMetadata::default());
+            assert_eq!(Some(stored.event_version), current_version(&stored.event_type));
+            let back = UserEvent::decode(&stored.event_type, stored.event_version, &stored.payload).unwrap();
+            assert_eq!(back, event);
+        }
+        assert!(current_version("OrganizationCreated").is_some());
+        assert!(current_version("EmailClaimed").is_some());
+    }
+}

@@ -1,0 +1,199 @@
+//! The event catalogue: every event type VoxReach stores, its current schema
+//! version, the stream it lives in and what it means. This is the one place
+//! events are documented. A stored event's meaning never changes: a new schema
+//! gets a new version here plus an upcaster from the old one.
+
+use crate::event_log::{EventMetadata, NewEvent};
+use serde::{de::DeserializeOwned, Serialize};
+use uuid::Uuid;
+
+/// One entry of the catalogue.
+#[derive(Debug, Clone, Copy)]
+pub struct EventSpec {
+    pub event_type: &'static str,
+    pub version: i32,
+    pub stream_type: &'static str,
+    pub meaning: &'static str,
+}
+
+pub const CATALOGUE: &[EventSpec] = &[
+    EventSpec {
+        event_type: "OrganizationCreated",
+        version: 1,
+        stream_type: "organization",
+        meaning: "A customer organization (tenant) was created by its first owner at sign-up. Payload: name, ownerUserId, createdAt.",
+    },
+    EventSpec {
+        event_type: "EmailClaimed",
+        version: 1,
+        stream_type: "user-email",
+        meaning: "An e-mail address (normalized, stream keyed by its SHA-256) was claimed by a user; guarantees one account per address across all organizations. Payload: userId.",
+    },
+    EventSpec {
+        event_type: "UserRegistered",
+        version: 1,
+        stream_type: "user",
+        meaning: "A user joined an organization, either by sign-up (owner, with a password) or by invitation (no password until the invitation is accepted). Payload: email, name, role, passwordHash (argon2, optional), invitedBy (optional), registeredAt.",
+    },
+    EventSpec {
+        event_type: "PasswordResetRequested",
+        version: 1,
+        stream_type: "user",
+        meaning: "A single-use token to set the password was issued (purpose reset or invitation); only its SHA-256 is stored. Supersedes earlier unused tokens. Payload: tokenHash, purpose, expiresAt, requestedAt.",
+    },
+    EventSpec {
+        event_type: "PasswordChanged",
+        version: 1,
+        stream_type: "user",
+        meaning: "The user's password was set through a reset or invitation token, which is consumed. Payload: passwordHash, tokenHash, changedAt.",
+    },
+];
+
+/// Current schema version of an event type, if it is in the catalogue.
+pub fn current_version(event_type: &str) -> Option<i32> {
+    CATALOGUE
+        .iter()
+        .find(|spec| spec.event_type == event_type)
+        .map(|spec| spec.version)
+}
+
+/// Translates one stored event from `from_version` to `from_version + 1`.
+#[derive(Debug, Clone, Copy)]
+pub struct Upcaster {
+    pub event_type: &'static str,
+    pub from_version: i32,
+    pub upcast: fn(serde_json::Value) -> serde_json::Value,
+}
+
+/// The upcasters of stored event versions that are no longer current.
+/// Empty while every event type is at its first version.
+pub const UPCASTERS: &[Upcaster] = &[];
+
+/// Brings a stored payload up to the current version of its type.
+pub fn upcast(event_type: &str, version: i32, payload: serde_json::Value) -> (i32, serde_json::Value) {
+    upcast_with(UPCASTERS, event_type, version, payload)
+}
+
+/// `upcast` over an explicit chain, so the mechanism is testable before any
+/// event has a second version.
+pub fn upcast_with(
+    upcasters: &[Upcaster],
+    event_type: &str,
+    mut version: i32,
+    mut payload: serde_json::Value,
+) -> (i32, serde_json::Value) {
+    while let Some(step) = upcasters
+        .iter()
+        .find(|u| u.event_type == event_type && u.from_version == version)
+    {
+        payload = (step.upcast)(payload);
+        version += 1;
+    }
+    (version, payload)
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum DecodeError {
+    #[error("event type {event_type} version {version} is not the current version {current:?}")]
+    UnknownVersion {
+        event_type: String,
+        version: i32,
+        current: Option<i32>,
+    },
+    #[error("event {event_type} payload does not match its schema: {source}")]
+    Payload {
+        event_type: String,
+        source: serde_json::Error,
+    },
+}
+
+/// A typed event enum of one aggregate. Enums are serialized adjacently tagged
+/// (`#[serde(tag = "type", content = "data")]`): the tag is the stored event
+/// type, the content the payload.
+pub trait DomainEvent: Sized + Serialize + DeserializeOwned {
+    fn event_type(&self) -> &'static str;
+
+    fn to_new_event(&self, metadata: &EventMetadata) -> NewEvent {
+        let event_type = self.event_type();
+        let mut tagged = serde_json::to_value(self).expect("domain events serialize to JSON");
+        let payload = tagged
+            .get_mut("data")
+            .map(serde_json::Value::take)
+            .unwrap_or(serde_json::Value::Null);
+        NewEvent {
+            event_id: Uuid::now_v7(),
+            event_type: event_type.to_owned(),
+            event_version: current_version(event_type)
+                .unwrap_or_else(|| panic!("event type {event_type} is missing from the catalogue")),
+            payload,
+            metadata: metadata.clone(),
+        }
+    }
+
+    /// Decodes an event that the store already upcast to its current version.
+    fn decode(event_type: &str, version: i32, payload: &serde_json::Value) -> Result<Self, DecodeError> {
+        let current = current_version(event_type);
+        if current != Some(version) {
+            return Err(DecodeError::UnknownVersion {
+                event_type: event_type.to_owned(),
+                version,
+                current,
+            });
+        }
+        let tagged = serde_json::json!({ "type": event_type, "data": payload });
+        serde_json::from_value(tagged).map_err(|source| DecodeError::Payload {
+            event_type: event_type.to_owned(),
+            source,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn catalogue_has_no_duplicate_types() {
+        let mut names: Vec<_> = CATALOGUE.iter().map(|s| s.event_type).collect();
+        names.sort_unstable();
+        let before = names.len();
+        names.dedup();
+        assert_eq!(before, names.len());
+    }
+
+    #[test]
+    fn upcasting_walks_the_chain_to_the_newest_version() {
+        fn rename_phone(mut v: serde_json::Value) -> serde_json::Value {
+            let phone = v["phone"].take();
+            v["customerNumber"] = phone;
+            v.as_object_mut().unwrap().remove("phone");
+            v
+        }
+        fn add_direction(mut v: serde_json::Value) -> serde_json::Value {
+            v["direction"] = json!("outbound");
+            v
+        }
+        let chain = [
+            Upcaster {
+                event_type: "CallRequested",
+                from_version: 1,
+                upcast: rename_phone,
+            },
+            Upcaster {
+                event_type: "CallRequested",
+                from_version: 2,
+                upcast: add_direction,
+            },
+        ];
+        let (version, payload) = upcast_with(&chain, "CallRequested", 1, json!({"phone": "+15551234567"}));
+        assert_eq!(version, 3);
+        assert_eq!(
+            payload,
+            json!({"customerNumber": "+15551234567", "direction": "outbound"})
+        );
+
+        let untouched = upcast_with(&chain, "OtherEvent", 1, json!({"a": 1}));
+        assert_eq!(untouched, (1, json!({"a": 1})));
+    }
+}

@@ -1,0 +1,11 @@
+//! Pure domain model of VoxReach: event-log value types, the event catalogue,
+//! and one decider per aggregate. No IO, no async, no clock: time is passed in.
+
+pub mod aggregate;
+pub mod auth;
+pub mod event_log;
+pub mod events;
+
+pub use aggregate::Aggregate;
+pub use event_log::{Checkpoint, EventMetadata, ExpectedVersion, NewEvent, RecordedEvent, StreamId};
+pub use events::DomainEvent;

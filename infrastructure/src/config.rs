@@ -1,0 +1,241 @@
+//! Configuration from environment variables, each malformed value named in the error.
+
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine;
+use rand::RngCore;
+use serde::{Deserialize, Serialize};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+pub const DEFAULT_BIND: &str = "127.0.0.1:8080";
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{variable} is malformed: {reason}")]
+    Malformed { variable: &'static str, reason: String },
+    #[error("{variable} must be set when DATABASE_URL is set (the embedded database keeps generated keys in its data directory; an external one cannot)")]
+    Missing { variable: &'static str },
+    #[error("could not keep generated keys in {path}: {source}")]
+    KeyFile { path: PathBuf, source: std::io::Error },
+}
+
+/// Settings read from the environment before any key is resolved.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub database_url: Option<String>,
+    pub bind: SocketAddr,
+    pub jwt_secret: Option<Vec<u8>>,
+    pub encryption_key: Option<[u8; 32]>,
+    pub public_url: url::Url,
+}
+
+/// Keys ready to use.
+#[derive(Clone)]
+pub struct Keys {
+    pub jwt_secret: Vec<u8>,
+    pub encryption_key: [u8; 32],
+}
+
+impl std::fmt::Debug for Keys {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Keys(..)")
+    }
+}
+
+impl Settings {
+    /// Reads `DATABASE_URL`, `VOXREACH_BIND`, `VOXREACH_JWT_SECRET`,
+    /// `VOXREACH_ENCRYPTION_KEY`, `VOXREACH_PUBLIC_URL` through `lookup`.
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let non_empty = |name: &str| lookup(name).filter(|v| !v.trim().is_empty());
+
+        let database_url = non_empty("DATABASE_URL");
+        if let Some(url) = &database_url {
+            url::Url::parse(url).map_err(|e| ConfigError::Malformed {
+                variable: "DATABASE_URL",
+                reason: e.to_string(),
+            })?;
+        }
+        let bind_raw = non_empty("VOXREACH_BIND").unwrap_or_else(|| DEFAULT_BIND.to_owned());
+        let bind = bind_raw.parse().map_err(|_| ConfigError::Malformed {
+            variable: "VOXREACH_BIND",
+            reason: format!("{bind_raw:?} is not an address like 127.0.0.1:8080"),
+        })?;
+        let jwt_secret = non_empty("VOXREACH_JWT_SECRET").map(|s| s.into_bytes());
+        if jwt_secret.as_ref().is_some_and(|s| s.len() < 32) {
+            return Err(ConfigError::Malformed {
+                variable: "VOXREACH_JWT_SECRET",
+                reason: "must be at least 32 bytes".into(),
+            });
+        }
+        let encryption_key = non_empty("VOXREACH_ENCRYPTION_KEY")
+            .map(|raw| parse_encryption_key(&raw))
+            .transpose()?;
+        let public_url_raw = non_empty("VOXREACH_PUBLIC_URL").unwrap_or_else(|| format!("http://{bind}"));
+        let public_url = url::Url::parse(&public_url_raw)
+            .ok()
+            .filter(|u| matches!(u.scheme(), "http" | "https"))
+            .ok_or_else(|| ConfigError::Malformed {
+                variable: "VOXREACH_PUBLIC_URL",
+                reason: format!("{public_url_raw:?} is not an http(s) URL"),
+            })?;
+        Ok(Self {
+            database_url,
+            bind,
+            jwt_secret,
+            encryption_key,
+            public_url,
+        })
+    }
+
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    /// The public URL without a trailing slash, for building links.
+    pub fn public_base(&self) -> String {
+        self.public_url.as_str().trim_end_matches('/').to_owned()
+    }
+
+    /// Keys given in the environment, or with `DATABASE_URL` unset, generated
+    /// once and kept in `key_dir` so tokens and encrypted secrets survive restarts.
+    pub fn resolve_keys(&self, key_dir: Option<&Path>) -> Result<Keys, ConfigError> {
+        if let (Some(jwt_secret), Some(encryption_key)) = (&self.jwt_secret, self.encryption_key) {
+            return Ok(Keys {
+                jwt_secret: jwt_secret.clone(),
+                encryption_key,
+            });
+        }
+        let Some(dir) = key_dir.filter(|_| self.database_url.is_none()) else {
+            let variable = if self.jwt_secret.is_none() {
+                "VOXREACH_JWT_SECRET"
+            } else {
+                "VOXREACH_ENCRYPTION_KEY"
+            };
+            return Err(ConfigError::Missing { variable });
+        };
+        let stored = StoredKeys::load_or_create(&dir.join("keys.json"))?;
+        if self.jwt_secret.is_none() {
+            tracing::warn!(
+                "VOXREACH_JWT_SECRET is not set: using a generated secret kept in {}; set it in production",
+                dir.display()
+            );
+        }
+        if self.encryption_key.is_none() {
+            tracing::warn!("VOXREACH_ENCRYPTION_KEY is not set: using a generated key kept in {}; back it up or encrypted secrets are lost", dir.display());
+        }
+        Ok(Keys {
+            jwt_secret: self.jwt_secret.clone().unwrap_or(stored.jwt_secret.into_bytes()),
+            encryption_key: match self.encryption_key {
+                Some(key) => key,
+                None => parse_encryption_key(&stored.encryption_key)?,
+            },
+        })
+    }
+}
+
+fn parse_encryption_key(raw: &str) -> Result<[u8; 32], ConfigError> {
+    let malformed = |reason: &str| ConfigError::Malformed {
+        variable: "VOXREACH_ENCRYPTION_KEY",
+        reason: reason.into(),
+    };
+    let bytes = STANDARD.decode(raw.trim()).map_err(|_| malformed("must be base64"))?;
+    bytes
+        .try_into()
+        .map_err(|_| malformed("must decode to exactly 32 bytes"))
+}
+
+#[derive(Serialize, Deserialize)]
+struct StoredKeys {
+    jwt_secret: String,
+    encryption_key: String,
+}
+
+impl StoredKeys {
+    fn load_or_create(path: &Path) -> Result<Self, ConfigError> {
+        let io = |source| ConfigError::KeyFile {
+            path: path.to_owned(),
+            source,
+        };
+        if let Ok(text) = std::fs::read_to_string(path) {
+            return serde_json::from_str(&text).map_err(|e| io(std::io::Error::other(e)));
+        }
+        let random = |len: usize| {
+            let mut bytes = vec![0u8; len];
+            rand::rngs::OsRng.fill_bytes(&mut bytes);
+            STANDARD.encode(bytes)
+        };
+        let keys = StoredKeys {
+            jwt_secret: random(48),
+            encryption_key: random(32),
+        };
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent).map_err(io)?;
+        }
+        write_private(path, &serde_json::to_string_pretty(&keys).expect("keys serialize")).map_err(io)?;
+        Ok(keys)
+    }
+}
+
+/// Writes a file only its owner can read.
+fn write_private(path: &Path, contents: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)?;
+    file.write_all(contents.as_bytes())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn settings(vars: &[(&str, &str)]) -> Result<Settings, ConfigError> {
+        let map: HashMap<String, String> = vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        Settings::from_lookup(|name| map.get(name).cloned())
+    }
+
+    #[test]
+    fn defaults_apply_when_nothing_is_set() {
+        let s = settings(&[]).unwrap();
+        assert_eq!(s.bind.to_string(), DEFAULT_BIND);
+        assert_eq!(s.public_base(), "http://127.0.0.1:8080");
+        assert!(s.database_url.is_none());
+    }
+
+    #[test]
+    fn malformed_values_are_named() {
+        for (name, value) in [
+            ("VOXREACH_BIND", "not-an-address"),
+            ("VOXREACH_ENCRYPTION_KEY", "c2hvcnQ="),
+            ("VOXREACH_ENCRYPTION_KEY", "%%%"),
+            ("VOXREACH_JWT_SECRET", "short"),
+            ("VOXREACH_PUBLIC_URL", "ftp://example.com"),
+            ("DATABASE_URL", "::"),
+        ] {
+            let error = settings(&[(name, value)]).unwrap_err();
+            assert!(error.to_string().starts_with(name), "{name}: {error}");
+        }
+    }
+
+    #[test]
+    fn an_external_database_requires_explicit_keys() {
+        let s = settings(&[("DATABASE_URL", "postgres://localhost/x")]).unwrap();
+        let error = s.resolve_keys(Some(Path::new("/tmp"))).unwrap_err();
+        assert!(error.to_string().contains("VOXREACH_JWT_SECRET"));
+    }
+
+    #[test]
+    fn generated_keys_are_kept_and_reused() {
+        let dir = std::env::temp_dir().join(format!("voxreach-keys-{}", uuid::Uuid::new_v4()));
+        let s = settings(&[]).unwrap();
+        let first = s.resolve_keys(Some(&dir)).unwrap();
+        let second = s.resolve_keys(Some(&dir)).unwrap();
+        assert_eq!(first.jwt_secret, second.jwt_secret);
+        assert_eq!(first.encryption_key, second.encryption_key);
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+}

@@ -1,0 +1,341 @@
+//! The event log on Postgres (DESIGN.md §3): one-statement batch appends with
+//! optimistic concurrency and idempotency keys, gap-safe global reads, upcasting.
+
+use application::event_store::{
+    AppendError, AppendOutcome, AppendRequest, AppendedEvent, Backlog, EventStore, StoreError,
+};
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use domain::{Checkpoint, EventMetadata, ExpectedVersion, RecordedEvent, StreamId};
+use sqlx::postgres::PgRow;
+use sqlx::{PgPool, Row};
+use std::collections::HashMap;
+use std::sync::Arc;
+use tokio::sync::Notify;
+use uuid::Uuid;
+
+/// Channel on which appends announce new events. Only a wake-up: readers poll too.
+pub const EVENTS_CHANNEL: &str = "voxreach_events";
+
+/// `Any` appends race only against each other; a few retries settle them.
+const ANY_VERSION_RETRIES: usize = 5;
+
+const APPEND_SQL: &str = r#"
+WITH input AS (
+    SELECT *
+    FROM UNNEST($2::text[], $3::text[], $4::bigint[], $5::uuid[], $6::text[], $7::int[], $8::jsonb[], $9::jsonb[])
+        WITH ORDINALITY AS t(stream_id, stream_type, expected, event_id, event_type, event_version, payload, metadata, ord)
+),
+current_versions AS (
+    SELECT s.stream_id,
+           COALESCE((SELECT max(e.stream_version) FROM events e WHERE e.stream_id = s.stream_id), 0) AS version
+    FROM (SELECT DISTINCT stream_id FROM input) s
+),
+accepted AS (
+    SELECT NOT EXISTS (
+        SELECT 1 FROM input i JOIN current_versions c USING (stream_id)
+        WHERE i.expected >= 0 AND i.expected <> c.version
+    ) AS ok
+)
+INSERT INTO events (organization_id, stream_id, stream_type, stream_version, event_id,
+                    event_type, event_version, payload, metadata, idempotency_key)
+SELECT $1, i.stream_id, i.stream_type,
+       c.version + row_number() OVER (PARTITION BY i.stream_id ORDER BY i.ord),
+       i.event_id, i.event_type, i.event_version, i.payload, i.metadata,
+       CASE WHEN i.ord = 1 THEN $10 END
+FROM input i JOIN current_versions c USING (stream_id) CROSS JOIN accepted
+WHERE accepted.ok
+ORDER BY i.ord
+RETURNING event_id, stream_version, global_position, transaction_id::text::bigint AS transaction_id
+"#;
+
+const SELECT_EVENT_COLUMNS: &str = "global_position, transaction_id::text::bigint AS transaction_id, organization_id, \
+     stream_id, stream_type, stream_version, event_id, event_type, event_version, payload, metadata, recorded_at";
+
+#[derive(Clone)]
+pub struct PgEventStore {
+    pool: PgPool,
+    wake: Arc<Notify>,
+}
+
+impl PgEventStore {
+    /// Must be called inside a Tokio runtime: it starts the task that turns
+    /// appends into coalesced `NOTIFY`s, keeping NOTIFY's commit-time lock off
+    /// the append path.
+    pub fn new(pool: PgPool) -> Self {
+        let wake = Arc::new(Notify::new());
+        let notifier_pool = pool.clone();
+        let notifier_wake = Arc::downgrade(&wake);
+        tokio::spawn(async move {
+            loop {
+                let Some(wake) = notifier_wake.upgrade() else { break };
+                wake.notified().await;
+                drop(wake);
+                if let Err(error) = sqlx::query("SELECT pg_notify($1, '')")
+                    .bind(EVENTS_CHANNEL)
+                    .execute(&notifier_pool)
+                    .await
+                {
+                    tracing::debug!(%error, "could not announce new events; readers will poll");
+                }
+            }
+        });
+        Self { pool, wake }
+    }
+
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+
+    async fn try_append(&self, request: &AppendRequest) -> Result<Vec<PgRow>, sqlx::Error> {
+        let rows = request
+            .streams
+            .iter()
+            .flat_map(|s| s.events.iter().map(move |e| (s, e)));
+        let (mut stream_ids, mut stream_types, mut expected, mut event_ids) = (vec![], vec![], vec![], vec![]);
+        let (mut event_types, mut versions, mut payloads, mut metadata) = (vec![], vec![], vec![], vec![]);
+        for (stream, event) in rows {
+            stream_ids.push(stream.stream.to_string());
+            stream_types.push(stream.stream.stream_type().to_owned());
+            expected.push(match stream.expected {
+                ExpectedVersion::Any => -1,
+                ExpectedVersion::NoStream => 0,
+                ExpectedVersion::Exact(v) => v,
+            });
+            event_ids.push(event.event_id);
+            event_types.push(event.event_type.clone());
+            versions.push(event.event_version);
+            payloads.push(event.payload.clone());
+            metadata.push(serde_json::to_value(&event.metadata).unwrap_or_default());
+        }
+        sqlx::query(APPEND_SQL)
+            .bind(request.organization_id)
+            .bind(stream_ids)
+            .bind(stream_types)
+            .bind(expected)
+            .bind(event_ids)
+            .bind(event_types)
+            .bind(versions)
+            .bind(payloads)
+            .bind(metadata)
+            .bind(request.idempotency_key.as_deref())
+            .fetch_all(&self.pool)
+            .await
+    }
+
+    /// The events an earlier append with the same key wrote.
+    async fn earlier_append(&self, organization_id: Uuid, key: &str) -> Result<Option<Vec<AppendedEvent>>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT stream_version, global_position, transaction_id::text::bigint AS transaction_id FROM events
+             WHERE transaction_id = (SELECT transaction_id FROM events WHERE organization_id = $1 AND idempotency_key = $2)
+             ORDER BY global_position",
+        )
+        .bind(organization_id)
+        .bind(key)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(store_error)?;
+        if rows.is_empty() {
+            return Ok(None);
+        }
+        Ok(Some(rows.iter().map(appended_event).collect()))
+    }
+
+    /// Names the stream whose expectation failed.
+    async fn conflict(&self, request: &AppendRequest) -> AppendError {
+        for stream in &request.streams {
+            let actual: Result<i64, _> =
+                sqlx::query_scalar("SELECT COALESCE(max(stream_version), 0) FROM events WHERE stream_id = $1")
+                    .bind(stream.stream.to_string())
+                    .fetch_one(&self.pool)
+                    .await;
+            let actual = match actual {
+                Ok(v) => v,
+                Err(e) => return AppendError::Store(e.to_string()),
+            };
+            let matches = match stream.expected {
+                ExpectedVersion::Any => true,
+                ExpectedVersion::NoStream => actual == 0,
+                ExpectedVersion::Exact(v) => actual == v,
+            };
+            if !matches {
+                return AppendError::VersionConflict {
+                    stream_id: stream.stream.to_string(),
+                    expected: stream.expected,
+                    actual,
+                };
+            }
+        }
+        // Every expectation holds now: the conflicting writer has since committed
+        // at exactly our expected version, which only `Exact` can race on.
+        let first = &request.streams[0];
+        AppendError::VersionConflict {
+            stream_id: first.stream.to_string(),
+            expected: first.expected,
+            actual: -1,
+        }
+    }
+
+    fn announce(&self) {
+        self.wake.notify_one();
+    }
+}
+
+fn store_error(error: sqlx::Error) -> StoreError {
+    StoreError(error.to_string())
+}
+
+fn appended_event(row: &PgRow) -> AppendedEvent {
+    AppendedEvent {
+        stream_version: row.get("stream_version"),
+        checkpoint: Checkpoint {
+            transaction_id: row.get("transaction_id"),
+            global_position: row.get("global_position"),
+        },
+    }
+}
+
+fn unique_violation(error: &sqlx::Error) -> Option<String> {
+    match error {
+        sqlx::Error::Database(db) if db.code().as_deref() == Some("23505") => {
+            Some(db.constraint().unwrap_or_default().to_owned())
+        }
+        _ => None,
+    }
+}
+
+fn recorded_event(row: &PgRow) -> Result<RecordedEvent, sqlx::Error> {
+    let event_type: String = row.try_get("event_type")?;
+    let (event_version, payload) =
+        domain::events::upcast(&event_type, row.try_get("event_version")?, row.try_get("payload")?);
+    let metadata: serde_json::Value = row.try_get("metadata")?;
+    Ok(RecordedEvent {
+        global_position: row.try_get("global_position")?,
+        transaction_id: row.try_get("transaction_id")?,
+        organization_id: row.try_get("organization_id")?,
+        stream_id: row.try_get("stream_id")?,
+        stream_type: row.try_get("stream_type")?,
+        stream_version: row.try_get("stream_version")?,
+        event_id: row.try_get("event_id")?,
+        event_type,
+        event_version,
+        payload,
+        metadata: serde_json::from_value::<EventMetadata>(metadata).unwrap_or_default(),
+        recorded_at: row.try_get("recorded_at")?,
+    })
+}
+
+#[async_trait]
+impl EventStore for PgEventStore {
+    async fn append(&self, request: AppendRequest) -> Result<AppendOutcome, AppendError> {
+        if request.streams.iter().all(|s| s.events.is_empty()) {
+            return Ok(AppendOutcome {
+                events: vec![],
+                duplicate: false,
+            });
+        }
+        let only_any = request.streams.iter().all(|s| s.expected == ExpectedVersion::Any);
+        let mut attempts = 0;
+        loop {
+            attempts += 1;
+            let failure = match self.try_append(&request).await {
+                Ok(rows) if !rows.is_empty() => {
+                    self.announce();
+                    let by_id: HashMap<Uuid, AppendedEvent> = rows
+                        .iter()
+                        .map(|row| (row.get("event_id"), appended_event(row)))
+                        .collect();
+                    let events = request
+                        .streams
+                        .iter()
+                        .flat_map(|s| &s.events)
+                        .filter_map(|e| by_id.get(&e.event_id).copied())
+                        .collect();
+                    return Ok(AppendOutcome {
+                        events,
+                        duplicate: false,
+                    });
+                }
+                Ok(_) => None,
+                Err(error) => match unique_violation(&error) {
+                    Some(constraint) => Some(constraint),
+                    None => return Err(AppendError::Store(error.to_string())),
+                },
+            };
+            if let Some(key) = &request.idempotency_key {
+                let earlier = self
+                    .earlier_append(request.organization_id, key)
+                    .await
+                    .map_err(|e| AppendError::Store(e.0))?;
+                if let Some(events) = earlier {
+                    return Ok(AppendOutcome {
+                        events,
+                        duplicate: true,
+                    });
+                }
+            }
+            let raced_on_version = failure.as_deref() == Some("events_stream_version_unique");
+            if only_any && raced_on_version && attempts < ANY_VERSION_RETRIES {
+                continue;
+            }
+            if failure.as_deref() == Some("events_idempotency_key_unique") && attempts < ANY_VERSION_RETRIES {
+                // The other append with this key has not committed yet; look again.
+                continue;
+            }
+            return Err(self.conflict(&request).await);
+        }
+    }
+
+    async fn read_stream(&self, stream: &StreamId) -> Result<Vec<RecordedEvent>, StoreError> {
+        let sql = format!("SELECT {SELECT_EVENT_COLUMNS} FROM events WHERE stream_id = $1 ORDER BY stream_version");
+        sqlx::query(&sql)
+            .bind(stream.to_string())
+            .fetch_all(&self.pool)
+            .await
+            .and_then(|rows| rows.iter().map(recorded_event).collect())
+            .map_err(store_error)
+    }
+
+    async fn read_all(&self, after: Checkpoint, limit: i64) -> Result<Vec<RecordedEvent>, StoreError> {
+        // Only transactions older than every still-running one are final: an
+        // event of a running transaction may yet commit before those we return.
+        let sql = format!(
+            "SELECT {SELECT_EVENT_COLUMNS} FROM events
+             WHERE (transaction_id, global_position) > ($1::text::xid8, $2)
+               AND transaction_id < pg_snapshot_xmin(pg_current_snapshot())
+             ORDER BY transaction_id, global_position
+             LIMIT $3"
+        );
+        sqlx::query(&sql)
+            .bind(after.transaction_id.to_string())
+            .bind(after.global_position)
+            .bind(limit)
+            .fetch_all(&self.pool)
+            .await
+            .and_then(|rows| rows.iter().map(recorded_event).collect())
+            .map_err(store_error)
+    }
+
+    async fn backlog(&self, after: Checkpoint) -> Result<Backlog, StoreError> {
+        let row = sqlx::query(
+            "SELECT count(*) AS events, min(recorded_at) AS oldest FROM events
+             WHERE (transaction_id, global_position) > ($1::text::xid8, $2)",
+        )
+        .bind(after.transaction_id.to_string())
+        .bind(after.global_position)
+        .fetch_one(&self.pool)
+        .await
+        .map_err(store_error)?;
+        Ok(Backlog {
+            events: row.get("events"),
+            oldest_recorded_at: row.get::<Option<DateTime<Utc>>, _>("oldest"),
+        })
+    }
+
+    async fn head_position(&self) -> Result<i64, StoreError> {
+        sqlx::query_scalar("SELECT COALESCE(max(global_position), 0) FROM events")
+            .fetch_one(&self.pool)
+            .await
+            .map_err(store_error)
+    }
+}

@@ -1,0 +1,13 @@
+//! Implementations of the application's ports: the Postgres event store,
+//! crypto, tokens, mail, configuration and the embedded PostgreSQL bootstrap.
+
+pub mod config;
+pub mod database;
+pub mod embedded_postgres;
+pub mod event_store;
+pub mod login_throttle;
+pub mod mailer;
+pub mod passwords;
+pub mod secret_box;
+pub mod secret_tokens;
+pub mod sessions;

@@ -1,0 +1,101 @@
+//! Failed sign-in counting in Postgres, so every server process sees the same lockouts.
+
+use application::auth::LoginThrottle;
+use application::AppError;
+use async_trait::async_trait;
+use sqlx::PgPool;
+use std::time::Duration;
+
+#[derive(Debug, Clone, Copy)]
+pub struct ThrottlePolicy {
+    /// Failures per e-mail address within the window before it locks.
+    pub per_account: i32,
+    /// Failures per client address within the window before it locks; higher,
+    /// since offices share addresses.
+    pub per_client: i32,
+    pub window: Duration,
+    pub lockout: Duration,
+}
+
+impl Default for ThrottlePolicy {
+    fn default() -> Self {
+        Self {
+            per_account: 5,
+            per_client: 20,
+            window: Duration::from_secs(15 * 60),
+            lockout: Duration::from_secs(15 * 60),
+        }
+    }
+}
+
+#[derive(Clone)]
+pub struct PgLoginThrottle {
+    pool: PgPool,
+    policy: ThrottlePolicy,
+}
+
+impl PgLoginThrottle {
+    pub fn new(pool: PgPool, policy: ThrottlePolicy) -> Self {
+        Self { pool, policy }
+    }
+
+    fn limit_for(&self, key: &str) -> i32 {
+        if key.starts_with("ip:") {
+            self.policy.per_client
+        } else {
+            self.policy.per_account
+        }
+    }
+}
+
+fn failed(error: sqlx::Error) -> AppError {
+    AppError::internal("updating sign-in throttling", error)
+}
+
+#[async_trait]
+impl LoginThrottle for PgLoginThrottle {
+    async fn blocked_for(&self, keys: &[String]) -> Result<Option<Duration>, AppError> {
+        let seconds: Option<f64> = sqlx::query_scalar(
+            "SELECT EXTRACT(EPOCH FROM max(locked_until) - now())::float8 FROM login_throttle
+             WHERE key = ANY($1) AND locked_until > now()",
+        )
+        .bind(keys)
+        .fetch_one(&self.pool)
+        .await
+        .map_err(failed)?;
+        Ok(seconds.map(|s| Duration::from_secs(s.ceil().max(1.0) as u64)))
+    }
+
+    async fn record_failure(&self, keys: &[String]) -> Result<(), AppError> {
+        let limits: Vec<i32> = keys.iter().map(|k| self.limit_for(k)).collect();
+        sqlx::query(
+            "INSERT INTO login_throttle AS t (key, failures, window_started_at, locked_until)
+             SELECT k, 1, now(), CASE WHEN l <= 1 THEN now() + $3 END FROM UNNEST($1::text[], $2::int[]) AS u(k, l)
+             ON CONFLICT (key) DO UPDATE SET
+                failures = CASE WHEN t.window_started_at < now() - $4 THEN 1 ELSE t.failures + 1 END,
+                window_started_at = CASE WHEN t.window_started_at < now() - $4 THEN now() ELSE t.window_started_at END,
+                locked_until = CASE
+                    WHEN t.window_started_at >= now() - $4
+                         AND t.failures + 1 >= (SELECT l FROM UNNEST($1::text[], $2::int[]) AS u(k, l) WHERE k = t.key)
+                    THEN now() + $3
+                    ELSE t.locked_until END",
+        )
+        .bind(keys)
+        .bind(limits)
+        .bind(self.policy.lockout)
+        .bind(self.policy.window)
+        .execute(&self.pool)
+        .await
+        .map_err(failed)?;
+        Ok(())
+    }
+
+    async fn clear(&self, key: &str) -> Result<(), AppError> {
+        sqlx::query("DELETE FROM login_throttle WHERE key = $1")
+            .bind(key)
+            .execute(&self.pool)
+            .await
+            .map_err(failed)?;
+        Ok(())
+    }
+}

@@ -1,0 +1,102 @@
+//! Session tokens: HS256 JWTs carrying user, organization and role.
+
+use application::auth::{IssuedToken, Session, SessionTokens};
+use application::{AppError, ErrorKind};
+use chrono::{DateTime, Duration, Utc};
+use jsonwebtoken::{decode, encode, Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+const ISSUER: &str = "voxreach";
+
+#[derive(Debug, Serialize, Deserialize)]
+struct Claims {
+    sub: Uuid,
+    org: Uuid,
+    role: domain::auth::Role,
+    iat: i64,
+    exp: i64,
+    iss: String,
+}
+
+pub struct JwtSessions {
+    encoding: EncodingKey,
+    decoding: DecodingKey,
+    lifetime: Duration,
+}
+
+impl JwtSessions {
+    pub fn new(secret: &[u8], lifetime: Duration) -> Self {
+        Self {
+            encoding: EncodingKey::from_secret(secret),
+            decoding: DecodingKey::from_secret(secret),
+            lifetime,
+        }
+    }
+}
+
+fn unauthorized(message: &str) -> AppError {
+    AppError::new(ErrorKind::Unauthorized, "unauthorized", message)
+}
+
+impl SessionTokens for JwtSessions {
+    fn issue(&self, session: &Session, now: DateTime<Utc>) -> Result<IssuedToken, AppError> {
+        let expires_at = now + self.lifetime;
+        let claims = Claims {
+            sub: session.user_id,
+            org: session.organization_id,
+            role: session.role,
+            iat: now.timestamp(),
+            exp: expires_at.timestamp(),
+            iss: ISSUER.into(),
+        };
+        let token = encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)
+            .map_err(|e| AppError::internal("signing a session token", e))?;
+        Ok(IssuedToken { token, expires_at })
+    }
+
+    fn verify(&self, token: &str) -> Result<Session, AppError> {
+        let mut validation = Validation::new(Algorithm::HS256);
+        validation.set_issuer(&[ISSUER]);
+        validation.leeway = 5;
+        let data = decode::<Claims>(token, &self.decoding, &validation).map_err(|e| match e.kind() {
+            jsonwebtoken::errors::ErrorKind::ExpiredSignature => unauthorized("the session token has expired"),
+            _ => unauthorized("the session token is invalid"),
+        })?;
+        Ok(Session {
+            user_id: data.claims.sub,
+            organization_id: data.claims.org,
+            role: data.claims.role,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use domain::auth::Role;
+
+    fn session() -> Session {
+        Session {
+            user_id: Uuid::new_v4(),
+            organization_id: Uuid::new_v4(),
+            role: Role::Admin,
+        }
+    }
+
+    #[test]
+    fn issued_tokens_verify_and_forged_or_expired_ones_do_not() {
+        let tokens = JwtSessions::new(b"0123456789abcdef0123456789abcdef", Duration::hours(1));
+        let s = session();
+        let issued = tokens.issue(&s, Utc::now()).unwrap();
+        assert_eq!(tokens.verify(&issued.token).unwrap(), s);
+
+        let other = JwtSessions::new(b"another secret another secret 123", Duration::hours(1));
+        assert_eq!(other.verify(&issued.token).unwrap_err().kind, ErrorKind::Unauthorized);
+
+        let old = tokens.issue(&s, Utc::now() - Duration::hours(2)).unwrap();
+        let error = tokens.verify(&old.token).unwrap_err();
+        assert_eq!(error.message, "the session token has expired");
+        assert!(tokens.verify("not.a.jwt").is_err());
+    }
+}

@@ -1,0 +1,14 @@
+//! Read models and the projector runtime that keeps them up to date (DESIGN.md §4).
+
+pub mod activity;
+pub mod runtime;
+pub mod users;
+
+pub use runtime::{Projection, ProjectionError, ProjectionRunner, ProjectionStatus, RebuildProgress, RunnerConfig};
+
+use std::sync::Arc;
+
+/// Every projection the service runs.
+pub fn all() -> Vec<Arc<dyn Projection>> {
+    vec![Arc::new(users::UsersProjection), Arc::new(activity::ActivityProjection)]
+}

@@ -1,0 +1,214 @@
+//! Test support: a fresh database per test (on `DATABASE_URL`'s server, or on a
+//! private cluster started once and shared by all test processes), and the API
+//! served on a random port.
+
+use api::server::{build_state, http_server, AppState, Wiring};
+use infrastructure::config::Keys;
+use infrastructure::embedded_postgres::EmbeddedPostgres;
+use serde_json::{json, Value};
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::{Connection, PgPool};
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::OnceCell;
+
+/// The server every test database is created on.
+async fn server_url() -> &'static str {
+    static URL: OnceCell<String> = OnceCell::const_new();
+    URL.get_or_init(|| async {
+        if let Some(url) = std::env::var("DATABASE_URL").ok().filter(|u| !u.trim().is_empty()) {
+            return url;
+        }
+        let uid = nix::unistd::getuid();
+        let root = std::env::temp_dir().join(format!("voxreach-test-postgres-{uid}"));
+        std::fs::create_dir_all(&root).expect("test cluster directory");
+        // Test binaries run in parallel processes: one starts the cluster, the others find it running.
+        let lock = std::fs::File::create(root.join("start.lock")).expect("test cluster lock file");
+        lock.lock().expect("test cluster lock");
+        let cluster = EmbeddedPostgres::start(&root)
+            .await
+            .unwrap_or_else(|e| panic!("tests need PostgreSQL: set DATABASE_URL or install it ({e})"));
+        drop(lock);
+        cluster.admin_url()
+    })
+    .await
+}
+
+/// A database that exists for one test and is dropped after it.
+pub struct TestDatabase {
+    pub pool: PgPool,
+    pub name: String,
+    admin: PgConnectOptions,
+}
+
+impl TestDatabase {
+    pub async fn create() -> Self {
+        let admin = PgConnectOptions::from_str(server_url().await).expect("database URL");
+        let name = format!("voxreach_test_{}", uuid::Uuid::new_v4().simple());
+        let mut conn = sqlx::PgConnection::connect_with(&admin)
+            .await
+            .expect("connect to the test server");
+        sqlx::query(&format!("CREATE DATABASE {name}"))
+            .execute(&mut conn)
+            .await
+            .expect("create test database");
+        conn.close().await.ok();
+        let pool = PgPoolOptions::new()
+            .max_connections(48)
+            .connect_with(admin.clone().database(&name))
+            .await
+            .expect("connect to the test database");
+        infrastructure::database::migrate(&pool)
+            .await
+            .expect("migrations apply");
+        Self { pool, name, admin }
+    }
+}
+
+impl Drop for TestDatabase {
+    fn drop(&mut self) {
+        let (name, admin, pool) = (self.name.clone(), self.admin.clone(), self.pool.clone());
+        // Drop is not async: a short-lived runtime of its own does the cleanup.
+        let _ = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("cleanup runtime");
+            runtime.block_on(async move {
+                pool.close().await;
+                if let Ok(mut conn) = sqlx::PgConnection::connect_with(&admin).await {
+                    let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                        .execute(&mut conn)
+                        .await;
+                }
+            });
+        })
+        .join();
+    }
+}
+
+pub const TEST_JWT_SECRET: &[u8] = b"test-secret-test-secret-test-secret-0123";
+
+pub fn test_keys() -> Keys {
+    Keys {
+        jwt_secret: TEST_JWT_SECRET.to_vec(),
+        encryption_key: [42; 32],
+    }
+}
+
+/// The API on a random local port over its own database. Projectors do not
+/// run in the background: `settle` applies what is pending, so tests are deterministic.
+pub struct TestApp {
+    pub address: String,
+    pub client: reqwest::Client,
+    pub state: Arc<AppState>,
+    pub db: TestDatabase,
+}
+
+impl TestApp {
+    pub async fn spawn() -> Self {
+        Self::spawn_with(|_| {}).await
+    }
+
+    pub async fn spawn_with(adjust: impl FnOnce(&mut Wiring)) -> Self {
+        let db = TestDatabase::create().await;
+        let mut wiring = Wiring::new(test_keys(), "https://app.voxreach.test".into());
+        adjust(&mut wiring);
+        let state = Arc::new(build_state(db.pool.clone(), wiring));
+        state.runner.prepare().await.expect("projections prepare");
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind a port");
+        let address = format!("http://{}", listener.local_addr().unwrap());
+        let server = http_server(listener, state.clone()).expect("server starts");
+        tokio::spawn(server);
+        Self {
+            address,
+            client: reqwest::Client::new(),
+            state,
+            db,
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.address)
+    }
+
+    /// Applies every pending event to every projection.
+    pub async fn settle(&self) {
+        settle(&self.state.runner).await;
+    }
+
+    pub async fn post(&self, path: &str, token: Option<&str>, body: Value) -> (u16, Value) {
+        let mut request = self.client.post(self.url(path)).json(&body);
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        into_parts(request.send().await.expect("request is sent")).await
+    }
+
+    pub async fn get(&self, path: &str, token: Option<&str>) -> (u16, Value) {
+        let mut request = self.client.get(self.url(path));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        into_parts(request.send().await.expect("request is sent")).await
+    }
+
+    /// Registers a new organization with its owner; returns the owner's token and body.
+    pub async fn register(&self, email: &str, organization: &str) -> (String, Value) {
+        let (status, body) = self
+            .post(
+                "/api/auth/register",
+                None,
+                json!({"email": email, "password": "correct horse battery", "name": "Owner", "organizationName": organization}),
+            )
+            .await;
+        assert_eq!(status, 201, "{body}");
+        (body["token"].as_str().unwrap().to_owned(), body)
+    }
+
+    /// The newest e-mail queued for `recipient`, as (subject, body).
+    pub async fn last_email_to(&self, recipient: &str) -> Option<(String, String)> {
+        sqlx::query_as(
+            "SELECT subject, body FROM email_outbox WHERE recipient = $1 ORDER BY created_at DESC, id DESC LIMIT 1",
+        )
+        .bind(recipient)
+        .fetch_optional(&self.db.pool)
+        .await
+        .expect("outbox query")
+    }
+}
+
+/// Runs projections until nothing is pending, tolerating events that other
+/// databases' open transactions keep invisible for a moment.
+pub async fn settle(runner: &projections::ProjectionRunner) {
+    for _ in 0..500 {
+        runner.catch_up().await.expect("projections apply");
+        let statuses = runner.status().await.expect("projection status");
+        if statuses.iter().all(|s| s.lag_events == 0) {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("projections did not catch up");
+}
+
+pub async fn into_parts(response: reqwest::Response) -> (u16, Value) {
+    let status = response.status().as_u16();
+    let text = response.text().await.expect("response body");
+    let body = if text.is_empty() {
+        Value::Null
+    } else {
+        serde_json::from_str(&text).unwrap_or(Value::String(text))
+    };
+    (status, body)
+}
+
+/// Extracts the `token=` parameter of the link in an e-mail body.
+pub fn token_in(body: &str) -> String {
+    body.split("token=")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .expect("the e-mail carries a token link")
+        .to_owned()
+}
