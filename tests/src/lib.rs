@@ -68,15 +68,16 @@ impl TestDatabase {
 
 impl Drop for TestDatabase {
     fn drop(&mut self) {
-        let (name, admin, pool) = (self.name.clone(), self.admin.clone(), self.pool.clone());
-        // Drop is not async: a short-lived runtime of its own does the cleanup.
+        let (name, admin) = (self.name.clone(), self.admin.clone());
+        // Drop is not async: a short-lived runtime of its own does the cleanup. The
+        // pool is not closed first: that would wait on tasks of the test's runtime,
+        // which this thread blocks; FORCE ends their connections instead.
         let _ = std::thread::spawn(move || {
             let runtime = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()
                 .expect("cleanup runtime");
             runtime.block_on(async move {
-                pool.close().await;
                 if let Ok(mut conn) = sqlx::PgConnection::connect_with(&admin).await {
                     let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
                         .execute(&mut conn)

@@ -1,0 +1,291 @@
+//! The Postgres event log: optimistic concurrency, idempotency, atomic
+//! multi-stream appends and ordered reads.
+
+use application::event_store::{AppendError, AppendRequest, EventStore, StreamAppend};
+use domain::{Checkpoint, EventMetadata, ExpectedVersion, NewEvent, StreamId};
+use infrastructure::event_store::PgEventStore;
+use serde_json::json;
+use uuid::Uuid;
+use voxreach_tests::TestDatabase;
+
+fn event(n: i64) -> NewEvent {
+    NewEvent {
+        event_id: Uuid::now_v7(),
+        event_type: "TestHappened".into(),
+        event_version: 1,
+        payload: json!({ "n": n }),
+        metadata: EventMetadata {
+            actor: Some("test".into()),
+            ..EventMetadata::default()
+        },
+    }
+}
+
+fn events(range: std::ops::Range<i64>) -> Vec<NewEvent> {
+    range.map(event).collect()
+}
+
+#[tokio::test]
+async fn appends_in_order_and_guards_the_expected_version() {
+    let db = TestDatabase::create().await;
+    let store = PgEventStore::new(db.pool.clone());
+    let org = Uuid::new_v4();
+    let stream = StreamId::new("test", Uuid::new_v4());
+
+    let first = store
+        .append(AppendRequest::single(
+            org,
+            stream.clone(),
+            ExpectedVersion::NoStream,
+            events(0..3),
+        ))
+        .await
+        .unwrap();
+    assert_eq!(
+        first.events.iter().map(|e| e.stream_version).collect::<Vec<_>>(),
+        vec![1, 2, 3]
+    );
+    assert!(!first.duplicate);
+
+    let stale = store
+        .append(AppendRequest::single(
+            org,
+            stream.clone(),
+            ExpectedVersion::Exact(2),
+            events(3..4),
+        ))
+        .await;
+    assert_eq!(
+        stale,
+        Err(AppendError::VersionConflict {
+            stream_id: stream.to_string(),
+            expected: ExpectedVersion::Exact(2),
+            actual: 3
+        })
+    );
+    let ahead = store
+        .append(AppendRequest::single(
+            org,
+            stream.clone(),
+            ExpectedVersion::Exact(7),
+            events(3..4),
+        ))
+        .await;
+    assert!(matches!(ahead, Err(AppendError::VersionConflict { actual: 3, .. })));
+    let exists = store
+        .append(AppendRequest::single(
+            org,
+            stream.clone(),
+            ExpectedVersion::NoStream,
+            events(3..4),
+        ))
+        .await;
+    assert!(matches!(exists, Err(AppendError::VersionConflict { .. })));
+
+    store
+        .append(AppendRequest::single(
+            org,
+            stream.clone(),
+            ExpectedVersion::Exact(3),
+            events(3..5),
+        ))
+        .await
+        .unwrap();
+    store
+        .append(AppendRequest::single(
+            org,
+            stream.clone(),
+            ExpectedVersion::Any,
+            events(5..6),
+        ))
+        .await
+        .unwrap();
+
+    let read = store.read_stream(&stream).await.unwrap();
+    assert_eq!(read.len(), 6);
+    for (i, e) in read.iter().enumerate() {
+        assert_eq!(e.stream_version, i as i64 + 1);
+        assert_eq!(e.payload, json!({ "n": i }));
+        assert_eq!(e.organization_id, org);
+        assert_eq!(e.stream_type, "test");
+        assert_eq!(e.metadata.actor.as_deref(), Some("test"));
+    }
+}
+
+#[tokio::test]
+async fn a_repeated_idempotency_key_appends_nothing_and_returns_the_original_positions() {
+    let db = TestDatabase::create().await;
+    let store = PgEventStore::new(db.pool.clone());
+    let org = Uuid::new_v4();
+    let stream = StreamId::new("test", Uuid::new_v4());
+    let request = || {
+        AppendRequest::single(org, stream.clone(), ExpectedVersion::Any, events(0..2))
+            .with_idempotency_key("vapi:call-1:end-of-call-report")
+    };
+
+    let original = store.append(request()).await.unwrap();
+    let again = store.append(request()).await.unwrap();
+    assert!(again.duplicate);
+    assert_eq!(again.events, original.events);
+    // Even when the stream has moved on, so the expectation would now fail.
+    store
+        .append(AppendRequest::single(
+            org,
+            stream.clone(),
+            ExpectedVersion::Exact(2),
+            events(2..3),
+        ))
+        .await
+        .unwrap();
+    let stale_redelivery = store
+        .append(
+            AppendRequest::single(org, stream.clone(), ExpectedVersion::Exact(0), events(0..2))
+                .with_idempotency_key("vapi:call-1:end-of-call-report"),
+        )
+        .await
+        .unwrap();
+    assert_eq!(stale_redelivery.events, original.events);
+    assert_eq!(store.read_stream(&stream).await.unwrap().len(), 3);
+
+    // The key is scoped to its organization.
+    let other_org = store
+        .append(
+            AppendRequest::single(
+                Uuid::new_v4(),
+                StreamId::new("test", Uuid::new_v4()),
+                ExpectedVersion::Any,
+                events(0..1),
+            )
+            .with_idempotency_key("vapi:call-1:end-of-call-report"),
+        )
+        .await
+        .unwrap();
+    assert!(!other_org.duplicate);
+
+    // Concurrent redeliveries: exactly one writes.
+    let key_stream = StreamId::new("test", Uuid::new_v4());
+    let attempts = (0..8).map(|_| {
+        let store = store.clone();
+        let key_stream = key_stream.clone();
+        tokio::spawn(async move {
+            store
+                .append(
+                    AppendRequest::single(org, key_stream, ExpectedVersion::Any, events(0..1))
+                        .with_idempotency_key("same-delivery"),
+                )
+                .await
+                .unwrap()
+        })
+    });
+    let outcomes = futures::future::join_all(attempts).await;
+    let written = outcomes.iter().filter(|o| !o.as_ref().unwrap().duplicate).count();
+    assert_eq!(written, 1);
+    assert_eq!(store.read_stream(&key_stream).await.unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn a_multi_stream_append_is_all_or_nothing() {
+    let db = TestDatabase::create().await;
+    let store = PgEventStore::new(db.pool.clone());
+    let org = Uuid::new_v4();
+    let (a, b) = (
+        StreamId::new("test", Uuid::new_v4()),
+        StreamId::new("test", Uuid::new_v4()),
+    );
+    store
+        .append(AppendRequest::single(
+            org,
+            b.clone(),
+            ExpectedVersion::NoStream,
+            events(0..1),
+        ))
+        .await
+        .unwrap();
+
+    let both = |expected_b| AppendRequest {
+        organization_id: org,
+        streams: vec![
+            StreamAppend {
+                stream: a.clone(),
+                expected: ExpectedVersion::NoStream,
+                events: events(0..2),
+            },
+            StreamAppend {
+                stream: b.clone(),
+                expected: expected_b,
+                events: events(1..2),
+            },
+        ],
+        idempotency_key: None,
+    };
+    let conflict = store.append(both(ExpectedVersion::NoStream)).await;
+    assert!(matches!(conflict, Err(AppendError::VersionConflict { ref stream_id, .. }) if *stream_id == b.to_string()));
+    assert!(store.read_stream(&a).await.unwrap().is_empty());
+
+    let outcome = store.append(both(ExpectedVersion::Exact(1))).await.unwrap();
+    assert_eq!(
+        outcome.events.iter().map(|e| e.stream_version).collect::<Vec<_>>(),
+        vec![1, 2, 2]
+    );
+    assert_eq!(store.read_stream(&a).await.unwrap().len(), 2);
+    assert_eq!(store.read_stream(&b).await.unwrap().len(), 2);
+}
+
+#[tokio::test]
+async fn read_all_pages_through_the_log_in_commit_order() {
+    let db = TestDatabase::create().await;
+    let store = PgEventStore::new(db.pool.clone());
+    let org = Uuid::new_v4();
+    for _ in 0..5 {
+        store
+            .append(AppendRequest::single(
+                org,
+                StreamId::new("test", Uuid::new_v4()),
+                ExpectedVersion::NoStream,
+                events(0..3),
+            ))
+            .await
+            .unwrap();
+    }
+    let mut seen = vec![];
+    let mut at = Checkpoint::START;
+    for _ in 0..100 {
+        let page = store.read_all(at, 4).await.unwrap();
+        if page.is_empty() && seen.len() == 15 {
+            break;
+        }
+        if let Some(last) = page.last() {
+            at = last.checkpoint();
+        }
+        seen.extend(page);
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+    assert_eq!(seen.len(), 15);
+    assert!(seen.windows(2).all(|w| w[0].checkpoint() < w[1].checkpoint()));
+    assert_eq!(
+        store.head_position().await.unwrap(),
+        seen.iter().map(|e| e.global_position).max().unwrap()
+    );
+    let backlog = store.backlog(Checkpoint::START).await.unwrap();
+    assert_eq!(backlog.events, 15);
+}
+
+#[tokio::test]
+async fn stored_events_cannot_be_changed_or_removed() {
+    let db = TestDatabase::create().await;
+    let store = PgEventStore::new(db.pool.clone());
+    store
+        .append(AppendRequest::single(
+            Uuid::new_v4(),
+            StreamId::new("test", Uuid::new_v4()),
+            ExpectedVersion::Any,
+            events(0..1),
+        ))
+        .await
+        .unwrap();
+    assert!(sqlx::query("UPDATE events SET payload = '{}'")
+        .execute(&db.pool)
+        .await
+        .is_err());
+    assert!(sqlx::query("DELETE FROM events").execute(&db.pool).await.is_err());
+}
