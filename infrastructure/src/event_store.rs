@@ -10,8 +10,7 @@ use domain::{Checkpoint, EventMetadata, ExpectedVersion, RecordedEvent, StreamId
 use sqlx::postgres::PgRow;
 use sqlx::{PgPool, Row};
 use std::collections::HashMap;
-use std::sync::Arc;
-use tokio::sync::Notify;
+use tokio::sync::mpsc;
 use uuid::Uuid;
 
 /// Channel on which appends announce new events. Only a wake-up: readers poll too.
@@ -55,7 +54,7 @@ const SELECT_EVENT_COLUMNS: &str = "global_position, transaction_id::text::bigin
 #[derive(Clone)]
 pub struct PgEventStore {
     pool: PgPool,
-    wake: Arc<Notify>,
+    wake: mpsc::Sender<()>,
 }
 
 impl PgEventStore {
@@ -63,14 +62,12 @@ impl PgEventStore {
     /// appends into coalesced `NOTIFY`s, keeping NOTIFY's commit-time lock off
     /// the append path.
     pub fn new(pool: PgPool) -> Self {
-        let wake = Arc::new(Notify::new());
+        // Capacity 1: appends while a NOTIFY is pending coalesce into it. The task
+        // ends when the last clone of the store is dropped.
+        let (wake, mut woken) = mpsc::channel::<()>(1);
         let notifier_pool = pool.clone();
-        let notifier_wake = Arc::downgrade(&wake);
         tokio::spawn(async move {
-            loop {
-                let Some(wake) = notifier_wake.upgrade() else { break };
-                wake.notified().await;
-                drop(wake);
+            while woken.recv().await.is_some() {
                 if let Err(error) = sqlx::query("SELECT pg_notify($1, '')")
                     .bind(EVENTS_CHANNEL)
                     .execute(&notifier_pool)
@@ -177,7 +174,7 @@ impl PgEventStore {
     }
 
     fn announce(&self) {
-        self.wake.notify_one();
+        let _ = self.wake.try_send(());
     }
 }
 

@@ -91,7 +91,7 @@ async fn concurrent_writers_are_projected_exactly_once_and_in_stream_order() {
             let streams: Vec<StreamId> = (0..STREAMS_PER_WRITER)
                 .map(|_| StreamId::new("probe", Uuid::new_v4()))
                 .collect();
-            let mut versions = vec![0i64; STREAMS_PER_WRITER];
+            let mut versions = [0i64; STREAMS_PER_WRITER];
             let mut written = 0usize;
             for i in 0..APPENDS_PER_WRITER {
                 let s = (writer + i) % STREAMS_PER_WRITER;

@@ -1,0 +1,105 @@
+//! Bad input gets a clear 4xx with the one error shape, never a 500.
+
+use serde_json::json;
+use voxreach_tests::TestApp;
+
+async fn send(app: &TestApp, content_type: &str, body: impl Into<reqwest::Body>) -> (u16, serde_json::Value) {
+    let response = app
+        .client
+        .post(app.url("/api/auth/register"))
+        .header("content-type", content_type)
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    voxreach_tests::into_parts(response).await
+}
+
+#[tokio::test]
+async fn malformed_incomplete_mistyped_and_oversized_bodies_are_4xx() {
+    let app = TestApp::spawn().await;
+    let cases: Vec<(&str, String, u16, &str)> = vec![
+        ("application/json", "{\"email\": ".into(), 400, "malformed_json"),
+        ("application/json", "not json".into(), 400, "malformed_json"),
+        (
+            "application/json",
+            json!({"email": "a@b.co"}).to_string(),
+            422,
+            "invalid_body",
+        ),
+        (
+            "application/json",
+            json!({"email": 5, "password": "0123456789", "name": "n", "organizationName": "o"}).to_string(),
+            422,
+            "invalid_body",
+        ),
+        (
+            "text/plain",
+            json!({"email": "a@b.co"}).to_string(),
+            415,
+            "unsupported_media_type",
+        ),
+        (
+            "application/json",
+            json!({"email": "a@b.co", "password": "x".repeat(400_000), "name": "n", "organizationName": "o"})
+                .to_string(),
+            413,
+            "payload_too_large",
+        ),
+    ];
+    for (content_type, body, status, code) in cases {
+        let (got, error) = send(&app, content_type, body.clone()).await;
+        assert_eq!(got, status, "{} -> {error}", &body[..body.len().min(60)]);
+        assert_eq!(error["error"]["code"], code);
+        assert!(error["error"]["message"].as_str().is_some_and(|m| !m.is_empty()));
+    }
+}
+
+#[tokio::test]
+async fn field_validation_names_the_field() {
+    let app = TestApp::spawn().await;
+    let base =
+        json!({"email": "ok@example.com", "password": "long enough password", "name": "N", "organizationName": "O"});
+    for (field, value) in [
+        ("email", json!("not-an-email")),
+        ("password", json!("short")),
+        ("name", json!("   ")),
+        ("organizationName", json!("")),
+    ] {
+        let mut body = base.clone();
+        body[field] = value;
+        let (status, error) = app.post("/api/auth/register", None, body).await;
+        assert_eq!(status, 400, "{field}: {error}");
+        assert_eq!(error["error"]["code"], "validation_failed");
+        assert_eq!(error["error"]["details"]["field"], field);
+    }
+    let (token, _) = app.register("ok@example.com", "O").await;
+    let (status, error) = app
+        .post(
+            "/api/users",
+            Some(&token),
+            json!({"email": "u@example.com", "name": "U", "role": "emperor"}),
+        )
+        .await;
+    assert_eq!(
+        (status, error["error"]["details"]["field"].as_str()),
+        (400, Some("role"))
+    );
+    for query in ["limit=0", "limit=abc", "offset=-1", "limit=1000"] {
+        let (status, error) = app.get(&format!("/api/users?{query}"), Some(&token)).await;
+        assert_eq!(status, 400, "{query}: {error}");
+        assert!(error["error"]["code"].is_string());
+    }
+}
+
+#[tokio::test]
+async fn unknown_routes_and_methods_get_json_errors() {
+    let app = TestApp::spawn().await;
+    let (status, body) = app.get("/api/nothing-here", None).await;
+    assert_eq!((status, body["error"]["code"].as_str()), (404, Some("not_found")));
+    let (status, body) = app.get("/api/auth/register", None).await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (405, Some("method_not_allowed"))
+    );
+}
