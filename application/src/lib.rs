@@ -1,9 +1,12 @@
 //! Use cases and the ports they need. Orchestrates the domain; owns no SQL and no HTTP.
 
+pub mod agents;
 pub mod aggregates;
 pub mod auth;
 pub mod clock;
 pub mod error;
 pub mod event_store;
+pub mod voice;
+pub mod work;
 
 pub use error::{AppError, ErrorKind};

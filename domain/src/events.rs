@@ -47,6 +47,48 @@ pub const CATALOGUE: &[EventSpec] = &[
         stream_type: "user",
         meaning: "The user's password was set through a reset or invitation token, which is consumed. Payload: passwordHash, tokenHash, changedAt.",
     },
+    EventSpec {
+        event_type: "AgentCreated",
+        version: 1,
+        stream_type: "agent",
+        meaning: "An AI voice agent was created, active. Payload: organizationId, spec {name, systemPrompt, firstMessage, voice {provider, voiceId, speed, pitch, stability}, language, transferNumber (E.164), model {provider, model, temperature, maxTokens}}, createdAt.",
+    },
+    EventSpec {
+        event_type: "AgentUpdated",
+        version: 1,
+        stream_type: "agent",
+        meaning: "The agent's configuration changed; carries the complete new spec. Payload: spec, updatedAt.",
+    },
+    EventSpec {
+        event_type: "AgentActivated",
+        version: 1,
+        stream_type: "agent",
+        meaning: "The agent takes calls again. Payload: at.",
+    },
+    EventSpec {
+        event_type: "AgentDeactivated",
+        version: 1,
+        stream_type: "agent",
+        meaning: "The agent stops taking calls; its configuration is kept. Payload: at.",
+    },
+    EventSpec {
+        event_type: "AgentDeleted",
+        version: 1,
+        stream_type: "agent",
+        meaning: "The agent was removed; its Vapi assistant is to be deleted. Payload: at.",
+    },
+    EventSpec {
+        event_type: "AgentSyncedToVapi",
+        version: 1,
+        stream_type: "agent",
+        meaning: "Vapi holds the agent as of `revision` (the count of configuration changes). Payload: vapiAssistantId (null once deleted at Vapi), revision, syncedAt.",
+    },
+    EventSpec {
+        event_type: "AgentSyncFailed",
+        version: 1,
+        stream_type: "agent",
+        meaning: "Pushing `revision` to Vapi failed. Payload: revision, reason, attempt, retryAt (null when retries are exhausted or the error is permanent), failedAt.",
+    },
 ];
 
 /// Current schema version of an event type, if it is in the catalogue.

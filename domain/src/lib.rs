@@ -1,10 +1,13 @@
 //! Pure domain model of VoxReach: event-log value types, the event catalogue,
 //! and one decider per aggregate. No IO, no async, no clock: time is passed in.
 
+pub mod agents;
 pub mod aggregate;
 pub mod auth;
 pub mod event_log;
 pub mod events;
+pub mod phone;
+pub mod voices;
 
 pub use aggregate::Aggregate;
 pub use event_log::{Checkpoint, EventMetadata, ExpectedVersion, NewEvent, RecordedEvent, StreamId};

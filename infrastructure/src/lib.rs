@@ -11,3 +11,5 @@ pub mod passwords;
 pub mod secret_box;
 pub mod secret_tokens;
 pub mod sessions;
+pub mod vapi;
+pub mod work_queue;

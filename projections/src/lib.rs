@@ -1,6 +1,7 @@
 //! Read models and the projector runtime that keeps them up to date (DESIGN.md §4).
 
 pub mod activity;
+pub mod agents;
 pub mod runtime;
 pub mod users;
 
@@ -10,5 +11,10 @@ use std::sync::Arc;
 
 /// Every projection the service runs.
 pub fn all() -> Vec<Arc<dyn Projection>> {
-    vec![Arc::new(users::UsersProjection), Arc::new(activity::ActivityProjection)]
+    vec![
+        Arc::new(users::UsersProjection),
+        Arc::new(activity::ActivityProjection),
+        Arc::new(agents::AgentsProjection),
+        Arc::new(agents::AgentSyncQueue),
+    ]
 }

@@ -95,6 +95,14 @@ fn quote_ident(name: &str) -> String {
     format!("\"{}\"", name.replace('"', "\"\""))
 }
 
+/// Runs a projection's DDL; projections that feed work queues own no tables.
+async fn create_tables(conn: &mut PgConnection, p: &dyn Projection) -> Result<(), ProjectionError> {
+    if p.create_sql().trim().is_empty() {
+        return Ok(());
+    }
+    sqlx::raw_sql(p.create_sql()).execute(conn).await.map(|_| ()).map_err(db(p))
+}
+
 async fn read_checkpoint(
     conn: &mut PgConnection,
     name: &str,
@@ -191,13 +199,13 @@ impl ProjectionRunner {
                             .await
                             .map_err(db(p))?;
                     }
-                    sqlx::raw_sql(p.create_sql()).execute(&mut *tx).await.map_err(db(p))?;
+                    create_tables(&mut tx, p).await?;
                     write_checkpoint(&mut tx, p.name(), Checkpoint::START, p.schema_version())
                         .await
                         .map_err(db(p))?;
                 }
                 None => {
-                    sqlx::raw_sql(p.create_sql()).execute(&mut *tx).await.map_err(db(p))?;
+                    create_tables(&mut tx, p).await?;
                     write_checkpoint(&mut tx, p.name(), Checkpoint::START, p.schema_version())
                         .await
                         .map_err(db(p))?;
@@ -355,7 +363,7 @@ impl ProjectionRunner {
         .map_err(db(p))?;
         let mut tx = self.pool.begin().await.map_err(db(p))?;
         sqlx::query(&search_path).execute(&mut *tx).await.map_err(db(p))?;
-        sqlx::raw_sql(p.create_sql()).execute(&mut *tx).await.map_err(db(p))?;
+        create_tables(&mut tx, p).await?;
         tx.commit().await.map_err(db(p))?;
 
         let total = self.store.backlog(Checkpoint::START).await?.events.max(0) as u64;

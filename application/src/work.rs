@@ -1,0 +1,40 @@
+//! Durable work for reactors: enqueued exactly once from the event log,
+//! claimed with a lease, finished, retried later or dropped.
+
+use crate::error::AppError;
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use std::time::Duration;
+use uuid::Uuid;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WorkItem {
+    pub reactor: String,
+    pub key: String,
+    pub organization_id: Uuid,
+    /// Failed attempts so far.
+    pub attempts: u32,
+    /// Bumped on every enqueue: finishing an older generation leaves newer work in place.
+    pub generation: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WorkOutcome {
+    Done,
+    RetryAt { due: DateTime<Utc>, reason: String },
+    /// Retries are exhausted or pointless; the handler has recorded why.
+    GiveUp { reason: String },
+}
+
+#[async_trait]
+pub trait WorkQueue: Send + Sync {
+    async fn claim(&self, reactor: &str, limit: i64, lease: Duration) -> Result<Vec<WorkItem>, AppError>;
+    async fn finish(&self, item: &WorkItem, outcome: &WorkOutcome) -> Result<(), AppError>;
+}
+
+/// Performs one item of a reactor's work.
+#[async_trait]
+pub trait WorkHandler: Send + Sync {
+    fn reactor(&self) -> &'static str;
+    async fn handle(&self, item: &WorkItem) -> Result<WorkOutcome, AppError>;
+}

@@ -1,0 +1,504 @@
+//! AI voice agents: what they say, how they sound, and their copy at Vapi.
+
+use crate::aggregate::Aggregate;
+use crate::events::DomainEvent;
+use crate::phone::PhoneNumber;
+use crate::voices;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum AgentError {
+    #[error("{field} is invalid: {reason}")]
+    Invalid { field: &'static str, reason: String },
+    #[error("agent not found")]
+    NotFound,
+    #[error("agent already exists")]
+    Exists,
+}
+
+fn invalid(field: &'static str, reason: impl Into<String>) -> AgentError {
+    AgentError::Invalid {
+        field,
+        reason: reason.into(),
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct VoiceSettings {
+    pub provider: String,
+    pub voice_id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub speed: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pitch: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stability: Option<f64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ModelSettings {
+    pub provider: String,
+    pub model: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub temperature: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_tokens: Option<u32>,
+}
+
+impl Default for ModelSettings {
+    fn default() -> Self {
+        Self {
+            provider: "openai".into(),
+            model: "gpt-4o".into(),
+            temperature: Some(0.7),
+            max_tokens: None,
+        }
+    }
+}
+
+/// Everything a user configures on an agent.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AgentSpec {
+    pub name: String,
+    pub system_prompt: String,
+    pub first_message: Option<String>,
+    pub voice: VoiceSettings,
+    pub language: String,
+    pub transfer_number: Option<PhoneNumber>,
+    pub model: ModelSettings,
+}
+
+const MODEL_PROVIDERS: &[&str] = &[
+    "openai",
+    "anthropic",
+    "google",
+    "groq",
+    "together-ai",
+    "deepinfra",
+    "custom-llm",
+];
+
+fn bounded_text(field: &'static str, value: &str, max: usize) -> Result<(), AgentError> {
+    if value.trim().is_empty() {
+        return Err(invalid(field, "must not be empty"));
+    }
+    if value.chars().count() > max {
+        return Err(invalid(field, format!("must be at most {max} characters")));
+    }
+    Ok(())
+}
+
+fn in_range(field: &'static str, value: Option<f64>, low: f64, high: f64) -> Result<(), AgentError> {
+    match value {
+        Some(v) if !(low..=high).contains(&v) => Err(invalid(field, format!("must be between {low} and {high}"))),
+        _ => Ok(()),
+    }
+}
+
+impl AgentSpec {
+    /// Checks every field; the error names the first one that is wrong.
+    pub fn validate(&self) -> Result<(), AgentError> {
+        bounded_text("name", &self.name, 200)?;
+        bounded_text("systemPrompt", &self.system_prompt, 20_000)?;
+        if let Some(first) = &self.first_message {
+            bounded_text("firstMessage", first, 1_000)?;
+        }
+        if voices::find(&self.voice.provider, &self.voice.voice_id).is_none() {
+            return Err(invalid(
+                "voice",
+                format!(
+                    "{}/{} is not in the voice catalogue (GET /api/voices)",
+                    self.voice.provider, self.voice.voice_id
+                ),
+            ));
+        }
+        let tuning = voices::tuning(&self.voice.provider);
+        for (field, value, supported, low, high) in [
+            ("voice.speed", self.voice.speed, tuning.speed, 0.5, 2.0),
+            ("voice.pitch", self.voice.pitch, tuning.pitch, 0.5, 2.0),
+            ("voice.stability", self.voice.stability, tuning.stability, 0.0, 1.0),
+        ] {
+            if value.is_some() && !supported {
+                return Err(invalid(field, format!("is not supported by {}", self.voice.provider)));
+            }
+            in_range(field, value, low, high)?;
+        }
+        let language_ok = {
+            let mut parts = self.language.split('-');
+            let primary = parts.next().unwrap_or_default();
+            (2..=3).contains(&primary.len())
+                && primary.chars().all(|c| c.is_ascii_lowercase())
+                && parts.all(|p| (2..=8).contains(&p.len()) && p.chars().all(|c| c.is_ascii_alphanumeric()))
+        };
+        if !language_ok {
+            return Err(invalid("language", "must be a language tag like en or en-US"));
+        }
+        if !MODEL_PROVIDERS.contains(&self.model.provider.as_str()) {
+            return Err(invalid(
+                "model.provider",
+                format!("must be one of {}", MODEL_PROVIDERS.join(", ")),
+            ));
+        }
+        bounded_text("model.model", &self.model.model, 100)?;
+        in_range("model.temperature", self.model.temperature, 0.0, 2.0)?;
+        if self.model.max_tokens.is_some_and(|t| !(1..=8192).contains(&t)) {
+            return Err(invalid("model.maxTokens", "must be between 1 and 8192"));
+        }
+        Ok(())
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", content = "data")]
+pub enum AgentEvent {
+    #[serde(rename_all = "camelCase")]
+    AgentCreated {
+        organization_id: Uuid,
+        spec: AgentSpec,
+        created_at: DateTime<Utc>,
+    },
+    #[serde(rename_all = "camelCase")]
+    AgentUpdated { spec: AgentSpec, updated_at: DateTime<Utc> },
+    #[serde(rename_all = "camelCase")]
+    AgentActivated { at: DateTime<Utc> },
+    #[serde(rename_all = "camelCase")]
+    AgentDeactivated { at: DateTime<Utc> },
+    #[serde(rename_all = "camelCase")]
+    AgentDeleted { at: DateTime<Utc> },
+    #[serde(rename_all = "camelCase")]
+    AgentSyncedToVapi {
+        vapi_assistant_id: Option<String>,
+        revision: u32,
+        synced_at: DateTime<Utc>,
+    },
+    #[serde(rename_all = "camelCase")]
+    AgentSyncFailed {
+        revision: u32,
+        reason: String,
+        attempt: u32,
+        retry_at: Option<DateTime<Utc>>,
+        failed_at: DateTime<Utc>,
+    },
+}
+
+impl DomainEvent for AgentEvent {
+    fn event_type(&self) -> &'static str {
+        match self {
+            AgentEvent::AgentCreated { .. } => "AgentCreated",
+            AgentEvent::AgentUpdated { .. } => "AgentUpdated",
+            AgentEvent::AgentActivated { .. } => "AgentActivated",
+            AgentEvent::AgentDeactivated { .. } => "AgentDeactivated",
+            AgentEvent::AgentDeleted { .. } => "AgentDeleted",
+            AgentEvent::AgentSyncedToVapi { .. } => "AgentSyncedToVapi",
+            AgentEvent::AgentSyncFailed { .. } => "AgentSyncFailed",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum AgentCommand {
+    Create {
+        organization_id: Uuid,
+        spec: AgentSpec,
+        now: DateTime<Utc>,
+    },
+    Update {
+        spec: AgentSpec,
+        now: DateTime<Utc>,
+    },
+    Activate {
+        now: DateTime<Utc>,
+    },
+    Deactivate {
+        now: DateTime<Utc>,
+    },
+    Delete {
+        now: DateTime<Utc>,
+    },
+    RecordSynced {
+        vapi_assistant_id: Option<String>,
+        revision: u32,
+        now: DateTime<Utc>,
+    },
+    RecordSyncFailed {
+        revision: u32,
+        reason: String,
+        attempt: u32,
+        retry_at: Option<DateTime<Utc>>,
+        now: DateTime<Utc>,
+    },
+}
+
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Agent {
+    pub spec: Option<AgentSpec>,
+    pub active: bool,
+    pub deleted: bool,
+    /// Counts changes Vapi must learn about; the sync records which one it pushed.
+    pub revision: u32,
+    pub synced_revision: u32,
+    pub vapi_assistant_id: Option<String>,
+}
+
+impl Agent {
+    pub fn exists(&self) -> bool {
+        self.spec.is_some() && !self.deleted
+    }
+
+    pub fn needs_sync(&self) -> bool {
+        self.revision > self.synced_revision
+    }
+}
+
+impl Aggregate for Agent {
+    type Command = AgentCommand;
+    type Event = AgentEvent;
+    type Error = AgentError;
+    const STREAM_TYPE: &'static str = "agent";
+
+    fn decide(command: &AgentCommand, state: &Self) -> Result<Vec<AgentEvent>, AgentError> {
+        use AgentCommand as C;
+        if !matches!(
+            command,
+            C::Create { .. } | C::RecordSynced { .. } | C::RecordSyncFailed { .. }
+        ) && !state.exists()
+        {
+            return Err(AgentError::NotFound);
+        }
+        Ok(match command {
+            C::Create {
+                organization_id,
+                spec,
+                now,
+            } => {
+                if state.spec.is_some() {
+                    return Err(AgentError::Exists);
+                }
+                spec.validate()?;
+                vec![AgentEvent::AgentCreated {
+                    organization_id: *organization_id,
+                    spec: spec.clone(),
+                    created_at: *now,
+                }]
+            }
+            C::Update { spec, now } => {
+                spec.validate()?;
+                if state.spec.as_ref() == Some(spec) {
+                    vec![]
+                } else {
+                    vec![AgentEvent::AgentUpdated {
+                        spec: spec.clone(),
+                        updated_at: *now,
+                    }]
+                }
+            }
+            C::Activate { now } if !state.active => vec![AgentEvent::AgentActivated { at: *now }],
+            C::Deactivate { now } if state.active => vec![AgentEvent::AgentDeactivated { at: *now }],
+            C::Activate { .. } | C::Deactivate { .. } => vec![],
+            C::Delete { now } => vec![AgentEvent::AgentDeleted { at: *now }],
+            // Outcomes of pushes of older revisions are stale: a newer push is due anyway.
+            C::RecordSynced { revision, .. } | C::RecordSyncFailed { revision, .. } if *revision != state.revision => {
+                vec![]
+            }
+            C::RecordSynced {
+                vapi_assistant_id,
+                revision,
+                now,
+            } => vec![AgentEvent::AgentSyncedToVapi {
+                vapi_assistant_id: vapi_assistant_id.clone(),
+                revision: *revision,
+                synced_at: *now,
+            }],
+            C::RecordSyncFailed {
+                revision,
+                reason,
+                attempt,
+                retry_at,
+                now,
+            } => vec![AgentEvent::AgentSyncFailed {
+                revision: *revision,
+                reason: reason.clone(),
+                attempt: *attempt,
+                retry_at: *retry_at,
+                failed_at: *now,
+            }],
+        })
+    }
+
+    fn evolve(mut self, event: &AgentEvent) -> Self {
+        match event {
+            AgentEvent::AgentCreated { spec, .. } => {
+                self.spec = Some(spec.clone());
+                self.active = true;
+                self.revision += 1;
+            }
+            AgentEvent::AgentUpdated { spec, .. } => {
+                self.spec = Some(spec.clone());
+                self.revision += 1;
+            }
+            AgentEvent::AgentActivated { .. } => self.active = true,
+            AgentEvent::AgentDeactivated { .. } => self.active = false,
+            AgentEvent::AgentDeleted { .. } => {
+                self.deleted = true;
+                self.active = false;
+                self.revision += 1;
+            }
+            AgentEvent::AgentSyncedToVapi {
+                vapi_assistant_id,
+                revision,
+                ..
+            } => {
+                self.synced_revision = *revision;
+                self.vapi_assistant_id = vapi_assistant_id.clone();
+            }
+            AgentEvent::AgentSyncFailed { .. } => {}
+        }
+        self
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::events::current_version;
+
+    pub fn spec() -> AgentSpec {
+        AgentSpec {
+            name: "Sales Agent 1".into(),
+            system_prompt: "You qualify leads.".into(),
+            first_message: Some("Hi, this is Ava from Acme.".into()),
+            voice: VoiceSettings {
+                provider: "11labs".into(),
+                voice_id: "21m00Tcm4TlvDq8ikWAM".into(),
+                speed: Some(1.1),
+                pitch: None,
+                stability: Some(0.5),
+            },
+            language: "en-US".into(),
+            transfer_number: Some(PhoneNumber::parse("+14155552671").unwrap()),
+            model: ModelSettings::default(),
+        }
+    }
+
+    fn now() -> DateTime<Utc> {
+        "2026-11-24T12:00:00Z".parse().unwrap()
+    }
+
+    fn created() -> Agent {
+        let events = Agent::decide(
+            &AgentCommand::Create {
+                organization_id: Uuid::new_v4(),
+                spec: spec(),
+                now: now(),
+            },
+            &Agent::default(),
+        )
+        .unwrap();
+        Agent::fold(&events)
+    }
+
+    #[test]
+    fn validation_names_the_field() {
+        let cases: Vec<(&str, Box<dyn Fn(&mut AgentSpec)>)> = vec![
+            ("name", Box::new(|s| s.name = " ".into())),
+            ("systemPrompt", Box::new(|s| s.system_prompt = String::new())),
+            ("voice", Box::new(|s| s.voice.voice_id = "nobody".into())),
+            ("voice.speed", Box::new(|s| s.voice.speed = Some(3.0))),
+            ("voice.pitch", Box::new(|s| s.voice.pitch = Some(1.0))),
+            ("language", Box::new(|s| s.language = "English".into())),
+            ("model.provider", Box::new(|s| s.model.provider = "skynet".into())),
+            ("model.temperature", Box::new(|s| s.model.temperature = Some(5.0))),
+        ];
+        for (field, break_it) in cases {
+            let mut s = spec();
+            break_it(&mut s);
+            match s.validate() {
+                Err(AgentError::Invalid { field: f, .. }) => assert_eq!(f, field),
+                other => panic!("{field}: {other:?}"),
+            }
+        }
+        assert!(spec().validate().is_ok());
+    }
+
+    #[test]
+    fn sync_tracks_the_revision_it_pushed() {
+        let agent = created();
+        assert!(agent.needs_sync());
+        let synced = Agent::decide(
+            &AgentCommand::RecordSynced {
+                vapi_assistant_id: Some("asst_1".into()),
+                revision: 1,
+                now: now(),
+            },
+            &agent,
+        )
+        .unwrap();
+        let agent = synced.iter().fold(agent, Agent::evolve);
+        assert!(!agent.needs_sync());
+        let mut changed = spec();
+        changed.system_prompt = "New prompt".into();
+        let updated = Agent::decide(
+            &AgentCommand::Update {
+                spec: changed,
+                now: now(),
+            },
+            &agent,
+        )
+        .unwrap();
+        let agent = updated.iter().fold(agent, Agent::evolve);
+        assert!(agent.needs_sync());
+        // A late outcome for revision 1 changes nothing.
+        assert!(Agent::decide(
+            &AgentCommand::RecordSynced {
+                vapi_assistant_id: Some("asst_1".into()),
+                revision: 1,
+                now: now()
+            },
+            &agent
+        )
+        .unwrap()
+        .is_empty());
+        // Re-saving the same spec is not a change.
+        assert!(Agent::decide(
+            &AgentCommand::Update {
+                spec: agent.spec.clone().unwrap(),
+                now: now()
+            },
+            &agent
+        )
+        .unwrap()
+        .is_empty());
+    }
+
+    #[test]
+    fn deleted_agents_accept_no_more_commands() {
+        let agent = created();
+        let deleted = Agent::decide(&AgentCommand::Delete { now: now() }, &agent).unwrap();
+        let agent = deleted.iter().fold(agent, Agent::evolve);
+        assert!(!agent.exists() && agent.needs_sync());
+        assert_eq!(
+            Agent::decide(&AgentCommand::Activate { now: now() }, &agent),
+            Err(AgentError::NotFound)
+        );
+    }
+
+    #[test]
+    fn agent_events_are_catalogued() {
+        for name in [
+            "AgentCreated",
+            "AgentUpdated",
+            "AgentActivated",
+            "AgentDeactivated",
+            "AgentDeleted",
+            "AgentSyncedToVapi",
+            "AgentSyncFailed",
+        ] {
+            assert!(current_version(name).is_some(), "{name}");
+        }
+    }
+}

@@ -1,0 +1,217 @@
+//! Vapi's REST API (`Authorization: Bearer <private key>`): assistants.
+
+use application::voice::{AssistantDefinition, ProviderError, VoiceProvider};
+use async_trait::async_trait;
+use reqwest::header::RETRY_AFTER;
+use reqwest::{Method, StatusCode};
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+use std::time::Duration;
+
+pub const DEFAULT_BASE_URL: &str = "https://api.vapi.ai";
+
+/// Server messages every assistant asks Vapi to send us.
+const SERVER_MESSAGES: &[&str] = &["status-update", "end-of-call-report", "tool-calls", "hang", "transfer-destination-request"];
+
+#[derive(Clone)]
+pub struct VapiConfig {
+    pub base_url: String,
+    pub api_key: String,
+    /// Where Vapi sends server messages: `<public URL>/api/webhooks/vapi`.
+    pub webhook_url: String,
+    pub webhook_secret: String,
+}
+
+impl std::fmt::Debug for VapiConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("VapiConfig").field("base_url", &self.base_url).field("webhook_url", &self.webhook_url).finish_non_exhaustive()
+    }
+}
+
+#[derive(Clone)]
+pub struct VapiClient {
+    http: reqwest::Client,
+    config: VapiConfig,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct AssistantBody {
+    /// Vapi limits assistant names to 40 characters.
+    name: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    first_message: Option<String>,
+    model: ModelBody,
+    voice: Value,
+    transcriber: TranscriberBody,
+    server: ServerBody,
+    server_messages: Vec<&'static str>,
+    artifact_plan: ArtifactPlan,
+    metadata: Value,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct ModelBody {
+    provider: String,
+    model: String,
+    messages: Vec<MessageBody>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    temperature: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    max_tokens: Option<u32>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    tools: Vec<Value>,
+}
+
+#[derive(Debug, Serialize)]
+struct MessageBody {
+    role: &'static str,
+    content: String,
+}
+
+#[derive(Debug, Serialize)]
+struct TranscriberBody {
+    provider: &'static str,
+    model: &'static str,
+    language: String,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct ServerBody {
+    url: String,
+    secret: String,
+    timeout_seconds: u32,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct ArtifactPlan {
+    recording_enabled: bool,
+}
+
+#[derive(Debug, Deserialize)]
+struct Created {
+    id: String,
+}
+
+impl VapiClient {
+    pub fn new(config: VapiConfig) -> Self {
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(20))
+            .build()
+            .expect("an HTTP client with default TLS builds");
+        Self { http, config }
+    }
+
+    fn assistant_body(&self, assistant: &AssistantDefinition) -> AssistantBody {
+        let spec = &assistant.spec;
+        let mut voice = json!({ "provider": spec.voice.provider, "voiceId": spec.voice.voice_id });
+        for (key, value) in [("speed", spec.voice.speed), ("pitch", spec.voice.pitch), ("stability", spec.voice.stability)] {
+            if let Some(v) = value {
+                voice[key] = json!(v);
+            }
+        }
+        let tools = spec
+            .transfer_number
+            .iter()
+            .map(|number| {
+                json!({
+                    "type": "transferCall",
+                    "destinations": [{ "type": "number", "number": number.as_str() }]
+                })
+            })
+            .collect();
+        AssistantBody {
+            name: spec.name.chars().take(40).collect(),
+            first_message: spec.first_message.clone(),
+            model: ModelBody {
+                provider: spec.model.provider.clone(),
+                model: spec.model.model.clone(),
+                messages: vec![MessageBody { role: "system", content: spec.system_prompt.clone() }],
+                temperature: spec.model.temperature,
+                max_tokens: spec.model.max_tokens,
+                tools,
+            },
+            voice,
+            transcriber: TranscriberBody {
+                provider: "deepgram",
+                model: "nova-2",
+                language: spec.language.split('-').next().unwrap_or("en").to_owned(),
+            },
+            server: ServerBody {
+                url: self.config.webhook_url.clone(),
+                secret: self.config.webhook_secret.clone(),
+                timeout_seconds: 20,
+            },
+            server_messages: SERVER_MESSAGES.to_vec(),
+            artifact_plan: ArtifactPlan { recording_enabled: true },
+            metadata: json!({
+                "voxreachOrganizationId": assistant.organization_id,
+                "voxreachAgentId": assistant.agent_id,
+            }),
+        }
+    }
+
+    async fn send(&self, method: Method, path: &str, body: Option<&impl Serialize>) -> Result<reqwest::Response, ProviderError> {
+        let url = format!("{}{path}", self.config.base_url.trim_end_matches('/'));
+        let mut request = self.http.request(method, url).bearer_auth(&self.config.api_key);
+        if let Some(body) = body {
+            request = request.json(body);
+        }
+        let response = request.send().await.map_err(|e| ProviderError::Unavailable(e.without_url().to_string()))?;
+        let status = response.status();
+        if status.is_success() {
+            return Ok(response);
+        }
+        let retry_after = response.headers().get(RETRY_AFTER).and_then(|v| v.to_str().ok()).and_then(parse_retry_after);
+        let text = response.text().await.unwrap_or_default();
+        Err(classify(status, retry_after, &text))
+    }
+}
+
+/// `Retry-After` as seconds or as an HTTP date.
+pub fn parse_retry_after(value: &str) -> Option<Duration> {
+    if let Ok(seconds) = value.trim().parse::<u64>() {
+        return Some(Duration::from_secs(seconds));
+    }
+    let at = chrono::DateTime::parse_from_rfc2822(value.trim()).ok()?;
+    (at.with_timezone(&chrono::Utc) - chrono::Utc::now()).to_std().ok()
+}
+
+/// Maps a failed response; Vapi's error bodies carry `message` (a string or a list).
+fn classify(status: StatusCode, retry_after: Option<Duration>, body: &str) -> ProviderError {
+    let message = serde_json::from_str::<Value>(body)
+        .ok()
+        .and_then(|v| match &v["message"] {
+            Value::String(s) => Some(s.clone()),
+            Value::Array(items) => Some(items.iter().filter_map(Value::as_str).collect::<Vec<_>>().join("; ")),
+            _ => None,
+        })
+        .unwrap_or_else(|| body.chars().take(300).collect());
+    match status {
+        StatusCode::TOO_MANY_REQUESTS => ProviderError::RateLimited { retry_after },
+        StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => ProviderError::Unauthorized,
+        StatusCode::NOT_FOUND => ProviderError::NotFound,
+        s if s.is_server_error() || s == StatusCode::REQUEST_TIMEOUT => ProviderError::Unavailable(format!("{s}: {message}")),
+        s => ProviderError::Rejected { status: s.as_u16(), message },
+    }
+}
+
+#[async_trait]
+impl VoiceProvider for VapiClient {
+    async fn create_assistant(&self, assistant: &AssistantDefinition) -> Result<String, ProviderError> {
+        let response = self.send(Method::POST, "/assistant", Some(&self.assistant_body(assistant))).await?;
+        let created: Created = response.json().await.map_err(|e| ProviderError::Unavailable(format!("unreadable response: {e}")))?;
+        Ok(created.id)
+    }
+
+    async fn update_assistant(&self, id: &str, assistant: &AssistantDefinition) -> Result<(), ProviderError> {
+        self.send(Method::PATCH, &format!("/assistant/{id}"), Some(&self.assistant_body(assistant))).await.map(|_| ())
+    }
+
+    async fn delete_assistant(&self, id: &str) -> Result<(), ProviderError> {
+        self.send(Method::DELETE, &format!("/assistant/{id}"), None::<&()>).await.map(|_| ())
+    }
+}
