@@ -96,24 +96,33 @@ async fn serve(settings: Settings, data_dir: PathBuf, bind: Option<String>) -> R
     };
     let keys = settings.resolve_keys(Some(&data_dir))?;
     let database = open_database(&settings, &data_dir).await?;
-    let result = run_service(&database.url, keys, settings.public_base(), bind).await;
+    let mut wiring = Wiring::new(keys, settings.public_base());
+    wiring.vapi_base_url = settings.vapi.base_url.clone();
+    match &settings.vapi.api_key {
+        Some(key) => wiring.vapi_api_key = key.clone(),
+        None => tracing::warn!("VAPI_API_KEY is not set: agents are kept but cannot be pushed to Vapi"),
+    }
+    let result = run_service(&database.url, wiring, bind).await;
     database.close().await;
     result
 }
 
-async fn run_service(
-    url: &str,
-    keys: infrastructure::config::Keys,
-    public_url: String,
-    bind: std::net::SocketAddr,
-) -> Result<()> {
+async fn run_service(url: &str, wiring: Wiring, bind: std::net::SocketAddr) -> Result<()> {
     let pool = database::connect(url, 20).await.context("connecting to the database")?;
     database::migrate(&pool).await.context("applying migrations")?;
-    let state = Arc::new(build_state(pool.clone(), Wiring::new(keys, public_url)));
+    let state = Arc::new(build_state(pool.clone(), wiring));
     state.runner.prepare().await.context("preparing projections")?;
 
-    let (stop_projectors, projectors_stopped) = watch::channel(false);
-    let projectors = tokio::spawn(state.runner.clone().run(projectors_stopped));
+    let (stop_background, background_stopped) = watch::channel(false);
+    let mut background = vec![tokio::spawn(state.runner.clone().run(background_stopped.clone()))];
+    for worker in &state.workers {
+        background.push(tokio::spawn(infrastructure::work_queue::run_worker(
+            state.work_queue.clone(),
+            worker.clone(),
+            std::time::Duration::from_secs(1),
+            background_stopped.clone(),
+        )));
+    }
     let listener = std::net::TcpListener::bind(bind).with_context(|| format!("listening on {bind}"))?;
     let server = http_server(listener, state)?;
     let handle = server.handle();
@@ -124,8 +133,10 @@ async fn run_service(
     tracing::info!("shutting down");
     handle.stop(true).await;
     let _ = server_task.await;
-    let _ = stop_projectors.send(true);
-    let _ = projectors.await;
+    let _ = stop_background.send(true);
+    for task in background {
+        let _ = task.await;
+    }
     pool.close().await;
     Ok(())
 }

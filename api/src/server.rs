@@ -3,9 +3,12 @@
 use crate::error::{json_error, not_found, path_error, query_error};
 use actix_web::dev::Server;
 use actix_web::{web, App, HttpServer};
+use application::agents::{AgentService, AgentSync};
 use application::auth::AuthService;
 use application::clock::{Clock, SystemClock};
 use application::event_store::EventStore;
+use application::voice::RetryPolicy;
+use application::work::{WorkHandler, WorkQueue};
 use chrono::Duration;
 use infrastructure::config::Keys;
 use infrastructure::event_store::{PgEventStore, EVENTS_CHANNEL};
@@ -14,6 +17,8 @@ use infrastructure::mailer::OutboxMailer;
 use infrastructure::passwords::Argon2Passwords;
 use infrastructure::secret_tokens::RandomSecretTokens;
 use infrastructure::sessions::JwtSessions;
+use infrastructure::vapi::{VapiClient, VapiConfig};
+use infrastructure::work_queue::PgWorkQueue;
 use projections::{ProjectionRunner, RunnerConfig};
 use sqlx::PgPool;
 use std::net::TcpListener;
@@ -26,7 +31,11 @@ const SESSION_LIFETIME: Duration = Duration::hours(12);
 pub struct AppState {
     pub pool: PgPool,
     pub auth: Arc<AuthService>,
+    pub agents: Arc<AgentService>,
     pub runner: ProjectionRunner,
+    pub work_queue: Arc<dyn WorkQueue>,
+    /// Reactors that perform queued work against outside services.
+    pub workers: Vec<Arc<dyn WorkHandler>>,
 }
 
 /// Everything the service needs beyond the database.
@@ -35,6 +44,9 @@ pub struct Wiring {
     pub public_url: String,
     pub clock: Arc<dyn Clock>,
     pub throttle: ThrottlePolicy,
+    pub vapi_base_url: String,
+    pub vapi_api_key: String,
+    pub retry: RetryPolicy,
 }
 
 impl Wiring {
@@ -44,6 +56,9 @@ impl Wiring {
             public_url,
             clock: Arc::new(SystemClock),
             throttle: ThrottlePolicy::default(),
+            vapi_base_url: infrastructure::vapi::DEFAULT_BASE_URL.into(),
+            vapi_api_key: String::new(),
+            retry: RetryPolicy::default(),
         }
     }
 }
@@ -62,6 +77,23 @@ pub fn projection_runner(pool: &PgPool, store: Arc<dyn EventStore>) -> Projectio
 
 pub fn build_state(pool: PgPool, wiring: Wiring) -> AppState {
     let store: Arc<dyn EventStore> = Arc::new(PgEventStore::new(pool.clone()));
+    let vapi = Arc::new(VapiClient::new(VapiConfig {
+        base_url: wiring.vapi_base_url,
+        api_key: wiring.vapi_api_key,
+        webhook_url: format!("{}/api/webhooks/vapi", wiring.public_url),
+        webhook_secret: wiring.keys.vapi_webhook_secret.clone(),
+    }));
+    let agents = AgentService {
+        store: store.clone(),
+        clock: wiring.clock.clone(),
+        directory: Arc::new(projections::agents::PgAgentDirectory::new(pool.clone())),
+    };
+    let agent_sync = AgentSync {
+        store: store.clone(),
+        clock: wiring.clock.clone(),
+        voice: vapi,
+        retry: wiring.retry,
+    };
     let auth = AuthService {
         store: store.clone(),
         clock: wiring.clock,
@@ -75,8 +107,11 @@ pub fn build_state(pool: PgPool, wiring: Wiring) -> AppState {
     };
     AppState {
         runner: projection_runner(&pool, store),
+        work_queue: Arc::new(PgWorkQueue::new(pool.clone())),
+        workers: vec![Arc::new(agent_sync)],
         pool,
         auth: Arc::new(auth),
+        agents: Arc::new(agents),
     }
 }
 
@@ -90,7 +125,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     .app_data(web::PathConfig::default().error_handler(path_error))
     .configure(crate::health::routes)
     .configure(crate::auth::routes)
-    .configure(crate::users::routes);
+    .configure(crate::users::routes)
+    .configure(crate::agents::routes);
 }
 
 /// The HTTP server on `listener`. Signals are left to the caller, which also

@@ -104,10 +104,20 @@ impl AgentChanges {
 }
 
 impl AgentService {
-    async fn execute(&self, caller: &Session, agent_id: Uuid, command: impl Fn(&Agent) -> Result<AgentCommand, AppError>) -> Result<Loaded<Agent>, AppError> {
+    async fn execute(
+        &self,
+        caller: &Session,
+        agent_id: Uuid,
+        command: impl Fn(&Agent) -> Result<AgentCommand, AppError>,
+    ) -> Result<Loaded<Agent>, AppError> {
         // One retry covers a concurrent change between load and append.
         for _ in 0..3 {
-            let loaded = load_in::<Agent>(self.store.as_ref(), caller.organization_id, stream_of::<Agent>(agent_id)).await?;
+            let loaded = load_in::<Agent>(
+                self.store.as_ref(),
+                caller.organization_id,
+                stream_of::<Agent>(agent_id),
+            )
+            .await?;
             let events = Agent::decide(&command(&loaded.state)?, &loaded.state).map_err(agent_error)?;
             if events.is_empty() {
                 return Ok(loaded);
@@ -115,48 +125,81 @@ impl AgentService {
             let append = loaded.append_of(&events, &metadata(&format!("user:{}", caller.user_id)));
             match self
                 .store
-                .append(AppendRequest { organization_id: caller.organization_id, streams: vec![append], idempotency_key: None })
+                .append(AppendRequest {
+                    organization_id: caller.organization_id,
+                    streams: vec![append],
+                    idempotency_key: None,
+                })
                 .await
             {
                 Ok(_) => {
                     let state = events.iter().fold(loaded.state, Agent::evolve);
-                    return Ok(Loaded { state, version: loaded.version + events.len() as i64, ..loaded });
+                    return Ok(Loaded {
+                        state,
+                        version: loaded.version + events.len() as i64,
+                        ..loaded
+                    });
                 }
                 Err(crate::event_store::AppendError::VersionConflict { .. }) => continue,
                 Err(other) => return Err(append_failed(other)),
             }
         }
-        Err(AppError::new(ErrorKind::Conflict, "concurrent_modification", "the agent changed concurrently; retry"))
+        Err(AppError::new(
+            ErrorKind::Conflict,
+            "concurrent_modification",
+            "the agent changed concurrently; retry",
+        ))
     }
 
-    pub async fn create(&self, caller: &Session, spec: AgentSpec) -> Result<Uuid, AppError> {
+    pub async fn create(&self, caller: &Session, spec: AgentSpec) -> Result<AgentView, AppError> {
         let agent_id = Uuid::now_v7();
         let now = self.clock.now();
         let organization_id = caller.organization_id;
-        self.execute(caller, agent_id, |_| Ok(AgentCommand::Create { organization_id, spec: spec.clone(), now })).await?;
-        Ok(agent_id)
+        let loaded = self
+            .execute(caller, agent_id, |_| {
+                Ok(AgentCommand::Create {
+                    organization_id,
+                    spec: spec.clone(),
+                    now,
+                })
+            })
+            .await?;
+        view_of(agent_id, &loaded.state)
     }
 
-    pub async fn update(&self, caller: &Session, agent_id: Uuid, changes: AgentChanges) -> Result<(), AppError> {
+    pub async fn update(&self, caller: &Session, agent_id: Uuid, changes: AgentChanges) -> Result<AgentView, AppError> {
         let now = self.clock.now();
-        self.execute(caller, agent_id, |state| match &state.spec {
-            Some(spec) if state.exists() => Ok(AgentCommand::Update { spec: changes.clone().apply(spec.clone()), now }),
-            _ => Err(agent_error(AgentError::NotFound)),
-        })
-        .await
-        .map(|_| ())
+        let loaded = self
+            .execute(caller, agent_id, |state| match &state.spec {
+                Some(spec) if state.exists() => Ok(AgentCommand::Update {
+                    spec: changes.clone().apply(spec.clone()),
+                    now,
+                }),
+                _ => Err(agent_error(AgentError::NotFound)),
+            })
+            .await?;
+        view_of(agent_id, &loaded.state)
     }
 
-    pub async fn set_active(&self, caller: &Session, agent_id: Uuid, active: bool) -> Result<(), AppError> {
+    pub async fn set_active(&self, caller: &Session, agent_id: Uuid, active: bool) -> Result<AgentView, AppError> {
         let now = self.clock.now();
-        self.execute(caller, agent_id, |_| Ok(if active { AgentCommand::Activate { now } } else { AgentCommand::Deactivate { now } }))
-            .await
-            .map(|_| ())
+        let loaded = self
+            .execute(caller, agent_id, |_| {
+                Ok(if active {
+                    AgentCommand::Activate { now }
+                } else {
+                    AgentCommand::Deactivate { now }
+                })
+            })
+            .await?;
+        view_of(agent_id, &loaded.state)
     }
 
     pub async fn delete(&self, caller: &Session, agent_id: Uuid) -> Result<(), AppError> {
         let now = self.clock.now();
-        self.execute(caller, agent_id, |_| Ok(AgentCommand::Delete { now })).await.map(|_| ())
+        self.execute(caller, agent_id, |_| Ok(AgentCommand::Delete { now }))
+            .await
+            .map(|_| ())
     }
 
     pub async fn list(&self, caller: &Session, active: Option<bool>, page: Page) -> Result<Vec<AgentView>, AppError> {
@@ -164,8 +207,29 @@ impl AgentService {
     }
 
     pub async fn get(&self, caller: &Session, agent_id: Uuid) -> Result<AgentView, AppError> {
-        self.directory.get(caller.organization_id, agent_id).await?.ok_or_else(|| AppError::not_found("agent"))
+        self.directory
+            .get(caller.organization_id, agent_id)
+            .await?
+            .ok_or_else(|| AppError::not_found("agent"))
     }
+}
+
+/// The agent as the write side knows it, for responses to changes.
+fn view_of(id: Uuid, agent: &Agent) -> Result<AgentView, AppError> {
+    let (Some(spec), Some(created_at)) = (agent.spec.clone(), agent.created_at) else {
+        return Err(AppError::not_found("agent"));
+    };
+    Ok(AgentView {
+        id,
+        spec,
+        active: agent.active,
+        sync_status: agent.sync_status().into(),
+        vapi_assistant_id: agent.vapi_assistant_id.clone(),
+        last_sync_error: None,
+        next_sync_attempt_at: None,
+        created_at,
+        updated_at: agent.updated_at.unwrap_or(created_at),
+    })
 }
 
 /// Mirrors one agent to its Vapi assistant; the outcome is recorded on the agent's stream.
@@ -177,8 +241,17 @@ pub struct AgentSync {
 }
 
 impl AgentSync {
-    async fn push(&self, organization_id: Uuid, agent_id: Uuid, agent: &Agent) -> Result<Option<String>, ProviderError> {
-        let definition = |spec: &AgentSpec| AssistantDefinition { organization_id, agent_id, spec: spec.clone() };
+    async fn push(
+        &self,
+        organization_id: Uuid,
+        agent_id: Uuid,
+        agent: &Agent,
+    ) -> Result<Option<String>, ProviderError> {
+        let definition = |spec: &AgentSpec| AssistantDefinition {
+            organization_id,
+            agent_id,
+            spec: spec.clone(),
+        };
         match (&agent.spec, agent.deleted, &agent.vapi_assistant_id) {
             (_, true, Some(id)) => match self.voice.delete_assistant(id).await {
                 Ok(()) | Err(ProviderError::NotFound) => Ok(None),
@@ -195,7 +268,12 @@ impl AgentSync {
         }
     }
 
-    async fn record(&self, loaded: &Loaded<Agent>, organization_id: Uuid, command: AgentCommand) -> Result<(), AppError> {
+    async fn record(
+        &self,
+        loaded: &Loaded<Agent>,
+        organization_id: Uuid,
+        command: AgentCommand,
+    ) -> Result<(), AppError> {
         let events = Agent::decide(&command, &loaded.state).map_err(agent_error)?;
         if events.is_empty() {
             return Ok(());
@@ -203,7 +281,11 @@ impl AgentSync {
         let mut meta = metadata("system:vapi-sync");
         meta.source = Some(format!("reactor:{AGENT_SYNC}"));
         self.store
-            .append(AppendRequest { organization_id, streams: vec![loaded.append_of(&events, &meta)], idempotency_key: None })
+            .append(AppendRequest {
+                organization_id,
+                streams: vec![loaded.append_of(&events, &meta)],
+                idempotency_key: None,
+            })
             .await
             .map(|_| ())
             // A change landed meanwhile: its own sync will follow.
@@ -231,7 +313,16 @@ impl WorkHandler for AgentSync {
         match self.push(organization_id, agent_id, &loaded.state).await {
             Ok(vapi_assistant_id) => {
                 let now = self.clock.now();
-                self.record(&loaded, organization_id, AgentCommand::RecordSynced { vapi_assistant_id, revision, now }).await?;
+                self.record(
+                    &loaded,
+                    organization_id,
+                    AgentCommand::RecordSynced {
+                        vapi_assistant_id,
+                        revision,
+                        now,
+                    },
+                )
+                .await?;
                 Ok(WorkOutcome::Done)
             }
             Err(error) => {
@@ -243,7 +334,13 @@ impl WorkHandler for AgentSync {
                 self.record(
                     &loaded,
                     organization_id,
-                    AgentCommand::RecordSyncFailed { revision, reason: reason.clone(), attempt, retry_at, now },
+                    AgentCommand::RecordSyncFailed {
+                        revision,
+                        reason: reason.clone(),
+                        attempt,
+                        retry_at,
+                        now,
+                    },
                 )
                 .await?;
                 Ok(match retry_at {

@@ -31,7 +31,10 @@ pub enum ProviderError {
 impl ProviderError {
     /// Whether trying the same request later may succeed.
     pub fn is_transient(&self) -> bool {
-        matches!(self, ProviderError::RateLimited { .. } | ProviderError::Unavailable(_) | ProviderError::Unauthorized)
+        matches!(
+            self,
+            ProviderError::RateLimited { .. } | ProviderError::Unavailable(_) | ProviderError::Unauthorized
+        )
     }
 }
 
@@ -53,7 +56,11 @@ pub struct RetryPolicy {
 
 impl Default for RetryPolicy {
     fn default() -> Self {
-        Self { first_delay: Duration::from_secs(5), max_delay: Duration::from_secs(15 * 60), max_attempts: 10 }
+        Self {
+            first_delay: Duration::from_secs(5),
+            max_delay: Duration::from_secs(15 * 60),
+            max_attempts: 10,
+        }
     }
 }
 
@@ -64,9 +71,14 @@ impl RetryPolicy {
         if !error.is_transient() || attempt >= self.max_attempts {
             return None;
         }
-        let exponential = self.first_delay.saturating_mul(2u32.saturating_pow(attempt.saturating_sub(1))).min(self.max_delay);
+        let exponential = self
+            .first_delay
+            .saturating_mul(2u32.saturating_pow(attempt.saturating_sub(1)))
+            .min(self.max_delay);
         let delay = match error {
-            ProviderError::RateLimited { retry_after: Some(wait) } => exponential.max(*wait),
+            ProviderError::RateLimited {
+                retry_after: Some(wait),
+            } => exponential.max(*wait),
             _ => exponential,
         };
         Some(now + chrono::Duration::from_std(delay).unwrap_or(chrono::Duration::MAX))
@@ -79,14 +91,32 @@ mod tests {
 
     #[test]
     fn backoff_grows_honours_retry_after_and_stops() {
-        let policy = RetryPolicy { first_delay: Duration::from_secs(5), max_delay: Duration::from_secs(60), max_attempts: 5 };
+        let policy = RetryPolicy {
+            first_delay: Duration::from_secs(5),
+            max_delay: Duration::from_secs(60),
+            max_attempts: 5,
+        };
         let now: DateTime<Utc> = "2026-11-24T12:00:00Z".parse().unwrap();
         let down = ProviderError::Unavailable("502".into());
-        let delays: Vec<i64> = (1..5).map(|a| (policy.next_attempt(a, &down, now).unwrap() - now).num_seconds()).collect();
+        let delays: Vec<i64> = (1..5)
+            .map(|a| (policy.next_attempt(a, &down, now).unwrap() - now).num_seconds())
+            .collect();
         assert_eq!(delays, vec![5, 10, 20, 40]);
         assert_eq!(policy.next_attempt(5, &down, now), None);
-        let limited = ProviderError::RateLimited { retry_after: Some(Duration::from_secs(30)) };
+        let limited = ProviderError::RateLimited {
+            retry_after: Some(Duration::from_secs(30)),
+        };
         assert_eq!((policy.next_attempt(1, &limited, now).unwrap() - now).num_seconds(), 30);
-        assert_eq!(policy.next_attempt(1, &ProviderError::Rejected { status: 400, message: "bad".into() }, now), None);
+        assert_eq!(
+            policy.next_attempt(
+                1,
+                &ProviderError::Rejected {
+                    status: 400,
+                    message: "bad".into()
+                },
+                now
+            ),
+            None
+        );
     }
 }

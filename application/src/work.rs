@@ -21,9 +21,14 @@ pub struct WorkItem {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum WorkOutcome {
     Done,
-    RetryAt { due: DateTime<Utc>, reason: String },
+    RetryAt {
+        due: DateTime<Utc>,
+        reason: String,
+    },
     /// Retries are exhausted or pointless; the handler has recorded why.
-    GiveUp { reason: String },
+    GiveUp {
+        reason: String,
+    },
 }
 
 #[async_trait]

@@ -243,6 +243,10 @@ pub struct Agent {
     pub revision: u32,
     pub synced_revision: u32,
     pub vapi_assistant_id: Option<String>,
+    /// Whether the last push of the current revision failed.
+    pub sync_failed: bool,
+    pub created_at: Option<DateTime<Utc>>,
+    pub updated_at: Option<DateTime<Utc>>,
 }
 
 impl Agent {
@@ -252,6 +256,17 @@ impl Agent {
 
     pub fn needs_sync(&self) -> bool {
         self.revision > self.synced_revision
+    }
+
+    /// `synced`, `failed` (the current revision's last push failed) or `pending`.
+    pub fn sync_status(&self) -> &'static str {
+        if !self.needs_sync() {
+            "synced"
+        } else if self.sync_failed {
+            "failed"
+        } else {
+            "pending"
+        }
     }
 }
 
@@ -332,21 +347,33 @@ impl Aggregate for Agent {
 
     fn evolve(mut self, event: &AgentEvent) -> Self {
         match event {
-            AgentEvent::AgentCreated { spec, .. } => {
+            AgentEvent::AgentCreated { spec, created_at, .. } => {
                 self.spec = Some(spec.clone());
                 self.active = true;
                 self.revision += 1;
+                self.created_at = Some(*created_at);
+                self.updated_at = Some(*created_at);
             }
-            AgentEvent::AgentUpdated { spec, .. } => {
+            AgentEvent::AgentUpdated { spec, updated_at } => {
                 self.spec = Some(spec.clone());
                 self.revision += 1;
+                self.sync_failed = false;
+                self.updated_at = Some(*updated_at);
             }
-            AgentEvent::AgentActivated { .. } => self.active = true,
-            AgentEvent::AgentDeactivated { .. } => self.active = false,
-            AgentEvent::AgentDeleted { .. } => {
+            AgentEvent::AgentActivated { at } => {
+                self.active = true;
+                self.updated_at = Some(*at);
+            }
+            AgentEvent::AgentDeactivated { at } => {
+                self.active = false;
+                self.updated_at = Some(*at);
+            }
+            AgentEvent::AgentDeleted { at } => {
                 self.deleted = true;
                 self.active = false;
                 self.revision += 1;
+                self.sync_failed = false;
+                self.updated_at = Some(*at);
             }
             AgentEvent::AgentSyncedToVapi {
                 vapi_assistant_id,
@@ -355,8 +382,11 @@ impl Aggregate for Agent {
             } => {
                 self.synced_revision = *revision;
                 self.vapi_assistant_id = vapi_assistant_id.clone();
+                self.sync_failed = false;
             }
-            AgentEvent::AgentSyncFailed { .. } => {}
+            AgentEvent::AgentSyncFailed { revision, .. } => {
+                self.sync_failed = *revision == self.revision;
+            }
         }
         self
     }
@@ -404,7 +434,8 @@ mod tests {
 
     #[test]
     fn validation_names_the_field() {
-        let cases: Vec<(&str, Box<dyn Fn(&mut AgentSpec)>)> = vec![
+        type Breaker = Box<dyn Fn(&mut AgentSpec)>;
+        let cases: Vec<(&str, Breaker)> = vec![
             ("name", Box::new(|s| s.name = " ".into())),
             ("systemPrompt", Box::new(|s| s.system_prompt = String::new())),
             ("voice", Box::new(|s| s.voice.voice_id = "nobody".into())),

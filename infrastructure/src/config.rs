@@ -27,6 +27,23 @@ pub struct Settings {
     pub jwt_secret: Option<Vec<u8>>,
     pub encryption_key: Option<[u8; 32]>,
     pub public_url: url::Url,
+    pub vapi: VapiSettings,
+}
+
+#[derive(Clone)]
+pub struct VapiSettings {
+    /// Unset: agents and numbers are kept but not pushed to Vapi (their sync stays pending).
+    pub api_key: Option<String>,
+    pub base_url: String,
+    pub webhook_secret: Option<String>,
+}
+
+impl std::fmt::Debug for VapiSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("VapiSettings")
+            .field("base_url", &self.base_url)
+            .finish_non_exhaustive()
+    }
 }
 
 /// Keys ready to use.
@@ -34,6 +51,8 @@ pub struct Settings {
 pub struct Keys {
     pub jwt_secret: Vec<u8>,
     pub encryption_key: [u8; 32],
+    /// Shared secret Vapi sends with every server message.
+    pub vapi_webhook_secret: String,
 }
 
 impl std::fmt::Debug for Keys {
@@ -78,12 +97,23 @@ impl Settings {
                 variable: "VOXREACH_PUBLIC_URL",
                 reason: format!("{public_url_raw:?} is not an http(s) URL"),
             })?;
+        let vapi_base_raw = non_empty("VAPI_BASE_URL").unwrap_or_else(|| "https://api.vapi.ai".to_owned());
+        url::Url::parse(&vapi_base_raw).map_err(|e| ConfigError::Malformed {
+            variable: "VAPI_BASE_URL",
+            reason: e.to_string(),
+        })?;
+        let vapi = VapiSettings {
+            api_key: non_empty("VAPI_API_KEY"),
+            base_url: vapi_base_raw,
+            webhook_secret: non_empty("VAPI_WEBHOOK_SECRET"),
+        };
         Ok(Self {
             database_url,
             bind,
             jwt_secret,
             encryption_key,
             public_url,
+            vapi,
         })
     }
 
@@ -99,17 +129,22 @@ impl Settings {
     /// Keys given in the environment, or with `DATABASE_URL` unset, generated
     /// once and kept in `key_dir` so tokens and encrypted secrets survive restarts.
     pub fn resolve_keys(&self, key_dir: Option<&Path>) -> Result<Keys, ConfigError> {
-        if let (Some(jwt_secret), Some(encryption_key)) = (&self.jwt_secret, self.encryption_key) {
+        if let (Some(jwt_secret), Some(encryption_key), Some(vapi_webhook_secret)) =
+            (&self.jwt_secret, self.encryption_key, &self.vapi.webhook_secret)
+        {
             return Ok(Keys {
                 jwt_secret: jwt_secret.clone(),
                 encryption_key,
+                vapi_webhook_secret: vapi_webhook_secret.clone(),
             });
         }
         let Some(dir) = key_dir.filter(|_| self.database_url.is_none()) else {
             let variable = if self.jwt_secret.is_none() {
                 "VOXREACH_JWT_SECRET"
-            } else {
+            } else if self.encryption_key.is_none() {
                 "VOXREACH_ENCRYPTION_KEY"
+            } else {
+                "VAPI_WEBHOOK_SECRET"
             };
             return Err(ConfigError::Missing { variable });
         };
@@ -129,6 +164,7 @@ impl Settings {
                 Some(key) => key,
                 None => parse_encryption_key(&stored.encryption_key)?,
             },
+            vapi_webhook_secret: self.vapi.webhook_secret.clone().unwrap_or(stored.vapi_webhook_secret),
         })
     }
 }
@@ -148,6 +184,7 @@ fn parse_encryption_key(raw: &str) -> Result<[u8; 32], ConfigError> {
 struct StoredKeys {
     jwt_secret: String,
     encryption_key: String,
+    vapi_webhook_secret: String,
 }
 
 impl StoredKeys {
@@ -167,6 +204,7 @@ impl StoredKeys {
         let keys = StoredKeys {
             jwt_secret: random(48),
             encryption_key: random(32),
+            vapi_webhook_secret: random(32),
         };
         if let Some(parent) = path.parent() {
             std::fs::create_dir_all(parent).map_err(io)?;

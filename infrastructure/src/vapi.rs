@@ -11,7 +11,13 @@ use std::time::Duration;
 pub const DEFAULT_BASE_URL: &str = "https://api.vapi.ai";
 
 /// Server messages every assistant asks Vapi to send us.
-const SERVER_MESSAGES: &[&str] = &["status-update", "end-of-call-report", "tool-calls", "hang", "transfer-destination-request"];
+const SERVER_MESSAGES: &[&str] = &[
+    "status-update",
+    "end-of-call-report",
+    "tool-calls",
+    "hang",
+    "transfer-destination-request",
+];
 
 #[derive(Clone)]
 pub struct VapiConfig {
@@ -24,7 +30,10 @@ pub struct VapiConfig {
 
 impl std::fmt::Debug for VapiConfig {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("VapiConfig").field("base_url", &self.base_url).field("webhook_url", &self.webhook_url).finish_non_exhaustive()
+        f.debug_struct("VapiConfig")
+            .field("base_url", &self.base_url)
+            .field("webhook_url", &self.webhook_url)
+            .finish_non_exhaustive()
     }
 }
 
@@ -108,7 +117,11 @@ impl VapiClient {
     fn assistant_body(&self, assistant: &AssistantDefinition) -> AssistantBody {
         let spec = &assistant.spec;
         let mut voice = json!({ "provider": spec.voice.provider, "voiceId": spec.voice.voice_id });
-        for (key, value) in [("speed", spec.voice.speed), ("pitch", spec.voice.pitch), ("stability", spec.voice.stability)] {
+        for (key, value) in [
+            ("speed", spec.voice.speed),
+            ("pitch", spec.voice.pitch),
+            ("stability", spec.voice.stability),
+        ] {
             if let Some(v) = value {
                 voice[key] = json!(v);
             }
@@ -129,7 +142,10 @@ impl VapiClient {
             model: ModelBody {
                 provider: spec.model.provider.clone(),
                 model: spec.model.model.clone(),
-                messages: vec![MessageBody { role: "system", content: spec.system_prompt.clone() }],
+                messages: vec![MessageBody {
+                    role: "system",
+                    content: spec.system_prompt.clone(),
+                }],
                 temperature: spec.model.temperature,
                 max_tokens: spec.model.max_tokens,
                 tools,
@@ -146,7 +162,9 @@ impl VapiClient {
                 timeout_seconds: 20,
             },
             server_messages: SERVER_MESSAGES.to_vec(),
-            artifact_plan: ArtifactPlan { recording_enabled: true },
+            artifact_plan: ArtifactPlan {
+                recording_enabled: true,
+            },
             metadata: json!({
                 "voxreachOrganizationId": assistant.organization_id,
                 "voxreachAgentId": assistant.agent_id,
@@ -154,18 +172,30 @@ impl VapiClient {
         }
     }
 
-    async fn send(&self, method: Method, path: &str, body: Option<&impl Serialize>) -> Result<reqwest::Response, ProviderError> {
+    async fn send(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&impl Serialize>,
+    ) -> Result<reqwest::Response, ProviderError> {
         let url = format!("{}{path}", self.config.base_url.trim_end_matches('/'));
         let mut request = self.http.request(method, url).bearer_auth(&self.config.api_key);
         if let Some(body) = body {
             request = request.json(body);
         }
-        let response = request.send().await.map_err(|e| ProviderError::Unavailable(e.without_url().to_string()))?;
+        let response = request
+            .send()
+            .await
+            .map_err(|e| ProviderError::Unavailable(e.without_url().to_string()))?;
         let status = response.status();
         if status.is_success() {
             return Ok(response);
         }
-        let retry_after = response.headers().get(RETRY_AFTER).and_then(|v| v.to_str().ok()).and_then(parse_retry_after);
+        let retry_after = response
+            .headers()
+            .get(RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(parse_retry_after);
         let text = response.text().await.unwrap_or_default();
         Err(classify(status, retry_after, &text))
     }
@@ -194,24 +224,42 @@ fn classify(status: StatusCode, retry_after: Option<Duration>, body: &str) -> Pr
         StatusCode::TOO_MANY_REQUESTS => ProviderError::RateLimited { retry_after },
         StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => ProviderError::Unauthorized,
         StatusCode::NOT_FOUND => ProviderError::NotFound,
-        s if s.is_server_error() || s == StatusCode::REQUEST_TIMEOUT => ProviderError::Unavailable(format!("{s}: {message}")),
-        s => ProviderError::Rejected { status: s.as_u16(), message },
+        s if s.is_server_error() || s == StatusCode::REQUEST_TIMEOUT => {
+            ProviderError::Unavailable(format!("{s}: {message}"))
+        }
+        s => ProviderError::Rejected {
+            status: s.as_u16(),
+            message,
+        },
     }
 }
 
 #[async_trait]
 impl VoiceProvider for VapiClient {
     async fn create_assistant(&self, assistant: &AssistantDefinition) -> Result<String, ProviderError> {
-        let response = self.send(Method::POST, "/assistant", Some(&self.assistant_body(assistant))).await?;
-        let created: Created = response.json().await.map_err(|e| ProviderError::Unavailable(format!("unreadable response: {e}")))?;
+        let response = self
+            .send(Method::POST, "/assistant", Some(&self.assistant_body(assistant)))
+            .await?;
+        let created: Created = response
+            .json()
+            .await
+            .map_err(|e| ProviderError::Unavailable(format!("unreadable response: {e}")))?;
         Ok(created.id)
     }
 
     async fn update_assistant(&self, id: &str, assistant: &AssistantDefinition) -> Result<(), ProviderError> {
-        self.send(Method::PATCH, &format!("/assistant/{id}"), Some(&self.assistant_body(assistant))).await.map(|_| ())
+        self.send(
+            Method::PATCH,
+            &format!("/assistant/{id}"),
+            Some(&self.assistant_body(assistant)),
+        )
+        .await
+        .map(|_| ())
     }
 
     async fn delete_assistant(&self, id: &str) -> Result<(), ProviderError> {
-        self.send(Method::DELETE, &format!("/assistant/{id}"), None::<&()>).await.map(|_| ())
+        self.send(Method::DELETE, &format!("/assistant/{id}"), None::<&()>)
+            .await
+            .map(|_| ())
     }
 }

@@ -13,7 +13,8 @@ use sqlx::{PgConnection, PgPool, Row};
 use uuid::Uuid;
 
 fn decode(event: &RecordedEvent) -> Result<AgentEvent, sqlx::Error> {
-    AgentEvent::decode(&event.event_type, event.event_version, &event.payload).map_err(|e| sqlx::Error::Decode(Box::new(e)))
+    AgentEvent::decode(&event.event_type, event.event_version, &event.payload)
+        .map_err(|e| sqlx::Error::Decode(Box::new(e)))
 }
 
 fn agent_id(event: &RecordedEvent) -> Result<Uuid, sqlx::Error> {
@@ -132,7 +133,8 @@ impl Projection for AgentSyncQueue {
 
     async fn apply(&self, conn: &mut PgConnection, events: &[RecordedEvent]) -> Result<(), sqlx::Error> {
         for event in events.iter().filter(|e| {
-            matches!(e.event_type.as_str(), "AgentCreated" | "AgentUpdated" | "AgentDeleted") && e.stream_type == "agent"
+            matches!(e.event_type.as_str(), "AgentCreated" | "AgentUpdated" | "AgentDeleted")
+                && e.stream_type == "agent"
         }) {
             sqlx::query(
                 "INSERT INTO reactor_work (reactor, work_key, organization_id, due_at) VALUES ($1, $2, $3, now())
@@ -173,8 +175,9 @@ fn agent_view(row: &PgRow) -> Result<AgentView, AppError> {
     } else {
         "pending"
     };
-    let spec: sqlx::types::Json<domain::agents::AgentSpec> =
-        row.try_get("spec").map_err(|e| AppError::internal("reading an agent", e))?;
+    let spec: sqlx::types::Json<domain::agents::AgentSpec> = row
+        .try_get("spec")
+        .map_err(|e| AppError::internal("reading an agent", e))?;
     Ok(AgentView {
         id: row.get("id"),
         spec: spec.0,

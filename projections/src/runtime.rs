@@ -100,7 +100,11 @@ async fn create_tables(conn: &mut PgConnection, p: &dyn Projection) -> Result<()
     if p.create_sql().trim().is_empty() {
         return Ok(());
     }
-    sqlx::raw_sql(p.create_sql()).execute(conn).await.map(|_| ()).map_err(db(p))
+    sqlx::raw_sql(p.create_sql())
+        .execute(conn)
+        .await
+        .map(|_| ())
+        .map_err(db(p))
 }
 
 async fn read_checkpoint(

@@ -91,10 +91,13 @@ impl Drop for TestDatabase {
 
 pub const TEST_JWT_SECRET: &[u8] = b"test-secret-test-secret-test-secret-0123";
 
+pub const TEST_VAPI_SECRET: &str = "vapi-webhook-secret-for-tests";
+
 pub fn test_keys() -> Keys {
     Keys {
         jwt_secret: TEST_JWT_SECRET.to_vec(),
         encryption_key: [42; 32],
+        vapi_webhook_secret: TEST_VAPI_SECRET.into(),
     }
 }
 
@@ -137,6 +140,52 @@ impl TestApp {
     /// Applies every pending event to every projection.
     pub async fn settle(&self) {
         settle(&self.state.runner).await;
+    }
+
+    /// Runs projections and every reactor until no work is due now.
+    pub async fn drain_work(&self) {
+        for _ in 0..50 {
+            self.settle().await;
+            let mut handled = 0;
+            for worker in &self.state.workers {
+                let items = self
+                    .state
+                    .work_queue
+                    .claim(worker.reactor(), 100, Duration::from_secs(60))
+                    .await
+                    .expect("claim work");
+                for item in items {
+                    handled += 1;
+                    let outcome = worker.handle(&item).await.expect("work handler");
+                    self.state
+                        .work_queue
+                        .finish(&item, &outcome)
+                        .await
+                        .expect("finish work");
+                }
+            }
+            if handled == 0 {
+                self.settle().await;
+                return;
+            }
+        }
+        panic!("reactor work did not settle");
+    }
+
+    pub async fn patch(&self, path: &str, token: Option<&str>, body: Value) -> (u16, Value) {
+        let mut request = self.client.patch(self.url(path)).json(&body);
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        into_parts(request.send().await.expect("request is sent")).await
+    }
+
+    pub async fn delete(&self, path: &str, token: Option<&str>) -> (u16, Value) {
+        let mut request = self.client.delete(self.url(path));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        into_parts(request.send().await.expect("request is sent")).await
     }
 
     pub async fn post(&self, path: &str, token: Option<&str>, body: Value) -> (u16, Value) {
