@@ -2,7 +2,9 @@
 
 pub mod agents;
 pub mod auth;
+pub mod calls;
 pub mod error;
 pub mod health;
 pub mod server;
 pub mod users;
+pub mod webhooks;

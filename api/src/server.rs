@@ -5,6 +5,7 @@ use actix_web::dev::Server;
 use actix_web::{web, App, HttpServer};
 use application::agents::{AgentService, AgentSync};
 use application::auth::AuthService;
+use application::calls::{CallHistory, CallService, SetCallOutcomeTool};
 use application::clock::{Clock, SystemClock};
 use application::event_store::EventStore;
 use application::voice::RetryPolicy;
@@ -32,6 +33,9 @@ pub struct AppState {
     pub pool: PgPool,
     pub auth: Arc<AuthService>,
     pub agents: Arc<AgentService>,
+    pub calls: Arc<CallService>,
+    pub call_history: Arc<dyn CallHistory>,
+    pub vapi_webhook_secret: String,
     pub runner: ProjectionRunner,
     pub work_queue: Arc<dyn WorkQueue>,
     /// Reactors that perform queued work against outside services.
@@ -83,11 +87,22 @@ pub fn build_state(pool: PgPool, wiring: Wiring) -> AppState {
         webhook_url: format!("{}/api/webhooks/vapi", wiring.public_url),
         webhook_secret: wiring.keys.vapi_webhook_secret.clone(),
     }));
+    let agent_directory = Arc::new(projections::agents::PgAgentDirectory::new(pool.clone()));
     let agents = AgentService {
         store: store.clone(),
         clock: wiring.clock.clone(),
-        directory: Arc::new(projections::agents::PgAgentDirectory::new(pool.clone())),
+        directory: agent_directory.clone(),
     };
+    let calls = CallService {
+        store: store.clone(),
+        clock: wiring.clock.clone(),
+        owners: agent_directory,
+        tools: vec![Arc::new(SetCallOutcomeTool {
+            store: store.clone(),
+            clock: wiring.clock.clone(),
+        })],
+    };
+    let vapi_webhook_secret = wiring.keys.vapi_webhook_secret.clone();
     let agent_sync = AgentSync {
         store: store.clone(),
         clock: wiring.clock.clone(),
@@ -109,9 +124,12 @@ pub fn build_state(pool: PgPool, wiring: Wiring) -> AppState {
         runner: projection_runner(&pool, store),
         work_queue: Arc::new(PgWorkQueue::new(pool.clone())),
         workers: vec![Arc::new(agent_sync)],
-        pool,
         auth: Arc::new(auth),
         agents: Arc::new(agents),
+        calls: Arc::new(calls),
+        call_history: Arc::new(projections::calls::PgCallHistory::new(pool.clone())),
+        vapi_webhook_secret,
+        pool,
     }
 }
 
@@ -126,7 +144,9 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     .configure(crate::health::routes)
     .configure(crate::auth::routes)
     .configure(crate::users::routes)
-    .configure(crate::agents::routes);
+    .configure(crate::agents::routes)
+    .configure(crate::calls::routes)
+    .configure(crate::webhooks::routes);
 }
 
 /// The HTTP server on `listener`. Signals are left to the caller, which also

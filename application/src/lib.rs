@@ -3,6 +3,7 @@
 pub mod agents;
 pub mod aggregates;
 pub mod auth;
+pub mod calls;
 pub mod clock;
 pub mod error;
 pub mod event_store;

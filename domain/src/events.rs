@@ -89,6 +89,48 @@ pub const CATALOGUE: &[EventSpec] = &[
         stream_type: "agent",
         meaning: "Pushing `revision` to Vapi failed. Payload: revision, reason, attempt, retryAt (null when retries are exhausted or the error is permanent), failedAt.",
     },
+    EventSpec {
+        event_type: "CallRequested",
+        version: 1,
+        stream_type: "call",
+        meaning: "A user asked for an outbound call. Payload: organizationId, parties {vapiCallId, direction, agentId, phoneNumberId, customerNumber}, requestedBy, requestedAt.",
+    },
+    EventSpec {
+        event_type: "CallPlacedWithVapi",
+        version: 1,
+        stream_type: "call",
+        meaning: "Vapi accepted the outbound call. Payload: vapiCallId, at.",
+    },
+    EventSpec {
+        event_type: "CallPlacementFailed",
+        version: 1,
+        stream_type: "call",
+        meaning: "Vapi refused or could not be reached to place the call. Payload: reason, at.",
+    },
+    EventSpec {
+        event_type: "CallStatusUpdated",
+        version: 1,
+        stream_type: "call",
+        meaning: "Vapi reported a status (scheduled, queued, ringing, in-progress, forwarding, ended); late reports are kept for the timeline but never move a call backwards. Payload: parties, status, endedReason, at (Vapi's timestamp).",
+    },
+    EventSpec {
+        event_type: "CallEnded",
+        version: 1,
+        stream_type: "call",
+        meaning: "Vapi's end-of-call report. Payload: parties, report {endedReason, startedAt, endedAt, durationSeconds, cost, transcript, messages[{role, message, time, secondsFromStart}], recordingUrl, stereoRecordingUrl, summary, structuredData, successEvaluation}, at.",
+    },
+    EventSpec {
+        event_type: "CallOutcomeRecorded",
+        version: 1,
+        stream_type: "call",
+        meaning: "The call's outcome was set (qualified, appointment, sale, not_interested, callback_requested, voicemail, no_answer, failed). Payload: outcome, notes, source (api, tool, analysis), at.",
+    },
+    EventSpec {
+        event_type: "VapiMessageUnmatched",
+        version: 1,
+        stream_type: "unmatched-vapi-call",
+        meaning: "A Vapi server message for a call no organization could be matched to; kept, not dropped. Stored under the nil organization. Payload: messageType, vapiCallId, assistantId, phoneNumberId, message.",
+    },
 ];
 
 /// Current schema version of an event type, if it is in the catalogue.

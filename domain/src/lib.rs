@@ -4,6 +4,7 @@
 pub mod agents;
 pub mod aggregate;
 pub mod auth;
+pub mod calls;
 pub mod event_log;
 pub mod events;
 pub mod phone;

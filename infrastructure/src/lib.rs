@@ -12,4 +12,5 @@ pub mod secret_box;
 pub mod secret_tokens;
 pub mod sessions;
 pub mod vapi;
+pub mod vapi_messages;
 pub mod work_queue;

@@ -2,6 +2,7 @@
 
 pub mod activity;
 pub mod agents;
+pub mod calls;
 pub mod runtime;
 pub mod users;
 
@@ -16,5 +17,6 @@ pub fn all() -> Vec<Arc<dyn Projection>> {
         Arc::new(activity::ActivityProjection),
         Arc::new(agents::AgentsProjection),
         Arc::new(agents::AgentSyncQueue),
+        Arc::new(calls::CallsProjection),
     ]
 }

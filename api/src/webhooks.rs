@@ -1,0 +1,38 @@
+//! `POST /api/webhooks/vapi`: authenticate, record, acknowledge. Heavy work
+//! happens in projections and reactors.
+
+use crate::error::{error_body, ApiError};
+use crate::server::AppState;
+use actix_web::{web, HttpRequest, HttpResponse};
+use infrastructure::vapi_messages::{is_authentic, parse};
+
+/// Transcripts make end-of-call reports large.
+pub const WEBHOOK_LIMIT_BYTES: usize = 5 * 1024 * 1024;
+
+pub async fn vapi(req: HttpRequest, state: web::Data<AppState>, body: web::Bytes) -> Result<HttpResponse, ApiError> {
+    let header = |name: &str| req.headers().get(name).and_then(|v| v.to_str().ok()).map(str::to_owned);
+    if !is_authentic(header, &body, &state.vapi_webhook_secret) {
+        return Ok(HttpResponse::Unauthorized().json(error_body(
+            "invalid_webhook_signature",
+            "the request does not carry this server's Vapi secret or signature",
+            None,
+        )));
+    }
+    let message = match parse(&body, chrono::Utc::now()) {
+        Ok(message) => message,
+        Err(error) => {
+            return Ok(HttpResponse::BadRequest().json(error_body("malformed_webhook", &error.to_string(), None)))
+        }
+    };
+    let reply = state.calls.handle_vapi_message(message).await?;
+    Ok(HttpResponse::Ok().json(reply))
+}
+
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.service(
+        web::resource("/api/webhooks/vapi")
+            .app_data(web::PayloadConfig::new(WEBHOOK_LIMIT_BYTES))
+            .post(vapi)
+            .default_service(web::to(crate::error::method_not_allowed)),
+    );
+}

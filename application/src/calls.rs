@@ -1,0 +1,489 @@
+//! Calls: intake of Vapi's server messages, the tools agents call mid-call,
+//! outcomes, and the call history read side.
+
+use crate::aggregates::{append_failed, load_in, stream_of};
+use crate::auth::Session;
+use crate::clock::Clock;
+use crate::error::{AppError, ErrorKind};
+use crate::event_store::{AppendRequest, EventStore};
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use domain::calls::{Call, CallCommand, CallError, CallParties, CallReport};
+use domain::{Aggregate, DomainEvent, EventMetadata, ExpectedVersion, NewEvent, StreamId};
+use serde::Serialize;
+use serde_json::{json, Value};
+use std::sync::Arc;
+use uuid::Uuid;
+
+/// Namespace of call ids derived from Vapi call ids, for calls we did not place.
+const VAPI_CALL_NAMESPACE: Uuid = Uuid::from_u128(0x6f1c_2b7e_4a55_4c1d_9a0e_57d2_c0ff_ee01);
+
+/// What a server message says about its call.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct CallRef {
+    pub vapi_call_id: String,
+    /// Our ids, from the metadata we give Vapi on calls and assistants.
+    pub call_id: Option<Uuid>,
+    pub organization_id: Option<Uuid>,
+    pub agent_id: Option<Uuid>,
+    pub vapi_assistant_id: Option<String>,
+    pub vapi_phone_number_id: Option<String>,
+    pub direction: Option<String>,
+    pub customer_number: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ToolCall {
+    pub id: String,
+    pub name: String,
+    pub arguments: Value,
+}
+
+/// A Vapi server message, parsed.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ServerMessage {
+    StatusUpdate {
+        call: CallRef,
+        status: String,
+        ended_reason: Option<String>,
+        at: DateTime<Utc>,
+    },
+    EndOfCallReport {
+        call: CallRef,
+        report: CallReport,
+        at: DateTime<Utc>,
+    },
+    ToolCalls {
+        call: CallRef,
+        calls: Vec<ToolCall>,
+    },
+    /// Acknowledged without effect (transcripts, speech updates, hangs…).
+    Other {
+        kind: String,
+    },
+}
+
+/// Our reply to Vapi.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(untagged)]
+pub enum ServerReply {
+    Ack {},
+    ToolResults { results: Vec<ToolResult> },
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ToolResult {
+    pub tool_call_id: String,
+    pub name: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub result: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// Finds the organization and agent behind a Vapi assistant.
+#[async_trait]
+pub trait AssistantOwners: Send + Sync {
+    async fn owner_of(&self, vapi_assistant_id: &str) -> Result<Option<(Uuid, Uuid)>, AppError>;
+}
+
+/// Context a tool runs in.
+#[derive(Debug, Clone)]
+pub struct ToolContext {
+    pub organization_id: Uuid,
+    pub call_id: Uuid,
+    pub tool_call_id: String,
+}
+
+/// A function agents may call during a call.
+#[async_trait]
+pub trait Tool: Send + Sync {
+    fn name(&self) -> &'static str;
+    /// Returns the text the agent hears back, or an error it can recover from.
+    async fn run(&self, context: &ToolContext, arguments: &Value) -> Result<String, String>;
+}
+
+pub fn call_error(error: CallError) -> AppError {
+    match error {
+        CallError::Invalid { field, reason } => AppError::validation(field, format!("{field} is invalid: {reason}")),
+        CallError::NotFound => AppError::not_found("call"),
+        CallError::Exists => AppError::new(ErrorKind::Conflict, "call_exists", "call already exists"),
+    }
+}
+
+fn webhook_metadata(kind: &str) -> EventMetadata {
+    EventMetadata {
+        actor: Some("webhook:vapi".into()),
+        source: Some(format!("vapi:{kind}")),
+        ..EventMetadata::default()
+    }
+}
+
+pub struct CallService {
+    pub store: Arc<dyn EventStore>,
+    pub clock: Arc<dyn Clock>,
+    pub owners: Arc<dyn AssistantOwners>,
+    pub tools: Vec<Arc<dyn Tool>>,
+}
+
+/// A call resolved to its organization.
+struct Resolved {
+    organization_id: Uuid,
+    call_id: Uuid,
+    parties: CallParties,
+}
+
+impl CallService {
+    async fn resolve(&self, call: &CallRef) -> Result<Option<Resolved>, AppError> {
+        let mut organization_id = call.organization_id;
+        let mut agent_id = call.agent_id;
+        if organization_id.is_none() || agent_id.is_none() {
+            if let Some(assistant) = &call.vapi_assistant_id {
+                if let Some((org, agent)) = self.owners.owner_of(assistant).await? {
+                    organization_id = organization_id.or(Some(org));
+                    agent_id = agent_id.or(Some(agent));
+                }
+            }
+        }
+        let Some(organization_id) = organization_id else {
+            return Ok(None);
+        };
+        Ok(Some(Resolved {
+            organization_id,
+            call_id: call
+                .call_id
+                .unwrap_or_else(|| Uuid::new_v5(&VAPI_CALL_NAMESPACE, call.vapi_call_id.as_bytes())),
+            parties: CallParties {
+                vapi_call_id: Some(call.vapi_call_id.clone()),
+                direction: call.direction.clone(),
+                agent_id,
+                phone_number_id: None,
+                customer_number: call.customer_number.clone(),
+            },
+        }))
+    }
+
+    /// Appends `events` to the call's stream unless `key` was seen before.
+    async fn record(
+        &self,
+        resolved: &Resolved,
+        events: &[domain::calls::CallEvent],
+        key: String,
+        kind: &str,
+    ) -> Result<(), AppError> {
+        let request = AppendRequest::single(
+            resolved.organization_id,
+            stream_of::<Call>(resolved.call_id),
+            ExpectedVersion::Any,
+            events.iter().map(|e| e.to_new_event(&webhook_metadata(kind))).collect(),
+        )
+        .with_idempotency_key(key);
+        self.store.append(request).await.map(|_| ()).map_err(append_failed)
+    }
+
+    /// Keeps a message no organization could be found for.
+    async fn record_unmatched(&self, kind: &str, call: &CallRef, key: String) -> Result<(), AppError> {
+        tracing::warn!(vapi_call_id = %call.vapi_call_id, kind, "Vapi message for an unknown call; kept as unmatched");
+        let event = NewEvent {
+            event_id: Uuid::now_v7(),
+            event_type: "VapiMessageUnmatched".into(),
+            event_version: 1,
+            payload: json!({
+                "messageType": kind,
+                "vapiCallId": call.vapi_call_id,
+                "assistantId": call.vapi_assistant_id,
+                "phoneNumberId": call.vapi_phone_number_id,
+            }),
+            metadata: webhook_metadata(kind),
+        };
+        let request = AppendRequest::single(
+            Uuid::nil(),
+            StreamId::new("unmatched-vapi-call", &call.vapi_call_id),
+            ExpectedVersion::Any,
+            vec![event],
+        )
+        .with_idempotency_key(key);
+        self.store.append(request).await.map(|_| ()).map_err(append_failed)
+    }
+
+    pub async fn handle_vapi_message(&self, message: ServerMessage) -> Result<ServerReply, AppError> {
+        match message {
+            ServerMessage::StatusUpdate {
+                call,
+                status,
+                ended_reason,
+                at,
+            } => {
+                let key = format!("vapi:{}:status-update:{status}", call.vapi_call_id);
+                let Some(resolved) = self.resolve(&call).await? else {
+                    self.record_unmatched("status-update", &call, key).await?;
+                    return Ok(ServerReply::Ack {});
+                };
+                let events = Call::decide(
+                    &CallCommand::RecordStatus {
+                        parties: resolved.parties.clone(),
+                        status,
+                        ended_reason,
+                        at,
+                    },
+                    &Call::default(),
+                )
+                .map_err(call_error)?;
+                self.record(&resolved, &events, key, "status-update").await?;
+                Ok(ServerReply::Ack {})
+            }
+            ServerMessage::EndOfCallReport { call, report, at } => {
+                let key = format!("vapi:{}:end-of-call-report", call.vapi_call_id);
+                let Some(resolved) = self.resolve(&call).await? else {
+                    self.record_unmatched("end-of-call-report", &call, key).await?;
+                    return Ok(ServerReply::Ack {});
+                };
+                let events = Call::decide(
+                    &CallCommand::RecordEnd {
+                        parties: resolved.parties.clone(),
+                        report,
+                        at,
+                    },
+                    &Call::default(),
+                )
+                .map_err(call_error)?;
+                self.record(&resolved, &events, key, "end-of-call-report").await?;
+                Ok(ServerReply::Ack {})
+            }
+            ServerMessage::ToolCalls { call, calls } => {
+                let resolved = self.resolve(&call).await?;
+                if let Some(resolved) = &resolved {
+                    self.ensure_known(resolved, &call).await?;
+                }
+                let mut results = Vec::with_capacity(calls.len());
+                for tool_call in calls {
+                    let outcome = match &resolved {
+                        None => Err("this call is not known to VoxReach".to_owned()),
+                        Some(resolved) => self.run_tool(resolved, &tool_call).await,
+                    };
+                    let (result, error) = match outcome {
+                        Ok(text) => (Some(text), None),
+                        Err(message) => (None, Some(message)),
+                    };
+                    results.push(ToolResult {
+                        tool_call_id: tool_call.id,
+                        name: tool_call.name,
+                        result,
+                        error,
+                    });
+                }
+                Ok(ServerReply::ToolResults { results })
+            }
+            ServerMessage::Other { .. } => Ok(ServerReply::Ack {}),
+        }
+    }
+
+    /// A tool call means the call is in progress, even if Vapi's status update has not arrived yet.
+    async fn ensure_known(&self, resolved: &Resolved, call: &CallRef) -> Result<(), AppError> {
+        let loaded = load_in::<Call>(
+            self.store.as_ref(),
+            resolved.organization_id,
+            stream_of::<Call>(resolved.call_id),
+        )
+        .await?;
+        if loaded.state.known {
+            return Ok(());
+        }
+        let events = Call::decide(
+            &CallCommand::RecordStatus {
+                parties: resolved.parties.clone(),
+                status: "in-progress".into(),
+                ended_reason: None,
+                at: self.clock.now(),
+            },
+            &loaded.state,
+        )
+        .map_err(call_error)?;
+        let key = format!("vapi:{}:status-update:in-progress", call.vapi_call_id);
+        self.record(resolved, &events, key, "tool-calls").await
+    }
+
+    async fn run_tool(&self, resolved: &Resolved, call: &ToolCall) -> Result<String, String> {
+        let Some(tool) = self.tools.iter().find(|t| t.name() == call.name) else {
+            return Err(format!("unknown tool {:?}", call.name));
+        };
+        let context = ToolContext {
+            organization_id: resolved.organization_id,
+            call_id: resolved.call_id,
+            tool_call_id: call.id.clone(),
+        };
+        tool.run(&context, &call.arguments).await
+    }
+
+    /// Sets a call's outcome by hand.
+    pub async fn set_outcome(
+        &self,
+        caller: &Session,
+        call_id: Uuid,
+        outcome: &str,
+        notes: Option<String>,
+    ) -> Result<(), AppError> {
+        record_outcome(
+            self.store.as_ref(),
+            self.clock.as_ref(),
+            caller.organization_id,
+            call_id,
+            outcome,
+            notes,
+            "api",
+            None,
+        )
+        .await
+    }
+}
+
+/// Records an outcome on a call, from the API or from a tool.
+#[allow(clippy::too_many_arguments)]
+pub async fn record_outcome(
+    store: &dyn EventStore,
+    clock: &dyn Clock,
+    organization_id: Uuid,
+    call_id: Uuid,
+    outcome: &str,
+    notes: Option<String>,
+    source: &str,
+    idempotency_key: Option<String>,
+) -> Result<(), AppError> {
+    let call = load_in::<Call>(store, organization_id, stream_of::<Call>(call_id)).await?;
+    let events = Call::decide(
+        &CallCommand::RecordOutcome {
+            outcome: outcome.to_owned(),
+            notes,
+            source: source.to_owned(),
+            now: clock.now(),
+        },
+        &call.state,
+    )
+    .map_err(call_error)?;
+    if events.is_empty() {
+        return Ok(());
+    }
+    let metadata = EventMetadata {
+        actor: Some(source.to_owned()),
+        source: Some(source.to_owned()),
+        ..EventMetadata::default()
+    };
+    let mut request = AppendRequest::single(
+        organization_id,
+        call.stream.clone(),
+        ExpectedVersion::Any,
+        events.iter().map(|e| e.to_new_event(&metadata)).collect(),
+    );
+    request.idempotency_key = idempotency_key;
+    store.append(request).await.map(|_| ()).map_err(append_failed)
+}
+
+/// The `set_call_outcome` tool: the agent marks how the conversation went.
+pub struct SetCallOutcomeTool {
+    pub store: Arc<dyn EventStore>,
+    pub clock: Arc<dyn Clock>,
+}
+
+#[async_trait]
+impl Tool for SetCallOutcomeTool {
+    fn name(&self) -> &'static str {
+        "set_call_outcome"
+    }
+
+    async fn run(&self, context: &ToolContext, arguments: &Value) -> Result<String, String> {
+        let outcome = arguments["outcome"].as_str().ok_or("missing argument: outcome")?;
+        let notes = arguments["notes"].as_str().map(str::to_owned);
+        match record_outcome(
+            self.store.as_ref(),
+            self.clock.as_ref(),
+            context.organization_id,
+            context.call_id,
+            outcome,
+            notes,
+            "tool",
+            Some(format!("vapi-tool:{}", context.tool_call_id)),
+        )
+        .await
+        {
+            Ok(()) => Ok(format!("Outcome recorded: {outcome}.")),
+            Err(error) if error.kind == ErrorKind::Internal => Err("the outcome could not be saved".into()),
+            Err(error) => Err(error.message),
+        }
+    }
+}
+
+/// Filters of the call list; results are newest first.
+#[derive(Debug, Clone, Default)]
+pub struct CallFilter {
+    pub status: Option<String>,
+    pub agent_id: Option<Uuid>,
+    pub direction: Option<String>,
+    pub outcome: Option<String>,
+    /// Matches the customer's number (E.164 or a fragment of digits).
+    pub phone: Option<String>,
+    pub from: Option<DateTime<Utc>>,
+    pub to: Option<DateTime<Utc>>,
+    /// Continue after this (created_at, id).
+    pub after: Option<(DateTime<Utc>, Uuid)>,
+    pub limit: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CallSummary {
+    pub id: Uuid,
+    pub vapi_call_id: Option<String>,
+    pub agent_id: Option<Uuid>,
+    pub agent_name: Option<String>,
+    pub direction: Option<String>,
+    pub customer_number: Option<String>,
+    pub status: String,
+    pub ended_reason: Option<String>,
+    pub outcome: Option<String>,
+    pub duration_seconds: Option<f64>,
+    pub cost: Option<f64>,
+    pub started_at: Option<DateTime<Utc>>,
+    pub ended_at: Option<DateTime<Utc>>,
+    pub created_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TimelineEntry {
+    pub at: DateTime<Utc>,
+    pub event_type: String,
+    pub status: Option<String>,
+    pub details: Value,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CallDetail {
+    #[serde(flatten)]
+    pub summary: CallSummary,
+    pub transcript: Option<String>,
+    pub messages: Value,
+    pub recording_url: Option<String>,
+    pub stereo_recording_url: Option<String>,
+    pub analysis: Value,
+    pub timeline: Vec<TimelineEntry>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DashboardStats {
+    pub total_calls: i64,
+    pub total_minutes: f64,
+    pub active_agents: i64,
+    pub phone_numbers: i64,
+    pub recent_calls: Vec<CallSummary>,
+}
+
+/// The call history read models.
+#[async_trait]
+pub trait CallHistory: Send + Sync {
+    async fn list(&self, organization_id: Uuid, filter: &CallFilter) -> Result<Vec<CallSummary>, AppError>;
+    async fn get(&self, organization_id: Uuid, call_id: Uuid) -> Result<Option<CallDetail>, AppError>;
+    async fn dashboard(&self, organization_id: Uuid) -> Result<DashboardStats, AppError>;
+}

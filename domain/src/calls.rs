@@ -1,0 +1,377 @@
+//! Phone calls handled by agents, as Vapi reports them.
+
+use crate::aggregate::Aggregate;
+use crate::events::DomainEvent;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum CallError {
+    #[error("{field} is invalid: {reason}")]
+    Invalid { field: &'static str, reason: String },
+    #[error("call not found")]
+    NotFound,
+    #[error("call already exists")]
+    Exists,
+}
+
+/// Vapi's call statuses, in the only order a call moves through them.
+pub const STATUSES: &[&str] = &["scheduled", "queued", "ringing", "in-progress", "forwarding", "ended"];
+
+/// Position of a status in the lifecycle; unknown statuses never move a call.
+pub fn status_rank(status: &str) -> i32 {
+    STATUSES.iter().position(|s| *s == status).map_or(-1, |p| p as i32)
+}
+
+/// Outcomes a call can be marked with (by analysis, a tool, or a person).
+pub const OUTCOMES: &[&str] = &[
+    "qualified",
+    "appointment",
+    "sale",
+    "not_interested",
+    "callback_requested",
+    "voicemail",
+    "no_answer",
+    "failed",
+];
+
+/// `endedReason` values that mean a technical failure rather than a conversation ending.
+pub fn is_technical_failure(ended_reason: &str) -> bool {
+    ended_reason.starts_with("pipeline-error")
+        || ended_reason.starts_with("call.start.error")
+        || ended_reason.contains("failed-to-connect")
+        || ended_reason == "assistant-request-failed"
+        || ended_reason.starts_with("assistant-error")
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TranscriptMessage {
+    pub role: String,
+    pub message: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub time: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seconds_from_start: Option<f64>,
+}
+
+/// What Vapi reports when a call is over.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CallReport {
+    pub ended_reason: Option<String>,
+    pub started_at: Option<DateTime<Utc>>,
+    pub ended_at: Option<DateTime<Utc>>,
+    pub duration_seconds: Option<f64>,
+    pub cost: Option<f64>,
+    pub transcript: Option<String>,
+    #[serde(default)]
+    pub messages: Vec<TranscriptMessage>,
+    pub recording_url: Option<String>,
+    pub stereo_recording_url: Option<String>,
+    pub summary: Option<String>,
+    pub structured_data: Option<serde_json::Value>,
+    pub success_evaluation: Option<String>,
+}
+
+/// Who a call is with and through what, as far as known.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CallParties {
+    pub vapi_call_id: Option<String>,
+    /// `inbound` or `outbound`.
+    pub direction: Option<String>,
+    pub agent_id: Option<Uuid>,
+    pub phone_number_id: Option<Uuid>,
+    pub customer_number: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", content = "data")]
+pub enum CallEvent {
+    #[serde(rename_all = "camelCase")]
+    CallRequested {
+        organization_id: Uuid,
+        parties: CallParties,
+        requested_by: Uuid,
+        requested_at: DateTime<Utc>,
+    },
+    #[serde(rename_all = "camelCase")]
+    CallPlacedWithVapi { vapi_call_id: String, at: DateTime<Utc> },
+    #[serde(rename_all = "camelCase")]
+    CallPlacementFailed { reason: String, at: DateTime<Utc> },
+    #[serde(rename_all = "camelCase")]
+    CallStatusUpdated {
+        parties: CallParties,
+        status: String,
+        ended_reason: Option<String>,
+        at: DateTime<Utc>,
+    },
+    #[serde(rename_all = "camelCase")]
+    CallEnded {
+        parties: CallParties,
+        report: CallReport,
+        at: DateTime<Utc>,
+    },
+    #[serde(rename_all = "camelCase")]
+    CallOutcomeRecorded {
+        outcome: String,
+        notes: Option<String>,
+        source: String,
+        at: DateTime<Utc>,
+    },
+}
+
+impl DomainEvent for CallEvent {
+    fn event_type(&self) -> &'static str {
+        match self {
+            CallEvent::CallRequested { .. } => "CallRequested",
+            CallEvent::CallPlacedWithVapi { .. } => "CallPlacedWithVapi",
+            CallEvent::CallPlacementFailed { .. } => "CallPlacementFailed",
+            CallEvent::CallStatusUpdated { .. } => "CallStatusUpdated",
+            CallEvent::CallEnded { .. } => "CallEnded",
+            CallEvent::CallOutcomeRecorded { .. } => "CallOutcomeRecorded",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum CallCommand {
+    Request {
+        organization_id: Uuid,
+        parties: CallParties,
+        requested_by: Uuid,
+        now: DateTime<Utc>,
+    },
+    RecordPlaced {
+        vapi_call_id: String,
+        now: DateTime<Utc>,
+    },
+    RecordPlacementFailed {
+        reason: String,
+        now: DateTime<Utc>,
+    },
+    RecordStatus {
+        parties: CallParties,
+        status: String,
+        ended_reason: Option<String>,
+        at: DateTime<Utc>,
+    },
+    RecordEnd {
+        parties: CallParties,
+        report: CallReport,
+        at: DateTime<Utc>,
+    },
+    RecordOutcome {
+        outcome: String,
+        notes: Option<String>,
+        source: String,
+        now: DateTime<Utc>,
+    },
+}
+
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Call {
+    pub known: bool,
+    pub status: Option<String>,
+    pub ended: bool,
+    pub outcome: Option<String>,
+    pub parties: CallParties,
+}
+
+impl CallParties {
+    /// Fills what this side lacks from `other`.
+    fn merge(&mut self, other: &CallParties) {
+        self.vapi_call_id = self.vapi_call_id.take().or_else(|| other.vapi_call_id.clone());
+        self.direction = self.direction.take().or_else(|| other.direction.clone());
+        self.agent_id = self.agent_id.or(other.agent_id);
+        self.phone_number_id = self.phone_number_id.or(other.phone_number_id);
+        self.customer_number = self.customer_number.take().or_else(|| other.customer_number.clone());
+    }
+}
+
+impl Aggregate for Call {
+    type Command = CallCommand;
+    type Event = CallEvent;
+    type Error = CallError;
+    const STREAM_TYPE: &'static str = "call";
+
+    fn decide(command: &CallCommand, state: &Self) -> Result<Vec<CallEvent>, CallError> {
+        Ok(match command {
+            CallCommand::Request {
+                organization_id,
+                parties,
+                requested_by,
+                now,
+            } => {
+                if state.known {
+                    return Err(CallError::Exists);
+                }
+                vec![CallEvent::CallRequested {
+                    organization_id: *organization_id,
+                    parties: parties.clone(),
+                    requested_by: *requested_by,
+                    requested_at: *now,
+                }]
+            }
+            CallCommand::RecordPlaced { vapi_call_id, now } => {
+                vec![CallEvent::CallPlacedWithVapi {
+                    vapi_call_id: vapi_call_id.clone(),
+                    at: *now,
+                }]
+            }
+            CallCommand::RecordPlacementFailed { reason, now } => {
+                vec![CallEvent::CallPlacementFailed {
+                    reason: reason.clone(),
+                    at: *now,
+                }]
+            }
+            // Status updates are facts from Vapi: all are kept for the timeline,
+            // even late ones; only the state ignores moves backwards.
+            CallCommand::RecordStatus {
+                parties,
+                status,
+                ended_reason,
+                at,
+            } => vec![CallEvent::CallStatusUpdated {
+                parties: parties.clone(),
+                status: status.clone(),
+                ended_reason: ended_reason.clone(),
+                at: *at,
+            }],
+            CallCommand::RecordEnd { parties, report, at } => {
+                vec![CallEvent::CallEnded {
+                    parties: parties.clone(),
+                    report: report.clone(),
+                    at: *at,
+                }]
+            }
+            CallCommand::RecordOutcome {
+                outcome,
+                notes,
+                source,
+                now,
+            } => {
+                if !state.known {
+                    return Err(CallError::NotFound);
+                }
+                if !OUTCOMES.contains(&outcome.as_str()) {
+                    return Err(CallError::Invalid {
+                        field: "outcome",
+                        reason: format!("must be one of {}", OUTCOMES.join(", ")),
+                    });
+                }
+                if state.outcome.as_deref() == Some(outcome.as_str()) {
+                    return Ok(vec![]);
+                }
+                vec![CallEvent::CallOutcomeRecorded {
+                    outcome: outcome.clone(),
+                    notes: notes.clone(),
+                    source: source.clone(),
+                    at: *now,
+                }]
+            }
+        })
+    }
+
+    fn evolve(mut self, event: &CallEvent) -> Self {
+        self.known = true;
+        match event {
+            CallEvent::CallRequested { parties, .. } => {
+                self.parties.merge(parties);
+                self.status = Some("requested".into());
+            }
+            CallEvent::CallPlacedWithVapi { vapi_call_id, .. } => {
+                self.parties.vapi_call_id = Some(vapi_call_id.clone());
+                if matches!(self.status.as_deref(), None | Some("requested")) {
+                    self.status = Some("queued".into());
+                }
+            }
+            CallEvent::CallPlacementFailed { .. } => {
+                self.status = Some("failed".into());
+                self.ended = true;
+            }
+            CallEvent::CallStatusUpdated { parties, status, .. } => {
+                self.parties.merge(parties);
+                let current = self.status.as_deref().map_or(-1, status_rank);
+                if !self.ended && status_rank(status) > current {
+                    self.status = Some(status.clone());
+                    self.ended = status == "ended";
+                }
+            }
+            CallEvent::CallEnded { parties, .. } => {
+                self.parties.merge(parties);
+                self.status = Some("ended".into());
+                self.ended = true;
+            }
+            CallEvent::CallOutcomeRecorded { outcome, .. } => self.outcome = Some(outcome.clone()),
+        }
+        self
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(s: &str) -> DateTime<Utc> {
+        format!("2026-11-24T12:00:{s}Z").parse().unwrap()
+    }
+
+    fn status(s: &str) -> CallEvent {
+        CallEvent::CallStatusUpdated {
+            parties: CallParties::default(),
+            status: s.into(),
+            ended_reason: None,
+            at: at("00"),
+        }
+    }
+
+    #[test]
+    fn a_late_status_never_moves_a_call_backwards() {
+        let ended = CallEvent::CallEnded {
+            parties: CallParties::default(),
+            report: CallReport::default(),
+            at: at("30"),
+        };
+        let call = Call::fold(&[status("ringing"), ended, status("in-progress")]);
+        assert_eq!(call.status.as_deref(), Some("ended"));
+        let call = Call::fold(&[status("in-progress"), status("ringing")]);
+        assert_eq!(call.status.as_deref(), Some("in-progress"));
+    }
+
+    #[test]
+    fn outcomes_are_validated_and_not_repeated() {
+        let call = Call::fold(&[status("ended")]);
+        let record = |o: &str, c: &Call| {
+            Call::decide(
+                &CallCommand::RecordOutcome {
+                    outcome: o.into(),
+                    notes: None,
+                    source: "api".into(),
+                    now: at("01"),
+                },
+                c,
+            )
+        };
+        assert!(matches!(
+            record("won-the-lottery", &call),
+            Err(CallError::Invalid { .. })
+        ));
+        let events = record("qualified", &call).unwrap();
+        let call = events.iter().fold(call, Call::evolve);
+        assert!(record("qualified", &call).unwrap().is_empty());
+        assert_eq!(record("sale", &call).unwrap().len(), 1);
+        assert_eq!(record("qualified", &Call::default()), Err(CallError::NotFound));
+    }
+
+    #[test]
+    fn technical_failures_are_told_apart() {
+        assert!(is_technical_failure("pipeline-error-openai-llm-failed"));
+        assert!(is_technical_failure("call.start.error-get-assistant"));
+        assert!(is_technical_failure("twilio-failed-to-connect-call"));
+        assert!(!is_technical_failure("customer-ended-call"));
+        assert!(!is_technical_failure("customer-busy"));
+    }
+}
