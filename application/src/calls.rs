@@ -50,7 +50,7 @@ pub enum ServerMessage {
     },
     EndOfCallReport {
         call: CallRef,
-        report: CallReport,
+        report: Box<CallReport>,
         at: DateTime<Utc>,
     },
     ToolCalls {

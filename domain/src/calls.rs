@@ -111,7 +111,7 @@ pub enum CallEvent {
     #[serde(rename_all = "camelCase")]
     CallEnded {
         parties: CallParties,
-        report: CallReport,
+        report: Box<CallReport>,
         at: DateTime<Utc>,
     },
     #[serde(rename_all = "camelCase")]
@@ -160,7 +160,7 @@ pub enum CallCommand {
     },
     RecordEnd {
         parties: CallParties,
-        report: CallReport,
+        report: Box<CallReport>,
         at: DateTime<Utc>,
     },
     RecordOutcome {
@@ -332,7 +332,7 @@ mod tests {
     fn a_late_status_never_moves_a_call_backwards() {
         let ended = CallEvent::CallEnded {
             parties: CallParties::default(),
-            report: CallReport::default(),
+            report: Box::default(),
             at: at("30"),
         };
         let call = Call::fold(&[status("ringing"), ended, status("in-progress")]);

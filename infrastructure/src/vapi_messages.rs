@@ -247,7 +247,7 @@ pub fn parse(body: &[u8], now: DateTime<Utc>) -> Result<ServerMessage, MessageEr
         },
         "end-of-call-report" => ServerMessage::EndOfCallReport {
             call: call_ref(message)?,
-            report: report(message),
+            report: Box::new(report(message)),
             at,
         },
         "tool-calls" => ServerMessage::ToolCalls {

@@ -1,0 +1,444 @@
+//! Vapi server messages in, call history and dashboard out.
+
+use serde_json::{json, Value};
+use voxreach_tests::{TestApp, TEST_VAPI_SECRET};
+use wiremock::matchers::{method, path};
+use wiremock::{Mock, MockServer, ResponseTemplate};
+
+struct World {
+    app: TestApp,
+    _vapi: MockServer,
+    token: String,
+    agent_id: String,
+}
+
+/// An organization with one agent whose Vapi assistant is `asst_123`.
+async fn world() -> World {
+    let vapi = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/assistant"))
+        .respond_with(ResponseTemplate::new(201).set_body_json(json!({"id": "asst_123"})))
+        .mount(&vapi)
+        .await;
+    let uri = vapi.uri();
+    let app = TestApp::spawn_with(|w| {
+        w.vapi_base_url = uri;
+        w.vapi_api_key = "key".into();
+    })
+    .await;
+    let (token, _) = app.register("owner@calls.com", "Calls Inc").await;
+    let (_, agent) = app
+        .post(
+            "/api/agents",
+            Some(&token),
+            json!({"name": "Closer", "systemPrompt": "Sell.", "voice": {"provider": "openai", "voiceId": "nova"}}),
+        )
+        .await;
+    app.drain_work().await;
+    World {
+        agent_id: agent["id"].as_str().unwrap().to_owned(),
+        app,
+        _vapi: vapi,
+        token,
+    }
+}
+
+async fn deliver(app: &TestApp, body: &Value) -> (u16, Value) {
+    let response = app
+        .client
+        .post(app.url("/api/webhooks/vapi"))
+        .header("x-vapi-secret", TEST_VAPI_SECRET)
+        .json(body)
+        .send()
+        .await
+        .unwrap();
+    voxreach_tests::into_parts(response).await
+}
+
+fn call(id: &str, assistant: &str) -> Value {
+    json!({"id": id, "type": "inboundPhoneCall", "assistantId": assistant, "phoneNumberId": "pn_1", "customer": {"number": "+14155552671"}})
+}
+
+fn status_update(id: &str, status: &str, timestamp: i64) -> Value {
+    json!({"message": {"type": "status-update", "status": status, "timestamp": timestamp, "call": call(id, "asst_123"),
+                       "customer": {"number": "+14155552671"}}})
+}
+
+fn end_of_call_report(id: &str) -> Value {
+    json!({"message": {
+        "type": "end-of-call-report", "timestamp": 1764000300000i64, "endedReason": "customer-ended-call",
+        "call": call(id, "asst_123"), "customer": {"number": "+14155552671"},
+        "cost": 0.31, "startedAt": "2026-11-24T12:00:00.000Z", "endedAt": "2026-11-24T12:04:32.000Z",
+        "artifact": {
+            "transcript": "AI: Hi, this is Ava.\nUser: Hi, I need a quote.",
+            "recordingUrl": "https://storage.vapi.ai/rec-1.wav",
+            "stereoRecordingUrl": "https://storage.vapi.ai/rec-1-stereo.wav",
+            "messages": [
+                {"role": "bot", "message": "Hi, this is Ava.", "time": 1764000000500.0, "secondsFromStart": 0.5},
+                {"role": "user", "message": "Hi, I need a quote.", "time": 1764000003000.0, "secondsFromStart": 3.0}
+            ]
+        },
+        "analysis": {"summary": "Caller wants a quote.", "structuredData": {"interest": "Enterprise Plan"}, "successEvaluation": "true"}
+    }})
+}
+
+async fn event_count(app: &TestApp) -> i64 {
+    sqlx::query_scalar("SELECT count(*) FROM events")
+        .fetch_one(&app.db.pool)
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn a_call_is_recorded_from_its_server_messages() {
+    let w = world().await;
+    for (status, at) in [("ringing", 1764000000000i64), ("in-progress", 1764000001000)] {
+        let (code, reply) = deliver(&w.app, &status_update("call_1", status, at)).await;
+        assert_eq!((code, reply), (200, json!({})));
+    }
+    assert_eq!(deliver(&w.app, &end_of_call_report("call_1")).await.0, 200);
+    // Redelivered: nothing new.
+    let before = event_count(&w.app).await;
+    assert_eq!(deliver(&w.app, &end_of_call_report("call_1")).await.0, 200);
+    assert_eq!(
+        deliver(&w.app, &status_update("call_1", "ringing", 1764000000000))
+            .await
+            .0,
+        200
+    );
+    assert_eq!(event_count(&w.app).await, before);
+
+    w.app.settle().await;
+    let (status, list) = w.app.get("/api/calls", Some(&w.token)).await;
+    assert_eq!(status, 200);
+    let calls = list["calls"].as_array().unwrap();
+    assert_eq!(calls.len(), 1);
+    let summary = &calls[0];
+    assert_eq!(summary["status"], "ended");
+    assert_eq!(summary["direction"], "inbound");
+    assert_eq!(summary["agentId"], w.agent_id.as_str());
+    assert_eq!(summary["agentName"], "Closer");
+    assert_eq!(summary["customerNumber"], "+14155552671");
+    assert_eq!(summary["vapiCallId"], "call_1");
+
+    let (status, detail) = w
+        .app
+        .get(
+            &format!("/api/calls/{}", summary["id"].as_str().unwrap()),
+            Some(&w.token),
+        )
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(detail["durationSeconds"], 272.0);
+    assert_eq!(detail["cost"], 0.31);
+    assert_eq!(detail["endedReason"], "customer-ended-call");
+    assert_eq!(detail["recordingUrl"], "https://storage.vapi.ai/rec-1.wav");
+    assert_eq!(detail["stereoRecordingUrl"], "https://storage.vapi.ai/rec-1-stereo.wav");
+    assert!(detail["transcript"].as_str().unwrap().contains("I need a quote"));
+    assert_eq!(
+        detail["messages"][1],
+        json!({"role": "user", "message": "Hi, I need a quote.", "time": 1764000003000.0, "secondsFromStart": 3.0})
+    );
+    assert_eq!(detail["analysis"]["summary"], "Caller wants a quote.");
+    assert_eq!(detail["analysis"]["structuredData"]["interest"], "Enterprise Plan");
+    assert_eq!(detail["analysis"]["successEvaluation"], "true");
+    let timeline: Vec<&str> = detail["timeline"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["status"].as_str().unwrap())
+        .collect();
+    assert_eq!(timeline, vec!["ringing", "in-progress", "ended"]);
+    assert_eq!(detail["timeline"][0]["details"]["agentId"], w.agent_id.as_str());
+
+    // The incremental read models equal a rebuild from the start of the log.
+    for projection in ["calls", "agents"] {
+        w.app
+            .state
+            .runner
+            .rebuild(projection, &format!("verify_{projection}"), false, None, |_| {})
+            .await
+            .unwrap();
+    }
+    for (schema, table, order) in [
+        ("verify_calls", "calls", "id"),
+        ("verify_calls", "call_timeline", "call_id, global_position"),
+        ("verify_calls", "organization_call_stats", "organization_id"),
+        ("verify_agents", "agents", "id"),
+    ] {
+        let sql = |from: &str| format!("SELECT COALESCE(jsonb_agg(t ORDER BY {order}), '[]') FROM {from}.{table} t");
+        let live: Value = sqlx::query_scalar(&sql("public"))
+            .fetch_one(&w.app.db.pool)
+            .await
+            .unwrap();
+        let rebuilt: Value = sqlx::query_scalar(&sql(schema))
+            .fetch_one(&w.app.db.pool)
+            .await
+            .unwrap();
+        assert_eq!(live, rebuilt, "{table}");
+    }
+
+    let (_, stats) = w.app.get("/api/dashboard/stats", Some(&w.token)).await;
+    assert_eq!(stats["totalCalls"], 1);
+    assert_eq!(stats["totalMinutes"], 4.53);
+    assert_eq!(stats["activeAgents"], 1);
+    assert_eq!(stats["recentCalls"][0]["vapiCallId"], "call_1");
+}
+
+#[tokio::test]
+async fn messages_out_of_order_still_end_in_the_right_state() {
+    let w = world().await;
+    assert_eq!(deliver(&w.app, &end_of_call_report("call_2")).await.0, 200);
+    assert_eq!(
+        deliver(&w.app, &status_update("call_2", "in-progress", 1764000001000))
+            .await
+            .0,
+        200
+    );
+    // The legacy end-of-call-report layout too.
+    let legacy = json!({"message": {"type": "end-of-call-report", "endedReason": "assistant-ended-call",
+        "call": call("call_3", "asst_123"), "transcript": "AI: Bye", "summary": "Short call", "recordingUrl": "https://r/3.wav",
+        "durationSeconds": 30, "messages": [{"role": "bot", "message": "Bye", "time": 1.0, "secondsFromStart": 0.1}]}});
+    assert_eq!(deliver(&w.app, &legacy).await.0, 200);
+    w.app.settle().await;
+    let (_, list) = w.app.get("/api/calls?status=ended", Some(&w.token)).await;
+    let ids: Vec<&str> = list["calls"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["vapiCallId"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids.len(), 2, "{list}");
+    let (_, legacy_list) = w
+        .app
+        .get("/api/calls?phone=4155552671&status=ended", Some(&w.token))
+        .await;
+    let legacy_call = legacy_list["calls"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["vapiCallId"] == "call_3")
+        .unwrap()
+        .clone();
+    let (_, detail) = w
+        .app
+        .get(
+            &format!("/api/calls/{}", legacy_call["id"].as_str().unwrap()),
+            Some(&w.token),
+        )
+        .await;
+    assert_eq!(
+        (
+            detail["durationSeconds"].as_f64(),
+            detail["analysis"]["summary"].as_str()
+        ),
+        (Some(30.0), Some("Short call"))
+    );
+    assert_eq!(detail["recordingUrl"], "https://r/3.wav");
+}
+
+#[tokio::test]
+async fn webhooks_are_authenticated_and_validated() {
+    let w = world().await;
+    let before = event_count(&w.app).await;
+    let body = status_update("call_x", "ringing", 1);
+    for secret in [Some("wrong"), None] {
+        let mut request = w.app.client.post(w.app.url("/api/webhooks/vapi")).json(&body);
+        if let Some(secret) = secret {
+            request = request.header("x-vapi-secret", secret);
+        }
+        let (status, error) = voxreach_tests::into_parts(request.send().await.unwrap()).await;
+        assert_eq!(
+            (status, error["error"]["code"].as_str()),
+            (401, Some("invalid_webhook_signature"))
+        );
+    }
+    let response = w
+        .app
+        .client
+        .post(w.app.url("/api/webhooks/vapi"))
+        .header("x-vapi-secret", TEST_VAPI_SECRET)
+        .header("content-type", "application/json")
+        .body("{\"message\": ")
+        .send()
+        .await
+        .unwrap();
+    let (status, error) = voxreach_tests::into_parts(response).await;
+    assert_eq!(
+        (status, error["error"]["code"].as_str()),
+        (400, Some("malformed_webhook"))
+    );
+    assert_eq!(
+        deliver(&w.app, &json!({"message": {"type": "status-update", "call": {}}}))
+            .await
+            .0,
+        400
+    );
+    assert_eq!(
+        event_count(&w.app).await,
+        before,
+        "nothing appended for rejected requests"
+    );
+    // Other message types are acknowledged.
+    assert_eq!(
+        deliver(
+            &w.app,
+            &json!({"message": {"type": "speech-update", "call": {"id": "c"}}})
+        )
+        .await,
+        (200, json!({}))
+    );
+}
+
+#[tokio::test]
+async fn tool_calls_are_dispatched_and_answered_in_vapis_format() {
+    let w = world().await;
+    let body = json!({"message": {"type": "tool-calls", "call": call("call_t", "asst_123"), "toolCallList": [
+        {"id": "tc_1", "type": "function", "function": {"name": "set_call_outcome", "arguments": "{\"outcome\": \"qualified\", \"notes\": \"Budget approved\"}"}},
+        {"id": "tc_2", "name": "launch_rocket", "parameters": {}},
+        {"id": "tc_3", "name": "set_call_outcome", "parameters": {"outcome": "won-the-lottery"}}
+    ]}});
+    let (status, reply) = deliver(&w.app, &body).await;
+    assert_eq!(status, 200);
+    let results = reply["results"].as_array().unwrap();
+    assert_eq!(
+        results[0],
+        json!({"toolCallId": "tc_1", "name": "set_call_outcome", "result": "Outcome recorded: qualified."})
+    );
+    assert_eq!(results[1]["toolCallId"], "tc_2");
+    assert!(results[1]["error"].as_str().unwrap().contains("unknown tool"));
+    assert!(results[2]["error"].as_str().unwrap().contains("outcome"));
+    // A redelivered tool call records nothing twice.
+    let before = event_count(&w.app).await;
+    deliver(&w.app, &body).await;
+    assert_eq!(event_count(&w.app).await, before);
+
+    w.app.settle().await;
+    let (_, list) = w.app.get("/api/calls?outcome=qualified", Some(&w.token)).await;
+    assert_eq!(list["calls"].as_array().unwrap().len(), 1, "{list}");
+    assert_eq!(list["calls"][0]["status"], "in-progress");
+}
+
+#[tokio::test]
+async fn unknown_calls_are_kept_as_unmatched() {
+    let w = world().await;
+    let mut body = status_update("call_ghost", "ringing", 1);
+    body["message"]["call"]["assistantId"] = json!("asst_unknown");
+    assert_eq!(deliver(&w.app, &body).await.0, 200);
+    let unmatched: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM events WHERE event_type = 'VapiMessageUnmatched' AND organization_id = '00000000-0000-0000-0000-000000000000'",
+    )
+    .fetch_one(&w.app.db.pool)
+    .await
+    .unwrap();
+    assert_eq!(unmatched, 1);
+    w.app.settle().await;
+    let (_, list) = w.app.get("/api/calls", Some(&w.token)).await;
+    assert!(list["calls"].as_array().unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn call_lists_filter_and_page_and_stay_inside_the_organization() {
+    let w = world().await;
+    for n in 0..5 {
+        let mut message = status_update(&format!("call_{n}"), "ringing", 1764000000000 + n);
+        if n % 2 == 1 {
+            message["message"]["call"]["type"] = json!("outboundPhoneCall");
+        }
+        deliver(&w.app, &message).await;
+    }
+    w.app.settle().await;
+    let (_, outbound) = w.app.get("/api/calls?direction=outbound", Some(&w.token)).await;
+    assert_eq!(outbound["calls"].as_array().unwrap().len(), 2);
+    let (_, by_agent) = w
+        .app
+        .get(&format!("/api/calls?agentId={}", w.agent_id), Some(&w.token))
+        .await;
+    assert_eq!(by_agent["calls"].as_array().unwrap().len(), 5);
+
+    let mut seen = vec![];
+    let mut cursor: Option<String> = None;
+    loop {
+        let path = match &cursor {
+            Some(c) => format!("/api/calls?limit=2&cursor={c}"),
+            None => "/api/calls?limit=2".to_owned(),
+        };
+        let (status, page) = w.app.get(&path, Some(&w.token)).await;
+        assert_eq!(status, 200, "{page}");
+        seen.extend(
+            page["calls"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|c| c["id"].as_str().unwrap().to_owned()),
+        );
+        match page["nextCursor"].as_str() {
+            Some(next) => cursor = Some(next.to_owned()),
+            None => break,
+        }
+    }
+    assert_eq!(seen.len(), 5);
+    let mut unique = seen.clone();
+    unique.sort();
+    unique.dedup();
+    assert_eq!(unique.len(), 5, "no call twice across pages");
+
+    for bad in [
+        "status=exploded",
+        "direction=sideways",
+        "limit=0",
+        "cursor=garbage",
+        "from=yesterday",
+    ] {
+        let (status, _) = w.app.get(&format!("/api/calls?{bad}"), Some(&w.token)).await;
+        assert_eq!(status, 400, "{bad}");
+    }
+
+    let (other, _) = w.app.register("owner@other.com", "Other").await;
+    let (_, theirs) = w.app.get("/api/calls", Some(&other)).await;
+    assert!(theirs["calls"].as_array().unwrap().is_empty());
+    assert_eq!(w.app.get(&format!("/api/calls/{}", seen[0]), Some(&other)).await.0, 404);
+    let (status, _) = w
+        .app
+        .post(
+            &format!("/api/calls/{}/outcome", seen[0]),
+            Some(&other),
+            json!({"outcome": "sale"}),
+        )
+        .await;
+    assert_eq!(status, 404);
+    let (_, stats) = w.app.get("/api/dashboard/stats", Some(&other)).await;
+    assert_eq!(
+        (stats["totalCalls"].as_i64(), stats["activeAgents"].as_i64()),
+        (Some(0), Some(0))
+    );
+
+    let (status, _) = w
+        .app
+        .post(
+            &format!("/api/calls/{}/outcome", seen[0]),
+            Some(&w.token),
+            json!({"outcome": "sale"}),
+        )
+        .await;
+    assert_eq!(status, 204);
+    let (status, error) = w
+        .app
+        .post(
+            &format!("/api/calls/{}/outcome", seen[0]),
+            Some(&w.token),
+            json!({"outcome": "maybe"}),
+        )
+        .await;
+    assert_eq!(
+        (status, error["error"]["details"]["field"].as_str()),
+        (400, Some("outcome"))
+    );
+    w.app.settle().await;
+    let (_, detail) = w.app.get(&format!("/api/calls/{}", seen[0]), Some(&w.token)).await;
+    assert_eq!(detail["outcome"], "sale");
+    assert_eq!(
+        detail["timeline"].as_array().unwrap().last().unwrap()["details"]["source"],
+        "api"
+    );
+}
