@@ -5,6 +5,7 @@ pub mod auth;
 pub mod calls;
 pub mod error;
 pub mod health;
+pub mod phone_numbers;
 pub mod server;
 pub mod users;
 pub mod webhooks;

@@ -123,6 +123,7 @@ async fn run_service(url: &str, wiring: Wiring, bind: std::net::SocketAddr) -> R
             background_stopped.clone(),
         )));
     }
+    background.push(tokio::spawn(monitor_numbers(state.clone(), background_stopped.clone())));
     let listener = std::net::TcpListener::bind(bind).with_context(|| format!("listening on {bind}"))?;
     let server = http_server(listener, state)?;
     let handle = server.handle();
@@ -139,6 +140,22 @@ async fn run_service(url: &str, wiring: Wiring, bind: std::net::SocketAddr) -> R
     }
     pool.close().await;
     Ok(())
+}
+
+/// Checks every live number's status at Vapi periodically; changes become events.
+async fn monitor_numbers(state: Arc<api::server::AppState>, mut stopped: watch::Receiver<bool>) {
+    const EVERY: std::time::Duration = std::time::Duration::from_secs(300);
+    while !*stopped.borrow() {
+        match state.number_sync.check_statuses().await {
+            Ok(changed) if changed > 0 => tracing::info!(changed, "phone number statuses changed"),
+            Ok(_) => {}
+            Err(error) => tracing::error!(%error, "phone number status check failed"),
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(EVERY) => {}
+            _ = stopped.changed() => {}
+        }
+    }
 }
 
 async fn migrate(settings: Settings, data_dir: PathBuf) -> Result<()> {

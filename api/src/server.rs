@@ -8,6 +8,7 @@ use application::auth::AuthService;
 use application::calls::{CallHistory, CallService, SetCallOutcomeTool};
 use application::clock::{Clock, SystemClock};
 use application::event_store::EventStore;
+use application::phone_numbers::{NumberSync, PhoneNumberService};
 use application::voice::RetryPolicy;
 use application::work::{WorkHandler, WorkQueue};
 use chrono::Duration;
@@ -16,6 +17,7 @@ use infrastructure::event_store::{PgEventStore, EVENTS_CHANNEL};
 use infrastructure::login_throttle::{PgLoginThrottle, ThrottlePolicy};
 use infrastructure::mailer::OutboxMailer;
 use infrastructure::passwords::Argon2Passwords;
+use infrastructure::secret_box::SecretBox;
 use infrastructure::secret_tokens::RandomSecretTokens;
 use infrastructure::sessions::JwtSessions;
 use infrastructure::vapi::{VapiClient, VapiConfig};
@@ -35,6 +37,8 @@ pub struct AppState {
     pub agents: Arc<AgentService>,
     pub calls: Arc<CallService>,
     pub call_history: Arc<dyn CallHistory>,
+    pub numbers: Arc<PhoneNumberService>,
+    pub number_sync: Arc<NumberSync>,
     pub vapi_webhook_secret: String,
     pub runner: ProjectionRunner,
     pub work_queue: Arc<dyn WorkQueue>,
@@ -96,7 +100,7 @@ pub fn build_state(pool: PgPool, wiring: Wiring) -> AppState {
     let calls = CallService {
         store: store.clone(),
         clock: wiring.clock.clone(),
-        owners: agent_directory,
+        owners: agent_directory.clone(),
         tools: vec![Arc::new(SetCallOutcomeTool {
             store: store.clone(),
             clock: wiring.clock.clone(),
@@ -106,9 +110,26 @@ pub fn build_state(pool: PgPool, wiring: Wiring) -> AppState {
     let agent_sync = AgentSync {
         store: store.clone(),
         clock: wiring.clock.clone(),
-        voice: vapi,
+        voice: vapi.clone(),
         retry: wiring.retry,
     };
+    let sealer = Arc::new(SecretBox::new(&wiring.keys.encryption_key));
+    let number_directory = Arc::new(projections::phone_numbers::PgNumberDirectory::new(pool.clone()));
+    let numbers = PhoneNumberService {
+        store: store.clone(),
+        clock: wiring.clock.clone(),
+        sealer: sealer.clone(),
+        directory: number_directory.clone(),
+    };
+    let number_sync = Arc::new(NumberSync {
+        store: store.clone(),
+        clock: wiring.clock.clone(),
+        voice: vapi.clone(),
+        sealer,
+        agents: agent_directory.clone(),
+        directory: number_directory,
+        retry: wiring.retry,
+    });
     let auth = AuthService {
         store: store.clone(),
         clock: wiring.clock,
@@ -123,7 +144,9 @@ pub fn build_state(pool: PgPool, wiring: Wiring) -> AppState {
     AppState {
         runner: projection_runner(&pool, store),
         work_queue: Arc::new(PgWorkQueue::new(pool.clone())),
-        workers: vec![Arc::new(agent_sync)],
+        workers: vec![Arc::new(agent_sync), number_sync.clone()],
+        numbers: Arc::new(numbers),
+        number_sync,
         auth: Arc::new(auth),
         agents: Arc::new(agents),
         calls: Arc::new(calls),
@@ -146,6 +169,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     .configure(crate::users::routes)
     .configure(crate::agents::routes)
     .configure(crate::calls::routes)
+    .configure(crate::phone_numbers::routes)
     .configure(crate::webhooks::routes);
 }
 

@@ -7,6 +7,7 @@ pub mod calls;
 pub mod clock;
 pub mod error;
 pub mod event_store;
+pub mod phone_numbers;
 pub mod voice;
 pub mod work;
 

@@ -38,12 +38,56 @@ impl ProviderError {
     }
 }
 
+/// A number to create at the platform, with its credentials opened.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NumberDefinition {
+    pub organization_id: Uuid,
+    pub phone_number_id: Uuid,
+    pub name: Option<String>,
+    pub source: domain::phone_numbers::NumberSource,
+    /// The platform's credential id (vonage, telnyx, byo-sip).
+    pub vapi_credential_id: Option<String>,
+    /// Twilio's account SID and auth token, imported inline.
+    pub twilio: Option<(String, String)>,
+    pub vapi_assistant_id: Option<String>,
+}
+
+/// What the platform answered for a number.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ProviderNumber {
+    pub id: String,
+    pub number: Option<String>,
+    pub status: Option<String>,
+}
+
+/// An outbound call to place.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OutboundCall {
+    pub organization_id: Uuid,
+    pub call_id: Uuid,
+    pub agent_id: Uuid,
+    pub vapi_assistant_id: String,
+    pub vapi_phone_number_id: String,
+    pub customer_number: String,
+    pub customer_name: Option<String>,
+    /// Per-call changes to the assistant (variable values, prompt overrides).
+    pub assistant_overrides: Option<serde_json::Value>,
+}
+
 #[async_trait]
 pub trait VoiceProvider: Send + Sync {
     /// Creates an assistant; returns the provider's id.
     async fn create_assistant(&self, assistant: &AssistantDefinition) -> Result<String, ProviderError>;
     async fn update_assistant(&self, id: &str, assistant: &AssistantDefinition) -> Result<(), ProviderError>;
     async fn delete_assistant(&self, id: &str) -> Result<(), ProviderError>;
+    /// Registers provider credentials (`secret` as the provider expects them); returns the platform's id.
+    async fn create_credential(&self, provider: &str, secret: &serde_json::Value) -> Result<String, ProviderError>;
+    async fn create_phone_number(&self, number: &NumberDefinition) -> Result<ProviderNumber, ProviderError>;
+    async fn assign_phone_number(&self, id: &str, vapi_assistant_id: Option<&str>) -> Result<(), ProviderError>;
+    async fn delete_phone_number(&self, id: &str) -> Result<(), ProviderError>;
+    async fn get_phone_number(&self, id: &str) -> Result<ProviderNumber, ProviderError>;
+    /// Places an outbound call; returns the platform's call id.
+    async fn create_call(&self, call: &OutboundCall) -> Result<String, ProviderError>;
 }
 
 /// Exponential backoff with a ceiling on delay and on attempts.

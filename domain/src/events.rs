@@ -131,6 +131,60 @@ pub const CATALOGUE: &[EventSpec] = &[
         stream_type: "unmatched-vapi-call",
         meaning: "A Vapi server message for a call no organization could be matched to; kept, not dropped. Stored under the nil organization. Payload: messageType, vapiCallId, assistantId, phoneNumberId, message.",
     },
+    EventSpec {
+        event_type: "PhoneNumberAdded",
+        version: 1,
+        stream_type: "phone-number",
+        meaning: "A phone number was provisioned (Vapi, by area code) or imported (twilio, vonage, telnyx, byo-sip, with our credential id). Payload: organizationId, name, source {provider, areaCode | number + credentialId}, agentId, at.",
+    },
+    EventSpec {
+        event_type: "PhoneNumberAssigned",
+        version: 1,
+        stream_type: "phone-number",
+        meaning: "The number now rings the given agent (null: unassigned). Payload: agentId, at.",
+    },
+    EventSpec {
+        event_type: "PhoneNumberRemoved",
+        version: 1,
+        stream_type: "phone-number",
+        meaning: "The number was removed; it is to be released at Vapi. Payload: at.",
+    },
+    EventSpec {
+        event_type: "PhoneNumberSyncedToVapi",
+        version: 1,
+        stream_type: "phone-number",
+        meaning: "Vapi holds the number as of `revision`. Payload: vapiPhoneNumberId (null once released), number (E.164, as Vapi assigned it), revision, at.",
+    },
+    EventSpec {
+        event_type: "PhoneNumberSyncFailed",
+        version: 1,
+        stream_type: "phone-number",
+        meaning: "Pushing `revision` to Vapi failed. Payload: revision, reason, attempt, retryAt (null: no more retries), at.",
+    },
+    EventSpec {
+        event_type: "PhoneNumberStatusChanged",
+        version: 1,
+        stream_type: "phone-number",
+        meaning: "Vapi reports a new status for the number (monitoring). Payload: status, at.",
+    },
+    EventSpec {
+        event_type: "CredentialAdded",
+        version: 1,
+        stream_type: "credential",
+        meaning: "Provider credentials were stored, encrypted (XChaCha20-Poly1305, bound to the credential id). Payload: organizationId, provider (twilio, vonage, telnyx, byo-sip-trunk), name, sealed, hint (masked), at.",
+    },
+    EventSpec {
+        event_type: "CredentialRegisteredWithVapi",
+        version: 1,
+        stream_type: "credential",
+        meaning: "Vapi holds the credential under this id. Payload: vapiCredentialId, at.",
+    },
+    EventSpec {
+        event_type: "CredentialRemoved",
+        version: 1,
+        stream_type: "credential",
+        meaning: "The credential was deleted. Payload: at.",
+    },
 ];
 
 /// Current schema version of an event type, if it is in the catalogue.

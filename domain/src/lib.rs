@@ -8,6 +8,7 @@ pub mod calls;
 pub mod event_log;
 pub mod events;
 pub mod phone;
+pub mod phone_numbers;
 pub mod voices;
 
 pub use aggregate::Aggregate;

@@ -73,6 +73,17 @@ impl SecretBox {
     }
 }
 
+impl application::phone_numbers::SecretSealer for SecretBox {
+    fn seal(&self, plaintext: &str, context: &str) -> String {
+        SecretBox::seal(self, plaintext, context)
+    }
+
+    fn open(&self, sealed: &str, context: &str) -> Result<String, application::AppError> {
+        SecretBox::open(self, sealed, context)
+            .map_err(|e| application::AppError::internal("opening a stored secret", e))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

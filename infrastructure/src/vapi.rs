@@ -1,7 +1,10 @@
 //! Vapi's REST API (`Authorization: Bearer <private key>`): assistants.
 
-use application::voice::{AssistantDefinition, ProviderError, VoiceProvider};
+use application::voice::{
+    AssistantDefinition, NumberDefinition, OutboundCall, ProviderError, ProviderNumber, VoiceProvider,
+};
 use async_trait::async_trait;
+use domain::phone_numbers::NumberSource;
 use reqwest::header::RETRY_AFTER;
 use reqwest::{Method, StatusCode};
 use serde::{Deserialize, Serialize};
@@ -103,6 +106,30 @@ struct ArtifactPlan {
 #[derive(Debug, Deserialize)]
 struct Created {
     id: String,
+}
+
+#[derive(Debug, Deserialize)]
+struct VapiNumber {
+    id: String,
+    number: Option<String>,
+    status: Option<String>,
+}
+
+impl From<VapiNumber> for ProviderNumber {
+    fn from(n: VapiNumber) -> Self {
+        ProviderNumber {
+            id: n.id,
+            number: n.number,
+            status: n.status,
+        }
+    }
+}
+
+async fn read<T: serde::de::DeserializeOwned>(response: reqwest::Response) -> Result<T, ProviderError> {
+    response
+        .json()
+        .await
+        .map_err(|e| ProviderError::Unavailable(format!("unreadable response: {e}")))
 }
 
 impl VapiClient {
@@ -261,5 +288,81 @@ impl VoiceProvider for VapiClient {
         self.send(Method::DELETE, &format!("/assistant/{id}"), None::<&()>)
             .await
             .map(|_| ())
+    }
+
+    async fn create_credential(&self, _provider: &str, secret: &Value) -> Result<String, ProviderError> {
+        let response = self.send(Method::POST, "/credential", Some(secret)).await?;
+        Ok(read::<Created>(response).await?.id)
+    }
+
+    async fn create_phone_number(&self, number: &NumberDefinition) -> Result<ProviderNumber, ProviderError> {
+        let mut body = match &number.source {
+            NumberSource::Vapi { area_code } => json!({ "provider": "vapi", "numberDesiredAreaCode": area_code }),
+            NumberSource::Twilio { number: e164, .. } => {
+                let (sid, token) = number.twilio.clone().unwrap_or_default();
+                json!({ "provider": "twilio", "number": e164.as_str(), "twilioAccountSid": sid, "twilioAuthToken": token })
+            }
+            NumberSource::Vonage { number: e164, .. } => {
+                json!({ "provider": "vonage", "number": e164.as_str(), "credentialId": number.vapi_credential_id })
+            }
+            NumberSource::Telnyx { number: e164, .. } => {
+                json!({ "provider": "telnyx", "number": e164.as_str(), "credentialId": number.vapi_credential_id })
+            }
+            NumberSource::ByoSip { number: e164, .. } => json!({
+                "provider": "byo-phone-number",
+                "number": e164.as_str(),
+                "credentialId": number.vapi_credential_id,
+                "numberE164CheckEnabled": true
+            }),
+        };
+        if let Some(assistant) = &number.vapi_assistant_id {
+            body["assistantId"] = json!(assistant);
+        }
+        if let Some(name) = &number.name {
+            body["name"] = json!(name.chars().take(40).collect::<String>());
+        }
+        let response = self.send(Method::POST, "/phone-number", Some(&body)).await?;
+        Ok(read::<VapiNumber>(response).await?.into())
+    }
+
+    async fn assign_phone_number(&self, id: &str, vapi_assistant_id: Option<&str>) -> Result<(), ProviderError> {
+        let body = json!({ "assistantId": vapi_assistant_id });
+        self.send(Method::PATCH, &format!("/phone-number/{id}"), Some(&body))
+            .await
+            .map(|_| ())
+    }
+
+    async fn delete_phone_number(&self, id: &str) -> Result<(), ProviderError> {
+        self.send(Method::DELETE, &format!("/phone-number/{id}"), None::<&()>)
+            .await
+            .map(|_| ())
+    }
+
+    async fn get_phone_number(&self, id: &str) -> Result<ProviderNumber, ProviderError> {
+        let response = self
+            .send(Method::GET, &format!("/phone-number/{id}"), None::<&()>)
+            .await?;
+        Ok(read::<VapiNumber>(response).await?.into())
+    }
+
+    async fn create_call(&self, call: &OutboundCall) -> Result<String, ProviderError> {
+        let mut body = json!({
+            "assistantId": call.vapi_assistant_id,
+            "phoneNumberId": call.vapi_phone_number_id,
+            "customer": { "number": call.customer_number },
+            "metadata": {
+                "voxreachOrganizationId": call.organization_id,
+                "voxreachCallId": call.call_id,
+                "voxreachAgentId": call.agent_id,
+            }
+        });
+        if let Some(name) = &call.customer_name {
+            body["customer"]["name"] = json!(name);
+        }
+        if let Some(overrides) = &call.assistant_overrides {
+            body["assistantOverrides"] = overrides.clone();
+        }
+        let response = self.send(Method::POST, "/call", Some(&body)).await?;
+        Ok(read::<Created>(response).await?.id)
     }
 }

@@ -137,16 +137,7 @@ impl Projection for AgentSyncQueue {
             matches!(e.event_type.as_str(), "AgentCreated" | "AgentUpdated" | "AgentDeleted")
                 && e.stream_type == "agent"
         }) {
-            sqlx::query(
-                "INSERT INTO reactor_work (reactor, work_key, organization_id, due_at) VALUES ($1, $2, $3, now())
-                 ON CONFLICT (reactor, work_key) DO UPDATE
-                 SET generation = reactor_work.generation + 1, due_at = now(), attempts = 0, last_error = NULL",
-            )
-            .bind(AGENT_SYNC)
-            .bind(agent_id(event)?.to_string())
-            .bind(event.organization_id)
-            .execute(&mut *conn)
-            .await?;
+            crate::work::enqueue(conn, AGENT_SYNC, &agent_id(event)?.to_string(), event.organization_id).await?;
         }
         Ok(())
     }

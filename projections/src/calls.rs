@@ -392,7 +392,8 @@ impl CallHistory for PgCallHistory {
         let totals = sqlx::query(
             "SELECT COALESCE((SELECT total_calls FROM organization_call_stats WHERE organization_id = $1), 0) AS calls,
                     COALESCE((SELECT total_seconds FROM organization_call_stats WHERE organization_id = $1), 0) AS seconds,
-                    (SELECT count(*) FROM agents WHERE organization_id = $1 AND active AND NOT deleted) AS agents",
+                    (SELECT count(*) FROM agents WHERE organization_id = $1 AND active AND NOT deleted) AS agents,
+                    (SELECT count(*) FROM phone_numbers WHERE organization_id = $1 AND NOT removed) AS numbers",
         )
         .bind(organization_id)
         .fetch_one(&self.pool)
@@ -411,7 +412,7 @@ impl CallHistory for PgCallHistory {
             total_calls: totals.get("calls"),
             total_minutes: (totals.get::<f64, _>("seconds") / 60.0 * 100.0).round() / 100.0,
             active_agents: totals.get("agents"),
-            phone_numbers: 0,
+            phone_numbers: totals.get("numbers"),
             recent_calls: recent,
         })
     }

@@ -3,8 +3,10 @@
 pub mod activity;
 pub mod agents;
 pub mod calls;
+pub mod phone_numbers;
 pub mod runtime;
 pub mod users;
+pub mod work;
 
 pub use runtime::{Projection, ProjectionError, ProjectionRunner, ProjectionStatus, RebuildProgress, RunnerConfig};
 
@@ -18,5 +20,7 @@ pub fn all() -> Vec<Arc<dyn Projection>> {
         Arc::new(agents::AgentsProjection),
         Arc::new(agents::AgentSyncQueue),
         Arc::new(calls::CallsProjection),
+        Arc::new(phone_numbers::PhoneNumbersProjection),
+        Arc::new(phone_numbers::NumberSyncQueue),
     ]
 }

@@ -1,0 +1,625 @@
+//! Phone numbers and provider credentials: use cases, sync to Vapi, status monitoring.
+
+use crate::agents::AgentDirectory;
+use crate::aggregates::{append_failed, load_any, load_in, stream_of, Loaded};
+use crate::auth::Session;
+use crate::clock::Clock;
+use crate::error::{AppError, ErrorKind};
+use crate::event_store::{AppendError, AppendRequest, EventStore};
+use crate::voice::{NumberDefinition, ProviderError, RetryPolicy, VoiceProvider};
+use crate::work::{WorkHandler, WorkItem, WorkOutcome};
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use domain::agents::Agent;
+use domain::phone::PhoneNumber;
+use domain::phone_numbers::{
+    Credential, CredentialCommand, NumberError, NumberSource, PhoneNumberCommand, PhoneNumberState,
+};
+use domain::{Aggregate, EventMetadata};
+use serde::Serialize;
+use serde_json::Value;
+use std::sync::Arc;
+use uuid::Uuid;
+
+/// Name of the reactor that mirrors numbers (and the credentials they need) to Vapi.
+pub const NUMBER_SYNC: &str = "vapi-number-sync";
+
+/// Encryption at rest, bound to a context (the owning record).
+pub trait SecretSealer: Send + Sync {
+    fn seal(&self, plaintext: &str, context: &str) -> String;
+    fn open(&self, sealed: &str, context: &str) -> Result<String, AppError>;
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CredentialView {
+    pub id: Uuid,
+    pub provider: String,
+    pub name: String,
+    /// A masked fragment, never the secret.
+    pub hint: String,
+    pub registered_with_vapi: bool,
+    pub created_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PhoneNumberView {
+    pub id: Uuid,
+    pub provider: String,
+    pub name: Option<String>,
+    pub number: Option<String>,
+    pub area_code: Option<String>,
+    pub agent_id: Option<Uuid>,
+    pub credential_id: Option<Uuid>,
+    pub status: Option<String>,
+    pub sync_status: String,
+    pub vapi_phone_number_id: Option<String>,
+    pub last_sync_error: Option<String>,
+    pub created_at: DateTime<Utc>,
+}
+
+/// The credentials and phone numbers read models.
+#[async_trait]
+pub trait NumberDirectory: Send + Sync {
+    async fn credentials(&self, organization_id: Uuid) -> Result<Vec<CredentialView>, AppError>;
+    async fn numbers(&self, organization_id: Uuid) -> Result<Vec<PhoneNumberView>, AppError>;
+    async fn number(&self, organization_id: Uuid, id: Uuid) -> Result<Option<PhoneNumberView>, AppError>;
+    /// Numbers live at Vapi, for status monitoring: (organization, number id, Vapi id).
+    async fn synced_numbers(&self) -> Result<Vec<(Uuid, Uuid, String)>, AppError>;
+}
+
+pub fn number_error(error: NumberError) -> AppError {
+    match error {
+        NumberError::Invalid { field, reason } => AppError::validation(field, format!("{field} is invalid: {reason}")),
+        NumberError::NotFound(what) => AppError::not_found(what),
+        NumberError::Exists(what) => {
+            AppError::new(ErrorKind::Conflict, "already_exists", format!("{what} already exists"))
+        }
+        e @ NumberError::WrongCredential { .. } => AppError::validation("credentialId", e.to_string()),
+    }
+}
+
+fn metadata(actor: String, source: &str) -> EventMetadata {
+    EventMetadata {
+        correlation_id: Some(Uuid::now_v7()),
+        actor: Some(actor),
+        source: Some(source.into()),
+        ..EventMetadata::default()
+    }
+}
+
+fn credential_context(organization_id: Uuid, credential_id: Uuid) -> String {
+    format!("credential:{organization_id}:{credential_id}")
+}
+
+/// Checks a provider secret's shape and picks the fragment shown as its hint.
+fn secret_hint(provider: &str, secret: &Value) -> Result<String, AppError> {
+    let required = |field: &'static str| -> Result<String, AppError> {
+        secret[field]
+            .as_str()
+            .filter(|v| !v.trim().is_empty())
+            .map(str::to_owned)
+            .ok_or_else(|| AppError::validation(field, format!("{field} is required for {provider}")))
+    };
+    let masked = |value: String| {
+        let tail: String = value
+            .chars()
+            .rev()
+            .take(4)
+            .collect::<Vec<_>>()
+            .into_iter()
+            .rev()
+            .collect();
+        format!("••••{tail}")
+    };
+    match provider {
+        "twilio" => {
+            let sid = required("accountSid")?;
+            if !(sid.starts_with("AC") && sid.len() == 34) {
+                return Err(AppError::validation(
+                    "accountSid",
+                    "accountSid must be a Twilio account SID (AC + 32 characters)",
+                ));
+            }
+            Ok(masked(required("authToken")?))
+        }
+        "vonage" => {
+            required("apiKey")?;
+            Ok(masked(required("apiSecret")?))
+        }
+        "telnyx" => Ok(masked(required("apiKey")?)),
+        "byo-sip-trunk" => {
+            let gateways = secret["gateways"]
+                .as_array()
+                .filter(|g| !g.is_empty())
+                .ok_or_else(|| AppError::validation("gateways", "gateways must list at least one {ip, port}"))?;
+            for gateway in gateways {
+                let ip = gateway["ip"].as_str().unwrap_or_default();
+                if ip.parse::<std::net::IpAddr>().is_err() && !ip.contains('.') {
+                    return Err(AppError::validation(
+                        "gateways",
+                        "each gateway needs an ip (address or host name)",
+                    ));
+                }
+            }
+            Ok(gateways[0]["ip"].as_str().unwrap_or_default().to_owned())
+        }
+        other => Err(AppError::validation("provider", format!("unknown provider {other:?}"))),
+    }
+}
+
+/// What Vapi's credential API takes for our stored secret.
+fn vapi_credential_body(provider: &str, secret: &Value) -> Value {
+    match provider {
+        "byo-sip-trunk" => {
+            let mut body = serde_json::json!({ "provider": "byo-sip-trunk", "gateways": secret["gateways"] });
+            if let (Some(user), Some(password)) = (secret["username"].as_str(), secret["password"].as_str()) {
+                body["outboundAuthenticationPlan"] =
+                    serde_json::json!({ "authUsername": user, "authPassword": password });
+            }
+            body
+        }
+        "vonage" => {
+            serde_json::json!({ "provider": "vonage", "apiKey": secret["apiKey"], "apiSecret": secret["apiSecret"] })
+        }
+        other => serde_json::json!({ "provider": other, "apiKey": secret["apiKey"] }),
+    }
+}
+
+pub struct PhoneNumberService {
+    pub store: Arc<dyn EventStore>,
+    pub clock: Arc<dyn Clock>,
+    pub sealer: Arc<dyn SecretSealer>,
+    pub directory: Arc<dyn NumberDirectory>,
+}
+
+impl PhoneNumberService {
+    async fn append<A: Aggregate>(
+        &self,
+        caller: &Session,
+        loaded: &Loaded<A>,
+        events: &[A::Event],
+    ) -> Result<(), AppError> {
+        if events.is_empty() {
+            return Ok(());
+        }
+        let append = loaded.append_of(events, &metadata(format!("user:{}", caller.user_id), "api"));
+        self.store
+            .append(AppendRequest {
+                organization_id: caller.organization_id,
+                streams: vec![append],
+                idempotency_key: None,
+            })
+            .await
+            .map(|_| ())
+            .map_err(append_failed)
+    }
+
+    pub async fn add_credential(
+        &self,
+        caller: &Session,
+        provider: &str,
+        name: &str,
+        secret: &Value,
+    ) -> Result<CredentialView, AppError> {
+        let hint = secret_hint(provider, secret)?;
+        let id = Uuid::now_v7();
+        let now = self.clock.now();
+        let sealed = self
+            .sealer
+            .seal(&secret.to_string(), &credential_context(caller.organization_id, id));
+        let loaded = Loaded::<Credential>::fresh(stream_of::<Credential>(id));
+        let events = Credential::decide(
+            &CredentialCommand::Add {
+                organization_id: caller.organization_id,
+                provider: provider.to_owned(),
+                name: name.to_owned(),
+                sealed,
+                hint: hint.clone(),
+                now,
+            },
+            &loaded.state,
+        )
+        .map_err(number_error)?;
+        self.append(caller, &loaded, &events).await?;
+        Ok(CredentialView {
+            id,
+            provider: provider.to_owned(),
+            name: name.trim().to_owned(),
+            hint,
+            registered_with_vapi: false,
+            created_at: now,
+        })
+    }
+
+    pub async fn list_credentials(&self, caller: &Session) -> Result<Vec<CredentialView>, AppError> {
+        self.directory.credentials(caller.organization_id).await
+    }
+
+    pub async fn remove_credential(&self, caller: &Session, id: Uuid) -> Result<(), AppError> {
+        let loaded =
+            load_in::<Credential>(self.store.as_ref(), caller.organization_id, stream_of::<Credential>(id)).await?;
+        let events = Credential::decide(&CredentialCommand::Remove { now: self.clock.now() }, &loaded.state)
+            .map_err(number_error)?;
+        self.append(caller, &loaded, &events).await
+    }
+
+    async fn check_agent(&self, caller: &Session, agent_id: Option<Uuid>) -> Result<(), AppError> {
+        if let Some(agent_id) = agent_id {
+            let agent = load_in::<Agent>(
+                self.store.as_ref(),
+                caller.organization_id,
+                stream_of::<Agent>(agent_id),
+            )
+            .await?;
+            if !agent.state.exists() {
+                return Err(AppError::validation(
+                    "agentId",
+                    "agentId is not an agent of this organization",
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    pub async fn add_number(
+        &self,
+        caller: &Session,
+        name: Option<String>,
+        source: NumberSource,
+        agent_id: Option<Uuid>,
+    ) -> Result<PhoneNumberView, AppError> {
+        if let (Some(credential_id), Some(expected)) = (source.credential_id(), source.credential_provider()) {
+            let credential = load_in::<Credential>(
+                self.store.as_ref(),
+                caller.organization_id,
+                stream_of::<Credential>(credential_id),
+            )
+            .await?;
+            match &credential.state.provider {
+                Some(actual) if credential.state.exists() && actual == expected => {}
+                Some(actual) if credential.state.exists() => {
+                    return Err(number_error(NumberError::WrongCredential {
+                        expected: expected.into(),
+                        actual: actual.clone(),
+                    }))
+                }
+                _ => {
+                    return Err(AppError::validation(
+                        "credentialId",
+                        "credentialId is not a credential of this organization",
+                    ))
+                }
+            }
+        }
+        self.check_agent(caller, agent_id).await?;
+        let id = Uuid::now_v7();
+        let now = self.clock.now();
+        let loaded = Loaded::<PhoneNumberState>::fresh(stream_of::<PhoneNumberState>(id));
+        let events = PhoneNumberState::decide(
+            &PhoneNumberCommand::Add {
+                organization_id: caller.organization_id,
+                name: name.clone(),
+                source: source.clone(),
+                agent_id,
+                now,
+            },
+            &loaded.state,
+        )
+        .map_err(number_error)?;
+        self.append(caller, &loaded, &events).await?;
+        let number = source.number();
+        Ok(PhoneNumberView {
+            id,
+            provider: source.provider().into(),
+            name,
+            number: number.map(|n| n.as_str().to_owned()),
+            area_code: match &source {
+                NumberSource::Vapi { area_code } => Some(area_code.clone()),
+                _ => number.and_then(|n| n.area_code()).map(str::to_owned),
+            },
+            agent_id,
+            credential_id: source.credential_id(),
+            status: None,
+            sync_status: "pending".into(),
+            vapi_phone_number_id: None,
+            last_sync_error: None,
+            created_at: now,
+        })
+    }
+
+    pub async fn assign(&self, caller: &Session, id: Uuid, agent_id: Option<Uuid>) -> Result<(), AppError> {
+        self.check_agent(caller, agent_id).await?;
+        let loaded = load_in::<PhoneNumberState>(
+            self.store.as_ref(),
+            caller.organization_id,
+            stream_of::<PhoneNumberState>(id),
+        )
+        .await?;
+        let events = PhoneNumberState::decide(
+            &PhoneNumberCommand::Assign {
+                agent_id,
+                now: self.clock.now(),
+            },
+            &loaded.state,
+        )
+        .map_err(number_error)?;
+        self.append(caller, &loaded, &events).await
+    }
+
+    pub async fn remove(&self, caller: &Session, id: Uuid) -> Result<(), AppError> {
+        let loaded = load_in::<PhoneNumberState>(
+            self.store.as_ref(),
+            caller.organization_id,
+            stream_of::<PhoneNumberState>(id),
+        )
+        .await?;
+        let events = PhoneNumberState::decide(&PhoneNumberCommand::Remove { now: self.clock.now() }, &loaded.state)
+            .map_err(number_error)?;
+        self.append(caller, &loaded, &events).await
+    }
+
+    pub async fn list(&self, caller: &Session) -> Result<Vec<PhoneNumberView>, AppError> {
+        self.directory.numbers(caller.organization_id).await
+    }
+
+    pub async fn get(&self, caller: &Session, id: Uuid) -> Result<PhoneNumberView, AppError> {
+        self.directory
+            .number(caller.organization_id, id)
+            .await?
+            .ok_or_else(|| AppError::not_found("phone number"))
+    }
+}
+
+/// Mirrors numbers to Vapi, registering the credentials they need on the way,
+/// and keeps each number's status current.
+pub struct NumberSync {
+    pub store: Arc<dyn EventStore>,
+    pub clock: Arc<dyn Clock>,
+    pub voice: Arc<dyn VoiceProvider>,
+    pub sealer: Arc<dyn SecretSealer>,
+    pub agents: Arc<dyn AgentDirectory>,
+    pub directory: Arc<dyn NumberDirectory>,
+    pub retry: RetryPolicy,
+}
+
+enum SyncFailure {
+    Provider(ProviderError),
+    Ours(AppError),
+}
+
+impl From<ProviderError> for SyncFailure {
+    fn from(e: ProviderError) -> Self {
+        SyncFailure::Provider(e)
+    }
+}
+
+impl From<AppError> for SyncFailure {
+    fn from(e: AppError) -> Self {
+        SyncFailure::Ours(e)
+    }
+}
+
+impl NumberSync {
+    async fn record<A: Aggregate>(
+        &self,
+        organization_id: Uuid,
+        loaded: &Loaded<A>,
+        events: &[A::Event],
+    ) -> Result<(), AppError> {
+        if events.is_empty() {
+            return Ok(());
+        }
+        let append = loaded.append_of(events, &metadata("system:vapi-sync".into(), "reactor:vapi-number-sync"));
+        match self
+            .store
+            .append(AppendRequest {
+                organization_id,
+                streams: vec![append],
+                idempotency_key: None,
+            })
+            .await
+        {
+            Ok(_) | Err(AppendError::VersionConflict { .. }) => Ok(()),
+            Err(other) => Err(append_failed(other)),
+        }
+    }
+
+    /// The Vapi credential id of one of our credentials, registering it first if needed.
+    async fn vapi_credential(
+        &self,
+        organization_id: Uuid,
+        credential_id: Uuid,
+    ) -> Result<(Option<String>, Option<Value>), SyncFailure> {
+        let loaded = load_in::<Credential>(
+            self.store.as_ref(),
+            organization_id,
+            stream_of::<Credential>(credential_id),
+        )
+        .await?;
+        let (Some(provider), Some(sealed)) = (loaded.state.provider.clone(), loaded.state.sealed.clone()) else {
+            return Err(AppError::validation("credentialId", "the number's credential no longer exists").into());
+        };
+        let secret: Value = serde_json::from_str(
+            &self
+                .sealer
+                .open(&sealed, &credential_context(organization_id, credential_id))?,
+        )
+        .map_err(|e| AppError::internal("reading a credential", e))?;
+        if provider == "twilio" {
+            return Ok((None, Some(secret)));
+        }
+        if let Some(id) = &loaded.state.vapi_credential_id {
+            return Ok((Some(id.clone()), None));
+        }
+        let id = self
+            .voice
+            .create_credential(&provider, &vapi_credential_body(&provider, &secret))
+            .await?;
+        let events = Credential::decide(
+            &CredentialCommand::RecordRegistered {
+                vapi_credential_id: id.clone(),
+                now: self.clock.now(),
+            },
+            &loaded.state,
+        )
+        .map_err(number_error)?;
+        self.record(organization_id, &loaded, &events).await?;
+        Ok((Some(id), None))
+    }
+
+    async fn assistant_of(&self, organization_id: Uuid, agent_id: Option<Uuid>) -> Result<Option<String>, AppError> {
+        match agent_id {
+            Some(agent_id) => Ok(self
+                .agents
+                .get(organization_id, agent_id)
+                .await?
+                .and_then(|a| a.vapi_assistant_id)),
+            None => Ok(None),
+        }
+    }
+
+    async fn push(
+        &self,
+        organization_id: Uuid,
+        id: Uuid,
+        state: &PhoneNumberState,
+    ) -> Result<(Option<String>, Option<PhoneNumber>), SyncFailure> {
+        let Some(source) = &state.source else {
+            return Ok((None, None));
+        };
+        if state.removed {
+            if let Some(vapi_id) = &state.vapi_phone_number_id {
+                match self.voice.delete_phone_number(vapi_id).await {
+                    Ok(()) | Err(ProviderError::NotFound) => {}
+                    Err(e) => return Err(e.into()),
+                }
+            }
+            return Ok((None, None));
+        }
+        let assistant = self.assistant_of(organization_id, state.agent_id).await?;
+        if state.agent_id.is_some() && assistant.is_none() {
+            // The agent is not at Vapi yet: try again once its own sync is through.
+            return Err(ProviderError::Unavailable("the assigned agent is not synced to Vapi yet".into()).into());
+        }
+        if let Some(vapi_id) = &state.vapi_phone_number_id {
+            self.voice.assign_phone_number(vapi_id, assistant.as_deref()).await?;
+            return Ok((Some(vapi_id.clone()), None));
+        }
+        let (vapi_credential_id, twilio_secret) = match source.credential_id() {
+            Some(credential_id) => self.vapi_credential(organization_id, credential_id).await?,
+            None => (None, None),
+        };
+        let twilio = twilio_secret.map(|s| {
+            (
+                s["accountSid"].as_str().unwrap_or_default().to_owned(),
+                s["authToken"].as_str().unwrap_or_default().to_owned(),
+            )
+        });
+        let created = self
+            .voice
+            .create_phone_number(&NumberDefinition {
+                organization_id,
+                phone_number_id: id,
+                name: None,
+                source: source.clone(),
+                vapi_credential_id,
+                twilio,
+                vapi_assistant_id: assistant,
+            })
+            .await?;
+        let number = created.number.as_deref().and_then(|n| PhoneNumber::parse(n).ok());
+        Ok((Some(created.id), number))
+    }
+
+    /// Polls Vapi for every live number's status and records changes.
+    pub async fn check_statuses(&self) -> Result<usize, AppError> {
+        let mut changed = 0;
+        for (organization_id, id, vapi_id) in self.directory.synced_numbers().await? {
+            let status = match self.voice.get_phone_number(&vapi_id).await {
+                Ok(number) => number.status.unwrap_or_else(|| "unknown".into()),
+                Err(ProviderError::NotFound) => "missing".into(),
+                Err(error) => {
+                    tracing::warn!(%id, %error, "could not read a number's status at Vapi");
+                    continue;
+                }
+            };
+            let loaded =
+                load_in::<PhoneNumberState>(self.store.as_ref(), organization_id, stream_of::<PhoneNumberState>(id))
+                    .await?;
+            if !loaded.state.exists() {
+                continue;
+            }
+            let events = PhoneNumberState::decide(
+                &PhoneNumberCommand::RecordStatus {
+                    status,
+                    now: self.clock.now(),
+                },
+                &loaded.state,
+            )
+            .map_err(number_error)?;
+            changed += events.len();
+            self.record(organization_id, &loaded, &events).await?;
+        }
+        Ok(changed)
+    }
+}
+
+#[async_trait]
+impl WorkHandler for NumberSync {
+    fn reactor(&self) -> &'static str {
+        NUMBER_SYNC
+    }
+
+    async fn handle(&self, item: &WorkItem) -> Result<WorkOutcome, AppError> {
+        let id = Uuid::parse_str(&item.key).map_err(|e| AppError::internal("reading a work key", e))?;
+        let loaded = load_any::<PhoneNumberState>(self.store.as_ref(), stream_of::<PhoneNumberState>(id)).await?;
+        let organization_id = loaded.organization_id.unwrap_or(item.organization_id);
+        if !loaded.state.needs_sync() {
+            return Ok(WorkOutcome::Done);
+        }
+        let revision = loaded.state.revision;
+        let now = self.clock.now();
+        let (command, outcome) = match self.push(organization_id, id, &loaded.state).await {
+            Ok((vapi_phone_number_id, number)) => (
+                PhoneNumberCommand::RecordSynced {
+                    vapi_phone_number_id,
+                    number,
+                    revision,
+                    now,
+                },
+                WorkOutcome::Done,
+            ),
+            Err(SyncFailure::Ours(error)) if error.kind == ErrorKind::Internal => return Err(error),
+            Err(failure) => {
+                let attempt = item.attempts + 1;
+                let (reason, retry_at) = match failure {
+                    SyncFailure::Provider(e) => (e.to_string(), self.retry.next_attempt(attempt, &e, now)),
+                    SyncFailure::Ours(e) => (e.message, None),
+                };
+                tracing::warn!(%id, attempt, %reason, "phone number sync to Vapi failed");
+                let outcome = match retry_at {
+                    Some(due) => WorkOutcome::RetryAt {
+                        due,
+                        reason: reason.clone(),
+                    },
+                    None => WorkOutcome::GiveUp { reason: reason.clone() },
+                };
+                (
+                    PhoneNumberCommand::RecordSyncFailed {
+                        revision,
+                        reason,
+                        attempt,
+                        retry_at,
+                        now,
+                    },
+                    outcome,
+                )
+            }
+        };
+        let events = PhoneNumberState::decide(&command, &loaded.state).map_err(number_error)?;
+        self.record(organization_id, &loaded, &events).await?;
+        Ok(outcome)
+    }
+}

@@ -1,0 +1,529 @@
+//! Phone numbers agents answer and call from, and the provider credentials
+//! they are imported with.
+
+use crate::aggregate::Aggregate;
+use crate::events::DomainEvent;
+use crate::phone::PhoneNumber;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum NumberError {
+    #[error("{field} is invalid: {reason}")]
+    Invalid { field: &'static str, reason: String },
+    #[error("{0} not found")]
+    NotFound(&'static str),
+    #[error("{0} already exists")]
+    Exists(&'static str),
+    #[error("the credential is for {actual}, not {expected}")]
+    WrongCredential { expected: String, actual: String },
+}
+
+/// Where a number comes from, with what Vapi needs to import it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "provider", rename_all = "kebab-case")]
+pub enum NumberSource {
+    /// A free US number Vapi provisions, near this area code.
+    #[serde(rename_all = "camelCase")]
+    Vapi { area_code: String },
+    #[serde(rename_all = "camelCase")]
+    Twilio { number: PhoneNumber, credential_id: Uuid },
+    #[serde(rename_all = "camelCase")]
+    Vonage { number: PhoneNumber, credential_id: Uuid },
+    #[serde(rename_all = "camelCase")]
+    Telnyx { number: PhoneNumber, credential_id: Uuid },
+    #[serde(rename_all = "camelCase")]
+    ByoSip { number: PhoneNumber, credential_id: Uuid },
+}
+
+impl NumberSource {
+    pub fn provider(&self) -> &'static str {
+        match self {
+            NumberSource::Vapi { .. } => "vapi",
+            NumberSource::Twilio { .. } => "twilio",
+            NumberSource::Vonage { .. } => "vonage",
+            NumberSource::Telnyx { .. } => "telnyx",
+            NumberSource::ByoSip { .. } => "byo-sip",
+        }
+    }
+
+    pub fn credential_id(&self) -> Option<Uuid> {
+        match self {
+            NumberSource::Vapi { .. } => None,
+            NumberSource::Twilio { credential_id, .. }
+            | NumberSource::Vonage { credential_id, .. }
+            | NumberSource::Telnyx { credential_id, .. }
+            | NumberSource::ByoSip { credential_id, .. } => Some(*credential_id),
+        }
+    }
+
+    pub fn number(&self) -> Option<&PhoneNumber> {
+        match self {
+            NumberSource::Vapi { .. } => None,
+            NumberSource::Twilio { number, .. }
+            | NumberSource::Vonage { number, .. }
+            | NumberSource::Telnyx { number, .. }
+            | NumberSource::ByoSip { number, .. } => Some(number),
+        }
+    }
+
+    /// The credential provider a source needs.
+    pub fn credential_provider(&self) -> Option<&'static str> {
+        match self {
+            NumberSource::Vapi { .. } => None,
+            NumberSource::Twilio { .. } => Some("twilio"),
+            NumberSource::Vonage { .. } => Some("vonage"),
+            NumberSource::Telnyx { .. } => Some("telnyx"),
+            NumberSource::ByoSip { .. } => Some("byo-sip-trunk"),
+        }
+    }
+
+    pub fn validate(&self) -> Result<(), NumberError> {
+        if let NumberSource::Vapi { area_code } = self {
+            if area_code.len() != 3
+                || !area_code.chars().all(|c| c.is_ascii_digit())
+                || area_code.starts_with(['0', '1'])
+            {
+                return Err(NumberError::Invalid {
+                    field: "areaCode",
+                    reason: "must be a 3-digit US area code".into(),
+                });
+            }
+        }
+        Ok(())
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", content = "data")]
+pub enum PhoneNumberEvent {
+    #[serde(rename_all = "camelCase")]
+    PhoneNumberAdded {
+        organization_id: Uuid,
+        name: Option<String>,
+        source: NumberSource,
+        agent_id: Option<Uuid>,
+        at: DateTime<Utc>,
+    },
+    #[serde(rename_all = "camelCase")]
+    PhoneNumberAssigned { agent_id: Option<Uuid>, at: DateTime<Utc> },
+    #[serde(rename_all = "camelCase")]
+    PhoneNumberRemoved { at: DateTime<Utc> },
+    #[serde(rename_all = "camelCase")]
+    PhoneNumberSyncedToVapi {
+        vapi_phone_number_id: Option<String>,
+        number: Option<PhoneNumber>,
+        revision: u32,
+        at: DateTime<Utc>,
+    },
+    #[serde(rename_all = "camelCase")]
+    PhoneNumberSyncFailed {
+        revision: u32,
+        reason: String,
+        attempt: u32,
+        retry_at: Option<DateTime<Utc>>,
+        at: DateTime<Utc>,
+    },
+    #[serde(rename_all = "camelCase")]
+    PhoneNumberStatusChanged { status: String, at: DateTime<Utc> },
+}
+
+impl DomainEvent for PhoneNumberEvent {
+    fn event_type(&self) -> &'static str {
+        match self {
+            PhoneNumberEvent::PhoneNumberAdded { .. } => "PhoneNumberAdded",
+            PhoneNumberEvent::PhoneNumberAssigned { .. } => "PhoneNumberAssigned",
+            PhoneNumberEvent::PhoneNumberRemoved { .. } => "PhoneNumberRemoved",
+            PhoneNumberEvent::PhoneNumberSyncedToVapi { .. } => "PhoneNumberSyncedToVapi",
+            PhoneNumberEvent::PhoneNumberSyncFailed { .. } => "PhoneNumberSyncFailed",
+            PhoneNumberEvent::PhoneNumberStatusChanged { .. } => "PhoneNumberStatusChanged",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum PhoneNumberCommand {
+    Add {
+        organization_id: Uuid,
+        name: Option<String>,
+        source: NumberSource,
+        agent_id: Option<Uuid>,
+        now: DateTime<Utc>,
+    },
+    Assign {
+        agent_id: Option<Uuid>,
+        now: DateTime<Utc>,
+    },
+    Remove {
+        now: DateTime<Utc>,
+    },
+    RecordSynced {
+        vapi_phone_number_id: Option<String>,
+        number: Option<PhoneNumber>,
+        revision: u32,
+        now: DateTime<Utc>,
+    },
+    RecordSyncFailed {
+        revision: u32,
+        reason: String,
+        attempt: u32,
+        retry_at: Option<DateTime<Utc>>,
+        now: DateTime<Utc>,
+    },
+    RecordStatus {
+        status: String,
+        now: DateTime<Utc>,
+    },
+}
+
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct PhoneNumberState {
+    pub source: Option<NumberSource>,
+    pub removed: bool,
+    pub agent_id: Option<Uuid>,
+    pub revision: u32,
+    pub synced_revision: u32,
+    pub vapi_phone_number_id: Option<String>,
+    pub number: Option<PhoneNumber>,
+    pub status: Option<String>,
+}
+
+impl PhoneNumberState {
+    pub fn exists(&self) -> bool {
+        self.source.is_some() && !self.removed
+    }
+
+    pub fn needs_sync(&self) -> bool {
+        self.revision > self.synced_revision
+    }
+}
+
+impl Aggregate for PhoneNumberState {
+    type Command = PhoneNumberCommand;
+    type Event = PhoneNumberEvent;
+    type Error = NumberError;
+    const STREAM_TYPE: &'static str = "phone-number";
+
+    fn decide(command: &PhoneNumberCommand, state: &Self) -> Result<Vec<PhoneNumberEvent>, NumberError> {
+        use PhoneNumberCommand as C;
+        if !matches!(
+            command,
+            C::Add { .. } | C::RecordSynced { .. } | C::RecordSyncFailed { .. }
+        ) && !state.exists()
+        {
+            return Err(NumberError::NotFound("phone number"));
+        }
+        Ok(match command {
+            C::Add {
+                organization_id,
+                name,
+                source,
+                agent_id,
+                now,
+            } => {
+                if state.source.is_some() {
+                    return Err(NumberError::Exists("phone number"));
+                }
+                source.validate()?;
+                vec![PhoneNumberEvent::PhoneNumberAdded {
+                    organization_id: *organization_id,
+                    name: name.clone(),
+                    source: source.clone(),
+                    agent_id: *agent_id,
+                    at: *now,
+                }]
+            }
+            C::Assign { agent_id, .. } if *agent_id == state.agent_id => vec![],
+            C::Assign { agent_id, now } => vec![PhoneNumberEvent::PhoneNumberAssigned {
+                agent_id: *agent_id,
+                at: *now,
+            }],
+            C::Remove { now } => vec![PhoneNumberEvent::PhoneNumberRemoved { at: *now }],
+            C::RecordSynced { revision, .. } | C::RecordSyncFailed { revision, .. } if *revision != state.revision => {
+                vec![]
+            }
+            C::RecordSynced {
+                vapi_phone_number_id,
+                number,
+                revision,
+                now,
+            } => vec![PhoneNumberEvent::PhoneNumberSyncedToVapi {
+                vapi_phone_number_id: vapi_phone_number_id.clone(),
+                number: number.clone(),
+                revision: *revision,
+                at: *now,
+            }],
+            C::RecordSyncFailed {
+                revision,
+                reason,
+                attempt,
+                retry_at,
+                now,
+            } => vec![PhoneNumberEvent::PhoneNumberSyncFailed {
+                revision: *revision,
+                reason: reason.clone(),
+                attempt: *attempt,
+                retry_at: *retry_at,
+                at: *now,
+            }],
+            C::RecordStatus { status, .. } if state.status.as_ref() == Some(status) => vec![],
+            C::RecordStatus { status, now } => vec![PhoneNumberEvent::PhoneNumberStatusChanged {
+                status: status.clone(),
+                at: *now,
+            }],
+        })
+    }
+
+    fn evolve(mut self, event: &PhoneNumberEvent) -> Self {
+        match event {
+            PhoneNumberEvent::PhoneNumberAdded { source, agent_id, .. } => {
+                self.number = source.number().cloned();
+                self.source = Some(source.clone());
+                self.agent_id = *agent_id;
+                self.revision += 1;
+            }
+            PhoneNumberEvent::PhoneNumberAssigned { agent_id, .. } => {
+                self.agent_id = *agent_id;
+                self.revision += 1;
+            }
+            PhoneNumberEvent::PhoneNumberRemoved { .. } => {
+                self.removed = true;
+                self.revision += 1;
+            }
+            PhoneNumberEvent::PhoneNumberSyncedToVapi {
+                vapi_phone_number_id,
+                number,
+                revision,
+                ..
+            } => {
+                self.synced_revision = *revision;
+                self.vapi_phone_number_id = vapi_phone_number_id.clone();
+                if number.is_some() {
+                    self.number = number.clone();
+                }
+            }
+            PhoneNumberEvent::PhoneNumberSyncFailed { .. } => {}
+            PhoneNumberEvent::PhoneNumberStatusChanged { status, .. } => self.status = Some(status.clone()),
+        }
+        self
+    }
+}
+
+// ---------------------------------------------------------------- credentials
+
+pub const CREDENTIAL_PROVIDERS: &[&str] = &["twilio", "vonage", "telnyx", "byo-sip-trunk"];
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", content = "data")]
+pub enum CredentialEvent {
+    /// `sealed` is the provider secret, encrypted at rest; `hint` a masked fragment for display.
+    #[serde(rename_all = "camelCase")]
+    CredentialAdded {
+        organization_id: Uuid,
+        provider: String,
+        name: String,
+        sealed: String,
+        hint: String,
+        at: DateTime<Utc>,
+    },
+    #[serde(rename_all = "camelCase")]
+    CredentialRegisteredWithVapi {
+        vapi_credential_id: String,
+        at: DateTime<Utc>,
+    },
+    #[serde(rename_all = "camelCase")]
+    CredentialRemoved { at: DateTime<Utc> },
+}
+
+impl DomainEvent for CredentialEvent {
+    fn event_type(&self) -> &'static str {
+        match self {
+            CredentialEvent::CredentialAdded { .. } => "CredentialAdded",
+            CredentialEvent::CredentialRegisteredWithVapi { .. } => "CredentialRegisteredWithVapi",
+            CredentialEvent::CredentialRemoved { .. } => "CredentialRemoved",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum CredentialCommand {
+    Add {
+        organization_id: Uuid,
+        provider: String,
+        name: String,
+        sealed: String,
+        hint: String,
+        now: DateTime<Utc>,
+    },
+    RecordRegistered {
+        vapi_credential_id: String,
+        now: DateTime<Utc>,
+    },
+    Remove {
+        now: DateTime<Utc>,
+    },
+}
+
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Credential {
+    pub provider: Option<String>,
+    pub sealed: Option<String>,
+    pub removed: bool,
+    pub vapi_credential_id: Option<String>,
+}
+
+impl Credential {
+    pub fn exists(&self) -> bool {
+        self.provider.is_some() && !self.removed
+    }
+}
+
+impl Aggregate for Credential {
+    type Command = CredentialCommand;
+    type Event = CredentialEvent;
+    type Error = NumberError;
+    const STREAM_TYPE: &'static str = "credential";
+
+    fn decide(command: &CredentialCommand, state: &Self) -> Result<Vec<CredentialEvent>, NumberError> {
+        match command {
+            CredentialCommand::Add {
+                organization_id,
+                provider,
+                name,
+                sealed,
+                hint,
+                now,
+            } => {
+                if state.provider.is_some() {
+                    return Err(NumberError::Exists("credential"));
+                }
+                if !CREDENTIAL_PROVIDERS.contains(&provider.as_str()) {
+                    return Err(NumberError::Invalid {
+                        field: "provider",
+                        reason: format!("must be one of {}", CREDENTIAL_PROVIDERS.join(", ")),
+                    });
+                }
+                if name.trim().is_empty() || name.chars().count() > 100 {
+                    return Err(NumberError::Invalid {
+                        field: "name",
+                        reason: "must be 1 to 100 characters".into(),
+                    });
+                }
+                Ok(vec![CredentialEvent::CredentialAdded {
+                    organization_id: *organization_id,
+                    provider: provider.clone(),
+                    name: name.trim().to_owned(),
+                    sealed: sealed.clone(),
+                    hint: hint.clone(),
+                    at: *now,
+                }])
+            }
+            _ if !state.exists() => Err(NumberError::NotFound("credential")),
+            CredentialCommand::RecordRegistered {
+                vapi_credential_id,
+                now,
+            } => Ok(vec![CredentialEvent::CredentialRegisteredWithVapi {
+                vapi_credential_id: vapi_credential_id.clone(),
+                at: *now,
+            }]),
+            CredentialCommand::Remove { now } => Ok(vec![CredentialEvent::CredentialRemoved { at: *now }]),
+        }
+    }
+
+    fn evolve(mut self, event: &CredentialEvent) -> Self {
+        match event {
+            CredentialEvent::CredentialAdded { provider, sealed, .. } => {
+                self.provider = Some(provider.clone());
+                self.sealed = Some(sealed.clone());
+            }
+            CredentialEvent::CredentialRegisteredWithVapi { vapi_credential_id, .. } => {
+                self.vapi_credential_id = Some(vapi_credential_id.clone())
+            }
+            CredentialEvent::CredentialRemoved { .. } => self.removed = true,
+        }
+        self
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn now() -> DateTime<Utc> {
+        "2026-11-24T12:00:00Z".parse().unwrap()
+    }
+
+    #[test]
+    fn area_codes_are_checked() {
+        for bad in ["12", "1234", "abc", "012", "115"] {
+            assert!(
+                NumberSource::Vapi { area_code: bad.into() }.validate().is_err(),
+                "{bad}"
+            );
+        }
+        assert!(NumberSource::Vapi {
+            area_code: "415".into()
+        }
+        .validate()
+        .is_ok());
+    }
+
+    #[test]
+    fn assignment_changes_are_synced_and_repeats_ignored() {
+        let agent = Uuid::new_v4();
+        let add = PhoneNumberCommand::Add {
+            organization_id: Uuid::new_v4(),
+            name: None,
+            source: NumberSource::Vapi {
+                area_code: "415".into(),
+            },
+            agent_id: None,
+            now: now(),
+        };
+        let state = PhoneNumberState::fold(&PhoneNumberState::decide(&add, &PhoneNumberState::default()).unwrap());
+        let assigned = PhoneNumberState::decide(
+            &PhoneNumberCommand::Assign {
+                agent_id: Some(agent),
+                now: now(),
+            },
+            &state,
+        )
+        .unwrap();
+        let state = assigned.iter().fold(state, PhoneNumberState::evolve);
+        assert_eq!(state.revision, 2);
+        assert!(PhoneNumberState::decide(
+            &PhoneNumberCommand::Assign {
+                agent_id: Some(agent),
+                now: now()
+            },
+            &state
+        )
+        .unwrap()
+        .is_empty());
+        let status = PhoneNumberCommand::RecordStatus {
+            status: "active".into(),
+            now: now(),
+        };
+        let changed = PhoneNumberState::decide(&status, &state).unwrap();
+        let state = changed.iter().fold(state, PhoneNumberState::evolve);
+        assert!(PhoneNumberState::decide(&status, &state).unwrap().is_empty());
+    }
+
+    #[test]
+    fn credentials_validate_their_provider() {
+        let add = |provider: &str| CredentialCommand::Add {
+            organization_id: Uuid::new_v4(),
+            provider: provider.into(),
+            name: "Main".into(),
+            sealed: "x".into(),
+            hint: "…1234".into(),
+            now: now(),
+        };
+        assert!(Credential::decide(&add("twilio"), &Credential::default()).is_ok());
+        assert!(matches!(
+            Credential::decide(&add("carrier-pigeon"), &Credential::default()),
+            Err(NumberError::Invalid { .. })
+        ));
+    }
+}
