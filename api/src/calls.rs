@@ -4,7 +4,7 @@ use crate::auth::Caller;
 use crate::error::{method_not_allowed, ApiError};
 use crate::server::AppState;
 use actix_web::{web, HttpResponse};
-use application::calls::CallFilter;
+use application::calls::{CallFilter, OutboundRequest};
 use application::AppError;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
@@ -117,6 +117,31 @@ pub async fn set_outcome(
     Ok(HttpResponse::NoContent().finish())
 }
 
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct StartCall {
+    agent_id: Uuid,
+    phone_number_id: Uuid,
+    customer_number: String,
+}
+
+pub async fn start(
+    state: web::Data<AppState>,
+    caller: Caller,
+    body: web::Json<StartCall>,
+) -> Result<HttpResponse, ApiError> {
+    let body = body.into_inner();
+    let customer_number = domain::phone::PhoneNumber::parse(&body.customer_number)
+        .map_err(|e| AppError::validation("customerNumber", e.to_string()))?;
+    let request = OutboundRequest {
+        agent_id: body.agent_id,
+        phone_number_id: body.phone_number_id,
+        customer_number,
+    };
+    let id = state.outbound.request(&caller.0, request).await?;
+    Ok(HttpResponse::Accepted().json(serde_json::json!({ "id": id, "status": "requested" })))
+}
+
 pub async fn dashboard(state: web::Data<AppState>, caller: Caller) -> Result<HttpResponse, ApiError> {
     Ok(HttpResponse::Ok().json(state.call_history.dashboard(caller.0.organization_id).await?))
 }
@@ -125,6 +150,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.service(
         web::resource("/api/calls")
             .get(list)
+            .post(start)
             .default_service(web::to(method_not_allowed)),
     )
     .service(

@@ -5,7 +5,7 @@ use actix_web::dev::Server;
 use actix_web::{web, App, HttpServer};
 use application::agents::{AgentService, AgentSync};
 use application::auth::AuthService;
-use application::calls::{CallHistory, CallService, SetCallOutcomeTool};
+use application::calls::{CallHistory, CallPlacement, CallService, OutboundCalls, SetCallOutcomeTool};
 use application::clock::{Clock, SystemClock};
 use application::event_store::EventStore;
 use application::phone_numbers::{NumberSync, PhoneNumberService};
@@ -38,6 +38,7 @@ pub struct AppState {
     pub calls: Arc<CallService>,
     pub call_history: Arc<dyn CallHistory>,
     pub numbers: Arc<PhoneNumberService>,
+    pub outbound: Arc<OutboundCalls>,
     pub number_sync: Arc<NumberSync>,
     pub vapi_webhook_secret: String,
     pub runner: ProjectionRunner,
@@ -130,6 +131,16 @@ pub fn build_state(pool: PgPool, wiring: Wiring) -> AppState {
         directory: number_directory,
         retry: wiring.retry,
     });
+    let call_placement = CallPlacement {
+        store: store.clone(),
+        clock: wiring.clock.clone(),
+        voice: vapi,
+        retry: wiring.retry,
+    };
+    let outbound = OutboundCalls {
+        store: store.clone(),
+        clock: wiring.clock.clone(),
+    };
     let auth = AuthService {
         store: store.clone(),
         clock: wiring.clock,
@@ -144,7 +155,8 @@ pub fn build_state(pool: PgPool, wiring: Wiring) -> AppState {
     AppState {
         runner: projection_runner(&pool, store),
         work_queue: Arc::new(PgWorkQueue::new(pool.clone())),
-        workers: vec![Arc::new(agent_sync), number_sync.clone()],
+        workers: vec![Arc::new(agent_sync), number_sync.clone(), Arc::new(call_placement)],
+        outbound: Arc::new(outbound),
         numbers: Arc::new(numbers),
         number_sync,
         auth: Arc::new(auth),

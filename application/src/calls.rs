@@ -487,3 +487,200 @@ pub trait CallHistory: Send + Sync {
     async fn get(&self, organization_id: Uuid, call_id: Uuid) -> Result<Option<CallDetail>, AppError>;
     async fn dashboard(&self, organization_id: Uuid) -> Result<DashboardStats, AppError>;
 }
+
+/// Name of the reactor that places requested outbound calls with Vapi.
+pub const CALL_PLACEMENT: &str = "vapi-call-placement";
+
+/// Requests an outbound call; the placement reactor dials it.
+pub struct OutboundCalls {
+    pub store: Arc<dyn EventStore>,
+    pub clock: Arc<dyn Clock>,
+}
+
+#[derive(Debug, Clone)]
+pub struct OutboundRequest {
+    pub agent_id: Uuid,
+    pub phone_number_id: Uuid,
+    pub customer_number: domain::phone::PhoneNumber,
+}
+
+impl OutboundCalls {
+    pub async fn request(&self, caller: &Session, request: OutboundRequest) -> Result<Uuid, AppError> {
+        use domain::agents::Agent;
+        use domain::phone_numbers::PhoneNumberState;
+        let agent = load_in::<Agent>(
+            self.store.as_ref(),
+            caller.organization_id,
+            stream_of::<Agent>(request.agent_id),
+        )
+        .await?;
+        if !agent.state.exists() {
+            return Err(AppError::validation(
+                "agentId",
+                "agentId is not an agent of this organization",
+            ));
+        }
+        if !agent.state.active {
+            return Err(AppError::new(
+                ErrorKind::Conflict,
+                "agent_inactive",
+                "the agent is deactivated",
+            ));
+        }
+        let number = load_in::<PhoneNumberState>(
+            self.store.as_ref(),
+            caller.organization_id,
+            stream_of::<PhoneNumberState>(request.phone_number_id),
+        )
+        .await?;
+        if !number.state.exists() {
+            return Err(AppError::validation(
+                "phoneNumberId",
+                "phoneNumberId is not a number of this organization",
+            ));
+        }
+        let call_id = Uuid::now_v7();
+        let events = Call::decide(
+            &CallCommand::Request {
+                organization_id: caller.organization_id,
+                parties: CallParties {
+                    vapi_call_id: None,
+                    direction: Some("outbound".into()),
+                    agent_id: Some(request.agent_id),
+                    phone_number_id: Some(request.phone_number_id),
+                    customer_number: Some(request.customer_number.to_string()),
+                },
+                requested_by: caller.user_id,
+                now: self.clock.now(),
+            },
+            &Call::default(),
+        )
+        .map_err(call_error)?;
+        let metadata = EventMetadata {
+            correlation_id: Some(Uuid::now_v7()),
+            actor: Some(format!("user:{}", caller.user_id)),
+            source: Some("api".into()),
+            ..EventMetadata::default()
+        };
+        self.store
+            .append(AppendRequest::single(
+                caller.organization_id,
+                stream_of::<Call>(call_id),
+                ExpectedVersion::NoStream,
+                events.iter().map(|e| e.to_new_event(&metadata)).collect(),
+            ))
+            .await
+            .map_err(append_failed)?;
+        Ok(call_id)
+    }
+}
+
+/// Dials requested calls. A request that may have reached Vapi (timeouts,
+/// 5xx) is not retried: a failed call is visible, a call dialled twice is not undoable.
+pub struct CallPlacement {
+    pub store: Arc<dyn EventStore>,
+    pub clock: Arc<dyn Clock>,
+    pub voice: Arc<dyn crate::voice::VoiceProvider>,
+    pub retry: crate::voice::RetryPolicy,
+}
+
+#[async_trait]
+impl crate::work::WorkHandler for CallPlacement {
+    fn reactor(&self) -> &'static str {
+        CALL_PLACEMENT
+    }
+
+    async fn handle(&self, item: &crate::work::WorkItem) -> Result<crate::work::WorkOutcome, AppError> {
+        use crate::voice::{OutboundCall, ProviderError};
+        use crate::work::WorkOutcome;
+        use domain::agents::Agent;
+        use domain::phone_numbers::PhoneNumberState;
+        let call_id = Uuid::parse_str(&item.key).map_err(|e| AppError::internal("reading a work key", e))?;
+        let organization_id = item.organization_id;
+        let call = load_in::<Call>(self.store.as_ref(), organization_id, stream_of::<Call>(call_id)).await?;
+        if call.state.parties.vapi_call_id.is_some()
+            || call.state.ended
+            || call.state.status.as_deref() != Some("requested")
+        {
+            return Ok(WorkOutcome::Done);
+        }
+        let parties = &call.state.parties;
+        let (Some(agent_id), Some(number_id), Some(customer)) =
+            (parties.agent_id, parties.phone_number_id, &parties.customer_number)
+        else {
+            return Err(AppError::internal(
+                "placing a call",
+                "the call request lacks its parties",
+            ));
+        };
+        let agent = load_in::<Agent>(self.store.as_ref(), organization_id, stream_of::<Agent>(agent_id)).await?;
+        let number = load_in::<PhoneNumberState>(
+            self.store.as_ref(),
+            organization_id,
+            stream_of::<PhoneNumberState>(number_id),
+        )
+        .await?;
+        let now = self.clock.now();
+        let attempt = item.attempts + 1;
+        let placed = match (&agent.state.vapi_assistant_id, &number.state.vapi_phone_number_id) {
+            (Some(assistant), Some(vapi_number)) => {
+                self.voice
+                    .create_call(&OutboundCall {
+                        organization_id,
+                        call_id,
+                        agent_id,
+                        vapi_assistant_id: assistant.clone(),
+                        vapi_phone_number_id: vapi_number.clone(),
+                        customer_number: customer.clone(),
+                        customer_name: None,
+                        assistant_overrides: None,
+                    })
+                    .await
+            }
+            // Wait for the agent's or number's own sync, within the retry budget.
+            _ => Err(ProviderError::RateLimited { retry_after: None }),
+        };
+        let (command, outcome) = match placed {
+            Ok(vapi_call_id) => (CallCommand::RecordPlaced { vapi_call_id, now }, WorkOutcome::Done),
+            Err(error) => {
+                let safe_to_retry = matches!(error, ProviderError::RateLimited { .. } | ProviderError::Unauthorized);
+                let retry_at = if safe_to_retry {
+                    self.retry.next_attempt(attempt, &error, now)
+                } else {
+                    None
+                };
+                let reason = match (&agent.state.vapi_assistant_id, &number.state.vapi_phone_number_id) {
+                    (None, _) => "the agent is not synced to Vapi".to_owned(),
+                    (_, None) => "the phone number is not synced to Vapi".to_owned(),
+                    _ => error.to_string(),
+                };
+                match retry_at {
+                    Some(due) => return Ok(WorkOutcome::RetryAt { due, reason }),
+                    None => (
+                        CallCommand::RecordPlacementFailed {
+                            reason: reason.clone(),
+                            now,
+                        },
+                        WorkOutcome::GiveUp { reason },
+                    ),
+                }
+            }
+        };
+        let events = Call::decide(&command, &call.state).map_err(call_error)?;
+        let metadata = EventMetadata {
+            actor: Some("system:vapi".into()),
+            source: Some(format!("reactor:{CALL_PLACEMENT}")),
+            ..EventMetadata::default()
+        };
+        self.store
+            .append(AppendRequest::single(
+                organization_id,
+                call.stream.clone(),
+                ExpectedVersion::Exact(call.version),
+                events.iter().map(|e| e.to_new_event(&metadata)).collect(),
+            ))
+            .await
+            .map_err(append_failed)?;
+        Ok(outcome)
+    }
+}

@@ -20,6 +20,7 @@ pub fn all() -> Vec<Arc<dyn Projection>> {
         Arc::new(agents::AgentsProjection),
         Arc::new(agents::AgentSyncQueue),
         Arc::new(calls::CallsProjection),
+        Arc::new(calls::CallPlacementQueue),
         Arc::new(phone_numbers::PhoneNumbersProjection),
         Arc::new(phone_numbers::NumberSyncQueue),
     ]

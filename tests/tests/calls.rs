@@ -442,3 +442,148 @@ async fn call_lists_filter_and_page_and_stay_inside_the_organization() {
         "api"
     );
 }
+
+#[tokio::test]
+async fn outbound_calls_are_placed_through_vapi_and_tracked() {
+    let w = world().await;
+    Mock::given(method("POST"))
+        .and(path("/phone-number"))
+        .respond_with(
+            ResponseTemplate::new(201)
+                .set_body_json(json!({"id": "pn_1", "number": "+14155550123", "status": "active"})),
+        )
+        .mount(&w._vapi)
+        .await;
+    let (_, number) = w
+        .app
+        .post(
+            "/api/phone-numbers",
+            Some(&w.token),
+            json!({"provider": "vapi", "areaCode": "415"}),
+        )
+        .await;
+    let number_id = number["id"].as_str().unwrap().to_owned();
+    w.app.drain_work().await;
+
+    let (status, requested) = w
+        .app
+        .post(
+            "/api/calls",
+            Some(&w.token),
+            json!({"agentId": w.agent_id, "phoneNumberId": number_id, "customerNumber": "(415) 555-2671"}),
+        )
+        .await;
+    assert_eq!(status, 202, "{requested}");
+    let call_id = requested["id"].as_str().unwrap().to_owned();
+    Mock::given(method("POST"))
+        .and(path("/call"))
+        .and(wiremock::matchers::body_partial_json(json!({
+            "assistantId": "asst_123", "phoneNumberId": "pn_1", "customer": {"number": "+14155552671"},
+            "metadata": {"voxreachCallId": call_id, "voxreachAgentId": w.agent_id}
+        })))
+        .respond_with(
+            ResponseTemplate::new(201)
+                .set_body_json(json!({"id": "call_out_1", "status": "queued", "type": "outboundPhoneCall"})),
+        )
+        .expect(1)
+        .mount(&w._vapi)
+        .await;
+    w.app.drain_work().await;
+    let (_, placed) = w.app.get(&format!("/api/calls/{call_id}"), Some(&w.token)).await;
+    assert_eq!(
+        (placed["status"].as_str(), placed["vapiCallId"].as_str()),
+        (Some("queued"), Some("call_out_1")),
+        "{placed}"
+    );
+    assert_eq!(placed["direction"], "outbound");
+
+    // Vapi's messages about it land on the same call, through the metadata it echoes.
+    let mut update = status_update("call_out_1", "in-progress", 1764000001000);
+    update["message"]["call"]["type"] = json!("outboundPhoneCall");
+    update["message"]["call"]["metadata"] = json!({"voxreachCallId": call_id});
+    assert_eq!(deliver(&w.app, &update).await.0, 200);
+    w.app.settle().await;
+    let (_, list) = w.app.get("/api/calls?direction=outbound", Some(&w.token)).await;
+    assert_eq!(list["calls"].as_array().unwrap().len(), 1);
+    assert_eq!(list["calls"][0]["status"], "in-progress");
+    let (_, detail) = w.app.get(&format!("/api/calls/{call_id}"), Some(&w.token)).await;
+    let steps: Vec<&str> = detail["timeline"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["eventType"].as_str().unwrap())
+        .collect();
+    assert_eq!(steps, vec!["CallRequested", "CallPlacedWithVapi", "CallStatusUpdated"]);
+}
+
+#[tokio::test]
+async fn outbound_call_failures_are_visible_and_never_dialled_twice() {
+    let w = world().await;
+    Mock::given(method("POST"))
+        .and(path("/phone-number"))
+        .respond_with(
+            ResponseTemplate::new(201)
+                .set_body_json(json!({"id": "pn_2", "number": "+14155550124", "status": "active"})),
+        )
+        .mount(&w._vapi)
+        .await;
+    let (_, number) = w
+        .app
+        .post(
+            "/api/phone-numbers",
+            Some(&w.token),
+            json!({"provider": "vapi", "areaCode": "415"}),
+        )
+        .await;
+    w.app.drain_work().await;
+    Mock::given(method("POST"))
+        .and(path("/call"))
+        .respond_with(ResponseTemplate::new(502).set_body_string("Bad Gateway"))
+        .expect(1)
+        .mount(&w._vapi)
+        .await;
+    let body = json!({"agentId": w.agent_id, "phoneNumberId": number["id"], "customerNumber": "+14155552671"});
+    let (_, requested) = w.app.post("/api/calls", Some(&w.token), body.clone()).await;
+    w.app.drain_work().await;
+    let (_, failed) = w
+        .app
+        .get(
+            &format!("/api/calls/{}", requested["id"].as_str().unwrap()),
+            Some(&w.token),
+        )
+        .await;
+    assert_eq!(failed["status"], "failed", "{failed}");
+    assert!(failed["timeline"][1]["details"]["reason"]
+        .as_str()
+        .unwrap()
+        .contains("502"));
+
+    for (field, value) in [
+        ("customerNumber", json!("555")),
+        ("phoneNumberId", json!("0199aa00-0000-7000-8000-000000000001")),
+    ] {
+        let mut bad = body.clone();
+        bad[field] = value;
+        let (status, error) = w.app.post("/api/calls", Some(&w.token), bad).await;
+        assert_eq!(
+            (status, error["error"]["details"]["field"].as_str()),
+            (400, Some(field)),
+            "{error}"
+        );
+    }
+    let (other, _) = w.app.register("x@elsewhere.com", "Elsewhere").await;
+    let (status, error) = w.app.post("/api/calls", Some(&other), body.clone()).await;
+    assert_eq!(
+        (status, error["error"]["details"]["field"].as_str()),
+        (400, Some("agentId"))
+    );
+    w.app
+        .post(
+            &format!("/api/agents/{}/deactivate", w.agent_id),
+            Some(&w.token),
+            json!({}),
+        )
+        .await;
+    let (status, error) = w.app.post("/api/calls", Some(&w.token), body).await;
+    assert_eq!((status, error["error"]["code"].as_str()), (409, Some("agent_inactive")));
+}
