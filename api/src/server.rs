@@ -98,10 +98,11 @@ pub fn build_state(pool: PgPool, wiring: Wiring) -> AppState {
         clock: wiring.clock.clone(),
         directory: agent_directory.clone(),
     };
+    let call_history = Arc::new(projections::calls::PgCallHistory::new(pool.clone()));
     let calls = CallService {
         store: store.clone(),
         clock: wiring.clock.clone(),
-        owners: agent_directory.clone(),
+        owners: call_history.clone(),
         tools: vec![Arc::new(SetCallOutcomeTool {
             store: store.clone(),
             clock: wiring.clock.clone(),
@@ -162,7 +163,7 @@ pub fn build_state(pool: PgPool, wiring: Wiring) -> AppState {
         auth: Arc::new(auth),
         agents: Arc::new(agents),
         calls: Arc::new(calls),
-        call_history: Arc::new(projections::calls::PgCallHistory::new(pool.clone())),
+        call_history,
         vapi_webhook_secret,
         pool,
     }

@@ -82,10 +82,20 @@ pub struct ToolResult {
     pub error: Option<String>,
 }
 
-/// Finds the organization and agent behind a Vapi assistant.
+/// Our phone number behind a Vapi number id.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NumberOwner {
+    pub organization_id: Uuid,
+    pub phone_number_id: Uuid,
+    pub agent_id: Option<Uuid>,
+}
+
+/// Finds which organization a call belongs to from the Vapi ids it carries.
 #[async_trait]
-pub trait AssistantOwners: Send + Sync {
-    async fn owner_of(&self, vapi_assistant_id: &str) -> Result<Option<(Uuid, Uuid)>, AppError>;
+pub trait CallOwners: Send + Sync {
+    /// The organization and agent behind a Vapi assistant.
+    async fn assistant_owner(&self, vapi_assistant_id: &str) -> Result<Option<(Uuid, Uuid)>, AppError>;
+    async fn number_owner(&self, vapi_phone_number_id: &str) -> Result<Option<NumberOwner>, AppError>;
 }
 
 /// Context a tool runs in.
@@ -123,7 +133,7 @@ fn webhook_metadata(kind: &str) -> EventMetadata {
 pub struct CallService {
     pub store: Arc<dyn EventStore>,
     pub clock: Arc<dyn Clock>,
-    pub owners: Arc<dyn AssistantOwners>,
+    pub owners: Arc<dyn CallOwners>,
     pub tools: Vec<Arc<dyn Tool>>,
 }
 
@@ -140,11 +150,21 @@ impl CallService {
         let mut agent_id = call.agent_id;
         if organization_id.is_none() || agent_id.is_none() {
             if let Some(assistant) = &call.vapi_assistant_id {
-                if let Some((org, agent)) = self.owners.owner_of(assistant).await? {
+                if let Some((org, agent)) = self.owners.assistant_owner(assistant).await? {
                     organization_id = organization_id.or(Some(org));
                     agent_id = agent_id.or(Some(agent));
                 }
             }
+        }
+        let number = match &call.vapi_phone_number_id {
+            Some(vapi_number) => self.owners.number_owner(vapi_number).await?,
+            None => None,
+        };
+        // A number only vouches for calls of its own organization.
+        let number = number.filter(|n| organization_id.is_none_or(|org| org == n.organization_id));
+        if let Some(number) = number {
+            organization_id = Some(number.organization_id);
+            agent_id = agent_id.or(number.agent_id);
         }
         let Some(organization_id) = organization_id else {
             return Ok(None);
@@ -158,7 +178,7 @@ impl CallService {
                 vapi_call_id: Some(call.vapi_call_id.clone()),
                 direction: call.direction.clone(),
                 agent_id,
-                phone_number_id: None,
+                phone_number_id: number.map(|n| n.phone_number_id),
                 customer_number: call.customer_number.clone(),
             },
         }))

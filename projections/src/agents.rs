@@ -4,7 +4,6 @@
 use crate::runtime::Projection;
 use application::agents::{AgentDirectory, AgentView, AGENT_SYNC};
 use application::auth::Page;
-use application::calls::AssistantOwners;
 use application::AppError;
 use async_trait::async_trait;
 use domain::agents::AgentEvent;
@@ -211,17 +210,5 @@ impl AgentDirectory for PgAgentDirectory {
         .await
         .map_err(|e| AppError::internal("reading an agent", e))?;
         row.as_ref().map(agent_view).transpose()
-    }
-}
-
-#[async_trait]
-impl AssistantOwners for PgAgentDirectory {
-    async fn owner_of(&self, vapi_assistant_id: &str) -> Result<Option<(Uuid, Uuid)>, AppError> {
-        let row = sqlx::query("SELECT organization_id, id FROM agents WHERE vapi_assistant_id = $1")
-            .bind(vapi_assistant_id)
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(|e| AppError::internal("finding an assistant's agent", e))?;
-        Ok(row.map(|r| (r.get("organization_id"), r.get("id"))))
     }
 }

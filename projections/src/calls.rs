@@ -2,7 +2,9 @@
 //! and per-organization totals for the dashboard.
 
 use crate::runtime::Projection;
-use application::calls::{CallDetail, CallFilter, CallHistory, CallSummary, DashboardStats, TimelineEntry};
+use application::calls::{
+    CallDetail, CallFilter, CallHistory, CallOwners, CallSummary, DashboardStats, NumberOwner, TimelineEntry,
+};
 use application::AppError;
 use async_trait::async_trait;
 use domain::calls::{status_rank, CallEvent, CallParties};
@@ -453,5 +455,31 @@ impl Projection for CallPlacementQueue {
             .await?;
         }
         Ok(())
+    }
+}
+
+#[async_trait]
+impl CallOwners for PgCallHistory {
+    async fn assistant_owner(&self, vapi_assistant_id: &str) -> Result<Option<(Uuid, Uuid)>, AppError> {
+        let row = sqlx::query("SELECT organization_id, id FROM agents WHERE vapi_assistant_id = $1")
+            .bind(vapi_assistant_id)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(failed)?;
+        Ok(row.map(|r| (r.get("organization_id"), r.get("id"))))
+    }
+
+    async fn number_owner(&self, vapi_phone_number_id: &str) -> Result<Option<NumberOwner>, AppError> {
+        let row =
+            sqlx::query("SELECT organization_id, id, agent_id FROM phone_numbers WHERE vapi_phone_number_id = $1")
+                .bind(vapi_phone_number_id)
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(failed)?;
+        Ok(row.map(|r| NumberOwner {
+            organization_id: r.get("organization_id"),
+            phone_number_id: r.get("id"),
+            agent_id: r.get("agent_id"),
+        }))
     }
 }

@@ -587,3 +587,31 @@ async fn outbound_call_failures_are_visible_and_never_dialled_twice() {
     let (status, error) = w.app.post("/api/calls", Some(&w.token), body).await;
     assert_eq!((status, error["error"]["code"].as_str()), (409, Some("agent_inactive")));
 }
+
+#[tokio::test]
+async fn inbound_calls_without_an_assistant_are_traced_through_the_number() {
+    let w = world().await;
+    Mock::given(method("POST"))
+        .and(path("/phone-number"))
+        .respond_with(
+            ResponseTemplate::new(201)
+                .set_body_json(json!({"id": "pn_in", "number": "+14155550125", "status": "active"})),
+        )
+        .mount(&w._vapi)
+        .await;
+    w.app
+        .post(
+            "/api/phone-numbers",
+            Some(&w.token),
+            json!({"provider": "vapi", "areaCode": "415", "agentId": w.agent_id}),
+        )
+        .await;
+    w.app.drain_work().await;
+    let message = json!({"message": {"type": "status-update", "status": "ringing", "timestamp": 1764000000000i64,
+        "call": {"id": "call_in", "type": "inboundPhoneCall", "phoneNumberId": "pn_in", "customer": {"number": "+14155552671"}}}});
+    assert_eq!(deliver(&w.app, &message).await.0, 200);
+    w.app.settle().await;
+    let (_, list) = w.app.get("/api/calls", Some(&w.token)).await;
+    assert_eq!(list["calls"].as_array().unwrap().len(), 1, "{list}");
+    assert_eq!(list["calls"][0]["agentId"], w.agent_id.as_str());
+}
