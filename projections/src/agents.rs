@@ -159,13 +159,7 @@ const AGENT_COLUMNS: &str = "id, spec, active, revision, synced_revision, sync_f
 fn agent_view(row: &PgRow) -> Result<AgentView, AppError> {
     let revision: i32 = row.get("revision");
     let synced: i32 = row.get("synced_revision");
-    let sync_status = if synced >= revision {
-        "synced"
-    } else if row.get("sync_failed") {
-        "failed"
-    } else {
-        "pending"
-    };
+    let sync_status = crate::work::sync_status(revision, synced, row.get("sync_failed"));
     let spec: sqlx::types::Json<domain::agents::AgentSpec> = row
         .try_get("spec")
         .map_err(|e| AppError::internal("reading an agent", e))?;

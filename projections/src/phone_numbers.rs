@@ -225,13 +225,7 @@ const NUMBER_COLUMNS: &str = "id, provider, name, number, area_code, agent_id, c
 
 fn number_view(row: &PgRow) -> PhoneNumberView {
     let (revision, synced): (i32, i32) = (row.get("revision"), row.get("synced_revision"));
-    let sync_status = if synced >= revision {
-        "synced"
-    } else if row.get("sync_failed") {
-        "failed"
-    } else {
-        "pending"
-    };
+    let sync_status = crate::work::sync_status(revision, synced, row.get("sync_failed"));
     PhoneNumberView {
         id: row.get("id"),
         provider: row.get("provider"),

@@ -22,3 +22,15 @@ pub async fn enqueue(
     .await
     .map(|_| ())
 }
+
+/// How far Vapi is behind a record: `synced`, `failed` (the last push of the
+/// current revision failed) or `pending`.
+pub fn sync_status(revision: i32, synced_revision: i32, last_push_failed: bool) -> &'static str {
+    if synced_revision >= revision {
+        "synced"
+    } else if last_push_failed {
+        "failed"
+    } else {
+        "pending"
+    }
+}

@@ -262,3 +262,46 @@ pub fn token_in(body: &str) -> String {
         .expect("the e-mail carries a token link")
         .to_owned()
 }
+
+/// An app talking to a fake Vapi, with one organization whose single agent
+/// ("Closer") is synced to Vapi as assistant `asst_123`.
+pub struct VapiWorld {
+    pub app: TestApp,
+    pub vapi: wiremock::MockServer,
+    pub token: String,
+    pub agent_id: String,
+}
+
+impl VapiWorld {
+    pub async fn start() -> Self {
+        use wiremock::matchers::{method, path};
+        let vapi = wiremock::MockServer::start().await;
+        wiremock::Mock::given(method("POST"))
+            .and(path("/assistant"))
+            .respond_with(wiremock::ResponseTemplate::new(201).set_body_json(json!({"id": "asst_123"})))
+            .mount(&vapi)
+            .await;
+        let uri = vapi.uri();
+        let app = TestApp::spawn_with(|w| {
+            w.vapi_base_url = uri;
+            w.vapi_api_key = "key".into();
+        })
+        .await;
+        let (token, _) = app.register("owner@world.test", "World Inc").await;
+        let (status, agent) = app
+            .post(
+                "/api/agents",
+                Some(&token),
+                json!({"name": "Closer", "systemPrompt": "Sell.", "voice": {"provider": "openai", "voiceId": "nova"}}),
+            )
+            .await;
+        assert_eq!(status, 201, "{agent}");
+        app.drain_work().await;
+        Self {
+            agent_id: agent["id"].as_str().expect("agent id").to_owned(),
+            app,
+            vapi,
+            token,
+        }
+    }
+}

@@ -1,46 +1,12 @@
 //! Vapi server messages in, call history and dashboard out.
 
 use serde_json::{json, Value};
-use voxreach_tests::{TestApp, TEST_VAPI_SECRET};
+use voxreach_tests::{TestApp, VapiWorld, TEST_VAPI_SECRET};
 use wiremock::matchers::{method, path};
-use wiremock::{Mock, MockServer, ResponseTemplate};
+use wiremock::{Mock, ResponseTemplate};
 
-struct World {
-    app: TestApp,
-    _vapi: MockServer,
-    token: String,
-    agent_id: String,
-}
-
-/// An organization with one agent whose Vapi assistant is `asst_123`.
-async fn world() -> World {
-    let vapi = MockServer::start().await;
-    Mock::given(method("POST"))
-        .and(path("/assistant"))
-        .respond_with(ResponseTemplate::new(201).set_body_json(json!({"id": "asst_123"})))
-        .mount(&vapi)
-        .await;
-    let uri = vapi.uri();
-    let app = TestApp::spawn_with(|w| {
-        w.vapi_base_url = uri;
-        w.vapi_api_key = "key".into();
-    })
-    .await;
-    let (token, _) = app.register("owner@calls.com", "Calls Inc").await;
-    let (_, agent) = app
-        .post(
-            "/api/agents",
-            Some(&token),
-            json!({"name": "Closer", "systemPrompt": "Sell.", "voice": {"provider": "openai", "voiceId": "nova"}}),
-        )
-        .await;
-    app.drain_work().await;
-    World {
-        agent_id: agent["id"].as_str().unwrap().to_owned(),
-        app,
-        _vapi: vapi,
-        token,
-    }
+async fn world() -> VapiWorld {
+    VapiWorld::start().await
 }
 
 async fn deliver(app: &TestApp, body: &Value) -> (u16, Value) {
@@ -452,7 +418,7 @@ async fn outbound_calls_are_placed_through_vapi_and_tracked() {
             ResponseTemplate::new(201)
                 .set_body_json(json!({"id": "pn_1", "number": "+14155550123", "status": "active"})),
         )
-        .mount(&w._vapi)
+        .mount(&w.vapi)
         .await;
     let (_, number) = w
         .app
@@ -486,7 +452,7 @@ async fn outbound_calls_are_placed_through_vapi_and_tracked() {
                 .set_body_json(json!({"id": "call_out_1", "status": "queued", "type": "outboundPhoneCall"})),
         )
         .expect(1)
-        .mount(&w._vapi)
+        .mount(&w.vapi)
         .await;
     w.app.drain_work().await;
     let (_, placed) = w.app.get(&format!("/api/calls/{call_id}"), Some(&w.token)).await;
@@ -525,7 +491,7 @@ async fn outbound_call_failures_are_visible_and_never_dialled_twice() {
             ResponseTemplate::new(201)
                 .set_body_json(json!({"id": "pn_2", "number": "+14155550124", "status": "active"})),
         )
-        .mount(&w._vapi)
+        .mount(&w.vapi)
         .await;
     let (_, number) = w
         .app
@@ -540,7 +506,7 @@ async fn outbound_call_failures_are_visible_and_never_dialled_twice() {
         .and(path("/call"))
         .respond_with(ResponseTemplate::new(502).set_body_string("Bad Gateway"))
         .expect(1)
-        .mount(&w._vapi)
+        .mount(&w.vapi)
         .await;
     let body = json!({"agentId": w.agent_id, "phoneNumberId": number["id"], "customerNumber": "+14155552671"});
     let (_, requested) = w.app.post("/api/calls", Some(&w.token), body.clone()).await;
@@ -597,7 +563,7 @@ async fn inbound_calls_without_an_assistant_are_traced_through_the_number() {
             ResponseTemplate::new(201)
                 .set_body_json(json!({"id": "pn_in", "number": "+14155550125", "status": "active"})),
         )
-        .mount(&w._vapi)
+        .mount(&w.vapi)
         .await;
     w.app
         .post(

@@ -1,41 +1,12 @@
 //! Phone numbers and credentials over HTTP, mirrored to a fake Vapi.
 
 use serde_json::{json, Value};
-use voxreach_tests::TestApp;
+use voxreach_tests::VapiWorld;
 use wiremock::matchers::{bearer_token, body_json, body_partial_json, method, path};
-use wiremock::{Mock, MockServer, ResponseTemplate};
+use wiremock::{Mock, ResponseTemplate};
 
-struct World {
-    app: TestApp,
-    vapi: MockServer,
-    token: String,
-    agent_id: String,
-}
-
-async fn world() -> World {
-    let vapi = MockServer::start().await;
-    Mock::given(method("POST"))
-        .and(path("/assistant"))
-        .respond_with(ResponseTemplate::new(201).set_body_json(json!({"id": "asst_123"})))
-        .mount(&vapi)
-        .await;
-    let uri = vapi.uri();
-    let app = TestApp::spawn_with(|w| {
-        w.vapi_base_url = uri;
-        w.vapi_api_key = "key".into();
-    })
-    .await;
-    let (token, _) = app.register("owner@numbers.com", "Numbers Inc").await;
-    let (_, agent) = app
-        .post("/api/agents", Some(&token), json!({"name": "Front desk", "systemPrompt": "Answer.", "voice": {"provider": "openai", "voiceId": "alloy"}}))
-        .await;
-    app.drain_work().await;
-    World {
-        agent_id: agent["id"].as_str().unwrap().to_owned(),
-        app,
-        vapi,
-        token,
-    }
+async fn world() -> VapiWorld {
+    VapiWorld::start().await
 }
 
 fn vapi_number(id: &str, number: &str, status: &str) -> ResponseTemplate {
