@@ -185,6 +185,84 @@ pub const CATALOGUE: &[EventSpec] = &[
         stream_type: "credential",
         meaning: "The credential was deleted. Payload: at.",
     },
+    EventSpec {
+        event_type: "VariantCreated",
+        version: 1,
+        stream_type: "script-variant",
+        meaning: "A script variant of an agent's prompt was written. Payload: organizationId, agentId, spec {name, prompt, isControl, trafficPercent}, at.",
+    },
+    EventSpec {
+        event_type: "VariantUpdated",
+        version: 1,
+        stream_type: "script-variant",
+        meaning: "The variant's spec changed (only its name while it is in a running test). Payload: spec, at.",
+    },
+    EventSpec {
+        event_type: "VariantDeleted",
+        version: 1,
+        stream_type: "script-variant",
+        meaning: "The variant was deleted. Payload: at.",
+    },
+    EventSpec {
+        event_type: "VariantEnrolled",
+        version: 1,
+        stream_type: "script-variant",
+        meaning: "The variant joined a running test, freezing its prompt. Payload: testId, at.",
+    },
+    EventSpec {
+        event_type: "VariantReleased",
+        version: 1,
+        stream_type: "script-variant",
+        meaning: "The variant's test ended; it may change again. Payload: testId, at.",
+    },
+    EventSpec {
+        event_type: "AgentTestStarted",
+        version: 1,
+        stream_type: "agent-experiments",
+        meaning: "The agent's running A/B test (at most one). Payload: testId, at.",
+    },
+    EventSpec {
+        event_type: "AgentTestEnded",
+        version: 1,
+        stream_type: "agent-experiments",
+        meaning: "The agent's running test ended. Payload: testId, at.",
+    },
+    EventSpec {
+        event_type: "AbTestStarted",
+        version: 1,
+        stream_type: "ab-test",
+        meaning: "An A/B test started with a frozen copy of its variants. Payload: organizationId, agentId, settings {name, successOutcome, minSampleSize, autoPromote}, variants [{variantId, name, prompt, isControl, trafficPercent}], at.",
+    },
+    EventSpec {
+        event_type: "AbTestPaused",
+        version: 1,
+        stream_type: "ab-test",
+        meaning: "The test stopped assigning calls. Payload: at.",
+    },
+    EventSpec {
+        event_type: "AbTestResumed",
+        version: 1,
+        stream_type: "ab-test",
+        meaning: "The test assigns calls again. Payload: at.",
+    },
+    EventSpec {
+        event_type: "VariantAssigned",
+        version: 1,
+        stream_type: "ab-test",
+        meaning: "A call was given a variant before it started (sticky per customer number). Payload: callId, variantId, customerNumber, at.",
+    },
+    EventSpec {
+        event_type: "AbTestWinnerDeclared",
+        version: 1,
+        stream_type: "ab-test",
+        meaning: "A winner was chosen, by a person (manual) or by the sequential test. Payload: variantId, decidedBy, at.",
+    },
+    EventSpec {
+        event_type: "AbTestCompleted",
+        version: 1,
+        stream_type: "ab-test",
+        meaning: "The test ended. Payload: at.",
+    },
 ];
 
 /// Current schema version of an event type, if it is in the catalogue.

@@ -1,0 +1,807 @@
+//! Script A/B tests: variants of an agent's prompt, tests that split calls
+//! between them, and the rules that keep the split honest.
+
+use crate::aggregate::Aggregate;
+use crate::events::DomainEvent;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use uuid::Uuid;
+
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum AbError {
+    #[error("{field} is invalid: {reason}")]
+    Invalid { field: &'static str, reason: String },
+    #[error("{0} not found")]
+    NotFound(&'static str),
+    #[error("traffic percents of a test's variants must sum to 100, not {0}")]
+    TrafficNot100(u32),
+    #[error("a test needs exactly one control variant, not {0}")]
+    ControlCount(usize),
+    #[error("the agent already runs test {0}")]
+    TestAlreadyRunning(Uuid),
+    #[error("the variant is part of a running test: record a new variant instead of changing it")]
+    VariantInRunningTest,
+    #[error("the test is {0}")]
+    WrongStatus(String),
+    #[error("the winner must be one of the test's variants")]
+    UnknownWinner,
+}
+
+fn invalid(field: &'static str, reason: impl Into<String>) -> AbError {
+    AbError::Invalid {
+        field,
+        reason: reason.into(),
+    }
+}
+
+/// What counts as a conversion.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SuccessOutcome {
+    Qualified,
+    Appointment,
+    Sale,
+}
+
+impl SuccessOutcome {
+    /// A call converts when its outcome reached at least this stage of the
+    /// funnel (qualified < appointment < sale).
+    pub fn is_met_by(self, call_outcome: &str) -> bool {
+        let stage = |outcome: &str| match outcome {
+            "qualified" => 1,
+            "appointment" => 2,
+            "sale" => 3,
+            _ => 0,
+        };
+        let wanted = match self {
+            SuccessOutcome::Qualified => 1,
+            SuccessOutcome::Appointment => 2,
+            SuccessOutcome::Sale => 3,
+        };
+        stage(call_outcome) >= wanted
+    }
+}
+
+// ---------------------------------------------------------------- variants
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct VariantSpec {
+    pub name: String,
+    pub prompt: String,
+    pub is_control: bool,
+    pub traffic_percent: u32,
+}
+
+impl VariantSpec {
+    pub fn validate(&self) -> Result<(), AbError> {
+        if self.name.trim().is_empty() || self.name.chars().count() > 100 {
+            return Err(invalid("name", "must be 1 to 100 characters"));
+        }
+        if self.prompt.trim().is_empty() || self.prompt.chars().count() > 20_000 {
+            return Err(invalid("prompt", "must be 1 to 20000 characters"));
+        }
+        if self.traffic_percent > 100 {
+            return Err(invalid("trafficPercent", "must be between 0 and 100"));
+        }
+        Ok(())
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", content = "data")]
+pub enum VariantEvent {
+    #[serde(rename_all = "camelCase")]
+    VariantCreated {
+        organization_id: Uuid,
+        agent_id: Uuid,
+        spec: VariantSpec,
+        at: DateTime<Utc>,
+    },
+    #[serde(rename_all = "camelCase")]
+    VariantUpdated { spec: VariantSpec, at: DateTime<Utc> },
+    #[serde(rename_all = "camelCase")]
+    VariantDeleted { at: DateTime<Utc> },
+    #[serde(rename_all = "camelCase")]
+    VariantEnrolled { test_id: Uuid, at: DateTime<Utc> },
+    #[serde(rename_all = "camelCase")]
+    VariantReleased { test_id: Uuid, at: DateTime<Utc> },
+}
+
+impl DomainEvent for VariantEvent {
+    fn event_type(&self) -> &'static str {
+        match self {
+            VariantEvent::VariantCreated { .. } => "VariantCreated",
+            VariantEvent::VariantUpdated { .. } => "VariantUpdated",
+            VariantEvent::VariantDeleted { .. } => "VariantDeleted",
+            VariantEvent::VariantEnrolled { .. } => "VariantEnrolled",
+            VariantEvent::VariantReleased { .. } => "VariantReleased",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum VariantCommand {
+    Create {
+        organization_id: Uuid,
+        agent_id: Uuid,
+        spec: VariantSpec,
+        now: DateTime<Utc>,
+    },
+    Update {
+        spec: VariantSpec,
+        now: DateTime<Utc>,
+    },
+    Delete {
+        now: DateTime<Utc>,
+    },
+    Enroll {
+        test_id: Uuid,
+        now: DateTime<Utc>,
+    },
+    Release {
+        test_id: Uuid,
+        now: DateTime<Utc>,
+    },
+}
+
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Variant {
+    pub agent_id: Option<Uuid>,
+    pub spec: Option<VariantSpec>,
+    pub deleted: bool,
+    pub running_test: Option<Uuid>,
+}
+
+impl Variant {
+    pub fn exists(&self) -> bool {
+        self.spec.is_some() && !self.deleted
+    }
+}
+
+impl Aggregate for Variant {
+    type Command = VariantCommand;
+    type Event = VariantEvent;
+    type Error = AbError;
+    const STREAM_TYPE: &'static str = "script-variant";
+
+    fn decide(command: &VariantCommand, state: &Self) -> Result<Vec<VariantEvent>, AbError> {
+        use VariantCommand as C;
+        if !matches!(command, C::Create { .. }) && !state.exists() {
+            return Err(AbError::NotFound("variant"));
+        }
+        Ok(match command {
+            C::Create {
+                organization_id,
+                agent_id,
+                spec,
+                now,
+            } => {
+                spec.validate()?;
+                vec![VariantEvent::VariantCreated {
+                    organization_id: *organization_id,
+                    agent_id: *agent_id,
+                    spec: spec.clone(),
+                    at: *now,
+                }]
+            }
+            C::Update { spec, now } => {
+                spec.validate()?;
+                let current = state.spec.as_ref().expect("exists");
+                if current == spec {
+                    return Ok(vec![]);
+                }
+                let only_renamed = VariantSpec {
+                    name: spec.name.clone(),
+                    ..current.clone()
+                } == *spec;
+                if state.running_test.is_some() && !only_renamed {
+                    return Err(AbError::VariantInRunningTest);
+                }
+                vec![VariantEvent::VariantUpdated {
+                    spec: spec.clone(),
+                    at: *now,
+                }]
+            }
+            C::Delete { now } => {
+                if state.running_test.is_some() {
+                    return Err(AbError::VariantInRunningTest);
+                }
+                vec![VariantEvent::VariantDeleted { at: *now }]
+            }
+            C::Enroll { test_id, now } => match state.running_test {
+                Some(running) if running != *test_id => return Err(AbError::VariantInRunningTest),
+                Some(_) => vec![],
+                None => vec![VariantEvent::VariantEnrolled {
+                    test_id: *test_id,
+                    at: *now,
+                }],
+            },
+            C::Release { test_id, now } if state.running_test == Some(*test_id) => {
+                vec![VariantEvent::VariantReleased {
+                    test_id: *test_id,
+                    at: *now,
+                }]
+            }
+            C::Release { .. } => vec![],
+        })
+    }
+
+    fn evolve(mut self, event: &VariantEvent) -> Self {
+        match event {
+            VariantEvent::VariantCreated { agent_id, spec, .. } => {
+                self.agent_id = Some(*agent_id);
+                self.spec = Some(spec.clone());
+            }
+            VariantEvent::VariantUpdated { spec, .. } => self.spec = Some(spec.clone()),
+            VariantEvent::VariantDeleted { .. } => self.deleted = true,
+            VariantEvent::VariantEnrolled { test_id, .. } => self.running_test = Some(*test_id),
+            VariantEvent::VariantReleased { .. } => self.running_test = None,
+        }
+        self
+    }
+}
+
+// ---------------------------------------------------------------- the agent's running test
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", content = "data")]
+pub enum AgentExperimentEvent {
+    #[serde(rename_all = "camelCase")]
+    AgentTestStarted { test_id: Uuid, at: DateTime<Utc> },
+    #[serde(rename_all = "camelCase")]
+    AgentTestEnded { test_id: Uuid, at: DateTime<Utc> },
+}
+
+impl DomainEvent for AgentExperimentEvent {
+    fn event_type(&self) -> &'static str {
+        match self {
+            AgentExperimentEvent::AgentTestStarted { .. } => "AgentTestStarted",
+            AgentExperimentEvent::AgentTestEnded { .. } => "AgentTestEnded",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum AgentExperimentCommand {
+    Start { test_id: Uuid, now: DateTime<Utc> },
+    End { test_id: Uuid, now: DateTime<Utc> },
+}
+
+/// One stream per agent guarding "one running test per agent".
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct AgentExperiments {
+    pub running_test: Option<Uuid>,
+}
+
+impl Aggregate for AgentExperiments {
+    type Command = AgentExperimentCommand;
+    type Event = AgentExperimentEvent;
+    type Error = AbError;
+    const STREAM_TYPE: &'static str = "agent-experiments";
+
+    fn decide(command: &AgentExperimentCommand, state: &Self) -> Result<Vec<AgentExperimentEvent>, AbError> {
+        Ok(match command {
+            AgentExperimentCommand::Start { test_id, now } => match state.running_test {
+                Some(running) => return Err(AbError::TestAlreadyRunning(running)),
+                None => vec![AgentExperimentEvent::AgentTestStarted {
+                    test_id: *test_id,
+                    at: *now,
+                }],
+            },
+            AgentExperimentCommand::End { test_id, now } if state.running_test == Some(*test_id) => {
+                vec![AgentExperimentEvent::AgentTestEnded {
+                    test_id: *test_id,
+                    at: *now,
+                }]
+            }
+            AgentExperimentCommand::End { .. } => vec![],
+        })
+    }
+
+    fn evolve(mut self, event: &AgentExperimentEvent) -> Self {
+        self.running_test = match event {
+            AgentExperimentEvent::AgentTestStarted { test_id, .. } => Some(*test_id),
+            AgentExperimentEvent::AgentTestEnded { .. } => None,
+        };
+        self
+    }
+}
+
+// ---------------------------------------------------------------- tests
+
+/// A variant as a test froze it when it started.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TestVariant {
+    pub variant_id: Uuid,
+    pub name: String,
+    pub prompt: String,
+    pub is_control: bool,
+    pub traffic_percent: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TestSettings {
+    pub name: String,
+    pub success_outcome: SuccessOutcome,
+    pub min_sample_size: u32,
+    pub auto_promote: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", content = "data")]
+pub enum AbTestEvent {
+    #[serde(rename_all = "camelCase")]
+    AbTestStarted {
+        organization_id: Uuid,
+        agent_id: Uuid,
+        settings: TestSettings,
+        variants: Vec<TestVariant>,
+        at: DateTime<Utc>,
+    },
+    #[serde(rename_all = "camelCase")]
+    AbTestPaused { at: DateTime<Utc> },
+    #[serde(rename_all = "camelCase")]
+    AbTestResumed { at: DateTime<Utc> },
+    #[serde(rename_all = "camelCase")]
+    VariantAssigned {
+        call_id: Uuid,
+        variant_id: Uuid,
+        customer_number: Option<String>,
+        at: DateTime<Utc>,
+    },
+    #[serde(rename_all = "camelCase")]
+    AbTestWinnerDeclared {
+        variant_id: Uuid,
+        decided_by: String,
+        at: DateTime<Utc>,
+    },
+    #[serde(rename_all = "camelCase")]
+    AbTestCompleted { at: DateTime<Utc> },
+}
+
+impl DomainEvent for AbTestEvent {
+    fn event_type(&self) -> &'static str {
+        match self {
+            AbTestEvent::AbTestStarted { .. } => "AbTestStarted",
+            AbTestEvent::AbTestPaused { .. } => "AbTestPaused",
+            AbTestEvent::AbTestResumed { .. } => "AbTestResumed",
+            AbTestEvent::VariantAssigned { .. } => "VariantAssigned",
+            AbTestEvent::AbTestWinnerDeclared { .. } => "AbTestWinnerDeclared",
+            AbTestEvent::AbTestCompleted { .. } => "AbTestCompleted",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum AbTestCommand {
+    Start {
+        organization_id: Uuid,
+        agent_id: Uuid,
+        settings: TestSettings,
+        variants: Vec<TestVariant>,
+        now: DateTime<Utc>,
+    },
+    Pause {
+        now: DateTime<Utc>,
+    },
+    Resume {
+        now: DateTime<Utc>,
+    },
+    Assign {
+        call_id: Uuid,
+        customer_number: Option<String>,
+        now: DateTime<Utc>,
+    },
+    DeclareWinner {
+        variant_id: Uuid,
+        decided_by: String,
+        now: DateTime<Utc>,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TestStatus {
+    Running,
+    Paused,
+    Completed,
+}
+
+impl TestStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TestStatus::Running => "running",
+            TestStatus::Paused => "paused",
+            TestStatus::Completed => "completed",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct AbTest {
+    pub agent_id: Option<Uuid>,
+    pub status: Option<TestStatus>,
+    pub settings: Option<TestSettings>,
+    pub variants: Vec<TestVariant>,
+    /// Calls assigned to each variant, in `variants` order.
+    pub assigned: Vec<u64>,
+    /// Sticky assignments: customer number -> index into `variants`.
+    pub by_customer: BTreeMap<String, usize>,
+    pub assigned_calls: BTreeMap<Uuid, usize>,
+    pub winner: Option<Uuid>,
+}
+
+/// Picks the variant furthest behind its share: after n + 1 calls, variant i
+/// should have had (n + 1) * pct_i / 100; the largest deficit goes next (ties
+/// to the earlier variant). Deterministic, so any prefix of calls is split
+/// within one call of the target.
+pub fn next_variant(percents: &[u32], assigned: &[u64]) -> usize {
+    let total: u64 = assigned.iter().sum::<u64>() + 1;
+    let mut best = 0;
+    let mut best_deficit = i128::MIN;
+    for (i, (pct, done)) in percents.iter().zip(assigned).enumerate() {
+        // In hundredths of a call, to stay in integers.
+        let deficit = i128::from(total) * i128::from(*pct) - i128::from(*done) * 100;
+        if deficit > best_deficit {
+            best = i;
+            best_deficit = deficit;
+        }
+    }
+    best
+}
+
+impl AbTest {
+    pub fn exists(&self) -> bool {
+        self.status.is_some()
+    }
+
+    /// The variant a call was or would be given.
+    pub fn variant(&self, index: usize) -> &TestVariant {
+        &self.variants[index]
+    }
+}
+
+impl Aggregate for AbTest {
+    type Command = AbTestCommand;
+    type Event = AbTestEvent;
+    type Error = AbError;
+    const STREAM_TYPE: &'static str = "ab-test";
+
+    fn decide(command: &AbTestCommand, state: &Self) -> Result<Vec<AbTestEvent>, AbError> {
+        use AbTestCommand as C;
+        if !matches!(command, C::Start { .. }) && !state.exists() {
+            return Err(AbError::NotFound("A/B test"));
+        }
+        let status = state.status.unwrap_or(TestStatus::Running);
+        Ok(match command {
+            C::Start {
+                organization_id,
+                agent_id,
+                settings,
+                variants,
+                now,
+            } => {
+                if state.exists() {
+                    return Err(invalid("id", "test exists"));
+                }
+                if settings.name.trim().is_empty() || settings.name.chars().count() > 200 {
+                    return Err(invalid("name", "must be 1 to 200 characters"));
+                }
+                if !(1..=1_000_000).contains(&settings.min_sample_size) {
+                    return Err(invalid("minSampleSize", "must be between 1 and 1000000"));
+                }
+                if variants.len() < 2 {
+                    return Err(invalid("variants", "a test needs at least two variants"));
+                }
+                let mut ids: Vec<Uuid> = variants.iter().map(|v| v.variant_id).collect();
+                ids.sort();
+                ids.dedup();
+                if ids.len() != variants.len() {
+                    return Err(invalid("variants", "a variant appears twice"));
+                }
+                let controls = variants.iter().filter(|v| v.is_control).count();
+                if controls != 1 {
+                    return Err(AbError::ControlCount(controls));
+                }
+                let sum: u32 = variants.iter().map(|v| v.traffic_percent).sum();
+                if sum != 100 {
+                    return Err(AbError::TrafficNot100(sum));
+                }
+                vec![AbTestEvent::AbTestStarted {
+                    organization_id: *organization_id,
+                    agent_id: *agent_id,
+                    settings: settings.clone(),
+                    variants: variants.clone(),
+                    at: *now,
+                }]
+            }
+            C::Pause { now } => match status {
+                TestStatus::Running => vec![AbTestEvent::AbTestPaused { at: *now }],
+                TestStatus::Paused => vec![],
+                TestStatus::Completed => return Err(AbError::WrongStatus("completed".into())),
+            },
+            C::Resume { now } => match status {
+                TestStatus::Paused => vec![AbTestEvent::AbTestResumed { at: *now }],
+                TestStatus::Running => vec![],
+                TestStatus::Completed => return Err(AbError::WrongStatus("completed".into())),
+            },
+            C::Assign {
+                call_id,
+                customer_number,
+                now,
+            } => {
+                if status != TestStatus::Running {
+                    return Err(AbError::WrongStatus(status.as_str().into()));
+                }
+                if state.assigned_calls.contains_key(call_id) {
+                    return Ok(vec![]);
+                }
+                let index = customer_number
+                    .as_ref()
+                    .and_then(|number| state.by_customer.get(number).copied())
+                    .unwrap_or_else(|| {
+                        let percents: Vec<u32> = state.variants.iter().map(|v| v.traffic_percent).collect();
+                        next_variant(&percents, &state.assigned)
+                    });
+                vec![AbTestEvent::VariantAssigned {
+                    call_id: *call_id,
+                    variant_id: state.variants[index].variant_id,
+                    customer_number: customer_number.clone(),
+                    at: *now,
+                }]
+            }
+            C::DeclareWinner {
+                variant_id,
+                decided_by,
+                now,
+            } => {
+                if status == TestStatus::Completed {
+                    return Err(AbError::WrongStatus("completed".into()));
+                }
+                if !state.variants.iter().any(|v| v.variant_id == *variant_id) {
+                    return Err(AbError::UnknownWinner);
+                }
+                vec![
+                    AbTestEvent::AbTestWinnerDeclared {
+                        variant_id: *variant_id,
+                        decided_by: decided_by.clone(),
+                        at: *now,
+                    },
+                    AbTestEvent::AbTestCompleted { at: *now },
+                ]
+            }
+        })
+    }
+
+    fn evolve(mut self, event: &AbTestEvent) -> Self {
+        match event {
+            AbTestEvent::AbTestStarted {
+                agent_id,
+                settings,
+                variants,
+                ..
+            } => {
+                self.agent_id = Some(*agent_id);
+                self.status = Some(TestStatus::Running);
+                self.settings = Some(settings.clone());
+                self.assigned = vec![0; variants.len()];
+                self.variants = variants.clone();
+            }
+            AbTestEvent::AbTestPaused { .. } => self.status = Some(TestStatus::Paused),
+            AbTestEvent::AbTestResumed { .. } => self.status = Some(TestStatus::Running),
+            AbTestEvent::VariantAssigned {
+                call_id,
+                variant_id,
+                customer_number,
+                ..
+            } => {
+                if let Some(index) = self.variants.iter().position(|v| v.variant_id == *variant_id) {
+                    self.assigned[index] += 1;
+                    self.assigned_calls.insert(*call_id, index);
+                    if let Some(number) = customer_number {
+                        self.by_customer.entry(number.clone()).or_insert(index);
+                    }
+                }
+            }
+            AbTestEvent::AbTestWinnerDeclared { variant_id, .. } => self.winner = Some(*variant_id),
+            AbTestEvent::AbTestCompleted { .. } => self.status = Some(TestStatus::Completed),
+        }
+        self
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn now() -> DateTime<Utc> {
+        "2026-11-24T12:00:00Z".parse().unwrap()
+    }
+
+    fn variant(pct: u32, control: bool) -> TestVariant {
+        TestVariant {
+            variant_id: Uuid::new_v4(),
+            name: "v".into(),
+            prompt: "p".into(),
+            is_control: control,
+            traffic_percent: pct,
+        }
+    }
+
+    fn settings() -> TestSettings {
+        TestSettings {
+            name: "Open".into(),
+            success_outcome: SuccessOutcome::Qualified,
+            min_sample_size: 100,
+            auto_promote: false,
+        }
+    }
+
+    fn start(variants: Vec<TestVariant>) -> Result<AbTest, AbError> {
+        let command = AbTestCommand::Start {
+            organization_id: Uuid::new_v4(),
+            agent_id: Uuid::new_v4(),
+            settings: settings(),
+            variants,
+            now: now(),
+        };
+        AbTest::decide(&command, &AbTest::default()).map(|events| AbTest::fold(&events))
+    }
+
+    fn assign(test: AbTest, customer: Option<&str>) -> (AbTest, Uuid) {
+        let events = AbTest::decide(
+            &AbTestCommand::Assign {
+                call_id: Uuid::new_v4(),
+                customer_number: customer.map(str::to_owned),
+                now: now(),
+            },
+            &test,
+        )
+        .unwrap();
+        let AbTestEvent::VariantAssigned { variant_id, .. } = &events[0] else {
+            panic!()
+        };
+        let id = *variant_id;
+        (events.iter().fold(test, AbTest::evolve), id)
+    }
+
+    #[test]
+    fn start_rules_are_enforced() {
+        assert_eq!(
+            start(vec![variant(50, true), variant(40, false)]),
+            Err(AbError::TrafficNot100(90))
+        );
+        assert_eq!(
+            start(vec![variant(50, true), variant(50, true)]),
+            Err(AbError::ControlCount(2))
+        );
+        assert_eq!(
+            start(vec![variant(50, false), variant(50, false)]),
+            Err(AbError::ControlCount(0))
+        );
+        assert!(matches!(
+            start(vec![variant(100, true)]),
+            Err(AbError::Invalid { field: "variants", .. })
+        ));
+        assert!(start(vec![variant(50, true), variant(50, false)]).is_ok());
+    }
+
+    #[test]
+    fn assignment_is_sticky_per_customer() {
+        let mut test = start(vec![variant(50, true), variant(50, false)]).unwrap();
+        let first;
+        (test, first) = assign(test, Some("+14155550001"));
+        for _ in 0..5 {
+            let again;
+            (test, again) = assign(test, Some("+14155550001"));
+            assert_eq!(again, first);
+        }
+    }
+
+    #[test]
+    fn paused_tests_assign_nothing() {
+        let test = start(vec![variant(50, true), variant(50, false)]).unwrap();
+        let paused = AbTest::decide(&AbTestCommand::Pause { now: now() }, &test).unwrap();
+        let test = paused.iter().fold(test, AbTest::evolve);
+        let result = AbTest::decide(
+            &AbTestCommand::Assign {
+                call_id: Uuid::new_v4(),
+                customer_number: None,
+                now: now(),
+            },
+            &test,
+        );
+        assert_eq!(result, Err(AbError::WrongStatus("paused".into())));
+    }
+
+    #[test]
+    fn variants_in_a_running_test_keep_their_prompt() {
+        let spec = VariantSpec {
+            name: "Soft".into(),
+            prompt: "Be soft".into(),
+            is_control: true,
+            traffic_percent: 50,
+        };
+        let created = Variant::decide(
+            &VariantCommand::Create {
+                organization_id: Uuid::new_v4(),
+                agent_id: Uuid::new_v4(),
+                spec: spec.clone(),
+                now: now(),
+            },
+            &Variant::default(),
+        )
+        .unwrap();
+        let enrolled = Variant::fold(created.iter().chain(&[VariantEvent::VariantEnrolled {
+            test_id: Uuid::new_v4(),
+            at: now(),
+        }]));
+        let changed = VariantSpec {
+            prompt: "Be hard".into(),
+            ..spec.clone()
+        };
+        assert_eq!(
+            Variant::decide(
+                &VariantCommand::Update {
+                    spec: changed,
+                    now: now()
+                },
+                &enrolled
+            ),
+            Err(AbError::VariantInRunningTest)
+        );
+        let renamed = VariantSpec {
+            name: "Softer".into(),
+            ..spec
+        };
+        assert!(Variant::decide(
+            &VariantCommand::Update {
+                spec: renamed,
+                now: now()
+            },
+            &enrolled
+        )
+        .is_ok());
+        assert_eq!(
+            Variant::decide(&VariantCommand::Delete { now: now() }, &enrolled),
+            Err(AbError::VariantInRunningTest)
+        );
+    }
+
+    #[test]
+    fn funnel_stages_count_upwards() {
+        assert!(SuccessOutcome::Qualified.is_met_by("sale"));
+        assert!(SuccessOutcome::Appointment.is_met_by("appointment"));
+        assert!(!SuccessOutcome::Appointment.is_met_by("qualified"));
+        assert!(!SuccessOutcome::Qualified.is_met_by("not_interested"));
+    }
+
+    proptest! {
+        /// Every prefix of the split is within one call of each variant's share.
+        #[test]
+        fn the_split_tracks_traffic_percents_at_every_step(cuts in proptest::collection::vec(0u32..=100, 1..5), calls in 1usize..400) {
+            let mut percents: Vec<u32> = vec![];
+            let mut left = 100u32;
+            for cut in cuts {
+                let p = cut.min(left);
+                percents.push(p);
+                left -= p;
+            }
+            percents.push(left);
+            let mut assigned = vec![0u64; percents.len()];
+            for n in 1..=calls {
+                let i = next_variant(&percents, &assigned);
+                assigned[i] += 1;
+                for (done, pct) in assigned.iter().zip(&percents) {
+                    let target = n as f64 * f64::from(*pct) / 100.0;
+                    prop_assert!((*done as f64 - target).abs() < 1.0 + 1e-9, "{:?} after {} calls, {:?}", assigned, n, percents);
+                }
+            }
+        }
+    }
+}
