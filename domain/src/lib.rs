@@ -1,6 +1,7 @@
 //! Pure domain model of VoxReach: event-log value types, the event catalogue,
 //! and one decider per aggregate. No IO, no async, no clock: time is passed in.
 
+pub mod ab_statistics;
 pub mod ab_testing;
 pub mod agents;
 pub mod aggregate;
