@@ -56,7 +56,7 @@ pub fn probability_b_beats_a(successes_a: u64, trials_a: u64, successes_b: u64, 
     let (alpha_a, beta_a) = (successes_a as f64 + 1.0, (trials_a - successes_a) as f64 + 1.0);
     let (alpha_b, beta_b) = (successes_b as f64 + 1.0, (trials_b - successes_b) as f64 + 1.0);
     let mut total = 0.0;
-    for i in 0..(successes_b + 1) {
+    for i in 0..(alpha_b as u64) {
         let i = i as f64;
         total += (ln_beta(alpha_a + i, beta_a + beta_b)
             - (beta_b + i).ln()
