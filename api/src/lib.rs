@@ -1,5 +1,6 @@
 //! The HTTP API and the wiring of concrete infrastructure into the use cases.
 
+pub mod ab_testing;
 pub mod agents;
 pub mod auth;
 pub mod calls;

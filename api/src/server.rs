@@ -3,6 +3,7 @@
 use crate::error::{json_error, not_found, path_error, query_error};
 use actix_web::dev::Server;
 use actix_web::{web, App, HttpServer};
+use application::ab_testing::{AbDecisions, AbTestingService};
 use application::agents::{AgentService, AgentSync};
 use application::auth::AuthService;
 use application::calls::{CallHistory, CallPlacement, CallService, OutboundCalls, SetCallOutcomeTool};
@@ -39,6 +40,7 @@ pub struct AppState {
     pub call_history: Arc<dyn CallHistory>,
     pub numbers: Arc<PhoneNumberService>,
     pub outbound: Arc<OutboundCalls>,
+    pub ab_testing: Arc<AbTestingService>,
     pub number_sync: Arc<NumberSync>,
     pub vapi_webhook_secret: String,
     pub runner: ProjectionRunner,
@@ -138,9 +140,20 @@ pub fn build_state(pool: PgPool, wiring: Wiring) -> AppState {
         voice: vapi,
         retry: wiring.retry,
     };
+    let ab_directory = Arc::new(projections::ab_testing::PgAbDirectory::new(pool.clone()));
     let outbound = OutboundCalls {
         store: store.clone(),
         clock: wiring.clock.clone(),
+    };
+    let ab_testing = AbTestingService {
+        store: store.clone(),
+        clock: wiring.clock.clone(),
+        directory: ab_directory.clone(),
+    };
+    let ab_decisions = AbDecisions {
+        store: store.clone(),
+        clock: wiring.clock.clone(),
+        directory: ab_directory,
     };
     let auth = AuthService {
         store: store.clone(),
@@ -156,8 +169,14 @@ pub fn build_state(pool: PgPool, wiring: Wiring) -> AppState {
     AppState {
         runner: projection_runner(&pool, store),
         work_queue: Arc::new(PgWorkQueue::new(pool.clone())),
-        workers: vec![Arc::new(agent_sync), number_sync.clone(), Arc::new(call_placement)],
+        workers: vec![
+            Arc::new(agent_sync),
+            number_sync.clone(),
+            Arc::new(call_placement),
+            Arc::new(ab_decisions),
+        ],
         outbound: Arc::new(outbound),
+        ab_testing: Arc::new(ab_testing),
         numbers: Arc::new(numbers),
         number_sync,
         auth: Arc::new(auth),
@@ -181,6 +200,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     .configure(crate::auth::routes)
     .configure(crate::users::routes)
     .configure(crate::agents::routes)
+    .configure(crate::ab_testing::routes)
     .configure(crate::calls::routes)
     .configure(crate::phone_numbers::routes)
     .configure(crate::webhooks::routes);

@@ -57,6 +57,10 @@ pub enum ServerMessage {
         call: CallRef,
         calls: Vec<ToolCall>,
     },
+    /// An inbound call on a number without a fixed assistant: we choose.
+    AssistantRequest {
+        call: CallRef,
+    },
     /// Acknowledged without effect (transcripts, speech updates, hangs…).
     Other {
         kind: String,
@@ -68,7 +72,19 @@ pub enum ServerMessage {
 #[serde(untagged)]
 pub enum ServerReply {
     Ack {},
-    ToolResults { results: Vec<ToolResult> },
+    ToolResults {
+        results: Vec<ToolResult>,
+    },
+    #[serde(rename_all = "camelCase")]
+    Assistant {
+        assistant_id: String,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        assistant_overrides: Option<Value>,
+    },
+    /// Vapi speaks this to the caller and hangs up.
+    Refusal {
+        error: String,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -295,8 +311,56 @@ impl CallService {
                 }
                 Ok(ServerReply::ToolResults { results })
             }
+            ServerMessage::AssistantRequest { call } => self.choose_assistant(&call).await,
             ServerMessage::Other { .. } => Ok(ServerReply::Ack {}),
         }
+    }
+
+    /// Picks the agent behind the called number and, when it runs an A/B
+    /// test, the variant: assigned before the call starts.
+    async fn choose_assistant(&self, call: &CallRef) -> Result<ServerReply, AppError> {
+        use domain::agents::Agent;
+        let unavailable = || ServerReply::Refusal {
+            error: "Sorry, this number cannot take calls right now.".into(),
+        };
+        let Some(resolved) = self.resolve(call).await? else {
+            self.record_unmatched(
+                "assistant-request",
+                call,
+                format!("vapi:{}:assistant-request", call.vapi_call_id),
+            )
+            .await?;
+            return Ok(unavailable());
+        };
+        let Some(agent_id) = resolved.parties.agent_id else {
+            return Ok(unavailable());
+        };
+        let agent = load_in::<Agent>(
+            self.store.as_ref(),
+            resolved.organization_id,
+            stream_of::<Agent>(agent_id),
+        )
+        .await?;
+        let (Some(spec), Some(assistant_id), true) = (
+            &agent.state.spec,
+            &agent.state.vapi_assistant_id,
+            agent.state.exists() && agent.state.active,
+        ) else {
+            return Ok(unavailable());
+        };
+        let variant = crate::ab_testing::assign_variant(
+            self.store.as_ref(),
+            self.clock.as_ref(),
+            resolved.organization_id,
+            agent_id,
+            resolved.call_id,
+            call.customer_number.clone(),
+        )
+        .await?;
+        Ok(ServerReply::Assistant {
+            assistant_id: assistant_id.clone(),
+            assistant_overrides: variant.map(|v| crate::ab_testing::prompt_override(spec, &v.prompt)),
+        })
     }
 
     /// A tool call means the call is in progress, even if Vapi's status update has not arrived yet.
@@ -560,6 +624,16 @@ impl OutboundCalls {
             ));
         }
         let call_id = Uuid::now_v7();
+        // The variant is chosen (and recorded) before the call exists.
+        crate::ab_testing::assign_variant(
+            self.store.as_ref(),
+            self.clock.as_ref(),
+            caller.organization_id,
+            request.agent_id,
+            call_id,
+            Some(request.customer_number.to_string()),
+        )
+        .await?;
         let events = Call::decide(
             &CallCommand::Request {
                 organization_id: caller.organization_id,
@@ -642,6 +716,20 @@ impl crate::work::WorkHandler for CallPlacement {
         .await?;
         let now = self.clock.now();
         let attempt = item.attempts + 1;
+        // Idempotent: returns the variant the request was given, if its test still runs.
+        let variant = crate::ab_testing::assign_variant(
+            self.store.as_ref(),
+            self.clock.as_ref(),
+            organization_id,
+            agent_id,
+            call_id,
+            Some(customer.clone()),
+        )
+        .await?;
+        let overrides = match (&agent.state.spec, variant) {
+            (Some(spec), Some(variant)) => Some(crate::ab_testing::prompt_override(spec, &variant.prompt)),
+            _ => None,
+        };
         let placed = match (&agent.state.vapi_assistant_id, &number.state.vapi_phone_number_id) {
             (Some(assistant), Some(vapi_number)) => {
                 self.voice
@@ -653,7 +741,7 @@ impl crate::work::WorkHandler for CallPlacement {
                         vapi_phone_number_id: vapi_number.clone(),
                         customer_number: customer.clone(),
                         customer_name: None,
-                        assistant_overrides: None,
+                        assistant_overrides: overrides,
                     })
                     .await
             }

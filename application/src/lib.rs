@@ -1,5 +1,6 @@
 //! Use cases and the ports they need. Orchestrates the domain; owns no SQL and no HTTP.
 
+pub mod ab_testing;
 pub mod agents;
 pub mod aggregates;
 pub mod auth;

@@ -354,6 +354,13 @@ pub enum AbTestEvent {
         at: DateTime<Utc>,
     },
     #[serde(rename_all = "camelCase")]
+    AbTestLookTaken {
+        look: u32,
+        finished_calls: u64,
+        winner: Option<Uuid>,
+        at: DateTime<Utc>,
+    },
+    #[serde(rename_all = "camelCase")]
     AbTestWinnerDeclared {
         variant_id: Uuid,
         decided_by: String,
@@ -370,6 +377,7 @@ impl DomainEvent for AbTestEvent {
             AbTestEvent::AbTestPaused { .. } => "AbTestPaused",
             AbTestEvent::AbTestResumed { .. } => "AbTestResumed",
             AbTestEvent::VariantAssigned { .. } => "VariantAssigned",
+            AbTestEvent::AbTestLookTaken { .. } => "AbTestLookTaken",
             AbTestEvent::AbTestWinnerDeclared { .. } => "AbTestWinnerDeclared",
             AbTestEvent::AbTestCompleted { .. } => "AbTestCompleted",
         }
@@ -399,6 +407,13 @@ pub enum AbTestCommand {
     DeclareWinner {
         variant_id: Uuid,
         decided_by: String,
+        now: DateTime<Utc>,
+    },
+    /// Records look `look` of the winner rule; each look is taken once, in order.
+    TakeLook {
+        look: u32,
+        finished_calls: u64,
+        winner: Option<Uuid>,
         now: DateTime<Utc>,
     },
 }
@@ -433,6 +448,7 @@ pub struct AbTest {
     pub by_customer: BTreeMap<String, usize>,
     pub assigned_calls: BTreeMap<Uuid, usize>,
     pub winner: Option<Uuid>,
+    pub looks_taken: u32,
 }
 
 /// Picks the variant furthest behind its share: after n + 1 calls, variant i
@@ -554,6 +570,22 @@ impl Aggregate for AbTest {
                     at: *now,
                 }]
             }
+            C::TakeLook {
+                look,
+                finished_calls,
+                winner,
+                now,
+            } => {
+                if status == TestStatus::Completed || *look != state.looks_taken {
+                    return Ok(vec![]);
+                }
+                vec![AbTestEvent::AbTestLookTaken {
+                    look: *look,
+                    finished_calls: *finished_calls,
+                    winner: *winner,
+                    at: *now,
+                }]
+            }
             C::DeclareWinner {
                 variant_id,
                 decided_by,
@@ -607,6 +639,7 @@ impl Aggregate for AbTest {
                     }
                 }
             }
+            AbTestEvent::AbTestLookTaken { look, .. } => self.looks_taken = look + 1,
             AbTestEvent::AbTestWinnerDeclared { variant_id, .. } => self.winner = Some(*variant_id),
             AbTestEvent::AbTestCompleted { .. } => self.status = Some(TestStatus::Completed),
         }

@@ -252,6 +252,12 @@ pub const CATALOGUE: &[EventSpec] = &[
         meaning: "A call was given a variant before it started (sticky per customer number). Payload: callId, variantId, customerNumber, at.",
     },
     EventSpec {
+        event_type: "AbTestLookTaken",
+        version: 1,
+        stream_type: "ab-test",
+        meaning: "The winner rule looked at the results once (look k at minSampleSize x 2^k finished calls). Payload: look, finishedCalls, winner (null: no significant difference), at.",
+    },
+    EventSpec {
         event_type: "AbTestWinnerDeclared",
         version: 1,
         stream_type: "ab-test",

@@ -254,6 +254,9 @@ pub fn parse(body: &[u8], now: DateTime<Utc>) -> Result<ServerMessage, MessageEr
             call: call_ref(message)?,
             calls: tool_calls(message),
         },
+        "assistant-request" => ServerMessage::AssistantRequest {
+            call: call_ref(message)?,
+        },
         other => ServerMessage::Other { kind: other.to_owned() },
     })
 }

@@ -1,5 +1,6 @@
 //! Read models and the projector runtime that keeps them up to date (DESIGN.md §4).
 
+pub mod ab_testing;
 pub mod activity;
 pub mod agents;
 pub mod calls;
@@ -20,6 +21,7 @@ pub fn all() -> Vec<Arc<dyn Projection>> {
         Arc::new(agents::AgentsProjection),
         Arc::new(agents::AgentSyncQueue),
         Arc::new(calls::CallsProjection),
+        Arc::new(ab_testing::AbTestingProjection),
         Arc::new(calls::CallPlacementQueue),
         Arc::new(phone_numbers::PhoneNumbersProjection),
         Arc::new(phone_numbers::NumberSyncQueue),

@@ -1,0 +1,738 @@
+//! Script A/B tests: variants, tests, per-call assignment, results and winners.
+
+use crate::aggregates::{append_failed, load_in, stream_of, Loaded};
+use crate::auth::Session;
+use crate::clock::Clock;
+use crate::error::{AppError, ErrorKind};
+use crate::event_store::{AppendError, AppendRequest, EventStore, StreamAppend};
+use crate::work::{WorkHandler, WorkItem, WorkOutcome};
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use domain::ab_statistics::{
+    evaluate_look, look_alpha, look_size, probability_b_beats_a, two_proportion_p_value, wilson_interval, Arm, Decision,
+};
+use domain::ab_testing::{
+    AbError, AbTest, AbTestCommand, AgentExperimentCommand, AgentExperiments, TestSettings, TestVariant, Variant,
+    VariantCommand, VariantSpec,
+};
+use domain::agents::{Agent, AgentCommand};
+use domain::{Aggregate, EventMetadata};
+use serde::Serialize;
+use std::sync::Arc;
+use uuid::Uuid;
+
+/// Name of the reactor that looks at results when a look is due.
+pub const AB_DECISIONS: &str = "ab-test-decisions";
+
+pub fn ab_error(error: AbError) -> AppError {
+    let code = match &error {
+        AbError::Invalid { .. } => "validation_failed",
+        AbError::NotFound(_) => "not_found",
+        AbError::TrafficNot100(_) => "traffic_not_100",
+        AbError::ControlCount(_) => "control_count",
+        AbError::TestAlreadyRunning(_) => "test_already_running",
+        AbError::VariantInRunningTest => "variant_in_running_test",
+        AbError::WrongStatus(_) => "test_not_running",
+        AbError::UnknownWinner => "unknown_winner",
+    };
+    let kind = match &error {
+        AbError::NotFound(_) => ErrorKind::NotFound,
+        AbError::TestAlreadyRunning(_) | AbError::VariantInRunningTest | AbError::WrongStatus(_) => ErrorKind::Conflict,
+        _ => ErrorKind::Validation,
+    };
+    let app = AppError::new(kind, code, error.to_string());
+    match error {
+        AbError::Invalid { field, .. } => app.with_details(serde_json::json!({ "field": field })),
+        _ => app,
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct VariantView {
+    pub id: Uuid,
+    pub agent_id: Uuid,
+    #[serde(flatten)]
+    pub spec: VariantSpec,
+    pub running_test_id: Option<Uuid>,
+    pub created_at: DateTime<Utc>,
+}
+
+/// Per-variant counts as the results read model keeps them.
+#[derive(Debug, Clone, PartialEq)]
+pub struct VariantCounts {
+    pub variant: TestVariant,
+    pub calls: u64,
+    pub finished: u64,
+    pub qualified: u64,
+    pub appointments: u64,
+    pub sales: u64,
+    pub daily: Vec<DailyPoint>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DailyPoint {
+    pub day: chrono::NaiveDate,
+    pub calls: u64,
+    pub conversions: u64,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct TestRecord {
+    pub id: Uuid,
+    pub agent_id: Uuid,
+    pub status: String,
+    pub settings: TestSettings,
+    pub winner_id: Option<Uuid>,
+    pub decided_by: Option<String>,
+    pub looks_taken: u32,
+    pub started_at: DateTime<Utc>,
+    pub completed_at: Option<DateTime<Utc>>,
+    pub variants: Vec<VariantCounts>,
+}
+
+/// The A/B read models.
+#[async_trait]
+pub trait AbDirectory: Send + Sync {
+    async fn variants(&self, organization_id: Uuid, agent_id: Uuid) -> Result<Vec<VariantView>, AppError>;
+    async fn test(&self, organization_id: Uuid, test_id: Uuid) -> Result<Option<TestRecord>, AppError>;
+    async fn tests_of_agent(&self, organization_id: Uuid, agent_id: Uuid) -> Result<Vec<TestRecord>, AppError>;
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct VariantResult {
+    pub variant_id: Uuid,
+    pub name: String,
+    pub prompt: String,
+    pub is_control: bool,
+    pub traffic_percent: u32,
+    pub calls: u64,
+    pub finished_calls: u64,
+    pub qualified: u64,
+    pub appointments: u64,
+    pub sales: u64,
+    pub conversions: u64,
+    pub conversion_rate: Option<f64>,
+    pub conversion_rate_interval: Option<(f64, f64)>,
+    pub lift_over_control: Option<f64>,
+    pub p_value: Option<f64>,
+    pub probability_to_beat_control: Option<f64>,
+    pub daily: Vec<DailyPoint>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TestResults {
+    pub id: Uuid,
+    pub agent_id: Uuid,
+    pub name: String,
+    pub status: String,
+    pub success_outcome: domain::ab_testing::SuccessOutcome,
+    pub min_sample_size: u32,
+    pub auto_promote: bool,
+    pub winner_id: Option<Uuid>,
+    pub decided_by: Option<String>,
+    pub started_at: DateTime<Utc>,
+    pub completed_at: Option<DateTime<Utc>>,
+    pub decision: Decision,
+    pub variants: Vec<VariantResult>,
+}
+
+fn conversions(counts: &VariantCounts, settings: &TestSettings) -> u64 {
+    match settings.success_outcome {
+        domain::ab_testing::SuccessOutcome::Qualified => counts.qualified,
+        domain::ab_testing::SuccessOutcome::Appointment => counts.appointments,
+        domain::ab_testing::SuccessOutcome::Sale => counts.sales,
+    }
+}
+
+fn arms(record: &TestRecord) -> Vec<Arm> {
+    record
+        .variants
+        .iter()
+        .map(|v| Arm {
+            trials: v.finished,
+            successes: conversions(v, &record.settings),
+        })
+        .collect()
+}
+
+/// Results with their statistics, computed from the read model's counts.
+pub fn results_of(record: TestRecord) -> TestResults {
+    let arms = arms(&record);
+    let control = record.variants.iter().position(|v| v.variant.is_control).unwrap_or(0);
+    let finished: u64 = arms.iter().map(|a| a.trials).sum();
+    let min = u64::from(record.settings.min_sample_size);
+    let decision = match (
+        record.winner_id,
+        record
+            .variants
+            .iter()
+            .position(|v| Some(v.variant.variant_id) == record.winner_id),
+    ) {
+        (Some(_), Some(index)) => Decision::Winner {
+            index,
+            look: record.looks_taken,
+            p_value: f64::NAN,
+        },
+        _ if finished < min => Decision::Collecting {
+            finished_calls: finished,
+            next_look_at: min,
+        },
+        _ => Decision::NoDifferenceYet {
+            looks_taken: record.looks_taken,
+            next_look_at: look_size(min, record.looks_taken),
+            alpha_at_next_look: look_alpha(record.looks_taken),
+        },
+    };
+    let decision = match decision {
+        Decision::Winner { index, look, .. } => Decision::Winner {
+            index,
+            look,
+            p_value: if index == control {
+                0.0
+            } else {
+                two_proportion_p_value(
+                    arms[control].successes,
+                    arms[control].trials,
+                    arms[index].successes,
+                    arms[index].trials,
+                )
+                .unwrap_or(1.0)
+            },
+        },
+        other => other,
+    };
+    let c = arms[control];
+    let variants = record
+        .variants
+        .into_iter()
+        .zip(&arms)
+        .enumerate()
+        .map(|(i, (counts, arm))| {
+            let treatment = i != control;
+            let rate = arm.rate();
+            VariantResult {
+                variant_id: counts.variant.variant_id,
+                name: counts.variant.name.clone(),
+                prompt: counts.variant.prompt.clone(),
+                is_control: counts.variant.is_control,
+                traffic_percent: counts.variant.traffic_percent,
+                calls: counts.calls,
+                finished_calls: counts.finished,
+                qualified: counts.qualified,
+                appointments: counts.appointments,
+                sales: counts.sales,
+                conversions: arm.successes,
+                conversion_rate: rate,
+                conversion_rate_interval: wilson_interval(arm.successes, arm.trials),
+                lift_over_control: match (treatment, rate, c.rate()) {
+                    (true, Some(r), Some(cr)) if cr > 0.0 => Some((r - cr) / cr),
+                    _ => None,
+                },
+                p_value: treatment
+                    .then(|| two_proportion_p_value(c.successes, c.trials, arm.successes, arm.trials))
+                    .flatten(),
+                probability_to_beat_control: (treatment && arm.trials > 0 && c.trials > 0)
+                    .then(|| probability_b_beats_a(c.successes, c.trials, arm.successes, arm.trials)),
+                daily: counts.daily,
+            }
+        })
+        .collect();
+    TestResults {
+        id: record.id,
+        agent_id: record.agent_id,
+        name: record.settings.name.clone(),
+        status: record.status,
+        success_outcome: record.settings.success_outcome,
+        min_sample_size: record.settings.min_sample_size,
+        auto_promote: record.settings.auto_promote,
+        winner_id: record.winner_id,
+        decided_by: record.decided_by,
+        started_at: record.started_at,
+        completed_at: record.completed_at,
+        decision,
+        variants,
+    }
+}
+
+fn metadata(actor: String, source: &str) -> EventMetadata {
+    EventMetadata {
+        correlation_id: Some(Uuid::now_v7()),
+        actor: Some(actor),
+        source: Some(source.into()),
+        ..EventMetadata::default()
+    }
+}
+
+pub struct AbTestingService {
+    pub store: Arc<dyn EventStore>,
+    pub clock: Arc<dyn Clock>,
+    pub directory: Arc<dyn AbDirectory>,
+}
+
+/// A decision on several streams, appended atomically.
+struct Batch {
+    streams: Vec<StreamAppend>,
+}
+
+impl Batch {
+    fn new() -> Self {
+        Self { streams: vec![] }
+    }
+
+    fn decide<A: Aggregate<Error = AbError>>(
+        &mut self,
+        loaded: &Loaded<A>,
+        command: &A::Command,
+        meta: &EventMetadata,
+    ) -> Result<Vec<A::Event>, AppError> {
+        let events = A::decide(command, &loaded.state).map_err(ab_error)?;
+        if !events.is_empty() {
+            self.streams.push(loaded.append_of(&events, meta));
+        }
+        Ok(events)
+    }
+}
+
+impl AbTestingService {
+    async fn agent(&self, caller: &Session, agent_id: Uuid) -> Result<Loaded<Agent>, AppError> {
+        let agent = load_in::<Agent>(
+            self.store.as_ref(),
+            caller.organization_id,
+            stream_of::<Agent>(agent_id),
+        )
+        .await?;
+        if !agent.state.exists() {
+            return Err(AppError::not_found("agent"));
+        }
+        Ok(agent)
+    }
+
+    async fn commit(&self, organization_id: Uuid, batch: Batch) -> Result<(), AppError> {
+        if batch.streams.is_empty() {
+            return Ok(());
+        }
+        self.store
+            .append(AppendRequest {
+                organization_id,
+                streams: batch.streams,
+                idempotency_key: None,
+            })
+            .await
+            .map(|_| ())
+            .map_err(append_failed)
+    }
+
+    pub async fn create_variant(
+        &self,
+        caller: &Session,
+        agent_id: Uuid,
+        spec: VariantSpec,
+    ) -> Result<VariantView, AppError> {
+        self.agent(caller, agent_id).await?;
+        let id = Uuid::now_v7();
+        let now = self.clock.now();
+        let loaded = Loaded::<Variant>::fresh(stream_of::<Variant>(id));
+        let mut batch = Batch::new();
+        let command = VariantCommand::Create {
+            organization_id: caller.organization_id,
+            agent_id,
+            spec: spec.clone(),
+            now,
+        };
+        batch.decide(&loaded, &command, &metadata(format!("user:{}", caller.user_id), "api"))?;
+        self.commit(caller.organization_id, batch).await?;
+        Ok(VariantView {
+            id,
+            agent_id,
+            spec,
+            running_test_id: None,
+            created_at: now,
+        })
+    }
+
+    pub async fn variants(&self, caller: &Session, agent_id: Uuid) -> Result<Vec<VariantView>, AppError> {
+        self.agent(caller, agent_id).await?;
+        self.directory.variants(caller.organization_id, agent_id).await
+    }
+
+    async fn variant(&self, caller: &Session, id: Uuid) -> Result<Loaded<Variant>, AppError> {
+        let loaded = load_in::<Variant>(self.store.as_ref(), caller.organization_id, stream_of::<Variant>(id)).await?;
+        if !loaded.state.exists() {
+            return Err(AppError::not_found("variant"));
+        }
+        Ok(loaded)
+    }
+
+    pub async fn update_variant(
+        &self,
+        caller: &Session,
+        id: Uuid,
+        change: impl FnOnce(VariantSpec) -> VariantSpec,
+    ) -> Result<VariantView, AppError> {
+        let loaded = self.variant(caller, id).await?;
+        let spec = change(loaded.state.spec.clone().expect("exists"));
+        let mut batch = Batch::new();
+        batch.decide(
+            &loaded,
+            &VariantCommand::Update {
+                spec: spec.clone(),
+                now: self.clock.now(),
+            },
+            &metadata(format!("user:{}", caller.user_id), "api"),
+        )?;
+        self.commit(caller.organization_id, batch).await?;
+        Ok(VariantView {
+            id,
+            agent_id: loaded.state.agent_id.unwrap_or_default(),
+            spec,
+            running_test_id: loaded.state.running_test,
+            created_at: self.clock.now(),
+        })
+    }
+
+    pub async fn delete_variant(&self, caller: &Session, id: Uuid) -> Result<(), AppError> {
+        let loaded = self.variant(caller, id).await?;
+        let mut batch = Batch::new();
+        batch.decide(
+            &loaded,
+            &VariantCommand::Delete { now: self.clock.now() },
+            &metadata(format!("user:{}", caller.user_id), "api"),
+        )?;
+        self.commit(caller.organization_id, batch).await
+    }
+
+    /// Starts a test over the given variants of the agent, freezing them.
+    pub async fn start_test(
+        &self,
+        caller: &Session,
+        agent_id: Uuid,
+        settings: TestSettings,
+        variant_ids: &[Uuid],
+    ) -> Result<Uuid, AppError> {
+        let agent = self.agent(caller, agent_id).await?;
+        if !agent.state.active {
+            return Err(AppError::new(
+                ErrorKind::Conflict,
+                "agent_inactive",
+                "the agent is deactivated",
+            ));
+        }
+        let test_id = Uuid::now_v7();
+        let now = self.clock.now();
+        let meta = metadata(format!("user:{}", caller.user_id), "api");
+        let mut batch = Batch::new();
+        let mut frozen = vec![];
+        for id in variant_ids {
+            let variant = self.variant(caller, *id).await?;
+            if variant.state.agent_id != Some(agent_id) {
+                return Err(AppError::validation(
+                    "variantIds",
+                    "every variant must belong to the agent",
+                ));
+            }
+            let spec = variant.state.spec.clone().expect("exists");
+            frozen.push(TestVariant {
+                variant_id: *id,
+                name: spec.name,
+                prompt: spec.prompt,
+                is_control: spec.is_control,
+                traffic_percent: spec.traffic_percent,
+            });
+            batch.decide(&variant, &VariantCommand::Enroll { test_id, now }, &meta)?;
+        }
+        let test = Loaded::<AbTest>::fresh(stream_of::<AbTest>(test_id));
+        batch.decide(
+            &test,
+            &AbTestCommand::Start {
+                organization_id: caller.organization_id,
+                agent_id,
+                settings,
+                variants: frozen,
+                now,
+            },
+            &meta,
+        )?;
+        let experiments = load_in::<AgentExperiments>(
+            self.store.as_ref(),
+            caller.organization_id,
+            stream_of::<AgentExperiments>(agent_id),
+        )
+        .await?;
+        batch.decide(&experiments, &AgentExperimentCommand::Start { test_id, now }, &meta)?;
+        match self
+            .store
+            .append(AppendRequest {
+                organization_id: caller.organization_id,
+                streams: batch.streams,
+                idempotency_key: None,
+            })
+            .await
+        {
+            Ok(_) => Ok(test_id),
+            Err(AppendError::VersionConflict { .. }) => Err(ab_error(AbError::TestAlreadyRunning(Uuid::nil()))),
+            Err(other) => Err(append_failed(other)),
+        }
+    }
+
+    async fn test(&self, organization_id: Uuid, test_id: Uuid) -> Result<Loaded<AbTest>, AppError> {
+        let test = load_in::<AbTest>(self.store.as_ref(), organization_id, stream_of::<AbTest>(test_id)).await?;
+        if !test.state.exists() {
+            return Err(AppError::not_found("A/B test"));
+        }
+        Ok(test)
+    }
+
+    pub async fn set_paused(&self, caller: &Session, test_id: Uuid, paused: bool) -> Result<(), AppError> {
+        let test = self.test(caller.organization_id, test_id).await?;
+        let now = self.clock.now();
+        let mut batch = Batch::new();
+        let command = if paused {
+            AbTestCommand::Pause { now }
+        } else {
+            AbTestCommand::Resume { now }
+        };
+        batch.decide(&test, &command, &metadata(format!("user:{}", caller.user_id), "api"))?;
+        self.commit(caller.organization_id, batch).await
+    }
+
+    pub async fn declare_winner(&self, caller: &Session, test_id: Uuid, variant_id: Uuid) -> Result<(), AppError> {
+        conclude(
+            self.store.as_ref(),
+            self.clock.as_ref(),
+            caller.organization_id,
+            test_id,
+            variant_id,
+            "manual",
+            format!("user:{}", caller.user_id),
+        )
+        .await
+    }
+
+    pub async fn results(&self, caller: &Session, test_id: Uuid) -> Result<TestResults, AppError> {
+        let record = self
+            .directory
+            .test(caller.organization_id, test_id)
+            .await?
+            .ok_or_else(|| AppError::not_found("A/B test"))?;
+        Ok(results_of(record))
+    }
+
+    pub async fn tests_of_agent(&self, caller: &Session, agent_id: Uuid) -> Result<Vec<TestResults>, AppError> {
+        self.agent(caller, agent_id).await?;
+        Ok(self
+            .directory
+            .tests_of_agent(caller.organization_id, agent_id)
+            .await?
+            .into_iter()
+            .map(results_of)
+            .collect())
+    }
+}
+
+/// Ends a test with a winner: releases its variants and, with auto-promote,
+/// moves all traffic to the winner by making its prompt the agent's (which
+/// then syncs to Vapi). One atomic append.
+async fn conclude(
+    store: &dyn EventStore,
+    clock: &dyn Clock,
+    organization_id: Uuid,
+    test_id: Uuid,
+    variant_id: Uuid,
+    decided_by: &str,
+    actor: String,
+) -> Result<(), AppError> {
+    let test = load_in::<AbTest>(store, organization_id, stream_of::<AbTest>(test_id)).await?;
+    if !test.state.exists() {
+        return Err(AppError::not_found("A/B test"));
+    }
+    let agent_id = test.state.agent_id.expect("a started test has an agent");
+    let now = clock.now();
+    let meta = metadata(actor, decided_by);
+    let mut batch = Batch::new();
+    batch.decide(
+        &test,
+        &AbTestCommand::DeclareWinner {
+            variant_id,
+            decided_by: decided_by.into(),
+            now,
+        },
+        &meta,
+    )?;
+    let experiments =
+        load_in::<AgentExperiments>(store, organization_id, stream_of::<AgentExperiments>(agent_id)).await?;
+    batch.decide(&experiments, &AgentExperimentCommand::End { test_id, now }, &meta)?;
+    for variant in &test.state.variants {
+        let loaded = load_in::<Variant>(store, organization_id, stream_of::<Variant>(variant.variant_id)).await?;
+        if loaded.state.exists() {
+            batch.decide(&loaded, &VariantCommand::Release { test_id, now }, &meta)?;
+        }
+    }
+    let auto_promote = test.state.settings.as_ref().is_some_and(|s| s.auto_promote);
+    let winner = test.state.variants.iter().find(|v| v.variant_id == variant_id);
+    if let (true, Some(winner)) = (auto_promote, winner) {
+        let agent = load_in::<Agent>(store, organization_id, stream_of::<Agent>(agent_id)).await?;
+        if let Some(spec) = agent.state.spec.clone().filter(|_| agent.state.exists()) {
+            let promoted = domain::agents::AgentSpec {
+                system_prompt: winner.prompt.clone(),
+                ..spec
+            };
+            let events = Agent::decide(&AgentCommand::Update { spec: promoted, now }, &agent.state)
+                .map_err(crate::agents::agent_error)?;
+            if !events.is_empty() {
+                batch.streams.push(agent.append_of(&events, &meta));
+            }
+        }
+    }
+    store
+        .append(AppendRequest {
+            organization_id,
+            streams: batch.streams,
+            idempotency_key: None,
+        })
+        .await
+        .map(|_| ())
+        .map_err(append_failed)
+}
+
+/// The variant (and its prompt) a call of this agent gets, if a test runs.
+pub async fn assign_variant(
+    store: &dyn EventStore,
+    clock: &dyn Clock,
+    organization_id: Uuid,
+    agent_id: Uuid,
+    call_id: Uuid,
+    customer_number: Option<String>,
+) -> Result<Option<TestVariant>, AppError> {
+    let experiments =
+        load_in::<AgentExperiments>(store, organization_id, stream_of::<AgentExperiments>(agent_id)).await?;
+    let Some(test_id) = experiments.state.running_test else {
+        return Ok(None);
+    };
+    // Concurrent calls race on the test's stream version: each retry re-reads the counts.
+    for _ in 0..200 {
+        let test = load_in::<AbTest>(store, organization_id, stream_of::<AbTest>(test_id)).await?;
+        if test.state.status != Some(domain::ab_testing::TestStatus::Running) {
+            return Ok(None);
+        }
+        if let Some(index) = test.state.assigned_calls.get(&call_id) {
+            return Ok(Some(test.state.variant(*index).clone()));
+        }
+        let command = AbTestCommand::Assign {
+            call_id,
+            customer_number: customer_number.clone(),
+            now: clock.now(),
+        };
+        let events = AbTest::decide(&command, &test.state).map_err(ab_error)?;
+        let meta = metadata("system:ab-testing".into(), "ab-assignment");
+        match store
+            .append(AppendRequest {
+                organization_id,
+                streams: vec![test.append_of(&events, &meta)],
+                idempotency_key: None,
+            })
+            .await
+        {
+            Ok(_) => {
+                let state = events.iter().fold(test.state, AbTest::evolve);
+                return Ok(state.assigned_calls.get(&call_id).map(|i| state.variant(*i).clone()));
+            }
+            Err(AppendError::VersionConflict { .. }) => continue,
+            Err(other) => return Err(append_failed(other)),
+        }
+    }
+    Err(AppError::new(
+        ErrorKind::Conflict,
+        "assignment_contended",
+        "too many calls are starting at once; retry",
+    ))
+}
+
+/// Takes the winner rule's looks when a test's finished calls reach them.
+pub struct AbDecisions {
+    pub store: Arc<dyn EventStore>,
+    pub clock: Arc<dyn Clock>,
+    pub directory: Arc<dyn AbDirectory>,
+}
+
+#[async_trait]
+impl WorkHandler for AbDecisions {
+    fn reactor(&self) -> &'static str {
+        AB_DECISIONS
+    }
+
+    async fn handle(&self, item: &WorkItem) -> Result<WorkOutcome, AppError> {
+        let test_id = Uuid::parse_str(&item.key).map_err(|e| AppError::internal("reading a work key", e))?;
+        let Some(record) = self.directory.test(item.organization_id, test_id).await? else {
+            return Ok(WorkOutcome::Done);
+        };
+        let arms = arms(&record);
+        let finished: u64 = arms.iter().map(|a| a.trials).sum();
+        let min = u64::from(record.settings.min_sample_size);
+        let control = record.variants.iter().position(|v| v.variant.is_control).unwrap_or(0);
+        let organization_id = item.organization_id;
+        loop {
+            let test = load_in::<AbTest>(self.store.as_ref(), organization_id, stream_of::<AbTest>(test_id)).await?;
+            let k = test.state.looks_taken;
+            if test.state.status != Some(domain::ab_testing::TestStatus::Running) || finished < look_size(min, k) {
+                return Ok(WorkOutcome::Done);
+            }
+            let winner = evaluate_look(&arms, control, k).map(|(i, _)| record.variants[i].variant.variant_id);
+            let events = AbTest::decide(
+                &AbTestCommand::TakeLook {
+                    look: k,
+                    finished_calls: finished,
+                    winner,
+                    now: self.clock.now(),
+                },
+                &test.state,
+            )
+            .map_err(ab_error)?;
+            let meta = metadata("system:ab-testing".into(), "reactor:ab-test-decisions");
+            match self
+                .store
+                .append(AppendRequest {
+                    organization_id,
+                    streams: vec![test.append_of(&events, &meta)],
+                    idempotency_key: None,
+                })
+                .await
+            {
+                Ok(_) | Err(AppendError::VersionConflict { .. }) => {}
+                Err(other) => return Err(append_failed(other)),
+            }
+            if let Some(winner) = winner {
+                conclude(
+                    self.store.as_ref(),
+                    self.clock.as_ref(),
+                    organization_id,
+                    test_id,
+                    winner,
+                    "sequential-test",
+                    "system:ab-testing".into(),
+                )
+                .await?;
+                return Ok(WorkOutcome::Done);
+            }
+        }
+    }
+}
+
+/// Vapi `assistantOverrides` that swap in a variant's prompt, keeping the agent's model settings.
+pub fn prompt_override(spec: &domain::agents::AgentSpec, prompt: &str) -> serde_json::Value {
+    let mut model = serde_json::json!({
+        "provider": spec.model.provider,
+        "model": spec.model.model,
+        "messages": [{ "role": "system", "content": prompt }],
+    });
+    if let Some(temperature) = spec.model.temperature {
+        model["temperature"] = serde_json::json!(temperature);
+    }
+    if let Some(max_tokens) = spec.model.max_tokens {
+        model["maxTokens"] = serde_json::json!(max_tokens);
+    }
+    serde_json::json!({ "model": model })
+}
