@@ -425,6 +425,14 @@ impl AbTestingService {
         let now = self.clock.now();
         let meta = metadata(format!("user:{}", caller.user_id), "api");
         let mut batch = Batch::new();
+        // One running test per agent: checked first, guarded by the append.
+        let experiments = load_in::<AgentExperiments>(
+            self.store.as_ref(),
+            caller.organization_id,
+            stream_of::<AgentExperiments>(agent_id),
+        )
+        .await?;
+        batch.decide(&experiments, &AgentExperimentCommand::Start { test_id, now }, &meta)?;
         let mut frozen = vec![];
         for id in variant_ids {
             let variant = self.variant(caller, *id).await?;
@@ -456,13 +464,6 @@ impl AbTestingService {
             },
             &meta,
         )?;
-        let experiments = load_in::<AgentExperiments>(
-            self.store.as_ref(),
-            caller.organization_id,
-            stream_of::<AgentExperiments>(agent_id),
-        )
-        .await?;
-        batch.decide(&experiments, &AgentExperimentCommand::Start { test_id, now }, &meta)?;
         match self
             .store
             .append(AppendRequest {
