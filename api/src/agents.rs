@@ -32,6 +32,7 @@ pub struct CreateAgent {
     language: Option<String>,
     transfer_number: Option<String>,
     model: Option<ModelSettings>,
+    outcome_rule: Option<domain::calls::OutcomeRule>,
 }
 
 #[derive(Deserialize)]
@@ -46,6 +47,8 @@ pub struct UpdateAgent {
     #[serde(default, deserialize_with = "nullable")]
     transfer_number: Option<Option<String>>,
     model: Option<ModelSettings>,
+    #[serde(default, deserialize_with = "nullable")]
+    outcome_rule: Option<Option<domain::calls::OutcomeRule>>,
 }
 
 #[derive(Deserialize)]
@@ -69,6 +72,7 @@ pub async fn create(
         language: body.language.unwrap_or_else(|| "en-US".into()),
         transfer_number: phone("transferNumber", body.transfer_number)?,
         model: body.model.unwrap_or_default(),
+        outcome_rule: body.outcome_rule,
     };
     Ok(HttpResponse::Created().json(state.agents.create(&caller.0, spec).await?))
 }
@@ -101,6 +105,7 @@ pub async fn update(
         language: body.language,
         transfer_number: body.transfer_number.map(|n| phone("transferNumber", n)).transpose()?,
         model: body.model,
+        outcome_rule: body.outcome_rule,
     };
     Ok(HttpResponse::Ok().json(state.agents.update(&caller.0, *id, changes).await?))
 }

@@ -74,6 +74,7 @@ pub struct AgentChanges {
     pub language: Option<String>,
     pub transfer_number: Option<Option<domain::phone::PhoneNumber>>,
     pub model: Option<domain::agents::ModelSettings>,
+    pub outcome_rule: Option<Option<domain::calls::OutcomeRule>>,
 }
 
 impl AgentChanges {
@@ -98,6 +99,9 @@ impl AgentChanges {
         }
         if let Some(v) = self.model {
             spec.model = v;
+        }
+        if let Some(v) = self.outcome_rule {
+            spec.outcome_rule = v;
         }
         spec
     }

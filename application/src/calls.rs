@@ -275,7 +275,8 @@ impl CallService {
                     self.record_unmatched("end-of-call-report", &call, key).await?;
                     return Ok(ServerReply::Ack {});
                 };
-                let events = Call::decide(
+                let analysed = self.outcome_from_analysis(&resolved, &report).await?;
+                let mut events = Call::decide(
                     &CallCommand::RecordEnd {
                         parties: resolved.parties.clone(),
                         report,
@@ -284,6 +285,14 @@ impl CallService {
                     &Call::default(),
                 )
                 .map_err(call_error)?;
+                if let Some(outcome) = analysed {
+                    events.push(domain::calls::CallEvent::CallOutcomeRecorded {
+                        outcome,
+                        notes: None,
+                        source: "analysis".into(),
+                        at,
+                    });
+                }
                 self.record(&resolved, &events, key, "end-of-call-report").await?;
                 Ok(ServerReply::Ack {})
             }
@@ -361,6 +370,38 @@ impl CallService {
             assistant_id: assistant_id.clone(),
             assistant_overrides: variant.map(|v| crate::ab_testing::prompt_override(spec, &v.prompt)),
         })
+    }
+
+    /// The outcome the agent's rule reads from the analysis, unless the call
+    /// already has one (set by a tool or a person, which take precedence).
+    async fn outcome_from_analysis(
+        &self,
+        resolved: &Resolved,
+        report: &CallReport,
+    ) -> Result<Option<String>, AppError> {
+        use domain::agents::Agent;
+        let call = load_in::<Call>(
+            self.store.as_ref(),
+            resolved.organization_id,
+            stream_of::<Call>(resolved.call_id),
+        )
+        .await?;
+        if call.state.outcome.is_some() {
+            return Ok(None);
+        }
+        let rule = match resolved.parties.agent_id {
+            Some(agent_id) => load_in::<Agent>(
+                self.store.as_ref(),
+                resolved.organization_id,
+                stream_of::<Agent>(agent_id),
+            )
+            .await?
+            .state
+            .spec
+            .and_then(|spec| spec.outcome_rule),
+            None => None,
+        };
+        Ok(rule.unwrap_or_default().outcome_of(report))
     }
 
     /// A tool call means the call is in progress, even if Vapi's status update has not arrived yet.

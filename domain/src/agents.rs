@@ -71,6 +71,10 @@ pub struct AgentSpec {
     pub language: String,
     pub transfer_number: Option<PhoneNumber>,
     pub model: ModelSettings,
+    /// How Vapi's call analysis becomes a call outcome; absent in agents
+    /// created before rules existed, which then use the default rule.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub outcome_rule: Option<crate::calls::OutcomeRule>,
 }
 
 const MODEL_PROVIDERS: &[&str] = &[
@@ -146,6 +150,9 @@ impl AgentSpec {
         }
         bounded_text("model.model", &self.model.model, 100)?;
         in_range("model.temperature", self.model.temperature, 0.0, 2.0)?;
+        if let Some(rule) = &self.outcome_rule {
+            rule.validate().map_err(|reason| invalid("outcomeRule", reason))?;
+        }
         if self.model.max_tokens.is_some_and(|t| !(1..=8192).contains(&t)) {
             return Err(invalid("model.maxTokens", "must be between 1 and 8192"));
         }
@@ -412,6 +419,7 @@ mod tests {
             language: "en-US".into(),
             transfer_number: Some(PhoneNumber::parse("+14155552671").unwrap()),
             model: ModelSettings::default(),
+            outcome_rule: None,
         }
     }
 

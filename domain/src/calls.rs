@@ -45,6 +45,80 @@ pub fn is_technical_failure(ended_reason: &str) -> bool {
         || ended_reason.starts_with("assistant-error")
 }
 
+/// How an agent's end-of-call analysis maps to an outcome.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct OutcomeRule {
+    /// A `structuredData` field holding one of the outcomes (e.g. `outcome`).
+    #[serde(default)]
+    pub structured_data_field: Option<String>,
+    /// Outcome when `successEvaluation` passes (true/pass/yes, or a score at or above the threshold).
+    #[serde(default)]
+    pub on_success: Option<String>,
+    /// Outcome when it fails.
+    #[serde(default)]
+    pub on_failure: Option<String>,
+    /// Pass mark for numeric evaluations (e.g. 7 on a 1–10 scale).
+    #[serde(default)]
+    pub success_threshold: Option<f64>,
+}
+
+impl Default for OutcomeRule {
+    /// Without a rule, a `structuredData.outcome` naming an outcome is taken.
+    fn default() -> Self {
+        Self {
+            structured_data_field: Some("outcome".into()),
+            on_success: None,
+            on_failure: None,
+            success_threshold: None,
+        }
+    }
+}
+
+impl OutcomeRule {
+    pub fn validate(&self) -> Result<(), String> {
+        for outcome in [&self.on_success, &self.on_failure].into_iter().flatten() {
+            if !OUTCOMES.contains(&outcome.as_str()) {
+                return Err(format!("{outcome:?} is not one of {}", OUTCOMES.join(", ")));
+            }
+        }
+        Ok(())
+    }
+
+    /// The outcome the analysis of `report` implies, if any.
+    pub fn outcome_of(&self, report: &CallReport) -> Option<String> {
+        let from_data = self
+            .structured_data_field
+            .as_ref()
+            .and_then(|field| {
+                report
+                    .structured_data
+                    .as_ref()?
+                    .get(field)?
+                    .as_str()
+                    .map(str::to_lowercase)
+            })
+            .filter(|o| OUTCOMES.contains(&o.as_str()));
+        if from_data.is_some() {
+            return from_data;
+        }
+        let evaluation = report.success_evaluation.as_deref()?.trim().to_lowercase();
+        let passed = match evaluation.as_str() {
+            "true" | "pass" | "passed" | "yes" | "success" => Some(true),
+            "false" | "fail" | "failed" | "no" | "failure" => Some(false),
+            number => number
+                .parse::<f64>()
+                .ok()
+                .map(|score| score >= self.success_threshold.unwrap_or(7.0)),
+        }?;
+        if passed {
+            self.on_success.clone()
+        } else {
+            self.on_failure.clone()
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct TranscriptMessage {
@@ -364,6 +438,51 @@ mod tests {
         assert!(record("qualified", &call).unwrap().is_empty());
         assert_eq!(record("sale", &call).unwrap().len(), 1);
         assert_eq!(record("qualified", &Call::default()), Err(CallError::NotFound));
+    }
+
+    #[test]
+    fn analysis_maps_to_outcomes_by_rule() {
+        let report = |data: serde_json::Value, evaluation: &str| CallReport {
+            structured_data: Some(data),
+            success_evaluation: Some(evaluation.into()),
+            ..CallReport::default()
+        };
+        let default = OutcomeRule::default();
+        assert_eq!(
+            default
+                .outcome_of(&report(serde_json::json!({"outcome": "Appointment"}), "true"))
+                .as_deref(),
+            Some("appointment")
+        );
+        assert_eq!(
+            default.outcome_of(&report(serde_json::json!({"outcome": "maybe"}), "true")),
+            None
+        );
+        let rule = OutcomeRule {
+            structured_data_field: None,
+            on_success: Some("qualified".into()),
+            on_failure: Some("not_interested".into()),
+            success_threshold: Some(8.0),
+        };
+        assert_eq!(
+            rule.outcome_of(&report(serde_json::json!({}), "pass")).as_deref(),
+            Some("qualified")
+        );
+        assert_eq!(
+            rule.outcome_of(&report(serde_json::json!({}), "9")).as_deref(),
+            Some("qualified")
+        );
+        assert_eq!(
+            rule.outcome_of(&report(serde_json::json!({}), "7")).as_deref(),
+            Some("not_interested")
+        );
+        assert_eq!(rule.outcome_of(&report(serde_json::json!({}), "unclear")), None);
+        assert!(OutcomeRule {
+            on_success: Some("rich".into()),
+            ..OutcomeRule::default()
+        }
+        .validate()
+        .is_err());
     }
 
     #[test]

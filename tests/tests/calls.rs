@@ -581,3 +581,55 @@ async fn inbound_calls_without_an_assistant_are_traced_through_the_number() {
     assert_eq!(list["calls"].as_array().unwrap().len(), 1, "{list}");
     assert_eq!(list["calls"][0]["agentId"], w.agent_id.as_str());
 }
+
+#[tokio::test]
+async fn the_agents_rule_turns_call_analysis_into_an_outcome() {
+    let w = world().await;
+    // Default rule: structuredData.outcome.
+    let mut report = end_of_call_report("call_r1");
+    report["message"]["analysis"]["structuredData"] = json!({"outcome": "appointment"});
+    deliver(&w.app, &report).await;
+    // The agent's own rule: the success evaluation decides.
+    let (status, agent) = w
+        .app
+        .patch(
+            &format!("/api/agents/{}", w.agent_id),
+            Some(&w.token),
+            json!({"outcomeRule": {"onSuccess": "qualified", "onFailure": "not_interested"}}),
+        )
+        .await;
+    assert_eq!(status, 200, "{agent}");
+    let mut passed = end_of_call_report("call_r2");
+    passed["message"]["analysis"]["structuredData"] = json!({});
+    deliver(&w.app, &passed).await;
+    let mut failed = end_of_call_report("call_r3");
+    failed["message"]["analysis"] = json!({"successEvaluation": "false"});
+    deliver(&w.app, &failed).await;
+    let (status, error) = w
+        .app
+        .patch(
+            &format!("/api/agents/{}", w.agent_id),
+            Some(&w.token),
+            json!({"outcomeRule": {"onSuccess": "rich"}}),
+        )
+        .await;
+    assert_eq!(
+        (status, error["error"]["details"]["field"].as_str()),
+        (400, Some("outcomeRule"))
+    );
+
+    w.app.settle().await;
+    let (_, list) = w.app.get("/api/calls", Some(&w.token)).await;
+    let outcome_of = |vapi_id: &str| {
+        list["calls"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["vapiCallId"] == vapi_id)
+            .unwrap()["outcome"]
+            .clone()
+    };
+    assert_eq!(outcome_of("call_r1"), "appointment");
+    assert_eq!(outcome_of("call_r2"), "qualified");
+    assert_eq!(outcome_of("call_r3"), "not_interested");
+}

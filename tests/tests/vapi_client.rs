@@ -36,6 +36,7 @@ fn assistant() -> AssistantDefinition {
             language: "en-US".into(),
             transfer_number: None,
             model: ModelSettings::default(),
+            outcome_rule: None,
         },
     }
 }
