@@ -2,7 +2,7 @@
 //! of agents whose configuration Vapi has yet to learn.
 
 use crate::runtime::Projection;
-use application::agents::{AgentDirectory, AgentView, AGENT_SYNC};
+use application::agents::{AgentDirectory, AgentView};
 use application::auth::Page;
 use application::AppError;
 use async_trait::async_trait;
@@ -105,38 +105,6 @@ impl Projection for AgentsProjection {
                 .bind(retry_at),
             };
             query.execute(&mut *conn).await?;
-        }
-        Ok(())
-    }
-}
-
-/// Feeds the Vapi sync reactor: every configuration change of an agent makes its sync due.
-pub struct AgentSyncQueue;
-
-#[async_trait]
-impl Projection for AgentSyncQueue {
-    fn name(&self) -> &'static str {
-        "agent_sync_queue"
-    }
-
-    fn schema_version(&self) -> i32 {
-        1
-    }
-
-    fn tables(&self) -> &'static [&'static str] {
-        &[]
-    }
-
-    fn create_sql(&self) -> &'static str {
-        ""
-    }
-
-    async fn apply(&self, conn: &mut PgConnection, events: &[RecordedEvent]) -> Result<(), sqlx::Error> {
-        for event in events.iter().filter(|e| {
-            matches!(e.event_type.as_str(), "AgentCreated" | "AgentUpdated" | "AgentDeleted")
-                && e.stream_type == "agent"
-        }) {
-            crate::work::enqueue(conn, AGENT_SYNC, &agent_id(event)?.to_string(), event.organization_id).await?;
         }
         Ok(())
     }

@@ -420,44 +420,6 @@ impl CallHistory for PgCallHistory {
     }
 }
 
-/// Feeds the call placement reactor with requested outbound calls.
-pub struct CallPlacementQueue;
-
-#[async_trait]
-impl Projection for CallPlacementQueue {
-    fn name(&self) -> &'static str {
-        "call_placement_queue"
-    }
-
-    fn schema_version(&self) -> i32 {
-        1
-    }
-
-    fn tables(&self) -> &'static [&'static str] {
-        &[]
-    }
-
-    fn create_sql(&self) -> &'static str {
-        ""
-    }
-
-    async fn apply(&self, conn: &mut PgConnection, events: &[RecordedEvent]) -> Result<(), sqlx::Error> {
-        for event in events
-            .iter()
-            .filter(|e| e.stream_type == "call" && e.event_type == "CallRequested")
-        {
-            crate::work::enqueue(
-                conn,
-                application::calls::CALL_PLACEMENT,
-                &call_id(event)?.to_string(),
-                event.organization_id,
-            )
-            .await?;
-        }
-        Ok(())
-    }
-}
-
 #[async_trait]
 impl CallOwners for PgCallHistory {
     async fn assistant_owner(&self, vapi_assistant_id: &str) -> Result<Option<(Uuid, Uuid)>, AppError> {

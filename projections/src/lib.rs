@@ -9,6 +9,8 @@ pub mod runtime;
 pub mod users;
 pub mod work;
 
+use work::WorkFeeder;
+
 pub use runtime::{Projection, ProjectionError, ProjectionRunner, ProjectionStatus, RebuildProgress, RunnerConfig};
 
 use std::sync::Arc;
@@ -19,11 +21,26 @@ pub fn all() -> Vec<Arc<dyn Projection>> {
         Arc::new(users::UsersProjection),
         Arc::new(activity::ActivityProjection),
         Arc::new(agents::AgentsProjection),
-        Arc::new(agents::AgentSyncQueue),
+        Arc::new(WorkFeeder {
+            name: "agent_sync_queue",
+            stream_type: "agent",
+            event_types: &["AgentCreated", "AgentUpdated", "AgentDeleted"],
+            reactor: application::agents::AGENT_SYNC,
+        }),
         Arc::new(calls::CallsProjection),
         Arc::new(ab_testing::AbTestingProjection),
-        Arc::new(calls::CallPlacementQueue),
+        Arc::new(WorkFeeder {
+            name: "call_placement_queue",
+            stream_type: "call",
+            event_types: &["CallRequested"],
+            reactor: application::calls::CALL_PLACEMENT,
+        }),
         Arc::new(phone_numbers::PhoneNumbersProjection),
-        Arc::new(phone_numbers::NumberSyncQueue),
+        Arc::new(WorkFeeder {
+            name: "number_sync_queue",
+            stream_type: "phone-number",
+            event_types: &["PhoneNumberAdded", "PhoneNumberAssigned", "PhoneNumberRemoved"],
+            reactor: application::phone_numbers::NUMBER_SYNC,
+        }),
     ]
 }

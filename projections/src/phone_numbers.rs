@@ -2,7 +2,7 @@
 //! and the queue of numbers Vapi has yet to learn about.
 
 use crate::runtime::Projection;
-use application::phone_numbers::{CredentialView, NumberDirectory, PhoneNumberView, NUMBER_SYNC};
+use application::phone_numbers::{CredentialView, NumberDirectory, PhoneNumberView};
 use application::AppError;
 use async_trait::async_trait;
 use domain::phone_numbers::{CredentialEvent, PhoneNumberEvent};
@@ -168,41 +168,6 @@ async fn apply_number(conn: &mut PgConnection, event: &RecordedEvent) -> Result<
         }
     };
     query.execute(conn).await.map(|_| ())
-}
-
-/// Feeds the number sync reactor.
-pub struct NumberSyncQueue;
-
-#[async_trait]
-impl Projection for NumberSyncQueue {
-    fn name(&self) -> &'static str {
-        "number_sync_queue"
-    }
-
-    fn schema_version(&self) -> i32 {
-        1
-    }
-
-    fn tables(&self) -> &'static [&'static str] {
-        &[]
-    }
-
-    fn create_sql(&self) -> &'static str {
-        ""
-    }
-
-    async fn apply(&self, conn: &mut PgConnection, events: &[RecordedEvent]) -> Result<(), sqlx::Error> {
-        for event in events.iter().filter(|e| {
-            e.stream_type == "phone-number"
-                && matches!(
-                    e.event_type.as_str(),
-                    "PhoneNumberAdded" | "PhoneNumberAssigned" | "PhoneNumberRemoved"
-                )
-        }) {
-            crate::work::enqueue(conn, NUMBER_SYNC, &id_of(event)?.to_string(), event.organization_id).await?;
-        }
-        Ok(())
-    }
 }
 
 #[derive(Clone)]

@@ -204,6 +204,16 @@ impl TestApp {
         into_parts(request.send().await.expect("request is sent")).await
     }
 
+    /// Delivers a Vapi server message the way Vapi does, with our secret.
+    pub async fn deliver_vapi(&self, body: &Value) -> (u16, Value) {
+        let request = self
+            .client
+            .post(self.url("/api/webhooks/vapi"))
+            .header("x-vapi-secret", TEST_VAPI_SECRET)
+            .json(body);
+        into_parts(request.send().await.expect("request is sent")).await
+    }
+
     /// Registers a new organization with its owner; returns the owner's token and body.
     pub async fn register(&self, email: &str, organization: &str) -> (String, Value) {
         let (status, body) = self

@@ -2,7 +2,7 @@
 //! assistant-request, outcomes through tool calls, results and winners.
 
 use serde_json::{json, Value};
-use voxreach_tests::{TestApp, VapiWorld, TEST_VAPI_SECRET};
+use voxreach_tests::{TestApp, VapiWorld};
 use wiremock::matchers::{method, path};
 use wiremock::{Mock, ResponseTemplate};
 
@@ -10,15 +10,7 @@ const CONTROL_PROMPT: &str = "Soft open: ask how their week is going.";
 const BOLD_PROMPT: &str = "Bold open: lead with the discount.";
 
 async fn deliver(app: &TestApp, body: &Value) -> (u16, Value) {
-    let response = app
-        .client
-        .post(app.url("/api/webhooks/vapi"))
-        .header("x-vapi-secret", TEST_VAPI_SECRET)
-        .json(body)
-        .send()
-        .await
-        .unwrap();
-    voxreach_tests::into_parts(response).await
+    app.deliver_vapi(body).await
 }
 
 /// The world plus an inbound number `pn_in` ringing the agent.

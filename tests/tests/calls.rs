@@ -10,15 +10,7 @@ async fn world() -> VapiWorld {
 }
 
 async fn deliver(app: &TestApp, body: &Value) -> (u16, Value) {
-    let response = app
-        .client
-        .post(app.url("/api/webhooks/vapi"))
-        .header("x-vapi-secret", TEST_VAPI_SECRET)
-        .json(body)
-        .send()
-        .await
-        .unwrap();
-    voxreach_tests::into_parts(response).await
+    app.deliver_vapi(body).await
 }
 
 fn call(id: &str, assistant: &str) -> Value {
