@@ -269,6 +269,42 @@ pub const CATALOGUE: &[EventSpec] = &[
         stream_type: "ab-test",
         meaning: "The test ended. Payload: at.",
     },
+    EventSpec {
+        event_type: "SlackIntegrationConnected",
+        version: 1,
+        stream_type: "slack-integration",
+        meaning: "A Slack incoming webhook was connected. Payload: organizationId, workspaceName, channel, sealedWebhookUrl (encrypted), webhookHint, preferences {routes {hot_lead|appointment_booked|call_failed: {enabled, mentions}}, timezone, muteHours {start, end}, failuresBypassMute}, at.",
+    },
+    EventSpec {
+        event_type: "SlackPreferencesUpdated",
+        version: 1,
+        stream_type: "slack-integration",
+        meaning: "Routing, mentions, time zone or mute hours changed. Payload: preferences, at.",
+    },
+    EventSpec {
+        event_type: "SlackIntegrationBroken",
+        version: 1,
+        stream_type: "slack-integration",
+        meaning: "Slack answered with a permanent error (revoked or invalid webhook, archived channel); delivery stops until reconnected. Payload: reason, at.",
+    },
+    EventSpec {
+        event_type: "SlackIntegrationDisconnected",
+        version: 1,
+        stream_type: "slack-integration",
+        meaning: "The integration was removed. Payload: at.",
+    },
+    EventSpec {
+        event_type: "SlackNotificationSent",
+        version: 1,
+        stream_type: "slack-notification",
+        meaning: "A notification reached Slack. Stream per (integration, triggering event). Payload: integrationId, kind, source, at.",
+    },
+    EventSpec {
+        event_type: "SlackNotificationFailed",
+        version: 1,
+        stream_type: "slack-notification",
+        meaning: "A delivery attempt failed. Payload: integrationId, kind, source, reason, attempt, retryAt (null: given up), at.",
+    },
 ];
 
 /// Current schema version of an event type, if it is in the catalogue.

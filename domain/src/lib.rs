@@ -11,6 +11,7 @@ pub mod event_log;
 pub mod events;
 pub mod phone;
 pub mod phone_numbers;
+pub mod slack;
 pub mod voices;
 
 pub use aggregate::Aggregate;

@@ -1,0 +1,580 @@
+//! Slack notifications: integrations, what goes where, mute hours, and the
+//! Block Kit messages themselves.
+
+use crate::aggregate::Aggregate;
+use crate::events::DomainEvent;
+use chrono::{DateTime, Duration, NaiveTime, TimeZone, Utc};
+use chrono_tz::Tz;
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+use std::collections::BTreeMap;
+use uuid::Uuid;
+
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum SlackError {
+    #[error("{field} is invalid: {reason}")]
+    Invalid { field: &'static str, reason: String },
+    #[error("Slack integration not found")]
+    NotFound,
+}
+
+fn invalid(field: &'static str, reason: impl Into<String>) -> SlackError {
+    SlackError::Invalid {
+        field,
+        reason: reason.into(),
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum NotificationKind {
+    /// A call's outcome became `qualified`.
+    HotLead,
+    /// A call's outcome became `appointment`.
+    AppointmentBooked,
+    /// A call ended for a technical reason (see `calls::is_technical_failure`).
+    CallFailed,
+    /// A test message sent on request.
+    Test,
+}
+
+impl NotificationKind {
+    pub const ROUTABLE: [NotificationKind; 3] = [
+        NotificationKind::HotLead,
+        NotificationKind::AppointmentBooked,
+        NotificationKind::CallFailed,
+    ];
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Route {
+    pub enabled: bool,
+    /// Slack user (`U…`) or group (`S…`) ids to @mention.
+    #[serde(default)]
+    pub mentions: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MuteHours {
+    /// Local "HH:MM"; the window may cross midnight.
+    pub start: String,
+    pub end: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Preferences {
+    pub routes: BTreeMap<NotificationKind, Route>,
+    /// The organization's IANA time zone, for mute hours.
+    pub timezone: String,
+    pub mute_hours: Option<MuteHours>,
+    /// Technical failures reach the channel even during mute hours.
+    pub failures_bypass_mute: bool,
+}
+
+impl Default for Preferences {
+    fn default() -> Self {
+        Self {
+            routes: NotificationKind::ROUTABLE
+                .iter()
+                .map(|k| {
+                    (
+                        *k,
+                        Route {
+                            enabled: true,
+                            mentions: vec![],
+                        },
+                    )
+                })
+                .collect(),
+            timezone: "America/New_York".into(),
+            mute_hours: None,
+            failures_bypass_mute: true,
+        }
+    }
+}
+
+fn parse_time(field: &'static str, value: &str) -> Result<NaiveTime, SlackError> {
+    NaiveTime::parse_from_str(value, "%H:%M").map_err(|_| invalid(field, "must be a local time like 21:30"))
+}
+
+impl Preferences {
+    pub fn validate(&self) -> Result<(), SlackError> {
+        self.timezone
+            .parse::<Tz>()
+            .map_err(|_| invalid("timezone", "must be an IANA time zone like America/New_York"))?;
+        if let Some(mute) = &self.mute_hours {
+            let (start, end) = (
+                parse_time("muteHours.start", &mute.start)?,
+                parse_time("muteHours.end", &mute.end)?,
+            );
+            if start == end {
+                return Err(invalid("muteHours", "start and end must differ"));
+            }
+        }
+        for route in self.routes.values() {
+            if route
+                .mentions
+                .iter()
+                .any(|m| !(m.starts_with('U') || m.starts_with('S') || m.starts_with('W')) || m.len() > 20)
+            {
+                return Err(invalid(
+                    "routes.mentions",
+                    "mentions are Slack user (U…) or user group (S…) ids",
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    pub fn route(&self, kind: NotificationKind) -> Option<&Route> {
+        match kind {
+            NotificationKind::Test => None,
+            kind => self.routes.get(&kind).filter(|r| r.enabled),
+        }
+    }
+
+    /// When a notification of `kind` raised at `now` may be delivered: now,
+    /// or the end of the mute window it falls in, in the organization's time zone.
+    pub fn deliver_at(&self, kind: NotificationKind, now: DateTime<Utc>) -> DateTime<Utc> {
+        let Some(mute) = &self.mute_hours else { return now };
+        if kind == NotificationKind::Test || (kind == NotificationKind::CallFailed && self.failures_bypass_mute) {
+            return now;
+        }
+        let (Ok(tz), Ok(start), Ok(end)) = (
+            self.timezone.parse::<Tz>(),
+            parse_time("start", &mute.start),
+            parse_time("end", &mute.end),
+        ) else {
+            return now;
+        };
+        let local = now.with_timezone(&tz);
+        let time = local.time();
+        let muted = if start < end {
+            time >= start && time < end
+        } else {
+            time >= start || time < end
+        };
+        if !muted {
+            return now;
+        }
+        let end_day = if start > end && time >= start {
+            local.date_naive() + Duration::days(1)
+        } else {
+            local.date_naive()
+        };
+        // An end time skipped by a DST change delivers an hour later rather than never.
+        tz.from_local_datetime(&end_day.and_time(end))
+            .earliest()
+            .or_else(|| {
+                tz.from_local_datetime(&(end_day.and_time(end) + Duration::hours(1)))
+                    .earliest()
+            })
+            .map_or(now, |t| t.with_timezone(&Utc))
+    }
+}
+
+/// What a notification says about a call.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CallFacts {
+    pub call_id: Uuid,
+    pub contact_name: Option<String>,
+    pub company: Option<String>,
+    pub phone: Option<String>,
+    pub agent_name: Option<String>,
+    pub duration_seconds: Option<f64>,
+    pub sentiment: Option<String>,
+    pub outcome: Option<String>,
+    pub ended_reason: Option<String>,
+    pub summary: Option<String>,
+}
+
+fn duration_text(seconds: Option<f64>) -> String {
+    seconds.map_or_else(|| "–".into(), |s| format!("{}:{:02}", (s as u64) / 60, (s as u64) % 60))
+}
+
+/// Slack's mrkdwn escaping of `&`, `<` and `>`.
+pub fn escape(text: &str) -> String {
+    text.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;")
+}
+
+/// The Block Kit message for a notification; links point into the app at `app_url`.
+pub fn message(kind: NotificationKind, facts: &CallFacts, mentions: &[String], app_url: &str) -> Value {
+    let who = facts
+        .contact_name
+        .as_deref()
+        .or(facts.phone.as_deref())
+        .unwrap_or("A caller");
+    let company = facts
+        .company
+        .as_deref()
+        .map(|c| format!(" from *{}*", escape(c)))
+        .unwrap_or_default();
+    let agent = escape(facts.agent_name.as_deref().unwrap_or("your agent"));
+    let (title, headline) = match kind {
+        NotificationKind::HotLead => (
+            "🎯 Hot Lead Alert!",
+            format!("*{}*{company} just qualified on a call with *{agent}*", escape(who)),
+        ),
+        NotificationKind::AppointmentBooked => (
+            "📅 Appointment Booked",
+            format!("*{}*{company} booked an appointment with *{agent}*", escape(who)),
+        ),
+        NotificationKind::CallFailed => (
+            "🚨 Call failed (technical issue)",
+            format!(
+                "A call of *{agent}* with *{}* ended with `{}`",
+                escape(who),
+                escape(facts.ended_reason.as_deref().unwrap_or("unknown"))
+            ),
+        ),
+        NotificationKind::Test => (
+            "✅ VoxReach is connected",
+            "Notifications for this channel will arrive here.".to_owned(),
+        ),
+    };
+    let mention_text: String = mentions
+        .iter()
+        .map(|m| {
+            if m.starts_with('S') {
+                format!("<!subteam^{m}> ")
+            } else {
+                format!("<@{m}> ")
+            }
+        })
+        .collect();
+    let mut blocks = vec![
+        json!({"type": "header", "text": {"type": "plain_text", "text": title, "emoji": true}}),
+        json!({"type": "section", "text": {"type": "mrkdwn", "text": format!("{mention_text}{headline}")}}),
+    ];
+    if kind != NotificationKind::Test {
+        let field =
+            |label: &str, value: &str| json!({"type": "mrkdwn", "text": format!("*{label}:*\n{}", escape(value))});
+        blocks.push(json!({"type": "section", "fields": [
+            field("Phone", facts.phone.as_deref().unwrap_or("–")),
+            field("Outcome", facts.outcome.as_deref().unwrap_or("–")),
+            field("Call Duration", &duration_text(facts.duration_seconds)),
+            field("Sentiment", facts.sentiment.as_deref().unwrap_or("–")),
+        ]}));
+        if let Some(summary) = &facts.summary {
+            let summary: String = summary.chars().take(2900).collect();
+            blocks.push(json!({"type": "context", "elements": [{"type": "mrkdwn", "text": escape(&summary)}]}));
+        }
+        let mut buttons = vec![json!({
+            "type": "button",
+            "text": {"type": "plain_text", "text": "View Transcript"},
+            "url": format!("{}/calls/{}", app_url.trim_end_matches('/'), facts.call_id)
+        })];
+        if let Some(phone) = &facts.phone {
+            buttons.push(json!({"type": "button", "text": {"type": "plain_text", "text": "Call Back"}, "url": format!("tel:{phone}")}));
+        }
+        blocks.push(json!({"type": "actions", "elements": buttons}));
+    }
+    json!({ "text": title, "blocks": blocks })
+}
+
+// ---------------------------------------------------------------- integration aggregate
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", content = "data")]
+pub enum SlackEvent {
+    /// `sealed_webhook_url` is encrypted at rest; `webhook_hint` is a masked fragment.
+    #[serde(rename_all = "camelCase")]
+    SlackIntegrationConnected {
+        organization_id: Uuid,
+        workspace_name: String,
+        channel: String,
+        sealed_webhook_url: String,
+        webhook_hint: String,
+        preferences: Preferences,
+        at: DateTime<Utc>,
+    },
+    #[serde(rename_all = "camelCase")]
+    SlackPreferencesUpdated {
+        preferences: Preferences,
+        at: DateTime<Utc>,
+    },
+    #[serde(rename_all = "camelCase")]
+    SlackIntegrationBroken { reason: String, at: DateTime<Utc> },
+    #[serde(rename_all = "camelCase")]
+    SlackIntegrationDisconnected { at: DateTime<Utc> },
+}
+
+impl DomainEvent for SlackEvent {
+    fn event_type(&self) -> &'static str {
+        match self {
+            SlackEvent::SlackIntegrationConnected { .. } => "SlackIntegrationConnected",
+            SlackEvent::SlackPreferencesUpdated { .. } => "SlackPreferencesUpdated",
+            SlackEvent::SlackIntegrationBroken { .. } => "SlackIntegrationBroken",
+            SlackEvent::SlackIntegrationDisconnected { .. } => "SlackIntegrationDisconnected",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum SlackCommand {
+    Connect {
+        organization_id: Uuid,
+        workspace_name: String,
+        channel: String,
+        sealed_webhook_url: String,
+        webhook_hint: String,
+        preferences: Preferences,
+        now: DateTime<Utc>,
+    },
+    UpdatePreferences {
+        preferences: Preferences,
+        now: DateTime<Utc>,
+    },
+    MarkBroken {
+        reason: String,
+        now: DateTime<Utc>,
+    },
+    Disconnect {
+        now: DateTime<Utc>,
+    },
+}
+
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct SlackIntegration {
+    pub connected: bool,
+    pub disconnected: bool,
+    pub sealed_webhook_url: Option<String>,
+    pub preferences: Preferences,
+    pub broken: Option<String>,
+}
+
+impl SlackIntegration {
+    pub fn exists(&self) -> bool {
+        self.connected && !self.disconnected
+    }
+}
+
+impl Aggregate for SlackIntegration {
+    type Command = SlackCommand;
+    type Event = SlackEvent;
+    type Error = SlackError;
+    const STREAM_TYPE: &'static str = "slack-integration";
+
+    fn decide(command: &SlackCommand, state: &Self) -> Result<Vec<SlackEvent>, SlackError> {
+        if !matches!(command, SlackCommand::Connect { .. }) && !state.exists() {
+            return Err(SlackError::NotFound);
+        }
+        Ok(match command {
+            SlackCommand::Connect {
+                organization_id,
+                workspace_name,
+                channel,
+                sealed_webhook_url,
+                webhook_hint,
+                preferences,
+                now,
+            } => {
+                if workspace_name.trim().is_empty() || workspace_name.chars().count() > 100 {
+                    return Err(invalid("workspaceName", "must be 1 to 100 characters"));
+                }
+                if !channel.starts_with('#') || channel.len() < 2 || channel.len() > 81 {
+                    return Err(invalid("channel", "must be a channel name like #sales"));
+                }
+                preferences.validate()?;
+                vec![SlackEvent::SlackIntegrationConnected {
+                    organization_id: *organization_id,
+                    workspace_name: workspace_name.trim().to_owned(),
+                    channel: channel.clone(),
+                    sealed_webhook_url: sealed_webhook_url.clone(),
+                    webhook_hint: webhook_hint.clone(),
+                    preferences: preferences.clone(),
+                    at: *now,
+                }]
+            }
+            SlackCommand::UpdatePreferences { preferences, now } => {
+                preferences.validate()?;
+                if *preferences == state.preferences {
+                    vec![]
+                } else {
+                    vec![SlackEvent::SlackPreferencesUpdated {
+                        preferences: preferences.clone(),
+                        at: *now,
+                    }]
+                }
+            }
+            SlackCommand::MarkBroken { .. } if state.broken.is_some() => vec![],
+            SlackCommand::MarkBroken { reason, now } => vec![SlackEvent::SlackIntegrationBroken {
+                reason: reason.clone(),
+                at: *now,
+            }],
+            SlackCommand::Disconnect { now } => vec![SlackEvent::SlackIntegrationDisconnected { at: *now }],
+        })
+    }
+
+    fn evolve(mut self, event: &SlackEvent) -> Self {
+        match event {
+            SlackEvent::SlackIntegrationConnected {
+                sealed_webhook_url,
+                preferences,
+                ..
+            } => {
+                self.connected = true;
+                self.sealed_webhook_url = Some(sealed_webhook_url.clone());
+                self.preferences = preferences.clone();
+            }
+            SlackEvent::SlackPreferencesUpdated { preferences, .. } => self.preferences = preferences.clone(),
+            SlackEvent::SlackIntegrationBroken { reason, .. } => self.broken = Some(reason.clone()),
+            SlackEvent::SlackIntegrationDisconnected { .. } => self.disconnected = true,
+        }
+        self
+    }
+}
+
+// ---------------------------------------------------------------- one notification
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", content = "data")]
+pub enum NotificationEvent {
+    #[serde(rename_all = "camelCase")]
+    SlackNotificationSent {
+        integration_id: Uuid,
+        kind: NotificationKind,
+        source: String,
+        at: DateTime<Utc>,
+    },
+    #[serde(rename_all = "camelCase")]
+    SlackNotificationFailed {
+        integration_id: Uuid,
+        kind: NotificationKind,
+        source: String,
+        reason: String,
+        attempt: u32,
+        retry_at: Option<DateTime<Utc>>,
+        at: DateTime<Utc>,
+    },
+}
+
+impl DomainEvent for NotificationEvent {
+    fn event_type(&self) -> &'static str {
+        match self {
+            NotificationEvent::SlackNotificationSent { .. } => "SlackNotificationSent",
+            NotificationEvent::SlackNotificationFailed { .. } => "SlackNotificationFailed",
+        }
+    }
+}
+
+/// A notification's delivery record: one stream per (integration, triggering event).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Notification {
+    pub sent: bool,
+    pub attempts: u32,
+}
+
+impl Aggregate for Notification {
+    type Command = NotificationEvent;
+    type Event = NotificationEvent;
+    type Error = SlackError;
+    const STREAM_TYPE: &'static str = "slack-notification";
+
+    /// Outcomes are facts reported by the delivery reactor; a sent notification takes no more.
+    fn decide(command: &NotificationEvent, state: &Self) -> Result<Vec<NotificationEvent>, SlackError> {
+        Ok(if state.sent { vec![] } else { vec![command.clone()] })
+    }
+
+    fn evolve(mut self, event: &NotificationEvent) -> Self {
+        match event {
+            NotificationEvent::SlackNotificationSent { .. } => self.sent = true,
+            NotificationEvent::SlackNotificationFailed { .. } => self.attempts += 1,
+        }
+        self
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(s: &str) -> DateTime<Utc> {
+        s.parse().unwrap()
+    }
+
+    fn muted(start: &str, end: &str, tz: &str) -> Preferences {
+        Preferences {
+            timezone: tz.into(),
+            mute_hours: Some(MuteHours {
+                start: start.into(),
+                end: end.into(),
+            }),
+            ..Preferences::default()
+        }
+    }
+
+    #[test]
+    fn mute_hours_defer_to_the_local_end_of_the_window() {
+        let prefs = muted("21:00", "08:00", "America/New_York");
+        // 02:30 UTC = 21:30 in New York (EST, UTC-5): held until 08:00 local = 13:00 UTC.
+        assert_eq!(
+            prefs.deliver_at(NotificationKind::HotLead, at("2026-11-25T02:30:00Z")),
+            at("2026-11-25T13:00:00Z")
+        );
+        // 10:00 UTC = 05:00 local, still muted: same morning.
+        assert_eq!(
+            prefs.deliver_at(NotificationKind::HotLead, at("2026-11-25T10:00:00Z")),
+            at("2026-11-25T13:00:00Z")
+        );
+        // 15:00 UTC = 10:00 local: now.
+        assert_eq!(
+            prefs.deliver_at(NotificationKind::HotLead, at("2026-11-25T15:00:00Z")),
+            at("2026-11-25T15:00:00Z")
+        );
+        // Failures bypass by default.
+        assert_eq!(
+            prefs.deliver_at(NotificationKind::CallFailed, at("2026-11-25T02:30:00Z")),
+            at("2026-11-25T02:30:00Z")
+        );
+        // Across the spring DST change in Berlin: 01:30 UTC on 29 March is 03:30 CEST.
+        let berlin = muted("22:00", "07:00", "Europe/Berlin");
+        assert_eq!(
+            berlin.deliver_at(NotificationKind::HotLead, at("2026-03-29T01:30:00Z")),
+            at("2026-03-29T05:00:00Z")
+        );
+    }
+
+    #[test]
+    fn preferences_are_validated() {
+        assert!(muted("25:00", "07:00", "UTC").validate().is_err());
+        assert!(muted("22:00", "07:00", "Mars/Olympus").validate().is_err());
+        assert!(Preferences::default().validate().is_ok());
+    }
+
+    #[test]
+    fn the_hot_lead_message_is_block_kit() {
+        let facts = CallFacts {
+            call_id: Uuid::nil(),
+            contact_name: Some("John Doe".into()),
+            company: Some("Acme Corp".into()),
+            phone: Some("+15551234567".into()),
+            agent_name: Some("Sales Agent 1".into()),
+            duration_seconds: Some(272.0),
+            sentiment: Some("Very Positive".into()),
+            outcome: Some("qualified".into()),
+            ..CallFacts::default()
+        };
+        let body = message(
+            NotificationKind::HotLead,
+            &facts,
+            &["U123".into()],
+            "https://app.voxreach.io/",
+        );
+        assert_eq!(body["text"], "🎯 Hot Lead Alert!");
+        assert_eq!(
+            body["blocks"][1]["text"]["text"],
+            "<@U123> *John Doe* from *Acme Corp* just qualified on a call with *Sales Agent 1*"
+        );
+        assert_eq!(body["blocks"][2]["fields"][2]["text"], "*Call Duration:*\n4:32");
+        assert_eq!(
+            body["blocks"][3]["elements"][0]["url"],
+            "https://app.voxreach.io/calls/00000000-0000-0000-0000-000000000000"
+        );
+        assert_eq!(body["blocks"][3]["elements"][1]["url"], "tel:+15551234567");
+    }
+}
