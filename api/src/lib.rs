@@ -8,5 +8,6 @@ pub mod error;
 pub mod health;
 pub mod phone_numbers;
 pub mod server;
+pub mod slack;
 pub mod users;
 pub mod webhooks;

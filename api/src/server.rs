@@ -10,6 +10,7 @@ use application::calls::{CallHistory, CallPlacement, CallService, OutboundCalls,
 use application::clock::{Clock, SystemClock};
 use application::event_store::EventStore;
 use application::phone_numbers::{NumberSync, PhoneNumberService};
+use application::slack::{SlackNotifier, SlackService};
 use application::voice::RetryPolicy;
 use application::work::{WorkHandler, WorkQueue};
 use chrono::Duration;
@@ -21,6 +22,7 @@ use infrastructure::passwords::Argon2Passwords;
 use infrastructure::secret_box::SecretBox;
 use infrastructure::secret_tokens::RandomSecretTokens;
 use infrastructure::sessions::JwtSessions;
+use infrastructure::slack::SlackClient;
 use infrastructure::vapi::{VapiClient, VapiConfig};
 use infrastructure::work_queue::PgWorkQueue;
 use projections::{ProjectionRunner, RunnerConfig};
@@ -41,6 +43,7 @@ pub struct AppState {
     pub numbers: Arc<PhoneNumberService>,
     pub outbound: Arc<OutboundCalls>,
     pub ab_testing: Arc<AbTestingService>,
+    pub slack: Arc<SlackService>,
     pub number_sync: Arc<NumberSync>,
     pub vapi_webhook_secret: String,
     pub runner: ProjectionRunner,
@@ -58,6 +61,8 @@ pub struct Wiring {
     pub vapi_base_url: String,
     pub vapi_api_key: String,
     pub retry: RetryPolicy,
+    /// Hosts Slack webhook URLs may point at.
+    pub slack_hosts: Vec<String>,
 }
 
 impl Wiring {
@@ -70,6 +75,7 @@ impl Wiring {
             vapi_base_url: infrastructure::vapi::DEFAULT_BASE_URL.into(),
             vapi_api_key: String::new(),
             retry: RetryPolicy::default(),
+            slack_hosts: vec!["hooks.slack.com".into()],
         }
     }
 }
@@ -129,7 +135,7 @@ pub fn build_state(pool: PgPool, wiring: Wiring) -> AppState {
         store: store.clone(),
         clock: wiring.clock.clone(),
         voice: vapi.clone(),
-        sealer,
+        sealer: sealer.clone(),
         agents: agent_directory.clone(),
         directory: number_directory,
         retry: wiring.retry,
@@ -149,6 +155,27 @@ pub fn build_state(pool: PgPool, wiring: Wiring) -> AppState {
         store: store.clone(),
         clock: wiring.clock.clone(),
         directory: ab_directory.clone(),
+    };
+    let slack_directory = Arc::new(projections::slack::PgSlackDirectory::new(pool.clone()));
+    let slack_webhook = Arc::new(SlackClient::default());
+    let slack = SlackService {
+        store: store.clone(),
+        clock: wiring.clock.clone(),
+        sealer: sealer.clone(),
+        directory: slack_directory.clone(),
+        webhook: slack_webhook.clone(),
+        allowed_hosts: wiring.slack_hosts.clone(),
+        app_url: wiring.public_url.clone(),
+    };
+    let slack_notifier = SlackNotifier {
+        store: store.clone(),
+        clock: wiring.clock.clone(),
+        sealer: sealer.clone(),
+        directory: slack_directory,
+        calls: call_history.clone(),
+        webhook: slack_webhook,
+        retry: wiring.retry,
+        app_url: wiring.public_url.clone(),
     };
     let ab_decisions = AbDecisions {
         store: store.clone(),
@@ -174,7 +201,9 @@ pub fn build_state(pool: PgPool, wiring: Wiring) -> AppState {
             number_sync.clone(),
             Arc::new(call_placement),
             Arc::new(ab_decisions),
+            Arc::new(slack_notifier),
         ],
+        slack: Arc::new(slack),
         outbound: Arc::new(outbound),
         ab_testing: Arc::new(ab_testing),
         numbers: Arc::new(numbers),
@@ -201,6 +230,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     .configure(crate::users::routes)
     .configure(crate::agents::routes)
     .configure(crate::ab_testing::routes)
+    .configure(crate::slack::routes)
     .configure(crate::calls::routes)
     .configure(crate::phone_numbers::routes)
     .configure(crate::webhooks::routes);

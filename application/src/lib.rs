@@ -9,6 +9,7 @@ pub mod clock;
 pub mod error;
 pub mod event_store;
 pub mod phone_numbers;
+pub mod slack;
 pub mod voice;
 pub mod work;
 

@@ -11,6 +11,7 @@ pub mod passwords;
 pub mod secret_box;
 pub mod secret_tokens;
 pub mod sessions;
+pub mod slack;
 pub mod vapi;
 pub mod vapi_messages;
 pub mod work_queue;

@@ -6,6 +6,7 @@ pub mod agents;
 pub mod calls;
 pub mod phone_numbers;
 pub mod runtime;
+pub mod slack;
 pub mod users;
 pub mod work;
 
@@ -35,6 +36,8 @@ pub fn all() -> Vec<Arc<dyn Projection>> {
             event_types: &["CallRequested"],
             reactor: application::calls::CALL_PLACEMENT,
         }),
+        Arc::new(slack::SlackIntegrationsProjection),
+        Arc::new(slack::SlackRouter),
         Arc::new(phone_numbers::PhoneNumbersProjection),
         Arc::new(WorkFeeder {
             name: "number_sync_queue",

@@ -315,3 +315,22 @@ impl VapiWorld {
         }
     }
 }
+
+/// A clock tests move by hand.
+pub struct ManualClock(std::sync::Mutex<chrono::DateTime<chrono::Utc>>);
+
+impl ManualClock {
+    pub fn at(time: &str) -> Arc<Self> {
+        Arc::new(Self(std::sync::Mutex::new(time.parse().expect("an RFC 3339 time"))))
+    }
+
+    pub fn set(&self, time: &str) {
+        *self.0.lock().expect("clock lock") = time.parse().expect("an RFC 3339 time");
+    }
+}
+
+impl application::clock::Clock for ManualClock {
+    fn now(&self) -> chrono::DateTime<chrono::Utc> {
+        *self.0.lock().expect("clock lock")
+    }
+}

@@ -1,0 +1,482 @@
+//! Slack notifications: integrations and their delivery reactor.
+
+use crate::aggregates::{append_failed, load_in, stream_of, Loaded};
+use crate::auth::Session;
+use crate::calls::CallHistory;
+use crate::clock::Clock;
+use crate::error::{AppError, ErrorKind};
+use crate::event_store::{AppendError, AppendRequest, EventStore};
+use crate::phone_numbers::SecretSealer;
+use crate::voice::{ProviderError, RetryPolicy};
+use crate::work::{WorkHandler, WorkItem, WorkOutcome};
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use domain::slack::{
+    message, CallFacts, Notification, NotificationEvent, NotificationKind, Preferences, SlackCommand, SlackError,
+    SlackIntegration,
+};
+use domain::{Aggregate, EventMetadata};
+use serde::Serialize;
+use serde_json::Value;
+use std::sync::Arc;
+use std::time::Duration;
+use uuid::Uuid;
+
+/// Name of the reactor that delivers notifications.
+pub const SLACK_NOTIFY: &str = "slack-notify";
+
+const NOTIFICATION_NAMESPACE: Uuid = Uuid::from_u128(0x51ac_4e55_0f1c_4d2e_8a77_90b1_c0ff_ee02);
+
+/// How Slack answered a post.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SlackDeliveryError {
+    #[error("rate limited by Slack")]
+    RateLimited { retry_after: Option<Duration> },
+    /// The webhook no longer works (revoked, archived channel…): reconnecting is needed.
+    #[error("Slack refused the webhook: {0}")]
+    Revoked(String),
+    /// This message cannot be posted (e.g. `invalid_payload`); the webhook is fine.
+    #[error("Slack refused the message: {0}")]
+    Rejected(String),
+    #[error("Slack is unavailable: {0}")]
+    Unavailable(String),
+}
+
+#[async_trait]
+pub trait SlackWebhook: Send + Sync {
+    async fn post(&self, webhook_url: &str, body: &Value) -> Result<(), SlackDeliveryError>;
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SlackIntegrationView {
+    pub id: Uuid,
+    pub workspace_name: String,
+    pub channel: String,
+    /// A masked fragment of the webhook URL; the URL itself is never returned.
+    pub webhook_hint: String,
+    pub preferences: Preferences,
+    /// `active`, or `broken` after a permanent error from Slack.
+    pub status: String,
+    pub broken_reason: Option<String>,
+    pub notifications_sent: i64,
+    pub last_error: Option<String>,
+    pub created_at: DateTime<Utc>,
+}
+
+#[async_trait]
+pub trait SlackDirectory: Send + Sync {
+    async fn integrations(&self, organization_id: Uuid) -> Result<Vec<SlackIntegrationView>, AppError>;
+}
+
+pub fn slack_error(error: SlackError) -> AppError {
+    match error {
+        SlackError::Invalid { field, reason } => AppError::validation(field, format!("{field} is invalid: {reason}")),
+        SlackError::NotFound => AppError::not_found("Slack integration"),
+    }
+}
+
+fn context(organization_id: Uuid, integration_id: Uuid) -> String {
+    format!("slack:{organization_id}:{integration_id}")
+}
+
+pub struct SlackService {
+    pub store: Arc<dyn EventStore>,
+    pub clock: Arc<dyn Clock>,
+    pub sealer: Arc<dyn SecretSealer>,
+    pub directory: Arc<dyn SlackDirectory>,
+    pub webhook: Arc<dyn SlackWebhook>,
+    /// Hosts webhook URLs may point at (`hooks.slack.com`), so the server posts nowhere else.
+    pub allowed_hosts: Vec<String>,
+    pub app_url: String,
+}
+
+fn metadata(actor: String, source: &str) -> EventMetadata {
+    EventMetadata {
+        correlation_id: Some(Uuid::now_v7()),
+        actor: Some(actor),
+        source: Some(source.into()),
+        ..EventMetadata::default()
+    }
+}
+
+impl SlackService {
+    fn check_url(&self, raw: &str) -> Result<String, AppError> {
+        let bad = || {
+            AppError::validation(
+                "webhookUrl",
+                "webhookUrl must be a Slack incoming-webhook URL (https://hooks.slack.com/services/…)",
+            )
+        };
+        let (scheme, rest) = raw.trim().split_once("://").ok_or_else(bad)?;
+        let (host, path) = rest.split_once('/').ok_or_else(bad)?;
+        let host_only = host.split(':').next().unwrap_or_default();
+        if !matches!(scheme, "https" | "http")
+            || !path.starts_with("services/")
+            || !self.allowed_hosts.iter().any(|h| h == host_only)
+        {
+            return Err(bad());
+        }
+        if scheme == "http" && host_only != "127.0.0.1" {
+            return Err(bad());
+        }
+        let tail: String = raw
+            .trim()
+            .chars()
+            .rev()
+            .take(4)
+            .collect::<Vec<_>>()
+            .into_iter()
+            .rev()
+            .collect();
+        Ok(format!("{scheme}://{host}/services/…{tail}"))
+    }
+
+    async fn execute(
+        &self,
+        caller: &Session,
+        id: Uuid,
+        command: SlackCommand,
+    ) -> Result<Loaded<SlackIntegration>, AppError> {
+        let loaded = load_in::<SlackIntegration>(
+            self.store.as_ref(),
+            caller.organization_id,
+            stream_of::<SlackIntegration>(id),
+        )
+        .await?;
+        let events = SlackIntegration::decide(&command, &loaded.state).map_err(slack_error)?;
+        if !events.is_empty() {
+            let append = loaded.append_of(&events, &metadata(format!("user:{}", caller.user_id), "api"));
+            self.store
+                .append(AppendRequest {
+                    organization_id: caller.organization_id,
+                    streams: vec![append],
+                    idempotency_key: None,
+                })
+                .await
+                .map_err(append_failed)?;
+        }
+        let state = events.iter().fold(loaded.state.clone(), SlackIntegration::evolve);
+        Ok(Loaded { state, ..loaded })
+    }
+
+    pub async fn connect(
+        &self,
+        caller: &Session,
+        workspace_name: String,
+        channel: String,
+        webhook_url: &str,
+        preferences: Preferences,
+    ) -> Result<Uuid, AppError> {
+        if !caller.role.is_manager() {
+            return Err(AppError::forbidden("only owners and admins manage integrations"));
+        }
+        let webhook_hint = self.check_url(webhook_url)?;
+        let id = Uuid::now_v7();
+        let sealed_webhook_url = self
+            .sealer
+            .seal(webhook_url.trim(), &context(caller.organization_id, id));
+        let command = SlackCommand::Connect {
+            organization_id: caller.organization_id,
+            workspace_name,
+            channel,
+            sealed_webhook_url,
+            webhook_hint,
+            preferences,
+            now: self.clock.now(),
+        };
+        self.execute(caller, id, command).await?;
+        Ok(id)
+    }
+
+    pub async fn list(&self, caller: &Session) -> Result<Vec<SlackIntegrationView>, AppError> {
+        self.directory.integrations(caller.organization_id).await
+    }
+
+    pub async fn update_preferences(
+        &self,
+        caller: &Session,
+        id: Uuid,
+        preferences: Preferences,
+    ) -> Result<(), AppError> {
+        self.execute(
+            caller,
+            id,
+            SlackCommand::UpdatePreferences {
+                preferences,
+                now: self.clock.now(),
+            },
+        )
+        .await
+        .map(|_| ())
+    }
+
+    pub async fn disconnect(&self, caller: &Session, id: Uuid) -> Result<(), AppError> {
+        self.execute(caller, id, SlackCommand::Disconnect { now: self.clock.now() })
+            .await
+            .map(|_| ())
+    }
+
+    /// Posts a test message now; reports Slack's answer.
+    pub async fn send_test(&self, caller: &Session, id: Uuid) -> Result<(), AppError> {
+        let loaded = load_in::<SlackIntegration>(
+            self.store.as_ref(),
+            caller.organization_id,
+            stream_of::<SlackIntegration>(id),
+        )
+        .await?;
+        if !loaded.state.exists() {
+            return Err(slack_error(SlackError::NotFound));
+        }
+        let url = self.sealer.open(
+            loaded.state.sealed_webhook_url.as_deref().unwrap_or_default(),
+            &context(caller.organization_id, id),
+        )?;
+        let body = message(NotificationKind::Test, &CallFacts::default(), &[], &self.app_url);
+        match self.webhook.post(&url, &body).await {
+            Ok(()) => Ok(()),
+            Err(error) => {
+                if let SlackDeliveryError::Revoked(code) = &error {
+                    self.execute(
+                        caller,
+                        id,
+                        SlackCommand::MarkBroken {
+                            reason: code.clone(),
+                            now: self.clock.now(),
+                        },
+                    )
+                    .await?;
+                }
+                Err(AppError::new(
+                    ErrorKind::Unavailable,
+                    "slack_delivery_failed",
+                    error.to_string(),
+                ))
+            }
+        }
+    }
+}
+
+/// Delivers the notifications one call event raises to every integration that routes them.
+pub struct SlackNotifier {
+    pub store: Arc<dyn EventStore>,
+    pub clock: Arc<dyn Clock>,
+    pub sealer: Arc<dyn SecretSealer>,
+    pub directory: Arc<dyn SlackDirectory>,
+    pub calls: Arc<dyn CallHistory>,
+    pub webhook: Arc<dyn SlackWebhook>,
+    pub retry: RetryPolicy,
+    pub app_url: String,
+}
+
+/// A work key: `<kind>:<call id>:<triggering event id>`.
+pub fn notification_key(kind: NotificationKind, call_id: Uuid, event_id: Uuid) -> String {
+    let kind = serde_json::to_value(kind)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_owned))
+        .unwrap_or_default();
+    format!("{kind}:{call_id}:{event_id}")
+}
+
+fn parse_key(key: &str) -> Option<(NotificationKind, Uuid)> {
+    let mut parts = key.split(':');
+    let kind: NotificationKind = serde_json::from_value(Value::String(parts.next()?.to_owned())).ok()?;
+    Some((kind, Uuid::parse_str(parts.next()?).ok()?))
+}
+
+impl SlackNotifier {
+    async fn facts(&self, organization_id: Uuid, call_id: Uuid) -> Result<CallFacts, AppError> {
+        let call = self.calls.get(organization_id, call_id).await?;
+        let Some(call) = call else {
+            return Ok(CallFacts {
+                call_id,
+                ..CallFacts::default()
+            });
+        };
+        let data = &call.analysis["structuredData"];
+        let text = |field: &str| data[field].as_str().map(str::to_owned);
+        Ok(CallFacts {
+            call_id,
+            contact_name: text("name").or_else(|| text("contactName")),
+            company: text("company"),
+            phone: call.summary.customer_number.clone(),
+            agent_name: call.summary.agent_name.clone(),
+            duration_seconds: call.summary.duration_seconds,
+            sentiment: text("sentiment"),
+            outcome: call.summary.outcome.clone(),
+            ended_reason: call.summary.ended_reason.clone(),
+            summary: call.analysis["summary"].as_str().map(str::to_owned),
+        })
+    }
+
+    async fn record(
+        &self,
+        organization_id: Uuid,
+        stream: &Loaded<Notification>,
+        event: NotificationEvent,
+    ) -> Result<(), AppError> {
+        let events = Notification::decide(&event, &stream.state).map_err(slack_error)?;
+        let meta = metadata("system:slack".into(), "reactor:slack-notify");
+        match self
+            .store
+            .append(AppendRequest {
+                organization_id,
+                streams: vec![stream.append_of(&events, &meta)],
+                idempotency_key: None,
+            })
+            .await
+        {
+            Ok(_) | Err(AppendError::VersionConflict { .. }) => Ok(()),
+            Err(other) => Err(append_failed(other)),
+        }
+    }
+
+    async fn mark_broken(&self, organization_id: Uuid, integration_id: Uuid, reason: &str) -> Result<(), AppError> {
+        let loaded = load_in::<SlackIntegration>(
+            self.store.as_ref(),
+            organization_id,
+            stream_of::<SlackIntegration>(integration_id),
+        )
+        .await?;
+        let events = SlackIntegration::decide(
+            &SlackCommand::MarkBroken {
+                reason: reason.into(),
+                now: self.clock.now(),
+            },
+            &loaded.state,
+        )
+        .map_err(slack_error)?;
+        let meta = metadata("system:slack".into(), "reactor:slack-notify");
+        match self
+            .store
+            .append(AppendRequest {
+                organization_id,
+                streams: vec![loaded.append_of(&events, &meta)],
+                idempotency_key: None,
+            })
+            .await
+        {
+            Ok(_) | Err(AppendError::VersionConflict { .. }) => Ok(()),
+            Err(other) => Err(append_failed(other)),
+        }
+    }
+}
+
+#[async_trait]
+impl WorkHandler for SlackNotifier {
+    fn reactor(&self) -> &'static str {
+        SLACK_NOTIFY
+    }
+
+    async fn handle(&self, item: &WorkItem) -> Result<WorkOutcome, AppError> {
+        let Some((kind, call_id)) = parse_key(&item.key) else {
+            return Err(AppError::internal("reading a work key", &item.key));
+        };
+        let organization_id = item.organization_id;
+        let now = self.clock.now();
+        let mut earliest_retry: Option<(DateTime<Utc>, String)> = None;
+        let mut facts: Option<CallFacts> = None;
+        for integration in self.directory.integrations(organization_id).await? {
+            let Some(route) = integration.preferences.route(kind).cloned() else {
+                continue;
+            };
+            if integration.status != "active" {
+                continue;
+            }
+            let notification_id = Uuid::new_v5(
+                &NOTIFICATION_NAMESPACE,
+                format!("{}:{}", integration.id, item.key).as_bytes(),
+            );
+            let stream = load_in::<Notification>(
+                self.store.as_ref(),
+                organization_id,
+                stream_of::<Notification>(notification_id),
+            )
+            .await?;
+            if stream.state.sent {
+                continue;
+            }
+            let due = integration.preferences.deliver_at(kind, now);
+            if due > now {
+                // Held through mute hours.
+                earliest_retry = Some(earliest_retry.map_or((due, "mute hours".into()), |(d, r)| {
+                    if d <= due {
+                        (d, r)
+                    } else {
+                        (due, "mute hours".into())
+                    }
+                }));
+                continue;
+            }
+            let loaded = load_in::<SlackIntegration>(
+                self.store.as_ref(),
+                organization_id,
+                stream_of::<SlackIntegration>(integration.id),
+            )
+            .await?;
+            let url = self.sealer.open(
+                loaded.state.sealed_webhook_url.as_deref().unwrap_or_default(),
+                &context(organization_id, integration.id),
+            )?;
+            if facts.is_none() {
+                facts = Some(self.facts(organization_id, call_id).await?);
+            }
+            let body = message(
+                kind,
+                facts.as_ref().expect("just loaded"),
+                &route.mentions,
+                &self.app_url,
+            );
+            let source = item.key.clone();
+            let attempt = stream.state.attempts + 1;
+            let failed = |reason: String, retry_at: Option<DateTime<Utc>>| NotificationEvent::SlackNotificationFailed {
+                integration_id: integration.id,
+                kind,
+                source: source.clone(),
+                reason,
+                attempt,
+                retry_at,
+                at: now,
+            };
+            match self.webhook.post(&url, &body).await {
+                Ok(()) => {
+                    let sent = NotificationEvent::SlackNotificationSent {
+                        integration_id: integration.id,
+                        kind,
+                        source: source.clone(),
+                        at: now,
+                    };
+                    self.record(organization_id, &stream, sent).await?;
+                }
+                Err(SlackDeliveryError::Revoked(code)) => {
+                    self.record(organization_id, &stream, failed(code.clone(), None))
+                        .await?;
+                    self.mark_broken(organization_id, integration.id, &code).await?;
+                }
+                Err(SlackDeliveryError::Rejected(code)) => {
+                    self.record(organization_id, &stream, failed(code, None)).await?
+                }
+                Err(error) => {
+                    let as_provider = match &error {
+                        SlackDeliveryError::RateLimited { retry_after } => ProviderError::RateLimited {
+                            retry_after: *retry_after,
+                        },
+                        other => ProviderError::Unavailable(other.to_string()),
+                    };
+                    let retry_at = self.retry.next_attempt(attempt, &as_provider, now);
+                    self.record(organization_id, &stream, failed(error.to_string(), retry_at))
+                        .await?;
+                    if let Some(due) = retry_at {
+                        if earliest_retry.as_ref().is_none_or(|(d, _)| due < *d) {
+                            earliest_retry = Some((due, error.to_string()));
+                        }
+                    }
+                }
+            }
+        }
+        Ok(match earliest_retry {
+            Some((due, reason)) => WorkOutcome::RetryAt { due, reason },
+            None => WorkOutcome::Done,
+        })
+    }
+}

@@ -1,0 +1,195 @@
+//! Slack integrations as `GET /api/integrations/slack` shows them, and the
+//! router that turns call events into notification work.
+
+use crate::runtime::Projection;
+use application::slack::{notification_key, SlackDirectory, SlackIntegrationView, SLACK_NOTIFY};
+use application::AppError;
+use async_trait::async_trait;
+use domain::calls::{is_technical_failure, CallEvent};
+use domain::slack::{NotificationEvent, NotificationKind, Preferences, SlackEvent};
+use domain::{DomainEvent, RecordedEvent};
+use sqlx::types::Json;
+use sqlx::{PgConnection, PgPool, Row};
+use uuid::Uuid;
+
+fn id_of(event: &RecordedEvent) -> Result<Uuid, sqlx::Error> {
+    let prefix = format!("{}-", event.stream_type);
+    Uuid::parse_str(event.stream_id.trim_start_matches(&prefix)).map_err(|e| sqlx::Error::Decode(Box::new(e)))
+}
+
+fn decode_error(e: domain::events::DecodeError) -> sqlx::Error {
+    sqlx::Error::Decode(Box::new(e))
+}
+
+pub struct SlackIntegrationsProjection;
+
+#[async_trait]
+impl Projection for SlackIntegrationsProjection {
+    fn name(&self) -> &'static str {
+        "slack_integrations"
+    }
+
+    fn schema_version(&self) -> i32 {
+        1
+    }
+
+    fn tables(&self) -> &'static [&'static str] {
+        &["slack_integrations"]
+    }
+
+    fn create_sql(&self) -> &'static str {
+        "CREATE TABLE slack_integrations (
+            id UUID PRIMARY KEY,
+            organization_id UUID NOT NULL,
+            workspace_name TEXT NOT NULL,
+            channel TEXT NOT NULL,
+            webhook_hint TEXT NOT NULL,
+            preferences JSONB NOT NULL,
+            broken_reason TEXT NULL,
+            disconnected BOOLEAN NOT NULL DEFAULT false,
+            notifications_sent BIGINT NOT NULL DEFAULT 0,
+            last_error TEXT NULL,
+            created_at TIMESTAMPTZ NOT NULL
+        );
+        CREATE INDEX slack_integrations_by_organization ON slack_integrations (organization_id, created_at);"
+    }
+
+    async fn apply(&self, conn: &mut PgConnection, events: &[RecordedEvent]) -> Result<(), sqlx::Error> {
+        for event in events {
+            match event.stream_type.as_str() {
+                "slack-integration" => {
+                    let id = id_of(event)?;
+                    let query = match SlackEvent::decode(&event.event_type, event.event_version, &event.payload).map_err(decode_error)? {
+                        SlackEvent::SlackIntegrationConnected { organization_id, workspace_name, channel, webhook_hint, preferences, at, .. } => {
+                            sqlx::query(
+                                "INSERT INTO slack_integrations (id, organization_id, workspace_name, channel, webhook_hint, preferences, created_at)
+                                 VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                            )
+                            .bind(id)
+                            .bind(organization_id)
+                            .bind(workspace_name)
+                            .bind(channel)
+                            .bind(webhook_hint)
+                            .bind(Json(preferences))
+                            .bind(at)
+                        }
+                        SlackEvent::SlackPreferencesUpdated { preferences, .. } => {
+                            sqlx::query("UPDATE slack_integrations SET preferences = $2 WHERE id = $1").bind(id).bind(Json(preferences))
+                        }
+                        SlackEvent::SlackIntegrationBroken { reason, .. } => {
+                            sqlx::query("UPDATE slack_integrations SET broken_reason = $2 WHERE id = $1").bind(id).bind(reason)
+                        }
+                        SlackEvent::SlackIntegrationDisconnected { .. } => {
+                            sqlx::query("UPDATE slack_integrations SET disconnected = true WHERE id = $1").bind(id)
+                        }
+                    };
+                    query.execute(&mut *conn).await?;
+                }
+                "slack-notification" => {
+                    let query = match NotificationEvent::decode(&event.event_type, event.event_version, &event.payload).map_err(decode_error)? {
+                        NotificationEvent::SlackNotificationSent { integration_id, .. } => sqlx::query(
+                            "UPDATE slack_integrations SET notifications_sent = notifications_sent + 1, last_error = NULL WHERE id = $1",
+                        )
+                        .bind(integration_id),
+                        NotificationEvent::SlackNotificationFailed { integration_id, reason, .. } => {
+                            sqlx::query("UPDATE slack_integrations SET last_error = $2 WHERE id = $1").bind(integration_id).bind(reason)
+                        }
+                    };
+                    query.execute(&mut *conn).await?;
+                }
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Makes a notification due for each call event worth one.
+pub struct SlackRouter;
+
+#[async_trait]
+impl Projection for SlackRouter {
+    fn name(&self) -> &'static str {
+        "slack_router"
+    }
+
+    fn schema_version(&self) -> i32 {
+        1
+    }
+
+    fn tables(&self) -> &'static [&'static str] {
+        &[]
+    }
+
+    fn create_sql(&self) -> &'static str {
+        ""
+    }
+
+    async fn apply(&self, conn: &mut PgConnection, events: &[RecordedEvent]) -> Result<(), sqlx::Error> {
+        for event in events
+            .iter()
+            .filter(|e| e.stream_type == "call" && matches!(e.event_type.as_str(), "CallOutcomeRecorded" | "CallEnded"))
+        {
+            let kind = match CallEvent::decode(&event.event_type, event.event_version, &event.payload)
+                .map_err(decode_error)?
+            {
+                CallEvent::CallOutcomeRecorded { outcome, .. } if outcome == "qualified" => NotificationKind::HotLead,
+                CallEvent::CallOutcomeRecorded { outcome, .. } if outcome == "appointment" => {
+                    NotificationKind::AppointmentBooked
+                }
+                CallEvent::CallEnded { report, .. }
+                    if report.ended_reason.as_deref().is_some_and(is_technical_failure) =>
+                {
+                    NotificationKind::CallFailed
+                }
+                _ => continue,
+            };
+            let key = notification_key(kind, id_of(event)?, event.event_id);
+            crate::work::enqueue(conn, SLACK_NOTIFY, &key, event.organization_id).await?;
+        }
+        Ok(())
+    }
+}
+
+#[derive(Clone)]
+pub struct PgSlackDirectory {
+    pool: PgPool,
+}
+
+impl PgSlackDirectory {
+    pub fn new(pool: PgPool) -> Self {
+        Self { pool }
+    }
+}
+
+#[async_trait]
+impl SlackDirectory for PgSlackDirectory {
+    async fn integrations(&self, organization_id: Uuid) -> Result<Vec<SlackIntegrationView>, AppError> {
+        let rows = sqlx::query(
+            "SELECT id, workspace_name, channel, webhook_hint, preferences, broken_reason, notifications_sent, last_error, created_at
+             FROM slack_integrations WHERE organization_id = $1 AND NOT disconnected ORDER BY created_at, id",
+        )
+        .bind(organization_id)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(|e| AppError::internal("reading Slack integrations", e))?;
+        Ok(rows
+            .iter()
+            .map(|r| {
+                let broken: Option<String> = r.get("broken_reason");
+                SlackIntegrationView {
+                    id: r.get("id"),
+                    workspace_name: r.get("workspace_name"),
+                    channel: r.get("channel"),
+                    webhook_hint: r.get("webhook_hint"),
+                    preferences: r.get::<Json<Preferences>, _>("preferences").0,
+                    status: if broken.is_some() { "broken" } else { "active" }.into(),
+                    broken_reason: broken,
+                    notifications_sent: r.get("notifications_sent"),
+                    last_error: r.get("last_error"),
+                    created_at: r.get("created_at"),
+                }
+            })
+            .collect())
+    }
+}

@@ -1,0 +1,414 @@
+//! Slack notifications against a fake Slack that answers like incoming webhooks do.
+
+use serde_json::{json, Value};
+use std::sync::Arc;
+use voxreach_tests::{ManualClock, TestApp};
+use wiremock::matchers::{body_partial_json, method, path};
+use wiremock::{Mock, MockServer, ResponseTemplate};
+
+struct World {
+    app: TestApp,
+    slack: MockServer,
+    token: String,
+    clock: Arc<ManualClock>,
+}
+
+async fn world() -> World {
+    let slack = MockServer::start().await;
+    let clock = ManualClock::at(&chrono::Utc::now().to_rfc3339());
+    let app_clock = clock.clone();
+    let app = TestApp::spawn_with(|w| {
+        w.slack_hosts = vec!["127.0.0.1".into()];
+        w.clock = app_clock;
+    })
+    .await;
+    let (token, _) = app.register("owner@slack.test", "Slacky").await;
+    World {
+        app,
+        slack,
+        token,
+        clock,
+    }
+}
+
+async fn connect(w: &World, hook: &str, preferences: Value) -> String {
+    let (status, body) = w
+        .app
+        .post(
+            "/api/integrations/slack",
+            Some(&w.token),
+            json!({"workspaceName": "Acme", "channel": "#sales", "webhookUrl": format!("{}/services/{hook}", w.slack.uri()), "preferences": preferences}),
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
+    body["id"].as_str().unwrap().to_owned()
+}
+
+fn preferences(hot_lead: bool, failures: bool, mute: Option<(&str, &str)>) -> Value {
+    json!({
+        "routes": {
+            "hot_lead": {"enabled": hot_lead, "mentions": ["U024BE7LH"]},
+            "appointment_booked": {"enabled": false},
+            "call_failed": {"enabled": failures}
+        },
+        "timezone": "America/New_York",
+        "muteHours": mute.map(|(start, end)| json!({"start": start, "end": end})),
+        "failuresBypassMute": true
+    })
+}
+
+/// A call known to the organization (through an outbound request's metadata-free path: a webhook with org metadata).
+async fn call_with_outcome(w: &World, vapi_id: &str, outcome: &str) -> String {
+    let (_, me) = w.app.get("/api/auth/me", Some(&w.token)).await;
+    let org = me["organizationId"].as_str().unwrap();
+    let message = json!({"message": {"type": "status-update", "status": "in-progress",
+        "call": {"id": vapi_id, "type": "inboundPhoneCall", "metadata": {"voxreachOrganizationId": org}, "customer": {"number": "+15551234567"}},
+        "customer": {"number": "+15551234567"}}});
+    assert_eq!(w.app.deliver_vapi(&message).await.0, 200);
+    w.app.settle().await;
+    let (_, calls) = w.app.get("/api/calls", Some(&w.token)).await;
+    let id = calls["calls"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["vapiCallId"] == vapi_id)
+        .unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let (status, _) = w
+        .app
+        .post(
+            &format!("/api/calls/{id}/outcome"),
+            Some(&w.token),
+            json!({"outcome": outcome}),
+        )
+        .await;
+    assert_eq!(status, 204);
+    id
+}
+
+async fn failed_call(w: &World, vapi_id: &str) {
+    let (_, me) = w.app.get("/api/auth/me", Some(&w.token)).await;
+    let org = me["organizationId"].as_str().unwrap();
+    let report = json!({"message": {"type": "end-of-call-report", "endedReason": "pipeline-error-openai-llm-failed",
+        "call": {"id": vapi_id, "metadata": {"voxreachOrganizationId": org}}, "durationSeconds": 3}});
+    assert_eq!(w.app.deliver_vapi(&report).await.0, 200);
+}
+
+async fn integration(w: &World, id: &str) -> Value {
+    w.app.settle().await;
+    let (_, list) = w.app.get("/api/integrations/slack", Some(&w.token)).await;
+    list["integrations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|i| i["id"] == id)
+        .cloned()
+        .unwrap_or(Value::Null)
+}
+
+#[tokio::test]
+async fn hot_leads_reach_their_channel_as_block_kit_once() {
+    let w = world().await;
+    let id = connect(&w, "T1/B1/secretpart", preferences(true, false, None)).await;
+    let listed = integration(&w, &id).await;
+    assert!(!listed.to_string().contains("secretpart"), "{listed}");
+    assert!(listed["webhookHint"].as_str().unwrap().ends_with("part"));
+    let leaked: i64 = sqlx::query_scalar("SELECT count(*) FROM events WHERE payload::text LIKE '%secretpart%'")
+        .fetch_one(&w.app.db.pool)
+        .await
+        .unwrap();
+    assert_eq!(leaked, 0, "webhook URLs are encrypted at rest");
+
+    let call_id = call_with_outcome(&w, "call_hot", "qualified").await;
+    Mock::given(method("POST"))
+        .and(path("/services/T1/B1/secretpart"))
+        .and(body_partial_json(json!({
+            "text": "🎯 Hot Lead Alert!",
+            "blocks": [
+                {"type": "header", "text": {"type": "plain_text", "text": "🎯 Hot Lead Alert!"}},
+                {"type": "section", "text": {"type": "mrkdwn", "text": "<@U024BE7LH> *+15551234567* just qualified on a call with *your agent*"}},
+                {"type": "section", "fields": [
+                    {"type": "mrkdwn", "text": "*Phone:*\n+15551234567"},
+                    {"type": "mrkdwn", "text": "*Outcome:*\nqualified"},
+                    {"type": "mrkdwn", "text": "*Call Duration:*\n–"},
+                    {"type": "mrkdwn", "text": "*Sentiment:*\n–"}
+                ]},
+                {"type": "actions", "elements": [
+                    {"type": "button", "text": {"type": "plain_text", "text": "View Transcript"}, "url": format!("https://app.voxreach.test/calls/{call_id}")},
+                    {"type": "button", "text": {"type": "plain_text", "text": "Call Back"}, "url": "tel:+15551234567"}
+                ]}
+            ]
+        })))
+        .respond_with(ResponseTemplate::new(200).set_body_string("ok"))
+        .expect(1)
+        .mount(&w.slack)
+        .await;
+    w.app.drain_work().await;
+    // Routed off: appointments send nothing.
+    call_with_outcome(&w, "call_appt", "appointment").await;
+    w.app.drain_work().await;
+    let sent = integration(&w, &id).await;
+    assert_eq!(sent["notificationsSent"], 1);
+    // Even if the same work comes round again (a restart mid-batch), nothing is sent twice.
+    let key: String =
+        sqlx::query_scalar("SELECT payload->>'source' FROM events WHERE event_type = 'SlackNotificationSent'")
+            .fetch_one(&w.app.db.pool)
+            .await
+            .unwrap();
+    sqlx::query("INSERT INTO reactor_work (reactor, work_key, organization_id, due_at) SELECT 'slack-notify', $1, organization_id, now() FROM calls WHERE id = $2::uuid")
+        .bind(&key)
+        .bind(&call_id)
+        .execute(&w.app.db.pool)
+        .await
+        .unwrap();
+    w.app.drain_work().await;
+    let notifications: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM events WHERE event_type = 'SlackNotificationSent'")
+            .fetch_one(&w.app.db.pool)
+            .await
+            .unwrap();
+    assert_eq!(notifications, 1);
+}
+
+#[tokio::test]
+async fn slack_errors_retry_break_or_drop_as_slack_means_them() {
+    let w = world().await;
+    let limited = connect(&w, "T1/B2/limited", preferences(true, false, None)).await;
+    let revoked = connect(&w, "T1/B3/revoked", preferences(true, false, None)).await;
+    Mock::given(method("POST"))
+        .and(path("/services/T1/B2/limited"))
+        .respond_with(
+            ResponseTemplate::new(429)
+                .insert_header("Retry-After", "30")
+                .set_body_string("rate_limited"),
+        )
+        .up_to_n_times(1)
+        .expect(1)
+        .mount(&w.slack)
+        .await;
+    Mock::given(method("POST"))
+        .and(path("/services/T1/B2/limited"))
+        .respond_with(ResponseTemplate::new(500).set_body_string("internal_error"))
+        .up_to_n_times(1)
+        .expect(1)
+        .mount(&w.slack)
+        .await;
+    Mock::given(method("POST"))
+        .and(path("/services/T1/B3/revoked"))
+        .respond_with(ResponseTemplate::new(404).set_body_string("no_service"))
+        .expect(1)
+        .mount(&w.slack)
+        .await;
+    call_with_outcome(&w, "call_1", "qualified").await;
+    w.app.drain_work().await;
+    let next: chrono::DateTime<chrono::Utc> =
+        sqlx::query_scalar("SELECT due_at FROM reactor_work WHERE reactor = 'slack-notify'")
+            .fetch_one(&w.app.db.pool)
+            .await
+            .unwrap();
+    let now = application::clock::Clock::now(w.clock.as_ref());
+    assert!(
+        next >= now + chrono::Duration::seconds(29),
+        "Retry-After honoured: {next} vs {now}"
+    );
+    let broken = integration(&w, &revoked).await;
+    assert_eq!(
+        (broken["status"].as_str(), broken["brokenReason"].as_str()),
+        (Some("broken"), Some("no_service"))
+    );
+
+    // The retry meets a 500 and is scheduled again; the next one goes through. The revoked webhook is not tried again.
+    sqlx::query("UPDATE reactor_work SET due_at = now()")
+        .execute(&w.app.db.pool)
+        .await
+        .unwrap();
+    w.app.drain_work().await;
+    assert_eq!(
+        integration(&w, &limited).await["lastError"],
+        "Slack is unavailable: 500 Internal Server Error: internal_error"
+    );
+    Mock::given(method("POST"))
+        .and(path("/services/T1/B2/limited"))
+        .respond_with(ResponseTemplate::new(200).set_body_string("ok"))
+        .expect(1)
+        .mount(&w.slack)
+        .await;
+    sqlx::query("UPDATE reactor_work SET due_at = now()")
+        .execute(&w.app.db.pool)
+        .await
+        .unwrap();
+    w.app.drain_work().await;
+    let ok = integration(&w, &limited).await;
+    assert_eq!(
+        (ok["status"].as_str(), ok["notificationsSent"].as_i64()),
+        (Some("active"), Some(1)),
+        "{ok}"
+    );
+    let failures: i64 = sqlx::query_scalar("SELECT count(*) FROM events WHERE event_type = 'SlackNotificationFailed'")
+        .fetch_one(&w.app.db.pool)
+        .await
+        .unwrap();
+    assert_eq!(failures, 3, "429, 500 and no_service are each recorded");
+    let left: i64 = sqlx::query_scalar("SELECT count(*) FROM reactor_work WHERE reactor = 'slack-notify'")
+        .fetch_one(&w.app.db.pool)
+        .await
+        .unwrap();
+    assert_eq!(left, 0, "nothing loops");
+
+    // invalid_payload drops the message but keeps the integration.
+    let fine = connect(&w, "T1/B4/payload", preferences(false, true, None)).await;
+    Mock::given(method("POST"))
+        .and(path("/services/T1/B4/payload"))
+        .respond_with(ResponseTemplate::new(400).set_body_string("invalid_payload"))
+        .expect(1)
+        .mount(&w.slack)
+        .await;
+    failed_call(&w, "call_2").await;
+    w.app.drain_work().await;
+    let still = integration(&w, &fine).await;
+    assert_eq!(
+        (still["status"].as_str(), still["lastError"].as_str()),
+        (Some("active"), Some("invalid_payload"))
+    );
+}
+
+#[tokio::test]
+async fn mute_hours_hold_notifications_until_morning_in_the_organizations_time_zone() {
+    let w = world().await;
+    // 21:30 in New York.
+    w.clock.set("2026-11-25T02:30:00Z");
+    let id = connect(&w, "T1/B5/night", preferences(true, true, Some(("21:00", "08:00")))).await;
+    Mock::given(method("POST"))
+        .and(path("/services/T1/B5/night"))
+        .respond_with(ResponseTemplate::new(200).set_body_string("ok"))
+        .expect(2)
+        .mount(&w.slack)
+        .await;
+    call_with_outcome(&w, "call_night", "qualified").await;
+    failed_call(&w, "call_broken").await;
+    w.app.drain_work().await;
+    assert_eq!(
+        integration(&w, &id).await["notificationsSent"],
+        1,
+        "the failure bypasses mute hours, the lead waits"
+    );
+    let due: chrono::DateTime<chrono::Utc> =
+        sqlx::query_scalar("SELECT due_at FROM reactor_work WHERE reactor = 'slack-notify'")
+            .fetch_one(&w.app.db.pool)
+            .await
+            .unwrap();
+    assert_eq!(
+        due,
+        chrono::DateTime::parse_from_rfc3339("2026-11-25T13:00:00Z").unwrap(),
+        "08:00 New York time"
+    );
+    // Morning comes.
+    w.clock.set("2026-11-25T13:00:05Z");
+    sqlx::query("UPDATE reactor_work SET due_at = now()")
+        .execute(&w.app.db.pool)
+        .await
+        .unwrap();
+    w.app.drain_work().await;
+    assert_eq!(integration(&w, &id).await["notificationsSent"], 2);
+}
+
+#[tokio::test]
+async fn integrations_are_validated_tested_and_private() {
+    let w = world().await;
+    for (field, body) in [
+        (
+            "webhookUrl",
+            json!({"workspaceName": "A", "channel": "#x", "webhookUrl": "https://evil.example/services/T/B/C"}),
+        ),
+        (
+            "channel",
+            json!({"workspaceName": "A", "channel": "sales", "webhookUrl": format!("{}/services/T/B/C", w.slack.uri())}),
+        ),
+        (
+            "timezone",
+            json!({"workspaceName": "A", "channel": "#x", "webhookUrl": format!("{}/services/T/B/C", w.slack.uri()),
+            "preferences": {"routes": {}, "timezone": "Mars/Olympus", "muteHours": null, "failuresBypassMute": true}}),
+        ),
+    ] {
+        let (status, error) = w.app.post("/api/integrations/slack", Some(&w.token), body).await;
+        assert_eq!(
+            (status, error["error"]["details"]["field"].as_str()),
+            (400, Some(field)),
+            "{error}"
+        );
+    }
+    let id = connect(&w, "T1/B6/test", preferences(true, true, None)).await;
+    Mock::given(method("POST"))
+        .and(path("/services/T1/B6/test"))
+        .and(body_partial_json(json!({"text": "✅ VoxReach is connected"})))
+        .respond_with(ResponseTemplate::new(200).set_body_string("ok"))
+        .expect(1)
+        .mount(&w.slack)
+        .await;
+    let (status, body) = w
+        .app
+        .post(
+            "/api/integrations/slack/test",
+            Some(&w.token),
+            json!({"integrationId": id}),
+        )
+        .await;
+    assert_eq!((status, body["delivered"].as_bool()), (200, Some(true)));
+
+    let (other, _) = w.app.register("other@slack.test", "Other").await;
+    let (_, theirs) = w.app.get("/api/integrations/slack", Some(&other)).await;
+    assert!(theirs["integrations"].as_array().unwrap().is_empty());
+    assert_eq!(
+        w.app
+            .post(
+                "/api/integrations/slack/test",
+                Some(&other),
+                json!({"integrationId": id})
+            )
+            .await
+            .0,
+        404
+    );
+    assert_eq!(
+        w.app
+            .patch(
+                &format!("/api/integrations/slack/{id}"),
+                Some(&other),
+                preferences(false, false, None)
+            )
+            .await
+            .0,
+        404
+    );
+    assert_eq!(
+        w.app
+            .delete(&format!("/api/integrations/slack/{id}"), Some(&other))
+            .await
+            .0,
+        404
+    );
+
+    let (status, _) = w
+        .app
+        .patch(
+            &format!("/api/integrations/slack/{id}"),
+            Some(&w.token),
+            preferences(false, true, Some(("22:00", "07:00"))),
+        )
+        .await;
+    assert_eq!(status, 200);
+    w.app.settle().await;
+    let updated = integration(&w, &id).await;
+    assert_eq!(updated["preferences"]["muteHours"]["start"], "22:00");
+    assert_eq!(
+        w.app
+            .delete(&format!("/api/integrations/slack/{id}"), Some(&w.token))
+            .await
+            .0,
+        204
+    );
+    w.app.settle().await;
+    assert_eq!(integration(&w, &id).await, Value::Null);
+}
