@@ -124,6 +124,10 @@ async fn run_service(url: &str, wiring: Wiring, bind: std::net::SocketAddr) -> R
         )));
     }
     background.push(tokio::spawn(monitor_numbers(state.clone(), background_stopped.clone())));
+    background.push(tokio::spawn(schedule_summaries(
+        state.clone(),
+        background_stopped.clone(),
+    )));
     let listener = std::net::TcpListener::bind(bind).with_context(|| format!("listening on {bind}"))?;
     let server = http_server(listener, state)?;
     let handle = server.handle();
@@ -150,6 +154,24 @@ async fn monitor_numbers(state: Arc<api::server::AppState>, mut stopped: watch::
             Ok(changed) if changed > 0 => tracing::info!(changed, "phone number statuses changed"),
             Ok(_) => {}
             Err(error) => tracing::error!(%error, "phone number status check failed"),
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(EVERY) => {}
+            _ = stopped.changed() => {}
+        }
+    }
+}
+
+/// Queues due Slack daily summaries every minute (each is queued and sent once per day).
+async fn schedule_summaries(state: Arc<api::server::AppState>, mut stopped: watch::Receiver<bool>) {
+    const EVERY: std::time::Duration = std::time::Duration::from_secs(60);
+    while !*stopped.borrow() {
+        if let Err(error) = state
+            .slack_notifier
+            .schedule_daily_summaries(state.work_queue.as_ref())
+            .await
+        {
+            tracing::error!(%error, "scheduling daily summaries failed");
         }
         tokio::select! {
             _ = tokio::time::sleep(EVERY) => {}

@@ -44,6 +44,7 @@ pub struct AppState {
     pub outbound: Arc<OutboundCalls>,
     pub ab_testing: Arc<AbTestingService>,
     pub slack: Arc<SlackService>,
+    pub slack_notifier: Arc<SlackNotifier>,
     pub number_sync: Arc<NumberSync>,
     pub vapi_webhook_secret: String,
     pub runner: ProjectionRunner,
@@ -167,7 +168,7 @@ pub fn build_state(pool: PgPool, wiring: Wiring) -> AppState {
         allowed_hosts: wiring.slack_hosts.clone(),
         app_url: wiring.public_url.clone(),
     };
-    let slack_notifier = SlackNotifier {
+    let slack_notifier = Arc::new(SlackNotifier {
         store: store.clone(),
         clock: wiring.clock.clone(),
         sealer: sealer.clone(),
@@ -176,7 +177,7 @@ pub fn build_state(pool: PgPool, wiring: Wiring) -> AppState {
         webhook: slack_webhook,
         retry: wiring.retry,
         app_url: wiring.public_url.clone(),
-    };
+    });
     let ab_decisions = AbDecisions {
         store: store.clone(),
         clock: wiring.clock.clone(),
@@ -201,9 +202,10 @@ pub fn build_state(pool: PgPool, wiring: Wiring) -> AppState {
             number_sync.clone(),
             Arc::new(call_placement),
             Arc::new(ab_decisions),
-            Arc::new(slack_notifier),
+            slack_notifier.clone(),
         ],
         slack: Arc::new(slack),
+        slack_notifier,
         outbound: Arc::new(outbound),
         ab_testing: Arc::new(ab_testing),
         numbers: Arc::new(numbers),

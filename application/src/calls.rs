@@ -611,6 +611,13 @@ pub trait CallHistory: Send + Sync {
     async fn list(&self, organization_id: Uuid, filter: &CallFilter) -> Result<Vec<CallSummary>, AppError>;
     async fn get(&self, organization_id: Uuid, call_id: Uuid) -> Result<Option<CallDetail>, AppError>;
     async fn dashboard(&self, organization_id: Uuid) -> Result<DashboardStats, AppError>;
+    /// Totals of the calls started in [from, to).
+    async fn day_totals(
+        &self,
+        organization_id: Uuid,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> Result<domain::slack::DayTotals, AppError>;
 }
 
 /// Name of the reactor that places requested outbound calls with Vapi.

@@ -67,6 +67,8 @@ pub struct SlackIntegrationView {
 #[async_trait]
 pub trait SlackDirectory: Send + Sync {
     async fn integrations(&self, organization_id: Uuid) -> Result<Vec<SlackIntegrationView>, AppError>;
+    /// Every active integration of every organization, as (organization, integration).
+    async fn all_active(&self) -> Result<Vec<(Uuid, SlackIntegrationView)>, AppError>;
 }
 
 pub fn slack_error(error: SlackError) -> AppError {
@@ -284,7 +286,161 @@ fn parse_key(key: &str) -> Option<(NotificationKind, Uuid)> {
     Some((kind, Uuid::parse_str(parts.next()?).ok()?))
 }
 
+const DAILY_SUMMARY_PREFIX: &str = "daily_summary:";
+
 impl SlackNotifier {
+    /// Queues today's summary for every integration whose summary time has
+    /// passed. Keyed by integration and local date: however many processes
+    /// run this, each summary is queued and sent once.
+    pub async fn schedule_daily_summaries(&self, queue: &dyn crate::work::WorkQueue) -> Result<usize, AppError> {
+        let now = self.clock.now();
+        let mut queued = 0;
+        for (organization_id, integration) in self.directory.all_active().await? {
+            if let Some(day) = integration.preferences.summary_due(now) {
+                let key = format!("{DAILY_SUMMARY_PREFIX}{}:{day}", integration.id);
+                let notification_id =
+                    Uuid::new_v5(&NOTIFICATION_NAMESPACE, format!("{}:{key}", integration.id).as_bytes());
+                let sent = load_in::<Notification>(
+                    self.store.as_ref(),
+                    organization_id,
+                    stream_of::<Notification>(notification_id),
+                )
+                .await?
+                .state
+                .sent;
+                if !sent && queue.enqueue_once(SLACK_NOTIFY, &key, organization_id).await? {
+                    queued += 1;
+                }
+            }
+        }
+        Ok(queued)
+    }
+
+    async fn send_summary(&self, item: &WorkItem, rest: &str) -> Result<WorkOutcome, AppError> {
+        let organization_id = item.organization_id;
+        let (Some(integration_id), Some(day)) = rest
+            .split_once(':')
+            .map(|(id, day)| (Uuid::parse_str(id).ok(), day.parse::<chrono::NaiveDate>().ok()))
+            .unwrap_or((None, None))
+        else {
+            return Err(AppError::internal("reading a work key", &item.key));
+        };
+        let Some(integration) = self
+            .directory
+            .integrations(organization_id)
+            .await?
+            .into_iter()
+            .find(|i| i.id == integration_id)
+        else {
+            return Ok(WorkOutcome::Done);
+        };
+        let Some(route) = integration.preferences.route(NotificationKind::DailySummary).cloned() else {
+            return Ok(WorkOutcome::Done);
+        };
+        let Some((from, to)) = integration.preferences.previous_day(day) else {
+            return Ok(WorkOutcome::Done);
+        };
+        let totals = self.calls.day_totals(organization_id, from, to).await?;
+        let body =
+            domain::slack::summary_message(day - chrono::Duration::days(1), &totals, &route.mentions, &self.app_url);
+        self.deliver(item, &integration, NotificationKind::DailySummary, body)
+            .await
+    }
+
+    /// Posts one notification to one integration, recording the outcome; returns
+    /// when to try again, if at all.
+    async fn deliver(
+        &self,
+        item: &WorkItem,
+        integration: &SlackIntegrationView,
+        kind: NotificationKind,
+        body: Value,
+    ) -> Result<WorkOutcome, AppError> {
+        let organization_id = item.organization_id;
+        let now = self.clock.now();
+        let notification_id = Uuid::new_v5(
+            &NOTIFICATION_NAMESPACE,
+            format!("{}:{}", integration.id, item.key).as_bytes(),
+        );
+        let stream = load_in::<Notification>(
+            self.store.as_ref(),
+            organization_id,
+            stream_of::<Notification>(notification_id),
+        )
+        .await?;
+        if stream.state.sent || integration.status != "active" {
+            return Ok(WorkOutcome::Done);
+        }
+        let due = integration.preferences.deliver_at(kind, now);
+        if due > now {
+            return Ok(WorkOutcome::RetryAt {
+                due,
+                reason: "mute hours".into(),
+            });
+        }
+        let loaded = load_in::<SlackIntegration>(
+            self.store.as_ref(),
+            organization_id,
+            stream_of::<SlackIntegration>(integration.id),
+        )
+        .await?;
+        let url = self.sealer.open(
+            loaded.state.sealed_webhook_url.as_deref().unwrap_or_default(),
+            &context(organization_id, integration.id),
+        )?;
+        let source = item.key.clone();
+        let attempt = stream.state.attempts + 1;
+        let failed = |reason: String, retry_at: Option<DateTime<Utc>>| NotificationEvent::SlackNotificationFailed {
+            integration_id: integration.id,
+            kind,
+            source: source.clone(),
+            reason,
+            attempt,
+            retry_at,
+            at: now,
+        };
+        match self.webhook.post(&url, &body).await {
+            Ok(()) => {
+                let sent = NotificationEvent::SlackNotificationSent {
+                    integration_id: integration.id,
+                    kind,
+                    source: source.clone(),
+                    at: now,
+                };
+                self.record(organization_id, &stream, sent).await?;
+                Ok(WorkOutcome::Done)
+            }
+            Err(SlackDeliveryError::Revoked(code)) => {
+                self.record(organization_id, &stream, failed(code.clone(), None))
+                    .await?;
+                self.mark_broken(organization_id, integration.id, &code).await?;
+                Ok(WorkOutcome::Done)
+            }
+            Err(SlackDeliveryError::Rejected(code)) => {
+                self.record(organization_id, &stream, failed(code, None)).await?;
+                Ok(WorkOutcome::Done)
+            }
+            Err(error) => {
+                let as_provider = match &error {
+                    SlackDeliveryError::RateLimited { retry_after } => ProviderError::RateLimited {
+                        retry_after: *retry_after,
+                    },
+                    other => ProviderError::Unavailable(other.to_string()),
+                };
+                let retry_at = self.retry.next_attempt(attempt, &as_provider, now);
+                self.record(organization_id, &stream, failed(error.to_string(), retry_at))
+                    .await?;
+                Ok(match retry_at {
+                    Some(due) => WorkOutcome::RetryAt {
+                        due,
+                        reason: error.to_string(),
+                    },
+                    None => WorkOutcome::Done,
+                })
+            }
+        }
+    }
+
     async fn facts(&self, organization_id: Uuid, call_id: Uuid) -> Result<CallFacts, AppError> {
         let call = self.calls.get(organization_id, call_id).await?;
         let Some(call) = call else {
@@ -369,55 +525,19 @@ impl WorkHandler for SlackNotifier {
     }
 
     async fn handle(&self, item: &WorkItem) -> Result<WorkOutcome, AppError> {
+        if let Some(rest) = item.key.strip_prefix(DAILY_SUMMARY_PREFIX) {
+            return self.send_summary(item, rest).await;
+        }
         let Some((kind, call_id)) = parse_key(&item.key) else {
             return Err(AppError::internal("reading a work key", &item.key));
         };
         let organization_id = item.organization_id;
-        let now = self.clock.now();
         let mut earliest_retry: Option<(DateTime<Utc>, String)> = None;
         let mut facts: Option<CallFacts> = None;
         for integration in self.directory.integrations(organization_id).await? {
             let Some(route) = integration.preferences.route(kind).cloned() else {
                 continue;
             };
-            if integration.status != "active" {
-                continue;
-            }
-            let notification_id = Uuid::new_v5(
-                &NOTIFICATION_NAMESPACE,
-                format!("{}:{}", integration.id, item.key).as_bytes(),
-            );
-            let stream = load_in::<Notification>(
-                self.store.as_ref(),
-                organization_id,
-                stream_of::<Notification>(notification_id),
-            )
-            .await?;
-            if stream.state.sent {
-                continue;
-            }
-            let due = integration.preferences.deliver_at(kind, now);
-            if due > now {
-                // Held through mute hours.
-                earliest_retry = Some(earliest_retry.map_or((due, "mute hours".into()), |(d, r)| {
-                    if d <= due {
-                        (d, r)
-                    } else {
-                        (due, "mute hours".into())
-                    }
-                }));
-                continue;
-            }
-            let loaded = load_in::<SlackIntegration>(
-                self.store.as_ref(),
-                organization_id,
-                stream_of::<SlackIntegration>(integration.id),
-            )
-            .await?;
-            let url = self.sealer.open(
-                loaded.state.sealed_webhook_url.as_deref().unwrap_or_default(),
-                &context(organization_id, integration.id),
-            )?;
             if facts.is_none() {
                 facts = Some(self.facts(organization_id, call_id).await?);
             }
@@ -427,50 +547,9 @@ impl WorkHandler for SlackNotifier {
                 &route.mentions,
                 &self.app_url,
             );
-            let source = item.key.clone();
-            let attempt = stream.state.attempts + 1;
-            let failed = |reason: String, retry_at: Option<DateTime<Utc>>| NotificationEvent::SlackNotificationFailed {
-                integration_id: integration.id,
-                kind,
-                source: source.clone(),
-                reason,
-                attempt,
-                retry_at,
-                at: now,
-            };
-            match self.webhook.post(&url, &body).await {
-                Ok(()) => {
-                    let sent = NotificationEvent::SlackNotificationSent {
-                        integration_id: integration.id,
-                        kind,
-                        source: source.clone(),
-                        at: now,
-                    };
-                    self.record(organization_id, &stream, sent).await?;
-                }
-                Err(SlackDeliveryError::Revoked(code)) => {
-                    self.record(organization_id, &stream, failed(code.clone(), None))
-                        .await?;
-                    self.mark_broken(organization_id, integration.id, &code).await?;
-                }
-                Err(SlackDeliveryError::Rejected(code)) => {
-                    self.record(organization_id, &stream, failed(code, None)).await?
-                }
-                Err(error) => {
-                    let as_provider = match &error {
-                        SlackDeliveryError::RateLimited { retry_after } => ProviderError::RateLimited {
-                            retry_after: *retry_after,
-                        },
-                        other => ProviderError::Unavailable(other.to_string()),
-                    };
-                    let retry_at = self.retry.next_attempt(attempt, &as_provider, now);
-                    self.record(organization_id, &stream, failed(error.to_string(), retry_at))
-                        .await?;
-                    if let Some(due) = retry_at {
-                        if earliest_retry.as_ref().is_none_or(|(d, _)| due < *d) {
-                            earliest_retry = Some((due, error.to_string()));
-                        }
-                    }
+            if let WorkOutcome::RetryAt { due, reason } = self.deliver(item, &integration, kind, body).await? {
+                if earliest_retry.as_ref().is_none_or(|(d, _)| due < *d) {
+                    earliest_retry = Some((due, reason));
                 }
             }
         }

@@ -35,6 +35,8 @@ pub enum WorkOutcome {
 pub trait WorkQueue: Send + Sync {
     async fn claim(&self, reactor: &str, limit: i64, lease: Duration) -> Result<Vec<WorkItem>, AppError>;
     async fn finish(&self, item: &WorkItem, outcome: &WorkOutcome) -> Result<(), AppError>;
+    /// Adds work unless the same key is already queued; true if added.
+    async fn enqueue_once(&self, reactor: &str, key: &str, organization_id: Uuid) -> Result<bool, AppError>;
 }
 
 /// Performs one item of a reactor's work.

@@ -34,6 +34,8 @@ pub enum NotificationKind {
     AppointmentBooked,
     /// A call ended for a technical reason (see `calls::is_technical_failure`).
     CallFailed,
+    /// The day's calls, once a day at the configured local time.
+    DailySummary,
     /// A test message sent on request.
     Test,
 }
@@ -72,6 +74,9 @@ pub struct Preferences {
     pub mute_hours: Option<MuteHours>,
     /// Technical failures reach the channel even during mute hours.
     pub failures_bypass_mute: bool,
+    /// Local "HH:MM" at which the daily summary (when routed) is sent.
+    #[serde(default)]
+    pub summary_time: Option<String>,
 }
 
 impl Default for Preferences {
@@ -92,6 +97,7 @@ impl Default for Preferences {
             timezone: "America/New_York".into(),
             mute_hours: None,
             failures_bypass_mute: true,
+            summary_time: None,
         }
     }
 }
@@ -114,6 +120,9 @@ impl Preferences {
                 return Err(invalid("muteHours", "start and end must differ"));
             }
         }
+        if let Some(time) = &self.summary_time {
+            parse_time("summaryTime", time)?;
+        }
         for route in self.routes.values() {
             if route
                 .mentions
@@ -134,6 +143,26 @@ impl Preferences {
             NotificationKind::Test => None,
             kind => self.routes.get(&kind).filter(|r| r.enabled),
         }
+    }
+
+    /// The local date whose summary is due at `now`: today's, once the summary
+    /// time has passed (it covers the previous local day).
+    pub fn summary_due(&self, now: DateTime<Utc>) -> Option<chrono::NaiveDate> {
+        self.route(NotificationKind::DailySummary)?;
+        let time = parse_time("summaryTime", self.summary_time.as_deref()?).ok()?;
+        let local = now.with_timezone(&self.timezone.parse::<Tz>().ok()?);
+        (local.time() >= time).then(|| local.date_naive())
+    }
+
+    /// The UTC bounds of the local day before `date`.
+    pub fn previous_day(&self, date: chrono::NaiveDate) -> Option<(DateTime<Utc>, DateTime<Utc>)> {
+        let tz = self.timezone.parse::<Tz>().ok()?;
+        let start_of = |d: chrono::NaiveDate| {
+            tz.from_local_datetime(&d.and_time(NaiveTime::MIN))
+                .earliest()
+                .map(|t| t.with_timezone(&Utc))
+        };
+        Some((start_of(date - Duration::days(1))?, start_of(date)?))
     }
 
     /// When a notification of `kind` raised at `now` may be delivered: now,
@@ -235,6 +264,7 @@ pub fn message(kind: NotificationKind, facts: &CallFacts, mentions: &[String], a
             "✅ VoxReach is connected",
             "Notifications for this channel will arrive here.".to_owned(),
         ),
+        NotificationKind::DailySummary => ("📊 Daily summary", String::new()),
     };
     let mention_text: String = mentions
         .iter()
@@ -274,6 +304,41 @@ pub fn message(kind: NotificationKind, facts: &CallFacts, mentions: &[String], a
         blocks.push(json!({"type": "actions", "elements": buttons}));
     }
     json!({ "text": title, "blocks": blocks })
+}
+
+/// A day's totals for the daily summary.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DayTotals {
+    pub calls: i64,
+    pub minutes: f64,
+    pub qualified: i64,
+    pub appointments: i64,
+    pub failed: i64,
+}
+
+/// The daily summary of `day` as Block Kit.
+pub fn summary_message(day: chrono::NaiveDate, totals: &DayTotals, mentions: &[String], app_url: &str) -> Value {
+    let title = format!("📊 Daily summary — {}", day.format("%a %-d %b %Y"));
+    let mention_text: String = mentions.iter().map(|m| format!("<@{m}> ")).collect();
+    let field = |label: &str, value: String| json!({"type": "mrkdwn", "text": format!("*{label}:*\n{value}")});
+    json!({
+        "text": title,
+        "blocks": [
+            {"type": "header", "text": {"type": "plain_text", "text": title, "emoji": true}},
+            {"type": "section", "text": {"type": "mrkdwn", "text": format!("{mention_text}Here is how your agents did.")}},
+            {"type": "section", "fields": [
+                field("Calls", totals.calls.to_string()),
+                field("Minutes", format!("{:.1}", totals.minutes)),
+                field("Qualified", totals.qualified.to_string()),
+                field("Appointments", totals.appointments.to_string()),
+                field("Failed (technical)", totals.failed.to_string()),
+            ]},
+            {"type": "actions", "elements": [
+                {"type": "button", "text": {"type": "plain_text", "text": "Open Dashboard"}, "url": format!("{}/dashboard", app_url.trim_end_matches('/'))}
+            ]}
+        ]
+    })
 }
 
 // ---------------------------------------------------------------- integration aggregate
@@ -536,6 +601,30 @@ mod tests {
         assert_eq!(
             berlin.deliver_at(NotificationKind::HotLead, at("2026-03-29T01:30:00Z")),
             at("2026-03-29T05:00:00Z")
+        );
+    }
+
+    #[test]
+    fn the_daily_summary_is_due_after_its_local_time_and_covers_the_day_before() {
+        let mut prefs = Preferences {
+            summary_time: Some("09:00".into()),
+            ..Preferences::default()
+        };
+        assert_eq!(prefs.summary_due(at("2026-11-25T15:00:00Z")), None, "not routed");
+        prefs.routes.insert(
+            NotificationKind::DailySummary,
+            Route {
+                enabled: true,
+                mentions: vec![],
+            },
+        );
+        // 08:30 in New York: not yet; 09:30: today's.
+        assert_eq!(prefs.summary_due(at("2026-11-25T13:30:00Z")), None);
+        let day = prefs.summary_due(at("2026-11-25T14:30:00Z")).unwrap();
+        assert_eq!(day.to_string(), "2026-11-25");
+        assert_eq!(
+            prefs.previous_day(day),
+            Some((at("2026-11-24T05:00:00Z"), at("2026-11-25T05:00:00Z")))
         );
     }
 

@@ -79,6 +79,25 @@ impl WorkQueue for PgWorkQueue {
         query.execute(&self.pool).await.map_err(failed)?;
         Ok(())
     }
+
+    async fn enqueue_once(&self, reactor: &str, key: &str, organization_id: uuid::Uuid) -> Result<bool, AppError> {
+        self.insert_once(reactor, key, organization_id).await.map_err(failed)
+    }
+}
+
+impl PgWorkQueue {
+    async fn insert_once(&self, reactor: &str, key: &str, organization_id: uuid::Uuid) -> Result<bool, sqlx::Error> {
+        let inserted = sqlx::query(
+            "INSERT INTO reactor_work (reactor, work_key, organization_id, due_at) VALUES ($1, $2, $3, now())
+             ON CONFLICT (reactor, work_key) DO NOTHING",
+        )
+        .bind(reactor)
+        .bind(key)
+        .bind(organization_id)
+        .execute(&self.pool)
+        .await?;
+        Ok(inserted.rows_affected() == 1)
+    }
 }
 
 /// Runs one reactor's handler over its due work until `shutdown` turns true.

@@ -390,6 +390,47 @@ impl CallHistory for PgCallHistory {
         }))
     }
 
+    async fn day_totals(
+        &self,
+        organization_id: Uuid,
+        from: chrono::DateTime<chrono::Utc>,
+        to: chrono::DateTime<chrono::Utc>,
+    ) -> Result<domain::slack::DayTotals, AppError> {
+        let failure_reasons: Vec<String> = sqlx::query_scalar(
+            "SELECT DISTINCT ended_reason FROM calls WHERE organization_id = $1 AND created_at >= $2 AND created_at < $3 AND ended_reason IS NOT NULL",
+        )
+        .bind(organization_id)
+        .bind(from)
+        .bind(to)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(failed)?
+        .into_iter()
+        .filter(|r: &String| domain::calls::is_technical_failure(r))
+        .collect();
+        let row = sqlx::query(
+            "SELECT count(*) AS calls, COALESCE(sum(duration_seconds), 0) / 60.0 AS minutes,
+                    count(*) FILTER (WHERE outcome IN ('qualified', 'appointment', 'sale')) AS qualified,
+                    count(*) FILTER (WHERE outcome IN ('appointment', 'sale')) AS appointments,
+                    count(*) FILTER (WHERE ended_reason = ANY($4)) AS failed
+             FROM calls WHERE organization_id = $1 AND created_at >= $2 AND created_at < $3",
+        )
+        .bind(organization_id)
+        .bind(from)
+        .bind(to)
+        .bind(failure_reasons)
+        .fetch_one(&self.pool)
+        .await
+        .map_err(failed)?;
+        Ok(domain::slack::DayTotals {
+            calls: row.get("calls"),
+            minutes: row.get("minutes"),
+            qualified: row.get("qualified"),
+            appointments: row.get("appointments"),
+            failed: row.get("failed"),
+        })
+    }
+
     async fn dashboard(&self, organization_id: Uuid) -> Result<DashboardStats, AppError> {
         let totals = sqlx::query(
             "SELECT COALESCE((SELECT total_calls FROM organization_call_stats WHERE organization_id = $1), 0) AS calls,

@@ -162,34 +162,50 @@ impl PgSlackDirectory {
     }
 }
 
+fn integration_view(r: &sqlx::postgres::PgRow) -> SlackIntegrationView {
+    let broken: Option<String> = r.get("broken_reason");
+    SlackIntegrationView {
+        id: r.get("id"),
+        workspace_name: r.get("workspace_name"),
+        channel: r.get("channel"),
+        webhook_hint: r.get("webhook_hint"),
+        preferences: r.get::<Json<Preferences>, _>("preferences").0,
+        status: if broken.is_some() { "broken" } else { "active" }.into(),
+        broken_reason: broken,
+        notifications_sent: r.get("notifications_sent"),
+        last_error: r.get("last_error"),
+        created_at: r.get("created_at"),
+    }
+}
+
+const INTEGRATION_COLUMNS: &str =
+    "organization_id, id, workspace_name, channel, webhook_hint, preferences, broken_reason, \
+     notifications_sent, last_error, created_at";
+
 #[async_trait]
 impl SlackDirectory for PgSlackDirectory {
     async fn integrations(&self, organization_id: Uuid) -> Result<Vec<SlackIntegrationView>, AppError> {
-        let rows = sqlx::query(
-            "SELECT id, workspace_name, channel, webhook_hint, preferences, broken_reason, notifications_sent, last_error, created_at
-             FROM slack_integrations WHERE organization_id = $1 AND NOT disconnected ORDER BY created_at, id",
-        )
+        let rows = sqlx::query(&format!(
+            "SELECT {INTEGRATION_COLUMNS} FROM slack_integrations
+             WHERE organization_id = $1 AND NOT disconnected ORDER BY created_at, id"
+        ))
         .bind(organization_id)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(|e| AppError::internal("reading Slack integrations", e))?;
+        Ok(rows.iter().map(integration_view).collect())
+    }
+
+    async fn all_active(&self) -> Result<Vec<(Uuid, SlackIntegrationView)>, AppError> {
+        let rows = sqlx::query(&format!(
+            "SELECT {INTEGRATION_COLUMNS} FROM slack_integrations WHERE NOT disconnected AND broken_reason IS NULL"
+        ))
         .fetch_all(&self.pool)
         .await
         .map_err(|e| AppError::internal("reading Slack integrations", e))?;
         Ok(rows
             .iter()
-            .map(|r| {
-                let broken: Option<String> = r.get("broken_reason");
-                SlackIntegrationView {
-                    id: r.get("id"),
-                    workspace_name: r.get("workspace_name"),
-                    channel: r.get("channel"),
-                    webhook_hint: r.get("webhook_hint"),
-                    preferences: r.get::<Json<Preferences>, _>("preferences").0,
-                    status: if broken.is_some() { "broken" } else { "active" }.into(),
-                    broken_reason: broken,
-                    notifications_sent: r.get("notifications_sent"),
-                    last_error: r.get("last_error"),
-                    created_at: r.get("created_at"),
-                }
-            })
+            .map(|r| (r.get("organization_id"), integration_view(r)))
             .collect())
     }
 }

@@ -412,3 +412,53 @@ async fn integrations_are_validated_tested_and_private() {
     w.app.settle().await;
     assert_eq!(integration(&w, &id).await, Value::Null);
 }
+
+#[tokio::test]
+async fn the_daily_summary_goes_out_once_per_day_at_local_time() {
+    let w = world().await;
+    // Yesterday (New York) had two calls: one qualified.
+    w.clock.set("2026-11-24T15:00:00Z");
+    call_with_outcome(&w, "call_y1", "qualified").await;
+    call_with_outcome(&w, "call_y2", "not_interested").await;
+    sqlx::query("UPDATE calls SET created_at = '2026-11-24T16:00:00Z'")
+        .execute(&w.app.db.pool)
+        .await
+        .unwrap();
+    let mut prefs = preferences(false, false, None);
+    prefs["routes"]["daily_summary"] = json!({"enabled": true, "mentions": []});
+    prefs["summaryTime"] = json!("09:00");
+    let id = connect(&w, "T1/B7/daily", prefs).await;
+    w.app.settle().await;
+    Mock::given(method("POST"))
+        .and(path("/services/T1/B7/daily"))
+        .and(body_partial_json(json!({
+            "text": "📊 Daily summary — Tue 24 Nov 2026",
+            "blocks": [{"type": "header"}, {"type": "section"}, {"type": "section", "fields": [
+                {"type": "mrkdwn", "text": "*Calls:*\n2"},
+                {"type": "mrkdwn", "text": "*Minutes:*\n0.0"},
+                {"type": "mrkdwn", "text": "*Qualified:*\n1"}
+            ]}]
+        })))
+        .respond_with(ResponseTemplate::new(200).set_body_string("ok"))
+        .expect(1)
+        .mount(&w.slack)
+        .await;
+    let notifier = w.app.state.slack_notifier.clone();
+    let queue = w.app.state.work_queue.clone();
+    // 08:30 in New York: not yet.
+    w.clock.set("2026-11-25T13:30:00Z");
+    assert_eq!(notifier.schedule_daily_summaries(queue.as_ref()).await.unwrap(), 0);
+    // 09:05: due. Two server processes scheduling at once queue it once.
+    w.clock.set("2026-11-25T14:05:00Z");
+    let (a, b) = tokio::join!(
+        notifier.schedule_daily_summaries(queue.as_ref()),
+        notifier.schedule_daily_summaries(queue.as_ref())
+    );
+    assert_eq!(a.unwrap() + b.unwrap(), 1);
+    w.app.drain_work().await;
+    // Later that day, and after a restart: nothing more.
+    w.clock.set("2026-11-25T20:00:00Z");
+    assert_eq!(notifier.schedule_daily_summaries(queue.as_ref()).await.unwrap(), 0);
+    w.app.drain_work().await;
+    assert_eq!(integration(&w, &id).await["notificationsSent"], 1);
+}
