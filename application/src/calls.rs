@@ -611,6 +611,13 @@ pub trait CallHistory: Send + Sync {
     async fn list(&self, organization_id: Uuid, filter: &CallFilter) -> Result<Vec<CallSummary>, AppError>;
     async fn get(&self, organization_id: Uuid, call_id: Uuid) -> Result<Option<CallDetail>, AppError>;
     async fn dashboard(&self, organization_id: Uuid) -> Result<DashboardStats, AppError>;
+    /// Whether this customer reached `qualified` or better on a call other than `except`.
+    async fn qualified_before(
+        &self,
+        organization_id: Uuid,
+        customer_number: &str,
+        except: Uuid,
+    ) -> Result<bool, AppError>;
     /// Totals of the calls started in [from, to).
     async fn day_totals(
         &self,

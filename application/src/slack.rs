@@ -441,6 +441,22 @@ impl SlackNotifier {
         }
     }
 
+    /// A call still going on is high-value when its customer qualified on an
+    /// earlier call; `None` while the call history does not know the call yet.
+    async fn is_high_value(&self, organization_id: Uuid, call_id: Uuid) -> Result<Option<bool>, AppError> {
+        let Some(call) = self.calls.get(organization_id, call_id).await? else {
+            return Ok(None);
+        };
+        match (&call.summary.customer_number, call.summary.status.as_str()) {
+            (_, "ended" | "failed") | (None, _) => Ok(Some(false)),
+            (Some(number), _) => self
+                .calls
+                .qualified_before(organization_id, number, call_id)
+                .await
+                .map(Some),
+        }
+    }
+
     async fn facts(&self, organization_id: Uuid, call_id: Uuid) -> Result<CallFacts, AppError> {
         let call = self.calls.get(organization_id, call_id).await?;
         let Some(call) = call else {
@@ -532,6 +548,21 @@ impl WorkHandler for SlackNotifier {
             return Err(AppError::internal("reading a work key", &item.key));
         };
         let organization_id = item.organization_id;
+        if kind == NotificationKind::HighValueCall {
+            match self.is_high_value(organization_id, call_id).await? {
+                Some(true) => {}
+                Some(false) => return Ok(WorkOutcome::Done),
+                // The call history has not caught up with the call yet: look again shortly.
+                None if item.attempts < 5 => {
+                    let due = self.clock.now() + chrono::Duration::seconds(2);
+                    return Ok(WorkOutcome::RetryAt {
+                        due,
+                        reason: "call not in the history yet".into(),
+                    });
+                }
+                None => return Ok(WorkOutcome::Done),
+            }
+        }
         let mut earliest_retry: Option<(DateTime<Utc>, String)> = None;
         let mut facts: Option<CallFacts> = None;
         for integration in self.directory.integrations(organization_id).await? {

@@ -34,6 +34,8 @@ pub enum NotificationKind {
     AppointmentBooked,
     /// A call ended for a technical reason (see `calls::is_technical_failure`).
     CallFailed,
+    /// A call is in progress with a customer who already qualified (or booked, or bought) on an earlier call.
+    HighValueCall,
     /// The day's calls, once a day at the configured local time.
     DailySummary,
     /// A test message sent on request.
@@ -41,10 +43,11 @@ pub enum NotificationKind {
 }
 
 impl NotificationKind {
-    pub const ROUTABLE: [NotificationKind; 3] = [
+    pub const ROUTABLE: [NotificationKind; 4] = [
         NotificationKind::HotLead,
         NotificationKind::AppointmentBooked,
         NotificationKind::CallFailed,
+        NotificationKind::HighValueCall,
     ];
 }
 
@@ -258,6 +261,13 @@ pub fn message(kind: NotificationKind, facts: &CallFacts, mentions: &[String], a
                 "A call of *{agent}* with *{}* ended with `{}`",
                 escape(who),
                 escape(facts.ended_reason.as_deref().unwrap_or("unknown"))
+            ),
+        ),
+        NotificationKind::HighValueCall => (
+            "⚠️ High-value call in progress",
+            format!(
+                "*{}*{company}, who qualified before, is on a call with *{agent}* right now",
+                escape(who)
             ),
         ),
         NotificationKind::Test => (

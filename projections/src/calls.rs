@@ -390,6 +390,24 @@ impl CallHistory for PgCallHistory {
         }))
     }
 
+    async fn qualified_before(
+        &self,
+        organization_id: Uuid,
+        customer_number: &str,
+        except: Uuid,
+    ) -> Result<bool, AppError> {
+        sqlx::query_scalar(
+            "SELECT EXISTS (SELECT 1 FROM calls WHERE organization_id = $1 AND customer_number = $2 AND id <> $3
+                            AND outcome IN ('qualified', 'appointment', 'sale'))",
+        )
+        .bind(organization_id)
+        .bind(customer_number)
+        .bind(except)
+        .fetch_one(&self.pool)
+        .await
+        .map_err(failed)
+    }
+
     async fn day_totals(
         &self,
         organization_id: Uuid,

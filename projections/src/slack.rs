@@ -126,10 +126,13 @@ impl Projection for SlackRouter {
     }
 
     async fn apply(&self, conn: &mut PgConnection, events: &[RecordedEvent]) -> Result<(), sqlx::Error> {
-        for event in events
-            .iter()
-            .filter(|e| e.stream_type == "call" && matches!(e.event_type.as_str(), "CallOutcomeRecorded" | "CallEnded"))
-        {
+        for event in events.iter().filter(|e| {
+            e.stream_type == "call"
+                && matches!(
+                    e.event_type.as_str(),
+                    "CallOutcomeRecorded" | "CallEnded" | "CallStatusUpdated"
+                )
+        }) {
             let kind = match CallEvent::decode(&event.event_type, event.event_version, &event.payload)
                 .map_err(decode_error)?
             {
@@ -141,6 +144,12 @@ impl Projection for SlackRouter {
                     if report.ended_reason.as_deref().is_some_and(is_technical_failure) =>
                 {
                     NotificationKind::CallFailed
+                }
+                // Whether the customer is worth it is the reactor's question, asked when it runs.
+                CallEvent::CallStatusUpdated { status, parties, .. }
+                    if status == "in-progress" && parties.customer_number.is_some() =>
+                {
+                    NotificationKind::HighValueCall
                 }
                 _ => continue,
             };

@@ -462,3 +462,31 @@ async fn the_daily_summary_goes_out_once_per_day_at_local_time() {
     w.app.drain_work().await;
     assert_eq!(integration(&w, &id).await["notificationsSent"], 1);
 }
+
+#[tokio::test]
+async fn a_returning_qualified_customer_on_the_line_is_a_high_value_call() {
+    let w = world().await;
+    let mut prefs = preferences(false, false, None);
+    prefs["routes"]["high_value_call"] = json!({"enabled": true, "mentions": ["S0614TZR7"]});
+    let id = connect(&w, "T1/B8/vip", prefs).await;
+    Mock::given(method("POST"))
+        .and(path("/services/T1/B8/vip"))
+        .and(body_partial_json(json!({"text": "⚠️ High-value call in progress", "blocks": [{}, {"type": "section", "text": {"type": "mrkdwn",
+            "text": "<!subteam^S0614TZR7> *+15551234567*, who qualified before, is on a call with *your agent* right now"}}]})))
+        .respond_with(ResponseTemplate::new(200).set_body_string("ok"))
+        .expect(1)
+        .mount(&w.slack)
+        .await;
+    // First call: in progress, nobody knows the customer yet.
+    call_with_outcome(&w, "call_first", "qualified").await;
+    w.app.drain_work().await;
+    // The same customer calls again.
+    let (_, me) = w.app.get("/api/auth/me", Some(&w.token)).await;
+    let message = json!({"message": {"type": "status-update", "status": "in-progress",
+        "call": {"id": "call_second", "type": "inboundPhoneCall", "metadata": {"voxreachOrganizationId": me["organizationId"]}},
+        "customer": {"number": "+15551234567"}}});
+    w.app.deliver_vapi(&message).await;
+    w.app.drain_work().await;
+    let state = integration(&w, &id).await;
+    assert_eq!(state["notificationsSent"], 1, "{state}");
+}
