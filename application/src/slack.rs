@@ -234,7 +234,7 @@ impl SlackService {
             loaded.state.sealed_webhook_url.as_deref().unwrap_or_default(),
             &context(caller.organization_id, id),
         )?;
-        let body = message(NotificationKind::Test, &CallFacts::default(), &[], &self.app_url);
+        let body = message(NotificationKind::Test, &CallFacts::default(), &[], None, &self.app_url);
         match self.webhook.post(&url, &body).await {
             Ok(()) => Ok(()),
             Err(error) => {
@@ -576,6 +576,7 @@ impl WorkHandler for SlackNotifier {
                 kind,
                 facts.as_ref().expect("just loaded"),
                 &route.mentions,
+                route.template.as_deref(),
                 &self.app_url,
             );
             if let WorkOutcome::RetryAt { due, reason } = self.deliver(item, &integration, kind, body).await? {

@@ -58,6 +58,11 @@ pub struct Route {
     /// Slack user (`U…`) or group (`S…`) ids to @mention.
     #[serde(default)]
     pub mentions: Vec<String>,
+    /// A custom headline (mrkdwn) with placeholders such as `{{ contact_name }}`,
+    /// `{{ company }}`, `{{ phone }}`, `{{ agent }}`, `{{ duration }}`,
+    /// `{{ sentiment }}`, `{{ outcome }}`, `{{ transcript_link }}`, `{{ callback_link }}`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub template: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -93,6 +98,7 @@ impl Default for Preferences {
                         Route {
                             enabled: true,
                             mentions: vec![],
+                            template: None,
                         },
                     )
                 })
@@ -127,6 +133,10 @@ impl Preferences {
             parse_time("summaryTime", time)?;
         }
         for route in self.routes.values() {
+            if let Some(template) = &route.template {
+                render_template(template, &CallFacts::default(), "https://app.example")
+                    .map_err(|e| invalid("routes.template", e))?;
+            }
             if route
                 .mentions
                 .iter()
@@ -234,7 +244,40 @@ pub fn escape(text: &str) -> String {
 }
 
 /// The Block Kit message for a notification; links point into the app at `app_url`.
-pub fn message(kind: NotificationKind, facts: &CallFacts, mentions: &[String], app_url: &str) -> Value {
+/// Renders a custom headline; unknown placeholders and syntax errors are errors.
+pub fn render_template(template: &str, facts: &CallFacts, app_url: &str) -> Result<String, String> {
+    let mut env = minijinja::Environment::new();
+    env.set_undefined_behavior(minijinja::UndefinedBehavior::Strict);
+    env.add_template("headline", template).map_err(|e| e.to_string())?;
+    let text = |v: &Option<String>| escape(v.as_deref().unwrap_or("–"));
+    let context = minijinja::context! {
+        contact_name => text(&facts.contact_name),
+        company => text(&facts.company),
+        phone => text(&facts.phone),
+        agent => text(&facts.agent_name),
+        duration => duration_text(facts.duration_seconds),
+        sentiment => text(&facts.sentiment),
+        outcome => text(&facts.outcome),
+        transcript_link => format!("{}/calls/{}", app_url.trim_end_matches('/'), facts.call_id),
+        callback_link => facts.phone.as_ref().map(|p| format!("tel:{p}")).unwrap_or_default(),
+    };
+    let rendered = env
+        .get_template("headline")
+        .and_then(|t| t.render(context))
+        .map_err(|e| e.to_string())?;
+    if rendered.chars().count() > 3000 {
+        return Err("renders longer than Slack's 3000 characters".into());
+    }
+    Ok(rendered)
+}
+
+pub fn message(
+    kind: NotificationKind,
+    facts: &CallFacts,
+    mentions: &[String],
+    template: Option<&str>,
+    app_url: &str,
+) -> Value {
     let who = facts
         .contact_name
         .as_deref()
@@ -276,6 +319,10 @@ pub fn message(kind: NotificationKind, facts: &CallFacts, mentions: &[String], a
         ),
         NotificationKind::DailySummary => ("📊 Daily summary", String::new()),
     };
+    // Templates were checked when saved; one that fails now falls back to the standard headline.
+    let headline = template
+        .and_then(|t| render_template(t, facts, app_url).ok())
+        .unwrap_or(headline);
     let mention_text: String = mentions
         .iter()
         .map(|m| {
@@ -626,6 +673,7 @@ mod tests {
             Route {
                 enabled: true,
                 mentions: vec![],
+                template: None,
             },
         );
         // 08:30 in New York: not yet; 09:30: today's.
@@ -636,6 +684,29 @@ mod tests {
             prefs.previous_day(day),
             Some((at("2026-11-24T05:00:00Z"), at("2026-11-25T05:00:00Z")))
         );
+    }
+
+    #[test]
+    fn templates_render_placeholders_and_are_checked() {
+        let facts = CallFacts {
+            contact_name: Some("Jo <b>".into()),
+            duration_seconds: Some(61.0),
+            ..CallFacts::default()
+        };
+        assert_eq!(
+            render_template("{{ contact_name }} talked {{ duration }}", &facts, "x").unwrap(),
+            "Jo &lt;b&gt; talked 1:01"
+        );
+        assert!(render_template("{{ contact_name", &facts, "x").is_err());
+        assert!(render_template("{{ salary }}", &facts, "x").is_err());
+        let body = message(
+            NotificationKind::HotLead,
+            &facts,
+            &[],
+            Some("🔥 {{ contact_name }}"),
+            "x",
+        );
+        assert_eq!(body["blocks"][1]["text"]["text"], "🔥 Jo &lt;b&gt;");
     }
 
     #[test]
@@ -662,6 +733,7 @@ mod tests {
             NotificationKind::HotLead,
             &facts,
             &["U123".into()],
+            None,
             "https://app.voxreach.io/",
         );
         assert_eq!(body["text"], "🎯 Hot Lead Alert!");
