@@ -331,6 +331,12 @@ async fn integrations_are_validated_tested_and_private() {
             json!({"workspaceName": "A", "channel": "#x", "webhookUrl": format!("{}/services/T/B/C", w.slack.uri()),
             "preferences": {"routes": {}, "timezone": "Mars/Olympus", "muteHours": null, "failuresBypassMute": true}}),
         ),
+        (
+            "routes.template",
+            json!({"workspaceName": "A", "channel": "#x", "webhookUrl": format!("{}/services/T/B/C", w.slack.uri()),
+            "preferences": {"routes": {"hot_lead": {"enabled": true, "template": "{{ salary }} from {{ company }}"}},
+                            "timezone": "UTC", "muteHours": null, "failuresBypassMute": true}}),
+        ),
     ] {
         let (status, error) = w.app.post("/api/integrations/slack", Some(&w.token), body).await;
         assert_eq!(
