@@ -496,3 +496,60 @@ async fn a_returning_qualified_customer_on_the_line_is_a_high_value_call() {
     let state = integration(&w, &id).await;
     assert_eq!(state["notificationsSent"], 1, "{state}");
 }
+
+#[tokio::test]
+async fn the_slack_client_reads_slacks_answers() {
+    use application::slack::{SlackDeliveryError, SlackWebhook};
+    let slack = MockServer::start().await;
+    let client = infrastructure::slack::SlackClient::default();
+    let cases = [
+        (ResponseTemplate::new(200).set_body_string("ok"), None),
+        (
+            ResponseTemplate::new(400).set_body_string("invalid_payload"),
+            Some(SlackDeliveryError::Rejected("invalid_payload".into())),
+        ),
+        (
+            ResponseTemplate::new(400).set_body_string("no_text"),
+            Some(SlackDeliveryError::Rejected("no_text".into())),
+        ),
+        (
+            ResponseTemplate::new(403).set_body_string("invalid_token"),
+            Some(SlackDeliveryError::Revoked("invalid_token".into())),
+        ),
+        (
+            ResponseTemplate::new(404).set_body_string("channel_not_found"),
+            Some(SlackDeliveryError::Revoked("channel_not_found".into())),
+        ),
+        (
+            ResponseTemplate::new(410).set_body_string("channel_is_archived"),
+            Some(SlackDeliveryError::Revoked("channel_is_archived".into())),
+        ),
+        (
+            ResponseTemplate::new(429).insert_header("Retry-After", "12"),
+            Some(SlackDeliveryError::RateLimited {
+                retry_after: Some(std::time::Duration::from_secs(12)),
+            }),
+        ),
+    ];
+    for (response, expected) in cases {
+        slack.reset().await;
+        Mock::given(method("POST"))
+            .and(path("/services/T/B/C"))
+            .respond_with(response)
+            .mount(&slack)
+            .await;
+        let result = client
+            .post(&format!("{}/services/T/B/C", slack.uri()), &json!({"text": "hi"}))
+            .await;
+        assert_eq!(result.err(), expected);
+    }
+    slack.reset().await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(503).set_body_string("service_unavailable"))
+        .mount(&slack)
+        .await;
+    let result = client
+        .post(&format!("{}/services/T/B/C", slack.uri()), &json!({}))
+        .await;
+    assert!(matches!(result, Err(SlackDeliveryError::Unavailable(ref m)) if m.contains("503")));
+}
