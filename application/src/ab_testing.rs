@@ -1,6 +1,6 @@
 //! Script A/B tests: variants, tests, per-call assignment, results and winners.
 
-use crate::aggregates::{append_failed, load_in, stream_of, Loaded};
+use crate::aggregates::{append_failed, load_in, metadata, record_observation, stream_of, Loaded};
 use crate::auth::Session;
 use crate::clock::Clock;
 use crate::error::{AppError, ErrorKind};
@@ -255,15 +255,6 @@ pub fn results_of(record: TestRecord) -> TestResults {
         completed_at: record.completed_at,
         decision,
         variants,
-    }
-}
-
-fn metadata(actor: String, source: &str) -> EventMetadata {
-    EventMetadata {
-        correlation_id: Some(Uuid::now_v7()),
-        actor: Some(actor),
-        source: Some(source.into()),
-        ..EventMetadata::default()
     }
 }
 
@@ -628,7 +619,7 @@ pub async fn assign_variant(
             now: clock.now(),
         };
         let events = AbTest::decide(&command, &test.state).map_err(ab_error)?;
-        let meta = metadata("system:ab-testing".into(), "ab-assignment");
+        let meta = metadata("system:ab-testing", "ab-assignment");
         match store
             .append(AppendRequest {
                 organization_id,
@@ -692,19 +683,8 @@ impl WorkHandler for AbDecisions {
                 &test.state,
             )
             .map_err(ab_error)?;
-            let meta = metadata("system:ab-testing".into(), "reactor:ab-test-decisions");
-            match self
-                .store
-                .append(AppendRequest {
-                    organization_id,
-                    streams: vec![test.append_of(&events, &meta)],
-                    idempotency_key: None,
-                })
-                .await
-            {
-                Ok(_) | Err(AppendError::VersionConflict { .. }) => {}
-                Err(other) => return Err(append_failed(other)),
-            }
+            let meta = metadata("system:ab-testing", "reactor:ab-test-decisions");
+            record_observation(self.store.as_ref(), organization_id, &test, &events, &meta).await?;
             if let Some(winner) = winner {
                 conclude(
                     self.store.as_ref(),

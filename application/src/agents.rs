@@ -279,24 +279,8 @@ impl AgentSync {
         command: AgentCommand,
     ) -> Result<(), AppError> {
         let events = Agent::decide(&command, &loaded.state).map_err(agent_error)?;
-        if events.is_empty() {
-            return Ok(());
-        }
-        let mut meta = metadata("system:vapi-sync");
-        meta.source = Some(format!("reactor:{AGENT_SYNC}"));
-        self.store
-            .append(AppendRequest {
-                organization_id,
-                streams: vec![loaded.append_of(&events, &meta)],
-                idempotency_key: None,
-            })
-            .await
-            .map(|_| ())
-            // A change landed meanwhile: its own sync will follow.
-            .or_else(|e| match e {
-                crate::event_store::AppendError::VersionConflict { .. } => Ok(()),
-                other => Err(append_failed(other)),
-            })
+        let meta = crate::aggregates::metadata("system:vapi-sync", format!("reactor:{AGENT_SYNC}"));
+        crate::aggregates::record_observation(self.store.as_ref(), organization_id, loaded, &events, &meta).await
     }
 }
 

@@ -97,3 +97,36 @@ pub fn append_failed(error: AppendError) -> AppError {
         AppendError::Store(message) => AppError::internal("appending events", message),
     }
 }
+
+/// Who caused events, and through which entry point.
+pub fn metadata(actor: impl Into<String>, source: impl Into<String>) -> EventMetadata {
+    EventMetadata {
+        correlation_id: Some(Uuid::now_v7()),
+        actor: Some(actor.into()),
+        source: Some(source.into()),
+        ..EventMetadata::default()
+    }
+}
+
+/// Appends what a reactor observed. A concurrent change of the stream wins:
+/// whatever changed brings work of its own, so the observation is not retried.
+pub async fn record_observation<A: Aggregate>(
+    store: &dyn EventStore,
+    organization_id: Uuid,
+    loaded: &Loaded<A>,
+    events: &[A::Event],
+    metadata: &EventMetadata,
+) -> Result<(), AppError> {
+    if events.is_empty() {
+        return Ok(());
+    }
+    let request = crate::event_store::AppendRequest {
+        organization_id,
+        streams: vec![loaded.append_of(events, metadata)],
+        idempotency_key: None,
+    };
+    match store.append(request).await {
+        Ok(_) | Err(AppendError::VersionConflict { .. }) => Ok(()),
+        Err(other) => Err(append_failed(other)),
+    }
+}

@@ -1,11 +1,11 @@
 //! Phone numbers and provider credentials: use cases, sync to Vapi, status monitoring.
 
 use crate::agents::AgentDirectory;
-use crate::aggregates::{append_failed, load_any, load_in, stream_of, Loaded};
+use crate::aggregates::{append_failed, load_any, load_in, metadata, record_observation, stream_of, Loaded};
 use crate::auth::Session;
 use crate::clock::Clock;
 use crate::error::{AppError, ErrorKind};
-use crate::event_store::{AppendError, AppendRequest, EventStore};
+use crate::event_store::{AppendRequest, EventStore};
 use crate::voice::{NumberDefinition, ProviderError, RetryPolicy, VoiceProvider};
 use crate::work::{WorkHandler, WorkItem, WorkOutcome};
 use async_trait::async_trait;
@@ -15,7 +15,7 @@ use domain::phone::PhoneNumber;
 use domain::phone_numbers::{
     Credential, CredentialCommand, NumberError, NumberSource, PhoneNumberCommand, PhoneNumberState,
 };
-use domain::{Aggregate, EventMetadata};
+use domain::Aggregate;
 use serde::Serialize;
 use serde_json::Value;
 use std::sync::Arc;
@@ -77,15 +77,6 @@ pub fn number_error(error: NumberError) -> AppError {
             AppError::new(ErrorKind::Conflict, "already_exists", format!("{what} already exists"))
         }
         e @ NumberError::WrongCredential { .. } => AppError::validation("credentialId", e.to_string()),
-    }
-}
-
-fn metadata(actor: String, source: &str) -> EventMetadata {
-    EventMetadata {
-        correlation_id: Some(Uuid::now_v7()),
-        actor: Some(actor),
-        source: Some(source.into()),
-        ..EventMetadata::default()
     }
 }
 
@@ -408,22 +399,8 @@ impl NumberSync {
         loaded: &Loaded<A>,
         events: &[A::Event],
     ) -> Result<(), AppError> {
-        if events.is_empty() {
-            return Ok(());
-        }
-        let append = loaded.append_of(events, &metadata("system:vapi-sync".into(), "reactor:vapi-number-sync"));
-        match self
-            .store
-            .append(AppendRequest {
-                organization_id,
-                streams: vec![append],
-                idempotency_key: None,
-            })
-            .await
-        {
-            Ok(_) | Err(AppendError::VersionConflict { .. }) => Ok(()),
-            Err(other) => Err(append_failed(other)),
-        }
+        let meta = metadata("system:vapi-sync", "reactor:vapi-number-sync");
+        record_observation(self.store.as_ref(), organization_id, loaded, events, &meta).await
     }
 
     /// The Vapi credential id of one of our credentials, registering it first if needed.

@@ -1,11 +1,11 @@
 //! Slack notifications: integrations and their delivery reactor.
 
-use crate::aggregates::{append_failed, load_in, stream_of, Loaded};
+use crate::aggregates::{append_failed, load_in, metadata, record_observation, stream_of, Loaded};
 use crate::auth::Session;
 use crate::calls::CallHistory;
 use crate::clock::Clock;
 use crate::error::{AppError, ErrorKind};
-use crate::event_store::{AppendError, AppendRequest, EventStore};
+use crate::event_store::{AppendRequest, EventStore};
 use crate::phone_numbers::SecretSealer;
 use crate::voice::{ProviderError, RetryPolicy};
 use crate::work::{WorkHandler, WorkItem, WorkOutcome};
@@ -15,7 +15,7 @@ use domain::slack::{
     message, CallFacts, Notification, NotificationEvent, NotificationKind, Preferences, SlackCommand, SlackError,
     SlackIntegration,
 };
-use domain::{Aggregate, EventMetadata};
+use domain::Aggregate;
 use serde::Serialize;
 use serde_json::Value;
 use std::sync::Arc;
@@ -91,15 +91,6 @@ pub struct SlackService {
     /// Hosts webhook URLs may point at (`hooks.slack.com`), so the server posts nowhere else.
     pub allowed_hosts: Vec<String>,
     pub app_url: String,
-}
-
-fn metadata(actor: String, source: &str) -> EventMetadata {
-    EventMetadata {
-        correlation_id: Some(Uuid::now_v7()),
-        actor: Some(actor),
-        source: Some(source.into()),
-        ..EventMetadata::default()
-    }
 }
 
 impl SlackService {
@@ -488,19 +479,8 @@ impl SlackNotifier {
         event: NotificationEvent,
     ) -> Result<(), AppError> {
         let events = Notification::decide(&event, &stream.state).map_err(slack_error)?;
-        let meta = metadata("system:slack".into(), "reactor:slack-notify");
-        match self
-            .store
-            .append(AppendRequest {
-                organization_id,
-                streams: vec![stream.append_of(&events, &meta)],
-                idempotency_key: None,
-            })
-            .await
-        {
-            Ok(_) | Err(AppendError::VersionConflict { .. }) => Ok(()),
-            Err(other) => Err(append_failed(other)),
-        }
+        let meta = metadata("system:slack", "reactor:slack-notify");
+        record_observation(self.store.as_ref(), organization_id, stream, &events, &meta).await
     }
 
     async fn mark_broken(&self, organization_id: Uuid, integration_id: Uuid, reason: &str) -> Result<(), AppError> {
@@ -518,19 +498,8 @@ impl SlackNotifier {
             &loaded.state,
         )
         .map_err(slack_error)?;
-        let meta = metadata("system:slack".into(), "reactor:slack-notify");
-        match self
-            .store
-            .append(AppendRequest {
-                organization_id,
-                streams: vec![loaded.append_of(&events, &meta)],
-                idempotency_key: None,
-            })
-            .await
-        {
-            Ok(_) | Err(AppendError::VersionConflict { .. }) => Ok(()),
-            Err(other) => Err(append_failed(other)),
-        }
+        let meta = metadata("system:slack", "reactor:slack-notify");
+        record_observation(self.store.as_ref(), organization_id, &loaded, &events, &meta).await
     }
 }
 
