@@ -35,5 +35,6 @@ pub async fn ready(state: web::Data<AppState>) -> HttpResponse {
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/health", web::get().to(live))
-        .route("/health/ready", web::get().to(ready));
+        .route("/health/ready", web::get().to(ready))
+        .route("/api/openapi.json", web::get().to(crate::openapi::serve));
 }

@@ -1,0 +1,407 @@
+//! The OpenAPI document of every endpoint, served at `GET /api/openapi.json`.
+//! Built from one table, which a test checks against the routes the server answers.
+
+use actix_web::HttpResponse;
+use serde_json::{json, Map, Value};
+
+/// One operation: method, path, tag, summary, whether it needs a bearer token, request body schema.
+pub struct Operation {
+    pub method: &'static str,
+    pub path: &'static str,
+    pub tag: &'static str,
+    pub summary: &'static str,
+    pub authenticated: bool,
+    pub body: Option<&'static str>,
+}
+
+const fn op(
+    method: &'static str,
+    path: &'static str,
+    tag: &'static str,
+    summary: &'static str,
+    body: Option<&'static str>,
+) -> Operation {
+    Operation {
+        method,
+        path,
+        tag,
+        summary,
+        authenticated: true,
+        body,
+    }
+}
+
+const fn public(
+    method: &'static str,
+    path: &'static str,
+    tag: &'static str,
+    summary: &'static str,
+    body: Option<&'static str>,
+) -> Operation {
+    Operation {
+        method,
+        path,
+        tag,
+        summary,
+        authenticated: false,
+        body,
+    }
+}
+
+pub const OPERATIONS: &[Operation] = &[
+    public("get", "/health", "health", "The process is up", None),
+    public(
+        "get",
+        "/health/ready",
+        "health",
+        "Database, migrations and projection lag",
+        None,
+    ),
+    public("get", "/api/openapi.json", "health", "This document", None),
+    public(
+        "post",
+        "/api/auth/register",
+        "auth",
+        "Create an organization and its owner; returns a session",
+        Some("Registration"),
+    ),
+    public(
+        "post",
+        "/api/auth/login",
+        "auth",
+        "Sign in; returns a session",
+        Some("Login"),
+    ),
+    op("get", "/api/auth/me", "auth", "The caller and their organization", None),
+    public(
+        "post",
+        "/api/auth/password-reset/request",
+        "auth",
+        "Mail a single-use reset link (always 202)",
+        Some("ResetRequest"),
+    ),
+    public(
+        "post",
+        "/api/auth/password-reset/confirm",
+        "auth",
+        "Set a new password with a reset or invitation token",
+        Some("ResetConfirm"),
+    ),
+    op(
+        "post",
+        "/api/users",
+        "users",
+        "Invite a user into the caller's organization",
+        Some("Invitation"),
+    ),
+    op(
+        "get",
+        "/api/users",
+        "users",
+        "Users of the caller's organization (limit, offset)",
+        None,
+    ),
+    op("post", "/api/agents", "agents", "Create an agent", Some("Agent")),
+    op(
+        "get",
+        "/api/agents",
+        "agents",
+        "List agents (active, limit, offset)",
+        None,
+    ),
+    op(
+        "get",
+        "/api/agents/{id}",
+        "agents",
+        "An agent with its Vapi sync status",
+        None,
+    ),
+    op(
+        "patch",
+        "/api/agents/{id}",
+        "agents",
+        "Change an agent (absent fields kept, null clears)",
+        Some("AgentChanges"),
+    ),
+    op("delete", "/api/agents/{id}", "agents", "Delete an agent", None),
+    op(
+        "post",
+        "/api/agents/{id}/activate",
+        "agents",
+        "Let the agent take calls",
+        None,
+    ),
+    op(
+        "post",
+        "/api/agents/{id}/deactivate",
+        "agents",
+        "Stop the agent taking calls",
+        None,
+    ),
+    op("get", "/api/voices", "agents", "The voice catalogue", None),
+    op(
+        "post",
+        "/api/credentials",
+        "phone-numbers",
+        "Store provider credentials (encrypted)",
+        Some("Credential"),
+    ),
+    op("get", "/api/credentials", "phone-numbers", "Credentials, masked", None),
+    op(
+        "delete",
+        "/api/credentials/{id}",
+        "phone-numbers",
+        "Delete a credential",
+        None,
+    ),
+    op(
+        "post",
+        "/api/phone-numbers",
+        "phone-numbers",
+        "Provision or import a number",
+        Some("PhoneNumber"),
+    ),
+    op(
+        "get",
+        "/api/phone-numbers",
+        "phone-numbers",
+        "Numbers with sync and line status",
+        None,
+    ),
+    op("get", "/api/phone-numbers/{id}", "phone-numbers", "One number", None),
+    op(
+        "patch",
+        "/api/phone-numbers/{id}",
+        "phone-numbers",
+        "Assign (or with null unassign) an agent",
+        Some("Assignment"),
+    ),
+    op(
+        "delete",
+        "/api/phone-numbers/{id}",
+        "phone-numbers",
+        "Release a number",
+        None,
+    ),
+    op(
+        "post",
+        "/api/calls",
+        "calls",
+        "Start an outbound call (202; placed by a reactor)",
+        Some("OutboundCall"),
+    ),
+    op(
+        "get",
+        "/api/calls",
+        "calls",
+        "Calls, newest first (status, agentId, direction, outcome, phone, from, to, limit, cursor)",
+        None,
+    ),
+    op(
+        "get",
+        "/api/calls/{id}",
+        "calls",
+        "Transcript, recording, analysis and timeline of a call",
+        None,
+    ),
+    op(
+        "post",
+        "/api/calls/{id}/outcome",
+        "calls",
+        "Set a call's outcome",
+        Some("Outcome"),
+    ),
+    op("get", "/api/dashboard/stats", "calls", "Totals and recent calls", None),
+    public(
+        "post",
+        "/api/webhooks/vapi",
+        "webhooks",
+        "Vapi server messages (authenticated by Vapi's secret or signature)",
+        None,
+    ),
+    op(
+        "post",
+        "/api/agents/{id}/variants",
+        "ab-testing",
+        "Create a script variant",
+        Some("Variant"),
+    ),
+    op(
+        "get",
+        "/api/agents/{id}/variants",
+        "ab-testing",
+        "An agent's variants",
+        None,
+    ),
+    op(
+        "patch",
+        "/api/variants/{id}",
+        "ab-testing",
+        "Change a variant (not its prompt while in a running test)",
+        Some("VariantChanges"),
+    ),
+    op("delete", "/api/variants/{id}", "ab-testing", "Delete a variant", None),
+    op(
+        "post",
+        "/api/agents/{id}/ab-tests",
+        "ab-testing",
+        "Start an A/B test",
+        Some("AbTest"),
+    ),
+    op(
+        "get",
+        "/api/agents/{id}/ab-tests",
+        "ab-testing",
+        "An agent's tests, newest first",
+        None,
+    ),
+    op(
+        "get",
+        "/api/ab-tests/{id}",
+        "ab-testing",
+        "Results, statistics and decision state",
+        None,
+    ),
+    op(
+        "post",
+        "/api/ab-tests/{id}/pause",
+        "ab-testing",
+        "Stop assigning calls",
+        None,
+    ),
+    op(
+        "post",
+        "/api/ab-tests/{id}/resume",
+        "ab-testing",
+        "Assign calls again",
+        None,
+    ),
+    op(
+        "post",
+        "/api/ab-tests/{id}/declare-winner",
+        "ab-testing",
+        "End the test with a winner",
+        Some("Winner"),
+    ),
+    op(
+        "post",
+        "/api/integrations/slack",
+        "slack",
+        "Connect a Slack incoming webhook",
+        Some("SlackIntegration"),
+    ),
+    op(
+        "get",
+        "/api/integrations/slack",
+        "slack",
+        "Slack integrations with their status",
+        None,
+    ),
+    op(
+        "patch",
+        "/api/integrations/slack/{id}",
+        "slack",
+        "Change routing, mentions, templates, mute hours, summary time",
+        Some("SlackPreferences"),
+    ),
+    op("delete", "/api/integrations/slack/{id}", "slack", "Disconnect", None),
+    op(
+        "post",
+        "/api/integrations/slack/test",
+        "slack",
+        "Post a test message now",
+        Some("SlackTest"),
+    ),
+];
+
+fn object(required: &[&str], properties: Value) -> Value {
+    json!({ "type": "object", "required": required, "properties": properties })
+}
+
+fn schemas() -> Value {
+    let s = |t: &str| json!({ "type": t });
+    let uuid = json!({ "type": "string", "format": "uuid" });
+    let voice = object(
+        &["provider", "voiceId"],
+        json!({"provider": s("string"), "voiceId": s("string"), "speed": s("number"), "pitch": s("number"), "stability": s("number")}),
+    );
+    let model = object(
+        &["provider", "model"],
+        json!({"provider": s("string"), "model": s("string"), "temperature": s("number"), "maxTokens": s("integer")}),
+    );
+    let agent = json!({"systemPrompt": s("string"), "name": s("string"), "firstMessage": s("string"), "voice": voice, "language": s("string"),
+        "transferNumber": s("string"), "model": model, "outcomeRule": object(&[], json!({"structuredDataField": s("string"), "onSuccess": s("string"), "onFailure": s("string"), "successThreshold": s("number")}))});
+    let route = object(
+        &["enabled"],
+        json!({"enabled": s("boolean"), "mentions": {"type": "array", "items": s("string")}, "template": s("string")}),
+    );
+    let preferences = object(
+        &["routes", "timezone"],
+        json!({"routes": {"type": "object", "additionalProperties": route}, "timezone": s("string"),
+        "muteHours": object(&["start", "end"], json!({"start": s("string"), "end": s("string")})), "failuresBypassMute": s("boolean"), "summaryTime": s("string")}),
+    );
+    json!({
+        "Error": object(&["error"], json!({"error": object(&["code", "message"], json!({"code": s("string"), "message": s("string"), "details": s("object")}))})),
+        "Registration": object(&["email", "password", "name", "organizationName"], json!({"email": s("string"), "password": s("string"), "name": s("string"), "organizationName": s("string")})),
+        "Login": object(&["email", "password"], json!({"email": s("string"), "password": s("string")})),
+        "ResetRequest": object(&["email"], json!({"email": s("string")})),
+        "ResetConfirm": object(&["token", "newPassword"], json!({"token": s("string"), "newPassword": s("string")})),
+        "Invitation": object(&["email", "name", "role"], json!({"email": s("string"), "name": s("string"), "role": {"enum": ["owner", "admin", "member"]}})),
+        "Agent": object(&["name", "systemPrompt", "voice"], agent.clone()),
+        "AgentChanges": object(&[], agent),
+        "Credential": object(&["provider", "name"], json!({"provider": {"enum": ["twilio", "vonage", "telnyx", "byo-sip-trunk"]}, "name": s("string"),
+            "accountSid": s("string"), "authToken": s("string"), "apiKey": s("string"), "apiSecret": s("string"), "gateways": {"type": "array"}, "username": s("string"), "password": s("string")})),
+        "PhoneNumber": object(&["provider"], json!({"provider": {"enum": ["vapi", "twilio", "vonage", "telnyx", "byo-sip"]}, "name": s("string"), "areaCode": s("string"),
+            "number": s("string"), "credentialId": uuid, "accountSid": s("string"), "authToken": s("string"), "agentId": uuid})),
+        "Assignment": object(&["agentId"], json!({"agentId": {"type": ["string", "null"], "format": "uuid"}})),
+        "OutboundCall": object(&["agentId", "phoneNumberId", "customerNumber"], json!({"agentId": uuid, "phoneNumberId": uuid, "customerNumber": s("string")})),
+        "Outcome": object(&["outcome"], json!({"outcome": {"enum": domain::calls::OUTCOMES}, "notes": s("string")})),
+        "Variant": object(&["name", "prompt", "trafficPercent"], json!({"name": s("string"), "prompt": s("string"), "isControl": s("boolean"), "trafficPercent": s("integer")})),
+        "VariantChanges": object(&[], json!({"name": s("string"), "prompt": s("string"), "isControl": s("boolean"), "trafficPercent": s("integer")})),
+        "AbTest": object(&["name", "variantIds"], json!({"name": s("string"), "variantIds": {"type": "array", "items": uuid}, "successOutcome": {"enum": ["qualified", "appointment", "sale"]},
+            "minSampleSize": s("integer"), "autoPromote": s("boolean")})),
+        "Winner": object(&["variantId"], json!({"variantId": uuid})),
+        "SlackIntegration": object(&["workspaceName", "webhookUrl", "channel"], json!({"workspaceName": s("string"), "webhookUrl": s("string"), "channel": s("string"), "preferences": preferences.clone()})),
+        "SlackPreferences": preferences,
+        "SlackTest": object(&["integrationId"], json!({"integrationId": uuid})),
+    })
+}
+
+pub fn document() -> Value {
+    let mut paths = Map::new();
+    for operation in OPERATIONS {
+        let mut entry = json!({
+            "tags": [operation.tag],
+            "summary": operation.summary,
+            "responses": {
+                "2XX": {"description": "Success"},
+                "4XX": {"description": "Client error", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
+            }
+        });
+        if operation.authenticated {
+            entry["security"] = json!([{ "bearer": [] }]);
+        }
+        if let Some(body) = operation.body {
+            entry["requestBody"] = json!({"required": true, "content": {"application/json": {"schema": {"$ref": format!("#/components/schemas/{body}")}}}});
+        }
+        if operation.path.contains("{id}") {
+            entry["parameters"] =
+                json!([{"name": "id", "in": "path", "required": true, "schema": {"type": "string", "format": "uuid"}}]);
+        }
+        let item = paths.entry(operation.path).or_insert_with(|| json!({}));
+        item[operation.method] = entry;
+    }
+    json!({
+        "openapi": "3.1.0",
+        "info": {"title": "VoxReach API", "version": env!("CARGO_PKG_VERSION")},
+        "paths": paths,
+        "components": {
+            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}},
+            "schemas": schemas()
+        }
+    })
+}
+
+pub async fn serve() -> HttpResponse {
+    HttpResponse::Ok().json(document())
+}
