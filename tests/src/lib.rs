@@ -334,3 +334,28 @@ impl application::clock::Clock for ManualClock {
         *self.0.lock().expect("clock lock")
     }
 }
+
+impl VapiWorld {
+    /// A Vapi-provisioned number (`vapi_id` at Vapi), optionally ringing the agent, synced; returns our id.
+    pub async fn add_number(&self, vapi_id: &str, number: &str, rings_agent: bool) -> String {
+        use wiremock::matchers::{body_partial_json, method, path};
+        wiremock::Mock::given(method("POST"))
+            .and(path("/phone-number"))
+            .and(body_partial_json(json!({"provider": "vapi"})))
+            .respond_with(
+                wiremock::ResponseTemplate::new(201)
+                    .set_body_json(json!({"id": vapi_id, "number": number, "status": "active"})),
+            )
+            .up_to_n_times(1)
+            .mount(&self.vapi)
+            .await;
+        let mut body = json!({"provider": "vapi", "areaCode": "415"});
+        if rings_agent {
+            body["agentId"] = json!(self.agent_id);
+        }
+        let (status, created) = self.app.post("/api/phone-numbers", Some(&self.token), body).await;
+        assert_eq!(status, 201, "{created}");
+        self.app.drain_work().await;
+        created["id"].as_str().expect("number id").to_owned()
+    }
+}

@@ -16,30 +16,13 @@ async fn deliver(app: &TestApp, body: &Value) -> (u16, Value) {
 /// The world plus an inbound number `pn_in` ringing the agent.
 async fn world() -> VapiWorld {
     let w = VapiWorld::start().await;
-    Mock::given(method("POST"))
-        .and(path("/phone-number"))
-        .respond_with(
-            ResponseTemplate::new(201)
-                .set_body_json(json!({"id": "pn_in", "number": "+14155550125", "status": "active"})),
-        )
-        .mount(&w.vapi)
-        .await;
     // Auto-promotion updates the assistant.
     Mock::given(method("PATCH"))
         .and(path("/assistant/asst_123"))
         .respond_with(ResponseTemplate::new(200).set_body_json(json!({"id": "asst_123"})))
         .mount(&w.vapi)
         .await;
-    let (status, _) = w
-        .app
-        .post(
-            "/api/phone-numbers",
-            Some(&w.token),
-            json!({"provider": "vapi", "areaCode": "415", "agentId": w.agent_id}),
-        )
-        .await;
-    assert_eq!(status, 201);
-    w.app.drain_work().await;
+    w.add_number("pn_in", "+14155550125", true).await;
     w
 }
 

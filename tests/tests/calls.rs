@@ -404,24 +404,7 @@ async fn call_lists_filter_and_page_and_stay_inside_the_organization() {
 #[tokio::test]
 async fn outbound_calls_are_placed_through_vapi_and_tracked() {
     let w = world().await;
-    Mock::given(method("POST"))
-        .and(path("/phone-number"))
-        .respond_with(
-            ResponseTemplate::new(201)
-                .set_body_json(json!({"id": "pn_1", "number": "+14155550123", "status": "active"})),
-        )
-        .mount(&w.vapi)
-        .await;
-    let (_, number) = w
-        .app
-        .post(
-            "/api/phone-numbers",
-            Some(&w.token),
-            json!({"provider": "vapi", "areaCode": "415"}),
-        )
-        .await;
-    let number_id = number["id"].as_str().unwrap().to_owned();
-    w.app.drain_work().await;
+    let number_id = w.add_number("pn_1", "+14155550123", false).await;
 
     let (status, requested) = w
         .app
@@ -477,30 +460,14 @@ async fn outbound_calls_are_placed_through_vapi_and_tracked() {
 #[tokio::test]
 async fn outbound_call_failures_are_visible_and_never_dialled_twice() {
     let w = world().await;
-    Mock::given(method("POST"))
-        .and(path("/phone-number"))
-        .respond_with(
-            ResponseTemplate::new(201)
-                .set_body_json(json!({"id": "pn_2", "number": "+14155550124", "status": "active"})),
-        )
-        .mount(&w.vapi)
-        .await;
-    let (_, number) = w
-        .app
-        .post(
-            "/api/phone-numbers",
-            Some(&w.token),
-            json!({"provider": "vapi", "areaCode": "415"}),
-        )
-        .await;
-    w.app.drain_work().await;
+    let number_id = w.add_number("pn_2", "+14155550124", false).await;
     Mock::given(method("POST"))
         .and(path("/call"))
         .respond_with(ResponseTemplate::new(502).set_body_string("Bad Gateway"))
         .expect(1)
         .mount(&w.vapi)
         .await;
-    let body = json!({"agentId": w.agent_id, "phoneNumberId": number["id"], "customerNumber": "+14155552671"});
+    let body = json!({"agentId": w.agent_id, "phoneNumberId": number_id, "customerNumber": "+14155552671"});
     let (_, requested) = w.app.post("/api/calls", Some(&w.token), body.clone()).await;
     w.app.drain_work().await;
     let (_, failed) = w
@@ -549,22 +516,7 @@ async fn outbound_call_failures_are_visible_and_never_dialled_twice() {
 #[tokio::test]
 async fn inbound_calls_without_an_assistant_are_traced_through_the_number() {
     let w = world().await;
-    Mock::given(method("POST"))
-        .and(path("/phone-number"))
-        .respond_with(
-            ResponseTemplate::new(201)
-                .set_body_json(json!({"id": "pn_in", "number": "+14155550125", "status": "active"})),
-        )
-        .mount(&w.vapi)
-        .await;
-    w.app
-        .post(
-            "/api/phone-numbers",
-            Some(&w.token),
-            json!({"provider": "vapi", "areaCode": "415", "agentId": w.agent_id}),
-        )
-        .await;
-    w.app.drain_work().await;
+    w.add_number("pn_in", "+14155550125", true).await;
     let message = json!({"message": {"type": "status-update", "status": "ringing", "timestamp": 1764000000000i64,
         "call": {"id": "call_in", "type": "inboundPhoneCall", "phoneNumberId": "pn_in", "customer": {"number": "+14155552671"}}}});
     assert_eq!(deliver(&w.app, &message).await.0, 200);
