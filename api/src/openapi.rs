@@ -39,12 +39,8 @@ const fn public(
     body: Option<&'static str>,
 ) -> Operation {
     Operation {
-        method,
-        path,
-        tag,
-        summary,
         authenticated: false,
-        body,
+        ..op(method, path, tag, summary, body)
     }
 }
 

@@ -1,6 +1,6 @@
 //! Script A/B tests: variants, tests, per-call assignment, results and winners.
 
-use crate::aggregates::{append_failed, load_in, metadata, record_observation, stream_of, Loaded};
+use crate::aggregates::{append_decided, append_failed, load_in, metadata, record_observation, stream_of, Loaded};
 use crate::auth::Session;
 use crate::clock::Clock;
 use crate::error::{AppError, ErrorKind};
@@ -159,51 +159,52 @@ fn arms(record: &TestRecord) -> Vec<Arm> {
         .collect()
 }
 
+/// The winner's p-value against the control; for a winning control, the
+/// weakest of its comparisons.
+fn winner_p_value(arms: &[Arm], control: usize, winner: usize) -> f64 {
+    let against_control = |i: usize| {
+        two_proportion_p_value(
+            arms[control].successes,
+            arms[control].trials,
+            arms[i].successes,
+            arms[i].trials,
+        )
+        .unwrap_or(1.0)
+    };
+    if winner != control {
+        return against_control(winner);
+    }
+    (0..arms.len())
+        .filter(|i| *i != control)
+        .map(against_control)
+        .fold(0.0, f64::max)
+}
+
 /// Results with their statistics, computed from the read model's counts.
 pub fn results_of(record: TestRecord) -> TestResults {
     let arms = arms(&record);
     let control = record.variants.iter().position(|v| v.variant.is_control).unwrap_or(0);
     let finished: u64 = arms.iter().map(|a| a.trials).sum();
     let min = u64::from(record.settings.min_sample_size);
-    let decision = match (
-        record.winner_id,
-        record
-            .variants
-            .iter()
-            .position(|v| Some(v.variant.variant_id) == record.winner_id),
-    ) {
-        (Some(_), Some(index)) => Decision::Winner {
+    let winner = record
+        .variants
+        .iter()
+        .position(|v| Some(v.variant.variant_id) == record.winner_id);
+    let decision = match winner {
+        Some(index) => Decision::Winner {
             index,
             look: record.looks_taken,
-            p_value: f64::NAN,
+            p_value: winner_p_value(&arms, control, index),
         },
-        _ if finished < min => Decision::Collecting {
+        None if finished < min => Decision::Collecting {
             finished_calls: finished,
             next_look_at: min,
         },
-        _ => Decision::NoDifferenceYet {
+        None => Decision::NoDifferenceYet {
             looks_taken: record.looks_taken,
             next_look_at: look_size(min, record.looks_taken),
             alpha_at_next_look: look_alpha(record.looks_taken),
         },
-    };
-    let decision = match decision {
-        Decision::Winner { index, look, .. } => Decision::Winner {
-            index,
-            look,
-            p_value: if index == control {
-                0.0
-            } else {
-                two_proportion_p_value(
-                    arms[control].successes,
-                    arms[control].trials,
-                    arms[index].successes,
-                    arms[index].trials,
-                )
-                .unwrap_or(1.0)
-            },
-        },
-        other => other,
     };
     let c = arms[control];
     let variants = record
@@ -303,18 +304,7 @@ impl AbTestingService {
     }
 
     async fn commit(&self, organization_id: Uuid, batch: Batch) -> Result<(), AppError> {
-        if batch.streams.is_empty() {
-            return Ok(());
-        }
-        self.store
-            .append(AppendRequest {
-                organization_id,
-                streams: batch.streams,
-                idempotency_key: None,
-            })
-            .await
-            .map(|_| ())
-            .map_err(append_failed)
+        append_decided(self.store.as_ref(), organization_id, batch.streams).await
     }
 
     pub async fn create_variant(
@@ -579,15 +569,7 @@ async fn conclude(
             }
         }
     }
-    store
-        .append(AppendRequest {
-            organization_id,
-            streams: batch.streams,
-            idempotency_key: None,
-        })
-        .await
-        .map(|_| ())
-        .map_err(append_failed)
+    append_decided(store, organization_id, batch.streams).await
 }
 
 /// The variant (and its prompt) a call of this agent gets, if a test runs.

@@ -108,6 +108,26 @@ pub fn metadata(actor: impl Into<String>, source: impl Into<String>) -> EventMet
     }
 }
 
+/// Appends a decision over any streams atomically (nothing when empty).
+pub async fn append_decided(
+    store: &dyn EventStore,
+    organization_id: Uuid,
+    streams: Vec<crate::event_store::StreamAppend>,
+) -> Result<(), AppError> {
+    if streams.is_empty() {
+        return Ok(());
+    }
+    store
+        .append(crate::event_store::AppendRequest {
+            organization_id,
+            streams,
+            idempotency_key: None,
+        })
+        .await
+        .map(|_| ())
+        .map_err(append_failed)
+}
+
 /// Appends what a reactor observed. A concurrent change of the stream wins:
 /// whatever changed brings work of its own, so the observation is not retried.
 pub async fn record_observation<A: Aggregate>(

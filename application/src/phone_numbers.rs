@@ -1,11 +1,11 @@
 //! Phone numbers and provider credentials: use cases, sync to Vapi, status monitoring.
 
 use crate::agents::AgentDirectory;
-use crate::aggregates::{append_failed, load_any, load_in, metadata, record_observation, stream_of, Loaded};
+use crate::aggregates::{append_decided, load_any, load_in, metadata, record_observation, stream_of, Loaded};
 use crate::auth::Session;
 use crate::clock::Clock;
 use crate::error::{AppError, ErrorKind};
-use crate::event_store::{AppendRequest, EventStore};
+use crate::event_store::EventStore;
 use crate::voice::{NumberDefinition, ProviderError, RetryPolicy, VoiceProvider};
 use crate::work::{WorkHandler, WorkItem, WorkOutcome};
 use async_trait::async_trait;
@@ -176,15 +176,7 @@ impl PhoneNumberService {
             return Ok(());
         }
         let append = loaded.append_of(events, &metadata(format!("user:{}", caller.user_id), "api"));
-        self.store
-            .append(AppendRequest {
-                organization_id: caller.organization_id,
-                streams: vec![append],
-                idempotency_key: None,
-            })
-            .await
-            .map(|_| ())
-            .map_err(append_failed)
+        append_decided(self.store.as_ref(), caller.organization_id, vec![append]).await
     }
 
     pub async fn add_credential(

@@ -1,11 +1,11 @@
 //! Slack notifications: integrations and their delivery reactor.
 
-use crate::aggregates::{append_failed, load_in, metadata, record_observation, stream_of, Loaded};
+use crate::aggregates::{append_decided, load_in, metadata, record_observation, stream_of, Loaded};
 use crate::auth::Session;
 use crate::calls::CallHistory;
 use crate::clock::Clock;
 use crate::error::{AppError, ErrorKind};
-use crate::event_store::{AppendRequest, EventStore};
+use crate::event_store::EventStore;
 use crate::phone_numbers::SecretSealer;
 use crate::voice::{ProviderError, RetryPolicy};
 use crate::work::{WorkHandler, WorkItem, WorkOutcome};
@@ -125,12 +125,7 @@ impl SlackService {
         Ok(format!("{scheme}://{host}/services/…{tail}"))
     }
 
-    async fn execute(
-        &self,
-        caller: &Session,
-        id: Uuid,
-        command: SlackCommand,
-    ) -> Result<Loaded<SlackIntegration>, AppError> {
+    async fn execute(&self, caller: &Session, id: Uuid, command: SlackCommand) -> Result<(), AppError> {
         let loaded = load_in::<SlackIntegration>(
             self.store.as_ref(),
             caller.organization_id,
@@ -138,19 +133,13 @@ impl SlackService {
         )
         .await?;
         let events = SlackIntegration::decide(&command, &loaded.state).map_err(slack_error)?;
-        if !events.is_empty() {
-            let append = loaded.append_of(&events, &metadata(format!("user:{}", caller.user_id), "api"));
-            self.store
-                .append(AppendRequest {
-                    organization_id: caller.organization_id,
-                    streams: vec![append],
-                    idempotency_key: None,
-                })
-                .await
-                .map_err(append_failed)?;
-        }
-        let state = events.iter().fold(loaded.state.clone(), SlackIntegration::evolve);
-        Ok(Loaded { state, ..loaded })
+        let meta = metadata(format!("user:{}", caller.user_id), "api");
+        let streams = if events.is_empty() {
+            vec![]
+        } else {
+            vec![loaded.append_of(&events, &meta)]
+        };
+        append_decided(self.store.as_ref(), caller.organization_id, streams).await
     }
 
     pub async fn connect(
