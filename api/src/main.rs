@@ -8,6 +8,7 @@ use infrastructure::config::Settings;
 use infrastructure::database;
 use infrastructure::embedded_postgres::EmbeddedPostgres;
 use infrastructure::event_store::PgEventStore;
+use projections::{ProjectionError, ReplayLimit};
 use std::path::PathBuf;
 use std::sync::Arc;
 use tokio::sync::watch;
@@ -24,25 +25,46 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Run the API, projectors and reactors.
+    /// Run the API, projectors, reactors and schedulers (or only the given roles).
     Serve {
         /// Address to listen on (also VOXREACH_BIND).
         #[arg(long)]
         bind: Option<String>,
+        /// What this process does; repeatable. Default: every role. Processes
+        /// coordinate only through PostgreSQL, so each role can run many times.
+        #[arg(long = "role", value_enum)]
+        roles: Vec<Role>,
     },
     /// Apply database migrations and exit.
     Migrate,
-    /// Rebuild one projection from position 0 while the live one keeps serving, then swap.
+    /// Rebuild one read model from position 0 while the live one keeps serving, then swap.
+    /// Subscriptions (reactor feeds) are never replayed.
     Replay {
         #[arg(long)]
         projection: String,
-        /// Keep the rebuilt tables in this schema instead of swapping them in (for analysis).
+        /// Keep the rebuilt tables in this new schema instead of swapping them in (for analysis).
         #[arg(long)]
         schema: Option<String>,
         /// Replay only events up to this global position (with --schema).
         #[arg(long, requires = "schema")]
         until_position: Option<i64>,
+        /// Replay only events recorded up to this RFC 3339 time (with --schema): the read model as of then.
+        #[arg(long, requires = "schema")]
+        until_time: Option<chrono::DateTime<chrono::FixedOffset>>,
     },
+}
+
+/// The parts of the service one process can run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+enum Role {
+    /// The HTTP API.
+    Api,
+    /// Read models and subscriptions.
+    Projectors,
+    /// Workers performing reactor work against outside services.
+    Reactors,
+    /// Periodic jobs: number status checks, daily summaries.
+    Scheduler,
 }
 
 /// The database to use: `DATABASE_URL`, or the private cluster under the data directory.
@@ -87,7 +109,7 @@ async fn shutdown_signal() {
     }
 }
 
-async fn serve(settings: Settings, data_dir: PathBuf, bind: Option<String>) -> Result<()> {
+async fn serve(settings: Settings, data_dir: PathBuf, bind: Option<String>, roles: Vec<Role>) -> Result<()> {
     let bind = match bind {
         Some(raw) => raw
             .parse()
@@ -102,42 +124,61 @@ async fn serve(settings: Settings, data_dir: PathBuf, bind: Option<String>) -> R
         Some(key) => wiring.vapi_api_key = key.clone(),
         None => tracing::warn!("VAPI_API_KEY is not set: agents are kept but cannot be pushed to Vapi"),
     }
-    let result = run_service(&database.url, wiring, bind).await;
+    let roles = if roles.is_empty() {
+        vec![Role::Api, Role::Projectors, Role::Reactors, Role::Scheduler]
+    } else {
+        roles
+    };
+    let result = run_service(&database.url, wiring, bind, &roles).await;
     database.close().await;
     result
 }
 
-async fn run_service(url: &str, wiring: Wiring, bind: std::net::SocketAddr) -> Result<()> {
+async fn run_service(url: &str, wiring: Wiring, bind: std::net::SocketAddr, roles: &[Role]) -> Result<()> {
     let pool = database::connect(url, 20).await.context("connecting to the database")?;
     database::migrate(&pool).await.context("applying migrations")?;
     let state = Arc::new(build_state(pool.clone(), wiring));
     state.runner.prepare().await.context("preparing projections")?;
+    tracing::info!(?roles, "starting");
 
     let (stop_background, background_stopped) = watch::channel(false);
-    let mut background = vec![tokio::spawn(state.runner.clone().run(background_stopped.clone()))];
-    for worker in &state.workers {
-        background.push(tokio::spawn(infrastructure::work_queue::run_worker(
-            state.work_queue.clone(),
-            worker.clone(),
-            std::time::Duration::from_secs(1),
+    let mut background = vec![];
+    if roles.contains(&Role::Projectors) {
+        background.push(tokio::spawn(state.runner.clone().run(background_stopped.clone())));
+    }
+    if roles.contains(&Role::Reactors) {
+        for worker in &state.workers {
+            background.push(tokio::spawn(infrastructure::work_queue::run_worker(
+                state.work_queue.clone(),
+                worker.clone(),
+                state.clock.clone(),
+                infrastructure::work_queue::WorkerConfig::default(),
+                background_stopped.clone(),
+            )));
+        }
+    }
+    if roles.contains(&Role::Scheduler) {
+        background.push(tokio::spawn(monitor_numbers(state.clone(), background_stopped.clone())));
+        background.push(tokio::spawn(schedule_summaries(
+            state.clone(),
             background_stopped.clone(),
         )));
     }
-    background.push(tokio::spawn(monitor_numbers(state.clone(), background_stopped.clone())));
-    background.push(tokio::spawn(schedule_summaries(
-        state.clone(),
-        background_stopped.clone(),
-    )));
-    let listener = std::net::TcpListener::bind(bind).with_context(|| format!("listening on {bind}"))?;
-    let server = http_server(listener, state)?;
-    let handle = server.handle();
-    tracing::info!(%bind, "VoxReach is serving");
-    let server_task = tokio::spawn(server);
+    let server = if roles.contains(&Role::Api) {
+        let listener = std::net::TcpListener::bind(bind).with_context(|| format!("listening on {bind}"))?;
+        let server = http_server(listener, state)?;
+        tracing::info!(%bind, "VoxReach is serving");
+        Some((server.handle(), tokio::spawn(server)))
+    } else {
+        None
+    };
 
     shutdown_signal().await;
     tracing::info!("shutting down");
-    handle.stop(true).await;
-    let _ = server_task.await;
+    if let Some((handle, task)) = server {
+        handle.stop(true).await;
+        let _ = task.await;
+    }
     let _ = stop_background.send(true);
     for task in background {
         let _ = task.await;
@@ -199,7 +240,7 @@ async fn replay(
     data_dir: PathBuf,
     projection: String,
     schema: Option<String>,
-    until: Option<i64>,
+    limit: ReplayLimit,
 ) -> Result<()> {
     let database = open_database(&settings, &data_dir).await?;
     let result = async {
@@ -208,32 +249,31 @@ async fn replay(
         let store: Arc<dyn EventStore> = Arc::new(PgEventStore::new(pool.clone()));
         let runner = projection_runner(&pool, store);
         runner.prepare().await?;
-        if runner.projection(&projection).is_err() {
-            bail!(
-                "unknown projection {projection:?}; known: {}",
-                runner.names().join(", ")
-            );
+        match runner.read_model(&projection) {
+            Err(ProjectionError::Unknown(_)) => bail!(
+                "unknown read model {projection:?}; known: {}",
+                runner.read_model_names().join(", ")
+            ),
+            Err(other) => bail!(other),
+            Ok(_) => {}
         }
-        let swap = schema.is_none();
-        let target = schema.unwrap_or_else(|| format!("rebuild_{projection}"));
-        let last = runner
-            .rebuild(&projection, &target, swap, until, |p| {
-                eprint!(
-                    "\r{projection}: {} / {} events, {:.0} events/s   ",
-                    p.done, p.total, p.events_per_second
-                );
-            })
-            .await?;
+        let show = |p: projections::RebuildProgress| {
+            eprint!(
+                "\r{projection}: {} / {} events, {:.0} events/s   ",
+                p.done, p.total, p.events_per_second
+            )
+        };
+        let (last, place) = match &schema {
+            Some(schema) => (
+                runner.replay_into(&projection, schema, limit, show).await?,
+                format!("kept in schema {schema}"),
+            ),
+            None => (runner.rebuild(&projection, show).await?, "swapped in".to_owned()),
+        };
         eprintln!();
         println!(
-            "{projection}: replayed {} events at {:.0} events/s{}",
-            last.done,
-            last.events_per_second,
-            if swap {
-                ", swapped in".to_owned()
-            } else {
-                format!(", kept in schema {target}")
-            }
+            "{projection}: replayed {} events at {:.0} events/s, {place}",
+            last.done, last.events_per_second
         );
         anyhow::Ok(())
     }
@@ -253,12 +293,19 @@ async fn main() -> Result<()> {
     let cli = Cli::parse();
     let settings = Settings::from_env()?;
     match cli.command {
-        Command::Serve { bind } => serve(settings, cli.data_dir, bind).await,
+        Command::Serve { bind, roles } => serve(settings, cli.data_dir, bind, roles).await,
         Command::Migrate => migrate(settings, cli.data_dir).await,
         Command::Replay {
             projection,
             schema,
             until_position,
-        } => replay(settings, cli.data_dir, projection, schema, until_position).await,
+            until_time,
+        } => {
+            let limit = ReplayLimit {
+                until_position,
+                until_time: until_time.map(|t| t.with_timezone(&chrono::Utc)),
+            };
+            replay(settings, cli.data_dir, projection, schema, limit).await
+        }
     }
 }

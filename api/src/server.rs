@@ -49,6 +49,7 @@ pub struct AppState {
     pub vapi_webhook_secret: String,
     pub runner: ProjectionRunner,
     pub work_queue: Arc<dyn WorkQueue>,
+    pub clock: Arc<dyn Clock>,
     /// Reactors that perform queued work against outside services.
     pub workers: Vec<Arc<dyn WorkHandler>>,
 }
@@ -85,7 +86,8 @@ pub fn projection_runner(pool: &PgPool, store: Arc<dyn EventStore>) -> Projectio
     ProjectionRunner::new(
         pool.clone(),
         store,
-        projections::all(),
+        projections::read_models(),
+        projections::subscriptions(),
         RunnerConfig {
             channel: EVENTS_CHANNEL,
             ..RunnerConfig::default()
@@ -182,10 +184,12 @@ pub fn build_state(pool: PgPool, wiring: Wiring) -> AppState {
         store: store.clone(),
         clock: wiring.clock.clone(),
         directory: ab_directory,
+        progress: Arc::new(projections::runtime::PgReadModelProgress::new(pool.clone())),
     };
+    let clock = wiring.clock;
     let auth = AuthService {
         store: store.clone(),
-        clock: wiring.clock,
+        clock: clock.clone(),
         passwords: Arc::new(Argon2Passwords),
         sessions: Arc::new(JwtSessions::new(&wiring.keys.jwt_secret, SESSION_LIFETIME)),
         secrets: Arc::new(RandomSecretTokens),
@@ -196,7 +200,8 @@ pub fn build_state(pool: PgPool, wiring: Wiring) -> AppState {
     };
     AppState {
         runner: projection_runner(&pool, store),
-        work_queue: Arc::new(PgWorkQueue::new(pool.clone())),
+        work_queue: Arc::new(PgWorkQueue::new(pool.clone(), clock.clone())),
+        clock,
         workers: vec![
             Arc::new(agent_sync),
             number_sync.clone(),

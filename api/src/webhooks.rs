@@ -18,7 +18,7 @@ pub async fn vapi(req: HttpRequest, state: web::Data<AppState>, body: web::Bytes
             None,
         )));
     }
-    let message = match parse(&body, chrono::Utc::now()) {
+    let message = match parse(&body, state.clock.now()) {
         Ok(message) => message,
         Err(error) => {
             return Ok(HttpResponse::BadRequest().json(error_body("malformed_webhook", &error.to_string(), None)))

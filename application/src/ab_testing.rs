@@ -5,7 +5,7 @@ use crate::auth::Session;
 use crate::clock::Clock;
 use crate::error::{AppError, ErrorKind};
 use crate::event_store::{AppendError, AppendRequest, EventStore, StreamAppend};
-use crate::work::{WorkHandler, WorkItem, WorkOutcome};
+use crate::work::{ReadModelProgress, WorkHandler, WorkItem, WorkOutcome};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use domain::ab_statistics::{
@@ -97,6 +97,8 @@ pub struct TestRecord {
 pub trait AbDirectory: Send + Sync {
     async fn variants(&self, organization_id: Uuid, agent_id: Uuid) -> Result<Vec<VariantView>, AppError>;
     async fn test(&self, organization_id: Uuid, test_id: Uuid) -> Result<Option<TestRecord>, AppError>;
+    /// The test a call was assigned in, if any.
+    async fn test_of_call(&self, organization_id: Uuid, call_id: Uuid) -> Result<Option<Uuid>, AppError>;
     async fn tests_of_agent(&self, organization_id: Uuid, agent_id: Uuid) -> Result<Vec<TestRecord>, AppError>;
 }
 
@@ -625,11 +627,17 @@ pub async fn assign_variant(
     ))
 }
 
+/// The read model the decisions read their counts from.
+pub const AB_READ_MODEL: &str = "ab_testing";
+
 /// Takes the winner rule's looks when a test's finished calls reach them.
+/// Work is keyed by the call that finished; the counts come from the
+/// `ab_testing` read model, once it has applied that call's event.
 pub struct AbDecisions {
     pub store: Arc<dyn EventStore>,
     pub clock: Arc<dyn Clock>,
     pub directory: Arc<dyn AbDirectory>,
+    pub progress: Arc<dyn ReadModelProgress>,
 }
 
 #[async_trait]
@@ -639,7 +647,18 @@ impl WorkHandler for AbDecisions {
     }
 
     async fn handle(&self, item: &WorkItem) -> Result<WorkOutcome, AppError> {
-        let test_id = Uuid::parse_str(&item.key).map_err(|e| AppError::internal("reading a work key", e))?;
+        if let Some(trigger) = item.trigger {
+            if !self.progress.has_applied(AB_READ_MODEL, trigger).await? {
+                return Ok(WorkOutcome::RetryAt {
+                    due: self.clock.now() + chrono::Duration::seconds(1),
+                    reason: "waiting for the A/B read model to apply the call".into(),
+                });
+            }
+        }
+        let call_id = Uuid::parse_str(&item.key).map_err(|e| AppError::internal("reading a work key", e))?;
+        let Some(test_id) = self.directory.test_of_call(item.organization_id, call_id).await? else {
+            return Ok(WorkOutcome::Done);
+        };
         let Some(record) = self.directory.test(item.organization_id, test_id).await? else {
             return Ok(WorkOutcome::Done);
         };

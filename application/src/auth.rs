@@ -45,8 +45,8 @@ pub struct IssuedToken {
 
 pub trait SessionTokens: Send + Sync {
     fn issue(&self, session: &Session, now: DateTime<Utc>) -> Result<IssuedToken, AppError>;
-    /// Rejects forged, malformed and expired tokens with an `Unauthorized` error.
-    fn verify(&self, token: &str) -> Result<Session, AppError>;
+    /// Rejects forged, malformed and expired (at `now`) tokens with an `Unauthorized` error.
+    fn verify(&self, token: &str, now: DateTime<Utc>) -> Result<Session, AppError>;
 }
 
 /// Random single-use secrets (reset and invitation tokens) and their stored digests.
@@ -510,7 +510,7 @@ impl AuthService {
     }
 
     pub fn verify_token(&self, token: &str) -> Result<Session, AppError> {
-        self.sessions.verify(token)
+        self.sessions.verify(token, self.clock.now())
     }
 }
 

@@ -98,6 +98,7 @@ pub trait EventStore: Send + Sync {
     /// How many readable events lie after `after`, and how old the oldest is.
     async fn backlog(&self, after: Checkpoint) -> Result<Backlog, StoreError>;
 
-    /// Highest global position in the log (0 when empty).
-    async fn head_position(&self) -> Result<i64, StoreError>;
+    /// The checkpoint of the last readable event (`START` when none): reading
+    /// after it yields exactly what is appended or committed from now on.
+    async fn head(&self) -> Result<Checkpoint, StoreError>;
 }

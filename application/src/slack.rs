@@ -15,7 +15,7 @@ use domain::slack::{
     message, CallFacts, Notification, NotificationEvent, NotificationKind, Preferences, SlackCommand, SlackError,
     SlackIntegration,
 };
-use domain::Aggregate;
+use domain::{Aggregate, Checkpoint};
 use serde::Serialize;
 use serde_json::Value;
 use std::sync::Arc;
@@ -62,6 +62,9 @@ pub struct SlackIntegrationView {
     pub notifications_sent: i64,
     pub last_error: Option<String>,
     pub created_at: DateTime<Utc>,
+    /// Where in the log the integration was connected: only later events notify it.
+    #[serde(skip)]
+    pub connected_at: Checkpoint,
 }
 
 #[async_trait]
@@ -524,6 +527,10 @@ impl WorkHandler for SlackNotifier {
         let mut earliest_retry: Option<(DateTime<Utc>, String)> = None;
         let mut facts: Option<CallFacts> = None;
         for integration in self.directory.integrations(organization_id).await? {
+            // An event from before the integration existed never notifies it (replays, late work).
+            if item.trigger.is_some_and(|trigger| trigger <= integration.connected_at) {
+                continue;
+            }
             let Some(route) = integration.preferences.route(kind).cloned() else {
                 continue;
             };

@@ -4,6 +4,7 @@
 use crate::error::AppError;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
+use domain::Checkpoint;
 use std::time::Duration;
 use uuid::Uuid;
 
@@ -16,6 +17,10 @@ pub struct WorkItem {
     pub attempts: u32,
     /// Bumped on every enqueue: finishing an older generation leaves newer work in place.
     pub generation: i64,
+    /// Identifies this claim: only its holder renews or finishes the lease.
+    pub lease: Uuid,
+    /// The log position of the newest event that made this work due, if an event did.
+    pub trigger: Option<Checkpoint>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -34,6 +39,9 @@ pub enum WorkOutcome {
 #[async_trait]
 pub trait WorkQueue: Send + Sync {
     async fn claim(&self, reactor: &str, limit: i64, lease: Duration) -> Result<Vec<WorkItem>, AppError>;
+    /// Extends the leases of items still in flight; returns those whose lease was lost.
+    async fn renew(&self, items: &[WorkItem], lease: Duration) -> Result<Vec<WorkItem>, AppError>;
+    /// Records the outcome, unless the lease was lost (another worker owns the item now).
     async fn finish(&self, item: &WorkItem, outcome: &WorkOutcome) -> Result<(), AppError>;
     /// Adds work unless the same key is already queued; true if added.
     async fn enqueue_once(&self, reactor: &str, key: &str, organization_id: Uuid) -> Result<bool, AppError>;
@@ -44,4 +52,11 @@ pub trait WorkQueue: Send + Sync {
 pub trait WorkHandler: Send + Sync {
     fn reactor(&self) -> &'static str;
     async fn handle(&self, item: &WorkItem) -> Result<WorkOutcome, AppError>;
+}
+
+/// How far read models have applied the log: a reactor that reads a read model
+/// waits until it has applied the event that triggered the work.
+#[async_trait]
+pub trait ReadModelProgress: Send + Sync {
+    async fn has_applied(&self, read_model: &str, at: Checkpoint) -> Result<bool, AppError>;
 }

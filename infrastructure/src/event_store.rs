@@ -369,10 +369,19 @@ impl EventStore for PgEventStore {
         })
     }
 
-    async fn head_position(&self) -> Result<i64, StoreError> {
-        sqlx::query_scalar("SELECT COALESCE(max(global_position), 0) FROM events")
-            .fetch_one(&self.pool)
-            .await
-            .map_err(store_error)
+    async fn head(&self) -> Result<Checkpoint, StoreError> {
+        let row = sqlx::query(
+            "SELECT transaction_id::text::bigint AS transaction_id, global_position FROM events
+             WHERE transaction_id < pg_snapshot_xmin(pg_current_snapshot())
+             ORDER BY events.transaction_id DESC, events.global_position DESC
+             LIMIT 1",
+        )
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(store_error)?;
+        Ok(row.map_or(Checkpoint::START, |r| Checkpoint {
+            transaction_id: r.get("transaction_id"),
+            global_position: r.get("global_position"),
+        }))
     }
 }

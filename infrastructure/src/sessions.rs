@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 const ISSUER: &str = "voxreach";
+const LEEWAY_SECONDS: i64 = 5;
 
 #[derive(Debug, Serialize, Deserialize)]
 struct Claims {
@@ -55,14 +56,17 @@ impl SessionTokens for JwtSessions {
         Ok(IssuedToken { token, expires_at })
     }
 
-    fn verify(&self, token: &str) -> Result<Session, AppError> {
+    fn verify(&self, token: &str, now: DateTime<Utc>) -> Result<Session, AppError> {
         let mut validation = Validation::new(Algorithm::HS256);
         validation.set_issuer(&[ISSUER]);
-        validation.leeway = 5;
-        let data = decode::<Claims>(token, &self.decoding, &validation).map_err(|e| match e.kind() {
-            jsonwebtoken::errors::ErrorKind::ExpiredSignature => unauthorized("the session token has expired"),
-            _ => unauthorized("the session token is invalid"),
-        })?;
+        // Expiry is checked against the `Clock` port's time below, not the system's.
+        validation.validate_exp = false;
+        validation.set_required_spec_claims(&["exp", "iss"]);
+        let data = decode::<Claims>(token, &self.decoding, &validation)
+            .map_err(|_| unauthorized("the session token is invalid"))?;
+        if data.claims.exp + LEEWAY_SECONDS < now.timestamp() {
+            return Err(unauthorized("the session token has expired"));
+        }
         Ok(Session {
             user_id: data.claims.sub,
             organization_id: data.claims.org,
@@ -88,15 +92,21 @@ mod tests {
     fn issued_tokens_verify_and_forged_or_expired_ones_do_not() {
         let tokens = JwtSessions::new(b"0123456789abcdef0123456789abcdef", Duration::hours(1));
         let s = session();
-        let issued = tokens.issue(&s, Utc::now()).unwrap();
-        assert_eq!(tokens.verify(&issued.token).unwrap(), s);
+        let now: DateTime<Utc> = "2026-03-02T15:00:00Z".parse().unwrap();
+        let issued = tokens.issue(&s, now).unwrap();
+        assert_eq!(tokens.verify(&issued.token, now).unwrap(), s);
 
         let other = JwtSessions::new(b"another secret another secret 123", Duration::hours(1));
-        assert_eq!(other.verify(&issued.token).unwrap_err().kind, ErrorKind::Unauthorized);
+        assert_eq!(
+            other.verify(&issued.token, now).unwrap_err().kind,
+            ErrorKind::Unauthorized
+        );
 
-        let old = tokens.issue(&s, Utc::now() - Duration::hours(2)).unwrap();
-        let error = tokens.verify(&old.token).unwrap_err();
+        let old = tokens.issue(&s, now - Duration::hours(2)).unwrap();
+        let error = tokens.verify(&old.token, now).unwrap_err();
         assert_eq!(error.message, "the session token has expired");
-        assert!(tokens.verify("not.a.jwt").is_err());
+        // Expiry follows the clock it is given, not the machine's.
+        assert!(tokens.verify(&old.token, now - Duration::hours(2)).is_ok());
+        assert!(tokens.verify("not.a.jwt", now).is_err());
     }
 }

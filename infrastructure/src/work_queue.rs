@@ -1,22 +1,30 @@
 //! Reactor work in Postgres: leases instead of open transactions, so no
-//! transaction stays open across a call to the outside world.
+//! transaction stays open across a call to the outside world. A lease is
+//! renewed while its item is in flight and carries a token, so it never runs
+//! out under a slow provider and a worker that lost it cannot finish it.
 
+use application::clock::Clock;
 use application::work::{WorkHandler, WorkItem, WorkOutcome, WorkQueue};
 use application::AppError;
 use async_trait::async_trait;
+use domain::Checkpoint;
 use sqlx::{PgPool, Row};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::watch;
+use uuid::Uuid;
 
+/// Due times and leases are compared with the `Clock` port's time, never the
+/// database's `now()`: the reactors decide with that clock too.
 #[derive(Clone)]
 pub struct PgWorkQueue {
     pool: PgPool,
+    clock: Arc<dyn Clock>,
 }
 
 impl PgWorkQueue {
-    pub fn new(pool: PgPool) -> Self {
-        Self { pool }
+    pub fn new(pool: PgPool, clock: Arc<dyn Clock>) -> Self {
+        Self { pool, clock }
     }
 }
 
@@ -28,113 +36,199 @@ fn failed(error: sqlx::Error) -> AppError {
 impl WorkQueue for PgWorkQueue {
     async fn claim(&self, reactor: &str, limit: i64, lease: Duration) -> Result<Vec<WorkItem>, AppError> {
         let rows = sqlx::query(
-            "UPDATE reactor_work w SET leased_until = now() + $3
+            "UPDATE reactor_work w SET leased_until = $4::timestamptz + $3, lease_token = gen_random_uuid()
              FROM (SELECT reactor, work_key FROM reactor_work
-                   WHERE reactor = $1 AND due_at <= now() AND (leased_until IS NULL OR leased_until < now())
+                   WHERE reactor = $1 AND due_at <= $4 AND (leased_until IS NULL OR leased_until < $4)
                    ORDER BY due_at LIMIT $2 FOR UPDATE SKIP LOCKED) due
              WHERE w.reactor = due.reactor AND w.work_key = due.work_key
-             RETURNING w.work_key, w.organization_id, w.attempts, w.generation",
+             RETURNING w.work_key, w.organization_id, w.attempts, w.generation, w.lease_token,
+                       w.trigger_transaction_id, w.trigger_position",
         )
         .bind(reactor)
         .bind(limit)
         .bind(lease)
+        .bind(self.clock.now())
         .fetch_all(&self.pool)
         .await
         .map_err(failed)?;
         Ok(rows
             .iter()
-            .map(|row| WorkItem {
-                reactor: reactor.to_owned(),
-                key: row.get("work_key"),
-                organization_id: row.get("organization_id"),
-                attempts: row.get::<i32, _>("attempts").max(0) as u32,
-                generation: row.get("generation"),
+            .map(|row| {
+                let trigger = match (
+                    row.get::<Option<i64>, _>("trigger_transaction_id"),
+                    row.get::<Option<i64>, _>("trigger_position"),
+                ) {
+                    (Some(transaction_id), Some(global_position)) => Some(Checkpoint {
+                        transaction_id,
+                        global_position,
+                    }),
+                    _ => None,
+                };
+                WorkItem {
+                    reactor: reactor.to_owned(),
+                    key: row.get("work_key"),
+                    organization_id: row.get("organization_id"),
+                    attempts: row.get::<i32, _>("attempts").max(0) as u32,
+                    generation: row.get("generation"),
+                    lease: row.get("lease_token"),
+                    trigger,
+                }
             })
             .collect())
+    }
+
+    async fn renew(&self, items: &[WorkItem], lease: Duration) -> Result<Vec<WorkItem>, AppError> {
+        let Some(reactor) = items.first().map(|i| i.reactor.as_str()) else {
+            return Ok(vec![]);
+        };
+        let keys: Vec<&str> = items.iter().map(|i| i.key.as_str()).collect();
+        let tokens: Vec<Uuid> = items.iter().map(|i| i.lease).collect();
+        let renewed: Vec<String> = sqlx::query_scalar(
+            "UPDATE reactor_work w SET leased_until = $4::timestamptz + $3
+             FROM UNNEST($2::text[], $5::uuid[]) AS held(k, t)
+             WHERE w.reactor = $1 AND w.work_key = held.k AND w.lease_token = held.t
+             RETURNING w.work_key",
+        )
+        .bind(reactor)
+        .bind(&keys)
+        .bind(lease)
+        .bind(self.clock.now())
+        .bind(&tokens)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(failed)?;
+        Ok(items.iter().filter(|i| !renewed.contains(&i.key)).cloned().collect())
     }
 
     async fn finish(&self, item: &WorkItem, outcome: &WorkOutcome) -> Result<(), AppError> {
         let query = match outcome {
             // Newer work (a higher generation) stays, due at once.
             WorkOutcome::Done | WorkOutcome::GiveUp { .. } => sqlx::query(
-                "WITH gone AS (DELETE FROM reactor_work WHERE reactor = $1 AND work_key = $2 AND generation = $3 RETURNING 1)
-                 UPDATE reactor_work SET leased_until = NULL, attempts = 0, last_error = NULL
-                 WHERE reactor = $1 AND work_key = $2 AND NOT EXISTS (SELECT 1 FROM gone)",
-            )
-            .bind(&item.reactor)
-            .bind(&item.key)
-            .bind(item.generation),
-            WorkOutcome::RetryAt { due, reason } => sqlx::query(
-                "UPDATE reactor_work SET leased_until = NULL, last_error = $5,
-                    attempts = CASE WHEN generation = $3 THEN attempts + 1 ELSE 0 END,
-                    due_at = CASE WHEN generation = $3 THEN $4 ELSE now() END
-                 WHERE reactor = $1 AND work_key = $2",
+                "WITH gone AS (DELETE FROM reactor_work
+                               WHERE reactor = $1 AND work_key = $2 AND generation = $3 AND lease_token = $4 RETURNING 1)
+                 UPDATE reactor_work SET leased_until = NULL, lease_token = NULL, attempts = 0, last_error = NULL
+                 WHERE reactor = $1 AND work_key = $2 AND lease_token = $4 AND NOT EXISTS (SELECT 1 FROM gone)",
             )
             .bind(&item.reactor)
             .bind(&item.key)
             .bind(item.generation)
+            .bind(item.lease),
+            WorkOutcome::RetryAt { due, reason } => sqlx::query(
+                "UPDATE reactor_work SET leased_until = NULL, lease_token = NULL, last_error = $6,
+                    attempts = CASE WHEN generation = $3 THEN attempts + 1 ELSE 0 END,
+                    due_at = CASE WHEN generation = $3 THEN $5 ELSE '-infinity' END
+                 WHERE reactor = $1 AND work_key = $2 AND lease_token = $4",
+            )
+            .bind(&item.reactor)
+            .bind(&item.key)
+            .bind(item.generation)
+            .bind(item.lease)
             .bind(*due)
             .bind(reason),
         };
-        query.execute(&self.pool).await.map_err(failed)?;
+        let finished = query.execute(&self.pool).await.map_err(failed)?;
+        if finished.rows_affected() == 0 {
+            tracing::warn!(reactor = %item.reactor, key = %item.key, "the lease was lost before the work finished");
+        }
         Ok(())
     }
 
-    async fn enqueue_once(&self, reactor: &str, key: &str, organization_id: uuid::Uuid) -> Result<bool, AppError> {
-        self.insert_once(reactor, key, organization_id).await.map_err(failed)
-    }
-}
-
-impl PgWorkQueue {
-    async fn insert_once(&self, reactor: &str, key: &str, organization_id: uuid::Uuid) -> Result<bool, sqlx::Error> {
+    async fn enqueue_once(&self, reactor: &str, key: &str, organization_id: Uuid) -> Result<bool, AppError> {
         let inserted = sqlx::query(
-            "INSERT INTO reactor_work (reactor, work_key, organization_id, due_at) VALUES ($1, $2, $3, now())
+            "INSERT INTO reactor_work (reactor, work_key, organization_id, due_at) VALUES ($1, $2, $3, '-infinity')
              ON CONFLICT (reactor, work_key) DO NOTHING",
         )
         .bind(reactor)
         .bind(key)
         .bind(organization_id)
         .execute(&self.pool)
-        .await?;
+        .await
+        .map_err(failed)?;
         Ok(inserted.rows_affected() == 1)
     }
 }
 
+/// How a reactor worker claims and holds its work.
+#[derive(Debug, Clone, Copy)]
+pub struct WorkerConfig {
+    pub poll_interval: Duration,
+    /// Items claimed at once; they are handled one after another.
+    pub batch: i64,
+    /// Renewed every third of its length while items are in flight.
+    pub lease: Duration,
+}
+
+impl Default for WorkerConfig {
+    fn default() -> Self {
+        Self {
+            poll_interval: Duration::from_secs(1),
+            batch: 10,
+            lease: Duration::from_secs(60),
+        }
+    }
+}
+
 /// Runs one reactor's handler over its due work until `shutdown` turns true.
+/// While a batch is in flight its leases are renewed, so no other process
+/// claims an item this one is still working on, however slow the provider.
 pub async fn run_worker(
     queue: Arc<dyn WorkQueue>,
     handler: Arc<dyn WorkHandler>,
-    poll_interval: Duration,
+    clock: Arc<dyn Clock>,
+    config: WorkerConfig,
     mut shutdown: watch::Receiver<bool>,
 ) {
-    const LEASE: Duration = Duration::from_secs(120);
     while !*shutdown.borrow() {
-        let items = match queue.claim(handler.reactor(), 10, LEASE).await {
+        let items = match queue.claim(handler.reactor(), config.batch, config.lease).await {
             Ok(items) => items,
             Err(error) => {
                 tracing::error!(reactor = handler.reactor(), %error, "claiming work failed");
                 vec![]
             }
         };
-        let idle = items.is_empty();
-        for item in items {
-            let outcome = match handler.handle(&item).await {
+        if items.is_empty() {
+            tokio::select! {
+                _ = tokio::time::sleep(config.poll_interval) => {}
+                _ = shutdown.changed() => {}
+            }
+            continue;
+        }
+        let (in_flight, held) = watch::channel(items.clone());
+        let heartbeat = tokio::spawn(renew_leases(queue.clone(), held, config.lease));
+        for (index, item) in items.iter().enumerate() {
+            let outcome = match handler.handle(item).await {
                 Ok(outcome) => outcome,
-                // Our own failure (database): try again soon; the lease would also expire.
+                // Our own failure (database): try again soon.
                 Err(error) => WorkOutcome::RetryAt {
-                    due: chrono::Utc::now() + chrono::Duration::seconds(30),
+                    due: clock.now() + chrono::Duration::seconds(30),
                     reason: error.to_string(),
                 },
             };
-            if let Err(error) = queue.finish(&item, &outcome).await {
+            if let Err(error) = queue.finish(item, &outcome).await {
                 tracing::error!(reactor = handler.reactor(), key = %item.key, %error, "recording work outcome failed");
             }
+            let _ = in_flight.send(items[index + 1..].to_vec());
         }
-        if idle {
-            tokio::select! {
-                _ = tokio::time::sleep(poll_interval) => {}
-                _ = shutdown.changed() => {}
+        drop(in_flight);
+        let _ = heartbeat.await;
+    }
+}
+
+/// Renews the leases of the items `held` names until the sender is dropped.
+async fn renew_leases(queue: Arc<dyn WorkQueue>, mut held: watch::Receiver<Vec<WorkItem>>, lease: Duration) {
+    let mut every = tokio::time::interval(lease / 3);
+    every.tick().await;
+    loop {
+        tokio::select! {
+            _ = every.tick() => {
+                let items = held.borrow().clone();
+                match queue.renew(&items, lease).await {
+                    Ok(lost) if !lost.is_empty() => tracing::warn!(lost = lost.len(), "leases of in-flight work were lost"),
+                    Ok(_) => {}
+                    Err(error) => tracing::error!(%error, "renewing leases failed"),
+                }
             }
+            changed = held.changed() => if changed.is_err() { return },
         }
     }
 }

@@ -1,12 +1,13 @@
 //! A/B read models: variants, tests with per-variant counts and a daily
 //! series, and which call got which variant. Feeds the winner-rule reactor.
 
-use crate::runtime::Projection;
+use crate::runtime::{ReadModel, Subscription, WorkOrder};
 use application::ab_testing::{AbDirectory, DailyPoint, TestRecord, VariantCounts, VariantView, AB_DECISIONS};
 use application::AppError;
 use async_trait::async_trait;
 use domain::ab_testing::{AbTestEvent, SuccessOutcome, TestSettings, TestVariant, VariantEvent};
 use domain::calls::CallEvent;
+use domain::events::DecodeError;
 use domain::{DomainEvent, RecordedEvent};
 use sqlx::postgres::PgRow;
 use sqlx::types::Json;
@@ -35,7 +36,7 @@ fn stages(outcome: Option<&str>) -> (i64, i64, i64) {
 pub struct AbTestingProjection;
 
 #[async_trait]
-impl Projection for AbTestingProjection {
+impl ReadModel for AbTestingProjection {
     fn name(&self) -> &'static str {
         "ab_testing"
     }
@@ -326,7 +327,32 @@ async fn apply_call(conn: &mut PgConnection, event: &RecordedEvent) -> Result<()
     .bind(converted(&outcome, finished) - converted(&old_outcome, was_finished))
     .execute(&mut *conn)
     .await?;
-    crate::work::enqueue(conn, AB_DECISIONS, &test_id.to_string(), event.organization_id).await
+    Ok(())
+}
+
+/// Makes a winner-rule look due whenever a call finishes or gets its outcome;
+/// the reactor finds the call's test in the `ab_testing` read model, once that
+/// has applied the trigger.
+pub struct AbDecisionTrigger;
+
+impl Subscription for AbDecisionTrigger {
+    fn name(&self) -> &'static str {
+        "ab_test_decisions"
+    }
+
+    fn version(&self) -> i32 {
+        1
+    }
+
+    fn route(&self, event: &RecordedEvent) -> Result<Option<WorkOrder>, DecodeError> {
+        let finishes_call =
+            event.stream_type == "call" && matches!(event.event_type.as_str(), "CallEnded" | "CallOutcomeRecorded");
+        Ok(finishes_call.then(|| WorkOrder {
+            reactor: AB_DECISIONS,
+            key: crate::work::stream_key(event).to_owned(),
+            organization_id: event.organization_id,
+        }))
+    }
 }
 
 #[derive(Clone)]
@@ -437,6 +463,18 @@ impl AbDirectory for PgAbDirectory {
             Some(row) => self.record(&row).await.map(Some),
             None => Ok(None),
         }
+    }
+
+    async fn test_of_call(&self, organization_id: Uuid, call_id: Uuid) -> Result<Option<Uuid>, AppError> {
+        sqlx::query_scalar(
+            "SELECT a.test_id FROM ab_assignments a JOIN ab_tests t ON t.id = a.test_id
+             WHERE a.call_id = $1 AND a.organization_id = $2",
+        )
+        .bind(call_id)
+        .bind(organization_id)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(failed)
     }
 
     async fn tests_of_agent(&self, organization_id: Uuid, agent_id: Uuid) -> Result<Vec<TestRecord>, AppError> {

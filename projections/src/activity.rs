@@ -1,7 +1,7 @@
 //! Events per organization, day and event type: the usage series behind
 //! activity charts and plan metering. Applied set-wise, one statement per batch.
 
-use crate::runtime::Projection;
+use crate::runtime::ReadModel;
 use async_trait::async_trait;
 use chrono::NaiveDate;
 use domain::RecordedEvent;
@@ -12,7 +12,7 @@ use uuid::Uuid;
 pub struct ActivityProjection;
 
 #[async_trait]
-impl Projection for ActivityProjection {
+impl ReadModel for ActivityProjection {
     fn name(&self) -> &'static str {
         "activity"
     }

@@ -1,7 +1,7 @@
 //! Agents as the API lists them, with their Vapi sync status; and the queue
 //! of agents whose configuration Vapi has yet to learn.
 
-use crate::runtime::Projection;
+use crate::runtime::ReadModel;
 use application::agents::{AgentDirectory, AgentView};
 use application::auth::Page;
 use application::AppError;
@@ -24,7 +24,7 @@ fn agent_id(event: &RecordedEvent) -> Result<Uuid, sqlx::Error> {
 pub struct AgentsProjection;
 
 #[async_trait]
-impl Projection for AgentsProjection {
+impl ReadModel for AgentsProjection {
     fn name(&self) -> &'static str {
         "agents"
     }

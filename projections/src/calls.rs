@@ -1,7 +1,7 @@
 //! Call history: one row per call for lists and details, its event timeline,
 //! and per-organization totals for the dashboard.
 
-use crate::runtime::Projection;
+use crate::runtime::ReadModel;
 use application::calls::{
     CallDetail, CallFilter, CallHistory, CallOwners, CallSummary, DashboardStats, NumberOwner, TimelineEntry,
 };
@@ -78,7 +78,7 @@ async fn advance(conn: &mut PgConnection, id: Uuid, status: &str) -> Result<(), 
 }
 
 #[async_trait]
-impl Projection for CallsProjection {
+impl ReadModel for CallsProjection {
     fn name(&self) -> &'static str {
         "calls"
     }

@@ -1,4 +1,5 @@
-//! Read models and the projector runtime that keeps them up to date (DESIGN.md §4).
+//! Read models, the subscriptions that feed reactors, and the runtime that
+//! keeps both up to date (DESIGN.md §4).
 
 pub mod ab_testing;
 pub mod activity;
@@ -12,38 +13,48 @@ pub mod work;
 
 use work::WorkFeeder;
 
-pub use runtime::{Projection, ProjectionError, ProjectionRunner, ProjectionStatus, RebuildProgress, RunnerConfig};
+pub use runtime::{
+    Consumer, ConsumerKind, ConsumerState, ProjectionError, ProjectionRunner, ProjectionStatus, ReadModel,
+    RebuildProgress, ReplayLimit, RunnerConfig, Step, Subscription, WorkOrder,
+};
 
 use std::sync::Arc;
 
-/// Every projection the service runs.
-pub fn all() -> Vec<Arc<dyn Projection>> {
+/// Every read model the API reads.
+pub fn read_models() -> Vec<Arc<dyn ReadModel>> {
     vec![
         Arc::new(users::UsersProjection),
         Arc::new(activity::ActivityProjection),
         Arc::new(agents::AgentsProjection),
+        Arc::new(calls::CallsProjection),
+        Arc::new(ab_testing::AbTestingProjection),
+        Arc::new(slack::SlackIntegrationsProjection),
+        Arc::new(phone_numbers::PhoneNumbersProjection),
+    ]
+}
+
+/// Every subscription feeding reactor work.
+pub fn subscriptions() -> Vec<Arc<dyn Subscription>> {
+    vec![
         Arc::new(WorkFeeder {
             name: "agent_sync_queue",
             stream_type: "agent",
             event_types: &["AgentCreated", "AgentUpdated", "AgentDeleted"],
             reactor: application::agents::AGENT_SYNC,
         }),
-        Arc::new(calls::CallsProjection),
-        Arc::new(ab_testing::AbTestingProjection),
         Arc::new(WorkFeeder {
             name: "call_placement_queue",
             stream_type: "call",
             event_types: &["CallRequested"],
             reactor: application::calls::CALL_PLACEMENT,
         }),
-        Arc::new(slack::SlackIntegrationsProjection),
-        Arc::new(slack::SlackRouter),
-        Arc::new(phone_numbers::PhoneNumbersProjection),
         Arc::new(WorkFeeder {
             name: "number_sync_queue",
             stream_type: "phone-number",
             event_types: &["PhoneNumberAdded", "PhoneNumberAssigned", "PhoneNumberRemoved"],
             reactor: application::phone_numbers::NUMBER_SYNC,
         }),
+        Arc::new(slack::SlackRouter),
+        Arc::new(ab_testing::AbDecisionTrigger),
     ]
 }

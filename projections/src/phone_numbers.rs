@@ -1,7 +1,7 @@
 //! Credentials (masked) and phone numbers with their sync and line status;
 //! and the queue of numbers Vapi has yet to learn about.
 
-use crate::runtime::Projection;
+use crate::runtime::ReadModel;
 use application::phone_numbers::{CredentialView, NumberDirectory, PhoneNumberView};
 use application::AppError;
 use async_trait::async_trait;
@@ -23,7 +23,7 @@ fn decode_error(e: domain::events::DecodeError) -> sqlx::Error {
 pub struct PhoneNumbersProjection;
 
 #[async_trait]
-impl Projection for PhoneNumbersProjection {
+impl ReadModel for PhoneNumbersProjection {
     fn name(&self) -> &'static str {
         "phone_numbers"
     }

@@ -1,25 +1,40 @@
-//! The projector runtime: ordered batches, checkpoint and read-model changes in
-//! one transaction, wake-ups on NOTIFY with polling as the fallback, and
-//! rebuilds into a separate schema that is swapped in atomically.
+//! The consumer runtime (DESIGN.md §4). Two kinds of log consumers, kept apart:
+//!
+//! - **Read models** ([`ReadModel`]) build the tables the API reads. They have
+//!   no side effects and can be rebuilt at any time, into a side schema that is
+//!   swapped in atomically (also when their version changes).
+//! - **Subscriptions** ([`Subscription`]) turn events into reactor work. They
+//!   are never replayed: a new one, or a new version, starts at the log's head.
+//!
+//! Both read the log in `(transaction_id, global_position)` order and move
+//! their checkpoint in the transaction that applies the batch. The checkpoint
+//! update compares the stored version, so a process running another version
+//! of a consumer (a rolling deploy) stops applying it instead of writing its
+//! logic into tables it no longer understands.
 
 use application::event_store::EventStore;
 use async_trait::async_trait;
-use chrono::Utc;
+use chrono::{DateTime, Utc};
+use domain::events::DecodeError;
 use domain::{Checkpoint, RecordedEvent};
 use serde::Serialize;
 use sqlx::postgres::PgListener;
 use sqlx::{PgConnection, PgPool, Row};
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tokio::sync::watch;
+use tokio::sync::{watch, Notify};
+use uuid::Uuid;
 
+/// A read model: tables shaped for the API's queries. `apply` may only touch
+/// the tables listed in `tables` (rebuilds run with nothing else on the search path).
 #[async_trait]
-pub trait Projection: Send + Sync {
+pub trait ReadModel: Send + Sync {
     fn name(&self) -> &'static str;
-    /// Bumped whenever the tables or the meaning of `apply` change; a stored
-    /// projection of another version is rebuilt from the start.
+    /// Bumped whenever the tables or the meaning of `apply` change; the new
+    /// version is rebuilt side by side and swapped in.
     fn schema_version(&self) -> i32;
-    /// The tables this projection owns, unqualified.
+    /// The tables this read model owns, unqualified.
     fn tables(&self) -> &'static [&'static str];
     /// DDL that creates the tables, unqualified, in the current `search_path`.
     fn create_sql(&self) -> &'static str;
@@ -27,17 +42,93 @@ pub trait Projection: Send + Sync {
     async fn apply(&self, conn: &mut PgConnection, events: &[RecordedEvent]) -> Result<(), sqlx::Error>;
 }
 
+/// Work a reactor owes because of one event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WorkOrder {
+    pub reactor: &'static str,
+    pub key: String,
+    pub organization_id: Uuid,
+}
+
+/// A subscription: decides which reactor work an event makes due. The runtime
+/// writes the work, with the trigger's position, in the checkpoint's transaction.
+pub trait Subscription: Send + Sync {
+    fn name(&self) -> &'static str;
+    /// Bumped when the routing changes meaning; a new version starts at the log's head.
+    fn version(&self) -> i32;
+    /// The work `event` makes due, if any. Pure: no IO.
+    fn route(&self, event: &RecordedEvent) -> Result<Option<WorkOrder>, DecodeError>;
+}
+
+/// One consumer of the log, of either kind.
+#[derive(Clone)]
+pub enum Consumer {
+    ReadModel(Arc<dyn ReadModel>),
+    Subscription(Arc<dyn Subscription>),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub enum ConsumerKind {
+    ReadModel,
+    Subscription,
+}
+
+impl Consumer {
+    pub fn name(&self) -> &'static str {
+        match self {
+            Consumer::ReadModel(m) => m.name(),
+            Consumer::Subscription(s) => s.name(),
+        }
+    }
+
+    pub fn version(&self) -> i32 {
+        match self {
+            Consumer::ReadModel(m) => m.schema_version(),
+            Consumer::Subscription(s) => s.version(),
+        }
+    }
+
+    pub fn kind(&self) -> ConsumerKind {
+        match self {
+            Consumer::ReadModel(_) => ConsumerKind::ReadModel,
+            Consumer::Subscription(_) => ConsumerKind::Subscription,
+        }
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum ProjectionError {
-    #[error("database error in projection {projection}: {source}")]
+    #[error("database error in {consumer}: {source}")]
     Database {
-        projection: &'static str,
+        consumer: &'static str,
         source: sqlx::Error,
     },
     #[error("reading the event log: {0}")]
     Store(#[from] application::event_store::StoreError),
-    #[error("unknown projection {0}")]
+    #[error("decoding an event in {consumer}: {source}")]
+    Decode {
+        consumer: &'static str,
+        source: DecodeError,
+    },
+    #[error("unknown read model {0}")]
     Unknown(String),
+    #[error(
+        "{0} is a subscription: subscriptions feed reactors and are never replayed (their side effects would repeat)"
+    )]
+    NotReplayable(String),
+    #[error("schema {schema:?} cannot hold a replay of {read_model}: {reason}")]
+    UnsafeSchema {
+        schema: String,
+        read_model: String,
+        reason: &'static str,
+    },
+    #[error("{read_model} is at version {stored} in the database, newer than this process's {ours}")]
+    Superseded {
+        read_model: &'static str,
+        stored: i32,
+        ours: i32,
+    },
 }
 
 #[derive(Debug, Clone)]
@@ -58,11 +149,28 @@ impl Default for RunnerConfig {
     }
 }
 
-/// Where a projection stands, for the readiness endpoint.
+/// Whether this process applies a consumer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub enum ConsumerState {
+    /// Stored and running versions agree.
+    Current,
+    /// The database holds an older version; this process rebuilds (read
+    /// model) or restarts at the head (subscription) before applying.
+    Upgrading,
+    /// The database holds a newer version: another process owns it, this one applies nothing.
+    Superseded,
+}
+
+/// Where a consumer stands, for the readiness endpoint.
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ProjectionStatus {
     pub name: &'static str,
+    pub kind: ConsumerKind,
+    pub version: i32,
+    pub stored_version: Option<i32>,
+    pub state: ConsumerState,
     pub checkpoint_position: i64,
     pub lag_events: i64,
     pub lag_seconds: f64,
@@ -76,35 +184,63 @@ pub struct RebuildProgress {
     pub events_per_second: f64,
 }
 
+/// How much history a replay applies: all of it, or up to a position and/or a time.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ReplayLimit {
+    pub until_position: Option<i64>,
+    pub until_time: Option<DateTime<Utc>>,
+}
+
+impl ReplayLimit {
+    fn admits(&self, event: &RecordedEvent) -> bool {
+        self.until_position.is_none_or(|p| event.global_position <= p)
+            && self.until_time.is_none_or(|t| event.recorded_at <= t)
+    }
+
+    fn is_everything(&self) -> bool {
+        self.until_position.is_none() && self.until_time.is_none()
+    }
+}
+
+/// What one step of a consumer did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Step {
+    Applied(usize),
+    /// The stored version differs from this process's.
+    VersionMismatch {
+        stored: i32,
+    },
+}
+
 #[derive(Clone)]
 pub struct ProjectionRunner {
     pool: PgPool,
     store: Arc<dyn EventStore>,
-    projections: Vec<Arc<dyn Projection>>,
+    consumers: Vec<Consumer>,
     config: RunnerConfig,
 }
 
-fn db(projection: &dyn Projection) -> impl Fn(sqlx::Error) -> ProjectionError + '_ {
-    move |source| ProjectionError::Database {
-        projection: projection.name(),
-        source,
-    }
+fn db(consumer: &'static str) -> impl Fn(sqlx::Error) -> ProjectionError {
+    move |source| ProjectionError::Database { consumer, source }
 }
 
 fn quote_ident(name: &str) -> String {
     format!("\"{}\"", name.replace('"', "\"\""))
 }
 
-/// Runs a projection's DDL; projections that feed work queues own no tables.
-async fn create_tables(conn: &mut PgConnection, p: &dyn Projection) -> Result<(), ProjectionError> {
-    if p.create_sql().trim().is_empty() {
-        return Ok(());
-    }
-    sqlx::raw_sql(p.create_sql())
-        .execute(conn)
-        .await
-        .map(|_| ())
-        .map_err(db(p))
+/// The comment that marks a schema as holding a replay of one read model.
+fn replay_marker(read_model: &str) -> String {
+    format!("voxreach replay of {read_model}")
+}
+
+async fn create_tables(conn: &mut PgConnection, m: &dyn ReadModel) -> Result<(), ProjectionError> {
+    run_script(conn, m.create_sql().to_owned()).await.map_err(db(m.name()))
+}
+
+/// Runs several statements (simple query protocol). Not `raw_sql`: its
+/// future trips the compiler's proof that spawned rebuilds are `Send`.
+async fn run_script(conn: &mut PgConnection, sql: String) -> Result<(), sqlx::Error> {
+    sqlx::Executor::execute(conn, sql.as_str()).await.map(|_| ())
 }
 
 async fn read_checkpoint(
@@ -113,9 +249,9 @@ async fn read_checkpoint(
     lock: bool,
 ) -> Result<Option<(Checkpoint, i32)>, sqlx::Error> {
     let sql = if lock {
-        "SELECT transaction_id, global_position, schema_version FROM projection_checkpoints WHERE name = $1 FOR UPDATE"
+        "SELECT transaction_id, global_position, schema_version FROM public.projection_checkpoints WHERE name = $1 FOR UPDATE"
     } else {
-        "SELECT transaction_id, global_position, schema_version FROM projection_checkpoints WHERE name = $1"
+        "SELECT transaction_id, global_position, schema_version FROM public.projection_checkpoints WHERE name = $1"
     };
     let row = sqlx::query(sql).bind(name).fetch_optional(conn).await?;
     Ok(row.map(|r| {
@@ -129,6 +265,7 @@ async fn read_checkpoint(
     }))
 }
 
+/// Sets a checkpoint and version unconditionally (first start, upgrades, swaps: under the row lock).
 async fn write_checkpoint(
     conn: &mut PgConnection,
     name: &str,
@@ -136,7 +273,7 @@ async fn write_checkpoint(
     version: i32,
 ) -> Result<(), sqlx::Error> {
     sqlx::query(
-        "INSERT INTO projection_checkpoints (name, transaction_id, global_position, schema_version, updated_at)
+        "INSERT INTO public.projection_checkpoints (name, transaction_id, global_position, schema_version, updated_at)
          VALUES ($1, $2, $3, $4, now())
          ON CONFLICT (name) DO UPDATE SET transaction_id = $2, global_position = $3, schema_version = $4, updated_at = now()",
     )
@@ -149,121 +286,293 @@ async fn write_checkpoint(
     .map(|_| ())
 }
 
+/// Moves a checkpoint after a batch, only from `from` and only at `version`.
+async fn advance_checkpoint(
+    conn: &mut PgConnection,
+    name: &str,
+    from: Checkpoint,
+    to: Checkpoint,
+    version: i32,
+) -> Result<bool, sqlx::Error> {
+    let moved = sqlx::query(
+        "UPDATE public.projection_checkpoints SET transaction_id = $4, global_position = $5, updated_at = now()
+         WHERE name = $1 AND schema_version = $2 AND transaction_id = $3 AND global_position = $6",
+    )
+    .bind(name)
+    .bind(version)
+    .bind(from.transaction_id)
+    .bind(to.transaction_id)
+    .bind(to.global_position)
+    .bind(from.global_position)
+    .execute(conn)
+    .await?;
+    Ok(moved.rows_affected() == 1)
+}
+
+/// Writes a batch's reactor work in one statement, always into the live
+/// `public.reactor_work`, each item carrying the position of its newest trigger.
+async fn enqueue_work(
+    conn: &mut PgConnection,
+    orders: HashMap<(&'static str, String), (Uuid, Checkpoint)>,
+) -> Result<(), sqlx::Error> {
+    if orders.is_empty() {
+        return Ok(());
+    }
+    let mut reactors = Vec::with_capacity(orders.len());
+    let mut keys = Vec::with_capacity(orders.len());
+    let mut organizations = Vec::with_capacity(orders.len());
+    let mut transactions = Vec::with_capacity(orders.len());
+    let mut positions = Vec::with_capacity(orders.len());
+    for ((reactor, key), (organization_id, trigger)) in orders {
+        reactors.push(reactor);
+        keys.push(key);
+        organizations.push(organization_id);
+        transactions.push(trigger.transaction_id);
+        positions.push(trigger.global_position);
+    }
+    // `-infinity`: due at once, whatever time the reactors' clock shows.
+    sqlx::query(
+        "INSERT INTO public.reactor_work
+            (reactor, work_key, organization_id, due_at, trigger_transaction_id, trigger_position)
+         SELECT r, k, o, '-infinity', t, p
+         FROM UNNEST($1::text[], $2::text[], $3::uuid[], $4::bigint[], $5::bigint[]) AS w(r, k, o, t, p)
+         ON CONFLICT (reactor, work_key) DO UPDATE
+         SET generation = reactor_work.generation + 1, due_at = '-infinity', attempts = 0, last_error = NULL,
+             trigger_transaction_id = EXCLUDED.trigger_transaction_id, trigger_position = EXCLUDED.trigger_position",
+    )
+    .bind(&reactors)
+    .bind(&keys)
+    .bind(&organizations)
+    .bind(&transactions)
+    .bind(&positions)
+    .execute(conn)
+    .await
+    .map(|_| ())
+}
+
 impl ProjectionRunner {
     pub fn new(
         pool: PgPool,
         store: Arc<dyn EventStore>,
-        projections: Vec<Arc<dyn Projection>>,
+        read_models: Vec<Arc<dyn ReadModel>>,
+        subscriptions: Vec<Arc<dyn Subscription>>,
         config: RunnerConfig,
     ) -> Self {
+        let consumers = read_models
+            .into_iter()
+            .map(Consumer::ReadModel)
+            .chain(subscriptions.into_iter().map(Consumer::Subscription))
+            .collect();
         Self {
             pool,
             store,
-            projections,
+            consumers,
             config,
         }
     }
 
-    pub fn projection(&self, name: &str) -> Result<Arc<dyn Projection>, ProjectionError> {
-        self.projections
+    pub fn consumers(&self) -> &[Consumer] {
+        &self.consumers
+    }
+
+    /// A read model by name; a subscription's name is refused with the reason.
+    pub fn read_model(&self, name: &str) -> Result<Arc<dyn ReadModel>, ProjectionError> {
+        match self.consumers.iter().find(|c| c.name() == name) {
+            Some(Consumer::ReadModel(m)) => Ok(m.clone()),
+            Some(Consumer::Subscription(_)) => Err(ProjectionError::NotReplayable(name.to_owned())),
+            None => Err(ProjectionError::Unknown(name.to_owned())),
+        }
+    }
+
+    pub fn read_model_names(&self) -> Vec<&'static str> {
+        self.consumers
             .iter()
-            .find(|p| p.name() == name)
-            .cloned()
-            .ok_or_else(|| ProjectionError::Unknown(name.to_owned()))
+            .filter(|c| c.kind() == ConsumerKind::ReadModel)
+            .map(Consumer::name)
+            .collect()
     }
 
-    pub fn names(&self) -> Vec<&'static str> {
-        self.projections.iter().map(|p| p.name()).collect()
-    }
-
-    /// Creates missing tables and checkpoints; a projection stored at another
-    /// schema version is rebuilt from the start.
+    /// Registers consumers seen for the first time: a read model gets its
+    /// tables and starts at the beginning of the log, a subscription starts at
+    /// its head. Consumers stored at another version are left to `upgrade`.
     pub async fn prepare(&self) -> Result<(), ProjectionError> {
-        for projection in &self.projections {
-            let p = projection.as_ref();
-            let mut tx = self.pool.begin().await.map_err(db(p))?;
-            // Serializes concurrent starts of several server processes.
+        for consumer in &self.consumers {
+            let name = consumer.name();
+            let mut tx = self.pool.begin().await.map_err(db(name))?;
+            // Serializes concurrent starts of several processes.
             sqlx::query("SELECT pg_advisory_xact_lock(hashtext('voxreach-projection-' || $1))")
-                .bind(p.name())
+                .bind(name)
                 .execute(&mut *tx)
                 .await
-                .map_err(db(p))?;
-            match read_checkpoint(&mut tx, p.name(), true).await.map_err(db(p))? {
-                Some((_, version)) if version == p.schema_version() => {}
-                Some((_, version)) => {
-                    tracing::warn!(
-                        projection = p.name(),
-                        stored = version,
-                        current = p.schema_version(),
-                        "projection schema changed; rebuilding from the start"
-                    );
-                    for table in p.tables() {
-                        sqlx::query(&format!("DROP TABLE IF EXISTS public.{} CASCADE", quote_ident(table)))
-                            .execute(&mut *tx)
-                            .await
-                            .map_err(db(p))?;
-                    }
-                    create_tables(&mut tx, p).await?;
-                    write_checkpoint(&mut tx, p.name(), Checkpoint::START, p.schema_version())
-                        .await
-                        .map_err(db(p))?;
-                }
+                .map_err(db(name))?;
+            match read_checkpoint(&mut tx, name, true).await.map_err(db(name))? {
+                Some((_, stored)) if stored != consumer.version() => tracing::warn!(
+                    consumer = name,
+                    stored,
+                    current = consumer.version(),
+                    "stored version differs; a newer process upgrades it, an older one stands down"
+                ),
+                Some(_) => {}
                 None => {
-                    create_tables(&mut tx, p).await?;
-                    write_checkpoint(&mut tx, p.name(), Checkpoint::START, p.schema_version())
+                    let start = match consumer {
+                        Consumer::ReadModel(m) => {
+                            create_tables(&mut tx, m.as_ref()).await?;
+                            Checkpoint::START
+                        }
+                        Consumer::Subscription(_) => self.store.head().await?,
+                    };
+                    write_checkpoint(&mut tx, name, start, consumer.version())
                         .await
-                        .map_err(db(p))?;
+                        .map_err(db(name))?;
                 }
             }
-            tx.commit().await.map_err(db(p))?;
+            tx.commit().await.map_err(db(name))?;
         }
         Ok(())
     }
 
-    /// Applies at most one batch to one projection; returns how many events it applied.
-    pub async fn step(&self, projection: &dyn Projection) -> Result<usize, ProjectionError> {
-        let p = projection;
-        let mut conn = self.pool.acquire().await.map_err(db(p))?;
-        let Some((seen, _)) = read_checkpoint(&mut conn, p.name(), false).await.map_err(db(p))? else {
-            return Ok(0);
+    /// Applies at most one batch to one consumer.
+    pub async fn step(&self, consumer: &Consumer) -> Result<Step, ProjectionError> {
+        let name = consumer.name();
+        let mut conn = self.pool.acquire().await.map_err(db(name))?;
+        let Some((seen, stored)) = read_checkpoint(&mut conn, name, false).await.map_err(db(name))? else {
+            return Ok(Step::Applied(0));
         };
         drop(conn);
+        if stored != consumer.version() {
+            return Ok(Step::VersionMismatch { stored });
+        }
         // Read before opening the write transaction, so it holds no snapshot while waiting.
         let events = self.store.read_all(seen, self.config.batch_size).await?;
-        if events.is_empty() {
-            return Ok(0);
+        let Some(last) = events.last().map(RecordedEvent::checkpoint) else {
+            return Ok(Step::Applied(0));
+        };
+        let mut tx = self.pool.begin().await.map_err(db(name))?;
+        let locked = sqlx::query(
+            "SELECT 1 FROM public.projection_checkpoints
+             WHERE name = $1 AND schema_version = $2 AND transaction_id = $3 AND global_position = $4
+             FOR UPDATE SKIP LOCKED",
+        )
+        .bind(name)
+        .bind(consumer.version())
+        .bind(seen.transaction_id)
+        .bind(seen.global_position)
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(db(name))?;
+        // Another process holds the consumer, has moved it on or has changed its version.
+        if locked.is_none() {
+            return Ok(Step::Applied(0));
         }
-        let mut tx = self.pool.begin().await.map_err(db(p))?;
-        let skip_locked =
-            "SELECT transaction_id, global_position FROM projection_checkpoints WHERE name = $1 FOR UPDATE SKIP LOCKED";
-        let current = sqlx::query(skip_locked)
-            .bind(p.name())
-            .fetch_optional(&mut *tx)
-            .await
-            .map_err(db(p))?
-            .map(|r| Checkpoint {
-                transaction_id: r.get("transaction_id"),
-                global_position: r.get("global_position"),
-            });
-        // Another process holds the projection or has moved it on: its turn.
-        if current != Some(seen) {
-            return Ok(0);
+        match consumer {
+            Consumer::ReadModel(m) => m.apply(&mut tx, &events).await.map_err(db(name))?,
+            Consumer::Subscription(s) => {
+                let mut orders = HashMap::new();
+                for event in &events {
+                    let routed = s
+                        .route(event)
+                        .map_err(|source| ProjectionError::Decode { consumer: name, source })?;
+                    if let Some(order) = routed {
+                        // Later triggers of the same work supersede earlier ones.
+                        orders.insert((order.reactor, order.key), (order.organization_id, event.checkpoint()));
+                    }
+                }
+                enqueue_work(&mut tx, orders).await.map_err(db(name))?;
+            }
         }
-        p.apply(&mut tx, &events).await.map_err(db(p))?;
-        let last = events.last().map(RecordedEvent::checkpoint).unwrap_or(seen);
-        write_checkpoint(&mut tx, p.name(), last, p.schema_version())
+        if !advance_checkpoint(&mut tx, name, seen, last, consumer.version())
             .await
-            .map_err(db(p))?;
-        tx.commit().await.map_err(db(p))?;
-        Ok(events.len())
+            .map_err(db(name))?
+        {
+            return Ok(Step::Applied(0));
+        }
+        tx.commit().await.map_err(db(name))?;
+        Ok(Step::Applied(events.len()))
     }
 
-    /// Runs every projection until nothing readable is left (tests, tools).
+    /// Brings a consumer stored at another version to this process's version:
+    /// a read model is rebuilt side by side and swapped in, a subscription
+    /// restarts at the head. A newer stored version is left alone (Superseded).
+    /// Returns whether this process now runs the consumer.
+    pub async fn upgrade(&self, consumer: &Consumer, stored: i32) -> Result<bool, ProjectionError> {
+        let name = consumer.name();
+        if stored > consumer.version() {
+            return Ok(false);
+        }
+        match consumer {
+            Consumer::ReadModel(m) => {
+                // One process rebuilds; the others keep serving the old tables meanwhile.
+                let mut lock = self.pool.acquire().await.map_err(db(name))?;
+                let locked: bool =
+                    sqlx::query_scalar("SELECT pg_try_advisory_lock(hashtext('voxreach-rebuild-' || $1))")
+                        .bind(name)
+                        .fetch_one(&mut *lock)
+                        .await
+                        .map_err(db(name))?;
+                if !locked {
+                    return Ok(false);
+                }
+                tracing::info!(
+                    read_model = name,
+                    stored,
+                    current = m.schema_version(),
+                    "rebuilding side by side"
+                );
+                let rebuilt = self
+                    .rebuild_into(
+                        m.as_ref(),
+                        &format!("rebuild_{name}"),
+                        true,
+                        ReplayLimit::default(),
+                        |_| {},
+                    )
+                    .await;
+                sqlx::query("SELECT pg_advisory_unlock(hashtext('voxreach-rebuild-' || $1))")
+                    .bind(name)
+                    .execute(&mut *lock)
+                    .await
+                    .map_err(db(name))?;
+                rebuilt.map(|_| true)
+            }
+            Consumer::Subscription(s) => {
+                let mut tx = self.pool.begin().await.map_err(db(name))?;
+                let Some((_, current)) = read_checkpoint(&mut tx, name, true).await.map_err(db(name))? else {
+                    return Ok(false);
+                };
+                if current >= s.version() {
+                    return Ok(current == s.version());
+                }
+                let head = self.store.head().await?;
+                tracing::info!(
+                    subscription = name,
+                    stored,
+                    current = s.version(),
+                    "new version starts at the log's head"
+                );
+                write_checkpoint(&mut tx, name, head, s.version())
+                    .await
+                    .map_err(db(name))?;
+                tx.commit().await.map_err(db(name))?;
+                Ok(true)
+            }
+        }
+    }
+
+    /// One step, upgrading first when the stored version is older.
+    async fn step_or_upgrade(&self, consumer: &Consumer) -> Result<usize, ProjectionError> {
+        match self.step(consumer).await? {
+            Step::Applied(n) => Ok(n),
+            // After an upgrade, the next step applies what is new.
+            Step::VersionMismatch { stored } => Ok(usize::from(self.upgrade(consumer, stored).await?)),
+        }
+    }
+
+    /// Runs every consumer until nothing readable is left (tests, tools).
     pub async fn catch_up(&self) -> Result<(), ProjectionError> {
         loop {
             let mut applied = 0;
-            for projection in &self.projections {
-                applied += self.step(projection.as_ref()).await?;
+            for consumer in &self.consumers {
+                applied += self.step_or_upgrade(consumer).await?;
             }
             if applied == 0 {
                 return Ok(());
@@ -271,69 +580,67 @@ impl ProjectionRunner {
         }
     }
 
-    /// Keeps every projection current until `shutdown` turns true.
+    /// Keeps every consumer current until `shutdown` turns true, each in a task
+    /// of its own so that a slow or failing one never delays the others.
     pub async fn run(self, mut shutdown: watch::Receiver<bool>) {
-        let mut listener = match PgListener::connect_with(&self.pool).await {
-            Ok(mut listener) => match listener.listen(self.config.channel).await {
-                Ok(()) => Some(listener),
-                Err(error) => {
-                    tracing::warn!(%error, "cannot LISTEN for new events; polling only");
-                    None
-                }
-            },
-            Err(error) => {
-                tracing::warn!(%error, "cannot LISTEN for new events; polling only");
-                None
-            }
-        };
-        while !*shutdown.borrow() {
-            let mut applied = 0;
-            for projection in &self.projections {
-                match self.step(projection.as_ref()).await {
-                    Ok(n) => applied += n,
-                    Err(error) => {
-                        tracing::error!(projection = projection.name(), %error, "projection batch failed; will retry")
+        let appended = Arc::new(Notify::new());
+        let mut tasks = vec![tokio::spawn(listen(
+            self.pool.clone(),
+            self.config.channel,
+            appended.clone(),
+            shutdown.clone(),
+        ))];
+        for consumer in self.consumers.clone() {
+            let runner = self.clone();
+            let appended = appended.clone();
+            let mut shutdown = shutdown.clone();
+            tasks.push(tokio::spawn(async move {
+                while !*shutdown.borrow() {
+                    let wake = appended.notified();
+                    match runner.step_or_upgrade(&consumer).await {
+                        Ok(n) if n > 0 => continue,
+                        Ok(_) => {}
+                        Err(error) => {
+                            tracing::error!(consumer = consumer.name(), %error, "consumer batch failed; will retry")
+                        }
+                    }
+                    tokio::select! {
+                        _ = wake => {}
+                        _ = tokio::time::sleep(runner.config.poll_interval) => {}
+                        _ = shutdown.changed() => {}
                     }
                 }
-            }
-            if applied > 0 {
-                continue;
-            }
-            let poll = tokio::time::sleep(self.config.poll_interval);
-            match listener.as_mut() {
-                Some(listener) => tokio::select! {
-                    _ = poll => {}
-                    received = listener.try_recv() => if received.is_err() {
-                        // The listener reconnects on its next use; meanwhile poll.
-                        tokio::time::sleep(self.config.poll_interval).await;
-                    },
-                    _ = shutdown.changed() => {}
-                },
-                None => tokio::select! {
-                    _ = poll => {}
-                    _ = shutdown.changed() => {}
-                },
-            }
+            }));
+        }
+        let _ = shutdown.changed().await;
+        for task in tasks {
+            let _ = task.await;
         }
     }
 
     pub async fn status(&self) -> Result<Vec<ProjectionStatus>, ProjectionError> {
         let mut statuses = vec![];
-        for projection in &self.projections {
-            let p = projection.as_ref();
-            let mut conn = self.pool.acquire().await.map_err(db(p))?;
-            let checkpoint = read_checkpoint(&mut conn, p.name(), false)
-                .await
-                .map_err(db(p))?
-                .map(|(c, _)| c)
-                .unwrap_or_default();
+        for consumer in &self.consumers {
+            let name = consumer.name();
+            let mut conn = self.pool.acquire().await.map_err(db(name))?;
+            let stored = read_checkpoint(&mut conn, name, false).await.map_err(db(name))?;
+            let checkpoint = stored.map(|(c, _)| c).unwrap_or_default();
             let backlog = self.store.backlog(checkpoint).await?;
             let lag_seconds = backlog
                 .oldest_recorded_at
                 .map(|oldest| (Utc::now() - oldest).num_milliseconds().max(0) as f64 / 1000.0)
                 .unwrap_or(0.0);
+            let stored_version = stored.map(|(_, v)| v);
             statuses.push(ProjectionStatus {
-                name: p.name(),
+                name,
+                kind: consumer.kind(),
+                version: consumer.version(),
+                stored_version,
+                state: match stored_version {
+                    Some(v) if v > consumer.version() => ConsumerState::Superseded,
+                    Some(v) if v < consumer.version() => ConsumerState::Upgrading,
+                    _ => ConsumerState::Current,
+                },
                 checkpoint_position: checkpoint.global_position,
                 lag_events: backlog.events,
                 lag_seconds,
@@ -342,33 +649,116 @@ impl ProjectionRunner {
         Ok(statuses)
     }
 
-    /// Rebuilds one projection from position 0 into `schema` while the live
-    /// tables keep serving. With `swap`, the rebuilt tables then replace the
-    /// live ones atomically; without, they stay in `schema` for analysis.
-    /// `until` stops the replay after that global position.
+    /// Rebuilds a read model from the start of the log into a side schema while
+    /// the live tables keep serving, then swaps it in atomically.
     pub async fn rebuild(
         &self,
         name: &str,
+        progress: impl FnMut(RebuildProgress) + Send,
+    ) -> Result<RebuildProgress, ProjectionError> {
+        let model = self.read_model(name)?;
+        let mut lock = self.pool.acquire().await.map_err(db(model.name()))?;
+        sqlx::query("SELECT pg_advisory_lock(hashtext('voxreach-rebuild-' || $1))")
+            .bind(model.name())
+            .execute(&mut *lock)
+            .await
+            .map_err(db(model.name()))?;
+        let rebuilt = self
+            .rebuild_into(
+                model.as_ref(),
+                &format!("rebuild_{name}"),
+                true,
+                ReplayLimit::default(),
+                progress,
+            )
+            .await;
+        sqlx::query("SELECT pg_advisory_unlock(hashtext('voxreach-rebuild-' || $1))")
+            .bind(model.name())
+            .execute(&mut *lock)
+            .await
+            .map_err(db(model.name()))?;
+        rebuilt
+    }
+
+    /// Replays (a prefix of) history into `schema` and keeps it there for
+    /// analysis. `schema` must be new, or hold an earlier replay of the same read model.
+    pub async fn replay_into(
+        &self,
+        name: &str,
+        schema: &str,
+        limit: ReplayLimit,
+        progress: impl FnMut(RebuildProgress) + Send,
+    ) -> Result<RebuildProgress, ProjectionError> {
+        let model = self.read_model(name)?;
+        self.rebuild_into(model.as_ref(), schema, false, limit, progress).await
+    }
+
+    /// Refuses a schema that is not a fresh one or a previous replay of `m`.
+    async fn check_replay_schema(&self, m: &dyn ReadModel, schema: &str) -> Result<(), ProjectionError> {
+        let unsafe_schema = |reason| ProjectionError::UnsafeSchema {
+            schema: schema.to_owned(),
+            read_model: m.name().to_owned(),
+            reason,
+        };
+        let valid_name = !schema.is_empty()
+            && schema.len() <= 63
+            && schema.starts_with(|c: char| c.is_ascii_lowercase() || c == '_')
+            && schema
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+        if !valid_name {
+            return Err(unsafe_schema("use lower-case letters, digits and underscores"));
+        }
+        if schema == "public" || schema == "information_schema" || schema.starts_with("pg_") {
+            return Err(unsafe_schema("it is a system or the live schema"));
+        }
+        let row = sqlx::query(
+            "SELECT obj_description(n.oid, 'pg_namespace') AS marker,
+                    ARRAY(SELECT c.relname::text FROM pg_class c WHERE c.relnamespace = n.oid AND c.relkind IN ('r', 'p', 'v', 'm', 'f')) AS tables
+             FROM pg_namespace n WHERE n.nspname = $1",
+        )
+        .bind(schema)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(db(m.name()))?;
+        let Some(row) = row else {
+            return Ok(());
+        };
+        let marker: Option<String> = row.get("marker");
+        let tables: Vec<String> = row.get("tables");
+        if marker.as_deref() != Some(replay_marker(m.name()).as_str()) {
+            return Err(unsafe_schema(
+                "it exists and is not an earlier replay of this read model",
+            ));
+        }
+        if !tables.iter().all(|t| m.tables().contains(&t.as_str())) {
+            return Err(unsafe_schema("it holds tables this read model does not own"));
+        }
+        Ok(())
+    }
+
+    async fn rebuild_into(
+        &self,
+        m: &dyn ReadModel,
         schema: &str,
         swap: bool,
-        until: Option<i64>,
-        mut progress: impl FnMut(RebuildProgress),
+        limit: ReplayLimit,
+        mut progress: impl FnMut(RebuildProgress) + Send,
     ) -> Result<RebuildProgress, ProjectionError> {
-        let projection = self.projection(name)?;
-        let p = projection.as_ref();
+        let name = m.name();
+        self.check_replay_schema(m, schema).await?;
         let schema_sql = quote_ident(schema);
-        // The projection's tables resolve to the rebuild schema, everything else (checkpoints) to public.
-        let search_path = format!("SET LOCAL search_path TO {schema_sql}, public");
-        sqlx::raw_sql(&format!(
-            "DROP SCHEMA IF EXISTS {schema_sql} CASCADE; CREATE SCHEMA {schema_sql}"
-        ))
-        .execute(&self.pool)
-        .await
-        .map_err(db(p))?;
-        let mut tx = self.pool.begin().await.map_err(db(p))?;
-        sqlx::query(&search_path).execute(&mut *tx).await.map_err(db(p))?;
-        create_tables(&mut tx, p).await?;
-        tx.commit().await.map_err(db(p))?;
+        // Only the side schema is visible while replaying: the read model cannot touch a live table.
+        let search_path = format!("SET LOCAL search_path TO {schema_sql}");
+        let mut tx = self.pool.begin().await.map_err(db(name))?;
+        run_script(&mut tx, format!(
+            "DROP SCHEMA IF EXISTS {schema_sql} CASCADE; CREATE SCHEMA {schema_sql}; COMMENT ON SCHEMA {schema_sql} IS '{}'",
+            replay_marker(name).replace('\'', "''")
+        )).await
+        .map_err(db(name))?;
+        sqlx::query(&search_path).execute(&mut *tx).await.map_err(db(name))?;
+        create_tables(&mut tx, m).await?;
+        tx.commit().await.map_err(db(name))?;
 
         let total = self.store.backlog(Checkpoint::START).await?.events.max(0) as u64;
         let started = Instant::now();
@@ -380,7 +770,7 @@ impl ProjectionRunner {
             events_per_second: done as f64 / started.elapsed().as_secs_f64().max(1e-9),
         };
         loop {
-            let applied = self.replay_batch(p, &search_path, &mut at, until, None).await?;
+            let applied = self.replay_batch(m, &search_path, &mut at, limit, None).await?;
             if applied == 0 {
                 break;
             }
@@ -388,80 +778,156 @@ impl ProjectionRunner {
             progress(report(done));
         }
         if swap {
-            done += self.swap_in(p, schema, &search_path, at, until).await? as u64;
+            done += self.swap_in(m, schema, &search_path, at).await? as u64;
         }
         Ok(report(done))
     }
 
     /// Applies the next batch after `at` into the schema of `search_path`, in
-    /// `tx` when given (the swap) or in a transaction of its own.
+    /// `tx` when given (the swap) or in a transaction of its own. Returns the
+    /// number of events read (0 at the end of the log).
     async fn replay_batch(
         &self,
-        p: &dyn Projection,
+        m: &dyn ReadModel,
         search_path: &str,
         at: &mut Checkpoint,
-        until: Option<i64>,
+        limit: ReplayLimit,
         tx: Option<&mut PgConnection>,
     ) -> Result<usize, ProjectionError> {
+        let name = m.name();
         let mut events = self.store.read_all(*at, self.config.batch_size).await?;
         let Some(last) = events.last().map(RecordedEvent::checkpoint) else {
             return Ok(0);
         };
-        if let Some(until) = until {
-            events.retain(|e| e.global_position <= until);
+        let read = events.len();
+        if !limit.is_everything() {
+            events.retain(|e| limit.admits(e));
         }
         match tx {
-            Some(conn) => p.apply(conn, &events).await.map_err(db(p))?,
+            Some(conn) => m.apply(conn, &events).await.map_err(db(name))?,
             None => {
-                let mut own = self.pool.begin().await.map_err(db(p))?;
-                sqlx::query(search_path).execute(&mut *own).await.map_err(db(p))?;
-                p.apply(&mut own, &events).await.map_err(db(p))?;
-                own.commit().await.map_err(db(p))?;
+                let mut own = self.pool.begin().await.map_err(db(name))?;
+                sqlx::query(search_path).execute(&mut *own).await.map_err(db(name))?;
+                m.apply(&mut own, &events).await.map_err(db(name))?;
+                own.commit().await.map_err(db(name))?;
             }
         }
         *at = last;
-        Ok(events.len().max(1))
+        Ok(read)
     }
 
     /// Stops the live projector (row lock on its checkpoint), applies what
-    /// arrived since, moves the rebuilt tables into place and sets the checkpoint.
+    /// arrived since, moves the rebuilt tables into place and sets the
+    /// checkpoint and version — unless a newer version took over meanwhile.
     async fn swap_in(
         &self,
-        p: &dyn Projection,
+        m: &dyn ReadModel,
         schema: &str,
         search_path: &str,
         mut at: Checkpoint,
-        until: Option<i64>,
     ) -> Result<usize, ProjectionError> {
-        let mut tx = self.pool.begin().await.map_err(db(p))?;
-        read_checkpoint(&mut tx, p.name(), true).await.map_err(db(p))?;
-        sqlx::query(search_path).execute(&mut *tx).await.map_err(db(p))?;
+        let name = m.name();
+        let mut tx = self.pool.begin().await.map_err(db(name))?;
+        if let Some((_, stored)) = read_checkpoint(&mut tx, name, true).await.map_err(db(name))? {
+            if stored > m.schema_version() {
+                drop(tx);
+                sqlx::Executor::execute(
+                    &self.pool,
+                    format!("DROP SCHEMA {} CASCADE", quote_ident(schema)).as_str(),
+                )
+                .await
+                .map_err(db(name))?;
+                return Err(ProjectionError::Superseded {
+                    read_model: name,
+                    stored,
+                    ours: m.schema_version(),
+                });
+            }
+        }
+        sqlx::query(search_path).execute(&mut *tx).await.map_err(db(name))?;
         let mut applied = 0;
         loop {
-            let n = self.replay_batch(p, search_path, &mut at, until, Some(&mut tx)).await?;
+            let n = self
+                .replay_batch(m, search_path, &mut at, ReplayLimit::default(), Some(&mut tx))
+                .await?;
             if n == 0 {
                 break;
             }
             applied += n;
         }
-        for table in p.tables() {
+        for table in m.tables() {
             let table = quote_ident(table);
-            sqlx::raw_sql(&format!(
-                "DROP TABLE IF EXISTS public.{table} CASCADE; ALTER TABLE {}.{table} SET SCHEMA public",
-                quote_ident(schema)
-            ))
-            .execute(&mut *tx)
+            run_script(
+                &mut tx,
+                format!(
+                    "DROP TABLE IF EXISTS public.{table} CASCADE; ALTER TABLE {}.{table} SET SCHEMA public",
+                    quote_ident(schema)
+                ),
+            )
             .await
-            .map_err(db(p))?;
+            .map_err(db(name))?;
         }
-        write_checkpoint(&mut tx, p.name(), at, p.schema_version())
+        write_checkpoint(&mut tx, name, at, m.schema_version())
             .await
-            .map_err(db(p))?;
-        sqlx::raw_sql(&format!("DROP SCHEMA {} CASCADE", quote_ident(schema)))
-            .execute(&mut *tx)
+            .map_err(db(name))?;
+        run_script(&mut tx, format!("DROP SCHEMA {} CASCADE", quote_ident(schema)))
             .await
-            .map_err(db(p))?;
-        tx.commit().await.map_err(db(p))?;
+            .map_err(db(name))?;
+        tx.commit().await.map_err(db(name))?;
         Ok(applied)
+    }
+}
+
+/// Wakes every consumer task when an append announces new events. Only a
+/// wake-up: consumers also poll, so a lost notification only delays.
+async fn listen(pool: PgPool, channel: &'static str, appended: Arc<Notify>, mut shutdown: watch::Receiver<bool>) {
+    let mut listener = match PgListener::connect_with(&pool).await {
+        Ok(listener) => listener,
+        Err(error) => {
+            tracing::warn!(%error, "cannot LISTEN for new events; polling only");
+            return;
+        }
+    };
+    if let Err(error) = listener.listen(channel).await {
+        tracing::warn!(%error, "cannot LISTEN for new events; polling only");
+        return;
+    }
+    while !*shutdown.borrow() {
+        tokio::select! {
+            received = listener.try_recv() => match received {
+                Ok(_) => appended.notify_waiters(),
+                // The listener reconnects on its next use; meanwhile consumers poll.
+                Err(_) => tokio::time::sleep(Duration::from_secs(1)).await,
+            },
+            _ = shutdown.changed() => {}
+        }
+    }
+}
+
+/// Read models' progress, from their checkpoints.
+#[derive(Clone)]
+pub struct PgReadModelProgress {
+    pool: PgPool,
+}
+
+impl PgReadModelProgress {
+    pub fn new(pool: PgPool) -> Self {
+        Self { pool }
+    }
+}
+
+#[async_trait]
+impl application::work::ReadModelProgress for PgReadModelProgress {
+    async fn has_applied(&self, read_model: &str, at: Checkpoint) -> Result<bool, application::AppError> {
+        sqlx::query_scalar(
+            "SELECT EXISTS (SELECT 1 FROM public.projection_checkpoints
+                            WHERE name = $1 AND (transaction_id, global_position) >= ($2, $3))",
+        )
+        .bind(read_model)
+        .bind(at.transaction_id)
+        .bind(at.global_position)
+        .fetch_one(&self.pool)
+        .await
+        .map_err(|e| application::AppError::internal("reading read-model progress", e))
     }
 }

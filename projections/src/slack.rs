@@ -1,13 +1,14 @@
 //! Slack integrations as `GET /api/integrations/slack` shows them, and the
 //! router that turns call events into notification work.
 
-use crate::runtime::Projection;
+use crate::runtime::{ReadModel, Subscription, WorkOrder};
 use application::slack::{notification_key, SlackDirectory, SlackIntegrationView, SLACK_NOTIFY};
 use application::AppError;
 use async_trait::async_trait;
 use domain::calls::{is_technical_failure, CallEvent};
+use domain::events::DecodeError;
 use domain::slack::{NotificationEvent, NotificationKind, Preferences, SlackEvent};
-use domain::{DomainEvent, RecordedEvent};
+use domain::{Checkpoint, DomainEvent, RecordedEvent};
 use sqlx::types::Json;
 use sqlx::{PgConnection, PgPool, Row};
 use uuid::Uuid;
@@ -24,13 +25,13 @@ fn decode_error(e: domain::events::DecodeError) -> sqlx::Error {
 pub struct SlackIntegrationsProjection;
 
 #[async_trait]
-impl Projection for SlackIntegrationsProjection {
+impl ReadModel for SlackIntegrationsProjection {
     fn name(&self) -> &'static str {
         "slack_integrations"
     }
 
     fn schema_version(&self) -> i32 {
-        1
+        2
     }
 
     fn tables(&self) -> &'static [&'static str] {
@@ -49,7 +50,9 @@ impl Projection for SlackIntegrationsProjection {
             disconnected BOOLEAN NOT NULL DEFAULT false,
             notifications_sent BIGINT NOT NULL DEFAULT 0,
             last_error TEXT NULL,
-            created_at TIMESTAMPTZ NOT NULL
+            created_at TIMESTAMPTZ NOT NULL,
+            connected_transaction_id BIGINT NOT NULL,
+            connected_position BIGINT NOT NULL
         );
         CREATE INDEX slack_integrations_by_organization ON slack_integrations (organization_id, created_at);"
     }
@@ -62,8 +65,9 @@ impl Projection for SlackIntegrationsProjection {
                     let query = match SlackEvent::decode(&event.event_type, event.event_version, &event.payload).map_err(decode_error)? {
                         SlackEvent::SlackIntegrationConnected { organization_id, workspace_name, channel, webhook_hint, preferences, at, .. } => {
                             sqlx::query(
-                                "INSERT INTO slack_integrations (id, organization_id, workspace_name, channel, webhook_hint, preferences, created_at)
-                                 VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                                "INSERT INTO slack_integrations (id, organization_id, workspace_name, channel, webhook_hint, preferences, created_at,
+                                                                 connected_transaction_id, connected_position)
+                                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
                             )
                             .bind(id)
                             .bind(organization_id)
@@ -72,6 +76,8 @@ impl Projection for SlackIntegrationsProjection {
                             .bind(webhook_hint)
                             .bind(Json(preferences))
                             .bind(at)
+                            .bind(event.transaction_id)
+                            .bind(event.global_position)
                         }
                         SlackEvent::SlackPreferencesUpdated { preferences, .. } => {
                             sqlx::query("UPDATE slack_integrations SET preferences = $2 WHERE id = $1").bind(id).bind(Json(preferences))
@@ -107,56 +113,48 @@ impl Projection for SlackIntegrationsProjection {
 /// Makes a notification due for each call event worth one.
 pub struct SlackRouter;
 
-#[async_trait]
-impl Projection for SlackRouter {
+impl Subscription for SlackRouter {
     fn name(&self) -> &'static str {
         "slack_router"
     }
 
-    fn schema_version(&self) -> i32 {
+    fn version(&self) -> i32 {
         1
     }
 
-    fn tables(&self) -> &'static [&'static str] {
-        &[]
-    }
-
-    fn create_sql(&self) -> &'static str {
-        ""
-    }
-
-    async fn apply(&self, conn: &mut PgConnection, events: &[RecordedEvent]) -> Result<(), sqlx::Error> {
-        for event in events.iter().filter(|e| {
-            e.stream_type == "call"
-                && matches!(
-                    e.event_type.as_str(),
-                    "CallOutcomeRecorded" | "CallEnded" | "CallStatusUpdated"
-                )
-        }) {
-            let kind = match CallEvent::decode(&event.event_type, event.event_version, &event.payload)
-                .map_err(decode_error)?
-            {
-                CallEvent::CallOutcomeRecorded { outcome, .. } if outcome == "qualified" => NotificationKind::HotLead,
-                CallEvent::CallOutcomeRecorded { outcome, .. } if outcome == "appointment" => {
-                    NotificationKind::AppointmentBooked
-                }
-                CallEvent::CallEnded { report, .. }
-                    if report.ended_reason.as_deref().is_some_and(is_technical_failure) =>
-                {
-                    NotificationKind::CallFailed
-                }
-                // Whether the customer is worth it is the reactor's question, asked when it runs.
-                CallEvent::CallStatusUpdated { status, parties, .. }
-                    if status == "in-progress" && parties.customer_number.is_some() =>
-                {
-                    NotificationKind::HighValueCall
-                }
-                _ => continue,
-            };
-            let key = notification_key(kind, id_of(event)?, event.event_id);
-            crate::work::enqueue(conn, SLACK_NOTIFY, &key, event.organization_id).await?;
+    fn route(&self, event: &RecordedEvent) -> Result<Option<WorkOrder>, DecodeError> {
+        if event.stream_type != "call"
+            || !matches!(
+                event.event_type.as_str(),
+                "CallOutcomeRecorded" | "CallEnded" | "CallStatusUpdated"
+            )
+        {
+            return Ok(None);
         }
-        Ok(())
+        let kind = match CallEvent::decode(&event.event_type, event.event_version, &event.payload)? {
+            CallEvent::CallOutcomeRecorded { outcome, .. } if outcome == "qualified" => NotificationKind::HotLead,
+            CallEvent::CallOutcomeRecorded { outcome, .. } if outcome == "appointment" => {
+                NotificationKind::AppointmentBooked
+            }
+            CallEvent::CallEnded { report, .. } if report.ended_reason.as_deref().is_some_and(is_technical_failure) => {
+                NotificationKind::CallFailed
+            }
+            // Whether the customer is worth it is the reactor's question, asked when it runs.
+            CallEvent::CallStatusUpdated { status, parties, .. }
+                if status == "in-progress" && parties.customer_number.is_some() =>
+            {
+                NotificationKind::HighValueCall
+            }
+            _ => return Ok(None),
+        };
+        let Ok(call_id) = Uuid::parse_str(crate::work::stream_key(event)) else {
+            return Ok(None);
+        };
+        Ok(Some(WorkOrder {
+            reactor: SLACK_NOTIFY,
+            key: notification_key(kind, call_id, event.event_id),
+            organization_id: event.organization_id,
+        }))
     }
 }
 
@@ -184,12 +182,16 @@ fn integration_view(r: &sqlx::postgres::PgRow) -> SlackIntegrationView {
         notifications_sent: r.get("notifications_sent"),
         last_error: r.get("last_error"),
         created_at: r.get("created_at"),
+        connected_at: Checkpoint {
+            transaction_id: r.get("connected_transaction_id"),
+            global_position: r.get("connected_position"),
+        },
     }
 }
 
 const INTEGRATION_COLUMNS: &str =
     "organization_id, id, workspace_name, channel, webhook_hint, preferences, broken_reason, \
-     notifications_sent, last_error, created_at";
+     notifications_sent, last_error, created_at, connected_transaction_id, connected_position";
 
 #[async_trait]
 impl SlackDirectory for PgSlackDirectory {

@@ -1,6 +1,6 @@
 //! The users of each organization, for `GET /api/users`.
 
-use crate::runtime::Projection;
+use crate::runtime::ReadModel;
 use application::auth::{Page, UserDirectory, UserSummary};
 use application::AppError;
 use async_trait::async_trait;
@@ -12,7 +12,7 @@ use uuid::Uuid;
 pub struct UsersProjection;
 
 #[async_trait]
-impl Projection for UsersProjection {
+impl ReadModel for UsersProjection {
     fn name(&self) -> &'static str {
         "users"
     }

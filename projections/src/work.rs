@@ -1,13 +1,11 @@
-//! Enqueueing reactor work from projections, in the transaction that moves their checkpoint.
+//! Subscriptions that make reactor work due, and what read models say about sync state.
 
-use crate::runtime::Projection;
-use async_trait::async_trait;
+use crate::runtime::{Subscription, WorkOrder};
+use domain::events::DecodeError;
 use domain::RecordedEvent;
-use sqlx::PgConnection;
-use uuid::Uuid;
 
-/// A projection that owns no table: it makes a reactor's work due whenever
-/// one of `event_types` lands on a stream of `stream_type`, keyed by the stream's id.
+/// A subscription that makes a reactor's work due whenever one of
+/// `event_types` lands on a stream of `stream_type`, keyed by the stream's id.
 pub struct WorkFeeder {
     pub name: &'static str,
     pub stream_type: &'static str,
@@ -15,55 +13,34 @@ pub struct WorkFeeder {
     pub reactor: &'static str,
 }
 
-#[async_trait]
-impl Projection for WorkFeeder {
+impl Subscription for WorkFeeder {
     fn name(&self) -> &'static str {
         self.name
     }
 
-    fn schema_version(&self) -> i32 {
+    fn version(&self) -> i32 {
         1
     }
 
-    fn tables(&self) -> &'static [&'static str] {
-        &[]
-    }
-
-    fn create_sql(&self) -> &'static str {
-        ""
-    }
-
-    async fn apply(&self, conn: &mut PgConnection, events: &[RecordedEvent]) -> Result<(), sqlx::Error> {
-        let prefix = format!("{}-", self.stream_type);
-        for event in events
-            .iter()
-            .filter(|e| e.stream_type == self.stream_type && self.event_types.contains(&e.event_type.as_str()))
-        {
-            let key = event.stream_id.strip_prefix(&prefix).unwrap_or(&event.stream_id);
-            enqueue(conn, self.reactor, key, event.organization_id).await?;
+    fn route(&self, event: &RecordedEvent) -> Result<Option<WorkOrder>, DecodeError> {
+        if event.stream_type != self.stream_type || !self.event_types.contains(&event.event_type.as_str()) {
+            return Ok(None);
         }
-        Ok(())
+        Ok(Some(WorkOrder {
+            reactor: self.reactor,
+            key: stream_key(event).to_owned(),
+            organization_id: event.organization_id,
+        }))
     }
 }
 
-/// Makes `key` due now for `reactor`; a newer enqueue supersedes pending retries.
-pub async fn enqueue(
-    conn: &mut PgConnection,
-    reactor: &str,
-    key: &str,
-    organization_id: Uuid,
-) -> Result<(), sqlx::Error> {
-    sqlx::query(
-        "INSERT INTO reactor_work (reactor, work_key, organization_id, due_at) VALUES ($1, $2, $3, now())
-         ON CONFLICT (reactor, work_key) DO UPDATE
-         SET generation = reactor_work.generation + 1, due_at = now(), attempts = 0, last_error = NULL",
-    )
-    .bind(reactor)
-    .bind(key)
-    .bind(organization_id)
-    .execute(conn)
-    .await
-    .map(|_| ())
+/// The id part of an event's stream (`call-<id>` → `<id>`).
+pub fn stream_key(event: &RecordedEvent) -> &str {
+    event
+        .stream_id
+        .strip_prefix(event.stream_type.as_str())
+        .and_then(|rest| rest.strip_prefix('-'))
+        .unwrap_or(&event.stream_id)
 }
 
 /// How far Vapi is behind a record: `synced`, `failed` (the last push of the

@@ -112,10 +112,7 @@ async fn main() {
         .fetch_one(&db.pool)
         .await
         .unwrap();
-    let result = runner
-        .rebuild("activity", "bench_activity", true, None, |_| {})
-        .await
-        .unwrap();
+    let result = runner.rebuild("activity", |_| {}).await.unwrap();
     println!(
         "replay of projection `activity` over {total} events: {:>10.0} events/s ({} events)",
         result.events_per_second, result.done

@@ -2,7 +2,7 @@
 //! assistant-request, outcomes through tool calls, results and winners.
 
 use serde_json::{json, Value};
-use voxreach_tests::{TestApp, VapiWorld};
+use voxreach_tests::{assert_read_models_equal_rebuilds, TestApp, VapiWorld};
 use wiremock::matchers::{method, path};
 use wiremock::{Mock, ResponseTemplate};
 
@@ -156,31 +156,8 @@ async fn a_test_finds_the_better_script_and_promotes_it() {
         .get(&format!("/api/agents/{}/ab-tests", w.agent_id), Some(&w.token))
         .await;
     assert_eq!(history["abTests"][0]["id"], test_id.as_str());
-    // The read model equals a rebuild from the start of the log.
-    w.app
-        .state
-        .runner
-        .rebuild("ab_testing", "verify_ab", false, None, |_| {})
-        .await
-        .unwrap();
-    for (table, order) in [
-        ("ab_tests", "id"),
-        ("ab_test_variants", "test_id, variant_id"),
-        ("ab_assignments", "call_id"),
-        ("ab_daily", "test_id, variant_id, day"),
-    ] {
-        let sql =
-            |schema: &str| format!("SELECT COALESCE(jsonb_agg(t ORDER BY {order}), '[]') FROM {schema}.{table} t");
-        let live: Value = sqlx::query_scalar(&sql("public"))
-            .fetch_one(&w.app.db.pool)
-            .await
-            .unwrap();
-        let rebuilt: Value = sqlx::query_scalar(&sql("verify_ab"))
-            .fetch_one(&w.app.db.pool)
-            .await
-            .unwrap();
-        assert_eq!(live, rebuilt, "{table}");
-    }
+    // Every read model equals a rebuild from the start of the log.
+    assert_read_models_equal_rebuilds(&w.app).await;
     // Variants are free to change again.
     let (status, _) = w
         .app

@@ -176,10 +176,7 @@ async fn failed_syncs_are_visible_retried_and_bounded() {
         .expect(1)
         .mount(&vapi)
         .await;
-    sqlx::query("UPDATE reactor_work SET due_at = now()")
-        .execute(&app.db.pool)
-        .await
-        .unwrap();
+    app.make_work_due().await;
     app.drain_work().await;
     let (_, limited) = app.get(&format!("/api/agents/{id}"), Some(&token)).await;
     assert_eq!(limited["syncStatus"], "failed");
@@ -194,10 +191,7 @@ async fn failed_syncs_are_visible_retried_and_bounded() {
         .respond_with(vapi_assistant("asst_9"))
         .mount(&vapi)
         .await;
-    sqlx::query("UPDATE reactor_work SET due_at = now()")
-        .execute(&app.db.pool)
-        .await
-        .unwrap();
+    app.make_work_due().await;
     app.drain_work().await;
     let (_, synced) = app.get(&format!("/api/agents/{id}"), Some(&token)).await;
     assert_eq!(

@@ -1,7 +1,7 @@
 //! Vapi server messages in, call history and dashboard out.
 
 use serde_json::{json, Value};
-use voxreach_tests::{TestApp, VapiWorld, TEST_VAPI_SECRET};
+use voxreach_tests::{assert_read_models_equal_rebuilds, TestApp, VapiWorld, TEST_VAPI_SECRET};
 use wiremock::matchers::{method, path};
 use wiremock::{Mock, ResponseTemplate};
 
@@ -110,31 +110,7 @@ async fn a_call_is_recorded_from_its_server_messages() {
     assert_eq!(detail["timeline"][0]["details"]["agentId"], w.agent_id.as_str());
 
     // The incremental read models equal a rebuild from the start of the log.
-    for projection in ["calls", "agents"] {
-        w.app
-            .state
-            .runner
-            .rebuild(projection, &format!("verify_{projection}"), false, None, |_| {})
-            .await
-            .unwrap();
-    }
-    for (schema, table, order) in [
-        ("verify_calls", "calls", "id"),
-        ("verify_calls", "call_timeline", "call_id, global_position"),
-        ("verify_calls", "organization_call_stats", "organization_id"),
-        ("verify_agents", "agents", "id"),
-    ] {
-        let sql = |from: &str| format!("SELECT COALESCE(jsonb_agg(t ORDER BY {order}), '[]') FROM {from}.{table} t");
-        let live: Value = sqlx::query_scalar(&sql("public"))
-            .fetch_one(&w.app.db.pool)
-            .await
-            .unwrap();
-        let rebuilt: Value = sqlx::query_scalar(&sql(schema))
-            .fetch_one(&w.app.db.pool)
-            .await
-            .unwrap();
-        assert_eq!(live, rebuilt, "{table}");
-    }
+    assert_read_models_equal_rebuilds(&w.app).await;
 
     let (_, stats) = w.app.get("/api/dashboard/stats", Some(&w.token)).await;
     assert_eq!(stats["totalCalls"], 1);

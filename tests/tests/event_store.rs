@@ -263,9 +263,15 @@ async fn read_all_pages_through_the_log_in_commit_order() {
     assert_eq!(seen.len(), 15);
     assert!(seen.windows(2).all(|w| w[0].checkpoint() < w[1].checkpoint()));
     assert_eq!(
-        store.head_position().await.unwrap(),
-        seen.iter().map(|e| e.global_position).max().unwrap()
+        store.head().await.unwrap(),
+        seen.last().unwrap().checkpoint(),
+        "the head is the last readable event"
     );
+    assert!(store
+        .read_all(store.head().await.unwrap(), 10)
+        .await
+        .unwrap()
+        .is_empty());
     let backlog = store.backlog(Checkpoint::START).await.unwrap();
     assert_eq!(backlog.events, 15);
 }

@@ -5,19 +5,21 @@ use application::event_store::{AppendRequest, EventStore};
 use async_trait::async_trait;
 use domain::{EventMetadata, ExpectedVersion, NewEvent, RecordedEvent, StreamId};
 use infrastructure::event_store::PgEventStore;
-use projections::{Projection, ProjectionRunner, RunnerConfig};
+use projections::{
+    ConsumerState, ProjectionError, ProjectionRunner, ReadModel, ReplayLimit, RunnerConfig, Subscription, WorkOrder,
+};
 use serde_json::{json, Value};
 use sqlx::PgConnection;
 use std::sync::Arc;
 use std::time::Duration;
 use uuid::Uuid;
-use voxreach_tests::{settle, TestApp, TestDatabase};
+use voxreach_tests::{assert_read_models_equal_rebuilds, settle, work_snapshot, TestApp, TestDatabase};
 
 /// Records every event it is given, in the order it is given them.
 struct Probe;
 
 #[async_trait]
-impl Projection for Probe {
+impl ReadModel for Probe {
     fn name(&self) -> &'static str {
         "probe"
     }
@@ -74,6 +76,7 @@ async fn concurrent_writers_are_projected_exactly_once_and_in_stream_order() {
         db.pool.clone(),
         Arc::new(store.clone()),
         vec![Arc::new(Probe)],
+        vec![],
         RunnerConfig {
             batch_size: 50,
             poll_interval: Duration::from_millis(20),
@@ -196,22 +199,9 @@ async fn incremental_projection_equals_a_rebuild_from_zero() {
         json!({"email": "late.member@example.com", "name": "LM", "role": "admin"}),
     )
     .await;
-    app.settle().await;
-
-    let runner = &app.state.runner;
-    for (projection, table, order) in [
-        ("users", "users", "id"),
-        ("activity", "organization_activity", "organization_id, day, event_type"),
-    ] {
-        runner
-            .rebuild(projection, &format!("verify_{projection}"), false, None, |_| {})
-            .await
-            .unwrap();
-        let live = table_json(&app.db.pool, &format!("public.{table}"), order).await;
-        let rebuilt = table_json(&app.db.pool, &format!("verify_{projection}.{table}"), order).await;
-        assert!(live.as_array().unwrap().len() > 3, "{projection} has rows");
-        assert_eq!(live, rebuilt, "{projection}: incremental differs from rebuild");
-    }
+    let users = table_json(&app.db.pool, "users", "id").await;
+    assert!(users.as_array().unwrap().len() > 3);
+    assert_read_models_equal_rebuilds(&app).await;
 }
 
 #[tokio::test]
@@ -227,7 +217,7 @@ async fn a_rebuild_swaps_in_while_the_old_tables_serve() {
     let done = app
         .state
         .runner
-        .rebuild("users", "rebuild_users", true, None, |p| {
+        .rebuild("users", |p| {
             reports += 1;
             assert!(p.done <= p.total);
         })
@@ -278,4 +268,279 @@ async fn readiness_reports_projection_lag() {
     );
     assert_eq!(body["migrations"], "applied");
     assert_eq!(app.get("/health", None).await.0, 200);
+}
+
+/// The `probe` read model at another version, as a process of another release would run it.
+struct ProbeAt(i32);
+
+#[async_trait]
+impl ReadModel for ProbeAt {
+    fn name(&self) -> &'static str {
+        Probe.name()
+    }
+    fn schema_version(&self) -> i32 {
+        self.0
+    }
+    fn tables(&self) -> &'static [&'static str] {
+        Probe.tables()
+    }
+    fn create_sql(&self) -> &'static str {
+        Probe.create_sql()
+    }
+    async fn apply(&self, conn: &mut PgConnection, events: &[RecordedEvent]) -> Result<(), sqlx::Error> {
+        Probe.apply(conn, events).await
+    }
+}
+
+fn runner_with(
+    db: &TestDatabase,
+    read_models: Vec<Arc<dyn ReadModel>>,
+    subscriptions: Vec<Arc<dyn Subscription>>,
+) -> ProjectionRunner {
+    ProjectionRunner::new(
+        db.pool.clone(),
+        Arc::new(PgEventStore::new(db.pool.clone())),
+        read_models,
+        subscriptions,
+        RunnerConfig::default(),
+    )
+}
+
+async fn append_events(db: &TestDatabase, n: usize) {
+    let store = PgEventStore::new(db.pool.clone());
+    store
+        .append(AppendRequest::single(
+            Uuid::new_v4(),
+            StreamId::new("probe", Uuid::new_v4()),
+            ExpectedVersion::NoStream,
+            (0..n).map(event).collect(),
+        ))
+        .await
+        .unwrap();
+}
+
+/// Waits until every appended event is readable (other databases' open
+/// transactions on the same server hold back `pg_snapshot_xmin` for a moment).
+async fn wait_until_readable(db: &TestDatabase) {
+    let store = PgEventStore::new(db.pool.clone());
+    let total = count(db, "SELECT count(*) FROM events").await as usize;
+    for _ in 0..500 {
+        if store.read_all(domain::Checkpoint::START, 100_000).await.unwrap().len() == total {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("appended events did not become readable");
+}
+
+async fn count(db: &TestDatabase, sql: &str) -> i64 {
+    sqlx::query_scalar(sql).fetch_one(&db.pool).await.unwrap()
+}
+
+#[tokio::test]
+async fn a_new_version_is_rebuilt_side_by_side_and_the_old_process_stands_down() {
+    let db = TestDatabase::create().await;
+    let old = runner_with(&db, vec![Arc::new(ProbeAt(1))], vec![]);
+    old.prepare().await.unwrap();
+    append_events(&db, 5).await;
+    settle(&old).await;
+    assert_eq!(count(&db, "SELECT count(*) FROM probe_seen").await, 5);
+
+    // A process of the next release starts: the old tables keep serving until the swap.
+    let new = runner_with(&db, vec![Arc::new(ProbeAt(2))], vec![]);
+    new.prepare().await.unwrap();
+    assert_eq!(
+        count(&db, "SELECT count(*) FROM probe_seen").await,
+        5,
+        "preparing a new version drops nothing"
+    );
+    let statuses = new.status().await.unwrap();
+    assert_eq!(statuses[0].state, ConsumerState::Upgrading);
+    new.catch_up().await.unwrap();
+    assert_eq!(
+        count(
+            &db,
+            "SELECT schema_version::bigint FROM projection_checkpoints WHERE name = 'probe'"
+        )
+        .await,
+        2
+    );
+    assert_eq!(
+        count(&db, "SELECT count(*) FROM probe_seen").await,
+        5,
+        "rebuilt and swapped in"
+    );
+
+    // From now on only the new version applies events; the old one stands down and says so.
+    append_events(&db, 3).await;
+    old.catch_up().await.unwrap();
+    assert_eq!(
+        count(&db, "SELECT count(*) FROM probe_seen").await,
+        5,
+        "the old version applies nothing"
+    );
+    assert_eq!(old.status().await.unwrap()[0].state, ConsumerState::Superseded);
+    new.catch_up().await.unwrap();
+    assert_eq!(count(&db, "SELECT count(*) FROM probe_seen").await, 8);
+    assert_eq!(new.status().await.unwrap()[0].state, ConsumerState::Current);
+}
+
+/// Routes every probe event to a reactor, keyed by its position.
+struct ProbeFeed(i32);
+
+impl Subscription for ProbeFeed {
+    fn name(&self) -> &'static str {
+        "probe_feed"
+    }
+    fn version(&self) -> i32 {
+        self.0
+    }
+    fn route(&self, event: &RecordedEvent) -> Result<Option<WorkOrder>, domain::events::DecodeError> {
+        Ok(Some(WorkOrder {
+            reactor: "probe-reactor",
+            key: event.global_position.to_string(),
+            organization_id: event.organization_id,
+        }))
+    }
+}
+
+#[tokio::test]
+async fn subscriptions_start_at_the_head_and_are_never_replayed() {
+    let db = TestDatabase::create().await;
+    append_events(&db, 4).await;
+    wait_until_readable(&db).await;
+    let runner = runner_with(&db, vec![Arc::new(Probe)], vec![Arc::new(ProbeFeed(1))]);
+    runner.prepare().await.unwrap();
+    settle(&runner).await;
+    assert_eq!(
+        count(&db, "SELECT count(*) FROM probe_seen").await,
+        4,
+        "a read model starts at the beginning"
+    );
+    assert_eq!(
+        count(&db, "SELECT count(*) FROM reactor_work").await,
+        0,
+        "history triggers nothing"
+    );
+    append_events(&db, 2).await;
+    settle(&runner).await;
+    let triggered: Vec<(String, Option<i64>)> =
+        sqlx::query_as("SELECT work_key, trigger_position FROM reactor_work ORDER BY trigger_position")
+            .fetch_all(&db.pool)
+            .await
+            .unwrap();
+    assert_eq!(triggered.len(), 2, "new events make work due");
+    assert!(triggered
+        .iter()
+        .all(|(key, at)| Some(key.parse::<i64>().unwrap()) == *at));
+
+    // A new version of the subscription starts at the head too.
+    append_events(&db, 3).await;
+    wait_until_readable(&db).await;
+    let upgraded = runner_with(&db, vec![Arc::new(Probe)], vec![Arc::new(ProbeFeed(2))]);
+    upgraded.prepare().await.unwrap();
+    settle(&upgraded).await;
+    assert_eq!(count(&db, "SELECT count(*) FROM reactor_work").await, 2);
+
+    // Replays refuse subscriptions and leave reactor work alone.
+    let before = work_snapshot(&db.pool).await;
+    assert!(matches!(
+        upgraded.rebuild("probe_feed", |_| {}).await,
+        Err(ProjectionError::NotReplayable(_))
+    ));
+    upgraded.rebuild("probe", |_| {}).await.unwrap();
+    assert_eq!(work_snapshot(&db.pool).await, before);
+    assert_eq!(count(&db, "SELECT count(*) FROM probe_seen").await, 9);
+}
+
+#[tokio::test]
+async fn analysis_replays_only_go_to_new_or_their_own_schemas() {
+    let db = TestDatabase::create().await;
+    let runner = runner_with(&db, vec![Arc::new(Probe)], vec![]);
+    runner.prepare().await.unwrap();
+    append_events(&db, 3).await;
+    let cut: chrono::DateTime<chrono::Utc> = sqlx::query_scalar("SELECT max(recorded_at) FROM events")
+        .fetch_one(&db.pool)
+        .await
+        .unwrap();
+    let head: i64 = count(&db, "SELECT max(global_position) FROM events").await;
+    append_events(&db, 4).await;
+    // Replays read what is visible: wait until every append is.
+    settle(&runner).await;
+
+    for refused in ["public", "pg_catalog", "information_schema", "Robert'); DROP", ""] {
+        let error = runner
+            .replay_into("probe", refused, ReplayLimit::default(), |_| {})
+            .await;
+        assert!(
+            matches!(error, Err(ProjectionError::UnsafeSchema { .. })),
+            "{refused:?}: {error:?}"
+        );
+    }
+    sqlx::raw_sql("CREATE SCHEMA precious; CREATE TABLE precious.keep (x int); INSERT INTO precious.keep VALUES (1)")
+        .execute(&db.pool)
+        .await
+        .unwrap();
+    assert!(matches!(
+        runner
+            .replay_into("probe", "precious", ReplayLimit::default(), |_| {})
+            .await,
+        Err(ProjectionError::UnsafeSchema { .. })
+    ));
+    assert_eq!(
+        count(&db, "SELECT count(*) FROM precious.keep").await,
+        1,
+        "nothing dropped"
+    );
+    assert_eq!(count(&db, "SELECT count(*) FROM events").await, 7, "the log is intact");
+
+    // As of a time, then as of a position, into the same analysis schema.
+    let as_of_time = ReplayLimit {
+        until_time: Some(cut),
+        ..ReplayLimit::default()
+    };
+    runner
+        .replay_into("probe", "analysis", as_of_time, |_| {})
+        .await
+        .unwrap();
+    assert_eq!(count(&db, "SELECT count(*) FROM analysis.probe_seen").await, 3);
+    let as_of_position = ReplayLimit {
+        until_position: Some(head + 1),
+        ..ReplayLimit::default()
+    };
+    runner
+        .replay_into("probe", "analysis", as_of_position, |_| {})
+        .await
+        .unwrap();
+    assert_eq!(count(&db, "SELECT count(*) FROM analysis.probe_seen").await, 4);
+    // A replay of another read model may not take that schema over.
+    let other = runner_with(&db, vec![Arc::new(Renamed)], vec![]);
+    assert!(matches!(
+        other
+            .replay_into("renamed", "analysis", ReplayLimit::default(), |_| {})
+            .await,
+        Err(ProjectionError::UnsafeSchema { .. })
+    ));
+}
+
+/// Another read model owning the same table names.
+struct Renamed;
+
+#[async_trait]
+impl ReadModel for Renamed {
+    fn name(&self) -> &'static str {
+        "renamed"
+    }
+    fn schema_version(&self) -> i32 {
+        1
+    }
+    fn tables(&self) -> &'static [&'static str] {
+        Probe.tables()
+    }
+    fn create_sql(&self) -> &'static str {
+        Probe.create_sql()
+    }
+    async fn apply(&self, conn: &mut PgConnection, events: &[RecordedEvent]) -> Result<(), sqlx::Error> {
+        Probe.apply(conn, events).await
+    }
 }
