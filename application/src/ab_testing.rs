@@ -1,6 +1,6 @@
 //! Script A/B tests: variants, tests, per-call assignment, results and winners.
 
-use crate::aggregates::{append_decided, append_failed, load_in, metadata, record_observation, stream_of, Loaded};
+use crate::aggregates::{append_decided, append_failed, execute, load_in, metadata, stream_of, Loaded};
 use crate::auth::Session;
 use crate::clock::Clock;
 use crate::error::{AppError, ErrorKind};
@@ -674,18 +674,21 @@ impl WorkHandler for AbDecisions {
                 return Ok(WorkOutcome::Done);
             }
             let winner = evaluate_look(&arms, control, k).map(|(i, _)| record.variants[i].variant.variant_id);
-            let events = AbTest::decide(
-                &AbTestCommand::TakeLook {
-                    look: k,
-                    finished_calls: finished,
-                    winner,
-                    now: self.clock.now(),
-                },
-                &test.state,
-            )
-            .map_err(ab_error)?;
-            let meta = metadata("system:ab-testing", "reactor:ab-test-decisions");
-            record_observation(self.store.as_ref(), organization_id, &test, &events, &meta).await?;
+            let command = AbTestCommand::TakeLook {
+                look: k,
+                finished_calls: finished,
+                winner,
+                now: self.clock.now(),
+            };
+            let meta = metadata("system:ab-testing", format!("reactor:{AB_DECISIONS}"));
+            execute::<AbTest>(self.store.as_ref(), organization_id, test.stream, &meta, |loaded| {
+                // Another worker took this look meanwhile: the loop goes on to the next.
+                if loaded.state.looks_taken != k {
+                    return Ok(vec![]);
+                }
+                AbTest::decide(&command, &loaded.state).map_err(ab_error)
+            })
+            .await?;
             if let Some(winner) = winner {
                 conclude(
                     self.store.as_ref(),

@@ -1,16 +1,16 @@
 //! Agents: configuration use cases, and their sync to the voice platform.
 
-use crate::aggregates::{append_failed, load_any, load_in, stream_of, Loaded};
+use crate::aggregates::{execute, load_in, metadata, session_metadata, stream_of, Loaded};
 use crate::auth::{Page, Session};
 use crate::clock::Clock;
 use crate::error::{AppError, ErrorKind};
-use crate::event_store::{AppendRequest, EventStore};
+use crate::event_store::EventStore;
 use crate::voice::{AssistantDefinition, ProviderError, RetryPolicy, VoiceProvider};
 use crate::work::{WorkHandler, WorkItem, WorkOutcome};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use domain::agents::{Agent, AgentCommand, AgentError, AgentSpec};
-use domain::{Aggregate, EventMetadata};
+use domain::Aggregate;
 use serde::Serialize;
 use std::sync::Arc;
 use uuid::Uuid;
@@ -46,15 +46,11 @@ pub fn agent_error(error: AgentError) -> AppError {
         AgentError::Invalid { field, reason } => AppError::validation(field, format!("{field} is invalid: {reason}")),
         AgentError::NotFound => AppError::not_found("agent"),
         AgentError::Exists => AppError::new(ErrorKind::Conflict, "agent_exists", "agent already exists"),
-    }
-}
-
-fn metadata(actor: &str) -> EventMetadata {
-    EventMetadata {
-        correlation_id: Some(Uuid::now_v7()),
-        actor: Some(actor.to_owned()),
-        source: Some("api".into()),
-        ..EventMetadata::default()
+        AgentError::CreationInProgress => AppError::new(
+            ErrorKind::Conflict,
+            "assistant_creation_in_progress",
+            "another worker is creating this agent's assistant",
+        ),
     }
 }
 
@@ -114,45 +110,14 @@ impl AgentService {
         agent_id: Uuid,
         command: impl Fn(&Agent) -> Result<AgentCommand, AppError>,
     ) -> Result<Loaded<Agent>, AppError> {
-        // One retry covers a concurrent change between load and append.
-        for _ in 0..3 {
-            let loaded = load_in::<Agent>(
-                self.store.as_ref(),
-                caller.organization_id,
-                stream_of::<Agent>(agent_id),
-            )
-            .await?;
-            let events = Agent::decide(&command(&loaded.state)?, &loaded.state).map_err(agent_error)?;
-            if events.is_empty() {
-                return Ok(loaded);
-            }
-            let append = loaded.append_of(&events, &metadata(&format!("user:{}", caller.user_id)));
-            match self
-                .store
-                .append(AppendRequest {
-                    organization_id: caller.organization_id,
-                    streams: vec![append],
-                    idempotency_key: None,
-                })
-                .await
-            {
-                Ok(_) => {
-                    let state = events.iter().fold(loaded.state, Agent::evolve);
-                    return Ok(Loaded {
-                        state,
-                        version: loaded.version + events.len() as i64,
-                        ..loaded
-                    });
-                }
-                Err(crate::event_store::AppendError::VersionConflict { .. }) => continue,
-                Err(other) => return Err(append_failed(other)),
-            }
-        }
-        Err(AppError::new(
-            ErrorKind::Conflict,
-            "concurrent_modification",
-            "the agent changed concurrently; retry",
-        ))
+        execute::<Agent>(
+            self.store.as_ref(),
+            caller.organization_id,
+            stream_of::<Agent>(agent_id),
+            &session_metadata(caller),
+            |loaded| Agent::decide(&command(&loaded.state)?, &loaded.state).map_err(agent_error),
+        )
+        .await
     }
 
     pub async fn create(&self, caller: &Session, spec: AgentSpec) -> Result<AgentView, AppError> {
@@ -237,6 +202,8 @@ fn view_of(id: Uuid, agent: &Agent) -> Result<AgentView, AppError> {
 }
 
 /// Mirrors one agent to its Vapi assistant; the outcome is recorded on the agent's stream.
+/// Creating an assistant is not idempotent at Vapi, so the intent is recorded
+/// first and an unconfirmed earlier attempt is looked up before creating again.
 pub struct AgentSync {
     pub store: Arc<dyn EventStore>,
     pub clock: Arc<dyn Clock>,
@@ -244,43 +211,86 @@ pub struct AgentSync {
     pub retry: RetryPolicy,
 }
 
+/// Why a push did not go through.
+enum PushFailure {
+    Provider(ProviderError),
+    /// Another worker recorded its creation attempt first: the work is theirs.
+    Superseded,
+    Ours(AppError),
+}
+
+impl From<ProviderError> for PushFailure {
+    fn from(e: ProviderError) -> Self {
+        PushFailure::Provider(e)
+    }
+}
+
 impl AgentSync {
-    async fn push(
-        &self,
-        organization_id: Uuid,
-        agent_id: Uuid,
-        agent: &Agent,
-    ) -> Result<Option<String>, ProviderError> {
+    /// Brings Vapi to the agent's state; returns the assistant id Vapi now holds.
+    async fn push(&self, organization_id: Uuid, agent_id: Uuid, agent: &Agent) -> Result<Option<String>, PushFailure> {
+        let known = match (&agent.vapi_assistant_id, agent.creation_attempt) {
+            (Some(id), _) => Some(id.clone()),
+            // An earlier attempt may have created it before we learnt the id.
+            (None, Some((_, since))) => self.voice.find_assistant(organization_id, agent_id, since).await?,
+            (None, None) => None,
+        };
         let definition = |spec: &AgentSpec| AssistantDefinition {
             organization_id,
             agent_id,
             spec: spec.clone(),
         };
-        match (&agent.spec, agent.deleted, &agent.vapi_assistant_id) {
-            (_, true, Some(id)) => match self.voice.delete_assistant(id).await {
-                Ok(()) | Err(ProviderError::NotFound) => Ok(None),
-                Err(e) => Err(e),
-            },
-            (_, true, None) | (None, _, _) => Ok(None),
-            (Some(spec), false, Some(id)) => match self.voice.update_assistant(id, &definition(spec)).await {
-                Ok(()) => Ok(Some(id.clone())),
-                // Deleted at Vapi behind our back: recreate it.
-                Err(ProviderError::NotFound) => self.voice.create_assistant(&definition(spec)).await.map(Some),
-                Err(e) => Err(e),
-            },
-            (Some(spec), false, None) => self.voice.create_assistant(&definition(spec)).await.map(Some),
+        let spec = match (&agent.spec, agent.deleted) {
+            (Some(spec), false) => spec,
+            _ => {
+                if let Some(id) = &known {
+                    match self.voice.delete_assistant(id).await {
+                        Ok(()) | Err(ProviderError::NotFound) => {}
+                        Err(e) => return Err(e.into()),
+                    }
+                }
+                return Ok(None);
+            }
+        };
+        if let Some(id) = known {
+            match self.voice.update_assistant(&id, &definition(spec)).await {
+                Ok(()) => return Ok(Some(id)),
+                // Deleted at Vapi behind our back: create it again below.
+                Err(ProviderError::NotFound) => {}
+                Err(e) => return Err(e.into()),
+            }
         }
+        let attempt = Uuid::now_v7();
+        let previous = agent.creation_attempt.map(|(a, _)| a);
+        let now = self.clock.now();
+        let claimed = self
+            .record(organization_id, agent_id, |_| AgentCommand::StartAssistantCreation {
+                attempt,
+                previous,
+                now,
+            })
+            .await;
+        match claimed {
+            Ok(_) => {}
+            Err(e) if e.code == "assistant_creation_in_progress" => return Err(PushFailure::Superseded),
+            Err(e) => return Err(PushFailure::Ours(e)),
+        }
+        Ok(Some(self.voice.create_assistant(&definition(spec)).await?))
     }
 
     async fn record(
         &self,
-        loaded: &Loaded<Agent>,
         organization_id: Uuid,
-        command: AgentCommand,
-    ) -> Result<(), AppError> {
-        let events = Agent::decide(&command, &loaded.state).map_err(agent_error)?;
-        let meta = crate::aggregates::metadata("system:vapi-sync", format!("reactor:{AGENT_SYNC}"));
-        crate::aggregates::record_observation(self.store.as_ref(), organization_id, loaded, &events, &meta).await
+        agent_id: Uuid,
+        command: impl Fn(&Agent) -> AgentCommand,
+    ) -> Result<Loaded<Agent>, AppError> {
+        execute::<Agent>(
+            self.store.as_ref(),
+            organization_id,
+            stream_of::<Agent>(agent_id),
+            &metadata("system:vapi-sync", format!("reactor:{AGENT_SYNC}")),
+            |loaded| Agent::decide(&command(&loaded.state), &loaded.state).map_err(agent_error),
+        )
+        .await
     }
 }
 
@@ -292,8 +302,8 @@ impl WorkHandler for AgentSync {
 
     async fn handle(&self, item: &WorkItem) -> Result<WorkOutcome, AppError> {
         let agent_id = Uuid::parse_str(&item.key).map_err(|e| AppError::internal("reading a work key", e))?;
-        let loaded = load_any::<Agent>(self.store.as_ref(), stream_of::<Agent>(agent_id)).await?;
-        let organization_id = loaded.organization_id.unwrap_or(item.organization_id);
+        let organization_id = item.organization_id;
+        let loaded = load_in::<Agent>(self.store.as_ref(), organization_id, stream_of::<Agent>(agent_id)).await?;
         if !loaded.state.needs_sync() {
             return Ok(WorkOutcome::Done);
         }
@@ -301,35 +311,33 @@ impl WorkHandler for AgentSync {
         match self.push(organization_id, agent_id, &loaded.state).await {
             Ok(vapi_assistant_id) => {
                 let now = self.clock.now();
-                self.record(
-                    &loaded,
-                    organization_id,
-                    AgentCommand::RecordSynced {
-                        vapi_assistant_id,
-                        revision,
-                        now,
-                    },
-                )
+                self.record(organization_id, agent_id, |_| AgentCommand::RecordSynced {
+                    vapi_assistant_id: vapi_assistant_id.clone(),
+                    revision,
+                    now,
+                })
                 .await?;
                 Ok(WorkOutcome::Done)
             }
-            Err(error) => {
+            // Another worker is creating the assistant: look again once it has had time to record it.
+            Err(PushFailure::Superseded) => Ok(WorkOutcome::RetryAt {
+                due: self.clock.now() + chrono::Duration::seconds(60),
+                reason: "another worker is creating the assistant".into(),
+            }),
+            Err(PushFailure::Ours(error)) => Err(error),
+            Err(PushFailure::Provider(error)) => {
                 let attempt = item.attempts + 1;
                 let now = self.clock.now();
                 let retry_at = self.retry.next_attempt(attempt, &error, now);
                 let reason = error.to_string();
                 tracing::warn!(%agent_id, attempt, %reason, "agent sync to Vapi failed");
-                self.record(
-                    &loaded,
-                    organization_id,
-                    AgentCommand::RecordSyncFailed {
-                        revision,
-                        reason: reason.clone(),
-                        attempt,
-                        retry_at,
-                        now,
-                    },
-                )
+                self.record(organization_id, agent_id, |_| AgentCommand::RecordSyncFailed {
+                    revision,
+                    reason: reason.clone(),
+                    attempt,
+                    retry_at,
+                    now,
+                })
                 .await?;
                 Ok(match retry_at {
                     Some(due) => WorkOutcome::RetryAt { due, reason },

@@ -88,14 +88,24 @@ pub async fn load_in<A: Aggregate>(
 /// retries is a 409 the client may retry.
 pub fn append_failed(error: AppendError) -> AppError {
     match error {
-        AppendError::VersionConflict { stream_id, .. } => AppError::new(
-            ErrorKind::Conflict,
-            "concurrent_modification",
-            "the resource was changed concurrently; retry the request",
-        )
-        .with_details(serde_json::json!({ "stream": stream_id })),
+        AppendError::VersionConflict { stream_id, .. } => contended(&stream_id),
         AppendError::Store(message) => AppError::internal("appending events", message),
     }
+}
+
+/// A stream that kept changing under a decision: a 409 naming it.
+fn contended(stream_id: &str) -> AppError {
+    AppError::new(
+        ErrorKind::Conflict,
+        "concurrent_modification",
+        "the resource was changed concurrently; retry the request",
+    )
+    .with_details(serde_json::json!({ "stream": stream_id }))
+}
+
+/// Events caused by a signed-in user through the API.
+pub fn session_metadata(caller: &crate::auth::Session) -> EventMetadata {
+    metadata(format!("user:{}", caller.user_id), "api")
 }
 
 /// Who caused events, and through which entry point.
@@ -128,25 +138,46 @@ pub async fn append_decided(
         .map_err(append_failed)
 }
 
-/// Appends what a reactor observed. A concurrent change of the stream wins:
-/// whatever changed brings work of its own, so the observation is not retried.
-pub async fn record_observation<A: Aggregate>(
+/// How often one decision is taken again after losing a race for its stream.
+const DECISION_ATTEMPTS: usize = 5;
+
+/// The one command path every feature uses: load the stream (of
+/// `organization_id`), decide, append with the expected version; on a version
+/// conflict reload and decide again, a bounded number of times, then answer a
+/// precise 409. Returns the state after the decision. Reactors record what they
+/// observed the same way: an observation is a fact, so a concurrent change
+/// makes it decided again on the new state, never dropped.
+pub async fn execute<A: Aggregate>(
     store: &dyn EventStore,
     organization_id: Uuid,
-    loaded: &Loaded<A>,
-    events: &[A::Event],
+    stream: StreamId,
     metadata: &EventMetadata,
-) -> Result<(), AppError> {
-    if events.is_empty() {
-        return Ok(());
+    decide: impl Fn(&Loaded<A>) -> Result<Vec<A::Event>, AppError>,
+) -> Result<Loaded<A>, AppError> {
+    for _ in 0..DECISION_ATTEMPTS {
+        let loaded = load_in::<A>(store, organization_id, stream.clone()).await?;
+        let events = decide(&loaded)?;
+        if events.is_empty() {
+            return Ok(loaded);
+        }
+        let request = crate::event_store::AppendRequest {
+            organization_id,
+            streams: vec![loaded.append_of(&events, metadata)],
+            idempotency_key: None,
+        };
+        match store.append(request).await {
+            Ok(_) => {
+                let version = loaded.version + events.len() as i64;
+                return Ok(Loaded {
+                    state: events.iter().fold(loaded.state, A::evolve),
+                    version,
+                    organization_id: Some(organization_id),
+                    stream: loaded.stream,
+                });
+            }
+            Err(AppendError::VersionConflict { .. }) => continue,
+            Err(other) => return Err(append_failed(other)),
+        }
     }
-    let request = crate::event_store::AppendRequest {
-        organization_id,
-        streams: vec![loaded.append_of(events, metadata)],
-        idempotency_key: None,
-    };
-    match store.append(request).await {
-        Ok(_) | Err(AppendError::VersionConflict { .. }) => Ok(()),
-        Err(other) => Err(append_failed(other)),
-    }
+    Err(contended(&stream.to_string()))
 }

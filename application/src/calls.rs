@@ -1,7 +1,7 @@
 //! Calls: intake of Vapi's server messages, the tools agents call mid-call,
 //! outcomes, and the call history read side.
 
-use crate::aggregates::{append_failed, load_in, stream_of};
+use crate::aggregates::{append_failed, execute, load_in, metadata, stream_of};
 use crate::auth::Session;
 use crate::clock::Clock;
 use crate::error::{AppError, ErrorKind};
@@ -135,6 +135,11 @@ pub fn call_error(error: CallError) -> AppError {
         CallError::Invalid { field, reason } => AppError::validation(field, format!("{field} is invalid: {reason}")),
         CallError::NotFound => AppError::not_found("call"),
         CallError::Exists => AppError::new(ErrorKind::Conflict, "call_exists", "call already exists"),
+        CallError::PlacementInProgress => AppError::new(
+            ErrorKind::Conflict,
+            "call_placement_in_progress",
+            "another worker is placing this call",
+        ),
     }
 }
 
@@ -724,13 +729,29 @@ impl OutboundCalls {
     }
 }
 
-/// Dials requested calls. A request that may have reached Vapi (timeouts,
-/// 5xx) is not retried: a failed call is visible, a call dialled twice is not undoable.
+/// Dials requested calls, once. Placing a call is not idempotent at Vapi, so
+/// each attempt is recorded before dialling; a later attempt that finds an
+/// unconfirmed one looks the call up at Vapi instead of dialling again, and a
+/// request that may have reached Vapi (timeouts, 5xx) is retried only that way.
 pub struct CallPlacement {
     pub store: Arc<dyn EventStore>,
     pub clock: Arc<dyn Clock>,
     pub voice: Arc<dyn crate::voice::VoiceProvider>,
     pub retry: crate::voice::RetryPolicy,
+}
+
+impl CallPlacement {
+    async fn record(&self, organization_id: Uuid, call_id: Uuid, command: CallCommand) -> Result<(), AppError> {
+        execute::<Call>(
+            self.store.as_ref(),
+            organization_id,
+            stream_of::<Call>(call_id),
+            &metadata("system:vapi", format!("reactor:{CALL_PLACEMENT}")),
+            |loaded| Call::decide(&command, &loaded.state).map_err(call_error),
+        )
+        .await
+        .map(|_| ())
+    }
 }
 
 #[async_trait]
@@ -747,10 +768,7 @@ impl crate::work::WorkHandler for CallPlacement {
         let call_id = Uuid::parse_str(&item.key).map_err(|e| AppError::internal("reading a work key", e))?;
         let organization_id = item.organization_id;
         let call = load_in::<Call>(self.store.as_ref(), organization_id, stream_of::<Call>(call_id)).await?;
-        if call.state.parties.vapi_call_id.is_some()
-            || call.state.ended
-            || call.state.status.as_deref() != Some("requested")
-        {
+        if !call.state.awaits_placement() {
             return Ok(WorkOutcome::Done);
         }
         let parties = &call.state.parties;
@@ -771,6 +789,34 @@ impl crate::work::WorkHandler for CallPlacement {
         .await?;
         let now = self.clock.now();
         let attempt = item.attempts + 1;
+        let (Some(assistant), Some(vapi_number)) = (&agent.state.vapi_assistant_id, &number.state.vapi_phone_number_id)
+        else {
+            // Wait for the agent's or number's own sync, within the retry budget.
+            let reason = if agent.state.vapi_assistant_id.is_none() {
+                "the agent is not synced to Vapi"
+            } else {
+                "the phone number is not synced to Vapi"
+            };
+            let waiting = ProviderError::RateLimited { retry_after: None };
+            return match self.retry.next_attempt(attempt, &waiting, now) {
+                Some(due) => Ok(WorkOutcome::RetryAt {
+                    due,
+                    reason: reason.into(),
+                }),
+                None => {
+                    self.record(
+                        organization_id,
+                        call_id,
+                        CallCommand::RecordPlacementFailed {
+                            reason: reason.into(),
+                            now,
+                        },
+                    )
+                    .await?;
+                    Ok(WorkOutcome::GiveUp { reason: reason.into() })
+                }
+            };
+        };
         // Idempotent: returns the variant the request was given, if its test still runs.
         let variant = crate::ab_testing::assign_variant(
             self.store.as_ref(),
@@ -781,43 +827,59 @@ impl crate::work::WorkHandler for CallPlacement {
             Some(customer.clone()),
         )
         .await?;
-        let overrides = match (&agent.state.spec, variant) {
-            (Some(spec), Some(variant)) => Some(crate::ab_testing::prompt_override(spec, &variant.prompt)),
-            _ => None,
+        let outbound = OutboundCall {
+            organization_id,
+            call_id,
+            agent_id,
+            vapi_assistant_id: assistant.clone(),
+            vapi_phone_number_id: vapi_number.clone(),
+            customer_number: customer.clone(),
+            customer_name: None,
+            assistant_overrides: match (&agent.state.spec, variant) {
+                (Some(spec), Some(variant)) => Some(crate::ab_testing::prompt_override(spec, &variant.prompt)),
+                _ => None,
+            },
         };
-        let placed = match (&agent.state.vapi_assistant_id, &number.state.vapi_phone_number_id) {
-            (Some(assistant), Some(vapi_number)) => {
-                self.voice
-                    .create_call(&OutboundCall {
+        let previous = call.state.placement_attempt;
+        let placed = match previous {
+            // An earlier attempt may have reached Vapi: look before dialling again.
+            Some((_, since)) => self.voice.find_call(&outbound, since).await,
+            None => Ok(None),
+        };
+        let placed = match placed {
+            Ok(Some(vapi_call_id)) => Ok(vapi_call_id),
+            Ok(None) => {
+                let claimed = self
+                    .record(
                         organization_id,
                         call_id,
-                        agent_id,
-                        vapi_assistant_id: assistant.clone(),
-                        vapi_phone_number_id: vapi_number.clone(),
-                        customer_number: customer.clone(),
-                        customer_name: None,
-                        assistant_overrides: overrides,
-                    })
-                    .await
+                        CallCommand::StartPlacement {
+                            attempt: Uuid::now_v7(),
+                            previous: previous.map(|(a, _)| a),
+                            now,
+                        },
+                    )
+                    .await;
+                match claimed {
+                    Ok(()) => self.voice.create_call(&outbound).await,
+                    // Another worker recorded its attempt first: the call is theirs to place.
+                    Err(e) if e.code == "call_placement_in_progress" => {
+                        return Ok(WorkOutcome::RetryAt {
+                            due: now + chrono::Duration::seconds(60),
+                            reason: "another worker is placing the call".into(),
+                        })
+                    }
+                    Err(e) => return Err(e),
+                }
             }
-            // Wait for the agent's or number's own sync, within the retry budget.
-            _ => Err(ProviderError::RateLimited { retry_after: None }),
+            Err(lookup) => Err(lookup),
         };
         let (command, outcome) = match placed {
             Ok(vapi_call_id) => (CallCommand::RecordPlaced { vapi_call_id, now }, WorkOutcome::Done),
             Err(error) => {
-                let safe_to_retry = matches!(error, ProviderError::RateLimited { .. } | ProviderError::Unauthorized);
-                let retry_at = if safe_to_retry {
-                    self.retry.next_attempt(attempt, &error, now)
-                } else {
-                    None
-                };
-                let reason = match (&agent.state.vapi_assistant_id, &number.state.vapi_phone_number_id) {
-                    (None, _) => "the agent is not synced to Vapi".to_owned(),
-                    (_, None) => "the phone number is not synced to Vapi".to_owned(),
-                    _ => error.to_string(),
-                };
-                match retry_at {
+                let reason = error.to_string();
+                match self.retry.next_attempt(attempt, &error, now) {
+                    // The next attempt looks the call up before dialling.
                     Some(due) => return Ok(WorkOutcome::RetryAt { due, reason }),
                     None => (
                         CallCommand::RecordPlacementFailed {
@@ -829,21 +891,7 @@ impl crate::work::WorkHandler for CallPlacement {
                 }
             }
         };
-        let events = Call::decide(&command, &call.state).map_err(call_error)?;
-        let metadata = EventMetadata {
-            actor: Some("system:vapi".into()),
-            source: Some(format!("reactor:{CALL_PLACEMENT}")),
-            ..EventMetadata::default()
-        };
-        self.store
-            .append(AppendRequest::single(
-                organization_id,
-                call.stream.clone(),
-                ExpectedVersion::Exact(call.version),
-                events.iter().map(|e| e.to_new_event(&metadata)).collect(),
-            ))
-            .await
-            .map_err(append_failed)?;
+        self.record(organization_id, call_id, command).await?;
         Ok(outcome)
     }
 }

@@ -1,7 +1,7 @@
 //! Phone numbers and provider credentials: use cases, sync to Vapi, status monitoring.
 
 use crate::agents::AgentDirectory;
-use crate::aggregates::{append_decided, load_any, load_in, metadata, record_observation, stream_of, Loaded};
+use crate::aggregates::{execute, load_any, load_in, metadata, session_metadata, stream_of, Loaded};
 use crate::auth::Session;
 use crate::clock::Clock;
 use crate::error::{AppError, ErrorKind};
@@ -165,18 +165,35 @@ pub struct PhoneNumberService {
     pub directory: Arc<dyn NumberDirectory>,
 }
 
+/// Runs a command on a number or credential stream through the one command path.
+async fn execute_number<A: Aggregate<Error = NumberError>>(
+    store: &dyn EventStore,
+    organization_id: Uuid,
+    id: Uuid,
+    metadata: &domain::EventMetadata,
+    command: &A::Command,
+) -> Result<Loaded<A>, AppError> {
+    execute::<A>(store, organization_id, stream_of::<A>(id), metadata, |loaded| {
+        A::decide(command, &loaded.state).map_err(number_error)
+    })
+    .await
+}
+
 impl PhoneNumberService {
-    async fn append<A: Aggregate>(
+    async fn execute<A: Aggregate<Error = NumberError>>(
         &self,
         caller: &Session,
-        loaded: &Loaded<A>,
-        events: &[A::Event],
-    ) -> Result<(), AppError> {
-        if events.is_empty() {
-            return Ok(());
-        }
-        let append = loaded.append_of(events, &metadata(format!("user:{}", caller.user_id), "api"));
-        append_decided(self.store.as_ref(), caller.organization_id, vec![append]).await
+        id: Uuid,
+        command: A::Command,
+    ) -> Result<Loaded<A>, AppError> {
+        execute_number::<A>(
+            self.store.as_ref(),
+            caller.organization_id,
+            id,
+            &session_metadata(caller),
+            &command,
+        )
+        .await
     }
 
     pub async fn add_credential(
@@ -192,9 +209,10 @@ impl PhoneNumberService {
         let sealed = self
             .sealer
             .seal(&secret.to_string(), &credential_context(caller.organization_id, id));
-        let loaded = Loaded::<Credential>::fresh(stream_of::<Credential>(id));
-        let events = Credential::decide(
-            &CredentialCommand::Add {
+        self.execute::<Credential>(
+            caller,
+            id,
+            CredentialCommand::Add {
                 organization_id: caller.organization_id,
                 provider: provider.to_owned(),
                 name: name.to_owned(),
@@ -202,10 +220,8 @@ impl PhoneNumberService {
                 hint: hint.clone(),
                 now,
             },
-            &loaded.state,
         )
-        .map_err(number_error)?;
-        self.append(caller, &loaded, &events).await?;
+        .await?;
         Ok(CredentialView {
             id,
             provider: provider.to_owned(),
@@ -221,11 +237,10 @@ impl PhoneNumberService {
     }
 
     pub async fn remove_credential(&self, caller: &Session, id: Uuid) -> Result<(), AppError> {
-        let loaded =
-            load_in::<Credential>(self.store.as_ref(), caller.organization_id, stream_of::<Credential>(id)).await?;
-        let events = Credential::decide(&CredentialCommand::Remove { now: self.clock.now() }, &loaded.state)
-            .map_err(number_error)?;
-        self.append(caller, &loaded, &events).await
+        let now = self.clock.now();
+        self.execute::<Credential>(caller, id, CredentialCommand::Remove { now })
+            .await
+            .map(|_| ())
     }
 
     async fn check_agent(&self, caller: &Session, agent_id: Option<Uuid>) -> Result<(), AppError> {
@@ -279,19 +294,18 @@ impl PhoneNumberService {
         self.check_agent(caller, agent_id).await?;
         let id = Uuid::now_v7();
         let now = self.clock.now();
-        let loaded = Loaded::<PhoneNumberState>::fresh(stream_of::<PhoneNumberState>(id));
-        let events = PhoneNumberState::decide(
-            &PhoneNumberCommand::Add {
+        self.execute::<PhoneNumberState>(
+            caller,
+            id,
+            PhoneNumberCommand::Add {
                 organization_id: caller.organization_id,
                 name: name.clone(),
                 source: source.clone(),
                 agent_id,
                 now,
             },
-            &loaded.state,
         )
-        .map_err(number_error)?;
-        self.append(caller, &loaded, &events).await?;
+        .await?;
         let number = source.number();
         Ok(PhoneNumberView {
             id,
@@ -314,33 +328,17 @@ impl PhoneNumberService {
 
     pub async fn assign(&self, caller: &Session, id: Uuid, agent_id: Option<Uuid>) -> Result<(), AppError> {
         self.check_agent(caller, agent_id).await?;
-        let loaded = load_in::<PhoneNumberState>(
-            self.store.as_ref(),
-            caller.organization_id,
-            stream_of::<PhoneNumberState>(id),
-        )
-        .await?;
-        let events = PhoneNumberState::decide(
-            &PhoneNumberCommand::Assign {
-                agent_id,
-                now: self.clock.now(),
-            },
-            &loaded.state,
-        )
-        .map_err(number_error)?;
-        self.append(caller, &loaded, &events).await
+        let now = self.clock.now();
+        self.execute::<PhoneNumberState>(caller, id, PhoneNumberCommand::Assign { agent_id, now })
+            .await
+            .map(|_| ())
     }
 
     pub async fn remove(&self, caller: &Session, id: Uuid) -> Result<(), AppError> {
-        let loaded = load_in::<PhoneNumberState>(
-            self.store.as_ref(),
-            caller.organization_id,
-            stream_of::<PhoneNumberState>(id),
-        )
-        .await?;
-        let events = PhoneNumberState::decide(&PhoneNumberCommand::Remove { now: self.clock.now() }, &loaded.state)
-            .map_err(number_error)?;
-        self.append(caller, &loaded, &events).await
+        let now = self.clock.now();
+        self.execute::<PhoneNumberState>(caller, id, PhoneNumberCommand::Remove { now })
+            .await
+            .map(|_| ())
     }
 
     pub async fn list(&self, caller: &Session) -> Result<Vec<PhoneNumberView>, AppError> {
@@ -385,14 +383,14 @@ impl From<AppError> for SyncFailure {
 }
 
 impl NumberSync {
-    async fn record<A: Aggregate>(
+    async fn record<A: Aggregate<Error = NumberError>>(
         &self,
         organization_id: Uuid,
-        loaded: &Loaded<A>,
-        events: &[A::Event],
-    ) -> Result<(), AppError> {
-        let meta = metadata("system:vapi-sync", "reactor:vapi-number-sync");
-        record_observation(self.store.as_ref(), organization_id, loaded, events, &meta).await
+        id: Uuid,
+        command: A::Command,
+    ) -> Result<Loaded<A>, AppError> {
+        let meta = metadata("system:vapi-sync", format!("reactor:{NUMBER_SYNC}"));
+        execute_number::<A>(self.store.as_ref(), organization_id, id, &meta, &command).await
     }
 
     /// The Vapi credential id of one of our credentials, registering it first if needed.
@@ -426,15 +424,16 @@ impl NumberSync {
             .voice
             .create_credential(&provider, &vapi_credential_body(&provider, &secret))
             .await?;
-        let events = Credential::decide(
-            &CredentialCommand::RecordRegistered {
+        let now = self.clock.now();
+        self.record::<Credential>(
+            organization_id,
+            credential_id,
+            CredentialCommand::RecordRegistered {
                 vapi_credential_id: id.clone(),
-                now: self.clock.now(),
+                now,
             },
-            &loaded.state,
         )
-        .map_err(number_error)?;
-        self.record(organization_id, &loaded, &events).await?;
+        .await?;
         Ok((Some(id), None))
     }
 
@@ -520,16 +519,12 @@ impl NumberSync {
             if !loaded.state.exists() {
                 continue;
             }
-            let events = PhoneNumberState::decide(
-                &PhoneNumberCommand::RecordStatus {
-                    status,
-                    now: self.clock.now(),
-                },
-                &loaded.state,
-            )
-            .map_err(number_error)?;
-            changed += events.len();
-            self.record(organization_id, &loaded, &events).await?;
+            let before = loaded.version;
+            let now = self.clock.now();
+            let after = self
+                .record::<PhoneNumberState>(organization_id, id, PhoneNumberCommand::RecordStatus { status, now })
+                .await?;
+            changed += (after.version - before) as usize;
         }
         Ok(changed)
     }
@@ -587,8 +582,7 @@ impl WorkHandler for NumberSync {
                 )
             }
         };
-        let events = PhoneNumberState::decide(&command, &loaded.state).map_err(number_error)?;
-        self.record(organization_id, &loaded, &events).await?;
+        self.record::<PhoneNumberState>(organization_id, id, command).await?;
         Ok(outcome)
     }
 }

@@ -1,6 +1,6 @@
 //! Slack notifications: integrations and their delivery reactor.
 
-use crate::aggregates::{append_decided, load_in, metadata, record_observation, stream_of, Loaded};
+use crate::aggregates::{append_decided, execute, load_in, metadata, stream_of, Loaded};
 use crate::auth::Session;
 use crate::calls::CallHistory;
 use crate::clock::Clock;
@@ -470,28 +470,36 @@ impl SlackNotifier {
         stream: &Loaded<Notification>,
         event: NotificationEvent,
     ) -> Result<(), AppError> {
-        let events = Notification::decide(&event, &stream.state).map_err(slack_error)?;
-        let meta = metadata("system:slack", "reactor:slack-notify");
-        record_observation(self.store.as_ref(), organization_id, stream, &events, &meta).await
+        let meta = metadata("system:slack", format!("reactor:{SLACK_NOTIFY}"));
+        execute::<Notification>(
+            self.store.as_ref(),
+            organization_id,
+            stream.stream.clone(),
+            &meta,
+            |loaded| Notification::decide(&event, &loaded.state).map_err(slack_error),
+        )
+        .await
+        .map(|_| ())
     }
 
     async fn mark_broken(&self, organization_id: Uuid, integration_id: Uuid, reason: &str) -> Result<(), AppError> {
-        let loaded = load_in::<SlackIntegration>(
+        let now = self.clock.now();
+        let meta = metadata("system:slack", format!("reactor:{SLACK_NOTIFY}"));
+        execute::<SlackIntegration>(
             self.store.as_ref(),
             organization_id,
             stream_of::<SlackIntegration>(integration_id),
-        )
-        .await?;
-        let events = SlackIntegration::decide(
-            &SlackCommand::MarkBroken {
-                reason: reason.into(),
-                now: self.clock.now(),
+            &meta,
+            |loaded| {
+                let command = SlackCommand::MarkBroken {
+                    reason: reason.into(),
+                    now,
+                };
+                SlackIntegration::decide(&command, &loaded.state).map_err(slack_error)
             },
-            &loaded.state,
         )
-        .map_err(slack_error)?;
-        let meta = metadata("system:slack", "reactor:slack-notify");
-        record_observation(self.store.as_ref(), organization_id, &loaded, &events, &meta).await
+        .await
+        .map(|_| ())
     }
 }
 

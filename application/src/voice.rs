@@ -80,6 +80,14 @@ pub trait VoiceProvider: Send + Sync {
     async fn create_assistant(&self, assistant: &AssistantDefinition) -> Result<String, ProviderError>;
     async fn update_assistant(&self, id: &str, assistant: &AssistantDefinition) -> Result<(), ProviderError>;
     async fn delete_assistant(&self, id: &str) -> Result<(), ProviderError>;
+    /// The assistant an earlier, unconfirmed creation for this agent made, if
+    /// any: looked up by our metadata among assistants created since `since`.
+    async fn find_assistant(
+        &self,
+        organization_id: Uuid,
+        agent_id: Uuid,
+        since: DateTime<Utc>,
+    ) -> Result<Option<String>, ProviderError>;
     /// Registers provider credentials (`secret` as the provider expects them); returns the platform's id.
     async fn create_credential(&self, provider: &str, secret: &serde_json::Value) -> Result<String, ProviderError>;
     async fn create_phone_number(&self, number: &NumberDefinition) -> Result<ProviderNumber, ProviderError>;
@@ -88,6 +96,9 @@ pub trait VoiceProvider: Send + Sync {
     async fn get_phone_number(&self, id: &str) -> Result<ProviderNumber, ProviderError>;
     /// Places an outbound call; returns the platform's call id.
     async fn create_call(&self, call: &OutboundCall) -> Result<String, ProviderError>;
+    /// The call an earlier, unconfirmed placement of `call` made, if any,
+    /// among calls of its assistant and number created since `since`.
+    async fn find_call(&self, call: &OutboundCall, since: DateTime<Utc>) -> Result<Option<String>, ProviderError>;
 }
 
 /// Exponential backoff with a ceiling on delay and on attempts.

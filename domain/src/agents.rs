@@ -16,6 +16,9 @@ pub enum AgentError {
     NotFound,
     #[error("agent already exists")]
     Exists,
+    /// Another creation attempt was recorded first: its worker owns it.
+    #[error("another attempt is creating this agent's assistant")]
+    CreationInProgress,
 }
 
 fn invalid(field: &'static str, reason: impl Into<String>) -> AgentError {
@@ -184,6 +187,8 @@ pub enum AgentEvent {
         synced_at: DateTime<Utc>,
     },
     #[serde(rename_all = "camelCase")]
+    AgentAssistantCreationStarted { attempt: Uuid, at: DateTime<Utc> },
+    #[serde(rename_all = "camelCase")]
     AgentSyncFailed {
         revision: u32,
         reason: String,
@@ -202,6 +207,7 @@ impl DomainEvent for AgentEvent {
             AgentEvent::AgentDeactivated { .. } => "AgentDeactivated",
             AgentEvent::AgentDeleted { .. } => "AgentDeleted",
             AgentEvent::AgentSyncedToVapi { .. } => "AgentSyncedToVapi",
+            AgentEvent::AgentAssistantCreationStarted { .. } => "AgentAssistantCreationStarted",
             AgentEvent::AgentSyncFailed { .. } => "AgentSyncFailed",
         }
     }
@@ -239,6 +245,13 @@ pub enum AgentCommand {
         retry_at: Option<DateTime<Utc>>,
         now: DateTime<Utc>,
     },
+    /// Claims the assistant's creation before asking Vapi. `previous` is the
+    /// attempt the caller found (and checked created nothing at Vapi).
+    StartAssistantCreation {
+        attempt: Uuid,
+        previous: Option<Uuid>,
+        now: DateTime<Utc>,
+    },
 }
 
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -252,6 +265,9 @@ pub struct Agent {
     pub vapi_assistant_id: Option<String>,
     /// Whether the last push of the current revision failed.
     pub sync_failed: bool,
+    /// The latest assistant-creation attempt and when it began: until an
+    /// assistant id is recorded, it may have created one at Vapi.
+    pub creation_attempt: Option<(Uuid, DateTime<Utc>)>,
     pub created_at: Option<DateTime<Utc>>,
     pub updated_at: Option<DateTime<Utc>>,
 }
@@ -287,7 +303,7 @@ impl Aggregate for Agent {
         use AgentCommand as C;
         if !matches!(
             command,
-            C::Create { .. } | C::RecordSynced { .. } | C::RecordSyncFailed { .. }
+            C::Create { .. } | C::RecordSynced { .. } | C::RecordSyncFailed { .. } | C::StartAssistantCreation { .. }
         ) && !state.exists()
         {
             return Err(AgentError::NotFound);
@@ -323,9 +339,31 @@ impl Aggregate for Agent {
             C::Deactivate { now } if state.active => vec![AgentEvent::AgentDeactivated { at: *now }],
             C::Activate { .. } | C::Deactivate { .. } => vec![],
             C::Delete { now } => vec![AgentEvent::AgentDeleted { at: *now }],
-            // Outcomes of pushes of older revisions are stale: a newer push is due anyway.
+            // A push of an older revision that created or found an assistant:
+            // the id is a fact (a newer push is due anyway and must update it, not create another).
+            C::RecordSynced {
+                vapi_assistant_id: Some(id),
+                revision,
+                now,
+            } if *revision != state.revision && state.vapi_assistant_id.as_ref() != Some(id) => {
+                vec![AgentEvent::AgentSyncedToVapi {
+                    vapi_assistant_id: Some(id.clone()),
+                    revision: *revision,
+                    synced_at: *now,
+                }]
+            }
+            // Other outcomes of pushes of older revisions are stale: a newer push is due anyway.
             C::RecordSynced { revision, .. } | C::RecordSyncFailed { revision, .. } if *revision != state.revision => {
                 vec![]
+            }
+            C::StartAssistantCreation { attempt, previous, now } => {
+                if state.vapi_assistant_id.is_some() || state.creation_attempt.map(|(a, _)| a) != *previous {
+                    return Err(AgentError::CreationInProgress);
+                }
+                vec![AgentEvent::AgentAssistantCreationStarted {
+                    attempt: *attempt,
+                    at: *now,
+                }]
             }
             C::RecordSynced {
                 vapi_assistant_id,
@@ -387,9 +425,18 @@ impl Aggregate for Agent {
                 revision,
                 ..
             } => {
-                self.synced_revision = *revision;
+                // An older revision's push only tells the assistant id.
+                self.synced_revision = self.synced_revision.max(*revision);
+                if *revision == self.revision {
+                    self.sync_failed = false;
+                }
                 self.vapi_assistant_id = vapi_assistant_id.clone();
-                self.sync_failed = false;
+                if vapi_assistant_id.is_some() {
+                    self.creation_attempt = None;
+                }
+            }
+            AgentEvent::AgentAssistantCreationStarted { attempt, at } => {
+                self.creation_attempt = Some((*attempt, *at));
             }
             AgentEvent::AgentSyncFailed { revision, .. } => {
                 self.sync_failed = *revision == self.revision;
@@ -515,6 +562,60 @@ mod tests {
     }
 
     #[test]
+    fn an_assistant_created_for_an_older_revision_is_kept_and_updated_next() {
+        // Given a creation in flight when the agent changed,
+        let agent = created();
+        let attempt = Uuid::new_v4();
+        let start = |previous, agent: &Agent| {
+            Agent::decide(
+                &AgentCommand::StartAssistantCreation {
+                    attempt,
+                    previous,
+                    now: now(),
+                },
+                agent,
+            )
+        };
+        let agent = start(None, &agent).unwrap().iter().fold(agent, Agent::evolve);
+        assert_eq!(agent.creation_attempt.map(|(a, _)| a), Some(attempt));
+        // a second worker that read the state before the first attempt loses,
+        assert_eq!(start(None, &agent), Err(AgentError::CreationInProgress));
+        let mut changed = spec();
+        changed.system_prompt = "Changed meanwhile".into();
+        let agent = Agent::decide(
+            &AgentCommand::Update {
+                spec: changed,
+                now: now(),
+            },
+            &agent,
+        )
+        .unwrap()
+        .iter()
+        .fold(agent, Agent::evolve);
+        // when the creation of revision 1 reports its assistant,
+        let events = Agent::decide(
+            &AgentCommand::RecordSynced {
+                vapi_assistant_id: Some("asst_1".into()),
+                revision: 1,
+                now: now(),
+            },
+            &agent,
+        )
+        .unwrap();
+        // then the id is recorded, and revision 2 is still to be pushed to that assistant.
+        assert_eq!(events.len(), 1);
+        let agent = events.iter().fold(agent, Agent::evolve);
+        assert_eq!(agent.vapi_assistant_id.as_deref(), Some("asst_1"));
+        assert!(agent.needs_sync());
+        assert_eq!(agent.creation_attempt, None);
+        assert_eq!(
+            start(None, &agent),
+            Err(AgentError::CreationInProgress),
+            "it exists now"
+        );
+    }
+
+    #[test]
     fn deleted_agents_accept_no_more_commands() {
         let agent = created();
         let deleted = Agent::decide(&AgentCommand::Delete { now: now() }, &agent).unwrap();
@@ -535,6 +636,7 @@ mod tests {
             "AgentDeactivated",
             "AgentDeleted",
             "AgentSyncedToVapi",
+            "AgentAssistantCreationStarted",
             "AgentSyncFailed",
         ] {
             assert!(current_version(name).is_some(), "{name}");

@@ -14,6 +14,9 @@ pub enum CallError {
     NotFound,
     #[error("call already exists")]
     Exists,
+    /// Another placement attempt was recorded first: its worker owns the call.
+    #[error("another attempt is placing this call")]
+    PlacementInProgress,
 }
 
 /// Vapi's call statuses, in the only order a call moves through them.
@@ -172,6 +175,8 @@ pub enum CallEvent {
         requested_at: DateTime<Utc>,
     },
     #[serde(rename_all = "camelCase")]
+    CallPlacementStarted { attempt: Uuid, at: DateTime<Utc> },
+    #[serde(rename_all = "camelCase")]
     CallPlacedWithVapi { vapi_call_id: String, at: DateTime<Utc> },
     #[serde(rename_all = "camelCase")]
     CallPlacementFailed { reason: String, at: DateTime<Utc> },
@@ -201,6 +206,7 @@ impl DomainEvent for CallEvent {
     fn event_type(&self) -> &'static str {
         match self {
             CallEvent::CallRequested { .. } => "CallRequested",
+            CallEvent::CallPlacementStarted { .. } => "CallPlacementStarted",
             CallEvent::CallPlacedWithVapi { .. } => "CallPlacedWithVapi",
             CallEvent::CallPlacementFailed { .. } => "CallPlacementFailed",
             CallEvent::CallStatusUpdated { .. } => "CallStatusUpdated",
@@ -216,6 +222,13 @@ pub enum CallCommand {
         organization_id: Uuid,
         parties: CallParties,
         requested_by: Uuid,
+        now: DateTime<Utc>,
+    },
+    /// Claims the placement before dialling. `previous` is the attempt the
+    /// caller found (and checked is not at Vapi); a different one means another worker got there first.
+    StartPlacement {
+        attempt: Uuid,
+        previous: Option<Uuid>,
         now: DateTime<Utc>,
     },
     RecordPlaced {
@@ -252,6 +265,16 @@ pub struct Call {
     pub ended: bool,
     pub outcome: Option<String>,
     pub parties: CallParties,
+    /// The latest placement attempt and when it began: it may have reached
+    /// Vapi, so a later attempt looks it up before dialling again.
+    pub placement_attempt: Option<(Uuid, DateTime<Utc>)>,
+}
+
+impl Call {
+    /// Still waiting to be dialled (requested, neither placed nor failed).
+    pub fn awaits_placement(&self) -> bool {
+        self.parties.vapi_call_id.is_none() && !self.ended && self.status.as_deref() == Some("requested")
+    }
 }
 
 impl CallParties {
@@ -287,6 +310,18 @@ impl Aggregate for Call {
                     parties: parties.clone(),
                     requested_by: *requested_by,
                     requested_at: *now,
+                }]
+            }
+            CallCommand::StartPlacement { attempt, previous, now } => {
+                if !state.known {
+                    return Err(CallError::NotFound);
+                }
+                if !state.awaits_placement() || state.placement_attempt.map(|(a, _)| a) != *previous {
+                    return Err(CallError::PlacementInProgress);
+                }
+                vec![CallEvent::CallPlacementStarted {
+                    attempt: *attempt,
+                    at: *now,
                 }]
             }
             CallCommand::RecordPlaced { vapi_call_id, now } => {
@@ -356,6 +391,9 @@ impl Aggregate for Call {
                 self.parties.merge(parties);
                 self.status = Some("requested".into());
             }
+            CallEvent::CallPlacementStarted { attempt, at } => {
+                self.placement_attempt = Some((*attempt, *at));
+            }
             CallEvent::CallPlacedWithVapi { vapi_call_id, .. } => {
                 self.parties.vapi_call_id = Some(vapi_call_id.clone());
                 if matches!(self.status.as_deref(), None | Some("requested")) {
@@ -400,6 +438,51 @@ mod tests {
             ended_reason: None,
             at: at("00"),
         }
+    }
+
+    #[test]
+    fn one_placement_attempt_at_a_time_and_none_once_placed() {
+        let requested = CallEvent::CallRequested {
+            organization_id: Uuid::new_v4(),
+            parties: CallParties::default(),
+            requested_by: Uuid::new_v4(),
+            requested_at: at("00"),
+        };
+        let call = Call::fold(&[requested]);
+        assert!(call.awaits_placement());
+        let start = |attempt, previous, call: &Call| {
+            Call::decide(
+                &CallCommand::StartPlacement {
+                    attempt,
+                    previous,
+                    now: at("01"),
+                },
+                call,
+            )
+        };
+        let (first, second) = (Uuid::new_v4(), Uuid::new_v4());
+        let call = start(first, None, &call).unwrap().iter().fold(call, Call::evolve);
+        // A worker that read the call before the first attempt was recorded loses.
+        assert_eq!(start(second, None, &call), Err(CallError::PlacementInProgress));
+        // One that found the first attempt and checked Vapi has no such call may try again.
+        let call = start(second, Some(first), &call)
+            .unwrap()
+            .iter()
+            .fold(call, Call::evolve);
+        let placed = Call::decide(
+            &CallCommand::RecordPlaced {
+                vapi_call_id: "call_1".into(),
+                now: at("02"),
+            },
+            &call,
+        )
+        .unwrap();
+        let call = placed.iter().fold(call, Call::evolve);
+        assert!(!call.awaits_placement());
+        assert_eq!(
+            start(Uuid::new_v4(), Some(second), &call),
+            Err(CallError::PlacementInProgress)
+        );
     }
 
     #[test]

@@ -81,7 +81,13 @@ pub const CATALOGUE: &[EventSpec] = &[
         event_type: "AgentSyncedToVapi",
         version: 1,
         stream_type: "agent",
-        meaning: "Vapi holds the agent as of `revision` (the count of configuration changes). Payload: vapiAssistantId (null once deleted at Vapi), revision, syncedAt.",
+        meaning: "Vapi holds the agent as of `revision` (the count of configuration changes). Also recorded for an older revision when a push finished after a newer change: the assistant id is a fact whatever the revision. Payload: vapiAssistantId (null once deleted at Vapi), revision, syncedAt.",
+    },
+    EventSpec {
+        event_type: "AgentAssistantCreationStarted",
+        version: 1,
+        stream_type: "agent",
+        meaning: "The sync reactor is about to create the agent's Vapi assistant (the intent, recorded before the request): a retry or another worker finding it looks the assistant up at Vapi by our metadata instead of creating a second one. Payload: attempt, at.",
     },
     EventSpec {
         event_type: "AgentSyncFailed",
@@ -94,6 +100,12 @@ pub const CATALOGUE: &[EventSpec] = &[
         version: 1,
         stream_type: "call",
         meaning: "A user asked for an outbound call. Payload: organizationId, parties {vapiCallId, direction, agentId, phoneNumberId, customerNumber}, requestedBy, requestedAt.",
+    },
+    EventSpec {
+        event_type: "CallPlacementStarted",
+        version: 1,
+        stream_type: "call",
+        meaning: "The placement reactor is about to ask Vapi for the call (the intent, recorded before dialling): a retry or another worker finding it looks the call up at Vapi instead of dialling again. Payload: attempt (id of this attempt), at.",
     },
     EventSpec {
         event_type: "CallPlacedWithVapi",

@@ -240,6 +240,22 @@ impl Aggregate for PhoneNumberState {
                 at: *now,
             }],
             C::Remove { now } => vec![PhoneNumberEvent::PhoneNumberRemoved { at: *now }],
+            // A push of an older revision that bought or found a number: the
+            // id is a fact (the newer push must update that number, not buy another).
+            C::RecordSynced {
+                vapi_phone_number_id: Some(id),
+                number,
+                revision,
+                now,
+            } if *revision != state.revision && state.vapi_phone_number_id.as_ref() != Some(id) => {
+                vec![PhoneNumberEvent::PhoneNumberSyncedToVapi {
+                    vapi_phone_number_id: Some(id.clone()),
+                    number: number.clone(),
+                    revision: *revision,
+                    at: *now,
+                }]
+            }
+            // Other outcomes of pushes of older revisions are stale: a newer push is due anyway.
             C::RecordSynced { revision, .. } | C::RecordSyncFailed { revision, .. } if *revision != state.revision => {
                 vec![]
             }
@@ -297,7 +313,8 @@ impl Aggregate for PhoneNumberState {
                 revision,
                 ..
             } => {
-                self.synced_revision = *revision;
+                // An older revision's push only tells the number's id.
+                self.synced_revision = self.synced_revision.max(*revision);
                 self.vapi_phone_number_id = vapi_phone_number_id.clone();
                 if number.is_some() {
                     self.number = number.clone();

@@ -10,6 +10,7 @@ use reqwest::{Method, StatusCode};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use std::time::Duration;
+use uuid::Uuid;
 
 pub const DEFAULT_BASE_URL: &str = "https://api.vapi.ai";
 
@@ -205,11 +206,19 @@ impl VapiClient {
         path: &str,
         body: Option<&impl Serialize>,
     ) -> Result<reqwest::Response, ProviderError> {
-        let url = format!("{}{path}", self.config.base_url.trim_end_matches('/'));
-        let mut request = self.http.request(method, url).bearer_auth(&self.config.api_key);
+        let mut request = self.request(method, path);
         if let Some(body) = body {
             request = request.json(body);
         }
+        self.execute(request).await
+    }
+
+    fn request(&self, method: Method, path: &str) -> reqwest::RequestBuilder {
+        let url = format!("{}{path}", self.config.base_url.trim_end_matches('/'));
+        self.http.request(method, url).bearer_auth(&self.config.api_key)
+    }
+
+    async fn execute(&self, request: reqwest::RequestBuilder) -> Result<reqwest::Response, ProviderError> {
         let response = request
             .send()
             .await
@@ -226,6 +235,27 @@ impl VapiClient {
         let text = response.text().await.unwrap_or_default();
         Err(classify(status, retry_after, &text))
     }
+
+    /// A list endpoint (`GET /assistant`, `GET /call`): Vapi answers a bare array.
+    async fn list(&self, path: &str, query: &[(&str, String)]) -> Result<Vec<Listed>, ProviderError> {
+        let response = self.execute(self.request(Method::GET, path).query(query)).await?;
+        read(response).await
+    }
+}
+
+/// One record of a Vapi list: only what our look-ups compare.
+#[derive(Debug, Deserialize)]
+struct Listed {
+    id: String,
+    #[serde(default)]
+    metadata: Value,
+    #[serde(default)]
+    customer: Value,
+}
+
+/// Records created a little before `since` count too: clocks differ.
+fn created_after(since: chrono::DateTime<chrono::Utc>) -> String {
+    (since - chrono::Duration::minutes(5)).to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
 }
 
 /// `Retry-After` as seconds or as an HTTP date.
@@ -288,6 +318,27 @@ impl VoiceProvider for VapiClient {
         self.send(Method::DELETE, &format!("/assistant/{id}"), None::<&()>)
             .await
             .map(|_| ())
+    }
+
+    async fn find_assistant(
+        &self,
+        organization_id: Uuid,
+        agent_id: Uuid,
+        since: chrono::DateTime<chrono::Utc>,
+    ) -> Result<Option<String>, ProviderError> {
+        let assistants = self
+            .list(
+                "/assistant",
+                &[("createdAtGt", created_after(since)), ("limit", "1000".into())],
+            )
+            .await?;
+        Ok(assistants
+            .into_iter()
+            .find(|a| {
+                a.metadata["voxreachAgentId"] == json!(agent_id)
+                    && a.metadata["voxreachOrganizationId"] == json!(organization_id)
+            })
+            .map(|a| a.id))
     }
 
     async fn create_credential(&self, _provider: &str, secret: &Value) -> Result<String, ProviderError> {
@@ -364,5 +415,29 @@ impl VoiceProvider for VapiClient {
         }
         let response = self.send(Method::POST, "/call", Some(&body)).await?;
         Ok(read::<Created>(response).await?.id)
+    }
+
+    async fn find_call(
+        &self,
+        call: &OutboundCall,
+        since: chrono::DateTime<chrono::Utc>,
+    ) -> Result<Option<String>, ProviderError> {
+        let calls = self
+            .list(
+                "/call",
+                &[
+                    ("assistantId", call.vapi_assistant_id.clone()),
+                    ("phoneNumberId", call.vapi_phone_number_id.clone()),
+                    ("createdAtGt", created_after(since)),
+                    ("limit", "1000".into()),
+                ],
+            )
+            .await?;
+        // Our metadata names the call; without it, the same customer on the same line since the attempt.
+        let ours = |c: &Listed| match c.metadata.get("voxreachCallId") {
+            Some(id) => *id == json!(call.call_id),
+            None => c.customer["number"] == json!(call.customer_number),
+        };
+        Ok(calls.into_iter().find(ours).map(|c| c.id))
     }
 }

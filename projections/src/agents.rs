@@ -88,13 +88,17 @@ impl ReadModel for AgentsProjection {
                 .bind(id)
                 .bind(at),
                 AgentEvent::AgentSyncedToVapi { vapi_assistant_id, revision, .. } => sqlx::query(
-                    "UPDATE agents SET synced_revision = $2, vapi_assistant_id = $3, sync_failed = false,
-                        last_sync_error = NULL, next_sync_attempt_at = NULL
+                    // A push of an older revision only tells the assistant id.
+                    "UPDATE agents SET synced_revision = GREATEST(synced_revision, $2), vapi_assistant_id = $3,
+                        sync_failed = sync_failed AND revision <> $2,
+                        last_sync_error = CASE WHEN revision = $2 THEN NULL ELSE last_sync_error END,
+                        next_sync_attempt_at = CASE WHEN revision = $2 THEN NULL ELSE next_sync_attempt_at END
                      WHERE id = $1",
                 )
                 .bind(id)
                 .bind(revision as i32)
                 .bind(vapi_assistant_id),
+                AgentEvent::AgentAssistantCreationStarted { .. } => continue,
                 AgentEvent::AgentSyncFailed { revision, reason, retry_at, .. } => sqlx::query(
                     "UPDATE agents SET sync_failed = true, last_sync_error = $3, next_sync_attempt_at = $4
                      WHERE id = $1 AND revision = $2",

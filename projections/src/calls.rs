@@ -157,6 +157,8 @@ impl ReadModel for CallsProjection {
                         json!({ "requestedBy": requested_by, "agentId": parties.agent_id }),
                     )
                 }
+                // The placement reactor's own bookkeeping: nothing the user sees changes.
+                CallEvent::CallPlacementStarted { .. } => continue,
                 CallEvent::CallPlacedWithVapi { vapi_call_id, at } => {
                     let parties = CallParties {
                         vapi_call_id: Some(vapi_call_id.clone()),

@@ -146,8 +146,11 @@ async fn apply_number(conn: &mut PgConnection, event: &RecordedEvent) -> Result<
             revision,
             ..
         } => sqlx::query(
-            "UPDATE phone_numbers SET synced_revision = $2, vapi_phone_number_id = $3, number = COALESCE($4, number),
-                area_code = COALESCE(area_code, $5), sync_failed = false, last_sync_error = NULL
+            // A push of an older revision only tells the number's id.
+            "UPDATE phone_numbers SET synced_revision = GREATEST(synced_revision, $2), vapi_phone_number_id = $3,
+                number = COALESCE($4, number), area_code = COALESCE(area_code, $5),
+                sync_failed = sync_failed AND revision <> $2,
+                last_sync_error = CASE WHEN revision = $2 THEN NULL ELSE last_sync_error END
              WHERE id = $1",
         )
         .bind(id)

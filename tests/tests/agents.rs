@@ -141,7 +141,14 @@ async fn failed_syncs_are_visible_retried_and_bounded() {
     let (app, vapi) = app_with_vapi().await;
     let (token, _) = app.register("owner@retry.com", "Retry").await;
 
-    // A 503, then a 429 with Retry-After, then success.
+    // A 503, then a 429 with Retry-After, then success. Before each retry the
+    // sync asks Vapi whether the unconfirmed attempt created the assistant after all: it did not.
+    Mock::given(method("GET"))
+        .and(path("/assistant"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!([])))
+        .expect(2)
+        .mount(&vapi)
+        .await;
     Mock::given(method("POST"))
         .and(path("/assistant"))
         .respond_with(

@@ -437,19 +437,59 @@ async fn outbound_calls_are_placed_through_vapi_and_tracked() {
 async fn outbound_call_failures_are_visible_and_never_dialled_twice() {
     let w = world().await;
     let number_id = w.add_number("pn_2", "+14155550124", false).await;
+    // Vapi answers 502, yet the call went through: the retry finds it instead of dialling again.
     Mock::given(method("POST"))
         .and(path("/call"))
         .respond_with(ResponseTemplate::new(502).set_body_string("Bad Gateway"))
+        .up_to_n_times(1)
         .expect(1)
         .mount(&w.vapi)
         .await;
     let body = json!({"agentId": w.agent_id, "phoneNumberId": number_id, "customerNumber": "+14155552671"});
     let (_, requested) = w.app.post("/api/calls", Some(&w.token), body.clone()).await;
+    let call_id = requested["id"].as_str().unwrap().to_owned();
+    w.app.drain_work().await;
+    let (_, pending) = w.app.get(&format!("/api/calls/{call_id}"), Some(&w.token)).await;
+    assert_eq!(
+        pending["status"], "requested",
+        "an ambiguous failure is not a failed call"
+    );
+    Mock::given(method("GET"))
+        .and(path("/call"))
+        .and(wiremock::matchers::query_param("assistantId", "asst_123"))
+        .and(wiremock::matchers::query_param("phoneNumberId", "pn_2"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!([
+            {"id": "call_other", "status": "ended", "customer": {"number": "+14155559999"}, "metadata": {"voxreachCallId": "0199aa00-0000-7000-8000-00000000beef"}},
+            {"id": "call_ghost", "status": "ringing", "customer": {"number": "+14155552671"}, "metadata": {"voxreachCallId": call_id}}
+        ])))
+        .expect(1)
+        .mount(&w.vapi)
+        .await;
+    w.app.make_work_due().await;
+    w.app.drain_work().await;
+    let (_, found) = w.app.get(&format!("/api/calls/{call_id}"), Some(&w.token)).await;
+    assert_eq!(
+        (found["status"].as_str(), found["vapiCallId"].as_str()),
+        (Some("queued"), Some("call_ghost")),
+        "{found}"
+    );
+
+    // A refusal is final, visible, and not retried.
+    Mock::given(method("POST"))
+        .and(path("/call"))
+        .respond_with(
+            ResponseTemplate::new(400)
+                .set_body_json(json!({"message": "customer.number must be a valid phone number"})),
+        )
+        .expect(1)
+        .mount(&w.vapi)
+        .await;
+    let (_, refused) = w.app.post("/api/calls", Some(&w.token), body.clone()).await;
     w.app.drain_work().await;
     let (_, failed) = w
         .app
         .get(
-            &format!("/api/calls/{}", requested["id"].as_str().unwrap()),
+            &format!("/api/calls/{}", refused["id"].as_str().unwrap()),
             Some(&w.token),
         )
         .await;
@@ -457,7 +497,7 @@ async fn outbound_call_failures_are_visible_and_never_dialled_twice() {
     assert!(failed["timeline"][1]["details"]["reason"]
         .as_str()
         .unwrap()
-        .contains("502"));
+        .contains("customer.number"));
 
     for (field, value) in [
         ("customerNumber", json!("555")),

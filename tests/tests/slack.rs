@@ -14,9 +14,13 @@ struct World {
 }
 
 async fn world() -> World {
+    world_at("2026-03-02T15:00:00Z").await
+}
+
+/// A world whose clock starts at `time`: nothing in these tests depends on the real date.
+async fn world_at(time: &str) -> World {
     let slack = MockServer::start().await;
-    // A fixed date: nothing in these tests depends on the real one.
-    let clock = ManualClock::at("2026-03-02T15:00:00Z");
+    let clock = ManualClock::at(time);
     let app_clock = clock.clone();
     let app = TestApp::spawn_with(|w| {
         w.slack_hosts = vec!["127.0.0.1".into()];
@@ -29,6 +33,23 @@ async fn world() -> World {
         slack,
         token,
         clock,
+    }
+}
+
+impl World {
+    /// Moves the clock on and signs in again (sessions expire by the same clock).
+    async fn travel_to(&mut self, time: &str) {
+        self.clock.set(time);
+        let (status, body) = self
+            .app
+            .post(
+                "/api/auth/login",
+                None,
+                json!({"email": "owner@slack.test", "password": "correct horse battery"}),
+            )
+            .await;
+        assert_eq!(status, 200, "{body}");
+        self.token = body["token"].as_str().expect("a session token").to_owned();
     }
 }
 
@@ -107,6 +128,32 @@ async fn integration(w: &World, id: &str) -> Value {
         .find(|i| i["id"] == id)
         .cloned()
         .unwrap_or(Value::Null)
+}
+
+#[tokio::test]
+async fn events_from_before_an_integration_existed_never_notify_it() {
+    let w = world().await;
+    // A hot lead whose notification is still queued when the integration is connected.
+    call_with_outcome(&w, "call_before", "qualified").await;
+    let queued: i64 = sqlx::query_scalar("SELECT count(*) FROM reactor_work WHERE reactor = 'slack-notify'")
+        .fetch_one(&w.app.db.pool)
+        .await
+        .unwrap();
+    assert!(queued > 0, "the lead's notification is queued");
+    let id = connect(&w, "T1/B9/late", preferences(true, true, None)).await;
+    w.app.settle().await;
+    Mock::given(method("POST"))
+        .and(path("/services/T1/B9/late"))
+        .respond_with(ResponseTemplate::new(200).set_body_string("ok"))
+        .expect(1)
+        .mount(&w.slack)
+        .await;
+    w.app.drain_work().await;
+    assert_eq!(integration(&w, &id).await["notificationsSent"], 0);
+    // A lead after the connection is notified.
+    call_with_outcome(&w, "call_after", "qualified").await;
+    w.app.drain_work().await;
+    assert_eq!(integration(&w, &id).await["notificationsSent"], 1);
 }
 
 #[tokio::test]
@@ -271,9 +318,8 @@ async fn slack_errors_retry_break_or_drop_as_slack_means_them() {
 
 #[tokio::test]
 async fn mute_hours_hold_notifications_until_morning_in_the_organizations_time_zone() {
-    let w = world().await;
     // 21:30 in New York.
-    w.clock.set("2026-11-25T02:30:00Z");
+    let w = world_at("2026-11-25T02:30:00Z").await;
     let id = connect(&w, "T1/B5/night", preferences(true, true, Some(("21:00", "08:00")))).await;
     Mock::given(method("POST"))
         .and(path("/services/T1/B5/night"))
@@ -412,9 +458,8 @@ async fn integrations_are_validated_tested_and_private() {
 
 #[tokio::test]
 async fn the_daily_summary_goes_out_once_per_day_at_local_time() {
-    let w = world().await;
     // Yesterday (New York) had two calls: one qualified.
-    w.clock.set("2026-11-24T15:00:00Z");
+    let mut w = world_at("2026-11-24T15:00:00Z").await;
     call_with_outcome(&w, "call_y1", "qualified").await;
     call_with_outcome(&w, "call_y2", "not_interested").await;
     sqlx::query("UPDATE calls SET created_at = '2026-11-24T16:00:00Z'")
@@ -454,7 +499,7 @@ async fn the_daily_summary_goes_out_once_per_day_at_local_time() {
     assert_eq!(a.unwrap() + b.unwrap(), 1);
     w.app.drain_work().await;
     // Later that day, and after a restart: nothing more.
-    w.clock.set("2026-11-25T20:00:00Z");
+    w.travel_to("2026-11-25T20:00:00Z").await;
     assert_eq!(notifier.schedule_daily_summaries(queue.as_ref()).await.unwrap(), 0);
     w.app.drain_work().await;
     assert_eq!(integration(&w, &id).await["notificationsSent"], 1);
