@@ -8,6 +8,7 @@ pub mod error;
 pub mod health;
 pub mod openapi;
 pub mod phone_numbers;
+pub mod roles;
 pub mod server;
 pub mod slack;
 pub mod users;

@@ -1,6 +1,7 @@
 //! `voxreach`: serve, migrate, replay.
 
 use anyhow::{bail, Context, Result};
+use api::roles::{spawn_background, Role, SchedulerConfig};
 use api::server::{build_state, http_server, projection_runner, Wiring};
 use application::event_store::EventStore;
 use clap::{Parser, Subcommand};
@@ -8,6 +9,7 @@ use infrastructure::config::Settings;
 use infrastructure::database;
 use infrastructure::embedded_postgres::EmbeddedPostgres;
 use infrastructure::event_store::PgEventStore;
+use infrastructure::work_queue::WorkerConfig;
 use projections::{ProjectionError, ReplayLimit};
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -52,19 +54,6 @@ enum Command {
         #[arg(long, requires = "schema")]
         until_time: Option<chrono::DateTime<chrono::FixedOffset>>,
     },
-}
-
-/// The parts of the service one process can run.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
-enum Role {
-    /// The HTTP API.
-    Api,
-    /// Read models and subscriptions.
-    Projectors,
-    /// Workers performing reactor work against outside services.
-    Reactors,
-    /// Periodic jobs: number status checks, daily summaries.
-    Scheduler,
 }
 
 /// The database to use: `DATABASE_URL`, or the private cluster under the data directory.
@@ -124,11 +113,7 @@ async fn serve(settings: Settings, data_dir: PathBuf, bind: Option<String>, role
         Some(key) => wiring.vapi_api_key = key.clone(),
         None => tracing::warn!("VAPI_API_KEY is not set: agents are kept but cannot be pushed to Vapi"),
     }
-    let roles = if roles.is_empty() {
-        vec![Role::Api, Role::Projectors, Role::Reactors, Role::Scheduler]
-    } else {
-        roles
-    };
+    let roles = if roles.is_empty() { Role::ALL.to_vec() } else { roles };
     let result = run_service(&database.url, wiring, bind, &roles).await;
     database.close().await;
     result
@@ -142,28 +127,13 @@ async fn run_service(url: &str, wiring: Wiring, bind: std::net::SocketAddr, role
     tracing::info!(?roles, "starting");
 
     let (stop_background, background_stopped) = watch::channel(false);
-    let mut background = vec![];
-    if roles.contains(&Role::Projectors) {
-        background.push(tokio::spawn(state.runner.clone().run(background_stopped.clone())));
-    }
-    if roles.contains(&Role::Reactors) {
-        for worker in &state.workers {
-            background.push(tokio::spawn(infrastructure::work_queue::run_worker(
-                state.work_queue.clone(),
-                worker.clone(),
-                state.clock.clone(),
-                infrastructure::work_queue::WorkerConfig::default(),
-                background_stopped.clone(),
-            )));
-        }
-    }
-    if roles.contains(&Role::Scheduler) {
-        background.push(tokio::spawn(monitor_numbers(state.clone(), background_stopped.clone())));
-        background.push(tokio::spawn(schedule_summaries(
-            state.clone(),
-            background_stopped.clone(),
-        )));
-    }
+    let background = spawn_background(
+        &state,
+        roles,
+        WorkerConfig::default(),
+        SchedulerConfig::default(),
+        &background_stopped,
+    );
     let server = if roles.contains(&Role::Api) {
         let listener = std::net::TcpListener::bind(bind).with_context(|| format!("listening on {bind}"))?;
         let server = http_server(listener, state)?;
@@ -185,40 +155,6 @@ async fn run_service(url: &str, wiring: Wiring, bind: std::net::SocketAddr, role
     }
     pool.close().await;
     Ok(())
-}
-
-/// Checks every live number's status at Vapi periodically; changes become events.
-async fn monitor_numbers(state: Arc<api::server::AppState>, mut stopped: watch::Receiver<bool>) {
-    const EVERY: std::time::Duration = std::time::Duration::from_secs(300);
-    while !*stopped.borrow() {
-        match state.number_sync.check_statuses().await {
-            Ok(changed) if changed > 0 => tracing::info!(changed, "phone number statuses changed"),
-            Ok(_) => {}
-            Err(error) => tracing::error!(%error, "phone number status check failed"),
-        }
-        tokio::select! {
-            _ = tokio::time::sleep(EVERY) => {}
-            _ = stopped.changed() => {}
-        }
-    }
-}
-
-/// Queues due Slack daily summaries every minute (each is queued and sent once per day).
-async fn schedule_summaries(state: Arc<api::server::AppState>, mut stopped: watch::Receiver<bool>) {
-    const EVERY: std::time::Duration = std::time::Duration::from_secs(60);
-    while !*stopped.borrow() {
-        if let Err(error) = state
-            .slack_notifier
-            .schedule_daily_summaries(state.work_queue.as_ref())
-            .await
-        {
-            tracing::error!(%error, "scheduling daily summaries failed");
-        }
-        tokio::select! {
-            _ = tokio::time::sleep(EVERY) => {}
-            _ = stopped.changed() => {}
-        }
-    }
 }
 
 async fn migrate(settings: Settings, data_dir: PathBuf) -> Result<()> {

@@ -356,7 +356,7 @@ async fn a_new_version_is_rebuilt_side_by_side_and_the_old_process_stands_down()
     );
     let statuses = new.status().await.unwrap();
     assert_eq!(statuses[0].state, ConsumerState::Upgrading);
-    new.catch_up().await.unwrap();
+    settle(&new).await;
     assert_eq!(
         count(
             &db,
@@ -373,15 +373,15 @@ async fn a_new_version_is_rebuilt_side_by_side_and_the_old_process_stands_down()
 
     // From now on only the new version applies events; the old one stands down and says so.
     append_events(&db, 3).await;
+    settle(&new).await;
+    assert_eq!(count(&db, "SELECT count(*) FROM probe_seen").await, 8);
     old.catch_up().await.unwrap();
     assert_eq!(
         count(&db, "SELECT count(*) FROM probe_seen").await,
-        5,
+        8,
         "the old version applies nothing"
     );
     assert_eq!(old.status().await.unwrap()[0].state, ConsumerState::Superseded);
-    new.catch_up().await.unwrap();
-    assert_eq!(count(&db, "SELECT count(*) FROM probe_seen").await, 8);
     assert_eq!(new.status().await.unwrap()[0].state, ConsumerState::Current);
 }
 
