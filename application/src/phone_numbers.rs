@@ -77,6 +77,9 @@ pub fn number_error(error: NumberError) -> AppError {
             AppError::new(ErrorKind::Conflict, "already_exists", format!("{what} already exists"))
         }
         e @ NumberError::WrongCredential { .. } => AppError::validation("credentialId", e.to_string()),
+        e @ NumberError::ProvisioningInProgress => {
+            AppError::new(ErrorKind::Conflict, "number_provisioning_in_progress", e.to_string())
+        }
     }
 }
 
@@ -457,8 +460,18 @@ impl NumberSync {
         let Some(source) = &state.source else {
             return Ok((None, None));
         };
+        let known = match (&state.vapi_phone_number_id, state.provisioning_attempt) {
+            (Some(vapi_id), _) => Some(vapi_id.clone()),
+            // An earlier attempt may have bought or imported it before we learnt the id.
+            (None, Some((_, since))) => self
+                .voice
+                .find_phone_number(id, source.number(), since)
+                .await?
+                .map(|found| found.id),
+            (None, None) => None,
+        };
         if state.removed {
-            if let Some(vapi_id) = &state.vapi_phone_number_id {
+            if let Some(vapi_id) = &known {
                 match self.voice.delete_phone_number(vapi_id).await {
                     Ok(()) | Err(ProviderError::NotFound) => {}
                     Err(e) => return Err(e.into()),
@@ -471,9 +484,9 @@ impl NumberSync {
             // The agent is not at Vapi yet: try again once its own sync is through.
             return Err(ProviderError::Unavailable("the assigned agent is not synced to Vapi yet".into()).into());
         }
-        if let Some(vapi_id) = &state.vapi_phone_number_id {
-            self.voice.assign_phone_number(vapi_id, assistant.as_deref()).await?;
-            return Ok((Some(vapi_id.clone()), None));
+        if let Some(vapi_id) = known {
+            self.voice.assign_phone_number(&vapi_id, assistant.as_deref()).await?;
+            return Ok((Some(vapi_id), None));
         }
         let (vapi_credential_id, twilio_secret) = match source.credential_id() {
             Some(credential_id) => self.vapi_credential(organization_id, credential_id).await?,
@@ -485,12 +498,22 @@ impl NumberSync {
                 s["authToken"].as_str().unwrap_or_default().to_owned(),
             )
         });
+        let now = self.clock.now();
+        self.record::<PhoneNumberState>(
+            organization_id,
+            id,
+            PhoneNumberCommand::StartProvisioning {
+                attempt: Uuid::now_v7(),
+                previous: state.provisioning_attempt.map(|(a, _)| a),
+                now,
+            },
+        )
+        .await?;
         let created = self
             .voice
             .create_phone_number(&NumberDefinition {
                 organization_id,
                 phone_number_id: id,
-                name: None,
                 source: source.clone(),
                 vapi_credential_id,
                 twilio,
@@ -556,6 +579,13 @@ impl WorkHandler for NumberSync {
                 WorkOutcome::Done,
             ),
             Err(SyncFailure::Ours(error)) if error.kind == ErrorKind::Internal => return Err(error),
+            // Another worker is provisioning the number: look again once it has had time to record it.
+            Err(SyncFailure::Ours(error)) if error.code == "number_provisioning_in_progress" => {
+                return Ok(WorkOutcome::RetryAt {
+                    due: now + chrono::Duration::seconds(60),
+                    reason: error.message,
+                })
+            }
             Err(failure) => {
                 let attempt = item.attempts + 1;
                 let (reason, retry_at) = match failure {

@@ -43,7 +43,6 @@ impl ProviderError {
 pub struct NumberDefinition {
     pub organization_id: Uuid,
     pub phone_number_id: Uuid,
-    pub name: Option<String>,
     pub source: domain::phone_numbers::NumberSource,
     /// The platform's credential id (vonage, telnyx, byo-sip).
     pub vapi_credential_id: Option<String>,
@@ -94,6 +93,15 @@ pub trait VoiceProvider: Send + Sync {
     async fn assign_phone_number(&self, id: &str, vapi_assistant_id: Option<&str>) -> Result<(), ProviderError>;
     async fn delete_phone_number(&self, id: &str) -> Result<(), ProviderError>;
     async fn get_phone_number(&self, id: &str) -> Result<ProviderNumber, ProviderError>;
+    /// The number an earlier, unconfirmed provisioning of our number
+    /// `phone_number_id` (with its E.164 `number`, when known) made, if any,
+    /// among numbers created since `since`.
+    async fn find_phone_number(
+        &self,
+        phone_number_id: Uuid,
+        number: Option<&domain::phone::PhoneNumber>,
+        since: DateTime<Utc>,
+    ) -> Result<Option<ProviderNumber>, ProviderError>;
     /// Places an outbound call; returns the platform's call id.
     async fn create_call(&self, call: &OutboundCall) -> Result<String, ProviderError>;
     /// The call an earlier, unconfirmed placement of `call` made, if any,

@@ -180,6 +180,12 @@ pub const CATALOGUE: &[EventSpec] = &[
         meaning: "Vapi reports a new status for the number (monitoring). Payload: status, at.",
     },
     EventSpec {
+        event_type: "PhoneNumberProvisioningStarted",
+        version: 1,
+        stream_type: "phone-number",
+        meaning: "The sync reactor is about to buy or import the number at Vapi (the intent, recorded before the request): a retry or another worker finding it looks the number up at Vapi (by the name `vx-<our id>` or the E.164 number) instead of buying a second one. Payload: attempt, at.",
+    },
+    EventSpec {
         event_type: "CredentialAdded",
         version: 1,
         stream_type: "credential",

@@ -18,6 +18,9 @@ pub enum NumberError {
     Exists(&'static str),
     #[error("the credential is for {actual}, not {expected}")]
     WrongCredential { expected: String, actual: String },
+    /// Another provisioning attempt was recorded first: its worker owns it.
+    #[error("another attempt is provisioning this number at Vapi")]
+    ProvisioningInProgress,
 }
 
 /// Where a number comes from, with what Vapi needs to import it.
@@ -127,6 +130,8 @@ pub enum PhoneNumberEvent {
     },
     #[serde(rename_all = "camelCase")]
     PhoneNumberStatusChanged { status: String, at: DateTime<Utc> },
+    #[serde(rename_all = "camelCase")]
+    PhoneNumberProvisioningStarted { attempt: Uuid, at: DateTime<Utc> },
 }
 
 impl DomainEvent for PhoneNumberEvent {
@@ -138,6 +143,7 @@ impl DomainEvent for PhoneNumberEvent {
             PhoneNumberEvent::PhoneNumberSyncedToVapi { .. } => "PhoneNumberSyncedToVapi",
             PhoneNumberEvent::PhoneNumberSyncFailed { .. } => "PhoneNumberSyncFailed",
             PhoneNumberEvent::PhoneNumberStatusChanged { .. } => "PhoneNumberStatusChanged",
+            PhoneNumberEvent::PhoneNumberProvisioningStarted { .. } => "PhoneNumberProvisioningStarted",
         }
     }
 }
@@ -156,6 +162,13 @@ pub enum PhoneNumberCommand {
         now: DateTime<Utc>,
     },
     Remove {
+        now: DateTime<Utc>,
+    },
+    /// Claims the number's provisioning (buying or importing it at Vapi) before
+    /// asking; `previous` is the attempt the caller found and checked created nothing.
+    StartProvisioning {
+        attempt: Uuid,
+        previous: Option<Uuid>,
         now: DateTime<Utc>,
     },
     RecordSynced {
@@ -187,6 +200,9 @@ pub struct PhoneNumberState {
     pub vapi_phone_number_id: Option<String>,
     pub number: Option<PhoneNumber>,
     pub status: Option<String>,
+    /// The latest provisioning attempt and when it began: until an id is
+    /// recorded, it may have bought or imported the number at Vapi.
+    pub provisioning_attempt: Option<(Uuid, DateTime<Utc>)>,
 }
 
 impl PhoneNumberState {
@@ -283,6 +299,15 @@ impl Aggregate for PhoneNumberState {
                 retry_at: *retry_at,
                 at: *now,
             }],
+            C::StartProvisioning { attempt, previous, now } => {
+                if state.vapi_phone_number_id.is_some() || state.provisioning_attempt.map(|(a, _)| a) != *previous {
+                    return Err(NumberError::ProvisioningInProgress);
+                }
+                vec![PhoneNumberEvent::PhoneNumberProvisioningStarted {
+                    attempt: *attempt,
+                    at: *now,
+                }]
+            }
             C::RecordStatus { status, .. } if state.status.as_ref() == Some(status) => vec![],
             C::RecordStatus { status, now } => vec![PhoneNumberEvent::PhoneNumberStatusChanged {
                 status: status.clone(),
@@ -316,12 +341,18 @@ impl Aggregate for PhoneNumberState {
                 // An older revision's push only tells the number's id.
                 self.synced_revision = self.synced_revision.max(*revision);
                 self.vapi_phone_number_id = vapi_phone_number_id.clone();
+                if vapi_phone_number_id.is_some() {
+                    self.provisioning_attempt = None;
+                }
                 if number.is_some() {
                     self.number = number.clone();
                 }
             }
             PhoneNumberEvent::PhoneNumberSyncFailed { .. } => {}
             PhoneNumberEvent::PhoneNumberStatusChanged { status, .. } => self.status = Some(status.clone()),
+            PhoneNumberEvent::PhoneNumberProvisioningStarted { attempt, at } => {
+                self.provisioning_attempt = Some((*attempt, *at));
+            }
         }
         self
     }

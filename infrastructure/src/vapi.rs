@@ -114,6 +114,13 @@ struct VapiNumber {
     id: String,
     number: Option<String>,
     status: Option<String>,
+    #[serde(default)]
+    name: Option<String>,
+}
+
+/// The name a number of ours gets at Vapi (at most 40 characters).
+fn vapi_number_name(phone_number_id: Uuid) -> String {
+    format!("vx-{}", phone_number_id.simple())
 }
 
 impl From<VapiNumber> for ProviderNumber {
@@ -369,9 +376,8 @@ impl VoiceProvider for VapiClient {
         if let Some(assistant) = &number.vapi_assistant_id {
             body["assistantId"] = json!(assistant);
         }
-        if let Some(name) = &number.name {
-            body["name"] = json!(name.chars().take(40).collect::<String>());
-        }
+        // Vapi keeps no metadata on numbers: the name carries our id, for look-ups.
+        body["name"] = json!(vapi_number_name(number.phone_number_id));
         let response = self.send(Method::POST, "/phone-number", Some(&body)).await?;
         Ok(read::<VapiNumber>(response).await?.into())
     }
@@ -387,6 +393,27 @@ impl VoiceProvider for VapiClient {
         self.send(Method::DELETE, &format!("/phone-number/{id}"), None::<&()>)
             .await
             .map(|_| ())
+    }
+
+    async fn find_phone_number(
+        &self,
+        phone_number_id: Uuid,
+        number: Option<&domain::phone::PhoneNumber>,
+        since: chrono::DateTime<chrono::Utc>,
+    ) -> Result<Option<ProviderNumber>, ProviderError> {
+        let response = self
+            .execute(
+                self.request(Method::GET, "/phone-number")
+                    .query(&[("createdAtGt", created_after(since)), ("limit", "1000".into())]),
+            )
+            .await?;
+        let numbers: Vec<VapiNumber> = read(response).await?;
+        let name = vapi_number_name(phone_number_id);
+        let e164 = number.map(|n| n.as_str().to_owned());
+        Ok(numbers
+            .into_iter()
+            .find(|n| n.name.as_deref() == Some(name.as_str()) || (e164.is_some() && n.number == e164))
+            .map(ProviderNumber::from))
     }
 
     async fn get_phone_number(&self, id: &str) -> Result<ProviderNumber, ProviderError> {

@@ -169,6 +169,8 @@ async fn apply_number(conn: &mut PgConnection, event: &RecordedEvent) -> Result<
                 .bind(id)
                 .bind(status)
         }
+        // The sync reactor's own bookkeeping: nothing the user sees changes.
+        PhoneNumberEvent::PhoneNumberProvisioningStarted { .. } => return Ok(()),
     };
     query.execute(conn).await.map(|_| ())
 }

@@ -395,3 +395,65 @@ async fn an_assistant_created_despite_an_error_answer_is_found_not_created_again
         "{synced}"
     );
 }
+
+#[tokio::test]
+async fn a_number_bought_despite_an_error_answer_is_found_not_bought_again() {
+    let vapi = MockServer::start().await;
+    let uri = vapi.uri();
+    let app = TestApp::spawn_with(|w| {
+        w.vapi_base_url = uri;
+        w.vapi_api_key = "key".into();
+    })
+    .await;
+    let (token, _) = app.register("owner@numbers.test", "Numbers").await;
+    Mock::given(method("POST"))
+        .and(path("/phone-number"))
+        .respond_with(ResponseTemplate::new(502).set_body_string("Bad Gateway"))
+        .mount(&vapi)
+        .await;
+    let (status, added) = app
+        .post(
+            "/api/phone-numbers",
+            Some(&token),
+            json!({"provider": "vapi", "areaCode": "415"}),
+        )
+        .await;
+    assert_eq!(status, 201, "{added}");
+    let number_id = added["id"].as_str().expect("number id").to_owned();
+    app.drain_work().await;
+    let posted: Vec<Value> = vapi
+        .received_requests()
+        .await
+        .unwrap_or_default()
+        .iter()
+        .filter(|r| r.method.as_str() == "POST")
+        .map(|r| serde_json::from_slice(&r.body).expect("JSON"))
+        .collect();
+    let name = format!("vx-{}", number_id.replace('-', ""));
+    assert_eq!(posted.len(), 1);
+    assert_eq!(posted[0]["name"], name.as_str(), "our id names the number at Vapi");
+    // Vapi bought it after all: the list shows it under our name.
+    Mock::given(method("GET"))
+        .and(path("/phone-number"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!([
+            {"id": "pn_other", "name": "vx-0199aa0000007000800000000000beef", "number": "+14155550000", "status": "active"},
+            {"id": "pn_ghost", "name": name, "number": "+14155550777", "status": "active"}
+        ])))
+        .mount(&vapi)
+        .await;
+    Mock::given(method("PATCH"))
+        .and(path("/phone-number/pn_ghost"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"id": "pn_ghost"})))
+        .expect(1)
+        .mount(&vapi)
+        .await;
+    app.make_work_due().await;
+    app.drain_work().await;
+    assert_eq!(requests_to(&vapi, "POST", "/phone-number").await, 1, "bought once");
+    let (_, number) = app.get(&format!("/api/phone-numbers/{number_id}"), Some(&token)).await;
+    assert_eq!(
+        (number["vapiPhoneNumberId"].as_str(), number["syncStatus"].as_str()),
+        (Some("pn_ghost"), Some("synced")),
+        "{number}"
+    );
+}
