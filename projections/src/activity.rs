@@ -26,13 +26,7 @@ impl ReadModel for ActivityProjection {
     }
 
     fn create_sql(&self) -> &'static str {
-        "CREATE TABLE organization_activity (
-            organization_id UUID NOT NULL,
-            day DATE NOT NULL,
-            event_type TEXT NOT NULL,
-            events BIGINT NOT NULL,
-            PRIMARY KEY (organization_id, day, event_type)
-        );"
+        include_str!("activity.sql")
     }
 
     async fn apply(&self, conn: &mut PgConnection, events: &[RecordedEvent]) -> Result<(), sqlx::Error> {

@@ -92,50 +92,7 @@ impl ReadModel for CallsProjection {
     }
 
     fn create_sql(&self) -> &'static str {
-        "CREATE TABLE calls (
-            id UUID PRIMARY KEY,
-            organization_id UUID NOT NULL,
-            vapi_call_id TEXT NULL,
-            agent_id UUID NULL,
-            phone_number_id UUID NULL,
-            direction TEXT NULL,
-            customer_number TEXT NULL,
-            status TEXT NOT NULL,
-            status_rank INT NOT NULL,
-            ended_reason TEXT NULL,
-            outcome TEXT NULL,
-            started_at TIMESTAMPTZ NULL,
-            ended_at TIMESTAMPTZ NULL,
-            duration_seconds DOUBLE PRECISION NULL,
-            cost DOUBLE PRECISION NULL,
-            transcript TEXT NULL,
-            messages JSONB NOT NULL DEFAULT '[]',
-            recording_url TEXT NULL,
-            stereo_recording_url TEXT NULL,
-            summary TEXT NULL,
-            structured_data JSONB NULL,
-            success_evaluation TEXT NULL,
-            created_at TIMESTAMPTZ NOT NULL,
-            updated_at TIMESTAMPTZ NOT NULL
-        );
-        CREATE INDEX calls_newest_first ON calls (organization_id, created_at DESC, id DESC);
-        CREATE INDEX calls_by_customer ON calls (organization_id, customer_number);
-        CREATE INDEX calls_by_agent ON calls (organization_id, agent_id, created_at DESC);
-        CREATE TABLE call_timeline (
-            call_id UUID NOT NULL,
-            organization_id UUID NOT NULL,
-            global_position BIGINT NOT NULL,
-            event_type TEXT NOT NULL,
-            status TEXT NULL,
-            at TIMESTAMPTZ NOT NULL,
-            details JSONB NOT NULL,
-            PRIMARY KEY (call_id, global_position)
-        );
-        CREATE TABLE organization_call_stats (
-            organization_id UUID PRIMARY KEY,
-            total_calls BIGINT NOT NULL,
-            total_seconds DOUBLE PRECISION NOT NULL
-        );"
+        include_str!("calls.sql")
     }
 
     async fn apply(&self, conn: &mut PgConnection, events: &[RecordedEvent]) -> Result<(), sqlx::Error> {

@@ -39,22 +39,7 @@ impl ReadModel for SlackIntegrationsProjection {
     }
 
     fn create_sql(&self) -> &'static str {
-        "CREATE TABLE slack_integrations (
-            id UUID PRIMARY KEY,
-            organization_id UUID NOT NULL,
-            workspace_name TEXT NOT NULL,
-            channel TEXT NOT NULL,
-            webhook_hint TEXT NOT NULL,
-            preferences JSONB NOT NULL,
-            broken_reason TEXT NULL,
-            disconnected BOOLEAN NOT NULL DEFAULT false,
-            notifications_sent BIGINT NOT NULL DEFAULT 0,
-            last_error TEXT NULL,
-            created_at TIMESTAMPTZ NOT NULL,
-            connected_transaction_id BIGINT NOT NULL,
-            connected_position BIGINT NOT NULL
-        );
-        CREATE INDEX slack_integrations_by_organization ON slack_integrations (organization_id, created_at);"
+        include_str!("slack_integrations.sql")
     }
 
     async fn apply(&self, conn: &mut PgConnection, events: &[RecordedEvent]) -> Result<(), sqlx::Error> {

@@ -26,18 +26,7 @@ impl ReadModel for UsersProjection {
     }
 
     fn create_sql(&self) -> &'static str {
-        "CREATE TABLE users (
-            id UUID PRIMARY KEY,
-            organization_id UUID NOT NULL,
-            email TEXT NOT NULL,
-            name TEXT NOT NULL,
-            role TEXT NOT NULL,
-            status TEXT NOT NULL,
-            invited_by UUID NULL,
-            created_at TIMESTAMPTZ NOT NULL,
-            updated_at TIMESTAMPTZ NOT NULL
-        );
-        CREATE INDEX users_by_organization ON users (organization_id, created_at, id);"
+        include_str!("users.sql")
     }
 
     async fn apply(&self, conn: &mut PgConnection, events: &[RecordedEvent]) -> Result<(), sqlx::Error> {

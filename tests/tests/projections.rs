@@ -544,3 +544,32 @@ impl ReadModel for Renamed {
         Probe.apply(conn, events).await
     }
 }
+
+#[tokio::test]
+async fn each_read_model_creates_exactly_the_tables_it_declares() {
+    let db = TestDatabase::create().await;
+    for model in projections::read_models() {
+        let schema = format!("ddl_{}", model.name());
+        let mut conn = db.pool.acquire().await.unwrap();
+        sqlx::raw_sql(&format!(
+            "CREATE SCHEMA {schema}; SET search_path TO {schema}; {}",
+            model.create_sql()
+        ))
+        .execute(&mut *conn)
+        .await
+        .unwrap_or_else(|e| panic!("{}: {e}", model.name()));
+        let mut created: Vec<String> = sqlx::query_scalar(
+            "SELECT c.relname::text FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+             WHERE n.nspname = $1 AND c.relkind IN ('r', 'p') ORDER BY 1",
+        )
+        .bind(&schema)
+        .fetch_all(&mut *conn)
+        .await
+        .unwrap();
+        let mut declared: Vec<String> = model.tables().iter().map(|t| t.to_string()).collect();
+        declared.sort();
+        created.sort();
+        assert_eq!(created, declared, "{}", model.name());
+        sqlx::raw_sql("RESET search_path").execute(&mut *conn).await.unwrap();
+    }
+}
