@@ -1,10 +1,12 @@
 //! Script A/B tests: variants, tests, per-call assignment, results and winners.
 
-use crate::aggregates::{append_decided, append_failed, execute, load_in, metadata, stream_of, Loaded};
+use crate::aggregates::{
+    execute, execute_decision, load_in, metadata, session_metadata, stream_of, Decided, Loaded, DECISION_ATTEMPTS,
+};
 use crate::auth::Session;
 use crate::clock::Clock;
 use crate::error::{AppError, ErrorKind};
-use crate::event_store::{AppendError, AppendRequest, EventStore, StreamAppend};
+use crate::event_store::{EventStore, StreamAppend};
 use crate::work::{ReadModelProgress, WorkHandler, WorkItem, WorkOutcome};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -16,7 +18,8 @@ use domain::ab_testing::{
     VariantCommand, VariantSpec,
 };
 use domain::agents::{Agent, AgentCommand};
-use domain::{Aggregate, EventMetadata};
+use domain::{Aggregate, EventMetadata, StreamId};
+use futures::future::BoxFuture;
 use serde::Serialize;
 use std::sync::Arc;
 use uuid::Uuid;
@@ -43,6 +46,7 @@ pub fn ab_error(error: AbError) -> AppError {
     let app = AppError::new(kind, code, error.to_string());
     match error {
         AbError::Invalid { field, .. } => app.with_details(serde_json::json!({ "field": field })),
+        AbError::TestAlreadyRunning(running) => app.with_details(serde_json::json!({ "runningTestId": running })),
         _ => app,
     }
 }
@@ -277,6 +281,10 @@ impl Batch {
         Self { streams: vec![] }
     }
 
+    fn into_decision<T>(self, result: T) -> Decided<T> {
+        Decided::new(self.streams, result)
+    }
+
     fn decide<A: Aggregate<Error = AbError>>(
         &mut self,
         loaded: &Loaded<A>,
@@ -305,10 +313,6 @@ impl AbTestingService {
         Ok(agent)
     }
 
-    async fn commit(&self, organization_id: Uuid, batch: Batch) -> Result<(), AppError> {
-        append_decided(self.store.as_ref(), organization_id, batch.streams).await
-    }
-
     pub async fn create_variant(
         &self,
         caller: &Session,
@@ -318,16 +322,14 @@ impl AbTestingService {
         self.agent(caller, agent_id).await?;
         let id = Uuid::now_v7();
         let now = self.clock.now();
-        let loaded = Loaded::<Variant>::fresh(stream_of::<Variant>(id));
-        let mut batch = Batch::new();
         let command = VariantCommand::Create {
             organization_id: caller.organization_id,
             agent_id,
             spec: spec.clone(),
             now,
         };
-        batch.decide(&loaded, &command, &metadata(format!("user:{}", caller.user_id), "api"))?;
-        self.commit(caller.organization_id, batch).await?;
+        self.execute::<Variant>(caller, stream_of::<Variant>(id), &command)
+            .await?;
         Ok(VariantView {
             id,
             agent_id,
@@ -335,6 +337,23 @@ impl AbTestingService {
             running_test_id: None,
             created_at: now,
         })
+    }
+
+    /// A command on one stream of the caller's organization, through the one command path.
+    async fn execute<A: Aggregate<Error = AbError>>(
+        &self,
+        caller: &Session,
+        stream: StreamId,
+        command: &A::Command,
+    ) -> Result<Loaded<A>, AppError> {
+        execute::<A>(
+            self.store.as_ref(),
+            caller.organization_id,
+            stream,
+            &session_metadata(caller),
+            |loaded| A::decide(command, &loaded.state).map_err(ab_error),
+        )
+        .await
     }
 
     pub async fn variants(&self, caller: &Session, agent_id: Uuid) -> Result<Vec<VariantView>, AppError> {
@@ -358,34 +377,27 @@ impl AbTestingService {
     ) -> Result<VariantView, AppError> {
         let loaded = self.variant(caller, id).await?;
         let spec = change(loaded.state.spec.clone().expect("exists"));
-        let mut batch = Batch::new();
-        batch.decide(
-            &loaded,
-            &VariantCommand::Update {
-                spec: spec.clone(),
-                now: self.clock.now(),
-            },
-            &metadata(format!("user:{}", caller.user_id), "api"),
-        )?;
-        self.commit(caller.organization_id, batch).await?;
+        let now = self.clock.now();
+        let command = VariantCommand::Update {
+            spec: spec.clone(),
+            now,
+        };
+        let updated = self.execute::<Variant>(caller, loaded.stream, &command).await?;
         Ok(VariantView {
             id,
-            agent_id: loaded.state.agent_id.unwrap_or_default(),
+            agent_id: updated.state.agent_id.unwrap_or_default(),
             spec,
-            running_test_id: loaded.state.running_test,
-            created_at: self.clock.now(),
+            running_test_id: updated.state.running_test,
+            created_at: now,
         })
     }
 
     pub async fn delete_variant(&self, caller: &Session, id: Uuid) -> Result<(), AppError> {
         let loaded = self.variant(caller, id).await?;
-        let mut batch = Batch::new();
-        batch.decide(
-            &loaded,
-            &VariantCommand::Delete { now: self.clock.now() },
-            &metadata(format!("user:{}", caller.user_id), "api"),
-        )?;
-        self.commit(caller.organization_id, batch).await
+        let now = self.clock.now();
+        self.execute::<Variant>(caller, loaded.stream, &VariantCommand::Delete { now })
+            .await
+            .map(|_| ())
     }
 
     /// Starts a test over the given variants of the agent, freezing them.
@@ -406,60 +418,50 @@ impl AbTestingService {
         }
         let test_id = Uuid::now_v7();
         let now = self.clock.now();
-        let meta = metadata(format!("user:{}", caller.user_id), "api");
-        let mut batch = Batch::new();
-        // One running test per agent: checked first, guarded by the append.
-        let experiments = load_in::<AgentExperiments>(
-            self.store.as_ref(),
-            caller.organization_id,
-            stream_of::<AgentExperiments>(agent_id),
-        )
-        .await?;
-        batch.decide(&experiments, &AgentExperimentCommand::Start { test_id, now }, &meta)?;
-        let mut frozen = vec![];
-        for id in variant_ids {
-            let variant = self.variant(caller, *id).await?;
-            if variant.state.agent_id != Some(agent_id) {
-                return Err(AppError::validation(
-                    "variantIds",
-                    "every variant must belong to the agent",
-                ));
-            }
-            let spec = variant.state.spec.clone().expect("exists");
-            frozen.push(TestVariant {
-                variant_id: *id,
-                name: spec.name,
-                prompt: spec.prompt,
-                is_control: spec.is_control,
-                traffic_percent: spec.traffic_percent,
-            });
-            batch.decide(&variant, &VariantCommand::Enroll { test_id, now }, &meta)?;
-        }
-        let test = Loaded::<AbTest>::fresh(stream_of::<AbTest>(test_id));
-        batch.decide(
-            &test,
-            &AbTestCommand::Start {
-                organization_id: caller.organization_id,
-                agent_id,
-                settings,
-                variants: frozen,
-                now,
-            },
-            &meta,
-        )?;
-        match self
-            .store
-            .append(AppendRequest {
-                organization_id: caller.organization_id,
-                streams: batch.streams,
-                idempotency_key: None,
+        let meta = session_metadata(caller);
+        let decide = || -> BoxFuture<'_, Result<Decided<Uuid>, AppError>> {
+            Box::pin(async {
+                let mut batch = Batch::new();
+                // One running test per agent: checked here, guarded by the append.
+                let experiments = load_in::<AgentExperiments>(
+                    self.store.as_ref(),
+                    caller.organization_id,
+                    stream_of::<AgentExperiments>(agent_id),
+                )
+                .await?;
+                batch.decide(&experiments, &AgentExperimentCommand::Start { test_id, now }, &meta)?;
+                let mut frozen = vec![];
+                for id in variant_ids {
+                    let variant = self.variant(caller, *id).await?;
+                    if variant.state.agent_id != Some(agent_id) {
+                        return Err(AppError::validation(
+                            "variantIds",
+                            "every variant must belong to the agent",
+                        ));
+                    }
+                    let spec = variant.state.spec.clone().expect("exists");
+                    frozen.push(TestVariant {
+                        variant_id: *id,
+                        name: spec.name,
+                        prompt: spec.prompt,
+                        is_control: spec.is_control,
+                        traffic_percent: spec.traffic_percent,
+                    });
+                    batch.decide(&variant, &VariantCommand::Enroll { test_id, now }, &meta)?;
+                }
+                let test = Loaded::<AbTest>::fresh(stream_of::<AbTest>(test_id));
+                let start = AbTestCommand::Start {
+                    organization_id: caller.organization_id,
+                    agent_id,
+                    settings: settings.clone(),
+                    variants: frozen,
+                    now,
+                };
+                batch.decide(&test, &start, &meta)?;
+                Ok(batch.into_decision(test_id))
             })
-            .await
-        {
-            Ok(_) => Ok(test_id),
-            Err(AppendError::VersionConflict { .. }) => Err(ab_error(AbError::TestAlreadyRunning(Uuid::nil()))),
-            Err(other) => Err(append_failed(other)),
-        }
+        };
+        execute_decision(self.store.as_ref(), caller.organization_id, DECISION_ATTEMPTS, decide).await
     }
 
     async fn test(&self, organization_id: Uuid, test_id: Uuid) -> Result<Loaded<AbTest>, AppError> {
@@ -473,14 +475,12 @@ impl AbTestingService {
     pub async fn set_paused(&self, caller: &Session, test_id: Uuid, paused: bool) -> Result<(), AppError> {
         let test = self.test(caller.organization_id, test_id).await?;
         let now = self.clock.now();
-        let mut batch = Batch::new();
         let command = if paused {
             AbTestCommand::Pause { now }
         } else {
             AbTestCommand::Resume { now }
         };
-        batch.decide(&test, &command, &metadata(format!("user:{}", caller.user_id), "api"))?;
-        self.commit(caller.organization_id, batch).await
+        self.execute::<AbTest>(caller, test.stream, &command).await.map(|_| ())
     }
 
     pub async fn declare_winner(&self, caller: &Session, test_id: Uuid, variant_id: Uuid) -> Result<(), AppError> {
@@ -529,50 +529,57 @@ async fn conclude(
     decided_by: &str,
     actor: String,
 ) -> Result<(), AppError> {
-    let test = load_in::<AbTest>(store, organization_id, stream_of::<AbTest>(test_id)).await?;
-    if !test.state.exists() {
-        return Err(AppError::not_found("A/B test"));
-    }
-    let agent_id = test.state.agent_id.expect("a started test has an agent");
     let now = clock.now();
     let meta = metadata(actor, decided_by);
-    let mut batch = Batch::new();
-    batch.decide(
-        &test,
-        &AbTestCommand::DeclareWinner {
-            variant_id,
-            decided_by: decided_by.into(),
-            now,
-        },
-        &meta,
-    )?;
-    let experiments =
-        load_in::<AgentExperiments>(store, organization_id, stream_of::<AgentExperiments>(agent_id)).await?;
-    batch.decide(&experiments, &AgentExperimentCommand::End { test_id, now }, &meta)?;
-    for variant in &test.state.variants {
-        let loaded = load_in::<Variant>(store, organization_id, stream_of::<Variant>(variant.variant_id)).await?;
-        if loaded.state.exists() {
-            batch.decide(&loaded, &VariantCommand::Release { test_id, now }, &meta)?;
-        }
-    }
-    let auto_promote = test.state.settings.as_ref().is_some_and(|s| s.auto_promote);
-    let winner = test.state.variants.iter().find(|v| v.variant_id == variant_id);
-    if let (true, Some(winner)) = (auto_promote, winner) {
-        let agent = load_in::<Agent>(store, organization_id, stream_of::<Agent>(agent_id)).await?;
-        if let Some(spec) = agent.state.spec.clone().filter(|_| agent.state.exists()) {
-            let promoted = domain::agents::AgentSpec {
-                system_prompt: winner.prompt.clone(),
-                ..spec
-            };
-            let events = Agent::decide(&AgentCommand::Update { spec: promoted, now }, &agent.state)
-                .map_err(crate::agents::agent_error)?;
-            if !events.is_empty() {
-                batch.streams.push(agent.append_of(&events, &meta));
+    let decide = || -> BoxFuture<'_, Result<Decided<()>, AppError>> {
+        Box::pin(async {
+            let test = load_in::<AbTest>(store, organization_id, stream_of::<AbTest>(test_id)).await?;
+            if !test.state.exists() {
+                return Err(AppError::not_found("A/B test"));
             }
-        }
-    }
-    append_decided(store, organization_id, batch.streams).await
+            let agent_id = test.state.agent_id.expect("a started test has an agent");
+            let mut batch = Batch::new();
+            let declare = AbTestCommand::DeclareWinner {
+                variant_id,
+                decided_by: decided_by.into(),
+                now,
+            };
+            batch.decide(&test, &declare, &meta)?;
+            let experiments =
+                load_in::<AgentExperiments>(store, organization_id, stream_of::<AgentExperiments>(agent_id)).await?;
+            batch.decide(&experiments, &AgentExperimentCommand::End { test_id, now }, &meta)?;
+            for variant in &test.state.variants {
+                let loaded =
+                    load_in::<Variant>(store, organization_id, stream_of::<Variant>(variant.variant_id)).await?;
+                if loaded.state.exists() {
+                    batch.decide(&loaded, &VariantCommand::Release { test_id, now }, &meta)?;
+                }
+            }
+            let auto_promote = test.state.settings.as_ref().is_some_and(|s| s.auto_promote);
+            let winner = test.state.variants.iter().find(|v| v.variant_id == variant_id);
+            if let (true, Some(winner)) = (auto_promote, winner) {
+                let agent = load_in::<Agent>(store, organization_id, stream_of::<Agent>(agent_id)).await?;
+                if let Some(spec) = agent.state.spec.clone().filter(|_| agent.state.exists()) {
+                    let promoted = domain::agents::AgentSpec {
+                        system_prompt: winner.prompt.clone(),
+                        ..spec
+                    };
+                    let events = Agent::decide(&AgentCommand::Update { spec: promoted, now }, &agent.state)
+                        .map_err(crate::agents::agent_error)?;
+                    if !events.is_empty() {
+                        batch.streams.push(agent.append_of(&events, &meta));
+                    }
+                }
+            }
+            Ok(batch.into_decision(()))
+        })
+    };
+    execute_decision(store, organization_id, DECISION_ATTEMPTS, decide).await
 }
+
+/// Concurrent calls of one agent race on its test's stream: each takes the
+/// decision again on the new counts, up to this many times.
+const ASSIGNMENT_ATTEMPTS: usize = 200;
 
 /// The variant (and its prompt) a call of this agent gets, if a test runs.
 pub async fn assign_variant(
@@ -588,43 +595,29 @@ pub async fn assign_variant(
     let Some(test_id) = experiments.state.running_test else {
         return Ok(None);
     };
-    // Concurrent calls race on the test's stream version: each retry re-reads the counts.
-    for _ in 0..200 {
-        let test = load_in::<AbTest>(store, organization_id, stream_of::<AbTest>(test_id)).await?;
-        if test.state.status != Some(domain::ab_testing::TestStatus::Running) {
-            return Ok(None);
-        }
-        if let Some(index) = test.state.assigned_calls.get(&call_id) {
-            return Ok(Some(test.state.variant(*index).clone()));
-        }
-        let command = AbTestCommand::Assign {
-            call_id,
-            customer_number: customer_number.clone(),
-            now: clock.now(),
-        };
-        let events = AbTest::decide(&command, &test.state).map_err(ab_error)?;
-        let meta = metadata("system:ab-testing", "ab-assignment");
-        match store
-            .append(AppendRequest {
-                organization_id,
-                streams: vec![test.append_of(&events, &meta)],
-                idempotency_key: None,
-            })
-            .await
-        {
-            Ok(_) => {
-                let state = events.iter().fold(test.state, AbTest::evolve);
-                return Ok(state.assigned_calls.get(&call_id).map(|i| state.variant(*i).clone()));
+    let meta = metadata("system:ab-testing", "ab-assignment");
+    let decide = || -> BoxFuture<'_, Result<Decided<Option<TestVariant>>, AppError>> {
+        Box::pin(async {
+            let test = load_in::<AbTest>(store, organization_id, stream_of::<AbTest>(test_id)).await?;
+            if test.state.status != Some(domain::ab_testing::TestStatus::Running) {
+                return Ok(Decided::nothing(None));
             }
-            Err(AppendError::VersionConflict { .. }) => continue,
-            Err(other) => return Err(append_failed(other)),
-        }
-    }
-    Err(AppError::new(
-        ErrorKind::Conflict,
-        "assignment_contended",
-        "too many calls are starting at once; retry",
-    ))
+            if let Some(index) = test.state.assigned_calls.get(&call_id) {
+                return Ok(Decided::nothing(Some(test.state.variant(*index).clone())));
+            }
+            let command = AbTestCommand::Assign {
+                call_id,
+                customer_number: customer_number.clone(),
+                now: clock.now(),
+            };
+            let events = AbTest::decide(&command, &test.state).map_err(ab_error)?;
+            let appends = vec![test.append_of(&events, &meta)];
+            let state = events.iter().fold(test.state, AbTest::evolve);
+            let assigned = state.assigned_calls.get(&call_id).map(|i| state.variant(*i).clone());
+            Ok(Decided::new(appends, assigned))
+        })
+    };
+    execute_decision(store, organization_id, ASSIGNMENT_ATTEMPTS, decide).await
 }
 
 /// The read model the decisions read their counts from.

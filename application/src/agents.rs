@@ -108,7 +108,7 @@ impl AgentService {
         &self,
         caller: &Session,
         agent_id: Uuid,
-        command: impl Fn(&Agent) -> Result<AgentCommand, AppError>,
+        command: impl Fn(&Agent) -> Result<AgentCommand, AppError> + Send + Sync,
     ) -> Result<Loaded<Agent>, AppError> {
         execute::<Agent>(
             self.store.as_ref(),
@@ -281,7 +281,7 @@ impl AgentSync {
         &self,
         organization_id: Uuid,
         agent_id: Uuid,
-        command: impl Fn(&Agent) -> AgentCommand,
+        command: impl Fn(&Agent) -> AgentCommand + Send + Sync,
     ) -> Result<Loaded<Agent>, AppError> {
         execute::<Agent>(
             self.store.as_ref(),

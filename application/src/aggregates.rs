@@ -4,6 +4,7 @@
 use crate::error::{AppError, ErrorKind};
 use crate::event_store::{AppendError, EventStore, StreamAppend};
 use domain::{Aggregate, DomainEvent, EventMetadata, ExpectedVersion, StreamId};
+use futures::future::BoxFuture;
 use uuid::Uuid;
 
 /// An aggregate's state and the stream version it was folded from.
@@ -118,66 +119,97 @@ pub fn metadata(actor: impl Into<String>, source: impl Into<String>) -> EventMet
     }
 }
 
-/// Appends a decision over any streams atomically (nothing when empty).
-pub async fn append_decided(
-    store: &dyn EventStore,
-    organization_id: Uuid,
-    streams: Vec<crate::event_store::StreamAppend>,
-) -> Result<(), AppError> {
-    if streams.is_empty() {
-        return Ok(());
-    }
-    store
-        .append(crate::event_store::AppendRequest {
-            organization_id,
-            streams,
-            idempotency_key: None,
-        })
-        .await
-        .map(|_| ())
-        .map_err(append_failed)
+/// How often one decision is taken again after losing a race for its streams.
+pub const DECISION_ATTEMPTS: usize = 5;
+
+/// What one round of a decision wants appended (atomically, over any streams),
+/// and what the use case answers if the append succeeds.
+pub struct Decided<T> {
+    pub appends: Vec<StreamAppend>,
+    pub result: T,
+    /// When set, a repeat of this key (a redelivered message) appends nothing.
+    pub idempotency_key: Option<String>,
 }
 
-/// How often one decision is taken again after losing a race for its stream.
-const DECISION_ATTEMPTS: usize = 5;
+impl<T> Decided<T> {
+    pub fn new(appends: Vec<StreamAppend>, result: T) -> Self {
+        Self {
+            appends,
+            result,
+            idempotency_key: None,
+        }
+    }
 
-/// The one command path every feature uses: load the stream (of
-/// `organization_id`), decide, append with the expected version; on a version
-/// conflict reload and decide again, a bounded number of times, then answer a
-/// precise 409. Returns the state after the decision. Reactors record what they
-/// observed the same way: an observation is a fact, so a concurrent change
-/// makes it decided again on the new state, never dropped.
+    /// Nothing to append.
+    pub fn nothing(result: T) -> Self {
+        Self::new(vec![], result)
+    }
+}
+
+/// The one command path every feature uses: `decide` loads what it needs
+/// (fresh on every round), decides and returns the appends; they are made
+/// atomically with their expected versions. On a version conflict the whole
+/// decision is taken again on the new state, at most `attempts` times, then
+/// the answer is a 409 naming the contended stream. Single-stream commands go
+/// through [`execute`]; this is the form for decisions over several streams.
+pub async fn execute_decision<'a, T>(
+    store: &'a dyn EventStore,
+    organization_id: Uuid,
+    attempts: usize,
+    mut decide: impl FnMut() -> BoxFuture<'a, Result<Decided<T>, AppError>>,
+) -> Result<T, AppError> {
+    let mut contended_stream = String::new();
+    for _ in 0..attempts {
+        let decision = decide().await?;
+        if decision.appends.is_empty() {
+            return Ok(decision.result);
+        }
+        let request = crate::event_store::AppendRequest {
+            organization_id,
+            streams: decision.appends,
+            idempotency_key: decision.idempotency_key,
+        };
+        match store.append(request).await {
+            Ok(_) => return Ok(decision.result),
+            Err(AppendError::VersionConflict { stream_id, .. }) => contended_stream = stream_id,
+            Err(other) => return Err(append_failed(other)),
+        }
+    }
+    Err(contended(&contended_stream))
+}
+
+/// A command on one stream through the one command path: load the stream (of
+/// `organization_id`), decide, append with the expected version, decide again
+/// on a conflict. Returns the state after the decision. Reactors record what
+/// they observed the same way: an observation is a fact, so a concurrent
+/// change makes it decided again on the new state, never dropped.
 pub async fn execute<A: Aggregate>(
     store: &dyn EventStore,
     organization_id: Uuid,
     stream: StreamId,
     metadata: &EventMetadata,
-    decide: impl Fn(&Loaded<A>) -> Result<Vec<A::Event>, AppError>,
+    decide: impl Fn(&Loaded<A>) -> Result<Vec<A::Event>, AppError> + Send + Sync,
 ) -> Result<Loaded<A>, AppError> {
-    for _ in 0..DECISION_ATTEMPTS {
-        let loaded = load_in::<A>(store, organization_id, stream.clone()).await?;
-        let events = decide(&loaded)?;
-        if events.is_empty() {
-            return Ok(loaded);
-        }
-        let request = crate::event_store::AppendRequest {
-            organization_id,
-            streams: vec![loaded.append_of(&events, metadata)],
-            idempotency_key: None,
-        };
-        match store.append(request).await {
-            Ok(_) => {
-                let version = loaded.version + events.len() as i64;
-                return Ok(Loaded {
-                    state: events.iter().fold(loaded.state, A::evolve),
-                    version,
-                    organization_id: Some(organization_id),
-                    stream: loaded.stream,
-                });
-            }
-            Err(AppendError::VersionConflict { .. }) => continue,
-            Err(other) => return Err(append_failed(other)),
-        }
-    }
-    Err(contended(&stream.to_string()))
+    let decide = &decide;
+    execute_decision(store, organization_id, DECISION_ATTEMPTS, || {
+        let stream = stream.clone();
+        Box::pin(async move {
+            let loaded = load_in::<A>(store, organization_id, stream).await?;
+            let events = decide(&loaded)?;
+            let appends = if events.is_empty() {
+                vec![]
+            } else {
+                vec![loaded.append_of(&events, metadata)]
+            };
+            let version = loaded.version + events.len() as i64;
+            let result = Loaded {
+                state: events.iter().fold(loaded.state, A::evolve),
+                version,
+                organization_id: Some(organization_id),
+                stream: loaded.stream,
+            };
+            Ok(Decided::new(appends, result))
+        })
+    })
+    .await
 }

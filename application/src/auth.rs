@@ -1,9 +1,9 @@
 //! Sign-up, sign-in, sessions, invitations and password resets.
 
-use crate::aggregates::{append_failed, load_any, load_in, stream_of, Loaded};
+use crate::aggregates::{execute, execute_decision, load_any, load_in, stream_of, Decided, Loaded, DECISION_ATTEMPTS};
 use crate::clock::Clock;
 use crate::error::{AppError, ErrorKind};
-use crate::event_store::{AppendRequest, EventStore};
+use crate::event_store::EventStore;
 use async_trait::async_trait;
 use chrono::{DateTime, Duration, Utc};
 use domain::auth::{
@@ -11,6 +11,7 @@ use domain::auth::{
     User, UserCommand,
 };
 use domain::{Aggregate, EventMetadata};
+use futures::future::BoxFuture;
 use serde::Serialize;
 use std::sync::Arc;
 use uuid::Uuid;
@@ -181,13 +182,12 @@ fn invalid_credentials() -> AppError {
     )
 }
 
+/// Events of the sign-up and password flows, where there may be no session yet.
 fn user_metadata(actor: Option<Uuid>) -> EventMetadata {
-    EventMetadata {
-        correlation_id: Some(Uuid::now_v7()),
-        actor: Some(actor.map_or_else(|| "anonymous".to_owned(), |id| format!("user:{id}"))),
-        source: Some("api".into()),
-        ..EventMetadata::default()
-    }
+    crate::aggregates::metadata(
+        actor.map_or_else(|| "anonymous".to_owned(), |id| format!("user:{id}")),
+        "api",
+    )
 }
 
 fn email_stream(email: &Email, secrets: &dyn SecretTokens) -> domain::StreamId {
@@ -233,21 +233,13 @@ impl AuthService {
             &User::default(),
         )
         .map_err(domain_error)?;
-        let claim = self.claim_email(&email, user_id).await?;
-
-        self.store
-            .append(AppendRequest {
-                organization_id,
-                streams: vec![
-                    claim.append_of(&[domain::auth::EmailClaimEvent::EmailClaimed { user_id }], &metadata),
-                    Loaded::<User>::fresh(stream_of::<User>(user_id)).append_of(&user, &metadata),
-                    Loaded::<Organization>::fresh(stream_of::<Organization>(organization_id))
-                        .append_of(&organization, &metadata),
-                ],
-                idempotency_key: None,
-            })
-            .await
-            .map_err(|e| self.claim_conflict(e))?;
+        let streams = vec![
+            Loaded::<User>::fresh(stream_of::<User>(user_id)).append_of(&user, &metadata),
+            Loaded::<Organization>::fresh(stream_of::<Organization>(organization_id))
+                .append_of(&organization, &metadata),
+        ];
+        self.claim_and_append(&email, user_id, organization_id, &metadata, streams)
+            .await?;
 
         let session = Session {
             user_id,
@@ -260,18 +252,29 @@ impl AuthService {
     }
 
     /// Loads the claim stream of an address that must still be free.
-    async fn claim_email(&self, email: &Email, user_id: Uuid) -> Result<Loaded<EmailClaim>, AppError> {
-        let claim = load_any::<EmailClaim>(self.store.as_ref(), email_stream(email, self.secrets.as_ref())).await?;
-        EmailClaim::decide(&ClaimEmail { user_id }, &claim.state).map_err(domain_error)?;
-        Ok(claim)
-    }
-
-    /// A conflict on a fresh claim stream means someone took the address meanwhile.
-    fn claim_conflict(&self, error: crate::event_store::AppendError) -> AppError {
-        match error {
-            crate::event_store::AppendError::VersionConflict { .. } => domain_error(AuthError::EmailTaken),
-            other => append_failed(other),
-        }
+    /// Claims the address for `user_id` and appends `streams` with the claim,
+    /// atomically, through the one command path: if someone claims the address
+    /// meanwhile, the decision is taken again and answers `email_taken`.
+    async fn claim_and_append(
+        &self,
+        email: &Email,
+        user_id: Uuid,
+        organization_id: Uuid,
+        metadata: &EventMetadata,
+        streams: Vec<crate::event_store::StreamAppend>,
+    ) -> Result<(), AppError> {
+        let decide = || -> BoxFuture<'_, Result<Decided<()>, AppError>> {
+            Box::pin(async {
+                // The claim stream is global: one account per address across organizations.
+                let claim =
+                    load_any::<EmailClaim>(self.store.as_ref(), email_stream(email, self.secrets.as_ref())).await?;
+                let claimed = EmailClaim::decide(&ClaimEmail { user_id }, &claim.state).map_err(domain_error)?;
+                let mut appends = vec![claim.append_of(&claimed, metadata)];
+                appends.extend(streams.iter().cloned());
+                Ok(Decided::new(appends, ()))
+            })
+        };
+        execute_decision(self.store.as_ref(), organization_id, DECISION_ATTEMPTS, decide).await
     }
 
     pub async fn login(&self, email: &str, password: &str, client_ip: &str) -> Result<SignedIn, AppError> {
@@ -384,20 +387,10 @@ impl AuthService {
             )
             .map_err(domain_error)?,
         );
-        let claim = self.claim_email(&email, user_id).await?;
         let metadata = user_metadata(Some(inviter.user_id));
-        let user = Loaded::<User>::fresh(stream_of::<User>(user_id));
-        self.store
-            .append(AppendRequest {
-                organization_id: inviter.organization_id,
-                streams: vec![
-                    claim.append_of(&[domain::auth::EmailClaimEvent::EmailClaimed { user_id }], &metadata),
-                    user.append_of(&user_events, &metadata),
-                ],
-                idempotency_key: None,
-            })
-            .await
-            .map_err(|e| self.claim_conflict(e))?;
+        let user = Loaded::<User>::fresh(stream_of::<User>(user_id)).append_of(&user_events, &metadata);
+        self.claim_and_append(&email, user_id, inviter.organization_id, &metadata, vec![user])
+            .await?;
 
         let inviter_profile = self.profile(inviter).await?;
         self.mailer
@@ -434,25 +427,21 @@ impl AuthService {
         };
         let now = self.clock.now();
         let token = format!("{}.{}", user_id_of(&user)?, self.secrets.generate());
-        let events = User::decide(
-            &UserCommand::IssuePasswordToken {
-                token_hash: self.secrets.digest(&token),
-                purpose: TokenPurpose::Reset,
-                expires_at: now + RESET_TOKEN_LIFETIME,
-                now,
-            },
-            &user.state,
-        )
-        .map_err(domain_error)?;
+        let command = UserCommand::IssuePasswordToken {
+            token_hash: self.secrets.digest(&token),
+            purpose: TokenPurpose::Reset,
+            expires_at: now + RESET_TOKEN_LIFETIME,
+            now,
+        };
         let organization_id = user.organization_id.unwrap_or_default();
-        self.store
-            .append(AppendRequest {
-                organization_id,
-                streams: vec![user.append_of(&events, &user_metadata(None))],
-                idempotency_key: None,
-            })
-            .await
-            .map_err(append_failed)?;
+        execute::<User>(
+            self.store.as_ref(),
+            organization_id,
+            user.stream.clone(),
+            &user_metadata(None),
+            |loaded| User::decide(&command, &loaded.state).map_err(domain_error),
+        )
+        .await?;
         self.mailer
             .send(OutgoingEmail {
                 organization_id,
@@ -485,28 +474,21 @@ impl AuthService {
         )
         .map_err(domain_error)?;
         let password_hash = self.passwords.hash(new_password).await?;
-        let events = User::decide(
-            &UserCommand::SetPasswordWithToken {
-                token_hash,
-                password_hash,
-                now,
-            },
-            &user.state,
+        let command = UserCommand::SetPasswordWithToken {
+            token_hash,
+            password_hash,
+            now,
+        };
+        // A concurrent use of the same token wins; taken again, this decision finds it spent.
+        execute::<User>(
+            self.store.as_ref(),
+            user.organization_id.unwrap_or_default(),
+            user.stream,
+            &user_metadata(Some(user_id)),
+            |loaded| User::decide(&command, &loaded.state).map_err(domain_error),
         )
-        .map_err(domain_error)?;
-        self.store
-            .append(AppendRequest {
-                organization_id: user.organization_id.unwrap_or_default(),
-                streams: vec![user.append_of(&events, &user_metadata(Some(user_id)))],
-                idempotency_key: None,
-            })
-            .await
-            .map(|_| ())
-            // A concurrent use of the same token loses the race: the token is spent.
-            .map_err(|e| match e {
-                crate::event_store::AppendError::VersionConflict { .. } => invalid(),
-                other => append_failed(other),
-            })
+        .await
+        .map(|_| ())
     }
 
     pub fn verify_token(&self, token: &str) -> Result<Session, AppError> {

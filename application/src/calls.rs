@@ -1,7 +1,10 @@
 //! Calls: intake of Vapi's server messages, the tools agents call mid-call,
 //! outcomes, and the call history read side.
 
-use crate::aggregates::{append_failed, execute, load_in, metadata, stream_of};
+use crate::aggregates::{
+    append_failed, execute, execute_decision, load_in, metadata, session_metadata, stream_of, Decided,
+    DECISION_ATTEMPTS,
+};
 use crate::auth::Session;
 use crate::clock::Clock;
 use crate::error::{AppError, ErrorKind};
@@ -10,6 +13,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use domain::calls::{Call, CallCommand, CallError, CallParties, CallReport};
 use domain::{Aggregate, DomainEvent, EventMetadata, ExpectedVersion, NewEvent, StreamId};
+use futures::future::BoxFuture;
 use serde::Serialize;
 use serde_json::{json, Value};
 use std::sync::Arc;
@@ -144,11 +148,7 @@ pub fn call_error(error: CallError) -> AppError {
 }
 
 fn webhook_metadata(kind: &str) -> EventMetadata {
-    EventMetadata {
-        actor: Some("webhook:vapi".into()),
-        source: Some(format!("vapi:{kind}")),
-        ..EventMetadata::default()
-    }
+    metadata("webhook:vapi", format!("vapi:{kind}"))
 }
 
 pub struct CallService {
@@ -480,33 +480,26 @@ pub async fn record_outcome(
     source: &str,
     idempotency_key: Option<String>,
 ) -> Result<(), AppError> {
-    let call = load_in::<Call>(store, organization_id, stream_of::<Call>(call_id)).await?;
-    let events = Call::decide(
-        &CallCommand::RecordOutcome {
-            outcome: outcome.to_owned(),
-            notes,
-            source: source.to_owned(),
-            now: clock.now(),
-        },
-        &call.state,
-    )
-    .map_err(call_error)?;
-    if events.is_empty() {
-        return Ok(());
-    }
-    let metadata = EventMetadata {
-        actor: Some(source.to_owned()),
-        source: Some(source.to_owned()),
-        ..EventMetadata::default()
+    let command = CallCommand::RecordOutcome {
+        outcome: outcome.to_owned(),
+        notes,
+        source: source.to_owned(),
+        now: clock.now(),
     };
-    let mut request = AppendRequest::single(
-        organization_id,
-        call.stream.clone(),
-        ExpectedVersion::Any,
-        events.iter().map(|e| e.to_new_event(&metadata)).collect(),
-    );
-    request.idempotency_key = idempotency_key;
-    store.append(request).await.map(|_| ()).map_err(append_failed)
+    let metadata = crate::aggregates::metadata(source, source);
+    let decide = || -> BoxFuture<'_, Result<Decided<()>, AppError>> {
+        Box::pin(async {
+            let call = load_in::<Call>(store, organization_id, stream_of::<Call>(call_id)).await?;
+            let events = Call::decide(&command, &call.state).map_err(call_error)?;
+            if events.is_empty() {
+                return Ok(Decided::nothing(()));
+            }
+            let mut decided = Decided::new(vec![call.append_of(&events, &metadata)], ());
+            decided.idempotency_key = idempotency_key.clone();
+            Ok(decided)
+        })
+    };
+    execute_decision(store, organization_id, DECISION_ATTEMPTS, decide).await
 }
 
 /// The `set_call_outcome` tool: the agent marks how the conversation went.
@@ -694,37 +687,26 @@ impl OutboundCalls {
             Some(request.customer_number.to_string()),
         )
         .await?;
-        let events = Call::decide(
-            &CallCommand::Request {
-                organization_id: caller.organization_id,
-                parties: CallParties {
-                    vapi_call_id: None,
-                    direction: Some("outbound".into()),
-                    agent_id: Some(request.agent_id),
-                    phone_number_id: Some(request.phone_number_id),
-                    customer_number: Some(request.customer_number.to_string()),
-                },
-                requested_by: caller.user_id,
-                now: self.clock.now(),
+        let command = CallCommand::Request {
+            organization_id: caller.organization_id,
+            parties: CallParties {
+                vapi_call_id: None,
+                direction: Some("outbound".into()),
+                agent_id: Some(request.agent_id),
+                phone_number_id: Some(request.phone_number_id),
+                customer_number: Some(request.customer_number.to_string()),
             },
-            &Call::default(),
-        )
-        .map_err(call_error)?;
-        let metadata = EventMetadata {
-            correlation_id: Some(Uuid::now_v7()),
-            actor: Some(format!("user:{}", caller.user_id)),
-            source: Some("api".into()),
-            ..EventMetadata::default()
+            requested_by: caller.user_id,
+            now: self.clock.now(),
         };
-        self.store
-            .append(AppendRequest::single(
-                caller.organization_id,
-                stream_of::<Call>(call_id),
-                ExpectedVersion::NoStream,
-                events.iter().map(|e| e.to_new_event(&metadata)).collect(),
-            ))
-            .await
-            .map_err(append_failed)?;
+        execute::<Call>(
+            self.store.as_ref(),
+            caller.organization_id,
+            stream_of::<Call>(call_id),
+            &session_metadata(caller),
+            |loaded| Call::decide(&command, &loaded.state).map_err(call_error),
+        )
+        .await?;
         Ok(call_id)
     }
 }

@@ -1,6 +1,6 @@
 //! Slack notifications: integrations and their delivery reactor.
 
-use crate::aggregates::{append_decided, execute, load_in, metadata, stream_of, Loaded};
+use crate::aggregates::{execute, load_in, metadata, session_metadata, stream_of, Loaded};
 use crate::auth::Session;
 use crate::calls::CallHistory;
 use crate::clock::Clock;
@@ -129,20 +129,15 @@ impl SlackService {
     }
 
     async fn execute(&self, caller: &Session, id: Uuid, command: SlackCommand) -> Result<(), AppError> {
-        let loaded = load_in::<SlackIntegration>(
+        execute::<SlackIntegration>(
             self.store.as_ref(),
             caller.organization_id,
             stream_of::<SlackIntegration>(id),
+            &session_metadata(caller),
+            |loaded| SlackIntegration::decide(&command, &loaded.state).map_err(slack_error),
         )
-        .await?;
-        let events = SlackIntegration::decide(&command, &loaded.state).map_err(slack_error)?;
-        let meta = metadata(format!("user:{}", caller.user_id), "api");
-        let streams = if events.is_empty() {
-            vec![]
-        } else {
-            vec![loaded.append_of(&events, &meta)]
-        };
-        append_decided(self.store.as_ref(), caller.organization_id, streams).await
+        .await
+        .map(|_| ())
     }
 
     pub async fn connect(

@@ -2,9 +2,9 @@
 
 use crate::events::DomainEvent;
 
-pub trait Aggregate: Default + Sized {
-    type Command;
-    type Event: DomainEvent;
+pub trait Aggregate: Default + Sized + Send + Sync {
+    type Command: Send + Sync;
+    type Event: DomainEvent + Send + Sync;
     type Error;
 
     /// Stream type in the log, e.g. `user` for streams `user-<uuid>`.

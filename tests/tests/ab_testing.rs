@@ -289,13 +289,22 @@ async fn bad_tests_are_refused_with_clear_codes() {
             json!({"trafficPercent": 40}),
         )
         .await;
-    let (status, _) = start(&w, &[&a, &b], false).await;
-    assert_eq!(status, 201);
-    let (status, error) = start(&w, &[&a, &b], false).await;
+    // Two starts at once: one wins, the other is decided again and names the winner.
+    let both = [a.as_str(), b.as_str()];
+    let (first, second) = tokio::join!(start(&w, &both, false), start(&w, &both, false));
+    let (started, refused) = if first.0 == 201 {
+        (first, second)
+    } else {
+        (second, first)
+    };
+    assert_eq!(started.0, 201, "{}", started.1);
     assert_eq!(
-        (status, error["error"]["code"].as_str()),
-        (409, Some("test_already_running"))
+        (refused.0, refused.1["error"]["code"].as_str()),
+        (409, Some("test_already_running")),
+        "{}",
+        refused.1
     );
+    assert_eq!(refused.1["error"]["details"]["runningTestId"], started.1["id"]);
     let (status, error) = w
         .app
         .patch(
