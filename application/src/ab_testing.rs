@@ -421,16 +421,7 @@ impl AbTestingService {
         let meta = session_metadata(caller);
         let decide = || -> BoxFuture<'_, Result<Decided<Uuid>, AppError>> {
             Box::pin(async {
-                let mut batch = Batch::new();
-                // One running test per agent: checked here, guarded by the append.
-                let experiments = load_in::<AgentExperiments>(
-                    self.store.as_ref(),
-                    caller.organization_id,
-                    stream_of::<AgentExperiments>(agent_id),
-                )
-                .await?;
-                batch.decide(&experiments, &AgentExperimentCommand::Start { test_id, now }, &meta)?;
-                let mut frozen = vec![];
+                let mut variants = vec![];
                 for id in variant_ids {
                     let variant = self.variant(caller, *id).await?;
                     if variant.state.agent_id != Some(agent_id) {
@@ -439,15 +430,30 @@ impl AbTestingService {
                             "every variant must belong to the agent",
                         ));
                     }
+                    variants.push((*id, variant));
+                }
+                // Loaded after the variants: a test that enrolled one of them
+                // (atomically with its start) shows here, so it is named below.
+                let experiments = load_in::<AgentExperiments>(
+                    self.store.as_ref(),
+                    caller.organization_id,
+                    stream_of::<AgentExperiments>(agent_id),
+                )
+                .await?;
+                let mut batch = Batch::new();
+                // One running test per agent: checked here, guarded by the append.
+                batch.decide(&experiments, &AgentExperimentCommand::Start { test_id, now }, &meta)?;
+                let mut frozen = vec![];
+                for (variant_id, variant) in &variants {
                     let spec = variant.state.spec.clone().expect("exists");
                     frozen.push(TestVariant {
-                        variant_id: *id,
+                        variant_id: *variant_id,
                         name: spec.name,
                         prompt: spec.prompt,
                         is_control: spec.is_control,
                         traffic_percent: spec.traffic_percent,
                     });
-                    batch.decide(&variant, &VariantCommand::Enroll { test_id, now }, &meta)?;
+                    batch.decide(variant, &VariantCommand::Enroll { test_id, now }, &meta)?;
                 }
                 let test = Loaded::<AbTest>::fresh(stream_of::<AbTest>(test_id));
                 let start = AbTestCommand::Start {
