@@ -511,44 +511,41 @@ mod tests {
         assert!(spec().validate().is_ok());
     }
 
+    /// `agent` after a successful `command`.
+    fn after(agent: Agent, command: AgentCommand) -> Agent {
+        Agent::decide(&command, &agent)
+            .unwrap()
+            .iter()
+            .fold(agent, Agent::evolve)
+    }
+
+    fn with_prompt(prompt: &str) -> AgentCommand {
+        let mut changed = spec();
+        changed.system_prompt = prompt.into();
+        AgentCommand::Update {
+            spec: changed,
+            now: now(),
+        }
+    }
+
+    fn synced(id: &str, revision: u32) -> AgentCommand {
+        AgentCommand::RecordSynced {
+            vapi_assistant_id: Some(id.into()),
+            revision,
+            now: now(),
+        }
+    }
+
     #[test]
     fn sync_tracks_the_revision_it_pushed() {
         let agent = created();
         assert!(agent.needs_sync());
-        let synced = Agent::decide(
-            &AgentCommand::RecordSynced {
-                vapi_assistant_id: Some("asst_1".into()),
-                revision: 1,
-                now: now(),
-            },
-            &agent,
-        )
-        .unwrap();
-        let agent = synced.iter().fold(agent, Agent::evolve);
+        let agent = after(agent, synced("asst_1", 1));
         assert!(!agent.needs_sync());
-        let mut changed = spec();
-        changed.system_prompt = "New prompt".into();
-        let updated = Agent::decide(
-            &AgentCommand::Update {
-                spec: changed,
-                now: now(),
-            },
-            &agent,
-        )
-        .unwrap();
-        let agent = updated.iter().fold(agent, Agent::evolve);
+        let agent = after(agent, with_prompt("New prompt"));
         assert!(agent.needs_sync());
-        // A late outcome for revision 1 changes nothing.
-        assert!(Agent::decide(
-            &AgentCommand::RecordSynced {
-                vapi_assistant_id: Some("asst_1".into()),
-                revision: 1,
-                now: now()
-            },
-            &agent
-        )
-        .unwrap()
-        .is_empty());
+        // A late outcome for revision 1, with the id already known, changes nothing.
+        assert!(Agent::decide(&synced("asst_1", 1), &agent).unwrap().is_empty());
         // Re-saving the same spec is not a change.
         assert!(Agent::decide(
             &AgentCommand::Update {
@@ -580,28 +577,9 @@ mod tests {
         assert_eq!(agent.creation_attempt.map(|(a, _)| a), Some(attempt));
         // a second worker that read the state before the first attempt loses,
         assert_eq!(start(None, &agent), Err(AgentError::CreationInProgress));
-        let mut changed = spec();
-        changed.system_prompt = "Changed meanwhile".into();
-        let agent = Agent::decide(
-            &AgentCommand::Update {
-                spec: changed,
-                now: now(),
-            },
-            &agent,
-        )
-        .unwrap()
-        .iter()
-        .fold(agent, Agent::evolve);
+        let agent = after(agent, with_prompt("Changed meanwhile"));
         // when the creation of revision 1 reports its assistant,
-        let events = Agent::decide(
-            &AgentCommand::RecordSynced {
-                vapi_assistant_id: Some("asst_1".into()),
-                revision: 1,
-                now: now(),
-            },
-            &agent,
-        )
-        .unwrap();
+        let events = Agent::decide(&synced("asst_1", 1), &agent).unwrap();
         // then the id is recorded, and revision 2 is still to be pushed to that assistant.
         assert_eq!(events.len(), 1);
         let agent = events.iter().fold(agent, Agent::evolve);

@@ -72,6 +72,51 @@ async fn stop_all(stop: watch::Sender<bool>, processes: Vec<Process>) {
     }
 }
 
+/// The API with a fake Vapi and no background work: tests drive the reactors.
+async fn app_with_vapi() -> (TestApp, MockServer) {
+    let vapi = MockServer::start().await;
+    let uri = vapi.uri();
+    let app = TestApp::spawn_with(|w| {
+        w.vapi_base_url = uri;
+        w.vapi_api_key = "key".into();
+    })
+    .await;
+    (app, vapi)
+}
+
+/// Creates an agent through the API; returns its id.
+async fn create_agent(app: &TestApp, token: &str, name: &str, prompt: &str) -> String {
+    let (status, agent) = app
+        .post(
+            "/api/agents",
+            Some(token),
+            json!({"name": name, "systemPrompt": prompt, "voice": {"provider": "openai", "voiceId": "nova"}}),
+        )
+        .await;
+    assert_eq!(status, 201, "{agent}");
+    agent["id"].as_str().expect("agent id").to_owned()
+}
+
+async fn assert_synced_to(app: &TestApp, token: &str, agent_id: &str, assistant: &str) {
+    let (_, synced) = app.get(&format!("/api/agents/{agent_id}"), Some(token)).await;
+    assert_eq!(
+        (synced["vapiAssistantId"].as_str(), synced["syncStatus"].as_str()),
+        (Some(assistant), Some("synced")),
+        "{synced}"
+    );
+}
+
+/// The JSON bodies Vapi received with `verb`.
+async fn bodies_of(vapi: &MockServer, verb: &str) -> Vec<Value> {
+    vapi.received_requests()
+        .await
+        .unwrap_or_default()
+        .iter()
+        .filter(|r| r.method.as_str() == verb)
+        .map(|r| serde_json::from_slice(&r.body).expect("JSON"))
+        .collect()
+}
+
 async fn count_events(app: &TestApp, event_type: &str) -> i64 {
     sqlx::query_scalar("SELECT count(*) FROM events WHERE event_type = $1")
         .bind(event_type)
@@ -191,15 +236,7 @@ async fn two_processes_of_each_role_apply_every_event_once_and_act_once() {
 
     // The API (this test's own process) takes requests while the others work.
     for n in 0..3 {
-        let (status, body) = w
-            .app
-            .post(
-                "/api/agents",
-                Some(&w.token),
-                json!({"name": format!("Agent {n}"), "systemPrompt": "Sell.", "voice": {"provider": "openai", "voiceId": "nova"}}),
-            )
-            .await;
-        assert_eq!(status, 201, "{body}");
+        create_agent(&w.app, &w.token, &format!("Agent {n}"), "Sell.").await;
     }
     w.app
         .patch(
@@ -259,13 +296,7 @@ async fn two_processes_of_each_role_apply_every_event_once_and_act_once() {
 
 #[tokio::test]
 async fn an_agent_changed_while_its_assistant_is_created_ends_with_one_assistant() {
-    let vapi = MockServer::start().await;
-    let uri = vapi.uri();
-    let app = TestApp::spawn_with(|w| {
-        w.vapi_base_url = uri;
-        w.vapi_api_key = "key".into();
-    })
-    .await;
+    let (app, vapi) = app_with_vapi().await;
     let (token, _) = app.register("owner@race.test", "Race").await;
     Mock::given(method("POST"))
         .and(path("/assistant"))
@@ -281,14 +312,7 @@ async fn an_agent_changed_while_its_assistant_is_created_ends_with_one_assistant
         .respond_with(ResponseTemplate::new(200).set_body_json(json!({"id": "asst_slow"})))
         .mount(&vapi)
         .await;
-    let (_, agent) = app
-        .post(
-            "/api/agents",
-            Some(&token),
-            json!({"name": "Racer", "systemPrompt": "First.", "voice": {"provider": "openai", "voiceId": "nova"}}),
-        )
-        .await;
-    let agent_id = agent["id"].as_str().expect("agent id").to_owned();
+    let agent_id = create_agent(&app, &token, "Racer", "First.").await;
     app.settle().await;
 
     // The sync worker is creating the assistant when the agent is changed.
@@ -326,33 +350,15 @@ async fn an_agent_changed_while_its_assistant_is_created_ends_with_one_assistant
         1,
         "one assistant at Vapi"
     );
-    let patched: Vec<Value> = vapi
-        .received_requests()
-        .await
-        .unwrap_or_default()
-        .iter()
-        .filter(|r| r.method.as_str() == "PATCH")
-        .map(|r| serde_json::from_slice(&r.body).expect("JSON"))
-        .collect();
+    let patched = bodies_of(&vapi, "PATCH").await;
     assert_eq!(patched.len(), 1, "the change reaches the assistant that was created");
     assert_eq!(patched[0]["model"]["messages"][0]["content"], "Second.");
-    let (_, synced) = app.get(&format!("/api/agents/{agent_id}"), Some(&token)).await;
-    assert_eq!(
-        (synced["vapiAssistantId"].as_str(), synced["syncStatus"].as_str()),
-        (Some("asst_slow"), Some("synced")),
-        "{synced}"
-    );
+    assert_synced_to(&app, &token, &agent_id, "asst_slow").await;
 }
 
 #[tokio::test]
 async fn an_assistant_created_despite_an_error_answer_is_found_not_created_again() {
-    let vapi = MockServer::start().await;
-    let uri = vapi.uri();
-    let app = TestApp::spawn_with(|w| {
-        w.vapi_base_url = uri;
-        w.vapi_api_key = "key".into();
-    })
-    .await;
+    let (app, vapi) = app_with_vapi().await;
     let (token, _) = app.register("owner@ghost.test", "Ghost").await;
     // Vapi created the assistant but the answer was lost (a 504 from a proxy).
     Mock::given(method("POST"))
@@ -360,14 +366,7 @@ async fn an_assistant_created_despite_an_error_answer_is_found_not_created_again
         .respond_with(ResponseTemplate::new(504).set_body_string("Gateway Timeout"))
         .mount(&vapi)
         .await;
-    let (_, agent) = app
-        .post(
-            "/api/agents",
-            Some(&token),
-            json!({"name": "Ghost", "systemPrompt": "Boo.", "voice": {"provider": "openai", "voiceId": "nova"}}),
-        )
-        .await;
-    let agent_id = agent["id"].as_str().expect("agent id").to_owned();
+    let agent_id = create_agent(&app, &token, "Ghost", "Boo.").await;
     app.drain_work().await;
     let (_, me) = app.get("/api/auth/me", Some(&token)).await;
     let organization_id = me["organizationId"].as_str().expect("organization id").to_owned();
@@ -388,23 +387,12 @@ async fn an_assistant_created_despite_an_error_answer_is_found_not_created_again
     app.make_work_due().await;
     app.drain_work().await;
     assert_eq!(requests_to(&vapi, "POST", "/assistant").await, 1);
-    let (_, synced) = app.get(&format!("/api/agents/{agent_id}"), Some(&token)).await;
-    assert_eq!(
-        (synced["vapiAssistantId"].as_str(), synced["syncStatus"].as_str()),
-        (Some("asst_ghost"), Some("synced")),
-        "{synced}"
-    );
+    assert_synced_to(&app, &token, &agent_id, "asst_ghost").await;
 }
 
 #[tokio::test]
 async fn a_number_bought_despite_an_error_answer_is_found_not_bought_again() {
-    let vapi = MockServer::start().await;
-    let uri = vapi.uri();
-    let app = TestApp::spawn_with(|w| {
-        w.vapi_base_url = uri;
-        w.vapi_api_key = "key".into();
-    })
-    .await;
+    let (app, vapi) = app_with_vapi().await;
     let (token, _) = app.register("owner@numbers.test", "Numbers").await;
     Mock::given(method("POST"))
         .and(path("/phone-number"))
@@ -421,14 +409,7 @@ async fn a_number_bought_despite_an_error_answer_is_found_not_bought_again() {
     assert_eq!(status, 201, "{added}");
     let number_id = added["id"].as_str().expect("number id").to_owned();
     app.drain_work().await;
-    let posted: Vec<Value> = vapi
-        .received_requests()
-        .await
-        .unwrap_or_default()
-        .iter()
-        .filter(|r| r.method.as_str() == "POST")
-        .map(|r| serde_json::from_slice(&r.body).expect("JSON"))
-        .collect();
+    let posted = bodies_of(&vapi, "POST").await;
     let name = format!("vx-{}", number_id.replace('-', ""));
     assert_eq!(posted.len(), 1);
     assert_eq!(posted[0]["name"], name.as_str(), "our id names the number at Vapi");
