@@ -1,0 +1,17 @@
+//! The black-box integration tests, one module per feature, in one binary:
+//! each test binary links the whole workspace, so one is much faster to build
+//! than one per file. Real PostgreSQL, the API over HTTP, providers faked with
+//! wiremock.
+
+mod ab_testing;
+mod agents;
+mod auth;
+mod bad_input;
+mod calls;
+mod consumers;
+mod event_store;
+mod openapi;
+mod phone_numbers;
+mod runtime;
+mod slack;
+mod vapi_client;
