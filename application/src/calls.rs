@@ -12,10 +12,10 @@ use crate::event_store::{AppendRequest, EventStore};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use domain::calls::{Call, CallCommand, CallError, CallParties, CallReport};
-use domain::{Aggregate, DomainEvent, EventMetadata, ExpectedVersion, NewEvent, StreamId};
+use domain::{Aggregate, DomainEvent, EventMetadata, ExpectedVersion, StreamId};
 use futures::future::BoxFuture;
 use serde::Serialize;
-use serde_json::{json, Value};
+use serde_json::Value;
 use std::sync::Arc;
 use uuid::Uuid;
 
@@ -226,18 +226,13 @@ impl CallService {
     /// Keeps a message no organization could be found for.
     async fn record_unmatched(&self, kind: &str, call: &CallRef, key: String) -> Result<(), AppError> {
         tracing::warn!(vapi_call_id = %call.vapi_call_id, kind, "Vapi message for an unknown call; kept as unmatched");
-        let event = NewEvent {
-            event_id: Uuid::now_v7(),
-            event_type: "VapiMessageUnmatched".into(),
-            event_version: 1,
-            payload: json!({
-                "messageType": kind,
-                "vapiCallId": call.vapi_call_id,
-                "assistantId": call.vapi_assistant_id,
-                "phoneNumberId": call.vapi_phone_number_id,
-            }),
-            metadata: webhook_metadata(kind),
-        };
+        let event = domain::calls::UnmatchedVapiMessageEvent::VapiMessageUnmatched {
+            message_type: kind.to_owned(),
+            vapi_call_id: call.vapi_call_id.clone(),
+            assistant_id: call.vapi_assistant_id.clone(),
+            phone_number_id: call.vapi_phone_number_id.clone(),
+        }
+        .to_new_event(&webhook_metadata(kind));
         let request = AppendRequest::single(
             Uuid::nil(),
             StreamId::new("unmatched-vapi-call", &call.vapi_call_id),

@@ -2,7 +2,7 @@
 //! between them, and the rules that keep the split honest.
 
 use crate::aggregate::Aggregate;
-use crate::events::DomainEvent;
+use crate::domain_events;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -89,35 +89,29 @@ impl VariantSpec {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "type", content = "data")]
-pub enum VariantEvent {
-    #[serde(rename_all = "camelCase")]
-    VariantCreated {
-        organization_id: Uuid,
-        agent_id: Uuid,
-        spec: VariantSpec,
-        at: DateTime<Utc>,
-    },
-    #[serde(rename_all = "camelCase")]
-    VariantUpdated { spec: VariantSpec, at: DateTime<Utc> },
-    #[serde(rename_all = "camelCase")]
-    VariantDeleted { at: DateTime<Utc> },
-    #[serde(rename_all = "camelCase")]
-    VariantEnrolled { test_id: Uuid, at: DateTime<Utc> },
-    #[serde(rename_all = "camelCase")]
-    VariantReleased { test_id: Uuid, at: DateTime<Utc> },
-}
-
-impl DomainEvent for VariantEvent {
-    fn event_type(&self) -> &'static str {
-        match self {
-            VariantEvent::VariantCreated { .. } => "VariantCreated",
-            VariantEvent::VariantUpdated { .. } => "VariantUpdated",
-            VariantEvent::VariantDeleted { .. } => "VariantDeleted",
-            VariantEvent::VariantEnrolled { .. } => "VariantEnrolled",
-            VariantEvent::VariantReleased { .. } => "VariantReleased",
-        }
+domain_events! {
+    pub enum VariantEvent in "script-variant" {
+        /// A script variant of an agent's prompt was written. Payload: organizationId, agentId, spec {name,
+        /// prompt, isControl, trafficPercent}, at.
+        #[version(1)]
+        VariantCreated {
+            organization_id: Uuid,
+            agent_id: Uuid,
+            spec: VariantSpec,
+            at: DateTime<Utc>,
+        },
+        /// The variant's spec changed (only its name while it is in a running test). Payload: spec, at.
+        #[version(1)]
+        VariantUpdated { spec: VariantSpec, at: DateTime<Utc> },
+        /// The variant was deleted. Payload: at.
+        #[version(1)]
+        VariantDeleted { at: DateTime<Utc> },
+        /// The variant joined a running test, freezing its prompt. Payload: testId, at.
+        #[version(1)]
+        VariantEnrolled { test_id: Uuid, at: DateTime<Utc> },
+        /// The variant's test ended; it may change again. Payload: testId, at.
+        #[version(1)]
+        VariantReleased { test_id: Uuid, at: DateTime<Utc> },
     }
 }
 
@@ -245,21 +239,14 @@ impl Aggregate for Variant {
 
 // ---------------------------------------------------------------- the agent's running test
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "type", content = "data")]
-pub enum AgentExperimentEvent {
-    #[serde(rename_all = "camelCase")]
-    AgentTestStarted { test_id: Uuid, at: DateTime<Utc> },
-    #[serde(rename_all = "camelCase")]
-    AgentTestEnded { test_id: Uuid, at: DateTime<Utc> },
-}
-
-impl DomainEvent for AgentExperimentEvent {
-    fn event_type(&self) -> &'static str {
-        match self {
-            AgentExperimentEvent::AgentTestStarted { .. } => "AgentTestStarted",
-            AgentExperimentEvent::AgentTestEnded { .. } => "AgentTestEnded",
-        }
+domain_events! {
+    pub enum AgentExperimentEvent in "agent-experiments" {
+        /// The agent's running A/B test (at most one). Payload: testId, at.
+        #[version(1)]
+        AgentTestStarted { test_id: Uuid, at: DateTime<Utc> },
+        /// The agent's running test ended. Payload: testId, at.
+        #[version(1)]
+        AgentTestEnded { test_id: Uuid, at: DateTime<Utc> },
     }
 }
 
@@ -331,56 +318,54 @@ pub struct TestSettings {
     pub auto_promote: bool,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "type", content = "data")]
-pub enum AbTestEvent {
-    #[serde(rename_all = "camelCase")]
-    AbTestStarted {
-        organization_id: Uuid,
-        agent_id: Uuid,
-        settings: TestSettings,
-        variants: Vec<TestVariant>,
-        at: DateTime<Utc>,
-    },
-    #[serde(rename_all = "camelCase")]
-    AbTestPaused { at: DateTime<Utc> },
-    #[serde(rename_all = "camelCase")]
-    AbTestResumed { at: DateTime<Utc> },
-    #[serde(rename_all = "camelCase")]
-    VariantAssigned {
-        call_id: Uuid,
-        variant_id: Uuid,
-        customer_number: Option<String>,
-        at: DateTime<Utc>,
-    },
-    #[serde(rename_all = "camelCase")]
-    AbTestLookTaken {
-        look: u32,
-        finished_calls: u64,
-        winner: Option<Uuid>,
-        at: DateTime<Utc>,
-    },
-    #[serde(rename_all = "camelCase")]
-    AbTestWinnerDeclared {
-        variant_id: Uuid,
-        decided_by: String,
-        at: DateTime<Utc>,
-    },
-    #[serde(rename_all = "camelCase")]
-    AbTestCompleted { at: DateTime<Utc> },
-}
-
-impl DomainEvent for AbTestEvent {
-    fn event_type(&self) -> &'static str {
-        match self {
-            AbTestEvent::AbTestStarted { .. } => "AbTestStarted",
-            AbTestEvent::AbTestPaused { .. } => "AbTestPaused",
-            AbTestEvent::AbTestResumed { .. } => "AbTestResumed",
-            AbTestEvent::VariantAssigned { .. } => "VariantAssigned",
-            AbTestEvent::AbTestLookTaken { .. } => "AbTestLookTaken",
-            AbTestEvent::AbTestWinnerDeclared { .. } => "AbTestWinnerDeclared",
-            AbTestEvent::AbTestCompleted { .. } => "AbTestCompleted",
-        }
+domain_events! {
+    pub enum AbTestEvent in "ab-test" {
+        /// An A/B test started with a frozen copy of its variants. Payload: organizationId, agentId, settings
+        /// {name, successOutcome, minSampleSize, autoPromote}, variants [{variantId, name, prompt, isControl,
+        /// trafficPercent}], at.
+        #[version(1)]
+        AbTestStarted {
+            organization_id: Uuid,
+            agent_id: Uuid,
+            settings: TestSettings,
+            variants: Vec<TestVariant>,
+            at: DateTime<Utc>,
+        },
+        /// The test stopped assigning calls. Payload: at.
+        #[version(1)]
+        AbTestPaused { at: DateTime<Utc> },
+        /// The test assigns calls again. Payload: at.
+        #[version(1)]
+        AbTestResumed { at: DateTime<Utc> },
+        /// A call was given a variant before it started (sticky per customer number). Payload: callId,
+        /// variantId, customerNumber, at.
+        #[version(1)]
+        VariantAssigned {
+            call_id: Uuid,
+            variant_id: Uuid,
+            customer_number: Option<String>,
+            at: DateTime<Utc>,
+        },
+        /// The winner rule looked at the results once (look k at minSampleSize x 2^k finished calls). Payload:
+        /// look, finishedCalls, winner (null: no significant difference), at.
+        #[version(1)]
+        AbTestLookTaken {
+            look: u32,
+            finished_calls: u64,
+            winner: Option<Uuid>,
+            at: DateTime<Utc>,
+        },
+        /// A winner was chosen, by a person (manual) or by the sequential test. Payload: variantId, decidedBy,
+        /// at.
+        #[version(1)]
+        AbTestWinnerDeclared {
+            variant_id: Uuid,
+            decided_by: String,
+            at: DateTime<Utc>,
+        },
+        /// The test ended. Payload: at.
+        #[version(1)]
+        AbTestCompleted { at: DateTime<Utc> },
     }
 }
 

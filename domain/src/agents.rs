@@ -1,7 +1,7 @@
 //! AI voice agents: what they say, how they sound, and their copy at Vapi.
 
 use crate::aggregate::Aggregate;
-use crate::events::DomainEvent;
+use crate::domain_events;
 use crate::phone::PhoneNumber;
 use crate::voices;
 use chrono::{DateTime, Utc};
@@ -163,53 +163,53 @@ impl AgentSpec {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "type", content = "data")]
-pub enum AgentEvent {
-    #[serde(rename_all = "camelCase")]
-    AgentCreated {
-        organization_id: Uuid,
-        spec: AgentSpec,
-        created_at: DateTime<Utc>,
-    },
-    #[serde(rename_all = "camelCase")]
-    AgentUpdated { spec: AgentSpec, updated_at: DateTime<Utc> },
-    #[serde(rename_all = "camelCase")]
-    AgentActivated { at: DateTime<Utc> },
-    #[serde(rename_all = "camelCase")]
-    AgentDeactivated { at: DateTime<Utc> },
-    #[serde(rename_all = "camelCase")]
-    AgentDeleted { at: DateTime<Utc> },
-    #[serde(rename_all = "camelCase")]
-    AgentSyncedToVapi {
-        vapi_assistant_id: Option<String>,
-        revision: u32,
-        synced_at: DateTime<Utc>,
-    },
-    #[serde(rename_all = "camelCase")]
-    AgentAssistantCreationStarted { attempt: Uuid, at: DateTime<Utc> },
-    #[serde(rename_all = "camelCase")]
-    AgentSyncFailed {
-        revision: u32,
-        reason: String,
-        attempt: u32,
-        retry_at: Option<DateTime<Utc>>,
-        failed_at: DateTime<Utc>,
-    },
-}
-
-impl DomainEvent for AgentEvent {
-    fn event_type(&self) -> &'static str {
-        match self {
-            AgentEvent::AgentCreated { .. } => "AgentCreated",
-            AgentEvent::AgentUpdated { .. } => "AgentUpdated",
-            AgentEvent::AgentActivated { .. } => "AgentActivated",
-            AgentEvent::AgentDeactivated { .. } => "AgentDeactivated",
-            AgentEvent::AgentDeleted { .. } => "AgentDeleted",
-            AgentEvent::AgentSyncedToVapi { .. } => "AgentSyncedToVapi",
-            AgentEvent::AgentAssistantCreationStarted { .. } => "AgentAssistantCreationStarted",
-            AgentEvent::AgentSyncFailed { .. } => "AgentSyncFailed",
-        }
+domain_events! {
+    pub enum AgentEvent in "agent" {
+        /// An AI voice agent was created, active. Payload: organizationId, spec {name, systemPrompt,
+        /// firstMessage, voice {provider, voiceId, speed, pitch, stability}, language, transferNumber (E.164),
+        /// model {provider, model, temperature, maxTokens}}, createdAt.
+        #[version(1)]
+        AgentCreated {
+            organization_id: Uuid,
+            spec: AgentSpec,
+            created_at: DateTime<Utc>,
+        },
+        /// The agent's configuration changed; carries the complete new spec. Payload: spec, updatedAt.
+        #[version(1)]
+        AgentUpdated { spec: AgentSpec, updated_at: DateTime<Utc> },
+        /// The agent takes calls again. Payload: at.
+        #[version(1)]
+        AgentActivated { at: DateTime<Utc> },
+        /// The agent stops taking calls; its configuration is kept. Payload: at.
+        #[version(1)]
+        AgentDeactivated { at: DateTime<Utc> },
+        /// The agent was removed; its Vapi assistant is to be deleted. Payload: at.
+        #[version(1)]
+        AgentDeleted { at: DateTime<Utc> },
+        /// Vapi holds the agent as of `revision` (the count of configuration changes). Also recorded for an
+        /// older revision when a push finished after a newer change: the assistant id is a fact whatever the
+        /// revision. Payload: vapiAssistantId (null once deleted at Vapi), revision, syncedAt.
+        #[version(1)]
+        AgentSyncedToVapi {
+            vapi_assistant_id: Option<String>,
+            revision: u32,
+            synced_at: DateTime<Utc>,
+        },
+        /// The sync reactor is about to create the agent's Vapi assistant (the intent, recorded before the
+        /// request): a retry or another worker finding it looks the assistant up at Vapi by our metadata
+        /// instead of creating a second one. Payload: attempt, at.
+        #[version(1)]
+        AgentAssistantCreationStarted { attempt: Uuid, at: DateTime<Utc> },
+        /// Pushing `revision` to Vapi failed. Payload: revision, reason, attempt, retryAt (null when retries
+        /// are exhausted or the error is permanent), failedAt.
+        #[version(1)]
+        AgentSyncFailed {
+            revision: u32,
+            reason: String,
+            attempt: u32,
+            retry_at: Option<DateTime<Utc>>,
+            failed_at: DateTime<Utc>,
+        },
     }
 }
 

@@ -1,7 +1,7 @@
 //! Organizations, users, roles, sign-up, invitations and password resets.
 
 use crate::aggregate::Aggregate;
-use crate::events::DomainEvent;
+use crate::domain_events;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use std::fmt;
@@ -159,22 +159,16 @@ impl FromStr for Role {
 
 // ---------------------------------------------------------------- organization
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "type", content = "data")]
-pub enum OrganizationEvent {
-    #[serde(rename_all = "camelCase")]
-    OrganizationCreated {
-        name: String,
-        owner_user_id: Uuid,
-        created_at: DateTime<Utc>,
-    },
-}
-
-impl DomainEvent for OrganizationEvent {
-    fn event_type(&self) -> &'static str {
-        match self {
-            OrganizationEvent::OrganizationCreated { .. } => "OrganizationCreated",
-        }
+domain_events! {
+    pub enum OrganizationEvent in "organization" {
+        /// A customer organization (tenant) was created by its first owner at sign-up. Payload: name,
+        /// ownerUserId, createdAt.
+        #[version(1)]
+        OrganizationCreated {
+            name: String,
+            owner_user_id: Uuid,
+            created_at: DateTime<Utc>,
+        },
     }
 }
 
@@ -228,16 +222,12 @@ impl Aggregate for Organization {
 
 // ---------------------------------------------------------------- e-mail claim
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "type", content = "data")]
-pub enum EmailClaimEvent {
-    #[serde(rename_all = "camelCase")]
-    EmailClaimed { user_id: Uuid },
-}
-
-impl DomainEvent for EmailClaimEvent {
-    fn event_type(&self) -> &'static str {
-        "EmailClaimed"
+domain_events! {
+    pub enum EmailClaimEvent in "user-email" {
+        /// An e-mail address (normalized, stream keyed by its SHA-256) was claimed by a user; guarantees one
+        /// account per address across all organizations. Payload: userId.
+        #[version(1)]
+        EmailClaimed { user_id: Uuid },
     }
 }
 
@@ -286,41 +276,38 @@ pub enum TokenPurpose {
     Invitation,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "type", content = "data")]
-pub enum UserEvent {
-    #[serde(rename_all = "camelCase")]
-    UserRegistered {
-        organization_id: Uuid,
-        email: Email,
-        name: String,
-        role: Role,
-        password_hash: Option<String>,
-        invited_by: Option<Uuid>,
-        registered_at: DateTime<Utc>,
-    },
-    #[serde(rename_all = "camelCase")]
-    PasswordResetRequested {
-        token_hash: String,
-        purpose: TokenPurpose,
-        expires_at: DateTime<Utc>,
-        requested_at: DateTime<Utc>,
-    },
-    #[serde(rename_all = "camelCase")]
-    PasswordChanged {
-        password_hash: String,
-        token_hash: String,
-        changed_at: DateTime<Utc>,
-    },
-}
-
-impl DomainEvent for UserEvent {
-    fn event_type(&self) -> &'static str {
-        match self {
-            UserEvent::UserRegistered { .. } => "UserRegistered",
-            UserEvent::PasswordResetRequested { .. } => "PasswordResetRequested",
-            UserEvent::PasswordChanged { .. } => "PasswordChanged",
-        }
+domain_events! {
+    pub enum UserEvent in "user" {
+        /// A user joined an organization, either by sign-up (owner, with a password) or by invitation (no
+        /// password until the invitation is accepted). Payload: email, name, role, passwordHash (argon2,
+        /// optional), invitedBy (optional), registeredAt.
+        #[version(1)]
+        UserRegistered {
+            organization_id: Uuid,
+            email: Email,
+            name: String,
+            role: Role,
+            password_hash: Option<String>,
+            invited_by: Option<Uuid>,
+            registered_at: DateTime<Utc>,
+        },
+        /// A single-use token to set the password was issued (purpose reset or invitation); only its SHA-256 is
+        /// stored. Supersedes earlier unused tokens. Payload: tokenHash, purpose, expiresAt, requestedAt.
+        #[version(1)]
+        PasswordResetRequested {
+            token_hash: String,
+            purpose: TokenPurpose,
+            expires_at: DateTime<Utc>,
+            requested_at: DateTime<Utc>,
+        },
+        /// The user's password was set through a reset or invitation token, which is consumed. Payload:
+        /// passwordHash, tokenHash, changedAt.
+        #[version(1)]
+        PasswordChanged {
+            password_hash: String,
+            token_hash: String,
+            changed_at: DateTime<Utc>,
+        },
     }
 }
 
@@ -478,7 +465,7 @@ impl Aggregate for User {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::events::current_version;
+    use crate::events::{current_version, DomainEvent};
     use chrono::Duration;
 
     fn now() -> DateTime<Utc> {

@@ -1,7 +1,7 @@
 //! Phone calls handled by agents, as Vapi reports them.
 
 use crate::aggregate::Aggregate;
-use crate::events::DomainEvent;
+use crate::domain_events;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
@@ -164,55 +164,70 @@ pub struct CallParties {
     pub customer_number: Option<String>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "type", content = "data")]
-pub enum CallEvent {
-    #[serde(rename_all = "camelCase")]
-    CallRequested {
-        organization_id: Uuid,
-        parties: CallParties,
-        requested_by: Uuid,
-        requested_at: DateTime<Utc>,
-    },
-    #[serde(rename_all = "camelCase")]
-    CallPlacementStarted { attempt: Uuid, at: DateTime<Utc> },
-    #[serde(rename_all = "camelCase")]
-    CallPlacedWithVapi { vapi_call_id: String, at: DateTime<Utc> },
-    #[serde(rename_all = "camelCase")]
-    CallPlacementFailed { reason: String, at: DateTime<Utc> },
-    #[serde(rename_all = "camelCase")]
-    CallStatusUpdated {
-        parties: CallParties,
-        status: String,
-        ended_reason: Option<String>,
-        at: DateTime<Utc>,
-    },
-    #[serde(rename_all = "camelCase")]
-    CallEnded {
-        parties: CallParties,
-        report: Box<CallReport>,
-        at: DateTime<Utc>,
-    },
-    #[serde(rename_all = "camelCase")]
-    CallOutcomeRecorded {
-        outcome: String,
-        notes: Option<String>,
-        source: String,
-        at: DateTime<Utc>,
-    },
+domain_events! {
+    pub enum CallEvent in "call" {
+        /// A user asked for an outbound call. Payload: organizationId, parties {vapiCallId, direction, agentId,
+        /// phoneNumberId, customerNumber}, requestedBy, requestedAt.
+        #[version(1)]
+        CallRequested {
+            organization_id: Uuid,
+            parties: CallParties,
+            requested_by: Uuid,
+            requested_at: DateTime<Utc>,
+        },
+        /// The placement reactor is about to ask Vapi for the call (the intent, recorded before dialling): a
+        /// retry or another worker finding it looks the call up at Vapi instead of dialling again. Payload:
+        /// attempt (id of this attempt), at.
+        #[version(1)]
+        CallPlacementStarted { attempt: Uuid, at: DateTime<Utc> },
+        /// Vapi accepted the outbound call. Payload: vapiCallId, at.
+        #[version(1)]
+        CallPlacedWithVapi { vapi_call_id: String, at: DateTime<Utc> },
+        /// Vapi refused or could not be reached to place the call. Payload: reason, at.
+        #[version(1)]
+        CallPlacementFailed { reason: String, at: DateTime<Utc> },
+        /// Vapi reported a status (scheduled, queued, ringing, in-progress, forwarding, ended); late reports
+        /// are kept for the timeline but never move a call backwards. Payload: parties, status, endedReason, at
+        /// (Vapi's timestamp).
+        #[version(1)]
+        CallStatusUpdated {
+            parties: CallParties,
+            status: String,
+            ended_reason: Option<String>,
+            at: DateTime<Utc>,
+        },
+        /// Vapi's end-of-call report. Payload: parties, report {endedReason, startedAt, endedAt,
+        /// durationSeconds, cost, transcript, messages[{role, message, time, secondsFromStart}], recordingUrl,
+        /// stereoRecordingUrl, summary, structuredData, successEvaluation}, at.
+        #[version(1)]
+        CallEnded {
+            parties: CallParties,
+            report: Box<CallReport>,
+            at: DateTime<Utc>,
+        },
+        /// The call's outcome was set (qualified, appointment, sale, not_interested, callback_requested,
+        /// voicemail, no_answer, failed). Payload: outcome, notes, source (api, tool, analysis), at.
+        #[version(1)]
+        CallOutcomeRecorded {
+            outcome: String,
+            notes: Option<String>,
+            source: String,
+            at: DateTime<Utc>,
+        },
+    }
 }
 
-impl DomainEvent for CallEvent {
-    fn event_type(&self) -> &'static str {
-        match self {
-            CallEvent::CallRequested { .. } => "CallRequested",
-            CallEvent::CallPlacementStarted { .. } => "CallPlacementStarted",
-            CallEvent::CallPlacedWithVapi { .. } => "CallPlacedWithVapi",
-            CallEvent::CallPlacementFailed { .. } => "CallPlacementFailed",
-            CallEvent::CallStatusUpdated { .. } => "CallStatusUpdated",
-            CallEvent::CallEnded { .. } => "CallEnded",
-            CallEvent::CallOutcomeRecorded { .. } => "CallOutcomeRecorded",
-        }
+domain_events! {
+    pub enum UnmatchedVapiMessageEvent in "unmatched-vapi-call" {
+        /// A Vapi server message for a call no organization could be matched to; kept, not dropped. Stored
+        /// under the nil organization. Payload: messageType, vapiCallId, assistantId, phoneNumberId.
+        #[version(1)]
+        VapiMessageUnmatched {
+            message_type: String,
+            vapi_call_id: String,
+            assistant_id: Option<String>,
+            phone_number_id: Option<String>,
+        },
     }
 }
 

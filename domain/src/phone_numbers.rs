@@ -2,7 +2,7 @@
 //! they are imported with.
 
 use crate::aggregate::Aggregate;
-use crate::events::DomainEvent;
+use crate::domain_events;
 use crate::phone::PhoneNumber;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -98,53 +98,52 @@ impl NumberSource {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "type", content = "data")]
-pub enum PhoneNumberEvent {
-    #[serde(rename_all = "camelCase")]
-    PhoneNumberAdded {
-        organization_id: Uuid,
-        name: Option<String>,
-        source: NumberSource,
-        agent_id: Option<Uuid>,
-        at: DateTime<Utc>,
-    },
-    #[serde(rename_all = "camelCase")]
-    PhoneNumberAssigned { agent_id: Option<Uuid>, at: DateTime<Utc> },
-    #[serde(rename_all = "camelCase")]
-    PhoneNumberRemoved { at: DateTime<Utc> },
-    #[serde(rename_all = "camelCase")]
-    PhoneNumberSyncedToVapi {
-        vapi_phone_number_id: Option<String>,
-        number: Option<PhoneNumber>,
-        revision: u32,
-        at: DateTime<Utc>,
-    },
-    #[serde(rename_all = "camelCase")]
-    PhoneNumberSyncFailed {
-        revision: u32,
-        reason: String,
-        attempt: u32,
-        retry_at: Option<DateTime<Utc>>,
-        at: DateTime<Utc>,
-    },
-    #[serde(rename_all = "camelCase")]
-    PhoneNumberStatusChanged { status: String, at: DateTime<Utc> },
-    #[serde(rename_all = "camelCase")]
-    PhoneNumberProvisioningStarted { attempt: Uuid, at: DateTime<Utc> },
-}
-
-impl DomainEvent for PhoneNumberEvent {
-    fn event_type(&self) -> &'static str {
-        match self {
-            PhoneNumberEvent::PhoneNumberAdded { .. } => "PhoneNumberAdded",
-            PhoneNumberEvent::PhoneNumberAssigned { .. } => "PhoneNumberAssigned",
-            PhoneNumberEvent::PhoneNumberRemoved { .. } => "PhoneNumberRemoved",
-            PhoneNumberEvent::PhoneNumberSyncedToVapi { .. } => "PhoneNumberSyncedToVapi",
-            PhoneNumberEvent::PhoneNumberSyncFailed { .. } => "PhoneNumberSyncFailed",
-            PhoneNumberEvent::PhoneNumberStatusChanged { .. } => "PhoneNumberStatusChanged",
-            PhoneNumberEvent::PhoneNumberProvisioningStarted { .. } => "PhoneNumberProvisioningStarted",
-        }
+domain_events! {
+    pub enum PhoneNumberEvent in "phone-number" {
+        /// A phone number was provisioned (Vapi, by area code) or imported (twilio, vonage, telnyx, byo-sip,
+        /// with our credential id). Payload: organizationId, name, source {provider, areaCode | number +
+        /// credentialId}, agentId, at.
+        #[version(1)]
+        PhoneNumberAdded {
+            organization_id: Uuid,
+            name: Option<String>,
+            source: NumberSource,
+            agent_id: Option<Uuid>,
+            at: DateTime<Utc>,
+        },
+        /// The number now rings the given agent (null: unassigned). Payload: agentId, at.
+        #[version(1)]
+        PhoneNumberAssigned { agent_id: Option<Uuid>, at: DateTime<Utc> },
+        /// The number was removed; it is to be released at Vapi. Payload: at.
+        #[version(1)]
+        PhoneNumberRemoved { at: DateTime<Utc> },
+        /// Vapi holds the number as of `revision`. Payload: vapiPhoneNumberId (null once released), number
+        /// (E.164, as Vapi assigned it), revision, at.
+        #[version(1)]
+        PhoneNumberSyncedToVapi {
+            vapi_phone_number_id: Option<String>,
+            number: Option<PhoneNumber>,
+            revision: u32,
+            at: DateTime<Utc>,
+        },
+        /// Pushing `revision` to Vapi failed. Payload: revision, reason, attempt, retryAt (null: no more
+        /// retries), at.
+        #[version(1)]
+        PhoneNumberSyncFailed {
+            revision: u32,
+            reason: String,
+            attempt: u32,
+            retry_at: Option<DateTime<Utc>>,
+            at: DateTime<Utc>,
+        },
+        /// Vapi reports a new status for the number (monitoring). Payload: status, at.
+        #[version(1)]
+        PhoneNumberStatusChanged { status: String, at: DateTime<Utc> },
+        /// The sync reactor is about to buy or import the number at Vapi (the intent, recorded before the
+        /// request): a retry or another worker finding it looks the number up at Vapi (by the name `vx-<our
+        /// id>` or the E.164 number) instead of buying a second one. Payload: attempt, at.
+        #[version(1)]
+        PhoneNumberProvisioningStarted { attempt: Uuid, at: DateTime<Utc> },
     }
 }
 
@@ -362,35 +361,29 @@ impl Aggregate for PhoneNumberState {
 
 pub const CREDENTIAL_PROVIDERS: &[&str] = &["twilio", "vonage", "telnyx", "byo-sip-trunk"];
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "type", content = "data")]
-pub enum CredentialEvent {
-    /// `sealed` is the provider secret, encrypted at rest; `hint` a masked fragment for display.
-    #[serde(rename_all = "camelCase")]
-    CredentialAdded {
-        organization_id: Uuid,
-        provider: String,
-        name: String,
-        sealed: String,
-        hint: String,
-        at: DateTime<Utc>,
-    },
-    #[serde(rename_all = "camelCase")]
-    CredentialRegisteredWithVapi {
-        vapi_credential_id: String,
-        at: DateTime<Utc>,
-    },
-    #[serde(rename_all = "camelCase")]
-    CredentialRemoved { at: DateTime<Utc> },
-}
-
-impl DomainEvent for CredentialEvent {
-    fn event_type(&self) -> &'static str {
-        match self {
-            CredentialEvent::CredentialAdded { .. } => "CredentialAdded",
-            CredentialEvent::CredentialRegisteredWithVapi { .. } => "CredentialRegisteredWithVapi",
-            CredentialEvent::CredentialRemoved { .. } => "CredentialRemoved",
-        }
+domain_events! {
+    pub enum CredentialEvent in "credential" {
+        /// Provider credentials were stored, encrypted (XChaCha20-Poly1305, bound to the credential id).
+        /// Payload: organizationId, provider (twilio, vonage, telnyx, byo-sip-trunk), name, sealed, hint
+        /// (masked), at.
+        #[version(1)]
+        CredentialAdded {
+            organization_id: Uuid,
+            provider: String,
+            name: String,
+            sealed: String,
+            hint: String,
+            at: DateTime<Utc>,
+        },
+        /// Vapi holds the credential under this id. Payload: vapiCredentialId, at.
+        #[version(1)]
+        CredentialRegisteredWithVapi {
+            vapi_credential_id: String,
+            at: DateTime<Utc>,
+        },
+        /// The credential was deleted. Payload: at.
+        #[version(1)]
+        CredentialRemoved { at: DateTime<Utc> },
     }
 }
 

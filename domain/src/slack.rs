@@ -2,7 +2,7 @@
 //! Block Kit messages themselves.
 
 use crate::aggregate::Aggregate;
-use crate::events::DomainEvent;
+use crate::domain_events;
 use chrono::{DateTime, Duration, NaiveTime, TimeZone, Utc};
 use chrono_tz::Tz;
 use serde::{Deserialize, Serialize};
@@ -400,39 +400,35 @@ pub fn summary_message(day: chrono::NaiveDate, totals: &DayTotals, mentions: &[S
 
 // ---------------------------------------------------------------- integration aggregate
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "type", content = "data")]
-pub enum SlackEvent {
-    /// `sealed_webhook_url` is encrypted at rest; `webhook_hint` is a masked fragment.
-    #[serde(rename_all = "camelCase")]
-    SlackIntegrationConnected {
-        organization_id: Uuid,
-        workspace_name: String,
-        channel: String,
-        sealed_webhook_url: String,
-        webhook_hint: String,
-        preferences: Preferences,
-        at: DateTime<Utc>,
-    },
-    #[serde(rename_all = "camelCase")]
-    SlackPreferencesUpdated {
-        preferences: Preferences,
-        at: DateTime<Utc>,
-    },
-    #[serde(rename_all = "camelCase")]
-    SlackIntegrationBroken { reason: String, at: DateTime<Utc> },
-    #[serde(rename_all = "camelCase")]
-    SlackIntegrationDisconnected { at: DateTime<Utc> },
-}
-
-impl DomainEvent for SlackEvent {
-    fn event_type(&self) -> &'static str {
-        match self {
-            SlackEvent::SlackIntegrationConnected { .. } => "SlackIntegrationConnected",
-            SlackEvent::SlackPreferencesUpdated { .. } => "SlackPreferencesUpdated",
-            SlackEvent::SlackIntegrationBroken { .. } => "SlackIntegrationBroken",
-            SlackEvent::SlackIntegrationDisconnected { .. } => "SlackIntegrationDisconnected",
-        }
+domain_events! {
+    pub enum SlackEvent in "slack-integration" {
+        /// A Slack incoming webhook was connected. Payload: organizationId, workspaceName, channel,
+        /// sealedWebhookUrl (encrypted), webhookHint, preferences {routes
+        /// {hot_lead|appointment_booked|call_failed: {enabled, mentions}}, timezone, muteHours {start, end},
+        /// failuresBypassMute}, at.
+        #[version(1)]
+        SlackIntegrationConnected {
+            organization_id: Uuid,
+            workspace_name: String,
+            channel: String,
+            sealed_webhook_url: String,
+            webhook_hint: String,
+            preferences: Preferences,
+            at: DateTime<Utc>,
+        },
+        /// Routing, mentions, time zone or mute hours changed. Payload: preferences, at.
+        #[version(1)]
+        SlackPreferencesUpdated {
+            preferences: Preferences,
+            at: DateTime<Utc>,
+        },
+        /// Slack answered with a permanent error (revoked or invalid webhook, archived channel); delivery stops
+        /// until reconnected. Payload: reason, at.
+        #[version(1)]
+        SlackIntegrationBroken { reason: String, at: DateTime<Utc> },
+        /// The integration was removed. Payload: at.
+        #[version(1)]
+        SlackIntegrationDisconnected { at: DateTime<Utc> },
     }
 }
 
@@ -553,34 +549,29 @@ impl Aggregate for SlackIntegration {
 
 // ---------------------------------------------------------------- one notification
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "type", content = "data")]
-pub enum NotificationEvent {
-    #[serde(rename_all = "camelCase")]
-    SlackNotificationSent {
-        integration_id: Uuid,
-        kind: NotificationKind,
-        source: String,
-        at: DateTime<Utc>,
-    },
-    #[serde(rename_all = "camelCase")]
-    SlackNotificationFailed {
-        integration_id: Uuid,
-        kind: NotificationKind,
-        source: String,
-        reason: String,
-        attempt: u32,
-        retry_at: Option<DateTime<Utc>>,
-        at: DateTime<Utc>,
-    },
-}
-
-impl DomainEvent for NotificationEvent {
-    fn event_type(&self) -> &'static str {
-        match self {
-            NotificationEvent::SlackNotificationSent { .. } => "SlackNotificationSent",
-            NotificationEvent::SlackNotificationFailed { .. } => "SlackNotificationFailed",
-        }
+domain_events! {
+    pub enum NotificationEvent in "slack-notification" {
+        /// A notification reached Slack. Stream per (integration, triggering event). Payload: integrationId,
+        /// kind, source, at.
+        #[version(1)]
+        SlackNotificationSent {
+            integration_id: Uuid,
+            kind: NotificationKind,
+            source: String,
+            at: DateTime<Utc>,
+        },
+        /// A delivery attempt failed. Payload: integrationId, kind, source, reason, attempt, retryAt (null:
+        /// given up), at.
+        #[version(1)]
+        SlackNotificationFailed {
+            integration_id: Uuid,
+            kind: NotificationKind,
+            source: String,
+            reason: String,
+            attempt: u32,
+            retry_at: Option<DateTime<Utc>>,
+            at: DateTime<Utc>,
+        },
     }
 }
 

@@ -292,6 +292,22 @@ pub async fn assert_read_models_equal_rebuilds(app: &TestApp) {
     );
 }
 
+/// Decodes every event in the test's log with the current code (after
+/// upcasting): each stored event type is known and its payload matches.
+pub async fn assert_every_stored_event_decodes(pool: &PgPool) {
+    let stored: Vec<(String, i32, Value)> =
+        sqlx::query_as("SELECT event_type, event_version, payload FROM events ORDER BY global_position")
+            .fetch_all(pool)
+            .await
+            .expect("read the log");
+    assert!(!stored.is_empty());
+    for (event_type, version, payload) in stored {
+        if let Err(error) = domain::events::decode_stored(&event_type, version, payload) {
+            panic!("a stored {event_type} v{version} does not decode: {error}");
+        }
+    }
+}
+
 /// Every reactor work item, as JSON, for before/after comparisons.
 pub async fn work_snapshot(pool: &PgPool) -> Value {
     sqlx::query_scalar(

@@ -2,7 +2,7 @@
 //! assistant-request, outcomes through tool calls, results and winners.
 
 use serde_json::{json, Value};
-use voxreach_tests::{assert_read_models_equal_rebuilds, TestApp, VapiWorld};
+use voxreach_tests::{assert_every_stored_event_decodes, assert_read_models_equal_rebuilds, TestApp, VapiWorld};
 use wiremock::matchers::{method, path};
 use wiremock::{Mock, ResponseTemplate};
 
@@ -158,6 +158,7 @@ async fn a_test_finds_the_better_script_and_promotes_it() {
     assert_eq!(history["abTests"][0]["id"], test_id.as_str());
     // Every read model equals a rebuild from the start of the log.
     assert_read_models_equal_rebuilds(&w.app).await;
+    assert_every_stored_event_decodes(&w.app.db.pool).await;
     // Variants are free to change again.
     let (status, _) = w
         .app

@@ -1,7 +1,9 @@
 //! Vapi server messages in, call history and dashboard out.
 
 use serde_json::{json, Value};
-use voxreach_tests::{assert_read_models_equal_rebuilds, TestApp, VapiWorld, TEST_VAPI_SECRET};
+use voxreach_tests::{
+    assert_every_stored_event_decodes, assert_read_models_equal_rebuilds, TestApp, VapiWorld, TEST_VAPI_SECRET,
+};
 use wiremock::matchers::{method, path};
 use wiremock::{Mock, ResponseTemplate};
 
@@ -111,6 +113,7 @@ async fn a_call_is_recorded_from_its_server_messages() {
 
     // The incremental read models equal a rebuild from the start of the log.
     assert_read_models_equal_rebuilds(&w.app).await;
+    assert_every_stored_event_decodes(&w.app.db.pool).await;
 
     let (_, stats) = w.app.get("/api/dashboard/stats", Some(&w.token)).await;
     assert_eq!(stats["totalCalls"], 1);

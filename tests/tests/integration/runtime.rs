@@ -13,7 +13,9 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
-use voxreach_tests::{assert_read_models_equal_rebuilds, test_keys, TestApp, VapiWorld};
+use voxreach_tests::{
+    assert_every_stored_event_decodes, assert_read_models_equal_rebuilds, test_keys, TestApp, VapiWorld,
+};
 use wiremock::matchers::{method, path};
 use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate};
 
@@ -292,6 +294,7 @@ async fn two_processes_of_each_role_apply_every_event_once_and_act_once() {
         "{list}"
     );
     assert_read_models_equal_rebuilds(&w.app).await;
+    assert_every_stored_event_decodes(&w.app.db.pool).await;
 }
 
 #[tokio::test]

@@ -503,6 +503,7 @@ async fn the_daily_summary_goes_out_once_per_day_at_local_time() {
     assert_eq!(notifier.schedule_daily_summaries(queue.as_ref()).await.unwrap(), 0);
     w.app.drain_work().await;
     assert_eq!(integration(&w, &id).await["notificationsSent"], 1);
+    voxreach_tests::assert_every_stored_event_decodes(&w.app.db.pool).await;
 }
 
 #[tokio::test]
