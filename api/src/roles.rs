@@ -3,6 +3,7 @@
 //! (checkpoint row locks, work-queue leases, unique keys), never in memory.
 
 use crate::server::AppState;
+use application::work::ScheduledJob;
 use infrastructure::work_queue::{run_worker, WorkerConfig};
 use std::sync::Arc;
 use std::time::Duration;
@@ -17,7 +18,7 @@ pub enum Role {
     Projectors,
     /// Workers performing reactor work against outside services.
     Reactors,
-    /// Periodic jobs: number status checks, daily summaries.
+    /// Periodic jobs (`ScheduledJob`s of the features): number status checks, daily summaries.
     Scheduler,
 }
 
@@ -25,20 +26,10 @@ impl Role {
     pub const ALL: [Role; 4] = [Role::Api, Role::Projectors, Role::Reactors, Role::Scheduler];
 }
 
-/// How often the scheduler's jobs run.
-#[derive(Debug, Clone, Copy)]
+/// How often the scheduler's jobs run: each job's own period, unless overridden (tests).
+#[derive(Debug, Clone, Copy, Default)]
 pub struct SchedulerConfig {
-    pub number_checks: Duration,
-    pub summaries: Duration,
-}
-
-impl Default for SchedulerConfig {
-    fn default() -> Self {
-        Self {
-            number_checks: Duration::from_secs(300),
-            summaries: Duration::from_secs(60),
-        }
-    }
+    pub period_override: Option<Duration>,
 }
 
 /// Starts the background parts of `roles` (all but the API) until `stopped` turns true.
@@ -65,47 +56,22 @@ pub fn spawn_background(
         }
     }
     if roles.contains(&Role::Scheduler) {
-        let numbers = state.clone();
-        tasks.push(tokio::spawn(every(
-            scheduler.number_checks,
-            stopped.clone(),
-            move || {
-                let state = numbers.clone();
-                async move {
-                    match state.number_sync.check_statuses().await {
-                        Ok(changed) if changed > 0 => tracing::info!(changed, "phone number statuses changed"),
-                        Ok(_) => {}
-                        Err(error) => tracing::error!(%error, "phone number status check failed"),
-                    }
-                }
-            },
-        )));
-        let summaries = state.clone();
-        // Each summary is queued and sent once per day, however many schedulers run.
-        tasks.push(tokio::spawn(every(scheduler.summaries, stopped.clone(), move || {
-            let state = summaries.clone();
-            async move {
-                if let Err(error) = state
-                    .slack_notifier
-                    .schedule_daily_summaries(state.work_queue.as_ref())
-                    .await
-                {
-                    tracing::error!(%error, "scheduling daily summaries failed");
-                }
-            }
-        })));
+        for job in &state.scheduled {
+            let period = scheduler.period_override.unwrap_or(job.period());
+            tasks.push(tokio::spawn(every(period, job.clone(), stopped.clone())));
+        }
     }
     tasks
 }
 
 /// Runs `job` now and then every `period` until `stopped` turns true.
-async fn every<F, Fut>(period: Duration, mut stopped: watch::Receiver<bool>, job: F)
-where
-    F: Fn() -> Fut,
-    Fut: std::future::Future<Output = ()>,
-{
+async fn every(period: Duration, job: Arc<dyn ScheduledJob>, mut stopped: watch::Receiver<bool>) {
     while !*stopped.borrow() {
-        job().await;
+        match job.run().await {
+            Ok(done) if done > 0 => tracing::info!(job = job.name(), done, "scheduled job did work"),
+            Ok(_) => {}
+            Err(error) => tracing::error!(job = job.name(), %error, "scheduled job failed"),
+        }
         tokio::select! {
             _ = tokio::time::sleep(period) => {}
             _ = stopped.changed() => {}

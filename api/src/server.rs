@@ -10,9 +10,9 @@ use application::calls::{CallHistory, CallPlacement, CallService, OutboundCalls,
 use application::clock::{Clock, SystemClock};
 use application::event_store::EventStore;
 use application::phone_numbers::{NumberSync, PhoneNumberService};
+use application::providers::RetryPolicy;
 use application::slack::{SlackNotifier, SlackService};
-use application::voice::RetryPolicy;
-use application::work::{WorkHandler, WorkQueue};
+use application::work::{ScheduledJob, WorkHandler, WorkQueue};
 use chrono::Duration;
 use infrastructure::config::Keys;
 use infrastructure::event_store::{PgEventStore, EVENTS_CHANNEL};
@@ -52,6 +52,8 @@ pub struct AppState {
     pub clock: Arc<dyn Clock>,
     /// Reactors that perform queued work against outside services.
     pub workers: Vec<Arc<dyn WorkHandler>>,
+    /// Periodic jobs of the scheduler role.
+    pub scheduled: Vec<Arc<dyn ScheduledJob>>,
 }
 
 /// Everything the service needs beyond the database.
@@ -198,9 +200,17 @@ pub fn build_state(pool: PgPool, wiring: Wiring) -> AppState {
         directory: Arc::new(projections::users::PgUserDirectory::new(pool.clone())),
         public_url: wiring.public_url,
     };
+    let work_queue: Arc<dyn WorkQueue> = Arc::new(PgWorkQueue::new(pool.clone(), clock.clone()));
     AppState {
         runner: projection_runner(&pool, store),
-        work_queue: Arc::new(PgWorkQueue::new(pool.clone(), clock.clone())),
+        scheduled: vec![
+            number_sync.clone(),
+            Arc::new(application::slack::DailySummaries {
+                notifier: slack_notifier.clone(),
+                queue: work_queue.clone(),
+            }),
+        ],
+        work_queue,
         clock,
         workers: vec![
             Arc::new(agent_sync),

@@ -714,7 +714,7 @@ pub struct CallPlacement {
     pub store: Arc<dyn EventStore>,
     pub clock: Arc<dyn Clock>,
     pub voice: Arc<dyn crate::voice::VoiceProvider>,
-    pub retry: crate::voice::RetryPolicy,
+    pub retry: crate::providers::RetryPolicy,
 }
 
 impl CallPlacement {
@@ -738,7 +738,8 @@ impl crate::work::WorkHandler for CallPlacement {
     }
 
     async fn handle(&self, item: &crate::work::WorkItem) -> Result<crate::work::WorkOutcome, AppError> {
-        use crate::voice::{OutboundCall, ProviderError};
+        use crate::providers::ProviderError;
+        use crate::voice::OutboundCall;
         use crate::work::WorkOutcome;
         use domain::agents::Agent;
         use domain::phone_numbers::PhoneNumberState;

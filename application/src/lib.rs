@@ -9,6 +9,8 @@ pub mod clock;
 pub mod error;
 pub mod event_store;
 pub mod phone_numbers;
+pub mod providers;
+pub mod secrets;
 pub mod slack;
 pub mod voice;
 pub mod work;

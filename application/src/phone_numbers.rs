@@ -6,7 +6,9 @@ use crate::auth::Session;
 use crate::clock::Clock;
 use crate::error::{AppError, ErrorKind};
 use crate::event_store::EventStore;
-use crate::voice::{NumberDefinition, ProviderError, RetryPolicy, VoiceProvider};
+use crate::providers::{ProviderError, RetryPolicy};
+use crate::secrets::SecretSealer;
+use crate::voice::{NumberDefinition, VoiceProvider};
 use crate::work::{WorkHandler, WorkItem, WorkOutcome};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -23,12 +25,6 @@ use uuid::Uuid;
 
 /// Name of the reactor that mirrors numbers (and the credentials they need) to Vapi.
 pub const NUMBER_SYNC: &str = "vapi-number-sync";
-
-/// Encryption at rest, bound to a context (the owning record).
-pub trait SecretSealer: Send + Sync {
-    fn seal(&self, plaintext: &str, context: &str) -> String;
-    fn open(&self, sealed: &str, context: &str) -> Result<String, AppError>;
-}
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -550,6 +546,22 @@ impl NumberSync {
             changed += (after.version - before) as usize;
         }
         Ok(changed)
+    }
+}
+
+/// Every live number's line status is read from Vapi every five minutes.
+#[async_trait]
+impl crate::work::ScheduledJob for NumberSync {
+    fn name(&self) -> &'static str {
+        "vapi-number-status"
+    }
+
+    fn period(&self) -> std::time::Duration {
+        std::time::Duration::from_secs(300)
+    }
+
+    async fn run(&self) -> Result<usize, AppError> {
+        self.check_statuses().await
     }
 }
 

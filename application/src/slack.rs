@@ -6,8 +6,8 @@ use crate::calls::CallHistory;
 use crate::clock::Clock;
 use crate::error::{AppError, ErrorKind};
 use crate::event_store::EventStore;
-use crate::phone_numbers::SecretSealer;
-use crate::voice::{ProviderError, RetryPolicy};
+use crate::providers::{ProviderError, RetryPolicy};
+use crate::secrets::SecretSealer;
 use crate::work::{WorkHandler, WorkItem, WorkOutcome};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -234,6 +234,27 @@ impl SlackService {
                 ))
             }
         }
+    }
+}
+
+/// Queues due daily summaries, every minute.
+pub struct DailySummaries {
+    pub notifier: Arc<SlackNotifier>,
+    pub queue: Arc<dyn crate::work::WorkQueue>,
+}
+
+#[async_trait]
+impl crate::work::ScheduledJob for DailySummaries {
+    fn name(&self) -> &'static str {
+        "slack-daily-summaries"
+    }
+
+    fn period(&self) -> Duration {
+        Duration::from_secs(60)
+    }
+
+    async fn run(&self) -> Result<usize, AppError> {
+        self.notifier.schedule_daily_summaries(self.queue.as_ref()).await
     }
 }
 

@@ -60,3 +60,13 @@ pub trait WorkHandler: Send + Sync {
 pub trait ReadModelProgress: Send + Sync {
     async fn has_applied(&self, read_model: &str, at: Checkpoint) -> Result<bool, AppError>;
 }
+
+/// A periodic job of the scheduler role. Each is keyed so that however many
+/// schedulers run it, its effects happen once.
+#[async_trait]
+pub trait ScheduledJob: Send + Sync {
+    fn name(&self) -> &'static str;
+    fn period(&self) -> Duration;
+    /// Runs once; returns how many things it queued or changed.
+    async fn run(&self) -> Result<usize, AppError>;
+}

@@ -5,6 +5,7 @@ pub mod config;
 pub mod database;
 pub mod embedded_postgres;
 pub mod event_store;
+pub mod http;
 pub mod login_throttle;
 pub mod mailer;
 pub mod passwords;

@@ -73,7 +73,7 @@ impl SecretBox {
     }
 }
 
-impl application::phone_numbers::SecretSealer for SecretBox {
+impl application::secrets::SecretSealer for SecretBox {
     fn seal(&self, plaintext: &str, context: &str) -> String {
         SecretBox::seal(self, plaintext, context)
     }

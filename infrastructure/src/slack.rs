@@ -1,6 +1,6 @@
 //! Slack incoming webhooks: `POST` a Block Kit body; Slack answers `ok` or a plain-text error code.
 
-use crate::vapi::parse_retry_after;
+use crate::http::parse_retry_after;
 use application::slack::{SlackDeliveryError, SlackWebhook};
 use async_trait::async_trait;
 use reqwest::StatusCode;

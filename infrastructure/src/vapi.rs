@@ -1,8 +1,8 @@
 //! Vapi's REST API (`Authorization: Bearer <private key>`): assistants.
 
-use application::voice::{
-    AssistantDefinition, NumberDefinition, OutboundCall, ProviderError, ProviderNumber, VoiceProvider,
-};
+use crate::http::parse_retry_after;
+use application::providers::ProviderError;
+use application::voice::{AssistantDefinition, NumberDefinition, OutboundCall, ProviderNumber, VoiceProvider};
 use async_trait::async_trait;
 use domain::phone_numbers::NumberSource;
 use reqwest::header::RETRY_AFTER;
@@ -263,15 +263,6 @@ struct Listed {
 /// Records created a little before `since` count too: clocks differ.
 fn created_after(since: chrono::DateTime<chrono::Utc>) -> String {
     (since - chrono::Duration::minutes(5)).to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
-}
-
-/// `Retry-After` as seconds or as an HTTP date.
-pub fn parse_retry_after(value: &str) -> Option<Duration> {
-    if let Ok(seconds) = value.trim().parse::<u64>() {
-        return Some(Duration::from_secs(seconds));
-    }
-    let at = chrono::DateTime::parse_from_rfc2822(value.trim()).ok()?;
-    (at.with_timezone(&chrono::Utc) - chrono::Utc::now()).to_std().ok()
 }
 
 /// Maps a failed response; Vapi's error bodies carry `message` (a string or a list).

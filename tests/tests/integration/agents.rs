@@ -1,6 +1,6 @@
 //! Agents over HTTP, mirrored to a fake Vapi that answers like Vapi.
 
-use application::voice::RetryPolicy;
+use application::providers::RetryPolicy;
 use serde_json::{json, Value};
 use std::time::Duration;
 use voxreach_tests::{TestApp, TEST_VAPI_SECRET};

@@ -58,8 +58,7 @@ async fn start_process(app: &TestApp, vapi: &MockServer, roles: &[Role], stop: &
         lease: Duration::from_millis(900),
     };
     let scheduler = SchedulerConfig {
-        number_checks: Duration::from_millis(500),
-        summaries: Duration::from_millis(500),
+        period_override: Some(Duration::from_millis(500)),
     };
     let tasks = spawn_background(&state, roles, workers, scheduler, stop);
     Process { state, tasks }

@@ -1,6 +1,7 @@
 //! The Vapi client against a fake that answers like Vapi, errors included.
 
-use application::voice::{AssistantDefinition, ProviderError, VoiceProvider};
+use application::providers::ProviderError;
+use application::voice::{AssistantDefinition, VoiceProvider};
 use domain::agents::{AgentSpec, ModelSettings, VoiceSettings};
 use infrastructure::vapi::{VapiClient, VapiConfig};
 use serde_json::json;
@@ -120,7 +121,7 @@ async fn requests_carry_the_key_and_respect_vapis_limits() {
         (Some("+14155550123"), Some("active"))
     );
     assert_eq!(
-        infrastructure::vapi::parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT"),
+        infrastructure::http::parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT"),
         None,
         "past dates mean now"
     );
