@@ -22,6 +22,21 @@ fn phone(field: &str, raw: Option<String>) -> Result<Option<PhoneNumber>, ApiErr
         .transpose()
 }
 
+/// Parsed here rather than by the body's extractor, so that an unknown outcome
+/// is a 400 naming `outcomeRule`.
+fn outcome_rule(raw: serde_json::Value) -> Result<domain::calls::OutcomeRule, ApiError> {
+    serde_json::from_value(raw).map_err(|e| {
+        AppError::validation(
+            "outcomeRule",
+            format!(
+                "outcomeRule is invalid: {e}; outcomes are {}",
+                domain::calls::Outcome::listed()
+            ),
+        )
+        .into()
+    })
+}
+
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct CreateAgent {
@@ -32,7 +47,7 @@ pub struct CreateAgent {
     language: Option<String>,
     transfer_number: Option<String>,
     model: Option<ModelSettings>,
-    outcome_rule: Option<domain::calls::OutcomeRule>,
+    outcome_rule: Option<serde_json::Value>,
 }
 
 #[derive(Deserialize)]
@@ -48,7 +63,7 @@ pub struct UpdateAgent {
     transfer_number: Option<Option<String>>,
     model: Option<ModelSettings>,
     #[serde(default, deserialize_with = "nullable")]
-    outcome_rule: Option<Option<domain::calls::OutcomeRule>>,
+    outcome_rule: Option<Option<serde_json::Value>>,
 }
 
 #[derive(Deserialize)]
@@ -72,7 +87,7 @@ pub async fn create(
         language: body.language.unwrap_or_else(|| "en-US".into()),
         transfer_number: phone("transferNumber", body.transfer_number)?,
         model: body.model.unwrap_or_default(),
-        outcome_rule: body.outcome_rule,
+        outcome_rule: body.outcome_rule.map(outcome_rule).transpose()?,
     };
     Ok(HttpResponse::Created().json(state.agents.create(&caller.0, spec).await?))
 }
@@ -105,7 +120,7 @@ pub async fn update(
         language: body.language,
         transfer_number: body.transfer_number.map(|n| phone("transferNumber", n)).transpose()?,
         model: body.model,
-        outcome_rule: body.outcome_rule,
+        outcome_rule: body.outcome_rule.map(|r| r.map(outcome_rule).transpose()).transpose()?,
     };
     Ok(HttpResponse::Ok().json(state.agents.update(&caller.0, *id, changes).await?))
 }

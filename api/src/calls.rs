@@ -9,6 +9,7 @@ use application::AppError;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use chrono::{DateTime, Utc};
+use domain::calls::{CallStatus, Outcome};
 use serde::Deserialize;
 use uuid::Uuid;
 
@@ -54,6 +55,11 @@ fn one_of(field: &str, value: &Option<String>, allowed: &[&str]) -> Result<(), A
     }
 }
 
+fn parse_outcome(raw: &str) -> Result<Outcome, AppError> {
+    raw.parse()
+        .map_err(|_| AppError::validation("outcome", format!("outcome must be one of {}", Outcome::listed())))
+}
+
 pub async fn list(
     state: web::Data<AppState>,
     caller: Caller,
@@ -64,16 +70,24 @@ pub async fn list(
     if !(1..=200).contains(&limit) {
         return Err(AppError::validation("limit", "limit must be between 1 and 200").into());
     }
-    let mut statuses: Vec<&str> = domain::calls::STATUSES.to_vec();
-    statuses.extend(["requested", "failed"]);
-    one_of("status", &query.status, &statuses)?;
+    let status = query
+        .status
+        .as_deref()
+        .map(|raw| match CallStatus::parse(raw) {
+            CallStatus::Other(_) => {
+                let known = CallStatus::KNOWN.map(|s| s.as_str().to_owned()).join(", ");
+                Err(AppError::validation("status", format!("status must be one of {known}")))
+            }
+            known => Ok(known),
+        })
+        .transpose()?;
     one_of("direction", &query.direction, &["inbound", "outbound", "web"])?;
-    one_of("outcome", &query.outcome, domain::calls::OUTCOMES)?;
+    let outcome = query.outcome.as_deref().map(parse_outcome).transpose()?;
     let filter = CallFilter {
-        status: query.status,
+        status,
         agent_id: query.agent_id,
         direction: query.direction,
-        outcome: query.outcome,
+        outcome,
         phone: query.phone,
         from: query.from,
         to: query.to,
@@ -112,7 +126,7 @@ pub async fn set_outcome(
     let body = body.into_inner();
     state
         .calls
-        .set_outcome(&caller.0, *id, &body.outcome, body.notes)
+        .set_outcome(&caller.0, *id, parse_outcome(&body.outcome)?, body.notes)
         .await?;
     Ok(HttpResponse::NoContent().finish())
 }

@@ -351,7 +351,7 @@ fn schemas() -> Value {
             "number": s("string"), "credentialId": uuid, "accountSid": s("string"), "authToken": s("string"), "agentId": uuid})),
         "Assignment": object(&["agentId"], json!({"agentId": {"type": ["string", "null"], "format": "uuid"}})),
         "OutboundCall": object(&["agentId", "phoneNumberId", "customerNumber"], json!({"agentId": uuid, "phoneNumberId": uuid, "customerNumber": s("string")})),
-        "Outcome": object(&["outcome"], json!({"outcome": {"enum": domain::calls::OUTCOMES}, "notes": s("string")})),
+        "Outcome": object(&["outcome"], json!({"outcome": {"enum": domain::calls::Outcome::ALL.map(domain::calls::Outcome::as_str)}, "notes": s("string")})),
         "Variant": object(&["name", "prompt", "trafficPercent"], json!({"name": s("string"), "prompt": s("string"), "isControl": s("boolean"), "trafficPercent": s("integer")})),
         "VariantChanges": object(&[], json!({"name": s("string"), "prompt": s("string"), "isControl": s("boolean"), "trafficPercent": s("integer")})),
         "AbTest": object(&["name", "variantIds"], json!({"name": s("string"), "variantIds": {"type": "array", "items": uuid}, "successOutcome": {"enum": ["qualified", "appointment", "sale"]},

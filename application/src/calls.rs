@@ -11,7 +11,7 @@ use crate::error::{AppError, ErrorKind};
 use crate::event_store::{AppendRequest, EventStore};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use domain::calls::{Call, CallCommand, CallError, CallParties, CallReport};
+use domain::calls::{Call, CallCommand, CallError, CallParties, CallReport, CallStatus, EndedReason, Outcome};
 use domain::{Aggregate, DomainEvent, EventMetadata, ExpectedVersion, StreamId};
 use futures::future::BoxFuture;
 use serde::Serialize;
@@ -48,8 +48,8 @@ pub struct ToolCall {
 pub enum ServerMessage {
     StatusUpdate {
         call: CallRef,
-        status: String,
-        ended_reason: Option<String>,
+        status: CallStatus,
+        ended_reason: Option<EndedReason>,
         at: DateTime<Utc>,
     },
     EndOfCallReport {
@@ -378,7 +378,7 @@ impl CallService {
         &self,
         resolved: &Resolved,
         report: &CallReport,
-    ) -> Result<Option<String>, AppError> {
+    ) -> Result<Option<Outcome>, AppError> {
         use domain::agents::Agent;
         let call = load_in::<Call>(
             self.store.as_ref(),
@@ -418,7 +418,7 @@ impl CallService {
         let events = Call::decide(
             &CallCommand::RecordStatus {
                 parties: resolved.parties.clone(),
-                status: "in-progress".into(),
+                status: CallStatus::InProgress,
                 ended_reason: None,
                 at: self.clock.now(),
             },
@@ -446,7 +446,7 @@ impl CallService {
         &self,
         caller: &Session,
         call_id: Uuid,
-        outcome: &str,
+        outcome: Outcome,
         notes: Option<String>,
     ) -> Result<(), AppError> {
         record_outcome(
@@ -470,13 +470,13 @@ pub async fn record_outcome(
     clock: &dyn Clock,
     organization_id: Uuid,
     call_id: Uuid,
-    outcome: &str,
+    outcome: Outcome,
     notes: Option<String>,
     source: &str,
     idempotency_key: Option<String>,
 ) -> Result<(), AppError> {
     let command = CallCommand::RecordOutcome {
-        outcome: outcome.to_owned(),
+        outcome,
         notes,
         source: source.to_owned(),
         now: clock.now(),
@@ -510,7 +510,11 @@ impl Tool for SetCallOutcomeTool {
     }
 
     async fn run(&self, context: &ToolContext, arguments: &Value) -> Result<String, String> {
-        let outcome = arguments["outcome"].as_str().ok_or("missing argument: outcome")?;
+        let outcome: Outcome = arguments["outcome"]
+            .as_str()
+            .ok_or("missing argument: outcome")?
+            .parse()
+            .map_err(|e: domain::calls::CallError| e.to_string())?;
         let notes = arguments["notes"].as_str().map(str::to_owned);
         match record_outcome(
             self.store.as_ref(),
@@ -534,10 +538,10 @@ impl Tool for SetCallOutcomeTool {
 /// Filters of the call list; results are newest first.
 #[derive(Debug, Clone, Default)]
 pub struct CallFilter {
-    pub status: Option<String>,
+    pub status: Option<CallStatus>,
     pub agent_id: Option<Uuid>,
     pub direction: Option<String>,
-    pub outcome: Option<String>,
+    pub outcome: Option<Outcome>,
     /// Matches the customer's number (E.164 or a fragment of digits).
     pub phone: Option<String>,
     pub from: Option<DateTime<Utc>>,
@@ -556,9 +560,9 @@ pub struct CallSummary {
     pub agent_name: Option<String>,
     pub direction: Option<String>,
     pub customer_number: Option<String>,
-    pub status: String,
-    pub ended_reason: Option<String>,
-    pub outcome: Option<String>,
+    pub status: CallStatus,
+    pub ended_reason: Option<EndedReason>,
+    pub outcome: Option<Outcome>,
     pub duration_seconds: Option<f64>,
     pub cost: Option<f64>,
     pub started_at: Option<DateTime<Utc>>,

@@ -11,6 +11,7 @@ use crate::secrets::SecretSealer;
 use crate::work::{WorkHandler, WorkItem, WorkOutcome};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
+use domain::calls::CallStatus;
 use domain::slack::{
     message, CallFacts, Notification, NotificationEvent, NotificationKind, Preferences, SlackCommand, SlackError,
     SlackIntegration,
@@ -446,8 +447,8 @@ impl SlackNotifier {
         let Some(call) = self.calls.get(organization_id, call_id).await? else {
             return Ok(None);
         };
-        match (&call.summary.customer_number, call.summary.status.as_str()) {
-            (_, "ended" | "failed") | (None, _) => Ok(Some(false)),
+        match (&call.summary.customer_number, &call.summary.status) {
+            (_, CallStatus::Ended | CallStatus::Failed) | (None, _) => Ok(Some(false)),
             (Some(number), _) => self
                 .calls
                 .qualified_before(organization_id, number, call_id)
@@ -474,7 +475,7 @@ impl SlackNotifier {
             agent_name: call.summary.agent_name.clone(),
             duration_seconds: call.summary.duration_seconds,
             sentiment: text("sentiment"),
-            outcome: call.summary.outcome.clone(),
+            outcome: call.summary.outcome,
             ended_reason: call.summary.ended_reason.clone(),
             summary: call.analysis["summary"].as_str().map(str::to_owned),
         })

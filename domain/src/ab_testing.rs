@@ -2,6 +2,7 @@
 //! between them, and the rules that keep the split honest.
 
 use crate::aggregate::Aggregate;
+use crate::calls::Outcome;
 use crate::domain_events;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -47,11 +48,11 @@ pub enum SuccessOutcome {
 impl SuccessOutcome {
     /// A call converts when its outcome reached at least this stage of the
     /// funnel (qualified < appointment < sale).
-    pub fn is_met_by(self, call_outcome: &str) -> bool {
-        let stage = |outcome: &str| match outcome {
-            "qualified" => 1,
-            "appointment" => 2,
-            "sale" => 3,
+    pub fn is_met_by(self, call_outcome: Outcome) -> bool {
+        let stage = |outcome: Outcome| match outcome {
+            Outcome::Qualified => 1,
+            Outcome::Appointment => 2,
+            Outcome::Sale => 3,
             _ => 0,
         };
         let wanted = match self {
@@ -793,10 +794,10 @@ mod tests {
 
     #[test]
     fn funnel_stages_count_upwards() {
-        assert!(SuccessOutcome::Qualified.is_met_by("sale"));
-        assert!(SuccessOutcome::Appointment.is_met_by("appointment"));
-        assert!(!SuccessOutcome::Appointment.is_met_by("qualified"));
-        assert!(!SuccessOutcome::Qualified.is_met_by("not_interested"));
+        assert!(SuccessOutcome::Qualified.is_met_by(Outcome::Sale));
+        assert!(SuccessOutcome::Appointment.is_met_by(Outcome::Appointment));
+        assert!(!SuccessOutcome::Appointment.is_met_by(Outcome::Qualified));
+        assert!(!SuccessOutcome::Qualified.is_met_by(Outcome::NotInterested));
     }
 
     proptest! {

@@ -153,9 +153,6 @@ impl AgentSpec {
         }
         bounded_text("model.model", &self.model.model, 100)?;
         in_range("model.temperature", self.model.temperature, 0.0, 2.0)?;
-        if let Some(rule) = &self.outcome_rule {
-            rule.validate().map_err(|reason| invalid("outcomeRule", reason))?;
-        }
         if self.model.max_tokens.is_some_and(|t| !(1..=8192).contains(&t)) {
             return Err(invalid("model.maxTokens", "must be between 1 and 8192"));
         }

@@ -19,33 +19,184 @@ pub enum CallError {
     PlacementInProgress,
 }
 
-/// Vapi's call statuses, in the only order a call moves through them.
-pub const STATUSES: &[&str] = &["scheduled", "queued", "ringing", "in-progress", "forwarding", "ended"];
-
-/// Position of a status in the lifecycle; unknown statuses never move a call.
-pub fn status_rank(status: &str) -> i32 {
-    STATUSES.iter().position(|s| *s == status).map_or(-1, |p| p as i32)
+/// How a call went: set by the agent's analysis rule, a tool, or a person.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    Qualified,
+    Appointment,
+    Sale,
+    NotInterested,
+    CallbackRequested,
+    Voicemail,
+    NoAnswer,
+    Failed,
 }
 
-/// Outcomes a call can be marked with (by analysis, a tool, or a person).
-pub const OUTCOMES: &[&str] = &[
-    "qualified",
-    "appointment",
-    "sale",
-    "not_interested",
-    "callback_requested",
-    "voicemail",
-    "no_answer",
-    "failed",
-];
+impl Outcome {
+    pub const ALL: [Outcome; 8] = [
+        Outcome::Qualified,
+        Outcome::Appointment,
+        Outcome::Sale,
+        Outcome::NotInterested,
+        Outcome::CallbackRequested,
+        Outcome::Voicemail,
+        Outcome::NoAnswer,
+        Outcome::Failed,
+    ];
 
-/// `endedReason` values that mean a technical failure rather than a conversation ending.
-pub fn is_technical_failure(ended_reason: &str) -> bool {
-    ended_reason.starts_with("pipeline-error")
-        || ended_reason.starts_with("call.start.error")
-        || ended_reason.contains("failed-to-connect")
-        || ended_reason == "assistant-request-failed"
-        || ended_reason.starts_with("assistant-error")
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Qualified => "qualified",
+            Outcome::Appointment => "appointment",
+            Outcome::Sale => "sale",
+            Outcome::NotInterested => "not_interested",
+            Outcome::CallbackRequested => "callback_requested",
+            Outcome::Voicemail => "voicemail",
+            Outcome::NoAnswer => "no_answer",
+            Outcome::Failed => "failed",
+        }
+    }
+
+    /// "qualified, appointment, …": for error messages.
+    pub fn listed() -> String {
+        Outcome::ALL.map(Outcome::as_str).join(", ")
+    }
+}
+
+impl std::fmt::Display for Outcome {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for Outcome {
+    type Err = CallError;
+
+    fn from_str(raw: &str) -> Result<Self, CallError> {
+        Outcome::ALL
+            .into_iter()
+            .find(|o| o.as_str() == raw)
+            .ok_or_else(|| CallError::Invalid {
+                field: "outcome",
+                reason: format!("must be one of {}", Outcome::listed()),
+            })
+    }
+}
+
+/// Where a call is: ours before Vapi has it (`requested`, `failed` to place),
+/// then Vapi's statuses. A status Vapi adds later is kept as it came.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum CallStatus {
+    Requested,
+    Scheduled,
+    Queued,
+    Ringing,
+    InProgress,
+    Forwarding,
+    Ended,
+    Failed,
+    #[serde(untagged)]
+    Other(String),
+}
+
+impl CallStatus {
+    pub fn parse(raw: &str) -> Self {
+        serde_json::from_value(serde_json::Value::String(raw.to_owned())).unwrap_or(CallStatus::Other(raw.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        match self {
+            CallStatus::Requested => "requested",
+            CallStatus::Scheduled => "scheduled",
+            CallStatus::Queued => "queued",
+            CallStatus::Ringing => "ringing",
+            CallStatus::InProgress => "in-progress",
+            CallStatus::Forwarding => "forwarding",
+            CallStatus::Ended => "ended",
+            CallStatus::Failed => "failed",
+            CallStatus::Other(raw) => raw,
+        }
+    }
+
+    /// Position in Vapi's lifecycle, the only order a call moves through;
+    /// statuses outside it (ours, unknown ones) never move a call.
+    pub fn rank(&self) -> Option<u8> {
+        match self {
+            CallStatus::Scheduled => Some(0),
+            CallStatus::Queued => Some(1),
+            CallStatus::Ringing => Some(2),
+            CallStatus::InProgress => Some(3),
+            CallStatus::Forwarding => Some(4),
+            CallStatus::Ended => Some(5),
+            CallStatus::Requested | CallStatus::Failed | CallStatus::Other(_) => None,
+        }
+    }
+
+    /// Every status we know, ours and Vapi's.
+    pub const KNOWN: [CallStatus; 8] = [
+        CallStatus::Requested,
+        CallStatus::Scheduled,
+        CallStatus::Queued,
+        CallStatus::Ringing,
+        CallStatus::InProgress,
+        CallStatus::Forwarding,
+        CallStatus::Ended,
+        CallStatus::Failed,
+    ];
+}
+
+impl std::fmt::Display for CallStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Why Vapi ended a call. Values Vapi adds later, and the families of
+/// technical errors (`pipeline-error-*`, `call.start.error-*`), are kept as they came.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum EndedReason {
+    CustomerEndedCall,
+    AssistantEndedCall,
+    AssistantSaidEndCallPhrase,
+    AssistantForwardedCall,
+    CustomerBusy,
+    CustomerDidNotAnswer,
+    Voicemail,
+    SilenceTimedOut,
+    ExceededMaxDuration,
+    ManuallyCanceled,
+    TwilioFailedToConnectCall,
+    AssistantRequestFailed,
+    /// Ours: Vapi never took the call.
+    PlacementFailed,
+    #[serde(untagged)]
+    Other(String),
+}
+
+impl EndedReason {
+    pub fn parse(raw: &str) -> Self {
+        serde_json::from_value(serde_json::Value::String(raw.to_owned())).unwrap_or(EndedReason::Other(raw.to_owned()))
+    }
+
+    pub fn as_str(&self) -> String {
+        match serde_json::to_value(self) {
+            Ok(serde_json::Value::String(raw)) => raw,
+            _ => String::new(),
+        }
+    }
+
+    /// A technical failure rather than a conversation ending.
+    pub fn is_technical_failure(&self) -> bool {
+        let raw = self.as_str();
+        raw.starts_with("pipeline-error")
+            || raw.starts_with("call.start.error")
+            || raw.contains("failed-to-connect")
+            || raw == "assistant-request-failed"
+            || raw.starts_with("assistant-error")
+    }
 }
 
 /// How an agent's end-of-call analysis maps to an outcome.
@@ -57,10 +208,10 @@ pub struct OutcomeRule {
     pub structured_data_field: Option<String>,
     /// Outcome when `successEvaluation` passes (true/pass/yes, or a score at or above the threshold).
     #[serde(default)]
-    pub on_success: Option<String>,
+    pub on_success: Option<Outcome>,
     /// Outcome when it fails.
     #[serde(default)]
-    pub on_failure: Option<String>,
+    pub on_failure: Option<Outcome>,
     /// Pass mark for numeric evaluations (e.g. 7 on a 1–10 scale).
     #[serde(default)]
     pub success_threshold: Option<f64>,
@@ -79,29 +230,18 @@ impl Default for OutcomeRule {
 }
 
 impl OutcomeRule {
-    pub fn validate(&self) -> Result<(), String> {
-        for outcome in [&self.on_success, &self.on_failure].into_iter().flatten() {
-            if !OUTCOMES.contains(&outcome.as_str()) {
-                return Err(format!("{outcome:?} is not one of {}", OUTCOMES.join(", ")));
-            }
-        }
-        Ok(())
-    }
-
     /// The outcome the analysis of `report` implies, if any.
-    pub fn outcome_of(&self, report: &CallReport) -> Option<String> {
-        let from_data = self
-            .structured_data_field
-            .as_ref()
-            .and_then(|field| {
-                report
-                    .structured_data
-                    .as_ref()?
-                    .get(field)?
-                    .as_str()
-                    .map(str::to_lowercase)
-            })
-            .filter(|o| OUTCOMES.contains(&o.as_str()));
+    pub fn outcome_of(&self, report: &CallReport) -> Option<Outcome> {
+        let from_data = self.structured_data_field.as_ref().and_then(|field| {
+            report
+                .structured_data
+                .as_ref()?
+                .get(field)?
+                .as_str()?
+                .to_lowercase()
+                .parse()
+                .ok()
+        });
         if from_data.is_some() {
             return from_data;
         }
@@ -115,9 +255,9 @@ impl OutcomeRule {
                 .map(|score| score >= self.success_threshold.unwrap_or(7.0)),
         }?;
         if passed {
-            self.on_success.clone()
+            self.on_success
         } else {
-            self.on_failure.clone()
+            self.on_failure
         }
     }
 }
@@ -137,7 +277,7 @@ pub struct TranscriptMessage {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct CallReport {
-    pub ended_reason: Option<String>,
+    pub ended_reason: Option<EndedReason>,
     pub started_at: Option<DateTime<Utc>>,
     pub ended_at: Option<DateTime<Utc>>,
     pub duration_seconds: Option<f64>,
@@ -192,8 +332,8 @@ domain_events! {
         #[version(1)]
         CallStatusUpdated {
             parties: CallParties,
-            status: String,
-            ended_reason: Option<String>,
+            status: CallStatus,
+            ended_reason: Option<EndedReason>,
             at: DateTime<Utc>,
         },
         /// Vapi's end-of-call report. Payload: parties, report {endedReason, startedAt, endedAt,
@@ -209,7 +349,7 @@ domain_events! {
         /// voicemail, no_answer, failed). Payload: outcome, notes, source (api, tool, analysis), at.
         #[version(1)]
         CallOutcomeRecorded {
-            outcome: String,
+            outcome: Outcome,
             notes: Option<String>,
             source: String,
             at: DateTime<Utc>,
@@ -256,8 +396,8 @@ pub enum CallCommand {
     },
     RecordStatus {
         parties: CallParties,
-        status: String,
-        ended_reason: Option<String>,
+        status: CallStatus,
+        ended_reason: Option<EndedReason>,
         at: DateTime<Utc>,
     },
     RecordEnd {
@@ -266,7 +406,7 @@ pub enum CallCommand {
         at: DateTime<Utc>,
     },
     RecordOutcome {
-        outcome: String,
+        outcome: Outcome,
         notes: Option<String>,
         source: String,
         now: DateTime<Utc>,
@@ -276,9 +416,9 @@ pub enum CallCommand {
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Call {
     pub known: bool,
-    pub status: Option<String>,
+    pub status: Option<CallStatus>,
     pub ended: bool,
-    pub outcome: Option<String>,
+    pub outcome: Option<Outcome>,
     pub parties: CallParties,
     /// The latest placement attempt and when it began: it may have reached
     /// Vapi, so a later attempt looks it up before dialling again.
@@ -288,7 +428,7 @@ pub struct Call {
 impl Call {
     /// Still waiting to be dialled (requested, neither placed nor failed).
     pub fn awaits_placement(&self) -> bool {
-        self.parties.vapi_call_id.is_none() && !self.ended && self.status.as_deref() == Some("requested")
+        self.parties.vapi_call_id.is_none() && !self.ended && self.status == Some(CallStatus::Requested)
     }
 }
 
@@ -380,17 +520,11 @@ impl Aggregate for Call {
                 if !state.known {
                     return Err(CallError::NotFound);
                 }
-                if !OUTCOMES.contains(&outcome.as_str()) {
-                    return Err(CallError::Invalid {
-                        field: "outcome",
-                        reason: format!("must be one of {}", OUTCOMES.join(", ")),
-                    });
-                }
-                if state.outcome.as_deref() == Some(outcome.as_str()) {
+                if state.outcome == Some(*outcome) {
                     return Ok(vec![]);
                 }
                 vec![CallEvent::CallOutcomeRecorded {
-                    outcome: outcome.clone(),
+                    outcome: *outcome,
                     notes: notes.clone(),
                     source: source.clone(),
                     at: *now,
@@ -404,35 +538,35 @@ impl Aggregate for Call {
         match event {
             CallEvent::CallRequested { parties, .. } => {
                 self.parties.merge(parties);
-                self.status = Some("requested".into());
+                self.status = Some(CallStatus::Requested);
             }
             CallEvent::CallPlacementStarted { attempt, at } => {
                 self.placement_attempt = Some((*attempt, *at));
             }
             CallEvent::CallPlacedWithVapi { vapi_call_id, .. } => {
                 self.parties.vapi_call_id = Some(vapi_call_id.clone());
-                if matches!(self.status.as_deref(), None | Some("requested")) {
-                    self.status = Some("queued".into());
+                if matches!(self.status, None | Some(CallStatus::Requested)) {
+                    self.status = Some(CallStatus::Queued);
                 }
             }
             CallEvent::CallPlacementFailed { .. } => {
-                self.status = Some("failed".into());
+                self.status = Some(CallStatus::Failed);
                 self.ended = true;
             }
             CallEvent::CallStatusUpdated { parties, status, .. } => {
                 self.parties.merge(parties);
-                let current = self.status.as_deref().map_or(-1, status_rank);
-                if !self.ended && status_rank(status) > current {
+                let current = self.status.as_ref().and_then(CallStatus::rank);
+                if !self.ended && status.rank().is_some() && status.rank() > current {
                     self.status = Some(status.clone());
-                    self.ended = status == "ended";
+                    self.ended = *status == CallStatus::Ended;
                 }
             }
             CallEvent::CallEnded { parties, .. } => {
                 self.parties.merge(parties);
-                self.status = Some("ended".into());
+                self.status = Some(CallStatus::Ended);
                 self.ended = true;
             }
-            CallEvent::CallOutcomeRecorded { outcome, .. } => self.outcome = Some(outcome.clone()),
+            CallEvent::CallOutcomeRecorded { outcome, .. } => self.outcome = Some(*outcome),
         }
         self
     }
@@ -449,7 +583,7 @@ mod tests {
     fn status(s: &str) -> CallEvent {
         CallEvent::CallStatusUpdated {
             parties: CallParties::default(),
-            status: s.into(),
+            status: CallStatus::parse(s),
             ended_reason: None,
             at: at("00"),
         }
@@ -508,9 +642,9 @@ mod tests {
             at: at("30"),
         };
         let call = Call::fold(&[status("ringing"), ended, status("in-progress")]);
-        assert_eq!(call.status.as_deref(), Some("ended"));
+        assert_eq!(call.status, Some(CallStatus::Ended));
         let call = Call::fold(&[status("in-progress"), status("ringing")]);
-        assert_eq!(call.status.as_deref(), Some("in-progress"));
+        assert_eq!(call.status, Some(CallStatus::InProgress));
     }
 
     #[test]
@@ -519,7 +653,7 @@ mod tests {
         let record = |o: &str, c: &Call| {
             Call::decide(
                 &CallCommand::RecordOutcome {
-                    outcome: o.into(),
+                    outcome: o.parse()?,
                     notes: None,
                     source: "api".into(),
                     now: at("01"),
@@ -547,10 +681,8 @@ mod tests {
         };
         let default = OutcomeRule::default();
         assert_eq!(
-            default
-                .outcome_of(&report(serde_json::json!({"outcome": "Appointment"}), "true"))
-                .as_deref(),
-            Some("appointment")
+            default.outcome_of(&report(serde_json::json!({"outcome": "Appointment"}), "true")),
+            Some(Outcome::Appointment)
         );
         assert_eq!(
             default.outcome_of(&report(serde_json::json!({"outcome": "maybe"}), "true")),
@@ -558,37 +690,52 @@ mod tests {
         );
         let rule = OutcomeRule {
             structured_data_field: None,
-            on_success: Some("qualified".into()),
-            on_failure: Some("not_interested".into()),
+            on_success: Some(Outcome::Qualified),
+            on_failure: Some(Outcome::NotInterested),
             success_threshold: Some(8.0),
         };
         assert_eq!(
-            rule.outcome_of(&report(serde_json::json!({}), "pass")).as_deref(),
-            Some("qualified")
+            rule.outcome_of(&report(serde_json::json!({}), "pass")),
+            Some(Outcome::Qualified)
         );
         assert_eq!(
-            rule.outcome_of(&report(serde_json::json!({}), "9")).as_deref(),
-            Some("qualified")
+            rule.outcome_of(&report(serde_json::json!({}), "9")),
+            Some(Outcome::Qualified)
         );
         assert_eq!(
-            rule.outcome_of(&report(serde_json::json!({}), "7")).as_deref(),
-            Some("not_interested")
+            rule.outcome_of(&report(serde_json::json!({}), "7")),
+            Some(Outcome::NotInterested)
         );
         assert_eq!(rule.outcome_of(&report(serde_json::json!({}), "unclear")), None);
-        assert!(OutcomeRule {
-            on_success: Some("rich".into()),
-            ..OutcomeRule::default()
-        }
-        .validate()
-        .is_err());
+        assert!(serde_json::from_value::<OutcomeRule>(serde_json::json!({"onSuccess": "rich"})).is_err());
     }
 
     #[test]
     fn technical_failures_are_told_apart() {
-        assert!(is_technical_failure("pipeline-error-openai-llm-failed"));
-        assert!(is_technical_failure("call.start.error-get-assistant"));
-        assert!(is_technical_failure("twilio-failed-to-connect-call"));
-        assert!(!is_technical_failure("customer-ended-call"));
-        assert!(!is_technical_failure("customer-busy"));
+        let failed = |raw: &str| EndedReason::parse(raw).is_technical_failure();
+        assert!(failed("pipeline-error-openai-llm-failed"));
+        assert!(failed("call.start.error-get-assistant"));
+        assert!(failed("twilio-failed-to-connect-call"));
+        assert!(!failed("customer-ended-call"));
+        assert!(!failed("customer-busy"));
+    }
+
+    #[test]
+    fn provider_values_round_trip_known_or_not() {
+        assert_eq!(EndedReason::parse("customer-busy"), EndedReason::CustomerBusy);
+        let unknown = EndedReason::parse("pipeline-error-openai-llm-failed");
+        assert_eq!(unknown, EndedReason::Other("pipeline-error-openai-llm-failed".into()));
+        assert_eq!(
+            serde_json::to_value(&unknown).unwrap(),
+            "pipeline-error-openai-llm-failed"
+        );
+        assert_eq!(CallStatus::parse("in-progress"), CallStatus::InProgress);
+        assert_eq!(serde_json::to_value(CallStatus::InProgress).unwrap(), "in-progress");
+        assert_eq!(CallStatus::parse("teleporting").as_str(), "teleporting");
+        assert_eq!("not_interested".parse::<Outcome>(), Ok(Outcome::NotInterested));
+        assert_eq!(
+            serde_json::to_value(Outcome::CallbackRequested).unwrap(),
+            "callback_requested"
+        );
     }
 }

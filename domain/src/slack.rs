@@ -2,6 +2,7 @@
 //! Block Kit messages themselves.
 
 use crate::aggregate::Aggregate;
+use crate::calls::{EndedReason, Outcome};
 use crate::domain_events;
 use chrono::{DateTime, Duration, NaiveTime, TimeZone, Utc};
 use chrono_tz::Tz;
@@ -229,8 +230,8 @@ pub struct CallFacts {
     pub agent_name: Option<String>,
     pub duration_seconds: Option<f64>,
     pub sentiment: Option<String>,
-    pub outcome: Option<String>,
-    pub ended_reason: Option<String>,
+    pub outcome: Option<Outcome>,
+    pub ended_reason: Option<EndedReason>,
     pub summary: Option<String>,
 }
 
@@ -257,7 +258,7 @@ pub fn render_template(template: &str, facts: &CallFacts, app_url: &str) -> Resu
         agent => text(&facts.agent_name),
         duration => duration_text(facts.duration_seconds),
         sentiment => text(&facts.sentiment),
-        outcome => text(&facts.outcome),
+        outcome => text(&facts.outcome.map(|o| o.as_str().to_owned())),
         transcript_link => format!("{}/calls/{}", app_url.trim_end_matches('/'), facts.call_id),
         callback_link => facts.phone.as_ref().map(|p| format!("tel:{p}")).unwrap_or_default(),
     };
@@ -303,7 +304,12 @@ pub fn message(
             format!(
                 "A call of *{agent}* with *{}* ended with `{}`",
                 escape(who),
-                escape(facts.ended_reason.as_deref().unwrap_or("unknown"))
+                escape(
+                    &facts
+                        .ended_reason
+                        .as_ref()
+                        .map_or_else(|| "unknown".to_owned(), EndedReason::as_str)
+                )
             ),
         ),
         NotificationKind::HighValueCall => (
@@ -342,7 +348,7 @@ pub fn message(
             |label: &str, value: &str| json!({"type": "mrkdwn", "text": format!("*{label}:*\n{}", escape(value))});
         blocks.push(json!({"type": "section", "fields": [
             field("Phone", facts.phone.as_deref().unwrap_or("–")),
-            field("Outcome", facts.outcome.as_deref().unwrap_or("–")),
+            field("Outcome", facts.outcome.map_or("–", Outcome::as_str)),
             field("Call Duration", &duration_text(facts.duration_seconds)),
             field("Sentiment", facts.sentiment.as_deref().unwrap_or("–")),
         ]}));
@@ -717,7 +723,7 @@ mod tests {
             agent_name: Some("Sales Agent 1".into()),
             duration_seconds: Some(272.0),
             sentiment: Some("Very Positive".into()),
-            outcome: Some("qualified".into()),
+            outcome: Some(Outcome::Qualified),
             ..CallFacts::default()
         };
         let body = message(

@@ -4,7 +4,7 @@ use application::calls::{CallRef, ServerMessage, ToolCall};
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
 use chrono::{DateTime, TimeZone, Utc};
-use domain::calls::{CallReport, TranscriptMessage};
+use domain::calls::{CallReport, CallStatus, EndedReason, TranscriptMessage};
 use hmac::{Hmac, Mac};
 use serde_json::Value;
 use sha2::Sha256;
@@ -163,7 +163,9 @@ fn report(message: &Value) -> CallReport {
         other => Some(other.to_string()),
     };
     CallReport {
-        ended_reason: text(&message["endedReason"]).or_else(|| text(&message["call"]["endedReason"])),
+        ended_reason: text(&message["endedReason"])
+            .or_else(|| text(&message["call"]["endedReason"]))
+            .map(|raw| EndedReason::parse(&raw)),
         started_at,
         ended_at,
         duration_seconds,
@@ -241,8 +243,10 @@ pub fn parse(body: &[u8], now: DateTime<Utc>) -> Result<ServerMessage, MessageEr
     Ok(match kind {
         "status-update" => ServerMessage::StatusUpdate {
             call: call_ref(message)?,
-            status: text(&message["status"]).ok_or_else(|| malformed("message.status is missing"))?,
-            ended_reason: text(&message["endedReason"]),
+            status: text(&message["status"])
+                .map(|raw| CallStatus::parse(&raw))
+                .ok_or_else(|| malformed("message.status is missing"))?,
+            ended_reason: text(&message["endedReason"]).map(|raw| EndedReason::parse(&raw)),
             at,
         },
         "end-of-call-report" => ServerMessage::EndOfCallReport {

@@ -6,7 +6,7 @@ use application::ab_testing::{AbDirectory, DailyPoint, TestRecord, VariantCounts
 use application::AppError;
 use async_trait::async_trait;
 use domain::ab_testing::{AbTestEvent, SuccessOutcome, TestSettings, TestVariant, VariantEvent};
-use domain::calls::CallEvent;
+use domain::calls::{CallEvent, Outcome};
 use domain::events::DecodeError;
 use domain::{DomainEvent, RecordedEvent};
 use sqlx::postgres::PgRow;
@@ -24,7 +24,7 @@ fn decode_error(e: domain::events::DecodeError) -> sqlx::Error {
 }
 
 /// Funnel stages an outcome reached: (qualified, appointment, sale) as 0/1.
-fn stages(outcome: Option<&str>) -> (i64, i64, i64) {
+fn stages(outcome: Option<Outcome>) -> (i64, i64, i64) {
     let reached = |s: SuccessOutcome| i64::from(outcome.is_some_and(|o| s.is_met_by(o)));
     (
         reached(SuccessOutcome::Qualified),
@@ -227,32 +227,24 @@ async fn apply_call(conn: &mut PgConnection, event: &RecordedEvent) -> Result<()
     };
     let (test_id, variant_id): (Uuid, Uuid) = (row.get("test_id"), row.get("variant_id"));
     let was_finished: bool = row.get("finished");
-    let old_outcome: Option<String> = row.get("outcome");
+    // Stored from a typed outcome, so it parses.
+    let old_outcome: Option<Outcome> = row.get::<Option<String>, _>("outcome").and_then(|o| o.parse().ok());
     let settings: Json<TestSettings> = row.get("settings");
     let day: chrono::NaiveDate = row.get("day");
     let (finished, outcome) =
         match CallEvent::decode(&event.event_type, event.event_version, &event.payload).map_err(decode_error)? {
-            CallEvent::CallEnded { .. } => (true, old_outcome.clone()),
+            CallEvent::CallEnded { .. } => (true, old_outcome),
             CallEvent::CallOutcomeRecorded { outcome, .. } => (was_finished, Some(outcome)),
             _ => return Ok(()),
         };
-    let before = if was_finished {
-        stages(old_outcome.as_deref())
-    } else {
-        (0, 0, 0)
-    };
-    let after = if finished {
-        stages(outcome.as_deref())
-    } else {
-        (0, 0, 0)
-    };
-    let converted = |o: &Option<String>, f: bool| {
-        i64::from(f && o.as_deref().is_some_and(|o| settings.success_outcome.is_met_by(o)))
-    };
+    let before = if was_finished { stages(old_outcome) } else { (0, 0, 0) };
+    let after = if finished { stages(outcome) } else { (0, 0, 0) };
+    let converted =
+        |o: Option<Outcome>, f: bool| i64::from(f && o.is_some_and(|o| settings.success_outcome.is_met_by(o)));
     sqlx::query("UPDATE ab_assignments SET finished = $2, outcome = $3 WHERE call_id = $1")
         .bind(call_id)
         .bind(finished)
-        .bind(&outcome)
+        .bind(outcome.map(Outcome::as_str))
         .execute(&mut *conn)
         .await?;
     sqlx::query(
@@ -273,7 +265,7 @@ async fn apply_call(conn: &mut PgConnection, event: &RecordedEvent) -> Result<()
     .bind(test_id)
     .bind(variant_id)
     .bind(day)
-    .bind(converted(&outcome, finished) - converted(&old_outcome, was_finished))
+    .bind(converted(outcome, finished) - converted(old_outcome, was_finished))
     .execute(&mut *conn)
     .await?;
     Ok(())

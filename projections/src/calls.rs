@@ -7,7 +7,7 @@ use application::calls::{
 };
 use application::AppError;
 use async_trait::async_trait;
-use domain::calls::{status_rank, CallEvent, CallParties};
+use domain::calls::{CallEvent, CallParties, CallStatus, EndedReason};
 use domain::{DomainEvent, RecordedEvent};
 use serde_json::{json, Value};
 use sqlx::postgres::PgRow;
@@ -63,15 +63,20 @@ async fn touch(
     Ok(())
 }
 
+/// A status's rank in the lifecycle (-1 outside it), as the table stores it.
+fn rank_of(status: &CallStatus) -> i32 {
+    status.rank().map_or(-1, i32::from)
+}
+
 /// Moves the call forward to `status`, never backwards and never out of `ended`.
-async fn advance(conn: &mut PgConnection, id: Uuid, status: &str) -> Result<(), sqlx::Error> {
+async fn advance(conn: &mut PgConnection, id: Uuid, status: &CallStatus) -> Result<(), sqlx::Error> {
     sqlx::query(
         "UPDATE calls SET status = $2, status_rank = $3
          WHERE id = $1 AND status_rank < $3 AND status NOT IN ('ended', 'failed')",
     )
     .bind(id)
-    .bind(status)
-    .bind(status_rank(status))
+    .bind(status.as_str())
+    .bind(rank_of(status))
     .execute(conn)
     .await
     .map(|_| ())
@@ -109,7 +114,7 @@ impl ReadModel for CallsProjection {
                 } => {
                     touch(conn, event, id, parties).await?;
                     (
-                        Some("requested".to_owned()),
+                        Some(CallStatus::Requested),
                         *requested_at,
                         json!({ "requestedBy": requested_by, "agentId": parties.agent_id }),
                     )
@@ -122,8 +127,8 @@ impl ReadModel for CallsProjection {
                         ..CallParties::default()
                     };
                     touch(conn, event, id, &parties).await?;
-                    advance(conn, id, "queued").await?;
-                    (Some("queued".to_owned()), *at, json!({ "vapiCallId": vapi_call_id }))
+                    advance(conn, id, &CallStatus::Queued).await?;
+                    (Some(CallStatus::Queued), *at, json!({ "vapiCallId": vapi_call_id }))
                 }
                 CallEvent::CallPlacementFailed { reason, at } => {
                     touch(conn, event, id, &CallParties::default()).await?;
@@ -131,7 +136,7 @@ impl ReadModel for CallsProjection {
                         .bind(id)
                         .execute(&mut *conn)
                         .await?;
-                    (Some("failed".to_owned()), *at, json!({ "reason": reason }))
+                    (Some(CallStatus::Failed), *at, json!({ "reason": reason }))
                 }
                 CallEvent::CallStatusUpdated {
                     parties,
@@ -144,7 +149,7 @@ impl ReadModel for CallsProjection {
                     if ended_reason.is_some() {
                         sqlx::query("UPDATE calls SET ended_reason = COALESCE(ended_reason, $2) WHERE id = $1")
                             .bind(id)
-                            .bind(ended_reason)
+                            .bind(ended_reason.as_ref().map(EndedReason::as_str))
                             .execute(&mut *conn)
                             .await?;
                     }
@@ -164,8 +169,8 @@ impl ReadModel for CallsProjection {
                          WHERE id = $1",
                     )
                     .bind(id)
-                    .bind(status_rank("ended"))
-                    .bind(&report.ended_reason)
+                    .bind(rank_of(&CallStatus::Ended))
+                    .bind(report.ended_reason.as_ref().map(EndedReason::as_str))
                     .bind(report.started_at)
                     .bind(report.ended_at)
                     .bind(report.duration_seconds)
@@ -185,7 +190,7 @@ impl ReadModel for CallsProjection {
                         .execute(&mut *conn)
                         .await?;
                     (
-                        Some("ended".to_owned()),
+                        Some(CallStatus::Ended),
                         *at,
                         json!({ "endedReason": report.ended_reason, "durationSeconds": report.duration_seconds, "cost": report.cost }),
                     )
@@ -198,7 +203,7 @@ impl ReadModel for CallsProjection {
                 } => {
                     sqlx::query("UPDATE calls SET outcome = $2, updated_at = $3 WHERE id = $1")
                         .bind(id)
-                        .bind(outcome)
+                        .bind(outcome.as_str())
                         .bind(at)
                         .execute(&mut *conn)
                         .await?;
@@ -217,7 +222,7 @@ impl ReadModel for CallsProjection {
             .bind(event.organization_id)
             .bind(event.global_position)
             .bind(&event.event_type)
-            .bind(status)
+            .bind(status.as_ref().map(CallStatus::as_str))
             .bind(at)
             .bind(details)
             .execute(&mut *conn)
@@ -249,9 +254,10 @@ fn summary(row: &PgRow) -> CallSummary {
         agent_name: row.get("agent_name"),
         direction: row.get("direction"),
         customer_number: row.get("customer_number"),
-        status: row.get("status"),
-        ended_reason: row.get("ended_reason"),
-        outcome: row.get("outcome"),
+        status: CallStatus::parse(row.get("status")),
+        ended_reason: row.get::<Option<&str>, _>("ended_reason").map(EndedReason::parse),
+        // Written from typed outcomes only.
+        outcome: row.get::<Option<&str>, _>("outcome").and_then(|o| o.parse().ok()),
         duration_seconds: row.get("duration_seconds"),
         cost: row.get("cost"),
         started_at: row.get("started_at"),
@@ -286,10 +292,10 @@ impl CallHistory for PgCallHistory {
              LIMIT $11"
         ))
         .bind(organization_id)
-        .bind(&filter.status)
+        .bind(filter.status.as_ref().map(CallStatus::as_str))
         .bind(filter.agent_id)
         .bind(&filter.direction)
-        .bind(&filter.outcome)
+        .bind(filter.outcome.map(domain::calls::Outcome::as_str))
         .bind(phone_digits)
         .bind(filter.from)
         .bind(filter.to)
@@ -383,7 +389,7 @@ impl CallHistory for PgCallHistory {
         .await
         .map_err(failed)?
         .into_iter()
-        .filter(|r: &String| domain::calls::is_technical_failure(r))
+        .filter(|r: &String| EndedReason::parse(r).is_technical_failure())
         .collect();
         let row = sqlx::query(
             "SELECT count(*) AS calls, COALESCE(sum(duration_seconds), 0) / 60.0 AS minutes,

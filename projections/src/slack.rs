@@ -5,7 +5,7 @@ use crate::runtime::{ReadModel, Subscription, WorkOrder};
 use application::slack::{notification_key, SlackDirectory, SlackIntegrationView, SLACK_NOTIFY};
 use application::AppError;
 use async_trait::async_trait;
-use domain::calls::{is_technical_failure, CallEvent};
+use domain::calls::{CallEvent, CallStatus, EndedReason, Outcome};
 use domain::events::DecodeError;
 use domain::slack::{NotificationEvent, NotificationKind, Preferences, SlackEvent};
 use domain::{Checkpoint, DomainEvent, RecordedEvent};
@@ -117,16 +117,25 @@ impl Subscription for SlackRouter {
             return Ok(None);
         }
         let kind = match CallEvent::decode(&event.event_type, event.event_version, &event.payload)? {
-            CallEvent::CallOutcomeRecorded { outcome, .. } if outcome == "qualified" => NotificationKind::HotLead,
-            CallEvent::CallOutcomeRecorded { outcome, .. } if outcome == "appointment" => {
-                NotificationKind::AppointmentBooked
-            }
-            CallEvent::CallEnded { report, .. } if report.ended_reason.as_deref().is_some_and(is_technical_failure) => {
+            CallEvent::CallOutcomeRecorded {
+                outcome: Outcome::Qualified,
+                ..
+            } => NotificationKind::HotLead,
+            CallEvent::CallOutcomeRecorded {
+                outcome: Outcome::Appointment,
+                ..
+            } => NotificationKind::AppointmentBooked,
+            CallEvent::CallEnded { report, .. }
+                if report
+                    .ended_reason
+                    .as_ref()
+                    .is_some_and(EndedReason::is_technical_failure) =>
+            {
                 NotificationKind::CallFailed
             }
             // Whether the customer is worth it is the reactor's question, asked when it runs.
             CallEvent::CallStatusUpdated { status, parties, .. }
-                if status == "in-progress" && parties.customer_number.is_some() =>
+                if status == CallStatus::InProgress && parties.customer_number.is_some() =>
             {
                 NotificationKind::HighValueCall
             }
