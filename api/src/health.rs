@@ -36,5 +36,6 @@ pub async fn ready(state: web::Data<AppState>) -> HttpResponse {
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/health", web::get().to(live))
         .route("/health/ready", web::get().to(ready))
+        .route("/metrics", web::get().to(crate::observability::metrics))
         .route("/api/openapi.json", web::get().to(crate::openapi::serve));
 }

@@ -6,6 +6,7 @@ pub mod auth;
 pub mod calls;
 pub mod error;
 pub mod health;
+pub mod observability;
 pub mod openapi;
 pub mod phone_numbers;
 pub mod roles;

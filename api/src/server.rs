@@ -260,7 +260,7 @@ pub fn http_server(listener: TcpListener, state: Arc<AppState>) -> std::io::Resu
     let server = HttpServer::new(move || {
         App::new()
             .app_data(data.clone())
-            .wrap(tracing_actix())
+            .wrap(actix_web::middleware::from_fn(crate::observability::observe))
             .configure(configure)
             .default_service(web::to(not_found))
     })
@@ -269,9 +269,4 @@ pub fn http_server(listener: TcpListener, state: Arc<AppState>) -> std::io::Resu
     .listen(listener)?
     .run();
     Ok(server)
-}
-
-/// Request logging without headers or bodies (they carry tokens and passwords).
-fn tracing_actix() -> actix_web::middleware::Logger {
-    actix_web::middleware::Logger::new("%r %s %Dms").log_target("voxreach::http")
 }

@@ -313,6 +313,7 @@ impl AbTestingService {
         Ok(agent)
     }
 
+    #[tracing::instrument(skip_all, fields(organization_id = %caller.organization_id))]
     pub async fn create_variant(
         &self,
         caller: &Session,
@@ -369,6 +370,7 @@ impl AbTestingService {
         Ok(loaded)
     }
 
+    #[tracing::instrument(skip_all, fields(organization_id = %caller.organization_id))]
     pub async fn update_variant(
         &self,
         caller: &Session,
@@ -392,6 +394,7 @@ impl AbTestingService {
         })
     }
 
+    #[tracing::instrument(skip_all, fields(organization_id = %caller.organization_id))]
     pub async fn delete_variant(&self, caller: &Session, id: Uuid) -> Result<(), AppError> {
         let loaded = self.variant(caller, id).await?;
         let now = self.clock.now();
@@ -401,6 +404,7 @@ impl AbTestingService {
     }
 
     /// Starts a test over the given variants of the agent, freezing them.
+    #[tracing::instrument(skip_all, fields(organization_id = %caller.organization_id))]
     pub async fn start_test(
         &self,
         caller: &Session,
@@ -478,6 +482,7 @@ impl AbTestingService {
         Ok(test)
     }
 
+    #[tracing::instrument(skip_all, fields(organization_id = %caller.organization_id))]
     pub async fn set_paused(&self, caller: &Session, test_id: Uuid, paused: bool) -> Result<(), AppError> {
         let test = self.test(caller.organization_id, test_id).await?;
         let now = self.clock.now();
@@ -489,6 +494,7 @@ impl AbTestingService {
         self.execute::<AbTest>(caller, test.stream, &command).await.map(|_| ())
     }
 
+    #[tracing::instrument(skip_all, fields(organization_id = %caller.organization_id))]
     pub async fn declare_winner(&self, caller: &Session, test_id: Uuid, variant_id: Uuid) -> Result<(), AppError> {
         conclude(
             self.store.as_ref(),

@@ -121,6 +121,7 @@ impl AgentService {
         .await
     }
 
+    #[tracing::instrument(skip_all, fields(organization_id = %caller.organization_id))]
     pub async fn create(&self, caller: &Session, spec: AgentSpec) -> Result<AgentView, AppError> {
         let agent_id = Uuid::now_v7();
         let now = self.clock.now();
@@ -137,6 +138,7 @@ impl AgentService {
         view_of(agent_id, &loaded.state)
     }
 
+    #[tracing::instrument(skip_all, fields(organization_id = %caller.organization_id))]
     pub async fn update(&self, caller: &Session, agent_id: Uuid, changes: AgentChanges) -> Result<AgentView, AppError> {
         let now = self.clock.now();
         let loaded = self
@@ -151,6 +153,7 @@ impl AgentService {
         view_of(agent_id, &loaded.state)
     }
 
+    #[tracing::instrument(skip_all, fields(organization_id = %caller.organization_id))]
     pub async fn set_active(&self, caller: &Session, agent_id: Uuid, active: bool) -> Result<AgentView, AppError> {
         let now = self.clock.now();
         let loaded = self
@@ -165,6 +168,7 @@ impl AgentService {
         view_of(agent_id, &loaded.state)
     }
 
+    #[tracing::instrument(skip_all, fields(organization_id = %caller.organization_id))]
     pub async fn delete(&self, caller: &Session, agent_id: Uuid) -> Result<(), AppError> {
         let now = self.clock.now();
         self.execute(caller, agent_id, |_| Ok(AgentCommand::Delete { now }))

@@ -109,10 +109,11 @@ pub fn session_metadata(caller: &crate::auth::Session) -> EventMetadata {
     metadata(format!("user:{}", caller.user_id), "api")
 }
 
-/// Who caused events, and through which entry point.
+/// Who caused events, and through which entry point; the correlation id is
+/// the current request's or reactor item's (a fresh one outside both).
 pub fn metadata(actor: impl Into<String>, source: impl Into<String>) -> EventMetadata {
     EventMetadata {
-        correlation_id: Some(Uuid::now_v7()),
+        correlation_id: Some(crate::correlation::current().unwrap_or_else(Uuid::now_v7)),
         actor: Some(actor.into()),
         source: Some(source.into()),
         ..EventMetadata::default()

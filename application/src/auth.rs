@@ -202,6 +202,7 @@ fn split_token(token: &str) -> Option<Uuid> {
 }
 
 impl AuthService {
+    #[tracing::instrument(skip_all)]
     pub async fn register(&self, input: Registration) -> Result<SignedIn, AppError> {
         let email = Email::parse(&input.email).map_err(domain_error)?;
         validate_password(&input.password).map_err(domain_error)?;
@@ -277,6 +278,7 @@ impl AuthService {
         execute_decision(self.store.as_ref(), organization_id, DECISION_ATTEMPTS, decide).await
     }
 
+    #[tracing::instrument(skip_all)]
     pub async fn login(&self, email: &str, password: &str, client_ip: &str) -> Result<SignedIn, AppError> {
         let email_key = format!("email:{}", self.secrets.digest(&email.trim().to_lowercase()));
         let keys = [email_key.clone(), format!("ip:{client_ip}")];
@@ -353,6 +355,7 @@ impl AuthService {
     }
 
     /// Adds a user to the inviter's organization and e-mails them a link to set a password.
+    #[tracing::instrument(skip_all)]
     pub async fn invite(&self, inviter: Session, input: Invitation) -> Result<UserSummary, AppError> {
         if !inviter.role.is_manager() {
             return Err(AppError::forbidden("only owners and admins may invite users"));
@@ -415,12 +418,14 @@ impl AuthService {
         })
     }
 
+    #[tracing::instrument(skip_all)]
     pub async fn list_users(&self, session: Session, page: Page) -> Result<Vec<UserSummary>, AppError> {
         self.directory.list(session.organization_id, page).await
     }
 
     /// Always succeeds from the caller's point of view, so it reveals nothing
     /// about which addresses have accounts.
+    #[tracing::instrument(skip_all)]
     pub async fn request_password_reset(&self, raw_email: &str) -> Result<(), AppError> {
         let Some(user) = self.find_by_email(raw_email).await? else {
             return Ok(());
@@ -456,6 +461,7 @@ impl AuthService {
     }
 
     /// Sets a new password with a reset or invitation token; the token is then spent.
+    #[tracing::instrument(skip_all)]
     pub async fn confirm_password_reset(&self, token: &str, new_password: &str) -> Result<(), AppError> {
         validate_password(new_password).map_err(domain_error)?;
         let invalid = || domain_error(AuthError::InvalidResetToken);

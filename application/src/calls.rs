@@ -243,6 +243,7 @@ impl CallService {
         self.store.append(request).await.map(|_| ()).map_err(append_failed)
     }
 
+    #[tracing::instrument(skip_all)]
     pub async fn handle_vapi_message(&self, message: ServerMessage) -> Result<ServerReply, AppError> {
         match message {
             ServerMessage::StatusUpdate {
@@ -442,6 +443,7 @@ impl CallService {
     }
 
     /// Sets a call's outcome by hand.
+    #[tracing::instrument(skip_all, fields(organization_id = %caller.organization_id))]
     pub async fn set_outcome(
         &self,
         caller: &Session,
@@ -641,6 +643,7 @@ pub struct OutboundRequest {
 }
 
 impl OutboundCalls {
+    #[tracing::instrument(skip_all, fields(organization_id = %caller.organization_id))]
     pub async fn request(&self, caller: &Session, request: OutboundRequest) -> Result<Uuid, AppError> {
         use domain::agents::Agent;
         use domain::phone_numbers::PhoneNumberState;

@@ -6,6 +6,7 @@ pub mod aggregates;
 pub mod auth;
 pub mod calls;
 pub mod clock;
+pub mod correlation;
 pub mod error;
 pub mod event_store;
 pub mod phone_numbers;

@@ -195,6 +195,7 @@ impl PhoneNumberService {
         .await
     }
 
+    #[tracing::instrument(skip_all, fields(organization_id = %caller.organization_id))]
     pub async fn add_credential(
         &self,
         caller: &Session,
@@ -235,6 +236,7 @@ impl PhoneNumberService {
         self.directory.credentials(caller.organization_id).await
     }
 
+    #[tracing::instrument(skip_all, fields(organization_id = %caller.organization_id))]
     pub async fn remove_credential(&self, caller: &Session, id: Uuid) -> Result<(), AppError> {
         let now = self.clock.now();
         self.execute::<Credential>(caller, id, CredentialCommand::Remove { now })
@@ -260,6 +262,7 @@ impl PhoneNumberService {
         Ok(())
     }
 
+    #[tracing::instrument(skip_all, fields(organization_id = %caller.organization_id))]
     pub async fn add_number(
         &self,
         caller: &Session,
@@ -325,6 +328,7 @@ impl PhoneNumberService {
         })
     }
 
+    #[tracing::instrument(skip_all, fields(organization_id = %caller.organization_id))]
     pub async fn assign(&self, caller: &Session, id: Uuid, agent_id: Option<Uuid>) -> Result<(), AppError> {
         self.check_agent(caller, agent_id).await?;
         let now = self.clock.now();
@@ -333,6 +337,7 @@ impl PhoneNumberService {
             .map(|_| ())
     }
 
+    #[tracing::instrument(skip_all, fields(organization_id = %caller.organization_id))]
     pub async fn remove(&self, caller: &Session, id: Uuid) -> Result<(), AppError> {
         let now = self.clock.now();
         self.execute::<PhoneNumberState>(caller, id, PhoneNumberCommand::Remove { now })
@@ -521,6 +526,7 @@ impl NumberSync {
     }
 
     /// Polls Vapi for every live number's status and records changes.
+    #[tracing::instrument(skip_all)]
     pub async fn check_statuses(&self) -> Result<usize, AppError> {
         let mut changed = 0;
         for (organization_id, id, vapi_id) in self.directory.synced_numbers().await? {

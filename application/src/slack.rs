@@ -141,6 +141,7 @@ impl SlackService {
         .map(|_| ())
     }
 
+    #[tracing::instrument(skip_all, fields(organization_id = %caller.organization_id))]
     pub async fn connect(
         &self,
         caller: &Session,
@@ -174,6 +175,7 @@ impl SlackService {
         self.directory.integrations(caller.organization_id).await
     }
 
+    #[tracing::instrument(skip_all, fields(organization_id = %caller.organization_id))]
     pub async fn update_preferences(
         &self,
         caller: &Session,
@@ -192,6 +194,7 @@ impl SlackService {
         .map(|_| ())
     }
 
+    #[tracing::instrument(skip_all, fields(organization_id = %caller.organization_id))]
     pub async fn disconnect(&self, caller: &Session, id: Uuid) -> Result<(), AppError> {
         self.execute(caller, id, SlackCommand::Disconnect { now: self.clock.now() })
             .await
@@ -199,6 +202,7 @@ impl SlackService {
     }
 
     /// Posts a test message now; reports Slack's answer.
+    #[tracing::instrument(skip_all, fields(organization_id = %caller.organization_id))]
     pub async fn send_test(&self, caller: &Session, id: Uuid) -> Result<(), AppError> {
         let loaded = load_in::<SlackIntegration>(
             self.store.as_ref(),
@@ -292,6 +296,7 @@ impl SlackNotifier {
     /// Queues today's summary for every integration whose summary time has
     /// passed. Keyed by integration and local date: however many processes
     /// run this, each summary is queued and sent once.
+    #[tracing::instrument(skip_all)]
     pub async fn schedule_daily_summaries(&self, queue: &dyn crate::work::WorkQueue) -> Result<usize, AppError> {
         let now = self.clock.now();
         let mut queued = 0;

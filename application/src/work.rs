@@ -21,6 +21,8 @@ pub struct WorkItem {
     pub lease: Uuid,
     /// The log position of the newest event that made this work due, if an event did.
     pub trigger: Option<Checkpoint>,
+    /// The correlation id of that event: the reactor's events and logs continue its story.
+    pub correlation_id: Option<Uuid>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -285,7 +285,8 @@ impl EventStore for PgEventStore {
                         .iter()
                         .flat_map(|s| &s.events)
                         .filter_map(|e| by_id.get(&e.event_id).copied())
-                        .collect();
+                        .collect::<Vec<_>>();
+                    metrics::counter!("voxreach_events_appended_total").increment(events.len() as u64);
                     return Ok(AppendOutcome {
                         events,
                         duplicate: false,
@@ -317,6 +318,7 @@ impl EventStore for PgEventStore {
                 // The other append with this key has not committed yet; look again.
                 continue;
             }
+            metrics::counter!("voxreach_append_conflicts_total").increment(1);
             return Err(self.conflict(&request).await);
         }
     }

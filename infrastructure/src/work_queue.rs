@@ -4,6 +4,7 @@
 //! out under a slow provider and a worker that lost it cannot finish it.
 
 use application::clock::Clock;
+use application::correlation;
 use application::work::{WorkHandler, WorkItem, WorkOutcome, WorkQueue};
 use application::AppError;
 use async_trait::async_trait;
@@ -12,6 +13,7 @@ use sqlx::{PgPool, Row};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::watch;
+use tracing::Instrument;
 use uuid::Uuid;
 
 /// Due times and leases are compared with the `Clock` port's time, never the
@@ -42,7 +44,7 @@ impl WorkQueue for PgWorkQueue {
                    ORDER BY due_at LIMIT $2 FOR UPDATE SKIP LOCKED) due
              WHERE w.reactor = due.reactor AND w.work_key = due.work_key
              RETURNING w.work_key, w.organization_id, w.attempts, w.generation, w.lease_token,
-                       w.trigger_transaction_id, w.trigger_position",
+                       w.trigger_transaction_id, w.trigger_position, w.correlation_id",
         )
         .bind(reactor)
         .bind(limit)
@@ -72,6 +74,7 @@ impl WorkQueue for PgWorkQueue {
                     generation: row.get("generation"),
                     lease: row.get("lease_token"),
                     trigger,
+                    correlation_id: row.get("correlation_id"),
                 }
             })
             .collect())
@@ -196,13 +199,16 @@ pub async fn run_worker(
         let (in_flight, held) = watch::channel(items.clone());
         let heartbeat = tokio::spawn(renew_leases(queue.clone(), held, config.lease));
         for (index, item) in items.iter().enumerate() {
-            let outcome = match handler.handle(item).await {
+            let outcome = match handle_item(handler.as_ref(), item).await {
                 Ok(outcome) => outcome,
-                // Our own failure (database): try again soon.
-                Err(error) => WorkOutcome::RetryAt {
-                    due: clock.now() + chrono::Duration::seconds(30),
-                    reason: error.to_string(),
-                },
+                // Our own failure (the database): try again soon.
+                Err(error) => {
+                    tracing::error!(reactor = handler.reactor(), key = %item.key, %error, "reactor item failed");
+                    WorkOutcome::RetryAt {
+                        due: clock.now() + chrono::Duration::seconds(30),
+                        reason: error.to_string(),
+                    }
+                }
             };
             if let Err(error) = queue.finish(item, &outcome).await {
                 tracing::error!(reactor = handler.reactor(), key = %item.key, %error, "recording work outcome failed");
@@ -212,6 +218,31 @@ pub async fn run_worker(
         drop(in_flight);
         let _ = heartbeat.await;
     }
+}
+
+/// Performs one item in a span and the correlation scope of the event that
+/// caused it, and counts its outcome.
+pub async fn handle_item(handler: &dyn WorkHandler, item: &WorkItem) -> Result<WorkOutcome, AppError> {
+    let correlation_id = item.correlation_id.unwrap_or_else(Uuid::now_v7);
+    let span = tracing::info_span!(
+        "reactor_item",
+        reactor = handler.reactor(),
+        key = %item.key,
+        organization_id = %item.organization_id,
+        attempt = item.attempts + 1,
+        %correlation_id,
+    );
+    let handled = correlation::scope(correlation_id, handler.handle(item))
+        .instrument(span)
+        .await;
+    let result = match &handled {
+        Ok(WorkOutcome::Done) => "done",
+        Ok(WorkOutcome::RetryAt { .. }) => "retry",
+        Ok(WorkOutcome::GiveUp { .. }) => "gave_up",
+        Err(_) => "error",
+    };
+    metrics::counter!("voxreach_reactor_items_total", "reactor" => handler.reactor(), "outcome" => result).increment(1);
+    handled
 }
 
 /// Renews the leases of the items `held` names until the sender is dropped.

@@ -313,7 +313,7 @@ async fn advance_checkpoint(
 /// `public.reactor_work`, each item carrying the position of its newest trigger.
 async fn enqueue_work(
     conn: &mut PgConnection,
-    orders: HashMap<(&'static str, String), (Uuid, Checkpoint)>,
+    orders: HashMap<(&'static str, String), (Uuid, Checkpoint, Option<Uuid>)>,
 ) -> Result<(), sqlx::Error> {
     if orders.is_empty() {
         return Ok(());
@@ -323,28 +323,32 @@ async fn enqueue_work(
     let mut organizations = Vec::with_capacity(orders.len());
     let mut transactions = Vec::with_capacity(orders.len());
     let mut positions = Vec::with_capacity(orders.len());
-    for ((reactor, key), (organization_id, trigger)) in orders {
+    let mut correlations = Vec::with_capacity(orders.len());
+    for ((reactor, key), (organization_id, trigger, correlation_id)) in orders {
         reactors.push(reactor);
         keys.push(key);
         organizations.push(organization_id);
         transactions.push(trigger.transaction_id);
         positions.push(trigger.global_position);
+        correlations.push(correlation_id);
     }
     // `-infinity`: due at once, whatever time the reactors' clock shows.
     sqlx::query(
         "INSERT INTO public.reactor_work
-            (reactor, work_key, organization_id, due_at, trigger_transaction_id, trigger_position)
-         SELECT r, k, o, '-infinity', t, p
-         FROM UNNEST($1::text[], $2::text[], $3::uuid[], $4::bigint[], $5::bigint[]) AS w(r, k, o, t, p)
+            (reactor, work_key, organization_id, due_at, trigger_transaction_id, trigger_position, correlation_id)
+         SELECT r, k, o, '-infinity', t, p, c
+         FROM UNNEST($1::text[], $2::text[], $3::uuid[], $4::bigint[], $5::bigint[], $6::uuid[]) AS w(r, k, o, t, p, c)
          ON CONFLICT (reactor, work_key) DO UPDATE
          SET generation = reactor_work.generation + 1, due_at = '-infinity', attempts = 0, last_error = NULL,
-             trigger_transaction_id = EXCLUDED.trigger_transaction_id, trigger_position = EXCLUDED.trigger_position",
+             trigger_transaction_id = EXCLUDED.trigger_transaction_id, trigger_position = EXCLUDED.trigger_position,
+             correlation_id = EXCLUDED.correlation_id",
     )
     .bind(&reactors)
     .bind(&keys)
     .bind(&organizations)
     .bind(&transactions)
     .bind(&positions)
+    .bind(&correlations)
     .execute(conn)
     .await
     .map(|_| ())
@@ -432,6 +436,7 @@ impl ProjectionRunner {
     }
 
     /// Applies at most one batch to one consumer.
+    #[tracing::instrument(level = "debug", skip_all, fields(consumer = consumer.name()))]
     pub async fn step(&self, consumer: &Consumer) -> Result<Step, ProjectionError> {
         let name = consumer.name();
         let mut conn = self.pool.acquire().await.map_err(db(name))?;
@@ -474,7 +479,11 @@ impl ProjectionRunner {
                         .map_err(|source| ProjectionError::Decode { consumer: name, source })?;
                     if let Some(order) = routed {
                         // Later triggers of the same work supersede earlier ones.
-                        orders.insert((order.reactor, order.key), (order.organization_id, event.checkpoint()));
+                        let correlation_id = event.metadata.correlation_id;
+                        orders.insert(
+                            (order.reactor, order.key),
+                            (order.organization_id, event.checkpoint(), correlation_id),
+                        );
                     }
                 }
                 enqueue_work(&mut tx, orders).await.map_err(db(name))?;
@@ -487,6 +496,8 @@ impl ProjectionRunner {
             return Ok(Step::Applied(0));
         }
         tx.commit().await.map_err(db(name))?;
+        metrics::counter!("voxreach_consumer_events_applied_total", "consumer" => name).increment(events.len() as u64);
+        tracing::debug!(events = events.len(), "batch applied");
         Ok(Step::Applied(events.len()))
     }
 
@@ -631,6 +642,8 @@ impl ProjectionRunner {
                 .map(|oldest| (Utc::now() - oldest).num_milliseconds().max(0) as f64 / 1000.0)
                 .unwrap_or(0.0);
             let stored_version = stored.map(|(_, v)| v);
+            metrics::gauge!("voxreach_consumer_lag_events", "consumer" => name).set(backlog.events as f64);
+            metrics::gauge!("voxreach_consumer_lag_seconds", "consumer" => name).set(lag_seconds);
             statuses.push(ProjectionStatus {
                 name,
                 kind: consumer.kind(),

@@ -156,7 +156,9 @@ impl TestApp {
                     .expect("claim work");
                 for item in items {
                     handled += 1;
-                    let outcome = worker.handle(&item).await.expect("work handler");
+                    let outcome = infrastructure::work_queue::handle_item(worker.as_ref(), &item)
+                        .await
+                        .expect("work handler");
                     self.state
                         .work_queue
                         .finish(&item, &outcome)
