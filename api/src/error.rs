@@ -54,6 +54,10 @@ impl ResponseError for ApiError {
     }
 
     fn error_response(&self) -> HttpResponse {
+        // The one place a request's internal failure is logged, with its causes.
+        if self.0.kind == ErrorKind::Internal {
+            tracing::error!(error = %self.0.report(), "request failed");
+        }
         let mut response = HttpResponse::build(self.status_code());
         if let ErrorKind::TooManyRequests { retry_after } = self.0.kind {
             response.insert_header((header::RETRY_AFTER, retry_after.as_secs().max(1).to_string()));

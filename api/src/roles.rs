@@ -70,7 +70,7 @@ async fn every(period: Duration, job: Arc<dyn ScheduledJob>, mut stopped: watch:
         match job.run().await {
             Ok(done) if done > 0 => tracing::info!(job = job.name(), done, "scheduled job did work"),
             Ok(_) => {}
-            Err(error) => tracing::error!(job = job.name(), %error, "scheduled job failed"),
+            Err(error) => tracing::error!(job = job.name(), error = %error.report(), "scheduled job failed"),
         }
         tokio::select! {
             _ = tokio::time::sleep(period) => {}

@@ -90,7 +90,7 @@ pub async fn load_in<A: Aggregate>(
 pub fn append_failed(error: AppendError) -> AppError {
     match error {
         AppendError::VersionConflict { stream_id, .. } => contended(&stream_id),
-        AppendError::Store(message) => AppError::internal("appending events", message),
+        AppendError::Store(failure) => AppError::internal("appending events", failure),
     }
 }
 

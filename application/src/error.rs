@@ -2,6 +2,8 @@
 //! `code` to the stable machine-readable string of the error body.
 
 use serde_json::Value;
+use std::error::Error;
+use std::sync::Arc;
 use std::time::Duration;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -21,8 +23,22 @@ pub enum ErrorKind {
 pub struct AppError {
     pub kind: ErrorKind,
     pub code: &'static str,
+    /// What the client is told.
     pub message: String,
     pub details: Option<Value>,
+    /// What went wrong underneath (internal errors): kept for the one log line
+    /// written where the error is finally handled, never shown to clients.
+    #[source]
+    pub source: Option<Arc<dyn Error + Send + Sync>>,
+}
+
+/// An internal failure in words of ours, with its cause.
+#[derive(Debug, thiserror::Error)]
+#[error("{context}")]
+struct Failure {
+    context: String,
+    #[source]
+    cause: Box<dyn Error + Send + Sync>,
 }
 
 impl AppError {
@@ -32,6 +48,7 @@ impl AppError {
             code,
             message: message.into(),
             details: None,
+            source: None,
         }
     }
 
@@ -53,9 +70,43 @@ impl AppError {
         Self::new(ErrorKind::Forbidden, "forbidden", message)
     }
 
-    /// An infrastructure failure: logged in full here, reported to clients without detail.
-    pub fn internal(context: &str, error: impl std::fmt::Display) -> Self {
-        tracing::error!(%error, "{context}");
-        Self::new(ErrorKind::Internal, "internal_error", "an internal error occurred")
+    /// An infrastructure failure: its cause is kept (see [`AppError::report`]);
+    /// clients are told nothing more than that it happened.
+    pub fn internal(context: &str, cause: impl Into<Box<dyn Error + Send + Sync>>) -> Self {
+        let mut error = Self::new(ErrorKind::Internal, "internal_error", "an internal error occurred");
+        error.source = Some(Arc::new(Failure {
+            context: context.to_owned(),
+            cause: cause.into(),
+        }));
+        error
+    }
+
+    /// The whole story for a log line: the error and every cause below it.
+    pub fn report(&self) -> String {
+        let mut report = self.to_string();
+        let mut cause: Option<&(dyn Error + 'static)> = self.source.as_deref().map(|e| e as _);
+        while let Some(error) = cause {
+            report.push_str(": ");
+            report.push_str(&error.to_string());
+            cause = error.source();
+        }
+        report
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn internal_errors_keep_their_cause_for_the_log_not_the_client() {
+        let io = std::io::Error::other("disk on fire");
+        let error = AppError::internal("saving a call", io);
+        assert_eq!(error.message, "an internal error occurred");
+        assert!(error.source().is_some());
+        assert_eq!(
+            error.report(),
+            "internal_error: an internal error occurred: saving a call: disk on fire"
+        );
     }
 }

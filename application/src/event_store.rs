@@ -69,13 +69,34 @@ pub enum AppendError {
         expected: ExpectedVersion,
         actual: i64,
     },
-    #[error("event store failure: {0}")]
-    Store(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
 }
 
+/// A failure of the store itself (its database), with the cause.
 #[derive(Debug, Clone, thiserror::Error)]
-#[error("event store failure: {0}")]
-pub struct StoreError(pub String);
+#[error("event store failure while {doing}")]
+pub struct StoreError {
+    pub doing: &'static str,
+    #[source]
+    pub cause: std::sync::Arc<dyn std::error::Error + Send + Sync>,
+}
+
+impl StoreError {
+    pub fn new(doing: &'static str, cause: impl std::error::Error + Send + Sync + 'static) -> Self {
+        Self {
+            doing,
+            cause: std::sync::Arc::new(cause),
+        }
+    }
+}
+
+/// Store failures are equal when they say the same (for tests' comparisons of outcomes).
+impl PartialEq for StoreError {
+    fn eq(&self, other: &Self) -> bool {
+        self.doing == other.doing && self.cause.to_string() == other.cause.to_string()
+    }
+}
 
 /// Events a reader has not yet seen, for lag reporting.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -328,7 +328,7 @@ impl SlackNotifier {
             .map(|(id, day)| (Uuid::parse_str(id).ok(), day.parse::<chrono::NaiveDate>().ok()))
             .unwrap_or((None, None))
         else {
-            return Err(AppError::internal("reading a work key", &item.key));
+            return Err(AppError::internal("reading a work key", item.key.clone()));
         };
         let Some(integration) = self
             .directory
@@ -536,7 +536,7 @@ impl WorkHandler for SlackNotifier {
             return self.send_summary(item, rest).await;
         }
         let Some((kind, call_id)) = parse_key(&item.key) else {
-            return Err(AppError::internal("reading a work key", &item.key));
+            return Err(AppError::internal("reading a work key", item.key.clone()));
         };
         let organization_id = item.organization_id;
         if kind == NotificationKind::HighValueCall {

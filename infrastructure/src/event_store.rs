@@ -186,7 +186,7 @@ impl PgEventStore {
                     .await;
             let actual = match actual {
                 Ok(v) => v,
-                Err(e) => return AppendError::Store(e.to_string()),
+                Err(e) => return StoreError::new("reading a stream's version", e).into(),
             };
             let matches = match stream.expected {
                 ExpectedVersion::Any => true,
@@ -217,7 +217,7 @@ impl PgEventStore {
 }
 
 fn store_error(error: sqlx::Error) -> StoreError {
-    StoreError(error.to_string())
+    StoreError::new("reading the log", error)
 }
 
 fn appended_event(row: &PgRow) -> AppendedEvent {
@@ -295,14 +295,14 @@ impl EventStore for PgEventStore {
                 Ok(_) => None,
                 Err(error) => match unique_violation(&error) {
                     Some(constraint) => Some(constraint),
-                    None => return Err(AppendError::Store(error.to_string())),
+                    None => return Err(StoreError::new("appending", error).into()),
                 },
             };
             if let Some(key) = &request.idempotency_key {
                 let earlier = self
                     .earlier_append(request.organization_id, key)
                     .await
-                    .map_err(|e| AppendError::Store(e.0))?;
+                    .map_err(AppendError::Store)?;
                 if let Some(events) = earlier {
                     return Ok(AppendOutcome {
                         events,

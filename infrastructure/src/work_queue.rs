@@ -185,7 +185,7 @@ pub async fn run_worker(
         let items = match queue.claim(handler.reactor(), config.batch, config.lease).await {
             Ok(items) => items,
             Err(error) => {
-                tracing::error!(reactor = handler.reactor(), %error, "claiming work failed");
+                tracing::error!(reactor = handler.reactor(), error = %error.report(), "claiming work failed");
                 vec![]
             }
         };
@@ -203,7 +203,7 @@ pub async fn run_worker(
                 Ok(outcome) => outcome,
                 // Our own failure (the database): try again soon.
                 Err(error) => {
-                    tracing::error!(reactor = handler.reactor(), key = %item.key, %error, "reactor item failed");
+                    tracing::error!(reactor = handler.reactor(), key = %item.key, error = %error.report(), "reactor item failed");
                     WorkOutcome::RetryAt {
                         due: clock.now() + chrono::Duration::seconds(30),
                         reason: error.to_string(),
@@ -211,7 +211,7 @@ pub async fn run_worker(
                 }
             };
             if let Err(error) = queue.finish(item, &outcome).await {
-                tracing::error!(reactor = handler.reactor(), key = %item.key, %error, "recording work outcome failed");
+                tracing::error!(reactor = handler.reactor(), key = %item.key, error = %error.report(), "recording work outcome failed");
             }
             let _ = in_flight.send(items[index + 1..].to_vec());
         }
@@ -256,7 +256,7 @@ async fn renew_leases(queue: Arc<dyn WorkQueue>, mut held: watch::Receiver<Vec<W
                 match queue.renew(&items, lease).await {
                     Ok(lost) if !lost.is_empty() => tracing::warn!(lost = lost.len(), "leases of in-flight work were lost"),
                     Ok(_) => {}
-                    Err(error) => tracing::error!(%error, "renewing leases failed"),
+                    Err(error) => tracing::error!(error = %error.report(), "renewing leases failed"),
                 }
             }
             changed = held.changed() => if changed.is_err() { return },
