@@ -4,7 +4,7 @@
 use crate::error::{error_body, ApiError};
 use crate::server::AppState;
 use actix_web::{web, HttpRequest, HttpResponse};
-use infrastructure::vapi_messages::{is_authentic, parse};
+use infrastructure::vapi_messages::{is_authentic, parse, reply_body};
 
 /// Transcripts make end-of-call reports large.
 pub const WEBHOOK_LIMIT_BYTES: usize = 5 * 1024 * 1024;
@@ -25,7 +25,7 @@ pub async fn vapi(req: HttpRequest, state: web::Data<AppState>, body: web::Bytes
         }
     };
     let reply = state.calls.handle_vapi_message(message).await?;
-    Ok(HttpResponse::Ok().json(reply))
+    Ok(HttpResponse::Ok().json(reply_body(&reply)))
 }
 
 pub fn routes(cfg: &mut web::ServiceConfig) {

@@ -711,18 +711,10 @@ impl WorkHandler for AbDecisions {
     }
 }
 
-/// Vapi `assistantOverrides` that swap in a variant's prompt, keeping the agent's model settings.
-pub fn prompt_override(spec: &domain::agents::AgentSpec, prompt: &str) -> serde_json::Value {
-    let mut model = serde_json::json!({
-        "provider": spec.model.provider,
-        "model": spec.model.model,
-        "messages": [{ "role": "system", "content": prompt }],
-    });
-    if let Some(temperature) = spec.model.temperature {
-        model["temperature"] = serde_json::json!(temperature);
+/// The setup of a call that hears `variant`: its prompt, the agent's model settings.
+pub fn variant_setup(spec: &domain::agents::AgentSpec, variant: &TestVariant) -> crate::voice::CallSetup {
+    crate::voice::CallSetup {
+        prompt: variant.prompt.clone(),
+        model: spec.model.clone(),
     }
-    if let Some(max_tokens) = spec.model.max_tokens {
-        model["maxTokens"] = serde_json::json!(max_tokens);
-    }
-    serde_json::json!({ "model": model })
 }

@@ -72,34 +72,25 @@ pub enum ServerMessage {
 }
 
 /// Our reply to Vapi.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-#[serde(untagged)]
+/// Our answer to a server message; `infrastructure` writes it in Vapi's format.
+#[derive(Debug, Clone, PartialEq)]
 pub enum ServerReply {
-    Ack {},
-    ToolResults {
-        results: Vec<ToolResult>,
-    },
-    #[serde(rename_all = "camelCase")]
+    Ack,
+    ToolResults(Vec<ToolResult>),
+    /// The assistant that takes an inbound call, and how this call differs from it.
     Assistant {
         assistant_id: String,
-        #[serde(skip_serializing_if = "Option::is_none")]
-        assistant_overrides: Option<Value>,
+        setup: Option<crate::voice::CallSetup>,
     },
     /// Vapi speaks this to the caller and hangs up.
-    Refusal {
-        error: String,
-    },
+    Refusal(String),
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
-#[serde(rename_all = "camelCase")]
+#[derive(Debug, Clone, PartialEq)]
 pub struct ToolResult {
     pub tool_call_id: String,
     pub name: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub result: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub error: Option<String>,
+    pub outcome: Result<String, String>,
 }
 
 /// Our phone number behind a Vapi number id.
@@ -255,7 +246,7 @@ impl CallService {
                 let key = format!("vapi:{}:status-update:{status}", call.vapi_call_id);
                 let Some(resolved) = self.resolve(&call).await? else {
                     self.record_unmatched("status-update", &call, key).await?;
-                    return Ok(ServerReply::Ack {});
+                    return Ok(ServerReply::Ack);
                 };
                 let events = Call::decide(
                     &CallCommand::RecordStatus {
@@ -268,13 +259,13 @@ impl CallService {
                 )
                 .map_err(call_error)?;
                 self.record(&resolved, &events, key, "status-update").await?;
-                Ok(ServerReply::Ack {})
+                Ok(ServerReply::Ack)
             }
             ServerMessage::EndOfCallReport { call, report, at } => {
                 let key = format!("vapi:{}:end-of-call-report", call.vapi_call_id);
                 let Some(resolved) = self.resolve(&call).await? else {
                     self.record_unmatched("end-of-call-report", &call, key).await?;
-                    return Ok(ServerReply::Ack {});
+                    return Ok(ServerReply::Ack);
                 };
                 let analysed = self.outcome_from_analysis(&resolved, &report).await?;
                 let mut events = Call::decide(
@@ -295,7 +286,7 @@ impl CallService {
                     });
                 }
                 self.record(&resolved, &events, key, "end-of-call-report").await?;
-                Ok(ServerReply::Ack {})
+                Ok(ServerReply::Ack)
             }
             ServerMessage::ToolCalls { call, calls } => {
                 let resolved = self.resolve(&call).await?;
@@ -308,21 +299,16 @@ impl CallService {
                         None => Err("this call is not known to VoxReach".to_owned()),
                         Some(resolved) => self.run_tool(resolved, &tool_call).await,
                     };
-                    let (result, error) = match outcome {
-                        Ok(text) => (Some(text), None),
-                        Err(message) => (None, Some(message)),
-                    };
                     results.push(ToolResult {
                         tool_call_id: tool_call.id,
                         name: tool_call.name,
-                        result,
-                        error,
+                        outcome,
                     });
                 }
-                Ok(ServerReply::ToolResults { results })
+                Ok(ServerReply::ToolResults(results))
             }
             ServerMessage::AssistantRequest { call } => self.choose_assistant(&call).await,
-            ServerMessage::Other { .. } => Ok(ServerReply::Ack {}),
+            ServerMessage::Other { .. } => Ok(ServerReply::Ack),
         }
     }
 
@@ -330,9 +316,7 @@ impl CallService {
     /// test, the variant: assigned before the call starts.
     async fn choose_assistant(&self, call: &CallRef) -> Result<ServerReply, AppError> {
         use domain::agents::Agent;
-        let unavailable = || ServerReply::Refusal {
-            error: "Sorry, this number cannot take calls right now.".into(),
-        };
+        let unavailable = || ServerReply::Refusal("Sorry, this number cannot take calls right now.".into());
         let Some(resolved) = self.resolve(call).await? else {
             self.record_unmatched(
                 "assistant-request",
@@ -369,7 +353,7 @@ impl CallService {
         .await?;
         Ok(ServerReply::Assistant {
             assistant_id: assistant_id.clone(),
-            assistant_overrides: variant.map(|v| crate::ab_testing::prompt_override(spec, &v.prompt)),
+            setup: variant.map(|v| crate::ab_testing::variant_setup(spec, &v)),
         })
     }
 
@@ -820,8 +804,8 @@ impl crate::work::WorkHandler for CallPlacement {
             vapi_phone_number_id: vapi_number.clone(),
             customer_number: customer.clone(),
             customer_name: None,
-            assistant_overrides: match (&agent.state.spec, variant) {
-                (Some(spec), Some(variant)) => Some(crate::ab_testing::prompt_override(spec, &variant.prompt)),
+            setup: match (&agent.state.spec, variant) {
+                (Some(spec), Some(variant)) => Some(crate::ab_testing::variant_setup(spec, &variant)),
                 _ => None,
             },
         };

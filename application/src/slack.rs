@@ -13,8 +13,8 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use domain::calls::CallStatus;
 use domain::slack::{
-    message, CallFacts, Notification, NotificationEvent, NotificationKind, Preferences, SlackCommand, SlackError,
-    SlackIntegration,
+    message, CallFacts, Notice, Notification, NotificationEvent, NotificationKind, Preferences, SlackCommand,
+    SlackError, SlackIntegration,
 };
 use domain::{Aggregate, Checkpoint};
 use serde::Serialize;
@@ -45,7 +45,8 @@ pub enum SlackDeliveryError {
 
 #[async_trait]
 pub trait SlackWebhook: Send + Sync {
-    async fn post(&self, webhook_url: &str, body: &Value) -> Result<(), SlackDeliveryError>;
+    /// Posts `notice`, rendered in Slack's format, to an incoming webhook.
+    async fn post(&self, webhook_url: &str, notice: &Notice) -> Result<(), SlackDeliveryError>;
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -359,7 +360,7 @@ impl SlackNotifier {
         item: &WorkItem,
         integration: &SlackIntegrationView,
         kind: NotificationKind,
-        body: Value,
+        body: Notice,
     ) -> Result<WorkOutcome, AppError> {
         let organization_id = item.organization_id;
         let now = self.clock.now();

@@ -35,6 +35,14 @@ pub struct ProviderNumber {
     pub status: Option<String>,
 }
 
+/// A call's own version of the agent: an A/B variant's prompt, with the
+/// agent's model settings. The voice client turns it into its provider's overrides.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CallSetup {
+    pub prompt: String,
+    pub model: domain::agents::ModelSettings,
+}
+
 /// An outbound call to place.
 #[derive(Debug, Clone, PartialEq)]
 pub struct OutboundCall {
@@ -45,8 +53,8 @@ pub struct OutboundCall {
     pub vapi_phone_number_id: String,
     pub customer_number: String,
     pub customer_name: Option<String>,
-    /// Per-call changes to the assistant (variable values, prompt overrides).
-    pub assistant_overrides: Option<serde_json::Value>,
+    /// How this call's assistant differs from the agent's, if it does.
+    pub setup: Option<CallSetup>,
 }
 
 #[async_trait]

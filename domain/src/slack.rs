@@ -1,5 +1,5 @@
-//! Slack notifications: integrations, what goes where, mute hours, and the
-//! Block Kit messages themselves.
+//! Slack notifications: integrations, what goes where, mute hours, and what
+//! each notification says (rendered as Block Kit by `infrastructure`).
 
 use crate::aggregate::Aggregate;
 use crate::calls::{EndedReason, Outcome};
@@ -7,7 +7,6 @@ use crate::domain_events;
 use chrono::{DateTime, Duration, NaiveTime, TimeZone, Utc};
 use chrono_tz::Tz;
 use serde::{Deserialize, Serialize};
-use serde_json::{json, Value};
 use std::collections::BTreeMap;
 use uuid::Uuid;
 
@@ -272,13 +271,30 @@ pub fn render_template(template: &str, facts: &CallFacts, app_url: &str) -> Resu
     Ok(rendered)
 }
 
+/// A notification as the domain describes it: `infrastructure` renders it in
+/// the channel's format (Block Kit for Slack).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Notice {
+    pub title: String,
+    /// Slack user (`U…`, `W…`) or user group (`S…`) ids to @mention before the headline.
+    pub mentions: Vec<String>,
+    /// The headline, in Slack mrkdwn (`*bold*`), already escaped.
+    pub headline: String,
+    /// Labelled facts shown side by side (plain text).
+    pub fields: Vec<(String, String)>,
+    /// A longer note under the facts (plain text).
+    pub note: Option<String>,
+    /// Buttons: label and URL.
+    pub links: Vec<(String, String)>,
+}
+
 pub fn message(
     kind: NotificationKind,
     facts: &CallFacts,
     mentions: &[String],
     template: Option<&str>,
     app_url: &str,
-) -> Value {
+) -> Notice {
     let who = facts
         .contact_name
         .as_deref()
@@ -329,44 +345,32 @@ pub fn message(
     let headline = template
         .and_then(|t| render_template(t, facts, app_url).ok())
         .unwrap_or(headline);
-    let mention_text: String = mentions
-        .iter()
-        .map(|m| {
-            if m.starts_with('S') {
-                format!("<!subteam^{m}> ")
-            } else {
-                format!("<@{m}> ")
-            }
-        })
-        .collect();
-    let mut blocks = vec![
-        json!({"type": "header", "text": {"type": "plain_text", "text": title, "emoji": true}}),
-        json!({"type": "section", "text": {"type": "mrkdwn", "text": format!("{mention_text}{headline}")}}),
-    ];
+    let mut notice = Notice {
+        title: title.to_owned(),
+        mentions: mentions.to_vec(),
+        headline,
+        fields: vec![],
+        note: None,
+        links: vec![],
+    };
     if kind != NotificationKind::Test {
-        let field =
-            |label: &str, value: &str| json!({"type": "mrkdwn", "text": format!("*{label}:*\n{}", escape(value))});
-        blocks.push(json!({"type": "section", "fields": [
+        let field = |label: &str, value: &str| (label.to_owned(), value.to_owned());
+        notice.fields = vec![
             field("Phone", facts.phone.as_deref().unwrap_or("–")),
             field("Outcome", facts.outcome.map_or("–", Outcome::as_str)),
             field("Call Duration", &duration_text(facts.duration_seconds)),
             field("Sentiment", facts.sentiment.as_deref().unwrap_or("–")),
-        ]}));
-        if let Some(summary) = &facts.summary {
-            let summary: String = summary.chars().take(2900).collect();
-            blocks.push(json!({"type": "context", "elements": [{"type": "mrkdwn", "text": escape(&summary)}]}));
-        }
-        let mut buttons = vec![json!({
-            "type": "button",
-            "text": {"type": "plain_text", "text": "View Transcript"},
-            "url": format!("{}/calls/{}", app_url.trim_end_matches('/'), facts.call_id)
-        })];
+        ];
+        notice.note = facts.summary.as_ref().map(|s| s.chars().take(2900).collect());
+        notice.links.push((
+            "View Transcript".to_owned(),
+            format!("{}/calls/{}", app_url.trim_end_matches('/'), facts.call_id),
+        ));
         if let Some(phone) = &facts.phone {
-            buttons.push(json!({"type": "button", "text": {"type": "plain_text", "text": "Call Back"}, "url": format!("tel:{phone}")}));
+            notice.links.push(("Call Back".to_owned(), format!("tel:{phone}")));
         }
-        blocks.push(json!({"type": "actions", "elements": buttons}));
     }
-    json!({ "text": title, "blocks": blocks })
+    notice
 }
 
 /// A day's totals for the daily summary.
@@ -380,28 +384,26 @@ pub struct DayTotals {
     pub failed: i64,
 }
 
-/// The daily summary of `day` as Block Kit.
-pub fn summary_message(day: chrono::NaiveDate, totals: &DayTotals, mentions: &[String], app_url: &str) -> Value {
-    let title = format!("📊 Daily summary — {}", day.format("%a %-d %b %Y"));
-    let mention_text: String = mentions.iter().map(|m| format!("<@{m}> ")).collect();
-    let field = |label: &str, value: String| json!({"type": "mrkdwn", "text": format!("*{label}:*\n{value}")});
-    json!({
-        "text": title,
-        "blocks": [
-            {"type": "header", "text": {"type": "plain_text", "text": title, "emoji": true}},
-            {"type": "section", "text": {"type": "mrkdwn", "text": format!("{mention_text}Here is how your agents did.")}},
-            {"type": "section", "fields": [
-                field("Calls", totals.calls.to_string()),
-                field("Minutes", format!("{:.1}", totals.minutes)),
-                field("Qualified", totals.qualified.to_string()),
-                field("Appointments", totals.appointments.to_string()),
-                field("Failed (technical)", totals.failed.to_string()),
-            ]},
-            {"type": "actions", "elements": [
-                {"type": "button", "text": {"type": "plain_text", "text": "Open Dashboard"}, "url": format!("{}/dashboard", app_url.trim_end_matches('/'))}
-            ]}
-        ]
-    })
+/// The daily summary of `day`.
+pub fn summary_message(day: chrono::NaiveDate, totals: &DayTotals, mentions: &[String], app_url: &str) -> Notice {
+    let field = |label: &str, value: String| (label.to_owned(), value);
+    Notice {
+        title: format!("📊 Daily summary — {}", day.format("%a %-d %b %Y")),
+        mentions: mentions.to_vec(),
+        headline: "Here is how your agents did.".to_owned(),
+        fields: vec![
+            field("Calls", totals.calls.to_string()),
+            field("Minutes", format!("{:.1}", totals.minutes)),
+            field("Qualified", totals.qualified.to_string()),
+            field("Appointments", totals.appointments.to_string()),
+            field("Failed (technical)", totals.failed.to_string()),
+        ],
+        note: None,
+        links: vec![(
+            "Open Dashboard".to_owned(),
+            format!("{}/dashboard", app_url.trim_end_matches('/')),
+        )],
+    }
 }
 
 // ---------------------------------------------------------------- integration aggregate
@@ -703,7 +705,7 @@ mod tests {
             Some("🔥 {{ contact_name }}"),
             "x",
         );
-        assert_eq!(body["blocks"][1]["text"]["text"], "🔥 Jo &lt;b&gt;");
+        assert_eq!(body.headline, "🔥 Jo &lt;b&gt;");
     }
 
     #[test]
@@ -711,38 +713,5 @@ mod tests {
         assert!(muted("25:00", "07:00", "UTC").validate().is_err());
         assert!(muted("22:00", "07:00", "Mars/Olympus").validate().is_err());
         assert!(Preferences::default().validate().is_ok());
-    }
-
-    #[test]
-    fn the_hot_lead_message_is_block_kit() {
-        let facts = CallFacts {
-            call_id: Uuid::nil(),
-            contact_name: Some("John Doe".into()),
-            company: Some("Acme Corp".into()),
-            phone: Some("+15551234567".into()),
-            agent_name: Some("Sales Agent 1".into()),
-            duration_seconds: Some(272.0),
-            sentiment: Some("Very Positive".into()),
-            outcome: Some(Outcome::Qualified),
-            ..CallFacts::default()
-        };
-        let body = message(
-            NotificationKind::HotLead,
-            &facts,
-            &["U123".into()],
-            None,
-            "https://app.voxreach.io/",
-        );
-        assert_eq!(body["text"], "🎯 Hot Lead Alert!");
-        assert_eq!(
-            body["blocks"][1]["text"]["text"],
-            "<@U123> *John Doe* from *Acme Corp* just qualified on a call with *Sales Agent 1*"
-        );
-        assert_eq!(body["blocks"][2]["fields"][2]["text"], "*Call Duration:*\n4:32");
-        assert_eq!(
-            body["blocks"][3]["elements"][0]["url"],
-            "https://app.voxreach.io/calls/00000000-0000-0000-0000-000000000000"
-        );
-        assert_eq!(body["blocks"][3]["elements"][1]["url"], "tel:+15551234567");
     }
 }

@@ -1,10 +1,12 @@
-//! Slack incoming webhooks: `POST` a Block Kit body; Slack answers `ok` or a plain-text error code.
+//! Slack incoming webhooks: a notice rendered as Block Kit is `POST`ed; Slack
+//! answers `ok` or a plain-text error code.
 
 use crate::http::parse_retry_after;
 use application::slack::{SlackDeliveryError, SlackWebhook};
 use async_trait::async_trait;
+use domain::slack::{escape, Notice};
 use reqwest::StatusCode;
-use serde_json::Value;
+use serde_json::{json, Value};
 use std::time::Duration;
 
 /// Codes after which the webhook itself no longer works.
@@ -37,14 +39,53 @@ impl Default for SlackClient {
     }
 }
 
+/// A mention in Slack's markup: user groups (`S…`) and users (`U…`, `W…`).
+fn mention(id: &str) -> String {
+    if id.starts_with('S') {
+        format!("<!subteam^{id}> ")
+    } else {
+        format!("<@{id}> ")
+    }
+}
+
+/// The Block Kit message of a notice: header, mentions and headline, facts,
+/// note, buttons; `text` is the fallback shown in notifications.
+pub fn block_kit(notice: &Notice) -> Value {
+    let mentions: String = notice.mentions.iter().map(|m| mention(m)).collect();
+    let mut blocks = vec![
+        json!({"type": "header", "text": {"type": "plain_text", "text": notice.title, "emoji": true}}),
+        json!({"type": "section", "text": {"type": "mrkdwn", "text": format!("{mentions}{}", notice.headline)}}),
+    ];
+    if !notice.fields.is_empty() {
+        let fields: Vec<Value> = notice
+            .fields
+            .iter()
+            .map(|(label, value)| json!({"type": "mrkdwn", "text": format!("*{label}:*\n{}", escape(value))}))
+            .collect();
+        blocks.push(json!({"type": "section", "fields": fields}));
+    }
+    if let Some(note) = &notice.note {
+        blocks.push(json!({"type": "context", "elements": [{"type": "mrkdwn", "text": escape(note)}]}));
+    }
+    if !notice.links.is_empty() {
+        let buttons: Vec<Value> = notice
+            .links
+            .iter()
+            .map(|(label, url)| json!({"type": "button", "text": {"type": "plain_text", "text": label}, "url": url}))
+            .collect();
+        blocks.push(json!({"type": "actions", "elements": buttons}));
+    }
+    json!({ "text": notice.title, "blocks": blocks })
+}
+
 #[async_trait]
 impl SlackWebhook for SlackClient {
-    async fn post(&self, webhook_url: &str, body: &Value) -> Result<(), SlackDeliveryError> {
+    async fn post(&self, webhook_url: &str, notice: &Notice) -> Result<(), SlackDeliveryError> {
         // The URL is a secret: errors must not carry it.
         let response = self
             .http
             .post(webhook_url)
-            .json(body)
+            .json(&block_kit(notice))
             .send()
             .await
             .map_err(|e| SlackDeliveryError::Unavailable(e.without_url().to_string()))?;
@@ -74,5 +115,46 @@ impl SlackWebhook for SlackClient {
                 code
             })),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use domain::calls::Outcome;
+    use domain::slack::{message, CallFacts, NotificationKind};
+    use uuid::Uuid;
+
+    #[test]
+    fn the_hot_lead_message_is_block_kit() {
+        let facts = CallFacts {
+            call_id: Uuid::nil(),
+            contact_name: Some("John Doe".into()),
+            company: Some("Acme Corp".into()),
+            phone: Some("+15551234567".into()),
+            agent_name: Some("Sales Agent 1".into()),
+            duration_seconds: Some(272.0),
+            sentiment: Some("Very Positive".into()),
+            outcome: Some(Outcome::Qualified),
+            ..CallFacts::default()
+        };
+        let body = block_kit(&message(
+            NotificationKind::HotLead,
+            &facts,
+            &["U123".into()],
+            None,
+            "https://app.voxreach.io/",
+        ));
+        assert_eq!(body["text"], "🎯 Hot Lead Alert!");
+        assert_eq!(
+            body["blocks"][1]["text"]["text"],
+            "<@U123> *John Doe* from *Acme Corp* just qualified on a call with *Sales Agent 1*"
+        );
+        assert_eq!(body["blocks"][2]["fields"][2]["text"], "*Call Duration:*\n4:32");
+        assert_eq!(
+            body["blocks"][3]["elements"][0]["url"],
+            "https://app.voxreach.io/calls/00000000-0000-0000-0000-000000000000"
+        );
+        assert_eq!(body["blocks"][3]["elements"][1]["url"], "tel:+15551234567");
     }
 }

@@ -2,7 +2,9 @@
 
 use crate::http::parse_retry_after;
 use application::providers::ProviderError;
-use application::voice::{AssistantDefinition, NumberDefinition, OutboundCall, ProviderNumber, VoiceProvider};
+use application::voice::{
+    AssistantDefinition, CallSetup, NumberDefinition, OutboundCall, ProviderNumber, VoiceProvider,
+};
 use async_trait::async_trait;
 use domain::phone_numbers::NumberSource;
 use reqwest::header::RETRY_AFTER;
@@ -260,6 +262,23 @@ struct Listed {
     customer: Value,
 }
 
+/// Vapi `assistantOverrides` for a call's own setup: its system prompt, with
+/// the agent's model settings (Vapi replaces the whole `model` object).
+pub fn assistant_overrides(setup: &CallSetup) -> Value {
+    let mut model = json!({
+        "provider": setup.model.provider,
+        "model": setup.model.model,
+        "messages": [{ "role": "system", "content": setup.prompt }],
+    });
+    if let Some(temperature) = setup.model.temperature {
+        model["temperature"] = json!(temperature);
+    }
+    if let Some(max_tokens) = setup.model.max_tokens {
+        model["maxTokens"] = json!(max_tokens);
+    }
+    json!({ "model": model })
+}
+
 /// Records created a little before `since` count too: clocks differ.
 fn created_after(since: chrono::DateTime<chrono::Utc>) -> String {
     (since - chrono::Duration::minutes(5)).to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
@@ -428,8 +447,8 @@ impl VoiceProvider for VapiClient {
         if let Some(name) = &call.customer_name {
             body["customer"]["name"] = json!(name);
         }
-        if let Some(overrides) = &call.assistant_overrides {
-            body["assistantOverrides"] = overrides.clone();
+        if let Some(setup) = &call.setup {
+            body["assistantOverrides"] = assistant_overrides(setup);
         }
         let response = self.send(Method::POST, "/call", Some(&body)).await?;
         Ok(read::<Created>(response).await?.id)

@@ -1,12 +1,12 @@
 //! Vapi server messages: authenticating them and reading their (several) layouts.
 
-use application::calls::{CallRef, ServerMessage, ToolCall};
+use application::calls::{CallRef, ServerMessage, ServerReply, ToolCall};
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
 use chrono::{DateTime, TimeZone, Utc};
 use domain::calls::{CallReport, CallStatus, EndedReason, TranscriptMessage};
 use hmac::{Hmac, Mac};
-use serde_json::Value;
+use serde_json::{json, Value};
 use sha2::Sha256;
 use subtle::ConstantTimeEq;
 use uuid::Uuid;
@@ -263,6 +263,36 @@ pub fn parse(body: &[u8], now: DateTime<Utc>) -> Result<ServerMessage, MessageEr
         },
         other => ServerMessage::Other { kind: other.to_owned() },
     })
+}
+
+/// Our reply in the shape Vapi expects for the message it answers: `{}`,
+/// tool results, the assistant for an inbound call, or a refusal it speaks.
+pub fn reply_body(reply: &ServerReply) -> Value {
+    match reply {
+        ServerReply::Ack => json!({}),
+        ServerReply::ToolResults(results) => {
+            let results: Vec<Value> = results
+                .iter()
+                .map(|r| {
+                    let mut result = json!({ "toolCallId": r.tool_call_id, "name": r.name });
+                    match &r.outcome {
+                        Ok(text) => result["result"] = json!(text),
+                        Err(message) => result["error"] = json!(message),
+                    }
+                    result
+                })
+                .collect();
+            json!({ "results": results })
+        }
+        ServerReply::Assistant { assistant_id, setup } => {
+            let mut body = json!({ "assistantId": assistant_id });
+            if let Some(setup) = setup {
+                body["assistantOverrides"] = crate::vapi::assistant_overrides(setup);
+            }
+            body
+        }
+        ServerReply::Refusal(message) => json!({ "error": message }),
+    }
 }
 
 #[cfg(test)]

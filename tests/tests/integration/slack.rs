@@ -575,9 +575,7 @@ async fn the_slack_client_reads_slacks_answers() {
             .respond_with(response)
             .mount(&slack)
             .await;
-        let result = client
-            .post(&format!("{}/services/T/B/C", slack.uri()), &json!({"text": "hi"}))
-            .await;
+        let result = client.post(&format!("{}/services/T/B/C", slack.uri()), &hello()).await;
         assert_eq!(result.err(), expected);
     }
     slack.reset().await;
@@ -585,8 +583,17 @@ async fn the_slack_client_reads_slacks_answers() {
         .respond_with(ResponseTemplate::new(503).set_body_string("service_unavailable"))
         .mount(&slack)
         .await;
-    let result = client
-        .post(&format!("{}/services/T/B/C", slack.uri()), &json!({}))
-        .await;
+    let result = client.post(&format!("{}/services/T/B/C", slack.uri()), &hello()).await;
     assert!(matches!(result, Err(SlackDeliveryError::Unavailable(ref m)) if m.contains("503")));
+}
+
+fn hello() -> domain::slack::Notice {
+    domain::slack::Notice {
+        title: "hi".into(),
+        mentions: vec![],
+        headline: "hi".into(),
+        fields: vec![],
+        note: None,
+        links: vec![],
+    }
 }
