@@ -65,8 +65,8 @@ pub struct Wiring {
     pub vapi_base_url: String,
     pub vapi_api_key: String,
     pub retry: RetryPolicy,
-    /// Hosts Slack webhook URLs may point at.
-    pub slack_hosts: Vec<String>,
+    /// Origins Slack webhook URLs may point at.
+    pub slack_origins: Vec<url::Origin>,
 }
 
 impl Wiring {
@@ -79,7 +79,7 @@ impl Wiring {
             vapi_base_url: infrastructure::vapi::DEFAULT_BASE_URL.into(),
             vapi_api_key: String::new(),
             retry: RetryPolicy::default(),
-            slack_hosts: vec!["hooks.slack.com".into()],
+            slack_origins: vec![infrastructure::config::default_slack_origin()],
         }
     }
 }
@@ -169,7 +169,7 @@ pub fn build_state(pool: PgPool, wiring: Wiring) -> AppState {
         sealer: sealer.clone(),
         directory: slack_directory.clone(),
         webhook: slack_webhook.clone(),
-        allowed_hosts: wiring.slack_hosts.clone(),
+        allowed_origins: wiring.slack_origins.clone(),
         app_url: wiring.public_url.clone(),
     };
     let slack_notifier = Arc::new(SlackNotifier {

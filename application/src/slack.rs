@@ -14,7 +14,7 @@ use chrono::{DateTime, Utc};
 use domain::calls::CallStatus;
 use domain::slack::{
     message, CallFacts, Notice, Notification, NotificationEvent, NotificationKind, Preferences, SlackCommand,
-    SlackError, SlackIntegration,
+    SlackError, SlackIntegration, SlackWebhookUrl,
 };
 use domain::{Aggregate, Checkpoint};
 use serde::Serialize;
@@ -94,42 +94,12 @@ pub struct SlackService {
     pub directory: Arc<dyn SlackDirectory>,
     pub webhook: Arc<dyn SlackWebhook>,
     /// Hosts webhook URLs may point at (`hooks.slack.com`), so the server posts nowhere else.
-    pub allowed_hosts: Vec<String>,
+    /// Origins webhook URLs may point at (`SLACK_WEBHOOK_ORIGINS`).
+    pub allowed_origins: Vec<url::Origin>,
     pub app_url: String,
 }
 
 impl SlackService {
-    fn check_url(&self, raw: &str) -> Result<String, AppError> {
-        let bad = || {
-            AppError::validation(
-                "webhookUrl",
-                "webhookUrl must be a Slack incoming-webhook URL (https://hooks.slack.com/services/…)",
-            )
-        };
-        let (scheme, rest) = raw.trim().split_once("://").ok_or_else(bad)?;
-        let (host, path) = rest.split_once('/').ok_or_else(bad)?;
-        let host_only = host.split(':').next().unwrap_or_default();
-        if !matches!(scheme, "https" | "http")
-            || !path.starts_with("services/")
-            || !self.allowed_hosts.iter().any(|h| h == host_only)
-        {
-            return Err(bad());
-        }
-        if scheme == "http" && host_only != "127.0.0.1" {
-            return Err(bad());
-        }
-        let tail: String = raw
-            .trim()
-            .chars()
-            .rev()
-            .take(4)
-            .collect::<Vec<_>>()
-            .into_iter()
-            .rev()
-            .collect();
-        Ok(format!("{scheme}://{host}/services/…{tail}"))
-    }
-
     async fn execute(&self, caller: &Session, id: Uuid, command: SlackCommand) -> Result<(), AppError> {
         execute::<SlackIntegration>(
             self.store.as_ref(),
@@ -154,11 +124,12 @@ impl SlackService {
         if !caller.role.is_manager() {
             return Err(AppError::forbidden("only owners and admins manage integrations"));
         }
-        let webhook_hint = self.check_url(webhook_url)?;
+        let webhook_url = SlackWebhookUrl::parse(webhook_url, &self.allowed_origins).map_err(slack_error)?;
+        let webhook_hint = webhook_url.hint();
         let id = Uuid::now_v7();
         let sealed_webhook_url = self
             .sealer
-            .seal(webhook_url.trim(), &context(caller.organization_id, id));
+            .seal(webhook_url.as_str(), &context(caller.organization_id, id));
         let command = SlackCommand::Connect {
             organization_id: caller.organization_id,
             workspace_name,

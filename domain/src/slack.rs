@@ -25,6 +25,55 @@ fn invalid(field: &'static str, reason: impl Into<String>) -> SlackError {
     }
 }
 
+/// A Slack incoming-webhook URL, parsed rather than pattern-matched: its
+/// origin (scheme, host and port) is exactly one of the allowed ones
+/// (`https://hooks.slack.com` in production), with no user info, and its path
+/// is `/services/…`. Anything else could point our requests elsewhere.
+#[derive(Clone, PartialEq, Eq)]
+pub struct SlackWebhookUrl(url::Url);
+
+impl SlackWebhookUrl {
+    pub fn parse(raw: &str, allowed_origins: &[url::Origin]) -> Result<Self, SlackError> {
+        let bad = || {
+            invalid(
+                "webhookUrl",
+                "webhookUrl must be a Slack incoming-webhook URL (https://hooks.slack.com/services/…)",
+            )
+        };
+        let url = url::Url::parse(raw.trim()).map_err(|_| bad())?;
+        let acceptable = allowed_origins.contains(&url.origin())
+            && url.username().is_empty()
+            && url.password().is_none()
+            && url.path().starts_with("/services/")
+            && url.path().len() > "/services/".len()
+            && url.query().is_none()
+            && url.fragment().is_none();
+        if acceptable {
+            Ok(Self(url))
+        } else {
+            Err(bad())
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        self.0.as_str()
+    }
+
+    /// What users see of it: the origin and the last four characters.
+    pub fn hint(&self) -> String {
+        let raw = self.0.as_str();
+        let tail: String = raw.chars().skip(raw.chars().count().saturating_sub(4)).collect();
+        format!("{}/services/…{tail}", self.0.origin().ascii_serialization())
+    }
+}
+
+/// The URL is a secret: never printed.
+impl std::fmt::Debug for SlackWebhookUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "SlackWebhookUrl({})", self.hint())
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum NotificationKind {
@@ -706,6 +755,30 @@ mod tests {
             "x",
         );
         assert_eq!(body.headline, "🔥 Jo &lt;b&gt;");
+    }
+
+    #[test]
+    fn webhook_urls_are_parsed_against_the_allowed_origins() {
+        let slack = [url::Url::parse("https://hooks.slack.com").unwrap().origin()];
+        let ok = SlackWebhookUrl::parse("https://hooks.slack.com/services/T1/B2/secret", &slack).unwrap();
+        assert_eq!(ok.hint(), "https://hooks.slack.com/services/…cret");
+        assert!(!format!("{ok:?}").contains("secret"));
+        for bad in [
+            "https://hooks.slack.com:x@127.0.0.1:18443/services/T/B/X",
+            "https://user@hooks.slack.com/services/T/B/X",
+            "https://hooks.slack.com:8443/services/T/B/X",
+            "http://hooks.slack.com/services/T/B/X",
+            "https://hooks.slack.com.evil.example/services/T/B/X",
+            "https://hooks.slack.com/api/T/B/X",
+            "https://hooks.slack.com/services/",
+            "https://hooks.slack.com/services/T/B/X?redirect=http://127.0.0.1",
+            "hooks.slack.com/services/T/B/X",
+        ] {
+            assert!(SlackWebhookUrl::parse(bad, &slack).is_err(), "{bad}");
+        }
+        let fake = [url::Url::parse("http://127.0.0.1:18443").unwrap().origin()];
+        assert!(SlackWebhookUrl::parse("http://127.0.0.1:18443/services/T/B/X", &fake).is_ok());
+        assert!(SlackWebhookUrl::parse("http://127.0.0.1:18444/services/T/B/X", &fake).is_err());
     }
 
     #[test]

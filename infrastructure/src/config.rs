@@ -28,6 +28,15 @@ pub struct Settings {
     pub encryption_key: Option<[u8; 32]>,
     pub public_url: url::Url,
     pub vapi: VapiSettings,
+    /// Origins Slack webhook URLs may point at (`SLACK_WEBHOOK_ORIGINS`).
+    pub slack_origins: Vec<url::Origin>,
+}
+
+/// Slack's incoming webhooks.
+pub fn default_slack_origin() -> url::Origin {
+    url::Url::parse("https://hooks.slack.com")
+        .expect("a valid URL")
+        .origin()
 }
 
 #[derive(Clone)]
@@ -107,6 +116,23 @@ impl Settings {
             base_url: vapi_base_raw,
             webhook_secret: non_empty("VAPI_WEBHOOK_SECRET"),
         };
+        let slack_origins = match non_empty("SLACK_WEBHOOK_ORIGINS") {
+            None => vec![default_slack_origin()],
+            Some(raw) => raw
+                .split(',')
+                .map(|origin| {
+                    url::Url::parse(origin.trim())
+                        .ok()
+                        .filter(|u| u.path() == "/" && u.username().is_empty() && u.query().is_none())
+                        .map(|u| u.origin())
+                        .filter(url::Origin::is_tuple)
+                        .ok_or_else(|| ConfigError::Malformed {
+                            variable: "SLACK_WEBHOOK_ORIGINS",
+                            reason: format!("{:?} is not an origin like https://hooks.slack.com", origin.trim()),
+                        })
+                })
+                .collect::<Result<_, _>>()?,
+        };
         Ok(Self {
             database_url,
             bind,
@@ -114,6 +140,7 @@ impl Settings {
             encryption_key,
             public_url,
             vapi,
+            slack_origins,
         })
     }
 

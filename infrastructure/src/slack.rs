@@ -28,15 +28,33 @@ pub struct SlackClient {
     http: reqwest::Client,
 }
 
+/// Other codes Slack answers with; an answer that is none of these is reported
+/// as `unexpected_answer`, never echoed.
+const KNOWN: &[&str] = &[
+    "invalid_payload",
+    "invalid_blocks",
+    "invalid_blocks_format",
+    "no_text",
+    "missing_text_or_fallback_or_attachments",
+    "too_many_attachments",
+    "rollup_error",
+    "internal_error",
+    "service_unavailable",
+];
+
 impl Default for SlackClient {
     fn default() -> Self {
         Self {
-            http: reqwest::Client::builder()
-                .timeout(Duration::from_secs(10))
-                .build()
-                .expect("an HTTP client with default TLS builds"),
+            http: crate::http::client(Duration::from_secs(10)),
         }
     }
+}
+
+/// Slack's answer as one of its known codes (Slack answers a bare code).
+fn known_code(body: &[u8]) -> Option<&'static str> {
+    let text = String::from_utf8_lossy(body);
+    let text = text.trim();
+    REVOKED.iter().chain(KNOWN).find(|code| **code == text).copied()
 }
 
 /// A mention in Slack's markup: user groups (`S…`) and users (`U…`, `W…`).
@@ -95,11 +113,12 @@ impl SlackWebhook for SlackClient {
             .get("retry-after")
             .and_then(|v| v.to_str().ok())
             .and_then(parse_retry_after);
-        let text = response.text().await.unwrap_or_default();
-        let code = text.trim().to_owned();
+        let body = crate::http::read_capped(response, 4096).await.unwrap_or_default();
+        let code = known_code(&body).unwrap_or("").to_owned();
         match status {
             s if s.is_success() => Ok(()),
             StatusCode::TOO_MANY_REQUESTS => Err(SlackDeliveryError::RateLimited { retry_after }),
+            s if s.is_server_error() && code.is_empty() => Err(SlackDeliveryError::Unavailable(s.to_string())),
             s if s.is_server_error() => Err(SlackDeliveryError::Unavailable(format!("{s}: {code}"))),
             _ if REVOKED.contains(&code.as_str()) => Err(SlackDeliveryError::Revoked(code)),
             s if s == StatusCode::NOT_FOUND || s == StatusCode::GONE || s == StatusCode::FORBIDDEN => {

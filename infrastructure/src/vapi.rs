@@ -136,18 +136,14 @@ impl From<VapiNumber> for ProviderNumber {
 }
 
 async fn read<T: serde::de::DeserializeOwned>(response: reqwest::Response) -> Result<T, ProviderError> {
-    response
-        .json()
+    crate::http::read_json(response)
         .await
         .map_err(|e| ProviderError::Unavailable(format!("unreadable response: {e}")))
 }
 
 impl VapiClient {
     pub fn new(config: VapiConfig) -> Self {
-        let http = reqwest::Client::builder()
-            .timeout(Duration::from_secs(20))
-            .build()
-            .expect("an HTTP client with default TLS builds");
+        let http = crate::http::client(Duration::from_secs(20));
         Self { http, config }
     }
 
@@ -241,7 +237,8 @@ impl VapiClient {
             .get(RETRY_AFTER)
             .and_then(|v| v.to_str().ok())
             .and_then(parse_retry_after);
-        let text = response.text().await.unwrap_or_default();
+        let body = crate::http::read_capped(response, 64 * 1024).await.unwrap_or_default();
+        let text = String::from_utf8_lossy(&body);
         Err(classify(status, retry_after, &text))
     }
 
@@ -314,11 +311,7 @@ impl VoiceProvider for VapiClient {
         let response = self
             .send(Method::POST, "/assistant", Some(&self.assistant_body(assistant)))
             .await?;
-        let created: Created = response
-            .json()
-            .await
-            .map_err(|e| ProviderError::Unavailable(format!("unreadable response: {e}")))?;
-        Ok(created.id)
+        Ok(read::<Created>(response).await?.id)
     }
 
     async fn update_assistant(&self, id: &str, assistant: &AssistantDefinition) -> Result<(), ProviderError> {

@@ -22,8 +22,9 @@ async fn world_at(time: &str) -> World {
     let slack = MockServer::start().await;
     let clock = ManualClock::at(time);
     let app_clock = clock.clone();
+    let slack_uri = slack.uri();
     let app = TestApp::spawn_with(|w| {
-        w.slack_hosts = vec!["127.0.0.1".into()];
+        w.slack_origins = vec![url::Url::parse(&slack_uri).unwrap().origin()];
         w.clock = app_clock;
     })
     .await;
