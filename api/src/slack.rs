@@ -4,6 +4,7 @@ use crate::auth::Caller;
 use crate::error::{method_not_allowed, ApiError};
 use crate::server::AppState;
 use actix_web::{web, HttpResponse};
+use application::AppError;
 use domain::slack::Preferences;
 use serde::Deserialize;
 use uuid::Uuid;
@@ -14,7 +15,17 @@ pub struct Connect {
     workspace_name: String,
     webhook_url: String,
     channel: String,
-    preferences: Option<Preferences>,
+    preferences: Option<serde_json::Value>,
+}
+
+/// Preferences parsed here rather than by the body's extractor, so that a bad
+/// time zone or mention is a 400 naming where it is (`timezone`, `routes.hot_lead.mentions[0]`…).
+fn preferences(raw: serde_json::Value) -> Result<Preferences, ApiError> {
+    serde_path_to_error::deserialize(raw).map_err(|e| {
+        let field = e.path().to_string();
+        let field = if field == "." { "preferences".to_owned() } else { field };
+        AppError::validation(&field, format!("{field} is invalid: {}", e.inner())).into()
+    })
 }
 
 #[derive(Deserialize)]
@@ -36,7 +47,7 @@ pub async fn connect(
             b.workspace_name,
             b.channel,
             &b.webhook_url,
-            b.preferences.unwrap_or_default(),
+            b.preferences.map(preferences).transpose()?.unwrap_or_default(),
         )
         .await?;
     Ok(HttpResponse::Created().json(serde_json::json!({ "id": id, "status": "active" })))
@@ -50,11 +61,11 @@ pub async fn update(
     state: web::Data<AppState>,
     caller: Caller,
     id: web::Path<Uuid>,
-    body: web::Json<Preferences>,
+    body: web::Json<serde_json::Value>,
 ) -> Result<HttpResponse, ApiError> {
     state
         .slack
-        .update_preferences(&caller.0, *id, body.into_inner())
+        .update_preferences(&caller.0, *id, preferences(body.into_inner())?)
         .await?;
     Ok(HttpResponse::Ok().json(serde_json::json!({ "id": *id })))
 }

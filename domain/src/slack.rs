@@ -4,7 +4,7 @@
 use crate::aggregate::Aggregate;
 use crate::calls::{EndedReason, Outcome};
 use crate::domain_events;
-use chrono::{DateTime, Duration, NaiveTime, TimeZone, Utc};
+use chrono::{DateTime, Duration, NaiveTime, TimeZone as _, Utc};
 use chrono_tz::Tz;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -100,13 +100,76 @@ impl NotificationKind {
     ];
 }
 
+/// An IANA time zone (`America/New_York`), parsed when it enters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct TimeZone(Tz);
+
+impl TimeZone {
+    pub fn tz(self) -> Tz {
+        self.0
+    }
+}
+
+impl TryFrom<String> for TimeZone {
+    type Error = String;
+
+    fn try_from(raw: String) -> Result<Self, String> {
+        raw.parse::<Tz>()
+            .map(TimeZone)
+            .map_err(|_| format!("{raw:?} is not an IANA time zone like America/New_York"))
+    }
+}
+
+impl From<TimeZone> for String {
+    fn from(zone: TimeZone) -> String {
+        zone.0.name().to_owned()
+    }
+}
+
+/// Someone to @mention: a Slack user (`U…`, `W…`) or user group (`S…`) id.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct Mention(String);
+
+impl Mention {
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    pub fn is_group(&self) -> bool {
+        self.0.starts_with('S')
+    }
+}
+
+impl TryFrom<String> for Mention {
+    type Error = String;
+
+    fn try_from(raw: String) -> Result<Self, String> {
+        let well_formed = raw.starts_with(['U', 'W', 'S'])
+            && (2..=20).contains(&raw.len())
+            && raw.chars().all(|c| c.is_ascii_uppercase() || c.is_ascii_digit());
+        if well_formed {
+            Ok(Mention(raw))
+        } else {
+            Err(format!("{raw:?} is not a Slack user (U…) or user group (S…) id"))
+        }
+    }
+}
+
+impl From<Mention> for String {
+    fn from(mention: Mention) -> String {
+        mention.0
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Route {
     pub enabled: bool,
-    /// Slack user (`U…`) or group (`S…`) ids to @mention.
+    /// Slack users or groups to @mention.
     #[serde(default)]
-    pub mentions: Vec<String>,
+    pub mentions: Vec<Mention>,
     /// A custom headline (mrkdwn) with placeholders such as `{{ contact_name }}`,
     /// `{{ company }}`, `{{ phone }}`, `{{ agent }}`, `{{ duration }}`,
     /// `{{ sentiment }}`, `{{ outcome }}`, `{{ transcript_link }}`, `{{ callback_link }}`.
@@ -126,8 +189,8 @@ pub struct MuteHours {
 #[serde(rename_all = "camelCase")]
 pub struct Preferences {
     pub routes: BTreeMap<NotificationKind, Route>,
-    /// The organization's IANA time zone, for mute hours.
-    pub timezone: String,
+    /// The organization's time zone, for mute hours and the daily summary.
+    pub timezone: TimeZone,
     pub mute_hours: Option<MuteHours>,
     /// Technical failures reach the channel even during mute hours.
     pub failures_bypass_mute: bool,
@@ -152,7 +215,7 @@ impl Default for Preferences {
                     )
                 })
                 .collect(),
-            timezone: "America/New_York".into(),
+            timezone: TimeZone(chrono_tz::America::New_York),
             mute_hours: None,
             failures_bypass_mute: true,
             summary_time: None,
@@ -165,10 +228,8 @@ fn parse_time(field: &'static str, value: &str) -> Result<NaiveTime, SlackError>
 }
 
 impl Preferences {
+    /// Checks what the types cannot: mute and summary times, templates.
     pub fn validate(&self) -> Result<(), SlackError> {
-        self.timezone
-            .parse::<Tz>()
-            .map_err(|_| invalid("timezone", "must be an IANA time zone like America/New_York"))?;
         if let Some(mute) = &self.mute_hours {
             let (start, end) = (
                 parse_time("muteHours.start", &mute.start)?,
@@ -186,16 +247,6 @@ impl Preferences {
                 render_template(template, &CallFacts::default(), "https://app.example")
                     .map_err(|e| invalid("routes.template", e))?;
             }
-            if route
-                .mentions
-                .iter()
-                .any(|m| !(m.starts_with('U') || m.starts_with('S') || m.starts_with('W')) || m.len() > 20)
-            {
-                return Err(invalid(
-                    "routes.mentions",
-                    "mentions are Slack user (U…) or user group (S…) ids",
-                ));
-            }
         }
         Ok(())
     }
@@ -212,13 +263,13 @@ impl Preferences {
     pub fn summary_due(&self, now: DateTime<Utc>) -> Option<chrono::NaiveDate> {
         self.route(NotificationKind::DailySummary)?;
         let time = parse_time("summaryTime", self.summary_time.as_deref()?).ok()?;
-        let local = now.with_timezone(&self.timezone.parse::<Tz>().ok()?);
+        let local = now.with_timezone(&self.timezone.tz());
         (local.time() >= time).then(|| local.date_naive())
     }
 
     /// The UTC bounds of the local day before `date`.
     pub fn previous_day(&self, date: chrono::NaiveDate) -> Option<(DateTime<Utc>, DateTime<Utc>)> {
-        let tz = self.timezone.parse::<Tz>().ok()?;
+        let tz = self.timezone.tz();
         let start_of = |d: chrono::NaiveDate| {
             tz.from_local_datetime(&d.and_time(NaiveTime::MIN))
                 .earliest()
@@ -234,11 +285,8 @@ impl Preferences {
         if kind == NotificationKind::Test || (kind == NotificationKind::CallFailed && self.failures_bypass_mute) {
             return now;
         }
-        let (Ok(tz), Ok(start), Ok(end)) = (
-            self.timezone.parse::<Tz>(),
-            parse_time("start", &mute.start),
-            parse_time("end", &mute.end),
-        ) else {
+        let tz = self.timezone.tz();
+        let (Ok(start), Ok(end)) = (parse_time("start", &mute.start), parse_time("end", &mute.end)) else {
             return now;
         };
         let local = now.with_timezone(&tz);
@@ -325,8 +373,8 @@ pub fn render_template(template: &str, facts: &CallFacts, app_url: &str) -> Resu
 #[derive(Debug, Clone, PartialEq)]
 pub struct Notice {
     pub title: String,
-    /// Slack user (`U…`, `W…`) or user group (`S…`) ids to @mention before the headline.
-    pub mentions: Vec<String>,
+    /// Who to @mention before the headline.
+    pub mentions: Vec<Mention>,
     /// The headline, in Slack mrkdwn (`*bold*`), already escaped.
     pub headline: String,
     /// Labelled facts shown side by side (plain text).
@@ -340,7 +388,7 @@ pub struct Notice {
 pub fn message(
     kind: NotificationKind,
     facts: &CallFacts,
-    mentions: &[String],
+    mentions: &[Mention],
     template: Option<&str>,
     app_url: &str,
 ) -> Notice {
@@ -434,7 +482,7 @@ pub struct DayTotals {
 }
 
 /// The daily summary of `day`.
-pub fn summary_message(day: chrono::NaiveDate, totals: &DayTotals, mentions: &[String], app_url: &str) -> Notice {
+pub fn summary_message(day: chrono::NaiveDate, totals: &DayTotals, mentions: &[Mention], app_url: &str) -> Notice {
     let field = |label: &str, value: String| (label.to_owned(), value);
     Notice {
         title: format!("📊 Daily summary — {}", day.format("%a %-d %b %Y")),
@@ -669,7 +717,7 @@ mod tests {
 
     fn muted(start: &str, end: &str, tz: &str) -> Preferences {
         Preferences {
-            timezone: tz.into(),
+            timezone: TimeZone::try_from(tz.to_owned()).unwrap(),
             mute_hours: Some(MuteHours {
                 start: start.into(),
                 end: end.into(),
@@ -784,7 +832,10 @@ mod tests {
     #[test]
     fn preferences_are_validated() {
         assert!(muted("25:00", "07:00", "UTC").validate().is_err());
-        assert!(muted("22:00", "07:00", "Mars/Olympus").validate().is_err());
+        assert!(TimeZone::try_from("Mars/Olympus".to_owned()).is_err());
+        assert!(Mention::try_from("U024BE7LH".to_owned()).is_ok());
+        assert!(Mention::try_from("<!channel>".to_owned()).is_err());
+        assert!(Mention::try_from("X123".to_owned()).is_err());
         assert!(Preferences::default().validate().is_ok());
     }
 }

@@ -4,7 +4,7 @@
 use crate::http::parse_retry_after;
 use application::slack::{SlackDeliveryError, SlackWebhook};
 use async_trait::async_trait;
-use domain::slack::{escape, Notice};
+use domain::slack::{escape, Mention, Notice};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 use std::time::Duration;
@@ -58,18 +58,18 @@ fn known_code(body: &[u8]) -> Option<&'static str> {
 }
 
 /// A mention in Slack's markup: user groups (`S…`) and users (`U…`, `W…`).
-fn mention(id: &str) -> String {
-    if id.starts_with('S') {
-        format!("<!subteam^{id}> ")
+fn mention(who: &Mention) -> String {
+    if who.is_group() {
+        format!("<!subteam^{}> ", who.as_str())
     } else {
-        format!("<@{id}> ")
+        format!("<@{}> ", who.as_str())
     }
 }
 
 /// The Block Kit message of a notice: header, mentions and headline, facts,
 /// note, buttons; `text` is the fallback shown in notifications.
 pub fn block_kit(notice: &Notice) -> Value {
-    let mentions: String = notice.mentions.iter().map(|m| mention(m)).collect();
+    let mentions: String = notice.mentions.iter().map(mention).collect();
     let mut blocks = vec![
         json!({"type": "header", "text": {"type": "plain_text", "text": notice.title, "emoji": true}}),
         json!({"type": "section", "text": {"type": "mrkdwn", "text": format!("{mentions}{}", notice.headline)}}),
@@ -160,7 +160,7 @@ mod tests {
         let body = block_kit(&message(
             NotificationKind::HotLead,
             &facts,
-            &["U123".into()],
+            &[Mention::try_from("U123".to_owned()).unwrap()],
             None,
             "https://app.voxreach.io/",
         ));
