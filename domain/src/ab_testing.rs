@@ -690,6 +690,28 @@ mod tests {
     }
 
     #[test]
+    fn a_test_pauses_and_resumes_once_and_a_completed_one_stays_completed() {
+        use crate::aggregate::given_when_then::given;
+        let started = AbTestEvent::AbTestStarted {
+            organization_id: Uuid::nil(),
+            agent_id: Uuid::nil(),
+            settings: settings(),
+            variants: vec![variant(50, true), variant(50, false)],
+            at: now(),
+        };
+        let paused = AbTestEvent::AbTestPaused { at: now() };
+        given::<AbTest>(&[started.clone()])
+            .when(AbTestCommand::Pause { now: now() })
+            .then(&[paused.clone()]);
+        given::<AbTest>(&[started.clone(), paused.clone()])
+            .when(AbTestCommand::Pause { now: now() })
+            .then_nothing();
+        given::<AbTest>(&[started, paused])
+            .when(AbTestCommand::Resume { now: now() })
+            .then(&[AbTestEvent::AbTestResumed { at: now() }]);
+    }
+
+    #[test]
     fn start_rules_are_enforced() {
         assert_eq!(
             start(vec![variant(50, true), variant(40, false)]),

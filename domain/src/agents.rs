@@ -591,6 +591,26 @@ mod tests {
     }
 
     #[test]
+    fn deactivating_twice_changes_nothing_the_second_time() {
+        use crate::aggregate::given_when_then::given;
+        let created = AgentEvent::AgentCreated {
+            organization_id: Uuid::nil(),
+            spec: spec(),
+            created_at: now(),
+        };
+        let deactivated = AgentEvent::AgentDeactivated { at: now() };
+        given::<Agent>(&[created.clone()])
+            .when(AgentCommand::Deactivate { now: now() })
+            .then(&[deactivated.clone()]);
+        given::<Agent>(&[created, deactivated])
+            .when(AgentCommand::Deactivate { now: now() })
+            .then_nothing();
+        given::<Agent>(&[])
+            .when(AgentCommand::Activate { now: now() })
+            .then_error(AgentError::NotFound);
+    }
+
+    #[test]
     fn deleted_agents_accept_no_more_commands() {
         let agent = created();
         let deleted = Agent::decide(&AgentCommand::Delete { now: now() }, &agent).unwrap();

@@ -23,3 +23,60 @@ pub trait Aggregate: Default + Sized + Send + Sync {
         events.into_iter().fold(Self::default(), Self::evolve)
     }
 }
+
+/// Given/when/then for deciders' tests: given these events, when this
+/// command, then these events (or this error).
+#[cfg(test)]
+pub mod given_when_then {
+    use super::Aggregate;
+    use std::fmt::Debug;
+
+    /// The state folded from `history`.
+    pub fn given<A: Aggregate>(history: &[A::Event]) -> Given<A> {
+        Given {
+            state: A::fold(history),
+        }
+    }
+
+    pub struct Given<A> {
+        pub state: A,
+    }
+
+    impl<A: Aggregate> Given<A> {
+        pub fn when(self, command: A::Command) -> Then<A> {
+            let decided = A::decide(&command, &self.state);
+            Then {
+                state: self.state,
+                decided,
+            }
+        }
+    }
+
+    pub struct Then<A: Aggregate> {
+        state: A,
+        decided: Result<Vec<A::Event>, A::Error>,
+    }
+
+    impl<A: Aggregate> Then<A>
+    where
+        A::Event: PartialEq + Debug,
+        A::Error: PartialEq + Debug,
+    {
+        /// Asserts the decided events; returns the state after them.
+        pub fn then(self, expected: &[A::Event]) -> A {
+            let events = self.decided.expect("the command is accepted");
+            assert_eq!(events, expected);
+            events.iter().fold(self.state, A::evolve)
+        }
+
+        /// Asserts the command is refused with `expected`.
+        pub fn then_error(self, expected: A::Error) {
+            assert_eq!(self.decided.err(), Some(expected));
+        }
+
+        /// Asserts the command is accepted with no events (a repeat).
+        pub fn then_nothing(self) {
+            self.then(&[]);
+        }
+    }
+}

@@ -531,6 +531,25 @@ mod tests {
     }
 
     #[test]
+    fn an_organization_is_created_once() {
+        use crate::aggregate::given_when_then::given;
+        let created = OrganizationEvent::OrganizationCreated {
+            name: "Acme".into(),
+            owner_user_id: Uuid::nil(),
+            created_at: now(),
+        };
+        let create = || OrganizationCommand::Create {
+            name: "Acme".into(),
+            owner_user_id: Uuid::nil(),
+            now: now(),
+        };
+        given::<Organization>(&[]).when(create()).then(&[created.clone()]);
+        given::<Organization>(&[created])
+            .when(create())
+            .then_error(AuthError::OrganizationExists);
+    }
+
+    #[test]
     fn a_token_is_single_use_and_expires() {
         let user = issue(registered(Role::Owner), "t1", Duration::hours(1));
         assert_eq!(

@@ -635,6 +635,32 @@ mod tests {
     }
 
     #[test]
+    fn an_outcome_is_recorded_once_and_changed_only_to_another() {
+        use crate::aggregate::given_when_then::given;
+        let recorded = |outcome| CallEvent::CallOutcomeRecorded {
+            outcome,
+            notes: None,
+            source: "api".into(),
+            at: at("01"),
+        };
+        let record = |outcome| CallCommand::RecordOutcome {
+            outcome,
+            notes: None,
+            source: "api".into(),
+            now: at("01"),
+        };
+        given::<Call>(&[status("ended")])
+            .when(record(Outcome::Qualified))
+            .then(&[recorded(Outcome::Qualified)]);
+        given::<Call>(&[status("ended"), recorded(Outcome::Qualified)])
+            .when(record(Outcome::Qualified))
+            .then_nothing();
+        given::<Call>(&[])
+            .when(record(Outcome::Sale))
+            .then_error(CallError::NotFound);
+    }
+
+    #[test]
     fn a_late_status_never_moves_a_call_backwards() {
         let ended = CallEvent::CallEnded {
             parties: CallParties::default(),

@@ -511,6 +511,48 @@ mod tests {
     }
 
     #[test]
+    fn provisioning_is_claimed_once_and_never_after_the_number_exists() {
+        use crate::aggregate::given_when_then::given;
+        let added = PhoneNumberEvent::PhoneNumberAdded {
+            organization_id: Uuid::nil(),
+            name: None,
+            source: NumberSource::Vapi {
+                area_code: "415".into(),
+            },
+            agent_id: None,
+            at: now(),
+        };
+        let (first, second) = (Uuid::new_v4(), Uuid::new_v4());
+        let start = |previous| PhoneNumberCommand::StartProvisioning {
+            attempt: second,
+            previous,
+            now: now(),
+        };
+        let claimed = PhoneNumberEvent::PhoneNumberProvisioningStarted {
+            attempt: first,
+            at: now(),
+        };
+        given::<PhoneNumberState>(&[added.clone(), claimed.clone()])
+            .when(start(None))
+            .then_error(NumberError::ProvisioningInProgress);
+        given::<PhoneNumberState>(&[added.clone(), claimed.clone()])
+            .when(start(Some(first)))
+            .then(&[PhoneNumberEvent::PhoneNumberProvisioningStarted {
+                attempt: second,
+                at: now(),
+            }]);
+        let bought = PhoneNumberEvent::PhoneNumberSyncedToVapi {
+            vapi_phone_number_id: Some("pn_1".into()),
+            number: None,
+            revision: 1,
+            at: now(),
+        };
+        given::<PhoneNumberState>(&[added, claimed, bought])
+            .when(start(Some(first)))
+            .then_error(NumberError::ProvisioningInProgress);
+    }
+
+    #[test]
     fn assignment_changes_are_synced_and_repeats_ignored() {
         let agent = Uuid::new_v4();
         let add = PhoneNumberCommand::Add {

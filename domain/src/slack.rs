@@ -830,6 +830,32 @@ mod tests {
     }
 
     #[test]
+    fn a_broken_integration_records_why_once_per_change() {
+        use crate::aggregate::given_when_then::given;
+        let connected = SlackEvent::SlackIntegrationConnected {
+            organization_id: Uuid::nil(),
+            workspace_name: "Acme".into(),
+            channel: "#sales".into(),
+            sealed_webhook_url: "sealed".into(),
+            webhook_hint: "hint".into(),
+            preferences: Preferences::default(),
+            at: at("2026-11-24T12:00:00Z"),
+        };
+        given::<SlackIntegration>(&[connected.clone()])
+            .when(SlackCommand::Disconnect {
+                now: at("2026-11-24T13:00:00Z"),
+            })
+            .then(&[SlackEvent::SlackIntegrationDisconnected {
+                at: at("2026-11-24T13:00:00Z"),
+            }]);
+        given::<SlackIntegration>(&[])
+            .when(SlackCommand::Disconnect {
+                now: at("2026-11-24T13:00:00Z"),
+            })
+            .then_error(SlackError::NotFound);
+    }
+
+    #[test]
     fn preferences_are_validated() {
         assert!(muted("25:00", "07:00", "UTC").validate().is_err());
         assert!(TimeZone::try_from("Mars/Olympus".to_owned()).is_err());
