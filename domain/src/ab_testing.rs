@@ -700,15 +700,15 @@ mod tests {
             at: now(),
         };
         let paused = AbTestEvent::AbTestPaused { at: now() };
-        given::<AbTest>(&[started.clone()])
+        given::<AbTest>([started.clone()])
             .when(AbTestCommand::Pause { now: now() })
-            .then(&[paused.clone()]);
-        given::<AbTest>(&[started.clone(), paused.clone()])
+            .then([paused.clone()]);
+        given::<AbTest>([started.clone(), paused.clone()])
             .when(AbTestCommand::Pause { now: now() })
             .then_nothing();
-        given::<AbTest>(&[started, paused])
+        given::<AbTest>([started, paused])
             .when(AbTestCommand::Resume { now: now() })
-            .then(&[AbTestEvent::AbTestResumed { at: now() }]);
+            .then([AbTestEvent::AbTestResumed { at: now() }]);
     }
 
     #[test]

@@ -599,13 +599,13 @@ mod tests {
             created_at: now(),
         };
         let deactivated = AgentEvent::AgentDeactivated { at: now() };
-        given::<Agent>(&[created.clone()])
+        given::<Agent>([created.clone()])
             .when(AgentCommand::Deactivate { now: now() })
-            .then(&[deactivated.clone()]);
-        given::<Agent>(&[created, deactivated])
+            .then([deactivated.clone()]);
+        given::<Agent>([created, deactivated])
             .when(AgentCommand::Deactivate { now: now() })
             .then_nothing();
-        given::<Agent>(&[])
+        given::<Agent>([])
             .when(AgentCommand::Activate { now: now() })
             .then_error(AgentError::NotFound);
     }

@@ -32,9 +32,10 @@ pub mod given_when_then {
     use std::fmt::Debug;
 
     /// The state folded from `history`.
-    pub fn given<A: Aggregate>(history: &[A::Event]) -> Given<A> {
+    pub fn given<A: Aggregate>(history: impl IntoIterator<Item = A::Event>) -> Given<A> {
+        let history: Vec<A::Event> = history.into_iter().collect();
         Given {
-            state: A::fold(history),
+            state: A::fold(&history),
         }
     }
 
@@ -63,9 +64,9 @@ pub mod given_when_then {
         A::Error: PartialEq + Debug,
     {
         /// Asserts the decided events; returns the state after them.
-        pub fn then(self, expected: &[A::Event]) -> A {
+        pub fn then(self, expected: impl IntoIterator<Item = A::Event>) -> A {
             let events = self.decided.expect("the command is accepted");
-            assert_eq!(events, expected);
+            assert_eq!(events, expected.into_iter().collect::<Vec<_>>());
             events.iter().fold(self.state, A::evolve)
         }
 
@@ -76,7 +77,7 @@ pub mod given_when_then {
 
         /// Asserts the command is accepted with no events (a repeat).
         pub fn then_nothing(self) {
-            self.then(&[]);
+            self.then([]);
         }
     }
 }

@@ -543,8 +543,8 @@ mod tests {
             owner_user_id: Uuid::nil(),
             now: now(),
         };
-        given::<Organization>(&[]).when(create()).then(&[created.clone()]);
-        given::<Organization>(&[created])
+        given::<Organization>([]).when(create()).then([created.clone()]);
+        given::<Organization>([created])
             .when(create())
             .then_error(AuthError::OrganizationExists);
     }

@@ -649,13 +649,13 @@ mod tests {
             source: "api".into(),
             now: at("01"),
         };
-        given::<Call>(&[status("ended")])
+        given::<Call>([status("ended")])
             .when(record(Outcome::Qualified))
-            .then(&[recorded(Outcome::Qualified)]);
-        given::<Call>(&[status("ended"), recorded(Outcome::Qualified)])
+            .then([recorded(Outcome::Qualified)]);
+        given::<Call>([status("ended"), recorded(Outcome::Qualified)])
             .when(record(Outcome::Qualified))
             .then_nothing();
-        given::<Call>(&[])
+        given::<Call>([])
             .when(record(Outcome::Sale))
             .then_error(CallError::NotFound);
     }

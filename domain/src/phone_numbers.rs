@@ -532,12 +532,12 @@ mod tests {
             attempt: first,
             at: now(),
         };
-        given::<PhoneNumberState>(&[added.clone(), claimed.clone()])
+        given::<PhoneNumberState>([added.clone(), claimed.clone()])
             .when(start(None))
             .then_error(NumberError::ProvisioningInProgress);
-        given::<PhoneNumberState>(&[added.clone(), claimed.clone()])
+        given::<PhoneNumberState>([added.clone(), claimed.clone()])
             .when(start(Some(first)))
-            .then(&[PhoneNumberEvent::PhoneNumberProvisioningStarted {
+            .then([PhoneNumberEvent::PhoneNumberProvisioningStarted {
                 attempt: second,
                 at: now(),
             }]);
@@ -547,7 +547,7 @@ mod tests {
             revision: 1,
             at: now(),
         };
-        given::<PhoneNumberState>(&[added, claimed, bought])
+        given::<PhoneNumberState>([added, claimed, bought])
             .when(start(Some(first)))
             .then_error(NumberError::ProvisioningInProgress);
     }

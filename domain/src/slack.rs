@@ -841,14 +841,14 @@ mod tests {
             preferences: Preferences::default(),
             at: at("2026-11-24T12:00:00Z"),
         };
-        given::<SlackIntegration>(&[connected.clone()])
+        given::<SlackIntegration>([connected.clone()])
             .when(SlackCommand::Disconnect {
                 now: at("2026-11-24T13:00:00Z"),
             })
-            .then(&[SlackEvent::SlackIntegrationDisconnected {
+            .then([SlackEvent::SlackIntegrationDisconnected {
                 at: at("2026-11-24T13:00:00Z"),
             }]);
-        given::<SlackIntegration>(&[])
+        given::<SlackIntegration>([])
             .when(SlackCommand::Disconnect {
                 now: at("2026-11-24T13:00:00Z"),
             })
