@@ -1,7 +1,8 @@
 //! Script A/B tests: variants, tests, per-call assignment, results and winners.
 
 use crate::aggregates::{
-    execute, execute_decision, load_in, metadata, session_metadata, stream_of, Decided, Loaded, DECISION_ATTEMPTS,
+    execute, execute_command, execute_decision, load_in, metadata, session_metadata, stream_of, Decided, Loaded,
+    DECISION_ATTEMPTS,
 };
 use crate::auth::Session;
 use crate::clock::Clock;
@@ -26,6 +27,12 @@ use uuid::Uuid;
 
 /// Name of the reactor that looks at results when a look is due.
 pub const AB_DECISIONS: &str = "ab-test-decisions";
+
+impl From<AbError> for AppError {
+    fn from(error: AbError) -> Self {
+        ab_error(error)
+    }
+}
 
 pub fn ab_error(error: AbError) -> AppError {
     let code = match &error {
@@ -347,12 +354,12 @@ impl AbTestingService {
         stream: StreamId,
         command: &A::Command,
     ) -> Result<Loaded<A>, AppError> {
-        execute::<A>(
+        execute_command::<A>(
             self.store.as_ref(),
             caller.organization_id,
             stream,
             &session_metadata(caller),
-            |loaded| A::decide(command, &loaded.state).map_err(ab_error),
+            command,
         )
         .await
     }

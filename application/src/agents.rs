@@ -42,6 +42,12 @@ pub trait AgentDirectory: Send + Sync {
     async fn get(&self, organization_id: Uuid, agent_id: Uuid) -> Result<Option<AgentView>, AppError>;
 }
 
+impl From<AgentError> for AppError {
+    fn from(error: AgentError) -> Self {
+        agent_error(error)
+    }
+}
+
 pub fn agent_error(error: AgentError) -> AppError {
     match error {
         AgentError::Invalid { field, reason } => AppError::validation(field, format!("{field} is invalid: {reason}")),

@@ -179,6 +179,23 @@ pub async fn execute_decision<'a, T>(
     Err(contended(&contended_stream))
 }
 
+/// [`execute`] of one command as the aggregate decides it.
+pub async fn execute_command<A: Aggregate>(
+    store: &dyn EventStore,
+    organization_id: Uuid,
+    stream: StreamId,
+    metadata: &EventMetadata,
+    command: &A::Command,
+) -> Result<Loaded<A>, AppError>
+where
+    AppError: From<A::Error>,
+{
+    execute::<A>(store, organization_id, stream, metadata, |loaded| {
+        Ok(A::decide(command, &loaded.state)?)
+    })
+    .await
+}
+
 /// A command on one stream through the one command path: load the stream (of
 /// `organization_id`), decide, append with the expected version, decide again
 /// on a conflict. Returns the state after the decision. Reactors record what

@@ -1,6 +1,8 @@
 //! Sign-up, sign-in, sessions, invitations and password resets.
 
-use crate::aggregates::{execute, execute_decision, load_any, load_in, stream_of, Decided, Loaded, DECISION_ATTEMPTS};
+use crate::aggregates::{
+    execute_command, execute_decision, load_any, load_in, stream_of, Decided, Loaded, DECISION_ATTEMPTS,
+};
 use crate::clock::Clock;
 use crate::error::{AppError, ErrorKind};
 use crate::event_store::EventStore;
@@ -148,6 +150,12 @@ pub struct AuthService {
     pub directory: Arc<dyn UserDirectory>,
     /// Where links in e-mails point (the public app URL).
     pub public_url: String,
+}
+
+impl From<AuthError> for AppError {
+    fn from(error: AuthError) -> Self {
+        domain_error(error)
+    }
 }
 
 fn domain_error(error: AuthError) -> AppError {
@@ -439,12 +447,12 @@ impl AuthService {
             now,
         };
         let organization_id = user.organization_id.unwrap_or_default();
-        execute::<User>(
+        execute_command::<User>(
             self.store.as_ref(),
             organization_id,
             user.stream.clone(),
             &user_metadata(None),
-            |loaded| User::decide(&command, &loaded.state).map_err(domain_error),
+            &command,
         )
         .await?;
         self.mailer
@@ -486,12 +494,12 @@ impl AuthService {
             now,
         };
         // A concurrent use of the same token wins; taken again, this decision finds it spent.
-        execute::<User>(
+        execute_command::<User>(
             self.store.as_ref(),
             user.organization_id.unwrap_or_default(),
             user.stream,
             &user_metadata(Some(user_id)),
-            |loaded| User::decide(&command, &loaded.state).map_err(domain_error),
+            &command,
         )
         .await
         .map(|_| ())

@@ -2,7 +2,7 @@
 //! outcomes, and the call history read side.
 
 use crate::aggregates::{
-    append_failed, execute, execute_decision, load_in, metadata, session_metadata, stream_of, Decided,
+    append_failed, execute, execute_command, execute_decision, load_in, metadata, session_metadata, stream_of, Decided,
     DECISION_ATTEMPTS,
 };
 use crate::auth::Session;
@@ -123,6 +123,12 @@ pub trait Tool: Send + Sync {
     fn name(&self) -> &'static str;
     /// Returns the text the agent hears back, or an error it can recover from.
     async fn run(&self, context: &ToolContext, arguments: &Value) -> Result<String, String>;
+}
+
+impl From<CallError> for AppError {
+    fn from(error: CallError) -> Self {
+        call_error(error)
+    }
 }
 
 pub fn call_error(error: CallError) -> AppError {
@@ -685,12 +691,12 @@ impl OutboundCalls {
             requested_by: caller.user_id,
             now: self.clock.now(),
         };
-        execute::<Call>(
+        execute_command::<Call>(
             self.store.as_ref(),
             caller.organization_id,
             stream_of::<Call>(call_id),
             &session_metadata(caller),
-            |loaded| Call::decide(&command, &loaded.state).map_err(call_error),
+            &command,
         )
         .await?;
         Ok(call_id)

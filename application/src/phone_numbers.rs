@@ -1,7 +1,7 @@
 //! Phone numbers and provider credentials: use cases, sync to Vapi, status monitoring.
 
 use crate::agents::AgentDirectory;
-use crate::aggregates::{execute, load_any, load_in, metadata, session_metadata, stream_of, Loaded};
+use crate::aggregates::{execute_command, load_any, load_in, metadata, session_metadata, stream_of, Loaded};
 use crate::auth::Session;
 use crate::clock::Clock;
 use crate::error::{AppError, ErrorKind};
@@ -63,6 +63,12 @@ pub trait NumberDirectory: Send + Sync {
     async fn number(&self, organization_id: Uuid, id: Uuid) -> Result<Option<PhoneNumberView>, AppError>;
     /// Numbers live at Vapi, for status monitoring: (organization, number id, Vapi id).
     async fn synced_numbers(&self) -> Result<Vec<(Uuid, Uuid, String)>, AppError>;
+}
+
+impl From<NumberError> for AppError {
+    fn from(error: NumberError) -> Self {
+        number_error(error)
+    }
 }
 
 pub fn number_error(error: NumberError) -> AppError {
@@ -164,20 +170,6 @@ pub struct PhoneNumberService {
     pub directory: Arc<dyn NumberDirectory>,
 }
 
-/// Runs a command on a number or credential stream through the one command path.
-async fn execute_number<A: Aggregate<Error = NumberError>>(
-    store: &dyn EventStore,
-    organization_id: Uuid,
-    id: Uuid,
-    metadata: &domain::EventMetadata,
-    command: &A::Command,
-) -> Result<Loaded<A>, AppError> {
-    execute::<A>(store, organization_id, stream_of::<A>(id), metadata, |loaded| {
-        A::decide(command, &loaded.state).map_err(number_error)
-    })
-    .await
-}
-
 impl PhoneNumberService {
     async fn execute<A: Aggregate<Error = NumberError>>(
         &self,
@@ -185,10 +177,10 @@ impl PhoneNumberService {
         id: Uuid,
         command: A::Command,
     ) -> Result<Loaded<A>, AppError> {
-        execute_number::<A>(
+        execute_command::<A>(
             self.store.as_ref(),
             caller.organization_id,
-            id,
+            stream_of::<A>(id),
             &session_metadata(caller),
             &command,
         )
@@ -394,7 +386,14 @@ impl NumberSync {
         command: A::Command,
     ) -> Result<Loaded<A>, AppError> {
         let meta = metadata("system:vapi-sync", format!("reactor:{NUMBER_SYNC}"));
-        execute_number::<A>(self.store.as_ref(), organization_id, id, &meta, &command).await
+        execute_command::<A>(
+            self.store.as_ref(),
+            organization_id,
+            stream_of::<A>(id),
+            &meta,
+            &command,
+        )
+        .await
     }
 
     /// The Vapi credential id of one of our credentials, registering it first if needed.

@@ -1,6 +1,6 @@
 //! Slack notifications: integrations and their delivery reactor.
 
-use crate::aggregates::{execute, load_in, metadata, session_metadata, stream_of, Loaded};
+use crate::aggregates::{execute, execute_command, load_in, metadata, session_metadata, stream_of, Loaded};
 use crate::auth::Session;
 use crate::calls::CallHistory;
 use crate::clock::Clock;
@@ -76,6 +76,12 @@ pub trait SlackDirectory: Send + Sync {
     async fn all_active(&self) -> Result<Vec<(Uuid, SlackIntegrationView)>, AppError>;
 }
 
+impl From<SlackError> for AppError {
+    fn from(error: SlackError) -> Self {
+        slack_error(error)
+    }
+}
+
 pub fn slack_error(error: SlackError) -> AppError {
     match error {
         SlackError::Invalid { field, reason } => AppError::validation(field, format!("{field} is invalid: {reason}")),
@@ -101,12 +107,12 @@ pub struct SlackService {
 
 impl SlackService {
     async fn execute(&self, caller: &Session, id: Uuid, command: SlackCommand) -> Result<(), AppError> {
-        execute::<SlackIntegration>(
+        execute_command::<SlackIntegration>(
             self.store.as_ref(),
             caller.organization_id,
             stream_of::<SlackIntegration>(id),
             &session_metadata(caller),
-            |loaded| SlackIntegration::decide(&command, &loaded.state).map_err(slack_error),
+            &command,
         )
         .await
         .map(|_| ())

@@ -9,6 +9,18 @@ async fn world() -> VapiWorld {
     VapiWorld::start().await
 }
 
+/// Vapi answers one `POST /phone-number` whose body contains `body` with number `id` (`e164`), active.
+async fn expect_number_created(w: &VapiWorld, body: serde_json::Value, id: &str, e164: &str) {
+    Mock::given(method("POST"))
+        .and(path("/phone-number"))
+        .and(bearer_token("key"))
+        .and(body_partial_json(body))
+        .respond_with(vapi_number(id, e164, "active"))
+        .expect(1)
+        .mount(&w.vapi)
+        .await;
+}
+
 fn vapi_number(id: &str, number: &str, status: &str) -> ResponseTemplate {
     ResponseTemplate::new(201).set_body_json(json!({"id": id, "number": number, "status": status, "orgId": "org_1"}))
 }
@@ -16,16 +28,13 @@ fn vapi_number(id: &str, number: &str, status: &str) -> ResponseTemplate {
 #[tokio::test]
 async fn a_vapi_number_is_provisioned_assigned_monitored_and_released() {
     let w = world().await;
-    Mock::given(method("POST"))
-        .and(path("/phone-number"))
-        .and(bearer_token("key"))
-        .and(body_partial_json(
-            json!({"provider": "vapi", "numberDesiredAreaCode": "415", "assistantId": "asst_123"}),
-        ))
-        .respond_with(vapi_number("pn_1", "+14155550123", "active"))
-        .expect(1)
-        .mount(&w.vapi)
-        .await;
+    expect_number_created(
+        &w,
+        json!({"provider": "vapi", "numberDesiredAreaCode": "415", "assistantId": "asst_123"}),
+        "pn_1",
+        "+14155550123",
+    )
+    .await;
     let (status, number) = w
         .app
         .post(
@@ -133,15 +142,13 @@ async fn imported_numbers_register_their_credentials_which_stay_secret() {
         .expect(1)
         .mount(&w.vapi)
         .await;
-    Mock::given(method("POST"))
-        .and(path("/phone-number"))
-        .and(body_partial_json(
-            json!({"provider": "vonage", "number": "+14155552671", "credentialId": "cred_1"}),
-        ))
-        .respond_with(vapi_number("pn_v", "+14155552671", "active"))
-        .expect(1)
-        .mount(&w.vapi)
-        .await;
+    expect_number_created(
+        &w,
+        json!({"provider": "vonage", "number": "+14155552671", "credentialId": "cred_1"}),
+        "pn_v",
+        "+14155552671",
+    )
+    .await;
     let (status, number) = w
         .app
         .post(
@@ -155,16 +162,16 @@ async fn imported_numbers_register_their_credentials_which_stay_secret() {
     w.app.drain_work().await;
 
     // Twilio credentials may come inline with the number.
-    Mock::given(method("POST"))
-        .and(path("/phone-number"))
-        .and(body_partial_json(json!({
+    expect_number_created(
+        &w,
+        json!({
             "provider": "twilio", "number": "+14155550199",
             "twilioAccountSid": "AC0123456789abcdef0123456789abcdef", "twilioAuthToken": "twilio-token-9876"
-        })))
-        .respond_with(vapi_number("pn_t", "+14155550199", "active"))
-        .expect(1)
-        .mount(&w.vapi)
-        .await;
+        }),
+        "pn_t",
+        "+14155550199",
+    )
+    .await;
     let (status, twilio) = w
         .app
         .post(
