@@ -31,58 +31,53 @@ const fn op(
     }
 }
 
-const fn public(
-    method: &'static str,
-    path: &'static str,
-    tag: &'static str,
-    summary: &'static str,
-    body: Option<&'static str>,
-) -> Operation {
+/// An operation anyone may call, without a session.
+const fn public(operation: Operation) -> Operation {
     Operation {
         authenticated: false,
-        ..op(method, path, tag, summary, body)
+        ..operation
     }
 }
 
 pub const OPERATIONS: &[Operation] = &[
-    public("get", "/health", "health", "The process is up", None),
-    public(
+    public(op("get", "/health", "health", "The process is up", None)),
+    public(op(
         "get",
         "/health/ready",
         "health",
         "Database, migrations and projection lag",
         None,
-    ),
-    public("get", "/api/openapi.json", "health", "This document", None),
-    public(
+    )),
+    public(op("get", "/api/openapi.json", "health", "This document", None)),
+    public(op(
         "post",
         "/api/auth/register",
         "auth",
         "Create an organization and its owner; returns a session",
         Some("Registration"),
-    ),
-    public(
+    )),
+    public(op(
         "post",
         "/api/auth/login",
         "auth",
         "Sign in; returns a session",
         Some("Login"),
-    ),
+    )),
     op("get", "/api/auth/me", "auth", "The caller and their organization", None),
-    public(
+    public(op(
         "post",
         "/api/auth/password-reset/request",
         "auth",
         "Mail a single-use reset link (always 202)",
         Some("ResetRequest"),
-    ),
-    public(
+    )),
+    public(op(
         "post",
         "/api/auth/password-reset/confirm",
         "auth",
         "Set a new password with a reset or invitation token",
         Some("ResetConfirm"),
-    ),
+    )),
     op(
         "post",
         "/api/users",
@@ -208,13 +203,13 @@ pub const OPERATIONS: &[Operation] = &[
         Some("Outcome"),
     ),
     op("get", "/api/dashboard/stats", "calls", "Totals and recent calls", None),
-    public(
+    public(op(
         "post",
         "/api/webhooks/vapi",
         "webhooks",
         "Vapi server messages (authenticated by Vapi's secret or signature)",
         None,
-    ),
+    )),
     op(
         "post",
         "/api/agents/{id}/variants",

@@ -308,16 +308,9 @@ impl Batch {
 
 impl AbTestingService {
     async fn agent(&self, caller: &Session, agent_id: Uuid) -> Result<Loaded<Agent>, AppError> {
-        let agent = load_in::<Agent>(
-            self.store.as_ref(),
-            caller.organization_id,
-            stream_of::<Agent>(agent_id),
-        )
-        .await?;
-        if !agent.state.exists() {
-            return Err(AppError::not_found("agent"));
-        }
-        Ok(agent)
+        crate::agents::existing_agent(self.store.as_ref(), caller.organization_id, agent_id)
+            .await?
+            .ok_or_else(|| AppError::not_found("agent"))
     }
 
     #[tracing::instrument(skip_all, fields(organization_id = %caller.organization_id))]

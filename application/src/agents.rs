@@ -194,6 +194,16 @@ impl AgentService {
     }
 }
 
+/// An agent of `organization_id` that exists (not deleted), from its stream.
+pub async fn existing_agent(
+    store: &dyn EventStore,
+    organization_id: Uuid,
+    agent_id: Uuid,
+) -> Result<Option<Loaded<Agent>>, AppError> {
+    let agent = load_in::<Agent>(store, organization_id, stream_of::<Agent>(agent_id)).await?;
+    Ok(agent.state.exists().then_some(agent))
+}
+
 /// The agent as the write side knows it, for responses to changes.
 fn view_of(id: Uuid, agent: &Agent) -> Result<AgentView, AppError> {
     let (Some(spec), Some(created_at)) = (agent.spec.clone(), agent.created_at) else {

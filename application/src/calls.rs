@@ -635,20 +635,10 @@ pub struct OutboundRequest {
 impl OutboundCalls {
     #[tracing::instrument(skip_all, fields(organization_id = %caller.organization_id))]
     pub async fn request(&self, caller: &Session, request: OutboundRequest) -> Result<Uuid, AppError> {
-        use domain::agents::Agent;
         use domain::phone_numbers::PhoneNumberState;
-        let agent = load_in::<Agent>(
-            self.store.as_ref(),
-            caller.organization_id,
-            stream_of::<Agent>(request.agent_id),
-        )
-        .await?;
-        if !agent.state.exists() {
-            return Err(AppError::validation(
-                "agentId",
-                "agentId is not an agent of this organization",
-            ));
-        }
+        let agent = crate::agents::existing_agent(self.store.as_ref(), caller.organization_id, request.agent_id)
+            .await?
+            .ok_or_else(|| AppError::validation("agentId", "agentId is not an agent of this organization"))?;
         if !agent.state.active {
             return Err(AppError::new(
                 ErrorKind::Conflict,

@@ -12,7 +12,6 @@ use crate::voice::{NumberDefinition, VoiceProvider};
 use crate::work::{WorkHandler, WorkItem, WorkOutcome};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use domain::agents::Agent;
 use domain::phone::PhoneNumber;
 use domain::phone_numbers::{
     Credential, CredentialCommand, NumberError, NumberSource, PhoneNumberCommand, PhoneNumberState,
@@ -238,18 +237,9 @@ impl PhoneNumberService {
 
     async fn check_agent(&self, caller: &Session, agent_id: Option<Uuid>) -> Result<(), AppError> {
         if let Some(agent_id) = agent_id {
-            let agent = load_in::<Agent>(
-                self.store.as_ref(),
-                caller.organization_id,
-                stream_of::<Agent>(agent_id),
-            )
-            .await?;
-            if !agent.state.exists() {
-                return Err(AppError::validation(
-                    "agentId",
-                    "agentId is not an agent of this organization",
-                ));
-            }
+            crate::agents::existing_agent(self.store.as_ref(), caller.organization_id, agent_id)
+                .await?
+                .ok_or_else(|| AppError::validation("agentId", "agentId is not an agent of this organization"))?;
         }
         Ok(())
     }

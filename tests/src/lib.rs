@@ -417,6 +417,11 @@ impl application::clock::Clock for ManualClock {
 }
 
 impl VapiWorld {
+    /// A request to our API as the world's owner.
+    pub async fn post(&self, path: &str, body: Value) -> (u16, Value) {
+        self.app.post(path, Some(&self.token), body).await
+    }
+
     /// A Vapi-provisioned number (`vapi_id` at Vapi), optionally ringing the agent, synced; returns our id.
     pub async fn add_number(&self, vapi_id: &str, number: &str, rings_agent: bool) -> String {
         use wiremock::matchers::{body_partial_json, method, path};

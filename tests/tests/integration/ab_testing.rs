@@ -179,21 +179,9 @@ async fn paused_tests_assign_nothing_and_resume() {
     let (_, test) = start(&w, &[&a, &b], false).await;
     let id = test["id"].as_str().unwrap();
     assert!(ring(&w.app, "p_1", "+14155550001").await.is_some());
-    assert_eq!(
-        w.app
-            .post(&format!("/api/ab-tests/{id}/pause"), Some(&w.token), json!({}))
-            .await
-            .0,
-        200
-    );
+    assert_eq!(w.post(&format!("/api/ab-tests/{id}/pause"), json!({})).await.0, 200);
     assert_eq!(ring(&w.app, "p_2", "+14155550002").await, None);
-    assert_eq!(
-        w.app
-            .post(&format!("/api/ab-tests/{id}/resume"), Some(&w.token), json!({}))
-            .await
-            .0,
-        200
-    );
+    assert_eq!(w.post(&format!("/api/ab-tests/{id}/resume"), json!({})).await.0, 200);
     // Sticky: the first customer calls again and hears the same script.
     let first = ring(&w.app, "p_1", "+14155550001").await;
     assert_eq!(ring(&w.app, "p_3", "+14155550001").await, first);
@@ -209,12 +197,7 @@ async fn paused_tests_assign_nothing_and_resume() {
 
     // A manual winner ends the test without promoting.
     let (status, _) = w
-        .app
-        .post(
-            &format!("/api/ab-tests/{id}/declare-winner"),
-            Some(&w.token),
-            json!({"variantId": a}),
-        )
+        .post(&format!("/api/ab-tests/{id}/declare-winner"), json!({"variantId": a}))
         .await;
     assert_eq!(status, 200);
     w.app.settle().await;
@@ -332,38 +315,28 @@ async fn bad_tests_are_refused_with_clear_codes() {
 
     // An inactive agent runs no test.
     let (_, other_agent) = w
-        .app
         .post(
             "/api/agents",
-            Some(&w.token),
             json!({"name": "Idle", "systemPrompt": "x", "voice": {"provider": "openai", "voiceId": "nova"}}),
         )
         .await;
     let other = other_agent["id"].as_str().unwrap();
-    w.app
-        .post(&format!("/api/agents/{other}/deactivate"), Some(&w.token), json!({}))
-        .await;
+    w.post(&format!("/api/agents/{other}/deactivate"), json!({})).await;
     let (_, v1) = w
-        .app
         .post(
             &format!("/api/agents/{other}/variants"),
-            Some(&w.token),
             json!({"name": "1", "prompt": "p", "isControl": true, "trafficPercent": 50}),
         )
         .await;
     let (_, v2) = w
-        .app
         .post(
             &format!("/api/agents/{other}/variants"),
-            Some(&w.token),
             json!({"name": "2", "prompt": "q", "trafficPercent": 50}),
         )
         .await;
     let (status, error) = w
-        .app
         .post(
             &format!("/api/agents/{other}/ab-tests"),
-            Some(&w.token),
             json!({"name": "t", "variantIds": [v1["id"], v2["id"]]}),
         )
         .await;

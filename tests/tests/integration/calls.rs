@@ -386,10 +386,8 @@ async fn outbound_calls_are_placed_through_vapi_and_tracked() {
     let number_id = w.add_number("pn_1", "+14155550123", false).await;
 
     let (status, requested) = w
-        .app
         .post(
             "/api/calls",
-            Some(&w.token),
             json!({"agentId": w.agent_id, "phoneNumberId": number_id, "customerNumber": "(415) 555-2671"}),
         )
         .await;
@@ -449,7 +447,7 @@ async fn outbound_call_failures_are_visible_and_never_dialled_twice() {
         .mount(&w.vapi)
         .await;
     let body = json!({"agentId": w.agent_id, "phoneNumberId": number_id, "customerNumber": "+14155552671"});
-    let (_, requested) = w.app.post("/api/calls", Some(&w.token), body.clone()).await;
+    let (_, requested) = w.post("/api/calls", body.clone()).await;
     let call_id = requested["id"].as_str().unwrap().to_owned();
     w.app.drain_work().await;
     let (_, pending) = w.app.get(&format!("/api/calls/{call_id}"), Some(&w.token)).await;
@@ -487,7 +485,7 @@ async fn outbound_call_failures_are_visible_and_never_dialled_twice() {
         .expect(1)
         .mount(&w.vapi)
         .await;
-    let (_, refused) = w.app.post("/api/calls", Some(&w.token), body.clone()).await;
+    let (_, refused) = w.post("/api/calls", body.clone()).await;
     w.app.drain_work().await;
     let (_, failed) = w
         .app
@@ -508,7 +506,7 @@ async fn outbound_call_failures_are_visible_and_never_dialled_twice() {
     ] {
         let mut bad = body.clone();
         bad[field] = value;
-        let (status, error) = w.app.post("/api/calls", Some(&w.token), bad).await;
+        let (status, error) = w.post("/api/calls", bad).await;
         assert_eq!(
             (status, error["error"]["details"]["field"].as_str()),
             (400, Some(field)),
@@ -528,7 +526,7 @@ async fn outbound_call_failures_are_visible_and_never_dialled_twice() {
             json!({}),
         )
         .await;
-    let (status, error) = w.app.post("/api/calls", Some(&w.token), body).await;
+    let (status, error) = w.post("/api/calls", body).await;
     assert_eq!((status, error["error"]["code"].as_str()), (409, Some("agent_inactive")));
 }
 

@@ -36,10 +36,8 @@ async fn a_vapi_number_is_provisioned_assigned_monitored_and_released() {
     )
     .await;
     let (status, number) = w
-        .app
         .post(
             "/api/phone-numbers",
-            Some(&w.token),
             json!({"provider": "vapi", "areaCode": "415", "agentId": w.agent_id, "name": "Main line"}),
         )
         .await;
@@ -116,10 +114,8 @@ async fn a_vapi_number_is_provisioned_assigned_monitored_and_released() {
 async fn imported_numbers_register_their_credentials_which_stay_secret() {
     let w = world().await;
     let (status, credential) = w
-        .app
         .post(
             "/api/credentials",
-            Some(&w.token),
             json!({"provider": "vonage", "name": "Vonage main", "apiKey": "vk_1", "apiSecret": "vonage-super-secret"}),
         )
         .await;
@@ -150,10 +146,8 @@ async fn imported_numbers_register_their_credentials_which_stay_secret() {
     )
     .await;
     let (status, number) = w
-        .app
         .post(
             "/api/phone-numbers",
-            Some(&w.token),
             json!({"provider": "vonage", "number": "(415) 555-2671", "credentialId": credential_id}),
         )
         .await;
@@ -172,14 +166,7 @@ async fn imported_numbers_register_their_credentials_which_stay_secret() {
         "+14155550199",
     )
     .await;
-    let (status, twilio) = w
-        .app
-        .post(
-            "/api/phone-numbers",
-            Some(&w.token),
-            json!({"provider": "twilio", "number": "+14155550199", "accountSid": "AC0123456789abcdef0123456789abcdef", "authToken": "twilio-token-9876"}),
-        )
-        .await;
+    let (status, twilio) = w.post("/api/phone-numbers", json!({"provider": "twilio", "number": "+14155550199", "accountSid": "AC0123456789abcdef0123456789abcdef", "authToken": "twilio-token-9876"})).await;
     assert_eq!(status, 201, "{twilio}");
     w.app.drain_work().await;
 
@@ -221,7 +208,7 @@ async fn number_and_credential_input_is_validated() {
         ),
     ];
     for (body, field) in cases {
-        let (status, error) = w.app.post("/api/phone-numbers", Some(&w.token), body.clone()).await;
+        let (status, error) = w.post("/api/phone-numbers", body.clone()).await;
         assert_eq!(
             (status, error["error"]["details"]["field"].as_str()),
             (400, Some(field)),
@@ -240,7 +227,7 @@ async fn number_and_credential_input_is_validated() {
         ),
         (json!({"provider": "fax", "name": "T"}), "provider"),
     ] {
-        let (status, error) = w.app.post("/api/credentials", Some(&w.token), body.clone()).await;
+        let (status, error) = w.post("/api/credentials", body.clone()).await;
         assert_eq!(
             (status, error["error"]["details"]["field"].as_str()),
             (400, Some(field)),
@@ -249,18 +236,14 @@ async fn number_and_credential_input_is_validated() {
     }
     // A telnyx credential cannot import a vonage number.
     let (_, telnyx) = w
-        .app
         .post(
             "/api/credentials",
-            Some(&w.token),
             json!({"provider": "telnyx", "name": "T", "apiKey": "KEY123"}),
         )
         .await;
     let (status, error) = w
-        .app
         .post(
             "/api/phone-numbers",
-            Some(&w.token),
             json!({"provider": "vonage", "number": "+14155552671", "credentialId": telnyx["id"]}),
         )
         .await;
@@ -274,20 +257,13 @@ async fn number_and_credential_input_is_validated() {
 async fn another_organization_cannot_touch_numbers_or_credentials() {
     let w = world().await;
     let (_, credential) = w
-        .app
         .post(
             "/api/credentials",
-            Some(&w.token),
             json!({"provider": "telnyx", "name": "Mine", "apiKey": "KEY-abcdef"}),
         )
         .await;
     let (_, number) = w
-        .app
-        .post(
-            "/api/phone-numbers",
-            Some(&w.token),
-            json!({"provider": "vapi", "areaCode": "212"}),
-        )
+        .post("/api/phone-numbers", json!({"provider": "vapi", "areaCode": "212"}))
         .await;
     w.app.settle().await;
     let (other, _) = w.app.register("b@other.com", "Other").await;

@@ -148,10 +148,8 @@ async fn requests_to(vapi: &MockServer, verb: &str, to: &str) -> usize {
 
 async fn request_call(w: &VapiWorld, number_id: &str, customer: &str) -> String {
     let (status, body) = w
-        .app
         .post(
             "/api/calls",
-            Some(&w.token),
             json!({"agentId": w.agent_id, "phoneNumberId": number_id, "customerNumber": customer}),
         )
         .await;
