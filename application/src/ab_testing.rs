@@ -15,8 +15,8 @@ use domain::ab_statistics::{
     evaluate_look, look_alpha, look_size, probability_b_beats_a, two_proportion_p_value, wilson_interval, Arm, Decision,
 };
 use domain::ab_testing::{
-    AbError, AbTest, AbTestCommand, AgentExperimentCommand, AgentExperiments, TestSettings, TestVariant, Variant,
-    VariantCommand, VariantSpec,
+    AbError, AbTest, AbTestCommand, AgentExperimentCommand, AgentExperiments, TestSettings, TestStatus, TestVariant,
+    Variant, VariantCommand, VariantSpec,
 };
 use domain::agents::{Agent, AgentCommand};
 use domain::{Aggregate, EventMetadata, StreamId};
@@ -93,7 +93,7 @@ pub struct DailyPoint {
 pub struct TestRecord {
     pub id: Uuid,
     pub agent_id: Uuid,
-    pub status: String,
+    pub status: TestStatus,
     pub settings: TestSettings,
     pub winner_id: Option<Uuid>,
     pub decided_by: Option<String>,
@@ -141,7 +141,7 @@ pub struct TestResults {
     pub id: Uuid,
     pub agent_id: Uuid,
     pub name: String,
-    pub status: String,
+    pub status: TestStatus,
     pub success_outcome: domain::ab_testing::SuccessOutcome,
     pub min_sample_size: u32,
     pub auto_promote: bool,
@@ -611,7 +611,7 @@ pub async fn assign_variant(
     let decide = || -> BoxFuture<'_, Result<Decided<Option<TestVariant>>, AppError>> {
         Box::pin(async {
             let test = load_in::<AbTest>(store, organization_id, stream_of::<AbTest>(test_id)).await?;
-            if test.state.status != Some(domain::ab_testing::TestStatus::Running) {
+            if test.state.status != Some(TestStatus::Running) {
                 return Ok(Decided::nothing(None));
             }
             if let Some(index) = test.state.assigned_calls.get(&call_id) {
@@ -675,7 +675,7 @@ impl WorkHandler for AbDecisions {
         loop {
             let test = load_in::<AbTest>(self.store.as_ref(), organization_id, stream_of::<AbTest>(test_id)).await?;
             let k = test.state.looks_taken;
-            if test.state.status != Some(domain::ab_testing::TestStatus::Running) || finished < look_size(min, k) {
+            if test.state.status != Some(TestStatus::Running) || finished < look_size(min, k) {
                 return Ok(WorkOutcome::Done);
             }
             let winner = evaluate_look(&arms, control, k).map(|(i, _)| record.variants[i].variant.variant_id);

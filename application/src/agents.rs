@@ -27,7 +27,7 @@ pub struct AgentView {
     pub spec: AgentSpec,
     pub active: bool,
     /// `pending` until Vapi holds the current configuration, then `synced`; `failed` while a push keeps failing.
-    pub sync_status: String,
+    pub sync_status: domain::sync::SyncStatus,
     pub vapi_assistant_id: Option<String>,
     pub last_sync_error: Option<String>,
     pub next_sync_attempt_at: Option<DateTime<Utc>>,
@@ -213,7 +213,7 @@ fn view_of(id: Uuid, agent: &Agent) -> Result<AgentView, AppError> {
         id,
         spec,
         active: agent.active,
-        sync_status: agent.sync_status().into(),
+        sync_status: agent.sync_status(),
         vapi_assistant_id: agent.vapi_assistant_id.clone(),
         last_sync_error: None,
         next_sync_attempt_at: None,

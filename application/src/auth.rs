@@ -80,6 +80,16 @@ pub trait LoginThrottle: Send + Sync {
     async fn clear(&self, key: &str) -> Result<(), AppError>;
 }
 
+/// Whether a user can sign in yet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum UserStatus {
+    /// A password is set.
+    Active,
+    /// Invited; no password yet.
+    Invited,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct UserSummary {
@@ -87,8 +97,7 @@ pub struct UserSummary {
     pub email: String,
     pub name: String,
     pub role: Role,
-    /// `active` once a password is set, `invited` before.
-    pub status: String,
+    pub status: UserStatus,
     pub invited_by: Option<Uuid>,
     pub created_at: DateTime<Utc>,
 }
@@ -420,7 +429,7 @@ impl AuthService {
             email: email.to_string(),
             name: registered.name,
             role: input.role,
-            status: "invited".into(),
+            status: UserStatus::Invited,
             invited_by: Some(inviter.user_id),
             created_at: now,
         })

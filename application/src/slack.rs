@@ -49,6 +49,15 @@ pub trait SlackWebhook: Send + Sync {
     async fn post(&self, webhook_url: &str, notice: &Notice) -> Result<(), SlackDeliveryError>;
 }
 
+/// Whether an integration still delivers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum IntegrationStatus {
+    Active,
+    /// After a permanent error from Slack (`brokenReason` says which).
+    Broken,
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct SlackIntegrationView {
@@ -58,8 +67,7 @@ pub struct SlackIntegrationView {
     /// A masked fragment of the webhook URL; the URL itself is never returned.
     pub webhook_hint: String,
     pub preferences: Preferences,
-    /// `active`, or `broken` after a permanent error from Slack.
-    pub status: String,
+    pub status: IntegrationStatus,
     pub broken_reason: Option<String>,
     pub notifications_sent: i64,
     pub last_error: Option<String>,
@@ -351,7 +359,7 @@ impl SlackNotifier {
             stream_of::<Notification>(notification_id),
         )
         .await?;
-        if stream.state.sent || integration.status != "active" {
+        if stream.state.sent || integration.status != IntegrationStatus::Active {
             return Ok(WorkOutcome::Done);
         }
         let due = integration.preferences.deliver_at(kind, now);

@@ -404,7 +404,7 @@ pub enum AbTestCommand {
     },
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum TestStatus {
     Running,
@@ -419,6 +419,12 @@ impl TestStatus {
             TestStatus::Paused => "paused",
             TestStatus::Completed => "completed",
         }
+    }
+
+    pub fn parse(raw: &str) -> Option<Self> {
+        [TestStatus::Running, TestStatus::Paused, TestStatus::Completed]
+            .into_iter()
+            .find(|s| s.as_str() == raw)
     }
 }
 

@@ -278,15 +278,8 @@ impl Agent {
         self.revision > self.synced_revision
     }
 
-    /// `synced`, `failed` (the current revision's last push failed) or `pending`.
-    pub fn sync_status(&self) -> &'static str {
-        if !self.needs_sync() {
-            "synced"
-        } else if self.sync_failed {
-            "failed"
-        } else {
-            "pending"
-        }
+    pub fn sync_status(&self) -> crate::sync::SyncStatus {
+        crate::sync::SyncStatus::of(self.revision.into(), self.synced_revision.into(), self.sync_failed)
     }
 }
 

@@ -12,6 +12,7 @@ pub mod events;
 pub mod phone;
 pub mod phone_numbers;
 pub mod slack;
+pub mod sync;
 pub mod voices;
 
 pub use aggregate::Aggregate;

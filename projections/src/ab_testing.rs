@@ -5,7 +5,7 @@ use crate::runtime::{ReadModel, Subscription, WorkOrder};
 use application::ab_testing::{AbDirectory, DailyPoint, TestRecord, VariantCounts, VariantView, AB_DECISIONS};
 use application::AppError;
 use async_trait::async_trait;
-use domain::ab_testing::{AbTestEvent, SuccessOutcome, TestSettings, TestVariant, VariantEvent};
+use domain::ab_testing::{AbTestEvent, SuccessOutcome, TestSettings, TestStatus, TestVariant, VariantEvent};
 use domain::calls::{CallEvent, Outcome};
 use domain::events::DecodeError;
 use domain::{DomainEvent, RecordedEvent};
@@ -325,7 +325,8 @@ impl PgAbDirectory {
         Ok(TestRecord {
             id,
             agent_id: row.get("agent_id"),
-            status: row.get("status"),
+            // Written from TestStatus only.
+            status: TestStatus::parse(row.get("status")).unwrap_or(TestStatus::Running),
             settings: settings.0,
             winner_id: row.get("winner_id"),
             decided_by: row.get("decided_by"),

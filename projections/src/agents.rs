@@ -7,6 +7,7 @@ use application::auth::Page;
 use application::AppError;
 use async_trait::async_trait;
 use domain::agents::AgentEvent;
+use domain::sync::SyncStatus;
 use domain::{DomainEvent, RecordedEvent};
 use sqlx::postgres::PgRow;
 use sqlx::{PgConnection, PgPool, Row};
@@ -115,7 +116,7 @@ const AGENT_COLUMNS: &str = "id, spec, active, revision, synced_revision, sync_f
 fn agent_view(row: &PgRow) -> Result<AgentView, AppError> {
     let revision: i32 = row.get("revision");
     let synced: i32 = row.get("synced_revision");
-    let sync_status = crate::work::sync_status(revision, synced, row.get("sync_failed"));
+    let sync_status = SyncStatus::of(revision.into(), synced.into(), row.get("sync_failed"));
     let spec: sqlx::types::Json<domain::agents::AgentSpec> = row
         .try_get("spec")
         .map_err(|e| AppError::internal("reading an agent", e))?;
@@ -123,7 +124,7 @@ fn agent_view(row: &PgRow) -> Result<AgentView, AppError> {
         id: row.get("id"),
         spec: spec.0,
         active: row.get("active"),
-        sync_status: sync_status.into(),
+        sync_status,
         vapi_assistant_id: row.get("vapi_assistant_id"),
         last_sync_error: row.get("last_sync_error"),
         next_sync_attempt_at: row.get("next_sync_attempt_at"),

@@ -6,6 +6,7 @@ use application::phone_numbers::{CredentialView, NumberDirectory, PhoneNumberVie
 use application::AppError;
 use async_trait::async_trait;
 use domain::phone_numbers::{CredentialEvent, PhoneNumberEvent};
+use domain::sync::SyncStatus;
 use domain::{DomainEvent, RecordedEvent};
 use sqlx::postgres::PgRow;
 use sqlx::{PgConnection, PgPool, Row};
@@ -166,7 +167,7 @@ const NUMBER_COLUMNS: &str = "id, provider, name, number, area_code, agent_id, c
 
 fn number_view(row: &PgRow) -> PhoneNumberView {
     let (revision, synced): (i32, i32) = (row.get("revision"), row.get("synced_revision"));
-    let sync_status = crate::work::sync_status(revision, synced, row.get("sync_failed"));
+    let sync_status = SyncStatus::of(revision.into(), synced.into(), row.get("sync_failed"));
     PhoneNumberView {
         id: row.get("id"),
         provider: row.get("provider"),
@@ -176,7 +177,7 @@ fn number_view(row: &PgRow) -> PhoneNumberView {
         agent_id: row.get("agent_id"),
         credential_id: row.get("credential_id"),
         status: row.get("status"),
-        sync_status: sync_status.into(),
+        sync_status,
         vapi_phone_number_id: row.get("vapi_phone_number_id"),
         last_sync_error: row.get("last_sync_error"),
         created_at: row.get("created_at"),

@@ -2,7 +2,7 @@
 //! router that turns call events into notification work.
 
 use crate::runtime::{ReadModel, Subscription, WorkOrder};
-use application::slack::{notification_key, SlackDirectory, SlackIntegrationView, SLACK_NOTIFY};
+use application::slack::{notification_key, IntegrationStatus, SlackDirectory, SlackIntegrationView, SLACK_NOTIFY};
 use application::AppError;
 use async_trait::async_trait;
 use domain::calls::{CallEvent, CallStatus, EndedReason, Outcome};
@@ -171,7 +171,11 @@ fn integration_view(r: &sqlx::postgres::PgRow) -> SlackIntegrationView {
         channel: r.get("channel"),
         webhook_hint: r.get("webhook_hint"),
         preferences: r.get::<Json<Preferences>, _>("preferences").0,
-        status: if broken.is_some() { "broken" } else { "active" }.into(),
+        status: if broken.is_some() {
+            IntegrationStatus::Broken
+        } else {
+            IntegrationStatus::Active
+        },
         broken_reason: broken,
         notifications_sent: r.get("notifications_sent"),
         last_error: r.get("last_error"),

@@ -1,7 +1,7 @@
 //! The users of each organization, for `GET /api/users`.
 
 use crate::runtime::ReadModel;
-use application::auth::{Page, UserDirectory, UserSummary};
+use application::auth::{Page, UserDirectory, UserStatus, UserSummary};
 use application::AppError;
 use async_trait::async_trait;
 use domain::auth::{Role, UserEvent};
@@ -108,7 +108,11 @@ impl UserDirectory for PgUserDirectory {
                     role: role
                         .parse::<Role>()
                         .map_err(|e| AppError::internal("reading a role", e))?,
-                    status: row.get("status"),
+                    status: if row.get::<&str, _>("status") == "active" {
+                        UserStatus::Active
+                    } else {
+                        UserStatus::Invited
+                    },
                     invited_by: row.get("invited_by"),
                     created_at: row.get("created_at"),
                 })

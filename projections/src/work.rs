@@ -1,4 +1,4 @@
-//! Subscriptions that make reactor work due, and what read models say about sync state.
+//! Subscriptions that make reactor work due.
 
 use crate::runtime::{Subscription, WorkOrder};
 use domain::events::DecodeError;
@@ -41,16 +41,4 @@ pub fn stream_key(event: &RecordedEvent) -> &str {
         .strip_prefix(event.stream_type.as_str())
         .and_then(|rest| rest.strip_prefix('-'))
         .unwrap_or(&event.stream_id)
-}
-
-/// How far Vapi is behind a record: `synced`, `failed` (the last push of the
-/// current revision failed) or `pending`.
-pub fn sync_status(revision: i32, synced_revision: i32, last_push_failed: bool) -> &'static str {
-    if synced_revision >= revision {
-        "synced"
-    } else if last_push_failed {
-        "failed"
-    } else {
-        "pending"
-    }
 }
