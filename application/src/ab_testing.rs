@@ -320,6 +320,7 @@ impl AbTestingService {
         agent_id: Uuid,
         spec: VariantSpec,
     ) -> Result<VariantView, AppError> {
+        crate::permissions::authorize(caller, crate::permissions::Action::ManageAbTests)?;
         self.agent(caller, agent_id).await?;
         let id = Uuid::now_v7();
         let now = self.clock.now();
@@ -377,6 +378,7 @@ impl AbTestingService {
         id: Uuid,
         change: impl FnOnce(VariantSpec) -> VariantSpec,
     ) -> Result<VariantView, AppError> {
+        crate::permissions::authorize(caller, crate::permissions::Action::ManageAbTests)?;
         let loaded = self.variant(caller, id).await?;
         let spec = change(loaded.state.spec.clone().expect("exists"));
         let now = self.clock.now();
@@ -396,6 +398,7 @@ impl AbTestingService {
 
     #[tracing::instrument(skip_all, fields(organization_id = %caller.organization_id))]
     pub async fn delete_variant(&self, caller: &Session, id: Uuid) -> Result<(), AppError> {
+        crate::permissions::authorize(caller, crate::permissions::Action::ManageAbTests)?;
         let loaded = self.variant(caller, id).await?;
         let now = self.clock.now();
         self.execute::<Variant>(caller, loaded.stream, &VariantCommand::Delete { now })
@@ -412,6 +415,7 @@ impl AbTestingService {
         settings: TestSettings,
         variant_ids: &[Uuid],
     ) -> Result<Uuid, AppError> {
+        crate::permissions::authorize(caller, crate::permissions::Action::ManageAbTests)?;
         let agent = self.agent(caller, agent_id).await?;
         if !agent.state.active {
             return Err(AppError::new(
@@ -484,6 +488,7 @@ impl AbTestingService {
 
     #[tracing::instrument(skip_all, fields(organization_id = %caller.organization_id))]
     pub async fn set_paused(&self, caller: &Session, test_id: Uuid, paused: bool) -> Result<(), AppError> {
+        crate::permissions::authorize(caller, crate::permissions::Action::ManageAbTests)?;
         let test = self.test(caller.organization_id, test_id).await?;
         let now = self.clock.now();
         let command = if paused {
@@ -496,6 +501,7 @@ impl AbTestingService {
 
     #[tracing::instrument(skip_all, fields(organization_id = %caller.organization_id))]
     pub async fn declare_winner(&self, caller: &Session, test_id: Uuid, variant_id: Uuid) -> Result<(), AppError> {
+        crate::permissions::authorize(caller, crate::permissions::Action::ManageAbTests)?;
         conclude(
             self.store.as_ref(),
             self.clock.as_ref(),

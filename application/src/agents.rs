@@ -129,6 +129,7 @@ impl AgentService {
 
     #[tracing::instrument(skip_all, fields(organization_id = %caller.organization_id))]
     pub async fn create(&self, caller: &Session, spec: AgentSpec) -> Result<AgentView, AppError> {
+        crate::permissions::authorize(caller, crate::permissions::Action::EditAgents)?;
         let agent_id = Uuid::now_v7();
         let now = self.clock.now();
         let organization_id = caller.organization_id;
@@ -146,6 +147,7 @@ impl AgentService {
 
     #[tracing::instrument(skip_all, fields(organization_id = %caller.organization_id))]
     pub async fn update(&self, caller: &Session, agent_id: Uuid, changes: AgentChanges) -> Result<AgentView, AppError> {
+        crate::permissions::authorize(caller, crate::permissions::Action::EditAgents)?;
         let now = self.clock.now();
         let loaded = self
             .execute(caller, agent_id, |state| match &state.spec {
@@ -161,6 +163,7 @@ impl AgentService {
 
     #[tracing::instrument(skip_all, fields(organization_id = %caller.organization_id))]
     pub async fn set_active(&self, caller: &Session, agent_id: Uuid, active: bool) -> Result<AgentView, AppError> {
+        crate::permissions::authorize(caller, crate::permissions::Action::EditAgents)?;
         let now = self.clock.now();
         let loaded = self
             .execute(caller, agent_id, |_| {
@@ -176,6 +179,7 @@ impl AgentService {
 
     #[tracing::instrument(skip_all, fields(organization_id = %caller.organization_id))]
     pub async fn delete(&self, caller: &Session, agent_id: Uuid) -> Result<(), AppError> {
+        crate::permissions::authorize(caller, crate::permissions::Action::DeleteAgents)?;
         let now = self.clock.now();
         self.execute(caller, agent_id, |_| Ok(AgentCommand::Delete { now }))
             .await

@@ -374,9 +374,7 @@ impl AuthService {
     /// Adds a user to the inviter's organization and e-mails them a link to set a password.
     #[tracing::instrument(skip_all)]
     pub async fn invite(&self, inviter: Session, input: Invitation) -> Result<UserSummary, AppError> {
-        if !inviter.role.is_manager() {
-            return Err(AppError::forbidden("only owners and admins may invite users"));
-        }
+        crate::permissions::authorize(&inviter, crate::permissions::Action::ManageUsers)?;
         let email = Email::parse(&input.email).map_err(domain_error)?;
         let now = self.clock.now();
         let user_id = Uuid::now_v7();

@@ -441,6 +441,7 @@ impl CallService {
         outcome: Outcome,
         notes: Option<String>,
     ) -> Result<(), AppError> {
+        crate::permissions::authorize(caller, crate::permissions::Action::RecordOutcomes)?;
         record_outcome(
             self.store.as_ref(),
             self.clock.as_ref(),
@@ -635,6 +636,7 @@ pub struct OutboundRequest {
 impl OutboundCalls {
     #[tracing::instrument(skip_all, fields(organization_id = %caller.organization_id))]
     pub async fn request(&self, caller: &Session, request: OutboundRequest) -> Result<Uuid, AppError> {
+        crate::permissions::authorize(caller, crate::permissions::Action::PlaceCalls)?;
         use domain::phone_numbers::PhoneNumberState;
         let agent = crate::agents::existing_agent(self.store.as_ref(), caller.organization_id, request.agent_id)
             .await?

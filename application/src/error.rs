@@ -66,10 +66,6 @@ impl AppError {
         Self::new(ErrorKind::NotFound, "not_found", format!("{what} not found"))
     }
 
-    pub fn forbidden(message: impl Into<String>) -> Self {
-        Self::new(ErrorKind::Forbidden, "forbidden", message)
-    }
-
     /// An infrastructure failure: its cause is kept (see [`AppError::report`]);
     /// clients are told nothing more than that it happened.
     pub fn internal(context: &str, cause: impl Into<Box<dyn Error + Send + Sync>>) -> Self {

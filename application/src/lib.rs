@@ -9,6 +9,7 @@ pub mod clock;
 pub mod correlation;
 pub mod error;
 pub mod event_store;
+pub mod permissions;
 pub mod phone_numbers;
 pub mod providers;
 pub mod secrets;

@@ -194,6 +194,7 @@ impl PhoneNumberService {
         name: &str,
         secret: &Value,
     ) -> Result<CredentialView, AppError> {
+        crate::permissions::authorize(caller, crate::permissions::Action::ManageCredentials)?;
         let hint = secret_hint(provider, secret)?;
         let id = Uuid::now_v7();
         let now = self.clock.now();
@@ -229,6 +230,7 @@ impl PhoneNumberService {
 
     #[tracing::instrument(skip_all, fields(organization_id = %caller.organization_id))]
     pub async fn remove_credential(&self, caller: &Session, id: Uuid) -> Result<(), AppError> {
+        crate::permissions::authorize(caller, crate::permissions::Action::ManageCredentials)?;
         let now = self.clock.now();
         self.execute::<Credential>(caller, id, CredentialCommand::Remove { now })
             .await
@@ -252,6 +254,7 @@ impl PhoneNumberService {
         source: NumberSource,
         agent_id: Option<Uuid>,
     ) -> Result<PhoneNumberView, AppError> {
+        crate::permissions::authorize(caller, crate::permissions::Action::ManagePhoneNumbers)?;
         if let (Some(credential_id), Some(expected)) = (source.credential_id(), source.credential_provider()) {
             let credential = load_in::<Credential>(
                 self.store.as_ref(),
@@ -312,6 +315,7 @@ impl PhoneNumberService {
 
     #[tracing::instrument(skip_all, fields(organization_id = %caller.organization_id))]
     pub async fn assign(&self, caller: &Session, id: Uuid, agent_id: Option<Uuid>) -> Result<(), AppError> {
+        crate::permissions::authorize(caller, crate::permissions::Action::ManagePhoneNumbers)?;
         self.check_agent(caller, agent_id).await?;
         let now = self.clock.now();
         self.execute::<PhoneNumberState>(caller, id, PhoneNumberCommand::Assign { agent_id, now })
@@ -321,6 +325,7 @@ impl PhoneNumberService {
 
     #[tracing::instrument(skip_all, fields(organization_id = %caller.organization_id))]
     pub async fn remove(&self, caller: &Session, id: Uuid) -> Result<(), AppError> {
+        crate::permissions::authorize(caller, crate::permissions::Action::ManagePhoneNumbers)?;
         let now = self.clock.now();
         self.execute::<PhoneNumberState>(caller, id, PhoneNumberCommand::Remove { now })
             .await

@@ -135,9 +135,7 @@ impl SlackService {
         webhook_url: &str,
         preferences: Preferences,
     ) -> Result<Uuid, AppError> {
-        if !caller.role.is_manager() {
-            return Err(AppError::forbidden("only owners and admins manage integrations"));
-        }
+        crate::permissions::authorize(caller, crate::permissions::Action::ManageIntegrations)?;
         let webhook_url = SlackWebhookUrl::parse(webhook_url, &self.allowed_origins).map_err(slack_error)?;
         let webhook_hint = webhook_url.hint();
         let id = Uuid::now_v7();
@@ -168,6 +166,7 @@ impl SlackService {
         id: Uuid,
         preferences: Preferences,
     ) -> Result<(), AppError> {
+        crate::permissions::authorize(caller, crate::permissions::Action::ManageIntegrations)?;
         self.execute(
             caller,
             id,
@@ -182,6 +181,7 @@ impl SlackService {
 
     #[tracing::instrument(skip_all, fields(organization_id = %caller.organization_id))]
     pub async fn disconnect(&self, caller: &Session, id: Uuid) -> Result<(), AppError> {
+        crate::permissions::authorize(caller, crate::permissions::Action::ManageIntegrations)?;
         self.execute(caller, id, SlackCommand::Disconnect { now: self.clock.now() })
             .await
             .map(|_| ())
@@ -190,6 +190,7 @@ impl SlackService {
     /// Posts a test message now; reports Slack's answer.
     #[tracing::instrument(skip_all, fields(organization_id = %caller.organization_id))]
     pub async fn send_test(&self, caller: &Session, id: Uuid) -> Result<(), AppError> {
+        crate::permissions::authorize(caller, crate::permissions::Action::ManageIntegrations)?;
         let loaded = load_in::<SlackIntegration>(
             self.store.as_ref(),
             caller.organization_id,

@@ -130,10 +130,6 @@ impl Role {
             Role::Member => false,
         }
     }
-
-    pub fn is_manager(self) -> bool {
-        matches!(self, Role::Owner | Role::Admin)
-    }
 }
 
 impl fmt::Display for Role {

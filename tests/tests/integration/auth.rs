@@ -203,7 +203,11 @@ async fn owners_invite_users_who_accept_by_setting_a_password() {
             json!({"email": "x@example.com", "name": "X", "role": "member"}),
         )
         .await;
-    assert_eq!((status, body["error"]["code"].as_str()), (403, Some("forbidden")));
+    // The role matrix answers for members (README: roles).
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (403, Some("role_not_allowed"))
+    );
 
     // An address already in use, in any organization, cannot be invited.
     let (status, body) = app
