@@ -340,32 +340,92 @@ pub fn escape(text: &str) -> String {
     text.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;")
 }
 
-/// The Block Kit message for a notification; links point into the app at `app_url`.
-/// Renders a custom headline; unknown placeholders and syntax errors are errors.
-pub fn render_template(template: &str, facts: &CallFacts, app_url: &str) -> Result<String, String> {
-    let mut env = minijinja::Environment::new();
-    env.set_undefined_behavior(minijinja::UndefinedBehavior::Strict);
-    env.add_template("headline", template).map_err(|e| e.to_string())?;
-    let text = |v: &Option<String>| escape(v.as_deref().unwrap_or("–"));
-    let context = minijinja::context! {
-        contact_name => text(&facts.contact_name),
-        company => text(&facts.company),
-        phone => text(&facts.phone),
-        agent => text(&facts.agent_name),
-        duration => duration_text(facts.duration_seconds),
-        sentiment => text(&facts.sentiment),
-        outcome => text(&facts.outcome.map(|o| o.as_str().to_owned())),
-        transcript_link => format!("{}/calls/{}", app_url.trim_end_matches('/'), facts.call_id),
-        callback_link => facts.phone.as_ref().map(|p| format!("tel:{p}")).unwrap_or_default(),
-    };
-    let rendered = env
-        .get_template("headline")
-        .and_then(|t| t.render(context))
-        .map_err(|e| e.to_string())?;
-    if rendered.chars().count() > 3000 {
-        return Err("renders longer than Slack's 3000 characters".into());
+/// The placeholders a headline template may use.
+pub const PLACEHOLDERS: [&str; 9] = [
+    "contact_name",
+    "company",
+    "phone",
+    "agent",
+    "duration",
+    "sentiment",
+    "outcome",
+    "transcript_link",
+    "callback_link",
+];
+
+/// Longest template accepted.
+pub const TEMPLATE_LIMIT_CHARS: usize = 2000;
+
+/// A headline template: text and `{{ placeholder }}`s, nothing else — no
+/// loops, conditions, filters or calls, so rendering is one linear pass.
+enum Piece<'a> {
+    Text(&'a str),
+    Placeholder(&'a str),
+}
+
+fn parse_template(template: &str) -> Result<Vec<Piece<'_>>, String> {
+    if template.chars().count() > TEMPLATE_LIMIT_CHARS {
+        return Err(format!("templates are at most {TEMPLATE_LIMIT_CHARS} characters"));
     }
-    Ok(rendered)
+    if template.contains("{%") || template.contains("{#") {
+        return Err("statements and comments ({% … %}, {# … #}) are not allowed: use {{ placeholder }} only".into());
+    }
+    let mut pieces = vec![];
+    let mut rest = template;
+    while let Some(open) = rest.find("{{") {
+        if rest[..open].contains("}}") {
+            return Err("a }} has no {{".into());
+        }
+        pieces.push(Piece::Text(&rest[..open]));
+        let after = &rest[open + 2..];
+        let close = after.find("}}").ok_or("a {{ is not closed")?;
+        let name = after[..close].trim();
+        if name.contains('|') {
+            return Err(format!("filters are not allowed: {{{{ {name} }}}}"));
+        }
+        if name.contains('(') || name.contains('[') || name.contains('.') {
+            return Err(format!("calls and lookups are not allowed: {{{{ {name} }}}}"));
+        }
+        if !PLACEHOLDERS.contains(&name) {
+            return Err(format!(
+                "unknown placeholder {name:?}; known: {}",
+                PLACEHOLDERS.join(", ")
+            ));
+        }
+        pieces.push(Piece::Placeholder(name));
+        rest = &after[close + 2..];
+    }
+    if rest.contains("}}") {
+        return Err("a }} has no {{".into());
+    }
+    pieces.push(Piece::Text(rest));
+    Ok(pieces)
+}
+
+/// Renders a custom headline (escaped for mrkdwn); a template that is not
+/// text and known placeholders is an error.
+pub fn render_template(template: &str, facts: &CallFacts, app_url: &str) -> Result<String, String> {
+    let pieces = parse_template(template)?;
+    let text = |v: &Option<String>| escape(v.as_deref().unwrap_or("–"));
+    let value = |name: &str| match name {
+        "contact_name" => text(&facts.contact_name),
+        "company" => text(&facts.company),
+        "phone" => text(&facts.phone),
+        "agent" => text(&facts.agent_name),
+        "duration" => duration_text(facts.duration_seconds),
+        "sentiment" => text(&facts.sentiment),
+        "outcome" => escape(facts.outcome.map_or("–", Outcome::as_str)),
+        "transcript_link" => format!("{}/calls/{}", app_url.trim_end_matches('/'), facts.call_id),
+        "callback_link" => facts.phone.as_ref().map(|p| format!("tel:{p}")).unwrap_or_default(),
+        _ => String::new(),
+    };
+    Ok(pieces
+        .into_iter()
+        .map(|piece| match piece {
+            Piece::Text(text) => text.to_owned(),
+            Piece::Placeholder(name) => value(name),
+        })
+        .collect())
 }
 
 /// A notification as the domain describes it: `infrastructure` renders it in
@@ -795,6 +855,17 @@ mod tests {
         );
         assert!(render_template("{{ contact_name", &facts, "x").is_err());
         assert!(render_template("{{ salary }}", &facts, "x").is_err());
+        // Only substitution: no loops, filters or calls, and a bounded length.
+        for refused in [
+            "{% for a in range(3000) %}{% for b in range(3000) %}{% endfor %}{% endfor %}",
+            "{{ contact_name | upper }}",
+            "{{ range(10) }}",
+            "{# note #}",
+            "}} {{ phone }}",
+        ] {
+            assert!(render_template(refused, &facts, "x").is_err(), "{refused}");
+        }
+        assert!(render_template(&"a".repeat(TEMPLATE_LIMIT_CHARS + 1), &facts, "x").is_err());
         let body = message(
             NotificationKind::HotLead,
             &facts,
