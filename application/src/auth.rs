@@ -74,10 +74,12 @@ pub trait Mailer: Send + Sync {
 /// Failed sign-in bookkeeping, shared by every server process.
 #[async_trait]
 pub trait LoginThrottle: Send + Sync {
-    /// How long the caller must wait, if any of `keys` is locked out.
-    async fn blocked_for(&self, keys: &[String]) -> Result<Option<std::time::Duration>, AppError>;
-    async fn record_failure(&self, keys: &[String]) -> Result<(), AppError>;
-    async fn clear(&self, key: &str) -> Result<(), AppError>;
+    /// Counts a sign-in attempt against every key, atomically, before the
+    /// password is checked; answers how long the caller must wait if the
+    /// attempt is over a limit (it is then not checked at all).
+    async fn attempt(&self, keys: &[String]) -> Result<Option<std::time::Duration>, AppError>;
+    /// A successful attempt: the account's count is cleared, the client's is given back.
+    async fn succeeded(&self, account_key: &str, client_key: &str) -> Result<(), AppError>;
 }
 
 /// Whether a user can sign in yet.
@@ -298,8 +300,10 @@ impl AuthService {
     #[tracing::instrument(skip_all)]
     pub async fn login(&self, email: &str, password: &str, client_ip: &str) -> Result<SignedIn, AppError> {
         let email_key = format!("email:{}", self.secrets.digest(&email.trim().to_lowercase()));
-        let keys = [email_key.clone(), format!("ip:{client_ip}")];
-        if let Some(wait) = self.throttle.blocked_for(&keys).await? {
+        let client_key = format!("ip:{client_ip}");
+        let keys = [email_key.clone(), client_key.clone()];
+        // Counted before the (costly) check, so parallel guesses cannot outrun the limit.
+        if let Some(wait) = self.throttle.attempt(&keys).await? {
             return Err(AppError::new(
                 ErrorKind::TooManyRequests { retry_after: wait },
                 "too_many_attempts",
@@ -308,7 +312,6 @@ impl AuthService {
         }
         let Some(user) = self.find_by_email(email).await? else {
             self.passwords.verify_nothing(password).await;
-            self.throttle.record_failure(&keys).await?;
             return Err(invalid_credentials());
         };
         let verified = match &user.state.password_hash {
@@ -319,10 +322,9 @@ impl AuthService {
             }
         };
         if !verified {
-            self.throttle.record_failure(&keys).await?;
             return Err(invalid_credentials());
         }
-        self.throttle.clear(&email_key).await?;
+        self.throttle.succeeded(&email_key, &client_key).await?;
         let session = session_of(&user)?;
         let token = self.sessions.issue(&session, self.clock.now())?;
         let profile = self.profile(session).await?;

@@ -54,48 +54,48 @@ fn failed(error: sqlx::Error) -> AppError {
 
 #[async_trait]
 impl LoginThrottle for PgLoginThrottle {
-    async fn blocked_for(&self, keys: &[String]) -> Result<Option<Duration>, AppError> {
+    async fn attempt(&self, keys: &[String]) -> Result<Option<Duration>, AppError> {
+        let limits: Vec<i32> = keys.iter().map(|k| self.limit_for(k)).collect();
+        // One statement per attempt: the row lock orders concurrent attempts, and
+        // each sees the count including every attempt before it.
         let seconds: Option<f64> = sqlx::query_scalar(
-            "SELECT EXTRACT(EPOCH FROM max(locked_until) - now())::float8 FROM login_throttle
-             WHERE key = ANY($1) AND locked_until > now()",
+            "WITH attempt AS (
+                INSERT INTO login_throttle AS t (key, failures, window_started_at, locked_until)
+                SELECT k, 1, now(), CASE WHEN l <= 1 THEN now() + $3 END FROM UNNEST($1::text[], $2::int[]) AS u(k, l)
+                ON CONFLICT (key) DO UPDATE SET
+                   failures = CASE WHEN t.window_started_at < now() - $4 THEN 1 ELSE t.failures + 1 END,
+                   window_started_at = CASE WHEN t.window_started_at < now() - $4 THEN now() ELSE t.window_started_at END,
+                   locked_until = CASE
+                       WHEN t.locked_until > now() THEN t.locked_until
+                       WHEN t.window_started_at >= now() - $4
+                            AND t.failures + 1 >= (SELECT l FROM UNNEST($1::text[], $2::int[]) AS u(k, l) WHERE k = t.key)
+                       THEN now() + $3
+                       ELSE NULL END
+                RETURNING t.key, t.failures, t.locked_until)
+             SELECT EXTRACT(EPOCH FROM max(a.locked_until) - now())::float8 FROM attempt a
+             JOIN UNNEST($1::text[], $2::int[]) AS u(k, l) ON u.k = a.key
+             WHERE a.failures > u.l AND a.locked_until > now()",
         )
         .bind(keys)
+        .bind(limits)
+        .bind(self.policy.lockout)
+        .bind(self.policy.window)
         .fetch_one(&self.pool)
         .await
         .map_err(failed)?;
         Ok(seconds.map(|s| Duration::from_secs(s.ceil().max(1.0) as u64)))
     }
 
-    async fn record_failure(&self, keys: &[String]) -> Result<(), AppError> {
-        let limits: Vec<i32> = keys.iter().map(|k| self.limit_for(k)).collect();
+    async fn succeeded(&self, account_key: &str, client_key: &str) -> Result<(), AppError> {
         sqlx::query(
-            "INSERT INTO login_throttle AS t (key, failures, window_started_at, locked_until)
-             SELECT k, 1, now(), CASE WHEN l <= 1 THEN now() + $3 END FROM UNNEST($1::text[], $2::int[]) AS u(k, l)
-             ON CONFLICT (key) DO UPDATE SET
-                failures = CASE WHEN t.window_started_at < now() - $4 THEN 1 ELSE t.failures + 1 END,
-                window_started_at = CASE WHEN t.window_started_at < now() - $4 THEN now() ELSE t.window_started_at END,
-                locked_until = CASE
-                    WHEN t.window_started_at >= now() - $4
-                         AND t.failures + 1 >= (SELECT l FROM UNNEST($1::text[], $2::int[]) AS u(k, l) WHERE k = t.key)
-                    THEN now() + $3
-                    ELSE t.locked_until END",
+            "WITH cleared AS (DELETE FROM login_throttle WHERE key = $1)
+             UPDATE login_throttle SET failures = GREATEST(failures - 1, 0) WHERE key = $2 AND locked_until IS NULL",
         )
-        .bind(keys)
-        .bind(limits)
-        .bind(self.policy.lockout)
-        .bind(self.policy.window)
+        .bind(account_key)
+        .bind(client_key)
         .execute(&self.pool)
         .await
         .map_err(failed)?;
-        Ok(())
-    }
-
-    async fn clear(&self, key: &str) -> Result<(), AppError> {
-        sqlx::query("DELETE FROM login_throttle WHERE key = $1")
-            .bind(key)
-            .execute(&self.pool)
-            .await
-            .map_err(failed)?;
         Ok(())
     }
 }

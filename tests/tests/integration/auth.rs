@@ -88,6 +88,31 @@ async fn wrong_password_and_unknown_email_look_the_same_and_repeated_failures_lo
     assert_eq!(body["error"]["code"], "too_many_attempts");
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn parallel_guesses_cannot_outrun_the_limit() {
+    let app = TestApp::spawn().await;
+    app.register("eve@example.com", "Eves").await;
+    let guesses = (0..40).map(|n| {
+        app.post(
+            "/api/auth/login",
+            None,
+            json!({"email": "eve@example.com", "password": format!("guess number {n}")}),
+        )
+    });
+    let statuses: Vec<u16> = futures::future::join_all(guesses)
+        .await
+        .into_iter()
+        .map(|(s, _)| s)
+        .collect();
+    let checked = statuses.iter().filter(|s| **s == 401).count();
+    let refused = statuses.iter().filter(|s| **s == 429).count();
+    assert_eq!(
+        (checked, refused),
+        (5, 35),
+        "only five guesses are ever checked: {statuses:?}"
+    );
+}
+
 #[tokio::test]
 async fn expired_forged_and_missing_tokens_are_rejected() {
     let app = TestApp::spawn().await;
