@@ -1,6 +1,7 @@
 //! Script variants and A/B tests.
 
 use crate::auth::Caller;
+use crate::body::Json;
 use crate::error::{method_not_allowed, ApiError};
 use crate::server::AppState;
 use actix_web::{web, HttpResponse};
@@ -48,7 +49,7 @@ pub async fn create_variant(
     state: web::Data<AppState>,
     caller: Caller,
     agent: web::Path<Uuid>,
-    body: web::Json<CreateVariant>,
+    body: Json<CreateVariant>,
 ) -> Result<HttpResponse, ApiError> {
     let b = body.into_inner();
     let spec = VariantSpec {
@@ -73,7 +74,7 @@ pub async fn update_variant(
     state: web::Data<AppState>,
     caller: Caller,
     id: web::Path<Uuid>,
-    body: web::Json<UpdateVariant>,
+    body: Json<UpdateVariant>,
 ) -> Result<HttpResponse, ApiError> {
     let b = body.into_inner();
     let view = state
@@ -101,7 +102,7 @@ pub async fn start_test(
     state: web::Data<AppState>,
     caller: Caller,
     agent: web::Path<Uuid>,
-    body: web::Json<StartTest>,
+    body: Json<StartTest>,
 ) -> Result<HttpResponse, ApiError> {
     let b = body.into_inner();
     let settings = TestSettings {
@@ -138,7 +139,7 @@ pub async fn declare_winner(
     state: web::Data<AppState>,
     caller: Caller,
     id: web::Path<Uuid>,
-    body: web::Json<DeclareWinner>,
+    body: Json<DeclareWinner>,
 ) -> Result<HttpResponse, ApiError> {
     state.ab_testing.declare_winner(&caller.0, *id, body.variant_id).await?;
     Ok(HttpResponse::Ok().json(serde_json::json!({ "id": *id, "status": "completed", "winnerId": body.variant_id })))

@@ -1,6 +1,7 @@
 //! `/api/agents` and `/api/voices`.
 
 use crate::auth::Caller;
+use crate::body::Json;
 use crate::error::{method_not_allowed, ApiError};
 use crate::server::AppState;
 use crate::users::PageQuery;
@@ -76,7 +77,7 @@ pub struct ListQuery {
 pub async fn create(
     state: web::Data<AppState>,
     caller: Caller,
-    body: web::Json<CreateAgent>,
+    body: Json<CreateAgent>,
 ) -> Result<HttpResponse, ApiError> {
     let body = body.into_inner();
     let spec = AgentSpec {
@@ -109,7 +110,7 @@ pub async fn update(
     state: web::Data<AppState>,
     caller: Caller,
     id: web::Path<Uuid>,
-    body: web::Json<UpdateAgent>,
+    body: Json<UpdateAgent>,
 ) -> Result<HttpResponse, ApiError> {
     let body = body.into_inner();
     let changes = AgentChanges {

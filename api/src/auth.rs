@@ -1,5 +1,6 @@
 //! `/api/auth/*` and the bearer-token extractor every other route uses.
 
+use crate::body::Json;
 use crate::error::ApiError;
 use crate::server::AppState;
 use actix_web::dev::Payload;
@@ -87,7 +88,7 @@ impl From<SignedIn> for SessionResponse {
     }
 }
 
-pub async fn register(state: web::Data<AppState>, body: web::Json<RegisterBody>) -> Result<HttpResponse, ApiError> {
+pub async fn register(state: web::Data<AppState>, body: Json<RegisterBody>) -> Result<HttpResponse, ApiError> {
     let body = body.into_inner();
     let signed_in = state
         .auth
@@ -104,7 +105,7 @@ pub async fn register(state: web::Data<AppState>, body: web::Json<RegisterBody>)
 pub async fn login(
     req: HttpRequest,
     state: web::Data<AppState>,
-    body: web::Json<LoginBody>,
+    body: Json<LoginBody>,
 ) -> Result<HttpResponse, ApiError> {
     // The socket peer, not a forwarded header a client could forge.
     let client = req
@@ -121,7 +122,7 @@ pub async fn me(state: web::Data<AppState>, caller: Caller) -> Result<HttpRespon
 
 pub async fn request_password_reset(
     state: web::Data<AppState>,
-    body: web::Json<ResetRequestBody>,
+    body: Json<ResetRequestBody>,
 ) -> Result<HttpResponse, ApiError> {
     state.auth.request_password_reset(&body.email).await?;
     Ok(HttpResponse::Accepted().json(serde_json::json!({
@@ -131,7 +132,7 @@ pub async fn request_password_reset(
 
 pub async fn confirm_password_reset(
     state: web::Data<AppState>,
-    body: web::Json<ResetConfirmBody>,
+    body: Json<ResetConfirmBody>,
 ) -> Result<HttpResponse, ApiError> {
     state
         .auth

@@ -1,6 +1,7 @@
 //! `/api/calls` (history, details, outcomes) and `/api/dashboard/stats`.
 
 use crate::auth::Caller;
+use crate::body::Json;
 use crate::error::{method_not_allowed, ApiError};
 use crate::server::AppState;
 use actix_web::{web, HttpResponse};
@@ -121,7 +122,7 @@ pub async fn set_outcome(
     state: web::Data<AppState>,
     caller: Caller,
     id: web::Path<Uuid>,
-    body: web::Json<OutcomeBody>,
+    body: Json<OutcomeBody>,
 ) -> Result<HttpResponse, ApiError> {
     let body = body.into_inner();
     state
@@ -142,7 +143,7 @@ pub struct StartCall {
 pub async fn start(
     state: web::Data<AppState>,
     caller: Caller,
-    body: web::Json<StartCall>,
+    body: Json<StartCall>,
 ) -> Result<HttpResponse, ApiError> {
     let body = body.into_inner();
     let customer_number = domain::phone::PhoneNumber::parse(&body.customer_number)

@@ -69,6 +69,16 @@ impl ResponseError for ApiError {
     }
 }
 
+/// A 422 with the usual error body.
+pub fn unprocessable(code: &str, message: &str) -> actix_web::Error {
+    let body = error_body(code, message, None);
+    actix_web::error::InternalError::from_response(
+        message.to_owned(),
+        HttpResponse::build(StatusCode::UNPROCESSABLE_ENTITY).json(body),
+    )
+    .into()
+}
+
 /// Malformed, mistyped, incomplete or oversized JSON bodies.
 pub fn json_error(error: actix_web::error::JsonPayloadError, _: &HttpRequest) -> actix_web::Error {
     use actix_web::error::JsonPayloadError as E;

@@ -3,6 +3,7 @@
 pub mod ab_testing;
 pub mod agents;
 pub mod auth;
+pub mod body;
 pub mod calls;
 pub mod error;
 pub mod health;

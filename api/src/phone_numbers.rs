@@ -1,6 +1,7 @@
 //! `/api/phone-numbers` and `/api/credentials`.
 
 use crate::auth::Caller;
+use crate::body::Json;
 use crate::error::{method_not_allowed, ApiError};
 use crate::server::AppState;
 use actix_web::{web, HttpResponse};
@@ -23,7 +24,7 @@ pub struct CredentialBody {
 pub async fn add_credential(
     state: web::Data<AppState>,
     caller: Caller,
-    body: web::Json<CredentialBody>,
+    body: Json<CredentialBody>,
 ) -> Result<HttpResponse, ApiError> {
     let body = body.into_inner();
     let view = state
@@ -67,7 +68,7 @@ fn required<T>(field: &str, value: Option<T>) -> Result<T, ApiError> {
 pub async fn add_number(
     state: web::Data<AppState>,
     caller: Caller,
-    body: web::Json<NumberBody>,
+    body: Json<NumberBody>,
 ) -> Result<HttpResponse, ApiError> {
     let body = body.into_inner();
     let number = || -> Result<PhoneNumber, ApiError> {
@@ -155,7 +156,7 @@ pub async fn assign(
     state: web::Data<AppState>,
     caller: Caller,
     id: web::Path<Uuid>,
-    body: web::Json<AssignBody>,
+    body: Json<AssignBody>,
 ) -> Result<HttpResponse, ApiError> {
     let agent_id = body
         .into_inner()

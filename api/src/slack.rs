@@ -1,6 +1,7 @@
 //! `/api/integrations/slack`.
 
 use crate::auth::Caller;
+use crate::body::Json;
 use crate::error::{method_not_allowed, ApiError};
 use crate::server::AppState;
 use actix_web::{web, HttpResponse};
@@ -37,7 +38,7 @@ pub struct TestMessage {
 pub async fn connect(
     state: web::Data<AppState>,
     caller: Caller,
-    body: web::Json<Connect>,
+    body: Json<Connect>,
 ) -> Result<HttpResponse, ApiError> {
     let b = body.into_inner();
     let id = state
@@ -61,7 +62,7 @@ pub async fn update(
     state: web::Data<AppState>,
     caller: Caller,
     id: web::Path<Uuid>,
-    body: web::Json<serde_json::Value>,
+    body: Json<serde_json::Value>,
 ) -> Result<HttpResponse, ApiError> {
     state
         .slack
@@ -82,7 +83,7 @@ pub async fn disconnect(
 pub async fn test(
     state: web::Data<AppState>,
     caller: Caller,
-    body: web::Json<TestMessage>,
+    body: Json<TestMessage>,
 ) -> Result<HttpResponse, ApiError> {
     state.slack.send_test(&caller.0, body.integration_id).await?;
     Ok(HttpResponse::Ok().json(serde_json::json!({ "delivered": true })))

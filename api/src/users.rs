@@ -1,6 +1,7 @@
 //! `/api/users`: the caller's organization's users, and invitations.
 
 use crate::auth::Caller;
+use crate::body::Json;
 use crate::error::ApiError;
 use crate::server::AppState;
 use actix_web::{web, HttpResponse};
@@ -39,7 +40,7 @@ impl PageQuery {
 pub async fn invite(
     state: web::Data<AppState>,
     caller: Caller,
-    body: web::Json<InviteBody>,
+    body: Json<InviteBody>,
 ) -> Result<HttpResponse, ApiError> {
     let body = body.into_inner();
     let role: Role = body

@@ -103,3 +103,38 @@ async fn unknown_routes_and_methods_get_json_errors() {
         (405, Some("method_not_allowed"))
     );
 }
+
+#[tokio::test]
+async fn a_nul_character_anywhere_in_a_body_is_a_400_not_a_500() {
+    let app = TestApp::spawn().await;
+    let (token, _) = app.register("nul@example.com", "Nul").await;
+    for (path, body) in [
+        (
+            "/api/credentials",
+            json!({"provider": "telnyx", "name": "bad\u{0}name", "apiKey": "KEY123"}),
+        ),
+        (
+            "/api/agents",
+            json!({"name": "A", "systemPrompt": "Hi\u{0}", "voice": {"provider": "openai", "voiceId": "nova"}}),
+        ),
+        (
+            "/api/users",
+            json!({"email": "x@example.com", "name": "X", "role": "member", "\u{0}": 1}),
+        ),
+    ] {
+        let (status, error) = app.post(path, Some(&token), body).await;
+        assert_eq!(
+            (status, error["error"]["code"].as_str()),
+            (400, Some("nul_character")),
+            "{path}: {error}"
+        );
+    }
+    let (status, _) = app
+        .post(
+            "/api/auth/register",
+            None,
+            json!({"email": "n@example.com", "password": "correct horse battery", "name": "N\u{0}", "organizationName": "O"}),
+        )
+        .await;
+    assert_eq!(status, 400);
+}
