@@ -9,8 +9,8 @@ use actix_web::{web, FromRequest, HttpRequest, HttpResponse};
 use application::auth::{Registration, Session, SignedIn};
 use application::ErrorKind;
 use chrono::{DateTime, Utc};
+use futures::future::LocalBoxFuture;
 use serde::{Deserialize, Serialize};
-use std::future::{ready, Ready};
 
 /// The authenticated caller. The organization always comes from here, never from a request body.
 #[derive(Debug, Clone, Copy)]
@@ -18,11 +18,11 @@ pub struct Caller(pub Session);
 
 impl FromRequest for Caller {
     type Error = ApiError;
-    type Future = Ready<Result<Self, Self::Error>>;
+    type Future = LocalBoxFuture<'static, Result<Self, Self::Error>>;
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
         let unauthorized = |message: &str| ApiError::new(ErrorKind::Unauthorized, "unauthorized", message);
-        let result = (|| {
+        let found = (|| {
             let state = req
                 .app_data::<web::Data<AppState>>()
                 .ok_or_else(|| unauthorized("authentication is not configured"))?;
@@ -37,9 +37,12 @@ impl FromRequest for Caller {
                 .map(str::trim)
                 .filter(|t| !t.is_empty())
                 .ok_or_else(|| unauthorized("the Authorization header must be `Bearer <token>`"))?;
-            Ok(Caller(state.auth.verify_token(token)?))
+            Ok::<_, ApiError>((state.clone(), token.to_owned()))
         })();
-        ready(result)
+        Box::pin(async move {
+            let (state, token) = found?;
+            Ok(Caller(state.auth.authenticate(&token).await?))
+        })
     }
 }
 

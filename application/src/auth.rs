@@ -40,16 +40,26 @@ pub struct Session {
     pub role: Role,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct IssuedToken {
     pub token: String,
     pub expires_at: DateTime<Utc>,
 }
 
+/// The token is a credential: never printed.
+impl std::fmt::Debug for IssuedToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("IssuedToken")
+            .field("expires_at", &self.expires_at)
+            .finish_non_exhaustive()
+    }
+}
+
 pub trait SessionTokens: Send + Sync {
     fn issue(&self, session: &Session, now: DateTime<Utc>) -> Result<IssuedToken, AppError>;
-    /// Rejects forged, malformed and expired (at `now`) tokens with an `Unauthorized` error.
-    fn verify(&self, token: &str, now: DateTime<Utc>) -> Result<Session, AppError>;
+    /// Rejects forged, malformed and expired (at `now`) tokens with an
+    /// `Unauthorized` error; returns the session and when the token was issued.
+    fn verify(&self, token: &str, now: DateTime<Utc>) -> Result<(Session, DateTime<Utc>), AppError>;
 }
 
 /// Random single-use secrets (reset and invitation tokens) and their stored digests.
@@ -114,16 +124,29 @@ pub struct Page {
 #[async_trait]
 pub trait UserDirectory: Send + Sync {
     async fn list(&self, organization_id: Uuid, page: Page) -> Result<Vec<UserSummary>, AppError>;
+    /// When the user last set a password: sessions issued before then are revoked.
+    async fn password_set_at(&self, user_id: Uuid) -> Result<Option<DateTime<Utc>>, AppError>;
 }
 
 // ---------------------------------------------------------------- use cases
 
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Registration {
     pub email: String,
     pub password: String,
     pub name: String,
     pub organization_name: String,
+}
+
+/// The password is never printed.
+impl std::fmt::Debug for Registration {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Registration")
+            .field("email", &self.email)
+            .field("name", &self.name)
+            .field("organization_name", &self.organization_name)
+            .finish_non_exhaustive()
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -514,8 +537,20 @@ impl AuthService {
         .map(|_| ())
     }
 
-    pub fn verify_token(&self, token: &str) -> Result<Session, AppError> {
-        self.sessions.verify(token, self.clock.now())
+    /// The session a token stands for, unless it was issued before its user
+    /// last set a password (a reset or a change revokes every earlier session).
+    pub async fn authenticate(&self, token: &str) -> Result<Session, AppError> {
+        let (session, issued_at) = self.sessions.verify(token, self.clock.now())?;
+        if let Some(set_at) = self.directory.password_set_at(session.user_id).await? {
+            if issued_at.timestamp() < set_at.timestamp() {
+                return Err(AppError::new(
+                    ErrorKind::Unauthorized,
+                    "unauthorized",
+                    "the session ended when the password was changed; sign in again",
+                ));
+            }
+        }
+        Ok(session)
     }
 }
 
@@ -535,5 +570,26 @@ fn session_of(user: &Loaded<User>) -> Result<Session, AppError> {
             role,
         }),
         _ => Err(invalid_credentials()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secrets_stay_out_of_debug_output() {
+        let registration = Registration {
+            email: "a@example.com".into(),
+            password: "hunter2 hunter2".into(),
+            name: "A".into(),
+            organization_name: "O".into(),
+        };
+        assert!(!format!("{registration:?}").contains("hunter2"));
+        let token = IssuedToken {
+            token: "eyJ.secret.sig".into(),
+            expires_at: Utc::now(),
+        };
+        assert!(!format!("{token:?}").contains("secret"));
     }
 }

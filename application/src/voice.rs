@@ -15,7 +15,7 @@ pub struct AssistantDefinition {
 }
 
 /// A number to create at the platform, with its credentials opened.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Clone, PartialEq)]
 pub struct NumberDefinition {
     pub organization_id: Uuid,
     pub phone_number_id: Uuid,
@@ -25,6 +25,19 @@ pub struct NumberDefinition {
     /// Twilio's account SID and auth token, imported inline.
     pub twilio: Option<(String, String)>,
     pub vapi_assistant_id: Option<String>,
+}
+
+/// The Twilio credentials are never printed.
+impl std::fmt::Debug for NumberDefinition {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NumberDefinition")
+            .field("organization_id", &self.organization_id)
+            .field("phone_number_id", &self.phone_number_id)
+            .field("source", &self.source)
+            .field("vapi_credential_id", &self.vapi_credential_id)
+            .field("vapi_assistant_id", &self.vapi_assistant_id)
+            .finish_non_exhaustive()
+    }
 }
 
 /// What the platform answered for a number.

@@ -56,7 +56,7 @@ impl SessionTokens for JwtSessions {
         Ok(IssuedToken { token, expires_at })
     }
 
-    fn verify(&self, token: &str, now: DateTime<Utc>) -> Result<Session, AppError> {
+    fn verify(&self, token: &str, now: DateTime<Utc>) -> Result<(Session, DateTime<Utc>), AppError> {
         let mut validation = Validation::new(Algorithm::HS256);
         validation.set_issuer(&[ISSUER]);
         // Expiry is checked against the `Clock` port's time below, not the system's.
@@ -67,11 +67,15 @@ impl SessionTokens for JwtSessions {
         if data.claims.exp + LEEWAY_SECONDS < now.timestamp() {
             return Err(unauthorized("the session token has expired"));
         }
-        Ok(Session {
-            user_id: data.claims.sub,
-            organization_id: data.claims.org,
-            role: data.claims.role,
-        })
+        let issued_at = DateTime::from_timestamp(data.claims.iat, 0).unwrap_or(now);
+        Ok((
+            Session {
+                user_id: data.claims.sub,
+                organization_id: data.claims.org,
+                role: data.claims.role,
+            },
+            issued_at,
+        ))
     }
 }
 
@@ -94,7 +98,7 @@ mod tests {
         let s = session();
         let now: DateTime<Utc> = "2026-03-02T15:00:00Z".parse().unwrap();
         let issued = tokens.issue(&s, now).unwrap();
-        assert_eq!(tokens.verify(&issued.token, now).unwrap(), s);
+        assert_eq!(tokens.verify(&issued.token, now).unwrap(), (s, now));
 
         let other = JwtSessions::new(b"another secret another secret 123", Duration::hours(1));
         assert_eq!(

@@ -18,7 +18,7 @@ impl ReadModel for UsersProjection {
     }
 
     fn schema_version(&self) -> i32 {
-        1
+        2
     }
 
     fn tables(&self) -> &'static [&'static str] {
@@ -46,8 +46,9 @@ impl ReadModel for UsersProjection {
                     ..
                 } => {
                     sqlx::query(
-                        "INSERT INTO users (id, organization_id, email, name, role, status, invited_by, created_at, updated_at)
-                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8)",
+                        "INSERT INTO users (id, organization_id, email, name, role, status, invited_by, created_at, updated_at,
+                                            password_set_at)
+                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8, CASE WHEN $6 = 'active' THEN $8 END)",
                     )
                     .bind(user_id)
                     .bind(event.organization_id)
@@ -61,11 +62,13 @@ impl ReadModel for UsersProjection {
                     .await?;
                 }
                 UserEvent::PasswordChanged { changed_at, .. } => {
-                    sqlx::query("UPDATE users SET status = 'active', updated_at = $2 WHERE id = $1")
-                        .bind(user_id)
-                        .bind(changed_at)
-                        .execute(&mut *conn)
-                        .await?;
+                    sqlx::query(
+                        "UPDATE users SET status = 'active', updated_at = $2, password_set_at = $2 WHERE id = $1",
+                    )
+                    .bind(user_id)
+                    .bind(changed_at)
+                    .execute(&mut *conn)
+                    .await?;
                 }
                 UserEvent::PasswordResetRequested { .. } => {}
             }
@@ -87,6 +90,15 @@ impl PgUserDirectory {
 
 #[async_trait]
 impl UserDirectory for PgUserDirectory {
+    async fn password_set_at(&self, user_id: Uuid) -> Result<Option<chrono::DateTime<chrono::Utc>>, AppError> {
+        sqlx::query_scalar("SELECT password_set_at FROM users WHERE id = $1")
+            .bind(user_id)
+            .fetch_optional(&self.pool)
+            .await
+            .map(Option::flatten)
+            .map_err(|e| AppError::internal("reading a user's password time", e))
+    }
+
     async fn list(&self, organization_id: Uuid, page: Page) -> Result<Vec<UserSummary>, AppError> {
         let rows = sqlx::query(
             "SELECT id, email, name, role, status, invited_by, created_at FROM users

@@ -9,6 +9,8 @@ CREATE TABLE users (
     status TEXT NOT NULL,
     invited_by UUID NULL,
     created_at TIMESTAMPTZ NOT NULL,
-    updated_at TIMESTAMPTZ NOT NULL
+    updated_at TIMESTAMPTZ NOT NULL,
+    -- Sessions issued before it are revoked.
+    password_set_at TIMESTAMPTZ NULL
 );
 CREATE INDEX users_by_organization ON users (organization_id, created_at, id);

@@ -407,3 +407,40 @@ async fn users_of_one_organization_never_see_another() {
     let (_, me) = app.get("/api/auth/me", Some(&b)).await;
     assert_eq!(me["organizationName"], "Beta");
 }
+
+#[tokio::test]
+async fn a_password_reset_ends_every_earlier_session() {
+    let app = TestApp::spawn().await;
+    let (before, _) = app.register("frank@example.com", "Franks").await;
+    assert_eq!(app.get("/api/auth/me", Some(&before)).await.0, 200);
+    // Tokens carry whole seconds: the reset happens in a later one.
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    app.post(
+        "/api/auth/password-reset/request",
+        None,
+        json!({"email": "frank@example.com"}),
+    )
+    .await;
+    let (_, mail) = app.last_email_to("frank@example.com").await.expect("a reset e-mail");
+    let (status, _) = app
+        .post(
+            "/api/auth/password-reset/confirm",
+            None,
+            json!({"token": token_in(&mail), "newPassword": "a brand new password"}),
+        )
+        .await;
+    assert_eq!(status, 204);
+    app.settle().await;
+    let (status, body) = app.get("/api/auth/me", Some(&before)).await;
+    assert_eq!(status, 401, "{body}");
+    let (status, login) = app
+        .post(
+            "/api/auth/login",
+            None,
+            json!({"email": "frank@example.com", "password": "a brand new password"}),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let after = login["token"].as_str().unwrap();
+    assert_eq!(app.get("/api/auth/me", Some(after)).await.0, 200);
+}
