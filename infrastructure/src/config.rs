@@ -13,8 +13,8 @@ pub const DEFAULT_BIND: &str = "127.0.0.1:8080";
 pub enum ConfigError {
     #[error("{variable} is malformed: {reason}")]
     Malformed { variable: &'static str, reason: String },
-    #[error("{variable} must be set when DATABASE_URL is set (the embedded database keeps generated keys in its data directory; an external one cannot)")]
-    Missing { variable: &'static str },
+    #[error("with DATABASE_URL set, {} must be set too (the embedded database keeps generated keys in its data directory; an external one cannot). Generate them with: {}", .variables.join(", "), how_to_generate(.variables))]
+    Missing { variables: Vec<&'static str> },
     #[error("could not keep generated keys in {path}: {source}")]
     KeyFile { path: PathBuf, source: std::io::Error },
 }
@@ -166,14 +166,15 @@ impl Settings {
             });
         }
         let Some(dir) = key_dir.filter(|_| self.database_url.is_none()) else {
-            let variable = if self.jwt_secret.is_none() {
-                "VOXREACH_JWT_SECRET"
-            } else if self.encryption_key.is_none() {
-                "VOXREACH_ENCRYPTION_KEY"
-            } else {
-                "VAPI_WEBHOOK_SECRET"
-            };
-            return Err(ConfigError::Missing { variable });
+            let variables = [
+                ("VOXREACH_JWT_SECRET", self.jwt_secret.is_none()),
+                ("VOXREACH_ENCRYPTION_KEY", self.encryption_key.is_none()),
+                ("VAPI_WEBHOOK_SECRET", self.vapi.webhook_secret.is_none()),
+            ]
+            .into_iter()
+            .filter_map(|(name, missing)| missing.then_some(name))
+            .collect();
+            return Err(ConfigError::Missing { variables });
         };
         let stored = StoredKeys::load_or_create(&dir.join("keys.json"))?;
         if self.jwt_secret.is_none() {
@@ -194,6 +195,18 @@ impl Settings {
             vapi_webhook_secret: self.vapi.webhook_secret.clone().unwrap_or(stored.vapi_webhook_secret),
         })
     }
+}
+
+/// The shell commands that make each missing key.
+fn how_to_generate(variables: &[&str]) -> String {
+    variables
+        .iter()
+        .map(|v| match *v {
+            "VOXREACH_ENCRYPTION_KEY" => format!("{v}=$(openssl rand -base64 32)"),
+            _ => format!("{v}=$(openssl rand -hex 32)"),
+        })
+        .collect::<Vec<_>>()
+        .join("; ")
 }
 
 fn parse_encryption_key(raw: &str) -> Result<[u8; 32], ConfigError> {
@@ -289,8 +302,27 @@ mod tests {
     #[test]
     fn an_external_database_requires_explicit_keys() {
         let s = settings(&[("DATABASE_URL", "postgres://localhost/x")]).unwrap();
-        let error = s.resolve_keys(Some(Path::new("/tmp"))).unwrap_err();
-        assert!(error.to_string().contains("VOXREACH_JWT_SECRET"));
+        let error = s.resolve_keys(Some(Path::new("/tmp"))).unwrap_err().to_string();
+        // Every missing variable at once, and how to make each.
+        for expected in [
+            "VOXREACH_JWT_SECRET",
+            "VOXREACH_ENCRYPTION_KEY",
+            "VAPI_WEBHOOK_SECRET",
+            "openssl rand -hex 32",
+            "openssl rand -base64 32",
+        ] {
+            assert!(error.contains(expected), "{expected} missing from: {error}");
+        }
+        let s = settings(&[
+            ("DATABASE_URL", "postgres://localhost/x"),
+            ("VOXREACH_JWT_SECRET", "0123456789abcdef0123456789abcdef"),
+        ])
+        .unwrap();
+        let error = s.resolve_keys(None).unwrap_err().to_string();
+        assert!(
+            !error.contains("VOXREACH_JWT_SECRET,") && error.contains("VOXREACH_ENCRYPTION_KEY"),
+            "{error}"
+        );
     }
 
     #[test]
