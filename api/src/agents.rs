@@ -67,11 +67,13 @@ pub struct UpdateAgent {
     outcome_rule: Option<Option<serde_json::Value>>,
 }
 
+/// Flat on purpose: query strings carry text, and `#[serde(flatten)]` would
+/// keep `limit=10` from parsing as a number.
 #[derive(Deserialize)]
 pub struct ListQuery {
     active: Option<bool>,
-    #[serde(flatten)]
-    page: PageQuery,
+    limit: Option<i64>,
+    offset: Option<i64>,
 }
 
 pub async fn create(
@@ -98,7 +100,8 @@ pub async fn list(
     caller: Caller,
     query: web::Query<ListQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    let agents = state.agents.list(&caller.0, query.active, query.page.page()?).await?;
+    let page = PageQuery::new(query.limit, query.offset).page()?;
+    let agents = state.agents.list(&caller.0, query.active, page).await?;
     Ok(HttpResponse::Ok().json(serde_json::json!({ "agents": agents })))
 }
 

@@ -24,6 +24,10 @@ pub struct PageQuery {
 }
 
 impl PageQuery {
+    pub fn new(limit: Option<i64>, offset: Option<i64>) -> Self {
+        Self { limit, offset }
+    }
+
     pub fn page(&self) -> Result<Page, ApiError> {
         let limit = self.limit.unwrap_or(50);
         let offset = self.offset.unwrap_or(0);

@@ -138,3 +138,29 @@ async fn a_nul_character_anywhere_in_a_body_is_a_400_not_a_500() {
         .await;
     assert_eq!(status, 400);
 }
+
+#[tokio::test]
+async fn paged_lists_take_a_limit() {
+    let w = voxreach_tests::VapiWorld::start().await;
+    let (status, _) = w
+        .post(
+            "/api/agents",
+            json!({"name": "Second", "systemPrompt": "Hi.", "voice": {"provider": "openai", "voiceId": "nova"}}),
+        )
+        .await;
+    assert_eq!(status, 201);
+    for (path, key) in [
+        ("/api/agents", "agents"),
+        ("/api/users", "users"),
+        ("/api/calls", "calls"),
+    ] {
+        let (status, body) = w.app.get(&format!("{path}?limit=1"), Some(&w.token)).await;
+        assert_eq!(status, 200, "{path}: {body}");
+        assert!(body[key].as_array().unwrap().len() <= 1, "{path}: {body}");
+        let (status, _) = w.app.get(&format!("{path}?limit=0"), Some(&w.token)).await;
+        assert_eq!(status, 400, "{path}");
+    }
+    let (_, two) = w.app.get("/api/agents?limit=2&offset=0", Some(&w.token)).await;
+    let (_, second) = w.app.get("/api/agents?limit=1&offset=1", Some(&w.token)).await;
+    assert_eq!(two["agents"][1]["id"], second["agents"][0]["id"]);
+}
