@@ -2,8 +2,8 @@
 //! outcomes, and the call history read side.
 
 use crate::aggregates::{
-    append_failed, execute, execute_command, execute_decision, load_in, metadata, session_metadata, stream_of, Decided,
-    DECISION_ATTEMPTS,
+    append_failed, execute, execute_command, execute_decision, load_any, load_in, metadata, session_metadata,
+    stream_of, Decided, DECISION_ATTEMPTS,
 };
 use crate::auth::Session;
 use crate::clock::Clock;
@@ -107,6 +107,8 @@ pub trait CallOwners: Send + Sync {
     /// The organization and agent behind a Vapi assistant.
     async fn assistant_owner(&self, vapi_assistant_id: &str) -> Result<Option<(Uuid, Uuid)>, AppError>;
     async fn number_owner(&self, vapi_phone_number_id: &str) -> Result<Option<NumberOwner>, AppError>;
+    /// Our call (organization, id) that Vapi knows by `vapi_call_id`.
+    async fn call_of(&self, vapi_call_id: &str) -> Result<Option<(Uuid, Uuid)>, AppError>;
 }
 
 /// Context a tool runs in.
@@ -164,7 +166,12 @@ struct Resolved {
 
 impl CallService {
     async fn resolve(&self, call: &CallRef) -> Result<Option<Resolved>, AppError> {
-        let mut organization_id = call.organization_id;
+        // A call we placed is ours by its Vapi id, whatever else the message carries.
+        let placed = match call.call_id {
+            Some(_) => None,
+            None => self.owners.call_of(&call.vapi_call_id).await?,
+        };
+        let mut organization_id = call.organization_id.or(placed.map(|(org, _)| org));
         let mut agent_id = call.agent_id;
         if organization_id.is_none() || agent_id.is_none() {
             if let Some(assistant) = &call.vapi_assistant_id {
@@ -187,11 +194,21 @@ impl CallService {
         let Some(organization_id) = organization_id else {
             return Ok(None);
         };
+        let call_id = call
+            .call_id
+            .or(placed.map(|(_, id)| id))
+            .unwrap_or_else(|| Uuid::new_v5(&VAPI_CALL_NAMESPACE, call.vapi_call_id.as_bytes()));
+        // A call belongs to the organization of its first event: a message naming another never touches it.
+        let owner = load_any::<Call>(self.store.as_ref(), stream_of::<Call>(call_id))
+            .await?
+            .organization_id;
+        if owner.is_some_and(|owner| owner != organization_id) {
+            tracing::warn!(%call_id, vapi_call_id = %call.vapi_call_id, "a Vapi message names another organization than its call's; kept as unmatched");
+            return Ok(None);
+        }
         Ok(Some(Resolved {
             organization_id,
-            call_id: call
-                .call_id
-                .unwrap_or_else(|| Uuid::new_v5(&VAPI_CALL_NAMESPACE, call.vapi_call_id.as_bytes())),
+            call_id,
             parties: CallParties {
                 vapi_call_id: Some(call.vapi_call_id.clone()),
                 direction: call.direction.clone(),

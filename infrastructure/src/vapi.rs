@@ -443,6 +443,9 @@ impl VoiceProvider for VapiClient {
         if let Some(setup) = &call.setup {
             body["assistantOverrides"] = assistant_overrides(setup);
         }
+        // Vapi documents overrides' metadata as coming back with the call's
+        // messages; the top-level one may not.
+        body["assistantOverrides"]["metadata"] = body["metadata"].clone();
         let response = self.send(Method::POST, "/call", Some(&body)).await?;
         Ok(read::<Created>(response).await?.id)
     }

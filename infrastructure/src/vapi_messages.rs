@@ -86,7 +86,13 @@ fn first<T>(candidates: impl IntoIterator<Item = Option<T>>) -> Option<T> {
 fn call_ref(message: &Value) -> Result<CallRef, MessageError> {
     let call = &message["call"];
     let vapi_call_id = text(&call["id"]).ok_or_else(|| malformed("message.call.id is missing"))?;
-    let call_meta = &call["metadata"];
+    // Our ids: in the call's metadata, or in the assistant overrides we placed it with.
+    let call_meta = first(
+        [Some(&call["metadata"]), Some(&call["assistantOverrides"]["metadata"])]
+            .into_iter()
+            .map(|m| m.filter(|v| v["voxreachCallId"].is_string())),
+    )
+    .unwrap_or(&call["metadata"]);
     let assistant_meta = first(
         [
             Some(&message["assistant"]["metadata"]),

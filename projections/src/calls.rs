@@ -455,6 +455,15 @@ impl CallOwners for PgCallHistory {
         Ok(row.map(|r| (r.get("organization_id"), r.get("id"))))
     }
 
+    async fn call_of(&self, vapi_call_id: &str) -> Result<Option<(Uuid, Uuid)>, AppError> {
+        let row = sqlx::query("SELECT organization_id, id FROM calls WHERE vapi_call_id = $1")
+            .bind(vapi_call_id)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(failed)?;
+        Ok(row.map(|r| (r.get("organization_id"), r.get("id"))))
+    }
+
     async fn number_owner(&self, vapi_phone_number_id: &str) -> Result<Option<NumberOwner>, AppError> {
         let row =
             sqlx::query("SELECT organization_id, id, agent_id FROM phone_numbers WHERE vapi_phone_number_id = $1")

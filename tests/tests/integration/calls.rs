@@ -594,3 +594,57 @@ async fn the_agents_rule_turns_call_analysis_into_an_outcome() {
     assert_eq!(outcome_of("call_r2"), "qualified");
     assert_eq!(outcome_of("call_r3"), "not_interested");
 }
+
+#[tokio::test]
+async fn messages_about_a_placed_call_find_it_by_its_vapi_id_and_never_cross_organizations() {
+    let w = world().await;
+    let number_id = w.add_number("pn_trust", "+14155550170", false).await;
+    let (_, requested) = w
+        .post(
+            "/api/calls",
+            json!({"agentId": w.agent_id, "phoneNumberId": number_id, "customerNumber": "+14155552671"}),
+        )
+        .await;
+    let call_id = requested["id"].as_str().unwrap().to_owned();
+    Mock::given(method("POST"))
+        .and(path("/call"))
+        .and(wiremock::matchers::body_partial_json(json!({
+            "assistantOverrides": {"metadata": {"voxreachCallId": call_id}}
+        })))
+        .respond_with(ResponseTemplate::new(201).set_body_json(json!({"id": "call_trust", "status": "queued"})))
+        .expect(1)
+        .mount(&w.vapi)
+        .await;
+    w.app.drain_work().await;
+
+    // No metadata at all: the Vapi id alone finds our call.
+    assert_eq!(
+        deliver(&w.app, &status_update("call_trust", "ringing", 1764000001000))
+            .await
+            .0,
+        200
+    );
+    w.app.settle().await;
+    let (_, call) = w.app.get(&format!("/api/calls/{call_id}"), Some(&w.token)).await;
+    assert_eq!(call["status"], "ringing", "{call}");
+    let (_, list) = w.app.get("/api/calls", Some(&w.token)).await;
+    assert_eq!(list["calls"].as_array().unwrap().len(), 1, "no second call: {list}");
+
+    // A message naming another organization for this call touches nothing.
+    let (other, _) = w.app.register("mallory@elsewhere.test", "Elsewhere").await;
+    let (_, me) = w.app.get("/api/auth/me", Some(&other)).await;
+    let mut forged = status_update("call_trust", "ended", 1764000002000);
+    forged["message"]["call"]["metadata"] =
+        json!({"voxreachCallId": call_id, "voxreachOrganizationId": me["organizationId"]});
+    assert_eq!(deliver(&w.app, &forged).await.0, 200);
+    w.app.settle().await;
+    let (_, call) = w.app.get(&format!("/api/calls/{call_id}"), Some(&w.token)).await;
+    assert_eq!(call["status"], "ringing", "{call}");
+    let (_, theirs) = w.app.get("/api/calls", Some(&other)).await;
+    assert!(theirs["calls"].as_array().unwrap().is_empty(), "{theirs}");
+    let unmatched: i64 = sqlx::query_scalar("SELECT count(*) FROM events WHERE event_type = 'VapiMessageUnmatched'")
+        .fetch_one(&w.app.db.pool)
+        .await
+        .unwrap();
+    assert_eq!(unmatched, 1);
+}
