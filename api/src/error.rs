@@ -35,7 +35,7 @@ pub fn status_of(kind: ErrorKind) -> StatusCode {
         ErrorKind::NotFound => StatusCode::NOT_FOUND,
         ErrorKind::Conflict => StatusCode::CONFLICT,
         ErrorKind::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
-        ErrorKind::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+        ErrorKind::Unavailable | ErrorKind::Busy { .. } => StatusCode::SERVICE_UNAVAILABLE,
         ErrorKind::Internal => StatusCode::INTERNAL_SERVER_ERROR,
     }
 }
@@ -59,7 +59,7 @@ impl ResponseError for ApiError {
             tracing::error!(error = %self.0.report(), "request failed");
         }
         let mut response = HttpResponse::build(self.status_code());
-        if let ErrorKind::TooManyRequests { retry_after } = self.0.kind {
+        if let ErrorKind::TooManyRequests { retry_after } | ErrorKind::Busy { retry_after } = self.0.kind {
             response.insert_header((header::RETRY_AFTER, retry_after.as_secs().max(1).to_string()));
         }
         if self.0.kind == ErrorKind::Unauthorized {

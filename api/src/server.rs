@@ -192,7 +192,7 @@ pub fn build_state(pool: PgPool, wiring: Wiring) -> AppState {
     let auth = AuthService {
         store: store.clone(),
         clock: clock.clone(),
-        passwords: Arc::new(Argon2Passwords),
+        passwords: Arc::new(Argon2Passwords::for_this_machine()),
         sessions: Arc::new(JwtSessions::new(&wiring.keys.jwt_secret, SESSION_LIFETIME)),
         secrets: Arc::new(RandomSecretTokens),
         mailer: Arc::new(OutboxMailer::new(pool.clone())),

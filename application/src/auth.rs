@@ -26,10 +26,11 @@ const INVITATION_TOKEN_LIFETIME: Duration = Duration::days(7);
 #[async_trait]
 pub trait PasswordHasher: Send + Sync {
     async fn hash(&self, password: &str) -> Result<String, AppError>;
-    async fn verify(&self, password: &str, hash: &str) -> bool;
+    /// Whether `password` matches; `Busy` when every hashing slot is taken.
+    async fn verify(&self, password: &str, hash: &str) -> Result<bool, AppError>;
     /// Spends the same effort as a real verification, so that unknown e-mails
     /// cannot be told apart from wrong passwords by timing.
-    async fn verify_nothing(&self, password: &str);
+    async fn verify_nothing(&self, password: &str) -> Result<(), AppError>;
 }
 
 /// Who a session token speaks for.
@@ -334,13 +335,13 @@ impl AuthService {
             ));
         }
         let Some(user) = self.find_by_email(email).await? else {
-            self.passwords.verify_nothing(password).await;
+            self.passwords.verify_nothing(password).await?;
             return Err(invalid_credentials());
         };
         let verified = match &user.state.password_hash {
-            Some(hash) => self.passwords.verify(password, hash).await,
+            Some(hash) => self.passwords.verify(password, hash).await?,
             None => {
-                self.passwords.verify_nothing(password).await;
+                self.passwords.verify_nothing(password).await?;
                 false
             }
         };

@@ -13,8 +13,14 @@ pub enum ErrorKind {
     Forbidden,
     NotFound,
     Conflict,
-    TooManyRequests { retry_after: Duration },
+    TooManyRequests {
+        retry_after: Duration,
+    },
     Unavailable,
+    /// We are saturated (e.g. every password-hashing slot is taken): try again shortly.
+    Busy {
+        retry_after: Duration,
+    },
     Internal,
 }
 
