@@ -91,17 +91,26 @@ impl From<SignedIn> for SessionResponse {
     }
 }
 
-pub async fn register(state: web::Data<AppState>, body: Json<RegisterBody>) -> Result<HttpResponse, ApiError> {
+/// The socket peer, not a forwarded header a client could forge.
+fn client_of(req: &HttpRequest) -> String {
+    req.peer_addr()
+        .map(|a| a.ip().to_string())
+        .unwrap_or_else(|| "unknown".into())
+}
+
+pub async fn register(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    body: Json<RegisterBody>,
+) -> Result<HttpResponse, ApiError> {
     let body = body.into_inner();
-    let signed_in = state
-        .auth
-        .register(Registration {
-            email: body.email,
-            password: body.password,
-            name: body.name,
-            organization_name: body.organization_name,
-        })
-        .await?;
+    let registration = Registration {
+        email: body.email,
+        password: body.password,
+        name: body.name,
+        organization_name: body.organization_name,
+    };
+    let signed_in = state.auth.register(registration, &client_of(&req)).await?;
     Ok(HttpResponse::Created().json(SessionResponse::from(signed_in)))
 }
 
@@ -110,12 +119,7 @@ pub async fn login(
     state: web::Data<AppState>,
     body: Json<LoginBody>,
 ) -> Result<HttpResponse, ApiError> {
-    // The socket peer, not a forwarded header a client could forge.
-    let client = req
-        .peer_addr()
-        .map(|a| a.ip().to_string())
-        .unwrap_or_else(|| "unknown".into());
-    let signed_in = state.auth.login(&body.email, &body.password, &client).await?;
+    let signed_in = state.auth.login(&body.email, &body.password, &client_of(&req)).await?;
     Ok(HttpResponse::Ok().json(SessionResponse::from(signed_in)))
 }
 
@@ -124,10 +128,11 @@ pub async fn me(state: web::Data<AppState>, caller: Caller) -> Result<HttpRespon
 }
 
 pub async fn request_password_reset(
+    req: HttpRequest,
     state: web::Data<AppState>,
     body: Json<ResetRequestBody>,
 ) -> Result<HttpResponse, ApiError> {
-    state.auth.request_password_reset(&body.email).await?;
+    state.auth.request_password_reset(&body.email, &client_of(&req)).await?;
     Ok(HttpResponse::Accepted().json(serde_json::json!({
         "message": "if an account exists for this address, a reset link is on its way"
     })))

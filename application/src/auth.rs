@@ -246,7 +246,9 @@ fn split_token(token: &str) -> Option<Uuid> {
 
 impl AuthService {
     #[tracing::instrument(skip_all)]
-    pub async fn register(&self, input: Registration) -> Result<SignedIn, AppError> {
+    pub async fn register(&self, input: Registration, client_ip: &str) -> Result<SignedIn, AppError> {
+        self.count_attempt(&[format!("register:ip:{client_ip}")], "sign-up")
+            .await?;
         let email = Email::parse(&input.email).map_err(domain_error)?;
         validate_password(&input.password).map_err(domain_error)?;
         let now = self.clock.now();
@@ -323,17 +325,11 @@ impl AuthService {
 
     #[tracing::instrument(skip_all)]
     pub async fn login(&self, email: &str, password: &str, client_ip: &str) -> Result<SignedIn, AppError> {
-        let email_key = format!("email:{}", self.secrets.digest(&email.trim().to_lowercase()));
-        let client_key = format!("ip:{client_ip}");
-        let keys = [email_key.clone(), client_key.clone()];
+        let email_key = format!("login:email:{}", self.secrets.digest(&email.trim().to_lowercase()));
+        let client_key = format!("login:ip:{client_ip}");
         // Counted before the (costly) check, so parallel guesses cannot outrun the limit.
-        if let Some(wait) = self.throttle.attempt(&keys).await? {
-            return Err(AppError::new(
-                ErrorKind::TooManyRequests { retry_after: wait },
-                "too_many_attempts",
-                "too many failed sign-in attempts; try again later",
-            ));
-        }
+        self.count_attempt(&[email_key.clone(), client_key.clone()], "sign-in")
+            .await?;
         let Some(user) = self.find_by_email(email).await? else {
             self.passwords.verify_nothing(password).await?;
             return Err(invalid_credentials());
@@ -467,7 +463,10 @@ impl AuthService {
     /// Always succeeds from the caller's point of view, so it reveals nothing
     /// about which addresses have accounts.
     #[tracing::instrument(skip_all)]
-    pub async fn request_password_reset(&self, raw_email: &str) -> Result<(), AppError> {
+    pub async fn request_password_reset(&self, raw_email: &str, client_ip: &str) -> Result<(), AppError> {
+        let email_key = format!("reset:email:{}", self.secrets.digest(&raw_email.trim().to_lowercase()));
+        self.count_attempt(&[email_key, format!("reset:ip:{client_ip}")], "password reset")
+            .await?;
         let Some(user) = self.find_by_email(raw_email).await? else {
             return Ok(());
         };
@@ -536,6 +535,18 @@ impl AuthService {
         )
         .await
         .map(|_| ())
+    }
+
+    /// Counts an attempt of `what` against `keys`; 429 when one is over its limit.
+    async fn count_attempt(&self, keys: &[String], what: &str) -> Result<(), AppError> {
+        match self.throttle.attempt(keys).await? {
+            None => Ok(()),
+            Some(wait) => Err(AppError::new(
+                ErrorKind::TooManyRequests { retry_after: wait },
+                "too_many_attempts",
+                format!("too many {what} attempts; try again later"),
+            )),
+        }
     }
 
     /// The session a token stands for, unless it was issued before its user

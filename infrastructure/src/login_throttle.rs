@@ -1,4 +1,5 @@
-//! Failed sign-in counting in Postgres, so every server process sees the same lockouts.
+//! Attempt counting in Postgres (sign-ins, sign-ups, reset requests), so every
+//! server process sees the same lockouts.
 
 use application::auth::LoginThrottle;
 use application::AppError;
@@ -39,8 +40,9 @@ impl PgLoginThrottle {
         Self { pool, policy }
     }
 
+    /// Keys are `<purpose>:<kind>:<value>`; client addresses get the higher limit.
     fn limit_for(&self, key: &str) -> i32 {
-        if key.starts_with("ip:") {
+        if key.contains(":ip:") {
             self.policy.per_client
         } else {
             self.policy.per_account

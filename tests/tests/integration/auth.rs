@@ -444,3 +444,37 @@ async fn a_password_reset_ends_every_earlier_session() {
     let after = login["token"].as_str().unwrap();
     assert_eq!(app.get("/api/auth/me", Some(after)).await.0, 200);
 }
+
+#[tokio::test]
+async fn sign_ups_and_reset_requests_are_throttled() {
+    let app = TestApp::spawn().await;
+    let mut statuses = vec![];
+    for n in 0..22 {
+        let (status, _) = app
+            .post(
+                "/api/auth/register",
+                None,
+                json!({"email": format!("s{n}@example.com"), "password": "correct horse battery", "name": "S", "organizationName": "S"}),
+            )
+            .await;
+        statuses.push(status);
+    }
+    assert_eq!(statuses.iter().filter(|s| **s == 201).count(), 20, "{statuses:?}");
+    assert_eq!(statuses.last(), Some(&429));
+    let mut resets = vec![];
+    for _ in 0..6 {
+        let (status, _) = app
+            .post(
+                "/api/auth/password-reset/request",
+                None,
+                json!({"email": "s1@example.com"}),
+            )
+            .await;
+        resets.push(status);
+    }
+    assert_eq!(
+        resets,
+        [202, 202, 202, 202, 202, 429],
+        "five reset mails per address per window"
+    );
+}
