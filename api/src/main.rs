@@ -110,6 +110,7 @@ async fn serve(settings: Settings, data_dir: PathBuf, bind: Option<String>, role
     let mut wiring = Wiring::new(keys, settings.public_base());
     wiring.vapi_base_url = settings.vapi.base_url.clone();
     wiring.slack_origins = settings.slack_origins.clone();
+    wiring.quotas = settings.quotas;
     match &settings.vapi.api_key {
         Some(key) => wiring.vapi_api_key = key.clone(),
         None => tracing::warn!("VAPI_API_KEY is not set: agents are kept but cannot be pushed to Vapi"),

@@ -65,6 +65,8 @@ pub struct Wiring {
     pub vapi_base_url: String,
     pub vapi_api_key: String,
     pub retry: RetryPolicy,
+    /// Per-organization limits on costly actions.
+    pub quotas: application::quotas::QuotaPolicy,
     /// Origins Slack webhook URLs may point at.
     pub slack_origins: Vec<url::Origin>,
 }
@@ -79,6 +81,7 @@ impl Wiring {
             vapi_base_url: infrastructure::vapi::DEFAULT_BASE_URL.into(),
             vapi_api_key: String::new(),
             retry: RetryPolicy::default(),
+            quotas: application::quotas::QuotaPolicy::default(),
             slack_origins: vec![infrastructure::config::default_slack_origin()],
         }
     }
@@ -130,11 +133,15 @@ pub fn build_state(pool: PgPool, wiring: Wiring) -> AppState {
     };
     let sealer = Arc::new(SecretBox::new(&wiring.keys.encryption_key));
     let number_directory = Arc::new(projections::phone_numbers::PgNumberDirectory::new(pool.clone()));
+    let usage: Arc<dyn application::quotas::UsageCounter> =
+        Arc::new(infrastructure::usage::PgUsageCounter::new(pool.clone()));
     let numbers = PhoneNumberService {
         store: store.clone(),
         clock: wiring.clock.clone(),
         sealer: sealer.clone(),
         directory: number_directory.clone(),
+        usage: usage.clone(),
+        quotas: wiring.quotas,
     };
     let number_sync = Arc::new(NumberSync {
         store: store.clone(),
@@ -155,6 +162,8 @@ pub fn build_state(pool: PgPool, wiring: Wiring) -> AppState {
     let outbound = OutboundCalls {
         store: store.clone(),
         clock: wiring.clock.clone(),
+        usage,
+        quotas: wiring.quotas,
     };
     let ab_testing = AbTestingService {
         store: store.clone(),

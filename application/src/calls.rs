@@ -641,6 +641,8 @@ pub const CALL_PLACEMENT: &str = "vapi-call-placement";
 pub struct OutboundCalls {
     pub store: Arc<dyn EventStore>,
     pub clock: Arc<dyn Clock>,
+    pub usage: Arc<dyn crate::quotas::UsageCounter>,
+    pub quotas: crate::quotas::QuotaPolicy,
 }
 
 #[derive(Debug, Clone)]
@@ -677,6 +679,15 @@ impl OutboundCalls {
                 "phoneNumberId is not a number of this organization",
             ));
         }
+        // Last, so that refused requests spend nothing.
+        crate::quotas::spend(
+            self.usage.as_ref(),
+            &self.quotas,
+            caller.organization_id,
+            crate::quotas::Costly::OutboundCall,
+            self.clock.now(),
+        )
+        .await?;
         let call_id = Uuid::now_v7();
         // The variant is chosen (and recorded) before the call exists.
         crate::ab_testing::assign_variant(

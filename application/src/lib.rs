@@ -12,6 +12,7 @@ pub mod event_store;
 pub mod permissions;
 pub mod phone_numbers;
 pub mod providers;
+pub mod quotas;
 pub mod secrets;
 pub mod slack;
 pub mod voice;

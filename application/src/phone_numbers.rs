@@ -167,6 +167,8 @@ pub struct PhoneNumberService {
     pub clock: Arc<dyn Clock>,
     pub sealer: Arc<dyn SecretSealer>,
     pub directory: Arc<dyn NumberDirectory>,
+    pub usage: Arc<dyn crate::quotas::UsageCounter>,
+    pub quotas: crate::quotas::QuotaPolicy,
 }
 
 impl PhoneNumberService {
@@ -279,6 +281,17 @@ impl PhoneNumberService {
             }
         }
         self.check_agent(caller, agent_id).await?;
+        // Only numbers Vapi provisions are bought; imports are the customer's own.
+        if matches!(source, NumberSource::Vapi { .. }) {
+            crate::quotas::spend(
+                self.usage.as_ref(),
+                &self.quotas,
+                caller.organization_id,
+                crate::quotas::Costly::NumberPurchase,
+                self.clock.now(),
+            )
+            .await?;
+        }
         let id = Uuid::now_v7();
         let now = self.clock.now();
         self.execute::<PhoneNumberState>(

@@ -30,6 +30,8 @@ pub struct Settings {
     pub vapi: VapiSettings,
     /// Origins Slack webhook URLs may point at (`SLACK_WEBHOOK_ORIGINS`).
     pub slack_origins: Vec<url::Origin>,
+    /// `VOXREACH_CALLS_PER_MINUTE`, `VOXREACH_NUMBERS_PER_DAY` (per organization).
+    pub quotas: application::quotas::QuotaPolicy,
 }
 
 /// Slack's incoming webhooks.
@@ -133,6 +135,25 @@ impl Settings {
                 })
                 .collect::<Result<_, _>>()?,
         };
+        let count = |variable: &'static str, default: i32| -> Result<i32, ConfigError> {
+            match non_empty(variable) {
+                None => Ok(default),
+                Some(raw) => raw
+                    .trim()
+                    .parse::<i32>()
+                    .ok()
+                    .filter(|n| *n > 0)
+                    .ok_or_else(|| ConfigError::Malformed {
+                        variable,
+                        reason: format!("{raw:?} is not a positive whole number"),
+                    }),
+            }
+        };
+        let defaults = application::quotas::QuotaPolicy::default();
+        let quotas = application::quotas::QuotaPolicy {
+            calls_per_minute: count("VOXREACH_CALLS_PER_MINUTE", defaults.calls_per_minute)?,
+            numbers_per_day: count("VOXREACH_NUMBERS_PER_DAY", defaults.numbers_per_day)?,
+        };
         Ok(Self {
             database_url,
             bind,
@@ -141,6 +162,7 @@ impl Settings {
             public_url,
             vapi,
             slack_origins,
+            quotas,
         })
     }
 

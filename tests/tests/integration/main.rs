@@ -13,6 +13,7 @@ mod event_store;
 mod observability;
 mod openapi;
 mod phone_numbers;
+mod quotas;
 mod roles;
 mod runtime;
 mod slack;
