@@ -15,10 +15,16 @@ fn same(a: &str, b: &str) -> bool {
     a.as_bytes().ct_eq(b.as_bytes()).into()
 }
 
+/// How far an `X-Vapi-Timestamp` may be from our clock.
+pub const SIGNATURE_TOLERANCE: chrono::Duration = chrono::Duration::minutes(5);
+
 /// Accepts the shared secret in `X-Vapi-Secret`, as a bearer token, or an
-/// HMAC-SHA256 of the body (hex or base64, optionally over `timestamp.body`)
-/// in `X-Vapi-Signature`. `header` looks a header up case-insensitively.
-pub fn is_authentic(header: impl Fn(&str) -> Option<String>, body: &[u8], secret: &str) -> bool {
+/// HMAC-SHA256 (hex or base64) in `X-Vapi-Signature`: over `timestamp.body`
+/// when `X-Vapi-Timestamp` is sent — which must then be within
+/// [`SIGNATURE_TOLERANCE`] of `now` (seconds or milliseconds since the epoch) —
+/// and over the body alone only when no timestamp is sent. `header` looks a
+/// header up case-insensitively.
+pub fn is_authentic(header: impl Fn(&str) -> Option<String>, body: &[u8], secret: &str, now: DateTime<Utc>) -> bool {
     if secret.is_empty() {
         return false;
     }
@@ -42,15 +48,24 @@ pub fn is_authentic(header: impl Fn(&str) -> Option<String>, body: &[u8], secret
             Err(_) => return false,
         },
     };
-    let mut signed_texts: Vec<Vec<u8>> = vec![body.to_vec()];
-    if let Some(timestamp) = header("x-vapi-timestamp") {
-        signed_texts.push([timestamp.trim().as_bytes(), b".", body].concat());
-    }
-    signed_texts.iter().any(|text| {
-        let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).expect("HMAC takes any key length");
-        mac.update(text);
-        mac.verify_slice(&given).is_ok()
-    })
+    let signed = match header("x-vapi-timestamp") {
+        None => body.to_vec(),
+        Some(timestamp) => {
+            let Some(at) = timestamp.trim().parse::<i64>().ok().and_then(|n| {
+                let millis = if n > 100_000_000_000 { n } else { n.saturating_mul(1000) };
+                Utc.timestamp_millis_opt(millis).single()
+            }) else {
+                return false;
+            };
+            if (now - at).abs() > SIGNATURE_TOLERANCE {
+                return false;
+            }
+            [timestamp.trim().as_bytes(), b".", body].concat()
+        }
+    };
+    let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).expect("HMAC takes any key length");
+    mac.update(&signed);
+    mac.verify_slice(&given).is_ok()
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -319,11 +334,18 @@ mod tests {
     fn authenticates_by_secret_bearer_or_signature() {
         let body = br#"{"message":{"type":"status-update"}}"#;
         let secret = "s3cret";
-        assert!(is_authentic(headers(&[("X-Vapi-Secret", secret.into())]), body, secret));
+        let now: DateTime<Utc> = "2026-11-25T12:00:00Z".parse().unwrap();
+        assert!(is_authentic(
+            headers(&[("X-Vapi-Secret", secret.into())]),
+            body,
+            secret,
+            now
+        ));
         assert!(is_authentic(
             headers(&[("Authorization", format!("Bearer {secret}"))]),
             body,
-            secret
+            secret,
+            now
         ));
         let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).unwrap();
         mac.update(body);
@@ -331,25 +353,82 @@ mod tests {
         assert!(is_authentic(
             headers(&[("x-vapi-signature", hex::encode(signature))]),
             body,
-            secret
+            secret,
+            now
         ));
         assert!(is_authentic(
             headers(&[("x-vapi-signature", STANDARD.encode(signature))]),
             body,
-            secret
+            secret,
+            now
         ));
         assert!(!is_authentic(
             headers(&[("x-vapi-signature", hex::encode(signature))]),
             b"tampered",
-            secret
+            secret,
+            now
         ));
         assert!(!is_authentic(
             headers(&[("X-Vapi-Secret", "wrong".into())]),
             body,
-            secret
+            secret,
+            now
         ));
-        assert!(!is_authentic(headers(&[]), body, secret));
-        assert!(!is_authentic(headers(&[("X-Vapi-Secret", String::new())]), body, ""));
+        assert!(!is_authentic(headers(&[]), body, secret, now));
+        assert!(!is_authentic(
+            headers(&[("X-Vapi-Secret", String::new())]),
+            body,
+            "",
+            now
+        ));
+        // With a timestamp, the signature covers `timestamp.body` and the time must be recent.
+        let sign = |text: &[u8]| {
+            let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).unwrap();
+            mac.update(text);
+            hex::encode(mac.finalize().into_bytes())
+        };
+        let fresh = now.timestamp_millis().to_string();
+        let signed_fresh = sign(&[fresh.as_bytes(), b".", body].concat());
+        let with = |timestamp: &str, signature: &str| {
+            vec![
+                ("x-vapi-timestamp", timestamp.to_owned()),
+                ("x-vapi-signature", signature.to_owned()),
+            ]
+        };
+        assert!(is_authentic(headers(&with(&fresh, &signed_fresh)), body, secret, now));
+        assert!(is_authentic(
+            headers(&with(&fresh, &signed_fresh)),
+            body,
+            secret,
+            now + chrono::Duration::minutes(4)
+        ));
+        assert!(
+            !is_authentic(
+                headers(&with(&fresh, &signed_fresh)),
+                body,
+                secret,
+                now + chrono::Duration::minutes(6)
+            ),
+            "replayed late"
+        );
+        assert!(
+            !is_authentic(headers(&with(&fresh, &hex::encode(signature))), body, secret, now),
+            "a body-only signature with a timestamp"
+        );
+        assert!(!is_authentic(
+            headers(&with("yesterday", &signed_fresh)),
+            body,
+            secret,
+            now
+        ));
+        let seconds = now.timestamp().to_string();
+        let signed_seconds = sign(&[seconds.as_bytes(), b".", body].concat());
+        assert!(is_authentic(
+            headers(&with(&seconds, &signed_seconds)),
+            body,
+            secret,
+            now
+        ));
     }
 
     #[test]
