@@ -24,6 +24,7 @@ pub async fn ready(state: web::Data<AppState>) -> HttpResponse {
         "status": if ready { "ready" } else { "not_ready" },
         "database": if database { "ok" } else { "unreachable" },
         "migrations": if migrations { "applied" } else { "pending" },
+        "mail": if state.mail_configured { "configured" } else { "not_configured: mail waits in the outbox until SMTP_URL is set" },
         "projections": projections.unwrap_or_default(),
     });
     if ready {

@@ -111,6 +111,10 @@ async fn serve(settings: Settings, data_dir: PathBuf, bind: Option<String>, role
     wiring.vapi_base_url = settings.vapi.base_url.clone();
     wiring.slack_origins = settings.slack_origins.clone();
     wiring.quotas = settings.quotas;
+    wiring.smtp = settings.smtp.clone();
+    if wiring.smtp.is_none() {
+        tracing::warn!("SMTP_URL is not set: mail waits in the outbox");
+    }
     match &settings.vapi.api_key {
         Some(key) => wiring.vapi_api_key = key.clone(),
         None => tracing::warn!("VAPI_API_KEY is not set: agents are kept but cannot be pushed to Vapi"),

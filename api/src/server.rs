@@ -50,6 +50,8 @@ pub struct AppState {
     pub runner: ProjectionRunner,
     pub work_queue: Arc<dyn WorkQueue>,
     pub clock: Arc<dyn Clock>,
+    /// Whether mail is delivered (`SMTP_URL`), for the readiness report.
+    pub mail_configured: bool,
     /// Reactors that perform queued work against outside services.
     pub workers: Vec<Arc<dyn WorkHandler>>,
     /// Periodic jobs of the scheduler role.
@@ -67,6 +69,8 @@ pub struct Wiring {
     pub retry: RetryPolicy,
     /// Per-organization limits on costly actions.
     pub quotas: application::quotas::QuotaPolicy,
+    /// Where mail goes; without it, mail waits in the outbox.
+    pub smtp: Option<infrastructure::mailer::SmtpSettings>,
     /// Origins Slack webhook URLs may point at.
     pub slack_origins: Vec<url::Origin>,
 }
@@ -82,6 +86,7 @@ impl Wiring {
             vapi_api_key: String::new(),
             retry: RetryPolicy::default(),
             quotas: application::quotas::QuotaPolicy::default(),
+            smtp: None,
             slack_origins: vec![infrastructure::config::default_slack_origin()],
         }
     }
@@ -204,21 +209,31 @@ pub fn build_state(pool: PgPool, wiring: Wiring) -> AppState {
         passwords: Arc::new(Argon2Passwords::for_this_machine()),
         sessions: Arc::new(JwtSessions::new(&wiring.keys.jwt_secret, SESSION_LIFETIME)),
         secrets: Arc::new(RandomSecretTokens),
-        mailer: Arc::new(OutboxMailer::new(pool.clone())),
+        mailer: Arc::new(OutboxMailer::new(pool.clone(), sealer.clone())),
         throttle: Arc::new(PgLoginThrottle::new(pool.clone(), wiring.throttle)),
         directory: Arc::new(projections::users::PgUserDirectory::new(pool.clone())),
         public_url: wiring.public_url,
     };
+    let mail_delivery = wiring.smtp.as_ref().map(|smtp| {
+        infrastructure::mailer::MailDelivery::new(pool.clone(), sealer.clone(), clock.clone(), smtp)
+            .expect("SMTP_URL was checked when the settings were read")
+    });
+    let mail_configured = mail_delivery.is_some();
     let work_queue: Arc<dyn WorkQueue> = Arc::new(PgWorkQueue::new(pool.clone(), clock.clone()));
     AppState {
         runner: projection_runner(&pool, store),
-        scheduled: vec![
-            number_sync.clone(),
-            Arc::new(application::slack::DailySummaries {
+        scheduled: [
+            Some(number_sync.clone() as Arc<dyn ScheduledJob>),
+            Some(Arc::new(application::slack::DailySummaries {
                 notifier: slack_notifier.clone(),
                 queue: work_queue.clone(),
-            }),
-        ],
+            }) as Arc<dyn ScheduledJob>),
+            mail_delivery.map(|job| Arc::new(job) as Arc<dyn ScheduledJob>),
+        ]
+        .into_iter()
+        .flatten()
+        .collect(),
+        mail_configured,
         work_queue,
         clock,
         workers: vec![

@@ -32,6 +32,8 @@ pub struct Settings {
     pub slack_origins: Vec<url::Origin>,
     /// `VOXREACH_CALLS_PER_MINUTE`, `VOXREACH_NUMBERS_PER_DAY` (per organization).
     pub quotas: application::quotas::QuotaPolicy,
+    /// `SMTP_URL` and `MAIL_FROM`: both or neither.
+    pub smtp: Option<crate::mailer::SmtpSettings>,
 }
 
 /// Slack's incoming webhooks.
@@ -154,6 +156,34 @@ impl Settings {
             calls_per_minute: count("VOXREACH_CALLS_PER_MINUTE", defaults.calls_per_minute)?,
             numbers_per_day: count("VOXREACH_NUMBERS_PER_DAY", defaults.numbers_per_day)?,
         };
+        let smtp = match (non_empty("SMTP_URL"), non_empty("MAIL_FROM")) {
+            (None, None) => None,
+            (Some(url), Some(from)) => {
+                lettre::AsyncSmtpTransport::<lettre::Tokio1Executor>::from_url(&url).map_err(|e| {
+                    ConfigError::Malformed {
+                        variable: "SMTP_URL",
+                        reason: format!("not an SMTP URL like smtps://user:password@host:465 ({e})"),
+                    }
+                })?;
+                let from = from.parse().map_err(|_| ConfigError::Malformed {
+                    variable: "MAIL_FROM",
+                    reason: format!("{from:?} is not an address like VoxReach <no-reply@example.com>"),
+                })?;
+                Some(crate::mailer::SmtpSettings { url, from })
+            }
+            (Some(_), None) => {
+                return Err(ConfigError::Malformed {
+                    variable: "MAIL_FROM",
+                    reason: "must be set with SMTP_URL (the sender of our mail)".into(),
+                })
+            }
+            (None, Some(_)) => {
+                return Err(ConfigError::Malformed {
+                    variable: "SMTP_URL",
+                    reason: "must be set with MAIL_FROM (where mail is sent)".into(),
+                })
+            }
+        };
         Ok(Self {
             database_url,
             bind,
@@ -163,6 +193,7 @@ impl Settings {
             vapi,
             slack_origins,
             quotas,
+            smtp,
         })
     }
 

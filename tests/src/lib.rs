@@ -237,15 +237,22 @@ impl TestApp {
         (body["token"].as_str().unwrap().to_owned(), body)
     }
 
-    /// The newest e-mail queued for `recipient`, as (subject, body).
+    /// The newest e-mail queued for `recipient`, as (subject, body); bodies
+    /// are encrypted at rest, so this opens it with the test key.
     pub async fn last_email_to(&self, recipient: &str) -> Option<(String, String)> {
-        sqlx::query_as(
-            "SELECT subject, body FROM email_outbox WHERE recipient = $1 ORDER BY created_at DESC, id DESC LIMIT 1",
+        let row: Option<(uuid::Uuid, String, String)> = sqlx::query_as(
+            "SELECT id, subject, sealed_body FROM email_outbox WHERE recipient = $1 AND sealed_body IS NOT NULL
+             ORDER BY created_at DESC, id DESC LIMIT 1",
         )
         .bind(recipient)
         .fetch_optional(&self.db.pool)
         .await
-        .expect("outbox query")
+        .expect("outbox query");
+        let (id, subject, sealed) = row?;
+        let body = infrastructure::secret_box::SecretBox::new(&test_keys().encryption_key)
+            .open(&sealed, &format!("email:{id}"))
+            .expect("the test key opens the body");
+        Some((subject, body))
     }
 }
 

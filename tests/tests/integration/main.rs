@@ -10,6 +10,7 @@ mod bad_input;
 mod calls;
 mod consumers;
 mod event_store;
+mod mail;
 mod observability;
 mod openapi;
 mod phone_numbers;
