@@ -27,12 +27,16 @@ impl<T> std::ops::Deref for Json<T> {
     }
 }
 
-/// Whether any string (or key) in `value` holds a NUL character.
-fn holds_nul(value: &Value) -> bool {
+/// Longest text any field may hold; features set tighter limits of their own
+/// (names 100–200, prompts 20,000, notes 2,000…).
+pub const TEXT_LIMIT_CHARS: usize = 20_000;
+
+/// Whether any string (or key) in `value` satisfies `bad`.
+fn any_text(value: &Value, bad: &dyn Fn(&str) -> bool) -> bool {
     match value {
-        Value::String(s) => s.contains('\0'),
-        Value::Array(items) => items.iter().any(holds_nul),
-        Value::Object(fields) => fields.iter().any(|(k, v)| k.contains('\0') || holds_nul(v)),
+        Value::String(s) => bad(s),
+        Value::Array(items) => items.iter().any(|v| any_text(v, bad)),
+        Value::Object(fields) => fields.iter().any(|(k, v)| bad(k) || any_text(v, bad)),
         _ => false,
     }
 }
@@ -45,11 +49,19 @@ impl<T: DeserializeOwned + 'static> FromRequest for Json<T> {
         let raw = web::Json::<Value>::from_request(req, payload);
         Box::pin(async move {
             let value = raw.await?.into_inner();
-            if holds_nul(&value) {
+            if any_text(&value, &|s| s.contains('\0')) {
                 return Err(ApiError(AppError::new(
                     ErrorKind::Validation,
                     "nul_character",
                     "text may not contain the NUL character (\\u0000)",
+                ))
+                .into());
+            }
+            if any_text(&value, &|s| s.chars().count() > TEXT_LIMIT_CHARS) {
+                return Err(ApiError(AppError::new(
+                    ErrorKind::Validation,
+                    "text_too_long",
+                    format!("no text may be longer than {TEXT_LIMIT_CHARS} characters"),
                 ))
                 .into());
             }

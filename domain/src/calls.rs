@@ -19,6 +19,9 @@ pub enum CallError {
     PlacementInProgress,
 }
 
+/// Longest note that goes with an outcome.
+pub const NOTES_LIMIT_CHARS: usize = 2_000;
+
 /// How a call went: set by the agent's analysis rule, a tool, or a person.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -519,6 +522,12 @@ impl Aggregate for Call {
             } => {
                 if !state.known {
                     return Err(CallError::NotFound);
+                }
+                if notes.as_ref().is_some_and(|n| n.chars().count() > NOTES_LIMIT_CHARS) {
+                    return Err(CallError::Invalid {
+                        field: "notes",
+                        reason: format!("must be at most {NOTES_LIMIT_CHARS} characters"),
+                    });
                 }
                 if state.outcome == Some(*outcome) {
                     return Ok(vec![]);

@@ -164,3 +164,37 @@ async fn paged_lists_take_a_limit() {
     let (_, second) = w.app.get("/api/agents?limit=1&offset=1", Some(&w.token)).await;
     assert_eq!(two["agents"][1]["id"], second["agents"][0]["id"]);
 }
+
+#[tokio::test]
+async fn text_has_limits() {
+    let w = voxreach_tests::VapiWorld::start().await;
+    let (status, error) = w
+        .post(
+            "/api/agents",
+            json!({"name": "A", "systemPrompt": "x".repeat(20_001), "voice": {"provider": "openai", "voiceId": "nova"}}),
+        )
+        .await;
+    assert_eq!(
+        (status, error["error"]["code"].as_str()),
+        (400, Some("text_too_long")),
+        "{error}"
+    );
+    let (status, error) = w
+        .post(
+            "/api/agents",
+            json!({"name": "x".repeat(201), "systemPrompt": "Hi.", "voice": {"provider": "openai", "voiceId": "nova"}}),
+        )
+        .await;
+    assert_eq!(
+        (status, error["error"]["details"]["field"].as_str()),
+        (400, Some("name")),
+        "{error}"
+    );
+    let (status, error) = w
+        .post(
+            "/api/credentials",
+            json!({"provider": "telnyx", "name": "n".repeat(101), "apiKey": "KEY123"}),
+        )
+        .await;
+    assert_eq!(status, 400, "{error}");
+}
