@@ -4,6 +4,7 @@ use crate::auth::Caller;
 use crate::body::Json;
 use crate::error::{method_not_allowed, ApiError};
 use crate::server::AppState;
+use crate::users::PageQuery;
 use actix_web::{web, HttpResponse};
 use domain::ab_testing::{SuccessOutcome, TestSettings, VariantSpec};
 use serde::Deserialize;
@@ -65,8 +66,9 @@ pub async fn list_variants(
     state: web::Data<AppState>,
     caller: Caller,
     agent: web::Path<Uuid>,
+    page: web::Query<PageQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    let variants = state.ab_testing.variants(&caller.0, *agent).await?;
+    let variants = state.ab_testing.variants(&caller.0, *agent, page.page()?).await?;
     Ok(HttpResponse::Ok().json(serde_json::json!({ "variants": variants })))
 }
 
@@ -122,8 +124,9 @@ pub async fn tests_of_agent(
     state: web::Data<AppState>,
     caller: Caller,
     agent: web::Path<Uuid>,
+    page: web::Query<PageQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    let tests = state.ab_testing.tests_of_agent(&caller.0, *agent).await?;
+    let tests = state.ab_testing.tests_of_agent(&caller.0, *agent, page.page()?).await?;
     Ok(HttpResponse::Ok().json(serde_json::json!({ "abTests": tests })))
 }
 

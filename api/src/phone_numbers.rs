@@ -4,6 +4,7 @@ use crate::auth::Caller;
 use crate::body::Json;
 use crate::error::{method_not_allowed, ApiError};
 use crate::server::AppState;
+use crate::users::PageQuery;
 use actix_web::{web, HttpResponse};
 use application::AppError;
 use domain::phone::PhoneNumber;
@@ -34,8 +35,13 @@ pub async fn add_credential(
     Ok(HttpResponse::Created().json(view))
 }
 
-pub async fn list_credentials(state: web::Data<AppState>, caller: Caller) -> Result<HttpResponse, ApiError> {
-    Ok(HttpResponse::Ok().json(serde_json::json!({ "credentials": state.numbers.list_credentials(&caller.0).await? })))
+pub async fn list_credentials(
+    state: web::Data<AppState>,
+    caller: Caller,
+    page: web::Query<PageQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let credentials = state.numbers.list_credentials(&caller.0, page.page()?).await?;
+    Ok(HttpResponse::Ok().json(serde_json::json!({ "credentials": credentials })))
 }
 
 pub async fn remove_credential(
@@ -128,8 +134,13 @@ pub async fn add_number(
     Ok(HttpResponse::Created().json(view))
 }
 
-pub async fn list_numbers(state: web::Data<AppState>, caller: Caller) -> Result<HttpResponse, ApiError> {
-    Ok(HttpResponse::Ok().json(serde_json::json!({ "phoneNumbers": state.numbers.list(&caller.0).await? })))
+pub async fn list_numbers(
+    state: web::Data<AppState>,
+    caller: Caller,
+    page: web::Query<PageQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let numbers = state.numbers.list(&caller.0, page.page()?).await?;
+    Ok(HttpResponse::Ok().json(serde_json::json!({ "phoneNumbers": numbers })))
 }
 
 pub async fn get_number(

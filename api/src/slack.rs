@@ -4,6 +4,7 @@ use crate::auth::Caller;
 use crate::body::Json;
 use crate::error::{method_not_allowed, ApiError};
 use crate::server::AppState;
+use crate::users::PageQuery;
 use actix_web::{web, HttpResponse};
 use application::AppError;
 use domain::slack::Preferences;
@@ -54,8 +55,13 @@ pub async fn connect(
     Ok(HttpResponse::Created().json(serde_json::json!({ "id": id, "status": "active" })))
 }
 
-pub async fn list(state: web::Data<AppState>, caller: Caller) -> Result<HttpResponse, ApiError> {
-    Ok(HttpResponse::Ok().json(serde_json::json!({ "integrations": state.slack.list(&caller.0).await? })))
+pub async fn list(
+    state: web::Data<AppState>,
+    caller: Caller,
+    page: web::Query<PageQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let integrations = state.slack.list(&caller.0, page.page()?).await?;
+    Ok(HttpResponse::Ok().json(serde_json::json!({ "integrations": integrations })))
 }
 
 pub async fn update(

@@ -4,7 +4,7 @@ use crate::aggregates::{
     execute, execute_command, execute_decision, load_in, metadata, session_metadata, stream_of, Decided, Loaded,
     DECISION_ATTEMPTS,
 };
-use crate::auth::Session;
+use crate::auth::{Page, Session};
 use crate::clock::Clock;
 use crate::error::{AppError, ErrorKind};
 use crate::event_store::{EventStore, StreamAppend};
@@ -106,11 +106,16 @@ pub struct TestRecord {
 /// The A/B read models.
 #[async_trait]
 pub trait AbDirectory: Send + Sync {
-    async fn variants(&self, organization_id: Uuid, agent_id: Uuid) -> Result<Vec<VariantView>, AppError>;
+    async fn variants(&self, organization_id: Uuid, agent_id: Uuid, page: Page) -> Result<Vec<VariantView>, AppError>;
     async fn test(&self, organization_id: Uuid, test_id: Uuid) -> Result<Option<TestRecord>, AppError>;
     /// The test a call was assigned in, if any.
     async fn test_of_call(&self, organization_id: Uuid, call_id: Uuid) -> Result<Option<Uuid>, AppError>;
-    async fn tests_of_agent(&self, organization_id: Uuid, agent_id: Uuid) -> Result<Vec<TestRecord>, AppError>;
+    async fn tests_of_agent(
+        &self,
+        organization_id: Uuid,
+        agent_id: Uuid,
+        page: Page,
+    ) -> Result<Vec<TestRecord>, AppError>;
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -358,9 +363,9 @@ impl AbTestingService {
         .await
     }
 
-    pub async fn variants(&self, caller: &Session, agent_id: Uuid) -> Result<Vec<VariantView>, AppError> {
+    pub async fn variants(&self, caller: &Session, agent_id: Uuid, page: Page) -> Result<Vec<VariantView>, AppError> {
         self.agent(caller, agent_id).await?;
-        self.directory.variants(caller.organization_id, agent_id).await
+        self.directory.variants(caller.organization_id, agent_id, page).await
     }
 
     async fn variant(&self, caller: &Session, id: Uuid) -> Result<Loaded<Variant>, AppError> {
@@ -523,11 +528,16 @@ impl AbTestingService {
         Ok(results_of(record))
     }
 
-    pub async fn tests_of_agent(&self, caller: &Session, agent_id: Uuid) -> Result<Vec<TestResults>, AppError> {
+    pub async fn tests_of_agent(
+        &self,
+        caller: &Session,
+        agent_id: Uuid,
+        page: Page,
+    ) -> Result<Vec<TestResults>, AppError> {
         self.agent(caller, agent_id).await?;
         Ok(self
             .directory
-            .tests_of_agent(caller.organization_id, agent_id)
+            .tests_of_agent(caller.organization_id, agent_id, page)
             .await?
             .into_iter()
             .map(results_of)

@@ -2,7 +2,7 @@
 
 use crate::agents::AgentDirectory;
 use crate::aggregates::{execute_command, load_any, load_in, metadata, session_metadata, stream_of, Loaded};
-use crate::auth::Session;
+use crate::auth::{Page, Session};
 use crate::clock::Clock;
 use crate::error::{AppError, ErrorKind};
 use crate::event_store::EventStore;
@@ -57,8 +57,8 @@ pub struct PhoneNumberView {
 /// The credentials and phone numbers read models.
 #[async_trait]
 pub trait NumberDirectory: Send + Sync {
-    async fn credentials(&self, organization_id: Uuid) -> Result<Vec<CredentialView>, AppError>;
-    async fn numbers(&self, organization_id: Uuid) -> Result<Vec<PhoneNumberView>, AppError>;
+    async fn credentials(&self, organization_id: Uuid, page: Page) -> Result<Vec<CredentialView>, AppError>;
+    async fn numbers(&self, organization_id: Uuid, page: Page) -> Result<Vec<PhoneNumberView>, AppError>;
     async fn number(&self, organization_id: Uuid, id: Uuid) -> Result<Option<PhoneNumberView>, AppError>;
     /// Numbers live at Vapi, for status monitoring: (organization, number id, Vapi id).
     async fn synced_numbers(&self) -> Result<Vec<(Uuid, Uuid, String)>, AppError>;
@@ -226,8 +226,8 @@ impl PhoneNumberService {
         })
     }
 
-    pub async fn list_credentials(&self, caller: &Session) -> Result<Vec<CredentialView>, AppError> {
-        self.directory.credentials(caller.organization_id).await
+    pub async fn list_credentials(&self, caller: &Session, page: Page) -> Result<Vec<CredentialView>, AppError> {
+        self.directory.credentials(caller.organization_id, page).await
     }
 
     #[tracing::instrument(skip_all, fields(organization_id = %caller.organization_id))]
@@ -345,8 +345,8 @@ impl PhoneNumberService {
             .map(|_| ())
     }
 
-    pub async fn list(&self, caller: &Session) -> Result<Vec<PhoneNumberView>, AppError> {
-        self.directory.numbers(caller.organization_id).await
+    pub async fn list(&self, caller: &Session, page: Page) -> Result<Vec<PhoneNumberView>, AppError> {
+        self.directory.numbers(caller.organization_id, page).await
     }
 
     pub async fn get(&self, caller: &Session, id: Uuid) -> Result<PhoneNumberView, AppError> {

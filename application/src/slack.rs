@@ -1,7 +1,7 @@
 //! Slack notifications: integrations and their delivery reactor.
 
 use crate::aggregates::{execute, execute_command, load_in, metadata, session_metadata, stream_of, Loaded};
-use crate::auth::Session;
+use crate::auth::{Page, Session};
 use crate::calls::CallHistory;
 use crate::clock::Clock;
 use crate::error::{AppError, ErrorKind};
@@ -79,7 +79,12 @@ pub struct SlackIntegrationView {
 
 #[async_trait]
 pub trait SlackDirectory: Send + Sync {
-    async fn integrations(&self, organization_id: Uuid) -> Result<Vec<SlackIntegrationView>, AppError>;
+    /// The organization's integrations, a page of them or (`None`) all.
+    async fn integrations(
+        &self,
+        organization_id: Uuid,
+        page: Option<Page>,
+    ) -> Result<Vec<SlackIntegrationView>, AppError>;
     /// Every active integration of every organization, as (organization, integration).
     async fn all_active(&self) -> Result<Vec<(Uuid, SlackIntegrationView)>, AppError>;
 }
@@ -155,8 +160,8 @@ impl SlackService {
         Ok(id)
     }
 
-    pub async fn list(&self, caller: &Session) -> Result<Vec<SlackIntegrationView>, AppError> {
-        self.directory.integrations(caller.organization_id).await
+    pub async fn list(&self, caller: &Session, page: Page) -> Result<Vec<SlackIntegrationView>, AppError> {
+        self.directory.integrations(caller.organization_id, Some(page)).await
     }
 
     #[tracing::instrument(skip_all, fields(organization_id = %caller.organization_id))]
@@ -319,7 +324,7 @@ impl SlackNotifier {
         };
         let Some(integration) = self
             .directory
-            .integrations(organization_id)
+            .integrations(organization_id, None)
             .await?
             .into_iter()
             .find(|i| i.id == integration_id)
@@ -543,7 +548,7 @@ impl WorkHandler for SlackNotifier {
         }
         let mut earliest_retry: Option<(DateTime<Utc>, String)> = None;
         let mut facts: Option<CallFacts> = None;
-        for integration in self.directory.integrations(organization_id).await? {
+        for integration in self.directory.integrations(organization_id, None).await? {
             // An event from before the integration existed never notifies it (replays, late work).
             if item.trigger.is_some_and(|trigger| trigger <= integration.connected_at) {
                 continue;

@@ -3,6 +3,7 @@
 
 use crate::runtime::{ReadModel, Subscription, WorkOrder};
 use application::ab_testing::{AbDirectory, DailyPoint, TestRecord, VariantCounts, VariantView, AB_DECISIONS};
+use application::auth::Page;
 use application::AppError;
 use async_trait::async_trait;
 use domain::ab_testing::{AbTestEvent, SuccessOutcome, TestSettings, TestStatus, TestVariant, VariantEvent};
@@ -370,13 +371,15 @@ const TEST_COLUMNS: &str =
 
 #[async_trait]
 impl AbDirectory for PgAbDirectory {
-    async fn variants(&self, organization_id: Uuid, agent_id: Uuid) -> Result<Vec<VariantView>, AppError> {
+    async fn variants(&self, organization_id: Uuid, agent_id: Uuid, page: Page) -> Result<Vec<VariantView>, AppError> {
         let rows = sqlx::query(
             "SELECT id, agent_id, spec, running_test_id, created_at FROM ab_variants
-             WHERE organization_id = $1 AND agent_id = $2 AND NOT deleted ORDER BY created_at, id",
+             WHERE organization_id = $1 AND agent_id = $2 AND NOT deleted ORDER BY created_at, id LIMIT $3 OFFSET $4",
         )
         .bind(organization_id)
         .bind(agent_id)
+        .bind(page.limit)
+        .bind(page.offset)
         .fetch_all(&self.pool)
         .await
         .map_err(failed)?;
@@ -419,12 +422,20 @@ impl AbDirectory for PgAbDirectory {
         .map_err(failed)
     }
 
-    async fn tests_of_agent(&self, organization_id: Uuid, agent_id: Uuid) -> Result<Vec<TestRecord>, AppError> {
+    async fn tests_of_agent(
+        &self,
+        organization_id: Uuid,
+        agent_id: Uuid,
+        page: Page,
+    ) -> Result<Vec<TestRecord>, AppError> {
         let rows = sqlx::query(&format!(
-            "SELECT {TEST_COLUMNS} FROM ab_tests WHERE organization_id = $1 AND agent_id = $2 ORDER BY started_at DESC"
+            "SELECT {TEST_COLUMNS} FROM ab_tests WHERE organization_id = $1 AND agent_id = $2
+             ORDER BY started_at DESC, id LIMIT $3 OFFSET $4"
         ))
         .bind(organization_id)
         .bind(agent_id)
+        .bind(page.limit)
+        .bind(page.offset)
         .fetch_all(&self.pool)
         .await
         .map_err(failed)?;

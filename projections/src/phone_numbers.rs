@@ -2,6 +2,7 @@
 //! and the queue of numbers Vapi has yet to learn about.
 
 use crate::runtime::ReadModel;
+use application::auth::Page;
 use application::phone_numbers::{CredentialView, NumberDirectory, PhoneNumberView};
 use application::AppError;
 use async_trait::async_trait;
@@ -186,12 +187,14 @@ fn number_view(row: &PgRow) -> PhoneNumberView {
 
 #[async_trait]
 impl NumberDirectory for PgNumberDirectory {
-    async fn credentials(&self, organization_id: Uuid) -> Result<Vec<CredentialView>, AppError> {
+    async fn credentials(&self, organization_id: Uuid, page: Page) -> Result<Vec<CredentialView>, AppError> {
         let rows = sqlx::query(
             "SELECT id, provider, name, hint, registered_with_vapi, created_at FROM credentials
-             WHERE organization_id = $1 AND NOT removed ORDER BY created_at, id",
+             WHERE organization_id = $1 AND NOT removed ORDER BY created_at, id LIMIT $2 OFFSET $3",
         )
         .bind(organization_id)
+        .bind(page.limit)
+        .bind(page.offset)
         .fetch_all(&self.pool)
         .await
         .map_err(failed)?;
@@ -208,11 +211,14 @@ impl NumberDirectory for PgNumberDirectory {
             .collect())
     }
 
-    async fn numbers(&self, organization_id: Uuid) -> Result<Vec<PhoneNumberView>, AppError> {
+    async fn numbers(&self, organization_id: Uuid, page: Page) -> Result<Vec<PhoneNumberView>, AppError> {
         let rows = sqlx::query(&format!(
-            "SELECT {NUMBER_COLUMNS} FROM phone_numbers WHERE organization_id = $1 AND NOT removed ORDER BY created_at, id"
+            "SELECT {NUMBER_COLUMNS} FROM phone_numbers WHERE organization_id = $1 AND NOT removed
+             ORDER BY created_at, id LIMIT $2 OFFSET $3"
         ))
         .bind(organization_id)
+        .bind(page.limit)
+        .bind(page.offset)
         .fetch_all(&self.pool)
         .await
         .map_err(failed)?;

@@ -2,6 +2,7 @@
 //! router that turns call events into notification work.
 
 use crate::runtime::{ReadModel, Subscription, WorkOrder};
+use application::auth::Page;
 use application::slack::{notification_key, IntegrationStatus, SlackDirectory, SlackIntegrationView, SLACK_NOTIFY};
 use application::AppError;
 use async_trait::async_trait;
@@ -193,12 +194,19 @@ const INTEGRATION_COLUMNS: &str =
 
 #[async_trait]
 impl SlackDirectory for PgSlackDirectory {
-    async fn integrations(&self, organization_id: Uuid) -> Result<Vec<SlackIntegrationView>, AppError> {
+    async fn integrations(
+        &self,
+        organization_id: Uuid,
+        page: Option<Page>,
+    ) -> Result<Vec<SlackIntegrationView>, AppError> {
+        // LIMIT NULL: all of them.
         let rows = sqlx::query(&format!(
             "SELECT {INTEGRATION_COLUMNS} FROM slack_integrations
-             WHERE organization_id = $1 AND NOT disconnected ORDER BY created_at, id"
+             WHERE organization_id = $1 AND NOT disconnected ORDER BY created_at, id LIMIT $2 OFFSET $3"
         ))
         .bind(organization_id)
+        .bind(page.map(|p| p.limit))
+        .bind(page.map_or(0, |p| p.offset))
         .fetch_all(&self.pool)
         .await
         .map_err(|e| AppError::internal("reading Slack integrations", e))?;

@@ -149,10 +149,17 @@ async fn paged_lists_take_a_limit() {
         )
         .await;
     assert_eq!(status, 201);
+    let variants = format!("/api/agents/{}/variants", w.agent_id);
+    let tests = format!("/api/agents/{}/ab-tests", w.agent_id);
     for (path, key) in [
         ("/api/agents", "agents"),
         ("/api/users", "users"),
         ("/api/calls", "calls"),
+        ("/api/credentials", "credentials"),
+        ("/api/phone-numbers", "phoneNumbers"),
+        ("/api/integrations/slack", "integrations"),
+        (variants.as_str(), "variants"),
+        (tests.as_str(), "abTests"),
     ] {
         let (status, body) = w.app.get(&format!("{path}?limit=1"), Some(&w.token)).await;
         assert_eq!(status, 200, "{path}: {body}");
