@@ -461,12 +461,25 @@ impl AuthService {
     }
 
     /// Always succeeds from the caller's point of view, so it reveals nothing
-    /// about which addresses have accounts.
+    /// about which addresses have accounts: once the attempt is counted, the
+    /// look-up, the token and the mail happen after the answer, so known and
+    /// unknown addresses answer in the same time.
     #[tracing::instrument(skip_all)]
-    pub async fn request_password_reset(&self, raw_email: &str, client_ip: &str) -> Result<(), AppError> {
+    pub async fn request_password_reset(self: &Arc<Self>, raw_email: &str, client_ip: &str) -> Result<(), AppError> {
         let email_key = format!("reset:email:{}", self.secrets.digest(&raw_email.trim().to_lowercase()));
         self.count_attempt(&[email_key, format!("reset:ip:{client_ip}")], "password reset")
             .await?;
+        let (service, email) = (self.clone(), raw_email.to_owned());
+        let correlation_id = crate::correlation::current().unwrap_or_else(Uuid::now_v7);
+        tokio::spawn(crate::correlation::scope(correlation_id, async move {
+            if let Err(error) = service.send_reset_link(&email).await {
+                tracing::error!(error = %error.report(), "sending a reset link failed");
+            }
+        }));
+        Ok(())
+    }
+
+    async fn send_reset_link(&self, raw_email: &str) -> Result<(), AppError> {
         let Some(user) = self.find_by_email(raw_email).await? else {
             return Ok(());
         };

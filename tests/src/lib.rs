@@ -237,17 +237,25 @@ impl TestApp {
         (body["token"].as_str().unwrap().to_owned(), body)
     }
 
-    /// The newest e-mail queued for `recipient`, as (subject, body); bodies
-    /// are encrypted at rest, so this opens it with the test key.
+    /// The newest e-mail queued for `recipient`, as (subject, body), waiting
+    /// up to two seconds for it (some mail is written after the answer);
+    /// bodies are encrypted at rest, so this opens it with the test key.
     pub async fn last_email_to(&self, recipient: &str) -> Option<(String, String)> {
-        let row: Option<(uuid::Uuid, String, String)> = sqlx::query_as(
-            "SELECT id, subject, sealed_body FROM email_outbox WHERE recipient = $1 AND sealed_body IS NOT NULL
-             ORDER BY created_at DESC, id DESC LIMIT 1",
-        )
-        .bind(recipient)
-        .fetch_optional(&self.db.pool)
-        .await
-        .expect("outbox query");
+        let mut row: Option<(uuid::Uuid, String, String)> = None;
+        for _ in 0..40 {
+            row = sqlx::query_as(
+                "SELECT id, subject, sealed_body FROM email_outbox WHERE recipient = $1 AND sealed_body IS NOT NULL
+                 ORDER BY created_at DESC, id DESC LIMIT 1",
+            )
+            .bind(recipient)
+            .fetch_optional(&self.db.pool)
+            .await
+            .expect("outbox query");
+            if row.is_some() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
         let (id, subject, sealed) = row?;
         let body = infrastructure::secret_box::SecretBox::new(&test_keys().encryption_key)
             .open(&sealed, &format!("email:{id}"))

@@ -66,6 +66,9 @@ async fn mail_is_encrypted_until_sent_over_smtp_and_erased_after() {
         json!({"email": "grace@example.com"}),
     )
     .await;
+    app.last_email_to("grace@example.com")
+        .await
+        .expect("the reset mail is queued");
     let stored: (Option<String>, String) =
         sqlx::query_as("SELECT body, sealed_body FROM email_outbox WHERE recipient = 'grace@example.com'")
             .fetch_one(&app.db.pool)
