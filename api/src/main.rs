@@ -54,6 +54,15 @@ enum Command {
         #[arg(long, requires = "schema")]
         until_time: Option<chrono::DateTime<chrono::FixedOffset>>,
     },
+    /// Re-attach the Vapi messages kept for an unmatched call to one of our calls.
+    AttachUnmatched {
+        /// Vapi's id of the call the messages were about.
+        #[arg(long)]
+        vapi_call_id: String,
+        /// Our call (its organization) they belong to.
+        #[arg(long)]
+        call_id: uuid::Uuid,
+    },
 }
 
 /// The database to use: `DATABASE_URL`, or the private cluster under the data directory.
@@ -243,6 +252,33 @@ fn main() -> std::process::ExitCode {
     }
 }
 
+async fn attach_unmatched(
+    settings: Settings,
+    data_dir: PathBuf,
+    vapi_call_id: String,
+    call_id: uuid::Uuid,
+) -> Result<()> {
+    let keys = settings.resolve_keys(Some(&data_dir))?;
+    let database = open_database(&settings, &data_dir).await?;
+    let result = async {
+        let pool = database::connect(&database.url, 4).await?;
+        database::migrate(&pool).await?;
+        let state = build_state(pool, Wiring::new(keys, settings.public_base()));
+        let parse =
+            |raw: &[u8]| infrastructure::vapi_messages::parse(raw, chrono::Utc::now()).map_err(|e| e.to_string());
+        let attached = state
+            .calls
+            .attach_unmatched(&vapi_call_id, call_id, &parse)
+            .await
+            .map_err(|e| anyhow::anyhow!(e.report()))?;
+        println!("{attached} message(s) of Vapi call {vapi_call_id} attached to call {call_id}");
+        anyhow::Ok(())
+    }
+    .await;
+    database.close().await;
+    result
+}
+
 async fn run() -> Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(
@@ -266,6 +302,9 @@ async fn run() -> Result<()> {
                 until_time: until_time.map(|t| t.with_timezone(&chrono::Utc)),
             };
             replay(settings, cli.data_dir, projection, schema, limit).await
+        }
+        Command::AttachUnmatched { vapi_call_id, call_id } => {
+            attach_unmatched(settings, cli.data_dir, vapi_call_id, call_id).await
         }
     }
 }

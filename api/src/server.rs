@@ -120,6 +120,7 @@ pub fn build_state(pool: PgPool, wiring: Wiring) -> AppState {
         directory: agent_directory.clone(),
     };
     let call_history = Arc::new(projections::calls::PgCallHistory::new(pool.clone()));
+    let sealer = Arc::new(SecretBox::new(&wiring.keys.encryption_key));
     let calls = CallService {
         store: store.clone(),
         clock: wiring.clock.clone(),
@@ -128,6 +129,7 @@ pub fn build_state(pool: PgPool, wiring: Wiring) -> AppState {
             store: store.clone(),
             clock: wiring.clock.clone(),
         })],
+        sealer: sealer.clone(),
     };
     let vapi_webhook_secret = wiring.keys.vapi_webhook_secret.clone();
     let agent_sync = AgentSync {
@@ -136,7 +138,6 @@ pub fn build_state(pool: PgPool, wiring: Wiring) -> AppState {
         voice: vapi.clone(),
         retry: wiring.retry,
     };
-    let sealer = Arc::new(SecretBox::new(&wiring.keys.encryption_key));
     let number_directory = Arc::new(projections::phone_numbers::PgNumberDirectory::new(pool.clone()));
     let usage: Arc<dyn application::quotas::UsageCounter> =
         Arc::new(infrastructure::usage::PgUsageCounter::new(pool.clone()));

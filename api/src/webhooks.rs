@@ -24,7 +24,7 @@ pub async fn vapi(req: HttpRequest, state: web::Data<AppState>, body: web::Bytes
             return Ok(HttpResponse::BadRequest().json(error_body("malformed_webhook", &error.to_string(), None)))
         }
     };
-    let reply = state.calls.handle_vapi_message(message).await?;
+    let reply = state.calls.handle_vapi_message(message, &body).await?;
     Ok(HttpResponse::Ok().json(reply_body(&reply)))
 }
 

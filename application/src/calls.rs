@@ -155,6 +155,26 @@ pub struct CallService {
     pub clock: Arc<dyn Clock>,
     pub owners: Arc<dyn CallOwners>,
     pub tools: Vec<Arc<dyn Tool>>,
+    /// Unmatched messages are kept encrypted: transcripts are personal data.
+    pub sealer: Arc<dyn crate::secrets::SecretSealer>,
+}
+
+/// The context an unmatched message is sealed under.
+fn unmatched_context(vapi_call_id: &str) -> String {
+    format!("unmatched-vapi-call:{vapi_call_id}")
+}
+
+impl ServerMessage {
+    /// The call the message is about, if it names one.
+    pub fn call_mut(&mut self) -> Option<&mut CallRef> {
+        match self {
+            ServerMessage::StatusUpdate { call, .. }
+            | ServerMessage::EndOfCallReport { call, .. }
+            | ServerMessage::ToolCalls { call, .. }
+            | ServerMessage::AssistantRequest { call } => Some(call),
+            ServerMessage::Other { .. } => None,
+        }
+    }
 }
 
 /// A call resolved to its organization.
@@ -238,13 +258,15 @@ impl CallService {
     }
 
     /// Keeps a message no organization could be found for.
-    async fn record_unmatched(&self, kind: &str, call: &CallRef, key: String) -> Result<(), AppError> {
+    async fn record_unmatched(&self, kind: &str, call: &CallRef, raw: &[u8], key: String) -> Result<(), AppError> {
         tracing::warn!(vapi_call_id = %call.vapi_call_id, kind, "Vapi message for an unknown call; kept as unmatched");
+        let message = String::from_utf8_lossy(raw);
         let event = domain::calls::UnmatchedVapiMessageEvent::VapiMessageUnmatched {
             message_type: kind.to_owned(),
             vapi_call_id: call.vapi_call_id.clone(),
             assistant_id: call.vapi_assistant_id.clone(),
             phone_number_id: call.vapi_phone_number_id.clone(),
+            sealed_message: Some(self.sealer.seal(&message, &unmatched_context(&call.vapi_call_id))),
         }
         .to_new_event(&webhook_metadata(kind));
         let request = AppendRequest::single(
@@ -258,7 +280,51 @@ impl CallService {
     }
 
     #[tracing::instrument(skip_all)]
-    pub async fn handle_vapi_message(&self, message: ServerMessage) -> Result<ServerReply, AppError> {
+    /// Re-attaches the kept messages of an unmatched Vapi call to our call
+    /// `call_id`: each is handled again as if it had named that call (its
+    /// organization included). `parse` reads a message as Vapi sent it.
+    /// Returns how many were attached.
+    pub async fn attach_unmatched(
+        &self,
+        vapi_call_id: &str,
+        call_id: Uuid,
+        parse: &(dyn Fn(&[u8]) -> Result<ServerMessage, String> + Sync),
+    ) -> Result<usize, AppError> {
+        let owner = load_any::<Call>(self.store.as_ref(), stream_of::<Call>(call_id))
+            .await?
+            .organization_id
+            .ok_or_else(|| AppError::not_found("call"))?;
+        let kept = self
+            .store
+            .read_stream(&StreamId::new("unmatched-vapi-call", vapi_call_id))
+            .await
+            .map_err(|e| AppError::internal("reading unmatched messages", e))?;
+        let mut attached = 0;
+        for event in kept {
+            let domain::calls::UnmatchedVapiMessageEvent::VapiMessageUnmatched { sealed_message, .. } =
+                domain::calls::UnmatchedVapiMessageEvent::decode(
+                    &event.event_type,
+                    event.event_version,
+                    &event.payload,
+                )
+                .map_err(|e| AppError::internal("reading an unmatched message", e))?;
+            // Version 1 kept only the ids: nothing to replay.
+            let Some(sealed) = sealed_message else { continue };
+            let raw = self.sealer.open(&sealed, &unmatched_context(vapi_call_id))?;
+            let mut message = parse(raw.as_bytes()).map_err(|e| AppError::internal("parsing a kept message", e))?;
+            if let Some(call) = message.call_mut() {
+                call.call_id = Some(call_id);
+                call.organization_id = Some(owner);
+            }
+            self.handle_vapi_message(message, raw.as_bytes()).await?;
+            attached += 1;
+        }
+        Ok(attached)
+    }
+
+    /// Handles one server message; `raw` is its body as received, kept
+    /// (encrypted) if no organization can be found for it.
+    pub async fn handle_vapi_message(&self, message: ServerMessage, raw: &[u8]) -> Result<ServerReply, AppError> {
         match message {
             ServerMessage::StatusUpdate {
                 call,
@@ -268,7 +334,7 @@ impl CallService {
             } => {
                 let key = format!("vapi:{}:status-update:{status}", call.vapi_call_id);
                 let Some(resolved) = self.resolve(&call).await? else {
-                    self.record_unmatched("status-update", &call, key).await?;
+                    self.record_unmatched("status-update", &call, raw, key).await?;
                     return Ok(ServerReply::Ack);
                 };
                 let events = Call::decide(
@@ -287,7 +353,7 @@ impl CallService {
             ServerMessage::EndOfCallReport { call, report, at } => {
                 let key = format!("vapi:{}:end-of-call-report", call.vapi_call_id);
                 let Some(resolved) = self.resolve(&call).await? else {
-                    self.record_unmatched("end-of-call-report", &call, key).await?;
+                    self.record_unmatched("end-of-call-report", &call, raw, key).await?;
                     return Ok(ServerReply::Ack);
                 };
                 let analysed = self.outcome_from_analysis(&resolved, &report).await?;
@@ -330,20 +396,21 @@ impl CallService {
                 }
                 Ok(ServerReply::ToolResults(results))
             }
-            ServerMessage::AssistantRequest { call } => self.choose_assistant(&call).await,
+            ServerMessage::AssistantRequest { call } => self.choose_assistant(&call, raw).await,
             ServerMessage::Other { .. } => Ok(ServerReply::Ack),
         }
     }
 
     /// Picks the agent behind the called number and, when it runs an A/B
     /// test, the variant: assigned before the call starts.
-    async fn choose_assistant(&self, call: &CallRef) -> Result<ServerReply, AppError> {
+    async fn choose_assistant(&self, call: &CallRef, raw: &[u8]) -> Result<ServerReply, AppError> {
         use domain::agents::Agent;
         let unavailable = || ServerReply::Refusal("Sorry, this number cannot take calls right now.".into());
         let Some(resolved) = self.resolve(call).await? else {
             self.record_unmatched(
                 "assistant-request",
                 call,
+                raw,
                 format!("vapi:{}:assistant-request", call.vapi_call_id),
             )
             .await?;

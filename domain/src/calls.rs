@@ -362,14 +362,17 @@ domain_events! {
 
 domain_events! {
     pub enum UnmatchedVapiMessageEvent in "unmatched-vapi-call" {
-        /// A Vapi server message for a call no organization could be matched to; kept, not dropped. Stored
-        /// under the nil organization. Payload: messageType, vapiCallId, assistantId, phoneNumberId.
-        #[version(1)]
+        /// A Vapi server message for a call no organization could be matched to; kept, not dropped, so an
+        /// operator can re-attach it (`voxreach attach-unmatched`). Stored under the nil organization. Payload:
+        /// messageType, vapiCallId, assistantId, phoneNumberId, sealedMessage (the whole message, encrypted:
+        /// transcripts are personal data; null in version 1 events, which kept only the ids).
+        #[version(2)]
         VapiMessageUnmatched {
             message_type: String,
             vapi_call_id: String,
             assistant_id: Option<String>,
             phone_number_id: Option<String>,
+            sealed_message: Option<String>,
         },
     }
 }

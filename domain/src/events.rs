@@ -124,8 +124,17 @@ pub struct Upcaster {
 }
 
 /// The upcasters of stored event versions that are no longer current.
-/// Empty while every event type is at its first version.
-pub const UPCASTERS: &[Upcaster] = &[];
+pub const UPCASTERS: &[Upcaster] = &[Upcaster {
+    event_type: "VapiMessageUnmatched",
+    from_version: 1,
+    upcast: unmatched_v1_to_v2,
+}];
+
+/// Version 1 kept only the ids, not the message.
+fn unmatched_v1_to_v2(mut payload: serde_json::Value) -> serde_json::Value {
+    payload["sealedMessage"] = serde_json::Value::Null;
+    payload
+}
 
 /// Brings a stored payload up to the current version of its type.
 pub fn upcast(event_type: &str, version: i32, payload: serde_json::Value) -> (i32, serde_json::Value) {
@@ -236,6 +245,13 @@ mod tests {
         assert!(decode_stored("SomethingNobodyWrote", 1, activated).is_err());
         // Every entry names its stream and says what it means.
         assert!(catalogue().all(|spec| !spec.stream_type.is_empty() && spec.meaning.trim().len() > 10));
+    }
+
+    #[test]
+    fn a_version_1_unmatched_message_reads_as_version_2() {
+        let v1 =
+            json!({"messageType": "status-update", "vapiCallId": "c1", "assistantId": null, "phoneNumberId": null});
+        assert!(decode_stored("VapiMessageUnmatched", 1, v1).is_ok());
     }
 
     #[test]

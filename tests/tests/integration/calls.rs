@@ -648,3 +648,43 @@ async fn messages_about_a_placed_call_find_it_by_its_vapi_id_and_never_cross_org
         .unwrap();
     assert_eq!(unmatched, 1);
 }
+
+#[tokio::test]
+async fn an_unmatched_message_is_kept_whole_encrypted_and_can_be_reattached() {
+    let w = world().await;
+    // A message for a call nobody can be traced to (an unknown assistant and number).
+    let mut lost = end_of_call_report("call_lost");
+    lost["message"]["call"]["assistantId"] = json!("asst_unknown");
+    lost["message"]["call"]["phoneNumberId"] = json!("pn_unknown");
+    assert_eq!(deliver(&w.app, &lost).await.0, 200);
+    let payload: Value = sqlx::query_scalar("SELECT payload FROM events WHERE event_type = 'VapiMessageUnmatched'")
+        .fetch_one(&w.app.db.pool)
+        .await
+        .unwrap();
+    assert!(payload["sealedMessage"].is_string());
+    assert!(
+        !payload.to_string().contains("I need a quote"),
+        "the transcript is encrypted at rest"
+    );
+    // An operator attaches it to the call it belongs to.
+    let (_, requested) = w
+        .post(
+            "/api/calls",
+            json!({"agentId": w.agent_id, "phoneNumberId": w.add_number("pn_att", "+14155550190", false).await, "customerNumber": "+14155552671"}),
+        )
+        .await;
+    let call_id: uuid::Uuid = requested["id"].as_str().unwrap().parse().unwrap();
+    let parse = |raw: &[u8]| infrastructure::vapi_messages::parse(raw, chrono::Utc::now()).map_err(|e| e.to_string());
+    let attached = w
+        .app
+        .state
+        .calls
+        .attach_unmatched("call_lost", call_id, &parse)
+        .await
+        .unwrap();
+    assert_eq!(attached, 1);
+    w.app.settle().await;
+    let (_, call) = w.app.get(&format!("/api/calls/{call_id}"), Some(&w.token)).await;
+    assert_eq!(call["status"], "ended", "{call}");
+    assert!(call["transcript"].as_str().unwrap().contains("I need a quote"));
+}
