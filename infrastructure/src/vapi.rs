@@ -290,7 +290,9 @@ fn classify(status: StatusCode, retry_after: Option<Duration>, body: &str) -> Pr
             Value::Array(items) => Some(items.iter().filter_map(Value::as_str).collect::<Vec<_>>().join("; ")),
             _ => None,
         })
-        .unwrap_or_else(|| body.chars().take(300).collect());
+        // A body that is not Vapi's JSON error (a proxy's page…) is never echoed.
+        .map(|m| m.chars().take(300).collect::<String>())
+        .unwrap_or_else(|| "no details".into());
     match status {
         StatusCode::TOO_MANY_REQUESTS => ProviderError::RateLimited { retry_after },
         StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => ProviderError::Unauthorized,
