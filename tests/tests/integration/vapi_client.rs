@@ -126,3 +126,16 @@ async fn requests_carry_the_key_and_respect_vapis_limits() {
         "past dates mean now"
     );
 }
+
+#[tokio::test]
+async fn a_body_that_is_not_vapis_error_is_never_echoed() {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/assistant"))
+        .respond_with(ResponseTemplate::new(502).set_body_string("<html>internal proxy 10.0.0.7 secret page</html>"))
+        .mount(&server)
+        .await;
+    let error = client(&server).create_assistant(&assistant()).await.unwrap_err();
+    assert!(matches!(error, ProviderError::Unavailable(_)));
+    assert!(!error.to_string().contains("secret"), "{error}");
+}
