@@ -1,5 +1,5 @@
-//! Agents as the API lists them, with their Vapi sync status; and the queue
-//! of agents whose configuration Vapi has yet to learn.
+//! Agents as the API lists them, with their Vapi sync status (the
+//! `agent_sync_queue` subscription feeds their sync to Vapi).
 
 use crate::runtime::ReadModel;
 use application::agents::{AgentDirectory, AgentView};

@@ -1,5 +1,5 @@
-//! Credentials (masked) and phone numbers with their sync and line status;
-//! and the queue of numbers Vapi has yet to learn about.
+//! Credentials (masked) and phone numbers with their sync and line status
+//! (the `number_sync_queue` subscription feeds their sync to Vapi).
 
 use crate::runtime::ReadModel;
 use application::auth::Page;
