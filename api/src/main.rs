@@ -119,6 +119,7 @@ async fn serve(settings: Settings, data_dir: PathBuf, bind: Option<String>, role
     let mut wiring = Wiring::new(keys, settings.public_base());
     wiring.vapi_base_url = settings.vapi.base_url.clone();
     wiring.slack_origins = settings.slack_origins.clone();
+    wiring.vapi_webhook_auth = settings.vapi.webhook_auth;
     wiring.quotas = settings.quotas;
     wiring.smtp = settings.smtp.clone();
     if wiring.smtp.is_none() {

@@ -24,6 +24,7 @@ use infrastructure::secret_tokens::RandomSecretTokens;
 use infrastructure::sessions::JwtSessions;
 use infrastructure::slack::SlackClient;
 use infrastructure::vapi::{VapiClient, VapiConfig};
+use infrastructure::vapi_messages::WebhookAuthModes;
 use infrastructure::work_queue::PgWorkQueue;
 use projections::{ProjectionRunner, RunnerConfig};
 use sqlx::PgPool;
@@ -47,6 +48,7 @@ pub struct AppState {
     pub slack_notifier: Arc<SlackNotifier>,
     pub number_sync: Arc<NumberSync>,
     pub vapi_webhook_secret: String,
+    pub vapi_webhook_auth: WebhookAuthModes,
     pub runner: ProjectionRunner,
     pub work_queue: Arc<dyn WorkQueue>,
     pub clock: Arc<dyn Clock>,
@@ -73,6 +75,8 @@ pub struct Wiring {
     pub smtp: Option<infrastructure::mailer::SmtpSettings>,
     /// Origins Slack webhook URLs may point at.
     pub slack_origins: Vec<url::Origin>,
+    /// How Vapi server messages must authenticate.
+    pub vapi_webhook_auth: WebhookAuthModes,
 }
 
 impl Wiring {
@@ -88,6 +92,7 @@ impl Wiring {
             quotas: application::quotas::QuotaPolicy::default(),
             smtp: None,
             slack_origins: vec![infrastructure::config::default_slack_origin()],
+            vapi_webhook_auth: WebhookAuthModes::ALL,
         }
     }
 }
@@ -255,6 +260,7 @@ pub fn build_state(pool: PgPool, wiring: Wiring) -> AppState {
         calls: Arc::new(calls),
         call_history,
         vapi_webhook_secret,
+        vapi_webhook_auth: wiring.vapi_webhook_auth,
         pool,
     }
 }

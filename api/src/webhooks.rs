@@ -11,7 +11,13 @@ pub const WEBHOOK_LIMIT_BYTES: usize = 5 * 1024 * 1024;
 
 pub async fn vapi(req: HttpRequest, state: web::Data<AppState>, body: web::Bytes) -> Result<HttpResponse, ApiError> {
     let header = |name: &str| req.headers().get(name).and_then(|v| v.to_str().ok()).map(str::to_owned);
-    if !is_authentic(header, &body, &state.vapi_webhook_secret, state.clock.now()) {
+    if !is_authentic(
+        header,
+        &body,
+        &state.vapi_webhook_secret,
+        state.vapi_webhook_auth,
+        state.clock.now(),
+    ) {
         return Ok(HttpResponse::Unauthorized().json(error_body(
             "invalid_webhook_signature",
             "the request does not carry this server's Vapi secret or signature",

@@ -49,6 +49,8 @@ pub struct VapiSettings {
     pub api_key: Option<String>,
     pub base_url: String,
     pub webhook_secret: Option<String>,
+    /// How server messages prove they come from Vapi.
+    pub webhook_auth: crate::vapi_messages::WebhookAuthModes,
 }
 
 impl std::fmt::Debug for VapiSettings {
@@ -119,6 +121,15 @@ impl Settings {
             api_key: non_empty("VAPI_API_KEY"),
             base_url: vapi_base_raw,
             webhook_secret: non_empty("VAPI_WEBHOOK_SECRET"),
+            webhook_auth: match non_empty("VAPI_WEBHOOK_AUTH") {
+                None => crate::vapi_messages::WebhookAuthModes::ALL,
+                Some(raw) => {
+                    crate::vapi_messages::WebhookAuthModes::parse(&raw).map_err(|reason| ConfigError::Malformed {
+                        variable: "VAPI_WEBHOOK_AUTH",
+                        reason,
+                    })?
+                }
+            },
         };
         let slack_origins = match non_empty("SLACK_WEBHOOK_ORIGINS") {
             None => vec![default_slack_origin()],
@@ -335,6 +346,9 @@ mod tests {
         assert_eq!(s.bind.to_string(), DEFAULT_BIND);
         assert_eq!(s.public_base(), "http://127.0.0.1:8080");
         assert!(s.database_url.is_none());
+        assert_eq!(s.vapi.webhook_auth, crate::vapi_messages::WebhookAuthModes::ALL);
+        let hmac_only = settings(&[("VAPI_WEBHOOK_AUTH", "hmac")]).unwrap();
+        assert!(!hmac_only.vapi.webhook_auth.secret_header && hmac_only.vapi.webhook_auth.hmac);
     }
 
     #[test]
@@ -346,6 +360,7 @@ mod tests {
             ("VOXREACH_JWT_SECRET", "short"),
             ("VOXREACH_PUBLIC_URL", "ftp://example.com"),
             ("DATABASE_URL", "::"),
+            ("VAPI_WEBHOOK_AUTH", "secret,basic"),
         ] {
             let error = settings(&[(name, value)]).unwrap_err();
             assert!(error.to_string().starts_with(name), "{name}: {error}");

@@ -18,26 +18,70 @@ fn same(a: &str, b: &str) -> bool {
 /// How far an `X-Vapi-Timestamp` may be from our clock.
 pub const SIGNATURE_TOLERANCE: chrono::Duration = chrono::Duration::minutes(5);
 
-/// Accepts the shared secret in `X-Vapi-Secret`, as a bearer token, or an
-/// HMAC-SHA256 (hex or base64) in `X-Vapi-Signature`: over `timestamp.body`
-/// when `X-Vapi-Timestamp` is sent — which must then be within
-/// [`SIGNATURE_TOLERANCE`] of `now` (seconds or milliseconds since the epoch) —
-/// and over the body alone only when no timestamp is sent. `header` looks a
-/// header up case-insensitively.
-pub fn is_authentic(header: impl Fn(&str) -> Option<String>, body: &[u8], secret: &str, now: DateTime<Utc>) -> bool {
+/// The ways a server message may prove it comes from Vapi (`VAPI_WEBHOOK_AUTH`,
+/// comma-separated): `secret` — the shared secret in `X-Vapi-Secret` (what
+/// assistants we create send); `bearer` — it as `Authorization: Bearer`;
+/// `hmac` — an HMAC-SHA256 of the message in `X-Vapi-Signature`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WebhookAuthModes {
+    pub secret_header: bool,
+    pub bearer: bool,
+    pub hmac: bool,
+}
+
+impl WebhookAuthModes {
+    pub const ALL: Self = Self {
+        secret_header: true,
+        bearer: true,
+        hmac: true,
+    };
+
+    /// Parses `secret,bearer,hmac` (any non-empty subset, in any order).
+    pub fn parse(raw: &str) -> Result<Self, String> {
+        let mut modes = Self {
+            secret_header: false,
+            bearer: false,
+            hmac: false,
+        };
+        for mode in raw.split(',').map(str::trim) {
+            match mode {
+                "secret" => modes.secret_header = true,
+                "bearer" => modes.bearer = true,
+                "hmac" => modes.hmac = true,
+                other => return Err(format!("{other:?} is not one of secret, bearer, hmac")),
+            }
+        }
+        Ok(modes)
+    }
+}
+
+/// Checks a server message against `secret` in the accepted `modes`. An HMAC
+/// covers `timestamp.body` when `X-Vapi-Timestamp` is sent — which must then be
+/// within [`SIGNATURE_TOLERANCE`] of `now` (seconds or milliseconds since the
+/// epoch). An HMAC of the body alone can be replayed forever, so it is accepted
+/// only when no timestamp is sent and the `secret` mode is off (a deployment
+/// that signs without timestamps). `header` looks a header up case-insensitively.
+pub fn is_authentic(
+    header: impl Fn(&str) -> Option<String>,
+    body: &[u8],
+    secret: &str,
+    modes: WebhookAuthModes,
+    now: DateTime<Utc>,
+) -> bool {
     if secret.is_empty() {
         return false;
     }
-    if header("x-vapi-secret").is_some_and(|given| same(given.trim(), secret)) {
+    if modes.secret_header && header("x-vapi-secret").is_some_and(|given| same(given.trim(), secret)) {
         return true;
     }
-    if header("authorization")
-        .and_then(|v| v.strip_prefix("Bearer ").map(str::trim).map(str::to_owned))
-        .is_some_and(|token| same(&token, secret))
+    if modes.bearer
+        && header("authorization")
+            .and_then(|v| v.strip_prefix("Bearer ").map(str::trim).map(str::to_owned))
+            .is_some_and(|token| same(&token, secret))
     {
         return true;
     }
-    let Some(signature) = header("x-vapi-signature") else {
+    let Some(signature) = header("x-vapi-signature").filter(|_| modes.hmac) else {
         return false;
     };
     let signature = signature.trim().trim_start_matches("sha256=");
@@ -49,6 +93,7 @@ pub fn is_authentic(header: impl Fn(&str) -> Option<String>, body: &[u8], secret
         },
     };
     let signed = match header("x-vapi-timestamp") {
+        None if modes.secret_header => return false,
         None => body.to_vec(),
         Some(timestamp) => {
             let Some(at) = timestamp.trim().parse::<i64>().ok().and_then(|n| {
@@ -332,6 +377,7 @@ mod tests {
 
     #[test]
     fn authenticates_by_secret_bearer_or_signature() {
+        const ALL: WebhookAuthModes = WebhookAuthModes::ALL;
         let body = br#"{"message":{"type":"status-update"}}"#;
         let secret = "s3cret";
         let now: DateTime<Utc> = "2026-11-25T12:00:00Z".parse().unwrap();
@@ -339,46 +385,79 @@ mod tests {
             headers(&[("X-Vapi-Secret", secret.into())]),
             body,
             secret,
+            ALL,
             now
         ));
         assert!(is_authentic(
             headers(&[("Authorization", format!("Bearer {secret}"))]),
             body,
             secret,
+            ALL,
             now
         ));
         let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).unwrap();
         mac.update(body);
         let signature = mac.finalize().into_bytes();
+        // A body-only signature never expires: refused while the secret header is accepted…
+        assert!(!is_authentic(
+            headers(&[("x-vapi-signature", hex::encode(signature))]),
+            body,
+            secret,
+            ALL,
+            now
+        ));
+        // …and accepted (hex or base64) where only signatures are configured.
+        let hmac_only = WebhookAuthModes::parse("hmac").unwrap();
         assert!(is_authentic(
             headers(&[("x-vapi-signature", hex::encode(signature))]),
             body,
             secret,
+            hmac_only,
             now
         ));
         assert!(is_authentic(
             headers(&[("x-vapi-signature", STANDARD.encode(signature))]),
             body,
             secret,
+            hmac_only,
             now
         ));
         assert!(!is_authentic(
             headers(&[("x-vapi-signature", hex::encode(signature))]),
             b"tampered",
             secret,
+            hmac_only,
             now
         ));
+        // A mode that is not configured is not accepted.
+        assert!(!is_authentic(
+            headers(&[("X-Vapi-Secret", secret.into())]),
+            body,
+            secret,
+            hmac_only,
+            now
+        ));
+        assert!(!is_authentic(
+            headers(&[("Authorization", format!("Bearer {secret}"))]),
+            body,
+            secret,
+            WebhookAuthModes::parse("secret, hmac").unwrap(),
+            now
+        ));
+        assert!(WebhookAuthModes::parse("secret,basic").is_err());
         assert!(!is_authentic(
             headers(&[("X-Vapi-Secret", "wrong".into())]),
             body,
             secret,
+            ALL,
             now
         ));
-        assert!(!is_authentic(headers(&[]), body, secret, now));
+        assert!(!is_authentic(headers(&[]), body, secret, ALL, now));
         assert!(!is_authentic(
             headers(&[("X-Vapi-Secret", String::new())]),
             body,
             "",
+            ALL,
             now
         ));
         // With a timestamp, the signature covers `timestamp.body` and the time must be recent.
@@ -395,11 +474,18 @@ mod tests {
                 ("x-vapi-signature", signature.to_owned()),
             ]
         };
-        assert!(is_authentic(headers(&with(&fresh, &signed_fresh)), body, secret, now));
         assert!(is_authentic(
             headers(&with(&fresh, &signed_fresh)),
             body,
             secret,
+            ALL,
+            now
+        ));
+        assert!(is_authentic(
+            headers(&with(&fresh, &signed_fresh)),
+            body,
+            secret,
+            ALL,
             now + chrono::Duration::minutes(4)
         ));
         assert!(
@@ -407,18 +493,20 @@ mod tests {
                 headers(&with(&fresh, &signed_fresh)),
                 body,
                 secret,
+                ALL,
                 now + chrono::Duration::minutes(6)
             ),
             "replayed late"
         );
         assert!(
-            !is_authentic(headers(&with(&fresh, &hex::encode(signature))), body, secret, now),
+            !is_authentic(headers(&with(&fresh, &hex::encode(signature))), body, secret, ALL, now),
             "a body-only signature with a timestamp"
         );
         assert!(!is_authentic(
             headers(&with("yesterday", &signed_fresh)),
             body,
             secret,
+            ALL,
             now
         ));
         let seconds = now.timestamp().to_string();
@@ -427,6 +515,7 @@ mod tests {
             headers(&with(&seconds, &signed_seconds)),
             body,
             secret,
+            ALL,
             now
         ));
     }

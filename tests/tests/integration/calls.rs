@@ -228,6 +228,25 @@ async fn webhooks_are_authenticated_and_validated() {
 }
 
 #[tokio::test]
+async fn only_the_configured_webhook_auth_modes_are_accepted() {
+    let app = TestApp::spawn_with(|w| {
+        w.vapi_webhook_auth = infrastructure::vapi_messages::WebhookAuthModes::parse("bearer").unwrap();
+    })
+    .await;
+    let body = json!({"message": {"type": "speech-update", "call": {"id": "c"}}});
+    let send = |header: (&'static str, String)| {
+        let request = app
+            .client
+            .post(app.url("/api/webhooks/vapi"))
+            .header(header.0, header.1)
+            .json(&body);
+        async move { voxreach_tests::into_parts(request.send().await.unwrap()).await.0 }
+    };
+    assert_eq!(send(("x-vapi-secret", TEST_VAPI_SECRET.to_owned())).await, 401);
+    assert_eq!(send(("authorization", format!("Bearer {TEST_VAPI_SECRET}"))).await, 200);
+}
+
+#[tokio::test]
 async fn tool_calls_are_dispatched_and_answered_in_vapis_format() {
     let w = world().await;
     let body = json!({"message": {"type": "tool-calls", "call": call("call_t", "asst_123"), "toolCallList": [
