@@ -281,7 +281,8 @@ fn created_after(since: chrono::DateTime<chrono::Utc>) -> String {
     (since - chrono::Duration::minutes(5)).to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
 }
 
-/// Maps a failed response; Vapi's error bodies carry `message` (a string or a list).
+/// Maps a failed response to a status-only error: Vapi's own `message` (a
+/// string or a list) is logged for operators, never passed on to users.
 fn classify(status: StatusCode, retry_after: Option<Duration>, body: &str) -> ProviderError {
     let message = serde_json::from_str::<Value>(body)
         .ok()
@@ -289,21 +290,17 @@ fn classify(status: StatusCode, retry_after: Option<Duration>, body: &str) -> Pr
             Value::String(s) => Some(s.clone()),
             Value::Array(items) => Some(items.iter().filter_map(Value::as_str).collect::<Vec<_>>().join("; ")),
             _ => None,
-        })
-        // A body that is not Vapi's JSON error (a proxy's page…) is never echoed.
-        .map(|m| m.chars().take(300).collect::<String>())
-        .unwrap_or_else(|| "no details".into());
+        });
+    if let Some(message) = message {
+        let message: String = message.chars().take(300).collect();
+        tracing::warn!(status = status.as_u16(), %message, "Vapi answered with an error");
+    }
     match status {
         StatusCode::TOO_MANY_REQUESTS => ProviderError::RateLimited { retry_after },
         StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => ProviderError::Unauthorized,
         StatusCode::NOT_FOUND => ProviderError::NotFound,
-        s if s.is_server_error() || s == StatusCode::REQUEST_TIMEOUT => {
-            ProviderError::Unavailable(format!("{s}: {message}"))
-        }
-        s => ProviderError::Rejected {
-            status: s.as_u16(),
-            message,
-        },
+        s if s.is_server_error() || s == StatusCode::REQUEST_TIMEOUT => ProviderError::Unavailable(s.to_string()),
+        s => ProviderError::Rejected { status: s.as_u16() },
     }
 }
 

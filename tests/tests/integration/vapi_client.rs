@@ -55,7 +55,7 @@ async fn errors_are_classified_as_vapi_answers_them() {
         (ResponseTemplate::new(429), ProviderError::RateLimited { retry_after: None }),
         (
             ResponseTemplate::new(400).set_body_json(json!({"message": ["name must be shorter than or equal to 40 characters"], "error": "Bad Request", "statusCode": 400})),
-            ProviderError::Rejected { status: 400, message: "name must be shorter than or equal to 40 characters".into() },
+            ProviderError::Rejected { status: 400 },
         ),
     ];
     for (response, expected) in cases {
@@ -128,14 +128,26 @@ async fn requests_carry_the_key_and_respect_vapis_limits() {
 }
 
 #[tokio::test]
-async fn a_body_that_is_not_vapis_error_is_never_echoed() {
+async fn a_providers_answer_is_never_echoed() {
     let server = MockServer::start().await;
     Mock::given(method("POST"))
         .and(path("/assistant"))
         .respond_with(ResponseTemplate::new(502).set_body_string("<html>internal proxy 10.0.0.7 secret page</html>"))
         .mount(&server)
         .await;
-    let error = client(&server).create_assistant(&assistant()).await.unwrap_err();
-    assert!(matches!(error, ProviderError::Unavailable(_)));
-    assert!(!error.to_string().contains("secret"), "{error}");
+    Mock::given(method("PATCH"))
+        .and(path("/assistant/a1"))
+        .respond_with(
+            ResponseTemplate::new(400).set_body_json(
+                json!({"message": ["secret internal detail"], "error": "Bad Request", "statusCode": 400}),
+            ),
+        )
+        .mount(&server)
+        .await;
+    let unavailable = client(&server).create_assistant(&assistant()).await.unwrap_err();
+    assert!(matches!(unavailable, ProviderError::Unavailable(_)));
+    let rejected = client(&server).update_assistant("a1", &assistant()).await.unwrap_err();
+    for error in [unavailable, rejected] {
+        assert!(!error.to_string().contains("secret"), "{error}");
+    }
 }
