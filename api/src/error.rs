@@ -119,14 +119,27 @@ pub fn path_error(error: actix_web::error::PathError, _: &HttpRequest) -> actix_
     actix_web::error::InternalError::from_response(error, HttpResponse::NotFound().json(body)).into()
 }
 
-pub async fn not_found() -> HttpResponse {
-    HttpResponse::NotFound().json(error_body("not_found", "no such route", None))
+/// No route took the request: 405 when the path is documented under other
+/// methods, 404 otherwise.
+pub async fn not_found(req: HttpRequest) -> HttpResponse {
+    if crate::openapi::methods_of(req.path()).is_empty() {
+        return HttpResponse::NotFound().json(error_body("not_found", "no such route", None));
+    }
+    method_not_allowed(req).await
 }
 
-pub async fn method_not_allowed() -> HttpResponse {
-    HttpResponse::MethodNotAllowed().json(error_body(
-        "method_not_allowed",
-        "this route does not accept that method",
-        None,
-    ))
+/// 405 with the `Allow` header (RFC 9110) listing the path's documented methods.
+pub async fn method_not_allowed(req: HttpRequest) -> HttpResponse {
+    let allowed = crate::openapi::methods_of(req.path())
+        .iter()
+        .map(|m| m.to_ascii_uppercase())
+        .collect::<Vec<_>>()
+        .join(", ");
+    HttpResponse::MethodNotAllowed()
+        .insert_header((header::ALLOW, allowed))
+        .json(error_body(
+            "method_not_allowed",
+            "this route does not accept that method",
+            None,
+        ))
 }

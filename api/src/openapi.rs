@@ -358,6 +358,24 @@ fn schemas() -> Value {
     })
 }
 
+/// The documented methods of a concrete request path (`{…}` matches one segment).
+pub fn methods_of(path: &str) -> Vec<&'static str> {
+    let segments: Vec<&str> = path.trim_end_matches('/').split('/').collect();
+    let matches = |template: &str| {
+        let pattern: Vec<&str> = template.split('/').collect();
+        pattern.len() == segments.len()
+            && pattern
+                .iter()
+                .zip(&segments)
+                .all(|(p, s)| p == s || (p.starts_with('{') && !s.is_empty()))
+    };
+    OPERATIONS
+        .iter()
+        .filter(|operation| matches(operation.path))
+        .map(|operation| operation.method)
+        .collect()
+}
+
 pub fn document() -> Value {
     let mut paths = Map::new();
     for operation in OPERATIONS {

@@ -102,6 +102,28 @@ async fn unknown_routes_and_methods_get_json_errors() {
         (status, body["error"]["code"].as_str()),
         (405, Some("method_not_allowed"))
     );
+    // Every documented path answers an undocumented method with 405 and `Allow`.
+    let trace = reqwest::Method::from_bytes(b"TRACE").unwrap();
+    for (path, allow) in [
+        ("/health", "GET"),
+        ("/health/ready", "GET"),
+        ("/api/agents", "GET, POST"),
+        ("/api/agents/0b5bd3a6-0000-4000-8000-000000000000", "GET, PATCH, DELETE"),
+        ("/api/auth/register", "POST"),
+    ] {
+        let response = app.client.request(trace.clone(), app.url(path)).send().await.unwrap();
+        assert_eq!(response.status(), 405, "{path}");
+        let mut allowed: Vec<String> = response.headers()["allow"]
+            .to_str()
+            .unwrap()
+            .split(", ")
+            .map(str::to_owned)
+            .collect();
+        let mut expected: Vec<String> = allow.split(", ").map(str::to_owned).collect();
+        allowed.sort();
+        expected.sort();
+        assert_eq!(allowed, expected, "{path}");
+    }
 }
 
 #[tokio::test]
