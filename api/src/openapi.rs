@@ -358,7 +358,9 @@ fn schemas() -> Value {
     })
 }
 
-/// The documented methods of a concrete request path (`{…}` matches one segment).
+/// The documented methods of a concrete request path (`{…}` matches one
+/// segment; like the router, the most literal template wins, so
+/// `/slack/test` is not `/slack/{id}`).
 pub fn methods_of(path: &str) -> Vec<&'static str> {
     let segments: Vec<&str> = path.trim_end_matches('/').split('/').collect();
     let matches = |template: &str| {
@@ -369,9 +371,12 @@ pub fn methods_of(path: &str) -> Vec<&'static str> {
                 .zip(&segments)
                 .all(|(p, s)| p == s || (p.starts_with('{') && !s.is_empty()))
     };
-    OPERATIONS
-        .iter()
-        .filter(|operation| matches(operation.path))
+    let placeholders = |template: &str| template.matches('{').count();
+    let matching: Vec<&Operation> = OPERATIONS.iter().filter(|operation| matches(operation.path)).collect();
+    let most_literal = matching.iter().map(|o| placeholders(o.path)).min();
+    matching
+        .into_iter()
+        .filter(|operation| Some(placeholders(operation.path)) == most_literal)
         .map(|operation| operation.method)
         .collect()
 }

@@ -110,6 +110,7 @@ async fn unknown_routes_and_methods_get_json_errors() {
         ("/api/agents", "GET, POST"),
         ("/api/agents/0b5bd3a6-0000-4000-8000-000000000000", "GET, PATCH, DELETE"),
         ("/api/auth/register", "POST"),
+        ("/api/integrations/slack/test", "POST"),
     ] {
         let response = app.client.request(trace.clone(), app.url(path)).send().await.unwrap();
         assert_eq!(response.status(), 405, "{path}");
