@@ -2,6 +2,7 @@
 //! Built from one table, which a test checks against the routes the server answers.
 
 use actix_web::HttpResponse;
+use application::phone_numbers::SECRET_FIELD_LIMIT;
 use serde_json::{json, Map, Value};
 
 /// One operation: method, path, tag, summary, whether it needs a bearer token, request body schema.
@@ -305,12 +306,46 @@ pub const OPERATIONS: &[Operation] = &[
     ),
 ];
 
+/// Request bodies refuse unknown fields (`deny_unknown_fields`).
 fn object(required: &[&str], properties: Value) -> Value {
-    json!({ "type": "object", "required": required, "properties": properties })
+    json!({ "type": "object", "required": required, "properties": properties, "additionalProperties": false })
+}
+
+/// No JSON string may hold NUL (PostgreSQL text cannot).
+const NO_NUL: &str = "^[^\\u0000]*$";
+/// At least one character that is not white space, and no NUL.
+const NOT_BLANK: &str = "^[^\\u0000]*[^\\s\\u0000][^\\u0000]*$";
+
+/// Free text up to `max` characters.
+fn text(max: usize) -> Value {
+    json!({ "type": "string", "maxLength": max, "pattern": NO_NUL })
+}
+
+/// A required name: not blank, up to `max` characters.
+fn name(max: usize) -> Value {
+    json!({ "type": "string", "minLength": 1, "maxLength": max, "pattern": NOT_BLANK })
+}
+
+/// A credential of one provider: its own secret fields besides `provider` and `name`.
+fn credential(provider: &str, required: &[&str], mut properties: Value) -> Value {
+    properties["provider"] = json!({ "const": provider });
+    properties["name"] = name(200);
+    let required: Vec<&str> = ["provider", "name"].iter().chain(required).copied().collect();
+    object(&required, properties)
+}
+
+fn phone() -> Value {
+    json!({ "type": "string", "pattern": "^\\+[1-9][0-9]{7,14}$",
+            "description": "E.164; the number must also be valid in its numbering plan" })
 }
 
 fn schemas() -> Value {
-    let s = |t: &str| json!({ "type": t });
+    let s = |t: &str| match t {
+        "string" => text(crate::body::TEXT_LIMIT_CHARS),
+        _ => json!({ "type": t }),
+    };
+    let email = json!({ "type": "string", "format": "email", "maxLength": 254 });
+    let password = json!({ "type": "string", "minLength": 10, "maxLength": 128, "pattern": NO_NUL });
     let uuid = json!({ "type": "string", "format": "uuid" });
     let voice = object(
         &["provider", "voiceId"],
@@ -320,39 +355,50 @@ fn schemas() -> Value {
         &["provider", "model"],
         json!({"provider": s("string"), "model": s("string"), "temperature": s("number"), "maxTokens": s("integer")}),
     );
-    let agent = json!({"systemPrompt": s("string"), "name": s("string"), "firstMessage": s("string"), "voice": voice, "language": s("string"),
-        "transferNumber": s("string"), "model": model, "outcomeRule": object(&[], json!({"structuredDataField": s("string"), "onSuccess": s("string"), "onFailure": s("string"), "successThreshold": s("number")}))});
+    let agent = json!({"systemPrompt": name(20_000), "name": name(200), "firstMessage": text(1_000), "voice": voice, "language": s("string"),
+        "transferNumber": phone(), "model": model, "outcomeRule": object(&[], json!({"structuredDataField": s("string"), "onSuccess": s("string"), "onFailure": s("string"), "successThreshold": s("number")}))});
     let route = object(
         &["enabled"],
-        json!({"enabled": s("boolean"), "mentions": {"type": "array", "items": s("string")}, "template": s("string")}),
+        json!({"enabled": s("boolean"), "mentions": {"type": "array", "items": {"type": "string", "pattern": "^[UWS][A-Z0-9]{1,19}$"}}, "template": text(2_000)}),
     );
+    let local_time = json!({"type": "string", "pattern": "^([01][0-9]|2[0-3]):[0-5][0-9]$"});
     let preferences = object(
-        &["routes", "timezone"],
-        json!({"routes": {"type": "object", "additionalProperties": route}, "timezone": s("string"),
-        "muteHours": object(&["start", "end"], json!({"start": s("string"), "end": s("string")})), "failuresBypassMute": s("boolean"), "summaryTime": s("string")}),
+        &["routes", "timezone", "failuresBypassMute"],
+        json!({"routes": {"type": "object", "additionalProperties": route,
+            "propertyNames": {"enum": ["hot_lead", "appointment_booked", "call_failed", "high_value_call", "daily_summary", "test"]}}, "timezone": {"enum": domain::slack::TimeZone::names().collect::<Vec<_>>()},
+        "muteHours": object(&["start", "end"], json!({"start": local_time, "end": local_time})), "failuresBypassMute": s("boolean"), "summaryTime": local_time}),
     );
+    let variant = json!({"name": name(100), "prompt": name(20_000), "isControl": s("boolean"),
+        "trafficPercent": {"type": "integer", "minimum": 0, "maximum": 100}});
     json!({
-        "Error": object(&["error"], json!({"error": object(&["code", "message"], json!({"code": s("string"), "message": s("string"), "details": s("object")}))})),
-        "Registration": object(&["email", "password", "name", "organizationName"], json!({"email": s("string"), "password": s("string"), "name": s("string"), "organizationName": s("string")})),
-        "Login": object(&["email", "password"], json!({"email": s("string"), "password": s("string")})),
-        "ResetRequest": object(&["email"], json!({"email": s("string")})),
-        "ResetConfirm": object(&["token", "newPassword"], json!({"token": s("string"), "newPassword": s("string")})),
-        "Invitation": object(&["email", "name", "role"], json!({"email": s("string"), "name": s("string"), "role": {"enum": ["owner", "admin", "member"]}})),
+        "Error": object(&["error"], json!({"error": object(&["code", "message"], json!({"code": {"type": "string"}, "message": {"type": "string"}, "details": s("object")}))})),
+        "Registration": object(&["email", "password", "name", "organizationName"], json!({"email": email, "password": password, "name": name(200), "organizationName": name(200)})),
+        "Login": object(&["email", "password"], json!({"email": text(254), "password": text(1_024)})),
+        "ResetRequest": object(&["email"], json!({"email": email})),
+        "ResetConfirm": object(&["token", "newPassword"], json!({"token": text(200), "newPassword": password})),
+        "Invitation": object(&["email", "name", "role"], json!({"email": email, "name": name(200), "role": {"enum": ["owner", "admin", "member"]}})),
         "Agent": object(&["name", "systemPrompt", "voice"], agent.clone()),
         "AgentChanges": object(&[], agent),
-        "Credential": object(&["provider", "name"], json!({"provider": {"enum": ["twilio", "vonage", "telnyx", "byo-sip-trunk"]}, "name": s("string"),
-            "accountSid": s("string"), "authToken": s("string"), "apiKey": s("string"), "apiSecret": s("string"), "gateways": {"type": "array"}, "username": s("string"), "password": s("string")})),
+        "Credential": {"oneOf": [
+            credential("twilio", &["accountSid", "authToken"], json!({"accountSid": {"type": "string", "pattern": "^AC[0-9a-zA-Z]{32}$"}, "authToken": name(SECRET_FIELD_LIMIT)})),
+            credential("vonage", &["apiKey", "apiSecret"], json!({"apiKey": name(SECRET_FIELD_LIMIT), "apiSecret": name(SECRET_FIELD_LIMIT)})),
+            credential("telnyx", &["apiKey"], json!({"apiKey": name(SECRET_FIELD_LIMIT)})),
+            credential("byo-sip-trunk", &["gateways"], json!({"gateways": {"type": "array", "minItems": 1, "items": object(&["ip"], json!({
+                "ip": {"anyOf": [{"type": "string", "format": "ipv6"}, {"type": "string", "maxLength": 253, "pattern": "^[^\\u0000]*\\.[^\\u0000]*$"}]},
+                "port": {"type": "integer", "minimum": 1, "maximum": 65535}}))},
+                "username": text(SECRET_FIELD_LIMIT), "password": text(SECRET_FIELD_LIMIT)})),
+        ]},
         "PhoneNumber": object(&["provider"], json!({"provider": {"enum": ["vapi", "twilio", "vonage", "telnyx", "byo-sip"]}, "name": s("string"), "areaCode": s("string"),
-            "number": s("string"), "credentialId": uuid, "accountSid": s("string"), "authToken": s("string"), "agentId": uuid})),
+            "number": phone(), "credentialId": uuid, "accountSid": s("string"), "authToken": s("string"), "agentId": uuid})),
         "Assignment": object(&["agentId"], json!({"agentId": {"type": ["string", "null"], "format": "uuid"}})),
-        "OutboundCall": object(&["agentId", "phoneNumberId", "customerNumber"], json!({"agentId": uuid, "phoneNumberId": uuid, "customerNumber": s("string")})),
-        "Outcome": object(&["outcome"], json!({"outcome": {"enum": domain::calls::Outcome::ALL.map(domain::calls::Outcome::as_str)}, "notes": s("string")})),
-        "Variant": object(&["name", "prompt", "trafficPercent"], json!({"name": s("string"), "prompt": s("string"), "isControl": s("boolean"), "trafficPercent": s("integer")})),
-        "VariantChanges": object(&[], json!({"name": s("string"), "prompt": s("string"), "isControl": s("boolean"), "trafficPercent": s("integer")})),
-        "AbTest": object(&["name", "variantIds"], json!({"name": s("string"), "variantIds": {"type": "array", "items": uuid}, "successOutcome": {"enum": ["qualified", "appointment", "sale"]},
-            "minSampleSize": s("integer"), "autoPromote": s("boolean")})),
+        "OutboundCall": object(&["agentId", "phoneNumberId", "customerNumber"], json!({"agentId": uuid, "phoneNumberId": uuid, "customerNumber": phone()})),
+        "Outcome": object(&["outcome"], json!({"outcome": {"enum": domain::calls::Outcome::ALL.map(domain::calls::Outcome::as_str)}, "notes": text(2_000)})),
+        "Variant": object(&["name", "prompt", "trafficPercent"], variant.clone()),
+        "VariantChanges": object(&[], variant),
+        "AbTest": object(&["name", "variantIds"], json!({"name": name(200), "variantIds": {"type": "array", "items": uuid}, "successOutcome": {"enum": ["qualified", "appointment", "sale"]},
+            "minSampleSize": {"type": "integer", "minimum": 1, "maximum": 1_000_000}, "autoPromote": s("boolean")})),
         "Winner": object(&["variantId"], json!({"variantId": uuid})),
-        "SlackIntegration": object(&["workspaceName", "webhookUrl", "channel"], json!({"workspaceName": s("string"), "webhookUrl": s("string"), "channel": s("string"), "preferences": preferences.clone()})),
+        "SlackIntegration": object(&["workspaceName", "webhookUrl", "channel"], json!({"workspaceName": s("string"), "webhookUrl": {"type": "string", "format": "uri", "maxLength": 500, "pattern": "^https://hooks\\.slack\\.com/services/[A-Za-z0-9]+/[A-Za-z0-9]+/[A-Za-z0-9]+$"}, "channel": s("string"), "preferences": preferences.clone()})),
         "SlackPreferences": preferences,
         "SlackTest": object(&["integrationId"], json!({"integrationId": uuid})),
     })

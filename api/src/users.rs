@@ -11,6 +11,7 @@ use domain::auth::Role;
 use serde::Deserialize;
 
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct InviteBody {
     email: String,
     name: String,

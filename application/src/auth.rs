@@ -466,6 +466,8 @@ impl AuthService {
     /// unknown addresses answer in the same time.
     #[tracing::instrument(skip_all)]
     pub async fn request_password_reset(self: &Arc<Self>, raw_email: &str, client_ip: &str) -> Result<(), AppError> {
+        // A malformed address says nothing about who has an account.
+        Email::parse(raw_email).map_err(domain_error)?;
         let email_key = format!("reset:email:{}", self.secrets.digest(&raw_email.trim().to_lowercase()));
         self.count_attempt(&[email_key, format!("reset:ip:{client_ip}")], "password reset")
             .await?;

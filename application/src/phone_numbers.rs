@@ -88,8 +88,32 @@ fn credential_context(organization_id: Uuid, credential_id: Uuid) -> String {
     format!("credential:{organization_id}:{credential_id}")
 }
 
+/// The longest key, token or password a credential may hold.
+pub const SECRET_FIELD_LIMIT: usize = 1_000;
+
 /// Checks a provider secret's shape and picks the fragment shown as its hint.
 fn secret_hint(provider: &str, secret: &Value) -> Result<String, AppError> {
+    let fields: &[&str] = match provider {
+        "twilio" => &["accountSid", "authToken"],
+        "vonage" => &["apiKey", "apiSecret"],
+        "telnyx" => &["apiKey"],
+        "byo-sip-trunk" => &["gateways", "username", "password"],
+        _ => &[],
+    };
+    for (field, value) in secret.as_object().into_iter().flatten() {
+        if !fields.is_empty() && !fields.contains(&field.as_str()) {
+            return Err(AppError::validation(
+                "secret",
+                format!("{field:?} is not a field of a {provider} credential"),
+            ));
+        }
+        if field != "gateways" && value.as_str().is_none_or(|v| v.chars().count() > SECRET_FIELD_LIMIT) {
+            return Err(AppError::validation(
+                "secret",
+                format!("{field} must be text of at most {SECRET_FIELD_LIMIT} characters"),
+            ));
+        }
+    }
     let required = |field: &'static str| -> Result<String, AppError> {
         secret[field]
             .as_str()

@@ -109,6 +109,11 @@ impl TimeZone {
     pub fn tz(self) -> Tz {
         self.0
     }
+
+    /// Every IANA name accepted, for documenting the API.
+    pub fn names() -> impl Iterator<Item = &'static str> {
+        chrono_tz::TZ_VARIANTS.iter().map(|tz| tz.name())
+    }
 }
 
 impl TryFrom<String> for TimeZone {

@@ -228,3 +228,49 @@ async fn text_has_limits() {
         .await;
     assert_eq!(status, 400, "{error}");
 }
+
+#[tokio::test]
+async fn bodies_hold_only_documented_fields_of_the_documented_kind() {
+    let app = TestApp::spawn().await;
+    let (token, _) = app.register("fields@example.com", "Fields").await;
+    let registration = json!({"email": "extra@example.com", "password": "correct horse battery",
+        "name": "E", "organizationName": "O", "isAdmin": true});
+    let (status, error) = app.post("/api/auth/register", None, registration).await;
+    assert_eq!(
+        (status, error["error"]["code"].as_str()),
+        (422, Some("invalid_body")),
+        "unknown registration field"
+    );
+    let (status, error) = app
+        .post(
+            "/api/users",
+            Some(&token),
+            json!({"email": "m@example.com", "name": "M", "role": "member", "extra": 1}),
+        )
+        .await;
+    assert_eq!(
+        (status, error["error"]["code"].as_str()),
+        (422, Some("invalid_body")),
+        "unknown invitation field"
+    );
+    let (status, _) = app
+        .post(
+            "/api/auth/password-reset/request",
+            None,
+            json!({"email": "not an address"}),
+        )
+        .await;
+    assert_eq!(status, 400, "a malformed address is refused, whoever asks");
+    for secret in [
+        json!({"provider": "byo-sip-trunk", "name": "Trunk", "gateways": [{"ip": "10.0.0.1"}], "username": {}}),
+        json!({"provider": "telnyx", "name": "T", "apiKey": "KEY123", "accountSid": "AC1"}),
+        json!({"provider": "telnyx", "name": "T", "apiKey": "K".repeat(1_001)}),
+    ] {
+        let (status, error) = app.post("/api/credentials", Some(&token), secret.clone()).await;
+        assert_eq!(
+            (status, error["error"]["details"]["field"].as_str()),
+            (400, Some("secret")),
+            "{secret}"
+        );
+    }
+}
