@@ -41,6 +41,25 @@ fn any_text(value: &Value, bad: &dyn Fn(&str) -> bool) -> bool {
     }
 }
 
+/// JSON has one number type: `41.0` is the integer 41 (as JSON Schema says),
+/// though serde would refuse it for an integer field.
+fn whole_numbers_as_integers(value: Value) -> Value {
+    match value {
+        Value::Number(n) if !n.is_i64() && !n.is_u64() => match n.as_f64() {
+            Some(f) if f.fract() == 0.0 && f.abs() < 9.0e15 => Value::from(f as i64),
+            _ => Value::Number(n),
+        },
+        Value::Array(items) => Value::Array(items.into_iter().map(whole_numbers_as_integers).collect()),
+        Value::Object(fields) => Value::Object(
+            fields
+                .into_iter()
+                .map(|(k, v)| (k, whole_numbers_as_integers(v)))
+                .collect(),
+        ),
+        other => other,
+    }
+}
+
 impl<T: DeserializeOwned + 'static> FromRequest for Json<T> {
     type Error = actix_web::Error;
     type Future = LocalBoxFuture<'static, Result<Self, Self::Error>>;
@@ -65,10 +84,12 @@ impl<T: DeserializeOwned + 'static> FromRequest for Json<T> {
                 ))
                 .into());
             }
-            serde_json::from_value(value).map(Json).map_err(|e| {
-                // The same answer as a mistyped body read directly: 422 naming the problem.
-                crate::error::unprocessable("invalid_body", &e.to_string())
-            })
+            serde_json::from_value(whole_numbers_as_integers(value))
+                .map(Json)
+                .map_err(|e| {
+                    // The same answer as a mistyped body read directly: 422 naming the problem.
+                    crate::error::unprocessable("invalid_body", &e.to_string())
+                })
         })
     }
 }

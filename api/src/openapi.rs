@@ -398,7 +398,7 @@ fn schemas() -> Value {
         "AbTest": object(&["name", "variantIds"], json!({"name": name(200), "variantIds": {"type": "array", "items": uuid}, "successOutcome": {"enum": ["qualified", "appointment", "sale"]},
             "minSampleSize": {"type": "integer", "minimum": 1, "maximum": 1_000_000}, "autoPromote": s("boolean")})),
         "Winner": object(&["variantId"], json!({"variantId": uuid})),
-        "SlackIntegration": object(&["workspaceName", "webhookUrl", "channel"], json!({"workspaceName": s("string"), "webhookUrl": {"type": "string", "format": "uri", "maxLength": 500, "pattern": "^https://hooks\\.slack\\.com/services/[A-Za-z0-9]+/[A-Za-z0-9]+/[A-Za-z0-9]+$"}, "channel": s("string"), "preferences": preferences.clone()})),
+        "SlackIntegration": object(&["workspaceName", "webhookUrl", "channel"], json!({"workspaceName": name(100), "webhookUrl": {"type": "string", "format": "uri", "maxLength": 500, "pattern": "^https://hooks\\.slack\\.com/services/[A-Za-z0-9]+/[A-Za-z0-9]+/[A-Za-z0-9]+$"}, "channel": {"type": "string", "pattern": "^#[^\\u0000]{1,80}$"}, "preferences": preferences.clone()})),
         "SlackPreferences": preferences,
         "SlackTest": object(&["integrationId"], json!({"integrationId": uuid})),
     })

@@ -154,6 +154,19 @@ fn secret_hint(provider: &str, secret: &Value) -> Result<String, AppError> {
                 .filter(|g| !g.is_empty())
                 .ok_or_else(|| AppError::validation("gateways", "gateways must list at least one {ip, port}"))?;
             for gateway in gateways {
+                let port_ok = match gateway.get("port") {
+                    None => true,
+                    Some(port) => port.as_u64().is_some_and(|p| (1..=65_535).contains(&p)),
+                };
+                let only_known = gateway
+                    .as_object()
+                    .is_some_and(|fields| fields.keys().all(|k| k == "ip" || k == "port"));
+                if !port_ok || !only_known {
+                    return Err(AppError::validation(
+                        "gateways",
+                        "each gateway is {ip, port} with a port from 1 to 65535",
+                    ));
+                }
                 let ip = gateway["ip"].as_str().unwrap_or_default();
                 if ip.parse::<std::net::IpAddr>().is_err() && !ip.contains('.') {
                     return Err(AppError::validation(

@@ -265,12 +265,38 @@ async fn bodies_hold_only_documented_fields_of_the_documented_kind() {
         json!({"provider": "byo-sip-trunk", "name": "Trunk", "gateways": [{"ip": "10.0.0.1"}], "username": {}}),
         json!({"provider": "telnyx", "name": "T", "apiKey": "KEY123", "accountSid": "AC1"}),
         json!({"provider": "telnyx", "name": "T", "apiKey": "K".repeat(1_001)}),
+        json!({"provider": "byo-sip-trunk", "name": "Trunk", "gateways": [{"ip": "10.0.0.1", "port": "5060"}]}),
+        json!({"provider": "byo-sip-trunk", "name": "Trunk", "gateways": [{"ip": "10.0.0.1", "port": 70000}]}),
     ] {
         let (status, error) = app.post("/api/credentials", Some(&token), secret.clone()).await;
         assert_eq!(
             (status, error["error"]["details"]["field"].as_str()),
-            (400, Some("secret")),
+            (
+                400,
+                Some(if secret["gateways"].is_array() && secret["username"].is_null() {
+                    "gateways"
+                } else {
+                    "secret"
+                })
+            ),
             "{secret}"
         );
     }
+}
+
+#[tokio::test]
+async fn a_whole_number_written_with_a_decimal_point_is_an_integer() {
+    let app = TestApp::spawn().await;
+    let (token, _) = app.register("numbers@example.com", "Numbers").await;
+    let trunk = json!({"provider": "byo-sip-trunk", "name": "Trunk", "gateways": [{"ip": "10.0.0.1", "port": 5060.0}]});
+    let (status, body) = app.post("/api/credentials", Some(&token), trunk).await;
+    assert_eq!(status, 201, "{body}");
+    let (status, body) = app
+        .post(
+            "/api/auth/login",
+            None,
+            json!({"email": "numbers@example.com", "password": 12.5}),
+        )
+        .await;
+    assert_eq!(status, 422, "a fraction is still not text: {body}");
 }
