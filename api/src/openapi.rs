@@ -329,7 +329,7 @@ fn name(max: usize) -> Value {
 /// A credential of one provider: its own secret fields besides `provider` and `name`.
 fn credential(provider: &str, required: &[&str], mut properties: Value) -> Value {
     properties["provider"] = json!({ "const": provider });
-    properties["name"] = name(200);
+    properties["name"] = name(100);
     let required: Vec<&str> = ["provider", "name"].iter().chain(required).copied().collect();
     object(&required, properties)
 }
@@ -366,7 +366,8 @@ fn schemas() -> Value {
         &["routes", "timezone", "failuresBypassMute"],
         json!({"routes": {"type": "object", "additionalProperties": route,
             "propertyNames": {"enum": ["hot_lead", "appointment_booked", "call_failed", "high_value_call", "daily_summary", "test"]}}, "timezone": {"enum": domain::slack::TimeZone::names().collect::<Vec<_>>()},
-        "muteHours": object(&["start", "end"], json!({"start": local_time, "end": local_time})), "failuresBypassMute": s("boolean"), "summaryTime": local_time}),
+        "muteHours": {"anyOf": [object(&["start", "end"], json!({"start": local_time, "end": local_time})), {"type": "null"}],
+            "description": "start and end must differ"}, "failuresBypassMute": s("boolean"), "summaryTime": local_time}),
     );
     let variant = json!({"name": name(100), "prompt": name(20_000), "isControl": s("boolean"),
         "trafficPercent": {"type": "integer", "minimum": 0, "maximum": 100}});
@@ -398,7 +399,7 @@ fn schemas() -> Value {
         "AbTest": object(&["name", "variantIds"], json!({"name": name(200), "variantIds": {"type": "array", "items": uuid}, "successOutcome": {"enum": ["qualified", "appointment", "sale"]},
             "minSampleSize": {"type": "integer", "minimum": 1, "maximum": 1_000_000}, "autoPromote": s("boolean")})),
         "Winner": object(&["variantId"], json!({"variantId": uuid})),
-        "SlackIntegration": object(&["workspaceName", "webhookUrl", "channel"], json!({"workspaceName": name(100), "webhookUrl": {"type": "string", "format": "uri", "maxLength": 500, "pattern": "^https://hooks\\.slack\\.com/services/[A-Za-z0-9]+/[A-Za-z0-9]+/[A-Za-z0-9]+$"}, "channel": {"type": "string", "pattern": "^#[^\\u0000]{1,80}$"}, "preferences": preferences.clone()})),
+        "SlackIntegration": object(&["workspaceName", "webhookUrl", "channel"], json!({"workspaceName": name(100), "webhookUrl": {"type": "string", "format": "uri", "maxLength": 500, "pattern": "^https://hooks\\.slack\\.com/services/[A-Za-z0-9]+/[A-Za-z0-9]+/[A-Za-z0-9]+$"}, "channel": {"type": "string", "pattern": "^#[^\\u0000]{1,80}$"}, "preferences": {"anyOf": [preferences.clone(), {"type": "null"}]}})),
         "SlackPreferences": preferences,
         "SlackTest": object(&["integrationId"], json!({"integrationId": uuid})),
     })
