@@ -428,14 +428,61 @@ pub fn methods_of(path: &str) -> Vec<&'static str> {
         .collect()
 }
 
+/// Operations that create a resource (answering its `id`), and the path under
+/// which that resource's own operations live (`<path>/{id}…`).
+const CREATES: &[(&str, &str)] = &[
+    ("/api/agents", "/api/agents"),
+    ("/api/credentials", "/api/credentials"),
+    ("/api/phone-numbers", "/api/phone-numbers"),
+    ("/api/calls", "/api/calls"),
+    ("/api/agents/{id}/variants", "/api/variants"),
+    ("/api/agents/{id}/ab-tests", "/api/ab-tests"),
+    ("/api/integrations/slack", "/api/integrations/slack"),
+];
+
+fn operation_id(operation: &Operation) -> String {
+    let words: Vec<&str> = operation
+        .path
+        .split(|c: char| !c.is_ascii_alphanumeric())
+        .filter(|w| !w.is_empty())
+        .collect();
+    format!("{}_{}", operation.method, words.join("_"))
+}
+
+/// OpenAPI links from a create to every operation on what it created, so a
+/// client (or a stateful fuzzer) can follow the new `id`.
+fn links_of(operation: &Operation) -> Option<Value> {
+    if operation.method != "post" {
+        return None;
+    }
+    let (_, base) = CREATES.iter().find(|(path, _)| *path == operation.path)?;
+    let prefix = format!("{base}/{{id}}");
+    let links: Map<String, Value> = OPERATIONS
+        .iter()
+        .filter(|target| target.path == prefix || target.path.starts_with(&format!("{prefix}/")))
+        .map(|target| {
+            (
+                operation_id(target),
+                json!({"operationId": operation_id(target), "parameters": {"id": "$response.body#/id"}}),
+            )
+        })
+        .collect();
+    Some(Value::Object(links))
+}
+
 pub fn document() -> Value {
     let mut paths = Map::new();
     for operation in OPERATIONS {
+        let mut success = json!({"description": "Success"});
+        if let Some(links) = links_of(operation) {
+            success["links"] = links;
+        }
         let mut entry = json!({
+            "operationId": operation_id(operation),
             "tags": [operation.tag],
             "summary": operation.summary,
             "responses": {
-                "2XX": {"description": "Success"},
+                "2XX": success,
                 "4XX": {"description": "Client error", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
             }
         });

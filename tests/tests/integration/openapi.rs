@@ -46,3 +46,54 @@ async fn every_documented_operation_exists_with_the_documented_auth() {
         assert!(document["components"]["schemas"][operation].is_object(), "{operation}");
     }
 }
+
+#[tokio::test]
+async fn creates_link_to_the_operations_on_what_they_created() {
+    let app = TestApp::spawn().await;
+    let (_, document) = app.get("/api/openapi.json", None).await;
+    let mut operations = std::collections::HashMap::new();
+    for (path, item) in document["paths"].as_object().unwrap() {
+        for (method, operation) in item.as_object().unwrap() {
+            let id = operation["operationId"].as_str().unwrap().to_owned();
+            assert!(
+                operations.insert(id.clone(), (method.clone(), path.clone())).is_none(),
+                "{id} is not unique"
+            );
+        }
+    }
+    let links = |method: &str, path: &str| document["paths"][path][method]["responses"]["2XX"]["links"].clone();
+    for (method, path) in [
+        ("post", "/api/agents"),
+        ("post", "/api/agents/{id}/variants"),
+        ("post", "/api/calls"),
+        ("post", "/api/integrations/slack"),
+    ] {
+        let links = links(method, path);
+        assert!(!links.as_object().unwrap().is_empty(), "{method} {path} links nowhere");
+        for link in links.as_object().unwrap().values() {
+            let (_, target) = &operations[link["operationId"].as_str().unwrap()];
+            assert!(target.contains("{id}"), "{target}");
+            assert_eq!(link["parameters"]["id"], "$response.body#/id");
+        }
+    }
+    assert_eq!(
+        links("post", "/api/agents/{id}/variants")["get_api_variants_id"],
+        serde_json::Value::Null,
+        "only documented operations are linked"
+    );
+    assert!(links("post", "/api/agents/{id}/variants")["patch_api_variants_id"].is_object());
+
+    // Following a link with the created id reaches the created resource.
+    let (token, _) = app.register("links@example.com", "Links").await;
+    let agent = serde_json::json!({"name": "Ava", "systemPrompt": "Be helpful.",
+        "voice": {"provider": "openai", "voiceId": "nova"}});
+    let (status, created) = app.post("/api/agents", Some(&token), agent).await;
+    assert_eq!(status, 201, "{created}");
+    app.settle().await;
+    let link = &links("post", "/api/agents")["get_api_agents_id"];
+    let (_, target) = &operations[link["operationId"].as_str().unwrap()];
+    let (status, fetched) = app
+        .get(&target.replace("{id}", created["id"].as_str().unwrap()), Some(&token))
+        .await;
+    assert_eq!((status, &fetched["id"]), (200, &created["id"]));
+}
