@@ -347,15 +347,21 @@ fn schemas() -> Value {
     let email = json!({ "type": "string", "format": "email", "maxLength": 254 });
     let password = json!({ "type": "string", "minLength": 10, "maxLength": 128, "pattern": NO_NUL });
     let uuid = json!({ "type": "string", "format": "uuid" });
+    let range = |low: f64, high: f64| json!({"type": "number", "minimum": low, "maximum": high});
+    let mut voice_providers: Vec<&str> = domain::voices::VOICES.iter().map(|v| v.provider).collect();
+    voice_providers.sort_unstable();
+    voice_providers.dedup();
     let voice = object(
         &["provider", "voiceId"],
-        json!({"provider": s("string"), "voiceId": s("string"), "speed": s("number"), "pitch": s("number"), "stability": s("number")}),
+        json!({"provider": {"enum": voice_providers}, "voiceId": name(100),
+            "speed": range(0.5, 2.0), "pitch": range(0.5, 2.0), "stability": range(0.0, 1.0)}),
     );
     let model = object(
         &["provider", "model"],
-        json!({"provider": s("string"), "model": s("string"), "temperature": s("number"), "maxTokens": s("integer")}),
+        json!({"provider": {"enum": domain::agents::MODEL_PROVIDERS}, "model": name(100), "temperature": range(0.0, 2.0),
+            "maxTokens": {"type": "integer", "minimum": 1, "maximum": 8192}}),
     );
-    let agent = json!({"systemPrompt": name(20_000), "name": name(200), "firstMessage": text(1_000), "voice": voice, "language": s("string"),
+    let agent = json!({"systemPrompt": name(20_000), "name": name(200), "firstMessage": text(1_000), "voice": voice, "language": {"type": "string", "pattern": "^[a-z]{2,3}(-[A-Za-z0-9]{2,8})*$"},
         "transferNumber": phone(), "model": model, "outcomeRule": object(&[], json!({"structuredDataField": s("string"), "onSuccess": s("string"), "onFailure": s("string"), "successThreshold": s("number")}))});
     let route = object(
         &["enabled"],
@@ -399,7 +405,7 @@ fn schemas() -> Value {
         "AbTest": object(&["name", "variantIds"], json!({"name": name(200), "variantIds": {"type": "array", "items": uuid}, "successOutcome": {"enum": ["qualified", "appointment", "sale"]},
             "minSampleSize": {"type": "integer", "minimum": 1, "maximum": 1_000_000}, "autoPromote": s("boolean")})),
         "Winner": object(&["variantId"], json!({"variantId": uuid})),
-        "SlackIntegration": object(&["workspaceName", "webhookUrl", "channel"], json!({"workspaceName": name(100), "webhookUrl": {"type": "string", "format": "uri", "maxLength": 500, "pattern": "^https://hooks\\.slack\\.com/services/[A-Za-z0-9]+/[A-Za-z0-9]+/[A-Za-z0-9]+$"}, "channel": {"type": "string", "pattern": "^#[^\\u0000]{1,80}$"}, "preferences": {"anyOf": [preferences.clone(), {"type": "null"}]}})),
+        "SlackIntegration": object(&["workspaceName", "webhookUrl", "channel"], json!({"workspaceName": name(100), "webhookUrl": {"type": "string", "format": "uri", "pattern": "^https://hooks\\.slack\\.com/services/[A-Za-z0-9]+/[A-Za-z0-9]+/[A-Za-z0-9]+$"}, "channel": {"type": "string", "pattern": "^#[^\\u0000]{1,80}$"}, "preferences": {"anyOf": [preferences.clone(), {"type": "null"}]}})),
         "SlackPreferences": preferences,
         "SlackTest": object(&["integrationId"], json!({"integrationId": uuid})),
     })

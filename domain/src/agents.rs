@@ -80,7 +80,7 @@ pub struct AgentSpec {
     pub outcome_rule: Option<crate::calls::OutcomeRule>,
 }
 
-const MODEL_PROVIDERS: &[&str] = &[
+pub const MODEL_PROVIDERS: &[&str] = &[
     "openai",
     "anthropic",
     "google",
