@@ -446,6 +446,52 @@ const CREATES: &[(&str, &str)] = &[
     ("/api/integrations/slack", "/api/integrations/slack"),
 ];
 
+/// What successful operations answer, where documented (`$ref` of a response schema).
+const RESPONSES: &[(&str, &str, &str)] = &[
+    ("post", "/api/agents", "AgentView"),
+    ("get", "/api/agents", "AgentList"),
+    ("get", "/api/agents/{id}", "AgentView"),
+    ("patch", "/api/agents/{id}", "AgentView"),
+    ("post", "/api/credentials", "CredentialView"),
+    ("get", "/api/credentials", "CredentialList"),
+];
+
+/// Response schemas: the fields every answer carries (more may follow).
+fn response_schemas() -> Value {
+    let date_time = json!({"type": "string", "format": "date-time"});
+    let uuid = json!({"type": "string", "format": "uuid"});
+    let agent = json!({"type": "object",
+        "required": ["id", "name", "systemPrompt", "voice", "language", "model", "active", "syncStatus", "createdAt", "updatedAt"],
+        "properties": {"id": uuid, "name": {"type": "string"}, "systemPrompt": {"type": "string"}, "voice": {"type": "object"},
+            "language": {"type": "string"}, "model": {"type": "object"}, "active": {"type": "boolean"},
+            "syncStatus": {"enum": ["pending", "synced", "failed"]},
+            "vapiAssistantId": {"type": ["string", "null"]}, "lastSyncError": {"type": ["string", "null"]},
+            "nextSyncAttemptAt": {"type": ["string", "null"], "format": "date-time"},
+            "createdAt": date_time, "updatedAt": date_time}});
+    let credential = json!({"type": "object",
+        "required": ["id", "provider", "name", "hint", "registeredWithVapi", "createdAt"],
+        "properties": {"id": uuid, "provider": {"enum": ["twilio", "vonage", "telnyx", "byo-sip-trunk"]}, "name": {"type": "string"},
+            "hint": {"type": "string"}, "registeredWithVapi": {"type": "boolean"}, "createdAt": date_time}});
+    let list = |key: &str, item: &str| {
+        json!({"type": "object", "required": [key],
+        "properties": {key: {"type": "array", "items": {"$ref": format!("#/components/schemas/{item}")}}}})
+    };
+    json!({
+        "AgentView": agent,
+        "AgentList": list("agents", "AgentView"),
+        "CredentialView": credential,
+        "CredentialList": list("credentials", "CredentialView"),
+    })
+}
+
+fn all_schemas() -> Value {
+    let mut all = schemas();
+    if let (Some(all), Value::Object(responses)) = (all.as_object_mut(), response_schemas()) {
+        all.extend(responses);
+    }
+    all
+}
+
 fn operation_id(operation: &Operation) -> String {
     let words: Vec<&str> = operation
         .path
@@ -483,6 +529,13 @@ pub fn document() -> Value {
         if let Some(links) = links_of(operation) {
             success["links"] = links;
         }
+        if let Some((_, _, schema)) = RESPONSES
+            .iter()
+            .find(|(method, path, _)| *method == operation.method && *path == operation.path)
+        {
+            success["content"] =
+                json!({"application/json": {"schema": {"$ref": format!("#/components/schemas/{schema}")}}});
+        }
         let mut entry = json!({
             "operationId": operation_id(operation),
             "tags": [operation.tag],
@@ -511,7 +564,7 @@ pub fn document() -> Value {
         "paths": paths,
         "components": {
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}},
-            "schemas": schemas()
+            "schemas": all_schemas()
         }
     })
 }

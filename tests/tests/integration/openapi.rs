@@ -89,6 +89,17 @@ async fn creates_link_to_the_operations_on_what_they_created() {
         "voice": {"provider": "openai", "voiceId": "nova"}});
     let (status, created) = app.post("/api/agents", Some(&token), agent).await;
     assert_eq!(status, 201, "{created}");
+    let documented = &document["components"]["schemas"]["AgentView"];
+    for field in documented["required"].as_array().unwrap() {
+        assert!(
+            !created[field.as_str().unwrap()].is_null(),
+            "{field} documented, not answered"
+        );
+    }
+    assert_eq!(
+        document["paths"]["/api/agents"]["post"]["responses"]["2XX"]["content"]["application/json"]["schema"]["$ref"],
+        "#/components/schemas/AgentView"
+    );
     app.settle().await;
     let link = &links("post", "/api/agents")["get_api_agents_id"];
     let (_, target) = &operations[link["operationId"].as_str().unwrap()];
