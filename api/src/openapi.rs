@@ -454,17 +454,21 @@ const RESPONSES: &[(&str, &str, &str)] = &[
     ("patch", "/api/agents/{id}", "AgentView"),
     ("post", "/api/credentials", "CredentialView"),
     ("get", "/api/credentials", "CredentialList"),
+    ("post", "/api/phone-numbers", "PhoneNumberView"),
+    ("get", "/api/phone-numbers", "PhoneNumberList"),
+    ("get", "/api/phone-numbers/{id}", "PhoneNumberView"),
 ];
 
 /// Response schemas: the fields every answer carries (more may follow).
 fn response_schemas() -> Value {
     let date_time = json!({"type": "string", "format": "date-time"});
     let uuid = json!({"type": "string", "format": "uuid"});
+    let sync_status = json!({"enum": ["pending", "synced", "failed"]});
     let agent = json!({"type": "object",
         "required": ["id", "name", "systemPrompt", "voice", "language", "model", "active", "syncStatus", "createdAt", "updatedAt"],
         "properties": {"id": uuid, "name": {"type": "string"}, "systemPrompt": {"type": "string"}, "voice": {"type": "object"},
             "language": {"type": "string"}, "model": {"type": "object"}, "active": {"type": "boolean"},
-            "syncStatus": {"enum": ["pending", "synced", "failed"]},
+            "syncStatus": sync_status,
             "vapiAssistantId": {"type": ["string", "null"]}, "lastSyncError": {"type": ["string", "null"]},
             "nextSyncAttemptAt": {"type": ["string", "null"], "format": "date-time"},
             "createdAt": date_time, "updatedAt": date_time}});
@@ -472,6 +476,13 @@ fn response_schemas() -> Value {
         "required": ["id", "provider", "name", "hint", "registeredWithVapi", "createdAt"],
         "properties": {"id": uuid, "provider": {"enum": ["twilio", "vonage", "telnyx", "byo-sip-trunk"]}, "name": {"type": "string"},
             "hint": {"type": "string"}, "registeredWithVapi": {"type": "boolean"}, "createdAt": date_time}});
+    let optional_text = json!({"type": ["string", "null"]});
+    let optional_uuid = json!({"type": ["string", "null"], "format": "uuid"});
+    let number = json!({"type": "object", "required": ["id", "provider", "syncStatus", "createdAt"],
+        "properties": {"id": uuid, "provider": {"enum": ["vapi", "twilio", "vonage", "telnyx", "byo-sip"]},
+            "name": optional_text, "number": optional_text, "areaCode": optional_text, "agentId": optional_uuid,
+            "credentialId": optional_uuid, "status": optional_text, "syncStatus": sync_status,
+            "vapiPhoneNumberId": optional_text, "lastSyncError": optional_text, "createdAt": date_time}});
     let list = |key: &str, item: &str| {
         json!({"type": "object", "required": [key],
         "properties": {key: {"type": "array", "items": {"$ref": format!("#/components/schemas/{item}")}}}})
@@ -481,6 +492,8 @@ fn response_schemas() -> Value {
         "AgentList": list("agents", "AgentView"),
         "CredentialView": credential,
         "CredentialList": list("credentials", "CredentialView"),
+        "PhoneNumberView": number,
+        "PhoneNumberList": list("phoneNumbers", "PhoneNumberView"),
     })
 }
 

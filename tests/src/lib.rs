@@ -460,3 +460,40 @@ impl VapiWorld {
         created["id"].as_str().expect("number id").to_owned()
     }
 }
+
+/// Checks an answer against a response schema of the OpenAPI document: every
+/// required field present and every enumerated field within its values
+/// (the subset of JSON Schema those schemas use at the top level).
+pub fn assert_answers_as_documented(schema: &str, answer: &Value) {
+    let document = api::openapi::document();
+    let schemas = &document["components"]["schemas"];
+    let resolve = |s: &Value| match s["$ref"].as_str() {
+        Some(reference) => schemas[reference.trim_start_matches("#/components/schemas/")].clone(),
+        None => s.clone(),
+    };
+    let documented = resolve(&schemas[schema]);
+    assert!(documented.is_object(), "no schema {schema}");
+    for field in documented["required"].as_array().into_iter().flatten() {
+        let field = field.as_str().unwrap();
+        assert!(
+            answer.get(field).is_some(),
+            "{schema}.{field} documented, not answered: {answer}"
+        );
+    }
+    for (field, property) in documented["properties"].as_object().into_iter().flatten() {
+        let Some(value) = answer.get(field) else { continue };
+        if let Some(allowed) = property["enum"].as_array() {
+            assert!(allowed.contains(value), "{schema}.{field} = {value} is not documented");
+        }
+        if let (Some(items), Some(values)) = (property.get("items"), value.as_array()) {
+            let item_schema = items["$ref"]
+                .as_str()
+                .map(|r| r.trim_start_matches("#/components/schemas/"));
+            for item in values {
+                if let Some(item_schema) = item_schema {
+                    assert_answers_as_documented(item_schema, item);
+                }
+            }
+        }
+    }
+}

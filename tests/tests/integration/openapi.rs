@@ -89,13 +89,7 @@ async fn creates_link_to_the_operations_on_what_they_created() {
         "voice": {"provider": "openai", "voiceId": "nova"}});
     let (status, created) = app.post("/api/agents", Some(&token), agent).await;
     assert_eq!(status, 201, "{created}");
-    let documented = &document["components"]["schemas"]["AgentView"];
-    for field in documented["required"].as_array().unwrap() {
-        assert!(
-            !created[field.as_str().unwrap()].is_null(),
-            "{field} documented, not answered"
-        );
-    }
+    voxreach_tests::assert_answers_as_documented("AgentView", &created);
     assert_eq!(
         document["paths"]["/api/agents"]["post"]["responses"]["2XX"]["content"]["application/json"]["schema"]["$ref"],
         "#/components/schemas/AgentView"
@@ -107,4 +101,6 @@ async fn creates_link_to_the_operations_on_what_they_created() {
         .get(&target.replace("{id}", created["id"].as_str().unwrap()), Some(&token))
         .await;
     assert_eq!((status, &fetched["id"]), (200, &created["id"]));
+    let (_, listed) = app.get("/api/agents", Some(&token)).await;
+    voxreach_tests::assert_answers_as_documented("AgentList", &listed);
 }

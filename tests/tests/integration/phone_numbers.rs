@@ -176,7 +176,10 @@ async fn imported_numbers_register_their_credentials_which_stay_secret() {
     let listed = credentials["credentials"].as_array().unwrap();
     assert_eq!(listed.len(), 2);
     assert_eq!(listed[0]["registeredWithVapi"], true);
+    voxreach_tests::assert_answers_as_documented("CredentialList", &credentials);
     let (_, numbers) = w.app.get("/api/phone-numbers", Some(&w.token)).await;
+    voxreach_tests::assert_answers_as_documented("PhoneNumberList", &numbers);
+    voxreach_tests::assert_answers_as_documented("PhoneNumberView", &twilio);
     let statuses: Vec<&str> = numbers["phoneNumbers"]
         .as_array()
         .unwrap()
