@@ -457,6 +457,8 @@ const RESPONSES: &[(&str, &str, &str)] = &[
     ("post", "/api/phone-numbers", "PhoneNumberView"),
     ("get", "/api/phone-numbers", "PhoneNumberList"),
     ("get", "/api/phone-numbers/{id}", "PhoneNumberView"),
+    ("get", "/api/calls", "CallList"),
+    ("get", "/api/calls/{id}", "CallDetail"),
 ];
 
 /// Response schemas: the fields every answer carries (more may follow).
@@ -483,6 +485,20 @@ fn response_schemas() -> Value {
             "name": optional_text, "number": optional_text, "areaCode": optional_text, "agentId": optional_uuid,
             "credentialId": optional_uuid, "status": optional_text, "syncStatus": sync_status,
             "vapiPhoneNumberId": optional_text, "lastSyncError": optional_text, "createdAt": date_time}});
+    // Statuses Vapi adds later are passed on as they come: any text.
+    let call = json!({"type": "object", "required": ["id", "status", "createdAt"],
+        "properties": {"id": uuid, "vapiCallId": optional_text, "agentId": optional_uuid, "agentName": optional_text,
+            "customerNumber": optional_text, "status": {"type": "string"}, "endedReason": optional_text,
+            "outcome": {"enum": domain::calls::Outcome::ALL.map(domain::calls::Outcome::as_str).into_iter().map(Value::from)
+                .chain([Value::Null]).collect::<Vec<_>>()},
+            "durationSeconds": {"type": ["number", "null"]}, "cost": {"type": ["number", "null"]},
+            "startedAt": {"type": ["string", "null"], "format": "date-time"},
+            "endedAt": {"type": ["string", "null"], "format": "date-time"}, "createdAt": date_time}});
+    let mut call_detail = call.clone();
+    call_detail["required"] = json!(["id", "status", "createdAt", "timeline"]);
+    call_detail["properties"]["transcript"] = optional_text.clone();
+    call_detail["properties"]["recordingUrl"] = optional_text.clone();
+    call_detail["properties"]["timeline"] = json!({"type": "array", "items": {"type": "object"}});
     let list = |key: &str, item: &str| {
         json!({"type": "object", "required": [key],
         "properties": {key: {"type": "array", "items": {"$ref": format!("#/components/schemas/{item}")}}}})
@@ -494,6 +510,9 @@ fn response_schemas() -> Value {
         "CredentialList": list("credentials", "CredentialView"),
         "PhoneNumberView": number,
         "PhoneNumberList": list("phoneNumbers", "PhoneNumberView"),
+        "CallSummary": call,
+        "CallList": list("calls", "CallSummary"),
+        "CallDetail": call_detail,
     })
 }
 

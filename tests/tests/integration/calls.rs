@@ -71,6 +71,7 @@ async fn a_call_is_recorded_from_its_server_messages() {
     w.app.settle().await;
     let (status, list) = w.app.get("/api/calls", Some(&w.token)).await;
     assert_eq!(status, 200);
+    voxreach_tests::assert_answers_as_documented("CallList", &list);
     let calls = list["calls"].as_array().unwrap();
     assert_eq!(calls.len(), 1);
     let summary = &calls[0];
@@ -89,6 +90,7 @@ async fn a_call_is_recorded_from_its_server_messages() {
         )
         .await;
     assert_eq!(status, 200);
+    voxreach_tests::assert_answers_as_documented("CallDetail", &detail);
     assert_eq!(detail["durationSeconds"], 272.0);
     assert_eq!(detail["cost"], 0.31);
     assert_eq!(detail["endedReason"], "customer-ended-call");
