@@ -169,7 +169,7 @@ impl From<Mention> for String {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Route {
     pub enabled: bool,
     /// Slack users or groups to @mention.
@@ -183,7 +183,7 @@ pub struct Route {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct MuteHours {
     /// Local "HH:MM"; the window may cross midnight.
     pub start: String,
@@ -191,7 +191,7 @@ pub struct MuteHours {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Preferences {
     pub routes: BTreeMap<NotificationKind, Route>,
     /// The organization's time zone, for mute hours and the daily summary.

@@ -261,6 +261,14 @@ async fn bodies_hold_only_documented_fields_of_the_documented_kind() {
         )
         .await;
     assert_eq!(status, 400, "a malformed address is refused, whoever asks");
+    let slack = json!({"workspaceName": "Acme", "webhookUrl": "https://hooks.slack.com/services/T1/B2/X3", "channel": "#sales",
+        "preferences": {"routes": {}, "timezone": "UTC", "failuresBypassMute": false, "muteHours": {"start": "22:00", "end": "07:00", "days": 5}}});
+    let (status, error) = app.post("/api/integrations/slack", Some(&token), slack).await;
+    assert_eq!(
+        (status, error["error"]["details"]["field"].as_str()),
+        (400, Some("muteHours.days")),
+        "{error}"
+    );
     for secret in [
         json!({"provider": "byo-sip-trunk", "name": "Trunk", "gateways": [{"ip": "10.0.0.1"}], "username": {}}),
         json!({"provider": "telnyx", "name": "T", "apiKey": "KEY123", "accountSid": "AC1"}),
