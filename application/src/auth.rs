@@ -615,7 +615,7 @@ mod tests {
         assert!(!format!("{registration:?}").contains("hunter2"));
         let token = IssuedToken {
             token: "eyJ.secret.sig".into(),
-            expires_at: Utc::now(),
+            expires_at: "2026-11-24T12:00:00Z".parse().unwrap(),
         };
         assert!(!format!("{token:?}").contains("secret"));
     }
