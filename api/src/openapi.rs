@@ -371,7 +371,7 @@ fn schemas() -> Value {
     let preferences = object(
         &["routes", "timezone", "failuresBypassMute"],
         json!({"routes": {"type": "object", "additionalProperties": route,
-            "propertyNames": {"enum": ["hot_lead", "appointment_booked", "call_failed", "high_value_call", "daily_summary", "test"]}}, "timezone": {"enum": domain::slack::TimeZone::names().collect::<Vec<_>>()},
+            "propertyNames": {"enum": domain::slack::NotificationKind::ALL}}, "timezone": {"enum": domain::slack::TimeZone::names().collect::<Vec<_>>()},
         "muteHours": {"anyOf": [object(&["start", "end"], json!({"start": local_time, "end": local_time})), {"type": "null"}],
             "description": "start and end must differ"}, "failuresBypassMute": s("boolean"), "summaryTime": local_time}),
     );

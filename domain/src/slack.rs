@@ -92,6 +92,15 @@ pub enum NotificationKind {
 }
 
 impl NotificationKind {
+    pub const ALL: [NotificationKind; 6] = [
+        NotificationKind::HotLead,
+        NotificationKind::AppointmentBooked,
+        NotificationKind::CallFailed,
+        NotificationKind::HighValueCall,
+        NotificationKind::DailySummary,
+        NotificationKind::Test,
+    ];
+
     pub const ROUTABLE: [NotificationKind; 4] = [
         NotificationKind::HotLead,
         NotificationKind::AppointmentBooked,
