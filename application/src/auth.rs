@@ -14,7 +14,7 @@ use domain::auth::{
 };
 use domain::{Aggregate, EventMetadata};
 use futures::future::BoxFuture;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 use uuid::Uuid;
 
@@ -94,7 +94,7 @@ pub trait LoginThrottle: Send + Sync {
 }
 
 /// Whether a user can sign in yet.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum UserStatus {
     /// A password is set.

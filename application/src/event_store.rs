@@ -105,6 +105,16 @@ pub struct Backlog {
     pub oldest_recorded_at: Option<DateTime<Utc>>,
 }
 
+/// A page of the log read for one consumer.
+#[derive(Debug, Clone, Default)]
+pub struct LogPage {
+    pub events: Vec<RecordedEvent>,
+    /// How many events were scanned, matching or not.
+    pub scanned: usize,
+    /// The last event scanned (`None` when nothing was readable).
+    pub scanned_to: Option<Checkpoint>,
+}
+
 #[async_trait]
 pub trait EventStore: Send + Sync {
     async fn append(&self, request: AppendRequest) -> Result<AppendOutcome, AppendError>;
@@ -115,6 +125,16 @@ pub trait EventStore: Send + Sync {
     /// Up to `limit` events after `after`, in (transaction id, position) order, never
     /// past an event that another transaction may still commit before them.
     async fn read_all(&self, after: Checkpoint, limit: i64) -> Result<Vec<RecordedEvent>, StoreError>;
+
+    /// Like `read_all`, but returns only events of `stream_types` (all when
+    /// `None`), others skipped undecoded; `scanned_to` is the last event looked at,
+    /// matching or not, so a consumer moves past what it does not read.
+    async fn read_streams_of(
+        &self,
+        after: Checkpoint,
+        limit: i64,
+        stream_types: Option<&[&str]>,
+    ) -> Result<LogPage, StoreError>;
 
     /// How many readable events lie after `after`, and how old the oldest is.
     async fn backlog(&self, after: Checkpoint) -> Result<Backlog, StoreError>;

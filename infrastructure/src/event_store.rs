@@ -2,7 +2,7 @@
 //! optimistic concurrency and idempotency keys, gap-safe global reads, upcasting.
 
 use application::event_store::{
-    AppendError, AppendOutcome, AppendRequest, AppendedEvent, Backlog, EventStore, StoreError, StreamAppend,
+    AppendError, AppendOutcome, AppendRequest, AppendedEvent, Backlog, EventStore, LogPage, StoreError, StreamAppend,
 };
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -239,6 +239,51 @@ fn unique_violation(error: &sqlx::Error) -> Option<String> {
     }
 }
 
+impl PgEventStore {
+    /// Up to `limit` readable events after `after`. Events of other stream
+    /// types than `wanted` come back without payload and are not decoded.
+    async fn read_page(&self, after: Checkpoint, limit: i64, wanted: Option<&[&str]>) -> Result<LogPage, StoreError> {
+        // Only transactions older than every still-running one are final: an
+        // event of a running transaction may yet commit before those we return.
+        // ORDER BY names the table's columns: the output alias `transaction_id`
+        // is a bigint cast, and sorting on it would bypass the index.
+        // Payloads of unwanted events stay in the table (and in TOAST).
+        let sql = "SELECT global_position, transaction_id::text::bigint AS transaction_id, organization_id, stream_id,
+                    stream_type, stream_version, event_id, event_type, event_version, recorded_at,
+                    ($4::text[] IS NULL OR stream_type = ANY($4)) AS wanted,
+                    CASE WHEN $4::text[] IS NULL OR stream_type = ANY($4) THEN payload END AS payload,
+                    CASE WHEN $4::text[] IS NULL OR stream_type = ANY($4) THEN metadata END AS metadata
+             FROM events
+             WHERE (transaction_id, global_position) > ($1::text::xid8, $2)
+               AND transaction_id < pg_snapshot_xmin(pg_current_snapshot())
+             ORDER BY events.transaction_id, events.global_position
+             LIMIT $3";
+        let rows = sqlx::query(sql)
+            .bind(after.transaction_id.to_string())
+            .bind(after.global_position)
+            .bind(limit)
+            .bind(wanted)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(store_error)?;
+        let scanned_to = rows.last().map(|row| Checkpoint {
+            transaction_id: row.get("transaction_id"),
+            global_position: row.get("global_position"),
+        });
+        let events = rows
+            .iter()
+            .filter(|row| row.get::<bool, _>("wanted"))
+            .map(recorded_event)
+            .collect::<Result<_, _>>()
+            .map_err(store_error)?;
+        Ok(LogPage {
+            events,
+            scanned: rows.len(),
+            scanned_to,
+        })
+    }
+}
+
 fn recorded_event(row: &PgRow) -> Result<RecordedEvent, sqlx::Error> {
     let event_type: String = row.try_get("event_type")?;
     let (event_version, payload) =
@@ -334,25 +379,16 @@ impl EventStore for PgEventStore {
     }
 
     async fn read_all(&self, after: Checkpoint, limit: i64) -> Result<Vec<RecordedEvent>, StoreError> {
-        // Only transactions older than every still-running one are final: an
-        // event of a running transaction may yet commit before those we return.
-        // ORDER BY names the table's columns: the output alias `transaction_id`
-        // is a bigint cast, and sorting on it would bypass the index.
-        let sql = format!(
-            "SELECT {SELECT_EVENT_COLUMNS} FROM events
-             WHERE (transaction_id, global_position) > ($1::text::xid8, $2)
-               AND transaction_id < pg_snapshot_xmin(pg_current_snapshot())
-             ORDER BY events.transaction_id, events.global_position
-             LIMIT $3"
-        );
-        sqlx::query(&sql)
-            .bind(after.transaction_id.to_string())
-            .bind(after.global_position)
-            .bind(limit)
-            .fetch_all(&self.pool)
-            .await
-            .and_then(|rows| rows.iter().map(recorded_event).collect())
-            .map_err(store_error)
+        self.read_page(after, limit, None).await.map(|page| page.events)
+    }
+
+    async fn read_streams_of(
+        &self,
+        after: Checkpoint,
+        limit: i64,
+        stream_types: Option<&[&str]>,
+    ) -> Result<LogPage, StoreError> {
+        self.read_page(after, limit, stream_types).await
     }
 
     async fn backlog(&self, after: Checkpoint) -> Result<Backlog, StoreError> {

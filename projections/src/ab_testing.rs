@@ -46,6 +46,10 @@ impl ReadModel for AbTestingProjection {
         1
     }
 
+    fn stream_types(&self) -> Option<&[&'static str]> {
+        Some(&["script-variant", "ab-test", "call"])
+    }
+
     fn tables(&self) -> &'static [&'static str] {
         &[
             "ab_variants",
@@ -284,6 +288,10 @@ impl Subscription for AbDecisionTrigger {
 
     fn version(&self) -> i32 {
         1
+    }
+
+    fn stream_types(&self) -> &[&'static str] {
+        &["call"]
     }
 
     fn route(&self, event: &RecordedEvent) -> Result<Option<WorkOrder>, DecodeError> {

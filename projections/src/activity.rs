@@ -21,6 +21,11 @@ impl ReadModel for ActivityProjection {
         1
     }
 
+    fn stream_types(&self) -> Option<&[&'static str]> {
+        // Counts every event.
+        None
+    }
+
     fn tables(&self) -> &'static [&'static str] {
         &["organization_activity"]
     }

@@ -1,25 +1,140 @@
 //! Agents as the API lists them, with their Vapi sync status (the
 //! `agent_sync_queue` subscription feeds their sync to Vapi).
 
+use crate::rows::{self, decode_error, stream_uuid, Keyed, Table};
 use crate::runtime::ReadModel;
 use application::agents::{AgentDirectory, AgentView};
 use application::auth::Page;
 use application::AppError;
 use async_trait::async_trait;
-use domain::agents::AgentEvent;
+use chrono::{DateTime, Utc};
+use domain::agents::{AgentEvent, AgentSpec};
 use domain::sync::SyncStatus;
 use domain::{DomainEvent, RecordedEvent};
+use serde::{Deserialize, Serialize};
 use sqlx::postgres::PgRow;
 use sqlx::{PgConnection, PgPool, Row};
 use uuid::Uuid;
 
-fn decode(event: &RecordedEvent) -> Result<AgentEvent, sqlx::Error> {
-    AgentEvent::decode(&event.event_type, event.event_version, &event.payload)
-        .map_err(|e| sqlx::Error::Decode(Box::new(e)))
+/// A row of the `agents` table.
+#[derive(Serialize, Deserialize)]
+struct AgentRow {
+    id: Uuid,
+    organization_id: Uuid,
+    spec: AgentSpec,
+    active: bool,
+    deleted: bool,
+    revision: i32,
+    synced_revision: i32,
+    sync_failed: bool,
+    vapi_assistant_id: Option<String>,
+    last_sync_error: Option<String>,
+    next_sync_attempt_at: Option<DateTime<Utc>>,
+    created_at: DateTime<Utc>,
+    updated_at: DateTime<Utc>,
 }
 
-fn agent_id(event: &RecordedEvent) -> Result<Uuid, sqlx::Error> {
-    Uuid::parse_str(event.stream_id.trim_start_matches("agent-")).map_err(|e| sqlx::Error::Decode(Box::new(e)))
+impl Keyed for AgentRow {
+    fn id(&self) -> Uuid {
+        self.id
+    }
+}
+
+const AGENTS: Table = Table {
+    name: "agents",
+    columns: &[
+        "organization_id",
+        "spec",
+        "active",
+        "deleted",
+        "revision",
+        "synced_revision",
+        "sync_failed",
+        "vapi_assistant_id",
+        "last_sync_error",
+        "next_sync_attempt_at",
+        "created_at",
+        "updated_at",
+    ],
+};
+
+/// One event's change to an agent's row (`None`: not created yet).
+fn evolve(row: &mut Option<AgentRow>, id: Uuid, event: AgentEvent) {
+    if let AgentEvent::AgentCreated {
+        organization_id,
+        spec,
+        created_at,
+    } = event
+    {
+        *row = Some(AgentRow {
+            id,
+            organization_id,
+            spec,
+            active: true,
+            deleted: false,
+            revision: 1,
+            synced_revision: 0,
+            sync_failed: false,
+            vapi_assistant_id: None,
+            last_sync_error: None,
+            next_sync_attempt_at: None,
+            created_at,
+            updated_at: created_at,
+        });
+        return;
+    }
+    let Some(agent) = row else { return };
+    match event {
+        AgentEvent::AgentCreated { .. } | AgentEvent::AgentAssistantCreationStarted { .. } => {}
+        AgentEvent::AgentUpdated { spec, updated_at } => {
+            agent.spec = spec;
+            agent.revision += 1;
+            agent.sync_failed = false;
+            agent.updated_at = updated_at;
+        }
+        AgentEvent::AgentActivated { at } => {
+            agent.active = true;
+            agent.updated_at = at;
+        }
+        AgentEvent::AgentDeactivated { at } => {
+            agent.active = false;
+            agent.updated_at = at;
+        }
+        AgentEvent::AgentDeleted { at } => {
+            agent.deleted = true;
+            agent.active = false;
+            agent.revision += 1;
+            agent.sync_failed = false;
+            agent.updated_at = at;
+        }
+        AgentEvent::AgentSyncedToVapi {
+            vapi_assistant_id,
+            revision,
+            ..
+        } => {
+            // A push of an older revision only tells the assistant id.
+            let revision = revision as i32;
+            agent.synced_revision = agent.synced_revision.max(revision);
+            agent.vapi_assistant_id = vapi_assistant_id;
+            if agent.revision == revision {
+                agent.sync_failed = false;
+                agent.last_sync_error = None;
+                agent.next_sync_attempt_at = None;
+            }
+        }
+        AgentEvent::AgentSyncFailed {
+            revision,
+            reason,
+            retry_at,
+            ..
+        } => {
+            if agent.revision == revision as i32 {
+                agent.sync_failed = true;
+                agent.last_sync_error = Some(reason);
+                agent.next_sync_attempt_at = retry_at;
+            }
+        }
+    }
 }
 
 pub struct AgentsProjection;
@@ -34,6 +149,10 @@ impl ReadModel for AgentsProjection {
         1
     }
 
+    fn stream_types(&self) -> Option<&[&'static str]> {
+        Some(&["agent"])
+    }
+
     fn tables(&self) -> &'static [&'static str] {
         &["agents"]
     }
@@ -43,59 +162,16 @@ impl ReadModel for AgentsProjection {
     }
 
     async fn apply(&self, conn: &mut PgConnection, events: &[RecordedEvent]) -> Result<(), sqlx::Error> {
-        for event in events.iter().filter(|e| e.stream_type == "agent") {
-            let id = agent_id(event)?;
-            let query = match decode(event)? {
-                AgentEvent::AgentCreated { organization_id, spec, created_at } => sqlx::query(
-                    "INSERT INTO agents (id, organization_id, spec, active, revision, created_at, updated_at)
-                     VALUES ($1, $2, $3, true, 1, $4, $4)",
-                )
-                .bind(id)
-                .bind(organization_id)
-                .bind(sqlx::types::Json(spec))
-                .bind(created_at),
-                AgentEvent::AgentUpdated { spec, updated_at } => sqlx::query(
-                    "UPDATE agents SET spec = $2, revision = revision + 1, sync_failed = false, updated_at = $3 WHERE id = $1",
-                )
-                .bind(id)
-                .bind(sqlx::types::Json(spec))
-                .bind(updated_at),
-                AgentEvent::AgentActivated { at } => {
-                    sqlx::query("UPDATE agents SET active = true, updated_at = $2 WHERE id = $1").bind(id).bind(at)
-                }
-                AgentEvent::AgentDeactivated { at } => {
-                    sqlx::query("UPDATE agents SET active = false, updated_at = $2 WHERE id = $1").bind(id).bind(at)
-                }
-                AgentEvent::AgentDeleted { at } => sqlx::query(
-                    "UPDATE agents SET deleted = true, active = false, revision = revision + 1, sync_failed = false, updated_at = $2
-                     WHERE id = $1",
-                )
-                .bind(id)
-                .bind(at),
-                AgentEvent::AgentSyncedToVapi { vapi_assistant_id, revision, .. } => sqlx::query(
-                    // A push of an older revision only tells the assistant id.
-                    "UPDATE agents SET synced_revision = GREATEST(synced_revision, $2), vapi_assistant_id = $3,
-                        sync_failed = sync_failed AND revision <> $2,
-                        last_sync_error = CASE WHEN revision = $2 THEN NULL ELSE last_sync_error END,
-                        next_sync_attempt_at = CASE WHEN revision = $2 THEN NULL ELSE next_sync_attempt_at END
-                     WHERE id = $1",
-                )
-                .bind(id)
-                .bind(revision as i32)
-                .bind(vapi_assistant_id),
-                AgentEvent::AgentAssistantCreationStarted { .. } => continue,
-                AgentEvent::AgentSyncFailed { revision, reason, retry_at, .. } => sqlx::query(
-                    "UPDATE agents SET sync_failed = true, last_sync_error = $3, next_sync_attempt_at = $4
-                     WHERE id = $1 AND revision = $2",
-                )
-                .bind(id)
-                .bind(revision as i32)
-                .bind(reason)
-                .bind(retry_at),
-            };
-            query.execute(&mut *conn).await?;
-        }
-        Ok(())
+        let ids = events.iter().map(stream_uuid).collect::<Result<Vec<_>, _>>()?;
+        rows::fold_batch(conn, &AGENTS, ids.clone(), |rows| {
+            for (event, id) in events.iter().zip(ids) {
+                let decoded =
+                    AgentEvent::decode(&event.event_type, event.event_version, &event.payload).map_err(decode_error)?;
+                evolve(rows.entry(id).or_default(), id, decoded);
+            }
+            Ok(())
+        })
+        .await
     }
 }
 

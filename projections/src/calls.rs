@@ -92,6 +92,10 @@ impl ReadModel for CallsProjection {
         1
     }
 
+    fn stream_types(&self) -> Option<&[&'static str]> {
+        Some(&["call"])
+    }
+
     fn tables(&self) -> &'static [&'static str] {
         &["calls", "call_timeline", "organization_call_stats"]
     }

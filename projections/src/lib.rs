@@ -6,6 +6,7 @@ pub mod activity;
 pub mod agents;
 pub mod calls;
 pub mod phone_numbers;
+mod rows;
 pub mod runtime;
 pub mod slack;
 pub mod users;

@@ -34,6 +34,10 @@ impl ReadModel for PhoneNumbersProjection {
         1
     }
 
+    fn stream_types(&self) -> Option<&[&'static str]> {
+        Some(&["credential", "phone-number"])
+    }
+
     fn tables(&self) -> &'static [&'static str] {
         &["credentials", "phone_numbers"]
     }

@@ -12,7 +12,7 @@
 //! of a consumer (a rolling deploy) stops applying it instead of writing its
 //! logic into tables it no longer understands.
 
-use application::event_store::EventStore;
+use application::event_store::{EventStore, LogPage};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use domain::events::DecodeError;
@@ -34,6 +34,8 @@ pub trait ReadModel: Send + Sync {
     /// Bumped whenever the tables or the meaning of `apply` change; the new
     /// version is rebuilt side by side and swapped in.
     fn schema_version(&self) -> i32;
+    /// The stream types whose events `apply` reads (`None`: all); the store skips the rest undecoded.
+    fn stream_types(&self) -> Option<&[&'static str]>;
     /// The tables this read model owns, unqualified.
     fn tables(&self) -> &'static [&'static str];
     /// DDL that creates the tables, unqualified, in the current `search_path`.
@@ -56,6 +58,8 @@ pub trait Subscription: Send + Sync {
     fn name(&self) -> &'static str;
     /// Bumped when the routing changes meaning; a new version starts at the log's head.
     fn version(&self) -> i32;
+    /// The stream types whose events `route` reads; the store skips the rest undecoded.
+    fn stream_types(&self) -> &[&'static str];
     /// The work `event` makes due, if any. Pure: no IO.
     fn route(&self, event: &RecordedEvent) -> Result<Option<WorkOrder>, DecodeError>;
 }
@@ -86,6 +90,13 @@ impl Consumer {
         match self {
             Consumer::ReadModel(m) => m.schema_version(),
             Consumer::Subscription(s) => s.version(),
+        }
+    }
+
+    pub fn stream_types(&self) -> Option<&[&'static str]> {
+        match self {
+            Consumer::ReadModel(m) => m.stream_types(),
+            Consumer::Subscription(s) => Some(s.stream_types()),
         }
     }
 
@@ -448,10 +459,14 @@ impl ProjectionRunner {
             return Ok(Step::VersionMismatch { stored });
         }
         // Read before opening the write transaction, so it holds no snapshot while waiting.
-        let events = self.store.read_all(seen, self.config.batch_size).await?;
-        let Some(last) = events.last().map(RecordedEvent::checkpoint) else {
+        let page = self
+            .store
+            .read_streams_of(seen, self.config.batch_size, consumer.stream_types())
+            .await?;
+        let Some(last) = page.scanned_to else {
             return Ok(Step::Applied(0));
         };
+        let events = page.events;
         let mut tx = self.pool.begin().await.map_err(db(name))?;
         let locked = sqlx::query(
             "SELECT 1 FROM public.projection_checkpoints
@@ -470,6 +485,7 @@ impl ProjectionRunner {
             return Ok(Step::Applied(0));
         }
         match consumer {
+            Consumer::ReadModel(_) if events.is_empty() => {}
             Consumer::ReadModel(m) => m.apply(&mut tx, &events).await.map_err(db(name))?,
             Consumer::Subscription(s) => {
                 let mut orders = HashMap::new();
@@ -497,8 +513,8 @@ impl ProjectionRunner {
         }
         tx.commit().await.map_err(db(name))?;
         metrics::counter!("voxreach_consumer_events_applied_total", "consumer" => name).increment(events.len() as u64);
-        tracing::debug!(events = events.len(), "batch applied");
-        Ok(Step::Applied(events.len()))
+        tracing::debug!(events = events.len(), scanned = page.scanned, "batch applied");
+        Ok(Step::Applied(page.scanned))
     }
 
     /// Brings a consumer stored at another version to this process's version:
@@ -782,13 +798,18 @@ impl ProjectionRunner {
             total,
             events_per_second: done as f64 / started.elapsed().as_secs_f64().max(1e-9),
         };
-        loop {
-            let applied = self.replay_batch(m, &search_path, &mut at, limit, None).await?;
-            if applied == 0 {
-                break;
-            }
-            done += applied as u64;
+        // Reading the next page overlaps with applying the current one.
+        let mut page = self.read_page(m, at).await?;
+        while let Some(last) = page.scanned_to {
+            let (next, applied) = tokio::join!(
+                self.read_page(m, last),
+                self.apply_in_own_transaction(m, &search_path, page.events, limit)
+            );
+            applied?;
+            at = last;
+            done += page.scanned as u64;
             progress(report(done));
+            page = next?;
         }
         if swap {
             done += self.swap_in(m, schema, &search_path, at).await? as u64;
@@ -796,37 +817,32 @@ impl ProjectionRunner {
         Ok(report(done))
     }
 
-    /// Applies the next batch after `at` into the schema of `search_path`, in
-    /// `tx` when given (the swap) or in a transaction of its own. Returns the
-    /// number of events read (0 at the end of the log).
-    async fn replay_batch(
+    async fn read_page(&self, m: &dyn ReadModel, after: Checkpoint) -> Result<LogPage, ProjectionError> {
+        Ok(self
+            .store
+            .read_streams_of(after, self.config.batch_size, m.stream_types())
+            .await?)
+    }
+
+    /// Applies a page's events admitted by `limit` into the schema of `search_path`.
+    async fn apply_in_own_transaction(
         &self,
         m: &dyn ReadModel,
         search_path: &str,
-        at: &mut Checkpoint,
+        mut events: Vec<RecordedEvent>,
         limit: ReplayLimit,
-        tx: Option<&mut PgConnection>,
-    ) -> Result<usize, ProjectionError> {
+    ) -> Result<(), ProjectionError> {
         let name = m.name();
-        let mut events = self.store.read_all(*at, self.config.batch_size).await?;
-        let Some(last) = events.last().map(RecordedEvent::checkpoint) else {
-            return Ok(0);
-        };
-        let read = events.len();
         if !limit.is_everything() {
             events.retain(|e| limit.admits(e));
         }
-        match tx {
-            Some(conn) => m.apply(conn, &events).await.map_err(db(name))?,
-            None => {
-                let mut own = self.pool.begin().await.map_err(db(name))?;
-                sqlx::query(search_path).execute(&mut *own).await.map_err(db(name))?;
-                m.apply(&mut own, &events).await.map_err(db(name))?;
-                own.commit().await.map_err(db(name))?;
-            }
+        if events.is_empty() {
+            return Ok(());
         }
-        *at = last;
-        Ok(read)
+        let mut tx = self.pool.begin().await.map_err(db(name))?;
+        sqlx::query(search_path).execute(&mut *tx).await.map_err(db(name))?;
+        m.apply(&mut tx, &events).await.map_err(db(name))?;
+        tx.commit().await.map_err(db(name))
     }
 
     /// Stops the live projector (row lock on its checkpoint), applies what
@@ -860,13 +876,15 @@ impl ProjectionRunner {
         sqlx::query(search_path).execute(&mut *tx).await.map_err(db(name))?;
         let mut applied = 0;
         loop {
-            let n = self
-                .replay_batch(m, search_path, &mut at, ReplayLimit::default(), Some(&mut tx))
-                .await?;
-            if n == 0 {
+            let page = self.read_page(m, at).await?;
+            let Some(last) = page.scanned_to else {
                 break;
+            };
+            if !page.events.is_empty() {
+                m.apply(&mut tx, &page.events).await.map_err(db(name))?;
             }
-            applied += n;
+            at = last;
+            applied += page.scanned;
         }
         for table in m.tables() {
             let table = quote_ident(table);

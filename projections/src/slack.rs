@@ -35,6 +35,10 @@ impl ReadModel for SlackIntegrationsProjection {
         2
     }
 
+    fn stream_types(&self) -> Option<&[&'static str]> {
+        Some(&["slack-integration", "slack-notification"])
+    }
+
     fn tables(&self) -> &'static [&'static str] {
         &["slack_integrations"]
     }
@@ -106,6 +110,10 @@ impl Subscription for SlackRouter {
 
     fn version(&self) -> i32 {
         1
+    }
+
+    fn stream_types(&self) -> &[&'static str] {
+        &["call"]
     }
 
     fn route(&self, event: &RecordedEvent) -> Result<Option<WorkOrder>, DecodeError> {

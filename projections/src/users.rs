@@ -1,13 +1,93 @@
 //! The users of each organization, for `GET /api/users`.
 
+use crate::rows::{self, decode_error, stream_uuid, Keyed, Table};
 use crate::runtime::ReadModel;
 use application::auth::{Page, UserDirectory, UserStatus, UserSummary};
 use application::AppError;
 use async_trait::async_trait;
+use chrono::{DateTime, Utc};
 use domain::auth::{Role, UserEvent};
 use domain::{DomainEvent, RecordedEvent};
+use serde::{Deserialize, Serialize};
 use sqlx::{PgConnection, PgPool, Row};
 use uuid::Uuid;
+
+/// A row of the `users` table.
+#[derive(Serialize, Deserialize)]
+struct UserRow {
+    id: Uuid,
+    organization_id: Uuid,
+    email: String,
+    name: String,
+    role: Role,
+    status: UserStatus,
+    invited_by: Option<Uuid>,
+    created_at: DateTime<Utc>,
+    updated_at: DateTime<Utc>,
+    /// Sessions issued before it are revoked.
+    password_set_at: Option<DateTime<Utc>>,
+}
+
+impl Keyed for UserRow {
+    fn id(&self) -> Uuid {
+        self.id
+    }
+}
+
+const USERS: Table = Table {
+    name: "users",
+    columns: &[
+        "organization_id",
+        "email",
+        "name",
+        "role",
+        "status",
+        "invited_by",
+        "created_at",
+        "updated_at",
+        "password_set_at",
+    ],
+};
+
+fn evolve(row: &mut Option<UserRow>, id: Uuid, organization_id: Uuid, event: UserEvent) {
+    match event {
+        UserEvent::UserRegistered {
+            email,
+            name,
+            role,
+            password_hash,
+            invited_by,
+            registered_at,
+            ..
+        } => {
+            let active = password_hash.is_some();
+            *row = Some(UserRow {
+                id,
+                organization_id,
+                email: email.as_str().to_owned(),
+                name,
+                role,
+                status: if active {
+                    UserStatus::Active
+                } else {
+                    UserStatus::Invited
+                },
+                invited_by,
+                created_at: registered_at,
+                updated_at: registered_at,
+                password_set_at: active.then_some(registered_at),
+            });
+        }
+        UserEvent::PasswordChanged { changed_at, .. } => {
+            if let Some(user) = row {
+                user.status = UserStatus::Active;
+                user.updated_at = changed_at;
+                user.password_set_at = Some(changed_at);
+            }
+        }
+        UserEvent::PasswordResetRequested { .. } => {}
+    }
+}
 
 pub struct UsersProjection;
 
@@ -21,6 +101,10 @@ impl ReadModel for UsersProjection {
         2
     }
 
+    fn stream_types(&self) -> Option<&[&'static str]> {
+        Some(&["user"])
+    }
+
     fn tables(&self) -> &'static [&'static str] {
         &["users"]
     }
@@ -30,50 +114,16 @@ impl ReadModel for UsersProjection {
     }
 
     async fn apply(&self, conn: &mut PgConnection, events: &[RecordedEvent]) -> Result<(), sqlx::Error> {
-        for event in events.iter().filter(|e| e.stream_type == "user") {
-            let decoded = UserEvent::decode(&event.event_type, event.event_version, &event.payload)
-                .map_err(|e| sqlx::Error::Decode(Box::new(e)))?;
-            let user_id = Uuid::parse_str(event.stream_id.trim_start_matches("user-"))
-                .map_err(|e| sqlx::Error::Decode(Box::new(e)))?;
-            match decoded {
-                UserEvent::UserRegistered {
-                    email,
-                    name,
-                    role,
-                    password_hash,
-                    invited_by,
-                    registered_at,
-                    ..
-                } => {
-                    sqlx::query(
-                        "INSERT INTO users (id, organization_id, email, name, role, status, invited_by, created_at, updated_at,
-                                            password_set_at)
-                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8, CASE WHEN $6 = 'active' THEN $8 END)",
-                    )
-                    .bind(user_id)
-                    .bind(event.organization_id)
-                    .bind(email.as_str())
-                    .bind(name)
-                    .bind(role.as_str())
-                    .bind(if password_hash.is_some() { "active" } else { "invited" })
-                    .bind(invited_by)
-                    .bind(registered_at)
-                    .execute(&mut *conn)
-                    .await?;
-                }
-                UserEvent::PasswordChanged { changed_at, .. } => {
-                    sqlx::query(
-                        "UPDATE users SET status = 'active', updated_at = $2, password_set_at = $2 WHERE id = $1",
-                    )
-                    .bind(user_id)
-                    .bind(changed_at)
-                    .execute(&mut *conn)
-                    .await?;
-                }
-                UserEvent::PasswordResetRequested { .. } => {}
+        let ids = events.iter().map(stream_uuid).collect::<Result<Vec<_>, _>>()?;
+        rows::fold_batch(conn, &USERS, ids.clone(), |rows| {
+            for (event, id) in events.iter().zip(ids) {
+                let decoded =
+                    UserEvent::decode(&event.event_type, event.event_version, &event.payload).map_err(decode_error)?;
+                evolve(rows.entry(id).or_default(), id, event.organization_id, decoded);
             }
-        }
-        Ok(())
+            Ok(())
+        })
+        .await
     }
 }
 

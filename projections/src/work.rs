@@ -22,6 +22,10 @@ impl Subscription for WorkFeeder {
         1
     }
 
+    fn stream_types(&self) -> &[&'static str] {
+        std::slice::from_ref(&self.stream_type)
+    }
+
     fn route(&self, event: &RecordedEvent) -> Result<Option<WorkOrder>, DecodeError> {
         if event.stream_type != self.stream_type || !self.event_types.contains(&event.event_type.as_str()) {
             return Ok(None);

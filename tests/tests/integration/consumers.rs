@@ -26,6 +26,9 @@ impl ReadModel for Probe {
     fn schema_version(&self) -> i32 {
         1
     }
+    fn stream_types(&self) -> Option<&[&'static str]> {
+        None
+    }
     fn tables(&self) -> &'static [&'static str] {
         &["probe_seen"]
     }
@@ -289,6 +292,9 @@ impl ReadModel for ProbeAs {
     fn schema_version(&self) -> i32 {
         self.version
     }
+    fn stream_types(&self) -> Option<&[&'static str]> {
+        Probe.stream_types()
+    }
     fn tables(&self) -> &'static [&'static str] {
         Probe.tables()
     }
@@ -402,6 +408,9 @@ impl Subscription for ProbeFeed {
     }
     fn version(&self) -> i32 {
         self.0
+    }
+    fn stream_types(&self) -> &[&'static str] {
+        &["probe"]
     }
     fn route(&self, event: &RecordedEvent) -> Result<Option<WorkOrder>, domain::events::DecodeError> {
         Ok(Some(WorkOrder {

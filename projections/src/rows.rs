@@ -1,0 +1,106 @@
+//! Set-based batches for read models whose rows are replaced whole: a batch
+//! loads the rows its events touch (one statement), folds the events into
+//! them in memory, and writes every changed row back (one statement). Rows are
+//! serde structs whose field names are the table's columns.
+
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use sqlx::types::Json;
+use sqlx::PgConnection;
+use std::collections::HashMap;
+use uuid::Uuid;
+
+/// A read-model table keyed by one `id uuid` column.
+pub(crate) struct Table {
+    pub name: &'static str,
+    /// Every column but `id`, as in the table.
+    pub columns: &'static [&'static str],
+}
+
+/// A row of a [`Table`].
+pub(crate) trait Keyed {
+    fn id(&self) -> Uuid;
+}
+
+/// The rows of `table` with these ids, by id.
+pub(crate) async fn load<T: DeserializeOwned + Keyed + Send + Unpin + 'static>(
+    conn: &mut PgConnection,
+    table: &Table,
+    ids: &[Uuid],
+) -> Result<HashMap<Uuid, T>, sqlx::Error> {
+    if ids.is_empty() {
+        return Ok(HashMap::new());
+    }
+    let rows: Vec<Json<T>> =
+        sqlx::query_scalar(&format!("SELECT to_jsonb(t) FROM {} t WHERE id = ANY($1)", table.name))
+            .bind(ids)
+            .fetch_all(conn)
+            .await?;
+    Ok(rows.into_iter().map(|Json(row)| (row.id(), row)).collect())
+}
+
+/// Inserts or replaces these rows of `table`.
+pub(crate) async fn save<'a, T: Serialize + Sync + 'a>(
+    conn: &mut PgConnection,
+    table: &Table,
+    rows: impl IntoIterator<Item = &'a T>,
+) -> Result<(), sqlx::Error> {
+    let rows: Vec<&T> = rows.into_iter().collect();
+    if rows.is_empty() {
+        return Ok(());
+    }
+    let columns = table.columns.join(", ");
+    let excluded = table
+        .columns
+        .iter()
+        .map(|c| format!("EXCLUDED.{c}"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let name = table.name;
+    sqlx::query(&format!(
+        "INSERT INTO {name} SELECT * FROM jsonb_populate_recordset(NULL::{name}, $1)
+         ON CONFLICT (id) DO UPDATE SET ({columns}) = ROW({excluded})"
+    ))
+    .bind(Json(rows))
+    .execute(conn)
+    .await
+    .map(|_| ())
+}
+
+/// Loads the rows of `ids`, lets `fold` change them (a `None` entry is a row
+/// not yet there), and saves those that exist afterwards.
+pub(crate) async fn fold_batch<T, F>(
+    conn: &mut PgConnection,
+    table: &Table,
+    ids: impl IntoIterator<Item = Uuid>,
+    fold: F,
+) -> Result<(), sqlx::Error>
+where
+    T: Serialize + DeserializeOwned + Keyed + Send + Sync + Unpin + 'static,
+    F: FnOnce(&mut HashMap<Uuid, Option<T>>) -> Result<(), sqlx::Error>,
+{
+    let ids: Vec<Uuid> = ids
+        .into_iter()
+        .collect::<std::collections::HashSet<_>>()
+        .into_iter()
+        .collect();
+    let mut loaded = load::<T>(conn, table, &ids).await?;
+    let mut rows: HashMap<Uuid, Option<T>> = ids.into_iter().map(|id| (id, loaded.remove(&id))).collect();
+    fold(&mut rows)?;
+    save(conn, table, rows.values().flatten()).await
+}
+
+/// The id of the stream an event belongs to (`<stream type>-<uuid>`).
+pub(crate) fn stream_uuid(event: &domain::RecordedEvent) -> Result<Uuid, sqlx::Error> {
+    event
+        .stream_id
+        .strip_prefix(event.stream_type.as_str())
+        .and_then(|rest| rest.strip_prefix('-'))
+        .and_then(|id| Uuid::parse_str(id).ok())
+        .ok_or_else(|| sqlx::Error::Decode(format!("stream id {:?} holds no uuid", event.stream_id).into()))
+}
+
+/// Turns an event decoding error into the read model's error.
+pub(crate) fn decode_error(error: domain::events::DecodeError) -> sqlx::Error {
+    sqlx::Error::Decode(Box::new(error))
+}
