@@ -105,6 +105,25 @@ pub struct Backlog {
     pub oldest_recorded_at: Option<DateTime<Utc>>,
 }
 
+/// Which events a consumer reads, and whether it needs their payloads.
+#[derive(Debug, Clone, Copy)]
+pub struct LogFilter<'a> {
+    /// `None`: every stream type.
+    pub stream_types: Option<&'a [&'a str]>,
+    /// `None`: every event type.
+    pub event_types: Option<&'a [&'a str]>,
+    /// Without payloads, events come with `null` payload and empty metadata.
+    pub payloads: bool,
+}
+
+impl LogFilter<'_> {
+    pub const EVERYTHING: LogFilter<'static> = LogFilter {
+        stream_types: None,
+        event_types: None,
+        payloads: true,
+    };
+}
+
 /// A page of the log read for one consumer.
 #[derive(Debug, Clone, Default)]
 pub struct LogPage {
@@ -126,15 +145,11 @@ pub trait EventStore: Send + Sync {
     /// past an event that another transaction may still commit before them.
     async fn read_all(&self, after: Checkpoint, limit: i64) -> Result<Vec<RecordedEvent>, StoreError>;
 
-    /// Like `read_all`, but returns only events of `stream_types` (all when
-    /// `None`), others skipped undecoded; `scanned_to` is the last event looked at,
-    /// matching or not, so a consumer moves past what it does not read.
-    async fn read_streams_of(
-        &self,
-        after: Checkpoint,
-        limit: i64,
-        stream_types: Option<&[&str]>,
-    ) -> Result<LogPage, StoreError>;
+    /// Like `read_all`, but returns only the events `filter` admits, the
+    /// others skipped undecoded; `scanned_to` is the last event looked at,
+    /// admitted or not, so a consumer moves past what it does not read.
+    async fn read_filtered(&self, after: Checkpoint, limit: i64, filter: &LogFilter<'_>)
+        -> Result<LogPage, StoreError>;
 
     /// How many readable events lie after `after`, and how old the oldest is.
     async fn backlog(&self, after: Checkpoint) -> Result<Backlog, StoreError>;

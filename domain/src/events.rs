@@ -217,8 +217,12 @@ pub trait DomainEvent: Sized + Serialize + DeserializeOwned {
                 current,
             });
         }
-        let tagged = serde_json::json!({ "type": event_type, "data": payload });
-        serde_json::from_value(tagged).map_err(|source| DecodeError::Payload {
+        // Reads the stored payload in place: no copy of a transcript per decode.
+        let tag = serde_json::Value::String(event_type.to_owned());
+        let tagged = serde::de::value::MapDeserializer::<_, serde_json::Error>::new(
+            [("type", &tag), ("data", payload)].into_iter(),
+        );
+        Self::deserialize(tagged).map_err(|source| DecodeError::Payload {
             event_type: event_type.to_owned(),
             source,
         })

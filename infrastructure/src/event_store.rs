@@ -2,7 +2,8 @@
 //! optimistic concurrency and idempotency keys, gap-safe global reads, upcasting.
 
 use application::event_store::{
-    AppendError, AppendOutcome, AppendRequest, AppendedEvent, Backlog, EventStore, LogPage, StoreError, StreamAppend,
+    AppendError, AppendOutcome, AppendRequest, AppendedEvent, Backlog, EventStore, LogFilter, LogPage, StoreError,
+    StreamAppend,
 };
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -239,56 +240,15 @@ fn unique_violation(error: &sqlx::Error) -> Option<String> {
     }
 }
 
-impl PgEventStore {
-    /// Up to `limit` readable events after `after`. Events of other stream
-    /// types than `wanted` come back without payload and are not decoded.
-    async fn read_page(&self, after: Checkpoint, limit: i64, wanted: Option<&[&str]>) -> Result<LogPage, StoreError> {
-        // Only transactions older than every still-running one are final: an
-        // event of a running transaction may yet commit before those we return.
-        // ORDER BY names the table's columns: the output alias `transaction_id`
-        // is a bigint cast, and sorting on it would bypass the index.
-        // Payloads of unwanted events stay in the table (and in TOAST).
-        let sql = "SELECT global_position, transaction_id::text::bigint AS transaction_id, organization_id, stream_id,
-                    stream_type, stream_version, event_id, event_type, event_version, recorded_at,
-                    ($4::text[] IS NULL OR stream_type = ANY($4)) AS wanted,
-                    CASE WHEN $4::text[] IS NULL OR stream_type = ANY($4) THEN payload END AS payload,
-                    CASE WHEN $4::text[] IS NULL OR stream_type = ANY($4) THEN metadata END AS metadata
-             FROM events
-             WHERE (transaction_id, global_position) > ($1::text::xid8, $2)
-               AND transaction_id < pg_snapshot_xmin(pg_current_snapshot())
-             ORDER BY events.transaction_id, events.global_position
-             LIMIT $3";
-        let rows = sqlx::query(sql)
-            .bind(after.transaction_id.to_string())
-            .bind(after.global_position)
-            .bind(limit)
-            .bind(wanted)
-            .fetch_all(&self.pool)
-            .await
-            .map_err(store_error)?;
-        let scanned_to = rows.last().map(|row| Checkpoint {
-            transaction_id: row.get("transaction_id"),
-            global_position: row.get("global_position"),
-        });
-        let events = rows
-            .iter()
-            .filter(|row| row.get::<bool, _>("wanted"))
-            .map(recorded_event)
-            .collect::<Result<_, _>>()
-            .map_err(store_error)?;
-        Ok(LogPage {
-            events,
-            scanned: rows.len(),
-            scanned_to,
-        })
-    }
-}
-
 fn recorded_event(row: &PgRow) -> Result<RecordedEvent, sqlx::Error> {
     let event_type: String = row.try_get("event_type")?;
-    let (event_version, payload) =
-        domain::events::upcast(&event_type, row.try_get("event_version")?, row.try_get("payload")?);
-    let metadata: serde_json::Value = row.try_get("metadata")?;
+    let event_version: i32 = row.try_get("event_version")?;
+    // A read without payloads has nothing to upcast.
+    let (event_version, payload) = match row.try_get::<Option<serde_json::Value>, _>("payload")? {
+        Some(payload) => domain::events::upcast(&event_type, event_version, payload),
+        None => (event_version, serde_json::Value::Null),
+    };
+    let metadata: Option<serde_json::Value> = row.try_get("metadata")?;
     Ok(RecordedEvent {
         global_position: row.try_get("global_position")?,
         transaction_id: row.try_get("transaction_id")?,
@@ -300,7 +260,9 @@ fn recorded_event(row: &PgRow) -> Result<RecordedEvent, sqlx::Error> {
         event_type,
         event_version,
         payload,
-        metadata: serde_json::from_value::<EventMetadata>(metadata).unwrap_or_default(),
+        metadata: metadata
+            .and_then(|m| serde_json::from_value::<EventMetadata>(m).ok())
+            .unwrap_or_default(),
         recorded_at: row.try_get("recorded_at")?,
     })
 }
@@ -379,16 +341,58 @@ impl EventStore for PgEventStore {
     }
 
     async fn read_all(&self, after: Checkpoint, limit: i64) -> Result<Vec<RecordedEvent>, StoreError> {
-        self.read_page(after, limit, None).await.map(|page| page.events)
+        self.read_filtered(after, limit, &LogFilter::EVERYTHING)
+            .await
+            .map(|page| page.events)
     }
 
-    async fn read_streams_of(
+    async fn read_filtered(
         &self,
         after: Checkpoint,
         limit: i64,
-        stream_types: Option<&[&str]>,
+        filter: &LogFilter<'_>,
     ) -> Result<LogPage, StoreError> {
-        self.read_page(after, limit, stream_types).await
+        // Only transactions older than every still-running one are final: an
+        // event of a running transaction may yet commit before those we return.
+        // ORDER BY names the table's columns: the output alias `transaction_id`
+        // is a bigint cast, and sorting on it would bypass the index.
+        // Payloads of events not admitted stay in the table (and in TOAST).
+        let sql = "SELECT global_position, transaction_id::text::bigint AS transaction_id, organization_id, stream_id,
+                    stream_type, stream_version, event_id, event_type, event_version, recorded_at, admitted,
+                    CASE WHEN admitted AND $6 THEN payload END AS payload,
+                    CASE WHEN admitted AND $6 THEN metadata END AS metadata
+             FROM (SELECT *, ($4::text[] IS NULL OR stream_type = ANY($4)) AND ($5::text[] IS NULL OR event_type = ANY($5)) AS admitted
+                   FROM events
+                   WHERE (transaction_id, global_position) > ($1::text::xid8, $2)
+                     AND transaction_id < pg_snapshot_xmin(pg_current_snapshot())
+                   ORDER BY events.transaction_id, events.global_position
+                   LIMIT $3) page
+             ORDER BY page.transaction_id, page.global_position";
+        let rows = sqlx::query(sql)
+            .bind(after.transaction_id.to_string())
+            .bind(after.global_position)
+            .bind(limit)
+            .bind(filter.stream_types)
+            .bind(filter.event_types)
+            .bind(filter.payloads)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(store_error)?;
+        let scanned_to = rows.last().map(|row| Checkpoint {
+            transaction_id: row.get("transaction_id"),
+            global_position: row.get("global_position"),
+        });
+        let events = rows
+            .iter()
+            .filter(|row| row.get::<bool, _>("admitted"))
+            .map(recorded_event)
+            .collect::<Result<_, _>>()
+            .map_err(store_error)?;
+        Ok(LogPage {
+            events,
+            scanned: rows.len(),
+            scanned_to,
+        })
     }
 
     async fn backlog(&self, after: Checkpoint) -> Result<Backlog, StoreError> {

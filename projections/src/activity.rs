@@ -26,6 +26,10 @@ impl ReadModel for ActivityProjection {
         None
     }
 
+    fn reads_payloads(&self) -> bool {
+        false
+    }
+
     fn tables(&self) -> &'static [&'static str] {
         &["organization_activity"]
     }

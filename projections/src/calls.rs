@@ -1,66 +1,41 @@
 //! Call history: one row per call for lists and details, its event timeline,
 //! and per-organization totals for the dashboard.
 
+use crate::rows::{decode_error, stream_uuid};
 use crate::runtime::ReadModel;
 use application::calls::{
     CallDetail, CallFilter, CallHistory, CallOwners, CallSummary, DashboardStats, NumberOwner, TimelineEntry,
 };
 use application::AppError;
 use async_trait::async_trait;
-use domain::calls::{CallEvent, CallParties, CallStatus, EndedReason};
+use chrono::{DateTime, Utc};
+use domain::calls::{CallEvent, CallParties, CallReport, CallStatus, EndedReason};
 use domain::{DomainEvent, RecordedEvent};
 use serde_json::{json, Value};
 use sqlx::postgres::PgRow;
+use sqlx::types::Json;
 use sqlx::{PgConnection, PgPool, Row};
+use std::collections::HashMap;
 use uuid::Uuid;
 
 pub struct CallsProjection;
 
-fn call_id(event: &RecordedEvent) -> Result<Uuid, sqlx::Error> {
-    Uuid::parse_str(event.stream_id.trim_start_matches("call-")).map_err(|e| sqlx::Error::Decode(Box::new(e)))
-}
-
-/// Creates the call's row on first sight (counting it once), then fills in what the event knows about its parties.
-async fn touch(
-    conn: &mut PgConnection,
-    event: &RecordedEvent,
-    id: Uuid,
-    parties: &CallParties,
-) -> Result<(), sqlx::Error> {
-    let created: Option<Uuid> = sqlx::query_scalar(
-        "INSERT INTO calls (id, organization_id, status, status_rank, created_at, updated_at)
-         VALUES ($1, $2, 'requested', -1, $3, $3) ON CONFLICT (id) DO NOTHING RETURNING id",
-    )
-    .bind(id)
-    .bind(event.organization_id)
-    .bind(event.recorded_at)
-    .fetch_optional(&mut *conn)
-    .await?;
-    if created.is_some() {
-        sqlx::query(
-            "INSERT INTO organization_call_stats (organization_id, total_calls, total_seconds) VALUES ($1, 1, 0)
-             ON CONFLICT (organization_id) DO UPDATE SET total_calls = organization_call_stats.total_calls + 1",
-        )
-        .bind(event.organization_id)
-        .execute(&mut *conn)
-        .await?;
-    }
-    sqlx::query(
-        "UPDATE calls SET vapi_call_id = COALESCE(vapi_call_id, $2), direction = COALESCE(direction, $3),
-            agent_id = COALESCE(agent_id, $4), phone_number_id = COALESCE(phone_number_id, $5),
-            customer_number = COALESCE(customer_number, $6), updated_at = $7
-         WHERE id = $1",
-    )
-    .bind(id)
-    .bind(&parties.vapi_call_id)
-    .bind(&parties.direction)
-    .bind(parties.agent_id)
-    .bind(parties.phone_number_id)
-    .bind(&parties.customer_number)
-    .bind(event.recorded_at)
-    .execute(&mut *conn)
-    .await?;
-    Ok(())
+/// What a batch knows of one call: the stored row's small columns, folded
+/// forward, and the newest end-of-call report of the batch.
+struct CallRow {
+    organization_id: Uuid,
+    existed: bool,
+    parties: CallParties,
+    status: CallStatus,
+    status_rank: i32,
+    ended_reason: Option<String>,
+    outcome: Option<String>,
+    created_at: DateTime<Utc>,
+    updated_at: DateTime<Utc>,
+    /// The position of the report the row shows; the report's columns are
+    /// rewritten only when it changes, so a batch never reads transcripts back.
+    report_position: Option<i64>,
+    report: Option<Box<CallReport>>,
 }
 
 /// A status's rank in the lifecycle (-1 outside it), as the table stores it.
@@ -68,15 +43,399 @@ fn rank_of(status: &CallStatus) -> i32 {
     status.rank().map_or(-1, i32::from)
 }
 
-/// Moves the call forward to `status`, never backwards and never out of `ended`.
-async fn advance(conn: &mut PgConnection, id: Uuid, status: &CallStatus) -> Result<(), sqlx::Error> {
-    sqlx::query(
-        "UPDATE calls SET status = $2, status_rank = $3
-         WHERE id = $1 AND status_rank < $3 AND status NOT IN ('ended', 'failed')",
+fn is_final(status: &CallStatus) -> bool {
+    matches!(status, CallStatus::Ended | CallStatus::Failed)
+}
+
+impl CallRow {
+    /// Fills in what an event knows about the call's parties; the first value known wins.
+    fn learn(&mut self, parties: &CallParties, at: DateTime<Utc>) {
+        let known = &mut self.parties;
+        known.vapi_call_id = known.vapi_call_id.take().or_else(|| parties.vapi_call_id.clone());
+        known.direction = known.direction.take().or_else(|| parties.direction.clone());
+        known.agent_id = known.agent_id.or(parties.agent_id);
+        known.phone_number_id = known.phone_number_id.or(parties.phone_number_id);
+        known.customer_number = known.customer_number.take().or_else(|| parties.customer_number.clone());
+        self.updated_at = at;
+    }
+
+    /// Moves the call forward to `status`, never backwards and never out of a final status.
+    fn advance(&mut self, status: &CallStatus) {
+        if !is_final(&self.status) && self.status_rank < rank_of(status) {
+            self.status = status.clone();
+            self.status_rank = rank_of(status);
+        }
+    }
+}
+
+/// The call's row, created on first sight; `None` when the event names
+/// another organization than the call's (it must not touch the call).
+fn touch<'a>(
+    rows: &'a mut HashMap<Uuid, CallRow>,
+    id: Uuid,
+    event: &RecordedEvent,
+    parties: &CallParties,
+) -> Option<&'a mut CallRow> {
+    let row = rows.entry(id).or_insert_with(|| CallRow {
+        organization_id: event.organization_id,
+        existed: false,
+        parties: CallParties::default(),
+        status: CallStatus::Requested,
+        status_rank: -1,
+        ended_reason: None,
+        outcome: None,
+        created_at: event.recorded_at,
+        updated_at: event.recorded_at,
+        report_position: None,
+        report: None,
+    });
+    if row.organization_id != event.organization_id {
+        return None;
+    }
+    row.learn(parties, event.recorded_at);
+    Some(row)
+}
+
+/// One timeline entry per event the user sees.
+struct TimelineRow {
+    call_id: Uuid,
+    organization_id: Uuid,
+    global_position: i64,
+    event_type: String,
+    status: Option<CallStatus>,
+    at: DateTime<Utc>,
+    details: Value,
+}
+
+/// What one batch changes, folded per call and per organization.
+#[derive(Default)]
+struct CallsBatch {
+    calls: HashMap<Uuid, CallRow>,
+    timeline: Vec<TimelineRow>,
+    /// New calls and reported seconds per organization.
+    stats: HashMap<Uuid, (i64, f64)>,
+}
+
+impl CallsBatch {
+    fn evolve(&mut self, event: &RecordedEvent, id: Uuid, decoded: CallEvent) {
+        let unknown = CallParties::default();
+        let (status, at, details) = match decoded {
+            CallEvent::CallRequested {
+                parties,
+                requested_by,
+                requested_at,
+                ..
+            } => {
+                if touch(&mut self.calls, id, event, &parties).is_none() {
+                    return;
+                }
+                (
+                    Some(CallStatus::Requested),
+                    requested_at,
+                    json!({ "requestedBy": requested_by, "agentId": parties.agent_id }),
+                )
+            }
+            // The placement reactor's own bookkeeping: nothing the user sees changes.
+            CallEvent::CallPlacementStarted { .. } => return,
+            CallEvent::CallPlacedWithVapi { vapi_call_id, at } => {
+                let parties = CallParties {
+                    vapi_call_id: Some(vapi_call_id.clone()),
+                    ..CallParties::default()
+                };
+                let Some(row) = touch(&mut self.calls, id, event, &parties) else {
+                    return;
+                };
+                row.advance(&CallStatus::Queued);
+                (Some(CallStatus::Queued), at, json!({ "vapiCallId": vapi_call_id }))
+            }
+            CallEvent::CallPlacementFailed { reason, at } => {
+                let Some(row) = touch(&mut self.calls, id, event, &unknown) else {
+                    return;
+                };
+                if row.status != CallStatus::Ended {
+                    row.status = CallStatus::Failed;
+                    row.ended_reason.get_or_insert_with(|| "placement-failed".to_owned());
+                }
+                (Some(CallStatus::Failed), at, json!({ "reason": reason }))
+            }
+            CallEvent::CallStatusUpdated {
+                parties,
+                status,
+                ended_reason,
+                at,
+            } => {
+                let Some(row) = touch(&mut self.calls, id, event, &parties) else {
+                    return;
+                };
+                row.advance(&status);
+                if row.ended_reason.is_none() {
+                    row.ended_reason = ended_reason.as_ref().map(EndedReason::as_str);
+                }
+                (
+                    Some(status),
+                    at,
+                    json!({ "endedReason": ended_reason, "agentId": parties.agent_id }),
+                )
+            }
+            CallEvent::CallEnded { parties, report, at } => {
+                let Some(row) = touch(&mut self.calls, id, event, &parties) else {
+                    return;
+                };
+                row.status = CallStatus::Ended;
+                row.status_rank = rank_of(&CallStatus::Ended);
+                if let Some(reason) = &report.ended_reason {
+                    row.ended_reason = Some(reason.as_str());
+                }
+                row.report_position = Some(event.global_position);
+                self.stats.entry(event.organization_id).or_default().1 += report.duration_seconds.unwrap_or(0.0);
+                let details = json!({ "endedReason": report.ended_reason, "durationSeconds": report.duration_seconds, "cost": report.cost });
+                row.report = Some(report);
+                (Some(CallStatus::Ended), at, details)
+            }
+            CallEvent::CallOutcomeRecorded {
+                outcome,
+                notes,
+                source,
+                at,
+            } => {
+                match self.calls.get_mut(&id) {
+                    Some(row) if row.organization_id != event.organization_id => return,
+                    Some(row) => {
+                        row.outcome = Some(outcome.as_str().to_owned());
+                        row.updated_at = at;
+                    }
+                    None => {}
+                }
+                (
+                    None,
+                    at,
+                    json!({ "outcome": outcome, "notes": notes, "source": source }),
+                )
+            }
+        };
+        self.timeline.push(TimelineRow {
+            call_id: id,
+            organization_id: event.organization_id,
+            global_position: event.global_position,
+            event_type: event.event_type.clone(),
+            status,
+            at,
+            details,
+        });
+    }
+}
+
+/// The stored rows of the calls a batch touches, without their reports.
+async fn load_calls(conn: &mut PgConnection, ids: &[Uuid]) -> Result<HashMap<Uuid, CallRow>, sqlx::Error> {
+    let rows = sqlx::query(
+        "SELECT id, organization_id, vapi_call_id, direction, agent_id, phone_number_id, customer_number, status,
+                status_rank, ended_reason, outcome, created_at, updated_at, report_position
+         FROM calls WHERE id = ANY($1)",
     )
-    .bind(id)
-    .bind(status.as_str())
-    .bind(rank_of(status))
+    .bind(ids)
+    .fetch_all(conn)
+    .await?;
+    Ok(rows
+        .iter()
+        .map(|r| {
+            let row = CallRow {
+                organization_id: r.get("organization_id"),
+                existed: true,
+                parties: CallParties {
+                    vapi_call_id: r.get("vapi_call_id"),
+                    direction: r.get("direction"),
+                    agent_id: r.get("agent_id"),
+                    phone_number_id: r.get("phone_number_id"),
+                    customer_number: r.get("customer_number"),
+                },
+                status: CallStatus::parse(r.get("status")),
+                status_rank: r.get("status_rank"),
+                ended_reason: r.get("ended_reason"),
+                outcome: r.get("outcome"),
+                created_at: r.get("created_at"),
+                updated_at: r.get("updated_at"),
+                report_position: r.get("report_position"),
+                report: None,
+            };
+            (r.get("id"), row)
+        })
+        .collect())
+}
+
+/// The report columns, rewritten only when the row's report changes.
+const REPORT_COLUMNS: [&str; 11] = [
+    "started_at",
+    "ended_at",
+    "duration_seconds",
+    "cost",
+    "transcript",
+    "messages",
+    "recording_url",
+    "stereo_recording_url",
+    "summary",
+    "structured_data",
+    "success_evaluation",
+];
+
+/// Writes every touched call in one statement.
+async fn save_calls(conn: &mut PgConnection, calls: &HashMap<Uuid, CallRow>) -> Result<(), sqlx::Error> {
+    let n = calls.len();
+    let mut ids = Vec::with_capacity(n);
+    let mut organizations = Vec::with_capacity(n);
+    let mut vapi_ids = Vec::with_capacity(n);
+    let mut agents = Vec::with_capacity(n);
+    let mut numbers = Vec::with_capacity(n);
+    let mut directions = Vec::with_capacity(n);
+    let mut customers = Vec::with_capacity(n);
+    let mut statuses = Vec::with_capacity(n);
+    let mut ranks = Vec::with_capacity(n);
+    let mut reasons = Vec::with_capacity(n);
+    let mut outcomes = Vec::with_capacity(n);
+    let mut created = Vec::with_capacity(n);
+    let mut updated = Vec::with_capacity(n);
+    let mut report_positions = Vec::with_capacity(n);
+    let mut started = Vec::with_capacity(n);
+    let mut ended = Vec::with_capacity(n);
+    let mut durations = Vec::with_capacity(n);
+    let mut costs = Vec::with_capacity(n);
+    let mut transcripts = Vec::with_capacity(n);
+    let mut messages = Vec::with_capacity(n);
+    let mut recordings = Vec::with_capacity(n);
+    let mut stereo_recordings = Vec::with_capacity(n);
+    let mut summaries = Vec::with_capacity(n);
+    let mut structured = Vec::with_capacity(n);
+    let mut evaluations = Vec::with_capacity(n);
+    let no_messages = Vec::new();
+    for (id, row) in calls {
+        ids.push(*id);
+        organizations.push(row.organization_id);
+        vapi_ids.push(row.parties.vapi_call_id.as_deref());
+        agents.push(row.parties.agent_id);
+        numbers.push(row.parties.phone_number_id);
+        directions.push(row.parties.direction.as_deref());
+        customers.push(row.parties.customer_number.as_deref());
+        statuses.push(row.status.as_str());
+        ranks.push(row.status_rank);
+        reasons.push(row.ended_reason.as_deref());
+        outcomes.push(row.outcome.as_deref());
+        created.push(row.created_at);
+        updated.push(row.updated_at);
+        report_positions.push(row.report_position);
+        let report = row.report.as_ref();
+        started.push(report.and_then(|r| r.started_at));
+        ended.push(report.and_then(|r| r.ended_at));
+        durations.push(report.and_then(|r| r.duration_seconds));
+        costs.push(report.and_then(|r| r.cost));
+        transcripts.push(report.and_then(|r| r.transcript.as_deref()));
+        messages.push(Json(report.map_or(&no_messages, |r| &r.messages)));
+        recordings.push(report.and_then(|r| r.recording_url.as_deref()));
+        stereo_recordings.push(report.and_then(|r| r.stereo_recording_url.as_deref()));
+        summaries.push(report.and_then(|r| r.summary.as_deref()));
+        structured.push(report.and_then(|r| r.structured_data.as_ref()).map(Json));
+        evaluations.push(report.and_then(|r| r.success_evaluation.as_deref()));
+    }
+    let report_updates = REPORT_COLUMNS
+        .map(|column| {
+            format!(
+                "{column} = CASE WHEN EXCLUDED.report_position IS DISTINCT FROM c.report_position
+                                 THEN EXCLUDED.{column} ELSE c.{column} END"
+            )
+        })
+        .join(", ");
+    sqlx::query(&format!(
+        "INSERT INTO calls AS c (id, organization_id, vapi_call_id, agent_id, phone_number_id, direction, customer_number,
+            status, status_rank, ended_reason, outcome, created_at, updated_at, report_position, {})
+         SELECT * FROM UNNEST($1::uuid[], $2::uuid[], $3::text[], $4::uuid[], $5::uuid[], $6::text[], $7::text[],
+            $8::text[], $9::int[], $10::text[], $11::text[], $12::timestamptz[], $13::timestamptz[], $14::bigint[],
+            $15::timestamptz[], $16::timestamptz[], $17::float8[], $18::float8[], $19::text[], $20::jsonb[], $21::text[],
+            $22::text[], $23::text[], $24::jsonb[], $25::text[])
+         ON CONFLICT (id) DO UPDATE SET vapi_call_id = EXCLUDED.vapi_call_id, agent_id = EXCLUDED.agent_id,
+            phone_number_id = EXCLUDED.phone_number_id, direction = EXCLUDED.direction,
+            customer_number = EXCLUDED.customer_number, status = EXCLUDED.status, status_rank = EXCLUDED.status_rank,
+            ended_reason = EXCLUDED.ended_reason, outcome = EXCLUDED.outcome, updated_at = EXCLUDED.updated_at,
+            {report_updates}, report_position = EXCLUDED.report_position",
+        REPORT_COLUMNS.join(", ")
+    ))
+    .bind(ids)
+    .bind(organizations)
+    .bind(vapi_ids)
+    .bind(agents)
+    .bind(numbers)
+    .bind(directions)
+    .bind(customers)
+    .bind(statuses)
+    .bind(ranks)
+    .bind(reasons)
+    .bind(outcomes)
+    .bind(created)
+    .bind(updated)
+    .bind(report_positions)
+    .bind(started)
+    .bind(ended)
+    .bind(durations)
+    .bind(costs)
+    .bind(transcripts)
+    .bind(messages)
+    .bind(recordings)
+    .bind(stereo_recordings)
+    .bind(summaries)
+    .bind(structured)
+    .bind(evaluations)
+    .execute(conn)
+    .await
+    .map(|_| ())
+}
+
+async fn save_timeline(conn: &mut PgConnection, timeline: Vec<TimelineRow>) -> Result<(), sqlx::Error> {
+    let n = timeline.len();
+    let mut calls = Vec::with_capacity(n);
+    let mut organizations = Vec::with_capacity(n);
+    let mut positions = Vec::with_capacity(n);
+    let mut types = Vec::with_capacity(n);
+    let mut statuses = Vec::with_capacity(n);
+    let mut ats = Vec::with_capacity(n);
+    let mut details = Vec::with_capacity(n);
+    for entry in timeline {
+        calls.push(entry.call_id);
+        organizations.push(entry.organization_id);
+        positions.push(entry.global_position);
+        types.push(entry.event_type);
+        statuses.push(entry.status.as_ref().map(|s| s.as_str().to_owned()));
+        ats.push(entry.at);
+        details.push(Json(entry.details));
+    }
+    sqlx::query(
+        "INSERT INTO call_timeline (call_id, organization_id, global_position, event_type, status, at, details)
+         SELECT * FROM UNNEST($1::uuid[], $2::uuid[], $3::bigint[], $4::text[], $5::text[], $6::timestamptz[], $7::jsonb[])",
+    )
+    .bind(calls)
+    .bind(organizations)
+    .bind(positions)
+    .bind(types)
+    .bind(statuses)
+    .bind(ats)
+    .bind(details)
+    .execute(conn)
+    .await
+    .map(|_| ())
+}
+
+async fn save_stats(conn: &mut PgConnection, stats: HashMap<Uuid, (i64, f64)>) -> Result<(), sqlx::Error> {
+    let (mut organizations, mut calls, mut seconds) = (vec![], vec![], vec![]);
+    for (organization, (new_calls, reported_seconds)) in stats {
+        organizations.push(organization);
+        calls.push(new_calls);
+        seconds.push(reported_seconds);
+    }
+    sqlx::query(
+        "INSERT INTO organization_call_stats AS s (organization_id, total_calls, total_seconds)
+         SELECT * FROM UNNEST($1::uuid[], $2::bigint[], $3::float8[])
+         ON CONFLICT (organization_id) DO UPDATE
+         SET total_calls = s.total_calls + EXCLUDED.total_calls, total_seconds = s.total_seconds + EXCLUDED.total_seconds",
+    )
+    .bind(organizations)
+    .bind(calls)
+    .bind(seconds)
     .execute(conn)
     .await
     .map(|_| ())
@@ -89,7 +448,7 @@ impl ReadModel for CallsProjection {
     }
 
     fn schema_version(&self) -> i32 {
-        1
+        2
     }
 
     fn stream_types(&self) -> Option<&[&'static str]> {
@@ -105,134 +464,25 @@ impl ReadModel for CallsProjection {
     }
 
     async fn apply(&self, conn: &mut PgConnection, events: &[RecordedEvent]) -> Result<(), sqlx::Error> {
-        for event in events.iter().filter(|e| e.stream_type == "call") {
-            let id = call_id(event)?;
-            let decoded = CallEvent::decode(&event.event_type, event.event_version, &event.payload)
-                .map_err(|e| sqlx::Error::Decode(Box::new(e)))?;
-            let (status, at, details) = match &decoded {
-                CallEvent::CallRequested {
-                    parties,
-                    requested_by,
-                    requested_at,
-                    ..
-                } => {
-                    touch(conn, event, id, parties).await?;
-                    (
-                        Some(CallStatus::Requested),
-                        *requested_at,
-                        json!({ "requestedBy": requested_by, "agentId": parties.agent_id }),
-                    )
-                }
-                // The placement reactor's own bookkeeping: nothing the user sees changes.
-                CallEvent::CallPlacementStarted { .. } => continue,
-                CallEvent::CallPlacedWithVapi { vapi_call_id, at } => {
-                    let parties = CallParties {
-                        vapi_call_id: Some(vapi_call_id.clone()),
-                        ..CallParties::default()
-                    };
-                    touch(conn, event, id, &parties).await?;
-                    advance(conn, id, &CallStatus::Queued).await?;
-                    (Some(CallStatus::Queued), *at, json!({ "vapiCallId": vapi_call_id }))
-                }
-                CallEvent::CallPlacementFailed { reason, at } => {
-                    touch(conn, event, id, &CallParties::default()).await?;
-                    sqlx::query("UPDATE calls SET status = 'failed', ended_reason = COALESCE(ended_reason, 'placement-failed') WHERE id = $1 AND status <> 'ended'")
-                        .bind(id)
-                        .execute(&mut *conn)
-                        .await?;
-                    (Some(CallStatus::Failed), *at, json!({ "reason": reason }))
-                }
-                CallEvent::CallStatusUpdated {
-                    parties,
-                    status,
-                    ended_reason,
-                    at,
-                } => {
-                    touch(conn, event, id, parties).await?;
-                    advance(conn, id, status).await?;
-                    if ended_reason.is_some() {
-                        sqlx::query("UPDATE calls SET ended_reason = COALESCE(ended_reason, $2) WHERE id = $1")
-                            .bind(id)
-                            .bind(ended_reason.as_ref().map(EndedReason::as_str))
-                            .execute(&mut *conn)
-                            .await?;
-                    }
-                    (
-                        Some(status.clone()),
-                        *at,
-                        json!({ "endedReason": ended_reason, "agentId": parties.agent_id }),
-                    )
-                }
-                CallEvent::CallEnded { parties, report, at } => {
-                    touch(conn, event, id, parties).await?;
-                    sqlx::query(
-                        "UPDATE calls SET status = 'ended', status_rank = $2, ended_reason = COALESCE($3, ended_reason),
-                            started_at = $4, ended_at = $5, duration_seconds = $6, cost = $7, transcript = $8,
-                            messages = $9, recording_url = $10, stereo_recording_url = $11, summary = $12,
-                            structured_data = $13, success_evaluation = $14
-                         WHERE id = $1",
-                    )
-                    .bind(id)
-                    .bind(rank_of(&CallStatus::Ended))
-                    .bind(report.ended_reason.as_ref().map(EndedReason::as_str))
-                    .bind(report.started_at)
-                    .bind(report.ended_at)
-                    .bind(report.duration_seconds)
-                    .bind(report.cost)
-                    .bind(&report.transcript)
-                    .bind(sqlx::types::Json(&report.messages))
-                    .bind(&report.recording_url)
-                    .bind(&report.stereo_recording_url)
-                    .bind(&report.summary)
-                    .bind(&report.structured_data)
-                    .bind(&report.success_evaluation)
-                    .execute(&mut *conn)
-                    .await?;
-                    sqlx::query("UPDATE organization_call_stats SET total_seconds = total_seconds + $2 WHERE organization_id = $1")
-                        .bind(event.organization_id)
-                        .bind(report.duration_seconds.unwrap_or(0.0))
-                        .execute(&mut *conn)
-                        .await?;
-                    (
-                        Some(CallStatus::Ended),
-                        *at,
-                        json!({ "endedReason": report.ended_reason, "durationSeconds": report.duration_seconds, "cost": report.cost }),
-                    )
-                }
-                CallEvent::CallOutcomeRecorded {
-                    outcome,
-                    notes,
-                    source,
-                    at,
-                } => {
-                    sqlx::query("UPDATE calls SET outcome = $2, updated_at = $3 WHERE id = $1")
-                        .bind(id)
-                        .bind(outcome.as_str())
-                        .bind(at)
-                        .execute(&mut *conn)
-                        .await?;
-                    (
-                        None,
-                        *at,
-                        json!({ "outcome": outcome, "notes": notes, "source": source }),
-                    )
-                }
-            };
-            sqlx::query(
-                "INSERT INTO call_timeline (call_id, organization_id, global_position, event_type, status, at, details)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7)",
-            )
-            .bind(id)
-            .bind(event.organization_id)
-            .bind(event.global_position)
-            .bind(&event.event_type)
-            .bind(status.as_ref().map(CallStatus::as_str))
-            .bind(at)
-            .bind(details)
-            .execute(&mut *conn)
-            .await?;
+        let ids = events.iter().map(stream_uuid).collect::<Result<Vec<_>, _>>()?;
+        let mut distinct = ids.clone();
+        distinct.sort_unstable();
+        distinct.dedup();
+        let mut batch = CallsBatch {
+            calls: load_calls(conn, &distinct).await?,
+            ..CallsBatch::default()
+        };
+        for (event, id) in events.iter().zip(ids) {
+            let decoded =
+                CallEvent::decode(&event.event_type, event.event_version, &event.payload).map_err(decode_error)?;
+            batch.evolve(event, id, decoded);
         }
-        Ok(())
+        for row in batch.calls.values().filter(|row| !row.existed) {
+            batch.stats.entry(row.organization_id).or_default().0 += 1;
+        }
+        save_calls(conn, &batch.calls).await?;
+        save_timeline(conn, batch.timeline).await?;
+        save_stats(conn, batch.stats).await
     }
 }
 

@@ -14,10 +14,13 @@ CREATE TABLE calls (
     outcome TEXT NULL,
     started_at TIMESTAMPTZ NULL,
     ended_at TIMESTAMPTZ NULL,
+    -- The event position of the end-of-call report shown.
+    report_position BIGINT NULL,
     duration_seconds DOUBLE PRECISION NULL,
     cost DOUBLE PRECISION NULL,
-    transcript TEXT NULL,
-    messages JSONB NOT NULL DEFAULT '[]',
+    -- lz4: compressing transcripts with pglz cost more than writing the rest of the row.
+    transcript TEXT COMPRESSION lz4 NULL,
+    messages JSONB COMPRESSION lz4 NOT NULL DEFAULT '[]',
     recording_url TEXT NULL,
     stereo_recording_url TEXT NULL,
     summary TEXT NULL,

@@ -12,7 +12,7 @@
 //! of a consumer (a rolling deploy) stops applying it instead of writing its
 //! logic into tables it no longer understands.
 
-use application::event_store::{EventStore, LogPage};
+use application::event_store::{EventStore, LogFilter, LogPage};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use domain::events::DecodeError;
@@ -36,12 +36,28 @@ pub trait ReadModel: Send + Sync {
     fn schema_version(&self) -> i32;
     /// The stream types whose events `apply` reads (`None`: all); the store skips the rest undecoded.
     fn stream_types(&self) -> Option<&[&'static str]>;
+    /// Narrows `stream_types` to these event types (`None`: all of them).
+    fn event_types(&self) -> Option<&[&'static str]> {
+        None
+    }
+    /// Whether `apply` reads payloads and metadata (without, they come empty).
+    fn reads_payloads(&self) -> bool {
+        true
+    }
     /// The tables this read model owns, unqualified.
     fn tables(&self) -> &'static [&'static str];
     /// DDL that creates the tables, unqualified, in the current `search_path`.
     fn create_sql(&self) -> &'static str;
     /// Applies a batch in log order, on the connection of the transaction that also moves the checkpoint.
     async fn apply(&self, conn: &mut PgConnection, events: &[RecordedEvent]) -> Result<(), sqlx::Error>;
+}
+
+fn read_model_filter(m: &dyn ReadModel) -> LogFilter<'_> {
+    LogFilter {
+        stream_types: m.stream_types(),
+        event_types: m.event_types(),
+        payloads: m.reads_payloads(),
+    }
 }
 
 /// Work a reactor owes because of one event.
@@ -93,10 +109,15 @@ impl Consumer {
         }
     }
 
-    pub fn stream_types(&self) -> Option<&[&'static str]> {
+    /// What the consumer reads of the log.
+    pub fn filter(&self) -> LogFilter<'_> {
         match self {
-            Consumer::ReadModel(m) => m.stream_types(),
-            Consumer::Subscription(s) => Some(s.stream_types()),
+            Consumer::ReadModel(m) => read_model_filter(m.as_ref()),
+            Consumer::Subscription(s) => LogFilter {
+                stream_types: Some(s.stream_types()),
+                event_types: None,
+                payloads: true,
+            },
         }
     }
 
@@ -145,6 +166,9 @@ pub enum ProjectionError {
 #[derive(Debug, Clone)]
 pub struct RunnerConfig {
     pub batch_size: i64,
+    /// Events per batch when rebuilding: larger batches fold more of a row's
+    /// events into one write.
+    pub rebuild_batch_size: i64,
     pub poll_interval: Duration,
     /// Postgres channel on which appends announce new events.
     pub channel: &'static str,
@@ -154,6 +178,7 @@ impl Default for RunnerConfig {
     fn default() -> Self {
         Self {
             batch_size: 1000,
+            rebuild_batch_size: 5000,
             poll_interval: Duration::from_millis(500),
             channel: "voxreach_events",
         }
@@ -461,7 +486,7 @@ impl ProjectionRunner {
         // Read before opening the write transaction, so it holds no snapshot while waiting.
         let page = self
             .store
-            .read_streams_of(seen, self.config.batch_size, consumer.stream_types())
+            .read_filtered(seen, self.config.batch_size, &consumer.filter())
             .await?;
         let Some(last) = page.scanned_to else {
             return Ok(Step::Applied(0));
@@ -820,7 +845,7 @@ impl ProjectionRunner {
     async fn read_page(&self, m: &dyn ReadModel, after: Checkpoint) -> Result<LogPage, ProjectionError> {
         Ok(self
             .store
-            .read_streams_of(after, self.config.batch_size, m.stream_types())
+            .read_filtered(after, self.config.rebuild_batch_size, &read_model_filter(m))
             .await?)
     }
 

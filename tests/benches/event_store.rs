@@ -1,18 +1,22 @@
 //! Event-log throughput: `cargo bench -p voxreach-tests --bench event_store`.
-//! Single-event appends at 1, 8 and 32 concurrent writers, batched appends of
-//! 100 and 1,000 events, and replaying a projection over 1,000,000 events.
+//! Single-event appends at 1, 8 and 32 concurrent writers and batched appends
+//! of 100 and 1,000 events, each next to raw PostgreSQL doing the same inserts
+//! into a table of the same shape (what `pgbench` would measure), from the
+//! same run; then a real command (load the stream, decide, append) at 1, 8
+//! and 32 concurrent callers. Read-model replay: `--bench read_models`.
 
+use application::aggregates::{execute_command, metadata};
 use application::event_store::{AppendRequest, EventStore};
+use domain::agents::{Agent, AgentCommand};
 use domain::{EventMetadata, ExpectedVersion, NewEvent, StreamId};
 use infrastructure::event_store::PgEventStore;
 use serde_json::json;
-use std::sync::Arc;
+use sqlx::PgPool;
 use std::time::{Duration, Instant};
 use uuid::Uuid;
 use voxreach_tests::TestDatabase;
 
 const RUN_FOR: Duration = Duration::from_secs(4);
-const REPLAY_EVENTS: usize = 1_000_000;
 
 fn event(n: usize) -> NewEvent {
     NewEvent {
@@ -73,48 +77,116 @@ async fn append_rate(store: &PgEventStore, writers: usize, batch: usize) -> f64 
     total as f64 / started.elapsed().as_secs_f64()
 }
 
+/// The same inserts straight into `raw_events` (the events table's shape,
+/// indexes and defaults): one statement per batch, no version check.
+async fn raw_insert_rate(pool: &PgPool, writers: usize, batch: usize) -> f64 {
+    let started = Instant::now();
+    let tasks = (0..writers).map(|_| {
+        let pool = pool.clone();
+        tokio::spawn(async move {
+            let org = Uuid::new_v4();
+            let mut written = 0usize;
+            while started.elapsed() < RUN_FOR {
+                let stream = format!("call-{}", Uuid::new_v4());
+                let events: Vec<NewEvent> = (0..batch).map(|i| event(written + i)).collect();
+                sqlx::query(
+                    "INSERT INTO raw_events (organization_id, stream_id, stream_type, stream_version, event_id,
+                                             event_type, event_version, payload, metadata)
+                     SELECT $1, $2, 'call', v, i, t, 1, p, m
+                     FROM UNNEST($3::bigint[], $4::uuid[], $5::text[], $6::jsonb[], $7::jsonb[]) AS e(v, i, t, p, m)",
+                )
+                .bind(org)
+                .bind(stream)
+                .bind((1..=batch as i64).collect::<Vec<_>>())
+                .bind(events.iter().map(|e| e.event_id).collect::<Vec<_>>())
+                .bind(events.iter().map(|e| e.event_type.clone()).collect::<Vec<_>>())
+                .bind(events.iter().map(|e| e.payload.clone()).collect::<Vec<_>>())
+                .bind(
+                    events
+                        .iter()
+                        .map(|e| serde_json::to_value(&e.metadata).unwrap())
+                        .collect::<Vec<_>>(),
+                )
+                .execute(&pool)
+                .await
+                .expect("raw insert");
+                written += batch;
+            }
+            written
+        })
+    });
+    let total: usize = futures::future::join_all(tasks)
+        .await
+        .into_iter()
+        .map(|t| t.unwrap())
+        .sum();
+    total as f64 / started.elapsed().as_secs_f64()
+}
+
+/// `callers` tasks run agent commands through the one command path: each
+/// creates an agent, then updates it 19 times, and starts over.
+async fn command_rate(store: &PgEventStore, callers: usize) -> f64 {
+    let started = Instant::now();
+    let tasks = (0..callers).map(|_| {
+        let store = store.clone();
+        tokio::spawn(async move {
+            let org = Uuid::new_v4();
+            let metadata = metadata("user:bench", "bench");
+            let now = chrono::Utc::now();
+            let mut done = 0usize;
+            while started.elapsed() < RUN_FOR {
+                let stream = application::aggregates::stream_of::<Agent>(Uuid::now_v7());
+                for n in 0..20 {
+                    let spec = voxreach_tests::load::agent_spec(n);
+                    let command = if n == 0 {
+                        AgentCommand::Create {
+                            organization_id: org,
+                            spec,
+                            now,
+                        }
+                    } else {
+                        AgentCommand::Update { spec, now }
+                    };
+                    execute_command::<Agent>(&store, org, stream.clone(), &metadata, &command)
+                        .await
+                        .expect("command");
+                    done += 1;
+                }
+            }
+            done
+        })
+    });
+    let total: usize = futures::future::join_all(tasks)
+        .await
+        .into_iter()
+        .map(|t| t.unwrap())
+        .sum();
+    total as f64 / started.elapsed().as_secs_f64()
+}
+
 #[tokio::main(flavor = "multi_thread")]
 async fn main() {
     let db = TestDatabase::create().await;
     let store = PgEventStore::new(db.pool.clone());
-
-    println!("event log benchmark ({}s per append scenario)", RUN_FOR.as_secs());
-    for writers in [1, 8, 32] {
-        let rate = append_rate(&store, writers, 1).await;
-        println!("single-event appends, {writers:>2} writers: {rate:>10.0} events/s");
-    }
-    for (writers, batch) in [(1, 100), (1, 1000), (4, 1000)] {
-        let rate = append_rate(&store, writers, batch).await;
-        println!("batches of {batch:>4}, {writers} writer(s):    {rate:>10.0} events/s");
-    }
-
-    let existing: i64 = sqlx::query_scalar("SELECT count(*) FROM events")
-        .fetch_one(&db.pool)
+    sqlx::query("CREATE TABLE raw_events (LIKE events INCLUDING ALL)")
+        .execute(&db.pool)
         .await
         .unwrap();
-    let missing = REPLAY_EVENTS.saturating_sub(existing as usize);
-    let org = Uuid::new_v4();
-    for chunk in 0..missing.div_ceil(1000) {
-        let n = (missing - chunk * 1000).min(1000);
-        store
-            .append(AppendRequest::single(
-                org,
-                StreamId::new("call", Uuid::new_v4()),
-                ExpectedVersion::NoStream,
-                (0..n).map(event).collect(),
-            ))
-            .await
-            .unwrap();
-    }
-    let runner = api::server::projection_runner(&db.pool, Arc::new(store.clone()));
-    runner.prepare().await.unwrap();
-    let total: i64 = sqlx::query_scalar("SELECT count(*) FROM events")
-        .fetch_one(&db.pool)
-        .await
-        .unwrap();
-    let result = runner.rebuild("activity", |_| {}).await.unwrap();
+
     println!(
-        "replay of projection `activity` over {total} events: {:>10.0} events/s ({} events)",
-        result.events_per_second, result.done
+        "event log benchmark ({}s per scenario); raw = plain INSERTs into a table of the same shape",
+        RUN_FOR.as_secs()
     );
+    for (writers, batch) in [(1, 1), (8, 1), (32, 1), (1, 100), (1, 1000), (4, 1000)] {
+        let ours = append_rate(&store, writers, batch).await;
+        let raw = raw_insert_rate(&db.pool, writers, batch).await;
+        println!(
+            "batches of {batch:>4}, {writers:>2} writer(s): {ours:>9.0} events/s, raw {raw:>9.0} events/s ({:>3.0}% of raw)",
+            ours / raw * 100.0
+        );
+    }
+    for callers in [1, 8, 32] {
+        let rate = command_rate(&store, callers).await;
+        println!("agent commands (load, decide, append), {callers:>2} callers: {rate:>9.0} commands/s");
+    }
 }

@@ -1,115 +1,54 @@
-//! Replay speed of the read models: `cargo bench -p voxreach-tests --bench read_models`.
-//! Seeds agents (created, then updated) and users, rebuilds each read model
-//! from the log, and prints its events/s next to the raw read of the same events.
+//! Replay speed of every read model: `cargo bench -p voxreach-tests --bench read_models`.
+//! Writes a realistic history (`voxreach_tests::load`: agents, A/B tests and
+//! calls with their whole life), rebuilds each read model from the log by
+//! name, and prints its events/s next to a raw Postgres read of the same log
+//! in the same run. `BENCH_CALLS` sets the number of calls (default 30,000).
 
-use application::event_store::{AppendRequest, EventStore};
-use chrono::{DateTime, Utc};
-use domain::agents::{AgentEvent, AgentSpec, ModelSettings, VoiceSettings};
-use domain::auth::{Email, Role, UserEvent};
-use domain::events::DomainEvent;
-use domain::{EventMetadata, ExpectedVersion, StreamId};
+use futures::TryStreamExt;
 use infrastructure::event_store::PgEventStore;
 use std::sync::Arc;
 use std::time::Instant;
-use uuid::Uuid;
-use voxreach_tests::TestDatabase;
-
-/// Streams seeded per read model; agents get two events each.
-const STREAMS: usize = 20_000;
-/// Streams written per append.
-const PER_APPEND: usize = 500;
-
-fn at() -> DateTime<Utc> {
-    "2026-11-24T12:00:00Z".parse().unwrap()
-}
-
-fn spec(n: usize) -> AgentSpec {
-    AgentSpec {
-        name: format!("Agent {n}"),
-        system_prompt: "You book appointments.".into(),
-        first_message: Some("Hi!".into()),
-        voice: VoiceSettings {
-            provider: "openai".into(),
-            voice_id: "nova".into(),
-            speed: None,
-            pitch: None,
-            stability: None,
-        },
-        language: "en-US".into(),
-        transfer_number: None,
-        model: ModelSettings::default(),
-        outcome_rule: None,
-    }
-}
-
-async fn seed(store: &PgEventStore, organization_id: Uuid) {
-    let metadata = EventMetadata::default();
-    for first in (0..STREAMS).step_by(PER_APPEND) {
-        for n in first..first + PER_APPEND {
-            let agent = [
-                AgentEvent::AgentCreated {
-                    organization_id,
-                    spec: spec(n),
-                    created_at: at(),
-                },
-                AgentEvent::AgentUpdated {
-                    spec: spec(n + 1),
-                    updated_at: at(),
-                },
-            ];
-            let user = UserEvent::UserRegistered {
-                organization_id,
-                email: Email::parse(&format!("user{n}@example.com")).unwrap(),
-                name: format!("User {n}"),
-                role: Role::Member,
-                password_hash: None,
-                invited_by: None,
-                registered_at: at(),
-            };
-            for (stream, events) in [
-                (
-                    StreamId::new("agent", Uuid::now_v7()),
-                    agent.iter().map(|e| e.to_new_event(&metadata)).collect(),
-                ),
-                (
-                    StreamId::new("user", Uuid::now_v7()),
-                    vec![user.to_new_event(&metadata)],
-                ),
-            ] {
-                store
-                    .append(AppendRequest::single(
-                        organization_id,
-                        stream,
-                        ExpectedVersion::NoStream,
-                        events,
-                    ))
-                    .await
-                    .expect("append");
-            }
-        }
-    }
-}
+use voxreach_tests::{load, TestDatabase};
 
 #[tokio::main(flavor = "multi_thread")]
 async fn main() {
+    let calls = std::env::var("BENCH_CALLS")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(30_000);
     let db = TestDatabase::create().await;
     let store = PgEventStore::new(db.pool.clone());
-    seed(&store, Uuid::new_v4()).await;
-
     let started = Instant::now();
-    let total: i64 = sqlx::query_scalar("SELECT count(*) FROM (SELECT payload FROM events) e")
-        .fetch_one(&db.pool)
+    let total = load::write_history(&store, calls).await;
+    println!(
+        "history: {total} events ({calls} calls) written in {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+    sqlx::query("VACUUM ANALYZE events").execute(&db.pool).await.unwrap();
+
+    // Raw: every column of every event, in log order, streamed to the client.
+    let started = Instant::now();
+    let read: u64 = sqlx::query("SELECT * FROM events ORDER BY transaction_id, global_position")
+        .fetch(&db.pool)
+        .try_fold(0u64, |n, _| async move { Ok(n + 1) })
         .await
         .unwrap();
-    let raw = total as f64 / started.elapsed().as_secs_f64();
-    println!("raw Postgres read of the log: {raw:>10.0} events/s ({total} events)");
+    let raw = read as f64 / started.elapsed().as_secs_f64();
+    println!("raw Postgres read of the log (SELECT * in log order): {raw:>10.0} events/s");
 
     let runner = api::server::projection_runner(&db.pool, Arc::new(store.clone()));
     runner.prepare().await.unwrap();
-    for name in ["agents", "users"] {
+    for name in runner.read_model_names() {
+        let model = runner.read_model(name).unwrap();
+        let consumed: i64 =
+            sqlx::query_scalar("SELECT count(*) FROM events WHERE $1::text[] IS NULL OR stream_type = ANY($1)")
+                .bind(model.stream_types().map(|types| types.to_vec()))
+                .fetch_one(&db.pool)
+                .await
+                .unwrap();
         let result = runner.rebuild(name, |_| {}).await.unwrap();
         println!(
-            "replay of read model `{name}` over {total} events: {:>10.0} events/s ({} applied)",
+            "rebuild of read model `{name:<18}`: {:>10.0} events/s of the log ({} events, {consumed} of its streams)",
             result.events_per_second, result.done
         );
     }

@@ -2,6 +2,8 @@
 //! private cluster started once and shared by all test processes), and the API
 //! served on a random port.
 
+pub mod load;
+
 use api::server::{build_state, http_server, AppState, Wiring};
 use infrastructure::config::Keys;
 use infrastructure::embedded_postgres::EmbeddedPostgres;

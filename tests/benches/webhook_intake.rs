@@ -1,0 +1,183 @@
+//! Webhook intake and live read-model lag: `cargo bench -p voxreach-tests --bench webhook_intake`.
+//! Serves the API with its projections running (a synced agent, as in
+//! production), posts end-of-call reports of realistic size for fresh calls
+//! from 32 connections for 15 s, and meanwhile samples how long a call takes,
+//! after its webhook's 200, to be visible in `GET /api/calls/:id`.
+//! `BENCH_CONNECTIONS` and `BENCH_SECONDS` change the load.
+
+use serde_json::{json, Value};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use voxreach_tests::{VapiWorld, TEST_VAPI_SECRET};
+
+fn report(id: &str) -> Value {
+    let messages: Vec<Value> = (0..16)
+        .map(|turn| {
+            json!({"role": if turn % 2 == 0 { "bot" } else { "user" },
+                   "message": format!("Turn {turn}: thanks for taking the time, could you tell me a bit more about how you handle it today?"),
+                   "time": 1764000000000.0 + turn as f64 * 7500.0, "secondsFromStart": turn as f64 * 7.5})
+        })
+        .collect();
+    let transcript: Vec<String> = messages
+        .iter()
+        .map(|m| format!("{}: {}", m["role"].as_str().unwrap(), m["message"].as_str().unwrap()))
+        .collect();
+    json!({"message": {
+        "type": "end-of-call-report", "timestamp": 1764000300000i64, "endedReason": "customer-ended-call",
+        "call": {"id": id, "type": "inboundPhoneCall", "assistantId": "asst_123", "phoneNumberId": "pn_1",
+                 "customer": {"number": "+14155552671"}},
+        "customer": {"number": "+14155552671"},
+        "cost": 0.31, "startedAt": "2026-11-24T12:00:00.000Z", "endedAt": "2026-11-24T12:02:00.000Z",
+        "artifact": {"transcript": transcript.join("\n"), "recordingUrl": "https://storage.vapi.ai/rec.wav",
+                     "stereoRecordingUrl": "https://storage.vapi.ai/rec-stereo.wav", "messages": messages},
+        "analysis": {"summary": "Caller wants a quote.", "structuredData": {"interest": "Enterprise"}, "successEvaluation": "true"}
+    }})
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    sorted[((sorted.len() - 1) as f64 * p).round() as usize]
+}
+
+fn rss_mb() -> f64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+        .map_or(f64::NAN, |kb| kb / 1024.0)
+}
+
+/// The id of the newest acknowledged call and when its 200 came.
+type LastAcknowledged = Arc<Mutex<Option<(String, Instant)>>>;
+
+#[tokio::main(flavor = "multi_thread")]
+async fn main() {
+    let env = |name: &str, default: u64| std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default);
+    let connections = env("BENCH_CONNECTIONS", 32) as usize;
+    let run_for = Duration::from_secs(env("BENCH_SECONDS", 15));
+    let world = VapiWorld::start().await;
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let runner = tokio::spawn(world.app.state.runner.clone().run(stopped));
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let idle_rss = rss_mb();
+
+    let url = world.app.url("/api/webhooks/vapi");
+    let started = Instant::now();
+    let last: LastAcknowledged = Arc::default();
+    let senders: Vec<_> = (0..connections)
+        .map(|c| {
+            let url = url.clone();
+            let last = last.clone();
+            tokio::spawn(async move {
+                let client = reqwest::Client::builder().pool_max_idle_per_host(1).build().unwrap();
+                let mut latencies = vec![];
+                let mut n = 0;
+                while started.elapsed() < run_for {
+                    let id = format!("bench-{c}-{n}");
+                    n += 1;
+                    let body = serde_json::to_vec(&report(&id)).unwrap();
+                    let sent = Instant::now();
+                    let response = client
+                        .post(&url)
+                        .header("x-vapi-secret", TEST_VAPI_SECRET)
+                        .header("content-type", "application/json")
+                        .body(body)
+                        .send()
+                        .await
+                        .expect("webhook sent");
+                    assert_eq!(response.status(), 200, "webhook answered {}", response.status());
+                    let acknowledged = Instant::now();
+                    latencies.push((acknowledged - sent).as_secs_f64() * 1000.0);
+                    *last.lock().unwrap() = Some((id, acknowledged));
+                }
+                latencies
+            })
+        })
+        .collect();
+
+    // Samples the lag: the newest acknowledged call, polled until the API shows it.
+    let sampler = {
+        let app_client = reqwest::Client::new();
+        let token = world.token.clone();
+        let base = world.app.address.clone();
+        let pool = world.app.db.pool.clone();
+        let last = last.clone();
+        tokio::spawn(async move {
+            let mut lags = vec![];
+            let mut peak_rss: f64 = 0.0;
+            while started.elapsed() < run_for {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                peak_rss = peak_rss.max(rss_mb());
+                let Some((vapi_id, acknowledged)) = last.lock().unwrap().clone() else {
+                    continue;
+                };
+                loop {
+                    let found: Option<uuid::Uuid> = sqlx::query_scalar("SELECT id FROM calls WHERE vapi_call_id = $1")
+                        .bind(&vapi_id)
+                        .fetch_optional(&pool)
+                        .await
+                        .unwrap();
+                    if let Some(id) = found {
+                        let response = app_client
+                            .get(format!("{base}/api/calls/{id}"))
+                            .bearer_auth(&token)
+                            .send()
+                            .await
+                            .unwrap();
+                        if response.status() == 200 {
+                            lags.push(acknowledged.elapsed().as_secs_f64() * 1000.0);
+                            break;
+                        }
+                    }
+                    tokio::time::sleep(Duration::from_millis(2)).await;
+                }
+            }
+            (lags, peak_rss)
+        })
+    };
+
+    let mut latencies: Vec<f64> = vec![];
+    for sender in senders {
+        latencies.extend(sender.await.unwrap());
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    let load_end = Instant::now();
+    let (mut lags, peak_rss) = sampler.await.unwrap();
+    // Catch-up: until the calls read model holds every acknowledged call.
+    let requests = latencies.len() as i64;
+    loop {
+        let calls: i64 = sqlx::query_scalar("SELECT count(*) FROM calls")
+            .fetch_one(&world.app.db.pool)
+            .await
+            .unwrap();
+        if calls >= requests {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let catch_up = load_end.elapsed().as_secs_f64();
+    let _ = stop.send(true);
+    let _ = runner.await;
+
+    latencies.sort_by(f64::total_cmp);
+    lags.sort_by(f64::total_cmp);
+    println!(
+        "webhook intake, {connections} connections, {:.0} s: {:>7.0} requests/s, p50 {:.1} ms, p99 {:.1} ms ({requests} end-of-call reports)",
+        elapsed,
+        requests as f64 / elapsed,
+        percentile(&latencies, 0.5),
+        percentile(&latencies, 0.99)
+    );
+    println!(
+        "calls read model lag (200 → visible in GET /api/calls/:id): p50 {:.0} ms, p99 {:.0} ms, max {:.0} ms ({} samples); caught up {:.2} s after the load",
+        percentile(&lags, 0.5),
+        percentile(&lags, 0.99),
+        lags.last().copied().unwrap_or(f64::NAN),
+        lags.len(),
+        catch_up
+    );
+    println!("resident memory of this process (server and load generator): idle {idle_rss:.0} MB, peak under load {peak_rss:.0} MB");
+}

@@ -1,0 +1,292 @@
+//! A realistic history for benchmarks: organizations with agents (created,
+//! updated, synced), an A/B test each, and calls with their whole life —
+//! requested, variant assigned, placement, ringing, in progress, end-of-call
+//! report with a transcript, outcome. Calls run in overlapping waves, so one
+//! call's events are spread over the log as in production.
+
+use application::event_store::{AppendRequest, EventStore, StreamAppend};
+use chrono::{DateTime, Duration, Utc};
+use domain::ab_testing::{AbTestEvent, SuccessOutcome, TestSettings, TestVariant, VariantEvent, VariantSpec};
+use domain::agents::{AgentEvent, AgentSpec, ModelSettings, VoiceSettings};
+use domain::calls::{CallEvent, CallParties, CallReport, CallStatus, EndedReason, Outcome, TranscriptMessage};
+use domain::events::DomainEvent;
+use domain::{EventMetadata, ExpectedVersion, NewEvent, StreamId};
+use uuid::Uuid;
+
+pub const ORGANIZATIONS: usize = 10;
+pub const AGENTS_PER_ORGANIZATION: usize = 20;
+/// Calls whose lives are written together, one append per step of their life.
+pub const WAVE: usize = 250;
+
+fn start() -> DateTime<Utc> {
+    "2026-11-02T09:00:00Z".parse().unwrap()
+}
+
+pub fn agent_spec(n: usize) -> AgentSpec {
+    AgentSpec {
+        name: format!("Agent {n}"),
+        system_prompt: "You are a friendly assistant who qualifies leads and books appointments.".into(),
+        first_message: Some("Hi! Do you have a minute?".into()),
+        voice: VoiceSettings {
+            provider: "openai".into(),
+            voice_id: "nova".into(),
+            speed: None,
+            pitch: None,
+            stability: None,
+        },
+        language: "en-US".into(),
+        transfer_number: None,
+        model: ModelSettings::default(),
+        outcome_rule: None,
+    }
+}
+
+/// About 2.5 kB of transcript in 16 turns, as a 2-minute call has.
+fn report(n: usize, at: DateTime<Utc>) -> CallReport {
+    let messages: Vec<TranscriptMessage> = (0..16)
+        .map(|turn| TranscriptMessage {
+            role: if turn % 2 == 0 { "assistant" } else { "user" }.into(),
+            message: format!(
+                "Turn {turn} of call {n}: thanks for taking the time, could you tell me a bit more about how you handle it today?"
+            ),
+            time: None,
+            seconds_from_start: Some(turn as f64 * 7.5),
+        })
+        .collect();
+    let transcript = messages
+        .iter()
+        .map(|m| format!("{}: {}", m.role, m.message))
+        .collect::<Vec<_>>()
+        .join("\n");
+    CallReport {
+        ended_reason: Some(EndedReason::parse("customer-ended-call")),
+        started_at: Some(at - Duration::seconds(120)),
+        ended_at: Some(at),
+        duration_seconds: Some(120.0 + (n % 60) as f64),
+        cost: Some(0.12),
+        transcript: Some(transcript),
+        messages,
+        recording_url: Some(format!("https://storage.vapi.ai/{n}-mono.wav")),
+        stereo_recording_url: Some(format!("https://storage.vapi.ai/{n}-stereo.wav")),
+        summary: Some("The prospect wants a demo next week.".into()),
+        structured_data: Some(serde_json::json!({ "budget": "5k", "timeline": "Q1" })),
+        success_evaluation: Some("true".into()),
+    }
+}
+
+struct Organization {
+    id: Uuid,
+    agents: Vec<Uuid>,
+    test: StreamId,
+    variants: [Uuid; 2],
+}
+
+fn events<E: DomainEvent>(events: &[E]) -> Vec<NewEvent> {
+    let metadata = EventMetadata::default();
+    events.iter().map(|e| e.to_new_event(&metadata)).collect()
+}
+
+async fn append(store: &dyn EventStore, organization_id: Uuid, streams: Vec<StreamAppend>) {
+    store
+        .append(AppendRequest {
+            organization_id,
+            streams,
+            idempotency_key: None,
+        })
+        .await
+        .expect("append");
+}
+
+async fn organization(store: &dyn EventStore, n: usize) -> Organization {
+    let id = Uuid::new_v4();
+    let at = start();
+    let mut streams = vec![];
+    let mut agents = vec![];
+    for a in 0..AGENTS_PER_ORGANIZATION {
+        let agent = Uuid::now_v7();
+        agents.push(agent);
+        streams.push(StreamAppend {
+            stream: StreamId::new("agent", agent),
+            expected: ExpectedVersion::NoStream,
+            events: events(&[
+                AgentEvent::AgentCreated {
+                    organization_id: id,
+                    spec: agent_spec(a),
+                    created_at: at,
+                },
+                AgentEvent::AgentUpdated {
+                    spec: agent_spec(a + 1),
+                    updated_at: at,
+                },
+                AgentEvent::AgentSyncedToVapi {
+                    vapi_assistant_id: Some(format!("asst-{n}-{a}")),
+                    revision: 2,
+                    synced_at: at,
+                },
+            ]),
+        });
+    }
+    let variants = [Uuid::now_v7(), Uuid::now_v7()];
+    let test_variants: Vec<TestVariant> = variants
+        .iter()
+        .enumerate()
+        .map(|(v, variant_id)| TestVariant {
+            variant_id: *variant_id,
+            name: format!("Script {v}"),
+            prompt: format!("Script {v}: open with the customer's pain."),
+            is_control: v == 0,
+            traffic_percent: 50,
+        })
+        .collect();
+    for variant in &test_variants {
+        streams.push(StreamAppend {
+            stream: StreamId::new("script-variant", variant.variant_id),
+            expected: ExpectedVersion::NoStream,
+            events: events(&[VariantEvent::VariantCreated {
+                organization_id: id,
+                agent_id: agents[0],
+                spec: VariantSpec {
+                    name: variant.name.clone(),
+                    prompt: variant.prompt.clone(),
+                    is_control: variant.is_control,
+                    traffic_percent: variant.traffic_percent,
+                },
+                at,
+            }]),
+        });
+    }
+    let test = StreamId::new("ab-test", Uuid::now_v7());
+    streams.push(StreamAppend {
+        stream: test.clone(),
+        expected: ExpectedVersion::NoStream,
+        events: events(&[AbTestEvent::AbTestStarted {
+            organization_id: id,
+            agent_id: agents[0],
+            settings: TestSettings {
+                name: "Opening lines".into(),
+                success_outcome: SuccessOutcome::Qualified,
+                min_sample_size: 100,
+                auto_promote: false,
+            },
+            variants: test_variants,
+            at,
+        }]),
+    });
+    append(store, id, streams).await;
+    Organization {
+        id,
+        agents,
+        test,
+        variants,
+    }
+}
+
+/// The steps of a call's life after it was requested, in order.
+fn life_step(step: usize, n: usize, vapi_call_id: &str, at: DateTime<Utc>) -> Vec<CallEvent> {
+    let parties = CallParties {
+        vapi_call_id: Some(vapi_call_id.to_owned()),
+        ..CallParties::default()
+    };
+    let status = |status| CallEvent::CallStatusUpdated {
+        parties: parties.clone(),
+        status,
+        ended_reason: None,
+        at,
+    };
+    match step {
+        1 => vec![
+            CallEvent::CallPlacementStarted {
+                attempt: Uuid::now_v7(),
+                at,
+            },
+            CallEvent::CallPlacedWithVapi {
+                vapi_call_id: vapi_call_id.to_owned(),
+                at,
+            },
+        ],
+        2 => vec![status(CallStatus::Ringing)],
+        3 => vec![status(CallStatus::InProgress)],
+        4 => vec![CallEvent::CallEnded {
+            parties: parties.clone(),
+            report: Box::new(report(n, at)),
+            at,
+        }],
+        _ => vec![CallEvent::CallOutcomeRecorded {
+            outcome: Outcome::ALL[n % Outcome::ALL.len()],
+            notes: None,
+            source: "agent".into(),
+            at,
+        }],
+    }
+}
+
+/// Writes the history with `calls` calls; returns the number of events written.
+pub async fn write_history(store: &dyn EventStore, calls: usize) -> u64 {
+    let mut organizations = vec![];
+    for n in 0..ORGANIZATIONS {
+        organizations.push(organization(store, n).await);
+    }
+    let mut written = (ORGANIZATIONS * (AGENTS_PER_ORGANIZATION * 3 + 3)) as u64;
+    let steps = 6;
+    // Wave w is at step s while wave w + 1 is at step s - 1: lives overlap in the log.
+    let waves = calls.div_ceil(WAVE);
+    for tick in 0..waves + steps - 1 {
+        for wave in tick.saturating_sub(steps - 1)..=tick.min(waves - 1) {
+            let step = tick - wave;
+            let organization = &organizations[wave % ORGANIZATIONS];
+            let first = wave * WAVE;
+            let at = start() + Duration::minutes(tick as i64);
+            let mut streams = vec![];
+            let mut assignments = vec![];
+            for n in first..(first + WAVE).min(calls) {
+                let call = Uuid::from_u128(n as u128 + 1);
+                let vapi_call_id = format!("vapi-{n}");
+                let (expected, call_events) = if step == 0 {
+                    let agent_id = organization.agents[n % AGENTS_PER_ORGANIZATION];
+                    if agent_id == organization.agents[0] {
+                        assignments.push(AbTestEvent::VariantAssigned {
+                            call_id: call,
+                            variant_id: organization.variants[n % 2],
+                            customer_number: Some(format!("+1415555{:04}", n % 10_000)),
+                            at,
+                        });
+                    }
+                    (
+                        ExpectedVersion::NoStream,
+                        vec![CallEvent::CallRequested {
+                            organization_id: organization.id,
+                            parties: CallParties {
+                                direction: Some("outbound".into()),
+                                agent_id: Some(agent_id),
+                                customer_number: Some(format!("+1415555{:04}", n % 10_000)),
+                                ..CallParties::default()
+                            },
+                            requested_by: Uuid::nil(),
+                            requested_at: at,
+                        }],
+                    )
+                } else {
+                    // Placement writes two events, every other step one.
+                    let version = if step == 1 { 1 } else { step as i64 + 1 };
+                    (ExpectedVersion::Exact(version), life_step(step, n, &vapi_call_id, at))
+                };
+                written += call_events.len() as u64;
+                streams.push(StreamAppend {
+                    stream: StreamId::new("call", call),
+                    expected,
+                    events: events(&call_events),
+                });
+            }
+            if !assignments.is_empty() {
+                written += assignments.len() as u64;
+                streams.push(StreamAppend {
+                    stream: organization.test.clone(),
+                    expected: ExpectedVersion::Any,
+                    events: events(&assignments),
+                });
+            }
+            append(store, organization.id, streams).await;
+        }
+    }
+    written
+}
