@@ -1,28 +1,25 @@
 //! A/B read models: variants, tests with per-variant counts and a daily
 //! series, and which call got which variant. Feeds the winner-rule reactor.
 
+use crate::rows::{self, decode_error, stream_uuid, Keyed, Table};
 use crate::runtime::{ReadModel, Subscription, WorkOrder};
 use application::ab_testing::{AbDirectory, DailyPoint, TestRecord, VariantCounts, VariantView, AB_DECISIONS};
 use application::auth::Page;
 use application::AppError;
 use async_trait::async_trait;
-use domain::ab_testing::{AbTestEvent, SuccessOutcome, TestSettings, TestStatus, TestVariant, VariantEvent};
+use chrono::{DateTime, NaiveDate, Utc};
+use domain::ab_testing::{
+    AbTestEvent, SuccessOutcome, TestSettings, TestStatus, TestVariant, VariantEvent, VariantSpec,
+};
 use domain::calls::{CallEvent, Outcome};
 use domain::events::DecodeError;
 use domain::{DomainEvent, RecordedEvent};
+use serde::{Deserialize, Serialize};
 use sqlx::postgres::PgRow;
 use sqlx::types::Json;
 use sqlx::{PgConnection, PgPool, Row};
+use std::collections::{BTreeMap, HashMap};
 use uuid::Uuid;
-
-fn id_of(event: &RecordedEvent) -> Result<Uuid, sqlx::Error> {
-    let prefix = format!("{}-", event.stream_type);
-    Uuid::parse_str(event.stream_id.trim_start_matches(&prefix)).map_err(|e| sqlx::Error::Decode(Box::new(e)))
-}
-
-fn decode_error(e: domain::events::DecodeError) -> sqlx::Error {
-    sqlx::Error::Decode(Box::new(e))
-}
 
 /// Funnel stages an outcome reached: (qualified, appointment, sale) as 0/1.
 fn stages(outcome: Option<Outcome>) -> (i64, i64, i64) {
@@ -32,6 +29,399 @@ fn stages(outcome: Option<Outcome>) -> (i64, i64, i64) {
         reached(SuccessOutcome::Appointment),
         reached(SuccessOutcome::Sale),
     )
+}
+
+/// A row of the `ab_variants` table.
+#[derive(Serialize, Deserialize)]
+struct VariantRow {
+    id: Uuid,
+    organization_id: Uuid,
+    agent_id: Uuid,
+    spec: VariantSpec,
+    running_test_id: Option<Uuid>,
+    deleted: bool,
+    created_at: DateTime<Utc>,
+}
+
+impl Keyed for VariantRow {
+    fn id(&self) -> Uuid {
+        self.id
+    }
+}
+
+const VARIANTS: Table = Table {
+    name: "ab_variants",
+    columns: &[
+        "organization_id",
+        "agent_id",
+        "spec",
+        "running_test_id",
+        "deleted",
+        "created_at",
+    ],
+};
+
+/// One event's change to a variant's row (`None`: not created yet).
+fn evolve_variant(row: &mut Option<VariantRow>, id: Uuid, event: VariantEvent) {
+    if let VariantEvent::VariantCreated {
+        organization_id,
+        agent_id,
+        spec,
+        at,
+    } = event
+    {
+        *row = Some(VariantRow {
+            id,
+            organization_id,
+            agent_id,
+            spec,
+            running_test_id: None,
+            deleted: false,
+            created_at: at,
+        });
+        return;
+    }
+    let Some(variant) = row else { return };
+    match event {
+        VariantEvent::VariantCreated { .. } => {}
+        VariantEvent::VariantUpdated { spec, .. } => variant.spec = spec,
+        VariantEvent::VariantDeleted { .. } => variant.deleted = true,
+        VariantEvent::VariantEnrolled { test_id, .. } => variant.running_test_id = Some(test_id),
+        VariantEvent::VariantReleased { .. } => variant.running_test_id = None,
+    }
+}
+
+/// A row of the `ab_tests` table.
+#[derive(Serialize, Deserialize)]
+struct TestRow {
+    id: Uuid,
+    organization_id: Uuid,
+    agent_id: Uuid,
+    settings: TestSettings,
+    status: TestStatus,
+    winner_id: Option<Uuid>,
+    decided_by: Option<String>,
+    looks_taken: i32,
+    started_at: DateTime<Utc>,
+    completed_at: Option<DateTime<Utc>>,
+}
+
+impl Keyed for TestRow {
+    fn id(&self) -> Uuid {
+        self.id
+    }
+}
+
+const TESTS: Table = Table {
+    name: "ab_tests",
+    columns: &[
+        "organization_id",
+        "agent_id",
+        "settings",
+        "status",
+        "winner_id",
+        "decided_by",
+        "looks_taken",
+        "started_at",
+        "completed_at",
+    ],
+};
+
+/// One event's change to a test's row (`None`: not started yet).
+fn evolve_test(row: &mut Option<TestRow>, id: Uuid, event: &AbTestEvent) {
+    if let AbTestEvent::AbTestStarted {
+        organization_id,
+        agent_id,
+        settings,
+        at,
+        ..
+    } = event
+    {
+        *row = Some(TestRow {
+            id,
+            organization_id: *organization_id,
+            agent_id: *agent_id,
+            settings: settings.clone(),
+            status: TestStatus::Running,
+            winner_id: None,
+            decided_by: None,
+            looks_taken: 0,
+            started_at: *at,
+            completed_at: None,
+        });
+        return;
+    }
+    let Some(test) = row else { return };
+    match event {
+        AbTestEvent::AbTestStarted { .. } | AbTestEvent::VariantAssigned { .. } => {}
+        AbTestEvent::AbTestPaused { .. } => test.status = TestStatus::Paused,
+        AbTestEvent::AbTestResumed { .. } => test.status = TestStatus::Running,
+        AbTestEvent::AbTestCompleted { at } => {
+            test.status = TestStatus::Completed;
+            test.completed_at = Some(*at);
+        }
+        AbTestEvent::AbTestLookTaken { look, .. } => test.looks_taken = *look as i32 + 1,
+        AbTestEvent::AbTestWinnerDeclared {
+            variant_id, decided_by, ..
+        } => {
+            test.winner_id = Some(*variant_id);
+            test.decided_by = Some(decided_by.clone());
+        }
+    }
+}
+
+/// A row of the `ab_assignments` table: which variant a call got.
+struct Assignment {
+    organization_id: Uuid,
+    test_id: Uuid,
+    variant_id: Uuid,
+    finished: bool,
+    outcome: Option<Outcome>,
+    day: NaiveDate,
+}
+
+/// What a batch adds to a row of `ab_test_variants`.
+#[derive(Default)]
+struct VariantTally {
+    /// Set when the batch starts the test: the row is inserted.
+    started: Option<(i32, TestVariant)>,
+    calls: i64,
+    finished: i64,
+    qualified: i64,
+    appointments: i64,
+    sales: i64,
+}
+
+/// What a batch adds to rows of `ab_daily`.
+#[derive(Default)]
+struct DailyTally {
+    calls: i64,
+    conversions: i64,
+}
+
+/// A batch's changes to the tables keyed by call, test variant and day.
+#[derive(Default)]
+struct Tallies {
+    /// By call: those of the batch's calls that have one.
+    assignments: HashMap<Uuid, Assignment>,
+    /// What converts in the tests of the loaded assignments (settings never change).
+    success_of: HashMap<Uuid, SuccessOutcome>,
+    /// By (test, variant).
+    variants: BTreeMap<(Uuid, Uuid), VariantTally>,
+    /// By (test, variant, day).
+    daily: BTreeMap<(Uuid, Uuid, NaiveDate), DailyTally>,
+}
+
+impl Tallies {
+    /// What a test's event changes besides its row.
+    fn test_event(&mut self, test_id: Uuid, organization_id: Uuid, event: AbTestEvent) {
+        match event {
+            AbTestEvent::AbTestStarted { variants, .. } => {
+                for (position, variant) in variants.into_iter().enumerate() {
+                    // Counts added before the row existed changed nothing.
+                    self.variants.insert(
+                        (test_id, variant.variant_id),
+                        VariantTally {
+                            started: Some((position as i32, variant)),
+                            ..VariantTally::default()
+                        },
+                    );
+                }
+            }
+            AbTestEvent::VariantAssigned {
+                call_id,
+                variant_id,
+                at,
+                ..
+            } => {
+                let day = at.date_naive();
+                // A call keeps its first assignment.
+                self.assignments.entry(call_id).or_insert(Assignment {
+                    organization_id,
+                    test_id,
+                    variant_id,
+                    finished: false,
+                    outcome: None,
+                    day,
+                });
+                self.variants.entry((test_id, variant_id)).or_default().calls += 1;
+                self.daily.entry((test_id, variant_id, day)).or_default().calls += 1;
+            }
+            _ => {}
+        }
+    }
+
+    /// Counts only finished calls, so a variant never shows more conversions than calls.
+    fn call_event(
+        &mut self,
+        call_id: Uuid,
+        event: &RecordedEvent,
+        tests: &HashMap<Uuid, Option<TestRow>>,
+    ) -> Result<(), sqlx::Error> {
+        let Some(assignment) = self.assignments.get_mut(&call_id) else {
+            return Ok(());
+        };
+        let success = match tests.get(&assignment.test_id) {
+            Some(test) => test.as_ref().map(|t| t.settings.success_outcome),
+            None => self.success_of.get(&assignment.test_id).copied(),
+        };
+        let Some(success) = success else { return Ok(()) };
+        let (was_finished, old_outcome) = (assignment.finished, assignment.outcome);
+        let (finished, outcome) =
+            match CallEvent::decode(&event.event_type, event.event_version, &event.payload).map_err(decode_error)? {
+                CallEvent::CallEnded { .. } => (true, old_outcome),
+                CallEvent::CallOutcomeRecorded { outcome, .. } => (was_finished, Some(outcome)),
+                _ => return Ok(()),
+            };
+        let before = if was_finished { stages(old_outcome) } else { (0, 0, 0) };
+        let after = if finished { stages(outcome) } else { (0, 0, 0) };
+        let converted = |o: Option<Outcome>, f: bool| i64::from(f && o.is_some_and(|o| success.is_met_by(o)));
+        (assignment.finished, assignment.outcome) = (finished, outcome);
+        let variant = self
+            .variants
+            .entry((assignment.test_id, assignment.variant_id))
+            .or_default();
+        variant.finished += i64::from(finished) - i64::from(was_finished);
+        variant.qualified += after.0 - before.0;
+        variant.appointments += after.1 - before.1;
+        variant.sales += after.2 - before.2;
+        self.daily
+            .entry((assignment.test_id, assignment.variant_id, assignment.day))
+            .or_default()
+            .conversions += converted(outcome, finished) - converted(old_outcome, was_finished);
+        Ok(())
+    }
+
+    /// Loads the assignments of these calls, with their tests' success outcomes.
+    async fn load(&mut self, conn: &mut PgConnection, calls: Vec<Uuid>) -> Result<(), sqlx::Error> {
+        if calls.is_empty() {
+            return Ok(());
+        }
+        let rows = sqlx::query(
+            "SELECT a.call_id, a.organization_id, a.test_id, a.variant_id, a.finished, a.outcome, a.day, t.settings
+             FROM ab_assignments a LEFT JOIN ab_tests t ON t.id = a.test_id WHERE a.call_id = ANY($1)",
+        )
+        .bind(calls)
+        .fetch_all(&mut *conn)
+        .await?;
+        for row in rows {
+            let test_id: Uuid = row.try_get("test_id")?;
+            if let Some(Json(settings)) = row.try_get::<Option<Json<TestSettings>>, _>("settings")? {
+                self.success_of.insert(test_id, settings.success_outcome);
+            }
+            self.assignments.insert(
+                row.try_get("call_id")?,
+                Assignment {
+                    organization_id: row.try_get("organization_id")?,
+                    test_id,
+                    variant_id: row.try_get("variant_id")?,
+                    finished: row.try_get("finished")?,
+                    // Stored from a typed outcome, so it parses.
+                    outcome: row
+                        .try_get::<Option<String>, _>("outcome")?
+                        .and_then(|o| o.parse().ok()),
+                    day: row.try_get("day")?,
+                },
+            );
+        }
+        Ok(())
+    }
+
+    /// Writes the assignments and adds the counts, one statement per table.
+    async fn save(self, conn: &mut PgConnection) -> Result<(), sqlx::Error> {
+        let assignments: Vec<(Uuid, Assignment)> = self.assignments.into_iter().collect();
+        if !assignments.is_empty() {
+            sqlx::query(
+                "INSERT INTO ab_assignments (call_id, organization_id, test_id, variant_id, finished, outcome, day)
+                 SELECT * FROM UNNEST($1::uuid[], $2::uuid[], $3::uuid[], $4::uuid[], $5::boolean[], $6::text[], $7::date[])
+                 ON CONFLICT (call_id) DO UPDATE SET finished = EXCLUDED.finished, outcome = EXCLUDED.outcome",
+            )
+            .bind(assignments.iter().map(|(call, _)| *call).collect::<Vec<_>>())
+            .bind(assignments.iter().map(|(_, a)| a.organization_id).collect::<Vec<_>>())
+            .bind(assignments.iter().map(|(_, a)| a.test_id).collect::<Vec<_>>())
+            .bind(assignments.iter().map(|(_, a)| a.variant_id).collect::<Vec<_>>())
+            .bind(assignments.iter().map(|(_, a)| a.finished).collect::<Vec<_>>())
+            .bind(assignments.iter().map(|(_, a)| a.outcome.map(Outcome::as_str)).collect::<Vec<_>>())
+            .bind(assignments.iter().map(|(_, a)| a.day).collect::<Vec<_>>())
+            .execute(&mut *conn)
+            .await?;
+        }
+        if !self.variants.is_empty() {
+            let (mut tests, mut variants, mut positions, mut frozen) = (vec![], vec![], vec![], vec![]);
+            let (mut calls, mut finished, mut qualified, mut appointments, mut sales) =
+                (vec![], vec![], vec![], vec![], vec![]);
+            for ((test_id, variant_id), tally) in self.variants {
+                let (position, variant) = tally.started.unzip();
+                tests.push(test_id);
+                variants.push(variant_id);
+                positions.push(position);
+                frozen.push(variant.map(Json));
+                calls.push(tally.calls);
+                finished.push(tally.finished);
+                qualified.push(tally.qualified);
+                appointments.push(tally.appointments);
+                sales.push(tally.sales);
+            }
+            // Counts of a variant the test does not have change nothing.
+            sqlx::query(
+                "INSERT INTO ab_test_variants AS v
+                     (test_id, variant_id, position, variant, calls, finished, qualified, appointments, sales)
+                 SELECT n.test_id, n.variant_id, COALESCE(n.position, o.position), COALESCE(n.variant, o.variant),
+                        n.calls, n.finished, n.qualified, n.appointments, n.sales
+                 FROM UNNEST($1::uuid[], $2::uuid[], $3::int[], $4::jsonb[], $5::bigint[], $6::bigint[], $7::bigint[],
+                             $8::bigint[], $9::bigint[])
+                      AS n(test_id, variant_id, position, variant, calls, finished, qualified, appointments, sales)
+                 LEFT JOIN ab_test_variants o ON o.test_id = n.test_id AND o.variant_id = n.variant_id
+                 WHERE n.position IS NOT NULL OR o.test_id IS NOT NULL
+                 ON CONFLICT (test_id, variant_id) DO UPDATE SET calls = v.calls + EXCLUDED.calls,
+                     finished = v.finished + EXCLUDED.finished, qualified = v.qualified + EXCLUDED.qualified,
+                     appointments = v.appointments + EXCLUDED.appointments, sales = v.sales + EXCLUDED.sales",
+            )
+            .bind(tests)
+            .bind(variants)
+            .bind(positions)
+            .bind(frozen)
+            .bind(calls)
+            .bind(finished)
+            .bind(qualified)
+            .bind(appointments)
+            .bind(sales)
+            .execute(&mut *conn)
+            .await?;
+        }
+        if !self.daily.is_empty() {
+            let (mut tests, mut variants, mut days, mut calls, mut conversions) =
+                (vec![], vec![], vec![], vec![], vec![]);
+            for ((test_id, variant_id, day), tally) in self.daily {
+                tests.push(test_id);
+                variants.push(variant_id);
+                days.push(day);
+                calls.push(tally.calls);
+                conversions.push(tally.conversions);
+            }
+            // A conversion's day row exists: the call's assignment added it.
+            sqlx::query(
+                "INSERT INTO ab_daily AS d (test_id, variant_id, day, calls, conversions)
+                 SELECT * FROM UNNEST($1::uuid[], $2::uuid[], $3::date[], $4::bigint[], $5::bigint[])
+                 ON CONFLICT (test_id, variant_id, day) DO UPDATE SET calls = d.calls + EXCLUDED.calls,
+                     conversions = d.conversions + EXCLUDED.conversions",
+            )
+            .bind(tests)
+            .bind(variants)
+            .bind(days)
+            .bind(calls)
+            .bind(conversions)
+            .execute(&mut *conn)
+            .await?;
+        }
+        Ok(())
+    }
+}
+
+/// An event folded into `ab_tests` and the tallies, in log order.
+enum Input<'a> {
+    Test(Uuid, &'a RecordedEvent, AbTestEvent),
+    Call(Uuid, &'a RecordedEvent),
 }
 
 pub struct AbTestingProjection;
@@ -65,215 +455,63 @@ impl ReadModel for AbTestingProjection {
     }
 
     async fn apply(&self, conn: &mut PgConnection, events: &[RecordedEvent]) -> Result<(), sqlx::Error> {
+        let mut variant_events = vec![];
+        let mut inputs = vec![];
         for event in events {
             match event.stream_type.as_str() {
-                "script-variant" => apply_variant(conn, event).await?,
-                "ab-test" => apply_test(conn, event).await?,
+                "script-variant" => variant_events.push((stream_uuid(event)?, event)),
+                "ab-test" => {
+                    let decoded = AbTestEvent::decode(&event.event_type, event.event_version, &event.payload)
+                        .map_err(decode_error)?;
+                    inputs.push(Input::Test(stream_uuid(event)?, event, decoded));
+                }
                 "call" if matches!(event.event_type.as_str(), "CallEnded" | "CallOutcomeRecorded") => {
-                    apply_call(conn, event).await?
+                    inputs.push(Input::Call(stream_uuid(event)?, event));
                 }
                 _ => {}
             }
         }
-        Ok(())
-    }
-}
-
-async fn apply_variant(conn: &mut PgConnection, event: &RecordedEvent) -> Result<(), sqlx::Error> {
-    let id = id_of(event)?;
-    let query =
-        match VariantEvent::decode(&event.event_type, event.event_version, &event.payload).map_err(decode_error)? {
-            VariantEvent::VariantCreated {
-                organization_id,
-                agent_id,
-                spec,
-                at,
-            } => sqlx::query(
-                "INSERT INTO ab_variants (id, organization_id, agent_id, spec, created_at) VALUES ($1, $2, $3, $4, $5)",
-            )
-            .bind(id)
-            .bind(organization_id)
-            .bind(agent_id)
-            .bind(Json(spec))
-            .bind(at),
-            VariantEvent::VariantUpdated { spec, .. } => sqlx::query("UPDATE ab_variants SET spec = $2 WHERE id = $1")
-                .bind(id)
-                .bind(Json(spec)),
-            VariantEvent::VariantDeleted { .. } => {
-                sqlx::query("UPDATE ab_variants SET deleted = true WHERE id = $1").bind(id)
+        rows::fold_batch(conn, &VARIANTS, variant_events.iter().map(|(id, _)| *id), |rows| {
+            for (id, event) in &variant_events {
+                let decoded = VariantEvent::decode(&event.event_type, event.event_version, &event.payload)
+                    .map_err(decode_error)?;
+                evolve_variant(rows.entry(*id).or_default(), *id, decoded);
             }
-            VariantEvent::VariantEnrolled { test_id, .. } => {
-                sqlx::query("UPDATE ab_variants SET running_test_id = $2 WHERE id = $1")
-                    .bind(id)
-                    .bind(test_id)
-            }
-            VariantEvent::VariantReleased { .. } => {
-                sqlx::query("UPDATE ab_variants SET running_test_id = NULL WHERE id = $1").bind(id)
-            }
-        };
-    query.execute(conn).await.map(|_| ())
-}
-
-async fn apply_test(conn: &mut PgConnection, event: &RecordedEvent) -> Result<(), sqlx::Error> {
-    let id = id_of(event)?;
-    match AbTestEvent::decode(&event.event_type, event.event_version, &event.payload).map_err(decode_error)? {
-        AbTestEvent::AbTestStarted {
-            organization_id,
-            agent_id,
-            settings,
-            variants,
-            at,
-        } => {
-            sqlx::query(
-                "INSERT INTO ab_tests (id, organization_id, agent_id, settings, status, started_at) VALUES ($1, $2, $3, $4, 'running', $5)",
-            )
-            .bind(id)
-            .bind(organization_id)
-            .bind(agent_id)
-            .bind(Json(settings))
-            .bind(at)
-            .execute(&mut *conn)
-            .await?;
-            for (position, variant) in variants.iter().enumerate() {
-                sqlx::query(
-                    "INSERT INTO ab_test_variants (test_id, variant_id, position, variant) VALUES ($1, $2, $3, $4)",
-                )
-                .bind(id)
-                .bind(variant.variant_id)
-                .bind(position as i32)
-                .bind(Json(variant))
-                .execute(&mut *conn)
-                .await?;
-            }
-        }
-        AbTestEvent::AbTestPaused { .. } => set_status(conn, id, "paused").await?,
-        AbTestEvent::AbTestResumed { .. } => set_status(conn, id, "running").await?,
-        AbTestEvent::AbTestCompleted { at } => {
-            sqlx::query("UPDATE ab_tests SET status = 'completed', completed_at = $2 WHERE id = $1")
-                .bind(id)
-                .bind(at)
-                .execute(&mut *conn)
-                .await?;
-        }
-        AbTestEvent::AbTestLookTaken { look, .. } => {
-            sqlx::query("UPDATE ab_tests SET looks_taken = $2 WHERE id = $1")
-                .bind(id)
-                .bind(look as i32 + 1)
-                .execute(&mut *conn)
-                .await?;
-        }
-        AbTestEvent::AbTestWinnerDeclared {
-            variant_id, decided_by, ..
-        } => {
-            sqlx::query("UPDATE ab_tests SET winner_id = $2, decided_by = $3 WHERE id = $1")
-                .bind(id)
-                .bind(variant_id)
-                .bind(decided_by)
-                .execute(&mut *conn)
-                .await?;
-        }
-        AbTestEvent::VariantAssigned {
-            call_id,
-            variant_id,
-            at,
-            ..
-        } => {
-            sqlx::query(
-                "INSERT INTO ab_assignments (call_id, organization_id, test_id, variant_id, day) VALUES ($1, $2, $3, $4, $5)
-                 ON CONFLICT (call_id) DO NOTHING",
-            )
-            .bind(call_id)
-            .bind(event.organization_id)
-            .bind(id)
-            .bind(variant_id)
-            .bind(at.date_naive())
-            .execute(&mut *conn)
-            .await?;
-            sqlx::query("UPDATE ab_test_variants SET calls = calls + 1 WHERE test_id = $1 AND variant_id = $2")
-                .bind(id)
-                .bind(variant_id)
-                .execute(&mut *conn)
-                .await?;
-            sqlx::query(
-                "INSERT INTO ab_daily (test_id, variant_id, day, calls) VALUES ($1, $2, $3, 1)
-                 ON CONFLICT (test_id, variant_id, day) DO UPDATE SET calls = ab_daily.calls + 1",
-            )
-            .bind(id)
-            .bind(variant_id)
-            .bind(at.date_naive())
-            .execute(&mut *conn)
-            .await?;
-        }
-    }
-    Ok(())
-}
-
-async fn set_status(conn: &mut PgConnection, id: Uuid, status: &str) -> Result<(), sqlx::Error> {
-    sqlx::query("UPDATE ab_tests SET status = $2 WHERE id = $1")
-        .bind(id)
-        .bind(status)
-        .execute(conn)
-        .await
-        .map(|_| ())
-}
-
-/// Counts only finished calls, so a variant never shows more conversions than calls.
-async fn apply_call(conn: &mut PgConnection, event: &RecordedEvent) -> Result<(), sqlx::Error> {
-    let call_id = id_of(event)?;
-    let Some(row) = sqlx::query(
-        "SELECT a.test_id, a.variant_id, a.finished, a.outcome, a.day, t.settings FROM ab_assignments a
-         JOIN ab_tests t ON t.id = a.test_id WHERE a.call_id = $1",
-    )
-    .bind(call_id)
-    .fetch_optional(&mut *conn)
-    .await?
-    else {
-        return Ok(());
-    };
-    let (test_id, variant_id): (Uuid, Uuid) = (row.get("test_id"), row.get("variant_id"));
-    let was_finished: bool = row.get("finished");
-    // Stored from a typed outcome, so it parses.
-    let old_outcome: Option<Outcome> = row.get::<Option<String>, _>("outcome").and_then(|o| o.parse().ok());
-    let settings: Json<TestSettings> = row.get("settings");
-    let day: chrono::NaiveDate = row.get("day");
-    let (finished, outcome) =
-        match CallEvent::decode(&event.event_type, event.event_version, &event.payload).map_err(decode_error)? {
-            CallEvent::CallEnded { .. } => (true, old_outcome),
-            CallEvent::CallOutcomeRecorded { outcome, .. } => (was_finished, Some(outcome)),
-            _ => return Ok(()),
-        };
-    let before = if was_finished { stages(old_outcome) } else { (0, 0, 0) };
-    let after = if finished { stages(outcome) } else { (0, 0, 0) };
-    let converted =
-        |o: Option<Outcome>, f: bool| i64::from(f && o.is_some_and(|o| settings.success_outcome.is_met_by(o)));
-    sqlx::query("UPDATE ab_assignments SET finished = $2, outcome = $3 WHERE call_id = $1")
-        .bind(call_id)
-        .bind(finished)
-        .bind(outcome.map(Outcome::as_str))
-        .execute(&mut *conn)
+            Ok(())
+        })
         .await?;
-    sqlx::query(
-        "UPDATE ab_test_variants SET finished = finished + $3, qualified = qualified + $4, appointments = appointments + $5, sales = sales + $6
-         WHERE test_id = $1 AND variant_id = $2",
-    )
-    .bind(test_id)
-    .bind(variant_id)
-    .bind(i64::from(finished) - i64::from(was_finished))
-    .bind(after.0 - before.0)
-    .bind(after.1 - before.1)
-    .bind(after.2 - before.2)
-    .execute(&mut *conn)
-    .await?;
-    sqlx::query(
-        "UPDATE ab_daily SET conversions = conversions + $4 WHERE test_id = $1 AND variant_id = $2 AND day = $3",
-    )
-    .bind(test_id)
-    .bind(variant_id)
-    .bind(day)
-    .bind(converted(outcome, finished) - converted(old_outcome, was_finished))
-    .execute(&mut *conn)
-    .await?;
-    Ok(())
+
+        let mut tallies = Tallies::default();
+        let (mut test_ids, mut call_ids) = (vec![], vec![]);
+        for input in &inputs {
+            match input {
+                Input::Test(id, _, event) => {
+                    test_ids.push(*id);
+                    if let AbTestEvent::VariantAssigned { call_id, .. } = event {
+                        call_ids.push(*call_id);
+                    }
+                }
+                Input::Call(id, _) => call_ids.push(*id),
+            }
+        }
+        call_ids.sort_unstable();
+        call_ids.dedup();
+        tallies.load(conn, call_ids).await?;
+        rows::fold_batch(conn, &TESTS, test_ids, |tests| {
+            for input in inputs {
+                match input {
+                    Input::Test(id, event, decoded) => {
+                        evolve_test(tests.entry(id).or_default(), id, &decoded);
+                        tallies.test_event(id, event.organization_id, decoded);
+                    }
+                    Input::Call(call_id, event) => tallies.call_event(call_id, event, tests)?,
+                }
+            }
+            Ok(())
+        })
+        .await?;
+        tallies.save(conn).await
+    }
 }
 
 /// Makes a winner-rule look due whenever a call finishes or gets its outcome;

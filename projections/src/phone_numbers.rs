@@ -1,25 +1,210 @@
 //! Credentials (masked) and phone numbers with their sync and line status
 //! (the `number_sync_queue` subscription feeds their sync to Vapi).
 
+use crate::rows::{self, decode_error, stream_uuid, Keyed, Table};
 use crate::runtime::ReadModel;
 use application::auth::Page;
 use application::phone_numbers::{CredentialView, NumberDirectory, PhoneNumberView};
 use application::AppError;
 use async_trait::async_trait;
-use domain::phone_numbers::{CredentialEvent, PhoneNumberEvent};
+use chrono::{DateTime, Utc};
+use domain::phone_numbers::{CredentialEvent, NumberSource, PhoneNumberEvent};
 use domain::sync::SyncStatus;
 use domain::{DomainEvent, RecordedEvent};
+use serde::{Deserialize, Serialize};
 use sqlx::postgres::PgRow;
 use sqlx::{PgConnection, PgPool, Row};
 use uuid::Uuid;
 
-fn id_of(event: &RecordedEvent) -> Result<Uuid, sqlx::Error> {
-    let prefix = format!("{}-", event.stream_type);
-    Uuid::parse_str(event.stream_id.trim_start_matches(&prefix)).map_err(|e| sqlx::Error::Decode(Box::new(e)))
+/// A row of the `credentials` table.
+#[derive(Serialize, Deserialize)]
+struct CredentialRow {
+    id: Uuid,
+    organization_id: Uuid,
+    provider: String,
+    name: String,
+    hint: String,
+    registered_with_vapi: bool,
+    removed: bool,
+    created_at: DateTime<Utc>,
 }
 
-fn decode_error(e: domain::events::DecodeError) -> sqlx::Error {
-    sqlx::Error::Decode(Box::new(e))
+impl Keyed for CredentialRow {
+    fn id(&self) -> Uuid {
+        self.id
+    }
+}
+
+const CREDENTIALS: Table = Table {
+    name: "credentials",
+    columns: &[
+        "organization_id",
+        "provider",
+        "name",
+        "hint",
+        "registered_with_vapi",
+        "removed",
+        "created_at",
+    ],
+};
+
+/// One event's change to a credential's row (`None`: not added yet).
+fn evolve_credential(row: &mut Option<CredentialRow>, id: Uuid, event: CredentialEvent) {
+    if let CredentialEvent::CredentialAdded {
+        organization_id,
+        provider,
+        name,
+        hint,
+        at,
+        ..
+    } = event
+    {
+        *row = Some(CredentialRow {
+            id,
+            organization_id,
+            provider,
+            name,
+            hint,
+            registered_with_vapi: false,
+            removed: false,
+            created_at: at,
+        });
+        return;
+    }
+    let Some(credential) = row else { return };
+    match event {
+        CredentialEvent::CredentialAdded { .. } => {}
+        CredentialEvent::CredentialRegisteredWithVapi { .. } => credential.registered_with_vapi = true,
+        CredentialEvent::CredentialRemoved { .. } => credential.removed = true,
+    }
+}
+
+/// A row of the `phone_numbers` table.
+#[derive(Serialize, Deserialize)]
+struct NumberRow {
+    id: Uuid,
+    organization_id: Uuid,
+    provider: String,
+    name: Option<String>,
+    number: Option<String>,
+    area_code: Option<String>,
+    agent_id: Option<Uuid>,
+    credential_id: Option<Uuid>,
+    status: Option<String>,
+    revision: i32,
+    synced_revision: i32,
+    sync_failed: bool,
+    vapi_phone_number_id: Option<String>,
+    last_sync_error: Option<String>,
+    removed: bool,
+    created_at: DateTime<Utc>,
+}
+
+impl Keyed for NumberRow {
+    fn id(&self) -> Uuid {
+        self.id
+    }
+}
+
+const PHONE_NUMBERS: Table = Table {
+    name: "phone_numbers",
+    columns: &[
+        "organization_id",
+        "provider",
+        "name",
+        "number",
+        "area_code",
+        "agent_id",
+        "credential_id",
+        "status",
+        "revision",
+        "synced_revision",
+        "sync_failed",
+        "vapi_phone_number_id",
+        "last_sync_error",
+        "removed",
+        "created_at",
+    ],
+};
+
+/// One event's change to a number's row (`None`: not added yet).
+fn evolve_number(row: &mut Option<NumberRow>, id: Uuid, event: PhoneNumberEvent) {
+    if let PhoneNumberEvent::PhoneNumberAdded {
+        organization_id,
+        name,
+        source,
+        agent_id,
+        at,
+    } = event
+    {
+        let area_code = match &source {
+            NumberSource::Vapi { area_code } => Some(area_code.clone()),
+            other => other.number().and_then(|n| n.area_code()).map(str::to_owned),
+        };
+        *row = Some(NumberRow {
+            id,
+            organization_id,
+            provider: source.provider().to_owned(),
+            name,
+            number: source.number().map(|n| n.as_str().to_owned()),
+            area_code,
+            agent_id,
+            credential_id: source.credential_id(),
+            status: None,
+            revision: 1,
+            synced_revision: 0,
+            sync_failed: false,
+            vapi_phone_number_id: None,
+            last_sync_error: None,
+            removed: false,
+            created_at: at,
+        });
+        return;
+    }
+    let Some(phone) = row else { return };
+    match event {
+        PhoneNumberEvent::PhoneNumberAdded { .. } => {}
+        // The sync reactor's own bookkeeping: nothing the user sees changes.
+        PhoneNumberEvent::PhoneNumberProvisioningStarted { .. } => {}
+        PhoneNumberEvent::PhoneNumberAssigned { agent_id, .. } => {
+            phone.agent_id = agent_id;
+            phone.revision += 1;
+            phone.sync_failed = false;
+        }
+        PhoneNumberEvent::PhoneNumberRemoved { .. } => {
+            phone.removed = true;
+            phone.revision += 1;
+            phone.sync_failed = false;
+        }
+        PhoneNumberEvent::PhoneNumberSyncedToVapi {
+            vapi_phone_number_id,
+            number,
+            revision,
+            ..
+        } => {
+            // A push of an older revision only tells the number's id.
+            let revision = revision as i32;
+            phone.synced_revision = phone.synced_revision.max(revision);
+            phone.vapi_phone_number_id = vapi_phone_number_id;
+            if let Some(number) = number {
+                if phone.area_code.is_none() {
+                    phone.area_code = number.area_code().map(str::to_owned);
+                }
+                phone.number = Some(number.as_str().to_owned());
+            }
+            if phone.revision == revision {
+                phone.sync_failed = false;
+                phone.last_sync_error = None;
+            }
+        }
+        PhoneNumberEvent::PhoneNumberSyncFailed { revision, reason, .. } => {
+            if phone.revision == revision as i32 {
+                phone.sync_failed = true;
+                phone.last_sync_error = Some(reason);
+            }
+        }
+        PhoneNumberEvent::PhoneNumberStatusChanged { status, .. } => phone.status = Some(status),
+    }
 }
 
 pub struct PhoneNumbersProjection;
@@ -47,109 +232,34 @@ impl ReadModel for PhoneNumbersProjection {
     }
 
     async fn apply(&self, conn: &mut PgConnection, events: &[RecordedEvent]) -> Result<(), sqlx::Error> {
-        for event in events {
-            match event.stream_type.as_str() {
-                "credential" => apply_credential(conn, event).await?,
-                "phone-number" => apply_number(conn, event).await?,
-                _ => {}
+        let of_stream_type = |stream_type: &str| {
+            events
+                .iter()
+                .filter(|e| e.stream_type == stream_type)
+                .map(|e| Ok((stream_uuid(e)?, e)))
+                .collect::<Result<Vec<_>, sqlx::Error>>()
+        };
+        let credentials = of_stream_type("credential")?;
+        rows::fold_batch(conn, &CREDENTIALS, credentials.iter().map(|(id, _)| *id), |rows| {
+            for (id, event) in &credentials {
+                let decoded = CredentialEvent::decode(&event.event_type, event.event_version, &event.payload)
+                    .map_err(decode_error)?;
+                evolve_credential(rows.entry(*id).or_default(), *id, decoded);
             }
-        }
-        Ok(())
+            Ok(())
+        })
+        .await?;
+        let numbers = of_stream_type("phone-number")?;
+        rows::fold_batch(conn, &PHONE_NUMBERS, numbers.iter().map(|(id, _)| *id), |rows| {
+            for (id, event) in &numbers {
+                let decoded = PhoneNumberEvent::decode(&event.event_type, event.event_version, &event.payload)
+                    .map_err(decode_error)?;
+                evolve_number(rows.entry(*id).or_default(), *id, decoded);
+            }
+            Ok(())
+        })
+        .await
     }
-}
-
-async fn apply_credential(conn: &mut PgConnection, event: &RecordedEvent) -> Result<(), sqlx::Error> {
-    let id = id_of(event)?;
-    let query = match CredentialEvent::decode(&event.event_type, event.event_version, &event.payload).map_err(decode_error)? {
-        CredentialEvent::CredentialAdded { organization_id, provider, name, hint, at, .. } => sqlx::query(
-            "INSERT INTO credentials (id, organization_id, provider, name, hint, created_at) VALUES ($1, $2, $3, $4, $5, $6)",
-        )
-        .bind(id)
-        .bind(organization_id)
-        .bind(provider)
-        .bind(name)
-        .bind(hint)
-        .bind(at),
-        CredentialEvent::CredentialRegisteredWithVapi { .. } => {
-            sqlx::query("UPDATE credentials SET registered_with_vapi = true WHERE id = $1").bind(id)
-        }
-        CredentialEvent::CredentialRemoved { .. } => sqlx::query("UPDATE credentials SET removed = true WHERE id = $1").bind(id),
-    };
-    query.execute(conn).await.map(|_| ())
-}
-
-async fn apply_number(conn: &mut PgConnection, event: &RecordedEvent) -> Result<(), sqlx::Error> {
-    let id = id_of(event)?;
-    let query = match PhoneNumberEvent::decode(&event.event_type, event.event_version, &event.payload)
-        .map_err(decode_error)?
-    {
-        PhoneNumberEvent::PhoneNumberAdded {
-            organization_id,
-            name,
-            source,
-            agent_id,
-            at,
-        } => {
-            let area_code = match &source {
-                domain::phone_numbers::NumberSource::Vapi { area_code } => Some(area_code.clone()),
-                other => other.number().and_then(|n| n.area_code()).map(str::to_owned),
-            };
-            sqlx::query(
-                "INSERT INTO phone_numbers (id, organization_id, provider, name, number, area_code, agent_id, credential_id, revision, created_at)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 1, $9)",
-            )
-            .bind(id)
-            .bind(organization_id)
-            .bind(source.provider())
-            .bind(name)
-            .bind(source.number().map(|n| n.as_str().to_owned()))
-            .bind(area_code)
-            .bind(agent_id)
-            .bind(source.credential_id())
-            .bind(at)
-        }
-        PhoneNumberEvent::PhoneNumberAssigned { agent_id, .. } => sqlx::query(
-            "UPDATE phone_numbers SET agent_id = $2, revision = revision + 1, sync_failed = false WHERE id = $1",
-        )
-        .bind(id)
-        .bind(agent_id),
-        PhoneNumberEvent::PhoneNumberRemoved { .. } => sqlx::query(
-            "UPDATE phone_numbers SET removed = true, revision = revision + 1, sync_failed = false WHERE id = $1",
-        )
-        .bind(id),
-        PhoneNumberEvent::PhoneNumberSyncedToVapi {
-            vapi_phone_number_id,
-            number,
-            revision,
-            ..
-        } => sqlx::query(
-            // A push of an older revision only tells the number's id.
-            "UPDATE phone_numbers SET synced_revision = GREATEST(synced_revision, $2), vapi_phone_number_id = $3,
-                number = COALESCE($4, number), area_code = COALESCE(area_code, $5),
-                sync_failed = sync_failed AND revision <> $2,
-                last_sync_error = CASE WHEN revision = $2 THEN NULL ELSE last_sync_error END
-             WHERE id = $1",
-        )
-        .bind(id)
-        .bind(revision as i32)
-        .bind(vapi_phone_number_id)
-        .bind(number.as_ref().map(|n| n.as_str().to_owned()))
-        .bind(number.as_ref().and_then(|n| n.area_code()).map(str::to_owned)),
-        PhoneNumberEvent::PhoneNumberSyncFailed { revision, reason, .. } => sqlx::query(
-            "UPDATE phone_numbers SET sync_failed = true, last_sync_error = $3 WHERE id = $1 AND revision = $2",
-        )
-        .bind(id)
-        .bind(revision as i32)
-        .bind(reason),
-        PhoneNumberEvent::PhoneNumberStatusChanged { status, .. } => {
-            sqlx::query("UPDATE phone_numbers SET status = $2 WHERE id = $1")
-                .bind(id)
-                .bind(status)
-        }
-        // The sync reactor's own bookkeeping: nothing the user sees changes.
-        PhoneNumberEvent::PhoneNumberProvisioningStarted { .. } => return Ok(()),
-    };
-    query.execute(conn).await.map(|_| ())
 }
 
 #[derive(Clone)]

@@ -60,6 +60,13 @@ fn read_model_filter(m: &dyn ReadModel) -> LogFilter<'_> {
     }
 }
 
+/// Runs `work`, returning its result and how long it took.
+async fn timed<T>(work: impl std::future::Future<Output = T>) -> (T, Duration) {
+    let began = Instant::now();
+    let result = work.await;
+    (result, began.elapsed())
+}
+
 /// Work a reactor owes because of one event.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct WorkOrder {
@@ -218,6 +225,10 @@ pub struct RebuildProgress {
     pub done: u64,
     pub total: u64,
     pub events_per_second: f64,
+    /// Time spent reading the log and applying batches (they overlap): says
+    /// which side bounds a rebuild.
+    pub reading: Duration,
+    pub applying: Duration,
 }
 
 /// How much history a replay applies: all of it, or up to a position and/or a time.
@@ -818,28 +829,35 @@ impl ProjectionRunner {
         let started = Instant::now();
         let mut done = 0u64;
         let mut at = Checkpoint::START;
-        let report = |done: u64| RebuildProgress {
+        let (mut reading, mut applying) = (Duration::ZERO, Duration::ZERO);
+        let report = |done: u64, reading: Duration, applying: Duration| RebuildProgress {
             done,
             total,
             events_per_second: done as f64 / started.elapsed().as_secs_f64().max(1e-9),
+            reading,
+            applying,
         };
         // Reading the next page overlaps with applying the current one.
-        let mut page = self.read_page(m, at).await?;
+        let (first, read_time) = timed(self.read_page(m, at)).await;
+        reading += read_time;
+        let mut page = first?;
         while let Some(last) = page.scanned_to {
-            let (next, applied) = tokio::join!(
-                self.read_page(m, last),
-                self.apply_in_own_transaction(m, &search_path, page.events, limit)
+            let ((next, read_time), (applied, apply_time)) = tokio::join!(
+                timed(self.read_page(m, last)),
+                timed(self.apply_in_own_transaction(m, &search_path, page.events, limit))
             );
+            reading += read_time;
+            applying += apply_time;
             applied?;
             at = last;
             done += page.scanned as u64;
-            progress(report(done));
+            progress(report(done, reading, applying));
             page = next?;
         }
         if swap {
             done += self.swap_in(m, schema, &search_path, at).await? as u64;
         }
-        Ok(report(done))
+        Ok(report(done, reading, applying))
     }
 
     async fn read_page(&self, m: &dyn ReadModel, after: Checkpoint) -> Result<LogPage, ProjectionError> {

@@ -1,26 +1,118 @@
 //! Slack integrations as `GET /api/integrations/slack` shows them, and the
 //! router that turns call events into notification work.
 
+use crate::rows::{self, decode_error, stream_uuid, Keyed, Table};
 use crate::runtime::{ReadModel, Subscription, WorkOrder};
 use application::auth::Page;
 use application::slack::{notification_key, IntegrationStatus, SlackDirectory, SlackIntegrationView, SLACK_NOTIFY};
 use application::AppError;
 use async_trait::async_trait;
+use chrono::{DateTime, Utc};
 use domain::calls::{CallEvent, CallStatus, EndedReason, Outcome};
 use domain::events::DecodeError;
 use domain::slack::{NotificationEvent, NotificationKind, Preferences, SlackEvent};
 use domain::{Checkpoint, DomainEvent, RecordedEvent};
+use serde::{Deserialize, Serialize};
 use sqlx::types::Json;
 use sqlx::{PgConnection, PgPool, Row};
 use uuid::Uuid;
 
-fn id_of(event: &RecordedEvent) -> Result<Uuid, sqlx::Error> {
-    let prefix = format!("{}-", event.stream_type);
-    Uuid::parse_str(event.stream_id.trim_start_matches(&prefix)).map_err(|e| sqlx::Error::Decode(Box::new(e)))
+/// A row of the `slack_integrations` table.
+#[derive(Serialize, Deserialize)]
+struct IntegrationRow {
+    id: Uuid,
+    organization_id: Uuid,
+    workspace_name: String,
+    channel: String,
+    webhook_hint: String,
+    preferences: Preferences,
+    broken_reason: Option<String>,
+    disconnected: bool,
+    notifications_sent: i64,
+    last_error: Option<String>,
+    created_at: DateTime<Utc>,
+    connected_transaction_id: i64,
+    connected_position: i64,
 }
 
-fn decode_error(e: domain::events::DecodeError) -> sqlx::Error {
-    sqlx::Error::Decode(Box::new(e))
+impl Keyed for IntegrationRow {
+    fn id(&self) -> Uuid {
+        self.id
+    }
+}
+
+const SLACK_INTEGRATIONS: Table = Table {
+    name: "slack_integrations",
+    columns: &[
+        "organization_id",
+        "workspace_name",
+        "channel",
+        "webhook_hint",
+        "preferences",
+        "broken_reason",
+        "disconnected",
+        "notifications_sent",
+        "last_error",
+        "created_at",
+        "connected_transaction_id",
+        "connected_position",
+    ],
+};
+
+/// An event that changes an integration's row.
+enum Change {
+    Integration(SlackEvent, Checkpoint),
+    Notification(NotificationEvent),
+}
+
+/// One event's change to an integration's row (`None`: not connected yet).
+fn evolve(row: &mut Option<IntegrationRow>, id: Uuid, change: Change) {
+    if let Change::Integration(
+        SlackEvent::SlackIntegrationConnected {
+            organization_id,
+            workspace_name,
+            channel,
+            webhook_hint,
+            preferences,
+            at,
+            ..
+        },
+        connected,
+    ) = change
+    {
+        *row = Some(IntegrationRow {
+            id,
+            organization_id,
+            workspace_name,
+            channel,
+            webhook_hint,
+            preferences,
+            broken_reason: None,
+            disconnected: false,
+            notifications_sent: 0,
+            last_error: None,
+            created_at: at,
+            connected_transaction_id: connected.transaction_id,
+            connected_position: connected.global_position,
+        });
+        return;
+    }
+    let Some(integration) = row else { return };
+    match change {
+        Change::Integration(event, _) => match event {
+            SlackEvent::SlackIntegrationConnected { .. } => {}
+            SlackEvent::SlackPreferencesUpdated { preferences, .. } => integration.preferences = preferences,
+            SlackEvent::SlackIntegrationBroken { reason, .. } => integration.broken_reason = Some(reason),
+            SlackEvent::SlackIntegrationDisconnected { .. } => integration.disconnected = true,
+        },
+        Change::Notification(NotificationEvent::SlackNotificationSent { .. }) => {
+            integration.notifications_sent += 1;
+            integration.last_error = None;
+        }
+        Change::Notification(NotificationEvent::SlackNotificationFailed { reason, .. }) => {
+            integration.last_error = Some(reason);
+        }
+    }
 }
 
 pub struct SlackIntegrationsProjection;
@@ -48,55 +140,33 @@ impl ReadModel for SlackIntegrationsProjection {
     }
 
     async fn apply(&self, conn: &mut PgConnection, events: &[RecordedEvent]) -> Result<(), sqlx::Error> {
+        // Decoded first: a notification's integration is in its payload.
+        let mut changes = Vec::with_capacity(events.len());
         for event in events {
             match event.stream_type.as_str() {
                 "slack-integration" => {
-                    let id = id_of(event)?;
-                    let query = match SlackEvent::decode(&event.event_type, event.event_version, &event.payload).map_err(decode_error)? {
-                        SlackEvent::SlackIntegrationConnected { organization_id, workspace_name, channel, webhook_hint, preferences, at, .. } => {
-                            sqlx::query(
-                                "INSERT INTO slack_integrations (id, organization_id, workspace_name, channel, webhook_hint, preferences, created_at,
-                                                                 connected_transaction_id, connected_position)
-                                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
-                            )
-                            .bind(id)
-                            .bind(organization_id)
-                            .bind(workspace_name)
-                            .bind(channel)
-                            .bind(webhook_hint)
-                            .bind(Json(preferences))
-                            .bind(at)
-                            .bind(event.transaction_id)
-                            .bind(event.global_position)
-                        }
-                        SlackEvent::SlackPreferencesUpdated { preferences, .. } => {
-                            sqlx::query("UPDATE slack_integrations SET preferences = $2 WHERE id = $1").bind(id).bind(Json(preferences))
-                        }
-                        SlackEvent::SlackIntegrationBroken { reason, .. } => {
-                            sqlx::query("UPDATE slack_integrations SET broken_reason = $2 WHERE id = $1").bind(id).bind(reason)
-                        }
-                        SlackEvent::SlackIntegrationDisconnected { .. } => {
-                            sqlx::query("UPDATE slack_integrations SET disconnected = true WHERE id = $1").bind(id)
-                        }
-                    };
-                    query.execute(&mut *conn).await?;
+                    let decoded = SlackEvent::decode(&event.event_type, event.event_version, &event.payload)
+                        .map_err(decode_error)?;
+                    changes.push((stream_uuid(event)?, Change::Integration(decoded, event.checkpoint())));
                 }
                 "slack-notification" => {
-                    let query = match NotificationEvent::decode(&event.event_type, event.event_version, &event.payload).map_err(decode_error)? {
-                        NotificationEvent::SlackNotificationSent { integration_id, .. } => sqlx::query(
-                            "UPDATE slack_integrations SET notifications_sent = notifications_sent + 1, last_error = NULL WHERE id = $1",
-                        )
-                        .bind(integration_id),
-                        NotificationEvent::SlackNotificationFailed { integration_id, reason, .. } => {
-                            sqlx::query("UPDATE slack_integrations SET last_error = $2 WHERE id = $1").bind(integration_id).bind(reason)
-                        }
-                    };
-                    query.execute(&mut *conn).await?;
+                    let decoded = NotificationEvent::decode(&event.event_type, event.event_version, &event.payload)
+                        .map_err(decode_error)?;
+                    let (NotificationEvent::SlackNotificationSent { integration_id, .. }
+                    | NotificationEvent::SlackNotificationFailed { integration_id, .. }) = decoded;
+                    changes.push((integration_id, Change::Notification(decoded)));
                 }
                 _ => {}
             }
         }
-        Ok(())
+        let ids: Vec<Uuid> = changes.iter().map(|(id, _)| *id).collect();
+        rows::fold_batch(conn, &SLACK_INTEGRATIONS, ids, |rows| {
+            for (id, change) in changes {
+                evolve(rows.entry(id).or_default(), id, change);
+            }
+            Ok(())
+        })
+        .await
     }
 }
 

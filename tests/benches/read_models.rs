@@ -48,8 +48,11 @@ async fn main() {
                 .unwrap();
         let result = runner.rebuild(name, |_| {}).await.unwrap();
         println!(
-            "rebuild of read model `{name:<18}`: {:>10.0} events/s of the log ({} events, {consumed} of its streams)",
-            result.events_per_second, result.done
+            "rebuild of read model `{name:<18}`: {:>8.0} events/s of the log ({} events, {consumed} of its streams; reading {:.2} s, applying {:.2} s)",
+            result.events_per_second,
+            result.done,
+            result.reading.as_secs_f64(),
+            result.applying.as_secs_f64()
         );
     }
 }
