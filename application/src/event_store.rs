@@ -112,7 +112,7 @@ pub struct LogFilter<'a> {
     pub stream_types: Option<&'a [&'a str]>,
     /// `None`: every event type.
     pub event_types: Option<&'a [&'a str]>,
-    /// Without payloads, events come with `null` payload and empty metadata.
+    /// Without payloads, events come with a `null` payload (metadata still comes).
     pub payloads: bool,
 }
 

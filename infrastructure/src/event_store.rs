@@ -360,7 +360,7 @@ impl EventStore for PgEventStore {
         let sql = "SELECT global_position, transaction_id::text::bigint AS transaction_id, organization_id, stream_id,
                     stream_type, stream_version, event_id, event_type, event_version, recorded_at, admitted,
                     CASE WHEN admitted AND $6 THEN payload END AS payload,
-                    CASE WHEN admitted AND $6 THEN metadata END AS metadata
+                    CASE WHEN admitted THEN metadata END AS metadata
              FROM (SELECT *, ($4::text[] IS NULL OR stream_type = ANY($4)) AND ($5::text[] IS NULL OR event_type = ANY($5)) AS admitted
                    FROM events
                    WHERE (transaction_id, global_position) > ($1::text::xid8, $2)

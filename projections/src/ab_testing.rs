@@ -424,6 +424,16 @@ enum Input<'a> {
     Call(Uuid, &'a RecordedEvent),
 }
 
+/// Every variant and test event, and of a call only what ends it.
+static CONSUMED_EVENTS: std::sync::LazyLock<Vec<&'static str>> = std::sync::LazyLock::new(|| {
+    VariantEvent::SPECS
+        .iter()
+        .chain(AbTestEvent::SPECS)
+        .map(|spec| spec.event_type)
+        .chain(["CallEnded", "CallOutcomeRecorded"])
+        .collect()
+});
+
 pub struct AbTestingProjection;
 
 #[async_trait]
@@ -438,6 +448,10 @@ impl ReadModel for AbTestingProjection {
 
     fn stream_types(&self) -> Option<&[&'static str]> {
         Some(&["script-variant", "ab-test", "call"])
+    }
+
+    fn event_types(&self) -> Option<&[&'static str]> {
+        Some(&CONSUMED_EVENTS)
     }
 
     fn tables(&self) -> &'static [&'static str] {
@@ -530,6 +544,15 @@ impl Subscription for AbDecisionTrigger {
 
     fn stream_types(&self) -> &[&'static str] {
         &["call"]
+    }
+
+    fn event_types(&self) -> Option<&[&'static str]> {
+        Some(&["CallEnded", "CallOutcomeRecorded"])
+    }
+
+    /// The work key is the call's stream id.
+    fn reads_payloads(&self) -> bool {
+        false
     }
 
     fn route(&self, event: &RecordedEvent) -> Result<Option<WorkOrder>, DecodeError> {

@@ -32,6 +32,8 @@ CREATE TABLE calls (
 CREATE INDEX calls_newest_first ON calls (organization_id, created_at DESC, id DESC);
 CREATE INDEX calls_by_customer ON calls (organization_id, customer_number);
 CREATE INDEX calls_by_agent ON calls (organization_id, agent_id, created_at DESC);
+-- Every Vapi message about a call we placed looks it up by its Vapi id.
+CREATE INDEX calls_by_vapi_call ON calls (vapi_call_id) WHERE vapi_call_id IS NOT NULL;
 CREATE TABLE call_timeline (
     call_id UUID NOT NULL,
     organization_id UUID NOT NULL,

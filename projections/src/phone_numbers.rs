@@ -216,7 +216,7 @@ impl ReadModel for PhoneNumbersProjection {
     }
 
     fn schema_version(&self) -> i32 {
-        1
+        2
     }
 
     fn stream_types(&self) -> Option<&[&'static str]> {

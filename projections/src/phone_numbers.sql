@@ -30,3 +30,5 @@ CREATE TABLE phone_numbers (
     created_at TIMESTAMPTZ NOT NULL
 );
 CREATE INDEX phone_numbers_by_organization ON phone_numbers (organization_id, created_at);
+-- Inbound Vapi messages find their number by its Vapi id.
+CREATE INDEX phone_numbers_by_vapi_number ON phone_numbers (vapi_phone_number_id) WHERE vapi_phone_number_id IS NOT NULL;

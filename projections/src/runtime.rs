@@ -40,7 +40,7 @@ pub trait ReadModel: Send + Sync {
     fn event_types(&self) -> Option<&[&'static str]> {
         None
     }
-    /// Whether `apply` reads payloads and metadata (without, they come empty).
+    /// Whether `apply` reads payloads (without, they come as `null`).
     fn reads_payloads(&self) -> bool {
         true
     }
@@ -83,6 +83,14 @@ pub trait Subscription: Send + Sync {
     fn version(&self) -> i32;
     /// The stream types whose events `route` reads; the store skips the rest undecoded.
     fn stream_types(&self) -> &[&'static str];
+    /// Narrows `stream_types` to these event types (`None`: all of them).
+    fn event_types(&self) -> Option<&[&'static str]> {
+        None
+    }
+    /// Whether `route` reads payloads (without, they come as `null`).
+    fn reads_payloads(&self) -> bool {
+        true
+    }
     /// The work `event` makes due, if any. Pure: no IO.
     fn route(&self, event: &RecordedEvent) -> Result<Option<WorkOrder>, DecodeError>;
 }
@@ -122,8 +130,8 @@ impl Consumer {
             Consumer::ReadModel(m) => read_model_filter(m.as_ref()),
             Consumer::Subscription(s) => LogFilter {
                 stream_types: Some(s.stream_types()),
-                event_types: None,
-                payloads: true,
+                event_types: s.event_types(),
+                payloads: s.reads_payloads(),
             },
         }
     }
@@ -179,6 +187,8 @@ pub struct RunnerConfig {
     pub poll_interval: Duration,
     /// Postgres channel on which appends announce new events.
     pub channel: &'static str,
+    /// How long a woken consumer waits for more appends before it reads.
+    pub gather: Duration,
 }
 
 impl Default for RunnerConfig {
@@ -188,6 +198,7 @@ impl Default for RunnerConfig {
             rebuild_batch_size: 5000,
             poll_interval: Duration::from_millis(500),
             channel: "voxreach_events",
+            gather: Duration::from_millis(20),
         }
     }
 }
@@ -661,14 +672,16 @@ impl ProjectionRunner {
                 while !*shutdown.borrow() {
                     let wake = appended.notified();
                     match runner.step_or_upgrade(&consumer).await {
-                        Ok(n) if n > 0 => continue,
+                        // A full batch: more is waiting.
+                        Ok(n) if n as i64 >= runner.config.batch_size => continue,
                         Ok(_) => {}
                         Err(error) => {
                             tracing::error!(consumer = consumer.name(), %error, "consumer batch failed; will retry")
                         }
                     }
                     tokio::select! {
-                        _ = wake => {}
+                        // Lets appends gather: under load, one batch per interval instead of one per append.
+                        _ = wake => tokio::time::sleep(runner.config.gather).await,
                         _ = tokio::time::sleep(runner.config.poll_interval) => {}
                         _ = shutdown.changed() => {}
                     }

@@ -186,6 +186,10 @@ impl Subscription for SlackRouter {
         &["call"]
     }
 
+    fn event_types(&self) -> Option<&[&'static str]> {
+        Some(&["CallOutcomeRecorded", "CallEnded", "CallStatusUpdated"])
+    }
+
     fn route(&self, event: &RecordedEvent) -> Result<Option<WorkOrder>, DecodeError> {
         if event.stream_type != "call"
             || !matches!(

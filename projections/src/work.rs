@@ -26,6 +26,15 @@ impl Subscription for WorkFeeder {
         std::slice::from_ref(&self.stream_type)
     }
 
+    fn event_types(&self) -> Option<&[&'static str]> {
+        Some(self.event_types)
+    }
+
+    /// The work key is the stream's id.
+    fn reads_payloads(&self) -> bool {
+        false
+    }
+
     fn route(&self, event: &RecordedEvent) -> Result<Option<WorkOrder>, DecodeError> {
         if event.stream_type != self.stream_type || !self.event_types.contains(&event.event_type.as_str()) {
             return Ok(None);
