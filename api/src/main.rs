@@ -224,8 +224,11 @@ async fn replay(
         };
         eprintln!();
         println!(
-            "{projection}: replayed {} events at {:.0} events/s, {place}",
-            last.done, last.events_per_second
+            "{projection}: replayed {} events at {:.0} events/s (reading the log {:.1} s, applying {:.1} s), {place}",
+            last.done,
+            last.events_per_second,
+            last.reading.as_secs_f64(),
+            last.applying.as_secs_f64()
         );
         anyhow::Ok(())
     }

@@ -198,7 +198,7 @@ impl Default for RunnerConfig {
             rebuild_batch_size: 5000,
             poll_interval: Duration::from_millis(500),
             channel: "voxreach_events",
-            gather: Duration::from_millis(20),
+            gather: Duration::from_millis(50),
         }
     }
 }
