@@ -546,3 +546,57 @@ async fn analysis_replays_only_go_to_new_or_their_own_schemas() {
         Err(ProjectionError::UnsafeSchema { .. })
     ));
 }
+
+/// Reads only a stream type nobody writes: every page it scans has nothing for it.
+struct Elsewhere;
+
+impl Subscription for Elsewhere {
+    fn name(&self) -> &'static str {
+        "elsewhere_feed"
+    }
+    fn version(&self) -> i32 {
+        1
+    }
+    fn stream_types(&self) -> &[&'static str] {
+        &["elsewhere"]
+    }
+    fn route(&self, _: &RecordedEvent) -> Result<Option<WorkOrder>, domain::events::DecodeError> {
+        Ok(None)
+    }
+}
+
+#[tokio::test]
+async fn consumers_move_past_events_they_do_not_read_and_store_that_progress() {
+    let db = TestDatabase::create().await;
+    let runner = runner_with(&db, vec![], vec![Arc::new(Elsewhere)]);
+    runner.prepare().await.unwrap();
+    append_events(&db, 30).await;
+    wait_until_readable(&db).await;
+    let head = PgEventStore::new(db.pool.clone()).head().await.unwrap();
+    let stored = || async {
+        sqlx::query_scalar::<_, i64>("SELECT global_position FROM projection_checkpoints WHERE name = 'elsewhere_feed'")
+            .fetch_one(&db.pool)
+            .await
+            .unwrap()
+    };
+
+    // Live, a consumer with nothing to apply stores its position at most once a second, but it does store it.
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let live = tokio::spawn(runner.clone().run(stopped));
+    let mut waited = 0;
+    while stored().await < head.global_position {
+        assert!(waited < 1000, "the idle consumer never stored its progress");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        waited += 1;
+    }
+    stop.send(true).unwrap();
+    live.await.unwrap();
+    assert_eq!(count(&db, "SELECT count(*) FROM reactor_work").await, 0);
+
+    // Tools and tests: catching up leaves every checkpoint where it read.
+    append_events(&db, 5).await;
+    wait_until_readable(&db).await;
+    runner.catch_up().await.unwrap();
+    let head = PgEventStore::new(db.pool.clone()).head().await.unwrap();
+    assert_eq!(stored().await, head.global_position);
+}
