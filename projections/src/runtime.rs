@@ -276,29 +276,6 @@ pub struct ProjectionRunner {
     store: Arc<dyn EventStore>,
     consumers: Vec<Consumer>,
     config: RunnerConfig,
-    /// Per consumer, log scanned past its stored checkpoint with nothing to apply.
-    idle_scans: Arc<std::sync::Mutex<HashMap<&'static str, IdleScan>>>,
-}
-
-/// Events after `from` (the stored checkpoint) up to `to` that a consumer
-/// read and had nothing to do with. Live consumers write such a move at most
-/// once per [`IDLE_CHECKPOINT_EVERY`] instead of once per wake-up.
-#[derive(Debug, Clone, Copy)]
-struct IdleScan {
-    from: Checkpoint,
-    to: Checkpoint,
-    since: Instant,
-}
-
-const IDLE_CHECKPOINT_EVERY: Duration = Duration::from_secs(1);
-
-/// Whether a step with nothing to apply writes its checkpoint now.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum IdleWrites {
-    /// Tests and tools: every step leaves the checkpoint where it read.
-    Now,
-    /// Live: at most once per `IDLE_CHECKPOINT_EVERY`.
-    Deferred,
 }
 
 fn db(consumer: &'static str) -> impl Fn(sqlx::Error) -> ProjectionError {
@@ -453,7 +430,6 @@ impl ProjectionRunner {
             store,
             consumers,
             config,
-            idle_scans: Arc::default(),
         }
     }
 
@@ -520,10 +496,6 @@ impl ProjectionRunner {
     /// Applies at most one batch to one consumer.
     #[tracing::instrument(level = "debug", skip_all, fields(consumer = consumer.name()))]
     pub async fn step(&self, consumer: &Consumer) -> Result<Step, ProjectionError> {
-        self.step_with(consumer, IdleWrites::Now).await
-    }
-
-    async fn step_with(&self, consumer: &Consumer, idle_writes: IdleWrites) -> Result<Step, ProjectionError> {
         let name = consumer.name();
         let mut conn = self.pool.acquire().await.map_err(db(name))?;
         let Some((seen, stored)) = read_checkpoint(&mut conn, name, false).await.map_err(db(name))? else {
@@ -533,34 +505,14 @@ impl ProjectionRunner {
         if stored != consumer.version() {
             return Ok(Step::VersionMismatch { stored });
         }
-        // Where this process already read to, if the stored checkpoint has not moved since.
-        let idle = self.idle_scans.lock().expect("idle scans lock").get(name).copied();
-        let idle = idle.filter(|scan| scan.from == seen);
-        let start = idle.map_or(seen, |scan| scan.to);
         // Read before opening the write transaction, so it holds no snapshot while waiting.
         let page = self
             .store
-            .read_filtered(start, self.config.batch_size, &consumer.filter())
+            .read_filtered(seen, self.config.batch_size, &consumer.filter())
             .await?;
-        let Some(last) = page.scanned_to.or(idle.map(|scan| scan.to)) else {
+        let Some(last) = page.scanned_to else {
             return Ok(Step::Applied(0));
         };
-        let full = page.scanned as i64 >= self.config.batch_size;
-        if page.events.is_empty() && !full && idle_writes == IdleWrites::Deferred {
-            let since = idle.map_or_else(Instant::now, |scan| scan.since);
-            if since.elapsed() < IDLE_CHECKPOINT_EVERY {
-                let scan = IdleScan {
-                    from: seen,
-                    to: last,
-                    since,
-                };
-                self.idle_scans.lock().expect("idle scans lock").insert(name, scan);
-                return Ok(Step::Applied(0));
-            }
-        }
-        if last == seen {
-            return Ok(Step::Applied(0));
-        }
         let events = page.events;
         let mut tx = self.pool.begin().await.map_err(db(name))?;
         let locked = sqlx::query(
@@ -607,7 +559,6 @@ impl ProjectionRunner {
             return Ok(Step::Applied(0));
         }
         tx.commit().await.map_err(db(name))?;
-        self.idle_scans.lock().expect("idle scans lock").remove(name);
         metrics::counter!("voxreach_consumer_events_applied_total", "consumer" => name).increment(events.len() as u64);
         tracing::debug!(events = events.len(), scanned = page.scanned, "batch applied");
         Ok(Step::Applied(page.scanned))
@@ -682,8 +633,8 @@ impl ProjectionRunner {
     }
 
     /// One step, upgrading first when the stored version is older.
-    async fn step_or_upgrade(&self, consumer: &Consumer, idle_writes: IdleWrites) -> Result<usize, ProjectionError> {
-        match self.step_with(consumer, idle_writes).await? {
+    async fn step_or_upgrade(&self, consumer: &Consumer) -> Result<usize, ProjectionError> {
+        match self.step(consumer).await? {
             Step::Applied(n) => Ok(n),
             // After an upgrade, the next step applies what is new.
             Step::VersionMismatch { stored } => Ok(usize::from(self.upgrade(consumer, stored).await?)),
@@ -695,7 +646,7 @@ impl ProjectionRunner {
         loop {
             let mut applied = 0;
             for consumer in &self.consumers {
-                applied += self.step_or_upgrade(consumer, IdleWrites::Now).await?;
+                applied += self.step_or_upgrade(consumer).await?;
             }
             if applied == 0 {
                 return Ok(());
@@ -720,7 +671,7 @@ impl ProjectionRunner {
             tasks.push(tokio::spawn(async move {
                 while !*shutdown.borrow() {
                     let wake = appended.notified();
-                    match runner.step_or_upgrade(&consumer, IdleWrites::Deferred).await {
+                    match runner.step_or_upgrade(&consumer).await {
                         // A full batch: more is waiting.
                         Ok(n) if n as i64 >= runner.config.batch_size => continue,
                         Ok(_) => {}
