@@ -546,3 +546,41 @@ async fn analysis_replays_only_go_to_new_or_their_own_schemas() {
         Err(ProjectionError::UnsafeSchema { .. })
     ));
 }
+
+/// Reads only a stream type nobody writes: every page it scans has nothing for it.
+struct Elsewhere;
+
+impl Subscription for Elsewhere {
+    fn name(&self) -> &'static str {
+        "elsewhere_feed"
+    }
+    fn version(&self) -> i32 {
+        1
+    }
+    fn stream_types(&self) -> &[&'static str] {
+        &["elsewhere"]
+    }
+    fn route(&self, event: &RecordedEvent) -> Result<Option<WorkOrder>, domain::events::DecodeError> {
+        panic!("{} is not of a stream this subscription reads", event.stream_id)
+    }
+}
+
+#[tokio::test]
+async fn consumers_move_past_events_of_streams_they_do_not_read() {
+    let db = TestDatabase::create().await;
+    let runner = runner_with(&db, vec![], vec![Arc::new(Elsewhere)]);
+    runner.prepare().await.unwrap();
+    append_events(&db, 30).await;
+    wait_until_readable(&db).await;
+
+    runner.catch_up().await.unwrap();
+
+    let head = PgEventStore::new(db.pool.clone()).head().await.unwrap();
+    let stored: i64 =
+        sqlx::query_scalar("SELECT global_position FROM projection_checkpoints WHERE name = 'elsewhere_feed'")
+            .fetch_one(&db.pool)
+            .await
+            .unwrap();
+    assert_eq!(stored, head.global_position);
+    assert_eq!(count(&db, "SELECT count(*) FROM reactor_work").await, 0);
+}
