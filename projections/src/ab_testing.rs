@@ -1,7 +1,7 @@
 //! A/B read models: variants, tests with per-variant counts and a daily
 //! series, and which call got which variant. Feeds the winner-rule reactor.
 
-use crate::rows::{self, decode_error, stream_uuid, Keyed, Table};
+use crate::rows::{self, decode_error, stream_uuid};
 use crate::runtime::{ReadModel, Subscription, WorkOrder};
 use application::ab_testing::{AbDirectory, DailyPoint, TestRecord, VariantCounts, VariantView, AB_DECISIONS};
 use application::auth::Page;
@@ -42,24 +42,6 @@ struct VariantRow {
     deleted: bool,
     created_at: DateTime<Utc>,
 }
-
-impl Keyed for VariantRow {
-    fn id(&self) -> Uuid {
-        self.id
-    }
-}
-
-const VARIANTS: Table = Table {
-    name: "ab_variants",
-    columns: &[
-        "organization_id",
-        "agent_id",
-        "spec",
-        "running_test_id",
-        "deleted",
-        "created_at",
-    ],
-};
 
 /// One event's change to a variant's row (`None`: not created yet).
 fn evolve_variant(row: &mut Option<VariantRow>, id: Uuid, event: VariantEvent) {
@@ -105,27 +87,6 @@ struct TestRow {
     started_at: DateTime<Utc>,
     completed_at: Option<DateTime<Utc>>,
 }
-
-impl Keyed for TestRow {
-    fn id(&self) -> Uuid {
-        self.id
-    }
-}
-
-const TESTS: Table = Table {
-    name: "ab_tests",
-    columns: &[
-        "organization_id",
-        "agent_id",
-        "settings",
-        "status",
-        "winner_id",
-        "decided_by",
-        "looks_taken",
-        "started_at",
-        "completed_at",
-    ],
-};
 
 /// One event's change to a test's row (`None`: not started yet).
 fn evolve_test(row: &mut Option<TestRow>, id: Uuid, event: &AbTestEvent) {
@@ -485,7 +446,7 @@ impl ReadModel for AbTestingProjection {
                 _ => {}
             }
         }
-        rows::fold_batch(conn, &VARIANTS, variant_events.iter().map(|(id, _)| *id), |rows| {
+        rows::fold_batch(conn, "ab_variants", variant_events.iter().map(|(id, _)| *id), |rows| {
             for (id, event) in &variant_events {
                 let decoded = VariantEvent::decode(&event.event_type, event.event_version, &event.payload)
                     .map_err(decode_error)?;
@@ -511,7 +472,7 @@ impl ReadModel for AbTestingProjection {
         call_ids.sort_unstable();
         call_ids.dedup();
         tallies.load(conn, call_ids).await?;
-        rows::fold_batch(conn, &TESTS, test_ids, |tests| {
+        rows::fold_batch(conn, "ab_tests", test_ids, |tests| {
             for input in inputs {
                 match input {
                     Input::Test(id, event, decoded) => {

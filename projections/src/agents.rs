@@ -1,7 +1,7 @@
 //! Agents as the API lists them, with their Vapi sync status (the
 //! `agent_sync_queue` subscription feeds their sync to Vapi).
 
-use crate::rows::{self, decode_error, stream_uuid, Keyed, Table};
+use crate::rows::{self, decode_error, stream_uuid};
 use crate::runtime::ReadModel;
 use application::agents::{AgentDirectory, AgentView};
 use application::auth::Page;
@@ -33,30 +33,6 @@ struct AgentRow {
     created_at: DateTime<Utc>,
     updated_at: DateTime<Utc>,
 }
-
-impl Keyed for AgentRow {
-    fn id(&self) -> Uuid {
-        self.id
-    }
-}
-
-const AGENTS: Table = Table {
-    name: "agents",
-    columns: &[
-        "organization_id",
-        "spec",
-        "active",
-        "deleted",
-        "revision",
-        "synced_revision",
-        "sync_failed",
-        "vapi_assistant_id",
-        "last_sync_error",
-        "next_sync_attempt_at",
-        "created_at",
-        "updated_at",
-    ],
-};
 
 /// One event's change to an agent's row (`None`: not created yet).
 fn evolve(row: &mut Option<AgentRow>, id: Uuid, event: AgentEvent) {
@@ -163,7 +139,7 @@ impl ReadModel for AgentsProjection {
 
     async fn apply(&self, conn: &mut PgConnection, events: &[RecordedEvent]) -> Result<(), sqlx::Error> {
         let ids = events.iter().map(stream_uuid).collect::<Result<Vec<_>, _>>()?;
-        rows::fold_batch(conn, &AGENTS, ids.clone(), |rows| {
+        rows::fold_batch(conn, "agents", ids.clone(), |rows| {
             for (event, id) in events.iter().zip(ids) {
                 let decoded =
                     AgentEvent::decode(&event.event_type, event.event_version, &event.payload).map_err(decode_error)?;

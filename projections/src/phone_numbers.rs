@@ -1,7 +1,7 @@
 //! Credentials (masked) and phone numbers with their sync and line status
 //! (the `number_sync_queue` subscription feeds their sync to Vapi).
 
-use crate::rows::{self, decode_error, stream_uuid, Keyed, Table};
+use crate::rows::{self, decode_error, stream_uuid};
 use crate::runtime::ReadModel;
 use application::auth::Page;
 use application::phone_numbers::{CredentialView, NumberDirectory, PhoneNumberView};
@@ -28,25 +28,6 @@ struct CredentialRow {
     removed: bool,
     created_at: DateTime<Utc>,
 }
-
-impl Keyed for CredentialRow {
-    fn id(&self) -> Uuid {
-        self.id
-    }
-}
-
-const CREDENTIALS: Table = Table {
-    name: "credentials",
-    columns: &[
-        "organization_id",
-        "provider",
-        "name",
-        "hint",
-        "registered_with_vapi",
-        "removed",
-        "created_at",
-    ],
-};
 
 /// One event's change to a credential's row (`None`: not added yet).
 fn evolve_credential(row: &mut Option<CredentialRow>, id: Uuid, event: CredentialEvent) {
@@ -99,33 +80,6 @@ struct NumberRow {
     removed: bool,
     created_at: DateTime<Utc>,
 }
-
-impl Keyed for NumberRow {
-    fn id(&self) -> Uuid {
-        self.id
-    }
-}
-
-const PHONE_NUMBERS: Table = Table {
-    name: "phone_numbers",
-    columns: &[
-        "organization_id",
-        "provider",
-        "name",
-        "number",
-        "area_code",
-        "agent_id",
-        "credential_id",
-        "status",
-        "revision",
-        "synced_revision",
-        "sync_failed",
-        "vapi_phone_number_id",
-        "last_sync_error",
-        "removed",
-        "created_at",
-    ],
-};
 
 /// One event's change to a number's row (`None`: not added yet).
 fn evolve_number(row: &mut Option<NumberRow>, id: Uuid, event: PhoneNumberEvent) {
@@ -240,7 +194,7 @@ impl ReadModel for PhoneNumbersProjection {
                 .collect::<Result<Vec<_>, sqlx::Error>>()
         };
         let credentials = of_stream_type("credential")?;
-        rows::fold_batch(conn, &CREDENTIALS, credentials.iter().map(|(id, _)| *id), |rows| {
+        rows::fold_batch(conn, "credentials", credentials.iter().map(|(id, _)| *id), |rows| {
             for (id, event) in &credentials {
                 let decoded = CredentialEvent::decode(&event.event_type, event.event_version, &event.payload)
                     .map_err(decode_error)?;
@@ -250,7 +204,7 @@ impl ReadModel for PhoneNumbersProjection {
         })
         .await?;
         let numbers = of_stream_type("phone-number")?;
-        rows::fold_batch(conn, &PHONE_NUMBERS, numbers.iter().map(|(id, _)| *id), |rows| {
+        rows::fold_batch(conn, "phone_numbers", numbers.iter().map(|(id, _)| *id), |rows| {
             for (id, event) in &numbers {
                 let decoded = PhoneNumberEvent::decode(&event.event_type, event.event_version, &event.payload)
                     .map_err(decode_error)?;

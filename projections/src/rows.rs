@@ -10,73 +10,61 @@ use sqlx::PgConnection;
 use std::collections::HashMap;
 use uuid::Uuid;
 
-/// A read-model table keyed by one `id uuid` column.
-pub(crate) struct Table {
-    pub name: &'static str,
-    /// Every column but `id`, as in the table.
-    pub columns: &'static [&'static str],
-}
-
-/// A row of a [`Table`].
-pub(crate) trait Keyed {
-    fn id(&self) -> Uuid;
-}
-
-/// The rows of `table` with these ids, by id.
-pub(crate) async fn load<T: DeserializeOwned + Keyed + Send + Unpin + 'static>(
+/// The rows of `table` (keyed by an `id uuid` column) with these ids, by id.
+async fn load<T: DeserializeOwned + Send + Unpin + 'static>(
     conn: &mut PgConnection,
-    table: &Table,
+    table: &str,
     ids: &[Uuid],
 ) -> Result<HashMap<Uuid, T>, sqlx::Error> {
     if ids.is_empty() {
         return Ok(HashMap::new());
     }
-    let rows: Vec<Json<T>> =
-        sqlx::query_scalar(&format!("SELECT to_jsonb(t) FROM {} t WHERE id = ANY($1)", table.name))
+    let rows: Vec<(Uuid, Json<T>)> =
+        sqlx::query_as(&format!("SELECT id, to_jsonb(t) FROM {table} t WHERE id = ANY($1)"))
             .bind(ids)
             .fetch_all(conn)
             .await?;
-    Ok(rows.into_iter().map(|Json(row)| (row.id(), row)).collect())
+    Ok(rows.into_iter().map(|(id, Json(row))| (id, row)).collect())
 }
 
-/// Inserts or replaces these rows of `table`.
-pub(crate) async fn save<'a, T: Serialize + Sync + 'a>(
+/// Inserts or replaces these rows of `table`. The columns are the rows' field names.
+async fn save<'a, T: Serialize + 'a>(
     conn: &mut PgConnection,
-    table: &Table,
+    table: &str,
     rows: impl IntoIterator<Item = &'a T>,
 ) -> Result<(), sqlx::Error> {
-    let rows: Vec<&T> = rows.into_iter().collect();
-    if rows.is_empty() {
+    let rows = rows
+        .into_iter()
+        .map(serde_json::to_value)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| sqlx::Error::Encode(Box::new(e)))?;
+    let Some(serde_json::Value::Object(first)) = rows.first() else {
         return Ok(());
-    }
-    let columns = table.columns.join(", ");
-    let excluded = table
-        .columns
-        .iter()
-        .map(|c| format!("EXCLUDED.{c}"))
-        .collect::<Vec<_>>()
-        .join(", ");
-    let name = table.name;
+    };
+    let columns: Vec<&str> = first.keys().map(String::as_str).filter(|c| *c != "id").collect();
+    let excluded: Vec<String> = columns.iter().map(|c| format!("EXCLUDED.{c}")).collect();
     sqlx::query(&format!(
-        "INSERT INTO {name} SELECT * FROM jsonb_populate_recordset(NULL::{name}, $1)
-         ON CONFLICT (id) DO UPDATE SET ({columns}) = ROW({excluded})"
+        "INSERT INTO {table} SELECT * FROM jsonb_populate_recordset(NULL::{table}, $1)
+         ON CONFLICT (id) DO UPDATE SET ({}) = ROW({})",
+        columns.join(", "),
+        excluded.join(", ")
     ))
-    .bind(Json(rows))
+    .bind(Json(&rows))
     .execute(conn)
     .await
     .map(|_| ())
 }
 
-/// Loads the rows of `ids`, lets `fold` change them (a `None` entry is a row
-/// not yet there), and saves those that exist afterwards.
+/// Loads the rows of `ids` from `table`, lets `fold` change them (a `None`
+/// entry is a row not yet there), and saves those that exist afterwards.
 pub(crate) async fn fold_batch<T, F>(
     conn: &mut PgConnection,
-    table: &Table,
+    table: &str,
     ids: impl IntoIterator<Item = Uuid>,
     fold: F,
 ) -> Result<(), sqlx::Error>
 where
-    T: Serialize + DeserializeOwned + Keyed + Send + Sync + Unpin + 'static,
+    T: Serialize + DeserializeOwned + Send + Sync + Unpin + 'static,
     F: FnOnce(&mut HashMap<Uuid, Option<T>>) -> Result<(), sqlx::Error>,
 {
     let ids: Vec<Uuid> = ids

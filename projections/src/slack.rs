@@ -1,7 +1,7 @@
 //! Slack integrations as `GET /api/integrations/slack` shows them, and the
 //! router that turns call events into notification work.
 
-use crate::rows::{self, decode_error, stream_uuid, Keyed, Table};
+use crate::rows::{self, decode_error, stream_uuid};
 use crate::runtime::{ReadModel, Subscription, WorkOrder};
 use application::auth::Page;
 use application::slack::{notification_key, IntegrationStatus, SlackDirectory, SlackIntegrationView, SLACK_NOTIFY};
@@ -34,30 +34,6 @@ struct IntegrationRow {
     connected_transaction_id: i64,
     connected_position: i64,
 }
-
-impl Keyed for IntegrationRow {
-    fn id(&self) -> Uuid {
-        self.id
-    }
-}
-
-const SLACK_INTEGRATIONS: Table = Table {
-    name: "slack_integrations",
-    columns: &[
-        "organization_id",
-        "workspace_name",
-        "channel",
-        "webhook_hint",
-        "preferences",
-        "broken_reason",
-        "disconnected",
-        "notifications_sent",
-        "last_error",
-        "created_at",
-        "connected_transaction_id",
-        "connected_position",
-    ],
-};
 
 /// An event that changes an integration's row.
 enum Change {
@@ -160,7 +136,7 @@ impl ReadModel for SlackIntegrationsProjection {
             }
         }
         let ids: Vec<Uuid> = changes.iter().map(|(id, _)| *id).collect();
-        rows::fold_batch(conn, &SLACK_INTEGRATIONS, ids, |rows| {
+        rows::fold_batch(conn, "slack_integrations", ids, |rows| {
             for (id, change) in changes {
                 evolve(rows.entry(id).or_default(), id, change);
             }

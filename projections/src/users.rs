@@ -1,6 +1,6 @@
 //! The users of each organization, for `GET /api/users`.
 
-use crate::rows::{self, decode_error, stream_uuid, Keyed, Table};
+use crate::rows::{self, decode_error, stream_uuid};
 use crate::runtime::ReadModel;
 use application::auth::{Page, UserDirectory, UserStatus, UserSummary};
 use application::AppError;
@@ -27,27 +27,6 @@ struct UserRow {
     /// Sessions issued before it are revoked.
     password_set_at: Option<DateTime<Utc>>,
 }
-
-impl Keyed for UserRow {
-    fn id(&self) -> Uuid {
-        self.id
-    }
-}
-
-const USERS: Table = Table {
-    name: "users",
-    columns: &[
-        "organization_id",
-        "email",
-        "name",
-        "role",
-        "status",
-        "invited_by",
-        "created_at",
-        "updated_at",
-        "password_set_at",
-    ],
-};
 
 fn evolve(row: &mut Option<UserRow>, id: Uuid, organization_id: Uuid, event: UserEvent) {
     match event {
@@ -115,7 +94,7 @@ impl ReadModel for UsersProjection {
 
     async fn apply(&self, conn: &mut PgConnection, events: &[RecordedEvent]) -> Result<(), sqlx::Error> {
         let ids = events.iter().map(stream_uuid).collect::<Result<Vec<_>, _>>()?;
-        rows::fold_batch(conn, &USERS, ids.clone(), |rows| {
+        rows::fold_batch(conn, "users", ids.clone(), |rows| {
             for (event, id) in events.iter().zip(ids) {
                 let decoded =
                     UserEvent::decode(&event.event_type, event.event_version, &event.payload).map_err(decode_error)?;

@@ -38,12 +38,27 @@ fn event(n: usize) -> NewEvent {
     }
 }
 
+/// Runs `workers` copies of `work` (given the start) until `RUN_FOR` has
+/// passed; each returns how many it did. The total per second.
+async fn rate<Fut>(workers: usize, work: impl Fn(Instant) -> Fut) -> f64
+where
+    Fut: std::future::Future<Output = usize> + Send + 'static,
+{
+    let started = Instant::now();
+    let tasks = (0..workers).map(|_| tokio::spawn(work(started)));
+    let total: usize = futures::future::join_all(tasks)
+        .await
+        .into_iter()
+        .map(|t| t.unwrap())
+        .sum();
+    total as f64 / started.elapsed().as_secs_f64()
+}
+
 /// `writers` tasks append batches of `batch` events to their own streams for `RUN_FOR`.
 async fn append_rate(store: &PgEventStore, writers: usize, batch: usize) -> f64 {
-    let started = Instant::now();
-    let tasks = (0..writers).map(|_| {
+    rate(writers, |started| {
         let store = store.clone();
-        tokio::spawn(async move {
+        async move {
             let org = Uuid::new_v4();
             let mut written = 0usize;
             let mut stream = StreamId::new("call", Uuid::new_v4());
@@ -67,23 +82,17 @@ async fn append_rate(store: &PgEventStore, writers: usize, batch: usize) -> f64 
                 written += batch;
             }
             written
-        })
-    });
-    let total: usize = futures::future::join_all(tasks)
-        .await
-        .into_iter()
-        .map(|t| t.unwrap())
-        .sum();
-    total as f64 / started.elapsed().as_secs_f64()
+        }
+    })
+    .await
 }
 
 /// The same inserts straight into `raw_events` (the events table's shape,
 /// indexes and defaults): one statement per batch, no version check.
 async fn raw_insert_rate(pool: &PgPool, writers: usize, batch: usize) -> f64 {
-    let started = Instant::now();
-    let tasks = (0..writers).map(|_| {
+    rate(writers, |started| {
         let pool = pool.clone();
-        tokio::spawn(async move {
+        async move {
             let org = Uuid::new_v4();
             let mut written = 0usize;
             while started.elapsed() < RUN_FOR {
@@ -113,23 +122,17 @@ async fn raw_insert_rate(pool: &PgPool, writers: usize, batch: usize) -> f64 {
                 written += batch;
             }
             written
-        })
-    });
-    let total: usize = futures::future::join_all(tasks)
-        .await
-        .into_iter()
-        .map(|t| t.unwrap())
-        .sum();
-    total as f64 / started.elapsed().as_secs_f64()
+        }
+    })
+    .await
 }
 
 /// `callers` tasks run agent commands through the one command path: each
 /// creates an agent, then updates it 19 times, and starts over.
 async fn command_rate(store: &PgEventStore, callers: usize) -> f64 {
-    let started = Instant::now();
-    let tasks = (0..callers).map(|_| {
+    rate(callers, |started| {
         let store = store.clone();
-        tokio::spawn(async move {
+        async move {
             let org = Uuid::new_v4();
             let metadata = metadata("user:bench", "bench");
             let now = chrono::Utc::now();
@@ -154,14 +157,9 @@ async fn command_rate(store: &PgEventStore, callers: usize) -> f64 {
                 }
             }
             done
-        })
-    });
-    let total: usize = futures::future::join_all(tasks)
-        .await
-        .into_iter()
-        .map(|t| t.unwrap())
-        .sum();
-    total as f64 / started.elapsed().as_secs_f64()
+        }
+    })
+    .await
 }
 
 #[tokio::main(flavor = "multi_thread")]

@@ -2,7 +2,7 @@
 
 use application::providers::ProviderError;
 use application::voice::{AssistantDefinition, VoiceProvider};
-use domain::agents::{AgentSpec, ModelSettings, VoiceSettings};
+use domain::agents::AgentSpec;
 use infrastructure::vapi::{VapiClient, VapiConfig};
 use serde_json::json;
 use std::time::Duration;
@@ -25,19 +25,7 @@ fn assistant() -> AssistantDefinition {
         agent_id: Uuid::new_v4(),
         spec: AgentSpec {
             name: "A name that is much longer than Vapi's forty character limit".into(),
-            system_prompt: "Prompt".into(),
-            first_message: None,
-            voice: VoiceSettings {
-                provider: "openai".into(),
-                voice_id: "nova".into(),
-                speed: None,
-                pitch: None,
-                stability: None,
-            },
-            language: "en-US".into(),
-            transfer_number: None,
-            model: ModelSettings::default(),
-            outcome_rule: None,
+            ..voxreach_tests::load::agent_spec(0)
         },
     }
 }
