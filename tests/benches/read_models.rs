@@ -40,15 +40,18 @@ async fn main() {
     runner.prepare().await.unwrap();
     for name in runner.read_model_names() {
         let model = runner.read_model(name).unwrap();
-        let consumed: i64 =
-            sqlx::query_scalar("SELECT count(*) FROM events WHERE $1::text[] IS NULL OR stream_type = ANY($1)")
-                .bind(model.stream_types().map(|types| types.to_vec()))
-                .fetch_one(&db.pool)
-                .await
-                .unwrap();
+        let consumed: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM events
+                 WHERE ($1::text[] IS NULL OR stream_type = ANY($1)) AND ($2::text[] IS NULL OR event_type = ANY($2))",
+        )
+        .bind(model.stream_types().map(|types| types.to_vec()))
+        .bind(model.event_types().map(|types| types.to_vec()))
+        .fetch_one(&db.pool)
+        .await
+        .unwrap();
         let result = runner.rebuild(name, |_| {}).await.unwrap();
         println!(
-            "rebuild of read model `{name:<18}`: {:>8.0} events/s of the log ({} events, {consumed} of its streams; reading {:.2} s, applying {:.2} s)",
+            "rebuild of read model `{name:<18}`: {:>8.0} events/s of the log ({} events, {consumed} of them its own; reading {:.2} s, applying {:.2} s)",
             result.events_per_second,
             result.done,
             result.reading.as_secs_f64(),
