@@ -4,13 +4,19 @@ use crate::auth::Caller;
 use crate::body::Json;
 use crate::error::{method_not_allowed, ApiError};
 use crate::server::AppState;
-use crate::users::PageQuery;
+use crate::users::{PageQuery, PAGE_LIMIT};
 use actix_web::{web, HttpResponse};
 use application::agents::AgentChanges;
+use application::agents::AgentView;
 use application::AppError;
 use domain::agents::{AgentSpec, ModelSettings, VoiceSettings};
+use domain::agents::{FIRST_MESSAGE_CHARS, NAME_CHARS, SYSTEM_PROMPT_CHARS};
+use domain::calls::OutcomeRule;
+use domain::openapi::{name, optional_integer, optional_name, optional_phone};
 use domain::phone::PhoneNumber;
-use serde::{Deserialize, Deserializer};
+use domain::voices::Voice;
+use serde::{Deserialize, Deserializer, Serialize};
+use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
 /// Distinguishes an absent field (keep) from `null` (clear).
@@ -38,44 +44,75 @@ fn outcome_rule(raw: serde_json::Value) -> Result<domain::calls::OutcomeRule, Ap
     })
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct CreateAgent {
+    #[schema(schema_with = name::<NAME_CHARS>)]
     name: String,
+    #[schema(schema_with = name::<SYSTEM_PROMPT_CHARS>)]
     system_prompt: String,
+    #[schema(schema_with = optional_name::<FIRST_MESSAGE_CHARS>)]
     first_message: Option<String>,
     voice: VoiceSettings,
+    /// Default `en-US`.
+    #[schema(pattern = "^[a-z]{2,3}(-[A-Za-z0-9]{2,8})*$")]
     language: Option<String>,
+    #[schema(schema_with = optional_phone)]
     transfer_number: Option<String>,
     model: Option<ModelSettings>,
+    #[schema(value_type = Option<OutcomeRule>)]
     outcome_rule: Option<serde_json::Value>,
 }
 
-#[derive(Deserialize)]
+/// Absent fields are kept; `null` clears an optional one.
+#[derive(Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct UpdateAgent {
+    #[schema(schema_with = name::<NAME_CHARS>)]
     name: Option<String>,
+    #[schema(schema_with = name::<SYSTEM_PROMPT_CHARS>)]
     system_prompt: Option<String>,
     #[serde(default, deserialize_with = "nullable")]
+    #[schema(schema_with = optional_name::<FIRST_MESSAGE_CHARS>)]
     first_message: Option<Option<String>>,
     voice: Option<VoiceSettings>,
+    #[schema(pattern = "^[a-z]{2,3}(-[A-Za-z0-9]{2,8})*$")]
     language: Option<String>,
     #[serde(default, deserialize_with = "nullable")]
+    #[schema(schema_with = optional_phone)]
     transfer_number: Option<Option<String>>,
     model: Option<ModelSettings>,
     #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<OutcomeRule>)]
     outcome_rule: Option<Option<serde_json::Value>>,
 }
 
 /// Flat on purpose: query strings carry text, and `#[serde(flatten)]` would
 /// keep `limit=10` from parsing as a number.
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ListQuery {
+    /// Only active (or only inactive) agents.
     active: Option<bool>,
+    #[param(schema_with = optional_integer::<1, PAGE_LIMIT>)]
     limit: Option<i64>,
+    #[param(schema_with = optional_integer::<0, { i64::MAX }>)]
     offset: Option<i64>,
 }
 
+#[derive(Serialize, ToSchema)]
+pub struct AgentList {
+    agents: Vec<AgentView>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct VoiceList {
+    voices: &'static [Voice],
+}
+
+/// Create an agent; it is pushed to Vapi in the background (`syncStatus`).
+#[utoipa::path(post, path = "/api/agents", tag = "agents", security(("bearer" = [])), request_body = CreateAgent,
+    responses((status = 201, description = "Created", body = AgentView)))]
 pub async fn create(
     state: web::Data<AppState>,
     caller: Caller,
@@ -95,6 +132,9 @@ pub async fn create(
     Ok(HttpResponse::Created().json(state.agents.create(&caller.0, spec).await?))
 }
 
+/// The organization's agents.
+#[utoipa::path(get, path = "/api/agents", tag = "agents", security(("bearer" = [])), params(ListQuery),
+    responses((status = 200, description = "A page of agents", body = AgentList)))]
 pub async fn list(
     state: web::Data<AppState>,
     caller: Caller,
@@ -102,13 +142,19 @@ pub async fn list(
 ) -> Result<HttpResponse, ApiError> {
     let page = PageQuery::new(query.limit, query.offset).page()?;
     let agents = state.agents.list(&caller.0, query.active, page).await?;
-    Ok(HttpResponse::Ok().json(serde_json::json!({ "agents": agents })))
+    Ok(HttpResponse::Ok().json(AgentList { agents }))
 }
 
+/// An agent with its Vapi sync status.
+#[utoipa::path(get, path = "/api/agents/{id}", tag = "agents", security(("bearer" = [])),
+    responses((status = 200, description = "The agent", body = AgentView)))]
 pub async fn get(state: web::Data<AppState>, caller: Caller, id: web::Path<Uuid>) -> Result<HttpResponse, ApiError> {
     Ok(HttpResponse::Ok().json(state.agents.get(&caller.0, *id).await?))
 }
 
+/// Change an agent.
+#[utoipa::path(patch, path = "/api/agents/{id}", tag = "agents", security(("bearer" = [])),
+    request_body = UpdateAgent, responses((status = 200, description = "The changed agent", body = AgentView)))]
 pub async fn update(
     state: web::Data<AppState>,
     caller: Caller,
@@ -129,11 +175,17 @@ pub async fn update(
     Ok(HttpResponse::Ok().json(state.agents.update(&caller.0, *id, changes).await?))
 }
 
+/// Delete an agent (and its Vapi assistant).
+#[utoipa::path(delete, path = "/api/agents/{id}", tag = "agents", security(("bearer" = [])),
+    responses((status = 204, description = "Deleted")))]
 pub async fn delete(state: web::Data<AppState>, caller: Caller, id: web::Path<Uuid>) -> Result<HttpResponse, ApiError> {
     state.agents.delete(&caller.0, *id).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
+/// Let the agent take calls.
+#[utoipa::path(post, path = "/api/agents/{id}/activate", tag = "agents", security(("bearer" = [])),
+    responses((status = 200, description = "The agent", body = AgentView)))]
 pub async fn activate(
     state: web::Data<AppState>,
     caller: Caller,
@@ -142,6 +194,9 @@ pub async fn activate(
     Ok(HttpResponse::Ok().json(state.agents.set_active(&caller.0, *id, true).await?))
 }
 
+/// Stop the agent taking calls.
+#[utoipa::path(post, path = "/api/agents/{id}/deactivate", tag = "agents", security(("bearer" = [])),
+    responses((status = 200, description = "The agent", body = AgentView)))]
 pub async fn deactivate(
     state: web::Data<AppState>,
     caller: Caller,
@@ -150,8 +205,13 @@ pub async fn deactivate(
     Ok(HttpResponse::Ok().json(state.agents.set_active(&caller.0, *id, false).await?))
 }
 
+/// The voice catalogue.
+#[utoipa::path(get, path = "/api/voices", tag = "agents", security(("bearer" = [])),
+    responses((status = 200, description = "Every voice an agent may use", body = VoiceList)))]
 pub async fn voices(_caller: Caller) -> HttpResponse {
-    HttpResponse::Ok().json(serde_json::json!({ "voices": domain::voices::VOICES }))
+    HttpResponse::Ok().json(VoiceList {
+        voices: domain::voices::VOICES,
+    })
 }
 
 pub fn routes(cfg: &mut web::ServiceConfig) {

@@ -1,16 +1,28 @@
 //! `/api/auth/*` and the bearer-token extractor every other route uses.
 
 use crate::body::Json;
+use crate::body::TEXT_LIMIT_CHARS;
 use crate::error::ApiError;
+use crate::error::ErrorBody;
 use crate::server::AppState;
 use actix_web::dev::Payload;
 use actix_web::http::header;
 use actix_web::{web, FromRequest, HttpRequest, HttpResponse};
+use application::auth::Profile;
 use application::auth::{Registration, Session, SignedIn};
 use application::ErrorKind;
 use chrono::{DateTime, Utc};
+use domain::auth::NAME_CHARS;
+use domain::openapi::{email, name, password, text};
 use futures::future::LocalBoxFuture;
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+/// A short answer in words.
+#[derive(Serialize, ToSchema)]
+pub struct Message {
+    message: &'static str,
+}
 
 /// The authenticated caller. The organization always comes from here, never from a request body.
 #[derive(Debug, Clone, Copy)]
@@ -46,38 +58,48 @@ impl FromRequest for Caller {
     }
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct RegisterBody {
+    #[schema(schema_with = email)]
     email: String,
+    #[schema(schema_with = password)]
     password: String,
+    #[schema(schema_with = name::<NAME_CHARS>)]
     name: String,
+    #[schema(schema_with = name::<NAME_CHARS>)]
     organization_name: String,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct LoginBody {
+    #[schema(schema_with = text::<TEXT_LIMIT_CHARS>)]
     email: String,
+    #[schema(schema_with = text::<TEXT_LIMIT_CHARS>)]
     password: String,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ResetRequestBody {
+    #[schema(schema_with = email)]
     email: String,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ResetConfirmBody {
+    #[schema(schema_with = text::<TEXT_LIMIT_CHARS>)]
     token: String,
+    #[schema(schema_with = password)]
     new_password: String,
 }
 
-#[derive(Serialize)]
+/// A signed-in session.
+#[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
-struct SessionResponse {
+pub struct SessionResponse {
     token: String,
     expires_at: DateTime<Utc>,
     user: application::auth::Profile,
@@ -100,6 +122,12 @@ fn client_of(req: &HttpRequest) -> String {
         .unwrap_or_else(|| "unknown".into())
 }
 
+/// Create an organization and its owner; returns a session.
+#[utoipa::path(post, path = "/api/auth/register", tag = "auth", request_body = RegisterBody, responses(
+    (status = 201, description = "Registered and signed in", body = SessionResponse),
+    (status = 409, description = "The address is taken", body = ErrorBody),
+    (status = 429, description = "Too many registrations from this client or for this address", body = ErrorBody),
+    (status = 503, description = "Password hashing is saturated; retry after `Retry-After`", body = ErrorBody)))]
 pub async fn register(
     req: HttpRequest,
     state: web::Data<AppState>,
@@ -116,6 +144,12 @@ pub async fn register(
     Ok(HttpResponse::Created().json(SessionResponse::from(signed_in)))
 }
 
+/// Sign in; returns a session.
+#[utoipa::path(post, path = "/api/auth/login", tag = "auth", request_body = LoginBody, responses(
+    (status = 200, description = "Signed in", body = SessionResponse),
+    (status = 401, description = "Wrong address or password", body = ErrorBody),
+    (status = 429, description = "Too many attempts", body = ErrorBody),
+    (status = 503, description = "Password hashing is saturated; retry after `Retry-After`", body = ErrorBody)))]
 pub async fn login(
     req: HttpRequest,
     state: web::Data<AppState>,
@@ -125,21 +159,32 @@ pub async fn login(
     Ok(HttpResponse::Ok().json(SessionResponse::from(signed_in)))
 }
 
+/// The caller and their organization.
+#[utoipa::path(get, path = "/api/auth/me", tag = "auth", security(("bearer" = [])),
+    responses((status = 200, description = "The caller", body = Profile)))]
 pub async fn me(state: web::Data<AppState>, caller: Caller) -> Result<HttpResponse, ApiError> {
     Ok(HttpResponse::Ok().json(state.auth.profile(caller.0).await?))
 }
 
+/// Mail a single-use reset link; the answer is the same whether or not the address is known.
+#[utoipa::path(post, path = "/api/auth/password-reset/request", tag = "auth", request_body = ResetRequestBody, responses(
+    (status = 202, description = "Accepted", body = Message),
+    (status = 429, description = "Too many requests", body = ErrorBody)))]
 pub async fn request_password_reset(
     req: HttpRequest,
     state: web::Data<AppState>,
     body: Json<ResetRequestBody>,
 ) -> Result<HttpResponse, ApiError> {
     state.auth.request_password_reset(&body.email, &client_of(&req)).await?;
-    Ok(HttpResponse::Accepted().json(serde_json::json!({
-        "message": "if an account exists for this address, a reset link is on its way"
-    })))
+    Ok(HttpResponse::Accepted().json(Message {
+        message: "if an account exists for this address, a reset link is on its way",
+    }))
 }
 
+/// Set a new password with a reset or invitation token; earlier sessions end.
+#[utoipa::path(post, path = "/api/auth/password-reset/confirm", tag = "auth", request_body = ResetConfirmBody, responses(
+    (status = 204, description = "Password set"),
+    (status = 503, description = "Password hashing is saturated; retry after `Retry-After`", body = ErrorBody)))]
 pub async fn confirm_password_reset(
     state: web::Data<AppState>,
     body: Json<ResetConfirmBody>,

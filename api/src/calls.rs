@@ -4,28 +4,83 @@ use crate::auth::Caller;
 use crate::body::Json;
 use crate::error::{method_not_allowed, ApiError};
 use crate::server::AppState;
+use crate::users::PAGE_LIMIT;
 use actix_web::{web, HttpResponse};
+use application::calls::{CallDetail, CallSummary, DashboardStats};
 use application::calls::{CallFilter, OutboundRequest};
 use application::AppError;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use chrono::{DateTime, Utc};
+use domain::calls::NOTES_LIMIT_CHARS;
 use domain::calls::{CallStatus, Outcome};
-use serde::Deserialize;
+use domain::openapi::{optional_integer, optional_text};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(rename_all = "camelCase")]
 pub struct ListQuery {
+    #[param(schema_with = known_status)]
     status: Option<String>,
     agent_id: Option<Uuid>,
-    direction: Option<String>,
-    outcome: Option<String>,
+    direction: Option<Direction>,
+    outcome: Option<Outcome>,
+    /// Part of the customer's number.
     phone: Option<String>,
+    /// Calls created at or after.
     from: Option<DateTime<Utc>>,
+    /// Calls created before.
     to: Option<DateTime<Utc>>,
+    /// `nextCursor` of the previous page.
     cursor: Option<String>,
+    /// Calls per page (default 50).
+    #[param(schema_with = optional_integer::<1, PAGE_LIMIT>)]
     limit: Option<i64>,
+}
+
+/// Who called whom.
+#[derive(Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+enum Direction {
+    Inbound,
+    Outbound,
+    Web,
+}
+
+impl Direction {
+    fn as_str(&self) -> &'static str {
+        match self {
+            Direction::Inbound => "inbound",
+            Direction::Outbound => "outbound",
+            Direction::Web => "web",
+        }
+    }
+}
+
+/// A filter takes the statuses we know (Vapi may report others later).
+fn known_status() -> utoipa::openapi::schema::Schema {
+    utoipa::openapi::schema::ObjectBuilder::new()
+        .schema_type(utoipa::openapi::schema::Type::String)
+        .enum_values(Some(CallStatus::KNOWN.map(|s| s.as_str().to_owned())))
+        .into()
+}
+
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CallList {
+    calls: Vec<CallSummary>,
+    /// Pass as `cursor` for the next page; absent on the last.
+    next_cursor: Option<String>,
+}
+
+/// A call was accepted for placing; it is dialled in the background.
+#[derive(Serialize, ToSchema)]
+pub struct CallRequested {
+    id: Uuid,
+    status: CallStatus,
 }
 
 fn encode_cursor(at: DateTime<Utc>, id: Uuid) -> String {
@@ -47,20 +102,14 @@ fn decode_cursor(cursor: &str) -> Result<(DateTime<Utc>, Uuid), ApiError> {
     ))
 }
 
-fn one_of(field: &str, value: &Option<String>, allowed: &[&str]) -> Result<(), ApiError> {
-    match value {
-        Some(v) if !allowed.contains(&v.as_str()) => {
-            Err(AppError::validation(field, format!("{field} must be one of {}", allowed.join(", "))).into())
-        }
-        _ => Ok(()),
-    }
-}
-
 fn parse_outcome(raw: &str) -> Result<Outcome, AppError> {
     raw.parse()
         .map_err(|_| AppError::validation("outcome", format!("outcome must be one of {}", Outcome::listed())))
 }
 
+/// Call history, newest first, filtered and paged by cursor.
+#[utoipa::path(get, path = "/api/calls", tag = "calls", security(("bearer" = [])), params(ListQuery),
+    responses((status = 200, description = "A page of calls", body = CallList)))]
 pub async fn list(
     state: web::Data<AppState>,
     caller: Caller,
@@ -68,8 +117,8 @@ pub async fn list(
 ) -> Result<HttpResponse, ApiError> {
     let query = query.into_inner();
     let limit = query.limit.unwrap_or(50);
-    if !(1..=200).contains(&limit) {
-        return Err(AppError::validation("limit", "limit must be between 1 and 200").into());
+    if !(1..=PAGE_LIMIT).contains(&limit) {
+        return Err(AppError::validation("limit", format!("limit must be between 1 and {PAGE_LIMIT}")).into());
     }
     let status = query
         .status
@@ -82,13 +131,11 @@ pub async fn list(
             known => Ok(known),
         })
         .transpose()?;
-    one_of("direction", &query.direction, &["inbound", "outbound", "web"])?;
-    let outcome = query.outcome.as_deref().map(parse_outcome).transpose()?;
     let filter = CallFilter {
         status,
         agent_id: query.agent_id,
-        direction: query.direction,
-        outcome,
+        direction: query.direction.map(|d| d.as_str().to_owned()),
+        outcome: query.outcome,
         phone: query.phone,
         from: query.from,
         to: query.to,
@@ -99,9 +146,12 @@ pub async fn list(
     let next_cursor = (calls.len() as i64 == limit)
         .then(|| calls.last().map(|c| encode_cursor(c.created_at, c.id)))
         .flatten();
-    Ok(HttpResponse::Ok().json(serde_json::json!({ "calls": calls, "nextCursor": next_cursor })))
+    Ok(HttpResponse::Ok().json(CallList { calls, next_cursor }))
 }
 
+/// A call with its transcript, recording, analysis and timeline.
+#[utoipa::path(get, path = "/api/calls/{id}", tag = "calls", security(("bearer" = [])),
+    responses((status = 200, description = "The call", body = CallDetail)))]
 pub async fn get(state: web::Data<AppState>, caller: Caller, id: web::Path<Uuid>) -> Result<HttpResponse, ApiError> {
     let call = state
         .call_history
@@ -111,13 +161,18 @@ pub async fn get(state: web::Data<AppState>, caller: Caller, id: web::Path<Uuid>
     Ok(HttpResponse::Ok().json(call))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct OutcomeBody {
+    #[schema(value_type = Outcome)]
     outcome: String,
+    #[schema(schema_with = optional_text::<NOTES_LIMIT_CHARS>)]
     notes: Option<String>,
 }
 
+/// Record how a call went.
+#[utoipa::path(post, path = "/api/calls/{id}/outcome", tag = "calls", security(("bearer" = [])), request_body = OutcomeBody,
+    responses((status = 204, description = "Recorded")))]
 pub async fn set_outcome(
     state: web::Data<AppState>,
     caller: Caller,
@@ -132,14 +187,21 @@ pub async fn set_outcome(
     Ok(HttpResponse::NoContent().finish())
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct StartCall {
     agent_id: Uuid,
     phone_number_id: Uuid,
+    #[schema(value_type = domain::phone::PhoneNumber)]
     customer_number: String,
 }
 
+/// Place an outbound call.
+#[utoipa::path(post, path = "/api/calls", tag = "calls", security(("bearer" = [])), request_body = StartCall,
+    responses((status = 202, description = "Accepted; placed in the background", body = CallRequested),
+        (status = 404, description = "The agent or number is not in this organization", body = crate::error::ErrorBody),
+        (status = 409, description = "The agent is inactive or the number cannot call yet", body = crate::error::ErrorBody),
+        (status = 429, description = "The organization's calls-per-minute limit is reached", body = crate::error::ErrorBody)))]
 pub async fn start(
     state: web::Data<AppState>,
     caller: Caller,
@@ -154,9 +216,15 @@ pub async fn start(
         customer_number,
     };
     let id = state.outbound.request(&caller.0, request).await?;
-    Ok(HttpResponse::Accepted().json(serde_json::json!({ "id": id, "status": "requested" })))
+    Ok(HttpResponse::Accepted().json(CallRequested {
+        id,
+        status: CallStatus::Requested,
+    }))
 }
 
+/// Totals and recent calls for the dashboard.
+#[utoipa::path(get, path = "/api/dashboard/stats", tag = "calls", security(("bearer" = [])),
+    responses((status = 200, description = "The organization's figures", body = DashboardStats)))]
 pub async fn dashboard(state: web::Data<AppState>, caller: Caller) -> Result<HttpResponse, ApiError> {
     Ok(HttpResponse::Ok().json(state.call_history.dashboard(caller.0.organization_id).await?))
 }

@@ -4,7 +4,7 @@ use actix_web::http::header::{self, HeaderValue};
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, ResponseError};
 use application::{AppError, ErrorKind};
-use serde_json::json;
+use serde::Serialize;
 
 #[derive(Debug)]
 pub struct ApiError(pub AppError);
@@ -40,12 +40,31 @@ pub fn status_of(kind: ErrorKind) -> StatusCode {
     }
 }
 
-pub fn error_body(code: &str, message: &str, details: Option<&serde_json::Value>) -> serde_json::Value {
-    let mut error = json!({ "code": code, "message": message });
-    if let Some(details) = details {
-        error["details"] = details.clone();
+/// Every error answer: a stable machine-readable code, a sentence, and
+/// details such as the offending `field`.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct ErrorBody {
+    error: ErrorDetail,
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct ErrorDetail {
+    /// e.g. `validation_failed`, `role_not_allowed`, `not_found`.
+    code: String,
+    message: String,
+    /// e.g. `{"field": "systemPrompt"}`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    details: Option<serde_json::Value>,
+}
+
+pub fn error_body(code: &str, message: &str, details: Option<&serde_json::Value>) -> ErrorBody {
+    ErrorBody {
+        error: ErrorDetail {
+            code: code.to_owned(),
+            message: message.to_owned(),
+            details: details.cloned(),
+        },
     }
-    json!({ "error": error })
 }
 
 impl ResponseError for ApiError {

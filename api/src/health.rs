@@ -4,10 +4,17 @@ use crate::server::AppState;
 use actix_web::{web, HttpResponse};
 use serde_json::json;
 
+/// The process is up.
+#[utoipa::path(get, path = "/health", tag = "health",
+    responses((status = 200, description = "Up", body = Object, example = json!({"status": "ok"}))))]
 pub async fn live() -> HttpResponse {
     HttpResponse::Ok().json(json!({ "status": "ok" }))
 }
 
+/// Database, migrations, mail and projection lag.
+#[utoipa::path(get, path = "/health/ready", tag = "health", responses(
+    (status = 200, description = "Ready to serve", body = Object),
+    (status = 503, description = "Not ready: the body says what is missing", body = Object)))]
 pub async fn ready(state: web::Data<AppState>) -> HttpResponse {
     let database = sqlx::query("SELECT 1").execute(&state.pool).await.is_ok();
     let migrations = database

@@ -39,6 +39,8 @@ enum Command {
     },
     /// Apply database migrations and exit.
     Migrate,
+    /// Print the OpenAPI document (as served at /api/openapi.json) and exit; needs no configuration.
+    Openapi,
     /// Rebuild one read model from position 0 while the live one keeps serving, then swap.
     /// Subscriptions (reactor feeds) are never replayed.
     Replay {
@@ -291,10 +293,15 @@ async fn run() -> Result<()> {
         )
         .init();
     let cli = Cli::parse();
+    if let Command::Openapi = cli.command {
+        println!("{:#}", api::openapi::document());
+        return Ok(());
+    }
     let settings = Settings::from_env()?;
     match cli.command {
         Command::Serve { bind, roles } => serve(settings, cli.data_dir, bind, roles).await,
         Command::Migrate => migrate(settings, cli.data_dir).await,
+        Command::Openapi => Ok(()),
         Command::Replay {
             projection,
             schema,

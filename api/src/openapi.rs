@@ -1,438 +1,70 @@
-//! The OpenAPI document of every endpoint, served at `GET /api/openapi.json`.
-//! Built from one table, which a test checks against the routes the server answers.
+//! The OpenAPI document, served at `GET /api/openapi.json`: generated with
+//! `utoipa` from the handlers' `#[utoipa::path]` attributes and the request
+//! and response types themselves. A modifier adds what every operation shares
+//! (error answers, operation ids, links from creates), so no handler repeats it.
 
 use actix_web::HttpResponse;
-use application::phone_numbers::SECRET_FIELD_LIMIT;
 use serde_json::{json, Map, Value};
+use std::sync::OnceLock;
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi};
 
-/// One operation: method, path, tag, summary, whether it needs a bearer token, request body schema.
-pub struct Operation {
-    pub method: &'static str,
-    pub path: &'static str,
-    pub tag: &'static str,
-    pub summary: &'static str,
-    pub authenticated: bool,
-    pub body: Option<&'static str>,
-}
-
-const fn op(
-    method: &'static str,
-    path: &'static str,
-    tag: &'static str,
-    summary: &'static str,
-    body: Option<&'static str>,
-) -> Operation {
-    Operation {
-        method,
-        path,
-        tag,
-        summary,
-        authenticated: true,
-        body,
-    }
-}
-
-/// An operation anyone may call, without a session.
-const fn public(operation: Operation) -> Operation {
-    Operation {
-        authenticated: false,
-        ..operation
-    }
-}
-
-pub const OPERATIONS: &[Operation] = &[
-    public(op("get", "/health", "health", "The process is up", None)),
-    public(op(
-        "get",
-        "/health/ready",
-        "health",
-        "Database, migrations and projection lag",
-        None,
-    )),
-    public(op("get", "/api/openapi.json", "health", "This document", None)),
-    public(op(
-        "post",
-        "/api/auth/register",
-        "auth",
-        "Create an organization and its owner; returns a session",
-        Some("Registration"),
-    )),
-    public(op(
-        "post",
-        "/api/auth/login",
-        "auth",
-        "Sign in; returns a session",
-        Some("Login"),
-    )),
-    op("get", "/api/auth/me", "auth", "The caller and their organization", None),
-    public(op(
-        "post",
-        "/api/auth/password-reset/request",
-        "auth",
-        "Mail a single-use reset link (always 202)",
-        Some("ResetRequest"),
-    )),
-    public(op(
-        "post",
-        "/api/auth/password-reset/confirm",
-        "auth",
-        "Set a new password with a reset or invitation token",
-        Some("ResetConfirm"),
-    )),
-    op(
-        "post",
-        "/api/users",
-        "users",
-        "Invite a user into the caller's organization",
-        Some("Invitation"),
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "VoxReach API", description = "AI voice agents: agents, numbers, calls, A/B tests, Slack."),
+    paths(
+        crate::health::live,
+        crate::health::ready,
+        serve,
+        crate::auth::register,
+        crate::auth::login,
+        crate::auth::me,
+        crate::auth::request_password_reset,
+        crate::auth::confirm_password_reset,
+        crate::users::invite,
+        crate::users::list,
+        crate::agents::create,
+        crate::agents::list,
+        crate::agents::get,
+        crate::agents::update,
+        crate::agents::delete,
+        crate::agents::activate,
+        crate::agents::deactivate,
+        crate::agents::voices,
+        crate::phone_numbers::add_credential,
+        crate::phone_numbers::list_credentials,
+        crate::phone_numbers::remove_credential,
+        crate::phone_numbers::add_number,
+        crate::phone_numbers::list_numbers,
+        crate::phone_numbers::get_number,
+        crate::phone_numbers::assign,
+        crate::phone_numbers::remove_number,
+        crate::calls::start,
+        crate::calls::list,
+        crate::calls::get,
+        crate::calls::set_outcome,
+        crate::calls::dashboard,
+        crate::ab_testing::create_variant,
+        crate::ab_testing::list_variants,
+        crate::ab_testing::update_variant,
+        crate::ab_testing::delete_variant,
+        crate::ab_testing::start_test,
+        crate::ab_testing::tests_of_agent,
+        crate::ab_testing::results,
+        crate::ab_testing::declare_winner,
+        crate::ab_testing::pause,
+        crate::ab_testing::resume,
+        crate::slack::connect,
+        crate::slack::list,
+        crate::slack::update,
+        crate::slack::disconnect,
+        crate::slack::test,
+        crate::webhooks::vapi,
     ),
-    op(
-        "get",
-        "/api/users",
-        "users",
-        "Users of the caller's organization (limit, offset)",
-        None,
-    ),
-    op("post", "/api/agents", "agents", "Create an agent", Some("Agent")),
-    op(
-        "get",
-        "/api/agents",
-        "agents",
-        "List agents (active, limit, offset)",
-        None,
-    ),
-    op(
-        "get",
-        "/api/agents/{id}",
-        "agents",
-        "An agent with its Vapi sync status",
-        None,
-    ),
-    op(
-        "patch",
-        "/api/agents/{id}",
-        "agents",
-        "Change an agent (absent fields kept, null clears)",
-        Some("AgentChanges"),
-    ),
-    op("delete", "/api/agents/{id}", "agents", "Delete an agent", None),
-    op(
-        "post",
-        "/api/agents/{id}/activate",
-        "agents",
-        "Let the agent take calls",
-        None,
-    ),
-    op(
-        "post",
-        "/api/agents/{id}/deactivate",
-        "agents",
-        "Stop the agent taking calls",
-        None,
-    ),
-    op("get", "/api/voices", "agents", "The voice catalogue", None),
-    op(
-        "post",
-        "/api/credentials",
-        "phone-numbers",
-        "Store provider credentials (encrypted)",
-        Some("Credential"),
-    ),
-    op("get", "/api/credentials", "phone-numbers", "Credentials, masked", None),
-    op(
-        "delete",
-        "/api/credentials/{id}",
-        "phone-numbers",
-        "Delete a credential",
-        None,
-    ),
-    op(
-        "post",
-        "/api/phone-numbers",
-        "phone-numbers",
-        "Provision or import a number",
-        Some("PhoneNumber"),
-    ),
-    op(
-        "get",
-        "/api/phone-numbers",
-        "phone-numbers",
-        "Numbers with sync and line status",
-        None,
-    ),
-    op("get", "/api/phone-numbers/{id}", "phone-numbers", "One number", None),
-    op(
-        "patch",
-        "/api/phone-numbers/{id}",
-        "phone-numbers",
-        "Assign (or with null unassign) an agent",
-        Some("Assignment"),
-    ),
-    op(
-        "delete",
-        "/api/phone-numbers/{id}",
-        "phone-numbers",
-        "Release a number",
-        None,
-    ),
-    op(
-        "post",
-        "/api/calls",
-        "calls",
-        "Start an outbound call (202; placed by a reactor)",
-        Some("OutboundCall"),
-    ),
-    op(
-        "get",
-        "/api/calls",
-        "calls",
-        "Calls, newest first (status, agentId, direction, outcome, phone, from, to, limit, cursor)",
-        None,
-    ),
-    op(
-        "get",
-        "/api/calls/{id}",
-        "calls",
-        "Transcript, recording, analysis and timeline of a call",
-        None,
-    ),
-    op(
-        "post",
-        "/api/calls/{id}/outcome",
-        "calls",
-        "Set a call's outcome",
-        Some("Outcome"),
-    ),
-    op("get", "/api/dashboard/stats", "calls", "Totals and recent calls", None),
-    public(op(
-        "post",
-        "/api/webhooks/vapi",
-        "webhooks",
-        "Vapi server messages (authenticated by Vapi's secret or signature)",
-        None,
-    )),
-    op(
-        "post",
-        "/api/agents/{id}/variants",
-        "ab-testing",
-        "Create a script variant",
-        Some("Variant"),
-    ),
-    op(
-        "get",
-        "/api/agents/{id}/variants",
-        "ab-testing",
-        "An agent's variants",
-        None,
-    ),
-    op(
-        "patch",
-        "/api/variants/{id}",
-        "ab-testing",
-        "Change a variant (not its prompt while in a running test)",
-        Some("VariantChanges"),
-    ),
-    op("delete", "/api/variants/{id}", "ab-testing", "Delete a variant", None),
-    op(
-        "post",
-        "/api/agents/{id}/ab-tests",
-        "ab-testing",
-        "Start an A/B test",
-        Some("AbTest"),
-    ),
-    op(
-        "get",
-        "/api/agents/{id}/ab-tests",
-        "ab-testing",
-        "An agent's tests, newest first",
-        None,
-    ),
-    op(
-        "get",
-        "/api/ab-tests/{id}",
-        "ab-testing",
-        "Results, statistics and decision state",
-        None,
-    ),
-    op(
-        "post",
-        "/api/ab-tests/{id}/pause",
-        "ab-testing",
-        "Stop assigning calls",
-        None,
-    ),
-    op(
-        "post",
-        "/api/ab-tests/{id}/resume",
-        "ab-testing",
-        "Assign calls again",
-        None,
-    ),
-    op(
-        "post",
-        "/api/ab-tests/{id}/declare-winner",
-        "ab-testing",
-        "End the test with a winner",
-        Some("Winner"),
-    ),
-    op(
-        "post",
-        "/api/integrations/slack",
-        "slack",
-        "Connect a Slack incoming webhook",
-        Some("SlackIntegration"),
-    ),
-    op(
-        "get",
-        "/api/integrations/slack",
-        "slack",
-        "Slack integrations with their status",
-        None,
-    ),
-    op(
-        "patch",
-        "/api/integrations/slack/{id}",
-        "slack",
-        "Change routing, mentions, templates, mute hours, summary time",
-        Some("SlackPreferences"),
-    ),
-    op("delete", "/api/integrations/slack/{id}", "slack", "Disconnect", None),
-    op(
-        "post",
-        "/api/integrations/slack/test",
-        "slack",
-        "Post a test message now",
-        Some("SlackTest"),
-    ),
-];
-
-/// Request bodies refuse unknown fields (`deny_unknown_fields`).
-fn object(required: &[&str], properties: Value) -> Value {
-    json!({ "type": "object", "required": required, "properties": properties, "additionalProperties": false })
-}
-
-/// No JSON string may hold NUL (PostgreSQL text cannot).
-const NO_NUL: &str = "^[^\\u0000]*$";
-/// At least one character that is not white space, and no NUL.
-const NOT_BLANK: &str = "^[^\\u0000]*[^\\s\\u0000][^\\u0000]*$";
-
-/// Free text up to `max` characters.
-fn text(max: usize) -> Value {
-    json!({ "type": "string", "maxLength": max, "pattern": NO_NUL })
-}
-
-/// A required name: not blank, up to `max` characters.
-fn name(max: usize) -> Value {
-    json!({ "type": "string", "minLength": 1, "maxLength": max, "pattern": NOT_BLANK })
-}
-
-/// A credential of one provider: its own secret fields besides `provider` and `name`.
-fn credential(provider: &str, required: &[&str], mut properties: Value) -> Value {
-    properties["provider"] = json!({ "const": provider });
-    properties["name"] = name(100);
-    let required: Vec<&str> = ["provider", "name"].iter().chain(required).copied().collect();
-    object(&required, properties)
-}
-
-fn phone() -> Value {
-    json!({ "type": "string", "pattern": "^\\+[1-9][0-9]{7,14}$",
-            "description": "E.164; the number must also be valid in its numbering plan" })
-}
-
-fn schemas() -> Value {
-    let s = |t: &str| match t {
-        "string" => text(crate::body::TEXT_LIMIT_CHARS),
-        _ => json!({ "type": t }),
-    };
-    let email = json!({ "type": "string", "format": "email", "maxLength": 254 });
-    let password = json!({ "type": "string", "minLength": 10, "maxLength": 128, "pattern": NO_NUL });
-    let uuid = json!({ "type": "string", "format": "uuid" });
-    let range = |low: f64, high: f64| json!({"type": "number", "minimum": low, "maximum": high});
-    let mut voice_providers: Vec<&str> = domain::voices::VOICES.iter().map(|v| v.provider).collect();
-    voice_providers.sort_unstable();
-    voice_providers.dedup();
-    let voice = object(
-        &["provider", "voiceId"],
-        json!({"provider": {"enum": voice_providers}, "voiceId": name(100),
-            "speed": range(0.5, 2.0), "pitch": range(0.5, 2.0), "stability": range(0.0, 1.0)}),
-    );
-    let model = object(
-        &["provider", "model"],
-        json!({"provider": {"enum": domain::agents::MODEL_PROVIDERS}, "model": name(100), "temperature": range(0.0, 2.0),
-            "maxTokens": {"type": "integer", "minimum": 1, "maximum": 8192}}),
-    );
-    let agent = json!({"systemPrompt": name(20_000), "name": name(200), "firstMessage": text(1_000), "voice": voice, "language": {"type": "string", "pattern": "^[a-z]{2,3}(-[A-Za-z0-9]{2,8})*$"},
-        "transferNumber": phone(), "model": model, "outcomeRule": object(&[], json!({"structuredDataField": s("string"), "onSuccess": s("string"), "onFailure": s("string"), "successThreshold": s("number")}))});
-    let route = object(
-        &["enabled"],
-        json!({"enabled": s("boolean"), "mentions": {"type": "array", "items": {"type": "string", "pattern": "^[UWS][A-Z0-9]{1,19}$"}}, "template": text(2_000)}),
-    );
-    let local_time = json!({"type": "string", "pattern": "^([01][0-9]|2[0-3]):[0-5][0-9]$"});
-    let preferences = object(
-        &["routes", "timezone", "failuresBypassMute"],
-        json!({"routes": {"type": "object", "additionalProperties": route,
-            "propertyNames": {"enum": domain::slack::NotificationKind::ALL}}, "timezone": {"enum": domain::slack::TimeZone::names().collect::<Vec<_>>()},
-        "muteHours": {"anyOf": [object(&["start", "end"], json!({"start": local_time, "end": local_time})), {"type": "null"}],
-            "description": "start and end must differ"}, "failuresBypassMute": s("boolean"), "summaryTime": local_time}),
-    );
-    let variant = json!({"name": name(100), "prompt": name(20_000), "isControl": s("boolean"),
-        "trafficPercent": {"type": "integer", "minimum": 0, "maximum": 100}});
-    json!({
-        "Error": object(&["error"], json!({"error": object(&["code", "message"], json!({"code": {"type": "string"}, "message": {"type": "string"}, "details": s("object")}))})),
-        "Registration": object(&["email", "password", "name", "organizationName"], json!({"email": email, "password": password, "name": name(200), "organizationName": name(200)})),
-        "Login": object(&["email", "password"], json!({"email": text(254), "password": text(1_024)})),
-        "ResetRequest": object(&["email"], json!({"email": email})),
-        "ResetConfirm": object(&["token", "newPassword"], json!({"token": text(200), "newPassword": password})),
-        "Invitation": object(&["email", "name", "role"], json!({"email": email, "name": name(200), "role": {"enum": ["owner", "admin", "member"]}})),
-        "Agent": object(&["name", "systemPrompt", "voice"], agent.clone()),
-        "AgentChanges": object(&[], agent),
-        "Credential": {"oneOf": [
-            credential("twilio", &["accountSid", "authToken"], json!({"accountSid": {"type": "string", "pattern": "^AC[0-9a-zA-Z]{32}$"}, "authToken": name(SECRET_FIELD_LIMIT)})),
-            credential("vonage", &["apiKey", "apiSecret"], json!({"apiKey": name(SECRET_FIELD_LIMIT), "apiSecret": name(SECRET_FIELD_LIMIT)})),
-            credential("telnyx", &["apiKey"], json!({"apiKey": name(SECRET_FIELD_LIMIT)})),
-            credential("byo-sip-trunk", &["gateways"], json!({"gateways": {"type": "array", "minItems": 1, "items": object(&["ip"], json!({
-                "ip": {"anyOf": [{"type": "string", "format": "ipv6"}, {"type": "string", "maxLength": 253, "pattern": "^[^\\u0000]*\\.[^\\u0000]*$"}]},
-                "port": {"type": "integer", "minimum": 1, "maximum": 65535}}))},
-                "username": text(SECRET_FIELD_LIMIT), "password": text(SECRET_FIELD_LIMIT)})),
-        ]},
-        "PhoneNumber": object(&["provider"], json!({"provider": {"enum": ["vapi", "twilio", "vonage", "telnyx", "byo-sip"]}, "name": s("string"), "areaCode": s("string"),
-            "number": phone(), "credentialId": uuid, "accountSid": s("string"), "authToken": s("string"), "agentId": uuid})),
-        "Assignment": object(&["agentId"], json!({"agentId": {"type": ["string", "null"], "format": "uuid"}})),
-        "OutboundCall": object(&["agentId", "phoneNumberId", "customerNumber"], json!({"agentId": uuid, "phoneNumberId": uuid, "customerNumber": phone()})),
-        "Outcome": object(&["outcome"], json!({"outcome": {"enum": domain::calls::Outcome::ALL.map(domain::calls::Outcome::as_str)}, "notes": text(2_000)})),
-        "Variant": object(&["name", "prompt", "trafficPercent"], variant.clone()),
-        "VariantChanges": object(&[], variant),
-        "AbTest": object(&["name", "variantIds"], json!({"name": name(200), "variantIds": {"type": "array", "items": uuid}, "successOutcome": {"enum": ["qualified", "appointment", "sale"]},
-            "minSampleSize": {"type": "integer", "minimum": 1, "maximum": 1_000_000}, "autoPromote": s("boolean")})),
-        "Winner": object(&["variantId"], json!({"variantId": uuid})),
-        "SlackIntegration": object(&["workspaceName", "webhookUrl", "channel"], json!({"workspaceName": name(100), "webhookUrl": {"type": "string", "format": "uri", "pattern": "^https://hooks\\.slack\\.com/services/[A-Za-z0-9]+/[A-Za-z0-9]+/[A-Za-z0-9]+$"}, "channel": {"type": "string", "pattern": "^#[^\\u0000]{1,80}$"}, "preferences": {"anyOf": [preferences.clone(), {"type": "null"}]}})),
-        "SlackPreferences": preferences,
-        "SlackTest": object(&["integrationId"], json!({"integrationId": uuid})),
-    })
-}
-
-/// The documented methods of a concrete request path (`{…}` matches one
-/// segment; like the router, the most literal template wins, so
-/// `/slack/test` is not `/slack/{id}`).
-pub fn methods_of(path: &str) -> Vec<&'static str> {
-    let segments: Vec<&str> = path.trim_end_matches('/').split('/').collect();
-    let matches = |template: &str| {
-        let pattern: Vec<&str> = template.split('/').collect();
-        pattern.len() == segments.len()
-            && pattern
-                .iter()
-                .zip(&segments)
-                .all(|(p, s)| p == s || (p.starts_with('{') && !s.is_empty()))
-    };
-    let placeholders = |template: &str| template.matches('{').count();
-    let matching: Vec<&Operation> = OPERATIONS.iter().filter(|operation| matches(operation.path)).collect();
-    let most_literal = matching.iter().map(|o| placeholders(o.path)).min();
-    matching
-        .into_iter()
-        .filter(|operation| Some(placeholders(operation.path)) == most_literal)
-        .map(|operation| operation.method)
-        .collect()
-}
+    components(schemas(crate::error::ErrorBody)),
+    modifiers(&Conventions)
+)]
+struct ApiDoc;
 
 /// Operations that create a resource (answering its `id`), and the path under
 /// which that resource's own operations live (`<path>/{id}…`).
@@ -446,161 +78,184 @@ const CREATES: &[(&str, &str)] = &[
     ("/api/integrations/slack", "/api/integrations/slack"),
 ];
 
-/// What successful operations answer, where documented (`$ref` of a response schema).
-const RESPONSES: &[(&str, &str, &str)] = &[
-    ("post", "/api/agents", "AgentView"),
-    ("get", "/api/agents", "AgentList"),
-    ("get", "/api/agents/{id}", "AgentView"),
-    ("patch", "/api/agents/{id}", "AgentView"),
-    ("post", "/api/credentials", "CredentialView"),
-    ("get", "/api/credentials", "CredentialList"),
-    ("post", "/api/phone-numbers", "PhoneNumberView"),
-    ("get", "/api/phone-numbers", "PhoneNumberList"),
-    ("get", "/api/phone-numbers/{id}", "PhoneNumberView"),
-    ("get", "/api/calls", "CallList"),
-    ("get", "/api/calls/{id}", "CallDetail"),
-];
+/// Adds the bearer scheme.
+struct Conventions;
 
-/// Response schemas: the fields every answer carries (more may follow).
-fn response_schemas() -> Value {
-    let date_time = json!({"type": "string", "format": "date-time"});
-    let uuid = json!({"type": "string", "format": "uuid"});
-    let sync_status = json!({"enum": ["pending", "synced", "failed"]});
-    let agent = json!({"type": "object",
-        "required": ["id", "name", "systemPrompt", "voice", "language", "model", "active", "syncStatus", "createdAt", "updatedAt"],
-        "properties": {"id": uuid, "name": {"type": "string"}, "systemPrompt": {"type": "string"}, "voice": {"type": "object"},
-            "language": {"type": "string"}, "model": {"type": "object"}, "active": {"type": "boolean"},
-            "syncStatus": sync_status,
-            "vapiAssistantId": {"type": ["string", "null"]}, "lastSyncError": {"type": ["string", "null"]},
-            "nextSyncAttemptAt": {"type": ["string", "null"], "format": "date-time"},
-            "createdAt": date_time, "updatedAt": date_time}});
-    let credential = json!({"type": "object",
-        "required": ["id", "provider", "name", "hint", "registeredWithVapi", "createdAt"],
-        "properties": {"id": uuid, "provider": {"enum": ["twilio", "vonage", "telnyx", "byo-sip-trunk"]}, "name": {"type": "string"},
-            "hint": {"type": "string"}, "registeredWithVapi": {"type": "boolean"}, "createdAt": date_time}});
-    let optional_text = json!({"type": ["string", "null"]});
-    let optional_uuid = json!({"type": ["string", "null"], "format": "uuid"});
-    let number = json!({"type": "object", "required": ["id", "provider", "syncStatus", "createdAt"],
-        "properties": {"id": uuid, "provider": {"enum": ["vapi", "twilio", "vonage", "telnyx", "byo-sip"]},
-            "name": optional_text, "number": optional_text, "areaCode": optional_text, "agentId": optional_uuid,
-            "credentialId": optional_uuid, "status": optional_text, "syncStatus": sync_status,
-            "vapiPhoneNumberId": optional_text, "lastSyncError": optional_text, "createdAt": date_time}});
-    // Statuses Vapi adds later are passed on as they come: any text.
-    let call = json!({"type": "object", "required": ["id", "status", "createdAt"],
-        "properties": {"id": uuid, "vapiCallId": optional_text, "agentId": optional_uuid, "agentName": optional_text,
-            "customerNumber": optional_text, "status": {"type": "string"}, "endedReason": optional_text,
-            "outcome": {"enum": domain::calls::Outcome::ALL.map(domain::calls::Outcome::as_str).into_iter().map(Value::from)
-                .chain([Value::Null]).collect::<Vec<_>>()},
-            "durationSeconds": {"type": ["number", "null"]}, "cost": {"type": ["number", "null"]},
-            "startedAt": {"type": ["string", "null"], "format": "date-time"},
-            "endedAt": {"type": ["string", "null"], "format": "date-time"}, "createdAt": date_time}});
-    let mut call_detail = call.clone();
-    call_detail["required"] = json!(["id", "status", "createdAt", "timeline"]);
-    call_detail["properties"]["transcript"] = optional_text.clone();
-    call_detail["properties"]["recordingUrl"] = optional_text.clone();
-    call_detail["properties"]["timeline"] = json!({"type": "array", "items": {"type": "object"}});
-    let list = |key: &str, item: &str| {
-        json!({"type": "object", "required": [key],
-        "properties": {key: {"type": "array", "items": {"$ref": format!("#/components/schemas/{item}")}}}})
-    };
-    json!({
-        "AgentView": agent,
-        "AgentList": list("agents", "AgentView"),
-        "CredentialView": credential,
-        "CredentialList": list("credentials", "CredentialView"),
-        "PhoneNumberView": number,
-        "PhoneNumberList": list("phoneNumbers", "PhoneNumberView"),
-        "CallSummary": call,
-        "CallList": list("calls", "CallSummary"),
-        "CallDetail": call_detail,
-    })
-}
-
-fn all_schemas() -> Value {
-    let mut all = schemas();
-    if let (Some(all), Value::Object(responses)) = (all.as_object_mut(), response_schemas()) {
-        all.extend(responses);
+impl Modify for Conventions {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let bearer = HttpBuilder::new()
+            .scheme(HttpAuthScheme::Bearer)
+            .bearer_format("JWT")
+            .build();
+        openapi
+            .components
+            .get_or_insert_with(Default::default)
+            .add_security_scheme("bearer", SecurityScheme::Http(bearer));
     }
-    all
 }
 
-fn operation_id(operation: &Operation) -> String {
-    let words: Vec<&str> = operation
-        .path
+fn error_answer(description: &str) -> Value {
+    json!({"description": description,
+        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorBody"}}}})
+}
+
+/// `get_api_agents_id` for `GET /api/agents/{id}`: unique, and readable in links.
+fn operation_id(method: &str, path: &str) -> String {
+    let words: Vec<&str> = path
         .split(|c: char| !c.is_ascii_alphanumeric())
         .filter(|w| !w.is_empty())
         .collect();
-    format!("{}_{}", operation.method, words.join("_"))
+    format!("{method}_{}", words.join("_"))
+}
+
+/// Every `{id}` in a path is a resource's UUID.
+fn add_id_parameter(path: &str, operation: &mut Value) {
+    if !path.contains("{id}") {
+        return;
+    }
+    let parameters = operation["parameters"]
+        .as_array_mut()
+        .map(std::mem::take)
+        .unwrap_or_default();
+    let mut parameters: Vec<Value> = parameters.into_iter().filter(|p| p["name"] != "id").collect();
+    parameters.insert(
+        0,
+        json!({"name": "id", "in": "path", "required": true, "schema": {"type": "string", "format": "uuid"}}),
+    );
+    operation["parameters"] = Value::Array(parameters);
+}
+
+/// The answers every operation of its kind can give, besides its own.
+fn add_shared_errors(path: &str, operation: &mut Value) {
+    let has_body = operation.get("requestBody").is_some();
+    let secured = operation.get("security").is_some();
+    let responses = operation["responses"].as_object_mut().expect("responses");
+    let mut add = |status: &str, description: &str| {
+        responses.entry(status).or_insert_with(|| error_answer(description));
+    };
+    add("400", "Invalid input (`details.field` names it)");
+    if has_body {
+        add("413", "Body too large");
+        add("415", "Not `application/json`");
+        add("422", "Body is not the documented JSON");
+    }
+    if secured {
+        add("401", "No valid session");
+        add("403", "The caller's role may not do this (`role_not_allowed`)");
+    }
+    if path.contains('{') {
+        add("404", "No such resource in the caller's organization");
+    }
+    add("default", "Unexpected error");
 }
 
 /// OpenAPI links from a create to every operation on what it created, so a
 /// client (or a stateful fuzzer) can follow the new `id`.
-fn links_of(operation: &Operation) -> Option<Value> {
-    if operation.method != "post" {
-        return None;
-    }
-    let (_, base) = CREATES.iter().find(|(path, _)| *path == operation.path)?;
-    let prefix = format!("{base}/{{id}}");
-    let links: Map<String, Value> = OPERATIONS
-        .iter()
-        .filter(|target| target.path == prefix || target.path.starts_with(&format!("{prefix}/")))
-        .map(|target| {
-            (
-                operation_id(target),
-                json!({"operationId": operation_id(target), "parameters": {"id": "$response.body#/id"}}),
-            )
-        })
-        .collect();
-    Some(Value::Object(links))
-}
-
-pub fn document() -> Value {
-    let mut paths = Map::new();
-    for operation in OPERATIONS {
-        let mut success = json!({"description": "Success"});
-        if let Some(links) = links_of(operation) {
-            success["links"] = links;
-        }
-        if let Some((_, _, schema)) = RESPONSES
+fn add_links(paths: &mut Map<String, Value>) {
+    for (create, base) in CREATES {
+        let prefix = format!("{base}/{{id}}");
+        let links: Map<String, Value> = paths
             .iter()
-            .find(|(method, path, _)| *method == operation.method && *path == operation.path)
-        {
-            success["content"] =
-                json!({"application/json": {"schema": {"$ref": format!("#/components/schemas/{schema}")}}});
+            .filter(|(path, _)| **path == prefix || path.starts_with(&format!("{prefix}/")))
+            .flat_map(|(path, item)| {
+                item.as_object()
+                    .into_iter()
+                    .flatten()
+                    .map(move |(method, _)| operation_id(method, path))
+            })
+            .map(|id| {
+                (
+                    id.clone(),
+                    json!({"operationId": id, "parameters": {"id": "$response.body#/id"}}),
+                )
+            })
+            .collect();
+        let created = paths[*create]["post"]["responses"]
+            .as_object_mut()
+            .and_then(|responses| responses.iter_mut().find(|(status, _)| status.starts_with('2')))
+            .map(|(_, answer)| answer);
+        if let Some(created) = created {
+            created["links"] = Value::Object(links);
         }
-        let mut entry = json!({
-            "operationId": operation_id(operation),
-            "tags": [operation.tag],
-            "summary": operation.summary,
-            "responses": {
-                "2XX": success,
-                "4XX": {"description": "Client error", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
-            }
-        });
-        if operation.authenticated {
-            entry["security"] = json!([{ "bearer": [] }]);
-        }
-        if let Some(body) = operation.body {
-            entry["requestBody"] = json!({"required": true, "content": {"application/json": {"schema": {"$ref": format!("#/components/schemas/{body}")}}}});
-        }
-        if operation.path.contains("{id}") {
-            entry["parameters"] =
-                json!([{"name": "id", "in": "path", "required": true, "schema": {"type": "string", "format": "uuid"}}]);
-        }
-        let item = paths.entry(operation.path).or_insert_with(|| json!({}));
-        item[operation.method] = entry;
     }
-    json!({
-        "openapi": "3.1.0",
-        "info": {"title": "VoxReach API", "version": env!("CARGO_PKG_VERSION")},
-        "paths": paths,
-        "components": {
-            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}},
-            "schemas": all_schemas()
-        }
-    })
 }
 
+fn generate() -> Value {
+    let mut document = serde_json::to_value(ApiDoc::openapi()).expect("the OpenAPI document serializes");
+    document["info"]["version"] = json!(env!("CARGO_PKG_VERSION"));
+    let paths = document["paths"].as_object_mut().expect("paths");
+    for (path, item) in paths.iter_mut() {
+        for (method, operation) in item.as_object_mut().expect("path item") {
+            operation["operationId"] = json!(operation_id(method, path));
+            add_id_parameter(path, operation);
+            add_shared_errors(path, operation);
+        }
+    }
+    add_links(paths);
+    document
+}
+
+/// The document (generated once).
+pub fn document() -> &'static Value {
+    static DOCUMENT: OnceLock<Value> = OnceLock::new();
+    DOCUMENT.get_or_init(generate)
+}
+
+/// One documented operation.
+pub struct Operation {
+    pub method: String,
+    pub path: String,
+    pub authenticated: bool,
+    /// The `$ref`'d schema of its JSON body, if it takes one.
+    pub body: Option<String>,
+}
+
+/// Every documented operation.
+pub fn operations() -> Vec<Operation> {
+    let mut all = Vec::new();
+    for (path, item) in document()["paths"].as_object().into_iter().flatten() {
+        for (method, operation) in item.as_object().into_iter().flatten() {
+            let body = operation["requestBody"]["content"]["application/json"]["schema"]["$ref"]
+                .as_str()
+                .map(|r| r.trim_start_matches("#/components/schemas/").to_owned());
+            all.push(Operation {
+                method: method.clone(),
+                path: path.clone(),
+                authenticated: operation.get("security").is_some(),
+                body,
+            });
+        }
+    }
+    all
+}
+
+/// The documented methods of a concrete request path (`{…}` matches one
+/// segment; like the router, the most literal template wins, so
+/// `/slack/test` is not `/slack/{id}`).
+pub fn methods_of(path: &str) -> Vec<String> {
+    let segments: Vec<&str> = path.trim_end_matches('/').split('/').collect();
+    let matches = |template: &str| {
+        let pattern: Vec<&str> = template.split('/').collect();
+        pattern.len() == segments.len()
+            && pattern
+                .iter()
+                .zip(&segments)
+                .all(|(p, s)| p == s || (p.starts_with('{') && !s.is_empty()))
+    };
+    let placeholders = |template: &str| template.matches('{').count();
+    let paths = document()["paths"].as_object().expect("paths");
+    let matching: Vec<&String> = paths.keys().filter(|template| matches(template)).collect();
+    let most_literal = matching.iter().map(|t| placeholders(t)).min();
+    matching
+        .into_iter()
+        .filter(|template| Some(placeholders(template)) == most_literal)
+        .flat_map(|template| paths[template].as_object().expect("path item").keys().cloned())
+        .collect()
+}
+
+/// This document.
+#[utoipa::path(get, path = "/api/openapi.json", tag = "health",
+    responses((status = 200, description = "The OpenAPI 3.1 document", body = Object)))]
 pub async fn serve() -> HttpResponse {
     HttpResponse::Ok().json(document())
 }

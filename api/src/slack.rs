@@ -6,18 +6,44 @@ use crate::error::{method_not_allowed, ApiError};
 use crate::server::AppState;
 use crate::users::PageQuery;
 use actix_web::{web, HttpResponse};
+use application::slack::{IntegrationStatus, SlackIntegrationView};
 use application::AppError;
+use domain::openapi::name;
 use domain::slack::Preferences;
-use serde::Deserialize;
+use domain::slack::WORKSPACE_NAME_CHARS;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 use uuid::Uuid;
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Connect {
+    #[schema(schema_with = name::<WORKSPACE_NAME_CHARS>)]
     workspace_name: String,
+    /// A Slack incoming-webhook URL (`https://hooks.slack.com/services/…`, or an origin the server allows).
     webhook_url: String,
+    #[schema(pattern = "^#[^\\u0000]{1,80}$")]
     channel: String,
+    #[schema(value_type = Option<Preferences>)]
     preferences: Option<serde_json::Value>,
+}
+
+/// An integration after a command.
+#[derive(Serialize, ToSchema)]
+pub struct IntegrationState {
+    id: Uuid,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    status: Option<IntegrationStatus>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct IntegrationList {
+    integrations: Vec<SlackIntegrationView>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct Delivery {
+    delivered: bool,
 }
 
 /// Preferences parsed here rather than by the body's extractor, so that a bad
@@ -30,12 +56,15 @@ fn preferences(raw: serde_json::Value) -> Result<Preferences, ApiError> {
     })
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct TestMessage {
     integration_id: Uuid,
 }
 
+/// Connect a Slack channel by its incoming webhook (owners and admins).
+#[utoipa::path(post, path = "/api/integrations/slack", tag = "slack", security(("bearer" = [])), request_body = Connect,
+    responses((status = 201, description = "Connected", body = IntegrationState)))]
 pub async fn connect(
     state: web::Data<AppState>,
     caller: Caller,
@@ -52,18 +81,27 @@ pub async fn connect(
             b.preferences.map(preferences).transpose()?.unwrap_or_default(),
         )
         .await?;
-    Ok(HttpResponse::Created().json(serde_json::json!({ "id": id, "status": "active" })))
+    Ok(HttpResponse::Created().json(IntegrationState {
+        id,
+        status: Some(IntegrationStatus::Active),
+    }))
 }
 
+/// Slack integrations with their status.
+#[utoipa::path(get, path = "/api/integrations/slack", tag = "slack", security(("bearer" = [])), params(PageQuery),
+    responses((status = 200, description = "A page of integrations", body = IntegrationList)))]
 pub async fn list(
     state: web::Data<AppState>,
     caller: Caller,
     page: web::Query<PageQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let integrations = state.slack.list(&caller.0, page.page()?).await?;
-    Ok(HttpResponse::Ok().json(serde_json::json!({ "integrations": integrations })))
+    Ok(HttpResponse::Ok().json(IntegrationList { integrations }))
 }
 
+/// Change routing, mentions, templates, mute hours and the summary time.
+#[utoipa::path(patch, path = "/api/integrations/slack/{id}", tag = "slack", security(("bearer" = [])), request_body = Preferences,
+    responses((status = 200, description = "Changed", body = IntegrationState)))]
 pub async fn update(
     state: web::Data<AppState>,
     caller: Caller,
@@ -74,9 +112,12 @@ pub async fn update(
         .slack
         .update_preferences(&caller.0, *id, preferences(body.into_inner())?)
         .await?;
-    Ok(HttpResponse::Ok().json(serde_json::json!({ "id": *id })))
+    Ok(HttpResponse::Ok().json(IntegrationState { id: *id, status: None }))
 }
 
+/// Disconnect.
+#[utoipa::path(delete, path = "/api/integrations/slack/{id}", tag = "slack", security(("bearer" = [])),
+    responses((status = 204, description = "Disconnected")))]
 pub async fn disconnect(
     state: web::Data<AppState>,
     caller: Caller,
@@ -86,13 +127,18 @@ pub async fn disconnect(
     Ok(HttpResponse::NoContent().finish())
 }
 
+/// Post a test message now.
+#[utoipa::path(post, path = "/api/integrations/slack/test", tag = "slack", security(("bearer" = [])), request_body = TestMessage,
+    responses((status = 200, description = "Slack accepted it", body = Delivery),
+        (status = 404, description = "No such integration in this organization", body = crate::error::ErrorBody),
+        (status = 503, description = "Slack refused it or could not be reached (`slack_delivery_failed`)", body = crate::error::ErrorBody)))]
 pub async fn test(
     state: web::Data<AppState>,
     caller: Caller,
     body: Json<TestMessage>,
 ) -> Result<HttpResponse, ApiError> {
     state.slack.send_test(&caller.0, body.integration_id).await?;
-    Ok(HttpResponse::Ok().json(serde_json::json!({ "delivered": true })))
+    Ok(HttpResponse::Ok().json(Delivery { delivered: true }))
 }
 
 pub fn routes(cfg: &mut web::ServiceConfig) {

@@ -9,6 +9,13 @@ use infrastructure::vapi_messages::{is_authentic, parse, reply_body};
 /// Transcripts make end-of-call reports large.
 pub const WEBHOOK_LIMIT_BYTES: usize = 5 * 1024 * 1024;
 
+/// Vapi's server messages (status updates, end-of-call reports, tool calls, assistant requests).
+/// Authenticated by the shared secret or HMAC signature configured with `VAPI_WEBHOOK_SECRET`.
+#[utoipa::path(post, path = "/api/webhooks/vapi", tag = "webhooks", request_body = Object, responses(
+    (status = 200, description = "Recorded; the body answers tool calls and assistant requests", body = Object),
+    (status = 400, description = "Not a Vapi message", body = crate::error::ErrorBody),
+    (status = 401, description = "Wrong secret or signature, or a stale timestamp", body = crate::error::ErrorBody),
+    (status = 413, description = "Larger than 5 MiB", body = crate::error::ErrorBody)))]
 pub async fn vapi(req: HttpRequest, state: web::Data<AppState>, body: web::Bytes) -> Result<HttpResponse, ApiError> {
     let header = |name: &str| req.headers().get(name).and_then(|v| v.to_str().ok()).map(str::to_owned);
     if !is_authentic(

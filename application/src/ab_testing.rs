@@ -58,7 +58,7 @@ pub fn ab_error(error: AbError) -> AppError {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct VariantView {
     pub id: Uuid,
@@ -81,7 +81,7 @@ pub struct VariantCounts {
     pub daily: Vec<DailyPoint>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct DailyPoint {
     pub day: chrono::NaiveDate,
@@ -118,7 +118,7 @@ pub trait AbDirectory: Send + Sync {
     ) -> Result<Vec<TestRecord>, AppError>;
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct VariantResult {
     pub variant_id: Uuid,
@@ -140,7 +140,7 @@ pub struct VariantResult {
     pub daily: Vec<DailyPoint>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct TestResults {
     pub id: Uuid,

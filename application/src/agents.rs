@@ -19,7 +19,7 @@ use uuid::Uuid;
 /// Name of the reactor that mirrors agents to Vapi assistants.
 pub const AGENT_SYNC: &str = "vapi-agent-sync";
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct AgentView {
     pub id: Uuid,

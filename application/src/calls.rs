@@ -628,7 +628,7 @@ pub struct CallFilter {
     pub limit: i64,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct CallSummary {
     pub id: Uuid,
@@ -647,7 +647,7 @@ pub struct CallSummary {
     pub created_at: DateTime<Utc>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct TimelineEntry {
     pub at: DateTime<Utc>,
@@ -656,7 +656,7 @@ pub struct TimelineEntry {
     pub details: Value,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct CallDetail {
     #[serde(flatten)]
@@ -669,7 +669,7 @@ pub struct CallDetail {
     pub timeline: Vec<TimelineEntry>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct DashboardStats {
     pub total_calls: i64,

@@ -25,7 +25,7 @@ use uuid::Uuid;
 /// Name of the reactor that mirrors numbers (and the credentials they need) to Vapi.
 pub const NUMBER_SYNC: &str = "vapi-number-sync";
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct CredentialView {
     pub id: Uuid,
@@ -37,7 +37,7 @@ pub struct CredentialView {
     pub created_at: DateTime<Utc>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct PhoneNumberView {
     pub id: Uuid,

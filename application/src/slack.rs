@@ -50,7 +50,7 @@ pub trait SlackWebhook: Send + Sync {
 }
 
 /// Whether an integration still delivers.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum IntegrationStatus {
     Active,
@@ -58,7 +58,7 @@ pub enum IntegrationStatus {
     Broken,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct SlackIntegrationView {
     pub id: Uuid,

@@ -82,6 +82,7 @@ impl Arm {
 
 /// Where a test stands under the winner rule.
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase", tag = "state")]
 pub enum Decision {
     /// Fewer finished calls than the minimum sample: no look yet.

@@ -38,6 +38,7 @@ fn invalid(field: &'static str, reason: impl Into<String>) -> AbError {
 
 /// What counts as a conversion.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum SuccessOutcome {
     Qualified,
@@ -67,6 +68,7 @@ impl SuccessOutcome {
 // ---------------------------------------------------------------- variants
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct VariantSpec {
     pub name: String,
@@ -75,13 +77,25 @@ pub struct VariantSpec {
     pub traffic_percent: u32,
 }
 
+/// Longest variant name.
+pub const VARIANT_NAME_CHARS: usize = 100;
+/// Longest variant prompt: a whole system prompt.
+pub const VARIANT_PROMPT_CHARS: usize = crate::agents::SYSTEM_PROMPT_CHARS;
+/// Longest test name.
+pub const TEST_NAME_CHARS: usize = 200;
+/// Largest minimum sample a test may ask for.
+pub const MAX_MIN_SAMPLE_SIZE: u32 = 1_000_000;
+
 impl VariantSpec {
     pub fn validate(&self) -> Result<(), AbError> {
-        if self.name.trim().is_empty() || self.name.chars().count() > 100 {
-            return Err(invalid("name", "must be 1 to 100 characters"));
+        if self.name.trim().is_empty() || self.name.chars().count() > VARIANT_NAME_CHARS {
+            return Err(invalid("name", format!("must be 1 to {VARIANT_NAME_CHARS} characters")));
         }
-        if self.prompt.trim().is_empty() || self.prompt.chars().count() > 20_000 {
-            return Err(invalid("prompt", "must be 1 to 20000 characters"));
+        if self.prompt.trim().is_empty() || self.prompt.chars().count() > VARIANT_PROMPT_CHARS {
+            return Err(invalid(
+                "prompt",
+                format!("must be 1 to {VARIANT_PROMPT_CHARS} characters"),
+            ));
         }
         if self.traffic_percent > 100 {
             return Err(invalid("trafficPercent", "must be between 0 and 100"));
@@ -405,6 +419,7 @@ pub enum AbTestCommand {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum TestStatus {
     Running,
@@ -496,10 +511,10 @@ impl Aggregate for AbTest {
                 if state.exists() {
                     return Err(invalid("id", "test exists"));
                 }
-                if settings.name.trim().is_empty() || settings.name.chars().count() > 200 {
-                    return Err(invalid("name", "must be 1 to 200 characters"));
+                if settings.name.trim().is_empty() || settings.name.chars().count() > TEST_NAME_CHARS {
+                    return Err(invalid("name", format!("must be 1 to {TEST_NAME_CHARS} characters")));
                 }
-                if !(1..=1_000_000).contains(&settings.min_sample_size) {
+                if !(1..=MAX_MIN_SAMPLE_SIZE).contains(&settings.min_sample_size) {
                     return Err(invalid("minSampleSize", "must be between 1 and 1000000"));
                 }
                 if variants.len() < 2 {

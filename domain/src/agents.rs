@@ -28,27 +28,49 @@ fn invalid(field: &'static str, reason: impl Into<String>) -> AgentError {
     }
 }
 
+/// Longest agent name.
+pub const NAME_CHARS: usize = 200;
+/// Longest system prompt.
+pub const SYSTEM_PROMPT_CHARS: usize = 20_000;
+/// Longest first message.
+pub const FIRST_MESSAGE_CHARS: usize = 1_000;
+/// Longest voice id or model name.
+pub const SETTING_NAME_CHARS: usize = 100;
+/// Most tokens a model may be asked for.
+pub const MAX_TOKENS: u32 = 8192;
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct VoiceSettings {
+    #[cfg_attr(feature = "openapi", schema(schema_with = crate::openapi::voice_provider))]
     pub provider: String,
+    #[cfg_attr(feature = "openapi", schema(schema_with = crate::openapi::name::<SETTING_NAME_CHARS>))]
     pub voice_id: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(schema_with = crate::openapi::optional_range::<50, 200>))]
     pub speed: Option<f64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(schema_with = crate::openapi::optional_range::<50, 200>))]
     pub pitch: Option<f64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(schema_with = crate::openapi::optional_range::<0, 100>))]
     pub stability: Option<f64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct ModelSettings {
+    #[cfg_attr(feature = "openapi", schema(schema_with = crate::openapi::model_provider))]
     pub provider: String,
+    #[cfg_attr(feature = "openapi", schema(schema_with = crate::openapi::name::<SETTING_NAME_CHARS>))]
     pub model: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(schema_with = crate::openapi::optional_range::<0, 200>))]
     pub temperature: Option<f64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(minimum = 1, maximum = 8192))]
     pub max_tokens: Option<u32>,
 }
 
@@ -65,6 +87,7 @@ impl Default for ModelSettings {
 
 /// Everything a user configures on an agent.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct AgentSpec {
     pub name: String,
@@ -110,10 +133,10 @@ fn in_range(field: &'static str, value: Option<f64>, low: f64, high: f64) -> Res
 impl AgentSpec {
     /// Checks every field; the error names the first one that is wrong.
     pub fn validate(&self) -> Result<(), AgentError> {
-        bounded_text("name", &self.name, 200)?;
-        bounded_text("systemPrompt", &self.system_prompt, 20_000)?;
+        bounded_text("name", &self.name, NAME_CHARS)?;
+        bounded_text("systemPrompt", &self.system_prompt, SYSTEM_PROMPT_CHARS)?;
         if let Some(first) = &self.first_message {
-            bounded_text("firstMessage", first, 1_000)?;
+            bounded_text("firstMessage", first, FIRST_MESSAGE_CHARS)?;
         }
         if voices::find(&self.voice.provider, &self.voice.voice_id).is_none() {
             return Err(invalid(
@@ -151,10 +174,13 @@ impl AgentSpec {
                 format!("must be one of {}", MODEL_PROVIDERS.join(", ")),
             ));
         }
-        bounded_text("model.model", &self.model.model, 100)?;
+        bounded_text("model.model", &self.model.model, SETTING_NAME_CHARS)?;
         in_range("model.temperature", self.model.temperature, 0.0, 2.0)?;
-        if self.model.max_tokens.is_some_and(|t| !(1..=8192).contains(&t)) {
-            return Err(invalid("model.maxTokens", "must be between 1 and 8192"));
+        if self.model.max_tokens.is_some_and(|t| !(1..=MAX_TOKENS).contains(&t)) {
+            return Err(invalid(
+                "model.maxTokens",
+                format!("must be between 1 and {MAX_TOKENS}"),
+            ));
         }
         Ok(())
     }

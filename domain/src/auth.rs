@@ -26,6 +26,13 @@ pub enum AuthError {
     RoleNotAllowed { inviter: Role, invitee: Role },
 }
 
+/// Longest e-mail address (RFC 5321).
+pub const EMAIL_CHARS: usize = 254;
+/// Shortest and longest password.
+pub const PASSWORD_CHARS: std::ops::RangeInclusive<usize> = 10..=128;
+/// Longest person or organization name.
+pub const NAME_CHARS: usize = 200;
+
 /// A normalized (trimmed, lower-cased) e-mail address.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
@@ -38,8 +45,8 @@ impl Email {
             field: "email",
             reason: reason.to_owned(),
         };
-        if normalized.len() > 254 {
-            return Err(invalid("must be at most 254 characters"));
+        if normalized.chars().count() > EMAIL_CHARS {
+            return Err(invalid(&format!("must be at most {EMAIL_CHARS} characters")));
         }
         let (local, domain) = normalized.split_once('@').ok_or_else(|| invalid("must contain @"))?;
         let domain_ok = domain.contains('.')
@@ -84,10 +91,14 @@ impl fmt::Display for Email {
 /// Passwords are checked before hashing; the upper bound keeps hashing cheap to refuse.
 pub fn validate_password(password: &str) -> Result<(), AuthError> {
     let chars = password.chars().count();
-    if !(10..=128).contains(&chars) {
+    if !PASSWORD_CHARS.contains(&chars) {
         return Err(AuthError::Invalid {
             field: "password",
-            reason: "must be between 10 and 128 characters".into(),
+            reason: format!(
+                "must be between {} and {} characters",
+                PASSWORD_CHARS.start(),
+                PASSWORD_CHARS.end()
+            ),
         });
     }
     Ok(())
@@ -96,16 +107,17 @@ pub fn validate_password(password: &str) -> Result<(), AuthError> {
 /// A required, trimmed, bounded display name.
 pub fn validate_name(field: &'static str, value: &str) -> Result<String, AuthError> {
     let trimmed = value.trim();
-    if trimmed.is_empty() || trimmed.chars().count() > 200 {
+    if trimmed.is_empty() || trimmed.chars().count() > NAME_CHARS {
         return Err(AuthError::Invalid {
             field,
-            reason: "must be between 1 and 200 characters".into(),
+            reason: format!("must be between 1 and {NAME_CHARS} characters"),
         });
     }
     Ok(trimmed.to_owned())
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum Role {
     Owner,

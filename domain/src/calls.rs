@@ -24,6 +24,7 @@ pub const NOTES_LIMIT_CHARS: usize = 2_000;
 
 /// How a call went: set by the agent's analysis rule, a tool, or a person.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum Outcome {
     Qualified,
@@ -204,6 +205,7 @@ impl EndedReason {
 
 /// How an agent's end-of-call analysis maps to an outcome.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct OutcomeRule {
     /// A `structuredData` field holding one of the outcomes (e.g. `outcome`).

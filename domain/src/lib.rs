@@ -9,6 +9,8 @@ pub mod auth;
 pub mod calls;
 pub mod event_log;
 pub mod events;
+#[cfg(feature = "openapi")]
+pub mod openapi;
 pub mod phone;
 pub mod phone_numbers;
 pub mod slack;

@@ -360,6 +360,8 @@ impl Aggregate for PhoneNumberState {
 // ---------------------------------------------------------------- credentials
 
 pub const CREDENTIAL_PROVIDERS: &[&str] = &["twilio", "vonage", "telnyx", "byo-sip-trunk"];
+/// Longest credential name.
+pub const CREDENTIAL_NAME_CHARS: usize = 100;
 
 domain_events! {
     pub enum CredentialEvent in "credential" {
@@ -445,10 +447,10 @@ impl Aggregate for Credential {
                         reason: format!("must be one of {}", CREDENTIAL_PROVIDERS.join(", ")),
                     });
                 }
-                if name.trim().is_empty() || name.chars().count() > 100 {
+                if name.trim().is_empty() || name.chars().count() > CREDENTIAL_NAME_CHARS {
                     return Err(NumberError::Invalid {
                         field: "name",
-                        reason: "must be 1 to 100 characters".into(),
+                        reason: format!("must be 1 to {CREDENTIAL_NAME_CHARS} characters"),
                     });
                 }
                 Ok(vec![CredentialEvent::CredentialAdded {

@@ -75,6 +75,7 @@ impl std::fmt::Debug for SlackWebhookUrl {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum NotificationKind {
     /// A call's outcome became `qualified`.
@@ -178,6 +179,7 @@ impl From<Mention> for String {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Route {
     pub enabled: bool,
@@ -188,20 +190,26 @@ pub struct Route {
     /// `{{ company }}`, `{{ phone }}`, `{{ agent }}`, `{{ duration }}`,
     /// `{{ sentiment }}`, `{{ outcome }}`, `{{ transcript_link }}`, `{{ callback_link }}`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(schema_with = crate::openapi::optional_text::<TEMPLATE_LIMIT_CHARS>))]
     pub template: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct MuteHours {
     /// Local "HH:MM"; the window may cross midnight.
+    #[cfg_attr(feature = "openapi", schema(schema_with = crate::openapi::local_time))]
     pub start: String,
+    #[cfg_attr(feature = "openapi", schema(schema_with = crate::openapi::local_time))]
     pub end: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Preferences {
+    #[cfg_attr(feature = "openapi", schema(schema_with = crate::openapi::slack_routes))]
     pub routes: BTreeMap<NotificationKind, Route>,
     /// The organization's time zone, for mute hours and the daily summary.
     pub timezone: TimeZone,
@@ -210,6 +218,7 @@ pub struct Preferences {
     pub failures_bypass_mute: bool,
     /// Local "HH:MM" at which the daily summary (when routed) is sent.
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(schema_with = crate::openapi::optional_local_time))]
     pub summary_time: Option<String>,
 }
 
@@ -366,6 +375,9 @@ pub const PLACEHOLDERS: [&str; 9] = [
     "transcript_link",
     "callback_link",
 ];
+
+/// Longest workspace name.
+pub const WORKSPACE_NAME_CHARS: usize = 100;
 
 /// Longest template accepted.
 pub const TEMPLATE_LIMIT_CHARS: usize = 2000;
@@ -670,8 +682,11 @@ impl Aggregate for SlackIntegration {
                 preferences,
                 now,
             } => {
-                if workspace_name.trim().is_empty() || workspace_name.chars().count() > 100 {
-                    return Err(invalid("workspaceName", "must be 1 to 100 characters"));
+                if workspace_name.trim().is_empty() || workspace_name.chars().count() > WORKSPACE_NAME_CHARS {
+                    return Err(invalid(
+                        "workspaceName",
+                        format!("must be 1 to {WORKSPACE_NAME_CHARS} characters"),
+                    ));
                 }
                 if !channel.starts_with('#') || channel.len() < 2 || channel.len() > 81 {
                     return Err(invalid("channel", "must be a channel name like #sales"));

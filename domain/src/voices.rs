@@ -3,6 +3,7 @@
 use serde::Serialize;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct Voice {
     /// Vapi's voice provider id (`11labs`, `openai`, `deepgram`, `azure`, `playht`, `cartesia`).

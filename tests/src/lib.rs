@@ -464,38 +464,43 @@ impl VapiWorld {
 }
 
 /// Checks an answer against a response schema of the OpenAPI document: every
-/// required field present and every enumerated field within its values
-/// (the subset of JSON Schema those schemas use at the top level).
+/// required field present and every enumerated field within its values, through
+/// `$ref`s, `allOf` (flattened fields) and arrays of documented items.
 pub fn assert_answers_as_documented(schema: &str, answer: &Value) {
-    let document = api::openapi::document();
-    let schemas = &document["components"]["schemas"];
-    let resolve = |s: &Value| match s["$ref"].as_str() {
-        Some(reference) => schemas[reference.trim_start_matches("#/components/schemas/")].clone(),
-        None => s.clone(),
-    };
-    let documented = resolve(&schemas[schema]);
-    assert!(documented.is_object(), "no schema {schema}");
+    let schemas = &api::openapi::document()["components"]["schemas"];
+    assert!(schemas[schema].is_object(), "no schema {schema}");
+    check_against(schemas, schema, &schemas[schema], answer);
+}
+
+fn check_against(schemas: &Value, name: &str, documented: &Value, answer: &Value) {
+    if let Some(reference) = documented["$ref"].as_str() {
+        let target = reference.trim_start_matches("#/components/schemas/");
+        return check_against(schemas, target, &schemas[target], answer);
+    }
+    if answer.is_null() {
+        return;
+    }
+    for part in documented["allOf"].as_array().into_iter().flatten() {
+        check_against(schemas, name, part, answer);
+    }
+    if let Some(allowed) = documented["enum"].as_array() {
+        assert!(allowed.contains(answer), "{name} = {answer} is not documented");
+    }
     for field in documented["required"].as_array().into_iter().flatten() {
         let field = field.as_str().unwrap();
         assert!(
             answer.get(field).is_some(),
-            "{schema}.{field} documented, not answered: {answer}"
+            "{name}.{field} documented, not answered: {answer}"
         );
     }
     for (field, property) in documented["properties"].as_object().into_iter().flatten() {
-        let Some(value) = answer.get(field) else { continue };
-        if let Some(allowed) = property["enum"].as_array() {
-            assert!(allowed.contains(value), "{schema}.{field} = {value} is not documented");
+        if let Some(value) = answer.get(field) {
+            check_against(schemas, &format!("{name}.{field}"), property, value);
         }
-        if let (Some(items), Some(values)) = (property.get("items"), value.as_array()) {
-            let item_schema = items["$ref"]
-                .as_str()
-                .map(|r| r.trim_start_matches("#/components/schemas/"));
-            for item in values {
-                if let Some(item_schema) = item_schema {
-                    assert_answers_as_documented(item_schema, item);
-                }
-            }
+    }
+    if let (Some(items), Some(values)) = (documented.get("items"), answer.as_array()) {
+        for item in values {
+            check_against(schemas, name, items, item);
         }
     }
 }

@@ -1,12 +1,13 @@
 //! The OpenAPI document lists exactly the routes the server answers, with the right auth.
 
-use api::openapi::OPERATIONS;
+use api::openapi::operations;
 use voxreach_tests::TestApp;
 
 #[tokio::test]
 async fn every_documented_operation_exists_with_the_documented_auth() {
     let app = TestApp::spawn().await;
-    for operation in OPERATIONS {
+    let operations = operations();
+    for operation in &operations {
         let path = operation.path.replace("{id}", "00000000-0000-0000-0000-000000000000");
         let method = reqwest::Method::from_bytes(operation.method.to_uppercase().as_bytes()).unwrap();
         let response = app
@@ -40,10 +41,10 @@ async fn every_documented_operation_exists_with_the_documented_auth() {
         .values()
         .map(|p| p.as_object().unwrap().len())
         .sum();
-    assert_eq!(documented, OPERATIONS.len());
+    assert_eq!(documented, operations.len());
     // Every schema a request refers to exists.
-    for operation in OPERATIONS.iter().filter_map(|o| o.body) {
-        assert!(document["components"]["schemas"][operation].is_object(), "{operation}");
+    for schema in operations.iter().filter_map(|o| o.body.as_deref()) {
+        assert!(document["components"]["schemas"][schema].is_object(), "{schema}");
     }
 }
 
@@ -61,7 +62,12 @@ async fn creates_link_to_the_operations_on_what_they_created() {
             );
         }
     }
-    let links = |method: &str, path: &str| document["paths"][path][method]["responses"]["2XX"]["links"].clone();
+    let success = |method: &str, path: &str| {
+        let responses = document["paths"][path][method]["responses"].as_object().unwrap();
+        let (_, answer) = responses.iter().find(|(status, _)| status.starts_with('2')).unwrap();
+        answer.clone()
+    };
+    let links = |method: &str, path: &str| success(method, path)["links"].clone();
     for (method, path) in [
         ("post", "/api/agents"),
         ("post", "/api/agents/{id}/variants"),
@@ -91,7 +97,7 @@ async fn creates_link_to_the_operations_on_what_they_created() {
     assert_eq!(status, 201, "{created}");
     voxreach_tests::assert_answers_as_documented("AgentView", &created);
     assert_eq!(
-        document["paths"]["/api/agents"]["post"]["responses"]["2XX"]["content"]["application/json"]["schema"]["$ref"],
+        success("post", "/api/agents")["content"]["application/json"]["schema"]["$ref"],
         "#/components/schemas/AgentView"
     );
     app.settle().await;
