@@ -45,7 +45,8 @@ pub struct UpdateVariant {
 pub struct StartTest {
     #[schema(schema_with = name::<TEST_NAME_CHARS>)]
     name: String,
-    /// The agent's variants to compare (their traffic adds up to 100).
+    /// The agent's variants to compare: one control, traffic adding up to 100.
+    #[schema(schema_with = variant_ids)]
     variant_ids: Vec<Uuid>,
     /// Default `qualified`.
     success_outcome: Option<SuccessOutcome>,
@@ -54,6 +55,20 @@ pub struct StartTest {
     min_sample_size: Option<u32>,
     #[serde(default)]
     auto_promote: bool,
+}
+
+fn variant_ids() -> utoipa::openapi::schema::Array {
+    utoipa::openapi::schema::ArrayBuilder::new()
+        .items(
+            utoipa::openapi::schema::ObjectBuilder::new()
+                .schema_type(utoipa::openapi::schema::Type::String)
+                .format(Some(utoipa::openapi::SchemaFormat::KnownFormat(
+                    utoipa::openapi::KnownFormat::Uuid,
+                ))),
+        )
+        .min_items(Some(domain::ab_testing::MIN_VARIANTS_PER_TEST))
+        .unique_items(true)
+        .build()
 }
 
 #[derive(Deserialize, ToSchema)]

@@ -44,7 +44,7 @@ pub struct ListQuery {
 /// Who called whom.
 #[derive(Deserialize, ToSchema)]
 #[serde(rename_all = "lowercase")]
-enum Direction {
+pub enum Direction {
     Inbound,
     Outbound,
     Web,

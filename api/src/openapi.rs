@@ -61,7 +61,7 @@ use utoipa::{Modify, OpenApi};
         crate::slack::test,
         crate::webhooks::vapi,
     ),
-    components(schemas(crate::error::ErrorBody)),
+    components(schemas(crate::error::ErrorBody, crate::calls::Direction, domain::slack::Mention)),
     modifiers(&Conventions)
 )]
 struct ApiDoc;
@@ -149,6 +149,15 @@ fn add_shared_errors(path: &str, operation: &mut Value) {
     add("default", "Unexpected error");
 }
 
+/// Operations that take a created resource's id in their body: the create,
+/// the operation (method, path) and the body field.
+const BODY_LINKS: &[(&str, &str, &str, &str)] = &[(
+    "/api/integrations/slack",
+    "post",
+    "/api/integrations/slack/test",
+    "integrationId",
+)];
+
 /// OpenAPI links from a create to every operation on what it created, so a
 /// client (or a stateful fuzzer) can follow the new `id`.
 fn add_links(paths: &mut Map<String, Value>) {
@@ -169,6 +178,18 @@ fn add_links(paths: &mut Map<String, Value>) {
                     json!({"operationId": id, "parameters": {"id": "$response.body#/id"}}),
                 )
             })
+            .chain(
+                BODY_LINKS
+                    .iter()
+                    .filter(|(from, ..)| from == create)
+                    .map(|(_, method, path, field)| {
+                        let id = operation_id(method, path);
+                        (
+                            id.clone(),
+                            json!({"operationId": id, "requestBody": {*field: "$response.body#/id"}}),
+                        )
+                    }),
+            )
             .collect();
         let created = paths[*create]["post"]["responses"]
             .as_object_mut()

@@ -8,14 +8,17 @@ use crate::users::PageQuery;
 use actix_web::{web, HttpResponse};
 use application::phone_numbers::{CredentialView, PhoneNumberView, SECRET_FIELD_LIMIT};
 use application::AppError;
-use domain::openapi::{name, optional_integer, text};
+use domain::openapi::{integer, name, text};
 use domain::phone::PhoneNumber;
 use domain::phone_numbers::NumberSource;
 use domain::phone_numbers::CREDENTIAL_NAME_CHARS;
 use domain::sync::SyncStatus;
 use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::{Map, Value};
-use utoipa::openapi::schema::{AdditionalProperties, ArrayBuilder, ObjectBuilder, OneOfBuilder, Schema, Type};
+use utoipa::openapi::schema::{
+    AdditionalProperties, AnyOfBuilder, ArrayBuilder, KnownFormat, ObjectBuilder, OneOfBuilder, Schema, SchemaFormat,
+    Type,
+};
 use utoipa::openapi::RefOr;
 use utoipa::{PartialSchema, ToSchema};
 use uuid::Uuid;
@@ -31,6 +34,23 @@ pub struct CredentialBody {
     secret: Map<String, Value>,
 }
 
+/// A SIP gateway: an IPv6 address, or an IPv4 address or host name (with a dot).
+fn gateway_host() -> Schema {
+    AnyOfBuilder::new()
+        .item(
+            ObjectBuilder::new()
+                .schema_type(Type::String)
+                .format(Some(SchemaFormat::KnownFormat(KnownFormat::Ipv6))),
+        )
+        .item(
+            ObjectBuilder::new()
+                .schema_type(Type::String)
+                .max_length(Some(253))
+                .pattern(Some("^[^\\u0000]*\\.[^\\u0000]*$")),
+        )
+        .into()
+}
+
 /// A secret field of a provider's credential: name, schema, required.
 type SecretField = (&'static str, Schema, bool);
 
@@ -39,9 +59,9 @@ impl PartialSchema for CredentialBody {
         let secret = || text::<SECRET_FIELD_LIMIT>();
         let required_secret = || name::<SECRET_FIELD_LIMIT>();
         let gateway = ObjectBuilder::new()
-            .property("ip", name::<253>())
+            .property("ip", gateway_host())
             .required("ip")
-            .property("port", optional_integer::<1, 65_535>())
+            .property("port", integer::<1, 65_535>())
             .additional_properties(Some(AdditionalProperties::FreeForm(false)));
         let providers: [(&str, Vec<SecretField>); 4] = [
             (

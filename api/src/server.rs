@@ -58,6 +58,8 @@ pub struct AppState {
     pub workers: Vec<Arc<dyn WorkHandler>>,
     /// Periodic jobs of the scheduler role.
     pub scheduled: Vec<Arc<dyn ScheduledJob>>,
+    /// How long a change waits for the read models to hold it (see `consistency`).
+    pub read_your_writes: std::time::Duration,
 }
 
 /// Everything the service needs beyond the database.
@@ -77,6 +79,8 @@ pub struct Wiring {
     pub slack_origins: Vec<url::Origin>,
     /// How Vapi server messages must authenticate.
     pub vapi_webhook_auth: WebhookAuthModes,
+    /// Longest a change waits for the read models to hold it before answering.
+    pub read_your_writes: std::time::Duration,
 }
 
 impl Wiring {
@@ -93,6 +97,7 @@ impl Wiring {
             smtp: None,
             slack_origins: vec![infrastructure::config::default_slack_origin()],
             vapi_webhook_auth: WebhookAuthModes::ALL,
+            read_your_writes: crate::consistency::READ_YOUR_WRITES_WAIT,
         }
     }
 }
@@ -261,6 +266,7 @@ pub fn build_state(pool: PgPool, wiring: Wiring) -> AppState {
         call_history,
         vapi_webhook_secret,
         vapi_webhook_auth: wiring.vapi_webhook_auth,
+        read_your_writes: wiring.read_your_writes,
         pool,
     }
 }
@@ -291,6 +297,7 @@ pub fn http_server(listener: TcpListener, state: Arc<AppState>) -> std::io::Resu
     let server = HttpServer::new(move || {
         App::new()
             .app_data(data.clone())
+            .wrap(actix_web::middleware::from_fn(crate::consistency::read_your_writes))
             .wrap(actix_web::middleware::from_fn(crate::observability::observe))
             .configure(configure)
             .default_service(web::to(not_found))

@@ -4,7 +4,7 @@ use crate::aggregates::{execute, execute_command, load_in, metadata, session_met
 use crate::auth::{Page, Session};
 use crate::calls::CallHistory;
 use crate::clock::Clock;
-use crate::error::{AppError, ErrorKind};
+use crate::error::AppError;
 use crate::event_store::EventStore;
 use crate::providers::{ProviderError, RetryPolicy};
 use crate::secrets::SecretSealer;
@@ -41,6 +41,27 @@ pub enum SlackDeliveryError {
     Rejected(String),
     #[error("Slack is unavailable: {0}")]
     Unavailable(String),
+}
+
+impl SlackDeliveryError {
+    /// A short code for users: one of Slack's own known codes, or ours; never a raw answer.
+    pub fn code(&self) -> &str {
+        match self {
+            SlackDeliveryError::RateLimited { .. } => "rate_limited",
+            SlackDeliveryError::Revoked(code) | SlackDeliveryError::Rejected(code) => code,
+            SlackDeliveryError::Unavailable(_) => "slack_unreachable",
+        }
+    }
+}
+
+/// What became of a test message.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+pub struct TestDelivery {
+    pub delivered: bool,
+    /// Why not, when not delivered: Slack's code (`no_service`, `invalid_token`,
+    /// `channel_not_found`…), `rate_limited` or `slack_unreachable`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
 }
 
 #[async_trait]
@@ -192,9 +213,10 @@ impl SlackService {
             .map(|_| ())
     }
 
-    /// Posts a test message now; reports Slack's answer.
+    /// Posts a test message now; reports Slack's answer (a failed delivery is
+    /// the test's result, not an error of this request).
     #[tracing::instrument(skip_all, fields(organization_id = %caller.organization_id))]
-    pub async fn send_test(&self, caller: &Session, id: Uuid) -> Result<(), AppError> {
+    pub async fn send_test(&self, caller: &Session, id: Uuid) -> Result<TestDelivery, AppError> {
         crate::permissions::authorize(caller, crate::permissions::Action::ManageIntegrations)?;
         let loaded = load_in::<SlackIntegration>(
             self.store.as_ref(),
@@ -211,7 +233,10 @@ impl SlackService {
         )?;
         let body = message(NotificationKind::Test, &CallFacts::default(), &[], None, &self.app_url);
         match self.webhook.post(&url, &body).await {
-            Ok(()) => Ok(()),
+            Ok(()) => Ok(TestDelivery {
+                delivered: true,
+                error: None,
+            }),
             Err(error) => {
                 if let SlackDeliveryError::Revoked(code) = &error {
                     self.execute(
@@ -224,11 +249,11 @@ impl SlackService {
                     )
                     .await?;
                 }
-                Err(AppError::new(
-                    ErrorKind::Unavailable,
-                    "slack_delivery_failed",
-                    error.to_string(),
-                ))
+                tracing::warn!(%error, "test message not delivered");
+                Ok(TestDelivery {
+                    delivered: false,
+                    error: Some(error.code().to_owned()),
+                })
             }
         }
     }

@@ -83,6 +83,8 @@ pub const VARIANT_NAME_CHARS: usize = 100;
 pub const VARIANT_PROMPT_CHARS: usize = crate::agents::SYSTEM_PROMPT_CHARS;
 /// Longest test name.
 pub const TEST_NAME_CHARS: usize = 200;
+/// A test compares at least this many variants.
+pub const MIN_VARIANTS_PER_TEST: usize = 2;
 /// Largest minimum sample a test may ask for.
 pub const MAX_MIN_SAMPLE_SIZE: u32 = 1_000_000;
 
@@ -515,10 +517,16 @@ impl Aggregate for AbTest {
                     return Err(invalid("name", format!("must be 1 to {TEST_NAME_CHARS} characters")));
                 }
                 if !(1..=MAX_MIN_SAMPLE_SIZE).contains(&settings.min_sample_size) {
-                    return Err(invalid("minSampleSize", "must be between 1 and 1000000"));
+                    return Err(invalid(
+                        "minSampleSize",
+                        format!("must be between 1 and {MAX_MIN_SAMPLE_SIZE}"),
+                    ));
                 }
-                if variants.len() < 2 {
-                    return Err(invalid("variants", "a test needs at least two variants"));
+                if variants.len() < MIN_VARIANTS_PER_TEST {
+                    return Err(invalid(
+                        "variants",
+                        format!("a test needs at least {MIN_VARIANTS_PER_TEST} variants"),
+                    ));
                 }
                 let mut ids: Vec<Uuid> = variants.iter().map(|v| v.variant_id).collect();
                 ids.sort();

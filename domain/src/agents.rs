@@ -39,22 +39,17 @@ pub const SETTING_NAME_CHARS: usize = 100;
 /// Most tokens a model may be asked for.
 pub const MAX_TOKENS: u32 = 8192;
 
+/// A catalogue voice and its tuning (documented per provider in `crate::openapi`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct VoiceSettings {
-    #[cfg_attr(feature = "openapi", schema(schema_with = crate::openapi::voice_provider))]
     pub provider: String,
-    #[cfg_attr(feature = "openapi", schema(schema_with = crate::openapi::name::<SETTING_NAME_CHARS>))]
     pub voice_id: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[cfg_attr(feature = "openapi", schema(schema_with = crate::openapi::optional_range::<50, 200>))]
     pub speed: Option<f64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[cfg_attr(feature = "openapi", schema(schema_with = crate::openapi::optional_range::<50, 200>))]
     pub pitch: Option<f64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[cfg_attr(feature = "openapi", schema(schema_with = crate::openapi::optional_range::<0, 100>))]
     pub stability: Option<f64>,
 }
 

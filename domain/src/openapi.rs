@@ -1,7 +1,7 @@
 //! How the domain's wire types look in the API's OpenAPI document (feature
 //! `openapi`). Limits come from the same constants the validation uses.
 
-use utoipa::openapi::schema::{ObjectBuilder, Schema, SchemaType, Type};
+use utoipa::openapi::schema::{AdditionalProperties, ObjectBuilder, OneOfBuilder, Schema, SchemaType, Type};
 use utoipa::openapi::{KnownFormat, RefOr, SchemaFormat};
 use utoipa::{PartialSchema, ToSchema};
 
@@ -172,13 +172,40 @@ fn one_of_names<N: Into<serde_json::Value>>(names: Vec<N>) -> Schema {
         .into()
 }
 
-/// A voice provider of the catalogue.
-pub fn voice_provider() -> Schema {
-    let mut providers: Vec<&str> = crate::voices::VOICES.iter().map(|v| v.provider).collect();
-    providers.sort_unstable();
-    providers.dedup();
-    one_of_names(providers)
+/// One voice of the catalogue, with the tuning its provider honours.
+impl PartialSchema for crate::agents::VoiceSettings {
+    fn schema() -> RefOr<Schema> {
+        let mut providers: Vec<&str> = crate::voices::VOICES.iter().map(|v| v.provider).collect();
+        providers.sort_unstable();
+        providers.dedup();
+        let mut one_of = OneOfBuilder::new();
+        for provider in providers {
+            let voices: Vec<&str> = crate::voices::VOICES
+                .iter()
+                .filter(|v| v.provider == provider)
+                .map(|v| v.voice_id)
+                .collect();
+            let tuning = crate::voices::tuning(provider);
+            let mut shape = ObjectBuilder::new()
+                .property("provider", one_of_names(vec![provider]))
+                .required("provider")
+                .property("voiceId", one_of_names(voices))
+                .required("voiceId");
+            for (field, supported, range) in [
+                ("speed", tuning.speed, optional_range::<50, 200>()),
+                ("pitch", tuning.pitch, optional_range::<50, 200>()),
+                ("stability", tuning.stability, optional_range::<0, 100>()),
+            ] {
+                if supported {
+                    shape = shape.property(field, range);
+                }
+            }
+            one_of = one_of.item(shape.additional_properties(Some(AdditionalProperties::FreeForm(false))));
+        }
+        one_of.into()
+    }
 }
+impl ToSchema for crate::agents::VoiceSettings {}
 
 /// A model provider Vapi supports.
 pub fn model_provider() -> Schema {

@@ -25,6 +25,17 @@ fn invalid(field: &'static str, reason: impl Into<String>) -> SlackError {
     }
 }
 
+/// `/services/<team>/<bot>/<secret>`, each part letters and digits, as Slack issues them.
+fn is_webhook_path(path: &str) -> bool {
+    path.strip_prefix("/services/").is_some_and(|rest| {
+        let parts: Vec<&str> = rest.split('/').collect();
+        parts.len() == 3
+            && parts
+                .iter()
+                .all(|p| !p.is_empty() && p.chars().all(|c| c.is_ascii_alphanumeric()))
+    })
+}
+
 /// A Slack incoming-webhook URL, parsed rather than pattern-matched: its
 /// origin (scheme, host and port) is exactly one of the allowed ones
 /// (`https://hooks.slack.com` in production), with no user info, and its path
@@ -44,8 +55,7 @@ impl SlackWebhookUrl {
         let acceptable = allowed_origins.contains(&url.origin())
             && url.username().is_empty()
             && url.password().is_none()
-            && url.path().starts_with("/services/")
-            && url.path().len() > "/services/".len()
+            && is_webhook_path(url.path())
             && url.query().is_none()
             && url.fragment().is_none();
         if acceptable {
@@ -919,6 +929,9 @@ mod tests {
             "https://hooks.slack.com.evil.example/services/T/B/X",
             "https://hooks.slack.com/api/T/B/X",
             "https://hooks.slack.com/services/",
+            "https://hooks.slack.com/services/T/B",
+            "https://hooks.slack.com/services/T/B/X*",
+            "https://hooks.slack.com/services/T/B/X/Y",
             "https://hooks.slack.com/services/T/B/X?redirect=http://127.0.0.1",
             "hooks.slack.com/services/T/B/X",
         ] {

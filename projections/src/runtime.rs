@@ -694,6 +694,50 @@ impl ProjectionRunner {
         }
     }
 
+    /// Waits until every read model has applied everything committed so far,
+    /// or `within` has passed (whichever is first); true when caught up. The
+    /// API calls it after a change so that the caller's next read sees it.
+    pub async fn read_models_caught_up(&self, within: std::time::Duration) -> Result<bool, ProjectionError> {
+        let deadline = tokio::time::Instant::now() + within;
+        let names: Vec<&str> = self
+            .consumers
+            .iter()
+            .filter(|c| c.kind() == ConsumerKind::ReadModel)
+            .map(|c| c.name())
+            .collect();
+        let committed: Option<(i64, i64)> = sqlx::query_as(
+            "SELECT transaction_id::text::bigint, global_position FROM events
+             ORDER BY transaction_id DESC, global_position DESC LIMIT 1",
+        )
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(db("read-your-writes"))?;
+        let Some((transaction_id, global_position)) = committed else {
+            return Ok(true);
+        };
+        let mut pause = std::time::Duration::from_millis(2);
+        loop {
+            let behind: i64 = sqlx::query_scalar(
+                "SELECT count(*) FROM public.projection_checkpoints
+                 WHERE name = ANY($1) AND (transaction_id, global_position) < ($2, $3)",
+            )
+            .bind(&names)
+            .bind(transaction_id)
+            .bind(global_position)
+            .fetch_one(&self.pool)
+            .await
+            .map_err(db("read-your-writes"))?;
+            if behind == 0 {
+                return Ok(true);
+            }
+            if tokio::time::Instant::now() + pause > deadline {
+                return Ok(false);
+            }
+            tokio::time::sleep(pause).await;
+            pause = (pause * 2).min(std::time::Duration::from_millis(50));
+        }
+    }
+
     pub async fn status(&self) -> Result<Vec<ProjectionStatus>, ProjectionError> {
         let mut statuses = vec![];
         for consumer in &self.consumers {

@@ -120,6 +120,8 @@ impl TestApp {
     pub async fn spawn_with(adjust: impl FnOnce(&mut Wiring)) -> Self {
         let db = TestDatabase::create().await;
         let mut wiring = Wiring::new(test_keys(), "https://app.voxreach.test".into());
+        // Tests step the projections themselves (`settle`); nothing runs them in the background.
+        wiring.read_your_writes = Duration::ZERO;
         adjust(&mut wiring);
         let state = Arc::new(build_state(db.pool.clone(), wiring));
         state.runner.prepare().await.expect("projections prepare");

@@ -299,3 +299,36 @@ async fn another_organization_cannot_see_or_change_an_agent() {
         (Some("Sales Agent 1"), Some(true))
     );
 }
+
+#[tokio::test]
+async fn a_change_answers_once_the_read_models_hold_it() {
+    let app = TestApp::spawn_with(|w| w.read_your_writes = api::consistency::READ_YOUR_WRITES_WAIT).await;
+    // Projections run in the background, as in `serve`; nobody calls `settle`.
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let projections = tokio::spawn(app.state.runner.clone().run(stopped));
+    let (token, _) = app.register("ryw@example.com", "Read Your Writes").await;
+    for round in 0..5 {
+        let agent = json!({"name": format!("Ava {round}"), "systemPrompt": "Be helpful.",
+            "voice": {"provider": "openai", "voiceId": "nova"}});
+        let (status, created) = app.post("/api/agents", Some(&token), agent).await;
+        assert_eq!(status, 201, "{created}");
+        let id = created["id"].as_str().unwrap();
+        let (status, fetched) = app.get(&format!("/api/agents/{id}"), Some(&token)).await;
+        assert_eq!((status, &fetched["name"]), (200, &created["name"]), "round {round}");
+        let (_, listed) = app.get("/api/agents", Some(&token)).await;
+        assert_eq!(listed["agents"].as_array().unwrap().len(), round + 1);
+        let (status, _) = app.delete(&format!("/api/agents/{id}"), Some(&token)).await;
+        assert_eq!(status, 204);
+        assert_eq!(
+            app.get(&format!("/api/agents/{id}"), Some(&token)).await.0,
+            404,
+            "round {round}"
+        );
+        // Keep one per round, so the list grows.
+        let again = json!({"name": format!("Kept {round}"), "systemPrompt": "Be helpful.",
+            "voice": {"provider": "openai", "voiceId": "nova"}});
+        assert_eq!(app.post("/api/agents", Some(&token), again).await.0, 201);
+    }
+    stop.send(true).unwrap();
+    projections.await.unwrap();
+}

@@ -401,6 +401,38 @@ async fn integrations_are_validated_tested_and_private() {
         .await;
     assert_eq!((status, body["delivered"].as_bool()), (200, Some(true)));
 
+    // A refused test is the test's answer: Slack's known code, and a revoked webhook shows as broken.
+    let gone = connect(&w, "T1/B7/gone", preferences(true, true, None)).await;
+    Mock::given(method("POST"))
+        .and(path("/services/T1/B7/gone"))
+        .respond_with(ResponseTemplate::new(404).set_body_string("no_service"))
+        .mount(&w.slack)
+        .await;
+    let (status, body) = w
+        .app
+        .post(
+            "/api/integrations/slack/test",
+            Some(&w.token),
+            json!({"integrationId": gone}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body, json!({"delivered": false, "error": "no_service"}));
+    voxreach_tests::assert_answers_as_documented("TestDelivery", &body);
+    w.app.settle().await;
+    let (_, listed) = w.app.get("/api/integrations/slack", Some(&w.token)).await;
+    voxreach_tests::assert_answers_as_documented("IntegrationList", &listed);
+    let broken = listed["integrations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|i| i["id"] == json!(gone))
+        .unwrap();
+    assert_eq!(
+        (&broken["status"], &broken["brokenReason"]),
+        (&json!("broken"), &json!("no_service"))
+    );
+
     let (other, _) = w.app.register("other@slack.test", "Other").await;
     let (_, theirs) = w.app.get("/api/integrations/slack", Some(&other)).await;
     assert!(theirs["integrations"].as_array().unwrap().is_empty());
