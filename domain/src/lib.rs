@@ -7,12 +7,14 @@ pub mod agents;
 pub mod aggregate;
 pub mod auth;
 pub mod calls;
+pub mod campaigns;
 pub mod event_log;
 pub mod events;
 pub mod phone;
 pub mod phone_numbers;
 pub mod slack;
 pub mod sync;
+pub mod time_zone;
 pub mod voices;
 
 pub use aggregate::Aggregate;
