@@ -380,3 +380,299 @@ pub fn local_instant(zone: Tz, date: NaiveDate, time: NaiveTime) -> DateTime<Utc
             .unwrap_or_else(|| Utc.from_utc_datetime(&wall)),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(s: &str) -> DateTime<Utc> {
+        s.parse().unwrap()
+    }
+
+    fn zone(name: &str) -> TimeZone {
+        name.parse().unwrap()
+    }
+
+    fn phone(e164: &str) -> PhoneNumber {
+        PhoneNumber::parse(e164).unwrap()
+    }
+
+    /// The default window (08:00–21:00 every day) for `number`, campaign zone New York.
+    fn window_of(number: &str) -> RecipientWindow {
+        RecipientWindow::for_contact(
+            &CallingWindow::default(),
+            zone("America/New_York"),
+            &phone(number),
+            None,
+        )
+    }
+
+    const NEW_YORK: &str = "+12125550101";
+    const HONOLULU: &str = "+18085550101";
+    const PHOENIX: &str = "+16025550101";
+    const DENVER: &str = "+13035550101";
+    const MIAMI: &str = "+13055550101";
+    const NORTH_DAKOTA: &str = "+17015550101";
+
+    #[test]
+    fn a_hawaii_number_is_not_callable_at_eight_eastern() {
+        // Tuesday 24 November 2026, 08:00 EST = 13:00 UTC = 03:00 in Honolulu.
+        let eight_eastern = at("2026-11-24T13:00:00Z");
+        assert!(window_of(NEW_YORK).is_callable_at(eight_eastern));
+        assert!(!window_of(NEW_YORK).is_callable_at(eight_eastern - Duration::seconds(1)));
+        let hawaii = window_of(HONOLULU);
+        assert_eq!(hawaii.zones(), [chrono_tz::Pacific::Honolulu]);
+        assert!(!hawaii.is_callable_at(eight_eastern));
+        // 08:00 in Honolulu (UTC-10, no DST) is 18:00 UTC.
+        assert!(!hawaii.is_callable_at(at("2026-11-24T17:59:59Z")));
+        assert!(hawaii.is_callable_at(at("2026-11-24T18:00:00Z")));
+        assert_eq!(hawaii.next_callable_at(eight_eastern), Some(at("2026-11-24T18:00:00Z")));
+        // In July too (Hawaii keeps no DST, New York does): 08:00 EDT = 12:00 UTC = 02:00 HST.
+        assert!(!hawaii.is_callable_at(at("2026-07-14T12:00:00Z")));
+        assert!(hawaii.is_callable_at(at("2026-07-14T18:00:00Z")));
+    }
+
+    #[test]
+    fn arizona_keeps_utc_minus_seven_after_the_march_dst_change() {
+        let (phoenix, denver) = (window_of(PHOENIX), window_of(DENVER));
+        // Before the change (2 March): both at UTC-7, both open at 15:00 UTC.
+        assert!(!phoenix.is_callable_at(at("2026-03-02T14:30:00Z")));
+        assert!(!denver.is_callable_at(at("2026-03-02T14:30:00Z")));
+        assert!(phoenix.is_callable_at(at("2026-03-02T15:00:00Z")));
+        // After the change (8 March): Denver is UTC-6 and opens at 14:00 UTC; Phoenix still at 15:00.
+        let monday = at("2026-03-09T14:30:00Z");
+        assert!(denver.is_callable_at(monday), "08:30 MDT");
+        assert!(!phoenix.is_callable_at(monday), "07:30 MST");
+        assert_eq!(phoenix.next_callable_at(monday), Some(at("2026-03-09T15:00:00Z")));
+        // And closes an hour after Denver: 21:00 MDT = 03:00 UTC, 21:00 MST = 04:00 UTC.
+        assert!(!denver.is_callable_at(at("2026-03-10T03:00:00Z")));
+        assert!(phoenix.is_callable_at(at("2026-03-10T03:00:00Z")));
+        assert!(!phoenix.is_callable_at(at("2026-03-10T04:00:00Z")));
+    }
+
+    #[test]
+    fn a_split_area_code_allows_only_the_intersection() {
+        // 701 (North Dakota): Central and Mountain. In November, 08:00 MST = 15:00 UTC opens
+        // both; 21:00 CST = 03:00 UTC closes the Central side.
+        let dakota = window_of(NORTH_DAKOTA);
+        assert_eq!(dakota.zones().len(), 2);
+        assert!(
+            !dakota.is_callable_at(at("2026-11-24T14:30:00Z")),
+            "08:30 CST but 07:30 MST"
+        );
+        assert!(dakota.is_callable_at(at("2026-11-24T15:00:00Z")));
+        assert!(dakota.is_callable_at(at("2026-11-25T02:59:00Z")));
+        assert!(!dakota.is_callable_at(at("2026-11-25T03:00:00Z")), "21:00 CST");
+        assert_eq!(
+            dakota.next_callable_at(at("2026-11-24T14:30:00Z")),
+            Some(at("2026-11-24T15:00:00Z"))
+        );
+        assert_eq!(
+            dakota.next_callable_at(at("2026-11-25T03:00:00Z")),
+            Some(at("2026-11-25T15:00:00Z"))
+        );
+        // 850 (Florida panhandle) spans Eastern and Central, and Florida stops at 20:00:
+        // 08:00 CST = 14:00 UTC to 20:00 EST = 01:00 UTC.
+        let panhandle = window_of("+18505550101");
+        assert!(!panhandle.is_callable_at(at("2026-11-24T13:30:00Z")));
+        assert!(panhandle.is_callable_at(at("2026-11-24T14:00:00Z")));
+        assert!(panhandle.is_callable_at(at("2026-11-25T00:59:00Z")));
+        assert!(!panhandle.is_callable_at(at("2026-11-25T01:00:00Z")));
+    }
+
+    #[test]
+    fn an_explicit_time_zone_always_wins() {
+        let window = CallingWindow::default();
+        let eight_eastern = at("2026-11-24T13:00:00Z");
+        let hawaii_in_new_york = RecipientWindow::for_contact(
+            &window,
+            zone("America/Los_Angeles"),
+            &phone(HONOLULU),
+            Some(zone("America/New_York")),
+        );
+        assert_eq!(hawaii_in_new_york.zones(), [chrono_tz::America::New_York]);
+        assert!(hawaii_in_new_york.is_callable_at(eight_eastern));
+        let new_yorker_in_hawaii = RecipientWindow::for_contact(
+            &window,
+            zone("America/New_York"),
+            &phone(NEW_YORK),
+            Some(zone("Pacific/Honolulu")),
+        );
+        assert!(!new_yorker_in_hawaii.is_callable_at(eight_eastern));
+        // No explicit zone and no known area code: the campaign's zone.
+        let london = RecipientWindow::for_contact(&window, zone("America/Los_Angeles"), &phone("+442079460958"), None);
+        assert_eq!(london.zones(), [chrono_tz::America::Los_Angeles]);
+        assert!(!london.is_callable_at(at("2026-11-24T15:59:00Z")));
+        assert!(london.is_callable_at(at("2026-11-24T16:00:00Z")));
+    }
+
+    #[test]
+    fn florida_stops_at_twenty_hundred() {
+        let (miami, new_york) = (window_of(MIAMI), window_of(NEW_YORK));
+        assert_eq!(miami.region(), Some("FL"));
+        assert_eq!(miami.max_attempts_per_24h(), 3);
+        // 19:59 and 20:00 EST on Tuesday 24 November.
+        assert!(miami.is_callable_at(at("2026-11-25T00:59:00Z")));
+        assert!(!miami.is_callable_at(at("2026-11-25T01:00:00Z")));
+        assert!(
+            new_york.is_callable_at(at("2026-11-25T01:00:00Z")),
+            "New York calls until 21:00"
+        );
+        assert_eq!(
+            miami.next_callable_at(at("2026-11-25T01:00:00Z")),
+            Some(at("2026-11-25T13:00:00Z"))
+        );
+        // A narrower campaign window still applies inside the state's.
+        let narrow = CallingWindow {
+            start: "10:00".to_owned().try_into().unwrap(),
+            end: "19:00".to_owned().try_into().unwrap(),
+            ..CallingWindow::default()
+        };
+        let miami_narrow = RecipientWindow::for_contact(&narrow, zone("America/New_York"), &phone(MIAMI), None);
+        assert_eq!(
+            miami_narrow.hours(),
+            (
+                NaiveTime::from_hms_opt(10, 0, 0).unwrap(),
+                NaiveTime::from_hms_opt(19, 0, 0).unwrap()
+            )
+        );
+        // Connecticut starts at 09:00; Louisiana takes no Sunday calls.
+        let hartford = window_of("+18605550101");
+        assert!(!hartford.is_callable_at(at("2026-11-24T13:30:00Z")));
+        assert!(hartford.is_callable_at(at("2026-11-24T14:00:00Z")));
+        let new_orleans = window_of("+15045550101");
+        assert!(
+            !new_orleans.is_callable_at(at("2026-11-29T17:00:00Z")),
+            "Sunday 11:00 CST"
+        );
+        assert_eq!(
+            new_orleans.next_callable_at(at("2026-11-29T17:00:00Z")),
+            Some(at("2026-11-30T14:00:00Z"))
+        );
+        assert!(STATE_RULES.iter().all(|rule| !rule.verified && !rule.law.is_empty()));
+    }
+
+    #[test]
+    fn next_callable_skips_the_weekend_and_an_observed_federal_holiday() {
+        let weekdays = CallingWindow {
+            days: vec![
+                DayOfWeek::Mon,
+                DayOfWeek::Tue,
+                DayOfWeek::Wed,
+                DayOfWeek::Thu,
+                DayOfWeek::Fri,
+            ],
+            skip_us_federal_holidays: true,
+            ..CallingWindow::default()
+        };
+        let new_york = RecipientWindow::for_contact(&weekdays, zone("America/New_York"), &phone(NEW_YORK), None);
+        // Thursday 2 July 2026, 21:30 EDT. Independence Day (Saturday 4 July) is observed on
+        // Friday 3 July; then the weekend: the next opening is Monday 6 July, 08:00 EDT.
+        let thursday_night = at("2026-07-03T01:30:00Z");
+        assert_eq!(
+            new_york.next_callable_at(thursday_night),
+            Some(at("2026-07-06T12:00:00Z"))
+        );
+        assert!(!new_york.is_callable_at(at("2026-07-03T14:00:00Z")), "observed holiday");
+        // Without the holiday rule, Friday morning.
+        let no_holidays = CallingWindow {
+            skip_us_federal_holidays: false,
+            ..weekdays.clone()
+        };
+        let plain = RecipientWindow::for_contact(&no_holidays, zone("America/New_York"), &phone(NEW_YORK), None);
+        assert_eq!(plain.next_callable_at(thursday_night), Some(at("2026-07-03T12:00:00Z")));
+        // Friday evening before Thanksgiving week is not affected; the Thursday is.
+        assert!(!new_york.is_callable_at(at("2026-11-26T15:00:00Z")), "Thanksgiving");
+        assert_eq!(
+            new_york.next_callable_at(at("2026-11-26T15:00:00Z")),
+            Some(at("2026-11-27T13:00:00Z"))
+        );
+        // The holiday is judged by the recipient's local date: Honolulu is still on Thursday 2 July
+        // at 03:00 UTC on the 3rd, and Friday the 3rd is a holiday there too.
+        let honolulu = RecipientWindow::for_contact(&weekdays, zone("America/New_York"), &phone(HONOLULU), None);
+        assert!(
+            honolulu.is_callable_at(at("2026-07-03T03:00:00Z")),
+            "Thursday 17:00 HST"
+        );
+        assert_eq!(
+            honolulu.next_callable_at(at("2026-07-03T08:00:00Z")),
+            Some(at("2026-07-06T18:00:00Z"))
+        );
+    }
+
+    #[test]
+    fn the_campaign_schedule_bounds_the_window() {
+        let window =
+            window_of(NEW_YORK).within_schedule(Some(at("2026-11-25T16:00:00Z")), Some(at("2026-11-26T18:00:00Z")));
+        assert!(!window.is_callable_at(at("2026-11-24T16:00:00Z")), "before the start");
+        assert_eq!(
+            window.next_callable_at(at("2026-11-24T16:00:00Z")),
+            Some(at("2026-11-25T16:00:00Z"))
+        );
+        assert!(window.is_callable_at(at("2026-11-26T17:59:00Z")));
+        assert!(!window.is_callable_at(at("2026-11-26T18:00:00Z")), "after the end");
+        assert_eq!(window.next_callable_at(at("2026-11-26T18:00:00Z")), None);
+        assert_eq!(
+            window.next_callable_at(at("2026-11-26T02:30:00Z")),
+            Some(at("2026-11-26T13:00:00Z"))
+        );
+    }
+
+    #[test]
+    fn dst_change_days_open_at_local_eight() {
+        let new_york = window_of(NEW_YORK);
+        // Spring forward (Sunday 8 March 2026): 08:00 EDT = 12:00 UTC.
+        assert_eq!(
+            new_york.next_callable_at(at("2026-03-08T05:00:00Z")),
+            Some(at("2026-03-08T12:00:00Z"))
+        );
+        // Fall back (Sunday 1 November 2026): 08:00 EST = 13:00 UTC.
+        assert_eq!(
+            new_york.next_callable_at(at("2026-11-01T04:30:00Z")),
+            Some(at("2026-11-01T13:00:00Z"))
+        );
+        assert!(!new_york.is_callable_at(at("2026-11-01T12:30:00Z")), "07:30 EST");
+        // Local times that do not exist start when the gap ends; repeated ones at their first occurrence.
+        let ny = chrono_tz::America::New_York;
+        let date = |s: &str| s.parse::<NaiveDate>().unwrap();
+        let time = |h, m| NaiveTime::from_hms_opt(h, m, 0).unwrap();
+        assert_eq!(
+            local_instant(ny, date("2026-03-08"), time(2, 30)),
+            at("2026-03-08T07:00:00Z")
+        );
+        assert_eq!(
+            local_instant(ny, date("2026-11-01"), time(1, 30)),
+            at("2026-11-01T05:30:00Z")
+        );
+        assert_eq!(
+            local_instant(ny, date("2026-11-02"), time(8, 0)),
+            at("2026-11-02T13:00:00Z")
+        );
+    }
+
+    #[test]
+    fn windows_never_wider_than_the_tcpa_hours() {
+        let window = |start: &str, end: &str| CallingWindow {
+            start: start.to_owned().try_into().unwrap(),
+            end: end.to_owned().try_into().unwrap(),
+            ..CallingWindow::default()
+        };
+        assert!(window("08:00", "21:00").validate().is_ok());
+        assert!(window("09:15", "17:45").validate().is_ok());
+        assert!(window("07:59", "21:00").validate().is_err());
+        assert!(window("08:00", "21:01").validate().is_err());
+        assert!(LocalTime::try_from("8am".to_owned()).is_err());
+        let parsed: CallingWindow =
+            serde_json::from_value(serde_json::json!({"start": "09:00", "end": "17:00", "days": ["mon", "fri"]}))
+                .unwrap();
+        assert_eq!(parsed.days, [DayOfWeek::Mon, DayOfWeek::Fri]);
+        assert!(!parsed.skip_us_federal_holidays);
+        // Days not in the window are closed.
+        let fridays = RecipientWindow::for_contact(&parsed, zone("America/New_York"), &phone(NEW_YORK), None);
+        assert!(!fridays.is_callable_at(at("2026-11-24T15:00:00Z")), "a Tuesday");
+        assert_eq!(
+            fridays.next_callable_at(at("2026-11-24T15:00:00Z")),
+            Some(at("2026-11-27T14:00:00Z"))
+        );
+    }
+}
