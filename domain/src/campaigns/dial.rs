@@ -94,7 +94,7 @@ pub fn decide_dial(
     if attempts > settings.max_retries {
         return skip(SkipReason::AttemptsExhausted);
     }
-    let window = campaign.window_for(contact.phone, contact.timezone);
+    let window = settings.window_for(contact.phone, contact.timezone);
     let earliest = earliest_within_daily_cap(contact.attempt_times, window.max_attempts_per_24h(), now)
         .max(contact.next_attempt_at.unwrap_or(now));
     if earliest == now && window.is_callable_at(now) {

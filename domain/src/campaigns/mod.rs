@@ -262,29 +262,9 @@ impl Campaign {
         self.settings.is_some()
     }
 
-    /// The window a contact may be called in: the campaign's window in the
-    /// contact's zones, narrowed by its state's rule, within the schedule.
-    pub fn window_for(&self, phone: &PhoneNumber, explicit_zone: Option<TimeZone>) -> RecipientWindow {
-        let defaults;
-        let settings = match &self.settings {
-            Some(settings) => settings,
-            None => {
-                defaults = CampaignSettings::new(Uuid::nil(), "-", Uuid::nil());
-                &defaults
-            }
-        };
-        RecipientWindow::for_contact(&settings.calling_window, settings.timezone, phone, explicit_zone)
-            .within_schedule(settings.scheduled_start, settings.scheduled_end)
-    }
-
-    /// The retry rules and caps for a contact calling in `window`.
-    pub fn attempt_policy(&self, window: &RecipientWindow) -> Option<AttemptPolicy> {
-        self.settings.as_ref().map(|s| AttemptPolicy {
-            max_retries: s.max_retries,
-            retry_rules: s.retry_rules,
-            max_attempts_per_24h: window.max_attempts_per_24h(),
-            success_outcome: s.success_outcome,
-        })
+    /// The window a contact may be called in (see [`CampaignSettings::window_for`]).
+    pub fn window_for(&self, phone: &PhoneNumber, explicit_zone: Option<TimeZone>) -> Option<RecipientWindow> {
+        self.settings.as_ref().map(|s| s.window_for(phone, explicit_zone))
     }
 }
 

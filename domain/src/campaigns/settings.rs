@@ -1,9 +1,11 @@
 //! What a user configures on a campaign, as typed values (camelCase JSON, as
 //! SPEC's Campaign model), and the rules on them.
 
-use super::window::CallingWindow;
+use super::contacts::AttemptPolicy;
+use super::window::{CallingWindow, RecipientWindow};
 use super::CampaignError;
 use crate::ab_testing::SuccessOutcome;
+use crate::phone::PhoneNumber;
 use crate::time_zone::TimeZone;
 use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
@@ -243,6 +245,23 @@ impl CampaignSettings {
             ));
         }
         Ok(())
+    }
+
+    /// The window a contact may be called in: the calling window in the
+    /// contact's zones, narrowed by its state's rule, within the schedule.
+    pub fn window_for(&self, phone: &PhoneNumber, explicit_zone: Option<TimeZone>) -> RecipientWindow {
+        RecipientWindow::for_contact(&self.calling_window, self.timezone, phone, explicit_zone)
+            .within_schedule(self.scheduled_start, self.scheduled_end)
+    }
+
+    /// The retry rules and caps for a contact calling in `window`.
+    pub fn attempt_policy(&self, window: &RecipientWindow) -> AttemptPolicy {
+        AttemptPolicy {
+            max_retries: self.max_retries,
+            retry_rules: self.retry_rules,
+            max_attempts_per_24h: window.max_attempts_per_24h(),
+            success_outcome: self.success_outcome,
+        }
     }
 
     /// The camelCase names of the fields that differ between `self` and `other`.

@@ -693,6 +693,15 @@ fn at_most_three_attempts_in_any_24_hours() {
     let spread = [t0 - Duration::hours(30), t0 - Duration::hours(25), t0];
     let step = next_after_attempt(AttemptResult::Busy, false, &spread, 0, &policy(10), t0);
     assert_eq!(step.next_attempt_at, Some(t0 + Duration::minutes(30)));
+    // With more attempts than the cap, the cap-th most recent one counts.
+    let four = [
+        t0 - Duration::hours(30),
+        t0 - Duration::hours(20),
+        t0 - Duration::hours(10),
+        t0,
+    ];
+    let step = next_after_attempt(AttemptResult::Busy, false, &four, 0, &policy(10), t0);
+    assert_eq!(step.next_attempt_at, Some(t0 + Duration::hours(4)));
     // A stricter state cap (here 2) binds earlier.
     let strict = AttemptPolicy {
         max_attempts_per_24h: 2,

@@ -650,6 +650,66 @@ mod tests {
         );
     }
 
+    mod properties {
+        use super::*;
+        use proptest::prelude::*;
+
+        fn area_codes() -> Vec<&'static str> {
+            let mut codes: Vec<_> = area_codes::all().map(|info| info.area_code).collect();
+            codes.sort_unstable();
+            codes
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(48))]
+
+            /// `next_callable_at` finds a callable instant, never before `now`, with no callable
+            /// instant before it (sampled every five minutes), for any area code, window and day.
+            #[test]
+            fn the_next_opening_is_callable_and_nothing_earlier_is(
+                code in 0usize..1000,
+                seconds in 0i64..(2 * 365 * 24 * 3600),
+                start_quarter in 0u32..20,
+                length_quarters in 1u32..=52,
+                day_mask in 1u8..128,
+                skip_holidays in any::<bool>(),
+            ) {
+                let codes = area_codes();
+                let code = codes[code % codes.len()];
+                let start = EARLIEST_START + Duration::minutes(15 * i64::from(start_quarter));
+                let end = (start + Duration::minutes(15 * i64::from(length_quarters))).min(LATEST_END);
+                prop_assume!(end > start);
+                let window = CallingWindow {
+                    start: LocalTime::new(start),
+                    end: LocalTime::new(end),
+                    days: DayOfWeek::ALL.into_iter().filter(|d| day_mask & (1 << *d as u8) != 0).collect(),
+                    skip_us_federal_holidays: skip_holidays,
+                };
+                prop_assert!(window.validate().is_ok());
+                let number = PhoneNumber::parse(&format!("+1{code}5550101"));
+                prop_assume!(number.is_ok());
+                let recipient = RecipientWindow::for_contact(&window, zone("America/New_York"), &number.unwrap(), None);
+                let now = at("2026-01-01T00:00:00Z") + Duration::seconds(seconds);
+                let next = recipient.next_callable_at(now);
+                if recipient.is_callable_at(now) {
+                    prop_assert_eq!(next, Some(now));
+                }
+                if let Some(next) = next {
+                    prop_assert!(next >= now);
+                    prop_assert!(recipient.is_callable_at(next), "{code}: {next} is not callable");
+                    let mut probe = now;
+                    while probe < next {
+                        prop_assert!(!recipient.is_callable_at(probe), "{code}: {probe} is callable before {next}");
+                        probe += Duration::minutes(5);
+                    }
+                } else {
+                    // Only zones whose windows never overlap may have no opening.
+                    prop_assert!(recipient.zones().len() > 1, "{code}: no opening from {now}");
+                }
+            }
+        }
+    }
+
     #[test]
     fn windows_never_wider_than_the_tcpa_hours() {
         let window = |start: &str, end: &str| CallingWindow {
