@@ -37,6 +37,9 @@ use serde::{Deserialize, Serialize};
 use std::collections::HashSet;
 use uuid::Uuid;
 
+/// Most contacts one `CampaignContactsImported` event carries; larger imports are split.
+pub const CONTACTS_PER_IMPORT_EVENT: usize = 1_000;
+
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum CampaignStatus {
@@ -439,14 +442,14 @@ impl Aggregate for Campaign {
                     .filter(|c| !state.phones.contains(&c.phone) && seen.insert(c.phone.clone()))
                     .cloned()
                     .collect();
-                if fresh.is_empty() {
-                    vec![]
-                } else {
-                    vec![CampaignEvent::CampaignContactsImported {
-                        contacts: fresh,
+                // Bounded events: a 100,000-row file becomes 100 events, appended together.
+                fresh
+                    .chunks(CONTACTS_PER_IMPORT_EVENT)
+                    .map(|chunk| CampaignEvent::CampaignContactsImported {
+                        contacts: chunk.to_vec(),
                         at: *now,
-                    }]
-                }
+                    })
+                    .collect()
             }
         })
     }

@@ -576,6 +576,31 @@ fn imports_drop_numbers_already_in_the_campaign_or_twice_in_the_batch() {
             ..
         })
     ));
+    // Large imports are split into bounded events.
+    let many: Vec<ImportedContact> = (0..2_500u128)
+        .map(|i| contact(1_000 + i, &format!("+1212555{:04}", i)))
+        .collect();
+    let events = Campaign::decide(
+        &CampaignCommand::ImportContacts {
+            contacts: many,
+            now: now(),
+        },
+        &first,
+    )
+    .unwrap();
+    let sizes: Vec<usize> = events
+        .iter()
+        .map(|e| match e {
+            CampaignEvent::CampaignContactsImported { contacts, .. } => contacts.len(),
+            other => panic!("{other:?}"),
+        })
+        .collect();
+    // 2,500 numbers, one of them (+12125550101) already imported.
+    assert_eq!(sizes, [1_000, 1_000, 499]);
+    assert_eq!(
+        events.iter().fold(first.clone(), Campaign::evolve).total_contacts,
+        2 + 2_499
+    );
     for status in [CampaignStatus::Completed, CampaignStatus::Cancelled] {
         assert!(matches!(
             Campaign::decide(&again, &campaign(status)),
