@@ -85,6 +85,9 @@ const CATALOGUE: &[&[EventSpec]] = &[
     crate::ab_testing::AbTestEvent::SPECS,
     crate::slack::SlackEvent::SPECS,
     crate::slack::NotificationEvent::SPECS,
+    crate::campaigns::CampaignEvent::SPECS,
+    crate::campaigns::CampaignContactEvent::SPECS,
+    crate::campaigns::DncEvent::SPECS,
 ];
 
 /// The catalogue: every event type, its current version, stream and meaning.

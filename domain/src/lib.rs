@@ -7,6 +7,7 @@ pub mod agents;
 pub mod aggregate;
 pub mod auth;
 pub mod calls;
+pub mod campaigns;
 pub mod event_log;
 pub mod events;
 #[cfg(feature = "openapi")]
@@ -15,6 +16,7 @@ pub mod phone;
 pub mod phone_numbers;
 pub mod slack;
 pub mod sync;
+pub mod time_zone;
 pub mod voices;
 
 pub use aggregate::Aggregate;

@@ -4,8 +4,9 @@
 use crate::aggregate::Aggregate;
 use crate::calls::{EndedReason, Outcome};
 use crate::domain_events;
+/// The time zone type moved to [`crate::time_zone`]; kept here for existing users.
+pub use crate::time_zone::TimeZone;
 use chrono::{DateTime, Duration, NaiveTime, TimeZone as _, Utc};
-use chrono_tz::Tz;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use uuid::Uuid;
@@ -120,38 +121,6 @@ impl NotificationKind {
     ];
 }
 
-/// An IANA time zone (`America/New_York`), parsed when it enters.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(try_from = "String", into = "String")]
-pub struct TimeZone(Tz);
-
-impl TimeZone {
-    pub fn tz(self) -> Tz {
-        self.0
-    }
-
-    /// Every IANA name accepted, for documenting the API.
-    pub fn names() -> impl Iterator<Item = &'static str> {
-        chrono_tz::TZ_VARIANTS.iter().map(|tz| tz.name())
-    }
-}
-
-impl TryFrom<String> for TimeZone {
-    type Error = String;
-
-    fn try_from(raw: String) -> Result<Self, String> {
-        raw.parse::<Tz>()
-            .map(TimeZone)
-            .map_err(|_| format!("{raw:?} is not an IANA time zone like America/New_York"))
-    }
-}
-
-impl From<TimeZone> for String {
-    fn from(zone: TimeZone) -> String {
-        zone.0.name().to_owned()
-    }
-}
-
 /// Someone to @mention: a Slack user (`U…`, `W…`) or user group (`S…`) id.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
@@ -248,7 +217,7 @@ impl Default for Preferences {
                     )
                 })
                 .collect(),
-            timezone: TimeZone(chrono_tz::America::New_York),
+            timezone: TimeZone::new(chrono_tz::America::New_York),
             mute_hours: None,
             failures_bypass_mute: true,
             summary_time: None,

@@ -1,0 +1,524 @@
+//! Campaign contacts: their statuses, what one attempt's result means, the
+//! retry rules and caps, and the contact aggregate (one stream per contact,
+//! so two schedulers can never record two dials of one contact).
+
+use super::caller_id::CallerId;
+use super::settings::RetryRules;
+use super::window::MAX_ATTEMPTS_PER_24H;
+use crate::ab_testing::SuccessOutcome;
+use crate::aggregate::Aggregate;
+use crate::calls::{CallReport, EndedReason, Outcome};
+use crate::domain_events;
+use crate::phone::PhoneNumber;
+use crate::time_zone::TimeZone;
+use chrono::{DateTime, Duration, Utc};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use uuid::Uuid;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ContactStatus {
+    /// Waiting for its first or next attempt.
+    Pending,
+    /// An attempt is in flight.
+    Calling,
+    Completed,
+    Failed,
+    /// On the do-not-call list: never dialled.
+    Dnc,
+}
+
+impl ContactStatus {
+    pub const ALL: [ContactStatus; 5] = [
+        ContactStatus::Pending,
+        ContactStatus::Calling,
+        ContactStatus::Completed,
+        ContactStatus::Failed,
+        ContactStatus::Dnc,
+    ];
+
+    /// Completed, failed and dnc contacts take no more calls.
+    pub fn is_terminal(self) -> bool {
+        matches!(
+            self,
+            ContactStatus::Completed | ContactStatus::Failed | ContactStatus::Dnc
+        )
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ContactStatus::Pending => "pending",
+            ContactStatus::Calling => "calling",
+            ContactStatus::Completed => "completed",
+            ContactStatus::Failed => "failed",
+            ContactStatus::Dnc => "dnc",
+        }
+    }
+}
+
+/// How one attempt went (SPEC's CampaignCall `result`). Voicemail is not a connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AttemptResult {
+    Connected,
+    Busy,
+    NoAnswer,
+    Voicemail,
+    Failed,
+}
+
+impl AttemptResult {
+    /// The result Vapi's `endedReason` means. A conversation that ended
+    /// (either side hung up, an end-call phrase, a forward, silence or the
+    /// duration limit) is connected; technical errors and values we do not
+    /// know are failures.
+    pub fn from_ended_reason(reason: &EndedReason) -> Self {
+        match reason {
+            EndedReason::CustomerBusy => AttemptResult::Busy,
+            EndedReason::CustomerDidNotAnswer => AttemptResult::NoAnswer,
+            EndedReason::Voicemail => AttemptResult::Voicemail,
+            EndedReason::CustomerEndedCall
+            | EndedReason::AssistantEndedCall
+            | EndedReason::AssistantSaidEndCallPhrase
+            | EndedReason::AssistantForwardedCall
+            | EndedReason::SilenceTimedOut
+            | EndedReason::ExceededMaxDuration => AttemptResult::Connected,
+            EndedReason::ManuallyCanceled
+            | EndedReason::TwilioFailedToConnectCall
+            | EndedReason::AssistantRequestFailed
+            | EndedReason::PlacementFailed
+            | EndedReason::Other(_) => AttemptResult::Failed,
+        }
+    }
+}
+
+/// Whether the person asked not to be called again during the call: the
+/// analysis' `structuredData.optOut` is true, or its outcome is `do_not_call`.
+/// (The `add_to_dnc` tool lists the number directly.)
+pub fn opted_out(report: &CallReport) -> bool {
+    let Some(data) = report.structured_data.as_ref() else {
+        return false;
+    };
+    let flag = match data.get("optOut") {
+        Some(serde_json::Value::Bool(b)) => *b,
+        Some(serde_json::Value::String(s)) => s.eq_ignore_ascii_case("true"),
+        _ => false,
+    };
+    let outcome = data
+        .get("outcome")
+        .and_then(serde_json::Value::as_str)
+        .is_some_and(|o| o.eq_ignore_ascii_case("do_not_call"));
+    flag || outcome
+}
+
+/// One contact as a CSV row became it: what a read model and the runner need.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ImportedContact {
+    pub contact_id: Uuid,
+    pub phone: PhoneNumber,
+    #[serde(default)]
+    pub first_name: Option<String>,
+    #[serde(default)]
+    pub last_name: Option<String>,
+    #[serde(default)]
+    pub email: Option<String>,
+    #[serde(default)]
+    pub company: Option<String>,
+    #[serde(default)]
+    pub notes: Option<String>,
+    /// An explicit IANA zone from the file: wins over the area code.
+    #[serde(default)]
+    pub timezone: Option<TimeZone>,
+    #[serde(default)]
+    pub custom_data: BTreeMap<String, String>,
+    #[serde(default)]
+    pub priority: i32,
+    /// `pending`, or `dnc` when the DNC scrub at import found the number.
+    pub status: ContactStatus,
+}
+
+/// What the retry rules need to know about a campaign.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AttemptPolicy {
+    pub max_retries: u32,
+    pub retry_rules: RetryRules,
+    /// The general cap (3) or a stricter state's.
+    pub max_attempts_per_24h: u32,
+    pub success_outcome: SuccessOutcome,
+}
+
+impl AttemptPolicy {
+    pub fn max_attempts(&self) -> u32 {
+        self.max_retries + 1
+    }
+}
+
+/// What happens to a contact after an attempt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NextStep {
+    pub status: ContactStatus,
+    /// When the next attempt is due (pending contacts only).
+    pub next_attempt_at: Option<DateTime<Utc>>,
+}
+
+/// The earliest instant from which one more attempt keeps within `cap`
+/// attempts in any 24 hours, given the earlier attempts' times.
+pub fn earliest_within_daily_cap(attempt_times: &[DateTime<Utc>], cap: u32, from: DateTime<Utc>) -> DateTime<Utc> {
+    let cap = cap.max(1) as usize;
+    let mut times = attempt_times.to_vec();
+    times.sort();
+    if times.len() < cap {
+        return from;
+    }
+    // The cap-th most recent attempt must have left the 24 hours.
+    let blocking = times[times.len() - cap];
+    from.max(blocking + Duration::hours(24))
+}
+
+/// The retry rules: after an attempt with `result` (and the person's opt-out),
+/// given every attempt's time including this one and the failures so far
+/// including this one, the contact's next status and attempt time.
+pub fn next_after_attempt(
+    result: AttemptResult,
+    opted_out: bool,
+    attempt_times: &[DateTime<Utc>],
+    failures: u32,
+    policy: &AttemptPolicy,
+    now: DateTime<Utc>,
+) -> NextStep {
+    let done = |status| NextStep {
+        status,
+        next_attempt_at: None,
+    };
+    if opted_out {
+        return done(ContactStatus::Dnc);
+    }
+    let delay = match result {
+        AttemptResult::Connected | AttemptResult::Voicemail => return done(ContactStatus::Completed),
+        AttemptResult::Busy => Duration::minutes(policy.retry_rules.busy_minutes.into()),
+        AttemptResult::NoAnswer => Duration::minutes(policy.retry_rules.no_answer_minutes.into()),
+        AttemptResult::Failed => policy.retry_rules.failed_delay(failures),
+    };
+    if attempt_times.len() as u64 >= u64::from(policy.max_attempts()) {
+        return done(ContactStatus::Failed);
+    }
+    let cap = policy.max_attempts_per_24h.min(MAX_ATTEMPTS_PER_24H);
+    NextStep {
+        status: ContactStatus::Pending,
+        next_attempt_at: Some(earliest_within_daily_cap(attempt_times, cap, now + delay)),
+    }
+}
+
+/// Why a contact was closed without a call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CloseReason {
+    /// The number is on the organization's DNC list.
+    Dnc,
+    /// It had all the attempts it may have.
+    AttemptsExhausted,
+    /// The campaign's schedule ended before its window opened again.
+    ScheduleEnded,
+}
+
+domain_events! {
+    /// Attempts on one campaign contact. Stream `campaign-contact-<contact id>`.
+    pub enum CampaignContactEvent in "campaign-contact" {
+        /// The runner dialled the contact (recorded before the call is placed, so a second scheduler cannot dial
+        /// it too). Payload: campaignId, contactId, phone (E.164), attemptNumber (1-based), callId (our call),
+        /// callerId {phoneNumberId, number}, at.
+        #[version(1)]
+        CampaignContactDialed {
+            campaign_id: Uuid,
+            contact_id: Uuid,
+            phone: PhoneNumber,
+            attempt_number: u32,
+            call_id: Uuid,
+            caller_id: CallerId,
+            at: DateTime<Utc>,
+        },
+        /// An attempt ended. Payload: campaignId, contactId, attemptNumber, callId, result (connected, busy,
+        /// no_answer, voicemail, failed), outcome (the call's, if any; voicemail for voicemail), optedOut,
+        /// successful (the outcome met the campaign's success outcome), status (the contact's status after it:
+        /// pending, completed, failed, dnc), nextAttemptAt (pending only), at.
+        #[version(1)]
+        CampaignAttemptFinished {
+            campaign_id: Uuid,
+            contact_id: Uuid,
+            attempt_number: u32,
+            call_id: Uuid,
+            result: AttemptResult,
+            outcome: Option<Outcome>,
+            opted_out: bool,
+            successful: bool,
+            status: ContactStatus,
+            next_attempt_at: Option<DateTime<Utc>>,
+            at: DateTime<Utc>,
+        },
+        /// The contact was closed without a call at dial time. Payload: campaignId, contactId, status (dnc or
+        /// failed), reason (dnc, attempts_exhausted, schedule_ended), at.
+        #[version(1)]
+        CampaignContactClosed {
+            campaign_id: Uuid,
+            contact_id: Uuid,
+            status: ContactStatus,
+            reason: CloseReason,
+            at: DateTime<Utc>,
+        },
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum ContactError {
+    /// The contact is calling or terminal: 409 `campaign_contact_not_dialable`.
+    #[error("the contact is {status:?} and cannot be dialled")]
+    NotDialable { status: ContactStatus },
+    /// Another scheduler recorded this attempt first.
+    #[error("attempt {expected} is the next one, not {requested}")]
+    StaleAttempt { expected: u32, requested: u32 },
+    #[error("call {0} is not this contact's attempt in flight")]
+    UnknownCall(Uuid),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum ContactCommand {
+    /// Records a dial decided by [`super::dial::decide_dial`].
+    RecordDial {
+        campaign_id: Uuid,
+        contact_id: Uuid,
+        phone: PhoneNumber,
+        attempt_number: u32,
+        call_id: Uuid,
+        caller_id: CallerId,
+        now: DateTime<Utc>,
+    },
+    /// Records how the attempt `call_id` ended.
+    FinishAttempt {
+        call_id: Uuid,
+        result: AttemptResult,
+        outcome: Option<Outcome>,
+        opted_out: bool,
+        policy: AttemptPolicy,
+        now: DateTime<Utc>,
+    },
+    /// Closes a pending contact the dial decision skipped for good.
+    Close {
+        campaign_id: Uuid,
+        contact_id: Uuid,
+        reason: CloseReason,
+        now: DateTime<Utc>,
+    },
+}
+
+/// One attempt on a contact.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Attempt {
+    pub number: u32,
+    pub call_id: Uuid,
+    pub at: DateTime<Utc>,
+    pub result: Option<AttemptResult>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct CampaignContact {
+    pub campaign_id: Option<Uuid>,
+    pub contact_id: Option<Uuid>,
+    pub status: ContactStatus,
+    pub attempts: Vec<Attempt>,
+    pub next_attempt_at: Option<DateTime<Utc>>,
+    pub outcome: Option<Outcome>,
+}
+
+impl Default for CampaignContact {
+    /// A contact no attempt was recorded for: pending.
+    fn default() -> Self {
+        Self {
+            campaign_id: None,
+            contact_id: None,
+            status: ContactStatus::Pending,
+            attempts: vec![],
+            next_attempt_at: None,
+            outcome: None,
+        }
+    }
+}
+
+impl CampaignContact {
+    pub fn attempt_count(&self) -> u32 {
+        self.attempts.len() as u32
+    }
+
+    pub fn attempt_times(&self) -> Vec<DateTime<Utc>> {
+        self.attempts.iter().map(|a| a.at).collect()
+    }
+
+    pub fn in_flight(&self) -> Option<&Attempt> {
+        self.attempts.last().filter(|a| a.result.is_none())
+    }
+
+    fn failures(&self) -> u32 {
+        self.attempts
+            .iter()
+            .filter(|a| a.result == Some(AttemptResult::Failed))
+            .count() as u32
+    }
+}
+
+impl Aggregate for CampaignContact {
+    type Command = ContactCommand;
+    type Event = CampaignContactEvent;
+    type Error = ContactError;
+    const STREAM_TYPE: &'static str = "campaign-contact";
+
+    fn decide(command: &ContactCommand, state: &Self) -> Result<Vec<CampaignContactEvent>, ContactError> {
+        Ok(match command {
+            ContactCommand::RecordDial {
+                campaign_id,
+                contact_id,
+                phone,
+                attempt_number,
+                call_id,
+                caller_id,
+                now,
+            } => {
+                // The same dial recorded again (a retried append): nothing new.
+                if state.attempts.iter().any(|a| a.call_id == *call_id) {
+                    return Ok(vec![]);
+                }
+                if state.status != ContactStatus::Pending {
+                    return Err(ContactError::NotDialable { status: state.status });
+                }
+                let expected = state.attempt_count() + 1;
+                if *attempt_number != expected {
+                    return Err(ContactError::StaleAttempt {
+                        expected,
+                        requested: *attempt_number,
+                    });
+                }
+                vec![CampaignContactEvent::CampaignContactDialed {
+                    campaign_id: *campaign_id,
+                    contact_id: *contact_id,
+                    phone: phone.clone(),
+                    attempt_number: *attempt_number,
+                    call_id: *call_id,
+                    caller_id: caller_id.clone(),
+                    at: *now,
+                }]
+            }
+            ContactCommand::FinishAttempt {
+                call_id,
+                result,
+                outcome,
+                opted_out,
+                policy,
+                now,
+            } => {
+                let Some(attempt) = state.attempts.iter().find(|a| a.call_id == *call_id) else {
+                    return Err(ContactError::UnknownCall(*call_id));
+                };
+                if attempt.result.is_some() {
+                    return Ok(vec![]); // reported twice
+                }
+                let failures = state.failures() + u32::from(*result == AttemptResult::Failed);
+                let next = next_after_attempt(*result, *opted_out, &state.attempt_times(), failures, policy, *now);
+                let outcome = match result {
+                    AttemptResult::Voicemail => Some(Outcome::Voicemail),
+                    _ => *outcome,
+                };
+                vec![CampaignContactEvent::CampaignAttemptFinished {
+                    campaign_id: state.campaign_id.unwrap_or_default(),
+                    contact_id: state.contact_id.unwrap_or_default(),
+                    attempt_number: attempt.number,
+                    call_id: *call_id,
+                    result: *result,
+                    outcome,
+                    opted_out: *opted_out,
+                    successful: *result == AttemptResult::Connected
+                        && outcome.is_some_and(|o| policy.success_outcome.is_met_by(o)),
+                    status: next.status,
+                    next_attempt_at: next.next_attempt_at,
+                    at: *now,
+                }]
+            }
+            ContactCommand::Close {
+                campaign_id,
+                contact_id,
+                reason,
+                now,
+            } => {
+                if state.status.is_terminal() {
+                    return Ok(vec![]);
+                }
+                if state.status == ContactStatus::Calling {
+                    return Err(ContactError::NotDialable { status: state.status });
+                }
+                let status = match reason {
+                    CloseReason::Dnc => ContactStatus::Dnc,
+                    CloseReason::AttemptsExhausted | CloseReason::ScheduleEnded => ContactStatus::Failed,
+                };
+                vec![CampaignContactEvent::CampaignContactClosed {
+                    campaign_id: *campaign_id,
+                    contact_id: *contact_id,
+                    status,
+                    reason: *reason,
+                    at: *now,
+                }]
+            }
+        })
+    }
+
+    fn evolve(mut self, event: &CampaignContactEvent) -> Self {
+        match event {
+            CampaignContactEvent::CampaignContactDialed {
+                campaign_id,
+                contact_id,
+                attempt_number,
+                call_id,
+                at,
+                ..
+            } => {
+                self.campaign_id = Some(*campaign_id);
+                self.contact_id = Some(*contact_id);
+                self.status = ContactStatus::Calling;
+                self.next_attempt_at = None;
+                self.attempts.push(Attempt {
+                    number: *attempt_number,
+                    call_id: *call_id,
+                    at: *at,
+                    result: None,
+                });
+            }
+            CampaignContactEvent::CampaignAttemptFinished {
+                call_id,
+                result,
+                outcome,
+                status,
+                next_attempt_at,
+                ..
+            } => {
+                if let Some(attempt) = self.attempts.iter_mut().find(|a| a.call_id == *call_id) {
+                    attempt.result = Some(*result);
+                }
+                self.status = *status;
+                self.next_attempt_at = *next_attempt_at;
+                if outcome.is_some() {
+                    self.outcome = *outcome;
+                }
+            }
+            CampaignContactEvent::CampaignContactClosed {
+                campaign_id,
+                contact_id,
+                status,
+                ..
+            } => {
+                self.campaign_id = Some(*campaign_id);
+                self.contact_id = Some(*contact_id);
+                self.status = *status;
+                self.next_attempt_at = None;
+            }
+        }
+        self
+    }
+}
