@@ -5,6 +5,7 @@ pub mod agents;
 pub mod auth;
 pub mod body;
 pub mod calls;
+pub mod campaigns;
 pub mod consistency;
 pub mod error;
 pub mod health;

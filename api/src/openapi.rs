@@ -44,6 +44,18 @@ use utoipa::{Modify, OpenApi};
         crate::calls::get,
         crate::calls::set_outcome,
         crate::calls::dashboard,
+        crate::campaigns::create,
+        crate::campaigns::list,
+        crate::campaigns::get,
+        crate::campaigns::update,
+        crate::campaigns::archive,
+        crate::campaigns::start,
+        crate::campaigns::pause,
+        crate::campaigns::resume,
+        crate::campaigns::cancel,
+        crate::campaigns::add_dnc,
+        crate::campaigns::dnc,
+        crate::campaigns::remove_dnc,
         crate::ab_testing::create_variant,
         crate::ab_testing::list_variants,
         crate::ab_testing::update_variant,
@@ -76,6 +88,7 @@ const CREATES: &[(&str, &str)] = &[
     ("/api/agents/{id}/variants", "/api/variants"),
     ("/api/agents/{id}/ab-tests", "/api/ab-tests"),
     ("/api/integrations/slack", "/api/integrations/slack"),
+    ("/api/campaigns", "/api/campaigns"),
 ];
 
 /// Adds the bearer scheme.

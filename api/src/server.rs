@@ -39,6 +39,8 @@ pub struct AppState {
     pub pool: PgPool,
     pub auth: Arc<AuthService>,
     pub agents: Arc<AgentService>,
+    pub campaigns: Arc<application::campaigns::CampaignService>,
+    pub dnc: Arc<application::campaigns::DncService>,
     pub calls: Arc<CallService>,
     pub call_history: Arc<dyn CallHistory>,
     pub numbers: Arc<PhoneNumberService>,
@@ -128,6 +130,17 @@ pub fn build_state(pool: PgPool, wiring: Wiring) -> AppState {
         store: store.clone(),
         clock: wiring.clock.clone(),
         directory: agent_directory.clone(),
+    };
+    let campaign_directory = Arc::new(projections::campaigns::PgCampaigns::new(pool.clone()));
+    let campaigns = application::campaigns::CampaignService {
+        store: store.clone(),
+        clock: wiring.clock.clone(),
+        directory: campaign_directory.clone(),
+    };
+    let dnc = application::campaigns::DncService {
+        store: store.clone(),
+        clock: wiring.clock.clone(),
+        directory: campaign_directory,
     };
     let call_history = Arc::new(projections::calls::PgCallHistory::new(pool.clone()));
     let sealer = Arc::new(SecretBox::new(&wiring.keys.encryption_key));
@@ -262,6 +275,8 @@ pub fn build_state(pool: PgPool, wiring: Wiring) -> AppState {
         number_sync,
         auth: Arc::new(auth),
         agents: Arc::new(agents),
+        campaigns: Arc::new(campaigns),
+        dnc: Arc::new(dnc),
         calls: Arc::new(calls),
         call_history,
         vapi_webhook_secret,
@@ -286,6 +301,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     .configure(crate::ab_testing::routes)
     .configure(crate::slack::routes)
     .configure(crate::calls::routes)
+    .configure(crate::campaigns::routes)
     .configure(crate::phone_numbers::routes)
     .configure(crate::webhooks::routes);
 }

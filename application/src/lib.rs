@@ -5,6 +5,7 @@ pub mod agents;
 pub mod aggregates;
 pub mod auth;
 pub mod calls;
+pub mod campaigns;
 pub mod clock;
 pub mod correlation;
 pub mod error;

@@ -27,10 +27,18 @@ pub enum Action {
     ManageIntegrations,
     /// Invite users (the invitee's role is bounded by `Role::may_invite`).
     ManageUsers,
+    /// Create, change, upload to, start, pause, resume and cancel campaigns.
+    RunCampaigns,
+    /// Archive (delete) campaigns.
+    ArchiveCampaigns,
+    /// Put a number on the organization's do-not-call list.
+    AddToDnc,
+    /// Take a number off the do-not-call list.
+    RemoveFromDnc,
 }
 
 impl Action {
-    pub const ALL: [Action; 9] = [
+    pub const ALL: [Action; 13] = [
         Action::EditAgents,
         Action::DeleteAgents,
         Action::PlaceCalls,
@@ -40,15 +48,23 @@ impl Action {
         Action::ManageAbTests,
         Action::ManageIntegrations,
         Action::ManageUsers,
+        Action::RunCampaigns,
+        Action::ArchiveCampaigns,
+        Action::AddToDnc,
+        Action::RemoveFromDnc,
     ];
 }
 
-/// The matrix: members run the day-to-day (agents, calls, outcomes); owners
-/// and admins also manage what costs money or reaches outside.
+/// The matrix: members run the day-to-day (agents, calls, outcomes, campaigns,
+/// opt-outs); owners and admins also manage what costs money or reaches
+/// outside, and what is hard to undo (archiving, taking a number off the DNC list).
 pub fn allows(role: Role, action: Action) -> bool {
     match role {
         Role::Owner | Role::Admin => true,
-        Role::Member => matches!(action, Action::EditAgents | Action::PlaceCalls | Action::RecordOutcomes),
+        Role::Member => matches!(
+            action,
+            Action::EditAgents | Action::PlaceCalls | Action::RecordOutcomes | Action::RunCampaigns | Action::AddToDnc
+        ),
     }
 }
 
@@ -76,6 +92,15 @@ mod tests {
             assert!(allows(Role::Owner, action) && allows(Role::Admin, action), "{action:?}");
         }
         let member: Vec<Action> = Action::ALL.into_iter().filter(|a| allows(Role::Member, *a)).collect();
-        assert_eq!(member, [Action::EditAgents, Action::PlaceCalls, Action::RecordOutcomes]);
+        assert_eq!(
+            member,
+            [
+                Action::EditAgents,
+                Action::PlaceCalls,
+                Action::RecordOutcomes,
+                Action::RunCampaigns,
+                Action::AddToDnc
+            ]
+        );
     }
 }

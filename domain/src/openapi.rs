@@ -137,6 +137,13 @@ impl PartialSchema for crate::slack::TimeZone {
 }
 impl ToSchema for crate::slack::TimeZone {}
 
+impl PartialSchema for crate::campaigns::LocalTime {
+    fn schema() -> RefOr<Schema> {
+        local_time().into()
+    }
+}
+impl ToSchema for crate::campaigns::LocalTime {}
+
 impl PartialSchema for crate::slack::Mention {
     fn schema() -> RefOr<Schema> {
         string(false)

@@ -5,6 +5,7 @@ pub mod ab_testing;
 pub mod activity;
 pub mod agents;
 pub mod calls;
+pub mod campaigns;
 pub mod phone_numbers;
 mod rows;
 pub mod runtime;
@@ -31,6 +32,8 @@ pub fn read_models() -> Vec<Arc<dyn ReadModel>> {
         Arc::new(ab_testing::AbTestingProjection),
         Arc::new(slack::SlackIntegrationsProjection),
         Arc::new(phone_numbers::PhoneNumbersProjection),
+        Arc::new(campaigns::CampaignsProjection),
+        Arc::new(campaigns::DncProjection),
     ]
 }
 

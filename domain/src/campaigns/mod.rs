@@ -41,6 +41,7 @@ use uuid::Uuid;
 pub const CONTACTS_PER_IMPORT_EVENT: usize = 1_000;
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum CampaignStatus {
     #[default]

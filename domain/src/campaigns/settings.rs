@@ -28,6 +28,7 @@ fn invalid(field: &'static str, reason: impl Into<String>) -> CampaignError {
 
 /// Which of the organization's numbers a campaign calls from.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum CallerIdStrategy {
     /// Always the default number.
@@ -42,6 +43,7 @@ pub enum CallerIdStrategy {
 /// When an unanswered attempt is retried. Voicemail is not retried: the
 /// contact is completed with the outcome `voicemail` ("left message").
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct RetryRules {
     pub busy_minutes: u32,
@@ -114,11 +116,14 @@ fn default_dials_per_minute() -> u32 {
 
 /// Everything a user configures on a campaign.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct CampaignSettings {
     pub agent_id: Uuid,
+    #[cfg_attr(feature = "openapi", schema(schema_with = crate::openapi::name::<NAME_LIMIT_CHARS>))]
     pub name: String,
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(schema_with = crate::openapi::optional_text::<DESCRIPTION_LIMIT_CHARS>))]
     pub description: Option<String>,
     #[serde(default)]
     pub scheduled_start: Option<DateTime<Utc>>,
@@ -131,6 +136,7 @@ pub struct CampaignSettings {
     pub calling_window: CallingWindow,
     /// Attempts after the first; a contact gets at most `maxRetries + 1` calls.
     #[serde(default = "default_max_retries")]
+    #[cfg_attr(feature = "openapi", schema(schema_with = crate::openapi::integer::<0, { MAX_RETRIES_LIMIT as i64 }>))]
     pub max_retries: u32,
     #[serde(default)]
     pub retry_rules: RetryRules,
@@ -142,8 +148,10 @@ pub struct CampaignSettings {
     #[serde(default)]
     pub phone_number_ids: Vec<Uuid>,
     #[serde(default = "default_max_concurrent_calls")]
+    #[cfg_attr(feature = "openapi", schema(schema_with = crate::openapi::integer::<1, { MAX_CONCURRENT_CALLS_LIMIT as i64 }>))]
     pub max_concurrent_calls: u32,
     #[serde(default = "default_dials_per_minute")]
+    #[cfg_attr(feature = "openapi", schema(schema_with = crate::openapi::integer::<1, { DIALS_PER_MINUTE_LIMIT as i64 }>))]
     pub dials_per_minute: u32,
     /// What counts as a successful call (`callsSuccessful`, conversion rate).
     #[serde(default = "default_success_outcome")]

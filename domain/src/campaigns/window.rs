@@ -23,6 +23,7 @@ pub const MAX_ATTEMPTS_PER_24H: u32 = 3;
 const LOOKAHEAD_DAYS: i64 = 21;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum DayOfWeek {
     Mon,
@@ -83,6 +84,7 @@ impl From<LocalTime> for String {
 
 /// When contacts may be called, in each recipient's local time.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct CallingWindow {
     pub start: LocalTime,

@@ -8,6 +8,7 @@ mod agents;
 mod auth;
 mod bad_input;
 mod calls;
+mod campaigns;
 mod consumers;
 mod event_store;
 mod mail;

@@ -161,6 +161,30 @@ async fn the_role_matrix_holds_on_every_endpoint_that_changes_something() {
             json!({"email": "x@world.test", "name": "X", "role": "member"}),
             false,
         ),
+        (
+            Method::POST,
+            "/api/campaigns".into(),
+            json!({"agentId": agent, "name": "C", "defaultPhoneNumberId": number_id}),
+            true,
+        ),
+        (
+            Method::PATCH,
+            format!("/api/campaigns/{some}"),
+            json!({"name": "D"}),
+            true,
+        ),
+        (Method::POST, format!("/api/campaigns/{some}/start"), json!({}), true),
+        (Method::POST, format!("/api/campaigns/{some}/pause"), json!({}), true),
+        (Method::POST, format!("/api/campaigns/{some}/resume"), json!({}), true),
+        (Method::POST, format!("/api/campaigns/{some}/cancel"), json!({}), true),
+        (Method::DELETE, format!("/api/campaigns/{some}"), json!({}), false),
+        (
+            Method::POST,
+            "/api/dnc".into(),
+            json!({"phone": "+14155552671", "reason": "opt_out"}),
+            true,
+        ),
+        (Method::DELETE, "/api/dnc/%2B14155552671".into(), json!({}), false),
     ];
     for (method, path, body, member_may) in &matrix {
         let (status, answer) = call(&w.app, method.clone(), path, &member, body).await;
@@ -188,6 +212,9 @@ async fn the_role_matrix_holds_on_every_endpoint_that_changes_something() {
         "/api/phone-numbers",
         "/api/credentials",
         "/api/integrations/slack",
+        "/api/campaigns",
+        "/api/dnc",
+        "/api/dnc?phone=%2B14155552671",
     ] {
         assert_eq!(w.app.get(path, Some(&member)).await.0, 200, "{path}");
     }

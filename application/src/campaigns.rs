@@ -1,0 +1,381 @@
+//! Outbound campaigns (SPEC §2.3): creating and steering campaigns, and the
+//! organization's do-not-call list. The rules live in `domain::campaigns`;
+//! these use cases check what lies outside one stream (the agent and the
+//! numbers belong to the caller's organization) and the role matrix.
+
+use crate::aggregates::{execute, load_in, session_metadata, stream_of, Loaded};
+use crate::auth::{Page, Session};
+use crate::clock::Clock;
+use crate::error::{AppError, ErrorKind};
+use crate::event_store::EventStore;
+use crate::permissions::{authorize, Action};
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use domain::campaigns::dnc::dnc_entry_id;
+use domain::campaigns::{
+    Campaign, CampaignCommand, CampaignError, CampaignSettings, CampaignStatus, DncCommand, DncEntry, DncError,
+    DncReason, DncSource,
+};
+use domain::phone::PhoneNumber;
+use domain::phone_numbers::PhoneNumberState;
+use domain::Aggregate;
+use serde::Serialize;
+use serde_json::Value;
+use std::sync::Arc;
+use uuid::Uuid;
+
+/// A campaign as the API shows it: its settings, status and progress.
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CampaignView {
+    pub id: Uuid,
+    #[serde(flatten)]
+    pub settings: CampaignSettings,
+    pub status: CampaignStatus,
+    pub total_contacts: i64,
+    pub calls_made: i64,
+    pub calls_connected: i64,
+    pub calls_successful: i64,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// The campaigns read model.
+#[async_trait]
+pub trait CampaignDirectory: Send + Sync {
+    /// Campaigns not archived, newest first, optionally of one status.
+    async fn list(
+        &self,
+        organization_id: Uuid,
+        status: Option<CampaignStatus>,
+        page: Page,
+    ) -> Result<Vec<CampaignView>, AppError>;
+    /// A campaign not archived.
+    async fn get(&self, organization_id: Uuid, campaign_id: Uuid) -> Result<Option<CampaignView>, AppError>;
+}
+
+pub fn campaign_error(error: CampaignError) -> AppError {
+    let message = error.to_string();
+    match error {
+        CampaignError::Invalid { field, .. } => AppError::validation(field, message),
+        CampaignError::NotFound | CampaignError::Archived => AppError::not_found("campaign"),
+        CampaignError::Exists => AppError::new(ErrorKind::Conflict, "campaign_exists", message),
+        CampaignError::InvalidTransition { from, to } => {
+            AppError::new(ErrorKind::Conflict, "campaign_invalid_transition", message)
+                .with_details(serde_json::json!({ "from": from, "to": to }))
+        }
+        CampaignError::NotEditable { status, fields } => {
+            AppError::new(ErrorKind::Conflict, "campaign_not_editable", message)
+                .with_details(serde_json::json!({ "status": status, "fields": fields }))
+        }
+        CampaignError::ArchiveWhileRunning => AppError::new(ErrorKind::Conflict, "campaign_running", message),
+        CampaignError::StartTimeNotReached { .. } => {
+            AppError::new(ErrorKind::Conflict, "campaign_not_started", message)
+        }
+    }
+}
+
+impl From<CampaignError> for AppError {
+    fn from(error: CampaignError) -> Self {
+        campaign_error(error)
+    }
+}
+
+/// A user's command that changes a campaign's status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Steer {
+    Start,
+    Pause,
+    Resume,
+    Cancel,
+}
+
+pub struct CampaignService {
+    pub store: Arc<dyn EventStore>,
+    pub clock: Arc<dyn Clock>,
+    pub directory: Arc<dyn CampaignDirectory>,
+}
+
+impl CampaignService {
+    async fn execute(
+        &self,
+        caller: &Session,
+        campaign_id: Uuid,
+        command: impl Fn(&Campaign) -> Result<CampaignCommand, AppError> + Send + Sync,
+    ) -> Result<Loaded<Campaign>, AppError> {
+        execute::<Campaign>(
+            self.store.as_ref(),
+            caller.organization_id,
+            stream_of::<Campaign>(campaign_id),
+            &session_metadata(caller),
+            |loaded| Ok(Campaign::decide(&command(&loaded.state)?, &loaded.state)?),
+        )
+        .await
+    }
+
+    /// The agent and every number the settings name belong to the caller's organization.
+    async fn check_references(&self, caller: &Session, settings: &CampaignSettings) -> Result<(), AppError> {
+        crate::agents::existing_agent(self.store.as_ref(), caller.organization_id, settings.agent_id)
+            .await?
+            .ok_or_else(|| AppError::validation("agentId", "agentId is not an agent of this organization"))?;
+        let numbers = std::iter::once(("defaultPhoneNumberId", settings.default_phone_number_id))
+            .chain(settings.phone_number_ids.iter().map(|id| ("phoneNumberIds", *id)));
+        for (field, id) in numbers {
+            let number = load_in::<PhoneNumberState>(
+                self.store.as_ref(),
+                caller.organization_id,
+                stream_of::<PhoneNumberState>(id),
+            )
+            .await?;
+            if !number.state.exists() {
+                return Err(AppError::validation(
+                    field,
+                    format!("{id} is not a phone number of this organization"),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    #[tracing::instrument(skip_all, fields(organization_id = %caller.organization_id))]
+    pub async fn create(&self, caller: &Session, settings: CampaignSettings) -> Result<CampaignView, AppError> {
+        authorize(caller, Action::RunCampaigns)?;
+        settings.validate()?;
+        self.check_references(caller, &settings).await?;
+        let id = Uuid::now_v7();
+        let now = self.clock.now();
+        let organization_id = caller.organization_id;
+        let loaded = self
+            .execute(caller, id, |_| {
+                Ok(CampaignCommand::Create {
+                    organization_id,
+                    settings: settings.clone(),
+                    now,
+                })
+            })
+            .await?;
+        view_of(id, &loaded.state)
+    }
+
+    /// Applies `changes` (a JSON merge patch, RFC 7396, over the settings as
+    /// the API shows them: absent keeps, `null` clears) and checks the result.
+    #[tracing::instrument(skip_all, fields(organization_id = %caller.organization_id))]
+    pub async fn update(&self, caller: &Session, id: Uuid, changes: &Value) -> Result<CampaignView, AppError> {
+        authorize(caller, Action::RunCampaigns)?;
+        let current =
+            load_in::<Campaign>(self.store.as_ref(), caller.organization_id, stream_of::<Campaign>(id)).await?;
+        let Some(settings) = current.state.settings.clone().filter(|_| !current.state.archived) else {
+            return Err(AppError::not_found("campaign"));
+        };
+        let changed = merged(&settings, changes)?;
+        if changed.agent_id != settings.agent_id
+            || changed.default_phone_number_id != settings.default_phone_number_id
+            || changed.phone_number_ids != settings.phone_number_ids
+        {
+            self.check_references(caller, &changed).await?;
+        }
+        let now = self.clock.now();
+        let loaded = self
+            .execute(caller, id, |_| {
+                Ok(CampaignCommand::ChangeSettings {
+                    settings: changed.clone(),
+                    now,
+                })
+            })
+            .await?;
+        view_of(id, &loaded.state)
+    }
+
+    #[tracing::instrument(skip_all, fields(organization_id = %caller.organization_id))]
+    pub async fn steer(&self, caller: &Session, id: Uuid, steer: Steer) -> Result<CampaignView, AppError> {
+        authorize(caller, Action::RunCampaigns)?;
+        let now = self.clock.now();
+        let loaded = self
+            .execute(caller, id, |_| {
+                Ok(match steer {
+                    Steer::Start => CampaignCommand::Start { now },
+                    Steer::Pause => CampaignCommand::Pause { now },
+                    Steer::Resume => CampaignCommand::Resume { now },
+                    Steer::Cancel => CampaignCommand::Cancel { now },
+                })
+            })
+            .await?;
+        view_of(id, &loaded.state)
+    }
+
+    /// DELETE: hidden from lists, history kept; refused while running.
+    #[tracing::instrument(skip_all, fields(organization_id = %caller.organization_id))]
+    pub async fn archive(&self, caller: &Session, id: Uuid) -> Result<(), AppError> {
+        authorize(caller, Action::ArchiveCampaigns)?;
+        let now = self.clock.now();
+        self.execute(caller, id, |state| {
+            if !state.exists() || state.archived {
+                return Err(AppError::not_found("campaign"));
+            }
+            Ok(CampaignCommand::Archive { now })
+        })
+        .await
+        .map(|_| ())
+    }
+
+    pub async fn list(
+        &self,
+        caller: &Session,
+        status: Option<CampaignStatus>,
+        page: Page,
+    ) -> Result<Vec<CampaignView>, AppError> {
+        self.directory.list(caller.organization_id, status, page).await
+    }
+
+    pub async fn get(&self, caller: &Session, id: Uuid) -> Result<CampaignView, AppError> {
+        self.directory
+            .get(caller.organization_id, id)
+            .await?
+            .ok_or_else(|| AppError::not_found("campaign"))
+    }
+}
+
+/// RFC 7396: objects merge key by key, `null` removes, anything else replaces.
+fn merge_patch(target: &mut Value, patch: &Value) {
+    match (target, patch) {
+        (Value::Object(target), Value::Object(patch)) => {
+            for (key, value) in patch {
+                if value.is_null() {
+                    target.remove(key);
+                } else {
+                    merge_patch(target.entry(key.clone()).or_insert(Value::Null), value);
+                }
+            }
+        }
+        (target, patch) => *target = patch.clone(),
+    }
+}
+
+/// The settings after a PATCH, parsed as strictly as at creation.
+fn merged(settings: &CampaignSettings, changes: &Value) -> Result<CampaignSettings, AppError> {
+    if !changes.is_object() {
+        return Err(AppError::validation("body", "a campaign's changes are a JSON object"));
+    }
+    let mut value = serde_json::to_value(settings).map_err(|e| AppError::internal("writing settings", e))?;
+    merge_patch(&mut value, changes);
+    serde_path_to_error::deserialize::<_, CampaignSettings>(value).map_err(|e| {
+        let field = e.path().to_string();
+        AppError::validation(&field, format!("{field} is invalid: {}", e.inner()))
+    })
+}
+
+/// The campaign as the write side knows it, for answers to changes (progress
+/// figures come from the read model).
+fn view_of(id: Uuid, campaign: &Campaign) -> Result<CampaignView, AppError> {
+    let (Some(settings), Some(created_at)) = (campaign.settings.clone(), campaign.created_at) else {
+        return Err(AppError::not_found("campaign"));
+    };
+    Ok(CampaignView {
+        id,
+        settings,
+        status: campaign.status,
+        total_contacts: campaign.total_contacts as i64,
+        calls_made: 0,
+        calls_connected: 0,
+        calls_successful: 0,
+        created_at,
+        updated_at: campaign.updated_at.unwrap_or(created_at),
+    })
+}
+
+/// A number's standing on the organization's DNC list (`listed: false` when absent).
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct DncStatus {
+    pub phone: PhoneNumber,
+    pub listed: bool,
+    pub reason: Option<DncReason>,
+    pub source: Option<DncSource>,
+    pub added_at: Option<DateTime<Utc>>,
+}
+
+/// The DNC read model.
+#[async_trait]
+pub trait DncDirectory: Send + Sync {
+    async fn status(&self, organization_id: Uuid, phone: &PhoneNumber) -> Result<DncStatus, AppError>;
+    /// Listed numbers, newest first.
+    async fn list(&self, organization_id: Uuid, page: Page) -> Result<Vec<DncStatus>, AppError>;
+}
+
+pub fn dnc_error(error: DncError) -> AppError {
+    match error {
+        DncError::NotListed => AppError::new(ErrorKind::NotFound, "dnc_not_listed", error.to_string()),
+    }
+}
+
+impl From<DncError> for AppError {
+    fn from(error: DncError) -> Self {
+        dnc_error(error)
+    }
+}
+
+pub struct DncService {
+    pub store: Arc<dyn EventStore>,
+    pub clock: Arc<dyn Clock>,
+    pub directory: Arc<dyn DncDirectory>,
+}
+
+impl DncService {
+    async fn execute(&self, caller: &Session, phone: &PhoneNumber, command: DncCommand) -> Result<DncEntry, AppError> {
+        let loaded = execute::<DncEntry>(
+            self.store.as_ref(),
+            caller.organization_id,
+            stream_of::<DncEntry>(dnc_entry_id(caller.organization_id, phone)),
+            &session_metadata(caller),
+            |loaded| Ok(DncEntry::decide(&command, &loaded.state)?),
+        )
+        .await?;
+        Ok(loaded.state)
+    }
+
+    /// Anyone may put a number on the list: an opt-out must never wait for an admin.
+    #[tracing::instrument(skip_all, fields(organization_id = %caller.organization_id))]
+    pub async fn add(&self, caller: &Session, phone: PhoneNumber, reason: DncReason) -> Result<DncStatus, AppError> {
+        authorize(caller, Action::AddToDnc)?;
+        let command = DncCommand::List {
+            organization_id: caller.organization_id,
+            phone: phone.clone(),
+            reason,
+            source: DncSource::UserAdded,
+            added_by: Some(caller.user_id),
+            call_id: None,
+            now: self.clock.now(),
+        };
+        let entry = self.execute(caller, &phone, command).await?;
+        Ok(status_of(phone, &entry))
+    }
+
+    /// Taking a number off the list is audited (`DncNumberRemoved` names who).
+    #[tracing::instrument(skip_all, fields(organization_id = %caller.organization_id))]
+    pub async fn remove(&self, caller: &Session, phone: PhoneNumber) -> Result<(), AppError> {
+        authorize(caller, Action::RemoveFromDnc)?;
+        let command = DncCommand::Remove {
+            removed_by: caller.user_id,
+            now: self.clock.now(),
+        };
+        self.execute(caller, &phone, command).await.map(|_| ())
+    }
+
+    pub async fn status(&self, caller: &Session, phone: &PhoneNumber) -> Result<DncStatus, AppError> {
+        self.directory.status(caller.organization_id, phone).await
+    }
+
+    pub async fn list(&self, caller: &Session, page: Page) -> Result<Vec<DncStatus>, AppError> {
+        self.directory.list(caller.organization_id, page).await
+    }
+}
+
+fn status_of(phone: PhoneNumber, entry: &DncEntry) -> DncStatus {
+    DncStatus {
+        phone,
+        listed: entry.listed.is_some(),
+        reason: entry.listed.as_ref().map(|l| l.reason),
+        source: entry.listed.as_ref().map(|l| l.source),
+        added_at: entry.listed.as_ref().map(|l| l.added_at),
+    }
+}

@@ -1,0 +1,401 @@
+//! Outbound campaigns as the API lists them, with their progress figures, and
+//! the organization's do-not-call list.
+
+use crate::rows::{self, decode_error, stream_uuid};
+use crate::runtime::ReadModel;
+use application::auth::Page;
+use application::campaigns::{CampaignDirectory, CampaignView, DncDirectory, DncStatus};
+use application::AppError;
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use domain::campaigns::{AttemptResult, CampaignContactEvent, CampaignEvent, CampaignSettings, CampaignStatus};
+use domain::campaigns::{DncEvent, DncReason, DncSource};
+use domain::phone::PhoneNumber;
+use domain::{DomainEvent, RecordedEvent};
+use serde::{Deserialize, Serialize};
+use sqlx::types::Json;
+use sqlx::{PgConnection, PgPool};
+use uuid::Uuid;
+
+/// A row of the `campaigns` table.
+#[derive(Serialize, Deserialize)]
+struct CampaignRow {
+    id: Uuid,
+    organization_id: Uuid,
+    settings: CampaignSettings,
+    status: CampaignStatus,
+    archived: bool,
+    total_contacts: i64,
+    calls_made: i64,
+    calls_connected: i64,
+    calls_successful: i64,
+    created_at: DateTime<Utc>,
+    updated_at: DateTime<Utc>,
+}
+
+/// Either stream a campaign's figures come from.
+enum Change {
+    Campaign(CampaignEvent),
+    Contact(CampaignContactEvent),
+}
+
+fn evolve(row: &mut Option<CampaignRow>, id: Uuid, change: Change) {
+    if let Change::Campaign(CampaignEvent::CampaignCreated {
+        organization_id,
+        settings,
+        at,
+    }) = change
+    {
+        *row = Some(CampaignRow {
+            id,
+            organization_id,
+            settings,
+            status: CampaignStatus::Draft,
+            archived: false,
+            total_contacts: 0,
+            calls_made: 0,
+            calls_connected: 0,
+            calls_successful: 0,
+            created_at: at,
+            updated_at: at,
+        });
+        return;
+    }
+    let Some(campaign) = row else { return };
+    match change {
+        Change::Campaign(event) => {
+            let at = match event {
+                CampaignEvent::CampaignCreated { at, .. } => at,
+                CampaignEvent::CampaignSettingsChanged { settings, at, .. } => {
+                    campaign.settings = settings;
+                    at
+                }
+                CampaignEvent::CampaignScheduled { at, .. } => {
+                    campaign.status = CampaignStatus::Scheduled;
+                    at
+                }
+                CampaignEvent::CampaignStarted { at, .. } | CampaignEvent::CampaignResumed { at } => {
+                    campaign.status = CampaignStatus::Running;
+                    at
+                }
+                CampaignEvent::CampaignPaused { at } => {
+                    campaign.status = CampaignStatus::Paused;
+                    at
+                }
+                CampaignEvent::CampaignCompleted { at, .. } => {
+                    campaign.status = CampaignStatus::Completed;
+                    at
+                }
+                CampaignEvent::CampaignCancelled { at, .. } => {
+                    campaign.status = CampaignStatus::Cancelled;
+                    at
+                }
+                CampaignEvent::CampaignArchived { at, .. } => {
+                    campaign.archived = true;
+                    at
+                }
+                CampaignEvent::CampaignContactsImported { contacts, at } => {
+                    campaign.total_contacts += contacts.len() as i64;
+                    at
+                }
+            };
+            campaign.updated_at = at;
+        }
+        Change::Contact(CampaignContactEvent::CampaignContactDialed { .. }) => campaign.calls_made += 1,
+        Change::Contact(CampaignContactEvent::CampaignAttemptFinished { result, successful, .. }) => {
+            // Voicemail is not a conversation: it does not count as connected.
+            if result == AttemptResult::Connected {
+                campaign.calls_connected += 1;
+            }
+            if successful {
+                campaign.calls_successful += 1;
+            }
+        }
+        Change::Contact(CampaignContactEvent::CampaignContactClosed { .. }) => {}
+    }
+}
+
+/// The campaign an event counts for, and what it says.
+fn change_of(event: &RecordedEvent) -> Result<(Uuid, Change), sqlx::Error> {
+    if event.stream_type == "campaign" {
+        let decoded =
+            CampaignEvent::decode(&event.event_type, event.event_version, &event.payload).map_err(decode_error)?;
+        return Ok((stream_uuid(event)?, Change::Campaign(decoded)));
+    }
+    let decoded =
+        CampaignContactEvent::decode(&event.event_type, event.event_version, &event.payload).map_err(decode_error)?;
+    let campaign_id = match &decoded {
+        CampaignContactEvent::CampaignContactDialed { campaign_id, .. }
+        | CampaignContactEvent::CampaignAttemptFinished { campaign_id, .. }
+        | CampaignContactEvent::CampaignContactClosed { campaign_id, .. } => *campaign_id,
+    };
+    Ok((campaign_id, Change::Contact(decoded)))
+}
+
+pub struct CampaignsProjection;
+
+#[async_trait]
+impl ReadModel for CampaignsProjection {
+    fn name(&self) -> &'static str {
+        "campaigns"
+    }
+
+    fn schema_version(&self) -> i32 {
+        1
+    }
+
+    fn stream_types(&self) -> Option<&[&'static str]> {
+        Some(&["campaign", "campaign-contact"])
+    }
+
+    fn tables(&self) -> &'static [&'static str] {
+        &["campaigns"]
+    }
+
+    fn create_sql(&self) -> &'static str {
+        include_str!("campaigns.sql")
+    }
+
+    async fn apply(&self, conn: &mut PgConnection, events: &[RecordedEvent]) -> Result<(), sqlx::Error> {
+        let changes = events.iter().map(change_of).collect::<Result<Vec<_>, _>>()?;
+        let ids: Vec<Uuid> = changes.iter().map(|(id, _)| *id).collect();
+        rows::fold_batch(conn, "campaigns", ids, |rows| {
+            for (id, change) in changes {
+                evolve(rows.entry(id).or_default(), id, change);
+            }
+            Ok(())
+        })
+        .await
+    }
+}
+
+/// A row of the `dnc_numbers` table: one number of one organization.
+#[derive(Serialize, Deserialize)]
+struct DncRow {
+    id: Uuid,
+    organization_id: Uuid,
+    phone: PhoneNumber,
+    listed: bool,
+    reason: Option<DncReason>,
+    source: Option<DncSource>,
+    added_at: Option<DateTime<Utc>>,
+}
+
+fn evolve_dnc(row: &mut Option<DncRow>, id: Uuid, event: DncEvent) {
+    match event {
+        DncEvent::DncNumberListed {
+            organization_id,
+            phone,
+            reason,
+            source,
+            at,
+            ..
+        } => {
+            *row = Some(DncRow {
+                id,
+                organization_id,
+                phone,
+                listed: true,
+                reason: Some(reason),
+                source: Some(source),
+                added_at: Some(at),
+            })
+        }
+        DncEvent::DncNumberRemoved { .. } => {
+            if let Some(entry) = row {
+                entry.listed = false;
+                entry.reason = None;
+                entry.source = None;
+                entry.added_at = None;
+            }
+        }
+    }
+}
+
+pub struct DncProjection;
+
+#[async_trait]
+impl ReadModel for DncProjection {
+    fn name(&self) -> &'static str {
+        "dnc"
+    }
+
+    fn schema_version(&self) -> i32 {
+        1
+    }
+
+    fn stream_types(&self) -> Option<&[&'static str]> {
+        Some(&["dnc-number"])
+    }
+
+    fn tables(&self) -> &'static [&'static str] {
+        &["dnc_numbers"]
+    }
+
+    fn create_sql(&self) -> &'static str {
+        include_str!("dnc.sql")
+    }
+
+    async fn apply(&self, conn: &mut PgConnection, events: &[RecordedEvent]) -> Result<(), sqlx::Error> {
+        let ids = events.iter().map(stream_uuid).collect::<Result<Vec<_>, _>>()?;
+        rows::fold_batch(conn, "dnc_numbers", ids.clone(), |rows| {
+            for (event, id) in events.iter().zip(ids) {
+                let decoded =
+                    DncEvent::decode(&event.event_type, event.event_version, &event.payload).map_err(decode_error)?;
+                evolve_dnc(rows.entry(id).or_default(), id, decoded);
+            }
+            Ok(())
+        })
+        .await
+    }
+}
+
+/// Both campaign read models, for the API.
+#[derive(Clone)]
+pub struct PgCampaigns {
+    pool: PgPool,
+}
+
+impl PgCampaigns {
+    pub fn new(pool: PgPool) -> Self {
+        Self { pool }
+    }
+}
+
+type CampaignRecord = (
+    Uuid,
+    Json<CampaignSettings>,
+    String,
+    i64,
+    i64,
+    i64,
+    i64,
+    DateTime<Utc>,
+    DateTime<Utc>,
+);
+
+const CAMPAIGN_COLUMNS: &str = "id, settings, status, total_contacts, calls_made, calls_connected, \
+     calls_successful, created_at, updated_at";
+
+fn campaign_view(record: CampaignRecord) -> Result<CampaignView, AppError> {
+    let (
+        id,
+        Json(settings),
+        status,
+        total_contacts,
+        calls_made,
+        calls_connected,
+        calls_successful,
+        created_at,
+        updated_at,
+    ) = record;
+    let status = serde_json::from_value(serde_json::Value::String(status))
+        .map_err(|e| AppError::internal("reading a campaign's status", e))?;
+    Ok(CampaignView {
+        id,
+        settings,
+        status,
+        total_contacts,
+        calls_made,
+        calls_connected,
+        calls_successful,
+        created_at,
+        updated_at,
+    })
+}
+
+fn read_failed(what: &'static str) -> impl Fn(sqlx::Error) -> AppError {
+    move |e| AppError::internal(what, e)
+}
+
+#[async_trait]
+impl CampaignDirectory for PgCampaigns {
+    async fn list(
+        &self,
+        organization_id: Uuid,
+        status: Option<CampaignStatus>,
+        page: Page,
+    ) -> Result<Vec<CampaignView>, AppError> {
+        let records: Vec<CampaignRecord> = sqlx::query_as(&format!(
+            "SELECT {CAMPAIGN_COLUMNS} FROM campaigns
+             WHERE organization_id = $1 AND NOT archived AND ($2::text IS NULL OR status = $2)
+             ORDER BY created_at DESC, id DESC LIMIT $3 OFFSET $4"
+        ))
+        .bind(organization_id)
+        .bind(status.map(CampaignStatus::as_str))
+        .bind(page.limit)
+        .bind(page.offset)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(read_failed("listing campaigns"))?;
+        records.into_iter().map(campaign_view).collect()
+    }
+
+    async fn get(&self, organization_id: Uuid, campaign_id: Uuid) -> Result<Option<CampaignView>, AppError> {
+        let record: Option<CampaignRecord> = sqlx::query_as(&format!(
+            "SELECT {CAMPAIGN_COLUMNS} FROM campaigns WHERE organization_id = $1 AND id = $2 AND NOT archived"
+        ))
+        .bind(organization_id)
+        .bind(campaign_id)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(read_failed("reading a campaign"))?;
+        record.map(campaign_view).transpose()
+    }
+}
+
+type DncRecord = (
+    Json<PhoneNumber>,
+    bool,
+    Option<Json<DncReason>>,
+    Option<Json<DncSource>>,
+    Option<DateTime<Utc>>,
+);
+
+fn dnc_status(record: DncRecord) -> DncStatus {
+    let (Json(phone), listed, reason, source, added_at) = record;
+    DncStatus {
+        phone,
+        listed,
+        reason: reason.map(|Json(r)| r),
+        source: source.map(|Json(s)| s),
+        added_at,
+    }
+}
+
+const DNC_COLUMNS: &str = "to_jsonb(phone), listed, to_jsonb(reason), to_jsonb(source), added_at";
+
+#[async_trait]
+impl DncDirectory for PgCampaigns {
+    async fn status(&self, organization_id: Uuid, phone: &PhoneNumber) -> Result<DncStatus, AppError> {
+        let record: Option<DncRecord> = sqlx::query_as(&format!(
+            "SELECT {DNC_COLUMNS} FROM dnc_numbers WHERE organization_id = $1 AND phone = $2"
+        ))
+        .bind(organization_id)
+        .bind(phone.as_str())
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(read_failed("reading the DNC list"))?;
+        Ok(record.map(dnc_status).unwrap_or_else(|| DncStatus {
+            phone: phone.clone(),
+            listed: false,
+            reason: None,
+            source: None,
+            added_at: None,
+        }))
+    }
+
+    async fn list(&self, organization_id: Uuid, page: Page) -> Result<Vec<DncStatus>, AppError> {
+        let records: Vec<DncRecord> = sqlx::query_as(&format!(
+            "SELECT {DNC_COLUMNS} FROM dnc_numbers WHERE organization_id = $1 AND listed
+             ORDER BY added_at DESC, phone LIMIT $2 OFFSET $3"
+        ))
+        .bind(organization_id)
+        .bind(page.limit)
+        .bind(page.offset)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(read_failed("listing the DNC list"))?;
+        Ok(records.into_iter().map(dnc_status).collect())
+    }
+}

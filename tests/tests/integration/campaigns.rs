@@ -1,0 +1,318 @@
+//! Outbound campaigns over HTTP: settings, the status machine, archiving,
+//! tenancy; and the organization's do-not-call list.
+
+use serde_json::{json, Value};
+use voxreach_tests::VapiWorld;
+
+async fn world_with_number() -> (VapiWorld, String) {
+    let w = VapiWorld::start().await;
+    let number = w.add_number("pn_campaign", "+14155550170", false).await;
+    (w, number)
+}
+
+fn campaign(w: &VapiWorld, number: &str) -> Value {
+    json!({"agentId": w.agent_id, "name": "Spring outreach", "defaultPhoneNumberId": number})
+}
+
+async fn create(w: &VapiWorld, body: Value) -> Value {
+    let (status, created) = w.post("/api/campaigns", body).await;
+    assert_eq!(status, 201, "{created}");
+    w.app.settle().await;
+    created
+}
+
+async fn steer(w: &VapiWorld, id: &str, action: &str) -> (u16, Value) {
+    w.post(&format!("/api/campaigns/{id}/{action}"), json!({})).await
+}
+
+#[tokio::test]
+async fn a_campaign_moves_through_its_status_machine_and_keeps_its_settings_in_step() {
+    let (w, number) = world_with_number().await;
+    let created = create(&w, campaign(&w, &number)).await;
+    voxreach_tests::assert_answers_as_documented("CampaignView", &created);
+    // SPEC's defaults.
+    assert_eq!(created["status"], "draft");
+    assert_eq!(created["maxRetries"], 3);
+    assert_eq!(created["callerIdStrategy"], "fixed");
+    assert_eq!(created["timezone"], "America/New_York");
+    assert_eq!(created["maxConcurrentCalls"], 5);
+    assert_eq!(
+        (&created["callingWindow"]["start"], &created["callingWindow"]["end"]),
+        (&json!("08:00"), &json!("21:00"))
+    );
+    assert_eq!(created["callingWindow"]["skipUsFederalHolidays"], false);
+    assert_eq!(
+        (&created["totalContacts"], &created["callsMade"]),
+        (&json!(0), &json!(0))
+    );
+    let id = created["id"].as_str().unwrap().to_owned();
+    let path = format!("/api/campaigns/{id}");
+
+    let (status, fetched) = w.app.get(&path, Some(&w.token)).await;
+    assert_eq!((status, &fetched["name"]), (200, &created["name"]));
+    let (_, listed) = w.app.get("/api/campaigns", Some(&w.token)).await;
+    voxreach_tests::assert_answers_as_documented("CampaignList", &listed);
+    assert_eq!(listed["campaigns"][0]["id"], json!(id));
+
+    // Draft: everything may change; null clears an optional setting.
+    let (status, changed) = w
+        .app
+        .patch(
+            &path,
+            Some(&w.token),
+            json!({"maxRetries": 5, "description": "Leads from March"}),
+        )
+        .await;
+    assert_eq!(
+        (status, &changed["maxRetries"], &changed["description"]),
+        (200, &json!(5), &json!("Leads from March"))
+    );
+    let (_, changed) = w.app.patch(&path, Some(&w.token), json!({"description": null})).await;
+    assert_eq!(changed["description"], Value::Null);
+
+    let (status, started) = steer(&w, &id, "start").await;
+    assert_eq!((status, &started["status"]), (200, &json!("running")), "{started}");
+    // Running: only the name and the description.
+    let (status, refused) = w.app.patch(&path, Some(&w.token), json!({"maxRetries": 2})).await;
+    assert_eq!(
+        (status, refused["error"]["code"].as_str()),
+        (409, Some("campaign_not_editable")),
+        "{refused}"
+    );
+    let (status, renamed) = w
+        .app
+        .patch(&path, Some(&w.token), json!({"name": "Spring, renamed"}))
+        .await;
+    assert_eq!((status, &renamed["name"]), (200, &json!("Spring, renamed")));
+    for action in ["start", "resume"] {
+        let (status, refused) = steer(&w, &id, action).await;
+        assert_eq!(
+            (status, refused["error"]["code"].as_str()),
+            (409, Some("campaign_invalid_transition")),
+            "{action}"
+        );
+    }
+    let (status, refused) = w.app.delete(&path, Some(&w.token)).await;
+    assert_eq!(
+        (status, refused["error"]["code"].as_str()),
+        (409, Some("campaign_running"))
+    );
+
+    let (status, paused) = steer(&w, &id, "pause").await;
+    assert_eq!((status, &paused["status"]), (200, &json!("paused")));
+    let (status, _) = w.app.patch(&path, Some(&w.token), json!({"maxRetries": 2})).await;
+    assert_eq!(status, 200, "paused campaigns take any setting");
+    let (status, resumed) = steer(&w, &id, "resume").await;
+    assert_eq!((status, &resumed["status"]), (200, &json!("running")));
+    let (status, cancelled) = steer(&w, &id, "cancel").await;
+    assert_eq!((status, &cancelled["status"]), (200, &json!("cancelled")));
+    for action in ["pause", "resume", "start", "cancel"] {
+        assert_eq!(steer(&w, &id, action).await.0, 409, "{action} after cancel");
+    }
+    let (status, _) = w.app.patch(&path, Some(&w.token), json!({"name": "Too late"})).await;
+    assert_eq!(status, 409);
+    w.app.settle().await;
+    let (_, fetched) = w.app.get(&path, Some(&w.token)).await;
+    assert_eq!(
+        (&fetched["status"], &fetched["maxRetries"]),
+        (&json!("cancelled"), &json!(2))
+    );
+
+    // Archiving hides it; its history stays in the log.
+    assert_eq!(w.app.delete(&path, Some(&w.token)).await.0, 204);
+    w.app.settle().await;
+    assert_eq!(w.app.get(&path, Some(&w.token)).await.0, 404);
+    let (_, listed) = w.app.get("/api/campaigns", Some(&w.token)).await;
+    assert!(listed["campaigns"].as_array().unwrap().is_empty());
+    assert_eq!(steer(&w, &id, "start").await.0, 404);
+
+    // A start time in the future schedules it.
+    let tomorrow = (chrono::Utc::now() + chrono::Duration::days(1)).to_rfc3339();
+    let mut later = campaign(&w, &number);
+    later["scheduledStart"] = json!(tomorrow);
+    let later = create(&w, later).await;
+    let (status, scheduled) = steer(&w, later["id"].as_str().unwrap(), "start").await;
+    assert_eq!((status, &scheduled["status"]), (200, &json!("scheduled")));
+    w.app.settle().await;
+    let (_, listed) = w
+        .app
+        .get("/api/campaigns?status=scheduled&limit=10", Some(&w.token))
+        .await;
+    assert_eq!(listed["campaigns"].as_array().unwrap().len(), 1);
+    let (_, listed) = w.app.get("/api/campaigns?status=running", Some(&w.token)).await;
+    assert!(listed["campaigns"].as_array().unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn campaign_settings_are_checked_field_by_field_and_stay_in_their_organization() {
+    let (w, number) = world_with_number().await;
+    let (other, _) = w.app.register("owner@elsewhere.test", "Elsewhere").await;
+    let bad: Vec<(Value, u16, &str)> = vec![
+        (json!({"name": ""}), 400, "name"),
+        (json!({"agentId": uuid::Uuid::now_v7()}), 400, "agentId"),
+        (
+            json!({"defaultPhoneNumberId": uuid::Uuid::now_v7()}),
+            400,
+            "defaultPhoneNumberId",
+        ),
+        (
+            json!({"phoneNumberIds": [uuid::Uuid::now_v7()], "callerIdStrategy": "rotating"}),
+            400,
+            "phoneNumberIds",
+        ),
+        (json!({"maxRetries": 11}), 400, "maxRetries"),
+        (json!({"timezone": "Mars/Olympus"}), 422, ""),
+        (
+            json!({"callingWindow": {"start": "07:00", "end": "21:00", "days": ["mon"]}}),
+            400,
+            "callingWindow",
+        ),
+        (
+            json!({"scheduledStart": "2030-01-02T00:00:00Z", "scheduledEnd": "2030-01-01T00:00:00Z"}),
+            400,
+            "scheduledEnd",
+        ),
+        (json!({"dialsPerMinute": 0}), 400, "dialsPerMinute"),
+        (json!({"surprise": true}), 422, ""),
+    ];
+    for (change, expected, field) in bad {
+        let mut body = campaign(&w, &number);
+        for (key, value) in change.as_object().unwrap() {
+            body[key] = value.clone();
+        }
+        let (status, error) = w.post("/api/campaigns", body.clone()).await;
+        assert_eq!(status, expected, "{body}: {error}");
+        if !field.is_empty() {
+            assert!(
+                error["error"]["details"]["field"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .starts_with(field),
+                "{body}: {error}"
+            );
+        }
+    }
+    // Another organization's agent is not this organization's.
+    let (_, theirs) = w
+        .app
+        .post(
+            "/api/agents",
+            Some(&other),
+            json!({"name": "Theirs", "systemPrompt": "Hi.", "voice": {"provider": "openai", "voiceId": "nova"}}),
+        )
+        .await;
+    let mut body = campaign(&w, &number);
+    body["agentId"] = theirs["id"].clone();
+    assert_eq!(w.post("/api/campaigns", body).await.0, 400);
+
+    let created = create(&w, campaign(&w, &number)).await;
+    let id = created["id"].as_str().unwrap();
+    let path = format!("/api/campaigns/{id}");
+    // PATCH checks the same way, and an unknown field is refused.
+    let (status, error) = w
+        .app
+        .patch(&path, Some(&w.token), json!({"maxConcurrentCalls": 0}))
+        .await;
+    assert_eq!(
+        (status, error["error"]["details"]["field"].as_str()),
+        (400, Some("maxConcurrentCalls"))
+    );
+    assert_eq!(w.app.patch(&path, Some(&w.token), json!({"surprise": 1})).await.0, 400);
+    assert_eq!(w.app.patch(&path, Some(&w.token), json!([1])).await.0, 400);
+
+    // Another organization sees nothing and changes nothing.
+    assert_eq!(w.app.get(&path, Some(&other)).await.0, 404);
+    assert_eq!(w.app.patch(&path, Some(&other), json!({"name": "Mine"})).await.0, 404);
+    for action in ["start", "pause", "resume", "cancel"] {
+        let (status, _) = w.app.post(&format!("{path}/{action}"), Some(&other), json!({})).await;
+        assert_eq!(status, 404, "{action}");
+    }
+    assert_eq!(w.app.delete(&path, Some(&other)).await.0, 404);
+    let (_, listed) = w.app.get("/api/campaigns", Some(&other)).await;
+    assert!(listed["campaigns"].as_array().unwrap().is_empty());
+    w.app.settle().await;
+    let (_, mine) = w.app.get(&path, Some(&w.token)).await;
+    assert_eq!(
+        (&mine["name"], &mine["status"]),
+        (&json!("Spring outreach"), &json!("draft"))
+    );
+    // Lists are paged.
+    assert_eq!(w.app.get("/api/campaigns?limit=0", Some(&w.token)).await.0, 400);
+    assert_eq!(w.app.get("/api/campaigns?status=exploded", Some(&w.token)).await.0, 400);
+}
+
+#[tokio::test]
+async fn the_dnc_list_answers_for_any_number_and_removals_are_for_managers() {
+    let w = VapiWorld::start().await;
+    let (status, listed) = w
+        .post("/api/dnc", json!({"phone": "(415) 555-2671", "reason": "opt_out"}))
+        .await;
+    assert_eq!(status, 201, "{listed}");
+    voxreach_tests::assert_answers_as_documented("DncStatus", &listed);
+    assert_eq!(
+        (
+            &listed["phone"],
+            &listed["listed"],
+            &listed["reason"],
+            &listed["source"]
+        ),
+        (
+            &json!("+14155552671"),
+            &json!(true),
+            &json!("opt_out"),
+            &json!("user_added")
+        )
+    );
+    // Listing again keeps the first listing.
+    let (status, again) = w
+        .post("/api/dnc", json!({"phone": "+14155552671", "reason": "manual_add"}))
+        .await;
+    assert_eq!((status, &again["reason"]), (201, &json!("opt_out")));
+    w.app.settle().await;
+
+    let check = |phone: &str| format!("/api/dnc?phone={}", phone.replace('+', "%2B"));
+    let (status, found) = w.app.get(&check("+14155552671"), Some(&w.token)).await;
+    assert_eq!(
+        (status, &found["listed"], &found["reason"]),
+        (200, &json!(true), &json!("opt_out"))
+    );
+    assert!(found["addedAt"].is_string());
+    let (status, absent) = w.app.get(&check("+14155550000"), Some(&w.token)).await;
+    assert_eq!(
+        (status, &absent),
+        (
+            200,
+            &json!({"phone": "+14155550000", "listed": false, "reason": null, "source": null, "addedAt": null})
+        )
+    );
+    let (status, error) = w.app.get(&check("not a number"), Some(&w.token)).await;
+    assert_eq!(
+        (status, error["error"]["details"]["field"].as_str()),
+        (400, Some("phone"))
+    );
+    let (_, page) = w.app.get("/api/dnc?limit=10", Some(&w.token)).await;
+    voxreach_tests::assert_answers_as_documented("DncList", &page);
+    assert_eq!(page["numbers"].as_array().unwrap().len(), 1);
+    assert_eq!(
+        w.post("/api/dnc", json!({"phone": "+14155552671", "reason": "because"}))
+            .await
+            .0,
+        422
+    );
+
+    // Another organization's list is its own.
+    let (other, _) = w.app.register("owner@other-dnc.test", "Other").await;
+    let (_, theirs) = w.app.get(&check("+14155552671"), Some(&other)).await;
+    assert_eq!(theirs["listed"], false);
+    assert_eq!(w.app.delete("/api/dnc/%2B14155552671", Some(&other)).await.0, 404);
+
+    let (status, _) = w.app.delete("/api/dnc/%2B14155552671", Some(&w.token)).await;
+    assert_eq!(status, 204);
+    w.app.settle().await;
+    let (_, gone) = w.app.get(&check("+14155552671"), Some(&w.token)).await;
+    assert_eq!(gone["listed"], false);
+    let (status, error) = w.app.delete("/api/dnc/%2B14155552671", Some(&w.token)).await;
+    assert_eq!((status, error["error"]["code"].as_str()), (404, Some("dnc_not_listed")));
+    let (_, page) = w.app.get("/api/dnc", Some(&w.token)).await;
+    assert!(page["numbers"].as_array().unwrap().is_empty());
+}
