@@ -5,12 +5,16 @@ use crate::body::Json;
 use crate::error::{method_not_allowed, ApiError, ErrorBody};
 use crate::server::AppState;
 use crate::users::{PageQuery, PAGE_LIMIT};
+use actix_web::http::header;
 use actix_web::{web, HttpResponse};
-use application::campaigns::{CampaignView, DncStatus, Steer};
-use application::AppError;
-use domain::campaigns::{CampaignSettings, CampaignStatus, DncReason};
+use actix_web::{HttpMessage, HttpRequest};
+use application::campaigns::upload::{ColumnMapping, ImportResult, UploadSummary};
+use application::campaigns::{CampaignView, ContactPage, DncStatus, Steer};
+use application::{AppError, ErrorKind};
+use domain::campaigns::{CampaignSettings, CampaignStatus, ContactStatus, DncReason};
 use domain::openapi::optional_integer;
 use domain::phone::PhoneNumber;
+use futures::StreamExt;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
@@ -127,6 +131,158 @@ pub async fn cancel(state: web::Data<AppState>, caller: Caller, id: web::Path<Uu
     steer(&state, &caller, *id, Steer::Cancel).await
 }
 
+fn too_large(limit: usize) -> ApiError {
+    AppError::new(
+        ErrorKind::TooLarge,
+        "upload_too_large",
+        format!("contact files may be at most {limit} bytes"),
+    )
+    .into()
+}
+
+/// Reads a body stream, refusing it as soon as it passes `limit`.
+async fn read_limited<S, E>(mut stream: S, limit: usize) -> Result<Vec<u8>, ApiError>
+where
+    S: futures::Stream<Item = Result<web::Bytes, E>> + Unpin,
+    E: std::fmt::Display,
+{
+    let mut content = Vec::new();
+    while let Some(chunk) = stream.next().await {
+        let chunk =
+            chunk.map_err(|e| ApiError::from(AppError::validation("file", format!("the upload broke off: {e}"))))?;
+        if content.len() + chunk.len() > limit {
+            return Err(too_large(limit));
+        }
+        content.extend_from_slice(&chunk);
+    }
+    Ok(content)
+}
+
+/// The file of a `multipart/form-data` body: its part named `file` (or its first file part).
+async fn multipart_file(req: &HttpRequest, payload: web::Payload, limit: usize) -> Result<Vec<u8>, ApiError> {
+    let mut parts = actix_multipart::Multipart::new(req.headers(), payload);
+    while let Some(part) = parts.next().await {
+        let part =
+            part.map_err(|e| ApiError::from(AppError::validation("file", format!("not a multipart body: {e}"))))?;
+        let is_file = part
+            .content_disposition()
+            .is_some_and(|d| d.get_name() == Some("file") || d.get_filename().is_some());
+        if is_file {
+            return read_limited(part, limit).await;
+        }
+    }
+    Err(AppError::validation("file", "the form has no part named file").into())
+}
+
+/// Upload a contact file (`text/csv`, or `multipart/form-data` with a part named `file`): it is kept and read
+/// once to propose a mapping. UTF-8 (with or without BOM) or Windows-1252; comma, semicolon or tab separated.
+#[utoipa::path(post, path = "/api/campaigns/{id}/upload", tag = "campaigns", security(("bearer" = [])),
+    request_body(content = String, content_type = "text/csv", description = "The CSV file (or multipart/form-data with a `file` part)"),
+    responses((status = 201, description = "Kept; columns, proposed mapping, preview and counts", body = UploadSummary),
+        (status = 400, description = "Not a CSV file (`csv_unreadable`)", body = ErrorBody),
+        (status = 413, description = "Larger than `VOXREACH_UPLOAD_LIMIT_BYTES` (50 MB by default)", body = ErrorBody),
+        (status = 415, description = "Neither text/csv nor multipart/form-data", body = ErrorBody)))]
+pub async fn upload(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    caller: Caller,
+    id: web::Path<Uuid>,
+    payload: web::Payload,
+) -> Result<HttpResponse, ApiError> {
+    let limit = state.upload_limit_bytes;
+    let declared = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    if declared.is_some_and(|length| length > limit) {
+        return Err(too_large(limit));
+    }
+    let mime = req.mime_type().ok().flatten();
+    let content = match mime.as_ref().map(|m| (m.type_().as_str(), m.subtype().as_str())) {
+        Some(("multipart", "form-data")) => multipart_file(&req, payload, limit).await?,
+        Some(("text", "csv" | "plain") | ("application", "octet-stream" | "csv" | "vnd.ms-excel")) => {
+            read_limited(payload, limit).await?
+        }
+        _ => {
+            return Err(ApiError::new(
+                ErrorKind::Unsupported,
+                "unsupported_media_type",
+                "send the file as text/csv or multipart/form-data",
+            ))
+        }
+    };
+    Ok(HttpResponse::Created().json(state.uploads.upload(&caller.0, *id, content).await?))
+}
+
+/// An upload as first read, with its import's result (refused rows by line) once imported.
+#[utoipa::path(get, path = "/api/campaigns/{id}/upload/{uploadId}", tag = "campaigns", security(("bearer" = [])),
+    params(("uploadId" = Uuid, Path, description = "The upload's id")),
+    responses((status = 200, description = "The upload", body = UploadSummary)))]
+pub async fn get_upload(
+    state: web::Data<AppState>,
+    caller: Caller,
+    ids: web::Path<(Uuid, Uuid)>,
+) -> Result<HttpResponse, ApiError> {
+    let (campaign, upload) = ids.into_inner();
+    Ok(HttpResponse::Ok().json(state.uploads.get(&caller.0, campaign, upload).await?))
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ImportBody {
+    /// The mapping the upload proposed, edited as needed.
+    mapping: ColumnMapping,
+}
+
+/// Import an upload with the confirmed mapping: numbers normalized to E.164, duplicates (in the file and
+/// in the campaign) dropped, DNC numbers kept with status `dnc`, refused rows reported by line.
+#[utoipa::path(post, path = "/api/campaigns/{id}/upload/{uploadId}/import", tag = "campaigns", security(("bearer" = [])),
+    params(("uploadId" = Uuid, Path, description = "The upload's id")), request_body = ImportBody,
+    responses((status = 200, description = "Imported", body = ImportResult),
+        (status = 409, description = "The campaign is completed or cancelled", body = ErrorBody)))]
+pub async fn import(
+    state: web::Data<AppState>,
+    caller: Caller,
+    ids: web::Path<(Uuid, Uuid)>,
+    body: Json<ImportBody>,
+) -> Result<HttpResponse, ApiError> {
+    let (campaign, upload) = ids.into_inner();
+    Ok(HttpResponse::Ok().json(state.uploads.import(&caller.0, campaign, upload, &body.mapping).await?))
+}
+
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ContactQuery {
+    /// Only contacts in this status.
+    status: Option<ContactStatus>,
+    /// `nextCursor` of the previous page.
+    cursor: Option<Uuid>,
+    /// Contacts per page (default 50).
+    #[param(schema_with = optional_integer::<1, PAGE_LIMIT>)]
+    limit: Option<i64>,
+}
+
+/// A campaign's contacts in import order, with their progress.
+#[utoipa::path(get, path = "/api/campaigns/{id}/contacts", tag = "campaigns", security(("bearer" = [])), params(ContactQuery),
+    responses((status = 200, description = "A page of contacts", body = ContactPage)))]
+pub async fn contacts(
+    state: web::Data<AppState>,
+    caller: Caller,
+    id: web::Path<Uuid>,
+    query: web::Query<ContactQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let limit = query.limit.unwrap_or(50);
+    if !(1..=PAGE_LIMIT).contains(&limit) {
+        return Err(AppError::validation("limit", format!("limit must be between 1 and {PAGE_LIMIT}")).into());
+    }
+    let page = state
+        .campaigns
+        .contacts(&caller.0, *id, query.status, query.cursor, limit)
+        .await?;
+    Ok(HttpResponse::Ok().json(page))
+}
+
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DncBody {
@@ -221,6 +377,26 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             .get(get)
             .patch(update)
             .delete(archive)
+            .default_service(web::to(method_not_allowed)),
+    );
+    cfg.service(
+        web::resource("/api/campaigns/{id}/upload")
+            .post(upload)
+            .default_service(web::to(method_not_allowed)),
+    )
+    .service(
+        web::resource("/api/campaigns/{id}/upload/{uploadId}")
+            .get(get_upload)
+            .default_service(web::to(method_not_allowed)),
+    )
+    .service(
+        web::resource("/api/campaigns/{id}/upload/{uploadId}/import")
+            .post(import)
+            .default_service(web::to(method_not_allowed)),
+    )
+    .service(
+        web::resource("/api/campaigns/{id}/contacts")
+            .get(contacts)
             .default_service(web::to(method_not_allowed)),
     );
     cfg.service(

@@ -123,6 +123,7 @@ async fn serve(settings: Settings, data_dir: PathBuf, bind: Option<String>, role
     wiring.slack_origins = settings.slack_origins.clone();
     wiring.vapi_webhook_auth = settings.vapi.webhook_auth;
     wiring.quotas = settings.quotas;
+    wiring.upload_limit_bytes = settings.upload_limit_bytes;
     wiring.smtp = settings.smtp.clone();
     if wiring.smtp.is_none() {
         tracing::warn!("SMTP_URL is not set: mail waits in the outbox");

@@ -62,6 +62,9 @@ pub struct AppState {
     pub scheduled: Vec<Arc<dyn ScheduledJob>>,
     /// How long a change waits for the read models to hold it (see `consistency`).
     pub read_your_writes: std::time::Duration,
+    pub uploads: Arc<application::campaigns::upload::UploadService>,
+    /// Largest contact file accepted.
+    pub upload_limit_bytes: usize,
 }
 
 /// Everything the service needs beyond the database.
@@ -83,6 +86,8 @@ pub struct Wiring {
     pub vapi_webhook_auth: WebhookAuthModes,
     /// Longest a change waits for the read models to hold it before answering.
     pub read_your_writes: std::time::Duration,
+    /// Largest contact file accepted.
+    pub upload_limit_bytes: usize,
 }
 
 impl Wiring {
@@ -100,6 +105,7 @@ impl Wiring {
             slack_origins: vec![infrastructure::config::default_slack_origin()],
             vapi_webhook_auth: WebhookAuthModes::ALL,
             read_your_writes: crate::consistency::READ_YOUR_WRITES_WAIT,
+            upload_limit_bytes: application::campaigns::upload::DEFAULT_UPLOAD_LIMIT_BYTES,
         }
     }
 }
@@ -136,6 +142,13 @@ pub fn build_state(pool: PgPool, wiring: Wiring) -> AppState {
         store: store.clone(),
         clock: wiring.clock.clone(),
         directory: campaign_directory.clone(),
+        contacts: campaign_directory.clone(),
+    };
+    let uploads = application::campaigns::upload::UploadService {
+        store: store.clone(),
+        clock: wiring.clock.clone(),
+        uploads: Arc::new(infrastructure::uploads::PgUploadStore::new(pool.clone())),
+        dnc: campaign_directory.clone(),
     };
     let dnc = application::campaigns::DncService {
         store: store.clone(),
@@ -282,6 +295,8 @@ pub fn build_state(pool: PgPool, wiring: Wiring) -> AppState {
         vapi_webhook_secret,
         vapi_webhook_auth: wiring.vapi_webhook_auth,
         read_your_writes: wiring.read_your_writes,
+        uploads: Arc::new(uploads),
+        upload_limit_bytes: wiring.upload_limit_bytes,
         pool,
     }
 }

@@ -9,6 +9,12 @@ use std::time::Duration;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ErrorKind {
     Validation,
+    /// Well-formed, but it cannot be acted on as it stands (e.g. a contact mapping without a phone column).
+    Unprocessable,
+    /// Larger than this server accepts.
+    TooLarge,
+    /// A body in a format this endpoint does not take.
+    Unsupported,
     Unauthorized,
     Forbidden,
     NotFound,

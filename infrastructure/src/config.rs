@@ -34,6 +34,8 @@ pub struct Settings {
     pub quotas: application::quotas::QuotaPolicy,
     /// `SMTP_URL` and `MAIL_FROM`: both or neither.
     pub smtp: Option<crate::mailer::SmtpSettings>,
+    /// `VOXREACH_UPLOAD_LIMIT_BYTES`: largest contact file accepted.
+    pub upload_limit_bytes: usize,
 }
 
 /// Slack's incoming webhooks.
@@ -167,6 +169,18 @@ impl Settings {
             calls_per_minute: count("VOXREACH_CALLS_PER_MINUTE", defaults.calls_per_minute)?,
             numbers_per_day: count("VOXREACH_NUMBERS_PER_DAY", defaults.numbers_per_day)?,
         };
+        let upload_limit_bytes = match non_empty("VOXREACH_UPLOAD_LIMIT_BYTES") {
+            None => application::campaigns::upload::DEFAULT_UPLOAD_LIMIT_BYTES,
+            Some(raw) => raw
+                .trim()
+                .parse::<usize>()
+                .ok()
+                .filter(|n| *n > 0)
+                .ok_or_else(|| ConfigError::Malformed {
+                    variable: "VOXREACH_UPLOAD_LIMIT_BYTES",
+                    reason: format!("{raw:?} is not a positive number of bytes"),
+                })?,
+        };
         let smtp = match (non_empty("SMTP_URL"), non_empty("MAIL_FROM")) {
             (None, None) => None,
             (Some(url), Some(from)) => {
@@ -205,6 +219,7 @@ impl Settings {
             slack_origins,
             quotas,
             smtp,
+            upload_limit_bytes,
         })
     }
 

@@ -13,6 +13,7 @@ pub mod secret_box;
 pub mod secret_tokens;
 pub mod sessions;
 pub mod slack;
+pub mod uploads;
 pub mod usage;
 pub mod vapi;
 pub mod vapi_messages;

@@ -4,17 +4,23 @@
 use crate::rows::{self, decode_error, stream_uuid};
 use crate::runtime::ReadModel;
 use application::auth::Page;
-use application::campaigns::{CampaignDirectory, CampaignView, DncDirectory, DncStatus};
+use application::campaigns::{CampaignDirectory, CampaignView, ContactDirectory, ContactView, DncDirectory, DncStatus};
 use application::AppError;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use domain::campaigns::{AttemptResult, CampaignContactEvent, CampaignEvent, CampaignSettings, CampaignStatus};
+use domain::calls::Outcome;
+use domain::campaigns::{
+    AttemptResult, CampaignContactEvent, CampaignEvent, CampaignSettings, CampaignStatus, ContactStatus,
+    ImportedContact,
+};
 use domain::campaigns::{DncEvent, DncReason, DncSource};
 use domain::phone::PhoneNumber;
+use domain::time_zone::TimeZone;
 use domain::{DomainEvent, RecordedEvent};
 use serde::{Deserialize, Serialize};
 use sqlx::types::Json;
 use sqlx::{PgConnection, PgPool};
+use std::collections::BTreeMap;
 use uuid::Uuid;
 
 /// A row of the `campaigns` table.
@@ -162,6 +168,169 @@ impl ReadModel for CampaignsProjection {
         rows::fold_batch(conn, "campaigns", ids, |rows| {
             for (id, change) in changes {
                 evolve(rows.entry(id).or_default(), id, change);
+            }
+            Ok(())
+        })
+        .await
+    }
+}
+
+/// A row of the `campaign_contacts` table.
+#[derive(Serialize, Deserialize)]
+struct ContactRow {
+    id: Uuid,
+    organization_id: Uuid,
+    campaign_id: Uuid,
+    phone: PhoneNumber,
+    first_name: Option<String>,
+    last_name: Option<String>,
+    email: Option<String>,
+    company: Option<String>,
+    notes: Option<String>,
+    timezone: Option<TimeZone>,
+    custom_data: BTreeMap<String, String>,
+    status: ContactStatus,
+    priority: i32,
+    attempt_count: i32,
+    last_attempt_at: Option<DateTime<Utc>>,
+    next_attempt_at: Option<DateTime<Utc>>,
+    last_result: Option<AttemptResult>,
+    outcome: Option<Outcome>,
+    created_at: DateTime<Utc>,
+}
+
+/// Contacts come into being on the campaign's stream and progress on their own.
+enum ContactChange {
+    Imported(Uuid, ImportedContact, DateTime<Utc>),
+    Attempt(CampaignContactEvent),
+}
+
+fn evolve_contact(row: &mut Option<ContactRow>, change: ContactChange) {
+    let contact = match change {
+        ContactChange::Imported(campaign_id, c, at) => {
+            *row = Some(ContactRow {
+                id: c.contact_id,
+                organization_id: Uuid::nil(),
+                campaign_id,
+                phone: c.phone,
+                first_name: c.first_name,
+                last_name: c.last_name,
+                email: c.email,
+                company: c.company,
+                notes: c.notes,
+                timezone: c.timezone,
+                custom_data: c.custom_data,
+                status: c.status,
+                priority: c.priority,
+                attempt_count: 0,
+                last_attempt_at: None,
+                next_attempt_at: None,
+                last_result: None,
+                outcome: None,
+                created_at: at,
+            });
+            return;
+        }
+        ContactChange::Attempt(event) => event,
+    };
+    let Some(row) = row else { return };
+    match contact {
+        CampaignContactEvent::CampaignContactDialed { attempt_number, at, .. } => {
+            row.status = ContactStatus::Calling;
+            row.attempt_count = attempt_number as i32;
+            row.last_attempt_at = Some(at);
+            row.next_attempt_at = None;
+        }
+        CampaignContactEvent::CampaignAttemptFinished {
+            result,
+            outcome,
+            status,
+            next_attempt_at,
+            ..
+        } => {
+            row.status = status;
+            row.last_result = Some(result);
+            row.next_attempt_at = next_attempt_at;
+            if outcome.is_some() {
+                row.outcome = outcome;
+            }
+        }
+        CampaignContactEvent::CampaignContactClosed { status, .. } => {
+            row.status = status;
+            row.next_attempt_at = None;
+        }
+    }
+}
+
+pub struct ContactsProjection;
+
+#[async_trait]
+impl ReadModel for ContactsProjection {
+    fn name(&self) -> &'static str {
+        "campaign_contacts"
+    }
+
+    fn schema_version(&self) -> i32 {
+        1
+    }
+
+    fn stream_types(&self) -> Option<&[&'static str]> {
+        Some(&["campaign", "campaign-contact"])
+    }
+
+    fn event_types(&self) -> Option<&[&'static str]> {
+        Some(&[
+            "CampaignContactsImported",
+            "CampaignContactDialed",
+            "CampaignAttemptFinished",
+            "CampaignContactClosed",
+        ])
+    }
+
+    fn tables(&self) -> &'static [&'static str] {
+        &["campaign_contacts"]
+    }
+
+    fn create_sql(&self) -> &'static str {
+        include_str!("campaign_contacts.sql")
+    }
+
+    async fn apply(&self, conn: &mut PgConnection, events: &[RecordedEvent]) -> Result<(), sqlx::Error> {
+        let mut changes: Vec<(Uuid, Uuid, ContactChange)> = Vec::new();
+        for event in events {
+            if event.stream_type == "campaign" {
+                let CampaignEvent::CampaignContactsImported { contacts, at } =
+                    CampaignEvent::decode(&event.event_type, event.event_version, &event.payload)
+                        .map_err(decode_error)?
+                else {
+                    continue;
+                };
+                let campaign_id = stream_uuid(event)?;
+                for contact in contacts {
+                    changes.push((
+                        contact.contact_id,
+                        event.organization_id,
+                        ContactChange::Imported(campaign_id, contact, at),
+                    ));
+                }
+            } else {
+                let decoded = CampaignContactEvent::decode(&event.event_type, event.event_version, &event.payload)
+                    .map_err(decode_error)?;
+                changes.push((
+                    stream_uuid(event)?,
+                    event.organization_id,
+                    ContactChange::Attempt(decoded),
+                ));
+            }
+        }
+        let ids: Vec<Uuid> = changes.iter().map(|(id, ..)| *id).collect();
+        rows::fold_batch(conn, "campaign_contacts", ids, |rows| {
+            for (id, organization_id, change) in changes {
+                let row = rows.entry(id).or_default();
+                evolve_contact(row, change);
+                if let Some(row) = row {
+                    row.organization_id = organization_id;
+                }
             }
             Ok(())
         })
@@ -385,6 +554,23 @@ impl DncDirectory for PgCampaigns {
         }))
     }
 
+    async fn listed_among(
+        &self,
+        organization_id: Uuid,
+        phones: &[PhoneNumber],
+    ) -> Result<std::collections::HashSet<PhoneNumber>, AppError> {
+        let texts: Vec<&str> = phones.iter().map(PhoneNumber::as_str).collect();
+        let listed: Vec<Json<PhoneNumber>> = sqlx::query_scalar(
+            "SELECT to_jsonb(phone) FROM dnc_numbers WHERE organization_id = $1 AND listed AND phone = ANY($2)",
+        )
+        .bind(organization_id)
+        .bind(&texts)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(read_failed("scrubbing against the DNC list"))?;
+        Ok(listed.into_iter().map(|Json(phone)| phone).collect())
+    }
+
     async fn list(&self, organization_id: Uuid, page: Page) -> Result<Vec<DncStatus>, AppError> {
         let records: Vec<DncRecord> = sqlx::query_as(&format!(
             "SELECT {DNC_COLUMNS} FROM dnc_numbers WHERE organization_id = $1 AND listed
@@ -397,5 +583,55 @@ impl DncDirectory for PgCampaigns {
         .await
         .map_err(read_failed("listing the DNC list"))?;
         Ok(records.into_iter().map(dnc_status).collect())
+    }
+}
+
+#[async_trait]
+impl ContactDirectory for PgCampaigns {
+    async fn contacts(
+        &self,
+        organization_id: Uuid,
+        campaign_id: Uuid,
+        status: Option<ContactStatus>,
+        after: Option<Uuid>,
+        limit: i64,
+    ) -> Result<Vec<ContactView>, AppError> {
+        // UUID v7 ids sort in import order.
+        let rows: Vec<(Json<ContactRow>,)> = sqlx::query_as(
+            "SELECT to_jsonb(c) FROM campaign_contacts c
+             WHERE organization_id = $1 AND campaign_id = $2 AND ($3::text IS NULL OR status = $3)
+               AND ($4::uuid IS NULL OR id > $4)
+             ORDER BY id LIMIT $5",
+        )
+        .bind(organization_id)
+        .bind(campaign_id)
+        .bind(status.map(ContactStatus::as_str))
+        .bind(after)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(read_failed("listing contacts"))?;
+        Ok(rows
+            .into_iter()
+            .map(|(Json(c),)| ContactView {
+                id: c.id,
+                phone: c.phone,
+                first_name: c.first_name,
+                last_name: c.last_name,
+                email: c.email,
+                company: c.company,
+                notes: c.notes,
+                timezone: c.timezone,
+                custom_data: c.custom_data,
+                status: c.status,
+                priority: c.priority,
+                attempt_count: c.attempt_count,
+                last_attempt_at: c.last_attempt_at,
+                next_attempt_at: c.next_attempt_at,
+                last_result: c.last_result,
+                outcome: c.outcome,
+                created_at: c.created_at,
+            })
+            .collect())
     }
 }

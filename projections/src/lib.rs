@@ -33,6 +33,7 @@ pub fn read_models() -> Vec<Arc<dyn ReadModel>> {
         Arc::new(slack::SlackIntegrationsProjection),
         Arc::new(phone_numbers::PhoneNumbersProjection),
         Arc::new(campaigns::CampaignsProjection),
+        Arc::new(campaigns::ContactsProjection),
         Arc::new(campaigns::DncProjection),
     ]
 }

@@ -316,3 +316,223 @@ async fn the_dnc_list_answers_for_any_number_and_removals_are_for_managers() {
     let (_, page) = w.app.get("/api/dnc", Some(&w.token)).await;
     assert!(page["numbers"].as_array().unwrap().is_empty());
 }
+
+/// Posts a raw body to our API as the world's owner.
+async fn post_raw(w: &VapiWorld, path: &str, content_type: &str, body: Vec<u8>) -> (u16, Value) {
+    let response = w
+        .app
+        .client
+        .post(w.app.url(path))
+        .bearer_auth(&w.token)
+        .header("content-type", content_type)
+        .body(body)
+        .send()
+        .await
+        .expect("request is sent");
+    voxreach_tests::into_parts(response).await
+}
+
+const CONTACTS_CSV: &str = "\u{feff}First Name;Last Name;Phone;Company;Notes;Industry\n\
+Ada;Lovelace;(415) 555-2671;Analytical;\"likes\nengines\";Computing\n\
+;;;;;\n\
+Bob;Builder;415.555.0100;Bob Co;;Construction\n\
+Dup;Licate;+1 415 555 2671;;;\n\
+Eve;Nope;12345;;;\n\
+Dee;NoCall;+14155550199;;;\n\
+Zed;Zone;+14155550101;;;Retail\n";
+
+#[tokio::test]
+async fn a_contact_file_is_uploaded_mapped_imported_scrubbed_and_listed() {
+    let (w, number) = world_with_number().await;
+    assert_eq!(
+        w.post("/api/dnc", json!({"phone": "+14155550199", "reason": "opt_out"}))
+            .await
+            .0,
+        201
+    );
+    let created = create(&w, campaign(&w, &number)).await;
+    let id = created["id"].as_str().unwrap().to_owned();
+
+    let (status, upload) = post_raw(
+        &w,
+        &format!("/api/campaigns/{id}/upload"),
+        "text/csv",
+        CONTACTS_CSV.into(),
+    )
+    .await;
+    assert_eq!(status, 201, "{upload}");
+    voxreach_tests::assert_answers_as_documented("UploadSummary", &upload);
+    assert_eq!(
+        upload["columns"],
+        json!(["First Name", "Last Name", "Phone", "Company", "Notes", "Industry"])
+    );
+    assert_eq!(
+        upload["mapping"],
+        json!({"firstName": "First Name", "lastName": "Last Name", "phone": "Phone", "email": null,
+            "company": "Company", "notes": "Notes", "timezone": null, "customData": ["Industry"]})
+    );
+    assert_eq!((&upload["rows"], &upload["invalid"]), (&json!(6), &json!(1)));
+    let preview = upload["preview"].as_array().unwrap();
+    assert_eq!(preview.len(), 5);
+    assert_eq!(
+        (&preview[0]["line"], &preview[0]["phone"]),
+        (&json!(2), &json!("+14155552671"))
+    );
+    assert_eq!(preview[0]["notes"], "likes\nengines");
+    assert_eq!(preview[0]["customData"], json!({"Industry": "Computing"}));
+    assert_eq!(
+        (&preview[3]["line"], preview[3]["error"].is_string()),
+        (&json!(7), true)
+    );
+    let upload_id = upload["uploadId"].as_str().unwrap().to_owned();
+    let import_path = format!("/api/campaigns/{id}/upload/{upload_id}/import");
+
+    // The mapping must name a phone column, and only columns the file has.
+    let mut mapping = upload["mapping"].clone();
+    mapping["phone"] = Value::Null;
+    let (status, error) = w.post(&import_path, json!({"mapping": mapping})).await;
+    assert_eq!(
+        (status, error["error"]["code"].as_str()),
+        (422, Some("mapping_without_phone"))
+    );
+    mapping["phone"] = json!("Telephone");
+    let (status, error) = w.post(&import_path, json!({"mapping": mapping})).await;
+    assert_eq!(
+        (status, error["error"]["details"]["field"].as_str()),
+        (400, Some("mapping.phone"))
+    );
+
+    let (status, result) = w.post(&import_path, json!({"mapping": upload["mapping"]})).await;
+    assert_eq!(status, 200, "{result}");
+    voxreach_tests::assert_answers_as_documented("ImportResult", &result);
+    assert_eq!(
+        (
+            &result["imported"],
+            &result["duplicates"],
+            &result["dnc"],
+            &result["invalid"]
+        ),
+        (&json!(3), &json!(1), &json!(1), &json!(1)),
+        "{result}"
+    );
+    assert_eq!(result["errors"][0]["line"], 7);
+    w.app.settle().await;
+
+    let (status, page) = w
+        .app
+        .get(&format!("/api/campaigns/{id}/contacts"), Some(&w.token))
+        .await;
+    assert_eq!(status, 200, "{page}");
+    voxreach_tests::assert_answers_as_documented("ContactPage", &page);
+    let contacts = page["contacts"].as_array().unwrap();
+    let phones: Vec<&str> = contacts.iter().map(|c| c["phone"].as_str().unwrap()).collect();
+    assert_eq!(phones, ["+14155552671", "+14155550100", "+14155550199", "+14155550101"]);
+    assert_eq!(
+        (&contacts[0]["firstName"], &contacts[0]["notes"]),
+        (&json!("Ada"), &json!("likes\nengines"))
+    );
+    assert_eq!(contacts[0]["customData"], json!({"Industry": "Computing"}));
+    assert_eq!(
+        (&contacts[0]["status"], &contacts[0]["attemptCount"]),
+        (&json!("pending"), &json!(0))
+    );
+    assert_eq!(contacts[2]["status"], "dnc");
+    let (_, dnc_only) = w
+        .app
+        .get(&format!("/api/campaigns/{id}/contacts?status=dnc"), Some(&w.token))
+        .await;
+    assert_eq!(dnc_only["contacts"].as_array().unwrap().len(), 1);
+    let (_, first) = w
+        .app
+        .get(&format!("/api/campaigns/{id}/contacts?limit=3"), Some(&w.token))
+        .await;
+    let cursor = first["nextCursor"].as_str().expect("a next page");
+    let (_, rest) = w
+        .app
+        .get(
+            &format!("/api/campaigns/{id}/contacts?limit=3&cursor={cursor}"),
+            Some(&w.token),
+        )
+        .await;
+    assert_eq!(rest["contacts"].as_array().unwrap().len(), 1);
+    assert_eq!(rest["nextCursor"], Value::Null);
+    let (_, campaign) = w.app.get(&format!("/api/campaigns/{id}"), Some(&w.token)).await;
+    assert_eq!(campaign["totalContacts"], 4);
+    let (_, kept) = w
+        .app
+        .get(&format!("/api/campaigns/{id}/upload/{upload_id}"), Some(&w.token))
+        .await;
+    assert_eq!(kept["result"], result);
+
+    // Importing again adds nothing: every number is in the campaign already.
+    let (_, again) = w.post(&import_path, json!({"mapping": upload["mapping"]})).await;
+    assert_eq!(
+        (&again["imported"], &again["duplicates"], &again["dnc"]),
+        (&json!(0), &json!(5), &json!(0))
+    );
+
+    // Windows-1252, tabs, and a file sent as a multipart form.
+    let latin = b"First Name\tPhone\nRen\xe9e\t4155550102\n".to_vec();
+    let boundary = "voxreach-boundary";
+    let mut form = format!(
+        "--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"contacts.csv\"\r\nContent-Type: text/csv\r\n\r\n"
+    )
+    .into_bytes();
+    form.extend_from_slice(&latin);
+    form.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
+    let (status, latin_upload) = post_raw(
+        &w,
+        &format!("/api/campaigns/{id}/upload"),
+        &format!("multipart/form-data; boundary={boundary}"),
+        form,
+    )
+    .await;
+    assert_eq!(status, 201, "{latin_upload}");
+    assert_eq!(latin_upload["preview"][0]["firstName"], "Renée");
+
+    // Files that cannot be imported say why.
+    let upload_path = format!("/api/campaigns/{id}/upload");
+    let (status, error) = post_raw(&w, &upload_path, "text/csv", vec![]).await;
+    assert_eq!((status, error["error"]["code"].as_str()), (400, Some("csv_unreadable")));
+    assert_eq!(
+        post_raw(&w, &upload_path, "application/json", b"{}".to_vec()).await.0,
+        415
+    );
+    let (_, hopeless) = post_raw(&w, &upload_path, "text/csv", b"Phone\nnope\n12\n".to_vec()).await;
+    let hopeless_import = format!(
+        "/api/campaigns/{id}/upload/{}/import",
+        hopeless["uploadId"].as_str().unwrap()
+    );
+    let (status, nothing) = w.post(&hopeless_import, json!({"mapping": hopeless["mapping"]})).await;
+    assert_eq!(
+        (status, &nothing["imported"], &nothing["invalid"]),
+        (200, &json!(0), &json!(2))
+    );
+    let (status, error) = post_raw(&w, &upload_path, "text/csv", vec![b'x'; 60 * 1024 * 1024]).await;
+    assert_eq!(
+        (status, error["error"]["code"].as_str()),
+        (413, Some("upload_too_large"))
+    );
+
+    // Another organization reaches none of it.
+    let (other, _) = w.app.register("owner@other-upload.test", "Other").await;
+    assert_eq!(
+        w.app
+            .get(&format!("/api/campaigns/{id}/contacts"), Some(&other))
+            .await
+            .0,
+        404
+    );
+    assert_eq!(
+        w.app
+            .get(&format!("/api/campaigns/{id}/upload/{upload_id}"), Some(&other))
+            .await
+            .0,
+        404
+    );
+    let (status, _) = w
+        .app
+        .post(&import_path, Some(&other), json!({"mapping": upload["mapping"]}))
+        .await;
+    assert_eq!(status, 404);
+}

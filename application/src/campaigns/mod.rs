@@ -24,6 +24,8 @@ use serde_json::Value;
 use std::sync::Arc;
 use uuid::Uuid;
 
+pub mod upload;
+
 /// A campaign as the API shows it: its settings, status and progress.
 #[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
@@ -94,6 +96,7 @@ pub struct CampaignService {
     pub store: Arc<dyn EventStore>,
     pub clock: Arc<dyn Clock>,
     pub directory: Arc<dyn CampaignDirectory>,
+    pub contacts: Arc<dyn ContactDirectory>,
 }
 
 impl CampaignService {
@@ -283,6 +286,75 @@ fn view_of(id: Uuid, campaign: &Campaign) -> Result<CampaignView, AppError> {
     })
 }
 
+/// A campaign's contact with its progress (SPEC's CampaignContact).
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ContactView {
+    pub id: Uuid,
+    pub phone: PhoneNumber,
+    pub first_name: Option<String>,
+    pub last_name: Option<String>,
+    pub email: Option<String>,
+    pub company: Option<String>,
+    pub notes: Option<String>,
+    pub timezone: Option<domain::time_zone::TimeZone>,
+    pub custom_data: std::collections::BTreeMap<String, String>,
+    pub status: domain::campaigns::ContactStatus,
+    pub priority: i32,
+    pub attempt_count: i32,
+    pub last_attempt_at: Option<DateTime<Utc>>,
+    pub next_attempt_at: Option<DateTime<Utc>>,
+    /// The last attempt's result.
+    pub last_result: Option<domain::campaigns::AttemptResult>,
+    pub outcome: Option<domain::calls::Outcome>,
+    pub created_at: DateTime<Utc>,
+}
+
+/// A page of contacts and where the next one starts.
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ContactPage {
+    pub contacts: Vec<ContactView>,
+    /// Pass as `cursor` for the next page; absent on the last.
+    pub next_cursor: Option<String>,
+}
+
+/// The campaign contacts read model.
+#[async_trait]
+pub trait ContactDirectory: Send + Sync {
+    /// Contacts in import order after `after` (a contact id), optionally of one status.
+    async fn contacts(
+        &self,
+        organization_id: Uuid,
+        campaign_id: Uuid,
+        status: Option<domain::campaigns::ContactStatus>,
+        after: Option<Uuid>,
+        limit: i64,
+    ) -> Result<Vec<ContactView>, AppError>;
+}
+
+impl CampaignService {
+    /// A page of the campaign's contacts (cursor: the last contact id of the previous page).
+    pub async fn contacts(
+        &self,
+        caller: &Session,
+        campaign_id: Uuid,
+        status: Option<domain::campaigns::ContactStatus>,
+        cursor: Option<Uuid>,
+        limit: i64,
+    ) -> Result<ContactPage, AppError> {
+        self.get(caller, campaign_id).await?;
+        let contacts = self
+            .contacts
+            .contacts(caller.organization_id, campaign_id, status, cursor, limit)
+            .await?;
+        let next_cursor = (contacts.len() as i64 == limit)
+            .then(|| contacts.last().map(|c| c.id.to_string()))
+            .flatten();
+        Ok(ContactPage { contacts, next_cursor })
+    }
+}
+
 /// A number's standing on the organization's DNC list (`listed: false` when absent).
 #[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
@@ -300,6 +372,12 @@ pub trait DncDirectory: Send + Sync {
     async fn status(&self, organization_id: Uuid, phone: &PhoneNumber) -> Result<DncStatus, AppError>;
     /// Listed numbers, newest first.
     async fn list(&self, organization_id: Uuid, page: Page) -> Result<Vec<DncStatus>, AppError>;
+    /// Which of `phones` are listed.
+    async fn listed_among(
+        &self,
+        organization_id: Uuid,
+        phones: &[PhoneNumber],
+    ) -> Result<std::collections::HashSet<PhoneNumber>, AppError>;
 }
 
 pub fn dnc_error(error: DncError) -> AppError {

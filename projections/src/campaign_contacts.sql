@@ -1,0 +1,28 @@
+-- Tables of the `campaign_contacts` read model: every contact of every
+-- campaign with its progress, for the contacts list and the runner's picks.
+CREATE TABLE campaign_contacts (
+    id UUID PRIMARY KEY,
+    organization_id UUID NOT NULL,
+    campaign_id UUID NOT NULL,
+    phone TEXT NOT NULL,
+    first_name TEXT NULL,
+    last_name TEXT NULL,
+    email TEXT NULL,
+    company TEXT NULL,
+    notes TEXT NULL,
+    timezone TEXT NULL,
+    custom_data JSONB NOT NULL,
+    status TEXT NOT NULL,
+    priority INT NOT NULL,
+    attempt_count INT NOT NULL,
+    last_attempt_at TIMESTAMPTZ NULL,
+    next_attempt_at TIMESTAMPTZ NULL,
+    last_result TEXT NULL,
+    outcome TEXT NULL,
+    created_at TIMESTAMPTZ NOT NULL
+);
+CREATE INDEX campaign_contacts_by_campaign ON campaign_contacts (campaign_id, id);
+CREATE INDEX campaign_contacts_by_status ON campaign_contacts (campaign_id, status, id);
+-- "Next ready" for the runner: pending contacts by priority, then age.
+CREATE INDEX campaign_contacts_ready ON campaign_contacts (campaign_id, priority DESC, next_attempt_at NULLS FIRST, id)
+    WHERE status = 'pending';
