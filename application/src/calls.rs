@@ -2,8 +2,8 @@
 //! outcomes, and the call history read side.
 
 use crate::aggregates::{
-    append_failed, execute, execute_command, execute_decision, load_any, load_in, metadata, session_metadata,
-    stream_of, Decided, DECISION_ATTEMPTS,
+    append_failed, execute, execute_decision, load_any, load_in, metadata, session_metadata, stream_of, Decided,
+    DECISION_ATTEMPTS,
 };
 use crate::auth::Session;
 use crate::clock::Clock;
@@ -756,38 +756,81 @@ impl OutboundCalls {
         )
         .await?;
         let call_id = Uuid::now_v7();
-        // The variant is chosen (and recorded) before the call exists.
-        crate::ab_testing::assign_variant(
+        let requester = Requester {
+            user_id: caller.user_id,
+            campaign: None,
+            metadata: session_metadata(caller),
+        };
+        request_call(
             self.store.as_ref(),
             self.clock.as_ref(),
             caller.organization_id,
-            request.agent_id,
             call_id,
-            Some(request.customer_number.to_string()),
-        )
-        .await?;
-        let command = CallCommand::Request {
-            organization_id: caller.organization_id,
-            parties: CallParties {
-                vapi_call_id: None,
-                direction: Some("outbound".into()),
-                agent_id: Some(request.agent_id),
-                phone_number_id: Some(request.phone_number_id),
-                customer_number: Some(request.customer_number.to_string()),
-            },
-            requested_by: caller.user_id,
-            now: self.clock.now(),
-        };
-        execute_command::<Call>(
-            self.store.as_ref(),
-            caller.organization_id,
-            stream_of::<Call>(call_id),
-            &session_metadata(caller),
-            &command,
+            &request,
+            &requester,
         )
         .await?;
         Ok(call_id)
     }
+}
+
+/// Who asks for a call, for its record.
+pub struct Requester {
+    /// The user; nil for the campaign runner.
+    pub user_id: Uuid,
+    pub campaign: Option<domain::calls::CampaignAttempt>,
+    pub metadata: domain::EventMetadata,
+}
+
+/// The one way an outbound call is requested (by a user or a campaign): the
+/// agent's A/B test (if one runs) assigns a variant first, then the call is
+/// recorded as requested and the placement reactor dials it, once. Asking
+/// again for the same `call_id` changes nothing.
+pub async fn request_call(
+    store: &dyn EventStore,
+    clock: &dyn Clock,
+    organization_id: Uuid,
+    call_id: Uuid,
+    request: &OutboundRequest,
+    requester: &Requester,
+) -> Result<(), AppError> {
+    // The variant is chosen (and recorded) before the call exists.
+    crate::ab_testing::assign_variant(
+        store,
+        clock,
+        organization_id,
+        request.agent_id,
+        call_id,
+        Some(request.customer_number.to_string()),
+    )
+    .await?;
+    let command = CallCommand::Request {
+        organization_id,
+        parties: CallParties {
+            vapi_call_id: None,
+            direction: Some("outbound".into()),
+            agent_id: Some(request.agent_id),
+            phone_number_id: Some(request.phone_number_id),
+            customer_number: Some(request.customer_number.to_string()),
+        },
+        requested_by: requester.user_id,
+        campaign: requester.campaign,
+        now: clock.now(),
+    };
+    crate::aggregates::execute::<Call>(
+        store,
+        organization_id,
+        stream_of::<Call>(call_id),
+        &requester.metadata,
+        |loaded| {
+            if loaded.state.known {
+                return Ok(vec![]);
+            }
+            Ok(Call::decide(&command, &loaded.state)?)
+        },
+    )
+    .await?;
+    Ok(())
 }
 
 /// Dials requested calls, once. Placing a call is not idempotent at Vapi, so

@@ -309,16 +309,28 @@ pub struct CallParties {
     pub customer_number: Option<String>,
 }
 
+/// The campaign attempt a call is (when the campaign runner dialled it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CampaignAttempt {
+    pub campaign_id: Uuid,
+    pub contact_id: Uuid,
+    pub attempt_number: u32,
+}
+
 domain_events! {
     pub enum CallEvent in "call" {
-        /// A user asked for an outbound call. Payload: organizationId, parties {vapiCallId, direction, agentId,
-        /// phoneNumberId, customerNumber}, requestedBy, requestedAt.
-        #[version(1)]
+        /// A user (or the campaign runner) asked for an outbound call. Payload: organizationId, parties
+        /// {vapiCallId, direction, agentId, phoneNumberId, customerNumber}, requestedBy (the user; nil for the
+        /// campaign runner), requestedAt, campaign {campaignId, contactId, attemptNumber} (null unless a campaign
+        /// attempt). Version 1 had no `campaign`.
+        #[version(2)]
         CallRequested {
             organization_id: Uuid,
             parties: CallParties,
             requested_by: Uuid,
             requested_at: DateTime<Utc>,
+            campaign: Option<CampaignAttempt>,
         },
         /// The placement reactor is about to ask Vapi for the call (the intent, recorded before dialling): a
         /// retry or another worker finding it looks the call up at Vapi instead of dialling again. Payload:
@@ -385,6 +397,7 @@ pub enum CallCommand {
         organization_id: Uuid,
         parties: CallParties,
         requested_by: Uuid,
+        campaign: Option<CampaignAttempt>,
         now: DateTime<Utc>,
     },
     /// Claims the placement before dialling. `previous` is the attempt the
@@ -431,6 +444,12 @@ pub struct Call {
     /// The latest placement attempt and when it began: it may have reached
     /// Vapi, so a later attempt looks it up before dialling again.
     pub placement_attempt: Option<(Uuid, DateTime<Utc>)>,
+    /// The campaign attempt this call is, if any.
+    pub campaign: Option<CampaignAttempt>,
+    /// Why the call ended, once known.
+    pub ended_reason: Option<EndedReason>,
+    /// The person asked not to be called again (the end-of-call analysis says so).
+    pub opted_out: bool,
 }
 
 impl Call {
@@ -463,6 +482,7 @@ impl Aggregate for Call {
                 organization_id,
                 parties,
                 requested_by,
+                campaign,
                 now,
             } => {
                 if state.known {
@@ -473,6 +493,7 @@ impl Aggregate for Call {
                     parties: parties.clone(),
                     requested_by: *requested_by,
                     requested_at: *now,
+                    campaign: *campaign,
                 }]
             }
             CallCommand::StartPlacement { attempt, previous, now } => {
@@ -550,9 +571,10 @@ impl Aggregate for Call {
     fn evolve(mut self, event: &CallEvent) -> Self {
         self.known = true;
         match event {
-            CallEvent::CallRequested { parties, .. } => {
+            CallEvent::CallRequested { parties, campaign, .. } => {
                 self.parties.merge(parties);
                 self.status = Some(CallStatus::Requested);
+                self.campaign = *campaign;
             }
             CallEvent::CallPlacementStarted { attempt, at } => {
                 self.placement_attempt = Some((*attempt, *at));
@@ -567,18 +589,30 @@ impl Aggregate for Call {
                 self.status = Some(CallStatus::Failed);
                 self.ended = true;
             }
-            CallEvent::CallStatusUpdated { parties, status, .. } => {
+            CallEvent::CallStatusUpdated {
+                parties,
+                status,
+                ended_reason,
+                ..
+            } => {
                 self.parties.merge(parties);
+                if ended_reason.is_some() {
+                    self.ended_reason.clone_from(ended_reason);
+                }
                 let current = self.status.as_ref().and_then(CallStatus::rank);
                 if !self.ended && status.rank().is_some() && status.rank() > current {
                     self.status = Some(status.clone());
                     self.ended = *status == CallStatus::Ended;
                 }
             }
-            CallEvent::CallEnded { parties, .. } => {
+            CallEvent::CallEnded { parties, report, .. } => {
                 self.parties.merge(parties);
                 self.status = Some(CallStatus::Ended);
                 self.ended = true;
+                if report.ended_reason.is_some() {
+                    self.ended_reason.clone_from(&report.ended_reason);
+                }
+                self.opted_out = crate::campaigns::opted_out(report);
             }
             CallEvent::CallOutcomeRecorded { outcome, .. } => self.outcome = Some(*outcome),
         }
@@ -588,6 +622,18 @@ impl Aggregate for Call {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_call_requested_before_campaigns_existed_reads_as_no_campaign_attempt() {
+        let v1 = serde_json::json!({"organizationId": Uuid::nil(), "parties": {}, "requestedBy": Uuid::nil(),
+            "requestedAt": "2026-01-01T00:00:00Z"});
+        let (version, payload) = crate::events::upcast("CallRequested", 1, v1);
+        assert_eq!(version, 2);
+        match <CallEvent as crate::DomainEvent>::decode("CallRequested", version, &payload).unwrap() {
+            CallEvent::CallRequested { campaign, .. } => assert_eq!(campaign, None),
+            other => panic!("{other:?}"),
+        }
+    }
+
     use super::*;
 
     fn at(s: &str) -> DateTime<Utc> {
@@ -610,6 +656,7 @@ mod tests {
             parties: CallParties::default(),
             requested_by: Uuid::new_v4(),
             requested_at: at("00"),
+            campaign: None,
         };
         let call = Call::fold(&[requested]);
         assert!(call.awaits_placement());

@@ -127,11 +127,24 @@ pub struct Upcaster {
 }
 
 /// The upcasters of stored event versions that are no longer current.
-pub const UPCASTERS: &[Upcaster] = &[Upcaster {
-    event_type: "VapiMessageUnmatched",
-    from_version: 1,
-    upcast: unmatched_v1_to_v2,
-}];
+pub const UPCASTERS: &[Upcaster] = &[
+    Upcaster {
+        event_type: "VapiMessageUnmatched",
+        from_version: 1,
+        upcast: unmatched_v1_to_v2,
+    },
+    Upcaster {
+        event_type: "CallRequested",
+        from_version: 1,
+        upcast: requested_v1_to_v2,
+    },
+];
+
+/// Version 1 calls were all requested by a user, never by a campaign.
+fn requested_v1_to_v2(mut payload: serde_json::Value) -> serde_json::Value {
+    payload["campaign"] = serde_json::Value::Null;
+    payload
+}
 
 /// Version 1 kept only the ids, not the message.
 fn unmatched_v1_to_v2(mut payload: serde_json::Value) -> serde_json::Value {

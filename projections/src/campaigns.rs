@@ -117,7 +117,9 @@ fn evolve(row: &mut Option<CampaignRow>, id: Uuid, change: Change) {
                 campaign.calls_successful += 1;
             }
         }
-        Change::Contact(CampaignContactEvent::CampaignContactClosed { .. }) => {}
+        Change::Contact(
+            CampaignContactEvent::CampaignContactClosed { .. } | CampaignContactEvent::CampaignContactDeferred { .. },
+        ) => {}
     }
 }
 
@@ -133,6 +135,7 @@ fn change_of(event: &RecordedEvent) -> Result<(Uuid, Change), sqlx::Error> {
     let campaign_id = match &decoded {
         CampaignContactEvent::CampaignContactDialed { campaign_id, .. }
         | CampaignContactEvent::CampaignAttemptFinished { campaign_id, .. }
+        | CampaignContactEvent::CampaignContactDeferred { campaign_id, .. }
         | CampaignContactEvent::CampaignContactClosed { campaign_id, .. } => *campaign_id,
     };
     Ok((campaign_id, Change::Contact(decoded)))
@@ -255,6 +258,7 @@ fn evolve_contact(row: &mut Option<ContactRow>, change: ContactChange) {
                 row.outcome = outcome;
             }
         }
+        CampaignContactEvent::CampaignContactDeferred { until, .. } => row.next_attempt_at = Some(until),
         CampaignContactEvent::CampaignContactClosed { status, .. } => {
             row.status = status;
             row.next_attempt_at = None;
@@ -283,6 +287,7 @@ impl ReadModel for ContactsProjection {
             "CampaignContactsImported",
             "CampaignContactDialed",
             "CampaignAttemptFinished",
+            "CampaignContactDeferred",
             "CampaignContactClosed",
         ])
     }

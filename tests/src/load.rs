@@ -263,6 +263,7 @@ pub async fn write_history(store: &dyn EventStore, calls: usize) -> u64 {
                             },
                             requested_by: Uuid::nil(),
                             requested_at: at,
+                            campaign: None,
                         }],
                     )
                 } else {

@@ -259,6 +259,15 @@ domain_events! {
             next_attempt_at: Option<DateTime<Utc>>,
             at: DateTime<Utc>,
         },
+        /// The contact may not be called before `until` (its window is closed now, or its daily cap is
+        /// reached), so the runner does not pick it again meanwhile. Payload: campaignId, contactId, until, at.
+        #[version(1)]
+        CampaignContactDeferred {
+            campaign_id: Uuid,
+            contact_id: Uuid,
+            until: DateTime<Utc>,
+            at: DateTime<Utc>,
+        },
         /// The contact was closed without a call at dial time. Payload: campaignId, contactId, status (dnc or
         /// failed), reason (dnc, attempts_exhausted, schedule_ended), at.
         #[version(1)]
@@ -303,6 +312,13 @@ pub enum ContactCommand {
         outcome: Option<Outcome>,
         opted_out: bool,
         policy: AttemptPolicy,
+        now: DateTime<Utc>,
+    },
+    /// Puts off a pending contact the dial decision found outside its window or caps.
+    Defer {
+        campaign_id: Uuid,
+        contact_id: Uuid,
+        until: DateTime<Utc>,
         now: DateTime<Utc>,
     },
     /// Closes a pending contact the dial decision skipped for good.
@@ -444,6 +460,22 @@ impl Aggregate for CampaignContact {
                     at: *now,
                 }]
             }
+            ContactCommand::Defer {
+                campaign_id,
+                contact_id,
+                until,
+                now,
+            } => {
+                if state.status != ContactStatus::Pending || state.next_attempt_at == Some(*until) {
+                    return Ok(vec![]);
+                }
+                vec![CampaignContactEvent::CampaignContactDeferred {
+                    campaign_id: *campaign_id,
+                    contact_id: *contact_id,
+                    until: *until,
+                    at: *now,
+                }]
+            }
             ContactCommand::Close {
                 campaign_id,
                 contact_id,
@@ -508,6 +540,16 @@ impl Aggregate for CampaignContact {
                 if outcome.is_some() {
                     self.outcome = *outcome;
                 }
+            }
+            CampaignContactEvent::CampaignContactDeferred {
+                campaign_id,
+                contact_id,
+                until,
+                ..
+            } => {
+                self.campaign_id = Some(*campaign_id);
+                self.contact_id = Some(*contact_id);
+                self.next_attempt_at = Some(*until);
             }
             CampaignContactEvent::CampaignContactClosed {
                 campaign_id,
