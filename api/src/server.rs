@@ -150,6 +150,21 @@ pub fn build_state(pool: PgPool, wiring: Wiring) -> AppState {
         uploads: Arc::new(infrastructure::uploads::PgUploadStore::new(pool.clone())),
         dnc: campaign_directory.clone(),
     };
+    let campaign_runner = application::campaigns::runner::CampaignRunner {
+        store: store.clone(),
+        clock: wiring.clock.clone(),
+        board: campaign_directory.clone(),
+        rotation: Default::default(),
+    };
+    let campaign_dialer = application::campaigns::runner::CampaignDialer {
+        store: store.clone(),
+        clock: wiring.clock.clone(),
+    };
+    let campaign_results = application::campaigns::runner::CampaignResults {
+        store: store.clone(),
+        clock: wiring.clock.clone(),
+        campaigns: campaign_directory.clone(),
+    };
     let dnc = application::campaigns::DncService {
         store: store.clone(),
         clock: wiring.clock.clone(),
@@ -261,6 +276,7 @@ pub fn build_state(pool: PgPool, wiring: Wiring) -> AppState {
         runner: projection_runner(&pool, store),
         scheduled: [
             Some(number_sync.clone() as Arc<dyn ScheduledJob>),
+            Some(Arc::new(campaign_runner) as Arc<dyn ScheduledJob>),
             Some(Arc::new(application::slack::DailySummaries {
                 notifier: slack_notifier.clone(),
                 queue: work_queue.clone(),
@@ -279,6 +295,8 @@ pub fn build_state(pool: PgPool, wiring: Wiring) -> AppState {
             Arc::new(call_placement),
             Arc::new(ab_decisions),
             slack_notifier.clone(),
+            Arc::new(campaign_dialer),
+            Arc::new(campaign_results),
         ],
         slack: Arc::new(slack),
         slack_notifier,

@@ -4,13 +4,14 @@
 use crate::rows::{self, decode_error, stream_uuid};
 use crate::runtime::ReadModel;
 use application::auth::Page;
+use application::campaigns::runner::{CampaignBoard, CampaignSettingsLookup, ReadyContact, RunningCampaign};
 use application::campaigns::{CampaignDirectory, CampaignView, ContactDirectory, ContactView, DncDirectory, DncStatus};
 use application::AppError;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use domain::calls::Outcome;
 use domain::campaigns::{
-    AttemptResult, CampaignContactEvent, CampaignEvent, CampaignSettings, CampaignStatus, ContactStatus,
+    AttemptResult, CallerId, CampaignContactEvent, CampaignEvent, CampaignSettings, CampaignStatus, ContactStatus,
     ImportedContact,
 };
 use domain::campaigns::{DncEvent, DncReason, DncSource};
@@ -35,6 +36,9 @@ struct CampaignRow {
     calls_made: i64,
     calls_connected: i64,
     calls_successful: i64,
+    /// Contacts waiting for an attempt, and in one now: the runner's concurrency and completion.
+    pending_contacts: i64,
+    calling_contacts: i64,
     created_at: DateTime<Utc>,
     updated_at: DateTime<Utc>,
 }
@@ -62,6 +66,8 @@ fn evolve(row: &mut Option<CampaignRow>, id: Uuid, change: Change) {
             calls_made: 0,
             calls_connected: 0,
             calls_successful: 0,
+            pending_contacts: 0,
+            calling_contacts: 0,
             created_at: at,
             updated_at: at,
         });
@@ -102,13 +108,28 @@ fn evolve(row: &mut Option<CampaignRow>, id: Uuid, change: Change) {
                 }
                 CampaignEvent::CampaignContactsImported { contacts, at } => {
                     campaign.total_contacts += contacts.len() as i64;
+                    campaign.pending_contacts +=
+                        contacts.iter().filter(|c| c.status == ContactStatus::Pending).count() as i64;
                     at
                 }
             };
             campaign.updated_at = at;
         }
-        Change::Contact(CampaignContactEvent::CampaignContactDialed { .. }) => campaign.calls_made += 1,
-        Change::Contact(CampaignContactEvent::CampaignAttemptFinished { result, successful, .. }) => {
+        Change::Contact(CampaignContactEvent::CampaignContactDialed { .. }) => {
+            campaign.calls_made += 1;
+            campaign.pending_contacts -= 1;
+            campaign.calling_contacts += 1;
+        }
+        Change::Contact(CampaignContactEvent::CampaignAttemptFinished {
+            result,
+            successful,
+            status,
+            ..
+        }) => {
+            campaign.calling_contacts -= 1;
+            if status == ContactStatus::Pending {
+                campaign.pending_contacts += 1;
+            }
             // Voicemail is not a conversation: it does not count as connected.
             if result == AttemptResult::Connected {
                 campaign.calls_connected += 1;
@@ -117,9 +138,8 @@ fn evolve(row: &mut Option<CampaignRow>, id: Uuid, change: Change) {
                 campaign.calls_successful += 1;
             }
         }
-        Change::Contact(
-            CampaignContactEvent::CampaignContactClosed { .. } | CampaignContactEvent::CampaignContactDeferred { .. },
-        ) => {}
+        Change::Contact(CampaignContactEvent::CampaignContactClosed { .. }) => campaign.pending_contacts -= 1,
+        Change::Contact(CampaignContactEvent::CampaignContactDeferred { .. }) => {}
     }
 }
 
@@ -638,5 +658,112 @@ impl ContactDirectory for PgCampaigns {
                 created_at: c.created_at,
             })
             .collect())
+    }
+}
+
+type RunningRecord = (Uuid, Uuid, Json<CampaignSettings>, i64, i64, i64, i64, i64);
+
+#[async_trait]
+impl CampaignBoard for PgCampaigns {
+    async fn due_to_start(&self, now: DateTime<Utc>) -> Result<Vec<(Uuid, Uuid)>, AppError> {
+        sqlx::query_as(
+            "SELECT organization_id, id FROM campaigns
+             WHERE status = 'scheduled' AND NOT archived AND (settings->>'scheduledStart')::timestamptz <= $1",
+        )
+        .bind(now)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(read_failed("finding campaigns to start"))
+    }
+
+    async fn running(&self, now: DateTime<Utc>) -> Result<Vec<RunningCampaign>, AppError> {
+        // Counted per campaign from the contacts' index; campaigns served least recently come first.
+        let records: Vec<RunningRecord> = sqlx::query_as(
+            "SELECT c.organization_id, c.id, c.settings, c.total_contacts, c.calls_made,
+                    c.pending_contacts + c.calling_contacts, c.calling_contacts,
+                    (SELECT count(*) FROM campaign_contacts k
+                     WHERE k.campaign_id = c.id AND k.last_attempt_at > $1 - interval '1 minute')
+             FROM campaigns c
+             WHERE c.status = 'running' AND NOT c.archived
+             ORDER BY c.calls_made, c.id",
+        )
+        .bind(now)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(read_failed("reading running campaigns"))?;
+        Ok(records
+            .into_iter()
+            .map(
+                |(organization_id, id, Json(settings), total_contacts, calls_made, open, calling, recent)| {
+                    RunningCampaign {
+                        organization_id,
+                        id,
+                        settings,
+                        total_contacts,
+                        open_contacts: open,
+                        in_flight: calling,
+                        dialed_last_minute: recent,
+                        calls_made,
+                    }
+                },
+            )
+            .collect())
+    }
+
+    async fn ready(&self, campaign_id: Uuid, now: DateTime<Utc>, limit: i64) -> Result<Vec<ReadyContact>, AppError> {
+        let rows: Vec<(Json<PhoneNumber>, Option<Json<TimeZone>>, Uuid)> = sqlx::query_as(
+            "SELECT to_jsonb(phone), to_jsonb(timezone), id FROM campaign_contacts
+             WHERE campaign_id = $1 AND status = 'pending' AND (next_attempt_at IS NULL OR next_attempt_at <= $2)
+             ORDER BY priority DESC, next_attempt_at NULLS FIRST, id LIMIT $3",
+        )
+        .bind(campaign_id)
+        .bind(now)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(read_failed("picking ready contacts"))?;
+        Ok(rows
+            .into_iter()
+            .map(|(Json(phone), timezone, contact_id)| ReadyContact {
+                contact_id,
+                phone,
+                timezone: timezone.map(|Json(z)| z),
+            })
+            .collect())
+    }
+
+    async fn caller_ids(&self, organization_id: Uuid, ids: &[Uuid]) -> Result<Vec<CallerId>, AppError> {
+        let rows: Vec<(Uuid, String)> = sqlx::query_as(
+            "SELECT id, number FROM phone_numbers
+             WHERE organization_id = $1 AND id = ANY($2) AND number IS NOT NULL AND NOT removed",
+        )
+        .bind(organization_id)
+        .bind(ids)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(read_failed("reading caller ids"))?;
+        Ok(rows
+            .into_iter()
+            .filter_map(|(id, number)| {
+                PhoneNumber::parse(&number).ok().map(|number| CallerId {
+                    phone_number_id: id,
+                    number,
+                })
+            })
+            .collect())
+    }
+}
+
+#[async_trait]
+impl CampaignSettingsLookup for PgCampaigns {
+    async fn settings(&self, organization_id: Uuid, campaign_id: Uuid) -> Result<Option<CampaignSettings>, AppError> {
+        let settings: Option<Json<CampaignSettings>> =
+            sqlx::query_scalar("SELECT settings FROM campaigns WHERE organization_id = $1 AND id = $2")
+                .bind(organization_id)
+                .bind(campaign_id)
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(read_failed("reading a campaign's settings"))?;
+        Ok(settings.map(|Json(s)| s))
     }
 }

@@ -10,7 +10,10 @@ CREATE TABLE campaigns (
     calls_made BIGINT NOT NULL DEFAULT 0,
     calls_connected BIGINT NOT NULL DEFAULT 0,
     calls_successful BIGINT NOT NULL DEFAULT 0,
+    pending_contacts BIGINT NOT NULL DEFAULT 0,
+    calling_contacts BIGINT NOT NULL DEFAULT 0,
     created_at TIMESTAMPTZ NOT NULL,
     updated_at TIMESTAMPTZ NOT NULL
 );
+CREATE INDEX campaigns_running ON campaigns (status) WHERE NOT archived;
 CREATE INDEX campaigns_by_organization ON campaigns (organization_id, created_at DESC, id DESC) WHERE NOT archived;

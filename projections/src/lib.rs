@@ -59,6 +59,18 @@ pub fn subscriptions() -> Vec<Arc<dyn Subscription>> {
             event_types: &["PhoneNumberAdded", "PhoneNumberAssigned", "PhoneNumberRemoved"],
             reactor: application::phone_numbers::NUMBER_SYNC,
         }),
+        Arc::new(WorkFeeder {
+            name: "campaign_dial_queue",
+            stream_type: "campaign-contact",
+            event_types: &["CampaignContactDialed"],
+            reactor: application::campaigns::runner::CAMPAIGN_DIALER,
+        }),
+        Arc::new(WorkFeeder {
+            name: "campaign_result_queue",
+            stream_type: "call",
+            event_types: &["CallEnded", "CallPlacementFailed"],
+            reactor: application::campaigns::runner::CAMPAIGN_RESULTS,
+        }),
         Arc::new(slack::SlackRouter),
         Arc::new(ab_testing::AbDecisionTrigger),
     ]

@@ -384,6 +384,11 @@ pub struct VapiWorld {
 
 impl VapiWorld {
     pub async fn start() -> Self {
+        Self::start_with(|_| {}).await
+    }
+
+    /// A world whose wiring `adjust` changes first (a manual clock, limits…).
+    pub async fn start_with(adjust: impl FnOnce(&mut Wiring)) -> Self {
         use wiremock::matchers::{method, path};
         let vapi = wiremock::MockServer::start().await;
         wiremock::Mock::given(method("POST"))
@@ -395,6 +400,7 @@ impl VapiWorld {
         let app = TestApp::spawn_with(|w| {
             w.vapi_base_url = uri;
             w.vapi_api_key = "key".into();
+            adjust(w);
         })
         .await;
         let (token, _) = app.register("owner@world.test", "World Inc").await;

@@ -24,6 +24,7 @@ use serde_json::Value;
 use std::sync::Arc;
 use uuid::Uuid;
 
+pub mod runner;
 pub mod upload;
 
 /// A campaign as the API shows it: its settings, status and progress.

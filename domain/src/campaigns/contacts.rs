@@ -229,12 +229,13 @@ domain_events! {
     /// Attempts on one campaign contact. Stream `campaign-contact-<contact id>`.
     pub enum CampaignContactEvent in "campaign-contact" {
         /// The runner dialled the contact (recorded before the call is placed, so a second scheduler cannot dial
-        /// it too). Payload: campaignId, contactId, phone (E.164), attemptNumber (1-based), callId (our call),
-        /// callerId {phoneNumberId, number}, at.
+        /// it too). Payload: campaignId, contactId, agentId (who talks), phone (E.164), attemptNumber (1-based),
+        /// callId (our call), callerId {phoneNumberId, number}, at.
         #[version(1)]
         CampaignContactDialed {
             campaign_id: Uuid,
             contact_id: Uuid,
+            agent_id: Uuid,
             phone: PhoneNumber,
             attempt_number: u32,
             call_id: Uuid,
@@ -299,6 +300,7 @@ pub enum ContactCommand {
     RecordDial {
         campaign_id: Uuid,
         contact_id: Uuid,
+        agent_id: Uuid,
         phone: PhoneNumber,
         attempt_number: u32,
         call_id: Uuid,
@@ -335,6 +337,10 @@ pub enum ContactCommand {
 pub struct Attempt {
     pub number: u32,
     pub call_id: Uuid,
+    /// Who talked, to whom, from which number.
+    pub agent_id: Uuid,
+    pub phone: PhoneNumber,
+    pub caller_id: CallerId,
     pub at: DateTime<Utc>,
     pub result: Option<AttemptResult>,
 }
@@ -395,6 +401,7 @@ impl Aggregate for CampaignContact {
             ContactCommand::RecordDial {
                 campaign_id,
                 contact_id,
+                agent_id,
                 phone,
                 attempt_number,
                 call_id,
@@ -418,6 +425,7 @@ impl Aggregate for CampaignContact {
                 vec![CampaignContactEvent::CampaignContactDialed {
                     campaign_id: *campaign_id,
                     contact_id: *contact_id,
+                    agent_id: *agent_id,
                     phone: phone.clone(),
                     attempt_number: *attempt_number,
                     call_id: *call_id,
@@ -508,10 +516,12 @@ impl Aggregate for CampaignContact {
             CampaignContactEvent::CampaignContactDialed {
                 campaign_id,
                 contact_id,
+                agent_id,
+                phone,
                 attempt_number,
                 call_id,
+                caller_id,
                 at,
-                ..
             } => {
                 self.campaign_id = Some(*campaign_id);
                 self.contact_id = Some(*contact_id);
@@ -520,6 +530,9 @@ impl Aggregate for CampaignContact {
                 self.attempts.push(Attempt {
                     number: *attempt_number,
                     call_id: *call_id,
+                    agent_id: *agent_id,
+                    phone: phone.clone(),
+                    caller_id: caller_id.clone(),
                     at: *at,
                     result: None,
                 });

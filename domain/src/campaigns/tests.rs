@@ -773,6 +773,7 @@ fn dial(attempt_number: u32, call: u128, t: DateTime<Utc>) -> ContactCommand {
     ContactCommand::RecordDial {
         campaign_id: Uuid::from_u128(100),
         contact_id: Uuid::from_u128(1),
+        agent_id: Uuid::from_u128(7),
         phone: PhoneNumber::parse("+14155552671").unwrap(),
         attempt_number,
         call_id: Uuid::from_u128(call),
@@ -785,6 +786,7 @@ fn dialed(attempt_number: u32, call: u128, t: DateTime<Utc>) -> CampaignContactE
     CampaignContactEvent::CampaignContactDialed {
         campaign_id: Uuid::from_u128(100),
         contact_id: Uuid::from_u128(1),
+        agent_id: Uuid::from_u128(7),
         phone: PhoneNumber::parse("+14155552671").unwrap(),
         attempt_number,
         call_id: Uuid::from_u128(call),

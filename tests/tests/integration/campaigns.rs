@@ -536,3 +536,234 @@ async fn a_contact_file_is_uploaded_mapped_imported_scrubbed_and_listed() {
         .await;
     assert_eq!(status, 404);
 }
+
+/// Vapi's `POST /call`, answering each call with an id of its own.
+struct NumberedCalls(std::sync::atomic::AtomicUsize);
+
+impl wiremock::Respond for NumberedCalls {
+    fn respond(&self, _: &wiremock::Request) -> wiremock::ResponseTemplate {
+        let n = self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        wiremock::ResponseTemplate::new(201).set_body_json(json!({"id": format!("vapi_call_{n}"), "status": "queued"}))
+    }
+}
+
+async fn run_campaigns(w: &VapiWorld) -> usize {
+    let runner = w
+        .app
+        .state
+        .scheduled
+        .iter()
+        .find(|job| job.name() == "campaign-runner")
+        .expect("the campaign runner is a scheduled job")
+        .clone();
+    let done = runner.run().await.expect("a runner tick");
+    w.app.drain_work().await;
+    done
+}
+
+/// The contacts of a campaign by phone number.
+async fn contacts_by_phone(w: &VapiWorld, campaign: &str) -> std::collections::HashMap<String, Value> {
+    let (_, page) = w
+        .app
+        .get(&format!("/api/campaigns/{campaign}/contacts"), Some(&w.token))
+        .await;
+    page["contacts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| (c["phone"].as_str().unwrap().to_owned(), c.clone()))
+        .collect()
+}
+
+/// Our outbound calls by the number they called: (our id, Vapi's id).
+async fn calls_to(w: &VapiWorld, phone: &str) -> Vec<(String, String)> {
+    let (_, list) = w
+        .app
+        .get("/api/calls?direction=outbound&limit=200", Some(&w.token))
+        .await;
+    list["calls"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["customerNumber"] == phone)
+        .map(|c| {
+            (
+                c["id"].as_str().unwrap().to_owned(),
+                c["vapiCallId"].as_str().unwrap_or_default().to_owned(),
+            )
+        })
+        .collect()
+}
+
+async fn call_ends(w: &VapiWorld, vapi_id: &str, phone: &str, reason: &str, structured: Value) {
+    let report = json!({"message": {
+        "type": "end-of-call-report", "endedReason": reason,
+        "call": {"id": vapi_id, "type": "outboundPhoneCall", "assistantId": "asst_123", "phoneNumberId": "pn_runner",
+                 "customer": {"number": phone}},
+        "customer": {"number": phone},
+        "analysis": {"structuredData": structured}
+    }});
+    let (status, _) = w.app.deliver_vapi(&report).await;
+    assert_eq!(status, 200);
+    w.app.drain_work().await;
+}
+
+#[tokio::test]
+async fn the_runner_dials_each_contact_once_in_its_own_window_retries_by_the_rules_and_records_results() {
+    // 17:00 UTC: noon in New York, 09:00 in California, 07:00 in Hawaii.
+    let clock = voxreach_tests::ManualClock::at("2026-11-10T17:00:00Z");
+    let shared = clock.clone();
+    let w = VapiWorld::start_with(move |wiring| wiring.clock = shared).await;
+    let number = w.add_number("pn_runner", "+14155550170", false).await;
+    wiremock::Mock::given(wiremock::matchers::method("POST"))
+        .and(wiremock::matchers::path("/call"))
+        .respond_with(NumberedCalls(Default::default()))
+        .mount(&w.vapi)
+        .await;
+    let created = create(&w, campaign(&w, &number)).await;
+    let id = created["id"].as_str().unwrap().to_owned();
+    let file = "Phone\n+14155552671\n+12125550123\n+18085550123\n";
+    let (_, upload) = post_raw(&w, &format!("/api/campaigns/{id}/upload"), "text/csv", file.into()).await;
+    let import = format!(
+        "/api/campaigns/{id}/upload/{}/import",
+        upload["uploadId"].as_str().unwrap()
+    );
+    let (_, imported) = w.post(&import, json!({"mapping": upload["mapping"]})).await;
+    assert_eq!(imported["imported"], 3, "{imported}");
+    assert_eq!(steer(&w, &id, "start").await.0, 200);
+    w.app.settle().await;
+
+    // California and New York are called now; Hawaii waits for 08:00 there (18:00 UTC).
+    run_campaigns(&w).await;
+    let contacts = contacts_by_phone(&w, &id).await;
+    for phone in ["+14155552671", "+12125550123"] {
+        assert_eq!(
+            (&contacts[phone]["status"], &contacts[phone]["attemptCount"]),
+            (&json!("calling"), &json!(1)),
+            "{phone}"
+        );
+        assert_eq!(calls_to(&w, phone).await.len(), 1, "{phone} is called once");
+    }
+    assert_eq!(contacts["+18085550123"]["status"], "pending");
+    assert_eq!(contacts["+18085550123"]["nextAttemptAt"], "2026-11-10T18:00:00Z");
+    assert!(
+        calls_to(&w, "+18085550123").await.is_empty(),
+        "no call in Hawaii at 07:00"
+    );
+
+    // Nothing is dialled twice while its call is in flight.
+    run_campaigns(&w).await;
+    assert_eq!(calls_to(&w, "+14155552671").await.len(), 1);
+
+    // Busy: again in 30 minutes. Connected, but the person opted out: never again, anywhere in the organization.
+    let california = calls_to(&w, "+14155552671").await[0].1.clone();
+    let new_york = calls_to(&w, "+12125550123").await[0].1.clone();
+    call_ends(&w, &california, "+14155552671", "customer-busy", json!({})).await;
+    call_ends(
+        &w,
+        &new_york,
+        "+12125550123",
+        "customer-ended-call",
+        json!({"optOut": true}),
+    )
+    .await;
+    w.app.settle().await;
+    let contacts = contacts_by_phone(&w, &id).await;
+    let ca = &contacts["+14155552671"];
+    assert_eq!(
+        (&ca["status"], &ca["lastResult"], &ca["nextAttemptAt"]),
+        (&json!("pending"), &json!("busy"), &json!("2026-11-10T17:30:00Z"))
+    );
+    assert_eq!(
+        (
+            &contacts["+12125550123"]["status"],
+            &contacts["+12125550123"]["lastResult"]
+        ),
+        (&json!("dnc"), &json!("connected"))
+    );
+    let (_, listed) = w.app.get("/api/dnc?phone=%2B12125550123", Some(&w.token)).await;
+    assert_eq!(
+        (&listed["listed"], &listed["source"]),
+        (&json!(true), &json!("auto_detected"))
+    );
+    let (_, figures) = w.app.get(&format!("/api/campaigns/{id}"), Some(&w.token)).await;
+    assert_eq!(
+        (&figures["callsMade"], &figures["callsConnected"]),
+        (&json!(2), &json!(1))
+    );
+
+    // Before 17:30 California waits; after, it is called again.
+    clock.set("2026-11-10T17:20:00Z");
+    run_campaigns(&w).await;
+    assert_eq!(calls_to(&w, "+14155552671").await.len(), 1);
+    clock.set("2026-11-10T17:31:00Z");
+    run_campaigns(&w).await;
+    assert_eq!(calls_to(&w, "+14155552671").await.len(), 2);
+
+    // Hawaii's morning: two schedulers at once still dial it once.
+    clock.set("2026-11-10T18:01:00Z");
+    w.app.settle().await;
+    let runner = w
+        .app
+        .state
+        .scheduled
+        .iter()
+        .find(|job| job.name() == "campaign-runner")
+        .unwrap()
+        .clone();
+    let (first, second) = tokio::join!(runner.run(), runner.run());
+    first.unwrap();
+    second.unwrap();
+    w.app.drain_work().await;
+    assert_eq!(calls_to(&w, "+18085550123").await.len(), 1, "dialled exactly once");
+
+    // Paused: no new dials, however due.
+    assert_eq!(steer(&w, &id, "pause").await.0, 200);
+    let second = calls_to(&w, "+14155552671")
+        .await
+        .into_iter()
+        .map(|(_, v)| v)
+        .max()
+        .unwrap();
+    call_ends(&w, &second, "+14155552671", "customer-did-not-answer", json!({})).await;
+    clock.set("2026-11-10T23:59:00Z");
+    w.app.settle().await;
+    run_campaigns(&w).await;
+    assert_eq!(
+        calls_to(&w, "+14155552671").await.len(),
+        2,
+        "a paused campaign dials nobody"
+    );
+
+    // Voicemail completes a contact; when every contact is done, so is the campaign.
+    assert_eq!(steer(&w, &id, "resume").await.0, 200);
+    w.app.settle().await;
+    run_campaigns(&w).await;
+    let california = calls_to(&w, "+14155552671").await;
+    assert_eq!(
+        california.len(),
+        3,
+        "no answer: again two hours later, now that it runs"
+    );
+    let hawaii = calls_to(&w, "+18085550123").await[0].1.clone();
+    call_ends(&w, &hawaii, "+18085550123", "voicemail", json!({})).await;
+    let newest = california.iter().map(|(_, v)| v.clone()).max().unwrap();
+    call_ends(&w, &newest, "+14155552671", "customer-ended-call", json!({})).await;
+    w.app.settle().await;
+    let contacts = contacts_by_phone(&w, &id).await;
+    assert_eq!(
+        (
+            &contacts["+18085550123"]["status"],
+            &contacts["+18085550123"]["outcome"]
+        ),
+        (&json!("completed"), &json!("voicemail"))
+    );
+    assert_eq!(contacts["+14155552671"]["status"], "completed");
+    run_campaigns(&w).await;
+    w.app.settle().await;
+    let (_, done) = w.app.get(&format!("/api/campaigns/{id}"), Some(&w.token)).await;
+    assert_eq!(
+        (&done["status"], &done["callsMade"], &done["callsConnected"]),
+        (&json!("completed"), &json!(5), &json!(2))
+    );
+}

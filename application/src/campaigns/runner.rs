@@ -1,0 +1,534 @@
+//! The campaign runner (SPEC §2.3 "Campaign Runner"): a scheduler job that
+//! starts scheduled campaigns, completes finished ones and picks ready
+//! contacts fairly across campaigns within each one's concurrency and pace;
+//! and the two reactors that place each recorded dial and record how its call
+//! ended.
+//!
+//! Exactly once, across processes: a dial is first recorded on the contact's
+//! own stream with its expected version, so of two schedulers picking the
+//! same contact one records it and the other finds it calling. The call is
+//! requested by a reactor fed from that record (a crash between the two loses
+//! nothing: the work was enqueued with the record), under the call id the
+//! record carries, so it is requested once whatever retries.
+
+use super::{campaign_error, dnc_error};
+use crate::aggregates::{execute, load_in, metadata, stream_of};
+use crate::calls::{request_call, OutboundRequest, Requester};
+use crate::clock::Clock;
+use crate::error::AppError;
+use crate::event_store::EventStore;
+use crate::work::{ScheduledJob, WorkHandler, WorkItem, WorkOutcome};
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use domain::calls::{Call, CallStatus, CampaignAttempt};
+use domain::campaigns::dnc::dnc_entry_id;
+use domain::campaigns::{
+    decide_dial, AttemptResult, CallerId, CallerIds, Campaign, CampaignCommand, CampaignContact, CampaignError,
+    CampaignSettings, CampaignStatus, CompletionReason, ContactAtDial, ContactCommand, ContactError, DialDecision,
+    DncCommand, DncEntry, DncReason, DncSource,
+};
+use domain::phone::PhoneNumber;
+use domain::time_zone::TimeZone;
+use domain::{Aggregate, StreamId};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use uuid::Uuid;
+
+/// The reactor that requests the call of each recorded dial.
+pub const CAMPAIGN_DIALER: &str = "campaign-dialer";
+/// The reactor that records how each campaign call ended.
+pub const CAMPAIGN_RESULTS: &str = "campaign-results";
+/// Most dials one tick decides, over all campaigns.
+pub const DIALS_PER_TICK: usize = 100;
+
+/// A running campaign as the runner sees it (campaigns and contacts read models).
+#[derive(Debug, Clone)]
+pub struct RunningCampaign {
+    pub organization_id: Uuid,
+    pub id: Uuid,
+    pub settings: CampaignSettings,
+    pub total_contacts: i64,
+    /// Contacts pending or calling.
+    pub open_contacts: i64,
+    /// Contacts calling now.
+    pub in_flight: i64,
+    /// Dials in the last minute.
+    pub dialed_last_minute: i64,
+    pub calls_made: i64,
+}
+
+/// A contact ready to be called: pending and due.
+#[derive(Debug, Clone)]
+pub struct ReadyContact {
+    pub contact_id: Uuid,
+    pub phone: PhoneNumber,
+    pub timezone: Option<TimeZone>,
+}
+
+/// What the runner reads to decide what to do (read models).
+#[async_trait]
+pub trait CampaignBoard: Send + Sync {
+    /// Scheduled campaigns whose start time has come: (organization, campaign).
+    async fn due_to_start(&self, now: DateTime<Utc>) -> Result<Vec<(Uuid, Uuid)>, AppError>;
+    /// Every running campaign with its live figures.
+    async fn running(&self, now: DateTime<Utc>) -> Result<Vec<RunningCampaign>, AppError>;
+    /// Up to `limit` ready contacts of a campaign, by priority then age (an index serves it).
+    async fn ready(&self, campaign_id: Uuid, now: DateTime<Utc>, limit: i64) -> Result<Vec<ReadyContact>, AppError>;
+    /// The organization's numbers among `ids`, with their E.164 numbers (numbers without one are left out).
+    async fn caller_ids(&self, organization_id: Uuid, ids: &[Uuid]) -> Result<Vec<CallerId>, AppError>;
+}
+
+/// How many dials each campaign may take this tick: what its concurrency
+/// and its pace leave, shared fairly (each campaign in turn, one at a time,
+/// until the tick's budget is spent), so a big campaign cannot starve a small one.
+pub fn fair_shares(campaigns: &[RunningCampaign], budget: usize) -> Vec<usize> {
+    let room: Vec<usize> = campaigns
+        .iter()
+        .map(|c| {
+            let concurrency = i64::from(c.settings.max_concurrent_calls) - c.in_flight;
+            let pace = i64::from(c.settings.dials_per_minute) - c.dialed_last_minute;
+            concurrency.min(pace).max(0) as usize
+        })
+        .collect();
+    let mut shares = vec![0; campaigns.len()];
+    let mut left = budget;
+    while left > 0 {
+        let mut gave = false;
+        for (share, room) in shares.iter_mut().zip(&room) {
+            if left > 0 && *share < *room {
+                *share += 1;
+                left -= 1;
+                gave = true;
+            }
+        }
+        if !gave {
+            break;
+        }
+    }
+    shares
+}
+
+pub struct CampaignRunner {
+    pub store: Arc<dyn EventStore>,
+    pub clock: Arc<dyn Clock>,
+    pub board: Arc<dyn CampaignBoard>,
+    /// Rotates caller ids across dials.
+    pub rotation: AtomicU64,
+}
+
+/// What one tick did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TickReport {
+    pub started: usize,
+    pub completed: usize,
+    pub dialed: usize,
+    pub deferred: usize,
+    pub closed: usize,
+}
+
+impl CampaignRunner {
+    fn runner_metadata() -> domain::EventMetadata {
+        metadata("system:campaign-runner", "campaign-runner")
+    }
+
+    async fn steer(&self, organization_id: Uuid, id: Uuid, command: CampaignCommand) -> Result<(), AppError> {
+        execute::<Campaign>(
+            self.store.as_ref(),
+            organization_id,
+            stream_of::<Campaign>(id),
+            &Self::runner_metadata(),
+            |loaded| match Campaign::decide(&command, &loaded.state) {
+                Ok(events) => Ok(events),
+                // Someone paused, cancelled or moved it meanwhile: nothing for the runner to do.
+                Err(CampaignError::InvalidTransition { .. } | CampaignError::StartTimeNotReached { .. }) => Ok(vec![]),
+                Err(error) => Err(campaign_error(error)),
+            },
+        )
+        .await?;
+        Ok(())
+    }
+
+    /// One pass: start, complete, dial.
+    pub async fn tick(&self) -> Result<TickReport, AppError> {
+        let now = self.clock.now();
+        let mut report = TickReport::default();
+        for (organization_id, id) in self.board.due_to_start(now).await? {
+            self.steer(organization_id, id, CampaignCommand::RunScheduled { now })
+                .await?;
+            report.started += 1;
+        }
+        let mut dialing = Vec::new();
+        for campaign in self.board.running(now).await? {
+            let ended = campaign.settings.scheduled_end.is_some_and(|end| end <= now);
+            let done = campaign.total_contacts > 0 && campaign.open_contacts == 0;
+            if ended || done {
+                let reason = if ended {
+                    CompletionReason::ScheduleEnded
+                } else {
+                    CompletionReason::AllContactsTerminal
+                };
+                self.steer(
+                    campaign.organization_id,
+                    campaign.id,
+                    CampaignCommand::Complete { reason, now },
+                )
+                .await?;
+                report.completed += 1;
+            } else {
+                dialing.push(campaign);
+            }
+        }
+        let shares = fair_shares(&dialing, DIALS_PER_TICK);
+        for (campaign, share) in dialing.iter().zip(shares) {
+            if share == 0 {
+                continue;
+            }
+            let ready = self.board.ready(campaign.id, now, share as i64).await?;
+            if ready.is_empty() {
+                continue;
+            }
+            let mut numbers = vec![campaign.settings.default_phone_number_id];
+            numbers.extend(&campaign.settings.phone_number_ids);
+            let known = self.board.caller_ids(campaign.organization_id, &numbers).await?;
+            let Some(default) = known
+                .iter()
+                .find(|c| c.phone_number_id == campaign.settings.default_phone_number_id)
+                .cloned()
+            else {
+                tracing::warn!(campaign = %campaign.id, "the default number has no E.164 number yet: not dialling");
+                continue;
+            };
+            let pool: Vec<CallerId> = known
+                .into_iter()
+                .filter(|c| campaign.settings.phone_number_ids.contains(&c.phone_number_id))
+                .collect();
+            for contact in ready {
+                match self.dial_one(campaign, &contact, &default, &pool, now).await {
+                    Ok(Some(Step::Dialed)) => report.dialed += 1,
+                    Ok(Some(Step::Deferred)) => report.deferred += 1,
+                    Ok(Some(Step::Closed)) => report.closed += 1,
+                    Ok(None) => {}
+                    Err(error) => tracing::warn!(%error, contact = %contact.contact_id, "dial decision failed"),
+                }
+            }
+        }
+        Ok(report)
+    }
+
+    /// Decides one contact at dial time, on its own stream: dial (recorded),
+    /// put off until its window opens, or close it.
+    async fn dial_one(
+        &self,
+        campaign: &RunningCampaign,
+        contact: &ReadyContact,
+        default: &CallerId,
+        pool: &[CallerId],
+        now: DateTime<Utc>,
+    ) -> Result<Option<Step>, AppError> {
+        let organization_id = campaign.organization_id;
+        let on_dnc_list = load_in::<DncEntry>(
+            self.store.as_ref(),
+            organization_id,
+            stream_of::<DncEntry>(dnc_entry_id(organization_id, &contact.phone)),
+        )
+        .await?
+        .state
+        .listed
+        .is_some();
+        let state = Campaign {
+            organization_id: Some(organization_id),
+            settings: Some(campaign.settings.clone()),
+            status: CampaignStatus::Running,
+            ..Campaign::default()
+        };
+        let rotation = self.rotation.fetch_add(1, Ordering::Relaxed) + campaign.calls_made as u64;
+        let step = std::sync::Mutex::new(None);
+        let outcome = execute::<CampaignContact>(
+            self.store.as_ref(),
+            organization_id,
+            stream_of::<CampaignContact>(contact.contact_id),
+            &Self::runner_metadata(),
+            |loaded| {
+                let times = loaded.state.attempt_times();
+                let at_dial = ContactAtDial {
+                    phone: &contact.phone,
+                    timezone: contact.timezone,
+                    status: loaded.state.status,
+                    next_attempt_at: loaded.state.next_attempt_at,
+                    attempt_times: &times,
+                };
+                let ids = CallerIds {
+                    default,
+                    pool,
+                    rotation,
+                };
+                let (command, taken) = match decide_dial(&state, at_dial, on_dnc_list, ids, now) {
+                    DialDecision::Dial {
+                        caller_id,
+                        attempt_number,
+                    } => (
+                        ContactCommand::RecordDial {
+                            campaign_id: campaign.id,
+                            contact_id: contact.contact_id,
+                            agent_id: campaign.settings.agent_id,
+                            phone: contact.phone.clone(),
+                            attempt_number,
+                            call_id: Uuid::now_v7(),
+                            caller_id,
+                            now,
+                        },
+                        Step::Dialed,
+                    ),
+                    DialDecision::NotNow { retry_at } => (
+                        ContactCommand::Defer {
+                            campaign_id: campaign.id,
+                            contact_id: contact.contact_id,
+                            until: retry_at,
+                            now,
+                        },
+                        Step::Deferred,
+                    ),
+                    DialDecision::Skip { reason } => match reason.closes_contact() {
+                        Some(reason) => (
+                            ContactCommand::Close {
+                                campaign_id: campaign.id,
+                                contact_id: contact.contact_id,
+                                reason,
+                                now,
+                            },
+                            Step::Closed,
+                        ),
+                        None => return Ok(vec![]),
+                    },
+                };
+                match CampaignContact::decide(&command, &loaded.state) {
+                    Ok(events) => {
+                        *step.lock().expect("step lock") = (!events.is_empty()).then_some(taken);
+                        Ok(events)
+                    }
+                    // Another scheduler dialled it first.
+                    Err(ContactError::NotDialable { .. } | ContactError::StaleAttempt { .. }) => Ok(vec![]),
+                    Err(error) => Err(contact_error(error)),
+                }
+            },
+        )
+        .await;
+        outcome?;
+        Ok(step.into_inner().expect("step lock"))
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Step {
+    Dialed,
+    Deferred,
+    Closed,
+}
+
+fn contact_error(error: ContactError) -> AppError {
+    AppError::new(
+        crate::error::ErrorKind::Conflict,
+        "campaign_contact_not_dialable",
+        error.to_string(),
+    )
+}
+
+#[async_trait]
+impl ScheduledJob for CampaignRunner {
+    fn name(&self) -> &'static str {
+        "campaign-runner"
+    }
+
+    fn period(&self) -> std::time::Duration {
+        std::time::Duration::from_secs(1)
+    }
+
+    async fn run(&self) -> Result<usize, AppError> {
+        let report = self.tick().await?;
+        Ok(report.started + report.completed + report.dialed + report.deferred + report.closed)
+    }
+}
+
+/// The id of the stream a work item is about (its key).
+fn stream_uuid(item: &WorkItem, stream_type: &str) -> Result<Uuid, AppError> {
+    Uuid::parse_str(&item.key).map_err(|_| {
+        AppError::internal(
+            "reading a work key",
+            format!("{} is not the id of a {stream_type} stream", item.key),
+        )
+    })
+}
+
+/// Requests the call of a contact's dial in flight, under the dial's call id.
+pub struct CampaignDialer {
+    pub store: Arc<dyn EventStore>,
+    pub clock: Arc<dyn Clock>,
+}
+
+#[async_trait]
+impl WorkHandler for CampaignDialer {
+    fn reactor(&self) -> &'static str {
+        CAMPAIGN_DIALER
+    }
+
+    async fn handle(&self, item: &WorkItem) -> Result<WorkOutcome, AppError> {
+        let contact_id = stream_uuid(item, CampaignContact::STREAM_TYPE)?;
+        let contact = load_in::<CampaignContact>(
+            self.store.as_ref(),
+            item.organization_id,
+            stream_of::<CampaignContact>(contact_id),
+        )
+        .await?;
+        let (Some(campaign_id), Some(attempt)) = (contact.state.campaign_id, contact.state.in_flight()) else {
+            return Ok(WorkOutcome::Done);
+        };
+        let request = OutboundRequest {
+            agent_id: attempt.agent_id,
+            phone_number_id: attempt.caller_id.phone_number_id,
+            customer_number: attempt.phone.clone(),
+        };
+        let requester = Requester {
+            user_id: Uuid::nil(),
+            campaign: Some(CampaignAttempt {
+                campaign_id,
+                contact_id,
+                attempt_number: attempt.number,
+            }),
+            metadata: metadata("system:campaign-runner", "campaign-dialer"),
+        };
+        request_call(
+            self.store.as_ref(),
+            self.clock.as_ref(),
+            item.organization_id,
+            attempt.call_id,
+            &request,
+            &requester,
+        )
+        .await?;
+        Ok(WorkOutcome::Done)
+    }
+}
+
+/// Where the results reactor finds a campaign's settings (the campaigns read model).
+#[async_trait]
+pub trait CampaignSettingsLookup: Send + Sync {
+    async fn settings(&self, organization_id: Uuid, campaign_id: Uuid) -> Result<Option<CampaignSettings>, AppError>;
+}
+
+/// Records how a campaign call ended on its contact: the result, the retry
+/// the rules give, and an opt-out onto the organization's DNC list.
+pub struct CampaignResults {
+    pub store: Arc<dyn EventStore>,
+    pub clock: Arc<dyn Clock>,
+    pub campaigns: Arc<dyn CampaignSettingsLookup>,
+}
+
+#[async_trait]
+impl WorkHandler for CampaignResults {
+    fn reactor(&self) -> &'static str {
+        CAMPAIGN_RESULTS
+    }
+
+    async fn handle(&self, item: &WorkItem) -> Result<WorkOutcome, AppError> {
+        let organization_id = item.organization_id;
+        let call_id = stream_uuid(item, Call::STREAM_TYPE)?;
+        let call = load_in::<Call>(self.store.as_ref(), organization_id, stream_of::<Call>(call_id)).await?;
+        let (Some(attempt), true) = (call.state.campaign, call.state.ended) else {
+            return Ok(WorkOutcome::Done);
+        };
+        let Some(settings) = self.campaigns.settings(organization_id, attempt.campaign_id).await? else {
+            return Ok(WorkOutcome::Done);
+        };
+        let result = match (&call.state.status, &call.state.ended_reason) {
+            (Some(CallStatus::Failed), _) | (_, None) => AttemptResult::Failed,
+            (_, Some(reason)) => AttemptResult::from_ended_reason(reason),
+        };
+        let contact_stream: StreamId = stream_of::<CampaignContact>(attempt.contact_id);
+        let contact = load_in::<CampaignContact>(self.store.as_ref(), organization_id, contact_stream.clone()).await?;
+        let Some(dialed) = contact.state.attempts.iter().find(|a| a.call_id == call_id) else {
+            return Ok(WorkOutcome::Done);
+        };
+        let phone = dialed.phone.clone();
+        let window = settings.window_for(&phone, None);
+        let policy = settings.attempt_policy(&window);
+        let now = self.clock.now();
+        let opted_out = call.state.opted_out;
+        let command = ContactCommand::FinishAttempt {
+            call_id,
+            result,
+            outcome: call.state.outcome,
+            opted_out,
+            policy,
+            now,
+        };
+        execute::<CampaignContact>(
+            self.store.as_ref(),
+            organization_id,
+            contact_stream,
+            &metadata("system:campaign-runner", "campaign-results"),
+            |loaded| match CampaignContact::decide(&command, &loaded.state) {
+                Ok(events) => Ok(events),
+                // Recorded already (a retry).
+                Err(ContactError::UnknownCall(_)) => Ok(vec![]),
+                Err(error) => Err(contact_error(error)),
+            },
+        )
+        .await?;
+        if opted_out {
+            let listing = DncCommand::List {
+                organization_id,
+                phone: phone.clone(),
+                reason: DncReason::OptOut,
+                source: DncSource::AutoDetected,
+                added_by: None,
+                call_id: Some(call_id),
+                now,
+            };
+            execute::<DncEntry>(
+                self.store.as_ref(),
+                organization_id,
+                stream_of::<DncEntry>(dnc_entry_id(organization_id, &phone)),
+                &metadata("system:campaign-runner", "campaign-results"),
+                |loaded| DncEntry::decide(&listing, &loaded.state).map_err(dnc_error),
+            )
+            .await?;
+        }
+        Ok(WorkOutcome::Done)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn running(concurrency: u32, pace: u32, in_flight: i64, dialed: i64) -> RunningCampaign {
+        let mut settings = CampaignSettings::new(Uuid::nil(), "c", Uuid::nil());
+        settings.max_concurrent_calls = concurrency;
+        settings.dials_per_minute = pace;
+        RunningCampaign {
+            organization_id: Uuid::nil(),
+            id: Uuid::now_v7(),
+            settings,
+            total_contacts: 1_000,
+            open_contacts: 1_000,
+            in_flight,
+            dialed_last_minute: dialed,
+            calls_made: dialed,
+        }
+    }
+
+    #[test]
+    fn shares_respect_concurrency_and_pace_and_a_big_campaign_does_not_starve_a_small_one() {
+        let big = running(100, 120, 0, 0);
+        let small = running(2, 10, 0, 0);
+        let busy = running(5, 10, 5, 0);
+        let paced = running(50, 10, 0, 9);
+        let shares = fair_shares(&[big, small, busy, paced], 20);
+        assert_eq!(shares, [17, 2, 0, 1]);
+        assert_eq!(fair_shares(&[running(3, 3, 0, 0)], 100), [3]);
+        let many: Vec<RunningCampaign> = (0..150).map(|_| running(5, 10, 0, 0)).collect();
+        let shares = fair_shares(&many, DIALS_PER_TICK);
+        assert_eq!(shares.iter().sum::<usize>(), DIALS_PER_TICK);
+        assert!(shares.iter().all(|s| *s <= 1), "one each before anyone gets a second");
+    }
+}
