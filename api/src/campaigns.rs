@@ -9,7 +9,7 @@ use actix_web::http::header;
 use actix_web::{web, HttpResponse};
 use actix_web::{HttpMessage, HttpRequest};
 use application::campaigns::upload::{ColumnMapping, ImportResult, UploadSummary};
-use application::campaigns::{CampaignView, ContactPage, DncStatus, Steer};
+use application::campaigns::{AttemptPage, CampaignStats, CampaignView, ContactPage, DncStatus, Steer};
 use application::{AppError, ErrorKind};
 use domain::campaigns::{CampaignSettings, CampaignStatus, ContactStatus, DncReason};
 use domain::openapi::optional_integer;
@@ -272,15 +272,98 @@ pub async fn contacts(
     id: web::Path<Uuid>,
     query: web::Query<ContactQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    let limit = query.limit.unwrap_or(50);
-    if !(1..=PAGE_LIMIT).contains(&limit) {
-        return Err(AppError::validation("limit", format!("limit must be between 1 and {PAGE_LIMIT}")).into());
-    }
+    let limit = page_limit(query.limit)?;
     let page = state
         .campaigns
         .contacts(&caller.0, *id, query.status, query.cursor, limit)
         .await?;
     Ok(HttpResponse::Ok().json(page))
+}
+
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct AttemptQuery {
+    /// `nextCursor` of the previous page.
+    cursor: Option<Uuid>,
+    /// Calls per page (default 50).
+    #[param(schema_with = optional_integer::<1, PAGE_LIMIT>)]
+    limit: Option<i64>,
+}
+
+fn page_limit(limit: Option<i64>) -> Result<i64, ApiError> {
+    let limit = limit.unwrap_or(50);
+    if !(1..=PAGE_LIMIT).contains(&limit) {
+        return Err(AppError::validation("limit", format!("limit must be between 1 and {PAGE_LIMIT}")).into());
+    }
+    Ok(limit)
+}
+
+/// Every attempt of the campaign in dialling order: contact, attempt number, result, call id.
+#[utoipa::path(get, path = "/api/campaigns/{id}/calls", tag = "campaigns", security(("bearer" = [])), params(AttemptQuery),
+    responses((status = 200, description = "A page of attempts", body = AttemptPage)))]
+pub async fn calls(
+    state: web::Data<AppState>,
+    caller: Caller,
+    id: web::Path<Uuid>,
+    query: web::Query<AttemptQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let limit = page_limit(query.limit)?;
+    Ok(HttpResponse::Ok().json(state.campaigns.attempts(&caller.0, *id, query.cursor, limit).await?))
+}
+
+/// How the campaign is going: SPEC's figures, contacts by status, contact and conversion rates, pace, ETA.
+#[utoipa::path(get, path = "/api/campaigns/{id}/stats", tag = "campaigns", security(("bearer" = [])),
+    responses((status = 200, description = "The campaign's statistics", body = CampaignStats)))]
+pub async fn stats(state: web::Data<AppState>, caller: Caller, id: web::Path<Uuid>) -> Result<HttpResponse, ApiError> {
+    Ok(HttpResponse::Ok().json(state.campaigns.stats(&caller.0, *id).await?))
+}
+
+/// How often the live stream looks for changes, and says it is alive when nothing changed.
+const LIVE_POLL: std::time::Duration = std::time::Duration::from_secs(1);
+const LIVE_KEEP_ALIVE_POLLS: u32 = 15;
+
+/// Live progress as Server-Sent Events: a `stats` event (the body of `GET …/stats`) at once and whenever
+/// the figures change; a comment line every 15 s keeps idle connections open.
+#[utoipa::path(get, path = "/api/campaigns/{id}/events", tag = "campaigns", security(("bearer" = [])),
+    responses((status = 200, description = "`text/event-stream` of `stats` events", content_type = "text/event-stream", body = String)))]
+pub async fn events(state: web::Data<AppState>, caller: Caller, id: web::Path<Uuid>) -> Result<HttpResponse, ApiError> {
+    let session = caller.0;
+    let campaign = *id;
+    // Refused before the stream starts when the campaign is not the caller's.
+    let first = state.campaigns.stats(&session, campaign).await?;
+    let stream = futures::stream::unfold(
+        (state, None::<String>, Some(first), 0u32),
+        move |(state, last, pending, quiet)| async move {
+            let mut quiet = quiet;
+            let mut next = pending;
+            loop {
+                let stats = match next.take() {
+                    Some(stats) => stats,
+                    None => {
+                        tokio::time::sleep(LIVE_POLL).await;
+                        match state.campaigns.stats(&session, campaign).await {
+                            Ok(stats) => stats,
+                            // The campaign was archived (or the database is away): the stream ends.
+                            Err(_) => return None,
+                        }
+                    }
+                };
+                let body = serde_json::to_string(&stats).unwrap_or_default();
+                if last.as_deref() != Some(body.as_str()) {
+                    let frame = web::Bytes::from(format!("event: stats\ndata: {body}\n\n"));
+                    return Some((Ok::<_, actix_web::Error>(frame), (state, Some(body), None, 0)));
+                }
+                quiet += 1;
+                if quiet >= LIVE_KEEP_ALIVE_POLLS {
+                    return Some((Ok(web::Bytes::from_static(b": alive\n\n")), (state, last, None, 0)));
+                }
+            }
+        },
+    );
+    Ok(HttpResponse::Ok()
+        .insert_header((header::CONTENT_TYPE, "text/event-stream"))
+        .insert_header((header::CACHE_CONTROL, "no-cache"))
+        .streaming(stream))
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -397,6 +480,21 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     .service(
         web::resource("/api/campaigns/{id}/contacts")
             .get(contacts)
+            .default_service(web::to(method_not_allowed)),
+    )
+    .service(
+        web::resource("/api/campaigns/{id}/calls")
+            .get(calls)
+            .default_service(web::to(method_not_allowed)),
+    )
+    .service(
+        web::resource("/api/campaigns/{id}/stats")
+            .get(stats)
+            .default_service(web::to(method_not_allowed)),
+    )
+    .service(
+        web::resource("/api/campaigns/{id}/events")
+            .get(events)
             .default_service(web::to(method_not_allowed)),
     );
     cfg.service(

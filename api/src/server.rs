@@ -143,6 +143,7 @@ pub fn build_state(pool: PgPool, wiring: Wiring) -> AppState {
         clock: wiring.clock.clone(),
         directory: campaign_directory.clone(),
         contacts: campaign_directory.clone(),
+        progress: campaign_directory.clone(),
     };
     let uploads = application::campaigns::upload::UploadService {
         store: store.clone(),

@@ -5,7 +5,10 @@ use crate::rows::{self, decode_error, stream_uuid};
 use crate::runtime::ReadModel;
 use application::auth::Page;
 use application::campaigns::runner::{CampaignBoard, CampaignSettingsLookup, ReadyContact, RunningCampaign};
-use application::campaigns::{CampaignDirectory, CampaignView, ContactDirectory, ContactView, DncDirectory, DncStatus};
+use application::campaigns::{
+    AttemptView, CampaignDirectory, CampaignProgress, CampaignView, ContactDirectory, ContactView, DncDirectory,
+    DncStatus, Progress,
+};
 use application::AppError;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -355,6 +358,120 @@ impl ReadModel for ContactsProjection {
                 evolve_contact(row, change);
                 if let Some(row) = row {
                     row.organization_id = organization_id;
+                }
+            }
+            Ok(())
+        })
+        .await
+    }
+}
+
+/// A row of the `campaign_attempts` table: one call to one contact.
+#[derive(Serialize, Deserialize)]
+struct AttemptRow {
+    id: Uuid,
+    organization_id: Uuid,
+    campaign_id: Uuid,
+    contact_id: Uuid,
+    phone: PhoneNumber,
+    attempt_number: i32,
+    result: Option<AttemptResult>,
+    outcome: Option<Outcome>,
+    caller_number: PhoneNumber,
+    dialed_at: DateTime<Utc>,
+    finished_at: Option<DateTime<Utc>>,
+}
+
+/// Every attempt of every campaign: who was called, from where, and how it went.
+pub struct AttemptsProjection;
+
+#[async_trait]
+impl ReadModel for AttemptsProjection {
+    fn name(&self) -> &'static str {
+        "campaign_attempts"
+    }
+
+    fn schema_version(&self) -> i32 {
+        1
+    }
+
+    fn stream_types(&self) -> Option<&[&'static str]> {
+        Some(&["campaign-contact"])
+    }
+
+    fn event_types(&self) -> Option<&[&'static str]> {
+        Some(&["CampaignContactDialed", "CampaignAttemptFinished"])
+    }
+
+    fn tables(&self) -> &'static [&'static str] {
+        &["campaign_attempts"]
+    }
+
+    fn create_sql(&self) -> &'static str {
+        include_str!("campaign_attempts.sql")
+    }
+
+    async fn apply(&self, conn: &mut PgConnection, events: &[RecordedEvent]) -> Result<(), sqlx::Error> {
+        let decoded = events
+            .iter()
+            .map(|e| {
+                CampaignContactEvent::decode(&e.event_type, e.event_version, &e.payload)
+                    .map(|d| (e.organization_id, d))
+                    .map_err(decode_error)
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let ids: Vec<Uuid> = decoded
+            .iter()
+            .filter_map(|(_, event)| match event {
+                CampaignContactEvent::CampaignContactDialed { call_id, .. }
+                | CampaignContactEvent::CampaignAttemptFinished { call_id, .. } => Some(*call_id),
+                _ => None,
+            })
+            .collect();
+        rows::fold_batch(conn, "campaign_attempts", ids, |rows| {
+            for (organization_id, event) in decoded {
+                match event {
+                    CampaignContactEvent::CampaignContactDialed {
+                        campaign_id,
+                        contact_id,
+                        phone,
+                        attempt_number,
+                        call_id,
+                        caller_id,
+                        at,
+                        ..
+                    } => {
+                        rows.insert(
+                            call_id,
+                            Some(AttemptRow {
+                                id: call_id,
+                                organization_id,
+                                campaign_id,
+                                contact_id,
+                                phone,
+                                attempt_number: attempt_number as i32,
+                                result: None,
+                                outcome: None,
+                                caller_number: caller_id.number,
+                                dialed_at: at,
+                                finished_at: None,
+                            }),
+                        );
+                    }
+                    CampaignContactEvent::CampaignAttemptFinished {
+                        call_id,
+                        result,
+                        outcome,
+                        at,
+                        ..
+                    } => {
+                        if let Some(Some(row)) = rows.get_mut(&call_id) {
+                            row.result = Some(result);
+                            row.outcome = outcome;
+                            row.finished_at = Some(at);
+                        }
+                    }
+                    _ => {}
                 }
             }
             Ok(())
@@ -765,5 +882,69 @@ impl CampaignSettingsLookup for PgCampaigns {
                 .await
                 .map_err(read_failed("reading a campaign's settings"))?;
         Ok(settings.map(|Json(s)| s))
+    }
+}
+
+#[async_trait]
+impl CampaignProgress for PgCampaigns {
+    async fn attempts(
+        &self,
+        organization_id: Uuid,
+        campaign_id: Uuid,
+        after: Option<Uuid>,
+        limit: i64,
+    ) -> Result<Vec<AttemptView>, AppError> {
+        // UUID v7 call ids sort in dialling order.
+        let rows: Vec<(Json<AttemptRow>,)> = sqlx::query_as(
+            "SELECT to_jsonb(a) FROM campaign_attempts a
+             WHERE organization_id = $1 AND campaign_id = $2 AND ($3::uuid IS NULL OR id > $3)
+             ORDER BY id LIMIT $4",
+        )
+        .bind(organization_id)
+        .bind(campaign_id)
+        .bind(after)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(read_failed("listing attempts"))?;
+        Ok(rows
+            .into_iter()
+            .map(|(Json(a),)| AttemptView {
+                call_id: a.id,
+                contact_id: a.contact_id,
+                phone: a.phone,
+                attempt_number: a.attempt_number,
+                result: a.result,
+                outcome: a.outcome,
+                caller_number: a.caller_number,
+                dialed_at: a.dialed_at,
+                finished_at: a.finished_at,
+            })
+            .collect())
+    }
+
+    async fn progress(&self, campaign_id: Uuid, since: DateTime<Utc>) -> Result<Progress, AppError> {
+        let by_status: Vec<(String, i64)> =
+            sqlx::query_as("SELECT status, count(*) FROM campaign_contacts WHERE campaign_id = $1 GROUP BY status")
+                .bind(campaign_id)
+                .fetch_all(&self.pool)
+                .await
+                .map_err(read_failed("counting contacts"))?;
+        let (attempted, reached, recent): (i64, i64, i64) = sqlx::query_as(
+            "SELECT count(DISTINCT contact_id), count(DISTINCT contact_id) FILTER (WHERE result = 'connected'),
+                    count(*) FILTER (WHERE dialed_at > $2)
+             FROM campaign_attempts WHERE campaign_id = $1",
+        )
+        .bind(campaign_id)
+        .bind(since)
+        .fetch_one(&self.pool)
+        .await
+        .map_err(read_failed("counting attempts"))?;
+        Ok(Progress {
+            contacts_by_status: by_status.into_iter().collect(),
+            contacts_attempted: attempted,
+            contacts_reached: reached,
+            dials_since: recent,
+        })
     }
 }

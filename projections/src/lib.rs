@@ -34,6 +34,7 @@ pub fn read_models() -> Vec<Arc<dyn ReadModel>> {
         Arc::new(phone_numbers::PhoneNumbersProjection),
         Arc::new(campaigns::CampaignsProjection),
         Arc::new(campaigns::ContactsProjection),
+        Arc::new(campaigns::AttemptsProjection),
         Arc::new(campaigns::DncProjection),
     ]
 }

@@ -98,6 +98,7 @@ pub struct CampaignService {
     pub clock: Arc<dyn Clock>,
     pub directory: Arc<dyn CampaignDirectory>,
     pub contacts: Arc<dyn ContactDirectory>,
+    pub progress: Arc<dyn CampaignProgress>,
 }
 
 impl CampaignService {
@@ -353,6 +354,131 @@ impl CampaignService {
             .then(|| contacts.last().map(|c| c.id.to_string()))
             .flatten();
         Ok(ContactPage { contacts, next_cursor })
+    }
+}
+
+/// One attempt on a contact (SPEC's CampaignCall).
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AttemptView {
+    pub call_id: Uuid,
+    pub contact_id: Uuid,
+    pub phone: PhoneNumber,
+    pub attempt_number: i32,
+    /// connected, busy, no_answer, voicemail or failed; null while the call is in flight.
+    pub result: Option<domain::campaigns::AttemptResult>,
+    pub outcome: Option<domain::calls::Outcome>,
+    /// The number the call came from.
+    pub caller_number: PhoneNumber,
+    pub dialed_at: DateTime<Utc>,
+    pub finished_at: Option<DateTime<Utc>>,
+}
+
+/// A page of attempts and where the next one starts.
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AttemptPage {
+    pub calls: Vec<AttemptView>,
+    /// Pass as `cursor` for the next page; absent on the last.
+    pub next_cursor: Option<String>,
+}
+
+/// How a campaign is going, from its read models.
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CampaignStats {
+    pub campaign_id: Uuid,
+    pub status: CampaignStatus,
+    pub total_contacts: i64,
+    pub calls_made: i64,
+    pub calls_connected: i64,
+    pub calls_successful: i64,
+    /// Contacts by status (pending, calling, completed, failed, dnc), zeros included.
+    pub contacts_by_status: std::collections::BTreeMap<String, i64>,
+    /// Contacts reached (an attempt connected) ÷ contacts attempted; null before any attempt.
+    pub contact_rate: Option<f64>,
+    /// Successful calls (the campaign's success outcome) ÷ connected calls; null before a connection.
+    pub conversion_rate: Option<f64>,
+    pub calls_in_flight: i64,
+    /// Dials in the last hour.
+    pub attempts_per_hour: i64,
+    /// When the contacts still open would all have had an attempt at the last hour's pace; null when idle.
+    pub estimated_completion_at: Option<DateTime<Utc>>,
+}
+
+/// The figures behind [`CampaignStats`] (read models).
+#[async_trait]
+pub trait CampaignProgress: Send + Sync {
+    async fn attempts(
+        &self,
+        organization_id: Uuid,
+        campaign_id: Uuid,
+        after: Option<Uuid>,
+        limit: i64,
+    ) -> Result<Vec<AttemptView>, AppError>;
+    /// Contacts by status, contacts attempted and reached, and dials since `since`.
+    async fn progress(&self, campaign_id: Uuid, since: DateTime<Utc>) -> Result<Progress, AppError>;
+}
+
+/// Counts a campaign's statistics are made of.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Progress {
+    pub contacts_by_status: std::collections::BTreeMap<String, i64>,
+    pub contacts_attempted: i64,
+    pub contacts_reached: i64,
+    pub dials_since: i64,
+}
+
+impl CampaignService {
+    /// A page of the campaign's attempts, newest last (cursor: the last call id of the previous page).
+    pub async fn attempts(
+        &self,
+        caller: &Session,
+        campaign_id: Uuid,
+        cursor: Option<Uuid>,
+        limit: i64,
+    ) -> Result<AttemptPage, AppError> {
+        self.get(caller, campaign_id).await?;
+        let calls = self
+            .progress
+            .attempts(caller.organization_id, campaign_id, cursor, limit)
+            .await?;
+        let next_cursor = (calls.len() as i64 == limit)
+            .then(|| calls.last().map(|c| c.call_id.to_string()))
+            .flatten();
+        Ok(AttemptPage { calls, next_cursor })
+    }
+
+    pub async fn stats(&self, caller: &Session, campaign_id: Uuid) -> Result<CampaignStats, AppError> {
+        let campaign = self.get(caller, campaign_id).await?;
+        let now = self.clock.now();
+        let progress = self
+            .progress
+            .progress(campaign_id, now - chrono::Duration::hours(1))
+            .await?;
+        let mut by_status: std::collections::BTreeMap<String, i64> = domain::campaigns::ContactStatus::ALL
+            .iter()
+            .map(|s| (s.as_str().to_owned(), 0))
+            .collect();
+        by_status.extend(progress.contacts_by_status);
+        let ratio = |part: i64, whole: i64| (whole > 0).then(|| part as f64 / whole as f64);
+        let open = by_status["pending"] + by_status["calling"];
+        let estimated_completion_at = (progress.dials_since > 0 && open > 0)
+            .then(|| now + chrono::Duration::seconds(open * 3600 / progress.dials_since));
+        Ok(CampaignStats {
+            campaign_id,
+            status: campaign.status,
+            total_contacts: campaign.total_contacts,
+            calls_made: campaign.calls_made,
+            calls_connected: campaign.calls_connected,
+            calls_successful: campaign.calls_successful,
+            calls_in_flight: by_status["calling"],
+            contacts_by_status: by_status,
+            contact_rate: ratio(progress.contacts_reached, progress.contacts_attempted),
+            conversion_rate: ratio(campaign.calls_successful, campaign.calls_connected),
+            attempts_per_hour: progress.dials_since,
+            estimated_completion_at,
+        })
     }
 }
 

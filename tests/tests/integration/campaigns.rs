@@ -766,4 +766,74 @@ async fn the_runner_dials_each_contact_once_in_its_own_window_retries_by_the_rul
         (&done["status"], &done["callsMade"], &done["callsConnected"]),
         (&json!("completed"), &json!(5), &json!(2))
     );
+
+    // Every attempt, in dialling order, and the figures made of them.
+    let (status, attempts) = w.app.get(&format!("/api/campaigns/{id}/calls"), Some(&w.token)).await;
+    assert_eq!(status, 200, "{attempts}");
+    voxreach_tests::assert_answers_as_documented("AttemptPage", &attempts);
+    let results: Vec<(String, i64, String)> = attempts["calls"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| {
+            (
+                a["phone"].as_str().unwrap().to_owned(),
+                a["attemptNumber"].as_i64().unwrap(),
+                a["result"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        results,
+        [
+            ("+14155552671".to_owned(), 1, "busy".to_owned()),
+            ("+12125550123".to_owned(), 1, "connected".to_owned()),
+            ("+14155552671".to_owned(), 2, "no_answer".to_owned()),
+            ("+18085550123".to_owned(), 1, "voicemail".to_owned()),
+            ("+14155552671".to_owned(), 3, "connected".to_owned()),
+        ]
+    );
+    assert_eq!(attempts["calls"][0]["callerNumber"], "+14155550170");
+    let (status, stats) = w.app.get(&format!("/api/campaigns/{id}/stats"), Some(&w.token)).await;
+    assert_eq!(status, 200, "{stats}");
+    voxreach_tests::assert_answers_as_documented("CampaignStats", &stats);
+    assert_eq!(
+        stats["contactsByStatus"],
+        json!({"pending": 0, "calling": 0, "completed": 2, "failed": 0, "dnc": 1})
+    );
+    assert_eq!(
+        (&stats["callsMade"], &stats["callsConnected"], &stats["callsInFlight"]),
+        (&json!(5), &json!(2), &json!(0))
+    );
+    // Two of the three contacts attempted were reached; voicemail is not a conversation.
+    assert!(
+        (stats["contactRate"].as_f64().unwrap() - 2.0 / 3.0).abs() < 1e-9,
+        "{stats}"
+    );
+    assert_eq!(stats["conversionRate"], 0.0);
+
+    // The same figures, live.
+    let mut live = w
+        .app
+        .client
+        .get(w.app.url(&format!("/api/campaigns/{id}/events")))
+        .bearer_auth(&w.token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(live.headers()["content-type"], "text/event-stream");
+    let first = String::from_utf8(live.chunk().await.unwrap().unwrap().to_vec()).unwrap();
+    assert!(first.starts_with("event: stats\ndata: "), "{first}");
+    let sent: Value = serde_json::from_str(first.trim_start_matches("event: stats\ndata: ").trim()).unwrap();
+    assert_eq!(sent, stats);
+    drop(live);
+
+    let (other, _) = w.app.register("owner@other-runner.test", "Other").await;
+    for path in ["stats", "calls", "events"] {
+        assert_eq!(
+            w.app.get(&format!("/api/campaigns/{id}/{path}"), Some(&other)).await.0,
+            404,
+            "{path}"
+        );
+    }
 }
