@@ -178,15 +178,7 @@ impl CampaignRunner {
                 dialing.push(campaign);
             }
         }
-        let shares = fair_shares(&dialing, DIALS_PER_TICK);
-        for (campaign, share) in dialing.iter().zip(shares) {
-            if share == 0 {
-                continue;
-            }
-            let ready = self.board.ready(campaign.id, now, share as i64).await?;
-            if ready.is_empty() {
-                continue;
-            }
+        for (campaign, ready) in self.choose(dialing, now).await? {
             let mut numbers = vec![campaign.settings.default_phone_number_id];
             numbers.extend(&campaign.settings.phone_number_ids);
             let known = self.board.caller_ids(campaign.organization_id, &numbers).await?;
@@ -203,7 +195,7 @@ impl CampaignRunner {
                 .filter(|c| campaign.settings.phone_number_ids.contains(&c.phone_number_id))
                 .collect();
             for contact in ready {
-                match self.dial_one(campaign, &contact, &default, &pool, now).await {
+                match self.dial_one(&campaign, &contact, &default, &pool, now).await {
                     Ok(Some(Step::Dialed)) => report.dialed += 1,
                     Ok(Some(Step::Deferred)) => report.deferred += 1,
                     Ok(Some(Step::Closed)) => report.closed += 1,
@@ -213,6 +205,27 @@ impl CampaignRunner {
             }
         }
         Ok(report)
+    }
+
+    /// The contacts this tick looks at: each running campaign's fair share of
+    /// the tick's dials, its ready contacts read from the "next ready" index.
+    pub async fn choose(
+        &self,
+        campaigns: Vec<RunningCampaign>,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<(RunningCampaign, Vec<ReadyContact>)>, AppError> {
+        let shares = fair_shares(&campaigns, DIALS_PER_TICK);
+        let mut chosen = Vec::new();
+        for (campaign, share) in campaigns.into_iter().zip(shares) {
+            if share == 0 {
+                continue;
+            }
+            let ready = self.board.ready(campaign.id, now, share as i64).await?;
+            if !ready.is_empty() {
+                chosen.push((campaign, ready));
+            }
+        }
+        Ok(chosen)
     }
 
     /// Decides one contact at dial time, on its own stream: dial (recorded),
