@@ -9,7 +9,9 @@ use actix_web::http::header;
 use actix_web::{web, HttpResponse};
 use actix_web::{HttpMessage, HttpRequest};
 use application::campaigns::upload::{ColumnMapping, ImportResult, UploadSummary};
-use application::campaigns::{AttemptPage, CampaignStats, CampaignView, ContactPage, DncStatus, Steer};
+use application::campaigns::{
+    AttemptPage, CampaignStats, CampaignView, ContactPage, DncStatus, DncUploadResult, Steer,
+};
 use application::{AppError, ErrorKind};
 use domain::campaigns::{CampaignSettings, CampaignStatus, ContactStatus, DncReason};
 use domain::openapi::optional_integer;
@@ -174,6 +176,31 @@ async fn multipart_file(req: &HttpRequest, payload: web::Payload, limit: usize) 
     Err(AppError::validation("file", "the form has no part named file").into())
 }
 
+/// A file's bytes from a `text/csv` (or plain) body or a `multipart/form-data` part named `file`, refused
+/// past `limit` as soon as the declared or streamed size passes it.
+async fn file_body(req: &HttpRequest, payload: web::Payload, limit: usize) -> Result<Vec<u8>, ApiError> {
+    let declared = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    if declared.is_some_and(|length| length > limit) {
+        return Err(too_large(limit));
+    }
+    let mime = req.mime_type().ok().flatten();
+    match mime.as_ref().map(|m| (m.type_().as_str(), m.subtype().as_str())) {
+        Some(("multipart", "form-data")) => multipart_file(req, payload, limit).await,
+        Some(("text", "csv" | "plain") | ("application", "octet-stream" | "csv" | "vnd.ms-excel")) => {
+            read_limited(payload, limit).await
+        }
+        _ => Err(ApiError::new(
+            ErrorKind::Unsupported,
+            "unsupported_media_type",
+            "send the file as text/csv or multipart/form-data",
+        )),
+    }
+}
+
 /// Upload a contact file (`text/csv`, or `multipart/form-data` with a part named `file`): it is kept and read
 /// once to propose a mapping. UTF-8 (with or without BOM) or Windows-1252; comma, semicolon or tab separated.
 #[utoipa::path(post, path = "/api/campaigns/{id}/upload", tag = "campaigns", security(("bearer" = [])),
@@ -189,29 +216,7 @@ pub async fn upload(
     id: web::Path<Uuid>,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
-    let limit = state.upload_limit_bytes;
-    let declared = req
-        .headers()
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<usize>().ok());
-    if declared.is_some_and(|length| length > limit) {
-        return Err(too_large(limit));
-    }
-    let mime = req.mime_type().ok().flatten();
-    let content = match mime.as_ref().map(|m| (m.type_().as_str(), m.subtype().as_str())) {
-        Some(("multipart", "form-data")) => multipart_file(&req, payload, limit).await?,
-        Some(("text", "csv" | "plain") | ("application", "octet-stream" | "csv" | "vnd.ms-excel")) => {
-            read_limited(payload, limit).await?
-        }
-        _ => {
-            return Err(ApiError::new(
-                ErrorKind::Unsupported,
-                "unsupported_media_type",
-                "send the file as text/csv or multipart/form-data",
-            ))
-        }
-    };
+    let content = file_body(&req, payload, state.upload_limit_bytes).await?;
     Ok(HttpResponse::Created().json(state.uploads.upload(&caller.0, *id, content).await?))
 }
 
@@ -434,6 +439,33 @@ pub async fn dnc(
     Ok(HttpResponse::Ok().json(answer))
 }
 
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct DncUploadQuery {
+    /// Why these numbers are listed (default `manual_add`).
+    reason: Option<DncReason>,
+}
+
+/// List many numbers at once: the US National DNC Registry's download (one 10-digit number per line) or a
+/// CSV file with a phone column (`text/csv`, or `multipart/form-data` with a part named `file`).
+#[utoipa::path(post, path = "/api/dnc/upload", tag = "campaigns", security(("bearer" = [])), params(DncUploadQuery),
+    request_body(content = String, content_type = "text/csv", description = "The numbers"),
+    responses((status = 200, description = "What was listed, and the refused lines", body = DncUploadResult),
+        (status = 413, description = "Larger than `VOXREACH_UPLOAD_LIMIT_BYTES`", body = ErrorBody),
+        (status = 415, description = "Neither text/csv nor multipart/form-data", body = ErrorBody),
+        (status = 422, description = "A CSV file without a phone column", body = ErrorBody)))]
+pub async fn upload_dnc(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    caller: Caller,
+    query: web::Query<DncUploadQuery>,
+    payload: web::Payload,
+) -> Result<HttpResponse, ApiError> {
+    let content = file_body(&req, payload, state.upload_limit_bytes).await?;
+    let reason = query.reason.unwrap_or(DncReason::ManualAdd);
+    Ok(HttpResponse::Ok().json(state.dnc.upload(&caller.0, &content, reason).await?))
+}
+
 /// Take a number off the list (owners and admins; recorded with who did it).
 #[utoipa::path(delete, path = "/api/dnc/{phone}", tag = "campaigns", security(("bearer" = [])),
     params(("phone" = String, Path, description = "The number, E.164 (`+` written `%2B`)")),
@@ -521,6 +553,11 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         web::resource("/api/dnc")
             .post(add_dnc)
             .get(dnc)
+            .default_service(web::to(method_not_allowed)),
+    )
+    .service(
+        web::resource("/api/dnc/upload")
+            .post(upload_dnc)
             .default_service(web::to(method_not_allowed)),
     )
     .service(

@@ -61,6 +61,7 @@ use utoipa::{Modify, OpenApi};
         crate::campaigns::stats,
         crate::campaigns::events,
         crate::campaigns::add_dnc,
+        crate::campaigns::upload_dnc,
         crate::campaigns::dnc,
         crate::campaigns::remove_dnc,
         crate::ab_testing::create_variant,

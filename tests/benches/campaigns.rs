@@ -21,7 +21,9 @@ fn env_or(name: &str, default: usize) -> usize {
 /// The `n`th of many distinct, valid US numbers.
 fn phone(n: usize) -> String {
     const AREAS: [u32; 8] = [212, 312, 415, 617, 713, 206, 305, 404];
-    const EXCHANGES: [u32; 16] = [234, 345, 456, 567, 678, 789, 890, 923, 246, 357, 468, 579, 682, 793, 824, 935];
+    const EXCHANGES: [u32; 16] = [
+        234, 345, 456, 567, 678, 789, 890, 923, 246, 357, 468, 579, 682, 793, 824, 935,
+    ];
     let line = n % 10_000;
     let exchange = EXCHANGES[(n / 10_000) % EXCHANGES.len()];
     let area = AREAS[(n / 10_000 / EXCHANGES.len()) % AREAS.len()];
@@ -62,9 +64,16 @@ async fn import(w: &VapiWorld, campaign: &str, rows: usize) -> (f64, f64) {
     assert_eq!(status, 201, "{upload}");
     let uploaded = started.elapsed().as_secs_f64();
     let started = Instant::now();
-    let path = format!("/api/campaigns/{campaign}/upload/{}/import", upload["uploadId"].as_str().unwrap());
+    let path = format!(
+        "/api/campaigns/{campaign}/upload/{}/import",
+        upload["uploadId"].as_str().unwrap()
+    );
     let (status, result) = w.post(&path, json!({"mapping": upload["mapping"]})).await;
-    assert_eq!((status, result["imported"].as_u64()), (200, Some(rows as u64)), "{result}");
+    assert_eq!(
+        (status, result["imported"].as_u64()),
+        (200, Some(rows as u64)),
+        "{result}"
+    );
     (uploaded, started.elapsed().as_secs_f64())
 }
 
@@ -95,7 +104,9 @@ async fn raw_insert(pool: &sqlx::PgPool, rows: usize) -> f64 {
 }
 
 fn percentile(sorted: &[f64], p: f64) -> f64 {
-    sorted[((sorted.len() as f64 * p).ceil() as usize).saturating_sub(1).min(sorted.len() - 1)]
+    sorted[((sorted.len() as f64 * p).ceil() as usize)
+        .saturating_sub(1)
+        .min(sorted.len() - 1)]
 }
 
 #[tokio::main]
@@ -162,7 +173,9 @@ async fn main() {
     let mut times = Vec::new();
     for _ in 0..200 {
         let started = Instant::now();
-        let running = application::campaigns::runner::CampaignBoard::running(&board, at).await.unwrap();
+        let running = application::campaigns::runner::CampaignBoard::running(&board, at)
+            .await
+            .unwrap();
         let chosen = runner.choose(running, at).await.unwrap();
         times.push(started.elapsed().as_secs_f64() * 1000.0);
         assert_eq!(chosen.iter().map(|(_, c)| c.len()).sum::<usize>(), 100);

@@ -575,6 +575,103 @@ impl DncService {
     }
 }
 
+/// What a bulk DNC upload did.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct DncUploadResult {
+    /// Numbers put on the list.
+    pub listed: u64,
+    /// Numbers on the list already (or twice in the file).
+    pub already_listed: u64,
+    pub invalid: u64,
+    pub errors: Vec<upload::RowError>,
+}
+
+/// Numbers listed at once by a bulk upload.
+const DNC_UPLOAD_CONCURRENCY: usize = 16;
+
+impl DncService {
+    /// Lists every number of a file: the US National DNC Registry's download
+    /// (one 10-digit number per line) or a CSV file with a phone column.
+    #[tracing::instrument(skip_all, fields(organization_id = %caller.organization_id, bytes = content.len()))]
+    pub async fn upload(
+        &self,
+        caller: &Session,
+        content: &[u8],
+        reason: DncReason,
+    ) -> Result<DncUploadResult, AppError> {
+        use futures::stream::{StreamExt, TryStreamExt};
+        authorize(caller, Action::AddToDnc)?;
+        let text = upload::decode(content);
+        // The registry's files have no header: their first line is a number already.
+        let registry_format = text
+            .trim_start_matches('\u{feff}')
+            .lines()
+            .map(str::trim)
+            .find(|l| !l.is_empty())
+            .is_some_and(|l| l.len() == 10 && l.bytes().all(|b| b.is_ascii_digit()));
+        let (numbers, errors) = if registry_format {
+            let file = domain::campaigns::parse_national_registry(&text);
+            let errors = file
+                .errors
+                .into_iter()
+                .map(|e| upload::RowError {
+                    line: e.line as u64,
+                    reason: e.reason,
+                })
+                .collect();
+            (file.numbers, errors)
+        } else {
+            let file = upload::read_csv(content)?;
+            let mapping = upload::ColumnMapping {
+                phone: upload::propose_mapping(&file.columns).phone,
+                ..upload::ColumnMapping::default()
+            };
+            let (contacts, errors) = upload::map_rows(&file, &mapping)?;
+            (contacts.into_iter().map(|(_, c)| c.phone).collect(), errors)
+        };
+        let total = numbers.len() as u64;
+        let mut unique = std::collections::HashSet::new();
+        let numbers: Vec<PhoneNumber> = numbers.into_iter().filter(|n| unique.insert(n.clone())).collect();
+        let listed = self.directory.listed_among(caller.organization_id, &numbers).await?;
+        let fresh: Vec<PhoneNumber> = numbers.iter().filter(|n| !listed.contains(*n)).cloned().collect();
+        let now = self.clock.now();
+        let added: Vec<bool> = futures::stream::iter(fresh)
+            .map(|phone| async move {
+                let command = DncCommand::List {
+                    organization_id: caller.organization_id,
+                    phone: phone.clone(),
+                    reason,
+                    source: DncSource::UserAdded,
+                    added_by: Some(caller.user_id),
+                    call_id: None,
+                    now,
+                };
+                let before = load_in::<DncEntry>(
+                    self.store.as_ref(),
+                    caller.organization_id,
+                    stream_of::<DncEntry>(dnc_entry_id(caller.organization_id, &phone)),
+                )
+                .await?
+                .state
+                .listed
+                .is_some();
+                self.execute(caller, &phone, command).await?;
+                Ok::<_, AppError>(!before)
+            })
+            .buffer_unordered(DNC_UPLOAD_CONCURRENCY)
+            .try_collect()
+            .await?;
+        let newly = added.iter().filter(|a| **a).count() as u64;
+        Ok(DncUploadResult {
+            listed: newly,
+            already_listed: total - newly,
+            invalid: errors.len() as u64,
+            errors,
+        })
+    }
+}
+
 fn status_of(phone: PhoneNumber, entry: &DncEntry) -> DncStatus {
     DncStatus {
         phone,

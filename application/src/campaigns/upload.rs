@@ -148,7 +148,7 @@ fn unreadable(message: impl Into<String>) -> AppError {
 }
 
 /// UTF-8 (a BOM is dropped), else Windows-1252, which spreadsheet programs still write.
-fn decode(bytes: &[u8]) -> String {
+pub fn decode(bytes: &[u8]) -> String {
     let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
     match std::str::from_utf8(bytes) {
         Ok(text) => text.to_owned(),

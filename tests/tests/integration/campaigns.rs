@@ -315,6 +315,38 @@ async fn the_dnc_list_answers_for_any_number_and_removals_are_for_managers() {
     assert_eq!((status, error["error"]["code"].as_str()), (404, Some("dnc_not_listed")));
     let (_, page) = w.app.get("/api/dnc", Some(&w.token)).await;
     assert!(page["numbers"].as_array().unwrap().is_empty());
+
+    // Many at once: the National DNC Registry's download format…
+    let registry = "4155550111\r\n4155550112\n\n12345\n4155550111\n";
+    let (status, result) = post_raw(&w, "/api/dnc/upload?reason=bounced", "text/plain", registry.into()).await;
+    assert_eq!(status, 200, "{result}");
+    voxreach_tests::assert_answers_as_documented("DncUploadResult", &result);
+    assert_eq!(
+        (
+            &result["listed"],
+            &result["alreadyListed"],
+            &result["invalid"],
+            &result["errors"][0]["line"]
+        ),
+        (&json!(2), &json!(1), &json!(1), &json!(4))
+    );
+    // …or a CSV file with a phone column.
+    let csv = "Name,Phone\nA,(415) 555-0113\nB,+14155550111\nC,nope\n";
+    let (_, result) = post_raw(&w, "/api/dnc/upload", "text/csv", csv.into()).await;
+    assert_eq!(
+        (&result["listed"], &result["alreadyListed"], &result["invalid"]),
+        (&json!(1), &json!(1), &json!(1))
+    );
+    let (status, _) = post_raw(&w, "/api/dnc/upload", "text/csv", "Name\nA\n".into()).await;
+    assert_eq!(status, 422, "no phone column");
+    w.app.settle().await;
+    let (_, bounced) = w.app.get(&check("+14155550112"), Some(&w.token)).await;
+    assert_eq!(
+        (&bounced["listed"], &bounced["reason"]),
+        (&json!(true), &json!("bounced"))
+    );
+    let (_, manual) = w.app.get(&check("+14155550113"), Some(&w.token)).await;
+    assert_eq!(manual["reason"], "manual_add");
 }
 
 /// Posts a raw body to our API as the world's owner.
