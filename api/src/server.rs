@@ -177,10 +177,16 @@ pub fn build_state(pool: PgPool, wiring: Wiring) -> AppState {
         store: store.clone(),
         clock: wiring.clock.clone(),
         owners: call_history.clone(),
-        tools: vec![Arc::new(SetCallOutcomeTool {
-            store: store.clone(),
-            clock: wiring.clock.clone(),
-        })],
+        tools: vec![
+            Arc::new(SetCallOutcomeTool {
+                store: store.clone(),
+                clock: wiring.clock.clone(),
+            }),
+            Arc::new(application::campaigns::AddToDncTool {
+                store: store.clone(),
+                clock: wiring.clock.clone(),
+            }),
+        ],
         sealer: sealer.clone(),
     };
     let vapi_webhook_secret = wiring.keys.vapi_webhook_secret.clone();

@@ -681,3 +681,58 @@ fn status_of(phone: PhoneNumber, entry: &DncEntry) -> DncStatus {
         added_at: entry.listed.as_ref().map(|l| l.added_at),
     }
 }
+
+/// The `add_to_dnc` tool: the person asked, during the call, not to be called
+/// again; their number goes on the organization's DNC list at once.
+pub struct AddToDncTool {
+    pub store: Arc<dyn EventStore>,
+    pub clock: Arc<dyn Clock>,
+}
+
+#[async_trait]
+impl crate::calls::Tool for AddToDncTool {
+    fn name(&self) -> &'static str {
+        "add_to_dnc"
+    }
+
+    async fn run(&self, context: &crate::calls::ToolContext, _arguments: &Value) -> Result<String, String> {
+        let organization_id = context.organization_id;
+        let listed = async {
+            let call = load_in::<domain::calls::Call>(
+                self.store.as_ref(),
+                organization_id,
+                stream_of::<domain::calls::Call>(context.call_id),
+            )
+            .await?;
+            let raw = call
+                .state
+                .parties
+                .customer_number
+                .ok_or_else(|| AppError::validation("customer", "the call has no customer number"))?;
+            let phone = PhoneNumber::parse(&raw).map_err(|e| AppError::validation("customer", e.to_string()))?;
+            let command = DncCommand::List {
+                organization_id,
+                phone: phone.clone(),
+                reason: DncReason::OptOut,
+                source: DncSource::AutoDetected,
+                added_by: None,
+                call_id: Some(context.call_id),
+                now: self.clock.now(),
+            };
+            execute::<DncEntry>(
+                self.store.as_ref(),
+                organization_id,
+                stream_of::<DncEntry>(dnc_entry_id(organization_id, &phone)),
+                &crate::aggregates::metadata(format!("vapi-tool:{}", context.tool_call_id), "tool"),
+                |loaded| Ok(DncEntry::decide(&command, &loaded.state)?),
+            )
+            .await
+        }
+        .await;
+        match listed {
+            Ok(_) => Ok("The number is on the do-not-call list; it will not be called again.".into()),
+            Err(error) if error.kind == ErrorKind::Internal => Err("the number could not be listed".into()),
+            Err(error) => Err(error.message),
+        }
+    }
+}

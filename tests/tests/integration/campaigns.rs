@@ -869,3 +869,24 @@ async fn the_runner_dials_each_contact_once_in_its_own_window_retries_by_the_rul
         );
     }
 }
+
+#[tokio::test]
+async fn the_add_to_dnc_tool_lists_the_caller_during_the_call() {
+    let w = VapiWorld::start().await;
+    let message = json!({"message": {"type": "tool-calls",
+        "call": {"id": "call_optout", "type": "inboundPhoneCall", "assistantId": "asst_123", "phoneNumberId": "pn_1",
+                 "customer": {"number": "+14155552671"}},
+        "toolCallList": [{"id": "tc_dnc", "type": "function", "function": {"name": "add_to_dnc", "arguments": "{}"}}]}});
+    let (status, reply) = w.app.deliver_vapi(&message).await;
+    assert_eq!(status, 200, "{reply}");
+    assert!(
+        reply["results"][0]["result"].as_str().unwrap().contains("do-not-call"),
+        "{reply}"
+    );
+    w.app.settle().await;
+    let (_, listed) = w.app.get("/api/dnc?phone=%2B14155552671", Some(&w.token)).await;
+    assert_eq!(
+        (&listed["listed"], &listed["reason"], &listed["source"]),
+        (&json!(true), &json!("opt_out"), &json!("auto_detected"))
+    );
+}
