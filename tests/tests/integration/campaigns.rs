@@ -890,3 +890,80 @@ async fn the_add_to_dnc_tool_lists_the_caller_during_the_call() {
         (&json!(true), &json!("opt_out"), &json!("auto_detected"))
     );
 }
+
+#[tokio::test]
+async fn a_crash_between_pick_and_dial_loses_no_contact_and_dials_nobody_twice() {
+    let clock = voxreach_tests::ManualClock::at("2026-11-10T17:00:00Z");
+    let shared = clock.clone();
+    let w = VapiWorld::start_with(move |wiring| wiring.clock = shared).await;
+    let number = w.add_number("pn_crash", "+14155550171", false).await;
+    wiremock::Mock::given(wiremock::matchers::method("POST"))
+        .and(wiremock::matchers::path("/call"))
+        .respond_with(NumberedCalls(Default::default()))
+        .mount(&w.vapi)
+        .await;
+    let id = create(&w, campaign(&w, &number)).await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let (_, upload) = post_raw(
+        &w,
+        &format!("/api/campaigns/{id}/upload"),
+        "text/csv",
+        b"Phone\n+14155552671\n".to_vec(),
+    )
+    .await;
+    let import = format!(
+        "/api/campaigns/{id}/upload/{}/import",
+        upload["uploadId"].as_str().unwrap()
+    );
+    w.post(&import, json!({"mapping": upload["mapping"]})).await;
+    assert_eq!(steer(&w, &id, "start").await.0, 200);
+    w.app.settle().await;
+
+    // A scheduler picks the contact, then dies before recording the dial: the contact is still ready.
+    let store: std::sync::Arc<dyn application::event_store::EventStore> =
+        std::sync::Arc::new(infrastructure::event_store::PgEventStore::new(w.app.db.pool.clone()));
+    let board = std::sync::Arc::new(projections::campaigns::PgCampaigns::new(w.app.db.pool.clone()));
+    let crashed = application::campaigns::runner::CampaignRunner {
+        store,
+        clock: clock.clone(),
+        board: board.clone(),
+        rotation: Default::default(),
+    };
+    let now = application::clock::Clock::now(clock.as_ref());
+    let running = application::campaigns::runner::CampaignBoard::running(board.as_ref(), now)
+        .await
+        .unwrap();
+    let picked = crashed.choose(running, now).await.unwrap();
+    assert_eq!(picked.len(), 1);
+    drop(crashed);
+    assert_eq!(contacts_by_phone(&w, &id).await["+14155552671"]["status"], "pending");
+
+    // Another scheduler records the dial, and its process dies before the call is requested:
+    // the dial's work is queued with the record, so the call is placed when any worker runs it.
+    let runner = w
+        .app
+        .state
+        .scheduled
+        .iter()
+        .find(|job| job.name() == "campaign-runner")
+        .unwrap()
+        .clone();
+    assert_eq!(runner.run().await.unwrap(), 1);
+    w.app.settle().await;
+    assert!(calls_to(&w, "+14155552671").await.is_empty(), "not requested yet");
+    w.app.drain_work().await;
+    assert_eq!(calls_to(&w, "+14155552671").await.len(), 1);
+    // Ticks and workers running again change nothing: one dial, one call.
+    runner.run().await.unwrap();
+    w.app.drain_work().await;
+    let calls = calls_to(&w, "+14155552671").await;
+    assert_eq!(calls.len(), 1);
+    assert!(calls[0].1.starts_with("vapi_call_"), "placed with Vapi: {calls:?}");
+    let contact = &contacts_by_phone(&w, &id).await["+14155552671"];
+    assert_eq!(
+        (&contact["status"], &contact["attemptCount"]),
+        (&json!("calling"), &json!(1))
+    );
+}
