@@ -628,6 +628,12 @@ async fn calls_to(w: &VapiWorld, phone: &str) -> Vec<(String, String)> {
 }
 
 async fn call_ends(w: &VapiWorld, vapi_id: &str, phone: &str, reason: &str, structured: Value) {
+    report_end(w, vapi_id, phone, reason, structured).await;
+    w.app.drain_work().await;
+}
+
+/// Vapi's end-of-call report for one of our campaign calls.
+async fn report_end(w: &VapiWorld, vapi_id: &str, phone: &str, reason: &str, structured: Value) {
     let report = json!({"message": {
         "type": "end-of-call-report", "endedReason": reason,
         "call": {"id": vapi_id, "type": "outboundPhoneCall", "assistantId": "asst_123", "phoneNumberId": "pn_runner",
@@ -637,7 +643,6 @@ async fn call_ends(w: &VapiWorld, vapi_id: &str, phone: &str, reason: &str, stru
     }});
     let (status, _) = w.app.deliver_vapi(&report).await;
     assert_eq!(status, 200);
-    w.app.drain_work().await;
 }
 
 #[tokio::test]
@@ -966,4 +971,216 @@ async fn a_crash_between_pick_and_dial_loses_no_contact_and_dials_nobody_twice()
         (&contact["status"], &contact["attemptCount"]),
         (&json!("calling"), &json!(1))
     );
+}
+
+/// Where each area code of the simulation is, and the latest local hour it may be called until
+/// (Florida and Oklahoma stop at 20:00), written out here rather than taken from the code under test.
+const SIMULATED_AREAS: [(&str, chrono_tz::Tz, u32); 7] = [
+    ("212", chrono_tz::America::New_York, 21),
+    ("312", chrono_tz::America::Chicago, 21),
+    ("303", chrono_tz::America::Denver, 21),
+    ("602", chrono_tz::America::Phoenix, 21),
+    ("213", chrono_tz::America::Los_Angeles, 21),
+    ("808", chrono_tz::Pacific::Honolulu, 21),
+    ("305", chrono_tz::America::New_York, 20),
+];
+
+/// How the scripted Vapi answers a number: by its last digit.
+fn scripted_end(phone: &str, attempt: usize) -> (&'static str, Value) {
+    match phone.as_bytes()[phone.len() - 1] - b'0' {
+        0..=2 if attempt < 2 => ("customer-busy", json!({})),
+        3 | 4 => ("customer-did-not-answer", json!({})),
+        5 => ("voicemail", json!({})),
+        6 => ("customer-ended-call", json!({"optOut": true})),
+        7 => ("pipeline-error-openai-llm-failed", json!({})),
+        _ => ("customer-ended-call", json!({"outcome": "qualified"})),
+    }
+}
+
+#[tokio::test]
+async fn a_thousand_contacts_across_us_time_zones_are_called_within_their_windows_caps_and_the_dnc_list() {
+    use chrono::{DateTime, Timelike, Utc};
+    // Saturday 7 March 2026, 12:00 UTC; daylight saving starts on Sunday the 8th (not in Arizona or Hawaii).
+    let clock = voxreach_tests::ManualClock::at("2026-03-07T12:00:00Z");
+    let shared = clock.clone();
+    let w = VapiWorld::start_with(move |wiring| wiring.clock = shared).await;
+    let number = w.add_number("pn_sim", "+14155550172", false).await;
+    wiremock::Mock::given(wiremock::matchers::method("POST"))
+        .and(wiremock::matchers::path("/call"))
+        .respond_with(NumberedCalls(Default::default()))
+        .mount(&w.vapi)
+        .await;
+    let phones: Vec<String> = (0..1_000)
+        .map(|n| format!("+1{}{}{:04}", SIMULATED_AREAS[n % 7].0, 234 + ((n / 7) % 60) * 10, n))
+        .collect();
+    // Listed before the import: imported as dnc.
+    for phone in &phones[..10] {
+        assert_eq!(
+            w.post("/api/dnc", json!({"phone": phone, "reason": "manual_add"}))
+                .await
+                .0,
+            201
+        );
+    }
+    w.app.settle().await;
+    let mut body = campaign(&w, &number);
+    body["maxConcurrentCalls"] = json!(100);
+    body["dialsPerMinute"] = json!(120);
+    let id = create(&w, body).await["id"].as_str().unwrap().to_owned();
+    let file = std::iter::once("Phone".to_owned())
+        .chain(phones.iter().cloned())
+        .collect::<Vec<_>>()
+        .join("\n");
+    let (_, upload) = post_raw(
+        &w,
+        &format!("/api/campaigns/{id}/upload"),
+        "text/csv",
+        file.into_bytes(),
+    )
+    .await;
+    let import = format!(
+        "/api/campaigns/{id}/upload/{}/import",
+        upload["uploadId"].as_str().unwrap()
+    );
+    let (_, imported) = w.post(&import, json!({"mapping": upload["mapping"]})).await;
+    assert_eq!(
+        (&imported["imported"], &imported["dnc"]),
+        (&json!(990), &json!(10)),
+        "{imported}"
+    );
+    assert_eq!(steer(&w, &id, "start").await.0, 200);
+    w.app.settle().await;
+
+    let runner = w
+        .app
+        .state
+        .scheduled
+        .iter()
+        .find(|job| job.name() == "campaign-runner")
+        .unwrap()
+        .clone();
+    let mut answered = 0;
+    let mut attempts_of: std::collections::HashMap<String, usize> = Default::default();
+    let mut dials: Vec<(String, DateTime<Utc>)> = Vec::new();
+    let mut listed_mid_campaign: Option<DateTime<Utc>> = None;
+    let start: DateTime<Utc> = "2026-03-07T12:00:00Z".parse().unwrap();
+    for tick in 0..(48 * 2) {
+        let now = start + chrono::Duration::minutes(30 * tick);
+        clock.set(&now.to_rfc3339());
+        if tick == 4 {
+            // Listed mid-campaign: not dialled from now on.
+            for phone in &phones[10..20] {
+                assert_eq!(
+                    w.post("/api/dnc", json!({"phone": phone, "reason": "opt_out"})).await.0,
+                    201
+                );
+            }
+            listed_mid_campaign = Some(now);
+        }
+        w.app.settle().await;
+        runner.run().await.unwrap();
+        w.app.drain_work().await;
+        let requests = w.vapi.received_requests().await.unwrap_or_default();
+        let placed: Vec<String> = requests
+            .iter()
+            .filter(|r| r.url.path() == "/call" && r.method.as_str() == "POST")
+            .map(|r| {
+                serde_json::from_slice::<Value>(&r.body).unwrap()["customer"]["number"]
+                    .as_str()
+                    .unwrap()
+                    .to_owned()
+            })
+            .collect();
+        for (n, phone) in placed.iter().enumerate().skip(answered) {
+            dials.push((phone.clone(), now));
+            let attempt = attempts_of.entry(phone.clone()).or_default();
+            let (reason, analysis) = scripted_end(phone, *attempt);
+            *attempt += 1;
+            report_end(&w, &format!("vapi_call_{n}"), phone, reason, analysis).await;
+        }
+        answered = placed.len();
+        w.app.drain_work().await;
+    }
+    assert!(
+        dials.len() > 990,
+        "every callable contact was called at least once: {}",
+        dials.len()
+    );
+
+    let listed_at = listed_mid_campaign.unwrap();
+    for (phone, at) in &dials {
+        let (_, zone, latest) = SIMULATED_AREAS.iter().find(|(area, ..)| phone[2..5] == **area).unwrap();
+        let local = at.with_timezone(zone);
+        assert!(
+            (8..*latest).contains(&local.hour()),
+            "{phone} called at {local} local time"
+        );
+        assert!(
+            !phones[..10].contains(phone),
+            "{phone} was on the DNC list before the import"
+        );
+        if phones[10..20].contains(phone) {
+            assert!(*at < listed_at, "{phone} called after it was listed");
+        }
+    }
+    for (phone, count) in &attempts_of {
+        assert!(*count <= 4, "{phone}: {count} attempts, more than maxRetries + 1");
+        let times: Vec<&DateTime<Utc>> = dials.iter().filter(|(p, _)| p == phone).map(|(_, at)| at).collect();
+        for window in times.windows(4) {
+            assert!(
+                *window[3] - *window[0] >= chrono::Duration::hours(24),
+                "{phone}: 4 calls within 24 h"
+            );
+        }
+        // Opted out during a call: never called again.
+        if phone.ends_with('6') {
+            assert_eq!(*count, 1, "{phone} opted out on its first call");
+        }
+    }
+    // Hawaii is called at its own 08:00 or later, never at 08:00 Eastern.
+    let hawaii_first = dials
+        .iter()
+        .filter(|(p, _)| p.starts_with("+1808"))
+        .map(|(_, at)| *at)
+        .min()
+        .unwrap();
+    assert!(
+        hawaii_first >= "2026-03-07T18:00:00Z".parse::<DateTime<Utc>>().unwrap(),
+        "{hawaii_first}"
+    );
+    // Arizona keeps UTC-7 across the change: 08:00 there is 15:00 UTC on both days.
+    let arizona_sunday = dials
+        .iter()
+        .filter(|(p, at)| {
+            p.starts_with("+1602")
+                && at.with_timezone(&chrono_tz::America::Phoenix).date_naive()
+                    == chrono::NaiveDate::from_ymd_opt(2026, 3, 8).unwrap()
+        })
+        .map(|(_, at)| *at)
+        .min();
+    if let Some(first) = arizona_sunday {
+        assert!(
+            first >= "2026-03-08T15:00:00Z".parse::<DateTime<Utc>>().unwrap(),
+            "{first}"
+        );
+    }
+    w.app.settle().await;
+    // Two days on, the morning's session has expired: sign in again.
+    let (_, session) = w
+        .app
+        .post(
+            "/api/auth/login",
+            None,
+            json!({"email": "owner@world.test", "password": "correct horse battery"}),
+        )
+        .await;
+    let token = session["token"].as_str().expect("signed in").to_owned();
+    let (status, stats) = w.app.get(&format!("/api/campaigns/{id}/stats"), Some(&token)).await;
+    assert_eq!(
+        (status, stats["callsMade"].as_u64()),
+        (200, Some(dials.len() as u64)),
+        "{stats}"
+    );
+    // Listed before the import, and every contact that opted out on a call (last digit 6).
+    assert!(stats["contactsByStatus"]["dnc"].as_i64().unwrap() >= 10 + 90, "{stats}");
 }
