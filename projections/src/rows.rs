@@ -43,17 +43,22 @@ async fn save<'a, T: Serialize + 'a>(
     };
     let columns: Vec<&str> = first.keys().map(String::as_str).filter(|c| *c != "id").collect();
     let excluded: Vec<String> = columns.iter().map(|c| format!("EXCLUDED.{c}")).collect();
-    sqlx::query(&format!(
+    let statement = format!(
         "INSERT INTO {table} SELECT * FROM jsonb_populate_recordset(NULL::{table}, $1)
          ON CONFLICT (id) DO UPDATE SET ({}) = ROW({})",
         columns.join(", "),
         excluded.join(", ")
-    ))
-    .bind(Json(&rows))
-    .execute(conn)
-    .await
-    .map(|_| ())
+    );
+    // One statement per slice: a batch of big events (a contact import holds a
+    // thousand rows) must stay under PostgreSQL's 256 MB limit on one jsonb value.
+    for slice in rows.chunks(ROWS_PER_STATEMENT) {
+        sqlx::query(&statement).bind(Json(slice)).execute(&mut *conn).await?;
+    }
+    Ok(())
 }
+
+/// Rows written by one statement.
+const ROWS_PER_STATEMENT: usize = 10_000;
 
 /// Loads the rows of `ids` from `table`, lets `fold` change them (a `None`
 /// entry is a row not yet there), and saves those that exist afterwards.
