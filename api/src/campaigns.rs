@@ -13,7 +13,7 @@ use application::campaigns::{
     AttemptPage, CampaignStats, CampaignView, ContactPage, DncStatus, DncUploadResult, Steer,
 };
 use application::{AppError, ErrorKind};
-use domain::campaigns::{CampaignSettings, CampaignStatus, ContactStatus, DncReason};
+use domain::campaigns::{AttemptResult, CampaignSettings, CampaignStatus, ContactStatus, DncReason};
 use domain::openapi::optional_integer;
 use domain::phone::PhoneNumber;
 use futures::StreamExt;
@@ -288,6 +288,8 @@ pub async fn contacts(
 #[derive(Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct AttemptQuery {
+    /// Only attempts with this result.
+    result: Option<AttemptResult>,
     /// `nextCursor` of the previous page.
     cursor: Option<Uuid>,
     /// Calls per page (default 50).
@@ -313,7 +315,12 @@ pub async fn calls(
     query: web::Query<AttemptQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let limit = page_limit(query.limit)?;
-    Ok(HttpResponse::Ok().json(state.campaigns.attempts(&caller.0, *id, query.cursor, limit).await?))
+    Ok(HttpResponse::Ok().json(
+        state
+            .campaigns
+            .attempts(&caller.0, *id, query.result, query.cursor, limit)
+            .await?,
+    ))
 }
 
 /// How the campaign is going: SPEC's figures, contacts by status, contact and conversion rates, pace, ETA.

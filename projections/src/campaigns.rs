@@ -891,6 +891,7 @@ impl CampaignProgress for PgCampaigns {
         &self,
         organization_id: Uuid,
         campaign_id: Uuid,
+        result: Option<AttemptResult>,
         after: Option<Uuid>,
         limit: i64,
     ) -> Result<Vec<AttemptView>, AppError> {
@@ -898,12 +899,14 @@ impl CampaignProgress for PgCampaigns {
         let rows: Vec<(Json<AttemptRow>,)> = sqlx::query_as(
             "SELECT to_jsonb(a) FROM campaign_attempts a
              WHERE organization_id = $1 AND campaign_id = $2 AND ($3::uuid IS NULL OR id > $3)
+               AND ($5::text IS NULL OR result = $5)
              ORDER BY id LIMIT $4",
         )
         .bind(organization_id)
         .bind(campaign_id)
         .bind(after)
         .bind(limit)
+        .bind(result.map(AttemptResult::as_str))
         .fetch_all(&self.pool)
         .await
         .map_err(read_failed("listing attempts"))?;

@@ -341,8 +341,11 @@ pub async fn work_snapshot(pool: &PgPool) -> Value {
 
 /// Runs projections until nothing is pending, tolerating events that other
 /// databases' open transactions keep invisible for a moment.
+/// The visibility horizon is the whole cluster's, so a busy neighbour (a big
+/// import in a parallel test) can hold events back for seconds.
 pub async fn settle(runner: &projections::ProjectionRunner) {
-    for _ in 0..500 {
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while std::time::Instant::now() < deadline {
         runner.catch_up().await.expect("projections apply");
         let statuses = runner.status().await.expect("projection status");
         if statuses.iter().all(|s| s.lag_events == 0) {
@@ -350,7 +353,7 @@ pub async fn settle(runner: &projections::ProjectionRunner) {
         }
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
-    panic!("projections did not catch up");
+    panic!("projections did not catch up within a minute");
 }
 
 pub async fn into_parts(response: reqwest::Response) -> (u16, Value) {

@@ -409,10 +409,12 @@ pub struct CampaignStats {
 /// The figures behind [`CampaignStats`] (read models).
 #[async_trait]
 pub trait CampaignProgress: Send + Sync {
+    /// Attempts in dialling order after `after` (a call id), optionally of one result.
     async fn attempts(
         &self,
         organization_id: Uuid,
         campaign_id: Uuid,
+        result: Option<domain::campaigns::AttemptResult>,
         after: Option<Uuid>,
         limit: i64,
     ) -> Result<Vec<AttemptView>, AppError>;
@@ -435,13 +437,14 @@ impl CampaignService {
         &self,
         caller: &Session,
         campaign_id: Uuid,
+        result: Option<domain::campaigns::AttemptResult>,
         cursor: Option<Uuid>,
         limit: i64,
     ) -> Result<AttemptPage, AppError> {
         self.get(caller, campaign_id).await?;
         let calls = self
             .progress
-            .attempts(caller.organization_id, campaign_id, cursor, limit)
+            .attempts(caller.organization_id, campaign_id, result, cursor, limit)
             .await?;
         let next_cursor = (calls.len() as i64 == limit)
             .then(|| calls.last().map(|c| c.call_id.to_string()))

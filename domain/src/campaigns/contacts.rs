@@ -71,6 +71,16 @@ pub enum AttemptResult {
 }
 
 impl AttemptResult {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AttemptResult::Connected => "connected",
+            AttemptResult::Busy => "busy",
+            AttemptResult::NoAnswer => "no_answer",
+            AttemptResult::Voicemail => "voicemail",
+            AttemptResult::Failed => "failed",
+        }
+    }
+
     /// The result Vapi's `endedReason` means. A conversation that ended
     /// (either side hung up, an end-call phrase, a forward, silence or the
     /// duration limit) is connected; technical errors and values we do not

@@ -22,6 +22,14 @@ pub const MAX_ATTEMPTS_PER_24H: u32 = 3;
 /// How far ahead `next_callable_at` looks for an opening.
 const LOOKAHEAD_DAYS: i64 = 21;
 
+/// The zones a North American number of an unknown area code may be in.
+const MAINLAND_ZONES: [chrono_tz::Tz; 4] = [
+    chrono_tz::America::New_York,
+    chrono_tz::America::Chicago,
+    chrono_tz::America::Denver,
+    chrono_tz::America::Los_Angeles,
+];
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "lowercase")]
@@ -259,6 +267,11 @@ impl RecipientWindow {
         let zones = match (explicit_zone, area) {
             (Some(zone), _) => vec![zone.tz()],
             (None, Some(info)) => info.zones.clone(),
+            // A North American number whose area code the table does not know could be anywhere
+            // on the continent: the campaign's zone counts only where it is the narrower window.
+            (None, None) if phone.as_str().starts_with("+1") => {
+                std::iter::once(campaign_zone.tz()).chain(MAINLAND_ZONES).collect()
+            }
             (None, None) => vec![campaign_zone.tz()],
         };
         let region = area.map(|info| info.region);
@@ -385,6 +398,36 @@ pub fn local_instant(zone: Tz, date: NaiveDate, time: NaiveTime) -> DateTime<Utc
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn an_unknown_north_american_area_code_is_called_only_when_the_whole_mainland_may_be() {
+        let toll_free = PhoneNumber::parse("+18005550100").unwrap();
+        assert!(area_codes::of_number(&toll_free).is_none());
+        let window = RecipientWindow::for_contact(
+            &CallingWindow::default(),
+            TimeZone::new(chrono_tz::America::New_York),
+            &toll_free,
+            None,
+        );
+        let at = |t: &str| t.parse::<DateTime<Utc>>().unwrap();
+        // 09:00 in New York is 06:00 in California.
+        assert!(!window.is_callable_at(at("2026-11-10T14:00:00Z")));
+        // 11:30 in New York, 08:30 in California.
+        assert!(window.is_callable_at(at("2026-11-10T16:30:00Z")));
+        assert_eq!(
+            window.next_callable_at(at("2026-11-10T14:00:00Z")),
+            Some(at("2026-11-10T16:00:00Z"))
+        );
+        // Outside North America, the campaign's zone is all there is.
+        let london = PhoneNumber::parse("+442079460958").unwrap();
+        let abroad = RecipientWindow::for_contact(
+            &CallingWindow::default(),
+            TimeZone::new(chrono_tz::Europe::London),
+            &london,
+            None,
+        );
+        assert!(abroad.is_callable_at(at("2026-11-10T08:30:00Z")));
+    }
+
     use super::*;
 
     fn at(s: &str) -> DateTime<Utc> {

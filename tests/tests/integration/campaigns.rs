@@ -1184,3 +1184,68 @@ async fn a_thousand_contacts_across_us_time_zones_are_called_within_their_window
     // Listed before the import, and every contact that opted out on a call (last digit 6).
     assert!(stats["contactsByStatus"]["dnc"].as_i64().unwrap() >= 10 + 90, "{stats}");
 }
+
+#[tokio::test]
+async fn local_presence_calls_from_a_number_of_the_contacts_area_code_else_its_state_else_the_default() {
+    let clock = voxreach_tests::ManualClock::at("2026-11-10T18:00:00Z");
+    let shared = clock.clone();
+    let w = VapiWorld::start_with(move |wiring| wiring.clock = shared).await;
+    let default = w.add_number("pn_default", "+16175550100", false).await;
+    let san_francisco = w.add_number("pn_sf", "+14155550101", false).await;
+    let new_york = w.add_number("pn_ny", "+12125550102", false).await;
+    wiremock::Mock::given(wiremock::matchers::method("POST"))
+        .and(wiremock::matchers::path("/call"))
+        .respond_with(NumberedCalls(Default::default()))
+        .mount(&w.vapi)
+        .await;
+    let mut body = campaign(&w, &default);
+    body["callerIdStrategy"] = json!("local_presence");
+    body["phoneNumberIds"] = json!([san_francisco, new_york]);
+    let id = create(&w, body).await["id"].as_str().unwrap().to_owned();
+    // San Francisco (415), Syracuse (315: New York state, no pool number there) and Denver (303).
+    let file = b"Phone\n+14155552671\n+13155550123\n+13035550123\n".to_vec();
+    let (_, upload) = post_raw(&w, &format!("/api/campaigns/{id}/upload"), "text/csv", file).await;
+    let import = format!(
+        "/api/campaigns/{id}/upload/{}/import",
+        upload["uploadId"].as_str().unwrap()
+    );
+    w.post(&import, json!({"mapping": upload["mapping"]})).await;
+    assert_eq!(steer(&w, &id, "start").await.0, 200);
+    w.app.settle().await;
+    run_campaigns(&w).await;
+    w.app.settle().await;
+    let (_, attempts) = w.app.get(&format!("/api/campaigns/{id}/calls"), Some(&w.token)).await;
+    let from: std::collections::HashMap<&str, &str> = attempts["calls"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| (a["phone"].as_str().unwrap(), a["callerNumber"].as_str().unwrap()))
+        .collect();
+    assert_eq!(from["+14155552671"], "+14155550101", "same area code");
+    assert_eq!(from["+13155550123"], "+12125550102", "same state");
+    assert_eq!(from["+13035550123"], "+16175550100", "the default");
+    // Vapi is asked to call from those numbers too.
+    let requests = w.vapi.received_requests().await.unwrap();
+    let pool_numbers: Vec<String> = requests
+        .iter()
+        .filter(|r| r.url.path() == "/call")
+        .map(|r| {
+            serde_json::from_slice::<Value>(&r.body).unwrap()["phoneNumberId"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        })
+        .collect();
+    assert_eq!(pool_numbers.len(), 3);
+    for vapi_number in ["pn_sf", "pn_ny", "pn_default"] {
+        assert!(
+            pool_numbers.iter().any(|n| n == vapi_number),
+            "{vapi_number}: {pool_numbers:?}"
+        );
+    }
+    let (_, busy) = w
+        .app
+        .get(&format!("/api/campaigns/{id}/calls?result=busy"), Some(&w.token))
+        .await;
+    assert!(busy["calls"].as_array().unwrap().is_empty(), "no call has ended yet");
+}
