@@ -155,7 +155,7 @@ pub fn build_state(pool: PgPool, wiring: Wiring) -> AppState {
         store: store.clone(),
         clock: wiring.clock.clone(),
         board: campaign_directory.clone(),
-        rotation: Default::default(),
+        campaigns: campaign_directory.clone(),
     };
     let campaign_dialer = application::campaigns::runner::CampaignDialer {
         store: store.clone(),

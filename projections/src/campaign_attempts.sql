@@ -15,3 +15,5 @@ CREATE TABLE campaign_attempts (
 );
 CREATE INDEX campaign_attempts_by_campaign ON campaign_attempts (campaign_id, id);
 CREATE INDEX campaign_attempts_recent ON campaign_attempts (campaign_id, dialed_at);
+-- Calls that never reported their end, for the runner's timeout.
+CREATE INDEX campaign_attempts_unfinished ON campaign_attempts (dialed_at) WHERE result IS NULL;

@@ -19,12 +19,13 @@ CREATE TABLE campaign_contacts (
     next_attempt_at TIMESTAMPTZ NULL,
     last_result TEXT NULL,
     outcome TEXT NULL,
-    created_at TIMESTAMPTZ NOT NULL
+    created_at TIMESTAMPTZ NOT NULL,
+    ready_at TIMESTAMPTZ NOT NULL
 );
 CREATE INDEX campaign_contacts_by_campaign ON campaign_contacts (campaign_id, id);
 CREATE INDEX campaign_contacts_by_status ON campaign_contacts (campaign_id, status, id);
 -- The runner's pace: dials of the last minute.
 CREATE INDEX campaign_contacts_recent ON campaign_contacts (campaign_id, last_attempt_at) WHERE last_attempt_at IS NOT NULL;
--- "Next ready" for the runner: pending contacts by priority, then age.
-CREATE INDEX campaign_contacts_ready ON campaign_contacts (campaign_id, priority DESC, next_attempt_at NULLS FIRST, id)
-    WHERE status = 'pending';
+-- "Next ready" for the runner: pending contacts in the order they became due
+-- (a retry due now goes before a contact imported later), read as an index range.
+CREATE INDEX campaign_contacts_ready ON campaign_contacts (campaign_id, ready_at, id) WHERE status = 'pending';

@@ -4,7 +4,9 @@
 use crate::rows::{self, decode_error, stream_uuid};
 use crate::runtime::ReadModel;
 use application::auth::Page;
-use application::campaigns::runner::{CampaignBoard, CampaignSettingsLookup, ReadyContact, RunningCampaign};
+use application::campaigns::runner::{
+    CampaignBoard, CampaignSettingsLookup, ReadyContact, RunningCampaign, UnfinishedAttempt,
+};
 use application::campaigns::{
     AttemptView, CampaignDirectory, CampaignProgress, CampaignView, ContactDirectory, ContactView, DncDirectory,
     DncStatus, Progress,
@@ -223,6 +225,8 @@ struct ContactRow {
     last_result: Option<AttemptResult>,
     outcome: Option<Outcome>,
     created_at: DateTime<Utc>,
+    /// When a pending contact may be called next: its import, else its retry or deferral time.
+    ready_at: DateTime<Utc>,
 }
 
 /// Contacts come into being on the campaign's stream and progress on their own.
@@ -254,6 +258,7 @@ fn evolve_contact(row: &mut Option<ContactRow>, change: ContactChange) {
                 last_result: None,
                 outcome: None,
                 created_at: at,
+                ready_at: at,
             });
             return;
         }
@@ -272,16 +277,21 @@ fn evolve_contact(row: &mut Option<ContactRow>, change: ContactChange) {
             outcome,
             status,
             next_attempt_at,
+            at,
             ..
         } => {
             row.status = status;
             row.last_result = Some(result);
             row.next_attempt_at = next_attempt_at;
+            row.ready_at = next_attempt_at.unwrap_or(at);
             if outcome.is_some() {
                 row.outcome = outcome;
             }
         }
-        CampaignContactEvent::CampaignContactDeferred { until, .. } => row.next_attempt_at = Some(until),
+        CampaignContactEvent::CampaignContactDeferred { until, .. } => {
+            row.next_attempt_at = Some(until);
+            row.ready_at = until;
+        }
         CampaignContactEvent::CampaignContactClosed { status, .. } => {
             row.status = status;
             row.next_attempt_at = None;
@@ -778,7 +788,7 @@ impl ContactDirectory for PgCampaigns {
     }
 }
 
-type RunningRecord = (Uuid, Uuid, Json<CampaignSettings>, i64, i64, i64, i64, i64);
+type RunningRecord = (Uuid, Uuid, String, Json<CampaignSettings>, i64, i64, i64, i64, i64);
 
 #[async_trait]
 impl CampaignBoard for PgCampaigns {
@@ -796,32 +806,58 @@ impl CampaignBoard for PgCampaigns {
     async fn running(&self, now: DateTime<Utc>) -> Result<Vec<RunningCampaign>, AppError> {
         // Counted per campaign from the contacts' index; campaigns served least recently come first.
         let records: Vec<RunningRecord> = sqlx::query_as(
-            "SELECT c.organization_id, c.id, c.settings, c.total_contacts, c.calls_made,
+            "SELECT c.organization_id, c.id, c.status, c.settings, c.total_contacts, c.calls_made,
                     c.pending_contacts + c.calling_contacts, c.calling_contacts,
                     (SELECT count(*) FROM campaign_contacts k
                      WHERE k.campaign_id = c.id AND k.last_attempt_at > $1 - interval '1 minute')
              FROM campaigns c
-             WHERE c.status = 'running' AND NOT c.archived
+             WHERE NOT c.archived AND (c.status = 'running'
+                OR c.status = 'paused' AND (c.settings->>'scheduledEnd')::timestamptz <= $1)
              ORDER BY c.calls_made, c.id",
         )
         .bind(now)
         .fetch_all(&self.pool)
         .await
         .map_err(read_failed("reading running campaigns"))?;
-        Ok(records
+        records
             .into_iter()
             .map(
-                |(organization_id, id, Json(settings), total_contacts, calls_made, open, calling, recent)| {
-                    RunningCampaign {
+                |(organization_id, id, status, Json(settings), total_contacts, calls_made, open, calling, recent)| {
+                    let status = serde_json::from_value(serde_json::Value::String(status))
+                        .map_err(|e| AppError::internal("reading a campaign's status", e))?;
+                    Ok(RunningCampaign {
                         organization_id,
                         id,
+                        status,
                         settings,
                         total_contacts,
                         open_contacts: open,
                         in_flight: calling,
                         dialed_last_minute: recent,
                         calls_made,
-                    }
+                    })
+                },
+            )
+            .collect()
+    }
+
+    async fn unfinished_attempts(&self, before: DateTime<Utc>) -> Result<Vec<UnfinishedAttempt>, AppError> {
+        let rows: Vec<(Uuid, Uuid, Uuid, Uuid)> = sqlx::query_as(
+            "SELECT organization_id, campaign_id, contact_id, id FROM campaign_attempts
+             WHERE result IS NULL AND dialed_at < $1 ORDER BY dialed_at LIMIT 1000",
+        )
+        .bind(before)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(read_failed("finding unfinished attempts"))?;
+        Ok(rows
+            .into_iter()
+            .map(
+                |(organization_id, campaign_id, contact_id, call_id)| UnfinishedAttempt {
+                    organization_id,
+                    campaign_id,
+                    contact_id,
+                    call_id,
                 },
             )
             .collect())
@@ -830,8 +866,8 @@ impl CampaignBoard for PgCampaigns {
     async fn ready(&self, campaign_id: Uuid, now: DateTime<Utc>, limit: i64) -> Result<Vec<ReadyContact>, AppError> {
         let rows: Vec<(Json<PhoneNumber>, Option<Json<TimeZone>>, Uuid)> = sqlx::query_as(
             "SELECT to_jsonb(phone), to_jsonb(timezone), id FROM campaign_contacts
-             WHERE campaign_id = $1 AND status = 'pending' AND (next_attempt_at IS NULL OR next_attempt_at <= $2)
-             ORDER BY priority DESC, next_attempt_at NULLS FIRST, id LIMIT $3",
+             WHERE campaign_id = $1 AND status = 'pending' AND ready_at <= $2
+             ORDER BY ready_at, id LIMIT $3",
         )
         .bind(campaign_id)
         .bind(now)

@@ -166,7 +166,7 @@ async fn main() {
         store: std::sync::Arc::new(infrastructure::event_store::PgEventStore::new(w.app.db.pool.clone())),
         clock: clock.clone(),
         board: std::sync::Arc::new(projections::campaigns::PgCampaigns::new(w.app.db.pool.clone())),
-        rotation: Default::default(),
+        campaigns: std::sync::Arc::new(projections::campaigns::PgCampaigns::new(w.app.db.pool.clone())),
     };
     let board = projections::campaigns::PgCampaigns::new(w.app.db.pool.clone());
     let at = application::clock::Clock::now(clock.as_ref());

@@ -30,7 +30,6 @@ use domain::campaigns::{
 use domain::phone::PhoneNumber;
 use domain::time_zone::TimeZone;
 use domain::{Aggregate, StreamId};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use uuid::Uuid;
 
@@ -40,12 +39,18 @@ pub const CAMPAIGN_DIALER: &str = "campaign-dialer";
 pub const CAMPAIGN_RESULTS: &str = "campaign-results";
 /// Most dials one tick decides, over all campaigns.
 pub const DIALS_PER_TICK: usize = 100;
+/// A call still unfinished this long after its dial lost its end-of-call report
+/// (Vapi's calls last 10 minutes unless an assistant allows more): its attempt
+/// is recorded as failed, so the contact is retried and its slot freed.
+pub const ATTEMPT_TIMEOUT: chrono::Duration = chrono::Duration::hours(1);
 
-/// A running campaign as the runner sees it (campaigns and contacts read models).
+/// A running campaign (or a paused one whose schedule ended) as the runner
+/// sees it (campaigns and contacts read models).
 #[derive(Debug, Clone)]
 pub struct RunningCampaign {
     pub organization_id: Uuid,
     pub id: Uuid,
+    pub status: CampaignStatus,
     pub settings: CampaignSettings,
     pub total_contacts: i64,
     /// Contacts pending or calling.
@@ -55,6 +60,15 @@ pub struct RunningCampaign {
     /// Dials in the last minute.
     pub dialed_last_minute: i64,
     pub calls_made: i64,
+}
+
+/// An attempt whose call never reported its end.
+#[derive(Debug, Clone)]
+pub struct UnfinishedAttempt {
+    pub organization_id: Uuid,
+    pub campaign_id: Uuid,
+    pub contact_id: Uuid,
+    pub call_id: Uuid,
 }
 
 /// A contact ready to be called: pending and due.
@@ -70,8 +84,10 @@ pub struct ReadyContact {
 pub trait CampaignBoard: Send + Sync {
     /// Scheduled campaigns whose start time has come: (organization, campaign).
     async fn due_to_start(&self, now: DateTime<Utc>) -> Result<Vec<(Uuid, Uuid)>, AppError>;
-    /// Every running campaign with its live figures.
+    /// Every running campaign with its live figures, and paused ones whose `scheduledEnd` passed.
     async fn running(&self, now: DateTime<Utc>) -> Result<Vec<RunningCampaign>, AppError>;
+    /// Attempts dialled before `before` whose call has not ended.
+    async fn unfinished_attempts(&self, before: DateTime<Utc>) -> Result<Vec<UnfinishedAttempt>, AppError>;
     /// Up to `limit` ready contacts of a campaign, by priority then age (an index serves it).
     async fn ready(&self, campaign_id: Uuid, now: DateTime<Utc>, limit: i64) -> Result<Vec<ReadyContact>, AppError>;
     /// The organization's numbers among `ids`, with their E.164 numbers (numbers without one are left out).
@@ -112,8 +128,7 @@ pub struct CampaignRunner {
     pub store: Arc<dyn EventStore>,
     pub clock: Arc<dyn Clock>,
     pub board: Arc<dyn CampaignBoard>,
-    /// Rotates caller ids across dials.
-    pub rotation: AtomicU64,
+    pub campaigns: Arc<dyn CampaignSettingsLookup>,
 }
 
 /// What one tick did.
@@ -124,6 +139,8 @@ pub struct TickReport {
     pub dialed: usize,
     pub deferred: usize,
     pub closed: usize,
+    /// Attempts recorded as failed after `ATTEMPT_TIMEOUT` without an end.
+    pub timed_out: usize,
 }
 
 impl CampaignRunner {
@@ -148,14 +165,25 @@ impl CampaignRunner {
         Ok(())
     }
 
-    /// One pass: start, complete, dial.
+    /// One pass: start, time out lost calls, complete, dial. A campaign that
+    /// fails is logged and skipped; the others go on.
     pub async fn tick(&self) -> Result<TickReport, AppError> {
         let now = self.clock.now();
         let mut report = TickReport::default();
         for (organization_id, id) in self.board.due_to_start(now).await? {
-            self.steer(organization_id, id, CampaignCommand::RunScheduled { now })
-                .await?;
-            report.started += 1;
+            match self
+                .steer(organization_id, id, CampaignCommand::RunScheduled { now })
+                .await
+            {
+                Ok(()) => report.started += 1,
+                Err(error) => tracing::warn!(%error, campaign = %id, "could not start a scheduled campaign"),
+            }
+        }
+        for lost in self.board.unfinished_attempts(now - ATTEMPT_TIMEOUT).await? {
+            match self.time_out(&lost, now).await {
+                Ok(()) => report.timed_out += 1,
+                Err(error) => tracing::warn!(%error, call = %lost.call_id, "could not time out an attempt"),
+            }
         }
         let mut dialing = Vec::new();
         for campaign in self.board.running(now).await? {
@@ -167,44 +195,92 @@ impl CampaignRunner {
                 } else {
                     CompletionReason::AllContactsTerminal
                 };
-                self.steer(
-                    campaign.organization_id,
-                    campaign.id,
-                    CampaignCommand::Complete { reason, now },
-                )
-                .await?;
-                report.completed += 1;
-            } else {
+                let command = CampaignCommand::Complete {
+                    reason,
+                    contacts_seen: campaign.total_contacts as u64,
+                    now,
+                };
+                match self.steer(campaign.organization_id, campaign.id, command).await {
+                    Ok(()) => report.completed += 1,
+                    Err(error) => tracing::warn!(%error, campaign = %campaign.id, "could not complete a campaign"),
+                }
+            } else if campaign.status == CampaignStatus::Running {
                 dialing.push(campaign);
             }
         }
         for (campaign, ready) in self.choose(dialing, now).await? {
-            let mut numbers = vec![campaign.settings.default_phone_number_id];
-            numbers.extend(&campaign.settings.phone_number_ids);
-            let known = self.board.caller_ids(campaign.organization_id, &numbers).await?;
-            let Some(default) = known
-                .iter()
-                .find(|c| c.phone_number_id == campaign.settings.default_phone_number_id)
-                .cloned()
-            else {
-                tracing::warn!(campaign = %campaign.id, "the default number has no E.164 number yet: not dialling");
-                continue;
-            };
-            let pool: Vec<CallerId> = known
-                .into_iter()
-                .filter(|c| campaign.settings.phone_number_ids.contains(&c.phone_number_id))
-                .collect();
-            for contact in ready {
-                match self.dial_one(&campaign, &contact, &default, &pool, now).await {
-                    Ok(Some(Step::Dialed)) => report.dialed += 1,
-                    Ok(Some(Step::Deferred)) => report.deferred += 1,
-                    Ok(Some(Step::Closed)) => report.closed += 1,
-                    Ok(None) => {}
-                    Err(error) => tracing::warn!(%error, contact = %contact.contact_id, "dial decision failed"),
-                }
+            if let Err(error) = self.dial_campaign(&campaign, ready, now, &mut report).await {
+                tracing::warn!(%error, campaign = %campaign.id, "could not dial a campaign's contacts");
             }
         }
         Ok(report)
+    }
+
+    async fn dial_campaign(
+        &self,
+        campaign: &RunningCampaign,
+        ready: Vec<ReadyContact>,
+        now: DateTime<Utc>,
+        report: &mut TickReport,
+    ) -> Result<(), AppError> {
+        let mut numbers = vec![campaign.settings.default_phone_number_id];
+        numbers.extend(&campaign.settings.phone_number_ids);
+        let known = self.board.caller_ids(campaign.organization_id, &numbers).await?;
+        let Some(default) = known
+            .iter()
+            .find(|c| c.phone_number_id == campaign.settings.default_phone_number_id)
+            .cloned()
+        else {
+            tracing::warn!(campaign = %campaign.id, "the default number has no E.164 number yet: not dialling");
+            return Ok(());
+        };
+        let pool: Vec<CallerId> = known
+            .into_iter()
+            .filter(|c| campaign.settings.phone_number_ids.contains(&c.phone_number_id))
+            .collect();
+        for (turn, contact) in ready.iter().enumerate() {
+            // Round robin over the campaign's dials: its count so far, then this tick's turn.
+            let rotation = campaign.calls_made as u64 + turn as u64;
+            match self.dial_one(campaign, contact, &default, &pool, rotation, now).await {
+                Ok(Some(Step::Dialed)) => report.dialed += 1,
+                Ok(Some(Step::Deferred)) => report.deferred += 1,
+                Ok(Some(Step::Closed)) => report.closed += 1,
+                Ok(None) => {}
+                Err(error) => tracing::warn!(%error, contact = %contact.contact_id, "dial decision failed"),
+            }
+        }
+        Ok(())
+    }
+
+    /// Records a lost call's attempt as failed: the retry rules apply.
+    async fn time_out(&self, lost: &UnfinishedAttempt, now: DateTime<Utc>) -> Result<(), AppError> {
+        let Some(settings) = self.campaigns.settings(lost.organization_id, lost.campaign_id).await? else {
+            return Ok(());
+        };
+        execute::<CampaignContact>(
+            self.store.as_ref(),
+            lost.organization_id,
+            stream_of::<CampaignContact>(lost.contact_id),
+            &Self::runner_metadata(),
+            |loaded| {
+                let Some(dialed) = loaded.state.attempts.iter().find(|a| a.call_id == lost.call_id) else {
+                    return Ok(vec![]);
+                };
+                let window = settings.window_for(&dialed.phone, None);
+                let command = ContactCommand::FinishAttempt {
+                    call_id: lost.call_id,
+                    result: AttemptResult::Failed,
+                    outcome: None,
+                    opted_out: false,
+                    policy: settings.attempt_policy(&window),
+                    now,
+                };
+                CampaignContact::decide(&command, &loaded.state).map_err(contact_error)
+            },
+        )
+        .await?;
+        tracing::warn!(call = %lost.call_id, "no end-of-call report within the timeout: attempt recorded as failed");
+        Ok(())
     }
 
     /// The contacts this tick looks at: each running campaign's fair share of
@@ -236,6 +312,7 @@ impl CampaignRunner {
         contact: &ReadyContact,
         default: &CallerId,
         pool: &[CallerId],
+        rotation: u64,
         now: DateTime<Utc>,
     ) -> Result<Option<Step>, AppError> {
         let organization_id = campaign.organization_id;
@@ -254,7 +331,6 @@ impl CampaignRunner {
             status: CampaignStatus::Running,
             ..Campaign::default()
         };
-        let rotation = self.rotation.fetch_add(1, Ordering::Relaxed) + campaign.calls_made as u64;
         let step = std::sync::Mutex::new(None);
         let outcome = execute::<CampaignContact>(
             self.store.as_ref(),
@@ -358,7 +434,7 @@ impl ScheduledJob for CampaignRunner {
 
     async fn run(&self) -> Result<usize, AppError> {
         let report = self.tick().await?;
-        Ok(report.started + report.completed + report.dialed + report.deferred + report.closed)
+        Ok(report.started + report.completed + report.dialed + report.deferred + report.closed + report.timed_out)
     }
 }
 
@@ -521,6 +597,7 @@ mod tests {
         RunningCampaign {
             organization_id: Uuid::nil(),
             id: Uuid::now_v7(),
+            status: CampaignStatus::Running,
             settings,
             total_contacts: 1_000,
             open_contacts: 1_000,

@@ -547,6 +547,10 @@ impl UploadService {
     ) -> Result<ImportResult, AppError> {
         authorize(caller, Action::RunCampaigns)?;
         let upload = self.stored(caller, campaign_id, upload_id).await?;
+        // Imported already (a retried request): the first import's answer.
+        if let Some(result) = upload.result {
+            return Ok(result);
+        }
         let file = read_csv(&upload.content)?;
         let (contacts, errors) = map_rows(&file, mapping)?;
         let campaign = self.campaign(caller, campaign_id).await?;
@@ -570,25 +574,35 @@ impl UploadService {
         let dnc = fresh.iter().filter(|c| c.status == ContactStatus::Dnc).count() as u64;
         let now = self.clock.now();
         // The campaign dedupes again against its own state, so a concurrent import adds no number twice.
-        let loaded = execute::<Campaign>(
+        let added = std::sync::atomic::AtomicU64::new(0);
+        execute::<Campaign>(
             self.store.as_ref(),
             caller.organization_id,
             stream_of::<Campaign>(campaign_id),
             &session_metadata(caller),
             |loaded| {
-                Campaign::decide(
+                let events = Campaign::decide(
                     &CampaignCommand::ImportContacts {
                         contacts: fresh.clone(),
                         now,
                     },
                     &loaded.state,
                 )
-                .map_err(campaign_error)
+                .map_err(campaign_error)?;
+                let count: usize = events
+                    .iter()
+                    .map(|e| match e {
+                        domain::campaigns::CampaignEvent::CampaignContactsImported { contacts, .. } => contacts.len(),
+                        _ => 0,
+                    })
+                    .sum();
+                added.store(count as u64, std::sync::atomic::Ordering::Relaxed);
+                Ok(events)
             },
         )
         .await?;
-        let added = (loaded.state.total_contacts - campaign.total_contacts) as u64;
-        let raced = fresh.len() as u64 - added;
+        let added = added.into_inner();
+        let raced = (fresh.len() as u64).saturating_sub(added);
         let result = ImportResult {
             imported: added.saturating_sub(dnc),
             duplicates: duplicates + raced,

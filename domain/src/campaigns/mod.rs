@@ -215,6 +215,8 @@ pub enum CampaignCommand {
     /// The runner: every contact is terminal, or `scheduledEnd` passed.
     Complete {
         reason: CompletionReason,
+        /// How many contacts the runner saw terminal: an import it had not seen yet keeps the campaign open.
+        contacts_seen: u64,
         now: DateTime<Utc>,
     },
     Cancel {
@@ -324,8 +326,9 @@ impl Aggregate for Campaign {
                     return Ok(vec![]);
                 }
                 let locked: Vec<&'static str> = match status {
-                    S::Draft | S::Scheduled | S::Paused => vec![],
-                    S::Running => changed
+                    S::Draft | S::Paused => vec![],
+                    // Scheduled: the start is set and the runner acts on it; pause first to change more.
+                    S::Scheduled | S::Running => changed
                         .iter()
                         .copied()
                         .filter(|f| !settings::EDITABLE_WHILE_RUNNING.contains(f))
@@ -391,8 +394,15 @@ impl Aggregate for Campaign {
                 S::Paused => vec![CampaignEvent::CampaignResumed { at: *now }],
                 _ => return Err(wrong()),
             },
-            C::Complete { reason, now } => match status {
+            C::Complete {
+                reason,
+                contacts_seen,
+                now,
+            } => match status {
                 S::Running | S::Paused => {
+                    if *reason == CompletionReason::AllContactsTerminal && *contacts_seen != state.total_contacts {
+                        return Ok(vec![]);
+                    }
                     if *reason == CompletionReason::ScheduleEnded && current.scheduled_end.is_none_or(|end| end > *now)
                     {
                         return Err(CampaignError::Invalid {

@@ -95,6 +95,7 @@ fn the_full_transition_table() {
             "complete",
             CampaignCommand::Complete {
                 reason: CompletionReason::AllContactsTerminal,
+                contacts_seen: 0,
                 now: now(),
             },
         ),
@@ -304,6 +305,7 @@ fn a_campaign_whose_end_passed_cannot_start_and_completes_only_once_it_passed() 
     ];
     let complete = |t| CampaignCommand::Complete {
         reason: CompletionReason::ScheduleEnded,
+        contacts_seen: 0,
         now: t,
     };
     assert!(matches!(
@@ -324,7 +326,7 @@ fn a_campaign_whose_end_passed_cannot_start_and_completes_only_once_it_passed() 
 // ---------------------------------------------------------------- settings
 
 #[test]
-fn settings_are_editable_in_draft_scheduled_and_paused_only_name_and_description_while_running() {
+fn settings_are_editable_in_draft_and_paused_only_name_and_description_while_scheduled_or_running() {
     let renamed = CampaignSettings {
         name: "Spring renewals".into(),
         description: Some("Second wave".into()),
@@ -344,7 +346,7 @@ fn settings_are_editable_in_draft_scheduled_and_paused_only_name_and_description
         let rename = Campaign::decide(&change(&renamed), &state);
         let retries = Campaign::decide(&change(&more_retries), &state);
         match status {
-            CampaignStatus::Draft | CampaignStatus::Scheduled | CampaignStatus::Paused => {
+            CampaignStatus::Draft | CampaignStatus::Paused => {
                 assert_eq!(
                     rename.unwrap(),
                     [CampaignEvent::CampaignSettingsChanged {
@@ -357,7 +359,7 @@ fn settings_are_editable_in_draft_scheduled_and_paused_only_name_and_description
                 let after = retries.unwrap().iter().fold(state, Campaign::evolve);
                 assert_eq!(after.settings.unwrap().max_retries, 5, "{status}");
             }
-            CampaignStatus::Running => {
+            CampaignStatus::Scheduled | CampaignStatus::Running => {
                 assert_eq!(rename.unwrap().len(), 1);
                 assert_eq!(
                     retries,
@@ -1285,4 +1287,25 @@ fn campaign_events_are_catalogued_and_round_trip() {
     ] {
         assert_eq!(current_version(name), Some(1), "{name}");
     }
+}
+
+#[test]
+fn completion_waits_for_contacts_the_runner_has_not_seen() {
+    let state = Campaign {
+        settings: Some(CampaignSettings::new(Uuid::from_u128(7), "c", Uuid::from_u128(8))),
+        status: CampaignStatus::Running,
+        total_contacts: 10,
+        ..Campaign::default()
+    };
+    let complete = |seen| CampaignCommand::Complete {
+        reason: CompletionReason::AllContactsTerminal,
+        contacts_seen: seen,
+        now: now(),
+    };
+    assert_eq!(
+        Campaign::decide(&complete(9), &state).unwrap(),
+        vec![],
+        "an import it did not see"
+    );
+    assert_eq!(Campaign::decide(&complete(10), &state).unwrap().len(), 1);
 }

@@ -496,8 +496,22 @@ async fn a_contact_file_is_uploaded_mapped_imported_scrubbed_and_listed() {
         .await;
     assert_eq!(kept["result"], result);
 
-    // Importing again adds nothing: every number is in the campaign already.
+    // The same import again (a retried request) answers what it did the first time.
     let (_, again) = w.post(&import_path, json!({"mapping": upload["mapping"]})).await;
+    assert_eq!(again, result);
+    // The same file uploaded again adds nothing: every number is in the campaign already.
+    let (_, second) = post_raw(
+        &w,
+        &format!("/api/campaigns/{id}/upload"),
+        "text/csv",
+        CONTACTS_CSV.into(),
+    )
+    .await;
+    let second_import = format!(
+        "/api/campaigns/{id}/upload/{}/import",
+        second["uploadId"].as_str().unwrap()
+    );
+    let (_, again) = w.post(&second_import, json!({"mapping": second["mapping"]})).await;
     assert_eq!(
         (&again["imported"], &again["duplicates"], &again["dnc"]),
         (&json!(0), &json!(5), &json!(0))
@@ -753,6 +767,9 @@ async fn the_runner_dials_each_contact_once_in_its_own_window_retries_by_the_rul
     second.unwrap();
     w.app.drain_work().await;
     assert_eq!(calls_to(&w, "+18085550123").await.len(), 1, "dialled exactly once");
+    // Voicemail completes a contact, with the outcome `voicemail`.
+    let hawaii = calls_to(&w, "+18085550123").await[0].1.clone();
+    call_ends(&w, &hawaii, "+18085550123", "voicemail", json!({})).await;
 
     // Paused: no new dials, however due.
     assert_eq!(steer(&w, &id, "pause").await.0, 200);
@@ -772,7 +789,7 @@ async fn the_runner_dials_each_contact_once_in_its_own_window_retries_by_the_rul
         "a paused campaign dials nobody"
     );
 
-    // Voicemail completes a contact; when every contact is done, so is the campaign.
+    // When every contact is done, so is the campaign.
     assert_eq!(steer(&w, &id, "resume").await.0, 200);
     w.app.settle().await;
     run_campaigns(&w).await;
@@ -782,8 +799,6 @@ async fn the_runner_dials_each_contact_once_in_its_own_window_retries_by_the_rul
         3,
         "no answer: again two hours later, now that it runs"
     );
-    let hawaii = calls_to(&w, "+18085550123").await[0].1.clone();
-    call_ends(&w, &hawaii, "+18085550123", "voicemail", json!({})).await;
     let newest = california.iter().map(|(_, v)| v.clone()).max().unwrap();
     call_ends(&w, &newest, "+14155552671", "customer-ended-call", json!({})).await;
     w.app.settle().await;
@@ -934,7 +949,7 @@ async fn a_crash_between_pick_and_dial_loses_no_contact_and_dials_nobody_twice()
         store,
         clock: clock.clone(),
         board: board.clone(),
-        rotation: Default::default(),
+        campaigns: board.clone(),
     };
     let now = application::clock::Clock::now(clock.as_ref());
     let running = application::campaigns::runner::CampaignBoard::running(board.as_ref(), now)
@@ -970,6 +985,28 @@ async fn a_crash_between_pick_and_dial_loses_no_contact_and_dials_nobody_twice()
     assert_eq!(
         (&contact["status"], &contact["attemptCount"]),
         (&json!("calling"), &json!(1))
+    );
+
+    // Its end-of-call report never comes: after the timeout the attempt counts as failed and is retried.
+    clock.set("2026-11-10T17:59:00Z");
+    runner.run().await.unwrap();
+    w.app.settle().await;
+    assert_eq!(
+        contacts_by_phone(&w, &id).await["+14155552671"]["status"],
+        "calling",
+        "not before the hour"
+    );
+    clock.set("2026-11-10T18:01:00Z");
+    runner.run().await.unwrap();
+    w.app.settle().await;
+    let contact = &contacts_by_phone(&w, &id).await["+14155552671"];
+    assert_eq!(
+        (&contact["status"], &contact["lastResult"]),
+        (&json!("pending"), &json!("failed"))
+    );
+    assert_eq!(
+        contact["nextAttemptAt"], "2026-11-10T18:06:00Z",
+        "technical failures retry after 5 minutes"
     );
 }
 
@@ -1248,4 +1285,33 @@ async fn local_presence_calls_from_a_number_of_the_contacts_area_code_else_its_s
         .get(&format!("/api/campaigns/{id}/calls?result=busy"), Some(&w.token))
         .await;
     assert!(busy["calls"].as_array().unwrap().is_empty(), "no call has ended yet");
+
+    // Rotating: the pool's numbers take turns.
+    let mut body = campaign(&w, &default);
+    body["callerIdStrategy"] = json!("rotating");
+    body["phoneNumberIds"] = json!([san_francisco, new_york]);
+    let rotating = create(&w, body).await["id"].as_str().unwrap().to_owned();
+    let file = b"Phone\n+12125550111\n+12125550112\n+12125550113\n+12125550114\n".to_vec();
+    let (_, upload) = post_raw(&w, &format!("/api/campaigns/{rotating}/upload"), "text/csv", file).await;
+    let import = format!(
+        "/api/campaigns/{rotating}/upload/{}/import",
+        upload["uploadId"].as_str().unwrap()
+    );
+    w.post(&import, json!({"mapping": upload["mapping"]})).await;
+    assert_eq!(steer(&w, &rotating, "start").await.0, 200);
+    w.app.settle().await;
+    run_campaigns(&w).await;
+    w.app.settle().await;
+    let (_, attempts) = w
+        .app
+        .get(&format!("/api/campaigns/{rotating}/calls"), Some(&w.token))
+        .await;
+    let mut used: Vec<&str> = attempts["calls"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["callerNumber"].as_str().unwrap())
+        .collect();
+    used.sort_unstable();
+    assert_eq!(used, ["+12125550102", "+12125550102", "+14155550101", "+14155550101"]);
 }
