@@ -333,9 +333,13 @@ pub async fn stats(state: web::Data<AppState>, caller: Caller, id: web::Path<Uui
 /// How often the live stream looks for changes, and says it is alive when nothing changed.
 const LIVE_POLL: std::time::Duration = std::time::Duration::from_secs(1);
 const LIVE_KEEP_ALIVE_POLLS: u32 = 15;
+/// A stream ends after this long (clients reconnect with a current session),
+/// so an expired or revoked session does not keep one open.
+const LIVE_LIFETIME: std::time::Duration = std::time::Duration::from_secs(15 * 60);
 
 /// Live progress as Server-Sent Events: a `stats` event (the body of `GET …/stats`) at once and whenever
-/// the figures change; a comment line every 15 s keeps idle connections open.
+/// the figures change; a comment line every 15 s keeps idle connections open; the stream ends after 15 minutes
+/// (reconnect to go on).
 #[utoipa::path(get, path = "/api/campaigns/{id}/events", tag = "campaigns", security(("bearer" = [])),
     responses((status = 200, description = "`text/event-stream` of `stats` events", content_type = "text/event-stream", body = String)))]
 pub async fn events(state: web::Data<AppState>, caller: Caller, id: web::Path<Uuid>) -> Result<HttpResponse, ApiError> {
@@ -343,6 +347,7 @@ pub async fn events(state: web::Data<AppState>, caller: Caller, id: web::Path<Uu
     let campaign = *id;
     // Refused before the stream starts when the campaign is not the caller's.
     let first = state.campaigns.stats(&session, campaign).await?;
+    let ends = tokio::time::Instant::now() + LIVE_LIFETIME;
     let stream = futures::stream::unfold(
         (state, None::<String>, Some(first), 0u32),
         move |(state, last, pending, quiet)| async move {
@@ -351,6 +356,7 @@ pub async fn events(state: web::Data<AppState>, caller: Caller, id: web::Path<Uu
             loop {
                 let stats = match next.take() {
                     Some(stats) => stats,
+                    None if tokio::time::Instant::now() >= ends => return None,
                     None => {
                         tokio::time::sleep(LIVE_POLL).await;
                         match state.campaigns.stats(&session, campaign).await {

@@ -962,20 +962,29 @@ impl CampaignProgress for PgCampaigns {
             .collect())
     }
 
-    async fn progress(&self, campaign_id: Uuid, since: DateTime<Utc>) -> Result<Progress, AppError> {
-        let by_status: Vec<(String, i64)> =
-            sqlx::query_as("SELECT status, count(*) FROM campaign_contacts WHERE campaign_id = $1 GROUP BY status")
-                .bind(campaign_id)
-                .fetch_all(&self.pool)
-                .await
-                .map_err(read_failed("counting contacts"))?;
+    async fn progress(
+        &self,
+        organization_id: Uuid,
+        campaign_id: Uuid,
+        since: DateTime<Utc>,
+    ) -> Result<Progress, AppError> {
+        let by_status: Vec<(String, i64)> = sqlx::query_as(
+            "SELECT status, count(*) FROM campaign_contacts WHERE campaign_id = $1 AND organization_id = $2
+             GROUP BY status",
+        )
+        .bind(campaign_id)
+        .bind(organization_id)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(read_failed("counting contacts"))?;
         let (attempted, reached, recent): (i64, i64, i64) = sqlx::query_as(
             "SELECT count(DISTINCT contact_id), count(DISTINCT contact_id) FILTER (WHERE result = 'connected'),
                     count(*) FILTER (WHERE dialed_at > $2)
-             FROM campaign_attempts WHERE campaign_id = $1",
+             FROM campaign_attempts WHERE campaign_id = $1 AND organization_id = $3",
         )
         .bind(campaign_id)
         .bind(since)
+        .bind(organization_id)
         .fetch_one(&self.pool)
         .await
         .map_err(read_failed("counting attempts"))?;

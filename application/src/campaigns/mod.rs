@@ -419,7 +419,12 @@ pub trait CampaignProgress: Send + Sync {
         limit: i64,
     ) -> Result<Vec<AttemptView>, AppError>;
     /// Contacts by status, contacts attempted and reached, and dials since `since`.
-    async fn progress(&self, campaign_id: Uuid, since: DateTime<Utc>) -> Result<Progress, AppError>;
+    async fn progress(
+        &self,
+        organization_id: Uuid,
+        campaign_id: Uuid,
+        since: DateTime<Utc>,
+    ) -> Result<Progress, AppError>;
 }
 
 /// Counts a campaign's statistics are made of.
@@ -457,7 +462,7 @@ impl CampaignService {
         let now = self.clock.now();
         let progress = self
             .progress
-            .progress(campaign_id, now - chrono::Duration::hours(1))
+            .progress(caller.organization_id, campaign_id, now - chrono::Duration::hours(1))
             .await?;
         let mut by_status: std::collections::BTreeMap<String, i64> = domain::campaigns::ContactStatus::ALL
             .iter()

@@ -457,6 +457,15 @@ fn preview_of(file: &CsvFile, mapping: &ColumnMapping) -> Result<(Vec<PreviewRow
     Ok((preview, invalid))
 }
 
+/// Runs CSV work (up to the upload limit's worth) on a blocking thread, off the async workers.
+async fn off_the_runtime<T: Send + 'static>(
+    work: impl FnOnce() -> Result<T, AppError> + Send + 'static,
+) -> Result<T, AppError> {
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|e| AppError::internal("reading a contact file", e))?
+}
+
 fn summary_of(upload: &StoredUpload) -> Result<UploadSummary, AppError> {
     let file = read_csv(&upload.content)?;
     let mapping = propose_mapping(&file.columns);
@@ -519,7 +528,11 @@ impl UploadService {
             result: None,
         };
         // Read before keeping it: a file that is not CSV is refused at once.
-        let summary = summary_of(&upload)?;
+        let (upload, summary) = off_the_runtime(move || {
+            let summary = summary_of(&upload)?;
+            Ok((upload, summary))
+        })
+        .await?;
         self.uploads.save(&upload).await?;
         Ok(summary)
     }
@@ -533,7 +546,8 @@ impl UploadService {
 
     /// The upload as first read, with its import's result once imported.
     pub async fn get(&self, caller: &Session, campaign_id: Uuid, upload_id: Uuid) -> Result<UploadSummary, AppError> {
-        summary_of(&self.stored(caller, campaign_id, upload_id).await?)
+        let upload = self.stored(caller, campaign_id, upload_id).await?;
+        off_the_runtime(move || summary_of(&upload)).await
     }
 
     /// Imports the upload with the confirmed mapping.
@@ -551,8 +565,9 @@ impl UploadService {
         if let Some(result) = upload.result {
             return Ok(result);
         }
-        let file = read_csv(&upload.content)?;
-        let (contacts, errors) = map_rows(&file, mapping)?;
+        let content = upload.content;
+        let confirmed = mapping.clone();
+        let (contacts, errors) = off_the_runtime(move || map_rows(&read_csv(&content)?, &confirmed)).await?;
         let campaign = self.campaign(caller, campaign_id).await?;
         let mut seen: HashSet<PhoneNumber> = HashSet::with_capacity(contacts.len());
         let mut fresh = Vec::with_capacity(contacts.len());

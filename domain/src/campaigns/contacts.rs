@@ -233,6 +233,8 @@ pub enum CloseReason {
     AttemptsExhausted,
     /// The campaign's schedule ended before its window opened again.
     ScheduleEnded,
+    /// Its zones' windows never overlap (e.g. a contradictory explicit zone).
+    NoCallingWindow,
 }
 
 domain_events! {
@@ -508,7 +510,9 @@ impl Aggregate for CampaignContact {
                 }
                 let status = match reason {
                     CloseReason::Dnc => ContactStatus::Dnc,
-                    CloseReason::AttemptsExhausted | CloseReason::ScheduleEnded => ContactStatus::Failed,
+                    CloseReason::AttemptsExhausted | CloseReason::ScheduleEnded | CloseReason::NoCallingWindow => {
+                        ContactStatus::Failed
+                    }
                 };
                 vec![CampaignContactEvent::CampaignContactClosed {
                     campaign_id: *campaign_id,

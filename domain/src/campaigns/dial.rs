@@ -56,7 +56,8 @@ impl SkipReason {
         match self {
             SkipReason::Dnc => Some(CloseReason::Dnc),
             SkipReason::AttemptsExhausted => Some(CloseReason::AttemptsExhausted),
-            SkipReason::ScheduleEnded | SkipReason::NoCallingWindow => Some(CloseReason::ScheduleEnded),
+            SkipReason::ScheduleEnded => Some(CloseReason::ScheduleEnded),
+            SkipReason::NoCallingWindow => Some(CloseReason::NoCallingWindow),
             SkipReason::CampaignNotRunning | SkipReason::NotPending => None,
         }
     }
