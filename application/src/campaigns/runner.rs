@@ -95,8 +95,10 @@ pub trait CampaignBoard: Send + Sync {
 }
 
 /// How many dials each campaign may take this tick: what its concurrency
-/// and its pace leave, shared fairly (each campaign in turn, one at a time,
-/// until the tick's budget is spent), so a big campaign cannot starve a small one.
+/// and its pace leave, shared fairly — organizations in turn, and within an
+/// organization its campaigns in turn, one dial at a time until the tick's
+/// budget is spent — so neither a big campaign nor an organization with many
+/// campaigns starves the others.
 pub fn fair_shares(campaigns: &[RunningCampaign], budget: usize) -> Vec<usize> {
     let room: Vec<usize> = campaigns
         .iter()
@@ -106,14 +108,32 @@ pub fn fair_shares(campaigns: &[RunningCampaign], budget: usize) -> Vec<usize> {
             concurrency.min(pace).max(0) as usize
         })
         .collect();
+    // Each organization's campaigns, organizations in order of first appearance.
+    let mut organizations: Vec<(Uuid, Vec<usize>, usize)> = Vec::new();
+    for (index, campaign) in campaigns.iter().enumerate() {
+        match organizations
+            .iter_mut()
+            .find(|(id, ..)| *id == campaign.organization_id)
+        {
+            Some((_, members, _)) => members.push(index),
+            None => organizations.push((campaign.organization_id, vec![index], 0)),
+        }
+    }
     let mut shares = vec![0; campaigns.len()];
     let mut left = budget;
     while left > 0 {
         let mut gave = false;
-        for (share, room) in shares.iter_mut().zip(&room) {
-            if left > 0 && *share < *room {
-                *share += 1;
+        for (_, members, turn) in organizations.iter_mut() {
+            if left == 0 {
+                break;
+            }
+            let next = (0..members.len())
+                .map(|step| (*turn + step) % members.len())
+                .find(|position| shares[members[*position]] < room[members[*position]]);
+            if let Some(position) = next {
+                shares[members[position]] += 1;
                 left -= 1;
+                *turn = position + 1;
                 gave = true;
             }
         }
@@ -616,6 +636,21 @@ mod tests {
         let shares = fair_shares(&[big, small, busy, paced], 20);
         assert_eq!(shares, [17, 2, 0, 1]);
         assert_eq!(fair_shares(&[running(3, 3, 0, 0)], 100), [3]);
+        // An organization with ten campaigns gets no more than one with a single campaign.
+        let crowd = Uuid::now_v7();
+        let mut campaigns: Vec<RunningCampaign> = (0..10)
+            .map(|_| RunningCampaign {
+                organization_id: crowd,
+                ..running(100, 120, 0, 0)
+            })
+            .collect();
+        campaigns.push(RunningCampaign {
+            organization_id: Uuid::now_v7(),
+            ..running(100, 120, 0, 0)
+        });
+        let shares = fair_shares(&campaigns, 20);
+        assert_eq!(shares[10], 10, "{shares:?}");
+        assert!(shares[..10].iter().all(|s| *s == 1), "{shares:?}");
         let many: Vec<RunningCampaign> = (0..150).map(|_| running(5, 10, 0, 0)).collect();
         let shares = fair_shares(&many, DIALS_PER_TICK);
         assert_eq!(shares.iter().sum::<usize>(), DIALS_PER_TICK);
