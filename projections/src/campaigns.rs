@@ -863,24 +863,37 @@ impl CampaignBoard for PgCampaigns {
             .collect())
     }
 
-    async fn ready(&self, campaign_id: Uuid, now: DateTime<Utc>, limit: i64) -> Result<Vec<ReadyContact>, AppError> {
-        let rows: Vec<(Json<PhoneNumber>, Option<Json<TimeZone>>, Uuid)> = sqlx::query_as(
-            "SELECT to_jsonb(phone), to_jsonb(timezone), id FROM campaign_contacts
-             WHERE campaign_id = $1 AND status = 'pending' AND ready_at <= $2
-             ORDER BY ready_at, id LIMIT $3",
+    async fn ready(&self, shares: &[(Uuid, i64)], now: DateTime<Utc>) -> Result<Vec<(Uuid, ReadyContact)>, AppError> {
+        let campaigns: Vec<Uuid> = shares.iter().map(|(id, _)| *id).collect();
+        let limits: Vec<i64> = shares.iter().map(|(_, n)| *n).collect();
+        // Each campaign's range of the "next ready" index, all in one statement.
+        let rows: Vec<(Uuid, Json<PhoneNumber>, Option<Json<TimeZone>>, Uuid)> = sqlx::query_as(
+            "SELECT s.campaign_id, to_jsonb(r.phone), to_jsonb(r.timezone), r.id
+             FROM UNNEST($1::uuid[], $2::bigint[]) AS s(campaign_id, wanted)
+             CROSS JOIN LATERAL (
+                 SELECT phone, timezone, id, ready_at FROM campaign_contacts
+                 WHERE campaign_id = s.campaign_id AND status = 'pending' AND ready_at <= $3
+                 ORDER BY ready_at, id LIMIT s.wanted
+             ) r
+             ORDER BY s.campaign_id, r.ready_at, r.id",
         )
-        .bind(campaign_id)
+        .bind(&campaigns)
+        .bind(&limits)
         .bind(now)
-        .bind(limit)
         .fetch_all(&self.pool)
         .await
         .map_err(read_failed("picking ready contacts"))?;
         Ok(rows
             .into_iter()
-            .map(|(Json(phone), timezone, contact_id)| ReadyContact {
-                contact_id,
-                phone,
-                timezone: timezone.map(|Json(z)| z),
+            .map(|(campaign_id, Json(phone), timezone, contact_id)| {
+                (
+                    campaign_id,
+                    ReadyContact {
+                        contact_id,
+                        phone,
+                        timezone: timezone.map(|Json(z)| z),
+                    },
+                )
             })
             .collect())
     }

@@ -162,6 +162,13 @@ async fn main() {
     }
     w.app.settle().await;
     println!("  loaded in {:.1} s", started.elapsed().as_secs_f64());
+    // A steady state: autovacuum would have caught up with a million fresh rows by now.
+    for table in ["campaign_contacts", "campaign_attempts", "campaigns"] {
+        sqlx::query(&format!("VACUUM ANALYZE {table}"))
+            .execute(&w.app.db.pool)
+            .await
+            .unwrap();
+    }
     let runner = application::campaigns::runner::CampaignRunner {
         store: std::sync::Arc::new(infrastructure::event_store::PgEventStore::new(w.app.db.pool.clone())),
         clock: clock.clone(),

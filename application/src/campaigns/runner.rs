@@ -30,6 +30,7 @@ use domain::campaigns::{
 use domain::phone::PhoneNumber;
 use domain::time_zone::TimeZone;
 use domain::{Aggregate, StreamId};
+use std::collections::HashMap;
 use std::sync::Arc;
 use uuid::Uuid;
 
@@ -88,8 +89,9 @@ pub trait CampaignBoard: Send + Sync {
     async fn running(&self, now: DateTime<Utc>) -> Result<Vec<RunningCampaign>, AppError>;
     /// Attempts dialled before `before` whose call has not ended.
     async fn unfinished_attempts(&self, before: DateTime<Utc>) -> Result<Vec<UnfinishedAttempt>, AppError>;
-    /// Up to `limit` ready contacts of a campaign, by priority then age (an index serves it).
-    async fn ready(&self, campaign_id: Uuid, now: DateTime<Utc>, limit: i64) -> Result<Vec<ReadyContact>, AppError>;
+    /// For each (campaign, n): up to n of its ready contacts, in the order they became
+    /// due (an index range serves each), in one round trip.
+    async fn ready(&self, shares: &[(Uuid, i64)], now: DateTime<Utc>) -> Result<Vec<(Uuid, ReadyContact)>, AppError>;
     /// The organization's numbers among `ids`, with their E.164 numbers (numbers without one are left out).
     async fn caller_ids(&self, organization_id: Uuid, ids: &[Uuid]) -> Result<Vec<CallerId>, AppError>;
 }
@@ -311,17 +313,23 @@ impl CampaignRunner {
         now: DateTime<Utc>,
     ) -> Result<Vec<(RunningCampaign, Vec<ReadyContact>)>, AppError> {
         let shares = fair_shares(&campaigns, DIALS_PER_TICK);
-        let mut chosen = Vec::new();
-        for (campaign, share) in campaigns.into_iter().zip(shares) {
-            if share == 0 {
-                continue;
-            }
-            let ready = self.board.ready(campaign.id, now, share as i64).await?;
-            if !ready.is_empty() {
-                chosen.push((campaign, ready));
-            }
+        let wanted: Vec<(Uuid, i64)> = campaigns
+            .iter()
+            .zip(&shares)
+            .filter(|(_, share)| **share > 0)
+            .map(|(campaign, share)| (campaign.id, *share as i64))
+            .collect();
+        if wanted.is_empty() {
+            return Ok(vec![]);
         }
-        Ok(chosen)
+        let mut ready: HashMap<Uuid, Vec<ReadyContact>> = HashMap::new();
+        for (campaign_id, contact) in self.board.ready(&wanted, now).await? {
+            ready.entry(campaign_id).or_default().push(contact);
+        }
+        Ok(campaigns
+            .into_iter()
+            .filter_map(|campaign| ready.remove(&campaign.id).map(|contacts| (campaign, contacts)))
+            .collect())
     }
 
     /// Decides one contact at dial time, on its own stream: dial (recorded),
