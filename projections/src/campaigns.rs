@@ -143,6 +143,11 @@ fn evolve(row: &mut Option<CampaignRow>, id: Uuid, change: Change) {
                 campaign.calls_successful += 1;
             }
         }
+        Change::Contact(CampaignContactEvent::CampaignAttemptOutcomeChanged {
+            successful,
+            was_successful,
+            ..
+        }) => campaign.calls_successful += i64::from(successful) - i64::from(was_successful),
         Change::Contact(CampaignContactEvent::CampaignContactClosed { .. }) => campaign.pending_contacts -= 1,
         Change::Contact(CampaignContactEvent::CampaignContactDeferred { .. }) => {}
     }
@@ -160,6 +165,7 @@ fn change_of(event: &RecordedEvent) -> Result<(Uuid, Change), sqlx::Error> {
     let campaign_id = match &decoded {
         CampaignContactEvent::CampaignContactDialed { campaign_id, .. }
         | CampaignContactEvent::CampaignAttemptFinished { campaign_id, .. }
+        | CampaignContactEvent::CampaignAttemptOutcomeChanged { campaign_id, .. }
         | CampaignContactEvent::CampaignContactDeferred { campaign_id, .. }
         | CampaignContactEvent::CampaignContactClosed { campaign_id, .. } => *campaign_id,
     };
@@ -292,6 +298,7 @@ fn evolve_contact(row: &mut Option<ContactRow>, change: ContactChange) {
             row.next_attempt_at = Some(until);
             row.ready_at = until;
         }
+        CampaignContactEvent::CampaignAttemptOutcomeChanged { outcome, .. } => row.outcome = Some(outcome),
         CampaignContactEvent::CampaignContactClosed { status, .. } => {
             row.status = status;
             row.next_attempt_at = None;
@@ -320,6 +327,7 @@ impl ReadModel for ContactsProjection {
             "CampaignContactsImported",
             "CampaignContactDialed",
             "CampaignAttemptFinished",
+            "CampaignAttemptOutcomeChanged",
             "CampaignContactDeferred",
             "CampaignContactClosed",
         ])
@@ -410,7 +418,11 @@ impl ReadModel for AttemptsProjection {
     }
 
     fn event_types(&self) -> Option<&[&'static str]> {
-        Some(&["CampaignContactDialed", "CampaignAttemptFinished"])
+        Some(&[
+            "CampaignContactDialed",
+            "CampaignAttemptFinished",
+            "CampaignAttemptOutcomeChanged",
+        ])
     }
 
     fn tables(&self) -> &'static [&'static str] {
@@ -434,7 +446,8 @@ impl ReadModel for AttemptsProjection {
             .iter()
             .filter_map(|(_, event)| match event {
                 CampaignContactEvent::CampaignContactDialed { call_id, .. }
-                | CampaignContactEvent::CampaignAttemptFinished { call_id, .. } => Some(*call_id),
+                | CampaignContactEvent::CampaignAttemptFinished { call_id, .. }
+                | CampaignContactEvent::CampaignAttemptOutcomeChanged { call_id, .. } => Some(*call_id),
                 _ => None,
             })
             .collect();
@@ -479,6 +492,11 @@ impl ReadModel for AttemptsProjection {
                             row.result = Some(result);
                             row.outcome = outcome;
                             row.finished_at = Some(at);
+                        }
+                    }
+                    CampaignContactEvent::CampaignAttemptOutcomeChanged { call_id, outcome, .. } => {
+                        if let Some(Some(row)) = rows.get_mut(&call_id) {
+                            row.outcome = Some(outcome);
                         }
                     }
                     _ => {}

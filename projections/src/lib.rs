@@ -69,7 +69,7 @@ pub fn subscriptions() -> Vec<Arc<dyn Subscription>> {
         Arc::new(WorkFeeder {
             name: "campaign_result_queue",
             stream_type: "call",
-            event_types: &["CallEnded", "CallPlacementFailed"],
+            event_types: &["CallEnded", "CallPlacementFailed", "CallOutcomeRecorded"],
             reactor: application::campaigns::runner::CAMPAIGN_RESULTS,
         }),
         Arc::new(slack::SlackRouter),

@@ -591,6 +591,23 @@ impl WorkHandler for CampaignResults {
             },
         )
         .await?;
+        // An outcome a person set after the end (the end took the one known then).
+        if let Some(outcome) = call.state.outcome {
+            let late = ContactCommand::RecordOutcome {
+                call_id,
+                outcome,
+                success_outcome: settings.success_outcome,
+                now,
+            };
+            execute::<CampaignContact>(
+                self.store.as_ref(),
+                organization_id,
+                stream_of::<CampaignContact>(attempt.contact_id),
+                &metadata("system:campaign-runner", "campaign-results"),
+                |loaded| CampaignContact::decide(&late, &loaded.state).map_err(contact_error),
+            )
+            .await?;
+        }
         if opted_out {
             let listing = DncCommand::List {
                 organization_id,

@@ -272,6 +272,19 @@ domain_events! {
             next_attempt_at: Option<DateTime<Utc>>,
             at: DateTime<Utc>,
         },
+        /// A connected attempt's outcome was set after the call ended (through the API). Payload: campaignId,
+        /// contactId, callId, outcome, successful (it meets the campaign's success outcome), wasSuccessful
+        /// (the attempt counted as successful before), at.
+        #[version(1)]
+        CampaignAttemptOutcomeChanged {
+            campaign_id: Uuid,
+            contact_id: Uuid,
+            call_id: Uuid,
+            outcome: Outcome,
+            successful: bool,
+            was_successful: bool,
+            at: DateTime<Utc>,
+        },
         /// The contact may not be called before `until` (its window is closed now, or its daily cap is
         /// reached), so the runner does not pick it again meanwhile. Payload: campaignId, contactId, until, at.
         #[version(1)]
@@ -328,6 +341,13 @@ pub enum ContactCommand {
         policy: AttemptPolicy,
         now: DateTime<Utc>,
     },
+    /// A finished, connected attempt's call got its outcome later (a person set it).
+    RecordOutcome {
+        call_id: Uuid,
+        outcome: Outcome,
+        success_outcome: SuccessOutcome,
+        now: DateTime<Utc>,
+    },
     /// Puts off a pending contact the dial decision found outside its window or caps.
     Defer {
         campaign_id: Uuid,
@@ -355,6 +375,7 @@ pub struct Attempt {
     pub caller_id: CallerId,
     pub at: DateTime<Utc>,
     pub result: Option<AttemptResult>,
+    pub outcome: Option<Outcome>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -480,6 +501,29 @@ impl Aggregate for CampaignContact {
                     at: *now,
                 }]
             }
+            ContactCommand::RecordOutcome {
+                call_id,
+                outcome,
+                success_outcome,
+                now,
+            } => {
+                let Some(attempt) = state.attempts.iter().find(|a| a.call_id == *call_id) else {
+                    return Err(ContactError::UnknownCall(*call_id));
+                };
+                // Only a conversation has an outcome to change, and only a new one is news.
+                if attempt.result != Some(AttemptResult::Connected) || attempt.outcome == Some(*outcome) {
+                    return Ok(vec![]);
+                }
+                vec![CampaignContactEvent::CampaignAttemptOutcomeChanged {
+                    campaign_id: state.campaign_id.unwrap_or_default(),
+                    contact_id: state.contact_id.unwrap_or_default(),
+                    call_id: *call_id,
+                    outcome: *outcome,
+                    successful: success_outcome.is_met_by(*outcome),
+                    was_successful: attempt.outcome.is_some_and(|o| success_outcome.is_met_by(o)),
+                    at: *now,
+                }]
+            }
             ContactCommand::Defer {
                 campaign_id,
                 contact_id,
@@ -549,6 +593,7 @@ impl Aggregate for CampaignContact {
                     caller_id: caller_id.clone(),
                     at: *at,
                     result: None,
+                    outcome: None,
                 });
             }
             CampaignContactEvent::CampaignAttemptFinished {
@@ -561,12 +606,19 @@ impl Aggregate for CampaignContact {
             } => {
                 if let Some(attempt) = self.attempts.iter_mut().find(|a| a.call_id == *call_id) {
                     attempt.result = Some(*result);
+                    attempt.outcome = *outcome;
                 }
                 self.status = *status;
                 self.next_attempt_at = *next_attempt_at;
                 if outcome.is_some() {
                     self.outcome = *outcome;
                 }
+            }
+            CampaignContactEvent::CampaignAttemptOutcomeChanged { call_id, outcome, .. } => {
+                if let Some(attempt) = self.attempts.iter_mut().find(|a| a.call_id == *call_id) {
+                    attempt.outcome = Some(*outcome);
+                }
+                self.outcome = Some(*outcome);
             }
             CampaignContactEvent::CampaignContactDeferred {
                 campaign_id,

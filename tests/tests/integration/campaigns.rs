@@ -819,6 +819,25 @@ async fn the_runner_dials_each_contact_once_in_its_own_window_retries_by_the_rul
         (&json!("completed"), &json!(5), &json!(2))
     );
 
+    // An outcome a person sets after the call counts for the campaign too.
+    let (our_call, _) = calls_to(&w, "+14155552671")
+        .await
+        .into_iter()
+        .max_by(|a, b| a.1.cmp(&b.1))
+        .unwrap();
+    let (status, _) = w
+        .post(
+            &format!("/api/calls/{our_call}/outcome"),
+            json!({"outcome": "qualified"}),
+        )
+        .await;
+    assert_eq!(status, 204);
+    w.app.drain_work().await;
+    w.app.settle().await;
+    let (_, done) = w.app.get(&format!("/api/campaigns/{id}"), Some(&w.token)).await;
+    assert_eq!(done["callsSuccessful"], 1);
+    assert_eq!(contacts_by_phone(&w, &id).await["+14155552671"]["outcome"], "qualified");
+
     // Every attempt, in dialling order, and the figures made of them.
     let (status, attempts) = w.app.get(&format!("/api/campaigns/{id}/calls"), Some(&w.token)).await;
     assert_eq!(status, 200, "{attempts}");
@@ -862,7 +881,7 @@ async fn the_runner_dials_each_contact_once_in_its_own_window_retries_by_the_rul
         (stats["contactRate"].as_f64().unwrap() - 2.0 / 3.0).abs() < 1e-9,
         "{stats}"
     );
-    assert_eq!(stats["conversionRate"], 0.0);
+    assert_eq!(stats["conversionRate"], 0.5, "one qualified of two connected");
 
     // The same figures, live.
     let mut live = w
