@@ -116,10 +116,7 @@ pub async fn list(
     query: web::Query<ListQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let query = query.into_inner();
-    let limit = query.limit.unwrap_or(50);
-    if !(1..=PAGE_LIMIT).contains(&limit) {
-        return Err(AppError::validation("limit", format!("limit must be between 1 and {PAGE_LIMIT}")).into());
-    }
+    let limit = crate::users::page_limit(query.limit)?;
     let status = query
         .status
         .as_deref()

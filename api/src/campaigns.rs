@@ -4,7 +4,7 @@ use crate::auth::Caller;
 use crate::body::Json;
 use crate::error::{method_not_allowed, ApiError, ErrorBody};
 use crate::server::AppState;
-use crate::users::{PageQuery, PAGE_LIMIT};
+use crate::users::{page_limit, PageQuery, PAGE_LIMIT};
 use actix_web::http::header;
 use actix_web::{web, HttpResponse};
 use actix_web::{HttpMessage, HttpRequest};
@@ -295,14 +295,6 @@ pub struct AttemptQuery {
     /// Calls per page (default 50).
     #[param(schema_with = optional_integer::<1, PAGE_LIMIT>)]
     limit: Option<i64>,
-}
-
-fn page_limit(limit: Option<i64>) -> Result<i64, ApiError> {
-    let limit = limit.unwrap_or(50);
-    if !(1..=PAGE_LIMIT).contains(&limit) {
-        return Err(AppError::validation("limit", format!("limit must be between 1 and {PAGE_LIMIT}")).into());
-    }
-    Ok(limit)
 }
 
 /// Every attempt of the campaign in dialling order: contact, attempt number, result, call id.

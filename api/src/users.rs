@@ -44,17 +44,23 @@ pub struct UserList {
     users: Vec<UserSummary>,
 }
 
+/// A list's `limit`: 50 unless given, 1 to `PAGE_LIMIT`.
+pub fn page_limit(limit: Option<i64>) -> Result<i64, ApiError> {
+    let limit = limit.unwrap_or(50);
+    if !(1..=PAGE_LIMIT).contains(&limit) {
+        return Err(AppError::validation("limit", format!("limit must be between 1 and {PAGE_LIMIT}")).into());
+    }
+    Ok(limit)
+}
+
 impl PageQuery {
     pub fn new(limit: Option<i64>, offset: Option<i64>) -> Self {
         Self { limit, offset }
     }
 
     pub fn page(&self) -> Result<Page, ApiError> {
-        let limit = self.limit.unwrap_or(50);
+        let limit = page_limit(self.limit)?;
         let offset = self.offset.unwrap_or(0);
-        if !(1..=PAGE_LIMIT).contains(&limit) {
-            return Err(AppError::validation("limit", format!("limit must be between 1 and {PAGE_LIMIT}")).into());
-        }
         if offset < 0 {
             return Err(AppError::validation("offset", "offset must not be negative").into());
         }

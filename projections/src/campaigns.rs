@@ -616,6 +616,12 @@ type CampaignRecord = (
 const CAMPAIGN_COLUMNS: &str = "id, settings, status, total_contacts, calls_made, calls_connected, \
      calls_successful, created_at, updated_at";
 
+/// A status column back as its type.
+fn status_of(status: String) -> Result<CampaignStatus, AppError> {
+    serde_json::from_value(serde_json::Value::String(status))
+        .map_err(|e| AppError::internal("reading a campaign's status", e))
+}
+
 fn campaign_view(record: CampaignRecord) -> Result<CampaignView, AppError> {
     let (
         id,
@@ -628,8 +634,7 @@ fn campaign_view(record: CampaignRecord) -> Result<CampaignView, AppError> {
         created_at,
         updated_at,
     ) = record;
-    let status = serde_json::from_value(serde_json::Value::String(status))
-        .map_err(|e| AppError::internal("reading a campaign's status", e))?;
+    let status = status_of(status)?;
     Ok(CampaignView {
         id,
         settings,
@@ -841,8 +846,7 @@ impl CampaignBoard for PgCampaigns {
             .into_iter()
             .map(
                 |(organization_id, id, status, Json(settings), total_contacts, calls_made, open, calling, recent)| {
-                    let status = serde_json::from_value(serde_json::Value::String(status))
-                        .map_err(|e| AppError::internal("reading a campaign's status", e))?;
+                    let status = status_of(status)?;
                     Ok(RunningCampaign {
                         organization_id,
                         id,

@@ -159,7 +159,7 @@ impl CampaignService {
                 })
             })
             .await?;
-        view_of(id, &loaded.state)
+        self.answer(caller, id, &loaded.state).await
     }
 
     /// Applies `changes` (a JSON merge patch, RFC 7396, over the settings as
@@ -188,7 +188,7 @@ impl CampaignService {
                 })
             })
             .await?;
-        view_of(id, &loaded.state)
+        self.answer(caller, id, &loaded.state).await
     }
 
     #[tracing::instrument(skip_all, fields(organization_id = %caller.organization_id))]
@@ -205,7 +205,19 @@ impl CampaignService {
                 })
             })
             .await?;
-        view_of(id, &loaded.state)
+        self.answer(caller, id, &loaded.state).await
+    }
+
+    /// The campaign after a change: settings and status from the write side, the
+    /// progress figures the read model has counted so far.
+    async fn answer(&self, caller: &Session, id: Uuid, campaign: &Campaign) -> Result<CampaignView, AppError> {
+        let mut view = view_of(id, campaign)?;
+        if let Some(counted) = self.directory.get(caller.organization_id, id).await? {
+            view.calls_made = counted.calls_made;
+            view.calls_connected = counted.calls_connected;
+            view.calls_successful = counted.calls_successful;
+        }
+        Ok(view)
     }
 
     /// DELETE: hidden from lists, history kept; refused while running.
@@ -267,6 +279,13 @@ fn merged(settings: &CampaignSettings, changes: &Value) -> Result<CampaignSettin
         let field = e.path().to_string();
         AppError::validation(&field, format!("{field} is invalid: {}", e.inner()))
     })
+}
+
+/// The cursor of the page after a full one: its last item's id (UUID v7 ids sort in order).
+fn next_cursor<T>(page: &[T], limit: i64, id: impl Fn(&T) -> Uuid) -> Option<String> {
+    (page.len() as i64 == limit)
+        .then(|| page.last().map(|item| id(item).to_string()))
+        .flatten()
 }
 
 /// The campaign as the write side knows it, for answers to changes (progress
@@ -350,9 +369,7 @@ impl CampaignService {
             .contacts
             .contacts(caller.organization_id, campaign_id, status, cursor, limit)
             .await?;
-        let next_cursor = (contacts.len() as i64 == limit)
-            .then(|| contacts.last().map(|c| c.id.to_string()))
-            .flatten();
+        let next_cursor = next_cursor(&contacts, limit, |c| c.id);
         Ok(ContactPage { contacts, next_cursor })
     }
 }
@@ -451,9 +468,7 @@ impl CampaignService {
             .progress
             .attempts(caller.organization_id, campaign_id, result, cursor, limit)
             .await?;
-        let next_cursor = (calls.len() as i64 == limit)
-            .then(|| calls.last().map(|c| c.call_id.to_string()))
-            .flatten();
+        let next_cursor = next_cursor(&calls, limit, |c| c.call_id);
         Ok(AttemptPage { calls, next_cursor })
     }
 
@@ -534,16 +549,27 @@ pub struct DncService {
 }
 
 impl DncService {
-    async fn execute(&self, caller: &Session, phone: &PhoneNumber, command: DncCommand) -> Result<DncEntry, AppError> {
+    /// The entry after the command, and whether the command changed it.
+    async fn execute(
+        &self,
+        caller: &Session,
+        phone: &PhoneNumber,
+        command: DncCommand,
+    ) -> Result<(DncEntry, bool), AppError> {
+        let changed = std::sync::atomic::AtomicBool::new(false);
         let loaded = execute::<DncEntry>(
             self.store.as_ref(),
             caller.organization_id,
             stream_of::<DncEntry>(dnc_entry_id(caller.organization_id, phone)),
             &session_metadata(caller),
-            |loaded| Ok(DncEntry::decide(&command, &loaded.state)?),
+            |loaded| {
+                let events = DncEntry::decide(&command, &loaded.state)?;
+                changed.store(!events.is_empty(), std::sync::atomic::Ordering::Relaxed);
+                Ok(events)
+            },
         )
         .await?;
-        Ok(loaded.state)
+        Ok((loaded.state, changed.into_inner()))
     }
 
     /// Anyone may put a number on the list: an opt-out must never wait for an admin.
@@ -559,7 +585,7 @@ impl DncService {
             call_id: None,
             now: self.clock.now(),
         };
-        let entry = self.execute(caller, &phone, command).await?;
+        let (entry, _) = self.execute(caller, &phone, command).await?;
         Ok(status_of(phone, &entry))
     }
 
@@ -655,17 +681,8 @@ impl DncService {
                     call_id: None,
                     now,
                 };
-                let before = load_in::<DncEntry>(
-                    self.store.as_ref(),
-                    caller.organization_id,
-                    stream_of::<DncEntry>(dnc_entry_id(caller.organization_id, &phone)),
-                )
-                .await?
-                .state
-                .listed
-                .is_some();
-                self.execute(caller, &phone, command).await?;
-                Ok::<_, AppError>(!before)
+                let (_, listed_now) = self.execute(caller, &phone, command).await?;
+                Ok::<_, AppError>(listed_now)
             })
             .buffer_unordered(DNC_UPLOAD_CONCURRENCY)
             .try_collect()
