@@ -156,10 +156,13 @@ pub fn build_state(pool: PgPool, wiring: Wiring) -> AppState {
         clock: wiring.clock.clone(),
         board: campaign_directory.clone(),
         campaigns: campaign_directory.clone(),
+        locks: Arc::new(infrastructure::work_queue::PgJobLocks::new(pool.clone())),
+        progress: Arc::new(projections::runtime::PgReadModelProgress::new(pool.clone())),
     };
     let campaign_dialer = application::campaigns::runner::CampaignDialer {
         store: store.clone(),
         clock: wiring.clock.clone(),
+        campaigns: campaign_directory.clone(),
     };
     let campaign_results = application::campaigns::runner::CampaignResults {
         store: store.clone(),

@@ -63,6 +63,27 @@ pub trait ReadModelProgress: Send + Sync {
     async fn has_applied(&self, read_model: &str, at: Checkpoint) -> Result<bool, AppError>;
 }
 
+/// Keeps a scheduled job's pass to one process at a time, for jobs whose
+/// decisions read what the pass itself changes (a campaign's calls in flight).
+#[async_trait]
+pub trait JobLocks: Send + Sync {
+    /// A hold on `job`, or `None` while another process holds it. The hold
+    /// ends when it is dropped, or when its process dies.
+    async fn try_hold(&self, job: &str) -> Result<Option<JobHold>, AppError>;
+}
+
+/// A held job lock; dropping it lets the next process in.
+pub struct JobHold {
+    /// Kept only to be dropped with the hold.
+    _held: Box<dyn Send>,
+}
+
+impl JobHold {
+    pub fn new(held: impl Send + 'static) -> Self {
+        Self { _held: Box::new(held) }
+    }
+}
+
 /// A periodic job of the scheduler role. Each is keyed so that however many
 /// schedulers run it, its effects happen once.
 #[async_trait]

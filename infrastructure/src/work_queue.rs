@@ -5,7 +5,7 @@
 
 use application::clock::Clock;
 use application::correlation;
-use application::work::{WorkHandler, WorkItem, WorkOutcome, WorkQueue};
+use application::work::{JobHold, JobLocks, WorkHandler, WorkItem, WorkOutcome, WorkQueue};
 use application::AppError;
 use async_trait::async_trait;
 use domain::Checkpoint;
@@ -262,4 +262,36 @@ async fn renew_leases(queue: Arc<dyn WorkQueue>, mut held: watch::Receiver<Vec<W
             changed = held.changed() => if changed.is_err() { return },
         }
     }
+}
+
+/// Job locks as PostgreSQL transaction-level advisory locks: a hold is an
+/// open transaction (no other statement runs in it), so a crashed process's
+/// hold ends with its connection.
+#[derive(Clone)]
+pub struct PgJobLocks {
+    pool: PgPool,
+}
+
+impl PgJobLocks {
+    pub fn new(pool: PgPool) -> Self {
+        Self { pool }
+    }
+}
+
+#[async_trait]
+impl JobLocks for PgJobLocks {
+    async fn try_hold(&self, job: &str) -> Result<Option<JobHold>, AppError> {
+        let mut transaction = self.pool.begin().await.map_err(lock_failed)?;
+        let held: bool = sqlx::query_scalar("SELECT pg_try_advisory_xact_lock(hashtext('scheduled-job:' || $1))")
+            .bind(job)
+            .fetch_one(&mut *transaction)
+            .await
+            .map_err(lock_failed)?;
+        // Not held: the transaction rolls back as it drops.
+        Ok(held.then(|| JobHold::new(transaction)))
+    }
+}
+
+fn lock_failed(error: sqlx::Error) -> AppError {
+    AppError::internal("scheduled job lock", error)
 }

@@ -4,9 +4,7 @@
 use crate::rows::{self, decode_error, stream_uuid};
 use crate::runtime::ReadModel;
 use application::auth::Page;
-use application::campaigns::runner::{
-    CampaignBoard, CampaignSettingsLookup, ReadyContact, RunningCampaign, UnfinishedAttempt,
-};
+use application::campaigns::runner::{CampaignBoard, CampaignLookup, ReadyContact, RunningCampaign, UnfinishedAttempt};
 use application::campaigns::{
     AttemptView, CampaignDirectory, CampaignProgress, CampaignView, ContactDirectory, ContactView, DncDirectory,
     DncStatus, Progress,
@@ -148,6 +146,13 @@ fn evolve(row: &mut Option<CampaignRow>, id: Uuid, change: Change) {
             was_successful,
             ..
         }) => campaign.calls_successful += i64::from(successful) - i64::from(was_successful),
+        Change::Contact(CampaignContactEvent::CampaignDialWithdrawn { status, .. }) => {
+            campaign.calls_made -= 1;
+            campaign.calling_contacts -= 1;
+            if status == ContactStatus::Pending {
+                campaign.pending_contacts += 1;
+            }
+        }
         Change::Contact(CampaignContactEvent::CampaignContactClosed { .. }) => campaign.pending_contacts -= 1,
         Change::Contact(CampaignContactEvent::CampaignContactDeferred { .. }) => {}
     }
@@ -167,6 +172,7 @@ fn change_of(event: &RecordedEvent) -> Result<(Uuid, Change), sqlx::Error> {
         | CampaignContactEvent::CampaignAttemptFinished { campaign_id, .. }
         | CampaignContactEvent::CampaignAttemptOutcomeChanged { campaign_id, .. }
         | CampaignContactEvent::CampaignContactDeferred { campaign_id, .. }
+        | CampaignContactEvent::CampaignDialWithdrawn { campaign_id, .. }
         | CampaignContactEvent::CampaignContactClosed { campaign_id, .. } => *campaign_id,
     };
     Ok((campaign_id, Change::Contact(decoded)))
@@ -299,6 +305,19 @@ fn evolve_contact(row: &mut Option<ContactRow>, change: ContactChange) {
             row.ready_at = until;
         }
         CampaignContactEvent::CampaignAttemptOutcomeChanged { outcome, .. } => row.outcome = Some(outcome),
+        CampaignContactEvent::CampaignDialWithdrawn {
+            attempt_number,
+            status,
+            last_attempt_at,
+            at,
+            ..
+        } => {
+            row.status = status;
+            row.attempt_count = attempt_number as i32 - 1;
+            row.last_attempt_at = last_attempt_at;
+            row.next_attempt_at = (status == ContactStatus::Pending).then_some(at);
+            row.ready_at = at;
+        }
         CampaignContactEvent::CampaignContactClosed { status, .. } => {
             row.status = status;
             row.next_attempt_at = None;
@@ -329,6 +348,7 @@ impl ReadModel for ContactsProjection {
             "CampaignAttemptFinished",
             "CampaignAttemptOutcomeChanged",
             "CampaignContactDeferred",
+            "CampaignDialWithdrawn",
             "CampaignContactClosed",
         ])
     }
@@ -422,6 +442,7 @@ impl ReadModel for AttemptsProjection {
             "CampaignContactDialed",
             "CampaignAttemptFinished",
             "CampaignAttemptOutcomeChanged",
+            "CampaignDialWithdrawn",
         ])
     }
 
@@ -447,7 +468,8 @@ impl ReadModel for AttemptsProjection {
             .filter_map(|(_, event)| match event {
                 CampaignContactEvent::CampaignContactDialed { call_id, .. }
                 | CampaignContactEvent::CampaignAttemptFinished { call_id, .. }
-                | CampaignContactEvent::CampaignAttemptOutcomeChanged { call_id, .. } => Some(*call_id),
+                | CampaignContactEvent::CampaignAttemptOutcomeChanged { call_id, .. }
+                | CampaignContactEvent::CampaignDialWithdrawn { call_id, .. } => Some(*call_id),
                 _ => None,
             })
             .collect();
@@ -498,6 +520,10 @@ impl ReadModel for AttemptsProjection {
                         if let Some(Some(row)) = rows.get_mut(&call_id) {
                             row.outcome = Some(outcome);
                         }
+                    }
+                    // Never placed: not an attempt.
+                    CampaignContactEvent::CampaignDialWithdrawn { call_id, .. } => {
+                        rows.insert(call_id, None);
                     }
                     _ => {}
                 }
@@ -815,6 +841,10 @@ type RunningRecord = (Uuid, Uuid, String, Json<CampaignSettings>, i64, i64, i64,
 
 #[async_trait]
 impl CampaignBoard for PgCampaigns {
+    fn read_models(&self) -> &'static [&'static str] {
+        &["campaigns", "campaign_contacts", "campaign_attempts", "phone_numbers"]
+    }
+
     async fn due_to_start(&self, now: DateTime<Utc>) -> Result<Vec<(Uuid, Uuid)>, AppError> {
         sqlx::query_as(
             "SELECT organization_id, id FROM campaigns
@@ -943,7 +973,7 @@ impl CampaignBoard for PgCampaigns {
 }
 
 #[async_trait]
-impl CampaignSettingsLookup for PgCampaigns {
+impl CampaignLookup for PgCampaigns {
     async fn settings(&self, organization_id: Uuid, campaign_id: Uuid) -> Result<Option<CampaignSettings>, AppError> {
         let settings: Option<Json<CampaignSettings>> =
             sqlx::query_scalar("SELECT settings FROM campaigns WHERE organization_id = $1 AND id = $2")
@@ -953,6 +983,17 @@ impl CampaignSettingsLookup for PgCampaigns {
                 .await
                 .map_err(read_failed("reading a campaign's settings"))?;
         Ok(settings.map(|Json(s)| s))
+    }
+
+    async fn status(&self, organization_id: Uuid, campaign_id: Uuid) -> Result<Option<CampaignStatus>, AppError> {
+        let status: Option<Json<CampaignStatus>> =
+            sqlx::query_scalar("SELECT to_jsonb(status) FROM campaigns WHERE organization_id = $1 AND id = $2")
+                .bind(organization_id)
+                .bind(campaign_id)
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(read_failed("reading a campaign's status"))?;
+        Ok(status.map(|Json(s)| s))
     }
 }
 

@@ -61,7 +61,8 @@ async fn save<'a, T: Serialize + 'a>(
 const ROWS_PER_STATEMENT: usize = 10_000;
 
 /// Loads the rows of `ids` from `table`, lets `fold` change them (a `None`
-/// entry is a row not yet there), and saves those that exist afterwards.
+/// entry is a row not there), saves those that exist afterwards and deletes
+/// those the fold took away.
 pub(crate) async fn fold_batch<T, F>(
     conn: &mut PgConnection,
     table: &str,
@@ -78,8 +79,19 @@ where
         .into_iter()
         .collect();
     let mut loaded = load::<T>(conn, table, &ids).await?;
+    let existed: Vec<Uuid> = loaded.keys().copied().collect();
     let mut rows: HashMap<Uuid, Option<T>> = ids.into_iter().map(|id| (id, loaded.remove(&id))).collect();
     fold(&mut rows)?;
+    let removed: Vec<Uuid> = existed
+        .into_iter()
+        .filter(|id| matches!(rows.get(id), Some(None)))
+        .collect();
+    if !removed.is_empty() {
+        sqlx::query(&format!("DELETE FROM {table} WHERE id = ANY($1)"))
+            .bind(&removed)
+            .execute(&mut *conn)
+            .await?;
+    }
     save(conn, table, rows.values().flatten()).await
 }
 

@@ -174,6 +174,8 @@ async fn main() {
         clock: clock.clone(),
         board: std::sync::Arc::new(projections::campaigns::PgCampaigns::new(w.app.db.pool.clone())),
         campaigns: std::sync::Arc::new(projections::campaigns::PgCampaigns::new(w.app.db.pool.clone())),
+        locks: std::sync::Arc::new(infrastructure::work_queue::PgJobLocks::new(w.app.db.pool.clone())),
+        progress: std::sync::Arc::new(projections::runtime::PgReadModelProgress::new(w.app.db.pool.clone())),
     };
     let board = projections::campaigns::PgCampaigns::new(w.app.db.pool.clone());
     let at = application::clock::Clock::now(clock.as_ref());

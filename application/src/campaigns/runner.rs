@@ -17,7 +17,7 @@ use crate::calls::{request_call, OutboundRequest, Requester};
 use crate::clock::Clock;
 use crate::error::AppError;
 use crate::event_store::EventStore;
-use crate::work::{ScheduledJob, WorkHandler, WorkItem, WorkOutcome};
+use crate::work::{JobLocks, ReadModelProgress, ScheduledJob, WorkHandler, WorkItem, WorkOutcome};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use domain::calls::{Call, CallStatus, CampaignAttempt};
@@ -25,7 +25,7 @@ use domain::campaigns::dnc::dnc_entry_id;
 use domain::campaigns::{
     decide_dial, AttemptResult, CallerId, CallerIds, Campaign, CampaignCommand, CampaignContact, CampaignError,
     CampaignSettings, CampaignStatus, CompletionReason, ContactAtDial, ContactCommand, ContactError, DialDecision,
-    DncCommand, DncEntry, DncReason, DncSource,
+    DncCommand, DncEntry, DncReason, DncSource, WithdrawReason,
 };
 use domain::phone::PhoneNumber;
 use domain::time_zone::TimeZone;
@@ -83,6 +83,8 @@ pub struct ReadyContact {
 /// What the runner reads to decide what to do (read models).
 #[async_trait]
 pub trait CampaignBoard: Send + Sync {
+    /// The read models the board answers from: a tick waits until they hold the log.
+    fn read_models(&self) -> &'static [&'static str];
     /// Scheduled campaigns whose start time has come: (organization, campaign).
     async fn due_to_start(&self, now: DateTime<Utc>) -> Result<Vec<(Uuid, Uuid)>, AppError>;
     /// Every running campaign with its live figures, and paused ones whose `scheduledEnd` passed.
@@ -146,11 +148,18 @@ pub fn fair_shares(campaigns: &[RunningCampaign], budget: usize) -> Vec<usize> {
     shares
 }
 
+/// Longest a tick waits for the board's read models to hold the log.
+pub const BOARD_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
+
 pub struct CampaignRunner {
     pub store: Arc<dyn EventStore>,
     pub clock: Arc<dyn Clock>,
     pub board: Arc<dyn CampaignBoard>,
-    pub campaigns: Arc<dyn CampaignSettingsLookup>,
+    pub campaigns: Arc<dyn CampaignLookup>,
+    /// One tick at a time across processes: a tick's room per campaign counts the calls
+    /// in flight, which another scheduler's tick would be adding to meanwhile.
+    pub locks: Arc<dyn JobLocks>,
+    pub progress: Arc<dyn ReadModelProgress>,
 }
 
 /// What one tick did.
@@ -187,11 +196,43 @@ impl CampaignRunner {
         Ok(())
     }
 
+    /// Whether the board's read models hold every event committed so far (the
+    /// dials of earlier ticks included), waiting up to [`BOARD_WAIT`].
+    async fn board_is_current(&self) -> Result<bool, AppError> {
+        let head = self
+            .store
+            .head()
+            .await
+            .map_err(|e| AppError::internal("reading the head of the log", e))?;
+        let deadline = tokio::time::Instant::now() + BOARD_WAIT;
+        let mut pause = std::time::Duration::from_millis(2);
+        for read_model in self.board.read_models() {
+            while !self.progress.has_applied(read_model, head).await? {
+                if tokio::time::Instant::now() + pause > deadline {
+                    return Ok(false);
+                }
+                tokio::time::sleep(pause).await;
+                pause = (pause * 2).min(std::time::Duration::from_millis(50));
+            }
+        }
+        Ok(true)
+    }
+
     /// One pass: start, time out lost calls, complete, dial. A campaign that
-    /// fails is logged and skipped; the others go on.
+    /// fails is logged and skipped; the others go on. Another process's pass
+    /// in progress, or read models behind the log, make it a pass that does nothing.
     pub async fn tick(&self) -> Result<TickReport, AppError> {
-        let now = self.clock.now();
         let mut report = TickReport::default();
+        let Some(_hold) = self.locks.try_hold("campaign-runner").await? else {
+            return Ok(report);
+        };
+        // Calls in flight and dials in the last minute come from read models: counted
+        // before they hold the last tick's dials, a campaign would overshoot its limits.
+        if !self.board_is_current().await? {
+            tracing::warn!(wait = ?BOARD_WAIT, "campaign read models behind the log: no dials this tick");
+            return Ok(report);
+        }
+        let now = self.clock.now();
         for (organization_id, id) in self.board.due_to_start(now).await? {
             match self
                 .steer(organization_id, id, CampaignCommand::RunScheduled { now })
@@ -366,6 +407,8 @@ impl CampaignRunner {
             stream_of::<CampaignContact>(contact.contact_id),
             &Self::runner_metadata(),
             |loaded| {
+                // Decided afresh on every try (a conflict reloads the stream).
+                *step.lock().expect("step lock") = None;
                 let times = loaded.state.attempt_times();
                 let at_dial = ContactAtDial {
                     phone: &contact.phone,
@@ -476,10 +519,36 @@ fn stream_uuid(item: &WorkItem, stream_type: &str) -> Result<Uuid, AppError> {
     })
 }
 
-/// Requests the call of a contact's dial in flight, under the dial's call id.
+/// Requests the call of a contact's dial in flight, under the dial's call id,
+/// unless the campaign stopped running or the number was listed since the
+/// dial was recorded: then the dial is withdrawn (pause stops new dials at once).
 pub struct CampaignDialer {
     pub store: Arc<dyn EventStore>,
     pub clock: Arc<dyn Clock>,
+    pub campaigns: Arc<dyn CampaignLookup>,
+}
+
+impl CampaignDialer {
+    /// Why the dial must not be placed now, if it must not.
+    async fn withdraw_reason(
+        &self,
+        organization_id: Uuid,
+        campaign_id: Uuid,
+        phone: &PhoneNumber,
+    ) -> Result<Option<WithdrawReason>, AppError> {
+        // A listed number closes the contact whatever the campaign does.
+        let entry = load_in::<DncEntry>(
+            self.store.as_ref(),
+            organization_id,
+            stream_of::<DncEntry>(dnc_entry_id(organization_id, phone)),
+        )
+        .await?;
+        if entry.state.listed.is_some() {
+            return Ok(Some(WithdrawReason::Dnc));
+        }
+        let status = self.campaigns.status(organization_id, campaign_id).await?;
+        Ok((status != Some(CampaignStatus::Running)).then_some(WithdrawReason::CampaignNotRunning))
+    }
 }
 
 #[async_trait]
@@ -499,6 +568,37 @@ impl WorkHandler for CampaignDialer {
         let (Some(campaign_id), Some(attempt)) = (contact.state.campaign_id, contact.state.in_flight()) else {
             return Ok(WorkOutcome::Done);
         };
+        // A call already requested (a retry after a crash) goes ahead: requesting it again changes nothing.
+        let requested = load_in::<Call>(
+            self.store.as_ref(),
+            item.organization_id,
+            stream_of::<Call>(attempt.call_id),
+        )
+        .await?
+        .state
+        .known;
+        if !requested {
+            if let Some(reason) = self
+                .withdraw_reason(item.organization_id, campaign_id, &attempt.phone)
+                .await?
+            {
+                let command = ContactCommand::WithdrawDial {
+                    call_id: attempt.call_id,
+                    reason,
+                    now: self.clock.now(),
+                };
+                execute::<CampaignContact>(
+                    self.store.as_ref(),
+                    item.organization_id,
+                    stream_of::<CampaignContact>(contact_id),
+                    &metadata("system:campaign-runner", "campaign-dialer"),
+                    |loaded| CampaignContact::decide(&command, &loaded.state).map_err(contact_error),
+                )
+                .await?;
+                tracing::info!(call = %attempt.call_id, ?reason, "dial withdrawn before its call was requested");
+                return Ok(WorkOutcome::Done);
+            }
+        }
         let request = OutboundRequest {
             agent_id: attempt.agent_id,
             phone_number_id: attempt.caller_id.phone_number_id,
@@ -526,10 +626,11 @@ impl WorkHandler for CampaignDialer {
     }
 }
 
-/// Where the results reactor finds a campaign's settings (the campaigns read model).
+/// Where the runner's reactors find a campaign's settings and status (the campaigns read model).
 #[async_trait]
-pub trait CampaignSettingsLookup: Send + Sync {
+pub trait CampaignLookup: Send + Sync {
     async fn settings(&self, organization_id: Uuid, campaign_id: Uuid) -> Result<Option<CampaignSettings>, AppError>;
+    async fn status(&self, organization_id: Uuid, campaign_id: Uuid) -> Result<Option<CampaignStatus>, AppError>;
 }
 
 /// Records how a campaign call ended on its contact: the result, the retry
@@ -537,7 +638,7 @@ pub trait CampaignSettingsLookup: Send + Sync {
 pub struct CampaignResults {
     pub store: Arc<dyn EventStore>,
     pub clock: Arc<dyn Clock>,
-    pub campaigns: Arc<dyn CampaignSettingsLookup>,
+    pub campaigns: Arc<dyn CampaignLookup>,
 }
 
 #[async_trait]

@@ -223,6 +223,16 @@ pub fn next_after_attempt(
     }
 }
 
+/// Why a recorded dial was withdrawn before its call was requested.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum WithdrawReason {
+    /// The campaign was paused, cancelled or completed after the dial was recorded.
+    CampaignNotRunning,
+    /// The number was put on the DNC list after the dial was recorded.
+    Dnc,
+}
+
 /// Why a contact was closed without a call.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -294,6 +304,21 @@ domain_events! {
             until: DateTime<Utc>,
             at: DateTime<Utc>,
         },
+        /// A recorded dial was withdrawn before its call was requested: the campaign stopped running or the
+        /// number was listed meanwhile. The attempt does not count. Payload: campaignId, contactId, callId,
+        /// attemptNumber (the withdrawn one), reason (campaign_not_running, dnc), status (pending, or dnc),
+        /// lastAttemptAt (the attempt before it, if any), at.
+        #[version(1)]
+        CampaignDialWithdrawn {
+            campaign_id: Uuid,
+            contact_id: Uuid,
+            call_id: Uuid,
+            attempt_number: u32,
+            reason: WithdrawReason,
+            status: ContactStatus,
+            last_attempt_at: Option<DateTime<Utc>>,
+            at: DateTime<Utc>,
+        },
         /// The contact was closed without a call at dial time. Payload: campaignId, contactId, status (dnc or
         /// failed), reason (dnc, attempts_exhausted, schedule_ended), at.
         #[version(1)]
@@ -346,6 +371,12 @@ pub enum ContactCommand {
         call_id: Uuid,
         outcome: Outcome,
         success_outcome: SuccessOutcome,
+        now: DateTime<Utc>,
+    },
+    /// Withdraws the dial `call_id`, whose call was not requested yet.
+    WithdrawDial {
+        call_id: Uuid,
+        reason: WithdrawReason,
         now: DateTime<Utc>,
     },
     /// Puts off a pending contact the dial decision found outside its window or caps.
@@ -524,6 +555,30 @@ impl Aggregate for CampaignContact {
                     at: *now,
                 }]
             }
+            ContactCommand::WithdrawDial { call_id, reason, now } => {
+                let Some(attempt) = state.attempts.iter().find(|a| a.call_id == *call_id) else {
+                    // Withdrawn already (a retry).
+                    return Ok(vec![]);
+                };
+                if attempt.result.is_some() {
+                    return Err(ContactError::UnknownCall(*call_id));
+                }
+                let status = match reason {
+                    WithdrawReason::CampaignNotRunning => ContactStatus::Pending,
+                    WithdrawReason::Dnc => ContactStatus::Dnc,
+                };
+                let before = state.attempts.len().saturating_sub(2);
+                vec![CampaignContactEvent::CampaignDialWithdrawn {
+                    campaign_id: state.campaign_id.unwrap_or_default(),
+                    contact_id: state.contact_id.unwrap_or_default(),
+                    call_id: *call_id,
+                    attempt_number: attempt.number,
+                    reason: *reason,
+                    status,
+                    last_attempt_at: (state.attempts.len() > 1).then(|| state.attempts[before].at),
+                    at: *now,
+                }]
+            }
             ContactCommand::Defer {
                 campaign_id,
                 contact_id,
@@ -629,6 +684,13 @@ impl Aggregate for CampaignContact {
                 self.campaign_id = Some(*campaign_id);
                 self.contact_id = Some(*contact_id);
                 self.next_attempt_at = Some(*until);
+            }
+            CampaignContactEvent::CampaignDialWithdrawn {
+                call_id, status, at, ..
+            } => {
+                self.attempts.retain(|a| a.call_id != *call_id);
+                self.status = *status;
+                self.next_attempt_at = (*status == ContactStatus::Pending).then_some(*at);
             }
             CampaignContactEvent::CampaignContactClosed {
                 campaign_id,

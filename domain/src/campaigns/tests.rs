@@ -833,6 +833,79 @@ fn a_contact_is_dialled_once_at_a_time() {
         });
 }
 
+/// The first attempt (call 10) ended busy.
+fn busy_first_attempt(t0: DateTime<Utc>) -> CampaignContactEvent {
+    CampaignContactEvent::CampaignAttemptFinished {
+        campaign_id: Uuid::from_u128(100),
+        contact_id: Uuid::from_u128(1),
+        attempt_number: 1,
+        call_id: Uuid::from_u128(10),
+        result: AttemptResult::Busy,
+        outcome: None,
+        opted_out: false,
+        successful: false,
+        status: ContactStatus::Pending,
+        next_attempt_at: Some(t0 + Duration::minutes(30)),
+        at: t0,
+    }
+}
+
+#[test]
+fn a_dial_not_yet_placed_is_withdrawn_and_does_not_count() {
+    let t0 = now();
+    let t1 = t0 + Duration::hours(1);
+    let t2 = t1 + Duration::seconds(1);
+    let first_ended = busy_first_attempt(t0);
+    let withdraw = |reason| ContactCommand::WithdrawDial {
+        call_id: Uuid::from_u128(11),
+        reason,
+        now: t2,
+    };
+    let paused = given::<CampaignContact>([dialed(1, 10, t0), first_ended.clone(), dialed(2, 11, t1)])
+        .when(withdraw(WithdrawReason::CampaignNotRunning))
+        .then([CampaignContactEvent::CampaignDialWithdrawn {
+            campaign_id: Uuid::from_u128(100),
+            contact_id: Uuid::from_u128(1),
+            call_id: Uuid::from_u128(11),
+            attempt_number: 2,
+            reason: WithdrawReason::CampaignNotRunning,
+            status: ContactStatus::Pending,
+            last_attempt_at: Some(t0),
+            at: t2,
+        }]);
+    assert_eq!((paused.status, paused.attempt_count()), (ContactStatus::Pending, 1));
+    // Dialled again on resume as attempt 2.
+    assert_eq!(
+        CampaignContact::decide(&dial(2, 12, t2), &paused),
+        Ok(vec![dialed(2, 12, t2)])
+    );
+    // Listed meanwhile: the contact is closed as dnc.
+    let listed = given::<CampaignContact>([dialed(1, 11, t0)])
+        .when(withdraw(WithdrawReason::Dnc))
+        .then([CampaignContactEvent::CampaignDialWithdrawn {
+            campaign_id: Uuid::from_u128(100),
+            contact_id: Uuid::from_u128(1),
+            call_id: Uuid::from_u128(11),
+            attempt_number: 1,
+            reason: WithdrawReason::Dnc,
+            status: ContactStatus::Dnc,
+            last_attempt_at: None,
+            at: t2,
+        }]);
+    assert_eq!((listed.status, listed.attempt_count()), (ContactStatus::Dnc, 0));
+    // Withdrawn twice: nothing; a finished attempt cannot be withdrawn.
+    given::<CampaignContact>([])
+        .when(withdraw(WithdrawReason::Dnc))
+        .then_nothing();
+    given::<CampaignContact>([dialed(1, 10, t0), busy_first_attempt(t0)])
+        .when(ContactCommand::WithdrawDial {
+            call_id: Uuid::from_u128(10),
+            reason: WithdrawReason::Dnc,
+            now: t2,
+        })
+        .then_error(ContactError::UnknownCall(Uuid::from_u128(10)));
+}
+
 #[test]
 fn an_attempt_finishes_once_with_the_rules_applied() {
     let t0 = now();
@@ -1282,6 +1355,7 @@ fn campaign_events_are_catalogued_and_round_trip() {
         "CampaignContactDialed",
         "CampaignAttemptFinished",
         "CampaignContactClosed",
+        "CampaignDialWithdrawn",
         "DncNumberListed",
         "DncNumberRemoved",
     ] {

@@ -964,12 +964,15 @@ async fn a_crash_between_pick_and_dial_loses_no_contact_and_dials_nobody_twice()
     let store: std::sync::Arc<dyn application::event_store::EventStore> =
         std::sync::Arc::new(infrastructure::event_store::PgEventStore::new(w.app.db.pool.clone()));
     let board = std::sync::Arc::new(projections::campaigns::PgCampaigns::new(w.app.db.pool.clone()));
-    let crashed = application::campaigns::runner::CampaignRunner {
-        store,
+    let unlocked_runner = || application::campaigns::runner::CampaignRunner {
+        store: store.clone(),
         clock: clock.clone(),
         board: board.clone(),
         campaigns: board.clone(),
+        locks: std::sync::Arc::new(NoLocks),
+        progress: std::sync::Arc::new(projections::runtime::PgReadModelProgress::new(w.app.db.pool.clone())),
     };
+    let crashed = unlocked_runner();
     let now = application::clock::Clock::now(clock.as_ref());
     let running = application::campaigns::runner::CampaignBoard::running(board.as_ref(), now)
         .await
@@ -979,8 +982,12 @@ async fn a_crash_between_pick_and_dial_loses_no_contact_and_dials_nobody_twice()
     drop(crashed);
     assert_eq!(contacts_by_phone(&w, &id).await["+14155552671"]["status"], "pending");
 
-    // Another scheduler records the dial, and its process dies before the call is requested:
-    // the dial's work is queued with the record, so the call is placed when any worker runs it.
+    // Two schedulers (not even kept apart by the job lock) tick at once: the contact's own stream
+    // lets one record the dial. Its process dies before the call is requested: the dial's work
+    // is queued with the record, so the call is placed when any worker runs it.
+    let (one, other) = (unlocked_runner(), unlocked_runner());
+    let (first, second) = tokio::join!(one.tick(), other.tick());
+    assert_eq!(first.unwrap().dialed + second.unwrap().dialed, 1, "one dial recorded");
     let runner = w
         .app
         .state
@@ -989,7 +996,6 @@ async fn a_crash_between_pick_and_dial_loses_no_contact_and_dials_nobody_twice()
         .find(|job| job.name() == "campaign-runner")
         .unwrap()
         .clone();
-    assert_eq!(runner.run().await.unwrap(), 1);
     w.app.settle().await;
     assert!(calls_to(&w, "+14155552671").await.is_empty(), "not requested yet");
     w.app.drain_work().await;
@@ -1027,6 +1033,162 @@ async fn a_crash_between_pick_and_dial_loses_no_contact_and_dials_nobody_twice()
         contact["nextAttemptAt"], "2026-11-10T18:06:00Z",
         "technical failures retry after 5 minutes"
     );
+}
+
+/// A job lock every scheduler gets: only the contacts' streams keep them from dialling twice.
+struct NoLocks;
+
+#[async_trait::async_trait]
+impl application::work::JobLocks for NoLocks {
+    async fn try_hold(&self, _: &str) -> Result<Option<application::work::JobHold>, application::AppError> {
+        Ok(Some(application::work::JobHold::new(())))
+    }
+}
+
+/// A started campaign over `phones` (with `settings` on top of the defaults), and the app's runner.
+async fn started_campaign(
+    w: &VapiWorld,
+    number: &str,
+    settings: Value,
+    phones: &[&str],
+) -> (String, std::sync::Arc<dyn application::work::ScheduledJob>) {
+    let mut body = campaign(w, number);
+    body.as_object_mut()
+        .unwrap()
+        .extend(settings.as_object().unwrap().clone());
+    let id = create(w, body).await["id"].as_str().unwrap().to_owned();
+    let file = format!("Phone\n{}\n", phones.join("\n"));
+    let (_, upload) = post_raw(w, &format!("/api/campaigns/{id}/upload"), "text/csv", file.into()).await;
+    let import = format!(
+        "/api/campaigns/{id}/upload/{}/import",
+        upload["uploadId"].as_str().unwrap()
+    );
+    let (_, imported) = w.post(&import, json!({"mapping": upload["mapping"]})).await;
+    assert_eq!(imported["imported"], phones.len(), "{imported}");
+    assert_eq!(steer(w, &id, "start").await.0, 200);
+    w.app.settle().await;
+    let runner = w
+        .app
+        .state
+        .scheduled
+        .iter()
+        .find(|job| job.name() == "campaign-runner")
+        .unwrap()
+        .clone();
+    (id, runner)
+}
+
+async fn vapi_calls_placed(w: &VapiWorld) -> usize {
+    w.vapi
+        .received_requests()
+        .await
+        .unwrap_or_default()
+        .iter()
+        .filter(|r| r.url.path() == "/call" && r.method.as_str() == "POST")
+        .count()
+}
+
+#[tokio::test]
+async fn a_dial_recorded_just_before_a_pause_or_a_dnc_listing_is_withdrawn_not_placed() {
+    let clock = voxreach_tests::ManualClock::at("2026-11-10T17:00:00Z");
+    let shared = clock.clone();
+    let w = VapiWorld::start_with(move |wiring| wiring.clock = shared).await;
+    let number = w.add_number("pn_withdraw", "+14155550173", false).await;
+    wiremock::Mock::given(wiremock::matchers::method("POST"))
+        .and(wiremock::matchers::path("/call"))
+        .respond_with(NumberedCalls(Default::default()))
+        .mount(&w.vapi)
+        .await;
+    let (id, runner) = started_campaign(&w, &number, json!({}), &["+14155552671", "+12125550123"]).await;
+
+    // The tick records both dials; the campaign is paused and one number listed before any call is requested.
+    assert_eq!(runner.run().await.unwrap(), 2);
+    assert_eq!(steer(&w, &id, "pause").await.0, 200);
+    assert_eq!(
+        w.post("/api/dnc", json!({"phone": "+12125550123", "reason": "opt_out"}))
+            .await
+            .0,
+        201
+    );
+    w.app.settle().await;
+    w.app.drain_work().await;
+    assert_eq!(vapi_calls_placed(&w).await, 0, "nothing placed after the pause");
+    let contacts = contacts_by_phone(&w, &id).await;
+    assert_eq!(
+        (
+            &contacts["+14155552671"]["status"],
+            &contacts["+14155552671"]["attemptCount"]
+        ),
+        (&json!("pending"), &json!(0)),
+        "a withdrawn dial is no attempt"
+    );
+    assert_eq!(contacts["+12125550123"]["status"], "dnc");
+    let (_, stats) = w.app.get(&format!("/api/campaigns/{id}/stats"), Some(&w.token)).await;
+    assert_eq!(
+        (&stats["callsMade"], &stats["callsInFlight"]),
+        (&json!(0), &json!(0)),
+        "{stats}"
+    );
+    let (_, attempts) = w.app.get(&format!("/api/campaigns/{id}/calls"), Some(&w.token)).await;
+    assert_eq!(attempts["calls"], json!([]), "{attempts}");
+
+    // Resumed: the pending contact is dialled as its first attempt, the listed one never.
+    assert_eq!(steer(&w, &id, "resume").await.0, 200);
+    w.app.settle().await;
+    run_campaigns(&w).await;
+    assert_eq!(vapi_calls_placed(&w).await, 1);
+    assert_eq!(calls_to(&w, "+14155552671").await.len(), 1);
+    let contact = &contacts_by_phone(&w, &id).await["+14155552671"];
+    assert_eq!(
+        (&contact["status"], &contact["attemptCount"]),
+        (&json!("calling"), &json!(1))
+    );
+}
+
+#[tokio::test]
+async fn concurrency_holds_across_back_to_back_ticks_and_concurrent_schedulers() {
+    let clock = voxreach_tests::ManualClock::at("2026-11-10T17:00:00Z");
+    let shared = clock.clone();
+    let w = VapiWorld::start_with(move |wiring| wiring.clock = shared).await;
+    let number = w.add_number("pn_limits", "+14155550174", false).await;
+    wiremock::Mock::given(wiremock::matchers::method("POST"))
+        .and(wiremock::matchers::path("/call"))
+        .respond_with(NumberedCalls(Default::default()))
+        .mount(&w.vapi)
+        .await;
+    let phones = ["+14155552671", "+14155552672", "+14155552673", "+14155552674"];
+    let (id, runner) = started_campaign(&w, &number, json!({"maxConcurrentCalls": 2}), &phones).await;
+
+    // Two schedulers at once, then more ticks before anyone waits for the read models:
+    // never more than two calls in flight.
+    let (first, second) = tokio::join!(runner.run(), runner.run());
+    assert_eq!(first.unwrap() + second.unwrap(), 2);
+    for _ in 0..3 {
+        assert_eq!(runner.run().await.unwrap(), 0, "the campaign is at its limit");
+    }
+    w.app.drain_work().await;
+    assert_eq!(vapi_calls_placed(&w).await, 2);
+    let (_, stats) = w.app.get(&format!("/api/campaigns/{id}/stats"), Some(&w.token)).await;
+    assert_eq!(stats["callsInFlight"], 2, "{stats}");
+
+    // One call ends: one slot frees, and the next tick fills exactly it.
+    let placed = w.vapi.received_requests().await.unwrap_or_default();
+    let first_phone = placed
+        .iter()
+        .filter(|r| r.url.path() == "/call")
+        .map(|r| {
+            serde_json::from_slice::<Value>(&r.body).unwrap()["customer"]["number"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        })
+        .next()
+        .unwrap();
+    call_ends(&w, "vapi_call_0", &first_phone, "customer-ended-call", json!({})).await;
+    assert_eq!(runner.run().await.unwrap(), 1);
+    assert_eq!(runner.run().await.unwrap(), 0);
+    w.app.drain_work().await;
+    assert_eq!(vapi_calls_placed(&w).await, 3);
 }
 
 /// Where each area code of the simulation is, and the latest local hour it may be called until
