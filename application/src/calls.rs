@@ -101,14 +101,26 @@ pub struct NumberOwner {
     pub agent_id: Option<Uuid>,
 }
 
+/// What the Vapi ids of a message point to.
+#[derive(Debug, Clone, Default)]
+pub struct VapiIdOwners {
+    /// Our call (organization, id) that Vapi knows by the call id.
+    pub placed: Option<(Uuid, Uuid)>,
+    /// The organization and agent behind the assistant.
+    pub assistant: Option<(Uuid, Uuid)>,
+    pub number: Option<NumberOwner>,
+}
+
 /// Finds which organization a call belongs to from the Vapi ids it carries.
 #[async_trait]
 pub trait CallOwners: Send + Sync {
-    /// The organization and agent behind a Vapi assistant.
-    async fn assistant_owner(&self, vapi_assistant_id: &str) -> Result<Option<(Uuid, Uuid)>, AppError>;
-    async fn number_owner(&self, vapi_phone_number_id: &str) -> Result<Option<NumberOwner>, AppError>;
-    /// Our call (organization, id) that Vapi knows by `vapi_call_id`.
-    async fn call_of(&self, vapi_call_id: &str) -> Result<Option<(Uuid, Uuid)>, AppError>;
+    /// Every id's owner in one look-up (the webhook's hot path); an absent id finds nothing.
+    async fn owners(
+        &self,
+        vapi_call_id: Option<&str>,
+        vapi_assistant_id: Option<&str>,
+        vapi_phone_number_id: Option<&str>,
+    ) -> Result<VapiIdOwners, AppError>;
 }
 
 /// Context a tool runs in.
@@ -187,24 +199,22 @@ struct Resolved {
 impl CallService {
     async fn resolve(&self, call: &CallRef) -> Result<Option<Resolved>, AppError> {
         // A call we placed is ours by its Vapi id, whatever else the message carries.
-        let placed = match call.call_id {
-            Some(_) => None,
-            None => self.owners.call_of(&call.vapi_call_id).await?,
-        };
+        let owners = self
+            .owners
+            .owners(
+                call.call_id.is_none().then_some(call.vapi_call_id.as_str()),
+                call.vapi_assistant_id.as_deref(),
+                call.vapi_phone_number_id.as_deref(),
+            )
+            .await?;
+        let placed = owners.placed;
         let mut organization_id = call.organization_id.or(placed.map(|(org, _)| org));
         let mut agent_id = call.agent_id;
-        if organization_id.is_none() || agent_id.is_none() {
-            if let Some(assistant) = &call.vapi_assistant_id {
-                if let Some((org, agent)) = self.owners.assistant_owner(assistant).await? {
-                    organization_id = organization_id.or(Some(org));
-                    agent_id = agent_id.or(Some(agent));
-                }
-            }
+        if let Some((org, agent)) = owners.assistant {
+            organization_id = organization_id.or(Some(org));
+            agent_id = agent_id.or(Some(agent));
         }
-        let number = match &call.vapi_phone_number_id {
-            Some(vapi_number) => self.owners.number_owner(vapi_number).await?,
-            None => None,
-        };
+        let number = owners.number;
         // A number only vouches for calls of its own organization.
         let number = number.filter(|n| organization_id.is_none_or(|org| org == n.organization_id));
         if let Some(number) = number {
@@ -219,9 +229,11 @@ impl CallService {
             .or(placed.map(|(_, id)| id))
             .unwrap_or_else(|| Uuid::new_v5(&VAPI_CALL_NAMESPACE, call.vapi_call_id.as_bytes()));
         // A call belongs to the organization of its first event: a message naming another never touches it.
-        let owner = load_any::<Call>(self.store.as_ref(), stream_of::<Call>(call_id))
-            .await?
-            .organization_id;
+        let owner = self
+            .store
+            .stream_organization(&stream_of::<Call>(call_id))
+            .await
+            .map_err(|e| AppError::internal("reading a call's organization", e))?;
         if owner.is_some_and(|owner| owner != organization_id) {
             tracing::warn!(%call_id, vapi_call_id = %call.vapi_call_id, "a Vapi message names another organization than its call's; kept as unmatched");
             return Ok(None);

@@ -411,6 +411,14 @@ impl EventStore for PgEventStore {
         })
     }
 
+    async fn stream_organization(&self, stream: &StreamId) -> Result<Option<Uuid>, StoreError> {
+        sqlx::query_scalar("SELECT organization_id FROM events WHERE stream_id = $1 ORDER BY stream_version LIMIT 1")
+            .bind(stream.to_string())
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(store_error)
+    }
+
     async fn head(&self) -> Result<Checkpoint, StoreError> {
         let row = sqlx::query(
             "SELECT transaction_id::text::bigint AS transaction_id, global_position FROM events

@@ -5,6 +5,7 @@ use crate::rows::{decode_error, stream_uuid};
 use crate::runtime::ReadModel;
 use application::calls::{
     CallDetail, CallFilter, CallHistory, CallOwners, CallSummary, DashboardStats, NumberOwner, TimelineEntry,
+    VapiIdOwners,
 };
 use application::AppError;
 use async_trait::async_trait;
@@ -13,7 +14,6 @@ use domain::calls::{CallEvent, CallParties, CallReport, CallStatus, EndedReason}
 use domain::{DomainEvent, RecordedEvent};
 use serde_json::{json, Value};
 use sqlx::postgres::PgRow;
-use sqlx::types::Json;
 use sqlx::{PgConnection, PgPool, Row};
 use std::collections::HashMap;
 use uuid::Uuid;
@@ -327,11 +327,16 @@ async fn save_calls(conn: &mut PgConnection, calls: &HashMap<Uuid, CallRow>) -> 
         durations.push(report.and_then(|r| r.duration_seconds));
         costs.push(report.and_then(|r| r.cost));
         transcripts.push(report.and_then(|r| r.transcript.as_deref()));
-        messages.push(Json(report.map_or(&no_messages, |r| &r.messages)));
+        messages.push(json_text(report.map_or(&no_messages, |r| &r.messages))?);
         recordings.push(report.and_then(|r| r.recording_url.as_deref()));
         stereo_recordings.push(report.and_then(|r| r.stereo_recording_url.as_deref()));
         summaries.push(report.and_then(|r| r.summary.as_deref()));
-        structured.push(report.and_then(|r| r.structured_data.as_ref()).map(Json));
+        structured.push(
+            report
+                .and_then(|r| r.structured_data.as_ref())
+                .map(json_text)
+                .transpose()?,
+        );
         evaluations.push(report.and_then(|r| r.success_evaluation.as_deref()));
     }
     let report_updates = REPORT_COLUMNS
@@ -347,8 +352,8 @@ async fn save_calls(conn: &mut PgConnection, calls: &HashMap<Uuid, CallRow>) -> 
             status, status_rank, ended_reason, outcome, created_at, updated_at, report_position, {})
          SELECT * FROM UNNEST($1::uuid[], $2::uuid[], $3::text[], $4::uuid[], $5::uuid[], $6::text[], $7::text[],
             $8::text[], $9::int[], $10::text[], $11::text[], $12::timestamptz[], $13::timestamptz[], $14::bigint[],
-            $15::timestamptz[], $16::timestamptz[], $17::float8[], $18::float8[], $19::text[], $20::jsonb[], $21::text[],
-            $22::text[], $23::text[], $24::jsonb[], $25::text[])
+            $15::timestamptz[], $16::timestamptz[], $17::float8[], $18::float8[], $19::text[], $20::text[]::json[], $21::text[],
+            $22::text[], $23::text[], $24::text[]::json[], $25::text[])
          ON CONFLICT (id) DO UPDATE SET vapi_call_id = EXCLUDED.vapi_call_id, agent_id = EXCLUDED.agent_id,
             phone_number_id = EXCLUDED.phone_number_id, direction = EXCLUDED.direction,
             customer_number = EXCLUDED.customer_number, status = EXCLUDED.status, status_rank = EXCLUDED.status_rank,
@@ -386,6 +391,12 @@ async fn save_calls(conn: &mut PgConnection, calls: &HashMap<Uuid, CallRow>) -> 
     .map(|_| ())
 }
 
+/// JSON as text for a `json` column: stored as given, not converted to `jsonb`
+/// (nothing queries inside these documents, and the conversion was most of a batch's cost).
+fn json_text(value: &impl serde::Serialize) -> Result<String, sqlx::Error> {
+    serde_json::to_string(value).map_err(|e| sqlx::Error::Encode(Box::new(e)))
+}
+
 async fn save_timeline(conn: &mut PgConnection, timeline: Vec<TimelineRow>) -> Result<(), sqlx::Error> {
     let n = timeline.len();
     let mut calls = Vec::with_capacity(n);
@@ -402,11 +413,11 @@ async fn save_timeline(conn: &mut PgConnection, timeline: Vec<TimelineRow>) -> R
         types.push(entry.event_type);
         statuses.push(entry.status.as_ref().map(|s| s.as_str().to_owned()));
         ats.push(entry.at);
-        details.push(Json(entry.details));
+        details.push(json_text(&entry.details)?);
     }
     sqlx::query(
         "INSERT INTO call_timeline (call_id, organization_id, global_position, event_type, status, at, details)
-         SELECT * FROM UNNEST($1::uuid[], $2::uuid[], $3::bigint[], $4::text[], $5::text[], $6::timestamptz[], $7::jsonb[])",
+         SELECT * FROM UNNEST($1::uuid[], $2::uuid[], $3::bigint[], $4::text[], $5::text[], $6::timestamptz[], $7::text[]::json[])",
     )
     .bind(calls)
     .bind(organizations)
@@ -448,7 +459,7 @@ impl ReadModel for CallsProjection {
     }
 
     fn schema_version(&self) -> i32 {
-        2
+        3
     }
 
     fn stream_types(&self) -> Option<&[&'static str]> {
@@ -700,35 +711,42 @@ impl CallHistory for PgCallHistory {
 
 #[async_trait]
 impl CallOwners for PgCallHistory {
-    async fn assistant_owner(&self, vapi_assistant_id: &str) -> Result<Option<(Uuid, Uuid)>, AppError> {
-        let row = sqlx::query("SELECT organization_id, id FROM agents WHERE vapi_assistant_id = $1")
-            .bind(vapi_assistant_id)
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(failed)?;
-        Ok(row.map(|r| (r.get("organization_id"), r.get("id"))))
-    }
-
-    async fn call_of(&self, vapi_call_id: &str) -> Result<Option<(Uuid, Uuid)>, AppError> {
-        let row = sqlx::query("SELECT organization_id, id FROM calls WHERE vapi_call_id = $1")
-            .bind(vapi_call_id)
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(failed)?;
-        Ok(row.map(|r| (r.get("organization_id"), r.get("id"))))
-    }
-
-    async fn number_owner(&self, vapi_phone_number_id: &str) -> Result<Option<NumberOwner>, AppError> {
-        let row =
-            sqlx::query("SELECT organization_id, id, agent_id FROM phone_numbers WHERE vapi_phone_number_id = $1")
-                .bind(vapi_phone_number_id)
-                .fetch_optional(&self.pool)
-                .await
-                .map_err(failed)?;
-        Ok(row.map(|r| NumberOwner {
-            organization_id: r.get("organization_id"),
-            phone_number_id: r.get("id"),
-            agent_id: r.get("agent_id"),
-        }))
+    async fn owners(
+        &self,
+        vapi_call_id: Option<&str>,
+        vapi_assistant_id: Option<&str>,
+        vapi_phone_number_id: Option<&str>,
+    ) -> Result<VapiIdOwners, AppError> {
+        let row = sqlx::query(
+            "SELECT c.organization_id AS call_organization, c.id AS call_id,
+                    a.organization_id AS agent_organization, a.id AS agent_id,
+                    n.organization_id AS number_organization, n.id AS number_id, n.agent_id AS number_agent
+             FROM (SELECT) AS one
+             LEFT JOIN LATERAL (SELECT organization_id, id FROM calls WHERE vapi_call_id = $1 LIMIT 1) c ON true
+             LEFT JOIN LATERAL (SELECT organization_id, id FROM agents WHERE vapi_assistant_id = $2 LIMIT 1) a ON true
+             LEFT JOIN LATERAL (SELECT organization_id, id, agent_id FROM phone_numbers
+                                WHERE vapi_phone_number_id = $3 LIMIT 1) n ON true",
+        )
+        .bind(vapi_call_id)
+        .bind(vapi_assistant_id)
+        .bind(vapi_phone_number_id)
+        .fetch_one(&self.pool)
+        .await
+        .map_err(failed)?;
+        let pair = |organization: &str, id: &str| -> Option<(Uuid, Uuid)> {
+            Some((
+                row.get::<Option<Uuid>, _>(organization)?,
+                row.get::<Option<Uuid>, _>(id)?,
+            ))
+        };
+        Ok(VapiIdOwners {
+            placed: pair("call_organization", "call_id"),
+            assistant: pair("agent_organization", "agent_id"),
+            number: pair("number_organization", "number_id").map(|(organization_id, phone_number_id)| NumberOwner {
+                organization_id,
+                phone_number_id,
+                agent_id: row.get("number_agent"),
+            }),
+        })
     }
 }

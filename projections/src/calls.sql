@@ -20,11 +20,11 @@ CREATE TABLE calls (
     cost DOUBLE PRECISION NULL,
     -- lz4: compressing transcripts with pglz cost more than writing the rest of the row.
     transcript TEXT COMPRESSION lz4 NULL,
-    messages JSONB COMPRESSION lz4 NOT NULL DEFAULT '[]',
+    messages JSON COMPRESSION lz4 NOT NULL DEFAULT '[]',
     recording_url TEXT NULL,
     stereo_recording_url TEXT NULL,
     summary TEXT NULL,
-    structured_data JSONB NULL,
+    structured_data JSON NULL,
     success_evaluation TEXT NULL,
     created_at TIMESTAMPTZ NOT NULL,
     updated_at TIMESTAMPTZ NOT NULL
@@ -41,7 +41,7 @@ CREATE TABLE call_timeline (
     event_type TEXT NOT NULL,
     status TEXT NULL,
     at TIMESTAMPTZ NOT NULL,
-    details JSONB NOT NULL,
+    details JSON NOT NULL,
     PRIMARY KEY (call_id, global_position)
 );
 CREATE TABLE organization_call_stats (

@@ -295,6 +295,45 @@ async fn create_tables(conn: &mut PgConnection, m: &dyn ReadModel) -> Result<(),
     run_script(conn, m.create_sql().to_owned()).await.map_err(db(m.name()))
 }
 
+/// Readies a rebuild's fresh tables in `schema` for loading: unlogged (no
+/// write-ahead log for rows a crash would rebuild anyway), and without their
+/// non-unique indexes (built once at the end instead of maintained per row;
+/// unique ones stay, upserts need them). Returns the indexes' definitions.
+async fn bulk_load_mode(conn: &mut PgConnection, m: &dyn ReadModel, schema: &str) -> Result<Vec<String>, sqlx::Error> {
+    let indexes: Vec<(String, String)> = sqlx::query_as(
+        "SELECT format('%I.%I', n.nspname, i.relname), pg_get_indexdef(i.oid)
+         FROM pg_index x JOIN pg_class i ON i.oid = x.indexrelid JOIN pg_namespace n ON n.oid = i.relnamespace
+         WHERE n.nspname = $1 AND NOT x.indisunique",
+    )
+    .bind(schema)
+    .fetch_all(&mut *conn)
+    .await?;
+    let mut script: Vec<String> = indexes.iter().map(|(index, _)| format!("DROP INDEX {index}")).collect();
+    script.extend(
+        m.tables()
+            .iter()
+            .map(|table| format!("ALTER TABLE {table} SET UNLOGGED")),
+    );
+    run_script(conn, script.join("; ")).await?;
+    Ok(indexes.into_iter().map(|(_, definition)| definition).collect())
+}
+
+/// Makes a rebuild's tables what `create_sql` made them: logged (one
+/// sequential write of each table), with every index built from the loaded rows.
+async fn leave_bulk_load_mode(
+    conn: &mut PgConnection,
+    m: &dyn ReadModel,
+    deferred_indexes: Vec<String>,
+) -> Result<(), sqlx::Error> {
+    let mut script: Vec<String> = m
+        .tables()
+        .iter()
+        .map(|table| format!("ALTER TABLE {table} SET LOGGED"))
+        .collect();
+    script.extend(deferred_indexes);
+    run_script(conn, script.join("; ")).await
+}
+
 /// Runs several statements (simple query protocol). Not `raw_sql`: its
 /// future trips the compiler's proof that spawned rebuilds are `Send`.
 async fn run_script(conn: &mut PgConnection, sql: String) -> Result<(), sqlx::Error> {
@@ -880,6 +919,7 @@ impl ProjectionRunner {
         .map_err(db(name))?;
         sqlx::query(&search_path).execute(&mut *tx).await.map_err(db(name))?;
         create_tables(&mut tx, m).await?;
+        let deferred = bulk_load_mode(&mut tx, m, schema).await.map_err(db(name))?;
         tx.commit().await.map_err(db(name))?;
 
         let total = self.store.backlog(Checkpoint::START).await?.events.max(0) as u64;
@@ -911,6 +951,10 @@ impl ProjectionRunner {
             progress(report(done, reading, applying));
             page = next?;
         }
+        let mut tx = self.pool.begin().await.map_err(db(name))?;
+        sqlx::query(&search_path).execute(&mut *tx).await.map_err(db(name))?;
+        leave_bulk_load_mode(&mut tx, m, deferred).await.map_err(db(name))?;
+        tx.commit().await.map_err(db(name))?;
         if swap {
             done += self.swap_in(m, schema, &search_path, at).await? as u64;
         }
