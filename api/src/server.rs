@@ -137,6 +137,8 @@ pub fn build_state(pool: PgPool, wiring: Wiring) -> AppState {
         clock: wiring.clock.clone(),
         directory: agent_directory.clone(),
     };
+    let ab_slots: Arc<dyn application::ab_testing::AssignmentSlots> =
+        Arc::new(infrastructure::ab_testing::PgAssignmentSlots::new(pool.clone()));
     let campaign_directory = Arc::new(projections::campaigns::PgCampaigns::new(pool.clone()));
     let campaigns = application::campaigns::CampaignService {
         store: store.clone(),
@@ -162,6 +164,7 @@ pub fn build_state(pool: PgPool, wiring: Wiring) -> AppState {
     let campaign_dialer = application::campaigns::runner::CampaignDialer {
         store: store.clone(),
         clock: wiring.clock.clone(),
+        ab_slots: ab_slots.clone(),
         campaigns: campaign_directory.clone(),
     };
     let campaign_results = application::campaigns::runner::CampaignResults {
@@ -179,6 +182,7 @@ pub fn build_state(pool: PgPool, wiring: Wiring) -> AppState {
     let calls = CallService {
         store: store.clone(),
         clock: wiring.clock.clone(),
+        ab_slots: ab_slots.clone(),
         owners: call_history.clone(),
         tools: vec![
             Arc::new(SetCallOutcomeTool {
@@ -222,6 +226,7 @@ pub fn build_state(pool: PgPool, wiring: Wiring) -> AppState {
     let call_placement = CallPlacement {
         store: store.clone(),
         clock: wiring.clock.clone(),
+        ab_slots: ab_slots.clone(),
         voice: vapi,
         retry: wiring.retry,
     };
@@ -229,6 +234,7 @@ pub fn build_state(pool: PgPool, wiring: Wiring) -> AppState {
     let outbound = OutboundCalls {
         store: store.clone(),
         clock: wiring.clock.clone(),
+        ab_slots: ab_slots.clone(),
         usage,
         quotas: wiring.quotas,
     };

@@ -15,8 +15,9 @@ use domain::ab_statistics::{
     evaluate_look, look_alpha, look_size, probability_b_beats_a, two_proportion_p_value, wilson_interval, Arm, Decision,
 };
 use domain::ab_testing::{
-    AbError, AbTest, AbTestCommand, AgentExperimentCommand, AgentExperiments, TestSettings, TestStatus, TestVariant,
-    Variant, VariantCommand, VariantSpec,
+    customer_pin_id, AbError, AbTest, AbTestCommand, AgentExperimentCommand, AgentExperiments, AssignmentCommand,
+    CustomerPin, CustomerPinCommand, TestSettings, TestStatus, TestVariant, Variant, VariantAssignment, VariantChoice,
+    VariantCommand, VariantSpec,
 };
 use domain::agents::{Agent, AgentCommand};
 use domain::{Aggregate, EventMetadata, StreamId};
@@ -605,14 +606,26 @@ async fn conclude(
     execute_decision(store, organization_id, DECISION_ATTEMPTS, decide).await
 }
 
-/// Concurrent calls of one agent race on its test's stream: each takes the
-/// decision again on the new counts, up to this many times.
-const ASSIGNMENT_ATTEMPTS: usize = 200;
+/// Hands out each test's split slots in order, once each, across processes.
+#[async_trait]
+pub trait AssignmentSlots: Send + Sync {
+    /// The test's next slot; a test's first slot is `first` (the calls its own stream assigned).
+    async fn take(&self, test_id: Uuid, first: u64) -> Result<u64, AppError>;
+}
+
+/// Conflicts on a call's or a customer's assignment stream are rare (the same
+/// call or customer at once): a few decisions again are plenty.
+const ASSIGNMENT_ATTEMPTS: usize = 5;
 
 /// The variant (and its prompt) a call of this agent gets, if a test runs.
+/// The call's assignment has a stream of its own, and so has a customer's
+/// variant in a test; the split's next slot comes from a counter. So the
+/// cost is the same after a hundred thousand calls as after one, and calls
+/// at once never race on the test. Asking again for a call answers its variant.
 pub async fn assign_variant(
     store: &dyn EventStore,
     clock: &dyn Clock,
+    slots: &dyn AssignmentSlots,
     organization_id: Uuid,
     agent_id: Uuid,
     call_id: Uuid,
@@ -623,29 +636,65 @@ pub async fn assign_variant(
     let Some(test_id) = experiments.state.running_test else {
         return Ok(None);
     };
+    let test = load_in::<AbTest>(store, organization_id, stream_of::<AbTest>(test_id)).await?;
+    if test.state.status != Some(TestStatus::Running) {
+        return Ok(None);
+    }
+    let test = &test.state;
     let meta = metadata("system:ab-testing", "ab-assignment");
-    let decide = || -> BoxFuture<'_, Result<Decided<Option<TestVariant>>, AppError>> {
+    let decide = || -> BoxFuture<'_, Result<Decided<Option<Uuid>>, AppError>> {
         Box::pin(async {
-            let test = load_in::<AbTest>(store, organization_id, stream_of::<AbTest>(test_id)).await?;
-            if test.state.status != Some(TestStatus::Running) {
-                return Ok(Decided::nothing(None));
+            // The call's and the customer's streams, read at once.
+            let pin = async {
+                match &customer_number {
+                    Some(number) => load_in::<CustomerPin>(
+                        store,
+                        organization_id,
+                        stream_of::<CustomerPin>(customer_pin_id(test_id, number)),
+                    )
+                    .await
+                    .map(Some),
+                    None => Ok(None),
+                }
+            };
+            let call = load_in::<VariantAssignment>(store, organization_id, stream_of::<VariantAssignment>(call_id));
+            let (call, pin) = futures::future::try_join(call, pin).await?;
+            if let Some(variant_id) = call.state.variant_id {
+                return Ok(Decided::nothing(Some(variant_id)));
             }
-            if let Some(index) = test.state.assigned_calls.get(&call_id) {
-                return Ok(Decided::nothing(Some(test.state.variant(*index).clone())));
-            }
-            let command = AbTestCommand::Assign {
+            let choice = match pin.as_ref().and_then(|p| p.state.variant_id) {
+                Some(variant_id) => VariantChoice::Pinned(variant_id),
+                None => VariantChoice::Slot(slots.take(test_id, test.legacy_assignments).await?),
+            };
+            let now = clock.now();
+            let command = AssignmentCommand::Assign {
+                test_id,
+                test: Box::new(test.clone()),
                 call_id,
                 customer_number: customer_number.clone(),
-                now: clock.now(),
+                choice,
+                now,
             };
-            let events = AbTest::decide(&command, &test.state).map_err(ab_error)?;
-            let appends = vec![test.append_of(&events, &meta)];
-            let state = events.iter().fold(test.state, AbTest::evolve);
-            let assigned = state.assigned_calls.get(&call_id).map(|i| state.variant(*i).clone());
-            Ok(Decided::new(appends, assigned))
+            let events = VariantAssignment::decide(&command, &call.state).map_err(ab_error)?;
+            let state = events.iter().fold(call.state.clone(), VariantAssignment::evolve);
+            let mut appends = vec![call.append_of(&events, &meta)];
+            if let (Some(pin), Some(variant_id)) = (pin, state.variant_id) {
+                let pinning = CustomerPinCommand::Pin {
+                    test_id,
+                    variant_id,
+                    call_id,
+                    now,
+                };
+                let pinned = CustomerPin::decide(&pinning, &pin.state).map_err(ab_error)?;
+                if !pinned.is_empty() {
+                    appends.push(pin.append_of(&pinned, &meta));
+                }
+            }
+            Ok(Decided::new(appends, state.variant_id))
         })
     };
-    execute_decision(store, organization_id, ASSIGNMENT_ATTEMPTS, decide).await
+    let variant_id = execute_decision(store, organization_id, ASSIGNMENT_ATTEMPTS, decide).await?;
+    Ok(variant_id.and_then(|id| test.variants.iter().find(|v| v.variant_id == id).cloned()))
 }
 
 /// The read model the decisions read their counts from.

@@ -165,6 +165,7 @@ fn webhook_metadata(kind: &str) -> EventMetadata {
 pub struct CallService {
     pub store: Arc<dyn EventStore>,
     pub clock: Arc<dyn Clock>,
+    pub ab_slots: Arc<dyn crate::ab_testing::AssignmentSlots>,
     pub owners: Arc<dyn CallOwners>,
     pub tools: Vec<Arc<dyn Tool>>,
     /// Unmatched messages are kept encrypted: transcripts are personal data.
@@ -447,6 +448,7 @@ impl CallService {
         let variant = crate::ab_testing::assign_variant(
             self.store.as_ref(),
             self.clock.as_ref(),
+            self.ab_slots.as_ref(),
             resolved.organization_id,
             agent_id,
             resolved.call_id,
@@ -720,6 +722,7 @@ pub const CALL_PLACEMENT: &str = "vapi-call-placement";
 pub struct OutboundCalls {
     pub store: Arc<dyn EventStore>,
     pub clock: Arc<dyn Clock>,
+    pub ab_slots: Arc<dyn crate::ab_testing::AssignmentSlots>,
     pub usage: Arc<dyn crate::quotas::UsageCounter>,
     pub quotas: crate::quotas::QuotaPolicy,
 }
@@ -776,6 +779,7 @@ impl OutboundCalls {
         request_call(
             self.store.as_ref(),
             self.clock.as_ref(),
+            self.ab_slots.as_ref(),
             caller.organization_id,
             call_id,
             &request,
@@ -801,6 +805,7 @@ pub struct Requester {
 pub async fn request_call(
     store: &dyn EventStore,
     clock: &dyn Clock,
+    ab_slots: &dyn crate::ab_testing::AssignmentSlots,
     organization_id: Uuid,
     call_id: Uuid,
     request: &OutboundRequest,
@@ -810,6 +815,7 @@ pub async fn request_call(
     crate::ab_testing::assign_variant(
         store,
         clock,
+        ab_slots,
         organization_id,
         request.agent_id,
         call_id,
@@ -852,6 +858,7 @@ pub async fn request_call(
 pub struct CallPlacement {
     pub store: Arc<dyn EventStore>,
     pub clock: Arc<dyn Clock>,
+    pub ab_slots: Arc<dyn crate::ab_testing::AssignmentSlots>,
     pub voice: Arc<dyn crate::voice::VoiceProvider>,
     pub retry: crate::providers::RetryPolicy,
 }
@@ -938,6 +945,7 @@ impl crate::work::WorkHandler for CallPlacement {
         let variant = crate::ab_testing::assign_variant(
             self.store.as_ref(),
             self.clock.as_ref(),
+            self.ab_slots.as_ref(),
             organization_id,
             agent_id,
             call_id,

@@ -355,7 +355,9 @@ domain_events! {
         #[version(1)]
         AbTestResumed { at: DateTime<Utc> },
         /// A call was given a variant before it started (sticky per customer number). Payload: callId,
-        /// variantId, customerNumber, at.
+        /// variantId, customerNumber, at. No longer recorded (every assignment loaded the whole test): calls
+        /// get `CallVariantAssigned` on their own stream. These still count, seed the test's slot counter and
+        /// keep their customers' variants.
         #[version(1)]
         VariantAssigned {
             call_id: Uuid,
@@ -386,6 +388,196 @@ domain_events! {
     }
 }
 
+domain_events! {
+    /// One call's variant. Stream `ab-assignment-<call id>`: assigning never appends to the test's stream,
+    /// so it costs the same after a hundred thousand calls as after one.
+    pub enum AssignmentEvent in "ab-assignment" {
+        /// A call was given a variant of a running test before it started. Payload: testId, callId, variantId,
+        /// customerNumber, slot (its place in the test's split; null when the customer's earlier variant was
+        /// reused), at.
+        #[version(1)]
+        CallVariantAssigned {
+            test_id: Uuid,
+            call_id: Uuid,
+            variant_id: Uuid,
+            customer_number: Option<String>,
+            slot: Option<u64>,
+            at: DateTime<Utc>,
+        },
+    }
+}
+
+domain_events! {
+    /// A customer's variant in one test. Stream `ab-customer-<uuid v5 of the customer number in the test's
+    /// namespace>`: the customer's later calls get the same variant.
+    pub enum CustomerPinEvent in "ab-customer" {
+        /// The customer's first call in the test got `variantId`. Payload: testId, variantId, callId, at.
+        #[version(1)]
+        CustomerVariantPinned {
+            test_id: Uuid,
+            variant_id: Uuid,
+            call_id: Uuid,
+            at: DateTime<Utc>,
+        },
+    }
+}
+
+/// The id of a customer's pin stream in a test.
+pub fn customer_pin_id(test_id: Uuid, customer_number: &str) -> Uuid {
+    Uuid::new_v5(&test_id, customer_number.as_bytes())
+}
+
+/// Calls after which a split by whole percents is back at its start.
+const SPLIT_PERIOD: u64 = 100;
+
+/// The variant of the split's `slot`-th call (0-based): [`next_variant`]
+/// played from the start of its period of 100 calls, after which every
+/// variant has had exactly its percent. So any prefix of slots is split
+/// within one call of the percents, and a slot needs no earlier counts.
+pub fn variant_at(percents: &[u32], slot: u64) -> usize {
+    let mut assigned = vec![0u64; percents.len()];
+    let mut chosen = 0;
+    for _ in 0..=slot % SPLIT_PERIOD {
+        chosen = next_variant(percents, &assigned);
+        assigned[chosen] += 1;
+    }
+    chosen
+}
+
+/// How a call's variant is chosen.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum VariantChoice {
+    /// The customer's pinned variant.
+    Pinned(Uuid),
+    /// The next slot of the test's split.
+    Slot(u64),
+}
+
+/// A call's assignment.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct VariantAssignment {
+    pub test_id: Option<Uuid>,
+    pub variant_id: Option<Uuid>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum AssignmentCommand {
+    /// Gives the call a variant of `test` (its state as loaded) unless it has one.
+    Assign {
+        test_id: Uuid,
+        test: Box<AbTest>,
+        call_id: Uuid,
+        customer_number: Option<String>,
+        choice: VariantChoice,
+        now: DateTime<Utc>,
+    },
+}
+
+impl Aggregate for VariantAssignment {
+    type Command = AssignmentCommand;
+    type Event = AssignmentEvent;
+    type Error = AbError;
+    const STREAM_TYPE: &'static str = "ab-assignment";
+
+    fn decide(command: &AssignmentCommand, state: &Self) -> Result<Vec<AssignmentEvent>, AbError> {
+        let AssignmentCommand::Assign {
+            test_id,
+            test,
+            call_id,
+            customer_number,
+            choice,
+            now,
+        } = command;
+        if state.variant_id.is_some() {
+            return Ok(vec![]);
+        }
+        match test.status {
+            Some(TestStatus::Running) => {}
+            Some(status) => return Err(AbError::WrongStatus(status.as_str().into())),
+            None => return Err(AbError::NotFound("A/B test")),
+        }
+        // Customers the test's own stream assigned keep their variant.
+        let legacy = customer_number
+            .as_ref()
+            .and_then(|number| test.by_customer.get(number))
+            .map(|index| test.variants[*index].variant_id);
+        let (variant_id, slot) = match (legacy, choice) {
+            (Some(variant_id), _) | (None, &VariantChoice::Pinned(variant_id)) => (variant_id, None),
+            (None, VariantChoice::Slot(slot)) => {
+                let percents: Vec<u32> = test.variants.iter().map(|v| v.traffic_percent).collect();
+                (test.variants[variant_at(&percents, *slot)].variant_id, Some(*slot))
+            }
+        };
+        if !test.variants.iter().any(|v| v.variant_id == variant_id) {
+            return Err(AbError::UnknownWinner);
+        }
+        Ok(vec![AssignmentEvent::CallVariantAssigned {
+            test_id: *test_id,
+            call_id: *call_id,
+            variant_id,
+            customer_number: customer_number.clone(),
+            slot,
+            at: *now,
+        }])
+    }
+
+    fn evolve(mut self, event: &AssignmentEvent) -> Self {
+        let AssignmentEvent::CallVariantAssigned {
+            test_id, variant_id, ..
+        } = event;
+        self.test_id = Some(*test_id);
+        self.variant_id = Some(*variant_id);
+        self
+    }
+}
+
+/// A customer's variant in a test, once pinned.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct CustomerPin {
+    pub variant_id: Option<Uuid>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum CustomerPinCommand {
+    Pin {
+        test_id: Uuid,
+        variant_id: Uuid,
+        call_id: Uuid,
+        now: DateTime<Utc>,
+    },
+}
+
+impl Aggregate for CustomerPin {
+    type Command = CustomerPinCommand;
+    type Event = CustomerPinEvent;
+    type Error = AbError;
+    const STREAM_TYPE: &'static str = "ab-customer";
+
+    fn decide(command: &CustomerPinCommand, state: &Self) -> Result<Vec<CustomerPinEvent>, AbError> {
+        let CustomerPinCommand::Pin {
+            test_id,
+            variant_id,
+            call_id,
+            now,
+        } = command;
+        if state.variant_id.is_some() {
+            return Ok(vec![]);
+        }
+        Ok(vec![CustomerPinEvent::CustomerVariantPinned {
+            test_id: *test_id,
+            variant_id: *variant_id,
+            call_id: *call_id,
+            at: *now,
+        }])
+    }
+
+    fn evolve(mut self, event: &CustomerPinEvent) -> Self {
+        let CustomerPinEvent::CustomerVariantPinned { variant_id, .. } = event;
+        self.variant_id = Some(*variant_id);
+        self
+    }
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub enum AbTestCommand {
     Start {
@@ -399,11 +591,6 @@ pub enum AbTestCommand {
         now: DateTime<Utc>,
     },
     Resume {
-        now: DateTime<Utc>,
-    },
-    Assign {
-        call_id: Uuid,
-        customer_number: Option<String>,
         now: DateTime<Utc>,
     },
     DeclareWinner {
@@ -451,11 +638,11 @@ pub struct AbTest {
     pub status: Option<TestStatus>,
     pub settings: Option<TestSettings>,
     pub variants: Vec<TestVariant>,
-    /// Calls assigned to each variant, in `variants` order.
-    pub assigned: Vec<u64>,
-    /// Sticky assignments: customer number -> index into `variants`.
+    /// Calls the test's own stream assigned (`VariantAssigned`, no longer
+    /// recorded): the test's slot counter starts after them.
+    pub legacy_assignments: u64,
+    /// Customers the test's own stream assigned -> index into `variants`: they keep their variant.
     pub by_customer: BTreeMap<String, usize>,
-    pub assigned_calls: BTreeMap<Uuid, usize>,
     pub winner: Option<Uuid>,
     pub looks_taken: u32,
 }
@@ -560,31 +747,6 @@ impl Aggregate for AbTest {
                 TestStatus::Running => vec![],
                 TestStatus::Completed => return Err(AbError::WrongStatus("completed".into())),
             },
-            C::Assign {
-                call_id,
-                customer_number,
-                now,
-            } => {
-                if status != TestStatus::Running {
-                    return Err(AbError::WrongStatus(status.as_str().into()));
-                }
-                if state.assigned_calls.contains_key(call_id) {
-                    return Ok(vec![]);
-                }
-                let index = customer_number
-                    .as_ref()
-                    .and_then(|number| state.by_customer.get(number).copied())
-                    .unwrap_or_else(|| {
-                        let percents: Vec<u32> = state.variants.iter().map(|v| v.traffic_percent).collect();
-                        next_variant(&percents, &state.assigned)
-                    });
-                vec![AbTestEvent::VariantAssigned {
-                    call_id: *call_id,
-                    variant_id: state.variants[index].variant_id,
-                    customer_number: customer_number.clone(),
-                    at: *now,
-                }]
-            }
             C::TakeLook {
                 look,
                 finished_calls,
@@ -635,20 +797,17 @@ impl Aggregate for AbTest {
                 self.agent_id = Some(*agent_id);
                 self.status = Some(TestStatus::Running);
                 self.settings = Some(settings.clone());
-                self.assigned = vec![0; variants.len()];
                 self.variants = variants.clone();
             }
             AbTestEvent::AbTestPaused { .. } => self.status = Some(TestStatus::Paused),
             AbTestEvent::AbTestResumed { .. } => self.status = Some(TestStatus::Running),
             AbTestEvent::VariantAssigned {
-                call_id,
                 variant_id,
                 customer_number,
                 ..
             } => {
                 if let Some(index) = self.variants.iter().position(|v| v.variant_id == *variant_id) {
-                    self.assigned[index] += 1;
-                    self.assigned_calls.insert(*call_id, index);
+                    self.legacy_assignments += 1;
                     if let Some(number) = customer_number {
                         self.by_customer.entry(number.clone()).or_insert(index);
                     }
@@ -701,21 +860,22 @@ mod tests {
         AbTest::decide(&command, &AbTest::default()).map(|events| AbTest::fold(&events))
     }
 
-    fn assign(test: AbTest, customer: Option<&str>) -> (AbTest, Uuid) {
-        let events = AbTest::decide(
-            &AbTestCommand::Assign {
+    fn assign(test: &AbTest, customer: Option<&str>, choice: VariantChoice) -> Result<Uuid, AbError> {
+        let events = VariantAssignment::decide(
+            &AssignmentCommand::Assign {
+                test_id: Uuid::from_u128(42),
+                test: Box::new(test.clone()),
                 call_id: Uuid::new_v4(),
                 customer_number: customer.map(str::to_owned),
+                choice,
                 now: now(),
             },
-            &test,
-        )
-        .unwrap();
-        let AbTestEvent::VariantAssigned { variant_id, .. } = &events[0] else {
-            panic!()
+            &VariantAssignment::default(),
+        )?;
+        let [AssignmentEvent::CallVariantAssigned { variant_id, .. }] = events.as_slice() else {
+            panic!("{events:?}")
         };
-        let id = *variant_id;
-        (events.iter().fold(test, AbTest::evolve), id)
+        Ok(*variant_id)
     }
 
     #[test]
@@ -762,15 +922,51 @@ mod tests {
     }
 
     #[test]
-    fn assignment_is_sticky_per_customer() {
-        let mut test = start(vec![variant(50, true), variant(50, false)]).unwrap();
-        let first;
-        (test, first) = assign(test, Some("+14155550001"));
-        for _ in 0..5 {
-            let again;
-            (test, again) = assign(test, Some("+14155550001"));
-            assert_eq!(again, first);
-        }
+    fn a_call_takes_its_slot_or_its_customers_variant_once() {
+        let test = start(vec![variant(50, true), variant(50, false)]).unwrap();
+        let (first, second) = (test.variants[0].variant_id, test.variants[1].variant_id);
+        assert_eq!(assign(&test, None, VariantChoice::Slot(0)), Ok(first));
+        assert_eq!(assign(&test, None, VariantChoice::Slot(1)), Ok(second));
+        assert_eq!(
+            assign(&test, Some("+14155550001"), VariantChoice::Pinned(second)),
+            Ok(second)
+        );
+        // Customers the test's own stream assigned keep that variant.
+        let mut legacy = test.clone();
+        legacy.by_customer.insert("+14155550001".into(), 1);
+        assert_eq!(
+            assign(&legacy, Some("+14155550001"), VariantChoice::Slot(0)),
+            Ok(second)
+        );
+        // A pin must name one of the test's variants.
+        assert_eq!(
+            assign(&test, None, VariantChoice::Pinned(Uuid::new_v4())),
+            Err(AbError::UnknownWinner)
+        );
+        // A call assigned already: nothing new.
+        let assigned = VariantAssignment {
+            test_id: Some(Uuid::from_u128(42)),
+            variant_id: Some(first),
+        };
+        let again = AssignmentCommand::Assign {
+            test_id: Uuid::from_u128(42),
+            test: Box::new(test),
+            call_id: Uuid::new_v4(),
+            customer_number: None,
+            choice: VariantChoice::Slot(7),
+            now: now(),
+        };
+        assert_eq!(VariantAssignment::decide(&again, &assigned), Ok(vec![]));
+        // A customer is pinned once.
+        let pin = CustomerPinCommand::Pin {
+            test_id: Uuid::from_u128(42),
+            variant_id: second,
+            call_id: Uuid::new_v4(),
+            now: now(),
+        };
+        let pinned = CustomerPin::fold(&CustomerPin::decide(&pin, &CustomerPin::default()).unwrap());
+        assert_eq!(pinned.variant_id, Some(second));
+        assert_eq!(CustomerPin::decide(&pin, &pinned), Ok(vec![]));
     }
 
     #[test]
@@ -778,15 +974,10 @@ mod tests {
         let test = start(vec![variant(50, true), variant(50, false)]).unwrap();
         let paused = AbTest::decide(&AbTestCommand::Pause { now: now() }, &test).unwrap();
         let test = paused.iter().fold(test, AbTest::evolve);
-        let result = AbTest::decide(
-            &AbTestCommand::Assign {
-                call_id: Uuid::new_v4(),
-                customer_number: None,
-                now: now(),
-            },
-            &test,
+        assert_eq!(
+            assign(&test, None, VariantChoice::Slot(0)),
+            Err(AbError::WrongStatus("paused".into()))
         );
-        assert_eq!(result, Err(AbError::WrongStatus("paused".into())));
     }
 
     #[test]
@@ -852,7 +1043,8 @@ mod tests {
     }
 
     proptest! {
-        /// Every prefix of the split is within one call of each variant's share.
+        /// Every prefix of the split is within one call of each variant's share, and the n-th call's
+        /// variant is its slot's.
         #[test]
         fn the_split_tracks_traffic_percents_at_every_step(cuts in proptest::collection::vec(0u32..=100, 1..5), calls in 1usize..400) {
             let mut percents: Vec<u32> = vec![];
@@ -866,6 +1058,7 @@ mod tests {
             let mut assigned = vec![0u64; percents.len()];
             for n in 1..=calls {
                 let i = next_variant(&percents, &assigned);
+                prop_assert_eq!(i, variant_at(&percents, n as u64 - 1), "slot {} of {:?}", n - 1, percents);
                 assigned[i] += 1;
                 for (done, pct) in assigned.iter().zip(&percents) {
                     let target = n as f64 * f64::from(*pct) / 100.0;

@@ -83,6 +83,8 @@ const CATALOGUE: &[&[EventSpec]] = &[
     crate::ab_testing::VariantEvent::SPECS,
     crate::ab_testing::AgentExperimentEvent::SPECS,
     crate::ab_testing::AbTestEvent::SPECS,
+    crate::ab_testing::AssignmentEvent::SPECS,
+    crate::ab_testing::CustomerPinEvent::SPECS,
     crate::slack::SlackEvent::SPECS,
     crate::slack::NotificationEvent::SPECS,
     crate::campaigns::CampaignEvent::SPECS,

@@ -1,6 +1,7 @@
 //! Implementations of the application's ports: the Postgres event store,
 //! crypto, tokens, mail, configuration and the embedded PostgreSQL bootstrap.
 
+pub mod ab_testing;
 pub mod config;
 pub mod database;
 pub mod embedded_postgres;

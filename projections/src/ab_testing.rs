@@ -9,7 +9,7 @@ use application::AppError;
 use async_trait::async_trait;
 use chrono::{DateTime, NaiveDate, Utc};
 use domain::ab_testing::{
-    AbTestEvent, SuccessOutcome, TestSettings, TestStatus, TestVariant, VariantEvent, VariantSpec,
+    AbTestEvent, AssignmentEvent, SuccessOutcome, TestSettings, TestStatus, TestVariant, VariantEvent, VariantSpec,
 };
 use domain::calls::{CallEvent, Outcome};
 use domain::events::DecodeError;
@@ -390,6 +390,7 @@ static CONSUMED_EVENTS: std::sync::LazyLock<Vec<&'static str>> = std::sync::Lazy
     VariantEvent::SPECS
         .iter()
         .chain(AbTestEvent::SPECS)
+        .chain(AssignmentEvent::SPECS)
         .map(|spec| spec.event_type)
         .chain(["CallEnded", "CallOutcomeRecorded"])
         .collect()
@@ -408,7 +409,7 @@ impl ReadModel for AbTestingProjection {
     }
 
     fn stream_types(&self) -> Option<&[&'static str]> {
-        Some(&["script-variant", "ab-test", "call"])
+        Some(&["script-variant", "ab-test", "ab-assignment", "call"])
     }
 
     fn event_types(&self) -> Option<&[&'static str]> {
@@ -439,6 +440,25 @@ impl ReadModel for AbTestingProjection {
                     let decoded = AbTestEvent::decode(&event.event_type, event.event_version, &event.payload)
                         .map_err(decode_error)?;
                     inputs.push(Input::Test(stream_uuid(event)?, event, decoded));
+                }
+                "ab-assignment" => {
+                    let AssignmentEvent::CallVariantAssigned {
+                        test_id,
+                        call_id,
+                        variant_id,
+                        customer_number,
+                        at,
+                        ..
+                    } = AssignmentEvent::decode(&event.event_type, event.event_version, &event.payload)
+                        .map_err(decode_error)?;
+                    // The fact the test's own stream used to record.
+                    let assigned = AbTestEvent::VariantAssigned {
+                        call_id,
+                        variant_id,
+                        customer_number,
+                        at,
+                    };
+                    inputs.push(Input::Test(test_id, event, assigned));
                 }
                 "call" if matches!(event.event_type.as_str(), "CallEnded" | "CallOutcomeRecorded") => {
                     inputs.push(Input::Call(stream_uuid(event)?, event));

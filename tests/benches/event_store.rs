@@ -3,7 +3,9 @@
 //! of 100 and 1,000 events, each next to raw PostgreSQL doing the same inserts
 //! into a table of the same shape (what `pgbench` would measure), from the
 //! same run; then a real command (load the stream, decide, append) at 1, 8
-//! and 32 concurrent callers. Read-model replay: `--bench read_models`.
+//! and 32 concurrent callers; then A/B variant assignments of fresh calls at 1
+//! and 32 concurrent callers into a test that has had 100,000 before them
+//! (`BENCH_PRIOR_ASSIGNMENTS`). Read-model replay: `--bench read_models`.
 
 use application::aggregates::{execute_command, metadata};
 use application::event_store::{AppendRequest, EventStore};
@@ -162,6 +164,126 @@ async fn command_rate(store: &PgEventStore, callers: usize) -> f64 {
     .await
 }
 
+/// A running A/B test of one agent with `prior` calls assigned already: (organization, agent).
+async fn busy_test(store: &PgEventStore, pool: &PgPool, prior: u64) -> (Uuid, Uuid) {
+    use domain::ab_testing::{
+        AbTestEvent, AgentExperimentEvent, AssignmentEvent, SuccessOutcome, TestSettings, TestVariant,
+    };
+    use domain::events::DomainEvent;
+    let (organization, agent, test) = (Uuid::new_v4(), Uuid::now_v7(), Uuid::now_v7());
+    let at = chrono::Utc::now();
+    let variants: Vec<TestVariant> = [("Soft", true), ("Bold", false)]
+        .into_iter()
+        .map(|(name, is_control)| TestVariant {
+            variant_id: Uuid::now_v7(),
+            name: name.into(),
+            prompt: format!("Be {name}."),
+            is_control,
+            traffic_percent: 50,
+        })
+        .collect();
+    let meta = EventMetadata::default();
+    let started = AbTestEvent::AbTestStarted {
+        organization_id: organization,
+        agent_id: agent,
+        settings: TestSettings {
+            name: "Openers".into(),
+            success_outcome: SuccessOutcome::Qualified,
+            min_sample_size: 100,
+            auto_promote: false,
+        },
+        variants: variants.clone(),
+        at,
+    };
+    let running = AgentExperimentEvent::AgentTestStarted { test_id: test, at };
+    store
+        .append(AppendRequest {
+            organization_id: organization,
+            streams: vec![
+                application::event_store::StreamAppend {
+                    stream: StreamId::new("ab-test", test),
+                    expected: ExpectedVersion::NoStream,
+                    events: vec![started.to_new_event(&meta)],
+                },
+                application::event_store::StreamAppend {
+                    stream: StreamId::new("agent-experiments", agent),
+                    expected: ExpectedVersion::NoStream,
+                    events: vec![running.to_new_event(&meta)],
+                },
+            ],
+            idempotency_key: None,
+        })
+        .await
+        .expect("test started");
+    for chunk in (0..prior).collect::<Vec<_>>().chunks(1_000) {
+        let streams = chunk
+            .iter()
+            .map(|slot| {
+                let call_id = Uuid::now_v7();
+                let assigned = AssignmentEvent::CallVariantAssigned {
+                    test_id: test,
+                    call_id,
+                    variant_id: variants[(*slot % 2) as usize].variant_id,
+                    customer_number: Some(format!("+1415{slot:07}")),
+                    slot: Some(*slot),
+                    at,
+                };
+                application::event_store::StreamAppend {
+                    stream: StreamId::new("ab-assignment", call_id),
+                    expected: ExpectedVersion::NoStream,
+                    events: vec![assigned.to_new_event(&meta)],
+                }
+            })
+            .collect();
+        store
+            .append(AppendRequest {
+                organization_id: organization,
+                streams,
+                idempotency_key: None,
+            })
+            .await
+            .expect("prior assignments");
+    }
+    sqlx::query("INSERT INTO ab_assignment_slots (test_id, next_slot) VALUES ($1, $2)")
+        .bind(test)
+        .bind(prior as i64)
+        .execute(pool)
+        .await
+        .unwrap();
+    (organization, agent)
+}
+
+/// `callers` tasks assign variants to fresh calls of new customers, as every outbound call does.
+async fn assignment_rate(store: &PgEventStore, pool: &PgPool, test: (Uuid, Uuid), callers: usize) -> f64 {
+    let (organization, agent) = test;
+    rate(callers, |started| {
+        let store = store.clone();
+        let slots = infrastructure::ab_testing::PgAssignmentSlots::new(pool.clone());
+        async move {
+            let clock = application::clock::SystemClock;
+            let mut done = 0usize;
+            while started.elapsed() < RUN_FOR {
+                let call_id = Uuid::now_v7();
+                let variant = application::ab_testing::assign_variant(
+                    &store,
+                    &clock,
+                    &slots,
+                    organization,
+                    agent,
+                    call_id,
+                    Some(format!("+1628{:07}", call_id.as_u128() % 10_000_000)),
+                )
+                .await
+                .expect("assignment");
+                assert!(variant.is_some(), "the test runs");
+                done += 1;
+            }
+            done
+        }
+    })
+    .await
+}
+
 #[tokio::main(flavor = "multi_thread")]
 async fn main() {
     let db = TestDatabase::create().await;
@@ -186,5 +308,16 @@ async fn main() {
     for callers in [1, 8, 32] {
         let rate = command_rate(&store, callers).await;
         println!("agent commands (load, decide, append), {callers:>2} callers: {rate:>9.0} commands/s");
+    }
+    let prior: u64 = std::env::var("BENCH_PRIOR_ASSIGNMENTS")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(100_000);
+    let test = busy_test(&store, &db.pool, prior).await;
+    for callers in [1, 32] {
+        let rate = assignment_rate(&store, &db.pool, test, callers).await;
+        println!(
+            "A/B assignments of new calls after {prior} earlier ones, {callers:>2} callers: {rate:>9.0} assignments/s"
+        );
     }
 }

@@ -6,7 +6,9 @@
 
 use application::event_store::{AppendRequest, EventStore, StreamAppend};
 use chrono::{DateTime, Duration, Utc};
-use domain::ab_testing::{AbTestEvent, SuccessOutcome, TestSettings, TestVariant, VariantEvent, VariantSpec};
+use domain::ab_testing::{
+    AbTestEvent, AssignmentEvent, SuccessOutcome, TestSettings, TestVariant, VariantEvent, VariantSpec,
+};
 use domain::agents::{AgentEvent, AgentSpec, ModelSettings, VoiceSettings};
 use domain::calls::{CallEvent, CallParties, CallReport, CallStatus, EndedReason, Outcome, TranscriptMessage};
 use domain::events::DomainEvent;
@@ -77,7 +79,7 @@ fn report(n: usize, at: DateTime<Utc>) -> CallReport {
 struct Organization {
     id: Uuid,
     agents: Vec<Uuid>,
-    test: StreamId,
+    test_id: Uuid,
     variants: [Uuid; 2],
 }
 
@@ -155,9 +157,9 @@ async fn organization(store: &dyn EventStore, n: usize) -> Organization {
             }]),
         });
     }
-    let test = StreamId::new("ab-test", Uuid::now_v7());
+    let test_id = Uuid::now_v7();
     streams.push(StreamAppend {
-        stream: test.clone(),
+        stream: StreamId::new("ab-test", test_id),
         expected: ExpectedVersion::NoStream,
         events: events(&[AbTestEvent::AbTestStarted {
             organization_id: id,
@@ -176,7 +178,7 @@ async fn organization(store: &dyn EventStore, n: usize) -> Organization {
     Organization {
         id,
         agents,
-        test,
+        test_id,
         variants,
     }
 }
@@ -244,11 +246,18 @@ pub async fn write_history(store: &dyn EventStore, calls: usize) -> u64 {
                 let (expected, call_events) = if step == 0 {
                     let agent_id = organization.agents[n % AGENTS_PER_ORGANIZATION];
                     if agent_id == organization.agents[0] {
-                        assignments.push(AbTestEvent::VariantAssigned {
+                        let assigned = AssignmentEvent::CallVariantAssigned {
+                            test_id: organization.test_id,
                             call_id: call,
                             variant_id: organization.variants[n % 2],
                             customer_number: Some(format!("+1415555{:04}", n % 10_000)),
+                            slot: Some(n as u64),
                             at,
+                        };
+                        assignments.push(StreamAppend {
+                            stream: StreamId::new("ab-assignment", call),
+                            expected: ExpectedVersion::NoStream,
+                            events: events(&[assigned]),
                         });
                     }
                     (
@@ -278,14 +287,8 @@ pub async fn write_history(store: &dyn EventStore, calls: usize) -> u64 {
                     events: events(&call_events),
                 });
             }
-            if !assignments.is_empty() {
-                written += assignments.len() as u64;
-                streams.push(StreamAppend {
-                    stream: organization.test.clone(),
-                    expected: ExpectedVersion::Any,
-                    events: events(&assignments),
-                });
-            }
+            written += assignments.len() as u64;
+            streams.extend(assignments);
             append(store, organization.id, streams).await;
         }
     }

@@ -525,6 +525,7 @@ fn stream_uuid(item: &WorkItem, stream_type: &str) -> Result<Uuid, AppError> {
 pub struct CampaignDialer {
     pub store: Arc<dyn EventStore>,
     pub clock: Arc<dyn Clock>,
+    pub ab_slots: Arc<dyn crate::ab_testing::AssignmentSlots>,
     pub campaigns: Arc<dyn CampaignLookup>,
 }
 
@@ -616,6 +617,7 @@ impl WorkHandler for CampaignDialer {
         request_call(
             self.store.as_ref(),
             self.clock.as_ref(),
+            self.ab_slots.as_ref(),
             item.organization_id,
             attempt.call_id,
             &request,
