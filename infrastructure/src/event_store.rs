@@ -1,6 +1,7 @@
 //! The event log on Postgres (DESIGN.md §3): one-statement batch appends with
 //! optimistic concurrency and idempotency keys, gap-safe global reads, upcasting.
 
+use crate::group_commit::GroupCommitter;
 use application::event_store::{
     AppendError, AppendOutcome, AppendRequest, AppendedEvent, Backlog, EventStore, LogFilter, LogPage, StoreError,
     StreamAppend,
@@ -19,6 +20,88 @@ pub const EVENTS_CHANNEL: &str = "voxreach_events";
 
 /// Least time between two announcements.
 const NOTIFY_INTERVAL: std::time::Duration = std::time::Duration::from_millis(2);
+
+/// Appends as the group committer runs them: the request's values, owned.
+pub(crate) struct PreparedAppend {
+    organization_id: Uuid,
+    /// One stream's append (`APPEND_ONE_STREAM_SQL`), else several (`APPEND_SQL`).
+    single_stream: bool,
+    stream_ids: Vec<String>,
+    stream_types: Vec<String>,
+    expected: Vec<i64>,
+    event_ids: Vec<Uuid>,
+    event_types: Vec<String>,
+    versions: Vec<i32>,
+    payloads: Vec<serde_json::Value>,
+    metadata: Vec<sqlx::types::Json<EventMetadata>>,
+    idempotency_key: Option<String>,
+}
+
+impl PreparedAppend {
+    fn of(request: &AppendRequest) -> Self {
+        let events = || request.streams.iter().flat_map(|s| s.events.iter());
+        let expected_code = |expected: ExpectedVersion| match expected {
+            ExpectedVersion::Any => -1,
+            ExpectedVersion::NoStream => 0,
+            ExpectedVersion::Exact(v) => v,
+        };
+        let single_stream = request.streams.len() == 1;
+        // One value per stream for a single stream, else one per event.
+        let per_append = |f: &dyn Fn(&StreamAppend) -> String| -> Vec<String> {
+            request
+                .streams
+                .iter()
+                .flat_map(|s| {
+                    let n = if single_stream { 1 } else { s.events.len() };
+                    std::iter::repeat_n(f(s), n)
+                })
+                .collect()
+        };
+        Self {
+            organization_id: request.organization_id,
+            single_stream,
+            stream_ids: per_append(&|s| s.stream.to_string()),
+            stream_types: per_append(&|s| s.stream.stream_type().to_owned()),
+            expected: request
+                .streams
+                .iter()
+                .flat_map(|s| {
+                    let n = if single_stream { 1 } else { s.events.len() };
+                    std::iter::repeat_n(expected_code(s.expected), n)
+                })
+                .collect(),
+            event_ids: events().map(|e| e.event_id).collect(),
+            event_types: events().map(|e| e.event_type.clone()).collect(),
+            versions: events().map(|e| e.event_version).collect(),
+            payloads: events().map(|e| e.payload.clone()).collect(),
+            metadata: events().map(|e| sqlx::types::Json(e.metadata.clone())).collect(),
+            idempotency_key: request.idempotency_key.clone(),
+        }
+    }
+
+    /// The append's statement, ready to run.
+    pub(crate) fn query(&self) -> sqlx::query::Query<'_, sqlx::Postgres, sqlx::postgres::PgArguments> {
+        if self.single_stream {
+            sqlx::query(APPEND_ONE_STREAM_SQL)
+                .bind(self.organization_id)
+                .bind(&self.stream_ids[0])
+                .bind(&self.stream_types[0])
+                .bind(self.expected[0])
+        } else {
+            sqlx::query(APPEND_SQL)
+                .bind(self.organization_id)
+                .bind(&self.stream_ids)
+                .bind(&self.stream_types)
+                .bind(&self.expected)
+        }
+        .bind(&self.event_ids)
+        .bind(&self.event_types)
+        .bind(&self.versions)
+        .bind(&self.payloads)
+        .bind(&self.metadata)
+        .bind(self.idempotency_key.as_deref())
+    }
+}
 
 /// `Any` appends race only against each other; a few retries settle them.
 const ANY_VERSION_RETRIES: usize = 5;
@@ -73,6 +156,7 @@ const SELECT_EVENT_COLUMNS: &str = "global_position, transaction_id::text::bigin
 pub struct PgEventStore {
     pool: PgPool,
     wake: mpsc::Sender<()>,
+    committer: GroupCommitter,
 }
 
 impl PgEventStore {
@@ -97,7 +181,8 @@ impl PgEventStore {
                 tokio::time::sleep(NOTIFY_INTERVAL).await;
             }
         });
-        Self { pool, wake }
+        let committer = GroupCommitter::start(pool.clone());
+        Self { pool, wake, committer }
     }
 
     pub fn pool(&self) -> &PgPool {
@@ -105,58 +190,7 @@ impl PgEventStore {
     }
 
     async fn try_append(&self, request: &AppendRequest) -> Result<Vec<PgRow>, sqlx::Error> {
-        let events = || request.streams.iter().flat_map(|s| s.events.iter());
-        let event_ids: Vec<Uuid> = events().map(|e| e.event_id).collect();
-        let event_types: Vec<&str> = events().map(|e| e.event_type.as_str()).collect();
-        let versions: Vec<i32> = events().map(|e| e.event_version).collect();
-        let payloads: Vec<&serde_json::Value> = events().map(|e| &e.payload).collect();
-        let metadata: Vec<sqlx::types::Json<&EventMetadata>> =
-            events().map(|e| sqlx::types::Json(&e.metadata)).collect();
-        let expected_code = |expected: ExpectedVersion| match expected {
-            ExpectedVersion::Any => -1,
-            ExpectedVersion::NoStream => 0,
-            ExpectedVersion::Exact(v) => v,
-        };
-        if let [only] = request.streams.as_slice() {
-            return sqlx::query(APPEND_ONE_STREAM_SQL)
-                .bind(request.organization_id)
-                .bind(only.stream.to_string())
-                .bind(only.stream.stream_type())
-                .bind(expected_code(only.expected))
-                .bind(event_ids)
-                .bind(event_types)
-                .bind(versions)
-                .bind(payloads)
-                .bind(metadata)
-                .bind(request.idempotency_key.as_deref())
-                .fetch_all(&self.pool)
-                .await;
-        }
-        let per_event = |f: &dyn Fn(&StreamAppend) -> String| -> Vec<String> {
-            request
-                .streams
-                .iter()
-                .flat_map(|s| s.events.iter().map(move |_| f(s)))
-                .collect()
-        };
-        let expected: Vec<i64> = request
-            .streams
-            .iter()
-            .flat_map(|s| s.events.iter().map(move |_| expected_code(s.expected)))
-            .collect();
-        sqlx::query(APPEND_SQL)
-            .bind(request.organization_id)
-            .bind(per_event(&|s| s.stream.to_string()))
-            .bind(per_event(&|s| s.stream.stream_type().to_owned()))
-            .bind(expected)
-            .bind(event_ids)
-            .bind(event_types)
-            .bind(versions)
-            .bind(payloads)
-            .bind(metadata)
-            .bind(request.idempotency_key.as_deref())
-            .fetch_all(&self.pool)
-            .await
+        self.committer.append(PreparedAppend::of(request)).await
     }
 
     /// The events an earlier append with the same key wrote.

@@ -6,6 +6,7 @@ pub mod config;
 pub mod database;
 pub mod embedded_postgres;
 pub mod event_store;
+mod group_commit;
 pub mod http;
 pub mod login_throttle;
 pub mod mailer;

@@ -295,3 +295,58 @@ async fn stored_events_cannot_be_changed_or_removed() {
         .is_err());
     assert!(sqlx::query("DELETE FROM events").execute(&db.pool).await.is_err());
 }
+
+#[tokio::test]
+async fn concurrent_appends_share_commits_but_a_conflict_fails_only_its_caller() {
+    let db = TestDatabase::create().await;
+    let store = PgEventStore::new(db.pool.clone());
+    let org = Uuid::new_v4();
+    // A stream at version 1: appends expecting version 5 conflict, those expecting nothing go on.
+    let contested = StreamId::new("test", Uuid::new_v4());
+    store
+        .append(AppendRequest::single(
+            org,
+            contested.clone(),
+            ExpectedVersion::NoStream,
+            events(0..1),
+        ))
+        .await
+        .unwrap();
+    for round in 0..5 {
+        let appends = (0..64i64).map(|n| {
+            let store = store.clone();
+            let contested = contested.clone();
+            async move {
+                let (stream, expected) = if n % 8 == 0 {
+                    (contested, ExpectedVersion::Exact(5))
+                } else {
+                    (StreamId::new("test", Uuid::new_v4()), ExpectedVersion::NoStream)
+                };
+                let outcome = store
+                    .append(AppendRequest::single(org, stream.clone(), expected, events(n..n + 2)))
+                    .await;
+                (n, stream, outcome)
+            }
+        });
+        for (n, stream, outcome) in futures::future::join_all(appends).await {
+            if n % 8 == 0 {
+                assert!(
+                    matches!(outcome, Err(AppendError::VersionConflict { .. })),
+                    "round {round}, append {n}: {outcome:?}"
+                );
+            } else {
+                let appended = outcome.unwrap_or_else(|e| panic!("round {round}, append {n}: {e:?}"));
+                assert_eq!(
+                    appended.events.iter().map(|e| e.stream_version).collect::<Vec<_>>(),
+                    vec![1, 2]
+                );
+                assert_eq!(store.read_stream(&stream).await.unwrap().len(), 2);
+            }
+        }
+    }
+    assert_eq!(
+        store.read_stream(&contested).await.unwrap().len(),
+        1,
+        "no conflicting append landed"
+    );
+}
