@@ -833,8 +833,8 @@ fn a_contact_is_dialled_once_at_a_time() {
         });
 }
 
-/// The first attempt (call 10) ended busy.
-fn busy_first_attempt(t0: DateTime<Utc>) -> CampaignContactEvent {
+/// The first attempt (call 10) ended busy at `at`: retry in 30 minutes.
+fn busy_first_attempt(at: DateTime<Utc>) -> CampaignContactEvent {
     CampaignContactEvent::CampaignAttemptFinished {
         campaign_id: Uuid::from_u128(100),
         contact_id: Uuid::from_u128(1),
@@ -845,8 +845,8 @@ fn busy_first_attempt(t0: DateTime<Utc>) -> CampaignContactEvent {
         opted_out: false,
         successful: false,
         status: ContactStatus::Pending,
-        next_attempt_at: Some(t0 + Duration::minutes(30)),
-        at: t0,
+        next_attempt_at: Some(at + Duration::minutes(30)),
+        at,
     }
 }
 
@@ -912,38 +912,11 @@ fn an_attempt_finishes_once_with_the_rules_applied() {
     let t1 = t0 + Duration::minutes(1);
     let busy = given::<CampaignContact>([dialed(1, 10, t0)])
         .when(finish(10, AttemptResult::Busy, None, t1))
-        .then([CampaignContactEvent::CampaignAttemptFinished {
-            campaign_id: Uuid::from_u128(100),
-            contact_id: Uuid::from_u128(1),
-            attempt_number: 1,
-            call_id: Uuid::from_u128(10),
-            result: AttemptResult::Busy,
-            outcome: None,
-            opted_out: false,
-            successful: false,
-            status: ContactStatus::Pending,
-            next_attempt_at: Some(t1 + Duration::minutes(30)),
-            at: t1,
-        }]);
+        .then([busy_first_attempt(t1)]);
     assert_eq!(busy.status, ContactStatus::Pending);
     assert_eq!(busy.next_attempt_at, Some(t1 + Duration::minutes(30)));
     // Reported twice: nothing; an unknown call: refused.
-    let history = [
-        dialed(1, 10, t0),
-        CampaignContactEvent::CampaignAttemptFinished {
-            campaign_id: Uuid::from_u128(100),
-            contact_id: Uuid::from_u128(1),
-            attempt_number: 1,
-            call_id: Uuid::from_u128(10),
-            result: AttemptResult::Busy,
-            outcome: None,
-            opted_out: false,
-            successful: false,
-            status: ContactStatus::Pending,
-            next_attempt_at: Some(t1 + Duration::minutes(30)),
-            at: t1,
-        },
-    ];
+    let history = [dialed(1, 10, t0), busy_first_attempt(t1)];
     given::<CampaignContact>(history.clone())
         .when(finish(10, AttemptResult::Connected, None, t1))
         .then_nothing();

@@ -593,6 +593,20 @@ impl wiremock::Respond for NumberedCalls {
     }
 }
 
+/// A world whose clock stands at `now` (RFC 3339) until the test moves it, and whose
+/// Vapi accepts every call, numbering them `vapi_call_0`, `vapi_call_1`…
+async fn dialing_world(now: &str) -> (VapiWorld, std::sync::Arc<voxreach_tests::ManualClock>) {
+    let clock = voxreach_tests::ManualClock::at(now);
+    let shared = clock.clone();
+    let w = VapiWorld::start_with(move |wiring| wiring.clock = shared).await;
+    wiremock::Mock::given(wiremock::matchers::method("POST"))
+        .and(wiremock::matchers::path("/call"))
+        .respond_with(NumberedCalls(Default::default()))
+        .mount(&w.vapi)
+        .await;
+    (w, clock)
+}
+
 async fn run_campaigns(w: &VapiWorld) -> usize {
     let runner = w
         .app
@@ -662,15 +676,8 @@ async fn report_end(w: &VapiWorld, vapi_id: &str, phone: &str, reason: &str, str
 #[tokio::test]
 async fn the_runner_dials_each_contact_once_in_its_own_window_retries_by_the_rules_and_records_results() {
     // 17:00 UTC: noon in New York, 09:00 in California, 07:00 in Hawaii.
-    let clock = voxreach_tests::ManualClock::at("2026-11-10T17:00:00Z");
-    let shared = clock.clone();
-    let w = VapiWorld::start_with(move |wiring| wiring.clock = shared).await;
+    let (w, clock) = dialing_world("2026-11-10T17:00:00Z").await;
     let number = w.add_number("pn_runner", "+14155550170", false).await;
-    wiremock::Mock::given(wiremock::matchers::method("POST"))
-        .and(wiremock::matchers::path("/call"))
-        .respond_with(NumberedCalls(Default::default()))
-        .mount(&w.vapi)
-        .await;
     let created = create(&w, campaign(&w, &number)).await;
     let id = created["id"].as_str().unwrap().to_owned();
     let file = "Phone\n+14155552671\n+12125550123\n+18085550123\n";
@@ -932,15 +939,8 @@ async fn the_add_to_dnc_tool_lists_the_caller_during_the_call() {
 
 #[tokio::test]
 async fn a_crash_between_pick_and_dial_loses_no_contact_and_dials_nobody_twice() {
-    let clock = voxreach_tests::ManualClock::at("2026-11-10T17:00:00Z");
-    let shared = clock.clone();
-    let w = VapiWorld::start_with(move |wiring| wiring.clock = shared).await;
+    let (w, clock) = dialing_world("2026-11-10T17:00:00Z").await;
     let number = w.add_number("pn_crash", "+14155550171", false).await;
-    wiremock::Mock::given(wiremock::matchers::method("POST"))
-        .and(wiremock::matchers::path("/call"))
-        .respond_with(NumberedCalls(Default::default()))
-        .mount(&w.vapi)
-        .await;
     let id = create(&w, campaign(&w, &number)).await["id"]
         .as_str()
         .unwrap()
@@ -1090,15 +1090,8 @@ async fn vapi_calls_placed(w: &VapiWorld) -> usize {
 
 #[tokio::test]
 async fn a_dial_recorded_just_before_a_pause_or_a_dnc_listing_is_withdrawn_not_placed() {
-    let clock = voxreach_tests::ManualClock::at("2026-11-10T17:00:00Z");
-    let shared = clock.clone();
-    let w = VapiWorld::start_with(move |wiring| wiring.clock = shared).await;
+    let (w, _) = dialing_world("2026-11-10T17:00:00Z").await;
     let number = w.add_number("pn_withdraw", "+14155550173", false).await;
-    wiremock::Mock::given(wiremock::matchers::method("POST"))
-        .and(wiremock::matchers::path("/call"))
-        .respond_with(NumberedCalls(Default::default()))
-        .mount(&w.vapi)
-        .await;
     let (id, runner) = started_campaign(&w, &number, json!({}), &["+14155552671", "+12125550123"]).await;
 
     // The tick records both dials; the campaign is paused and one number listed before any call is requested.
@@ -1147,15 +1140,8 @@ async fn a_dial_recorded_just_before_a_pause_or_a_dnc_listing_is_withdrawn_not_p
 
 #[tokio::test]
 async fn concurrency_holds_across_back_to_back_ticks_and_concurrent_schedulers() {
-    let clock = voxreach_tests::ManualClock::at("2026-11-10T17:00:00Z");
-    let shared = clock.clone();
-    let w = VapiWorld::start_with(move |wiring| wiring.clock = shared).await;
+    let (w, _) = dialing_world("2026-11-10T17:00:00Z").await;
     let number = w.add_number("pn_limits", "+14155550174", false).await;
-    wiremock::Mock::given(wiremock::matchers::method("POST"))
-        .and(wiremock::matchers::path("/call"))
-        .respond_with(NumberedCalls(Default::default()))
-        .mount(&w.vapi)
-        .await;
     let phones = ["+14155552671", "+14155552672", "+14155552673", "+14155552674"];
     let (id, runner) = started_campaign(&w, &number, json!({"maxConcurrentCalls": 2}), &phones).await;
 
@@ -1219,15 +1205,8 @@ fn scripted_end(phone: &str, attempt: usize) -> (&'static str, Value) {
 async fn a_thousand_contacts_across_us_time_zones_are_called_within_their_windows_caps_and_the_dnc_list() {
     use chrono::{DateTime, Timelike, Utc};
     // Saturday 7 March 2026, 12:00 UTC; daylight saving starts on Sunday the 8th (not in Arizona or Hawaii).
-    let clock = voxreach_tests::ManualClock::at("2026-03-07T12:00:00Z");
-    let shared = clock.clone();
-    let w = VapiWorld::start_with(move |wiring| wiring.clock = shared).await;
+    let (w, clock) = dialing_world("2026-03-07T12:00:00Z").await;
     let number = w.add_number("pn_sim", "+14155550172", false).await;
-    wiremock::Mock::given(wiremock::matchers::method("POST"))
-        .and(wiremock::matchers::path("/call"))
-        .respond_with(NumberedCalls(Default::default()))
-        .mount(&w.vapi)
-        .await;
     let phones: Vec<String> = (0..1_000)
         .map(|n| format!("+1{}{}{:04}", SIMULATED_AREAS[n % 7].0, 234 + ((n / 7) % 60) * 10, n))
         .collect();
@@ -1405,17 +1384,10 @@ async fn a_thousand_contacts_across_us_time_zones_are_called_within_their_window
 
 #[tokio::test]
 async fn local_presence_calls_from_a_number_of_the_contacts_area_code_else_its_state_else_the_default() {
-    let clock = voxreach_tests::ManualClock::at("2026-11-10T18:00:00Z");
-    let shared = clock.clone();
-    let w = VapiWorld::start_with(move |wiring| wiring.clock = shared).await;
+    let (w, _) = dialing_world("2026-11-10T18:00:00Z").await;
     let default = w.add_number("pn_default", "+16175550100", false).await;
     let san_francisco = w.add_number("pn_sf", "+14155550101", false).await;
     let new_york = w.add_number("pn_ny", "+12125550102", false).await;
-    wiremock::Mock::given(wiremock::matchers::method("POST"))
-        .and(wiremock::matchers::path("/call"))
-        .respond_with(NumberedCalls(Default::default()))
-        .mount(&w.vapi)
-        .await;
     let mut body = campaign(&w, &default);
     body["callerIdStrategy"] = json!("local_presence");
     body["phoneNumberIds"] = json!([san_francisco, new_york]);
