@@ -607,15 +607,19 @@ async fn dialing_world(now: &str) -> (VapiWorld, std::sync::Arc<voxreach_tests::
     (w, clock)
 }
 
-async fn run_campaigns(w: &VapiWorld) -> usize {
-    let runner = w
-        .app
+/// The app's campaign runner, to tick by hand.
+fn campaign_runner(w: &VapiWorld) -> std::sync::Arc<dyn application::work::ScheduledJob> {
+    w.app
         .state
         .scheduled
         .iter()
         .find(|job| job.name() == "campaign-runner")
         .expect("the campaign runner is a scheduled job")
-        .clone();
+        .clone()
+}
+
+async fn run_campaigns(w: &VapiWorld) -> usize {
+    let runner = campaign_runner(w);
     let done = runner.run().await.expect("a runner tick");
     w.app.drain_work().await;
     done
@@ -761,14 +765,7 @@ async fn the_runner_dials_each_contact_once_in_its_own_window_retries_by_the_rul
     // Hawaii's morning: two schedulers at once still dial it once.
     clock.set("2026-11-10T18:01:00Z");
     w.app.settle().await;
-    let runner = w
-        .app
-        .state
-        .scheduled
-        .iter()
-        .find(|job| job.name() == "campaign-runner")
-        .unwrap()
-        .clone();
+    let runner = campaign_runner(&w);
     let (first, second) = tokio::join!(runner.run(), runner.run());
     first.unwrap();
     second.unwrap();
@@ -988,14 +985,7 @@ async fn a_crash_between_pick_and_dial_loses_no_contact_and_dials_nobody_twice()
     let (one, other) = (unlocked_runner(), unlocked_runner());
     let (first, second) = tokio::join!(one.tick(), other.tick());
     assert_eq!(first.unwrap().dialed + second.unwrap().dialed, 1, "one dial recorded");
-    let runner = w
-        .app
-        .state
-        .scheduled
-        .iter()
-        .find(|job| job.name() == "campaign-runner")
-        .unwrap()
-        .clone();
+    let runner = campaign_runner(&w);
     w.app.settle().await;
     assert!(calls_to(&w, "+14155552671").await.is_empty(), "not requested yet");
     w.app.drain_work().await;
@@ -1067,14 +1057,7 @@ async fn started_campaign(
     assert_eq!(imported["imported"], phones.len(), "{imported}");
     assert_eq!(steer(w, &id, "start").await.0, 200);
     w.app.settle().await;
-    let runner = w
-        .app
-        .state
-        .scheduled
-        .iter()
-        .find(|job| job.name() == "campaign-runner")
-        .unwrap()
-        .clone();
+    let runner = campaign_runner(w);
     (id, runner)
 }
 
@@ -1248,14 +1231,7 @@ async fn a_thousand_contacts_across_us_time_zones_are_called_within_their_window
     assert_eq!(steer(&w, &id, "start").await.0, 200);
     w.app.settle().await;
 
-    let runner = w
-        .app
-        .state
-        .scheduled
-        .iter()
-        .find(|job| job.name() == "campaign-runner")
-        .unwrap()
-        .clone();
+    let runner = campaign_runner(&w);
     let mut answered = 0;
     let mut attempts_of: std::collections::HashMap<String, usize> = Default::default();
     let mut dials: Vec<(String, DateTime<Utc>)> = Vec::new();
