@@ -232,9 +232,10 @@ impl CallService {
         // A call belongs to the organization of its first event: a message naming another never touches it.
         let owner = self
             .store
-            .stream_organization(&stream_of::<Call>(call_id))
+            .first_event(&stream_of::<Call>(call_id))
             .await
-            .map_err(|e| AppError::internal("reading a call's organization", e))?;
+            .map_err(|e| AppError::internal("reading a call's organization", e))?
+            .map(|first| first.organization_id);
         if owner.is_some_and(|owner| owner != organization_id) {
             tracing::warn!(%call_id, vapi_call_id = %call.vapi_call_id, "a Vapi message names another organization than its call's; kept as unmatched");
             return Ok(None);

@@ -154,9 +154,10 @@ pub trait EventStore: Send + Sync {
     /// How many readable events lie after `after`, and how old the oldest is.
     async fn backlog(&self, after: Checkpoint) -> Result<Backlog, StoreError>;
 
-    /// The organization a stream belongs to (that of its first event), without
-    /// reading its events; `None` for a stream not yet written.
-    async fn stream_organization(&self, stream: &StreamId) -> Result<Option<Uuid>, StoreError>;
+    /// The first event of a stream (upcast), without reading the rest: what a
+    /// stream began as, and the organization it belongs to. `None` for a stream
+    /// not yet written.
+    async fn first_event(&self, stream: &StreamId) -> Result<Option<RecordedEvent>, StoreError>;
 
     /// The checkpoint of the last readable event (`START` when none): reading
     /// after it yields exactly what is appended or committed from now on.

@@ -445,11 +445,14 @@ impl EventStore for PgEventStore {
         })
     }
 
-    async fn stream_organization(&self, stream: &StreamId) -> Result<Option<Uuid>, StoreError> {
-        sqlx::query_scalar("SELECT organization_id FROM events WHERE stream_id = $1 ORDER BY stream_version LIMIT 1")
+    async fn first_event(&self, stream: &StreamId) -> Result<Option<RecordedEvent>, StoreError> {
+        let sql =
+            format!("SELECT {SELECT_EVENT_COLUMNS} FROM events WHERE stream_id = $1 ORDER BY stream_version LIMIT 1");
+        sqlx::query(&sql)
             .bind(stream.to_string())
             .fetch_optional(&self.pool)
             .await
+            .and_then(|row| row.as_ref().map(recorded_event).transpose())
             .map_err(store_error)
     }
 

@@ -635,6 +635,27 @@ pub trait CampaignLookup: Send + Sync {
     async fn status(&self, organization_id: Uuid, campaign_id: Uuid) -> Result<Option<CampaignStatus>, AppError>;
 }
 
+/// Whether the call was requested by a campaign (its first event, `CallRequested`, names the attempt).
+async fn is_campaign_call(store: &dyn EventStore, call_id: Uuid) -> Result<bool, AppError> {
+    let Some(first) = store
+        .first_event(&stream_of::<Call>(call_id))
+        .await
+        .map_err(|e| AppError::internal("reading a call's first event", e))?
+    else {
+        return Ok(false);
+    };
+    let requested = <domain::calls::CallEvent as domain::DomainEvent>::decode(
+        &first.event_type,
+        first.event_version,
+        &first.payload,
+    )
+    .map_err(|e| AppError::internal("reading a call's first event", e))?;
+    Ok(matches!(
+        requested,
+        domain::calls::CallEvent::CallRequested { campaign: Some(_), .. }
+    ))
+}
+
 /// Records how a campaign call ended on its contact: the result, the retry
 /// the rules give, and an opt-out onto the organization's DNC list.
 pub struct CampaignResults {
@@ -652,6 +673,10 @@ impl WorkHandler for CampaignResults {
     async fn handle(&self, item: &WorkItem) -> Result<WorkOutcome, AppError> {
         let organization_id = item.organization_id;
         let call_id = stream_uuid(item, Call::STREAM_TYPE)?;
+        // Most calls are no campaign's: their first event says so without reading the rest.
+        if !is_campaign_call(self.store.as_ref(), call_id).await? {
+            return Ok(WorkOutcome::Done);
+        }
         let call = load_in::<Call>(self.store.as_ref(), organization_id, stream_of::<Call>(call_id)).await?;
         let (Some(attempt), true) = (call.state.campaign, call.state.ended) else {
             return Ok(WorkOutcome::Done);
