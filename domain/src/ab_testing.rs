@@ -647,23 +647,32 @@ pub struct AbTest {
     pub looks_taken: u32,
 }
 
-/// Picks the variant furthest behind its share: after n + 1 calls, variant i
-/// should have had (n + 1) * pct_i / 100; the largest deficit goes next (ties
-/// to the earlier variant). Deterministic, so any prefix of calls is split
-/// within one call of the target.
+/// Picks the next call's variant so that after every call n, each variant i
+/// has had n·pct_i/100 calls rounded down or up — never a whole call off
+/// (the "largest deficit first" rule this replaced could drift past one call
+/// with four or more variants). Each variant's k-th call is a job that may
+/// not come before it fits under the share's ceiling and must come by the
+/// call at which the share's floor reaches k; the eligible job with the
+/// earliest deadline goes next (ties to the earlier variant). Earliest
+/// deadline first meets every deadline whenever any order does, and one
+/// does (a quota apportionment always exists).
 pub fn next_variant(percents: &[u32], assigned: &[u64]) -> usize {
-    let total: u64 = assigned.iter().sum::<u64>() + 1;
-    let mut best = 0;
-    let mut best_deficit = i128::MIN;
+    let call = assigned.iter().sum::<u64>() + 1;
+    let mut next: Option<(u64, usize)> = None;
     for (i, (pct, done)) in percents.iter().zip(assigned).enumerate() {
-        // In hundredths of a call, to stay in integers.
-        let deficit = i128::from(total) * i128::from(*pct) - i128::from(*done) * 100;
-        if deficit > best_deficit {
-            best = i;
-            best_deficit = deficit;
+        let pct = u64::from(*pct);
+        let k = done + 1;
+        // In hundredths of a call, to stay in integers: the k-th call fits while k - 1 < call·pct/100.
+        if pct == 0 || 100 * (k - 1) >= call * pct {
+            continue;
+        }
+        // The floor of the share reaches k at call ⌈100·k/pct⌉.
+        let deadline = (100 * k).div_ceil(pct);
+        if next.is_none_or(|(earliest, _)| deadline < earliest) {
+            next = Some((deadline, i));
         }
     }
-    best
+    next.map_or(0, |(_, i)| i)
 }
 
 impl AbTest {
@@ -1040,6 +1049,20 @@ mod tests {
         assert!(SuccessOutcome::Appointment.is_met_by(Outcome::Appointment));
         assert!(!SuccessOutcome::Appointment.is_met_by(Outcome::Qualified));
         assert!(!SuccessOutcome::Qualified.is_met_by(Outcome::NotInterested));
+    }
+
+    #[test]
+    fn five_uneven_variants_stay_within_one_call_of_their_shares() {
+        // The rule this replaced was 1.01 calls short for the last variant after 59 calls here.
+        let percents = [1, 56, 1, 3, 39];
+        let mut assigned = [0u64; 5];
+        for call in 1..=1_000u64 {
+            assigned[next_variant(&percents, &assigned)] += 1;
+            for (done, pct) in assigned.iter().zip(percents) {
+                let share = call as f64 * f64::from(pct) / 100.0;
+                assert!((*done as f64 - share).abs() < 1.0, "{assigned:?} after {call} calls");
+            }
+        }
     }
 
     proptest! {
