@@ -37,6 +37,17 @@ pub(crate) struct PreparedAppend {
     idempotency_key: Option<String>,
 }
 
+/// A value of each stream of `request` as the append statements take it: once
+/// for a single stream (its own statement), else once per event.
+fn per_append<T: Clone>(request: &AppendRequest, value: impl Fn(&StreamAppend) -> T) -> Vec<T> {
+    let single_stream = request.streams.len() == 1;
+    request
+        .streams
+        .iter()
+        .flat_map(|s| std::iter::repeat_n(value(s), if single_stream { 1 } else { s.events.len() }))
+        .collect()
+}
+
 impl PreparedAppend {
     fn of(request: &AppendRequest) -> Self {
         let events = || request.streams.iter().flat_map(|s| s.events.iter());
@@ -46,30 +57,12 @@ impl PreparedAppend {
             ExpectedVersion::Exact(v) => v,
         };
         let single_stream = request.streams.len() == 1;
-        // One value per stream for a single stream, else one per event.
-        let per_append = |f: &dyn Fn(&StreamAppend) -> String| -> Vec<String> {
-            request
-                .streams
-                .iter()
-                .flat_map(|s| {
-                    let n = if single_stream { 1 } else { s.events.len() };
-                    std::iter::repeat_n(f(s), n)
-                })
-                .collect()
-        };
         Self {
             organization_id: request.organization_id,
             single_stream,
-            stream_ids: per_append(&|s| s.stream.to_string()),
-            stream_types: per_append(&|s| s.stream.stream_type().to_owned()),
-            expected: request
-                .streams
-                .iter()
-                .flat_map(|s| {
-                    let n = if single_stream { 1 } else { s.events.len() };
-                    std::iter::repeat_n(expected_code(s.expected), n)
-                })
-                .collect(),
+            stream_ids: per_append(request, |s| s.stream.to_string()),
+            stream_types: per_append(request, |s| s.stream.stream_type().to_owned()),
+            expected: per_append(request, |s| expected_code(s.expected)),
             event_ids: events().map(|e| e.event_id).collect(),
             event_types: events().map(|e| e.event_type.clone()).collect(),
             versions: events().map(|e| e.event_version).collect(),

@@ -975,25 +975,36 @@ impl CampaignBoard for PgCampaigns {
 #[async_trait]
 impl CampaignLookup for PgCampaigns {
     async fn settings(&self, organization_id: Uuid, campaign_id: Uuid) -> Result<Option<CampaignSettings>, AppError> {
-        let settings: Option<Json<CampaignSettings>> =
-            sqlx::query_scalar("SELECT settings FROM campaigns WHERE organization_id = $1 AND id = $2")
-                .bind(organization_id)
-                .bind(campaign_id)
-                .fetch_optional(&self.pool)
-                .await
-                .map_err(read_failed("reading a campaign's settings"))?;
-        Ok(settings.map(|Json(s)| s))
+        Ok(self
+            .settings_and_status(organization_id, campaign_id)
+            .await?
+            .map(|(settings, _)| settings))
     }
 
     async fn status(&self, organization_id: Uuid, campaign_id: Uuid) -> Result<Option<CampaignStatus>, AppError> {
-        let status: Option<Json<CampaignStatus>> =
-            sqlx::query_scalar("SELECT to_jsonb(status) FROM campaigns WHERE organization_id = $1 AND id = $2")
+        Ok(self
+            .settings_and_status(organization_id, campaign_id)
+            .await?
+            .map(|(_, status)| status))
+    }
+}
+
+impl PgCampaigns {
+    /// One campaign's settings and status, for the runner's reactors.
+    async fn settings_and_status(
+        &self,
+        organization_id: Uuid,
+        campaign_id: Uuid,
+    ) -> Result<Option<(CampaignSettings, CampaignStatus)>, AppError> {
+        let row: Option<(Json<CampaignSettings>, String)> =
+            sqlx::query_as("SELECT settings, status FROM campaigns WHERE organization_id = $1 AND id = $2")
                 .bind(organization_id)
                 .bind(campaign_id)
                 .fetch_optional(&self.pool)
                 .await
-                .map_err(read_failed("reading a campaign's status"))?;
-        Ok(status.map(|Json(s)| s))
+                .map_err(read_failed("reading a campaign"))?;
+        row.map(|(Json(settings), status)| Ok((settings, status_of(status)?)))
+            .transpose()
     }
 }
 

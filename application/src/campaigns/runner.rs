@@ -570,14 +570,12 @@ impl WorkHandler for CampaignDialer {
             return Ok(WorkOutcome::Done);
         };
         // A call already requested (a retry after a crash) goes ahead: requesting it again changes nothing.
-        let requested = load_in::<Call>(
-            self.store.as_ref(),
-            item.organization_id,
-            stream_of::<Call>(attempt.call_id),
-        )
-        .await?
-        .state
-        .known;
+        let requested = self
+            .store
+            .first_event(&stream_of::<Call>(attempt.call_id))
+            .await
+            .map_err(|e| AppError::internal("reading a call's first event", e))?
+            .is_some();
         if !requested {
             if let Some(reason) = self
                 .withdraw_reason(item.organization_id, campaign_id, &attempt.phone)

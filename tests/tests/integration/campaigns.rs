@@ -1364,20 +1364,14 @@ async fn local_presence_calls_from_a_number_of_the_contacts_area_code_else_its_s
     let default = w.add_number("pn_default", "+16175550100", false).await;
     let san_francisco = w.add_number("pn_sf", "+14155550101", false).await;
     let new_york = w.add_number("pn_ny", "+12125550102", false).await;
-    let mut body = campaign(&w, &default);
-    body["callerIdStrategy"] = json!("local_presence");
-    body["phoneNumberIds"] = json!([san_francisco, new_york]);
-    let id = create(&w, body).await["id"].as_str().unwrap().to_owned();
     // San Francisco (415), Syracuse (315: New York state, no pool number there) and Denver (303).
-    let file = b"Phone\n+14155552671\n+13155550123\n+13035550123\n".to_vec();
-    let (_, upload) = post_raw(&w, &format!("/api/campaigns/{id}/upload"), "text/csv", file).await;
-    let import = format!(
-        "/api/campaigns/{id}/upload/{}/import",
-        upload["uploadId"].as_str().unwrap()
-    );
-    w.post(&import, json!({"mapping": upload["mapping"]})).await;
-    assert_eq!(steer(&w, &id, "start").await.0, 200);
-    w.app.settle().await;
+    let (id, _) = started_campaign(
+        &w,
+        &default,
+        json!({"callerIdStrategy": "local_presence", "phoneNumberIds": [san_francisco, new_york]}),
+        &["+14155552671", "+13155550123", "+13035550123"],
+    )
+    .await;
     run_campaigns(&w).await;
     w.app.settle().await;
     let (_, attempts) = w.app.get(&format!("/api/campaigns/{id}/calls"), Some(&w.token)).await;
@@ -1416,19 +1410,13 @@ async fn local_presence_calls_from_a_number_of_the_contacts_area_code_else_its_s
     assert!(busy["calls"].as_array().unwrap().is_empty(), "no call has ended yet");
 
     // Rotating: the pool's numbers take turns.
-    let mut body = campaign(&w, &default);
-    body["callerIdStrategy"] = json!("rotating");
-    body["phoneNumberIds"] = json!([san_francisco, new_york]);
-    let rotating = create(&w, body).await["id"].as_str().unwrap().to_owned();
-    let file = b"Phone\n+12125550111\n+12125550112\n+12125550113\n+12125550114\n".to_vec();
-    let (_, upload) = post_raw(&w, &format!("/api/campaigns/{rotating}/upload"), "text/csv", file).await;
-    let import = format!(
-        "/api/campaigns/{rotating}/upload/{}/import",
-        upload["uploadId"].as_str().unwrap()
-    );
-    w.post(&import, json!({"mapping": upload["mapping"]})).await;
-    assert_eq!(steer(&w, &rotating, "start").await.0, 200);
-    w.app.settle().await;
+    let (rotating, _) = started_campaign(
+        &w,
+        &default,
+        json!({"callerIdStrategy": "rotating", "phoneNumberIds": [san_francisco, new_york]}),
+        &["+12125550111", "+12125550112", "+12125550113", "+12125550114"],
+    )
+    .await;
     run_campaigns(&w).await;
     w.app.settle().await;
     let (_, attempts) = w
