@@ -70,6 +70,12 @@ pub mod given_when_then {
             events.iter().fold(self.state, A::evolve)
         }
 
+        /// The state after whatever the command decided (it must be accepted).
+        pub fn state_after(self) -> A {
+            let events = self.decided.expect("the command is accepted");
+            events.iter().fold(self.state, A::evolve)
+        }
+
         /// Asserts the command is refused with `expected`.
         pub fn then_error(self, expected: A::Error) {
             assert_eq!(self.decided.err(), Some(expected));

@@ -90,6 +90,8 @@ const CATALOGUE: &[&[EventSpec]] = &[
     crate::campaigns::CampaignEvent::SPECS,
     crate::campaigns::CampaignContactEvent::SPECS,
     crate::campaigns::DncEvent::SPECS,
+    crate::calendar::CalendarEvent::SPECS,
+    crate::calendar::BookingEvent::SPECS,
 ];
 
 /// The catalogue: every event type, its current version, stream and meaning.

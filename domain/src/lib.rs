@@ -6,6 +6,7 @@ pub mod ab_testing;
 pub mod agents;
 pub mod aggregate;
 pub mod auth;
+pub mod calendar;
 pub mod calls;
 pub mod campaigns;
 pub mod event_log;

@@ -1,6 +1,8 @@
 //! IANA time zones, parsed when they enter (organization settings, campaigns,
-//! contacts' explicit zones).
+//! contacts' explicit zones, calendars), and the local wall-clock values read
+//! in them: days of the week, "HH:MM" times, and the instant a local time happens.
 
+use chrono::{DateTime, Duration, LocalResult, NaiveDate, NaiveTime, TimeZone as _, Utc, Weekday};
 use chrono_tz::Tz;
 use serde::{Deserialize, Serialize};
 
@@ -55,6 +57,82 @@ impl std::str::FromStr for TimeZone {
 impl From<TimeZone> for String {
     fn from(zone: TimeZone) -> String {
         zone.0.name().to_owned()
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "lowercase")]
+pub enum DayOfWeek {
+    Mon,
+    Tue,
+    Wed,
+    Thu,
+    Fri,
+    Sat,
+    Sun,
+}
+
+impl DayOfWeek {
+    pub const ALL: [DayOfWeek; 7] = [
+        DayOfWeek::Mon,
+        DayOfWeek::Tue,
+        DayOfWeek::Wed,
+        DayOfWeek::Thu,
+        DayOfWeek::Fri,
+        DayOfWeek::Sat,
+        DayOfWeek::Sun,
+    ];
+
+    pub fn of(weekday: Weekday) -> Self {
+        Self::ALL[weekday.num_days_from_monday() as usize]
+    }
+}
+
+/// A local wall-clock time, "HH:MM" in JSON.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct LocalTime(NaiveTime);
+
+impl LocalTime {
+    pub const fn new(time: NaiveTime) -> Self {
+        Self(time)
+    }
+
+    pub fn time(self) -> NaiveTime {
+        self.0
+    }
+}
+
+impl TryFrom<String> for LocalTime {
+    type Error = String;
+
+    fn try_from(raw: String) -> Result<Self, String> {
+        NaiveTime::parse_from_str(&raw, "%H:%M")
+            .map(LocalTime)
+            .map_err(|_| format!("{raw:?} is not a local time like 08:00"))
+    }
+}
+
+impl From<LocalTime> for String {
+    fn from(time: LocalTime) -> String {
+        time.0.format("%H:%M").to_string()
+    }
+}
+
+/// The instant a local wall-clock time happens in `zone`: the first of two
+/// when clocks go back; when clocks go forward over it, the end of the gap.
+pub fn local_instant(zone: Tz, date: NaiveDate, time: NaiveTime) -> DateTime<Utc> {
+    let wall = date.and_time(time);
+    match zone.from_local_datetime(&wall) {
+        LocalResult::Single(t) | LocalResult::Ambiguous(t, _) => t.with_timezone(&Utc),
+        LocalResult::None => (1..=24 * 60)
+            .find_map(|minutes| {
+                zone.from_local_datetime(&(wall + Duration::minutes(minutes)))
+                    .earliest()
+            })
+            .map(|t| t.with_timezone(&Utc))
+            .unwrap_or_else(|| Utc.from_utc_datetime(&wall)),
     }
 }
 
