@@ -524,6 +524,17 @@ domain_events! {
             settings: CalendarSettings,
             at: DateTime<Utc>,
         },
+        /// A sign-in to connect a calendar ended without a connection: the user refused at the provider
+        /// (`access_denied`…) or the code exchange failed. Shown as an integration in error. Payload:
+        /// organizationId, connectedBy, provider, reason (the provider's OAuth error code), at.
+        #[version(1)]
+        CalendarSignInFailed {
+            organization_id: Uuid,
+            connected_by: Uuid,
+            provider: CalendarProvider,
+            reason: String,
+            at: DateTime<Utc>,
+        },
         /// The booking rules changed. Payload: settings, at.
         #[version(1)]
         CalendarSettingsChanged { settings: CalendarSettings, at: DateTime<Utc> },
@@ -547,6 +558,13 @@ pub enum CalendarCommand {
         account: String,
         webhook_subscription: Option<String>,
         settings: CalendarSettings,
+        now: DateTime<Utc>,
+    },
+    RecordFailedSignIn {
+        organization_id: Uuid,
+        connected_by: Uuid,
+        provider: CalendarProvider,
+        reason: String,
         now: DateTime<Utc>,
     },
     ChangeSettings {
@@ -573,6 +591,8 @@ pub struct CalendarIntegration {
     pub settings: CalendarSettings,
     pub status: IntegrationStatus,
     pub status_reason: Option<String>,
+    /// Connected at some point (not only a failed sign-in).
+    pub connected: bool,
     pub disconnected: bool,
 }
 
@@ -583,7 +603,7 @@ impl CalendarIntegration {
 
     /// Connected, not disconnected since.
     pub fn is_live(&self) -> bool {
-        self.exists() && !self.disconnected
+        self.connected && !self.disconnected
     }
 }
 
@@ -618,11 +638,32 @@ impl Aggregate for CalendarIntegration {
                 at: *now,
             }]);
         }
+        if let CalendarCommand::RecordFailedSignIn {
+            organization_id,
+            connected_by,
+            provider,
+            reason,
+            now,
+        } = command
+        {
+            if state.exists() {
+                return Ok(vec![]);
+            }
+            return Ok(vec![CalendarEvent::CalendarSignInFailed {
+                organization_id: *organization_id,
+                connected_by: *connected_by,
+                provider: *provider,
+                reason: reason.clone(),
+                at: *now,
+            }]);
+        }
         if !state.exists() {
             return Err(CalendarError::NotFound);
         }
         match command {
-            CalendarCommand::Connect { .. } => unreachable!("handled above"),
+            CalendarCommand::Connect { .. } | CalendarCommand::RecordFailedSignIn { .. } => {
+                unreachable!("handled above")
+            }
             CalendarCommand::Disconnect { .. } if state.disconnected => Ok(vec![]),
             CalendarCommand::Disconnect {
                 revoked_at_provider,
@@ -631,7 +672,7 @@ impl Aggregate for CalendarIntegration {
                 revoked_at_provider: *revoked_at_provider,
                 at: *now,
             }]),
-            _ if state.disconnected => Err(CalendarError::Disconnected),
+            _ if !state.is_live() => Err(CalendarError::Disconnected),
             CalendarCommand::ChangeSettings { patch, now } => {
                 let settings = patch.apply(&state.settings)?;
                 if settings == state.settings {
@@ -662,6 +703,18 @@ impl Aggregate for CalendarIntegration {
                 self.account = account.clone();
                 self.webhook_subscription = webhook_subscription.clone();
                 self.settings = settings.clone();
+                self.connected = true;
+            }
+            CalendarEvent::CalendarSignInFailed {
+                organization_id,
+                provider,
+                reason,
+                ..
+            } => {
+                self.organization_id = Some(*organization_id);
+                self.provider = Some(*provider);
+                self.status = IntegrationStatus::Error;
+                self.status_reason = Some(reason.clone());
             }
             CalendarEvent::CalendarSettingsChanged { settings, .. } => self.settings = settings.clone(),
             CalendarEvent::CalendarNeedsReauth { reason, .. } => {

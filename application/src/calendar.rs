@@ -1,0 +1,1267 @@
+//! Calendars: connecting Google and Outlook (OAuth with PKCE), their settings,
+//! availability checks and bookings (from the API and from agents' tools
+//! during calls), and the appointment list.
+
+use crate::aggregates::{execute, execute_decision, load_in, metadata, session_metadata, stream_of, Decided, Loaded};
+use crate::auth::Session;
+use crate::calls::{record_outcome, Tool, ToolContext};
+use crate::clock::Clock;
+use crate::error::{AppError, ErrorKind};
+use crate::event_store::EventStore;
+use crate::oauth::{
+    invalid_state, AuthorizationStates, OAuthClient, OAuthError, PendingAuthorization, Refreshed, TokenVault, Tokens,
+    STATE_LIFETIME_MINUTES,
+};
+use crate::permissions::{authorize, Action};
+use crate::providers::ProviderError;
+use async_trait::async_trait;
+use chrono::{DateTime, Duration, FixedOffset, Utc};
+use domain::agents::Agent;
+use domain::calendar::{
+    parse_date, parse_time, validate_duration, AppointmentStatus, Attendee, Availability, BookingCommand,
+    CalendarBookings, CalendarCommand, CalendarError, CalendarIntegration, CalendarProvider, CalendarSettings,
+    IntegrationStatus, ReleaseReason, SettingsPatch, Slot, Unavailable, TITLE_CHARS,
+};
+use domain::calls::{Call, Outcome};
+use domain::time_zone::TimeZone;
+use domain::Aggregate;
+use serde::Serialize;
+use serde_json::Value;
+use std::sync::Arc;
+use uuid::Uuid;
+
+/// Namespace of booking ids derived from a tool call, so Vapi's retry of one
+/// `book_appointment` call books once.
+const TOOL_BOOKING_NAMESPACE: Uuid = Uuid::from_u128(0xb00c_1e57_3d4a_4f0e_8c21_6a9d_c0ff_ee04);
+
+impl From<CalendarError> for AppError {
+    fn from(error: CalendarError) -> Self {
+        calendar_error(error)
+    }
+}
+
+pub fn calendar_error(error: CalendarError) -> AppError {
+    match error {
+        CalendarError::Invalid { field, reason } => {
+            AppError::validation(field, format!("{field} is invalid: {reason}"))
+        }
+        CalendarError::NotFound => AppError::not_found("calendar integration"),
+        CalendarError::Disconnected => AppError::new(
+            ErrorKind::Conflict,
+            "calendar_disconnected",
+            "the calendar integration is disconnected",
+        ),
+        CalendarError::SlotTaken => AppError::new(ErrorKind::Conflict, "slot_taken", "the slot is no longer free"),
+        CalendarError::BookingNotFound => AppError::not_found("booking"),
+    }
+}
+
+/// A calendar as the provider's API needs to address it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CalendarRef {
+    /// The signed-in account (an e-mail address).
+    pub account: String,
+    /// The provider's calendar id; the account's primary calendar when `None`.
+    pub calendar_id: Option<String>,
+    /// The calendar's zone, for the times the provider shows.
+    pub zone: TimeZone,
+}
+
+/// An event to create for a booking.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewCalendarEvent {
+    /// Our booking id: the provider's idempotency key is derived from it, so a
+    /// retried insert never creates a second event.
+    pub booking_id: Uuid,
+    pub title: String,
+    pub description: String,
+    pub slot: Slot,
+    pub attendee: Attendee,
+    pub add_video_link: bool,
+}
+
+/// What the provider created.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CreatedEvent {
+    pub provider_event_id: String,
+    /// The video meeting's link, when asked for and ready.
+    pub meeting_link: Option<String>,
+}
+
+/// One calendar provider's API, called with an account's access token.
+#[async_trait]
+pub trait CalendarApi: Send + Sync {
+    /// The account the token belongs to (its e-mail address).
+    async fn account(&self, access_token: &str) -> Result<String, ProviderError>;
+    /// Busy periods of the calendar within `range`.
+    async fn busy(&self, access_token: &str, calendar: &CalendarRef, range: Slot) -> Result<Vec<Slot>, ProviderError>;
+    async fn create_event(
+        &self,
+        access_token: &str,
+        calendar: &CalendarRef,
+        event: &NewCalendarEvent,
+    ) -> Result<CreatedEvent, ProviderError>;
+    /// Revokes the grant at the provider; `false` when it has no revoke endpoint.
+    async fn revoke(&self, tokens: &Tokens) -> Result<bool, ProviderError>;
+}
+
+/// A configured provider: its sign-in and its API.
+#[derive(Clone)]
+pub struct CalendarConnector {
+    pub oauth: Arc<dyn OAuthClient>,
+    pub api: Arc<dyn CalendarApi>,
+}
+
+/// The providers this deployment is configured for.
+#[derive(Clone, Default)]
+pub struct CalendarProviders {
+    pub google: Option<CalendarConnector>,
+    pub outlook: Option<CalendarConnector>,
+}
+
+impl CalendarProviders {
+    fn get(&self, provider: CalendarProvider) -> Result<&CalendarConnector, AppError> {
+        let configured = match provider {
+            CalendarProvider::Google => self.google.as_ref(),
+            CalendarProvider::Outlook => self.outlook.as_ref(),
+            CalendarProvider::Calendly => None,
+        };
+        configured.ok_or_else(|| {
+            AppError::new(
+                ErrorKind::Validation,
+                "provider_not_configured",
+                format!("{provider} calendars are not configured on this server"),
+            )
+            .with_details(serde_json::json!({ "field": "provider" }))
+        })
+    }
+}
+
+/// A connected calendar as the API shows it: never its tokens.
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CalendarIntegrationView {
+    pub id: Uuid,
+    pub provider: CalendarProvider,
+    /// The connected account (e-mail address or Calendly user).
+    pub account: String,
+    pub status: IntegrationStatus,
+    pub status_reason: Option<String>,
+    #[serde(flatten)]
+    pub settings: CalendarSettings,
+    pub connected_by: Uuid,
+    pub connected_at: DateTime<Utc>,
+}
+
+/// A booked (or canceled) meeting as the appointment list shows it.
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AppointmentView {
+    pub id: Uuid,
+    pub integration_id: Uuid,
+    pub provider: CalendarProvider,
+    pub agent_id: Option<Uuid>,
+    pub call_id: Option<Uuid>,
+    pub status: AppointmentStatus,
+    pub title: String,
+    pub attendee_name: String,
+    pub attendee_email: Option<String>,
+    pub attendee_phone: Option<String>,
+    pub start: DateTime<Utc>,
+    pub end: DateTime<Utc>,
+    pub meeting_link: Option<String>,
+    pub provider_event_id: Option<String>,
+    /// For a Calendly reschedule: the appointment this one replaces.
+    pub rescheduled_from: Option<Uuid>,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// Filters of the appointment list; soonest first.
+#[derive(Debug, Clone, Default)]
+pub struct AppointmentFilter {
+    pub agent_id: Option<Uuid>,
+    pub status: Option<AppointmentStatus>,
+    /// Appointments starting at or after.
+    pub from: Option<DateTime<Utc>>,
+    /// Appointments starting before.
+    pub to: Option<DateTime<Utc>>,
+    pub limit: i64,
+    pub offset: i64,
+}
+
+/// The calendar read models.
+#[async_trait]
+pub trait CalendarDirectory: Send + Sync {
+    async fn integrations(&self, organization_id: Uuid) -> Result<Vec<CalendarIntegrationView>, AppError>;
+    async fn appointments(
+        &self,
+        organization_id: Uuid,
+        filter: &AppointmentFilter,
+    ) -> Result<Vec<AppointmentView>, AppError>;
+}
+
+/// A slot as answered: RFC 3339 in the calendar's offset.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+pub struct SlotView {
+    #[schema(value_type = String, format = DateTime)]
+    pub start: DateTime<FixedOffset>,
+    #[schema(value_type = String, format = DateTime)]
+    pub end: DateTime<FixedOffset>,
+}
+
+/// The answer to an availability check.
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AvailabilityView {
+    pub available: bool,
+    pub slot: SlotView,
+    /// Why not, when not available.
+    pub reason: Option<Unavailable>,
+    /// The next free slots, when the asked one is not free.
+    pub alternatives: Vec<SlotView>,
+    pub integration_id: Uuid,
+    /// The calendar's zone, which every time above is shown in.
+    pub timezone: TimeZone,
+}
+
+/// The answer to a booking.
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct BookingView {
+    pub booked: bool,
+    /// The appointment, when booked.
+    pub appointment_id: Option<Uuid>,
+    pub slot: SlotView,
+    pub meeting_link: Option<String>,
+    pub provider_event_id: Option<String>,
+    /// Why not, when not booked.
+    pub reason: Option<Unavailable>,
+    /// The next free slots, when not booked.
+    pub alternatives: Vec<SlotView>,
+    pub integration_id: Uuid,
+    pub timezone: TimeZone,
+}
+
+/// A slot asked for, as the API and the tools receive it (unparsed).
+#[derive(Debug, Clone, Default)]
+pub struct SlotRequest {
+    pub agent_id: Option<Uuid>,
+    pub date: String,
+    pub time: String,
+    /// Minutes; the calendar's default when absent.
+    pub duration: Option<i64>,
+    /// The zone `date` and `time` are in; the calendar's when absent.
+    pub timezone: Option<String>,
+}
+
+/// A booking asked for.
+#[derive(Debug, Clone, Default)]
+pub struct BookingRequest {
+    pub slot: SlotRequest,
+    pub title: Option<String>,
+    pub attendee_name: String,
+    pub attendee_email: Option<String>,
+    pub attendee_phone: Option<String>,
+    pub add_video_link: bool,
+    pub call_id: Option<Uuid>,
+}
+
+/// The result of connecting, shown to the user after the provider's redirect.
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ConnectResult {
+    pub connected: bool,
+    pub provider: CalendarProvider,
+    pub integration_id: Uuid,
+    /// The provider's error code when the user or provider refused (`access_denied`…).
+    pub error: Option<String>,
+}
+
+/// What the callback received from the provider.
+#[derive(Debug, Clone, Default)]
+pub struct Callback {
+    pub code: Option<String>,
+    pub state: Option<String>,
+    pub error: Option<String>,
+}
+
+fn vault_owner(integration_id: Uuid) -> String {
+    format!("calendar:{integration_id}")
+}
+
+fn purpose(provider: CalendarProvider) -> String {
+    format!("calendar:{provider}")
+}
+
+fn provider_failure(error: ProviderError) -> AppError {
+    let (kind, code, message) = match error {
+        ProviderError::RateLimited { retry_after } => (
+            ErrorKind::TooManyRequests {
+                retry_after: retry_after.unwrap_or(std::time::Duration::from_secs(30)),
+            },
+            "calendar_rate_limited",
+            "the calendar provider is rate limiting us; try again shortly",
+        ),
+        ProviderError::Unauthorized => (
+            ErrorKind::Conflict,
+            "calendar_needs_reauth",
+            "the calendar provider no longer accepts our access; connect the calendar again",
+        ),
+        _ => (
+            ErrorKind::Unavailable,
+            "calendar_unavailable",
+            "the calendar provider did not answer as expected; try again shortly",
+        ),
+    };
+    AppError::new(kind, code, message)
+}
+
+fn needs_reauth() -> AppError {
+    AppError::new(
+        ErrorKind::Conflict,
+        "calendar_needs_reauth",
+        "the calendar provider no longer accepts our access; connect the calendar again",
+    )
+}
+
+/// A calendar chosen for a request, with its authoritative state.
+struct Chosen {
+    id: Uuid,
+    integration: Loaded<CalendarIntegration>,
+}
+
+impl Chosen {
+    fn provider(&self) -> CalendarProvider {
+        self.integration.state.provider.unwrap_or(CalendarProvider::Google)
+    }
+
+    fn settings(&self) -> &CalendarSettings {
+        &self.integration.state.settings
+    }
+
+    fn reference(&self) -> CalendarRef {
+        CalendarRef {
+            account: self.integration.state.account.clone(),
+            calendar_id: self.settings().calendar_id.clone(),
+            zone: self.settings().timezone,
+        }
+    }
+
+    fn view(&self, slot: &Slot) -> SlotView {
+        let zone = self.settings().timezone.tz();
+        SlotView {
+            start: slot.start.with_timezone(&zone).fixed_offset(),
+            end: slot.end.with_timezone(&zone).fixed_offset(),
+        }
+    }
+}
+
+/// A slot request, parsed and checked against the calendar.
+struct ParsedSlot {
+    slot: Slot,
+}
+
+pub struct CalendarService {
+    pub store: Arc<dyn EventStore>,
+    pub clock: Arc<dyn Clock>,
+    pub providers: CalendarProviders,
+    pub states: Arc<dyn AuthorizationStates>,
+    pub vault: Arc<dyn TokenVault>,
+    pub directory: Arc<dyn CalendarDirectory>,
+}
+
+impl CalendarService {
+    /// Starts connecting Google or Outlook: the provider's authorization URL.
+    #[tracing::instrument(skip_all, fields(organization_id = %caller.organization_id, %provider))]
+    pub async fn start_connect(
+        &self,
+        caller: &Session,
+        provider: CalendarProvider,
+        calendar_id: Option<String>,
+    ) -> Result<String, AppError> {
+        authorize(caller, Action::ManageIntegrations)?;
+        let connector = self.providers.get(provider)?;
+        if let Some(id) = &calendar_id {
+            SettingsPatch {
+                calendar_id: Some(id.clone()),
+                ..SettingsPatch::default()
+            }
+            .apply(&CalendarSettings::default())?;
+        }
+        let start = connector.oauth.start();
+        let pending = PendingAuthorization {
+            organization_id: caller.organization_id,
+            user_id: caller.user_id,
+            purpose: purpose(provider),
+            integration_id: Uuid::now_v7(),
+            pkce_verifier: start.pkce_verifier,
+            details: serde_json::json!({ "calendarId": calendar_id }),
+            expires_at: self.clock.now() + Duration::minutes(STATE_LIFETIME_MINUTES),
+        };
+        self.states.save(&start.state, &pending).await?;
+        Ok(start.url)
+    }
+
+    /// Completes a sign-in: the provider redirected the browser back with a
+    /// code (or an error) and our `state`. A signed-in caller must be the
+    /// user who started it.
+    #[tracing::instrument(skip_all)]
+    pub async fn complete_connect(
+        &self,
+        caller: Option<&Session>,
+        callback: Callback,
+    ) -> Result<ConnectResult, AppError> {
+        let state = callback
+            .state
+            .as_deref()
+            .filter(|s| !s.is_empty())
+            .ok_or_else(invalid_state)?;
+        let now = self.clock.now();
+        let pending = self.states.take(state, now).await?.ok_or_else(invalid_state)?;
+        let foreign =
+            caller.is_some_and(|c| c.user_id != pending.user_id || c.organization_id != pending.organization_id);
+        let provider = [CalendarProvider::Google, CalendarProvider::Outlook]
+            .into_iter()
+            .find(|p| purpose(*p) == pending.purpose);
+        let (false, Some(provider)) = (foreign, provider) else {
+            return Err(invalid_state());
+        };
+        let connector = self.providers.get(provider)?;
+        let refused = |error: String| ConnectResult {
+            connected: false,
+            provider,
+            integration_id: pending.integration_id,
+            error: Some(error),
+        };
+        if let Some(error) = callback.error.filter(|e| !e.is_empty()) {
+            let code = oauth_error_code(&error);
+            tracing::warn!(%provider, error = %code, "calendar sign-in refused at the provider");
+            self.record_failed_sign_in(&pending, provider, &code, now).await?;
+            return Ok(refused(code));
+        }
+        let code = callback
+            .code
+            .filter(|c| !c.is_empty())
+            .ok_or_else(|| AppError::validation("code", "the provider's redirect carried no code"))?;
+        let tokens = match connector.oauth.exchange(&code, &pending.pkce_verifier, now).await {
+            Ok(tokens) => tokens,
+            Err(error) => {
+                let code = match &error {
+                    OAuthError::InvalidGrant(code) | OAuthError::Rejected(code) => oauth_error_code(code),
+                    OAuthError::Unavailable(_) => "provider_unavailable".to_owned(),
+                };
+                tracing::warn!(%provider, %error, "calendar code exchange failed");
+                self.record_failed_sign_in(&pending, provider, &code, now).await?;
+                return Ok(refused(code));
+            }
+        };
+        let account = connector
+            .api
+            .account(&tokens.access_token)
+            .await
+            .map_err(provider_failure)?;
+        let calendar_id = pending.details["calendarId"].as_str().map(str::to_owned);
+        let has_default = self
+            .directory
+            .integrations(pending.organization_id)
+            .await?
+            .iter()
+            .any(|i| i.settings.is_default && i.status == IntegrationStatus::Active);
+        let settings = CalendarSettings {
+            calendar_id,
+            is_default: !has_default,
+            ..CalendarSettings::default()
+        };
+        self.vault
+            .put(pending.organization_id, &vault_owner(pending.integration_id), &tokens)
+            .await?;
+        let command = CalendarCommand::Connect {
+            organization_id: pending.organization_id,
+            connected_by: pending.user_id,
+            provider,
+            account,
+            webhook_subscription: None,
+            settings,
+            now,
+        };
+        execute::<CalendarIntegration>(
+            self.store.as_ref(),
+            pending.organization_id,
+            stream_of::<CalendarIntegration>(pending.integration_id),
+            &metadata(format!("user:{}", pending.user_id), "api"),
+            |loaded| Ok(CalendarIntegration::decide(&command, &loaded.state)?),
+        )
+        .await?;
+        Ok(ConnectResult {
+            connected: true,
+            provider,
+            integration_id: pending.integration_id,
+            error: None,
+        })
+    }
+
+    async fn record_failed_sign_in(
+        &self,
+        pending: &PendingAuthorization,
+        provider: CalendarProvider,
+        reason: &str,
+        now: DateTime<Utc>,
+    ) -> Result<(), AppError> {
+        let command = CalendarCommand::RecordFailedSignIn {
+            organization_id: pending.organization_id,
+            connected_by: pending.user_id,
+            provider,
+            reason: reason.to_owned(),
+            now,
+        };
+        execute::<CalendarIntegration>(
+            self.store.as_ref(),
+            pending.organization_id,
+            stream_of::<CalendarIntegration>(pending.integration_id),
+            &metadata(format!("user:{}", pending.user_id), "api"),
+            |loaded| Ok(CalendarIntegration::decide(&command, &loaded.state)?),
+        )
+        .await
+        .map(|_| ())
+    }
+
+    pub async fn list(&self, caller: &Session) -> Result<Vec<CalendarIntegrationView>, AppError> {
+        self.directory.integrations(caller.organization_id).await
+    }
+
+    pub async fn appointments(
+        &self,
+        caller: &Session,
+        filter: &AppointmentFilter,
+    ) -> Result<Vec<AppointmentView>, AppError> {
+        self.directory.appointments(caller.organization_id, filter).await
+    }
+
+    #[tracing::instrument(skip_all, fields(organization_id = %caller.organization_id))]
+    pub async fn change_settings(
+        &self,
+        caller: &Session,
+        id: Uuid,
+        patch: SettingsPatch,
+    ) -> Result<CalendarSettings, AppError> {
+        authorize(caller, Action::ManageIntegrations)?;
+        if let Some(agents) = &patch.agent_ids {
+            for agent_id in agents {
+                self.known_agent(caller.organization_id, *agent_id, "agentIds").await?;
+            }
+        }
+        let command = CalendarCommand::ChangeSettings {
+            patch,
+            now: self.clock.now(),
+        };
+        let after = execute::<CalendarIntegration>(
+            self.store.as_ref(),
+            caller.organization_id,
+            stream_of::<CalendarIntegration>(id),
+            &session_metadata(caller),
+            |loaded| Ok(CalendarIntegration::decide(&command, &loaded.state)?),
+        )
+        .await?;
+        Ok(after.state.settings)
+    }
+
+    /// Disconnects: revokes the grant at the provider where it can, forgets the tokens.
+    #[tracing::instrument(skip_all, fields(organization_id = %caller.organization_id))]
+    pub async fn disconnect(&self, caller: &Session, id: Uuid) -> Result<(), AppError> {
+        authorize(caller, Action::ManageIntegrations)?;
+        let loaded = load_in::<CalendarIntegration>(
+            self.store.as_ref(),
+            caller.organization_id,
+            stream_of::<CalendarIntegration>(id),
+        )
+        .await?;
+        if !loaded.state.exists() {
+            return Err(calendar_error(CalendarError::NotFound));
+        }
+        let owner = vault_owner(id);
+        let mut revoked = false;
+        if let (Some(tokens), Some(provider)) = (
+            self.vault.get(caller.organization_id, &owner).await?,
+            loaded.state.provider,
+        ) {
+            if let Ok(connector) = self.providers.get(provider) {
+                // A failed revocation does not keep the tokens: forgetting them is what the user asked.
+                revoked = connector.api.revoke(&tokens).await.unwrap_or_else(|error| {
+                    tracing::warn!(%error, "revoking calendar tokens at the provider failed");
+                    false
+                });
+            }
+        }
+        self.vault.forget(caller.organization_id, &owner).await?;
+        let command = CalendarCommand::Disconnect {
+            revoked_at_provider: revoked,
+            now: self.clock.now(),
+        };
+        execute::<CalendarIntegration>(
+            self.store.as_ref(),
+            caller.organization_id,
+            stream_of::<CalendarIntegration>(id),
+            &session_metadata(caller),
+            |loaded| Ok(CalendarIntegration::decide(&command, &loaded.state)?),
+        )
+        .await
+        .map(|_| ())
+    }
+
+    async fn known_agent(&self, organization_id: Uuid, agent_id: Uuid, field: &str) -> Result<(), AppError> {
+        let agent = load_in::<Agent>(self.store.as_ref(), organization_id, stream_of::<Agent>(agent_id)).await?;
+        if agent.state.exists() {
+            Ok(())
+        } else {
+            Err(AppError::validation(
+                field,
+                format!("{field}: agent {agent_id} not found"),
+            ))
+        }
+    }
+
+    /// The calendar an agent books into: one naming the agent, else the
+    /// organization's default, else its only calendar.
+    async fn calendar_for(&self, organization_id: Uuid, agent_id: Option<Uuid>) -> Result<Chosen, AppError> {
+        let bookable: Vec<CalendarIntegrationView> = self
+            .directory
+            .integrations(organization_id)
+            .await?
+            .into_iter()
+            .filter(|i| i.provider.books_directly())
+            .collect();
+        let named = agent_id.and_then(|agent| bookable.iter().find(|i| i.settings.agent_ids.contains(&agent)));
+        let chosen = named
+            .or_else(|| bookable.iter().find(|i| i.settings.is_default))
+            .or_else(|| (bookable.len() == 1).then(|| &bookable[0]))
+            .ok_or_else(|| {
+                AppError::new(
+                    ErrorKind::Unprocessable,
+                    "no_calendar",
+                    "no calendar is connected for this agent; connect one under integrations",
+                )
+            })?;
+        let id = chosen.id;
+        let integration = load_in::<CalendarIntegration>(
+            self.store.as_ref(),
+            organization_id,
+            stream_of::<CalendarIntegration>(id),
+        )
+        .await?;
+        if !integration.state.is_live() {
+            return Err(calendar_error(CalendarError::Disconnected));
+        }
+        if integration.state.status == IntegrationStatus::NeedsReauth {
+            return Err(needs_reauth());
+        }
+        Ok(Chosen { id, integration })
+    }
+
+    fn parse_slot(&self, chosen: &Chosen, request: &SlotRequest) -> Result<ParsedSlot, AppError> {
+        let settings = chosen.settings();
+        let date = parse_date("date", &request.date)?;
+        let time = parse_time("time", &request.time)?;
+        let minutes = match request.duration {
+            None => settings.default_duration_minutes,
+            Some(minutes) => u32::try_from(minutes).map_err(|_| {
+                AppError::validation("duration", "duration is invalid: must be between 1 and 480 minutes")
+            })?,
+        };
+        validate_duration("duration", minutes)?;
+        let zone = match request.timezone.as_deref() {
+            None => None,
+            Some(raw) => Some(
+                raw.parse::<TimeZone>()
+                    .map_err(|reason| AppError::validation("timezone", format!("timezone is invalid: {reason}")))?,
+            ),
+        };
+        let today = self
+            .clock
+            .now()
+            .with_timezone(&zone.unwrap_or(settings.timezone).tz())
+            .date_naive();
+        if date < today {
+            return Err(AppError::validation(
+                "date",
+                format!("date is invalid: {date} is in the past"),
+            ));
+        }
+        if date > today + Duration::days(i64::from(domain::calendar::MAX_HORIZON_DAYS)) {
+            return Err(AppError::validation("date", "date is invalid: more than a year ahead"));
+        }
+        Ok(ParsedSlot {
+            slot: Slot::new(settings.instant(date, time, zone), minutes),
+        })
+    }
+
+    /// A usable access token: refreshed ahead of expiry (or now, after the
+    /// provider refused it) by one process at a time; a refused refresh marks
+    /// the integration as needing a new sign-in.
+    async fn access_token(&self, organization_id: Uuid, chosen: &Chosen, force: bool) -> Result<String, AppError> {
+        let owner = vault_owner(chosen.id);
+        let now = self.clock.now();
+        let tokens = self
+            .vault
+            .get(organization_id, &owner)
+            .await?
+            .ok_or_else(needs_reauth)?;
+        if !force && !tokens.is_stale(now) {
+            return Ok(tokens.access_token);
+        }
+        let connector = self.providers.get(chosen.provider())?;
+        let seen = tokens.access_token.clone();
+        let stale = move |current: &Tokens| current.access_token == seen || current.is_stale(now);
+        let oauth = connector.oauth.clone();
+        let refresh: crate::oauth::Refresher<'_> = Box::new(move |current: Tokens| {
+            Box::pin(async move {
+                let refresh_token = current
+                    .refresh_token
+                    .clone()
+                    .ok_or_else(|| OAuthError::InvalidGrant("no refresh token".into()))?;
+                oauth
+                    .refresh(&refresh_token, now)
+                    .await
+                    .map(|fresh| current.refreshed_by(fresh))
+            })
+        });
+        match self.vault.refresh(organization_id, &owner, &stale, refresh).await? {
+            Refreshed::Tokens(tokens) => Ok(tokens.access_token),
+            Refreshed::Gone => Err(needs_reauth()),
+            Refreshed::Failed(OAuthError::InvalidGrant(reason) | OAuthError::Rejected(reason)) => {
+                self.mark_needs_reauth(organization_id, chosen.id, &reason).await?;
+                Err(needs_reauth())
+            }
+            Refreshed::Failed(OAuthError::Unavailable(reason)) => {
+                Err(provider_failure(ProviderError::Unavailable(reason)))
+            }
+        }
+    }
+
+    async fn mark_needs_reauth(&self, organization_id: Uuid, id: Uuid, reason: &str) -> Result<(), AppError> {
+        tracing::warn!(integration_id = %id, reason, "calendar needs a new sign-in");
+        let command = CalendarCommand::MarkNeedsReauth {
+            reason: reason.to_owned(),
+            now: self.clock.now(),
+        };
+        execute::<CalendarIntegration>(
+            self.store.as_ref(),
+            organization_id,
+            stream_of::<CalendarIntegration>(id),
+            &metadata("system:calendar", "calendar"),
+            |loaded| Ok(CalendarIntegration::decide(&command, &loaded.state)?),
+        )
+        .await
+        .map(|_| ())
+    }
+
+    /// Runs one provider call with a fresh token; when the provider answers
+    /// 401 the token is refreshed once and the call tried again.
+    async fn with_token<T, F>(&self, organization_id: Uuid, chosen: &Chosen, call: F) -> Result<T, AppError>
+    where
+        F: Fn(String) -> futures::future::BoxFuture<'static, Result<T, ProviderError>>,
+    {
+        let token = self.access_token(organization_id, chosen, false).await?;
+        match call(token).await {
+            Err(ProviderError::Unauthorized) => {
+                let token = self.access_token(organization_id, chosen, true).await?;
+                match call(token).await {
+                    Err(ProviderError::Unauthorized) => {
+                        self.mark_needs_reauth(organization_id, chosen.id, "access refused")
+                            .await?;
+                        Err(needs_reauth())
+                    }
+                    other => other.map_err(provider_failure),
+                }
+            }
+            other => other.map_err(provider_failure),
+        }
+    }
+
+    async fn provider_busy(&self, organization_id: Uuid, chosen: &Chosen, range: Slot) -> Result<Vec<Slot>, AppError> {
+        let api = self.providers.get(chosen.provider())?.api.clone();
+        let calendar = chosen.reference();
+        self.with_token(organization_id, chosen, move |token| {
+            let api = api.clone();
+            let calendar = calendar.clone();
+            Box::pin(async move { api.busy(&token, &calendar, range).await })
+        })
+        .await
+    }
+
+    async fn bookings(&self, organization_id: Uuid, id: Uuid) -> Result<Loaded<CalendarBookings>, AppError> {
+        load_in::<CalendarBookings>(self.store.as_ref(), organization_id, stream_of::<CalendarBookings>(id)).await
+    }
+
+    /// Is the slot free? From the provider's free/busy, the calendar's rules
+    /// and our own bookings not yet visible at the provider.
+    #[tracing::instrument(skip_all, fields(%organization_id))]
+    pub async fn check_availability(
+        &self,
+        organization_id: Uuid,
+        request: &SlotRequest,
+    ) -> Result<AvailabilityView, AppError> {
+        if let Some(agent_id) = request.agent_id {
+            self.known_agent(organization_id, agent_id, "agentId").await?;
+        }
+        let chosen = self.calendar_for(organization_id, request.agent_id).await?;
+        let asked = self.parse_slot(&chosen, request)?;
+        let now = self.clock.now();
+        let range = chosen.settings().search_range(&asked.slot, now);
+        let mut busy = self.provider_busy(organization_id, &chosen, range).await?;
+        busy.extend(self.bookings(organization_id, chosen.id).await?.state.occupied());
+        let availability = chosen.settings().availability(asked.slot, &busy, now);
+        Ok(availability_view(&chosen, &availability))
+    }
+
+    /// Books a slot: re-checked against free/busy, held in the calendar's
+    /// bookings stream (so two bookings of one slot cannot both win), checked
+    /// once more at the provider just before the event is created there.
+    #[tracing::instrument(skip_all, fields(%organization_id))]
+    pub async fn book(
+        &self,
+        organization_id: Uuid,
+        actor: &str,
+        booking_id: Uuid,
+        request: &BookingRequest,
+    ) -> Result<BookingView, AppError> {
+        if let Some(agent_id) = request.slot.agent_id {
+            self.known_agent(organization_id, agent_id, "agentId").await?;
+        }
+        let chosen = self.calendar_for(organization_id, request.slot.agent_id).await?;
+        let asked = self.parse_slot(&chosen, &request.slot)?;
+        let attendee = parse_attendee(request)?;
+        let title = match request.title.as_deref().map(str::trim) {
+            Some(title) if title.chars().count() > TITLE_CHARS => {
+                return Err(AppError::validation(
+                    "title",
+                    format!("title is invalid: at most {TITLE_CHARS} characters"),
+                ))
+            }
+            Some(title) if !title.is_empty() => title.to_owned(),
+            _ => format!("Meeting with {}", attendee.name),
+        };
+        if let Some(call_id) = request.call_id {
+            let call = load_in::<Call>(self.store.as_ref(), organization_id, stream_of::<Call>(call_id)).await?;
+            if !call.exists() {
+                return Err(AppError::validation("callId", "callId is invalid: no such call"));
+            }
+        }
+        let now = self.clock.now();
+        let settings = chosen.settings().clone();
+        let range = settings.search_range(&asked.slot, now);
+        let provider_busy = self.provider_busy(organization_id, &chosen, range).await?;
+        let meta = metadata(actor, "calendar");
+        let slot = asked.slot;
+        let hold = BookingCommand::Hold {
+            booking_id,
+            agent_id: request.slot.agent_id,
+            call_id: request.call_id,
+            title: title.clone(),
+            attendee: attendee.clone(),
+            slot,
+            add_video_link: request.add_video_link,
+            buffer_minutes: settings.buffer_minutes,
+            now,
+        };
+        let store = self.store.as_ref();
+        let bookings_stream = stream_of::<CalendarBookings>(chosen.id);
+        // Hold the slot unless it is taken; a lost race decides again on the new bookings.
+        let held: Result<Loaded<CalendarBookings>, Availability> =
+            execute_decision(store, organization_id, crate::aggregates::DECISION_ATTEMPTS, || {
+                let stream = bookings_stream.clone();
+                let (provider_busy, settings, hold, meta) = (&provider_busy, &settings, &hold, &meta);
+                Box::pin(async move {
+                    let loaded = load_in::<CalendarBookings>(store, organization_id, stream).await?;
+                    if loaded.state.bookings.contains_key(&booking_id) {
+                        // A retry of a booking already held goes on from where it stands.
+                        return Ok(Decided::nothing(Ok(loaded)));
+                    }
+                    let mut busy = provider_busy.clone();
+                    busy.extend(loaded.state.occupied());
+                    let availability = settings.availability(slot, &busy, now);
+                    if !availability.is_available() {
+                        return Ok(Decided::nothing(Err(availability)));
+                    }
+                    let events = CalendarBookings::decide(hold, &loaded.state)?;
+                    let appends = vec![loaded.append_of(&events, meta)];
+                    let after = Loaded {
+                        state: events.iter().fold(loaded.state.clone(), CalendarBookings::evolve),
+                        version: loaded.version + events.len() as i64,
+                        ..loaded
+                    };
+                    Ok(Decided::new(appends, Ok(after)))
+                })
+            })
+            .await?;
+        let held = match held {
+            Ok(held) => held,
+            Err(availability) => return Ok(not_booked(&chosen, &availability)),
+        };
+        let booking = held
+            .state
+            .bookings
+            .get(&booking_id)
+            .cloned()
+            .ok_or_else(|| AppError::internal("holding a slot", "the hold is missing after it was recorded"))?;
+        if booking.status != AppointmentStatus::Pending {
+            return Ok(booking_view(&chosen, booking_id, &booking.slot, &booking));
+        }
+        // Someone may have taken the time at the provider since the first look.
+        let recheck = self
+            .provider_busy(organization_id, &chosen, slot.padded(settings.buffer_minutes))
+            .await;
+        let busy_now = match recheck {
+            Ok(busy) => busy,
+            Err(error) => {
+                self.release(
+                    organization_id,
+                    chosen.id,
+                    booking_id,
+                    ReleaseReason::ProviderFailed,
+                    &meta,
+                )
+                .await?;
+                return Err(error);
+            }
+        };
+        let padded = slot.padded(settings.buffer_minutes);
+        if busy_now.iter().any(|b| b.overlaps(&padded)) {
+            self.release(
+                organization_id,
+                chosen.id,
+                booking_id,
+                ReleaseReason::BusyAtProvider,
+                &meta,
+            )
+            .await?;
+            let mut busy = provider_busy;
+            busy.extend(busy_now);
+            busy.extend(self.bookings(organization_id, chosen.id).await?.state.occupied());
+            return Ok(not_booked(&chosen, &settings.availability(slot, &busy, now)));
+        }
+        let event = NewCalendarEvent {
+            booking_id,
+            title,
+            description: event_description(&attendee, request.call_id),
+            slot,
+            attendee,
+            add_video_link: request.add_video_link,
+        };
+        let api = self.providers.get(chosen.provider())?.api.clone();
+        let calendar = chosen.reference();
+        let created = self
+            .with_token(organization_id, &chosen, move |token| {
+                let (api, calendar, event) = (api.clone(), calendar.clone(), event.clone());
+                Box::pin(async move { api.create_event(&token, &calendar, &event).await })
+            })
+            .await;
+        let created = match created {
+            Ok(created) => created,
+            Err(error) => {
+                self.release(
+                    organization_id,
+                    chosen.id,
+                    booking_id,
+                    ReleaseReason::ProviderFailed,
+                    &meta,
+                )
+                .await?;
+                return Err(error);
+            }
+        };
+        let confirm = BookingCommand::Confirm {
+            booking_id,
+            provider_event_id: created.provider_event_id.clone(),
+            meeting_link: created.meeting_link.clone(),
+            now: self.clock.now(),
+        };
+        let confirmed = execute::<CalendarBookings>(
+            store,
+            organization_id,
+            stream_of::<CalendarBookings>(chosen.id),
+            &meta,
+            |loaded| Ok(CalendarBookings::decide(&confirm, &loaded.state)?),
+        )
+        .await?;
+        if let Some(call_id) = request.call_id {
+            record_outcome(
+                store,
+                self.clock.as_ref(),
+                organization_id,
+                call_id,
+                Outcome::Appointment,
+                Some(format!("Booked for {}", slot.start.to_rfc3339())),
+                "calendar",
+                Some(format!("calendar-booking:{booking_id}")),
+            )
+            .await?;
+        }
+        let booking = confirmed
+            .state
+            .bookings
+            .get(&booking_id)
+            .cloned()
+            .ok_or_else(|| AppError::internal("confirming a booking", "the booking is missing"))?;
+        Ok(booking_view(&chosen, booking_id, &slot, &booking))
+    }
+
+    async fn release(
+        &self,
+        organization_id: Uuid,
+        calendar_id: Uuid,
+        booking_id: Uuid,
+        reason: ReleaseReason,
+        meta: &domain::EventMetadata,
+    ) -> Result<(), AppError> {
+        let command = BookingCommand::Release {
+            booking_id,
+            reason,
+            now: self.clock.now(),
+        };
+        execute::<CalendarBookings>(
+            self.store.as_ref(),
+            organization_id,
+            stream_of::<CalendarBookings>(calendar_id),
+            meta,
+            |loaded| Ok(CalendarBookings::decide(&command, &loaded.state)?),
+        )
+        .await
+        .map(|_| ())
+    }
+}
+
+/// A provider's OAuth error code, reduced to a safe token (never free text from the provider).
+fn oauth_error_code(raw: &str) -> String {
+    let code: String = raw
+        .chars()
+        .take(64)
+        .filter(|c| c.is_ascii_alphanumeric() || *c == '_')
+        .collect();
+    if code.is_empty() {
+        "provider_error".into()
+    } else {
+        code
+    }
+}
+
+fn parse_attendee(request: &BookingRequest) -> Result<Attendee, AppError> {
+    let name = request.attendee_name.trim();
+    if name.is_empty() || name.chars().count() > domain::auth::NAME_CHARS {
+        return Err(AppError::validation(
+            "attendeeName",
+            "attendeeName is invalid: must be 1 to 200 characters",
+        ));
+    }
+    let email =
+        match request
+            .attendee_email
+            .as_deref()
+            .map(str::trim)
+            .filter(|e| !e.is_empty())
+        {
+            None => None,
+            Some(raw) => Some(domain::auth::Email::parse(raw).map_err(|_| {
+                AppError::validation("attendeeEmail", "attendeeEmail is invalid: not an e-mail address")
+            })?),
+        };
+    let phone = match request
+        .attendee_phone
+        .as_deref()
+        .map(str::trim)
+        .filter(|p| !p.is_empty())
+    {
+        None => None,
+        Some(raw) => Some(
+            domain::phone::PhoneNumber::parse(raw)
+                .map_err(|e| AppError::validation("attendeePhone", format!("attendeePhone is invalid: {e}")))?,
+        ),
+    };
+    Ok(Attendee {
+        name: name.to_owned(),
+        email,
+        phone,
+    })
+}
+
+/// What the invite says besides the title: how to reach the attendee, and which call booked it.
+fn event_description(attendee: &Attendee, call_id: Option<Uuid>) -> String {
+    let mut lines = vec![format!("Attendee: {}", attendee.name)];
+    if let Some(phone) = &attendee.phone {
+        lines.push(format!("Phone: {phone}"));
+    }
+    if let Some(email) = &attendee.email {
+        lines.push(format!("E-mail: {}", email.as_str()));
+    }
+    if let Some(call_id) = call_id {
+        lines.push(format!("Booked during VoxReach call {call_id}"));
+    }
+    lines.join("\n")
+}
+
+fn availability_view(chosen: &Chosen, availability: &Availability) -> AvailabilityView {
+    AvailabilityView {
+        available: availability.is_available(),
+        slot: chosen.view(&availability.slot),
+        reason: availability.unavailable,
+        alternatives: availability.alternatives.iter().map(|s| chosen.view(s)).collect(),
+        integration_id: chosen.id,
+        timezone: chosen.settings().timezone,
+    }
+}
+
+fn not_booked(chosen: &Chosen, availability: &Availability) -> BookingView {
+    BookingView {
+        booked: false,
+        appointment_id: None,
+        slot: chosen.view(&availability.slot),
+        meeting_link: None,
+        provider_event_id: None,
+        reason: availability.unavailable.or(Some(Unavailable::Busy)),
+        alternatives: availability.alternatives.iter().map(|s| chosen.view(s)).collect(),
+        integration_id: chosen.id,
+        timezone: chosen.settings().timezone,
+    }
+}
+
+fn booking_view(chosen: &Chosen, booking_id: Uuid, slot: &Slot, booking: &domain::calendar::Booking) -> BookingView {
+    BookingView {
+        booked: booking.status == AppointmentStatus::Booked,
+        appointment_id: Some(booking_id),
+        slot: chosen.view(slot),
+        meeting_link: booking.meeting_link.clone(),
+        provider_event_id: booking.provider_event_id.clone(),
+        reason: None,
+        alternatives: vec![],
+        integration_id: chosen.id,
+        timezone: chosen.settings().timezone,
+    }
+}
+
+// ---------------------------------------------------------------------------
+// The agents' tools.
+
+/// Reads a tool's slot arguments (`date`, `time`, `duration`).
+fn slot_arguments(agent_id: Option<Uuid>, arguments: &Value) -> SlotRequest {
+    let text = |name: &str| arguments[name].as_str().unwrap_or_default().to_owned();
+    SlotRequest {
+        agent_id,
+        date: text("date"),
+        time: text("time"),
+        duration: arguments["duration"]
+            .as_i64()
+            .or_else(|| arguments["duration"].as_str().and_then(|d| d.trim().parse().ok())),
+        timezone: arguments["timezone"].as_str().map(str::to_owned),
+    }
+}
+
+/// What a tool says back when a request cannot be served: the error's own
+/// words for the caller's mistakes, a generic sentence otherwise.
+fn tool_failure(error: AppError) -> String {
+    match error.kind {
+        ErrorKind::Validation | ErrorKind::Unprocessable | ErrorKind::Conflict | ErrorKind::NotFound => error.message,
+        _ => "The calendar cannot be reached right now. Offer to have someone follow up to schedule.".into(),
+    }
+}
+
+/// The slot as an agent says it: "Tuesday, March 10 at 2:00 PM".
+fn spoken(slot: &SlotView) -> String {
+    slot.start.format("%A, %B %-d at %-I:%M %p").to_string()
+}
+
+/// The alternatives as a question the agent can ask.
+fn offer(alternatives: &[SlotView]) -> String {
+    match alternatives {
+        [] => "I don't see any free time in the next two weeks.".into(),
+        [only] => format!("I have {}. Does that work?", spoken(only)),
+        [first @ .., last] => {
+            let listed: Vec<String> = first.iter().map(spoken).collect();
+            format!("I have {} or {}. Which works better?", listed.join(", "), spoken(last))
+        }
+    }
+}
+
+async fn agent_of_call(store: &dyn EventStore, context: &ToolContext) -> Result<Option<Uuid>, AppError> {
+    let call = load_in::<Call>(store, context.organization_id, stream_of::<Call>(context.call_id)).await?;
+    Ok(call.state.parties.agent_id)
+}
+
+/// The `check_availability` tool.
+pub struct CheckAvailabilityTool {
+    pub calendar: Arc<CalendarService>,
+}
+
+#[async_trait]
+impl Tool for CheckAvailabilityTool {
+    fn name(&self) -> &'static str {
+        "check_availability"
+    }
+
+    async fn run(&self, context: &ToolContext, arguments: &Value) -> Result<String, String> {
+        let agent_id = agent_of_call(self.calendar.store.as_ref(), context)
+            .await
+            .map_err(tool_failure)?;
+        let answer = self
+            .calendar
+            .check_availability(context.organization_id, &slot_arguments(agent_id, arguments))
+            .await
+            .map_err(tool_failure)?;
+        Ok(if answer.available {
+            format!("{} is available.", spoken(&answer.slot))
+        } else {
+            format!("That time is not available. {}", offer(&answer.alternatives))
+        })
+    }
+}
+
+/// The `book_appointment` tool: books for the call's agent; a booking made
+/// in a call sets the call's outcome to `appointment`.
+pub struct BookAppointmentTool {
+    pub calendar: Arc<CalendarService>,
+}
+
+#[async_trait]
+impl Tool for BookAppointmentTool {
+    fn name(&self) -> &'static str {
+        "book_appointment"
+    }
+
+    async fn run(&self, context: &ToolContext, arguments: &Value) -> Result<String, String> {
+        let agent_id = agent_of_call(self.calendar.store.as_ref(), context)
+            .await
+            .map_err(tool_failure)?;
+        let text = |name: &str| arguments[name].as_str().map(str::to_owned);
+        let request = BookingRequest {
+            slot: slot_arguments(agent_id, arguments),
+            title: text("title"),
+            attendee_name: text("attendeeName").unwrap_or_default(),
+            attendee_email: text("attendeeEmail"),
+            attendee_phone: text("attendeePhone"),
+            add_video_link: arguments["addVideoLink"].as_bool().unwrap_or(false),
+            call_id: Some(context.call_id),
+        };
+        let booking_id = Uuid::new_v5(
+            &TOOL_BOOKING_NAMESPACE,
+            format!("{}:{}", context.call_id, context.tool_call_id).as_bytes(),
+        );
+        let answer = self
+            .calendar
+            .book(
+                context.organization_id,
+                &format!("agent-tool:{}", context.call_id),
+                booking_id,
+                &request,
+            )
+            .await
+            .map_err(tool_failure)?;
+        Ok(if answer.booked {
+            let link = if answer.meeting_link.is_some() {
+                " The invitation includes a video link."
+            } else {
+                ""
+            };
+            format!("Booked for {}.{link}", spoken(&answer.slot))
+        } else {
+            format!("That time was just taken. {}", offer(&answer.alternatives))
+        })
+    }
+}

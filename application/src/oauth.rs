@@ -1,0 +1,191 @@
+//! OAuth 2.0 sign-ins with providers (calendars now, CRMs next): the pending
+//! authorization a `state` stands for, the authorization-code client port,
+//! and the vault that keeps each integration's tokens encrypted, refreshed by
+//! one process at a time.
+
+use crate::error::{AppError, ErrorKind};
+use async_trait::async_trait;
+use chrono::{DateTime, Duration, Utc};
+use futures::future::BoxFuture;
+use uuid::Uuid;
+
+/// How long a `state` handed to the browser stays usable.
+pub const STATE_LIFETIME_MINUTES: i64 = 10;
+
+/// Access tokens are refreshed this long before they expire.
+pub const REFRESH_AHEAD_SECONDS: i64 = 300;
+
+/// A sign-in started by a user and not yet completed: what the callback
+/// needs, found by its `state` exactly once.
+#[derive(Clone, PartialEq)]
+pub struct PendingAuthorization {
+    pub organization_id: Uuid,
+    pub user_id: Uuid,
+    /// Which integration the sign-in is for, e.g. `calendar:google`.
+    pub purpose: String,
+    /// The id the integration will have once connected.
+    pub integration_id: Uuid,
+    pub pkce_verifier: String,
+    /// Feature-specific choices made when starting (e.g. the calendar id).
+    pub details: serde_json::Value,
+    pub expires_at: DateTime<Utc>,
+}
+
+impl std::fmt::Debug for PendingAuthorization {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PendingAuthorization")
+            .field("organization_id", &self.organization_id)
+            .field("user_id", &self.user_id)
+            .field("purpose", &self.purpose)
+            .field("integration_id", &self.integration_id)
+            .field("expires_at", &self.expires_at)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Pending authorizations by `state`, each usable once.
+#[async_trait]
+pub trait AuthorizationStates: Send + Sync {
+    async fn save(&self, state: &str, pending: &PendingAuthorization) -> Result<(), AppError>;
+    /// Takes the authorization `state` stands for: `None` when it is unknown,
+    /// already used or expired at `now`. Taking it uses it up, whatever follows.
+    async fn take(&self, state: &str, now: DateTime<Utc>) -> Result<Option<PendingAuthorization>, AppError>;
+}
+
+/// The start of a sign-in: where to send the browser, and what to keep for the callback.
+#[derive(Clone)]
+pub struct AuthorizationStart {
+    pub url: String,
+    pub state: String,
+    pub pkce_verifier: String,
+}
+
+/// Tokens as the provider issued them.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Tokens {
+    pub access_token: String,
+    pub refresh_token: Option<String>,
+    pub expires_at: Option<DateTime<Utc>>,
+}
+
+impl std::fmt::Debug for Tokens {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Tokens")
+            .field("expires_at", &self.expires_at)
+            .field("has_refresh_token", &self.refresh_token.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Tokens {
+    /// Whether the access token should be refreshed before use at `now`.
+    pub fn is_stale(&self, now: DateTime<Utc>) -> bool {
+        self.expires_at
+            .is_some_and(|expires| expires - Duration::seconds(REFRESH_AHEAD_SECONDS) <= now)
+    }
+
+    /// These tokens after a refresh answered `refreshed`: a provider that does
+    /// not rotate refresh tokens (Google) keeps the one we had.
+    pub fn refreshed_by(&self, refreshed: Tokens) -> Tokens {
+        Tokens {
+            refresh_token: refreshed.refresh_token.or_else(|| self.refresh_token.clone()),
+            ..refreshed
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum OAuthError {
+    /// The grant (code or refresh token) is no good: the user must sign in again.
+    #[error("the provider refused the grant ({0})")]
+    InvalidGrant(String),
+    /// The provider refused for another reason (its OAuth error code).
+    #[error("the provider refused the token request ({0})")]
+    Rejected(String),
+    #[error("the provider's token endpoint is unavailable: {0}")]
+    Unavailable(String),
+}
+
+/// One provider's authorization-code flow with PKCE.
+#[async_trait]
+pub trait OAuthClient: Send + Sync {
+    /// A fresh random `state` and PKCE verifier, and the authorization URL carrying them.
+    fn start(&self) -> AuthorizationStart;
+    async fn exchange(&self, code: &str, pkce_verifier: &str, now: DateTime<Utc>) -> Result<Tokens, OAuthError>;
+    async fn refresh(&self, refresh_token: &str, now: DateTime<Utc>) -> Result<Tokens, OAuthError>;
+}
+
+/// What a refresh under the vault's lock does with the tokens it finds.
+pub type Refresher<'a> = Box<dyn FnOnce(Tokens) -> BoxFuture<'a, Result<Tokens, OAuthError>> + Send + 'a>;
+
+/// What became of a refresh under the vault's lock.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Refreshed {
+    /// Fresh tokens: refreshed now, or found fresh (another process refreshed them).
+    Tokens(Tokens),
+    /// The provider refused or failed; the stored tokens are unchanged.
+    Failed(OAuthError),
+    /// No tokens are stored (the integration was disconnected).
+    Gone,
+}
+
+/// Integrations' tokens, encrypted at rest, outside the event log so that
+/// disconnecting forgets them for good.
+#[async_trait]
+pub trait TokenVault: Send + Sync {
+    async fn put(&self, organization_id: Uuid, owner: &str, tokens: &Tokens) -> Result<(), AppError>;
+    async fn get(&self, organization_id: Uuid, owner: &str) -> Result<Option<Tokens>, AppError>;
+    /// Refreshes the tokens of `owner` under a lock held across processes:
+    /// while one refresh runs, others wait and then see its result. `refresh`
+    /// runs only if the tokens found are still `stale` (another process may
+    /// have refreshed them meanwhile); what it returns is stored atomically,
+    /// so a rotated refresh token is never lost. Returns the tokens after.
+    async fn refresh(
+        &self,
+        organization_id: Uuid,
+        owner: &str,
+        stale: &(dyn Fn(&Tokens) -> bool + Sync),
+        refresh: Refresher<'_>,
+    ) -> Result<Refreshed, AppError>;
+    async fn forget(&self, organization_id: Uuid, owner: &str) -> Result<(), AppError>;
+}
+
+/// 400 `invalid_state`: a state that is unknown, used, expired or someone else's.
+pub fn invalid_state() -> AppError {
+    AppError::new(
+        ErrorKind::Validation,
+        "invalid_state",
+        "this sign-in link is unknown, expired or already used; start connecting again",
+    )
+    .with_details(serde_json::json!({ "field": "state" }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokens_go_stale_ahead_of_expiry_and_keep_an_unrotated_refresh_token() {
+        let now: DateTime<Utc> = "2026-11-26T12:00:00Z".parse().unwrap();
+        let tokens = Tokens {
+            access_token: "a1".into(),
+            refresh_token: Some("r1".into()),
+            expires_at: Some(now + Duration::seconds(REFRESH_AHEAD_SECONDS + 1)),
+        };
+        assert!(!tokens.is_stale(now));
+        assert!(tokens.is_stale(now + Duration::seconds(1)));
+        let google = tokens.refreshed_by(Tokens {
+            access_token: "a2".into(),
+            refresh_token: None,
+            expires_at: None,
+        });
+        assert_eq!(google.refresh_token.as_deref(), Some("r1"));
+        let microsoft = tokens.refreshed_by(Tokens {
+            access_token: "a2".into(),
+            refresh_token: Some("r2".into()),
+            expires_at: None,
+        });
+        assert_eq!(microsoft.refresh_token.as_deref(), Some("r2"));
+        assert!(!format!("{microsoft:?}").contains("a2"));
+    }
+}
