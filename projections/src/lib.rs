@@ -4,6 +4,7 @@
 pub mod ab_testing;
 pub mod activity;
 pub mod agents;
+pub mod calendar;
 pub mod calls;
 pub mod campaigns;
 pub mod phone_numbers;
@@ -36,6 +37,8 @@ pub fn read_models() -> Vec<Arc<dyn ReadModel>> {
         Arc::new(campaigns::ContactsProjection),
         Arc::new(campaigns::AttemptsProjection),
         Arc::new(campaigns::DncProjection),
+        Arc::new(calendar::CalendarIntegrationsProjection),
+        Arc::new(calendar::AppointmentsProjection),
     ]
 }
 
