@@ -4,6 +4,7 @@ pub mod ab_testing;
 pub mod agents;
 pub mod auth;
 pub mod body;
+pub mod calendar;
 pub mod calls;
 pub mod campaigns;
 pub mod consistency;

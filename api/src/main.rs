@@ -125,6 +125,12 @@ async fn serve(settings: Settings, data_dir: PathBuf, bind: Option<String>, role
     wiring.quotas = settings.quotas;
     wiring.upload_limit_bytes = settings.upload_limit_bytes;
     wiring.smtp = settings.smtp.clone();
+    wiring.calendar_providers = infrastructure::config::calendar_providers(
+        settings.google.as_ref(),
+        settings.microsoft.as_ref(),
+        &settings.public_base(),
+    )
+    .map_err(|reason| anyhow::anyhow!("calendar provider settings: {reason}"))?;
     if wiring.smtp.is_none() {
         tracing::warn!("SMTP_URL is not set: mail waits in the outbox");
     }

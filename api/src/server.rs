@@ -48,6 +48,9 @@ pub struct AppState {
     pub ab_testing: Arc<AbTestingService>,
     pub slack: Arc<SlackService>,
     pub slack_notifier: Arc<SlackNotifier>,
+    pub calendar: Arc<application::calendar::CalendarService>,
+    /// `VOXREACH_PUBLIC_URL`: where the app is, for redirects back to it.
+    pub public_url: String,
     pub number_sync: Arc<NumberSync>,
     pub vapi_webhook_secret: String,
     pub vapi_webhook_auth: WebhookAuthModes,
@@ -88,6 +91,8 @@ pub struct Wiring {
     pub read_your_writes: std::time::Duration,
     /// Largest contact file accepted.
     pub upload_limit_bytes: usize,
+    /// The calendar providers configured (`GOOGLE_*`, `MICROSOFT_*`).
+    pub calendar_providers: application::calendar::CalendarProviders,
 }
 
 impl Wiring {
@@ -106,6 +111,7 @@ impl Wiring {
             vapi_webhook_auth: WebhookAuthModes::ALL,
             read_your_writes: crate::consistency::READ_YOUR_WRITES_WAIT,
             upload_limit_bytes: application::campaigns::upload::DEFAULT_UPLOAD_LIMIT_BYTES,
+            calendar_providers: application::calendar::CalendarProviders::default(),
         }
     }
 }
@@ -179,6 +185,18 @@ pub fn build_state(pool: PgPool, wiring: Wiring) -> AppState {
     };
     let call_history = Arc::new(projections::calls::PgCallHistory::new(pool.clone()));
     let sealer = Arc::new(SecretBox::new(&wiring.keys.encryption_key));
+    let oauth_store = Arc::new(infrastructure::oauth_store::PgOAuthStore::new(
+        pool.clone(),
+        sealer.clone(),
+    ));
+    let calendar = Arc::new(application::calendar::CalendarService {
+        store: store.clone(),
+        clock: wiring.clock.clone(),
+        providers: wiring.calendar_providers.clone(),
+        states: oauth_store.clone(),
+        vault: oauth_store,
+        directory: Arc::new(projections::calendar::PgCalendarDirectory::new(pool.clone())),
+    });
     let calls = CallService {
         store: store.clone(),
         clock: wiring.clock.clone(),
@@ -192,6 +210,12 @@ pub fn build_state(pool: PgPool, wiring: Wiring) -> AppState {
             Arc::new(application::campaigns::AddToDncTool {
                 store: store.clone(),
                 clock: wiring.clock.clone(),
+            }),
+            Arc::new(application::calendar::CheckAvailabilityTool {
+                calendar: calendar.clone(),
+            }),
+            Arc::new(application::calendar::BookAppointmentTool {
+                calendar: calendar.clone(),
             }),
         ],
         sealer: sealer.clone(),
@@ -280,7 +304,7 @@ pub fn build_state(pool: PgPool, wiring: Wiring) -> AppState {
         mailer: Arc::new(OutboxMailer::new(pool.clone(), sealer.clone())),
         throttle: Arc::new(PgLoginThrottle::new(pool.clone(), wiring.throttle)),
         directory: Arc::new(projections::users::PgUserDirectory::new(pool.clone())),
-        public_url: wiring.public_url,
+        public_url: wiring.public_url.clone(),
     };
     let mail_delivery = wiring.smtp.as_ref().map(|smtp| {
         infrastructure::mailer::MailDelivery::new(pool.clone(), sealer.clone(), clock.clone(), smtp)
@@ -321,6 +345,7 @@ pub fn build_state(pool: PgPool, wiring: Wiring) -> AppState {
         numbers: Arc::new(numbers),
         number_sync,
         auth: Arc::new(auth),
+        calendar,
         agents: Arc::new(agents),
         campaigns: Arc::new(campaigns),
         dnc: Arc::new(dnc),
@@ -331,6 +356,7 @@ pub fn build_state(pool: PgPool, wiring: Wiring) -> AppState {
         read_your_writes: wiring.read_your_writes,
         uploads: Arc::new(uploads),
         upload_limit_bytes: wiring.upload_limit_bytes,
+        public_url: wiring.public_url,
         pool,
     }
 }
@@ -349,6 +375,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     .configure(crate::agents::routes)
     .configure(crate::ab_testing::routes)
     .configure(crate::slack::routes)
+    .configure(crate::calendar::routes)
     .configure(crate::calls::routes)
     .configure(crate::campaigns::routes)
     .configure(crate::phone_numbers::routes)

@@ -20,7 +20,7 @@ use domain::agents::Agent;
 use domain::calendar::{
     parse_date, parse_time, validate_duration, AppointmentStatus, Attendee, Availability, BookingCommand,
     CalendarBookings, CalendarCommand, CalendarError, CalendarIntegration, CalendarProvider, CalendarSettings,
-    IntegrationStatus, ReleaseReason, SettingsPatch, Slot, Unavailable, TITLE_CHARS,
+    CalendarStatus, ReleaseReason, SettingsPatch, Slot, Unavailable, TITLE_CHARS,
 };
 use domain::calls::{Call, Outcome};
 use domain::time_zone::TimeZone;
@@ -145,7 +145,7 @@ pub struct CalendarIntegrationView {
     pub provider: CalendarProvider,
     /// The connected account (e-mail address or Calendly user).
     pub account: String,
-    pub status: IntegrationStatus,
+    pub status: CalendarStatus,
     pub status_reason: Option<String>,
     #[serde(flatten)]
     pub settings: CalendarSettings,
@@ -159,7 +159,6 @@ pub struct CalendarIntegrationView {
 pub struct AppointmentView {
     pub id: Uuid,
     pub integration_id: Uuid,
-    pub provider: CalendarProvider,
     pub agent_id: Option<Uuid>,
     pub call_id: Option<Uuid>,
     pub status: AppointmentStatus,
@@ -180,6 +179,7 @@ pub struct AppointmentView {
 #[derive(Debug, Clone, Default)]
 pub struct AppointmentFilter {
     pub agent_id: Option<Uuid>,
+    /// Every status but `released` when absent.
     pub status: Option<AppointmentStatus>,
     /// Appointments starting at or after.
     pub from: Option<DateTime<Utc>>,
@@ -466,7 +466,7 @@ impl CalendarService {
             .integrations(pending.organization_id)
             .await?
             .iter()
-            .any(|i| i.settings.is_default && i.status == IntegrationStatus::Active);
+            .any(|i| i.settings.is_default && i.status == CalendarStatus::Active);
         let settings = CalendarSettings {
             calendar_id,
             is_default: !has_default,
@@ -651,7 +651,7 @@ impl CalendarService {
         if !integration.state.is_live() {
             return Err(calendar_error(CalendarError::Disconnected));
         }
-        if integration.state.status == IntegrationStatus::NeedsReauth {
+        if integration.state.status == CalendarStatus::NeedsReauth {
             return Err(needs_reauth());
         }
         Ok(Chosen { id, integration })

@@ -144,7 +144,7 @@ pub trait TokenVault: Send + Sync {
         &self,
         organization_id: Uuid,
         owner: &str,
-        stale: &(dyn Fn(&Tokens) -> bool + Sync),
+        stale: &(dyn for<'t> Fn(&'t Tokens) -> bool + Sync),
         refresh: Refresher<'_>,
     ) -> Result<Refreshed, AppError>;
     async fn forget(&self, organization_id: Uuid, owner: &str) -> Result<(), AppError>;

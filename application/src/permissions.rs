@@ -35,10 +35,12 @@ pub enum Action {
     AddToDnc,
     /// Take a number off the do-not-call list.
     RemoveFromDnc,
+    /// Book appointments into connected calendars.
+    BookAppointments,
 }
 
 impl Action {
-    pub const ALL: [Action; 13] = [
+    pub const ALL: [Action; 14] = [
         Action::EditAgents,
         Action::DeleteAgents,
         Action::PlaceCalls,
@@ -52,18 +54,24 @@ impl Action {
         Action::ArchiveCampaigns,
         Action::AddToDnc,
         Action::RemoveFromDnc,
+        Action::BookAppointments,
     ];
 }
 
 /// The matrix: members run the day-to-day (agents, calls, outcomes, campaigns,
-/// opt-outs); owners and admins also manage what costs money or reaches
+/// opt-outs, bookings); owners and admins also manage what costs money or reaches
 /// outside, and what is hard to undo (archiving, taking a number off the DNC list).
 pub fn allows(role: Role, action: Action) -> bool {
     match role {
         Role::Owner | Role::Admin => true,
         Role::Member => matches!(
             action,
-            Action::EditAgents | Action::PlaceCalls | Action::RecordOutcomes | Action::RunCampaigns | Action::AddToDnc
+            Action::EditAgents
+                | Action::PlaceCalls
+                | Action::RecordOutcomes
+                | Action::RunCampaigns
+                | Action::AddToDnc
+                | Action::BookAppointments
         ),
     }
 }
@@ -99,7 +107,8 @@ mod tests {
                 Action::PlaceCalls,
                 Action::RecordOutcomes,
                 Action::RunCampaigns,
-                Action::AddToDnc
+                Action::AddToDnc,
+                Action::BookAppointments
             ]
         );
     }

@@ -87,7 +87,7 @@ impl std::fmt::Display for CalendarProvider {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
-pub enum IntegrationStatus {
+pub enum CalendarStatus {
     #[default]
     Active,
     /// The provider no longer accepts our tokens: the user must connect again.
@@ -589,7 +589,7 @@ pub struct CalendarIntegration {
     pub account: String,
     pub webhook_subscription: Option<String>,
     pub settings: CalendarSettings,
-    pub status: IntegrationStatus,
+    pub status: CalendarStatus,
     pub status_reason: Option<String>,
     /// Connected at some point (not only a failed sign-in).
     pub connected: bool,
@@ -680,7 +680,7 @@ impl Aggregate for CalendarIntegration {
                 }
                 Ok(vec![CalendarEvent::CalendarSettingsChanged { settings, at: *now }])
             }
-            CalendarCommand::MarkNeedsReauth { .. } if state.status == IntegrationStatus::NeedsReauth => Ok(vec![]),
+            CalendarCommand::MarkNeedsReauth { .. } if state.status == CalendarStatus::NeedsReauth => Ok(vec![]),
             CalendarCommand::MarkNeedsReauth { reason, now } => Ok(vec![CalendarEvent::CalendarNeedsReauth {
                 reason: reason.clone(),
                 at: *now,
@@ -713,12 +713,12 @@ impl Aggregate for CalendarIntegration {
             } => {
                 self.organization_id = Some(*organization_id);
                 self.provider = Some(*provider);
-                self.status = IntegrationStatus::Error;
+                self.status = CalendarStatus::Error;
                 self.status_reason = Some(reason.clone());
             }
             CalendarEvent::CalendarSettingsChanged { settings, .. } => self.settings = settings.clone(),
             CalendarEvent::CalendarNeedsReauth { reason, .. } => {
-                self.status = IntegrationStatus::NeedsReauth;
+                self.status = CalendarStatus::NeedsReauth;
                 self.status_reason = Some(reason.clone());
             }
             CalendarEvent::CalendarDisconnected { .. } => self.disconnected = true,

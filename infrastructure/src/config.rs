@@ -36,6 +36,158 @@ pub struct Settings {
     pub smtp: Option<crate::mailer::SmtpSettings>,
     /// `VOXREACH_UPLOAD_LIMIT_BYTES`: largest contact file accepted.
     pub upload_limit_bytes: usize,
+    /// Google calendars (`GOOGLE_*`), when configured.
+    pub google: Option<CalendarProviderSettings>,
+    /// Outlook calendars through Microsoft Graph (`MICROSOFT_*`), when configured.
+    pub microsoft: Option<CalendarProviderSettings>,
+}
+
+/// One calendar provider's OAuth application and endpoints.
+#[derive(Clone)]
+pub struct CalendarProviderSettings {
+    pub client_id: String,
+    pub client_secret: String,
+    pub auth_url: String,
+    pub token_url: String,
+    pub api_base: String,
+    /// Where a grant is revoked, for providers that have such an endpoint.
+    pub revoke_url: Option<String>,
+}
+
+impl std::fmt::Debug for CalendarProviderSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CalendarProviderSettings")
+            .field("client_id", &self.client_id)
+            .field("auth_url", &self.auth_url)
+            .field("token_url", &self.token_url)
+            .field("api_base", &self.api_base)
+            .field("revoke_url", &self.revoke_url)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The environment variables of one provider, and its real endpoints.
+struct ProviderVariables {
+    client_id: &'static str,
+    client_secret: &'static str,
+    urls: [(&'static str, &'static str); 3],
+    revoke_url: Option<(&'static str, &'static str)>,
+}
+
+const GOOGLE: ProviderVariables = ProviderVariables {
+    client_id: "GOOGLE_CLIENT_ID",
+    client_secret: "GOOGLE_CLIENT_SECRET",
+    urls: [
+        ("GOOGLE_AUTH_URL", crate::google_calendar::DEFAULT_AUTH_URL),
+        ("GOOGLE_TOKEN_URL", crate::google_calendar::DEFAULT_TOKEN_URL),
+        ("GOOGLE_API_BASE", crate::google_calendar::DEFAULT_API_BASE),
+    ],
+    revoke_url: Some(("GOOGLE_REVOKE_URL", crate::google_calendar::DEFAULT_REVOKE_URL)),
+};
+
+const MICROSOFT: ProviderVariables = ProviderVariables {
+    client_id: "MICROSOFT_CLIENT_ID",
+    client_secret: "MICROSOFT_CLIENT_SECRET",
+    urls: [
+        ("MICROSOFT_AUTH_URL", crate::outlook_calendar::DEFAULT_AUTH_URL),
+        ("MICROSOFT_TOKEN_URL", crate::outlook_calendar::DEFAULT_TOKEN_URL),
+        ("MICROSOFT_API_BASE", crate::outlook_calendar::DEFAULT_API_BASE),
+    ],
+    revoke_url: None,
+};
+
+/// A provider's settings: its client id and secret together (or neither: not
+/// configured), and its URLs (the real ones unless given).
+fn provider_settings(
+    non_empty: &dyn Fn(&str) -> Option<String>,
+    variables: &ProviderVariables,
+) -> Result<Option<CalendarProviderSettings>, ConfigError> {
+    let (client_id, client_secret) = match (non_empty(variables.client_id), non_empty(variables.client_secret)) {
+        (None, None) => return Ok(None),
+        (Some(id), Some(secret)) => (id, secret),
+        (None, Some(_)) => {
+            return Err(ConfigError::Malformed {
+                variable: variables.client_id,
+                reason: format!("must be set with {}", variables.client_secret),
+            })
+        }
+        (Some(_), None) => {
+            return Err(ConfigError::Malformed {
+                variable: variables.client_secret,
+                reason: format!("must be set with {}", variables.client_id),
+            })
+        }
+    };
+    let url = |(variable, default): &(&'static str, &'static str)| {
+        let raw = non_empty(variable).unwrap_or_else(|| (*default).to_owned());
+        url::Url::parse(&raw)
+            .ok()
+            .filter(|u| matches!(u.scheme(), "http" | "https"))
+            .map(|_| raw.trim_end_matches('/').to_owned())
+            .ok_or_else(|| ConfigError::Malformed {
+                variable,
+                reason: format!("{raw:?} is not an http(s) URL"),
+            })
+    };
+    let [auth_url, token_url, api_base] = &variables.urls;
+    Ok(Some(CalendarProviderSettings {
+        client_id,
+        client_secret,
+        auth_url: url(auth_url)?,
+        token_url: url(token_url)?,
+        api_base: url(api_base)?,
+        revoke_url: variables.revoke_url.as_ref().map(url).transpose()?,
+    }))
+}
+
+/// The calendar providers these settings configure, signing in through
+/// `<public base>/api/integrations/calendars/callback`.
+pub fn calendar_providers(
+    google: Option<&CalendarProviderSettings>,
+    microsoft: Option<&CalendarProviderSettings>,
+    public_base: &str,
+) -> Result<application::calendar::CalendarProviders, String> {
+    use application::calendar::CalendarConnector;
+    use std::sync::Arc;
+    let redirect_url = format!("{public_base}/api/integrations/calendars/callback");
+    let oauth = |mut settings: crate::oauth::OAuthSettings, provider: &CalendarProviderSettings| {
+        settings.auth_url = provider.auth_url.clone();
+        settings.token_url = provider.token_url.clone();
+        crate::oauth::OAuth2Client::new(settings).map_err(|e| e.to_string())
+    };
+    let google = google
+        .map(|g| -> Result<CalendarConnector, String> {
+            let settings = crate::google_calendar::oauth_settings(
+                g.client_id.clone(),
+                g.client_secret.clone(),
+                redirect_url.clone(),
+            );
+            let revoke_url = g
+                .revoke_url
+                .as_deref()
+                .unwrap_or(crate::google_calendar::DEFAULT_REVOKE_URL);
+            Ok(CalendarConnector {
+                oauth: Arc::new(oauth(settings, g)?),
+                api: Arc::new(
+                    crate::google_calendar::GoogleCalendar::new(&g.api_base, revoke_url).map_err(|e| e.to_string())?,
+                ),
+            })
+        })
+        .transpose()?;
+    let outlook = microsoft
+        .map(|m| -> Result<CalendarConnector, String> {
+            let settings = crate::outlook_calendar::oauth_settings(
+                m.client_id.clone(),
+                m.client_secret.clone(),
+                redirect_url.clone(),
+            );
+            Ok(CalendarConnector {
+                oauth: Arc::new(oauth(settings, m)?),
+                api: Arc::new(crate::outlook_calendar::OutlookCalendar::new(&m.api_base).map_err(|e| e.to_string())?),
+            })
+        })
+        .transpose()?;
+    Ok(application::calendar::CalendarProviders { google, outlook })
 }
 
 /// Slack's incoming webhooks.
@@ -209,7 +361,11 @@ impl Settings {
                 })
             }
         };
+        let google = provider_settings(&non_empty, &GOOGLE)?;
+        let microsoft = provider_settings(&non_empty, &MICROSOFT)?;
         Ok(Self {
+            google,
+            microsoft,
             database_url,
             bind,
             jwt_secret,

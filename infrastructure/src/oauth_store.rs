@@ -164,7 +164,7 @@ impl TokenVault for PgOAuthStore {
         &self,
         organization_id: Uuid,
         owner: &str,
-        stale: &(dyn Fn(&Tokens) -> bool + Sync),
+        stale: &(dyn for<'t> Fn(&'t Tokens) -> bool + Sync),
         refresh: Refresher<'_>,
     ) -> Result<Refreshed, AppError> {
         let mut tx = self.pool.begin().await.map_err(db("starting a token refresh"))?;

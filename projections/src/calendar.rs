@@ -9,7 +9,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use domain::calendar::{
     calendly_booking_id, AppointmentStatus, BookingEvent, CalendarEvent, CalendarProvider, CalendarSettings,
-    IntegrationStatus,
+    CalendarStatus,
 };
 use domain::{DomainEvent, RecordedEvent};
 use serde::{Deserialize, Serialize};
@@ -24,7 +24,7 @@ struct IntegrationRow {
     organization_id: Uuid,
     provider: CalendarProvider,
     account: String,
-    status: IntegrationStatus,
+    status: CalendarStatus,
     status_reason: Option<String>,
     settings: CalendarSettings,
     connected_by: Uuid,
@@ -48,7 +48,7 @@ fn evolve_integration(row: &mut Option<IntegrationRow>, id: Uuid, event: Calenda
                 organization_id,
                 provider,
                 account,
-                status: IntegrationStatus::Active,
+                status: CalendarStatus::Active,
                 status_reason: None,
                 settings,
                 connected_by,
@@ -68,7 +68,7 @@ fn evolve_integration(row: &mut Option<IntegrationRow>, id: Uuid, event: Calenda
                 organization_id,
                 provider,
                 account: String::new(),
-                status: IntegrationStatus::Error,
+                status: CalendarStatus::Error,
                 status_reason: Some(reason),
                 settings: CalendarSettings::default(),
                 connected_by,
@@ -83,7 +83,7 @@ fn evolve_integration(row: &mut Option<IntegrationRow>, id: Uuid, event: Calenda
         }
         CalendarEvent::CalendarNeedsReauth { reason, .. } => {
             if let Some(row) = row {
-                row.status = IntegrationStatus::NeedsReauth;
+                row.status = CalendarStatus::NeedsReauth;
                 row.status_reason = Some(reason);
             }
         }

@@ -464,7 +464,7 @@ fn an_integration_connects_once_changes_settings_and_stops_when_disconnected() {
     };
     let events = CalendarIntegration::decide(&reauth, &state).unwrap();
     let state = events.iter().fold(state, CalendarIntegration::evolve);
-    assert_eq!(state.status, IntegrationStatus::NeedsReauth);
+    assert_eq!(state.status, CalendarStatus::NeedsReauth);
     assert_eq!(CalendarIntegration::decide(&reauth, &state), Ok(vec![]));
     let events = CalendarIntegration::decide(
         &CalendarCommand::Disconnect {

@@ -7,6 +7,7 @@ mod ab_testing;
 mod agents;
 mod auth;
 mod bad_input;
+mod calendar;
 mod calls;
 mod campaigns;
 mod consumers;

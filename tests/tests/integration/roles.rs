@@ -185,6 +185,30 @@ async fn the_role_matrix_holds_on_every_endpoint_that_changes_something() {
             true,
         ),
         (Method::DELETE, "/api/dnc/%2B14155552671".into(), json!({}), false),
+        (
+            Method::POST,
+            "/api/integrations/calendars/connect".into(),
+            json!({"provider": "google"}),
+            false,
+        ),
+        (
+            Method::PATCH,
+            format!("/api/integrations/calendars/{some}"),
+            json!({"bufferMinutes": 10}),
+            false,
+        ),
+        (
+            Method::DELETE,
+            format!("/api/integrations/calendars/{some}"),
+            json!({}),
+            false,
+        ),
+        (
+            Method::POST,
+            "/api/calendar/book".into(),
+            json!({"agentId": agent, "date": "2030-01-02", "time": "10:00", "attendeeName": "Ann"}),
+            true,
+        ),
     ];
     for (method, path, body, member_may) in &matrix {
         let (status, answer) = call(&w.app, method.clone(), path, &member, body).await;
@@ -215,6 +239,8 @@ async fn the_role_matrix_holds_on_every_endpoint_that_changes_something() {
         "/api/campaigns",
         "/api/dnc",
         "/api/dnc?phone=%2B14155552671",
+        "/api/integrations/calendars",
+        "/api/appointments",
     ] {
         assert_eq!(w.app.get(path, Some(&member)).await.0, 200, "{path}");
     }

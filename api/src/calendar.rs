@@ -1,0 +1,383 @@
+//! `/api/integrations/calendars`, `/api/calendar` and `/api/appointments`.
+
+use crate::auth::Caller;
+use crate::body::Json;
+use crate::error::{method_not_allowed, ApiError};
+use crate::server::AppState;
+use crate::users::page_limit;
+use actix_web::http::header;
+use actix_web::{web, HttpRequest, HttpResponse};
+use application::calendar::{
+    AppointmentFilter, AppointmentView, AvailabilityView, BookingRequest, BookingView, CalendarIntegrationView,
+    Callback, ConnectResult, SlotRequest,
+};
+use application::permissions::{authorize, Action};
+use application::{AppError, ErrorKind};
+use chrono::{DateTime, Utc};
+use domain::calendar::{AppointmentStatus, CalendarProvider, CalendarSettings, SettingsPatch};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+use uuid::Uuid;
+
+#[derive(Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ConnectCalendar {
+    provider: CalendarProvider,
+    /// The provider's calendar to book into (the account's primary calendar when absent).
+    calendar_id: Option<String>,
+}
+
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AuthorizationUrl {
+    /// Send the user's browser here; the provider redirects back to the callback.
+    authorization_url: String,
+}
+
+/// Start connecting a calendar (owners and admins): the provider's sign-in URL.
+#[utoipa::path(post, path = "/api/integrations/calendars/connect", tag = "calendar", security(("bearer" = [])),
+    request_body = ConnectCalendar,
+    responses((status = 200, description = "Where to send the browser", body = AuthorizationUrl)))]
+pub async fn connect(
+    state: web::Data<AppState>,
+    caller: Caller,
+    body: Json<ConnectCalendar>,
+) -> Result<HttpResponse, ApiError> {
+    let body = body.into_inner();
+    let authorization_url = state
+        .calendar
+        .start_connect(&caller.0, body.provider, body.calendar_id)
+        .await?;
+    Ok(HttpResponse::Ok().json(AuthorizationUrl { authorization_url }))
+}
+
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct CallbackQuery {
+    code: Option<String>,
+    state: Option<String>,
+    /// The provider's error code when the sign-in was refused (`access_denied`…).
+    error: Option<String>,
+    /// `json` for a JSON answer instead of a redirect (also when the request accepts only JSON).
+    format: Option<String>,
+}
+
+fn wants_json(request: &HttpRequest, format: Option<&str>) -> bool {
+    format == Some("json")
+        || request
+            .headers()
+            .get(header::ACCEPT)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|accept| accept.contains("application/json") && !accept.contains("text/html"))
+}
+
+/// Where the provider sends the browser back. Redirects to the app with the
+/// result (or answers JSON when asked); an unknown, used, expired or foreign
+/// `state` is a 400 and stores nothing.
+#[utoipa::path(get, path = "/api/integrations/calendars/callback", tag = "calendar", params(CallbackQuery),
+    responses(
+        (status = 200, description = "The result, as JSON", body = ConnectResult),
+        (status = 303, description = "Back to the app, with the result in the query"),
+        (status = 400, description = "Unknown, used, expired or foreign state", body = crate::error::ErrorBody)))]
+pub async fn callback(
+    request: HttpRequest,
+    state: web::Data<AppState>,
+    caller: Option<Caller>,
+    query: web::Query<CallbackQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let query = query.into_inner();
+    let json = wants_json(&request, query.format.as_deref());
+    let result = state
+        .calendar
+        .complete_connect(
+            caller.as_ref().map(|c| &c.0),
+            Callback {
+                code: query.code,
+                state: query.state,
+                error: query.error,
+            },
+        )
+        .await?;
+    if json {
+        return Ok(HttpResponse::Ok().json(result));
+    }
+    let mut target =
+        url::Url::parse(&state.public_url).map_err(|e| AppError::internal("reading VOXREACH_PUBLIC_URL", e))?;
+    target.set_path("/settings/integrations");
+    {
+        let mut pairs = target.query_pairs_mut();
+        pairs.append_pair("calendar", if result.connected { "connected" } else { "error" });
+        pairs.append_pair("provider", result.provider.as_str());
+        pairs.append_pair("integrationId", &result.integration_id.to_string());
+        if let Some(error) = &result.error {
+            pairs.append_pair("reason", error);
+        }
+    }
+    Ok(HttpResponse::SeeOther()
+        .insert_header((header::LOCATION, target.as_str()))
+        .finish())
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct CalendarIntegrationList {
+    integrations: Vec<CalendarIntegrationView>,
+}
+
+/// Connected calendars with their status and settings (never tokens).
+#[utoipa::path(get, path = "/api/integrations/calendars", tag = "calendar", security(("bearer" = [])),
+    responses((status = 200, description = "Connected calendars", body = CalendarIntegrationList)))]
+pub async fn list(state: web::Data<AppState>, caller: Caller) -> Result<HttpResponse, ApiError> {
+    let integrations = state.calendar.list(&caller.0).await?;
+    Ok(HttpResponse::Ok().json(CalendarIntegrationList { integrations }))
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct SettingsChanged {
+    id: Uuid,
+    settings: CalendarSettings,
+}
+
+/// Parses settings here rather than in the body's extractor, so a bad value
+/// is a 400 naming its field (`workingHoursStart`, `timezone`…).
+fn settings_patch(raw: serde_json::Value) -> Result<SettingsPatch, ApiError> {
+    serde_path_to_error::deserialize(raw).map_err(|e| {
+        let field = e.path().to_string();
+        let field = if field == "." { "settings".to_owned() } else { field };
+        AppError::validation(&field, format!("{field} is invalid: {}", e.inner())).into()
+    })
+}
+
+/// Change a calendar's booking rules (owners and admins).
+#[utoipa::path(patch, path = "/api/integrations/calendars/{id}", tag = "calendar", security(("bearer" = [])),
+    request_body = SettingsPatch,
+    responses((status = 200, description = "The settings now", body = SettingsChanged)))]
+pub async fn update(
+    state: web::Data<AppState>,
+    caller: Caller,
+    id: web::Path<Uuid>,
+    body: Json<serde_json::Value>,
+) -> Result<HttpResponse, ApiError> {
+    let patch = settings_patch(body.into_inner())?;
+    let settings = state.calendar.change_settings(&caller.0, *id, patch).await?;
+    Ok(HttpResponse::Ok().json(SettingsChanged { id: *id, settings }))
+}
+
+/// Disconnect: revoked at the provider where it can be, tokens forgotten (owners and admins).
+#[utoipa::path(delete, path = "/api/integrations/calendars/{id}", tag = "calendar", security(("bearer" = [])),
+    responses((status = 204, description = "Disconnected")))]
+pub async fn disconnect(
+    state: web::Data<AppState>,
+    caller: Caller,
+    id: web::Path<Uuid>,
+) -> Result<HttpResponse, ApiError> {
+    state.calendar.disconnect(&caller.0, *id).await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct CheckAvailability {
+    /// The agent whose calendar is asked (its own, else the organization's default).
+    agent_id: Uuid,
+    /// Local date, `YYYY-MM-DD`.
+    #[schema(example = "2026-02-20")]
+    date: String,
+    /// Local time, `HH:MM` (24-hour).
+    #[schema(example = "14:00")]
+    time: String,
+    /// Minutes, 1 to 480 (the calendar's default when absent).
+    duration: Option<i64>,
+    /// The IANA zone of `date` and `time` (the calendar's when absent).
+    timezone: Option<String>,
+}
+
+impl CheckAvailability {
+    fn into_request(self) -> SlotRequest {
+        SlotRequest {
+            agent_id: Some(self.agent_id),
+            date: self.date,
+            time: self.time,
+            duration: self.duration,
+            timezone: self.timezone,
+        }
+    }
+}
+
+/// Is a slot free? If not, the next three free slots.
+#[utoipa::path(post, path = "/api/calendar/check-availability", tag = "calendar", security(("bearer" = [])),
+    request_body = CheckAvailability,
+    responses((status = 200, description = "Whether the slot is free, and alternatives", body = AvailabilityView)))]
+pub async fn check_availability(
+    state: web::Data<AppState>,
+    caller: Caller,
+    body: Json<CheckAvailability>,
+) -> Result<HttpResponse, ApiError> {
+    let answer = state
+        .calendar
+        .check_availability(caller.0.organization_id, &body.into_inner().into_request())
+        .await?;
+    Ok(HttpResponse::Ok().json(answer))
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Book {
+    agent_id: Uuid,
+    #[schema(example = "2026-02-20")]
+    date: String,
+    #[schema(example = "14:00")]
+    time: String,
+    duration: Option<i64>,
+    timezone: Option<String>,
+    /// The event's title ("Meeting with <attendee>" when absent).
+    title: Option<String>,
+    attendee_name: String,
+    attendee_email: Option<String>,
+    /// E.164.
+    attendee_phone: Option<String>,
+    /// Create a Google Meet / Teams link.
+    #[serde(default)]
+    add_video_link: bool,
+    /// The call this booking was made in: its outcome becomes `appointment`.
+    call_id: Option<Uuid>,
+}
+
+/// Book a slot (members may). Booked: 201 with the appointment. Taken: 409
+/// `slot_unavailable` with the reason and the next free slots in `details`.
+#[utoipa::path(post, path = "/api/calendar/book", tag = "calendar", security(("bearer" = [])),
+    request_body = Book,
+    responses(
+        (status = 201, description = "Booked", body = BookingView),
+        (status = 409, description = "The slot is not free; details hold alternatives", body = crate::error::ErrorBody)))]
+pub async fn book(state: web::Data<AppState>, caller: Caller, body: Json<Book>) -> Result<HttpResponse, ApiError> {
+    authorize(&caller.0, Action::BookAppointments)?;
+    let b = body.into_inner();
+    let request = BookingRequest {
+        slot: SlotRequest {
+            agent_id: Some(b.agent_id),
+            date: b.date,
+            time: b.time,
+            duration: b.duration,
+            timezone: b.timezone,
+        },
+        title: b.title,
+        attendee_name: b.attendee_name,
+        attendee_email: b.attendee_email,
+        attendee_phone: b.attendee_phone,
+        add_video_link: b.add_video_link,
+        call_id: b.call_id,
+    };
+    let answer = state
+        .calendar
+        .book(
+            caller.0.organization_id,
+            &format!("user:{}", caller.0.user_id),
+            Uuid::now_v7(),
+            &request,
+        )
+        .await?;
+    if answer.booked {
+        return Ok(HttpResponse::Created().json(answer));
+    }
+    Err(AppError::new(
+        ErrorKind::Conflict,
+        "slot_unavailable",
+        "the slot is not free; pick one of the alternatives",
+    )
+    .with_details(serde_json::json!({
+        "reason": answer.reason,
+        "slot": answer.slot,
+        "alternatives": answer.alternatives,
+        "timezone": answer.timezone,
+    }))
+    .into())
+}
+
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(rename_all = "camelCase")]
+pub struct AppointmentQuery {
+    agent_id: Option<Uuid>,
+    /// Every status but `released` when absent.
+    status: Option<AppointmentStatus>,
+    /// Appointments starting at or after.
+    from: Option<DateTime<Utc>>,
+    /// Appointments starting before.
+    to: Option<DateTime<Utc>>,
+    limit: Option<i64>,
+    offset: Option<i64>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct AppointmentList {
+    appointments: Vec<AppointmentView>,
+}
+
+/// Appointments, soonest first.
+#[utoipa::path(get, path = "/api/appointments", tag = "calendar", security(("bearer" = [])), params(AppointmentQuery),
+    responses((status = 200, description = "A page of appointments", body = AppointmentList)))]
+pub async fn appointments(
+    state: web::Data<AppState>,
+    caller: Caller,
+    query: web::Query<AppointmentQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let q = query.into_inner();
+    if let (Some(from), Some(to)) = (q.from, q.to) {
+        if to < from {
+            return Err(AppError::validation("to", "to must not be before from").into());
+        }
+    }
+    let offset = q.offset.unwrap_or(0);
+    if offset < 0 {
+        return Err(AppError::validation("offset", "offset must not be negative").into());
+    }
+    let filter = AppointmentFilter {
+        agent_id: q.agent_id,
+        status: q.status,
+        from: q.from,
+        to: q.to,
+        limit: page_limit(q.limit)?,
+        offset,
+    };
+    let appointments = state.calendar.appointments(&caller.0, &filter).await?;
+    Ok(HttpResponse::Ok().json(AppointmentList { appointments }))
+}
+
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.service(
+        web::resource("/api/integrations/calendars")
+            .get(list)
+            .default_service(web::to(method_not_allowed)),
+    )
+    .service(
+        web::resource("/api/integrations/calendars/connect")
+            .post(connect)
+            .default_service(web::to(method_not_allowed)),
+    )
+    .service(
+        web::resource("/api/integrations/calendars/callback")
+            .get(callback)
+            .default_service(web::to(method_not_allowed)),
+    )
+    .service(
+        web::resource("/api/integrations/calendars/{id}")
+            .patch(update)
+            .delete(disconnect)
+            .default_service(web::to(method_not_allowed)),
+    )
+    .service(
+        web::resource("/api/calendar/check-availability")
+            .post(check_availability)
+            .default_service(web::to(method_not_allowed)),
+    )
+    .service(
+        web::resource("/api/calendar/book")
+            .post(book)
+            .default_service(web::to(method_not_allowed)),
+    )
+    .service(
+        web::resource("/api/appointments")
+            .get(appointments)
+            .default_service(web::to(method_not_allowed)),
+    );
+}
