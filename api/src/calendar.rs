@@ -23,32 +23,53 @@ use uuid::Uuid;
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ConnectCalendar {
     provider: CalendarProvider,
-    /// The provider's calendar to book into (the account's primary calendar when absent).
+    /// Google and Outlook: the provider's calendar to book into (the account's primary calendar when absent).
     calendar_id: Option<String>,
+    /// Calendly: a personal access token (scopes users:read and webhooks:write).
+    personal_access_token: Option<String>,
 }
 
 #[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
-pub struct AuthorizationUrl {
-    /// Send the user's browser here; the provider redirects back to the callback.
-    authorization_url: String,
+pub struct ConnectAnswer {
+    /// Google and Outlook: send the user's browser here; the provider redirects back to the callback.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    authorization_url: Option<String>,
+    /// Calendly: the integration, connected at once.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    integration_id: Option<Uuid>,
 }
 
-/// Start connecting a calendar (owners and admins): the provider's sign-in URL.
+/// Connect a calendar (owners and admins): Google and Outlook answer the
+/// provider's sign-in URL (200); Calendly is connected at once with a personal
+/// access token, its webhook subscribed (201).
 #[utoipa::path(post, path = "/api/integrations/calendars/connect", tag = "calendar", security(("bearer" = [])),
     request_body = ConnectCalendar,
-    responses((status = 200, description = "Where to send the browser", body = AuthorizationUrl)))]
+    responses(
+        (status = 200, description = "Where to send the browser", body = ConnectAnswer),
+        (status = 201, description = "Calendly connected", body = ConnectAnswer)))]
 pub async fn connect(
     state: web::Data<AppState>,
     caller: Caller,
     body: Json<ConnectCalendar>,
 ) -> Result<HttpResponse, ApiError> {
     let body = body.into_inner();
+    if body.provider == CalendarProvider::Calendly {
+        let token = body.personal_access_token.unwrap_or_default();
+        let id = state.calendar.connect_calendly(&caller.0, &token).await?;
+        return Ok(HttpResponse::Created().json(ConnectAnswer {
+            authorization_url: None,
+            integration_id: Some(id),
+        }));
+    }
     let authorization_url = state
         .calendar
         .start_connect(&caller.0, body.provider, body.calendar_id)
         .await?;
-    Ok(HttpResponse::Ok().json(AuthorizationUrl { authorization_url }))
+    Ok(HttpResponse::Ok().json(ConnectAnswer {
+        authorization_url: Some(authorization_url),
+        integration_id: None,
+    }))
 }
 
 #[derive(Deserialize, IntoParams)]

@@ -131,6 +131,10 @@ async fn serve(settings: Settings, data_dir: PathBuf, bind: Option<String>, role
         &settings.public_base(),
     )
     .map_err(|reason| anyhow::anyhow!("calendar provider settings: {reason}"))?;
+    wiring.calendar_providers.calendly = Some(std::sync::Arc::new(
+        infrastructure::calendly::CalendlyClient::new(&settings.calendly_api_base)
+            .context("CALENDLY_API_BASE is not a URL")?,
+    ));
     if wiring.smtp.is_none() {
         tracing::warn!("SMTP_URL is not set: mail waits in the outbox");
     }

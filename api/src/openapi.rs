@@ -88,6 +88,7 @@ use utoipa::{Modify, OpenApi};
         crate::calendar::book,
         crate::calendar::appointments,
         crate::webhooks::vapi,
+        crate::webhooks::calendly,
     ),
     components(schemas(crate::error::ErrorBody, crate::calls::Direction, domain::slack::Mention)),
     modifiers(&Conventions)

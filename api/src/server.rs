@@ -196,6 +196,8 @@ pub fn build_state(pool: PgPool, wiring: Wiring) -> AppState {
         states: oauth_store.clone(),
         vault: oauth_store,
         directory: Arc::new(projections::calendar::PgCalendarDirectory::new(pool.clone())),
+        secrets: Arc::new(RandomSecretTokens),
+        public_url: wiring.public_url.clone(),
     });
     let calls = CallService {
         store: store.clone(),

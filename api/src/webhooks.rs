@@ -1,5 +1,5 @@
-//! `POST /api/webhooks/vapi`: authenticate, record, acknowledge. Heavy work
-//! happens in projections and reactors.
+//! `POST /api/webhooks/vapi` and `POST /api/webhooks/calendly`: authenticate,
+//! record, acknowledge. Heavy work happens in projections and reactors.
 
 use crate::error::{error_body, ApiError};
 use crate::server::AppState;
@@ -41,11 +41,78 @@ pub async fn vapi(req: HttpRequest, state: web::Data<AppState>, body: web::Bytes
     Ok(HttpResponse::Ok().json(reply_body(&reply)))
 }
 
+#[derive(serde::Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct CalendlyQuery {
+    /// Our integration the subscription belongs to (part of the URL we subscribed).
+    integration: Option<uuid::Uuid>,
+}
+
+/// Calendly's `invitee.created` / `invitee.canceled` deliveries, verified by
+/// `Calendly-Webhook-Signature` (HMAC-SHA256 with the integration's signing
+/// key, timestamp within 3 minutes). A delivery for an integration that is
+/// gone is answered 410, which makes Calendly delete the subscription.
+#[utoipa::path(post, path = "/api/webhooks/calendly", tag = "webhooks", params(CalendlyQuery), request_body = Object, responses(
+    (status = 200, description = "Recorded (or an event type we do not use)", body = Object),
+    (status = 400, description = "Not a Calendly delivery", body = crate::error::ErrorBody),
+    (status = 401, description = "Wrong or stale signature", body = crate::error::ErrorBody),
+    (status = 410, description = "No such integration any more", body = crate::error::ErrorBody)))]
+pub async fn calendly(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    query: web::Query<CalendlyQuery>,
+    body: web::Bytes,
+) -> Result<HttpResponse, ApiError> {
+    let gone = || {
+        HttpResponse::Gone().json(error_body(
+            "integration_gone",
+            "this Calendly subscription belongs to no connected calendar",
+            None,
+        ))
+    };
+    let Some(integration_id) = query.integration else {
+        return Ok(gone());
+    };
+    let Some((organization_id, key)) = state.calendar.calendly_signing_key(integration_id).await? else {
+        return Ok(gone());
+    };
+    let signature = req
+        .headers()
+        .get("calendly-webhook-signature")
+        .and_then(|v| v.to_str().ok());
+    if !infrastructure::calendly::is_authentic(signature, &body, &key, state.clock.now()) {
+        return Ok(HttpResponse::Unauthorized().json(error_body(
+            "invalid_webhook_signature",
+            "the delivery is not signed with this integration's key, or its timestamp is stale",
+            None,
+        )));
+    }
+    match infrastructure::calendly::parse_delivery(&body) {
+        Ok(Some(delivery)) => {
+            state
+                .calendar
+                .record_calendly(organization_id, integration_id, delivery)
+                .await?
+        }
+        Ok(None) => {}
+        Err(error) => {
+            return Ok(HttpResponse::BadRequest().json(error_body("malformed_webhook", &error.to_string(), None)))
+        }
+    }
+    Ok(HttpResponse::Ok().json(serde_json::json!({})))
+}
+
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.service(
         web::resource("/api/webhooks/vapi")
             .app_data(web::PayloadConfig::new(WEBHOOK_LIMIT_BYTES))
             .post(vapi)
+            .default_service(web::to(crate::error::method_not_allowed)),
+    )
+    .service(
+        web::resource("/api/webhooks/calendly")
+            .app_data(web::PayloadConfig::new(WEBHOOK_LIMIT_BYTES))
+            .post(calendly)
             .default_service(web::to(crate::error::method_not_allowed)),
     );
 }

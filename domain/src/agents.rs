@@ -204,7 +204,8 @@ domain_events! {
         /// The agent was removed; its Vapi assistant is to be deleted. Payload: at.
         #[version(1)]
         AgentDeleted { at: DateTime<Utc> },
-        /// Vapi holds the agent as of `revision` (the count of configuration changes). Also recorded for an
+        /// Vapi holds the agent as of `revision` (the count of changes Vapi must learn about: configuration
+        /// changes, and refreshes since AgentAssistantRefreshRequested exists). Also recorded for an
         /// older revision when a push finished after a newer change: the assistant id is a fact whatever the
         /// revision. Payload: vapiAssistantId (null once deleted at Vapi), revision, syncedAt.
         #[version(1)]
@@ -228,7 +229,20 @@ domain_events! {
             retry_at: Option<DateTime<Utc>>,
             failed_at: DateTime<Utc>,
         },
+        /// The agent's assistant is to be pushed to Vapi again although its configuration did not change,
+        /// because something it is built from did (the organization's calendars decide whether it has the
+        /// calendar tools). Counts as a revision. Payload: reason (calendars_changed), at.
+        #[version(1)]
+        AgentAssistantRefreshRequested { reason: RefreshReason, at: DateTime<Utc> },
     }
+}
+
+/// Why an assistant is pushed again without a configuration change.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RefreshReason {
+    /// The organization's calendars changed: the calendar tools may come or go.
+    CalendarsChanged,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -261,6 +275,11 @@ pub enum AgentCommand {
         reason: String,
         attempt: u32,
         retry_at: Option<DateTime<Utc>>,
+        now: DateTime<Utc>,
+    },
+    /// Asks for the assistant to be pushed again, as it is built from more than the spec.
+    RequestAssistantRefresh {
+        reason: RefreshReason,
         now: DateTime<Utc>,
     },
     /// Claims the assistant's creation before asking Vapi. `previous` is the
@@ -350,6 +369,10 @@ impl Aggregate for Agent {
             C::Deactivate { now } if state.active => vec![AgentEvent::AgentDeactivated { at: *now }],
             C::Activate { .. } | C::Deactivate { .. } => vec![],
             C::Delete { now } => vec![AgentEvent::AgentDeleted { at: *now }],
+            C::RequestAssistantRefresh { reason, now } => vec![AgentEvent::AgentAssistantRefreshRequested {
+                reason: *reason,
+                at: *now,
+            }],
             // A push of an older revision that created or found an assistant:
             // the id is a fact (a newer push is due anyway and must update it, not create another).
             C::RecordSynced {
@@ -445,6 +468,10 @@ impl Aggregate for Agent {
                 if vapi_assistant_id.is_some() {
                     self.creation_attempt = None;
                 }
+            }
+            AgentEvent::AgentAssistantRefreshRequested { .. } => {
+                self.revision += 1;
+                self.sync_failed = false;
             }
             AgentEvent::AgentAssistantCreationStarted { attempt, at } => {
                 self.creation_attempt = Some((*attempt, *at));
@@ -647,6 +674,7 @@ mod tests {
             "AgentSyncedToVapi",
             "AgentAssistantCreationStarted",
             "AgentSyncFailed",
+            "AgentAssistantRefreshRequested",
         ] {
             assert!(current_version(name).is_some(), "{name}");
         }

@@ -40,6 +40,8 @@ pub struct Settings {
     pub google: Option<CalendarProviderSettings>,
     /// Outlook calendars through Microsoft Graph (`MICROSOFT_*`), when configured.
     pub microsoft: Option<CalendarProviderSettings>,
+    /// `CALENDLY_API_BASE`: Calendly's API.
+    pub calendly_api_base: String,
 }
 
 /// One calendar provider's OAuth application and endpoints.
@@ -187,7 +189,12 @@ pub fn calendar_providers(
             })
         })
         .transpose()?;
-    Ok(application::calendar::CalendarProviders { google, outlook })
+    // Calendly is added by the caller: it signs in with a token, not OAuth.
+    Ok(application::calendar::CalendarProviders {
+        google,
+        outlook,
+        calendly: None,
+    })
 }
 
 /// Slack's incoming webhooks.
@@ -361,11 +368,21 @@ impl Settings {
                 })
             }
         };
+        let calendly_api_base =
+            non_empty("CALENDLY_API_BASE").unwrap_or_else(|| crate::calendly::DEFAULT_API_BASE.to_owned());
+        url::Url::parse(&calendly_api_base)
+            .ok()
+            .filter(|u| matches!(u.scheme(), "http" | "https"))
+            .ok_or_else(|| ConfigError::Malformed {
+                variable: "CALENDLY_API_BASE",
+                reason: format!("{calendly_api_base:?} is not an http(s) URL"),
+            })?;
         let google = provider_settings(&non_empty, &GOOGLE)?;
         let microsoft = provider_settings(&non_empty, &MICROSOFT)?;
         Ok(Self {
             google,
             microsoft,
+            calendly_api_base,
             database_url,
             bind,
             jwt_secret,

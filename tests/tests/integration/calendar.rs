@@ -5,7 +5,7 @@
 use infrastructure::config::{calendar_providers, CalendarProviderSettings};
 use serde_json::{json, Value};
 use std::sync::Arc;
-use voxreach_tests::{assert_answers_as_documented, ManualClock, TestApp};
+use voxreach_tests::{assert_answers_as_documented, assert_read_models_equal_rebuilds, ManualClock, TestApp};
 use wiremock::matchers::{body_string_contains, header, method, path, path_regex};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
@@ -316,6 +316,7 @@ async fn replayed_expired_foreign_and_refused_sign_ins_store_nothing() {
     assert_eq!(listed["integrations"][0]["status"], "error");
     assert_eq!(listed["integrations"][0]["statusReason"], "access_denied");
     assert!(w.stored_tokens().await.is_empty());
+    assert_read_models_equal_rebuilds(&w.app).await;
 }
 
 #[tokio::test]
@@ -482,6 +483,7 @@ async fn twenty_bookings_of_one_slot_make_one_event_and_nineteen_offers() {
     assert_eq!(appointments[0]["status"], "booked");
     assert_eq!(appointments[0]["start"], "2026-03-04T19:00:00Z");
     assert_eq!(appointments[0]["meetingLink"], "https://meet.google.com/abc-defg-hij");
+    assert_read_models_equal_rebuilds(&w.app).await;
 }
 
 #[tokio::test]

@@ -8,6 +8,7 @@ mod agents;
 mod auth;
 mod bad_input;
 mod calendar;
+mod calendly;
 mod calls;
 mod campaigns;
 mod consumers;
