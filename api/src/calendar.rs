@@ -83,7 +83,8 @@ pub struct CallbackQuery {
     format: Option<String>,
 }
 
-fn wants_json(request: &HttpRequest, format: Option<&str>) -> bool {
+/// Whether the caller asked for JSON (`format=json`, or an `Accept` of JSON and not HTML).
+pub(crate) fn wants_json(request: &HttpRequest, format: Option<&str>) -> bool {
     format == Some("json")
         || request
             .headers()
@@ -122,18 +123,25 @@ pub async fn callback(
     if json {
         return Ok(HttpResponse::Ok().json(result));
     }
-    let mut target =
-        url::Url::parse(&state.public_url).map_err(|e| AppError::internal("reading VOXREACH_PUBLIC_URL", e))?;
+    let mut pairs = vec![
+        (
+            "calendar",
+            if result.connected { "connected" } else { "error" }.to_owned(),
+        ),
+        ("provider", result.provider.as_str().to_owned()),
+        ("integrationId", result.integration_id.to_string()),
+    ];
+    pairs.extend(result.error.map(|error| ("reason", error)));
+    redirect_to_settings(&state.public_url, &pairs)
+}
+
+/// 303 to the app's integration settings, the result of a sign-in in the query.
+pub(crate) fn redirect_to_settings(public_url: &str, pairs: &[(&str, String)]) -> Result<HttpResponse, ApiError> {
+    let mut target = url::Url::parse(public_url).map_err(|e| AppError::internal("reading VOXREACH_PUBLIC_URL", e))?;
     target.set_path("/settings/integrations");
-    {
-        let mut pairs = target.query_pairs_mut();
-        pairs.append_pair("calendar", if result.connected { "connected" } else { "error" });
-        pairs.append_pair("provider", result.provider.as_str());
-        pairs.append_pair("integrationId", &result.integration_id.to_string());
-        if let Some(error) = &result.error {
-            pairs.append_pair("reason", error);
-        }
-    }
+    target
+        .query_pairs_mut()
+        .extend_pairs(pairs.iter().map(|(k, v)| (*k, v.as_str())));
     Ok(HttpResponse::SeeOther()
         .insert_header((header::LOCATION, target.as_str()))
         .finish())

@@ -8,6 +8,7 @@ pub mod calendar;
 pub mod calls;
 pub mod campaigns;
 pub mod consistency;
+pub mod crm;
 pub mod error;
 pub mod health;
 pub mod observability;

@@ -131,6 +131,8 @@ async fn serve(settings: Settings, data_dir: PathBuf, bind: Option<String>, role
         &settings.public_base(),
     )
     .map_err(|reason| anyhow::anyhow!("calendar provider settings: {reason}"))?;
+    wiring.crm_providers = infrastructure::config::crm_providers(settings.hubspot.as_ref(), &settings.public_base())
+        .map_err(|reason| anyhow::anyhow!("CRM provider settings: {reason}"))?;
     wiring.calendar_providers.calendly = Some(std::sync::Arc::new(
         infrastructure::calendly::CalendlyClient::new(&settings.calendly_api_base)
             .context("CALENDLY_API_BASE is not a URL")?,

@@ -4,7 +4,7 @@ use crate::error::{json_error, not_found, path_error, query_error};
 use actix_web::dev::Server;
 use actix_web::{web, App, HttpServer};
 use application::ab_testing::{AbDecisions, AbTestingService};
-use application::agents::{AgentService, AgentSync};
+use application::agents::{AgentService, AgentSync, AssistantRefresh};
 use application::auth::AuthService;
 use application::calls::{CallHistory, CallPlacement, CallService, OutboundCalls, SetCallOutcomeTool};
 use application::clock::{Clock, SystemClock};
@@ -49,6 +49,7 @@ pub struct AppState {
     pub slack: Arc<SlackService>,
     pub slack_notifier: Arc<SlackNotifier>,
     pub calendar: Arc<application::calendar::CalendarService>,
+    pub crm: Arc<application::crm::CrmService>,
     /// `VOXREACH_PUBLIC_URL`: where the app is, for redirects back to it.
     pub public_url: String,
     pub number_sync: Arc<NumberSync>,
@@ -93,6 +94,8 @@ pub struct Wiring {
     pub upload_limit_bytes: usize,
     /// The calendar providers configured (`GOOGLE_*`, `MICROSOFT_*`).
     pub calendar_providers: application::calendar::CalendarProviders,
+    /// The CRMs configured (`HUBSPOT_*`).
+    pub crm_providers: application::crm::CrmProviders,
 }
 
 impl Wiring {
@@ -112,6 +115,7 @@ impl Wiring {
             read_your_writes: crate::consistency::READ_YOUR_WRITES_WAIT,
             upload_limit_bytes: application::campaigns::upload::DEFAULT_UPLOAD_LIMIT_BYTES,
             calendar_providers: application::calendar::CalendarProviders::default(),
+            crm_providers: application::crm::CrmProviders::default(),
         }
     }
 }
@@ -189,12 +193,28 @@ pub fn build_state(pool: PgPool, wiring: Wiring) -> AppState {
         pool.clone(),
         sealer.clone(),
     ));
+    let crm = Arc::new(application::crm::CrmService {
+        store: store.clone(),
+        clock: wiring.clock.clone(),
+        providers: wiring.crm_providers.clone(),
+        states: oauth_store.clone(),
+        vault: oauth_store.clone(),
+        directory: Arc::new(projections::crm::PgCrmDirectory::new(pool.clone())),
+        schema_cache: application::crm::schema_cache(),
+    });
+    let crm_sync = application::crm::CrmSync {
+        store: store.clone(),
+        clock: wiring.clock.clone(),
+        providers: wiring.crm_providers.clone(),
+        vault: oauth_store.clone(),
+        retry: wiring.retry,
+    };
     let calendar = Arc::new(application::calendar::CalendarService {
         store: store.clone(),
         clock: wiring.clock.clone(),
         providers: wiring.calendar_providers.clone(),
         states: oauth_store.clone(),
-        vault: oauth_store,
+        vault: oauth_store.clone(),
         directory: Arc::new(projections::calendar::PgCalendarDirectory::new(pool.clone())),
         secrets: Arc::new(RandomSecretTokens),
         public_url: wiring.public_url.clone(),
@@ -228,6 +248,14 @@ pub fn build_state(pool: PgPool, wiring: Wiring) -> AppState {
         clock: wiring.clock.clone(),
         voice: vapi.clone(),
         retry: wiring.retry,
+        calendars: Arc::new(projections::calendar::PgCalendarDirectory::new(pool.clone())),
+        progress: Arc::new(projections::runtime::PgReadModelProgress::new(pool.clone())),
+    };
+    let assistant_refresh = AssistantRefresh {
+        store: store.clone(),
+        clock: wiring.clock.clone(),
+        agents: agent_directory.clone(),
+        progress: Arc::new(projections::runtime::PgReadModelProgress::new(pool.clone())),
     };
     let number_directory = Arc::new(projections::phone_numbers::PgNumberDirectory::new(pool.clone()));
     let usage: Arc<dyn application::quotas::UsageCounter> =
@@ -333,12 +361,14 @@ pub fn build_state(pool: PgPool, wiring: Wiring) -> AppState {
         clock,
         workers: vec![
             Arc::new(agent_sync),
+            Arc::new(assistant_refresh),
             number_sync.clone(),
             Arc::new(call_placement),
             Arc::new(ab_decisions),
             slack_notifier.clone(),
             Arc::new(campaign_dialer),
             Arc::new(campaign_results),
+            Arc::new(crm_sync),
         ],
         slack: Arc::new(slack),
         slack_notifier,
@@ -348,6 +378,7 @@ pub fn build_state(pool: PgPool, wiring: Wiring) -> AppState {
         number_sync,
         auth: Arc::new(auth),
         calendar,
+        crm,
         agents: Arc::new(agents),
         campaigns: Arc::new(campaigns),
         dnc: Arc::new(dnc),
@@ -378,6 +409,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     .configure(crate::ab_testing::routes)
     .configure(crate::slack::routes)
     .configure(crate::calendar::routes)
+    .configure(crate::crm::routes)
     .configure(crate::calls::routes)
     .configure(crate::campaigns::routes)
     .configure(crate::phone_numbers::routes)

@@ -2,15 +2,17 @@
 
 use crate::aggregates::{execute, load_in, metadata, session_metadata, stream_of, Loaded};
 use crate::auth::{Page, Session};
+use crate::calendar::{calendar_of_agent, CalendarDirectory};
 use crate::clock::Clock;
 use crate::error::{AppError, ErrorKind};
 use crate::event_store::EventStore;
 use crate::providers::{ProviderError, RetryPolicy};
 use crate::voice::{AssistantDefinition, VoiceProvider};
-use crate::work::{WorkHandler, WorkItem, WorkOutcome};
+use crate::work::{ReadModelProgress, WorkHandler, WorkItem, WorkOutcome};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use domain::agents::{Agent, AgentCommand, AgentError, AgentSpec};
+use domain::agents::{Agent, AgentCommand, AgentError, AgentSpec, RefreshReason};
+use domain::calendar::CalendarStatus;
 use domain::Aggregate;
 use serde::Serialize;
 use std::sync::Arc;
@@ -18,6 +20,14 @@ use uuid::Uuid;
 
 /// Name of the reactor that mirrors agents to Vapi assistants.
 pub const AGENT_SYNC: &str = "vapi-agent-sync";
+
+/// Name of the reactor that marks an organization's assistants for a new push
+/// when its calendars change.
+pub const ASSISTANT_REFRESH: &str = "agent-assistant-refresh";
+
+/// The read models these reactors read, by their consumer names.
+const AGENTS_READ_MODEL: &str = "agents";
+const CALENDARS_READ_MODEL: &str = "calendar_integrations";
 
 #[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
@@ -39,6 +49,8 @@ pub struct AgentView {
 #[async_trait]
 pub trait AgentDirectory: Send + Sync {
     async fn list(&self, organization_id: Uuid, active: Option<bool>, page: Page) -> Result<Vec<AgentView>, AppError>;
+    /// Every agent of the organization that is not deleted.
+    async fn ids(&self, organization_id: Uuid) -> Result<Vec<Uuid>, AppError>;
     async fn get(&self, organization_id: Uuid, agent_id: Uuid) -> Result<Option<AgentView>, AppError>;
 }
 
@@ -226,6 +238,22 @@ fn view_of(id: Uuid, agent: &Agent) -> Result<AgentView, AppError> {
     })
 }
 
+/// Whether `read_model` has not yet applied the event that made `item` due:
+/// the reactor then looks again shortly rather than act on an older picture.
+async fn lags_behind(progress: &dyn ReadModelProgress, read_model: &str, item: &WorkItem) -> Result<bool, AppError> {
+    match item.trigger {
+        Some(trigger) => Ok(!progress.has_applied(read_model, trigger).await?),
+        None => Ok(false),
+    }
+}
+
+fn wait_for(clock: &dyn Clock, read_model: &str) -> WorkOutcome {
+    WorkOutcome::RetryAt {
+        due: clock.now() + chrono::Duration::seconds(1),
+        reason: format!("waiting for the {read_model} read model"),
+    }
+}
+
 /// Mirrors one agent to its Vapi assistant; the outcome is recorded on the agent's stream.
 /// Creating an assistant is not idempotent at Vapi, so the intent is recorded
 /// first and an unconfirmed earlier attempt is looked up before creating again.
@@ -234,6 +262,9 @@ pub struct AgentSync {
     pub clock: Arc<dyn Clock>,
     pub voice: Arc<dyn VoiceProvider>,
     pub retry: RetryPolicy,
+    /// The organization's calendars: whether the assistant gets the calendar tools.
+    pub calendars: Arc<dyn CalendarDirectory>,
+    pub progress: Arc<dyn ReadModelProgress>,
 }
 
 /// Why a push did not go through.
@@ -259,11 +290,6 @@ impl AgentSync {
             (None, Some((_, since))) => self.voice.find_assistant(organization_id, agent_id, since).await?,
             (None, None) => None,
         };
-        let definition = |spec: &AgentSpec| AssistantDefinition {
-            organization_id,
-            agent_id,
-            spec: spec.clone(),
-        };
         let spec = match (&agent.spec, agent.deleted) {
             (Some(spec), false) => spec,
             _ => {
@@ -276,8 +302,21 @@ impl AgentSync {
                 return Ok(None);
             }
         };
+        let integrations = self
+            .calendars
+            .integrations(organization_id)
+            .await
+            .map_err(PushFailure::Ours)?;
+        let definition = AssistantDefinition {
+            organization_id,
+            agent_id,
+            spec: spec.clone(),
+            // The tools are offered only when a call to them would find a calendar that works.
+            calendar_tools: calendar_of_agent(&integrations, Some(agent_id))
+                .is_some_and(|calendar| calendar.status == CalendarStatus::Active),
+        };
         if let Some(id) = known {
-            match self.voice.update_assistant(&id, &definition(spec)).await {
+            match self.voice.update_assistant(&id, &definition).await {
                 Ok(()) => return Ok(Some(id)),
                 // Deleted at Vapi behind our back: create it again below.
                 Err(ProviderError::NotFound) => {}
@@ -299,7 +338,7 @@ impl AgentSync {
             Err(e) if e.code == "assistant_creation_in_progress" => return Err(PushFailure::Superseded),
             Err(e) => return Err(PushFailure::Ours(e)),
         }
-        Ok(Some(self.voice.create_assistant(&definition(spec)).await?))
+        Ok(Some(self.voice.create_assistant(&definition).await?))
     }
 
     async fn record(
@@ -331,6 +370,10 @@ impl WorkHandler for AgentSync {
         let loaded = load_in::<Agent>(self.store.as_ref(), organization_id, stream_of::<Agent>(agent_id)).await?;
         if !loaded.state.needs_sync() {
             return Ok(WorkOutcome::Done);
+        }
+        // The calendars read model must hold every calendar change older than this work.
+        if lags_behind(self.progress.as_ref(), CALENDARS_READ_MODEL, item).await? {
+            return Ok(wait_for(self.clock.as_ref(), CALENDARS_READ_MODEL));
         }
         let revision = loaded.state.revision;
         match self.push(organization_id, agent_id, &loaded.state).await {
@@ -370,5 +413,52 @@ impl WorkHandler for AgentSync {
                 })
             }
         }
+    }
+}
+
+/// Marks every assistant of an organization for a new push when its calendars
+/// change (work keyed by the calendar integration), so that assistants gain or
+/// lose the calendar tools: the sync reactor reads the calendars when it pushes.
+pub struct AssistantRefresh {
+    pub store: Arc<dyn EventStore>,
+    pub clock: Arc<dyn Clock>,
+    pub agents: Arc<dyn AgentDirectory>,
+    pub progress: Arc<dyn ReadModelProgress>,
+}
+
+#[async_trait]
+impl WorkHandler for AssistantRefresh {
+    fn reactor(&self) -> &'static str {
+        ASSISTANT_REFRESH
+    }
+
+    async fn handle(&self, item: &WorkItem) -> Result<WorkOutcome, AppError> {
+        // An agent created before the calendar change must be listed; a later one is pushed with it anyway.
+        if lags_behind(self.progress.as_ref(), AGENTS_READ_MODEL, item).await? {
+            return Ok(wait_for(self.clock.as_ref(), AGENTS_READ_MODEL));
+        }
+        let organization_id = item.organization_id;
+        let command = AgentCommand::RequestAssistantRefresh {
+            reason: RefreshReason::CalendarsChanged,
+            now: self.clock.now(),
+        };
+        let meta = metadata("system:calendar", format!("reactor:{ASSISTANT_REFRESH}"));
+        for agent_id in self.agents.ids(organization_id).await? {
+            execute::<Agent>(
+                self.store.as_ref(),
+                organization_id,
+                stream_of::<Agent>(agent_id),
+                &meta,
+                |loaded| {
+                    // Deleted meanwhile: its assistant goes anyway.
+                    if !loaded.state.exists() {
+                        return Ok(vec![]);
+                    }
+                    Agent::decide(&command, &loaded.state).map_err(agent_error)
+                },
+            )
+            .await?;
+        }
+        Ok(WorkOutcome::Done)
     }
 }

@@ -4,13 +4,14 @@
 
 use crate::aggregates::{execute, execute_decision, load_in, metadata, session_metadata, stream_of, Decided, Loaded};
 use crate::auth::Session;
-use crate::calls::{record_outcome, Tool, ToolContext};
+use crate::calls::record_outcome;
 use crate::clock::Clock;
 use crate::error::{AppError, ErrorKind};
 use crate::event_store::EventStore;
+pub use crate::oauth::Callback;
 use crate::oauth::{
-    invalid_state, AuthorizationStates, OAuthClient, OAuthError, PendingAuthorization, Refreshed, TokenVault, Tokens,
-    STATE_LIFETIME_MINUTES,
+    begin_sign_in, finish_sign_in, AuthorizationStates, OAuthClient, PendingAuthorization, SignIn, TokenFailure,
+    TokenVault, Tokens,
 };
 use crate::permissions::{authorize, Action};
 use crate::providers::ProviderError;
@@ -26,13 +27,11 @@ use domain::calls::{Call, Outcome};
 use domain::time_zone::TimeZone;
 use domain::Aggregate;
 use serde::Serialize;
-use serde_json::Value;
 use std::sync::Arc;
 use uuid::Uuid;
 
-/// Namespace of booking ids derived from a tool call, so Vapi's retry of one
-/// `book_appointment` call books once.
-const TOOL_BOOKING_NAMESPACE: Uuid = Uuid::from_u128(0xb00c_1e57_3d4a_4f0e_8c21_6a9d_c0ff_ee04);
+mod tools;
+pub use tools::{BookAppointmentTool, CheckAvailabilityTool};
 
 impl From<CalendarError> for AppError {
     fn from(error: CalendarError) -> Self {
@@ -278,14 +277,6 @@ pub struct ConnectResult {
     pub error: Option<String>,
 }
 
-/// What the callback received from the provider.
-#[derive(Debug, Clone, Default)]
-pub struct Callback {
-    pub code: Option<String>,
-    pub state: Option<String>,
-    pub error: Option<String>,
-}
-
 fn vault_owner(integration_id: Uuid) -> String {
     format!("calendar:{integration_id}")
 }
@@ -367,6 +358,20 @@ struct ParsedSlot {
     slot: Slot,
 }
 
+/// The calendar an agent books into, among the organization's: one naming
+/// the agent, else the default, else the only one agents can book directly.
+pub fn calendar_of_agent(
+    integrations: &[CalendarIntegrationView],
+    agent_id: Option<Uuid>,
+) -> Option<&CalendarIntegrationView> {
+    let bookable: Vec<&CalendarIntegrationView> = integrations.iter().filter(|i| i.provider.books_directly()).collect();
+    let named = agent_id.and_then(|agent| bookable.iter().find(|i| i.settings.agent_ids.contains(&agent)));
+    named
+        .or_else(|| bookable.iter().find(|i| i.settings.is_default))
+        .or_else(|| bookable.first().filter(|_| bookable.len() == 1))
+        .copied()
+}
+
 pub struct CalendarService {
     pub store: Arc<dyn EventStore>,
     pub clock: Arc<dyn Clock>,
@@ -398,18 +403,16 @@ impl CalendarService {
             }
             .apply(&CalendarSettings::default())?;
         }
-        let start = connector.oauth.start();
-        let pending = PendingAuthorization {
-            organization_id: caller.organization_id,
-            user_id: caller.user_id,
-            purpose: purpose(provider),
-            integration_id: Uuid::now_v7(),
-            pkce_verifier: start.pkce_verifier,
-            details: serde_json::json!({ "calendarId": calendar_id }),
-            expires_at: self.clock.now() + Duration::minutes(STATE_LIFETIME_MINUTES),
-        };
-        self.states.save(&start.state, &pending).await?;
-        Ok(start.url)
+        begin_sign_in(
+            self.states.as_ref(),
+            connector.oauth.as_ref(),
+            caller,
+            purpose(provider),
+            Uuid::now_v7(),
+            serde_json::json!({ "calendarId": calendar_id }),
+            self.clock.now(),
+        )
+        .await
     }
 
     /// Completes a sign-in: the provider redirected the browser back with a
@@ -421,50 +424,36 @@ impl CalendarService {
         caller: Option<&Session>,
         callback: Callback,
     ) -> Result<ConnectResult, AppError> {
-        let state = callback
-            .state
-            .as_deref()
-            .filter(|s| !s.is_empty())
-            .ok_or_else(invalid_state)?;
         let now = self.clock.now();
-        let pending = self.states.take(state, now).await?.ok_or_else(invalid_state)?;
-        let foreign =
-            caller.is_some_and(|c| c.user_id != pending.user_id || c.organization_id != pending.organization_id);
-        let provider = [CalendarProvider::Google, CalendarProvider::Outlook]
-            .into_iter()
-            .find(|p| purpose(*p) == pending.purpose);
-        let (false, Some(provider)) = (foreign, provider) else {
-            return Err(invalid_state());
+        let sign_in = finish_sign_in(self.states.as_ref(), caller, callback, now, |purpose_of| {
+            [CalendarProvider::Google, CalendarProvider::Outlook]
+                .into_iter()
+                .find(|p| purpose(*p) == purpose_of)
+                .and_then(|p| self.providers.get(p).ok())
+                .map(|connector| connector.oauth.as_ref())
+        })
+        .await?;
+        let provider_of = |pending: &PendingAuthorization| {
+            [CalendarProvider::Google, CalendarProvider::Outlook]
+                .into_iter()
+                .find(|p| purpose(*p) == pending.purpose)
+                .unwrap_or(CalendarProvider::Google)
         };
-        let connector = self.providers.get(provider)?;
-        let refused = |error: String| ConnectResult {
-            connected: false,
-            provider,
-            integration_id: pending.integration_id,
-            error: Some(error),
-        };
-        if let Some(error) = callback.error.filter(|e| !e.is_empty()) {
-            let code = oauth_error_code(&error);
-            tracing::warn!(%provider, error = %code, "calendar sign-in refused at the provider");
-            self.record_failed_sign_in(&pending, provider, &code, now).await?;
-            return Ok(refused(code));
-        }
-        let code = callback
-            .code
-            .filter(|c| !c.is_empty())
-            .ok_or_else(|| AppError::validation("code", "the provider's redirect carried no code"))?;
-        let tokens = match connector.oauth.exchange(&code, &pending.pkce_verifier, now).await {
-            Ok(tokens) => tokens,
-            Err(error) => {
-                let code = match &error {
-                    OAuthError::InvalidGrant(code) | OAuthError::Rejected(code) => oauth_error_code(code),
-                    OAuthError::Unavailable(_) => "provider_unavailable".to_owned(),
-                };
-                tracing::warn!(%provider, %error, "calendar code exchange failed");
+        let (pending, tokens) = match sign_in {
+            SignIn::Granted(pending, tokens) => (pending, tokens),
+            SignIn::Refused(pending, code) => {
+                let provider = provider_of(&pending);
                 self.record_failed_sign_in(&pending, provider, &code, now).await?;
-                return Ok(refused(code));
+                return Ok(ConnectResult {
+                    connected: false,
+                    provider,
+                    integration_id: pending.integration_id,
+                    error: Some(code),
+                });
             }
         };
+        let provider = provider_of(&pending);
+        let connector = self.providers.get(provider)?;
         let account = connector
             .api
             .account(&tokens.access_token)
@@ -642,27 +631,15 @@ impl CalendarService {
         }
     }
 
-    /// The calendar an agent books into: one naming the agent, else the
-    /// organization's default, else its only calendar.
     async fn calendar_for(&self, organization_id: Uuid, agent_id: Option<Uuid>) -> Result<Chosen, AppError> {
-        let bookable: Vec<CalendarIntegrationView> = self
-            .directory
-            .integrations(organization_id)
-            .await?
-            .into_iter()
-            .filter(|i| i.provider.books_directly())
-            .collect();
-        let named = agent_id.and_then(|agent| bookable.iter().find(|i| i.settings.agent_ids.contains(&agent)));
-        let chosen = named
-            .or_else(|| bookable.iter().find(|i| i.settings.is_default))
-            .or_else(|| (bookable.len() == 1).then(|| &bookable[0]))
-            .ok_or_else(|| {
-                AppError::new(
-                    ErrorKind::Unprocessable,
-                    "no_calendar",
-                    "no calendar is connected for this agent; connect one under integrations",
-                )
-            })?;
+        let integrations = self.directory.integrations(organization_id).await?;
+        let chosen = calendar_of_agent(&integrations, agent_id).ok_or_else(|| {
+            AppError::new(
+                ErrorKind::Unprocessable,
+                "no_calendar",
+                "no calendar is connected for this agent; connect one under integrations",
+            )
+        })?;
         let id = chosen.id;
         let integration = load_in::<CalendarIntegration>(
             self.store.as_ref(),
@@ -720,42 +697,24 @@ impl CalendarService {
     /// provider refused it) by one process at a time; a refused refresh marks
     /// the integration as needing a new sign-in.
     async fn access_token(&self, organization_id: Uuid, chosen: &Chosen, force: bool) -> Result<String, AppError> {
-        let owner = vault_owner(chosen.id);
-        let now = self.clock.now();
-        let tokens = self
-            .vault
-            .get(organization_id, &owner)
-            .await?
-            .ok_or_else(needs_reauth)?;
-        if !force && !tokens.is_stale(now) {
-            return Ok(tokens.access_token);
-        }
         let connector = self.providers.get(chosen.provider())?;
-        let seen = tokens.access_token.clone();
-        let stale = move |current: &Tokens| current.access_token == seen || current.is_stale(now);
-        let oauth = connector.oauth.clone();
-        let refresh: crate::oauth::Refresher<'_> = Box::new(move |current: Tokens| {
-            Box::pin(async move {
-                let refresh_token = current
-                    .refresh_token
-                    .clone()
-                    .ok_or_else(|| OAuthError::InvalidGrant("no refresh token".into()))?;
-                oauth
-                    .refresh(&refresh_token, now)
-                    .await
-                    .map(|fresh| current.refreshed_by(fresh))
-            })
-        });
-        match self.vault.refresh(organization_id, &owner, &stale, refresh).await? {
-            Refreshed::Tokens(tokens) => Ok(tokens.access_token),
-            Refreshed::Gone => Err(needs_reauth()),
-            Refreshed::Failed(OAuthError::InvalidGrant(reason) | OAuthError::Rejected(reason)) => {
+        let fresh = crate::oauth::access_token(
+            self.vault.as_ref(),
+            connector.oauth.as_ref(),
+            organization_id,
+            &vault_owner(chosen.id),
+            self.clock.now(),
+            force,
+        )
+        .await?;
+        match fresh {
+            Ok(token) => Ok(token),
+            Err(TokenFailure::Gone) => Err(needs_reauth()),
+            Err(TokenFailure::NeedsReauth(reason)) => {
                 self.mark_needs_reauth(organization_id, chosen.id, &reason).await?;
                 Err(needs_reauth())
             }
-            Refreshed::Failed(OAuthError::Unavailable(reason)) => {
-                Err(provider_failure(ProviderError::Unavailable(reason)))
-            }
+            Err(TokenFailure::Unavailable(reason)) => Err(provider_failure(ProviderError::Unavailable(reason))),
         }
     }
 
@@ -1052,20 +1011,6 @@ impl CalendarService {
     }
 }
 
-/// A provider's OAuth error code, reduced to a safe token (never free text from the provider).
-fn oauth_error_code(raw: &str) -> String {
-    let code: String = raw
-        .chars()
-        .take(64)
-        .filter(|c| c.is_ascii_alphanumeric() || *c == '_')
-        .collect();
-    if code.is_empty() {
-        "provider_error".into()
-    } else {
-        code
-    }
-}
-
 fn parse_attendee(request: &BookingRequest) -> Result<Attendee, AppError> {
     let name = request.attendee_name.trim();
     if name.is_empty() || name.chars().count() > domain::auth::NAME_CHARS {
@@ -1358,134 +1303,5 @@ impl CalendarService {
         )
         .await
         .map(|_| ())
-    }
-}
-
-// ---------------------------------------------------------------------------
-// The agents' tools.
-
-/// Reads a tool's slot arguments (`date`, `time`, `duration`).
-fn slot_arguments(agent_id: Option<Uuid>, arguments: &Value) -> SlotRequest {
-    let text = |name: &str| arguments[name].as_str().unwrap_or_default().to_owned();
-    SlotRequest {
-        agent_id,
-        date: text("date"),
-        time: text("time"),
-        duration: arguments["duration"]
-            .as_i64()
-            .or_else(|| arguments["duration"].as_str().and_then(|d| d.trim().parse().ok())),
-        timezone: arguments["timezone"].as_str().map(str::to_owned),
-    }
-}
-
-/// What a tool says back when a request cannot be served: the error's own
-/// words for the caller's mistakes, a generic sentence otherwise.
-fn tool_failure(error: AppError) -> String {
-    match error.kind {
-        ErrorKind::Validation | ErrorKind::Unprocessable | ErrorKind::Conflict | ErrorKind::NotFound => error.message,
-        _ => "The calendar cannot be reached right now. Offer to have someone follow up to schedule.".into(),
-    }
-}
-
-/// The slot as an agent says it: "Tuesday, March 10 at 2:00 PM".
-fn spoken(slot: &SlotView) -> String {
-    slot.start.format("%A, %B %-d at %-I:%M %p").to_string()
-}
-
-/// The alternatives as a question the agent can ask.
-fn offer(alternatives: &[SlotView]) -> String {
-    match alternatives {
-        [] => "I don't see any free time in the next two weeks.".into(),
-        [only] => format!("I have {}. Does that work?", spoken(only)),
-        [first @ .., last] => {
-            let listed: Vec<String> = first.iter().map(spoken).collect();
-            format!("I have {} or {}. Which works better?", listed.join(", "), spoken(last))
-        }
-    }
-}
-
-async fn agent_of_call(store: &dyn EventStore, context: &ToolContext) -> Result<Option<Uuid>, AppError> {
-    let call = load_in::<Call>(store, context.organization_id, stream_of::<Call>(context.call_id)).await?;
-    Ok(call.state.parties.agent_id)
-}
-
-/// The `check_availability` tool.
-pub struct CheckAvailabilityTool {
-    pub calendar: Arc<CalendarService>,
-}
-
-#[async_trait]
-impl Tool for CheckAvailabilityTool {
-    fn name(&self) -> &'static str {
-        "check_availability"
-    }
-
-    async fn run(&self, context: &ToolContext, arguments: &Value) -> Result<String, String> {
-        let agent_id = agent_of_call(self.calendar.store.as_ref(), context)
-            .await
-            .map_err(tool_failure)?;
-        let answer = self
-            .calendar
-            .check_availability(context.organization_id, &slot_arguments(agent_id, arguments))
-            .await
-            .map_err(tool_failure)?;
-        Ok(if answer.available {
-            format!("{} is available.", spoken(&answer.slot))
-        } else {
-            format!("That time is not available. {}", offer(&answer.alternatives))
-        })
-    }
-}
-
-/// The `book_appointment` tool: books for the call's agent; a booking made
-/// in a call sets the call's outcome to `appointment`.
-pub struct BookAppointmentTool {
-    pub calendar: Arc<CalendarService>,
-}
-
-#[async_trait]
-impl Tool for BookAppointmentTool {
-    fn name(&self) -> &'static str {
-        "book_appointment"
-    }
-
-    async fn run(&self, context: &ToolContext, arguments: &Value) -> Result<String, String> {
-        let agent_id = agent_of_call(self.calendar.store.as_ref(), context)
-            .await
-            .map_err(tool_failure)?;
-        let text = |name: &str| arguments[name].as_str().map(str::to_owned);
-        let request = BookingRequest {
-            slot: slot_arguments(agent_id, arguments),
-            title: text("title"),
-            attendee_name: text("attendeeName").unwrap_or_default(),
-            attendee_email: text("attendeeEmail"),
-            attendee_phone: text("attendeePhone"),
-            add_video_link: arguments["addVideoLink"].as_bool().unwrap_or(false),
-            call_id: Some(context.call_id),
-        };
-        let booking_id = Uuid::new_v5(
-            &TOOL_BOOKING_NAMESPACE,
-            format!("{}:{}", context.call_id, context.tool_call_id).as_bytes(),
-        );
-        let answer = self
-            .calendar
-            .book(
-                context.organization_id,
-                &format!("agent-tool:{}", context.call_id),
-                booking_id,
-                &request,
-            )
-            .await
-            .map_err(tool_failure)?;
-        Ok(if answer.booked {
-            let link = if answer.meeting_link.is_some() {
-                " The invitation includes a video link."
-            } else {
-                ""
-            };
-            format!("Booked for {}.{link}", spoken(&answer.slot))
-        } else {
-            format!("That time was just taken. {}", offer(&answer.alternatives))
-        })
     }
 }

@@ -9,6 +9,7 @@ pub mod calls;
 pub mod campaigns;
 pub mod clock;
 pub mod correlation;
+pub mod crm;
 pub mod error;
 pub mod event_store;
 pub mod oauth;

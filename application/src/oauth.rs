@@ -150,6 +150,155 @@ pub trait TokenVault: Send + Sync {
     async fn forget(&self, organization_id: Uuid, owner: &str) -> Result<(), AppError>;
 }
 
+/// What a provider's redirect back to us carried.
+#[derive(Debug, Clone, Default)]
+pub struct Callback {
+    pub code: Option<String>,
+    pub state: Option<String>,
+    pub error: Option<String>,
+}
+
+/// Starts a sign-in for `purpose`: keeps what the callback needs under a
+/// fresh `state` for ten minutes; returns the provider's authorization URL.
+pub async fn begin_sign_in(
+    states: &dyn AuthorizationStates,
+    client: &dyn OAuthClient,
+    caller: &crate::auth::Session,
+    purpose: String,
+    integration_id: Uuid,
+    details: serde_json::Value,
+    now: DateTime<Utc>,
+) -> Result<String, AppError> {
+    let start = client.start();
+    let pending = PendingAuthorization {
+        organization_id: caller.organization_id,
+        user_id: caller.user_id,
+        purpose,
+        integration_id,
+        pkce_verifier: start.pkce_verifier,
+        details,
+        expires_at: now + Duration::minutes(STATE_LIFETIME_MINUTES),
+    };
+    states.save(&start.state, &pending).await?;
+    Ok(start.url)
+}
+
+/// How a sign-in ended at the provider.
+pub enum SignIn {
+    Granted(PendingAuthorization, Tokens),
+    /// Refused by the user or the provider: an OAuth error code of ours to show and record.
+    Refused(PendingAuthorization, String),
+}
+
+/// Takes the callback's `state` (once; a signed-in caller must be the user
+/// who started it) and, when the provider sent a code, exchanges it with the
+/// client `client_for` finds for the sign-in's purpose.
+pub async fn finish_sign_in<'a>(
+    states: &dyn AuthorizationStates,
+    caller: Option<&crate::auth::Session>,
+    callback: Callback,
+    now: DateTime<Utc>,
+    client_for: impl Fn(&str) -> Option<&'a dyn OAuthClient>,
+) -> Result<SignIn, AppError> {
+    let state = callback
+        .state
+        .as_deref()
+        .filter(|s| !s.is_empty())
+        .ok_or_else(invalid_state)?;
+    let pending = states.take(state, now).await?.ok_or_else(invalid_state)?;
+    let foreign = caller.is_some_and(|c| c.user_id != pending.user_id || c.organization_id != pending.organization_id);
+    if foreign {
+        return Err(invalid_state());
+    }
+    let client = client_for(&pending.purpose).ok_or_else(invalid_state)?;
+    if let Some(error) = callback.error.filter(|e| !e.is_empty()) {
+        let code = oauth_error_code(&error);
+        tracing::warn!(purpose = %pending.purpose, error = %code, "sign-in refused at the provider");
+        return Ok(SignIn::Refused(pending, code));
+    }
+    let code = callback
+        .code
+        .filter(|c| !c.is_empty())
+        .ok_or_else(|| AppError::validation("code", "the provider's redirect carried no code"))?;
+    match client.exchange(&code, &pending.pkce_verifier, now).await {
+        Ok(tokens) => Ok(SignIn::Granted(pending, tokens)),
+        Err(error) => {
+            tracing::warn!(purpose = %pending.purpose, %error, "code exchange failed");
+            let code = match &error {
+                OAuthError::InvalidGrant(code) | OAuthError::Rejected(code) => oauth_error_code(code),
+                OAuthError::Unavailable(_) => "provider_unavailable".to_owned(),
+            };
+            Ok(SignIn::Refused(pending, code))
+        }
+    }
+}
+
+/// A provider's OAuth error code, reduced to a safe token (never free text from the provider).
+pub fn oauth_error_code(raw: &str) -> String {
+    let code: String = raw
+        .chars()
+        .take(64)
+        .filter(|c| c.is_ascii_alphanumeric() || *c == '_')
+        .collect();
+    if code.is_empty() {
+        "provider_error".into()
+    } else {
+        code
+    }
+}
+
+/// Why no access token could be had.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TokenFailure {
+    /// No tokens are kept (disconnected).
+    Gone,
+    /// The provider refused the refresh: the user must sign in again.
+    NeedsReauth(String),
+    /// The token endpoint did not answer.
+    Unavailable(String),
+}
+
+/// A usable access token of `owner`: the stored one while fresh, else (or
+/// when `force`d, after the provider refused it) refreshed through `client`
+/// under the vault's lock, so one process refreshes and the others use its result.
+pub async fn access_token(
+    vault: &dyn TokenVault,
+    client: &dyn OAuthClient,
+    organization_id: Uuid,
+    owner: &str,
+    now: DateTime<Utc>,
+    force: bool,
+) -> Result<Result<String, TokenFailure>, AppError> {
+    let Some(tokens) = vault.get(organization_id, owner).await? else {
+        return Ok(Err(TokenFailure::Gone));
+    };
+    if !force && !tokens.is_stale(now) {
+        return Ok(Ok(tokens.access_token));
+    }
+    let seen = tokens.access_token;
+    let stale = move |current: &Tokens| current.access_token == seen || current.is_stale(now);
+    let refresh: Refresher<'_> = Box::new(move |current: Tokens| {
+        Box::pin(async move {
+            let refresh_token = current
+                .refresh_token
+                .clone()
+                .ok_or_else(|| OAuthError::InvalidGrant("no refresh token".into()))?;
+            client
+                .refresh(&refresh_token, now)
+                .await
+                .map(|fresh| current.refreshed_by(fresh))
+        })
+    });
+    Ok(match vault.refresh(organization_id, owner, &stale, refresh).await? {
+        Refreshed::Tokens(tokens) => Ok(tokens.access_token),
+        Refreshed::Gone => Err(TokenFailure::Gone),
+        Refreshed::Failed(OAuthError::InvalidGrant(reason) | OAuthError::Rejected(reason)) => {
+            Err(TokenFailure::NeedsReauth(reason))
+        }
+        Refreshed::Failed(OAuthError::Unavailable(reason)) => Err(TokenFailure::Unavailable(reason)),
+    })
+}
+
 /// 400 `invalid_state`: a state that is unknown, used, expired or someone else's.
 pub fn invalid_state() -> AppError {
     AppError::new(

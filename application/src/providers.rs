@@ -17,6 +17,9 @@ pub enum ProviderError {
     Rejected { status: u16 },
     #[error("the provider is unavailable: {0}")]
     Unavailable(String),
+    /// A budget for the day (HubSpot's DAILY policy) is spent: nothing more until it resets.
+    #[error("the provider's daily request limit is reached")]
+    DailyLimitReached { resets_in: Option<Duration> },
 }
 
 impl ProviderError {

@@ -11,10 +11,11 @@ use crate::secrets::SecretSealer;
 use crate::work::{WorkHandler, WorkItem, WorkOutcome};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
+use domain::calendar::{CalendarIntegration, CalendarProvider};
 use domain::calls::CallStatus;
 use domain::slack::{
-    message, CallFacts, Notice, Notification, NotificationEvent, NotificationKind, Preferences, SlackCommand,
-    SlackError, SlackIntegration, SlackWebhookUrl,
+    calendar_needs_reauth_message, message, CallFacts, Notice, Notification, NotificationEvent, NotificationKind,
+    Preferences, Route, SlackCommand, SlackError, SlackIntegration, SlackWebhookUrl,
 };
 use domain::{Aggregate, Checkpoint};
 use serde::Serialize;
@@ -280,7 +281,8 @@ impl crate::work::ScheduledJob for DailySummaries {
     }
 }
 
-/// Delivers the notifications one call event raises to every integration that routes them.
+/// Delivers the notifications one event (of a call, or a calendar that needs a new sign-in) raises to
+/// every integration that routes them.
 pub struct SlackNotifier {
     pub store: Arc<dyn EventStore>,
     pub clock: Arc<dyn Clock>,
@@ -292,13 +294,35 @@ pub struct SlackNotifier {
     pub app_url: String,
 }
 
-/// A work key: `<kind>:<call id>:<triggering event id>`.
-pub fn notification_key(kind: NotificationKind, call_id: Uuid, event_id: Uuid) -> String {
+/// A work key: `<kind>:<subject id>:<triggering event id>`, the subject being
+/// the call, or for a calendar alert the calendar integration.
+pub fn notification_key(kind: NotificationKind, subject_id: Uuid, event_id: Uuid) -> String {
     let kind = serde_json::to_value(kind)
         .ok()
         .and_then(|v| v.as_str().map(str::to_owned))
         .unwrap_or_default();
-    format!("{kind}:{call_id}:{event_id}")
+    format!("{kind}:{subject_id}:{event_id}")
+}
+
+/// What a notification is about.
+enum Subject {
+    Call(CallFacts),
+    Calendar {
+        provider: CalendarProvider,
+        account: String,
+    },
+}
+
+impl Subject {
+    fn notice(&self, kind: NotificationKind, route: &Route, app_url: &str) -> Notice {
+        match self {
+            Subject::Call(facts) => message(kind, facts, &route.mentions, route.template.as_deref(), app_url),
+            // Templates speak of calls: a calendar alert keeps its own words.
+            Subject::Calendar { provider, account } => {
+                calendar_needs_reauth_message(*provider, account, &route.mentions, app_url)
+            }
+        }
+    }
 }
 
 fn parse_key(key: &str) -> Option<(NotificationKind, Uuid)> {
@@ -479,6 +503,33 @@ impl SlackNotifier {
         }
     }
 
+    /// The subject of a notification of `kind` about `subject_id`; `None` when
+    /// there is nothing left to tell (a calendar disconnected since).
+    async fn subject(
+        &self,
+        kind: NotificationKind,
+        organization_id: Uuid,
+        subject_id: Uuid,
+    ) -> Result<Option<Subject>, AppError> {
+        if kind != NotificationKind::CalendarNeedsReauth {
+            return Ok(Some(Subject::Call(self.facts(organization_id, subject_id).await?)));
+        }
+        let calendar = load_in::<CalendarIntegration>(
+            self.store.as_ref(),
+            organization_id,
+            stream_of::<CalendarIntegration>(subject_id),
+        )
+        .await?
+        .state;
+        Ok(match calendar.provider {
+            Some(provider) if calendar.is_live() => Some(Subject::Calendar {
+                provider,
+                account: calendar.account,
+            }),
+            _ => None,
+        })
+    }
+
     async fn facts(&self, organization_id: Uuid, call_id: Uuid) -> Result<CallFacts, AppError> {
         let call = self.calls.get(organization_id, call_id).await?;
         let Some(call) = call else {
@@ -552,12 +603,12 @@ impl WorkHandler for SlackNotifier {
         if let Some(rest) = item.key.strip_prefix(DAILY_SUMMARY_PREFIX) {
             return self.send_summary(item, rest).await;
         }
-        let Some((kind, call_id)) = parse_key(&item.key) else {
+        let Some((kind, subject_id)) = parse_key(&item.key) else {
             return Err(AppError::internal("reading a work key", item.key.clone()));
         };
         let organization_id = item.organization_id;
         if kind == NotificationKind::HighValueCall {
-            match self.is_high_value(organization_id, call_id).await? {
+            match self.is_high_value(organization_id, subject_id).await? {
                 Some(true) => {}
                 Some(false) => return Ok(WorkOutcome::Done),
                 // The call history has not caught up with the call yet: look again shortly.
@@ -571,26 +622,27 @@ impl WorkHandler for SlackNotifier {
                 None => return Ok(WorkOutcome::Done),
             }
         }
+        let routed: Vec<(SlackIntegrationView, Route)> = self
+            .directory
+            .integrations(organization_id, None)
+            .await?
+            .into_iter()
+            // Only events after the integration was connected notify it (not replays, nor late work).
+            .filter(|integration| item.trigger.is_none_or(|trigger| trigger > integration.connected_at))
+            .filter_map(|integration| {
+                let route = integration.preferences.route(kind).cloned()?;
+                Some((integration, route))
+            })
+            .collect();
+        if routed.is_empty() {
+            return Ok(WorkOutcome::Done);
+        }
+        let Some(subject) = self.subject(kind, organization_id, subject_id).await? else {
+            return Ok(WorkOutcome::Done);
+        };
         let mut earliest_retry: Option<(DateTime<Utc>, String)> = None;
-        let mut facts: Option<CallFacts> = None;
-        for integration in self.directory.integrations(organization_id, None).await? {
-            // An event from before the integration existed never notifies it (replays, late work).
-            if item.trigger.is_some_and(|trigger| trigger <= integration.connected_at) {
-                continue;
-            }
-            let Some(route) = integration.preferences.route(kind).cloned() else {
-                continue;
-            };
-            if facts.is_none() {
-                facts = Some(self.facts(organization_id, call_id).await?);
-            }
-            let body = message(
-                kind,
-                facts.as_ref().expect("just loaded"),
-                &route.mentions,
-                route.template.as_deref(),
-                &self.app_url,
-            );
+        for (integration, route) in routed {
+            let body = subject.notice(kind, &route, &self.app_url);
             if let WorkOutcome::RetryAt { due, reason } = self.deliver(item, &integration, kind, body).await? {
                 if earliest_retry.as_ref().is_none_or(|(d, _)| due < *d) {
                     earliest_retry = Some((due, reason));

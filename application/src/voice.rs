@@ -12,6 +12,9 @@ pub struct AssistantDefinition {
     pub organization_id: Uuid,
     pub agent_id: Uuid,
     pub spec: AgentSpec,
+    /// Whether the assistant gets the `check_availability` and `book_appointment`
+    /// tools: a usable calendar is there for the agent to book into.
+    pub calendar_tools: bool,
 }
 
 /// A number to create at the platform, with its credentials opened.

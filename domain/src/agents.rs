@@ -664,6 +664,22 @@ mod tests {
     }
 
     #[test]
+    fn a_refresh_makes_a_synced_assistant_due_again() {
+        let refresh = || AgentCommand::RequestAssistantRefresh {
+            reason: RefreshReason::CalendarsChanged,
+            now: now(),
+        };
+        let agent = after(after(created(), synced("asst_1", 1)), refresh());
+        assert!(agent.needs_sync());
+        assert_eq!(agent.revision, 2);
+        // The push of the refreshed revision settles it; the assistant id is kept.
+        let agent = after(agent, synced("asst_1", 2));
+        assert!(!agent.needs_sync());
+        let deleted = after(agent, AgentCommand::Delete { now: now() });
+        assert_eq!(Agent::decide(&refresh(), &deleted), Err(AgentError::NotFound));
+    }
+
+    #[test]
     fn agent_events_are_catalogued() {
         for name in [
             "AgentCreated",

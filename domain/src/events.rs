@@ -92,6 +92,8 @@ const CATALOGUE: &[&[EventSpec]] = &[
     crate::campaigns::DncEvent::SPECS,
     crate::calendar::CalendarEvent::SPECS,
     crate::calendar::BookingEvent::SPECS,
+    crate::crm::CrmEvent::SPECS,
+    crate::crm::CrmSyncEvent::SPECS,
 ];
 
 /// The catalogue: every event type, its current version, stream and meaning.

@@ -9,6 +9,7 @@ pub mod auth;
 pub mod calendar;
 pub mod calls;
 pub mod campaigns;
+pub mod crm;
 pub mod event_log;
 pub mod events;
 #[cfg(feature = "openapi")]

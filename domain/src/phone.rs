@@ -1,5 +1,7 @@
 //! Phone numbers, normalized to E.164 with libphonenumber's metadata.
 
+pub mod area_codes;
+
 use serde::{Deserialize, Serialize};
 use std::fmt;
 

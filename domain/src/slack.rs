@@ -2,6 +2,7 @@
 //! each notification says (rendered as Block Kit by `infrastructure`).
 
 use crate::aggregate::Aggregate;
+use crate::calendar::CalendarProvider;
 use crate::calls::{EndedReason, Outcome};
 use crate::domain_events;
 /// The time zone type moved to [`crate::time_zone`]; kept here for existing users.
@@ -99,26 +100,39 @@ pub enum NotificationKind {
     HighValueCall,
     /// The day's calls, once a day at the configured local time.
     DailySummary,
+    /// A calendar stopped accepting our access (a refused token refresh): someone must connect it again.
+    CalendarNeedsReauth,
     /// A test message sent on request.
     Test,
 }
 
 impl NotificationKind {
-    pub const ALL: [NotificationKind; 6] = [
+    pub const ALL: [NotificationKind; 7] = [
         NotificationKind::HotLead,
         NotificationKind::AppointmentBooked,
         NotificationKind::CallFailed,
         NotificationKind::HighValueCall,
         NotificationKind::DailySummary,
+        NotificationKind::CalendarNeedsReauth,
         NotificationKind::Test,
     ];
 
-    pub const ROUTABLE: [NotificationKind; 4] = [
+    /// The kinds a new integration routes unless told otherwise.
+    pub const ROUTABLE: [NotificationKind; 5] = [
         NotificationKind::HotLead,
         NotificationKind::AppointmentBooked,
         NotificationKind::CallFailed,
         NotificationKind::HighValueCall,
+        NotificationKind::CalendarNeedsReauth,
     ];
+
+    /// Failures that `failuresBypassMute` lets through mute hours.
+    fn is_failure(self) -> bool {
+        matches!(
+            self,
+            NotificationKind::CallFailed | NotificationKind::CalendarNeedsReauth
+        )
+    }
 }
 
 /// Someone to @mention: a Slack user (`U…`, `W…`) or user group (`S…`) id.
@@ -284,7 +298,7 @@ impl Preferences {
     /// or the end of the mute window it falls in, in the organization's time zone.
     pub fn deliver_at(&self, kind: NotificationKind, now: DateTime<Utc>) -> DateTime<Utc> {
         let Some(mute) = &self.mute_hours else { return now };
-        if kind == NotificationKind::Test || (kind == NotificationKind::CallFailed && self.failures_bypass_mute) {
+        if kind == NotificationKind::Test || (kind.is_failure() && self.failures_bypass_mute) {
             return now;
         }
         let tz = self.timezone.tz();
@@ -501,7 +515,9 @@ pub fn message(
             "✅ VoxReach is connected",
             "Notifications for this channel will arrive here.".to_owned(),
         ),
+        // Not about a call: `summary_message` and `calendar_needs_reauth_message` describe these.
         NotificationKind::DailySummary => ("📊 Daily summary", String::new()),
+        NotificationKind::CalendarNeedsReauth => (CALENDAR_NEEDS_REAUTH_TITLE, String::new()),
     };
     // Templates were checked when saved; one that fails now falls back to the standard headline.
     let headline = template
@@ -533,6 +549,39 @@ pub fn message(
         }
     }
     notice
+}
+
+const CALENDAR_NEEDS_REAUTH_TITLE: &str = "🔑 A calendar needs reconnecting";
+
+/// A calendar that no longer accepts our access: which one, and where to connect it again.
+pub fn calendar_needs_reauth_message(
+    provider: CalendarProvider,
+    account: &str,
+    mentions: &[Mention],
+    app_url: &str,
+) -> Notice {
+    let provider = match provider {
+        CalendarProvider::Google => "Google Calendar",
+        CalendarProvider::Outlook => "Outlook calendar",
+        CalendarProvider::Calendly => "Calendly",
+    };
+    Notice {
+        title: CALENDAR_NEEDS_REAUTH_TITLE.to_owned(),
+        mentions: mentions.to_vec(),
+        headline: format!(
+            "The {provider} of *{}* no longer accepts VoxReach's access. Until it is connected again, agents cannot check availability or book meetings in it.",
+            escape(account)
+        ),
+        fields: vec![
+            ("Calendar".to_owned(), provider.to_owned()),
+            ("Account".to_owned(), account.to_owned()),
+        ],
+        note: None,
+        links: vec![(
+            "Reconnect Calendar".to_owned(),
+            format!("{}/settings/integrations", app_url.trim_end_matches('/')),
+        )],
+    }
 }
 
 /// A day's totals for the daily summary.
@@ -822,6 +871,28 @@ mod tests {
         assert_eq!(
             berlin.deliver_at(NotificationKind::HotLead, at("2026-03-29T01:30:00Z")),
             at("2026-03-29T05:00:00Z")
+        );
+    }
+
+    #[test]
+    fn a_calendar_alert_names_the_calendar_is_on_by_default_and_passes_mute_hours() {
+        let notice =
+            calendar_needs_reauth_message(CalendarProvider::Google, "ann@acme.test", &[], "https://app.example/");
+        assert!(notice.headline.contains("Google Calendar") && notice.headline.contains("ann@acme.test"));
+        assert_eq!(
+            notice.links,
+            [(
+                "Reconnect Calendar".to_owned(),
+                "https://app.example/settings/integrations".to_owned()
+            )]
+        );
+        assert!(Preferences::default()
+            .route(NotificationKind::CalendarNeedsReauth)
+            .is_some());
+        let prefs = muted("21:00", "08:00", "America/New_York");
+        assert_eq!(
+            prefs.deliver_at(NotificationKind::CalendarNeedsReauth, at("2026-11-25T02:30:00Z")),
+            at("2026-11-25T02:30:00Z")
         );
     }
 

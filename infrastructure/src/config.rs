@@ -42,6 +42,8 @@ pub struct Settings {
     pub microsoft: Option<CalendarProviderSettings>,
     /// `CALENDLY_API_BASE`: Calendly's API.
     pub calendly_api_base: String,
+    /// HubSpot (`HUBSPOT_*`), when configured.
+    pub hubspot: Option<CalendarProviderSettings>,
 }
 
 /// One calendar provider's OAuth application and endpoints.
@@ -85,6 +87,17 @@ const GOOGLE: ProviderVariables = ProviderVariables {
         ("GOOGLE_API_BASE", crate::google_calendar::DEFAULT_API_BASE),
     ],
     revoke_url: Some(("GOOGLE_REVOKE_URL", crate::google_calendar::DEFAULT_REVOKE_URL)),
+};
+
+const HUBSPOT: ProviderVariables = ProviderVariables {
+    client_id: "HUBSPOT_CLIENT_ID",
+    client_secret: "HUBSPOT_CLIENT_SECRET",
+    urls: [
+        ("HUBSPOT_AUTH_URL", crate::hubspot::DEFAULT_AUTH_URL),
+        ("HUBSPOT_TOKEN_URL", crate::hubspot::DEFAULT_TOKEN_URL),
+        ("HUBSPOT_API_BASE", crate::hubspot::DEFAULT_API_BASE),
+    ],
+    revoke_url: None,
 };
 
 const MICROSOFT: ProviderVariables = ProviderVariables {
@@ -378,8 +391,10 @@ impl Settings {
                 reason: format!("{calendly_api_base:?} is not an http(s) URL"),
             })?;
         let google = provider_settings(&non_empty, &GOOGLE)?;
+        let hubspot = provider_settings(&non_empty, &HUBSPOT)?;
         let microsoft = provider_settings(&non_empty, &MICROSOFT)?;
         Ok(Self {
+            hubspot,
             google,
             microsoft,
             calendly_api_base,
@@ -516,6 +531,37 @@ fn write_private(path: &Path, contents: &str) -> std::io::Result<()> {
         .mode(0o600)
         .open(path)?;
     file.write_all(contents.as_bytes())
+}
+
+/// The CRMs these settings configure, signing in through
+/// `<public base>/api/integrations/crm/callback`.
+pub fn crm_providers(
+    hubspot: Option<&CalendarProviderSettings>,
+    public_base: &str,
+) -> Result<application::crm::CrmProviders, String> {
+    use application::crm::CrmConnector;
+    use std::sync::Arc;
+    let redirect_url = format!("{public_base}/api/integrations/crm/callback");
+    let hubspot = hubspot
+        .map(|h| -> Result<CrmConnector, String> {
+            let mut settings =
+                crate::hubspot::oauth_settings(h.client_id.clone(), h.client_secret.clone(), redirect_url.clone());
+            settings.auth_url = h.auth_url.clone();
+            settings.token_url = h.token_url.clone();
+            Ok(CrmConnector {
+                oauth: Arc::new(crate::oauth::OAuth2Client::new(settings).map_err(|e| e.to_string())?),
+                api: Arc::new(
+                    crate::hubspot::HubSpotClient::new(&h.api_base, crate::hubspot::HubSpotLimits::default())
+                        .map_err(|e| e.to_string())?,
+                ),
+            })
+        })
+        .transpose()?;
+    Ok(application::crm::CrmProviders {
+        hubspot,
+        salesforce: None,
+        pipedrive: None,
+    })
 }
 
 #[cfg(test)]

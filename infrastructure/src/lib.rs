@@ -10,6 +10,7 @@ pub mod event_store;
 pub mod google_calendar;
 mod group_commit;
 pub mod http;
+pub mod hubspot;
 pub mod login_throttle;
 pub mod mailer;
 pub mod oauth;

@@ -159,16 +159,14 @@ impl VapiClient {
                 voice[key] = json!(v);
             }
         }
-        let tools = spec
-            .transfer_number
-            .iter()
-            .map(|number| {
-                json!({
-                    "type": "transferCall",
-                    "destinations": [{ "type": "number", "number": number.as_str() }]
-                })
+        let transfer = spec.transfer_number.iter().map(|number| {
+            json!({
+                "type": "transferCall",
+                "destinations": [{ "type": "number", "number": number.as_str() }]
             })
-            .collect();
+        });
+        let calendar = assistant.calendar_tools.then(calendar_tools).into_iter().flatten();
+        let tools = transfer.chain(calendar).collect();
         AssistantBody {
             name: spec.name.chars().take(40).collect(),
             first_message: spec.first_message.clone(),
@@ -257,6 +255,56 @@ struct Listed {
     metadata: Value,
     #[serde(default)]
     customer: Value,
+}
+
+/// A Vapi function tool. Without a `server` of its own, Vapi sends its calls
+/// as `tool-calls` messages to the assistant's `server.url`: our webhook.
+fn function_tool(name: &str, description: &str, properties: Value, required: &[&str]) -> Value {
+    json!({
+        "type": "function",
+        "function": {
+            "name": name,
+            "description": description,
+            "parameters": { "type": "object", "properties": properties, "required": required },
+        }
+    })
+}
+
+/// The calendar tools (SPEC §2.2), with the arguments our tool handlers read.
+fn calendar_tools() -> [Value; 2] {
+    let text = |description: &str| json!({ "type": "string", "description": description });
+    let slot = json!({
+        "date": text("The day, YYYY-MM-DD"),
+        "time": text("The start time, HH:MM (24-hour clock)"),
+        "duration": { "type": "integer", "description": "Length in minutes; the calendar's default when left out" },
+    });
+    let mut booking = slot.clone();
+    for (name, property) in [
+        ("title", text("What the meeting is, e.g. Demo Call with Prospect")),
+        ("attendeeName", text("Full name of the person the meeting is with")),
+        ("attendeeEmail", text("Their e-mail address, for the invitation")),
+        ("attendeePhone", text("Their phone number in E.164, e.g. +14155550123")),
+        (
+            "addVideoLink",
+            json!({ "type": "boolean", "description": "Whether to add a video meeting link (Google Meet or Microsoft Teams)" }),
+        ),
+    ] {
+        booking[name] = property;
+    }
+    [
+        function_tool(
+            "check_availability",
+            "Check whether a time is free in the calendar; when it is not, the answer offers the next free times.",
+            slot,
+            &["date", "time"],
+        ),
+        function_tool(
+            "book_appointment",
+            "Book a meeting in the calendar and invite the attendee; check the time is available first.",
+            booking,
+            &["date", "time", "attendeeName"],
+        ),
+    ]
 }
 
 /// Vapi `assistantOverrides` for a call's own setup: its system prompt, with

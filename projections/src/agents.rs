@@ -76,6 +76,10 @@ fn evolve(row: &mut Option<AgentRow>, id: Uuid, event: AgentEvent) {
             agent.active = false;
             agent.updated_at = at;
         }
+        AgentEvent::AgentAssistantRefreshRequested { .. } => {
+            agent.revision += 1;
+            agent.sync_failed = false;
+        }
         AgentEvent::AgentDeleted { at } => {
             agent.deleted = true;
             agent.active = false;
@@ -201,6 +205,14 @@ impl AgentDirectory for PgAgentDirectory {
         .await
         .map_err(|e| AppError::internal("listing agents", e))?;
         rows.iter().map(agent_view).collect()
+    }
+
+    async fn ids(&self, organization_id: Uuid) -> Result<Vec<Uuid>, AppError> {
+        sqlx::query_scalar("SELECT id FROM agents WHERE organization_id = $1 AND NOT deleted")
+            .bind(organization_id)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(|e| AppError::internal("listing agent ids", e))
     }
 
     async fn get(&self, organization_id: Uuid, agent_id: Uuid) -> Result<Option<AgentView>, AppError> {

@@ -7,6 +7,7 @@ pub mod agents;
 pub mod calendar;
 pub mod calls;
 pub mod campaigns;
+pub mod crm;
 pub mod phone_numbers;
 mod rows;
 pub mod runtime;
@@ -39,6 +40,8 @@ pub fn read_models() -> Vec<Arc<dyn ReadModel>> {
         Arc::new(campaigns::DncProjection),
         Arc::new(calendar::CalendarIntegrationsProjection),
         Arc::new(calendar::AppointmentsProjection),
+        Arc::new(crm::CrmIntegrationsProjection),
+        Arc::new(crm::CrmSyncLogProjection),
     ]
 }
 
@@ -48,8 +51,25 @@ pub fn subscriptions() -> Vec<Arc<dyn Subscription>> {
         Arc::new(WorkFeeder {
             name: "agent_sync_queue",
             stream_type: "agent",
-            event_types: &["AgentCreated", "AgentUpdated", "AgentDeleted"],
+            event_types: &[
+                "AgentCreated",
+                "AgentUpdated",
+                "AgentDeleted",
+                "AgentAssistantRefreshRequested",
+            ],
             reactor: application::agents::AGENT_SYNC,
+        }),
+        // Calendars decide whether assistants have the calendar tools.
+        Arc::new(WorkFeeder {
+            name: "assistant_refresh_queue",
+            stream_type: "calendar-integration",
+            event_types: &[
+                "CalendarConnected",
+                "CalendarSettingsChanged",
+                "CalendarNeedsReauth",
+                "CalendarDisconnected",
+            ],
+            reactor: application::agents::ASSISTANT_REFRESH,
         }),
         Arc::new(WorkFeeder {
             name: "call_placement_queue",
@@ -75,7 +95,14 @@ pub fn subscriptions() -> Vec<Arc<dyn Subscription>> {
             event_types: &["CallEnded", "CallPlacementFailed", "CallOutcomeRecorded"],
             reactor: application::campaigns::runner::CAMPAIGN_RESULTS,
         }),
+        Arc::new(WorkFeeder {
+            name: "crm_sync_queue",
+            stream_type: "call",
+            event_types: &["CallEnded", "CallOutcomeRecorded"],
+            reactor: application::crm::CRM_SYNC,
+        }),
         Arc::new(slack::SlackRouter),
+        Arc::new(slack::SlackCalendarRouter),
         Arc::new(ab_testing::AbDecisionTrigger),
     ]
 }

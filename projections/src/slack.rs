@@ -1,5 +1,5 @@
 //! Slack integrations as `GET /api/integrations/slack` shows them, and the
-//! router that turns call events into notification work.
+//! routers that turn call and calendar events into notification work.
 
 use crate::rows::{self, decode_error, stream_uuid};
 use crate::runtime::{ReadModel, Subscription, WorkOrder};
@@ -206,6 +206,48 @@ impl Subscription for SlackRouter {
         Ok(Some(WorkOrder {
             reactor: SLACK_NOTIFY,
             key: notification_key(kind, call_id, event.event_id),
+            organization_id: event.organization_id,
+        }))
+    }
+}
+
+/// Makes an alert due when a calendar needs a new sign-in. A subscription of
+/// its own, so the call router keeps its version and position.
+pub struct SlackCalendarRouter;
+
+impl Subscription for SlackCalendarRouter {
+    fn name(&self) -> &'static str {
+        "slack_calendar_router"
+    }
+
+    fn version(&self) -> i32 {
+        1
+    }
+
+    fn stream_types(&self) -> &[&'static str] {
+        &["calendar-integration"]
+    }
+
+    fn event_types(&self) -> Option<&[&'static str]> {
+        Some(&["CalendarNeedsReauth"])
+    }
+
+    /// The calendar is the stream; the reactor reads which one it is.
+    fn reads_payloads(&self) -> bool {
+        false
+    }
+
+    fn route(&self, event: &RecordedEvent) -> Result<Option<WorkOrder>, DecodeError> {
+        if event.stream_type != "calendar-integration" || event.event_type != "CalendarNeedsReauth" {
+            return Ok(None);
+        }
+        let Ok(integration_id) = Uuid::parse_str(crate::work::stream_key(event)) else {
+            return Ok(None);
+        };
+        // Keyed by the triggering event: one alert per time a calendar loses its access.
+        Ok(Some(WorkOrder {
+            reactor: SLACK_NOTIFY,
+            key: notification_key(NotificationKind::CalendarNeedsReauth, integration_id, event.event_id),
             organization_id: event.organization_id,
         }))
     }

@@ -2,6 +2,7 @@
 //! private cluster started once and shared by all test processes), and the API
 //! served on a random port.
 
+pub mod calendars;
 pub mod load;
 
 use api::server::{build_state, http_server, AppState, Wiring};
@@ -91,6 +92,9 @@ impl Drop for TestDatabase {
     }
 }
 
+/// Where the app under test says it is (`VOXREACH_PUBLIC_URL`).
+pub const PUBLIC_URL: &str = "https://app.voxreach.test";
+
 pub const TEST_JWT_SECRET: &[u8] = b"test-secret-test-secret-test-secret-0123";
 
 pub const TEST_VAPI_SECRET: &str = "vapi-webhook-secret-for-tests";
@@ -119,7 +123,7 @@ impl TestApp {
 
     pub async fn spawn_with(adjust: impl FnOnce(&mut Wiring)) -> Self {
         let db = TestDatabase::create().await;
-        let mut wiring = Wiring::new(test_keys(), "https://app.voxreach.test".into());
+        let mut wiring = Wiring::new(test_keys(), PUBLIC_URL.into());
         // Tests step the projections themselves (`settle`); nothing runs them in the background.
         wiring.read_your_writes = Duration::ZERO;
         adjust(&mut wiring);

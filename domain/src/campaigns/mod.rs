@@ -9,7 +9,8 @@
 //! cancelled: from any non-final state.   archived: a flag, refused while running.
 //! ```
 
-pub mod area_codes;
+/// Area codes are a fact of phone numbers; campaigns read them for calling windows.
+pub use crate::phone::area_codes;
 pub mod caller_id;
 pub mod contacts;
 pub mod dial;

@@ -2,14 +2,15 @@
 //! the real ones do: connecting (OAuth with PKCE), token refresh, availability,
 //! booking (20 at once), the agents' tools, tenancy.
 
-use infrastructure::config::{calendar_providers, CalendarProviderSettings};
+use infrastructure::config::calendar_providers;
 use serde_json::{json, Value};
 use std::sync::Arc;
-use voxreach_tests::{assert_answers_as_documented, assert_read_models_equal_rebuilds, ManualClock, TestApp};
+use voxreach_tests::calendars::{google_settings, microsoft_settings, query_param, token_answer};
+use voxreach_tests::{
+    assert_answers_as_documented, assert_read_models_equal_rebuilds, calendars, ManualClock, TestApp, PUBLIC_URL,
+};
 use wiremock::matchers::{body_string_contains, header, method, path, path_regex};
 use wiremock::{Mock, MockServer, ResponseTemplate};
-
-const PUBLIC_URL: &str = "https://app.voxreach.test";
 
 struct World {
     app: TestApp,
@@ -20,25 +21,14 @@ struct World {
     agent_id: String,
 }
 
-fn provider(uri: &str, auth_path: &str) -> CalendarProviderSettings {
-    CalendarProviderSettings {
-        client_id: "client-1".into(),
-        client_secret: "secret-1".into(),
-        auth_url: format!("{uri}{auth_path}"),
-        token_url: format!("{uri}/token"),
-        api_base: uri.to_owned(),
-        revoke_url: Some(format!("{uri}/revoke")),
-    }
-}
-
 /// Monday 2026-03-02, 08:00 in New York.
 async fn world() -> World {
     let google = MockServer::start().await;
     let microsoft = MockServer::start().await;
     let clock = ManualClock::at("2026-03-02T13:00:00Z");
     let providers = calendar_providers(
-        Some(&provider(&google.uri(), "/o/oauth2/v2/auth")),
-        Some(&provider(&microsoft.uri(), "/common/oauth2/v2.0/authorize")),
+        Some(&google_settings(&google.uri())),
+        Some(&microsoft_settings(&microsoft.uri())),
         PUBLIC_URL,
     )
     .expect("providers");
@@ -67,23 +57,6 @@ async fn world() -> World {
     }
 }
 
-fn query_param(url: &str, name: &str) -> Option<String> {
-    url::Url::parse(url)
-        .unwrap()
-        .query_pairs()
-        .find(|(k, _)| k == name)
-        .map(|(_, v)| v.into_owned())
-}
-
-fn token_answer(access: &str, refresh: Option<&str>, expires_in: i64) -> ResponseTemplate {
-    let mut body = json!({"access_token": access, "expires_in": expires_in, "token_type": "Bearer",
-        "scope": "https://www.googleapis.com/auth/calendar.events https://www.googleapis.com/auth/calendar.freebusy"});
-    if let Some(refresh) = refresh {
-        body["refresh_token"] = json!(refresh);
-    }
-    ResponseTemplate::new(200).set_body_json(body)
-}
-
 impl World {
     fn server(&self, provider: &str) -> &MockServer {
         if provider == "google" {
@@ -95,60 +68,13 @@ impl World {
 
     /// Starts connecting `provider`: the authorization URL's `state`.
     async fn start_connect(&self, provider: &str) -> (String, String) {
-        let (status, body) = self
-            .app
-            .post(
-                "/api/integrations/calendars/connect",
-                Some(&self.token),
-                json!({"provider": provider}),
-            )
-            .await;
-        assert_eq!(status, 200, "{body}");
-        let url = body["authorizationUrl"].as_str().unwrap().to_owned();
-        (query_param(&url, "state").expect("a state"), url)
+        calendars::start_connect(&self.app, &self.token, provider).await
     }
 
     /// Connects `provider` with tokens that expire in `expires_in` seconds; the integration id.
     async fn connect(&self, provider: &str, access: &str, refresh: &str, expires_in: i64) -> String {
         let server = self.server(provider);
-        Mock::given(method("POST"))
-            .and(path("/token"))
-            .and(body_string_contains("grant_type=authorization_code"))
-            .respond_with(token_answer(access, Some(refresh), expires_in))
-            .up_to_n_times(1)
-            .mount(server)
-            .await;
-        if provider == "google" {
-            Mock::given(method("GET"))
-                .and(path("/calendar/v3/calendars/primary"))
-                .respond_with(ResponseTemplate::new(200).set_body_json(
-                    json!({"kind": "calendar#calendar", "id": "owner@calendar.test", "timeZone": "America/New_York"}),
-                ))
-                .mount(server)
-                .await;
-        } else {
-            Mock::given(method("GET"))
-                .and(path("/me"))
-                .respond_with(
-                    ResponseTemplate::new(200).set_body_json(
-                        json!({"mail": "owner@contoso.test", "userPrincipalName": "owner@contoso.test"}),
-                    ),
-                )
-                .mount(server)
-                .await;
-        }
-        let (state, _) = self.start_connect(provider).await;
-        let (status, body) = self
-            .app
-            .get(
-                &format!("/api/integrations/calendars/callback?code=code-1&state={state}&format=json"),
-                None,
-            )
-            .await;
-        assert_eq!(status, 200, "{body}");
-        assert_eq!(body["connected"], true, "{body}");
-        self.app.settle().await;
-        body["integrationId"].as_str().unwrap().to_owned()
+        calendars::connect(&self.app, &self.token, server, provider, access, refresh, expires_in).await
     }
 
     async fn free_busy(&self, busy: Value) {
@@ -511,6 +437,37 @@ async fn a_stale_token_is_refreshed_first_and_a_refused_one_once_more() {
     let (status, again) = w.check("2026-03-04", "10:30").await;
     assert_eq!(status, 200, "{again}");
 
+    // A token the provider stops taking before its expiry: one refresh, then the request again.
+    let w = world().await;
+    w.connect("google", "ya29.early", "1//again", 3600).await;
+    Mock::given(method("POST"))
+        .and(path("/calendar/v3/freeBusy"))
+        .and(header("authorization", "Bearer ya29.early"))
+        .respond_with(
+            ResponseTemplate::new(401).set_body_json(json!({"error": {"code": 401, "message": "Invalid Credentials",
+            "errors": [{"domain": "global", "reason": "authError", "message": "Invalid Credentials"}]}})),
+        )
+        .expect(1)
+        .mount(&w.google)
+        .await;
+    Mock::given(method("POST"))
+        .and(path("/token"))
+        .and(body_string_contains("refresh_token=1%2F%2Fagain"))
+        .respond_with(token_answer("ya29.renewed", None, 3600))
+        .expect(1)
+        .mount(&w.google)
+        .await;
+    Mock::given(method("POST"))
+        .and(path("/calendar/v3/freeBusy"))
+        .and(header("authorization", "Bearer ya29.renewed"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"calendars": {"primary": {"busy": []}}})))
+        .expect(1)
+        .mount(&w.google)
+        .await;
+    let (status, answer) = w.check("2026-03-04", "10:00").await;
+    assert_eq!((status, &answer["available"]), (200, &json!(true)), "{answer}");
+    drop(w);
+
     // Google revokes access: a 401 is met with one refresh, and a refused refresh marks the calendar.
     let w = world().await;
     w.connect("google", "ya29.revoked", "1//gone", 3600).await;
@@ -653,13 +610,16 @@ async fn agents_check_and_book_through_vapi_tool_calls_and_the_call_becomes_an_a
         .await;
     let (_, me) = w.app.get("/api/auth/me", Some(&w.token)).await;
     let organization = me["organizationId"].as_str().unwrap().to_owned();
-    let tool_call = |id: &str, name: &str, arguments: Value| {
+    let tool_call_from = |customer: &str, vapi_call: &str, id: &str, name: &str, arguments: Value| {
         json!({"message": {"type": "tool-calls",
-            "call": {"id": "vapi-call-7", "type": "outboundPhoneCall",
+            "call": {"id": vapi_call, "type": "outboundPhoneCall",
                 "metadata": {"voxreachOrganizationId": organization, "voxreachAgentId": w.agent_id},
-                "customer": {"number": "+14155550123"}},
+                "customer": {"number": customer}},
             "toolCallList": [{"id": id, "type": "function", "function": {"name": name, "arguments": arguments}}]}})
     };
+    // A prospect in New York, the calendar's zone.
+    let tool_call =
+        |id: &str, name: &str, arguments: Value| tool_call_from("+12125550123", "vapi-call-7", id, name, arguments);
     let (status, reply) = w
         .app
         .deliver_vapi(&tool_call(
@@ -673,6 +633,21 @@ async fn agents_check_and_book_through_vapi_tool_calls_and_the_call_becomes_an_a
     assert_eq!(
         said,
         "That time is not available. I have Wednesday, March 4 at 2:45 PM, Wednesday, March 4 at 3:15 PM or Wednesday, March 4 at 3:45 PM. Which works better?"
+    );
+    // A prospect in California says their own time, and hears times in it.
+    let (_, reply) = w
+        .app
+        .deliver_vapi(&tool_call_from(
+            "+14155550123",
+            "vapi-call-8",
+            "tc-9",
+            "check_availability",
+            json!({"date": "2026-03-04", "time": "11:00", "duration": 30}),
+        ))
+        .await;
+    assert_eq!(
+        reply["results"][0]["result"],
+        "That time is not available. I have Wednesday, March 4 at 11:45 AM PST, Wednesday, March 4 at 12:15 PM PST or Wednesday, March 4 at 12:45 PM PST. Which works better?"
     );
     let book = tool_call(
         "tc-2",
@@ -693,7 +668,7 @@ async fn agents_check_and_book_through_vapi_tool_calls_and_the_call_becomes_an_a
         "Booked for Wednesday, March 4 at 2:45 PM."
     );
     w.app.settle().await;
-    let (_, calls) = w.app.get("/api/calls", Some(&w.token)).await;
+    let (_, calls) = w.app.get("/api/calls?phone=%2B12125550123", Some(&w.token)).await;
     let call = &calls["calls"][0];
     assert_eq!(call["outcome"], "appointment", "{calls}");
     let (_, list) = w.app.get("/api/appointments", Some(&w.token)).await;

@@ -205,6 +205,30 @@ async fn the_role_matrix_holds_on_every_endpoint_that_changes_something() {
         ),
         (
             Method::POST,
+            "/api/integrations/crm/connect".into(),
+            json!({"provider": "hubspot"}),
+            false,
+        ),
+        (
+            Method::PATCH,
+            "/api/integrations/crm?provider=hubspot".into(),
+            json!({"syncEnabled": false}),
+            false,
+        ),
+        (
+            Method::DELETE,
+            "/api/integrations/crm?provider=hubspot".into(),
+            json!({}),
+            false,
+        ),
+        (
+            Method::POST,
+            "/api/integrations/crm/sync-contact".into(),
+            json!({"phone": "+14155552671", "provider": "hubspot"}),
+            false,
+        ),
+        (
+            Method::POST,
             "/api/calendar/book".into(),
             json!({"agentId": agent, "date": "2030-01-02", "time": "10:00", "attendeeName": "Ann"}),
             true,
@@ -241,6 +265,8 @@ async fn the_role_matrix_holds_on_every_endpoint_that_changes_something() {
         "/api/dnc?phone=%2B14155552671",
         "/api/integrations/calendars",
         "/api/appointments",
+        "/api/integrations/crm",
+        "/api/integrations/crm/sync-log",
     ] {
         assert_eq!(w.app.get(path, Some(&member)).await.0, 200, "{path}");
     }

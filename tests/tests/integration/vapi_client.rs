@@ -27,6 +27,7 @@ fn assistant() -> AssistantDefinition {
             name: "A name that is much longer than Vapi's forty character limit".into(),
             ..voxreach_tests::load::agent_spec(0)
         },
+        calendar_tools: false,
     }
 }
 

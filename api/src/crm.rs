@@ -1,0 +1,266 @@
+//! `/api/integrations/crm`.
+
+use crate::auth::Caller;
+use crate::body::Json;
+use crate::error::{method_not_allowed, ApiError};
+use crate::server::AppState;
+use crate::users::page_limit;
+use actix_web::{web, HttpRequest, HttpResponse};
+use application::crm::{
+    ContactSyncResult, CrmConnectResult, CrmIntegrationView, CrmSettingsPatch, SyncLogEntry, SyncLogFilter,
+};
+use application::oauth::Callback;
+use application::AppError;
+use base64::Engine;
+use chrono::{DateTime, Utc};
+use domain::crm::{CrmProvider, CrmSettings};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+use uuid::Uuid;
+
+#[derive(Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ConnectCrm {
+    provider: CrmProvider,
+}
+
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CrmAuthorizationUrl {
+    /// Send the user's browser here; the CRM redirects back to the callback.
+    authorization_url: String,
+}
+
+/// Start connecting a CRM (owners and admins): its sign-in URL. Connecting a
+/// CRM already connected replaces that connection.
+#[utoipa::path(post, path = "/api/integrations/crm/connect", tag = "crm", security(("bearer" = [])),
+    request_body = ConnectCrm,
+    responses((status = 200, description = "Where to send the browser", body = CrmAuthorizationUrl)))]
+pub async fn connect(
+    state: web::Data<AppState>,
+    caller: Caller,
+    body: Json<ConnectCrm>,
+) -> Result<HttpResponse, ApiError> {
+    let authorization_url = state.crm.start_connect(&caller.0, body.provider).await?;
+    Ok(HttpResponse::Ok().json(CrmAuthorizationUrl { authorization_url }))
+}
+
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct CallbackQuery {
+    code: Option<String>,
+    state: Option<String>,
+    /// The CRM's error code when the sign-in was refused (`access_denied`…).
+    error: Option<String>,
+    /// `json` for a JSON answer instead of a redirect.
+    format: Option<String>,
+}
+
+/// Where the CRM sends the browser back: redirects to the app with the result
+/// (JSON when asked); an unknown, used, expired or foreign `state` is a 400.
+#[utoipa::path(get, path = "/api/integrations/crm/callback", tag = "crm", params(CallbackQuery),
+    responses(
+        (status = 200, description = "The result, as JSON", body = CrmConnectResult),
+        (status = 303, description = "Back to the app, with the result in the query"),
+        (status = 400, description = "Unknown, used, expired or foreign state", body = crate::error::ErrorBody)))]
+pub async fn callback(
+    request: HttpRequest,
+    state: web::Data<AppState>,
+    caller: Option<Caller>,
+    query: web::Query<CallbackQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let query = query.into_inner();
+    let json = crate::calendar::wants_json(&request, query.format.as_deref());
+    let result = state
+        .crm
+        .complete_connect(
+            caller.as_ref().map(|c| &c.0),
+            Callback {
+                code: query.code,
+                state: query.state,
+                error: query.error,
+            },
+        )
+        .await?;
+    if json {
+        return Ok(HttpResponse::Ok().json(result));
+    }
+    let mut pairs = vec![
+        ("crm", if result.connected { "connected" } else { "error" }.to_owned()),
+        ("provider", result.provider.as_str().to_owned()),
+    ];
+    pairs.extend(result.error.map(|error| ("reason", error)));
+    crate::calendar::redirect_to_settings(&state.public_url, &pairs)
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct CrmIntegrationList {
+    integrations: Vec<CrmIntegrationView>,
+}
+
+/// Connected CRMs: status, account, scopes, settings, last sync and error (never tokens).
+#[utoipa::path(get, path = "/api/integrations/crm", tag = "crm", security(("bearer" = [])),
+    responses((status = 200, description = "Connected CRMs", body = CrmIntegrationList)))]
+pub async fn list(state: web::Data<AppState>, caller: Caller) -> Result<HttpResponse, ApiError> {
+    let integrations = state.crm.list(&caller.0).await?;
+    Ok(HttpResponse::Ok().json(CrmIntegrationList { integrations }))
+}
+
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ProviderQuery {
+    provider: CrmProvider,
+}
+
+/// Parses settings here rather than in the body's extractor, so a bad value
+/// is a 400 naming its field.
+fn settings_patch(raw: serde_json::Value) -> Result<CrmSettingsPatch, ApiError> {
+    serde_path_to_error::deserialize(raw).map_err(|e| {
+        let field = e.path().to_string();
+        let field = if field == "." { "settings".to_owned() } else { field };
+        AppError::validation(&field, format!("{field} is invalid: {}", e.inner())).into()
+    })
+}
+
+/// Change sync settings (owners and admins); properties and stages are checked against the CRM.
+#[utoipa::path(patch, path = "/api/integrations/crm", tag = "crm", security(("bearer" = [])), params(ProviderQuery),
+    request_body = CrmSettingsPatch,
+    responses((status = 200, description = "The settings now", body = CrmSettings)))]
+pub async fn update(
+    state: web::Data<AppState>,
+    caller: Caller,
+    query: web::Query<ProviderQuery>,
+    body: Json<serde_json::Value>,
+) -> Result<HttpResponse, ApiError> {
+    let patch = settings_patch(body.into_inner())?;
+    let settings = state.crm.change_settings(&caller.0, query.provider, patch).await?;
+    Ok(HttpResponse::Ok().json(settings))
+}
+
+/// Disconnect (owners and admins): revoked at the CRM where possible, tokens forgotten.
+#[utoipa::path(delete, path = "/api/integrations/crm", tag = "crm", security(("bearer" = [])), params(ProviderQuery),
+    responses((status = 204, description = "Disconnected")))]
+pub async fn disconnect(
+    state: web::Data<AppState>,
+    caller: Caller,
+    query: web::Query<ProviderQuery>,
+) -> Result<HttpResponse, ApiError> {
+    state.crm.disconnect(&caller.0, query.provider).await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct SyncContact {
+    /// E.164 (or a US national number).
+    phone: String,
+    provider: CrmProvider,
+}
+
+/// The manual sync test: finds the contact with this phone, or creates it.
+#[utoipa::path(post, path = "/api/integrations/crm/sync-contact", tag = "crm", security(("bearer" = [])),
+    request_body = SyncContact,
+    responses((status = 200, description = "found or created, with the CRM's id", body = ContactSyncResult)))]
+pub async fn sync_contact(
+    state: web::Data<AppState>,
+    caller: Caller,
+    body: Json<SyncContact>,
+) -> Result<HttpResponse, ApiError> {
+    let result = state.crm.sync_contact(&caller.0, body.provider, &body.phone).await?;
+    Ok(HttpResponse::Ok().json(result))
+}
+
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(rename_all = "camelCase")]
+pub struct SyncLogQuery {
+    provider: Option<CrmProvider>,
+    call_id: Option<Uuid>,
+    /// `succeeded`, `failed` or `skipped`.
+    status: Option<String>,
+    limit: Option<i64>,
+    /// `nextCursor` of the previous page.
+    cursor: Option<String>,
+}
+
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SyncLogPage {
+    items: Vec<SyncLogEntry>,
+    next_cursor: Option<String>,
+}
+
+fn encode_cursor(at: DateTime<Utc>, id: Uuid) -> String {
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(format!("{}|{id}", at.to_rfc3339()))
+}
+
+fn decode_cursor(raw: &str) -> Result<(DateTime<Utc>, Uuid), ApiError> {
+    let bad = || AppError::validation("cursor", "cursor is invalid: use nextCursor of the previous page");
+    let text = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(raw)
+        .ok()
+        .and_then(|bytes| String::from_utf8(bytes).ok())
+        .ok_or_else(bad)?;
+    let (at, id) = text.split_once('|').ok_or_else(bad)?;
+    let at = DateTime::parse_from_rfc3339(at).map_err(|_| bad())?.with_timezone(&Utc);
+    Ok((at, Uuid::parse_str(id).map_err(|_| bad())?))
+}
+
+/// Each sync attempt: action, result, external id and error; newest first.
+#[utoipa::path(get, path = "/api/integrations/crm/sync-log", tag = "crm", security(("bearer" = [])), params(SyncLogQuery),
+    responses((status = 200, description = "A page of the sync log", body = SyncLogPage)))]
+pub async fn sync_log(
+    state: web::Data<AppState>,
+    caller: Caller,
+    query: web::Query<SyncLogQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let q = query.into_inner();
+    if let Some(status) = &q.status {
+        if !["succeeded", "failed", "skipped"].contains(&status.as_str()) {
+            return Err(AppError::validation("status", "status must be succeeded, failed or skipped").into());
+        }
+    }
+    let limit = page_limit(q.limit)?;
+    let filter = SyncLogFilter {
+        provider: q.provider,
+        call_id: q.call_id,
+        status: q.status,
+        limit,
+        before: q.cursor.as_deref().map(decode_cursor).transpose()?,
+    };
+    let items = state.crm.sync_log(&caller.0, &filter).await?;
+    let next_cursor = (items.len() as i64 == limit)
+        .then(|| items.last().map(|last| encode_cursor(last.at, last.id)))
+        .flatten();
+    Ok(HttpResponse::Ok().json(SyncLogPage { items, next_cursor }))
+}
+
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.service(
+        web::resource("/api/integrations/crm")
+            .get(list)
+            .patch(update)
+            .delete(disconnect)
+            .default_service(web::to(method_not_allowed)),
+    )
+    .service(
+        web::resource("/api/integrations/crm/connect")
+            .post(connect)
+            .default_service(web::to(method_not_allowed)),
+    )
+    .service(
+        web::resource("/api/integrations/crm/callback")
+            .get(callback)
+            .default_service(web::to(method_not_allowed)),
+    )
+    .service(
+        web::resource("/api/integrations/crm/sync-contact")
+            .post(sync_contact)
+            .default_service(web::to(method_not_allowed)),
+    )
+    .service(
+        web::resource("/api/integrations/crm/sync-log")
+            .get(sync_log)
+            .default_service(web::to(method_not_allowed)),
+    );
+}

@@ -1,0 +1,1241 @@
+//! CRM sync: connecting a CRM (OAuth), its settings, and the reactor that
+//! writes each call to it. One port serves HubSpot, Salesforce and Pipedrive.
+
+use crate::oauth::Tokens;
+use crate::providers::ProviderError;
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use domain::phone::PhoneNumber;
+use std::collections::BTreeMap;
+use uuid::Uuid;
+
+/// Who the token belongs to at the CRM.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CrmAccount {
+    /// HubSpot's portal (hub) id, Salesforce's org id, Pipedrive's company id.
+    pub account_id: String,
+    pub scopes: Vec<String>,
+}
+
+/// A contact (person, lead) as the CRM holds it: what an agent is told before a call.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct CrmContact {
+    pub id: String,
+    pub name: Option<String>,
+    pub email: Option<String>,
+    pub company: Option<String>,
+    /// The contact's owner at the CRM (a user id or name).
+    pub owner: Option<String>,
+}
+
+/// A contact to create for a caller the CRM does not know.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewContact {
+    pub phone: PhoneNumber,
+    pub name: Option<String>,
+    pub email: Option<String>,
+    pub company: Option<String>,
+    /// Further CRM properties (the settings' field mappings), by property name.
+    pub properties: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CallDirection {
+    Inbound,
+    Outbound,
+}
+
+/// How the call went, in the CRM's common terms.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CallResult {
+    Connected,
+    NoAnswer,
+    Busy,
+    Voicemail,
+    Failed,
+}
+
+/// A call to log on a contact.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CallLog {
+    /// Ours: the CRM copy carries it, so an unconfirmed write can be found again.
+    pub call_id: Uuid,
+    pub contact_id: String,
+    pub direction: CallDirection,
+    pub started_at: DateTime<Utc>,
+    pub duration_seconds: Option<f64>,
+    /// Our number and the customer's, E.164.
+    pub our_number: Option<String>,
+    pub customer_number: String,
+    pub title: String,
+    /// The call's summary (the transcript goes in a note).
+    pub body: String,
+    pub recording_url: Option<String>,
+    pub result: CallResult,
+}
+
+/// The CRM API of one provider, called with an access token.
+#[async_trait]
+pub trait CrmApi: Send + Sync {
+    /// The account and granted scopes of a fresh token.
+    async fn account(&self, access_token: &str) -> Result<CrmAccount, ProviderError>;
+    /// The contact with this phone number (matched in E.164 and national forms), if any.
+    async fn find_contact(&self, access_token: &str, phone: &PhoneNumber) -> Result<Option<CrmContact>, ProviderError>;
+    /// Creates a contact; one that already exists (HubSpot's 409 naming it) is answered with its id.
+    async fn create_contact(&self, access_token: &str, contact: &NewContact) -> Result<String, ProviderError>;
+    /// Logs a call on its contact; returns the CRM's id for it.
+    async fn log_call(&self, access_token: &str, call: &CallLog) -> Result<String, ProviderError>;
+    /// The call logged earlier for our `call_id`, if the CRM has it (after an unconfirmed write).
+    async fn find_logged_call(&self, access_token: &str, call_id: Uuid) -> Result<Option<String>, ProviderError>;
+    /// Attaches a note (the transcript) to a contact.
+    async fn add_note(
+        &self,
+        access_token: &str,
+        contact_id: &str,
+        body: &str,
+        at: DateTime<Utc>,
+    ) -> Result<String, ProviderError>;
+    /// The contact's open deal, if it has one.
+    async fn open_deal(&self, access_token: &str, contact_id: &str) -> Result<Option<String>, ProviderError>;
+    /// Creates a deal for the contact in `stage`.
+    async fn create_deal(
+        &self,
+        access_token: &str,
+        contact_id: &str,
+        name: &str,
+        stage: &str,
+    ) -> Result<String, ProviderError>;
+    async fn move_deal(&self, access_token: &str, deal_id: &str, stage: &str) -> Result<(), ProviderError>;
+    async fn update_contact(
+        &self,
+        access_token: &str,
+        contact_id: &str,
+        properties: &BTreeMap<String, String>,
+    ) -> Result<(), ProviderError>;
+    /// The names of the contact properties the CRM has (to check field mappings against).
+    async fn contact_properties(&self, access_token: &str) -> Result<Vec<String>, ProviderError>;
+    /// The deal stages the CRM has (to check stage mappings against).
+    async fn deal_stages(&self, access_token: &str) -> Result<Vec<String>, ProviderError>;
+    /// Revokes the grant at the CRM; `false` when it has no way to.
+    async fn revoke(&self, tokens: &Tokens) -> Result<bool, ProviderError>;
+}
+
+// ---------------------------------------------------------------------------
+// Connections, settings and the manual sync test.
+
+use crate::aggregates::{execute, load_in, metadata, session_metadata, stream_of};
+use crate::auth::Session;
+use crate::clock::Clock;
+use crate::error::{AppError, ErrorKind};
+use crate::event_store::EventStore;
+use crate::oauth::{
+    access_token, begin_sign_in, finish_sign_in, AuthorizationStates, Callback, OAuthClient, SignIn, TokenFailure,
+    TokenVault,
+};
+use crate::permissions::{authorize, Action};
+use crate::providers::RetryPolicy;
+use crate::work::{WorkHandler, WorkItem, WorkOutcome};
+use domain::calls::{CallEvent, CallReport, Outcome};
+use domain::crm::{
+    CallField, CallSync, CallToSync, CrmCommand, CrmError, CrmIntegration, CrmProvider, CrmSettings, CrmStatus,
+    CrmSyncEvent, StageMapping, SyncStep,
+};
+use domain::{Aggregate, DomainEvent};
+use serde::{Deserialize, Serialize};
+use std::sync::Arc;
+
+/// Name of the reactor that writes calls to CRMs.
+pub const CRM_SYNC: &str = "crm-sync";
+
+impl From<CrmError> for AppError {
+    fn from(error: CrmError) -> Self {
+        match error {
+            CrmError::Invalid { field, reason } => {
+                AppError::validation(&field, format!("{field} is invalid: {reason}"))
+            }
+            CrmError::NotFound => AppError::not_found("CRM integration"),
+            CrmError::Disconnected => AppError::new(
+                ErrorKind::Conflict,
+                "crm_disconnected",
+                "the CRM integration is disconnected; connect it again",
+            ),
+        }
+    }
+}
+
+/// A configured CRM: its sign-in and its API.
+#[derive(Clone)]
+pub struct CrmConnector {
+    pub oauth: Arc<dyn OAuthClient>,
+    pub api: Arc<dyn CrmApi>,
+}
+
+/// The CRMs this deployment is configured for.
+#[derive(Clone, Default)]
+pub struct CrmProviders {
+    pub hubspot: Option<CrmConnector>,
+    pub salesforce: Option<CrmConnector>,
+    pub pipedrive: Option<CrmConnector>,
+}
+
+impl CrmProviders {
+    pub fn get(&self, provider: CrmProvider) -> Option<&CrmConnector> {
+        match provider {
+            CrmProvider::Hubspot => self.hubspot.as_ref(),
+            CrmProvider::Salesforce => self.salesforce.as_ref(),
+            CrmProvider::Pipedrive => self.pipedrive.as_ref(),
+        }
+    }
+
+    fn configured(&self, provider: CrmProvider) -> Result<&CrmConnector, AppError> {
+        self.get(provider).ok_or_else(|| {
+            AppError::new(
+                ErrorKind::Validation,
+                "provider_not_configured",
+                format!("{provider} is not configured on this server"),
+            )
+            .with_details(serde_json::json!({ "field": "provider" }))
+        })
+    }
+}
+
+/// A connected CRM as the API shows it: never tokens.
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CrmIntegrationView {
+    pub provider: CrmProvider,
+    pub status: CrmStatus,
+    pub status_reason: Option<String>,
+    /// HubSpot's portal id (Salesforce's org, Pipedrive's company).
+    pub account_id: String,
+    pub scopes: Vec<String>,
+    pub settings: Option<CrmSettings>,
+    pub throttled_until: Option<DateTime<Utc>>,
+    pub last_sync_at: Option<DateTime<Utc>>,
+    pub last_error: Option<String>,
+    pub connected_at: DateTime<Utc>,
+}
+
+/// One sync attempt as the sync log shows it.
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SyncLogEntry {
+    pub id: Uuid,
+    pub provider: CrmProvider,
+    pub call_id: Uuid,
+    /// `search`, `create_contact`, `log_call`, `add_note`, `create_deal`, `update_stage`, `update_contact`, `skip`.
+    pub action: String,
+    /// `succeeded`, `failed` or `skipped`.
+    pub status: String,
+    /// The CRM's id of what was found or written.
+    pub external_id: Option<String>,
+    pub error: Option<String>,
+    pub retry_at: Option<DateTime<Utc>>,
+    pub at: DateTime<Utc>,
+}
+
+/// Filters of the sync log; newest first.
+#[derive(Debug, Clone, Default)]
+pub struct SyncLogFilter {
+    pub provider: Option<CrmProvider>,
+    pub call_id: Option<Uuid>,
+    pub status: Option<String>,
+    pub limit: i64,
+    /// Entries older than this one (the previous page's `nextCursor`).
+    pub before: Option<(DateTime<Utc>, Uuid)>,
+}
+
+/// The CRM read models.
+#[async_trait]
+pub trait CrmDirectory: Send + Sync {
+    async fn integrations(&self, organization_id: Uuid) -> Result<Vec<CrmIntegrationView>, AppError>;
+    async fn sync_log(&self, organization_id: Uuid, filter: &SyncLogFilter) -> Result<Vec<SyncLogEntry>, AppError>;
+}
+
+/// A change to some settings; absent fields keep their value.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct CrmSettingsPatch {
+    pub sync_enabled: Option<bool>,
+    pub auto_create_contacts: Option<bool>,
+    pub default_deal_stage: Option<String>,
+    pub stage_mapping: Option<StageMapping>,
+    pub lead_status_property: Option<String>,
+    pub not_interested_value: Option<String>,
+    #[schema(value_type = Option<std::collections::BTreeMap<String, String>>)]
+    pub field_mappings: Option<BTreeMap<CallField, String>>,
+    pub log_transcript: Option<bool>,
+    pub log_recording: Option<bool>,
+}
+
+impl CrmSettingsPatch {
+    fn apply(self, current: &CrmSettings) -> CrmSettings {
+        CrmSettings {
+            sync_enabled: self.sync_enabled.unwrap_or(current.sync_enabled),
+            auto_create_contacts: self.auto_create_contacts.unwrap_or(current.auto_create_contacts),
+            default_deal_stage: self
+                .default_deal_stage
+                .unwrap_or_else(|| current.default_deal_stage.clone()),
+            stage_mapping: self.stage_mapping.unwrap_or_else(|| current.stage_mapping.clone()),
+            lead_status_property: self
+                .lead_status_property
+                .unwrap_or_else(|| current.lead_status_property.clone()),
+            not_interested_value: self
+                .not_interested_value
+                .unwrap_or_else(|| current.not_interested_value.clone()),
+            field_mappings: self.field_mappings.unwrap_or_else(|| current.field_mappings.clone()),
+            log_transcript: self.log_transcript.unwrap_or(current.log_transcript),
+            log_recording: self.log_recording.unwrap_or(current.log_recording),
+        }
+    }
+}
+
+/// The result of a sign-in, shown to the user after the CRM's redirect.
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CrmConnectResult {
+    pub connected: bool,
+    pub provider: CrmProvider,
+    pub account_id: Option<String>,
+    /// The CRM's OAuth error code when the user or CRM refused (`access_denied`…).
+    pub error: Option<String>,
+}
+
+/// What the manual sync test found.
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ContactSyncResult {
+    /// `found` or `created`.
+    pub result: String,
+    pub contact_id: String,
+    pub provider: CrmProvider,
+}
+
+fn vault_owner(provider: CrmProvider) -> String {
+    format!("crm:{provider}")
+}
+
+fn purpose(provider: CrmProvider) -> String {
+    format!("crm:{provider}")
+}
+
+const PROVIDERS: [CrmProvider; 3] = [CrmProvider::Hubspot, CrmProvider::Salesforce, CrmProvider::Pipedrive];
+
+fn crm_failure(error: ProviderError) -> AppError {
+    match error {
+        ProviderError::RateLimited { retry_after } => AppError::new(
+            ErrorKind::TooManyRequests {
+                retry_after: retry_after.unwrap_or(std::time::Duration::from_secs(10)),
+            },
+            "crm_rate_limited",
+            "the CRM is rate limiting us; try again shortly",
+        ),
+        ProviderError::DailyLimitReached { .. } => AppError::new(
+            ErrorKind::TooManyRequests {
+                retry_after: std::time::Duration::from_secs(3600),
+            },
+            "crm_daily_limit",
+            "the CRM's daily request limit is reached",
+        ),
+        ProviderError::Unauthorized => crm_needs_reauth(),
+        _ => AppError::new(
+            ErrorKind::Unavailable,
+            "crm_unavailable",
+            "the CRM did not answer as expected; try again shortly",
+        ),
+    }
+}
+
+fn crm_needs_reauth() -> AppError {
+    AppError::new(
+        ErrorKind::Conflict,
+        "crm_needs_reauth",
+        "the CRM no longer accepts our access; connect it again",
+    )
+}
+
+/// An access token for `provider` in the organization, or what to do instead.
+async fn token_for(
+    vault: &dyn TokenVault,
+    store: &dyn EventStore,
+    clock: &dyn Clock,
+    connector: &CrmConnector,
+    organization_id: Uuid,
+    provider: CrmProvider,
+    force: bool,
+) -> Result<Result<String, TokenFailure>, AppError> {
+    let fresh = access_token(
+        vault,
+        connector.oauth.as_ref(),
+        organization_id,
+        &vault_owner(provider),
+        clock.now(),
+        force,
+    )
+    .await?;
+    if let Err(TokenFailure::NeedsReauth(reason)) = &fresh {
+        tracing::warn!(%provider, reason, "CRM needs a new sign-in");
+        let command = CrmCommand::MarkNeedsReauth {
+            reason: reason.clone(),
+            now: clock.now(),
+        };
+        execute::<CrmIntegration>(
+            store,
+            organization_id,
+            stream_of::<CrmIntegration>(provider.integration_id(organization_id)),
+            &metadata("system:crm", "crm"),
+            |loaded| Ok(CrmIntegration::decide(&command, &loaded.state)?),
+        )
+        .await?;
+    }
+    Ok(fresh)
+}
+
+pub struct CrmService {
+    pub store: Arc<dyn EventStore>,
+    pub clock: Arc<dyn Clock>,
+    pub providers: CrmProviders,
+    pub states: Arc<dyn AuthorizationStates>,
+    pub vault: Arc<dyn TokenVault>,
+    pub directory: Arc<dyn CrmDirectory>,
+    /// Each portal's contact properties and deal stages, for checking settings.
+    pub schema_cache: SchemaCache,
+}
+
+/// What a CRM account has that settings can name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CrmSchema {
+    pub contact_properties: Vec<String>,
+    pub deal_stages: Vec<String>,
+}
+
+/// CRM schemas by (organization, provider).
+pub type SchemaCache = moka::future::Cache<(Uuid, CrmProvider), Arc<CrmSchema>>;
+
+/// A schema cache whose entries live ten minutes.
+pub fn schema_cache() -> SchemaCache {
+    moka::future::Cache::builder()
+        .max_capacity(10_000)
+        .time_to_live(std::time::Duration::from_secs(600))
+        .build()
+}
+
+impl CrmService {
+    /// Starts connecting a CRM: its authorization URL.
+    #[tracing::instrument(skip_all, fields(organization_id = %caller.organization_id, %provider))]
+    pub async fn start_connect(&self, caller: &Session, provider: CrmProvider) -> Result<String, AppError> {
+        authorize(caller, Action::ManageIntegrations)?;
+        let connector = self.providers.configured(provider)?;
+        begin_sign_in(
+            self.states.as_ref(),
+            connector.oauth.as_ref(),
+            caller,
+            purpose(provider),
+            provider.integration_id(caller.organization_id),
+            serde_json::Value::Null,
+            self.clock.now(),
+        )
+        .await
+    }
+
+    /// Completes a sign-in: stores the tokens (replacing a previous connection's)
+    /// and records the connection with the CRM account they belong to.
+    #[tracing::instrument(skip_all)]
+    pub async fn complete_connect(
+        &self,
+        caller: Option<&Session>,
+        callback: Callback,
+    ) -> Result<CrmConnectResult, AppError> {
+        let now = self.clock.now();
+        let provider_of = |purpose_of: &str| PROVIDERS.into_iter().find(|p| purpose(*p) == purpose_of);
+        let sign_in = finish_sign_in(self.states.as_ref(), caller, callback, now, |purpose_of| {
+            provider_of(purpose_of)
+                .and_then(|p| self.providers.get(p))
+                .map(|connector| connector.oauth.as_ref())
+        })
+        .await?;
+        let (pending, outcome) = match sign_in {
+            SignIn::Granted(pending, tokens) => (pending, Ok(tokens)),
+            SignIn::Refused(pending, code) => (pending, Err(code)),
+        };
+        let provider = provider_of(&pending.purpose).ok_or_else(crate::oauth::invalid_state)?;
+        let organization_id = pending.organization_id;
+        let stream = stream_of::<CrmIntegration>(provider.integration_id(organization_id));
+        let meta = metadata(format!("user:{}", pending.user_id), "api");
+        let tokens = match outcome {
+            Ok(tokens) => tokens,
+            Err(code) => {
+                let command = CrmCommand::RecordFailedSignIn {
+                    organization_id,
+                    connected_by: pending.user_id,
+                    provider,
+                    reason: code.clone(),
+                    now,
+                };
+                execute::<CrmIntegration>(self.store.as_ref(), organization_id, stream, &meta, |loaded| {
+                    Ok(CrmIntegration::decide(&command, &loaded.state)?)
+                })
+                .await?;
+                return Ok(CrmConnectResult {
+                    connected: false,
+                    provider,
+                    account_id: None,
+                    error: Some(code),
+                });
+            }
+        };
+        let connector = self.providers.configured(provider)?;
+        let account = connector.api.account(&tokens.access_token).await.map_err(crm_failure)?;
+        self.vault.put(organization_id, &vault_owner(provider), &tokens).await?;
+        let command = CrmCommand::Connect {
+            organization_id,
+            connected_by: pending.user_id,
+            provider,
+            account_id: account.account_id.clone(),
+            scopes: account.scopes,
+            now,
+        };
+        execute::<CrmIntegration>(self.store.as_ref(), organization_id, stream, &meta, |loaded| {
+            Ok(CrmIntegration::decide(&command, &loaded.state)?)
+        })
+        .await?;
+        self.schema_cache.invalidate(&(organization_id, provider)).await;
+        Ok(CrmConnectResult {
+            connected: true,
+            provider,
+            account_id: Some(account.account_id),
+            error: None,
+        })
+    }
+
+    pub async fn list(&self, caller: &Session) -> Result<Vec<CrmIntegrationView>, AppError> {
+        self.directory.integrations(caller.organization_id).await
+    }
+
+    pub async fn sync_log(&self, caller: &Session, filter: &SyncLogFilter) -> Result<Vec<SyncLogEntry>, AppError> {
+        self.directory.sync_log(caller.organization_id, filter).await
+    }
+
+    async fn live(&self, organization_id: Uuid, provider: CrmProvider) -> Result<CrmIntegration, AppError> {
+        let loaded = load_in::<CrmIntegration>(
+            self.store.as_ref(),
+            organization_id,
+            stream_of::<CrmIntegration>(provider.integration_id(organization_id)),
+        )
+        .await?;
+        if !loaded.state.exists() {
+            return Err(CrmError::NotFound.into());
+        }
+        if !loaded.state.is_live() {
+            return Err(CrmError::Disconnected.into());
+        }
+        Ok(loaded.state)
+    }
+
+    async fn token(&self, organization_id: Uuid, provider: CrmProvider) -> Result<String, AppError> {
+        let connector = self.providers.configured(provider)?;
+        match token_for(
+            self.vault.as_ref(),
+            self.store.as_ref(),
+            self.clock.as_ref(),
+            connector,
+            organization_id,
+            provider,
+            false,
+        )
+        .await?
+        {
+            Ok(token) => Ok(token),
+            Err(TokenFailure::Unavailable(reason)) => Err(crm_failure(ProviderError::Unavailable(reason))),
+            Err(_) => Err(crm_needs_reauth()),
+        }
+    }
+
+    /// Changes the sync settings; every property and stage they name must
+    /// exist at the CRM (400 naming the setting otherwise).
+    #[tracing::instrument(skip_all, fields(organization_id = %caller.organization_id, %provider))]
+    pub async fn change_settings(
+        &self,
+        caller: &Session,
+        provider: CrmProvider,
+        patch: CrmSettingsPatch,
+    ) -> Result<CrmSettings, AppError> {
+        authorize(caller, Action::ManageIntegrations)?;
+        let organization_id = caller.organization_id;
+        let current = self.live(organization_id, provider).await?;
+        let settings = patch.apply(&current.settings.unwrap_or_else(|| CrmSettings::defaults_for(provider)));
+        settings.validate()?;
+        let schema = self.schema(organization_id, provider).await?;
+        let (properties, stages) = (&schema.contact_properties, &schema.deal_stages);
+        for (field, property) in settings.properties_written() {
+            if !properties.iter().any(|p| p == property) {
+                return Err(AppError::validation(
+                    &field,
+                    format!("{field} is invalid: the CRM has no contact property {property:?}"),
+                ));
+            }
+        }
+        let mapping = &settings.stage_mapping;
+        for (field, stage) in [
+            ("defaultDealStage", &settings.default_deal_stage),
+            ("stageMapping.qualified", &mapping.qualified),
+            ("stageMapping.appointment", &mapping.appointment),
+            ("stageMapping.sale", &mapping.sale),
+        ] {
+            if !stages.iter().any(|s| s == stage) {
+                return Err(AppError::validation(
+                    field,
+                    format!("{field} is invalid: the CRM has no deal stage {stage:?}"),
+                ));
+            }
+        }
+        let command = CrmCommand::ChangeSettings {
+            settings: settings.clone(),
+            now: self.clock.now(),
+        };
+        execute::<CrmIntegration>(
+            self.store.as_ref(),
+            organization_id,
+            stream_of::<CrmIntegration>(provider.integration_id(organization_id)),
+            &session_metadata(caller),
+            |loaded| Ok(CrmIntegration::decide(&command, &loaded.state)?),
+        )
+        .await?;
+        Ok(settings)
+    }
+
+    /// The portal's contact properties and deal stages, cached for ten minutes.
+    async fn schema(&self, organization_id: Uuid, provider: CrmProvider) -> Result<Arc<CrmSchema>, AppError> {
+        if let Some(cached) = self.schema_cache.get(&(organization_id, provider)).await {
+            return Ok(cached);
+        }
+        let token = self.token(organization_id, provider).await?;
+        let api = &self.providers.configured(provider)?.api;
+        let properties = api.contact_properties(&token).await.map_err(crm_failure)?;
+        let stages = api.deal_stages(&token).await.map_err(crm_failure)?;
+        let schema = Arc::new(CrmSchema {
+            contact_properties: properties,
+            deal_stages: stages,
+        });
+        self.schema_cache
+            .insert((organization_id, provider), schema.clone())
+            .await;
+        Ok(schema)
+    }
+
+    /// Disconnects: revokes at the CRM where it can, forgets the tokens.
+    #[tracing::instrument(skip_all, fields(organization_id = %caller.organization_id, %provider))]
+    pub async fn disconnect(&self, caller: &Session, provider: CrmProvider) -> Result<(), AppError> {
+        authorize(caller, Action::ManageIntegrations)?;
+        let organization_id = caller.organization_id;
+        let loaded = load_in::<CrmIntegration>(
+            self.store.as_ref(),
+            organization_id,
+            stream_of::<CrmIntegration>(provider.integration_id(organization_id)),
+        )
+        .await?;
+        if !loaded.state.exists() {
+            return Err(CrmError::NotFound.into());
+        }
+        let owner = vault_owner(provider);
+        let mut revoked = false;
+        if let (Some(tokens), Some(connector)) = (
+            self.vault.get(organization_id, &owner).await?,
+            self.providers.get(provider),
+        ) {
+            // Forgetting the tokens is what the user asked, whether or not the CRM takes the revocation.
+            revoked = connector.api.revoke(&tokens).await.unwrap_or_else(|error| {
+                tracing::warn!(%error, "revoking CRM tokens failed");
+                false
+            });
+        }
+        self.vault.forget(organization_id, &owner).await?;
+        self.schema_cache.invalidate(&(organization_id, provider)).await;
+        let command = CrmCommand::Disconnect {
+            revoked_at_provider: revoked,
+            now: self.clock.now(),
+        };
+        execute::<CrmIntegration>(
+            self.store.as_ref(),
+            organization_id,
+            loaded.stream,
+            &session_metadata(caller),
+            |loaded| Ok(CrmIntegration::decide(&command, &loaded.state)?),
+        )
+        .await
+        .map(|_| ())
+    }
+
+    /// The manual sync test: finds the contact with this phone, or creates it.
+    #[tracing::instrument(skip_all, fields(organization_id = %caller.organization_id, %provider))]
+    pub async fn sync_contact(
+        &self,
+        caller: &Session,
+        provider: CrmProvider,
+        phone: &str,
+    ) -> Result<ContactSyncResult, AppError> {
+        authorize(caller, Action::ManageIntegrations)?;
+        let phone =
+            PhoneNumber::parse(phone).map_err(|e| AppError::validation("phone", format!("phone is invalid: {e}")))?;
+        self.live(caller.organization_id, provider).await?;
+        let token = self.token(caller.organization_id, provider).await?;
+        let api = &self.providers.configured(provider)?.api;
+        if let Some(found) = api.find_contact(&token, &phone).await.map_err(crm_failure)? {
+            return Ok(ContactSyncResult {
+                result: "found".into(),
+                contact_id: found.id,
+                provider,
+            });
+        }
+        let created = api
+            .create_contact(
+                &token,
+                &NewContact {
+                    phone,
+                    name: None,
+                    email: None,
+                    company: None,
+                    properties: BTreeMap::new(),
+                },
+            )
+            .await
+            .map_err(crm_failure)?;
+        Ok(ContactSyncResult {
+            result: "created".into(),
+            contact_id: created,
+            provider,
+        })
+    }
+}
+
+// ---------------------------------------------------------------------------
+// The sync reactor.
+
+/// What a call's events say, for the CRM.
+struct CallFacts {
+    to_sync: CallToSync,
+    direction: CallDirection,
+    customer_number: Option<PhoneNumber>,
+    report: Option<CallReport>,
+    outcome: Option<Outcome>,
+    ended_at: Option<DateTime<Utc>>,
+}
+
+impl CallFacts {
+    fn from_events(events: &[CallEvent]) -> Self {
+        let state = domain::calls::Call::fold(events);
+        let (report, ended_at) = events
+            .iter()
+            .rev()
+            .find_map(|event| match event {
+                CallEvent::CallEnded { report, at, .. } => Some(((**report).clone(), *at)),
+                _ => None,
+            })
+            .unzip();
+        let customer_number = state
+            .parties
+            .customer_number
+            .as_deref()
+            .and_then(|n| PhoneNumber::parse(n).ok());
+        let has_transcript = report
+            .as_ref()
+            .is_some_and(|r: &CallReport| r.transcript.as_deref().is_some_and(|t| !t.is_empty()));
+        CallFacts {
+            to_sync: CallToSync {
+                ended: state.ended,
+                has_customer_number: customer_number.is_some(),
+                has_transcript,
+                outcome: state.outcome,
+            },
+            direction: if state.parties.direction.as_deref() == Some("inbound") {
+                CallDirection::Inbound
+            } else {
+                CallDirection::Outbound
+            },
+            customer_number,
+            report,
+            outcome: state.outcome,
+            ended_at,
+        }
+    }
+
+    /// The settings' field mappings filled from this call.
+    fn mapped_properties(&self, settings: &CrmSettings) -> BTreeMap<String, String> {
+        settings
+            .field_mappings
+            .iter()
+            .filter_map(|(field, property)| self.value_of(*field).map(|value| (property.clone(), value)))
+            .collect()
+    }
+
+    fn log(&self, call_id: Uuid, contact_id: &str, settings: &CrmSettings) -> CallLog {
+        let report = self.report.as_ref();
+        let started_at = report.and_then(|r| r.started_at).or(self.ended_at).unwrap_or_default();
+        CallLog {
+            call_id,
+            contact_id: contact_id.to_owned(),
+            direction: self.direction,
+            started_at,
+            duration_seconds: report.and_then(|r| r.duration_seconds),
+            our_number: None,
+            customer_number: self
+                .customer_number
+                .as_ref()
+                .map(|n| n.as_str().to_owned())
+                .unwrap_or_default(),
+            title: format!("VoxReach call {call_id}"),
+            body: report.and_then(|r| r.summary.clone()).unwrap_or_default(),
+            recording_url: report
+                .and_then(|r| r.recording_url.clone())
+                .filter(|_| settings.log_recording),
+            result: self.result(),
+        }
+    }
+
+    fn deal_name(&self) -> String {
+        let who = self
+            .value_of(CallField::ContactName)
+            .or_else(|| self.customer_number.as_ref().map(|n| n.as_str().to_owned()))
+            .unwrap_or_else(|| "caller".into());
+        format!("{who} (VoxReach)")
+    }
+
+    fn structured(&self, field: &str) -> Option<String> {
+        self.report
+            .as_ref()
+            .and_then(|r| r.structured_data.as_ref())
+            .and_then(|d| d[field].as_str())
+            .map(str::to_owned)
+    }
+
+    fn value_of(&self, field: CallField) -> Option<String> {
+        match field {
+            CallField::ContactName => self.structured("name").or_else(|| self.structured("contactName")),
+            CallField::Company => self.structured("company"),
+            CallField::Email => self.structured("email"),
+            CallField::Sentiment => self.structured("sentiment"),
+            CallField::Outcome => self.outcome.map(|o| o.to_string()),
+            CallField::Summary => self.report.as_ref().and_then(|r| r.summary.clone()),
+        }
+    }
+
+    fn result(&self) -> CallResult {
+        match self.outcome {
+            Some(Outcome::NoAnswer) => CallResult::NoAnswer,
+            Some(Outcome::Voicemail) => CallResult::Voicemail,
+            Some(Outcome::Failed) => CallResult::Failed,
+            _ => match self
+                .report
+                .as_ref()
+                .and_then(|r| r.ended_reason.as_ref())
+                .map(|r| r.as_str().to_owned())
+                .as_deref()
+            {
+                Some("customer-busy") => CallResult::Busy,
+                Some("customer-did-not-answer") => CallResult::NoAnswer,
+                Some("voicemail") => CallResult::Voicemail,
+                _ => CallResult::Connected,
+            },
+        }
+    }
+}
+
+/// Writes each ended call to every CRM the organization syncs with, a step
+/// at a time, recording each step's result before the next.
+pub struct CrmSync {
+    pub store: Arc<dyn EventStore>,
+    pub clock: Arc<dyn Clock>,
+    pub providers: CrmProviders,
+    pub vault: Arc<dyn TokenVault>,
+    pub retry: RetryPolicy,
+}
+
+/// Everything one step needs.
+struct Step<'a> {
+    organization_id: Uuid,
+    provider: CrmProvider,
+    sync_stream: domain::StreamId,
+    api: &'a dyn CrmApi,
+    token: String,
+    settings: &'a CrmSettings,
+    call_id: Uuid,
+    call: &'a CallFacts,
+}
+
+/// Most steps one work item takes for one CRM (there are five kinds).
+const STEPS_PER_ITEM: usize = 8;
+
+impl CrmSync {
+    async fn record(&self, step: &Step<'_>, event: CrmSyncEvent) -> Result<CallSync, AppError> {
+        let meta = metadata("system:crm", format!("reactor:{CRM_SYNC}"));
+        execute::<CallSync>(
+            self.store.as_ref(),
+            step.organization_id,
+            step.sync_stream.clone(),
+            &meta,
+            |loaded| Ok(CallSync::decide(&event, &loaded.state)?),
+        )
+        .await
+        .map(|loaded| loaded.state)
+    }
+
+    /// Records the intent of a write the CRM has no idempotency key for.
+    async fn intend(&self, step: &Step<'_>, kind: SyncStep) -> Result<(), AppError> {
+        let started = CrmSyncEvent::CrmWriteStarted {
+            step: kind,
+            at: self.clock.now(),
+        };
+        self.record(step, started).await.map(|_| ())
+    }
+
+    /// Performs `kind` at the CRM: the event recording what it did, or the CRM's failure.
+    async fn perform(
+        &self,
+        step: &Step<'_>,
+        kind: SyncStep,
+        state: &CallSync,
+    ) -> Result<Result<CrmSyncEvent, ProviderError>, AppError> {
+        let now = self.clock.now();
+        let (api, token, provider, call) = (step.api, step.token.as_str(), step.provider, step.call);
+        let contact_id = state.contact_id.clone().unwrap_or_default();
+        let outcome = match kind {
+            SyncStep::ResolveContact => {
+                let Some(phone) = call.customer_number.clone() else {
+                    return Err(AppError::internal(
+                        "syncing a call",
+                        "planned without a customer number",
+                    ));
+                };
+                // Searching first also finds a contact a lost answer created.
+                match api.find_contact(token, &phone).await {
+                    Err(error) => Err(error),
+                    Ok(Some(found)) => Ok(CrmSyncEvent::CrmContactResolved {
+                        provider,
+                        call_id: step.call_id,
+                        contact_id: found.id,
+                        created: false,
+                        at: now,
+                    }),
+                    Ok(None) if !step.settings.auto_create_contacts => Ok(CrmSyncEvent::CrmSyncSkipped {
+                        provider,
+                        call_id: step.call_id,
+                        reason: "unknown caller and autoCreateContacts is off".into(),
+                        at: now,
+                    }),
+                    Ok(None) => {
+                        let contact = NewContact {
+                            phone,
+                            name: call.value_of(CallField::ContactName),
+                            email: call.value_of(CallField::Email),
+                            company: call.value_of(CallField::Company),
+                            properties: call.mapped_properties(step.settings),
+                        };
+                        self.intend(step, kind).await?;
+                        api.create_contact(token, &contact)
+                            .await
+                            .map(|id| CrmSyncEvent::CrmContactResolved {
+                                provider,
+                                call_id: step.call_id,
+                                contact_id: id,
+                                created: true,
+                                at: now,
+                            })
+                    }
+                }
+            }
+            SyncStep::LogCall => {
+                let logged = |engagement_id| CrmSyncEvent::CrmCallLogged {
+                    provider,
+                    call_id: step.call_id,
+                    engagement_id,
+                    at: now,
+                };
+                if state.is_unconfirmed(kind) {
+                    // An earlier write may have reached the CRM without us hearing back.
+                    match api.find_logged_call(token, step.call_id).await {
+                        Ok(Some(found)) => return Ok(Ok(logged(found))),
+                        Ok(None) => {}
+                        Err(error) => return Ok(Err(error)),
+                    }
+                }
+                self.intend(step, kind).await?;
+                api.log_call(token, &call.log(step.call_id, &contact_id, step.settings))
+                    .await
+                    .map(logged)
+            }
+            SyncStep::AddNote => {
+                let transcript = call
+                    .report
+                    .as_ref()
+                    .and_then(|r| r.transcript.clone())
+                    .unwrap_or_default();
+                let body = format!("VoxReach call {} transcript:\n\n{transcript}", step.call_id);
+                let at = call.ended_at.unwrap_or(now);
+                api.add_note(token, &contact_id, &body, at)
+                    .await
+                    .map(|note_id| CrmSyncEvent::CrmNoteAdded {
+                        provider,
+                        call_id: step.call_id,
+                        note_id,
+                        at: now,
+                    })
+            }
+            SyncStep::UpdateDeal => {
+                let stage = call
+                    .outcome
+                    .and_then(|o| step.settings.stage_mapping.stage_for(o))
+                    .unwrap_or(&step.settings.default_deal_stage)
+                    .to_owned();
+                let known = match &state.deal {
+                    Some((deal_id, _)) => Ok(Some(deal_id.clone())),
+                    // A deal the contact already has is moved rather than duplicated.
+                    None => api.open_deal(token, &contact_id).await,
+                };
+                match known {
+                    Err(error) => Err(error),
+                    Ok(Some(deal_id)) => {
+                        api.move_deal(token, &deal_id, &stage)
+                            .await
+                            .map(|()| CrmSyncEvent::CrmDealUpdated {
+                                provider,
+                                call_id: step.call_id,
+                                deal_id,
+                                stage,
+                                created: false,
+                                at: now,
+                            })
+                    }
+                    Ok(None) => {
+                        let name = call.deal_name();
+                        self.intend(step, kind).await?;
+                        api.create_deal(token, &contact_id, &name, &stage).await.map(|deal_id| {
+                            CrmSyncEvent::CrmDealUpdated {
+                                provider,
+                                call_id: step.call_id,
+                                deal_id,
+                                stage,
+                                created: true,
+                                at: now,
+                            }
+                        })
+                    }
+                }
+            }
+            SyncStep::UpdateContact => {
+                let mut properties = call.mapped_properties(step.settings);
+                if call.outcome == Some(Outcome::NotInterested) {
+                    properties.insert(
+                        step.settings.lead_status_property.clone(),
+                        step.settings.not_interested_value.clone(),
+                    );
+                }
+                api.update_contact(token, &contact_id, &properties)
+                    .await
+                    .map(|()| CrmSyncEvent::CrmContactUpdated {
+                        provider,
+                        call_id: step.call_id,
+                        properties: properties.into_keys().collect(),
+                        at: now,
+                    })
+            }
+        };
+        Ok(outcome)
+    }
+
+    /// Syncs the call to one CRM; returns when to look again, if ever.
+    async fn sync_to(
+        &self,
+        item: &WorkItem,
+        call_id: Uuid,
+        call: &CallFacts,
+        provider: CrmProvider,
+        connector: &CrmConnector,
+    ) -> Result<Option<(DateTime<Utc>, String)>, AppError> {
+        let organization_id = item.organization_id;
+        let now = self.clock.now();
+        let integration = load_in::<CrmIntegration>(
+            self.store.as_ref(),
+            organization_id,
+            stream_of::<CrmIntegration>(provider.integration_id(organization_id)),
+        )
+        .await?
+        .state;
+        // Only calls that ended after the CRM was connected are written to it.
+        let postdates = integration
+            .connected_at
+            .is_some_and(|connected| call.ended_at.is_some_and(|ended| ended >= connected));
+        if !integration.is_live() || !postdates {
+            return Ok(None);
+        }
+        if let Some(until) = integration.throttled_until.filter(|until| *until > now) {
+            return Ok(Some((until, format!("{provider} daily limit"))));
+        }
+        if !integration.syncs_at(now) {
+            return Ok(None);
+        }
+        let settings = integration
+            .settings
+            .clone()
+            .unwrap_or_else(|| CrmSettings::defaults_for(provider));
+        let token = match token_for(
+            self.vault.as_ref(),
+            self.store.as_ref(),
+            self.clock.as_ref(),
+            connector,
+            organization_id,
+            provider,
+            false,
+        )
+        .await?
+        {
+            Ok(token) => token,
+            Err(TokenFailure::Unavailable(reason)) => {
+                return Ok(Some((now + chrono::Duration::minutes(1), reason)));
+            }
+            Err(_) => return Ok(None),
+        };
+        let mut step = Step {
+            organization_id,
+            provider,
+            sync_stream: stream_of::<CallSync>(provider.call_sync_id(call_id)),
+            api: connector.api.as_ref(),
+            token,
+            settings: &settings,
+            call_id,
+            call,
+        };
+        let mut state = load_in::<CallSync>(self.store.as_ref(), organization_id, step.sync_stream.clone())
+            .await?
+            .state;
+        let mut refreshed = false;
+        for _ in 0..STEPS_PER_ITEM {
+            let Some(kind) = state.next_step(&call.to_sync, &settings) else {
+                return Ok(None);
+            };
+            match self.perform(&step, kind, &state).await? {
+                Ok(event) => state = self.record(&step, event).await?,
+                Err(ProviderError::Unauthorized) if !refreshed => {
+                    // HubSpot tokens are refreshed ahead of expiry; a 401 still gets one refresh.
+                    refreshed = true;
+                    match token_for(
+                        self.vault.as_ref(),
+                        self.store.as_ref(),
+                        self.clock.as_ref(),
+                        connector,
+                        organization_id,
+                        provider,
+                        true,
+                    )
+                    .await?
+                    {
+                        Ok(token) => step.token = token,
+                        Err(_) => return Ok(None),
+                    }
+                }
+                Err(ProviderError::DailyLimitReached { resets_in }) => {
+                    let until = now
+                        + resets_in
+                            .and_then(|d| chrono::Duration::from_std(d).ok())
+                            .unwrap_or(chrono::Duration::hours(1));
+                    let command = CrmCommand::Throttle { until, now };
+                    execute::<CrmIntegration>(
+                        self.store.as_ref(),
+                        organization_id,
+                        stream_of::<CrmIntegration>(provider.integration_id(organization_id)),
+                        &metadata("system:crm", format!("reactor:{CRM_SYNC}")),
+                        |loaded| Ok(CrmIntegration::decide(&command, &loaded.state)?),
+                    )
+                    .await?;
+                    self.record_failure(&step, kind, &state, "daily_limit", Some(until))
+                        .await?;
+                    return Ok(Some((until, format!("{provider} daily limit"))));
+                }
+                Err(error) => {
+                    let retry_at = self.retry.next_attempt(state.failures + 1, &error, now);
+                    let reason = failure_code(&error);
+                    self.record_failure(&step, kind, &state, &reason, retry_at).await?;
+                    return Ok(retry_at.map(|due| (due, reason)));
+                }
+            }
+        }
+        Ok(Some((now, "more steps".into())))
+    }
+
+    async fn record_failure(
+        &self,
+        step: &Step<'_>,
+        kind: SyncStep,
+        state: &CallSync,
+        reason: &str,
+        retry_at: Option<DateTime<Utc>>,
+    ) -> Result<(), AppError> {
+        tracing::warn!(provider = %step.provider, ?kind, reason, "CRM sync step failed");
+        let failed = CrmSyncEvent::CrmSyncFailed {
+            provider: step.provider,
+            call_id: step.call_id,
+            step: kind,
+            reason: reason.to_owned(),
+            attempt: state.failures + 1,
+            retry_at,
+            at: self.clock.now(),
+        };
+        self.record(step, failed).await.map(|_| ())
+    }
+}
+
+/// Our words for a CRM's failure (never its own).
+fn failure_code(error: &ProviderError) -> String {
+    match error {
+        ProviderError::RateLimited { .. } => "rate_limited".into(),
+        ProviderError::Unauthorized => "unauthorized".into(),
+        ProviderError::NotFound => "not_found".into(),
+        ProviderError::Rejected { status } => format!("rejected_{status}"),
+        ProviderError::Unavailable(_) => "crm_unavailable".into(),
+        ProviderError::DailyLimitReached { .. } => "daily_limit".into(),
+    }
+}
+
+#[async_trait]
+impl WorkHandler for CrmSync {
+    fn reactor(&self) -> &'static str {
+        CRM_SYNC
+    }
+
+    async fn handle(&self, item: &WorkItem) -> Result<WorkOutcome, AppError> {
+        let Ok(call_id) = Uuid::parse_str(&item.key) else {
+            return Err(AppError::internal("reading a work key", item.key.clone()));
+        };
+        let recorded = self
+            .store
+            .read_stream(&stream_of::<domain::calls::Call>(call_id))
+            .await
+            .map_err(|e| AppError::internal("reading a call", e))?;
+        if recorded
+            .first()
+            .is_some_and(|e| e.organization_id != item.organization_id)
+        {
+            return Ok(WorkOutcome::Done);
+        }
+        let events = recorded
+            .iter()
+            .map(|e| CallEvent::decode(&e.event_type, e.event_version, &e.payload))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| AppError::internal("decoding a call", e))?;
+        let call = CallFacts::from_events(&events);
+        let mut earliest: Option<(DateTime<Utc>, String)> = None;
+        for provider in PROVIDERS {
+            let Some(connector) = self.providers.get(provider) else {
+                continue;
+            };
+            if let Some((due, reason)) = self.sync_to(item, call_id, &call, provider, connector).await? {
+                if earliest.as_ref().is_none_or(|(d, _)| due < *d) {
+                    earliest = Some((due, reason));
+                }
+            }
+        }
+        Ok(match earliest {
+            Some((due, reason)) => WorkOutcome::RetryAt { due, reason },
+            None => WorkOutcome::Done,
+        })
+    }
+}

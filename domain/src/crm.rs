@@ -1,0 +1,807 @@
+//! CRM sync: one integration per provider per organization (HubSpot now,
+//! Salesforce and Pipedrive next), its settings, and each call's sync record
+//! — which steps are done at the CRM with which external ids — from which the
+//! next step is planned, so a retry never writes twice.
+
+use crate::aggregate::Aggregate;
+use crate::calls::Outcome;
+use crate::domain_events;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use uuid::Uuid;
+
+/// Longest CRM property or stage name accepted in settings.
+pub const PROPERTY_CHARS: usize = 100;
+
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum CrmError {
+    #[error("{field} is invalid: {reason}")]
+    Invalid { field: String, reason: String },
+    #[error("CRM integration not found")]
+    NotFound,
+    #[error("the CRM integration is disconnected")]
+    Disconnected,
+}
+
+fn invalid(field: impl Into<String>, reason: impl Into<String>) -> CrmError {
+    CrmError::Invalid {
+        field: field.into(),
+        reason: reason.into(),
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "lowercase")]
+pub enum CrmProvider {
+    Hubspot,
+    Salesforce,
+    Pipedrive,
+}
+
+impl CrmProvider {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CrmProvider::Hubspot => "hubspot",
+            CrmProvider::Salesforce => "salesforce",
+            CrmProvider::Pipedrive => "pipedrive",
+        }
+    }
+
+    /// The integration stream of this provider in an organization: one per
+    /// provider, so connecting again replaces it.
+    pub fn integration_id(self, organization_id: Uuid) -> Uuid {
+        const NAMESPACE: Uuid = Uuid::from_u128(0xc4a1_5e7d_0b9e_4f21_a3c6_77d2_c0ff_ee05);
+        Uuid::new_v5(&NAMESPACE, format!("{organization_id}:{}", self.as_str()).as_bytes())
+    }
+
+    /// The sync record of one call at this provider.
+    pub fn call_sync_id(self, call_id: Uuid) -> Uuid {
+        const NAMESPACE: Uuid = Uuid::from_u128(0xc4a1_5e7d_0b9e_4f21_a3c6_77d2_c0ff_ee06);
+        Uuid::new_v5(&NAMESPACE, format!("{call_id}:{}", self.as_str()).as_bytes())
+    }
+}
+
+impl std::fmt::Display for CrmProvider {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum CrmStatus {
+    #[default]
+    Active,
+    /// The CRM no longer accepts our tokens: connect again.
+    NeedsReauth,
+    /// The CRM's daily request budget is spent: sync resumes at `throttledUntil`.
+    Throttled,
+    /// The sign-in failed (`statusReason` says why).
+    Error,
+}
+
+/// Deal stages call outcomes move a deal to.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct StageMapping {
+    pub qualified: String,
+    pub appointment: String,
+    pub sale: String,
+}
+
+impl StageMapping {
+    /// The stage an outcome moves the deal to, if it moves it.
+    pub fn stage_for(&self, outcome: Outcome) -> Option<&str> {
+        match outcome {
+            Outcome::Qualified => Some(&self.qualified),
+            Outcome::Appointment => Some(&self.appointment),
+            Outcome::Sale => Some(&self.sale),
+            _ => None,
+        }
+    }
+}
+
+/// Our call data a CRM property can be filled from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "camelCase")]
+pub enum CallField {
+    ContactName,
+    Company,
+    Email,
+    Sentiment,
+    Outcome,
+    Summary,
+}
+
+/// How one CRM is synced (SPEC's CRMIntegration settings).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct CrmSettings {
+    pub sync_enabled: bool,
+    /// Create a contact for a caller the CRM does not know.
+    pub auto_create_contacts: bool,
+    /// The stage a deal is created in when no outcome maps it.
+    pub default_deal_stage: String,
+    pub stage_mapping: StageMapping,
+    /// The contact property a "not interested" outcome sets, and its value.
+    pub lead_status_property: String,
+    pub not_interested_value: String,
+    /// Our call data → the CRM property it fills on the contact.
+    #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(value_type = std::collections::BTreeMap<String, String>))]
+    pub field_mappings: BTreeMap<CallField, String>,
+    /// Attach the transcript as a note.
+    pub log_transcript: bool,
+    /// Put the recording's link on the logged call.
+    pub log_recording: bool,
+}
+
+impl CrmSettings {
+    /// What a new integration of `provider` starts with: its standard stages.
+    pub fn defaults_for(provider: CrmProvider) -> Self {
+        let (qualified, appointment, sale, default_stage, lead_status, not_interested) = match provider {
+            CrmProvider::Hubspot => (
+                "qualifiedtobuy",
+                "appointmentscheduled",
+                "closedwon",
+                "appointmentscheduled",
+                "hs_lead_status",
+                "UNQUALIFIED",
+            ),
+            CrmProvider::Salesforce => (
+                "Qualification",
+                "Needs Analysis",
+                "Closed Won",
+                "Prospecting",
+                "Status",
+                "Closed - Not Converted",
+            ),
+            CrmProvider::Pipedrive => ("1", "2", "won", "1", "label", "not_interested"),
+        };
+        Self {
+            sync_enabled: true,
+            auto_create_contacts: true,
+            default_deal_stage: default_stage.into(),
+            stage_mapping: StageMapping {
+                qualified: qualified.into(),
+                appointment: appointment.into(),
+                sale: sale.into(),
+            },
+            lead_status_property: lead_status.into(),
+            not_interested_value: not_interested.into(),
+            field_mappings: BTreeMap::new(),
+            log_transcript: true,
+            log_recording: true,
+        }
+    }
+
+    /// Shape checks (names present and short); whether the properties and
+    /// stages exist is the CRM's to say, checked against its lists.
+    pub fn validate(&self) -> Result<(), CrmError> {
+        let name = |field: String, value: &str| {
+            let ok = !value.trim().is_empty()
+                && value.chars().count() <= PROPERTY_CHARS
+                && !value.chars().any(char::is_control);
+            if ok {
+                Ok(())
+            } else {
+                Err(invalid(
+                    field,
+                    format!("must be 1 to {PROPERTY_CHARS} printable characters"),
+                ))
+            }
+        };
+        name("defaultDealStage".into(), &self.default_deal_stage)?;
+        name("stageMapping.qualified".into(), &self.stage_mapping.qualified)?;
+        name("stageMapping.appointment".into(), &self.stage_mapping.appointment)?;
+        name("stageMapping.sale".into(), &self.stage_mapping.sale)?;
+        name("leadStatusProperty".into(), &self.lead_status_property)?;
+        name("notInterestedValue".into(), &self.not_interested_value)?;
+        for (field, property) in &self.field_mappings {
+            let key = serde_json::to_value(field)
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_owned))
+                .unwrap_or_default();
+            name(format!("fieldMappings.{key}"), property)?;
+        }
+        Ok(())
+    }
+
+    /// Every CRM property these settings write (to check against the CRM's list).
+    pub fn properties_written(&self) -> Vec<(String, &str)> {
+        let mut written = vec![("leadStatusProperty".to_owned(), self.lead_status_property.as_str())];
+        for (field, property) in &self.field_mappings {
+            let key = serde_json::to_value(field)
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_owned))
+                .unwrap_or_default();
+            written.push((format!("fieldMappings.{key}"), property.as_str()));
+        }
+        written
+    }
+}
+
+// ---------------------------------------------------------------------------
+// The integration.
+
+domain_events! {
+    pub enum CrmEvent in "crm-integration" {
+        /// A CRM was connected (or connected again, replacing the previous connection); its tokens are kept
+        /// encrypted outside the log. Payload: organizationId, connectedBy, provider, accountId (HubSpot's
+        /// portal id), scopes, settings, at.
+        #[version(1)]
+        CrmConnected {
+            organization_id: Uuid,
+            connected_by: Uuid,
+            provider: CrmProvider,
+            account_id: String,
+            scopes: Vec<String>,
+            settings: CrmSettings,
+            at: DateTime<Utc>,
+        },
+        /// A sign-in ended without a connection (refused at the CRM, or the code exchange failed). Payload:
+        /// organizationId, connectedBy, provider, reason (an OAuth error code), at.
+        #[version(1)]
+        CrmSignInFailed {
+            organization_id: Uuid,
+            connected_by: Uuid,
+            provider: CrmProvider,
+            reason: String,
+            at: DateTime<Utc>,
+        },
+        /// The sync settings changed. Payload: settings, at.
+        #[version(1)]
+        CrmSettingsChanged { settings: CrmSettings, at: DateTime<Utc> },
+        /// The CRM refused our tokens for good: nothing syncs until connected again. Payload: reason, at.
+        #[version(1)]
+        CrmNeedsReauth { reason: String, at: DateTime<Utc> },
+        /// The CRM's daily request budget is spent: sync waits until `until`. Payload: until, at.
+        #[version(1)]
+        CrmThrottled { until: DateTime<Utc>, at: DateTime<Utc> },
+        /// The integration was disconnected; its tokens were forgotten (and revoked where the CRM allows).
+        /// Payload: revokedAtProvider, at.
+        #[version(1)]
+        CrmDisconnected { revoked_at_provider: bool, at: DateTime<Utc> },
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum CrmCommand {
+    Connect {
+        organization_id: Uuid,
+        connected_by: Uuid,
+        provider: CrmProvider,
+        account_id: String,
+        scopes: Vec<String>,
+        now: DateTime<Utc>,
+    },
+    RecordFailedSignIn {
+        organization_id: Uuid,
+        connected_by: Uuid,
+        provider: CrmProvider,
+        reason: String,
+        now: DateTime<Utc>,
+    },
+    ChangeSettings {
+        settings: CrmSettings,
+        now: DateTime<Utc>,
+    },
+    MarkNeedsReauth {
+        reason: String,
+        now: DateTime<Utc>,
+    },
+    Throttle {
+        until: DateTime<Utc>,
+        now: DateTime<Utc>,
+    },
+    Disconnect {
+        revoked_at_provider: bool,
+        now: DateTime<Utc>,
+    },
+}
+
+/// One provider's integration in one organization.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct CrmIntegration {
+    pub organization_id: Option<Uuid>,
+    pub provider: Option<CrmProvider>,
+    pub account_id: String,
+    pub settings: Option<CrmSettings>,
+    pub status: CrmStatus,
+    pub status_reason: Option<String>,
+    pub throttled_until: Option<DateTime<Utc>>,
+    pub connected: bool,
+    /// When the current connection was made: only calls ending later are synced.
+    pub connected_at: Option<DateTime<Utc>>,
+}
+
+impl CrmIntegration {
+    pub fn exists(&self) -> bool {
+        self.provider.is_some()
+    }
+
+    /// Connected, and not disconnected since.
+    pub fn is_live(&self) -> bool {
+        self.connected
+    }
+
+    /// Whether calls sync now: live, enabled, accepted and not throttled at `now`.
+    pub fn syncs_at(&self, now: DateTime<Utc>) -> bool {
+        self.connected
+            && self.settings.as_ref().is_some_and(|s| s.sync_enabled)
+            && self.status != CrmStatus::NeedsReauth
+            && self.throttled_until.is_none_or(|until| until <= now)
+    }
+}
+
+impl Aggregate for CrmIntegration {
+    type Command = CrmCommand;
+    type Event = CrmEvent;
+    type Error = CrmError;
+    const STREAM_TYPE: &'static str = "crm-integration";
+
+    fn decide(command: &CrmCommand, state: &Self) -> Result<Vec<CrmEvent>, CrmError> {
+        match command {
+            CrmCommand::Connect {
+                organization_id,
+                connected_by,
+                provider,
+                account_id,
+                scopes,
+                now,
+            } => Ok(vec![CrmEvent::CrmConnected {
+                organization_id: *organization_id,
+                connected_by: *connected_by,
+                provider: *provider,
+                account_id: account_id.clone(),
+                scopes: scopes.clone(),
+                // Connecting again keeps the settings chosen before.
+                settings: state
+                    .settings
+                    .clone()
+                    .unwrap_or_else(|| CrmSettings::defaults_for(*provider)),
+                at: *now,
+            }]),
+            CrmCommand::RecordFailedSignIn { .. } if state.is_live() => Ok(vec![]),
+            CrmCommand::RecordFailedSignIn {
+                organization_id,
+                connected_by,
+                provider,
+                reason,
+                now,
+            } => Ok(vec![CrmEvent::CrmSignInFailed {
+                organization_id: *organization_id,
+                connected_by: *connected_by,
+                provider: *provider,
+                reason: reason.clone(),
+                at: *now,
+            }]),
+            _ if !state.exists() => Err(CrmError::NotFound),
+            CrmCommand::Disconnect { .. } if !state.is_live() => Ok(vec![]),
+            CrmCommand::Disconnect {
+                revoked_at_provider,
+                now,
+            } => Ok(vec![CrmEvent::CrmDisconnected {
+                revoked_at_provider: *revoked_at_provider,
+                at: *now,
+            }]),
+            _ if !state.is_live() => Err(CrmError::Disconnected),
+            CrmCommand::ChangeSettings { settings, now } => {
+                settings.validate()?;
+                if state.settings.as_ref() == Some(settings) {
+                    return Ok(vec![]);
+                }
+                Ok(vec![CrmEvent::CrmSettingsChanged {
+                    settings: settings.clone(),
+                    at: *now,
+                }])
+            }
+            CrmCommand::MarkNeedsReauth { .. } if state.status == CrmStatus::NeedsReauth => Ok(vec![]),
+            CrmCommand::MarkNeedsReauth { reason, now } => Ok(vec![CrmEvent::CrmNeedsReauth {
+                reason: reason.clone(),
+                at: *now,
+            }]),
+            CrmCommand::Throttle { until, .. } if state.throttled_until.is_some_and(|t| t >= *until) => Ok(vec![]),
+            CrmCommand::Throttle { until, now } => Ok(vec![CrmEvent::CrmThrottled {
+                until: *until,
+                at: *now,
+            }]),
+        }
+    }
+
+    fn evolve(mut self, event: &CrmEvent) -> Self {
+        match event {
+            CrmEvent::CrmConnected {
+                organization_id,
+                provider,
+                account_id,
+                settings,
+                at,
+                ..
+            } => {
+                self.connected_at = Some(*at);
+                self.organization_id = Some(*organization_id);
+                self.provider = Some(*provider);
+                self.account_id = account_id.clone();
+                self.settings = Some(settings.clone());
+                self.status = CrmStatus::Active;
+                self.status_reason = None;
+                self.throttled_until = None;
+                self.connected = true;
+            }
+            CrmEvent::CrmSignInFailed {
+                organization_id,
+                provider,
+                reason,
+                ..
+            } => {
+                self.organization_id = Some(*organization_id);
+                self.provider = Some(*provider);
+                self.status = CrmStatus::Error;
+                self.status_reason = Some(reason.clone());
+            }
+            CrmEvent::CrmSettingsChanged { settings, .. } => self.settings = Some(settings.clone()),
+            CrmEvent::CrmNeedsReauth { reason, .. } => {
+                self.status = CrmStatus::NeedsReauth;
+                self.status_reason = Some(reason.clone());
+            }
+            CrmEvent::CrmThrottled { until, .. } => {
+                self.status = CrmStatus::Throttled;
+                self.throttled_until = Some(*until);
+            }
+            CrmEvent::CrmDisconnected { .. } => self.connected = false,
+        }
+        self
+    }
+}
+
+// ---------------------------------------------------------------------------
+// One call's sync.
+
+/// A step of syncing a call to a CRM.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum SyncStep {
+    /// Find the contact by phone, or create it.
+    ResolveContact,
+    LogCall,
+    AddNote,
+    /// Create the deal, or move the open one, to the outcome's stage.
+    UpdateDeal,
+    /// Set the contact's lead status (not interested) and mapped fields.
+    UpdateContact,
+}
+
+domain_events! {
+    pub enum CrmSyncEvent in "crm-call-sync" {
+        /// A write without an idempotency key at the CRM is about to be sent: a retry that finds this intent
+        /// without its result looks the object up at the CRM before writing again. Payload: step, at.
+        #[version(1)]
+        CrmWriteStarted { step: SyncStep, at: DateTime<Utc> },
+        /// The call's contact at the CRM: found by phone, or created. Payload: provider, callId, contactId, created, at.
+        #[version(1)]
+        CrmContactResolved { provider: CrmProvider,
+            call_id: Uuid, contact_id: String, created: bool, at: DateTime<Utc> },
+        /// The call was logged at the CRM (HubSpot: a call engagement associated with the contact). Payload:
+        /// provider, engagementId, at.
+        #[version(1)]
+        CrmCallLogged { provider: CrmProvider,
+            call_id: Uuid, engagement_id: String, at: DateTime<Utc> },
+        /// The transcript was attached as a note. Payload: provider, callId, noteId, at.
+        #[version(1)]
+        CrmNoteAdded { provider: CrmProvider,
+            call_id: Uuid, note_id: String, at: DateTime<Utc> },
+        /// A deal was created in, or moved to, the stage the outcome maps to. Payload: provider, callId, dealId, stage,
+        /// created, at.
+        #[version(1)]
+        CrmDealUpdated { provider: CrmProvider,
+            call_id: Uuid, deal_id: String, stage: String, created: bool, at: DateTime<Utc> },
+        /// Contact properties were set (lead status, mapped fields). Payload: provider, callId, properties (names), at.
+        #[version(1)]
+        CrmContactUpdated { provider: CrmProvider,
+            call_id: Uuid, properties: Vec<String>, at: DateTime<Utc> },
+        /// Nothing (more) is synced for this call, and why (sync disabled, unknown caller without
+        /// auto-create, no customer number). Payload: provider, callId, reason, at.
+        #[version(1)]
+        CrmSyncSkipped { provider: CrmProvider,
+            call_id: Uuid, reason: String, at: DateTime<Utc> },
+        /// A step failed. Payload: provider, callId, step, reason (our words: a status or code), attempt, retryAt
+        /// (null: given up), at.
+        #[version(1)]
+        CrmSyncFailed {
+            provider: CrmProvider,
+            call_id: Uuid,
+            step: SyncStep,
+            reason: String,
+            attempt: u32,
+            retry_at: Option<DateTime<Utc>>,
+            at: DateTime<Utc>,
+        },
+    }
+}
+
+/// What the CRM needs to hear about a call.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct CallToSync {
+    pub ended: bool,
+    pub has_customer_number: bool,
+    pub has_transcript: bool,
+    pub outcome: Option<Outcome>,
+}
+
+/// What a call's sync has done so far.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct CallSync {
+    pub contact_id: Option<String>,
+    pub engagement_id: Option<String>,
+    pub note_id: Option<String>,
+    /// The deal and the stage it was last moved to.
+    pub deal: Option<(String, String)>,
+    /// The outcome the contact's properties were last set for.
+    pub contact_updated: bool,
+    pub skipped: bool,
+    /// Writes started whose result is not recorded (a crash or a lost answer in between).
+    pub unconfirmed: Vec<SyncStep>,
+    pub failures: u32,
+    pub given_up: bool,
+}
+
+impl CallSync {
+    /// The next step for this call under `settings`, or `None` when it is synced.
+    pub fn next_step(&self, call: &CallToSync, settings: &CrmSettings) -> Option<SyncStep> {
+        if self.skipped || self.given_up || !call.ended || !call.has_customer_number {
+            return None;
+        }
+        if self.contact_id.is_none() {
+            return Some(SyncStep::ResolveContact);
+        }
+        if self.engagement_id.is_none() {
+            return Some(SyncStep::LogCall);
+        }
+        if settings.log_transcript && call.has_transcript && self.note_id.is_none() {
+            return Some(SyncStep::AddNote);
+        }
+        let wanted_stage = call.outcome.and_then(|o| settings.stage_mapping.stage_for(o));
+        if let Some(stage) = wanted_stage {
+            if self.deal.as_ref().is_none_or(|(_, current)| current != stage) {
+                return Some(SyncStep::UpdateDeal);
+            }
+        }
+        let wants_contact_update = call.outcome == Some(Outcome::NotInterested) || !settings.field_mappings.is_empty();
+        if wants_contact_update && !self.contact_updated {
+            return Some(SyncStep::UpdateContact);
+        }
+        None
+    }
+
+    /// Whether `step` was started before without its result being recorded.
+    pub fn is_unconfirmed(&self, step: SyncStep) -> bool {
+        self.unconfirmed.contains(&step)
+    }
+}
+
+impl Aggregate for CallSync {
+    /// Reactors record what they observed at the CRM.
+    type Command = CrmSyncEvent;
+    type Event = CrmSyncEvent;
+    type Error = CrmError;
+    const STREAM_TYPE: &'static str = "crm-call-sync";
+
+    fn decide(observed: &CrmSyncEvent, state: &Self) -> Result<Vec<CrmSyncEvent>, CrmError> {
+        let repeat = match observed {
+            CrmSyncEvent::CrmContactResolved { .. } => state.contact_id.is_some(),
+            CrmSyncEvent::CrmCallLogged { .. } => state.engagement_id.is_some(),
+            CrmSyncEvent::CrmNoteAdded { .. } => state.note_id.is_some(),
+            CrmSyncEvent::CrmDealUpdated { deal_id, stage, .. } => {
+                state.deal.as_ref() == Some(&(deal_id.clone(), stage.clone()))
+            }
+            CrmSyncEvent::CrmSyncSkipped { .. } => state.skipped,
+            CrmSyncEvent::CrmWriteStarted { step, .. } => state.is_unconfirmed(*step),
+            CrmSyncEvent::CrmContactUpdated { .. } | CrmSyncEvent::CrmSyncFailed { .. } => false,
+        };
+        Ok(if repeat { vec![] } else { vec![observed.clone()] })
+    }
+
+    fn evolve(mut self, event: &CrmSyncEvent) -> Self {
+        let confirm = |state: &mut Self, step: SyncStep| state.unconfirmed.retain(|s| *s != step);
+        match event {
+            CrmSyncEvent::CrmWriteStarted { step, .. } => self.unconfirmed.push(*step),
+            CrmSyncEvent::CrmContactResolved { contact_id, .. } => {
+                self.contact_id = Some(contact_id.clone());
+                confirm(&mut self, SyncStep::ResolveContact);
+            }
+            CrmSyncEvent::CrmCallLogged { engagement_id, .. } => {
+                self.engagement_id = Some(engagement_id.clone());
+                confirm(&mut self, SyncStep::LogCall);
+            }
+            CrmSyncEvent::CrmNoteAdded { note_id, .. } => {
+                self.note_id = Some(note_id.clone());
+                confirm(&mut self, SyncStep::AddNote);
+            }
+            CrmSyncEvent::CrmDealUpdated { deal_id, stage, .. } => {
+                self.deal = Some((deal_id.clone(), stage.clone()));
+                confirm(&mut self, SyncStep::UpdateDeal);
+            }
+            CrmSyncEvent::CrmContactUpdated { .. } => {
+                self.contact_updated = true;
+                confirm(&mut self, SyncStep::UpdateContact);
+            }
+            CrmSyncEvent::CrmSyncSkipped { .. } => self.skipped = true,
+            CrmSyncEvent::CrmSyncFailed { retry_at, .. } => {
+                self.failures += 1;
+                self.given_up = retry_at.is_none();
+            }
+        }
+        self
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at() -> DateTime<Utc> {
+        "2026-03-02T13:00:00Z".parse().unwrap()
+    }
+
+    fn ended(outcome: Option<Outcome>) -> CallToSync {
+        CallToSync {
+            ended: true,
+            has_customer_number: true,
+            has_transcript: true,
+            outcome,
+        }
+    }
+
+    fn apply(state: CallSync, event: CrmSyncEvent) -> CallSync {
+        let events = CallSync::decide(&event, &state).unwrap();
+        events.iter().fold(state, CallSync::evolve)
+    }
+
+    #[test]
+    fn a_call_syncs_contact_then_call_then_note_then_deal_once_each() {
+        let settings = CrmSettings::defaults_for(CrmProvider::Hubspot);
+        let call = ended(Some(Outcome::Qualified));
+        let mut sync = CallSync::default();
+        assert_eq!(sync.next_step(&ended(None), &settings), Some(SyncStep::ResolveContact));
+        assert_eq!(sync.next_step(&CallToSync::default(), &settings), None, "not ended yet");
+        let h = CrmProvider::Hubspot;
+        sync = apply(
+            sync,
+            CrmSyncEvent::CrmWriteStarted {
+                step: SyncStep::ResolveContact,
+                at: at(),
+            },
+        );
+        assert!(sync.is_unconfirmed(SyncStep::ResolveContact));
+        sync = apply(
+            sync,
+            CrmSyncEvent::CrmContactResolved {
+                provider: h,
+                call_id: Uuid::nil(),
+                contact_id: "51".into(),
+                created: true,
+                at: at(),
+            },
+        );
+        assert!(!sync.is_unconfirmed(SyncStep::ResolveContact));
+        assert_eq!(sync.next_step(&call, &settings), Some(SyncStep::LogCall));
+        sync = apply(
+            sync,
+            CrmSyncEvent::CrmCallLogged {
+                provider: h,
+                call_id: Uuid::nil(),
+                engagement_id: "9".into(),
+                at: at(),
+            },
+        );
+        assert_eq!(sync.next_step(&call, &settings), Some(SyncStep::AddNote));
+        sync = apply(
+            sync,
+            CrmSyncEvent::CrmNoteAdded {
+                provider: h,
+                call_id: Uuid::nil(),
+                note_id: "7".into(),
+                at: at(),
+            },
+        );
+        assert_eq!(sync.next_step(&call, &settings), Some(SyncStep::UpdateDeal));
+        let deal = CrmSyncEvent::CrmDealUpdated {
+            provider: h,
+            call_id: Uuid::nil(),
+            deal_id: "3".into(),
+            stage: "qualifiedtobuy".into(),
+            created: true,
+            at: at(),
+        };
+        sync = apply(sync, deal.clone());
+        assert_eq!(sync.next_step(&call, &settings), None);
+        // A recorded result is not recorded twice.
+        assert_eq!(CallSync::decide(&deal, &sync), Ok(vec![]));
+        // A later appointment moves the same deal on.
+        assert_eq!(
+            sync.next_step(&ended(Some(Outcome::Appointment)), &settings),
+            Some(SyncStep::UpdateDeal)
+        );
+        // Not interested sets the contact's lead status.
+        assert_eq!(
+            sync.next_step(&ended(Some(Outcome::NotInterested)), &settings),
+            Some(SyncStep::UpdateContact)
+        );
+    }
+
+    #[test]
+    fn settings_default_per_provider_and_refuse_empty_names() {
+        let hubspot = CrmSettings::defaults_for(CrmProvider::Hubspot);
+        assert_eq!(hubspot.stage_mapping.stage_for(Outcome::Sale), Some("closedwon"));
+        assert_eq!(
+            CrmSettings::defaults_for(CrmProvider::Salesforce)
+                .stage_mapping
+                .qualified,
+            "Qualification"
+        );
+        let mut bad = hubspot.clone();
+        bad.field_mappings.insert(CallField::Company, " ".into());
+        assert!(matches!(bad.validate(), Err(CrmError::Invalid { field, .. }) if field == "fieldMappings.company"));
+        let json = serde_json::to_value(&hubspot).unwrap();
+        assert_eq!(json["stageMapping"]["appointment"], "appointmentscheduled");
+        assert_eq!(json["autoCreateContacts"], true);
+    }
+
+    #[test]
+    fn connecting_again_replaces_the_connection_and_keeps_the_settings() {
+        let org = Uuid::from_u128(1);
+        let connect = |account: &str| CrmCommand::Connect {
+            organization_id: org,
+            connected_by: Uuid::from_u128(2),
+            provider: CrmProvider::Hubspot,
+            account_id: account.into(),
+            scopes: vec!["crm.objects.contacts.write".into()],
+            now: at(),
+        };
+        let fold = |state: CrmIntegration, command: &CrmCommand| {
+            CrmIntegration::decide(command, &state)
+                .unwrap()
+                .iter()
+                .fold(state, CrmIntegration::evolve)
+        };
+        let state = fold(CrmIntegration::default(), &connect("111"));
+        let mut settings = state.settings.clone().unwrap();
+        settings.auto_create_contacts = false;
+        let state = fold(
+            state,
+            &CrmCommand::ChangeSettings {
+                settings: settings.clone(),
+                now: at(),
+            },
+        );
+        let state = fold(
+            state,
+            &CrmCommand::MarkNeedsReauth {
+                reason: "invalid_grant".into(),
+                now: at(),
+            },
+        );
+        assert!(!state.syncs_at(at()));
+        let state = fold(state, &connect("222"));
+        assert_eq!(state.account_id, "222");
+        assert_eq!(state.settings, Some(settings));
+        assert!(state.syncs_at(at()));
+        let later = at() + chrono::Duration::hours(3);
+        let state = fold(
+            state,
+            &CrmCommand::Throttle {
+                until: later,
+                now: at(),
+            },
+        );
+        assert!(!state.syncs_at(at()) && state.syncs_at(later));
+    }
+}

@@ -1,0 +1,404 @@
+//! CRM integrations as `GET /api/integrations/crm` shows them, and the sync
+//! log of `GET /api/integrations/crm/sync-log`.
+
+use crate::rows::{self, decode_error, stream_uuid};
+use crate::runtime::ReadModel;
+use application::crm::{CrmDirectory, CrmIntegrationView, SyncLogEntry, SyncLogFilter};
+use application::AppError;
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use domain::crm::{CrmEvent, CrmProvider, CrmSettings, CrmStatus, CrmSyncEvent, SyncStep};
+use domain::{DomainEvent, RecordedEvent};
+use serde::{Deserialize, Serialize};
+use sqlx::types::Json;
+use sqlx::{PgConnection, PgPool, Row};
+use uuid::Uuid;
+
+/// A row of the `crm_integrations` table.
+#[derive(Serialize, Deserialize)]
+struct IntegrationRow {
+    id: Uuid,
+    organization_id: Uuid,
+    provider: CrmProvider,
+    status: CrmStatus,
+    status_reason: Option<String>,
+    account_id: String,
+    scopes: Vec<String>,
+    settings: Option<CrmSettings>,
+    throttled_until: Option<DateTime<Utc>>,
+    connected_at: DateTime<Utc>,
+    disconnected: bool,
+    last_sync_at: Option<DateTime<Utc>>,
+    last_error: Option<String>,
+}
+
+/// What changes an integration's row.
+enum Change {
+    Integration(Box<CrmEvent>),
+    /// A sync step of a call: its time, and its error if it failed.
+    Sync(DateTime<Utc>, Option<String>),
+}
+
+fn evolve(row: &mut Option<IntegrationRow>, id: Uuid, change: Change) {
+    match change {
+        Change::Integration(event) => evolve_integration(row, id, *event),
+        Change::Sync(at, error) => {
+            if let Some(row) = row {
+                row.last_sync_at = Some(at);
+                row.last_error = error;
+            }
+        }
+    }
+}
+
+fn evolve_integration(row: &mut Option<IntegrationRow>, id: Uuid, event: CrmEvent) {
+    match event {
+        CrmEvent::CrmConnected {
+            organization_id,
+            provider,
+            account_id,
+            scopes,
+            settings,
+            at,
+            ..
+        } => {
+            let (last_sync_at, last_error) = row.take().map(|r| (r.last_sync_at, r.last_error)).unwrap_or_default();
+            *row = Some(IntegrationRow {
+                id,
+                organization_id,
+                provider,
+                status: CrmStatus::Active,
+                status_reason: None,
+                account_id,
+                scopes,
+                settings: Some(settings),
+                throttled_until: None,
+                connected_at: at,
+                disconnected: false,
+                last_sync_at,
+                last_error,
+            })
+        }
+        CrmEvent::CrmSignInFailed {
+            organization_id,
+            provider,
+            reason,
+            at,
+            ..
+        } => {
+            if row.as_ref().is_none_or(|r| r.disconnected) {
+                *row = Some(IntegrationRow {
+                    id,
+                    organization_id,
+                    provider,
+                    status: CrmStatus::Error,
+                    status_reason: Some(reason),
+                    account_id: String::new(),
+                    scopes: vec![],
+                    settings: None,
+                    throttled_until: None,
+                    connected_at: at,
+                    disconnected: false,
+                    last_sync_at: None,
+                    last_error: None,
+                });
+            }
+        }
+        event => {
+            let Some(row) = row else { return };
+            match event {
+                CrmEvent::CrmSettingsChanged { settings, .. } => row.settings = Some(settings),
+                CrmEvent::CrmNeedsReauth { reason, .. } => {
+                    row.status = CrmStatus::NeedsReauth;
+                    row.status_reason = Some(reason);
+                }
+                CrmEvent::CrmThrottled { until, .. } => {
+                    row.status = CrmStatus::Throttled;
+                    row.throttled_until = Some(until);
+                }
+                CrmEvent::CrmDisconnected { .. } => row.disconnected = true,
+                CrmEvent::CrmConnected { .. } | CrmEvent::CrmSignInFailed { .. } => {}
+            }
+        }
+    }
+}
+
+/// The provider, call, time and (for a failure) reason of a sync event; `None` for intents.
+fn sync_facts(event: &CrmSyncEvent) -> Option<(CrmProvider, Uuid, DateTime<Utc>, Option<String>)> {
+    match event {
+        CrmSyncEvent::CrmWriteStarted { .. } => None,
+        CrmSyncEvent::CrmContactResolved {
+            provider, call_id, at, ..
+        }
+        | CrmSyncEvent::CrmCallLogged {
+            provider, call_id, at, ..
+        }
+        | CrmSyncEvent::CrmNoteAdded {
+            provider, call_id, at, ..
+        }
+        | CrmSyncEvent::CrmDealUpdated {
+            provider, call_id, at, ..
+        }
+        | CrmSyncEvent::CrmContactUpdated {
+            provider, call_id, at, ..
+        }
+        | CrmSyncEvent::CrmSyncSkipped {
+            provider, call_id, at, ..
+        } => Some((*provider, *call_id, *at, None)),
+        CrmSyncEvent::CrmSyncFailed {
+            provider,
+            call_id,
+            reason,
+            at,
+            ..
+        } => Some((*provider, *call_id, *at, Some(reason.clone()))),
+    }
+}
+
+pub struct CrmIntegrationsProjection;
+
+#[async_trait]
+impl ReadModel for CrmIntegrationsProjection {
+    fn name(&self) -> &'static str {
+        "crm_integrations"
+    }
+
+    fn schema_version(&self) -> i32 {
+        1
+    }
+
+    fn stream_types(&self) -> Option<&[&'static str]> {
+        Some(&["crm-integration", "crm-call-sync"])
+    }
+
+    fn tables(&self) -> &'static [&'static str] {
+        &["crm_integrations"]
+    }
+
+    fn create_sql(&self) -> &'static str {
+        include_str!("crm_integrations.sql")
+    }
+
+    async fn apply(&self, conn: &mut PgConnection, events: &[RecordedEvent]) -> Result<(), sqlx::Error> {
+        let mut changes = Vec::with_capacity(events.len());
+        for event in events {
+            match event.stream_type.as_str() {
+                "crm-integration" => {
+                    let decoded = CrmEvent::decode(&event.event_type, event.event_version, &event.payload)
+                        .map_err(decode_error)?;
+                    changes.push((stream_uuid(event)?, Change::Integration(Box::new(decoded))));
+                }
+                "crm-call-sync" => {
+                    let decoded = CrmSyncEvent::decode(&event.event_type, event.event_version, &event.payload)
+                        .map_err(decode_error)?;
+                    if let Some((provider, _, at, error)) = sync_facts(&decoded) {
+                        changes.push((provider.integration_id(event.organization_id), Change::Sync(at, error)));
+                    }
+                }
+                _ => {}
+            }
+        }
+        let ids: Vec<Uuid> = changes.iter().map(|(id, _)| *id).collect();
+        rows::fold_batch(conn, "crm_integrations", ids, |rows| {
+            for (id, change) in changes {
+                evolve(rows.entry(id).or_default(), id, change);
+            }
+            Ok(())
+        })
+        .await
+    }
+}
+
+/// A row of the `crm_sync_log` table: one per sync event.
+#[derive(Serialize, Deserialize)]
+struct LogRow {
+    id: Uuid,
+    organization_id: Uuid,
+    provider: CrmProvider,
+    call_id: Uuid,
+    action: String,
+    status: String,
+    external_id: Option<String>,
+    error: Option<String>,
+    retry_at: Option<DateTime<Utc>>,
+    at: DateTime<Utc>,
+}
+
+fn step_action(step: SyncStep) -> &'static str {
+    match step {
+        SyncStep::ResolveContact => "create_contact",
+        SyncStep::LogCall => "log_call",
+        SyncStep::AddNote => "add_note",
+        SyncStep::UpdateDeal => "update_stage",
+        SyncStep::UpdateContact => "update_contact",
+    }
+}
+
+/// The log's line for one sync event, if it makes one.
+fn log_line(event: &RecordedEvent, decoded: CrmSyncEvent) -> Option<LogRow> {
+    let (provider, call_id, at, _) = sync_facts(&decoded)?;
+    let (action, status, external_id, error, retry_at) = match decoded {
+        CrmSyncEvent::CrmContactResolved {
+            contact_id, created, ..
+        } => (
+            if created { "create_contact" } else { "search" },
+            "succeeded",
+            Some(contact_id),
+            None,
+            None,
+        ),
+        CrmSyncEvent::CrmCallLogged { engagement_id, .. } => ("log_call", "succeeded", Some(engagement_id), None, None),
+        CrmSyncEvent::CrmNoteAdded { note_id, .. } => ("add_note", "succeeded", Some(note_id), None, None),
+        CrmSyncEvent::CrmDealUpdated { deal_id, created, .. } => (
+            if created { "create_deal" } else { "update_stage" },
+            "succeeded",
+            Some(deal_id),
+            None,
+            None,
+        ),
+        CrmSyncEvent::CrmContactUpdated { .. } => ("update_contact", "succeeded", None, None, None),
+        CrmSyncEvent::CrmSyncSkipped { reason, .. } => ("skip", "skipped", None, Some(reason), None),
+        CrmSyncEvent::CrmSyncFailed {
+            step, reason, retry_at, ..
+        } => (step_action(step), "failed", None, Some(reason), retry_at),
+        CrmSyncEvent::CrmWriteStarted { .. } => return None,
+    };
+    Some(LogRow {
+        id: event.event_id,
+        organization_id: event.organization_id,
+        provider,
+        call_id,
+        action: action.into(),
+        status: status.into(),
+        external_id,
+        error,
+        retry_at,
+        at,
+    })
+}
+
+pub struct CrmSyncLogProjection;
+
+#[async_trait]
+impl ReadModel for CrmSyncLogProjection {
+    fn name(&self) -> &'static str {
+        "crm_sync_log"
+    }
+
+    fn schema_version(&self) -> i32 {
+        1
+    }
+
+    fn stream_types(&self) -> Option<&[&'static str]> {
+        Some(&["crm-call-sync"])
+    }
+
+    fn tables(&self) -> &'static [&'static str] {
+        &["crm_sync_log"]
+    }
+
+    fn create_sql(&self) -> &'static str {
+        include_str!("crm_sync_log.sql")
+    }
+
+    async fn apply(&self, conn: &mut PgConnection, events: &[RecordedEvent]) -> Result<(), sqlx::Error> {
+        let mut lines = Vec::new();
+        for event in events.iter().filter(|e| e.stream_type == "crm-call-sync") {
+            let decoded =
+                CrmSyncEvent::decode(&event.event_type, event.event_version, &event.payload).map_err(decode_error)?;
+            lines.extend(log_line(event, decoded));
+        }
+        let ids: Vec<Uuid> = lines.iter().map(|l| l.id).collect();
+        rows::fold_batch(conn, "crm_sync_log", ids, |rows| {
+            for line in lines {
+                rows.insert(line.id, Some(line));
+            }
+            Ok(())
+        })
+        .await
+    }
+}
+
+#[derive(Clone)]
+pub struct PgCrmDirectory {
+    pool: PgPool,
+}
+
+impl PgCrmDirectory {
+    pub fn new(pool: PgPool) -> Self {
+        Self { pool }
+    }
+}
+
+fn text_enum<T: serde::de::DeserializeOwned>(raw: String) -> Result<T, AppError> {
+    serde_json::from_value(serde_json::Value::String(raw)).map_err(|e| AppError::internal("reading a stored value", e))
+}
+
+#[async_trait]
+impl CrmDirectory for PgCrmDirectory {
+    async fn integrations(&self, organization_id: Uuid) -> Result<Vec<CrmIntegrationView>, AppError> {
+        let rows = sqlx::query(
+            "SELECT provider, status, status_reason, account_id, scopes, settings, throttled_until, connected_at,
+                    last_sync_at, last_error
+             FROM crm_integrations WHERE organization_id = $1 AND NOT disconnected ORDER BY provider",
+        )
+        .bind(organization_id)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(|e| AppError::internal("reading CRM integrations", e))?;
+        rows.iter()
+            .map(|r| {
+                Ok(CrmIntegrationView {
+                    provider: text_enum(r.get("provider"))?,
+                    status: text_enum(r.get("status"))?,
+                    status_reason: r.get("status_reason"),
+                    account_id: r.get("account_id"),
+                    scopes: r.get::<Json<Vec<String>>, _>("scopes").0,
+                    settings: r.get::<Option<Json<CrmSettings>>, _>("settings").map(|s| s.0),
+                    throttled_until: r.get("throttled_until"),
+                    last_sync_at: r.get("last_sync_at"),
+                    last_error: r.get("last_error"),
+                    connected_at: r.get("connected_at"),
+                })
+            })
+            .collect()
+    }
+
+    async fn sync_log(&self, organization_id: Uuid, filter: &SyncLogFilter) -> Result<Vec<SyncLogEntry>, AppError> {
+        let (before_at, before_id) = filter.before.unzip();
+        let rows = sqlx::query(
+            "SELECT id, provider, call_id, action, status, external_id, error, retry_at, at FROM crm_sync_log
+             WHERE organization_id = $1
+               AND ($2::text IS NULL OR provider = $2)
+               AND ($3::uuid IS NULL OR call_id = $3)
+               AND ($4::text IS NULL OR status = $4)
+               AND ($5::timestamptz IS NULL OR (at, id) < ($5, $6))
+             ORDER BY at DESC, id DESC LIMIT $7",
+        )
+        .bind(organization_id)
+        .bind(filter.provider.map(|p| p.as_str()))
+        .bind(filter.call_id)
+        .bind(filter.status.as_deref())
+        .bind(before_at)
+        .bind(before_id)
+        .bind(filter.limit)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(|e| AppError::internal("reading the CRM sync log", e))?;
+        rows.iter()
+            .map(|r| {
+                Ok(SyncLogEntry {
+                    id: r.get("id"),
+                    provider: text_enum(r.get("provider"))?,
+                    call_id: r.get("call_id"),
+                    action: r.get("action"),
+                    status: r.get("status"),
+                    external_id: r.get("external_id"),
+                    error: r.get("error"),
+                    retry_at: r.get("retry_at"),
+                    at: r.get("at"),
+                })
+            })
+            .collect()
+    }
+}
