@@ -93,3 +93,13 @@ impl<T: DeserializeOwned + 'static> FromRequest for Json<T> {
         })
     }
 }
+
+/// Reads a JSON value as `T`, a bad value being a 400 that names where it is
+/// (`timezone`, `routes.hot_lead.mentions[0]`…); `whole` names the body itself.
+pub fn parse_named<T: DeserializeOwned>(raw: Value, whole: &str) -> Result<T, ApiError> {
+    serde_path_to_error::deserialize(raw).map_err(|e| {
+        let field = e.path().to_string();
+        let field = if field == "." { whole.to_owned() } else { field };
+        AppError::validation(&field, format!("{field} is invalid: {}", e.inner())).into()
+    })
+}

@@ -72,19 +72,33 @@ pub async fn connect(
     }))
 }
 
+/// What a provider's redirect back to us carries (calendars and CRMs alike).
 #[derive(Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct CallbackQuery {
-    code: Option<String>,
-    state: Option<String>,
+    pub(crate) code: Option<String>,
+    pub(crate) state: Option<String>,
     /// The provider's error code when the sign-in was refused (`access_denied`…).
-    error: Option<String>,
+    pub(crate) error: Option<String>,
     /// `json` for a JSON answer instead of a redirect (also when the request accepts only JSON).
-    format: Option<String>,
+    pub(crate) format: Option<String>,
+}
+
+impl CallbackQuery {
+    /// Whether to answer JSON, and the callback for the use case.
+    pub(crate) fn read(self, request: &HttpRequest) -> (bool, Callback) {
+        let json = wants_json(request, self.format.as_deref());
+        let callback = Callback {
+            code: self.code,
+            state: self.state,
+            error: self.error,
+        };
+        (json, callback)
+    }
 }
 
 /// Whether the caller asked for JSON (`format=json`, or an `Accept` of JSON and not HTML).
-pub(crate) fn wants_json(request: &HttpRequest, format: Option<&str>) -> bool {
+fn wants_json(request: &HttpRequest, format: Option<&str>) -> bool {
     format == Some("json")
         || request
             .headers()
@@ -107,18 +121,10 @@ pub async fn callback(
     caller: Option<Caller>,
     query: web::Query<CallbackQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    let query = query.into_inner();
-    let json = wants_json(&request, query.format.as_deref());
+    let (json, callback) = query.into_inner().read(&request);
     let result = state
         .calendar
-        .complete_connect(
-            caller.as_ref().map(|c| &c.0),
-            Callback {
-                code: query.code,
-                state: query.state,
-                error: query.error,
-            },
-        )
+        .complete_connect(caller.as_ref().map(|c| &c.0), callback)
         .await?;
     if json {
         return Ok(HttpResponse::Ok().json(result));
@@ -166,16 +172,6 @@ pub struct SettingsChanged {
     settings: CalendarSettings,
 }
 
-/// Parses settings here rather than in the body's extractor, so a bad value
-/// is a 400 naming its field (`workingHoursStart`, `timezone`…).
-fn settings_patch(raw: serde_json::Value) -> Result<SettingsPatch, ApiError> {
-    serde_path_to_error::deserialize(raw).map_err(|e| {
-        let field = e.path().to_string();
-        let field = if field == "." { "settings".to_owned() } else { field };
-        AppError::validation(&field, format!("{field} is invalid: {}", e.inner())).into()
-    })
-}
-
 /// Change a calendar's booking rules (owners and admins).
 #[utoipa::path(patch, path = "/api/integrations/calendars/{id}", tag = "calendar", security(("bearer" = [])),
     request_body = SettingsPatch,
@@ -186,7 +182,8 @@ pub async fn update(
     id: web::Path<Uuid>,
     body: Json<serde_json::Value>,
 ) -> Result<HttpResponse, ApiError> {
-    let patch = settings_patch(body.into_inner())?;
+    // Parsed here rather than by the extractor, so a bad value is a 400 naming its field.
+    let patch: SettingsPatch = crate::body::parse_named(body.into_inner(), "settings")?;
     let settings = state.calendar.change_settings(&caller.0, *id, patch).await?;
     Ok(HttpResponse::Ok().json(SettingsChanged { id: *id, settings }))
 }

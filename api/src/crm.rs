@@ -9,7 +9,6 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use application::crm::{
     ContactSyncResult, CrmConnectResult, CrmIntegrationView, CrmSettingsPatch, SyncLogEntry, SyncLogFilter,
 };
-use application::oauth::Callback;
 use application::AppError;
 use base64::Engine;
 use chrono::{DateTime, Utc};
@@ -45,20 +44,9 @@ pub async fn connect(
     Ok(HttpResponse::Ok().json(CrmAuthorizationUrl { authorization_url }))
 }
 
-#[derive(Deserialize, IntoParams)]
-#[into_params(parameter_in = Query)]
-pub struct CallbackQuery {
-    code: Option<String>,
-    state: Option<String>,
-    /// The CRM's error code when the sign-in was refused (`access_denied`…).
-    error: Option<String>,
-    /// `json` for a JSON answer instead of a redirect.
-    format: Option<String>,
-}
-
 /// Where the CRM sends the browser back: redirects to the app with the result
 /// (JSON when asked); an unknown, used, expired or foreign `state` is a 400.
-#[utoipa::path(get, path = "/api/integrations/crm/callback", tag = "crm", params(CallbackQuery),
+#[utoipa::path(get, path = "/api/integrations/crm/callback", tag = "crm", params(crate::calendar::CallbackQuery),
     responses(
         (status = 200, description = "The result, as JSON", body = CrmConnectResult),
         (status = 303, description = "Back to the app, with the result in the query"),
@@ -67,20 +55,12 @@ pub async fn callback(
     request: HttpRequest,
     state: web::Data<AppState>,
     caller: Option<Caller>,
-    query: web::Query<CallbackQuery>,
+    query: web::Query<crate::calendar::CallbackQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    let query = query.into_inner();
-    let json = crate::calendar::wants_json(&request, query.format.as_deref());
+    let (json, callback) = query.into_inner().read(&request);
     let result = state
         .crm
-        .complete_connect(
-            caller.as_ref().map(|c| &c.0),
-            Callback {
-                code: query.code,
-                state: query.state,
-                error: query.error,
-            },
-        )
+        .complete_connect(caller.as_ref().map(|c| &c.0), callback)
         .await?;
     if json {
         return Ok(HttpResponse::Ok().json(result));
@@ -112,16 +92,6 @@ pub struct ProviderQuery {
     provider: CrmProvider,
 }
 
-/// Parses settings here rather than in the body's extractor, so a bad value
-/// is a 400 naming its field.
-fn settings_patch(raw: serde_json::Value) -> Result<CrmSettingsPatch, ApiError> {
-    serde_path_to_error::deserialize(raw).map_err(|e| {
-        let field = e.path().to_string();
-        let field = if field == "." { "settings".to_owned() } else { field };
-        AppError::validation(&field, format!("{field} is invalid: {}", e.inner())).into()
-    })
-}
-
 /// Change sync settings (owners and admins); properties and stages are checked against the CRM.
 #[utoipa::path(patch, path = "/api/integrations/crm", tag = "crm", security(("bearer" = [])), params(ProviderQuery),
     request_body = CrmSettingsPatch,
@@ -132,7 +102,8 @@ pub async fn update(
     query: web::Query<ProviderQuery>,
     body: Json<serde_json::Value>,
 ) -> Result<HttpResponse, ApiError> {
-    let patch = settings_patch(body.into_inner())?;
+    // Parsed here rather than by the extractor, so a bad value is a 400 naming its field.
+    let patch: CrmSettingsPatch = crate::body::parse_named(body.into_inner(), "settings")?;
     let settings = state.crm.change_settings(&caller.0, query.provider, patch).await?;
     Ok(HttpResponse::Ok().json(settings))
 }

@@ -96,6 +96,7 @@ use utoipa::{Modify, OpenApi};
         crate::crm::sync_log,
         crate::webhooks::vapi,
         crate::webhooks::calendly,
+        crate::webhooks::hubspot,
     ),
     components(schemas(crate::error::ErrorBody, crate::calls::Direction, domain::slack::Mention)),
     modifiers(&Conventions)

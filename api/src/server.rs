@@ -193,13 +193,15 @@ pub fn build_state(pool: PgPool, wiring: Wiring) -> AppState {
         pool.clone(),
         sealer.clone(),
     ));
+    let calendar_directory = Arc::new(projections::calendar::PgCalendarDirectory::new(pool.clone()));
+    let crm_directory = Arc::new(projections::crm::PgCrmDirectory::new(pool.clone()));
     let crm = Arc::new(application::crm::CrmService {
         store: store.clone(),
         clock: wiring.clock.clone(),
         providers: wiring.crm_providers.clone(),
         states: oauth_store.clone(),
         vault: oauth_store.clone(),
-        directory: Arc::new(projections::crm::PgCrmDirectory::new(pool.clone())),
+        directory: crm_directory.clone(),
         schema_cache: application::crm::schema_cache(),
     });
     let crm_sync = application::crm::CrmSync {
@@ -215,7 +217,7 @@ pub fn build_state(pool: PgPool, wiring: Wiring) -> AppState {
         providers: wiring.calendar_providers.clone(),
         states: oauth_store.clone(),
         vault: oauth_store.clone(),
-        directory: Arc::new(projections::calendar::PgCalendarDirectory::new(pool.clone())),
+        directory: calendar_directory.clone(),
         secrets: Arc::new(RandomSecretTokens),
         public_url: wiring.public_url.clone(),
     });
@@ -241,6 +243,7 @@ pub fn build_state(pool: PgPool, wiring: Wiring) -> AppState {
             }),
         ],
         sealer: sealer.clone(),
+        calendars: calendar_directory.clone(),
     };
     let vapi_webhook_secret = wiring.keys.vapi_webhook_secret.clone();
     let agent_sync = AgentSync {
@@ -283,6 +286,14 @@ pub fn build_state(pool: PgPool, wiring: Wiring) -> AppState {
         ab_slots: ab_slots.clone(),
         voice: vapi,
         retry: wiring.retry,
+        briefing: Arc::new(application::crm::CrmBriefing {
+            store: store.clone(),
+            clock: wiring.clock.clone(),
+            providers: wiring.crm_providers.clone(),
+            vault: oauth_store.clone(),
+            directory: crm_directory.clone(),
+        }),
+        calendars: calendar_directory.clone(),
     };
     let ab_directory = Arc::new(projections::ab_testing::PgAbDirectory::new(pool.clone()));
     let outbound = OutboundCalls {

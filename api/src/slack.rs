@@ -7,7 +7,6 @@ use crate::server::AppState;
 use crate::users::PageQuery;
 use actix_web::{web, HttpResponse};
 use application::slack::{IntegrationStatus, SlackIntegrationView, TestDelivery};
-use application::AppError;
 use domain::openapi::name;
 use domain::slack::Preferences;
 use domain::slack::WORKSPACE_NAME_CHARS;
@@ -46,11 +45,7 @@ pub struct IntegrationList {
 /// Preferences parsed here rather than by the body's extractor, so that a bad
 /// time zone or mention is a 400 naming where it is (`timezone`, `routes.hot_lead.mentions[0]`…).
 fn preferences(raw: serde_json::Value) -> Result<Preferences, ApiError> {
-    serde_path_to_error::deserialize(raw).map_err(|e| {
-        let field = e.path().to_string();
-        let field = if field == "." { "preferences".to_owned() } else { field };
-        AppError::validation(&field, format!("{field} is invalid: {}", e.inner())).into()
-    })
+    crate::body::parse_named(raw, "preferences")
 }
 
 #[derive(Deserialize, ToSchema)]

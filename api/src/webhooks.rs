@@ -1,4 +1,4 @@
-//! `POST /api/webhooks/vapi` and `POST /api/webhooks/calendly`: authenticate,
+//! `POST /api/webhooks/vapi`, `/calendly` and `/hubspot`: authenticate,
 //! record, acknowledge. Heavy work happens in projections and reactors.
 
 use crate::error::{error_body, ApiError};
@@ -8,6 +8,9 @@ use infrastructure::vapi_messages::{is_authentic, parse, reply_body};
 
 /// Transcripts make end-of-call reports large.
 pub const WEBHOOK_LIMIT_BYTES: usize = 5 * 1024 * 1024;
+
+/// HubSpot sends at most 100 notifications of a few hundred bytes per request.
+pub const HUBSPOT_LIMIT_BYTES: usize = 1024 * 1024;
 
 /// Vapi's server messages (status updates, end-of-call reports, tool calls, assistant requests).
 /// Authenticated by the shared secret or HMAC signature configured with `VAPI_WEBHOOK_SECRET`.
@@ -102,6 +105,53 @@ pub async fn calendly(
     Ok(HttpResponse::Ok().json(serde_json::json!({})))
 }
 
+/// HubSpot's webhook notifications (the app's subscriptions): contact
+/// property changes, deletions, privacy deletions and merges update the
+/// contact cache of every organization connected to the portal; other
+/// subscription types and unknown portals are acknowledged and ignored.
+/// Verified by `X-HubSpot-Signature-v3` (HMAC-SHA256 with the app's client
+/// secret over method, URL, body and `X-HubSpot-Request-Timestamp`, which
+/// must be within 5 minutes).
+#[utoipa::path(post, path = "/api/webhooks/hubspot", tag = "webhooks", request_body = Object, responses(
+    (status = 200, description = "Recorded (or nothing we keep)", body = Object),
+    (status = 400, description = "Not a HubSpot delivery", body = crate::error::ErrorBody),
+    (status = 401, description = "Missing or wrong signature, or a stale timestamp", body = crate::error::ErrorBody),
+    (status = 413, description = "Larger than 1 MiB", body = crate::error::ErrorBody)))]
+pub async fn hubspot(req: HttpRequest, state: web::Data<AppState>, body: web::Bytes) -> Result<HttpResponse, ApiError> {
+    use domain::crm::CrmProvider;
+    use infrastructure::hubspot::{is_authentic_v3, parse_webhook};
+    let header = |name: &str| req.headers().get(name).and_then(|v| v.to_str().ok());
+    // HubSpot signs the URL it called: ours, as the public sees it.
+    let uri = format!("{}{}", state.public_url.trim_end_matches('/'), req.uri());
+    let secret = state
+        .crm
+        .providers
+        .get(CrmProvider::Hubspot)
+        .map(|connector| connector.webhook_secret.as_str())
+        .unwrap_or_default();
+    if !is_authentic_v3(
+        req.method().as_str(),
+        &uri,
+        &body,
+        header("x-hubspot-request-timestamp"),
+        header("x-hubspot-signature-v3"),
+        secret,
+        state.clock.now(),
+    ) {
+        return Ok(HttpResponse::Unauthorized().json(error_body(
+            "invalid_webhook_signature",
+            "the request does not carry HubSpot's signature for this app, or its timestamp is stale",
+            None,
+        )));
+    }
+    let changes = match parse_webhook(&body) {
+        Ok(changes) => changes,
+        Err(error) => return Ok(HttpResponse::BadRequest().json(error_body("malformed_webhook", &error, None))),
+    };
+    state.crm.record_contact_changes(CrmProvider::Hubspot, changes).await?;
+    Ok(HttpResponse::Ok().json(serde_json::json!({})))
+}
+
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.service(
         web::resource("/api/webhooks/vapi")
@@ -113,6 +163,12 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         web::resource("/api/webhooks/calendly")
             .app_data(web::PayloadConfig::new(WEBHOOK_LIMIT_BYTES))
             .post(calendly)
+            .default_service(web::to(crate::error::method_not_allowed)),
+    )
+    .service(
+        web::resource("/api/webhooks/hubspot")
+            .app_data(web::PayloadConfig::new(HUBSPOT_LIMIT_BYTES))
+            .post(hubspot)
             .default_service(web::to(crate::error::method_not_allowed)),
     );
 }

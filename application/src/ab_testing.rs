@@ -777,9 +777,15 @@ impl WorkHandler for AbDecisions {
 }
 
 /// The setup of a call that hears `variant`: its prompt, the agent's model settings.
-pub fn variant_setup(spec: &domain::agents::AgentSpec, variant: &TestVariant) -> crate::voice::CallSetup {
+pub fn variant_setup(
+    spec: &domain::agents::AgentSpec,
+    variant: &TestVariant,
+    calendar_tools: bool,
+) -> crate::voice::CallSetup {
     crate::voice::CallSetup {
         prompt: variant.prompt.clone(),
         model: spec.model.clone(),
+        transfer_number: spec.transfer_number.clone(),
+        calendar_tools,
     }
 }

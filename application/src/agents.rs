@@ -2,7 +2,7 @@
 
 use crate::aggregates::{execute, load_in, metadata, session_metadata, stream_of, Loaded};
 use crate::auth::{Page, Session};
-use crate::calendar::{calendar_of_agent, CalendarDirectory};
+use crate::calendar::CalendarDirectory;
 use crate::clock::Clock;
 use crate::error::{AppError, ErrorKind};
 use crate::event_store::EventStore;
@@ -12,7 +12,6 @@ use crate::work::{ReadModelProgress, WorkHandler, WorkItem, WorkOutcome};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use domain::agents::{Agent, AgentCommand, AgentError, AgentSpec, RefreshReason};
-use domain::calendar::CalendarStatus;
 use domain::Aggregate;
 use serde::Serialize;
 use std::sync::Arc;
@@ -302,18 +301,14 @@ impl AgentSync {
                 return Ok(None);
             }
         };
-        let integrations = self
-            .calendars
-            .integrations(organization_id)
+        let calendar_tools = crate::calendar::calendar_tools_on(self.calendars.as_ref(), organization_id, agent_id)
             .await
             .map_err(PushFailure::Ours)?;
         let definition = AssistantDefinition {
             organization_id,
             agent_id,
             spec: spec.clone(),
-            // The tools are offered only when a call to them would find a calendar that works.
-            calendar_tools: calendar_of_agent(&integrations, Some(agent_id))
-                .is_some_and(|calendar| calendar.status == CalendarStatus::Active),
+            calendar_tools,
         };
         if let Some(id) = known {
             match self.voice.update_assistant(&id, &definition).await {

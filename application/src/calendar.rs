@@ -372,6 +372,18 @@ pub fn calendar_of_agent(
         .copied()
 }
 
+/// Whether the agent's calendar tools are on: the calendar it books into works.
+/// The tools are offered only when a call to them would find a calendar that works.
+pub async fn calendar_tools_on(
+    directory: &dyn CalendarDirectory,
+    organization_id: Uuid,
+    agent_id: Uuid,
+) -> Result<bool, AppError> {
+    let integrations = directory.integrations(organization_id).await?;
+    Ok(calendar_of_agent(&integrations, Some(agent_id))
+        .is_some_and(|calendar| calendar.status == CalendarStatus::Active))
+}
+
 pub struct CalendarService {
     pub store: Arc<dyn EventStore>,
     pub clock: Arc<dyn Clock>,

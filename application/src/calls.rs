@@ -170,6 +170,8 @@ pub struct CallService {
     pub tools: Vec<Arc<dyn Tool>>,
     /// Unmatched messages are kept encrypted: transcripts are personal data.
     pub sealer: Arc<dyn crate::secrets::SecretSealer>,
+    /// Whether an agent's calendar tools are on, for a variant's overrides.
+    pub calendars: Arc<dyn crate::calendar::CalendarDirectory>,
 }
 
 /// The context an unmatched message is sealed under.
@@ -458,7 +460,15 @@ impl CallService {
         .await?;
         Ok(ServerReply::Assistant {
             assistant_id: assistant_id.clone(),
-            setup: variant.map(|v| crate::ab_testing::variant_setup(spec, &v)),
+            setup: match variant {
+                Some(variant) => {
+                    let calendar_tools =
+                        crate::calendar::calendar_tools_on(self.calendars.as_ref(), resolved.organization_id, agent_id)
+                            .await?;
+                    Some(crate::ab_testing::variant_setup(spec, &variant, calendar_tools))
+                }
+                None => None,
+            },
         })
     }
 
@@ -862,6 +872,24 @@ pub struct CallPlacement {
     pub ab_slots: Arc<dyn crate::ab_testing::AssignmentSlots>,
     pub voice: Arc<dyn crate::voice::VoiceProvider>,
     pub retry: crate::providers::RetryPolicy,
+    pub briefing: Arc<dyn CustomerBriefing>,
+    /// Whether an agent's calendar tools are on, for a variant's overrides.
+    pub calendars: Arc<dyn crate::calendar::CalendarDirectory>,
+}
+
+/// Longest a dial waits for the customer's briefing; without it the call goes
+/// out anyway, the agent told nothing more.
+pub const BRIEFING_DEADLINE: std::time::Duration = std::time::Duration::from_millis(1500);
+
+/// What is known about the person a call goes to (their CRM record), for the agent.
+#[async_trait]
+pub trait CustomerBriefing: Send + Sync {
+    /// Variables for the assistant (`customerName`, `company`, `owner`, `openDeal`…); empty when nothing is known.
+    async fn briefing(
+        &self,
+        organization_id: Uuid,
+        customer_number: &str,
+    ) -> std::collections::BTreeMap<String, String>;
 }
 
 impl CallPlacement {
@@ -953,6 +981,12 @@ impl crate::work::WorkHandler for CallPlacement {
             Some(customer.clone()),
         )
         .await?;
+        let variables = tokio::time::timeout(BRIEFING_DEADLINE, self.briefing.briefing(organization_id, customer))
+            .await
+            .unwrap_or_else(|_| {
+                tracing::warn!(%call_id, "the customer briefing missed its deadline; dialling without it");
+                Default::default()
+            });
         let outbound = OutboundCall {
             organization_id,
             call_id,
@@ -960,9 +994,14 @@ impl crate::work::WorkHandler for CallPlacement {
             vapi_assistant_id: assistant.clone(),
             vapi_phone_number_id: vapi_number.clone(),
             customer_number: customer.clone(),
-            customer_name: None,
+            customer_name: variables.get("customerName").cloned(),
+            variables,
             setup: match (&agent.state.spec, variant) {
-                (Some(spec), Some(variant)) => Some(crate::ab_testing::variant_setup(spec, &variant)),
+                (Some(spec), Some(variant)) => {
+                    let calendar_tools =
+                        crate::calendar::calendar_tools_on(self.calendars.as_ref(), organization_id, agent_id).await?;
+                    Some(crate::ab_testing::variant_setup(spec, &variant, calendar_tools))
+                }
                 _ => None,
             },
         };

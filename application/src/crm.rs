@@ -1,6 +1,8 @@
 //! CRM sync: connecting a CRM (OAuth), its settings, and the reactor that
 //! writes each call to it. One port serves HubSpot, Salesforce and Pipedrive.
 
+pub mod webhooks;
+
 use crate::oauth::Tokens;
 use crate::providers::ProviderError;
 use async_trait::async_trait;
@@ -112,6 +114,8 @@ pub trait CrmApi: Send + Sync {
         contact_id: &str,
         properties: &BTreeMap<String, String>,
     ) -> Result<(), ProviderError>;
+    /// A contact read from properties the CRM sent us (a webhook's), in its own property names.
+    fn contact_of(&self, contact_id: &str, properties: &BTreeMap<String, String>) -> CrmContact;
     /// The names of the contact properties the CRM has (to check field mappings against).
     async fn contact_properties(&self, access_token: &str) -> Result<Vec<String>, ProviderError>;
     /// The deal stages the CRM has (to check stage mappings against).
@@ -163,11 +167,13 @@ impl From<CrmError> for AppError {
     }
 }
 
-/// A configured CRM: its sign-in and its API.
+/// A configured CRM: its sign-in, its API, and the app secret its webhooks
+/// are signed with (no `Debug`: it must not reach a log).
 #[derive(Clone)]
 pub struct CrmConnector {
     pub oauth: Arc<dyn OAuthClient>,
     pub api: Arc<dyn CrmApi>,
+    pub webhook_secret: String,
 }
 
 /// The CRMs this deployment is configured for.
@@ -250,6 +256,22 @@ pub struct SyncLogFilter {
 pub trait CrmDirectory: Send + Sync {
     async fn integrations(&self, organization_id: Uuid) -> Result<Vec<CrmIntegrationView>, AppError>;
     async fn sync_log(&self, organization_id: Uuid, filter: &SyncLogFilter) -> Result<Vec<SyncLogEntry>, AppError>;
+    /// The organizations connected (now) to this CRM account (HubSpot portal).
+    async fn organizations_of(&self, provider: CrmProvider, account_id: &str) -> Result<Vec<Uuid>, AppError>;
+    /// Our copy of a contact, kept from the CRM's webhooks (deleted ones too).
+    async fn cached_contact(
+        &self,
+        organization_id: Uuid,
+        provider: CrmProvider,
+        contact_id: &str,
+    ) -> Result<Option<webhooks::CachedContact>, AppError>;
+    /// The live cached contact whose `phone` or `mobilephone` is this number (the latest changed).
+    async fn cached_contact_by_phone(
+        &self,
+        organization_id: Uuid,
+        provider: CrmProvider,
+        phone: &PhoneNumber,
+    ) -> Result<Option<webhooks::CachedContact>, AppError>;
 }
 
 /// A change to some settings; absent fields keep their value.
@@ -1112,6 +1134,19 @@ impl CrmSync {
             let Some(kind) = state.next_step(&call.to_sync, &settings) else {
                 return Ok(None);
             };
+            if let Some(contact_id) = state.contact_id.as_deref() {
+                // Writing to a contact deleted in the CRM would fail, or re-create it; a new call resolves afresh.
+                if webhooks::contact_deleted(self.store.as_ref(), organization_id, provider, contact_id).await? {
+                    let skipped = CrmSyncEvent::CrmSyncSkipped {
+                        provider,
+                        call_id,
+                        reason: "contact deleted in the CRM".into(),
+                        at: now,
+                    };
+                    state = self.record(&step, skipped).await?;
+                    continue;
+                }
+            }
             match self.perform(&step, kind, &state).await? {
                 Ok(event) => state = self.record(&step, event).await?,
                 Err(ProviderError::Unauthorized) if !refreshed => {
@@ -1237,5 +1272,109 @@ impl WorkHandler for CrmSync {
             Some((due, reason)) => WorkOutcome::RetryAt { due, reason },
             None => WorkOutcome::Done,
         })
+    }
+}
+
+// ---------------------------------------------------------------------------
+// The briefing before an outbound call.
+
+/// Tells the agent who it is calling from the organization's CRMs: the
+/// contact's name, company and owner, and whether a deal is open.
+pub struct CrmBriefing {
+    pub store: Arc<dyn EventStore>,
+    pub clock: Arc<dyn Clock>,
+    pub providers: CrmProviders,
+    pub vault: Arc<dyn TokenVault>,
+    /// The contact cache the CRM's webhooks keep: edits newer than its search index.
+    pub directory: Arc<dyn CrmDirectory>,
+}
+
+impl CrmBriefing {
+    async fn briefing_of(
+        &self,
+        organization_id: Uuid,
+        provider: CrmProvider,
+        connector: &CrmConnector,
+        phone: &PhoneNumber,
+    ) -> Result<Option<BTreeMap<String, String>>, AppError> {
+        let integration = load_in::<CrmIntegration>(
+            self.store.as_ref(),
+            organization_id,
+            stream_of::<CrmIntegration>(provider.integration_id(organization_id)),
+        )
+        .await?
+        .state;
+        if !integration.syncs_at(self.clock.now()) {
+            return Ok(None);
+        }
+        let Ok(token) = token_for(
+            self.vault.as_ref(),
+            self.store.as_ref(),
+            self.clock.as_ref(),
+            connector,
+            organization_id,
+            provider,
+            false,
+        )
+        .await?
+        else {
+            return Ok(None);
+        };
+        let api = connector.api.as_ref();
+        // The CRM's search may lag an edit by seconds; the cache has what its webhooks told us since.
+        let cached = self
+            .directory
+            .cached_contact_by_phone(organization_id, provider, phone)
+            .await?
+            .map(|cached| api.contact_of(&cached.contact_id, &cached.properties));
+        let searched = api.find_contact(&token, phone).await.ok().flatten();
+        let contact = match (searched, cached) {
+            (Some(searched), Some(cached)) if cached.id == searched.id => CrmContact {
+                id: searched.id,
+                name: cached.name.or(searched.name),
+                email: cached.email.or(searched.email),
+                company: cached.company.or(searched.company),
+                owner: cached.owner.or(searched.owner),
+            },
+            (Some(searched), _) => searched,
+            (None, Some(cached)) => cached,
+            (None, None) => return Ok(None),
+        };
+        let open_deal = api.open_deal(&token, &contact.id).await.ok().flatten();
+        let mut variables = BTreeMap::new();
+        variables.insert("crmContactId".to_owned(), contact.id);
+        variables.insert("hasOpenDeal".to_owned(), open_deal.is_some().to_string());
+        for (name, value) in [
+            ("customerName", contact.name),
+            ("company", contact.company),
+            ("email", contact.email),
+            ("owner", contact.owner),
+        ] {
+            if let Some(value) = value.filter(|v| !v.is_empty()) {
+                variables.insert(name.to_owned(), value);
+            }
+        }
+        Ok(Some(variables))
+    }
+}
+
+#[async_trait]
+impl crate::calls::CustomerBriefing for CrmBriefing {
+    async fn briefing(&self, organization_id: Uuid, customer_number: &str) -> BTreeMap<String, String> {
+        let Ok(phone) = PhoneNumber::parse(customer_number) else {
+            return BTreeMap::new();
+        };
+        for provider in PROVIDERS {
+            let Some(connector) = self.providers.get(provider) else {
+                continue;
+            };
+            match self.briefing_of(organization_id, provider, connector, &phone).await {
+                Ok(Some(variables)) => return variables,
+                Ok(None) => {}
+                // A briefing is a courtesy: the call goes out without it.
+                Err(error) => tracing::warn!(%provider, %error, "no CRM briefing for an outbound call"),
+            }
+        }
+        BTreeMap::new()
     }
 }

@@ -57,6 +57,10 @@ pub struct ProviderNumber {
 pub struct CallSetup {
     pub prompt: String,
     pub model: domain::agents::ModelSettings,
+    /// The agent's transfer number: its transfer tool must survive the override.
+    pub transfer_number: Option<domain::phone::PhoneNumber>,
+    /// Whether the agent's calendar tools are on (overrides replace the whole model, tools included).
+    pub calendar_tools: bool,
 }
 
 /// An outbound call to place.
@@ -71,6 +75,9 @@ pub struct OutboundCall {
     pub customer_name: Option<String>,
     /// How this call's assistant differs from the agent's, if it does.
     pub setup: Option<CallSetup>,
+    /// What the agent is told about the customer (CRM data), as the
+    /// assistant's variable values (`{{customerName}}`…).
+    pub variables: std::collections::BTreeMap<String, String>,
 }
 
 #[async_trait]

@@ -61,6 +61,15 @@ impl CrmProvider {
         const NAMESPACE: Uuid = Uuid::from_u128(0xc4a1_5e7d_0b9e_4f21_a3c6_77d2_c0ff_ee06);
         Uuid::new_v5(&NAMESPACE, format!("{call_id}:{}", self.as_str()).as_bytes())
     }
+
+    /// Our copy of one of the organization's contacts at this provider.
+    pub fn contact_record_id(self, organization_id: Uuid, contact_id: &str) -> Uuid {
+        const NAMESPACE: Uuid = Uuid::from_u128(0xc4a1_5e7d_0b9e_4f21_a3c6_77d2_c0ff_ee07);
+        Uuid::new_v5(
+            &NAMESPACE,
+            format!("{organization_id}:{}:{contact_id}", self.as_str()).as_bytes(),
+        )
+    }
 }
 
 impl std::fmt::Display for CrmProvider {
@@ -643,6 +652,113 @@ impl Aggregate for CallSync {
     }
 }
 
+// ---------------------------------------------------------------------------
+// Our copy of a contact, kept from the CRM's webhooks.
+
+domain_events! {
+    pub enum CrmContactEvent in "crm-contact" {
+        /// Properties of a contact changed at the CRM (HubSpot's `contact.propertyChange`), each newer than
+        /// what we held for it. Payload: provider, contactId, properties (name → new value, empty when cleared),
+        /// occurredAt (when the CRM says it changed), eventId (the CRM's id of the notification; orders changes
+        /// of the same millisecond).
+        #[version(1)]
+        CrmContactChanged {
+            provider: CrmProvider,
+            contact_id: String,
+            properties: BTreeMap<String, String>,
+            occurred_at: DateTime<Utc>,
+            event_id: i64,
+        },
+        /// The contact is gone at the CRM (deleted, erased for privacy, or merged into another): nothing is
+        /// written to it any more. Payload: provider, contactId, occurredAt.
+        #[version(1)]
+        CrmContactDeleted { provider: CrmProvider, contact_id: String, occurred_at: DateTime<Utc> },
+    }
+}
+
+/// One contact as the CRM's notifications describe it.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct CrmContactRecord {
+    pub properties: BTreeMap<String, String>,
+    /// When each property last changed, and the notification that said so.
+    pub changed: BTreeMap<String, (DateTime<Utc>, i64)>,
+    pub deleted_at: Option<DateTime<Utc>>,
+}
+
+impl CrmContactRecord {
+    pub fn is_deleted(&self) -> bool {
+        self.deleted_at.is_some()
+    }
+}
+
+impl Aggregate for CrmContactRecord {
+    /// The webhook intake records what the CRM reported.
+    type Command = CrmContactEvent;
+    type Event = CrmContactEvent;
+    type Error = CrmError;
+    const STREAM_TYPE: &'static str = "crm-contact";
+
+    /// CRMs deliver at least once and in no particular order: a property
+    /// change is kept only where it is newer than the one we hold (a
+    /// redelivery is not), and nothing follows a deletion (HubSpot ids are
+    /// never reused, and a late change of a deleted contact is stale).
+    fn decide(reported: &CrmContactEvent, state: &Self) -> Result<Vec<CrmContactEvent>, CrmError> {
+        if state.is_deleted() {
+            return Ok(vec![]);
+        }
+        Ok(match reported {
+            CrmContactEvent::CrmContactChanged {
+                provider,
+                contact_id,
+                properties,
+                occurred_at,
+                event_id,
+            } => {
+                let newer: BTreeMap<String, String> = properties
+                    .iter()
+                    .filter(|(name, _)| {
+                        state
+                            .changed
+                            .get(*name)
+                            .is_none_or(|held| *held < (*occurred_at, *event_id))
+                    })
+                    .map(|(name, value)| (name.clone(), value.clone()))
+                    .collect();
+                if newer.is_empty() {
+                    vec![]
+                } else {
+                    vec![CrmContactEvent::CrmContactChanged {
+                        provider: *provider,
+                        contact_id: contact_id.clone(),
+                        properties: newer,
+                        occurred_at: *occurred_at,
+                        event_id: *event_id,
+                    }]
+                }
+            }
+            CrmContactEvent::CrmContactDeleted { .. } => vec![reported.clone()],
+        })
+    }
+
+    fn evolve(mut self, event: &CrmContactEvent) -> Self {
+        match event {
+            CrmContactEvent::CrmContactChanged {
+                properties,
+                occurred_at,
+                event_id,
+                ..
+            } => {
+                for (name, value) in properties {
+                    self.properties.insert(name.clone(), value.clone());
+                    self.changed.insert(name.clone(), (*occurred_at, *event_id));
+                }
+            }
+            CrmContactEvent::CrmContactDeleted { occurred_at, .. } => self.deleted_at = Some(*occurred_at),
+        }
+        self
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -663,6 +779,63 @@ mod tests {
     fn apply(state: CallSync, event: CrmSyncEvent) -> CallSync {
         let events = CallSync::decide(&event, &state).unwrap();
         events.iter().fold(state, CallSync::evolve)
+    }
+
+    fn changed(properties: &[(&str, &str)], at_minute: u32, event_id: i64) -> CrmContactEvent {
+        CrmContactEvent::CrmContactChanged {
+            provider: CrmProvider::Hubspot,
+            contact_id: "501".into(),
+            properties: properties
+                .iter()
+                .map(|(name, value)| (name.to_string(), value.to_string()))
+                .collect(),
+            occurred_at: at() + chrono::Duration::minutes(at_minute.into()),
+            event_id,
+        }
+    }
+
+    /// Given `history` was recorded, what reporting `reported` records.
+    fn record(history: &[CrmContactEvent], reported: &CrmContactEvent) -> Vec<CrmContactEvent> {
+        CrmContactRecord::decide(reported, &CrmContactRecord::fold(history)).unwrap()
+    }
+
+    #[test]
+    fn a_contact_change_is_kept_once_and_only_when_newer() {
+        let first = changed(&[("firstname", "Ann")], 1, 10);
+        assert_eq!(record(&[], &first), vec![first.clone()]);
+        // A redelivery records nothing.
+        assert_eq!(record(std::slice::from_ref(&first), &first), vec![]);
+        // An older change delivered late loses to the newer one we hold; its other properties are kept.
+        let late = changed(&[("firstname", "Anne"), ("company", "Acme")], 0, 9);
+        assert_eq!(
+            record(std::slice::from_ref(&first), &late),
+            vec![changed(&[("company", "Acme")], 0, 9)]
+        );
+        // In the same millisecond, the CRM's event id orders the changes.
+        assert_eq!(
+            record(std::slice::from_ref(&first), &changed(&[("firstname", "Annie")], 1, 9)),
+            vec![]
+        );
+        let next = changed(&[("firstname", "Annie")], 1, 11);
+        assert_eq!(record(std::slice::from_ref(&first), &next), vec![next.clone()]);
+        let state = CrmContactRecord::fold(&[first, next]);
+        assert_eq!(state.properties["firstname"], "Annie");
+        assert!(!state.is_deleted());
+    }
+
+    #[test]
+    fn nothing_follows_a_contacts_deletion() {
+        let deleted = CrmContactEvent::CrmContactDeleted {
+            provider: CrmProvider::Hubspot,
+            contact_id: "501".into(),
+            occurred_at: at(),
+        };
+        let first = changed(&[("firstname", "Ann")], 0, 1);
+        assert_eq!(record(std::slice::from_ref(&first), &deleted), vec![deleted.clone()]);
+        let history = [first, deleted.clone()];
+        assert!(CrmContactRecord::fold(&history).is_deleted());
+        assert_eq!(record(&history, &deleted), vec![], "a redelivered deletion");
+        assert_eq!(record(&history, &changed(&[("firstname", "Bo")], 5, 2)), vec![]);
     }
 
     #[test]

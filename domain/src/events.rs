@@ -94,6 +94,7 @@ const CATALOGUE: &[&[EventSpec]] = &[
     crate::calendar::BookingEvent::SPECS,
     crate::crm::CrmEvent::SPECS,
     crate::crm::CrmSyncEvent::SPECS,
+    crate::crm::CrmContactEvent::SPECS,
 ];
 
 /// The catalogue: every event type, its current version, stream and meaning.

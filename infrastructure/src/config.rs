@@ -554,6 +554,8 @@ pub fn crm_providers(
                     crate::hubspot::HubSpotClient::new(&h.api_base, crate::hubspot::HubSpotLimits::default())
                         .map_err(|e| e.to_string())?,
                 ),
+                // HubSpot signs its webhooks with the app's client secret.
+                webhook_secret: h.client_secret.clone(),
             })
         })
         .transpose()?;

@@ -13,6 +13,7 @@
 
 use crate::http::{parse_retry_after, read_capped};
 use crate::oauth::OAuthSettings;
+use application::crm::webhooks::{ContactChange, ContactChangeKind};
 use application::crm::{CallDirection, CallLog, CallResult, CrmAccount, CrmApi, CrmContact, NewContact};
 use application::oauth::Tokens;
 use application::providers::ProviderError;
@@ -623,6 +624,17 @@ fn new_contact_properties(contact: &NewContact) -> Map<String, Value> {
 
 #[async_trait]
 impl CrmApi for HubSpotClient {
+    fn contact_of(&self, contact_id: &str, properties: &BTreeMap<String, String>) -> CrmContact {
+        Record {
+            id: contact_id.to_owned(),
+            properties: properties
+                .iter()
+                .map(|(name, value)| (name.clone(), Value::String(value.clone())))
+                .collect(),
+        }
+        .into_contact()
+    }
+
     async fn account(&self, access_token: &str) -> Result<CrmAccount, ProviderError> {
         // The token is the path: no bearer.
         let request = self
@@ -811,6 +823,169 @@ impl CrmApi for HubSpotClient {
         succeeded(response).await?;
         Ok(true)
     }
+}
+
+// ---------------------------------------------------------------------------
+// Webhooks: HubSpot's notifications of contact changes (signature v3).
+
+/// How far `X-HubSpot-Request-Timestamp` may be from our clock.
+pub const WEBHOOK_TOLERANCE: chrono::Duration = chrono::Duration::minutes(5);
+
+/// The characters HubSpot decodes in the request URI before signing it (its
+/// request-validation guide, v3): every other escape stays as sent.
+const SIGNED_URI_DECODES: &[(&str, char)] = &[
+    ("%3A", ':'),
+    ("%2F", '/'),
+    ("%3F", '?'),
+    ("%40", '@'),
+    ("%21", '!'),
+    ("%24", '$'),
+    ("%27", '\''),
+    ("%28", '('),
+    ("%29", ')'),
+    ("%2A", '*'),
+    ("%2C", ','),
+    ("%3B", ';'),
+];
+
+fn signed_uri(uri: &str) -> String {
+    let mut decoded = String::with_capacity(uri.len());
+    let mut rest = uri;
+    while let Some(at) = rest.find('%') {
+        decoded.push_str(&rest[..at]);
+        rest = &rest[at..];
+        let escape = rest.get(..3).unwrap_or(rest);
+        match SIGNED_URI_DECODES
+            .iter()
+            .find(|(code, _)| code.eq_ignore_ascii_case(escape))
+        {
+            Some((_, plain)) => {
+                decoded.push(*plain);
+                rest = &rest[3..];
+            }
+            None => {
+                decoded.push('%');
+                rest = &rest[1..];
+            }
+        }
+    }
+    decoded.push_str(rest);
+    decoded
+}
+
+/// Whether a request carries HubSpot's v3 signature with the app's client
+/// secret: `X-HubSpot-Signature-v3` = base64(HMAC-SHA256(secret, method +
+/// uri + body + timestamp)), `uri` being the full URL HubSpot called (scheme,
+/// host, path, query), and `X-HubSpot-Request-Timestamp` (ms) within
+/// [`WEBHOOK_TOLERANCE`] of `now`. Compared in constant time.
+pub fn is_authentic_v3(
+    method: &str,
+    uri: &str,
+    body: &[u8],
+    timestamp_header: Option<&str>,
+    signature_header: Option<&str>,
+    client_secret: &str,
+    now: DateTime<Utc>,
+) -> bool {
+    use base64::Engine;
+    use hmac::{Hmac, Mac};
+    let (Some(timestamp), Some(signature)) = (timestamp_header.map(str::trim), signature_header) else {
+        return false;
+    };
+    let Some(sent_at) = timestamp
+        .parse::<i64>()
+        .ok()
+        .and_then(DateTime::<Utc>::from_timestamp_millis)
+    else {
+        return false;
+    };
+    if (now - sent_at).abs() > WEBHOOK_TOLERANCE || client_secret.is_empty() {
+        return false;
+    }
+    let Ok(given) = base64::engine::general_purpose::STANDARD.decode(signature.trim()) else {
+        return false;
+    };
+    let mut mac = Hmac::<Sha256>::new_from_slice(client_secret.as_bytes()).expect("HMAC takes any key length");
+    mac.update(method.as_bytes());
+    mac.update(signed_uri(uri).as_bytes());
+    mac.update(body);
+    mac.update(timestamp.as_bytes());
+    mac.verify_slice(&given).is_ok()
+}
+
+/// The contact changes in a HubSpot webhook delivery (a JSON array of
+/// notifications): `contact.propertyChange`, and `contact.deletion`,
+/// `contact.privacyDeletion` and the losers of a `contact.merge` as
+/// deletions. Notifications of other subscription types are left out.
+pub fn parse_webhook(body: &[u8]) -> Result<Vec<ContactChange>, String> {
+    let notifications: Vec<Value> =
+        serde_json::from_slice(body).map_err(|e| format!("not a JSON array of notifications: {e}"))?;
+    let mut changes = Vec::new();
+    for notification in notifications {
+        let kind = notification["subscriptionType"].as_str().unwrap_or_default().to_owned();
+        if !matches!(
+            kind.as_str(),
+            "contact.propertyChange" | "contact.deletion" | "contact.privacyDeletion" | "contact.merge"
+        ) {
+            continue;
+        }
+        let n: ContactNotification =
+            serde_json::from_value(notification).map_err(|e| format!("a {kind} notification is malformed: {e}"))?;
+        let occurred_at = DateTime::<Utc>::from_timestamp_millis(n.occurred_at)
+            .ok_or_else(|| format!("occurredAt {} is out of range", n.occurred_at))?;
+        let change = |contact_id: i64, change: ContactChangeKind| ContactChange {
+            portal_id: n.portal_id.to_string(),
+            contact_id: contact_id.to_string(),
+            change,
+            occurred_at,
+            event_id: n.event_id,
+        };
+        let object_id = || {
+            n.object_id
+                .ok_or_else(|| format!("a {kind} notification has no objectId"))
+        };
+        match kind.as_str() {
+            "contact.propertyChange" => {
+                let name = n
+                    .property_name
+                    .clone()
+                    .ok_or("a contact.propertyChange notification has no propertyName")?;
+                let value = match &n.property_value {
+                    Value::Null => String::new(),
+                    Value::String(text) => text.clone(),
+                    other => other.to_string(),
+                };
+                changes.push(change(object_id()?, ContactChangeKind::Property { name, value }));
+            }
+            "contact.merge" => {
+                // The merged contacts are gone; the merge's result lives on (under a new id, if HubSpot gave one).
+                let survivor = n.new_object_id.or(n.primary_object_id).or(n.object_id);
+                let losers = n.merged_object_ids.iter().copied().chain(n.primary_object_id);
+                for id in losers.filter(|id| Some(*id) != survivor) {
+                    changes.push(change(id, ContactChangeKind::Deleted));
+                }
+            }
+            _ => changes.push(change(object_id()?, ContactChangeKind::Deleted)),
+        }
+    }
+    Ok(changes)
+}
+
+/// The fields of HubSpot's contact notifications we read.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ContactNotification {
+    event_id: i64,
+    portal_id: i64,
+    occurred_at: i64,
+    object_id: Option<i64>,
+    property_name: Option<String>,
+    #[serde(default)]
+    property_value: Value,
+    primary_object_id: Option<i64>,
+    #[serde(default)]
+    merged_object_ids: Vec<i64>,
+    new_object_id: Option<i64>,
 }
 
 #[cfg(test)]
@@ -1704,5 +1879,105 @@ mod tests {
         hubspot.find_logged_call(TOKEN, Uuid::nil()).await.unwrap();
         assert!(started.elapsed() >= window, "two searches took {:?}", started.elapsed());
         assert!(hubspot.searches.check_key(&budget_key(TOKEN)).is_err());
+    }
+
+    const WEBHOOK_SECRET: &str = "yyyyyyyy-yyyy-yyyy-yyyy-yyyyyyyyyyyy";
+    const WEBHOOK_BODY: &str = r#"[{"eventId":1,"subscriptionId":12345,"portalId":62515,"occurredAt":1564113600000,"subscriptionType":"contact.propertyChange","attemptNumber":0,"objectId":123,"propertyName":"firstname","propertyValue":"Ann","changeSource":"CRM"}]"#;
+    /// base64(HMAC-SHA256) of the request below, computed independently.
+    const WEBHOOK_SIGNATURE: &str = "WPEecMEcijG5vk7J6Wz5F9mG3TKp1V8EwLWXHfwI714=";
+
+    fn webhook_now() -> DateTime<Utc> {
+        "2026-03-02T13:00:00Z".parse().unwrap()
+    }
+
+    fn authentic(uri: &str, body: &str, timestamp: Option<&str>, signature: Option<&str>, now: DateTime<Utc>) -> bool {
+        is_authentic_v3("POST", uri, body.as_bytes(), timestamp, signature, WEBHOOK_SECRET, now)
+    }
+
+    #[test]
+    fn a_v3_signature_is_checked_with_the_uri_as_hubspot_signs_it_and_a_fresh_timestamp() {
+        let uri = "https://app.voxreach.test/api/webhooks/hubspot?a=b:c";
+        let (ts, sig) = (Some("1772456400000"), Some(WEBHOOK_SIGNATURE));
+        assert!(authentic(uri, WEBHOOK_BODY, ts, sig, webhook_now()));
+        // HubSpot decodes `%3A` (and its other listed escapes) before signing.
+        assert!(authentic(
+            "https://app.voxreach.test/api/webhooks/hubspot?a=b%3ac",
+            WEBHOOK_BODY,
+            ts,
+            sig,
+            webhook_now()
+        ));
+        assert_eq!(signed_uri("/x?q=%2F%20%41%"), "/x?q=/%20%41%");
+        assert!(!authentic(
+            uri,
+            &WEBHOOK_BODY.replace("Ann", "Bob"),
+            ts,
+            sig,
+            webhook_now()
+        ));
+        assert!(!authentic(uri, WEBHOOK_BODY, Some("1772456400001"), sig, webhook_now()));
+        assert!(!authentic(uri, WEBHOOK_BODY, None, sig, webhook_now()));
+        assert!(!authentic(uri, WEBHOOK_BODY, ts, None, webhook_now()));
+        assert!(!authentic(uri, WEBHOOK_BODY, ts, Some("not base64!"), webhook_now()));
+        // Five minutes either way, not more.
+        let minutes = |m| webhook_now() + chrono::Duration::minutes(m);
+        assert!(authentic(uri, WEBHOOK_BODY, ts, sig, minutes(5)));
+        assert!(!authentic(
+            uri,
+            WEBHOOK_BODY,
+            ts,
+            sig,
+            minutes(5) + chrono::Duration::milliseconds(1)
+        ));
+        assert!(!authentic(uri, WEBHOOK_BODY, ts, sig, minutes(-6)));
+        assert!(!is_authentic_v3(
+            "POST",
+            uri,
+            WEBHOOK_BODY.as_bytes(),
+            ts,
+            sig,
+            "",
+            webhook_now()
+        ));
+    }
+
+    #[test]
+    fn a_delivery_yields_its_contact_changes_and_skips_other_subscriptions() {
+        let body = json!([
+            {"eventId": 1, "subscriptionId": 9, "portalId": 62515, "occurredAt": 1772456400000_i64,
+             "subscriptionType": "contact.propertyChange", "attemptNumber": 0, "objectId": 501,
+             "propertyName": "company", "propertyValue": "Acme", "changeSource": "CRM"},
+            {"eventId": 2, "portalId": 62515, "occurredAt": 1772456400001_i64, "subscriptionType": "contact.deletion",
+             "objectId": 502},
+            {"eventId": 3, "portalId": 62515, "occurredAt": 1772456400002_i64, "subscriptionType": "deal.creation",
+             "objectId": 77},
+            {"eventId": 4, "portalId": 62515, "occurredAt": 1772456400003_i64, "subscriptionType": "contact.merge",
+             "objectId": 600, "primaryObjectId": 600, "mergedObjectIds": [601], "newObjectId": 600},
+            {"eventId": 5, "portalId": 62515, "occurredAt": 1772456400004_i64,
+             "subscriptionType": "contact.privacyDeletion", "objectId": 503}
+        ]);
+        let changes = parse_webhook(body.to_string().as_bytes()).unwrap();
+        let summary: Vec<(&str, &ContactChangeKind, i64)> = changes
+            .iter()
+            .map(|c| (c.contact_id.as_str(), &c.change, c.event_id))
+            .collect();
+        let company = ContactChangeKind::Property {
+            name: "company".into(),
+            value: "Acme".into(),
+        };
+        assert_eq!(
+            summary,
+            [
+                ("501", &company, 1),
+                ("502", &ContactChangeKind::Deleted, 2),
+                ("601", &ContactChangeKind::Deleted, 4),
+                ("503", &ContactChangeKind::Deleted, 5),
+            ]
+        );
+        assert_eq!(changes[0].portal_id, "62515");
+        assert_eq!(changes[0].occurred_at, webhook_now());
+        assert!(parse_webhook(b"{}").is_err());
+        assert!(parse_webhook(br#"[{"subscriptionType": "contact.deletion", "portalId": 1}]"#).is_err());
+        assert_eq!(parse_webhook(b"[]"), Ok(vec![]));
     }
 }

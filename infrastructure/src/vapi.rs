@@ -159,14 +159,7 @@ impl VapiClient {
                 voice[key] = json!(v);
             }
         }
-        let transfer = spec.transfer_number.iter().map(|number| {
-            json!({
-                "type": "transferCall",
-                "destinations": [{ "type": "number", "number": number.as_str() }]
-            })
-        });
-        let calendar = assistant.calendar_tools.then(calendar_tools).into_iter().flatten();
-        let tools = transfer.chain(calendar).collect();
+        let tools = assistant_tools(spec.transfer_number.as_ref(), assistant.calendar_tools);
         AssistantBody {
             name: spec.name.chars().take(40).collect(),
             first_message: spec.first_message.clone(),
@@ -270,6 +263,18 @@ fn function_tool(name: &str, description: &str, properties: Value, required: &[&
     })
 }
 
+/// An assistant's tools: the transfer to its number, and the calendar tools when on.
+fn assistant_tools(transfer_number: Option<&domain::phone::PhoneNumber>, calendar: bool) -> Vec<Value> {
+    let transfer = transfer_number.map(|number| {
+        json!({
+            "type": "transferCall",
+            "destinations": [{ "type": "number", "number": number.as_str() }]
+        })
+    });
+    let calendar = calendar.then(calendar_tools).into_iter().flatten();
+    transfer.into_iter().chain(calendar).collect()
+}
+
 /// The calendar tools (SPEC §2.2), with the arguments our tool handlers read.
 fn calendar_tools() -> [Value; 2] {
     let text = |description: &str| json!({ "type": "string", "description": description });
@@ -320,6 +325,11 @@ pub fn assistant_overrides(setup: &CallSetup) -> Value {
     }
     if let Some(max_tokens) = setup.model.max_tokens {
         model["maxTokens"] = json!(max_tokens);
+    }
+    // The override replaces the whole model: the assistant's tools go with it.
+    let tools = assistant_tools(setup.transfer_number.as_ref(), setup.calendar_tools);
+    if !tools.is_empty() {
+        model["tools"] = json!(tools);
     }
     json!({ "model": model })
 }
@@ -490,6 +500,9 @@ impl VoiceProvider for VapiClient {
         if let Some(setup) = &call.setup {
             body["assistantOverrides"] = assistant_overrides(setup);
         }
+        if !call.variables.is_empty() {
+            body["assistantOverrides"]["variableValues"] = json!(call.variables);
+        }
         // Vapi documents overrides' metadata as coming back with the call's
         // messages; the top-level one may not.
         body["assistantOverrides"]["metadata"] = body["metadata"].clone();
@@ -519,5 +532,39 @@ impl VoiceProvider for VapiClient {
             None => c.customer["number"] == json!(call.customer_number),
         };
         Ok(calls.into_iter().find(ours).map(|c| c.id))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_variants_overrides_keep_the_assistants_tools() {
+        let setup = CallSetup {
+            prompt: "Be bold.".into(),
+            model: domain::agents::ModelSettings {
+                provider: "openai".into(),
+                model: "gpt-4o".into(),
+                temperature: None,
+                max_tokens: None,
+            },
+            transfer_number: Some(domain::phone::PhoneNumber::parse("+14155552671").unwrap()),
+            calendar_tools: true,
+        };
+        let overrides = assistant_overrides(&setup);
+        let tools = overrides["model"]["tools"].as_array().unwrap();
+        let names: Vec<&str> = tools
+            .iter()
+            .map(|t| t["function"]["name"].as_str().unwrap_or(t["type"].as_str().unwrap()))
+            .collect();
+        assert_eq!(names, ["transferCall", "check_availability", "book_appointment"]);
+        assert_eq!(overrides["model"]["messages"][0]["content"], "Be bold.");
+        let bare = assistant_overrides(&CallSetup {
+            transfer_number: None,
+            calendar_tools: false,
+            ..setup
+        });
+        assert!(bare["model"].get("tools").is_none());
     }
 }

@@ -1,17 +1,22 @@
-//! CRM integrations as `GET /api/integrations/crm` shows them, and the sync
-//! log of `GET /api/integrations/crm/sync-log`.
+//! CRM integrations as `GET /api/integrations/crm` shows them, the sync log
+//! of `GET /api/integrations/crm/sync-log`, and the contact cache the CRM's
+//! webhooks keep (read before outbound calls).
 
 use crate::rows::{self, decode_error, stream_uuid};
 use crate::runtime::ReadModel;
+use application::crm::webhooks::CachedContact;
 use application::crm::{CrmDirectory, CrmIntegrationView, SyncLogEntry, SyncLogFilter};
 use application::AppError;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use domain::crm::{CrmEvent, CrmProvider, CrmSettings, CrmStatus, CrmSyncEvent, SyncStep};
+use domain::crm::{CrmContactEvent, CrmEvent, CrmProvider, CrmSettings, CrmStatus, CrmSyncEvent, SyncStep};
+use domain::phone::PhoneNumber;
 use domain::{DomainEvent, RecordedEvent};
 use serde::{Deserialize, Serialize};
+use sqlx::postgres::PgRow;
 use sqlx::types::Json;
 use sqlx::{PgConnection, PgPool, Row};
+use std::collections::BTreeMap;
 use uuid::Uuid;
 
 /// A row of the `crm_integrations` table.
@@ -319,6 +324,107 @@ impl ReadModel for CrmSyncLogProjection {
     }
 }
 
+/// A row of the `crm_contacts` table: our copy of one contact.
+#[derive(Serialize, Deserialize)]
+struct ContactRow {
+    id: Uuid,
+    organization_id: Uuid,
+    provider: CrmProvider,
+    contact_id: String,
+    /// Every property the CRM told us of.
+    properties: BTreeMap<String, String>,
+    /// `phone` and `mobilephone` in E.164, for the look-up by number.
+    phone_e164: Option<String>,
+    mobilephone_e164: Option<String>,
+    deleted: bool,
+    updated_at: DateTime<Utc>,
+}
+
+fn e164(properties: &BTreeMap<String, String>, name: &str) -> Option<String> {
+    properties
+        .get(name)
+        .and_then(|raw| PhoneNumber::parse(raw).ok())
+        .map(String::from)
+}
+
+fn evolve_contact(row: &mut Option<ContactRow>, id: Uuid, organization_id: Uuid, event: CrmContactEvent) {
+    let (provider, contact_id, at) = match &event {
+        CrmContactEvent::CrmContactChanged {
+            provider,
+            contact_id,
+            occurred_at,
+            ..
+        }
+        | CrmContactEvent::CrmContactDeleted {
+            provider,
+            contact_id,
+            occurred_at,
+        } => (*provider, contact_id.clone(), *occurred_at),
+    };
+    let row = row.get_or_insert_with(|| ContactRow {
+        id,
+        organization_id,
+        provider,
+        contact_id,
+        properties: BTreeMap::new(),
+        phone_e164: None,
+        mobilephone_e164: None,
+        deleted: false,
+        updated_at: at,
+    });
+    match event {
+        CrmContactEvent::CrmContactChanged { properties, .. } => {
+            row.properties.extend(properties);
+            row.phone_e164 = e164(&row.properties, "phone");
+            row.mobilephone_e164 = e164(&row.properties, "mobilephone");
+        }
+        CrmContactEvent::CrmContactDeleted { .. } => row.deleted = true,
+    }
+    row.updated_at = row.updated_at.max(at);
+}
+
+pub struct CrmContactsProjection;
+
+#[async_trait]
+impl ReadModel for CrmContactsProjection {
+    fn name(&self) -> &'static str {
+        "crm_contacts"
+    }
+
+    fn schema_version(&self) -> i32 {
+        1
+    }
+
+    fn stream_types(&self) -> Option<&[&'static str]> {
+        Some(&["crm-contact"])
+    }
+
+    fn tables(&self) -> &'static [&'static str] {
+        &["crm_contacts"]
+    }
+
+    fn create_sql(&self) -> &'static str {
+        include_str!("crm_contacts.sql")
+    }
+
+    async fn apply(&self, conn: &mut PgConnection, events: &[RecordedEvent]) -> Result<(), sqlx::Error> {
+        let mut changes = Vec::with_capacity(events.len());
+        for event in events.iter().filter(|e| e.stream_type == "crm-contact") {
+            let decoded = CrmContactEvent::decode(&event.event_type, event.event_version, &event.payload)
+                .map_err(decode_error)?;
+            changes.push((stream_uuid(event)?, event.organization_id, decoded));
+        }
+        let ids: Vec<Uuid> = changes.iter().map(|(id, _, _)| *id).collect();
+        rows::fold_batch(conn, "crm_contacts", ids, |rows| {
+            for (id, organization_id, event) in changes {
+                evolve_contact(rows.entry(id).or_default(), id, organization_id, event);
+            }
+            Ok(())
+        })
+        .await
+    }
+}
+
 #[derive(Clone)]
 pub struct PgCrmDirectory {
     pool: PgPool,
@@ -332,6 +438,18 @@ impl PgCrmDirectory {
 
 fn text_enum<T: serde::de::DeserializeOwned>(raw: String) -> Result<T, AppError> {
     serde_json::from_value(serde_json::Value::String(raw)).map_err(|e| AppError::internal("reading a stored value", e))
+}
+
+const CACHED_CONTACT_COLUMNS: &str = "provider, contact_id, properties, deleted, updated_at";
+
+fn cached_contact(row: &PgRow) -> Result<CachedContact, AppError> {
+    Ok(CachedContact {
+        provider: text_enum(row.get("provider"))?,
+        contact_id: row.get("contact_id"),
+        properties: row.get::<Json<BTreeMap<String, String>>, _>("properties").0,
+        deleted: row.get("deleted"),
+        updated_at: row.get("updated_at"),
+    })
 }
 
 #[async_trait]
@@ -400,5 +518,59 @@ impl CrmDirectory for PgCrmDirectory {
                 })
             })
             .collect()
+    }
+
+    async fn organizations_of(&self, provider: CrmProvider, account_id: &str) -> Result<Vec<Uuid>, AppError> {
+        sqlx::query_scalar(
+            "SELECT organization_id FROM crm_integrations
+             WHERE provider = $1 AND account_id = $2 AND NOT disconnected ORDER BY connected_at",
+        )
+        .bind(provider.as_str())
+        .bind(account_id)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(|e| AppError::internal("reading CRM integrations", e))
+    }
+
+    async fn cached_contact(
+        &self,
+        organization_id: Uuid,
+        provider: CrmProvider,
+        contact_id: &str,
+    ) -> Result<Option<CachedContact>, AppError> {
+        sqlx::query(&format!(
+            "SELECT {CACHED_CONTACT_COLUMNS} FROM crm_contacts WHERE id = $1 AND organization_id = $2"
+        ))
+        .bind(provider.contact_record_id(organization_id, contact_id))
+        .bind(organization_id)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(|e| AppError::internal("reading the CRM contact cache", e))?
+        .as_ref()
+        .map(cached_contact)
+        .transpose()
+    }
+
+    async fn cached_contact_by_phone(
+        &self,
+        organization_id: Uuid,
+        provider: CrmProvider,
+        phone: &PhoneNumber,
+    ) -> Result<Option<CachedContact>, AppError> {
+        sqlx::query(&format!(
+            "SELECT {CACHED_CONTACT_COLUMNS} FROM crm_contacts
+             WHERE organization_id = $1 AND provider = $2 AND NOT deleted
+               AND (phone_e164 = $3 OR mobilephone_e164 = $3)
+             ORDER BY updated_at DESC LIMIT 1"
+        ))
+        .bind(organization_id)
+        .bind(provider.as_str())
+        .bind(phone.as_str())
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(|e| AppError::internal("reading the CRM contact cache", e))?
+        .as_ref()
+        .map(cached_contact)
+        .transpose()
     }
 }

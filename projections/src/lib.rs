@@ -42,6 +42,7 @@ pub fn read_models() -> Vec<Arc<dyn ReadModel>> {
         Arc::new(calendar::AppointmentsProjection),
         Arc::new(crm::CrmIntegrationsProjection),
         Arc::new(crm::CrmSyncLogProjection),
+        Arc::new(crm::CrmContactsProjection),
     ]
 }
 

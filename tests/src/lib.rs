@@ -3,6 +3,7 @@
 //! served on a random port.
 
 pub mod calendars;
+pub mod crm;
 pub mod load;
 
 use api::server::{build_state, http_server, AppState, Wiring};
