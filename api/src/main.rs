@@ -131,8 +131,13 @@ async fn serve(settings: Settings, data_dir: PathBuf, bind: Option<String>, role
         &settings.public_base(),
     )
     .map_err(|reason| anyhow::anyhow!("calendar provider settings: {reason}"))?;
-    wiring.crm_providers = infrastructure::config::crm_providers(settings.hubspot.as_ref(), &settings.public_base())
-        .map_err(|reason| anyhow::anyhow!("CRM provider settings: {reason}"))?;
+    let hubspot_limits = infrastructure::hubspot::HubSpotLimits {
+        per_ten_seconds: settings.hubspot_requests_per_ten_seconds,
+        ..Default::default()
+    };
+    wiring.crm_providers =
+        infrastructure::config::crm_providers(settings.hubspot.as_ref(), hubspot_limits, &settings.public_base())
+            .map_err(|reason| anyhow::anyhow!("CRM provider settings: {reason}"))?;
     wiring.calendar_providers.calendly = Some(std::sync::Arc::new(
         infrastructure::calendly::CalendlyClient::new(&settings.calendly_api_base)
             .context("CALENDLY_API_BASE is not a URL")?,

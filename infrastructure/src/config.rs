@@ -37,18 +37,20 @@ pub struct Settings {
     /// `VOXREACH_UPLOAD_LIMIT_BYTES`: largest contact file accepted.
     pub upload_limit_bytes: usize,
     /// Google calendars (`GOOGLE_*`), when configured.
-    pub google: Option<CalendarProviderSettings>,
+    pub google: Option<OAuthAppSettings>,
     /// Outlook calendars through Microsoft Graph (`MICROSOFT_*`), when configured.
-    pub microsoft: Option<CalendarProviderSettings>,
+    pub microsoft: Option<OAuthAppSettings>,
     /// `CALENDLY_API_BASE`: Calendly's API.
     pub calendly_api_base: String,
     /// HubSpot (`HUBSPOT_*`), when configured.
-    pub hubspot: Option<CalendarProviderSettings>,
+    pub hubspot: Option<OAuthAppSettings>,
+    /// `HUBSPOT_REQUESTS_PER_TEN_SECONDS`: the portal's request budget (100 on free and starter plans, up to 190).
+    pub hubspot_requests_per_ten_seconds: u32,
 }
 
-/// One calendar provider's OAuth application and endpoints.
+/// One provider's OAuth application and endpoints (calendars, CRMs).
 #[derive(Clone)]
-pub struct CalendarProviderSettings {
+pub struct OAuthAppSettings {
     pub client_id: String,
     pub client_secret: String,
     pub auth_url: String,
@@ -58,9 +60,9 @@ pub struct CalendarProviderSettings {
     pub revoke_url: Option<String>,
 }
 
-impl std::fmt::Debug for CalendarProviderSettings {
+impl std::fmt::Debug for OAuthAppSettings {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("CalendarProviderSettings")
+        f.debug_struct("OAuthAppSettings")
             .field("client_id", &self.client_id)
             .field("auth_url", &self.auth_url)
             .field("token_url", &self.token_url)
@@ -116,7 +118,7 @@ const MICROSOFT: ProviderVariables = ProviderVariables {
 fn provider_settings(
     non_empty: &dyn Fn(&str) -> Option<String>,
     variables: &ProviderVariables,
-) -> Result<Option<CalendarProviderSettings>, ConfigError> {
+) -> Result<Option<OAuthAppSettings>, ConfigError> {
     let (client_id, client_secret) = match (non_empty(variables.client_id), non_empty(variables.client_secret)) {
         (None, None) => return Ok(None),
         (Some(id), Some(secret)) => (id, secret),
@@ -145,7 +147,7 @@ fn provider_settings(
             })
     };
     let [auth_url, token_url, api_base] = &variables.urls;
-    Ok(Some(CalendarProviderSettings {
+    Ok(Some(OAuthAppSettings {
         client_id,
         client_secret,
         auth_url: url(auth_url)?,
@@ -158,14 +160,14 @@ fn provider_settings(
 /// The calendar providers these settings configure, signing in through
 /// `<public base>/api/integrations/calendars/callback`.
 pub fn calendar_providers(
-    google: Option<&CalendarProviderSettings>,
-    microsoft: Option<&CalendarProviderSettings>,
+    google: Option<&OAuthAppSettings>,
+    microsoft: Option<&OAuthAppSettings>,
     public_base: &str,
 ) -> Result<application::calendar::CalendarProviders, String> {
     use application::calendar::CalendarConnector;
     use std::sync::Arc;
     let redirect_url = format!("{public_base}/api/integrations/calendars/callback");
-    let oauth = |mut settings: crate::oauth::OAuthSettings, provider: &CalendarProviderSettings| {
+    let oauth = |mut settings: crate::oauth::OAuthSettings, provider: &OAuthAppSettings| {
         settings.auth_url = provider.auth_url.clone();
         settings.token_url = provider.token_url.clone();
         crate::oauth::OAuth2Client::new(settings).map_err(|e| e.to_string())
@@ -392,9 +394,25 @@ impl Settings {
             })?;
         let google = provider_settings(&non_empty, &GOOGLE)?;
         let hubspot = provider_settings(&non_empty, &HUBSPOT)?;
+        let hubspot_requests_per_ten_seconds = match non_empty("HUBSPOT_REQUESTS_PER_TEN_SECONDS") {
+            None => crate::hubspot::HubSpotLimits::default().per_ten_seconds,
+            Some(raw) => raw
+                .trim()
+                .parse::<u32>()
+                .ok()
+                .filter(|n| (1..=crate::hubspot::MAX_PER_TEN_SECONDS).contains(n))
+                .ok_or_else(|| ConfigError::Malformed {
+                    variable: "HUBSPOT_REQUESTS_PER_TEN_SECONDS",
+                    reason: format!(
+                        "{raw:?} is not a whole number from 1 to {}",
+                        crate::hubspot::MAX_PER_TEN_SECONDS
+                    ),
+                })?,
+        };
         let microsoft = provider_settings(&non_empty, &MICROSOFT)?;
         Ok(Self {
             hubspot,
+            hubspot_requests_per_ten_seconds,
             google,
             microsoft,
             calendly_api_base,
@@ -536,7 +554,8 @@ fn write_private(path: &Path, contents: &str) -> std::io::Result<()> {
 /// The CRMs these settings configure, signing in through
 /// `<public base>/api/integrations/crm/callback`.
 pub fn crm_providers(
-    hubspot: Option<&CalendarProviderSettings>,
+    hubspot: Option<&OAuthAppSettings>,
+    hubspot_limits: crate::hubspot::HubSpotLimits,
     public_base: &str,
 ) -> Result<application::crm::CrmProviders, String> {
     use application::crm::CrmConnector;
@@ -551,8 +570,7 @@ pub fn crm_providers(
             Ok(CrmConnector {
                 oauth: Arc::new(crate::oauth::OAuth2Client::new(settings).map_err(|e| e.to_string())?),
                 api: Arc::new(
-                    crate::hubspot::HubSpotClient::new(&h.api_base, crate::hubspot::HubSpotLimits::default())
-                        .map_err(|e| e.to_string())?,
+                    crate::hubspot::HubSpotClient::new(&h.api_base, hubspot_limits).map_err(|e| e.to_string())?,
                 ),
                 // HubSpot signs its webhooks with the app's client secret.
                 webhook_secret: h.client_secret.clone(),
@@ -600,6 +618,42 @@ mod tests {
         ] {
             let error = settings(&[(name, value)]).unwrap_err();
             assert!(error.to_string().starts_with(name), "{name}: {error}");
+        }
+    }
+
+    #[test]
+    fn provider_apps_are_configured_whole_or_not_at_all() {
+        let none = settings(&[]).unwrap();
+        assert!(none.google.is_none() && none.microsoft.is_none() && none.hubspot.is_none());
+        assert_eq!(none.calendly_api_base, crate::calendly::DEFAULT_API_BASE);
+        let hubspot = settings(&[("HUBSPOT_CLIENT_ID", "id"), ("HUBSPOT_CLIENT_SECRET", "secret")])
+            .unwrap()
+            .hubspot
+            .unwrap();
+        assert_eq!(hubspot.token_url, crate::hubspot::DEFAULT_TOKEN_URL);
+        assert!(
+            !format!("{hubspot:?}").contains("secret\""),
+            "the secret is never printed"
+        );
+        for (pairs, named) in [
+            (vec![("HUBSPOT_CLIENT_ID", "id")], "HUBSPOT_CLIENT_SECRET"),
+            (vec![("GOOGLE_CLIENT_SECRET", "s")], "GOOGLE_CLIENT_ID"),
+            (
+                vec![
+                    ("MICROSOFT_CLIENT_ID", "i"),
+                    ("MICROSOFT_CLIENT_SECRET", "s"),
+                    ("MICROSOFT_API_BASE", "nope"),
+                ],
+                "MICROSOFT_API_BASE",
+            ),
+            (
+                vec![("HUBSPOT_REQUESTS_PER_TEN_SECONDS", "191")],
+                "HUBSPOT_REQUESTS_PER_TEN_SECONDS",
+            ),
+            (vec![("CALENDLY_API_BASE", "ftp://x")], "CALENDLY_API_BASE"),
+        ] {
+            let error = settings(&pairs).unwrap_err().to_string();
+            assert!(error.starts_with(named), "{named}: {error}");
         }
     }
 

@@ -3,14 +3,14 @@
 //! through our OAuth flow the way a user does.
 
 use crate::TestApp;
-use infrastructure::config::CalendarProviderSettings;
+use infrastructure::config::OAuthAppSettings;
 use serde_json::json;
 use wiremock::matchers::{body_string_contains, method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
 /// The settings of a provider faked at `uri`, signing in at `auth_path`.
-fn provider_settings(uri: &str, auth_path: &str) -> CalendarProviderSettings {
-    CalendarProviderSettings {
+fn provider_settings(uri: &str, auth_path: &str) -> OAuthAppSettings {
+    OAuthAppSettings {
         client_id: "client-1".into(),
         client_secret: "secret-1".into(),
         auth_url: format!("{uri}{auth_path}"),
@@ -21,12 +21,12 @@ fn provider_settings(uri: &str, auth_path: &str) -> CalendarProviderSettings {
 }
 
 /// Google's sign-in, faked at `uri`.
-pub fn google_settings(uri: &str) -> CalendarProviderSettings {
+pub fn google_settings(uri: &str) -> OAuthAppSettings {
     provider_settings(uri, "/o/oauth2/v2/auth")
 }
 
 /// Microsoft's sign-in, faked at `uri`.
-pub fn microsoft_settings(uri: &str) -> CalendarProviderSettings {
+pub fn microsoft_settings(uri: &str) -> OAuthAppSettings {
     provider_settings(uri, "/common/oauth2/v2.0/authorize")
 }
 

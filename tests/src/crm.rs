@@ -3,7 +3,7 @@
 //! connects it the way a user does, and calls that end and are synced.
 
 use crate::{ManualClock, TestApp};
-use infrastructure::config::{crm_providers, CalendarProviderSettings};
+use infrastructure::config::{crm_providers, OAuthAppSettings};
 use serde_json::{json, Value};
 use std::sync::Arc;
 use wiremock::matchers::{body_string_contains, method, path};
@@ -26,7 +26,7 @@ pub async fn world() -> World {
     let clock = ManualClock::at("2026-03-02T13:00:00Z");
     let uri = hubspot.uri();
     let providers = crm_providers(
-        Some(&CalendarProviderSettings {
+        Some(&OAuthAppSettings {
             client_id: "hs-client".into(),
             client_secret: CLIENT_SECRET.into(),
             auth_url: format!("{uri}/oauth/authorize"),
@@ -34,6 +34,7 @@ pub async fn world() -> World {
             api_base: uri.clone(),
             revoke_url: None,
         }),
+        infrastructure::hubspot::HubSpotLimits::default(),
         "https://app.voxreach.test",
     )
     .unwrap();
