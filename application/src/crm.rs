@@ -97,6 +97,8 @@ pub trait CrmApi: Send + Sync {
         body: &str,
         at: DateTime<Utc>,
     ) -> Result<String, ProviderError>;
+    /// The text of the contact's latest note, if it has one (for the agent's briefing).
+    async fn last_note(&self, access_token: &str, contact_id: &str) -> Result<Option<String>, ProviderError>;
     /// The contact's open deal, if it has one.
     async fn open_deal(&self, access_token: &str, contact_id: &str) -> Result<Option<String>, ProviderError>;
     /// Creates a deal for the contact in `stage`.
@@ -1341,6 +1343,7 @@ impl CrmBriefing {
             (None, None) => return Ok(None),
         };
         let open_deal = api.open_deal(&token, &contact.id).await.ok().flatten();
+        let last_note = api.last_note(&token, &contact.id).await.ok().flatten();
         let mut variables = BTreeMap::new();
         variables.insert("crmContactId".to_owned(), contact.id);
         variables.insert("hasOpenDeal".to_owned(), open_deal.is_some().to_string());
@@ -1349,6 +1352,7 @@ impl CrmBriefing {
             ("company", contact.company),
             ("email", contact.email),
             ("owner", contact.owner),
+            ("lastNote", last_note),
         ] {
             if let Some(value) = value.filter(|v| !v.is_empty()) {
                 variables.insert(name.to_owned(), value);

@@ -289,6 +289,41 @@ impl HubSpotClient {
     }
 }
 
+/// The most of a note an agent's briefing carries.
+const BRIEFING_NOTE_CHARS: usize = 500;
+
+/// A note's rich text as plain text: tags dropped (a `<br>` or `<p>` becomes a
+/// space), the entities HubSpot writes decoded, at most `limit` characters.
+fn plain_text(html: &str, limit: usize) -> String {
+    let mut text = String::with_capacity(html.len().min(limit * 2));
+    let mut in_tag = false;
+    for c in html.chars() {
+        match c {
+            '<' => {
+                in_tag = true;
+                text.push(' ');
+            }
+            '>' => in_tag = false,
+            c if !in_tag => text.push(c),
+            _ => {}
+        }
+    }
+    let decoded = text
+        .replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&quot;", "\"")
+        .replace("&#39;", "'")
+        .replace("&nbsp;", " ")
+        .replace("&amp;", "&");
+    decoded
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
+        .chars()
+        .take(limit)
+        .collect()
+}
+
 fn eq(property: &str, value: &str) -> Value {
     json!({ "propertyName": property, "operator": "EQ", "value": value })
 }
@@ -447,6 +482,7 @@ struct Property {
 
 #[derive(Debug, Deserialize)]
 struct Pipeline {
+    id: String,
     #[serde(default)]
     stages: Vec<Stage>,
 }
@@ -731,6 +767,21 @@ impl CrmApi for HubSpotClient {
     /// The most recently changed deal of the contact not in a closed stage:
     /// the default pipeline's closed stages are filtered out by the search,
     /// closed stages of other pipelines by HubSpot's `hs_is_closed`.
+    async fn last_note(&self, access_token: &str, contact_id: &str) -> Result<Option<String>, ProviderError> {
+        let query = json!({
+            "filterGroups": [{ "filters": [eq("associations.contact", contact_id)] }],
+            "properties": ["hs_note_body", "hs_timestamp"],
+            "sorts": [{ "propertyName": "hs_timestamp", "direction": "DESCENDING" }],
+            "limit": 1,
+        });
+        let notes = self.search(access_token, "notes", &query).await?;
+        Ok(notes
+            .first()
+            .and_then(|note| note.text("hs_note_body"))
+            .map(|body| plain_text(&body, BRIEFING_NOTE_CHARS))
+            .filter(|text| !text.is_empty()))
+    }
+
     async fn open_deal(&self, access_token: &str, contact_id: &str) -> Result<Option<String>, ProviderError> {
         let query = json!({
             "filterGroups": [{ "filters": [
@@ -799,9 +850,11 @@ impl CrmApi for HubSpotClient {
     async fn deal_stages(&self, access_token: &str) -> Result<Vec<String>, ProviderError> {
         let request = self.crm(Method::GET, &["crm", "v3", "pipelines", "deals"], access_token)?;
         let listing: Listing<Pipeline> = read(self.exchange(access_token, Kind::Plain, request).await?).await?;
+        // Deals are created in the default pipeline: only its stages can be mapped.
         Ok(listing
             .results
             .into_iter()
+            .filter(|pipeline| pipeline.id == DEFAULT_PIPELINE)
             .flat_map(|pipeline| pipeline.stages)
             .map(|stage| stage.id)
             .collect())
@@ -1380,6 +1433,33 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn the_latest_note_is_read_as_plain_text() {
+        let server = MockServer::start().await;
+        Mock::given(method("POST"))
+            .and(path("/crm/v3/objects/notes/search"))
+            .and(body_partial_json(json!({
+                "filterGroups": [{ "filters": [{ "propertyName": "associations.contact", "operator": "EQ", "value": "501" }] }],
+                "sorts": [{ "propertyName": "hs_timestamp", "direction": "DESCENDING" }],
+                "limit": 1
+            })))
+            .respond_with(ResponseTemplate::new(200).set_body_json(json!({ "total": 1, "results": [{
+                "id": "7001",
+                "properties": { "hs_note_body": "<div><p>Asked about <b>pricing</b> &amp; SSO.</p><p>Call back in May.</p></div>" }
+            }] })))
+            .expect(1)
+            .mount(&server)
+            .await;
+        assert_eq!(
+            hubspot(&server).last_note(TOKEN, "501").await,
+            Ok(Some("Asked about pricing & SSO. Call back in May.".into()))
+        );
+        assert_eq!(
+            plain_text(&"x".repeat(900), BRIEFING_NOTE_CHARS).len(),
+            BRIEFING_NOTE_CHARS
+        );
+    }
+
+    #[tokio::test]
     async fn a_note_is_attached_to_the_contact_as_escaped_rich_text() {
         let server = MockServer::start().await;
         Mock::given(method("POST"))
@@ -1548,7 +1628,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn contact_properties_and_every_pipelines_deal_stages_are_listed() {
+    async fn contact_properties_and_the_default_pipelines_deal_stages_are_listed() {
         let server = MockServer::start().await;
         Mock::given(method("GET"))
             .and(path("/crm/v3/properties/contacts"))
@@ -1596,13 +1676,10 @@ mod tests {
             hubspot.contact_properties(TOKEN).await,
             Ok(vec!["firstname".into(), "voxreach_score".into()])
         );
+        // Only the default pipeline's: deals are created there.
         assert_eq!(
             hubspot.deal_stages(TOKEN).await,
-            Ok(vec![
-                "appointmentscheduled".into(),
-                "closedwon".into(),
-                "1234567".into()
-            ])
+            Ok(vec!["appointmentscheduled".into(), "closedwon".into()])
         );
     }
 

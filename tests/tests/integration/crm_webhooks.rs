@@ -246,6 +246,13 @@ async fn an_outbound_call_is_briefed_with_the_contact_as_edited_in_hubspot() {
         ))
         .mount(&w.hubspot)
         .await;
+    Mock::given(method("POST"))
+        .and(path("/crm/v3/objects/notes/search"))
+        .respond_with(found(
+            json!([{"id": "7001", "properties": {"hs_note_body": "<p>Wants a demo in March.</p>"}}]),
+        ))
+        .mount(&w.hubspot)
+        .await;
     // Vapi: the agent's assistant, our number, and the call.
     Mock::given(method("POST"))
         .and(path("/assistant"))
@@ -307,7 +314,8 @@ async fn an_outbound_call_is_briefed_with_the_contact_as_edited_in_hubspot() {
     let body: Value = serde_json::from_slice(&placed.body).unwrap();
     assert_eq!(
         body["assistantOverrides"]["variableValues"],
-        json!({"customerName": "Ann Lee", "company": "Acme Corp", "owner": "77", "crmContactId": "501", "hasOpenDeal": "true"})
+        json!({"customerName": "Ann Lee", "company": "Acme Corp", "owner": "77", "crmContactId": "501", "hasOpenDeal": "true",
+            "lastNote": "Wants a demo in March."})
     );
     assert_eq!(body["customer"]["name"], "Ann Lee");
 }
