@@ -359,6 +359,7 @@ pub async fn appointments(
     }
     let filter = AppointmentFilter {
         agent_id: q.agent_id,
+        call_id: None,
         status: q.status,
         from: q.from,
         to: q.to,

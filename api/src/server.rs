@@ -210,6 +210,8 @@ pub fn build_state(pool: PgPool, wiring: Wiring) -> AppState {
         providers: wiring.crm_providers.clone(),
         vault: oauth_store.clone(),
         retry: wiring.retry,
+        appointments: calendar_directory.clone(),
+        progress: Arc::new(projections::runtime::PgReadModelProgress::new(pool.clone())),
     };
     let calendar = Arc::new(application::calendar::CalendarService {
         store: store.clone(),

@@ -179,6 +179,8 @@ pub struct AppointmentView {
 #[derive(Debug, Clone, Default)]
 pub struct AppointmentFilter {
     pub agent_id: Option<Uuid>,
+    /// The appointments a call booked.
+    pub call_id: Option<Uuid>,
     /// Every status but `released` when absent.
     pub status: Option<AppointmentStatus>,
     /// Appointments starting at or after.

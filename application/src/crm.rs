@@ -76,6 +76,17 @@ pub struct CallLog {
     pub result: CallResult,
 }
 
+/// A meeting a call booked, to log on its contact.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MeetingLog {
+    pub call_id: Uuid,
+    pub contact_id: String,
+    pub title: String,
+    pub start: DateTime<Utc>,
+    pub end: DateTime<Utc>,
+    pub body: String,
+}
+
 /// The CRM API of one provider, called with an access token.
 #[async_trait]
 pub trait CrmApi: Send + Sync {
@@ -99,6 +110,8 @@ pub trait CrmApi: Send + Sync {
     ) -> Result<String, ProviderError>;
     /// The text of the contact's latest note, if it has one (for the agent's briefing).
     async fn last_note(&self, access_token: &str, contact_id: &str) -> Result<Option<String>, ProviderError>;
+    /// Logs a booked meeting on the contact; returns the CRM's id for it.
+    async fn log_meeting(&self, access_token: &str, meeting: &MeetingLog) -> Result<String, ProviderError>;
     /// The contact's open deal, if it has one.
     async fn open_deal(&self, access_token: &str, contact_id: &str) -> Result<Option<String>, ProviderError>;
     /// Creates a deal for the contact in `stage`.
@@ -743,6 +756,8 @@ struct CallFacts {
     report: Option<CallReport>,
     outcome: Option<Outcome>,
     ended_at: Option<DateTime<Utc>>,
+    /// The meeting the call booked, if it booked one.
+    appointment: Option<crate::calendar::AppointmentView>,
 }
 
 impl CallFacts {
@@ -770,6 +785,7 @@ impl CallFacts {
                 has_customer_number: customer_number.is_some(),
                 has_transcript,
                 outcome: state.outcome,
+                booked_meeting: false,
             },
             direction: if state.parties.direction.as_deref() == Some("inbound") {
                 CallDirection::Inbound
@@ -780,6 +796,7 @@ impl CallFacts {
             report,
             outcome: state.outcome,
             ended_at,
+            appointment: None,
         }
     }
 
@@ -872,6 +889,9 @@ pub struct CrmSync {
     pub providers: CrmProviders,
     pub vault: Arc<dyn TokenVault>,
     pub retry: RetryPolicy,
+    /// The appointments a call booked, for the meeting to log.
+    pub appointments: Arc<dyn crate::calendar::CalendarDirectory>,
+    pub progress: Arc<dyn crate::work::ReadModelProgress>,
 }
 
 /// Everything one step needs.
@@ -1001,6 +1021,30 @@ impl CrmSync {
                         provider,
                         call_id: step.call_id,
                         note_id,
+                        at: now,
+                    })
+            }
+            SyncStep::LogMeeting => {
+                let Some(appointment) = &call.appointment else {
+                    return Err(AppError::internal(
+                        "syncing a call",
+                        "a meeting was planned without a booking",
+                    ));
+                };
+                let meeting = MeetingLog {
+                    call_id: step.call_id,
+                    contact_id: contact_id.clone(),
+                    title: appointment.title.clone(),
+                    start: appointment.start,
+                    end: appointment.end,
+                    body: format!("Booked by a VoxReach agent during call {}", step.call_id),
+                };
+                api.log_meeting(token, &meeting)
+                    .await
+                    .map(|meeting_id| CrmSyncEvent::CrmMeetingLogged {
+                        provider,
+                        call_id: step.call_id,
+                        meeting_id,
                         at: now,
                     })
             }
@@ -1258,7 +1302,32 @@ impl WorkHandler for CrmSync {
             .map(|e| CallEvent::decode(&e.event_type, e.event_version, &e.payload))
             .collect::<Result<Vec<_>, _>>()
             .map_err(|e| AppError::internal("decoding a call", e))?;
-        let call = CallFacts::from_events(&events);
+        let mut call = CallFacts::from_events(&events);
+        if call.outcome == Some(Outcome::Appointment) {
+            // The booking was recorded before the outcome: once the appointments read model holds the
+            // outcome's position, it holds the booking too.
+            if let Some(trigger) = item.trigger {
+                if !self.progress.has_applied("appointments", trigger).await? {
+                    return Ok(WorkOutcome::RetryAt {
+                        due: self.clock.now() + chrono::Duration::seconds(1),
+                        reason: "waiting for the appointments read model".into(),
+                    });
+                }
+            }
+            let filter = crate::calendar::AppointmentFilter {
+                call_id: Some(call_id),
+                status: Some(domain::calendar::AppointmentStatus::Booked),
+                limit: 1,
+                ..Default::default()
+            };
+            call.appointment = self
+                .appointments
+                .appointments(item.organization_id, &filter)
+                .await?
+                .into_iter()
+                .next();
+            call.to_sync.booked_meeting = call.appointment.is_some();
+        }
         let mut earliest: Option<(DateTime<Utc>, String)> = None;
         for provider in PROVIDERS {
             let Some(connector) = self.providers.get(provider) else {

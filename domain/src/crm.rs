@@ -482,6 +482,8 @@ pub enum SyncStep {
     ResolveContact,
     LogCall,
     AddNote,
+    /// Log the meeting the call booked (an `appointment` outcome with a booking).
+    LogMeeting,
     /// Create the deal, or move the open one, to the outcome's stage.
     UpdateDeal,
     /// Set the contact's lead status (not interested) and mapped fields.
@@ -503,6 +505,10 @@ domain_events! {
         #[version(1)]
         CrmCallLogged { provider: CrmProvider,
             call_id: Uuid, engagement_id: String, at: DateTime<Utc> },
+        /// The meeting the call booked was logged on the contact (HubSpot: a meeting engagement). Payload:
+        /// provider, callId, meetingId, at.
+        #[version(1)]
+        CrmMeetingLogged { provider: CrmProvider, call_id: Uuid, meeting_id: String, at: DateTime<Utc> },
         /// The transcript was attached as a note. Payload: provider, callId, noteId, at.
         #[version(1)]
         CrmNoteAdded { provider: CrmProvider,
@@ -543,6 +549,8 @@ pub struct CallToSync {
     pub has_customer_number: bool,
     pub has_transcript: bool,
     pub outcome: Option<Outcome>,
+    /// The call booked a meeting (in a connected calendar).
+    pub booked_meeting: bool,
 }
 
 /// What a call's sync has done so far.
@@ -551,6 +559,7 @@ pub struct CallSync {
     pub contact_id: Option<String>,
     pub engagement_id: Option<String>,
     pub note_id: Option<String>,
+    pub meeting_id: Option<String>,
     /// The deal and the stage it was last moved to.
     pub deal: Option<(String, String)>,
     /// The outcome the contact's properties were last set for.
@@ -576,6 +585,9 @@ impl CallSync {
         }
         if settings.log_transcript && call.has_transcript && self.note_id.is_none() {
             return Some(SyncStep::AddNote);
+        }
+        if call.outcome == Some(Outcome::Appointment) && call.booked_meeting && self.meeting_id.is_none() {
+            return Some(SyncStep::LogMeeting);
         }
         let wanted_stage = call.outcome.and_then(|o| settings.stage_mapping.stage_for(o));
         if let Some(stage) = wanted_stage {
@@ -608,6 +620,7 @@ impl Aggregate for CallSync {
             CrmSyncEvent::CrmContactResolved { .. } => state.contact_id.is_some(),
             CrmSyncEvent::CrmCallLogged { .. } => state.engagement_id.is_some(),
             CrmSyncEvent::CrmNoteAdded { .. } => state.note_id.is_some(),
+            CrmSyncEvent::CrmMeetingLogged { .. } => state.meeting_id.is_some(),
             CrmSyncEvent::CrmDealUpdated { deal_id, stage, .. } => {
                 state.deal.as_ref() == Some(&(deal_id.clone(), stage.clone()))
             }
@@ -629,6 +642,10 @@ impl Aggregate for CallSync {
             CrmSyncEvent::CrmCallLogged { engagement_id, .. } => {
                 self.engagement_id = Some(engagement_id.clone());
                 confirm(&mut self, SyncStep::LogCall);
+            }
+            CrmSyncEvent::CrmMeetingLogged { meeting_id, .. } => {
+                self.meeting_id = Some(meeting_id.clone());
+                confirm(&mut self, SyncStep::LogMeeting);
             }
             CrmSyncEvent::CrmNoteAdded { note_id, .. } => {
                 self.note_id = Some(note_id.clone());
@@ -773,6 +790,7 @@ mod tests {
             has_customer_number: true,
             has_transcript: true,
             outcome,
+            booked_meeting: false,
         }
     }
 
@@ -903,6 +921,12 @@ mod tests {
             sync.next_step(&ended(Some(Outcome::Appointment)), &settings),
             Some(SyncStep::UpdateDeal)
         );
+        // A call that booked a meeting logs it before the deal moves.
+        let booked = CallToSync {
+            booked_meeting: true,
+            ..ended(Some(Outcome::Appointment))
+        };
+        assert_eq!(sync.next_step(&booked, &settings), Some(SyncStep::LogMeeting));
         // Not interested sets the contact's lead status.
         assert_eq!(
             sync.next_step(&ended(Some(Outcome::NotInterested)), &settings),

@@ -14,7 +14,7 @@
 use crate::http::{parse_retry_after, read_capped};
 use crate::oauth::OAuthSettings;
 use application::crm::webhooks::{ContactChange, ContactChangeKind};
-use application::crm::{CallDirection, CallLog, CallResult, CrmAccount, CrmApi, CrmContact, NewContact};
+use application::crm::{CallDirection, CallLog, CallResult, CrmAccount, CrmApi, CrmContact, MeetingLog, NewContact};
 use application::oauth::Tokens;
 use application::providers::ProviderError;
 use async_trait::async_trait;
@@ -59,6 +59,7 @@ pub const MAX_SEARCHES_PER_SECOND: u32 = 5;
 const CALL_TO_CONTACT: u32 = 194;
 const NOTE_TO_CONTACT: u32 = 202;
 const DEAL_TO_CONTACT: u32 = 3;
+const MEETING_TO_CONTACT: u32 = 200;
 
 /// HubSpot's default call outcomes (`hs_call_disposition`), the same in every portal.
 const DISPOSITION_CONNECTED: &str = "f240bbac-87c9-4f6e-bf70-924b57d47db7";
@@ -762,6 +763,21 @@ impl CrmApi for HubSpotClient {
             "associations": association(contact_id, NOTE_TO_CONTACT),
         });
         self.create(access_token, "notes", &note).await
+    }
+
+    async fn log_meeting(&self, access_token: &str, meeting: &MeetingLog) -> Result<String, ProviderError> {
+        let body = json!({
+            "properties": {
+                "hs_timestamp": timestamp(meeting.start),
+                "hs_meeting_title": meeting.title,
+                "hs_meeting_body": rich_text(&meeting.body),
+                "hs_meeting_start_time": timestamp(meeting.start),
+                "hs_meeting_end_time": timestamp(meeting.end),
+                "hs_meeting_outcome": "SCHEDULED",
+            },
+            "associations": association(&meeting.contact_id, MEETING_TO_CONTACT),
+        });
+        self.create(access_token, "meetings", &body).await
     }
 
     /// The most recently changed deal of the contact not in a closed stage:

@@ -365,6 +365,7 @@ impl CalendarDirectory for PgCalendarDirectory {
                AND (CASE WHEN $3::text IS NULL THEN status <> 'released' ELSE status = $3 END)
                AND ($4::timestamptz IS NULL OR start_at >= $4)
                AND ($5::timestamptz IS NULL OR start_at < $5)
+               AND ($8::uuid IS NULL OR call_id = $8)
              ORDER BY start_at, id LIMIT $6 OFFSET $7",
         )
         .bind(organization_id)
@@ -374,6 +375,7 @@ impl CalendarDirectory for PgCalendarDirectory {
         .bind(filter.to)
         .bind(filter.limit)
         .bind(filter.offset)
+        .bind(filter.call_id)
         .fetch_all(&self.pool)
         .await
         .map_err(|e| AppError::internal("reading appointments", e))?;

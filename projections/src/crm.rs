@@ -141,6 +141,9 @@ fn sync_facts(event: &CrmSyncEvent) -> Option<(CrmProvider, Uuid, DateTime<Utc>,
         | CrmSyncEvent::CrmNoteAdded {
             provider, call_id, at, ..
         }
+        | CrmSyncEvent::CrmMeetingLogged {
+            provider, call_id, at, ..
+        }
         | CrmSyncEvent::CrmDealUpdated {
             provider, call_id, at, ..
         }
@@ -234,6 +237,7 @@ fn step_action(step: SyncStep) -> &'static str {
         SyncStep::ResolveContact => "create_contact",
         SyncStep::LogCall => "log_call",
         SyncStep::AddNote => "add_note",
+        SyncStep::LogMeeting => "log_meeting",
         SyncStep::UpdateDeal => "update_stage",
         SyncStep::UpdateContact => "update_contact",
     }
@@ -254,6 +258,7 @@ fn log_line(event: &RecordedEvent, decoded: CrmSyncEvent) -> Option<LogRow> {
         ),
         CrmSyncEvent::CrmCallLogged { engagement_id, .. } => ("log_call", "succeeded", Some(engagement_id), None, None),
         CrmSyncEvent::CrmNoteAdded { note_id, .. } => ("add_note", "succeeded", Some(note_id), None, None),
+        CrmSyncEvent::CrmMeetingLogged { meeting_id, .. } => ("log_meeting", "succeeded", Some(meeting_id), None, None),
         CrmSyncEvent::CrmDealUpdated { deal_id, created, .. } => (
             if created { "create_deal" } else { "update_stage" },
             "succeeded",

@@ -39,11 +39,19 @@ pub async fn world() -> World {
     )
     .unwrap();
     let app_clock = clock.clone();
-    // The same fake answers as Vapi (its paths differ from HubSpot's), for outbound calls.
+    // The same fake answers as Vapi and as Google Calendar (their paths differ from HubSpot's), for
+    // outbound calls and for meetings booked during calls.
     let vapi = uri.clone();
+    let calendars = infrastructure::config::calendar_providers(
+        Some(&crate::calendars::google_settings(&uri)),
+        None,
+        crate::PUBLIC_URL,
+    )
+    .unwrap();
     let app = TestApp::spawn_with(|w| {
         w.clock = app_clock;
         w.crm_providers = providers;
+        w.calendar_providers = calendars;
         w.vapi_base_url = vapi;
         w.vapi_api_key = "vapi-key".into();
     })

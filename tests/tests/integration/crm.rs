@@ -373,3 +373,87 @@ async fn another_organization_sees_and_changes_none_of_it_and_members_may_not_ma
     let (_, listed) = w.app.get("/api/integrations/crm", Some(&w.token)).await;
     assert_eq!(listed["integrations"], json!([]));
 }
+
+#[tokio::test]
+async fn a_meeting_booked_during_a_call_is_logged_on_the_contact_with_the_deal_at_appointment() {
+    let w = world().await;
+    w.connect(1800).await;
+    voxreach_tests::calendars::connect(&w.app, &w.token, &w.hubspot, "google", "ya29.a", "1//r", 3600).await;
+    Mock::given(method("POST"))
+        .and(path("/assistant"))
+        .respond_with(ResponseTemplate::new(201).set_body_json(json!({"id": "asst_1"})))
+        .mount(&w.hubspot)
+        .await;
+    Mock::given(method("POST"))
+        .and(path("/calendar/v3/freeBusy"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"calendars": {"primary": {"busy": []}}})))
+        .mount(&w.hubspot)
+        .await;
+    Mock::given(method("POST"))
+        .and(path("/calendar/v3/calendars/primary/events"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"id": "evt-1", "status": "confirmed"})))
+        .mount(&w.hubspot)
+        .await;
+    known_contact(&w, "501").await;
+    engagement_mocks(&w).await;
+    Mock::given(method("POST"))
+        .and(path("/crm/v3/objects/meetings"))
+        .respond_with(created("8001"))
+        .expect(1)
+        .mount(&w.hubspot)
+        .await;
+    Mock::given(method("POST"))
+        .and(path("/crm/v3/objects/deals/search"))
+        .respond_with(found(json!([])))
+        .mount(&w.hubspot)
+        .await;
+    Mock::given(method("POST"))
+        .and(path("/crm/v3/objects/deals"))
+        .and(body_partial_json(
+            json!({"properties": {"dealstage": "appointmentscheduled"}}),
+        ))
+        .respond_with(created("3001"))
+        .expect(1)
+        .mount(&w.hubspot)
+        .await;
+    let (status, agent) = w
+        .app
+        .post(
+            "/api/agents",
+            Some(&w.token),
+            json!({"name": "Booker", "systemPrompt": "Book demos.", "voice": {"provider": "openai", "voiceId": "nova"}}),
+        )
+        .await;
+    assert_eq!(status, 201, "{agent}");
+    w.app.drain_work().await;
+    // During the call, the agent books Wednesday 14:00 New York; then the call ends.
+    let call = json!({"id": "vapi-crm-9", "type": "inboundPhoneCall",
+        "metadata": {"voxreachOrganizationId": w.organization_id, "voxreachAgentId": agent["id"]},
+        "customer": {"number": "+14155552671"}});
+    let booking = json!({"message": {"type": "tool-calls", "call": call, "toolCallList": [{"id": "tc-1", "type": "function",
+        "function": {"name": "book_appointment", "arguments": {"date": "2026-03-04", "time": "14:00", "duration": 30,
+            "timezone": "America/New_York", "title": "Demo with Ann", "attendeeName": "Ann Lee"}}}]}});
+    let (status, reply) = w.app.deliver_vapi(&booking).await;
+    assert_eq!(status, 200, "{reply}");
+    assert!(
+        reply["results"][0]["result"].as_str().unwrap().starts_with("Booked"),
+        "{reply}"
+    );
+    let call_id = w.call_ends("vapi-crm-9", "+14155552671", None).await;
+    w.app.drain_work().await;
+    let meeting = &w.requests_to("POST", "/crm/v3/objects/meetings").await[0];
+    assert_eq!(meeting["properties"]["hs_meeting_title"], "Demo with Ann");
+    assert_eq!(
+        meeting["properties"]["hs_meeting_start_time"],
+        "2026-03-04T19:00:00.000Z"
+    );
+    assert_eq!(meeting["properties"]["hs_meeting_outcome"], "SCHEDULED");
+    assert_eq!(meeting["associations"][0]["to"]["id"], "501");
+    assert_eq!(meeting["associations"][0]["types"][0]["associationTypeId"], 200);
+    let log = w.sync_log(&format!("?callId={call_id}")).await;
+    assert!(
+        log.iter()
+            .any(|l| l["action"] == "log_meeting" && l["externalId"] == "8001"),
+        "{log:?}"
+    );
+}
