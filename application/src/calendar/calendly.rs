@@ -1,0 +1,212 @@
+//! Calendly: connected with a personal access token; what invitees book on
+//! Calendly's own pages arrives as signed webhook deliveries.
+
+use super::{provider_failure, signing_key_owner, vault_owner, CalendarService};
+use crate::aggregates::{execute, load_any, metadata, session_metadata, stream_of};
+use crate::auth::Session;
+use crate::error::{AppError, ErrorKind};
+use crate::oauth::Tokens;
+use crate::permissions::{authorize, Action};
+use crate::providers::ProviderError;
+use async_trait::async_trait;
+use domain::calendar::{
+    BookingCommand, CalendarBookings, CalendarCommand, CalendarIntegration, CalendarProvider, CalendarSettings, Slot,
+};
+use domain::Aggregate;
+use uuid::Uuid;
+
+/// The Calendly user a token belongs to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CalendlyAccount {
+    pub user_uri: String,
+    pub organization_uri: String,
+    pub email: String,
+}
+
+/// What one Calendly delivery says.
+#[derive(Debug, Clone, PartialEq)]
+pub enum CalendlyDelivery {
+    InviteeCreated {
+        invitee_uri: String,
+        event_uri: String,
+        name: String,
+        email: Option<String>,
+        slot: Slot,
+        /// For a reschedule: the invitee this one replaces.
+        rescheduled_from: Option<String>,
+    },
+    InviteeCanceled {
+        invitee_uri: String,
+        /// Canceled because the invitee picked a new time (an `InviteeCreated` follows).
+        rescheduled: bool,
+        reason: Option<String>,
+    },
+}
+
+/// Calendly's API (v2), called with a personal access token.
+#[async_trait]
+pub trait CalendlyApi: Send + Sync {
+    async fn current_user(&self, token: &str) -> Result<CalendlyAccount, ProviderError>;
+    /// Subscribes `callback_url` to `invitee.created` and `invitee.canceled`
+    /// of the user, signed with `signing_key`; returns the subscription's URI.
+    async fn subscribe(
+        &self,
+        token: &str,
+        account: &CalendlyAccount,
+        callback_url: &str,
+        signing_key: &str,
+    ) -> Result<String, ProviderError>;
+    async fn unsubscribe(&self, token: &str, subscription_uri: &str) -> Result<(), ProviderError>;
+}
+
+/// Longest personal access token accepted.
+const TOKEN_CHARS: usize = 4096;
+
+impl CalendarService {
+    /// Connects Calendly with a personal access token: checks it, subscribes
+    /// our webhook (signed with a key of ours) and records the integration.
+    #[tracing::instrument(skip_all, fields(organization_id = %caller.organization_id))]
+    pub async fn connect_calendly(&self, caller: &Session, token: &str) -> Result<Uuid, AppError> {
+        authorize(caller, Action::ManageIntegrations)?;
+        let calendly = self.providers.calendly.as_ref().ok_or_else(|| {
+            AppError::new(
+                ErrorKind::Validation,
+                "provider_not_configured",
+                "Calendly is not configured on this server",
+            )
+        })?;
+        let token = token.trim();
+        if token.is_empty() || token.chars().count() > TOKEN_CHARS || token.chars().any(char::is_whitespace) {
+            return Err(AppError::validation(
+                "personalAccessToken",
+                "personalAccessToken is invalid: a Calendly personal access token is required",
+            ));
+        }
+        let refused = |error: ProviderError| match error {
+            ProviderError::Unauthorized | ProviderError::NotFound | ProviderError::Rejected { .. } => {
+                AppError::validation(
+                    "personalAccessToken",
+                    "personalAccessToken is invalid: Calendly refused it",
+                )
+            }
+            other => provider_failure(other),
+        };
+        let account = calendly.current_user(token).await.map_err(refused)?;
+        let organization_id = caller.organization_id;
+        let id = Uuid::now_v7();
+        let signing_key = self.secrets.generate();
+        let secret = |value: &str| Tokens {
+            access_token: value.to_owned(),
+            refresh_token: None,
+            expires_at: None,
+        };
+        // The key is kept first: deliveries may start as soon as the subscription exists.
+        self.vault
+            .put(organization_id, &vault_owner(id), &secret(token))
+            .await?;
+        self.vault
+            .put(organization_id, &signing_key_owner(id), &secret(&signing_key))
+            .await?;
+        let callback = format!("{}/api/webhooks/calendly?integration={id}", self.public_url);
+        let subscription = match calendly.subscribe(token, &account, &callback, &signing_key).await {
+            Ok(subscription) => subscription,
+            Err(error) => {
+                self.vault.forget(organization_id, &vault_owner(id)).await?;
+                self.vault.forget(organization_id, &signing_key_owner(id)).await?;
+                return Err(match error {
+                    ProviderError::Rejected { .. } | ProviderError::Unauthorized => AppError::new(
+                        ErrorKind::Unprocessable,
+                        "calendly_subscription_refused",
+                        "Calendly refused the webhook subscription (webhooks need a paid Calendly plan and the webhooks:write scope)",
+                    ),
+                    other => provider_failure(other),
+                });
+            }
+        };
+        let command = CalendarCommand::Connect {
+            organization_id,
+            connected_by: caller.user_id,
+            provider: CalendarProvider::Calendly,
+            account: account.email,
+            webhook_subscription: Some(subscription),
+            settings: CalendarSettings::default(),
+            now: self.clock.now(),
+        };
+        execute::<CalendarIntegration>(
+            self.store.as_ref(),
+            organization_id,
+            stream_of::<CalendarIntegration>(id),
+            &session_metadata(caller),
+            |loaded| Ok(CalendarIntegration::decide(&command, &loaded.state)?),
+        )
+        .await?;
+        Ok(id)
+    }
+
+    /// The organization and signing key of a live Calendly integration, to
+    /// verify a delivery with; `None` when there is no such integration (any more).
+    pub async fn calendly_signing_key(&self, integration_id: Uuid) -> Result<Option<(Uuid, String)>, AppError> {
+        let loaded =
+            load_any::<CalendarIntegration>(self.store.as_ref(), stream_of::<CalendarIntegration>(integration_id))
+                .await?;
+        let (Some(organization_id), Some(CalendarProvider::Calendly), true) = (
+            loaded.state.organization_id,
+            loaded.state.provider,
+            loaded.state.is_live(),
+        ) else {
+            return Ok(None);
+        };
+        Ok(self
+            .vault
+            .get(organization_id, &signing_key_owner(integration_id))
+            .await?
+            .map(|key| (organization_id, key.access_token)))
+    }
+
+    /// Records a verified delivery; a redelivery records nothing more.
+    pub async fn record_calendly(
+        &self,
+        organization_id: Uuid,
+        integration_id: Uuid,
+        delivery: CalendlyDelivery,
+    ) -> Result<(), AppError> {
+        let now = self.clock.now();
+        let command = match delivery {
+            CalendlyDelivery::InviteeCreated {
+                invitee_uri,
+                event_uri,
+                name,
+                email,
+                slot,
+                rescheduled_from,
+            } => BookingCommand::RecordCalendlyScheduled {
+                invitee_uri,
+                event_uri,
+                name,
+                email,
+                slot,
+                rescheduled_from,
+                now,
+            },
+            CalendlyDelivery::InviteeCanceled {
+                invitee_uri,
+                rescheduled,
+                reason,
+            } => BookingCommand::RecordCalendlyCanceled {
+                invitee_uri,
+                rescheduled,
+                reason,
+                now,
+            },
+        };
+        execute::<CalendarBookings>(
+            self.store.as_ref(),
+            organization_id,
+            stream_of::<CalendarBookings>(integration_id),
+            &metadata("webhook:calendly", "calendly"),
+            |loaded| Ok(CalendarBookings::decide(&command, &loaded.state)?),
+        )
+        .await
+        .map(|_| ())
+    }
+}

@@ -1,0 +1,602 @@
+//! The sync reactor: writes each ended call to every CRM the organization
+//! syncs with, a step at a time.
+
+use super::*;
+
+/// What a call's events say, for the CRM.
+struct CallFacts {
+    to_sync: CallToSync,
+    direction: CallDirection,
+    customer_number: Option<PhoneNumber>,
+    report: Option<CallReport>,
+    outcome: Option<Outcome>,
+    ended_at: Option<DateTime<Utc>>,
+    /// The meeting the call booked, if it booked one.
+    appointment: Option<crate::calendar::AppointmentView>,
+}
+
+impl CallFacts {
+    fn from_events(events: &[CallEvent]) -> Self {
+        let state = domain::calls::Call::fold(events);
+        let (report, ended_at) = events
+            .iter()
+            .rev()
+            .find_map(|event| match event {
+                CallEvent::CallEnded { report, at, .. } => Some(((**report).clone(), *at)),
+                _ => None,
+            })
+            .unzip();
+        let customer_number = state
+            .parties
+            .customer_number
+            .as_deref()
+            .and_then(|n| PhoneNumber::parse(n).ok());
+        let has_transcript = report
+            .as_ref()
+            .is_some_and(|r: &CallReport| r.transcript.as_deref().is_some_and(|t| !t.is_empty()));
+        CallFacts {
+            to_sync: CallToSync {
+                ended: state.ended,
+                has_customer_number: customer_number.is_some(),
+                has_transcript,
+                outcome: state.outcome,
+                booked_meeting: false,
+            },
+            direction: if state.parties.direction.as_deref() == Some("inbound") {
+                CallDirection::Inbound
+            } else {
+                CallDirection::Outbound
+            },
+            customer_number,
+            report,
+            outcome: state.outcome,
+            ended_at,
+            appointment: None,
+        }
+    }
+
+    /// The settings' field mappings filled from this call.
+    fn mapped_properties(&self, settings: &CrmSettings) -> BTreeMap<String, String> {
+        settings
+            .field_mappings
+            .iter()
+            .filter_map(|(field, property)| self.value_of(*field).map(|value| (property.clone(), value)))
+            .collect()
+    }
+
+    fn log(&self, call_id: Uuid, contact_id: &str, settings: &CrmSettings) -> CallLog {
+        let report = self.report.as_ref();
+        let started_at = report.and_then(|r| r.started_at).or(self.ended_at).unwrap_or_default();
+        CallLog {
+            call_id,
+            contact_id: contact_id.to_owned(),
+            direction: self.direction,
+            started_at,
+            duration_seconds: report.and_then(|r| r.duration_seconds),
+            our_number: None,
+            customer_number: self
+                .customer_number
+                .as_ref()
+                .map(|n| n.as_str().to_owned())
+                .unwrap_or_default(),
+            title: format!("VoxReach call {call_id}"),
+            body: report.and_then(|r| r.summary.clone()).unwrap_or_default(),
+            recording_url: report
+                .and_then(|r| r.recording_url.clone())
+                .filter(|_| settings.log_recording),
+            result: self.result(),
+        }
+    }
+
+    fn deal_name(&self) -> String {
+        let who = self
+            .value_of(CallField::ContactName)
+            .or_else(|| self.customer_number.as_ref().map(|n| n.as_str().to_owned()))
+            .unwrap_or_else(|| "caller".into());
+        format!("{who} (VoxReach)")
+    }
+
+    fn structured(&self, field: &str) -> Option<String> {
+        self.report
+            .as_ref()
+            .and_then(|r| r.structured_data.as_ref())
+            .and_then(|d| d[field].as_str())
+            .map(str::to_owned)
+    }
+
+    fn value_of(&self, field: CallField) -> Option<String> {
+        match field {
+            CallField::ContactName => self.structured("name").or_else(|| self.structured("contactName")),
+            CallField::Company => self.structured("company"),
+            CallField::Email => self.structured("email"),
+            CallField::Sentiment => self.structured("sentiment"),
+            CallField::Outcome => self.outcome.map(|o| o.to_string()),
+            CallField::Summary => self.report.as_ref().and_then(|r| r.summary.clone()),
+        }
+    }
+
+    fn result(&self) -> CallResult {
+        match self.outcome {
+            Some(Outcome::NoAnswer) => CallResult::NoAnswer,
+            Some(Outcome::Voicemail) => CallResult::Voicemail,
+            Some(Outcome::Failed) => CallResult::Failed,
+            _ => match self
+                .report
+                .as_ref()
+                .and_then(|r| r.ended_reason.as_ref())
+                .map(|r| r.as_str().to_owned())
+                .as_deref()
+            {
+                Some("customer-busy") => CallResult::Busy,
+                Some("customer-did-not-answer") => CallResult::NoAnswer,
+                Some("voicemail") => CallResult::Voicemail,
+                _ => CallResult::Connected,
+            },
+        }
+    }
+}
+
+/// Writes each ended call to every CRM the organization syncs with, a step
+/// at a time, recording each step's result before the next.
+pub struct CrmSync {
+    pub store: Arc<dyn EventStore>,
+    pub clock: Arc<dyn Clock>,
+    pub providers: CrmProviders,
+    pub vault: Arc<dyn TokenVault>,
+    pub retry: RetryPolicy,
+    /// The appointments a call booked, for the meeting to log.
+    pub appointments: Arc<dyn crate::calendar::CalendarDirectory>,
+    pub progress: Arc<dyn crate::work::ReadModelProgress>,
+}
+
+/// Everything one step needs.
+struct Step<'a> {
+    organization_id: Uuid,
+    provider: CrmProvider,
+    sync_stream: domain::StreamId,
+    api: &'a dyn CrmApi,
+    token: String,
+    settings: &'a CrmSettings,
+    call_id: Uuid,
+    call: &'a CallFacts,
+}
+
+/// Most steps one work item takes for one CRM (there are five kinds).
+const STEPS_PER_ITEM: usize = 8;
+
+impl CrmSync {
+    async fn record(&self, step: &Step<'_>, event: CrmSyncEvent) -> Result<CallSync, AppError> {
+        let meta = metadata("system:crm", format!("reactor:{CRM_SYNC}"));
+        execute::<CallSync>(
+            self.store.as_ref(),
+            step.organization_id,
+            step.sync_stream.clone(),
+            &meta,
+            |loaded| Ok(CallSync::decide(&event, &loaded.state)?),
+        )
+        .await
+        .map(|loaded| loaded.state)
+    }
+
+    /// Records the intent of a write the CRM has no idempotency key for.
+    async fn intend(&self, step: &Step<'_>, kind: SyncStep) -> Result<(), AppError> {
+        let started = CrmSyncEvent::CrmWriteStarted {
+            step: kind,
+            at: self.clock.now(),
+        };
+        self.record(step, started).await.map(|_| ())
+    }
+
+    /// Performs `kind` at the CRM: the event recording what it did, or the CRM's failure.
+    async fn perform(
+        &self,
+        step: &Step<'_>,
+        kind: SyncStep,
+        state: &CallSync,
+    ) -> Result<Result<CrmSyncEvent, ProviderError>, AppError> {
+        let now = self.clock.now();
+        let (api, token, provider, call) = (step.api, step.token.as_str(), step.provider, step.call);
+        let contact_id = state.contact_id.clone().unwrap_or_default();
+        let outcome = match kind {
+            SyncStep::ResolveContact => {
+                let Some(phone) = call.customer_number.clone() else {
+                    return Err(AppError::internal(
+                        "syncing a call",
+                        "planned without a customer number",
+                    ));
+                };
+                // Searching first also finds a contact a lost answer created.
+                match api.find_contact(token, &phone).await {
+                    Err(error) => Err(error),
+                    Ok(Some(found)) => Ok(CrmSyncEvent::CrmContactResolved {
+                        provider,
+                        call_id: step.call_id,
+                        contact_id: found.id,
+                        created: false,
+                        at: now,
+                    }),
+                    Ok(None) if !step.settings.auto_create_contacts => Ok(CrmSyncEvent::CrmSyncSkipped {
+                        provider,
+                        call_id: step.call_id,
+                        reason: "unknown caller and autoCreateContacts is off".into(),
+                        at: now,
+                    }),
+                    Ok(None) => {
+                        let contact = NewContact {
+                            phone,
+                            name: call.value_of(CallField::ContactName),
+                            email: call.value_of(CallField::Email),
+                            company: call.value_of(CallField::Company),
+                            properties: call.mapped_properties(step.settings),
+                        };
+                        self.intend(step, kind).await?;
+                        api.create_contact(token, &contact)
+                            .await
+                            .map(|id| CrmSyncEvent::CrmContactResolved {
+                                provider,
+                                call_id: step.call_id,
+                                contact_id: id,
+                                created: true,
+                                at: now,
+                            })
+                    }
+                }
+            }
+            SyncStep::LogCall => {
+                let logged = |engagement_id| CrmSyncEvent::CrmCallLogged {
+                    provider,
+                    call_id: step.call_id,
+                    engagement_id,
+                    at: now,
+                };
+                if state.is_unconfirmed(kind) {
+                    // An earlier write may have reached the CRM without us hearing back.
+                    match api.find_logged_call(token, step.call_id).await {
+                        Ok(Some(found)) => return Ok(Ok(logged(found))),
+                        Ok(None) => {}
+                        Err(error) => return Ok(Err(error)),
+                    }
+                }
+                self.intend(step, kind).await?;
+                api.log_call(token, &call.log(step.call_id, &contact_id, step.settings))
+                    .await
+                    .map(logged)
+            }
+            SyncStep::AddNote => {
+                let transcript = call
+                    .report
+                    .as_ref()
+                    .and_then(|r| r.transcript.clone())
+                    .unwrap_or_default();
+                let body = format!("VoxReach call {} transcript:\n\n{transcript}", step.call_id);
+                let at = call.ended_at.unwrap_or(now);
+                api.add_note(token, &contact_id, &body, at)
+                    .await
+                    .map(|note_id| CrmSyncEvent::CrmNoteAdded {
+                        provider,
+                        call_id: step.call_id,
+                        note_id,
+                        at: now,
+                    })
+            }
+            SyncStep::LogMeeting => {
+                let Some(appointment) = &call.appointment else {
+                    return Err(AppError::internal(
+                        "syncing a call",
+                        "a meeting was planned without a booking",
+                    ));
+                };
+                let meeting = MeetingLog {
+                    call_id: step.call_id,
+                    contact_id: contact_id.clone(),
+                    title: appointment.title.clone(),
+                    start: appointment.start,
+                    end: appointment.end,
+                    body: format!("Booked by a VoxReach agent during call {}", step.call_id),
+                };
+                api.log_meeting(token, &meeting)
+                    .await
+                    .map(|meeting_id| CrmSyncEvent::CrmMeetingLogged {
+                        provider,
+                        call_id: step.call_id,
+                        meeting_id,
+                        at: now,
+                    })
+            }
+            SyncStep::UpdateDeal => {
+                let stage = call
+                    .outcome
+                    .and_then(|o| step.settings.stage_mapping.stage_for(o))
+                    .unwrap_or(&step.settings.default_deal_stage)
+                    .to_owned();
+                let known = match &state.deal {
+                    Some((deal_id, _)) => Ok(Some(deal_id.clone())),
+                    // A deal the contact already has is moved rather than duplicated.
+                    None => api.open_deal(token, &contact_id).await,
+                };
+                match known {
+                    Err(error) => Err(error),
+                    Ok(Some(deal_id)) => {
+                        api.move_deal(token, &deal_id, &stage)
+                            .await
+                            .map(|()| CrmSyncEvent::CrmDealUpdated {
+                                provider,
+                                call_id: step.call_id,
+                                deal_id,
+                                stage,
+                                created: false,
+                                at: now,
+                            })
+                    }
+                    Ok(None) => {
+                        let name = call.deal_name();
+                        self.intend(step, kind).await?;
+                        api.create_deal(token, &contact_id, &name, &stage).await.map(|deal_id| {
+                            CrmSyncEvent::CrmDealUpdated {
+                                provider,
+                                call_id: step.call_id,
+                                deal_id,
+                                stage,
+                                created: true,
+                                at: now,
+                            }
+                        })
+                    }
+                }
+            }
+            SyncStep::UpdateContact => {
+                let mut properties = call.mapped_properties(step.settings);
+                if call.outcome == Some(Outcome::NotInterested) {
+                    properties.insert(
+                        step.settings.lead_status_property.clone(),
+                        step.settings.not_interested_value.clone(),
+                    );
+                }
+                api.update_contact(token, &contact_id, &properties)
+                    .await
+                    .map(|()| CrmSyncEvent::CrmContactUpdated {
+                        provider,
+                        call_id: step.call_id,
+                        properties: properties.into_keys().collect(),
+                        at: now,
+                    })
+            }
+        };
+        Ok(outcome)
+    }
+
+    /// Syncs the call to one CRM; returns when to look again, if ever.
+    async fn sync_to(
+        &self,
+        item: &WorkItem,
+        call_id: Uuid,
+        call: &CallFacts,
+        provider: CrmProvider,
+        connector: &CrmConnector,
+    ) -> Result<Option<(DateTime<Utc>, String)>, AppError> {
+        let organization_id = item.organization_id;
+        let now = self.clock.now();
+        let integration = load_in::<CrmIntegration>(
+            self.store.as_ref(),
+            organization_id,
+            stream_of::<CrmIntegration>(provider.integration_id(organization_id)),
+        )
+        .await?
+        .state;
+        // Only calls that ended after the CRM was connected are written to it.
+        let postdates = integration
+            .connected_at
+            .is_some_and(|connected| call.ended_at.is_some_and(|ended| ended >= connected));
+        if !integration.is_live() || !postdates {
+            return Ok(None);
+        }
+        if let Some(until) = integration.throttled_until.filter(|until| *until > now) {
+            return Ok(Some((until, format!("{provider} daily limit"))));
+        }
+        if !integration.syncs_at(now) {
+            return Ok(None);
+        }
+        let settings = integration
+            .settings
+            .clone()
+            .unwrap_or_else(|| CrmSettings::defaults_for(provider));
+        let token = match token_for(
+            self.vault.as_ref(),
+            self.store.as_ref(),
+            self.clock.as_ref(),
+            connector,
+            organization_id,
+            provider,
+            false,
+        )
+        .await?
+        {
+            Ok(token) => token,
+            Err(TokenFailure::Unavailable(reason)) => {
+                return Ok(Some((now + chrono::Duration::minutes(1), reason)));
+            }
+            Err(_) => return Ok(None),
+        };
+        let mut step = Step {
+            organization_id,
+            provider,
+            sync_stream: stream_of::<CallSync>(provider.call_sync_id(call_id)),
+            api: connector.api.as_ref(),
+            token,
+            settings: &settings,
+            call_id,
+            call,
+        };
+        let mut state = load_in::<CallSync>(self.store.as_ref(), organization_id, step.sync_stream.clone())
+            .await?
+            .state;
+        let mut refreshed = false;
+        for _ in 0..STEPS_PER_ITEM {
+            let Some(kind) = state.next_step(&call.to_sync, &settings) else {
+                return Ok(None);
+            };
+            if let Some(contact_id) = state.contact_id.as_deref() {
+                // Writing to a contact deleted in the CRM would fail, or re-create it; a new call resolves afresh.
+                if webhooks::contact_deleted(self.store.as_ref(), organization_id, provider, contact_id).await? {
+                    let skipped = CrmSyncEvent::CrmSyncSkipped {
+                        provider,
+                        call_id,
+                        reason: "contact deleted in the CRM".into(),
+                        at: now,
+                    };
+                    state = self.record(&step, skipped).await?;
+                    continue;
+                }
+            }
+            match self.perform(&step, kind, &state).await? {
+                Ok(event) => state = self.record(&step, event).await?,
+                Err(ProviderError::Unauthorized) if !refreshed => {
+                    // HubSpot tokens are refreshed ahead of expiry; a 401 still gets one refresh.
+                    refreshed = true;
+                    match token_for(
+                        self.vault.as_ref(),
+                        self.store.as_ref(),
+                        self.clock.as_ref(),
+                        connector,
+                        organization_id,
+                        provider,
+                        true,
+                    )
+                    .await?
+                    {
+                        Ok(token) => step.token = token,
+                        Err(_) => return Ok(None),
+                    }
+                }
+                Err(ProviderError::DailyLimitReached { resets_in }) => {
+                    let until = now
+                        + resets_in
+                            .and_then(|d| chrono::Duration::from_std(d).ok())
+                            .unwrap_or(chrono::Duration::hours(1));
+                    let command = CrmCommand::Throttle { until, now };
+                    execute::<CrmIntegration>(
+                        self.store.as_ref(),
+                        organization_id,
+                        stream_of::<CrmIntegration>(provider.integration_id(organization_id)),
+                        &metadata("system:crm", format!("reactor:{CRM_SYNC}")),
+                        |loaded| Ok(CrmIntegration::decide(&command, &loaded.state)?),
+                    )
+                    .await?;
+                    self.record_failure(&step, kind, &state, "daily_limit", Some(until))
+                        .await?;
+                    return Ok(Some((until, format!("{provider} daily limit"))));
+                }
+                Err(error) => {
+                    let retry_at = self.retry.next_attempt(state.failures + 1, &error, now);
+                    let reason = failure_code(&error);
+                    self.record_failure(&step, kind, &state, &reason, retry_at).await?;
+                    return Ok(retry_at.map(|due| (due, reason)));
+                }
+            }
+        }
+        Ok(Some((now, "more steps".into())))
+    }
+
+    async fn record_failure(
+        &self,
+        step: &Step<'_>,
+        kind: SyncStep,
+        state: &CallSync,
+        reason: &str,
+        retry_at: Option<DateTime<Utc>>,
+    ) -> Result<(), AppError> {
+        tracing::warn!(provider = %step.provider, ?kind, reason, "CRM sync step failed");
+        let failed = CrmSyncEvent::CrmSyncFailed {
+            provider: step.provider,
+            call_id: step.call_id,
+            step: kind,
+            reason: reason.to_owned(),
+            attempt: state.failures + 1,
+            retry_at,
+            at: self.clock.now(),
+        };
+        self.record(step, failed).await.map(|_| ())
+    }
+}
+
+/// Our words for a CRM's failure (never its own).
+fn failure_code(error: &ProviderError) -> String {
+    match error {
+        ProviderError::RateLimited { .. } => "rate_limited".into(),
+        ProviderError::Unauthorized => "unauthorized".into(),
+        ProviderError::NotFound => "not_found".into(),
+        ProviderError::Rejected { status } => format!("rejected_{status}"),
+        ProviderError::Unavailable(_) => "crm_unavailable".into(),
+        ProviderError::DailyLimitReached { .. } => "daily_limit".into(),
+    }
+}
+
+#[async_trait]
+impl WorkHandler for CrmSync {
+    fn reactor(&self) -> &'static str {
+        CRM_SYNC
+    }
+
+    async fn handle(&self, item: &WorkItem) -> Result<WorkOutcome, AppError> {
+        let Ok(call_id) = Uuid::parse_str(&item.key) else {
+            return Err(AppError::internal("reading a work key", item.key.clone()));
+        };
+        let recorded = self
+            .store
+            .read_stream(&stream_of::<domain::calls::Call>(call_id))
+            .await
+            .map_err(|e| AppError::internal("reading a call", e))?;
+        if recorded
+            .first()
+            .is_some_and(|e| e.organization_id != item.organization_id)
+        {
+            return Ok(WorkOutcome::Done);
+        }
+        let events = recorded
+            .iter()
+            .map(|e| CallEvent::decode(&e.event_type, e.event_version, &e.payload))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| AppError::internal("decoding a call", e))?;
+        let mut call = CallFacts::from_events(&events);
+        if call.outcome == Some(Outcome::Appointment) {
+            // The booking was recorded before the outcome: once the appointments read model holds the
+            // outcome's position, it holds the booking too.
+            if let Some(trigger) = item.trigger {
+                if !self.progress.has_applied("appointments", trigger).await? {
+                    return Ok(WorkOutcome::RetryAt {
+                        due: self.clock.now() + chrono::Duration::seconds(1),
+                        reason: "waiting for the appointments read model".into(),
+                    });
+                }
+            }
+            let filter = crate::calendar::AppointmentFilter {
+                call_id: Some(call_id),
+                status: Some(domain::calendar::AppointmentStatus::Booked),
+                limit: 1,
+                ..Default::default()
+            };
+            call.appointment = self
+                .appointments
+                .appointments(item.organization_id, &filter)
+                .await?
+                .into_iter()
+                .next();
+            call.to_sync.booked_meeting = call.appointment.is_some();
+        }
+        let mut earliest: Option<(DateTime<Utc>, String)> = None;
+        for provider in PROVIDERS {
+            let Some(connector) = self.providers.get(provider) else {
+                continue;
+            };
+            if let Some((due, reason)) = self.sync_to(item, call_id, &call, provider, connector).await? {
+                if earliest.as_ref().is_none_or(|(d, _)| due < *d) {
+                    earliest = Some((due, reason));
+                }
+            }
+        }
+        Ok(match earliest {
+            Some((due, reason)) => WorkOutcome::RetryAt { due, reason },
+            None => WorkOutcome::Done,
+        })
+    }
+}
