@@ -128,6 +128,7 @@ async fn serve(settings: Settings, data_dir: PathBuf, bind: Option<String>, role
     wiring.calendar_providers = infrastructure::config::calendar_providers(
         settings.google.as_ref(),
         settings.microsoft.as_ref(),
+        &settings.calendly_api_base,
         &settings.public_base(),
     )
     .map_err(|reason| anyhow::anyhow!("calendar provider settings: {reason}"))?;
@@ -138,10 +139,6 @@ async fn serve(settings: Settings, data_dir: PathBuf, bind: Option<String>, role
     wiring.crm_providers =
         infrastructure::config::crm_providers(settings.hubspot.as_ref(), hubspot_limits, &settings.public_base())
             .map_err(|reason| anyhow::anyhow!("CRM provider settings: {reason}"))?;
-    wiring.calendar_providers.calendly = Some(std::sync::Arc::new(
-        infrastructure::calendly::CalendlyClient::new(&settings.calendly_api_base)
-            .context("CALENDLY_API_BASE is not a URL")?,
-    ));
     if wiring.smtp.is_none() {
         tracing::warn!("SMTP_URL is not set: mail waits in the outbox");
     }

@@ -127,6 +127,20 @@ pub enum CallField {
     Summary,
 }
 
+impl CallField {
+    /// The name settings use for it (`contactName`…).
+    pub fn key(self) -> &'static str {
+        match self {
+            CallField::ContactName => "contactName",
+            CallField::Company => "company",
+            CallField::Email => "email",
+            CallField::Sentiment => "sentiment",
+            CallField::Outcome => "outcome",
+            CallField::Summary => "summary",
+        }
+    }
+}
+
 /// How one CRM is synced (SPEC's CRMIntegration settings).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
@@ -213,11 +227,7 @@ impl CrmSettings {
         name("leadStatusProperty".into(), &self.lead_status_property)?;
         name("notInterestedValue".into(), &self.not_interested_value)?;
         for (field, property) in &self.field_mappings {
-            let key = serde_json::to_value(field)
-                .ok()
-                .and_then(|v| v.as_str().map(str::to_owned))
-                .unwrap_or_default();
-            name(format!("fieldMappings.{key}"), property)?;
+            name(format!("fieldMappings.{}", field.key()), property)?;
         }
         Ok(())
     }
@@ -226,11 +236,7 @@ impl CrmSettings {
     pub fn properties_written(&self) -> Vec<(String, &str)> {
         let mut written = vec![("leadStatusProperty".to_owned(), self.lead_status_property.as_str())];
         for (field, property) in &self.field_mappings {
-            let key = serde_json::to_value(field)
-                .ok()
-                .and_then(|v| v.as_str().map(str::to_owned))
-                .unwrap_or_default();
-            written.push((format!("fieldMappings.{key}"), property.as_str()));
+            written.push((format!("fieldMappings.{}", field.key()), property.as_str()));
         }
         written
     }
@@ -936,6 +942,20 @@ mod tests {
 
     #[test]
     fn settings_default_per_provider_and_refuse_empty_names() {
+        for field in [
+            CallField::ContactName,
+            CallField::Company,
+            CallField::Email,
+            CallField::Sentiment,
+            CallField::Outcome,
+            CallField::Summary,
+        ] {
+            assert_eq!(
+                serde_json::to_value(field).unwrap(),
+                field.key(),
+                "the settings' key is the JSON one"
+            );
+        }
         let hubspot = CrmSettings::defaults_for(CrmProvider::Hubspot);
         assert_eq!(hubspot.stage_mapping.stage_for(Outcome::Sale), Some("closedwon"));
         assert_eq!(

@@ -157,11 +157,13 @@ fn provider_settings(
     }))
 }
 
-/// The calendar providers these settings configure, signing in through
-/// `<public base>/api/integrations/calendars/callback`.
+/// The calendar providers these settings configure, Google and Outlook
+/// signing in through `<public base>/api/integrations/calendars/callback`,
+/// Calendly (always available: it connects with a user's token) at `calendly_api_base`.
 pub fn calendar_providers(
     google: Option<&OAuthAppSettings>,
     microsoft: Option<&OAuthAppSettings>,
+    calendly_api_base: &str,
     public_base: &str,
 ) -> Result<application::calendar::CalendarProviders, String> {
     use application::calendar::CalendarConnector;
@@ -204,11 +206,11 @@ pub fn calendar_providers(
             })
         })
         .transpose()?;
-    // Calendly is added by the caller: it signs in with a token, not OAuth.
+    let calendly = crate::calendly::CalendlyClient::new(calendly_api_base).map_err(|e| e.to_string())?;
     Ok(application::calendar::CalendarProviders {
         google,
         outlook,
-        calendly: None,
+        calendly: Some(Arc::new(calendly)),
     })
 }
 

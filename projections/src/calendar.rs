@@ -1,7 +1,7 @@
 //! Calendars as the API shows them: connected integrations
 //! (`GET /api/integrations/calendars`) and appointments (`GET /api/appointments`).
 
-use crate::rows::{self, decode_error, stream_uuid};
+use crate::rows::{self, decode_error, stream_uuid, text_enum};
 use crate::runtime::ReadModel;
 use application::calendar::{AppointmentFilter, AppointmentView, CalendarDirectory, CalendarIntegrationView};
 use application::AppError;
@@ -314,10 +314,6 @@ impl PgCalendarDirectory {
     pub fn new(pool: PgPool) -> Self {
         Self { pool }
     }
-}
-
-fn text_enum<T: serde::de::DeserializeOwned>(raw: String) -> Result<T, AppError> {
-    serde_json::from_value(serde_json::Value::String(raw)).map_err(|e| AppError::internal("reading a stored value", e))
 }
 
 #[async_trait]

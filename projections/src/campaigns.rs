@@ -644,8 +644,7 @@ const CAMPAIGN_COLUMNS: &str = "id, settings, status, total_contacts, calls_made
 
 /// A status column back as its type.
 fn status_of(status: String) -> Result<CampaignStatus, AppError> {
-    serde_json::from_value(serde_json::Value::String(status))
-        .map_err(|e| AppError::internal("reading a campaign's status", e))
+    crate::rows::text_enum(status)
 }
 
 fn campaign_view(record: CampaignRecord) -> Result<CampaignView, AppError> {

@@ -2,7 +2,7 @@
 //! of `GET /api/integrations/crm/sync-log`, and the contact cache the CRM's
 //! webhooks keep (read before outbound calls).
 
-use crate::rows::{self, decode_error, stream_uuid};
+use crate::rows::{self, decode_error, stream_uuid, text_enum};
 use crate::runtime::ReadModel;
 use application::crm::webhooks::CachedContact;
 use application::crm::{CrmDirectory, CrmIntegrationView, SyncLogEntry, SyncLogFilter};
@@ -439,10 +439,6 @@ impl PgCrmDirectory {
     pub fn new(pool: PgPool) -> Self {
         Self { pool }
     }
-}
-
-fn text_enum<T: serde::de::DeserializeOwned>(raw: String) -> Result<T, AppError> {
-    serde_json::from_value(serde_json::Value::String(raw)).map_err(|e| AppError::internal("reading a stored value", e))
 }
 
 const CACHED_CONTACT_COLUMNS: &str = "provider, contact_id, properties, deleted, updated_at";

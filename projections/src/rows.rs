@@ -109,3 +109,9 @@ pub(crate) fn stream_uuid(event: &domain::RecordedEvent) -> Result<Uuid, sqlx::E
 pub(crate) fn decode_error(error: domain::events::DecodeError) -> sqlx::Error {
     sqlx::Error::Decode(Box::new(error))
 }
+
+/// A text column holding a serde enum (a status, a provider), read back as its type.
+pub(crate) fn text_enum<T: DeserializeOwned>(raw: String) -> Result<T, application::AppError> {
+    serde_json::from_value(serde_json::Value::String(raw))
+        .map_err(|e| application::AppError::internal("reading a stored value", e))
+}

@@ -45,6 +45,7 @@ pub async fn world() -> World {
     let calendars = infrastructure::config::calendar_providers(
         Some(&crate::calendars::google_settings(&uri)),
         None,
+        infrastructure::calendly::DEFAULT_API_BASE,
         crate::PUBLIC_URL,
     )
     .unwrap();

@@ -1,8 +1,9 @@
 //! A realistic history for benchmarks: organizations with agents (created,
 //! updated, synced), an A/B test each, and calls with their whole life —
 //! requested, variant assigned, placement, ringing, in progress, end-of-call
-//! report with a transcript, outcome. Calls run in overlapping waves, so one
-//! call's events are spread over the log as in production.
+//! report with a transcript, outcome — then its sync to the CRM, and for one
+//! call in ten a meeting booked in the organization's calendar. Calls run in
+//! overlapping waves, so one call's events are spread over the log as in production.
 
 use application::event_store::{AppendRequest, EventStore, StreamAppend};
 use chrono::{DateTime, Duration, Utc};
@@ -10,7 +11,9 @@ use domain::ab_testing::{
     AbTestEvent, AssignmentEvent, SuccessOutcome, TestSettings, TestVariant, VariantEvent, VariantSpec,
 };
 use domain::agents::{AgentEvent, AgentSpec, ModelSettings, VoiceSettings};
+use domain::calendar::{Attendee, BookingEvent, CalendarEvent, CalendarProvider, CalendarSettings};
 use domain::calls::{CallEvent, CallParties, CallReport, CallStatus, EndedReason, Outcome, TranscriptMessage};
+use domain::crm::{CrmEvent, CrmProvider, CrmSettings, CrmSyncEvent};
 use domain::events::DomainEvent;
 use domain::{EventMetadata, ExpectedVersion, NewEvent, StreamId};
 use uuid::Uuid;
@@ -78,6 +81,7 @@ fn report(n: usize, at: DateTime<Utc>) -> CallReport {
 
 struct Organization {
     id: Uuid,
+    calendar_id: Uuid,
     agents: Vec<Uuid>,
     test_id: Uuid,
     variants: [Uuid; 2],
@@ -174,9 +178,41 @@ async fn organization(store: &dyn EventStore, n: usize) -> Organization {
             at,
         }]),
     });
+    let calendar_id = Uuid::now_v7();
+    streams.push(StreamAppend {
+        stream: StreamId::new("calendar-integration", calendar_id),
+        expected: ExpectedVersion::NoStream,
+        events: events(&[CalendarEvent::CalendarConnected {
+            organization_id: id,
+            connected_by: Uuid::nil(),
+            provider: CalendarProvider::Google,
+            account: format!("owner{n}@example.com"),
+            webhook_subscription: None,
+            settings: CalendarSettings {
+                agent_ids: agents.clone(),
+                is_default: true,
+                ..CalendarSettings::default()
+            },
+            at,
+        }]),
+    });
+    streams.push(StreamAppend {
+        stream: StreamId::new("crm-integration", CrmProvider::Hubspot.integration_id(id)),
+        expected: ExpectedVersion::NoStream,
+        events: events(&[CrmEvent::CrmConnected {
+            organization_id: id,
+            connected_by: Uuid::nil(),
+            provider: CrmProvider::Hubspot,
+            account_id: format!("{}", 60_000 + n),
+            scopes: vec!["crm.objects.contacts.write".into()],
+            settings: CrmSettings::defaults_for(CrmProvider::Hubspot),
+            at,
+        }]),
+    });
     append(store, id, streams).await;
     Organization {
         id,
+        calendar_id,
         agents,
         test_id,
         variants,
@@ -222,13 +258,94 @@ fn life_step(step: usize, n: usize, vapi_call_id: &str, at: DateTime<Utc>) -> Ve
     }
 }
 
+/// What follows the calls of a wave once they ended: each call's sync to the
+/// CRM, and the meetings one call in ten booked (one append to the calendar's
+/// bookings stream). Returns the appends and their number of events.
+fn follow_ups(
+    organization: &Organization,
+    calls: std::ops::Range<usize>,
+    at: DateTime<Utc>,
+) -> (Vec<StreamAppend>, u64) {
+    let provider = CrmProvider::Hubspot;
+    let mut appends = vec![];
+    let mut bookings = vec![];
+    for n in calls {
+        let call_id = Uuid::from_u128(n as u128 + 1);
+        let contact_id = format!("{}", 1000 + n % 10_000);
+        appends.push(StreamAppend {
+            stream: StreamId::new("crm-call-sync", provider.call_sync_id(call_id)),
+            expected: ExpectedVersion::NoStream,
+            events: events(&[
+                CrmSyncEvent::CrmContactResolved {
+                    provider,
+                    call_id,
+                    contact_id,
+                    created: n % 3 == 0,
+                    at,
+                },
+                CrmSyncEvent::CrmCallLogged {
+                    provider,
+                    call_id,
+                    engagement_id: format!("call-{n}"),
+                    at,
+                },
+                CrmSyncEvent::CrmNoteAdded {
+                    provider,
+                    call_id,
+                    note_id: format!("note-{n}"),
+                    at,
+                },
+            ]),
+        });
+        if n % 10 == 0 {
+            let booking_id = Uuid::from_u128(u128::MAX - n as u128);
+            let start = at + Duration::days(2) + Duration::minutes(30 * (n % 16) as i64);
+            let attendee = Attendee {
+                name: format!("Prospect {n}"),
+                email: None,
+                phone: None,
+            };
+            bookings.push(BookingEvent::AppointmentSlotHeld {
+                booking_id,
+                agent_id: Some(organization.agents[n % AGENTS_PER_ORGANIZATION]),
+                call_id: Some(call_id),
+                title: "Demo".into(),
+                attendee: attendee.clone(),
+                start,
+                end: start + Duration::minutes(30),
+                add_video_link: true,
+                at,
+            });
+            bookings.push(BookingEvent::AppointmentBooked {
+                booking_id,
+                call_id: Some(call_id),
+                contact: attendee,
+                start,
+                end: start + Duration::minutes(30),
+                provider_event_id: format!("evt{n}"),
+                meeting_link: Some(format!("https://meet.google.com/{n}")),
+                at,
+            });
+        }
+    }
+    if !bookings.is_empty() {
+        appends.push(StreamAppend {
+            stream: StreamId::new("calendar-bookings", organization.calendar_id),
+            expected: ExpectedVersion::Any,
+            events: events(&bookings),
+        });
+    }
+    let count = appends.iter().map(|a| a.events.len() as u64).sum();
+    (appends, count)
+}
+
 /// Writes the history with `calls` calls; returns the number of events written.
 pub async fn write_history(store: &dyn EventStore, calls: usize) -> u64 {
     let mut organizations = vec![];
     for n in 0..ORGANIZATIONS {
         organizations.push(organization(store, n).await);
     }
-    let mut written = (ORGANIZATIONS * (AGENTS_PER_ORGANIZATION * 3 + 3)) as u64;
+    let mut written = (ORGANIZATIONS * (AGENTS_PER_ORGANIZATION * 3 + 5)) as u64;
     let steps = 6;
     // Wave w is at step s while wave w + 1 is at step s - 1: lives overlap in the log.
     let waves = calls.div_ceil(WAVE);
@@ -289,6 +406,11 @@ pub async fn write_history(store: &dyn EventStore, calls: usize) -> u64 {
             }
             written += assignments.len() as u64;
             streams.extend(assignments);
+            if step == steps - 1 {
+                let (follow_ups, count) = follow_ups(organization, first..(first + WAVE).min(calls), at);
+                written += count;
+                streams.extend(follow_ups);
+            }
             append(store, organization.id, streams).await;
         }
     }

@@ -29,6 +29,7 @@ async fn world() -> World {
     let providers = calendar_providers(
         Some(&google_settings(&google.uri())),
         Some(&microsoft_settings(&microsoft.uri())),
+        infrastructure::calendly::DEFAULT_API_BASE,
         PUBLIC_URL,
     )
     .expect("providers");

@@ -19,7 +19,13 @@ struct World {
 async fn world() -> World {
     let google = MockServer::start().await;
     let slack = MockServer::start().await;
-    let providers = calendar_providers(Some(&google_settings(&google.uri())), None, PUBLIC_URL).expect("providers");
+    let providers = calendar_providers(
+        Some(&google_settings(&google.uri())),
+        None,
+        infrastructure::calendly::DEFAULT_API_BASE,
+        PUBLIC_URL,
+    )
+    .expect("providers");
     let slack_origin = url::Url::parse(&slack.uri()).unwrap().origin();
     let vapi = VapiWorld::start_with(|w| {
         w.clock = ManualClock::at("2026-03-02T13:00:00Z");
