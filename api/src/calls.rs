@@ -138,6 +138,7 @@ pub async fn list(
         to: query.to,
         after: query.cursor.as_deref().map(decode_cursor).transpose()?,
         limit,
+        ..Default::default()
     };
     let calls = state.call_history.list(caller.0.organization_id, &filter).await?;
     let next_cursor = (calls.len() as i64 == limit)

@@ -206,6 +206,30 @@ pub async fn sync_log(
     Ok(HttpResponse::Ok().json(SyncLogPage { items, next_cursor }))
 }
 
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct BackfillStarted {
+    /// Calls that ended since then, before the connection, are written to the CRM.
+    since: DateTime<Utc>,
+}
+
+/// Write the last 90 days' calls (from before the connection) to a connected
+/// CRM (owners and admins): call by call, or, from 200 calls on a CRM with a
+/// bulk interface (Salesforce), in one bulk job. Results show in the sync log.
+#[utoipa::path(post, path = "/api/integrations/crm/backfill", tag = "crm", security(("bearer" = [])),
+    request_body = ConnectCrm,
+    responses(
+        (status = 202, description = "The backfill is under way", body = BackfillStarted),
+        (status = 409, description = "A backfill is already under way, or the CRM is disconnected", body = crate::error::ErrorBody)))]
+pub async fn backfill(
+    state: web::Data<AppState>,
+    caller: Caller,
+    body: Json<ConnectCrm>,
+) -> Result<HttpResponse, ApiError> {
+    let since = state.crm.backfill(&caller.0, body.provider).await?;
+    Ok(HttpResponse::Accepted().json(BackfillStarted { since }))
+}
+
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.service(
         web::resource("/api/integrations/crm")
@@ -227,6 +251,11 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     .service(
         web::resource("/api/integrations/crm/sync-contact")
             .post(sync_contact)
+            .default_service(web::to(method_not_allowed)),
+    )
+    .service(
+        web::resource("/api/integrations/crm/backfill")
+            .post(backfill)
             .default_service(web::to(method_not_allowed)),
     )
     .service(

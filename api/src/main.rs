@@ -132,13 +132,8 @@ async fn serve(settings: Settings, data_dir: PathBuf, bind: Option<String>, role
         &settings.public_base(),
     )
     .map_err(|reason| anyhow::anyhow!("calendar provider settings: {reason}"))?;
-    let hubspot_limits = infrastructure::hubspot::HubSpotLimits {
-        per_ten_seconds: settings.hubspot_requests_per_ten_seconds,
-        ..Default::default()
-    };
-    wiring.crm_providers =
-        infrastructure::config::crm_providers(settings.hubspot.as_ref(), hubspot_limits, &settings.public_base())
-            .map_err(|reason| anyhow::anyhow!("CRM provider settings: {reason}"))?;
+    wiring.crm_providers = infrastructure::config::crm_providers(&settings.crm_apps(), &settings.public_base())
+        .map_err(|reason| anyhow::anyhow!("CRM provider settings: {reason}"))?;
     if wiring.smtp.is_none() {
         tracing::warn!("SMTP_URL is not set: mail waits in the outbox");
     }

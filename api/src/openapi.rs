@@ -94,6 +94,7 @@ use utoipa::{Modify, OpenApi};
         crate::crm::disconnect,
         crate::crm::sync_contact,
         crate::crm::sync_log,
+        crate::crm::backfill,
         crate::webhooks::vapi,
         crate::webhooks::calendly,
         crate::webhooks::hubspot,

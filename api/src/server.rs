@@ -355,6 +355,14 @@ pub fn build_state(pool: PgPool, wiring: Wiring) -> AppState {
     });
     let mail_configured = mail_delivery.is_some();
     let work_queue: Arc<dyn WorkQueue> = Arc::new(PgWorkQueue::new(pool.clone(), clock.clone()));
+    let crm_backfill = application::crm::CrmBackfill {
+        store: store.clone(),
+        clock: clock.clone(),
+        providers: wiring.crm_providers.clone(),
+        vault: oauth_store.clone(),
+        calls: call_history.clone(),
+        queue: work_queue.clone(),
+    };
     AppState {
         runner: projection_runner(&pool, store),
         scheduled: [
@@ -382,6 +390,7 @@ pub fn build_state(pool: PgPool, wiring: Wiring) -> AppState {
             Arc::new(campaign_dialer),
             Arc::new(campaign_results),
             Arc::new(crm_sync),
+            Arc::new(crm_backfill),
         ],
         slack: Arc::new(slack),
         slack_notifier,

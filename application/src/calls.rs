@@ -648,6 +648,9 @@ pub struct CallFilter {
     pub phone: Option<String>,
     pub from: Option<DateTime<Utc>>,
     pub to: Option<DateTime<Utc>>,
+    /// Calls that ended in [ended_from, ended_before), by their end-of-call report.
+    pub ended_from: Option<DateTime<Utc>>,
+    pub ended_before: Option<DateTime<Utc>>,
     /// Continue after this (created_at, id).
     pub after: Option<(DateTime<Utc>, Uuid)>,
     pub limit: i64,

@@ -1,10 +1,12 @@
 //! CRM sync: connecting a CRM (OAuth), its settings, and the reactor that
 //! writes each call to it. One port serves HubSpot, Salesforce and Pipedrive.
 
+pub mod backfill;
 mod briefing;
 mod sync;
 pub mod webhooks;
 
+pub use backfill::CrmBackfill;
 pub use briefing::CrmBriefing;
 pub use sync::CrmSync;
 
@@ -15,13 +17,14 @@ use crate::error::{AppError, ErrorKind};
 use crate::event_store::EventStore;
 use crate::oauth::Tokens;
 use crate::oauth::{
-    access_token, begin_sign_in, finish_sign_in, AuthorizationStates, Callback, OAuthClient, SignIn, TokenFailure,
+    begin_sign_in, finish_sign_in, fresh_tokens, AuthorizationStates, Callback, OAuthClient, SignIn, TokenFailure,
     TokenVault,
 };
 use crate::permissions::{authorize, Action};
 use crate::providers::RetryPolicy;
 use crate::work::{WorkHandler, WorkItem, WorkOutcome};
 use domain::calls::{CallEvent, CallReport, Outcome};
+use domain::crm::NewContactKind;
 use domain::crm::{
     CallField, CallSync, CallToSync, CrmCommand, CrmError, CrmIntegration, CrmProvider, CrmSettings, CrmStatus,
     CrmSyncEvent, StageMapping, SyncStep,
@@ -65,6 +68,8 @@ pub struct NewContact {
     pub company: Option<String>,
     /// Further CRM properties (the settings' field mappings), by property name.
     pub properties: BTreeMap<String, String>,
+    /// Where the CRM has a choice (Salesforce), the record to create.
+    pub kind: NewContactKind,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -96,8 +101,11 @@ pub struct CallLog {
     pub our_number: Option<String>,
     pub customer_number: String,
     pub title: String,
-    /// The call's summary (the transcript goes in a note).
+    /// The call's summary.
     pub body: String,
+    /// The transcript, when the settings log it: CRMs whose call record holds
+    /// it (Salesforce's Task description) put it there, the others in a note.
+    pub transcript: Option<String>,
     pub recording_url: Option<String>,
     pub result: CallResult,
 }
@@ -113,56 +121,146 @@ pub struct MeetingLog {
     pub body: String,
 }
 
+/// What a call to a CRM's API carries: the access token and, for CRMs that
+/// serve each account at its own address, that address (no `Debug` of the token).
+#[derive(Clone, PartialEq, Eq)]
+pub struct CrmAccess {
+    pub token: String,
+    /// Salesforce's `instance_url`, Pipedrive's `api_domain`; HubSpot has one address for all.
+    pub api_base: Option<String>,
+}
+
+impl CrmAccess {
+    /// A token for a CRM with one address for every account.
+    pub fn bearer(token: impl Into<String>) -> Self {
+        Self {
+            token: token.into(),
+            api_base: None,
+        }
+    }
+}
+
+impl From<Tokens> for CrmAccess {
+    fn from(tokens: Tokens) -> Self {
+        Self {
+            token: tokens.access_token,
+            api_base: tokens.api_base,
+        }
+    }
+}
+
+impl std::fmt::Debug for CrmAccess {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CrmAccess")
+            .field("api_base", &self.api_base)
+            .finish_non_exhaustive()
+    }
+}
+
 /// The CRM API of one provider, called with an access token.
 #[async_trait]
 pub trait CrmApi: Send + Sync {
     /// The account and granted scopes of a fresh token.
-    async fn account(&self, access_token: &str) -> Result<CrmAccount, ProviderError>;
+    async fn account(&self, access: &CrmAccess) -> Result<CrmAccount, ProviderError>;
     /// The contact with this phone number (matched in E.164 and national forms), if any.
-    async fn find_contact(&self, access_token: &str, phone: &PhoneNumber) -> Result<Option<CrmContact>, ProviderError>;
+    async fn find_contact(&self, access: &CrmAccess, phone: &PhoneNumber) -> Result<Option<CrmContact>, ProviderError>;
     /// Creates a contact; one that already exists (HubSpot's 409 naming it) is answered with its id.
-    async fn create_contact(&self, access_token: &str, contact: &NewContact) -> Result<String, ProviderError>;
+    async fn create_contact(&self, access: &CrmAccess, contact: &NewContact) -> Result<String, ProviderError>;
     /// Logs a call on its contact; returns the CRM's id for it.
-    async fn log_call(&self, access_token: &str, call: &CallLog) -> Result<String, ProviderError>;
-    /// The call logged earlier for our `call_id`, if the CRM has it (after an unconfirmed write).
-    async fn find_logged_call(&self, access_token: &str, call_id: Uuid) -> Result<Option<String>, ProviderError>;
+    async fn log_call(&self, access: &CrmAccess, call: &CallLog) -> Result<String, ProviderError>;
+    /// The call logged earlier on the contact for our `call_id`, if the CRM has it (after an unconfirmed write).
+    async fn find_logged_call(
+        &self,
+        access: &CrmAccess,
+        contact_id: &str,
+        call_id: Uuid,
+    ) -> Result<Option<String>, ProviderError>;
+    /// Logs a call and changes its contact's properties in one round trip,
+    /// where the CRM can (Salesforce's composite request): the call's id and
+    /// the update's own result, as each succeeds or fails alone. `None` when
+    /// the CRM cannot; the two are then written one after the other.
+    async fn log_call_updating_contact(
+        &self,
+        _access: &CrmAccess,
+        _call: &CallLog,
+        _properties: &BTreeMap<String, String>,
+    ) -> Option<Result<(String, Result<(), ProviderError>), ProviderError>> {
+        None
+    }
     /// Attaches a note (the transcript) to a contact.
     async fn add_note(
         &self,
-        access_token: &str,
+        access: &CrmAccess,
         contact_id: &str,
         body: &str,
         at: DateTime<Utc>,
     ) -> Result<String, ProviderError>;
     /// The text of the contact's latest note, if it has one (for the agent's briefing).
-    async fn last_note(&self, access_token: &str, contact_id: &str) -> Result<Option<String>, ProviderError>;
+    async fn last_note(&self, access: &CrmAccess, contact_id: &str) -> Result<Option<String>, ProviderError>;
     /// Logs a booked meeting on the contact; returns the CRM's id for it.
-    async fn log_meeting(&self, access_token: &str, meeting: &MeetingLog) -> Result<String, ProviderError>;
+    async fn log_meeting(&self, access: &CrmAccess, meeting: &MeetingLog) -> Result<String, ProviderError>;
     /// The contact's open deal, if it has one.
-    async fn open_deal(&self, access_token: &str, contact_id: &str) -> Result<Option<String>, ProviderError>;
-    /// Creates a deal for the contact in `stage`.
+    async fn open_deal(&self, access: &CrmAccess, contact_id: &str) -> Result<Option<String>, ProviderError>;
+    /// Creates a deal for the contact in `stage`; CRMs that file calls under
+    /// deals (Salesforce's Task `WhatId`) file the call logged as `logged_call` under it.
     async fn create_deal(
         &self,
-        access_token: &str,
+        access: &CrmAccess,
         contact_id: &str,
         name: &str,
         stage: &str,
+        logged_call: Option<&str>,
     ) -> Result<String, ProviderError>;
-    async fn move_deal(&self, access_token: &str, deal_id: &str, stage: &str) -> Result<(), ProviderError>;
+    /// Moves a deal to `stage` (filing `logged_call` under it, as above).
+    async fn move_deal(
+        &self,
+        access: &CrmAccess,
+        deal_id: &str,
+        stage: &str,
+        logged_call: Option<&str>,
+    ) -> Result<(), ProviderError>;
     async fn update_contact(
         &self,
-        access_token: &str,
+        access: &CrmAccess,
         contact_id: &str,
         properties: &BTreeMap<String, String>,
     ) -> Result<(), ProviderError>;
     /// A contact read from properties the CRM sent us (a webhook's), in its own property names.
     fn contact_of(&self, contact_id: &str, properties: &BTreeMap<String, String>) -> CrmContact;
     /// The names of the contact properties the CRM has (to check field mappings against).
-    async fn contact_properties(&self, access_token: &str) -> Result<Vec<String>, ProviderError>;
+    async fn contact_properties(&self, access: &CrmAccess) -> Result<Vec<String>, ProviderError>;
     /// The deal stages the CRM has (to check stage mappings against).
-    async fn deal_stages(&self, access_token: &str) -> Result<Vec<String>, ProviderError>;
+    async fn deal_stages(&self, access: &CrmAccess) -> Result<Vec<String>, ProviderError>;
     /// Revokes the grant at the CRM; `false` when it has no way to.
     async fn revoke(&self, tokens: &Tokens) -> Result<bool, ProviderError>;
+}
+
+/// How many calls due at once make a bulk job worth its overhead.
+pub const BULK_THRESHOLD: usize = 200;
+
+/// Where a bulk import of calls stands.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BulkImport {
+    Running,
+    /// Each call's record at the CRM, or the CRM's error code for the call's row.
+    Complete {
+        logged: Vec<(Uuid, String)>,
+        refused: Vec<(Uuid, String)>,
+    },
+    /// The job failed as a whole (our words for why).
+    Failed {
+        reason: String,
+    },
+}
+
+/// A CRM's interface for large volumes (Salesforce's Bulk API 2.0): many
+/// calls logged by one job instead of a request each.
+#[async_trait]
+pub trait CrmBulkApi: Send + Sync {
+    /// Starts a job logging `calls`, each on its contact; the job's id.
+    async fn start_call_import(&self, access: &CrmAccess, calls: &[CallLog]) -> Result<String, ProviderError>;
+    /// Where the job stands; once complete, what became of each call.
+    async fn call_import(&self, access: &CrmAccess, job_id: &str) -> Result<BulkImport, ProviderError>;
 }
 
 // ---------------------------------------------------------------------------
@@ -178,6 +276,11 @@ impl From<CrmError> for AppError {
                 AppError::validation(&field, format!("{field} is invalid: {reason}"))
             }
             CrmError::NotFound => AppError::not_found("CRM integration"),
+            CrmError::BackfillRunning => AppError::new(
+                ErrorKind::Conflict,
+                "backfill_running",
+                "a backfill of earlier calls is already under way",
+            ),
             CrmError::Disconnected => AppError::new(
                 ErrorKind::Conflict,
                 "crm_disconnected",
@@ -193,6 +296,8 @@ impl From<CrmError> for AppError {
 pub struct CrmConnector {
     pub oauth: Arc<dyn OAuthClient>,
     pub api: Arc<dyn CrmApi>,
+    /// For CRMs with a bulk interface.
+    pub bulk: Option<Arc<dyn CrmBulkApi>>,
     pub webhook_secret: String,
 }
 
@@ -308,6 +413,7 @@ pub struct CrmSettingsPatch {
     pub field_mappings: Option<BTreeMap<CallField, String>>,
     pub log_transcript: Option<bool>,
     pub log_recording: Option<bool>,
+    pub new_contact_kind: Option<NewContactKind>,
 }
 
 impl CrmSettingsPatch {
@@ -328,6 +434,7 @@ impl CrmSettingsPatch {
             field_mappings: self.field_mappings.unwrap_or_else(|| current.field_mappings.clone()),
             log_transcript: self.log_transcript.unwrap_or(current.log_transcript),
             log_recording: self.log_recording.unwrap_or(current.log_recording),
+            new_contact_kind: self.new_contact_kind.unwrap_or(current.new_contact_kind),
         }
     }
 }
@@ -405,8 +512,8 @@ async fn token_for(
     organization_id: Uuid,
     provider: CrmProvider,
     force: bool,
-) -> Result<Result<String, TokenFailure>, AppError> {
-    let fresh = access_token(
+) -> Result<Result<CrmAccess, TokenFailure>, AppError> {
+    let fresh = fresh_tokens(
         vault,
         connector.oauth.as_ref(),
         organization_id,
@@ -430,7 +537,7 @@ async fn token_for(
         )
         .await?;
     }
-    Ok(fresh)
+    Ok(fresh.map(CrmAccess::from))
 }
 
 pub struct CrmService {
@@ -527,7 +634,11 @@ impl CrmService {
             }
         };
         let connector = self.providers.configured(provider)?;
-        let account = connector.api.account(&tokens.access_token).await.map_err(crm_failure)?;
+        let account = connector
+            .api
+            .account(&CrmAccess::from(tokens.clone()))
+            .await
+            .map_err(crm_failure)?;
         self.vault.put(organization_id, &vault_owner(provider), &tokens).await?;
         let command = CrmCommand::Connect {
             organization_id,
@@ -574,7 +685,7 @@ impl CrmService {
         Ok(loaded.state)
     }
 
-    async fn token(&self, organization_id: Uuid, provider: CrmProvider) -> Result<String, AppError> {
+    async fn token(&self, organization_id: Uuid, provider: CrmProvider) -> Result<CrmAccess, AppError> {
         let connector = self.providers.configured(provider)?;
         match token_for(
             self.vault.as_ref(),
@@ -708,6 +819,31 @@ impl CrmService {
         .map(|_| ())
     }
 
+    /// Starts writing the last 90 days' calls, from before the connection, to
+    /// the CRM (one backfill at a time); the earliest end of the calls it takes.
+    #[tracing::instrument(skip_all, fields(organization_id = %caller.organization_id, %provider))]
+    pub async fn backfill(&self, caller: &Session, provider: CrmProvider) -> Result<DateTime<Utc>, AppError> {
+        authorize(caller, Action::ManageIntegrations)?;
+        self.providers.configured(provider)?;
+        self.live(caller.organization_id, provider).await?;
+        let now = self.clock.now();
+        let since = now - chrono::Duration::days(backfill::BACKFILL_DAYS);
+        let command = CrmCommand::RequestBackfill {
+            since,
+            requested_by: caller.user_id,
+            now,
+        };
+        execute::<CrmIntegration>(
+            self.store.as_ref(),
+            caller.organization_id,
+            stream_of::<CrmIntegration>(provider.integration_id(caller.organization_id)),
+            &session_metadata(caller),
+            |loaded| Ok(CrmIntegration::decide(&command, &loaded.state)?),
+        )
+        .await?;
+        Ok(since)
+    }
+
     /// The manual sync test: finds the contact with this phone, or creates it.
     #[tracing::instrument(skip_all, fields(organization_id = %caller.organization_id, %provider))]
     pub async fn sync_contact(
@@ -719,7 +855,7 @@ impl CrmService {
         authorize(caller, Action::ManageIntegrations)?;
         let phone =
             PhoneNumber::parse(phone).map_err(|e| AppError::validation("phone", format!("phone is invalid: {e}")))?;
-        self.live(caller.organization_id, provider).await?;
+        let integration = self.live(caller.organization_id, provider).await?;
         let token = self.token(caller.organization_id, provider).await?;
         let api = &self.providers.configured(provider)?.api;
         if let Some(found) = api.find_contact(&token, &phone).await.map_err(crm_failure)? {
@@ -738,6 +874,7 @@ impl CrmService {
                     email: None,
                     company: None,
                     properties: BTreeMap::new(),
+                    kind: integration.settings.map(|s| s.new_contact_kind).unwrap_or_default(),
                 },
             )
             .await

@@ -66,12 +66,16 @@ pub struct Tokens {
     pub access_token: String,
     pub refresh_token: Option<String>,
     pub expires_at: Option<DateTime<Utc>>,
+    /// The address the provider serves this grant's API at, when it names one
+    /// in the token response (Salesforce's `instance_url`, Pipedrive's `api_domain`).
+    pub api_base: Option<String>,
 }
 
 impl std::fmt::Debug for Tokens {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Tokens")
             .field("expires_at", &self.expires_at)
+            .field("api_base", &self.api_base)
             .field("has_refresh_token", &self.refresh_token.is_some())
             .finish_non_exhaustive()
     }
@@ -85,10 +89,12 @@ impl Tokens {
     }
 
     /// These tokens after a refresh answered `refreshed`: a provider that does
-    /// not rotate refresh tokens (Google) keeps the one we had.
+    /// not rotate refresh tokens (Google, Salesforce) keeps the one we had, and
+    /// one that does not name its API address again keeps the one it named.
     pub fn refreshed_by(&self, refreshed: Tokens) -> Tokens {
         Tokens {
             refresh_token: refreshed.refresh_token.or_else(|| self.refresh_token.clone()),
+            api_base: refreshed.api_base.or_else(|| self.api_base.clone()),
             ..refreshed
         }
     }
@@ -269,11 +275,24 @@ pub async fn access_token(
     now: DateTime<Utc>,
     force: bool,
 ) -> Result<Result<String, TokenFailure>, AppError> {
+    let fresh = fresh_tokens(vault, client, organization_id, owner, now, force).await?;
+    Ok(fresh.map(|tokens| tokens.access_token))
+}
+
+/// Like [`access_token`], with everything else the grant holds (its API address).
+pub async fn fresh_tokens(
+    vault: &dyn TokenVault,
+    client: &dyn OAuthClient,
+    organization_id: Uuid,
+    owner: &str,
+    now: DateTime<Utc>,
+    force: bool,
+) -> Result<Result<Tokens, TokenFailure>, AppError> {
     let Some(tokens) = vault.get(organization_id, owner).await? else {
         return Ok(Err(TokenFailure::Gone));
     };
     if !force && !tokens.is_stale(now) {
-        return Ok(Ok(tokens.access_token));
+        return Ok(Ok(tokens));
     }
     let seen = tokens.access_token;
     let stale = move |current: &Tokens| current.access_token == seen || current.is_stale(now);
@@ -290,7 +309,7 @@ pub async fn access_token(
         })
     });
     Ok(match vault.refresh(organization_id, owner, &stale, refresh).await? {
-        Refreshed::Tokens(tokens) => Ok(tokens.access_token),
+        Refreshed::Tokens(tokens) => Ok(tokens),
         Refreshed::Gone => Err(TokenFailure::Gone),
         Refreshed::Failed(OAuthError::InvalidGrant(reason) | OAuthError::Rejected(reason)) => {
             Err(TokenFailure::NeedsReauth(reason))
@@ -318,6 +337,7 @@ mod tests {
         let now: DateTime<Utc> = "2026-11-26T12:00:00Z".parse().unwrap();
         let tokens = Tokens {
             access_token: "a1".into(),
+            api_base: None,
             refresh_token: Some("r1".into()),
             expires_at: Some(now + Duration::seconds(REFRESH_AHEAD_SECONDS + 1)),
         };
@@ -325,12 +345,14 @@ mod tests {
         assert!(tokens.is_stale(now + Duration::seconds(1)));
         let google = tokens.refreshed_by(Tokens {
             access_token: "a2".into(),
+            api_base: None,
             refresh_token: None,
             expires_at: None,
         });
         assert_eq!(google.refresh_token.as_deref(), Some("r1"));
         let microsoft = tokens.refreshed_by(Tokens {
             access_token: "a2".into(),
+            api_base: None,
             refresh_token: Some("r2".into()),
             expires_at: None,
         });

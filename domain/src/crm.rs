@@ -22,6 +22,8 @@ pub enum CrmError {
     NotFound,
     #[error("the CRM integration is disconnected")]
     Disconnected,
+    #[error("a backfill is already under way")]
+    BackfillRunning,
 }
 
 fn invalid(field: impl Into<String>, reason: impl Into<String>) -> CrmError {
@@ -163,6 +165,20 @@ pub struct CrmSettings {
     pub log_transcript: bool,
     /// Put the recording's link on the logged call.
     pub log_recording: bool,
+    /// What a caller the CRM does not know becomes (Salesforce: a Lead, or a
+    /// Contact under an Account; HubSpot and Pipedrive have one kind).
+    #[serde(default)]
+    pub new_contact_kind: NewContactKind,
+}
+
+/// The record created for an unknown caller, where the CRM has a choice.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "lowercase")]
+pub enum NewContactKind {
+    #[default]
+    Lead,
+    Contact,
 }
 
 impl CrmSettings {
@@ -201,6 +217,7 @@ impl CrmSettings {
             field_mappings: BTreeMap::new(),
             log_transcript: true,
             log_recording: true,
+            new_contact_kind: NewContactKind::Lead,
         }
     }
 
@@ -283,6 +300,23 @@ domain_events! {
         /// Payload: revokedAtProvider, at.
         #[version(1)]
         CrmDisconnected { revoked_at_provider: bool, at: DateTime<Utc> },
+        /// A user asked for the calls that ended since `since` (before the connection) to be written to the CRM
+        /// too. Payload: since, requestedBy, at.
+        #[version(1)]
+        CrmBackfillRequested { since: DateTime<Utc>, requested_by: Uuid, at: DateTime<Utc> },
+        /// The backfill has enough calls for the CRM's bulk interface: their contacts are resolved one by one,
+        /// then their call records go in one job. Payload: calls (how many), at.
+        #[version(1)]
+        CrmBackfillResolving { calls: u32, at: DateTime<Utc> },
+        /// The backfill's calls went to the CRM's bulk interface as one job (Salesforce Bulk API 2.0). Payload:
+        /// jobId, calls (how many), at.
+        #[version(1)]
+        CrmBackfillJobStarted { job_id: String, calls: u32, at: DateTime<Utc> },
+        /// The backfill is over: calls logged by the bulk job, refused by it (each retried on its own), and
+        /// handed to the call-by-call sync; `failure` when the bulk job failed as a whole. Payload: logged,
+        /// refused, queued, failure, at.
+        #[version(1)]
+        CrmBackfillFinished { logged: u32, refused: u32, queued: u32, failure: Option<String>, at: DateTime<Utc> },
     }
 }
 
@@ -319,6 +353,38 @@ pub enum CrmCommand {
         revoked_at_provider: bool,
         now: DateTime<Utc>,
     },
+    RequestBackfill {
+        since: DateTime<Utc>,
+        requested_by: Uuid,
+        now: DateTime<Utc>,
+    },
+    ResolveForBulk {
+        calls: u32,
+        now: DateTime<Utc>,
+    },
+    RecordBackfillJob {
+        job_id: String,
+        calls: u32,
+        now: DateTime<Utc>,
+    },
+    FinishBackfill {
+        logged: u32,
+        refused: u32,
+        queued: u32,
+        failure: Option<String>,
+        now: DateTime<Utc>,
+    },
+}
+
+/// A backfill of earlier calls in progress.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Backfill {
+    pub since: DateTime<Utc>,
+    /// When its contacts began resolving for one bulk job of call records
+    /// (the call-by-call sync only resolves their contacts meanwhile).
+    pub bulk: Option<DateTime<Utc>>,
+    /// The bulk job writing its calls, once started.
+    pub job: Option<(String, DateTime<Utc>)>,
 }
 
 /// One provider's integration in one organization.
@@ -332,8 +398,13 @@ pub struct CrmIntegration {
     pub status_reason: Option<String>,
     pub throttled_until: Option<DateTime<Utc>>,
     pub connected: bool,
-    /// When the current connection was made: only calls ending later are synced.
+    /// When the current connection was made: only calls ending later are synced
+    /// (and those of a backfill).
     pub connected_at: Option<DateTime<Utc>>,
+    /// The earliest end of the calls a backfill asked for, kept once it is over.
+    pub backfill_since: Option<DateTime<Utc>>,
+    /// The backfill under way, if one is.
+    pub backfill: Option<Backfill>,
 }
 
 impl CrmIntegration {
@@ -344,6 +415,22 @@ impl CrmIntegration {
     /// Connected, and not disconnected since.
     pub fn is_live(&self) -> bool {
         self.connected
+    }
+
+    /// Whether a call that ended at `ended` is the CRM's to receive: after the
+    /// connection, or since a backfill's start.
+    pub fn takes_call_ended_at(&self, ended: DateTime<Utc>) -> bool {
+        self.connected_at.is_some_and(|connected| ended >= connected)
+            || self.backfill_since.is_some_and(|since| ended >= since)
+    }
+
+    /// Whether a call that ended at `ended` waits for a bulk backfill's job
+    /// for its call record (a call before the connection, while one runs).
+    pub fn bulk_backfill_covers(&self, ended: DateTime<Utc>) -> bool {
+        self.backfill
+            .as_ref()
+            .is_some_and(|b| b.bulk.is_some() && ended >= b.since)
+            && self.connected_at.is_some_and(|connected| ended < connected)
     }
 
     /// Whether calls sync now: live, enabled, accepted and not throttled at `now`.
@@ -427,6 +514,44 @@ impl Aggregate for CrmIntegration {
                 until: *until,
                 at: *now,
             }]),
+            CrmCommand::RequestBackfill { .. } if state.backfill.is_some() => Err(CrmError::BackfillRunning),
+            CrmCommand::RequestBackfill {
+                since,
+                requested_by,
+                now,
+            } => Ok(vec![CrmEvent::CrmBackfillRequested {
+                since: *since,
+                requested_by: *requested_by,
+                at: *now,
+            }]),
+            CrmCommand::ResolveForBulk { .. } if state.backfill.as_ref().is_none_or(|b| b.bulk.is_some()) => Ok(vec![]),
+            CrmCommand::ResolveForBulk { calls, now } => Ok(vec![CrmEvent::CrmBackfillResolving {
+                calls: *calls,
+                at: *now,
+            }]),
+            // A job is recorded once per backfill; a repeat (a retried handler) changes nothing.
+            CrmCommand::RecordBackfillJob { .. } if state.backfill.as_ref().is_none_or(|b| b.job.is_some()) => {
+                Ok(vec![])
+            }
+            CrmCommand::RecordBackfillJob { job_id, calls, now } => Ok(vec![CrmEvent::CrmBackfillJobStarted {
+                job_id: job_id.clone(),
+                calls: *calls,
+                at: *now,
+            }]),
+            CrmCommand::FinishBackfill { .. } if state.backfill.is_none() => Ok(vec![]),
+            CrmCommand::FinishBackfill {
+                logged,
+                refused,
+                queued,
+                failure,
+                now,
+            } => Ok(vec![CrmEvent::CrmBackfillFinished {
+                logged: *logged,
+                refused: *refused,
+                queued: *queued,
+                failure: failure.clone(),
+                at: *now,
+            }]),
         }
     }
 
@@ -470,7 +595,29 @@ impl Aggregate for CrmIntegration {
                 self.status = CrmStatus::Throttled;
                 self.throttled_until = Some(*until);
             }
-            CrmEvent::CrmDisconnected { .. } => self.connected = false,
+            CrmEvent::CrmDisconnected { .. } => {
+                self.connected = false;
+                self.backfill = None;
+            }
+            CrmEvent::CrmBackfillRequested { since, .. } => {
+                self.backfill_since = Some(self.backfill_since.map_or(*since, |earlier| earlier.min(*since)));
+                self.backfill = Some(Backfill {
+                    since: *since,
+                    bulk: None,
+                    job: None,
+                });
+            }
+            CrmEvent::CrmBackfillResolving { at, .. } => {
+                if let Some(backfill) = &mut self.backfill {
+                    backfill.bulk = Some(*at);
+                }
+            }
+            CrmEvent::CrmBackfillJobStarted { job_id, at, .. } => {
+                if let Some(backfill) = &mut self.backfill {
+                    backfill.job = Some((job_id.clone(), *at));
+                }
+            }
+            CrmEvent::CrmBackfillFinished { .. } => self.backfill = None,
         }
         self
     }
@@ -788,6 +935,71 @@ mod tests {
 
     fn at() -> DateTime<Utc> {
         "2026-03-02T13:00:00Z".parse().unwrap()
+    }
+
+    #[test]
+    fn a_backfill_runs_one_at_a_time_records_its_job_once_and_widens_what_the_crm_takes() {
+        use crate::aggregate::given_when_then::given;
+        let user = Uuid::from_u128(7);
+        let connected = CrmEvent::CrmConnected {
+            organization_id: Uuid::from_u128(1),
+            connected_by: user,
+            provider: CrmProvider::Salesforce,
+            account_id: "00D".into(),
+            scopes: vec![],
+            settings: CrmSettings::defaults_for(CrmProvider::Salesforce),
+            at: at(),
+        };
+        let since = at() - chrono::Duration::days(90);
+        let requested = CrmEvent::CrmBackfillRequested {
+            since,
+            requested_by: user,
+            at: at(),
+        };
+        let before = given::<CrmIntegration>([connected.clone()]).state;
+        assert!(!before.takes_call_ended_at(at() - chrono::Duration::days(1)));
+        let running = given::<CrmIntegration>([connected.clone()])
+            .when(CrmCommand::RequestBackfill {
+                since,
+                requested_by: user,
+                now: at(),
+            })
+            .then([requested.clone()]);
+        assert!(running.takes_call_ended_at(at() - chrono::Duration::days(1)));
+        assert!(!running.takes_call_ended_at(since - chrono::Duration::days(1)));
+        given::<CrmIntegration>([connected.clone(), requested.clone()])
+            .when(CrmCommand::RequestBackfill {
+                since,
+                requested_by: user,
+                now: at(),
+            })
+            .then_error(CrmError::BackfillRunning);
+        let job = CrmEvent::CrmBackfillJobStarted {
+            job_id: "750R0000000".into(),
+            calls: 250,
+            at: at(),
+        };
+        given::<CrmIntegration>([connected.clone(), requested.clone(), job.clone()])
+            .when(CrmCommand::RecordBackfillJob {
+                job_id: "750R0000001".into(),
+                calls: 250,
+                now: at(),
+            })
+            .then([]);
+        let finished = given::<CrmIntegration>([connected, requested, job])
+            .when(CrmCommand::FinishBackfill {
+                logged: 248,
+                refused: 2,
+                queued: 250,
+                failure: None,
+                now: at(),
+            })
+            .state_after();
+        assert_eq!(finished.backfill, None);
+        assert!(
+            finished.takes_call_ended_at(at() - chrono::Duration::days(1)),
+            "the backfilled calls stay the CRM's"
+        );
     }
 
     fn ended(outcome: Option<Outcome>) -> CallToSync {

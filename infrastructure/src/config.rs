@@ -46,6 +46,60 @@ pub struct Settings {
     pub hubspot: Option<OAuthAppSettings>,
     /// `HUBSPOT_REQUESTS_PER_TEN_SECONDS`: the portal's request budget (100 on free and starter plans, up to 190).
     pub hubspot_requests_per_ten_seconds: u32,
+    /// Salesforce (`SALESFORCE_*`), when configured.
+    pub salesforce: Option<SalesforceAppSettings>,
+    /// Pipedrive (`PIPEDRIVE_*`), when configured.
+    pub pipedrive: Option<PipedriveAppSettings>,
+}
+
+/// Salesforce's connected app: each org's API is at the `instance_url` its
+/// grant names, under `api_hosts`.
+#[derive(Clone)]
+pub struct SalesforceAppSettings {
+    pub client_id: String,
+    pub client_secret: String,
+    /// `SALESFORCE_LOGIN_URL`: `https://login.salesforce.com`, or `https://test.salesforce.com` for sandboxes.
+    pub login_url: String,
+    /// `SALESFORCE_API_HOSTS`: domains an `instance_url` may be under (comma-separated).
+    pub api_hosts: String,
+    /// `SALESFORCE_BUDGET_SHARE`: the share of an org's daily API budget we use at most (0 < share ≤ 1).
+    pub budget_share: f64,
+}
+
+impl std::fmt::Debug for SalesforceAppSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SalesforceAppSettings")
+            .field("client_id", &self.client_id)
+            .field("login_url", &self.login_url)
+            .field("api_hosts", &self.api_hosts)
+            .field("budget_share", &self.budget_share)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Pipedrive's app: each company's API is at the `api_domain` its grant
+/// names, under `api_hosts`.
+#[derive(Clone)]
+pub struct PipedriveAppSettings {
+    pub client_id: String,
+    pub client_secret: String,
+    pub auth_url: String,
+    pub token_url: String,
+    pub revoke_url: String,
+    /// `PIPEDRIVE_API_HOSTS`: domains an `api_domain` may be under (comma-separated).
+    pub api_hosts: String,
+}
+
+impl std::fmt::Debug for PipedriveAppSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PipedriveAppSettings")
+            .field("client_id", &self.client_id)
+            .field("auth_url", &self.auth_url)
+            .field("token_url", &self.token_url)
+            .field("revoke_url", &self.revoke_url)
+            .field("api_hosts", &self.api_hosts)
+            .finish_non_exhaustive()
+    }
 }
 
 /// One provider's OAuth application and endpoints (calendars, CRMs).
@@ -113,39 +167,53 @@ const MICROSOFT: ProviderVariables = ProviderVariables {
     revoke_url: None,
 };
 
+/// A client id and secret: both set, or neither (the provider is not configured).
+fn client_credentials(
+    non_empty: &dyn Fn(&str) -> Option<String>,
+    id_variable: &'static str,
+    secret_variable: &'static str,
+) -> Result<Option<(String, String)>, ConfigError> {
+    match (non_empty(id_variable), non_empty(secret_variable)) {
+        (None, None) => Ok(None),
+        (Some(id), Some(secret)) => Ok(Some((id, secret))),
+        (None, Some(_)) => Err(ConfigError::Malformed {
+            variable: id_variable,
+            reason: format!("must be set with {secret_variable}"),
+        }),
+        (Some(_), None) => Err(ConfigError::Malformed {
+            variable: secret_variable,
+            reason: format!("must be set with {id_variable}"),
+        }),
+    }
+}
+
+/// An http(s) URL setting, its real value unless given; no trailing slash.
+fn http_url(
+    non_empty: &dyn Fn(&str) -> Option<String>,
+    (variable, default): &(&'static str, &'static str),
+) -> Result<String, ConfigError> {
+    let raw = non_empty(variable).unwrap_or_else(|| (*default).to_owned());
+    url::Url::parse(&raw)
+        .ok()
+        .filter(|u| matches!(u.scheme(), "http" | "https"))
+        .map(|_| raw.trim_end_matches('/').to_owned())
+        .ok_or_else(|| ConfigError::Malformed {
+            variable,
+            reason: format!("{raw:?} is not an http(s) URL"),
+        })
+}
+
 /// A provider's settings: its client id and secret together (or neither: not
 /// configured), and its URLs (the real ones unless given).
 fn provider_settings(
     non_empty: &dyn Fn(&str) -> Option<String>,
     variables: &ProviderVariables,
 ) -> Result<Option<OAuthAppSettings>, ConfigError> {
-    let (client_id, client_secret) = match (non_empty(variables.client_id), non_empty(variables.client_secret)) {
-        (None, None) => return Ok(None),
-        (Some(id), Some(secret)) => (id, secret),
-        (None, Some(_)) => {
-            return Err(ConfigError::Malformed {
-                variable: variables.client_id,
-                reason: format!("must be set with {}", variables.client_secret),
-            })
-        }
-        (Some(_), None) => {
-            return Err(ConfigError::Malformed {
-                variable: variables.client_secret,
-                reason: format!("must be set with {}", variables.client_id),
-            })
-        }
+    let Some((client_id, client_secret)) = client_credentials(non_empty, variables.client_id, variables.client_secret)?
+    else {
+        return Ok(None);
     };
-    let url = |(variable, default): &(&'static str, &'static str)| {
-        let raw = non_empty(variable).unwrap_or_else(|| (*default).to_owned());
-        url::Url::parse(&raw)
-            .ok()
-            .filter(|u| matches!(u.scheme(), "http" | "https"))
-            .map(|_| raw.trim_end_matches('/').to_owned())
-            .ok_or_else(|| ConfigError::Malformed {
-                variable,
-                reason: format!("{raw:?} is not an http(s) URL"),
-            })
-    };
+    let url = |setting: &(&'static str, &'static str)| http_url(non_empty, setting);
     let [auth_url, token_url, api_base] = &variables.urls;
     Ok(Some(OAuthAppSettings {
         client_id,
@@ -154,6 +222,57 @@ fn provider_settings(
         token_url: url(token_url)?,
         api_base: url(api_base)?,
         revoke_url: variables.revoke_url.as_ref().map(url).transpose()?,
+    }))
+}
+
+fn salesforce_settings(
+    non_empty: &dyn Fn(&str) -> Option<String>,
+) -> Result<Option<SalesforceAppSettings>, ConfigError> {
+    let Some((client_id, client_secret)) =
+        client_credentials(non_empty, "SALESFORCE_CLIENT_ID", "SALESFORCE_CLIENT_SECRET")?
+    else {
+        return Ok(None);
+    };
+    let budget_share = match non_empty("SALESFORCE_BUDGET_SHARE") {
+        None => crate::salesforce::DEFAULT_BUDGET_SHARE,
+        Some(raw) => raw
+            .trim()
+            .parse::<f64>()
+            .ok()
+            .filter(|share| *share > 0.0 && *share <= 1.0)
+            .ok_or_else(|| ConfigError::Malformed {
+                variable: "SALESFORCE_BUDGET_SHARE",
+                reason: format!("{raw:?} is not a share above 0 and at most 1 (0.8 is 80%)"),
+            })?,
+    };
+    Ok(Some(SalesforceAppSettings {
+        client_id,
+        client_secret,
+        login_url: http_url(
+            non_empty,
+            &("SALESFORCE_LOGIN_URL", crate::salesforce::DEFAULT_LOGIN_URL),
+        )?,
+        api_hosts: non_empty("SALESFORCE_API_HOSTS").unwrap_or_else(|| crate::salesforce::DEFAULT_API_HOSTS.into()),
+        budget_share,
+    }))
+}
+
+fn pipedrive_settings(non_empty: &dyn Fn(&str) -> Option<String>) -> Result<Option<PipedriveAppSettings>, ConfigError> {
+    let Some((client_id, client_secret)) =
+        client_credentials(non_empty, "PIPEDRIVE_CLIENT_ID", "PIPEDRIVE_CLIENT_SECRET")?
+    else {
+        return Ok(None);
+    };
+    Ok(Some(PipedriveAppSettings {
+        client_id,
+        client_secret,
+        auth_url: http_url(non_empty, &("PIPEDRIVE_AUTH_URL", crate::pipedrive::DEFAULT_AUTH_URL))?,
+        token_url: http_url(non_empty, &("PIPEDRIVE_TOKEN_URL", crate::pipedrive::DEFAULT_TOKEN_URL))?,
+        revoke_url: http_url(
+            non_empty,
+            &("PIPEDRIVE_REVOKE_URL", crate::pipedrive::DEFAULT_REVOKE_URL),
+        )?,
+        api_hosts: non_empty("PIPEDRIVE_API_HOSTS").unwrap_or_else(|| crate::pipedrive::DEFAULT_API_HOSTS.into()),
     }))
 }
 
@@ -415,6 +534,8 @@ impl Settings {
         Ok(Self {
             hubspot,
             hubspot_requests_per_ten_seconds,
+            salesforce: salesforce_settings(&non_empty)?,
+            pipedrive: pipedrive_settings(&non_empty)?,
             google,
             microsoft,
             calendly_api_base,
@@ -553,36 +674,104 @@ fn write_private(path: &Path, contents: &str) -> std::io::Result<()> {
     file.write_all(contents.as_bytes())
 }
 
+/// The CRM apps a deployment is configured for.
+#[derive(Debug, Clone, Default)]
+pub struct CrmApps {
+    pub hubspot: Option<OAuthAppSettings>,
+    pub hubspot_limits: crate::hubspot::HubSpotLimits,
+    pub salesforce: Option<SalesforceAppSettings>,
+    pub pipedrive: Option<PipedriveAppSettings>,
+}
+
+impl Settings {
+    pub fn crm_apps(&self) -> CrmApps {
+        CrmApps {
+            hubspot: self.hubspot.clone(),
+            hubspot_limits: crate::hubspot::HubSpotLimits {
+                per_ten_seconds: self.hubspot_requests_per_ten_seconds,
+                ..Default::default()
+            },
+            salesforce: self.salesforce.clone(),
+            pipedrive: self.pipedrive.clone(),
+        }
+    }
+}
+
 /// The CRMs these settings configure, signing in through
 /// `<public base>/api/integrations/crm/callback`.
-pub fn crm_providers(
-    hubspot: Option<&OAuthAppSettings>,
-    hubspot_limits: crate::hubspot::HubSpotLimits,
-    public_base: &str,
-) -> Result<application::crm::CrmProviders, String> {
+pub fn crm_providers(apps: &CrmApps, public_base: &str) -> Result<application::crm::CrmProviders, String> {
     use application::crm::CrmConnector;
     use std::sync::Arc;
     let redirect_url = format!("{public_base}/api/integrations/crm/callback");
-    let hubspot = hubspot
+    let oauth = |settings| crate::oauth::OAuth2Client::new(settings).map_err(|e| e.to_string());
+    let hubspot_limits = apps.hubspot_limits;
+    let hubspot = apps
+        .hubspot
+        .as_ref()
         .map(|h| -> Result<CrmConnector, String> {
             let mut settings =
                 crate::hubspot::oauth_settings(h.client_id.clone(), h.client_secret.clone(), redirect_url.clone());
             settings.auth_url = h.auth_url.clone();
             settings.token_url = h.token_url.clone();
             Ok(CrmConnector {
-                oauth: Arc::new(crate::oauth::OAuth2Client::new(settings).map_err(|e| e.to_string())?),
+                oauth: Arc::new(oauth(settings)?),
                 api: Arc::new(
                     crate::hubspot::HubSpotClient::new(&h.api_base, hubspot_limits).map_err(|e| e.to_string())?,
                 ),
+                bulk: None,
                 // HubSpot signs its webhooks with the app's client secret.
                 webhook_secret: h.client_secret.clone(),
             })
         })
         .transpose()?;
+    let salesforce = apps.salesforce.as_ref().map(|sf| -> Result<CrmConnector, String> {
+        let settings = crate::salesforce::oauth_settings(
+            sf.client_id.clone(),
+            sf.client_secret.clone(),
+            redirect_url.clone(),
+            &sf.login_url,
+        );
+        let client = Arc::new(crate::salesforce::SalesforceClient::new(
+            crate::salesforce::SalesforceSettings {
+                login_url: sf.login_url.clone(),
+                api_hosts: crate::http::ApiHosts::parse_list(&sf.api_hosts),
+                budget_share: sf.budget_share,
+            },
+        ));
+        Ok(CrmConnector {
+            oauth: Arc::new(oauth(settings)?),
+            api: client.clone(),
+            bulk: Some(client),
+            webhook_secret: sf.client_secret.clone(),
+        })
+    });
+    let pipedrive = apps.pipedrive.as_ref().map(|pd| -> Result<CrmConnector, String> {
+        let settings = crate::pipedrive::oauth_settings(
+            pd.client_id.clone(),
+            pd.client_secret.clone(),
+            redirect_url.clone(),
+            pd.auth_url.clone(),
+            pd.token_url.clone(),
+        );
+        Ok(CrmConnector {
+            oauth: Arc::new(oauth(settings)?),
+            api: Arc::new(
+                crate::pipedrive::PipedriveClient::new(crate::pipedrive::PipedriveApiSettings {
+                    api_hosts: crate::http::ApiHosts::parse_list(&pd.api_hosts),
+                    revoke_url: pd.revoke_url.clone(),
+                    client_id: pd.client_id.clone(),
+                    client_secret: pd.client_secret.clone(),
+                })
+                .map_err(|e| e.to_string())?,
+            ),
+            bulk: None,
+            webhook_secret: pd.client_secret.clone(),
+        })
+    });
     Ok(application::crm::CrmProviders {
         hubspot,
-        salesforce: None,
-        pipedrive: None,
+        salesforce: salesforce.transpose()?,
+        pipedrive: pipedrive.transpose()?,
     })
 }
 

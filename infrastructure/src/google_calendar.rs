@@ -2,7 +2,7 @@
 //! events with a Google Meet link, and revoking the grant.
 
 use crate::http::{parse_retry_after, read_capped};
-use crate::oauth::OAuthSettings;
+use crate::oauth::{ClientAuthentication, OAuthSettings};
 use application::calendar::{CalendarApi, CalendarRef, CreatedEvent, NewCalendarEvent};
 use application::oauth::Tokens;
 use application::providers::ProviderError;
@@ -56,6 +56,7 @@ pub fn oauth_settings(client_id: String, client_secret: String, redirect_url: St
             .iter()
             .map(|(name, value)| ((*name).to_owned(), (*value).to_owned()))
             .collect(),
+        client_authentication: ClientAuthentication::RequestBody,
     }
 }
 
@@ -897,12 +898,14 @@ mod tests {
         let google = google(&server).await;
         let tokens = Tokens {
             access_token: "ya29.access".into(),
+            api_base: None,
             refresh_token: Some("1//refresh".into()),
             expires_at: None,
         };
         assert_eq!(google.revoke(&tokens).await, Ok(true));
         let access_only = Tokens {
             access_token: "ya29.only".into(),
+            api_base: None,
             refresh_token: None,
             expires_at: None,
         };

@@ -46,6 +46,48 @@ pub fn parse_retry_after(value: &str) -> Option<Duration> {
     (at.with_timezone(&chrono::Utc) - chrono::Utc::now()).to_std().ok()
 }
 
+/// The hosts a provider may name as an account's API address in a token
+/// response (Salesforce's `instance_url`, Pipedrive's `api_domain`): our
+/// bearer token goes there, so only to hosts under these domains, over
+/// HTTPS (plain HTTP only to a loopback address, for local fakes).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiHosts(Vec<String>);
+
+impl ApiHosts {
+    /// Hosts equal to, or under, one of `domains` (`my.salesforce.com`, `127.0.0.1`).
+    pub fn new<S: AsRef<str>>(domains: &[S]) -> Self {
+        Self(
+            domains
+                .iter()
+                .map(|d| d.as_ref().trim().trim_start_matches('.').to_ascii_lowercase())
+                .filter(|d| !d.is_empty())
+                .collect(),
+        )
+    }
+
+    /// Parses a comma-separated list, as configuration gives it.
+    pub fn parse_list(list: &str) -> Self {
+        Self::new(&list.split(',').collect::<Vec<_>>())
+    }
+
+    /// The granted API address as a URL, if it is one of ours to call.
+    pub fn admit(&self, granted: &str) -> Option<url::Url> {
+        let url = url::Url::parse(granted.trim()).ok()?;
+        let host = url.host_str()?.to_ascii_lowercase();
+        let loopback = match url.host()? {
+            url::Host::Ipv4(ip) => ip.is_loopback(),
+            url::Host::Ipv6(ip) => ip.is_loopback(),
+            url::Host::Domain(_) => false,
+        };
+        let secure = url.scheme() == "https" || (url.scheme() == "http" && loopback);
+        let listed = self
+            .0
+            .iter()
+            .any(|domain| host == *domain || host.ends_with(&format!(".{domain}")));
+        (secure && listed && url.username().is_empty() && url.password().is_none()).then_some(url)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -68,5 +110,19 @@ mod tests {
         assert_eq!(read_capped(big, 1000).await.unwrap().len(), 1000);
         let moved = http.get(format!("{}/moved", server.uri())).send().await.unwrap();
         assert_eq!(moved.status(), 302, "the redirect is answered, not followed");
+    }
+
+    #[test]
+    fn only_listed_hosts_over_https_are_admitted_as_api_addresses() {
+        let hosts = ApiHosts::parse_list("my.salesforce.com, .pipedrive.com,127.0.0.1");
+        assert!(hosts.admit("https://acme.my.salesforce.com").is_some());
+        assert!(hosts.admit("https://my.salesforce.com").is_some());
+        assert!(hosts.admit("https://acme.pipedrive.com/").is_some());
+        assert!(hosts.admit("http://127.0.0.1:8080").is_some());
+        assert!(hosts.admit("http://acme.my.salesforce.com").is_none(), "plain HTTP");
+        assert!(hosts.admit("https://evilmy.salesforce.com.attacker.io").is_none());
+        assert!(hosts.admit("https://notmy.salesforce.com").is_none());
+        assert!(hosts.admit("https://user:pw@acme.pipedrive.com").is_none());
+        assert!(hosts.admit("not a url").is_none());
     }
 }

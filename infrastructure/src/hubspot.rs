@@ -12,9 +12,12 @@
 //! answered as [`ProviderError::RateLimited`] with HubSpot's wait.
 
 use crate::http::{parse_retry_after, read_capped};
-use crate::oauth::OAuthSettings;
+use crate::markup::plain_text;
+use crate::oauth::{ClientAuthentication, OAuthSettings};
 use application::crm::webhooks::{ContactChange, ContactChangeKind};
-use application::crm::{CallDirection, CallLog, CallResult, CrmAccount, CrmApi, CrmContact, MeetingLog, NewContact};
+use application::crm::{
+    CallDirection, CallLog, CallResult, CrmAccess, CrmAccount, CrmApi, CrmContact, MeetingLog, NewContact,
+};
 use application::oauth::Tokens;
 use application::providers::ProviderError;
 use async_trait::async_trait;
@@ -109,6 +112,7 @@ pub fn oauth_settings(client_id: String, client_secret: String, redirect_url: St
         redirect_url,
         scopes: SCOPES.iter().map(|scope| (*scope).to_owned()).collect(),
         extra_authorize_params: Vec::new(),
+        client_authentication: ClientAuthentication::RequestBody,
     }
 }
 
@@ -293,38 +297,6 @@ impl HubSpotClient {
 /// The most of a note an agent's briefing carries.
 const BRIEFING_NOTE_CHARS: usize = 500;
 
-/// A note's rich text as plain text: tags dropped (a `<br>` or `<p>` becomes a
-/// space), the entities HubSpot writes decoded, at most `limit` characters.
-fn plain_text(html: &str, limit: usize) -> String {
-    let mut text = String::with_capacity(html.len().min(limit * 2));
-    let mut in_tag = false;
-    for c in html.chars() {
-        match c {
-            '<' => {
-                in_tag = true;
-                text.push(' ');
-            }
-            '>' => in_tag = false,
-            c if !in_tag => text.push(c),
-            _ => {}
-        }
-    }
-    let decoded = text
-        .replace("&lt;", "<")
-        .replace("&gt;", ">")
-        .replace("&quot;", "\"")
-        .replace("&#39;", "'")
-        .replace("&nbsp;", " ")
-        .replace("&amp;", "&");
-    decoded
-        .split_whitespace()
-        .collect::<Vec<_>>()
-        .join(" ")
-        .chars()
-        .take(limit)
-        .collect()
-}
-
 fn eq(property: &str, value: &str) -> Value {
     json!({ "propertyName": property, "operator": "EQ", "value": value })
 }
@@ -390,7 +362,7 @@ fn country_code_digits(digits: &str) -> usize {
 
 /// The number without its country code, as HubSpot's calculated
 /// `hs_searchable_calculated_*` properties hold it (`+14155550123` → `4155550123`).
-fn national_number(phone: &PhoneNumber) -> Option<&str> {
+pub(crate) fn national_number(phone: &PhoneNumber) -> Option<&str> {
     let digits = phone.as_str().strip_prefix('+')?;
     digits
         .get(country_code_digits(digits)..)
@@ -672,12 +644,12 @@ impl CrmApi for HubSpotClient {
         .into_contact()
     }
 
-    async fn account(&self, access_token: &str) -> Result<CrmAccount, ProviderError> {
+    async fn account(&self, access: &CrmAccess) -> Result<CrmAccount, ProviderError> {
         // The token is the path: no bearer.
         let request = self
             .http
-            .get(self.url(&["oauth", "v1", "access-tokens", access_token])?);
-        let info: TokenInfo = read(self.exchange(access_token, Kind::Plain, request).await?).await?;
+            .get(self.url(&["oauth", "v1", "access-tokens", &access.token])?);
+        let info: TokenInfo = read(self.exchange(&access.token, Kind::Plain, request).await?).await?;
         let account_id = match info.hub_id {
             Value::Number(id) => id.to_string(),
             Value::String(id) if !id.is_empty() => id,
@@ -689,7 +661,7 @@ impl CrmApi for HubSpotClient {
         })
     }
 
-    async fn find_contact(&self, access_token: &str, phone: &PhoneNumber) -> Result<Option<CrmContact>, ProviderError> {
+    async fn find_contact(&self, access: &CrmAccess, phone: &PhoneNumber) -> Result<Option<CrmContact>, ProviderError> {
         // Filter groups are ORed: the number as entered (E.164) in either
         // phone property, or the national number HubSpot calculates from
         // whatever format the number was entered in.
@@ -708,16 +680,16 @@ impl CrmApi for HubSpotClient {
             "sorts": [{ "propertyName": "createdate", "direction": "ASCENDING" }],
             "limit": 1,
         });
-        let results = self.search(access_token, "contacts", &query).await?;
+        let results = self.search(&access.token, "contacts", &query).await?;
         Ok(results.into_iter().next().map(Record::into_contact))
     }
 
-    async fn create_contact(&self, access_token: &str, contact: &NewContact) -> Result<String, ProviderError> {
+    async fn create_contact(&self, access: &CrmAccess, contact: &NewContact) -> Result<String, ProviderError> {
         let body = json!({ "properties": new_contact_properties(contact) });
         let request = self
-            .crm(Method::POST, &["crm", "v3", "objects", "contacts"], access_token)?
+            .crm(Method::POST, &["crm", "v3", "objects", "contacts"], &access.token)?
             .json(&body);
-        let response = self.send(access_token, Kind::Plain, request).await?;
+        let response = self.send(&access.token, Kind::Plain, request).await?;
         if response.status() == StatusCode::CONFLICT {
             // A contact with this email exists: HubSpot names it.
             let refusal = Refusal::read(response).await;
@@ -730,30 +702,35 @@ impl CrmApi for HubSpotClient {
         Ok(created.id)
     }
 
-    async fn log_call(&self, access_token: &str, call: &CallLog) -> Result<String, ProviderError> {
+    async fn log_call(&self, access: &CrmAccess, call: &CallLog) -> Result<String, ProviderError> {
         let body = json!({
             "properties": call_properties(call),
             "associations": association(&call.contact_id, CALL_TO_CONTACT),
         });
-        self.create(access_token, "calls", &body).await
+        self.create(&access.token, "calls", &body).await
     }
 
     /// Searches for the call carrying our id in `hs_call_external_id`. HubSpot's
     /// search may lag a write by a few seconds: a call logged just now may not
     /// be found yet.
-    async fn find_logged_call(&self, access_token: &str, call_id: Uuid) -> Result<Option<String>, ProviderError> {
+    async fn find_logged_call(
+        &self,
+        access: &CrmAccess,
+        _contact_id: &str,
+        call_id: Uuid,
+    ) -> Result<Option<String>, ProviderError> {
         let query = json!({
             "filterGroups": [{ "filters": [eq("hs_call_external_id", &call_id.to_string())] }],
             "properties": ["hs_call_external_id"],
             "limit": 1,
         });
-        let results = self.search(access_token, "calls", &query).await?;
+        let results = self.search(&access.token, "calls", &query).await?;
         Ok(results.into_iter().next().map(|call| call.id))
     }
 
     async fn add_note(
         &self,
-        access_token: &str,
+        access: &CrmAccess,
         contact_id: &str,
         body: &str,
         at: DateTime<Utc>,
@@ -762,10 +739,10 @@ impl CrmApi for HubSpotClient {
             "properties": { "hs_timestamp": timestamp(at), "hs_note_body": rich_text(body) },
             "associations": association(contact_id, NOTE_TO_CONTACT),
         });
-        self.create(access_token, "notes", &note).await
+        self.create(&access.token, "notes", &note).await
     }
 
-    async fn log_meeting(&self, access_token: &str, meeting: &MeetingLog) -> Result<String, ProviderError> {
+    async fn log_meeting(&self, access: &CrmAccess, meeting: &MeetingLog) -> Result<String, ProviderError> {
         let body = json!({
             "properties": {
                 "hs_timestamp": timestamp(meeting.start),
@@ -777,20 +754,20 @@ impl CrmApi for HubSpotClient {
             },
             "associations": association(&meeting.contact_id, MEETING_TO_CONTACT),
         });
-        self.create(access_token, "meetings", &body).await
+        self.create(&access.token, "meetings", &body).await
     }
 
     /// The most recently changed deal of the contact not in a closed stage:
     /// the default pipeline's closed stages are filtered out by the search,
     /// closed stages of other pipelines by HubSpot's `hs_is_closed`.
-    async fn last_note(&self, access_token: &str, contact_id: &str) -> Result<Option<String>, ProviderError> {
+    async fn last_note(&self, access: &CrmAccess, contact_id: &str) -> Result<Option<String>, ProviderError> {
         let query = json!({
             "filterGroups": [{ "filters": [eq("associations.contact", contact_id)] }],
             "properties": ["hs_note_body", "hs_timestamp"],
             "sorts": [{ "propertyName": "hs_timestamp", "direction": "DESCENDING" }],
             "limit": 1,
         });
-        let notes = self.search(access_token, "notes", &query).await?;
+        let notes = self.search(&access.token, "notes", &query).await?;
         Ok(notes
             .first()
             .and_then(|note| note.text("hs_note_body"))
@@ -798,7 +775,7 @@ impl CrmApi for HubSpotClient {
             .filter(|text| !text.is_empty()))
     }
 
-    async fn open_deal(&self, access_token: &str, contact_id: &str) -> Result<Option<String>, ProviderError> {
+    async fn open_deal(&self, access: &CrmAccess, contact_id: &str) -> Result<Option<String>, ProviderError> {
         let query = json!({
             "filterGroups": [{ "filters": [
                 eq("associations.contact", contact_id),
@@ -808,7 +785,7 @@ impl CrmApi for HubSpotClient {
             "sorts": [{ "propertyName": "hs_lastmodifieddate", "direction": "DESCENDING" }],
             "limit": OPEN_DEAL_CANDIDATES,
         });
-        let results = self.search(access_token, "deals", &query).await?;
+        let results = self.search(&access.token, "deals", &query).await?;
         Ok(results
             .into_iter()
             .find(|deal| {
@@ -822,27 +799,34 @@ impl CrmApi for HubSpotClient {
 
     async fn create_deal(
         &self,
-        access_token: &str,
+        access: &CrmAccess,
         contact_id: &str,
         name: &str,
         stage: &str,
+        _logged_call: Option<&str>,
     ) -> Result<String, ProviderError> {
         let deal = json!({
             "properties": { "dealname": name, "pipeline": DEFAULT_PIPELINE, "dealstage": stage },
             "associations": association(contact_id, DEAL_TO_CONTACT),
         });
-        self.create(access_token, "deals", &deal).await
+        self.create(&access.token, "deals", &deal).await
     }
 
-    async fn move_deal(&self, access_token: &str, deal_id: &str, stage: &str) -> Result<(), ProviderError> {
+    async fn move_deal(
+        &self,
+        access: &CrmAccess,
+        deal_id: &str,
+        stage: &str,
+        _logged_call: Option<&str>,
+    ) -> Result<(), ProviderError> {
         let mut properties = Map::new();
         properties.insert("dealstage".into(), Value::String(stage.to_owned()));
-        self.update(access_token, "deals", deal_id, properties).await
+        self.update(&access.token, "deals", deal_id, properties).await
     }
 
     async fn update_contact(
         &self,
-        access_token: &str,
+        access: &CrmAccess,
         contact_id: &str,
         properties: &BTreeMap<String, String>,
     ) -> Result<(), ProviderError> {
@@ -853,19 +837,19 @@ impl CrmApi for HubSpotClient {
             .iter()
             .map(|(name, value)| (name.clone(), Value::String(value.clone())))
             .collect();
-        self.update(access_token, "contacts", contact_id, properties).await
+        self.update(&access.token, "contacts", contact_id, properties).await
     }
 
-    async fn contact_properties(&self, access_token: &str) -> Result<Vec<String>, ProviderError> {
-        let request = self.crm(Method::GET, &["crm", "v3", "properties", "contacts"], access_token)?;
-        let listing: Listing<Property> = read(self.exchange(access_token, Kind::Plain, request).await?).await?;
+    async fn contact_properties(&self, access: &CrmAccess) -> Result<Vec<String>, ProviderError> {
+        let request = self.crm(Method::GET, &["crm", "v3", "properties", "contacts"], &access.token)?;
+        let listing: Listing<Property> = read(self.exchange(&access.token, Kind::Plain, request).await?).await?;
         Ok(listing.results.into_iter().map(|property| property.name).collect())
     }
 
     /// Every stage of every deal pipeline (stage ids are unique across pipelines).
-    async fn deal_stages(&self, access_token: &str) -> Result<Vec<String>, ProviderError> {
-        let request = self.crm(Method::GET, &["crm", "v3", "pipelines", "deals"], access_token)?;
-        let listing: Listing<Pipeline> = read(self.exchange(access_token, Kind::Plain, request).await?).await?;
+    async fn deal_stages(&self, access: &CrmAccess) -> Result<Vec<String>, ProviderError> {
+        let request = self.crm(Method::GET, &["crm", "v3", "pipelines", "deals"], &access.token)?;
+        let listing: Listing<Pipeline> = read(self.exchange(&access.token, Kind::Plain, request).await?).await?;
         // Deals are created in the default pipeline: only its stages can be mapped.
         Ok(listing
             .results
@@ -1060,11 +1044,16 @@ struct ContactNotification {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use domain::crm::NewContactKind;
     use std::time::Instant;
     use wiremock::matchers::{body_partial_json, header, method, path};
     use wiremock::{Mock, MockServer, ResponseTemplate};
 
     const TOKEN: &str = "CJSP5qf1KhICAQEYs-gDIIGOBii1hQ";
+
+    fn access() -> CrmAccess {
+        CrmAccess::bearer(TOKEN)
+    }
     const BEARER: &str = "Bearer CJSP5qf1KhICAQEYs-gDIIGOBii1hQ";
     const CALL_ID: &str = "0f8b6c2e-3a4d-4e5f-9a1b-2c3d4e5f6a7b";
 
@@ -1130,6 +1119,7 @@ mod tests {
             customer_number: "+14155550123".into(),
             title: "Call with John Doe".into(),
             body: "Booked a demo for Tuesday.".into(),
+            transcript: None,
             recording_url: Some("https://storage.vapi.ai/recordings/abc.wav".into()),
             result,
         }
@@ -1166,7 +1156,7 @@ mod tests {
             .mount(&server)
             .await;
         let contact = hubspot(&server)
-            .find_contact(TOKEN, &phone("+14155550123"))
+            .find_contact(&access(), &phone("+14155550123"))
             .await
             .unwrap();
         assert_eq!(
@@ -1209,7 +1199,7 @@ mod tests {
             .mount(&server)
             .await;
         let found = hubspot(&server)
-            .find_contact(TOKEN, &phone("+442079460958"))
+            .find_contact(&access(), &phone("+442079460958"))
             .await
             .unwrap();
         assert_eq!(found, None);
@@ -1259,8 +1249,12 @@ mod tests {
                 ("lead_source_detail".to_owned(), "VoxReach".to_owned()),
                 ("phone".to_owned(), "overridden".to_owned()),
             ]),
+            kind: NewContactKind::Lead,
         };
-        assert_eq!(hubspot(&server).create_contact(TOKEN, &contact).await, Ok("601".into()));
+        assert_eq!(
+            hubspot(&server).create_contact(&access(), &contact).await,
+            Ok("601".into())
+        );
         assert_eq!(
             sent_bodies(&server).await[0],
             json!({ "properties": {
@@ -1303,11 +1297,12 @@ mod tests {
             email: Some("dup@acme.example".into()),
             company: Some("Acme".into()),
             properties: BTreeMap::new(),
+            kind: NewContactKind::Lead,
         };
-        assert_eq!(hubspot.create_contact(TOKEN, &contact).await, Ok("777".into()));
+        assert_eq!(hubspot.create_contact(&access(), &contact).await, Ok("777".into()));
         contact.email = Some("odd@acme.example".into());
         assert_eq!(
-            hubspot.create_contact(TOKEN, &contact).await,
+            hubspot.create_contact(&access(), &contact).await,
             Err(ProviderError::Rejected { status: 409 })
         );
     }
@@ -1329,7 +1324,7 @@ mod tests {
             .mount(&server)
             .await;
         let logged = hubspot(&server)
-            .log_call(TOKEN, &call(CallDirection::Outbound, CallResult::Connected))
+            .log_call(&access(), &call(CallDirection::Outbound, CallResult::Connected))
             .await;
         assert_eq!(logged, Ok("9001".into()));
         assert_eq!(
@@ -1370,17 +1365,17 @@ mod tests {
         inbound.our_number = None;
         inbound.duration_seconds = None;
         inbound.recording_url = Some("http://storage.example/abc.wav".into());
-        hubspot.log_call(TOKEN, &inbound).await.unwrap();
+        hubspot.log_call(&access(), &inbound).await.unwrap();
         hubspot
-            .log_call(TOKEN, &call(CallDirection::Outbound, CallResult::Busy))
+            .log_call(&access(), &call(CallDirection::Outbound, CallResult::Busy))
             .await
             .unwrap();
         hubspot
-            .log_call(TOKEN, &call(CallDirection::Outbound, CallResult::Voicemail))
+            .log_call(&access(), &call(CallDirection::Outbound, CallResult::Voicemail))
             .await
             .unwrap();
         hubspot
-            .log_call(TOKEN, &call(CallDirection::Outbound, CallResult::Failed))
+            .log_call(&access(), &call(CallDirection::Outbound, CallResult::Failed))
             .await
             .unwrap();
         let sent: Vec<Value> = sent_bodies(&server)
@@ -1432,7 +1427,9 @@ mod tests {
             .await;
         let hubspot = hubspot(&server);
         assert_eq!(
-            hubspot.find_logged_call(TOKEN, CALL_ID.parse().unwrap()).await,
+            hubspot
+                .find_logged_call(&access(), "512", CALL_ID.parse().unwrap())
+                .await,
             Ok(Some("9001".into()))
         );
         assert_eq!(
@@ -1445,7 +1442,7 @@ mod tests {
                 "limit": 1
             })
         );
-        assert_eq!(hubspot.find_logged_call(TOKEN, Uuid::nil()).await, Ok(None));
+        assert_eq!(hubspot.find_logged_call(&access(), "512", Uuid::nil()).await, Ok(None));
     }
 
     #[tokio::test]
@@ -1466,7 +1463,7 @@ mod tests {
             .mount(&server)
             .await;
         assert_eq!(
-            hubspot(&server).last_note(TOKEN, "501").await,
+            hubspot(&server).last_note(&access(), "501").await,
             Ok(Some("Asked about pricing & SSO. Call back in May.".into()))
         );
         assert_eq!(
@@ -1493,7 +1490,7 @@ mod tests {
             .await;
         let id = hubspot(&server)
             .add_note(
-                TOKEN,
+                &access(),
                 "512",
                 "Agent: Hello <b>John</b>\r\nCaller: Q&A please",
                 at("2026-03-04T15:03:00Z"),
@@ -1559,7 +1556,7 @@ mod tests {
             .mount(&server)
             .await;
         let hubspot = hubspot(&server);
-        assert_eq!(hubspot.open_deal(TOKEN, "512").await, Ok(Some("3001".into())));
+        assert_eq!(hubspot.open_deal(&access(), "512").await, Ok(Some("3001".into())));
         assert_eq!(
             sent_bodies(&server).await[0],
             json!({
@@ -1572,7 +1569,7 @@ mod tests {
                 "limit": 10
             })
         );
-        assert_eq!(hubspot.open_deal(TOKEN, "513").await, Ok(None));
+        assert_eq!(hubspot.open_deal(&access(), "513").await, Ok(None));
     }
 
     #[tokio::test]
@@ -1601,11 +1598,11 @@ mod tests {
         let hubspot = hubspot(&server);
         assert_eq!(
             hubspot
-                .create_deal(TOKEN, "512", "Acme demo", "appointmentscheduled")
+                .create_deal(&access(), "512", "Acme demo", "appointmentscheduled", None)
                 .await,
             Ok("3001".into())
         );
-        assert_eq!(hubspot.move_deal(TOKEN, "3001", "contractsent").await, Ok(()));
+        assert_eq!(hubspot.move_deal(&access(), "3001", "contractsent", None).await, Ok(()));
         let sent = sent_bodies(&server).await;
         assert_eq!(
             sent[0],
@@ -1635,8 +1632,8 @@ mod tests {
             ("hs_lead_status".to_owned(), "CONNECTED".to_owned()),
             ("voxreach_last_call".to_owned(), "Booked a demo".to_owned()),
         ]);
-        assert_eq!(hubspot.update_contact(TOKEN, "512", &properties).await, Ok(()));
-        assert_eq!(hubspot.update_contact(TOKEN, "512", &BTreeMap::new()).await, Ok(()));
+        assert_eq!(hubspot.update_contact(&access(), "512", &properties).await, Ok(()));
+        assert_eq!(hubspot.update_contact(&access(), "512", &BTreeMap::new()).await, Ok(()));
         assert_eq!(
             sent_bodies(&server).await,
             vec![json!({ "properties": { "hs_lead_status": "CONNECTED", "voxreach_last_call": "Booked a demo" } })]
@@ -1689,12 +1686,12 @@ mod tests {
             .await;
         let hubspot = hubspot(&server);
         assert_eq!(
-            hubspot.contact_properties(TOKEN).await,
+            hubspot.contact_properties(&access()).await,
             Ok(vec!["firstname".into(), "voxreach_score".into()])
         );
         // Only the default pipeline's: deals are created there.
         assert_eq!(
-            hubspot.deal_stages(TOKEN).await,
+            hubspot.deal_stages(&access()).await,
             Ok(vec!["appointmentscheduled".into(), "closedwon".into()])
         );
     }
@@ -1718,7 +1715,7 @@ mod tests {
             .expect(1)
             .mount(&server)
             .await;
-        let account = hubspot(&server).account(TOKEN).await.unwrap();
+        let account = hubspot(&server).account(&access()).await.unwrap();
         assert_eq!(
             account,
             CrmAccount {
@@ -1746,6 +1743,7 @@ mod tests {
         let hubspot = hubspot(&server);
         let tokens = Tokens {
             access_token: TOKEN.into(),
+            api_base: None,
             refresh_token: Some("na1-ab12-cd34-ef56".into()),
             expires_at: None,
         };
@@ -1828,7 +1826,10 @@ mod tests {
         let hubspot = hubspot(&server);
         let properties = BTreeMap::from([("firstname".to_owned(), "John".to_owned())]);
         for (contact, _, expected) in cases {
-            let error = hubspot.update_contact(TOKEN, contact, &properties).await.unwrap_err();
+            let error = hubspot
+                .update_contact(&access(), contact, &properties)
+                .await
+                .unwrap_err();
             assert_eq!(error, expected, "{contact}");
             let shown = error.to_string();
             assert!(!shown.contains("secret") && !shown.contains("stack"), "{shown}");
@@ -1844,7 +1845,7 @@ mod tests {
             .mount(&server)
             .await;
         let error = hubspot(&server)
-            .add_note(TOKEN, "512", "Transcript", at("2026-03-04T15:03:00Z"))
+            .add_note(&access(), "512", "Transcript", at("2026-03-04T15:03:00Z"))
             .await
             .unwrap_err();
         let ProviderError::DailyLimitReached { resets_in: Some(wait) } = error.clone() else {
@@ -1904,7 +1905,7 @@ mod tests {
         let hubspot = HubSpotClient::with_windows(&server.uri(), limits, window, Duration::from_millis(10)).unwrap();
         let started = Instant::now();
         for deal in ["1", "2", "3"] {
-            hubspot.move_deal(TOKEN, deal, "contractsent").await.unwrap();
+            hubspot.move_deal(&access(), deal, "contractsent", None).await.unwrap();
         }
         assert!(
             started.elapsed() >= window,
@@ -1942,7 +1943,10 @@ mod tests {
         let hubspot =
             HubSpotClient::with_windows(&server.uri(), limits, Duration::from_secs(60), Duration::from_secs(1))
                 .unwrap();
-        hubspot.move_deal("token-a", "1", "contractsent").await.unwrap();
+        hubspot
+            .move_deal(&CrmAccess::bearer("token-a"), "1", "contractsent", None)
+            .await
+            .unwrap();
         assert!(
             hubspot.requests.check_key(&budget_key("token-a")).is_err(),
             "token A's budget is spent"
@@ -1968,8 +1972,8 @@ mod tests {
         };
         let hubspot = HubSpotClient::with_windows(&server.uri(), limits, Duration::from_millis(10), window).unwrap();
         let started = Instant::now();
-        hubspot.find_logged_call(TOKEN, Uuid::nil()).await.unwrap();
-        hubspot.find_logged_call(TOKEN, Uuid::nil()).await.unwrap();
+        hubspot.find_logged_call(&access(), "512", Uuid::nil()).await.unwrap();
+        hubspot.find_logged_call(&access(), "512", Uuid::nil()).await.unwrap();
         assert!(started.elapsed() >= window, "two searches took {:?}", started.elapsed());
         assert!(hubspot.searches.check_key(&budget_key(TOKEN)).is_err());
     }

@@ -1,15 +1,19 @@
 //! The OAuth 2.0 authorization-code flow with PKCE against one provider
-//! (Google, Microsoft), through the `oauth2` crate.
+//! (Google, Microsoft, HubSpot, Salesforce, Pipedrive), through the `oauth2` crate.
 
 use application::oauth::{AuthorizationStart, OAuthClient, OAuthError, Tokens};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use oauth2::basic::{BasicClient, BasicErrorResponse, BasicErrorResponseType, BasicTokenResponse};
+use oauth2::basic::{
+    BasicErrorResponse, BasicErrorResponseType, BasicRevocationErrorResponse, BasicTokenIntrospectionResponse,
+    BasicTokenType,
+};
 use oauth2::{
     AuthType, AuthUrl, AuthorizationCode, ClientId, ClientSecret, CsrfToken, EndpointNotSet, EndpointSet,
-    HttpClientError, PkceCodeChallenge, PkceCodeVerifier, RedirectUrl, RefreshToken, RequestTokenError, Scope,
-    TokenResponse, TokenUrl,
+    ExtraTokenFields, HttpClientError, PkceCodeChallenge, PkceCodeVerifier, RedirectUrl, RefreshToken,
+    RequestTokenError, Scope, StandardRevocableToken, StandardTokenResponse, TokenResponse, TokenUrl,
 };
+use serde::{Deserialize, Serialize};
 use std::time::Duration;
 
 /// The longest provider text (an error description) written to the log.
@@ -27,6 +31,17 @@ pub struct OAuthSettings {
     pub scopes: Vec<String>,
     /// Provider-specific authorization parameters, e.g. Google's `access_type=offline`.
     pub extra_authorize_params: Vec<(String, String)>,
+    /// How the token endpoint wants our client credentials.
+    pub client_authentication: ClientAuthentication,
+}
+
+/// Where the client id and secret go in token requests.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClientAuthentication {
+    /// Form fields (Google, Microsoft, HubSpot, Salesforce).
+    RequestBody,
+    /// HTTP Basic (Pipedrive).
+    BasicHeader,
 }
 
 impl std::fmt::Debug for OAuthSettings {
@@ -38,6 +53,7 @@ impl std::fmt::Debug for OAuthSettings {
             .field("redirect_url", &self.redirect_url)
             .field("scopes", &self.scopes)
             .field("extra_authorize_params", &self.extra_authorize_params)
+            .field("client_authentication", &self.client_authentication)
             .finish_non_exhaustive()
     }
 }
@@ -50,12 +66,47 @@ pub struct InvalidOAuthUrl {
     pub source: url::ParseError,
 }
 
+/// What some providers add to a token response: the address their API serves
+/// this grant at.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+struct ApiAddressFields {
+    /// Salesforce.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    instance_url: Option<String>,
+    /// Pipedrive.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    api_domain: Option<String>,
+}
+
+impl ExtraTokenFields for ApiAddressFields {}
+
+type ProviderTokenResponse = StandardTokenResponse<ApiAddressFields, BasicTokenType>;
+
+type UnconfiguredClient = oauth2::Client<
+    BasicErrorResponse,
+    ProviderTokenResponse,
+    BasicTokenIntrospectionResponse,
+    StandardRevocableToken,
+    BasicRevocationErrorResponse,
+>;
+
 /// The `oauth2` client with its authorization and token endpoints set.
-type ConfiguredClient = BasicClient<EndpointSet, EndpointNotSet, EndpointNotSet, EndpointNotSet, EndpointSet>;
+type ConfiguredClient = oauth2::Client<
+    BasicErrorResponse,
+    ProviderTokenResponse,
+    BasicTokenIntrospectionResponse,
+    StandardRevocableToken,
+    BasicRevocationErrorResponse,
+    EndpointSet,
+    EndpointNotSet,
+    EndpointNotSet,
+    EndpointNotSet,
+    EndpointSet,
+>;
 
 type TokenRequestError = RequestTokenError<HttpClientError<reqwest::Error>, BasicErrorResponse>;
 
-/// [`OAuthClient`] for one provider: client credentials in the request body,
+/// [`OAuthClient`] for one provider: client credentials where it wants them,
 /// PKCE S256, and a random `state`.
 pub struct OAuth2Client {
     client: ConfiguredClient,
@@ -67,13 +118,15 @@ pub struct OAuth2Client {
 impl OAuth2Client {
     pub fn new(settings: OAuthSettings) -> Result<Self, InvalidOAuthUrl> {
         let invalid = |setting| move |source| InvalidOAuthUrl { setting, source };
-        let client = BasicClient::new(ClientId::new(settings.client_id))
+        let client = UnconfiguredClient::new(ClientId::new(settings.client_id))
             .set_client_secret(ClientSecret::new(settings.client_secret))
             .set_auth_uri(AuthUrl::new(settings.auth_url).map_err(invalid("authorization URL"))?)
             .set_token_uri(TokenUrl::new(settings.token_url).map_err(invalid("token URL"))?)
             .set_redirect_uri(RedirectUrl::new(settings.redirect_url).map_err(invalid("redirect URL"))?)
-            // Google documents only the body; Microsoft requires it there.
-            .set_auth_type(AuthType::RequestBody);
+            .set_auth_type(match settings.client_authentication {
+                ClientAuthentication::RequestBody => AuthType::RequestBody,
+                ClientAuthentication::BasicHeader => AuthType::BasicAuth,
+            });
         Ok(Self {
             client,
             scopes: settings.scopes,
@@ -127,7 +180,8 @@ impl OAuthClient for OAuth2Client {
     }
 }
 
-fn tokens(response: &BasicTokenResponse, now: DateTime<Utc>) -> Tokens {
+fn tokens(response: &ProviderTokenResponse, now: DateTime<Utc>) -> Tokens {
+    let extra = response.extra_fields();
     Tokens {
         access_token: response.access_token().secret().clone(),
         refresh_token: response.refresh_token().map(|token| token.secret().clone()),
@@ -135,6 +189,7 @@ fn tokens(response: &BasicTokenResponse, now: DateTime<Utc>) -> Tokens {
             .expires_in()
             .and_then(|lifetime| chrono::Duration::from_std(lifetime).ok())
             .map(|lifetime| now + lifetime),
+        api_base: extra.instance_url.clone().or_else(|| extra.api_domain.clone()),
     }
 }
 
@@ -193,6 +248,7 @@ fn error_code(code: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use base64::Engine;
     use std::collections::HashMap;
     use wiremock::matchers::{body_string_contains, header, method, path};
     use wiremock::{Mock, MockServer, ResponseTemplate};
@@ -213,6 +269,7 @@ mod tests {
                 ("access_type".into(), "offline".into()),
                 ("prompt".into(), "consent".into()),
             ],
+            client_authentication: ClientAuthentication::RequestBody,
         }
     }
 
@@ -269,6 +326,7 @@ mod tests {
                 access_token: "ya29.access".into(),
                 refresh_token: Some("1//refresh".into()),
                 expires_at: Some(now() + chrono::Duration::seconds(3599)),
+                api_base: None,
             }
         );
         let form = sent_form(&server).await;
@@ -346,6 +404,67 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_salesforce_grant_keeps_its_instance_url_and_has_no_expiry() {
+        let server = MockServer::start().await;
+        Mock::given(method("POST"))
+            .and(path("/token"))
+            .respond_with(ResponseTemplate::new(200).set_body_json(serde_json::json!({
+                "access_token": "00Dxx!AQ0AQ",
+                "refresh_token": "5Aep861",
+                "instance_url": "https://acme.my.salesforce.com",
+                "id": "https://login.salesforce.com/id/00Dxx0000001gPL/005xx000001Sv6A",
+                "token_type": "Bearer",
+                "issued_at": "1764158400000",
+                "signature": "0CmxinZir53Yex7nE0TD+zMpvIWYGb/bdJh6XfOH6EQ="
+            })))
+            .mount(&server)
+            .await;
+        let tokens = OAuth2Client::new(settings(&server))
+            .unwrap()
+            .exchange("code", "v", now())
+            .await
+            .unwrap();
+        assert_eq!(tokens.api_base.as_deref(), Some("https://acme.my.salesforce.com"));
+        assert_eq!(
+            tokens.expires_at, None,
+            "Salesforce sessions are refreshed when refused"
+        );
+    }
+
+    #[tokio::test]
+    async fn basic_client_authentication_sends_the_credentials_in_the_header_and_reads_api_domain() {
+        let server = MockServer::start().await;
+        let credentials = base64::engine::general_purpose::STANDARD.encode("client-1:s3cret-value");
+        Mock::given(method("POST"))
+            .and(path("/token"))
+            .and(header("authorization", format!("Basic {credentials}").as_str()))
+            .respond_with(ResponseTemplate::new(200).set_body_json(serde_json::json!({
+                "access_token": "v1u:AQIBAHj",
+                "refresh_token": "10201:rt",
+                "token_type": "Bearer",
+                "expires_in": 3599,
+                "scope": "deals:full,contacts:full",
+                "api_domain": "https://acme.pipedrive.com"
+            })))
+            .expect(1)
+            .mount(&server)
+            .await;
+        let client = OAuth2Client::new(OAuthSettings {
+            client_authentication: ClientAuthentication::BasicHeader,
+            ..settings(&server)
+        })
+        .unwrap();
+        let tokens = client.refresh("10201:rt", now()).await.unwrap();
+        assert_eq!(tokens.api_base.as_deref(), Some("https://acme.pipedrive.com"));
+        assert_eq!(tokens.expires_at, Some(now() + chrono::Duration::seconds(3599)));
+        let form = sent_form(&server).await;
+        assert!(
+            !form.contains_key("client_secret"),
+            "the secret goes in the header only"
+        );
+    }
+
+    #[tokio::test]
     async fn an_unreadable_or_failing_token_endpoint_is_unavailable_without_its_body() {
         let server = MockServer::start().await;
         Mock::given(method("POST"))
@@ -368,6 +487,7 @@ mod tests {
             redirect_url: "https://r.example.com".into(),
             scopes: vec![],
             extra_authorize_params: vec![],
+            client_authentication: ClientAuthentication::RequestBody,
         };
         let shown = format!("{settings:?}");
         assert!(shown.contains("client-1"));

@@ -30,6 +30,9 @@ struct SealedForm {
     access_token: String,
     refresh_token: Option<String>,
     expires_at: Option<DateTime<Utc>>,
+    /// Absent in tokens sealed before providers named an API address.
+    #[serde(default)]
+    api_base: Option<String>,
 }
 
 #[derive(Clone)]
@@ -48,6 +51,7 @@ impl PgOAuthStore {
             access_token: tokens.access_token.clone(),
             refresh_token: tokens.refresh_token.clone(),
             expires_at: tokens.expires_at,
+            api_base: tokens.api_base.clone(),
         };
         let plain = serde_json::to_string(&form).expect("tokens serialize");
         self.sealer.seal(&plain, &tokens_context(organization_id, owner))
@@ -61,6 +65,7 @@ impl PgOAuthStore {
             access_token: form.access_token,
             refresh_token: form.refresh_token,
             expires_at: form.expires_at,
+            api_base: form.api_base,
         })
     }
 }

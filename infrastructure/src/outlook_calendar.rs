@@ -2,7 +2,7 @@
 //! a token, busy times (getSchedule) and events with a Teams link.
 
 use crate::http::{parse_retry_after, read_capped};
-use crate::oauth::OAuthSettings;
+use crate::oauth::{ClientAuthentication, OAuthSettings};
 use application::calendar::{CalendarApi, CalendarRef, CreatedEvent, NewCalendarEvent};
 use application::oauth::Tokens;
 use application::providers::ProviderError;
@@ -43,6 +43,7 @@ pub fn oauth_settings(client_id: String, client_secret: String, redirect_url: St
         redirect_url,
         scopes: SCOPES.iter().map(|scope| (*scope).to_owned()).collect(),
         extra_authorize_params: Vec::new(),
+        client_authentication: ClientAuthentication::RequestBody,
     }
 }
 
@@ -582,6 +583,7 @@ mod tests {
         let server = MockServer::start().await;
         let tokens = Tokens {
             access_token: "a".into(),
+            api_base: None,
             refresh_token: Some("r".into()),
             expires_at: None,
         };

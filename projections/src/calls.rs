@@ -553,6 +553,8 @@ impl CallHistory for PgCallHistory {
                AND ($7::timestamptz IS NULL OR c.created_at >= $7)
                AND ($8::timestamptz IS NULL OR c.created_at < $8)
                AND ($9::timestamptz IS NULL OR (c.created_at, c.id) < ($9, $10))
+               AND ($12::timestamptz IS NULL OR c.ended_at >= $12)
+               AND ($13::timestamptz IS NULL OR c.ended_at < $13)
              ORDER BY c.created_at DESC, c.id DESC
              LIMIT $11"
         ))
@@ -567,6 +569,8 @@ impl CallHistory for PgCallHistory {
         .bind(filter.after.map(|(at, _)| at))
         .bind(filter.after.map(|(_, id)| id))
         .bind(filter.limit)
+        .bind(filter.ended_from)
+        .bind(filter.ended_before)
         .fetch_all(&self.pool)
         .await
         .map_err(failed)?;

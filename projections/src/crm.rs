@@ -122,7 +122,13 @@ fn evolve_integration(row: &mut Option<IntegrationRow>, id: Uuid, event: CrmEven
                     row.throttled_until = Some(until);
                 }
                 CrmEvent::CrmDisconnected { .. } => row.disconnected = true,
-                CrmEvent::CrmConnected { .. } | CrmEvent::CrmSignInFailed { .. } => {}
+                // A backfill's progress shows in the sync log, call by call.
+                CrmEvent::CrmConnected { .. }
+                | CrmEvent::CrmSignInFailed { .. }
+                | CrmEvent::CrmBackfillRequested { .. }
+                | CrmEvent::CrmBackfillResolving { .. }
+                | CrmEvent::CrmBackfillJobStarted { .. }
+                | CrmEvent::CrmBackfillFinished { .. } => {}
             }
         }
     }

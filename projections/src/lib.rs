@@ -102,6 +102,12 @@ pub fn subscriptions() -> Vec<Arc<dyn Subscription>> {
             event_types: &["CallEnded", "CallOutcomeRecorded"],
             reactor: application::crm::CRM_SYNC,
         }),
+        Arc::new(WorkFeeder {
+            name: "crm_backfill_queue",
+            stream_type: "crm-integration",
+            event_types: &["CrmBackfillRequested"],
+            reactor: application::crm::backfill::CRM_BACKFILL,
+        }),
         Arc::new(slack::SlackRouter),
         Arc::new(slack::SlackCalendarRouter),
         Arc::new(ab_testing::AbDecisionTrigger),

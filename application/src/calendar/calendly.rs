@@ -97,6 +97,7 @@ impl CalendarService {
         let signing_key = self.secrets.generate();
         let secret = |value: &str| Tokens {
             access_token: value.to_owned(),
+            api_base: None,
             refresh_token: None,
             expires_at: None,
         };

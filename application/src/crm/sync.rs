@@ -4,8 +4,8 @@
 use super::*;
 
 /// What a call's events say, for the CRM.
-struct CallFacts {
-    to_sync: CallToSync,
+pub(super) struct CallFacts {
+    pub(super) to_sync: CallToSync,
     direction: CallDirection,
     customer_number: Option<PhoneNumber>,
     report: Option<CallReport>,
@@ -16,6 +16,27 @@ struct CallFacts {
 }
 
 impl CallFacts {
+    /// The call's facts from its stream, if it is the organization's.
+    pub(super) async fn load(
+        store: &dyn EventStore,
+        organization_id: Uuid,
+        call_id: Uuid,
+    ) -> Result<Option<Self>, AppError> {
+        let recorded = store
+            .read_stream(&stream_of::<domain::calls::Call>(call_id))
+            .await
+            .map_err(|e| AppError::internal("reading a call", e))?;
+        if recorded.first().is_none_or(|e| e.organization_id != organization_id) {
+            return Ok(None);
+        }
+        let events = recorded
+            .iter()
+            .map(|e| CallEvent::decode(&e.event_type, e.event_version, &e.payload))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| AppError::internal("decoding a call", e))?;
+        Ok(Some(Self::from_events(&events)))
+    }
+
     fn from_events(events: &[CallEvent]) -> Self {
         let state = domain::calls::Call::fold(events);
         let (report, ended_at) = events
@@ -64,7 +85,24 @@ impl CallFacts {
             .collect()
     }
 
-    fn log(&self, call_id: Uuid, contact_id: &str, settings: &CrmSettings) -> CallLog {
+    /// What the call changes on its contact (the field mappings, and the
+    /// lead status of a prospect not interested), if anything.
+    fn contact_properties(&self, settings: &CrmSettings) -> Option<BTreeMap<String, String>> {
+        let not_interested = self.outcome == Some(Outcome::NotInterested);
+        if !not_interested && settings.field_mappings.is_empty() {
+            return None;
+        }
+        let mut properties = self.mapped_properties(settings);
+        if not_interested {
+            properties.insert(
+                settings.lead_status_property.clone(),
+                settings.not_interested_value.clone(),
+            );
+        }
+        Some(properties)
+    }
+
+    pub(super) fn log(&self, call_id: Uuid, contact_id: &str, settings: &CrmSettings) -> CallLog {
         let report = self.report.as_ref();
         let started_at = report.and_then(|r| r.started_at).or(self.ended_at).unwrap_or_default();
         CallLog {
@@ -81,6 +119,9 @@ impl CallFacts {
                 .unwrap_or_default(),
             title: format!("VoxReach call {call_id}"),
             body: report.and_then(|r| r.summary.clone()).unwrap_or_default(),
+            transcript: report
+                .and_then(|r| r.transcript.clone())
+                .filter(|t| settings.log_transcript && !t.is_empty()),
             recording_url: report
                 .and_then(|r| r.recording_url.clone())
                 .filter(|_| settings.log_recording),
@@ -155,7 +196,7 @@ struct Step<'a> {
     provider: CrmProvider,
     sync_stream: domain::StreamId,
     api: &'a dyn CrmApi,
-    token: String,
+    access: CrmAccess,
     settings: &'a CrmSettings,
     call_id: Uuid,
     call: &'a CallFacts,
@@ -195,7 +236,7 @@ impl CrmSync {
         state: &CallSync,
     ) -> Result<Result<CrmSyncEvent, ProviderError>, AppError> {
         let now = self.clock.now();
-        let (api, token, provider, call) = (step.api, step.token.as_str(), step.provider, step.call);
+        let (api, token, provider, call) = (step.api, &step.access, step.provider, step.call);
         let contact_id = state.contact_id.clone().unwrap_or_default();
         let outcome = match kind {
             SyncStep::ResolveContact => {
@@ -228,6 +269,7 @@ impl CrmSync {
                             email: call.value_of(CallField::Email),
                             company: call.value_of(CallField::Company),
                             properties: call.mapped_properties(step.settings),
+                            kind: step.settings.new_contact_kind,
                         };
                         self.intend(step, kind).await?;
                         api.create_contact(token, &contact)
@@ -251,16 +293,39 @@ impl CrmSync {
                 };
                 if state.is_unconfirmed(kind) {
                     // An earlier write may have reached the CRM without us hearing back.
-                    match api.find_logged_call(token, step.call_id).await {
+                    match api.find_logged_call(token, &contact_id, step.call_id).await {
                         Ok(Some(found)) => return Ok(Ok(logged(found))),
                         Ok(None) => {}
                         Err(error) => return Ok(Err(error)),
                     }
                 }
                 self.intend(step, kind).await?;
-                api.log_call(token, &call.log(step.call_id, &contact_id, step.settings))
-                    .await
-                    .map(logged)
+                let log = call.log(step.call_id, &contact_id, step.settings);
+                let properties = call.contact_properties(step.settings);
+                let combined = match properties.as_ref().filter(|_| !state.contact_updated) {
+                    Some(properties) => api.log_call_updating_contact(token, &log, properties).await,
+                    None => None,
+                };
+                match combined {
+                    None => api.log_call(token, &log).await.map(logged),
+                    Some(Err(error)) => Err(error),
+                    Some(Ok((engagement_id, updated))) => {
+                        match updated {
+                            Ok(()) => {
+                                let updated = CrmSyncEvent::CrmContactUpdated {
+                                    provider,
+                                    call_id: step.call_id,
+                                    properties: properties.unwrap_or_default().into_keys().collect(),
+                                    at: now,
+                                };
+                                self.record(step, updated).await?;
+                            }
+                            // The call is logged; the contact's update is taken again on its own.
+                            Err(error) => tracing::warn!(%provider, %error, "the CRM refused the contact's update"),
+                        }
+                        Ok(logged(engagement_id))
+                    }
+                }
             }
             SyncStep::AddNote => {
                 let transcript = call
@@ -316,42 +381,35 @@ impl CrmSync {
                 };
                 match known {
                     Err(error) => Err(error),
-                    Ok(Some(deal_id)) => {
-                        api.move_deal(token, &deal_id, &stage)
-                            .await
-                            .map(|()| CrmSyncEvent::CrmDealUpdated {
-                                provider,
-                                call_id: step.call_id,
-                                deal_id,
-                                stage,
-                                created: false,
-                                at: now,
-                            })
-                    }
+                    Ok(Some(deal_id)) => api
+                        .move_deal(token, &deal_id, &stage, state.engagement_id.as_deref())
+                        .await
+                        .map(|()| CrmSyncEvent::CrmDealUpdated {
+                            provider,
+                            call_id: step.call_id,
+                            deal_id,
+                            stage,
+                            created: false,
+                            at: now,
+                        }),
                     Ok(None) => {
                         let name = call.deal_name();
                         self.intend(step, kind).await?;
-                        api.create_deal(token, &contact_id, &name, &stage).await.map(|deal_id| {
-                            CrmSyncEvent::CrmDealUpdated {
+                        api.create_deal(token, &contact_id, &name, &stage, state.engagement_id.as_deref())
+                            .await
+                            .map(|deal_id| CrmSyncEvent::CrmDealUpdated {
                                 provider,
                                 call_id: step.call_id,
                                 deal_id,
                                 stage,
                                 created: true,
                                 at: now,
-                            }
-                        })
+                            })
                     }
                 }
             }
             SyncStep::UpdateContact => {
-                let mut properties = call.mapped_properties(step.settings);
-                if call.outcome == Some(Outcome::NotInterested) {
-                    properties.insert(
-                        step.settings.lead_status_property.clone(),
-                        step.settings.not_interested_value.clone(),
-                    );
-                }
+                let properties = call.contact_properties(step.settings).unwrap_or_default();
                 api.update_contact(token, &contact_id, &properties)
                     .await
                     .map(|()| CrmSyncEvent::CrmContactUpdated {
@@ -383,11 +441,11 @@ impl CrmSync {
         )
         .await?
         .state;
-        // Only calls that ended after the CRM was connected are written to it.
-        let postdates = integration
-            .connected_at
-            .is_some_and(|connected| call.ended_at.is_some_and(|ended| ended >= connected));
-        if !integration.is_live() || !postdates {
+        // Only calls that ended after the CRM was connected (or since a backfill's start) are written to it.
+        let takes_call = call
+            .ended_at
+            .is_some_and(|ended| integration.takes_call_ended_at(ended));
+        if !integration.is_live() || !takes_call {
             return Ok(None);
         }
         if let Some(until) = integration.throttled_until.filter(|until| *until > now) {
@@ -422,7 +480,7 @@ impl CrmSync {
             provider,
             sync_stream: stream_of::<CallSync>(provider.call_sync_id(call_id)),
             api: connector.api.as_ref(),
-            token,
+            access: token,
             settings: &settings,
             call_id,
             call,
@@ -431,10 +489,20 @@ impl CrmSync {
             .await?
             .state;
         let mut refreshed = false;
+        let awaits_bulk_job = call
+            .ended_at
+            .is_some_and(|ended| integration.bulk_backfill_covers(ended));
         for _ in 0..STEPS_PER_ITEM {
             let Some(kind) = state.next_step(&call.to_sync, &settings) else {
                 return Ok(None);
             };
+            if awaits_bulk_job && kind != SyncStep::ResolveContact {
+                // The backfill's bulk job writes the call record; the rest follows it.
+                return Ok(Some((
+                    now + chrono::Duration::minutes(2),
+                    "waiting for the bulk backfill".into(),
+                )));
+            }
             if let Some(contact_id) = state.contact_id.as_deref() {
                 // Writing to a contact deleted in the CRM would fail, or re-create it; a new call resolves afresh.
                 if webhooks::contact_deleted(self.store.as_ref(), organization_id, provider, contact_id).await? {
@@ -464,7 +532,7 @@ impl CrmSync {
                     )
                     .await?
                     {
-                        Ok(token) => step.token = token,
+                        Ok(access) => step.access = access,
                         Err(_) => return Ok(None),
                     }
                 }
@@ -541,23 +609,9 @@ impl WorkHandler for CrmSync {
         let Ok(call_id) = Uuid::parse_str(&item.key) else {
             return Err(AppError::internal("reading a work key", item.key.clone()));
         };
-        let recorded = self
-            .store
-            .read_stream(&stream_of::<domain::calls::Call>(call_id))
-            .await
-            .map_err(|e| AppError::internal("reading a call", e))?;
-        if recorded
-            .first()
-            .is_some_and(|e| e.organization_id != item.organization_id)
-        {
+        let Some(mut call) = CallFacts::load(self.store.as_ref(), item.organization_id, call_id).await? else {
             return Ok(WorkOutcome::Done);
-        }
-        let events = recorded
-            .iter()
-            .map(|e| CallEvent::decode(&e.event_type, e.event_version, &e.payload))
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| AppError::internal("decoding a call", e))?;
-        let mut call = CallFacts::from_events(&events);
+        };
         if call.outcome == Some(Outcome::Appointment) {
             // The booking was recorded before the outcome: once the appointments read model holds the
             // outcome's position, it holds the booking too.

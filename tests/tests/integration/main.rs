@@ -14,6 +14,7 @@ mod calls;
 mod campaigns;
 mod consumers;
 mod crm;
+mod crm_providers;
 mod crm_webhooks;
 mod event_store;
 mod mail;
