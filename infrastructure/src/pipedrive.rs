@@ -304,6 +304,21 @@ impl PipedriveClient {
         answer.data.map(|written| written.id).ok_or_else(|| missing("an id"))
     }
 
+    /// Shows the call's activity on the deal too. The deal's own write has
+    /// succeeded, so a failure here is logged rather than failing the step.
+    async fn file_call_under(&self, access: &CrmAccess, logged_call: Option<&str>, deal_id: i64) {
+        let Some(activity) = logged_call.and_then(|id| pipedrive_id(id).ok()) else {
+            return;
+        };
+        let path = ["api", "v2", "activities", &activity.to_string()];
+        let filed = self
+            .write(access, Method::PATCH, &path, &json!({ "deal_id": deal_id }))
+            .await;
+        if let Err(error) = filed {
+            tracing::warn!(%error, activity, deal_id, "the call could not be filed under its Pipedrive deal");
+        }
+    }
+
     /// The first exact match of `term` in `field` of `entity` (`persons`, `organizations`).
     async fn search<T: DeserializeOwned>(
         &self,
@@ -1098,7 +1113,7 @@ impl CrmApi for PipedriveClient {
         contact_id: &str,
         name: &str,
         stage: &str,
-        _logged_call: Option<&str>,
+        logged_call: Option<&str>,
     ) -> Result<String, ProviderError> {
         let person_id = pipedrive_id(contact_id)?;
         let mut deal = self.stage_fields(access, stage).await?;
@@ -1107,6 +1122,7 @@ impl CrmApi for PipedriveClient {
         let id = self
             .write(access, Method::POST, &["api", "v2", "deals"], &Value::Object(deal))
             .await?;
+        self.file_call_under(access, logged_call, id).await;
         Ok(id.to_string())
     }
 
@@ -1115,17 +1131,18 @@ impl CrmApi for PipedriveClient {
         access: &CrmAccess,
         deal_id: &str,
         stage: &str,
-        _logged_call: Option<&str>,
+        logged_call: Option<&str>,
     ) -> Result<(), ProviderError> {
-        let deal_id = pipedrive_id(deal_id)?.to_string();
+        let deal = pipedrive_id(deal_id)?;
         let change = self.stage_fields(access, stage).await?;
         self.write(
             access,
             Method::PATCH,
-            &["api", "v2", "deals", &deal_id],
+            &["api", "v2", "deals", &deal.to_string()],
             &Value::Object(change),
         )
         .await?;
+        self.file_call_under(access, logged_call, deal).await;
         Ok(())
     }
 
@@ -1812,6 +1829,11 @@ mod tests {
             .respond_with(ok(json!({ "id": 301 })))
             .mount(&server)
             .await;
+        Mock::given(method("PATCH"))
+            .and(path("/api/v2/activities/9001"))
+            .respond_with(ok(json!({ "id": 9001 })))
+            .mount(&server)
+            .await;
         let pipedrive = pipedrive(&server);
         let access = access(&server);
         assert_eq!(
@@ -1856,6 +1878,8 @@ mod tests {
                     "PATCH /api/v2/deals/301".to_owned(),
                     json!({ "stage_id": 3, "pipeline_id": 2 })
                 ),
+                // The call's activity is shown on the deal it moved.
+                ("PATCH /api/v2/activities/9001".to_owned(), json!({ "deal_id": 301 })),
                 ("PATCH /api/v2/deals/301".to_owned(), json!({ "status": "lost" })),
             ]
         );

@@ -2,7 +2,8 @@
 //! Writes a realistic history (`voxreach_tests::load`: agents, A/B tests and
 //! calls with their whole life), rebuilds each read model from the log by
 //! name, and prints its events/s next to a raw Postgres read of the same log
-//! in the same run. `BENCH_CALLS` sets the number of calls (default 30,000).
+//! in the same run. `BENCH_CALLS` sets the number of calls (default 30,000);
+//! `BENCH_ONLY=calls,agents` rebuilds only the read models named.
 
 use futures::TryStreamExt;
 use infrastructure::event_store::PgEventStore;
@@ -38,7 +39,13 @@ async fn main() {
 
     let runner = api::server::projection_runner(&db.pool, Arc::new(store.clone()));
     runner.prepare().await.unwrap();
+    let only: Option<Vec<String>> = std::env::var("BENCH_ONLY")
+        .ok()
+        .map(|names| names.split(',').map(|n| n.trim().to_owned()).collect());
     for name in runner.read_model_names() {
+        if only.as_ref().is_some_and(|only| !only.iter().any(|n| n == name)) {
+            continue;
+        }
         let model = runner.read_model(name).unwrap();
         let consumed: i64 = sqlx::query_scalar(
             "SELECT count(*) FROM events

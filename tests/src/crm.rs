@@ -451,6 +451,15 @@ impl Crm {
                 once(pd_created(3001), Mock::given(method("POST")).and(path("/api/v2/deals")))
                     .mount(&w.hubspot)
                     .await;
+                // The call's activity is filed under the new deal.
+                once(
+                    ResponseTemplate::new(200).set_body_json(json!({"success": true, "data": {"id": 8001}})),
+                    Mock::given(method("PATCH"))
+                        .and(path("/api/v2/activities/8001"))
+                        .and(body_partial_json(json!({"deal_id": 3001}))),
+                )
+                .mount(&w.hubspot)
+                .await;
                 ["8001".into(), "7001".into(), "3001".into()]
             }
         }
