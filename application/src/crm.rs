@@ -24,11 +24,11 @@ use crate::permissions::{authorize, Action};
 use crate::providers::RetryPolicy;
 use crate::work::{WorkHandler, WorkItem, WorkOutcome};
 use domain::calls::{CallEvent, CallReport, Outcome};
-use domain::crm::NewContactKind;
 use domain::crm::{
     CallField, CallSync, CallToSync, CrmCommand, CrmError, CrmIntegration, CrmProvider, CrmSettings, CrmStatus,
     CrmSyncEvent, StageMapping, SyncStep,
 };
+use domain::crm::{CustomRecordMapping, NewContactKind};
 use domain::{Aggregate, DomainEvent};
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
@@ -231,6 +231,23 @@ pub trait CrmApi: Send + Sync {
     async fn contact_properties(&self, access: &CrmAccess) -> Result<Vec<String>, ProviderError>;
     /// The deal stages the CRM has (to check stage mappings against).
     async fn deal_stages(&self, access: &CrmAccess) -> Result<Vec<String>, ProviderError>;
+    /// Whether the CRM writes a record per call to an object named in settings (Salesforce).
+    fn writes_custom_records(&self) -> bool {
+        false
+    }
+    /// The fields `object` has that a record can be written with; `NotFound` for no such object.
+    async fn object_fields(&self, _access: &CrmAccess, _object: &str) -> Result<Vec<String>, ProviderError> {
+        Err(ProviderError::NotFound)
+    }
+    /// Writes a record of `object` with these fields; its id.
+    async fn create_record(
+        &self,
+        _access: &CrmAccess,
+        _object: &str,
+        _fields: &BTreeMap<String, String>,
+    ) -> Result<String, ProviderError> {
+        Err(ProviderError::Rejected { status: 400 })
+    }
     /// Revokes the grant at the CRM; `false` when it has no way to.
     async fn revoke(&self, tokens: &Tokens) -> Result<bool, ProviderError>;
 }
@@ -414,6 +431,19 @@ pub struct CrmSettingsPatch {
     pub log_transcript: Option<bool>,
     pub log_recording: Option<bool>,
     pub new_contact_kind: Option<NewContactKind>,
+    /// A record per call in an object of the CRM's; `null` stops writing them.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<CustomRecordMapping>)]
+    pub custom_record: Option<Option<CustomRecordMapping>>,
+}
+
+/// A field that may be given as `null`: `Some(None)`, told apart from absent (`None`).
+fn present<'de, D, T>(deserializer: D) -> Result<Option<Option<T>>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Option::<T>::deserialize(deserializer).map(Some)
 }
 
 impl CrmSettingsPatch {
@@ -435,6 +465,7 @@ impl CrmSettingsPatch {
             log_transcript: self.log_transcript.unwrap_or(current.log_transcript),
             log_recording: self.log_recording.unwrap_or(current.log_recording),
             new_contact_kind: self.new_contact_kind.unwrap_or(current.new_contact_kind),
+            custom_record: self.custom_record.unwrap_or_else(|| current.custom_record.clone()),
         }
     }
 }
@@ -718,6 +749,13 @@ impl CrmService {
         let current = self.live(organization_id, provider).await?;
         let settings = patch.apply(&current.settings.unwrap_or_else(|| CrmSettings::defaults_for(provider)));
         settings.validate()?;
+        let writes_custom_records = self.providers.configured(provider)?.api.writes_custom_records();
+        if settings.custom_record.is_some() && !writes_custom_records {
+            return Err(AppError::validation(
+                "customRecord",
+                format!("customRecord is invalid: {provider} has no custom records here"),
+            ));
+        }
         let schema = self.schema(organization_id, provider).await?;
         let (properties, stages) = (&schema.contact_properties, &schema.deal_stages);
         for (field, property) in settings.properties_written() {
@@ -742,6 +780,9 @@ impl CrmService {
                 ));
             }
         }
+        if let Some(custom) = &settings.custom_record {
+            self.check_custom_record(organization_id, provider, custom).await?;
+        }
         let command = CrmCommand::ChangeSettings {
             settings: settings.clone(),
             now: self.clock.now(),
@@ -755,6 +796,42 @@ impl CrmService {
         )
         .await?;
         Ok(settings)
+    }
+
+    /// A custom record's object and fields must exist at the CRM (400 naming the setting otherwise).
+    async fn check_custom_record(
+        &self,
+        organization_id: Uuid,
+        provider: CrmProvider,
+        custom: &CustomRecordMapping,
+    ) -> Result<(), AppError> {
+        let api = &self.providers.configured(provider)?.api;
+        let token = self.token(organization_id, provider).await?;
+        let fields = match api.object_fields(&token, &custom.object).await {
+            Err(ProviderError::NotFound | ProviderError::Rejected { .. }) => {
+                return Err(AppError::validation(
+                    "customRecord.object",
+                    format!(
+                        "customRecord.object is invalid: the CRM has no object {:?}",
+                        custom.object
+                    ),
+                ))
+            }
+            other => other.map_err(crm_failure)?,
+        };
+        for (field, target) in &custom.fields {
+            if !fields.iter().any(|f| f == target) {
+                let setting = format!("customRecord.fields.{}", field.key());
+                return Err(AppError::validation(
+                    &setting,
+                    format!(
+                        "{setting} is invalid: {} has no writable field {target:?}",
+                        custom.object
+                    ),
+                ));
+            }
+        }
+        Ok(())
     }
 
     /// The portal's contact properties and deal stages, cached for ten minutes.

@@ -169,6 +169,20 @@ pub struct CrmSettings {
     /// Contact under an Account; HubSpot and Pipedrive have one kind).
     #[serde(default)]
     pub new_contact_kind: NewContactKind,
+    /// A record written for each call to an object of the CRM's (Salesforce:
+    /// any sObject, custom ones like `Call_Summary__c` included).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub custom_record: Option<CustomRecordMapping>,
+}
+
+/// Which object a call's record goes to, and which of our call data fills which of its fields.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct CustomRecordMapping {
+    pub object: String,
+    #[cfg_attr(feature = "openapi", schema(value_type = std::collections::BTreeMap<String, String>))]
+    pub fields: BTreeMap<CallField, String>,
 }
 
 /// The record created for an unknown caller, where the CRM has a choice.
@@ -218,6 +232,7 @@ impl CrmSettings {
             log_transcript: true,
             log_recording: true,
             new_contact_kind: NewContactKind::Lead,
+            custom_record: None,
         }
     }
 
@@ -245,6 +260,15 @@ impl CrmSettings {
         name("notInterestedValue".into(), &self.not_interested_value)?;
         for (field, property) in &self.field_mappings {
             name(format!("fieldMappings.{}", field.key()), property)?;
+        }
+        if let Some(custom) = &self.custom_record {
+            name("customRecord.object".into(), &custom.object)?;
+            if custom.fields.is_empty() {
+                return Err(invalid("customRecord.fields", "must map at least one field"));
+            }
+            for (field, target) in &custom.fields {
+                name(format!("customRecord.fields.{}", field.key()), target)?;
+            }
         }
         Ok(())
     }
@@ -641,6 +665,8 @@ pub enum SyncStep {
     UpdateDeal,
     /// Set the contact's lead status (not interested) and mapped fields.
     UpdateContact,
+    /// Write the call's record to the settings' custom object.
+    WriteCustomRecord,
 }
 
 domain_events! {
@@ -671,6 +697,11 @@ domain_events! {
         #[version(1)]
         CrmDealUpdated { provider: CrmProvider,
             call_id: Uuid, deal_id: String, stage: String, created: bool, at: DateTime<Utc> },
+        /// The call's record was written to the settings' custom object. Payload: provider, callId, object,
+        /// recordId, at.
+        #[version(1)]
+        CrmCustomRecordCreated { provider: CrmProvider, call_id: Uuid, object: String, record_id: String,
+            at: DateTime<Utc> },
         /// Contact properties were set (lead status, mapped fields). Payload: provider, callId, properties (names), at.
         #[version(1)]
         CrmContactUpdated { provider: CrmProvider,
@@ -713,6 +744,8 @@ pub struct CallSync {
     pub engagement_id: Option<String>,
     pub note_id: Option<String>,
     pub meeting_id: Option<String>,
+    /// The call's record in the custom object, once written.
+    pub custom_record_id: Option<String>,
     /// The deal and the stage it was last moved to.
     pub deal: Option<(String, String)>,
     /// The outcome the contact's properties were last set for.
@@ -741,6 +774,9 @@ impl CallSync {
         }
         if call.outcome == Some(Outcome::Appointment) && call.booked_meeting && self.meeting_id.is_none() {
             return Some(SyncStep::LogMeeting);
+        }
+        if settings.custom_record.is_some() && self.custom_record_id.is_none() {
+            return Some(SyncStep::WriteCustomRecord);
         }
         let wanted_stage = call.outcome.and_then(|o| settings.stage_mapping.stage_for(o));
         if let Some(stage) = wanted_stage {
@@ -774,6 +810,7 @@ impl Aggregate for CallSync {
             CrmSyncEvent::CrmCallLogged { .. } => state.engagement_id.is_some(),
             CrmSyncEvent::CrmNoteAdded { .. } => state.note_id.is_some(),
             CrmSyncEvent::CrmMeetingLogged { .. } => state.meeting_id.is_some(),
+            CrmSyncEvent::CrmCustomRecordCreated { .. } => state.custom_record_id.is_some(),
             CrmSyncEvent::CrmDealUpdated { deal_id, stage, .. } => {
                 state.deal.as_ref() == Some(&(deal_id.clone(), stage.clone()))
             }
@@ -799,6 +836,10 @@ impl Aggregate for CallSync {
             CrmSyncEvent::CrmMeetingLogged { meeting_id, .. } => {
                 self.meeting_id = Some(meeting_id.clone());
                 confirm(&mut self, SyncStep::LogMeeting);
+            }
+            CrmSyncEvent::CrmCustomRecordCreated { record_id, .. } => {
+                self.custom_record_id = Some(record_id.clone());
+                confirm(&mut self, SyncStep::WriteCustomRecord);
             }
             CrmSyncEvent::CrmNoteAdded { note_id, .. } => {
                 self.note_id = Some(note_id.clone());
@@ -1149,6 +1190,41 @@ mod tests {
         assert_eq!(
             sync.next_step(&ended(Some(Outcome::NotInterested)), &settings),
             Some(SyncStep::UpdateContact)
+        );
+    }
+
+    #[test]
+    fn a_custom_record_is_written_once_after_the_call_and_before_the_deal() {
+        let mut settings = CrmSettings::defaults_for(CrmProvider::Salesforce);
+        settings.custom_record = Some(CustomRecordMapping {
+            object: "VoxReach_Call__c".into(),
+            fields: BTreeMap::from([(CallField::Sentiment, "Sentiment__c".into())]),
+        });
+        assert_eq!(settings.validate(), Ok(()));
+        let call = ended(Some(Outcome::Qualified));
+        let s = CrmProvider::Salesforce;
+        let mut sync = CallSync {
+            contact_id: Some("003".into()),
+            engagement_id: Some("00T".into()),
+            note_id: Some("002".into()),
+            ..CallSync::default()
+        };
+        assert_eq!(sync.next_step(&call, &settings), Some(SyncStep::WriteCustomRecord));
+        let created = CrmSyncEvent::CrmCustomRecordCreated {
+            provider: s,
+            call_id: Uuid::nil(),
+            object: "VoxReach_Call__c".into(),
+            record_id: "a005e".into(),
+            at: at(),
+        };
+        sync = apply(sync, created.clone());
+        assert_eq!(sync.next_step(&call, &settings), Some(SyncStep::UpdateDeal));
+        assert_eq!(CallSync::decide(&created, &sync), Ok(vec![]), "written once");
+        let mut unmapped = settings.clone();
+        unmapped.custom_record.as_mut().unwrap().fields.clear();
+        assert_eq!(
+            unmapped.validate(),
+            Err(invalid("customRecord.fields", "must map at least one field"))
         );
     }
 

@@ -402,6 +402,18 @@ fn contact_object(contact_id: &str) -> Result<&'static str, ProviderError> {
     }
 }
 
+/// An sObject's API name (`Account`, `Call_Summary__c`) as it may appear in a path.
+fn object_name(object: &str) -> Result<&str, ProviderError> {
+    let well_formed = object.len() <= 80
+        && object.starts_with(|c: char| c.is_ascii_alphabetic())
+        && object.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
+    if well_formed {
+        Ok(object)
+    } else {
+        Err(ProviderError::Rejected { status: 400 })
+    }
+}
+
 /// A Salesforce id as it may appear in a path or a query: 15 or 18 letters and digits.
 fn record_id(id: &str) -> Result<&str, ProviderError> {
     let well_formed = matches!(id.len(), 15 | 18) && id.bytes().all(|b| b.is_ascii_alphanumeric());
@@ -944,6 +956,26 @@ impl CrmApi for SalesforceClient {
 
     async fn deal_stages(&self, access: &CrmAccess) -> Result<Vec<String>, ProviderError> {
         Ok(self.describe(access, "Opportunity").await?.stages.clone())
+    }
+
+    fn writes_custom_records(&self) -> bool {
+        true
+    }
+
+    async fn object_fields(&self, access: &CrmAccess, object: &str) -> Result<Vec<String>, ProviderError> {
+        let described = self.describe(access, object_name(object)?).await?;
+        Ok(described.updateable.iter().cloned().collect())
+    }
+
+    async fn create_record(
+        &self,
+        access: &CrmAccess,
+        object: &str,
+        fields: &BTreeMap<String, String>,
+    ) -> Result<String, ProviderError> {
+        let object = object_name(object)?;
+        let record = self.fields_of(access, object, fields).await?;
+        self.create(access, object, &Value::Object(record)).await
     }
 
     async fn revoke(&self, tokens: &Tokens) -> Result<bool, ProviderError> {
@@ -1646,6 +1678,49 @@ mod tests {
             .await
             .unwrap_err();
         assert!(matches!(error, ProviderError::DailyLimitReached { resets_in: Some(_) }));
+    }
+
+    #[tokio::test]
+    async fn a_custom_record_is_written_with_the_fields_its_object_has() {
+        let server = MockServer::start().await;
+        describe(
+            &server,
+            "VoxReach_Call__c",
+            json!([field("Sentiment__c"), field("Summary__c")]),
+        )
+        .await;
+        Mock::given(method("POST"))
+            .and(path(format!("{DATA}/sobjects/VoxReach_Call__c")))
+            .and(body_json(
+                json!({ "Sentiment__c": "positive", "Summary__c": "Wants a demo" }),
+            ))
+            .respond_with(
+                ResponseTemplate::new(201).set_body_json(json!({ "id": "a005e00000CallAAA", "success": true })),
+            )
+            .expect(1)
+            .mount(&server)
+            .await;
+        let salesforce = client(&server, DEFAULT_BUDGET_SHARE);
+        let fields = BTreeMap::from([
+            ("Sentiment__c".to_owned(), "positive".to_owned()),
+            ("Summary__c".to_owned(), "Wants a demo".to_owned()),
+            ("Gone__c".to_owned(), "dropped: the object has no such field".to_owned()),
+        ]);
+        assert_eq!(
+            salesforce
+                .create_record(&access(&server), "VoxReach_Call__c", &fields)
+                .await,
+            Ok("a005e00000CallAAA".into())
+        );
+        assert_eq!(
+            salesforce.object_fields(&access(&server), "VoxReach_Call__c").await,
+            Ok(vec!["Sentiment__c".to_owned(), "Summary__c".to_owned()])
+        );
+        assert_eq!(
+            salesforce.create_record(&access(&server), "../Account", &fields).await,
+            Err(ProviderError::Rejected { status: 400 }),
+            "object names are checked before they go into a path"
+        );
     }
 
     #[test]

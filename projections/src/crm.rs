@@ -156,6 +156,9 @@ fn sync_facts(event: &CrmSyncEvent) -> Option<(CrmProvider, Uuid, DateTime<Utc>,
         | CrmSyncEvent::CrmContactUpdated {
             provider, call_id, at, ..
         }
+        | CrmSyncEvent::CrmCustomRecordCreated {
+            provider, call_id, at, ..
+        }
         | CrmSyncEvent::CrmSyncSkipped {
             provider, call_id, at, ..
         } => Some((*provider, *call_id, *at, None)),
@@ -246,6 +249,7 @@ fn step_action(step: SyncStep) -> &'static str {
         SyncStep::LogMeeting => "log_meeting",
         SyncStep::UpdateDeal => "update_stage",
         SyncStep::UpdateContact => "update_contact",
+        SyncStep::WriteCustomRecord => "create_record",
     }
 }
 
@@ -273,6 +277,9 @@ fn log_line(event: &RecordedEvent, decoded: CrmSyncEvent) -> Option<LogRow> {
             None,
         ),
         CrmSyncEvent::CrmContactUpdated { .. } => ("update_contact", "succeeded", None, None, None),
+        CrmSyncEvent::CrmCustomRecordCreated { record_id, .. } => {
+            ("create_record", "succeeded", Some(record_id), None, None)
+        }
         CrmSyncEvent::CrmSyncSkipped { reason, .. } => ("skip", "skipped", None, Some(reason), None),
         CrmSyncEvent::CrmSyncFailed {
             step, reason, retry_at, ..

@@ -408,6 +408,28 @@ impl CrmSync {
                     }
                 }
             }
+            SyncStep::WriteCustomRecord => {
+                let Some(custom) = &step.settings.custom_record else {
+                    return Err(AppError::internal(
+                        "syncing a call",
+                        "a custom record was planned without its settings",
+                    ));
+                };
+                let fields: BTreeMap<String, String> = custom
+                    .fields
+                    .iter()
+                    .filter_map(|(field, target)| call.value_of(*field).map(|value| (target.clone(), value)))
+                    .collect();
+                api.create_record(token, &custom.object, &fields)
+                    .await
+                    .map(|record_id| CrmSyncEvent::CrmCustomRecordCreated {
+                        provider,
+                        call_id: step.call_id,
+                        object: custom.object.clone(),
+                        record_id,
+                        at: now,
+                    })
+            }
             SyncStep::UpdateContact => {
                 let properties = call.contact_properties(step.settings).unwrap_or_default();
                 api.update_contact(token, &contact_id, &properties)

@@ -497,3 +497,107 @@ async fn a_salesforce_backfill_of_many_calls_goes_in_one_bulk_job_and_refused_ro
     // Over: another backfill may start.
     assert_eq!(start(w.token.clone()).await.0, 202);
 }
+
+#[tokio::test]
+async fn salesforce_writes_each_call_to_a_custom_object_named_in_settings_and_hubspot_has_none() {
+    let w = world().await;
+    w.connect_crm(Crm::Salesforce).await;
+    let describe = |object: &str, fields: serde_json::Value| {
+        Mock::given(method("GET"))
+            .and(path(format!("{SF}/sobjects/{object}/describe")))
+            .respond_with(ResponseTemplate::new(200).set_body_json(json!({"name": object, "fields": fields})))
+    };
+    describe("Lead", json!([{"name": "Status", "updateable": true}]))
+        .mount(&w.hubspot)
+        .await;
+    describe("Contact", json!([{"name": "Title", "updateable": true}]))
+        .mount(&w.hubspot)
+        .await;
+    describe(
+        "Opportunity",
+        json!([{"name": "StageName", "updateable": true, "picklistValues": [
+        {"value": "Prospecting", "active": true}, {"value": "Qualification", "active": true},
+        {"value": "Needs Analysis", "active": true}, {"value": "Closed Won", "active": true}]}]),
+    )
+    .mount(&w.hubspot)
+    .await;
+    describe(
+        "VoxReach_Call__c",
+        json!([{"name": "Caller_Name__c", "updateable": true},
+        {"name": "Summary__c", "updateable": true}]),
+    )
+    .mount(&w.hubspot)
+    .await;
+    Mock::given(method("GET"))
+        .and(path(format!("{SF}/sobjects/No_Such__c/describe")))
+        .respond_with(ResponseTemplate::new(404).set_body_json(json!([
+            {"errorCode": "NOT_FOUND", "message": "The requested resource does not exist"}])))
+        .mount(&w.hubspot)
+        .await;
+    let settings = "/api/integrations/crm?provider=salesforce";
+    let mapping = |object: &str, field: &str| json!({"customRecord": {"object": object, "fields": {"contactName": field, "summary": "Summary__c"}}});
+    let (status, body) = w
+        .app
+        .patch(settings, Some(&w.token), mapping("No_Such__c", "Caller_Name__c"))
+        .await;
+    assert_eq!(
+        (status, body["error"]["details"]["field"].as_str()),
+        (400, Some("customRecord.object")),
+        "{body}"
+    );
+    let (status, body) = w
+        .app
+        .patch(settings, Some(&w.token), mapping("VoxReach_Call__c", "Nope__c"))
+        .await;
+    assert_eq!(
+        (status, body["error"]["details"]["field"].as_str()),
+        (400, Some("customRecord.fields.contactName")),
+        "{body}"
+    );
+    let (status, body) = w
+        .app
+        .patch(settings, Some(&w.token), mapping("VoxReach_Call__c", "Caller_Name__c"))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["customRecord"]["object"], "VoxReach_Call__c");
+
+    Crm::Salesforce.mount_known_contact(&w).await;
+    for (object, id) in [("Task", "00T5e00000CallAAAQ"), ("Note", "0025e00000NoteAAAQ")] {
+        Mock::given(method("POST"))
+            .and(path(format!("{SF}/sobjects/{object}")))
+            .respond_with(ResponseTemplate::new(201).set_body_json(json!({"id": id, "success": true})))
+            .mount(&w.hubspot)
+            .await;
+    }
+    Mock::given(method("POST"))
+        .and(path(format!("{SF}/sobjects/VoxReach_Call__c")))
+        .and(wiremock::matchers::body_json(
+            json!({"Caller_Name__c": "Ann Lee", "Summary__c": "Wants a demo."}),
+        ))
+        .respond_with(ResponseTemplate::new(201).set_body_json(json!({"id": "a005e00000CallAAQ", "success": true})))
+        .expect(1)
+        .mount(&w.hubspot)
+        .await;
+    let call_id = w.call_ends("vapi-sf-custom", "+14155552671", None).await;
+    w.app.drain_work().await;
+    let log = w.sync_log(&format!("?callId={call_id}")).await;
+    assert!(log
+        .iter()
+        .any(|l| l["action"] == "create_record" && l["externalId"] == "a005e00000CallAAQ"));
+
+    // HubSpot has no custom records here: the setting is refused by name.
+    w.connect_crm(Crm::HubSpot).await;
+    let (status, body) = w
+        .app
+        .patch(
+            "/api/integrations/crm?provider=hubspot",
+            Some(&w.token),
+            mapping("VoxReach_Call__c", "Caller_Name__c"),
+        )
+        .await;
+    assert_eq!(
+        (status, body["error"]["details"]["field"].as_str()),
+        (400, Some("customRecord")),
+        "{body}"
+    );
+}
