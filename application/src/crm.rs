@@ -693,7 +693,16 @@ impl CrmService {
     }
 
     pub async fn list(&self, caller: &Session) -> Result<Vec<CrmIntegrationView>, AppError> {
-        self.directory.integrations(caller.organization_id).await
+        let now = self.clock.now();
+        let mut integrations = self.directory.integrations(caller.organization_id).await?;
+        for view in &mut integrations {
+            // A throttle is over once its time has passed; no event marks that moment.
+            if view.status == CrmStatus::Throttled && view.throttled_until.is_none_or(|until| until <= now) {
+                view.status = CrmStatus::Active;
+                view.throttled_until = None;
+            }
+        }
+        Ok(integrations)
     }
 
     pub async fn sync_log(&self, caller: &Session, filter: &SyncLogFilter) -> Result<Vec<SyncLogEntry>, AppError> {

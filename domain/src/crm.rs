@@ -328,6 +328,10 @@ domain_events! {
         /// too. Payload: since, requestedBy, at.
         #[version(1)]
         CrmBackfillRequested { since: DateTime<Utc>, requested_by: Uuid, at: DateTime<Utc> },
+        /// The CRM's daily budget is spent while calls keep ending: once it is back, the calls held meanwhile are
+        /// written like a backfill (in one bulk job when there are many). Payload: at.
+        #[version(1)]
+        CrmCatchUpRequested { at: DateTime<Utc> },
         /// The backfill has enough calls for the CRM's bulk interface: their contacts are resolved one by one,
         /// then their call records go in one job. Payload: calls (how many), at.
         #[version(1)]
@@ -382,6 +386,9 @@ pub enum CrmCommand {
         requested_by: Uuid,
         now: DateTime<Utc>,
     },
+    RequestCatchUp {
+        now: DateTime<Utc>,
+    },
     ResolveForBulk {
         calls: u32,
         now: DateTime<Utc>,
@@ -404,6 +411,12 @@ pub enum CrmCommand {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Backfill {
     pub since: DateTime<Utc>,
+    /// A catch-up: the calls held while the CRM's daily budget was spent,
+    /// rather than those from before the connection.
+    pub catch_up: bool,
+    /// The end of its calls' range: the connection for a backfill; for a
+    /// catch-up, when it was planned (open until then).
+    pub until: Option<DateTime<Utc>>,
     /// When its contacts began resolving for one bulk job of call records
     /// (the call-by-call sync only resolves their contacts meanwhile).
     pub bulk: Option<DateTime<Utc>>,
@@ -453,8 +466,15 @@ impl CrmIntegration {
     pub fn bulk_backfill_covers(&self, ended: DateTime<Utc>) -> bool {
         self.backfill
             .as_ref()
-            .is_some_and(|b| b.bulk.is_some() && ended >= b.since)
-            && self.connected_at.is_some_and(|connected| ended < connected)
+            .is_some_and(|b| b.bulk.is_some() && ended >= b.since && b.until.is_some_and(|until| ended < until))
+    }
+
+    /// Whether a call that ended at `ended` waits for a backfill or catch-up
+    /// to be planned (its calls may go in one bulk job).
+    pub fn backfill_plan_covers(&self, ended: DateTime<Utc>) -> bool {
+        self.backfill
+            .as_ref()
+            .is_some_and(|b| b.bulk.is_none() && ended >= b.since && b.until.is_none_or(|until| ended < until))
     }
 
     /// Whether calls sync now: live, enabled, accepted and not throttled at `now`.
@@ -548,6 +568,8 @@ impl Aggregate for CrmIntegration {
                 requested_by: *requested_by,
                 at: *now,
             }]),
+            CrmCommand::RequestCatchUp { .. } if state.backfill.is_some() => Ok(vec![]),
+            CrmCommand::RequestCatchUp { now } => Ok(vec![CrmEvent::CrmCatchUpRequested { at: *now }]),
             CrmCommand::ResolveForBulk { .. } if state.backfill.as_ref().is_none_or(|b| b.bulk.is_some()) => Ok(vec![]),
             CrmCommand::ResolveForBulk { calls, now } => Ok(vec![CrmEvent::CrmBackfillResolving {
                 calls: *calls,
@@ -627,6 +649,17 @@ impl Aggregate for CrmIntegration {
                 self.backfill_since = Some(self.backfill_since.map_or(*since, |earlier| earlier.min(*since)));
                 self.backfill = Some(Backfill {
                     since: *since,
+                    catch_up: false,
+                    until: self.connected_at,
+                    bulk: None,
+                    job: None,
+                });
+            }
+            CrmEvent::CrmCatchUpRequested { at } => {
+                self.backfill = Some(Backfill {
+                    since: self.connected_at.unwrap_or(*at),
+                    catch_up: true,
+                    until: None,
                     bulk: None,
                     job: None,
                 });
@@ -634,6 +667,9 @@ impl Aggregate for CrmIntegration {
             CrmEvent::CrmBackfillResolving { at, .. } => {
                 if let Some(backfill) = &mut self.backfill {
                     backfill.bulk = Some(*at);
+                    if backfill.catch_up {
+                        backfill.until = Some(*at);
+                    }
                 }
             }
             CrmEvent::CrmBackfillJobStarted { job_id, at, .. } => {
@@ -1041,6 +1077,48 @@ mod tests {
             finished.takes_call_ended_at(at() - chrono::Duration::days(1)),
             "the backfilled calls stay the CRM's"
         );
+    }
+
+    #[test]
+    fn a_catch_up_holds_the_calls_since_the_connection_until_planned_then_the_bulk_covers_them() {
+        use crate::aggregate::given_when_then::given;
+        let connected = CrmEvent::CrmConnected {
+            organization_id: Uuid::from_u128(1),
+            connected_by: Uuid::from_u128(7),
+            provider: CrmProvider::Salesforce,
+            account_id: "00D".into(),
+            scopes: vec![],
+            settings: CrmSettings::defaults_for(CrmProvider::Salesforce),
+            at: at(),
+        };
+        let later = at() + chrono::Duration::hours(2);
+        let waiting = given::<CrmIntegration>([connected.clone()])
+            .when(CrmCommand::RequestCatchUp { now: later })
+            .then([CrmEvent::CrmCatchUpRequested { at: later }]);
+        assert!(
+            waiting.backfill_plan_covers(later + chrono::Duration::hours(5)),
+            "open until planned"
+        );
+        assert!(!waiting.backfill_plan_covers(at() - chrono::Duration::minutes(1)));
+        given::<CrmIntegration>([connected.clone(), CrmEvent::CrmCatchUpRequested { at: later }])
+            .when(CrmCommand::RequestCatchUp { now: later })
+            .then([]);
+        let planned_at = at() + chrono::Duration::days(1);
+        let resolving = given::<CrmIntegration>([
+            connected,
+            CrmEvent::CrmCatchUpRequested { at: later },
+            CrmEvent::CrmBackfillResolving {
+                calls: 250,
+                at: planned_at,
+            },
+        ])
+        .state;
+        assert!(resolving.bulk_backfill_covers(later));
+        assert!(
+            !resolving.bulk_backfill_covers(planned_at),
+            "calls after the plan go call by call"
+        );
+        assert!(!resolving.backfill_plan_covers(later));
     }
 
     fn ended(outcome: Option<Outcome>) -> CallToSync {

@@ -127,6 +127,7 @@ fn evolve_integration(row: &mut Option<IntegrationRow>, id: Uuid, event: CrmEven
                 | CrmEvent::CrmSignInFailed { .. }
                 | CrmEvent::CrmBackfillRequested { .. }
                 | CrmEvent::CrmBackfillResolving { .. }
+                | CrmEvent::CrmCatchUpRequested { .. }
                 | CrmEvent::CrmBackfillJobStarted { .. }
                 | CrmEvent::CrmBackfillFinished { .. } => {}
             }

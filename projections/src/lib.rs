@@ -105,7 +105,7 @@ pub fn subscriptions() -> Vec<Arc<dyn Subscription>> {
         Arc::new(WorkFeeder {
             name: "crm_backfill_queue",
             stream_type: "crm-integration",
-            event_types: &["CrmBackfillRequested"],
+            event_types: &["CrmBackfillRequested", "CrmCatchUpRequested"],
             reactor: application::crm::backfill::CRM_BACKFILL,
         }),
         Arc::new(slack::SlackRouter),

@@ -5,6 +5,11 @@
 //! job, polled with a growing wait; each call's result lands in its sync
 //! record (and the sync log), a refused row is retried through the REST API
 //! by the call-by-call sync, which then adds notes and deals.
+//!
+//! A catch-up is the same for the calls held while a CRM's daily budget was
+//! spent (the sync asks for one when it throttles a CRM with a bulk
+//! interface): planned once the budget is back, over the calls since the
+//! connection that are not at the CRM yet.
 
 use super::sync::CallFacts;
 use super::{token_for, BulkImport, CrmAccess, CrmBulkApi, CrmConnector, CrmProviders, BULK_THRESHOLD, CRM_SYNC};
@@ -71,7 +76,7 @@ impl CrmBackfill {
         &self,
         organization_id: Uuid,
         integration: &CrmIntegration,
-        since: DateTime<Utc>,
+        (since, until): (DateTime<Utc>, Option<DateTime<Utc>>),
     ) -> Result<Vec<Candidate>, AppError> {
         let provider = integration.provider.expect("a live integration has a provider");
         let mut found = Vec::new();
@@ -80,7 +85,7 @@ impl CrmBackfill {
             let filter = CallFilter {
                 status: Some(CallStatus::Ended),
                 ended_from: Some(since),
-                ended_before: integration.connected_at,
+                ended_before: until,
                 after,
                 limit: PAGE,
                 ..Default::default()
@@ -153,11 +158,11 @@ impl CrmBackfill {
         integration_id: Uuid,
         integration: &CrmIntegration,
         bulk: Option<&Arc<dyn CrmBulkApi>>,
-        since: DateTime<Utc>,
+        range: (DateTime<Utc>, Option<DateTime<Utc>>),
     ) -> Result<WorkOutcome, AppError> {
         let organization_id = item.organization_id;
         let now = self.clock.now();
-        let calls = self.candidates(organization_id, integration, since).await?;
+        let calls = self.candidates(organization_id, integration, range).await?;
         if calls.len() < BULK_THRESHOLD || bulk.is_none() {
             let queued = self.queue_all(organization_id, &calls).await?;
             let finish = CrmCommand::FinishBackfill {
@@ -192,12 +197,12 @@ impl CrmBackfill {
         integration: &CrmIntegration,
         bulk: &dyn CrmBulkApi,
         access: &CrmAccess,
-        since: DateTime<Utc>,
+        range: (DateTime<Utc>, Option<DateTime<Utc>>),
         resolving_since: DateTime<Utc>,
     ) -> Result<WorkOutcome, AppError> {
         let organization_id = item.organization_id;
         let now = self.clock.now();
-        let calls = self.candidates(organization_id, integration, since).await?;
+        let calls = self.candidates(organization_id, integration, range).await?;
         let unresolved = calls.iter().filter(|c| c.sync.contact_id.is_none()).count();
         if unresolved > 0 && now - resolving_since < RESOLVE_PATIENCE {
             return Ok(WorkOutcome::RetryAt {
@@ -253,7 +258,7 @@ impl CrmBackfill {
         integration: &CrmIntegration,
         bulk: &dyn CrmBulkApi,
         access: &CrmAccess,
-        since: DateTime<Utc>,
+        range: (DateTime<Utc>, Option<DateTime<Utc>>),
         (job_id, started_at): (&str, DateTime<Utc>),
     ) -> Result<WorkOutcome, AppError> {
         let organization_id = item.organization_id;
@@ -295,7 +300,7 @@ impl CrmBackfill {
             self.record(organization_id, integration, *call_id, event).await?;
         }
         // Everything, refused rows included, continues call by call (notes, deals).
-        let calls = self.candidates(organization_id, integration, since).await?;
+        let calls = self.candidates(organization_id, integration, range).await?;
         let queued = self.queue_all(organization_id, &calls).await?;
         for (call_id, _) in &logged {
             self.queue
@@ -381,9 +386,11 @@ impl WorkHandler for CrmBackfill {
             });
         }
         let bulk = connector.bulk.as_ref();
+        // A catch-up takes the calls held until it is planned; a backfill those before the connection.
+        let plan_until = if backfill.catch_up { Some(now) } else { backfill.until };
         let (Some(bulk_api), Some(resolving_since)) = (bulk, backfill.bulk) else {
             return self
-                .plan(item, integration_id, &integration, bulk, backfill.since)
+                .plan(item, integration_id, &integration, bulk, (backfill.since, plan_until))
                 .await;
         };
         let access = match token_for(
@@ -424,7 +431,7 @@ impl WorkHandler for CrmBackfill {
                     &integration,
                     bulk_api.as_ref(),
                     &access,
-                    backfill.since,
+                    (backfill.since, backfill.until),
                     resolving_since,
                 )
                 .await
@@ -436,7 +443,7 @@ impl WorkHandler for CrmBackfill {
                     &integration,
                     bulk_api.as_ref(),
                     &access,
-                    backfill.since,
+                    (backfill.since, backfill.until),
                     (job_id, *started_at),
                 )
                 .await

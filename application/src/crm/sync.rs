@@ -511,6 +511,16 @@ impl CrmSync {
             .await?
             .state;
         let mut refreshed = false;
+        if call
+            .ended_at
+            .is_some_and(|ended| integration.backfill_plan_covers(ended))
+        {
+            // A backfill or catch-up about to be planned may write this call in its bulk job.
+            return Ok(Some((
+                now + chrono::Duration::seconds(30),
+                "waiting for the backfill's plan".into(),
+            )));
+        }
         let awaits_bulk_job = call
             .ended_at
             .is_some_and(|ended| integration.bulk_backfill_covers(ended));
@@ -563,15 +573,21 @@ impl CrmSync {
                         + resets_in
                             .and_then(|d| chrono::Duration::from_std(d).ok())
                             .unwrap_or(chrono::Duration::hours(1));
-                    let command = CrmCommand::Throttle { until, now };
-                    execute::<CrmIntegration>(
-                        self.store.as_ref(),
-                        organization_id,
-                        stream_of::<CrmIntegration>(provider.integration_id(organization_id)),
-                        &metadata("system:crm", format!("reactor:{CRM_SYNC}")),
-                        |loaded| Ok(CrmIntegration::decide(&command, &loaded.state)?),
-                    )
-                    .await?;
+                    let mut commands = vec![CrmCommand::Throttle { until, now }];
+                    if connector.bulk.is_some() {
+                        // The calls held until the budget is back may be many: a catch-up can write them in bulk.
+                        commands.push(CrmCommand::RequestCatchUp { now });
+                    }
+                    for command in commands {
+                        execute::<CrmIntegration>(
+                            self.store.as_ref(),
+                            organization_id,
+                            stream_of::<CrmIntegration>(provider.integration_id(organization_id)),
+                            &metadata("system:crm", format!("reactor:{CRM_SYNC}")),
+                            |loaded| Ok(CrmIntegration::decide(&command, &loaded.state)?),
+                        )
+                        .await?;
+                    }
                     self.record_failure(&step, kind, &state, "daily_limit", Some(until))
                         .await?;
                     return Ok(Some((until, format!("{provider} daily limit"))));

@@ -5,7 +5,7 @@
 //! pause the sync, settings checked against each account.
 
 use serde_json::json;
-use voxreach_tests::crm::{world, Crm, PD_PERSON, SF, SF_CONTACT};
+use voxreach_tests::crm::{world, Crm, World, PD_PERSON, SF, SF_CONTACT};
 use wiremock::matchers::{body_string_contains, method, path};
 use wiremock::{Mock, ResponseTemplate};
 
@@ -320,14 +320,14 @@ async fn pipedrive_settings_name_only_stages_the_account_has() {
     assert_eq!(status, 200, "{body}");
 }
 
-/// `count` calls from Ann Lee end (before any CRM is connected); their ids.
-async fn calls_end(w: &voxreach_tests::crm::World, count: usize) {
+/// `count` calls from Ann Lee end at `ended_at` (the end-of-call report's time).
+async fn calls_end(w: &World, prefix: &str, count: usize, ended_at: &str) {
     for n in 0..count {
         let report = json!({"message": {"type": "end-of-call-report", "endedReason": "customer-ended-call",
-            "call": {"id": format!("vapi-backfill-{n}"), "type": "inboundPhoneCall",
+            "call": {"id": format!("vapi-{prefix}-{n}"), "type": "inboundPhoneCall",
                 "metadata": {"voxreachOrganizationId": w.organization_id}},
             "customer": {"number": "+14155552671"},
-            "startedAt": "2026-03-02T12:00:00.000Z", "endedAt": "2026-03-02T12:03:00.000Z", "durationSeconds": 180,
+            "startedAt": "2026-03-02T12:00:00.000Z", "endedAt": ended_at, "durationSeconds": 180,
             "artifact": {"transcript": "AI: Hi.\nUser: Call me later."},
             "analysis": {"summary": "Call back later."}}});
         let (status, body) = w.app.deliver_vapi(&report).await;
@@ -336,38 +336,33 @@ async fn calls_end(w: &voxreach_tests::crm::World, count: usize) {
     w.app.drain_work().await;
 }
 
-#[tokio::test]
-async fn a_salesforce_backfill_of_many_calls_goes_in_one_bulk_job_and_refused_rows_go_one_by_one() {
-    let w = world().await;
-    calls_end(&w, 200).await;
-    w.clock.set("2026-03-02T15:00:00Z");
-    w.connect_crm(Crm::Salesforce).await;
-    Crm::Salesforce.mount_known_contact(&w).await;
-    const JOB: &str = "7505e00000BackAAA";
+/// The fake takes one bulk ingest job `job` (created, uploaded, closed; still
+/// running at the first look) and notes.
+async fn mount_bulk_job(w: &World, job: &str) {
     Mock::given(method("POST"))
         .and(path(format!("{SF}/jobs/ingest")))
         .respond_with(
-            ResponseTemplate::new(200).set_body_json(json!({"id": JOB, "state": "Open", "object": "Task",
+            ResponseTemplate::new(200).set_body_json(json!({"id": job, "state": "Open", "object": "Task",
             "operation": "insert", "contentType": "CSV"})),
         )
         .expect(1)
         .mount(&w.hubspot)
         .await;
     Mock::given(method("PUT"))
-        .and(path(format!("{SF}/jobs/ingest/{JOB}/batches")))
+        .and(path(format!("{SF}/jobs/ingest/{job}/batches")))
         .respond_with(ResponseTemplate::new(201))
         .expect(1)
         .mount(&w.hubspot)
         .await;
     Mock::given(method("PATCH"))
-        .and(path(format!("{SF}/jobs/ingest/{JOB}")))
-        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"id": JOB, "state": "UploadComplete"})))
+        .and(path(format!("{SF}/jobs/ingest/{job}")))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"id": job, "state": "UploadComplete"})))
         .expect(1)
         .mount(&w.hubspot)
         .await;
     Mock::given(method("GET"))
-        .and(path(format!("{SF}/jobs/ingest/{JOB}")))
-        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"id": JOB, "state": "InProgress"})))
+        .and(path(format!("{SF}/jobs/ingest/{job}")))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"id": job, "state": "InProgress"})))
         .up_to_n_times(1)
         .mount(&w.hubspot)
         .await;
@@ -376,6 +371,99 @@ async fn a_salesforce_backfill_of_many_calls_goes_in_one_bulk_job_and_refused_ro
         .respond_with(ResponseTemplate::new(201).set_body_json(json!({"id": "0025e00000NoteAAAQ", "success": true})))
         .mount(&w.hubspot)
         .await;
+}
+
+/// The rows the job's CSV upload held (its header first).
+async fn uploaded_rows(w: &World) -> (Vec<String>, Vec<csv::StringRecord>) {
+    let requests = w.hubspot.received_requests().await.unwrap();
+    let upload = requests
+        .iter()
+        .find(|r| r.method.as_str() == "PUT")
+        .expect("the CSV was uploaded");
+    let mut uploaded = csv::Reader::from_reader(upload.body.as_slice());
+    let columns = uploaded.headers().unwrap().iter().map(str::to_owned).collect();
+    (columns, uploaded.records().map(Result::unwrap).collect())
+}
+
+/// The job completes: its first `refused` rows refused, the others logged as `00T5e0000<n>AAAQ`.
+async fn complete_bulk_job(w: &World, job: &str, refused: usize) {
+    let (columns, rows) = uploaded_rows(w).await;
+    let header = |first: &str| {
+        std::iter::once(format!("\"sf__Id\",\"{first}\""))
+            .chain(columns.iter().map(|c| format!("\"{c}\"")))
+            .collect::<Vec<_>>()
+            .join(",")
+    };
+    let line = |prefix: String, row: &csv::StringRecord| {
+        let cells: Vec<String> = row.iter().map(|c| format!("\"{}\"", c.replace('"', "\"\""))).collect();
+        format!("{prefix},{}", cells.join(","))
+    };
+    let succeeded: Vec<String> = rows[refused..]
+        .iter()
+        .enumerate()
+        .map(|(n, row)| line(format!("\"00T5e0000{n:05}AAAQ\",\"true\""), row))
+        .collect();
+    let failed: Vec<String> = rows[..refused]
+        .iter()
+        .map(|row| {
+            line(
+                "\"\",\"FIELD_INTEGRITY_EXCEPTION:Related To ID: id value of incorrect type:WhatId --\"".into(),
+                row,
+            )
+        })
+        .collect();
+    Mock::given(method("GET"))
+        .and(path(format!("{SF}/jobs/ingest/{job}")))
+        .respond_with(
+            ResponseTemplate::new(200).set_body_json(json!({"id": job, "state": "JobComplete",
+            "numberRecordsProcessed": rows.len(), "numberRecordsFailed": refused})),
+        )
+        .mount(&w.hubspot)
+        .await;
+    Mock::given(method("GET"))
+        .and(path(format!("{SF}/jobs/ingest/{job}/successfulResults/")))
+        .respond_with(ResponseTemplate::new(200).set_body_string(format!(
+            "{}\n{}\n",
+            header("sf__Created"),
+            succeeded.join("\n")
+        )))
+        .mount(&w.hubspot)
+        .await;
+    Mock::given(method("GET"))
+        .and(path(format!("{SF}/jobs/ingest/{job}/failedResults/")))
+        .respond_with(ResponseTemplate::new(200).set_body_string(format!(
+            "{}\n{}\n",
+            header("sf__Error"),
+            failed.join("\n")
+        )))
+        .mount(&w.hubspot)
+        .await;
+}
+
+/// Lets every reactor run `rounds` times, whatever their retry times.
+async fn run_work(w: &World, rounds: usize) {
+    for _ in 0..rounds {
+        w.app.make_work_due().await;
+        w.app.drain_work().await;
+    }
+}
+
+fn task_posts(requests: &[wiremock::Request]) -> usize {
+    requests
+        .iter()
+        .filter(|r| r.method.as_str() == "POST" && r.url.path() == format!("{SF}/sobjects/Task"))
+        .count()
+}
+
+#[tokio::test]
+async fn a_salesforce_backfill_of_many_calls_goes_in_one_bulk_job_and_refused_rows_go_one_by_one() {
+    let w = world().await;
+    calls_end(&w, "backfill", 200, "2026-03-02T12:03:00.000Z").await;
+    w.clock.set("2026-03-02T15:00:00Z");
+    w.connect_crm(Crm::Salesforce).await;
+    Crm::Salesforce.mount_known_contact(&w).await;
+    const JOB: &str = "7505e00000BackAAA";
+    mount_bulk_job(&w, JOB).await;
 
     // Members of another organization cannot start it; the owner can, once at a time.
     let (stranger, _) = w.app.register("stranger@elsewhere.test", "Elsewhere").await;
@@ -400,73 +488,25 @@ async fn a_salesforce_backfill_of_many_calls_goes_in_one_bulk_job_and_refused_ro
 
     // Contacts are resolved call by call; then the job is created, uploaded and closed.
     w.app.drain_work().await;
-    w.app.make_work_due().await;
-    w.app.drain_work().await;
-    let requests = w.hubspot.received_requests().await.unwrap();
-    let upload = requests
-        .iter()
-        .find(|r| r.method.as_str() == "PUT")
-        .expect("the CSV was uploaded");
-    let mut uploaded = csv::Reader::from_reader(upload.body.as_slice());
-    let columns: Vec<String> = uploaded.headers().unwrap().iter().map(str::to_owned).collect();
-    let rows: Vec<csv::StringRecord> = uploaded.records().map(Result::unwrap).collect();
+    run_work(&w, 2).await;
+    let (_, rows) = uploaded_rows(&w).await;
     assert_eq!(rows.len(), 200, "every call's Task in the one job");
     assert!(rows.iter().all(|row| &row[3] == SF_CONTACT && &row[5] == "Call"));
-    assert!(
-        !requests.iter().any(|r| r.url.path() == format!("{SF}/sobjects/Task")),
+    assert_eq!(
+        task_posts(&w.hubspot.received_requests().await.unwrap()),
+        0,
         "no Task went call by call while the job was due"
     );
 
-    // The job completes with the first row refused.
-    let header = std::iter::once("\"sf__Id\",\"sf__Created\"".to_owned())
-        .chain(columns.iter().map(|c| format!("\"{c}\"")))
-        .collect::<Vec<_>>()
-        .join(",");
-    let line = |prefix: String, row: &csv::StringRecord| {
-        let cells: Vec<String> = row.iter().map(|c| format!("\"{}\"", c.replace('"', "\"\""))).collect();
-        format!("{prefix},{}", cells.join(","))
-    };
-    let succeeded: Vec<String> = rows[1..]
-        .iter()
-        .enumerate()
-        .map(|(n, row)| line(format!("\"00T5e0000{n:05}AAAQ\",\"true\""), row))
-        .collect();
-    let failed = line(
-        "\"\",\"FIELD_INTEGRITY_EXCEPTION:Related To ID: id value of incorrect type:WhatId --\"".into(),
-        &rows[0],
-    );
-    Mock::given(method("GET"))
-        .and(path(format!("{SF}/jobs/ingest/{JOB}")))
-        .respond_with(
-            ResponseTemplate::new(200).set_body_json(json!({"id": JOB, "state": "JobComplete",
-            "numberRecordsProcessed": 200, "numberRecordsFailed": 1})),
-        )
-        .mount(&w.hubspot)
-        .await;
-    Mock::given(method("GET"))
-        .and(path(format!("{SF}/jobs/ingest/{JOB}/successfulResults/")))
-        .respond_with(ResponseTemplate::new(200).set_body_string(format!("{header}\n{}\n", succeeded.join("\n"))))
-        .mount(&w.hubspot)
-        .await;
-    Mock::given(method("GET"))
-        .and(path(format!("{SF}/jobs/ingest/{JOB}/failedResults/")))
-        .respond_with(
-            ResponseTemplate::new(200)
-                .set_body_string(format!("{}\n{failed}\n", header.replace("sf__Created", "sf__Error"))),
-        )
-        .mount(&w.hubspot)
-        .await;
-    // The refused row is logged on its own through the REST API.
+    // The job completes with the first row refused, which is logged on its own through the REST API.
+    complete_bulk_job(&w, JOB, 1).await;
     Mock::given(method("POST"))
         .and(path(format!("{SF}/sobjects/Task")))
         .respond_with(ResponseTemplate::new(201).set_body_json(json!({"id": "00T5e00000RestAAAQ", "success": true})))
         .expect(1)
         .mount(&w.hubspot)
         .await;
-    for _ in 0..3 {
-        w.app.make_work_due().await;
-        w.app.drain_work().await;
-    }
+    run_work(&w, 3).await;
     let refused_call = &rows[0][8];
     let log = w.sync_log(&format!("?callId={refused_call}")).await;
     let seen: Vec<(&str, &str, Option<&str>)> = log
@@ -496,6 +536,66 @@ async fn a_salesforce_backfill_of_many_calls_goes_in_one_bulk_job_and_refused_ro
         .any(|l| l["action"] == "add_note" && l["status"] == "succeeded"));
     // Over: another backfill may start.
     assert_eq!(start(w.token.clone()).await.0, 202);
+}
+
+#[tokio::test]
+async fn calls_held_while_salesforces_daily_limit_is_spent_catch_up_in_one_bulk_job() {
+    let w = world().await;
+    w.connect_crm(Crm::Salesforce).await;
+    Crm::Salesforce.mount_known_contact(&w).await;
+    // The first call's Task meets the org's spent daily limit: the integration is throttled.
+    Mock::given(method("POST"))
+        .and(path(format!("{SF}/sobjects/Task")))
+        .respond_with(ResponseTemplate::new(403).set_body_json(json!([
+            {"message": "TotalRequests Limit exceeded.", "errorCode": "REQUEST_LIMIT_EXCEEDED"}])))
+        .up_to_n_times(1)
+        .mount(&w.hubspot)
+        .await;
+    calls_end(&w, "held", 1, "2026-03-02T13:30:00.000Z").await;
+    let (_, listed) = w.app.get("/api/integrations/crm", Some(&w.token)).await;
+    assert_eq!(listed["integrations"][0]["status"], "throttled", "{listed}");
+    // More calls end while it is: they are held.
+    calls_end(&w, "more", 199, "2026-03-02T13:40:00.000Z").await;
+    assert_eq!(task_posts(&w.hubspot.received_requests().await.unwrap()), 1);
+
+    // The next day the budget is back: the 200 held calls go in one bulk job, none call by call.
+    const JOB: &str = "7505e00000CatchAAA";
+    mount_bulk_job(&w, JOB).await;
+    w.clock.set("2026-03-03T13:00:00Z");
+    run_work(&w, 3).await;
+    let (_, rows) = uploaded_rows(&w).await;
+    assert_eq!(rows.len(), 200, "the held calls' Tasks in one job");
+    complete_bulk_job(&w, JOB, 0).await;
+    run_work(&w, 3).await;
+    assert_eq!(
+        task_posts(&w.hubspot.received_requests().await.unwrap()),
+        1,
+        "only the Task the limit refused went call by call"
+    );
+    // A day on, the owner signs in again to look.
+    let (status, signed_in) = w
+        .app
+        .post(
+            "/api/auth/login",
+            None,
+            json!({"email": "owner@crm.test", "password": "correct horse battery"}),
+        )
+        .await;
+    assert_eq!(status, 200, "{signed_in}");
+    let token = signed_in["token"].as_str().unwrap();
+    let (status, page) = w
+        .app
+        .get("/api/integrations/crm/sync-log?status=succeeded", Some(token))
+        .await;
+    assert_eq!(status, 200, "{page}");
+    let logged: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM crm_sync_log WHERE action = 'log_call' AND status = 'succeeded'")
+            .fetch_one(&w.app.db.pool)
+            .await
+            .unwrap();
+    assert_eq!(logged, 200, "every held call is logged once");
+    let (_, listed) = w.app.get("/api/integrations/crm", Some(token)).await;
+    assert_eq!(listed["integrations"][0]["status"], "active", "{listed}");
 }
 
 #[tokio::test]
