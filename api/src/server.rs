@@ -195,12 +195,17 @@ pub fn build_state(pool: PgPool, wiring: Wiring) -> AppState {
     ));
     let calendar_directory = Arc::new(projections::calendar::PgCalendarDirectory::new(pool.clone()));
     let crm_directory = Arc::new(projections::crm::PgCrmDirectory::new(pool.clone()));
+    let crm_tokens = application::crm::CrmTokens {
+        vault: oauth_store.clone(),
+        store: store.clone(),
+        clock: wiring.clock.clone(),
+    };
     let crm = Arc::new(application::crm::CrmService {
         store: store.clone(),
         clock: wiring.clock.clone(),
         providers: wiring.crm_providers.clone(),
         states: oauth_store.clone(),
-        vault: oauth_store.clone(),
+        tokens: crm_tokens.clone(),
         directory: crm_directory.clone(),
         schema_cache: application::crm::schema_cache(),
     });
@@ -208,7 +213,7 @@ pub fn build_state(pool: PgPool, wiring: Wiring) -> AppState {
         store: store.clone(),
         clock: wiring.clock.clone(),
         providers: wiring.crm_providers.clone(),
-        vault: oauth_store.clone(),
+        tokens: crm_tokens.clone(),
         retry: wiring.retry,
         appointments: calendar_directory.clone(),
         progress: Arc::new(projections::runtime::PgReadModelProgress::new(pool.clone())),
@@ -292,7 +297,7 @@ pub fn build_state(pool: PgPool, wiring: Wiring) -> AppState {
             store: store.clone(),
             clock: wiring.clock.clone(),
             providers: wiring.crm_providers.clone(),
-            vault: oauth_store.clone(),
+            tokens: crm_tokens.clone(),
             directory: crm_directory.clone(),
         }),
         calendars: calendar_directory.clone(),
@@ -359,7 +364,7 @@ pub fn build_state(pool: PgPool, wiring: Wiring) -> AppState {
         store: store.clone(),
         clock: clock.clone(),
         providers: wiring.crm_providers.clone(),
-        vault: oauth_store.clone(),
+        tokens: crm_tokens.clone(),
         calls: call_history.clone(),
         queue: work_queue.clone(),
     };

@@ -534,41 +534,51 @@ fn crm_needs_reauth() -> AppError {
     )
 }
 
-/// An access token for `provider` in the organization, or what to do instead.
-async fn token_for(
-    vault: &dyn TokenVault,
-    store: &dyn EventStore,
-    clock: &dyn Clock,
-    connector: &CrmConnector,
-    organization_id: Uuid,
-    provider: CrmProvider,
-    force: bool,
-) -> Result<Result<CrmAccess, TokenFailure>, AppError> {
-    let fresh = fresh_tokens(
-        vault,
-        connector.oauth.as_ref(),
-        organization_id,
-        &vault_owner(provider),
-        clock.now(),
-        force,
-    )
-    .await?;
-    if let Err(TokenFailure::NeedsReauth(reason)) = &fresh {
-        tracing::warn!(%provider, reason, "CRM needs a new sign-in");
-        let command = CrmCommand::MarkNeedsReauth {
-            reason: reason.clone(),
-            now: clock.now(),
-        };
-        execute::<CrmIntegration>(
-            store,
+/// The CRMs' tokens: kept in the vault, refreshed when due, and a grant the
+/// CRM refuses for good recorded on its integration.
+#[derive(Clone)]
+pub struct CrmTokens {
+    pub vault: Arc<dyn TokenVault>,
+    pub store: Arc<dyn EventStore>,
+    pub clock: Arc<dyn Clock>,
+}
+
+impl CrmTokens {
+    /// Access to `provider` in the organization (refreshed first when
+    /// `force`d, after a 401), or what to do instead.
+    pub(crate) async fn access(
+        &self,
+        connector: &CrmConnector,
+        organization_id: Uuid,
+        provider: CrmProvider,
+        force: bool,
+    ) -> Result<Result<CrmAccess, TokenFailure>, AppError> {
+        let fresh = fresh_tokens(
+            self.vault.as_ref(),
+            connector.oauth.as_ref(),
             organization_id,
-            stream_of::<CrmIntegration>(provider.integration_id(organization_id)),
-            &metadata("system:crm", "crm"),
-            |loaded| Ok(CrmIntegration::decide(&command, &loaded.state)?),
+            &vault_owner(provider),
+            self.clock.now(),
+            force,
         )
         .await?;
+        if let Err(TokenFailure::NeedsReauth(reason)) = &fresh {
+            tracing::warn!(%provider, reason, "CRM needs a new sign-in");
+            let command = CrmCommand::MarkNeedsReauth {
+                reason: reason.clone(),
+                now: self.clock.now(),
+            };
+            execute::<CrmIntegration>(
+                self.store.as_ref(),
+                organization_id,
+                stream_of::<CrmIntegration>(provider.integration_id(organization_id)),
+                &metadata("system:crm", "crm"),
+                |loaded| Ok(CrmIntegration::decide(&command, &loaded.state)?),
+            )
+            .await?;
+        }
+        Ok(fresh.map(CrmAccess::from))
     }
-    Ok(fresh.map(CrmAccess::from))
 }
 
 pub struct CrmService {
@@ -576,7 +586,7 @@ pub struct CrmService {
     pub clock: Arc<dyn Clock>,
     pub providers: CrmProviders,
     pub states: Arc<dyn AuthorizationStates>,
-    pub vault: Arc<dyn TokenVault>,
+    pub tokens: CrmTokens,
     pub directory: Arc<dyn CrmDirectory>,
     /// Each portal's contact properties and deal stages, for checking settings.
     pub schema_cache: SchemaCache,
@@ -670,7 +680,10 @@ impl CrmService {
             .account(&CrmAccess::from(tokens.clone()))
             .await
             .map_err(crm_failure)?;
-        self.vault.put(organization_id, &vault_owner(provider), &tokens).await?;
+        self.tokens
+            .vault
+            .put(organization_id, &vault_owner(provider), &tokens)
+            .await?;
         let command = CrmCommand::Connect {
             organization_id,
             connected_by: pending.user_id,
@@ -727,17 +740,7 @@ impl CrmService {
 
     async fn token(&self, organization_id: Uuid, provider: CrmProvider) -> Result<CrmAccess, AppError> {
         let connector = self.providers.configured(provider)?;
-        match token_for(
-            self.vault.as_ref(),
-            self.store.as_ref(),
-            self.clock.as_ref(),
-            connector,
-            organization_id,
-            provider,
-            false,
-        )
-        .await?
-        {
+        match self.tokens.access(connector, organization_id, provider, false).await? {
             Ok(token) => Ok(token),
             Err(TokenFailure::Unavailable(reason)) => Err(crm_failure(ProviderError::Unavailable(reason))),
             Err(_) => Err(crm_needs_reauth()),
@@ -879,7 +882,7 @@ impl CrmService {
         let owner = vault_owner(provider);
         let mut revoked = false;
         if let (Some(tokens), Some(connector)) = (
-            self.vault.get(organization_id, &owner).await?,
+            self.tokens.vault.get(organization_id, &owner).await?,
             self.providers.get(provider),
         ) {
             // Forgetting the tokens is what the user asked, whether or not the CRM takes the revocation.
@@ -888,7 +891,7 @@ impl CrmService {
                 false
             });
         }
-        self.vault.forget(organization_id, &owner).await?;
+        self.tokens.vault.forget(organization_id, &owner).await?;
         self.schema_cache.invalidate(&(organization_id, provider)).await;
         let command = CrmCommand::Disconnect {
             revoked_at_provider: revoked,

@@ -12,13 +12,13 @@
 //! connection that are not at the CRM yet.
 
 use super::sync::CallFacts;
-use super::{token_for, BulkImport, CrmAccess, CrmBulkApi, CrmConnector, CrmProviders, BULK_THRESHOLD, CRM_SYNC};
+use super::{BulkImport, CrmAccess, CrmBulkApi, CrmConnector, CrmProviders, CrmTokens, BULK_THRESHOLD, CRM_SYNC};
 use crate::aggregates::{execute, load_in, metadata, stream_of};
 use crate::calls::{CallFilter, CallHistory};
 use crate::clock::Clock;
 use crate::error::AppError;
 use crate::event_store::EventStore;
-use crate::oauth::{TokenFailure, TokenVault};
+use crate::oauth::TokenFailure;
 use crate::providers::ProviderError;
 use crate::work::{WorkHandler, WorkItem, WorkOutcome, WorkQueue};
 use async_trait::async_trait;
@@ -45,7 +45,7 @@ pub struct CrmBackfill {
     pub store: Arc<dyn EventStore>,
     pub clock: Arc<dyn Clock>,
     pub providers: CrmProviders,
-    pub vault: Arc<dyn TokenVault>,
+    pub tokens: CrmTokens,
     pub calls: Arc<dyn CallHistory>,
     pub queue: Arc<dyn WorkQueue>,
 }
@@ -393,17 +393,7 @@ impl WorkHandler for CrmBackfill {
                 .plan(item, integration_id, &integration, bulk, (backfill.since, plan_until))
                 .await;
         };
-        let access = match token_for(
-            self.vault.as_ref(),
-            self.store.as_ref(),
-            self.clock.as_ref(),
-            connector,
-            organization_id,
-            provider,
-            false,
-        )
-        .await?
-        {
+        let access = match self.tokens.access(connector, organization_id, provider, false).await? {
             Ok(access) => access,
             Err(TokenFailure::Unavailable(reason)) => {
                 return Ok(WorkOutcome::RetryAt {

@@ -8,7 +8,7 @@ pub struct CrmBriefing {
     pub store: Arc<dyn EventStore>,
     pub clock: Arc<dyn Clock>,
     pub providers: CrmProviders,
-    pub vault: Arc<dyn TokenVault>,
+    pub tokens: CrmTokens,
     /// The contact cache the CRM's webhooks keep: edits newer than its search index.
     pub directory: Arc<dyn CrmDirectory>,
 }
@@ -31,17 +31,7 @@ impl CrmBriefing {
         if !integration.syncs_at(self.clock.now()) {
             return Ok(None);
         }
-        let Ok(token) = token_for(
-            self.vault.as_ref(),
-            self.store.as_ref(),
-            self.clock.as_ref(),
-            connector,
-            organization_id,
-            provider,
-            false,
-        )
-        .await?
-        else {
+        let Ok(token) = self.tokens.access(connector, organization_id, provider, false).await? else {
             return Ok(None);
         };
         let api = connector.api.as_ref();

@@ -183,7 +183,7 @@ pub struct CrmSync {
     pub store: Arc<dyn EventStore>,
     pub clock: Arc<dyn Clock>,
     pub providers: CrmProviders,
-    pub vault: Arc<dyn TokenVault>,
+    pub tokens: CrmTokens,
     pub retry: RetryPolicy,
     /// The appointments a call booked, for the meeting to log.
     pub appointments: Arc<dyn crate::calendar::CalendarDirectory>,
@@ -480,17 +480,7 @@ impl CrmSync {
             .settings
             .clone()
             .unwrap_or_else(|| CrmSettings::defaults_for(provider));
-        let token = match token_for(
-            self.vault.as_ref(),
-            self.store.as_ref(),
-            self.clock.as_ref(),
-            connector,
-            organization_id,
-            provider,
-            false,
-        )
-        .await?
-        {
+        let token = match self.tokens.access(connector, organization_id, provider, false).await? {
             Ok(token) => token,
             Err(TokenFailure::Unavailable(reason)) => {
                 return Ok(Some((now + chrono::Duration::minutes(1), reason)));
@@ -553,17 +543,7 @@ impl CrmSync {
                 Err(ProviderError::Unauthorized) if !refreshed => {
                     // HubSpot tokens are refreshed ahead of expiry; a 401 still gets one refresh.
                     refreshed = true;
-                    match token_for(
-                        self.vault.as_ref(),
-                        self.store.as_ref(),
-                        self.clock.as_ref(),
-                        connector,
-                        organization_id,
-                        provider,
-                        true,
-                    )
-                    .await?
-                    {
+                    match self.tokens.access(connector, organization_id, provider, true).await? {
                         Ok(access) => step.access = access,
                         Err(_) => return Ok(None),
                     }
