@@ -50,6 +50,17 @@ pub struct CrmBackfill {
     pub queue: Arc<dyn WorkQueue>,
 }
 
+/// What the bulk steps of one backfill work with.
+struct BulkRun<'a> {
+    item: &'a WorkItem,
+    integration_id: Uuid,
+    integration: &'a CrmIntegration,
+    connector: &'a CrmConnector,
+    bulk: &'a dyn CrmBulkApi,
+    access: &'a CrmAccess,
+    range: (DateTime<Utc>, Option<DateTime<Utc>>),
+}
+
 /// A call the backfill writes, and how far its sync has got.
 struct Candidate {
     call_id: Uuid,
@@ -189,17 +200,16 @@ impl CrmBackfill {
     }
 
     /// Once every contact is resolved (or patience runs out), the bulk job.
-    #[allow(clippy::too_many_arguments)]
-    async fn start_job(
-        &self,
-        item: &WorkItem,
-        integration_id: Uuid,
-        integration: &CrmIntegration,
-        bulk: &dyn CrmBulkApi,
-        access: &CrmAccess,
-        range: (DateTime<Utc>, Option<DateTime<Utc>>),
-        resolving_since: DateTime<Utc>,
-    ) -> Result<WorkOutcome, AppError> {
+    async fn start_job(&self, run: &BulkRun<'_>, resolving_since: DateTime<Utc>) -> Result<WorkOutcome, AppError> {
+        let BulkRun {
+            item,
+            integration_id,
+            integration,
+            bulk,
+            access,
+            range,
+            ..
+        } = *run;
         let organization_id = item.organization_id;
         let now = self.clock.now();
         let calls = self.candidates(organization_id, integration, range).await?;
@@ -245,27 +255,30 @@ impl CrmBackfill {
                     reason: "the bulk job is running".into(),
                 })
             }
-            Err(error) => self.provider_failed(item, integration_id, integration, error).await,
+            Err(error) => self.provider_failed(run, error).await,
         }
     }
 
     /// Polls the job; once it is over, each call's result is recorded.
-    #[allow(clippy::too_many_arguments)]
     async fn poll_job(
         &self,
-        item: &WorkItem,
-        integration_id: Uuid,
-        integration: &CrmIntegration,
-        bulk: &dyn CrmBulkApi,
-        access: &CrmAccess,
-        range: (DateTime<Utc>, Option<DateTime<Utc>>),
+        run: &BulkRun<'_>,
         (job_id, started_at): (&str, DateTime<Utc>),
     ) -> Result<WorkOutcome, AppError> {
+        let BulkRun {
+            item,
+            integration_id,
+            integration,
+            bulk,
+            access,
+            range,
+            ..
+        } = *run;
         let organization_id = item.organization_id;
         let now = self.clock.now();
         let provider = integration.provider.expect("a live integration has a provider");
         let (logged, refused, failure) = match bulk.call_import(access, job_id).await {
-            Err(error) => return self.provider_failed(item, integration_id, integration, error).await,
+            Err(error) => return self.provider_failed(run, error).await,
             Ok(BulkImport::Running) => {
                 // Back off as the job ages: a quarter of its age, 5 s to 2 min.
                 let wait = ((now - started_at) / 4).clamp(Duration::seconds(5), Duration::minutes(2));
@@ -319,35 +332,55 @@ impl CrmBackfill {
     }
 
     /// A provider failure: the daily budget pauses the backfill until it is
-    /// back; anything else is tried again shortly.
-    async fn provider_failed(
-        &self,
-        item: &WorkItem,
-        integration_id: Uuid,
-        integration: &CrmIntegration,
-        error: ProviderError,
-    ) -> Result<WorkOutcome, AppError> {
+    /// back; a refused session is refreshed; a bulk interface that refuses the
+    /// job (no Bulk API permission, a job gone) hands every call to the
+    /// call-by-call sync; anything else is tried again shortly.
+    async fn provider_failed(&self, run: &BulkRun<'_>, error: ProviderError) -> Result<WorkOutcome, AppError> {
+        let (organization_id, integration) = (run.item.organization_id, run.integration);
+        let provider = integration.provider.expect("a live integration has a provider");
         let now = self.clock.now();
         tracing::warn!(%error, "a CRM backfill step failed");
-        if let ProviderError::DailyLimitReached { resets_in } = error {
-            let until = now
-                + resets_in
-                    .and_then(|d| Duration::from_std(d).ok())
-                    .unwrap_or(Duration::hours(1));
-            let throttle = CrmCommand::Throttle { until, now };
-            self.change(item.organization_id, integration_id, throttle).await?;
-            return Ok(WorkOutcome::RetryAt {
-                due: until,
-                reason: format!(
-                    "{} daily limit",
-                    integration.provider.map(|p| p.as_str()).unwrap_or("CRM")
-                ),
-            });
+        match error {
+            ProviderError::DailyLimitReached { resets_in } => {
+                let until = now
+                    + resets_in
+                        .and_then(|d| Duration::from_std(d).ok())
+                        .unwrap_or(Duration::hours(1));
+                let throttle = CrmCommand::Throttle { until, now };
+                self.change(organization_id, run.integration_id, throttle).await?;
+                Ok(WorkOutcome::RetryAt {
+                    due: until,
+                    reason: format!("{provider} daily limit"),
+                })
+            }
+            ProviderError::Unauthorized => {
+                // Salesforce sessions have no stated lifetime: a refusal is the sign to refresh.
+                let _ = self
+                    .tokens
+                    .access(run.connector, organization_id, provider, true)
+                    .await?;
+                Ok(WorkOutcome::RetryAt {
+                    due: now + Duration::seconds(5),
+                    reason: "the CRM refused the session".into(),
+                })
+            }
+            ProviderError::Rejected { .. } | ProviderError::NotFound => {
+                let calls = self.candidates(organization_id, integration, run.range).await?;
+                let finish = CrmCommand::FinishBackfill {
+                    logged: 0,
+                    refused: 0,
+                    queued: self.queue_all(organization_id, &calls).await?,
+                    failure: Some("the bulk interface refused the job".into()),
+                    now,
+                };
+                self.change(organization_id, run.integration_id, finish).await?;
+                Ok(WorkOutcome::Done)
+            }
+            _ => Ok(WorkOutcome::RetryAt {
+                due: now + Duration::minutes(1),
+                reason: "the CRM failed a backfill step".into(),
+            }),
         }
-        Ok(WorkOutcome::RetryAt {
-            due: now + Duration::minutes(1),
-            reason: "the CRM failed a backfill step".into(),
-        })
     }
 }
 
@@ -413,31 +446,18 @@ impl WorkHandler for CrmBackfill {
                 return Ok(WorkOutcome::Done);
             }
         };
+        let run = BulkRun {
+            item,
+            integration_id,
+            integration: &integration,
+            connector,
+            bulk: bulk_api.as_ref(),
+            access: &access,
+            range: (backfill.since, backfill.until),
+        };
         match &backfill.job {
-            None => {
-                self.start_job(
-                    item,
-                    integration_id,
-                    &integration,
-                    bulk_api.as_ref(),
-                    &access,
-                    (backfill.since, backfill.until),
-                    resolving_since,
-                )
-                .await
-            }
-            Some((job_id, started_at)) => {
-                self.poll_job(
-                    item,
-                    integration_id,
-                    &integration,
-                    bulk_api.as_ref(),
-                    &access,
-                    (backfill.since, backfill.until),
-                    (job_id, *started_at),
-                )
-                .await
-            }
+            None => self.start_job(&run, resolving_since).await,
+            Some((job_id, started_at)) => self.poll_job(&run, (job_id, *started_at)).await,
         }
     }
 }

@@ -539,6 +539,47 @@ async fn a_salesforce_backfill_of_many_calls_goes_in_one_bulk_job_and_refused_ro
 }
 
 #[tokio::test]
+async fn a_bulk_interface_that_refuses_the_job_sends_the_backfill_call_by_call() {
+    let w = world().await;
+    calls_end(&w, "refused", 200, "2026-03-02T12:03:00.000Z").await;
+    w.clock.set("2026-03-02T15:00:00Z");
+    w.connect_crm(Crm::Salesforce).await;
+    Crm::Salesforce.mount_known_contact(&w).await;
+    // This org's user may not use the Bulk API.
+    Mock::given(method("POST"))
+        .and(path(format!("{SF}/jobs/ingest")))
+        .respond_with(ResponseTemplate::new(400).set_body_json(json!([
+            {"errorCode": "API_DISABLED_FOR_ORG", "message": "Bulk API is not enabled for this Organization"}])))
+        .expect(1)
+        .mount(&w.hubspot)
+        .await;
+    for (object, id) in [("Task", "00T5e00000RestAAAQ"), ("Note", "0025e00000NoteAAAQ")] {
+        Mock::given(method("POST"))
+            .and(path(format!("{SF}/sobjects/{object}")))
+            .respond_with(ResponseTemplate::new(201).set_body_json(json!({"id": id, "success": true})))
+            .mount(&w.hubspot)
+            .await;
+    }
+    let (status, body) = w
+        .app
+        .post(
+            "/api/integrations/crm/backfill",
+            Some(&w.token),
+            json!({"provider": "salesforce"}),
+        )
+        .await;
+    assert_eq!(status, 202, "{body}");
+    w.app.drain_work().await;
+    run_work(&w, 4).await;
+    let requests = w.hubspot.received_requests().await.unwrap();
+    assert!(
+        !requests.iter().any(|r| r.method.as_str() == "PUT"),
+        "no upload to a refused job"
+    );
+    assert_eq!(task_posts(&requests), 200, "every call logged on its own instead");
+}
+
+#[tokio::test]
 async fn calls_held_while_salesforces_daily_limit_is_spent_catch_up_in_one_bulk_job() {
     let w = world().await;
     w.connect_crm(Crm::Salesforce).await;
