@@ -127,7 +127,7 @@ pub async fn hubspot(req: HttpRequest, state: web::Data<AppState>, body: web::By
         .crm
         .providers
         .get(CrmProvider::Hubspot)
-        .map(|connector| connector.webhook_secret.as_str())
+        .and_then(|connector| connector.webhook_secret.as_deref())
         .unwrap_or_default();
     if !is_authentic_v3(
         req.method().as_str(),

@@ -315,7 +315,8 @@ pub struct CrmConnector {
     pub api: Arc<dyn CrmApi>,
     /// For CRMs with a bulk interface.
     pub bulk: Option<Arc<dyn CrmBulkApi>>,
-    pub webhook_secret: String,
+    /// The secret its webhooks are signed with, for CRMs whose webhooks we take (HubSpot).
+    pub webhook_secret: Option<String>,
 }
 
 /// The CRMs this deployment is configured for.

@@ -32,6 +32,15 @@ impl PhoneNumber {
         &self.0
     }
 
+    /// The national significant number, without the country code, as
+    /// libphonenumber's metadata splits it (`+14155550123` → `4155550123`):
+    /// how CRMs hold numbers typed in national form.
+    pub fn national_number(&self) -> String {
+        phonenumber::parse(None, &self.0)
+            .map(|parsed| parsed.national().to_string())
+            .unwrap_or_default()
+    }
+
     /// The North American area code (NPA), for local-presence caller ids.
     pub fn area_code(&self) -> Option<&str> {
         self.0.strip_prefix("+1").map(|national| &national[..3])

@@ -720,7 +720,7 @@ pub fn crm_providers(apps: &CrmApps, public_base: &str) -> Result<application::c
                 ),
                 bulk: None,
                 // HubSpot signs its webhooks with the app's client secret.
-                webhook_secret: h.client_secret.clone(),
+                webhook_secret: Some(h.client_secret.clone()),
             })
         })
         .transpose()?;
@@ -742,7 +742,7 @@ pub fn crm_providers(apps: &CrmApps, public_base: &str) -> Result<application::c
             oauth: Arc::new(oauth(settings)?),
             api: client.clone(),
             bulk: Some(client),
-            webhook_secret: sf.client_secret.clone(),
+            webhook_secret: None,
         })
     });
     let pipedrive = apps.pipedrive.as_ref().map(|pd| -> Result<CrmConnector, String> {
@@ -765,7 +765,7 @@ pub fn crm_providers(apps: &CrmApps, public_base: &str) -> Result<application::c
                 .map_err(|e| e.to_string())?,
             ),
             bulk: None,
-            webhook_secret: pd.client_secret.clone(),
+            webhook_secret: None,
         })
     });
     Ok(application::crm::CrmProviders {

@@ -342,33 +342,6 @@ fn rich_text(text: &str) -> String {
     html
 }
 
-/// The digits of an E.164 number's country calling code. Country codes are
-/// prefix-free: 1 and 7 are the one-digit codes, those below the two-digit
-/// ones, and every other code has three digits.
-fn country_code_digits(digits: &str) -> usize {
-    const TWO_DIGIT: &[&str] = &[
-        "20", "27", "30", "31", "32", "33", "34", "36", "39", "40", "41", "43", "44", "45", "46", "47", "48", "49",
-        "51", "52", "53", "54", "55", "56", "57", "58", "60", "61", "62", "63", "64", "65", "66", "81", "82", "84",
-        "86", "90", "91", "92", "93", "94", "95", "98",
-    ];
-    if digits.starts_with('1') || digits.starts_with('7') {
-        1
-    } else if TWO_DIGIT.iter().any(|code| digits.starts_with(code)) {
-        2
-    } else {
-        3
-    }
-}
-
-/// The number without its country code, as HubSpot's calculated
-/// `hs_searchable_calculated_*` properties hold it (`+14155550123` → `4155550123`).
-pub(crate) fn national_number(phone: &PhoneNumber) -> Option<&str> {
-    let digits = phone.as_str().strip_prefix('+')?;
-    digits
-        .get(country_code_digits(digits)..)
-        .filter(|national| !national.is_empty())
-}
-
 /// `Contact already exists. Existing ID: 12345` → `12345`.
 fn existing_id(message: &str) -> Option<String> {
     let (_, after) = message.split_once("Existing ID:")?;
@@ -669,9 +642,10 @@ impl CrmApi for HubSpotClient {
             json!({ "filters": [eq("phone", phone.as_str())] }),
             json!({ "filters": [eq("mobilephone", phone.as_str())] }),
         ];
-        if let Some(national) = national_number(phone) {
-            groups.push(json!({ "filters": [eq("hs_searchable_calculated_phone_number", national)] }));
-            groups.push(json!({ "filters": [eq("hs_searchable_calculated_mobile_number", national)] }));
+        let national = phone.national_number();
+        if !national.is_empty() {
+            groups.push(json!({ "filters": [eq("hs_searchable_calculated_phone_number", &national)] }));
+            groups.push(json!({ "filters": [eq("hs_searchable_calculated_mobile_number", &national)] }));
         }
         let query = json!({
             "filterGroups": groups,
@@ -1220,7 +1194,7 @@ mod tests {
             ("+819012345678", "9012345678"),
             ("+4915112345678", "15112345678"),
         ] {
-            assert_eq!(national_number(&phone(e164)), Some(national), "{e164}");
+            assert_eq!(phone(e164).national_number(), national, "{e164}");
         }
     }
 

@@ -18,7 +18,6 @@
 //! when the company's daily budget is gone.
 
 use crate::http::{parse_retry_after, read_capped, ApiHosts};
-use crate::hubspot::national_number;
 use crate::markup::{escape, plain_text, text_as_html};
 use crate::oauth::{ClientAuthentication, OAuthSettings};
 use application::crm::{
@@ -933,7 +932,11 @@ impl CrmApi for PipedriveClient {
 
     /// An exact phone match, in E.164 and then in national form.
     async fn find_contact(&self, access: &CrmAccess, phone: &PhoneNumber) -> Result<Option<CrmContact>, ProviderError> {
-        for term in std::iter::once(phone.as_str()).chain(national_number(phone)) {
+        let national = phone.national_number();
+        for term in [phone.as_str(), national.as_str()]
+            .into_iter()
+            .filter(|t| !t.is_empty())
+        {
             if let Some(person) = self.search::<FoundPerson>(access, "persons", "phone", term).await? {
                 return Ok(Some(person.into_contact()));
             }

@@ -622,9 +622,11 @@ impl CrmApi for SalesforceClient {
         // Phone fields are searched by their digits, however they were typed:
         // the national number finds local formats, the full one international.
         let full = phone.as_str().trim_start_matches('+');
-        let terms = match crate::hubspot::national_number(phone) {
-            Some(national) => format!("\"{national}\" OR \"{full}\""),
-            None => format!("\"{full}\""),
+        let national = phone.national_number();
+        let terms = if national.is_empty() {
+            format!("\"{full}\"")
+        } else {
+            format!("\"{national}\" OR \"{full}\"")
         };
         let sosl = format!(
             "FIND {{{terms}}} IN PHONE FIELDS RETURNING \

@@ -135,12 +135,17 @@ impl CrmBackfill {
 
     /// Hands every call to the call-by-call sync.
     async fn queue_all(&self, organization_id: Uuid, calls: &[Candidate]) -> Result<u32, AppError> {
-        for call in calls {
+        let ids: Vec<Uuid> = calls.iter().map(|c| c.call_id).collect();
+        self.queue_ids(organization_id, &ids).await
+    }
+
+    async fn queue_ids(&self, organization_id: Uuid, call_ids: &[Uuid]) -> Result<u32, AppError> {
+        for call_id in call_ids {
             self.queue
-                .enqueue_once(CRM_SYNC, &call.call_id.to_string(), organization_id)
+                .enqueue_once(CRM_SYNC, &call_id.to_string(), organization_id)
                 .await?;
         }
-        Ok(calls.len() as u32)
+        Ok(call_ids.len() as u32)
     }
 
     async fn record(
@@ -312,14 +317,18 @@ impl CrmBackfill {
             };
             self.record(organization_id, integration, *call_id, event).await?;
         }
-        // Everything, refused rows included, continues call by call (notes, deals).
-        let calls = self.candidates(organization_id, integration, range).await?;
-        let queued = self.queue_all(organization_id, &calls).await?;
-        for (call_id, _) in &logged {
-            self.queue
-                .enqueue_once(CRM_SYNC, &call_id.to_string(), organization_id)
-                .await?;
-        }
+        // Everything, refused rows included, continues call by call (notes, deals). A failed job sends
+        // the calls it held through REST; calls it never held were queued when the backfill was planned.
+        let held: Vec<Uuid> = if failure.is_some() {
+            self.candidates(organization_id, integration, range)
+                .await?
+                .iter()
+                .map(|c| c.call_id)
+                .collect()
+        } else {
+            logged.iter().chain(&refused).map(|(call_id, _)| *call_id).collect()
+        };
+        let queued = self.queue_ids(organization_id, &held).await?;
         let finish = CrmCommand::FinishBackfill {
             logged: logged.len() as u32,
             refused: refused.len() as u32,
