@@ -12,6 +12,7 @@ use crate::work::{ReadModelProgress, WorkHandler, WorkItem, WorkOutcome};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use domain::agents::{Agent, AgentCommand, AgentError, AgentSpec, RefreshReason};
+use domain::analytics::{AdherenceChecklist, ChecklistPoint};
 use domain::Aggregate;
 use serde::Serialize;
 use std::sync::Arc;
@@ -186,6 +187,37 @@ impl AgentService {
             })
             .await?;
         view_of(agent_id, &loaded.state)
+    }
+
+    /// Replaces the agent's script-adherence checklist (analytics scores its calls against it).
+    #[tracing::instrument(skip_all, fields(organization_id = %caller.organization_id, %agent_id))]
+    pub async fn set_adherence_checklist(
+        &self,
+        caller: &Session,
+        agent_id: Uuid,
+        points: Vec<ChecklistPoint>,
+    ) -> Result<Vec<ChecklistPoint>, AppError> {
+        crate::permissions::authorize(caller, crate::permissions::Action::EditAgents)?;
+        let checklist = AdherenceChecklist::parse(points)
+            .map_err(|error| AppError::validation(&error.field, error.to_string()))?;
+        let now = self.clock.now();
+        let loaded = self
+            .execute(caller, agent_id, |_| {
+                Ok(AgentCommand::SetAdherenceChecklist {
+                    checklist: checklist.clone(),
+                    now,
+                })
+            })
+            .await?;
+        Ok(loaded.state.adherence_checklist.points().to_vec())
+    }
+
+    pub async fn adherence_checklist(&self, caller: &Session, agent_id: Uuid) -> Result<Vec<ChecklistPoint>, AppError> {
+        let loaded = load_in::<Agent>(self.store.as_ref(), caller.organization_id, stream_of::<Agent>(agent_id)).await?;
+        if !loaded.state.exists() {
+            return Err(agent_error(AgentError::NotFound));
+        }
+        Ok(loaded.state.adherence_checklist.points().to_vec())
     }
 
     #[tracing::instrument(skip_all, fields(organization_id = %caller.organization_id))]

@@ -193,11 +193,11 @@ impl From<AuthError> for AppError {
     }
 }
 
-fn domain_error(error: AuthError) -> AppError {
+pub(crate) fn domain_error(error: AuthError) -> AppError {
     let kind = match &error {
         AuthError::Invalid { .. } => ErrorKind::Validation,
         AuthError::EmailTaken | AuthError::OrganizationExists | AuthError::UserExists => ErrorKind::Conflict,
-        AuthError::UserNotFound => ErrorKind::NotFound,
+        AuthError::UserNotFound | AuthError::OrganizationNotFound => ErrorKind::NotFound,
         AuthError::InvalidResetToken => ErrorKind::Validation,
         AuthError::RoleNotAllowed { .. } => ErrorKind::Forbidden,
     };
@@ -206,7 +206,7 @@ fn domain_error(error: AuthError) -> AppError {
         AuthError::EmailTaken => "email_taken",
         AuthError::OrganizationExists => "organization_exists",
         AuthError::UserExists => "user_exists",
-        AuthError::UserNotFound => "not_found",
+        AuthError::UserNotFound | AuthError::OrganizationNotFound => "not_found",
         AuthError::InvalidResetToken => "invalid_reset_token",
         AuthError::RoleNotAllowed { .. } => "role_not_allowed",
     };
@@ -389,7 +389,7 @@ impl AuthService {
             name: user.state.name.clone(),
             role,
             organization_id: session.organization_id,
-            organization_name: organization.state.name.unwrap_or_default(),
+            organization_name: organization.state.settings.map(|s| s.name).unwrap_or_default(),
         })
     }
 

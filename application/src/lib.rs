@@ -2,6 +2,7 @@
 
 pub mod ab_testing;
 pub mod agents;
+pub mod analytics;
 pub mod aggregates;
 pub mod auth;
 pub mod calendar;
@@ -13,6 +14,7 @@ pub mod crm;
 pub mod error;
 pub mod event_store;
 pub mod oauth;
+pub mod organization;
 pub mod permissions;
 pub mod phone_numbers;
 pub mod providers;

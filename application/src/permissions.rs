@@ -37,10 +37,12 @@ pub enum Action {
     RemoveFromDnc,
     /// Book appointments into connected calendars.
     BookAppointments,
+    /// Change the organization's name, time zone and currency.
+    ManageOrganization,
 }
 
 impl Action {
-    pub const ALL: [Action; 14] = [
+    pub const ALL: [Action; 15] = [
         Action::EditAgents,
         Action::DeleteAgents,
         Action::PlaceCalls,
@@ -55,6 +57,7 @@ impl Action {
         Action::AddToDnc,
         Action::RemoveFromDnc,
         Action::BookAppointments,
+        Action::ManageOrganization,
     ];
 }
 

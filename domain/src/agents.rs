@@ -1,6 +1,7 @@
 //! AI voice agents: what they say, how they sound, and their copy at Vapi.
 
 use crate::aggregate::Aggregate;
+use crate::analytics::AdherenceChecklist;
 use crate::domain_events;
 use crate::phone::PhoneNumber;
 use crate::voices;
@@ -234,6 +235,11 @@ domain_events! {
         /// calendar tools). Counts as a revision. Payload: reason (calendars_changed), at.
         #[version(1)]
         AgentAssistantRefreshRequested { reason: RefreshReason, at: DateTime<Utc> },
+        /// The points the agent's turns are scored against for script adherence (analytics); replaces the
+        /// previous checklist, an empty one stops the scoring. Calls already scored keep their scores.
+        /// Payload: checklist [{point, phrases[]}], at.
+        #[version(1)]
+        AgentAdherenceChecklistSet { checklist: AdherenceChecklist, at: DateTime<Utc> },
     }
 }
 
@@ -282,6 +288,10 @@ pub enum AgentCommand {
         reason: RefreshReason,
         now: DateTime<Utc>,
     },
+    SetAdherenceChecklist {
+        checklist: AdherenceChecklist,
+        now: DateTime<Utc>,
+    },
     /// Claims the assistant's creation before asking Vapi. `previous` is the
     /// attempt the caller found (and checked created nothing at Vapi).
     StartAssistantCreation {
@@ -307,6 +317,7 @@ pub struct Agent {
     pub creation_attempt: Option<(Uuid, DateTime<Utc>)>,
     pub created_at: Option<DateTime<Utc>>,
     pub updated_at: Option<DateTime<Utc>>,
+    pub adherence_checklist: AdherenceChecklist,
 }
 
 impl Agent {
@@ -369,6 +380,11 @@ impl Aggregate for Agent {
             C::Deactivate { now } if state.active => vec![AgentEvent::AgentDeactivated { at: *now }],
             C::Activate { .. } | C::Deactivate { .. } => vec![],
             C::Delete { now } => vec![AgentEvent::AgentDeleted { at: *now }],
+            C::SetAdherenceChecklist { checklist, .. } if *checklist == state.adherence_checklist => vec![],
+            C::SetAdherenceChecklist { checklist, now } => vec![AgentEvent::AgentAdherenceChecklistSet {
+                checklist: checklist.clone(),
+                at: *now,
+            }],
             C::RequestAssistantRefresh { reason, now } => vec![AgentEvent::AgentAssistantRefreshRequested {
                 reason: *reason,
                 at: *now,
@@ -478,6 +494,9 @@ impl Aggregate for Agent {
             }
             AgentEvent::AgentSyncFailed { revision, .. } => {
                 self.sync_failed = *revision == self.revision;
+            }
+            AgentEvent::AgentAdherenceChecklistSet { checklist, .. } => {
+                self.adherence_checklist = checklist.clone();
             }
         }
         self

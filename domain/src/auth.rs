@@ -2,6 +2,7 @@
 
 use crate::aggregate::Aggregate;
 use crate::domain_events;
+use crate::time_zone::TimeZone;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use std::fmt;
@@ -16,6 +17,8 @@ pub enum AuthError {
     EmailTaken,
     #[error("this organization already exists")]
     OrganizationExists,
+    #[error("organization not found")]
+    OrganizationNotFound,
     #[error("this user already exists")]
     UserExists,
     #[error("user not found")]
@@ -177,7 +180,60 @@ domain_events! {
             owner_user_id: Uuid,
             created_at: DateTime<Utc>,
         },
+        /// An owner or admin changed the organization's settings; carries all of them. Before the first
+        /// change an organization is in UTC and counts in USD. Payload: name, timezone (IANA), currency
+        /// (ISO 4217), changedBy, at.
+        #[version(1)]
+        OrganizationSettingsChanged {
+            name: String,
+            timezone: TimeZone,
+            currency: Currency,
+            changed_by: Uuid,
+            at: DateTime<Utc>,
+        },
     }
+}
+
+/// An ISO 4217 currency (`USD`), parsed when it enters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct Currency(iso_currency::Currency);
+
+impl Currency {
+    pub const USD: Currency = Currency(iso_currency::Currency::USD);
+
+    pub fn code(self) -> &'static str {
+        self.0.code()
+    }
+}
+
+impl TryFrom<String> for Currency {
+    type Error = String;
+
+    fn try_from(raw: String) -> Result<Self, String> {
+        iso_currency::Currency::from_code(raw.trim())
+            .map(Currency)
+            .ok_or_else(|| format!("{raw:?} is not an ISO 4217 currency code like USD"))
+    }
+}
+
+impl From<Currency> for String {
+    fn from(currency: Currency) -> String {
+        currency.code().to_owned()
+    }
+}
+
+/// The settings every organization has.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OrganizationSettings {
+    pub name: String,
+    pub timezone: TimeZone,
+    pub currency: Currency,
+}
+
+impl OrganizationSettings {
+    /// Where an organization starts: UTC, in USD.
+    pub const DEFAULT_TIMEZONE: TimeZone = TimeZone::new(chrono_tz::UTC);
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -187,11 +243,19 @@ pub enum OrganizationCommand {
         owner_user_id: Uuid,
         now: DateTime<Utc>,
     },
+    /// Changes the given settings, keeping the others.
+    ChangeSettings {
+        name: Option<String>,
+        timezone: Option<TimeZone>,
+        currency: Option<Currency>,
+        changed_by: Uuid,
+        now: DateTime<Utc>,
+    },
 }
 
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Organization {
-    pub name: Option<String>,
+    pub settings: Option<OrganizationSettings>,
 }
 
 impl Aggregate for Organization {
@@ -207,7 +271,7 @@ impl Aggregate for Organization {
                 owner_user_id,
                 now,
             } => {
-                if state.name.is_some() {
+                if state.settings.is_some() {
                     return Err(AuthError::OrganizationExists);
                 }
                 Ok(vec![OrganizationEvent::OrganizationCreated {
@@ -216,14 +280,56 @@ impl Aggregate for Organization {
                     created_at: *now,
                 }])
             }
+            OrganizationCommand::ChangeSettings {
+                name,
+                timezone,
+                currency,
+                changed_by,
+                now,
+            } => {
+                let current = state.settings.as_ref().ok_or(AuthError::OrganizationNotFound)?;
+                let changed = OrganizationSettings {
+                    name: match name {
+                        Some(name) => validate_name("name", name)?,
+                        None => current.name.clone(),
+                    },
+                    timezone: timezone.unwrap_or(current.timezone),
+                    currency: currency.unwrap_or(current.currency),
+                };
+                if &changed == current {
+                    return Ok(vec![]);
+                }
+                Ok(vec![OrganizationEvent::OrganizationSettingsChanged {
+                    name: changed.name,
+                    timezone: changed.timezone,
+                    currency: changed.currency,
+                    changed_by: *changed_by,
+                    at: *now,
+                }])
+            }
         }
     }
 
     fn evolve(self, event: &OrganizationEvent) -> Self {
-        match event {
-            OrganizationEvent::OrganizationCreated { name, .. } => Organization {
-                name: Some(name.clone()),
+        let settings = match event {
+            OrganizationEvent::OrganizationCreated { name, .. } => OrganizationSettings {
+                name: name.clone(),
+                timezone: OrganizationSettings::DEFAULT_TIMEZONE,
+                currency: Currency::USD,
             },
+            OrganizationEvent::OrganizationSettingsChanged {
+                name,
+                timezone,
+                currency,
+                ..
+            } => OrganizationSettings {
+                name: name.clone(),
+                timezone: *timezone,
+                currency: *currency,
+            },
+        };
+        Organization {
+            settings: Some(settings),
         }
     }
 }

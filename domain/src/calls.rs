@@ -274,6 +274,12 @@ pub struct TranscriptMessage {
     pub message: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub time: Option<f64>,
+    /// Epoch milliseconds at which the message ended (absent from reports stored before 2026-11-26).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub end_time: Option<f64>,
+    /// Milliseconds spoken, as Vapi sends it (absent from reports stored before 2026-11-26).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub duration: Option<f64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub seconds_from_start: Option<f64>,
 }
@@ -354,7 +360,7 @@ domain_events! {
             at: DateTime<Utc>,
         },
         /// Vapi's end-of-call report. Payload: parties, report {endedReason, startedAt, endedAt,
-        /// durationSeconds, cost, transcript, messages[{role, message, time, secondsFromStart}], recordingUrl,
+        /// durationSeconds, cost, transcript, messages[{role, message, time, endTime, duration, secondsFromStart}], recordingUrl,
         /// stereoRecordingUrl, summary, structuredData, successEvaluation}, at.
         #[version(1)]
         CallEnded {

@@ -3,6 +3,7 @@
 
 pub mod ab_statistics;
 pub mod ab_testing;
+pub mod analytics;
 pub mod agents;
 pub mod aggregate;
 pub mod auth;

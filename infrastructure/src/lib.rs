@@ -2,6 +2,7 @@
 //! crypto, tokens, mail, configuration and the embedded PostgreSQL bootstrap.
 
 pub mod ab_testing;
+pub mod analytics;
 pub mod calendly;
 pub mod config;
 pub mod database;

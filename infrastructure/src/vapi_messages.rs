@@ -197,6 +197,8 @@ fn transcript_messages(value: &Value) -> Vec<TranscriptMessage> {
                         role: text(&m["role"])?,
                         message: text(&m["message"]).or_else(|| text(&m["content"]))?,
                         time: m["time"].as_f64(),
+                        end_time: m["endTime"].as_f64(),
+                        duration: m["duration"].as_f64(),
                         seconds_from_start: m["secondsFromStart"].as_f64(),
                     })
                 })

@@ -61,7 +61,10 @@ fn evolve(row: &mut Option<AgentRow>, id: Uuid, event: AgentEvent) {
     }
     let Some(agent) = row else { return };
     match event {
-        AgentEvent::AgentCreated { .. } | AgentEvent::AgentAssistantCreationStarted { .. } => {}
+        // Analytics reads the checklist; the agent list does not show it.
+        AgentEvent::AgentCreated { .. }
+        | AgentEvent::AgentAssistantCreationStarted { .. }
+        | AgentEvent::AgentAdherenceChecklistSet { .. } => {}
         AgentEvent::AgentUpdated { spec, updated_at } => {
             agent.spec = spec;
             agent.revision += 1;

@@ -55,6 +55,8 @@ fn report(n: usize, at: DateTime<Utc>) -> CallReport {
                 "Turn {turn} of call {n}: thanks for taking the time, could you tell me a bit more about how you handle it today?"
             ),
             time: None,
+            end_time: None,
+            duration: Some(6000.0),
             seconds_from_start: Some(turn as f64 * 7.5),
         })
         .collect();

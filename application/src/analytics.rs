@@ -1,0 +1,244 @@
+//! Analytics (SPEC §2.7): the figures of the dashboard and its exports, read
+//! from the analytics read model in the organization's time zone.
+
+pub mod query;
+
+pub use query::{AnalyticsQuery, AnalyticsQueryInput, ConversionTarget, MAX_RANGE_DAYS};
+
+use crate::error::AppError;
+use async_trait::async_trait;
+use chrono::NaiveDate;
+use serde::Serialize;
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+/// Calls started on one local day.
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct DayCount {
+    pub date: NaiveDate,
+    pub count: i64,
+}
+
+/// Calls started in one local hour of the day (0–23).
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct HourCount {
+    pub hour: u32,
+    pub count: i64,
+}
+
+/// One stage of Calls → Contacts → Qualified → Appointments → Sales.
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct FunnelStage {
+    pub stage: String,
+    pub count: i64,
+    /// Percent of the previous stage (100 for the first stage, 0 when the previous is empty).
+    pub conversion_rate: f64,
+}
+
+/// One outcome's share of the calls that have an outcome.
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct OutcomeShare {
+    pub outcome: String,
+    pub count: i64,
+    /// Percent of all calls in the range.
+    pub percentage: f64,
+}
+
+/// One agent's figures, ranked by conversion rate, then calls.
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AgentStats {
+    pub rank: u32,
+    pub agent_id: Uuid,
+    pub agent_name: String,
+    pub calls: i64,
+    /// Percent of the agent's calls reaching the target outcome.
+    pub conversion_rate: f64,
+    /// Seconds.
+    pub avg_call_duration: f64,
+    /// Agent talk seconds per prospect talk second (null without message timings).
+    pub talk_ratio: Option<f64>,
+    /// −1…1 (null without scored calls).
+    pub avg_sentiment: Option<f64>,
+    /// 0…1 share of checklist points covered (null without a checklist).
+    pub adherence: Option<f64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct BestHour {
+    pub hour: u32,
+    pub conversion_rate: f64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct BestDay {
+    /// Weekday name in English ("Monday"…).
+    pub day: String,
+    pub conversion_rate: f64,
+}
+
+/// The `AnalyticsMetrics` interface of SPEC §2.7, with its field names.
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AnalyticsMetrics {
+    pub total_calls: i64,
+    /// Every day of the range, zeros included.
+    pub calls_by_day: Vec<DayCount>,
+    /// Every hour 0–23, zeros included.
+    pub calls_by_hour: Vec<HourCount>,
+    /// Percent of calls reaching the target outcome.
+    pub conversion_rate: f64,
+    pub funnel_stages: Vec<FunnelStage>,
+    /// Average agent speaking seconds per call with message timings.
+    pub avg_talk_time: f64,
+    /// Average prospect speaking seconds per call with message timings.
+    pub avg_listen_time: f64,
+    /// Agent talk time / prospect talk time (0 when the prospect never spoke).
+    pub talk_ratio: f64,
+    pub outcomes: Vec<OutcomeShare>,
+    pub agent_stats: Vec<AgentStats>,
+    /// Null when no hour has `minSample` calls.
+    pub best_time_to_call: Option<BestHour>,
+    /// Null when no weekday has `minSample` calls.
+    pub best_day_to_call: Option<BestDay>,
+}
+
+/// Talk analysis from the transcript's message timings.
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct TalkTime {
+    pub avg_talk_time: f64,
+    pub avg_listen_time: f64,
+    pub talk_ratio: f64,
+    /// Average of each call's longest uninterrupted agent turn, seconds.
+    pub avg_longest_monologue: f64,
+    /// Average overlapping turns per call.
+    pub avg_interruptions: f64,
+    /// Share (0…1) of call time in which nobody spoke.
+    pub silence_share: f64,
+    /// Calls whose timings were analysed.
+    pub calls_analyzed: i64,
+    /// Calls without message timings, left out of the averages above.
+    pub calls_without_timings: i64,
+}
+
+/// One weekday × hour cell of the heatmap.
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct HeatCell {
+    /// ISO weekday: 1 = Monday … 7 = Sunday.
+    pub weekday: u32,
+    pub hour: u32,
+    pub calls: i64,
+    /// Percent of calls a human answered.
+    pub contact_rate: f64,
+    /// Percent of calls reaching the target outcome.
+    pub conversion_rate: f64,
+    /// Fewer calls than `minSample`: shown, never ranked.
+    pub low_sample: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct BestTimes {
+    pub best_time_to_call: Option<BestHour>,
+    pub best_day_to_call: Option<BestDay>,
+    pub min_sample: i64,
+    /// All 7 × 24 cells, Monday 0:00 first.
+    pub heatmap: Vec<HeatCell>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SentimentDay {
+    pub date: NaiveDate,
+    /// Null on a day without scored calls.
+    pub average: Option<f64>,
+    pub calls: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Sentiment {
+    pub average: Option<f64>,
+    pub positive: i64,
+    pub neutral: i64,
+    pub negative: i64,
+    /// Every day of the range.
+    pub trend: Vec<SentimentDay>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AdherenceDay {
+    pub date: NaiveDate,
+    pub average: Option<f64>,
+    pub calls: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AgentAdherence {
+    pub agent_id: Uuid,
+    pub agent_name: String,
+    pub average: f64,
+    pub calls: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct MissedPoint {
+    pub point: String,
+    pub calls: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Adherence {
+    /// 0…1 over the scored calls (calls of agents with a checklist).
+    pub average: Option<f64>,
+    pub calls_scored: i64,
+    pub by_agent: Vec<AgentAdherence>,
+    pub trend: Vec<AdherenceDay>,
+    /// Points most often missed, most first.
+    pub missed_points: Vec<MissedPoint>,
+}
+
+/// Everything an export shows.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AnalyticsReport {
+    pub organization_name: String,
+    pub timezone: String,
+    pub start_date: NaiveDate,
+    pub end_date: NaiveDate,
+    pub target: ConversionTarget,
+    pub metrics: AnalyticsMetrics,
+    pub talk: TalkTime,
+    pub best_times: BestTimes,
+    pub sentiment: Sentiment,
+    pub adherence: Adherence,
+}
+
+/// The analytics read model.
+#[async_trait]
+pub trait AnalyticsReadModel: Send + Sync {
+    async fn metrics(&self, query: &AnalyticsQuery) -> Result<AnalyticsMetrics, AppError>;
+    async fn talk_time(&self, query: &AnalyticsQuery) -> Result<TalkTime, AppError>;
+    async fn best_times(&self, query: &AnalyticsQuery) -> Result<BestTimes, AppError>;
+    async fn agents(&self, query: &AnalyticsQuery) -> Result<Vec<AgentStats>, AppError>;
+    async fn sentiment(&self, query: &AnalyticsQuery) -> Result<Sentiment, AppError>;
+    async fn adherence(&self, query: &AnalyticsQuery) -> Result<Adherence, AppError>;
+}
+
+/// Renders an export file.
+pub trait ReportRenderer: Send + Sync {
+    fn excel(&self, report: &AnalyticsReport) -> Result<Vec<u8>, AppError>;
+    fn pdf(&self, report: &AnalyticsReport) -> Result<Vec<u8>, AppError>;
+}
