@@ -11,6 +11,7 @@ use application::agents::AgentView;
 use application::AppError;
 use domain::agents::{AgentSpec, ModelSettings, VoiceSettings};
 use domain::agents::{FIRST_MESSAGE_CHARS, NAME_CHARS, SYSTEM_PROMPT_CHARS};
+use domain::analytics::ChecklistPoint;
 use domain::calls::OutcomeRule;
 use domain::openapi::{name, optional_integer, optional_name, optional_phone};
 use domain::phone::PhoneNumber;
@@ -214,6 +215,35 @@ pub async fn voices(_caller: Caller) -> HttpResponse {
     })
 }
 
+/// An agent's script-adherence checklist: the points its turns are scored on.
+#[utoipa::path(get, path = "/api/agents/{id}/adherence-checklist", tag = "agents", security(("bearer" = [])),
+    responses((status = 200, body = Vec<ChecklistPoint>)))]
+pub async fn adherence_checklist(
+    state: web::Data<AppState>,
+    caller: Caller,
+    id: web::Path<Uuid>,
+) -> Result<HttpResponse, ApiError> {
+    Ok(HttpResponse::Ok().json(state.agents.adherence_checklist(&caller.0, *id).await?))
+}
+
+/// Replace an agent's checklist (`[{point, phrases[]}]`, at most 50 points of 20 phrases; `[]` stops the scoring).
+/// A point is covered when the agent says one of its phrases, exactly or with a normalized Levenshtein
+/// similarity of at least 0.8 over as many words.
+#[utoipa::path(put, path = "/api/agents/{id}/adherence-checklist", tag = "agents", security(("bearer" = [])),
+    request_body = Vec<ChecklistPoint>, responses((status = 200, body = Vec<ChecklistPoint>)))]
+pub async fn set_adherence_checklist(
+    state: web::Data<AppState>,
+    caller: Caller,
+    id: web::Path<Uuid>,
+    body: Json<Vec<ChecklistPoint>>,
+) -> Result<HttpResponse, ApiError> {
+    let points = state
+        .agents
+        .set_adherence_checklist(&caller.0, *id, body.into_inner())
+        .await?;
+    Ok(HttpResponse::Ok().json(points))
+}
+
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.service(
         web::resource("/api/agents")
@@ -226,6 +256,12 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             .get(get)
             .patch(update)
             .delete(delete)
+            .default_service(web::to(method_not_allowed)),
+    )
+    .service(
+        web::resource("/api/agents/{id}/adherence-checklist")
+            .get(adherence_checklist)
+            .put(set_adherence_checklist)
             .default_service(web::to(method_not_allowed)),
     )
     .service(

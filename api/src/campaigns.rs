@@ -43,9 +43,27 @@ pub struct CampaignList {
 pub async fn create(
     state: web::Data<AppState>,
     caller: Caller,
-    body: Json<CampaignSettings>,
-) -> Result<HttpResponse, ApiError> {
-    Ok(HttpResponse::Created().json(state.campaigns.create(&caller.0, body.into_inner()).await?))
+    body: Json<serde_json::Value>,
+) -> Result<HttpResponse, actix_web::Error> {
+    let mut raw = body.into_inner();
+    // A campaign without its own zone is in the organization's.
+    if let Some(fields) = raw.as_object_mut().filter(|fields| !fields.contains_key("timezone")) {
+        let zone = state
+            .organization
+            .settings(&caller.0)
+            .await
+            .map_err(ApiError::from)?
+            .timezone;
+        fields.insert("timezone".into(), serde_json::Value::from(zone.name()));
+    }
+    let settings: CampaignSettings =
+        serde_json::from_value(raw).map_err(|e| crate::error::unprocessable("invalid_body", &e.to_string()))?;
+    let created = state
+        .campaigns
+        .create(&caller.0, settings)
+        .await
+        .map_err(ApiError::from)?;
+    Ok(HttpResponse::Created().json(created))
 }
 
 /// The organization's campaigns (archived ones left out), newest first.

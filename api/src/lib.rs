@@ -2,6 +2,7 @@
 
 pub mod ab_testing;
 pub mod agents;
+pub mod analytics;
 pub mod auth;
 pub mod body;
 pub mod calendar;
@@ -13,6 +14,7 @@ pub mod error;
 pub mod health;
 pub mod observability;
 pub mod openapi;
+pub mod organization;
 pub mod phone_numbers;
 pub mod roles;
 pub mod server;

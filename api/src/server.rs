@@ -39,6 +39,8 @@ pub struct AppState {
     pub pool: PgPool,
     pub auth: Arc<AuthService>,
     pub agents: Arc<AgentService>,
+    pub organization: Arc<application::organization::OrganizationService>,
+    pub analytics: Arc<application::analytics::AnalyticsService>,
     pub campaigns: Arc<application::campaigns::CampaignService>,
     pub dnc: Arc<application::campaigns::DncService>,
     pub calls: Arc<CallService>,
@@ -146,6 +148,17 @@ pub fn build_state(pool: PgPool, wiring: Wiring) -> AppState {
         store: store.clone(),
         clock: wiring.clock.clone(),
         directory: agent_directory.clone(),
+    };
+    let organization = Arc::new(application::organization::OrganizationService {
+        store: store.clone(),
+        clock: wiring.clock.clone(),
+    });
+    let analytics = application::analytics::AnalyticsService {
+        read_model: Arc::new(projections::analytics::PgAnalytics::new(pool.clone())),
+        organizations: organization.clone(),
+        agents: agent_directory.clone(),
+        renderer: Arc::new(infrastructure::analytics::ReportFiles),
+        clock: wiring.clock.clone(),
     };
     let ab_slots: Arc<dyn application::ab_testing::AssignmentSlots> =
         Arc::new(infrastructure::ab_testing::PgAssignmentSlots::new(pool.clone()));
@@ -369,6 +382,8 @@ pub fn build_state(pool: PgPool, wiring: Wiring) -> AppState {
         queue: work_queue.clone(),
     };
     AppState {
+        organization,
+        analytics: Arc::new(analytics),
         runner: projection_runner(&pool, store),
         scheduled: [
             Some(number_sync.clone() as Arc<dyn ScheduledJob>),
@@ -433,6 +448,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     .configure(crate::auth::routes)
     .configure(crate::users::routes)
     .configure(crate::agents::routes)
+    .configure(crate::organization::routes)
+    .configure(crate::analytics::routes)
     .configure(crate::ab_testing::routes)
     .configure(crate::slack::routes)
     .configure(crate::calendar::routes)

@@ -63,15 +63,17 @@ pub async fn connect(
     body: Json<Connect>,
 ) -> Result<HttpResponse, ApiError> {
     let b = body.into_inner();
+    let preferences = match b.preferences {
+        Some(raw) => preferences(raw)?,
+        // Mute hours and the daily summary follow the organization's zone unless told otherwise.
+        None => Preferences {
+            timezone: state.organization.settings(&caller.0).await?.timezone,
+            ..Preferences::default()
+        },
+    };
     let id = state
         .slack
-        .connect(
-            &caller.0,
-            b.workspace_name,
-            b.channel,
-            &b.webhook_url,
-            b.preferences.map(preferences).transpose()?.unwrap_or_default(),
-        )
+        .connect(&caller.0, b.workspace_name, b.channel, &b.webhook_url, preferences)
         .await?;
     Ok(HttpResponse::Created().json(IntegrationState {
         id,

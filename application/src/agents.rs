@@ -198,8 +198,8 @@ impl AgentService {
         points: Vec<ChecklistPoint>,
     ) -> Result<Vec<ChecklistPoint>, AppError> {
         crate::permissions::authorize(caller, crate::permissions::Action::EditAgents)?;
-        let checklist = AdherenceChecklist::parse(points)
-            .map_err(|error| AppError::validation(&error.field, error.to_string()))?;
+        let checklist =
+            AdherenceChecklist::parse(points).map_err(|error| AppError::validation(&error.field, error.to_string()))?;
         let now = self.clock.now();
         let loaded = self
             .execute(caller, agent_id, |_| {
@@ -213,7 +213,12 @@ impl AgentService {
     }
 
     pub async fn adherence_checklist(&self, caller: &Session, agent_id: Uuid) -> Result<Vec<ChecklistPoint>, AppError> {
-        let loaded = load_in::<Agent>(self.store.as_ref(), caller.organization_id, stream_of::<Agent>(agent_id)).await?;
+        let loaded = load_in::<Agent>(
+            self.store.as_ref(),
+            caller.organization_id,
+            stream_of::<Agent>(agent_id),
+        )
+        .await?;
         if !loaded.state.exists() {
             return Err(agent_error(AgentError::NotFound));
         }

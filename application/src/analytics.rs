@@ -5,10 +5,15 @@ pub mod query;
 
 pub use query::{AnalyticsQuery, AnalyticsQueryInput, ConversionTarget, MAX_RANGE_DAYS};
 
+use crate::agents::AgentDirectory;
+use crate::auth::Session;
+use crate::clock::Clock;
 use crate::error::AppError;
+use crate::organization::OrganizationService;
 use async_trait::async_trait;
 use chrono::NaiveDate;
 use serde::Serialize;
+use std::sync::Arc;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
@@ -241,4 +246,129 @@ pub trait AnalyticsReadModel: Send + Sync {
 pub trait ReportRenderer: Send + Sync {
     fn excel(&self, report: &AnalyticsReport) -> Result<Vec<u8>, AppError>;
     fn pdf(&self, report: &AnalyticsReport) -> Result<Vec<u8>, AppError>;
+}
+
+/// The file formats of `/export`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExportFormat {
+    Excel,
+    Pdf,
+}
+
+impl ExportFormat {
+    pub fn parse(raw: Option<&str>) -> Result<Self, AppError> {
+        match raw.map(str::trim) {
+            Some("excel") | Some("xlsx") => Ok(ExportFormat::Excel),
+            Some("pdf") => Ok(ExportFormat::Pdf),
+            _ => Err(AppError::validation("format", "format must be pdf or excel")),
+        }
+    }
+}
+
+/// A rendered export.
+#[derive(Debug, Clone)]
+pub struct ExportFile {
+    pub file_name: String,
+    pub content_type: &'static str,
+    pub bytes: Vec<u8>,
+}
+
+/// The analytics use cases: every request is checked against the caller's
+/// organization (its zone, its agents), then answered from the read model.
+pub struct AnalyticsService {
+    pub read_model: Arc<dyn AnalyticsReadModel>,
+    pub organizations: Arc<OrganizationService>,
+    pub agents: Arc<dyn AgentDirectory>,
+    pub renderer: Arc<dyn ReportRenderer>,
+    pub clock: Arc<dyn Clock>,
+}
+
+impl AnalyticsService {
+    /// Checks the parameters in the caller's organization.
+    pub async fn query(&self, caller: &Session, input: AnalyticsQueryInput) -> Result<AnalyticsQuery, AppError> {
+        let settings = self.organizations.settings(caller).await?;
+        let today = self.clock.now().with_timezone(&settings.timezone.tz()).date_naive();
+        let query = input.check(caller.organization_id, settings.timezone, today)?;
+        if !query.agent_ids.is_empty() {
+            let known = self.agents.ids(caller.organization_id).await?;
+            if let Some(unknown) = query.agent_ids.iter().find(|id| !known.contains(id)) {
+                return Err(AppError::validation(
+                    "agentId",
+                    format!("agentId {unknown} is not an agent of this organization"),
+                ));
+            }
+        }
+        Ok(query)
+    }
+
+    #[tracing::instrument(skip_all, fields(organization_id = %caller.organization_id))]
+    pub async fn overview(&self, caller: &Session, input: AnalyticsQueryInput) -> Result<AnalyticsMetrics, AppError> {
+        self.read_model.metrics(&self.query(caller, input).await?).await
+    }
+
+    #[tracing::instrument(skip_all, fields(organization_id = %caller.organization_id))]
+    pub async fn talk_time(&self, caller: &Session, input: AnalyticsQueryInput) -> Result<TalkTime, AppError> {
+        self.read_model.talk_time(&self.query(caller, input).await?).await
+    }
+
+    #[tracing::instrument(skip_all, fields(organization_id = %caller.organization_id))]
+    pub async fn best_times(&self, caller: &Session, input: AnalyticsQueryInput) -> Result<BestTimes, AppError> {
+        self.read_model.best_times(&self.query(caller, input).await?).await
+    }
+
+    #[tracing::instrument(skip_all, fields(organization_id = %caller.organization_id))]
+    pub async fn agents(&self, caller: &Session, input: AnalyticsQueryInput) -> Result<Vec<AgentStats>, AppError> {
+        self.read_model.agents(&self.query(caller, input).await?).await
+    }
+
+    #[tracing::instrument(skip_all, fields(organization_id = %caller.organization_id))]
+    pub async fn sentiment(&self, caller: &Session, input: AnalyticsQueryInput) -> Result<Sentiment, AppError> {
+        self.read_model.sentiment(&self.query(caller, input).await?).await
+    }
+
+    #[tracing::instrument(skip_all, fields(organization_id = %caller.organization_id))]
+    pub async fn adherence(&self, caller: &Session, input: AnalyticsQueryInput) -> Result<Adherence, AppError> {
+        self.read_model.adherence(&self.query(caller, input).await?).await
+    }
+
+    /// Every section of the dashboard, as the exports show it.
+    pub async fn report(&self, caller: &Session, input: AnalyticsQueryInput) -> Result<AnalyticsReport, AppError> {
+        let query = self.query(caller, input).await?;
+        let settings = self.organizations.settings(caller).await?;
+        Ok(AnalyticsReport {
+            organization_name: settings.name,
+            timezone: settings.timezone.name().to_owned(),
+            start_date: query.start,
+            end_date: query.end,
+            target: query.target,
+            metrics: self.read_model.metrics(&query).await?,
+            talk: self.read_model.talk_time(&query).await?,
+            best_times: self.read_model.best_times(&query).await?,
+            sentiment: self.read_model.sentiment(&query).await?,
+            adherence: self.read_model.adherence(&query).await?,
+        })
+    }
+
+    #[tracing::instrument(skip_all, fields(organization_id = %caller.organization_id))]
+    pub async fn export(
+        &self,
+        caller: &Session,
+        input: AnalyticsQueryInput,
+        format: ExportFormat,
+    ) -> Result<ExportFile, AppError> {
+        let report = self.report(caller, input).await?;
+        let stem = format!("voxreach-analytics-{}-to-{}", report.start_date, report.end_date);
+        Ok(match format {
+            ExportFormat::Excel => ExportFile {
+                file_name: format!("{stem}.xlsx"),
+                content_type: "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+                bytes: self.renderer.excel(&report)?,
+            },
+            ExportFormat::Pdf => ExportFile {
+                file_name: format!("{stem}.pdf"),
+                content_type: "application/pdf",
+                bytes: self.renderer.pdf(&report)?,
+            },
+        })
+    }
 }

@@ -500,8 +500,6 @@ fn purpose(provider: CrmProvider) -> String {
     format!("crm:{provider}")
 }
 
-const PROVIDERS: [CrmProvider; 3] = [CrmProvider::Hubspot, CrmProvider::Salesforce, CrmProvider::Pipedrive];
-
 fn crm_failure(error: ProviderError) -> AppError {
     match error {
         ProviderError::RateLimited { retry_after } => AppError::new(
@@ -638,7 +636,7 @@ impl CrmService {
         callback: Callback,
     ) -> Result<CrmConnectResult, AppError> {
         let now = self.clock.now();
-        let provider_of = |purpose_of: &str| PROVIDERS.into_iter().find(|p| purpose(*p) == purpose_of);
+        let provider_of = |purpose_of: &str| CrmProvider::ALL.into_iter().find(|p| purpose(*p) == purpose_of);
         let sign_in = finish_sign_in(self.states.as_ref(), caller, callback, now, |purpose_of| {
             provider_of(purpose_of)
                 .and_then(|p| self.providers.get(p))

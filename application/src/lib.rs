@@ -2,8 +2,8 @@
 
 pub mod ab_testing;
 pub mod agents;
-pub mod analytics;
 pub mod aggregates;
+pub mod analytics;
 pub mod auth;
 pub mod calendar;
 pub mod calls;

@@ -120,7 +120,12 @@ impl AdherenceChecklist {
         let missed: Vec<String> = self
             .0
             .iter()
-            .filter(|point| !point.phrases.iter().any(|phrase| phrase_said(&said, &vocabulary, phrase)))
+            .filter(|point| {
+                !point
+                    .phrases
+                    .iter()
+                    .any(|phrase| phrase_said(&said, &vocabulary, phrase))
+            })
             .map(|point| point.point.clone())
             .collect();
         Some(AdherenceScore {
@@ -232,7 +237,11 @@ impl TalkStats {
         if turns.is_empty() {
             return None;
         }
-        let call_seconds = report.duration_seconds.filter(|d| *d > 0.0).unwrap_or(last_end).max(last_end);
+        let call_seconds = report
+            .duration_seconds
+            .filter(|d| *d > 0.0)
+            .unwrap_or(last_end)
+            .max(last_end);
         let mut stats = TalkStats {
             agent_seconds: 0.0,
             prospect_seconds: 0.0,
@@ -408,7 +417,10 @@ mod tests {
         let mut message = turn("user", "hello", 2.0, 0.0);
         message.end_time = None;
         message.duration = Some(1500.0);
-        assert_eq!(TalkStats::of(&report(vec![message], 10.0)).unwrap().prospect_seconds, 1.5);
+        assert_eq!(
+            TalkStats::of(&report(vec![message], 10.0)).unwrap().prospect_seconds,
+            1.5
+        );
         let untimed = TranscriptMessage {
             role: "bot".into(),
             message: "Hi".into(),
@@ -422,7 +434,10 @@ mod tests {
 
     #[test]
     fn sentiment_prefers_vapis_analysis_then_scores_the_prospects_words() {
-        let mut call = report(vec![turn("user", "This is great, I love it, thank you!", 1.0, 2.0)], 5.0);
+        let mut call = report(
+            vec![turn("user", "This is great, I love it, thank you!", 1.0, 2.0)],
+            5.0,
+        );
         let scored = SentimentScore::of(&call).unwrap();
         assert!(scored.score > 0.5, "{scored:?}");
         assert_eq!(scored.label, SentimentLabel::Positive);

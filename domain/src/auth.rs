@@ -181,7 +181,7 @@ domain_events! {
             created_at: DateTime<Utc>,
         },
         /// An owner or admin changed the organization's settings; carries all of them. Before the first
-        /// change an organization is in UTC and counts in USD. Payload: name, timezone (IANA), currency
+        /// change an organization is in America/New_York and counts in USD. Payload: name, timezone (IANA), currency
         /// (ISO 4217), changedBy, at.
         #[version(1)]
         OrganizationSettingsChanged {
@@ -232,8 +232,8 @@ pub struct OrganizationSettings {
 }
 
 impl OrganizationSettings {
-    /// Where an organization starts: UTC, in USD.
-    pub const DEFAULT_TIMEZONE: TimeZone = TimeZone::new(chrono_tz::UTC);
+    /// Where an organization starts (SPEC's default zone), counting in USD.
+    pub const DEFAULT_TIMEZONE: TimeZone = TimeZone::new(chrono_tz::America::New_York);
 }
 
 #[derive(Debug, Clone, PartialEq)]

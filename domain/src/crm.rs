@@ -43,6 +43,8 @@ pub enum CrmProvider {
 }
 
 impl CrmProvider {
+    pub const ALL: [CrmProvider; 3] = [CrmProvider::Hubspot, CrmProvider::Salesforce, CrmProvider::Pipedrive];
+
     pub fn as_str(self) -> &'static str {
         match self {
             CrmProvider::Hubspot => "hubspot",

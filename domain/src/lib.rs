@@ -3,9 +3,9 @@
 
 pub mod ab_statistics;
 pub mod ab_testing;
-pub mod analytics;
 pub mod agents;
 pub mod aggregate;
+pub mod analytics;
 pub mod auth;
 pub mod calendar;
 pub mod calls;

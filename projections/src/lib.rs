@@ -4,6 +4,7 @@
 pub mod ab_testing;
 pub mod activity;
 pub mod agents;
+pub mod analytics;
 pub mod calendar;
 pub mod calls;
 pub mod campaigns;
@@ -43,6 +44,7 @@ pub fn read_models() -> Vec<Arc<dyn ReadModel>> {
         Arc::new(crm::CrmIntegrationsProjection),
         Arc::new(crm::CrmSyncLogProjection),
         Arc::new(crm::CrmContactsProjection),
+        Arc::new(analytics::AnalyticsProjection),
     ]
 }
 

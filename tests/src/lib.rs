@@ -2,6 +2,7 @@
 //! private cluster started once and shared by all test processes), and the API
 //! served on a random port.
 
+pub mod analytics_load;
 pub mod calendars;
 pub mod crm;
 pub mod load;
@@ -191,36 +192,42 @@ impl TestApp {
             .expect("work made due");
     }
 
-    pub async fn patch(&self, path: &str, token: Option<&str>, body: Value) -> (u16, Value) {
-        let mut request = self.client.patch(self.url(path)).json(&body);
+    /// A request to our API, as `token`'s user when given, with a JSON body when given.
+    pub async fn send(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> (u16, Value) {
+        let mut request = self.client.request(method, self.url(path));
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
         if let Some(token) = token {
             request = request.bearer_auth(token);
         }
         into_parts(request.send().await.expect("request is sent")).await
+    }
+
+    pub async fn patch(&self, path: &str, token: Option<&str>, body: Value) -> (u16, Value) {
+        self.send(reqwest::Method::PATCH, path, token, Some(body)).await
+    }
+
+    pub async fn put(&self, path: &str, token: Option<&str>, body: Value) -> (u16, Value) {
+        self.send(reqwest::Method::PUT, path, token, Some(body)).await
     }
 
     pub async fn delete(&self, path: &str, token: Option<&str>) -> (u16, Value) {
-        let mut request = self.client.delete(self.url(path));
-        if let Some(token) = token {
-            request = request.bearer_auth(token);
-        }
-        into_parts(request.send().await.expect("request is sent")).await
+        self.send(reqwest::Method::DELETE, path, token, None).await
     }
 
     pub async fn post(&self, path: &str, token: Option<&str>, body: Value) -> (u16, Value) {
-        let mut request = self.client.post(self.url(path)).json(&body);
-        if let Some(token) = token {
-            request = request.bearer_auth(token);
-        }
-        into_parts(request.send().await.expect("request is sent")).await
+        self.send(reqwest::Method::POST, path, token, Some(body)).await
     }
 
     pub async fn get(&self, path: &str, token: Option<&str>) -> (u16, Value) {
-        let mut request = self.client.get(self.url(path));
-        if let Some(token) = token {
-            request = request.bearer_auth(token);
-        }
-        into_parts(request.send().await.expect("request is sent")).await
+        self.send(reqwest::Method::GET, path, token, None).await
     }
 
     /// Delivers a Vapi server message the way Vapi does, with our secret.

@@ -73,7 +73,8 @@ fn ids(field: &'static str, raw: &[String]) -> Result<Vec<Uuid>, AppError> {
         .iter()
         .flat_map(|value| value.split(','))
         .map(|value| {
-            Uuid::parse_str(value.trim()).map_err(|_| AppError::validation(field, format!("{field} must be ids, not {value:?}")))
+            Uuid::parse_str(value.trim())
+                .map_err(|_| AppError::validation(field, format!("{field} must be ids, not {value:?}")))
         })
         .collect::<Result<Vec<_>, _>>()?;
     ids.sort_unstable();
@@ -83,9 +84,18 @@ fn ids(field: &'static str, raw: &[String]) -> Result<Vec<Uuid>, AppError> {
 
 impl AnalyticsQueryInput {
     /// Checks the parameters; without dates, the last 30 local days up to `today`.
-    pub fn check(self, organization_id: Uuid, timezone: TimeZone, today: NaiveDate) -> Result<AnalyticsQuery, AppError> {
+    pub fn check(
+        self,
+        organization_id: Uuid,
+        timezone: TimeZone,
+        today: NaiveDate,
+    ) -> Result<AnalyticsQuery, AppError> {
         let end = self.end_date.as_deref().map(|raw| date("endDate", raw)).transpose()?;
-        let start = self.start_date.as_deref().map(|raw| date("startDate", raw)).transpose()?;
+        let start = self
+            .start_date
+            .as_deref()
+            .map(|raw| date("startDate", raw))
+            .transpose()?;
         let end = end.unwrap_or(today);
         let start = start.unwrap_or(end - chrono::Duration::days(29));
         if end < start {
@@ -115,7 +125,9 @@ impl AnalyticsQueryInput {
                 .parse::<i64>()
                 .ok()
                 .filter(|n| (1..=100_000).contains(n))
-                .ok_or_else(|| AppError::validation("minSample", "minSample must be a whole number from 1 to 100000"))?,
+                .ok_or_else(|| {
+                    AppError::validation("minSample", "minSample must be a whole number from 1 to 100000")
+                })?,
         };
         Ok(AnalyticsQuery {
             organization_id,

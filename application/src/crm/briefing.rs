@@ -80,7 +80,7 @@ impl crate::calls::CustomerBriefing for CrmBriefing {
         let Ok(phone) = PhoneNumber::parse(customer_number) else {
             return BTreeMap::new();
         };
-        for provider in PROVIDERS {
+        for provider in CrmProvider::ALL {
             let Some(connector) = self.providers.get(provider) else {
                 continue;
             };

@@ -656,7 +656,7 @@ impl WorkHandler for CrmSync {
             call.to_sync.booked_meeting = call.appointment.is_some();
         }
         let mut earliest: Option<(DateTime<Utc>, String)> = None;
-        for provider in PROVIDERS {
+        for provider in CrmProvider::ALL {
             let Some(connector) = self.providers.get(provider) else {
                 continue;
             };

@@ -4,7 +4,7 @@
 use application::analytics::{AgentStats, AnalyticsReport, HeatCell};
 use chrono::NaiveDate;
 use rust_xlsxwriter::{
-    Chart, ChartType, Color, ColNum, ConditionalFormat3ColorScale, Format, FormatBorder, RowNum, Workbook, Worksheet,
+    Chart, ChartType, ColNum, Color, ConditionalFormat3ColorScale, Format, FormatBorder, RowNum, Workbook, Worksheet,
     XlsxError,
 };
 use std::collections::HashMap;
@@ -17,7 +17,15 @@ const HEATMAP: &str = "Heatmap";
 const AGENTS: &str = "Agents";
 const OUTCOMES: &str = "Outcomes";
 
-const WEEKDAYS: [&str; 7] = ["Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"];
+const WEEKDAYS: [&str; 7] = [
+    "Monday",
+    "Tuesday",
+    "Wednesday",
+    "Thursday",
+    "Friday",
+    "Saturday",
+    "Sunday",
+];
 
 pub(super) fn workbook(report: &AnalyticsReport) -> Result<Vec<u8>, XlsxError> {
     let formats = Formats::new();
@@ -39,7 +47,6 @@ fn sheet<'a>(workbook: &'a mut Workbook, name: &str) -> Result<&'a mut Worksheet
 /// The cell formats, made once and shared by every sheet.
 struct Formats {
     title: Format,
-    subtitle: Format,
     header: Format,
     count: Format,
     /// Excel percentages: the cell holds the fraction (0.425), shown as 42.5%.
@@ -51,6 +58,7 @@ struct Formats {
     /// A heatmap cell with fewer calls than the minimum sample: shown, never ranked.
     low_sample_count: Format,
     low_sample_share: Format,
+    /// Grey italic, for explanations and missing figures.
     note: Format,
 }
 
@@ -59,7 +67,6 @@ impl Formats {
         let low_sample = Format::new().set_italic().set_font_color(Color::Gray);
         Self {
             title: Format::new().set_bold().set_font_size(16),
-            subtitle: Format::new().set_italic().set_font_color(Color::Gray),
             header: Format::new()
                 .set_bold()
                 .set_background_color(Color::RGB(0xDDE5F0))
@@ -185,12 +192,20 @@ impl Figure {
 }
 
 fn write_overview(sheet: &mut Worksheet, report: &AnalyticsReport, formats: &Formats) -> Result<(), XlsxError> {
-    sheet.write_string_with_format(0, 0, format!("VoxReach analytics — {}", report.organization_name), &formats.title)?;
+    sheet.write_string_with_format(
+        0,
+        0,
+        format!("VoxReach analytics — {}", report.organization_name),
+        &formats.title,
+    )?;
     sheet.write_string_with_format(
         1,
         0,
-        format!("{} to {}, local time {}", report.start_date, report.end_date, report.timezone),
-        &formats.subtitle,
+        format!(
+            "{} to {}, local time {}",
+            report.start_date, report.end_date, report.timezone
+        ),
+        &formats.note,
     )?;
     const HEADER_ROW: RowNum = 3;
     write_frozen_header(sheet, HEADER_ROW, &["Figure", "Value"], 0, formats)?;
@@ -225,20 +240,44 @@ fn overview_figures(report: &AnalyticsReport) -> Vec<(String, Figure)> {
             Figure::Share(fraction(metrics.conversion_rate)),
         ),
         ("Average talk time (s)".into(), Figure::Seconds(metrics.avg_talk_time)),
-        ("Average listen time (s)".into(), Figure::Seconds(metrics.avg_listen_time)),
-        ("Talk ratio (agent / prospect)".into(), Figure::Ratio(metrics.talk_ratio)),
+        (
+            "Average listen time (s)".into(),
+            Figure::Seconds(metrics.avg_listen_time),
+        ),
+        (
+            "Talk ratio (agent / prospect)".into(),
+            Figure::Ratio(metrics.talk_ratio),
+        ),
         ("Best hour to call".into(), best_hour),
         ("Best day to call".into(), best_day),
-        ("Average sentiment (−1 to 1)".into(), Figure::optional(report.sentiment.average, Figure::Ratio)),
+        (
+            "Average sentiment (−1 to 1)".into(),
+            Figure::optional(report.sentiment.average, Figure::Ratio),
+        ),
         ("Positive calls".into(), Figure::Count(report.sentiment.positive)),
         ("Neutral calls".into(), Figure::Count(report.sentiment.neutral)),
         ("Negative calls".into(), Figure::Count(report.sentiment.negative)),
-        ("Checklist adherence".into(), Figure::optional(report.adherence.average, Figure::Share)),
-        ("Calls scored for adherence".into(), Figure::Count(report.adherence.calls_scored)),
-        ("Average longest monologue (s)".into(), Figure::Seconds(report.talk.avg_longest_monologue)),
-        ("Interruptions per call".into(), Figure::Ratio(report.talk.avg_interruptions)),
+        (
+            "Checklist adherence".into(),
+            Figure::optional(report.adherence.average, Figure::Share),
+        ),
+        (
+            "Calls scored for adherence".into(),
+            Figure::Count(report.adherence.calls_scored),
+        ),
+        (
+            "Average longest monologue (s)".into(),
+            Figure::Seconds(report.talk.avg_longest_monologue),
+        ),
+        (
+            "Interruptions per call".into(),
+            Figure::Ratio(report.talk.avg_interruptions),
+        ),
         ("Silence".into(), Figure::Share(report.talk.silence_share)),
-        ("Calls without message timings".into(), Figure::Count(report.talk.calls_without_timings)),
+        (
+            "Calls without message timings".into(),
+            Figure::Count(report.talk.calls_without_timings),
+        ),
     ]
 }
 
@@ -266,18 +305,44 @@ fn write_funnel(sheet: &mut Worksheet, report: &AnalyticsReport, formats: &Forma
 fn write_by_day(sheet: &mut Worksheet, report: &AnalyticsReport, formats: &Formats) -> Result<(), XlsxError> {
     let days = &report.metrics.calls_by_day;
     // The trends cover the same days; joined by date in case one of them is shorter.
-    let sentiment: HashMap<NaiveDate, Option<f64>> =
-        report.sentiment.trend.iter().map(|day| (day.date, day.average)).collect();
-    let adherence: HashMap<NaiveDate, Option<f64>> =
-        report.adherence.trend.iter().map(|day| (day.date, day.average)).collect();
-    write_frozen_header(sheet, 0, &["Date", "Calls", "Average sentiment", "Checklist adherence"], 0, formats)?;
+    let sentiment: HashMap<NaiveDate, Option<f64>> = report
+        .sentiment
+        .trend
+        .iter()
+        .map(|day| (day.date, day.average))
+        .collect();
+    let adherence: HashMap<NaiveDate, Option<f64>> = report
+        .adherence
+        .trend
+        .iter()
+        .map(|day| (day.date, day.average))
+        .collect();
+    write_frozen_header(
+        sheet,
+        0,
+        &["Date", "Calls", "Average sentiment", "Checklist adherence"],
+        0,
+        formats,
+    )?;
     set_widths(sheet, &[12.0, 10.0, 18.0, 20.0])?;
     for (index, day) in days.iter().enumerate() {
         let row = data_row(0, index)?;
         sheet.write_date_with_format(row, 0, day.date, &formats.date)?;
         sheet.write_number_with_format(row, 1, day.count as f64, &formats.count)?;
-        write_optional(sheet, row, 2, sentiment.get(&day.date).copied().flatten(), &formats.ratio)?;
-        write_optional(sheet, row, 3, adherence.get(&day.date).copied().flatten(), &formats.share)?;
+        write_optional(
+            sheet,
+            row,
+            2,
+            sentiment.get(&day.date).copied().flatten(),
+            &formats.ratio,
+        )?;
+        write_optional(
+            sheet,
+            row,
+            3,
+            adherence.get(&day.date).copied().flatten(),
+            &formats.share,
+        )?;
     }
     SeriesChart {
         kind: ChartType::Line,
@@ -346,7 +411,9 @@ fn write_heatmap(sheet: &mut Worksheet, report: &AnalyticsReport, formats: &Form
     let hour_titles: Vec<String> = (0..24).map(|hour| format!("{hour}:00")).collect();
     set_widths(sheet, &[16.0])?;
     for (top, grid) in (0..).step_by(HEAT_GRID_HEIGHT as usize).zip(&HEAT_GRIDS) {
-        let titles: Vec<&str> = std::iter::once(grid.title).chain(hour_titles.iter().map(String::as_str)).collect();
+        let titles: Vec<&str> = std::iter::once(grid.title)
+            .chain(hour_titles.iter().map(String::as_str))
+            .collect();
         write_header(sheet, top, &titles, formats)?;
         write_heat_grid(sheet, top, grid, &report.best_times.heatmap, formats)?;
     }
@@ -376,8 +443,15 @@ fn write_heat_grid(
         sheet.write_string(row, 0, weekday)?;
     }
     // Placed by the cell's own weekday and hour, so a missing or out-of-order cell cannot shift the grid.
-    for cell in cells.iter().filter(|cell| (1..=7).contains(&cell.weekday) && cell.hour < 24) {
-        let format = if cell.low_sample { (grid.low_sample_format)(formats) } else { (grid.format)(formats) };
+    for cell in cells
+        .iter()
+        .filter(|cell| (1..=7).contains(&cell.weekday) && cell.hour < 24)
+    {
+        let format = if cell.low_sample {
+            (grid.low_sample_format)(formats)
+        } else {
+            (grid.format)(formats)
+        };
         let col = ColNum::try_from(cell.hour + 1).map_err(|_| XlsxError::RowColumnLimitError)?;
         sheet.write_number_with_format(top + cell.weekday, col, (grid.value)(cell), format)?;
     }
@@ -426,8 +500,8 @@ fn write_outcomes(sheet: &mut Worksheet, report: &AnalyticsReport, formats: &For
 
 #[cfg(test)]
 mod tests {
-    use super::*;
     use super::sample_reports::{empty_report, year_report};
+    use super::*;
     use calamine::{open_workbook_from_rs, Data, Reader, Xlsx};
     use std::io::{Cursor, Read};
 
@@ -454,12 +528,24 @@ mod tests {
         let bytes = workbook(&report).expect("the workbook renders");
         let mut book = open(&bytes);
 
-        assert_eq!(book.sheet_names(), [OVERVIEW, FUNNEL, BY_DAY, BY_HOUR, HEATMAP, AGENTS, OUTCOMES]);
+        assert_eq!(
+            book.sheet_names(),
+            [OVERVIEW, FUNNEL, BY_DAY, BY_HOUR, HEATMAP, AGENTS, OUTCOMES]
+        );
         let title = cell(&mut book, OVERVIEW, 0, 0);
-        assert_eq!(title, Data::String(format!("VoxReach analytics — {}", report.organization_name)));
+        assert_eq!(
+            title,
+            Data::String(format!("VoxReach analytics — {}", report.organization_name))
+        );
         assert_eq!(cell(&mut book, OVERVIEW, 4, 0), Data::String("Total calls".into()));
-        assert_eq!(cell(&mut book, OVERVIEW, 4, 1), Data::Float(report.metrics.total_calls as f64));
-        assert_eq!(cell(&mut book, OVERVIEW, 5, 1), Data::Float(report.metrics.conversion_rate / 100.0));
+        assert_eq!(
+            cell(&mut book, OVERVIEW, 4, 1),
+            Data::Float(report.metrics.total_calls as f64)
+        );
+        assert_eq!(
+            cell(&mut book, OVERVIEW, 5, 1),
+            Data::Float(report.metrics.conversion_rate / 100.0)
+        );
 
         let second_stage = &report.metrics.funnel_stages[1];
         assert_eq!(cell(&mut book, FUNNEL, 2, 0), Data::String(second_stage.stage.clone()));
@@ -468,7 +554,9 @@ mod tests {
         // A real date cell (a serial number under a date format), not text.
         let day = &report.metrics.calls_by_day[40];
         let date = cell(&mut book, BY_DAY, 41, 0);
-        let Data::DateTime(date) = date else { panic!("a date cell, not {date:?}") };
+        let Data::DateTime(date) = date else {
+            panic!("a date cell, not {date:?}")
+        };
         assert_eq!(date.as_datetime().map(|at| at.date()), Some(day.date));
         assert_eq!(cell(&mut book, BY_DAY, 41, 1), Data::Float(day.count as f64));
 
@@ -478,10 +566,16 @@ mod tests {
         assert_eq!(cell(&mut book, HEATMAP, 7, 0), Data::String("Sunday".into()));
 
         let last_agent = report.metrics.agent_stats.last().expect("agents");
-        assert_eq!(cell(&mut book, AGENTS, 20, 1), Data::String(last_agent.agent_name.clone()));
+        assert_eq!(
+            cell(&mut book, AGENTS, 20, 1),
+            Data::String(last_agent.agent_name.clone())
+        );
         assert_eq!(cell(&mut book, AGENTS, 20, 2), Data::Float(last_agent.calls as f64));
         let first_outcome = &report.metrics.outcomes[0];
-        assert_eq!(cell(&mut book, OUTCOMES, 1, 0), Data::String(first_outcome.outcome.clone()));
+        assert_eq!(
+            cell(&mut book, OUTCOMES, 1, 0),
+            Data::String(first_outcome.outcome.clone())
+        );
     }
 
     #[test]
@@ -517,7 +611,9 @@ pub(super) mod sample_reports {
 
     pub(in crate::analytics) const ORGANIZATION: &str = "Acme Solar Ltd";
     const MIN_SAMPLE: i64 = 30;
-    const FIRST_NAMES: [&str; 10] = ["Alice", "Bruno", "Chloé", "Dmitri", "Emma", "Farid", "Grace", "Hugo", "Inès", "José"];
+    const FIRST_NAMES: [&str; 10] = [
+        "Alice", "Bruno", "Chloé", "Dmitri", "Emma", "Farid", "Grace", "Hugo", "Inès", "José",
+    ];
     const LAST_NAMES: [&str; 2] = ["Martin", "O'Neill"];
 
     /// Relative call volume of each hour of a working day.
@@ -542,8 +638,12 @@ pub(super) mod sample_reports {
 
     fn calls_by_hour(total: i64) -> Vec<HourCount> {
         let weight_sum: i64 = (0..24).map(hour_weight).sum();
-        let mut hours: Vec<HourCount> =
-            (0..24).map(|hour| HourCount { hour, count: total * hour_weight(hour) / weight_sum }).collect();
+        let mut hours: Vec<HourCount> = (0..24)
+            .map(|hour| HourCount {
+                hour,
+                count: total * hour_weight(hour) / weight_sum,
+            })
+            .collect();
         // The rounding remainder goes to the busiest hour, so the hours add up to the total.
         let assigned: i64 = hours.iter().map(|hour| hour.count).sum();
         hours[10].count += total - assigned;
@@ -568,7 +668,13 @@ pub(super) mod sample_reports {
     }
 
     fn funnel(total: i64) -> Vec<FunnelStage> {
-        let counts = [total, total * 62 / 100, total * 21 / 100, total * 9 / 100, total * 3 / 100];
+        let counts = [
+            total,
+            total * 62 / 100,
+            total * 21 / 100,
+            total * 9 / 100,
+            total * 3 / 100,
+        ];
         let names = ["Calls", "Contacts", "Qualified", "Appointments", "Sales"];
         let mut previous = None;
         names
@@ -581,7 +687,11 @@ pub(super) mod sample_reports {
                     Some(previous) => count as f64 * 100.0 / previous as f64,
                 };
                 previous = Some(count);
-                FunnelStage { stage: stage.to_string(), count, conversion_rate }
+                FunnelStage {
+                    stage: stage.to_string(),
+                    count,
+                    conversion_rate,
+                }
             })
             .collect()
     }
@@ -591,7 +701,11 @@ pub(super) mod sample_reports {
             .map(|index| AgentStats {
                 rank: index + 1,
                 agent_id: Uuid::from_u128(u128::from(index) + 1),
-                agent_name: format!("{} {}", FIRST_NAMES[index as usize % 10], LAST_NAMES[index as usize / 10]),
+                agent_name: format!(
+                    "{} {}",
+                    FIRST_NAMES[index as usize % 10],
+                    LAST_NAMES[index as usize / 10]
+                ),
                 calls: total / 20 - i64::from(index) * 11,
                 conversion_rate: 34.0 - f64::from(index) * 1.25,
                 avg_call_duration: 182.5 + f64::from(index) * 3.5,
@@ -603,24 +717,44 @@ pub(super) mod sample_reports {
     }
 
     fn outcomes(total: i64) -> Vec<OutcomeShare> {
-        [("no_answer", 31), ("voicemail", 17), ("not_interested", 21), ("callback", 8), ("qualified", 12), ("appointment", 8), ("sale", 3)]
-            .into_iter()
-            .map(|(outcome, percent)| OutcomeShare {
-                outcome: outcome.to_string(),
-                count: total * percent / 100,
-                percentage: percent as f64,
-            })
-            .collect()
+        [
+            ("no_answer", 31),
+            ("voicemail", 17),
+            ("not_interested", 21),
+            ("callback", 8),
+            ("qualified", 12),
+            ("appointment", 8),
+            ("sale", 3),
+        ]
+        .into_iter()
+        .map(|(outcome, percent)| OutcomeShare {
+            outcome: outcome.to_string(),
+            count: total * percent / 100,
+            percentage: percent as f64,
+        })
+        .collect()
     }
 
     /// A year of calls: 365 days, 20 agents, the full weekday × hour heatmap.
     pub(in crate::analytics) fn year_report() -> AnalyticsReport {
         let start = NaiveDate::from_ymd_opt(2025, 1, 1).expect("a valid date");
         let days: Vec<NaiveDate> = (0..365).map(|offset| start + Days::new(offset)).collect();
-        let calls_by_day: Vec<DayCount> = days.iter().map(|&date| DayCount { date, count: day_count(date) }).collect();
+        let calls_by_day: Vec<DayCount> = days
+            .iter()
+            .map(|&date| DayCount {
+                date,
+                count: day_count(date),
+            })
+            .collect();
         let total_calls = calls_by_day.iter().map(|day| day.count).sum();
-        let best_hour = BestHour { hour: 10, conversion_rate: 31.5 };
-        let best_day = BestDay { day: "Tuesday".into(), conversion_rate: 27.25 };
+        let best_hour = BestHour {
+            hour: 10,
+            conversion_rate: 31.5,
+        };
+        let best_day = BestDay {
+            day: "Tuesday".into(),
+            conversion_rate: 27.25,
+        };
         AnalyticsReport {
             organization_name: ORGANIZATION.into(),
             timezone: "Europe/Paris".into(),
@@ -664,15 +798,29 @@ pub(super) mod sample_reports {
                 negative: total_calls * 15 / 100,
                 trend: days
                     .iter()
-                    .map(|&date| SentimentDay { date, average: Some(0.3), calls: day_count(date) })
+                    .map(|&date| SentimentDay {
+                        date,
+                        average: Some(0.3),
+                        calls: day_count(date),
+                    })
                     .collect(),
             },
             adherence: Adherence {
                 average: Some(0.87),
                 calls_scored: total_calls / 2,
                 by_agent: Vec::new(),
-                trend: days.iter().map(|&date| AdherenceDay { date, average: None, calls: 0 }).collect(),
-                missed_points: vec![MissedPoint { point: "Confirm the decision maker".into(), calls: 240 }],
+                trend: days
+                    .iter()
+                    .map(|&date| AdherenceDay {
+                        date,
+                        average: None,
+                        calls: 0,
+                    })
+                    .collect(),
+                missed_points: vec![MissedPoint {
+                    point: "Confirm the decision maker".into(),
+                    calls: 240,
+                }],
             },
         }
     }
@@ -680,7 +828,10 @@ pub(super) mod sample_reports {
     /// A range without a single call: zeros, nulls and empty lists everywhere.
     pub(in crate::analytics) fn empty_report() -> AnalyticsReport {
         let mut report = year_report();
-        let no_calls = |day: &DayCount| DayCount { date: day.date, count: 0 };
+        let no_calls = |day: &DayCount| DayCount {
+            date: day.date,
+            count: 0,
+        };
         report.metrics = AnalyticsMetrics {
             total_calls: 0,
             calls_by_day: report.metrics.calls_by_day.iter().map(no_calls).collect(),
@@ -698,10 +849,38 @@ pub(super) mod sample_reports {
         report.best_times.best_time_to_call = None;
         report.best_times.best_day_to_call = None;
         for cell in &mut report.best_times.heatmap {
-            *cell = HeatCell { calls: 0, contact_rate: 0.0, conversion_rate: 0.0, low_sample: true, ..*cell };
+            *cell = HeatCell {
+                calls: 0,
+                contact_rate: 0.0,
+                conversion_rate: 0.0,
+                low_sample: true,
+                ..*cell
+            };
         }
-        report.sentiment = Sentiment { average: None, positive: 0, neutral: 0, negative: 0, trend: Vec::new() };
-        report.adherence = Adherence { average: None, calls_scored: 0, by_agent: Vec::new(), trend: Vec::new(), missed_points: Vec::new() };
+        report.talk = TalkTime {
+            avg_talk_time: 0.0,
+            avg_listen_time: 0.0,
+            talk_ratio: 0.0,
+            avg_longest_monologue: 0.0,
+            avg_interruptions: 0.0,
+            silence_share: 0.0,
+            calls_analyzed: 0,
+            calls_without_timings: 0,
+        };
+        report.sentiment = Sentiment {
+            average: None,
+            positive: 0,
+            neutral: 0,
+            negative: 0,
+            trend: Vec::new(),
+        };
+        report.adherence = Adherence {
+            average: None,
+            calls_scored: 0,
+            by_agent: Vec::new(),
+            trend: Vec::new(),
+            missed_points: Vec::new(),
+        };
         report
     }
 }

@@ -4,8 +4,8 @@
 
 use application::analytics::{AgentStats, AnalyticsReport, HeatCell, OutcomeShare};
 use printpdf::{
-    Color, FontId, Line, LinePoint, Mm, Op, PaintMode, ParsedFont, PdfDocument, PdfFontHandle, PdfPage,
-    PdfSaveOptions, Point, Pt, Rect, Rgb, TextItem, WindingOrder,
+    Color, FontId, Line, LinePoint, Mm, Op, PaintMode, ParsedFont, PdfDocument, PdfFontHandle, PdfPage, PdfSaveOptions,
+    Point, Pt, Rect, Rgb, TextItem, WindingOrder,
 };
 
 const REGULAR_TTF: &[u8] = include_bytes!("fonts/DejaVuSans.ttf");
@@ -60,14 +60,22 @@ struct Shade {
 
 impl Shade {
     const fn rgb(r: u8, g: u8, b: u8) -> Self {
-        Self { r: r as f32 / 255.0, g: g as f32 / 255.0, b: b as f32 / 255.0 }
+        Self {
+            r: r as f32 / 255.0,
+            g: g as f32 / 255.0,
+            b: b as f32 / 255.0,
+        }
     }
 
     /// The colour `amount` (0…1) of the way from `self` to `other`.
     fn towards(self, other: Shade, amount: f32) -> Shade {
         let amount = amount.clamp(0.0, 1.0);
         let mix = |from: f32, to: f32| from + (to - from) * amount;
-        Shade { r: mix(self.r, other.r), g: mix(self.g, other.g), b: mix(self.b, other.b) }
+        Shade {
+            r: mix(self.r, other.r),
+            g: mix(self.g, other.g),
+            b: mix(self.b, other.b),
+        }
     }
 
     fn is_dark(self) -> bool {
@@ -75,7 +83,12 @@ impl Shade {
     }
 
     fn color(self) -> Color {
-        Color::Rgb(Rgb { r: self.r, g: self.g, b: self.b, icc_profile: None })
+        Color::Rgb(Rgb {
+            r: self.r,
+            g: self.g,
+            b: self.b,
+            icc_profile: None,
+        })
     }
 }
 
@@ -101,13 +114,19 @@ struct Style {
     shade: Shade,
 }
 
-const TITLE: Style = Style { weight: Weight::Bold, size: 18.0, shade: INK };
-const HEADING: Style = Style { weight: Weight::Bold, size: 12.0, shade: INK };
-const BODY: Style = Style { weight: Weight::Regular, size: 9.0, shade: INK };
-const BODY_BOLD: Style = Style { weight: Weight::Bold, size: 9.0, shade: INK };
-const FIGURE: Style = Style { weight: Weight::Bold, size: 13.0, shade: INK };
-const SMALL: Style = Style { weight: Weight::Regular, size: 7.5, shade: MUTED };
-const TINY: Style = Style { weight: Weight::Regular, size: 5.5, shade: INK };
+impl Style {
+    const fn new(weight: Weight, size: f32, shade: Shade) -> Self {
+        Self { weight, size, shade }
+    }
+}
+
+const TITLE: Style = Style::new(Weight::Bold, 18.0, INK);
+const HEADING: Style = Style::new(Weight::Bold, 12.0, INK);
+const BODY: Style = Style::new(Weight::Regular, 9.0, INK);
+const BODY_BOLD: Style = Style::new(Weight::Bold, 9.0, INK);
+const FIGURE: Style = Style::new(Weight::Bold, 13.0, INK);
+const SMALL: Style = Style::new(Weight::Regular, 7.5, MUTED);
+const TINY: Style = Style::new(Weight::Regular, 5.5, INK);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Align {
@@ -128,7 +147,10 @@ impl Fonts {
             let font = ParsedFont::from_bytes(bytes, 0, &mut Vec::new()).ok_or(PdfError::Font(name))?;
             Ok((pdf.add_font(&font), font))
         };
-        Ok(Self { regular: parse(REGULAR_TTF, "DejaVuSans.ttf")?, bold: parse(BOLD_TTF, "DejaVuSans-Bold.ttf")? })
+        Ok(Self {
+            regular: parse(REGULAR_TTF, "DejaVuSans.ttf")?,
+            bold: parse(BOLD_TTF, "DejaVuSans-Bold.ttf")?,
+        })
     }
 
     fn face(&self, weight: Weight) -> &(FontId, ParsedFont) {
@@ -160,7 +182,12 @@ struct Layout {
 
 impl Layout {
     fn new(fonts: Fonts) -> Self {
-        Self { fonts, pages: Vec::new(), ops: Vec::new(), cursor: MARGIN }
+        Self {
+            fonts,
+            pages: Vec::new(),
+            ops: Vec::new(),
+            cursor: MARGIN,
+        }
     }
 
     fn new_page(&mut self) {
@@ -192,10 +219,19 @@ impl Layout {
         let (font, _) = self.fonts.face(style.weight);
         self.ops.extend([
             Op::StartTextSection,
-            Op::SetFont { font: PdfFontHandle::External(font.clone()), size: Pt(style.size) },
-            Op::SetFillColor { col: style.shade.color() },
-            Op::SetTextCursor { pos: point(left, baseline) },
-            Op::ShowText { items: vec![TextItem::Text(text.to_string())] },
+            Op::SetFont {
+                font: PdfFontHandle::External(font.clone()),
+                size: Pt(style.size),
+            },
+            Op::SetFillColor {
+                col: style.shade.color(),
+            },
+            Op::SetTextCursor {
+                pos: point(left, baseline),
+            },
+            Op::ShowText {
+                items: vec![TextItem::Text(text.to_string())],
+            },
             Op::EndTextSection,
         ]);
     }
@@ -229,11 +265,22 @@ impl Layout {
     }
 
     fn polyline(&mut self, points: &[(f32, f32)], shade: Shade, thickness: f32) {
-        let points = points.iter().map(|&(x, y)| LinePoint { p: point(x, y), bezier: false }).collect();
+        let points = points
+            .iter()
+            .map(|&(x, y)| LinePoint {
+                p: point(x, y),
+                bezier: false,
+            })
+            .collect();
         self.ops.extend([
             Op::SetOutlineColor { col: shade.color() },
             Op::SetOutlineThickness { pt: Pt(thickness) },
-            Op::DrawLine { line: Line { points, is_closed: false } },
+            Op::DrawLine {
+                line: Line {
+                    points,
+                    is_closed: false,
+                },
+            },
         ]);
     }
 
@@ -262,10 +309,15 @@ impl Layout {
                 self.ops = ops;
                 let baseline = PAGE_HEIGHT - MARGIN;
                 self.rule((MARGIN, baseline - 10.0), (PAGE_WIDTH - MARGIN, baseline - 10.0), RULE);
-                self.text(title, MARGIN, baseline, SMALL, Align::Left);
+                let title = self.fitted(title, CONTENT_WIDTH - 80.0, SMALL);
+                self.text(&title, MARGIN, baseline, SMALL, Align::Left);
                 let number = format!("Page {} of {count}", index + 1);
                 self.text(&number, PAGE_WIDTH - MARGIN, baseline, SMALL, Align::Right);
-                PdfPage::new(Mm::from(Pt(PAGE_WIDTH)), Mm::from(Pt(PAGE_HEIGHT)), std::mem::take(&mut self.ops))
+                PdfPage::new(
+                    Mm::from(Pt(PAGE_WIDTH)),
+                    Mm::from(Pt(PAGE_HEIGHT)),
+                    std::mem::take(&mut self.ops),
+                )
             })
             .collect()
     }
@@ -273,7 +325,10 @@ impl Layout {
 
 /// A point measured from the top-left corner, in PDF's bottom-left coordinates.
 fn point(x: f32, top: f32) -> Point {
-    Point { x: Pt(x), y: Pt(PAGE_HEIGHT - top) }
+    Point {
+        x: Pt(x),
+        y: Pt(PAGE_HEIGHT - top),
+    }
 }
 
 // ---------------------------------------------------------------------------
@@ -311,17 +366,23 @@ fn or_dash(value: Option<f64>, format: impl Fn(f64) -> String) -> String {
     value.map_or_else(|| "–".to_string(), format)
 }
 
-/// The smallest 1, 2 or 5 × 10ⁿ at least `max`, so the axis ticks are round numbers.
-fn nice_ceiling(max: f64) -> f64 {
-    if max <= 0.0 {
-        return 1.0;
+/// Gridlines over a chart's value axis, the top one included.
+const TICKS: u32 = 4;
+
+/// The top of a value axis: `TICKS` steps of a whole, round size (1, 2, 3, 4, 5, 6 or 8 × 10ⁿ) reaching `max`,
+/// so every gridline is a round count of calls.
+fn axis_top(max: f64) -> f64 {
+    let raw_step = max / f64::from(TICKS);
+    if raw_step <= 1.0 {
+        return f64::from(TICKS);
     }
-    let magnitude = 10f64.powf(max.log10().floor());
-    [1.0, 2.0, 5.0, 10.0]
+    let magnitude = 10f64.powf(raw_step.log10().floor());
+    let step = [1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 8.0, 10.0]
         .into_iter()
-        .map(|step| step * magnitude)
-        .find(|candidate| *candidate >= max)
-        .unwrap_or(10.0 * magnitude)
+        .map(|multiple| multiple * magnitude)
+        .find(|step| *step >= raw_step)
+        .unwrap_or(10.0 * magnitude);
+    step * f64::from(TICKS)
 }
 
 // ---------------------------------------------------------------------------
@@ -330,7 +391,8 @@ fn nice_ceiling(max: f64) -> f64 {
 
 fn draw_title(page: &mut Layout, title: &str, report: &AnalyticsReport) {
     let top = page.reserve(52.0);
-    page.text(title, MARGIN, top + 18.0, TITLE, Align::Left);
+    let title = page.fitted(title, CONTENT_WIDTH, TITLE);
+    page.text(&title, MARGIN, top + 18.0, TITLE, Align::Left);
     let subtitle = format!(
         "{} to {} · local time {} · conversion to {}",
         report.start_date.format("%-d %B %Y"),
@@ -350,12 +412,33 @@ fn key_figures(report: &AnalyticsReport) -> Vec<(&'static str, String)> {
         ("Avg talk time", duration(metrics.avg_talk_time)),
         ("Avg listen time", duration(metrics.avg_listen_time)),
         ("Talk ratio", format!("{:.2}", metrics.talk_ratio)),
-        ("Best hour", metrics.best_time_to_call.as_ref().map_or("–".into(), |best| format!("{:02}:00", best.hour))),
-        ("Best day", metrics.best_day_to_call.as_ref().map_or("–".into(), |best| best.day.clone())),
-        ("Avg sentiment", or_dash(report.sentiment.average, |value| format!("{value:+.2}"))),
-        ("Checklist adherence", or_dash(report.adherence.average, |value| percent(value * 100.0))),
+        (
+            "Best hour",
+            metrics
+                .best_time_to_call
+                .as_ref()
+                .map_or("–".into(), |best| format!("{:02}:00", best.hour)),
+        ),
+        (
+            "Best day",
+            metrics
+                .best_day_to_call
+                .as_ref()
+                .map_or("–".into(), |best| best.day.clone()),
+        ),
+        (
+            "Avg sentiment",
+            or_dash(report.sentiment.average, |value| format!("{value:+.2}")),
+        ),
+        (
+            "Checklist adherence",
+            or_dash(report.adherence.average, |value| percent(value * 100.0)),
+        ),
         ("Silence", percent(report.talk.silence_share * 100.0)),
-        ("Interruptions per call", format!("{:.1}", report.talk.avg_interruptions)),
+        (
+            "Interruptions per call",
+            format!("{:.1}", report.talk.avg_interruptions),
+        ),
         ("Longest monologue", duration(report.talk.avg_longest_monologue)),
     ]
 }
@@ -397,9 +480,19 @@ fn draw_funnel(page: &mut Layout, report: &AnalyticsReport) {
         let figures = if index == 0 {
             thousands(stage.count)
         } else {
-            format!("{} · {} of previous", thousands(stage.count), percent(stage.conversion_rate))
+            format!(
+                "{} · {} of previous",
+                thousands(stage.count),
+                percent(stage.conversion_rate)
+            )
         };
-        page.text(&figures, MARGIN + LABEL_WIDTH + width + 6.0, y + 12.0, BODY, Align::Left);
+        page.text(
+            &figures,
+            MARGIN + LABEL_WIDTH + width + 6.0,
+            y + 12.0,
+            BODY,
+            Align::Left,
+        );
     }
 }
 
@@ -423,7 +516,7 @@ impl Plot {
             top,
             width: CONTENT_WIDTH - Self::AXIS_LABEL_WIDTH,
             height: height - Self::X_LABEL_HEIGHT,
-            y_max: nice_ceiling(max_value as f64),
+            y_max: axis_top(max_value as f64),
         }
     }
 
@@ -437,15 +530,24 @@ impl Plot {
 
     /// Gridlines with their values, and the two axes.
     fn draw_frame(&self, page: &mut Layout) {
-        const TICKS: u32 = 4;
         for tick in 0..=TICKS {
             let value = self.y_max * f64::from(tick) / f64::from(TICKS);
             let y = self.y(value);
             page.rule((self.left, y), (self.left + self.width, y), BAND.towards(RULE, 0.5));
-            page.text(&thousands(value.round() as i64), self.left - 4.0, y + 2.5, SMALL, Align::Right);
+            page.text(
+                &thousands(value.round() as i64),
+                self.left - 4.0,
+                y + 2.5,
+                SMALL,
+                Align::Right,
+            );
         }
         page.rule((self.left, self.top), (self.left, self.bottom()), MUTED);
-        page.rule((self.left, self.bottom()), (self.left + self.width, self.bottom()), MUTED);
+        page.rule(
+            (self.left, self.bottom()),
+            (self.left + self.width, self.bottom()),
+            MUTED,
+        );
     }
 
     fn x_label(&self, page: &mut Layout, label: &str, x: f32) {
@@ -470,7 +572,9 @@ fn draw_calls_by_day(page: &mut Layout, report: &AnalyticsReport) {
         .collect();
     page.polyline(&points, ACCENT, 1.0);
     // A handful of evenly spread dates, always the first and the last.
-    let mut labelled: Vec<usize> = (0..LABELS).map(|index| index * (days.len() - 1) / (LABELS - 1)).collect();
+    let mut labelled: Vec<usize> = (0..LABELS)
+        .map(|index| index * (days.len() - 1) / (LABELS - 1))
+        .collect();
     labelled.dedup();
     for index in labelled {
         let label = days[index].date.format("%-d %b").to_string();
@@ -509,24 +613,39 @@ fn draw_heatmap(page: &mut Layout, report: &AnalyticsReport) {
         page.text(&hour.to_string(), x, top + 7.0, SMALL, Align::Center);
     }
     for (row, weekday) in WEEKDAYS.iter().enumerate() {
-        page.text(weekday, MARGIN, grid_top + row as f32 * CELL_HEIGHT + 11.5, SMALL, Align::Left);
+        page.text(
+            weekday,
+            MARGIN,
+            grid_top + row as f32 * CELL_HEIGHT + 11.5,
+            SMALL,
+            Align::Left,
+        );
     }
-    let busiest = cells.iter().map(|cell| cell.calls).max().unwrap_or(0).max(1) as f32;
+    let busiest = cells.iter().map(|cell| cell.calls).max().unwrap_or(0);
     // Placed by the cell's own weekday and hour, so a missing cell leaves a gap instead of shifting the grid.
-    for cell in cells.iter().filter(|cell| (1..=7).contains(&cell.weekday) && cell.hour < 24) {
+    for cell in cells
+        .iter()
+        .filter(|cell| (1..=7).contains(&cell.weekday) && cell.hour < 24)
+    {
         let x = grid_left + cell.hour as f32 * cell_width;
         let y = grid_top + (cell.weekday - 1) as f32 * CELL_HEIGHT;
-        let fill = heat_shade(cell, busiest);
+        let fill = heat_shade(cell, busiest.max(1) as f32);
         page.fill_rect(x + 0.5, y + 0.5, cell_width - 1.0, CELL_HEIGHT - 1.0, fill);
         if cell.calls > 0 {
             let ink = if fill.is_dark() { WHITE } else { INK };
             let style = Style { shade: ink, ..TINY };
-            page.text(&cell.calls.to_string(), x + cell_width / 2.0, y + 10.5, style, Align::Center);
+            page.text(
+                &cell.calls.to_string(),
+                x + cell_width / 2.0,
+                y + 10.5,
+                style,
+                Align::Center,
+            );
         }
     }
     let legend = format!(
         "Darker: more calls (busiest cell {}). Grey: fewer than {} calls, shown but never ranked.",
-        thousands(busiest as i64),
+        thousands(busiest),
         report.best_times.min_sample
     );
     page.text(&legend, MARGIN, grid_top + 7.0 * CELL_HEIGHT + 14.0, SMALL, Align::Left);
@@ -546,13 +665,16 @@ struct Column {
     align: Align,
 }
 
+impl Column {
+    const fn new(title: &'static str, width: f32, align: Align) -> Self {
+        Self { title, width, align }
+    }
+}
+
 /// A table that runs over as many pages as it needs, its header repeated on each.
 fn draw_table(page: &mut Layout, heading: &str, columns: &[Column], rows: &[Vec<String>]) {
     const ROW: f32 = 15.0;
-    // The heading keeps its header and first row with it; the rows then take their room one by one.
-    let top = page.section(heading, ROW * 2.0);
-    page.cursor = top;
-    draw_table_header(page, columns, ROW);
+    start_table(page, heading, columns, ROW);
     if rows.is_empty() {
         let top = page.reserve(ROW);
         page.text("None in this range.", MARGIN + 4.0, top + 10.5, BODY, Align::Left);
@@ -560,7 +682,7 @@ fn draw_table(page: &mut Layout, heading: &str, columns: &[Column], rows: &[Vec<
     for (index, row) in rows.iter().enumerate() {
         if !page.fits(ROW) {
             page.new_page();
-            draw_table_header(page, columns, ROW);
+            start_table(page, &format!("{heading} (continued)"), columns, ROW);
         }
         let top = page.reserve(ROW);
         if index % 2 == 1 {
@@ -571,11 +693,18 @@ fn draw_table(page: &mut Layout, heading: &str, columns: &[Column], rows: &[Vec<
     page.cursor += 10.0;
 }
 
-fn draw_table_header(page: &mut Layout, columns: &[Column], height: f32) {
-    let top = page.reserve(height);
+/// The heading and the column titles, kept on one page with room for the first row.
+fn start_table(page: &mut Layout, heading: &str, columns: &[Column], row_height: f32) {
+    // Only the heading is taken here: the header and the rows then take their room one by one.
+    page.cursor = page.section(heading, row_height * 2.0);
+    let top = page.reserve(row_height);
     let titles: Vec<String> = columns.iter().map(|column| column.title.to_string()).collect();
     draw_table_cells(page, columns, &titles, top + 10.5, BODY_BOLD);
-    page.rule((MARGIN, top + height), (PAGE_WIDTH - MARGIN, top + height), MUTED);
+    page.rule(
+        (MARGIN, top + row_height),
+        (PAGE_WIDTH - MARGIN, top + row_height),
+        MUTED,
+    );
 }
 
 fn draw_table_cells(page: &mut Layout, columns: &[Column], cells: &[String], baseline: f32, style: Style) {
@@ -595,14 +724,14 @@ fn draw_table_cells(page: &mut Layout, columns: &[Column], cells: &[String], bas
 
 fn draw_agents(page: &mut Layout, agents: &[AgentStats]) {
     let columns = [
-        Column { title: "#", width: 24.0, align: Align::Right },
-        Column { title: "Agent", width: 143.0, align: Align::Left },
-        Column { title: "Calls", width: 50.0, align: Align::Right },
-        Column { title: "Conversion", width: 62.0, align: Align::Right },
-        Column { title: "Avg duration", width: 70.0, align: Align::Right },
-        Column { title: "Talk ratio", width: 52.0, align: Align::Right },
-        Column { title: "Sentiment", width: 54.0, align: Align::Right },
-        Column { title: "Adherence", width: 56.0, align: Align::Right },
+        Column::new("#", 22.0, Align::Right),
+        Column::new("Agent", 117.0, Align::Left),
+        Column::new("Calls", 46.0, Align::Right),
+        Column::new("Conversion", 66.0, Align::Right),
+        Column::new("Avg duration", 74.0, Align::Right),
+        Column::new("Talk ratio", 60.0, Align::Right),
+        Column::new("Sentiment", 63.0, Align::Right),
+        Column::new("Adherence", 63.0, Align::Right),
     ];
     let rows: Vec<Vec<String>> = agents
         .iter()
@@ -624,13 +753,19 @@ fn draw_agents(page: &mut Layout, agents: &[AgentStats]) {
 
 fn draw_outcomes(page: &mut Layout, outcomes: &[OutcomeShare]) {
     let columns = [
-        Column { title: "Outcome", width: 200.0, align: Align::Left },
-        Column { title: "Calls", width: 80.0, align: Align::Right },
-        Column { title: "Share of calls", width: 90.0, align: Align::Right },
+        Column::new("Outcome", 200.0, Align::Left),
+        Column::new("Calls", 80.0, Align::Right),
+        Column::new("Share of calls", 90.0, Align::Right),
     ];
     let rows: Vec<Vec<String>> = outcomes
         .iter()
-        .map(|outcome| vec![outcome.outcome.replace('_', " "), thousands(outcome.count), percent(outcome.percentage)])
+        .map(|outcome| {
+            vec![
+                outcome.outcome.replace('_', " "),
+                thousands(outcome.count),
+                percent(outcome.percentage),
+            ]
+        })
         .collect();
     draw_table(page, "Outcomes", &columns, &rows);
 }
@@ -653,9 +788,12 @@ mod tests {
         assert_eq!(thousands(-4_200), "-4,200");
         assert_eq!(duration(42.4), "42 s");
         assert_eq!(duration(96.4), "1 min 36 s");
-        assert_eq!(nice_ceiling(0.0), 1.0);
-        assert_eq!(nice_ceiling(113.0), 200.0);
-        assert_eq!(nice_ceiling(40.0), 50.0);
+        assert_eq!(axis_top(0.0), 4.0);
+        assert_eq!(axis_top(3.0), 4.0);
+        assert_eq!(axis_top(9.0), 12.0);
+        assert_eq!(axis_top(113.0), 120.0);
+        assert_eq!(axis_top(365.0), 400.0);
+        assert_eq!(axis_top(2_795.0), 3_200.0);
     }
 
     #[test]
@@ -668,7 +806,10 @@ mod tests {
         assert!(pages.len() >= 2, "{} pages", pages.len());
         let first_page = pdf.extract_text(&[1]).expect("page 1 text");
         assert!(first_page.contains(ORGANIZATION), "{first_page}");
-        assert!(first_page.contains(&thousands(report.metrics.total_calls)), "{first_page}");
+        assert!(
+            first_page.contains(&thousands(report.metrics.total_calls)),
+            "{first_page}"
+        );
         assert!(first_page.contains("Funnel"), "{first_page}");
 
         let all_pages: Vec<u32> = pages.keys().copied().collect();
@@ -686,7 +827,13 @@ mod tests {
             .objects
             .values()
             .filter_map(|object| object.as_dict().ok()?.get(b"FontFile2").ok()?.as_reference().ok())
-            .map(|id| pdf.get_object(id).and_then(Object::as_stream).expect("a font stream").content.len())
+            .map(|id| {
+                pdf.get_object(id)
+                    .and_then(Object::as_stream)
+                    .expect("a font stream")
+                    .content
+                    .len()
+            })
             .collect();
         assert_eq!(font_programs.len(), 2, "the regular and the bold face");
         assert!(font_programs.iter().all(|length| *length > 10_000), "{font_programs:?}");
@@ -697,17 +844,24 @@ mod tests {
         let mut report = year_report();
         let template = report.metrics.agent_stats[0].clone();
         report.metrics.agent_stats = (1..=120)
-            .map(|rank| AgentStats { rank, agent_name: format!("Agent {rank:03}"), ..template.clone() })
+            .map(|rank| AgentStats {
+                rank,
+                agent_name: format!("Agent {rank:03}"),
+                ..template.clone()
+            })
             .collect();
         let pdf = load(&document(&report).expect("the PDF renders"));
         let pages: Vec<u32> = pdf.get_pages().keys().copied().collect();
-        let with_header = pages
+        let page_texts: Vec<String> = pages
             .iter()
-            .filter(|page| pdf.extract_text(&[**page]).is_ok_and(|text| text.contains("Avg duration")))
-            .count();
+            .map(|page| pdf.extract_text(&[*page]).expect("the page's text"))
+            .collect();
+        let with_header = page_texts.iter().filter(|text| text.contains("Avg duration")).count();
         assert!(with_header >= 2, "the agents header is on {with_header} pages");
-        let last_page = pdf.extract_text(&[*pages.last().expect("pages")]).expect("text");
-        assert!(last_page.contains("Outcomes"));
+        assert!(page_texts.iter().any(|text| text.contains("Agents (continued)")));
+        assert!(page_texts.iter().any(|text| text.contains("Agent 120")));
+        let last_outcome = report.metrics.outcomes.last().expect("outcomes");
+        assert!(page_texts.last().expect("pages").contains(&last_outcome.outcome));
     }
 
     #[test]

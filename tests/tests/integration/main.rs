@@ -5,6 +5,7 @@
 
 mod ab_testing;
 mod agents;
+mod analytics;
 mod auth;
 mod bad_input;
 mod calendar;

@@ -80,6 +80,18 @@ async fn the_role_matrix_holds_on_every_endpoint_that_changes_something() {
         ),
         (Method::DELETE, format!("/api/agents/{some}"), json!({}), false),
         (
+            Method::PUT,
+            format!("/api/agents/{agent}/adherence-checklist"),
+            json!([{"point": "Greeting", "phrases": ["hello"]}]),
+            true,
+        ),
+        (
+            Method::PATCH,
+            "/api/organization".into(),
+            json!({"timezone": "Europe/Berlin"}),
+            false,
+        ),
+        (
             Method::POST,
             "/api/credentials".into(),
             json!({"provider": "telnyx", "name": "T", "apiKey": "KEY123"}),

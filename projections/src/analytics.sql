@@ -1,0 +1,110 @@
+-- Tables of the `analytics` read model, created in the schema on the search path.
+
+-- The time zone each organization counts its days and hours in.
+CREATE TABLE analytics_organizations (
+    organization_id UUID PRIMARY KEY,
+    timezone TEXT NOT NULL
+);
+
+-- Each agent's adherence checklist, to score its calls when they end.
+CREATE TABLE analytics_checklists (
+    id UUID PRIMARY KEY,
+    organization_id UUID NOT NULL,
+    checklist JSONB NOT NULL
+);
+
+-- The CRM stage that means a deal was won, per organization and CRM.
+CREATE TABLE analytics_sale_stages (
+    organization_id UUID NOT NULL,
+    provider TEXT NOT NULL,
+    stage TEXT NOT NULL,
+    PRIMARY KEY (organization_id, provider)
+);
+
+-- One row per call: what analytics knows of it. local_date and local_hour are
+-- the call's start in its organization's time zone, always computed here by
+-- PostgreSQL (also when the zone changes), so a replay buckets exactly alike.
+CREATE TABLE analytics_calls (
+    id UUID PRIMARY KEY,
+    organization_id UUID NOT NULL,
+    agent_id UUID NULL,
+    campaign_id UUID NULL,
+    started_at TIMESTAMPTZ NOT NULL,
+    start_from_report BOOLEAN NOT NULL,
+    local_date DATE NOT NULL,
+    local_hour SMALLINT NOT NULL,
+    duration_seconds DOUBLE PRECISION NULL,
+    outcome TEXT NULL,
+    connected BOOLEAN NOT NULL,
+    no_contact BOOLEAN NOT NULL,
+    appointment_booked BOOLEAN NOT NULL,
+    deal_won BOOLEAN NOT NULL,
+    -- 0 called, 1 contact, 2 qualified, 3 appointment, 4 sale: the furthest funnel stage reached.
+    level SMALLINT NOT NULL,
+    talk_agent DOUBLE PRECISION NULL,
+    talk_prospect DOUBLE PRECISION NULL,
+    talk_monologue DOUBLE PRECISION NULL,
+    talk_interruptions INT NULL,
+    talk_silence DOUBLE PRECISION NULL,
+    talk_call DOUBLE PRECISION NULL,
+    sentiment DOUBLE PRECISION NULL,
+    sentiment_label TEXT NULL,
+    adherence DOUBLE PRECISION NULL,
+    missed_points TEXT[] NOT NULL DEFAULT '{}'
+);
+CREATE INDEX analytics_calls_by_day ON analytics_calls (organization_id, local_date);
+
+-- The figures pre-aggregated per organization × local day × hour (-1: the whole
+-- day) for four groupings: dims 0 every call, 1 per agent, 2 per campaign,
+-- 3 per agent and campaign. Keys a grouping does not split by are the nil uuid;
+-- so are calls without an agent or campaign within the groupings that split.
+CREATE TABLE analytics_cube (
+    organization_id UUID NOT NULL,
+    dims SMALLINT NOT NULL,
+    agent_key UUID NOT NULL,
+    campaign_key UUID NOT NULL,
+    local_date DATE NOT NULL,
+    local_hour SMALLINT NOT NULL,
+    calls BIGINT NOT NULL,
+    contacts BIGINT NOT NULL,
+    qualified BIGINT NOT NULL,
+    appointments BIGINT NOT NULL,
+    sales BIGINT NOT NULL,
+    duration_sum DOUBLE PRECISION NOT NULL,
+    duration_calls BIGINT NOT NULL,
+    timed_calls BIGINT NOT NULL,
+    talk_agent_sum DOUBLE PRECISION NOT NULL,
+    talk_prospect_sum DOUBLE PRECISION NOT NULL,
+    talk_monologue_sum DOUBLE PRECISION NOT NULL,
+    talk_interruptions_sum BIGINT NOT NULL,
+    talk_silence_sum DOUBLE PRECISION NOT NULL,
+    talk_call_sum DOUBLE PRECISION NOT NULL,
+    sentiment_sum DOUBLE PRECISION NOT NULL,
+    sentiment_calls BIGINT NOT NULL,
+    positive BIGINT NOT NULL,
+    neutral BIGINT NOT NULL,
+    negative BIGINT NOT NULL,
+    adherence_sum DOUBLE PRECISION NOT NULL,
+    adherence_calls BIGINT NOT NULL,
+    outcome_qualified BIGINT NOT NULL,
+    outcome_appointment BIGINT NOT NULL,
+    outcome_sale BIGINT NOT NULL,
+    outcome_not_interested BIGINT NOT NULL,
+    outcome_callback_requested BIGINT NOT NULL,
+    outcome_voicemail BIGINT NOT NULL,
+    outcome_no_answer BIGINT NOT NULL,
+    outcome_failed BIGINT NOT NULL,
+    PRIMARY KEY (organization_id, dims, agent_key, campaign_key, local_date, local_hour)
+);
+
+-- Checklist points missed, per organization × local day, in the same four groupings.
+CREATE TABLE analytics_missed_points (
+    organization_id UUID NOT NULL,
+    dims SMALLINT NOT NULL,
+    agent_key UUID NOT NULL,
+    campaign_key UUID NOT NULL,
+    local_date DATE NOT NULL,
+    point TEXT NOT NULL,
+    calls BIGINT NOT NULL,
+    PRIMARY KEY (organization_id, dims, agent_key, campaign_key, local_date, point)
+);

@@ -1,0 +1,726 @@
+//! Analytics (SPEC §2.7): one fact row per call (its start in the
+//! organization's time zone, funnel stage, talk timings, sentiment, adherence),
+//! and the figures pre-aggregated per organization × local day × hour × agent ×
+//! campaign, which every analytics endpoint reads.
+//!
+//! A batch folds its events into the facts of the calls it touches (one load,
+//! one upsert), then recomputes the aggregates of exactly the organization-days
+//! those calls were or now are on, from the facts, in one statement per table.
+//! Local days and hours are computed by PostgreSQL from the organization's
+//! zone; a zone change re-buckets that organization's facts.
+
+mod queries;
+
+pub use queries::PgAnalytics;
+
+use crate::rows::{decode_error, stream_uuid};
+use crate::runtime::ReadModel;
+use async_trait::async_trait;
+use chrono::{DateTime, NaiveDate, Utc};
+use domain::agents::AgentEvent;
+use domain::analytics::{AdherenceChecklist, SentimentLabel, SentimentScore, TalkStats};
+use domain::auth::OrganizationEvent;
+use domain::calendar::BookingEvent;
+use domain::calls::{CallEvent, CallParties, CallReport, CallStatus, EndedReason, Outcome};
+use domain::crm::{CrmEvent, CrmProvider, CrmSettings, CrmSyncEvent};
+use domain::{DomainEvent, RecordedEvent};
+use serde::{Deserialize, Serialize};
+use sqlx::types::Json;
+use sqlx::PgConnection;
+use std::collections::{HashMap, HashSet};
+use uuid::Uuid;
+
+pub struct AnalyticsProjection;
+
+/// What analytics knows of one call; the columns of `analytics_calls` but its
+/// local day and hour, which PostgreSQL computes.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct CallFacts {
+    id: Uuid,
+    organization_id: Uuid,
+    agent_id: Option<Uuid>,
+    campaign_id: Option<Uuid>,
+    started_at: DateTime<Utc>,
+    start_from_report: bool,
+    duration_seconds: Option<f64>,
+    outcome: Option<Outcome>,
+    /// A human or machine picked up (the call reached in-progress, or the prospect spoke).
+    connected: bool,
+    /// Vapi's ended reason says nobody answered: busy, no answer, voicemail, a technical failure.
+    no_contact: bool,
+    appointment_booked: bool,
+    deal_won: bool,
+    level: i16,
+    talk_agent: Option<f64>,
+    talk_prospect: Option<f64>,
+    talk_monologue: Option<f64>,
+    talk_interruptions: Option<i32>,
+    talk_silence: Option<f64>,
+    talk_call: Option<f64>,
+    sentiment: Option<f64>,
+    sentiment_label: Option<SentimentLabel>,
+    adherence: Option<f64>,
+    missed_points: Vec<String>,
+}
+
+impl CallFacts {
+    fn new(id: Uuid, organization_id: Uuid, at: DateTime<Utc>) -> Self {
+        Self {
+            id,
+            organization_id,
+            agent_id: None,
+            campaign_id: None,
+            started_at: at,
+            start_from_report: false,
+            duration_seconds: None,
+            outcome: None,
+            connected: false,
+            no_contact: false,
+            appointment_booked: false,
+            deal_won: false,
+            level: 0,
+            talk_agent: None,
+            talk_prospect: None,
+            talk_monologue: None,
+            talk_interruptions: None,
+            talk_silence: None,
+            talk_call: None,
+            sentiment: None,
+            sentiment_label: None,
+            adherence: None,
+            missed_points: vec![],
+        }
+    }
+
+    /// The call counts from its first sign of life until the report tells when it started.
+    fn seen_at(&mut self, at: DateTime<Utc>) {
+        if !self.start_from_report && at < self.started_at {
+            self.started_at = at;
+        }
+    }
+
+    fn learn(&mut self, parties: &CallParties) {
+        self.agent_id = self.agent_id.or(parties.agent_id);
+    }
+
+    fn ended_because(&mut self, reason: &EndedReason) {
+        if matches!(
+            reason,
+            EndedReason::CustomerBusy
+                | EndedReason::CustomerDidNotAnswer
+                | EndedReason::Voicemail
+                | EndedReason::PlacementFailed
+        ) || reason.is_technical_failure()
+        {
+            self.no_contact = true;
+        }
+    }
+
+    fn report(&mut self, report: &CallReport, checklist: Option<&AdherenceChecklist>) {
+        if let Some(started) = report.started_at {
+            self.started_at = started;
+            self.start_from_report = true;
+        }
+        self.duration_seconds = report.duration_seconds.or(self.duration_seconds);
+        if let Some(reason) = &report.ended_reason {
+            self.ended_because(reason);
+        }
+        if report.messages.iter().any(|m| m.role == "user") {
+            self.connected = true;
+        }
+        let talk = TalkStats::of(report);
+        self.talk_agent = talk.as_ref().map(|t| t.agent_seconds);
+        self.talk_prospect = talk.as_ref().map(|t| t.prospect_seconds);
+        self.talk_monologue = talk.as_ref().map(|t| t.longest_monologue_seconds);
+        self.talk_interruptions = talk.as_ref().map(|t| t.interruptions as i32);
+        self.talk_silence = talk.as_ref().map(|t| t.silence_seconds);
+        self.talk_call = talk.as_ref().map(|t| t.call_seconds);
+        let sentiment = SentimentScore::of(report);
+        self.sentiment = sentiment.map(|s| s.score);
+        self.sentiment_label = sentiment.map(|s| s.label);
+        let adherence = checklist.and_then(|c| c.score(&report.messages));
+        self.adherence = adherence.as_ref().map(|a| a.score);
+        self.missed_points = adherence.map(|a| a.missed).unwrap_or_default();
+    }
+
+    /// The furthest funnel stage: each stage counts the calls that reached it or a later one.
+    fn funnel_level(&self) -> i16 {
+        let outcome = self.outcome;
+        if outcome == Some(Outcome::Sale) || self.deal_won {
+            4
+        } else if outcome == Some(Outcome::Appointment) || self.appointment_booked {
+            3
+        } else if outcome == Some(Outcome::Qualified) {
+            2
+        } else if self.connected
+            && !self.no_contact
+            && !matches!(outcome, Some(Outcome::Voicemail | Outcome::NoAnswer | Outcome::Failed))
+        {
+            1
+        } else {
+            0
+        }
+    }
+}
+
+/// An event this read model reads, decoded.
+enum Input {
+    Organization(OrganizationEvent),
+    Agent(Uuid, AgentEvent),
+    Call(Uuid, CallEvent),
+    Crm(Uuid, CrmEvent),
+    CrmSync(CrmSyncEvent),
+    Booking(BookingEvent),
+}
+
+fn decode(event: &RecordedEvent) -> Result<Option<Input>, sqlx::Error> {
+    let (kind, version, payload) = (event.event_type.as_str(), event.event_version, &event.payload);
+    Ok(Some(match event.stream_type.as_str() {
+        "organization" => Input::Organization(OrganizationEvent::decode(kind, version, payload).map_err(decode_error)?),
+        "agent" => Input::Agent(
+            stream_uuid(event)?,
+            AgentEvent::decode(kind, version, payload).map_err(decode_error)?,
+        ),
+        "call" => Input::Call(
+            stream_uuid(event)?,
+            CallEvent::decode(kind, version, payload).map_err(decode_error)?,
+        ),
+        "crm-integration" => Input::Crm(
+            stream_uuid(event)?,
+            CrmEvent::decode(kind, version, payload).map_err(decode_error)?,
+        ),
+        "crm-call-sync" => Input::CrmSync(CrmSyncEvent::decode(kind, version, payload).map_err(decode_error)?),
+        "calendar-bookings" => Input::Booking(BookingEvent::decode(kind, version, payload).map_err(decode_error)?),
+        _ => return Ok(None),
+    }))
+}
+
+/// What one batch changes.
+#[derive(Default)]
+struct AnalyticsBatch {
+    /// Organizations' zones as the batch leaves them, and those whose zone changed.
+    zones: HashMap<Uuid, String>,
+    rezoned: HashSet<Uuid>,
+    checklists: HashMap<Uuid, (Uuid, AdherenceChecklist)>,
+    changed_checklists: HashSet<Uuid>,
+    sale_stages: HashMap<(Uuid, CrmProvider), String>,
+    changed_sale_stages: HashSet<(Uuid, CrmProvider)>,
+    facts: HashMap<Uuid, CallFacts>,
+    touched: HashSet<Uuid>,
+}
+
+impl AnalyticsBatch {
+    fn organization(&mut self, event: &RecordedEvent, decoded: OrganizationEvent) {
+        let zone = match decoded {
+            OrganizationEvent::OrganizationCreated { .. } => domain::auth::OrganizationSettings::DEFAULT_TIMEZONE,
+            OrganizationEvent::OrganizationSettingsChanged { timezone, .. } => timezone,
+        };
+        let zone = zone.name().to_owned();
+        if self.zones.get(&event.organization_id) != Some(&zone) {
+            self.zones.insert(event.organization_id, zone);
+            self.rezoned.insert(event.organization_id);
+        }
+    }
+
+    fn agent(&mut self, event: &RecordedEvent, agent_id: Uuid, decoded: AgentEvent) {
+        if let AgentEvent::AgentAdherenceChecklistSet { checklist, .. } = decoded {
+            self.checklists.insert(agent_id, (event.organization_id, checklist));
+            self.changed_checklists.insert(agent_id);
+        }
+    }
+
+    fn crm(&mut self, event: &RecordedEvent, integration_id: Uuid, decoded: CrmEvent) {
+        let (provider, settings): (CrmProvider, CrmSettings) = match decoded {
+            CrmEvent::CrmConnected { provider, settings, .. } => (provider, settings),
+            CrmEvent::CrmSettingsChanged { settings, .. } => {
+                let Some(provider) = CrmProvider::ALL
+                    .into_iter()
+                    .find(|p| p.integration_id(event.organization_id) == integration_id)
+                else {
+                    return;
+                };
+                (provider, settings)
+            }
+            _ => return,
+        };
+        if let Some(stage) = settings.stage_mapping.stage_for(Outcome::Sale) {
+            let key = (event.organization_id, provider);
+            self.sale_stages.insert(key, stage.to_owned());
+            self.changed_sale_stages.insert(key);
+        }
+    }
+
+    /// The call's facts, created on first sight; `None` when the event names
+    /// another organization than the call's.
+    fn call_facts(&mut self, id: Uuid, event: &RecordedEvent, at: DateTime<Utc>) -> Option<&mut CallFacts> {
+        let facts = self
+            .facts
+            .entry(id)
+            .or_insert_with(|| CallFacts::new(id, event.organization_id, at));
+        if facts.organization_id != event.organization_id {
+            return None;
+        }
+        self.touched.insert(id);
+        facts.seen_at(at);
+        Some(facts)
+    }
+
+    /// Facts of a call that must already exist (a booking or deal names it).
+    fn existing_facts(&mut self, id: Uuid, event: &RecordedEvent) -> Option<&mut CallFacts> {
+        let facts = self
+            .facts
+            .get_mut(&id)
+            .filter(|f| f.organization_id == event.organization_id)?;
+        self.touched.insert(id);
+        Some(facts)
+    }
+
+    fn call(&mut self, event: &RecordedEvent, id: Uuid, decoded: CallEvent) {
+        match decoded {
+            CallEvent::CallRequested {
+                parties,
+                requested_at,
+                campaign,
+                ..
+            } => {
+                if let Some(facts) = self.call_facts(id, event, requested_at) {
+                    facts.learn(&parties);
+                    facts.campaign_id = facts.campaign_id.or(campaign.map(|c| c.campaign_id));
+                }
+            }
+            CallEvent::CallPlacementStarted { .. } | CallEvent::CallPlacedWithVapi { .. } => {}
+            CallEvent::CallPlacementFailed { at, .. } => {
+                if let Some(facts) = self.call_facts(id, event, at) {
+                    facts.no_contact = true;
+                }
+            }
+            CallEvent::CallStatusUpdated {
+                parties,
+                status,
+                ended_reason,
+                at,
+            } => {
+                if let Some(facts) = self.call_facts(id, event, at) {
+                    facts.learn(&parties);
+                    if matches!(status, CallStatus::InProgress | CallStatus::Forwarding) {
+                        facts.connected = true;
+                    }
+                    if let Some(reason) = &ended_reason {
+                        facts.ended_because(reason);
+                    }
+                }
+            }
+            CallEvent::CallEnded { parties, report, at } => {
+                let agent = self.facts.get(&id).and_then(|f| f.agent_id).or(parties.agent_id);
+                let checklist = agent
+                    .and_then(|agent| self.checklists.get(&agent))
+                    .filter(|(organization, _)| *organization == event.organization_id)
+                    .map(|(_, checklist)| checklist.clone());
+                if let Some(facts) = self.call_facts(id, event, report.started_at.unwrap_or(at)) {
+                    facts.learn(&parties);
+                    facts.report(&report, checklist.as_ref());
+                }
+            }
+            CallEvent::CallOutcomeRecorded { outcome, .. } => {
+                if let Some(facts) = self.existing_facts(id, event) {
+                    facts.outcome = Some(outcome);
+                }
+            }
+        }
+    }
+
+    fn crm_sync(&mut self, event: &RecordedEvent, decoded: CrmSyncEvent) {
+        if let CrmSyncEvent::CrmDealUpdated {
+            provider,
+            call_id,
+            stage,
+            ..
+        } = decoded
+        {
+            let won = self.sale_stages.get(&(event.organization_id, provider)) == Some(&stage);
+            if let Some(facts) = self.existing_facts(call_id, event) {
+                facts.deal_won |= won;
+            }
+        }
+    }
+
+    fn booking(&mut self, event: &RecordedEvent, decoded: BookingEvent) {
+        if let BookingEvent::AppointmentBooked {
+            call_id: Some(call_id), ..
+        } = decoded
+        {
+            if let Some(facts) = self.existing_facts(call_id, event) {
+                facts.appointment_booked = true;
+            }
+        }
+    }
+}
+
+/// The ids a batch must load before folding.
+#[derive(Default)]
+struct Wanted {
+    organizations: HashSet<Uuid>,
+    agents: HashSet<Uuid>,
+    calls: HashSet<Uuid>,
+    sale_stage_organizations: HashSet<Uuid>,
+}
+
+fn wanted(inputs: &[(&RecordedEvent, Input)]) -> Wanted {
+    let mut wanted = Wanted::default();
+    for (event, input) in inputs {
+        match input {
+            Input::Organization(_) => {
+                wanted.organizations.insert(event.organization_id);
+            }
+            Input::Agent(id, _) => {
+                wanted.agents.insert(*id);
+            }
+            Input::Call(id, decoded) => {
+                wanted.calls.insert(*id);
+                if let CallEvent::CallEnded { parties, .. } | CallEvent::CallRequested { parties, .. } = decoded {
+                    wanted.agents.extend(parties.agent_id);
+                }
+            }
+            Input::Crm(..) => {}
+            Input::CrmSync(CrmSyncEvent::CrmDealUpdated { call_id, .. }) => {
+                wanted.calls.insert(*call_id);
+                wanted.sale_stage_organizations.insert(event.organization_id);
+            }
+            Input::CrmSync(_) => {}
+            Input::Booking(BookingEvent::AppointmentBooked {
+                call_id: Some(call_id), ..
+            }) => {
+                wanted.calls.insert(*call_id);
+            }
+            Input::Booking(_) => {}
+        }
+    }
+    wanted
+}
+
+fn as_vec(ids: &HashSet<Uuid>) -> Vec<Uuid> {
+    ids.iter().copied().collect()
+}
+
+/// Loads what the batch's events need: facts (with the day each was on), zones, checklists, sale stages.
+async fn load(
+    conn: &mut PgConnection,
+    wanted: &Wanted,
+) -> Result<(AnalyticsBatch, Vec<(Uuid, NaiveDate)>), sqlx::Error> {
+    let mut batch = AnalyticsBatch::default();
+    let facts: Vec<(Json<CallFacts>, Uuid, NaiveDate)> = sqlx::query_as(
+        "SELECT to_jsonb(f) - 'local_date' - 'local_hour', organization_id, local_date
+         FROM analytics_calls f WHERE id = ANY($1)",
+    )
+    .bind(as_vec(&wanted.calls))
+    .fetch_all(&mut *conn)
+    .await?;
+    let mut days = Vec::with_capacity(facts.len());
+    let mut agents = wanted.agents.clone();
+    for (Json(facts), organization_id, day) in facts {
+        days.push((organization_id, day));
+        agents.extend(facts.agent_id);
+        batch.facts.insert(facts.id, facts);
+    }
+    let zones: Vec<(Uuid, String)> =
+        sqlx::query_as("SELECT organization_id, timezone FROM analytics_organizations WHERE organization_id = ANY($1)")
+            .bind(as_vec(&wanted.organizations))
+            .fetch_all(&mut *conn)
+            .await?;
+    batch.zones = zones.into_iter().collect();
+    let checklists: Vec<(Uuid, Uuid, Json<AdherenceChecklist>)> =
+        sqlx::query_as("SELECT id, organization_id, checklist FROM analytics_checklists WHERE id = ANY($1)")
+            .bind(as_vec(&agents))
+            .fetch_all(&mut *conn)
+            .await?;
+    batch.checklists = checklists
+        .into_iter()
+        .map(|(agent, organization, Json(checklist))| (agent, (organization, checklist)))
+        .collect();
+    let stages: Vec<(Uuid, String, String)> = sqlx::query_as(
+        "SELECT organization_id, provider, stage FROM analytics_sale_stages WHERE organization_id = ANY($1)",
+    )
+    .bind(as_vec(&wanted.sale_stage_organizations))
+    .fetch_all(&mut *conn)
+    .await?;
+    for (organization, provider, stage) in stages {
+        if let Ok(provider) = crate::rows::text_enum::<CrmProvider>(provider) {
+            batch.sale_stages.insert((organization, provider), stage);
+        }
+    }
+    Ok((batch, days))
+}
+
+async fn save_settings(conn: &mut PgConnection, batch: &AnalyticsBatch) -> Result<(), sqlx::Error> {
+    let (organizations, zones): (Vec<Uuid>, Vec<&str>) =
+        batch.rezoned.iter().map(|id| (*id, batch.zones[id].as_str())).unzip();
+    if !organizations.is_empty() {
+        sqlx::query(
+            "INSERT INTO analytics_organizations AS o (organization_id, timezone) SELECT * FROM UNNEST($1::uuid[], $2::text[])
+             ON CONFLICT (organization_id) DO UPDATE SET timezone = EXCLUDED.timezone",
+        )
+        .bind(&organizations)
+        .bind(&zones)
+        .execute(&mut *conn)
+        .await?;
+    }
+    if !batch.changed_checklists.is_empty() {
+        let (mut agents, mut organizations, mut checklists) = (vec![], vec![], vec![]);
+        for agent in &batch.changed_checklists {
+            let (organization, checklist) = &batch.checklists[agent];
+            agents.push(*agent);
+            organizations.push(*organization);
+            checklists.push(serde_json::to_string(checklist).map_err(|e| sqlx::Error::Encode(Box::new(e)))?);
+        }
+        sqlx::query(
+            "INSERT INTO analytics_checklists (id, organization_id, checklist)
+             SELECT * FROM UNNEST($1::uuid[], $2::uuid[], $3::text[]::jsonb[])
+             ON CONFLICT (id) DO UPDATE SET checklist = EXCLUDED.checklist",
+        )
+        .bind(agents)
+        .bind(organizations)
+        .bind(checklists)
+        .execute(&mut *conn)
+        .await?;
+    }
+    if !batch.changed_sale_stages.is_empty() {
+        let (mut organizations, mut providers, mut stages) = (vec![], vec![], vec![]);
+        for key in &batch.changed_sale_stages {
+            organizations.push(key.0);
+            providers.push(key.1.as_str());
+            stages.push(batch.sale_stages[key].as_str());
+        }
+        sqlx::query(
+            "INSERT INTO analytics_sale_stages (organization_id, provider, stage)
+             SELECT * FROM UNNEST($1::uuid[], $2::text[], $3::text[])
+             ON CONFLICT (organization_id, provider) DO UPDATE SET stage = EXCLUDED.stage",
+        )
+        .bind(organizations)
+        .bind(providers)
+        .bind(stages)
+        .execute(&mut *conn)
+        .await?;
+    }
+    Ok(())
+}
+
+/// Re-buckets every call of organizations whose zone changed; returns the days they are now on.
+async fn rezone(conn: &mut PgConnection, organizations: &[Uuid]) -> Result<Vec<(Uuid, NaiveDate)>, sqlx::Error> {
+    if organizations.is_empty() {
+        return Ok(vec![]);
+    }
+    for table in ["analytics_cube", "analytics_missed_points"] {
+        sqlx::query(&format!("DELETE FROM {table} WHERE organization_id = ANY($1)"))
+            .bind(organizations)
+            .execute(&mut *conn)
+            .await?;
+    }
+    sqlx::query_as(
+        "UPDATE analytics_calls f
+         SET local_date = (f.started_at AT TIME ZONE o.timezone)::date,
+             local_hour = extract(hour FROM f.started_at AT TIME ZONE o.timezone)::smallint
+         FROM analytics_organizations o
+         WHERE o.organization_id = f.organization_id AND f.organization_id = ANY($1)
+         RETURNING f.organization_id, f.local_date",
+    )
+    .bind(organizations)
+    .fetch_all(conn)
+    .await
+}
+
+const FACT_COLUMNS: &str = "id, organization_id, agent_id, campaign_id, started_at, start_from_report, local_date, \
+    local_hour, duration_seconds, outcome, connected, no_contact, appointment_booked, deal_won, level, talk_agent, \
+    talk_prospect, talk_monologue, talk_interruptions, talk_silence, talk_call, sentiment, sentiment_label, \
+    adherence, missed_points";
+
+/// Facts written by one statement.
+const FACTS_PER_STATEMENT: usize = 10_000;
+
+/// Writes the touched facts, bucketed in their organization's zone; returns the days they are on.
+async fn save_facts(conn: &mut PgConnection, facts: Vec<&CallFacts>) -> Result<Vec<(Uuid, NaiveDate)>, sqlx::Error> {
+    let values = FACT_COLUMNS
+        .split(", ")
+        .map(|column| match column {
+            "local_date" => "(r.started_at AT TIME ZONE z.zone)::date".to_owned(),
+            "local_hour" => "extract(hour FROM r.started_at AT TIME ZONE z.zone)::smallint".to_owned(),
+            other => format!("r.{other}"),
+        })
+        .collect::<Vec<_>>()
+        .join(", ");
+    let updates = FACT_COLUMNS
+        .split(", ")
+        .filter(|c| *c != "id")
+        .map(|c| format!("{c} = EXCLUDED.{c}"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let statement = format!(
+        "INSERT INTO analytics_calls ({FACT_COLUMNS})
+         SELECT {values} FROM jsonb_populate_recordset(NULL::analytics_calls, $1) r
+         CROSS JOIN LATERAL (SELECT COALESCE((SELECT timezone FROM analytics_organizations o
+                                              WHERE o.organization_id = r.organization_id), 'UTC') AS zone) z
+         ON CONFLICT (id) DO UPDATE SET {updates}
+         RETURNING organization_id, local_date"
+    );
+    let mut days = Vec::new();
+    for slice in facts.chunks(FACTS_PER_STATEMENT) {
+        let rows: Vec<(Uuid, NaiveDate)> = sqlx::query_as(&statement)
+            .bind(Json(slice))
+            .fetch_all(&mut *conn)
+            .await?;
+        days.extend(rows);
+    }
+    Ok(days)
+}
+
+/// Which grouping a row of the aggregates belongs to, and its keys.
+const GROUPING_COLUMNS: &str = "f.organization_id,
+    (GROUPING(f.agent_id) = 0)::int + 2 * (GROUPING(f.campaign_id) = 0)::int,
+    CASE WHEN GROUPING(f.agent_id) = 0 THEN COALESCE(f.agent_id, '00000000-0000-0000-0000-000000000000'::uuid) ELSE '00000000-0000-0000-0000-000000000000'::uuid END,
+    CASE WHEN GROUPING(f.campaign_id) = 0 THEN COALESCE(f.campaign_id, '00000000-0000-0000-0000-000000000000'::uuid) ELSE '00000000-0000-0000-0000-000000000000'::uuid END,
+    f.local_date";
+
+/// Recomputes the aggregates of these organization-days from their facts.
+async fn recompute_days(conn: &mut PgConnection, days: Vec<(Uuid, NaiveDate)>) -> Result<(), sqlx::Error> {
+    let days: HashSet<(Uuid, NaiveDate)> = days.into_iter().collect();
+    if days.is_empty() {
+        return Ok(());
+    }
+    let (organizations, dates): (Vec<Uuid>, Vec<NaiveDate>) = days.into_iter().unzip();
+    let dirty = "(SELECT * FROM UNNEST($1::uuid[], $2::date[]) AS d(organization_id, local_date))";
+    for table in ["analytics_cube", "analytics_missed_points"] {
+        sqlx::query(&format!(
+            "DELETE FROM {table} t USING {dirty} d
+             WHERE t.organization_id = d.organization_id AND t.local_date = d.local_date"
+        ))
+        .bind(&organizations)
+        .bind(&dates)
+        .execute(&mut *conn)
+        .await?;
+    }
+    let outcomes = Outcome::ALL
+        .map(|o| format!("count(*) FILTER (WHERE f.outcome = '{o}')"))
+        .join(", ");
+    sqlx::query(&format!(
+        "INSERT INTO analytics_cube
+         SELECT {GROUPING_COLUMNS},
+                CASE WHEN GROUPING(f.local_hour) = 0 THEN f.local_hour ELSE -1 END,
+                count(*), count(*) FILTER (WHERE f.level >= 1), count(*) FILTER (WHERE f.level >= 2),
+                count(*) FILTER (WHERE f.level >= 3), count(*) FILTER (WHERE f.level >= 4),
+                COALESCE(sum(f.duration_seconds), 0), count(f.duration_seconds),
+                count(f.talk_call), COALESCE(sum(f.talk_agent), 0), COALESCE(sum(f.talk_prospect), 0),
+                COALESCE(sum(f.talk_monologue), 0), COALESCE(sum(f.talk_interruptions), 0),
+                COALESCE(sum(f.talk_silence), 0), COALESCE(sum(f.talk_call), 0),
+                COALESCE(sum(f.sentiment), 0), count(f.sentiment),
+                count(*) FILTER (WHERE f.sentiment_label = 'positive'),
+                count(*) FILTER (WHERE f.sentiment_label = 'neutral'),
+                count(*) FILTER (WHERE f.sentiment_label = 'negative'),
+                COALESCE(sum(f.adherence), 0), count(f.adherence),
+                {outcomes}
+         FROM analytics_calls f JOIN {dirty} d ON d.organization_id = f.organization_id AND d.local_date = f.local_date
+         GROUP BY f.organization_id, f.local_date, GROUPING SETS (
+             (f.agent_id, f.campaign_id, f.local_hour), (f.agent_id, f.local_hour), (f.campaign_id, f.local_hour),
+             (f.local_hour), (f.agent_id, f.campaign_id), (f.agent_id), (f.campaign_id), ())"
+    ))
+    .bind(&organizations)
+    .bind(&dates)
+    .execute(&mut *conn)
+    .await?;
+    sqlx::query(&format!(
+        "INSERT INTO analytics_missed_points
+         SELECT {GROUPING_COLUMNS}, p.point, count(*)
+         FROM analytics_calls f JOIN {dirty} d ON d.organization_id = f.organization_id AND d.local_date = f.local_date
+         CROSS JOIN LATERAL unnest(f.missed_points) AS p(point)
+         GROUP BY f.organization_id, f.local_date, p.point,
+             GROUPING SETS ((f.agent_id, f.campaign_id), (f.agent_id), (f.campaign_id), ())"
+    ))
+    .bind(&organizations)
+    .bind(&dates)
+    .execute(&mut *conn)
+    .await
+    .map(|_| ())
+}
+
+/// The event types this read model reads; the store skips the rest undecoded.
+const EVENT_TYPES: &[&str] = &[
+    "OrganizationCreated",
+    "OrganizationSettingsChanged",
+    "AgentAdherenceChecklistSet",
+    "CallRequested",
+    "CallPlacementFailed",
+    "CallStatusUpdated",
+    "CallEnded",
+    "CallOutcomeRecorded",
+    "CrmConnected",
+    "CrmSettingsChanged",
+    "CrmDealUpdated",
+    "AppointmentBooked",
+];
+
+#[async_trait]
+impl ReadModel for AnalyticsProjection {
+    fn name(&self) -> &'static str {
+        "analytics"
+    }
+
+    fn schema_version(&self) -> i32 {
+        1
+    }
+
+    fn stream_types(&self) -> Option<&[&'static str]> {
+        Some(&[
+            "organization",
+            "agent",
+            "call",
+            "crm-integration",
+            "crm-call-sync",
+            "calendar-bookings",
+        ])
+    }
+
+    fn event_types(&self) -> Option<&[&'static str]> {
+        Some(EVENT_TYPES)
+    }
+
+    fn tables(&self) -> &'static [&'static str] {
+        &[
+            "analytics_organizations",
+            "analytics_checklists",
+            "analytics_sale_stages",
+            "analytics_calls",
+            "analytics_cube",
+            "analytics_missed_points",
+        ]
+    }
+
+    fn create_sql(&self) -> &'static str {
+        include_str!("../analytics.sql")
+    }
+
+    async fn apply(&self, conn: &mut PgConnection, events: &[RecordedEvent]) -> Result<(), sqlx::Error> {
+        let mut inputs = Vec::with_capacity(events.len());
+        for event in events {
+            if let Some(input) = decode(event)? {
+                inputs.push((event, input));
+            }
+        }
+        let (mut batch, mut days) = load(conn, &wanted(&inputs)).await?;
+        for (event, input) in inputs {
+            match input {
+                Input::Organization(decoded) => batch.organization(event, decoded),
+                Input::Agent(id, decoded) => batch.agent(event, id, decoded),
+                Input::Call(id, decoded) => batch.call(event, id, decoded),
+                Input::Crm(id, decoded) => batch.crm(event, id, decoded),
+                Input::CrmSync(decoded) => batch.crm_sync(event, decoded),
+                Input::Booking(decoded) => batch.booking(event, decoded),
+            }
+        }
+        save_settings(conn, &batch).await?;
+        days.extend(rezone(conn, &as_vec(&batch.rezoned)).await?);
+        for facts in batch.facts.values_mut() {
+            facts.level = facts.funnel_level();
+        }
+        let touched = batch.facts.values().filter(|f| batch.touched.contains(&f.id)).collect();
+        days.extend(save_facts(conn, touched).await?);
+        recompute_days(conn, days).await
+    }
+}
