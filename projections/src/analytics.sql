@@ -52,19 +52,21 @@ CREATE TABLE analytics_calls (
     adherence DOUBLE PRECISION NULL,
     missed_points TEXT[] NOT NULL DEFAULT '{}'
 );
-CREATE INDEX analytics_calls_by_day ON analytics_calls (organization_id, local_date);
+-- How each batch finds the calls of the days it recomputes. Unique (it holds
+-- the key) so that a rebuild keeps it while loading: only non-unique indexes
+-- are deferred to the end, and without this one every batch would scan all calls.
+CREATE UNIQUE INDEX analytics_calls_by_day ON analytics_calls (organization_id, local_date, id);
 
--- The figures pre-aggregated per organization × local day × hour (-1: the whole
--- day) for four groupings: dims 0 every call, 1 per agent, 2 per campaign,
--- 3 per agent and campaign. Keys a grouping does not split by are the nil uuid;
--- so are calls without an agent or campaign within the groupings that split.
-CREATE TABLE analytics_cube (
+-- The figures pre-aggregated per organization × local day, in four groupings:
+-- dims 0 every call, 1 per agent, 2 per campaign, 3 per agent and campaign.
+-- Keys a grouping does not split by are the nil uuid; so are calls without an
+-- agent or campaign within the groupings that split.
+CREATE TABLE analytics_daily (
     organization_id UUID NOT NULL,
     dims SMALLINT NOT NULL,
     agent_key UUID NOT NULL,
     campaign_key UUID NOT NULL,
     local_date DATE NOT NULL,
-    local_hour SMALLINT NOT NULL,
     calls BIGINT NOT NULL,
     contacts BIGINT NOT NULL,
     qualified BIGINT NOT NULL,
@@ -94,8 +96,28 @@ CREATE TABLE analytics_cube (
     outcome_voicemail BIGINT NOT NULL,
     outcome_no_answer BIGINT NOT NULL,
     outcome_failed BIGINT NOT NULL,
+    -- Queries read one grouping's keys over a range of days.
+    PRIMARY KEY (organization_id, dims, agent_key, campaign_key, local_date)
+);
+-- Batches replace whole organization-days (unique, so rebuilds keep it).
+CREATE UNIQUE INDEX analytics_daily_by_day ON analytics_daily (organization_id, local_date, dims, agent_key, campaign_key);
+
+-- The funnel per local day and hour (0–23), in the same four groupings: the heatmap, best times, calls by hour.
+CREATE TABLE analytics_hourly (
+    organization_id UUID NOT NULL,
+    dims SMALLINT NOT NULL,
+    agent_key UUID NOT NULL,
+    campaign_key UUID NOT NULL,
+    local_date DATE NOT NULL,
+    local_hour SMALLINT NOT NULL,
+    calls BIGINT NOT NULL,
+    contacts BIGINT NOT NULL,
+    qualified BIGINT NOT NULL,
+    appointments BIGINT NOT NULL,
+    sales BIGINT NOT NULL,
     PRIMARY KEY (organization_id, dims, agent_key, campaign_key, local_date, local_hour)
 );
+CREATE UNIQUE INDEX analytics_hourly_by_day ON analytics_hourly (organization_id, local_date, dims, agent_key, campaign_key, local_hour);
 
 -- Checklist points missed, per organization × local day, in the same four groupings.
 CREATE TABLE analytics_missed_points (
@@ -108,3 +130,4 @@ CREATE TABLE analytics_missed_points (
     calls BIGINT NOT NULL,
     PRIMARY KEY (organization_id, dims, agent_key, campaign_key, local_date, point)
 );
+CREATE UNIQUE INDEX analytics_missed_points_by_day ON analytics_missed_points (organization_id, local_date, dims, agent_key, campaign_key, point);

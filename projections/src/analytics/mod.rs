@@ -509,7 +509,7 @@ async fn rezone(conn: &mut PgConnection, organizations: &[Uuid]) -> Result<Vec<(
     if organizations.is_empty() {
         return Ok(vec![]);
     }
-    for table in ["analytics_cube", "analytics_missed_points"] {
+    for table in AGGREGATES {
         sqlx::query(&format!("DELETE FROM {table} WHERE organization_id = ANY($1)"))
             .bind(organizations)
             .execute(&mut *conn)
@@ -579,6 +579,13 @@ const GROUPING_COLUMNS: &str = "f.organization_id,
     CASE WHEN GROUPING(f.campaign_id) = 0 THEN COALESCE(f.campaign_id, '00000000-0000-0000-0000-000000000000'::uuid) ELSE '00000000-0000-0000-0000-000000000000'::uuid END,
     f.local_date";
 
+/// The tables recomputed per organization-day.
+const AGGREGATES: [&str; 3] = ["analytics_daily", "analytics_hourly", "analytics_missed_points"];
+
+/// The funnel counts of a group of facts.
+const FUNNEL_SUMS: &str = "count(*), count(*) FILTER (WHERE f.level >= 1), count(*) FILTER (WHERE f.level >= 2), \
+    count(*) FILTER (WHERE f.level >= 3), count(*) FILTER (WHERE f.level >= 4)";
+
 /// Recomputes the aggregates of these organization-days from their facts.
 async fn recompute_days(conn: &mut PgConnection, days: Vec<(Uuid, NaiveDate)>) -> Result<(), sqlx::Error> {
     let days: HashSet<(Uuid, NaiveDate)> = days.into_iter().collect();
@@ -587,57 +594,55 @@ async fn recompute_days(conn: &mut PgConnection, days: Vec<(Uuid, NaiveDate)>) -
     }
     let (organizations, dates): (Vec<Uuid>, Vec<NaiveDate>) = days.into_iter().unzip();
     let dirty = "(SELECT * FROM UNNEST($1::uuid[], $2::date[]) AS d(organization_id, local_date))";
-    for table in ["analytics_cube", "analytics_missed_points"] {
-        sqlx::query(&format!(
-            "DELETE FROM {table} t USING {dirty} d
-             WHERE t.organization_id = d.organization_id AND t.local_date = d.local_date"
-        ))
-        .bind(&organizations)
-        .bind(&dates)
-        .execute(&mut *conn)
-        .await?;
-    }
+    let facts = format!(
+        "FROM analytics_calls f JOIN {dirty} d ON d.organization_id = f.organization_id AND d.local_date = f.local_date"
+    );
+    let groupings = "GROUPING SETS ((f.agent_id, f.campaign_id), (f.agent_id), (f.campaign_id), ())";
     let outcomes = Outcome::ALL
         .map(|o| format!("count(*) FILTER (WHERE f.outcome = '{o}')"))
         .join(", ");
-    sqlx::query(&format!(
-        "INSERT INTO analytics_cube
-         SELECT {GROUPING_COLUMNS},
-                CASE WHEN GROUPING(f.local_hour) = 0 THEN f.local_hour ELSE -1 END,
-                count(*), count(*) FILTER (WHERE f.level >= 1), count(*) FILTER (WHERE f.level >= 2),
-                count(*) FILTER (WHERE f.level >= 3), count(*) FILTER (WHERE f.level >= 4),
-                COALESCE(sum(f.duration_seconds), 0), count(f.duration_seconds),
-                count(f.talk_call), COALESCE(sum(f.talk_agent), 0), COALESCE(sum(f.talk_prospect), 0),
-                COALESCE(sum(f.talk_monologue), 0), COALESCE(sum(f.talk_interruptions), 0),
-                COALESCE(sum(f.talk_silence), 0), COALESCE(sum(f.talk_call), 0),
-                COALESCE(sum(f.sentiment), 0), count(f.sentiment),
-                count(*) FILTER (WHERE f.sentiment_label = 'positive'),
-                count(*) FILTER (WHERE f.sentiment_label = 'neutral'),
-                count(*) FILTER (WHERE f.sentiment_label = 'negative'),
-                COALESCE(sum(f.adherence), 0), count(f.adherence),
-                {outcomes}
-         FROM analytics_calls f JOIN {dirty} d ON d.organization_id = f.organization_id AND d.local_date = f.local_date
-         GROUP BY f.organization_id, f.local_date, GROUPING SETS (
-             (f.agent_id, f.campaign_id, f.local_hour), (f.agent_id, f.local_hour), (f.campaign_id, f.local_hour),
-             (f.local_hour), (f.agent_id, f.campaign_id), (f.agent_id), (f.campaign_id), ())"
-    ))
-    .bind(&organizations)
-    .bind(&dates)
-    .execute(&mut *conn)
-    .await?;
-    sqlx::query(&format!(
-        "INSERT INTO analytics_missed_points
-         SELECT {GROUPING_COLUMNS}, p.point, count(*)
-         FROM analytics_calls f JOIN {dirty} d ON d.organization_id = f.organization_id AND d.local_date = f.local_date
-         CROSS JOIN LATERAL unnest(f.missed_points) AS p(point)
-         GROUP BY f.organization_id, f.local_date, p.point,
-             GROUPING SETS ((f.agent_id, f.campaign_id), (f.agent_id), (f.campaign_id), ())"
-    ))
-    .bind(&organizations)
-    .bind(&dates)
-    .execute(&mut *conn)
-    .await
-    .map(|_| ())
+    let deletes = AGGREGATES.map(|table| {
+        format!(
+            "DELETE FROM {table} t USING {dirty} d
+             WHERE t.organization_id = d.organization_id AND t.local_date = d.local_date"
+        )
+    });
+    let inserts = [
+        format!(
+            "INSERT INTO analytics_daily
+             SELECT {GROUPING_COLUMNS}, {FUNNEL_SUMS},
+                    COALESCE(sum(f.duration_seconds), 0), count(f.duration_seconds),
+                    count(f.talk_call), COALESCE(sum(f.talk_agent), 0), COALESCE(sum(f.talk_prospect), 0),
+                    COALESCE(sum(f.talk_monologue), 0), COALESCE(sum(f.talk_interruptions), 0),
+                    COALESCE(sum(f.talk_silence), 0), COALESCE(sum(f.talk_call), 0),
+                    COALESCE(sum(f.sentiment), 0), count(f.sentiment),
+                    count(*) FILTER (WHERE f.sentiment_label = 'positive'),
+                    count(*) FILTER (WHERE f.sentiment_label = 'neutral'),
+                    count(*) FILTER (WHERE f.sentiment_label = 'negative'),
+                    COALESCE(sum(f.adherence), 0), count(f.adherence),
+                    {outcomes}
+             {facts} GROUP BY f.organization_id, f.local_date, {groupings}"
+        ),
+        format!(
+            "INSERT INTO analytics_hourly
+             SELECT {GROUPING_COLUMNS}, f.local_hour, {FUNNEL_SUMS}
+             {facts} GROUP BY f.organization_id, f.local_date, f.local_hour, {groupings}"
+        ),
+        format!(
+            "INSERT INTO analytics_missed_points
+             SELECT {GROUPING_COLUMNS}, p.point, count(*)
+             {facts} CROSS JOIN LATERAL unnest(f.missed_points) AS p(point)
+             GROUP BY f.organization_id, f.local_date, p.point, {groupings}"
+        ),
+    ];
+    for statement in deletes.iter().chain(&inserts) {
+        sqlx::query(statement)
+            .bind(&organizations)
+            .bind(&dates)
+            .execute(&mut *conn)
+            .await?;
+    }
+    Ok(())
 }
 
 /// The event types this read model reads; the store skips the rest undecoded.
@@ -663,7 +668,7 @@ impl ReadModel for AnalyticsProjection {
     }
 
     fn schema_version(&self) -> i32 {
-        1
+        2
     }
 
     fn stream_types(&self) -> Option<&[&'static str]> {
@@ -687,7 +692,8 @@ impl ReadModel for AnalyticsProjection {
             "analytics_checklists",
             "analytics_sale_stages",
             "analytics_calls",
-            "analytics_cube",
+            "analytics_daily",
+            "analytics_hourly",
             "analytics_missed_points",
         ]
     }

@@ -1,5 +1,5 @@
 //! The analytics endpoints' figures, summed from the pre-aggregated rows: a
-//! year is at most 366 day rows (or 24 × 366 hour rows) per grouping key.
+//! year is at most 366 daily rows (or 24 × 366 hourly rows) per grouping key.
 
 use application::analytics::{
     Adherence, AdherenceDay, AgentAdherence, AgentStats, AnalyticsMetrics, AnalyticsQuery, AnalyticsReadModel, BestDay,
@@ -54,6 +54,11 @@ struct Sums {
     outcomes: [i64; 8],
 }
 
+/// The funnel's sums: all the hourly rows hold.
+const FUNNEL_COLUMNS: &str =
+    "sum(calls)::int8, sum(contacts)::int8, sum(qualified)::int8, sum(appointments)::int8, sum(sales)::int8";
+
+/// Every sum of the daily rows, the funnel's first.
 const SUM_COLUMNS: &str = "sum(calls)::int8, sum(contacts)::int8, sum(qualified)::int8, sum(appointments)::int8, \
     sum(sales)::int8, sum(duration_sum), sum(duration_calls)::int8, sum(timed_calls)::int8, sum(talk_agent_sum), \
     sum(talk_prospect_sum), sum(talk_monologue_sum), sum(talk_interruptions_sum)::int8, sum(talk_silence_sum), \
@@ -64,16 +69,24 @@ const SUM_COLUMNS: &str = "sum(calls)::int8, sum(contacts)::int8, sum(qualified)
     sum(outcome_failed)::int8";
 
 impl Sums {
-    /// Reads the sums that follow the row's `keys` leading key columns.
-    fn read(row: &PgRow, keys: usize) -> Self {
+    /// Reads the funnel sums that follow the row's `keys` leading key columns.
+    fn read_funnel(row: &PgRow, keys: usize) -> Self {
         let int = |i: usize| row.get::<Option<i64>, _>(keys + i).unwrap_or(0);
-        let float = |i: usize| row.get::<Option<f64>, _>(keys + i).unwrap_or(0.0);
         Sums {
             calls: int(0),
             contacts: int(1),
             qualified: int(2),
             appointments: int(3),
             sales: int(4),
+            ..Sums::default()
+        }
+    }
+
+    /// Reads every sum that follows the row's `keys` leading key columns.
+    fn read(row: &PgRow, keys: usize) -> Self {
+        let int = |i: usize| row.get::<Option<i64>, _>(keys + i).unwrap_or(0);
+        let float = |i: usize| row.get::<Option<f64>, _>(keys + i).unwrap_or(0.0);
+        Sums {
             duration_sum: float(5),
             duration_calls: int(6),
             timed_calls: int(7),
@@ -91,6 +104,7 @@ impl Sums {
             adherence_sum: float(19),
             adherence_calls: int(20),
             outcomes: std::array::from_fn(|i| int(21 + i)),
+            ..Sums::read_funnel(row, keys)
         }
     }
 
@@ -194,9 +208,9 @@ impl PgAnalytics {
         by_agent: bool,
         keys: &[&str],
     ) -> Result<Vec<(PgRow, Sums)>, AppError> {
-        let hours = match grain {
-            Grain::Day => "local_hour = -1",
-            Grain::Hour => "local_hour >= 0",
+        let (table, sums) = match grain {
+            Grain::Day => ("analytics_daily", SUM_COLUMNS),
+            Grain::Hour => ("analytics_hourly", FUNNEL_COLUMNS),
         };
         let select_keys = keys.iter().map(|k| format!("{k}, ")).collect::<String>();
         let group = if keys.is_empty() {
@@ -205,8 +219,8 @@ impl PgAnalytics {
             format!("GROUP BY {}", keys.join(", "))
         };
         let rows = sqlx::query(&format!(
-            "SELECT {select_keys}{SUM_COLUMNS} FROM analytics_cube
-             WHERE organization_id = $1 AND dims = $2 AND local_date BETWEEN $3 AND $4 AND {hours}
+            "SELECT {select_keys}{sums} FROM {table}
+             WHERE organization_id = $1 AND dims = $2 AND local_date BETWEEN $3 AND $4
                AND (cardinality($5::uuid[]) = 0 OR agent_key = ANY($5))
                AND (cardinality($6::uuid[]) = 0 OR campaign_key = ANY($6))
              {group}"
@@ -223,7 +237,10 @@ impl PgAnalytics {
         Ok(rows
             .into_iter()
             .map(|row| {
-                let sums = Sums::read(&row, keys.len());
+                let sums = match grain {
+                    Grain::Day => Sums::read(&row, keys.len()),
+                    Grain::Hour => Sums::read_funnel(&row, keys.len()),
+                };
                 (row, sums)
             })
             .collect())
