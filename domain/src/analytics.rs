@@ -162,8 +162,9 @@ fn phrase_said(said: &[String], vocabulary: &HashSet<&str>, phrase: &str) -> boo
     let target = wanted.join(" ");
     let width = wanted.len().min(said.len());
     said.windows(width).any(|run| {
+        // A one-word phrase is compared with every word; longer ones only with runs sharing words.
         let shared = run.iter().filter(|w| wanted.contains(w)).count();
-        if shared < shared_needed.min(width) {
+        if wanted.len() > 1 && shared < shared_needed.min(width) {
             return false;
         }
         let candidate = run.join(" ");
@@ -488,6 +489,13 @@ mod tests {
         let score = checklist().score(&messages).unwrap();
         assert!((score.score - 2.0 / 3.0).abs() < 1e-9);
         assert_eq!(score.missed, vec!["Next step".to_owned()]);
+        // One-word phrases match fuzzily too.
+        let thanks = AdherenceChecklist::parse(vec![ChecklistPoint {
+            point: "Thanks".into(),
+            phrases: vec!["thankyou".into()],
+        }])
+        .unwrap();
+        assert_eq!(thanks.score(&[turn("bot", "Thank you, thankyoo!", 0.0, 1.0)]).unwrap().score, 1.0);
         assert_eq!(AdherenceChecklist::default().score(&messages), None);
     }
 
