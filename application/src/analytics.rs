@@ -17,6 +17,17 @@ use std::sync::Arc;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
+/// ISO weekdays 1–7 by name.
+pub const WEEKDAY_NAMES: [&str; 7] = [
+    "Monday",
+    "Tuesday",
+    "Wednesday",
+    "Thursday",
+    "Friday",
+    "Saturday",
+    "Sunday",
+];
+
 /// Calls started on one local day.
 #[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]

@@ -495,7 +495,13 @@ mod tests {
             phrases: vec!["thankyou".into()],
         }])
         .unwrap();
-        assert_eq!(thanks.score(&[turn("bot", "Thank you, thankyoo!", 0.0, 1.0)]).unwrap().score, 1.0);
+        assert_eq!(
+            thanks
+                .score(&[turn("bot", "Thank you, thankyoo!", 0.0, 1.0)])
+                .unwrap()
+                .score,
+            1.0
+        );
         assert_eq!(AdherenceChecklist::default().score(&messages), None);
     }
 

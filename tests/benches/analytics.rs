@@ -10,7 +10,6 @@
 use application::analytics::{AnalyticsQueryInput, AnalyticsService, ExportFormat};
 use application::auth::Session;
 use application::organization::OrganizationService;
-use futures::TryStreamExt;
 use infrastructure::event_store::PgEventStore;
 use std::future::Future;
 use std::sync::Arc;
@@ -62,15 +61,9 @@ async fn main() {
         started.elapsed().as_secs_f64()
     );
     sqlx::query("VACUUM ANALYZE events").execute(&db.pool).await.unwrap();
-    let started = Instant::now();
-    let read: u64 = sqlx::query("SELECT * FROM events ORDER BY transaction_id, global_position")
-        .fetch(&db.pool)
-        .try_fold(0u64, |n, _| async move { Ok(n + 1) })
-        .await
-        .unwrap();
     println!(
         "raw Postgres read of the log (SELECT * in log order): {:>10.0} events/s",
-        read as f64 / started.elapsed().as_secs_f64()
+        voxreach_tests::raw_log_read_rate(&db.pool).await
     );
 
     let store: Arc<PgEventStore> = Arc::new(store);

@@ -5,7 +5,6 @@
 //! in the same run. `BENCH_CALLS` sets the number of calls (default 30,000);
 //! `BENCH_ONLY=calls,agents` rebuilds only the read models named.
 
-use futures::TryStreamExt;
 use infrastructure::event_store::PgEventStore;
 use std::sync::Arc;
 use std::time::Instant;
@@ -27,14 +26,7 @@ async fn main() {
     );
     sqlx::query("VACUUM ANALYZE events").execute(&db.pool).await.unwrap();
 
-    // Raw: every column of every event, in log order, streamed to the client.
-    let started = Instant::now();
-    let read: u64 = sqlx::query("SELECT * FROM events ORDER BY transaction_id, global_position")
-        .fetch(&db.pool)
-        .try_fold(0u64, |n, _| async move { Ok(n + 1) })
-        .await
-        .unwrap();
-    let raw = read as f64 / started.elapsed().as_secs_f64();
+    let raw = voxreach_tests::raw_log_read_rate(&db.pool).await;
     println!("raw Postgres read of the log (SELECT * in log order): {raw:>10.0} events/s");
 
     let runner = api::server::projection_runner(&db.pool, Arc::new(store.clone()));

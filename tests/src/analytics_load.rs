@@ -4,7 +4,8 @@
 //! progress, end-of-call report with timed turns, outcome), written through
 //! the real append path in chronological order.
 
-use application::event_store::{AppendRequest, EventStore, StreamAppend};
+use crate::load::{append, events};
+use application::event_store::{EventStore, StreamAppend};
 use chrono::{DateTime, Duration, Utc};
 use domain::agents::AgentEvent;
 use domain::analytics::{AdherenceChecklist, ChecklistPoint};
@@ -12,9 +13,8 @@ use domain::auth::{Currency, OrganizationEvent};
 use domain::calls::{
     CallEvent, CallParties, CallReport, CallStatus, CampaignAttempt, EndedReason, Outcome, TranscriptMessage,
 };
-use domain::events::DomainEvent;
 use domain::time_zone::TimeZone;
-use domain::{EventMetadata, ExpectedVersion, NewEvent, StreamId};
+use domain::{ExpectedVersion, StreamId};
 use uuid::Uuid;
 
 pub const AGENTS: usize = 20;
@@ -34,24 +34,6 @@ pub struct Year {
 
 fn first_day() -> DateTime<Utc> {
     "2025-11-26T13:00:00Z".parse().expect("a time")
-}
-
-fn events<E: DomainEvent>(events: &[E]) -> Vec<NewEvent> {
-    let metadata = EventMetadata::default();
-    events.iter().map(|e| e.to_new_event(&metadata)).collect()
-}
-
-async fn append(store: &dyn EventStore, organization_id: Uuid, streams: Vec<StreamAppend>) -> u64 {
-    let count = streams.iter().map(|s| s.events.len() as u64).sum();
-    store
-        .append(AppendRequest {
-            organization_id,
-            streams,
-            idempotency_key: None,
-        })
-        .await
-        .expect("append");
-    count
 }
 
 fn checklist() -> AdherenceChecklist {

@@ -210,6 +210,14 @@ impl TestApp {
         into_parts(request.send().await.expect("request is sent")).await
     }
 
+    /// Sets the organization's time zone as its owner or admin `token`.
+    pub async fn set_timezone(&self, token: &str, zone: &str) {
+        let (status, body) = self
+            .patch("/api/organization", Some(token), json!({ "timezone": zone }))
+            .await;
+        assert_eq!(status, 200, "{body}");
+    }
+
     pub async fn patch(&self, path: &str, token: Option<&str>, body: Value) -> (u16, Value) {
         self.send(reqwest::Method::PATCH, path, token, Some(body)).await
     }
@@ -323,6 +331,19 @@ pub async fn assert_read_models_equal_rebuilds(app: &TestApp) {
         work_before,
         "replaying read models enqueues no reactor work"
     );
+}
+
+/// Events per second of a raw read of the whole log (every column, in log order, streamed to the
+/// client): the figure a read model's rebuild is compared with.
+pub async fn raw_log_read_rate(pool: &PgPool) -> f64 {
+    use futures::TryStreamExt;
+    let started = std::time::Instant::now();
+    let read: u64 = sqlx::query("SELECT * FROM events ORDER BY transaction_id, global_position")
+        .fetch(pool)
+        .try_fold(0u64, |n, _| async move { Ok(n + 1) })
+        .await
+        .expect("read the log");
+    read as f64 / started.elapsed().as_secs_f64()
 }
 
 /// Decodes every event in the test's log with the current code (after

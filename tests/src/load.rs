@@ -89,12 +89,14 @@ struct Organization {
     variants: [Uuid; 2],
 }
 
-fn events<E: DomainEvent>(events: &[E]) -> Vec<NewEvent> {
+pub(crate) fn events<E: DomainEvent>(events: &[E]) -> Vec<NewEvent> {
     let metadata = EventMetadata::default();
     events.iter().map(|e| e.to_new_event(&metadata)).collect()
 }
 
-async fn append(store: &dyn EventStore, organization_id: Uuid, streams: Vec<StreamAppend>) {
+/// Appends `streams` in one transaction; returns the number of events.
+pub(crate) async fn append(store: &dyn EventStore, organization_id: Uuid, streams: Vec<StreamAppend>) -> u64 {
+    let count = streams.iter().map(|s| s.events.len() as u64).sum();
     store
         .append(AppendRequest {
             organization_id,
@@ -103,6 +105,7 @@ async fn append(store: &dyn EventStore, organization_id: Uuid, streams: Vec<Stre
         })
         .await
         .expect("append");
+    count
 }
 
 async fn organization(store: &dyn EventStore, n: usize) -> Organization {

@@ -1,7 +1,7 @@
 //! The report as an Excel workbook: one worksheet per section, numbers kept as
 //! numbers under real formats, and native charts so the figures can be worked on.
 
-use application::analytics::{AgentStats, AnalyticsReport, HeatCell};
+use application::analytics::{AgentStats, AnalyticsReport, HeatCell, WEEKDAY_NAMES};
 use chrono::NaiveDate;
 use rust_xlsxwriter::{
     Chart, ChartType, ColNum, Color, ConditionalFormat3ColorScale, Format, FormatBorder, RowNum, Workbook, Worksheet,
@@ -16,16 +16,6 @@ const BY_HOUR: &str = "By hour";
 const HEATMAP: &str = "Heatmap";
 const AGENTS: &str = "Agents";
 const OUTCOMES: &str = "Outcomes";
-
-const WEEKDAYS: [&str; 7] = [
-    "Monday",
-    "Tuesday",
-    "Wednesday",
-    "Thursday",
-    "Friday",
-    "Saturday",
-    "Sunday",
-];
 
 pub(super) fn workbook(report: &AnalyticsReport) -> Result<Vec<u8>, XlsxError> {
     let formats = Formats::new();
@@ -439,7 +429,7 @@ fn write_heat_grid(
     cells: &[HeatCell],
     formats: &Formats,
 ) -> Result<(), XlsxError> {
-    for (row, weekday) in (top + 1..).zip(WEEKDAYS) {
+    for (row, weekday) in (top + 1..).zip(WEEKDAY_NAMES) {
         sheet.write_string(row, 0, weekday)?;
     }
     // Placed by the cell's own weekday and hour, so a missing or out-of-order cell cannot shift the grid.

@@ -4,7 +4,7 @@
 use application::analytics::{
     Adherence, AdherenceDay, AgentAdherence, AgentStats, AnalyticsMetrics, AnalyticsQuery, AnalyticsReadModel, BestDay,
     BestHour, BestTimes, ConversionTarget, DayCount, FunnelStage, HeatCell, HourCount, MissedPoint, OutcomeShare,
-    Sentiment, SentimentDay, TalkTime,
+    Sentiment, SentimentDay, TalkTime, WEEKDAY_NAMES,
 };
 use application::AppError;
 use async_trait::async_trait;
@@ -200,6 +200,32 @@ fn dims(query: &AnalyticsQuery, by_agent: bool) -> i16 {
 }
 
 impl PgAnalytics {
+    /// Runs `select` over the rows of the grouping and range `query` asks for, then `tail` (grouping, order).
+    async fn select(
+        &self,
+        query: &AnalyticsQuery,
+        by_agent: bool,
+        select: &str,
+        tail: &str,
+    ) -> Result<Vec<PgRow>, AppError> {
+        sqlx::query(&format!(
+            "{select}
+             WHERE organization_id = $1 AND dims = $2 AND local_date BETWEEN $3 AND $4
+               AND (cardinality($5::uuid[]) = 0 OR agent_key = ANY($5))
+               AND (cardinality($6::uuid[]) = 0 OR campaign_key = ANY($6))
+             {tail}"
+        ))
+        .bind(query.organization_id)
+        .bind(dims(query, by_agent))
+        .bind(query.start)
+        .bind(query.end)
+        .bind(&query.agent_ids)
+        .bind(&query.campaign_ids)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(failed)
+    }
+
     /// Sums of the rows `query` selects, grouped by `keys` (SQL over the cube's columns).
     async fn sums_by(
         &self,
@@ -218,22 +244,14 @@ impl PgAnalytics {
         } else {
             format!("GROUP BY {}", keys.join(", "))
         };
-        let rows = sqlx::query(&format!(
-            "SELECT {select_keys}{sums} FROM {table}
-             WHERE organization_id = $1 AND dims = $2 AND local_date BETWEEN $3 AND $4
-               AND (cardinality($5::uuid[]) = 0 OR agent_key = ANY($5))
-               AND (cardinality($6::uuid[]) = 0 OR campaign_key = ANY($6))
-             {group}"
-        ))
-        .bind(query.organization_id)
-        .bind(dims(query, by_agent))
-        .bind(query.start)
-        .bind(query.end)
-        .bind(&query.agent_ids)
-        .bind(&query.campaign_ids)
-        .fetch_all(&self.pool)
-        .await
-        .map_err(failed)?;
+        let rows = self
+            .select(
+                query,
+                by_agent,
+                &format!("SELECT {select_keys}{sums} FROM {table}"),
+                &group,
+            )
+            .await?;
         Ok(rows
             .into_iter()
             .map(|row| {
@@ -386,18 +404,8 @@ fn talk(total: &Sums, calls: i64) -> TalkTime {
     }
 }
 
-const WEEKDAYS: [&str; 7] = [
-    "Monday",
-    "Tuesday",
-    "Wednesday",
-    "Thursday",
-    "Friday",
-    "Saturday",
-    "Sunday",
-];
-
 fn weekday_name(iso: u32) -> String {
-    WEEKDAYS[(iso as usize).clamp(1, 7) - 1].to_owned()
+    WEEKDAY_NAMES[(iso as usize).clamp(1, 7) - 1].to_owned()
 }
 
 /// The key with the best conversion among those with at least `min_sample` calls
@@ -528,22 +536,14 @@ impl AnalyticsReadModel for PgAnalytics {
         let days = self.by_day(query).await?;
         let total = total(days.values().copied());
         let (agents, per_agent) = self.agent_stats(query).await?;
-        let missed: Vec<(String, i64)> = sqlx::query_as(
-            "SELECT point, sum(calls)::int8 FROM analytics_missed_points
-             WHERE organization_id = $1 AND dims = $2 AND local_date BETWEEN $3 AND $4
-               AND (cardinality($5::uuid[]) = 0 OR agent_key = ANY($5))
-               AND (cardinality($6::uuid[]) = 0 OR campaign_key = ANY($6))
-             GROUP BY point ORDER BY 2 DESC, point",
-        )
-        .bind(query.organization_id)
-        .bind(dims(query, false))
-        .bind(query.start)
-        .bind(query.end)
-        .bind(&query.agent_ids)
-        .bind(&query.campaign_ids)
-        .fetch_all(&self.pool)
-        .await
-        .map_err(failed)?;
+        let missed = self
+            .select(
+                query,
+                false,
+                "SELECT point, sum(calls)::int8 FROM analytics_missed_points",
+                "GROUP BY point ORDER BY 2 DESC, point",
+            )
+            .await?;
         Ok(Adherence {
             average: total.avg_adherence(),
             calls_scored: total.adherence_calls,
@@ -571,8 +571,11 @@ impl AnalyticsReadModel for PgAnalytics {
                 })
                 .collect(),
             missed_points: missed
-                .into_iter()
-                .map(|(point, calls)| MissedPoint { point, calls })
+                .iter()
+                .map(|row| MissedPoint {
+                    point: row.get(0),
+                    calls: row.get(1),
+                })
                 .collect(),
         })
     }

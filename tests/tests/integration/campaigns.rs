@@ -1436,15 +1436,7 @@ async fn local_presence_calls_from_a_number_of_the_contacts_area_code_else_its_s
 #[tokio::test]
 async fn a_campaign_without_a_zone_of_its_own_is_in_the_organizations() {
     let (w, number) = world_with_number().await;
-    let (status, _) = w
-        .app
-        .patch(
-            "/api/organization",
-            Some(&w.token),
-            json!({"timezone": "Europe/Berlin"}),
-        )
-        .await;
-    assert_eq!(status, 200);
+    w.app.set_timezone(&w.token, "Europe/Berlin").await;
     assert_eq!(create(&w, campaign(&w, &number)).await["timezone"], "Europe/Berlin");
     let mut explicit = campaign(&w, &number);
     explicit["timezone"] = json!("Asia/Tokyo");

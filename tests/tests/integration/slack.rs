@@ -634,15 +634,7 @@ fn hello() -> domain::slack::Notice {
 #[tokio::test]
 async fn an_integration_connected_without_preferences_follows_the_organizations_time_zone() {
     let w = world().await;
-    let (status, _) = w
-        .app
-        .patch(
-            "/api/organization",
-            Some(&w.token),
-            json!({"timezone": "Europe/Berlin"}),
-        )
-        .await;
-    assert_eq!(status, 200);
+    w.app.set_timezone(&w.token, "Europe/Berlin").await;
     let id = connect(&w, "T1/B7/zoned", Value::Null).await;
     assert_eq!(integration(&w, &id).await["preferences"]["timezone"], "Europe/Berlin");
 }
