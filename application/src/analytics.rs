@@ -12,6 +12,7 @@ use crate::error::AppError;
 use crate::organization::OrganizationService;
 use async_trait::async_trait;
 use chrono::NaiveDate;
+use domain::auth::OrganizationSettings;
 use serde::Serialize;
 use std::sync::Arc;
 use utoipa::ToSchema;
@@ -297,6 +298,15 @@ pub struct AnalyticsService {
 impl AnalyticsService {
     /// Checks the parameters in the caller's organization.
     pub async fn query(&self, caller: &Session, input: AnalyticsQueryInput) -> Result<AnalyticsQuery, AppError> {
+        Ok(self.checked(caller, input).await?.0)
+    }
+
+    /// The checked query and the organization's settings it was checked with.
+    async fn checked(
+        &self,
+        caller: &Session,
+        input: AnalyticsQueryInput,
+    ) -> Result<(AnalyticsQuery, OrganizationSettings), AppError> {
         let settings = self.organizations.settings(caller).await?;
         let today = self.clock.now().with_timezone(&settings.timezone.tz()).date_naive();
         let query = input.check(caller.organization_id, settings.timezone, today)?;
@@ -309,7 +319,7 @@ impl AnalyticsService {
                 ));
             }
         }
-        Ok(query)
+        Ok((query, settings))
     }
 
     #[tracing::instrument(skip_all, fields(organization_id = %caller.organization_id))]
@@ -344,19 +354,26 @@ impl AnalyticsService {
 
     /// Every section of the dashboard, as the exports show it.
     pub async fn report(&self, caller: &Session, input: AnalyticsQueryInput) -> Result<AnalyticsReport, AppError> {
-        let query = self.query(caller, input).await?;
-        let settings = self.organizations.settings(caller).await?;
+        let (query, settings) = self.checked(caller, input).await?;
+        let read = &self.read_model;
+        let (metrics, talk, best_times, sentiment, adherence) = futures::try_join!(
+            read.metrics(&query),
+            read.talk_time(&query),
+            read.best_times(&query),
+            read.sentiment(&query),
+            read.adherence(&query)
+        )?;
         Ok(AnalyticsReport {
             organization_name: settings.name,
             timezone: settings.timezone.name().to_owned(),
             start_date: query.start,
             end_date: query.end,
             target: query.target,
-            metrics: self.read_model.metrics(&query).await?,
-            talk: self.read_model.talk_time(&query).await?,
-            best_times: self.read_model.best_times(&query).await?,
-            sentiment: self.read_model.sentiment(&query).await?,
-            adherence: self.read_model.adherence(&query).await?,
+            metrics,
+            talk,
+            best_times,
+            sentiment,
+            adherence,
         })
     }
 

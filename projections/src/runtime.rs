@@ -50,6 +50,15 @@ pub trait ReadModel: Send + Sync {
     fn create_sql(&self) -> &'static str;
     /// Applies a batch in log order, on the connection of the transaction that also moves the checkpoint.
     async fn apply(&self, conn: &mut PgConnection, events: &[RecordedEvent]) -> Result<(), sqlx::Error>;
+    /// Applies a batch of a rebuild from the start into fresh tables; work cheaper done once over
+    /// everything may be left to `rebuilt`.
+    async fn apply_rebuilding(&self, conn: &mut PgConnection, events: &[RecordedEvent]) -> Result<(), sqlx::Error> {
+        self.apply(conn, events).await
+    }
+    /// Completes a rebuild's tables after its last batch, before they are swapped in.
+    async fn rebuilt(&self, _conn: &mut PgConnection) -> Result<(), sqlx::Error> {
+        Ok(())
+    }
 }
 
 fn read_model_filter(m: &dyn ReadModel) -> LogFilter<'_> {
@@ -953,6 +962,7 @@ impl ProjectionRunner {
         }
         let mut tx = self.pool.begin().await.map_err(db(name))?;
         sqlx::query(&search_path).execute(&mut *tx).await.map_err(db(name))?;
+        m.rebuilt(&mut tx).await.map_err(db(name))?;
         leave_bulk_load_mode(&mut tx, m, deferred).await.map_err(db(name))?;
         tx.commit().await.map_err(db(name))?;
         if swap {
@@ -985,7 +995,7 @@ impl ProjectionRunner {
         }
         let mut tx = self.pool.begin().await.map_err(db(name))?;
         sqlx::query(search_path).execute(&mut *tx).await.map_err(db(name))?;
-        m.apply(&mut tx, &events).await.map_err(db(name))?;
+        m.apply_rebuilding(&mut tx, &events).await.map_err(db(name))?;
         tx.commit().await.map_err(db(name))
     }
 

@@ -703,30 +703,49 @@ impl ReadModel for AnalyticsProjection {
     }
 
     async fn apply(&self, conn: &mut PgConnection, events: &[RecordedEvent]) -> Result<(), sqlx::Error> {
-        let mut inputs = Vec::with_capacity(events.len());
-        for event in events {
-            if let Some(input) = decode(event)? {
-                inputs.push((event, input));
-            }
-        }
-        let (mut batch, mut days) = load(conn, &wanted(&inputs)).await?;
-        for (event, input) in inputs {
-            match input {
-                Input::Organization(decoded) => batch.organization(event, decoded),
-                Input::Agent(id, decoded) => batch.agent(event, id, decoded),
-                Input::Call(id, decoded) => batch.call(event, id, decoded),
-                Input::Crm(id, decoded) => batch.crm(event, id, decoded),
-                Input::CrmSync(decoded) => batch.crm_sync(event, decoded),
-                Input::Booking(decoded) => batch.booking(event, decoded),
-            }
-        }
-        save_settings(conn, &batch).await?;
-        days.extend(rezone(conn, &as_vec(&batch.rezoned)).await?);
-        for facts in batch.facts.values_mut() {
-            facts.level = facts.funnel_level();
-        }
-        let touched = batch.facts.values().filter(|f| batch.touched.contains(&f.id)).collect();
-        days.extend(save_facts(conn, touched).await?);
+        let days = fold_facts(conn, events).await?;
         recompute_days(conn, days).await
     }
+
+    /// A rebuild keeps only the facts per batch: the aggregates are computed once, at the end.
+    async fn apply_rebuilding(&self, conn: &mut PgConnection, events: &[RecordedEvent]) -> Result<(), sqlx::Error> {
+        fold_facts(conn, events).await.map(|_| ())
+    }
+
+    async fn rebuilt(&self, conn: &mut PgConnection) -> Result<(), sqlx::Error> {
+        let days = sqlx::query_as("SELECT DISTINCT organization_id, local_date FROM analytics_calls")
+            .fetch_all(&mut *conn)
+            .await?;
+        recompute_days(conn, days).await
+    }
+}
+
+/// Folds a batch into the facts of its calls (and the settings they need);
+/// returns the organization-days whose aggregates it changed.
+async fn fold_facts(conn: &mut PgConnection, events: &[RecordedEvent]) -> Result<Vec<(Uuid, NaiveDate)>, sqlx::Error> {
+    let mut inputs = Vec::with_capacity(events.len());
+    for event in events {
+        if let Some(input) = decode(event)? {
+            inputs.push((event, input));
+        }
+    }
+    let (mut batch, mut days) = load(conn, &wanted(&inputs)).await?;
+    for (event, input) in inputs {
+        match input {
+            Input::Organization(decoded) => batch.organization(event, decoded),
+            Input::Agent(id, decoded) => batch.agent(event, id, decoded),
+            Input::Call(id, decoded) => batch.call(event, id, decoded),
+            Input::Crm(id, decoded) => batch.crm(event, id, decoded),
+            Input::CrmSync(decoded) => batch.crm_sync(event, decoded),
+            Input::Booking(decoded) => batch.booking(event, decoded),
+        }
+    }
+    save_settings(conn, &batch).await?;
+    days.extend(rezone(conn, &as_vec(&batch.rezoned)).await?);
+    for facts in batch.facts.values_mut() {
+        facts.level = facts.funnel_level();
+    }
+    let touched = batch.facts.values().filter(|f| batch.touched.contains(&f.id)).collect();
+    days.extend(save_facts(conn, touched).await?);
+    Ok(days)
 }

@@ -463,9 +463,9 @@ fn time_figures(cells: &HashMap<(u32, u32), Sums>, query: &AnalyticsQuery) -> Ti
 #[async_trait]
 impl AnalyticsReadModel for PgAnalytics {
     async fn metrics(&self, query: &AnalyticsQuery) -> Result<AnalyticsMetrics, AppError> {
-        let days = self.by_day(query).await?;
-        let cells = self.by_weekday_hour(query).await?;
-        let (agent_stats, _) = self.agent_stats(query).await?;
+        // Independent reads, run side by side.
+        let (days, cells, (agent_stats, _)) =
+            tokio::try_join!(self.by_day(query), self.by_weekday_hour(query), self.agent_stats(query))?;
         let total = total(days.values().copied());
         let times = time_figures(&cells, query);
         let talk = talk(&total, total.calls);
@@ -533,17 +533,17 @@ impl AnalyticsReadModel for PgAnalytics {
     }
 
     async fn adherence(&self, query: &AnalyticsQuery) -> Result<Adherence, AppError> {
-        let days = self.by_day(query).await?;
-        let total = total(days.values().copied());
-        let (agents, per_agent) = self.agent_stats(query).await?;
-        let missed = self
-            .select(
+        let (days, (agents, per_agent), missed) = tokio::try_join!(
+            self.by_day(query),
+            self.agent_stats(query),
+            self.select(
                 query,
                 false,
                 "SELECT point, sum(calls)::int8 FROM analytics_missed_points",
                 "GROUP BY point ORDER BY 2 DESC, point",
             )
-            .await?;
+        )?;
+        let total = total(days.values().copied());
         Ok(Adherence {
             average: total.avg_adherence(),
             calls_scored: total.adherence_calls,
