@@ -6,8 +6,8 @@ use crate::server::AppState;
 use actix_web::http::header::{ContentDisposition, DispositionParam, DispositionType};
 use actix_web::{web, HttpRequest, HttpResponse, Responder};
 use application::analytics::{
-    Adherence, AgentStats, AnalyticsMetrics, AnalyticsQueryInput, BestTimes, ExportFormat, FunnelStage, OutcomeShare,
-    Sentiment, TalkTime,
+    Adherence, AgentStats, AnalyticsMetrics, AnalyticsQueryInput, BestTimes, CallAnalysis, ExportFormat, FunnelStage,
+    OutcomeShare, Sentiment, TalkTime,
 };
 use serde::Serialize;
 use utoipa::{IntoParams, ToSchema};
@@ -167,6 +167,14 @@ pub async fn adherence(
     Ok(web::Json(state.analytics.adherence(&caller.0, input(&req)).await?))
 }
 
+/// What analytics made of one call: its local day and hour, funnel stage, talk timings, sentiment and adherence
+/// (with the checklist points missed).
+#[utoipa::path(get, path = "/api/analytics/calls/{id}", tag = "analytics", security(("bearer" = [])),
+    responses((status = 200, body = CallAnalysis), (status = 404, description = "No such call in the organization")))]
+pub async fn call(state: web::Data<AppState>, caller: Caller, id: web::Path<Uuid>) -> Result<impl Responder, ApiError> {
+    Ok(web::Json(state.analytics.call(&caller.0, *id).await?))
+}
+
 /// The report as an Excel workbook (`format=excel`) or a PDF (`format=pdf`).
 #[utoipa::path(get, path = "/api/analytics/export", tag = "analytics", security(("bearer" = [])),
     params(AnalyticsParams, ("format" = String, Query, description = "pdf or excel")),
@@ -187,6 +195,11 @@ pub async fn export(state: web::Data<AppState>, caller: Caller, req: HttpRequest
 }
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.service(
+        web::resource("/api/analytics/calls/{id}")
+            .get(call)
+            .default_service(web::to(method_not_allowed)),
+    );
     for (path, route) in [
         ("/api/analytics/overview", web::get().to(overview)),
         ("/api/analytics/conversion-funnel", web::get().to(funnel)),

@@ -44,6 +44,7 @@ use utoipa::{Modify, OpenApi};
         crate::analytics::sentiment,
         crate::analytics::adherence,
         crate::analytics::export,
+        crate::analytics::call,
         crate::phone_numbers::add_credential,
         crate::phone_numbers::list_credentials,
         crate::phone_numbers::remove_credential,

@@ -227,6 +227,57 @@ pub struct Adherence {
     pub missed_points: Vec<MissedPoint>,
 }
 
+/// Who spoke how long on one call.
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CallTalk {
+    pub agent_seconds: f64,
+    pub prospect_seconds: f64,
+    /// Agent seconds per prospect second (null when the prospect never spoke).
+    pub talk_ratio: Option<f64>,
+    pub longest_monologue_seconds: f64,
+    pub interruptions: i32,
+    pub silence_seconds: f64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CallSentiment {
+    /// −1…1.
+    pub score: f64,
+    /// positive, neutral or negative.
+    pub label: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CallAdherence {
+    /// 0…1: the share of the agent's checklist points covered.
+    pub score: f64,
+    pub missed_points: Vec<String>,
+}
+
+/// What analytics made of one call.
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CallAnalysis {
+    pub call_id: Uuid,
+    pub agent_id: Option<Uuid>,
+    pub campaign_id: Option<Uuid>,
+    pub started_at: chrono::DateTime<chrono::Utc>,
+    /// The start's local day and hour in the organization's zone.
+    pub local_date: NaiveDate,
+    pub local_hour: i16,
+    /// The furthest funnel stage: called, contact, qualified, appointment or sale.
+    pub funnel_stage: String,
+    pub outcome: Option<String>,
+    /// Null without message timings.
+    pub talk: Option<CallTalk>,
+    pub sentiment: Option<CallSentiment>,
+    /// Null when the agent had no checklist.
+    pub adherence: Option<CallAdherence>,
+}
+
 /// Everything an export shows.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -252,6 +303,7 @@ pub trait AnalyticsReadModel: Send + Sync {
     async fn agents(&self, query: &AnalyticsQuery) -> Result<Vec<AgentStats>, AppError>;
     async fn sentiment(&self, query: &AnalyticsQuery) -> Result<Sentiment, AppError>;
     async fn adherence(&self, query: &AnalyticsQuery) -> Result<Adherence, AppError>;
+    async fn call(&self, organization_id: Uuid, call_id: Uuid) -> Result<Option<CallAnalysis>, AppError>;
 }
 
 /// Renders an export file.
@@ -350,6 +402,14 @@ impl AnalyticsService {
     #[tracing::instrument(skip_all, fields(organization_id = %caller.organization_id))]
     pub async fn adherence(&self, caller: &Session, input: AnalyticsQueryInput) -> Result<Adherence, AppError> {
         self.read_model.adherence(&self.query(caller, input).await?).await
+    }
+
+    /// What analytics made of one of the organization's calls.
+    pub async fn call(&self, caller: &Session, call_id: Uuid) -> Result<CallAnalysis, AppError> {
+        self.read_model
+            .call(caller.organization_id, call_id)
+            .await?
+            .ok_or_else(|| AppError::not_found("call"))
     }
 
     /// Every section of the dashboard, as the exports show it.

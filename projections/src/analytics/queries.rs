@@ -3,8 +3,8 @@
 
 use application::analytics::{
     Adherence, AdherenceDay, AgentAdherence, AgentStats, AnalyticsMetrics, AnalyticsQuery, AnalyticsReadModel, BestDay,
-    BestHour, BestTimes, ConversionTarget, DayCount, FunnelStage, HeatCell, HourCount, MissedPoint, OutcomeShare,
-    Sentiment, SentimentDay, TalkTime, WEEKDAY_NAMES,
+    BestHour, BestTimes, CallAdherence, CallAnalysis, CallSentiment, CallTalk, ConversionTarget, DayCount, FunnelStage,
+    HeatCell, HourCount, MissedPoint, OutcomeShare, Sentiment, SentimentDay, TalkTime, WEEKDAY_NAMES,
 };
 use application::AppError;
 use async_trait::async_trait;
@@ -460,8 +460,53 @@ fn time_figures(cells: &HashMap<(u32, u32), Sums>, query: &AnalyticsQuery) -> Ti
     }
 }
 
+const FUNNEL_STAGES: [&str; 5] = ["called", "contact", "qualified", "appointment", "sale"];
+
+fn call_analysis(row: &PgRow) -> CallAnalysis {
+    let talk_agent: Option<f64> = row.get("talk_agent");
+    let prospect: f64 = row.get::<Option<f64>, _>("talk_prospect").unwrap_or(0.0);
+    let level: i16 = row.get("level");
+    let missed_points: Vec<String> = row.get("missed_points");
+    CallAnalysis {
+        call_id: row.get("id"),
+        agent_id: row.get("agent_id"),
+        campaign_id: row.get("campaign_id"),
+        started_at: row.get("started_at"),
+        local_date: row.get("local_date"),
+        local_hour: row.get("local_hour"),
+        funnel_stage: FUNNEL_STAGES[level.clamp(0, 4) as usize].to_owned(),
+        outcome: row.get("outcome"),
+        talk: talk_agent.map(|agent_seconds| CallTalk {
+            agent_seconds,
+            prospect_seconds: prospect,
+            talk_ratio: (prospect > 0.0).then(|| round(agent_seconds / prospect)),
+            longest_monologue_seconds: row.get::<Option<f64>, _>("talk_monologue").unwrap_or(0.0),
+            interruptions: row.get::<Option<i32>, _>("talk_interruptions").unwrap_or(0),
+            silence_seconds: row.get::<Option<f64>, _>("talk_silence").unwrap_or(0.0),
+        }),
+        sentiment: row.get::<Option<f64>, _>("sentiment").map(|score| CallSentiment {
+            score: round(score),
+            label: row.get::<Option<String>, _>("sentiment_label").unwrap_or_default(),
+        }),
+        adherence: row.get::<Option<f64>, _>("adherence").map(|score| CallAdherence {
+            score: round(score),
+            missed_points,
+        }),
+    }
+}
+
 #[async_trait]
 impl AnalyticsReadModel for PgAnalytics {
+    async fn call(&self, organization_id: Uuid, call_id: Uuid) -> Result<Option<CallAnalysis>, AppError> {
+        let row = sqlx::query("SELECT * FROM analytics_calls WHERE id = $1 AND organization_id = $2")
+            .bind(call_id)
+            .bind(organization_id)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(failed)?;
+        Ok(row.as_ref().map(call_analysis))
+    }
+
     async fn metrics(&self, query: &AnalyticsQuery) -> Result<AnalyticsMetrics, AppError> {
         // Independent reads, run side by side.
         let (days, cells, (agent_stats, _)) =

@@ -308,6 +308,42 @@ async fn every_endpoint_answers_the_exact_figures_in_the_organizations_time_zone
         json!({"date": "2026-11-01", "average": 0.75, "calls": 2})
     );
 
+    // Each call's own figures, with the checklist points it missed.
+    let (_, list) = app.get("/api/calls", Some(token)).await;
+    let id_of = |vapi: &str| {
+        let call = list["calls"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["vapiCallId"] == vapi)
+            .unwrap();
+        call["id"].as_str().unwrap().to_owned()
+    };
+    let b = get(app, token, &format!("/api/analytics/calls/{}", id_of("call_b"))).await;
+    voxreach_tests::assert_answers_as_documented("CallAnalysis", &b);
+    assert_eq!(
+        (b["localDate"].clone(), b["localHour"].clone()),
+        (json!("2026-11-01"), json!(1))
+    );
+    assert_eq!(b["funnelStage"], "appointment");
+    assert_eq!(b["talk"]["interruptions"], 1);
+    assert_eq!(b["talk"]["talkRatio"], 1.0);
+    assert_eq!(b["sentiment"]["label"], "positive");
+    assert_eq!(b["adherence"], json!({"score": 1.0, "missedPoints": []}));
+    let d = get(app, token, &format!("/api/analytics/calls/{}", id_of("call_d"))).await;
+    assert_eq!(
+        d["adherence"],
+        json!({"score": 0.0, "missedPoints": ["Greeting", "Next step"]})
+    );
+    assert_eq!(d["funnelStage"], "contact");
+    let c = get(app, token, &format!("/api/analytics/calls/{}", id_of("call_c"))).await;
+    assert_eq!(c["talk"], Value::Null);
+    let f = get(app, token, &format!("/api/analytics/calls/{}", id_of("call_f"))).await;
+    assert_eq!(
+        (f["adherence"].clone(), f["localHour"].clone()),
+        (Value::Null, json!(15))
+    );
+
     let outcomes = get(app, token, &format!("/api/analytics/outcomes?{RANGE}")).await;
     assert_eq!(outcomes["totalCalls"], 6);
 
@@ -434,6 +470,10 @@ async fn bad_parameters_are_named_and_other_organizations_see_nothing() {
         (status, body["error"]["details"]["field"].clone()),
         (400, json!("agentId"))
     );
+    let (_, list) = app.get("/api/calls", Some(token)).await;
+    let ours = list["calls"][0]["id"].as_str().unwrap();
+    let (status, _) = app.get(&format!("/api/analytics/calls/{ours}"), Some(&other)).await;
+    assert_eq!(status, 404);
     let (status, _) = app
         .put(
             &format!("/api/agents/{}/adherence-checklist", w.agent_id),
