@@ -668,7 +668,7 @@ impl ReadModel for AnalyticsProjection {
     }
 
     fn schema_version(&self) -> i32 {
-        2
+        3
     }
 
     fn stream_types(&self) -> Option<&[&'static str]> {

@@ -51,6 +51,22 @@ fn vader(text: &str) -> f64 {
     domain::analytics::SentimentScore::of(&report).unwrap().score
 }
 
+/// Our ids of the organization's calls, by Vapi's.
+async fn call_ids(app: &TestApp, token: &str) -> std::collections::HashMap<String, uuid::Uuid> {
+    let list = get(app, token, "/api/calls").await;
+    list["calls"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| {
+            (
+                c["vapiCallId"].as_str().unwrap().to_owned(),
+                c["id"].as_str().unwrap().parse().unwrap(),
+            )
+        })
+        .collect()
+}
+
 async fn get(app: &TestApp, token: &str, path: &str) -> Value {
     let (status, body) = app.get(path, Some(token)).await;
     assert_eq!(status, 200, "{path}: {body}");
@@ -309,16 +325,8 @@ async fn every_endpoint_answers_the_exact_figures_in_the_organizations_time_zone
     );
 
     // Each call's own figures, with the checklist points it missed.
-    let (_, list) = app.get("/api/calls", Some(token)).await;
-    let id_of = |vapi: &str| {
-        let call = list["calls"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|c| c["vapiCallId"] == vapi)
-            .unwrap();
-        call["id"].as_str().unwrap().to_owned()
-    };
+    let ids = call_ids(app, token).await;
+    let id_of = |vapi: &str| ids[vapi];
     let b = get(app, token, &format!("/api/analytics/calls/{}", id_of("call_b"))).await;
     voxreach_tests::assert_answers_as_documented("CallAnalysis", &b);
     assert_eq!(
@@ -519,16 +527,8 @@ async fn deals_won_in_the_crm_and_meetings_booked_move_calls_down_the_funnel() {
     let (w, _) = six_calls().await;
     let (_, me) = w.app.get("/api/auth/me", Some(&w.token)).await;
     let organization: uuid::Uuid = me["organizationId"].as_str().unwrap().parse().unwrap();
-    let (_, list) = w.app.get("/api/calls", Some(&w.token)).await;
-    let id_of = |vapi: &str| -> uuid::Uuid {
-        let call = list["calls"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|c| c["vapiCallId"] == vapi)
-            .unwrap();
-        call["id"].as_str().unwrap().parse().unwrap()
-    };
+    let ids = call_ids(&w.app, &w.token).await;
+    let id_of = |vapi: &str| ids[vapi];
     let at = chrono::Utc::now();
     let provider = CrmProvider::Hubspot;
     record(
