@@ -116,7 +116,7 @@ impl CallFacts {
         }
     }
 
-    fn report(&mut self, report: &CallReport, checklist: Option<&AdherenceChecklist>) {
+    fn report(&mut self, report: &CallReport, scores: ReportScores, checklist: Option<&AdherenceChecklist>) {
         if let Some(started) = report.started_at {
             self.started_at = started;
             self.start_from_report = true;
@@ -128,14 +128,13 @@ impl CallFacts {
         if report.messages.iter().any(|m| m.role == "user") {
             self.connected = true;
         }
-        let talk = TalkStats::of(report);
+        let ReportScores { talk, sentiment } = scores;
         self.talk_agent = talk.as_ref().map(|t| t.agent_seconds);
         self.talk_prospect = talk.as_ref().map(|t| t.prospect_seconds);
         self.talk_monologue = talk.as_ref().map(|t| t.longest_monologue_seconds);
         self.talk_interruptions = talk.as_ref().map(|t| t.interruptions as i32);
         self.talk_silence = talk.as_ref().map(|t| t.silence_seconds);
         self.talk_call = talk.as_ref().map(|t| t.call_seconds);
-        let sentiment = SentimentScore::of(report);
         self.sentiment = sentiment.map(|s| s.score);
         self.sentiment_label = sentiment.map(|s| s.label);
         let adherence = checklist.and_then(|c| c.score(&report.messages));
@@ -163,11 +162,48 @@ impl CallFacts {
     }
 }
 
-/// An event this read model reads, decoded.
+/// What a report says whoever the agent was: its talk timings and sentiment.
+struct ReportScores {
+    talk: Option<TalkStats>,
+    sentiment: Option<SentimentScore>,
+}
+
+impl ReportScores {
+    fn of(report: &CallReport) -> Self {
+        Self {
+            talk: TalkStats::of(report),
+            sentiment: SentimentScore::of(report),
+        }
+    }
+}
+
+/// Scores a batch's reports on every core: the sentiment analysis is most of
+/// a batch's own work, and each report's is independent of the others.
+fn score_reports(inputs: &mut [(&RecordedEvent, Input)]) {
+    let is_report = |input: &Input| matches!(input, Input::Call(_, CallEvent::CallEnded { .. }, _));
+    if !inputs.iter().any(|(_, input)| is_report(input)) {
+        return;
+    }
+    let threads = std::thread::available_parallelism().map_or(1, usize::from);
+    let per_thread = inputs.len().div_ceil(threads).max(1);
+    std::thread::scope(|scope| {
+        for chunk in inputs.chunks_mut(per_thread) {
+            scope.spawn(move || {
+                for (_, input) in chunk {
+                    if let Input::Call(_, CallEvent::CallEnded { report, .. }, scores) = input {
+                        *scores = Some(ReportScores::of(report));
+                    }
+                }
+            });
+        }
+    });
+}
+
+/// An event this read model reads, decoded (a report with its scores once scored).
 enum Input {
     Organization(OrganizationEvent),
     Agent(Uuid, AgentEvent),
-    Call(Uuid, CallEvent),
+    Call(Uuid, CallEvent, Option<ReportScores>),
     Crm(Uuid, CrmEvent),
     CrmSync(CrmSyncEvent),
     Booking(BookingEvent),
@@ -184,6 +220,7 @@ fn decode(event: &RecordedEvent) -> Result<Option<Input>, sqlx::Error> {
         "call" => Input::Call(
             stream_uuid(event)?,
             CallEvent::decode(kind, version, payload).map_err(decode_error)?,
+            None,
         ),
         "crm-integration" => Input::Crm(
             stream_uuid(event)?,
@@ -275,7 +312,7 @@ impl AnalyticsBatch {
         Some(facts)
     }
 
-    fn call(&mut self, event: &RecordedEvent, id: Uuid, decoded: CallEvent) {
+    fn call(&mut self, event: &RecordedEvent, id: Uuid, decoded: CallEvent, scores: Option<ReportScores>) {
         match decoded {
             CallEvent::CallRequested {
                 parties,
@@ -318,7 +355,8 @@ impl AnalyticsBatch {
                     .map(|(_, checklist)| checklist.clone());
                 if let Some(facts) = self.call_facts(id, event, report.started_at.unwrap_or(at)) {
                     facts.learn(&parties);
-                    facts.report(&report, checklist.as_ref());
+                    let scores = scores.unwrap_or_else(|| ReportScores::of(&report));
+                    facts.report(&report, scores, checklist.as_ref());
                 }
             }
             CallEvent::CallOutcomeRecorded { outcome, .. } => {
@@ -375,7 +413,7 @@ fn wanted(inputs: &[(&RecordedEvent, Input)]) -> Wanted {
             Input::Agent(id, _) => {
                 wanted.agents.insert(*id);
             }
-            Input::Call(id, decoded) => {
+            Input::Call(id, decoded, _) => {
                 wanted.calls.insert(*id);
                 if let CallEvent::CallEnded { parties, .. } | CallEvent::CallRequested { parties, .. } = decoded {
                     wanted.agents.extend(parties.agent_id);
@@ -729,12 +767,13 @@ async fn fold_facts(conn: &mut PgConnection, events: &[RecordedEvent]) -> Result
             inputs.push((event, input));
         }
     }
+    score_reports(&mut inputs);
     let (mut batch, mut days) = load(conn, &wanted(&inputs)).await?;
     for (event, input) in inputs {
         match input {
             Input::Organization(decoded) => batch.organization(event, decoded),
             Input::Agent(id, decoded) => batch.agent(event, id, decoded),
-            Input::Call(id, decoded) => batch.call(event, id, decoded),
+            Input::Call(id, decoded, scores) => batch.call(event, id, decoded, scores),
             Input::Crm(id, decoded) => batch.crm(event, id, decoded),
             Input::CrmSync(decoded) => batch.crm_sync(event, decoded),
             Input::Booking(decoded) => batch.booking(event, decoded),
