@@ -208,22 +208,29 @@ impl PgAnalytics {
         select: &str,
         tail: &str,
     ) -> Result<Vec<PgRow>, AppError> {
-        sqlx::query(&format!(
+        // Filters are written only when given: a key bound as an index condition, not an `OR` the planner must scan past.
+        let mut filters = String::new();
+        let mut keys: Vec<&[Uuid]> = vec![];
+        for (column, ids) in [("agent_key", &query.agent_ids), ("campaign_key", &query.campaign_ids)] {
+            if !ids.is_empty() {
+                keys.push(ids);
+                filters.push_str(&format!(" AND {column} = ANY(${})", 4 + keys.len()));
+            }
+        }
+        let sql = format!(
             "{select}
-             WHERE organization_id = $1 AND dims = $2 AND local_date BETWEEN $3 AND $4
-               AND (cardinality($5::uuid[]) = 0 OR agent_key = ANY($5))
-               AND (cardinality($6::uuid[]) = 0 OR campaign_key = ANY($6))
+             WHERE organization_id = $1 AND dims = $2 AND local_date BETWEEN $3 AND $4{filters}
              {tail}"
-        ))
-        .bind(query.organization_id)
-        .bind(dims(query, by_agent))
-        .bind(query.start)
-        .bind(query.end)
-        .bind(&query.agent_ids)
-        .bind(&query.campaign_ids)
-        .fetch_all(&self.pool)
-        .await
-        .map_err(failed)
+        );
+        let mut statement = sqlx::query(&sql)
+            .bind(query.organization_id)
+            .bind(dims(query, by_agent))
+            .bind(query.start)
+            .bind(query.end);
+        for ids in keys {
+            statement = statement.bind(ids);
+        }
+        statement.fetch_all(&self.pool).await.map_err(failed)
     }
 
     /// Sums of the rows `query` selects, grouped by `keys` (SQL over the cube's columns).
