@@ -706,7 +706,7 @@ impl ReadModel for AnalyticsProjection {
     }
 
     fn schema_version(&self) -> i32 {
-        3
+        4
     }
 
     fn stream_types(&self) -> Option<&[&'static str]> {
