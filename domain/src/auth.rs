@@ -232,8 +232,8 @@ pub struct OrganizationSettings {
 }
 
 impl OrganizationSettings {
-    /// Where an organization starts (SPEC's default zone), counting in USD.
-    pub const DEFAULT_TIMEZONE: TimeZone = TimeZone::new(chrono_tz::America::New_York);
+    /// Where an organization starts, counting in USD.
+    pub const DEFAULT_TIMEZONE: TimeZone = TimeZone::DEFAULT;
 }
 
 #[derive(Debug, Clone, PartialEq)]

@@ -109,7 +109,7 @@ fn default_days() -> Vec<DayOfWeek> {
     DayOfWeek::ALL[..5].to_vec()
 }
 fn default_zone() -> TimeZone {
-    TimeZone::new(chrono_tz::America::New_York)
+    TimeZone::DEFAULT
 }
 fn default_notice() -> u32 {
     120

@@ -231,7 +231,7 @@ impl Default for Preferences {
                     )
                 })
                 .collect(),
-            timezone: TimeZone::new(chrono_tz::America::New_York),
+            timezone: TimeZone::DEFAULT,
             mute_hours: None,
             failures_bypass_mute: true,
             summary_time: None,

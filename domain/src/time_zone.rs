@@ -12,6 +12,9 @@ use serde::{Deserialize, Serialize};
 pub struct TimeZone(Tz);
 
 impl TimeZone {
+    /// SPEC's default zone: where organizations, calendars, campaigns and Slack integrations start.
+    pub const DEFAULT: TimeZone = TimeZone(chrono_tz::America::New_York);
+
     pub const fn new(tz: Tz) -> Self {
         Self(tz)
     }

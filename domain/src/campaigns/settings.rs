@@ -99,7 +99,7 @@ impl RetryRules {
 }
 
 fn default_timezone() -> TimeZone {
-    TimeZone::new(chrono_tz::America::New_York)
+    TimeZone::DEFAULT
 }
 
 fn default_max_retries() -> u32 {

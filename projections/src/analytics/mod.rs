@@ -440,18 +440,29 @@ fn as_vec(ids: &HashSet<Uuid>) -> Vec<Uuid> {
     ids.iter().copied().collect()
 }
 
+/// The rows `sql` selects for `ids` (its `$1`); no round trip when there are none.
+async fn rows_for<T>(conn: &mut PgConnection, sql: &str, ids: &HashSet<Uuid>) -> Result<Vec<T>, sqlx::Error>
+where
+    T: for<'r> sqlx::FromRow<'r, sqlx::postgres::PgRow> + Send + Unpin,
+{
+    if ids.is_empty() {
+        return Ok(vec![]);
+    }
+    sqlx::query_as(sql).bind(as_vec(ids)).fetch_all(conn).await
+}
+
 /// Loads what the batch's events need: facts (with the day each was on), zones, checklists, sale stages.
 async fn load(
     conn: &mut PgConnection,
     wanted: &Wanted,
 ) -> Result<(AnalyticsBatch, Vec<(Uuid, NaiveDate)>), sqlx::Error> {
     let mut batch = AnalyticsBatch::default();
-    let facts: Vec<(Json<CallFacts>, Uuid, NaiveDate)> = sqlx::query_as(
+    let facts: Vec<(Json<CallFacts>, Uuid, NaiveDate)> = rows_for(
+        conn,
         "SELECT to_jsonb(f) - 'local_date' - 'local_hour', organization_id, local_date
          FROM analytics_calls f WHERE id = ANY($1)",
+        &wanted.calls,
     )
-    .bind(as_vec(&wanted.calls))
-    .fetch_all(&mut *conn)
     .await?;
     let mut days = Vec::with_capacity(facts.len());
     let mut agents = wanted.agents.clone();
@@ -460,26 +471,28 @@ async fn load(
         agents.extend(facts.agent_id);
         batch.facts.insert(facts.id, facts);
     }
-    let zones: Vec<(Uuid, String)> =
-        sqlx::query_as("SELECT organization_id, timezone FROM analytics_organizations WHERE organization_id = ANY($1)")
-            .bind(as_vec(&wanted.organizations))
-            .fetch_all(&mut *conn)
-            .await?;
+    let zones: Vec<(Uuid, String)> = rows_for(
+        conn,
+        "SELECT organization_id, timezone FROM analytics_organizations WHERE organization_id = ANY($1)",
+        &wanted.organizations,
+    )
+    .await?;
     batch.zones = zones.into_iter().collect();
-    let checklists: Vec<(Uuid, Uuid, Json<AdherenceChecklist>)> =
-        sqlx::query_as("SELECT id, organization_id, checklist FROM analytics_checklists WHERE id = ANY($1)")
-            .bind(as_vec(&agents))
-            .fetch_all(&mut *conn)
-            .await?;
+    let checklists: Vec<(Uuid, Uuid, Json<AdherenceChecklist>)> = rows_for(
+        conn,
+        "SELECT id, organization_id, checklist FROM analytics_checklists WHERE id = ANY($1)",
+        &agents,
+    )
+    .await?;
     batch.checklists = checklists
         .into_iter()
         .map(|(agent, organization, Json(checklist))| (agent, (organization, checklist)))
         .collect();
-    let stages: Vec<(Uuid, String, String)> = sqlx::query_as(
+    let stages: Vec<(Uuid, String, String)> = rows_for(
+        conn,
         "SELECT organization_id, provider, stage FROM analytics_sale_stages WHERE organization_id = ANY($1)",
+        &wanted.sale_stage_organizations,
     )
-    .bind(as_vec(&wanted.sale_stage_organizations))
-    .fetch_all(&mut *conn)
     .await?;
     for (organization, provider, stage) in stages {
         if let Ok(provider) = crate::rows::text_enum::<CrmProvider>(provider) {
