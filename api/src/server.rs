@@ -190,6 +190,10 @@ pub fn build_state(pool: PgPool, wiring: Wiring) -> AppState {
         ab_slots: ab_slots.clone(),
         campaigns: campaign_directory.clone(),
     };
+    let call_analysis = application::analytics::call_analysis::CallAnalysisReactor {
+        store: store.clone(),
+        clock: wiring.clock.clone(),
+    };
     let campaign_results = application::campaigns::runner::CampaignResults {
         store: store.clone(),
         clock: wiring.clock.clone(),
@@ -409,6 +413,7 @@ pub fn build_state(pool: PgPool, wiring: Wiring) -> AppState {
             slack_notifier.clone(),
             Arc::new(campaign_dialer),
             Arc::new(campaign_results),
+            Arc::new(call_analysis),
             Arc::new(crm_sync),
             Arc::new(crm_backfill),
         ],

@@ -1,6 +1,7 @@
 //! Analytics (SPEC §2.7): the figures of the dashboard and its exports, read
 //! from the analytics read model in the organization's time zone.
 
+pub mod call_analysis;
 pub mod query;
 
 pub use query::{AnalyticsQuery, AnalyticsQueryInput, ConversionTarget, MAX_RANGE_DAYS};

@@ -25,6 +25,13 @@ pub struct WorkItem {
     pub correlation_id: Option<Uuid>,
 }
 
+impl WorkItem {
+    /// The id the work is about, for reactors keyed by a stream's id.
+    pub fn key_id(&self) -> Result<Uuid, AppError> {
+        Uuid::parse_str(&self.key).map_err(|_| AppError::internal("reading a work key", self.key.clone()))
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum WorkOutcome {
     Done,

@@ -1,6 +1,7 @@
 //! What analytics learns from one call's end-of-call report: talk timings,
-//! sentiment and script adherence. Pure functions, scored once when the call
-//! is projected.
+//! sentiment and script adherence. Pure functions, scored once per report by
+//! the call-analysis reactor and recorded as `CallAnalyzed`, so read models
+//! replay numbers instead of transcripts.
 //!
 //! - **Talk**: from the transcript's messages with timings. A turn is a message of the agent (`bot`,
 //!   `assistant`) or the prospect (`user`) with `secondsFromStart` and a length: `endTime − time`
@@ -14,7 +15,8 @@
 //!   words has a normalized Levenshtein similarity of at least [`PHRASE_SIMILARITY`] to the phrase
 //!   (both lower-cased, punctuation dropped).
 
-use crate::calls::{CallReport, TranscriptMessage};
+use crate::calls::{CallReport, EndedReason, TranscriptMessage};
+use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use std::collections::HashSet;
 use std::sync::OnceLock;
@@ -362,6 +364,39 @@ impl SentimentScore {
             "neutral" => Some(0.0),
             "negative" => Some(-0.5),
             _ => None,
+        }
+    }
+}
+
+/// Everything analytics takes from one end-of-call report.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CallAnalysis {
+    pub started_at: Option<DateTime<Utc>>,
+    pub duration_seconds: Option<f64>,
+    pub ended_reason: Option<EndedReason>,
+    /// The prospect said something: a human (or their voicemail greeting) answered.
+    pub prospect_spoke: bool,
+    pub talk: Option<TalkStats>,
+    pub sentiment: Option<SentimentScore>,
+    /// `None` when the agent had no checklist or the agent never spoke.
+    pub adherence: Option<AdherenceScore>,
+}
+
+impl CallAnalysis {
+    /// Scores `report`; adherence against the agent's checklist when it has one.
+    pub fn of(report: &CallReport, checklist: Option<&AdherenceChecklist>) -> Self {
+        Self {
+            started_at: report.started_at,
+            duration_seconds: report.duration_seconds,
+            ended_reason: report.ended_reason.clone(),
+            prospect_spoke: report
+                .messages
+                .iter()
+                .any(|m| Speaker::of(&m.role) == Some(Speaker::Prospect)),
+            talk: TalkStats::of(report),
+            sentiment: SentimentScore::of(report),
+            adherence: checklist.and_then(|c| c.score(&report.messages)),
         }
     }
 }

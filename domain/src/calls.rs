@@ -368,6 +368,19 @@ domain_events! {
             report: Box<CallReport>,
             at: DateTime<Utc>,
         },
+        /// The call-analysis reactor scored end-of-call report number `report` (1 for the first) once:
+        /// what analytics needs of it, so read models never re-read transcripts. Payload: parties,
+        /// report, endedAt (the report's `at`), analysis {startedAt, durationSeconds, endedReason,
+        /// prospectSpoke, talk {agentSeconds, prospectSeconds, longestMonologueSeconds, interruptions,
+        /// silenceSeconds, callSeconds}, sentiment {score, label}, adherence {score, missed}}, at.
+        #[version(1)]
+        CallAnalyzed {
+            parties: CallParties,
+            report: u32,
+            ended_at: DateTime<Utc>,
+            analysis: Box<crate::analytics::CallAnalysis>,
+            at: DateTime<Utc>,
+        },
         /// The call's outcome was set (qualified, appointment, sale, not_interested, callback_requested,
         /// voicemail, no_answer, failed). Payload: outcome, notes, source (api, tool, analysis), at.
         #[version(1)]
@@ -438,6 +451,14 @@ pub enum CallCommand {
         source: String,
         now: DateTime<Utc>,
     },
+    /// Scores end-of-call report number `report` (the stream's latest) against the agent's checklist.
+    Analyze {
+        report: u32,
+        ended_at: DateTime<Utc>,
+        content: Box<CallReport>,
+        checklist: Option<crate::analytics::AdherenceChecklist>,
+        now: DateTime<Utc>,
+    },
 }
 
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -456,6 +477,9 @@ pub struct Call {
     pub ended_reason: Option<EndedReason>,
     /// The person asked not to be called again (the end-of-call analysis says so).
     pub opted_out: bool,
+    /// End-of-call reports recorded, and the number of the latest one analyzed.
+    pub reports: u32,
+    pub analyzed_report: u32,
 }
 
 impl Call {
@@ -571,6 +595,25 @@ impl Aggregate for Call {
                     at: *now,
                 }]
             }
+            CallCommand::Analyze {
+                report,
+                ended_at,
+                content,
+                checklist,
+                now,
+            } => {
+                // Analyzed already (a retry), or a newer report supersedes this one.
+                if *report != state.reports || state.analyzed_report >= *report {
+                    return Ok(vec![]);
+                }
+                vec![CallEvent::CallAnalyzed {
+                    parties: state.parties.clone(),
+                    report: *report,
+                    ended_at: *ended_at,
+                    analysis: Box::new(crate::analytics::CallAnalysis::of(content, checklist.as_ref())),
+                    at: *now,
+                }]
+            }
         })
     }
 
@@ -619,7 +662,9 @@ impl Aggregate for Call {
                     self.ended_reason.clone_from(&report.ended_reason);
                 }
                 self.opted_out = crate::campaigns::opted_out(report);
+                self.reports += 1;
             }
+            CallEvent::CallAnalyzed { report, .. } => self.analyzed_report = *report,
             CallEvent::CallOutcomeRecorded { outcome, .. } => self.outcome = Some(*outcome),
         }
         self
@@ -725,6 +770,55 @@ mod tests {
         given::<Call>([])
             .when(record(Outcome::Sale))
             .then_error(CallError::NotFound);
+    }
+
+    #[test]
+    fn each_report_is_analyzed_once_and_only_while_it_is_the_latest() {
+        use crate::aggregate::given_when_then::given;
+        use crate::analytics::CallAnalysis;
+        let report = CallReport {
+            duration_seconds: Some(42.0),
+            messages: vec![TranscriptMessage {
+                role: "user".into(),
+                message: "Sounds great".into(),
+                time: None,
+                end_time: None,
+                duration: None,
+                seconds_from_start: None,
+            }],
+            ..CallReport::default()
+        };
+        let ended = CallEvent::CallEnded {
+            parties: CallParties::default(),
+            report: Box::new(report.clone()),
+            at: at("30"),
+        };
+        let analyze = |number| CallCommand::Analyze {
+            report: number,
+            ended_at: at("30"),
+            content: Box::new(report.clone()),
+            checklist: None,
+            now: at("31"),
+        };
+        let analyzed = CallEvent::CallAnalyzed {
+            parties: CallParties::default(),
+            report: 1,
+            ended_at: at("30"),
+            analysis: Box::new(CallAnalysis::of(&report, None)),
+            at: at("31"),
+        };
+        let call = given::<Call>([ended.clone()]).when(analyze(1)).then([analyzed.clone()]);
+        assert!(call.analyzed_report == 1 && call.reports == 1);
+        match &analyzed {
+            CallEvent::CallAnalyzed { analysis, .. } => {
+                assert!(analysis.prospect_spoke);
+                assert_eq!(analysis.duration_seconds, Some(42.0));
+            }
+            _ => unreachable!(),
+        }
+        given::<Call>([ended.clone(), analyzed]).when(analyze(1)).then_nothing();
+        // A second report arrived before the first was scored: only the second is.
+        given::<Call>([ended.clone(), ended]).when(analyze(1)).then_nothing();
     }
 
     #[test]

@@ -6,13 +6,6 @@ CREATE TABLE analytics_organizations (
     timezone TEXT NOT NULL
 );
 
--- Each agent's adherence checklist, to score its calls when they end.
-CREATE TABLE analytics_checklists (
-    id UUID PRIMARY KEY,
-    organization_id UUID NOT NULL,
-    checklist JSONB NOT NULL
-);
-
 -- The CRM stage that means a deal was won, per organization and CRM.
 CREATE TABLE analytics_sale_stages (
     organization_id UUID NOT NULL,

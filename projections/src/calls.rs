@@ -135,8 +135,9 @@ impl CallsBatch {
                     json!({ "requestedBy": requested_by, "agentId": parties.agent_id }),
                 )
             }
-            // The placement reactor's own bookkeeping: nothing the user sees changes.
-            CallEvent::CallPlacementStarted { .. } => return,
+            // The placement reactor's own bookkeeping, and analytics' reading of the
+            // report: nothing the call list or timeline shows changes.
+            CallEvent::CallPlacementStarted { .. } | CallEvent::CallAnalyzed { .. } => return,
             CallEvent::CallPlacedWithVapi { vapi_call_id, at } => {
                 let parties = CallParties {
                     vapi_call_id: Some(vapi_call_id.clone()),
@@ -464,6 +465,17 @@ impl ReadModel for CallsProjection {
 
     fn stream_types(&self) -> Option<&[&'static str]> {
         Some(&["call"])
+    }
+
+    fn event_types(&self) -> Option<&[&'static str]> {
+        Some(&[
+            "CallRequested",
+            "CallPlacedWithVapi",
+            "CallPlacementFailed",
+            "CallStatusUpdated",
+            "CallEnded",
+            "CallOutcomeRecorded",
+        ])
     }
 
     fn tables(&self) -> &'static [&'static str] {

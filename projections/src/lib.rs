@@ -61,6 +61,7 @@ pub fn subscriptions() -> Vec<Arc<dyn Subscription>> {
                 "AgentAssistantRefreshRequested",
             ],
             reactor: application::agents::AGENT_SYNC,
+            from_beginning: false,
         }),
         // Calendars decide whether assistants have the calendar tools.
         Arc::new(WorkFeeder {
@@ -73,42 +74,58 @@ pub fn subscriptions() -> Vec<Arc<dyn Subscription>> {
                 "CalendarDisconnected",
             ],
             reactor: application::agents::ASSISTANT_REFRESH,
+            from_beginning: false,
         }),
         Arc::new(WorkFeeder {
             name: "call_placement_queue",
             stream_type: "call",
             event_types: &["CallRequested"],
             reactor: application::calls::CALL_PLACEMENT,
+            from_beginning: false,
         }),
         Arc::new(WorkFeeder {
             name: "number_sync_queue",
             stream_type: "phone-number",
             event_types: &["PhoneNumberAdded", "PhoneNumberAssigned", "PhoneNumberRemoved"],
             reactor: application::phone_numbers::NUMBER_SYNC,
+            from_beginning: false,
         }),
         Arc::new(WorkFeeder {
             name: "campaign_dial_queue",
             stream_type: "campaign-contact",
             event_types: &["CampaignContactDialed"],
             reactor: application::campaigns::runner::CAMPAIGN_DIALER,
+            from_beginning: false,
         }),
         Arc::new(WorkFeeder {
             name: "campaign_result_queue",
             stream_type: "call",
             event_types: &["CallEnded", "CallPlacementFailed", "CallOutcomeRecorded"],
             reactor: application::campaigns::runner::CAMPAIGN_RESULTS,
+            from_beginning: false,
+        }),
+        // Analysis stays in the log and is recorded once per report: calls ended
+        // before this subscription existed are analyzed too.
+        Arc::new(WorkFeeder {
+            name: "call_analysis_queue",
+            stream_type: "call",
+            event_types: &["CallEnded"],
+            reactor: application::analytics::call_analysis::CALL_ANALYSIS,
+            from_beginning: true,
         }),
         Arc::new(WorkFeeder {
             name: "crm_sync_queue",
             stream_type: "call",
             event_types: &["CallEnded", "CallOutcomeRecorded"],
             reactor: application::crm::CRM_SYNC,
+            from_beginning: false,
         }),
         Arc::new(WorkFeeder {
             name: "crm_backfill_queue",
             stream_type: "crm-integration",
             event_types: &["CrmBackfillRequested", "CrmCatchUpRequested"],
             reactor: application::crm::backfill::CRM_BACKFILL,
+            from_beginning: false,
         }),
         Arc::new(slack::SlackRouter),
         Arc::new(slack::SlackCalendarRouter),

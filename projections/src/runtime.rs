@@ -102,6 +102,13 @@ pub trait Subscription: Send + Sync {
     }
     /// The work `event` makes due, if any. Pure: no IO.
     fn route(&self, event: &RecordedEvent) -> Result<Option<WorkOrder>, DecodeError>;
+    /// Whether a new subscription starts at the log's beginning instead of its
+    /// head. Only for reactors whose effect stays inside the log and is
+    /// recorded once per stream (deriving a fact from history): an outside
+    /// effect must never be replayed from old events.
+    fn starts_at_beginning(&self) -> bool {
+        false
+    }
 }
 
 /// One consumer of the log, of either kind.
@@ -529,6 +536,7 @@ impl ProjectionRunner {
                             create_tables(&mut tx, m.as_ref()).await?;
                             Checkpoint::START
                         }
+                        Consumer::Subscription(s) if s.starts_at_beginning() => Checkpoint::START,
                         Consumer::Subscription(_) => self.store.head().await?,
                     };
                     write_checkpoint(&mut tx, name, start, consumer.version())

@@ -11,6 +11,8 @@ pub struct WorkFeeder {
     pub stream_type: &'static str,
     pub event_types: &'static [&'static str],
     pub reactor: &'static str,
+    /// See [`Subscription::starts_at_beginning`].
+    pub from_beginning: bool,
 }
 
 impl Subscription for WorkFeeder {
@@ -33,6 +35,10 @@ impl Subscription for WorkFeeder {
     /// The work key is the stream's id.
     fn reads_payloads(&self) -> bool {
         false
+    }
+
+    fn starts_at_beginning(&self) -> bool {
+        self.from_beginning
     }
 
     fn route(&self, event: &RecordedEvent) -> Result<Option<WorkOrder>, DecodeError> {

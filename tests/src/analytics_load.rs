@@ -1,14 +1,14 @@
 //! A busy organization's year for the analytics benchmark: 20 agents with
 //! adherence checklists, 10 campaigns, and calls spread over 365 days in the
 //! organization's zone, each with its life (requested for a campaign, in
-//! progress, end-of-call report with timed turns, outcome), written through
-//! the real append path in chronological order.
+//! progress, end-of-call report with timed turns and its analysis, outcome),
+//! written through the real append path in chronological order.
 
 use crate::load::{append, events};
 use application::event_store::{EventStore, StreamAppend};
 use chrono::{DateTime, Duration, Utc};
 use domain::agents::AgentEvent;
-use domain::analytics::{AdherenceChecklist, ChecklistPoint};
+use domain::analytics::{AdherenceChecklist, CallAnalysis, ChecklistPoint};
 use domain::auth::{Currency, OrganizationEvent};
 use domain::calls::{
     CallEvent, CallParties, CallReport, CallStatus, CampaignAttempt, EndedReason, Outcome, TranscriptMessage,
@@ -30,6 +30,8 @@ pub struct Year {
     pub agents: Vec<Uuid>,
     pub campaigns: Vec<Uuid>,
     pub events: u64,
+    /// Every agent's checklist.
+    pub checklist: AdherenceChecklist,
 }
 
 fn first_day() -> DateTime<Utc> {
@@ -176,17 +178,29 @@ fn step(step: usize, n: usize, calls: usize, year: &Year) -> (ExpectedVersion, V
                 structured_data: Some(serde_json::json!({ "outcome": outcome.as_str() })),
                 success_evaluation: None,
             };
+            // The report, and its analysis as the call-analysis reactor records it.
+            let ended_at = at + Duration::seconds(duration as i64);
+            let analysis = CallAnalysis::of(&report, Some(&year.checklist));
             (
                 ExpectedVersion::Exact(2),
-                vec![CallEvent::CallEnded {
-                    parties,
-                    report: Box::new(report),
-                    at: at + Duration::seconds(duration as i64),
-                }],
+                vec![
+                    CallEvent::CallEnded {
+                        parties: parties.clone(),
+                        report: Box::new(report),
+                        at: ended_at,
+                    },
+                    CallEvent::CallAnalyzed {
+                        parties,
+                        report: 1,
+                        ended_at,
+                        analysis: Box::new(analysis),
+                        at: ended_at,
+                    },
+                ],
             )
         }
         _ => (
-            ExpectedVersion::Exact(3),
+            ExpectedVersion::Exact(4),
             vec![CallEvent::CallOutcomeRecorded {
                 outcome,
                 notes: None,
@@ -244,6 +258,7 @@ pub async fn write_year(store: &dyn EventStore, calls: usize) -> Year {
         agents,
         campaigns: (0..CAMPAIGNS).map(|_| Uuid::now_v7()).collect(),
         events: 0,
+        checklist: checklist(),
     };
     year.events += append(store, organization_id, streams).await;
     for first in (0..calls).step_by(CHUNK) {

@@ -137,7 +137,12 @@ impl TestApp {
         tokio::spawn(server);
         Self {
             address,
-            client: reqwest::Client::new(),
+            // Idle connections are dropped well before the server's 5 s keep-alive
+            // closes them, so a request never goes out on a connection being closed.
+            client: reqwest::Client::builder()
+                .pool_idle_timeout(Duration::from_secs(2))
+                .build()
+                .expect("an HTTP client"),
             state,
             db,
         }
@@ -286,6 +291,22 @@ impl TestApp {
             .expect("the test key opens the body");
         Some((subject, body))
     }
+}
+
+/// [`assert_read_models_equal_rebuilds`], and then that the replays sent
+/// nothing to any of these provider fakes, even once reactors ran again.
+pub async fn assert_rebuilds_send_nothing(app: &TestApp, providers: &[&wiremock::MockServer]) {
+    let received = || async {
+        let mut counts = vec![];
+        for provider in providers {
+            counts.push(provider.received_requests().await.map_or(0, |r| r.len()));
+        }
+        counts
+    };
+    let before = received().await;
+    assert_read_models_equal_rebuilds(app).await;
+    app.drain_work().await;
+    assert_eq!(received().await, before, "a replay reached a provider");
 }
 
 /// Replays every read model from the start of the log into a side schema and

@@ -11,6 +11,7 @@ use domain::ab_testing::{
     AbTestEvent, AssignmentEvent, SuccessOutcome, TestSettings, TestVariant, VariantEvent, VariantSpec,
 };
 use domain::agents::{AgentEvent, AgentSpec, ModelSettings, VoiceSettings};
+use domain::analytics::CallAnalysis;
 use domain::calendar::{Attendee, BookingEvent, CalendarEvent, CalendarProvider, CalendarSettings};
 use domain::calls::{CallEvent, CallParties, CallReport, CallStatus, EndedReason, Outcome, TranscriptMessage};
 use domain::crm::{CrmEvent, CrmProvider, CrmSettings, CrmSyncEvent};
@@ -249,11 +250,25 @@ fn life_step(step: usize, n: usize, vapi_call_id: &str, at: DateTime<Utc>) -> Ve
         ],
         2 => vec![status(CallStatus::Ringing)],
         3 => vec![status(CallStatus::InProgress)],
-        4 => vec![CallEvent::CallEnded {
-            parties: parties.clone(),
-            report: Box::new(report(n, at)),
-            at,
-        }],
+        // The report, and its analysis as the call-analysis reactor records it.
+        4 => {
+            let report = report(n, at);
+            let analysis = CallAnalysis::of(&report, None);
+            vec![
+                CallEvent::CallEnded {
+                    parties: parties.clone(),
+                    report: Box::new(report),
+                    at,
+                },
+                CallEvent::CallAnalyzed {
+                    parties: parties.clone(),
+                    report: 1,
+                    ended_at: at,
+                    analysis: Box::new(analysis),
+                    at,
+                },
+            ]
+        }
         _ => vec![CallEvent::CallOutcomeRecorded {
             outcome: Outcome::ALL[n % Outcome::ALL.len()],
             notes: None,

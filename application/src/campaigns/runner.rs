@@ -509,16 +509,6 @@ impl ScheduledJob for CampaignRunner {
     }
 }
 
-/// The id of the stream a work item is about (its key).
-fn stream_uuid(item: &WorkItem, stream_type: &str) -> Result<Uuid, AppError> {
-    Uuid::parse_str(&item.key).map_err(|_| {
-        AppError::internal(
-            "reading a work key",
-            format!("{} is not the id of a {stream_type} stream", item.key),
-        )
-    })
-}
-
 /// Requests the call of a contact's dial in flight, under the dial's call id,
 /// unless the campaign stopped running or the number was listed since the
 /// dial was recorded: then the dial is withdrawn (pause stops new dials at once).
@@ -559,7 +549,7 @@ impl WorkHandler for CampaignDialer {
     }
 
     async fn handle(&self, item: &WorkItem) -> Result<WorkOutcome, AppError> {
-        let contact_id = stream_uuid(item, CampaignContact::STREAM_TYPE)?;
+        let contact_id = item.key_id()?;
         let contact = load_in::<CampaignContact>(
             self.store.as_ref(),
             item.organization_id,
@@ -670,7 +660,7 @@ impl WorkHandler for CampaignResults {
 
     async fn handle(&self, item: &WorkItem) -> Result<WorkOutcome, AppError> {
         let organization_id = item.organization_id;
-        let call_id = stream_uuid(item, Call::STREAM_TYPE)?;
+        let call_id = item.key_id()?;
         // Most calls are no campaign's: their first event says so without reading the rest.
         if !is_campaign_call(self.store.as_ref(), call_id).await? {
             return Ok(WorkOutcome::Done);

@@ -400,9 +400,7 @@ impl WorkHandler for CrmBackfill {
     }
 
     async fn handle(&self, item: &WorkItem) -> Result<WorkOutcome, AppError> {
-        let Ok(integration_id) = Uuid::parse_str(&item.key) else {
-            return Err(AppError::internal("reading a work key", item.key.clone()));
-        };
+        let integration_id = item.key_id()?;
         let organization_id = item.organization_id;
         let integration = load_in::<CrmIntegration>(
             self.store.as_ref(),

@@ -624,9 +624,7 @@ impl WorkHandler for CrmSync {
     }
 
     async fn handle(&self, item: &WorkItem) -> Result<WorkOutcome, AppError> {
-        let Ok(call_id) = Uuid::parse_str(&item.key) else {
-            return Err(AppError::internal("reading a work key", item.key.clone()));
-        };
+        let call_id = item.key_id()?;
         let Some(mut call) = CallFacts::load(self.store.as_ref(), item.organization_id, call_id).await? else {
             return Ok(WorkOutcome::Done);
         };

@@ -17,11 +17,10 @@ use crate::rows::{decode_error, stream_uuid};
 use crate::runtime::ReadModel;
 use async_trait::async_trait;
 use chrono::{DateTime, NaiveDate, Utc};
-use domain::agents::AgentEvent;
-use domain::analytics::{AdherenceChecklist, SentimentLabel, SentimentScore, TalkStats};
+use domain::analytics::{CallAnalysis, SentimentLabel};
 use domain::auth::OrganizationEvent;
 use domain::calendar::BookingEvent;
-use domain::calls::{CallEvent, CallParties, CallReport, CallStatus, EndedReason, Outcome};
+use domain::calls::{CallEvent, CallParties, CallStatus, EndedReason, Outcome};
 use domain::crm::{CrmEvent, CrmProvider, CrmSettings, CrmSyncEvent};
 use domain::{DomainEvent, RecordedEvent};
 use serde::{Deserialize, Serialize};
@@ -116,30 +115,31 @@ impl CallFacts {
         }
     }
 
-    fn report(&mut self, report: &CallReport, scores: ReportScores, checklist: Option<&AdherenceChecklist>) {
-        if let Some(started) = report.started_at {
+    fn analysis(&mut self, analysis: &CallAnalysis) {
+        if let Some(started) = analysis.started_at {
             self.started_at = started;
             self.start_from_report = true;
         }
-        self.duration_seconds = report.duration_seconds.or(self.duration_seconds);
-        if let Some(reason) = &report.ended_reason {
+        self.duration_seconds = analysis.duration_seconds.or(self.duration_seconds);
+        if let Some(reason) = &analysis.ended_reason {
             self.ended_because(reason);
         }
-        if report.messages.iter().any(|m| m.role == "user") {
-            self.connected = true;
-        }
-        let ReportScores { talk, sentiment } = scores;
-        self.talk_agent = talk.as_ref().map(|t| t.agent_seconds);
-        self.talk_prospect = talk.as_ref().map(|t| t.prospect_seconds);
-        self.talk_monologue = talk.as_ref().map(|t| t.longest_monologue_seconds);
-        self.talk_interruptions = talk.as_ref().map(|t| t.interruptions as i32);
-        self.talk_silence = talk.as_ref().map(|t| t.silence_seconds);
-        self.talk_call = talk.as_ref().map(|t| t.call_seconds);
-        self.sentiment = sentiment.map(|s| s.score);
-        self.sentiment_label = sentiment.map(|s| s.label);
-        let adherence = checklist.and_then(|c| c.score(&report.messages));
-        self.adherence = adherence.as_ref().map(|a| a.score);
-        self.missed_points = adherence.map(|a| a.missed).unwrap_or_default();
+        self.connected |= analysis.prospect_spoke;
+        let talk = analysis.talk.as_ref();
+        self.talk_agent = talk.map(|t| t.agent_seconds);
+        self.talk_prospect = talk.map(|t| t.prospect_seconds);
+        self.talk_monologue = talk.map(|t| t.longest_monologue_seconds);
+        self.talk_interruptions = talk.map(|t| t.interruptions as i32);
+        self.talk_silence = talk.map(|t| t.silence_seconds);
+        self.talk_call = talk.map(|t| t.call_seconds);
+        self.sentiment = analysis.sentiment.map(|s| s.score);
+        self.sentiment_label = analysis.sentiment.map(|s| s.label);
+        self.adherence = analysis.adherence.as_ref().map(|a| a.score);
+        self.missed_points = analysis
+            .adherence
+            .as_ref()
+            .map(|a| a.missed.clone())
+            .unwrap_or_default();
     }
 
     /// The furthest funnel stage: each stage counts the calls that reached it or a later one.
@@ -162,48 +162,10 @@ impl CallFacts {
     }
 }
 
-/// What a report says whoever the agent was: its talk timings and sentiment.
-struct ReportScores {
-    talk: Option<TalkStats>,
-    sentiment: Option<SentimentScore>,
-}
-
-impl ReportScores {
-    fn of(report: &CallReport) -> Self {
-        Self {
-            talk: TalkStats::of(report),
-            sentiment: SentimentScore::of(report),
-        }
-    }
-}
-
-/// Scores a batch's reports on every core: the sentiment analysis is most of
-/// a batch's own work, and each report's is independent of the others.
-fn score_reports(inputs: &mut [(&RecordedEvent, Input)]) {
-    let is_report = |input: &Input| matches!(input, Input::Call(_, CallEvent::CallEnded { .. }, _));
-    if !inputs.iter().any(|(_, input)| is_report(input)) {
-        return;
-    }
-    let threads = std::thread::available_parallelism().map_or(1, usize::from);
-    let per_thread = inputs.len().div_ceil(threads).max(1);
-    std::thread::scope(|scope| {
-        for chunk in inputs.chunks_mut(per_thread) {
-            scope.spawn(move || {
-                for (_, input) in chunk {
-                    if let Input::Call(_, CallEvent::CallEnded { report, .. }, scores) = input {
-                        *scores = Some(ReportScores::of(report));
-                    }
-                }
-            });
-        }
-    });
-}
-
-/// An event this read model reads, decoded (a report with its scores once scored).
+/// An event this read model reads, decoded.
 enum Input {
     Organization(OrganizationEvent),
-    Agent(Uuid, AgentEvent),
-    Call(Uuid, CallEvent, Option<ReportScores>),
+    Call(Uuid, CallEvent),
     Crm(Uuid, CrmEvent),
     CrmSync(CrmSyncEvent),
     Booking(BookingEvent),
@@ -213,14 +175,9 @@ fn decode(event: &RecordedEvent) -> Result<Option<Input>, sqlx::Error> {
     let (kind, version, payload) = (event.event_type.as_str(), event.event_version, &event.payload);
     Ok(Some(match event.stream_type.as_str() {
         "organization" => Input::Organization(OrganizationEvent::decode(kind, version, payload).map_err(decode_error)?),
-        "agent" => Input::Agent(
-            stream_uuid(event)?,
-            AgentEvent::decode(kind, version, payload).map_err(decode_error)?,
-        ),
         "call" => Input::Call(
             stream_uuid(event)?,
             CallEvent::decode(kind, version, payload).map_err(decode_error)?,
-            None,
         ),
         "crm-integration" => Input::Crm(
             stream_uuid(event)?,
@@ -238,8 +195,6 @@ struct AnalyticsBatch {
     /// Organizations' zones as the batch leaves them, and those whose zone changed.
     zones: HashMap<Uuid, String>,
     rezoned: HashSet<Uuid>,
-    checklists: HashMap<Uuid, (Uuid, AdherenceChecklist)>,
-    changed_checklists: HashSet<Uuid>,
     sale_stages: HashMap<(Uuid, CrmProvider), String>,
     changed_sale_stages: HashSet<(Uuid, CrmProvider)>,
     facts: HashMap<Uuid, CallFacts>,
@@ -256,13 +211,6 @@ impl AnalyticsBatch {
         if self.zones.get(&event.organization_id) != Some(&zone) {
             self.zones.insert(event.organization_id, zone);
             self.rezoned.insert(event.organization_id);
-        }
-    }
-
-    fn agent(&mut self, event: &RecordedEvent, agent_id: Uuid, decoded: AgentEvent) {
-        if let AgentEvent::AgentAdherenceChecklistSet { checklist, .. } = decoded {
-            self.checklists.insert(agent_id, (event.organization_id, checklist));
-            self.changed_checklists.insert(agent_id);
         }
     }
 
@@ -312,7 +260,7 @@ impl AnalyticsBatch {
         Some(facts)
     }
 
-    fn call(&mut self, event: &RecordedEvent, id: Uuid, decoded: CallEvent, scores: Option<ReportScores>) {
+    fn call(&mut self, event: &RecordedEvent, id: Uuid, decoded: CallEvent) {
         match decoded {
             CallEvent::CallRequested {
                 parties,
@@ -347,20 +295,22 @@ impl AnalyticsBatch {
                     }
                 }
             }
-            CallEvent::CallEnded { parties, report, at } => {
-                let agent = self.facts.get(&id).and_then(|f| f.agent_id).or(parties.agent_id);
-                let checklist = agent
-                    .and_then(|agent| self.checklists.get(&agent))
-                    .filter(|(organization, _)| *organization == event.organization_id)
-                    .map(|(_, checklist)| checklist.clone());
-                if let Some(facts) = self.call_facts(id, event, report.started_at.unwrap_or(at)) {
+            // The report itself is read through its analysis: numbers, not transcripts.
+            CallEvent::CallEnded { .. } => {}
+            CallEvent::CallAnalyzed {
+                parties,
+                ended_at,
+                analysis,
+                ..
+            } => {
+                if let Some(facts) = self.call_facts(id, event, analysis.started_at.unwrap_or(ended_at)) {
                     facts.learn(&parties);
-                    let scores = scores.unwrap_or_else(|| ReportScores::of(&report));
-                    facts.report(&report, scores, checklist.as_ref());
+                    facts.analysis(&analysis);
                 }
             }
-            CallEvent::CallOutcomeRecorded { outcome, .. } => {
-                if let Some(facts) = self.existing_facts(id, event) {
+            // Recorded with the report, so often before the report's analysis.
+            CallEvent::CallOutcomeRecorded { outcome, at, .. } => {
+                if let Some(facts) = self.call_facts(id, event, at) {
                     facts.outcome = Some(outcome);
                 }
             }
@@ -398,7 +348,6 @@ impl AnalyticsBatch {
 #[derive(Default)]
 struct Wanted {
     organizations: HashSet<Uuid>,
-    agents: HashSet<Uuid>,
     calls: HashSet<Uuid>,
     sale_stage_organizations: HashSet<Uuid>,
 }
@@ -410,14 +359,8 @@ fn wanted(inputs: &[(&RecordedEvent, Input)]) -> Wanted {
             Input::Organization(_) => {
                 wanted.organizations.insert(event.organization_id);
             }
-            Input::Agent(id, _) => {
-                wanted.agents.insert(*id);
-            }
-            Input::Call(id, decoded, _) => {
+            Input::Call(id, _) => {
                 wanted.calls.insert(*id);
-                if let CallEvent::CallEnded { parties, .. } | CallEvent::CallRequested { parties, .. } = decoded {
-                    wanted.agents.extend(parties.agent_id);
-                }
             }
             Input::Crm(..) => {}
             Input::CrmSync(CrmSyncEvent::CrmDealUpdated { call_id, .. }) => {
@@ -451,7 +394,7 @@ where
     sqlx::query_as(sql).bind(as_vec(ids)).fetch_all(conn).await
 }
 
-/// Loads what the batch's events need: facts (with the day each was on), zones, checklists, sale stages.
+/// Loads what the batch's events need: facts (with the day each was on), zones, sale stages.
 async fn load(
     conn: &mut PgConnection,
     wanted: &Wanted,
@@ -465,10 +408,8 @@ async fn load(
     )
     .await?;
     let mut days = Vec::with_capacity(facts.len());
-    let mut agents = wanted.agents.clone();
     for (Json(facts), organization_id, day) in facts {
         days.push((organization_id, day));
-        agents.extend(facts.agent_id);
         batch.facts.insert(facts.id, facts);
     }
     let zones: Vec<(Uuid, String)> = rows_for(
@@ -478,16 +419,6 @@ async fn load(
     )
     .await?;
     batch.zones = zones.into_iter().collect();
-    let checklists: Vec<(Uuid, Uuid, Json<AdherenceChecklist>)> = rows_for(
-        conn,
-        "SELECT id, organization_id, checklist FROM analytics_checklists WHERE id = ANY($1)",
-        &agents,
-    )
-    .await?;
-    batch.checklists = checklists
-        .into_iter()
-        .map(|(agent, organization, Json(checklist))| (agent, (organization, checklist)))
-        .collect();
     let stages: Vec<(Uuid, String, String)> = rows_for(
         conn,
         "SELECT organization_id, provider, stage FROM analytics_sale_stages WHERE organization_id = ANY($1)",
@@ -512,25 +443,6 @@ async fn save_settings(conn: &mut PgConnection, batch: &AnalyticsBatch) -> Resul
         )
         .bind(&organizations)
         .bind(&zones)
-        .execute(&mut *conn)
-        .await?;
-    }
-    if !batch.changed_checklists.is_empty() {
-        let (mut agents, mut organizations, mut checklists) = (vec![], vec![], vec![]);
-        for agent in &batch.changed_checklists {
-            let (organization, checklist) = &batch.checklists[agent];
-            agents.push(*agent);
-            organizations.push(*organization);
-            checklists.push(serde_json::to_string(checklist).map_err(|e| sqlx::Error::Encode(Box::new(e)))?);
-        }
-        sqlx::query(
-            "INSERT INTO analytics_checklists (id, organization_id, checklist)
-             SELECT * FROM UNNEST($1::uuid[], $2::uuid[], $3::text[]::jsonb[])
-             ON CONFLICT (id) DO UPDATE SET checklist = EXCLUDED.checklist",
-        )
-        .bind(agents)
-        .bind(organizations)
-        .bind(checklists)
         .execute(&mut *conn)
         .await?;
     }
@@ -700,11 +612,10 @@ async fn recompute_days(conn: &mut PgConnection, days: Vec<(Uuid, NaiveDate)>) -
 const EVENT_TYPES: &[&str] = &[
     "OrganizationCreated",
     "OrganizationSettingsChanged",
-    "AgentAdherenceChecklistSet",
     "CallRequested",
     "CallPlacementFailed",
     "CallStatusUpdated",
-    "CallEnded",
+    "CallAnalyzed",
     "CallOutcomeRecorded",
     "CrmConnected",
     "CrmSettingsChanged",
@@ -719,13 +630,12 @@ impl ReadModel for AnalyticsProjection {
     }
 
     fn schema_version(&self) -> i32 {
-        4
+        5
     }
 
     fn stream_types(&self) -> Option<&[&'static str]> {
         Some(&[
             "organization",
-            "agent",
             "call",
             "crm-integration",
             "crm-call-sync",
@@ -740,7 +650,6 @@ impl ReadModel for AnalyticsProjection {
     fn tables(&self) -> &'static [&'static str] {
         &[
             "analytics_organizations",
-            "analytics_checklists",
             "analytics_sale_stages",
             "analytics_calls",
             "analytics_daily",
@@ -780,13 +689,11 @@ async fn fold_facts(conn: &mut PgConnection, events: &[RecordedEvent]) -> Result
             inputs.push((event, input));
         }
     }
-    score_reports(&mut inputs);
     let (mut batch, mut days) = load(conn, &wanted(&inputs)).await?;
     for (event, input) in inputs {
         match input {
             Input::Organization(decoded) => batch.organization(event, decoded),
-            Input::Agent(id, decoded) => batch.agent(event, id, decoded),
-            Input::Call(id, decoded, scores) => batch.call(event, id, decoded, scores),
+            Input::Call(id, decoded) => batch.call(event, id, decoded),
             Input::Crm(id, decoded) => batch.crm(event, id, decoded),
             Input::CrmSync(decoded) => batch.crm_sync(event, decoded),
             Input::Booking(decoded) => batch.booking(event, decoded),

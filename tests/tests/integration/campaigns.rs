@@ -911,6 +911,7 @@ async fn the_runner_dials_each_contact_once_in_its_own_window_retries_by_the_rul
             "{path}"
         );
     }
+    voxreach_tests::assert_rebuilds_send_nothing(&w.app, &[&w.vapi]).await;
 }
 
 #[tokio::test]

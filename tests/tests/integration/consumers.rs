@@ -273,6 +273,60 @@ async fn readiness_reports_projection_lag() {
     assert_eq!(app.get("/health", None).await.0, 200);
 }
 
+#[tokio::test]
+async fn a_newer_release_owning_a_read_model_shows_in_readiness() {
+    let app = TestApp::spawn().await;
+    app.settle().await;
+    // A process of a later release took `users` over (its version is higher).
+    sqlx::query("UPDATE projection_checkpoints SET schema_version = schema_version + 1 WHERE name = 'users'")
+        .execute(&app.db.pool)
+        .await
+        .unwrap();
+    let (status, body) = app.get("/health/ready", None).await;
+    assert_eq!(status, 200, "{body}");
+    let users = body["projections"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == "users")
+        .unwrap()
+        .clone();
+    assert_eq!(users["state"], "superseded", "{users}");
+    assert_eq!(users["storedVersion"], users["version"].as_i64().unwrap() + 1);
+    // It stands down: a new user is not applied by this process.
+    app.register("later@example.com", "Later Inc").await;
+    app.state.runner.catch_up().await.unwrap();
+    let rows: i64 = sqlx::query_scalar("SELECT count(*) FROM users WHERE email = 'later@example.com'")
+        .fetch_one(&app.db.pool)
+        .await
+        .unwrap();
+    assert_eq!(rows, 0);
+}
+
+#[tokio::test]
+async fn each_read_model_creates_exactly_the_tables_it_names() {
+    let db = TestDatabase::create().await;
+    let mut conn = db.pool.acquire().await.unwrap();
+    for model in projections::read_models() {
+        let schema = format!("ddl_{}", model.name());
+        sqlx::raw_sql(&format!("CREATE SCHEMA {schema}; SET search_path TO {schema}, public"))
+            .execute(&mut *conn)
+            .await
+            .unwrap();
+        sqlx::raw_sql(model.create_sql()).execute(&mut *conn).await.unwrap();
+        let created: Vec<String> = sqlx::query_scalar(
+            "SELECT table_name::text FROM information_schema.tables WHERE table_schema = $1 ORDER BY 1",
+        )
+        .bind(&schema)
+        .fetch_all(&mut *conn)
+        .await
+        .unwrap();
+        let mut named: Vec<String> = model.tables().iter().map(|t| t.to_string()).collect();
+        named.sort();
+        assert_eq!(created, named, "{}", model.name());
+    }
+}
+
 /// The `probe` read model under another name or version: as a process of
 /// another release would run it, or another read model owning the same tables.
 struct ProbeAs {
@@ -471,6 +525,41 @@ async fn subscriptions_start_at_the_head_and_are_never_replayed() {
 }
 
 #[tokio::test]
+async fn a_subscription_that_derives_facts_from_history_starts_at_the_beginning_once() {
+    let db = TestDatabase::create().await;
+    append_events(&db, 3).await;
+    append_events(&db, 2).await;
+    wait_until_readable(&db).await;
+    let feed = || {
+        Arc::new(projections::work::WorkFeeder {
+            name: "probe_history_feed",
+            stream_type: "probe",
+            event_types: &["TestHappened"],
+            reactor: "probe-history",
+            from_beginning: true,
+        }) as Arc<dyn Subscription>
+    };
+    let runner = runner_with(&db, vec![], vec![feed()]);
+    runner.prepare().await.unwrap();
+    settle(&runner).await;
+    assert_eq!(
+        count(
+            &db,
+            "SELECT count(DISTINCT work_key) FROM reactor_work WHERE reactor = 'probe-history'"
+        )
+        .await,
+        2,
+        "both streams written before the subscription existed get their work"
+    );
+    // Registered once: a restart continues from its checkpoint, not from the beginning again.
+    sqlx::query("DELETE FROM reactor_work").execute(&db.pool).await.unwrap();
+    let restarted = runner_with(&db, vec![], vec![feed()]);
+    restarted.prepare().await.unwrap();
+    settle(&restarted).await;
+    assert_eq!(count(&db, "SELECT count(*) FROM reactor_work").await, 0);
+}
+
+#[tokio::test]
 async fn analysis_replays_only_go_to_new_or_their_own_schemas() {
     let db = TestDatabase::create().await;
     let runner = runner_with(&db, vec![Arc::new(Probe)], vec![]);
@@ -583,4 +672,45 @@ async fn consumers_move_past_events_of_streams_they_do_not_read() {
             .unwrap();
     assert_eq!(stored, head.global_position);
     assert_eq!(count(&db, "SELECT count(*) FROM reactor_work").await, 0);
+}
+
+#[tokio::test]
+async fn a_stream_that_keeps_changing_under_a_command_ends_in_a_409_naming_it() {
+    use application::aggregates::{execute_decision, Decided};
+    use application::event_store::StreamAppend;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let db = TestDatabase::create().await;
+    let store = PgEventStore::new(db.pool.clone());
+    let organization = Uuid::new_v4();
+    let stream = StreamId::new("probe", Uuid::new_v4());
+    let rounds = AtomicUsize::new(0);
+    let outcome: Result<(), application::AppError> = execute_decision(&store, organization, 3, || {
+        let (store, stream, rounds) = (&store, stream.clone(), &rounds);
+        Box::pin(async move {
+            rounds.fetch_add(1, Ordering::SeqCst);
+            let version = store.read_stream(&stream).await.unwrap().len() as i64;
+            // Another writer gets in between every round's load and its append.
+            store
+                .append(AppendRequest::single(
+                    organization,
+                    stream.clone(),
+                    ExpectedVersion::Any,
+                    vec![event(0)],
+                ))
+                .await
+                .unwrap();
+            let append = StreamAppend {
+                stream,
+                expected: ExpectedVersion::from_loaded(version),
+                events: vec![event(1)],
+            };
+            Ok(Decided::new(vec![append], ()))
+        })
+    })
+    .await;
+    let error = outcome.unwrap_err();
+    assert_eq!(rounds.load(Ordering::SeqCst), 3, "decided again on each conflict");
+    assert_eq!(error.kind, application::error::ErrorKind::Conflict);
+    assert_eq!(error.code, "concurrent_modification");
+    assert_eq!(error.details, Some(json!({ "stream": stream.to_string() })));
 }

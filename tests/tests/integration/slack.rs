@@ -219,6 +219,7 @@ async fn hot_leads_reach_their_channel_as_block_kit_once() {
             .await
             .unwrap();
     assert_eq!(notifications, 1);
+    voxreach_tests::assert_rebuilds_send_nothing(&w.app, &[&w.slack]).await;
 }
 
 #[tokio::test]
