@@ -256,6 +256,8 @@ impl CallService {
     }
 
     /// Appends `events` to the call's stream unless `key` was seen before.
+    /// Vapi's reports are facts no state of the call can refuse, so they skip
+    /// the expected-version check of the command path; the key makes them once-only.
     async fn record(
         &self,
         resolved: &Resolved,

@@ -132,3 +132,40 @@ pub fn subscriptions() -> Vec<Arc<dyn Subscription>> {
         Arc::new(ab_testing::AbDecisionTrigger),
     ]
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashSet;
+
+    /// Filters name event and stream types as strings (the store filters in
+    /// SQL): each must be one the catalogue knows, or the consumer silently
+    /// reads nothing of it.
+    #[test]
+    fn every_consumer_filters_on_catalogued_event_and_stream_types() {
+        let events: HashSet<&str> = domain::events::catalogue().map(|s| s.event_type).collect();
+        let streams: HashSet<&str> = domain::events::catalogue().map(|s| s.stream_type).collect();
+        let mut filters: Vec<(&str, Vec<&str>, Vec<&str>)> = vec![];
+        for model in super::read_models() {
+            filters.push((
+                model.name(),
+                model.stream_types().unwrap_or_default().to_vec(),
+                model.event_types().unwrap_or_default().to_vec(),
+            ));
+        }
+        for subscription in super::subscriptions() {
+            filters.push((
+                subscription.name(),
+                subscription.stream_types().to_vec(),
+                subscription.event_types().unwrap_or_default().to_vec(),
+            ));
+        }
+        for (consumer, stream_types, event_types) in filters {
+            for stream_type in stream_types {
+                assert!(streams.contains(stream_type), "{consumer} reads unknown stream type {stream_type}");
+            }
+            for event_type in event_types {
+                assert!(events.contains(event_type), "{consumer} reads unknown event type {event_type}");
+            }
+        }
+    }
+}

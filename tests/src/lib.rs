@@ -313,6 +313,7 @@ pub async fn assert_rebuilds_send_nothing(app: &TestApp, providers: &[&wiremock:
 /// asserts that each of its tables equals the live, incrementally built one.
 /// Reactor work is untouched by the replays.
 pub async fn assert_read_models_equal_rebuilds(app: &TestApp) {
+    assert_every_stored_event_decodes(&app.db.pool).await;
     app.settle().await;
     let work_before = work_snapshot(&app.db.pool).await;
     let runner = &app.state.runner;
