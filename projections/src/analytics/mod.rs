@@ -33,7 +33,7 @@ pub struct AnalyticsProjection;
 
 /// What analytics knows of one call; the columns of `analytics_calls` but its
 /// local day and hour, which PostgreSQL computes.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 struct CallFacts {
     id: Uuid,
     organization_id: Uuid,
@@ -67,27 +67,8 @@ impl CallFacts {
         Self {
             id,
             organization_id,
-            agent_id: None,
-            campaign_id: None,
             started_at: at,
-            start_from_report: false,
-            duration_seconds: None,
-            outcome: None,
-            connected: false,
-            no_contact: false,
-            appointment_booked: false,
-            deal_won: false,
-            level: 0,
-            talk_agent: None,
-            talk_prospect: None,
-            talk_monologue: None,
-            talk_interruptions: None,
-            talk_silence: None,
-            talk_call: None,
-            sentiment: None,
-            sentiment_label: None,
-            adherence: None,
-            missed_points: vec![],
+            ..Self::default()
         }
     }
 
