@@ -132,8 +132,9 @@ async fn serve(settings: Settings, data_dir: PathBuf, bind: Option<String>, role
         &settings.public_base(),
     )
     .map_err(|reason| anyhow::anyhow!("calendar provider settings: {reason}"))?;
-    wiring.crm_providers = infrastructure::config::crm_providers(&settings.crm_apps(), &settings.public_base())
-        .map_err(|reason| anyhow::anyhow!("CRM provider settings: {reason}"))?;
+    wiring.crm_providers =
+        infrastructure::config::crm_providers(&settings.crm_apps(), &settings.public_base(), wiring.clock.clone())
+            .map_err(|reason| anyhow::anyhow!("CRM provider settings: {reason}"))?;
     if wiring.smtp.is_none() {
         tracing::warn!("SMTP_URL is not set: mail waits in the outbox");
     }

@@ -699,7 +699,11 @@ impl Settings {
 
 /// The CRMs these settings configure, signing in through
 /// `<public base>/api/integrations/crm/callback`.
-pub fn crm_providers(apps: &CrmApps, public_base: &str) -> Result<application::crm::CrmProviders, String> {
+pub fn crm_providers(
+    apps: &CrmApps,
+    public_base: &str,
+    clock: std::sync::Arc<dyn application::clock::Clock>,
+) -> Result<application::crm::CrmProviders, String> {
     use application::crm::CrmConnector;
     use std::sync::Arc;
     let redirect_url = format!("{public_base}/api/integrations/crm/callback");
@@ -716,7 +720,9 @@ pub fn crm_providers(apps: &CrmApps, public_base: &str) -> Result<application::c
             Ok(CrmConnector {
                 oauth: Arc::new(oauth(settings)?),
                 api: Arc::new(
-                    crate::hubspot::HubSpotClient::new(&h.api_base, hubspot_limits).map_err(|e| e.to_string())?,
+                    crate::hubspot::HubSpotClient::new(&h.api_base, hubspot_limits)
+                        .map_err(|e| e.to_string())?
+                        .with_clock(clock.clone()),
                 ),
                 bulk: None,
                 // HubSpot signs its webhooks with the app's client secret.
@@ -731,13 +737,14 @@ pub fn crm_providers(apps: &CrmApps, public_base: &str) -> Result<application::c
             redirect_url.clone(),
             &sf.login_url,
         );
-        let client = Arc::new(crate::salesforce::SalesforceClient::new(
-            crate::salesforce::SalesforceSettings {
+        let client = Arc::new(
+            crate::salesforce::SalesforceClient::new(crate::salesforce::SalesforceSettings {
                 login_url: sf.login_url.clone(),
                 api_hosts: crate::http::ApiHosts::parse_list(&sf.api_hosts),
                 budget_share: sf.budget_share,
-            },
-        ));
+            })
+            .with_clock(clock.clone()),
+        );
         Ok(CrmConnector {
             oauth: Arc::new(oauth(settings)?),
             api: client.clone(),
@@ -762,7 +769,8 @@ pub fn crm_providers(apps: &CrmApps, public_base: &str) -> Result<application::c
                     client_id: pd.client_id.clone(),
                     client_secret: pd.client_secret.clone(),
                 })
-                .map_err(|e| e.to_string())?,
+                .map_err(|e| e.to_string())?
+                .with_clock(clock.clone()),
             ),
             bulk: None,
             webhook_secret: None,

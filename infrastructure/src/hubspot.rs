@@ -14,6 +14,7 @@
 use crate::http::{parse_retry_after, read_capped};
 use crate::markup::plain_text;
 use crate::oauth::{ClientAuthentication, OAuthSettings};
+use application::clock::{Clock, SystemClock};
 use application::crm::webhooks::{ContactChange, ContactChangeKind};
 use application::crm::{
     CallDirection, CallLog, CallResult, CrmAccess, CrmAccount, CrmApi, CrmContact, MeetingLog, NewContact,
@@ -165,6 +166,7 @@ pub struct HubSpotClient {
     requests: Arc<Budgets>,
     searches: Arc<Budgets>,
     sent: Arc<AtomicU64>,
+    clock: Arc<dyn Clock>,
 }
 
 /// Whether a request is a search (searches have a budget of their own as well).
@@ -200,7 +202,14 @@ impl HubSpotClient {
                 searches_window,
             ))),
             sent: Arc::new(AtomicU64::new(0)),
+            clock: Arc::new(SystemClock),
         })
+    }
+
+    /// Reads time (daily limits, dates sent to the CRM) from `clock`, the service's.
+    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
     }
 
     /// `{api_base}/{segments…}`, each segment percent-encoded.
@@ -257,7 +266,7 @@ impl HubSpotClient {
         kind: Kind,
         request: reqwest::RequestBuilder,
     ) -> Result<reqwest::Response, ProviderError> {
-        succeeded(self.send(access_token, kind, request).await?).await
+        self.succeeded(self.send(access_token, kind, request).await?).await
     }
 
     /// Creates a CRM object (`POST /crm/v3/objects/{object}`) and returns its id.
@@ -438,12 +447,14 @@ struct Stage {
     id: String,
 }
 
-/// The answer when it is a success, else its failure as our error.
-async fn succeeded(response: reqwest::Response) -> Result<reqwest::Response, ProviderError> {
-    if response.status().is_success() {
-        Ok(response)
-    } else {
-        Err(Refusal::read(response).await.into_error(Utc::now()))
+impl HubSpotClient {
+    /// The answer when it is a success, else its failure as our error.
+    async fn succeeded(&self, response: reqwest::Response) -> Result<reqwest::Response, ProviderError> {
+        if response.status().is_success() {
+            Ok(response)
+        } else {
+            Err(Refusal::read(response).await.into_error(self.clock.now()))
+        }
     }
 }
 
@@ -669,10 +680,10 @@ impl CrmApi for HubSpotClient {
             let refusal = Refusal::read(response).await;
             return match existing_id(&refusal.message) {
                 Some(id) => Ok(id),
-                None => Err(refusal.into_error(Utc::now())),
+                None => Err(refusal.into_error(self.clock.now())),
             };
         }
-        let created: Created = read(succeeded(response).await?).await?;
+        let created: Created = read(self.succeeded(response).await?).await?;
         Ok(created.id)
     }
 
@@ -847,7 +858,7 @@ impl CrmApi for HubSpotClient {
             .send()
             .await
             .map_err(|e| ProviderError::Unavailable(e.without_url().to_string()))?;
-        succeeded(response).await?;
+        self.succeeded(response).await?;
         Ok(true)
     }
 }

@@ -20,6 +20,7 @@
 use crate::http::{parse_retry_after, read_capped, ApiHosts};
 use crate::markup::{escape, plain_text, text_as_html};
 use crate::oauth::{ClientAuthentication, OAuthSettings};
+use application::clock::{Clock, SystemClock};
 use application::crm::{
     CallDirection, CallLog, CallResult, CrmAccess, CrmAccount, CrmApi, CrmContact, MeetingLog, NewContact,
 };
@@ -159,6 +160,7 @@ pub struct PipedriveClient {
     /// When each token's spent burst window resets, by [`token_key`]; only spent windows are kept.
     spent_windows: Arc<Mutex<HashMap<[u8; 32], Instant>>>,
     sent: Arc<AtomicU64>,
+    clock: Arc<dyn Clock>,
 }
 
 impl PipedriveClient {
@@ -180,7 +182,14 @@ impl PipedriveClient {
             searches: Arc::new(SearchBudgets::keyed(quota)),
             spent_windows: Arc::new(Mutex::new(HashMap::new())),
             sent: Arc::new(AtomicU64::new(0)),
+            clock: Arc::new(SystemClock),
         })
+    }
+
+    /// Reads time (daily limits, dates sent to the CRM) from `clock`, the service's.
+    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
     }
 
     /// `{api_domain}/{segments…}` for the grant, when its `api_domain` is one
@@ -275,7 +284,7 @@ impl PipedriveClient {
         if response.status().is_success() {
             Ok(response)
         } else {
-            Err(Refusal::read(response).await.into_error(Utc::now()))
+            Err(Refusal::read(response).await.into_error(self.clock.now()))
         }
     }
 
@@ -1242,7 +1251,7 @@ impl CrmApi for PipedriveClient {
         if response.status().is_success() {
             Ok(true)
         } else {
-            Err(Refusal::read(response).await.into_error(Utc::now()))
+            Err(Refusal::read(response).await.into_error(self.clock.now()))
         }
     }
 }

@@ -13,6 +13,7 @@
 
 use crate::http::{read_capped, read_json, ApiHosts};
 use crate::oauth::{ClientAuthentication, OAuthSettings};
+use application::clock::{Clock, SystemClock};
 use application::crm::{
     BulkImport, CallDirection, CallLog, CallResult, CrmAccess, CrmAccount, CrmApi, CrmBulkApi, CrmContact, MeetingLog,
     NewContact,
@@ -128,6 +129,7 @@ pub struct SalesforceClient {
     usage: Arc<Mutex<HashMap<String, Usage>>>,
     /// `describe` answers by (instance host, sObject), for ten minutes.
     described: moka::future::Cache<(String, String), Arc<Described>>,
+    clock: Arc<dyn Clock>,
 }
 
 /// What a composite request's subrequest answered.
@@ -177,7 +179,14 @@ impl SalesforceClient {
                 .max_capacity(10_000)
                 .time_to_live(Duration::from_secs(600))
                 .build(),
+            clock: Arc::new(SystemClock),
         }
+    }
+
+    /// Reads time (daily limits, dates sent to the CRM) from `clock`, the service's.
+    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
     }
 
     /// The org's instance, if the grant named one we may call.
@@ -239,7 +248,7 @@ impl SalesforceClient {
         request: reqwest::RequestBuilder,
     ) -> Result<reqwest::Response, ProviderError> {
         let host = self.instance(access)?.host_str().unwrap_or_default().to_owned();
-        let now = Utc::now();
+        let now = self.clock.now();
         self.check_budget(&host, now)?;
         let response = request
             .bearer_auth(&access.token)
@@ -847,7 +856,7 @@ impl CrmApi for SalesforceClient {
         logged_call: Option<&str>,
     ) -> Result<String, ProviderError> {
         let contact_id = record_id(contact_id)?;
-        let close = (Utc::now() + Span::days(CLOSE_IN_DAYS)).date_naive().to_string();
+        let close = (self.clock.now() + Span::days(CLOSE_IN_DAYS)).date_naive().to_string();
         let mut subrequests = vec![Subrequest {
             method: Method::POST,
             path: "sobjects/Opportunity".into(),
@@ -997,7 +1006,7 @@ impl CrmApi for SalesforceClient {
         if response.status().is_success() {
             Ok(true)
         } else {
-            Err(Refusal::read(response).await.into_error(Utc::now()))
+            Err(Refusal::read(response).await.into_error(self.clock.now()))
         }
     }
 }

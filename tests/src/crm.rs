@@ -54,6 +54,7 @@ pub async fn world() -> World {
             ..Default::default()
         },
         "https://app.voxreach.test",
+        clock.clone(),
     )
     .unwrap();
     let app_clock = clock.clone();
