@@ -720,6 +720,10 @@ impl WorkHandler for AbDecisions {
         AB_DECISIONS
     }
 
+    fn provider(&self) -> &'static str {
+        "internal"
+    }
+
     async fn handle(&self, item: &WorkItem) -> Result<WorkOutcome, AppError> {
         if let Some(trigger) = item.trigger {
             if !self.progress.has_applied(AB_READ_MODEL, trigger).await? {

@@ -399,6 +399,10 @@ impl WorkHandler for AgentSync {
         AGENT_SYNC
     }
 
+    fn provider(&self) -> &'static str {
+        "vapi"
+    }
+
     async fn handle(&self, item: &WorkItem) -> Result<WorkOutcome, AppError> {
         let agent_id = Uuid::parse_str(&item.key).map_err(|e| AppError::internal("reading a work key", e))?;
         let organization_id = item.organization_id;
@@ -465,6 +469,10 @@ pub struct AssistantRefresh {
 impl WorkHandler for AssistantRefresh {
     fn reactor(&self) -> &'static str {
         ASSISTANT_REFRESH
+    }
+
+    fn provider(&self) -> &'static str {
+        "vapi"
     }
 
     async fn handle(&self, item: &WorkItem) -> Result<WorkOutcome, AppError> {

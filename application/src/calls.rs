@@ -920,6 +920,10 @@ impl crate::work::WorkHandler for CallPlacement {
         CALL_PLACEMENT
     }
 
+    fn provider(&self) -> &'static str {
+        "vapi"
+    }
+
     async fn handle(&self, item: &crate::work::WorkItem) -> Result<crate::work::WorkOutcome, AppError> {
         use crate::providers::ProviderError;
         use crate::voice::OutboundCall;

@@ -624,6 +624,10 @@ impl WorkHandler for NumberSync {
         NUMBER_SYNC
     }
 
+    fn provider(&self) -> &'static str {
+        "vapi"
+    }
+
     async fn handle(&self, item: &WorkItem) -> Result<WorkOutcome, AppError> {
         let id = Uuid::parse_str(&item.key).map_err(|e| AppError::internal("reading a work key", e))?;
         let loaded = load_any::<PhoneNumberState>(self.store.as_ref(), stream_of::<PhoneNumberState>(id)).await?;

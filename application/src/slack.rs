@@ -600,6 +600,10 @@ impl WorkHandler for SlackNotifier {
         SLACK_NOTIFY
     }
 
+    fn provider(&self) -> &'static str {
+        "slack"
+    }
+
     async fn handle(&self, item: &WorkItem) -> Result<WorkOutcome, AppError> {
         if let Some(rest) = item.key.strip_prefix(DAILY_SUMMARY_PREFIX) {
             return self.send_summary(item, rest).await;

@@ -549,6 +549,10 @@ impl WorkHandler for CampaignDialer {
         CAMPAIGN_DIALER
     }
 
+    fn provider(&self) -> &'static str {
+        "internal"
+    }
+
     async fn handle(&self, item: &WorkItem) -> Result<WorkOutcome, AppError> {
         let contact_id = item.key_id()?;
         let contact = load_in::<CampaignContact>(
@@ -657,6 +661,10 @@ pub struct CampaignResults {
 impl WorkHandler for CampaignResults {
     fn reactor(&self) -> &'static str {
         CAMPAIGN_RESULTS
+    }
+
+    fn provider(&self) -> &'static str {
+        "internal"
     }
 
     async fn handle(&self, item: &WorkItem) -> Result<WorkOutcome, AppError> {
