@@ -9,6 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
+use tracing::Instrument;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum Role {
@@ -67,7 +68,8 @@ pub fn spawn_background(
 /// Runs `job` now and then every `period` until `stopped` turns true.
 async fn every(period: Duration, job: Arc<dyn ScheduledJob>, mut stopped: watch::Receiver<bool>) {
     while !*stopped.borrow() {
-        match job.run().await {
+        let span = tracing::info_span!("scheduled_job", job = job.name());
+        match job.run().instrument(span).await {
             Ok(done) if done > 0 => tracing::info!(job = job.name(), done, "scheduled job did work"),
             Ok(_) => {}
             Err(error) => tracing::error!(job = job.name(), error = %error.report(), "scheduled job failed"),

@@ -319,7 +319,7 @@ impl AbTestingService {
             .ok_or_else(|| AppError::not_found("agent"))
     }
 
-    #[tracing::instrument(skip_all, fields(organization_id = %caller.organization_id))]
+    #[tracing::instrument(skip_all, fields(organization_id = %caller.organization_id, %agent_id))]
     pub async fn create_variant(
         &self,
         caller: &Session,
@@ -364,6 +364,7 @@ impl AbTestingService {
         .await
     }
 
+    #[tracing::instrument(skip_all, fields(organization_id = %caller.organization_id, %agent_id))]
     pub async fn variants(&self, caller: &Session, agent_id: Uuid, page: Page) -> Result<Vec<VariantView>, AppError> {
         self.agent(caller, agent_id).await?;
         self.directory.variants(caller.organization_id, agent_id, page).await
@@ -377,7 +378,7 @@ impl AbTestingService {
         Ok(loaded)
     }
 
-    #[tracing::instrument(skip_all, fields(organization_id = %caller.organization_id))]
+    #[tracing::instrument(skip_all, fields(organization_id = %caller.organization_id, variant_id = %id))]
     pub async fn update_variant(
         &self,
         caller: &Session,
@@ -402,7 +403,7 @@ impl AbTestingService {
         })
     }
 
-    #[tracing::instrument(skip_all, fields(organization_id = %caller.organization_id))]
+    #[tracing::instrument(skip_all, fields(organization_id = %caller.organization_id, variant_id = %id))]
     pub async fn delete_variant(&self, caller: &Session, id: Uuid) -> Result<(), AppError> {
         crate::permissions::authorize(caller, crate::permissions::Action::ManageAbTests)?;
         let loaded = self.variant(caller, id).await?;
@@ -413,7 +414,7 @@ impl AbTestingService {
     }
 
     /// Starts a test over the given variants of the agent, freezing them.
-    #[tracing::instrument(skip_all, fields(organization_id = %caller.organization_id))]
+    #[tracing::instrument(skip_all, fields(organization_id = %caller.organization_id, %agent_id))]
     pub async fn start_test(
         &self,
         caller: &Session,
@@ -492,7 +493,7 @@ impl AbTestingService {
         Ok(test)
     }
 
-    #[tracing::instrument(skip_all, fields(organization_id = %caller.organization_id))]
+    #[tracing::instrument(skip_all, fields(organization_id = %caller.organization_id, %test_id))]
     pub async fn set_paused(&self, caller: &Session, test_id: Uuid, paused: bool) -> Result<(), AppError> {
         crate::permissions::authorize(caller, crate::permissions::Action::ManageAbTests)?;
         let test = self.test(caller.organization_id, test_id).await?;
@@ -505,7 +506,7 @@ impl AbTestingService {
         self.execute::<AbTest>(caller, test.stream, &command).await.map(|_| ())
     }
 
-    #[tracing::instrument(skip_all, fields(organization_id = %caller.organization_id))]
+    #[tracing::instrument(skip_all, fields(organization_id = %caller.organization_id, %test_id, %variant_id))]
     pub async fn declare_winner(&self, caller: &Session, test_id: Uuid, variant_id: Uuid) -> Result<(), AppError> {
         crate::permissions::authorize(caller, crate::permissions::Action::ManageAbTests)?;
         conclude(
@@ -520,6 +521,7 @@ impl AbTestingService {
         .await
     }
 
+    #[tracing::instrument(skip_all, fields(organization_id = %caller.organization_id, %test_id))]
     pub async fn results(&self, caller: &Session, test_id: Uuid) -> Result<TestResults, AppError> {
         let record = self
             .directory
@@ -529,6 +531,7 @@ impl AbTestingService {
         Ok(results_of(record))
     }
 
+    #[tracing::instrument(skip_all, fields(organization_id = %caller.organization_id, %agent_id))]
     pub async fn tests_of_agent(
         &self,
         caller: &Session,
@@ -622,6 +625,7 @@ const ASSIGNMENT_ATTEMPTS: usize = 5;
 /// variant in a test; the split's next slot comes from a counter. So the
 /// cost is the same after a hundred thousand calls as after one, and calls
 /// at once never race on the test. Asking again for a call answers its variant.
+#[tracing::instrument(skip_all, fields(%organization_id, %agent_id, %call_id))]
 pub async fn assign_variant(
     store: &dyn EventStore,
     clock: &dyn Clock,
@@ -714,6 +718,10 @@ pub struct AbDecisions {
 impl WorkHandler for AbDecisions {
     fn reactor(&self) -> &'static str {
         AB_DECISIONS
+    }
+
+    fn provider(&self) -> &'static str {
+        "internal"
     }
 
     async fn handle(&self, item: &WorkItem) -> Result<WorkOutcome, AppError> {

@@ -157,7 +157,7 @@ impl AgentService {
         view_of(agent_id, &loaded.state)
     }
 
-    #[tracing::instrument(skip_all, fields(organization_id = %caller.organization_id))]
+    #[tracing::instrument(skip_all, fields(organization_id = %caller.organization_id, %agent_id))]
     pub async fn update(&self, caller: &Session, agent_id: Uuid, changes: AgentChanges) -> Result<AgentView, AppError> {
         crate::permissions::authorize(caller, crate::permissions::Action::EditAgents)?;
         let now = self.clock.now();
@@ -173,7 +173,7 @@ impl AgentService {
         view_of(agent_id, &loaded.state)
     }
 
-    #[tracing::instrument(skip_all, fields(organization_id = %caller.organization_id))]
+    #[tracing::instrument(skip_all, fields(organization_id = %caller.organization_id, %agent_id))]
     pub async fn set_active(&self, caller: &Session, agent_id: Uuid, active: bool) -> Result<AgentView, AppError> {
         crate::permissions::authorize(caller, crate::permissions::Action::EditAgents)?;
         let now = self.clock.now();
@@ -212,6 +212,7 @@ impl AgentService {
         Ok(loaded.state.adherence_checklist.points().to_vec())
     }
 
+    #[tracing::instrument(skip_all, fields(organization_id = %caller.organization_id, %agent_id))]
     pub async fn adherence_checklist(&self, caller: &Session, agent_id: Uuid) -> Result<Vec<ChecklistPoint>, AppError> {
         let loaded = load_in::<Agent>(
             self.store.as_ref(),
@@ -225,7 +226,7 @@ impl AgentService {
         Ok(loaded.state.adherence_checklist.points().to_vec())
     }
 
-    #[tracing::instrument(skip_all, fields(organization_id = %caller.organization_id))]
+    #[tracing::instrument(skip_all, fields(organization_id = %caller.organization_id, %agent_id))]
     pub async fn delete(&self, caller: &Session, agent_id: Uuid) -> Result<(), AppError> {
         crate::permissions::authorize(caller, crate::permissions::Action::DeleteAgents)?;
         let now = self.clock.now();
@@ -234,10 +235,12 @@ impl AgentService {
             .map(|_| ())
     }
 
+    #[tracing::instrument(skip_all, fields(organization_id = %caller.organization_id))]
     pub async fn list(&self, caller: &Session, active: Option<bool>, page: Page) -> Result<Vec<AgentView>, AppError> {
         self.directory.list(caller.organization_id, active, page).await
     }
 
+    #[tracing::instrument(skip_all, fields(organization_id = %caller.organization_id, %agent_id))]
     pub async fn get(&self, caller: &Session, agent_id: Uuid) -> Result<AgentView, AppError> {
         self.directory
             .get(caller.organization_id, agent_id)
@@ -396,6 +399,10 @@ impl WorkHandler for AgentSync {
         AGENT_SYNC
     }
 
+    fn provider(&self) -> &'static str {
+        "vapi"
+    }
+
     async fn handle(&self, item: &WorkItem) -> Result<WorkOutcome, AppError> {
         let agent_id = Uuid::parse_str(&item.key).map_err(|e| AppError::internal("reading a work key", e))?;
         let organization_id = item.organization_id;
@@ -462,6 +469,10 @@ pub struct AssistantRefresh {
 impl WorkHandler for AssistantRefresh {
     fn reactor(&self) -> &'static str {
         ASSISTANT_REFRESH
+    }
+
+    fn provider(&self) -> &'static str {
+        "vapi"
     }
 
     async fn handle(&self, item: &WorkItem) -> Result<WorkOutcome, AppError> {

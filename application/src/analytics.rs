@@ -350,6 +350,7 @@ pub struct AnalyticsService {
 
 impl AnalyticsService {
     /// Checks the parameters in the caller's organization.
+    #[tracing::instrument(skip_all, fields(organization_id = %caller.organization_id))]
     pub async fn query(&self, caller: &Session, input: AnalyticsQueryInput) -> Result<AnalyticsQuery, AppError> {
         Ok(self.checked(caller, input).await?.0)
     }
@@ -406,6 +407,7 @@ impl AnalyticsService {
     }
 
     /// What analytics made of one of the organization's calls.
+    #[tracing::instrument(skip_all, fields(organization_id = %caller.organization_id, %call_id))]
     pub async fn call(&self, caller: &Session, call_id: Uuid) -> Result<CallAnalysis, AppError> {
         self.read_model
             .call(caller.organization_id, call_id)
@@ -414,6 +416,7 @@ impl AnalyticsService {
     }
 
     /// Every section of the dashboard, as the exports show it.
+    #[tracing::instrument(skip_all, fields(organization_id = %caller.organization_id))]
     pub async fn report(&self, caller: &Session, input: AnalyticsQueryInput) -> Result<AnalyticsReport, AppError> {
         let (query, settings) = self.checked(caller, input).await?;
         let read = &self.read_model;

@@ -363,6 +363,7 @@ impl AuthService {
         Ok(user.exists().then_some(user))
     }
 
+    #[tracing::instrument(skip_all, fields(organization_id = %session.organization_id))]
     pub async fn profile(&self, session: Session) -> Result<Profile, AppError> {
         let user = load_in::<User>(
             self.store.as_ref(),
@@ -566,6 +567,7 @@ impl AuthService {
 
     /// The session a token stands for, unless it was issued before its user
     /// last set a password (a reset or a change revokes every earlier session).
+    #[tracing::instrument(skip_all)]
     pub async fn authenticate(&self, token: &str) -> Result<Session, AppError> {
         let (session, issued_at) = self.sessions.verify(token, self.clock.now())?;
         if let Some(set_at) = self.directory.password_set_at(session.user_id).await? {

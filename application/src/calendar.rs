@@ -540,10 +540,12 @@ impl CalendarService {
         .map(|_| ())
     }
 
+    #[tracing::instrument(skip_all, fields(organization_id = %caller.organization_id))]
     pub async fn list(&self, caller: &Session) -> Result<Vec<CalendarIntegrationView>, AppError> {
         self.directory.integrations(caller.organization_id).await
     }
 
+    #[tracing::instrument(skip_all, fields(organization_id = %caller.organization_id))]
     pub async fn appointments(
         &self,
         caller: &Session,
@@ -552,7 +554,7 @@ impl CalendarService {
         self.directory.appointments(caller.organization_id, filter).await
     }
 
-    #[tracing::instrument(skip_all, fields(organization_id = %caller.organization_id))]
+    #[tracing::instrument(skip_all, fields(organization_id = %caller.organization_id, integration_id = %id))]
     pub async fn change_settings(
         &self,
         caller: &Session,
@@ -581,7 +583,7 @@ impl CalendarService {
     }
 
     /// Disconnects: revokes the grant at the provider where it can, forgets the tokens.
-    #[tracing::instrument(skip_all, fields(organization_id = %caller.organization_id))]
+    #[tracing::instrument(skip_all, fields(organization_id = %caller.organization_id, integration_id = %id))]
     pub async fn disconnect(&self, caller: &Session, id: Uuid) -> Result<(), AppError> {
         authorize(caller, Action::ManageIntegrations)?;
         let loaded = load_in::<CalendarIntegration>(

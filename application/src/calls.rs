@@ -342,6 +342,7 @@ impl CallService {
 
     /// Handles one server message; `raw` is its body as received, kept
     /// (encrypted) if no organization can be found for it.
+    #[tracing::instrument(skip_all)]
     pub async fn handle_vapi_message(&self, message: ServerMessage, raw: &[u8]) -> Result<ServerReply, AppError> {
         match message {
             ServerMessage::StatusUpdate {
@@ -544,7 +545,7 @@ impl CallService {
     }
 
     /// Sets a call's outcome by hand.
-    #[tracing::instrument(skip_all, fields(organization_id = %caller.organization_id))]
+    #[tracing::instrument(skip_all, fields(organization_id = %caller.organization_id, %call_id))]
     pub async fn set_outcome(
         &self,
         caller: &Session,
@@ -569,6 +570,7 @@ impl CallService {
 
 /// Records an outcome on a call, from the API or from a tool.
 #[allow(clippy::too_many_arguments)]
+#[tracing::instrument(skip_all, fields(%organization_id, %call_id))]
 pub async fn record_outcome(
     store: &dyn EventStore,
     clock: &dyn Clock,
@@ -818,6 +820,7 @@ pub struct Requester {
 /// agent's A/B test (if one runs) assigns a variant first, then the call is
 /// recorded as requested and the placement reactor dials it, once. Asking
 /// again for the same `call_id` changes nothing.
+#[tracing::instrument(skip_all, fields(%organization_id, %call_id))]
 pub async fn request_call(
     store: &dyn EventStore,
     clock: &dyn Clock,
@@ -915,6 +918,10 @@ impl CallPlacement {
 impl crate::work::WorkHandler for CallPlacement {
     fn reactor(&self) -> &'static str {
         CALL_PLACEMENT
+    }
+
+    fn provider(&self) -> &'static str {
+        "vapi"
     }
 
     async fn handle(&self, item: &crate::work::WorkItem) -> Result<crate::work::WorkOutcome, AppError> {

@@ -704,6 +704,7 @@ impl CrmService {
         })
     }
 
+    #[tracing::instrument(skip_all, fields(organization_id = %caller.organization_id))]
     pub async fn list(&self, caller: &Session) -> Result<Vec<CrmIntegrationView>, AppError> {
         let now = self.clock.now();
         let mut integrations = self.directory.integrations(caller.organization_id).await?;
@@ -717,6 +718,7 @@ impl CrmService {
         Ok(integrations)
     }
 
+    #[tracing::instrument(skip_all, fields(organization_id = %caller.organization_id))]
     pub async fn sync_log(&self, caller: &Session, filter: &SyncLogFilter) -> Result<Vec<SyncLogEntry>, AppError> {
         self.directory.sync_log(caller.organization_id, filter).await
     }

@@ -51,6 +51,7 @@ fn view(id: Uuid, settings: Option<&OrganizationSettings>) -> Result<Organizatio
 
 impl OrganizationService {
     /// The caller's organization's settings.
+    #[tracing::instrument(skip_all, fields(organization_id = %caller.organization_id))]
     pub async fn settings(&self, caller: &Session) -> Result<OrganizationSettings, AppError> {
         let loaded = load_in::<Organization>(
             self.store.as_ref(),

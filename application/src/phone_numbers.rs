@@ -263,11 +263,12 @@ impl PhoneNumberService {
         })
     }
 
+    #[tracing::instrument(skip_all, fields(organization_id = %caller.organization_id))]
     pub async fn list_credentials(&self, caller: &Session, page: Page) -> Result<Vec<CredentialView>, AppError> {
         self.directory.credentials(caller.organization_id, page).await
     }
 
-    #[tracing::instrument(skip_all, fields(organization_id = %caller.organization_id))]
+    #[tracing::instrument(skip_all, fields(organization_id = %caller.organization_id, credential_id = %id))]
     pub async fn remove_credential(&self, caller: &Session, id: Uuid) -> Result<(), AppError> {
         crate::permissions::authorize(caller, crate::permissions::Action::ManageCredentials)?;
         let now = self.clock.now();
@@ -363,7 +364,7 @@ impl PhoneNumberService {
         })
     }
 
-    #[tracing::instrument(skip_all, fields(organization_id = %caller.organization_id))]
+    #[tracing::instrument(skip_all, fields(organization_id = %caller.organization_id, phone_number_id = %id))]
     pub async fn assign(&self, caller: &Session, id: Uuid, agent_id: Option<Uuid>) -> Result<(), AppError> {
         crate::permissions::authorize(caller, crate::permissions::Action::ManagePhoneNumbers)?;
         self.check_agent(caller, agent_id).await?;
@@ -373,7 +374,7 @@ impl PhoneNumberService {
             .map(|_| ())
     }
 
-    #[tracing::instrument(skip_all, fields(organization_id = %caller.organization_id))]
+    #[tracing::instrument(skip_all, fields(organization_id = %caller.organization_id, phone_number_id = %id))]
     pub async fn remove(&self, caller: &Session, id: Uuid) -> Result<(), AppError> {
         crate::permissions::authorize(caller, crate::permissions::Action::ManagePhoneNumbers)?;
         let now = self.clock.now();
@@ -382,10 +383,12 @@ impl PhoneNumberService {
             .map(|_| ())
     }
 
+    #[tracing::instrument(skip_all, fields(organization_id = %caller.organization_id))]
     pub async fn list(&self, caller: &Session, page: Page) -> Result<Vec<PhoneNumberView>, AppError> {
         self.directory.numbers(caller.organization_id, page).await
     }
 
+    #[tracing::instrument(skip_all, fields(organization_id = %caller.organization_id, phone_number_id = %id))]
     pub async fn get(&self, caller: &Session, id: Uuid) -> Result<PhoneNumberView, AppError> {
         self.directory
             .number(caller.organization_id, id)
@@ -619,6 +622,10 @@ impl crate::work::ScheduledJob for NumberSync {
 impl WorkHandler for NumberSync {
     fn reactor(&self) -> &'static str {
         NUMBER_SYNC
+    }
+
+    fn provider(&self) -> &'static str {
+        "vapi"
     }
 
     async fn handle(&self, item: &WorkItem) -> Result<WorkOutcome, AppError> {

@@ -182,11 +182,12 @@ impl SlackService {
         Ok(id)
     }
 
+    #[tracing::instrument(skip_all, fields(organization_id = %caller.organization_id))]
     pub async fn list(&self, caller: &Session, page: Page) -> Result<Vec<SlackIntegrationView>, AppError> {
         self.directory.integrations(caller.organization_id, Some(page)).await
     }
 
-    #[tracing::instrument(skip_all, fields(organization_id = %caller.organization_id))]
+    #[tracing::instrument(skip_all, fields(organization_id = %caller.organization_id, integration_id = %id))]
     pub async fn update_preferences(
         &self,
         caller: &Session,
@@ -206,7 +207,7 @@ impl SlackService {
         .map(|_| ())
     }
 
-    #[tracing::instrument(skip_all, fields(organization_id = %caller.organization_id))]
+    #[tracing::instrument(skip_all, fields(organization_id = %caller.organization_id, integration_id = %id))]
     pub async fn disconnect(&self, caller: &Session, id: Uuid) -> Result<(), AppError> {
         crate::permissions::authorize(caller, crate::permissions::Action::ManageIntegrations)?;
         self.execute(caller, id, SlackCommand::Disconnect { now: self.clock.now() })
@@ -216,7 +217,7 @@ impl SlackService {
 
     /// Posts a test message now; reports Slack's answer (a failed delivery is
     /// the test's result, not an error of this request).
-    #[tracing::instrument(skip_all, fields(organization_id = %caller.organization_id))]
+    #[tracing::instrument(skip_all, fields(organization_id = %caller.organization_id, integration_id = %id))]
     pub async fn send_test(&self, caller: &Session, id: Uuid) -> Result<TestDelivery, AppError> {
         crate::permissions::authorize(caller, crate::permissions::Action::ManageIntegrations)?;
         let loaded = load_in::<SlackIntegration>(
@@ -597,6 +598,10 @@ impl SlackNotifier {
 impl WorkHandler for SlackNotifier {
     fn reactor(&self) -> &'static str {
         SLACK_NOTIFY
+    }
+
+    fn provider(&self) -> &'static str {
+        "slack"
     }
 
     async fn handle(&self, item: &WorkItem) -> Result<WorkOutcome, AppError> {

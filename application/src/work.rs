@@ -60,6 +60,9 @@ pub trait WorkQueue: Send + Sync {
 #[async_trait]
 pub trait WorkHandler: Send + Sync {
     fn reactor(&self) -> &'static str;
+    /// The outside service the reactor calls ("vapi", "slack", "crm"…), or
+    /// "internal" when it only appends events; labels its outcome metrics.
+    fn provider(&self) -> &'static str;
     async fn handle(&self, item: &WorkItem) -> Result<WorkOutcome, AppError>;
 }
 

@@ -1017,4 +1017,57 @@ mod tests {
         assert!(Mention::try_from("X123".to_owned()).is_err());
         assert!(Preferences::default().validate().is_ok());
     }
+    fn sent(at_: &str) -> NotificationEvent {
+        NotificationEvent::SlackNotificationSent {
+            integration_id: Uuid::nil(),
+            kind: NotificationKind::HotLead,
+            source: "call-1".into(),
+            at: at(at_),
+        }
+    }
+
+    fn failed(attempt: u32, retry_at: Option<&str>, at_: &str) -> NotificationEvent {
+        NotificationEvent::SlackNotificationFailed {
+            integration_id: Uuid::nil(),
+            kind: NotificationKind::HotLead,
+            source: "call-1".into(),
+            reason: "503 from Slack".into(),
+            attempt,
+            retry_at: retry_at.map(at),
+            at: at(at_),
+        }
+    }
+
+    #[test]
+    fn a_notification_records_its_delivery_once() {
+        use crate::aggregate::given_when_then::given;
+        let state = given::<Notification>([])
+            .when(sent("2026-11-24T12:00:00Z"))
+            .then([sent("2026-11-24T12:00:00Z")]);
+        assert!(state.sent);
+        // A second report of the same delivery (a retried reactor item) adds nothing.
+        given::<Notification>([sent("2026-11-24T12:00:00Z")])
+            .when(sent("2026-11-24T12:00:05Z"))
+            .then_nothing();
+        // Nor does a late failure report once it was sent.
+        given::<Notification>([sent("2026-11-24T12:00:00Z")])
+            .when(failed(1, Some("2026-11-24T12:01:00Z"), "2026-11-24T12:00:05Z"))
+            .then_nothing();
+    }
+
+    #[test]
+    fn failed_attempts_are_counted_until_one_is_sent() {
+        use crate::aggregate::given_when_then::given;
+        let state = given::<Notification>([failed(1, Some("2026-11-24T12:01:00Z"), "2026-11-24T12:00:00Z")])
+            .when(failed(2, None, "2026-11-24T12:01:00Z"))
+            .then([failed(2, None, "2026-11-24T12:01:00Z")]);
+        assert_eq!((state.sent, state.attempts), (false, 2));
+        let state = given::<Notification>([
+            failed(1, Some("2026-11-24T12:01:00Z"), "2026-11-24T12:00:00Z"),
+            failed(2, Some("2026-11-24T12:05:00Z"), "2026-11-24T12:01:00Z"),
+        ])
+        .when(sent("2026-11-24T12:05:00Z"))
+        .state_after();
+        assert_eq!((state.sent, state.attempts), (true, 2));
+    }
 }

@@ -241,7 +241,13 @@ pub async fn handle_item(handler: &dyn WorkHandler, item: &WorkItem) -> Result<W
         Ok(WorkOutcome::GiveUp { .. }) => "gave_up",
         Err(_) => "error",
     };
-    metrics::counter!("voxreach_reactor_items_total", "reactor" => handler.reactor(), "outcome" => result).increment(1);
+    metrics::counter!(
+        "voxreach_reactor_items_total",
+        "reactor" => handler.reactor(),
+        "provider" => handler.provider(),
+        "outcome" => result
+    )
+    .increment(1);
     handled
 }
 

@@ -28,6 +28,10 @@ impl WorkHandler for CallAnalysisReactor {
         CALL_ANALYSIS
     }
 
+    fn provider(&self) -> &'static str {
+        "internal"
+    }
+
     async fn handle(&self, item: &WorkItem) -> Result<WorkOutcome, AppError> {
         let organization_id = item.organization_id;
         let stream = stream_of::<Call>(item.key_id()?);

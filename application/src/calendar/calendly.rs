@@ -146,6 +146,7 @@ impl CalendarService {
 
     /// The organization and signing key of a live Calendly integration, to
     /// verify a delivery with; `None` when there is no such integration (any more).
+    #[tracing::instrument(skip_all, fields(%integration_id))]
     pub async fn calendly_signing_key(&self, integration_id: Uuid) -> Result<Option<(Uuid, String)>, AppError> {
         let loaded =
             load_any::<CalendarIntegration>(self.store.as_ref(), stream_of::<CalendarIntegration>(integration_id))
@@ -165,6 +166,7 @@ impl CalendarService {
     }
 
     /// Records a verified delivery; a redelivery records nothing more.
+    #[tracing::instrument(skip_all, fields(%organization_id, %integration_id))]
     pub async fn record_calendly(
         &self,
         organization_id: Uuid,

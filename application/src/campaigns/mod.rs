@@ -164,7 +164,7 @@ impl CampaignService {
 
     /// Applies `changes` (a JSON merge patch, RFC 7396, over the settings as
     /// the API shows them: absent keeps, `null` clears) and checks the result.
-    #[tracing::instrument(skip_all, fields(organization_id = %caller.organization_id))]
+    #[tracing::instrument(skip_all, fields(organization_id = %caller.organization_id, campaign_id = %id))]
     pub async fn update(&self, caller: &Session, id: Uuid, changes: &Value) -> Result<CampaignView, AppError> {
         authorize(caller, Action::RunCampaigns)?;
         let current =
@@ -191,7 +191,7 @@ impl CampaignService {
         self.answer(caller, id, &loaded.state).await
     }
 
-    #[tracing::instrument(skip_all, fields(organization_id = %caller.organization_id))]
+    #[tracing::instrument(skip_all, fields(organization_id = %caller.organization_id, campaign_id = %id))]
     pub async fn steer(&self, caller: &Session, id: Uuid, steer: Steer) -> Result<CampaignView, AppError> {
         authorize(caller, Action::RunCampaigns)?;
         let now = self.clock.now();
@@ -221,7 +221,7 @@ impl CampaignService {
     }
 
     /// DELETE: hidden from lists, history kept; refused while running.
-    #[tracing::instrument(skip_all, fields(organization_id = %caller.organization_id))]
+    #[tracing::instrument(skip_all, fields(organization_id = %caller.organization_id, campaign_id = %id))]
     pub async fn archive(&self, caller: &Session, id: Uuid) -> Result<(), AppError> {
         authorize(caller, Action::ArchiveCampaigns)?;
         let now = self.clock.now();
@@ -235,6 +235,7 @@ impl CampaignService {
         .map(|_| ())
     }
 
+    #[tracing::instrument(skip_all, fields(organization_id = %caller.organization_id))]
     pub async fn list(
         &self,
         caller: &Session,
@@ -244,6 +245,7 @@ impl CampaignService {
         self.directory.list(caller.organization_id, status, page).await
     }
 
+    #[tracing::instrument(skip_all, fields(organization_id = %caller.organization_id, campaign_id = %id))]
     pub async fn get(&self, caller: &Session, id: Uuid) -> Result<CampaignView, AppError> {
         self.directory
             .get(caller.organization_id, id)
@@ -356,6 +358,7 @@ pub trait ContactDirectory: Send + Sync {
 
 impl CampaignService {
     /// A page of the campaign's contacts (cursor: the last contact id of the previous page).
+    #[tracing::instrument(skip_all, fields(organization_id = %caller.organization_id, %campaign_id))]
     pub async fn contacts(
         &self,
         caller: &Session,
@@ -455,6 +458,7 @@ pub struct Progress {
 
 impl CampaignService {
     /// A page of the campaign's attempts, newest last (cursor: the last call id of the previous page).
+    #[tracing::instrument(skip_all, fields(organization_id = %caller.organization_id, %campaign_id))]
     pub async fn attempts(
         &self,
         caller: &Session,
@@ -472,6 +476,7 @@ impl CampaignService {
         Ok(AttemptPage { calls, next_cursor })
     }
 
+    #[tracing::instrument(skip_all, fields(organization_id = %caller.organization_id, %campaign_id))]
     pub async fn stats(&self, caller: &Session, campaign_id: Uuid) -> Result<CampaignStats, AppError> {
         let campaign = self.get(caller, campaign_id).await?;
         let now = self.clock.now();
@@ -600,10 +605,12 @@ impl DncService {
         self.execute(caller, &phone, command).await.map(|_| ())
     }
 
+    #[tracing::instrument(skip_all, fields(organization_id = %caller.organization_id))]
     pub async fn status(&self, caller: &Session, phone: &PhoneNumber) -> Result<DncStatus, AppError> {
         self.directory.status(caller.organization_id, phone).await
     }
 
+    #[tracing::instrument(skip_all, fields(organization_id = %caller.organization_id))]
     pub async fn list(&self, caller: &Session, page: Page) -> Result<Vec<DncStatus>, AppError> {
         self.directory.list(caller.organization_id, page).await
     }

@@ -221,6 +221,7 @@ impl CampaignRunner {
     /// One pass: start, time out lost calls, complete, dial. A campaign that
     /// fails is logged and skipped; the others go on. Another process's pass
     /// in progress, or read models behind the log, make it a pass that does nothing.
+    #[tracing::instrument(skip_all)]
     pub async fn tick(&self) -> Result<TickReport, AppError> {
         let mut report = TickReport::default();
         let Some(_hold) = self.locks.try_hold("campaign-runner").await? else {
@@ -548,6 +549,10 @@ impl WorkHandler for CampaignDialer {
         CAMPAIGN_DIALER
     }
 
+    fn provider(&self) -> &'static str {
+        "internal"
+    }
+
     async fn handle(&self, item: &WorkItem) -> Result<WorkOutcome, AppError> {
         let contact_id = item.key_id()?;
         let contact = load_in::<CampaignContact>(
@@ -656,6 +661,10 @@ pub struct CampaignResults {
 impl WorkHandler for CampaignResults {
     fn reactor(&self) -> &'static str {
         CAMPAIGN_RESULTS
+    }
+
+    fn provider(&self) -> &'static str {
+        "internal"
     }
 
     async fn handle(&self, item: &WorkItem) -> Result<WorkOutcome, AppError> {

@@ -545,13 +545,14 @@ impl UploadService {
     }
 
     /// The upload as first read, with its import's result once imported.
+    #[tracing::instrument(skip_all, fields(organization_id = %caller.organization_id, %campaign_id, %upload_id))]
     pub async fn get(&self, caller: &Session, campaign_id: Uuid, upload_id: Uuid) -> Result<UploadSummary, AppError> {
         let upload = self.stored(caller, campaign_id, upload_id).await?;
         off_the_runtime(move || summary_of(&upload)).await
     }
 
     /// Imports the upload with the confirmed mapping.
-    #[tracing::instrument(skip_all, fields(organization_id = %caller.organization_id))]
+    #[tracing::instrument(skip_all, fields(organization_id = %caller.organization_id, %campaign_id, %upload_id))]
     pub async fn import(
         &self,
         caller: &Session,

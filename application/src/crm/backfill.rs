@@ -399,6 +399,10 @@ impl WorkHandler for CrmBackfill {
         CRM_BACKFILL
     }
 
+    fn provider(&self) -> &'static str {
+        "crm"
+    }
+
     async fn handle(&self, item: &WorkItem) -> Result<WorkOutcome, AppError> {
         let integration_id = item.key_id()?;
         let organization_id = item.organization_id;

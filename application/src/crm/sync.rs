@@ -623,6 +623,10 @@ impl WorkHandler for CrmSync {
         CRM_SYNC
     }
 
+    fn provider(&self) -> &'static str {
+        "crm"
+    }
+
     async fn handle(&self, item: &WorkItem) -> Result<WorkOutcome, AppError> {
         let call_id = item.key_id()?;
         let Some(mut call) = CallFacts::load(self.store.as_ref(), item.organization_id, call_id).await? else {
