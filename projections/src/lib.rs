@@ -161,10 +161,16 @@ mod tests {
         }
         for (consumer, stream_types, event_types) in filters {
             for stream_type in stream_types {
-                assert!(streams.contains(stream_type), "{consumer} reads unknown stream type {stream_type}");
+                assert!(
+                    streams.contains(stream_type),
+                    "{consumer} reads unknown stream type {stream_type}"
+                );
             }
             for event_type in event_types {
-                assert!(events.contains(event_type), "{consumer} reads unknown event type {event_type}");
+                assert!(
+                    events.contains(event_type),
+                    "{consumer} reads unknown event type {event_type}"
+                );
             }
         }
     }
