@@ -13,7 +13,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use chrono::{DateTime, Utc};
 use domain::calls::NOTES_LIMIT_CHARS;
-use domain::calls::{CallStatus, Outcome};
+use domain::calls::{CallDirection, CallStatus, Outcome};
 use domain::openapi::{optional_integer, optional_text};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
@@ -50,12 +50,12 @@ pub enum Direction {
     Web,
 }
 
-impl Direction {
-    fn as_str(&self) -> &'static str {
-        match self {
-            Direction::Inbound => "inbound",
-            Direction::Outbound => "outbound",
-            Direction::Web => "web",
+impl From<Direction> for CallDirection {
+    fn from(direction: Direction) -> Self {
+        match direction {
+            Direction::Inbound => CallDirection::Inbound,
+            Direction::Outbound => CallDirection::Outbound,
+            Direction::Web => CallDirection::Web,
         }
     }
 }
@@ -131,7 +131,7 @@ pub async fn list(
     let filter = CallFilter {
         status,
         agent_id: query.agent_id,
-        direction: query.direction.map(|d| d.as_str().to_owned()),
+        direction: query.direction.map(CallDirection::from),
         outcome: query.outcome,
         phone: query.phone,
         from: query.from,

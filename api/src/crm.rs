@@ -8,6 +8,7 @@ use crate::users::page_limit;
 use actix_web::{web, HttpRequest, HttpResponse};
 use application::crm::{
     ContactSyncResult, CrmConnectResult, CrmIntegrationView, CrmSettingsPatch, SyncLogEntry, SyncLogFilter,
+    SyncLogStatus,
 };
 use application::AppError;
 use base64::Engine;
@@ -186,16 +187,19 @@ pub async fn sync_log(
     query: web::Query<SyncLogQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let q = query.into_inner();
-    if let Some(status) = &q.status {
-        if !["succeeded", "failed", "skipped"].contains(&status.as_str()) {
-            return Err(AppError::validation("status", "status must be succeeded, failed or skipped").into());
-        }
-    }
+    let status = q
+        .status
+        .as_deref()
+        .map(|raw| {
+            SyncLogStatus::parse(raw)
+                .ok_or_else(|| AppError::validation("status", "status must be succeeded, failed or skipped"))
+        })
+        .transpose()?;
     let limit = page_limit(q.limit)?;
     let filter = SyncLogFilter {
         provider: q.provider,
         call_id: q.call_id,
-        status: q.status,
+        status,
         limit,
         before: q.cursor.as_deref().map(decode_cursor).transpose()?,
     };

@@ -10,8 +10,8 @@ use application::phone_numbers::{CredentialView, PhoneNumberView, SECRET_FIELD_L
 use application::AppError;
 use domain::openapi::{integer, name, text};
 use domain::phone::PhoneNumber;
-use domain::phone_numbers::NumberSource;
 use domain::phone_numbers::CREDENTIAL_NAME_CHARS;
+use domain::phone_numbers::{CredentialProvider, NumberProvider, NumberSource};
 use domain::sync::SyncStatus;
 use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::{Map, Value};
@@ -147,12 +147,10 @@ pub struct Assigned {
 }
 
 /// Where a number comes from.
-const NUMBER_PROVIDERS: [&str; 5] = ["vapi", "twilio", "vonage", "telnyx", "byo-sip"];
-
 fn number_provider() -> Schema {
     ObjectBuilder::new()
         .schema_type(Type::String)
-        .enum_values(Some(NUMBER_PROVIDERS))
+        .enum_values(Some(NumberProvider::KNOWN.iter().map(NumberProvider::as_str)))
         .into()
 }
 
@@ -168,7 +166,12 @@ pub async fn add_credential(
     let body = body.into_inner();
     let view = state
         .numbers
-        .add_credential(&caller.0, &body.provider, &body.name, &Value::Object(body.secret))
+        .add_credential(
+            &caller.0,
+            &CredentialProvider::parse(&body.provider),
+            &body.name,
+            &Value::Object(body.secret),
+        )
         .await?;
     Ok(HttpResponse::Created().json(view))
 }
@@ -238,18 +241,23 @@ pub async fn add_number(
         PhoneNumber::parse(&required("number", body.number.clone())?)
             .map_err(|e| AppError::validation("number", e.to_string()).into())
     };
-    let source = match body.provider.as_str() {
-        "vapi" => NumberSource::Vapi {
+    let source = match NumberProvider::parse(&body.provider) {
+        NumberProvider::Vapi => NumberSource::Vapi {
             area_code: required("areaCode", body.area_code.clone())?,
         },
-        "twilio" => {
+        NumberProvider::Twilio => {
             let credential_id = match (body.credential_id, &body.account_sid, &body.auth_token) {
                 (Some(id), _, _) => id,
                 (None, Some(sid), Some(token)) => {
                     let secret = serde_json::json!({ "accountSid": sid, "authToken": token });
                     state
                         .numbers
-                        .add_credential(&caller.0, "twilio", "Twilio (imported with a number)", &secret)
+                        .add_credential(
+                            &caller.0,
+                            &CredentialProvider::Twilio,
+                            "Twilio (imported with a number)",
+                            &secret,
+                        )
                         .await?
                         .id
                 }
@@ -264,22 +272,22 @@ pub async fn add_number(
                 credential_id,
             }
         }
-        "vonage" => NumberSource::Vonage {
+        NumberProvider::Vonage => NumberSource::Vonage {
             number: number()?,
             credential_id: required("credentialId", body.credential_id)?,
         },
-        "telnyx" => NumberSource::Telnyx {
+        NumberProvider::Telnyx => NumberSource::Telnyx {
             number: number()?,
             credential_id: required("credentialId", body.credential_id)?,
         },
-        "byo-sip" => NumberSource::ByoSip {
+        NumberProvider::ByoSip => NumberSource::ByoSip {
             number: number()?,
             credential_id: required("credentialId", body.credential_id)?,
         },
-        other => {
+        NumberProvider::Other(other) => {
             return Err(AppError::validation(
                 "provider",
-                format!("provider {other:?} must be one of {}", NUMBER_PROVIDERS.join(", ")),
+                format!("provider {other:?} must be one of {}", NumberProvider::listed()),
             )
             .into())
         }

@@ -11,7 +11,9 @@ use crate::error::{AppError, ErrorKind};
 use crate::event_store::{AppendRequest, EventStore};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use domain::calls::{Call, CallCommand, CallError, CallParties, CallReport, CallStatus, EndedReason, Outcome};
+use domain::calls::{
+    Call, CallCommand, CallDirection, CallError, CallParties, CallReport, CallStatus, EndedReason, Outcome,
+};
 use domain::{Aggregate, DomainEvent, EventMetadata, ExpectedVersion, StreamId};
 use futures::future::BoxFuture;
 use serde::Serialize;
@@ -32,7 +34,7 @@ pub struct CallRef {
     pub agent_id: Option<Uuid>,
     pub vapi_assistant_id: Option<String>,
     pub vapi_phone_number_id: Option<String>,
-    pub direction: Option<String>,
+    pub direction: Option<CallDirection>,
     pub customer_number: Option<String>,
 }
 
@@ -646,7 +648,7 @@ impl Tool for SetCallOutcomeTool {
 pub struct CallFilter {
     pub status: Option<CallStatus>,
     pub agent_id: Option<Uuid>,
-    pub direction: Option<String>,
+    pub direction: Option<CallDirection>,
     pub outcome: Option<Outcome>,
     /// Matches the customer's number (E.164 or a fragment of digits).
     pub phone: Option<String>,
@@ -667,7 +669,7 @@ pub struct CallSummary {
     pub vapi_call_id: Option<String>,
     pub agent_id: Option<Uuid>,
     pub agent_name: Option<String>,
-    pub direction: Option<String>,
+    pub direction: Option<CallDirection>,
     pub customer_number: Option<String>,
     pub status: CallStatus,
     pub ended_reason: Option<EndedReason>,
@@ -684,7 +686,7 @@ pub struct CallSummary {
 pub struct TimelineEntry {
     pub at: DateTime<Utc>,
     pub event_type: String,
-    pub status: Option<String>,
+    pub status: Option<CallStatus>,
     pub details: Value,
 }
 
@@ -845,7 +847,7 @@ pub async fn request_call(
         organization_id,
         parties: CallParties {
             vapi_call_id: None,
-            direction: Some("outbound".into()),
+            direction: Some(CallDirection::Outbound),
             agent_id: Some(request.agent_id),
             phone_number_id: Some(request.phone_number_id),
             customer_number: Some(request.customer_number.to_string()),

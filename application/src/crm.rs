@@ -365,6 +365,64 @@ pub struct CrmIntegrationView {
     pub connected_at: DateTime<Utc>,
 }
 
+/// What a line of the sync log did at the CRM.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum SyncAction {
+    Search,
+    CreateContact,
+    LogCall,
+    AddNote,
+    LogMeeting,
+    CreateDeal,
+    UpdateStage,
+    UpdateContact,
+    CreateRecord,
+    Skip,
+}
+
+impl SyncAction {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SyncAction::Search => "search",
+            SyncAction::CreateContact => "create_contact",
+            SyncAction::LogCall => "log_call",
+            SyncAction::AddNote => "add_note",
+            SyncAction::LogMeeting => "log_meeting",
+            SyncAction::CreateDeal => "create_deal",
+            SyncAction::UpdateStage => "update_stage",
+            SyncAction::UpdateContact => "update_contact",
+            SyncAction::CreateRecord => "create_record",
+            SyncAction::Skip => "skip",
+        }
+    }
+}
+
+/// How a line of the sync log ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum SyncLogStatus {
+    Succeeded,
+    Failed,
+    Skipped,
+}
+
+impl SyncLogStatus {
+    pub const ALL: [SyncLogStatus; 3] = [SyncLogStatus::Succeeded, SyncLogStatus::Failed, SyncLogStatus::Skipped];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SyncLogStatus::Succeeded => "succeeded",
+            SyncLogStatus::Failed => "failed",
+            SyncLogStatus::Skipped => "skipped",
+        }
+    }
+
+    pub fn parse(raw: &str) -> Option<Self> {
+        SyncLogStatus::ALL.into_iter().find(|s| s.as_str() == raw)
+    }
+}
+
 /// One sync attempt as the sync log shows it.
 #[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
@@ -372,10 +430,8 @@ pub struct SyncLogEntry {
     pub id: Uuid,
     pub provider: CrmProvider,
     pub call_id: Uuid,
-    /// `search`, `create_contact`, `log_call`, `add_note`, `create_deal`, `update_stage`, `update_contact`, `skip`.
-    pub action: String,
-    /// `succeeded`, `failed` or `skipped`.
-    pub status: String,
+    pub action: SyncAction,
+    pub status: SyncLogStatus,
     /// The CRM's id of what was found or written.
     pub external_id: Option<String>,
     pub error: Option<String>,
@@ -388,7 +444,7 @@ pub struct SyncLogEntry {
 pub struct SyncLogFilter {
     pub provider: Option<CrmProvider>,
     pub call_id: Option<Uuid>,
-    pub status: Option<String>,
+    pub status: Option<SyncLogStatus>,
     pub limit: i64,
     /// Entries older than this one (the previous page's `nextCursor`).
     pub before: Option<(DateTime<Utc>, Uuid)>,

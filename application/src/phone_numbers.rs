@@ -8,13 +8,14 @@ use crate::error::{AppError, ErrorKind};
 use crate::event_store::EventStore;
 use crate::providers::{ProviderError, RetryPolicy};
 use crate::secrets::SecretSealer;
-use crate::voice::{NumberDefinition, VoiceProvider};
+use crate::voice::{NumberDefinition, PlatformCredential, SipGateway, VoiceProvider};
 use crate::work::{WorkHandler, WorkItem, WorkOutcome};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use domain::phone::PhoneNumber;
 use domain::phone_numbers::{
-    Credential, CredentialCommand, NumberError, NumberSource, PhoneNumberCommand, PhoneNumberState,
+    Credential, CredentialCommand, CredentialProvider, NumberError, NumberProvider, NumberSource, PhoneNumberCommand,
+    PhoneNumberState, PhoneNumberStatus,
 };
 use domain::Aggregate;
 use serde::Serialize;
@@ -29,7 +30,7 @@ pub const NUMBER_SYNC: &str = "vapi-number-sync";
 #[serde(rename_all = "camelCase")]
 pub struct CredentialView {
     pub id: Uuid,
-    pub provider: String,
+    pub provider: CredentialProvider,
     pub name: String,
     /// A masked fragment, never the secret.
     pub hint: String,
@@ -41,13 +42,13 @@ pub struct CredentialView {
 #[serde(rename_all = "camelCase")]
 pub struct PhoneNumberView {
     pub id: Uuid,
-    pub provider: String,
+    pub provider: NumberProvider,
     pub name: Option<String>,
     pub number: Option<String>,
     pub area_code: Option<String>,
     pub agent_id: Option<Uuid>,
     pub credential_id: Option<Uuid>,
-    pub status: Option<String>,
+    pub status: Option<PhoneNumberStatus>,
     pub sync_status: domain::sync::SyncStatus,
     pub vapi_phone_number_id: Option<String>,
     pub last_sync_error: Option<String>,
@@ -92,13 +93,13 @@ fn credential_context(organization_id: Uuid, credential_id: Uuid) -> String {
 pub const SECRET_FIELD_LIMIT: usize = 1_000;
 
 /// Checks a provider secret's shape and picks the fragment shown as its hint.
-fn secret_hint(provider: &str, secret: &Value) -> Result<String, AppError> {
+fn secret_hint(provider: &CredentialProvider, secret: &Value) -> Result<String, AppError> {
     let fields: &[&str] = match provider {
-        "twilio" => &["accountSid", "authToken"],
-        "vonage" => &["apiKey", "apiSecret"],
-        "telnyx" => &["apiKey"],
-        "byo-sip-trunk" => &["gateways", "username", "password"],
-        _ => &[],
+        CredentialProvider::Twilio => &["accountSid", "authToken"],
+        CredentialProvider::Vonage => &["apiKey", "apiSecret"],
+        CredentialProvider::Telnyx => &["apiKey"],
+        CredentialProvider::ByoSipTrunk => &["gateways", "username", "password"],
+        CredentialProvider::Other(_) => &[],
     };
     for (field, value) in secret.as_object().into_iter().flatten() {
         if !fields.is_empty() && !fields.contains(&field.as_str()) {
@@ -133,7 +134,7 @@ fn secret_hint(provider: &str, secret: &Value) -> Result<String, AppError> {
         format!("••••{tail}")
     };
     match provider {
-        "twilio" => {
+        CredentialProvider::Twilio => {
             let sid = required("accountSid")?;
             if !(sid.starts_with("AC") && sid.len() == 34) {
                 return Err(AppError::validation(
@@ -143,12 +144,12 @@ fn secret_hint(provider: &str, secret: &Value) -> Result<String, AppError> {
             }
             Ok(masked(required("authToken")?))
         }
-        "vonage" => {
+        CredentialProvider::Vonage => {
             required("apiKey")?;
             Ok(masked(required("apiSecret")?))
         }
-        "telnyx" => Ok(masked(required("apiKey")?)),
-        "byo-sip-trunk" => {
+        CredentialProvider::Telnyx => Ok(masked(required("apiKey")?)),
+        CredentialProvider::ByoSipTrunk => {
             let gateways = secret["gateways"]
                 .as_array()
                 .filter(|g| !g.is_empty())
@@ -177,25 +178,40 @@ fn secret_hint(provider: &str, secret: &Value) -> Result<String, AppError> {
             }
             Ok(gateways[0]["ip"].as_str().unwrap_or_default().to_owned())
         }
-        other => Err(AppError::validation("provider", format!("unknown provider {other:?}"))),
+        CredentialProvider::Other(other) => {
+            Err(AppError::validation("provider", format!("unknown provider {other:?}")))
+        }
     }
 }
 
-/// What Vapi's credential API takes for our stored secret.
-fn vapi_credential_body(provider: &str, secret: &Value) -> Value {
+/// Our stored secret (checked by [`secret_hint`] when stored), as the voice
+/// platform registers it; `None` for Twilio's, which go with each number.
+fn platform_credential(provider: &CredentialProvider, secret: &Value) -> Option<PlatformCredential> {
+    let text = |field: &str| secret[field].as_str().unwrap_or_default().to_owned();
     match provider {
-        "byo-sip-trunk" => {
-            let mut body = serde_json::json!({ "provider": "byo-sip-trunk", "gateways": secret["gateways"] });
-            if let (Some(user), Some(password)) = (secret["username"].as_str(), secret["password"].as_str()) {
-                body["outboundAuthenticationPlan"] =
-                    serde_json::json!({ "authUsername": user, "authPassword": password });
-            }
-            body
-        }
-        "vonage" => {
-            serde_json::json!({ "provider": "vonage", "apiKey": secret["apiKey"], "apiSecret": secret["apiSecret"] })
-        }
-        other => serde_json::json!({ "provider": other, "apiKey": secret["apiKey"] }),
+        CredentialProvider::Vonage => Some(PlatformCredential::Vonage {
+            api_key: text("apiKey"),
+            api_secret: text("apiSecret"),
+        }),
+        CredentialProvider::Telnyx => Some(PlatformCredential::Telnyx {
+            api_key: text("apiKey"),
+        }),
+        CredentialProvider::ByoSipTrunk => Some(PlatformCredential::ByoSipTrunk {
+            gateways: secret["gateways"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|gateway| SipGateway {
+                    ip: gateway["ip"].as_str().unwrap_or_default().to_owned(),
+                    port: gateway["port"].as_u64().and_then(|p| u16::try_from(p).ok()),
+                })
+                .collect(),
+            outbound_auth: match (secret["username"].as_str(), secret["password"].as_str()) {
+                (Some(user), Some(password)) => Some((user.to_owned(), password.to_owned())),
+                _ => None,
+            },
+        }),
+        CredentialProvider::Twilio | CredentialProvider::Other(_) => None,
     }
 }
 
@@ -229,7 +245,7 @@ impl PhoneNumberService {
     pub async fn add_credential(
         &self,
         caller: &Session,
-        provider: &str,
+        provider: &CredentialProvider,
         name: &str,
         secret: &Value,
     ) -> Result<CredentialView, AppError> {
@@ -245,7 +261,7 @@ impl PhoneNumberService {
             id,
             CredentialCommand::Add {
                 organization_id: caller.organization_id,
-                provider: provider.to_owned(),
+                provider: provider.clone(),
                 name: name.to_owned(),
                 sealed,
                 hint: hint.clone(),
@@ -255,7 +271,7 @@ impl PhoneNumberService {
         .await?;
         Ok(CredentialView {
             id,
-            provider: provider.to_owned(),
+            provider: provider.clone(),
             name: name.trim().to_owned(),
             hint,
             registered_with_vapi: false,
@@ -303,10 +319,10 @@ impl PhoneNumberService {
             )
             .await?;
             match &credential.state.provider {
-                Some(actual) if credential.state.exists() && actual == expected => {}
+                Some(actual) if credential.state.exists() && *actual == expected => {}
                 Some(actual) if credential.state.exists() => {
                     return Err(number_error(NumberError::WrongCredential {
-                        expected: expected.into(),
+                        expected,
                         actual: actual.clone(),
                     }))
                 }
@@ -347,7 +363,7 @@ impl PhoneNumberService {
         let number = source.number();
         Ok(PhoneNumberView {
             id,
-            provider: source.provider().into(),
+            provider: source.provider(),
             name,
             number: number.map(|n| n.as_str().to_owned()),
             area_code: match &source {
@@ -465,16 +481,18 @@ impl NumberSync {
                 .open(&sealed, &credential_context(organization_id, credential_id))?,
         )
         .map_err(|e| AppError::internal("reading a credential", e))?;
-        if provider == "twilio" {
+        if provider == CredentialProvider::Twilio {
             return Ok((None, Some(secret)));
         }
         if let Some(id) = &loaded.state.vapi_credential_id {
             return Ok((Some(id.clone()), None));
         }
-        let id = self
-            .voice
-            .create_credential(&provider, &vapi_credential_body(&provider, &secret))
-            .await?;
+        let Some(credential) = platform_credential(&provider, &secret) else {
+            return Err(
+                AppError::validation("credentialId", format!("{provider} credentials cannot be registered")).into(),
+            );
+        };
+        let id = self.voice.create_credential(&credential).await?;
         let now = self.clock.now();
         self.record::<Credential>(
             organization_id,
@@ -578,8 +596,8 @@ impl NumberSync {
         let mut changed = 0;
         for (organization_id, id, vapi_id) in self.directory.synced_numbers().await? {
             let status = match self.voice.get_phone_number(&vapi_id).await {
-                Ok(number) => number.status.unwrap_or_else(|| "unknown".into()),
-                Err(ProviderError::NotFound) => "missing".into(),
+                Ok(number) => number.status.unwrap_or(PhoneNumberStatus::Unknown),
+                Err(ProviderError::NotFound) => PhoneNumberStatus::Missing,
                 Err(error) => {
                     tracing::warn!(%id, %error, "could not read a number's status at Vapi");
                     continue;

@@ -48,7 +48,46 @@ impl std::fmt::Debug for NumberDefinition {
 pub struct ProviderNumber {
     pub id: String,
     pub number: Option<String>,
-    pub status: Option<String>,
+    pub status: Option<domain::phone_numbers::PhoneNumberStatus>,
+}
+
+/// Provider credentials to register at the platform, opened (Twilio's are
+/// imported with each number instead). The client writes the platform's format.
+#[derive(Clone, PartialEq)]
+pub enum PlatformCredential {
+    Vonage {
+        api_key: String,
+        api_secret: String,
+    },
+    Telnyx {
+        api_key: String,
+    },
+    ByoSipTrunk {
+        gateways: Vec<SipGateway>,
+        /// Username and password the trunk expects on outbound calls.
+        outbound_auth: Option<(String, String)>,
+    },
+}
+
+/// One gateway of a SIP trunk: an address or host name, and a port.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SipGateway {
+    pub ip: String,
+    pub port: Option<u16>,
+}
+
+/// The secrets are never printed.
+impl std::fmt::Debug for PlatformCredential {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            PlatformCredential::Vonage { .. } => f.write_str("PlatformCredential::Vonage { .. }"),
+            PlatformCredential::Telnyx { .. } => f.write_str("PlatformCredential::Telnyx { .. }"),
+            PlatformCredential::ByoSipTrunk { gateways, .. } => f
+                .debug_struct("PlatformCredential::ByoSipTrunk")
+                .field("gateways", gateways)
+                .finish_non_exhaustive(),
+        }
+    }
 }
 
 /// A call's own version of the agent: an A/B variant's prompt, with the
@@ -94,8 +133,8 @@ pub trait VoiceProvider: Send + Sync {
         agent_id: Uuid,
         since: DateTime<Utc>,
     ) -> Result<Option<String>, ProviderError>;
-    /// Registers provider credentials (`secret` as the provider expects them); returns the platform's id.
-    async fn create_credential(&self, provider: &str, secret: &serde_json::Value) -> Result<String, ProviderError>;
+    /// Registers provider credentials; returns the platform's id.
+    async fn create_credential(&self, credential: &PlatformCredential) -> Result<String, ProviderError>;
     async fn create_phone_number(&self, number: &NumberDefinition) -> Result<ProviderNumber, ProviderError>;
     async fn assign_phone_number(&self, id: &str, vapi_assistant_id: Option<&str>) -> Result<(), ProviderError>;
     async fn delete_phone_number(&self, id: &str) -> Result<(), ProviderError>;

@@ -303,13 +303,22 @@ pub struct CallReport {
     pub success_evaluation: Option<String>,
 }
 
+crate::open_enum! {
+    /// Who called whom, from Vapi's call type.
+    pub enum CallDirection {
+        Inbound = "inbound",
+        Outbound = "outbound",
+        /// A call from a browser.
+        Web = "web",
+    }
+}
+
 /// Who a call is with and through what, as far as known.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct CallParties {
     pub vapi_call_id: Option<String>,
-    /// `inbound` or `outbound`.
-    pub direction: Option<String>,
+    pub direction: Option<CallDirection>,
     pub agent_id: Option<Uuid>,
     pub phone_number_id: Option<Uuid>,
     pub customer_number: Option<String>,

@@ -13,6 +13,7 @@ pub mod campaigns;
 pub mod crm;
 pub mod event_log;
 pub mod events;
+pub mod open_enum;
 #[cfg(feature = "openapi")]
 pub mod openapi;
 pub mod phone;

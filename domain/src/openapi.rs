@@ -172,6 +172,42 @@ impl PartialSchema for crate::calls::EndedReason {
 }
 impl ToSchema for crate::calls::EndedReason {}
 
+impl PartialSchema for crate::calls::CallDirection {
+    fn schema() -> RefOr<Schema> {
+        open_text(format!(
+            "Who called whom: {}, or a call type Vapi adds later",
+            crate::calls::CallDirection::listed()
+        ))
+    }
+}
+impl ToSchema for crate::calls::CallDirection {}
+
+impl PartialSchema for crate::phone_numbers::PhoneNumberStatus {
+    fn schema() -> RefOr<Schema> {
+        open_text(format!(
+            "The number's line status: {}, or a status Vapi adds later",
+            crate::phone_numbers::PhoneNumberStatus::listed()
+        ))
+    }
+}
+impl ToSchema for crate::phone_numbers::PhoneNumberStatus {}
+
+impl PartialSchema for crate::phone_numbers::NumberProvider {
+    fn schema() -> RefOr<Schema> {
+        let known = crate::phone_numbers::NumberProvider::KNOWN;
+        one_of_names(known.iter().map(|p| p.as_str()).collect()).into()
+    }
+}
+impl ToSchema for crate::phone_numbers::NumberProvider {}
+
+impl PartialSchema for crate::phone_numbers::CredentialProvider {
+    fn schema() -> RefOr<Schema> {
+        let known = crate::phone_numbers::CredentialProvider::KNOWN;
+        one_of_names(known.iter().map(|p| p.as_str()).collect()).into()
+    }
+}
+impl ToSchema for crate::phone_numbers::CredentialProvider {}
+
 fn one_of_names<N: Into<serde_json::Value>>(names: Vec<N>) -> Schema {
     ObjectBuilder::new()
         .schema_type(Type::String)

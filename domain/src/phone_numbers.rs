@@ -17,7 +17,10 @@ pub enum NumberError {
     #[error("{0} already exists")]
     Exists(&'static str),
     #[error("the credential is for {actual}, not {expected}")]
-    WrongCredential { expected: String, actual: String },
+    WrongCredential {
+        expected: CredentialProvider,
+        actual: CredentialProvider,
+    },
     /// Another provisioning attempt was recorded first: its worker owns it.
     #[error("another attempt is provisioning this number at Vapi")]
     ProvisioningInProgress,
@@ -41,13 +44,13 @@ pub enum NumberSource {
 }
 
 impl NumberSource {
-    pub fn provider(&self) -> &'static str {
+    pub fn provider(&self) -> NumberProvider {
         match self {
-            NumberSource::Vapi { .. } => "vapi",
-            NumberSource::Twilio { .. } => "twilio",
-            NumberSource::Vonage { .. } => "vonage",
-            NumberSource::Telnyx { .. } => "telnyx",
-            NumberSource::ByoSip { .. } => "byo-sip",
+            NumberSource::Vapi { .. } => NumberProvider::Vapi,
+            NumberSource::Twilio { .. } => NumberProvider::Twilio,
+            NumberSource::Vonage { .. } => NumberProvider::Vonage,
+            NumberSource::Telnyx { .. } => NumberProvider::Telnyx,
+            NumberSource::ByoSip { .. } => NumberProvider::ByoSip,
         }
     }
 
@@ -72,13 +75,13 @@ impl NumberSource {
     }
 
     /// The credential provider a source needs.
-    pub fn credential_provider(&self) -> Option<&'static str> {
+    pub fn credential_provider(&self) -> Option<CredentialProvider> {
         match self {
             NumberSource::Vapi { .. } => None,
-            NumberSource::Twilio { .. } => Some("twilio"),
-            NumberSource::Vonage { .. } => Some("vonage"),
-            NumberSource::Telnyx { .. } => Some("telnyx"),
-            NumberSource::ByoSip { .. } => Some("byo-sip-trunk"),
+            NumberSource::Twilio { .. } => Some(CredentialProvider::Twilio),
+            NumberSource::Vonage { .. } => Some(CredentialProvider::Vonage),
+            NumberSource::Telnyx { .. } => Some(CredentialProvider::Telnyx),
+            NumberSource::ByoSip { .. } => Some(CredentialProvider::ByoSipTrunk),
         }
     }
 
@@ -95,6 +98,40 @@ impl NumberSource {
             }
         }
         Ok(())
+    }
+}
+
+crate::open_enum! {
+    /// A number's line status: Vapi's, or ours when Vapi tells none.
+    pub enum PhoneNumberStatus {
+        Active = "active",
+        Activating = "activating",
+        Blocked = "blocked",
+        /// Ours: Vapi answered without a status.
+        Unknown = "unknown",
+        /// Ours: Vapi no longer has the number.
+        Missing = "missing",
+    }
+}
+
+crate::open_enum! {
+    /// Where a number comes from ([`NumberSource`]'s tag).
+    pub enum NumberProvider {
+        Vapi = "vapi",
+        Twilio = "twilio",
+        Vonage = "vonage",
+        Telnyx = "telnyx",
+        ByoSip = "byo-sip",
+    }
+}
+
+crate::open_enum! {
+    /// Whose credentials a credential holds.
+    pub enum CredentialProvider {
+        Twilio = "twilio",
+        Vonage = "vonage",
+        Telnyx = "telnyx",
+        ByoSipTrunk = "byo-sip-trunk",
     }
 }
 
@@ -138,7 +175,7 @@ domain_events! {
         },
         /// Vapi reports a new status for the number (monitoring). Payload: status, at.
         #[version(1)]
-        PhoneNumberStatusChanged { status: String, at: DateTime<Utc> },
+        PhoneNumberStatusChanged { status: PhoneNumberStatus, at: DateTime<Utc> },
         /// The sync reactor is about to buy or import the number at Vapi (the intent, recorded before the
         /// request): a retry or another worker finding it looks the number up at Vapi (by the name `vx-<our
         /// id>` or the E.164 number) instead of buying a second one. Payload: attempt, at.
@@ -184,7 +221,7 @@ pub enum PhoneNumberCommand {
         now: DateTime<Utc>,
     },
     RecordStatus {
-        status: String,
+        status: PhoneNumberStatus,
         now: DateTime<Utc>,
     },
 }
@@ -198,7 +235,7 @@ pub struct PhoneNumberState {
     pub synced_revision: u32,
     pub vapi_phone_number_id: Option<String>,
     pub number: Option<PhoneNumber>,
-    pub status: Option<String>,
+    pub status: Option<PhoneNumberStatus>,
     /// The latest provisioning attempt and when it began: until an id is
     /// recorded, it may have bought or imported the number at Vapi.
     pub provisioning_attempt: Option<(Uuid, DateTime<Utc>)>,
@@ -359,7 +396,6 @@ impl Aggregate for PhoneNumberState {
 
 // ---------------------------------------------------------------- credentials
 
-pub const CREDENTIAL_PROVIDERS: &[&str] = &["twilio", "vonage", "telnyx", "byo-sip-trunk"];
 /// Longest credential name.
 pub const CREDENTIAL_NAME_CHARS: usize = 100;
 
@@ -371,7 +407,7 @@ domain_events! {
         #[version(1)]
         CredentialAdded {
             organization_id: Uuid,
-            provider: String,
+            provider: CredentialProvider,
             name: String,
             sealed: String,
             hint: String,
@@ -393,7 +429,7 @@ domain_events! {
 pub enum CredentialCommand {
     Add {
         organization_id: Uuid,
-        provider: String,
+        provider: CredentialProvider,
         name: String,
         sealed: String,
         hint: String,
@@ -410,7 +446,7 @@ pub enum CredentialCommand {
 
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Credential {
-    pub provider: Option<String>,
+    pub provider: Option<CredentialProvider>,
     pub sealed: Option<String>,
     pub removed: bool,
     pub vapi_credential_id: Option<String>,
@@ -441,10 +477,10 @@ impl Aggregate for Credential {
                 if state.provider.is_some() {
                     return Err(NumberError::Exists("credential"));
                 }
-                if !CREDENTIAL_PROVIDERS.contains(&provider.as_str()) {
+                if let CredentialProvider::Other(_) = provider {
                     return Err(NumberError::Invalid {
                         field: "provider",
-                        reason: format!("must be one of {}", CREDENTIAL_PROVIDERS.join(", ")),
+                        reason: format!("must be one of {}", CredentialProvider::listed()),
                     });
                 }
                 if name.trim().is_empty() || name.chars().count() > CREDENTIAL_NAME_CHARS {
@@ -587,7 +623,7 @@ mod tests {
         .unwrap()
         .is_empty());
         let status = PhoneNumberCommand::RecordStatus {
-            status: "active".into(),
+            status: PhoneNumberStatus::Active,
             now: now(),
         };
         let changed = PhoneNumberState::decide(&status, &state).unwrap();
@@ -599,7 +635,7 @@ mod tests {
     fn credentials_validate_their_provider() {
         let add = |provider: &str| CredentialCommand::Add {
             organization_id: Uuid::new_v4(),
-            provider: provider.into(),
+            provider: CredentialProvider::parse(provider),
             name: "Main".into(),
             sealed: "x".into(),
             hint: "…1234".into(),

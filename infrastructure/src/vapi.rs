@@ -3,10 +3,10 @@
 use crate::http::parse_retry_after;
 use application::providers::ProviderError;
 use application::voice::{
-    AssistantDefinition, CallSetup, NumberDefinition, OutboundCall, ProviderNumber, VoiceProvider,
+    AssistantDefinition, CallSetup, NumberDefinition, OutboundCall, PlatformCredential, ProviderNumber, VoiceProvider,
 };
 use async_trait::async_trait;
-use domain::phone_numbers::NumberSource;
+use domain::phone_numbers::{NumberSource, PhoneNumberStatus};
 use reqwest::header::RETRY_AFTER;
 use reqwest::{Method, StatusCode};
 use serde::{Deserialize, Serialize};
@@ -115,9 +115,36 @@ struct Created {
 struct VapiNumber {
     id: String,
     number: Option<String>,
-    status: Option<String>,
+    status: Option<PhoneNumberStatus>,
     #[serde(default)]
     name: Option<String>,
+}
+
+/// What Vapi's credential API takes for provider credentials.
+fn credential_body(credential: &PlatformCredential) -> Value {
+    match credential {
+        PlatformCredential::Vonage { api_key, api_secret } => {
+            json!({ "provider": "vonage", "apiKey": api_key, "apiSecret": api_secret })
+        }
+        PlatformCredential::Telnyx { api_key } => json!({ "provider": "telnyx", "apiKey": api_key }),
+        PlatformCredential::ByoSipTrunk {
+            gateways,
+            outbound_auth,
+        } => {
+            let gateways: Vec<Value> = gateways
+                .iter()
+                .map(|gateway| match gateway.port {
+                    Some(port) => json!({ "ip": gateway.ip, "port": port }),
+                    None => json!({ "ip": gateway.ip }),
+                })
+                .collect();
+            let mut body = json!({ "provider": "byo-sip-trunk", "gateways": gateways });
+            if let Some((user, password)) = outbound_auth {
+                body["outboundAuthenticationPlan"] = json!({ "authUsername": user, "authPassword": password });
+            }
+            body
+        }
+    }
 }
 
 /// The name a number of ours gets at Vapi (at most 40 characters).
@@ -408,8 +435,10 @@ impl VoiceProvider for VapiClient {
             .map(|a| a.id))
     }
 
-    async fn create_credential(&self, _provider: &str, secret: &Value) -> Result<String, ProviderError> {
-        let response = self.send(Method::POST, "/credential", Some(secret)).await?;
+    async fn create_credential(&self, credential: &PlatformCredential) -> Result<String, ProviderError> {
+        let response = self
+            .send(Method::POST, "/credential", Some(&credential_body(credential)))
+            .await?;
         Ok(read::<Created>(response).await?.id)
     }
 
@@ -538,6 +567,41 @@ impl VoiceProvider for VapiClient {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn credentials_are_written_in_vapis_shape() {
+        let sip = PlatformCredential::ByoSipTrunk {
+            gateways: vec![
+                application::voice::SipGateway {
+                    ip: "sip.example.com".into(),
+                    port: Some(5060),
+                },
+                application::voice::SipGateway {
+                    ip: "10.0.0.1".into(),
+                    port: None,
+                },
+            ],
+            outbound_auth: Some(("trunk".into(), "s3cret".into())),
+        };
+        assert_eq!(
+            credential_body(&sip),
+            json!({
+                "provider": "byo-sip-trunk",
+                "gateways": [{"ip": "sip.example.com", "port": 5060}, {"ip": "10.0.0.1"}],
+                "outboundAuthenticationPlan": {"authUsername": "trunk", "authPassword": "s3cret"}
+            })
+        );
+        let vonage = PlatformCredential::Vonage {
+            api_key: "vk".into(),
+            api_secret: "vs".into(),
+        };
+        assert_eq!(
+            credential_body(&vonage),
+            json!({"provider": "vonage", "apiKey": "vk", "apiSecret": "vs"})
+        );
+        let telnyx = PlatformCredential::Telnyx { api_key: "tk".into() };
+        assert_eq!(credential_body(&telnyx), json!({"provider": "telnyx", "apiKey": "tk"}));
+    }
 
     #[test]
     fn a_variants_overrides_keep_the_assistants_tools() {

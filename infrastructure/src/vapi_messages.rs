@@ -4,7 +4,7 @@ use application::calls::{CallRef, ServerMessage, ServerReply, ToolCall};
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
 use chrono::{DateTime, TimeZone, Utc};
-use domain::calls::{CallReport, CallStatus, EndedReason, TranscriptMessage};
+use domain::calls::{CallDirection, CallReport, CallStatus, EndedReason, TranscriptMessage};
 use hmac::{Hmac, Mac};
 use serde_json::{json, Value};
 use sha2::Sha256;
@@ -163,9 +163,9 @@ fn call_ref(message: &Value) -> Result<CallRef, MessageError> {
     )
     .unwrap_or(&Value::Null);
     let direction = match call["type"].as_str() {
-        Some("inboundPhoneCall") => Some("inbound".to_owned()),
-        Some("outboundPhoneCall") => Some("outbound".to_owned()),
-        Some("webCall") => Some("web".to_owned()),
+        Some("inboundPhoneCall") => Some(CallDirection::Inbound),
+        Some("outboundPhoneCall") => Some(CallDirection::Outbound),
+        Some("webCall") => Some(CallDirection::Web),
         _ => None,
     };
     Ok(CallRef {
@@ -544,7 +544,7 @@ mod tests {
         else {
             panic!()
         };
-        assert_eq!(call.direction.as_deref(), Some("inbound"));
+        assert_eq!(call.direction, Some(CallDirection::Inbound));
         assert_eq!(call.customer_number.as_deref(), Some("+14155552671"));
         assert_eq!(report.duration_seconds, Some(272.0));
         assert_eq!(report.messages.len(), 2);

@@ -10,7 +10,7 @@ use application::calls::{
 use application::AppError;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use domain::calls::{CallEvent, CallParties, CallReport, CallStatus, EndedReason};
+use domain::calls::{CallDirection, CallEvent, CallParties, CallReport, CallStatus, EndedReason};
 use domain::{DomainEvent, RecordedEvent};
 use serde_json::{json, Value};
 use sqlx::postgres::PgRow;
@@ -244,7 +244,7 @@ async fn load_calls(conn: &mut PgConnection, ids: &[Uuid]) -> Result<HashMap<Uui
                 existed: true,
                 parties: CallParties {
                     vapi_call_id: r.get("vapi_call_id"),
-                    direction: r.get("direction"),
+                    direction: r.get::<Option<&str>, _>("direction").map(CallDirection::parse),
                     agent_id: r.get("agent_id"),
                     phone_number_id: r.get("phone_number_id"),
                     customer_number: r.get("customer_number"),
@@ -313,7 +313,7 @@ async fn save_calls(conn: &mut PgConnection, calls: &HashMap<Uuid, CallRow>) -> 
         vapi_ids.push(row.parties.vapi_call_id.as_deref());
         agents.push(row.parties.agent_id);
         numbers.push(row.parties.phone_number_id);
-        directions.push(row.parties.direction.as_deref());
+        directions.push(row.parties.direction.as_ref().map(CallDirection::as_str));
         customers.push(row.parties.customer_number.as_deref());
         statuses.push(row.status.as_str());
         ranks.push(row.status_rank);
@@ -529,7 +529,7 @@ fn summary(row: &PgRow) -> CallSummary {
         vapi_call_id: row.get("vapi_call_id"),
         agent_id: row.get("agent_id"),
         agent_name: row.get("agent_name"),
-        direction: row.get("direction"),
+        direction: row.get::<Option<&str>, _>("direction").map(CallDirection::parse),
         customer_number: row.get("customer_number"),
         status: CallStatus::parse(row.get("status")),
         ended_reason: row.get::<Option<&str>, _>("ended_reason").map(EndedReason::parse),
@@ -573,7 +573,7 @@ impl CallHistory for PgCallHistory {
         .bind(organization_id)
         .bind(filter.status.as_ref().map(CallStatus::as_str))
         .bind(filter.agent_id)
-        .bind(&filter.direction)
+        .bind(filter.direction.as_ref().map(CallDirection::as_str))
         .bind(filter.outcome.map(domain::calls::Outcome::as_str))
         .bind(phone_digits)
         .bind(filter.from)
@@ -617,7 +617,7 @@ impl CallHistory for PgCallHistory {
         .map(|t| TimelineEntry {
             at: t.get("at"),
             event_type: t.get("event_type"),
-            status: t.get("status"),
+            status: t.get::<Option<&str>, _>("status").map(CallStatus::parse),
             details: t.get("details"),
         })
         .collect();

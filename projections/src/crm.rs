@@ -5,7 +5,7 @@
 use crate::rows::{self, decode_error, stream_uuid, text_enum};
 use crate::runtime::ReadModel;
 use application::crm::webhooks::CachedContact;
-use application::crm::{CrmDirectory, CrmIntegrationView, SyncLogEntry, SyncLogFilter};
+use application::crm::{CrmDirectory, CrmIntegrationView, SyncAction, SyncLogEntry, SyncLogFilter, SyncLogStatus};
 use application::AppError;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -234,23 +234,23 @@ struct LogRow {
     organization_id: Uuid,
     provider: CrmProvider,
     call_id: Uuid,
-    action: String,
-    status: String,
+    action: SyncAction,
+    status: SyncLogStatus,
     external_id: Option<String>,
     error: Option<String>,
     retry_at: Option<DateTime<Utc>>,
     at: DateTime<Utc>,
 }
 
-fn step_action(step: SyncStep) -> &'static str {
+fn step_action(step: SyncStep) -> SyncAction {
     match step {
-        SyncStep::ResolveContact => "create_contact",
-        SyncStep::LogCall => "log_call",
-        SyncStep::AddNote => "add_note",
-        SyncStep::LogMeeting => "log_meeting",
-        SyncStep::UpdateDeal => "update_stage",
-        SyncStep::UpdateContact => "update_contact",
-        SyncStep::WriteCustomRecord => "create_record",
+        SyncStep::ResolveContact => SyncAction::CreateContact,
+        SyncStep::LogCall => SyncAction::LogCall,
+        SyncStep::AddNote => SyncAction::AddNote,
+        SyncStep::LogMeeting => SyncAction::LogMeeting,
+        SyncStep::UpdateDeal => SyncAction::UpdateStage,
+        SyncStep::UpdateContact => SyncAction::UpdateContact,
+        SyncStep::WriteCustomRecord => SyncAction::CreateRecord,
     }
 }
 
@@ -261,30 +261,60 @@ fn log_line(event: &RecordedEvent, decoded: CrmSyncEvent) -> Option<LogRow> {
         CrmSyncEvent::CrmContactResolved {
             contact_id, created, ..
         } => (
-            if created { "create_contact" } else { "search" },
-            "succeeded",
+            if created {
+                SyncAction::CreateContact
+            } else {
+                SyncAction::Search
+            },
+            SyncLogStatus::Succeeded,
             Some(contact_id),
             None,
             None,
         ),
-        CrmSyncEvent::CrmCallLogged { engagement_id, .. } => ("log_call", "succeeded", Some(engagement_id), None, None),
-        CrmSyncEvent::CrmNoteAdded { note_id, .. } => ("add_note", "succeeded", Some(note_id), None, None),
-        CrmSyncEvent::CrmMeetingLogged { meeting_id, .. } => ("log_meeting", "succeeded", Some(meeting_id), None, None),
+        CrmSyncEvent::CrmCallLogged { engagement_id, .. } => (
+            SyncAction::LogCall,
+            SyncLogStatus::Succeeded,
+            Some(engagement_id),
+            None,
+            None,
+        ),
+        CrmSyncEvent::CrmNoteAdded { note_id, .. } => {
+            (SyncAction::AddNote, SyncLogStatus::Succeeded, Some(note_id), None, None)
+        }
+        CrmSyncEvent::CrmMeetingLogged { meeting_id, .. } => (
+            SyncAction::LogMeeting,
+            SyncLogStatus::Succeeded,
+            Some(meeting_id),
+            None,
+            None,
+        ),
         CrmSyncEvent::CrmDealUpdated { deal_id, created, .. } => (
-            if created { "create_deal" } else { "update_stage" },
-            "succeeded",
+            if created {
+                SyncAction::CreateDeal
+            } else {
+                SyncAction::UpdateStage
+            },
+            SyncLogStatus::Succeeded,
             Some(deal_id),
             None,
             None,
         ),
-        CrmSyncEvent::CrmContactUpdated { .. } => ("update_contact", "succeeded", None, None, None),
-        CrmSyncEvent::CrmCustomRecordCreated { record_id, .. } => {
-            ("create_record", "succeeded", Some(record_id), None, None)
+        CrmSyncEvent::CrmContactUpdated { .. } => {
+            (SyncAction::UpdateContact, SyncLogStatus::Succeeded, None, None, None)
         }
-        CrmSyncEvent::CrmSyncSkipped { reason, .. } => ("skip", "skipped", None, Some(reason), None),
+        CrmSyncEvent::CrmCustomRecordCreated { record_id, .. } => (
+            SyncAction::CreateRecord,
+            SyncLogStatus::Succeeded,
+            Some(record_id),
+            None,
+            None,
+        ),
+        CrmSyncEvent::CrmSyncSkipped { reason, .. } => {
+            (SyncAction::Skip, SyncLogStatus::Skipped, None, Some(reason), None)
+        }
         CrmSyncEvent::CrmSyncFailed {
             step, reason, retry_at, ..
-        } => (step_action(step), "failed", None, Some(reason), retry_at),
+        } => (step_action(step), SyncLogStatus::Failed, None, Some(reason), retry_at),
         CrmSyncEvent::CrmWriteStarted { .. } => return None,
     };
     Some(LogRow {
@@ -292,8 +322,8 @@ fn log_line(event: &RecordedEvent, decoded: CrmSyncEvent) -> Option<LogRow> {
         organization_id: event.organization_id,
         provider,
         call_id,
-        action: action.into(),
-        status: status.into(),
+        action,
+        status,
         external_id,
         error,
         retry_at,
@@ -511,7 +541,7 @@ impl CrmDirectory for PgCrmDirectory {
         .bind(organization_id)
         .bind(filter.provider.map(|p| p.as_str()))
         .bind(filter.call_id)
-        .bind(filter.status.as_deref())
+        .bind(filter.status.map(SyncLogStatus::as_str))
         .bind(before_at)
         .bind(before_id)
         .bind(filter.limit)
@@ -524,8 +554,8 @@ impl CrmDirectory for PgCrmDirectory {
                     id: r.get("id"),
                     provider: text_enum(r.get("provider"))?,
                     call_id: r.get("call_id"),
-                    action: r.get("action"),
-                    status: r.get("status"),
+                    action: text_enum(r.get("action"))?,
+                    status: text_enum(r.get("status"))?,
                     external_id: r.get("external_id"),
                     error: r.get("error"),
                     retry_at: r.get("retry_at"),

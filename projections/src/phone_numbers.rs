@@ -8,7 +8,9 @@ use application::phone_numbers::{CredentialView, NumberDirectory, PhoneNumberVie
 use application::AppError;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use domain::phone_numbers::{CredentialEvent, NumberSource, PhoneNumberEvent};
+use domain::phone_numbers::{
+    CredentialEvent, CredentialProvider, NumberProvider, NumberSource, PhoneNumberEvent, PhoneNumberStatus,
+};
 use domain::sync::SyncStatus;
 use domain::{DomainEvent, RecordedEvent};
 use serde::{Deserialize, Serialize};
@@ -21,7 +23,7 @@ use uuid::Uuid;
 struct CredentialRow {
     id: Uuid,
     organization_id: Uuid,
-    provider: String,
+    provider: CredentialProvider,
     name: String,
     hint: String,
     registered_with_vapi: bool,
@@ -98,7 +100,7 @@ fn evolve_number(row: &mut Option<NumberRow>, id: Uuid, event: PhoneNumberEvent)
         *row = Some(NumberRow {
             id,
             organization_id,
-            provider: source.provider().to_owned(),
+            provider: source.provider().as_str().to_owned(),
             name,
             number: source.number().map(|n| n.as_str().to_owned()),
             area_code,
@@ -157,7 +159,7 @@ fn evolve_number(row: &mut Option<NumberRow>, id: Uuid, event: PhoneNumberEvent)
                 phone.last_sync_error = Some(reason);
             }
         }
-        PhoneNumberEvent::PhoneNumberStatusChanged { status, .. } => phone.status = Some(status),
+        PhoneNumberEvent::PhoneNumberStatusChanged { status, .. } => phone.status = Some(status.as_str().to_owned()),
     }
 }
 
@@ -239,13 +241,13 @@ fn number_view(row: &PgRow) -> PhoneNumberView {
     let sync_status = SyncStatus::of(revision.into(), synced.into(), row.get("sync_failed"));
     PhoneNumberView {
         id: row.get("id"),
-        provider: row.get("provider"),
+        provider: NumberProvider::parse(row.get("provider")),
         name: row.get("name"),
         number: row.get("number"),
         area_code: row.get("area_code"),
         agent_id: row.get("agent_id"),
         credential_id: row.get("credential_id"),
-        status: row.get("status"),
+        status: row.get::<Option<&str>, _>("status").map(PhoneNumberStatus::parse),
         sync_status,
         vapi_phone_number_id: row.get("vapi_phone_number_id"),
         last_sync_error: row.get("last_sync_error"),
@@ -270,7 +272,7 @@ impl NumberDirectory for PgNumberDirectory {
             .iter()
             .map(|r| CredentialView {
                 id: r.get("id"),
-                provider: r.get("provider"),
+                provider: CredentialProvider::parse(r.get("provider")),
                 name: r.get("name"),
                 hint: r.get("hint"),
                 registered_with_vapi: r.get("registered_with_vapi"),

@@ -149,11 +149,8 @@ impl UserDirectory for PgUserDirectory {
                     role: role
                         .parse::<Role>()
                         .map_err(|e| AppError::internal("reading a role", e))?,
-                    status: if row.get::<&str, _>("status") == "active" {
-                        UserStatus::Active
-                    } else {
-                        UserStatus::Invited
-                    },
+                    // Written from `UserStatus` only.
+                    status: rows::text_enum(row.get("status"))?,
                     invited_by: row.get("invited_by"),
                     created_at: row.get("created_at"),
                 })

@@ -63,7 +63,7 @@ impl CallFacts {
                 outcome: state.outcome,
                 booked_meeting: false,
             },
-            direction: if state.parties.direction.as_deref() == Some("inbound") {
+            direction: if state.parties.direction == Some(domain::calls::CallDirection::Inbound) {
                 CallDirection::Inbound
             } else {
                 CallDirection::Outbound

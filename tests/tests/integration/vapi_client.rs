@@ -106,7 +106,7 @@ async fn requests_carry_the_key_and_respect_vapis_limits() {
         .await;
     let number = client(&server).get_phone_number("pn_1").await.unwrap();
     assert_eq!(
-        (number.number.as_deref(), number.status.as_deref()),
+        (number.number.as_deref(), number.status.as_ref().map(|s| s.as_str())),
         (Some("+14155550123"), Some("active"))
     );
     assert_eq!(
