@@ -413,8 +413,12 @@ pub async fn write_history(store: &dyn EventStore, calls: usize) -> u64 {
                         }],
                     )
                 } else {
-                    // Placement writes two events, every other step one.
-                    let version = if step == 1 { 1 } else { step as i64 + 1 };
+                    // Placement and the end (report and analysis) write two events, every other step one.
+                    let version = match step {
+                        1 => 1,
+                        2..=4 => step as i64 + 1,
+                        _ => step as i64 + 2,
+                    };
                     (ExpectedVersion::Exact(version), life_step(step, n, &vapi_call_id, at))
                 };
                 written += call_events.len() as u64;
