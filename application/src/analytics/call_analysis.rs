@@ -4,7 +4,7 @@
 //! Analytics read models then replay a few numbers per call instead of
 //! decoding and scoring every transcript again.
 
-use crate::aggregates::{execute, load_in, metadata, stream_of};
+use crate::aggregates::{execute_decision, load_in, metadata, stream_of, Decided, Loaded, DECISION_ATTEMPTS};
 use crate::clock::Clock;
 use crate::error::AppError;
 use crate::event_store::EventStore;
@@ -32,55 +32,60 @@ impl WorkHandler for CallAnalysisReactor {
         "internal"
     }
 
+    /// One read of the call per round: the fold gives the decider its state
+    /// and the latest report its content, appended with that read's version.
     async fn handle(&self, item: &WorkItem) -> Result<WorkOutcome, AppError> {
         let organization_id = item.organization_id;
         let stream = stream_of::<Call>(item.key_id()?);
-        let recorded = self
-            .store
-            .read_stream(&stream)
-            .await
-            .map_err(|e| AppError::internal("reading a call", e))?;
-        if recorded.first().is_some_and(|e| e.organization_id != organization_id) {
-            return Ok(WorkOutcome::Done);
-        }
-        let mut call = Call::default();
-        let mut latest = None;
-        for event in &recorded {
-            let decoded = CallEvent::decode(&event.event_type, event.event_version, &event.payload)
-                .map_err(|e| AppError::internal("decoding a stored event", e))?;
-            call = call.evolve(&decoded);
-            if let CallEvent::CallEnded { report, at, .. } = decoded {
-                latest = Some((call.reports, report, at));
-            }
-        }
-        let Some((number, report, ended_at)) = latest else {
-            return Ok(WorkOutcome::Done);
-        };
-        if call.analyzed_report >= number {
-            return Ok(WorkOutcome::Done);
-        }
-        let checklist = match call.parties.agent_id {
-            Some(agent_id) => {
-                let agent =
-                    load_in::<Agent>(self.store.as_ref(), organization_id, stream_of::<Agent>(agent_id)).await?;
-                Some(agent.state.adherence_checklist).filter(|c| !c.is_empty())
-            }
-            None => None,
-        };
-        let command = CallCommand::Analyze {
-            report: number,
-            ended_at,
-            content: report,
-            checklist,
-            now: self.clock.now(),
-        };
-        execute::<Call>(
-            self.store.as_ref(),
-            organization_id,
-            stream,
-            &metadata("system:analytics", format!("reactor:{CALL_ANALYSIS}")),
-            |loaded| Ok(Call::decide(&command, &loaded.state)?),
-        )
+        let metadata = metadata("system:analytics", format!("reactor:{CALL_ANALYSIS}"));
+        let (store, now) = (self.store.as_ref(), self.clock.now());
+        execute_decision(store, organization_id, DECISION_ATTEMPTS, || {
+            let (stream, metadata) = (stream.clone(), &metadata);
+            Box::pin(async move {
+                let recorded = store
+                    .read_stream(&stream)
+                    .await
+                    .map_err(|e| AppError::internal("reading a call", e))?;
+                if recorded.first().is_some_and(|e| e.organization_id != organization_id) {
+                    return Ok(Decided::nothing(()));
+                }
+                let mut loaded = Loaded::<Call>::fresh(stream);
+                let mut latest = None;
+                for event in &recorded {
+                    let decoded = CallEvent::decode(&event.event_type, event.event_version, &event.payload)
+                        .map_err(|e| AppError::internal("decoding a stored event", e))?;
+                    loaded.state = std::mem::take(&mut loaded.state).evolve(&decoded);
+                    loaded.version = event.stream_version;
+                    if let CallEvent::CallEnded { report, at, .. } = decoded {
+                        latest = Some((loaded.state.reports, report, at));
+                    }
+                }
+                let Some((report, content, ended_at)) = latest else {
+                    return Ok(Decided::nothing(()));
+                };
+                let checklist = match loaded.state.parties.agent_id {
+                    Some(agent_id) => {
+                        let agent = load_in::<Agent>(store, organization_id, stream_of::<Agent>(agent_id)).await?;
+                        Some(agent.state.adherence_checklist).filter(|c| !c.is_empty())
+                    }
+                    None => None,
+                };
+                let command = CallCommand::Analyze {
+                    report,
+                    ended_at,
+                    content,
+                    checklist,
+                    now,
+                };
+                let events = Call::decide(&command, &loaded.state)?;
+                let appends = if events.is_empty() {
+                    vec![]
+                } else {
+                    vec![loaded.append_of(&events, metadata)]
+                };
+                Ok(Decided::new(appends, ()))
+            })
+        })
         .await?;
         Ok(WorkOutcome::Done)
     }
