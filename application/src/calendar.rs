@@ -2,7 +2,9 @@
 //! availability checks and bookings (from the API and from agents' tools
 //! during calls), and the appointment list.
 
-use crate::aggregates::{execute, execute_decision, load_in, metadata, session_metadata, stream_of, Decided, Loaded};
+use crate::aggregates::{
+    execute_command, execute_decision, load_in, metadata, session_metadata, stream_of, Decided, Loaded,
+};
 use crate::auth::Session;
 use crate::calls::record_outcome;
 use crate::clock::Clock;
@@ -499,12 +501,12 @@ impl CalendarService {
             settings,
             now,
         };
-        execute::<CalendarIntegration>(
+        execute_command::<CalendarIntegration>(
             self.store.as_ref(),
             pending.organization_id,
             stream_of::<CalendarIntegration>(pending.integration_id),
             &metadata(format!("user:{}", pending.user_id), "api"),
-            |loaded| Ok(CalendarIntegration::decide(&command, &loaded.state)?),
+            &command,
         )
         .await?;
         Ok(ConnectResult {
@@ -529,12 +531,12 @@ impl CalendarService {
             reason: reason.to_owned(),
             now,
         };
-        execute::<CalendarIntegration>(
+        execute_command::<CalendarIntegration>(
             self.store.as_ref(),
             pending.organization_id,
             stream_of::<CalendarIntegration>(pending.integration_id),
             &metadata(format!("user:{}", pending.user_id), "api"),
-            |loaded| Ok(CalendarIntegration::decide(&command, &loaded.state)?),
+            &command,
         )
         .await
         .map(|_| ())
@@ -571,12 +573,12 @@ impl CalendarService {
             patch,
             now: self.clock.now(),
         };
-        let after = execute::<CalendarIntegration>(
+        let after = execute_command::<CalendarIntegration>(
             self.store.as_ref(),
             caller.organization_id,
             stream_of::<CalendarIntegration>(id),
             &session_metadata(caller),
-            |loaded| Ok(CalendarIntegration::decide(&command, &loaded.state)?),
+            &command,
         )
         .await?;
         Ok(after.state.settings)
@@ -626,12 +628,12 @@ impl CalendarService {
             revoked_at_provider: revoked,
             now: self.clock.now(),
         };
-        execute::<CalendarIntegration>(
+        execute_command::<CalendarIntegration>(
             self.store.as_ref(),
             caller.organization_id,
             stream_of::<CalendarIntegration>(id),
             &session_metadata(caller),
-            |loaded| Ok(CalendarIntegration::decide(&command, &loaded.state)?),
+            &command,
         )
         .await
         .map(|_| ())
@@ -742,12 +744,12 @@ impl CalendarService {
             reason: reason.to_owned(),
             now: self.clock.now(),
         };
-        execute::<CalendarIntegration>(
+        execute_command::<CalendarIntegration>(
             self.store.as_ref(),
             organization_id,
             stream_of::<CalendarIntegration>(id),
             &metadata("system:calendar", "calendar"),
-            |loaded| Ok(CalendarIntegration::decide(&command, &loaded.state)?),
+            &command,
         )
         .await
         .map(|_| ())
@@ -909,20 +911,9 @@ impl CalendarService {
         let recheck = self
             .provider_busy(organization_id, &chosen, slot.padded(settings.buffer_minutes))
             .await;
-        let busy_now = match recheck {
-            Ok(busy) => busy,
-            Err(error) => {
-                self.release(
-                    organization_id,
-                    chosen.id,
-                    booking_id,
-                    ReleaseReason::ProviderFailed,
-                    &meta,
-                )
-                .await?;
-                return Err(error);
-            }
-        };
+        let busy_now = self
+            .released_on_failure(recheck, organization_id, chosen.id, booking_id, &meta)
+            .await?;
         let padded = slot.padded(settings.buffer_minutes);
         if busy_now.iter().any(|b| b.overlaps(&padded)) {
             self.release(
@@ -954,32 +945,21 @@ impl CalendarService {
                 Box::pin(async move { api.create_event(&token, &calendar, &event).await })
             })
             .await;
-        let created = match created {
-            Ok(created) => created,
-            Err(error) => {
-                self.release(
-                    organization_id,
-                    chosen.id,
-                    booking_id,
-                    ReleaseReason::ProviderFailed,
-                    &meta,
-                )
-                .await?;
-                return Err(error);
-            }
-        };
+        let created = self
+            .released_on_failure(created, organization_id, chosen.id, booking_id, &meta)
+            .await?;
         let confirm = BookingCommand::Confirm {
             booking_id,
             provider_event_id: created.provider_event_id.clone(),
             meeting_link: created.meeting_link.clone(),
             now: self.clock.now(),
         };
-        let confirmed = execute::<CalendarBookings>(
+        let confirmed = execute_command::<CalendarBookings>(
             store,
             organization_id,
             stream_of::<CalendarBookings>(chosen.id),
             &meta,
-            |loaded| Ok(CalendarBookings::decide(&confirm, &loaded.state)?),
+            &confirm,
         )
         .await?;
         if let Some(call_id) = request.call_id {
@@ -1004,6 +984,29 @@ impl CalendarService {
         Ok(booking_view(&chosen, booking_id, &slot, &booking))
     }
 
+    /// A provider step's result; when it failed, the hold is released first
+    /// so the time is free again.
+    async fn released_on_failure<T>(
+        &self,
+        result: Result<T, AppError>,
+        organization_id: Uuid,
+        calendar_id: Uuid,
+        booking_id: Uuid,
+        meta: &domain::EventMetadata,
+    ) -> Result<T, AppError> {
+        if result.is_err() {
+            self.release(
+                organization_id,
+                calendar_id,
+                booking_id,
+                ReleaseReason::ProviderFailed,
+                meta,
+            )
+            .await?;
+        }
+        result
+    }
+
     async fn release(
         &self,
         organization_id: Uuid,
@@ -1017,12 +1020,12 @@ impl CalendarService {
             reason,
             now: self.clock.now(),
         };
-        execute::<CalendarBookings>(
+        execute_command::<CalendarBookings>(
             self.store.as_ref(),
             organization_id,
             stream_of::<CalendarBookings>(calendar_id),
             meta,
-            |loaded| Ok(CalendarBookings::decide(&command, &loaded.state)?),
+            &command,
         )
         .await
         .map(|_| ())

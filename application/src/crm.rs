@@ -10,7 +10,7 @@ pub use backfill::CrmBackfill;
 pub use briefing::CrmBriefing;
 pub use sync::CrmSync;
 
-use crate::aggregates::{execute, load_in, metadata, session_metadata, stream_of};
+use crate::aggregates::{execute_command, load_in, metadata, session_metadata, stream_of, Loaded};
 use crate::auth::Session;
 use crate::clock::Clock;
 use crate::error::{AppError, ErrorKind};
@@ -548,6 +548,20 @@ pub struct ContactSyncResult {
     pub provider: CrmProvider,
 }
 
+/// The stream of the organization's integration with `provider`.
+fn integration_stream(organization_id: Uuid, provider: CrmProvider) -> domain::StreamId {
+    stream_of::<CrmIntegration>(provider.integration_id(organization_id))
+}
+
+/// The organization's integration with `provider` as its stream stands now.
+async fn load_integration(
+    store: &dyn EventStore,
+    organization_id: Uuid,
+    provider: CrmProvider,
+) -> Result<Loaded<CrmIntegration>, AppError> {
+    load_in::<CrmIntegration>(store, organization_id, integration_stream(organization_id, provider)).await
+}
+
 fn vault_owner(provider: CrmProvider) -> String {
     format!("crm:{provider}")
 }
@@ -623,12 +637,12 @@ impl CrmTokens {
                 reason: reason.clone(),
                 now: self.clock.now(),
             };
-            execute::<CrmIntegration>(
+            execute_command::<CrmIntegration>(
                 self.store.as_ref(),
                 organization_id,
-                stream_of::<CrmIntegration>(provider.integration_id(organization_id)),
+                integration_stream(organization_id, provider),
                 &metadata("system:crm", "crm"),
-                |loaded| Ok(CrmIntegration::decide(&command, &loaded.state)?),
+                &command,
             )
             .await?;
         }
@@ -705,7 +719,7 @@ impl CrmService {
         };
         let provider = provider_of(&pending.purpose).ok_or_else(crate::oauth::invalid_state)?;
         let organization_id = pending.organization_id;
-        let stream = stream_of::<CrmIntegration>(provider.integration_id(organization_id));
+        let stream = integration_stream(organization_id, provider);
         let meta = metadata(format!("user:{}", pending.user_id), "api");
         let tokens = match outcome {
             Ok(tokens) => tokens,
@@ -717,10 +731,8 @@ impl CrmService {
                     reason: code.clone(),
                     now,
                 };
-                execute::<CrmIntegration>(self.store.as_ref(), organization_id, stream, &meta, |loaded| {
-                    Ok(CrmIntegration::decide(&command, &loaded.state)?)
-                })
-                .await?;
+                execute_command::<CrmIntegration>(self.store.as_ref(), organization_id, stream, &meta, &command)
+                    .await?;
                 return Ok(CrmConnectResult {
                     connected: false,
                     provider,
@@ -747,10 +759,7 @@ impl CrmService {
             scopes: account.scopes,
             now,
         };
-        execute::<CrmIntegration>(self.store.as_ref(), organization_id, stream, &meta, |loaded| {
-            Ok(CrmIntegration::decide(&command, &loaded.state)?)
-        })
-        .await?;
+        execute_command::<CrmIntegration>(self.store.as_ref(), organization_id, stream, &meta, &command).await?;
         self.schema_cache.invalidate(&(organization_id, provider)).await;
         Ok(CrmConnectResult {
             connected: true,
@@ -780,12 +789,7 @@ impl CrmService {
     }
 
     async fn live(&self, organization_id: Uuid, provider: CrmProvider) -> Result<CrmIntegration, AppError> {
-        let loaded = load_in::<CrmIntegration>(
-            self.store.as_ref(),
-            organization_id,
-            stream_of::<CrmIntegration>(provider.integration_id(organization_id)),
-        )
-        .await?;
+        let loaded = load_integration(self.store.as_ref(), organization_id, provider).await?;
         if !loaded.state.exists() {
             return Err(CrmError::NotFound.into());
         }
@@ -856,12 +860,12 @@ impl CrmService {
             settings: settings.clone(),
             now: self.clock.now(),
         };
-        execute::<CrmIntegration>(
+        execute_command::<CrmIntegration>(
             self.store.as_ref(),
             organization_id,
-            stream_of::<CrmIntegration>(provider.integration_id(organization_id)),
+            integration_stream(organization_id, provider),
             &session_metadata(caller),
-            |loaded| Ok(CrmIntegration::decide(&command, &loaded.state)?),
+            &command,
         )
         .await?;
         Ok(settings)
@@ -927,12 +931,7 @@ impl CrmService {
     pub async fn disconnect(&self, caller: &Session, provider: CrmProvider) -> Result<(), AppError> {
         authorize(caller, Action::ManageIntegrations)?;
         let organization_id = caller.organization_id;
-        let loaded = load_in::<CrmIntegration>(
-            self.store.as_ref(),
-            organization_id,
-            stream_of::<CrmIntegration>(provider.integration_id(organization_id)),
-        )
-        .await?;
+        let loaded = load_integration(self.store.as_ref(), organization_id, provider).await?;
         if !loaded.state.exists() {
             return Err(CrmError::NotFound.into());
         }
@@ -954,12 +953,12 @@ impl CrmService {
             revoked_at_provider: revoked,
             now: self.clock.now(),
         };
-        execute::<CrmIntegration>(
+        execute_command::<CrmIntegration>(
             self.store.as_ref(),
             organization_id,
             loaded.stream,
             &session_metadata(caller),
-            |loaded| Ok(CrmIntegration::decide(&command, &loaded.state)?),
+            &command,
         )
         .await
         .map(|_| ())
@@ -979,12 +978,12 @@ impl CrmService {
             requested_by: caller.user_id,
             now,
         };
-        execute::<CrmIntegration>(
+        execute_command::<CrmIntegration>(
             self.store.as_ref(),
             caller.organization_id,
-            stream_of::<CrmIntegration>(provider.integration_id(caller.organization_id)),
+            integration_stream(caller.organization_id, provider),
             &session_metadata(caller),
-            |loaded| Ok(CrmIntegration::decide(&command, &loaded.state)?),
+            &command,
         )
         .await?;
         Ok(since)

@@ -50,14 +50,33 @@ pub trait ReadModel: Send + Sync {
     fn create_sql(&self) -> &'static str;
     /// Applies a batch in log order, on the connection of the transaction that also moves the checkpoint.
     async fn apply(&self, conn: &mut PgConnection, events: &[RecordedEvent]) -> Result<(), sqlx::Error>;
-    /// Applies a batch of a rebuild from the start into fresh tables; work cheaper done once over
-    /// everything may be left to `rebuilt`.
-    async fn apply_rebuilding(&self, conn: &mut PgConnection, events: &[RecordedEvent]) -> Result<(), sqlx::Error> {
-        self.apply(conn, events).await
+    /// A rebuild from the start into fresh tables. By default it applies each
+    /// batch as the live projector does; a read model may keep state across
+    /// the batches and leave work cheaper done once over everything to its end.
+    /// `held_rows` bounds the rows it may keep in memory between batches.
+    fn rebuild(&self, _held_rows: usize) -> Box<dyn Rebuild + '_> {
+        Box::new(BatchByBatch(self))
     }
-    /// Completes a rebuild's tables after its last batch, before they are swapped in.
-    async fn rebuilt(&self, _conn: &mut PgConnection) -> Result<(), sqlx::Error> {
+}
+
+/// One rebuild of a read model, fed the whole log in order.
+#[async_trait]
+pub trait Rebuild: Send {
+    /// Applies the next batch, in its own transaction.
+    async fn apply(&mut self, conn: &mut PgConnection, events: &[RecordedEvent]) -> Result<(), sqlx::Error>;
+    /// Completes the tables after the last batch, before they are swapped in.
+    async fn finish(&mut self, _conn: &mut PgConnection) -> Result<(), sqlx::Error> {
         Ok(())
+    }
+}
+
+/// A rebuild that applies every batch as the live projector does.
+struct BatchByBatch<'a, M: ?Sized>(&'a M);
+
+#[async_trait]
+impl<M: ReadModel + ?Sized> Rebuild for BatchByBatch<'_, M> {
+    async fn apply(&mut self, conn: &mut PgConnection, events: &[RecordedEvent]) -> Result<(), sqlx::Error> {
+        self.0.apply(conn, events).await
     }
 }
 
@@ -200,6 +219,8 @@ pub struct RunnerConfig {
     /// Events per batch when rebuilding: larger batches fold more of a row's
     /// events into one write.
     pub rebuild_batch_size: i64,
+    /// Rows a rebuild may keep in memory between its batches before writing them out.
+    pub rebuild_held_rows: usize,
     pub poll_interval: Duration,
     /// Postgres channel on which appends announce new events.
     pub channel: &'static str,
@@ -212,6 +233,7 @@ impl Default for RunnerConfig {
         Self {
             batch_size: 1000,
             rebuild_batch_size: 5000,
+            rebuild_held_rows: 200_000,
             poll_interval: Duration::from_millis(500),
             channel: "voxreach_events",
             gather: Duration::from_millis(50),
@@ -951,6 +973,7 @@ impl ProjectionRunner {
             reading,
             applying,
         };
+        let mut rebuild = m.rebuild(self.config.rebuild_held_rows);
         // Reading the next page overlaps with applying the current one.
         let (first, read_time) = timed(self.read_page(m, at)).await;
         reading += read_time;
@@ -958,7 +981,7 @@ impl ProjectionRunner {
         while let Some(last) = page.scanned_to {
             let ((next, read_time), (applied, apply_time)) = tokio::join!(
                 timed(self.read_page(m, last)),
-                timed(self.apply_in_own_transaction(m, &search_path, page.events, limit))
+                timed(self.apply_in_own_transaction(name, rebuild.as_mut(), &search_path, page.events, limit))
             );
             reading += read_time;
             applying += apply_time;
@@ -970,7 +993,8 @@ impl ProjectionRunner {
         }
         let mut tx = self.pool.begin().await.map_err(db(name))?;
         sqlx::query(&search_path).execute(&mut *tx).await.map_err(db(name))?;
-        m.rebuilt(&mut tx).await.map_err(db(name))?;
+        rebuild.finish(&mut tx).await.map_err(db(name))?;
+        drop(rebuild);
         leave_bulk_load_mode(&mut tx, m, deferred).await.map_err(db(name))?;
         tx.commit().await.map_err(db(name))?;
         if swap {
@@ -989,12 +1013,12 @@ impl ProjectionRunner {
     /// Applies a page's events admitted by `limit` into the schema of `search_path`.
     async fn apply_in_own_transaction(
         &self,
-        m: &dyn ReadModel,
+        name: &'static str,
+        rebuild: &mut dyn Rebuild,
         search_path: &str,
         mut events: Vec<RecordedEvent>,
         limit: ReplayLimit,
     ) -> Result<(), ProjectionError> {
-        let name = m.name();
         if !limit.is_everything() {
             events.retain(|e| limit.admits(e));
         }
@@ -1003,7 +1027,7 @@ impl ProjectionRunner {
         }
         let mut tx = self.pool.begin().await.map_err(db(name))?;
         sqlx::query(search_path).execute(&mut *tx).await.map_err(db(name))?;
-        m.apply_rebuilding(&mut tx, &events).await.map_err(db(name))?;
+        rebuild.apply(&mut tx, &events).await.map_err(db(name))?;
         tx.commit().await.map_err(db(name))
     }
 

@@ -2,7 +2,7 @@
 //! Calendly's own pages arrives as signed webhook deliveries.
 
 use super::{provider_failure, signing_key_owner, vault_owner, CalendarService};
-use crate::aggregates::{execute, load_any, metadata, session_metadata, stream_of};
+use crate::aggregates::{execute_command, load_any, metadata, session_metadata, stream_of};
 use crate::auth::Session;
 use crate::error::{AppError, ErrorKind};
 use crate::oauth::Tokens;
@@ -12,7 +12,6 @@ use async_trait::async_trait;
 use domain::calendar::{
     BookingCommand, CalendarBookings, CalendarCommand, CalendarIntegration, CalendarProvider, CalendarSettings, Slot,
 };
-use domain::Aggregate;
 use uuid::Uuid;
 
 /// The Calendly user a token belongs to.
@@ -133,12 +132,12 @@ impl CalendarService {
             settings: CalendarSettings::default(),
             now: self.clock.now(),
         };
-        execute::<CalendarIntegration>(
+        execute_command::<CalendarIntegration>(
             self.store.as_ref(),
             organization_id,
             stream_of::<CalendarIntegration>(id),
             &session_metadata(caller),
-            |loaded| Ok(CalendarIntegration::decide(&command, &loaded.state)?),
+            &command,
         )
         .await?;
         Ok(id)
@@ -202,12 +201,12 @@ impl CalendarService {
                 now,
             },
         };
-        execute::<CalendarBookings>(
+        execute_command::<CalendarBookings>(
             self.store.as_ref(),
             organization_id,
             stream_of::<CalendarBookings>(integration_id),
             &metadata("webhook:calendly", "calendly"),
-            |loaded| Ok(CalendarBookings::decide(&command, &loaded.state)?),
+            &command,
         )
         .await
         .map(|_| ())

@@ -3,7 +3,7 @@
 //! these use cases check what lies outside one stream (the agent and the
 //! numbers belong to the caller's organization) and the role matrix.
 
-use crate::aggregates::{execute, load_in, session_metadata, stream_of, Loaded};
+use crate::aggregates::{execute, execute_command, load_in, session_metadata, stream_of, Loaded};
 use crate::auth::{Page, Session};
 use crate::clock::Clock;
 use crate::error::{AppError, ErrorKind};
@@ -751,12 +751,12 @@ impl crate::calls::Tool for AddToDncTool {
                 call_id: Some(context.call_id),
                 now: self.clock.now(),
             };
-            execute::<DncEntry>(
+            execute_command::<DncEntry>(
                 self.store.as_ref(),
                 organization_id,
                 stream_of::<DncEntry>(dnc_entry_id(organization_id, &phone)),
                 &crate::aggregates::metadata(format!("vapi-tool:{}", context.tool_call_id), "tool"),
-                |loaded| Ok(DncEntry::decide(&command, &loaded.state)?),
+                &command,
             )
             .await
         }

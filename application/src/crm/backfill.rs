@@ -13,7 +13,7 @@
 
 use super::sync::CallFacts;
 use super::{BulkImport, CrmAccess, CrmBulkApi, CrmConnector, CrmProviders, CrmTokens, BULK_THRESHOLD, CRM_SYNC};
-use crate::aggregates::{execute, load_in, metadata, stream_of};
+use crate::aggregates::{execute_command, load_in, metadata, stream_of};
 use crate::calls::{CallFilter, CallHistory};
 use crate::clock::Clock;
 use crate::error::AppError;
@@ -25,7 +25,6 @@ use async_trait::async_trait;
 use chrono::{DateTime, Duration, Utc};
 use domain::calls::CallStatus;
 use domain::crm::{CallSync, CrmCommand, CrmIntegration, CrmSettings, CrmSyncEvent, SyncStep};
-use domain::Aggregate;
 use std::sync::Arc;
 use uuid::Uuid;
 
@@ -70,12 +69,12 @@ struct Candidate {
 
 impl CrmBackfill {
     async fn change(&self, organization_id: Uuid, integration_id: Uuid, command: CrmCommand) -> Result<(), AppError> {
-        execute::<CrmIntegration>(
+        execute_command::<CrmIntegration>(
             self.store.as_ref(),
             organization_id,
             stream_of::<CrmIntegration>(integration_id),
             &metadata("system:crm", format!("reactor:{CRM_BACKFILL}")),
-            |loaded| Ok(CrmIntegration::decide(&command, &loaded.state)?),
+            &command,
         )
         .await
         .map(|_| ())
@@ -156,12 +155,12 @@ impl CrmBackfill {
         event: CrmSyncEvent,
     ) -> Result<(), AppError> {
         let provider = integration.provider.expect("a live integration has a provider");
-        execute::<CallSync>(
+        execute_command::<CallSync>(
             self.store.as_ref(),
             organization_id,
             stream_of::<CallSync>(provider.call_sync_id(call_id)),
             &metadata("system:crm", format!("reactor:{CRM_BACKFILL}")),
-            |loaded| Ok(CallSync::decide(&event, &loaded.state)?),
+            &event,
         )
         .await
         .map(|_| ())

@@ -21,13 +21,9 @@ impl CrmBriefing {
         connector: &CrmConnector,
         phone: &PhoneNumber,
     ) -> Result<Option<BTreeMap<String, String>>, AppError> {
-        let integration = load_in::<CrmIntegration>(
-            self.store.as_ref(),
-            organization_id,
-            stream_of::<CrmIntegration>(provider.integration_id(organization_id)),
-        )
-        .await?
-        .state;
+        let integration = load_integration(self.store.as_ref(), organization_id, provider)
+            .await?
+            .state;
         if !integration.syncs_at(self.clock.now()) {
             return Ok(None);
         }

@@ -208,12 +208,12 @@ const STEPS_PER_ITEM: usize = 8;
 impl CrmSync {
     async fn record(&self, step: &Step<'_>, event: CrmSyncEvent) -> Result<CallSync, AppError> {
         let meta = metadata("system:crm", format!("reactor:{CRM_SYNC}"));
-        execute::<CallSync>(
+        execute_command::<CallSync>(
             self.store.as_ref(),
             step.organization_id,
             step.sync_stream.clone(),
             &meta,
-            |loaded| Ok(CallSync::decide(&event, &loaded.state)?),
+            &event,
         )
         .await
         .map(|loaded| loaded.state)
@@ -456,13 +456,9 @@ impl CrmSync {
     ) -> Result<Option<(DateTime<Utc>, String)>, AppError> {
         let organization_id = item.organization_id;
         let now = self.clock.now();
-        let integration = load_in::<CrmIntegration>(
-            self.store.as_ref(),
-            organization_id,
-            stream_of::<CrmIntegration>(provider.integration_id(organization_id)),
-        )
-        .await?
-        .state;
+        let integration = load_integration(self.store.as_ref(), organization_id, provider)
+            .await?
+            .state;
         // Only calls that ended after the CRM was connected (or since a backfill's start) are written to it.
         let takes_call = call
             .ended_at
@@ -559,12 +555,12 @@ impl CrmSync {
                         commands.push(CrmCommand::RequestCatchUp { now });
                     }
                     for command in commands {
-                        execute::<CrmIntegration>(
+                        execute_command::<CrmIntegration>(
                             self.store.as_ref(),
                             organization_id,
-                            stream_of::<CrmIntegration>(provider.integration_id(organization_id)),
+                            integration_stream(organization_id, provider),
                             &metadata("system:crm", format!("reactor:{CRM_SYNC}")),
-                            |loaded| Ok(CrmIntegration::decide(&command, &loaded.state)?),
+                            &command,
                         )
                         .await?;
                     }

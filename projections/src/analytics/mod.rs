@@ -14,7 +14,7 @@ mod queries;
 pub use queries::PgAnalytics;
 
 use crate::rows::{decode_error, stream_uuid};
-use crate::runtime::ReadModel;
+use crate::runtime::{ReadModel, Rebuild};
 use async_trait::async_trait;
 use chrono::{DateTime, NaiveDate, Utc};
 use domain::analytics::{CallAnalysis, SentimentLabel};
@@ -183,6 +183,18 @@ struct AnalyticsBatch {
 }
 
 impl AnalyticsBatch {
+    fn fold(&mut self, inputs: Vec<(&RecordedEvent, Input)>) {
+        for (event, input) in inputs {
+            match input {
+                Input::Organization(decoded) => self.organization(event, decoded),
+                Input::Call(id, decoded) => self.call(event, id, decoded),
+                Input::Crm(id, decoded) => self.crm(event, id, decoded),
+                Input::CrmSync(decoded) => self.crm_sync(event, decoded),
+                Input::Booking(decoded) => self.booking(event, decoded),
+            }
+        }
+    }
+
     fn organization(&mut self, event: &RecordedEvent, decoded: OrganizationEvent) {
         let zone = match decoded {
             OrganizationEvent::OrganizationCreated { .. } => domain::auth::OrganizationSettings::DEFAULT_TIMEZONE,
@@ -375,12 +387,12 @@ where
     sqlx::query_as(sql).bind(as_vec(ids)).fetch_all(conn).await
 }
 
-/// Loads what the batch's events need: facts (with the day each was on), zones, sale stages.
+/// Loads into `batch` what its events need: facts (returning the day each was on), zones, sale stages.
 async fn load(
     conn: &mut PgConnection,
     wanted: &Wanted,
-) -> Result<(AnalyticsBatch, Vec<(Uuid, NaiveDate)>), sqlx::Error> {
-    let mut batch = AnalyticsBatch::default();
+    batch: &mut AnalyticsBatch,
+) -> Result<Vec<(Uuid, NaiveDate)>, sqlx::Error> {
     let facts: Vec<(Json<CallFacts>, Uuid, NaiveDate)> = rows_for(
         conn,
         "SELECT to_jsonb(f) - 'local_date' - 'local_hour', organization_id, local_date
@@ -399,7 +411,7 @@ async fn load(
         &wanted.organizations,
     )
     .await?;
-    batch.zones = zones.into_iter().collect();
+    batch.zones.extend(zones);
     let stages: Vec<(Uuid, String, String)> = rows_for(
         conn,
         "SELECT organization_id, provider, stage FROM analytics_sale_stages WHERE organization_id = ANY($1)",
@@ -411,7 +423,7 @@ async fn load(
             batch.sale_stages.insert((organization, provider), stage);
         }
     }
-    Ok((batch, days))
+    Ok(days)
 }
 
 async fn save_settings(conn: &mut PgConnection, batch: &AnalyticsBatch) -> Result<(), sqlx::Error> {
@@ -477,12 +489,9 @@ const FACT_COLUMNS: &str = "id, organization_id, agent_id, campaign_id, started_
     talk_prospect, talk_monologue, talk_interruptions, talk_silence, talk_call, sentiment, sentiment_label, \
     adherence, missed_points";
 
-/// Facts written by one statement.
-const FACTS_PER_STATEMENT: usize = 10_000;
-
-/// Writes the touched facts, bucketed in their organization's zone; returns the days they are on.
-async fn save_facts(conn: &mut PgConnection, facts: Vec<&CallFacts>) -> Result<Vec<(Uuid, NaiveDate)>, sqlx::Error> {
-    let values = FACT_COLUMNS
+/// [`FACT_COLUMNS`] selected from facts `r` in zone `z`: the local day and hour computed.
+fn bucketed_columns() -> String {
+    FACT_COLUMNS
         .split(", ")
         .map(|column| match column {
             "local_date" => "(r.started_at AT TIME ZONE z.zone)::date".to_owned(),
@@ -490,7 +499,15 @@ async fn save_facts(conn: &mut PgConnection, facts: Vec<&CallFacts>) -> Result<V
             other => format!("r.{other}"),
         })
         .collect::<Vec<_>>()
-        .join(", ");
+        .join(", ")
+}
+
+/// Facts written by one statement.
+const FACTS_PER_STATEMENT: usize = 10_000;
+
+/// Writes the touched facts, bucketed in their organization's zone; returns the days they are on.
+async fn save_facts(conn: &mut PgConnection, facts: Vec<&CallFacts>) -> Result<Vec<(Uuid, NaiveDate)>, sqlx::Error> {
+    let values = bucketed_columns();
     let updates = FACT_COLUMNS
         .split(", ")
         .filter(|c| *c != "id")
@@ -648,38 +665,21 @@ impl ReadModel for AnalyticsProjection {
         recompute_days(conn, days).await
     }
 
-    /// A rebuild keeps only the facts per batch: the aggregates are computed once, at the end.
-    async fn apply_rebuilding(&self, conn: &mut PgConnection, events: &[RecordedEvent]) -> Result<(), sqlx::Error> {
-        fold_facts(conn, events).await.map(|_| ())
-    }
-
-    async fn rebuilt(&self, conn: &mut PgConnection) -> Result<(), sqlx::Error> {
-        let days = sqlx::query_as("SELECT DISTINCT organization_id, local_date FROM analytics_calls")
-            .fetch_all(&mut *conn)
-            .await?;
-        recompute_days(conn, days).await
+    fn rebuild(&self, held_rows: usize) -> Box<dyn Rebuild + '_> {
+        Box::new(AnalyticsRebuild {
+            held_facts: held_rows.max(1),
+            ..AnalyticsRebuild::default()
+        })
     }
 }
 
 /// Folds a batch into the facts of its calls (and the settings they need);
 /// returns the organization-days whose aggregates it changed.
 async fn fold_facts(conn: &mut PgConnection, events: &[RecordedEvent]) -> Result<Vec<(Uuid, NaiveDate)>, sqlx::Error> {
-    let mut inputs = Vec::with_capacity(events.len());
-    for event in events {
-        if let Some(input) = decode(event)? {
-            inputs.push((event, input));
-        }
-    }
-    let (mut batch, mut days) = load(conn, &wanted(&inputs)).await?;
-    for (event, input) in inputs {
-        match input {
-            Input::Organization(decoded) => batch.organization(event, decoded),
-            Input::Call(id, decoded) => batch.call(event, id, decoded),
-            Input::Crm(id, decoded) => batch.crm(event, id, decoded),
-            Input::CrmSync(decoded) => batch.crm_sync(event, decoded),
-            Input::Booking(decoded) => batch.booking(event, decoded),
-        }
-    }
+    let inputs = decode_all(events)?;
+    let mut batch = AnalyticsBatch::default();
+    let mut days = load(conn, &wanted(&inputs), &mut batch).await?;
+    batch.fold(inputs);
     save_settings(conn, &batch).await?;
     days.extend(rezone(conn, &as_vec(&batch.rezoned)).await?);
     for facts in batch.facts.values_mut() {
@@ -688,4 +688,190 @@ async fn fold_facts(conn: &mut PgConnection, events: &[RecordedEvent]) -> Result
     let touched = batch.facts.values().filter(|f| batch.touched.contains(&f.id)).collect();
     days.extend(save_facts(conn, touched).await?);
     Ok(days)
+}
+
+fn decode_all(events: &[RecordedEvent]) -> Result<Vec<(&RecordedEvent, Input)>, sqlx::Error> {
+    let mut inputs = Vec::with_capacity(events.len());
+    for event in events {
+        if let Some(input) = decode(event)? {
+            inputs.push((event, input));
+        }
+    }
+    Ok(inputs)
+}
+
+/// A rebuild keeps what the batches share in memory from the log's start:
+/// zones, sale stages, and the facts of the calls seen since the last write.
+/// A call's later events fold into its held facts without reading them back;
+/// the facts are written in bulk when the holding reaches `held_facts` and at
+/// the end, and the aggregates are computed once, over all facts.
+#[derive(Default)]
+struct AnalyticsRebuild {
+    held_facts: usize,
+    state: AnalyticsBatch,
+    /// Calls whose facts are already written: an event of one reads them back first.
+    written: HashSet<Uuid>,
+}
+
+impl AnalyticsRebuild {
+    /// Writes the held facts: those written before (read back since) are replaced.
+    async fn write_held(&mut self, conn: &mut PgConnection) -> Result<(), sqlx::Error> {
+        let mut held: Vec<CallFacts> = self.state.facts.drain().map(|(_, facts)| facts).collect();
+        for facts in &mut held {
+            facts.level = facts.funnel_level();
+        }
+        let rewritten: Vec<Uuid> = held
+            .iter()
+            .map(|f| f.id)
+            .filter(|id| self.written.contains(id))
+            .collect();
+        if !rewritten.is_empty() {
+            sqlx::query("DELETE FROM analytics_calls WHERE id = ANY($1)")
+                .bind(&rewritten)
+                .execute(&mut *conn)
+                .await?;
+        }
+        copy_facts(conn, &held).await?;
+        self.written.extend(held.iter().map(|f| f.id));
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl Rebuild for AnalyticsRebuild {
+    async fn apply(&mut self, conn: &mut PgConnection, events: &[RecordedEvent]) -> Result<(), sqlx::Error> {
+        let inputs = decode_all(events)?;
+        // Zones and sale stages are all in memory since the log's start; facts only while held.
+        let mut wanted = wanted(&inputs);
+        wanted.organizations.clear();
+        wanted.sale_stage_organizations.clear();
+        let state = &self.state;
+        wanted
+            .calls
+            .retain(|id| self.written.contains(id) && !state.facts.contains_key(id));
+        load(conn, &wanted, &mut self.state).await?;
+        self.state.fold(inputs);
+        save_settings(conn, &self.state).await?;
+        rezone(conn, &as_vec(&self.state.rezoned)).await?;
+        self.state.rezoned.clear();
+        self.state.changed_sale_stages.clear();
+        self.state.touched.clear();
+        if self.state.facts.len() >= self.held_facts {
+            self.write_held(conn).await?;
+        }
+        Ok(())
+    }
+
+    async fn finish(&mut self, conn: &mut PgConnection) -> Result<(), sqlx::Error> {
+        self.write_held(conn).await?;
+        let days = sqlx::query_as("SELECT DISTINCT organization_id, local_date FROM analytics_calls")
+            .fetch_all(&mut *conn)
+            .await?;
+        recompute_days(conn, days).await
+    }
+}
+
+/// The columns a rebuild copies; PostgreSQL adds the local day and hour.
+const COPIED_COLUMNS: &str = "id, organization_id, agent_id, campaign_id, started_at, start_from_report, \
+    duration_seconds, outcome, connected, no_contact, appointment_booked, deal_won, level, talk_agent, \
+    talk_prospect, talk_monologue, talk_interruptions, talk_silence, talk_call, sentiment, sentiment_label, \
+    adherence, missed_points";
+
+/// Writes new facts in bulk: `COPY` into a scratch table, then one insert
+/// that buckets them in their organization's zone, as [`save_facts`] does.
+async fn copy_facts(conn: &mut PgConnection, facts: &[CallFacts]) -> Result<(), sqlx::Error> {
+    if facts.is_empty() {
+        return Ok(());
+    }
+    run_statement(
+        conn,
+        format!(
+            "CREATE TEMP TABLE analytics_calls_copied ON COMMIT DROP AS
+             SELECT {COPIED_COLUMNS} FROM analytics_calls WITH NO DATA"
+        ),
+    )
+    .await?;
+    let mut copy = conn
+        .copy_in_raw(&format!("COPY analytics_calls_copied ({COPIED_COLUMNS}) FROM STDIN"))
+        .await?;
+    let mut rows = String::with_capacity(COPY_CHUNK_BYTES + 4096);
+    for facts in facts {
+        copy_row(&mut rows, facts);
+        if rows.len() >= COPY_CHUNK_BYTES {
+            copy.send(std::mem::take(&mut rows).into_bytes()).await?;
+        }
+    }
+    copy.send(rows.into_bytes()).await?;
+    copy.finish().await?;
+    let values = bucketed_columns();
+    run_statement(
+        conn,
+        format!(
+            "INSERT INTO analytics_calls ({FACT_COLUMNS})
+             SELECT {values} FROM analytics_calls_copied r
+             CROSS JOIN LATERAL (SELECT COALESCE((SELECT timezone FROM analytics_organizations o
+                                                  WHERE o.organization_id = r.organization_id), 'UTC') AS zone) z;
+             DROP TABLE analytics_calls_copied"
+        ),
+    )
+    .await
+}
+
+/// How much of a `COPY` is sent at a time.
+const COPY_CHUNK_BYTES: usize = 1 << 20;
+
+async fn run_statement(conn: &mut PgConnection, sql: String) -> Result<(), sqlx::Error> {
+    sqlx::Executor::execute(conn, sql.as_str()).await.map(|_| ())
+}
+
+/// One row of [`COPIED_COLUMNS`] in `COPY`'s text format.
+fn copy_row(row: &mut String, facts: &CallFacts) {
+    use std::fmt::Write as _;
+    let optional = |value: Option<String>| value.unwrap_or_else(|| "\\N".to_owned());
+    let flag = |value: bool| if value { "t" } else { "f" };
+    let _ = writeln!(
+        row,
+        "{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}",
+        facts.id,
+        facts.organization_id,
+        optional(facts.agent_id.map(|id| id.to_string())),
+        optional(facts.campaign_id.map(|id| id.to_string())),
+        facts.started_at.to_rfc3339(),
+        flag(facts.start_from_report),
+        optional(facts.duration_seconds.map(|v| v.to_string())),
+        optional(facts.outcome.map(|o| o.as_str().to_owned())),
+        flag(facts.connected),
+        flag(facts.no_contact),
+        flag(facts.appointment_booked),
+        flag(facts.deal_won),
+        facts.level,
+        optional(facts.talk_agent.map(|v| v.to_string())),
+        optional(facts.talk_prospect.map(|v| v.to_string())),
+        optional(facts.talk_monologue.map(|v| v.to_string())),
+        optional(facts.talk_interruptions.map(|v| v.to_string())),
+        optional(facts.talk_silence.map(|v| v.to_string())),
+        optional(facts.talk_call.map(|v| v.to_string())),
+        optional(facts.sentiment.map(|v| v.to_string())),
+        optional(facts.sentiment_label.map(|l| l.as_str().to_owned())),
+        optional(facts.adherence.map(|v| v.to_string())),
+        copy_text(&text_array(&facts.missed_points)),
+    );
+}
+
+/// A PostgreSQL array literal of `items`, every element quoted.
+fn text_array(items: &[String]) -> String {
+    let quoted: Vec<String> = items
+        .iter()
+        .map(|item| format!("\"{}\"", item.replace('\\', "\\\\").replace('"', "\\\"")))
+        .collect();
+    format!("{{{}}}", quoted.join(","))
+}
+
+/// `value` escaped for `COPY`'s text format (backslash, tab, newline, carriage return).
+fn copy_text(value: &str) -> String {
+    value
+        .replace('\\', "\\\\")
+        .replace('\t', "\\t")
+        .replace('\n', "\\n")
+        .replace('\r', "\\r")
 }
