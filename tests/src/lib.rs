@@ -312,6 +312,39 @@ pub async fn assert_rebuilds_send_nothing(app: &TestApp, providers: &[&wiremock:
 /// Replays every read model from the start of the log into a side schema and
 /// asserts that each of its tables equals the live, incrementally built one.
 /// Reactor work is untouched by the replays.
+/// Replays `model` through `runner` into `schema` and checks that each of
+/// its tables holds exactly what the live one does.
+pub async fn assert_replay_equals_live(
+    runner: &projections::ProjectionRunner,
+    pool: &PgPool,
+    model: &dyn projections::ReadModel,
+    schema: &str,
+) {
+    runner
+        .replay_into(model.name(), schema, projections::ReplayLimit::default(), |_| {})
+        .await
+        .expect("replay into a side schema");
+    for table in model.tables() {
+        let sql = |from: &str| {
+            format!("SELECT COALESCE(jsonb_agg(to_jsonb(t) ORDER BY to_jsonb(t)::text), '[]') FROM {from}.{table} t")
+        };
+        let live: Value = sqlx::query_scalar(&sql("public"))
+            .fetch_one(pool)
+            .await
+            .expect("live table");
+        let rebuilt: Value = sqlx::query_scalar(&sql(schema))
+            .fetch_one(pool)
+            .await
+            .expect("rebuilt table");
+        assert_eq!(
+            live,
+            rebuilt,
+            "{}.{table}: incremental differs from a rebuild",
+            model.name()
+        );
+    }
+}
+
 pub async fn assert_read_models_equal_rebuilds(app: &TestApp) {
     assert_every_stored_event_decodes(&app.db.pool).await;
     app.settle().await;
@@ -321,32 +354,13 @@ pub async fn assert_read_models_equal_rebuilds(app: &TestApp) {
         let projections::Consumer::ReadModel(model) = consumer else {
             continue;
         };
-        let schema = format!("verify_{}", model.name());
-        runner
-            .replay_into(model.name(), &schema, projections::ReplayLimit::default(), |_| {})
-            .await
-            .expect("replay into a side schema");
-        for table in model.tables() {
-            let sql = |from: &str| {
-                format!(
-                    "SELECT COALESCE(jsonb_agg(to_jsonb(t) ORDER BY to_jsonb(t)::text), '[]') FROM {from}.{table} t"
-                )
-            };
-            let live: Value = sqlx::query_scalar(&sql("public"))
-                .fetch_one(&app.db.pool)
-                .await
-                .expect("live table");
-            let rebuilt: Value = sqlx::query_scalar(&sql(&schema))
-                .fetch_one(&app.db.pool)
-                .await
-                .expect("rebuilt table");
-            assert_eq!(
-                live,
-                rebuilt,
-                "{}.{table}: incremental differs from a rebuild",
-                model.name()
-            );
-        }
+        assert_replay_equals_live(
+            runner,
+            &app.db.pool,
+            model.as_ref(),
+            &format!("verify_{}", model.name()),
+        )
+        .await;
     }
     assert_eq!(
         work_snapshot(&app.db.pool).await,
