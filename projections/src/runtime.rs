@@ -80,6 +80,32 @@ impl<M: ReadModel + ?Sized> Rebuild for BatchByBatch<'_, M> {
     }
 }
 
+/// A read model's [`LogFilter`] that a task of its own can keep.
+#[derive(Clone)]
+struct OwnedLogFilter {
+    stream_types: Option<Vec<&'static str>>,
+    event_types: Option<Vec<&'static str>>,
+    payloads: bool,
+}
+
+impl OwnedLogFilter {
+    fn of(m: &dyn ReadModel) -> Self {
+        Self {
+            stream_types: m.stream_types().map(<[_]>::to_vec),
+            event_types: m.event_types().map(<[_]>::to_vec),
+            payloads: m.reads_payloads(),
+        }
+    }
+
+    fn borrowed(&self) -> LogFilter<'_> {
+        LogFilter {
+            stream_types: self.stream_types.as_deref(),
+            event_types: self.event_types.as_deref(),
+            payloads: self.payloads,
+        }
+    }
+}
+
 fn read_model_filter(m: &dyn ReadModel) -> LogFilter<'_> {
     LogFilter {
         stream_types: m.stream_types(),
@@ -232,7 +258,7 @@ impl Default for RunnerConfig {
     fn default() -> Self {
         Self {
             batch_size: 1000,
-            rebuild_batch_size: 5000,
+            rebuild_batch_size: 10_000,
             rebuild_held_rows: 200_000,
             poll_interval: Duration::from_millis(500),
             channel: "voxreach_events",
@@ -974,22 +1000,30 @@ impl ProjectionRunner {
             applying,
         };
         let mut rebuild = m.rebuild(self.config.rebuild_held_rows);
-        // Reading the next page overlaps with applying the current one.
-        let (first, read_time) = timed(self.read_page(m, at)).await;
-        reading += read_time;
-        let mut page = first?;
-        while let Some(last) = page.scanned_to {
-            let ((next, read_time), (applied, apply_time)) = tokio::join!(
-                timed(self.read_page(m, last)),
-                timed(self.apply_in_own_transaction(name, rebuild.as_mut(), &search_path, page.events, limit))
-            );
+        // The next page is read (and decoded) on its own task while this one is applied.
+        let filter = OwnedLogFilter::of(m);
+        let read_ahead = |after: Checkpoint| {
+            let (store, filter, size) = (self.store.clone(), filter.clone(), self.config.rebuild_batch_size);
+            tokio::spawn(async move { timed(store.read_filtered(after, size, &filter.borrowed())).await })
+        };
+        let mut next = read_ahead(at);
+        loop {
+            let (page, read_time) = next
+                .await
+                .unwrap_or_else(|failed| std::panic::resume_unwind(failed.into_panic()));
             reading += read_time;
+            let page = page?;
+            let Some(last) = page.scanned_to else {
+                break;
+            };
+            next = read_ahead(last);
+            let (applied, apply_time) =
+                timed(self.apply_in_own_transaction(name, rebuild.as_mut(), &search_path, page.events, limit)).await;
             applying += apply_time;
             applied?;
             at = last;
             done += page.scanned as u64;
             progress(report(done, reading, applying));
-            page = next?;
         }
         let mut tx = self.pool.begin().await.map_err(db(name))?;
         sqlx::query(&search_path).execute(&mut *tx).await.map_err(db(name))?;
