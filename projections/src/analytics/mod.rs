@@ -555,20 +555,40 @@ async fn recompute_days(conn: &mut PgConnection, days: Vec<(Uuid, NaiveDate)>) -
     }
     let (organizations, dates): (Vec<Uuid>, Vec<NaiveDate>) = days.into_iter().unzip();
     let dirty = "(SELECT * FROM UNNEST($1::uuid[], $2::date[]) AS d(organization_id, local_date))";
-    let facts = format!(
-        "FROM analytics_calls f JOIN {dirty} d ON d.organization_id = f.organization_id AND d.local_date = f.local_date"
-    );
-    let groupings = "GROUPING SETS ((f.agent_id, f.campaign_id), (f.agent_id), (f.campaign_id), ())";
-    let outcomes = Outcome::ALL
-        .map(|o| format!("count(*) FILTER (WHERE f.outcome = '{o}')"))
-        .join(", ");
     let deletes = AGGREGATES.map(|table| {
         format!(
             "DELETE FROM {table} t USING {dirty} d
              WHERE t.organization_id = d.organization_id AND t.local_date = d.local_date"
         )
     });
-    let inserts = [
+    let facts = format!(
+        "FROM analytics_calls f JOIN {dirty} d ON d.organization_id = f.organization_id AND d.local_date = f.local_date"
+    );
+    for statement in deletes.iter().chain(&aggregate_inserts(&facts)) {
+        sqlx::query(statement)
+            .bind(&organizations)
+            .bind(&dates)
+            .execute(&mut *conn)
+            .await?;
+    }
+    Ok(())
+}
+
+/// Computes the aggregates of every fact into empty tables (the end of a rebuild).
+async fn aggregate_everything(conn: &mut PgConnection) -> Result<(), sqlx::Error> {
+    for statement in aggregate_inserts("FROM analytics_calls f") {
+        run_statement(conn, statement).await?;
+    }
+    Ok(())
+}
+
+/// The statements that insert the aggregates of the facts `from` selects (as `f`).
+fn aggregate_inserts(facts: &str) -> [String; 3] {
+    let groupings = "GROUPING SETS ((f.agent_id, f.campaign_id), (f.agent_id), (f.campaign_id), ())";
+    let outcomes = Outcome::ALL
+        .map(|o| format!("count(*) FILTER (WHERE f.outcome = '{o}')"))
+        .join(", ");
+    [
         format!(
             "INSERT INTO analytics_daily
              SELECT {GROUPING_COLUMNS}, {FUNNEL_SUMS},
@@ -595,15 +615,7 @@ async fn recompute_days(conn: &mut PgConnection, days: Vec<(Uuid, NaiveDate)>) -
              {facts} CROSS JOIN LATERAL unnest(f.missed_points) AS p(point)
              GROUP BY f.organization_id, f.local_date, p.point, {groupings}"
         ),
-    ];
-    for statement in deletes.iter().chain(&inserts) {
-        sqlx::query(statement)
-            .bind(&organizations)
-            .bind(&dates)
-            .execute(&mut *conn)
-            .await?;
-    }
-    Ok(())
+    ]
 }
 
 /// The event types this read model reads; the store skips the rest undecoded.
@@ -764,10 +776,7 @@ impl Rebuild for AnalyticsRebuild {
 
     async fn finish(&mut self, conn: &mut PgConnection) -> Result<(), sqlx::Error> {
         self.write_held(conn).await?;
-        let days = sqlx::query_as("SELECT DISTINCT organization_id, local_date FROM analytics_calls")
-            .fetch_all(&mut *conn)
-            .await?;
-        recompute_days(conn, days).await
+        aggregate_everything(conn).await
     }
 }
 
