@@ -25,6 +25,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Duration, Utc};
 use domain::calls::CallStatus;
 use domain::crm::{CallSync, CrmCommand, CrmIntegration, CrmSettings, CrmSyncEvent, SyncStep};
+use domain::{Aggregate, StreamId};
 use std::sync::Arc;
 use uuid::Uuid;
 
@@ -68,16 +69,25 @@ struct Candidate {
 }
 
 impl CrmBackfill {
+    /// Records a command of the backfill on `stream`.
+    async fn execute<A: Aggregate>(
+        &self,
+        organization_id: Uuid,
+        stream: StreamId,
+        command: &A::Command,
+    ) -> Result<(), AppError>
+    where
+        AppError: From<A::Error>,
+    {
+        let meta = metadata("system:crm", format!("reactor:{CRM_BACKFILL}"));
+        execute_command::<A>(self.store.as_ref(), organization_id, stream, &meta, command)
+            .await
+            .map(|_| ())
+    }
+
     async fn change(&self, organization_id: Uuid, integration_id: Uuid, command: CrmCommand) -> Result<(), AppError> {
-        execute_command::<CrmIntegration>(
-            self.store.as_ref(),
-            organization_id,
-            stream_of::<CrmIntegration>(integration_id),
-            &metadata("system:crm", format!("reactor:{CRM_BACKFILL}")),
-            &command,
-        )
-        .await
-        .map(|_| ())
+        let stream = stream_of::<CrmIntegration>(integration_id);
+        self.execute::<CrmIntegration>(organization_id, stream, &command).await
     }
 
     /// The ended calls with a customer number in [since, until) whose call
@@ -155,15 +165,8 @@ impl CrmBackfill {
         event: CrmSyncEvent,
     ) -> Result<(), AppError> {
         let provider = integration.provider.expect("a live integration has a provider");
-        execute_command::<CallSync>(
-            self.store.as_ref(),
-            organization_id,
-            stream_of::<CallSync>(provider.call_sync_id(call_id)),
-            &metadata("system:crm", format!("reactor:{CRM_BACKFILL}")),
-            &event,
-        )
-        .await
-        .map(|_| ())
+        let stream = stream_of::<CallSync>(provider.call_sync_id(call_id));
+        self.execute::<CallSync>(organization_id, stream, &event).await
     }
 
     /// First run: few calls go call by call; many wait for their contacts, then one job.
