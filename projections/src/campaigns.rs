@@ -621,6 +621,10 @@ struct CampaignRecord {
 const CAMPAIGN_COLUMNS: &str = "id, settings, status, total_contacts, calls_made, calls_connected, \
      calls_successful, created_at, updated_at";
 
+fn read_failed(what: &'static str) -> impl Fn(sqlx::Error) -> AppError {
+    move |e| AppError::internal(what, e)
+}
+
 /// A status column back as its type.
 fn status_of(status: String) -> Result<CampaignStatus, AppError> {
     crate::rows::text_enum(status)
@@ -638,10 +642,6 @@ fn campaign_view(record: CampaignRecord) -> Result<CampaignView, AppError> {
         created_at: record.created_at,
         updated_at: record.updated_at,
     })
-}
-
-fn read_failed(what: &'static str) -> impl Fn(sqlx::Error) -> AppError {
-    move |e| AppError::internal(what, e)
 }
 
 #[async_trait]
