@@ -4,7 +4,7 @@ use crate::auth::Caller;
 use crate::body::Json;
 use crate::error::{method_not_allowed, ApiError};
 use crate::server::AppState;
-use crate::users::{PageQuery, PAGE_LIMIT};
+use crate::users::PageQuery;
 use actix_web::{web, HttpResponse};
 use application::agents::AgentChanges;
 use application::agents::AgentView;
@@ -13,7 +13,7 @@ use domain::agents::{AgentSpec, ModelSettings, VoiceSettings};
 use domain::agents::{FIRST_MESSAGE_CHARS, NAME_CHARS, SYSTEM_PROMPT_CHARS};
 use domain::analytics::ChecklistPoint;
 use domain::calls::OutcomeRule;
-use domain::openapi::{name, optional_integer, optional_name, optional_phone};
+use domain::openapi::{name, optional_name, optional_phone};
 use domain::phone::PhoneNumber;
 use domain::voices::Voice;
 use serde::{Deserialize, Deserializer, Serialize};
@@ -88,17 +88,13 @@ pub struct UpdateAgent {
     outcome_rule: Option<Option<serde_json::Value>>,
 }
 
-/// Flat on purpose: query strings carry text, and `#[serde(flatten)]` would
-/// keep `limit=10` from parsing as a number.
+/// The filter of a list; its page is a [`PageQuery`] read from the same query
+/// string (not `#[serde(flatten)]`, which would keep `limit=10` from parsing as a number).
 #[derive(Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
-pub struct ListQuery {
+pub struct AgentFilter {
     /// Only active (or only inactive) agents.
     active: Option<bool>,
-    #[param(schema_with = optional_integer::<1, PAGE_LIMIT>)]
-    limit: Option<i64>,
-    #[param(schema_with = optional_integer::<0, { i64::MAX }>)]
-    offset: Option<i64>,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -134,15 +130,15 @@ pub async fn create(
 }
 
 /// The organization's agents.
-#[utoipa::path(get, path = "/api/agents", tag = "agents", security(("bearer" = [])), params(ListQuery),
+#[utoipa::path(get, path = "/api/agents", tag = "agents", security(("bearer" = [])), params(AgentFilter, PageQuery),
     responses((status = 200, description = "A page of agents", body = AgentList)))]
 pub async fn list(
     state: web::Data<AppState>,
     caller: Caller,
-    query: web::Query<ListQuery>,
+    filter: web::Query<AgentFilter>,
+    page: web::Query<PageQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    let page = PageQuery::new(query.limit, query.offset).page()?;
-    let agents = state.agents.list(&caller.0, query.active, page).await?;
+    let agents = state.agents.list(&caller.0, filter.active, page.page()?).await?;
     Ok(HttpResponse::Ok().json(AgentList { agents }))
 }
 

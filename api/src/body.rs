@@ -94,6 +94,26 @@ impl<T: DeserializeOwned + 'static> FromRequest for Json<T> {
     }
 }
 
+/// What a [`Fields`] body is called as a whole, in errors about it.
+pub trait BodyName {
+    const BODY_NAME: &'static str;
+}
+
+/// A JSON body read as `T` by [`parse_named`] rather than by serde alone, so
+/// that a bad value is a 400 naming its field (`timezone`,
+/// `routes.hot_lead.mentions[0]`…).
+pub struct Fields<T>(pub T);
+
+impl<T: DeserializeOwned + BodyName + 'static> FromRequest for Fields<T> {
+    type Error = actix_web::Error;
+    type Future = LocalBoxFuture<'static, Result<Self, Self::Error>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let body = Json::<Value>::from_request(req, payload);
+        Box::pin(async move { Ok(Fields(parse_named(body.await?.into_inner(), T::BODY_NAME)?)) })
+    }
+}
+
 /// Reads a JSON value as `T`, a bad value being a 400 that names where it is
 /// (`timezone`, `routes.hot_lead.mentions[0]`…); `whole` names the body itself.
 pub fn parse_named<T: DeserializeOwned>(raw: Value, whole: &str) -> Result<T, ApiError> {

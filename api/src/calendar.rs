@@ -1,12 +1,14 @@
 //! `/api/integrations/calendars`, `/api/calendar` and `/api/appointments`.
 
 use crate::auth::Caller;
-use crate::body::Json;
+use crate::body::{BodyName, Fields, Json};
 use crate::error::{method_not_allowed, ApiError};
 use crate::server::AppState;
 use crate::users::page_limit;
+use actix_web::dev::Payload;
 use actix_web::http::header;
-use actix_web::{web, HttpRequest, HttpResponse};
+use actix_web::{web, FromRequest, HttpRequest, HttpResponse};
+use application::auth::Session;
 use application::calendar::{
     AppointmentFilter, AppointmentView, AvailabilityView, BookingRequest, BookingView, CalendarIntegrationView,
     Callback, ConnectResult, SlotRequest,
@@ -15,6 +17,7 @@ use application::permissions::{authorize, Action};
 use application::{AppError, ErrorKind};
 use chrono::{DateTime, Utc};
 use domain::calendar::{AppointmentStatus, CalendarProvider, CalendarSettings, SettingsPatch};
+use futures::future::LocalBoxFuture;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
@@ -84,17 +87,74 @@ pub struct CallbackQuery {
     pub(crate) format: Option<String>,
 }
 
-impl CallbackQuery {
-    /// Whether to answer JSON, and the callback for the use case.
-    pub(crate) fn read(self, request: &HttpRequest) -> (bool, Callback) {
-        let json = wants_json(request, self.format.as_deref());
-        let callback = Callback {
-            code: self.code,
-            state: self.state,
-            error: self.error,
-        };
-        (json, callback)
+/// A provider's redirect back after a sign-in (calendars and CRMs alike): who
+/// is signed in here, if anyone, what the provider sent, and whether to answer JSON.
+pub struct SignInReturn {
+    pub(crate) session: Option<Session>,
+    pub(crate) callback: Callback,
+    pub(crate) json: bool,
+}
+
+impl FromRequest for SignInReturn {
+    type Error = actix_web::Error;
+    type Future = LocalBoxFuture<'static, Result<Self, Self::Error>>;
+
+    fn from_request(request: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let caller = Option::<Caller>::from_request(request, payload);
+        let query = web::Query::<CallbackQuery>::from_request(request, payload);
+        let request = request.clone();
+        Box::pin(async move {
+            let session = caller.await.ok().flatten().map(|caller| caller.0);
+            let query = query.await?.into_inner();
+            Ok(SignInReturn {
+                session,
+                json: wants_json(&request, query.format.as_deref()),
+                callback: Callback {
+                    code: query.code,
+                    state: query.state,
+                    error: query.error,
+                },
+            })
+        })
     }
+}
+
+/// A sign-in's result, as the app's settings page reads it from its query.
+pub(crate) trait SignInResult: Serialize {
+    fn settings_query(self) -> Vec<(&'static str, String)>;
+}
+
+impl SignInResult for ConnectResult {
+    fn settings_query(self) -> Vec<(&'static str, String)> {
+        let mut pairs = vec![
+            (
+                "calendar",
+                if self.connected { "connected" } else { "error" }.to_owned(),
+            ),
+            ("provider", self.provider.as_str().to_owned()),
+            ("integrationId", self.integration_id.to_string()),
+        ];
+        pairs.extend(self.error.map(|error| ("reason", error)));
+        pairs
+    }
+}
+
+/// Answers a completed sign-in: its result as JSON when asked, else a 303 to
+/// the app's integration settings with the result in the query.
+pub(crate) fn answer_sign_in(
+    json: bool,
+    result: impl SignInResult,
+    public_url: &str,
+) -> Result<HttpResponse, ApiError> {
+    if json {
+        return Ok(HttpResponse::Ok().json(result));
+    }
+    let mut target = url::Url::parse(public_url).map_err(|e| AppError::internal("reading VOXREACH_PUBLIC_URL", e))?;
+    target.set_path("/settings/integrations");
+    target.query_pairs_mut().extend_pairs(result.settings_query());
+    Ok(HttpResponse::SeeOther()
+        .insert_header((header::LOCATION, target.as_str()))
+        .finish())
 }
 
 /// Whether the caller asked for JSON (`format=json`, or an `Accept` of JSON and not HTML).
@@ -115,42 +175,12 @@ fn wants_json(request: &HttpRequest, format: Option<&str>) -> bool {
         (status = 200, description = "The result, as JSON", body = ConnectResult),
         (status = 303, description = "Back to the app, with the result in the query"),
         (status = 400, description = "Unknown, used, expired or foreign state", body = crate::error::ErrorBody)))]
-pub async fn callback(
-    request: HttpRequest,
-    state: web::Data<AppState>,
-    caller: Option<Caller>,
-    query: web::Query<CallbackQuery>,
-) -> Result<HttpResponse, ApiError> {
-    let (json, callback) = query.into_inner().read(&request);
+pub async fn callback(state: web::Data<AppState>, sign_in: SignInReturn) -> Result<HttpResponse, ApiError> {
     let result = state
         .calendar
-        .complete_connect(caller.as_ref().map(|c| &c.0), callback)
+        .complete_connect(sign_in.session.as_ref(), sign_in.callback)
         .await?;
-    if json {
-        return Ok(HttpResponse::Ok().json(result));
-    }
-    let mut pairs = vec![
-        (
-            "calendar",
-            if result.connected { "connected" } else { "error" }.to_owned(),
-        ),
-        ("provider", result.provider.as_str().to_owned()),
-        ("integrationId", result.integration_id.to_string()),
-    ];
-    pairs.extend(result.error.map(|error| ("reason", error)));
-    redirect_to_settings(&state.public_url, &pairs)
-}
-
-/// 303 to the app's integration settings, the result of a sign-in in the query.
-pub(crate) fn redirect_to_settings(public_url: &str, pairs: &[(&str, String)]) -> Result<HttpResponse, ApiError> {
-    let mut target = url::Url::parse(public_url).map_err(|e| AppError::internal("reading VOXREACH_PUBLIC_URL", e))?;
-    target.set_path("/settings/integrations");
-    target
-        .query_pairs_mut()
-        .extend_pairs(pairs.iter().map(|(k, v)| (*k, v.as_str())));
-    Ok(HttpResponse::SeeOther()
-        .insert_header((header::LOCATION, target.as_str()))
-        .finish())
+    answer_sign_in(sign_in.json, result, &state.public_url)
 }
 
 #[derive(Serialize, ToSchema)]
@@ -164,6 +194,10 @@ pub struct CalendarIntegrationList {
 pub async fn list(state: web::Data<AppState>, caller: Caller) -> Result<HttpResponse, ApiError> {
     let integrations = state.calendar.list(&caller.0).await?;
     Ok(HttpResponse::Ok().json(CalendarIntegrationList { integrations }))
+}
+
+impl BodyName for SettingsPatch {
+    const BODY_NAME: &'static str = "settings";
 }
 
 #[derive(Serialize, ToSchema)]
@@ -180,11 +214,9 @@ pub async fn update(
     state: web::Data<AppState>,
     caller: Caller,
     id: web::Path<Uuid>,
-    body: Json<serde_json::Value>,
+    patch: Fields<SettingsPatch>,
 ) -> Result<HttpResponse, ApiError> {
-    // Parsed here rather than by the extractor, so a bad value is a 400 naming its field.
-    let patch: SettingsPatch = crate::body::parse_named(body.into_inner(), "settings")?;
-    let settings = state.calendar.change_settings(&caller.0, *id, patch).await?;
+    let settings = state.calendar.change_settings(&caller.0, *id, patch.0).await?;
     Ok(HttpResponse::Ok().json(SettingsChanged { id: *id, settings }))
 }
 

@@ -21,15 +21,12 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
+/// The filter of the list; its page is a [`PageQuery`].
 #[derive(Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
-pub struct ListQuery {
+pub struct CampaignFilter {
     /// Only campaigns in this status.
     status: Option<CampaignStatus>,
-    #[param(schema_with = optional_integer::<1, PAGE_LIMIT>)]
-    limit: Option<i64>,
-    #[param(schema_with = optional_integer::<0, { i64::MAX }>)]
-    offset: Option<i64>,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -67,15 +64,15 @@ pub async fn create(
 }
 
 /// The organization's campaigns (archived ones left out), newest first.
-#[utoipa::path(get, path = "/api/campaigns", tag = "campaigns", security(("bearer" = [])), params(ListQuery),
+#[utoipa::path(get, path = "/api/campaigns", tag = "campaigns", security(("bearer" = [])), params(CampaignFilter, PageQuery),
     responses((status = 200, description = "A page of campaigns", body = CampaignList)))]
 pub async fn list(
     state: web::Data<AppState>,
     caller: Caller,
-    query: web::Query<ListQuery>,
+    filter: web::Query<CampaignFilter>,
+    page: web::Query<PageQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    let page = PageQuery::new(query.limit, query.offset).page()?;
-    let campaigns = state.campaigns.list(&caller.0, query.status, page).await?;
+    let campaigns = state.campaigns.list(&caller.0, filter.status, page.page()?).await?;
     Ok(HttpResponse::Ok().json(CampaignList { campaigns }))
 }
 
@@ -423,10 +420,6 @@ pub async fn add_dnc(
 pub struct DncQuery {
     /// Check one number (any format a person types; answered in E.164).
     phone: Option<String>,
-    #[param(schema_with = optional_integer::<1, PAGE_LIMIT>)]
-    limit: Option<i64>,
-    #[param(schema_with = optional_integer::<0, { i64::MAX }>)]
-    offset: Option<i64>,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -443,21 +436,19 @@ pub enum DncAnswer {
 }
 
 /// With `phone`: that number's standing (`listed: false` when absent). Without: the listed numbers, newest first.
-#[utoipa::path(get, path = "/api/dnc", tag = "campaigns", security(("bearer" = [])), params(DncQuery),
+#[utoipa::path(get, path = "/api/dnc", tag = "campaigns", security(("bearer" = [])), params(DncQuery, PageQuery),
     responses((status = 200, description = "A number's standing, or a page of the list", body = DncAnswer)))]
 pub async fn dnc(
     state: web::Data<AppState>,
     caller: Caller,
     query: web::Query<DncQuery>,
+    page: web::Query<PageQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let answer = match &query.phone {
         Some(raw) => DncAnswer::One(state.dnc.status(&caller.0, &parse_phone(raw)?).await?),
-        None => {
-            let page = PageQuery::new(query.limit, query.offset).page()?;
-            DncAnswer::Page(DncList {
-                numbers: state.dnc.list(&caller.0, page).await?,
-            })
-        }
+        None => DncAnswer::Page(DncList {
+            numbers: state.dnc.list(&caller.0, page.page()?).await?,
+        }),
     };
     Ok(HttpResponse::Ok().json(answer))
 }

@@ -1,11 +1,12 @@
 //! `/api/integrations/crm`.
 
 use crate::auth::Caller;
-use crate::body::Json;
+use crate::body::{BodyName, Fields, Json};
+use crate::calendar::{answer_sign_in, SignInResult, SignInReturn};
 use crate::error::{method_not_allowed, ApiError};
 use crate::server::AppState;
 use crate::users::page_limit;
-use actix_web::{web, HttpRequest, HttpResponse};
+use actix_web::{web, HttpResponse};
 use application::crm::{
     ContactSyncResult, CrmConnectResult, CrmIntegrationView, CrmSettingsPatch, SyncLogEntry, SyncLogFilter,
     SyncLogStatus,
@@ -52,26 +53,23 @@ pub async fn connect(
         (status = 200, description = "The result, as JSON", body = CrmConnectResult),
         (status = 303, description = "Back to the app, with the result in the query"),
         (status = 400, description = "Unknown, used, expired or foreign state", body = crate::error::ErrorBody)))]
-pub async fn callback(
-    request: HttpRequest,
-    state: web::Data<AppState>,
-    caller: Option<Caller>,
-    query: web::Query<crate::calendar::CallbackQuery>,
-) -> Result<HttpResponse, ApiError> {
-    let (json, callback) = query.into_inner().read(&request);
+pub async fn callback(state: web::Data<AppState>, sign_in: SignInReturn) -> Result<HttpResponse, ApiError> {
     let result = state
         .crm
-        .complete_connect(caller.as_ref().map(|c| &c.0), callback)
+        .complete_connect(sign_in.session.as_ref(), sign_in.callback)
         .await?;
-    if json {
-        return Ok(HttpResponse::Ok().json(result));
+    answer_sign_in(sign_in.json, result, &state.public_url)
+}
+
+impl SignInResult for CrmConnectResult {
+    fn settings_query(self) -> Vec<(&'static str, String)> {
+        let mut pairs = vec![
+            ("crm", if self.connected { "connected" } else { "error" }.to_owned()),
+            ("provider", self.provider.as_str().to_owned()),
+        ];
+        pairs.extend(self.error.map(|error| ("reason", error)));
+        pairs
     }
-    let mut pairs = vec![
-        ("crm", if result.connected { "connected" } else { "error" }.to_owned()),
-        ("provider", result.provider.as_str().to_owned()),
-    ];
-    pairs.extend(result.error.map(|error| ("reason", error)));
-    crate::calendar::redirect_to_settings(&state.public_url, &pairs)
 }
 
 #[derive(Serialize, ToSchema)]
@@ -85,6 +83,10 @@ pub struct CrmIntegrationList {
 pub async fn list(state: web::Data<AppState>, caller: Caller) -> Result<HttpResponse, ApiError> {
     let integrations = state.crm.list(&caller.0).await?;
     Ok(HttpResponse::Ok().json(CrmIntegrationList { integrations }))
+}
+
+impl BodyName for CrmSettingsPatch {
+    const BODY_NAME: &'static str = "settings";
 }
 
 #[derive(Deserialize, IntoParams)]
@@ -101,11 +103,9 @@ pub async fn update(
     state: web::Data<AppState>,
     caller: Caller,
     query: web::Query<ProviderQuery>,
-    body: Json<serde_json::Value>,
+    patch: Fields<CrmSettingsPatch>,
 ) -> Result<HttpResponse, ApiError> {
-    // Parsed here rather than by the extractor, so a bad value is a 400 naming its field.
-    let patch: CrmSettingsPatch = crate::body::parse_named(body.into_inner(), "settings")?;
-    let settings = state.crm.change_settings(&caller.0, query.provider, patch).await?;
+    let settings = state.crm.change_settings(&caller.0, query.provider, patch.0).await?;
     Ok(HttpResponse::Ok().json(settings))
 }
 

@@ -1,7 +1,7 @@
 //! `/api/integrations/slack`.
 
 use crate::auth::Caller;
-use crate::body::Json;
+use crate::body::{parse_named, BodyName, Fields, Json};
 use crate::error::{method_not_allowed, ApiError};
 use crate::server::AppState;
 use crate::users::PageQuery;
@@ -42,10 +42,8 @@ pub struct IntegrationList {
     integrations: Vec<SlackIntegrationView>,
 }
 
-/// Preferences parsed here rather than by the body's extractor, so that a bad
-/// time zone or mention is a 400 naming where it is (`timezone`, `routes.hot_lead.mentions[0]`…).
-fn preferences(raw: serde_json::Value) -> Result<Preferences, ApiError> {
-    crate::body::parse_named(raw, "preferences")
+impl BodyName for Preferences {
+    const BODY_NAME: &'static str = "preferences";
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -64,7 +62,9 @@ pub async fn connect(
 ) -> Result<HttpResponse, ApiError> {
     let b = body.into_inner();
     let preferences = match b.preferences {
-        Some(raw) => preferences(raw)?,
+        // Parsed here rather than by the body's extractor, so that a bad time
+        // zone or mention is a 400 naming where it is (`timezone`, `routes.hot_lead.mentions[0]`…).
+        Some(raw) => parse_named(raw, Preferences::BODY_NAME)?,
         // Mute hours and the daily summary follow the organization's zone unless told otherwise.
         None => Preferences {
             timezone: state.organization.settings(&caller.0).await?.timezone,
@@ -100,12 +100,9 @@ pub async fn update(
     state: web::Data<AppState>,
     caller: Caller,
     id: web::Path<Uuid>,
-    body: Json<serde_json::Value>,
+    preferences: Fields<Preferences>,
 ) -> Result<HttpResponse, ApiError> {
-    state
-        .slack
-        .update_preferences(&caller.0, *id, preferences(body.into_inner())?)
-        .await?;
+    state.slack.update_preferences(&caller.0, *id, preferences.0).await?;
     Ok(HttpResponse::Ok().json(IntegrationState { id: *id, status: None }))
 }
 

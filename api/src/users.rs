@@ -54,10 +54,6 @@ pub fn page_limit(limit: Option<i64>) -> Result<i64, ApiError> {
 }
 
 impl PageQuery {
-    pub fn new(limit: Option<i64>, offset: Option<i64>) -> Self {
-        Self { limit, offset }
-    }
-
     pub fn page(&self) -> Result<Page, ApiError> {
         let limit = page_limit(self.limit)?;
         let offset = self.offset.unwrap_or(0);

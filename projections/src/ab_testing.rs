@@ -1,7 +1,7 @@
 //! A/B read models: variants, tests with per-variant counts and a daily
 //! series, and which call got which variant. Feeds the winner-rule reactor.
 
-use crate::rows::{self, decode_error, stream_uuid};
+use crate::rows::{self, stream_uuid};
 use crate::runtime::{ReadModel, Subscription, WorkOrder};
 use application::ab_testing::{AbDirectory, DailyPoint, TestRecord, VariantCounts, VariantView, AB_DECISIONS};
 use application::auth::Page;
@@ -228,12 +228,11 @@ impl Tallies {
         };
         let Some(success) = success else { return Ok(()) };
         let (was_finished, old_outcome) = (assignment.finished, assignment.outcome);
-        let (finished, outcome) =
-            match CallEvent::decode(&event.event_type, event.event_version, &event.payload).map_err(decode_error)? {
-                CallEvent::CallEnded { .. } => (true, old_outcome),
-                CallEvent::CallOutcomeRecorded { outcome, .. } => (was_finished, Some(outcome)),
-                _ => return Ok(()),
-            };
+        let (finished, outcome) = match rows::decode::<CallEvent>(event)? {
+            CallEvent::CallEnded { .. } => (true, old_outcome),
+            CallEvent::CallOutcomeRecorded { outcome, .. } => (was_finished, Some(outcome)),
+            _ => return Ok(()),
+        };
         let before = if was_finished { stages(old_outcome) } else { (0, 0, 0) };
         let after = if finished { stages(outcome) } else { (0, 0, 0) };
         let converted = |o: Option<Outcome>, f: bool| i64::from(f && o.is_some_and(|o| success.is_met_by(o)));
@@ -435,10 +434,9 @@ impl ReadModel for AbTestingProjection {
         let mut inputs = vec![];
         for event in events {
             match event.stream_type.as_str() {
-                "script-variant" => variant_events.push((stream_uuid(event)?, event)),
+                "script-variant" => variant_events.push((stream_uuid(event)?, rows::decode(event)?)),
                 "ab-test" => {
-                    let decoded = AbTestEvent::decode(&event.event_type, event.event_version, &event.payload)
-                        .map_err(decode_error)?;
+                    let decoded = rows::decode::<AbTestEvent>(event)?;
                     inputs.push(Input::Test(stream_uuid(event)?, event, decoded));
                 }
                 "ab-assignment" => {
@@ -449,8 +447,7 @@ impl ReadModel for AbTestingProjection {
                         customer_number,
                         at,
                         ..
-                    } = AssignmentEvent::decode(&event.event_type, event.event_version, &event.payload)
-                        .map_err(decode_error)?;
+                    } = rows::decode::<AssignmentEvent>(event)?;
                     // The fact the test's own stream used to record.
                     let assigned = AbTestEvent::VariantAssigned {
                         call_id,
@@ -466,15 +463,7 @@ impl ReadModel for AbTestingProjection {
                 _ => {}
             }
         }
-        rows::fold_batch(conn, "ab_variants", variant_events.iter().map(|(id, _)| *id), |rows| {
-            for (id, event) in &variant_events {
-                let decoded = VariantEvent::decode(&event.event_type, event.event_version, &event.payload)
-                    .map_err(decode_error)?;
-                evolve_variant(rows.entry(*id).or_default(), *id, decoded);
-            }
-            Ok(())
-        })
-        .await?;
+        rows::evolve_batch(conn, "ab_variants", variant_events, evolve_variant).await?;
 
         let mut tallies = Tallies::default();
         let (mut test_ids, mut call_ids) = (vec![], vec![]);
@@ -557,6 +546,19 @@ impl PgAbDirectory {
         Self { pool }
     }
 
+    /// A page of one agent's rows: `sql` filters on the organization ($1) and
+    /// the agent ($2), and takes the page's limit ($3) and offset ($4).
+    async fn agent_page(
+        &self,
+        sql: &str,
+        organization_id: Uuid,
+        agent_id: Uuid,
+        page: Page,
+    ) -> Result<Vec<PgRow>, AppError> {
+        let query = sqlx::query(sql).bind(organization_id).bind(agent_id);
+        rows::fetch_page(&self.pool, query, page).await.map_err(failed)
+    }
+
     async fn record(&self, row: &PgRow) -> Result<TestRecord, AppError> {
         let id: Uuid = row.get("id");
         let variants = sqlx::query(
@@ -622,17 +624,15 @@ const TEST_COLUMNS: &str =
 #[async_trait]
 impl AbDirectory for PgAbDirectory {
     async fn variants(&self, organization_id: Uuid, agent_id: Uuid, page: Page) -> Result<Vec<VariantView>, AppError> {
-        let rows = sqlx::query(
-            "SELECT id, agent_id, spec, running_test_id, created_at FROM ab_variants
-             WHERE organization_id = $1 AND agent_id = $2 AND NOT deleted ORDER BY created_at, id LIMIT $3 OFFSET $4",
-        )
-        .bind(organization_id)
-        .bind(agent_id)
-        .bind(page.limit)
-        .bind(page.offset)
-        .fetch_all(&self.pool)
-        .await
-        .map_err(failed)?;
+        let rows = self
+            .agent_page(
+                "SELECT id, agent_id, spec, running_test_id, created_at FROM ab_variants
+                 WHERE organization_id = $1 AND agent_id = $2 AND NOT deleted ORDER BY created_at, id LIMIT $3 OFFSET $4",
+                organization_id,
+                agent_id,
+                page,
+            )
+            .await?;
         Ok(rows
             .iter()
             .map(|r| VariantView {
@@ -678,17 +678,11 @@ impl AbDirectory for PgAbDirectory {
         agent_id: Uuid,
         page: Page,
     ) -> Result<Vec<TestRecord>, AppError> {
-        let rows = sqlx::query(&format!(
+        let sql = format!(
             "SELECT {TEST_COLUMNS} FROM ab_tests WHERE organization_id = $1 AND agent_id = $2
              ORDER BY started_at DESC, id LIMIT $3 OFFSET $4"
-        ))
-        .bind(organization_id)
-        .bind(agent_id)
-        .bind(page.limit)
-        .bind(page.offset)
-        .fetch_all(&self.pool)
-        .await
-        .map_err(failed)?;
+        );
+        let rows = self.agent_page(&sql, organization_id, agent_id, page).await?;
         let mut records = vec![];
         for row in &rows {
             records.push(self.record(row).await?);

@@ -1,7 +1,7 @@
 //! Agents as the API lists them, with their Vapi sync status (the
 //! `agent_sync_queue` subscription feeds their sync to Vapi).
 
-use crate::rows::{self, decode_error, stream_uuid};
+use crate::rows::{self};
 use crate::runtime::ReadModel;
 use application::agents::{AgentDirectory, AgentView};
 use application::auth::Page;
@@ -10,7 +10,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use domain::agents::{AgentEvent, AgentSpec};
 use domain::sync::SyncStatus;
-use domain::{DomainEvent, RecordedEvent};
+use domain::RecordedEvent;
 use serde::{Deserialize, Serialize};
 use sqlx::postgres::PgRow;
 use sqlx::{PgConnection, PgPool, Row};
@@ -145,16 +145,8 @@ impl ReadModel for AgentsProjection {
     }
 
     async fn apply(&self, conn: &mut PgConnection, events: &[RecordedEvent]) -> Result<(), sqlx::Error> {
-        let ids = events.iter().map(stream_uuid).collect::<Result<Vec<_>, _>>()?;
-        rows::fold_batch(conn, "agents", ids.clone(), |rows| {
-            for (event, id) in events.iter().zip(ids) {
-                let decoded =
-                    AgentEvent::decode(&event.event_type, event.event_version, &event.payload).map_err(decode_error)?;
-                evolve(rows.entry(id).or_default(), id, decoded);
-            }
-            Ok(())
-        })
-        .await
+        let changes = rows::of_stream_type::<AgentEvent>(events, "agent")?;
+        rows::evolve_batch(conn, "agents", changes, evolve).await
     }
 }
 

@@ -1,7 +1,7 @@
 //! Calendars as the API shows them: connected integrations
 //! (`GET /api/integrations/calendars`) and appointments (`GET /api/appointments`).
 
-use crate::rows::{self, decode_error, stream_uuid, text_enum};
+use crate::rows::{self, stream_uuid, text_enum};
 use crate::runtime::ReadModel;
 use application::calendar::{AppointmentFilter, AppointmentView, CalendarDirectory, CalendarIntegrationView};
 use application::AppError;
@@ -11,7 +11,7 @@ use domain::calendar::{
     calendly_booking_id, AppointmentStatus, BookingEvent, CalendarEvent, CalendarProvider, CalendarSettings,
     CalendarStatus,
 };
-use domain::{DomainEvent, RecordedEvent};
+use domain::RecordedEvent;
 use serde::{Deserialize, Serialize};
 use sqlx::types::Json;
 use sqlx::{PgConnection, PgPool, Row};
@@ -120,20 +120,8 @@ impl ReadModel for CalendarIntegrationsProjection {
     }
 
     async fn apply(&self, conn: &mut PgConnection, events: &[RecordedEvent]) -> Result<(), sqlx::Error> {
-        let mut changes = Vec::with_capacity(events.len());
-        for event in events.iter().filter(|e| e.stream_type == "calendar-integration") {
-            let decoded =
-                CalendarEvent::decode(&event.event_type, event.event_version, &event.payload).map_err(decode_error)?;
-            changes.push((stream_uuid(event)?, decoded));
-        }
-        let ids: Vec<Uuid> = changes.iter().map(|(id, _)| *id).collect();
-        rows::fold_batch(conn, "calendar_integrations", ids, |rows| {
-            for (id, event) in changes {
-                evolve_integration(rows.entry(id).or_default(), id, event);
-            }
-            Ok(())
-        })
-        .await
+        let changes = rows::of_stream_type::<CalendarEvent>(events, "calendar-integration")?;
+        rows::evolve_batch(conn, "calendar_integrations", changes, evolve_integration).await
     }
 }
 
@@ -289,17 +277,12 @@ impl ReadModel for AppointmentsProjection {
     async fn apply(&self, conn: &mut PgConnection, events: &[RecordedEvent]) -> Result<(), sqlx::Error> {
         let mut changes = Vec::with_capacity(events.len());
         for event in events.iter().filter(|e| e.stream_type == "calendar-bookings") {
-            let decoded =
-                BookingEvent::decode(&event.event_type, event.event_version, &event.payload).map_err(decode_error)?;
+            let decoded = rows::decode::<BookingEvent>(event)?;
             let key = (appointment_id(&decoded), event.organization_id, stream_uuid(event)?);
-            changes.push((key, decoded));
+            changes.push((key.0, (key, decoded)));
         }
-        let ids: Vec<Uuid> = changes.iter().map(|(key, _)| key.0).collect();
-        rows::fold_batch(conn, "appointments", ids, |rows| {
-            for (key, event) in changes {
-                evolve_appointment(rows.entry(key.0).or_default(), key, event);
-            }
-            Ok(())
+        rows::evolve_batch(conn, "appointments", changes, |row, _, (key, event)| {
+            evolve_appointment(row, key, event)
         })
         .await
     }

@@ -1,7 +1,7 @@
 //! Call history: one row per call for lists and details, its event timeline,
 //! and per-organization totals for the dashboard.
 
-use crate::rows::{decode_error, stream_uuid};
+use crate::rows::{self, stream_uuid};
 use crate::runtime::ReadModel;
 use application::calls::{
     CallDetail, CallFilter, CallHistory, CallOwners, CallSummary, DashboardStats, NumberOwner, TimelineEntry,
@@ -11,7 +11,7 @@ use application::AppError;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use domain::calls::{CallDirection, CallEvent, CallParties, CallReport, CallStatus, EndedReason};
-use domain::{DomainEvent, RecordedEvent};
+use domain::RecordedEvent;
 use serde_json::{json, Value};
 use sqlx::postgres::PgRow;
 use sqlx::{PgConnection, PgPool, Row};
@@ -496,8 +496,7 @@ impl ReadModel for CallsProjection {
             ..CallsBatch::default()
         };
         for (event, id) in events.iter().zip(ids) {
-            let decoded =
-                CallEvent::decode(&event.event_type, event.event_version, &event.payload).map_err(decode_error)?;
+            let decoded = rows::decode::<CallEvent>(event)?;
             batch.evolve(event, id, decoded);
         }
         for row in batch.calls.values().filter(|row| !row.existed) {

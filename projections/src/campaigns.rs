@@ -161,12 +161,10 @@ fn evolve(row: &mut Option<CampaignRow>, id: Uuid, change: Change) {
 /// The campaign an event counts for, and what it says.
 fn change_of(event: &RecordedEvent) -> Result<(Uuid, Change), sqlx::Error> {
     if event.stream_type == "campaign" {
-        let decoded =
-            CampaignEvent::decode(&event.event_type, event.event_version, &event.payload).map_err(decode_error)?;
+        let decoded = rows::decode::<CampaignEvent>(event)?;
         return Ok((stream_uuid(event)?, Change::Campaign(decoded)));
     }
-    let decoded =
-        CampaignContactEvent::decode(&event.event_type, event.event_version, &event.payload).map_err(decode_error)?;
+    let decoded = rows::decode::<CampaignContactEvent>(event)?;
     let campaign_id = match &decoded {
         CampaignContactEvent::CampaignContactDialed { campaign_id, .. }
         | CampaignContactEvent::CampaignAttemptFinished { campaign_id, .. }
@@ -204,14 +202,7 @@ impl ReadModel for CampaignsProjection {
 
     async fn apply(&self, conn: &mut PgConnection, events: &[RecordedEvent]) -> Result<(), sqlx::Error> {
         let changes = events.iter().map(change_of).collect::<Result<Vec<_>, _>>()?;
-        let ids: Vec<Uuid> = changes.iter().map(|(id, _)| *id).collect();
-        rows::fold_batch(conn, "campaigns", ids, |rows| {
-            for (id, change) in changes {
-                evolve(rows.entry(id).or_default(), id, change);
-            }
-            Ok(())
-        })
-        .await
+        rows::evolve_batch(conn, "campaigns", changes, evolve).await
     }
 }
 
@@ -362,12 +353,10 @@ impl ReadModel for ContactsProjection {
     }
 
     async fn apply(&self, conn: &mut PgConnection, events: &[RecordedEvent]) -> Result<(), sqlx::Error> {
-        let mut changes: Vec<(Uuid, Uuid, ContactChange)> = Vec::new();
+        let mut changes: Vec<(Uuid, (Uuid, ContactChange))> = Vec::new();
         for event in events {
             if event.stream_type == "campaign" {
-                let CampaignEvent::CampaignContactsImported { contacts, at } =
-                    CampaignEvent::decode(&event.event_type, event.event_version, &event.payload)
-                        .map_err(decode_error)?
+                let CampaignEvent::CampaignContactsImported { contacts, at } = rows::decode::<CampaignEvent>(event)?
                 else {
                     continue;
                 };
@@ -375,31 +364,27 @@ impl ReadModel for ContactsProjection {
                 for contact in contacts {
                     changes.push((
                         contact.contact_id,
-                        event.organization_id,
-                        ContactChange::Imported(campaign_id, contact, at),
+                        (event.organization_id, ContactChange::Imported(campaign_id, contact, at)),
                     ));
                 }
             } else {
-                let decoded = CampaignContactEvent::decode(&event.event_type, event.event_version, &event.payload)
-                    .map_err(decode_error)?;
                 changes.push((
                     stream_uuid(event)?,
-                    event.organization_id,
-                    ContactChange::Attempt(decoded),
+                    (event.organization_id, ContactChange::Attempt(rows::decode(event)?)),
                 ));
             }
         }
-        let ids: Vec<Uuid> = changes.iter().map(|(id, ..)| *id).collect();
-        rows::fold_batch(conn, "campaign_contacts", ids, |rows| {
-            for (id, organization_id, change) in changes {
-                let row = rows.entry(id).or_default();
+        rows::evolve_batch(
+            conn,
+            "campaign_contacts",
+            changes,
+            |row, _, (organization_id, change)| {
                 evolve_contact(row, change);
                 if let Some(row) = row {
                     row.organization_id = organization_id;
                 }
-            }
-            Ok(())
-        })
+            },
+        )
         .await
     }
 }
@@ -602,16 +587,8 @@ impl ReadModel for DncProjection {
     }
 
     async fn apply(&self, conn: &mut PgConnection, events: &[RecordedEvent]) -> Result<(), sqlx::Error> {
-        let ids = events.iter().map(stream_uuid).collect::<Result<Vec<_>, _>>()?;
-        rows::fold_batch(conn, "dnc_numbers", ids.clone(), |rows| {
-            for (event, id) in events.iter().zip(ids) {
-                let decoded =
-                    DncEvent::decode(&event.event_type, event.event_version, &event.payload).map_err(decode_error)?;
-                evolve_dnc(rows.entry(id).or_default(), id, decoded);
-            }
-            Ok(())
-        })
-        .await
+        let changes = rows::of_stream_type::<DncEvent>(events, "dnc-number")?;
+        rows::evolve_batch(conn, "dnc_numbers", changes, evolve_dnc).await
     }
 }
 
@@ -627,20 +604,26 @@ impl PgCampaigns {
     }
 }
 
-type CampaignRecord = (
-    Uuid,
-    Json<CampaignSettings>,
-    String,
-    i64,
-    i64,
-    i64,
-    i64,
-    DateTime<Utc>,
-    DateTime<Utc>,
-);
+/// A `campaigns` row as the directory reads it (`CAMPAIGN_COLUMNS`).
+#[derive(sqlx::FromRow)]
+struct CampaignRecord {
+    id: Uuid,
+    settings: Json<CampaignSettings>,
+    status: String,
+    total_contacts: i64,
+    calls_made: i64,
+    calls_connected: i64,
+    calls_successful: i64,
+    created_at: DateTime<Utc>,
+    updated_at: DateTime<Utc>,
+}
 
 const CAMPAIGN_COLUMNS: &str = "id, settings, status, total_contacts, calls_made, calls_connected, \
      calls_successful, created_at, updated_at";
+
+fn read_failed(what: &'static str) -> impl Fn(sqlx::Error) -> AppError {
+    move |e| AppError::internal(what, e)
+}
 
 /// A status column back as its type.
 fn status_of(status: String) -> Result<CampaignStatus, AppError> {
@@ -648,33 +631,17 @@ fn status_of(status: String) -> Result<CampaignStatus, AppError> {
 }
 
 fn campaign_view(record: CampaignRecord) -> Result<CampaignView, AppError> {
-    let (
-        id,
-        Json(settings),
-        status,
-        total_contacts,
-        calls_made,
-        calls_connected,
-        calls_successful,
-        created_at,
-        updated_at,
-    ) = record;
-    let status = status_of(status)?;
     Ok(CampaignView {
-        id,
-        settings,
-        status,
-        total_contacts,
-        calls_made,
-        calls_connected,
-        calls_successful,
-        created_at,
-        updated_at,
+        id: record.id,
+        settings: record.settings.0,
+        status: status_of(record.status)?,
+        total_contacts: record.total_contacts,
+        calls_made: record.calls_made,
+        calls_connected: record.calls_connected,
+        calls_successful: record.calls_successful,
+        created_at: record.created_at,
+        updated_at: record.updated_at,
     })
-}
-
-fn read_failed(what: &'static str) -> impl Fn(sqlx::Error) -> AppError {
-    move |e| AppError::internal(what, e)
 }
 
 #[async_trait]
@@ -811,28 +778,30 @@ impl ContactDirectory for PgCampaigns {
         .fetch_all(&self.pool)
         .await
         .map_err(read_failed("listing contacts"))?;
-        Ok(rows
-            .into_iter()
-            .map(|(Json(c),)| ContactView {
-                id: c.id,
-                phone: c.phone,
-                first_name: c.first_name,
-                last_name: c.last_name,
-                email: c.email,
-                company: c.company,
-                notes: c.notes,
-                timezone: c.timezone,
-                custom_data: c.custom_data,
-                status: c.status,
-                priority: c.priority,
-                attempt_count: c.attempt_count,
-                last_attempt_at: c.last_attempt_at,
-                next_attempt_at: c.next_attempt_at,
-                last_result: c.last_result,
-                outcome: c.outcome,
-                created_at: c.created_at,
-            })
-            .collect())
+        Ok(rows.into_iter().map(|(Json(row),)| contact_view(row)).collect())
+    }
+}
+
+/// What the API shows of a contact's row.
+fn contact_view(row: ContactRow) -> ContactView {
+    ContactView {
+        id: row.id,
+        phone: row.phone,
+        first_name: row.first_name,
+        last_name: row.last_name,
+        email: row.email,
+        company: row.company,
+        notes: row.notes,
+        timezone: row.timezone,
+        custom_data: row.custom_data,
+        status: row.status,
+        priority: row.priority,
+        attempt_count: row.attempt_count,
+        last_attempt_at: row.last_attempt_at,
+        next_attempt_at: row.next_attempt_at,
+        last_result: row.last_result,
+        outcome: row.outcome,
+        created_at: row.created_at,
     }
 }
 

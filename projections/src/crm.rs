@@ -2,7 +2,7 @@
 //! of `GET /api/integrations/crm/sync-log`, and the contact cache the CRM's
 //! webhooks keep (read before outbound calls).
 
-use crate::rows::{self, decode_error, stream_uuid, text_enum};
+use crate::rows::{self, stream_uuid, text_enum};
 use crate::runtime::ReadModel;
 use application::crm::webhooks::CachedContact;
 use application::crm::{CrmDirectory, CrmIntegrationView, SyncAction, SyncLogEntry, SyncLogFilter, SyncLogStatus};
@@ -11,11 +11,12 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use domain::crm::{CrmContactEvent, CrmEvent, CrmProvider, CrmSettings, CrmStatus, CrmSyncEvent, SyncStep};
 use domain::phone::PhoneNumber;
-use domain::{DomainEvent, RecordedEvent};
+use domain::RecordedEvent;
 use serde::{Deserialize, Serialize};
-use sqlx::postgres::PgRow;
+use sqlx::postgres::{PgArguments, PgRow};
+use sqlx::query::Query;
 use sqlx::types::Json;
-use sqlx::{PgConnection, PgPool, Row};
+use sqlx::{PgConnection, PgPool, Postgres, Row};
 use std::collections::BTreeMap;
 use uuid::Uuid;
 
@@ -202,13 +203,11 @@ impl ReadModel for CrmIntegrationsProjection {
         for event in events {
             match event.stream_type.as_str() {
                 "crm-integration" => {
-                    let decoded = CrmEvent::decode(&event.event_type, event.event_version, &event.payload)
-                        .map_err(decode_error)?;
+                    let decoded = rows::decode::<CrmEvent>(event)?;
                     changes.push((stream_uuid(event)?, Change::Integration(Box::new(decoded))));
                 }
                 "crm-call-sync" => {
-                    let decoded = CrmSyncEvent::decode(&event.event_type, event.event_version, &event.payload)
-                        .map_err(decode_error)?;
+                    let decoded = rows::decode::<CrmSyncEvent>(event)?;
                     if let Some((provider, _, at, error)) = sync_facts(&decoded) {
                         changes.push((provider.integration_id(event.organization_id), Change::Sync(at, error)));
                     }
@@ -216,14 +215,7 @@ impl ReadModel for CrmIntegrationsProjection {
                 _ => {}
             }
         }
-        let ids: Vec<Uuid> = changes.iter().map(|(id, _)| *id).collect();
-        rows::fold_batch(conn, "crm_integrations", ids, |rows| {
-            for (id, change) in changes {
-                evolve(rows.entry(id).or_default(), id, change);
-            }
-            Ok(())
-        })
-        .await
+        rows::evolve_batch(conn, "crm_integrations", changes, evolve).await
     }
 }
 
@@ -358,18 +350,11 @@ impl ReadModel for CrmSyncLogProjection {
     async fn apply(&self, conn: &mut PgConnection, events: &[RecordedEvent]) -> Result<(), sqlx::Error> {
         let mut lines = Vec::new();
         for event in events.iter().filter(|e| e.stream_type == "crm-call-sync") {
-            let decoded =
-                CrmSyncEvent::decode(&event.event_type, event.event_version, &event.payload).map_err(decode_error)?;
+            let decoded = rows::decode::<CrmSyncEvent>(event)?;
             lines.extend(log_line(event, decoded));
         }
-        let ids: Vec<Uuid> = lines.iter().map(|l| l.id).collect();
-        rows::fold_batch(conn, "crm_sync_log", ids, |rows| {
-            for line in lines {
-                rows.insert(line.id, Some(line));
-            }
-            Ok(())
-        })
-        .await
+        let lines = lines.into_iter().map(|line| (line.id, line)).collect();
+        rows::evolve_batch(conn, "crm_sync_log", lines, |row, _, line| *row = Some(line)).await
     }
 }
 
@@ -459,16 +444,13 @@ impl ReadModel for CrmContactsProjection {
     async fn apply(&self, conn: &mut PgConnection, events: &[RecordedEvent]) -> Result<(), sqlx::Error> {
         let mut changes = Vec::with_capacity(events.len());
         for event in events.iter().filter(|e| e.stream_type == "crm-contact") {
-            let decoded = CrmContactEvent::decode(&event.event_type, event.event_version, &event.payload)
-                .map_err(decode_error)?;
-            changes.push((stream_uuid(event)?, event.organization_id, decoded));
+            changes.push((
+                stream_uuid(event)?,
+                (event.organization_id, rows::decode::<CrmContactEvent>(event)?),
+            ));
         }
-        let ids: Vec<Uuid> = changes.iter().map(|(id, _, _)| *id).collect();
-        rows::fold_batch(conn, "crm_contacts", ids, |rows| {
-            for (id, organization_id, event) in changes {
-                evolve_contact(rows.entry(id).or_default(), id, organization_id, event);
-            }
-            Ok(())
+        rows::evolve_batch(conn, "crm_contacts", changes, |row, id, (organization_id, event)| {
+            evolve_contact(row, id, organization_id, event)
         })
         .await
     }
@@ -482,6 +464,20 @@ pub struct PgCrmDirectory {
 impl PgCrmDirectory {
     pub fn new(pool: PgPool) -> Self {
         Self { pool }
+    }
+
+    /// The cached contact `query` finds, if any (it selects `CACHED_CONTACT_COLUMNS`).
+    async fn cached_contact_found(
+        &self,
+        query: Query<'_, Postgres, PgArguments>,
+    ) -> Result<Option<CachedContact>, AppError> {
+        query
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(|e| AppError::internal("reading the CRM contact cache", e))?
+            .as_ref()
+            .map(cached_contact)
+            .transpose()
     }
 }
 
@@ -583,17 +579,11 @@ impl CrmDirectory for PgCrmDirectory {
         provider: CrmProvider,
         contact_id: &str,
     ) -> Result<Option<CachedContact>, AppError> {
-        sqlx::query(&format!(
-            "SELECT {CACHED_CONTACT_COLUMNS} FROM crm_contacts WHERE id = $1 AND organization_id = $2"
-        ))
-        .bind(provider.contact_record_id(organization_id, contact_id))
-        .bind(organization_id)
-        .fetch_optional(&self.pool)
-        .await
-        .map_err(|e| AppError::internal("reading the CRM contact cache", e))?
-        .as_ref()
-        .map(cached_contact)
-        .transpose()
+        let sql = format!("SELECT {CACHED_CONTACT_COLUMNS} FROM crm_contacts WHERE id = $1 AND organization_id = $2");
+        let query = sqlx::query(&sql)
+            .bind(provider.contact_record_id(organization_id, contact_id))
+            .bind(organization_id);
+        self.cached_contact_found(query).await
     }
 
     async fn cached_contact_by_phone(
@@ -602,20 +592,16 @@ impl CrmDirectory for PgCrmDirectory {
         provider: CrmProvider,
         phone: &PhoneNumber,
     ) -> Result<Option<CachedContact>, AppError> {
-        sqlx::query(&format!(
+        let sql = format!(
             "SELECT {CACHED_CONTACT_COLUMNS} FROM crm_contacts
              WHERE organization_id = $1 AND provider = $2 AND NOT deleted
                AND (phone_e164 = $3 OR mobilephone_e164 = $3)
              ORDER BY updated_at DESC LIMIT 1"
-        ))
-        .bind(organization_id)
-        .bind(provider.as_str())
-        .bind(phone.as_str())
-        .fetch_optional(&self.pool)
-        .await
-        .map_err(|e| AppError::internal("reading the CRM contact cache", e))?
-        .as_ref()
-        .map(cached_contact)
-        .transpose()
+        );
+        let query = sqlx::query(&sql)
+            .bind(organization_id)
+            .bind(provider.as_str())
+            .bind(phone.as_str());
+        self.cached_contact_found(query).await
     }
 }

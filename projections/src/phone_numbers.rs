@@ -1,7 +1,7 @@
 //! Credentials (masked) and phone numbers with their sync and line status
 //! (the `number_sync_queue` subscription feeds their sync to Vapi).
 
-use crate::rows::{self, decode_error, stream_uuid};
+use crate::rows::{self};
 use crate::runtime::ReadModel;
 use application::auth::Page;
 use application::phone_numbers::{CredentialView, NumberDirectory, PhoneNumberView};
@@ -12,7 +12,7 @@ use domain::phone_numbers::{
     CredentialEvent, CredentialProvider, NumberProvider, NumberSource, PhoneNumberEvent, PhoneNumberStatus,
 };
 use domain::sync::SyncStatus;
-use domain::{DomainEvent, RecordedEvent};
+use domain::RecordedEvent;
 use serde::{Deserialize, Serialize};
 use sqlx::postgres::PgRow;
 use sqlx::{PgConnection, PgPool, Row};
@@ -188,33 +188,10 @@ impl ReadModel for PhoneNumbersProjection {
     }
 
     async fn apply(&self, conn: &mut PgConnection, events: &[RecordedEvent]) -> Result<(), sqlx::Error> {
-        let of_stream_type = |stream_type: &str| {
-            events
-                .iter()
-                .filter(|e| e.stream_type == stream_type)
-                .map(|e| Ok((stream_uuid(e)?, e)))
-                .collect::<Result<Vec<_>, sqlx::Error>>()
-        };
-        let credentials = of_stream_type("credential")?;
-        rows::fold_batch(conn, "credentials", credentials.iter().map(|(id, _)| *id), |rows| {
-            for (id, event) in &credentials {
-                let decoded = CredentialEvent::decode(&event.event_type, event.event_version, &event.payload)
-                    .map_err(decode_error)?;
-                evolve_credential(rows.entry(*id).or_default(), *id, decoded);
-            }
-            Ok(())
-        })
-        .await?;
-        let numbers = of_stream_type("phone-number")?;
-        rows::fold_batch(conn, "phone_numbers", numbers.iter().map(|(id, _)| *id), |rows| {
-            for (id, event) in &numbers {
-                let decoded = PhoneNumberEvent::decode(&event.event_type, event.event_version, &event.payload)
-                    .map_err(decode_error)?;
-                evolve_number(rows.entry(*id).or_default(), *id, decoded);
-            }
-            Ok(())
-        })
-        .await
+        let credentials = rows::of_stream_type(events, "credential")?;
+        rows::evolve_batch(conn, "credentials", credentials, evolve_credential).await?;
+        let numbers = rows::of_stream_type(events, "phone-number")?;
+        rows::evolve_batch(conn, "phone_numbers", numbers, evolve_number).await
     }
 }
 
@@ -258,16 +235,13 @@ fn number_view(row: &PgRow) -> PhoneNumberView {
 #[async_trait]
 impl NumberDirectory for PgNumberDirectory {
     async fn credentials(&self, organization_id: Uuid, page: Page) -> Result<Vec<CredentialView>, AppError> {
-        let rows = sqlx::query(
+        let query = sqlx::query(
             "SELECT id, provider, name, hint, registered_with_vapi, created_at FROM credentials
              WHERE organization_id = $1 AND NOT removed ORDER BY created_at, id LIMIT $2 OFFSET $3",
-        )
-        .bind(organization_id)
-        .bind(page.limit)
-        .bind(page.offset)
-        .fetch_all(&self.pool)
-        .await
-        .map_err(failed)?;
+        );
+        let rows = rows::fetch_page(&self.pool, query.bind(organization_id), page)
+            .await
+            .map_err(failed)?;
         Ok(rows
             .iter()
             .map(|r| CredentialView {
@@ -282,17 +256,14 @@ impl NumberDirectory for PgNumberDirectory {
     }
 
     async fn numbers(&self, organization_id: Uuid, page: Page) -> Result<Vec<PhoneNumberView>, AppError> {
-        let rows = sqlx::query(&format!(
+        let sql = format!(
             "SELECT {NUMBER_COLUMNS} FROM phone_numbers WHERE organization_id = $1 AND NOT removed
              ORDER BY created_at, id LIMIT $2 OFFSET $3"
-        ))
-        .bind(organization_id)
-        .bind(page.limit)
-        .bind(page.offset)
-        .fetch_all(&self.pool)
-        .await
-        .map_err(failed)?;
-        Ok(rows.iter().map(number_view).collect())
+        );
+        let numbers = rows::fetch_page(&self.pool, sqlx::query(&sql).bind(organization_id), page)
+            .await
+            .map_err(failed)?;
+        Ok(numbers.iter().map(number_view).collect())
     }
 
     async fn number(&self, organization_id: Uuid, id: Uuid) -> Result<Option<PhoneNumberView>, AppError> {

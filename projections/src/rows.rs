@@ -3,10 +3,14 @@
 //! them in memory, and writes every changed row back (one statement). Rows are
 //! serde structs whose field names are the table's columns.
 
+use application::auth::Page;
+use domain::{DomainEvent, RecordedEvent};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
+use sqlx::postgres::{PgArguments, PgRow};
+use sqlx::query::Query;
 use sqlx::types::Json;
-use sqlx::PgConnection;
+use sqlx::{PgConnection, PgPool, Postgres};
 use std::collections::HashMap;
 use uuid::Uuid;
 
@@ -93,6 +97,56 @@ where
             .await?;
     }
     save(conn, table, rows.values().flatten()).await
+}
+
+/// Folds keyed changes into their rows in order: `evolve` gets the row of the
+/// change's id (`None` while there is none) — one load and one write per batch.
+pub(crate) async fn evolve_batch<T, C, E>(
+    conn: &mut PgConnection,
+    table: &str,
+    changes: Vec<(Uuid, C)>,
+    evolve: E,
+) -> Result<(), sqlx::Error>
+where
+    T: Serialize + DeserializeOwned + Send + Sync + Unpin + 'static,
+    C: Send,
+    E: Fn(&mut Option<T>, Uuid, C) + Send,
+{
+    let ids: Vec<Uuid> = changes.iter().map(|(id, _)| *id).collect();
+    fold_batch(conn, table, ids, |rows| {
+        for (id, change) in changes {
+            evolve(rows.entry(id).or_default(), id, change);
+        }
+        Ok(())
+    })
+    .await
+}
+
+/// An event read as `E`, a failure being the read model's error.
+pub(crate) fn decode<E: DomainEvent>(event: &RecordedEvent) -> Result<E, sqlx::Error> {
+    E::decode(&event.event_type, event.event_version, &event.payload).map_err(decode_error)
+}
+
+/// The events on streams of `stream_type`, each read as `E` with its stream's id.
+pub(crate) fn of_stream_type<E: DomainEvent>(
+    events: &[RecordedEvent],
+    stream_type: &str,
+) -> Result<Vec<(Uuid, E)>, sqlx::Error> {
+    events
+        .iter()
+        .filter(|e| e.stream_type == stream_type)
+        .map(|e| Ok((stream_uuid(e)?, decode(e)?)))
+        .collect()
+}
+
+/// One page of a listing: `query` binds every parameter but the last two, the
+/// page's `LIMIT` and `OFFSET`.
+pub(crate) async fn fetch_page(
+    pool: &PgPool,
+    query: Query<'_, Postgres, PgArguments>,
+    page: Page,
+) -> Result<Vec<PgRow>, sqlx::Error> {
+    query.bind(page.limit).bind(page.offset).fetch_all(pool).await
 }
 
 /// The id of the stream an event belongs to (`<stream type>-<uuid>`).

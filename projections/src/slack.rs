@@ -1,7 +1,7 @@
 //! Slack integrations as `GET /api/integrations/slack` shows them, and the
 //! routers that turn call and calendar events into notification work.
 
-use crate::rows::{self, decode_error, stream_uuid};
+use crate::rows::{self, stream_uuid};
 use crate::runtime::{ReadModel, Subscription, WorkOrder};
 use application::auth::Page;
 use application::slack::{notification_key, IntegrationStatus, SlackDirectory, SlackIntegrationView, SLACK_NOTIFY};
@@ -121,13 +121,11 @@ impl ReadModel for SlackIntegrationsProjection {
         for event in events {
             match event.stream_type.as_str() {
                 "slack-integration" => {
-                    let decoded = SlackEvent::decode(&event.event_type, event.event_version, &event.payload)
-                        .map_err(decode_error)?;
+                    let decoded = rows::decode::<SlackEvent>(event)?;
                     changes.push((stream_uuid(event)?, Change::Integration(decoded, event.checkpoint())));
                 }
                 "slack-notification" => {
-                    let decoded = NotificationEvent::decode(&event.event_type, event.event_version, &event.payload)
-                        .map_err(decode_error)?;
+                    let decoded = rows::decode::<NotificationEvent>(event)?;
                     let (NotificationEvent::SlackNotificationSent { integration_id, .. }
                     | NotificationEvent::SlackNotificationFailed { integration_id, .. }) = decoded;
                     changes.push((integration_id, Change::Notification(decoded)));
@@ -135,14 +133,7 @@ impl ReadModel for SlackIntegrationsProjection {
                 _ => {}
             }
         }
-        let ids: Vec<Uuid> = changes.iter().map(|(id, _)| *id).collect();
-        rows::fold_batch(conn, "slack_integrations", ids, |rows| {
-            for (id, change) in changes {
-                evolve(rows.entry(id).or_default(), id, change);
-            }
-            Ok(())
-        })
-        .await
+        rows::evolve_batch(conn, "slack_integrations", changes, evolve).await
     }
 }
 

@@ -1,13 +1,13 @@
 //! The users of each organization, for `GET /api/users`.
 
-use crate::rows::{self, decode_error, stream_uuid};
+use crate::rows::{self, stream_uuid};
 use crate::runtime::ReadModel;
 use application::auth::{Page, UserDirectory, UserStatus, UserSummary};
 use application::AppError;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use domain::auth::{Role, UserEvent};
-use domain::{DomainEvent, RecordedEvent};
+use domain::RecordedEvent;
 use serde::{Deserialize, Serialize};
 use sqlx::{PgConnection, PgPool, Row};
 use uuid::Uuid;
@@ -93,14 +93,17 @@ impl ReadModel for UsersProjection {
     }
 
     async fn apply(&self, conn: &mut PgConnection, events: &[RecordedEvent]) -> Result<(), sqlx::Error> {
-        let ids = events.iter().map(stream_uuid).collect::<Result<Vec<_>, _>>()?;
-        rows::fold_batch(conn, "users", ids.clone(), |rows| {
-            for (event, id) in events.iter().zip(ids) {
-                let decoded =
-                    UserEvent::decode(&event.event_type, event.event_version, &event.payload).map_err(decode_error)?;
-                evolve(rows.entry(id).or_default(), id, event.organization_id, decoded);
-            }
-            Ok(())
+        let changes = events
+            .iter()
+            .map(|event| {
+                Ok((
+                    stream_uuid(event)?,
+                    (event.organization_id, rows::decode::<UserEvent>(event)?),
+                ))
+            })
+            .collect::<Result<Vec<_>, sqlx::Error>>()?;
+        rows::evolve_batch(conn, "users", changes, |row, id, (organization_id, event)| {
+            evolve(row, id, organization_id, event)
         })
         .await
     }
