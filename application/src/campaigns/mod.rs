@@ -284,10 +284,24 @@ fn merged(settings: &CampaignSettings, changes: &Value) -> Result<CampaignSettin
 }
 
 /// The cursor of the page after a full one: its last item's id (UUID v7 ids sort in order).
-fn next_cursor<T>(page: &[T], limit: i64, id: impl Fn(&T) -> Uuid) -> Option<String> {
-    (page.len() as i64 == limit)
-        .then(|| page.last().map(|item| id(item).to_string()))
-        .flatten()
+impl CampaignService {
+    /// A page of one of the campaign's lists, once the caller may see the
+    /// campaign, with the cursor of the next page when this one is full.
+    async fn page<T>(
+        &self,
+        caller: &Session,
+        campaign_id: Uuid,
+        limit: i64,
+        id: impl Fn(&T) -> Uuid,
+        listed: impl std::future::Future<Output = Result<Vec<T>, AppError>>,
+    ) -> Result<(Vec<T>, Option<String>), AppError> {
+        self.get(caller, campaign_id).await?;
+        let page = listed.await?;
+        let next_cursor = (page.len() as i64 == limit)
+            .then(|| page.last().map(|item| id(item).to_string()))
+            .flatten();
+        Ok((page, next_cursor))
+    }
 }
 
 /// The campaign as the write side knows it, for answers to changes (progress
@@ -367,12 +381,10 @@ impl CampaignService {
         cursor: Option<Uuid>,
         limit: i64,
     ) -> Result<ContactPage, AppError> {
-        self.get(caller, campaign_id).await?;
-        let contacts = self
+        let listed = self
             .contacts
-            .contacts(caller.organization_id, campaign_id, status, cursor, limit)
-            .await?;
-        let next_cursor = next_cursor(&contacts, limit, |c| c.id);
+            .contacts(caller.organization_id, campaign_id, status, cursor, limit);
+        let (contacts, next_cursor) = self.page(caller, campaign_id, limit, |c| c.id, listed).await?;
         Ok(ContactPage { contacts, next_cursor })
     }
 }
@@ -467,12 +479,10 @@ impl CampaignService {
         cursor: Option<Uuid>,
         limit: i64,
     ) -> Result<AttemptPage, AppError> {
-        self.get(caller, campaign_id).await?;
-        let calls = self
+        let listed = self
             .progress
-            .attempts(caller.organization_id, campaign_id, result, cursor, limit)
-            .await?;
-        let next_cursor = next_cursor(&calls, limit, |c| c.call_id);
+            .attempts(caller.organization_id, campaign_id, result, cursor, limit);
+        let (calls, next_cursor) = self.page(caller, campaign_id, limit, |c| c.call_id, listed).await?;
         Ok(AttemptPage { calls, next_cursor })
     }
 
