@@ -1002,7 +1002,9 @@ mod tests {
     #[test]
     fn paused_tests_assign_nothing() {
         let test = start(vec![variant(50, true), variant(50, false)]).state_after();
-        let test = given_state(test).when(AbTestCommand::Pause { now: now() }).state_after();
+        let test = given_state(test)
+            .when(AbTestCommand::Pause { now: now() })
+            .state_after();
         assign(&test, None, VariantChoice::Slot(0)).then_error(AbError::WrongStatus("paused".into()));
     }
 
@@ -1081,44 +1083,86 @@ mod tests {
                     now: now(),
                 })
                 .error(),
-            AbError::Invalid { field: "trafficPercent", .. }
+            AbError::Invalid {
+                field: "trafficPercent",
+                ..
+            }
         ));
         given::<Variant>([])
             .when(VariantCommand::Delete { now: now() })
             .then_error(AbError::NotFound("variant"));
         let (test, other) = (Uuid::new_v4(), Uuid::new_v4());
         let enrolled = given::<Variant>([variant_created(soft_spec())])
-            .when(VariantCommand::Enroll { test_id: test, now: now() })
-            .then([VariantEvent::VariantEnrolled { test_id: test, at: now() }]);
+            .when(VariantCommand::Enroll {
+                test_id: test,
+                now: now(),
+            })
+            .then([VariantEvent::VariantEnrolled {
+                test_id: test,
+                at: now(),
+            }]);
         let enrolled = given_state(enrolled)
-            .when(VariantCommand::Enroll { test_id: test, now: now() })
+            .when(VariantCommand::Enroll {
+                test_id: test,
+                now: now(),
+            })
             .then_nothing();
         let enrolled = given_state(enrolled)
-            .when(VariantCommand::Enroll { test_id: other, now: now() })
+            .when(VariantCommand::Enroll {
+                test_id: other,
+                now: now(),
+            })
             .then_error(AbError::VariantInRunningTest);
         let enrolled = given_state(enrolled)
-            .when(VariantCommand::Release { test_id: other, now: now() })
+            .when(VariantCommand::Release {
+                test_id: other,
+                now: now(),
+            })
             .then_nothing();
         given_state(enrolled)
-            .when(VariantCommand::Release { test_id: test, now: now() })
-            .then([VariantEvent::VariantReleased { test_id: test, at: now() }]);
+            .when(VariantCommand::Release {
+                test_id: test,
+                now: now(),
+            })
+            .then([VariantEvent::VariantReleased {
+                test_id: test,
+                at: now(),
+            }]);
     }
 
     #[test]
     fn an_agent_runs_one_test_at_a_time() {
         let (test, other) = (Uuid::new_v4(), Uuid::new_v4());
         let running = given::<AgentExperiments>([])
-            .when(AgentExperimentCommand::Start { test_id: test, now: now() })
-            .then([AgentExperimentEvent::AgentTestStarted { test_id: test, at: now() }]);
+            .when(AgentExperimentCommand::Start {
+                test_id: test,
+                now: now(),
+            })
+            .then([AgentExperimentEvent::AgentTestStarted {
+                test_id: test,
+                at: now(),
+            }]);
         let running = given_state(running)
-            .when(AgentExperimentCommand::Start { test_id: other, now: now() })
+            .when(AgentExperimentCommand::Start {
+                test_id: other,
+                now: now(),
+            })
             .then_error(AbError::TestAlreadyRunning(test));
         let running = given_state(running)
-            .when(AgentExperimentCommand::End { test_id: other, now: now() })
+            .when(AgentExperimentCommand::End {
+                test_id: other,
+                now: now(),
+            })
             .then_nothing();
         given_state(running)
-            .when(AgentExperimentCommand::End { test_id: test, now: now() })
-            .then([AgentExperimentEvent::AgentTestEnded { test_id: test, at: now() }]);
+            .when(AgentExperimentCommand::End {
+                test_id: test,
+                now: now(),
+            })
+            .then([AgentExperimentEvent::AgentTestEnded {
+                test_id: test,
+                at: now(),
+            }]);
     }
 
     #[test]

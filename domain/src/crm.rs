@@ -1150,7 +1150,9 @@ mod tests {
         let first = changed(&[("firstname", "Ann")], 1, 10);
         given::<CrmContactRecord>([]).when(first.clone()).then([first.clone()]);
         // A redelivery records nothing.
-        given::<CrmContactRecord>([first.clone()]).when(first.clone()).then_nothing();
+        given::<CrmContactRecord>([first.clone()])
+            .when(first.clone())
+            .then_nothing();
         // An older change delivered late loses to the newer one we hold; its other properties are kept.
         let late = changed(&[("firstname", "Anne"), ("company", "Acme")], 0, 9);
         given::<CrmContactRecord>([first.clone()])
@@ -1206,47 +1208,39 @@ mod tests {
         assert_eq!(sync.next_step(&CallToSync::default(), &settings), None, "not ended yet");
         let h = CrmProvider::Hubspot;
         sync = given_state(sync)
-            .when(
-                CrmSyncEvent::CrmWriteStarted {
-                    step: SyncStep::ResolveContact,
-                    at: at(),
-                },
-            )
+            .when(CrmSyncEvent::CrmWriteStarted {
+                step: SyncStep::ResolveContact,
+                at: at(),
+            })
             .state_after();
         assert!(sync.is_unconfirmed(SyncStep::ResolveContact));
         sync = given_state(sync)
-            .when(
-                CrmSyncEvent::CrmContactResolved {
-                    provider: h,
-                    call_id: Uuid::nil(),
-                    contact_id: "51".into(),
-                    created: true,
-                    at: at(),
-                },
-            )
+            .when(CrmSyncEvent::CrmContactResolved {
+                provider: h,
+                call_id: Uuid::nil(),
+                contact_id: "51".into(),
+                created: true,
+                at: at(),
+            })
             .state_after();
         assert!(!sync.is_unconfirmed(SyncStep::ResolveContact));
         assert_eq!(sync.next_step(&call, &settings), Some(SyncStep::LogCall));
         sync = given_state(sync)
-            .when(
-                CrmSyncEvent::CrmCallLogged {
-                    provider: h,
-                    call_id: Uuid::nil(),
-                    engagement_id: "9".into(),
-                    at: at(),
-                },
-            )
+            .when(CrmSyncEvent::CrmCallLogged {
+                provider: h,
+                call_id: Uuid::nil(),
+                engagement_id: "9".into(),
+                at: at(),
+            })
             .state_after();
         assert_eq!(sync.next_step(&call, &settings), Some(SyncStep::AddNote));
         sync = given_state(sync)
-            .when(
-                CrmSyncEvent::CrmNoteAdded {
-                    provider: h,
-                    call_id: Uuid::nil(),
-                    note_id: "7".into(),
-                    at: at(),
-                },
-            )
+            .when(CrmSyncEvent::CrmNoteAdded {
+                provider: h,
+                call_id: Uuid::nil(),
+                note_id: "7".into(),
+                at: at(),
+            })
             .state_after();
         assert_eq!(sync.next_step(&call, &settings), Some(SyncStep::UpdateDeal));
         let deal = CrmSyncEvent::CrmDealUpdated {
