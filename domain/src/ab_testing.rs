@@ -724,10 +724,8 @@ impl Aggregate for AbTest {
                         format!("a test needs at least {MIN_VARIANTS_PER_TEST} variants"),
                     ));
                 }
-                let mut ids: Vec<Uuid> = variants.iter().map(|v| v.variant_id).collect();
-                ids.sort();
-                ids.dedup();
-                if ids.len() != variants.len() {
+                let ids: Vec<Uuid> = variants.iter().map(|v| v.variant_id).collect();
+                if crate::has_repeats(&ids) {
                     return Err(invalid("variants", "a variant appears twice"));
                 }
                 let controls = variants.iter().filter(|v| v.is_control).count();

@@ -400,23 +400,27 @@ fn a_released_slot_is_free_again_and_a_confirmed_one_names_its_contact() {
 
 #[test]
 fn calendly_deliveries_are_recorded_once_and_a_reschedule_is_linked() {
-    let scheduled = |uri: &str, from: Option<&str>| BookingCommand::RecordCalendlyScheduled {
-        invitee_uri: uri.into(),
-        event_uri: "https://api.calendly.com/scheduled_events/E1".into(),
-        name: "Ann".into(),
-        email: Some("ann@example.com".into()),
-        slot: slot("2026-03-04T15:00:00Z", 30),
-        rescheduled_from: from.map(str::to_owned),
+    let scheduled = |uri: &str, from: Option<&str>| BookingCommand::RecordCalendly {
+        delivery: CalendlyDelivery::InviteeCreated {
+            invitee_uri: uri.into(),
+            event_uri: "https://api.calendly.com/scheduled_events/E1".into(),
+            name: "Ann".into(),
+            email: Some("ann@example.com".into()),
+            slot: slot("2026-03-04T15:00:00Z", 30),
+            rescheduled_from: from.map(str::to_owned),
+        },
         now: early_march(),
     };
     let first = "https://api.calendly.com/scheduled_events/E1/invitees/I1";
     let second = "https://api.calendly.com/scheduled_events/E2/invitees/I2";
     let state = given::<CalendarBookings>([]).when(scheduled(first, None)).state_after();
     let state = given_state(state).when(scheduled(first, None)).then_nothing();
-    let canceled = BookingCommand::RecordCalendlyCanceled {
-        invitee_uri: first.into(),
-        rescheduled: true,
-        reason: None,
+    let canceled = BookingCommand::RecordCalendly {
+        delivery: CalendlyDelivery::InviteeCanceled {
+            invitee_uri: first.into(),
+            rescheduled: true,
+            reason: None,
+        },
         now: early_march(),
     };
     let state = given_state(state).when(canceled.clone()).state_after();
