@@ -34,7 +34,8 @@ use uuid::Uuid;
 
 mod calendly;
 mod tools;
-pub use calendly::{CalendlyAccount, CalendlyApi, CalendlyDelivery};
+pub use calendly::{CalendlyAccount, CalendlyApi};
+pub use domain::calendar::CalendlyDelivery;
 pub use tools::{BookAppointmentTool, CheckAvailabilityTool};
 
 impl From<CalendarError> for AppError {

@@ -724,10 +724,8 @@ impl Aggregate for AbTest {
                         format!("a test needs at least {MIN_VARIANTS_PER_TEST} variants"),
                     ));
                 }
-                let mut ids: Vec<Uuid> = variants.iter().map(|v| v.variant_id).collect();
-                ids.sort();
-                ids.dedup();
-                if ids.len() != variants.len() {
+                let ids: Vec<Uuid> = variants.iter().map(|v| v.variant_id).collect();
+                if crate::has_repeats(&ids) {
                     return Err(invalid("variants", "a variant appears twice"));
                 }
                 let controls = variants.iter().filter(|v| v.is_control).count();
@@ -833,6 +831,7 @@ impl Aggregate for AbTest {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::aggregate::given_when_then::{given, given_state, Then};
     use proptest::prelude::*;
 
     fn now() -> DateTime<Utc> {
@@ -858,38 +857,38 @@ mod tests {
         }
     }
 
-    fn start(variants: Vec<TestVariant>) -> Result<AbTest, AbError> {
-        let command = AbTestCommand::Start {
+    fn start(variants: Vec<TestVariant>) -> Then<AbTest> {
+        given::<AbTest>([]).when(AbTestCommand::Start {
             organization_id: Uuid::new_v4(),
             agent_id: Uuid::new_v4(),
             settings: settings(),
             variants,
             now: now(),
-        };
-        AbTest::decide(&command, &AbTest::default()).map(|events| AbTest::fold(&events))
+        })
     }
 
-    fn assign(test: &AbTest, customer: Option<&str>, choice: VariantChoice) -> Result<Uuid, AbError> {
-        let events = VariantAssignment::decide(
-            &AssignmentCommand::Assign {
-                test_id: Uuid::from_u128(42),
-                test: Box::new(test.clone()),
-                call_id: Uuid::new_v4(),
-                customer_number: customer.map(str::to_owned),
-                choice,
-                now: now(),
-            },
-            &VariantAssignment::default(),
-        )?;
+    fn assign(test: &AbTest, customer: Option<&str>, choice: VariantChoice) -> Then<VariantAssignment> {
+        given::<VariantAssignment>([]).when(AssignmentCommand::Assign {
+            test_id: Uuid::from_u128(42),
+            test: Box::new(test.clone()),
+            call_id: Uuid::new_v4(),
+            customer_number: customer.map(str::to_owned),
+            choice,
+            now: now(),
+        })
+    }
+
+    /// The variant of the one assignment decided.
+    fn variant_of(assigned: Then<VariantAssignment>) -> Uuid {
+        let events = assigned.events();
         let [AssignmentEvent::CallVariantAssigned { variant_id, .. }] = events.as_slice() else {
             panic!("{events:?}")
         };
-        Ok(*variant_id)
+        *variant_id
     }
 
     #[test]
     fn a_test_pauses_and_resumes_once_and_a_completed_one_stays_completed() {
-        use crate::aggregate::given_when_then::given;
         let started = AbTestEvent::AbTestStarted {
             organization_id: Uuid::nil(),
             agent_id: Uuid::nil(),
@@ -911,47 +910,35 @@ mod tests {
 
     #[test]
     fn start_rules_are_enforced() {
-        assert_eq!(
-            start(vec![variant(50, true), variant(40, false)]),
-            Err(AbError::TrafficNot100(90))
-        );
-        assert_eq!(
-            start(vec![variant(50, true), variant(50, true)]),
-            Err(AbError::ControlCount(2))
-        );
-        assert_eq!(
-            start(vec![variant(50, false), variant(50, false)]),
-            Err(AbError::ControlCount(0))
-        );
+        start(vec![variant(50, true), variant(40, false)]).then_error(AbError::TrafficNot100(90));
+        start(vec![variant(50, true), variant(50, true)]).then_error(AbError::ControlCount(2));
+        start(vec![variant(50, false), variant(50, false)]).then_error(AbError::ControlCount(0));
         assert!(matches!(
-            start(vec![variant(100, true)]),
-            Err(AbError::Invalid { field: "variants", .. })
+            start(vec![variant(100, true)]).error(),
+            AbError::Invalid { field: "variants", .. }
         ));
-        assert!(start(vec![variant(50, true), variant(50, false)]).is_ok());
+        start(vec![variant(50, true), variant(50, false)]).state_after();
     }
 
     #[test]
     fn a_call_takes_its_slot_or_its_customers_variant_once() {
-        let test = start(vec![variant(50, true), variant(50, false)]).unwrap();
+        let test = start(vec![variant(50, true), variant(50, false)]).state_after();
         let (first, second) = (test.variants[0].variant_id, test.variants[1].variant_id);
-        assert_eq!(assign(&test, None, VariantChoice::Slot(0)), Ok(first));
-        assert_eq!(assign(&test, None, VariantChoice::Slot(1)), Ok(second));
+        assert_eq!(variant_of(assign(&test, None, VariantChoice::Slot(0))), first);
+        assert_eq!(variant_of(assign(&test, None, VariantChoice::Slot(1))), second);
         assert_eq!(
-            assign(&test, Some("+14155550001"), VariantChoice::Pinned(second)),
-            Ok(second)
+            variant_of(assign(&test, Some("+14155550001"), VariantChoice::Pinned(second))),
+            second
         );
         // Customers the test's own stream assigned keep that variant.
         let mut legacy = test.clone();
         legacy.by_customer.insert("+14155550001".into(), 1);
         assert_eq!(
-            assign(&legacy, Some("+14155550001"), VariantChoice::Slot(0)),
-            Ok(second)
+            variant_of(assign(&legacy, Some("+14155550001"), VariantChoice::Slot(0))),
+            second
         );
         // A pin must name one of the test's variants.
-        assert_eq!(
-            assign(&test, None, VariantChoice::Pinned(Uuid::new_v4())),
-            Err(AbError::UnknownWinner)
-        );
+        assign(&test, None, VariantChoice::Pinned(Uuid::new_v4())).then_error(AbError::UnknownWinner);
         // A call assigned already: nothing new.
         let assigned = VariantAssignment {
             test_id: Some(Uuid::from_u128(42)),
@@ -965,7 +952,7 @@ mod tests {
             choice: VariantChoice::Slot(7),
             now: now(),
         };
-        assert_eq!(VariantAssignment::decide(&again, &assigned), Ok(vec![]));
+        given_state(assigned).when(again).then_nothing();
         // A customer is pinned once.
         let pin = CustomerPinCommand::Pin {
             test_id: Uuid::from_u128(42),
@@ -973,74 +960,207 @@ mod tests {
             call_id: Uuid::new_v4(),
             now: now(),
         };
-        let pinned = CustomerPin::fold(&CustomerPin::decide(&pin, &CustomerPin::default()).unwrap());
+        let pinned = given::<CustomerPin>([]).when(pin.clone()).state_after();
         assert_eq!(pinned.variant_id, Some(second));
-        assert_eq!(CustomerPin::decide(&pin, &pinned), Ok(vec![]));
+        given_state(pinned).when(pin).then_nothing();
+    }
+
+    #[test]
+    fn a_call_is_assigned_only_while_its_test_runs() {
+        given::<VariantAssignment>([])
+            .when(AssignmentCommand::Assign {
+                test_id: Uuid::from_u128(42),
+                test: Box::default(),
+                call_id: Uuid::new_v4(),
+                customer_number: None,
+                choice: VariantChoice::Slot(0),
+                now: now(),
+            })
+            .then_error(AbError::NotFound("A/B test"));
+    }
+
+    #[test]
+    fn a_customers_first_call_pins_its_variant() {
+        let (test_id, variant_id, call_id) = (Uuid::new_v4(), Uuid::new_v4(), Uuid::new_v4());
+        given::<CustomerPin>([])
+            .when(CustomerPinCommand::Pin {
+                test_id,
+                variant_id,
+                call_id,
+                now: now(),
+            })
+            .then([CustomerPinEvent::CustomerVariantPinned {
+                test_id,
+                variant_id,
+                call_id,
+                at: now(),
+            }]);
     }
 
     #[test]
     fn paused_tests_assign_nothing() {
-        let test = start(vec![variant(50, true), variant(50, false)]).unwrap();
-        let paused = AbTest::decide(&AbTestCommand::Pause { now: now() }, &test).unwrap();
-        let test = paused.iter().fold(test, AbTest::evolve);
-        assert_eq!(
-            assign(&test, None, VariantChoice::Slot(0)),
-            Err(AbError::WrongStatus("paused".into()))
-        );
+        let test = start(vec![variant(50, true), variant(50, false)]).state_after();
+        let test = given_state(test)
+            .when(AbTestCommand::Pause { now: now() })
+            .state_after();
+        assign(&test, None, VariantChoice::Slot(0)).then_error(AbError::WrongStatus("paused".into()));
     }
 
-    #[test]
-    fn variants_in_a_running_test_keep_their_prompt() {
-        let spec = VariantSpec {
+    fn soft_spec() -> VariantSpec {
+        VariantSpec {
             name: "Soft".into(),
             prompt: "Be soft".into(),
             is_control: true,
             traffic_percent: 50,
-        };
-        let created = Variant::decide(
-            &VariantCommand::Create {
-                organization_id: Uuid::new_v4(),
-                agent_id: Uuid::new_v4(),
-                spec: spec.clone(),
-                now: now(),
-            },
-            &Variant::default(),
-        )
-        .unwrap();
-        let enrolled = Variant::fold(created.iter().chain(&[VariantEvent::VariantEnrolled {
-            test_id: Uuid::new_v4(),
+        }
+    }
+
+    fn variant_created(spec: VariantSpec) -> VariantEvent {
+        VariantEvent::VariantCreated {
+            organization_id: Uuid::nil(),
+            agent_id: Uuid::nil(),
+            spec,
             at: now(),
-        }]));
+        }
+    }
+
+    #[test]
+    fn variants_in_a_running_test_keep_their_prompt() {
+        let spec = soft_spec();
+        let enrolled = [
+            variant_created(spec.clone()),
+            VariantEvent::VariantEnrolled {
+                test_id: Uuid::new_v4(),
+                at: now(),
+            },
+        ];
         let changed = VariantSpec {
             prompt: "Be hard".into(),
             ..spec.clone()
         };
-        assert_eq!(
-            Variant::decide(
-                &VariantCommand::Update {
-                    spec: changed,
-                    now: now()
-                },
-                &enrolled
-            ),
-            Err(AbError::VariantInRunningTest)
-        );
+        given::<Variant>(enrolled.clone())
+            .when(VariantCommand::Update {
+                spec: changed,
+                now: now(),
+            })
+            .then_error(AbError::VariantInRunningTest);
         let renamed = VariantSpec {
             name: "Softer".into(),
             ..spec
         };
-        assert!(Variant::decide(
-            &VariantCommand::Update {
+        given::<Variant>(enrolled.clone())
+            .when(VariantCommand::Update {
                 spec: renamed,
-                now: now()
-            },
-            &enrolled
-        )
-        .is_ok());
-        assert_eq!(
-            Variant::decide(&VariantCommand::Delete { now: now() }, &enrolled),
-            Err(AbError::VariantInRunningTest)
-        );
+                now: now(),
+            })
+            .state_after();
+        given::<Variant>(enrolled)
+            .when(VariantCommand::Delete { now: now() })
+            .then_error(AbError::VariantInRunningTest);
+    }
+
+    #[test]
+    fn a_variant_is_created_valid_joins_one_test_at_a_time_and_is_released_by_it() {
+        given::<Variant>([])
+            .when(VariantCommand::Create {
+                organization_id: Uuid::nil(),
+                agent_id: Uuid::nil(),
+                spec: soft_spec(),
+                now: now(),
+            })
+            .then([variant_created(soft_spec())]);
+        assert!(matches!(
+            given::<Variant>([])
+                .when(VariantCommand::Create {
+                    organization_id: Uuid::nil(),
+                    agent_id: Uuid::nil(),
+                    spec: VariantSpec {
+                        traffic_percent: 101,
+                        ..soft_spec()
+                    },
+                    now: now(),
+                })
+                .error(),
+            AbError::Invalid {
+                field: "trafficPercent",
+                ..
+            }
+        ));
+        given::<Variant>([])
+            .when(VariantCommand::Delete { now: now() })
+            .then_error(AbError::NotFound("variant"));
+        let (test, other) = (Uuid::new_v4(), Uuid::new_v4());
+        let enrolled = given::<Variant>([variant_created(soft_spec())])
+            .when(VariantCommand::Enroll {
+                test_id: test,
+                now: now(),
+            })
+            .then([VariantEvent::VariantEnrolled {
+                test_id: test,
+                at: now(),
+            }]);
+        let enrolled = given_state(enrolled)
+            .when(VariantCommand::Enroll {
+                test_id: test,
+                now: now(),
+            })
+            .then_nothing();
+        let enrolled = given_state(enrolled)
+            .when(VariantCommand::Enroll {
+                test_id: other,
+                now: now(),
+            })
+            .then_error(AbError::VariantInRunningTest);
+        let enrolled = given_state(enrolled)
+            .when(VariantCommand::Release {
+                test_id: other,
+                now: now(),
+            })
+            .then_nothing();
+        given_state(enrolled)
+            .when(VariantCommand::Release {
+                test_id: test,
+                now: now(),
+            })
+            .then([VariantEvent::VariantReleased {
+                test_id: test,
+                at: now(),
+            }]);
+    }
+
+    #[test]
+    fn an_agent_runs_one_test_at_a_time() {
+        let (test, other) = (Uuid::new_v4(), Uuid::new_v4());
+        let running = given::<AgentExperiments>([])
+            .when(AgentExperimentCommand::Start {
+                test_id: test,
+                now: now(),
+            })
+            .then([AgentExperimentEvent::AgentTestStarted {
+                test_id: test,
+                at: now(),
+            }]);
+        let running = given_state(running)
+            .when(AgentExperimentCommand::Start {
+                test_id: other,
+                now: now(),
+            })
+            .then_error(AbError::TestAlreadyRunning(test));
+        let running = given_state(running)
+            .when(AgentExperimentCommand::End {
+                test_id: other,
+                now: now(),
+            })
+            .then_nothing();
+        given_state(running)
+            .when(AgentExperimentCommand::End {
+                test_id: test,
+                now: now(),
+            })
+            .then([AgentExperimentEvent::AgentTestEnded {
+                test_id: test,
+                at: now(),
+            }]);
     }
 
     #[test]

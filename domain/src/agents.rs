@@ -4,7 +4,7 @@ use crate::aggregate::Aggregate;
 use crate::analytics::AdherenceChecklist;
 use crate::domain_events;
 use crate::phone::PhoneNumber;
-use crate::voices;
+use crate::voices::{self, VoiceProvider};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
@@ -44,7 +44,7 @@ pub const MAX_TOKENS: u32 = 8192;
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct VoiceSettings {
-    pub provider: String,
+    pub provider: VoiceProvider,
     pub voice_id: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub speed: Option<f64>,
@@ -59,7 +59,7 @@ pub struct VoiceSettings {
 #[serde(rename_all = "camelCase")]
 pub struct ModelSettings {
     #[cfg_attr(feature = "openapi", schema(schema_with = crate::openapi::model_provider))]
-    pub provider: String,
+    pub provider: ModelProvider,
     #[cfg_attr(feature = "openapi", schema(schema_with = crate::openapi::name::<SETTING_NAME_CHARS>))]
     pub model: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -73,7 +73,7 @@ pub struct ModelSettings {
 impl Default for ModelSettings {
     fn default() -> Self {
         Self {
-            provider: "openai".into(),
+            provider: ModelProvider::OpenAi,
             model: "gpt-4o".into(),
             temperature: Some(0.7),
             max_tokens: None,
@@ -99,15 +99,19 @@ pub struct AgentSpec {
     pub outcome_rule: Option<crate::calls::OutcomeRule>,
 }
 
-pub const MODEL_PROVIDERS: &[&str] = &[
-    "openai",
-    "anthropic",
-    "google",
-    "groq",
-    "together-ai",
-    "deepinfra",
-    "custom-llm",
-];
+crate::open_enum! {
+    /// A model provider Vapi supports, spelled as Vapi's id (and as stored
+    /// in agents' specs). A request may name any; validation refuses `Other`.
+    pub enum ModelProvider {
+        OpenAi = "openai",
+        Anthropic = "anthropic",
+        Google = "google",
+        Groq = "groq",
+        TogetherAi = "together-ai",
+        DeepInfra = "deepinfra",
+        CustomLlm = "custom-llm",
+    }
+}
 
 fn bounded_text(field: &'static str, value: &str, max: usize) -> Result<(), AgentError> {
     if value.trim().is_empty() {
@@ -164,10 +168,10 @@ impl AgentSpec {
         if !language_ok {
             return Err(invalid("language", "must be a language tag like en or en-US"));
         }
-        if !MODEL_PROVIDERS.contains(&self.model.provider.as_str()) {
+        if let ModelProvider::Other(_) = self.model.provider {
             return Err(invalid(
                 "model.provider",
-                format!("must be one of {}", MODEL_PROVIDERS.join(", ")),
+                format!("must be one of {}", ModelProvider::listed()),
             ));
         }
         bounded_text("model.model", &self.model.model, SETTING_NAME_CHARS)?;
@@ -506,6 +510,7 @@ impl Aggregate for Agent {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::aggregate::given_when_then::{given, given_state};
     use crate::events::current_version;
 
     pub fn spec() -> AgentSpec {
@@ -514,7 +519,7 @@ mod tests {
             system_prompt: "You qualify leads.".into(),
             first_message: Some("Hi, this is Ava from Acme.".into()),
             voice: VoiceSettings {
-                provider: "11labs".into(),
+                provider: VoiceProvider::ElevenLabs,
                 voice_id: "21m00Tcm4TlvDq8ikWAM".into(),
                 speed: Some(1.1),
                 pitch: None,
@@ -532,16 +537,13 @@ mod tests {
     }
 
     fn created() -> Agent {
-        let events = Agent::decide(
-            &AgentCommand::Create {
+        given::<Agent>([])
+            .when(AgentCommand::Create {
                 organization_id: Uuid::new_v4(),
                 spec: spec(),
                 now: now(),
-            },
-            &Agent::default(),
-        )
-        .unwrap();
-        Agent::fold(&events)
+            })
+            .state_after()
     }
 
     #[test]
@@ -568,14 +570,6 @@ mod tests {
         assert!(spec().validate().is_ok());
     }
 
-    /// `agent` after a successful `command`.
-    fn after(agent: Agent, command: AgentCommand) -> Agent {
-        Agent::decide(&command, &agent)
-            .unwrap()
-            .iter()
-            .fold(agent, Agent::evolve)
-    }
-
     fn with_prompt(prompt: &str) -> AgentCommand {
         let mut changed = spec();
         changed.system_prompt = prompt.into();
@@ -597,22 +591,17 @@ mod tests {
     fn sync_tracks_the_revision_it_pushed() {
         let agent = created();
         assert!(agent.needs_sync());
-        let agent = after(agent, synced("asst_1", 1));
+        let agent = given_state(agent).when(synced("asst_1", 1)).state_after();
         assert!(!agent.needs_sync());
-        let agent = after(agent, with_prompt("New prompt"));
+        let agent = given_state(agent).when(with_prompt("New prompt")).state_after();
         assert!(agent.needs_sync());
         // A late outcome for revision 1, with the id already known, changes nothing.
-        assert!(Agent::decide(&synced("asst_1", 1), &agent).unwrap().is_empty());
+        let agent = given_state(agent).when(synced("asst_1", 1)).then_nothing();
         // Re-saving the same spec is not a change.
-        assert!(Agent::decide(
-            &AgentCommand::Update {
-                spec: agent.spec.clone().unwrap(),
-                now: now()
-            },
-            &agent
-        )
-        .unwrap()
-        .is_empty());
+        let spec = agent.spec.clone().unwrap();
+        given_state(agent)
+            .when(AgentCommand::Update { spec, now: now() })
+            .then_nothing();
     }
 
     #[test]
@@ -620,39 +609,34 @@ mod tests {
         // Given a creation in flight when the agent changed,
         let agent = created();
         let attempt = Uuid::new_v4();
-        let start = |previous, agent: &Agent| {
-            Agent::decide(
-                &AgentCommand::StartAssistantCreation {
-                    attempt,
-                    previous,
-                    now: now(),
-                },
-                agent,
-            )
+        let start = |previous| AgentCommand::StartAssistantCreation {
+            attempt,
+            previous,
+            now: now(),
         };
-        let agent = start(None, &agent).unwrap().iter().fold(agent, Agent::evolve);
+        let agent = given_state(agent).when(start(None)).state_after();
         assert_eq!(agent.creation_attempt.map(|(a, _)| a), Some(attempt));
         // a second worker that read the state before the first attempt loses,
-        assert_eq!(start(None, &agent), Err(AgentError::CreationInProgress));
-        let agent = after(agent, with_prompt("Changed meanwhile"));
+        let agent = given_state(agent)
+            .when(start(None))
+            .then_error(AgentError::CreationInProgress);
+        let agent = given_state(agent).when(with_prompt("Changed meanwhile")).state_after();
         // when the creation of revision 1 reports its assistant,
-        let events = Agent::decide(&synced("asst_1", 1), &agent).unwrap();
+        let events = given_state(agent.clone()).when(synced("asst_1", 1)).events();
         // then the id is recorded, and revision 2 is still to be pushed to that assistant.
         assert_eq!(events.len(), 1);
-        let agent = events.iter().fold(agent, Agent::evolve);
+        let agent = given_state(agent).when(synced("asst_1", 1)).then(events);
         assert_eq!(agent.vapi_assistant_id.as_deref(), Some("asst_1"));
         assert!(agent.needs_sync());
         assert_eq!(agent.creation_attempt, None);
-        assert_eq!(
-            start(None, &agent),
-            Err(AgentError::CreationInProgress),
-            "it exists now"
-        );
+        // it exists now
+        given_state(agent)
+            .when(start(None))
+            .then_error(AgentError::CreationInProgress);
     }
 
     #[test]
     fn deactivating_twice_changes_nothing_the_second_time() {
-        use crate::aggregate::given_when_then::given;
         let created = AgentEvent::AgentCreated {
             organization_id: Uuid::nil(),
             spec: spec(),
@@ -672,14 +656,13 @@ mod tests {
 
     #[test]
     fn deleted_agents_accept_no_more_commands() {
-        let agent = created();
-        let deleted = Agent::decide(&AgentCommand::Delete { now: now() }, &agent).unwrap();
-        let agent = deleted.iter().fold(agent, Agent::evolve);
+        let agent = given_state(created())
+            .when(AgentCommand::Delete { now: now() })
+            .state_after();
         assert!(!agent.exists() && agent.needs_sync());
-        assert_eq!(
-            Agent::decide(&AgentCommand::Activate { now: now() }, &agent),
-            Err(AgentError::NotFound)
-        );
+        given_state(agent)
+            .when(AgentCommand::Activate { now: now() })
+            .then_error(AgentError::NotFound);
     }
 
     #[test]
@@ -688,14 +671,17 @@ mod tests {
             reason: RefreshReason::CalendarsChanged,
             now: now(),
         };
-        let agent = after(after(created(), synced("asst_1", 1)), refresh());
+        let agent = given_state(created()).when(synced("asst_1", 1)).state_after();
+        let agent = given_state(agent).when(refresh()).state_after();
         assert!(agent.needs_sync());
         assert_eq!(agent.revision, 2);
         // The push of the refreshed revision settles it; the assistant id is kept.
-        let agent = after(agent, synced("asst_1", 2));
+        let agent = given_state(agent).when(synced("asst_1", 2)).state_after();
         assert!(!agent.needs_sync());
-        let deleted = after(agent, AgentCommand::Delete { now: now() });
-        assert_eq!(Agent::decide(&refresh(), &deleted), Err(AgentError::NotFound));
+        let deleted = given_state(agent)
+            .when(AgentCommand::Delete { now: now() })
+            .state_after();
+        given_state(deleted).when(refresh()).then_error(AgentError::NotFound);
     }
 
     #[test]

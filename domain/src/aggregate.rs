@@ -39,6 +39,11 @@ pub mod given_when_then {
         }
     }
 
+    /// Given a state already built (e.g. the result of a previous `then`).
+    pub fn given_state<A: Aggregate>(state: A) -> Given<A> {
+        Given { state }
+    }
+
     pub struct Given<A> {
         pub state: A,
     }
@@ -76,14 +81,35 @@ pub mod given_when_then {
             events.iter().fold(self.state, A::evolve)
         }
 
-        /// Asserts the command is refused with `expected`.
-        pub fn then_error(self, expected: A::Error) {
+        /// Asserts the command is refused with `expected`; returns the
+        /// state, unchanged.
+        pub fn then_error(self, expected: A::Error) -> A {
             assert_eq!(self.decided.err(), Some(expected));
+            self.state
         }
 
-        /// Asserts the command is accepted with no events (a repeat).
-        pub fn then_nothing(self) {
-            self.then([]);
+        /// Asserts the command is accepted with no events (a repeat);
+        /// returns the state, unchanged.
+        pub fn then_nothing(self) -> A {
+            self.then([])
+        }
+
+        /// The decided events (the command must be accepted), for a test
+        /// that checks only some fields of what was decided.
+        pub fn events(self) -> Vec<A::Event> {
+            self.decided.expect("the command is accepted")
+        }
+
+        /// Whatever was decided, for a table-driven test that classifies
+        /// accepted and refused commands alike.
+        pub fn outcome(self) -> Result<Vec<A::Event>, A::Error> {
+            self.decided
+        }
+
+        /// The refusal (the command must be refused), for a test that
+        /// checks only the kind of error.
+        pub fn error(self) -> A::Error {
+            self.decided.expect_err("the command is refused")
         }
     }
 }

@@ -579,6 +579,7 @@ impl Aggregate for User {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::aggregate::given_when_then::{given, given_state, Then};
     use crate::events::{current_version, DomainEvent};
     use chrono::Duration;
 
@@ -586,46 +587,39 @@ mod tests {
         "2026-11-24T12:00:00Z".parse().unwrap()
     }
 
+    fn register(role: Role, invited_by: Option<(Uuid, Role)>) -> UserCommand {
+        UserCommand::Register {
+            organization_id: Uuid::nil(),
+            email: Email::parse("a@example.com").unwrap(),
+            name: "Ada".into(),
+            role,
+            password_hash: Some("hash".into()),
+            invited_by,
+            now: now(),
+        }
+    }
+
     fn registered(role: Role) -> User {
-        let events = User::decide(
-            &UserCommand::Register {
-                organization_id: Uuid::new_v4(),
-                email: Email::parse("a@example.com").unwrap(),
-                name: "Ada".into(),
-                role,
-                password_hash: Some("hash".into()),
-                invited_by: None,
-                now: now(),
-            },
-            &User::default(),
-        )
-        .unwrap();
-        User::fold(&events)
+        given::<User>([]).when(register(role, None)).state_after()
     }
 
     fn issue(user: User, hash: &str, expires_in: Duration) -> User {
-        let events = User::decide(
-            &UserCommand::IssuePasswordToken {
+        given_state(user)
+            .when(UserCommand::IssuePasswordToken {
                 token_hash: hash.into(),
                 purpose: TokenPurpose::Reset,
                 expires_at: now() + expires_in,
                 now: now(),
-            },
-            &user,
-        )
-        .unwrap();
-        events.iter().fold(user, User::evolve)
+            })
+            .state_after()
     }
 
-    fn set_password(user: &User, hash: &str, at: DateTime<Utc>) -> Result<Vec<UserEvent>, AuthError> {
-        User::decide(
-            &UserCommand::SetPasswordWithToken {
-                token_hash: hash.into(),
-                password_hash: "new".into(),
-                now: at,
-            },
-            user,
-        )
+    fn set_password(user: &User, hash: &str, at: DateTime<Utc>) -> Then<User> {
+        given_state(user.clone()).when(UserCommand::SetPasswordWithToken {
+            token_hash: hash.into(),
+            password_hash: "new".into(),
+            now: at,
+        })
     }
 
     #[test]
@@ -646,7 +640,6 @@ mod tests {
 
     #[test]
     fn an_organization_is_created_once() {
-        use crate::aggregate::given_when_then::given;
         let created = OrganizationEvent::OrganizationCreated {
             name: "Acme".into(),
             owner_user_id: Uuid::nil(),
@@ -666,23 +659,19 @@ mod tests {
     #[test]
     fn a_token_is_single_use_and_expires() {
         let user = issue(registered(Role::Owner), "t1", Duration::hours(1));
-        assert_eq!(
-            set_password(&user, "t1", now() + Duration::hours(2)),
-            Err(AuthError::InvalidResetToken)
-        );
-        assert_eq!(set_password(&user, "wrong", now()), Err(AuthError::InvalidResetToken));
-        let events = set_password(&user, "t1", now()).unwrap();
-        let user = events.iter().fold(user, User::evolve);
+        set_password(&user, "t1", now() + Duration::hours(2)).then_error(AuthError::InvalidResetToken);
+        set_password(&user, "wrong", now()).then_error(AuthError::InvalidResetToken);
+        let user = set_password(&user, "t1", now()).state_after();
         assert_eq!(user.password_hash.as_deref(), Some("new"));
-        assert_eq!(set_password(&user, "t1", now()), Err(AuthError::InvalidResetToken));
+        set_password(&user, "t1", now()).then_error(AuthError::InvalidResetToken);
     }
 
     #[test]
     fn a_new_token_supersedes_the_previous_one() {
         let user = issue(registered(Role::Member), "old", Duration::hours(1));
         let user = issue(user, "new", Duration::hours(1));
-        assert_eq!(set_password(&user, "old", now()), Err(AuthError::InvalidResetToken));
-        assert!(set_password(&user, "new", now()).is_ok());
+        set_password(&user, "old", now()).then_error(AuthError::InvalidResetToken);
+        set_password(&user, "new", now()).state_after();
     }
 
     #[test]
@@ -691,50 +680,72 @@ mod tests {
         assert!(Role::Admin.may_invite(Role::Member));
         assert!(!Role::Admin.may_invite(Role::Owner));
         assert!(!Role::Member.may_invite(Role::Member));
-        let result = User::decide(
-            &UserCommand::Register {
-                organization_id: Uuid::new_v4(),
-                email: Email::parse("b@example.com").unwrap(),
-                name: "Bob".into(),
-                role: Role::Owner,
-                password_hash: None,
-                invited_by: Some((Uuid::new_v4(), Role::Admin)),
-                now: now(),
-            },
-            &User::default(),
-        );
-        assert!(matches!(result, Err(AuthError::RoleNotAllowed { .. })));
+        assert!(matches!(
+            given::<User>([])
+                .when(register(Role::Owner, Some((Uuid::new_v4(), Role::Admin))))
+                .error(),
+            AuthError::RoleNotAllowed { .. }
+        ));
     }
 
     #[test]
     fn a_user_or_email_or_organization_exists_once() {
+        given_state(registered(Role::Owner))
+            .when(register(Role::Owner, None))
+            .then_error(AuthError::UserExists);
+        given::<EmailClaim>([EmailClaimEvent::EmailClaimed {
+            user_id: Uuid::new_v4(),
+        }])
+        .when(ClaimEmail {
+            user_id: Uuid::new_v4(),
+        })
+        .then_error(AuthError::EmailTaken);
+    }
+
+    #[test]
+    fn a_user_registers_with_a_valid_name_and_is_issued_tokens_once_registered() {
+        let inviter = Uuid::new_v4();
+        given::<User>([])
+            .when(register(Role::Member, Some((inviter, Role::Admin))))
+            .then([UserEvent::UserRegistered {
+                organization_id: Uuid::nil(),
+                email: Email::parse("a@example.com").unwrap(),
+                name: "Ada".into(),
+                role: Role::Member,
+                password_hash: Some("hash".into()),
+                invited_by: Some(inviter),
+                registered_at: now(),
+            }]);
         assert!(matches!(
-            User::decide(
-                &UserCommand::Register {
-                    organization_id: Uuid::new_v4(),
+            given::<User>([])
+                .when(UserCommand::Register {
+                    organization_id: Uuid::nil(),
                     email: Email::parse("a@example.com").unwrap(),
-                    name: "Ada".into(),
+                    name: " ".into(),
                     role: Role::Owner,
                     password_hash: None,
                     invited_by: None,
                     now: now(),
-                },
-                &registered(Role::Owner)
-            ),
-            Err(AuthError::UserExists)
+                })
+                .error(),
+            AuthError::Invalid { .. }
         ));
-        let claim = EmailClaim::fold(&[EmailClaimEvent::EmailClaimed {
-            user_id: Uuid::new_v4(),
-        }]);
-        assert_eq!(
-            EmailClaim::decide(
-                &ClaimEmail {
-                    user_id: Uuid::new_v4()
-                },
-                &claim
-            ),
-            Err(AuthError::EmailTaken)
-        );
+        given::<User>([])
+            .when(UserCommand::IssuePasswordToken {
+                token_hash: "t".into(),
+                purpose: TokenPurpose::Invitation,
+                expires_at: now(),
+                now: now(),
+            })
+            .then_error(AuthError::UserNotFound);
+    }
+
+    #[test]
+    fn an_email_is_claimed_by_its_first_user() {
+        let user_id = Uuid::new_v4();
+        given::<EmailClaim>([])
+            .when(ClaimEmail { user_id })
+            .then([EmailClaimEvent::EmailClaimed { user_id }]);
     }
 
     #[test]

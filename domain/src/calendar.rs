@@ -294,10 +294,7 @@ impl CalendarSettings {
         if self.working_days.is_empty() {
             return Err(invalid("workingDays", "must name at least one day"));
         }
-        let mut days = self.working_days.clone();
-        days.sort_unstable();
-        days.dedup();
-        if days.len() != self.working_days.len() {
+        if crate::has_repeats(&self.working_days) {
             return Err(invalid("workingDays", "names a day twice"));
         }
         if self.minimum_notice_minutes > MAX_NOTICE_MINUTES {
@@ -318,10 +315,7 @@ impl CalendarSettings {
                 return Err(invalid("calendarId", "must be a provider calendar id"));
             }
         }
-        let mut agents = self.agent_ids.clone();
-        agents.sort_unstable();
-        agents.dedup();
-        if agents.len() != self.agent_ids.len() {
+        if crate::has_repeats(&self.agent_ids) {
             return Err(invalid("agentIds", "names an agent twice"));
         }
         Ok(())
@@ -850,22 +844,32 @@ pub enum BookingCommand {
         reason: ReleaseReason,
         now: DateTime<Utc>,
     },
-    /// What a Calendly `invitee.created` delivery says.
-    RecordCalendlyScheduled {
+    /// Records what a Calendly delivery says.
+    RecordCalendly {
+        delivery: CalendlyDelivery,
+        now: DateTime<Utc>,
+    },
+}
+
+/// What one Calendly delivery says.
+#[derive(Debug, Clone, PartialEq)]
+pub enum CalendlyDelivery {
+    /// `invitee.created`.
+    InviteeCreated {
         invitee_uri: String,
         event_uri: String,
         name: String,
         email: Option<String>,
         slot: Slot,
+        /// For a reschedule: the invitee this one replaces.
         rescheduled_from: Option<String>,
-        now: DateTime<Utc>,
     },
-    /// What a Calendly `invitee.canceled` delivery says.
-    RecordCalendlyCanceled {
+    /// `invitee.canceled`.
+    InviteeCanceled {
         invitee_uri: String,
+        /// Canceled because the invitee picked a new time (an `InviteeCreated` follows).
         rescheduled: bool,
         reason: Option<String>,
-        now: DateTime<Utc>,
     },
 }
 
@@ -887,6 +891,13 @@ impl CalendarBookings {
             .filter(|b| b.occupies())
             .map(|b| b.slot)
             .collect()
+    }
+
+    /// The booking while it is still pending (None once confirmed or
+    /// released: a repeat); refused when there is no such booking.
+    fn pending(&self, booking_id: &Uuid) -> Result<Option<&Booking>, CalendarError> {
+        let booking = self.bookings.get(booking_id).ok_or(CalendarError::BookingNotFound)?;
+        Ok((booking.status == AppointmentStatus::Pending).then_some(booking))
     }
 }
 
@@ -934,10 +945,9 @@ impl Aggregate for CalendarBookings {
                 meeting_link,
                 now,
             } => {
-                let booking = state.bookings.get(booking_id).ok_or(CalendarError::BookingNotFound)?;
-                if booking.status != AppointmentStatus::Pending {
+                let Some(booking) = state.pending(booking_id)? else {
                     return Ok(vec![]);
-                }
+                };
                 Ok(vec![BookingEvent::AppointmentBooked {
                     booking_id: *booking_id,
                     call_id: booking.call_id,
@@ -958,8 +968,7 @@ impl Aggregate for CalendarBookings {
                 reason,
                 now,
             } => {
-                let booking = state.bookings.get(booking_id).ok_or(CalendarError::BookingNotFound)?;
-                if booking.status != AppointmentStatus::Pending {
+                if state.pending(booking_id)?.is_none() {
                     return Ok(vec![]);
                 }
                 Ok(vec![BookingEvent::AppointmentSlotReleased {
@@ -968,13 +977,16 @@ impl Aggregate for CalendarBookings {
                     at: *now,
                 }])
             }
-            BookingCommand::RecordCalendlyScheduled {
-                invitee_uri,
-                event_uri,
-                name,
-                email,
-                slot,
-                rescheduled_from,
+            BookingCommand::RecordCalendly {
+                delivery:
+                    CalendlyDelivery::InviteeCreated {
+                        invitee_uri,
+                        event_uri,
+                        name,
+                        email,
+                        slot,
+                        rescheduled_from,
+                    },
                 now,
             } => {
                 if state.invitees.contains_key(invitee_uri) {
@@ -992,10 +1004,13 @@ impl Aggregate for CalendarBookings {
                     at: *now,
                 }])
             }
-            BookingCommand::RecordCalendlyCanceled {
-                invitee_uri,
-                rescheduled,
-                reason,
+            BookingCommand::RecordCalendly {
+                delivery:
+                    CalendlyDelivery::InviteeCanceled {
+                        invitee_uri,
+                        rescheduled,
+                        reason,
+                    },
                 now,
             } => {
                 let booking_id = calendly_booking_id(invitee_uri);

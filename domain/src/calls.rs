@@ -695,6 +695,7 @@ mod tests {
     }
 
     use super::*;
+    use crate::aggregate::given_when_then::{given, given_state};
 
     fn at(s: &str) -> DateTime<Utc> {
         format!("2026-11-24T12:00:{s}Z").parse().unwrap()
@@ -720,44 +721,33 @@ mod tests {
         };
         let call = Call::fold(&[requested]);
         assert!(call.awaits_placement());
-        let start = |attempt, previous, call: &Call| {
-            Call::decide(
-                &CallCommand::StartPlacement {
-                    attempt,
-                    previous,
-                    now: at("01"),
-                },
-                call,
-            )
+        let start = |attempt, previous| CallCommand::StartPlacement {
+            attempt,
+            previous,
+            now: at("01"),
         };
         let (first, second) = (Uuid::new_v4(), Uuid::new_v4());
-        let call = start(first, None, &call).unwrap().iter().fold(call, Call::evolve);
+        let call = given_state(call).when(start(first, None)).state_after();
         // A worker that read the call before the first attempt was recorded loses.
-        assert_eq!(start(second, None, &call), Err(CallError::PlacementInProgress));
+        let call = given_state(call)
+            .when(start(second, None))
+            .then_error(CallError::PlacementInProgress);
         // One that found the first attempt and checked Vapi has no such call may try again.
-        let call = start(second, Some(first), &call)
-            .unwrap()
-            .iter()
-            .fold(call, Call::evolve);
-        let placed = Call::decide(
-            &CallCommand::RecordPlaced {
+        let call = given_state(call).when(start(second, Some(first))).state_after();
+        let call = given_state(call)
+            .when(CallCommand::RecordPlaced {
                 vapi_call_id: "call_1".into(),
                 now: at("02"),
-            },
-            &call,
-        )
-        .unwrap();
-        let call = placed.iter().fold(call, Call::evolve);
+            })
+            .state_after();
         assert!(!call.awaits_placement());
-        assert_eq!(
-            start(Uuid::new_v4(), Some(second), &call),
-            Err(CallError::PlacementInProgress)
-        );
+        given_state(call)
+            .when(start(Uuid::new_v4(), Some(second)))
+            .then_error(CallError::PlacementInProgress);
     }
 
     #[test]
     fn an_outcome_is_recorded_once_and_changed_only_to_another() {
-        use crate::aggregate::given_when_then::given;
         let recorded = |outcome| CallEvent::CallOutcomeRecorded {
             outcome,
             notes: None,
@@ -783,7 +773,6 @@ mod tests {
 
     #[test]
     fn each_report_is_analyzed_once_and_only_while_it_is_the_latest() {
-        use crate::aggregate::given_when_then::given;
         use crate::analytics::CallAnalysis;
         let report = CallReport {
             duration_seconds: Some(42.0),
@@ -845,27 +834,23 @@ mod tests {
 
     #[test]
     fn outcomes_are_validated_and_not_repeated() {
-        let call = Call::fold(&[status("ended")]);
-        let record = |o: &str, c: &Call| {
-            Call::decide(
-                &CallCommand::RecordOutcome {
-                    outcome: o.parse()?,
-                    notes: None,
-                    source: "api".into(),
-                    now: at("01"),
-                },
-                c,
-            )
+        let record = |o: &str| -> Result<CallCommand, CallError> {
+            Ok(CallCommand::RecordOutcome {
+                outcome: o.parse()?,
+                notes: None,
+                source: "api".into(),
+                now: at("01"),
+            })
         };
-        assert!(matches!(
-            record("won-the-lottery", &call),
-            Err(CallError::Invalid { .. })
-        ));
-        let events = record("qualified", &call).unwrap();
-        let call = events.iter().fold(call, Call::evolve);
-        assert!(record("qualified", &call).unwrap().is_empty());
-        assert_eq!(record("sale", &call).unwrap().len(), 1);
-        assert_eq!(record("qualified", &Call::default()), Err(CallError::NotFound));
+        assert!(matches!(record("won-the-lottery"), Err(CallError::Invalid { .. })));
+        let call = given::<Call>([status("ended")])
+            .when(record("qualified").unwrap())
+            .state_after();
+        let call = given_state(call).when(record("qualified").unwrap()).then_nothing();
+        assert_eq!(given_state(call).when(record("sale").unwrap()).events().len(), 1);
+        given::<Call>([])
+            .when(record("qualified").unwrap())
+            .then_error(CallError::NotFound);
     }
 
     #[test]

@@ -1011,6 +1011,7 @@ impl Aggregate for CrmContactRecord {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::aggregate::given_when_then::{given, given_state};
 
     fn at() -> DateTime<Utc> {
         "2026-03-02T13:00:00Z".parse().unwrap()
@@ -1018,7 +1019,6 @@ mod tests {
 
     #[test]
     fn a_backfill_runs_one_at_a_time_records_its_job_once_and_widens_what_the_crm_takes() {
-        use crate::aggregate::given_when_then::given;
         let user = Uuid::from_u128(7);
         let connected = CrmEvent::CrmConnected {
             organization_id: Uuid::from_u128(1),
@@ -1083,7 +1083,6 @@ mod tests {
 
     #[test]
     fn a_catch_up_holds_the_calls_since_the_connection_until_planned_then_the_bulk_covers_them() {
-        use crate::aggregate::given_when_then::given;
         let connected = CrmEvent::CrmConnected {
             organization_id: Uuid::from_u128(1),
             connected_by: Uuid::from_u128(7),
@@ -1133,11 +1132,6 @@ mod tests {
         }
     }
 
-    fn apply(state: CallSync, event: CrmSyncEvent) -> CallSync {
-        let events = CallSync::decide(&event, &state).unwrap();
-        events.iter().fold(state, CallSync::evolve)
-    }
-
     fn changed(properties: &[(&str, &str)], at_minute: u32, event_id: i64) -> CrmContactEvent {
         CrmContactEvent::CrmContactChanged {
             provider: CrmProvider::Hubspot,
@@ -1151,31 +1145,25 @@ mod tests {
         }
     }
 
-    /// Given `history` was recorded, what reporting `reported` records.
-    fn record(history: &[CrmContactEvent], reported: &CrmContactEvent) -> Vec<CrmContactEvent> {
-        CrmContactRecord::decide(reported, &CrmContactRecord::fold(history)).unwrap()
-    }
-
     #[test]
     fn a_contact_change_is_kept_once_and_only_when_newer() {
         let first = changed(&[("firstname", "Ann")], 1, 10);
-        assert_eq!(record(&[], &first), vec![first.clone()]);
+        given::<CrmContactRecord>([]).when(first.clone()).then([first.clone()]);
         // A redelivery records nothing.
-        assert_eq!(record(std::slice::from_ref(&first), &first), vec![]);
+        given::<CrmContactRecord>([first.clone()])
+            .when(first.clone())
+            .then_nothing();
         // An older change delivered late loses to the newer one we hold; its other properties are kept.
         let late = changed(&[("firstname", "Anne"), ("company", "Acme")], 0, 9);
-        assert_eq!(
-            record(std::slice::from_ref(&first), &late),
-            vec![changed(&[("company", "Acme")], 0, 9)]
-        );
+        given::<CrmContactRecord>([first.clone()])
+            .when(late)
+            .then([changed(&[("company", "Acme")], 0, 9)]);
         // In the same millisecond, the CRM's event id orders the changes.
-        assert_eq!(
-            record(std::slice::from_ref(&first), &changed(&[("firstname", "Annie")], 1, 9)),
-            vec![]
-        );
+        given::<CrmContactRecord>([first.clone()])
+            .when(changed(&[("firstname", "Annie")], 1, 9))
+            .then_nothing();
         let next = changed(&[("firstname", "Annie")], 1, 11);
-        assert_eq!(record(std::slice::from_ref(&first), &next), vec![next.clone()]);
-        let state = CrmContactRecord::fold(&[first, next]);
+        let state = given::<CrmContactRecord>([first]).when(next.clone()).then([next]);
         assert_eq!(state.properties["firstname"], "Annie");
         assert!(!state.is_deleted());
     }
@@ -1188,11 +1176,27 @@ mod tests {
             occurred_at: at(),
         };
         let first = changed(&[("firstname", "Ann")], 0, 1);
-        assert_eq!(record(std::slice::from_ref(&first), &deleted), vec![deleted.clone()]);
-        let history = [first, deleted.clone()];
-        assert!(CrmContactRecord::fold(&history).is_deleted());
-        assert_eq!(record(&history, &deleted), vec![], "a redelivered deletion");
-        assert_eq!(record(&history, &changed(&[("firstname", "Bo")], 5, 2)), vec![]);
+        let state = given::<CrmContactRecord>([first])
+            .when(deleted.clone())
+            .then([deleted.clone()]);
+        assert!(state.is_deleted());
+        // A redelivered deletion.
+        let state = given_state(state).when(deleted).then_nothing();
+        given_state(state)
+            .when(changed(&[("firstname", "Bo")], 5, 2))
+            .then_nothing();
+    }
+
+    #[test]
+    fn what_the_crm_did_for_a_call_is_recorded_once() {
+        let logged = CrmSyncEvent::CrmCallLogged {
+            provider: CrmProvider::Hubspot,
+            call_id: Uuid::nil(),
+            engagement_id: "9".into(),
+            at: at(),
+        };
+        given::<CallSync>([]).when(logged.clone()).then([logged.clone()]);
+        given::<CallSync>([logged.clone()]).when(logged).then_nothing();
     }
 
     #[test]
@@ -1203,45 +1207,41 @@ mod tests {
         assert_eq!(sync.next_step(&ended(None), &settings), Some(SyncStep::ResolveContact));
         assert_eq!(sync.next_step(&CallToSync::default(), &settings), None, "not ended yet");
         let h = CrmProvider::Hubspot;
-        sync = apply(
-            sync,
-            CrmSyncEvent::CrmWriteStarted {
+        sync = given_state(sync)
+            .when(CrmSyncEvent::CrmWriteStarted {
                 step: SyncStep::ResolveContact,
                 at: at(),
-            },
-        );
+            })
+            .state_after();
         assert!(sync.is_unconfirmed(SyncStep::ResolveContact));
-        sync = apply(
-            sync,
-            CrmSyncEvent::CrmContactResolved {
+        sync = given_state(sync)
+            .when(CrmSyncEvent::CrmContactResolved {
                 provider: h,
                 call_id: Uuid::nil(),
                 contact_id: "51".into(),
                 created: true,
                 at: at(),
-            },
-        );
+            })
+            .state_after();
         assert!(!sync.is_unconfirmed(SyncStep::ResolveContact));
         assert_eq!(sync.next_step(&call, &settings), Some(SyncStep::LogCall));
-        sync = apply(
-            sync,
-            CrmSyncEvent::CrmCallLogged {
+        sync = given_state(sync)
+            .when(CrmSyncEvent::CrmCallLogged {
                 provider: h,
                 call_id: Uuid::nil(),
                 engagement_id: "9".into(),
                 at: at(),
-            },
-        );
+            })
+            .state_after();
         assert_eq!(sync.next_step(&call, &settings), Some(SyncStep::AddNote));
-        sync = apply(
-            sync,
-            CrmSyncEvent::CrmNoteAdded {
+        sync = given_state(sync)
+            .when(CrmSyncEvent::CrmNoteAdded {
                 provider: h,
                 call_id: Uuid::nil(),
                 note_id: "7".into(),
                 at: at(),
-            },
-        );
+            })
+            .state_after();
         assert_eq!(sync.next_step(&call, &settings), Some(SyncStep::UpdateDeal));
         let deal = CrmSyncEvent::CrmDealUpdated {
             provider: h,
@@ -1251,10 +1251,10 @@ mod tests {
             created: true,
             at: at(),
         };
-        sync = apply(sync, deal.clone());
+        sync = given_state(sync).when(deal.clone()).state_after();
         assert_eq!(sync.next_step(&call, &settings), None);
         // A recorded result is not recorded twice.
-        assert_eq!(CallSync::decide(&deal, &sync), Ok(vec![]));
+        let sync = given_state(sync).when(deal).then_nothing();
         // A later appointment moves the same deal on.
         assert_eq!(
             sync.next_step(&ended(Some(Outcome::Appointment)), &settings),
@@ -1297,9 +1297,10 @@ mod tests {
             record_id: "a005e".into(),
             at: at(),
         };
-        sync = apply(sync, created.clone());
+        sync = given_state(sync).when(created.clone()).state_after();
         assert_eq!(sync.next_step(&call, &settings), Some(SyncStep::UpdateDeal));
-        assert_eq!(CallSync::decide(&created, &sync), Ok(vec![]), "written once");
+        // Written once.
+        given_state(sync).when(created).then_nothing();
         let mut unmapped = settings.clone();
         unmapped.custom_record.as_mut().unwrap().fields.clear();
         assert_eq!(
@@ -1351,12 +1352,7 @@ mod tests {
             scopes: vec!["crm.objects.contacts.write".into()],
             now: at(),
         };
-        let fold = |state: CrmIntegration, command: &CrmCommand| {
-            CrmIntegration::decide(command, &state)
-                .unwrap()
-                .iter()
-                .fold(state, CrmIntegration::evolve)
-        };
+        let fold = |state: CrmIntegration, command: &CrmCommand| given_state(state).when(command.clone()).state_after();
         let state = fold(CrmIntegration::default(), &connect("111"));
         let mut settings = state.settings.clone().unwrap();
         settings.auto_create_contacts = false;

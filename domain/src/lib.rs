@@ -26,3 +26,10 @@ pub mod voices;
 pub use aggregate::Aggregate;
 pub use event_log::{Checkpoint, EventMetadata, ExpectedVersion, NewEvent, RecordedEvent, StreamId};
 pub use events::DomainEvent;
+
+/// Whether some value appears more than once (lists that name each thing once: days, ids).
+pub fn has_repeats<T: Ord>(items: &[T]) -> bool {
+    let mut sorted: Vec<&T> = items.iter().collect();
+    sorted.sort_unstable();
+    sorted.windows(2).any(|pair| pair[0] == pair[1])
+}

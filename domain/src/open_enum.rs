@@ -110,6 +110,23 @@ mod tests {
             ["twilio", "vonage", "telnyx", "byo-sip-trunk"]
         );
         assert_eq!(spellings(CallDirection::KNOWN), ["inbound", "outbound", "web"]);
+        use crate::{agents::ModelProvider, voices::VoiceProvider};
+        assert_eq!(
+            spellings(VoiceProvider::KNOWN),
+            ["11labs", "openai", "deepgram", "azure", "playht", "cartesia"]
+        );
+        assert_eq!(
+            spellings(ModelProvider::KNOWN),
+            [
+                "openai",
+                "anthropic",
+                "google",
+                "groq",
+                "together-ai",
+                "deepinfra",
+                "custom-llm"
+            ]
+        );
         use crate::DomainEvent;
         for raw in ["blocked", "suspended"] {
             let payload = serde_json::json!({ "status": raw, "at": "2026-11-24T12:00:00Z" });

@@ -218,19 +218,20 @@ fn one_of_names<N: Into<serde_json::Value>>(names: Vec<N>) -> Schema {
 /// One voice of the catalogue, with the tuning its provider honours.
 impl PartialSchema for crate::agents::VoiceSettings {
     fn schema() -> RefOr<Schema> {
-        let mut providers: Vec<&str> = crate::voices::VOICES.iter().map(|v| v.provider).collect();
-        providers.sort_unstable();
+        let mut providers: Vec<&crate::voices::VoiceProvider> =
+            crate::voices::VOICES.iter().map(|v| &v.provider).collect();
+        providers.sort_unstable_by_key(|p| p.as_str());
         providers.dedup();
         let mut one_of = OneOfBuilder::new();
         for provider in providers {
             let voices: Vec<&str> = crate::voices::VOICES
                 .iter()
-                .filter(|v| v.provider == provider)
+                .filter(|v| v.provider == *provider)
                 .map(|v| v.voice_id)
                 .collect();
             let tuning = crate::voices::tuning(provider);
             let mut shape = ObjectBuilder::new()
-                .property("provider", one_of_names(vec![provider]))
+                .property("provider", one_of_names(vec![provider.as_str()]))
                 .required("provider")
                 .property("voiceId", one_of_names(voices))
                 .required("voiceId");
@@ -252,8 +253,17 @@ impl ToSchema for crate::agents::VoiceSettings {}
 
 /// A model provider Vapi supports.
 pub fn model_provider() -> Schema {
-    one_of_names(crate::agents::MODEL_PROVIDERS.to_vec())
+    let known = crate::agents::ModelProvider::KNOWN;
+    one_of_names(known.iter().map(|p| p.as_str()).collect())
 }
+
+impl PartialSchema for crate::voices::VoiceProvider {
+    fn schema() -> RefOr<Schema> {
+        let known = crate::voices::VoiceProvider::KNOWN;
+        one_of_names(known.iter().map(|p| p.as_str()).collect()).into()
+    }
+}
+impl ToSchema for crate::voices::VoiceProvider {}
 
 /// Slack routes: one per notification kind.
 pub fn slack_routes() -> Schema {

@@ -528,6 +528,7 @@ impl Aggregate for Credential {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::aggregate::given_when_then::{given, given_state};
 
     fn now() -> DateTime<Utc> {
         "2026-11-24T12:00:00Z".parse().unwrap()
@@ -550,7 +551,6 @@ mod tests {
 
     #[test]
     fn provisioning_is_claimed_once_and_never_after_the_number_exists() {
-        use crate::aggregate::given_when_then::given;
         let added = PhoneNumberEvent::PhoneNumberAdded {
             organization_id: Uuid::nil(),
             name: None,
@@ -602,49 +602,84 @@ mod tests {
             agent_id: None,
             now: now(),
         };
-        let state = PhoneNumberState::fold(&PhoneNumberState::decide(&add, &PhoneNumberState::default()).unwrap());
-        let assigned = PhoneNumberState::decide(
-            &PhoneNumberCommand::Assign {
-                agent_id: Some(agent),
-                now: now(),
-            },
-            &state,
-        )
-        .unwrap();
-        let state = assigned.iter().fold(state, PhoneNumberState::evolve);
+        let state = given::<PhoneNumberState>([]).when(add).state_after();
+        let assign = || PhoneNumberCommand::Assign {
+            agent_id: Some(agent),
+            now: now(),
+        };
+        let state = given_state(state).when(assign()).state_after();
         assert_eq!(state.revision, 2);
-        assert!(PhoneNumberState::decide(
-            &PhoneNumberCommand::Assign {
-                agent_id: Some(agent),
-                now: now()
-            },
-            &state
-        )
-        .unwrap()
-        .is_empty());
+        let state = given_state(state).when(assign()).then_nothing();
         let status = PhoneNumberCommand::RecordStatus {
             status: PhoneNumberStatus::Active,
             now: now(),
         };
-        let changed = PhoneNumberState::decide(&status, &state).unwrap();
-        let state = changed.iter().fold(state, PhoneNumberState::evolve);
-        assert!(PhoneNumberState::decide(&status, &state).unwrap().is_empty());
+        let state = given_state(state).when(status.clone()).state_after();
+        given_state(state).when(status).then_nothing();
     }
 
     #[test]
     fn credentials_validate_their_provider() {
         let add = |provider: &str| CredentialCommand::Add {
-            organization_id: Uuid::new_v4(),
+            organization_id: Uuid::nil(),
             provider: CredentialProvider::parse(provider),
             name: "Main".into(),
             sealed: "x".into(),
             hint: "…1234".into(),
             now: now(),
         };
-        assert!(Credential::decide(&add("twilio"), &Credential::default()).is_ok());
+        given::<Credential>([]).when(add("twilio")).state_after();
         assert!(matches!(
-            Credential::decide(&add("carrier-pigeon"), &Credential::default()),
-            Err(NumberError::Invalid { .. })
+            given::<Credential>([]).when(add("carrier-pigeon")).error(),
+            NumberError::Invalid { .. }
         ));
+    }
+
+    #[test]
+    fn a_credential_is_added_once_named_and_registered_or_removed_only_while_it_exists() {
+        let add = |name: &str| CredentialCommand::Add {
+            organization_id: Uuid::nil(),
+            provider: CredentialProvider::parse("twilio"),
+            name: name.into(),
+            sealed: "x".into(),
+            hint: "…1234".into(),
+            now: now(),
+        };
+        let added = CredentialEvent::CredentialAdded {
+            organization_id: Uuid::nil(),
+            provider: CredentialProvider::parse("twilio"),
+            name: "Main".into(),
+            sealed: "x".into(),
+            hint: "…1234".into(),
+            at: now(),
+        };
+        given::<Credential>([]).when(add(" Main ")).then([added.clone()]);
+        given::<Credential>([added.clone()])
+            .when(add("Main"))
+            .then_error(NumberError::Exists("credential"));
+        assert!(matches!(
+            given::<Credential>([]).when(add(" ")).error(),
+            NumberError::Invalid { field: "name", .. }
+        ));
+        let register = || CredentialCommand::RecordRegistered {
+            vapi_credential_id: "cred_1".into(),
+            now: now(),
+        };
+        given::<Credential>([])
+            .when(register())
+            .then_error(NumberError::NotFound("credential"));
+        given::<Credential>([added.clone()])
+            .when(register())
+            .then([CredentialEvent::CredentialRegisteredWithVapi {
+                vapi_credential_id: "cred_1".into(),
+                at: now(),
+            }]);
+        let removed = CredentialEvent::CredentialRemoved { at: now() };
+        given::<Credential>([added.clone()])
+            .when(CredentialCommand::Remove { now: now() })
+            .then([removed.clone()]);
+        given::<Credential>([added, removed])
+            .when(CredentialCommand::Remove { now: now() })
+            .then_error(NumberError::NotFound("credential"));
     }
 }

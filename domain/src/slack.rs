@@ -843,6 +843,12 @@ mod tests {
         }
     }
 
+    /// Whether a `kind` notification at 21:30 in New York, muted 21:00 to 08:00, is delivered at once.
+    fn passes_mute_hours(kind: NotificationKind) -> bool {
+        let late_evening = at("2026-11-25T02:30:00Z");
+        muted("21:00", "08:00", "America/New_York").deliver_at(kind, late_evening) == late_evening
+    }
+
     #[test]
     fn mute_hours_defer_to_the_local_end_of_the_window() {
         let prefs = muted("21:00", "08:00", "America/New_York");
@@ -862,10 +868,7 @@ mod tests {
             at("2026-11-25T15:00:00Z")
         );
         // Failures bypass by default.
-        assert_eq!(
-            prefs.deliver_at(NotificationKind::CallFailed, at("2026-11-25T02:30:00Z")),
-            at("2026-11-25T02:30:00Z")
-        );
+        assert!(passes_mute_hours(NotificationKind::CallFailed));
         // Across the spring DST change in Berlin: 01:30 UTC on 29 March is 03:30 CEST.
         let berlin = muted("22:00", "07:00", "Europe/Berlin");
         assert_eq!(
@@ -889,11 +892,7 @@ mod tests {
         assert!(Preferences::default()
             .route(NotificationKind::CalendarNeedsReauth)
             .is_some());
-        let prefs = muted("21:00", "08:00", "America/New_York");
-        assert_eq!(
-            prefs.deliver_at(NotificationKind::CalendarNeedsReauth, at("2026-11-25T02:30:00Z")),
-            at("2026-11-25T02:30:00Z")
-        );
+        assert!(passes_mute_hours(NotificationKind::CalendarNeedsReauth));
     }
 
     #[test]

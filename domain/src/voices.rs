@@ -2,12 +2,23 @@
 
 use serde::Serialize;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+crate::open_enum! {
+    /// A voice provider, spelled as Vapi's id (and as stored in agents' specs).
+    pub enum VoiceProvider {
+        ElevenLabs = "11labs",
+        OpenAi = "openai",
+        Deepgram = "deepgram",
+        Azure = "azure",
+        PlayHt = "playht",
+        Cartesia = "cartesia",
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct Voice {
-    /// Vapi's voice provider id (`11labs`, `openai`, `deepgram`, `azure`, `playht`, `cartesia`).
-    pub provider: &'static str,
+    pub provider: VoiceProvider,
     pub voice_id: &'static str,
     pub name: &'static str,
     /// BCP-47 language the voice is made for.
@@ -23,19 +34,20 @@ pub struct ProviderTuning {
     pub stability: bool,
 }
 
-pub fn tuning(provider: &str) -> ProviderTuning {
+pub fn tuning(provider: &VoiceProvider) -> ProviderTuning {
+    use VoiceProvider as P;
     match provider {
-        "11labs" => ProviderTuning {
+        P::ElevenLabs => ProviderTuning {
             speed: true,
             pitch: false,
             stability: true,
         },
-        "azure" | "playht" | "openai" | "cartesia" => ProviderTuning {
+        P::Azure | P::PlayHt | P::OpenAi | P::Cartesia => ProviderTuning {
             speed: true,
             pitch: false,
             stability: false,
         },
-        _ => ProviderTuning {
+        P::Deepgram | P::Other(_) => ProviderTuning {
             speed: false,
             pitch: false,
             stability: false,
@@ -44,7 +56,7 @@ pub fn tuning(provider: &str) -> ProviderTuning {
 }
 
 const fn voice(
-    provider: &'static str,
+    provider: VoiceProvider,
     voice_id: &'static str,
     name: &'static str,
     language: &'static str,
@@ -59,35 +71,37 @@ const fn voice(
     }
 }
 
+use VoiceProvider::{Azure, Cartesia, Deepgram, ElevenLabs, OpenAi, PlayHt};
+
 pub const VOICES: &[Voice] = &[
-    voice("11labs", "21m00Tcm4TlvDq8ikWAM", "Rachel", "en-US", "female"),
-    voice("11labs", "EXAVITQu4vr4xnSDxMaL", "Sarah", "en-US", "female"),
-    voice("11labs", "AZnzlk1XvdvUeBnXmlld", "Domi", "en-US", "female"),
-    voice("11labs", "pNInz6obpgDQGcFmaJgB", "Adam", "en-US", "male"),
-    voice("11labs", "ErXwobaYiN019PkySvjV", "Antoni", "en-US", "male"),
-    voice("11labs", "TxGEqnHWrfWFTfGW9XjX", "Josh", "en-US", "male"),
-    voice("11labs", "D38z5RcWu1voky8WS1ja", "Fin", "en-IE", "male"),
-    voice("openai", "alloy", "Alloy", "en-US", "neutral"),
-    voice("openai", "echo", "Echo", "en-US", "male"),
-    voice("openai", "fable", "Fable", "en-GB", "male"),
-    voice("openai", "onyx", "Onyx", "en-US", "male"),
-    voice("openai", "nova", "Nova", "en-US", "female"),
-    voice("openai", "shimmer", "Shimmer", "en-US", "female"),
-    voice("deepgram", "asteria", "Asteria", "en-US", "female"),
-    voice("deepgram", "luna", "Luna", "en-US", "female"),
-    voice("deepgram", "stella", "Stella", "en-US", "female"),
-    voice("deepgram", "orion", "Orion", "en-US", "male"),
-    voice("deepgram", "arcas", "Arcas", "en-US", "male"),
-    voice("deepgram", "helios", "Helios", "en-GB", "male"),
-    voice("azure", "en-US-JennyNeural", "Jenny", "en-US", "female"),
-    voice("azure", "en-US-GuyNeural", "Guy", "en-US", "male"),
-    voice("azure", "es-ES-ElviraNeural", "Elvira", "es-ES", "female"),
-    voice("azure", "fr-FR-DeniseNeural", "Denise", "fr-FR", "female"),
-    voice("azure", "de-DE-ConradNeural", "Conrad", "de-DE", "male"),
-    voice("playht", "jennifer", "Jennifer", "en-US", "female"),
-    voice("playht", "will", "Will", "en-US", "male"),
+    voice(ElevenLabs, "21m00Tcm4TlvDq8ikWAM", "Rachel", "en-US", "female"),
+    voice(ElevenLabs, "EXAVITQu4vr4xnSDxMaL", "Sarah", "en-US", "female"),
+    voice(ElevenLabs, "AZnzlk1XvdvUeBnXmlld", "Domi", "en-US", "female"),
+    voice(ElevenLabs, "pNInz6obpgDQGcFmaJgB", "Adam", "en-US", "male"),
+    voice(ElevenLabs, "ErXwobaYiN019PkySvjV", "Antoni", "en-US", "male"),
+    voice(ElevenLabs, "TxGEqnHWrfWFTfGW9XjX", "Josh", "en-US", "male"),
+    voice(ElevenLabs, "D38z5RcWu1voky8WS1ja", "Fin", "en-IE", "male"),
+    voice(OpenAi, "alloy", "Alloy", "en-US", "neutral"),
+    voice(OpenAi, "echo", "Echo", "en-US", "male"),
+    voice(OpenAi, "fable", "Fable", "en-GB", "male"),
+    voice(OpenAi, "onyx", "Onyx", "en-US", "male"),
+    voice(OpenAi, "nova", "Nova", "en-US", "female"),
+    voice(OpenAi, "shimmer", "Shimmer", "en-US", "female"),
+    voice(Deepgram, "asteria", "Asteria", "en-US", "female"),
+    voice(Deepgram, "luna", "Luna", "en-US", "female"),
+    voice(Deepgram, "stella", "Stella", "en-US", "female"),
+    voice(Deepgram, "orion", "Orion", "en-US", "male"),
+    voice(Deepgram, "arcas", "Arcas", "en-US", "male"),
+    voice(Deepgram, "helios", "Helios", "en-GB", "male"),
+    voice(Azure, "en-US-JennyNeural", "Jenny", "en-US", "female"),
+    voice(Azure, "en-US-GuyNeural", "Guy", "en-US", "male"),
+    voice(Azure, "es-ES-ElviraNeural", "Elvira", "es-ES", "female"),
+    voice(Azure, "fr-FR-DeniseNeural", "Denise", "fr-FR", "female"),
+    voice(Azure, "de-DE-ConradNeural", "Conrad", "de-DE", "male"),
+    voice(PlayHt, "jennifer", "Jennifer", "en-US", "female"),
+    voice(PlayHt, "will", "Will", "en-US", "male"),
     voice(
-        "cartesia",
+        Cartesia,
         "a0e99841-438c-4a64-b679-ae501e7d6091",
         "Barbershop Man",
         "en-US",
@@ -95,8 +109,10 @@ pub const VOICES: &[Voice] = &[
     ),
 ];
 
-pub fn find(provider: &str, voice_id: &str) -> Option<&'static Voice> {
-    VOICES.iter().find(|v| v.provider == provider && v.voice_id == voice_id)
+pub fn find(provider: &VoiceProvider, voice_id: &str) -> Option<&'static Voice> {
+    VOICES
+        .iter()
+        .find(|v| v.provider == *provider && v.voice_id == voice_id)
 }
 
 #[cfg(test)]
@@ -106,14 +122,14 @@ mod tests {
     #[test]
     fn the_catalogue_spans_providers_without_duplicates() {
         assert!(VOICES.len() >= 23);
-        let mut keys: Vec<_> = VOICES.iter().map(|v| (v.provider, v.voice_id)).collect();
+        let mut keys: Vec<_> = VOICES.iter().map(|v| (v.provider.as_str(), v.voice_id)).collect();
         keys.sort();
         keys.dedup();
         assert_eq!(keys.len(), VOICES.len());
         for provider in ["11labs", "deepgram", "openai", "azure", "playht", "cartesia"] {
-            assert!(VOICES.iter().any(|v| v.provider == provider), "{provider}");
+            assert!(VOICES.iter().any(|v| v.provider.as_str() == provider), "{provider}");
         }
-        assert!(find("openai", "nova").is_some());
-        assert!(find("openai", "rachel").is_none());
+        assert!(find(&OpenAi, "nova").is_some());
+        assert!(find(&OpenAi, "rachel").is_none());
     }
 }

@@ -191,7 +191,7 @@ impl VapiClient {
             name: spec.name.chars().take(40).collect(),
             first_message: spec.first_message.clone(),
             model: ModelBody {
-                provider: spec.model.provider.clone(),
+                provider: spec.model.provider.as_str().to_owned(),
                 model: spec.model.model.clone(),
                 messages: vec![MessageBody {
                     role: "system",

@@ -10,7 +10,8 @@ use crate::permissions::{authorize, Action};
 use crate::providers::ProviderError;
 use async_trait::async_trait;
 use domain::calendar::{
-    BookingCommand, CalendarBookings, CalendarCommand, CalendarIntegration, CalendarProvider, CalendarSettings, Slot,
+    BookingCommand, CalendarBookings, CalendarCommand, CalendarIntegration, CalendarProvider, CalendarSettings,
+    CalendlyDelivery,
 };
 use uuid::Uuid;
 
@@ -20,26 +21,6 @@ pub struct CalendlyAccount {
     pub user_uri: String,
     pub organization_uri: String,
     pub email: String,
-}
-
-/// What one Calendly delivery says.
-#[derive(Debug, Clone, PartialEq)]
-pub enum CalendlyDelivery {
-    InviteeCreated {
-        invitee_uri: String,
-        event_uri: String,
-        name: String,
-        email: Option<String>,
-        slot: Slot,
-        /// For a reschedule: the invitee this one replaces.
-        rescheduled_from: Option<String>,
-    },
-    InviteeCanceled {
-        invitee_uri: String,
-        /// Canceled because the invitee picked a new time (an `InviteeCreated` follows).
-        rescheduled: bool,
-        reason: Option<String>,
-    },
 }
 
 /// Calendly's API (v2), called with a personal access token.
@@ -172,34 +153,9 @@ impl CalendarService {
         integration_id: Uuid,
         delivery: CalendlyDelivery,
     ) -> Result<(), AppError> {
-        let now = self.clock.now();
-        let command = match delivery {
-            CalendlyDelivery::InviteeCreated {
-                invitee_uri,
-                event_uri,
-                name,
-                email,
-                slot,
-                rescheduled_from,
-            } => BookingCommand::RecordCalendlyScheduled {
-                invitee_uri,
-                event_uri,
-                name,
-                email,
-                slot,
-                rescheduled_from,
-                now,
-            },
-            CalendlyDelivery::InviteeCanceled {
-                invitee_uri,
-                rescheduled,
-                reason,
-            } => BookingCommand::RecordCalendlyCanceled {
-                invitee_uri,
-                rescheduled,
-                reason,
-                now,
-            },
+        let command = BookingCommand::RecordCalendly {
+            delivery,
+            now: self.clock.now(),
         };
         execute_command::<CalendarBookings>(
             self.store.as_ref(),

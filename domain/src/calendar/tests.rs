@@ -1,5 +1,5 @@
 use super::*;
-use crate::aggregate::given_when_then::given;
+use crate::aggregate::given_when_then::{given, given_state};
 use proptest::prelude::*;
 
 fn at(raw: &str) -> DateTime<Utc> {
@@ -400,33 +400,36 @@ fn a_released_slot_is_free_again_and_a_confirmed_one_names_its_contact() {
 
 #[test]
 fn calendly_deliveries_are_recorded_once_and_a_reschedule_is_linked() {
-    let scheduled = |uri: &str, from: Option<&str>| BookingCommand::RecordCalendlyScheduled {
-        invitee_uri: uri.into(),
-        event_uri: "https://api.calendly.com/scheduled_events/E1".into(),
-        name: "Ann".into(),
-        email: Some("ann@example.com".into()),
-        slot: slot("2026-03-04T15:00:00Z", 30),
-        rescheduled_from: from.map(str::to_owned),
+    let scheduled = |uri: &str, from: Option<&str>| BookingCommand::RecordCalendly {
+        delivery: CalendlyDelivery::InviteeCreated {
+            invitee_uri: uri.into(),
+            event_uri: "https://api.calendly.com/scheduled_events/E1".into(),
+            name: "Ann".into(),
+            email: Some("ann@example.com".into()),
+            slot: slot("2026-03-04T15:00:00Z", 30),
+            rescheduled_from: from.map(str::to_owned),
+        },
         now: early_march(),
     };
     let first = "https://api.calendly.com/scheduled_events/E1/invitees/I1";
     let second = "https://api.calendly.com/scheduled_events/E2/invitees/I2";
     let state = given::<CalendarBookings>([]).when(scheduled(first, None)).state_after();
-    assert_eq!(CalendarBookings::decide(&scheduled(first, None), &state), Ok(vec![]));
-    let canceled = BookingCommand::RecordCalendlyCanceled {
-        invitee_uri: first.into(),
-        rescheduled: true,
-        reason: None,
+    let state = given_state(state).when(scheduled(first, None)).then_nothing();
+    let canceled = BookingCommand::RecordCalendly {
+        delivery: CalendlyDelivery::InviteeCanceled {
+            invitee_uri: first.into(),
+            rescheduled: true,
+            reason: None,
+        },
         now: early_march(),
     };
-    let events = CalendarBookings::decide(&canceled, &state).unwrap();
-    let state = events.iter().fold(state, CalendarBookings::evolve);
+    let state = given_state(state).when(canceled.clone()).state_after();
     assert_eq!(
         state.bookings[&calendly_booking_id(first)].status,
         AppointmentStatus::Rescheduled
     );
-    assert_eq!(CalendarBookings::decide(&canceled, &state), Ok(vec![]));
-    let events = CalendarBookings::decide(&scheduled(second, Some(first)), &state).unwrap();
+    let state = given_state(state).when(canceled).then_nothing();
+    let events = given_state(state).when(scheduled(second, Some(first))).events();
     assert!(matches!(
         &events[..],
         [BookingEvent::CalendlyInviteeScheduled { rescheduled_from: Some(from), .. }] if from == first
@@ -446,7 +449,7 @@ fn an_integration_connects_once_changes_settings_and_stops_when_disconnected() {
     };
     let state = given::<CalendarIntegration>([]).when(connect.clone()).state_after();
     assert!(state.is_live());
-    assert_eq!(CalendarIntegration::decide(&connect, &state), Ok(vec![]));
+    let state = given_state(state).when(connect).then_nothing();
     let patch = CalendarCommand::ChangeSettings {
         patch: SettingsPatch {
             buffer_minutes: Some(5),
@@ -454,31 +457,25 @@ fn an_integration_connects_once_changes_settings_and_stops_when_disconnected() {
         },
         now: early_march(),
     };
-    let events = CalendarIntegration::decide(&patch, &state).unwrap();
-    let state = events.iter().fold(state, CalendarIntegration::evolve);
+    let state = given_state(state).when(patch.clone()).state_after();
     assert_eq!(state.settings.buffer_minutes, 5);
-    assert_eq!(CalendarIntegration::decide(&patch, &state), Ok(vec![]));
+    let state = given_state(state).when(patch.clone()).then_nothing();
     let reauth = CalendarCommand::MarkNeedsReauth {
         reason: "invalid_grant".into(),
         now: early_march(),
     };
-    let events = CalendarIntegration::decide(&reauth, &state).unwrap();
-    let state = events.iter().fold(state, CalendarIntegration::evolve);
+    let state = given_state(state).when(reauth.clone()).state_after();
     assert_eq!(state.status, CalendarStatus::NeedsReauth);
-    assert_eq!(CalendarIntegration::decide(&reauth, &state), Ok(vec![]));
-    let events = CalendarIntegration::decide(
-        &CalendarCommand::Disconnect {
+    let state = given_state(state).when(reauth).then_nothing();
+    let state = given_state(state)
+        .when(CalendarCommand::Disconnect {
             revoked_at_provider: true,
             now: early_march(),
-        },
-        &state,
-    )
-    .unwrap();
-    let state = events.iter().fold(state, CalendarIntegration::evolve);
-    assert_eq!(
-        CalendarIntegration::decide(&patch, &state),
-        Err(CalendarError::Disconnected)
-    );
+        })
+        .state_after();
+    given_state(state)
+        .when(patch.clone())
+        .then_error(CalendarError::Disconnected);
     given::<CalendarIntegration>([])
         .when(patch)
         .then_error(CalendarError::NotFound);

@@ -294,7 +294,7 @@ mod tests {
             })
             .then_error(DncError::NotListed);
         // Listed again after a removal.
-        let entry = DncEntry::fold(&[
+        let relisted = given::<DncEntry>([
             listed(),
             DncEvent::DncNumberRemoved {
                 organization_id: Uuid::nil(),
@@ -304,8 +304,10 @@ mod tests {
                 previous_source: DncSource::AutoDetected,
                 at: at("2026-11-26T12:00:00Z"),
             },
-        ]);
-        assert_eq!(DncEntry::decide(&list(DncReason::Bounced), &entry).unwrap().len(), 1);
+        ])
+        .when(list(DncReason::Bounced))
+        .events();
+        assert_eq!(relisted.len(), 1);
     }
 
     #[test]

@@ -212,10 +212,7 @@ impl CampaignSettings {
             ));
         }
         self.retry_rules.validate()?;
-        let mut pool = self.phone_number_ids.clone();
-        pool.sort();
-        pool.dedup();
-        if pool.len() != self.phone_number_ids.len() {
+        if crate::has_repeats(&self.phone_number_ids) {
             return Err(invalid("phoneNumberIds", "names a number twice"));
         }
         match self.caller_id_strategy {

@@ -2,7 +2,7 @@
 //! rules, the ended-reason mapping and the dial decision.
 
 use super::*;
-use crate::aggregate::given_when_then::given;
+use crate::aggregate::given_when_then::{given, given_state};
 use crate::calls::{CallReport, EndedReason, Outcome};
 use crate::event_log::EventMetadata;
 use crate::events::{current_version, decode_stored, DomainEvent};
@@ -181,7 +181,7 @@ fn the_full_transition_table() {
     for (status, expectations) in table {
         for ((name, command), expected) in commands.iter().zip(expectations) {
             let state = campaign(status);
-            let decided = Campaign::decide(command, &state);
+            let decided = given_state(state.clone()).when(command.clone()).outcome();
             let actual = match decided {
                 Err(e) => Refused(e),
                 Ok(events) if events.is_empty() => Nothing,
@@ -309,11 +309,11 @@ fn a_campaign_whose_end_passed_cannot_start_and_completes_only_once_it_passed() 
         now: t,
     };
     assert!(matches!(
-        Campaign::decide(&complete(now()), &Campaign::fold(&running)),
-        Err(CampaignError::Invalid {
+        given::<Campaign>(running.clone()).when(complete(now())).error(),
+        CampaignError::Invalid {
             field: "scheduledEnd",
             ..
-        })
+        }
     ));
     given::<Campaign>(running)
         .when(complete(ends))
@@ -343,45 +343,35 @@ fn settings_are_editable_in_draft_and_paused_only_name_and_description_while_sch
     };
     for status in CampaignStatus::ALL {
         let state = campaign(status);
-        let rename = Campaign::decide(&change(&renamed), &state);
-        let retries = Campaign::decide(&change(&more_retries), &state);
+        let rename = || given_state(state.clone()).when(change(&renamed));
+        let retries = || given_state(state.clone()).when(change(&more_retries));
         match status {
             CampaignStatus::Draft | CampaignStatus::Paused => {
-                assert_eq!(
-                    rename.unwrap(),
-                    [CampaignEvent::CampaignSettingsChanged {
-                        settings: renamed.clone(),
-                        changed: vec!["name".into(), "description".into()],
-                        at: now(),
-                    }],
-                    "{status}"
-                );
-                let after = retries.unwrap().iter().fold(state, Campaign::evolve);
+                rename().then([CampaignEvent::CampaignSettingsChanged {
+                    settings: renamed.clone(),
+                    changed: vec!["name".into(), "description".into()],
+                    at: now(),
+                }]);
+                let after = retries().state_after();
                 assert_eq!(after.settings.unwrap().max_retries, 5, "{status}");
             }
             CampaignStatus::Scheduled | CampaignStatus::Running => {
-                assert_eq!(rename.unwrap().len(), 1);
-                assert_eq!(
-                    retries,
-                    Err(CampaignError::NotEditable {
-                        status,
-                        fields: vec!["maxRetries"],
-                    })
-                );
+                assert_eq!(rename().events().len(), 1);
+                retries().then_error(CampaignError::NotEditable {
+                    status,
+                    fields: vec!["maxRetries"],
+                });
             }
             CampaignStatus::Completed | CampaignStatus::Cancelled => {
-                assert_eq!(
-                    rename,
-                    Err(CampaignError::NotEditable {
-                        status,
-                        fields: vec!["name", "description"],
-                    })
-                );
-                assert!(matches!(retries, Err(CampaignError::NotEditable { .. })));
+                rename().then_error(CampaignError::NotEditable {
+                    status,
+                    fields: vec!["name", "description"],
+                });
+                assert!(matches!(retries().error(), CampaignError::NotEditable { .. }));
             }
         }
         // The same settings again change nothing (except where nothing may change at all: still nothing).
-        assert_eq!(Campaign::decide(&change(&settings()), &campaign(status)), Ok(vec![]));
+        given_state(campaign(status)).when(change(&settings())).then_nothing();
     }
 }
 
@@ -469,18 +459,17 @@ fn settings_validation_names_the_field() {
         ..settings()
     };
     assert!(matches!(
-        Campaign::decide(
-            &CampaignCommand::Create {
+        given::<Campaign>([])
+            .when(CampaignCommand::Create {
                 organization_id: Uuid::nil(),
                 settings: past_end,
                 now: now()
-            },
-            &Campaign::default()
-        ),
-        Err(CampaignError::Invalid {
+            })
+            .error(),
+        CampaignError::Invalid {
             field: "scheduledEnd",
             ..
-        })
+        }
     ));
 }
 
@@ -551,19 +540,17 @@ fn imports_drop_numbers_already_in_the_campaign_or_twice_in_the_batch() {
         contacts: vec![contact(4, "+12125550101"), contact(5, "+13055550102")],
         now: now(),
     };
-    let events = Campaign::decide(&again, &first).unwrap();
-    assert_eq!(
-        events,
-        [CampaignEvent::CampaignContactsImported {
+    given_state(first.clone())
+        .when(again.clone())
+        .then([CampaignEvent::CampaignContactsImported {
             contacts: vec![contact(5, "+13055550102")],
             at: now(),
-        }]
-    );
+        }]);
     let all_dupes = CampaignCommand::ImportContacts {
         contacts: vec![contact(6, "+14155552671")],
         now: now(),
     };
-    assert_eq!(Campaign::decide(&all_dupes, &first), Ok(vec![]));
+    given_state(first.clone()).when(all_dupes).then_nothing();
     let calling = CampaignCommand::ImportContacts {
         contacts: vec![ImportedContact {
             status: ContactStatus::Calling,
@@ -572,24 +559,22 @@ fn imports_drop_numbers_already_in_the_campaign_or_twice_in_the_batch() {
         now: now(),
     };
     assert!(matches!(
-        Campaign::decide(&calling, &first),
-        Err(CampaignError::Invalid {
+        given_state(first.clone()).when(calling).error(),
+        CampaignError::Invalid {
             field: "contacts.status",
             ..
-        })
+        }
     ));
     // Large imports are split into bounded events.
     let many: Vec<ImportedContact> = (0..2_500u128)
         .map(|i| contact(1_000 + i, &format!("+1212555{:04}", i)))
         .collect();
-    let events = Campaign::decide(
-        &CampaignCommand::ImportContacts {
+    let events = given_state(first.clone())
+        .when(CampaignCommand::ImportContacts {
             contacts: many,
             now: now(),
-        },
-        &first,
-    )
-    .unwrap();
+        })
+        .events();
     let sizes: Vec<usize> = events
         .iter()
         .map(|e| match e {
@@ -605,8 +590,8 @@ fn imports_drop_numbers_already_in_the_campaign_or_twice_in_the_batch() {
     );
     for status in [CampaignStatus::Completed, CampaignStatus::Cancelled] {
         assert!(matches!(
-            Campaign::decide(&again, &campaign(status)),
-            Err(CampaignError::NotEditable { .. })
+            given_state(campaign(status)).when(again.clone()).error(),
+            CampaignError::NotEditable { .. }
         ));
     }
 }
@@ -875,10 +860,7 @@ fn a_dial_not_yet_placed_is_withdrawn_and_does_not_count() {
         }]);
     assert_eq!((paused.status, paused.attempt_count()), (ContactStatus::Pending, 1));
     // Dialled again on resume as attempt 2.
-    assert_eq!(
-        CampaignContact::decide(&dial(2, 12, t2), &paused),
-        Ok(vec![dialed(2, 12, t2)])
-    );
+    given_state(paused).when(dial(2, 12, t2)).then([dialed(2, 12, t2)]);
     // Listed meanwhile: the contact is closed as dnc.
     let listed = given::<CampaignContact>([dialed(1, 11, t0)])
         .when(withdraw(WithdrawReason::Dnc))
@@ -927,11 +909,9 @@ fn an_attempt_finishes_once_with_the_rules_applied() {
     let t2 = t1 + Duration::minutes(31);
     let mut second = history.to_vec();
     second.push(dialed(2, 20, t2));
-    let events = CampaignContact::decide(
-        &finish(20, AttemptResult::Connected, Some(Outcome::Appointment), t2),
-        &CampaignContact::fold(&second),
-    )
-    .unwrap();
+    let events = given::<CampaignContact>(second.clone())
+        .when(finish(20, AttemptResult::Connected, Some(Outcome::Appointment), t2))
+        .events();
     assert!(matches!(
         events[..],
         [CampaignContactEvent::CampaignAttemptFinished {
@@ -943,11 +923,9 @@ fn an_attempt_finishes_once_with_the_rules_applied() {
         }]
     ));
     // Voicemail completes the contact with the outcome voicemail, not a success.
-    let events = CampaignContact::decide(
-        &finish(20, AttemptResult::Voicemail, None, t2),
-        &CampaignContact::fold(&second),
-    )
-    .unwrap();
+    let events = given::<CampaignContact>(second.clone())
+        .when(finish(20, AttemptResult::Voicemail, None, t2))
+        .events();
     assert!(matches!(
         events[..],
         [CampaignContactEvent::CampaignAttemptFinished {
@@ -966,25 +944,18 @@ fn an_attempt_finishes_once_with_the_rules_applied() {
         policy: policy(3),
         now: t2,
     };
-    let after = CampaignContact::decide(&opted, &CampaignContact::fold(&second))
-        .unwrap()
-        .iter()
-        .fold(CampaignContact::fold(&second), CampaignContact::evolve);
+    let after = given::<CampaignContact>(second).when(opted).state_after();
     assert_eq!(after.status, ContactStatus::Dnc);
     // Failures back off by how many failed so far.
     let mut failing = vec![dialed(1, 10, t0)];
-    let step1 = CampaignContact::decide(
-        &finish(10, AttemptResult::Failed, None, t0),
-        &CampaignContact::fold(&failing),
-    )
-    .unwrap();
+    let step1 = given::<CampaignContact>(failing.clone())
+        .when(finish(10, AttemptResult::Failed, None, t0))
+        .events();
     failing.extend(step1);
     failing.push(dialed(2, 20, t1));
-    let step2 = CampaignContact::decide(
-        &finish(20, AttemptResult::Failed, None, t1),
-        &CampaignContact::fold(&failing),
-    )
-    .unwrap();
+    let step2 = given::<CampaignContact>(failing)
+        .when(finish(20, AttemptResult::Failed, None, t1))
+        .events();
     assert!(matches!(
         step2[..],
         [CampaignContactEvent::CampaignAttemptFinished { next_attempt_at: Some(next), .. }] if next == t1 + Duration::minutes(10)
@@ -1008,15 +979,17 @@ fn a_skipped_contact_is_closed_once() {
             at: now(),
         },
     ]);
-    assert!(CampaignContact::decide(&close(CloseReason::AttemptsExhausted), &closed)
-        .unwrap()
-        .is_empty());
+    given_state(closed)
+        .when(close(CloseReason::AttemptsExhausted))
+        .then_nothing();
     given::<CampaignContact>([dialed(1, 10, now())])
         .when(close(CloseReason::Dnc))
         .then_error(ContactError::NotDialable {
             status: ContactStatus::Calling,
         });
-    let failed = CampaignContact::decide(&close(CloseReason::AttemptsExhausted), &CampaignContact::default()).unwrap();
+    let failed = given::<CampaignContact>([])
+        .when(close(CloseReason::AttemptsExhausted))
+        .events();
     assert!(matches!(
         failed[..],
         [CampaignContactEvent::CampaignContactClosed {
@@ -1349,10 +1322,7 @@ fn completion_waits_for_contacts_the_runner_has_not_seen() {
         contacts_seen: seen,
         now: now(),
     };
-    assert_eq!(
-        Campaign::decide(&complete(9), &state).unwrap(),
-        vec![],
-        "an import it did not see"
-    );
-    assert_eq!(Campaign::decide(&complete(10), &state).unwrap().len(), 1);
+    // An import it did not see.
+    given_state(state.clone()).when(complete(9)).then_nothing();
+    assert_eq!(given_state(state).when(complete(10)).events().len(), 1);
 }

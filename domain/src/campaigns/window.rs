@@ -74,10 +74,7 @@ impl CallingWindow {
         if self.days.is_empty() {
             return Err(invalid("callingWindow.days", "must name at least one day"));
         }
-        let mut days = self.days.clone();
-        days.sort();
-        days.dedup();
-        if days.len() != self.days.len() {
+        if crate::has_repeats(&self.days) {
             return Err(invalid("callingWindow.days", "names a day twice"));
         }
         Ok(())
