@@ -208,18 +208,10 @@ impl CrmBackfill {
 
     /// Once every contact is resolved (or patience runs out), the bulk job.
     async fn start_job(&self, run: &BulkRun<'_>, resolving_since: DateTime<Utc>) -> Result<WorkOutcome, AppError> {
-        let BulkRun {
-            item,
-            integration_id,
-            integration,
-            bulk,
-            access,
-            range,
-            ..
-        } = *run;
-        let organization_id = item.organization_id;
+        let (organization_id, integration_id, integration) =
+            (run.item.organization_id, run.integration_id, run.integration);
         let now = self.clock.now();
-        let calls = self.candidates(organization_id, integration, range).await?;
+        let calls = self.candidates(organization_id, integration, run.range).await?;
         let unresolved = calls.iter().filter(|c| c.sync.contact_id.is_none()).count();
         if unresolved > 0 && now - resolving_since < RESOLVE_PATIENCE {
             return Ok(WorkOutcome::RetryAt {
@@ -249,7 +241,7 @@ impl CrmBackfill {
             self.change(organization_id, integration_id, finish).await?;
             return Ok(WorkOutcome::Done);
         }
-        match bulk.start_call_import(access, &logs).await {
+        match run.bulk.start_call_import(run.access, &logs).await {
             Ok(job_id) => {
                 let started = CrmCommand::RecordBackfillJob {
                     job_id,
