@@ -6,6 +6,7 @@
 
 use serde_json::json;
 use voxreach_tests::crm::{world, Crm, World, PD_PERSON, SF, SF_CONTACT};
+use voxreach_tests::OWNER_PASSWORD;
 use wiremock::matchers::{body_string_contains, method, path};
 use wiremock::{Mock, ResponseTemplate};
 
@@ -614,14 +615,7 @@ async fn calls_held_while_salesforces_daily_limit_is_spent_catch_up_in_one_bulk_
         "only the Task the limit refused went call by call"
     );
     // A day on, the owner signs in again to look.
-    let (status, signed_in) = w
-        .app
-        .post(
-            "/api/auth/login",
-            None,
-            json!({"email": "owner@crm.test", "password": "correct horse battery"}),
-        )
-        .await;
+    let (status, signed_in) = w.app.login("owner@crm.test", OWNER_PASSWORD).await;
     assert_eq!(status, 200, "{signed_in}");
     let token = signed_in["token"].as_str().unwrap();
     let (status, page) = w

@@ -2,7 +2,7 @@
 
 use serde_json::{json, Value};
 use std::sync::Arc;
-use voxreach_tests::{ManualClock, TestApp};
+use voxreach_tests::{ManualClock, TestApp, OWNER_PASSWORD};
 use wiremock::matchers::{body_partial_json, method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
@@ -41,14 +41,7 @@ impl World {
     /// Moves the clock on and signs in again (sessions expire by the same clock).
     async fn travel_to(&mut self, time: &str) {
         self.clock.set(time);
-        let (status, body) = self
-            .app
-            .post(
-                "/api/auth/login",
-                None,
-                json!({"email": "owner@slack.test", "password": "correct horse battery"}),
-            )
-            .await;
+        let (status, body) = self.app.login("owner@slack.test", OWNER_PASSWORD).await;
         assert_eq!(status, 200, "{body}");
         self.token = body["token"].as_str().expect("a session token").to_owned();
     }
