@@ -256,6 +256,28 @@ impl TestApp {
         into_parts(request.send().await.expect("request is sent")).await
     }
 
+    /// How many integrations' tokens are stored, whatever their organization.
+    pub async fn stored_token_count(&self) -> i64 {
+        sqlx::query_scalar("SELECT count(*) FROM integration_tokens")
+            .fetch_one(&self.db.pool)
+            .await
+            .expect("count stored tokens")
+    }
+
+    /// Our id of the call Vapi knows as `vapi_id`, as `token`'s organization lists it.
+    pub async fn call_id_of(&self, token: &str, vapi_id: &str) -> String {
+        let (_, calls) = self.get("/api/calls", Some(token)).await;
+        calls["calls"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["vapiCallId"] == vapi_id)
+            .unwrap()["id"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    }
+
     /// Registers a new organization with its owner (password [`OWNER_PASSWORD`]);
     /// returns the owner's token and body.
     pub async fn register(&self, email: &str, organization: &str) -> (String, Value) {
