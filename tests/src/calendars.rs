@@ -40,6 +40,27 @@ pub fn token_answer(access: &str, refresh: Option<&str>, expires_in: i64) -> Res
     ResponseTemplate::new(200).set_body_json(body)
 }
 
+/// The provider at `server` refuses a refresh (the grant was revoked); exactly one is expected.
+pub async fn refuse_the_refresh(server: &MockServer) {
+    Mock::given(method("POST"))
+        .and(path("/token"))
+        .and(body_string_contains("grant_type=refresh_token"))
+        .respond_with(ResponseTemplate::new(400).set_body_json(
+            json!({"error": "invalid_grant", "error_description": "Token has been expired or revoked."}),
+        ))
+        .expect(1)
+        .mount(server)
+        .await;
+}
+
+/// Disconnects calendar integration `id` as the holder of `token`.
+pub async fn disconnect(app: &TestApp, token: &str, id: &str) {
+    let (status, body) = app
+        .delete(&format!("/api/integrations/calendars/{id}"), Some(token))
+        .await;
+    assert_eq!(status, 204, "{body}");
+}
+
 /// The value of query parameter `name` in `url`.
 pub fn query_param(url: &str, name: &str) -> Option<String> {
     url::Url::parse(url)

@@ -166,16 +166,7 @@ impl World {
         let (status, body) = self.app.deliver_vapi(&report).await;
         assert_eq!(status, 200, "{body}");
         self.app.settle().await;
-        let (_, calls) = self.app.get("/api/calls", Some(&self.token)).await;
-        calls["calls"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|c| c["vapiCallId"] == vapi_id)
-            .unwrap()["id"]
-            .as_str()
-            .unwrap()
-            .to_owned()
+        self.app.call_id_of(&self.token, vapi_id).await
     }
 
     /// The JSON bodies HubSpot received on `method_name path_suffix`.
@@ -190,6 +181,27 @@ impl World {
             .collect()
     }
 
+    /// An agent named `name` with `prompt`, created as the owner and synced to
+    /// the fake (which answers as Vapi: assistant `asst_1`); its JSON.
+    pub async fn create_agent(&self, name: &str, prompt: &str) -> Value {
+        Mock::given(method("POST"))
+            .and(path("/assistant"))
+            .respond_with(ResponseTemplate::new(201).set_body_json(json!({"id": "asst_1"})))
+            .mount(&self.hubspot)
+            .await;
+        let (status, agent) = self
+            .app
+            .post(
+                "/api/agents",
+                Some(&self.token),
+                json!({"name": name, "systemPrompt": prompt, "voice": {"provider": "openai", "voiceId": "nova"}}),
+            )
+            .await;
+        assert_eq!(status, 201, "{agent}");
+        self.app.drain_work().await;
+        agent
+    }
+
     /// The sync log entries `query` selects, newest first.
     pub async fn sync_log(&self, query: &str) -> Vec<Value> {
         let (status, body) = self
@@ -201,33 +213,63 @@ impl World {
     }
 }
 
+/// HubSpot creates a record of `object` (`calls`, `notes`…) as `id`: a mock to mount.
+pub fn hubspot_creates(object: &str, id: &str) -> Mock {
+    Mock::given(method("POST"))
+        .and(path(format!("/crm/v3/objects/{object}")))
+        .respond_with(created(id))
+}
+
+/// HubSpot's search of `object` (`contacts`, `deals`…) finds `results`: a mock to mount.
+pub fn hubspot_search_finds(object: &str, results: Value) -> Mock {
+    Mock::given(method("POST"))
+        .and(path(format!("/crm/v3/objects/{object}/search")))
+        .respond_with(found(results))
+}
+
 /// HubSpot finds contact `id` (Ann Lee of Acme, +14155552671) for any number searched.
 pub async fn known_contact(w: &World, id: &str) {
-    Mock::given(method("POST"))
-        .and(path("/crm/v3/objects/contacts/search"))
-        .respond_with(found(
-            json!([{"id": id, "properties": {"firstname": "Ann", "lastname": "Lee",
+    hubspot_search_finds(
+        "contacts",
+        json!([{"id": id, "properties": {"firstname": "Ann", "lastname": "Lee",
             "phone": "+14155552671", "company": "Acme", "hubspot_owner_id": "77"},
             "createdAt": "2025-01-01T00:00:00Z", "updatedAt": "2025-01-01T00:00:00Z", "archived": false}]),
-        ))
-        .mount(&w.hubspot)
-        .await;
+    )
+    .mount(&w.hubspot)
+    .await;
 }
 
 /// HubSpot logs one call (9001) and one note (7001), and expects exactly one of each.
 pub async fn engagement_mocks(w: &World) {
+    hubspot_creates("calls", "9001").expect(1).mount(&w.hubspot).await;
+    hubspot_creates("notes", "7001").expect(1).mount(&w.hubspot).await;
+}
+
+/// HubSpot has no open deal and creates one (3001) in `stage`, expected once.
+pub async fn new_deal_mocks(w: &World, stage: &str) {
+    hubspot_search_finds("deals", json!([])).mount(&w.hubspot).await;
     Mock::given(method("POST"))
-        .and(path("/crm/v3/objects/calls"))
-        .respond_with(created("9001"))
+        .and(path("/crm/v3/objects/deals"))
+        .and(body_partial_json(json!({"properties": {"dealstage": stage}})))
+        .respond_with(created("3001"))
         .expect(1)
         .mount(&w.hubspot)
         .await;
-    Mock::given(method("POST"))
-        .and(path("/crm/v3/objects/notes"))
-        .respond_with(created("7001"))
-        .expect(1)
-        .mount(&w.hubspot)
-        .await;
+}
+
+/// The steps of a sync log (as [`World::sync_log`] returns it), oldest first:
+/// each one's action, status and `detail` field (`externalId`, `error`…).
+pub fn sync_steps<'a>(log: &'a [Value], detail: &str) -> Vec<(&'a str, &'a str, Option<&'a str>)> {
+    log.iter()
+        .rev()
+        .map(|l| {
+            (
+                l["action"].as_str().unwrap(),
+                l["status"].as_str().unwrap(),
+                l[detail].as_str(),
+            )
+        })
+        .collect()
 }
 
 /// One of the CRMs, as its fake answers: sign-in, a known caller, and the
@@ -364,19 +406,7 @@ impl Crm {
         match self {
             Crm::HubSpot => {
                 engagement_mocks(w).await;
-                Mock::given(method("POST"))
-                    .and(path("/crm/v3/objects/deals/search"))
-                    .respond_with(found(json!([])))
-                    .mount(&w.hubspot)
-                    .await;
-                once(
-                    created("3001"),
-                    Mock::given(method("POST"))
-                        .and(path("/crm/v3/objects/deals"))
-                        .and(body_partial_json(json!({"properties": {"dealstage": stage}}))),
-                )
-                .mount(&w.hubspot)
-                .await;
+                new_deal_mocks(w, stage).await;
                 ["9001".into(), "7001".into(), "3001".into()]
             }
             Crm::Salesforce => {

@@ -97,6 +97,9 @@ impl Drop for TestDatabase {
 /// Where the app under test says it is (`VOXREACH_PUBLIC_URL`).
 pub const PUBLIC_URL: &str = "https://app.voxreach.test";
 
+/// The password [`TestApp::register`] gives every owner.
+pub const OWNER_PASSWORD: &str = "correct horse battery";
+
 pub const TEST_JWT_SECRET: &[u8] = b"test-secret-test-secret-test-secret-0123";
 
 pub const TEST_VAPI_SECRET: &str = "vapi-webhook-secret-for-tests";
@@ -253,17 +256,62 @@ impl TestApp {
         into_parts(request.send().await.expect("request is sent")).await
     }
 
-    /// Registers a new organization with its owner; returns the owner's token and body.
+    /// How many integrations' tokens are stored, whatever their organization.
+    pub async fn stored_token_count(&self) -> i64 {
+        sqlx::query_scalar("SELECT count(*) FROM integration_tokens")
+            .fetch_one(&self.db.pool)
+            .await
+            .expect("count stored tokens")
+    }
+
+    /// Our id of the call Vapi knows as `vapi_id`, as `token`'s organization lists it.
+    pub async fn call_id_of(&self, token: &str, vapi_id: &str) -> String {
+        let (_, calls) = self.get("/api/calls", Some(token)).await;
+        calls["calls"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["vapiCallId"] == vapi_id)
+            .unwrap()["id"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    }
+
+    /// Registers a new organization with its owner (password [`OWNER_PASSWORD`]);
+    /// returns the owner's token and body.
     pub async fn register(&self, email: &str, organization: &str) -> (String, Value) {
         let (status, body) = self
             .post(
                 "/api/auth/register",
                 None,
-                json!({"email": email, "password": "correct horse battery", "name": "Owner", "organizationName": organization}),
+                json!({"email": email, "password": OWNER_PASSWORD, "name": "Owner", "organizationName": organization}),
             )
             .await;
         assert_eq!(status, 201, "{body}");
         (body["token"].as_str().unwrap().to_owned(), body)
+    }
+
+    /// Signs in as `email` with `password`; the answer, whatever it is.
+    pub async fn login(&self, email: &str, password: &str) -> (u16, Value) {
+        self.post("/api/auth/login", None, json!({"email": email, "password": password}))
+            .await
+    }
+
+    /// Asks for a password-reset e-mail to `email`; the answer, whatever it is.
+    pub async fn request_password_reset(&self, email: &str) -> (u16, Value) {
+        self.post("/api/auth/password-reset/request", None, json!({"email": email}))
+            .await
+    }
+
+    /// Sets `new_password` with the token of a reset or invitation e-mail; the answer, whatever it is.
+    pub async fn confirm_password_reset(&self, token: &str, new_password: &str) -> (u16, Value) {
+        self.post(
+            "/api/auth/password-reset/confirm",
+            None,
+            json!({"token": token, "newPassword": new_password}),
+        )
+        .await
     }
 
     /// The newest e-mail queued for `recipient`, as (subject, body), waiting

@@ -4,9 +4,9 @@ use application::auth::{Session, SessionTokens};
 use chrono::{Duration, Utc};
 use domain::auth::Role;
 use infrastructure::sessions::JwtSessions;
-use serde_json::json;
+use serde_json::{json, Value};
 use uuid::Uuid;
-use voxreach_tests::{token_in, TestApp, TEST_JWT_SECRET};
+use voxreach_tests::{token_in, TestApp, OWNER_PASSWORD, TEST_JWT_SECRET};
 
 #[tokio::test]
 async fn register_then_me_then_login() {
@@ -22,13 +22,7 @@ async fn register_then_me_then_login() {
     assert_eq!(me["email"], "ada@example.com");
     assert_eq!(me["organizationId"], body["user"]["organizationId"]);
 
-    let (status, login) = app
-        .post(
-            "/api/auth/login",
-            None,
-            json!({"email": "ada@example.com", "password": "correct horse battery"}),
-        )
-        .await;
+    let (status, login) = app.login("ada@example.com", OWNER_PASSWORD).await;
     assert_eq!(status, 200, "{login}");
     assert_eq!(login["user"]["id"], body["user"]["id"]);
     assert!(login["token"].is_string() && login["expiresAt"].is_string());
@@ -48,43 +42,26 @@ async fn register_then_me_then_login() {
 async fn wrong_password_and_unknown_email_look_the_same_and_repeated_failures_lock() {
     let app = TestApp::spawn().await;
     app.register("bob@example.com", "Bobs").await;
-    let (status, wrong) = app
-        .post(
-            "/api/auth/login",
-            None,
-            json!({"email": "bob@example.com", "password": "not the password"}),
-        )
-        .await;
-    let (status2, unknown) = app
-        .post(
-            "/api/auth/login",
-            None,
-            json!({"email": "nobody@example.com", "password": "not the password"}),
-        )
-        .await;
+    let (status, wrong) = app.login("bob@example.com", "not the password").await;
+    let (status2, unknown) = app.login("nobody@example.com", "not the password").await;
     assert_eq!((status, status2), (401, 401));
     assert_eq!(wrong, unknown);
     assert_eq!(wrong["error"]["code"], "invalid_credentials");
 
     for _ in 0..4 {
-        app.post(
-            "/api/auth/login",
-            None,
-            json!({"email": "bob@example.com", "password": "still wrong"}),
-        )
-        .await;
+        app.login("bob@example.com", "still wrong").await;
     }
     let response = app
         .client
         .post(app.url("/api/auth/login"))
-        .json(&json!({"email": "bob@example.com", "password": "correct horse battery"}))
+        .json(&json!({"email": "bob@example.com", "password": OWNER_PASSWORD}))
         .send()
         .await
         .unwrap();
     assert_eq!(response.status().as_u16(), 429, "locked even with the right password");
     let retry_after: u64 = response.headers()["retry-after"].to_str().unwrap().parse().unwrap();
     assert!(retry_after > 0);
-    let body: serde_json::Value = response.json().await.unwrap();
+    let body: Value = response.json().await.unwrap();
     assert_eq!(body["error"]["code"], "too_many_attempts");
 }
 
@@ -157,77 +134,37 @@ async fn expired_forged_and_missing_tokens_are_rejected() {
 async fn owners_invite_users_who_accept_by_setting_a_password() {
     let app = TestApp::spawn().await;
     let (owner, _) = app.register("owner@example.com", "Invite Co").await;
-    let (status, invited) = app
-        .post(
-            "/api/users",
-            Some(&owner),
-            json!({"email": "dev@example.com", "name": "Dev", "role": "admin"}),
-        )
-        .await;
+    let (status, invited) = invite(&app, &owner, "dev@example.com", "Dev", "admin").await;
     assert_eq!(status, 201, "{invited}");
     assert_eq!(invited["status"], "invited");
     assert_eq!(invited["role"], "admin");
 
     // Not yet able to sign in: no password.
-    let (status, _) = app
-        .post(
-            "/api/auth/login",
-            None,
-            json!({"email": "dev@example.com", "password": "correct horse battery"}),
-        )
-        .await;
+    let (status, _) = app.login("dev@example.com", OWNER_PASSWORD).await;
     assert_eq!(status, 401);
 
     let (subject, mail) = app.last_email_to("dev@example.com").await.expect("invitation e-mail");
     assert!(subject.contains("Invite Co"));
     assert!(mail.contains("https://app.voxreach.test/accept-invitation?token="));
     let (status, _) = app
-        .post(
-            "/api/auth/password-reset/confirm",
-            None,
-            json!({"token": token_in(&mail), "newPassword": "a brand new password"}),
-        )
+        .confirm_password_reset(&token_in(&mail), "a brand new password")
         .await;
     assert_eq!(status, 204);
-    let (status, login) = app
-        .post(
-            "/api/auth/login",
-            None,
-            json!({"email": "dev@example.com", "password": "a brand new password"}),
-        )
-        .await;
+    let (status, login) = app.login("dev@example.com", "a brand new password").await;
     assert_eq!(status, 200);
     assert_eq!(login["user"]["role"], "admin");
     let admin = login["token"].as_str().unwrap().to_owned();
 
     // Admins invite members but not owners; members invite nobody.
-    let (status, body) = app
-        .post(
-            "/api/users",
-            Some(&admin),
-            json!({"email": "boss@example.com", "name": "Boss", "role": "owner"}),
-        )
-        .await;
+    let (status, body) = invite(&app, &admin, "boss@example.com", "Boss", "owner").await;
     assert_eq!(
         (status, body["error"]["code"].as_str()),
         (403, Some("role_not_allowed"))
     );
-    let (status, _) = app
-        .post(
-            "/api/users",
-            Some(&admin),
-            json!({"email": "m@example.com", "name": "M", "role": "member"}),
-        )
-        .await;
+    let (status, _) = invite(&app, &admin, "m@example.com", "M", "member").await;
     assert_eq!(status, 201);
     let member = accept_invitation(&app, "m@example.com").await;
-    let (status, body) = app
-        .post(
-            "/api/users",
-            Some(&member),
-            json!({"email": "x@example.com", "name": "X", "role": "member"}),
-        )
-        .await;
+    let (status, body) = invite(&app, &member, "x@example.com", "X", "member").await;
     // The role matrix answers for members (README: roles).
     assert_eq!(
         (status, body["error"]["code"].as_str()),
@@ -235,13 +172,7 @@ async fn owners_invite_users_who_accept_by_setting_a_password() {
     );
 
     // An address already in use, in any organization, cannot be invited.
-    let (status, body) = app
-        .post(
-            "/api/users",
-            Some(&owner),
-            json!({"email": "DEV@example.com", "name": "Again", "role": "member"}),
-        )
-        .await;
+    let (status, body) = invite(&app, &owner, "DEV@example.com", "Again", "member").await;
     assert_eq!((status, body["error"]["code"].as_str()), (409, Some("email_taken")));
 
     app.settle().await;
@@ -271,23 +202,21 @@ async fn owners_invite_users_who_accept_by_setting_a_password() {
     assert_eq!(page["users"][0]["email"], "dev@example.com");
 }
 
+/// Invites `email` to `token`'s organization with `role`; the answer, whatever it is.
+async fn invite(app: &TestApp, token: &str, email: &str, name: &str, role: &str) -> (u16, Value) {
+    app.post(
+        "/api/users",
+        Some(token),
+        json!({"email": email, "name": name, "role": role}),
+    )
+    .await
+}
+
 async fn accept_invitation(app: &TestApp, email: &str) -> String {
     let (_, mail) = app.last_email_to(email).await.expect("invitation e-mail");
-    let (status, _) = app
-        .post(
-            "/api/auth/password-reset/confirm",
-            None,
-            json!({"token": token_in(&mail), "newPassword": "member password 1"}),
-        )
-        .await;
+    let (status, _) = app.confirm_password_reset(&token_in(&mail), "member password 1").await;
     assert_eq!(status, 204);
-    let (_, login) = app
-        .post(
-            "/api/auth/login",
-            None,
-            json!({"email": email, "password": "member password 1"}),
-        )
-        .await;
+    let (_, login) = app.login(email, "member password 1").await;
     login["token"].as_str().unwrap().to_owned()
 }
 
@@ -296,20 +225,8 @@ async fn password_reset_is_single_use_and_reveals_nothing() {
     let app = TestApp::spawn().await;
     app.register("dana@example.com", "Danas").await;
 
-    let (status, unknown) = app
-        .post(
-            "/api/auth/password-reset/request",
-            None,
-            json!({"email": "ghost@example.com"}),
-        )
-        .await;
-    let (status2, known) = app
-        .post(
-            "/api/auth/password-reset/request",
-            None,
-            json!({"email": "dana@example.com"}),
-        )
-        .await;
+    let (status, unknown) = app.request_password_reset("ghost@example.com").await;
+    let (status2, known) = app.request_password_reset("dana@example.com").await;
     assert_eq!((status, status2), (202, 202));
     assert_eq!(unknown, known);
     let (_, mail) = app.last_email_to("dana@example.com").await.expect("reset e-mail");
@@ -322,59 +239,25 @@ async fn password_reset_is_single_use_and_reveals_nothing() {
         .unwrap();
     assert_eq!(stored, 0, "only the token's digest is stored");
 
-    let (status, body) = app
-        .post(
-            "/api/auth/password-reset/confirm",
-            None,
-            json!({"token": token, "newPassword": "short"}),
-        )
-        .await;
+    let (status, body) = app.confirm_password_reset(&token, "short").await;
     assert_eq!(
         (status, body["error"]["details"]["field"].as_str()),
         (400, Some("password"))
     );
-    let (status, _) = app
-        .post(
-            "/api/auth/password-reset/confirm",
-            None,
-            json!({"token": token, "newPassword": "my new password!"}),
-        )
-        .await;
+    let (status, _) = app.confirm_password_reset(&token, "my new password!").await;
     assert_eq!(status, 204);
-    let (status, body) = app
-        .post(
-            "/api/auth/password-reset/confirm",
-            None,
-            json!({"token": token, "newPassword": "another password!"}),
-        )
-        .await;
+    let (status, body) = app.confirm_password_reset(&token, "another password!").await;
     assert_eq!(
         (status, body["error"]["code"].as_str()),
         (400, Some("invalid_reset_token"))
     );
     let (status, _) = app
-        .post(
-            "/api/auth/password-reset/confirm",
-            None,
-            json!({"token": format!("{}.forged", Uuid::new_v4()), "newPassword": "another password!"}),
-        )
+        .confirm_password_reset(&format!("{}.forged", Uuid::new_v4()), "another password!")
         .await;
     assert_eq!(status, 400);
 
-    let old = app
-        .post(
-            "/api/auth/login",
-            None,
-            json!({"email": "dana@example.com", "password": "correct horse battery"}),
-        )
-        .await;
-    let new = app
-        .post(
-            "/api/auth/login",
-            None,
-            json!({"email": "dana@example.com", "password": "my new password!"}),
-        )
-        .await;
+    let old = app.login("dana@example.com", OWNER_PASSWORD).await;
+    let new = app.login("dana@example.com", "my new password!").await;
     assert_eq!((old.0, new.0), (401, 200));
 }
 
@@ -383,16 +266,11 @@ async fn users_of_one_organization_never_see_another() {
     let app = TestApp::spawn().await;
     let (a, _) = app.register("a@alpha.com", "Alpha").await;
     let (b, _) = app.register("b@beta.com", "Beta").await;
-    app.post(
-        "/api/users",
-        Some(&a),
-        json!({"email": "a2@alpha.com", "name": "A2", "role": "member"}),
-    )
-    .await;
+    invite(&app, &a, "a2@alpha.com", "A2", "member").await;
     app.settle().await;
     let (_, alpha) = app.get("/api/users", Some(&a)).await;
     let (_, beta) = app.get("/api/users", Some(&b)).await;
-    let emails = |v: &serde_json::Value| -> Vec<String> {
+    let emails = |v: &Value| -> Vec<String> {
         v["users"]
             .as_array()
             .unwrap()
@@ -414,31 +292,16 @@ async fn a_password_reset_ends_every_earlier_session() {
     assert_eq!(app.get("/api/auth/me", Some(&before)).await.0, 200);
     // Tokens carry whole seconds: the reset happens in a later one.
     tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
-    app.post(
-        "/api/auth/password-reset/request",
-        None,
-        json!({"email": "frank@example.com"}),
-    )
-    .await;
+    app.request_password_reset("frank@example.com").await;
     let (_, mail) = app.last_email_to("frank@example.com").await.expect("a reset e-mail");
     let (status, _) = app
-        .post(
-            "/api/auth/password-reset/confirm",
-            None,
-            json!({"token": token_in(&mail), "newPassword": "a brand new password"}),
-        )
+        .confirm_password_reset(&token_in(&mail), "a brand new password")
         .await;
     assert_eq!(status, 204);
     app.settle().await;
     let (status, body) = app.get("/api/auth/me", Some(&before)).await;
     assert_eq!(status, 401, "{body}");
-    let (status, login) = app
-        .post(
-            "/api/auth/login",
-            None,
-            json!({"email": "frank@example.com", "password": "a brand new password"}),
-        )
-        .await;
+    let (status, login) = app.login("frank@example.com", "a brand new password").await;
     assert_eq!(status, 200);
     let after = login["token"].as_str().unwrap();
     assert_eq!(app.get("/api/auth/me", Some(after)).await.0, 200);
@@ -462,13 +325,7 @@ async fn sign_ups_and_reset_requests_are_throttled() {
     assert_eq!(statuses.last(), Some(&429));
     let mut resets = vec![];
     for _ in 0..6 {
-        let (status, _) = app
-            .post(
-                "/api/auth/password-reset/request",
-                None,
-                json!({"email": "s1@example.com"}),
-            )
-            .await;
+        let (status, _) = app.request_password_reset("s1@example.com").await;
         resets.push(status);
     }
     assert_eq!(

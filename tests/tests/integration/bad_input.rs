@@ -253,13 +253,7 @@ async fn bodies_hold_only_documented_fields_of_the_documented_kind() {
         (422, Some("invalid_body")),
         "unknown invitation field"
     );
-    let (status, _) = app
-        .post(
-            "/api/auth/password-reset/request",
-            None,
-            json!({"email": "not an address"}),
-        )
-        .await;
+    let (status, _) = app.request_password_reset("not an address").await;
     assert_eq!(status, 400, "a malformed address is refused, whoever asks");
     let slack = json!({"workspaceName": "Acme", "webhookUrl": "https://hooks.slack.com/services/T1/B2/X3", "channel": "#sales",
         "preferences": {"routes": {}, "timezone": "UTC", "failuresBypassMute": false, "muteHours": {"start": "22:00", "end": "07:00", "days": 5}}});

@@ -478,15 +478,7 @@ async fn a_stale_token_is_refreshed_first_and_a_refused_one_once_more() {
             "errors": [{"domain": "global", "reason": "authError", "message": "Invalid Credentials", "locationType": "header", "location": "Authorization"}]}})))
         .mount(&w.google)
         .await;
-    Mock::given(method("POST"))
-        .and(path("/token"))
-        .and(body_string_contains("grant_type=refresh_token"))
-        .respond_with(ResponseTemplate::new(400).set_body_json(
-            json!({"error": "invalid_grant", "error_description": "Token has been expired or revoked."}),
-        ))
-        .expect(1)
-        .mount(&w.google)
-        .await;
+    calendars::refuse_the_refresh(&w.google).await;
     let (status, answer) = w.check("2026-03-04", "10:00").await;
     assert_eq!(
         (status, answer["error"]["code"].as_str()),
@@ -688,11 +680,7 @@ async fn disconnecting_revokes_at_google_and_forgets_the_tokens() {
         .expect(1)
         .mount(&w.google)
         .await;
-    let (status, _) = w
-        .app
-        .delete(&format!("/api/integrations/calendars/{id}"), Some(&w.token))
-        .await;
-    assert_eq!(status, 204);
+    calendars::disconnect(&w.app, &w.token, &id).await;
     assert!(w.stored_tokens().await.is_empty());
     w.app.settle().await;
     let (_, listed) = w.app.get("/api/integrations/calendars", Some(&w.token)).await;

@@ -6,7 +6,7 @@ use infrastructure::config::calendar_providers;
 use serde_json::{json, Value};
 use voxreach_tests::calendars::{self, google_settings};
 use voxreach_tests::{ManualClock, VapiWorld, PUBLIC_URL};
-use wiremock::matchers::{body_string_contains, method, path, path_regex};
+use wiremock::matchers::{method, path, path_regex};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
 struct World {
@@ -233,15 +233,7 @@ async fn a_calendar_that_needs_a_new_sign_in_is_alerted_in_slack_once() {
         )
         .mount(&w.google)
         .await;
-    Mock::given(method("POST"))
-        .and(path("/token"))
-        .and(body_string_contains("grant_type=refresh_token"))
-        .respond_with(ResponseTemplate::new(400).set_body_json(
-            json!({"error": "invalid_grant", "error_description": "Token has been expired or revoked."}),
-        ))
-        .expect(1)
-        .mount(&w.google)
-        .await;
+    calendars::refuse_the_refresh(&w.google).await;
     let check = json!({"agentId": w.vapi.agent_id, "date": "2026-03-04", "time": "10:00"});
     let (status, answer) = w.vapi.post("/api/calendar/check-availability", check.clone()).await;
     assert_eq!(

@@ -265,16 +265,8 @@ async fn a_refused_token_stores_nothing_and_disconnecting_removes_the_subscripti
         .expect(1)
         .mount(&w.calendly)
         .await;
-    let (status, _) = w
-        .app
-        .delete(&format!("/api/integrations/calendars/{id}"), Some(&w.token))
-        .await;
-    assert_eq!(status, 204);
-    let left: i64 = sqlx::query_scalar("SELECT count(*) FROM integration_tokens")
-        .fetch_one(&w.app.db.pool)
-        .await
-        .unwrap();
-    assert_eq!(left, 0);
+    voxreach_tests::calendars::disconnect(&w.app, &w.token, &id).await;
+    assert_eq!(w.app.stored_token_count().await, 0);
     // Deliveries for it are now answered 410.
     let body = created(
         "https://api.calendly.com/scheduled_events/E3/invitees/I3",

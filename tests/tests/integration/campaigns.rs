@@ -2,7 +2,7 @@
 //! tenancy; and the organization's do-not-call list.
 
 use serde_json::{json, Value};
-use voxreach_tests::VapiWorld;
+use voxreach_tests::{VapiWorld, OWNER_PASSWORD};
 
 async fn world_with_number() -> (VapiWorld, String) {
     let w = VapiWorld::start().await;
@@ -1340,14 +1340,7 @@ async fn a_thousand_contacts_across_us_time_zones_are_called_within_their_window
     }
     w.app.settle().await;
     // Two days on, the morning's session has expired: sign in again.
-    let (_, session) = w
-        .app
-        .post(
-            "/api/auth/login",
-            None,
-            json!({"email": "owner@world.test", "password": "correct horse battery"}),
-        )
-        .await;
+    let (_, session) = w.app.login("owner@world.test", OWNER_PASSWORD).await;
     let token = session["token"].as_str().expect("signed in").to_owned();
     let (status, stats) = w.app.get(&format!("/api/campaigns/{id}/stats"), Some(&token)).await;
     assert_eq!(

@@ -5,8 +5,11 @@
 
 use serde_json::{json, Value};
 use voxreach_tests::assert_read_models_equal_rebuilds;
-use voxreach_tests::crm::{created, engagement_mocks, found, known_contact, token_answer, world};
-use wiremock::matchers::{body_partial_json, body_string_contains, method, path, path_regex};
+use voxreach_tests::crm::{
+    engagement_mocks, found, hubspot_creates, hubspot_search_finds, known_contact, new_deal_mocks, sync_steps,
+    token_answer, world, World,
+};
+use wiremock::matchers::{body_string_contains, method, path, path_regex};
 use wiremock::{Mock, ResponseTemplate};
 
 #[tokio::test]
@@ -15,20 +18,7 @@ async fn a_known_callers_call_is_logged_with_its_note_and_a_qualified_deal_once(
     w.connect(1800).await;
     known_contact(&w, "501").await;
     engagement_mocks(&w).await;
-    Mock::given(method("POST"))
-        .and(path("/crm/v3/objects/deals/search"))
-        .respond_with(found(json!([])))
-        .mount(&w.hubspot)
-        .await;
-    Mock::given(method("POST"))
-        .and(path("/crm/v3/objects/deals"))
-        .and(body_partial_json(
-            json!({"properties": {"dealstage": "qualifiedtobuy"}}),
-        ))
-        .respond_with(created("3001"))
-        .expect(1)
-        .mount(&w.hubspot)
-        .await;
+    new_deal_mocks(&w, "qualifiedtobuy").await;
     let call_id = w.call_ends("vapi-crm-1", "+14155552671", Some("qualified")).await;
     w.app.drain_work().await;
     // What HubSpot received: the call on contact 501 (association 194), the transcript note (202).
@@ -51,19 +41,8 @@ async fn a_known_callers_call_is_logged_with_its_note_and_a_qualified_deal_once(
     w.app.make_work_due().await;
     w.app.drain_work().await;
     let log = w.sync_log(&format!("?callId={call_id}")).await;
-    let actions: Vec<(&str, &str, Option<&str>)> = log
-        .iter()
-        .rev()
-        .map(|l| {
-            (
-                l["action"].as_str().unwrap(),
-                l["status"].as_str().unwrap(),
-                l["externalId"].as_str(),
-            )
-        })
-        .collect();
     assert_eq!(
-        actions,
+        sync_steps(&log, "externalId"),
         [
             ("search", "succeeded", Some("501")),
             ("log_call", "succeeded", Some("9001")),
@@ -85,11 +64,7 @@ async fn a_known_callers_call_is_logged_with_its_note_and_a_qualified_deal_once(
 async fn an_unknown_caller_becomes_a_contact_and_a_duplicate_answer_names_the_existing_one() {
     let w = world().await;
     w.connect(1800).await;
-    Mock::given(method("POST"))
-        .and(path("/crm/v3/objects/contacts/search"))
-        .respond_with(found(json!([])))
-        .mount(&w.hubspot)
-        .await;
+    hubspot_search_finds("contacts", json!([])).mount(&w.hubspot).await;
     Mock::given(method("POST"))
         .and(path("/crm/v3/objects/contacts"))
         .respond_with(ResponseTemplate::new(409).set_body_json(json!({"status": "error",
@@ -158,17 +133,8 @@ async fn a_crash_between_hubspots_answer_and_our_record_writes_nothing_twice() {
         .expect(1)
         .mount(&w.hubspot)
         .await;
-    Mock::given(method("POST"))
-        .and(path("/crm/v3/objects/calls"))
-        .respond_with(created("9999"))
-        .expect(0)
-        .mount(&w.hubspot)
-        .await;
-    Mock::given(method("POST"))
-        .and(path("/crm/v3/objects/notes"))
-        .respond_with(created("7001"))
-        .mount(&w.hubspot)
-        .await;
+    hubspot_creates("calls", "9999").expect(0).mount(&w.hubspot).await;
+    hubspot_creates("notes", "7001").mount(&w.hubspot).await;
     w.app.drain_work().await;
     let log = w.sync_log(&format!("?callId={call_id}")).await;
     assert!(
@@ -270,6 +236,17 @@ async fn settings_name_only_properties_and_stages_the_portal_has() {
     );
 }
 
+/// The manual sync test of `phone` at HubSpot, as the holder of `token`.
+async fn sync_contact(w: &World, token: &str, phone: &str) -> (u16, Value) {
+    w.app
+        .post(
+            "/api/integrations/crm/sync-contact",
+            Some(token),
+            json!({"phone": phone, "provider": "hubspot"}),
+        )
+        .await
+}
+
 #[tokio::test]
 async fn the_manual_sync_test_finds_or_creates_and_a_stale_token_is_refreshed_first() {
     let w = world().await;
@@ -284,14 +261,7 @@ async fn the_manual_sync_test_finds_or_creates_and_a_stale_token_is_refreshed_fi
         .mount(&w.hubspot)
         .await;
     known_contact(&w, "501").await;
-    let (status, answer) = w
-        .app
-        .post(
-            "/api/integrations/crm/sync-contact",
-            Some(&w.token),
-            json!({"phone": "+14155552671", "provider": "hubspot"}),
-        )
-        .await;
+    let (status, answer) = sync_contact(&w, &w.token, "+14155552671").await;
     assert_eq!(status, 200, "{answer}");
     assert_eq!(
         (answer["result"].as_str(), answer["contactId"].as_str()),
@@ -306,14 +276,7 @@ async fn the_manual_sync_test_finds_or_creates_and_a_stale_token_is_refreshed_fi
         .find(|r| r.url.path() == "/crm/v3/objects/contacts/search")
         .unwrap();
     assert_eq!(searched.headers["authorization"], "Bearer hs-access-2");
-    let (status, answer) = w
-        .app
-        .post(
-            "/api/integrations/crm/sync-contact",
-            Some(&w.token),
-            json!({"phone": "not a phone", "provider": "hubspot"}),
-        )
-        .await;
+    let (status, answer) = sync_contact(&w, &w.token, "not a phone").await;
     assert_eq!(
         (status, answer["error"]["details"]["field"].as_str()),
         (400, Some("phone"))
@@ -343,14 +306,7 @@ async fn another_organization_sees_and_changes_none_of_it_and_members_may_not_ma
         .delete("/api/integrations/crm?provider=hubspot", Some(&stranger))
         .await;
     assert_eq!(status, 404);
-    let (status, _) = w
-        .app
-        .post(
-            "/api/integrations/crm/sync-contact",
-            Some(&stranger),
-            json!({"phone": "+14155552671", "provider": "hubspot"}),
-        )
-        .await;
+    let (status, _) = sync_contact(&w, &stranger, "+14155552671").await;
     assert_eq!(status, 404);
     // Disconnecting revokes the refresh token at HubSpot and forgets the tokens.
     Mock::given(method("DELETE"))
@@ -364,11 +320,7 @@ async fn another_organization_sees_and_changes_none_of_it_and_members_may_not_ma
         .delete("/api/integrations/crm?provider=hubspot", Some(&w.token))
         .await;
     assert_eq!(status, 204);
-    let left: i64 = sqlx::query_scalar("SELECT count(*) FROM integration_tokens")
-        .fetch_one(&w.app.db.pool)
-        .await
-        .unwrap();
-    assert_eq!(left, 0);
+    assert_eq!(w.app.stored_token_count().await, 0);
     w.app.settle().await;
     let (_, listed) = w.app.get("/api/integrations/crm", Some(&w.token)).await;
     assert_eq!(listed["integrations"], json!([]));
@@ -379,11 +331,6 @@ async fn a_meeting_booked_during_a_call_is_logged_on_the_contact_with_the_deal_a
     let w = world().await;
     w.connect(1800).await;
     voxreach_tests::calendars::connect(&w.app, &w.token, &w.hubspot, "google", "ya29.a", "1//r", 3600).await;
-    Mock::given(method("POST"))
-        .and(path("/assistant"))
-        .respond_with(ResponseTemplate::new(201).set_body_json(json!({"id": "asst_1"})))
-        .mount(&w.hubspot)
-        .await;
     Mock::given(method("POST"))
         .and(path("/calendar/v3/freeBusy"))
         .respond_with(ResponseTemplate::new(200).set_body_json(json!({"calendars": {"primary": {"busy": []}}})))
@@ -396,36 +343,9 @@ async fn a_meeting_booked_during_a_call_is_logged_on_the_contact_with_the_deal_a
         .await;
     known_contact(&w, "501").await;
     engagement_mocks(&w).await;
-    Mock::given(method("POST"))
-        .and(path("/crm/v3/objects/meetings"))
-        .respond_with(created("8001"))
-        .expect(1)
-        .mount(&w.hubspot)
-        .await;
-    Mock::given(method("POST"))
-        .and(path("/crm/v3/objects/deals/search"))
-        .respond_with(found(json!([])))
-        .mount(&w.hubspot)
-        .await;
-    Mock::given(method("POST"))
-        .and(path("/crm/v3/objects/deals"))
-        .and(body_partial_json(
-            json!({"properties": {"dealstage": "appointmentscheduled"}}),
-        ))
-        .respond_with(created("3001"))
-        .expect(1)
-        .mount(&w.hubspot)
-        .await;
-    let (status, agent) = w
-        .app
-        .post(
-            "/api/agents",
-            Some(&w.token),
-            json!({"name": "Booker", "systemPrompt": "Book demos.", "voice": {"provider": "openai", "voiceId": "nova"}}),
-        )
-        .await;
-    assert_eq!(status, 201, "{agent}");
-    w.app.drain_work().await;
+    hubspot_creates("meetings", "8001").expect(1).mount(&w.hubspot).await;
+    new_deal_mocks(&w, "appointmentscheduled").await;
+    let agent = w.create_agent("Booker", "Book demos.").await;
     // During the call, the agent books Wednesday 14:00 New York; then the call ends.
     let call = json!({"id": "vapi-crm-9", "type": "inboundPhoneCall",
         "metadata": {"voxreachOrganizationId": w.organization_id, "voxreachAgentId": agent["id"]},

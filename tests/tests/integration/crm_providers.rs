@@ -5,7 +5,8 @@
 //! pause the sync, settings checked against each account.
 
 use serde_json::json;
-use voxreach_tests::crm::{world, Crm, World, PD_PERSON, SF, SF_CONTACT};
+use voxreach_tests::crm::{sync_steps, world, Crm, World, PD_PERSON, SF, SF_CONTACT};
+use voxreach_tests::OWNER_PASSWORD;
 use wiremock::matchers::{body_string_contains, method, path};
 use wiremock::{Mock, ResponseTemplate};
 
@@ -22,28 +23,17 @@ async fn a_known_callers_call_is_synced_through_the_port(crm: Crm) {
     w.app.make_work_due().await;
     w.app.drain_work().await;
     let log = w.sync_log(&format!("?callId={call_id}")).await;
-    let actions: Vec<(&str, &str, Option<&str>, &str)> = log
-        .iter()
-        .rev()
-        .map(|l| {
-            (
-                l["action"].as_str().unwrap(),
-                l["status"].as_str().unwrap(),
-                l["externalId"].as_str(),
-                l["provider"].as_str().unwrap(),
-            )
-        })
-        .collect();
     let contact = crm.contact_id();
     assert_eq!(
-        actions,
+        sync_steps(&log, "externalId"),
         [
-            ("search", "succeeded", Some(contact.as_str()), crm.name()),
-            ("log_call", "succeeded", Some(call_record.as_str()), crm.name()),
-            ("add_note", "succeeded", Some(note.as_str()), crm.name()),
-            ("create_deal", "succeeded", Some(deal.as_str()), crm.name()),
+            ("search", "succeeded", Some(contact.as_str())),
+            ("log_call", "succeeded", Some(call_record.as_str())),
+            ("add_note", "succeeded", Some(note.as_str())),
+            ("create_deal", "succeeded", Some(deal.as_str())),
         ]
     );
+    assert!(log.iter().all(|l| l["provider"] == crm.name()), "{log:?}");
     let (_, listed) = w.app.get("/api/integrations/crm", Some(&w.token)).await;
     let integration = &listed["integrations"][0];
     assert_eq!(integration["provider"], crm.name());
@@ -76,13 +66,7 @@ async fn salesforce_tasks_carry_the_call_and_a_stale_session_is_refreshed_once_t
     w.connect_crm(Crm::Salesforce).await;
     Crm::Salesforce.mount_known_contact(&w).await;
     // The session has expired: Salesforce refuses the first Task with INVALID_SESSION_ID.
-    Mock::given(method("POST"))
-        .and(path(format!("{SF}/sobjects/Task")))
-        .respond_with(ResponseTemplate::new(401).set_body_json(json!([
-            {"message": "Session expired or invalid", "errorCode": "INVALID_SESSION_ID"}])))
-        .up_to_n_times(1)
-        .mount(&w.hubspot)
-        .await;
+    refuse_the_next_task(&w, 401, "INVALID_SESSION_ID", "Session expired or invalid").await;
     Mock::given(method("POST"))
         .and(path("/services/oauth2/token"))
         .and(body_string_contains("grant_type=refresh_token"))
@@ -141,7 +125,7 @@ async fn salesforce_stops_at_its_budget_share_and_the_integration_shows_throttle
         .await;
     Mock::given(method("POST"))
         .and(path(format!("{SF}/sobjects/Task")))
-        .respond_with(ResponseTemplate::new(201).set_body_json(json!({"id": "00T5e00000CallAAAQ", "success": true})))
+        .respond_with(sf_created("00T5e00000CallAAAQ"))
         .expect(0)
         .mount(&w.hubspot)
         .await;
@@ -159,49 +143,26 @@ async fn salesforce_stops_at_its_budget_share_and_the_integration_shows_throttle
 async fn salesforce_settings_name_only_stages_and_fields_the_org_has() {
     let w = world().await;
     w.connect_crm(Crm::Salesforce).await;
-    let describe = |object: &str, fields: serde_json::Value| {
-        Mock::given(method("GET"))
-            .and(path(format!("{SF}/sobjects/{object}/describe")))
-            .respond_with(ResponseTemplate::new(200).set_body_json(json!({"name": object, "fields": fields})))
-    };
-    describe(
-        "Lead",
+    describe_standard_objects(
+        &w,
         json!([{"name": "Status", "updateable": true}, {"name": "Call_Sentiment__c", "updateable": true}]),
     )
-    .mount(&w.hubspot)
     .await;
-    describe("Contact", json!([{"name": "Title", "updateable": true}]))
-        .mount(&w.hubspot)
-        .await;
-    describe(
-        "Opportunity",
-        json!([{"name": "StageName", "updateable": true, "picklistValues": [
-        {"value": "Prospecting", "active": true}, {"value": "Qualification", "active": true},
-        {"value": "Needs Analysis", "active": true}, {"value": "Closed Won", "active": true}]}]),
-    )
-    .mount(&w.hubspot)
-    .await;
-    let settings = "/api/integrations/crm?provider=salesforce";
-    let (status, body) = w
-        .app
-        .patch(
-            settings,
-            Some(&w.token),
-            json!({"stageMapping": {"qualified": "Qualification",
+    assert_settings_refused(
+        &w,
+        "salesforce",
+        json!({"stageMapping": {"qualified": "Qualification",
             "appointment": "Demo Booked", "sale": "Closed Won"}}),
-        )
-        .await;
-    assert_eq!(status, 400, "{body}");
-    assert_eq!(body["error"]["details"]["field"], "stageMapping.appointment");
-    let (status, body) = w
-        .app
-        .patch(
-            settings,
-            Some(&w.token),
-            json!({"fieldMappings": {"sentiment": "Call_Sentiment__c"},
+        "stageMapping.appointment",
+    )
+    .await;
+    let (status, body) = patch_settings(
+        &w,
+        "salesforce",
+        json!({"fieldMappings": {"sentiment": "Call_Sentiment__c"},
             "newContactKind": "contact"}),
-        )
-        .await;
+    )
+    .await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["fieldMappings"]["sentiment"], "Call_Sentiment__c");
     assert_eq!(body["newContactKind"], "contact");
@@ -244,17 +205,7 @@ async fn pipedrive_waits_out_a_burst_and_stops_for_the_day_when_its_budget_is_go
     w.app.make_work_due().await;
     w.app.drain_work().await;
     let log = w.sync_log(&format!("?callId={call_id}")).await;
-    let seen: Vec<(&str, &str, Option<&str>)> = log
-        .iter()
-        .rev()
-        .map(|l| {
-            (
-                l["action"].as_str().unwrap(),
-                l["status"].as_str().unwrap(),
-                l["error"].as_str(),
-            )
-        })
-        .collect();
+    let seen = sync_steps(&log, "error");
     let person = PD_PERSON.to_string();
     assert_eq!(
         seen[0],
@@ -298,25 +249,19 @@ async fn pipedrive_settings_name_only_stages_the_account_has() {
         )
         .mount(&w.hubspot)
         .await;
-    let settings = "/api/integrations/crm?provider=pipedrive";
-    let (status, body) = w
-        .app
-        .patch(
-            settings,
-            Some(&w.token),
-            json!({"stageMapping": {"qualified": "1", "appointment": "9", "sale": "won"}}),
-        )
-        .await;
-    assert_eq!(status, 400, "{body}");
-    assert_eq!(body["error"]["details"]["field"], "stageMapping.appointment");
-    let (status, body) = w
-        .app
-        .patch(
-            settings,
-            Some(&w.token),
-            json!({"stageMapping": {"qualified": "1", "appointment": "3", "sale": "won"}}),
-        )
-        .await;
+    assert_settings_refused(
+        &w,
+        "pipedrive",
+        json!({"stageMapping": {"qualified": "1", "appointment": "9", "sale": "won"}}),
+        "stageMapping.appointment",
+    )
+    .await;
+    let (status, body) = patch_settings(
+        &w,
+        "pipedrive",
+        json!({"stageMapping": {"qualified": "1", "appointment": "3", "sale": "won"}}),
+    )
+    .await;
     assert_eq!(status, 200, "{body}");
 }
 
@@ -368,7 +313,7 @@ async fn mount_bulk_job(w: &World, job: &str) {
         .await;
     Mock::given(method("POST"))
         .and(path(format!("{SF}/sobjects/Note")))
-        .respond_with(ResponseTemplate::new(201).set_body_json(json!({"id": "0025e00000NoteAAAQ", "success": true})))
+        .respond_with(sf_created("0025e00000NoteAAAQ"))
         .mount(&w.hubspot)
         .await;
 }
@@ -502,24 +447,14 @@ async fn a_salesforce_backfill_of_many_calls_goes_in_one_bulk_job_and_refused_ro
     complete_bulk_job(&w, JOB, 1).await;
     Mock::given(method("POST"))
         .and(path(format!("{SF}/sobjects/Task")))
-        .respond_with(ResponseTemplate::new(201).set_body_json(json!({"id": "00T5e00000RestAAAQ", "success": true})))
+        .respond_with(sf_created("00T5e00000RestAAAQ"))
         .expect(1)
         .mount(&w.hubspot)
         .await;
     run_work(&w, 3).await;
     let refused_call = &rows[0][8];
     let log = w.sync_log(&format!("?callId={refused_call}")).await;
-    let seen: Vec<(&str, &str, Option<&str>)> = log
-        .iter()
-        .rev()
-        .map(|l| {
-            (
-                l["action"].as_str().unwrap(),
-                l["status"].as_str().unwrap(),
-                l["externalId"].as_str(),
-            )
-        })
-        .collect();
+    let seen = sync_steps(&log, "externalId");
     assert_eq!(seen[0], ("search", "succeeded", Some(SF_CONTACT)));
     assert_eq!(seen[1], ("log_call", "failed", None));
     assert_eq!(
@@ -553,13 +488,7 @@ async fn a_bulk_interface_that_refuses_the_job_sends_the_backfill_call_by_call()
         .expect(1)
         .mount(&w.hubspot)
         .await;
-    for (object, id) in [("Task", "00T5e00000RestAAAQ"), ("Note", "0025e00000NoteAAAQ")] {
-        Mock::given(method("POST"))
-            .and(path(format!("{SF}/sobjects/{object}")))
-            .respond_with(ResponseTemplate::new(201).set_body_json(json!({"id": id, "success": true})))
-            .mount(&w.hubspot)
-            .await;
-    }
+    accept_tasks_and_notes(&w, "00T5e00000RestAAAQ").await;
     let (status, body) = w
         .app
         .post(
@@ -585,13 +514,7 @@ async fn calls_held_while_salesforces_daily_limit_is_spent_catch_up_in_one_bulk_
     w.connect_crm(Crm::Salesforce).await;
     Crm::Salesforce.mount_known_contact(&w).await;
     // The first call's Task meets the org's spent daily limit: the integration is throttled.
-    Mock::given(method("POST"))
-        .and(path(format!("{SF}/sobjects/Task")))
-        .respond_with(ResponseTemplate::new(403).set_body_json(json!([
-            {"message": "TotalRequests Limit exceeded.", "errorCode": "REQUEST_LIMIT_EXCEEDED"}])))
-        .up_to_n_times(1)
-        .mount(&w.hubspot)
-        .await;
+    refuse_the_next_task(&w, 403, "REQUEST_LIMIT_EXCEEDED", "TotalRequests Limit exceeded.").await;
     calls_end(&w, "held", 1, "2026-03-02T13:30:00.000Z").await;
     let (_, listed) = w.app.get("/api/integrations/crm", Some(&w.token)).await;
     assert_eq!(listed["integrations"][0]["status"], "throttled", "{listed}");
@@ -614,14 +537,7 @@ async fn calls_held_while_salesforces_daily_limit_is_spent_catch_up_in_one_bulk_
         "only the Task the limit refused went call by call"
     );
     // A day on, the owner signs in again to look.
-    let (status, signed_in) = w
-        .app
-        .post(
-            "/api/auth/login",
-            None,
-            json!({"email": "owner@crm.test", "password": "correct horse battery"}),
-        )
-        .await;
+    let (status, signed_in) = w.app.login("owner@crm.test", OWNER_PASSWORD).await;
     assert_eq!(status, 200, "{signed_in}");
     let token = signed_in["token"].as_str().unwrap();
     let (status, page) = w
@@ -643,31 +559,13 @@ async fn calls_held_while_salesforces_daily_limit_is_spent_catch_up_in_one_bulk_
 async fn salesforce_writes_each_call_to_a_custom_object_named_in_settings_and_hubspot_has_none() {
     let w = world().await;
     w.connect_crm(Crm::Salesforce).await;
-    let describe = |object: &str, fields: serde_json::Value| {
-        Mock::given(method("GET"))
-            .and(path(format!("{SF}/sobjects/{object}/describe")))
-            .respond_with(ResponseTemplate::new(200).set_body_json(json!({"name": object, "fields": fields})))
-    };
-    describe("Lead", json!([{"name": "Status", "updateable": true}]))
-        .mount(&w.hubspot)
-        .await;
-    describe("Contact", json!([{"name": "Title", "updateable": true}]))
-        .mount(&w.hubspot)
-        .await;
+    describe_standard_objects(&w, json!([{"name": "Status", "updateable": true}])).await;
     describe(
-        "Opportunity",
-        json!([{"name": "StageName", "updateable": true, "picklistValues": [
-        {"value": "Prospecting", "active": true}, {"value": "Qualification", "active": true},
-        {"value": "Needs Analysis", "active": true}, {"value": "Closed Won", "active": true}]}]),
-    )
-    .mount(&w.hubspot)
-    .await;
-    describe(
+        &w,
         "VoxReach_Call__c",
         json!([{"name": "Caller_Name__c", "updateable": true},
         {"name": "Summary__c", "updateable": true}]),
     )
-    .mount(&w.hubspot)
     .await;
     Mock::given(method("GET"))
         .and(path(format!("{SF}/sobjects/No_Such__c/describe")))
@@ -675,47 +573,33 @@ async fn salesforce_writes_each_call_to_a_custom_object_named_in_settings_and_hu
             {"errorCode": "NOT_FOUND", "message": "The requested resource does not exist"}])))
         .mount(&w.hubspot)
         .await;
-    let settings = "/api/integrations/crm?provider=salesforce";
     let mapping = |object: &str, field: &str| json!({"customRecord": {"object": object, "fields": {"contactName": field, "summary": "Summary__c"}}});
-    let (status, body) = w
-        .app
-        .patch(settings, Some(&w.token), mapping("No_Such__c", "Caller_Name__c"))
-        .await;
-    assert_eq!(
-        (status, body["error"]["details"]["field"].as_str()),
-        (400, Some("customRecord.object")),
-        "{body}"
-    );
-    let (status, body) = w
-        .app
-        .patch(settings, Some(&w.token), mapping("VoxReach_Call__c", "Nope__c"))
-        .await;
-    assert_eq!(
-        (status, body["error"]["details"]["field"].as_str()),
-        (400, Some("customRecord.fields.contactName")),
-        "{body}"
-    );
-    let (status, body) = w
-        .app
-        .patch(settings, Some(&w.token), mapping("VoxReach_Call__c", "Caller_Name__c"))
-        .await;
+    assert_settings_refused(
+        &w,
+        "salesforce",
+        mapping("No_Such__c", "Caller_Name__c"),
+        "customRecord.object",
+    )
+    .await;
+    assert_settings_refused(
+        &w,
+        "salesforce",
+        mapping("VoxReach_Call__c", "Nope__c"),
+        "customRecord.fields.contactName",
+    )
+    .await;
+    let (status, body) = patch_settings(&w, "salesforce", mapping("VoxReach_Call__c", "Caller_Name__c")).await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["customRecord"]["object"], "VoxReach_Call__c");
 
     Crm::Salesforce.mount_known_contact(&w).await;
-    for (object, id) in [("Task", "00T5e00000CallAAAQ"), ("Note", "0025e00000NoteAAAQ")] {
-        Mock::given(method("POST"))
-            .and(path(format!("{SF}/sobjects/{object}")))
-            .respond_with(ResponseTemplate::new(201).set_body_json(json!({"id": id, "success": true})))
-            .mount(&w.hubspot)
-            .await;
-    }
+    accept_tasks_and_notes(&w, "00T5e00000CallAAAQ").await;
     Mock::given(method("POST"))
         .and(path(format!("{SF}/sobjects/VoxReach_Call__c")))
         .and(wiremock::matchers::body_json(
             json!({"Caller_Name__c": "Ann Lee", "Summary__c": "Wants a demo."}),
         ))
-        .respond_with(ResponseTemplate::new(201).set_body_json(json!({"id": "a005e00000CallAAQ", "success": true})))
+        .respond_with(sf_created("a005e00000CallAAQ"))
         .expect(1)
         .mount(&w.hubspot)
         .await;
@@ -728,17 +612,84 @@ async fn salesforce_writes_each_call_to_a_custom_object_named_in_settings_and_hu
 
     // HubSpot has no custom records here: the setting is refused by name.
     w.connect_crm(Crm::HubSpot).await;
-    let (status, body) = w
-        .app
-        .patch(
-            "/api/integrations/crm?provider=hubspot",
-            Some(&w.token),
-            mapping("VoxReach_Call__c", "Caller_Name__c"),
+    assert_settings_refused(
+        &w,
+        "hubspot",
+        mapping("VoxReach_Call__c", "Caller_Name__c"),
+        "customRecord",
+    )
+    .await;
+}
+
+/// Salesforce's answer to a created record: its id.
+fn sf_created(id: &str) -> ResponseTemplate {
+    ResponseTemplate::new(201).set_body_json(json!({"id": id, "success": true}))
+}
+
+/// Salesforce refuses the next Task with `status` and `error_code`.
+async fn refuse_the_next_task(w: &World, status: u16, error_code: &str, message: &str) {
+    Mock::given(method("POST"))
+        .and(path(format!("{SF}/sobjects/Task")))
+        .respond_with(
+            ResponseTemplate::new(status).set_body_json(json!([{"message": message, "errorCode": error_code}])),
         )
+        .up_to_n_times(1)
+        .mount(&w.hubspot)
         .await;
+}
+
+/// Salesforce takes every Task (as `task_id`) and Note.
+async fn accept_tasks_and_notes(w: &World, task_id: &str) {
+    for (object, id) in [("Task", task_id), ("Note", "0025e00000NoteAAAQ")] {
+        Mock::given(method("POST"))
+            .and(path(format!("{SF}/sobjects/{object}")))
+            .respond_with(sf_created(id))
+            .mount(&w.hubspot)
+            .await;
+    }
+}
+
+/// Salesforce describes `object` with `fields`.
+async fn describe(w: &World, object: &str, fields: serde_json::Value) {
+    Mock::given(method("GET"))
+        .and(path(format!("{SF}/sobjects/{object}/describe")))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"name": object, "fields": fields})))
+        .mount(&w.hubspot)
+        .await;
+}
+
+/// Salesforce describes Lead with `lead_fields`, Contact with a Title and
+/// Opportunity with four stages (Qualification, Needs Analysis, Closed Won among them).
+async fn describe_standard_objects(w: &World, lead_fields: serde_json::Value) {
+    describe(w, "Lead", lead_fields).await;
+    describe(w, "Contact", json!([{"name": "Title", "updateable": true}])).await;
+    describe(
+        w,
+        "Opportunity",
+        json!([{"name": "StageName", "updateable": true, "picklistValues": [
+        {"value": "Prospecting", "active": true}, {"value": "Qualification", "active": true},
+        {"value": "Needs Analysis", "active": true}, {"value": "Closed Won", "active": true}]}]),
+    )
+    .await;
+}
+
+/// Patches `provider`'s sync settings with `settings` as the owner.
+async fn patch_settings(w: &World, provider: &str, settings: serde_json::Value) -> (u16, serde_json::Value) {
+    w.app
+        .patch(
+            &format!("/api/integrations/crm?provider={provider}"),
+            Some(&w.token),
+            settings,
+        )
+        .await
+}
+
+/// Patching `provider`'s sync settings with `settings` is refused, naming `field`.
+async fn assert_settings_refused(w: &World, provider: &str, settings: serde_json::Value, field: &str) {
+    let (status, body) = patch_settings(w, provider, settings).await;
     assert_eq!(
         (status, body["error"]["details"]["field"].as_str()),
-        (400, Some("customRecord")),
+        (400, Some(field)),
         "{body}"
     );
 }

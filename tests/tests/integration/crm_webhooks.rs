@@ -9,7 +9,7 @@ use domain::crm::CrmProvider;
 use hmac::{Hmac, Mac};
 use serde_json::{json, Value};
 use sha2::Sha256;
-use voxreach_tests::crm::{created, found, world, World, CLIENT_SECRET};
+use voxreach_tests::crm::{hubspot_creates, hubspot_search_finds, world, World, CLIENT_SECRET};
 use voxreach_tests::{assert_read_models_equal_rebuilds, into_parts, PUBLIC_URL};
 use wiremock::matchers::{method, path, path_regex};
 use wiremock::{Mock, ResponseTemplate};
@@ -148,29 +148,16 @@ async fn a_contact_deleted_in_hubspot_gets_no_more_writes_until_a_new_call_creat
     let w = world().await;
     w.connect(1800).await;
     // HubSpot knows the caller as 501 until it is deleted; afterwards a search finds nobody.
-    Mock::given(method("POST"))
-        .and(path("/crm/v3/objects/contacts/search"))
-        .respond_with(found(json!([{"id": "501", "properties": {"phone": "+14155552671"}}])))
-        .up_to_n_times(1)
-        .mount(&w.hubspot)
-        .await;
-    Mock::given(method("POST"))
-        .and(path("/crm/v3/objects/contacts/search"))
-        .respond_with(found(json!([])))
-        .mount(&w.hubspot)
-        .await;
-    Mock::given(method("POST"))
-        .and(path("/crm/v3/objects/calls"))
-        .respond_with(created("9001"))
-        .expect(2)
-        .mount(&w.hubspot)
-        .await;
-    Mock::given(method("POST"))
-        .and(path("/crm/v3/objects/notes"))
-        .respond_with(created("7001"))
-        .expect(2)
-        .mount(&w.hubspot)
-        .await;
+    hubspot_search_finds(
+        "contacts",
+        json!([{"id": "501", "properties": {"phone": "+14155552671"}}]),
+    )
+    .up_to_n_times(1)
+    .mount(&w.hubspot)
+    .await;
+    hubspot_search_finds("contacts", json!([])).mount(&w.hubspot).await;
+    hubspot_creates("calls", "9001").expect(2).mount(&w.hubspot).await;
+    hubspot_creates("notes", "7001").expect(2).mount(&w.hubspot).await;
     let first = w.call_ends("vapi-deleted-1", "+14155552671", None).await;
     w.app.drain_work().await;
 
@@ -209,12 +196,7 @@ async fn a_contact_deleted_in_hubspot_gets_no_more_writes_until_a_new_call_creat
     assert!(cached.is_some_and(|c| c.deleted));
 
     // A new call from the same number searches, finds nobody, and creates the contact again.
-    Mock::given(method("POST"))
-        .and(path("/crm/v3/objects/contacts"))
-        .respond_with(created("502"))
-        .expect(1)
-        .mount(&w.hubspot)
-        .await;
+    hubspot_creates("contacts", "502").expect(1).mount(&w.hubspot).await;
     let second = w.call_ends("vapi-deleted-2", "+14155552671", None).await;
     w.app.drain_work().await;
     let log = w.sync_log(&format!("?callId={second}")).await;
@@ -239,26 +221,19 @@ async fn an_outbound_call_is_briefed_with_the_contact_as_edited_in_hubspot() {
     assert_eq!(deliver(&w, &changes, NOW_MS, CLIENT_SECRET).await.0, 200);
     w.app.settle().await;
     voxreach_tests::crm::known_contact(&w, "501").await;
-    Mock::given(method("POST"))
-        .and(path("/crm/v3/objects/deals/search"))
-        .respond_with(found(
-            json!([{"id": "3001", "properties": {"dealstage": "qualifiedtobuy"}}]),
-        ))
-        .mount(&w.hubspot)
-        .await;
-    Mock::given(method("POST"))
-        .and(path("/crm/v3/objects/notes/search"))
-        .respond_with(found(
-            json!([{"id": "7001", "properties": {"hs_note_body": "<p>Wants a demo in March.</p>"}}]),
-        ))
-        .mount(&w.hubspot)
-        .await;
+    hubspot_search_finds(
+        "deals",
+        json!([{"id": "3001", "properties": {"dealstage": "qualifiedtobuy"}}]),
+    )
+    .mount(&w.hubspot)
+    .await;
+    hubspot_search_finds(
+        "notes",
+        json!([{"id": "7001", "properties": {"hs_note_body": "<p>Wants a demo in March.</p>"}}]),
+    )
+    .mount(&w.hubspot)
+    .await;
     // Vapi: the agent's assistant, our number, and the call.
-    Mock::given(method("POST"))
-        .and(path("/assistant"))
-        .respond_with(ResponseTemplate::new(201).set_body_json(json!({"id": "asst_1"})))
-        .mount(&w.hubspot)
-        .await;
     Mock::given(method("POST"))
         .and(path("/phone-number"))
         .respond_with(
@@ -273,16 +248,7 @@ async fn an_outbound_call_is_briefed_with_the_contact_as_edited_in_hubspot() {
         .expect(1)
         .mount(&w.hubspot)
         .await;
-    let (status, agent) = w
-        .app
-        .post(
-            "/api/agents",
-            Some(&w.token),
-            json!({"name": "Caller", "systemPrompt": "Call {{customerName}} of {{company}}.", "voice": {"provider": "openai", "voiceId": "nova"}}),
-        )
-        .await;
-    assert_eq!(status, 201, "{agent}");
-    w.app.drain_work().await;
+    let agent = w.create_agent("Caller", "Call {{customerName}} of {{company}}.").await;
     let (status, number) = w
         .app
         .post(

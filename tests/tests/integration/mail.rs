@@ -1,6 +1,5 @@
 //! Mail over SMTP, against a small SMTP server run by the test.
 
-use serde_json::json;
 use std::sync::{Arc, Mutex};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpListener;
@@ -60,12 +59,7 @@ async fn mail_is_encrypted_until_sent_over_smtp_and_erased_after() {
     })
     .await;
     app.register("grace@example.com", "Graces").await;
-    app.post(
-        "/api/auth/password-reset/request",
-        None,
-        json!({"email": "grace@example.com"}),
-    )
-    .await;
+    app.request_password_reset("grace@example.com").await;
     app.last_email_to("grace@example.com")
         .await
         .expect("the reset mail is queued");

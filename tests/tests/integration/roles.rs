@@ -13,19 +13,9 @@ async fn signed_in_as(w: &VapiWorld, email: &str, role: &str) -> String {
     assert_eq!(status, 201, "{body}");
     let (_, mail) = w.app.last_email_to(email).await.expect("an invitation");
     let password = "a long enough password";
-    let (status, _) = w
-        .app
-        .post(
-            "/api/auth/password-reset/confirm",
-            None,
-            json!({"token": token_in(&mail), "newPassword": password}),
-        )
-        .await;
+    let (status, _) = w.app.confirm_password_reset(&token_in(&mail), password).await;
     assert_eq!(status, 204);
-    let (_, login) = w
-        .app
-        .post("/api/auth/login", None, json!({"email": email, "password": password}))
-        .await;
+    let (_, login) = w.app.login(email, password).await;
     login["token"].as_str().expect("a session").to_owned()
 }
 

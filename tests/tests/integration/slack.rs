@@ -2,9 +2,9 @@
 
 use serde_json::{json, Value};
 use std::sync::Arc;
-use voxreach_tests::{ManualClock, TestApp};
+use voxreach_tests::{ManualClock, TestApp, OWNER_PASSWORD};
 use wiremock::matchers::{body_partial_json, method, path};
-use wiremock::{Mock, MockServer, ResponseTemplate};
+use wiremock::{Mock, MockBuilder, MockServer, ResponseTemplate};
 
 struct World {
     app: TestApp,
@@ -41,14 +41,7 @@ impl World {
     /// Moves the clock on and signs in again (sessions expire by the same clock).
     async fn travel_to(&mut self, time: &str) {
         self.clock.set(time);
-        let (status, body) = self
-            .app
-            .post(
-                "/api/auth/login",
-                None,
-                json!({"email": "owner@slack.test", "password": "correct horse battery"}),
-            )
-            .await;
+        let (status, body) = self.app.login("owner@slack.test", OWNER_PASSWORD).await;
         assert_eq!(status, 200, "{body}");
         self.token = body["token"].as_str().expect("a session token").to_owned();
     }
@@ -89,16 +82,7 @@ async fn call_with_outcome(w: &World, vapi_id: &str, outcome: &str) -> String {
         "customer": {"number": "+15551234567"}}});
     assert_eq!(w.app.deliver_vapi(&message).await.0, 200);
     w.app.settle().await;
-    let (_, calls) = w.app.get("/api/calls", Some(&w.token)).await;
-    let id = calls["calls"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|c| c["vapiCallId"] == vapi_id)
-        .unwrap()["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let id = w.app.call_id_of(&w.token, vapi_id).await;
     let (status, _) = w
         .app
         .post(
@@ -117,6 +101,26 @@ async fn failed_call(w: &World, vapi_id: &str) {
     let report = json!({"message": {"type": "end-of-call-report", "endedReason": "pipeline-error-openai-llm-failed",
         "call": {"id": vapi_id, "metadata": {"voxreachOrganizationId": org}}, "durationSeconds": 3}});
     assert_eq!(w.app.deliver_vapi(&report).await.0, 200);
+}
+
+/// A request for Slack's test message to integration `id`, as the holder of `token`.
+async fn send_test(app: &TestApp, token: &str, id: &str) -> (u16, Value) {
+    app.post(
+        "/api/integrations/slack/test",
+        Some(token),
+        json!({ "integrationId": id }),
+    )
+    .await
+}
+
+/// A webhook at the fake Slack (`/services/<hook>`): a mock to answer and mount.
+fn webhook(hook: &str) -> MockBuilder {
+    Mock::given(method("POST")).and(path(format!("/services/{hook}")))
+}
+
+/// Slack's answer: `status` with its plain-text `body` (`ok`, or an error code).
+fn slack_answers(status: u16, body: &str) -> ResponseTemplate {
+    ResponseTemplate::new(status).set_body_string(body)
 }
 
 async fn integration(w: &World, id: &str) -> Value {
@@ -143,9 +147,8 @@ async fn events_from_before_an_integration_existed_never_notify_it() {
     assert!(queued > 0, "the lead's notification is queued");
     let id = connect(&w, "T1/B9/late", preferences(true, true, None)).await;
     w.app.settle().await;
-    Mock::given(method("POST"))
-        .and(path("/services/T1/B9/late"))
-        .respond_with(ResponseTemplate::new(200).set_body_string("ok"))
+    webhook("T1/B9/late")
+        .respond_with(slack_answers(200, "ok"))
         .expect(1)
         .mount(&w.slack)
         .await;
@@ -171,8 +174,7 @@ async fn hot_leads_reach_their_channel_as_block_kit_once() {
     assert_eq!(leaked, 0, "webhook URLs are encrypted at rest");
 
     let call_id = call_with_outcome(&w, "call_hot", "qualified").await;
-    Mock::given(method("POST"))
-        .and(path("/services/T1/B1/secretpart"))
+    webhook("T1/B1/secretpart")
         .and(body_partial_json(json!({
             "text": "🎯 Hot Lead Alert!",
             "blocks": [
@@ -190,7 +192,7 @@ async fn hot_leads_reach_their_channel_as_block_kit_once() {
                 ]}
             ]
         })))
-        .respond_with(ResponseTemplate::new(200).set_body_string("ok"))
+        .respond_with(slack_answers(200, "ok"))
         .expect(1)
         .mount(&w.slack)
         .await;
@@ -227,8 +229,7 @@ async fn slack_errors_retry_break_or_drop_as_slack_means_them() {
     let w = world().await;
     let limited = connect(&w, "T1/B2/limited", preferences(true, false, None)).await;
     let revoked = connect(&w, "T1/B3/revoked", preferences(true, false, None)).await;
-    Mock::given(method("POST"))
-        .and(path("/services/T1/B2/limited"))
+    webhook("T1/B2/limited")
         .respond_with(
             ResponseTemplate::new(429)
                 .insert_header("Retry-After", "30")
@@ -238,16 +239,14 @@ async fn slack_errors_retry_break_or_drop_as_slack_means_them() {
         .expect(1)
         .mount(&w.slack)
         .await;
-    Mock::given(method("POST"))
-        .and(path("/services/T1/B2/limited"))
-        .respond_with(ResponseTemplate::new(500).set_body_string("internal_error"))
+    webhook("T1/B2/limited")
+        .respond_with(slack_answers(500, "internal_error"))
         .up_to_n_times(1)
         .expect(1)
         .mount(&w.slack)
         .await;
-    Mock::given(method("POST"))
-        .and(path("/services/T1/B3/revoked"))
-        .respond_with(ResponseTemplate::new(404).set_body_string("no_service"))
+    webhook("T1/B3/revoked")
+        .respond_with(slack_answers(404, "no_service"))
         .expect(1)
         .mount(&w.slack)
         .await;
@@ -276,9 +275,8 @@ async fn slack_errors_retry_break_or_drop_as_slack_means_them() {
         integration(&w, &limited).await["lastError"],
         "Slack is unavailable: 500 Internal Server Error: internal_error"
     );
-    Mock::given(method("POST"))
-        .and(path("/services/T1/B2/limited"))
-        .respond_with(ResponseTemplate::new(200).set_body_string("ok"))
+    webhook("T1/B2/limited")
+        .respond_with(slack_answers(200, "ok"))
         .expect(1)
         .mount(&w.slack)
         .await;
@@ -303,9 +301,8 @@ async fn slack_errors_retry_break_or_drop_as_slack_means_them() {
 
     // invalid_payload drops the message but keeps the integration.
     let fine = connect(&w, "T1/B4/payload", preferences(false, true, None)).await;
-    Mock::given(method("POST"))
-        .and(path("/services/T1/B4/payload"))
-        .respond_with(ResponseTemplate::new(400).set_body_string("invalid_payload"))
+    webhook("T1/B4/payload")
+        .respond_with(slack_answers(400, "invalid_payload"))
         .expect(1)
         .mount(&w.slack)
         .await;
@@ -323,9 +320,8 @@ async fn mute_hours_hold_notifications_until_morning_in_the_organizations_time_z
     // 21:30 in New York.
     let w = world_at("2026-11-25T02:30:00Z").await;
     let id = connect(&w, "T1/B5/night", preferences(true, true, Some(("21:00", "08:00")))).await;
-    Mock::given(method("POST"))
-        .and(path("/services/T1/B5/night"))
-        .respond_with(ResponseTemplate::new(200).set_body_string("ok"))
+    webhook("T1/B5/night")
+        .respond_with(slack_answers(200, "ok"))
         .expect(2)
         .mount(&w.slack)
         .await;
@@ -385,38 +381,22 @@ async fn integrations_are_validated_tested_and_private() {
         );
     }
     let id = connect(&w, "T1/B6/test", preferences(true, true, None)).await;
-    Mock::given(method("POST"))
-        .and(path("/services/T1/B6/test"))
+    webhook("T1/B6/test")
         .and(body_partial_json(json!({"text": "✅ VoxReach is connected"})))
-        .respond_with(ResponseTemplate::new(200).set_body_string("ok"))
+        .respond_with(slack_answers(200, "ok"))
         .expect(1)
         .mount(&w.slack)
         .await;
-    let (status, body) = w
-        .app
-        .post(
-            "/api/integrations/slack/test",
-            Some(&w.token),
-            json!({"integrationId": id}),
-        )
-        .await;
+    let (status, body) = send_test(&w.app, &w.token, &id).await;
     assert_eq!((status, body["delivered"].as_bool()), (200, Some(true)));
 
     // A refused test is the test's answer: Slack's known code, and a revoked webhook shows as broken.
     let gone = connect(&w, "T1/B7/gone", preferences(true, true, None)).await;
-    Mock::given(method("POST"))
-        .and(path("/services/T1/B7/gone"))
-        .respond_with(ResponseTemplate::new(404).set_body_string("no_service"))
+    webhook("T1/B7/gone")
+        .respond_with(slack_answers(404, "no_service"))
         .mount(&w.slack)
         .await;
-    let (status, body) = w
-        .app
-        .post(
-            "/api/integrations/slack/test",
-            Some(&w.token),
-            json!({"integrationId": gone}),
-        )
-        .await;
+    let (status, body) = send_test(&w.app, &w.token, &gone).await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body, json!({"delivered": false, "error": "no_service"}));
     voxreach_tests::assert_answers_as_documented("TestDelivery", &body);
@@ -437,17 +417,7 @@ async fn integrations_are_validated_tested_and_private() {
     let (other, _) = w.app.register("other@slack.test", "Other").await;
     let (_, theirs) = w.app.get("/api/integrations/slack", Some(&other)).await;
     assert!(theirs["integrations"].as_array().unwrap().is_empty());
-    assert_eq!(
-        w.app
-            .post(
-                "/api/integrations/slack/test",
-                Some(&other),
-                json!({"integrationId": id})
-            )
-            .await
-            .0,
-        404
-    );
+    assert_eq!(send_test(&w.app, &other, &id).await.0, 404);
     assert_eq!(
         w.app
             .patch(
@@ -505,8 +475,7 @@ async fn the_daily_summary_goes_out_once_per_day_at_local_time() {
     prefs["summaryTime"] = json!("09:00");
     let id = connect(&w, "T1/B7/daily", prefs).await;
     w.app.settle().await;
-    Mock::given(method("POST"))
-        .and(path("/services/T1/B7/daily"))
+    webhook("T1/B7/daily")
         .and(body_partial_json(json!({
             "text": "📊 Daily summary — Tue 24 Nov 2026",
             "blocks": [{"type": "header"}, {"type": "section"}, {"type": "section", "fields": [
@@ -515,7 +484,7 @@ async fn the_daily_summary_goes_out_once_per_day_at_local_time() {
                 {"type": "mrkdwn", "text": "*Qualified:*\n1"}
             ]}]
         })))
-        .respond_with(ResponseTemplate::new(200).set_body_string("ok"))
+        .respond_with(slack_answers(200, "ok"))
         .expect(1)
         .mount(&w.slack)
         .await;
@@ -546,11 +515,10 @@ async fn a_returning_qualified_customer_on_the_line_is_a_high_value_call() {
     let mut prefs = preferences(false, false, None);
     prefs["routes"]["high_value_call"] = json!({"enabled": true, "mentions": ["S0614TZR7"]});
     let id = connect(&w, "T1/B8/vip", prefs).await;
-    Mock::given(method("POST"))
-        .and(path("/services/T1/B8/vip"))
+    webhook("T1/B8/vip")
         .and(body_partial_json(json!({"text": "⚠️ High-value call in progress", "blocks": [{}, {"type": "section", "text": {"type": "mrkdwn",
             "text": "<!subteam^S0614TZR7> *+15551234567*, who qualified before, is on a call with *your agent* right now"}}]})))
-        .respond_with(ResponseTemplate::new(200).set_body_string("ok"))
+        .respond_with(slack_answers(200, "ok"))
         .expect(1)
         .mount(&w.slack)
         .await;
