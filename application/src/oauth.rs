@@ -4,6 +4,7 @@
 //! one process at a time.
 
 use crate::error::{AppError, ErrorKind};
+use crate::providers::Cause;
 use async_trait::async_trait;
 use chrono::{DateTime, Duration, Utc};
 use futures::future::BoxFuture;
@@ -109,7 +110,7 @@ pub enum OAuthError {
     #[error("the provider refused the token request ({0})")]
     Rejected(String),
     #[error("the provider's token endpoint is unavailable: {0}")]
-    Unavailable(String),
+    Unavailable(#[source] Cause),
 }
 
 /// One provider's authorization-code flow with PKCE.
@@ -261,7 +262,7 @@ pub enum TokenFailure {
     /// The provider refused the refresh: the user must sign in again.
     NeedsReauth(String),
     /// The token endpoint did not answer.
-    Unavailable(String),
+    Unavailable(Cause),
 }
 
 /// A usable access token of `owner`: the stored one while fresh, else (or

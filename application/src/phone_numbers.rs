@@ -6,7 +6,7 @@ use crate::auth::{Page, Session};
 use crate::clock::Clock;
 use crate::error::{AppError, ErrorKind};
 use crate::event_store::EventStore;
-use crate::providers::{ProviderError, RetryPolicy};
+use crate::providers::{Cause, ProviderError, RetryPolicy};
 use crate::secrets::SecretSealer;
 use crate::voice::{NumberDefinition, PlatformCredential, SipGateway, VoiceProvider};
 use crate::work::{WorkHandler, WorkItem, WorkOutcome};
@@ -548,7 +548,7 @@ impl NumberSync {
         let assistant = self.assistant_of(organization_id, state.agent_id).await?;
         if state.agent_id.is_some() && assistant.is_none() {
             // The agent is not at Vapi yet: try again once its own sync is through.
-            return Err(ProviderError::Unavailable("the assigned agent is not synced to Vapi yet".into()).into());
+            return Err(ProviderError::Unavailable(Cause::new("the assigned agent is not synced to Vapi yet")).into());
         }
         if let Some(vapi_id) = known {
             self.voice.assign_phone_number(&vapi_id, assistant.as_deref()).await?;

@@ -2,7 +2,82 @@
 //! classified and when a failed request is tried again.
 
 use chrono::{DateTime, Utc};
+use std::sync::Arc;
 use std::time::Duration;
+
+/// Why a service could not be reached or understood: a short description,
+/// safe to show, and the underlying error (transport, decoding) as its
+/// source for operators, when there is one. Causes compare by description.
+#[derive(Clone)]
+pub struct Cause {
+    description: String,
+    source: Option<Arc<dyn std::error::Error + Send + Sync>>,
+}
+
+impl Cause {
+    /// A cause with only a description (a status, a missing field).
+    pub fn new(description: impl Into<String>) -> Self {
+        Self {
+            description: description.into(),
+            source: None,
+        }
+    }
+
+    /// A cause described by `description`, kept with the error behind it.
+    pub fn with_source(description: impl Into<String>, source: impl std::error::Error + Send + Sync + 'static) -> Self {
+        Self {
+            description: description.into(),
+            source: Some(Arc::new(source)),
+        }
+    }
+
+    pub fn description(&self) -> &str {
+        &self.description
+    }
+}
+
+impl std::fmt::Display for Cause {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.description)
+    }
+}
+
+impl std::fmt::Debug for Cause {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.source {
+            Some(source) => write!(f, "{:?} ({source:?})", self.description),
+            None => write!(f, "{:?}", self.description),
+        }
+    }
+}
+
+impl std::error::Error for Cause {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.source
+            .as_deref()
+            .map(|source| source as &(dyn std::error::Error + 'static))
+    }
+}
+
+impl PartialEq for Cause {
+    fn eq(&self, other: &Self) -> bool {
+        self.description == other.description
+    }
+}
+
+impl Eq for Cause {}
+
+impl From<&str> for Cause {
+    fn from(description: &str) -> Self {
+        Self::new(description)
+    }
+}
+
+impl From<String> for Cause {
+    fn from(description: String) -> Self {
+        Self::new(description)
+    }
+}
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ProviderError {
@@ -16,7 +91,7 @@ pub enum ProviderError {
     #[error("the provider rejected the request ({status})")]
     Rejected { status: u16 },
     #[error("the provider is unavailable: {0}")]
-    Unavailable(String),
+    Unavailable(#[source] Cause),
     /// A budget for the day (HubSpot's DAILY policy) is spent: nothing more until it resets.
     #[error("the provider's daily request limit is reached")]
     DailyLimitReached { resets_in: Option<Duration> },
@@ -83,7 +158,7 @@ mod tests {
             max_attempts: 5,
         };
         let now: DateTime<Utc> = "2026-11-24T12:00:00Z".parse().unwrap();
-        let down = ProviderError::Unavailable("502".into());
+        let down = ProviderError::Unavailable(Cause::new("502"));
         let delays: Vec<i64> = (1..5)
             .map(|a| (policy.next_attempt(a, &down, now).unwrap() - now).num_seconds())
             .collect();

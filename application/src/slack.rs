@@ -6,7 +6,7 @@ use crate::calls::CallHistory;
 use crate::clock::Clock;
 use crate::error::AppError;
 use crate::event_store::EventStore;
-use crate::providers::{ProviderError, RetryPolicy};
+use crate::providers::{Cause, ProviderError, RetryPolicy};
 use crate::secrets::SecretSealer;
 use crate::work::{WorkHandler, WorkItem, WorkOutcome};
 use async_trait::async_trait;
@@ -41,7 +41,7 @@ pub enum SlackDeliveryError {
     #[error("Slack refused the message: {0}")]
     Rejected(String),
     #[error("Slack is unavailable: {0}")]
-    Unavailable(String),
+    Unavailable(#[source] Cause),
 }
 
 impl SlackDeliveryError {
@@ -472,7 +472,7 @@ impl SlackNotifier {
                     SlackDeliveryError::RateLimited { retry_after } => ProviderError::RateLimited {
                         retry_after: *retry_after,
                     },
-                    other => ProviderError::Unavailable(other.to_string()),
+                    other => ProviderError::Unavailable(Cause::with_source(other.to_string(), other.clone())),
                 };
                 let retry_at = self.retry.next_attempt(attempt, &as_provider, now);
                 self.record(organization_id, &stream, failed(error.to_string(), retry_at))

@@ -57,10 +57,7 @@ impl CalendlyClient {
     }
 
     async fn send(&self, request: reqwest::RequestBuilder) -> Result<reqwest::Response, ProviderError> {
-        let response = request
-            .send()
-            .await
-            .map_err(|e| ProviderError::Unavailable(e.without_url().to_string()))?;
+        let response = request.send().await.map_err(crate::http::no_answer)?;
         let status = response.status();
         if status.is_success() {
             return Ok(response);
@@ -81,7 +78,7 @@ impl CalendlyClient {
             StatusCode::UNAUTHORIZED => ProviderError::Unauthorized,
             StatusCode::NOT_FOUND => ProviderError::NotFound,
             StatusCode::TOO_MANY_REQUESTS => ProviderError::RateLimited { retry_after: reset },
-            s if s.is_server_error() => ProviderError::Unavailable(format!("Calendly answered {s}")),
+            s if s.is_server_error() => ProviderError::Unavailable(format!("Calendly answered {s}").into()),
             s => ProviderError::Rejected { status: s.as_u16() },
         })
     }
@@ -105,10 +102,9 @@ struct Subscription {
     uri: String,
 }
 
+/// An answer's JSON; an unreadable one is this provider being unavailable.
 async fn read<T: serde::de::DeserializeOwned>(response: reqwest::Response) -> Result<T, ProviderError> {
-    crate::http::read_json(response)
-        .await
-        .map_err(|e| ProviderError::Unavailable(format!("unreadable Calendly answer: {e}")))
+    crate::http::read_answer(response, "unreadable Calendly answer").await
 }
 
 #[async_trait]

@@ -1,7 +1,7 @@
 //! Google Calendar API v3: the account of a token, busy times (freeBusy),
 //! events with a Google Meet link, and revoking the grant.
 
-use crate::http::{parse_retry_after, read_capped};
+use crate::http::{parse_retry_after, read_capped, send};
 use crate::oauth::{ClientAuthentication, OAuthSettings};
 use application::calendar::{CalendarApi, CalendarRef, CreatedEvent, NewCalendarEvent};
 use application::oauth::Tokens;
@@ -225,13 +225,6 @@ impl GoogleEvent {
     }
 }
 
-async fn send(request: reqwest::RequestBuilder) -> Result<reqwest::Response, ProviderError> {
-    request
-        .send()
-        .await
-        .map_err(|e| ProviderError::Unavailable(e.without_url().to_string()))
-}
-
 /// The answer when it is a success, else its failure as our error.
 async fn succeeded(response: reqwest::Response) -> Result<reqwest::Response, ProviderError> {
     if response.status().is_success() {
@@ -241,11 +234,9 @@ async fn succeeded(response: reqwest::Response) -> Result<reqwest::Response, Pro
     }
 }
 
+/// An answer's JSON; an unreadable one is this provider being unavailable.
 async fn read<T: serde::de::DeserializeOwned>(response: reqwest::Response) -> Result<T, ProviderError> {
-    crate::http::read_json(response).await.map_err(|error| {
-        tracing::warn!(%error, "Google Calendar answered something unreadable");
-        ProviderError::Unavailable("unreadable response".into())
-    })
+    crate::http::read_answer(response, "unreadable response").await
 }
 
 /// A failed answer: its status, `Retry-After` and Google's reasons
@@ -307,7 +298,7 @@ impl Refusal {
             status if status.is_client_error() => ProviderError::Rejected {
                 status: status.as_u16(),
             },
-            status => ProviderError::Unavailable(status.to_string()),
+            status => ProviderError::Unavailable(status.to_string().into()),
         }
     }
 }

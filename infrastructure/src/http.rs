@@ -2,6 +2,7 @@
 //! never sends our request, with its credentials, somewhere else), a timeout,
 //! and a cap on how much of an answer is read.
 
+use application::providers::{Cause, ProviderError};
 use std::time::Duration;
 
 /// The most of a provider's answer we read; longer answers are cut off.
@@ -29,12 +30,50 @@ pub async fn read_capped(mut response: reqwest::Response, limit: usize) -> Resul
     Ok(body)
 }
 
+/// Why an answer could not be read. Its detail (possibly quoting the
+/// provider's answer) is for operators, never for users.
+#[derive(Debug, thiserror::Error)]
+pub enum UnreadableAnswer {
+    #[error("reading the answer failed")]
+    Transport(#[source] reqwest::Error),
+    #[error("the answer is not the JSON expected")]
+    Json(#[source] serde_json::Error),
+}
+
 /// Reads an answer's JSON, within [`ANSWER_LIMIT_BYTES`].
-pub async fn read_json<T: serde::de::DeserializeOwned>(response: reqwest::Response) -> Result<T, String> {
+pub async fn read_json<T: serde::de::DeserializeOwned>(response: reqwest::Response) -> Result<T, UnreadableAnswer> {
     let body = read_capped(response, ANSWER_LIMIT_BYTES)
         .await
-        .map_err(|e| e.without_url().to_string())?;
-    serde_json::from_slice(&body).map_err(|e| e.to_string())
+        .map_err(|e| UnreadableAnswer::Transport(e.without_url()))?;
+    serde_json::from_slice(&body).map_err(UnreadableAnswer::Json)
+}
+
+/// Reads a provider's answer as `T`: one that cannot be read is the provider
+/// being unavailable, described to users as `unreadable`, with why kept as the source.
+pub async fn read_answer<T: serde::de::DeserializeOwned>(
+    response: reqwest::Response,
+    unreadable: &str,
+) -> Result<T, ProviderError> {
+    read_json(response)
+        .await
+        .map_err(|error| ProviderError::Unavailable(Cause::with_source(unreadable, error)))
+}
+
+/// A request that got no answer (connection, timeout), without its URL,
+/// which may carry secrets.
+pub fn transport_cause(error: reqwest::Error) -> Cause {
+    let error = error.without_url();
+    Cause::with_source(error.to_string(), error)
+}
+
+/// A request that got no answer: the provider is unavailable.
+pub fn no_answer(error: reqwest::Error) -> ProviderError {
+    ProviderError::Unavailable(transport_cause(error))
+}
+
+/// Sends `request`: no answer at all is the provider being unavailable.
+pub async fn send(request: reqwest::RequestBuilder) -> Result<reqwest::Response, ProviderError> {
+    request.send().await.map_err(no_answer)
 }
 
 /// `Retry-After` as seconds or as an HTTP date.

@@ -253,10 +253,7 @@ impl HubSpotClient {
         request: reqwest::RequestBuilder,
     ) -> Result<reqwest::Response, ProviderError> {
         self.pace(access_token, kind).await;
-        request
-            .send()
-            .await
-            .map_err(|e| ProviderError::Unavailable(e.without_url().to_string()))
+        request.send().await.map_err(crate::http::no_answer)
     }
 
     /// Sends a request within the token's budget; a failed answer is our error.
@@ -458,11 +455,9 @@ impl HubSpotClient {
     }
 }
 
+/// An answer's JSON; an unreadable one is this provider being unavailable.
 async fn read<T: serde::de::DeserializeOwned>(response: reqwest::Response) -> Result<T, ProviderError> {
-    crate::http::read_json(response).await.map_err(|error| {
-        tracing::warn!(%error, "HubSpot answered something unreadable");
-        ProviderError::Unavailable("unreadable HubSpot answer".into())
-    })
+    crate::http::read_answer(response, "unreadable HubSpot answer").await
 }
 
 /// A failed answer: its status, its waits and HubSpot's words
@@ -536,7 +531,7 @@ impl Refusal {
             status if status.is_client_error() => ProviderError::Rejected {
                 status: status.as_u16(),
             },
-            status => ProviderError::Unavailable(format!("HubSpot answered {status}")),
+            status => ProviderError::Unavailable(format!("HubSpot answered {status}").into()),
         }
     }
 }
@@ -854,10 +849,7 @@ impl CrmApi for HubSpotClient {
         let request = self
             .http
             .delete(self.url(&["oauth", "v1", "refresh-tokens", refresh_token])?);
-        let response = request
-            .send()
-            .await
-            .map_err(|e| ProviderError::Unavailable(e.without_url().to_string()))?;
+        let response = request.send().await.map_err(crate::http::no_answer)?;
         self.succeeded(response).await?;
         Ok(true)
     }

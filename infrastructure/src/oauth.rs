@@ -2,6 +2,7 @@
 //! (Google, Microsoft, HubSpot, Salesforce, Pipedrive), through the `oauth2` crate.
 
 use application::oauth::{AuthorizationStart, OAuthClient, OAuthError, Tokens};
+use application::providers::Cause;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use oauth2::basic::{
@@ -210,17 +211,16 @@ fn token_error(error: TokenRequestError) -> OAuthError {
             tracing::warn!(%code, %description, "the token endpoint refused the request");
             match response.error() {
                 BasicErrorResponseType::InvalidGrant => OAuthError::InvalidGrant("invalid_grant".into()),
-                _ if UNAVAILABLE_CODES.contains(&code) => OAuthError::Unavailable(code.to_owned()),
+                _ if UNAVAILABLE_CODES.contains(&code) => OAuthError::Unavailable(code.into()),
                 _ => OAuthError::Rejected(error_code(code)),
             }
         }
         RequestTokenError::Request(HttpClientError::Reqwest(error)) => {
-            OAuthError::Unavailable(error.without_url().to_string())
+            OAuthError::Unavailable(crate::http::transport_cause(*error))
         }
         RequestTokenError::Request(_) => OAuthError::Unavailable("the token request failed".into()),
         RequestTokenError::Parse(error, _body) => {
-            tracing::warn!(%error, "the token endpoint's answer is not a token response");
-            OAuthError::Unavailable("unreadable token response".into())
+            OAuthError::Unavailable(Cause::with_source("unreadable token response", error))
         }
         RequestTokenError::Other(reason) => {
             let reason: String = reason.chars().take(LOGGED_TEXT_CHARS).collect();

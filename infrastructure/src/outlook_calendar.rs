@@ -1,7 +1,7 @@
 //! Outlook / Office 365 calendars through Microsoft Graph v1.0: the account of
 //! a token, busy times (getSchedule) and events with a Teams link.
 
-use crate::http::{parse_retry_after, read_capped};
+use crate::http::{parse_retry_after, read_capped, send};
 use crate::oauth::{ClientAuthentication, OAuthSettings};
 use application::calendar::{CalendarApi, CalendarRef, CreatedEvent, NewCalendarEvent};
 use application::oauth::Tokens;
@@ -147,23 +147,13 @@ impl GraphDateTime {
     }
 }
 
-async fn send(request: reqwest::RequestBuilder) -> Result<reqwest::Response, ProviderError> {
-    request
-        .send()
-        .await
-        .map_err(|e| ProviderError::Unavailable(e.without_url().to_string()))
-}
-
 /// The answer's JSON when it is a success, else its failure as our error.
 async fn read<T: serde::de::DeserializeOwned>(response: reqwest::Response) -> Result<T, ProviderError> {
     let status = response.status();
     if !status.is_success() {
         return Err(failure(response).await);
     }
-    crate::http::read_json(response).await.map_err(|error| {
-        tracing::warn!(%error, "Microsoft Graph answered something unreadable");
-        ProviderError::Unavailable("unreadable response".into())
-    })
+    crate::http::read_answer(response, "unreadable response").await
 }
 
 /// A failed answer as a status-only error; Graph's own `{error:{code,message}}`
@@ -192,7 +182,7 @@ async fn failure(response: reqwest::Response) -> ProviderError {
         status if status.is_client_error() => ProviderError::Rejected {
             status: status.as_u16(),
         },
-        status => ProviderError::Unavailable(status.to_string()),
+        status => ProviderError::Unavailable(status.to_string().into()),
     }
 }
 

@@ -265,10 +265,7 @@ impl PipedriveClient {
     ) -> Result<reqwest::Response, ProviderError> {
         let key = token_key(&access.token);
         self.pace(&key, kind).await;
-        let response = request
-            .send()
-            .await
-            .map_err(|e| ProviderError::Unavailable(e.without_url().to_string()))?;
+        let response = request.send().await.map_err(crate::http::no_answer)?;
         self.note_window(&key, response.status(), &RateHeaders::of(response.headers()));
         Ok(response)
     }
@@ -813,14 +810,12 @@ impl PersonField {
 }
 
 fn missing(what: &str) -> ProviderError {
-    ProviderError::Unavailable(format!("Pipedrive's answer lacks {what}"))
+    ProviderError::Unavailable(format!("Pipedrive's answer lacks {what}").into())
 }
 
+/// An answer's JSON; an unreadable one is this provider being unavailable.
 async fn read<T: DeserializeOwned>(response: reqwest::Response) -> Result<T, ProviderError> {
-    crate::http::read_json(response).await.map_err(|error| {
-        tracing::warn!(%error, "Pipedrive answered something unreadable");
-        ProviderError::Unavailable("unreadable Pipedrive answer".into())
-    })
+    crate::http::read_answer(response, "unreadable Pipedrive answer").await
 }
 
 /// What an answer says of the token's budgets.
@@ -920,7 +915,7 @@ impl Refusal {
             status if status.is_client_error() => ProviderError::Rejected {
                 status: status.as_u16(),
             },
-            status => ProviderError::Unavailable(format!("Pipedrive answered {status}")),
+            status => ProviderError::Unavailable(format!("Pipedrive answered {status}").into()),
         }
     }
 }
@@ -1247,7 +1242,7 @@ impl CrmApi for PipedriveClient {
             .form(&[("token", refresh_token), ("token_type_hint", "refresh_token")])
             .send()
             .await
-            .map_err(|e| ProviderError::Unavailable(e.without_url().to_string()))?;
+            .map_err(crate::http::no_answer)?;
         if response.status().is_success() {
             Ok(true)
         } else {

@@ -11,7 +11,7 @@
 //! configured share of the budget, no request is sent until the next day
 //! (UTC): the sync waits rather than spend the org's own integrations' quota.
 
-use crate::http::{read_capped, read_json, ApiHosts};
+use crate::http::{read_answer, read_capped, ApiHosts};
 use crate::oauth::{ClientAuthentication, OAuthSettings};
 use application::clock::{Clock, SystemClock};
 use application::crm::{
@@ -19,7 +19,7 @@ use application::crm::{
     NewContact,
 };
 use application::oauth::Tokens;
-use application::providers::ProviderError;
+use application::providers::{Cause, ProviderError};
 use async_trait::async_trait;
 use chrono::{DateTime, Duration as Span, SecondsFormat, Utc};
 use domain::crm::NewContactKind;
@@ -254,7 +254,7 @@ impl SalesforceClient {
             .bearer_auth(&access.token)
             .send()
             .await
-            .map_err(|e| ProviderError::Unavailable(e.without_url().to_string()))?;
+            .map_err(crate::http::no_answer)?;
         self.note_usage(&host, &response, now);
         if response.status().is_success() {
             return Ok(response);
@@ -268,9 +268,7 @@ impl SalesforceClient {
         request: reqwest::RequestBuilder,
     ) -> Result<T, ProviderError> {
         let response = self.send(access, request).await?;
-        read_json(response)
-            .await
-            .map_err(|e| ProviderError::Unavailable(format!("unreadable Salesforce answer: {e}")))
+        read_answer(response, "unreadable Salesforce answer").await
     }
 
     async fn query(&self, access: &CrmAccess, soql: &str) -> Result<Vec<Value>, ProviderError> {
@@ -516,7 +514,7 @@ impl Refusal {
             status if status.is_client_error() => ProviderError::Rejected {
                 status: status.as_u16(),
             },
-            status => ProviderError::Unavailable(format!("Salesforce answered {status}")),
+            status => ProviderError::Unavailable(format!("Salesforce answered {status}").into()),
         }
     }
 }
@@ -533,7 +531,7 @@ fn sub_error(sub: &SubResponse) -> ProviderError {
         401 => ProviderError::Unauthorized,
         404 => ProviderError::NotFound,
         status @ 400..=499 => ProviderError::Rejected { status },
-        status => ProviderError::Unavailable(format!("Salesforce answered {status}")),
+        status => ProviderError::Unavailable(format!("Salesforce answered {status}").into()),
     }
 }
 
@@ -543,7 +541,7 @@ fn sub_result<'a>(
 ) -> Result<&'a SubResponse, ProviderError> {
     let sub = answers
         .get(reference)
-        .ok_or_else(|| ProviderError::Unavailable(format!("Salesforce did not answer {reference}")))?;
+        .ok_or_else(|| ProviderError::Unavailable(format!("Salesforce did not answer {reference}").into()))?;
     if (200..300).contains(&sub.status) {
         Ok(sub)
     } else {
@@ -1002,7 +1000,7 @@ impl CrmApi for SalesforceClient {
             .form(&[("token", token)])
             .send()
             .await
-            .map_err(|e| ProviderError::Unavailable(e.without_url().to_string()))?;
+            .map_err(crate::http::no_answer)?;
         if response.status().is_success() {
             Ok(true)
         } else {
@@ -1047,16 +1045,13 @@ impl SalesforceClient {
         let response = self.send(access, request).await?;
         let body = read_capped(response, BULK_RESULTS_BYTES)
             .await
-            .map_err(|e| ProviderError::Unavailable(e.without_url().to_string()))?;
+            .map_err(crate::http::no_answer)?;
         let mut reader = csv::Reader::from_reader(body.as_slice());
-        let headers = reader
-            .headers()
-            .map_err(|e| ProviderError::Unavailable(format!("unreadable bulk results: {e}")))?
-            .clone();
+        let headers = reader.headers().map_err(unreadable_bulk_results)?.clone();
         reader
             .records()
             .map(|record| {
-                let record = record.map_err(|e| ProviderError::Unavailable(format!("unreadable bulk results: {e}")))?;
+                let record = record.map_err(unreadable_bulk_results)?;
                 Ok(headers
                     .iter()
                     .zip(record.iter())
@@ -1070,7 +1065,8 @@ impl SalesforceClient {
 /// The calls' Tasks as the CSV an ingest job takes.
 fn tasks_csv(calls: &[CallLog]) -> Result<Vec<u8>, ProviderError> {
     let mut writer = csv::Writer::from_writer(Vec::new());
-    let broken = |e: csv::Error| ProviderError::Unavailable(format!("writing the bulk file: {e}"));
+    let broken =
+        |e: csv::Error| ProviderError::Unavailable(Cause::with_source(format!("writing the bulk file: {e}"), e));
     writer.write_record(TASK_COLUMNS).map_err(broken)?;
     for call in calls {
         record_id(&call.contact_id)?;
@@ -1084,9 +1080,14 @@ fn tasks_csv(calls: &[CallLog]) -> Result<Vec<u8>, ProviderError> {
             .write_record(TASK_COLUMNS.iter().map(|column| cell(column)))
             .map_err(broken)?;
     }
-    writer
-        .into_inner()
-        .map_err(|e| ProviderError::Unavailable(format!("writing the bulk file: {e}")))
+    writer.into_inner().map_err(|e| {
+        let e = e.into_error();
+        ProviderError::Unavailable(Cause::with_source(format!("writing the bulk file: {e}"), e))
+    })
+}
+
+fn unreadable_bulk_results(error: csv::Error) -> ProviderError {
+    ProviderError::Unavailable(Cause::with_source(format!("unreadable bulk results: {error}"), error))
 }
 
 /// The error code of a failed row (`REQUIRED_FIELD_MISSING:Required fields are missing: [WhoId]:WhoId--`).

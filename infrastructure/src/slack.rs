@@ -106,7 +106,7 @@ impl SlackWebhook for SlackClient {
             .json(&block_kit(notice))
             .send()
             .await
-            .map_err(|e| SlackDeliveryError::Unavailable(e.without_url().to_string()))?;
+            .map_err(|e| SlackDeliveryError::Unavailable(crate::http::transport_cause(e)))?;
         let status = response.status();
         let retry_after = response
             .headers()
@@ -118,8 +118,8 @@ impl SlackWebhook for SlackClient {
         match status {
             s if s.is_success() => Ok(()),
             StatusCode::TOO_MANY_REQUESTS => Err(SlackDeliveryError::RateLimited { retry_after }),
-            s if s.is_server_error() && code.is_empty() => Err(SlackDeliveryError::Unavailable(s.to_string())),
-            s if s.is_server_error() => Err(SlackDeliveryError::Unavailable(format!("{s}: {code}"))),
+            s if s.is_server_error() && code.is_empty() => Err(SlackDeliveryError::Unavailable(s.to_string().into())),
+            s if s.is_server_error() => Err(SlackDeliveryError::Unavailable(format!("{s}: {code}").into())),
             _ if REVOKED.contains(&code.as_str()) => Err(SlackDeliveryError::Revoked(code)),
             s if s == StatusCode::NOT_FOUND || s == StatusCode::GONE || s == StatusCode::FORBIDDEN => {
                 Err(SlackDeliveryError::Revoked(if code.is_empty() {

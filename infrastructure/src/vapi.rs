@@ -162,10 +162,9 @@ impl From<VapiNumber> for ProviderNumber {
     }
 }
 
+/// An answer's JSON; an unreadable one is this provider being unavailable.
 async fn read<T: serde::de::DeserializeOwned>(response: reqwest::Response) -> Result<T, ProviderError> {
-    crate::http::read_json(response)
-        .await
-        .map_err(|e| ProviderError::Unavailable(format!("unreadable response: {e}")))
+    crate::http::read_answer(response, "unreadable response").await
 }
 
 impl VapiClient {
@@ -242,10 +241,7 @@ impl VapiClient {
     }
 
     async fn execute(&self, request: reqwest::RequestBuilder) -> Result<reqwest::Response, ProviderError> {
-        let response = request
-            .send()
-            .await
-            .map_err(|e| ProviderError::Unavailable(e.without_url().to_string()))?;
+        let response = request.send().await.map_err(crate::http::no_answer)?;
         let status = response.status();
         if status.is_success() {
             return Ok(response);
@@ -384,7 +380,9 @@ fn classify(status: StatusCode, retry_after: Option<Duration>, body: &str) -> Pr
         StatusCode::TOO_MANY_REQUESTS => ProviderError::RateLimited { retry_after },
         StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => ProviderError::Unauthorized,
         StatusCode::NOT_FOUND => ProviderError::NotFound,
-        s if s.is_server_error() || s == StatusCode::REQUEST_TIMEOUT => ProviderError::Unavailable(s.to_string()),
+        s if s.is_server_error() || s == StatusCode::REQUEST_TIMEOUT => {
+            ProviderError::Unavailable(s.to_string().into())
+        }
         s => ProviderError::Rejected { status: s.as_u16() },
     }
 }

@@ -436,7 +436,7 @@ impl WorkHandler for CrmBackfill {
             Err(TokenFailure::Unavailable(reason)) => {
                 return Ok(WorkOutcome::RetryAt {
                     due: now + Duration::minutes(1),
-                    reason,
+                    reason: reason.to_string(),
                 })
             }
             Err(_) => {

@@ -479,7 +479,7 @@ impl CrmSync {
         let token = match self.tokens.access(connector, organization_id, provider, false).await? {
             Ok(token) => token,
             Err(TokenFailure::Unavailable(reason)) => {
-                return Ok(Some((now + chrono::Duration::minutes(1), reason)));
+                return Ok(Some((now + chrono::Duration::minutes(1), reason.to_string())));
             }
             Err(_) => return Ok(None),
         };

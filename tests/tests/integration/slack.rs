@@ -586,7 +586,7 @@ async fn the_slack_client_reads_slacks_answers() {
         .mount(&slack)
         .await;
     let result = client.post(&format!("{}/services/T/B/C", slack.uri()), &hello()).await;
-    assert!(matches!(result, Err(SlackDeliveryError::Unavailable(ref m)) if m.contains("503")));
+    assert!(matches!(result, Err(SlackDeliveryError::Unavailable(ref m)) if m.description().contains("503")));
 }
 
 fn hello() -> domain::slack::Notice {

@@ -66,7 +66,7 @@ async fn errors_are_classified_as_vapi_answers_them() {
         .mount(&server)
         .await;
     assert!(
-        matches!(client(&server).delete_assistant("a1").await, Err(ProviderError::Unavailable(m)) if m.contains("500"))
+        matches!(client(&server).delete_assistant("a1").await, Err(ProviderError::Unavailable(m)) if m.description().contains("500"))
     );
 
     // Unreachable: transient.
