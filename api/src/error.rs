@@ -77,8 +77,10 @@ impl ResponseError for ApiError {
 
     fn error_response(&self) -> HttpResponse {
         // The one place a request's internal failure is logged, with its causes.
-        if self.0.kind == ErrorKind::Internal {
-            tracing::error!(error = %self.0.report(), "request failed");
+        match self.0.kind {
+            ErrorKind::Internal => tracing::error!(error = %self.0.report(), "request failed"),
+            ErrorKind::Unavailable => tracing::warn!(error = %self.0.report(), "a provider failed the request"),
+            _ => {}
         }
         let mut response = HttpResponse::build(self.status_code());
         if let ErrorKind::TooManyRequests { retry_after } | ErrorKind::Busy { retry_after } = self.0.kind {

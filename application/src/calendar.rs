@@ -317,7 +317,7 @@ fn provider_failure(error: ProviderError) -> AppError {
             "the calendar provider did not answer as expected; try again shortly",
         ),
     };
-    AppError::new(kind, code, message)
+    AppError::new(kind, code, message).caused_by(error)
 }
 
 fn needs_reauth() -> AppError {
@@ -607,14 +607,14 @@ impl CalendarService {
                     (Some(calendly), Some(subscription)) => calendly
                         .unsubscribe(&tokens.access_token, subscription)
                         .await
-                        .inspect_err(|error| tracing::warn!(%error, "removing the Calendly subscription failed"))
+                        .inspect_err(|error| tracing::warn!(error = %crate::error::report(error), "removing the Calendly subscription failed"))
                         .is_ok(),
                     _ => false,
                 }
             }
             (Some(tokens), Some(provider)) => match self.providers.get(provider) {
                 Ok(connector) => connector.api.revoke(&tokens).await.unwrap_or_else(|error| {
-                    tracing::warn!(%error, "revoking calendar tokens at the provider failed");
+                    tracing::warn!(error = %crate::error::report(&error), "revoking calendar tokens at the provider failed");
                     false
                 }),
                 Err(_) => false,

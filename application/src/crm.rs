@@ -571,7 +571,7 @@ fn purpose(provider: CrmProvider) -> String {
 }
 
 fn crm_failure(error: ProviderError) -> AppError {
-    match error {
+    let failure = match error {
         ProviderError::RateLimited { retry_after } => AppError::new(
             ErrorKind::TooManyRequests {
                 retry_after: retry_after.unwrap_or(std::time::Duration::from_secs(10)),
@@ -592,7 +592,8 @@ fn crm_failure(error: ProviderError) -> AppError {
             "crm_unavailable",
             "the CRM did not answer as expected; try again shortly",
         ),
-    }
+    };
+    failure.caused_by(error)
 }
 
 fn crm_needs_reauth() -> AppError {
@@ -943,7 +944,7 @@ impl CrmService {
         ) {
             // Forgetting the tokens is what the user asked, whether or not the CRM takes the revocation.
             revoked = connector.api.revoke(&tokens).await.unwrap_or_else(|error| {
-                tracing::warn!(%error, "revoking CRM tokens failed");
+                tracing::warn!(error = %crate::error::report(&error), "revoking CRM tokens failed");
                 false
             });
         }

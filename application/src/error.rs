@@ -89,22 +89,53 @@ impl AppError {
         error
     }
 
+    /// Keeps what went wrong underneath for the log (a provider's failure
+    /// behind our words for it); clients still see only this error.
+    pub fn caused_by(mut self, cause: impl Error + Send + Sync + 'static) -> Self {
+        self.source = Some(Arc::new(cause));
+        self
+    }
+
     /// The whole story for a log line: the error and every cause below it.
     pub fn report(&self) -> String {
-        let mut report = self.to_string();
-        let mut cause: Option<&(dyn Error + 'static)> = self.source.as_deref().map(|e| e as _);
-        while let Some(error) = cause {
-            report.push_str(": ");
-            report.push_str(&error.to_string());
-            cause = error.source();
-        }
-        report
+        report(self)
     }
+}
+
+/// An error and every cause below it, for a log line; a cause that the
+/// error above it already spelled out (as its last words) is not repeated.
+pub fn report(error: &(dyn Error + 'static)) -> String {
+    let mut report = error.to_string();
+    let mut cause = error.source();
+    while let Some(error) = cause {
+        let said = error.to_string();
+        if !report.ends_with(&said) {
+            report.push_str(": ");
+            report.push_str(&said);
+        }
+        cause = error.source();
+    }
+    report
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_providers_failure_reaches_the_log_line_under_our_words_not_the_client() {
+        use crate::providers::{Cause, ProviderError};
+        let refused = std::io::Error::other("connection reset by peer");
+        let failure = ProviderError::Unavailable(Cause::with_source("no answer from the provider", refused));
+        let error =
+            AppError::new(ErrorKind::Unavailable, "crm_unavailable", "the CRM did not answer").caused_by(failure);
+        assert_eq!(error.message, "the CRM did not answer");
+        assert_eq!(
+            error.report(),
+            "crm_unavailable: the CRM did not answer: the provider is unavailable: no answer from the provider: \
+             connection reset by peer"
+        );
+    }
 
     #[test]
     fn internal_errors_keep_their_cause_for_the_log_not_the_client() {

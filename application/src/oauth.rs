@@ -230,7 +230,7 @@ pub async fn finish_sign_in<'a>(
     match client.exchange(&code, &pending.pkce_verifier, now).await {
         Ok(tokens) => Ok(SignIn::Granted(pending, tokens)),
         Err(error) => {
-            tracing::warn!(purpose = %pending.purpose, %error, "code exchange failed");
+            tracing::warn!(purpose = %pending.purpose, error = %crate::error::report(&error), "code exchange failed");
             let code = match &error {
                 OAuthError::InvalidGrant(code) | OAuthError::Rejected(code) => oauth_error_code(code),
                 OAuthError::Unavailable(_) => "provider_unavailable".to_owned(),

@@ -599,7 +599,7 @@ impl NumberSync {
                 Ok(number) => number.status.unwrap_or(PhoneNumberStatus::Unknown),
                 Err(ProviderError::NotFound) => PhoneNumberStatus::Missing,
                 Err(error) => {
-                    tracing::warn!(%id, %error, "could not read a number's status at Vapi");
+                    tracing::warn!(%id, error = %crate::error::report(&error), "could not read a number's status at Vapi");
                     continue;
                 }
             };

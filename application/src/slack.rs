@@ -251,7 +251,7 @@ impl SlackService {
                     )
                     .await?;
                 }
-                tracing::warn!(%error, "test message not delivered");
+                tracing::warn!(error = %crate::error::report(&error), "test message not delivered");
                 Ok(TestDelivery {
                     delivered: false,
                     error: Some(error.code().to_owned()),

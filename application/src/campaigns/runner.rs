@@ -240,13 +240,17 @@ impl CampaignRunner {
                 .await
             {
                 Ok(()) => report.started += 1,
-                Err(error) => tracing::warn!(%error, campaign = %id, "could not start a scheduled campaign"),
+                Err(error) => {
+                    tracing::warn!(error = %crate::error::report(&error), campaign = %id, "could not start a scheduled campaign")
+                }
             }
         }
         for lost in self.board.unfinished_attempts(now - ATTEMPT_TIMEOUT).await? {
             match self.time_out(&lost, now).await {
                 Ok(()) => report.timed_out += 1,
-                Err(error) => tracing::warn!(%error, call = %lost.call_id, "could not time out an attempt"),
+                Err(error) => {
+                    tracing::warn!(error = %crate::error::report(&error), call = %lost.call_id, "could not time out an attempt")
+                }
             }
         }
         let mut dialing = Vec::new();
@@ -266,7 +270,9 @@ impl CampaignRunner {
                 };
                 match self.steer(campaign.organization_id, campaign.id, command).await {
                     Ok(()) => report.completed += 1,
-                    Err(error) => tracing::warn!(%error, campaign = %campaign.id, "could not complete a campaign"),
+                    Err(error) => {
+                        tracing::warn!(error = %crate::error::report(&error), campaign = %campaign.id, "could not complete a campaign")
+                    }
                 }
             } else if campaign.status == CampaignStatus::Running {
                 dialing.push(campaign);
@@ -274,7 +280,7 @@ impl CampaignRunner {
         }
         for (campaign, ready) in self.choose(dialing, now).await? {
             if let Err(error) = self.dial_campaign(&campaign, ready, now, &mut report).await {
-                tracing::warn!(%error, campaign = %campaign.id, "could not dial a campaign's contacts");
+                tracing::warn!(error = %crate::error::report(&error), campaign = %campaign.id, "could not dial a campaign's contacts");
             }
         }
         Ok(report)
@@ -310,7 +316,9 @@ impl CampaignRunner {
                 Ok(Some(Step::Deferred)) => report.deferred += 1,
                 Ok(Some(Step::Closed)) => report.closed += 1,
                 Ok(None) => {}
-                Err(error) => tracing::warn!(%error, contact = %contact.contact_id, "dial decision failed"),
+                Err(error) => {
+                    tracing::warn!(error = %crate::error::report(&error), contact = %contact.contact_id, "dial decision failed")
+                }
             }
         }
         Ok(())

@@ -342,7 +342,7 @@ impl CrmBackfill {
         let (organization_id, integration) = (run.item.organization_id, run.integration);
         let provider = integration.provider.expect("a live integration has a provider");
         let now = self.clock.now();
-        tracing::warn!(%error, "a CRM backfill step failed");
+        tracing::warn!(error = %crate::error::report(&error), "a CRM backfill step failed");
         match error {
             ProviderError::DailyLimitReached { resets_in } => {
                 let until = now

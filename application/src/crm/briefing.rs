@@ -84,7 +84,9 @@ impl crate::calls::CustomerBriefing for CrmBriefing {
                 Ok(Some(variables)) => return variables,
                 Ok(None) => {}
                 // A briefing is a courtesy: the call goes out without it.
-                Err(error) => tracing::warn!(%provider, %error, "no CRM briefing for an outbound call"),
+                Err(error) => {
+                    tracing::warn!(%provider, error = %crate::error::report(&error), "no CRM briefing for an outbound call")
+                }
             }
         }
         BTreeMap::new()

@@ -321,7 +321,9 @@ impl CrmSync {
                                 self.record(step, updated).await?;
                             }
                             // The call is logged; the contact's update is taken again on its own.
-                            Err(error) => tracing::warn!(%provider, %error, "the CRM refused the contact's update"),
+                            Err(error) => {
+                                tracing::warn!(%provider, error = %crate::error::report(&error), "the CRM refused the contact's update")
+                            }
                         }
                         Ok(logged(engagement_id))
                     }
