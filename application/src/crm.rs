@@ -72,11 +72,7 @@ pub struct NewContact {
     pub kind: NewContactKind,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum CallDirection {
-    Inbound,
-    Outbound,
-}
+pub use domain::calls::CallDirection;
 
 /// How the call went, in the CRM's common terms.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -108,6 +104,13 @@ pub struct CallLog {
     pub transcript: Option<String>,
     pub recording_url: Option<String>,
     pub result: CallResult,
+}
+
+impl CallLog {
+    /// CRMs know calls in and out only: any other call (from a browser) is logged as outbound.
+    pub fn is_inbound(&self) -> bool {
+        self.direction == CallDirection::Inbound
+    }
 }
 
 /// A meeting a call booked, to log on its contact.

@@ -16,9 +16,7 @@ use crate::markup::plain_text;
 use crate::oauth::{ClientAuthentication, OAuthSettings};
 use application::clock::{Clock, SystemClock};
 use application::crm::webhooks::{ContactChange, ContactChangeKind};
-use application::crm::{
-    CallDirection, CallLog, CallResult, CrmAccess, CrmAccount, CrmApi, CrmContact, MeetingLog, NewContact,
-};
+use application::crm::{CallLog, CallResult, CrmAccess, CrmAccount, CrmApi, CrmContact, MeetingLog, NewContact};
 use application::oauth::Tokens;
 use application::providers::ProviderError;
 use async_trait::async_trait;
@@ -547,9 +545,10 @@ fn call_properties(call: &CallLog) -> Map<String, Value> {
     set("hs_call_body", rich_text(&call.body));
     // Our id, found again by `find_logged_call` (exact match, out of the user's sight).
     set("hs_call_external_id", call.call_id.to_string());
-    let (direction, from, to) = match call.direction {
-        CallDirection::Inbound => ("INBOUND", Some(&call.customer_number), call.our_number.as_ref()),
-        CallDirection::Outbound => ("OUTBOUND", call.our_number.as_ref(), Some(&call.customer_number)),
+    let (direction, from, to) = if call.is_inbound() {
+        ("INBOUND", Some(&call.customer_number), call.our_number.as_ref())
+    } else {
+        ("OUTBOUND", call.our_number.as_ref(), Some(&call.customer_number))
     };
     set("hs_call_direction", direction.to_owned());
     if let Some(from) = from {
@@ -1021,6 +1020,7 @@ struct ContactNotification {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use application::crm::CallDirection;
     use domain::crm::NewContactKind;
     use std::time::Instant;
     use wiremock::matchers::{body_partial_json, header, method, path};

@@ -21,9 +21,7 @@ use crate::http::{parse_retry_after, read_capped, ApiHosts};
 use crate::markup::{escape, plain_text, text_as_html};
 use crate::oauth::{ClientAuthentication, OAuthSettings};
 use application::clock::{Clock, SystemClock};
-use application::crm::{
-    CallDirection, CallLog, CallResult, CrmAccess, CrmAccount, CrmApi, CrmContact, MeetingLog, NewContact,
-};
+use application::crm::{CallLog, CallResult, CrmAccess, CrmAccount, CrmApi, CrmContact, MeetingLog, NewContact};
 use application::oauth::Tokens;
 use application::providers::ProviderError;
 use async_trait::async_trait;
@@ -622,10 +620,7 @@ fn call_subject(call: &CallLog) -> String {
 /// The call's note: how it went (activities have no field for it), its
 /// summary, and a link to its recording.
 fn call_note(call: &CallLog) -> String {
-    let direction = match call.direction {
-        CallDirection::Inbound => "Inbound",
-        CallDirection::Outbound => "Outbound",
-    };
+    let direction = if call.is_inbound() { "Inbound" } else { "Outbound" };
     let result = match call.result {
         CallResult::Connected => "connected",
         CallResult::NoAnswer => "no answer",
@@ -1254,6 +1249,7 @@ impl CrmApi for PipedriveClient {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use application::crm::CallDirection;
     use base64::Engine;
     use domain::crm::NewContactKind;
     use wiremock::matchers::{body_string, header, method, path, query_param, query_param_is_missing};

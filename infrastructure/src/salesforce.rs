@@ -15,8 +15,7 @@ use crate::http::{read_answer, read_capped, ApiHosts};
 use crate::oauth::{ClientAuthentication, OAuthSettings};
 use application::clock::{Clock, SystemClock};
 use application::crm::{
-    BulkImport, CallDirection, CallLog, CallResult, CrmAccess, CrmAccount, CrmApi, CrmBulkApi, CrmContact, MeetingLog,
-    NewContact,
+    BulkImport, CallLog, CallResult, CrmAccess, CrmAccount, CrmApi, CrmBulkApi, CrmContact, MeetingLog, NewContact,
 };
 use application::oauth::Tokens;
 use application::providers::{Cause, ProviderError};
@@ -577,10 +576,7 @@ fn task_of(call: &CallLog) -> Value {
         "WhoId": call.contact_id,
         "Description": clipped(description.trim(), LONG_TEXT_CHARS),
         "TaskSubtype": "Call",
-        "CallType": match call.direction {
-            CallDirection::Inbound => "Inbound",
-            CallDirection::Outbound => "Outbound",
-        },
+        "CallType": if call.is_inbound() { "Inbound" } else { "Outbound" },
         "CallDisposition": disposition,
         "CallObject": call.call_id.to_string(),
     });
@@ -1166,6 +1162,7 @@ impl CrmBulkApi for SalesforceClient {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use application::crm::CallDirection;
     use wiremock::matchers::{body_json, header, method, path, query_param};
     use wiremock::{Mock, MockServer, Request, ResponseTemplate};
 

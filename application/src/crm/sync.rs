@@ -63,11 +63,7 @@ impl CallFacts {
                 outcome: state.outcome,
                 booked_meeting: false,
             },
-            direction: if state.parties.direction == Some(domain::calls::CallDirection::Inbound) {
-                CallDirection::Inbound
-            } else {
-                CallDirection::Outbound
-            },
+            direction: state.parties.direction.clone().unwrap_or(CallDirection::Outbound),
             customer_number,
             report,
             outcome: state.outcome,
@@ -108,7 +104,7 @@ impl CallFacts {
         CallLog {
             call_id,
             contact_id: contact_id.to_owned(),
-            direction: self.direction,
+            direction: self.direction.clone(),
             started_at,
             duration_seconds: report.and_then(|r| r.duration_seconds),
             our_number: None,
