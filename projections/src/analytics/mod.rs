@@ -818,8 +818,9 @@ async fn copy_facts(conn: &mut PgConnection, facts: &[CallFacts]) -> Result<(), 
         format!(
             "INSERT INTO analytics_calls ({FACT_COLUMNS})
              SELECT {values} FROM analytics_calls_copied r
-             CROSS JOIN LATERAL (SELECT COALESCE((SELECT timezone FROM analytics_organizations o
-                                                  WHERE o.organization_id = r.organization_id), 'UTC') AS zone) z;
+             LEFT JOIN (SELECT organization_id, timezone AS zone FROM analytics_organizations) o
+                    ON o.organization_id = r.organization_id
+             CROSS JOIN LATERAL (SELECT COALESCE(o.zone, 'UTC') AS zone) z;
              DROP TABLE analytics_calls_copied"
         ),
     )
