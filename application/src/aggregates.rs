@@ -57,7 +57,8 @@ pub async fn load_any<A: Aggregate>(store: &dyn EventStore, stream: StreamId) ->
     let mut version = 0;
     let mut organization_id = None;
     for event in &recorded {
-        let typed = A::Event::decode(&event.event_type, event.event_version, &event.payload)
+        let typed = event
+            .decode::<A::Event>()
             .map_err(|e| AppError::internal("decoding a stored event", e))?;
         state = state.evolve(&typed);
         version = event.stream_version;

@@ -321,12 +321,8 @@ impl CallService {
             .map_err(|e| AppError::internal("reading unmatched messages", e))?;
         let mut attached = 0;
         for event in kept {
-            let domain::calls::UnmatchedVapiMessageEvent::VapiMessageUnmatched { sealed_message, .. } =
-                domain::calls::UnmatchedVapiMessageEvent::decode(
-                    &event.event_type,
-                    event.event_version,
-                    &event.payload,
-                )
+            let domain::calls::UnmatchedVapiMessageEvent::VapiMessageUnmatched { sealed_message, .. } = event
+                .decode::<domain::calls::UnmatchedVapiMessageEvent>()
                 .map_err(|e| AppError::internal("reading an unmatched message", e))?;
             // Version 1 kept only the ids: nothing to replay.
             let Some(sealed) = sealed_message else { continue };

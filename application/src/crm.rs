@@ -29,7 +29,7 @@ use domain::crm::{
     CrmSyncEvent, StageMapping, SyncStep,
 };
 use domain::crm::{CustomRecordMapping, NewContactKind};
-use domain::{Aggregate, DomainEvent};
+use domain::Aggregate;
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 

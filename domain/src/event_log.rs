@@ -1,7 +1,9 @@
 //! Value types of the event log, shared by the store, the projectors and the use cases.
 
+use crate::events::{DecodeError, DomainEvent};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
 use std::fmt;
 use uuid::Uuid;
 
@@ -100,17 +102,57 @@ pub struct RecordedEvent {
     pub event_id: Uuid,
     pub event_type: String,
     pub event_version: i32,
-    pub payload: serde_json::Value,
+    pub payload: StoredPayload,
     pub metadata: EventMetadata,
     pub recorded_at: DateTime<Utc>,
 }
 
 impl RecordedEvent {
+    /// The event as its typed enum `E` (the store upcast it to its current version).
+    pub fn decode<E: DomainEvent>(&self) -> Result<E, DecodeError> {
+        E::decode_stored_payload(&self.event_type, self.event_version, &self.payload)
+    }
+
     pub fn checkpoint(&self) -> Checkpoint {
         Checkpoint {
             transaction_id: self.transaction_id,
             global_position: self.global_position,
         }
+    }
+}
+
+/// A stored event's payload as the JSON text it was read as, upcast to its
+/// current version: decoded straight into its typed event, without building a
+/// `serde_json::Value` tree first (most of what reading the log cost).
+#[derive(Debug, Clone)]
+pub struct StoredPayload(Box<RawValue>);
+
+impl StoredPayload {
+    pub fn new(raw: Box<RawValue>) -> Self {
+        Self(raw)
+    }
+
+    /// The payload of a read that left payloads out.
+    pub fn null() -> Self {
+        Self(RawValue::from_string("null".to_owned()).expect("null is JSON"))
+    }
+
+    pub fn from_value(value: &serde_json::Value) -> Self {
+        Self(serde_json::value::to_raw_value(value).expect("a JSON value serializes"))
+    }
+
+    pub fn raw(&self) -> &RawValue {
+        &self.0
+    }
+
+    pub fn to_value(&self) -> serde_json::Value {
+        serde_json::from_str(self.0.get()).expect("a stored payload is JSON")
+    }
+}
+
+impl PartialEq for StoredPayload {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.get() == other.0.get()
     }
 }
 

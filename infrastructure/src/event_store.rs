@@ -8,8 +8,11 @@ use application::event_store::{
 };
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
+use domain::event_log::StoredPayload;
 use domain::{Checkpoint, EventMetadata, ExpectedVersion, RecordedEvent, StreamId};
+use serde_json::value::RawValue;
 use sqlx::postgres::PgRow;
+use sqlx::types::Json;
 use sqlx::{PgPool, Row};
 use std::collections::HashMap;
 use tokio::sync::mpsc;
@@ -270,12 +273,14 @@ fn unique_violation(error: &sqlx::Error) -> Option<String> {
 fn recorded_event(row: &PgRow) -> Result<RecordedEvent, sqlx::Error> {
     let event_type: String = row.try_get("event_type")?;
     let event_version: i32 = row.try_get("event_version")?;
-    // A read without payloads has nothing to upcast.
-    let (event_version, payload) = match row.try_get::<Option<serde_json::Value>, _>("payload")? {
-        Some(payload) => domain::events::upcast(&event_type, event_version, payload),
-        None => (event_version, serde_json::Value::Null),
+    // Payloads stay JSON text until a consumer decodes them into their typed
+    // event. A read without payloads has nothing to upcast.
+    let (event_version, payload) = match row.try_get::<Option<Json<Box<RawValue>>>, _>("payload")? {
+        Some(Json(payload)) => domain::events::upcast_stored(&event_type, event_version, payload),
+        None => (event_version, StoredPayload::null()),
     };
-    let metadata: Option<serde_json::Value> = row.try_get("metadata")?;
+    // Metadata that is not (or no longer) what we write reads as none.
+    let metadata = row.try_get::<Option<Json<EventMetadata>>, _>("metadata").ok().flatten();
     Ok(RecordedEvent {
         global_position: row.try_get("global_position")?,
         transaction_id: row.try_get("transaction_id")?,
@@ -287,9 +292,7 @@ fn recorded_event(row: &PgRow) -> Result<RecordedEvent, sqlx::Error> {
         event_type,
         event_version,
         payload,
-        metadata: metadata
-            .and_then(|m| serde_json::from_value::<EventMetadata>(m).ok())
-            .unwrap_or_default(),
+        metadata: metadata.map(|Json(m)| m).unwrap_or_default(),
         recorded_at: row.try_get("recorded_at")?,
     })
 }

@@ -1,8 +1,9 @@
 //! Call history: one row per call for lists and details, its event timeline,
 //! and per-organization totals for the dashboard.
 
+use crate::copy::copy_in;
 use crate::rows::{self, stream_uuid};
-use crate::runtime::ReadModel;
+use crate::runtime::{ReadModel, Rebuild};
 use application::calls::{
     CallDetail, CallFilter, CallHistory, CallOwners, CallSummary, DashboardStats, NumberOwner, TimelineEntry,
     VapiIdOwners,
@@ -15,7 +16,7 @@ use domain::RecordedEvent;
 use serde_json::{json, Value};
 use sqlx::postgres::PgRow;
 use sqlx::{PgConnection, PgPool, Row};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use uuid::Uuid;
 
 pub struct CallsProjection;
@@ -117,6 +118,13 @@ struct CallsBatch {
 }
 
 impl CallsBatch {
+    /// Counts the calls that have no stored row yet in their organizations' totals.
+    fn count_new_calls(&mut self) {
+        for row in self.calls.values().filter(|row| !row.existed) {
+            self.stats.entry(row.organization_id).or_default().0 += 1;
+        }
+    }
+
     fn evolve(&mut self, event: &RecordedEvent, id: Uuid, decoded: CallEvent) {
         let unknown = CallParties::default();
         let (status, at, details) = match decoded {
@@ -398,38 +406,24 @@ fn json_text(value: &impl serde::Serialize) -> Result<String, sqlx::Error> {
     serde_json::to_string(value).map_err(|e| sqlx::Error::Encode(Box::new(e)))
 }
 
+/// Appends the timeline entries (they are only ever added) by `COPY`.
 async fn save_timeline(conn: &mut PgConnection, timeline: Vec<TimelineRow>) -> Result<(), sqlx::Error> {
-    let n = timeline.len();
-    let mut calls = Vec::with_capacity(n);
-    let mut organizations = Vec::with_capacity(n);
-    let mut positions = Vec::with_capacity(n);
-    let mut types = Vec::with_capacity(n);
-    let mut statuses = Vec::with_capacity(n);
-    let mut ats = Vec::with_capacity(n);
-    let mut details = Vec::with_capacity(n);
-    for entry in timeline {
-        calls.push(entry.call_id);
-        organizations.push(entry.organization_id);
-        positions.push(entry.global_position);
-        types.push(entry.event_type);
-        statuses.push(entry.status.as_ref().map(|s| s.as_str().to_owned()));
-        ats.push(entry.at);
-        details.push(json_text(&entry.details)?);
-    }
-    sqlx::query(
-        "INSERT INTO call_timeline (call_id, organization_id, global_position, event_type, status, at, details)
-         SELECT * FROM UNNEST($1::uuid[], $2::uuid[], $3::bigint[], $4::text[], $5::text[], $6::timestamptz[], $7::text[]::json[])",
+    copy_in(
+        conn,
+        "call_timeline (call_id, organization_id, global_position, event_type, status, at, details)",
+        timeline,
+        |row, entry| {
+            row.value(Some(entry.call_id))
+                .value(Some(entry.organization_id))
+                .value(Some(entry.global_position))
+                .text(Some(&entry.event_type))
+                .text(entry.status.as_ref().map(CallStatus::as_str))
+                .time(Some(entry.at))
+                .text(Some(&json_text(&entry.details)?));
+            Ok(())
+        },
     )
-    .bind(calls)
-    .bind(organizations)
-    .bind(positions)
-    .bind(types)
-    .bind(statuses)
-    .bind(ats)
-    .bind(details)
-    .execute(conn)
     .await
-    .map(|_| ())
 }
 
 async fn save_stats(conn: &mut PgConnection, stats: HashMap<Uuid, (i64, f64)>) -> Result<(), sqlx::Error> {
@@ -499,13 +493,145 @@ impl ReadModel for CallsProjection {
             let decoded = rows::decode::<CallEvent>(event)?;
             batch.evolve(event, id, decoded);
         }
-        for row in batch.calls.values().filter(|row| !row.existed) {
-            batch.stats.entry(row.organization_id).or_default().0 += 1;
-        }
+        batch.count_new_calls();
         save_calls(conn, &batch.calls).await?;
         save_timeline(conn, batch.timeline).await?;
         save_stats(conn, batch.stats).await
     }
+
+    fn rebuild(&self, held_rows: usize) -> Box<dyn Rebuild + '_> {
+        Box::new(CallsRebuild {
+            held_rows: held_rows.max(1),
+            state: CallsBatch::default(),
+            held_report_bytes: 0,
+            written: HashSet::new(),
+        })
+    }
+}
+
+/// The report text a rebuild may hold in memory before it writes its held calls.
+const HELD_REPORT_BYTES: usize = 64 << 20;
+
+/// A rebuild keeps the calls seen since its last write in memory, so a call's
+/// later events fold into its row without reading it back or rewriting it.
+/// Held calls are written when they reach `held_rows` rows or
+/// [`HELD_REPORT_BYTES`] of reports, and at the end: new ones by `COPY`, those
+/// written before (read back since) by the live path's upsert. The
+/// organizations' totals are written once, at the end.
+struct CallsRebuild {
+    held_rows: usize,
+    state: CallsBatch,
+    held_report_bytes: usize,
+    /// Calls already written: an event of one reads its row back first.
+    written: HashSet<Uuid>,
+}
+
+impl CallsRebuild {
+    async fn write_held(&mut self, conn: &mut PgConnection) -> Result<(), sqlx::Error> {
+        self.state.count_new_calls();
+        let (rewritten, new): (HashMap<Uuid, CallRow>, HashMap<Uuid, CallRow>) = std::mem::take(&mut self.state.calls)
+            .into_iter()
+            .partition(|(_, row)| row.existed);
+        save_calls(conn, &rewritten).await?;
+        copy_calls(conn, &new).await?;
+        self.written.extend(new.into_keys());
+        self.held_report_bytes = 0;
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl Rebuild for CallsRebuild {
+    async fn apply(&mut self, conn: &mut PgConnection, events: &[RecordedEvent]) -> Result<(), sqlx::Error> {
+        let ids = events.iter().map(stream_uuid).collect::<Result<Vec<_>, _>>()?;
+        let mut unheld: Vec<Uuid> = ids
+            .iter()
+            .filter(|id| self.written.contains(id) && !self.state.calls.contains_key(id))
+            .copied()
+            .collect();
+        unheld.sort_unstable();
+        unheld.dedup();
+        self.state.calls.extend(load_calls(conn, &unheld).await?);
+        for (event, id) in events.iter().zip(ids) {
+            let decoded = rows::decode::<CallEvent>(event)?;
+            if let CallEvent::CallEnded { report, .. } = &decoded {
+                self.held_report_bytes += report_text_bytes(report);
+            }
+            self.state.evolve(event, id, decoded);
+        }
+        save_timeline(conn, std::mem::take(&mut self.state.timeline)).await?;
+        if self.state.calls.len() >= self.held_rows || self.held_report_bytes >= HELD_REPORT_BYTES {
+            self.write_held(conn).await?;
+        }
+        Ok(())
+    }
+
+    async fn finish(&mut self, conn: &mut PgConnection) -> Result<(), sqlx::Error> {
+        self.write_held(conn).await?;
+        save_stats(conn, std::mem::take(&mut self.state.stats)).await
+    }
+}
+
+/// About how much memory a held report takes: its texts.
+fn report_text_bytes(report: &CallReport) -> usize {
+    let texts = [&report.transcript, &report.summary].map(|text| text.as_ref().map_or(0, String::len));
+    texts.iter().sum::<usize>()
+        + report
+            .messages
+            .iter()
+            .map(|m| m.message.len() + m.role.len())
+            .sum::<usize>()
+}
+
+/// Writes calls that have no stored row by `COPY`, every column.
+async fn copy_calls(conn: &mut PgConnection, calls: &HashMap<Uuid, CallRow>) -> Result<(), sqlx::Error> {
+    let no_messages = Vec::new();
+    copy_in(
+        conn,
+        &format!(
+            "calls (id, organization_id, vapi_call_id, agent_id, phone_number_id, direction, customer_number, status,
+                    status_rank, ended_reason, outcome, created_at, updated_at, report_position, {})",
+            REPORT_COLUMNS.join(", ")
+        ),
+        calls,
+        |copied, (id, row)| {
+            let report = row.report.as_deref();
+            copied
+                .value(Some(id))
+                .value(Some(row.organization_id))
+                .text(row.parties.vapi_call_id.as_deref())
+                .value(row.parties.agent_id)
+                .value(row.parties.phone_number_id)
+                .text(row.parties.direction.as_ref().map(CallDirection::as_str))
+                .text(row.parties.customer_number.as_deref())
+                .text(Some(row.status.as_str()))
+                .value(Some(row.status_rank))
+                .text(row.ended_reason.as_deref())
+                .text(row.outcome.as_deref())
+                .time(Some(row.created_at))
+                .time(Some(row.updated_at))
+                .value(row.report_position)
+                .time(report.and_then(|r| r.started_at))
+                .time(report.and_then(|r| r.ended_at))
+                .value(report.and_then(|r| r.duration_seconds))
+                .value(report.and_then(|r| r.cost))
+                .text(report.and_then(|r| r.transcript.as_deref()))
+                .text(Some(&json_text(report.map_or(&no_messages, |r| &r.messages))?))
+                .text(report.and_then(|r| r.recording_url.as_deref()))
+                .text(report.and_then(|r| r.stereo_recording_url.as_deref()))
+                .text(report.and_then(|r| r.summary.as_deref()))
+                .text(
+                    report
+                        .and_then(|r| r.structured_data.as_ref())
+                        .map(json_text)
+                        .transpose()?
+                        .as_deref(),
+                )
+                .text(report.and_then(|r| r.success_evaluation.as_deref()));
+            Ok(())
+        },
+    )
+    .await
 }
 
 #[derive(Clone)]

@@ -1,7 +1,7 @@
 //! Outbound campaigns as the API lists them, with their progress figures, and
 //! the organization's do-not-call list.
 
-use crate::rows::{self, decode_error, stream_uuid};
+use crate::rows::{self, stream_uuid};
 use crate::runtime::ReadModel;
 use application::auth::Page;
 use application::campaigns::runner::{CampaignBoard, CampaignLookup, ReadyContact, RunningCampaign, UnfinishedAttempt};
@@ -20,7 +20,7 @@ use domain::campaigns::{
 use domain::campaigns::{DncEvent, DncReason, DncSource};
 use domain::phone::PhoneNumber;
 use domain::time_zone::TimeZone;
-use domain::{DomainEvent, RecordedEvent};
+use domain::RecordedEvent;
 use serde::{Deserialize, Serialize};
 use sqlx::types::Json;
 use sqlx::{PgConnection, PgPool};
@@ -442,11 +442,7 @@ impl ReadModel for AttemptsProjection {
     async fn apply(&self, conn: &mut PgConnection, events: &[RecordedEvent]) -> Result<(), sqlx::Error> {
         let decoded = events
             .iter()
-            .map(|e| {
-                CampaignContactEvent::decode(&e.event_type, e.event_version, &e.payload)
-                    .map(|d| (e.organization_id, d))
-                    .map_err(decode_error)
-            })
+            .map(|e| rows::decode::<CampaignContactEvent>(e).map(|d| (e.organization_id, d)))
             .collect::<Result<Vec<_>, _>>()?;
         let ids: Vec<Uuid> = decoded
             .iter()

@@ -8,6 +8,7 @@ pub mod analytics;
 pub mod calendar;
 pub mod calls;
 pub mod campaigns;
+mod copy;
 pub mod crm;
 pub mod phone_numbers;
 mod rows;

@@ -124,7 +124,7 @@ where
 
 /// An event read as `E`, a failure being the read model's error.
 pub(crate) fn decode<E: DomainEvent>(event: &RecordedEvent) -> Result<E, sqlx::Error> {
-    E::decode(&event.event_type, event.event_version, &event.payload).map_err(decode_error)
+    event.decode().map_err(decode_error)
 }
 
 /// The events on streams of `stream_type`, each read as `E` with its stream's id.

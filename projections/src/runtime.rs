@@ -304,6 +304,8 @@ pub struct RebuildProgress {
     /// which side bounds a rebuild.
     pub reading: Duration,
     pub applying: Duration,
+    /// After the last batch: completing the tables, logging and indexing them, swapping them in.
+    pub finishing: Duration,
 }
 
 /// How much history a replay applies: all of it, or up to a position and/or a time.
@@ -992,12 +994,13 @@ impl ProjectionRunner {
         let mut done = 0u64;
         let mut at = Checkpoint::START;
         let (mut reading, mut applying) = (Duration::ZERO, Duration::ZERO);
-        let report = |done: u64, reading: Duration, applying: Duration| RebuildProgress {
+        let report = |done: u64, reading: Duration, applying: Duration, finishing: Duration| RebuildProgress {
             done,
             total,
             events_per_second: done as f64 / started.elapsed().as_secs_f64().max(1e-9),
             reading,
             applying,
+            finishing,
         };
         let mut rebuild = m.rebuild(self.config.rebuild_held_rows);
         // The next page is read (and decoded) on its own task while this one is applied.
@@ -1023,8 +1026,9 @@ impl ProjectionRunner {
             applied?;
             at = last;
             done += page.scanned as u64;
-            progress(report(done, reading, applying));
+            progress(report(done, reading, applying, Duration::ZERO));
         }
+        let finishing = Instant::now();
         let mut tx = self.pool.begin().await.map_err(db(name))?;
         sqlx::query(&search_path).execute(&mut *tx).await.map_err(db(name))?;
         rebuild.finish(&mut tx).await.map_err(db(name))?;
@@ -1034,7 +1038,7 @@ impl ProjectionRunner {
         if swap {
             done += self.swap_in(m, schema, &search_path, at).await? as u64;
         }
-        Ok(report(done, reading, applying))
+        Ok(report(done, reading, applying, finishing.elapsed()))
     }
 
     async fn read_page(&self, m: &dyn ReadModel, after: Checkpoint) -> Result<LogPage, ProjectionError> {

@@ -11,7 +11,7 @@ use chrono::{DateTime, Utc};
 use domain::calls::{CallEvent, CallStatus, EndedReason, Outcome};
 use domain::events::DecodeError;
 use domain::slack::{NotificationEvent, NotificationKind, Preferences, SlackEvent};
-use domain::{Checkpoint, DomainEvent, RecordedEvent};
+use domain::{Checkpoint, RecordedEvent};
 use serde::{Deserialize, Serialize};
 use sqlx::types::Json;
 use sqlx::{PgConnection, PgPool, Row};
@@ -166,7 +166,7 @@ impl Subscription for SlackRouter {
         {
             return Ok(None);
         }
-        let kind = match CallEvent::decode(&event.event_type, event.event_version, &event.payload)? {
+        let kind = match event.decode::<CallEvent>()? {
             CallEvent::CallOutcomeRecorded {
                 outcome: Outcome::Qualified,
                 ..

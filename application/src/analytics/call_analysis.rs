@@ -12,7 +12,7 @@ use crate::work::{WorkHandler, WorkItem, WorkOutcome};
 use async_trait::async_trait;
 use domain::agents::Agent;
 use domain::calls::{Call, CallCommand, CallEvent};
-use domain::{Aggregate, DomainEvent};
+use domain::Aggregate;
 use std::sync::Arc;
 
 pub const CALL_ANALYSIS: &str = "call-analysis";
@@ -52,7 +52,8 @@ impl WorkHandler for CallAnalysisReactor {
                 let mut loaded = Loaded::<Call>::fresh(stream);
                 let mut latest = None;
                 for event in &recorded {
-                    let decoded = CallEvent::decode(&event.event_type, event.event_version, &event.payload)
+                    let decoded = event
+                        .decode::<CallEvent>()
                         .map_err(|e| AppError::internal("decoding a stored event", e))?;
                     loaded.state = std::mem::take(&mut loaded.state).evolve(&decoded);
                     loaded.version = event.stream_version;

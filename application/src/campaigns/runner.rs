@@ -645,12 +645,9 @@ async fn is_campaign_call(store: &dyn EventStore, call_id: Uuid) -> Result<bool,
     else {
         return Ok(false);
     };
-    let requested = <domain::calls::CallEvent as domain::DomainEvent>::decode(
-        &first.event_type,
-        first.event_version,
-        &first.payload,
-    )
-    .map_err(|e| AppError::internal("reading a call's first event", e))?;
+    let requested = first
+        .decode::<domain::calls::CallEvent>()
+        .map_err(|e| AppError::internal("reading a call's first event", e))?;
     Ok(matches!(
         requested,
         domain::calls::CallEvent::CallRequested { campaign: Some(_), .. }

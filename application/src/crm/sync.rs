@@ -31,7 +31,7 @@ impl CallFacts {
         }
         let events = recorded
             .iter()
-            .map(|e| CallEvent::decode(&e.event_type, e.event_version, &e.payload))
+            .map(|e| e.decode::<CallEvent>())
             .collect::<Result<Vec<_>, _>>()
             .map_err(|e| AppError::internal("decoding a call", e))?;
         Ok(Some(Self::from_events(&events)))

@@ -13,7 +13,8 @@ mod queries;
 
 pub use queries::PgAnalytics;
 
-use crate::rows::{decode_error, stream_uuid};
+use crate::copy::{copy_in, CopyRows};
+use crate::rows::{self, stream_uuid};
 use crate::runtime::{ReadModel, Rebuild};
 use async_trait::async_trait;
 use chrono::{DateTime, NaiveDate, Utc};
@@ -22,7 +23,7 @@ use domain::auth::OrganizationEvent;
 use domain::calendar::BookingEvent;
 use domain::calls::{CallEvent, CallParties, CallStatus, EndedReason, Outcome};
 use domain::crm::{CrmEvent, CrmProvider, CrmSettings, CrmSyncEvent};
-use domain::{DomainEvent, RecordedEvent};
+use domain::RecordedEvent;
 use serde::{Deserialize, Serialize};
 use sqlx::types::Json;
 use sqlx::PgConnection;
@@ -153,19 +154,12 @@ enum Input {
 }
 
 fn decode(event: &RecordedEvent) -> Result<Option<Input>, sqlx::Error> {
-    let (kind, version, payload) = (event.event_type.as_str(), event.event_version, &event.payload);
     Ok(Some(match event.stream_type.as_str() {
-        "organization" => Input::Organization(OrganizationEvent::decode(kind, version, payload).map_err(decode_error)?),
-        "call" => Input::Call(
-            stream_uuid(event)?,
-            CallEvent::decode(kind, version, payload).map_err(decode_error)?,
-        ),
-        "crm-integration" => Input::Crm(
-            stream_uuid(event)?,
-            CrmEvent::decode(kind, version, payload).map_err(decode_error)?,
-        ),
-        "crm-call-sync" => Input::CrmSync(CrmSyncEvent::decode(kind, version, payload).map_err(decode_error)?),
-        "calendar-bookings" => Input::Booking(BookingEvent::decode(kind, version, payload).map_err(decode_error)?),
+        "organization" => Input::Organization(rows::decode(event)?),
+        "call" => Input::Call(stream_uuid(event)?, rows::decode(event)?),
+        "crm-integration" => Input::Crm(stream_uuid(event)?, rows::decode(event)?),
+        "crm-call-sync" => Input::CrmSync(rows::decode(event)?),
+        "calendar-bookings" => Input::Booking(rows::decode(event)?),
         _ => return Ok(None),
     }))
 }
@@ -800,18 +794,16 @@ async fn copy_facts(conn: &mut PgConnection, facts: &[CallFacts]) -> Result<(), 
         ),
     )
     .await?;
-    let mut copy = conn
-        .copy_in_raw(&format!("COPY analytics_calls_copied ({COPIED_COLUMNS}) FROM STDIN"))
-        .await?;
-    let mut rows = String::with_capacity(COPY_CHUNK_BYTES + 4096);
-    for facts in facts {
-        copy_row(&mut rows, facts);
-        if rows.len() >= COPY_CHUNK_BYTES {
-            copy.send(std::mem::take(&mut rows).into_bytes()).await?;
-        }
-    }
-    copy.send(rows.into_bytes()).await?;
-    copy.finish().await?;
+    copy_in(
+        conn,
+        &format!("analytics_calls_copied ({COPIED_COLUMNS})"),
+        facts,
+        |row, facts| {
+            copy_row(row, facts);
+            Ok(())
+        },
+    )
+    .await?;
     let values = bucketed_columns();
     run_statement(
         conn,
@@ -827,45 +819,35 @@ async fn copy_facts(conn: &mut PgConnection, facts: &[CallFacts]) -> Result<(), 
     .await
 }
 
-/// How much of a `COPY` is sent at a time.
-const COPY_CHUNK_BYTES: usize = 1 << 20;
-
 async fn run_statement(conn: &mut PgConnection, sql: String) -> Result<(), sqlx::Error> {
     sqlx::Executor::execute(conn, sql.as_str()).await.map(|_| ())
 }
 
-/// One row of [`COPIED_COLUMNS`] in `COPY`'s text format.
-fn copy_row(row: &mut String, facts: &CallFacts) {
-    use std::fmt::Write as _;
-    let optional = |value: Option<String>| value.unwrap_or_else(|| "\\N".to_owned());
-    let flag = |value: bool| if value { "t" } else { "f" };
-    let _ = writeln!(
-        row,
-        "{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}",
-        facts.id,
-        facts.organization_id,
-        optional(facts.agent_id.map(|id| id.to_string())),
-        optional(facts.campaign_id.map(|id| id.to_string())),
-        facts.started_at.to_rfc3339(),
-        flag(facts.start_from_report),
-        optional(facts.duration_seconds.map(|v| v.to_string())),
-        optional(facts.outcome.map(|o| o.as_str().to_owned())),
-        flag(facts.connected),
-        flag(facts.no_contact),
-        flag(facts.appointment_booked),
-        flag(facts.deal_won),
-        facts.level,
-        optional(facts.talk_agent.map(|v| v.to_string())),
-        optional(facts.talk_prospect.map(|v| v.to_string())),
-        optional(facts.talk_monologue.map(|v| v.to_string())),
-        optional(facts.talk_interruptions.map(|v| v.to_string())),
-        optional(facts.talk_silence.map(|v| v.to_string())),
-        optional(facts.talk_call.map(|v| v.to_string())),
-        optional(facts.sentiment.map(|v| v.to_string())),
-        optional(facts.sentiment_label.map(|l| l.as_str().to_owned())),
-        optional(facts.adherence.map(|v| v.to_string())),
-        copy_text(&text_array(&facts.missed_points)),
-    );
+/// One row of [`COPIED_COLUMNS`].
+fn copy_row(row: &mut CopyRows, facts: &CallFacts) {
+    row.value(Some(facts.id))
+        .value(Some(facts.organization_id))
+        .value(facts.agent_id)
+        .value(facts.campaign_id)
+        .time(Some(facts.started_at))
+        .value(Some(facts.start_from_report))
+        .value(facts.duration_seconds)
+        .text(facts.outcome.map(Outcome::as_str))
+        .value(Some(facts.connected))
+        .value(Some(facts.no_contact))
+        .value(Some(facts.appointment_booked))
+        .value(Some(facts.deal_won))
+        .value(Some(facts.level))
+        .value(facts.talk_agent)
+        .value(facts.talk_prospect)
+        .value(facts.talk_monologue)
+        .value(facts.talk_interruptions)
+        .value(facts.talk_silence)
+        .value(facts.talk_call)
+        .value(facts.sentiment)
+        .text(facts.sentiment_label.map(|l| l.as_str()))
+        .value(facts.adherence)
+        .text(Some(&text_array(&facts.missed_points)));
 }
 
 /// A PostgreSQL array literal of `items`, every element quoted.
@@ -875,13 +857,4 @@ fn text_array(items: &[String]) -> String {
         .map(|item| format!("\"{}\"", item.replace('\\', "\\\\").replace('"', "\\\"")))
         .collect();
     format!("{{{}}}", quoted.join(","))
-}
-
-/// `value` escaped for `COPY`'s text format (backslash, tab, newline, carriage return).
-fn copy_text(value: &str) -> String {
-    value
-        .replace('\\', "\\\\")
-        .replace('\t', "\\t")
-        .replace('\n', "\\n")
-        .replace('\r', "\\r")
 }

@@ -2,7 +2,8 @@
 
 use serde_json::{json, Value};
 use voxreach_tests::{
-    assert_every_stored_event_decodes, assert_read_models_equal_rebuilds, TestApp, VapiWorld, TEST_VAPI_SECRET,
+    assert_every_stored_event_decodes, assert_read_models_equal_rebuilds,
+    assert_replay_one_event_at_a_time_equals_live, TestApp, VapiWorld, TEST_VAPI_SECRET,
 };
 use wiremock::matchers::{method, path};
 use wiremock::{Mock, ResponseTemplate};
@@ -115,6 +116,7 @@ async fn a_call_is_recorded_from_its_server_messages() {
 
     // The incremental read models equal a rebuild from the start of the log.
     assert_read_models_equal_rebuilds(&w.app).await;
+    assert_replay_one_event_at_a_time_equals_live(&w.app, "calls").await;
     assert_every_stored_event_decodes(&w.app.db.pool).await;
 
     let (_, stats) = w.app.get("/api/dashboard/stats", Some(&w.token)).await;

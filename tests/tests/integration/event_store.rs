@@ -105,7 +105,7 @@ async fn appends_in_order_and_guards_the_expected_version() {
     assert_eq!(read.len(), 6);
     for (i, e) in read.iter().enumerate() {
         assert_eq!(e.stream_version, i as i64 + 1);
-        assert_eq!(e.payload, json!({ "n": i }));
+        assert_eq!(e.payload.to_value(), json!({ "n": i }));
         assert_eq!(e.organization_id, org);
         assert_eq!(e.stream_type, "test");
         assert_eq!(e.metadata.actor.as_deref(), Some("test"));
