@@ -14,13 +14,13 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use domain::calls::Outcome;
 use domain::campaigns::{
-    Attempt, AttemptEnd, AttemptResult, CallerId, CampaignContactEvent, CampaignEvent, CampaignSettings, CampaignStatus, ContactStatus,
-    ImportedContact,
+    Attempt, AttemptEnd, AttemptResult, CallerId, CampaignContactEvent, CampaignEvent, CampaignSettings,
+    CampaignStatus, ContactStatus, ImportedContact,
 };
 use domain::campaigns::{DncEntry, DncEvent, DncReason, DncSource, Listing};
-use domain::Aggregate;
 use domain::phone::PhoneNumber;
 use domain::time_zone::TimeZone;
+use domain::Aggregate;
 use domain::{DomainEvent, RecordedEvent};
 use serde::{Deserialize, Serialize};
 use sqlx::types::Json;
@@ -458,7 +458,9 @@ impl ReadModel for AttemptsProjection {
                 match (&event, Attempt::dialed(&event)) {
                     (
                         CampaignContactEvent::CampaignContactDialed {
-                            campaign_id, contact_id, ..
+                            campaign_id,
+                            contact_id,
+                            ..
                         },
                         Some(attempt),
                     ) => {
@@ -1029,5 +1031,53 @@ impl CampaignProgress for PgCampaigns {
             contacts_reached: reached,
             dials_since: recent,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_attempt_row_is_the_tables_columns_and_reads_back() {
+        let row = AttemptRow {
+            id: Uuid::from_u128(1),
+            organization_id: Uuid::from_u128(2),
+            campaign_id: Uuid::from_u128(3),
+            contact_id: Uuid::from_u128(4),
+            phone: PhoneNumber::parse("+14155552671").unwrap(),
+            attempt_number: 1,
+            caller_number: PhoneNumber::parse("+16175550109").unwrap(),
+            dialed_at: "2026-11-24T12:00:00Z".parse().unwrap(),
+            end: AttemptEnd::default(),
+        };
+        let json = serde_json::to_value(&row).unwrap();
+        let columns: Vec<&str> = json.as_object().unwrap().keys().map(String::as_str).collect();
+        let mut expected = [
+            "id",
+            "organization_id",
+            "campaign_id",
+            "contact_id",
+            "phone",
+            "attempt_number",
+            "result",
+            "outcome",
+            "caller_number",
+            "dialed_at",
+            "finished_at",
+        ];
+        expected.sort_unstable();
+        assert_eq!(columns, expected, "a null column is written too: an upsert clears it");
+        let finished =
+            serde_json::json!({"result": "connected", "outcome": "qualified", "finished_at": "2026-11-24T12:05:00Z"});
+        let mut stored = json.clone();
+        stored
+            .as_object_mut()
+            .unwrap()
+            .extend(finished.as_object().unwrap().clone());
+        let read: AttemptRow = serde_json::from_value(stored).unwrap();
+        assert_eq!(read.end.result, Some(AttemptResult::Connected));
+        assert_eq!(read.end.outcome, Some(Outcome::Qualified));
+        assert_eq!(read.attempt_number, 1);
     }
 }
