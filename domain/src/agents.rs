@@ -4,6 +4,7 @@ use crate::aggregate::Aggregate;
 use crate::analytics::AdherenceChecklist;
 use crate::domain_events;
 use crate::phone::PhoneNumber;
+use crate::sync::push_answer_is_news;
 use crate::voices::{self, VoiceProvider};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -393,23 +394,21 @@ impl Aggregate for Agent {
                 reason: *reason,
                 at: *now,
             }],
-            // A push of an older revision that created or found an assistant:
-            // the id is a fact (a newer push is due anyway and must update it, not create another).
             C::RecordSynced {
-                vapi_assistant_id: Some(id),
+                vapi_assistant_id,
                 revision,
-                now,
-            } if *revision != state.revision && state.vapi_assistant_id.as_ref() != Some(id) => {
-                vec![AgentEvent::AgentSyncedToVapi {
-                    vapi_assistant_id: Some(id.clone()),
-                    revision: *revision,
-                    synced_at: *now,
-                }]
-            }
-            // Other outcomes of pushes of older revisions are stale: a newer push is due anyway.
-            C::RecordSynced { revision, .. } | C::RecordSyncFailed { revision, .. } if *revision != state.revision => {
+                ..
+            } if !push_answer_is_news(
+                *revision,
+                state.revision,
+                vapi_assistant_id.as_ref(),
+                state.vapi_assistant_id.as_ref(),
+            ) =>
+            {
                 vec![]
             }
+            // A failed push of an older revision is stale: a newer push is due anyway.
+            C::RecordSyncFailed { revision, .. } if *revision != state.revision => vec![],
             C::StartAssistantCreation { attempt, previous, now } => {
                 if state.vapi_assistant_id.is_some() || state.creation_attempt.map(|(a, _)| a) != *previous {
                     return Err(AgentError::CreationInProgress);

@@ -4,6 +4,7 @@
 use crate::aggregate::Aggregate;
 use crate::domain_events;
 use crate::phone::PhoneNumber;
+use crate::sync::push_answer_is_news;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
@@ -292,25 +293,21 @@ impl Aggregate for PhoneNumberState {
                 at: *now,
             }],
             C::Remove { now } => vec![PhoneNumberEvent::PhoneNumberRemoved { at: *now }],
-            // A push of an older revision that bought or found a number: the
-            // id is a fact (the newer push must update that number, not buy another).
             C::RecordSynced {
-                vapi_phone_number_id: Some(id),
-                number,
+                vapi_phone_number_id,
                 revision,
-                now,
-            } if *revision != state.revision && state.vapi_phone_number_id.as_ref() != Some(id) => {
-                vec![PhoneNumberEvent::PhoneNumberSyncedToVapi {
-                    vapi_phone_number_id: Some(id.clone()),
-                    number: number.clone(),
-                    revision: *revision,
-                    at: *now,
-                }]
-            }
-            // Other outcomes of pushes of older revisions are stale: a newer push is due anyway.
-            C::RecordSynced { revision, .. } | C::RecordSyncFailed { revision, .. } if *revision != state.revision => {
+                ..
+            } if !push_answer_is_news(
+                *revision,
+                state.revision,
+                vapi_phone_number_id.as_ref(),
+                state.vapi_phone_number_id.as_ref(),
+            ) =>
+            {
                 vec![]
             }
+            // A failed push of an older revision is stale: a newer push is due anyway.
+            C::RecordSyncFailed { revision, .. } if *revision != state.revision => vec![],
             C::RecordSynced {
                 vapi_phone_number_id,
                 number,

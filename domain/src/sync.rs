@@ -25,3 +25,28 @@ impl SyncStatus {
         }
     }
 }
+
+/// Whether Vapi's answer to the push of revision `pushed` is news to a record
+/// at revision `current` that holds the Vapi id `known_id`: the current
+/// revision's answer always is; an older push's only when it created or found
+/// an id the record does not hold (a newer push is due anyway and must update
+/// that one, not create another). Other answers to older pushes are stale.
+pub fn push_answer_is_news(pushed: u32, current: u32, found_id: Option<&String>, known_id: Option<&String>) -> bool {
+    pushed == current || found_id.is_some_and(|id| known_id != Some(id))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn older_pushes_only_tell_a_new_id() {
+        let (a, b) = (String::from("a"), String::from("b"));
+        assert!(push_answer_is_news(2, 2, None, Some(&a)));
+        assert!(push_answer_is_news(2, 2, Some(&a), Some(&a)));
+        assert!(push_answer_is_news(1, 2, Some(&b), Some(&a)));
+        assert!(push_answer_is_news(1, 2, Some(&a), None));
+        assert!(!push_answer_is_news(1, 2, Some(&a), Some(&a)));
+        assert!(!push_answer_is_news(1, 2, None, Some(&a)));
+    }
+}

@@ -14,12 +14,13 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use domain::calls::Outcome;
 use domain::campaigns::{
-    AttemptResult, CallerId, CampaignContactEvent, CampaignEvent, CampaignSettings, CampaignStatus, ContactStatus,
-    ImportedContact,
+    Attempt, AttemptEnd, AttemptResult, CallerId, CampaignContactEvent, CampaignEvent, CampaignSettings,
+    CampaignStatus, ContactStatus, ImportedContact,
 };
-use domain::campaigns::{DncEvent, DncReason, DncSource};
+use domain::campaigns::{DncEntry, DncEvent, DncReason, DncSource, Listing};
 use domain::phone::PhoneNumber;
 use domain::time_zone::TimeZone;
+use domain::Aggregate;
 use domain::RecordedEvent;
 use serde::{Deserialize, Serialize};
 use sqlx::types::Json;
@@ -398,11 +399,11 @@ struct AttemptRow {
     contact_id: Uuid,
     phone: PhoneNumber,
     attempt_number: i32,
-    result: Option<AttemptResult>,
-    outcome: Option<Outcome>,
     caller_number: PhoneNumber,
     dialed_at: DateTime<Utc>,
-    finished_at: Option<DateTime<Utc>>,
+    /// The `result`, `outcome` and `finished_at` columns.
+    #[serde(flatten)]
+    end: AttemptEnd,
 }
 
 /// Every attempt of every campaign: who was called, from where, and how it went.
@@ -444,69 +445,40 @@ impl ReadModel for AttemptsProjection {
             .iter()
             .map(|e| rows::decode::<CampaignContactEvent>(e).map(|d| (e.organization_id, d)))
             .collect::<Result<Vec<_>, _>>()?;
-        let ids: Vec<Uuid> = decoded
-            .iter()
-            .filter_map(|(_, event)| match event {
-                CampaignContactEvent::CampaignContactDialed { call_id, .. }
-                | CampaignContactEvent::CampaignAttemptFinished { call_id, .. }
-                | CampaignContactEvent::CampaignAttemptOutcomeChanged { call_id, .. }
-                | CampaignContactEvent::CampaignDialWithdrawn { call_id, .. } => Some(*call_id),
-                _ => None,
-            })
-            .collect();
+        let ids: Vec<Uuid> = decoded.iter().filter_map(|(_, event)| event.call_id()).collect();
         rows::fold_batch(conn, "campaign_attempts", ids, |rows| {
             for (organization_id, event) in decoded {
-                match event {
-                    CampaignContactEvent::CampaignContactDialed {
-                        campaign_id,
-                        contact_id,
-                        phone,
-                        attempt_number,
-                        call_id,
-                        caller_id,
-                        at,
-                        ..
-                    } => {
-                        rows.insert(
-                            call_id,
-                            Some(AttemptRow {
-                                id: call_id,
-                                organization_id,
-                                campaign_id,
-                                contact_id,
-                                phone,
-                                attempt_number: attempt_number as i32,
-                                result: None,
-                                outcome: None,
-                                caller_number: caller_id.number,
-                                dialed_at: at,
-                                finished_at: None,
-                            }),
-                        );
-                    }
-                    CampaignContactEvent::CampaignAttemptFinished {
-                        call_id,
-                        result,
-                        outcome,
-                        at,
-                        ..
-                    } => {
-                        if let Some(Some(row)) = rows.get_mut(&call_id) {
-                            row.result = Some(result);
-                            row.outcome = outcome;
-                            row.finished_at = Some(at);
-                        }
-                    }
-                    CampaignContactEvent::CampaignAttemptOutcomeChanged { call_id, outcome, .. } => {
-                        if let Some(Some(row)) = rows.get_mut(&call_id) {
-                            row.outcome = Some(outcome);
-                        }
+                let Some(row) = event.call_id().and_then(|call_id| rows.get_mut(&call_id)) else {
+                    continue;
+                };
+                match (&event, Attempt::dialed(&event)) {
+                    (
+                        CampaignContactEvent::CampaignContactDialed {
+                            campaign_id,
+                            contact_id,
+                            ..
+                        },
+                        Some(attempt),
+                    ) => {
+                        *row = Some(AttemptRow {
+                            id: attempt.call_id,
+                            organization_id,
+                            campaign_id: *campaign_id,
+                            contact_id: *contact_id,
+                            phone: attempt.phone,
+                            attempt_number: attempt.number as i32,
+                            caller_number: attempt.caller_id.number,
+                            dialed_at: attempt.at,
+                            end: attempt.end,
+                        });
                     }
                     // Never placed: not an attempt.
-                    CampaignContactEvent::CampaignDialWithdrawn { call_id, .. } => {
-                        rows.insert(call_id, None);
+                    (CampaignContactEvent::CampaignDialWithdrawn { .. }, _) => *row = None,
+                    _ => {
+                        if let Some(row) = row {
+                            row.end.evolve(&event);
+                        }
                     }
-                    _ => {}
                 }
             }
             Ok(())
@@ -515,7 +487,8 @@ impl ReadModel for AttemptsProjection {
     }
 }
 
-/// A row of the `dnc_numbers` table: one number of one organization.
+/// A row of the `dnc_numbers` table: one number of one organization, as its
+/// [`DncEntry`] stands (the domain's fold of the entry's events).
 #[derive(Serialize, Deserialize)]
 struct DncRow {
     id: Uuid,
@@ -527,35 +500,44 @@ struct DncRow {
     added_at: Option<DateTime<Utc>>,
 }
 
-fn evolve_dnc(row: &mut Option<DncRow>, id: Uuid, event: DncEvent) {
-    match event {
-        DncEvent::DncNumberListed {
+impl DncRow {
+    /// The row of an entry; none before the number was ever listed.
+    fn of(id: Uuid, entry: DncEntry) -> Option<Self> {
+        let (Some(organization_id), Some(phone)) = (entry.organization_id, entry.phone) else {
+            return None;
+        };
+        let listing = entry.listed;
+        Some(Self {
+            id,
             organization_id,
             phone,
-            reason,
-            source,
-            at,
-            ..
-        } => {
-            *row = Some(DncRow {
-                id,
-                organization_id,
-                phone,
-                listed: true,
-                reason: Some(reason),
-                source: Some(source),
-                added_at: Some(at),
-            })
-        }
-        DncEvent::DncNumberRemoved { .. } => {
-            if let Some(entry) = row {
-                entry.listed = false;
-                entry.reason = None;
-                entry.source = None;
-                entry.added_at = None;
-            }
+            listed: listing.is_some(),
+            reason: listing.as_ref().map(|l| l.reason),
+            source: listing.as_ref().map(|l| l.source),
+            added_at: listing.map(|l| l.added_at),
+        })
+    }
+
+    fn entry(self) -> DncEntry {
+        let listed = match (self.listed, self.reason, self.source, self.added_at) {
+            (true, Some(reason), Some(source), Some(added_at)) => Some(Listing {
+                reason,
+                source,
+                added_at,
+            }),
+            _ => None,
+        };
+        DncEntry {
+            organization_id: Some(self.organization_id),
+            phone: Some(self.phone),
+            listed,
         }
     }
+}
+
+fn evolve_dnc(row: &mut Option<DncRow>, id: Uuid, event: DncEvent) {
+    let entry = row.take().map(DncRow::entry).unwrap_or_default();
+    *row = DncRow::of(id, entry.evolve(&event));
 }
 
 pub struct DncProjection;
@@ -1004,11 +986,11 @@ impl CampaignProgress for PgCampaigns {
                 contact_id: a.contact_id,
                 phone: a.phone,
                 attempt_number: a.attempt_number,
-                result: a.result,
-                outcome: a.outcome,
+                result: a.end.result,
+                outcome: a.end.outcome,
                 caller_number: a.caller_number,
                 dialed_at: a.dialed_at,
-                finished_at: a.finished_at,
+                finished_at: a.end.finished_at,
             })
             .collect())
     }
@@ -1045,5 +1027,53 @@ impl CampaignProgress for PgCampaigns {
             contacts_reached: reached,
             dials_since: recent,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_attempt_row_is_the_tables_columns_and_reads_back() {
+        let row = AttemptRow {
+            id: Uuid::from_u128(1),
+            organization_id: Uuid::from_u128(2),
+            campaign_id: Uuid::from_u128(3),
+            contact_id: Uuid::from_u128(4),
+            phone: PhoneNumber::parse("+14155552671").unwrap(),
+            attempt_number: 1,
+            caller_number: PhoneNumber::parse("+16175550109").unwrap(),
+            dialed_at: "2026-11-24T12:00:00Z".parse().unwrap(),
+            end: AttemptEnd::default(),
+        };
+        let json = serde_json::to_value(&row).unwrap();
+        let columns: Vec<&str> = json.as_object().unwrap().keys().map(String::as_str).collect();
+        let mut expected = [
+            "id",
+            "organization_id",
+            "campaign_id",
+            "contact_id",
+            "phone",
+            "attempt_number",
+            "result",
+            "outcome",
+            "caller_number",
+            "dialed_at",
+            "finished_at",
+        ];
+        expected.sort_unstable();
+        assert_eq!(columns, expected, "a null column is written too: an upsert clears it");
+        let finished =
+            serde_json::json!({"result": "connected", "outcome": "qualified", "finished_at": "2026-11-24T12:05:00Z"});
+        let mut stored = json.clone();
+        stored
+            .as_object_mut()
+            .unwrap()
+            .extend(finished.as_object().unwrap().clone());
+        let read: AttemptRow = serde_json::from_value(stored).unwrap();
+        assert_eq!(read.end.result, Some(AttemptResult::Connected));
+        assert_eq!(read.end.outcome, Some(Outcome::Qualified));
+        assert_eq!(read.attempt_number, 1);
     }
 }

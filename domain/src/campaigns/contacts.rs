@@ -405,8 +405,74 @@ pub struct Attempt {
     pub phone: PhoneNumber,
     pub caller_id: CallerId,
     pub at: DateTime<Utc>,
+    pub end: AttemptEnd,
+}
+
+impl Attempt {
+    /// The attempt a dial starts (`None` for any other event).
+    pub fn dialed(event: &CampaignContactEvent) -> Option<Self> {
+        let CampaignContactEvent::CampaignContactDialed {
+            agent_id,
+            phone,
+            attempt_number,
+            call_id,
+            caller_id,
+            at,
+            ..
+        } = event
+        else {
+            return None;
+        };
+        Some(Self {
+            number: *attempt_number,
+            call_id: *call_id,
+            agent_id: *agent_id,
+            phone: phone.clone(),
+            caller_id: caller_id.clone(),
+            at: *at,
+            end: AttemptEnd::default(),
+        })
+    }
+}
+
+/// How an attempt went, as its call's events tell: empty while the call is in
+/// flight. The contact aggregate and the attempts read model both keep it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct AttemptEnd {
     pub result: Option<AttemptResult>,
     pub outcome: Option<Outcome>,
+    pub finished_at: Option<DateTime<Utc>>,
+}
+
+impl AttemptEnd {
+    /// Records an event of the attempt's call: its end, or an outcome set afterwards.
+    pub fn evolve(&mut self, event: &CampaignContactEvent) {
+        match event {
+            CampaignContactEvent::CampaignAttemptFinished {
+                result, outcome, at, ..
+            } => {
+                self.result = Some(*result);
+                self.outcome = *outcome;
+                self.finished_at = Some(*at);
+            }
+            CampaignContactEvent::CampaignAttemptOutcomeChanged { outcome, .. } => self.outcome = Some(*outcome),
+            _ => {}
+        }
+    }
+}
+
+impl CampaignContactEvent {
+    /// The call of the attempt the event is about, if it is about one.
+    pub fn call_id(&self) -> Option<Uuid> {
+        match self {
+            CampaignContactEvent::CampaignContactDialed { call_id, .. }
+            | CampaignContactEvent::CampaignAttemptFinished { call_id, .. }
+            | CampaignContactEvent::CampaignAttemptOutcomeChanged { call_id, .. }
+            | CampaignContactEvent::CampaignDialWithdrawn { call_id, .. } => Some(*call_id),
+            CampaignContactEvent::CampaignContactDeferred { .. }
+            | CampaignContactEvent::CampaignContactClosed { .. } => None,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -443,13 +509,13 @@ impl CampaignContact {
     }
 
     pub fn in_flight(&self) -> Option<&Attempt> {
-        self.attempts.last().filter(|a| a.result.is_none())
+        self.attempts.last().filter(|a| a.end.result.is_none())
     }
 
     fn failures(&self) -> u32 {
         self.attempts
             .iter()
-            .filter(|a| a.result == Some(AttemptResult::Failed))
+            .filter(|a| a.end.result == Some(AttemptResult::Failed))
             .count() as u32
     }
 }
@@ -508,7 +574,7 @@ impl Aggregate for CampaignContact {
                 let Some(attempt) = state.attempts.iter().find(|a| a.call_id == *call_id) else {
                     return Err(ContactError::UnknownCall(*call_id));
                 };
-                if attempt.result.is_some() {
+                if attempt.end.result.is_some() {
                     return Ok(vec![]); // reported twice
                 }
                 let failures = state.failures() + u32::from(*result == AttemptResult::Failed);
@@ -542,7 +608,7 @@ impl Aggregate for CampaignContact {
                     return Err(ContactError::UnknownCall(*call_id));
                 };
                 // Only a conversation has an outcome to change, and only a new one is news.
-                if attempt.result != Some(AttemptResult::Connected) || attempt.outcome == Some(*outcome) {
+                if attempt.end.result != Some(AttemptResult::Connected) || attempt.end.outcome == Some(*outcome) {
                     return Ok(vec![]);
                 }
                 vec![CampaignContactEvent::CampaignAttemptOutcomeChanged {
@@ -551,7 +617,7 @@ impl Aggregate for CampaignContact {
                     call_id: *call_id,
                     outcome: *outcome,
                     successful: success_outcome.is_met_by(*outcome),
-                    was_successful: attempt.outcome.is_some_and(|o| success_outcome.is_met_by(o)),
+                    was_successful: attempt.end.outcome.is_some_and(|o| success_outcome.is_met_by(o)),
                     at: *now,
                 }]
             }
@@ -560,7 +626,7 @@ impl Aggregate for CampaignContact {
                     // Withdrawn already (a retry).
                     return Ok(vec![]);
                 };
-                if attempt.result.is_some() {
+                if attempt.end.result.is_some() {
                     return Err(ContactError::UnknownCall(*call_id));
                 }
                 let status = match reason {
@@ -625,56 +691,38 @@ impl Aggregate for CampaignContact {
     }
 
     fn evolve(mut self, event: &CampaignContactEvent) -> Self {
+        if let Some(attempt) = Attempt::dialed(event) {
+            self.attempts.push(attempt);
+        } else if let Some(attempt) = event
+            .call_id()
+            .and_then(|call_id| self.attempts.iter_mut().find(|a| a.call_id == call_id))
+        {
+            attempt.end.evolve(event);
+        }
         match event {
             CampaignContactEvent::CampaignContactDialed {
                 campaign_id,
                 contact_id,
-                agent_id,
-                phone,
-                attempt_number,
-                call_id,
-                caller_id,
-                at,
+                ..
             } => {
                 self.campaign_id = Some(*campaign_id);
                 self.contact_id = Some(*contact_id);
                 self.status = ContactStatus::Calling;
                 self.next_attempt_at = None;
-                self.attempts.push(Attempt {
-                    number: *attempt_number,
-                    call_id: *call_id,
-                    agent_id: *agent_id,
-                    phone: phone.clone(),
-                    caller_id: caller_id.clone(),
-                    at: *at,
-                    result: None,
-                    outcome: None,
-                });
             }
             CampaignContactEvent::CampaignAttemptFinished {
-                call_id,
-                result,
                 outcome,
                 status,
                 next_attempt_at,
                 ..
             } => {
-                if let Some(attempt) = self.attempts.iter_mut().find(|a| a.call_id == *call_id) {
-                    attempt.result = Some(*result);
-                    attempt.outcome = *outcome;
-                }
                 self.status = *status;
                 self.next_attempt_at = *next_attempt_at;
                 if outcome.is_some() {
                     self.outcome = *outcome;
                 }
             }
-            CampaignContactEvent::CampaignAttemptOutcomeChanged { call_id, outcome, .. } => {
-                if let Some(attempt) = self.attempts.iter_mut().find(|a| a.call_id == *call_id) {
-                    attempt.outcome = Some(*outcome);
-                }
-                self.outcome = Some(*outcome);
-            }
+            CampaignContactEvent::CampaignAttemptOutcomeChanged { outcome, .. } => self.outcome = Some(*outcome),
             CampaignContactEvent::CampaignContactDeferred {
                 campaign_id,
                 contact_id,

@@ -21,11 +21,12 @@ pub mod window;
 
 pub use caller_id::{choose_caller_id, CallerId};
 pub use contacts::{
-    next_after_attempt, opted_out, AttemptPolicy, AttemptResult, CampaignContact, CampaignContactEvent, CloseReason,
-    ContactCommand, ContactError, ContactStatus, ImportedContact, NextStep, WithdrawReason,
+    next_after_attempt, opted_out, Attempt, AttemptEnd, AttemptPolicy, AttemptResult, CampaignContact,
+    CampaignContactEvent, CloseReason, ContactCommand, ContactError, ContactStatus, ImportedContact, NextStep,
+    WithdrawReason,
 };
 pub use dial::{decide_dial, CallerIds, ContactAtDial, DialDecision, SkipReason};
-pub use dnc::{parse_national_registry, DncCommand, DncEntry, DncError, DncEvent, DncReason, DncSource};
+pub use dnc::{parse_national_registry, DncCommand, DncEntry, DncError, DncEvent, DncReason, DncSource, Listing};
 pub use settings::{CallerIdStrategy, CampaignSettings, RetryRules};
 pub use window::{CallingWindow, DayOfWeek, LocalTime, RecipientWindow};
 
