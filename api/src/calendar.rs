@@ -13,6 +13,7 @@ use application::calendar::{
     AppointmentFilter, AppointmentView, AvailabilityView, BookingRequest, BookingView, CalendarIntegrationView,
     Callback, ConnectResult, SlotRequest,
 };
+use application::oauth::SignInFeature;
 use application::permissions::{authorize, Action};
 use application::{AppError, ErrorKind};
 use chrono::{DateTime, Utc};
@@ -232,34 +233,45 @@ pub async fn disconnect(
     Ok(HttpResponse::NoContent().finish())
 }
 
-#[derive(Deserialize, ToSchema)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct CheckAvailability {
-    /// The agent whose calendar is asked (its own, else the organization's default).
-    agent_id: Uuid,
-    /// Local date, `YYYY-MM-DD`.
-    #[schema(example = "2026-02-20")]
-    date: String,
-    /// Local time, `HH:MM` (24-hour).
-    #[schema(example = "14:00")]
-    time: String,
-    /// Minutes, 1 to 480 (the calendar's default when absent).
-    duration: Option<i64>,
-    /// The IANA zone of `date` and `time` (the calendar's when absent).
-    timezone: Option<String>,
+/// Declares a request body asking for a slot: the slot's fields (one home
+/// for both bodies: `serde(flatten)` cannot be combined with
+/// `deny_unknown_fields`), then the body's own fields.
+macro_rules! slot_body {
+    ($name:ident { $($(#[$field_meta:meta])* $field:ident: $ty:ty,)* }) => {
+        #[derive(Deserialize, ToSchema)]
+        #[serde(rename_all = "camelCase", deny_unknown_fields)]
+        pub struct $name {
+            /// The agent whose calendar is asked (its own, else the organization's default).
+            agent_id: Uuid,
+            /// Local date, `YYYY-MM-DD`.
+            #[schema(example = "2026-02-20")]
+            date: String,
+            /// Local time, `HH:MM` (24-hour).
+            #[schema(example = "14:00")]
+            time: String,
+            /// Minutes, 1 to 480 (the calendar's default when absent).
+            duration: Option<i64>,
+            /// The IANA zone of `date` and `time` (the calendar's when absent).
+            timezone: Option<String>,
+            $($(#[$field_meta])* $field: $ty,)*
+        }
+
+        impl $name {
+            /// The slot asked for, taken out of the body.
+            fn take_slot(&mut self) -> SlotRequest {
+                SlotRequest {
+                    agent_id: Some(self.agent_id),
+                    date: std::mem::take(&mut self.date),
+                    time: std::mem::take(&mut self.time),
+                    duration: self.duration,
+                    timezone: self.timezone.take(),
+                }
+            }
+        }
+    };
 }
 
-impl CheckAvailability {
-    fn into_request(self) -> SlotRequest {
-        SlotRequest {
-            agent_id: Some(self.agent_id),
-            date: self.date,
-            time: self.time,
-            duration: self.duration,
-            timezone: self.timezone,
-        }
-    }
-}
+slot_body!(CheckAvailability {});
 
 /// Is a slot free? If not, the next three free slots.
 #[utoipa::path(post, path = "/api/calendar/check-availability", tag = "calendar", security(("bearer" = [])),
@@ -272,21 +284,12 @@ pub async fn check_availability(
 ) -> Result<HttpResponse, ApiError> {
     let answer = state
         .calendar
-        .check_availability(caller.0.organization_id, &body.into_inner().into_request())
+        .check_availability(caller.0.organization_id, &body.into_inner().take_slot())
         .await?;
     Ok(HttpResponse::Ok().json(answer))
 }
 
-#[derive(Deserialize, ToSchema)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct Book {
-    agent_id: Uuid,
-    #[schema(example = "2026-02-20")]
-    date: String,
-    #[schema(example = "14:00")]
-    time: String,
-    duration: Option<i64>,
-    timezone: Option<String>,
+slot_body!(Book {
     /// The event's title ("Meeting with <attendee>" when absent).
     title: Option<String>,
     attendee_name: String,
@@ -298,7 +301,7 @@ pub struct Book {
     add_video_link: bool,
     /// The call this booking was made in: its outcome becomes `appointment`.
     call_id: Option<Uuid>,
-}
+});
 
 /// Book a slot (members may). Booked: 201 with the appointment. Taken: 409
 /// `slot_unavailable` with the reason and the next free slots in `details`.
@@ -309,15 +312,9 @@ pub struct Book {
         (status = 409, description = "The slot is not free; details hold alternatives", body = crate::error::ErrorBody)))]
 pub async fn book(state: web::Data<AppState>, caller: Caller, body: Json<Book>) -> Result<HttpResponse, ApiError> {
     authorize(&caller.0, Action::BookAppointments)?;
-    let b = body.into_inner();
+    let mut b = body.into_inner();
     let request = BookingRequest {
-        slot: SlotRequest {
-            agent_id: Some(b.agent_id),
-            date: b.date,
-            time: b.time,
-            duration: b.duration,
-            timezone: b.timezone,
-        },
+        slot: b.take_slot(),
         title: b.title,
         attendee_name: b.attendee_name,
         attendee_email: b.attendee_email,

@@ -11,6 +11,7 @@ use application::crm::{
     ContactSyncResult, CrmConnectResult, CrmIntegrationView, CrmSettingsPatch, SyncLogEntry, SyncLogFilter,
     SyncLogStatus,
 };
+use application::oauth::SignInFeature;
 use application::AppError;
 use base64::Engine;
 use chrono::{DateTime, Utc};

@@ -212,16 +212,16 @@ pub fn build_state(pool: PgPool, wiring: Wiring) -> AppState {
     ));
     let calendar_directory = Arc::new(projections::calendar::PgCalendarDirectory::new(pool.clone()));
     let crm_directory = Arc::new(projections::crm::PgCrmDirectory::new(pool.clone()));
-    let crm_tokens = application::crm::CrmTokens {
-        vault: oauth_store.clone(),
-        store: store.clone(),
-        clock: wiring.clock.clone(),
-    };
+    let crm_tokens = application::crm::CrmTokens::new(
+        store.clone(),
+        wiring.clock.clone(),
+        oauth_store.clone(),
+        oauth_store.clone(),
+    );
     let crm = Arc::new(application::crm::CrmService {
         store: store.clone(),
         clock: wiring.clock.clone(),
         providers: wiring.crm_providers.clone(),
-        states: oauth_store.clone(),
         tokens: crm_tokens.clone(),
         directory: crm_directory.clone(),
         schema_cache: application::crm::schema_cache(),
@@ -239,8 +239,7 @@ pub fn build_state(pool: PgPool, wiring: Wiring) -> AppState {
         store: store.clone(),
         clock: wiring.clock.clone(),
         providers: wiring.calendar_providers.clone(),
-        states: oauth_store.clone(),
-        vault: oauth_store.clone(),
+        oauth: crm_tokens.sharing(),
         directory: calendar_directory.clone(),
         secrets: Arc::new(RandomSecretTokens),
         public_url: wiring.public_url.clone(),

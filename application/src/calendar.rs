@@ -12,8 +12,7 @@ use crate::error::{AppError, ErrorKind};
 use crate::event_store::EventStore;
 pub use crate::oauth::Callback;
 use crate::oauth::{
-    begin_sign_in, finish_sign_in, AuthorizationStates, OAuthClient, PendingAuthorization, SignIn, TokenFailure,
-    TokenVault, Tokens,
+    provider_not_configured, FinishedSignIn, OAuthClient, SignInFeature, SignInFlow, TokenFailure, Tokens,
 };
 use crate::permissions::{authorize, Action};
 use crate::providers::ProviderError;
@@ -131,16 +130,18 @@ impl CalendarProviders {
             CalendarProvider::Outlook => self.outlook.as_ref(),
             CalendarProvider::Calendly => None,
         };
-        configured.ok_or_else(|| {
-            AppError::new(
-                ErrorKind::Validation,
-                "provider_not_configured",
-                format!("{provider} calendars are not configured on this server"),
-            )
-            .with_details(serde_json::json!({ "field": "provider" }))
-        })
+        configured.ok_or_else(|| provider_not_configured(format_args!("{provider} calendars")))
     }
 }
+
+crate::oauth::oauth_integration!(
+    CalendarIntegration,
+    CalendarCommand,
+    CalendarError,
+    CalendarProvider,
+    "calendar",
+    &[CalendarProvider::Google, CalendarProvider::Outlook]
+);
 
 /// A connected calendar as the API shows it: never its tokens.
 #[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
@@ -293,10 +294,6 @@ fn signing_key_owner(integration_id: Uuid) -> String {
     format!("calendly-signing-key:{integration_id}")
 }
 
-fn purpose(provider: CalendarProvider) -> String {
-    format!("calendar:{provider}")
-}
-
 fn provider_failure(error: ProviderError) -> AppError {
     let (kind, code, message) = match error {
         ProviderError::RateLimited { retry_after } => (
@@ -391,12 +388,80 @@ pub async fn calendar_tools_on(
         .is_some_and(|calendar| calendar.status == CalendarStatus::Active))
 }
 
+#[async_trait]
+impl SignInFeature for CalendarService {
+    type Integration = CalendarIntegration;
+    type Answer = ConnectResult;
+
+    fn sign_ins(&self) -> &SignInFlow<CalendarIntegration> {
+        &self.oauth
+    }
+
+    fn client(&self, provider: CalendarProvider) -> Option<&dyn OAuthClient> {
+        self.providers.get(provider).ok().map(|c| c.oauth.as_ref())
+    }
+
+    /// Records the calendar with the account the tokens belong to; the
+    /// organization's first calendar is its default.
+    async fn connect(
+        &self,
+        signed: &FinishedSignIn<CalendarProvider>,
+        tokens: Tokens,
+    ) -> Result<ConnectResult, AppError> {
+        let (pending, provider) = (&signed.pending, signed.provider);
+        let connector = self.providers.get(provider)?;
+        let account = connector
+            .api
+            .account(&tokens.access_token)
+            .await
+            .map_err(provider_failure)?;
+        let calendar_id = pending.details["calendarId"].as_str().map(str::to_owned);
+        let has_default = self
+            .directory
+            .integrations(pending.organization_id)
+            .await?
+            .iter()
+            .any(|i| i.settings.is_default && i.status == CalendarStatus::Active);
+        let settings = CalendarSettings {
+            calendar_id,
+            is_default: !has_default,
+            ..CalendarSettings::default()
+        };
+        let command = CalendarCommand::Connect {
+            organization_id: pending.organization_id,
+            connected_by: pending.user_id,
+            provider,
+            account,
+            webhook_subscription: None,
+            settings,
+            now: signed.now,
+        };
+        let owner = vault_owner(pending.integration_id);
+        self.oauth.connect(pending, &owner, &tokens, &command).await?;
+        Ok(connect_result(signed, None))
+    }
+
+    fn refused(signed: &FinishedSignIn<CalendarProvider>, code: String) -> ConnectResult {
+        connect_result(signed, Some(code))
+    }
+}
+
+/// What a sign-in came to: connected unless refused with `error`.
+fn connect_result(signed: &FinishedSignIn<CalendarProvider>, error: Option<String>) -> ConnectResult {
+    ConnectResult {
+        connected: error.is_none(),
+        provider: signed.provider,
+        integration_id: signed.pending.integration_id,
+        error,
+    }
+}
+
 pub struct CalendarService {
     pub store: Arc<dyn EventStore>,
     pub clock: Arc<dyn Clock>,
     pub providers: CalendarProviders,
-    pub states: Arc<dyn AuthorizationStates>,
-    pub vault: Arc<dyn TokenVault>,
+    /// Sign-ins with Google and Outlook, and the tokens of every calendar.
+    pub oauth: SignInFlow<CalendarIntegration>,
     pub directory: Arc<dyn CalendarDirectory>,
     /// Random secrets (Calendly signing keys).
     pub secrets: Arc<dyn crate::auth::SecretTokens>,
@@ -422,125 +487,10 @@ impl CalendarService {
             }
             .apply(&CalendarSettings::default())?;
         }
-        begin_sign_in(
-            self.states.as_ref(),
-            connector.oauth.as_ref(),
-            caller,
-            purpose(provider),
-            Uuid::now_v7(),
-            serde_json::json!({ "calendarId": calendar_id }),
-            self.clock.now(),
-        )
-        .await
-    }
-
-    /// Completes a sign-in: the provider redirected the browser back with a
-    /// code (or an error) and our `state`. A signed-in caller must be the
-    /// user who started it.
-    #[tracing::instrument(skip_all)]
-    pub async fn complete_connect(
-        &self,
-        caller: Option<&Session>,
-        callback: Callback,
-    ) -> Result<ConnectResult, AppError> {
-        let now = self.clock.now();
-        let sign_in = finish_sign_in(self.states.as_ref(), caller, callback, now, |purpose_of| {
-            [CalendarProvider::Google, CalendarProvider::Outlook]
-                .into_iter()
-                .find(|p| purpose(*p) == purpose_of)
-                .and_then(|p| self.providers.get(p).ok())
-                .map(|connector| connector.oauth.as_ref())
-        })
-        .await?;
-        let provider_of = |pending: &PendingAuthorization| {
-            [CalendarProvider::Google, CalendarProvider::Outlook]
-                .into_iter()
-                .find(|p| purpose(*p) == pending.purpose)
-                .unwrap_or(CalendarProvider::Google)
-        };
-        let (pending, tokens) = match sign_in {
-            SignIn::Granted(pending, tokens) => (pending, tokens),
-            SignIn::Refused(pending, code) => {
-                let provider = provider_of(&pending);
-                self.record_failed_sign_in(&pending, provider, &code, now).await?;
-                return Ok(ConnectResult {
-                    connected: false,
-                    provider,
-                    integration_id: pending.integration_id,
-                    error: Some(code),
-                });
-            }
-        };
-        let provider = provider_of(&pending);
-        let connector = self.providers.get(provider)?;
-        let account = connector
-            .api
-            .account(&tokens.access_token)
+        let details = serde_json::json!({ "calendarId": calendar_id });
+        self.oauth
+            .start(caller, connector.oauth.as_ref(), provider, Uuid::now_v7(), details)
             .await
-            .map_err(provider_failure)?;
-        let calendar_id = pending.details["calendarId"].as_str().map(str::to_owned);
-        let has_default = self
-            .directory
-            .integrations(pending.organization_id)
-            .await?
-            .iter()
-            .any(|i| i.settings.is_default && i.status == CalendarStatus::Active);
-        let settings = CalendarSettings {
-            calendar_id,
-            is_default: !has_default,
-            ..CalendarSettings::default()
-        };
-        self.vault
-            .put(pending.organization_id, &vault_owner(pending.integration_id), &tokens)
-            .await?;
-        let command = CalendarCommand::Connect {
-            organization_id: pending.organization_id,
-            connected_by: pending.user_id,
-            provider,
-            account,
-            webhook_subscription: None,
-            settings,
-            now,
-        };
-        execute_command::<CalendarIntegration>(
-            self.store.as_ref(),
-            pending.organization_id,
-            stream_of::<CalendarIntegration>(pending.integration_id),
-            &metadata(format!("user:{}", pending.user_id), "api"),
-            &command,
-        )
-        .await?;
-        Ok(ConnectResult {
-            connected: true,
-            provider,
-            integration_id: pending.integration_id,
-            error: None,
-        })
-    }
-
-    async fn record_failed_sign_in(
-        &self,
-        pending: &PendingAuthorization,
-        provider: CalendarProvider,
-        reason: &str,
-        now: DateTime<Utc>,
-    ) -> Result<(), AppError> {
-        let command = CalendarCommand::RecordFailedSignIn {
-            organization_id: pending.organization_id,
-            connected_by: pending.user_id,
-            provider,
-            reason: reason.to_owned(),
-            now,
-        };
-        execute_command::<CalendarIntegration>(
-            self.store.as_ref(),
-            pending.organization_id,
-            stream_of::<CalendarIntegration>(pending.integration_id),
-            &metadata(format!("user:{}", pending.user_id), "api"),
-            &command,
-        )
-        .await
-        .map(|_| ())
     }
 
     #[tracing::instrument(skip_all, fields(organization_id = %caller.organization_id))]
@@ -588,56 +538,33 @@ impl CalendarService {
     /// Disconnects: revokes the grant at the provider where it can, forgets the tokens.
     #[tracing::instrument(skip_all, fields(organization_id = %caller.organization_id, integration_id = %id))]
     pub async fn disconnect(&self, caller: &Session, id: Uuid) -> Result<(), AppError> {
-        authorize(caller, Action::ManageIntegrations)?;
-        let loaded = load_in::<CalendarIntegration>(
-            self.store.as_ref(),
-            caller.organization_id,
-            stream_of::<CalendarIntegration>(id),
-        )
-        .await?;
-        if !loaded.state.exists() {
-            return Err(calendar_error(CalendarError::NotFound));
-        }
-        let owner = vault_owner(id);
-        let tokens = self.vault.get(caller.organization_id, &owner).await?;
-        // A failed revocation does not keep the tokens: forgetting them is what the user asked.
-        let revoked = match (tokens, loaded.state.provider) {
-            (Some(tokens), Some(CalendarProvider::Calendly)) => {
-                match (&self.providers.calendly, &loaded.state.webhook_subscription) {
-                    (Some(calendly), Some(subscription)) => calendly
-                        .unsubscribe(&tokens.access_token, subscription)
-                        .await
-                        .inspect_err(|error| tracing::warn!(error = %crate::error::report(error), "removing the Calendly subscription failed"))
-                        .is_ok(),
-                    _ => false,
+        let organization_id = caller.organization_id;
+        let release = |integration: CalendarIntegration, tokens: Option<Tokens>| async move {
+            // A failed revocation does not keep the tokens: forgetting them is what the user asked.
+            let revoked = match (tokens, integration.provider) {
+                (Some(tokens), Some(CalendarProvider::Calendly)) => {
+                    match (&self.providers.calendly, &integration.webhook_subscription) {
+                        (Some(calendly), Some(subscription)) => calendly
+                            .unsubscribe(&tokens.access_token, subscription)
+                            .await
+                            .inspect_err(|error| tracing::warn!(error = %crate::error::report(error), "removing the Calendly subscription failed"))
+                            .is_ok(),
+                        _ => false,
+                    }
                 }
-            }
-            (Some(tokens), Some(provider)) => match self.providers.get(provider) {
-                Ok(connector) => connector.api.revoke(&tokens).await.unwrap_or_else(|error| {
-                    tracing::warn!(error = %crate::error::report(&error), "revoking calendar tokens at the provider failed");
-                    false
-                }),
-                Err(_) => false,
-            },
-            _ => false,
+                (Some(tokens), Some(provider)) => match self.providers.get(provider) {
+                    Ok(connector) => connector.api.revoke(&tokens).await.unwrap_or_else(|error| {
+                        tracing::warn!(error = %crate::error::report(&error), "revoking calendar tokens at the provider failed");
+                        false
+                    }),
+                    Err(_) => false,
+                },
+                _ => false,
+            };
+            self.oauth.vault.forget(organization_id, &signing_key_owner(id)).await?;
+            Ok(revoked)
         };
-        self.vault.forget(caller.organization_id, &owner).await?;
-        self.vault
-            .forget(caller.organization_id, &signing_key_owner(id))
-            .await?;
-        let command = CalendarCommand::Disconnect {
-            revoked_at_provider: revoked,
-            now: self.clock.now(),
-        };
-        execute_command::<CalendarIntegration>(
-            self.store.as_ref(),
-            caller.organization_id,
-            stream_of::<CalendarIntegration>(id),
-            &session_metadata(caller),
-            &command,
-        )
-        .await
-        .map(|_| ())
+        self.oauth.disconnect(caller, id, &vault_owner(id), release).await
     }
 
     async fn known_agent(&self, organization_id: Uuid, agent_id: Uuid, field: &str) -> Result<(), AppError> {
@@ -719,41 +646,16 @@ impl CalendarService {
     /// the integration as needing a new sign-in.
     async fn access_token(&self, organization_id: Uuid, chosen: &Chosen, force: bool) -> Result<String, AppError> {
         let connector = self.providers.get(chosen.provider())?;
-        let fresh = crate::oauth::access_token(
-            self.vault.as_ref(),
-            connector.oauth.as_ref(),
-            organization_id,
-            &vault_owner(chosen.id),
-            self.clock.now(),
-            force,
-        )
-        .await?;
+        let owner = vault_owner(chosen.id);
+        let fresh = self
+            .oauth
+            .tokens(connector.oauth.as_ref(), organization_id, chosen.id, &owner, force)
+            .await?;
         match fresh {
-            Ok(token) => Ok(token),
-            Err(TokenFailure::Gone) => Err(needs_reauth()),
-            Err(TokenFailure::NeedsReauth(reason)) => {
-                self.mark_needs_reauth(organization_id, chosen.id, &reason).await?;
-                Err(needs_reauth())
-            }
+            Ok(tokens) => Ok(tokens.access_token),
+            Err(TokenFailure::Gone | TokenFailure::NeedsReauth(_)) => Err(needs_reauth()),
             Err(TokenFailure::Unavailable(reason)) => Err(provider_failure(ProviderError::Unavailable(reason))),
         }
-    }
-
-    async fn mark_needs_reauth(&self, organization_id: Uuid, id: Uuid, reason: &str) -> Result<(), AppError> {
-        tracing::warn!(integration_id = %id, reason, "calendar needs a new sign-in");
-        let command = CalendarCommand::MarkNeedsReauth {
-            reason: reason.to_owned(),
-            now: self.clock.now(),
-        };
-        execute_command::<CalendarIntegration>(
-            self.store.as_ref(),
-            organization_id,
-            stream_of::<CalendarIntegration>(id),
-            &metadata("system:calendar", "calendar"),
-            &command,
-        )
-        .await
-        .map(|_| ())
     }
 
     /// Runs one provider call with a fresh token; when the provider answers
@@ -768,7 +670,8 @@ impl CalendarService {
                 let token = self.access_token(organization_id, chosen, true).await?;
                 match call(token).await {
                     Err(ProviderError::Unauthorized) => {
-                        self.mark_needs_reauth(organization_id, chosen.id, "access refused")
+                        self.oauth
+                            .mark_needs_reauth(organization_id, chosen.id, "access refused")
                             .await?;
                         Err(needs_reauth())
                     }

@@ -15,10 +15,8 @@ use crate::auth::Session;
 use crate::clock::Clock;
 use crate::error::{AppError, ErrorKind};
 use crate::event_store::EventStore;
-use crate::oauth::Tokens;
 use crate::oauth::{
-    begin_sign_in, finish_sign_in, fresh_tokens, AuthorizationStates, Callback, OAuthClient, SignIn, TokenFailure,
-    TokenVault,
+    provider_not_configured, FinishedSignIn, OAuthClient, SignInFeature, SignInFlow, TokenFailure, Tokens,
 };
 use crate::permissions::{authorize, Action};
 use crate::providers::RetryPolicy;
@@ -340,16 +338,18 @@ impl CrmProviders {
     }
 
     fn configured(&self, provider: CrmProvider) -> Result<&CrmConnector, AppError> {
-        self.get(provider).ok_or_else(|| {
-            AppError::new(
-                ErrorKind::Validation,
-                "provider_not_configured",
-                format!("{provider} is not configured on this server"),
-            )
-            .with_details(serde_json::json!({ "field": "provider" }))
-        })
+        self.get(provider).ok_or_else(|| provider_not_configured(provider))
     }
 }
+
+crate::oauth::oauth_integration!(
+    CrmIntegration,
+    CrmCommand,
+    CrmError,
+    CrmProvider,
+    "crm",
+    &CrmProvider::ALL
+);
 
 /// A connected CRM as the API shows it: never tokens.
 #[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
@@ -569,10 +569,6 @@ fn vault_owner(provider: CrmProvider) -> String {
     format!("crm:{provider}")
 }
 
-fn purpose(provider: CrmProvider) -> String {
-    format!("crm:{provider}")
-}
-
 fn crm_failure(error: ProviderError) -> AppError {
     let failure = match error {
         ProviderError::RateLimited { retry_after } => AppError::new(
@@ -607,16 +603,11 @@ fn crm_needs_reauth() -> AppError {
     )
 }
 
-/// The CRMs' tokens: kept in the vault, refreshed when due, and a grant the
-/// CRM refuses for good recorded on its integration.
-#[derive(Clone)]
-pub struct CrmTokens {
-    pub vault: Arc<dyn TokenVault>,
-    pub store: Arc<dyn EventStore>,
-    pub clock: Arc<dyn Clock>,
-}
+/// The CRMs' sign-ins and tokens: kept in the vault, refreshed when due, and
+/// a grant the CRM refuses for good recorded on its integration.
+pub type CrmTokens = SignInFlow<CrmIntegration>;
 
-impl CrmTokens {
+impl SignInFlow<CrmIntegration> {
     /// Access to `provider` in the organization (refreshed first when
     /// `force`d, after a 401), or what to do instead.
     pub(crate) async fn access(
@@ -626,31 +617,70 @@ impl CrmTokens {
         provider: CrmProvider,
         force: bool,
     ) -> Result<Result<CrmAccess, TokenFailure>, AppError> {
-        let fresh = fresh_tokens(
-            self.vault.as_ref(),
-            connector.oauth.as_ref(),
-            organization_id,
-            &vault_owner(provider),
-            self.clock.now(),
-            force,
-        )
-        .await?;
-        if let Err(TokenFailure::NeedsReauth(reason)) = &fresh {
-            tracing::warn!(%provider, reason, "CRM needs a new sign-in");
-            let command = CrmCommand::MarkNeedsReauth {
-                reason: reason.clone(),
-                now: self.clock.now(),
-            };
-            execute_command::<CrmIntegration>(
-                self.store.as_ref(),
-                organization_id,
-                integration_stream(organization_id, provider),
-                &metadata("system:crm", "crm"),
-                &command,
-            )
+        let integration_id = provider.integration_id(organization_id);
+        let owner = vault_owner(provider);
+        let fresh = self
+            .tokens(connector.oauth.as_ref(), organization_id, integration_id, &owner, force)
             .await?;
-        }
         Ok(fresh.map(CrmAccess::from))
+    }
+}
+
+#[async_trait]
+impl SignInFeature for CrmService {
+    type Integration = CrmIntegration;
+    type Answer = CrmConnectResult;
+
+    fn sign_ins(&self) -> &SignInFlow<CrmIntegration> {
+        &self.tokens
+    }
+
+    fn client(&self, provider: CrmProvider) -> Option<&dyn OAuthClient> {
+        self.providers.get(provider).map(|c| c.oauth.as_ref())
+    }
+
+    /// Stores the tokens (replacing a previous connection's) and records the
+    /// connection with the CRM account they belong to.
+    async fn connect(
+        &self,
+        signed: &FinishedSignIn<CrmProvider>,
+        tokens: Tokens,
+    ) -> Result<CrmConnectResult, AppError> {
+        let (pending, provider) = (&signed.pending, signed.provider);
+        let organization_id = pending.organization_id;
+        let connector = self.providers.configured(provider)?;
+        let account = connector
+            .api
+            .account(&CrmAccess::from(tokens.clone()))
+            .await
+            .map_err(crm_failure)?;
+        let command = CrmCommand::Connect {
+            organization_id,
+            connected_by: pending.user_id,
+            provider,
+            account_id: account.account_id.clone(),
+            scopes: account.scopes,
+            now: signed.now,
+        };
+        self.tokens
+            .connect(pending, &vault_owner(provider), &tokens, &command)
+            .await?;
+        self.schema_cache.invalidate(&(organization_id, provider)).await;
+        Ok(CrmConnectResult {
+            connected: true,
+            provider,
+            account_id: Some(account.account_id),
+            error: None,
+        })
+    }
+
+    fn refused(signed: &FinishedSignIn<CrmProvider>, code: String) -> CrmConnectResult {
+        CrmConnectResult {
+            connected: false,
+            provider: signed.provider,
+            account_id: None,
+            error: Some(code),
+        }
     }
 }
 
@@ -658,7 +688,7 @@ pub struct CrmService {
     pub store: Arc<dyn EventStore>,
     pub clock: Arc<dyn Clock>,
     pub providers: CrmProviders,
-    pub states: Arc<dyn AuthorizationStates>,
+    /// Sign-ins with the CRMs and their tokens.
     pub tokens: CrmTokens,
     pub directory: Arc<dyn CrmDirectory>,
     /// Each portal's contact properties and deal stages, for checking settings.
@@ -689,88 +719,16 @@ impl CrmService {
     pub async fn start_connect(&self, caller: &Session, provider: CrmProvider) -> Result<String, AppError> {
         authorize(caller, Action::ManageIntegrations)?;
         let connector = self.providers.configured(provider)?;
-        begin_sign_in(
-            self.states.as_ref(),
-            connector.oauth.as_ref(),
-            caller,
-            purpose(provider),
-            provider.integration_id(caller.organization_id),
-            serde_json::Value::Null,
-            self.clock.now(),
-        )
-        .await
-    }
-
-    /// Completes a sign-in: stores the tokens (replacing a previous connection's)
-    /// and records the connection with the CRM account they belong to.
-    #[tracing::instrument(skip_all)]
-    pub async fn complete_connect(
-        &self,
-        caller: Option<&Session>,
-        callback: Callback,
-    ) -> Result<CrmConnectResult, AppError> {
-        let now = self.clock.now();
-        let provider_of = |purpose_of: &str| CrmProvider::ALL.into_iter().find(|p| purpose(*p) == purpose_of);
-        let sign_in = finish_sign_in(self.states.as_ref(), caller, callback, now, |purpose_of| {
-            provider_of(purpose_of)
-                .and_then(|p| self.providers.get(p))
-                .map(|connector| connector.oauth.as_ref())
-        })
-        .await?;
-        let (pending, outcome) = match sign_in {
-            SignIn::Granted(pending, tokens) => (pending, Ok(tokens)),
-            SignIn::Refused(pending, code) => (pending, Err(code)),
-        };
-        let provider = provider_of(&pending.purpose).ok_or_else(crate::oauth::invalid_state)?;
-        let organization_id = pending.organization_id;
-        let stream = integration_stream(organization_id, provider);
-        let meta = metadata(format!("user:{}", pending.user_id), "api");
-        let tokens = match outcome {
-            Ok(tokens) => tokens,
-            Err(code) => {
-                let command = CrmCommand::RecordFailedSignIn {
-                    organization_id,
-                    connected_by: pending.user_id,
-                    provider,
-                    reason: code.clone(),
-                    now,
-                };
-                execute_command::<CrmIntegration>(self.store.as_ref(), organization_id, stream, &meta, &command)
-                    .await?;
-                return Ok(CrmConnectResult {
-                    connected: false,
-                    provider,
-                    account_id: None,
-                    error: Some(code),
-                });
-            }
-        };
-        let connector = self.providers.configured(provider)?;
-        let account = connector
-            .api
-            .account(&CrmAccess::from(tokens.clone()))
-            .await
-            .map_err(crm_failure)?;
+        let integration_id = provider.integration_id(caller.organization_id);
         self.tokens
-            .vault
-            .put(organization_id, &vault_owner(provider), &tokens)
-            .await?;
-        let command = CrmCommand::Connect {
-            organization_id,
-            connected_by: pending.user_id,
-            provider,
-            account_id: account.account_id.clone(),
-            scopes: account.scopes,
-            now,
-        };
-        execute_command::<CrmIntegration>(self.store.as_ref(), organization_id, stream, &meta, &command).await?;
-        self.schema_cache.invalidate(&(organization_id, provider)).await;
-        Ok(CrmConnectResult {
-            connected: true,
-            provider,
-            account_id: Some(account.account_id),
-            error: None,
-        })
+            .start(
+                caller,
+                connector.oauth.as_ref(),
+                provider,
+                integration_id,
+                serde_json::Value::Null,
+            )
+            .await
     }
 
     #[tracing::instrument(skip_all, fields(organization_id = %caller.organization_id))]
@@ -933,39 +891,22 @@ impl CrmService {
     /// Disconnects: revokes at the CRM where it can, forgets the tokens.
     #[tracing::instrument(skip_all, fields(organization_id = %caller.organization_id, %provider))]
     pub async fn disconnect(&self, caller: &Session, provider: CrmProvider) -> Result<(), AppError> {
-        authorize(caller, Action::ManageIntegrations)?;
         let organization_id = caller.organization_id;
-        let loaded = load_integration(self.store.as_ref(), organization_id, provider).await?;
-        if !loaded.state.exists() {
-            return Err(CrmError::NotFound.into());
-        }
-        let owner = vault_owner(provider);
-        let mut revoked = false;
-        if let (Some(tokens), Some(connector)) = (
-            self.tokens.vault.get(organization_id, &owner).await?,
-            self.providers.get(provider),
-        ) {
-            // Forgetting the tokens is what the user asked, whether or not the CRM takes the revocation.
-            revoked = connector.api.revoke(&tokens).await.unwrap_or_else(|error| {
-                tracing::warn!(error = %crate::error::report(&error), "revoking CRM tokens failed");
-                false
-            });
-        }
-        self.tokens.vault.forget(organization_id, &owner).await?;
-        self.schema_cache.invalidate(&(organization_id, provider)).await;
-        let command = CrmCommand::Disconnect {
-            revoked_at_provider: revoked,
-            now: self.clock.now(),
+        let release = |_: CrmIntegration, tokens: Option<Tokens>| async move {
+            let mut revoked = false;
+            if let (Some(tokens), Some(connector)) = (tokens, self.providers.get(provider)) {
+                revoked = connector.api.revoke(&tokens).await.unwrap_or_else(|error| {
+                    tracing::warn!(error = %crate::error::report(&error), "revoking CRM tokens failed");
+                    false
+                });
+            }
+            self.schema_cache.invalidate(&(organization_id, provider)).await;
+            Ok(revoked)
         };
-        execute_command::<CrmIntegration>(
-            self.store.as_ref(),
-            organization_id,
-            loaded.stream,
-            &session_metadata(caller),
-            &command,
-        )
-        .await
-        .map(|_| ())
+        let integration_id = provider.integration_id(organization_id);
+        self.tokens
+            .disconnect(caller, integration_id, &vault_owner(provider), release)
+            .await
     }
 
     /// Starts writing the last 90 days' calls, from before the connection, to

@@ -1,13 +1,22 @@
-//! OAuth 2.0 sign-ins with providers (calendars now, CRMs next): the pending
+//! OAuth 2.0 sign-ins with providers (calendars, CRMs): the pending
 //! authorization a `state` stands for, the authorization-code client port,
-//! and the vault that keeps each integration's tokens encrypted, refreshed by
-//! one process at a time.
+//! the vault that keeps each integration's tokens encrypted, refreshed by
+//! one process at a time, and the one sign-in flow the features share.
 
+use crate::aggregates::{execute_command, load_in, metadata, session_metadata, stream_of};
+use crate::auth::Session;
+use crate::clock::Clock;
 use crate::error::{AppError, ErrorKind};
+use crate::event_store::EventStore;
+use crate::permissions::{authorize, Action};
 use crate::providers::Cause;
 use async_trait::async_trait;
 use chrono::{DateTime, Duration, Utc};
+use domain::Aggregate;
 use futures::future::BoxFuture;
+use std::future::Future;
+use std::marker::PhantomData;
+use std::sync::Arc;
 use uuid::Uuid;
 
 /// How long a `state` handed to the browser stays usable.
@@ -170,7 +179,7 @@ pub struct Callback {
 pub async fn begin_sign_in(
     states: &dyn AuthorizationStates,
     client: &dyn OAuthClient,
-    caller: &crate::auth::Session,
+    caller: &Session,
     purpose: String,
     integration_id: Uuid,
     details: serde_json::Value,
@@ -202,7 +211,7 @@ pub enum SignIn {
 /// client `client_for` finds for the sign-in's purpose.
 pub async fn finish_sign_in<'a>(
     states: &dyn AuthorizationStates,
-    caller: Option<&crate::auth::Session>,
+    caller: Option<&Session>,
     callback: Callback,
     now: DateTime<Utc>,
     client_for: impl Fn(&str) -> Option<&'a dyn OAuthClient>,
@@ -265,22 +274,9 @@ pub enum TokenFailure {
     Unavailable(Cause),
 }
 
-/// A usable access token of `owner`: the stored one while fresh, else (or
-/// when `force`d, after the provider refused it) refreshed through `client`
-/// under the vault's lock, so one process refreshes and the others use its result.
-pub async fn access_token(
-    vault: &dyn TokenVault,
-    client: &dyn OAuthClient,
-    organization_id: Uuid,
-    owner: &str,
-    now: DateTime<Utc>,
-    force: bool,
-) -> Result<Result<String, TokenFailure>, AppError> {
-    let fresh = fresh_tokens(vault, client, organization_id, owner, now, force).await?;
-    Ok(fresh.map(|tokens| tokens.access_token))
-}
-
-/// Like [`access_token`], with everything else the grant holds (its API address).
+/// A usable grant of `owner`: the stored tokens while fresh, else (or when
+/// `force`d, after the provider refused them) refreshed through `client` under
+/// the vault's lock, so one process refreshes and the others use its result.
 pub async fn fresh_tokens(
     vault: &dyn TokenVault,
     client: &dyn OAuthClient,
@@ -319,6 +315,354 @@ pub async fn fresh_tokens(
     })
 }
 
+/// 400 `provider_not_configured`: `what` (a provider, named for the user) has no configuration here.
+pub fn provider_not_configured(what: impl std::fmt::Display) -> AppError {
+    AppError::new(
+        ErrorKind::Validation,
+        "provider_not_configured",
+        format!("{what} is not configured on this server"),
+    )
+    .with_details(serde_json::json!({ "field": "provider" }))
+}
+
+// ---------------------------------------------------------------------------
+// The sign-in flow of every feature whose integrations are connected by OAuth.
+
+/// An integration connected by an OAuth sign-in (a calendar, a CRM): what
+/// the shared [`SignInFlow`] records on the integration's stream.
+pub trait OAuthIntegration: Aggregate + 'static {
+    /// The feature's provider enum.
+    type Provider: Copy + PartialEq + std::fmt::Display + Send + Sync + 'static;
+    /// The feature: first word of its sign-ins' purposes (`calendar:google`),
+    /// and the source of what the system records for it.
+    const FEATURE: &'static str;
+    /// The providers connected by signing in.
+    const SIGN_IN_PROVIDERS: &'static [Self::Provider];
+    /// Whether the integration's stream has started (a sign-in was recorded).
+    fn known(&self) -> bool;
+    /// The error for an integration that is not there.
+    fn not_found() -> Self::Error;
+    fn record_failed_sign_in(
+        pending: &PendingAuthorization,
+        provider: Self::Provider,
+        reason: String,
+        now: DateTime<Utc>,
+    ) -> Self::Command;
+    fn mark_needs_reauth(reason: String, now: DateTime<Utc>) -> Self::Command;
+    fn disconnect(revoked_at_provider: bool, now: DateTime<Utc>) -> Self::Command;
+}
+
+/// Implements [`OAuthIntegration`] for an integration aggregate whose
+/// commands and error name the sign-in's steps alike (`RecordFailedSignIn`,
+/// `MarkNeedsReauth`, `Disconnect`; `NotFound`), as calendars' and CRMs' do:
+/// `oauth_integration!(Integration, Command, Error, Provider, "feature", &[providers…])`.
+macro_rules! oauth_integration {
+    ($integration:ty, $command:ident, $error:ident, $provider:ty, $feature:literal, $providers:expr) => {
+        impl $crate::oauth::OAuthIntegration for $integration {
+            type Provider = $provider;
+            const FEATURE: &'static str = $feature;
+            const SIGN_IN_PROVIDERS: &'static [$provider] = $providers;
+
+            fn known(&self) -> bool {
+                self.exists()
+            }
+
+            fn not_found() -> $error {
+                $error::NotFound
+            }
+
+            fn record_failed_sign_in(
+                pending: &$crate::oauth::PendingAuthorization,
+                provider: $provider,
+                reason: String,
+                now: chrono::DateTime<chrono::Utc>,
+            ) -> $command {
+                $command::RecordFailedSignIn {
+                    organization_id: pending.organization_id,
+                    connected_by: pending.user_id,
+                    provider,
+                    reason,
+                    now,
+                }
+            }
+
+            fn mark_needs_reauth(reason: String, now: chrono::DateTime<chrono::Utc>) -> $command {
+                $command::MarkNeedsReauth { reason, now }
+            }
+
+            fn disconnect(revoked_at_provider: bool, now: chrono::DateTime<chrono::Utc>) -> $command {
+                $command::Disconnect {
+                    revoked_at_provider,
+                    now,
+                }
+            }
+        }
+    };
+}
+pub(crate) use oauth_integration;
+
+/// A sign-in that came back: whose, with which provider, taken when.
+pub struct FinishedSignIn<P> {
+    pub pending: PendingAuthorization,
+    pub provider: P,
+    pub now: DateTime<Utc>,
+}
+
+/// The provider enum of a [`SignInFeature`].
+pub type ProviderOf<F> = <<F as SignInFeature>::Integration as OAuthIntegration>::Provider;
+
+/// A feature whose integrations are connected by signing in (calendars,
+/// CRMs): what it makes of a sign-in that came back.
+#[async_trait]
+pub trait SignInFeature: Send + Sync
+where
+    AppError: From<<Self::Integration as Aggregate>::Error>,
+{
+    type Integration: OAuthIntegration;
+    /// What the user is shown after the provider's redirect.
+    type Answer: Send;
+
+    fn sign_ins(&self) -> &SignInFlow<Self::Integration>;
+    /// The client of `provider`, when configured.
+    fn client(&self, provider: ProviderOf<Self>) -> Option<&dyn OAuthClient>;
+    /// Connects the integration with the tokens granted (see [`SignInFlow::connect`]).
+    async fn connect(
+        &self,
+        signed: &FinishedSignIn<ProviderOf<Self>>,
+        tokens: Tokens,
+    ) -> Result<Self::Answer, AppError>;
+    /// The answer to a sign-in refused with the OAuth error `code`.
+    fn refused(signed: &FinishedSignIn<ProviderOf<Self>>, code: String) -> Self::Answer;
+
+    /// Completes a sign-in: the provider redirected the browser back with a
+    /// code (or an error) and our `state`. A signed-in caller must be the
+    /// user who started it; a refusal is recorded and answered.
+    #[tracing::instrument(skip_all)]
+    async fn complete_connect(&self, caller: Option<&Session>, callback: Callback) -> Result<Self::Answer, AppError> {
+        let (signed, granted) = self
+            .sign_ins()
+            .finish(caller, callback, |provider| self.client(provider))
+            .await?;
+        match granted {
+            Ok(tokens) => self.connect(&signed, tokens).await,
+            Err(code) => Ok(Self::refused(&signed, code)),
+        }
+    }
+}
+
+/// One feature's sign-ins and the tokens they leave: starting and finishing
+/// a sign-in, recording its failure, tokens kept fresh (a grant refused for
+/// good marks the integration as needing a new sign-in), and disconnecting.
+pub struct SignInFlow<I> {
+    pub store: Arc<dyn EventStore>,
+    pub clock: Arc<dyn Clock>,
+    pub states: Arc<dyn AuthorizationStates>,
+    pub vault: Arc<dyn TokenVault>,
+    integration: PhantomData<fn() -> I>,
+}
+
+impl<I> Clone for SignInFlow<I> {
+    fn clone(&self) -> Self {
+        self.sharing()
+    }
+}
+
+impl<I> SignInFlow<I> {
+    pub fn new(
+        store: Arc<dyn EventStore>,
+        clock: Arc<dyn Clock>,
+        states: Arc<dyn AuthorizationStates>,
+        vault: Arc<dyn TokenVault>,
+    ) -> Self {
+        Self {
+            store,
+            clock,
+            states,
+            vault,
+            integration: PhantomData,
+        }
+    }
+
+    /// The flow of another feature, over the same stores.
+    pub fn sharing<J>(&self) -> SignInFlow<J> {
+        SignInFlow::new(
+            self.store.clone(),
+            self.clock.clone(),
+            self.states.clone(),
+            self.vault.clone(),
+        )
+    }
+}
+
+impl<I: OAuthIntegration> SignInFlow<I>
+where
+    AppError: From<I::Error>,
+{
+    fn purpose(provider: I::Provider) -> String {
+        format!("{}:{provider}", I::FEATURE)
+    }
+
+    fn provider_of(purpose: &str) -> Option<I::Provider> {
+        I::SIGN_IN_PROVIDERS
+            .iter()
+            .copied()
+            .find(|p| Self::purpose(*p) == purpose)
+    }
+
+    /// Starts a sign-in with `provider` for the integration that will be
+    /// `integration_id`: the provider's authorization URL.
+    pub async fn start(
+        &self,
+        caller: &Session,
+        client: &dyn OAuthClient,
+        provider: I::Provider,
+        integration_id: Uuid,
+        details: serde_json::Value,
+    ) -> Result<String, AppError> {
+        let purpose = Self::purpose(provider);
+        let now = self.clock.now();
+        begin_sign_in(
+            self.states.as_ref(),
+            client,
+            caller,
+            purpose,
+            integration_id,
+            details,
+            now,
+        )
+        .await
+    }
+
+    /// Finishes a sign-in the provider redirected back (see [`finish_sign_in`])
+    /// with the client `client_for` finds for its provider; a refusal is
+    /// recorded on the integration's stream. Answers the tokens granted, or
+    /// the OAuth error code of the refusal.
+    pub async fn finish<'a>(
+        &self,
+        caller: Option<&Session>,
+        callback: Callback,
+        client_for: impl Fn(I::Provider) -> Option<&'a dyn OAuthClient>,
+    ) -> Result<(FinishedSignIn<I::Provider>, Result<Tokens, String>), AppError> {
+        let now = self.clock.now();
+        let sign_in = finish_sign_in(self.states.as_ref(), caller, callback, now, |purpose| {
+            Self::provider_of(purpose).and_then(&client_for)
+        })
+        .await?;
+        let (pending, granted) = match sign_in {
+            SignIn::Granted(pending, tokens) => (pending, Ok(tokens)),
+            SignIn::Refused(pending, code) => (pending, Err(code)),
+        };
+        let provider = Self::provider_of(&pending.purpose).ok_or_else(invalid_state)?;
+        if let Err(code) = &granted {
+            let command = I::record_failed_sign_in(&pending, provider, code.clone(), now);
+            self.record_sign_in(&pending, &command).await?;
+        }
+        Ok((FinishedSignIn { pending, provider, now }, granted))
+    }
+
+    /// Keeps a granted sign-in's tokens as `owner`'s and records `connect`.
+    pub async fn connect(
+        &self,
+        pending: &PendingAuthorization,
+        owner: &str,
+        tokens: &Tokens,
+        connect: &I::Command,
+    ) -> Result<(), AppError> {
+        self.vault.put(pending.organization_id, owner, tokens).await?;
+        self.record_sign_in(pending, connect).await
+    }
+
+    /// Records `command` of the sign-in's user on the integration's stream.
+    async fn record_sign_in(&self, pending: &PendingAuthorization, command: &I::Command) -> Result<(), AppError> {
+        execute_command::<I>(
+            self.store.as_ref(),
+            pending.organization_id,
+            stream_of::<I>(pending.integration_id),
+            &metadata(format!("user:{}", pending.user_id), "api"),
+            command,
+        )
+        .await
+        .map(|_| ())
+    }
+
+    /// The fresh tokens of `owner`, the integration `integration_id`'s (see
+    /// [`fresh_tokens`]); a grant the provider refuses for good marks the
+    /// integration as needing a new sign-in.
+    pub async fn tokens(
+        &self,
+        client: &dyn OAuthClient,
+        organization_id: Uuid,
+        integration_id: Uuid,
+        owner: &str,
+        force: bool,
+    ) -> Result<Result<Tokens, TokenFailure>, AppError> {
+        let now = self.clock.now();
+        let fresh = fresh_tokens(self.vault.as_ref(), client, organization_id, owner, now, force).await?;
+        if let Err(TokenFailure::NeedsReauth(reason)) = &fresh {
+            self.mark_needs_reauth(organization_id, integration_id, reason).await?;
+        }
+        Ok(fresh)
+    }
+
+    /// Records that the provider no longer accepts the integration's grant.
+    pub async fn mark_needs_reauth(
+        &self,
+        organization_id: Uuid,
+        integration_id: Uuid,
+        reason: &str,
+    ) -> Result<(), AppError> {
+        tracing::warn!(feature = I::FEATURE, %integration_id, reason, "integration needs a new sign-in");
+        let command = I::mark_needs_reauth(reason.to_owned(), self.clock.now());
+        execute_command::<I>(
+            self.store.as_ref(),
+            organization_id,
+            stream_of::<I>(integration_id),
+            &metadata(format!("system:{}", I::FEATURE), I::FEATURE),
+            &command,
+        )
+        .await
+        .map(|_| ())
+    }
+
+    /// Disconnects `integration_id`: `release` lets go of what the feature
+    /// holds for it at the provider (revoking the grant, given the tokens of
+    /// `owner` when kept) and here, and answers whether the provider revoked
+    /// the grant; the tokens are forgotten whatever it answers (forgetting them
+    /// is what the user asked), and the disconnection recorded.
+    pub async fn disconnect<F, Fut>(
+        &self,
+        caller: &Session,
+        integration_id: Uuid,
+        owner: &str,
+        release: F,
+    ) -> Result<(), AppError>
+    where
+        F: FnOnce(I, Option<Tokens>) -> Fut,
+        Fut: Future<Output = Result<bool, AppError>>,
+    {
+        authorize(caller, Action::ManageIntegrations)?;
+        let organization_id = caller.organization_id;
+        let stream = stream_of::<I>(integration_id);
+        let loaded = load_in::<I>(self.store.as_ref(), organization_id, stream.clone()).await?;
+        if !loaded.state.known() {
+            return Err(I::not_found().into());
+        }
+        let tokens = self.vault.get(organization_id, owner).await?;
+        let revoked = release(loaded.state, tokens).await?;
+        self.vault.forget(organization_id, owner).await?;
+        let command = I::disconnect(revoked, self.clock.now());
+        execute_command::<I>(
+            self.store.as_ref(),
+            organization_id,
+            stream,
+            &session_metadata(caller),
+            &command,
+        )
+        .await
+        .map(|_| ())
+    }
+}
+
 /// 400 `invalid_state`: a state that is unknown, used, expired or someone else's.
 pub fn invalid_state() -> AppError {
     AppError::new(
@@ -333,30 +677,28 @@ pub fn invalid_state() -> AppError {
 mod tests {
     use super::*;
 
+    fn tokens(access: &str, refresh: Option<&str>, expires_at: Option<DateTime<Utc>>) -> Tokens {
+        Tokens {
+            access_token: access.into(),
+            api_base: None,
+            refresh_token: refresh.map(Into::into),
+            expires_at,
+        }
+    }
+
     #[test]
     fn tokens_go_stale_ahead_of_expiry_and_keep_an_unrotated_refresh_token() {
         let now: DateTime<Utc> = "2026-11-26T12:00:00Z".parse().unwrap();
-        let tokens = Tokens {
-            access_token: "a1".into(),
-            api_base: None,
-            refresh_token: Some("r1".into()),
-            expires_at: Some(now + Duration::seconds(REFRESH_AHEAD_SECONDS + 1)),
-        };
-        assert!(!tokens.is_stale(now));
-        assert!(tokens.is_stale(now + Duration::seconds(1)));
-        let google = tokens.refreshed_by(Tokens {
-            access_token: "a2".into(),
-            api_base: None,
-            refresh_token: None,
-            expires_at: None,
-        });
+        let stored = tokens(
+            "a1",
+            Some("r1"),
+            Some(now + Duration::seconds(REFRESH_AHEAD_SECONDS + 1)),
+        );
+        assert!(!stored.is_stale(now));
+        assert!(stored.is_stale(now + Duration::seconds(1)));
+        let google = stored.refreshed_by(tokens("a2", None, None));
         assert_eq!(google.refresh_token.as_deref(), Some("r1"));
-        let microsoft = tokens.refreshed_by(Tokens {
-            access_token: "a2".into(),
-            api_base: None,
-            refresh_token: Some("r2".into()),
-            expires_at: None,
-        });
+        let microsoft = stored.refreshed_by(tokens("a2", Some("r2"), None));
         assert_eq!(microsoft.refresh_token.as_deref(), Some("r2"));
         assert!(!format!("{microsoft:?}").contains("a2"));
     }

@@ -82,18 +82,20 @@ impl CalendarService {
             expires_at: None,
         };
         // The key is kept first: deliveries may start as soon as the subscription exists.
-        self.vault
+        self.oauth
+            .vault
             .put(organization_id, &vault_owner(id), &secret(token))
             .await?;
-        self.vault
+        self.oauth
+            .vault
             .put(organization_id, &signing_key_owner(id), &secret(&signing_key))
             .await?;
         let callback = format!("{}/api/webhooks/calendly?integration={id}", self.public_url);
         let subscription = match calendly.subscribe(token, &account, &callback, &signing_key).await {
             Ok(subscription) => subscription,
             Err(error) => {
-                self.vault.forget(organization_id, &vault_owner(id)).await?;
-                self.vault.forget(organization_id, &signing_key_owner(id)).await?;
+                self.oauth.vault.forget(organization_id, &vault_owner(id)).await?;
+                self.oauth.vault.forget(organization_id, &signing_key_owner(id)).await?;
                 return Err(match error {
                     ProviderError::Rejected { .. } | ProviderError::Unauthorized => AppError::new(
                         ErrorKind::Unprocessable,
@@ -139,6 +141,7 @@ impl CalendarService {
             return Ok(None);
         };
         Ok(self
+            .oauth
             .vault
             .get(organization_id, &signing_key_owner(integration_id))
             .await?
