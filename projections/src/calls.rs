@@ -118,9 +118,9 @@ struct CallsBatch {
 }
 
 impl CallsBatch {
-    /// Counts the calls that have no stored row yet in their organizations' totals.
-    fn count_new_calls(&mut self) {
-        for row in self.calls.values().filter(|row| !row.existed) {
+    /// Counts these calls that have no stored row yet in their organizations' totals.
+    fn count_new_calls<'a>(&mut self, rows: impl IntoIterator<Item = &'a CallRow>) {
+        for row in rows.into_iter().filter(|row| !row.existed) {
             self.stats.entry(row.organization_id).or_default().0 += 1;
         }
     }
@@ -493,8 +493,9 @@ impl ReadModel for CallsProjection {
             let decoded = rows::decode::<CallEvent>(event)?;
             batch.evolve(event, id, decoded);
         }
-        batch.count_new_calls();
-        save_calls(conn, &batch.calls).await?;
+        let calls = std::mem::take(&mut batch.calls);
+        batch.count_new_calls(calls.values());
+        save_calls(conn, &calls).await?;
         save_timeline(conn, batch.timeline).await?;
         save_stats(conn, batch.stats).await
     }
@@ -514,10 +515,11 @@ const HELD_REPORT_BYTES: usize = 64 << 20;
 
 /// A rebuild keeps the calls seen since its last write in memory, so a call's
 /// later events fold into its row without reading it back or rewriting it.
-/// Held calls are written when they reach `held_rows` rows or
-/// [`HELD_REPORT_BYTES`] of reports, and at the end: new ones by `COPY`, those
-/// written before (read back since) by the live path's upsert. The
-/// organizations' totals are written once, at the end.
+/// When the held calls reach `held_rows` rows or [`HELD_REPORT_BYTES`] of
+/// reports, those the current batch did not touch are written (a call's
+/// events come close together, so they are most likely complete), and all of
+/// them at the end: new ones by `COPY`, those written before (read back since)
+/// by the live path's upsert. The organizations' totals are written once, at the end.
 struct CallsRebuild {
     held_rows: usize,
     state: CallsBatch,
@@ -527,15 +529,26 @@ struct CallsRebuild {
 }
 
 impl CallsRebuild {
-    async fn write_held(&mut self, conn: &mut PgConnection) -> Result<(), sqlx::Error> {
-        self.state.count_new_calls();
-        let (rewritten, new): (HashMap<Uuid, CallRow>, HashMap<Uuid, CallRow>) = std::mem::take(&mut self.state.calls)
-            .into_iter()
-            .partition(|(_, row)| row.existed);
+    /// Writes the held calls but those in `keep` (all of them when only those are held).
+    async fn write_held(&mut self, conn: &mut PgConnection, keep: &HashSet<Uuid>) -> Result<(), sqlx::Error> {
+        let held = std::mem::take(&mut self.state.calls);
+        let (kept, to_write): (HashMap<Uuid, CallRow>, HashMap<Uuid, CallRow>) = if held.len() > keep.len() {
+            held.into_iter().partition(|(id, _)| keep.contains(id))
+        } else {
+            (HashMap::new(), held)
+        };
+        self.state.count_new_calls(to_write.values());
+        let (rewritten, new): (HashMap<Uuid, CallRow>, HashMap<Uuid, CallRow>) =
+            to_write.into_iter().partition(|(_, row)| row.existed);
         save_calls(conn, &rewritten).await?;
         copy_calls(conn, &new).await?;
         self.written.extend(new.into_keys());
-        self.held_report_bytes = 0;
+        self.held_report_bytes = kept
+            .values()
+            .filter_map(|row| row.report.as_deref())
+            .map(report_text_bytes)
+            .sum();
+        self.state.calls = kept;
         Ok(())
     }
 }
@@ -544,13 +557,12 @@ impl CallsRebuild {
 impl Rebuild for CallsRebuild {
     async fn apply(&mut self, conn: &mut PgConnection, events: &[RecordedEvent]) -> Result<(), sqlx::Error> {
         let ids = events.iter().map(stream_uuid).collect::<Result<Vec<_>, _>>()?;
-        let mut unheld: Vec<Uuid> = ids
+        let touched: HashSet<Uuid> = ids.iter().copied().collect();
+        let unheld: Vec<Uuid> = touched
             .iter()
             .filter(|id| self.written.contains(id) && !self.state.calls.contains_key(id))
             .copied()
             .collect();
-        unheld.sort_unstable();
-        unheld.dedup();
         self.state.calls.extend(load_calls(conn, &unheld).await?);
         for (event, id) in events.iter().zip(ids) {
             let decoded = rows::decode::<CallEvent>(event)?;
@@ -561,13 +573,13 @@ impl Rebuild for CallsRebuild {
         }
         save_timeline(conn, std::mem::take(&mut self.state.timeline)).await?;
         if self.state.calls.len() >= self.held_rows || self.held_report_bytes >= HELD_REPORT_BYTES {
-            self.write_held(conn).await?;
+            self.write_held(conn, &touched).await?;
         }
         Ok(())
     }
 
     async fn finish(&mut self, conn: &mut PgConnection) -> Result<(), sqlx::Error> {
-        self.write_held(conn).await?;
+        self.write_held(conn, &HashSet::new()).await?;
         save_stats(conn, std::mem::take(&mut self.state.stats)).await
     }
 }

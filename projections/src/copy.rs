@@ -41,15 +41,19 @@ impl CopyRows {
             self.buffer.push_str("\\N");
             return self;
         };
-        for c in value.chars() {
-            match c {
-                '\\' => self.buffer.push_str("\\\\"),
-                '\t' => self.buffer.push_str("\\t"),
-                '\n' => self.buffer.push_str("\\n"),
-                '\r' => self.buffer.push_str("\\r"),
-                c => self.buffer.push(c),
-            }
+        // Copies the runs between special characters whole: transcripts are long and rarely escaped.
+        let mut rest = value;
+        while let Some(at) = rest.find(['\\', '\t', '\n', '\r']) {
+            self.buffer.push_str(&rest[..at]);
+            self.buffer.push_str(match rest.as_bytes()[at] {
+                b'\\' => "\\\\",
+                b'\t' => "\\t",
+                b'\n' => "\\n",
+                _ => "\\r",
+            });
+            rest = &rest[at + 1..];
         }
+        self.buffer.push_str(rest);
         self
     }
 

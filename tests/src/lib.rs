@@ -393,28 +393,32 @@ pub async fn assert_replay_equals_live(
     }
 }
 
-/// Replays the read model `name` one event per batch, holding one row at a
-/// time, into a side schema, and checks it equals the live one: its rebuild
-/// writes what it holds after every event and reads it back for the next.
+/// Replays the read model `name` one event per batch into side schemas, holding
+/// one row, then two, and checks each equals the live one: its rebuild writes
+/// what it holds after every event (or all but the last call touched) and reads
+/// it back for the next event of the same row.
 pub async fn assert_replay_one_event_at_a_time_equals_live(app: &TestApp, name: &str) {
     let pool = app.db.pool.clone();
-    let store = std::sync::Arc::new(infrastructure::event_store::PgEventStore::new(pool.clone()));
-    let one_at_a_time = projections::ProjectionRunner::new(
-        pool.clone(),
-        store,
-        projections::read_models(),
-        vec![],
-        projections::RunnerConfig {
-            rebuild_batch_size: 1,
-            rebuild_held_rows: 1,
-            ..projections::RunnerConfig::default()
-        },
-    );
     let model = projections::read_models()
         .into_iter()
         .find(|m| m.name() == name)
         .expect("a read model of that name");
-    assert_replay_equals_live(&one_at_a_time, &pool, model.as_ref(), &format!("verify_{name}_held")).await;
+    for held_rows in [1, 2] {
+        let store = std::sync::Arc::new(infrastructure::event_store::PgEventStore::new(pool.clone()));
+        let one_at_a_time = projections::ProjectionRunner::new(
+            pool.clone(),
+            store,
+            projections::read_models(),
+            vec![],
+            projections::RunnerConfig {
+                rebuild_batch_size: 1,
+                rebuild_held_rows: held_rows,
+                ..projections::RunnerConfig::default()
+            },
+        );
+        let schema = format!("verify_{name}_held_{held_rows}");
+        assert_replay_equals_live(&one_at_a_time, &pool, model.as_ref(), &schema).await;
+    }
 }
 
 pub async fn assert_read_models_equal_rebuilds(app: &TestApp) {
