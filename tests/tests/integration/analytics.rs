@@ -3,8 +3,9 @@
 //! the end of daylight saving time and local midnight).
 
 use serde_json::{json, Value};
-use std::sync::Arc;
-use voxreach_tests::{assert_read_models_equal_rebuilds, assert_replay_equals_live, TestApp, VapiWorld};
+use voxreach_tests::{
+    assert_read_models_equal_rebuilds, assert_replay_one_event_at_a_time_equals_live, TestApp, VapiWorld,
+};
 use wiremock::matchers::{body_string_contains, method, path};
 use wiremock::{Mock, ResponseTemplate};
 
@@ -423,24 +424,7 @@ async fn every_endpoint_answers_the_exact_figures_in_the_organizations_time_zone
     // A rebuild reading one event at a time and holding one call's facts
     // writes them out after every event and reads them back for the next of
     // the same call (and re-buckets written ones when the zone changes).
-    let pool = app.db.pool.clone();
-    let store = Arc::new(infrastructure::event_store::PgEventStore::new(pool.clone()));
-    let one_at_a_time = projections::ProjectionRunner::new(
-        pool.clone(),
-        store,
-        projections::read_models(),
-        vec![],
-        projections::RunnerConfig {
-            rebuild_batch_size: 1,
-            rebuild_held_rows: 1,
-            ..projections::RunnerConfig::default()
-        },
-    );
-    let analytics = projections::read_models()
-        .into_iter()
-        .find(|m| m.name() == "analytics")
-        .expect("the analytics read model");
-    assert_replay_equals_live(&one_at_a_time, &pool, analytics.as_ref(), "verify_analytics_held").await;
+    assert_replay_one_event_at_a_time_equals_live(app, "analytics").await;
 }
 
 #[tokio::test]
