@@ -47,11 +47,8 @@ pub fn oauth_settings(client_id: String, client_secret: String, redirect_url: St
             .map(|(name, value)| ((*name).to_owned(), (*value).to_owned()))
             .collect(),
         ..app_sign_in(
-            client_id,
-            client_secret,
-            redirect_url,
-            DEFAULT_AUTH_URL,
-            DEFAULT_TOKEN_URL,
+            (client_id, client_secret, redirect_url),
+            (DEFAULT_AUTH_URL, DEFAULT_TOKEN_URL),
             SCOPES,
         )
     }

@@ -100,11 +100,8 @@ const CONTACT_PROPERTIES: &[&str] = &[
 /// in the token request's body, as HubSpot requires).
 pub fn oauth_settings(client_id: String, client_secret: String, redirect_url: String) -> OAuthSettings {
     app_sign_in(
-        client_id,
-        client_secret,
-        redirect_url,
-        DEFAULT_AUTH_URL,
-        DEFAULT_TOKEN_URL,
+        (client_id, client_secret, redirect_url),
+        (DEFAULT_AUTH_URL, DEFAULT_TOKEN_URL),
         SCOPES,
     )
 }

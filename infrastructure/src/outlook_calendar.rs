@@ -32,11 +32,8 @@ const AVAILABILITY_VIEW_MINUTES: u32 = 15;
 /// The sign-in settings for Microsoft at its real endpoints (any tenant).
 pub fn oauth_settings(client_id: String, client_secret: String, redirect_url: String) -> OAuthSettings {
     app_sign_in(
-        client_id,
-        client_secret,
-        redirect_url,
-        DEFAULT_AUTH_URL,
-        DEFAULT_TOKEN_URL,
+        (client_id, client_secret, redirect_url),
+        (DEFAULT_AUTH_URL, DEFAULT_TOKEN_URL),
         SCOPES,
     )
 }

@@ -97,7 +97,7 @@ pub fn oauth_settings(
 ) -> OAuthSettings {
     OAuthSettings {
         client_authentication: ClientAuthentication::BasicHeader,
-        ..app_sign_in(client_id, client_secret, redirect_url, &auth_url, &token_url, &[])
+        ..app_sign_in((client_id, client_secret, redirect_url), (&auth_url, &token_url), &[])
     }
 }
 

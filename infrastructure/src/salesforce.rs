@@ -80,7 +80,11 @@ pub fn oauth_settings(
     let login = login_url.trim_end_matches('/');
     let auth_url = format!("{login}/services/oauth2/authorize");
     let token_url = format!("{login}/services/oauth2/token");
-    app_sign_in(client_id, client_secret, redirect_url, &auth_url, &token_url, SCOPES)
+    app_sign_in(
+        (client_id, client_secret, redirect_url),
+        (&auth_url, &token_url),
+        SCOPES,
+    )
 }
 
 /// How the client reaches Salesforce.

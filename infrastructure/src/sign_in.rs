@@ -9,11 +9,8 @@ use crate::oauth::{ClientAuthentication, OAuthSettings};
 /// `scopes`, with the client credentials in the token request's body and no
 /// extra authorization parameters.
 pub(crate) fn app_sign_in(
-    client_id: String,
-    client_secret: String,
-    redirect_url: String,
-    auth_url: &str,
-    token_url: &str,
+    (client_id, client_secret, redirect_url): (String, String, String),
+    (auth_url, token_url): (&str, &str),
     scopes: &[&str],
 ) -> OAuthSettings {
     OAuthSettings {
