@@ -1,18 +1,18 @@
 //! Google Calendar API v3: the account of a token, busy times (freeBusy),
 //! events with a Google Meet link, and revoking the grant.
 
-use crate::http::{parse_retry_after, read_capped, send};
-use crate::oauth::{ClientAuthentication, OAuthSettings};
+use crate::http::{error_body, logged, refused, retry_after, send, with_segments};
+use crate::oauth::OAuthSettings;
+use crate::sign_in::app_sign_in;
 use application::calendar::{CalendarApi, CalendarRef, CreatedEvent, NewCalendarEvent};
 use application::oauth::Tokens;
 use application::providers::ProviderError;
 use async_trait::async_trait;
 use chrono::{DateTime, SecondsFormat, Utc};
 use domain::calendar::Slot;
-use reqwest::header::RETRY_AFTER;
 use reqwest::StatusCode;
 use serde::Deserialize;
-use serde_json::{json, Value};
+use serde_json::json;
 use std::collections::HashMap;
 use std::time::Duration;
 use url::Url;
@@ -36,27 +36,21 @@ pub const AUTHORIZE_PARAMS: &[(&str, &str)] = &[("access_type", "offline"), ("pr
 /// How often a Meet link still being created is looked up again.
 const CONFERENCE_POLLS: u32 = 3;
 
-/// How much of an error answer is read, and how much of its message logged.
-const ERROR_BODY_BYTES: usize = 64 * 1024;
-const LOGGED_MESSAGE_CHARS: usize = 300;
-
 /// Google's reasons for a 403 or 429 that mean "slow down".
 const RATE_LIMIT_REASONS: &[&str] = &["rateLimitExceeded", "userRateLimitExceeded"];
 
 /// The sign-in settings for Google at its real endpoints.
 pub fn oauth_settings(client_id: String, client_secret: String, redirect_url: String) -> OAuthSettings {
     OAuthSettings {
-        client_id,
-        client_secret,
-        auth_url: DEFAULT_AUTH_URL.to_owned(),
-        token_url: DEFAULT_TOKEN_URL.to_owned(),
-        redirect_url,
-        scopes: SCOPES.iter().map(|scope| (*scope).to_owned()).collect(),
         extra_authorize_params: AUTHORIZE_PARAMS
             .iter()
             .map(|(name, value)| ((*name).to_owned(), (*value).to_owned()))
             .collect(),
-        client_authentication: ClientAuthentication::RequestBody,
+        ..app_sign_in(
+            (client_id, client_secret, redirect_url),
+            (DEFAULT_AUTH_URL, DEFAULT_TOKEN_URL),
+            SCOPES,
+        )
     }
 }
 
@@ -87,13 +81,8 @@ impl GoogleCalendar {
 
     /// `{api_base}/calendar/v3/{segments…}`, each segment percent-encoded.
     fn url(&self, segments: &[&str]) -> Result<Url, ProviderError> {
-        let mut url = self.api_base.clone();
-        url.path_segments_mut()
-            .map_err(|()| ProviderError::Unavailable("the Google API base URL cannot take a path".into()))?
-            .pop_if_empty()
-            .extend(["calendar", "v3"])
-            .extend(segments);
-        Ok(url)
+        let path = ["calendar", "v3"].into_iter().chain(segments.iter().copied());
+        with_segments(self.api_base.clone(), "Google API base URL", path)
     }
 
     async fn event(&self, access_token: &str, calendar_id: &str, event_id: &str) -> Result<GoogleEvent, ProviderError> {
@@ -251,13 +240,8 @@ impl Refusal {
     /// Reads the answer, logging Google's own message (never passed on to users).
     async fn read(response: reqwest::Response) -> Self {
         let status = response.status();
-        let retry_after = response
-            .headers()
-            .get(RETRY_AFTER)
-            .and_then(|value| value.to_str().ok())
-            .and_then(parse_retry_after);
-        let body = read_capped(response, ERROR_BODY_BYTES).await.unwrap_or_default();
-        let body: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+        let retry_after = retry_after(response.headers());
+        let (_, body) = error_body(response).await;
         let reasons: Vec<String> = body["error"]["errors"]
             .as_array()
             .into_iter()
@@ -265,13 +249,12 @@ impl Refusal {
             .filter_map(|error| error["reason"].as_str().map(str::to_owned))
             .collect();
         // API errors carry `error.message`; the revoke endpoint answers OAuth-style.
-        let message: String = body["error"]["message"]
-            .as_str()
-            .or_else(|| body["error_description"].as_str())
-            .unwrap_or_default()
-            .chars()
-            .take(LOGGED_MESSAGE_CHARS)
-            .collect();
+        let message = logged(
+            body["error"]["message"]
+                .as_str()
+                .or_else(|| body["error_description"].as_str())
+                .unwrap_or_default(),
+        );
         tracing::warn!(status = status.as_u16(), ?reasons, %message, "Google Calendar answered with an error");
         Self {
             status,
@@ -285,21 +268,15 @@ impl Refusal {
     }
 
     fn into_error(self) -> ProviderError {
-        let rate_limited = RATE_LIMIT_REASONS.iter().any(|reason| self.has_reason(reason));
-        match self.status {
-            StatusCode::UNAUTHORIZED => ProviderError::Unauthorized,
-            StatusCode::TOO_MANY_REQUESTS => ProviderError::RateLimited {
-                retry_after: self.retry_after,
-            },
-            StatusCode::FORBIDDEN if rate_limited => ProviderError::RateLimited {
-                retry_after: self.retry_after,
-            },
-            StatusCode::NOT_FOUND => ProviderError::NotFound,
-            status if status.is_client_error() => ProviderError::Rejected {
-                status: status.as_u16(),
-            },
-            status => ProviderError::Unavailable(status.to_string().into()),
-        }
+        let rate_limited = match self.status {
+            StatusCode::TOO_MANY_REQUESTS => true,
+            StatusCode::FORBIDDEN => RATE_LIMIT_REASONS.iter().any(|reason| self.has_reason(reason)),
+            _ => false,
+        };
+        let limit = rate_limited.then_some(ProviderError::RateLimited {
+            retry_after: self.retry_after,
+        });
+        refused(self.status.as_u16(), limit, || self.status.to_string())
     }
 }
 
@@ -425,17 +402,12 @@ impl CalendarApi for GoogleCalendar {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use domain::auth::Email;
-    use domain::calendar::Attendee;
-    use uuid::Uuid;
+    use crate::provider_test_support::{assert_failures_map, at, booking, sent_bodies, tokens, BOOKING_ID};
+    use serde_json::Value;
     use wiremock::matchers::{body_json, body_partial_json, body_string, header, method, path, query_param};
     use wiremock::{Mock, MockServer, ResponseTemplate};
 
     const TOKEN: &str = "ya29.token";
-
-    fn at(raw: &str) -> DateTime<Utc> {
-        raw.parse().unwrap()
-    }
 
     async fn google(server: &MockServer) -> GoogleCalendar {
         GoogleCalendar::new(&server.uri(), &format!("{}/revoke", server.uri()))
@@ -444,26 +416,7 @@ mod tests {
     }
 
     fn calendar(calendar_id: Option<&str>) -> CalendarRef {
-        CalendarRef {
-            account: "ann@example.com".into(),
-            calendar_id: calendar_id.map(str::to_owned),
-            zone: "America/New_York".parse().unwrap(),
-        }
-    }
-
-    fn booking(add_video_link: bool) -> NewCalendarEvent {
-        NewCalendarEvent {
-            booking_id: Uuid::parse_str("0f8b6c2e-3a4d-4e5f-9a1b-2c3d4e5f6a7b").unwrap(),
-            title: "Demo with Acme".into(),
-            description: "Booked by VoxReach".into(),
-            slot: Slot::new(at("2026-03-04T15:00:00Z"), 30),
-            attendee: Attendee {
-                name: "John Doe".into(),
-                email: Some(Email::parse("john@acme.example").unwrap()),
-                phone: None,
-            },
-            add_video_link,
-        }
+        crate::provider_test_support::calendar("ann@example.com", "America/New_York", calendar_id)
     }
 
     const EVENT_ID: &str = "0f8b6c2e3a4d4e5f9a1b2c3d4e5f6a7b";
@@ -476,7 +429,7 @@ mod tests {
             "htmlLink": "https://www.google.com/calendar/event?eid=abc",
             "conferenceData": {
                 "createRequest": {
-                    "requestId": "0f8b6c2e-3a4d-4e5f-9a1b-2c3d4e5f6a7b",
+                    "requestId": BOOKING_ID,
                     "conferenceSolutionKey": { "type": "hangoutsMeet" },
                     "status": { "statusCode": status_code }
                 }
@@ -570,28 +523,18 @@ mod tests {
     #[tokio::test]
     async fn a_calendar_free_busy_could_not_read_is_an_error() {
         let server = MockServer::start().await;
-        Mock::given(path("/calendar/v3/freeBusy"))
-            .and(body_partial_json(
-                json!({ "items": [{ "id": "gone@group.calendar.google.com" }] }),
-            ))
-            .respond_with(ResponseTemplate::new(200).set_body_json(json!({
-                "calendars": { "gone@group.calendar.google.com": {
-                    "errors": [{ "domain": "global", "reason": "notFound" }], "busy": []
-                } }
-            })))
-            .mount(&server)
-            .await;
-        Mock::given(path("/calendar/v3/freeBusy"))
-            .and(body_partial_json(
-                json!({ "items": [{ "id": "big@group.calendar.google.com" }] }),
-            ))
-            .respond_with(ResponseTemplate::new(200).set_body_json(json!({
-                "calendars": { "big@group.calendar.google.com": {
-                    "errors": [{ "domain": "global", "reason": "internalError" }], "busy": []
-                } }
-            })))
-            .mount(&server)
-            .await;
+        for (id, reason) in [
+            ("gone@group.calendar.google.com", "notFound"),
+            ("big@group.calendar.google.com", "internalError"),
+        ] {
+            Mock::given(path("/calendar/v3/freeBusy"))
+                .and(body_partial_json(json!({ "items": [{ "id": id }] })))
+                .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+                    "calendars": { id: { "errors": [{ "domain": "global", "reason": reason }], "busy": [] } }
+                })))
+                .mount(&server)
+                .await;
+        }
         let google = google(&server).await;
         let range = Slot::new(at("2026-03-04T00:00:00Z"), 60);
         assert_eq!(
@@ -644,10 +587,8 @@ mod tests {
                 meeting_link: Some("https://meet.google.com/abc-defg-hij".into()),
             }
         );
-        let requests = server.received_requests().await.unwrap();
-        let sent: Value = serde_json::from_slice(&requests[0].body).unwrap();
         assert_eq!(
-            sent,
+            sent_bodies(&server).await[0],
             json!({
                 "id": EVENT_ID,
                 "summary": "Demo with Acme",
@@ -656,7 +597,7 @@ mod tests {
                 "end": { "dateTime": "2026-03-04T10:30:00-05:00", "timeZone": "America/New_York" },
                 "attendees": [{ "email": "john@acme.example", "displayName": "John Doe" }],
                 "conferenceData": { "createRequest": {
-                    "requestId": "0f8b6c2e-3a4d-4e5f-9a1b-2c3d4e5f6a7b",
+                    "requestId": BOOKING_ID,
                     "conferenceSolutionKey": { "type": "hangoutsMeet" }
                 } }
             })
@@ -680,7 +621,7 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(created.meeting_link, None);
-        let sent: Value = serde_json::from_slice(&server.received_requests().await.unwrap()[0].body).unwrap();
+        let sent = &sent_bodies(&server).await[0];
         assert!(sent.get("attendees").is_none());
         assert!(sent.get("conferenceData").is_none());
     }
@@ -848,21 +789,18 @@ mod tests {
                 ProviderError::Unavailable("500 Internal Server Error".into()),
             ),
         ];
-        for (calendar_id, answer, _) in &cases {
-            Mock::given(path(format!("/calendar/v3/calendars/{calendar_id}/events")))
-                .respond_with(answer.clone())
-                .mount(&server)
-                .await;
-        }
-        let google = google(&server).await;
-        for (calendar_id, _, expected) in cases {
-            let error = google
-                .create_event(TOKEN, &calendar(Some(calendar_id)), &booking(false))
-                .await
-                .unwrap_err();
-            assert_eq!(error, expected, "{calendar_id}");
-            assert!(!error.to_string().contains("Secret") && !error.to_string().contains("stack"));
-        }
+        let google = &google(&server).await;
+        assert_failures_map(
+            &server,
+            cases.into(),
+            |calendar_id| Mock::given(path(format!("/calendar/v3/calendars/{calendar_id}/events"))),
+            |calendar_id| async move {
+                let calendar = calendar(Some(calendar_id));
+                google.create_event(TOKEN, &calendar, &booking(false)).await
+            },
+            &["Secret", "stack"],
+        )
+        .await;
     }
 
     #[tokio::test]
@@ -887,19 +825,9 @@ mod tests {
             .mount(&server)
             .await;
         let google = google(&server).await;
-        let tokens = Tokens {
-            access_token: "ya29.access".into(),
-            api_base: None,
-            refresh_token: Some("1//refresh".into()),
-            expires_at: None,
-        };
-        assert_eq!(google.revoke(&tokens).await, Ok(true));
-        let access_only = Tokens {
-            access_token: "ya29.only".into(),
-            api_base: None,
-            refresh_token: None,
-            expires_at: None,
-        };
+        let granted = tokens("ya29.access", Some("1//refresh"), None);
+        assert_eq!(google.revoke(&granted).await, Ok(true));
+        let access_only = tokens("ya29.only", None, None);
         assert_eq!(
             google.revoke(&access_only).await,
             Err(ProviderError::Rejected { status: 400 })

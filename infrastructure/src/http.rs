@@ -85,6 +85,68 @@ pub fn parse_retry_after(value: &str) -> Option<Duration> {
     (at.with_timezone(&chrono::Utc) - chrono::Utc::now()).to_std().ok()
 }
 
+/// How much of an error answer is read, and how much of a provider's own
+/// message is logged.
+pub const ERROR_BODY_BYTES: usize = 64 * 1024;
+pub const LOGGED_MESSAGE_CHARS: usize = 300;
+
+/// At most `limit` characters of `text`.
+pub fn clipped(text: &str, limit: usize) -> String {
+    text.chars().take(limit).collect()
+}
+
+/// A provider's words as they are logged (never shown to users): at most
+/// [`LOGGED_MESSAGE_CHARS`] of them.
+pub fn logged(text: &str) -> String {
+    clipped(text, LOGGED_MESSAGE_CHARS)
+}
+
+/// The wait an answer's `Retry-After` asks for, if it names one.
+pub fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
+    headers
+        .get(reqwest::header::RETRY_AFTER)
+        .and_then(|value| value.to_str().ok())
+        .and_then(parse_retry_after)
+}
+
+/// A failed answer's body, at most [`ERROR_BODY_BYTES`] of it (nothing when
+/// it cannot be read), and that body as JSON (`Null` when it is not JSON).
+pub async fn error_body(response: reqwest::Response) -> (Vec<u8>, serde_json::Value) {
+    let body = read_capped(response, ERROR_BODY_BYTES).await.unwrap_or_default();
+    let parsed = serde_json::from_slice(&body).unwrap_or(serde_json::Value::Null);
+    (body, parsed)
+}
+
+/// A provider's failed answer as our error, the provider's words left out:
+/// `limit` when the provider says a budget of its is spent (how it says so,
+/// and what the wait is, is each provider's own), else 401 is our credentials
+/// refused, 404 a resource the provider does not know, any other 4xx a
+/// refused request, and anything else the provider being unavailable, as
+/// `unavailable` describes it.
+pub fn refused(status: u16, limit: Option<ProviderError>, unavailable: impl FnOnce() -> String) -> ProviderError {
+    match (limit, status) {
+        (Some(limit), _) => limit,
+        (None, 401) => ProviderError::Unauthorized,
+        (None, 404) => ProviderError::NotFound,
+        (None, 400..=499) => ProviderError::Rejected { status },
+        (None, _) => ProviderError::Unavailable(unavailable().into()),
+    }
+}
+
+/// `base` with `segments` appended, each percent-encoded (`api` names the
+/// base in the error when it cannot take a path).
+pub fn with_segments<'a>(
+    mut base: url::Url,
+    api: &str,
+    segments: impl IntoIterator<Item = &'a str>,
+) -> Result<url::Url, ProviderError> {
+    base.path_segments_mut()
+        .map_err(|()| ProviderError::Unavailable(format!("the {api} cannot take a path").into()))?
+        .pop_if_empty()
+        .extend(segments);
+    Ok(base)
+}
+
 /// The hosts a provider may name as an account's API address in a token
 /// response (Salesforce's `instance_url`, Pipedrive's `api_domain`): our
 /// bearer token goes there, so only to hosts under these domains, over

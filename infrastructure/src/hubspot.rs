@@ -11,9 +11,10 @@
 //! refresh. The budgets live in this process; a 429 that still comes back is
 //! answered as [`ProviderError::RateLimited`] with HubSpot's wait.
 
-use crate::http::{parse_retry_after, read_capped};
+use crate::http::{error_body, logged, refused, retry_after, with_segments};
 use crate::markup::plain_text;
-use crate::oauth::{ClientAuthentication, OAuthSettings};
+use crate::oauth::OAuthSettings;
+use crate::sign_in::app_sign_in;
 use application::clock::{Clock, SystemClock};
 use application::crm::webhooks::{ContactChange, ContactChangeKind};
 use application::crm::{CallLog, CallResult, CrmAccess, CrmAccount, CrmApi, CrmContact, MeetingLog, NewContact};
@@ -23,7 +24,6 @@ use async_trait::async_trait;
 use chrono::{DateTime, SecondsFormat, Utc};
 use domain::phone::PhoneNumber;
 use governor::{DefaultKeyedRateLimiter, Quota};
-use reqwest::header::RETRY_AFTER;
 use reqwest::{Method, StatusCode};
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
@@ -79,10 +79,6 @@ const OPEN_DEAL_CANDIDATES: u32 = 10;
 /// HubSpot's rich-text properties (`hs_note_body`, `hs_call_body`) hold at most this many characters.
 const RICH_TEXT_CHARS: usize = 65_536;
 
-/// How much of an error answer is read, and how much of its message logged.
-const ERROR_BODY_BYTES: usize = 64 * 1024;
-const LOGGED_MESSAGE_CHARS: usize = 300;
-
 /// The wait for a 429 that names none.
 const DEFAULT_RATE_LIMIT_WAIT: Duration = Duration::from_secs(1);
 
@@ -103,16 +99,11 @@ const CONTACT_PROPERTIES: &[&str] = &[
 /// The sign-in settings for HubSpot at its real endpoints (client credentials
 /// in the token request's body, as HubSpot requires).
 pub fn oauth_settings(client_id: String, client_secret: String, redirect_url: String) -> OAuthSettings {
-    OAuthSettings {
-        client_id,
-        client_secret,
-        auth_url: DEFAULT_AUTH_URL.to_owned(),
-        token_url: DEFAULT_TOKEN_URL.to_owned(),
-        redirect_url,
-        scopes: SCOPES.iter().map(|scope| (*scope).to_owned()).collect(),
-        extra_authorize_params: Vec::new(),
-        client_authentication: ClientAuthentication::RequestBody,
-    }
+    app_sign_in(
+        (client_id, client_secret, redirect_url),
+        (DEFAULT_AUTH_URL, DEFAULT_TOKEN_URL),
+        SCOPES,
+    )
 }
 
 /// How fast one access token may call HubSpot. Requests over budget wait
@@ -212,12 +203,7 @@ impl HubSpotClient {
 
     /// `{api_base}/{segments…}`, each segment percent-encoded.
     fn url(&self, segments: &[&str]) -> Result<Url, ProviderError> {
-        let mut url = self.api_base.clone();
-        url.path_segments_mut()
-            .map_err(|()| ProviderError::Unavailable("the HubSpot API base URL cannot take a path".into()))?
-            .pop_if_empty()
-            .extend(segments);
-        Ok(url)
+        with_segments(self.api_base.clone(), "HubSpot API base URL", segments.iter().copied())
     }
 
     /// A CRM request with the token as bearer.
@@ -251,7 +237,7 @@ impl HubSpotClient {
         request: reqwest::RequestBuilder,
     ) -> Result<reqwest::Response, ProviderError> {
         self.pace(access_token, kind).await;
-        request.send().await.map_err(crate::http::no_answer)
+        crate::http::send(request).await
     }
 
     /// Sends a request within the token's budget; a failed answer is our error.
@@ -470,36 +456,30 @@ struct Refusal {
 }
 
 impl Refusal {
-    /// Reads the answer (at most [`ERROR_BODY_BYTES`]), logging HubSpot's own
+    /// Reads the answer (at most [`crate::http::ERROR_BODY_BYTES`]), logging HubSpot's own
     /// message, which is never passed on to users.
     async fn read(response: reqwest::Response) -> Self {
         let status = response.status();
-        let header = |name: &str| {
-            response
-                .headers()
-                .get(name)
-                .and_then(|value| value.to_str().ok())
-                .map(str::to_owned)
-        };
-        let retry_after = header(RETRY_AFTER.as_str()).as_deref().and_then(parse_retry_after);
-        let interval = header("x-hubspot-ratelimit-interval-milliseconds")
+        let retry_after = retry_after(response.headers());
+        let interval = response
+            .headers()
+            .get("x-hubspot-ratelimit-interval-milliseconds")
+            .and_then(|value| value.to_str().ok())
             .and_then(|ms| ms.trim().parse::<u64>().ok())
             .filter(|ms| *ms > 0)
             .map(Duration::from_millis);
-        let body = read_capped(response, ERROR_BODY_BYTES).await.unwrap_or_default();
-        let parsed: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+        let (body, parsed) = error_body(response).await;
         let message = match parsed["message"].as_str() {
             Some(message) => message.to_owned(),
             None => String::from_utf8_lossy(&body).into_owned(),
         };
         let policy = parsed["policyName"].as_str().map(str::to_owned);
-        let logged: String = message.chars().take(LOGGED_MESSAGE_CHARS).collect();
         tracing::warn!(
             status = status.as_u16(),
             category = parsed["category"].as_str().unwrap_or_default(),
             correlation_id = parsed["correlationId"].as_str().unwrap_or_default(),
             policy = policy.as_deref().unwrap_or_default(),
-            message = %logged,
+            message = %logged(&message),
             "HubSpot answered with an error"
         );
         Self {
@@ -512,25 +492,22 @@ impl Refusal {
     }
 
     fn into_error(self, now: DateTime<Utc>) -> ProviderError {
-        match self.status {
-            StatusCode::UNAUTHORIZED => ProviderError::Unauthorized,
-            StatusCode::NOT_FOUND => ProviderError::NotFound,
-            StatusCode::TOO_MANY_REQUESTS
-                if self.policy.as_deref().is_some_and(|p| p.eq_ignore_ascii_case("DAILY")) =>
-            {
+        let daily = self.policy.as_deref().is_some_and(|p| p.eq_ignore_ascii_case("DAILY"));
+        let limit = (self.status == StatusCode::TOO_MANY_REQUESTS).then(|| {
+            if daily {
                 ProviderError::DailyLimitReached {
                     resets_in: Some(daily_reset_wait(now)),
                 }
+            } else {
+                // TEN_SECONDLY_ROLLING, SECONDLY (searches), or none named.
+                ProviderError::RateLimited {
+                    retry_after: Some(self.retry_after.or(self.interval).unwrap_or(DEFAULT_RATE_LIMIT_WAIT)),
+                }
             }
-            // TEN_SECONDLY_ROLLING, SECONDLY (searches), or none named.
-            StatusCode::TOO_MANY_REQUESTS => ProviderError::RateLimited {
-                retry_after: Some(self.retry_after.or(self.interval).unwrap_or(DEFAULT_RATE_LIMIT_WAIT)),
-            },
-            status if status.is_client_error() => ProviderError::Rejected {
-                status: status.as_u16(),
-            },
-            status => ProviderError::Unavailable(format!("HubSpot answered {status}").into()),
-        }
+        });
+        refused(self.status.as_u16(), limit, || {
+            format!("HubSpot answered {}", self.status)
+        })
     }
 }
 
@@ -848,7 +825,7 @@ impl CrmApi for HubSpotClient {
         let request = self
             .http
             .delete(self.url(&["oauth", "v1", "refresh-tokens", refresh_token])?);
-        let response = request.send().await.map_err(crate::http::no_answer)?;
+        let response = crate::http::send(request).await?;
         self.succeeded(response).await?;
         Ok(true)
     }
@@ -1020,6 +997,7 @@ struct ContactNotification {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::provider_test_support::{assert_failures_map, at, phone, sent_bodies, tokens};
     use application::crm::CallDirection;
     use domain::crm::NewContactKind;
     use std::time::Instant;
@@ -1043,24 +1021,6 @@ mod tests {
             Duration::from_millis(10),
         )
         .unwrap()
-    }
-
-    fn at(text: &str) -> DateTime<Utc> {
-        text.parse().unwrap()
-    }
-
-    fn phone(text: &str) -> PhoneNumber {
-        PhoneNumber::parse(text).unwrap()
-    }
-
-    async fn sent_bodies(server: &MockServer) -> Vec<Value> {
-        server
-            .received_requests()
-            .await
-            .unwrap()
-            .iter()
-            .map(|request| serde_json::from_slice(&request.body).unwrap_or(Value::Null))
-            .collect()
     }
 
     /// An error as HubSpot's CRM API answers it.
@@ -1718,17 +1678,11 @@ mod tests {
             .mount(&server)
             .await;
         let hubspot = hubspot(&server);
-        let tokens = Tokens {
-            access_token: TOKEN.into(),
-            api_base: None,
-            refresh_token: Some("na1-ab12-cd34-ef56".into()),
-            expires_at: None,
-        };
-        assert_eq!(hubspot.revoke(&tokens).await, Ok(true));
-        let access_only = Tokens {
-            refresh_token: None,
-            ..tokens
-        };
+        assert_eq!(
+            hubspot.revoke(&tokens(TOKEN, Some("na1-ab12-cd34-ef56"), None)).await,
+            Ok(true)
+        );
+        let access_only = tokens(TOKEN, None, None);
         assert_eq!(hubspot.revoke(&access_only).await, Ok(false));
     }
 
@@ -1794,23 +1748,17 @@ mod tests {
                 ProviderError::Unavailable("HubSpot answered 500 Internal Server Error".into()),
             ),
         ];
-        for (contact, answer, _) in &cases {
-            Mock::given(path(format!("/crm/v3/objects/contacts/{contact}")))
-                .respond_with(answer.clone())
-                .mount(&server)
-                .await;
-        }
-        let hubspot = hubspot(&server);
-        let properties = BTreeMap::from([("firstname".to_owned(), "John".to_owned())]);
-        for (contact, _, expected) in cases {
-            let error = hubspot
-                .update_contact(&access(), contact, &properties)
-                .await
-                .unwrap_err();
-            assert_eq!(error, expected, "{contact}");
-            let shown = error.to_string();
-            assert!(!shown.contains("secret") && !shown.contains("stack"), "{shown}");
-        }
+        let hubspot = &hubspot(&server);
+        let access = &access();
+        let properties = &BTreeMap::from([("firstname".to_owned(), "John".to_owned())]);
+        assert_failures_map(
+            &server,
+            cases.into(),
+            |contact| Mock::given(path(format!("/crm/v3/objects/contacts/{contact}"))),
+            |contact| hubspot.update_contact(access, contact, properties),
+            &["secret", "stack"],
+        )
+        .await;
     }
 
     #[tokio::test]

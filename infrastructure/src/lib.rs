@@ -20,10 +20,13 @@ pub mod oauth_store;
 pub mod outlook_calendar;
 pub mod passwords;
 pub mod pipedrive;
+#[cfg(test)]
+mod provider_test_support;
 pub mod salesforce;
 pub mod secret_box;
 pub mod secret_tokens;
 pub mod sessions;
+mod sign_in;
 pub mod slack;
 pub mod uploads;
 pub mod usage;

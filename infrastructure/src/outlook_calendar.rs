@@ -1,15 +1,15 @@
 //! Outlook / Office 365 calendars through Microsoft Graph v1.0: the account of
 //! a token, busy times (getSchedule) and events with a Teams link.
 
-use crate::http::{parse_retry_after, read_capped, send};
-use crate::oauth::{ClientAuthentication, OAuthSettings};
+use crate::http::{error_body, logged, refused, retry_after, send, with_segments};
+use crate::oauth::OAuthSettings;
+use crate::sign_in::app_sign_in;
 use application::calendar::{CalendarApi, CalendarRef, CreatedEvent, NewCalendarEvent};
 use application::oauth::Tokens;
 use application::providers::ProviderError;
 use async_trait::async_trait;
 use chrono::{DateTime, NaiveDateTime, Utc};
 use domain::calendar::Slot;
-use reqwest::header::RETRY_AFTER;
 use reqwest::StatusCode;
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -29,22 +29,13 @@ const GRAPH_DATE_TIME: &str = "%Y-%m-%dT%H:%M:%S";
 /// The granularity of getSchedule's availability view, in minutes.
 const AVAILABILITY_VIEW_MINUTES: u32 = 15;
 
-/// How much of an error answer is read, and how much of its message logged.
-const ERROR_BODY_BYTES: usize = 64 * 1024;
-const LOGGED_MESSAGE_CHARS: usize = 300;
-
 /// The sign-in settings for Microsoft at its real endpoints (any tenant).
 pub fn oauth_settings(client_id: String, client_secret: String, redirect_url: String) -> OAuthSettings {
-    OAuthSettings {
-        client_id,
-        client_secret,
-        auth_url: DEFAULT_AUTH_URL.to_owned(),
-        token_url: DEFAULT_TOKEN_URL.to_owned(),
-        redirect_url,
-        scopes: SCOPES.iter().map(|scope| (*scope).to_owned()).collect(),
-        extra_authorize_params: Vec::new(),
-        client_authentication: ClientAuthentication::RequestBody,
-    }
+    app_sign_in(
+        (client_id, client_secret, redirect_url),
+        (DEFAULT_AUTH_URL, DEFAULT_TOKEN_URL),
+        SCOPES,
+    )
 }
 
 /// [`CalendarApi`] for Outlook calendars.
@@ -64,12 +55,7 @@ impl OutlookCalendar {
 
     /// `{api_base}/{segments…}`, each segment percent-encoded.
     fn url(&self, segments: &[&str]) -> Result<Url, ProviderError> {
-        let mut url = self.api_base.clone();
-        url.path_segments_mut()
-            .map_err(|()| ProviderError::Unavailable("the Graph API base URL cannot take a path".into()))?
-            .pop_if_empty()
-            .extend(segments);
-        Ok(url)
+        with_segments(self.api_base.clone(), "Graph API base URL", segments.iter().copied())
     }
 }
 
@@ -160,30 +146,13 @@ async fn read<T: serde::de::DeserializeOwned>(response: reqwest::Response) -> Re
 /// is logged for operators, never passed on to users.
 async fn failure(response: reqwest::Response) -> ProviderError {
     let status = response.status();
-    let retry_after = response
-        .headers()
-        .get(RETRY_AFTER)
-        .and_then(|value| value.to_str().ok())
-        .and_then(parse_retry_after);
-    let body = read_capped(response, ERROR_BODY_BYTES).await.unwrap_or_default();
-    let body: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    let retry_after = retry_after(response.headers());
+    let (_, body) = error_body(response).await;
     let code = body["error"]["code"].as_str().unwrap_or_default();
-    let message: String = body["error"]["message"]
-        .as_str()
-        .unwrap_or_default()
-        .chars()
-        .take(LOGGED_MESSAGE_CHARS)
-        .collect();
+    let message = logged(body["error"]["message"].as_str().unwrap_or_default());
     tracing::warn!(status = status.as_u16(), %code, %message, "Microsoft Graph answered with an error");
-    match status {
-        StatusCode::UNAUTHORIZED => ProviderError::Unauthorized,
-        StatusCode::TOO_MANY_REQUESTS => ProviderError::RateLimited { retry_after },
-        StatusCode::NOT_FOUND => ProviderError::NotFound,
-        status if status.is_client_error() => ProviderError::Rejected {
-            status: status.as_u16(),
-        },
-        status => ProviderError::Unavailable(status.to_string().into()),
-    }
+    let limit = (status == StatusCode::TOO_MANY_REQUESTS).then_some(ProviderError::RateLimited { retry_after });
+    refused(status.as_u16(), limit, || status.to_string())
 }
 
 #[async_trait]
@@ -221,12 +190,7 @@ impl CalendarApi for OutlookCalendar {
             .ok_or_else(|| ProviderError::Unavailable("getSchedule answered no schedule".into()))?;
         if let Some(error) = schedule.error {
             let code = error.response_code.unwrap_or_default();
-            let message: String = error
-                .message
-                .unwrap_or_default()
-                .chars()
-                .take(LOGGED_MESSAGE_CHARS)
-                .collect();
+            let message = logged(&error.message.unwrap_or_default());
             tracing::warn!(%code, %message, "Microsoft Graph could not read the schedule");
             return Err(if code.ends_with("NotFound") {
                 ProviderError::NotFound
@@ -292,43 +256,18 @@ impl CalendarApi for OutlookCalendar {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use domain::auth::Email;
-    use domain::calendar::Attendee;
-    use uuid::Uuid;
-    use wiremock::matchers::{any, body_json, header, method, path, query_param};
+    use crate::provider_test_support::{assert_failures_map, at, booking, sent_bodies, tokens, BOOKING_ID};
+    use wiremock::matchers::{body_json, header, method, path, query_param};
     use wiremock::{Mock, MockServer, ResponseTemplate};
 
     const TOKEN: &str = "eyJ0eXAi.token";
-
-    fn at(raw: &str) -> DateTime<Utc> {
-        raw.parse().unwrap()
-    }
 
     async fn outlook(server: &MockServer) -> OutlookCalendar {
         OutlookCalendar::new(&format!("{}/v1.0", server.uri())).unwrap()
     }
 
     fn calendar(calendar_id: Option<&str>) -> CalendarRef {
-        CalendarRef {
-            account: "ann@contoso.example".into(),
-            calendar_id: calendar_id.map(str::to_owned),
-            zone: "Europe/Berlin".parse().unwrap(),
-        }
-    }
-
-    fn booking(add_video_link: bool) -> NewCalendarEvent {
-        NewCalendarEvent {
-            booking_id: Uuid::parse_str("0f8b6c2e-3a4d-4e5f-9a1b-2c3d4e5f6a7b").unwrap(),
-            title: "Demo with Acme".into(),
-            description: "Booked by VoxReach".into(),
-            slot: Slot::new(at("2026-03-04T15:00:00Z"), 30),
-            attendee: Attendee {
-                name: "John Doe".into(),
-                email: Some(Email::parse("john@acme.example").unwrap()),
-                phone: None,
-            },
-            add_video_link,
-        }
+        crate::provider_test_support::calendar("ann@contoso.example", "Europe/Berlin", calendar_id)
     }
 
     fn graph_error(status: u16, code: &str, message: &str) -> ResponseTemplate {
@@ -466,7 +405,7 @@ mod tests {
             .respond_with(ResponseTemplate::new(201).set_body_json(json!({
                 "id": "AAMkAGI2TGuLAAA=",
                 "subject": "Demo with Acme",
-                "transactionId": "0f8b6c2e-3a4d-4e5f-9a1b-2c3d4e5f6a7b",
+                "transactionId": BOOKING_ID,
                 "isOnlineMeeting": true,
                 "onlineMeetingProvider": "teamsForBusiness",
                 "onlineMeeting": { "joinUrl": "https://teams.microsoft.com/l/meetup-join/19%3ameeting_abc" }
@@ -486,9 +425,8 @@ mod tests {
                 meeting_link: Some("https://teams.microsoft.com/l/meetup-join/19%3ameeting_abc".into()),
             }
         );
-        let sent: Value = serde_json::from_slice(&server.received_requests().await.unwrap()[0].body).unwrap();
         assert_eq!(
-            sent,
+            sent_bodies(&server).await[0],
             json!({
                 "subject": "Demo with Acme",
                 "body": { "contentType": "text", "content": "Booked by VoxReach" },
@@ -498,7 +436,7 @@ mod tests {
                     "emailAddress": { "address": "john@acme.example", "name": "John Doe" },
                     "type": "required"
                 }],
-                "transactionId": "0f8b6c2e-3a4d-4e5f-9a1b-2c3d4e5f6a7b",
+                "transactionId": BOOKING_ID,
                 "isOnlineMeeting": true,
                 "onlineMeetingProvider": "teamsForBusiness"
             })
@@ -524,7 +462,7 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(created.meeting_link, None);
-        let sent: Value = serde_json::from_slice(&server.received_requests().await.unwrap()[0].body).unwrap();
+        let sent = &sent_bodies(&server).await[0];
         assert!(sent.get("isOnlineMeeting").is_none());
         assert!(sent.get("onlineMeetingProvider").is_none());
     }
@@ -533,51 +471,53 @@ mod tests {
     async fn failures_map_to_provider_errors_without_graphs_words() {
         let cases = [
             (
+                "expired",
                 graph_error(401, "InvalidAuthenticationToken", "Access token has expired."),
                 ProviderError::Unauthorized,
             ),
             (
+                "throttled",
                 graph_error(429, "TooManyRequests", "Please retry again later.").insert_header("Retry-After", "12"),
                 ProviderError::RateLimited {
                     retry_after: Some(Duration::from_secs(12)),
                 },
             ),
             (
+                "denied",
                 graph_error(403, "ErrorAccessDenied", "Secret detail: access is denied."),
                 ProviderError::Rejected { status: 403 },
             ),
             (
+                "missing",
                 graph_error(404, "ErrorItemNotFound", "The specified object was not found."),
                 ProviderError::NotFound,
             ),
             (
+                "down",
                 graph_error(500, "generalException", "Secret detail: stack trace."),
                 ProviderError::Unavailable("500 Internal Server Error".into()),
             ),
         ];
-        for (answer, expected) in cases {
-            let server = MockServer::start().await;
-            Mock::given(any()).respond_with(answer).mount(&server).await;
-            let error = outlook(&server)
-                .await
-                .create_event(TOKEN, &calendar(None), &booking(true))
-                .await
-                .unwrap_err();
-            assert!(!error.to_string().contains("Secret"));
-            assert_eq!(error, expected);
-        }
+        let server = MockServer::start().await;
+        let outlook = &outlook(&server).await;
+        assert_failures_map(
+            &server,
+            cases.into(),
+            |calendar_id| Mock::given(path(format!("/v1.0/me/calendars/{calendar_id}/events"))),
+            |calendar_id| async move {
+                let calendar = calendar(Some(calendar_id));
+                outlook.create_event(TOKEN, &calendar, &booking(true)).await
+            },
+            &["Secret"],
+        )
+        .await;
     }
 
     #[tokio::test]
     async fn revoking_is_not_offered_and_sends_nothing() {
         let server = MockServer::start().await;
-        let tokens = Tokens {
-            access_token: "a".into(),
-            api_base: None,
-            refresh_token: Some("r".into()),
-            expires_at: None,
-        };
-        assert_eq!(outlook(&server).await.revoke(&tokens).await, Ok(false));
+        let granted = tokens("a", Some("r"), None);
+        assert_eq!(outlook(&server).await.revoke(&granted).await, Ok(false));
         assert!(server.received_requests().await.unwrap().is_empty());
     }
 }

@@ -17,9 +17,10 @@
 //! [`ProviderError::RateLimited`], or [`ProviderError::DailyLimitReached`]
 //! when the company's daily budget is gone.
 
-use crate::http::{parse_retry_after, read_capped, ApiHosts};
+use crate::http::{error_body, logged, refused, retry_after, with_segments, ApiHosts};
 use crate::markup::{escape, plain_text, text_as_html};
 use crate::oauth::{ClientAuthentication, OAuthSettings};
+use crate::sign_in::app_sign_in;
 use application::clock::{Clock, SystemClock};
 use application::crm::{CallLog, CallResult, CrmAccess, CrmAccount, CrmApi, CrmContact, MeetingLog, NewContact};
 use application::oauth::Tokens;
@@ -28,7 +29,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, NaiveDate, NaiveTime, Utc};
 use domain::phone::PhoneNumber;
 use governor::{DefaultKeyedRateLimiter, Quota};
-use reqwest::header::{HeaderMap, RETRY_AFTER};
+use reqwest::header::HeaderMap;
 use reqwest::{Method, StatusCode};
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
@@ -64,10 +65,6 @@ const MAX_BURST_HOLD: Duration = Duration::from_secs(10);
 /// and the documented `x-daily-requests-left`.
 const DAILY_BUDGET_HEADERS: &[&str] = &["x-daily-ratelimit-token-remaining", "x-daily-requests-left"];
 
-/// How much of an error answer is read, and how much of its message logged.
-const ERROR_BODY_BYTES: usize = 64 * 1024;
-const LOGGED_MESSAGE_CHARS: usize = 300;
-
 /// Every this many requests, search budgets of tokens no longer used are dropped.
 const HOUSEKEEPING_EVERY: u64 = 1024;
 
@@ -99,14 +96,8 @@ pub fn oauth_settings(
     token_url: String,
 ) -> OAuthSettings {
     OAuthSettings {
-        client_id,
-        client_secret,
-        auth_url,
-        token_url,
-        redirect_url,
-        scopes: Vec::new(),
-        extra_authorize_params: Vec::new(),
         client_authentication: ClientAuthentication::BasicHeader,
+        ..app_sign_in((client_id, client_secret, redirect_url), (&auth_url, &token_url), &[])
     }
 }
 
@@ -206,11 +197,7 @@ impl PipedriveClient {
         })?;
         url.set_query(None);
         url.set_fragment(None);
-        url.path_segments_mut()
-            .map_err(|()| ProviderError::Unavailable("the Pipedrive api_domain cannot take a path".into()))?
-            .pop_if_empty()
-            .extend(segments);
-        Ok(url)
+        with_segments(url, "Pipedrive api_domain", segments.iter().copied())
     }
 
     fn request(
@@ -263,7 +250,7 @@ impl PipedriveClient {
     ) -> Result<reqwest::Response, ProviderError> {
         let key = token_key(&access.token);
         self.pace(&key, kind).await;
-        let response = request.send().await.map_err(crate::http::no_answer)?;
+        let response = crate::http::send(request).await?;
         self.note_window(&key, response.status(), &RateHeaders::of(response.headers()));
         Ok(response)
     }
@@ -276,6 +263,11 @@ impl PipedriveClient {
         request: reqwest::RequestBuilder,
     ) -> Result<reqwest::Response, ProviderError> {
         let response = self.send(access, kind, request).await?;
+        self.succeeded(response).await
+    }
+
+    /// The answer when it is a success, else its failure as our error.
+    async fn succeeded(&self, response: reqwest::Response) -> Result<reqwest::Response, ProviderError> {
         if response.status().is_success() {
             Ok(response)
         } else {
@@ -833,7 +825,7 @@ impl RateHeaders {
                 .and_then(|value| value.parse::<f64>().ok())
                 .filter(|seconds| seconds.is_finite() && *seconds >= 0.0)
                 .map(|seconds| Duration::from_secs_f64(seconds.min(86_400.0))),
-            retry_after: text(RETRY_AFTER.as_str()).and_then(parse_retry_after),
+            retry_after: retry_after(headers),
             daily_left: DAILY_BUDGET_HEADERS
                 .iter()
                 .filter_map(|name| text(name)?.parse::<f64>().ok())
@@ -874,19 +866,17 @@ struct Refusal {
 }
 
 impl Refusal {
-    /// Reads the answer (at most [`ERROR_BODY_BYTES`]), logging Pipedrive's
+    /// Reads the answer (at most [`crate::http::ERROR_BODY_BYTES`]), logging Pipedrive's
     /// own words (`{"success":false,"error","error_info"}`), which are never
     /// passed on to users.
     async fn read(response: reqwest::Response) -> Self {
         let status = response.status();
         let rate = RateHeaders::of(response.headers());
-        let body = read_capped(response, ERROR_BODY_BYTES).await.unwrap_or_default();
-        let parsed: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+        let (body, parsed) = error_body(response).await;
         let message = match parsed["error"].as_str() {
             Some(message) => message.to_owned(),
             None => String::from_utf8_lossy(&body).into_owned(),
         };
-        let logged = |text: &str| text.chars().take(LOGGED_MESSAGE_CHARS).collect::<String>();
         tracing::warn!(
             status = status.as_u16(),
             code = parsed["code"].as_str().unwrap_or_default(),
@@ -898,20 +888,20 @@ impl Refusal {
     }
 
     fn into_error(self, now: DateTime<Utc>) -> ProviderError {
-        match self.status {
-            StatusCode::UNAUTHORIZED => ProviderError::Unauthorized,
-            StatusCode::NOT_FOUND => ProviderError::NotFound,
-            StatusCode::TOO_MANY_REQUESTS if self.rate.daily_spent() => ProviderError::DailyLimitReached {
-                resets_in: Some(until_utc_midnight(now)),
-            },
-            StatusCode::TOO_MANY_REQUESTS => ProviderError::RateLimited {
-                retry_after: Some(self.rate.burst_wait()),
-            },
-            status if status.is_client_error() => ProviderError::Rejected {
-                status: status.as_u16(),
-            },
-            status => ProviderError::Unavailable(format!("Pipedrive answered {status}").into()),
-        }
+        let limit = (self.status == StatusCode::TOO_MANY_REQUESTS).then(|| {
+            if self.rate.daily_spent() {
+                ProviderError::DailyLimitReached {
+                    resets_in: Some(until_utc_midnight(now)),
+                }
+            } else {
+                ProviderError::RateLimited {
+                    retry_after: Some(self.rate.burst_wait()),
+                }
+            }
+        });
+        refused(self.status.as_u16(), limit, || {
+            format!("Pipedrive answered {}", self.status)
+        })
     }
 }
 
@@ -1230,25 +1220,20 @@ impl CrmApi for PipedriveClient {
         let Some(refresh_token) = tokens.refresh_token.as_deref() else {
             return Ok(false);
         };
-        let response = self
+        let request = self
             .http
             .post(self.revoke_url.clone())
             .basic_auth(&self.client_id, Some(&self.client_secret))
-            .form(&[("token", refresh_token), ("token_type_hint", "refresh_token")])
-            .send()
-            .await
-            .map_err(crate::http::no_answer)?;
-        if response.status().is_success() {
-            Ok(true)
-        } else {
-            Err(Refusal::read(response).await.into_error(self.clock.now()))
-        }
+            .form(&[("token", refresh_token), ("token_type_hint", "refresh_token")]);
+        self.succeeded(crate::http::send(request).await?).await?;
+        Ok(true)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::provider_test_support::{assert_failures_map, at, phone, sent_bodies, tokens};
     use application::crm::CallDirection;
     use base64::Engine;
     use domain::crm::NewContactKind;
@@ -1283,14 +1268,6 @@ mod tests {
         access_as(server, TOKEN)
     }
 
-    fn at(text: &str) -> DateTime<Utc> {
-        text.parse().unwrap()
-    }
-
-    fn phone(text: &str) -> PhoneNumber {
-        PhoneNumber::parse(text).unwrap()
-    }
-
     /// A success as Pipedrive answers it.
     fn ok(data: Value) -> ResponseTemplate {
         ResponseTemplate::new(200).set_body_json(json!({ "success": true, "data": data }))
@@ -1311,16 +1288,6 @@ mod tests {
             "data": null,
             "additional_data": null
         }))
-    }
-
-    async fn sent_bodies(server: &MockServer) -> Vec<Value> {
-        server
-            .received_requests()
-            .await
-            .unwrap()
-            .iter()
-            .map(|request| serde_json::from_slice(&request.body).unwrap_or(Value::Null))
-            .collect()
     }
 
     async fn sent_count(server: &MockServer) -> usize {
@@ -2183,17 +2150,9 @@ mod tests {
             .mount(&server)
             .await;
         let pipedrive = pipedrive(&server);
-        let tokens = Tokens {
-            access_token: TOKEN.into(),
-            refresh_token: Some("8d1f0e.refresh".into()),
-            expires_at: None,
-            api_base: Some(server.uri()),
-        };
-        assert_eq!(pipedrive.revoke(&tokens).await, Ok(true));
-        let access_only = Tokens {
-            refresh_token: None,
-            ..tokens
-        };
+        let granted = tokens(TOKEN, Some("8d1f0e.refresh"), Some(server.uri()));
+        assert_eq!(pipedrive.revoke(&granted).await, Ok(true));
+        let access_only = tokens(TOKEN, None, Some(server.uri()));
         assert_eq!(pipedrive.revoke(&access_only).await, Ok(false));
     }
 
@@ -2227,22 +2186,15 @@ mod tests {
                 ProviderError::Unavailable("Pipedrive answered 500 Internal Server Error".into()),
             ),
         ];
-        for (deal, answer, _) in &cases {
-            Mock::given(method("PATCH"))
-                .and(path(format!("/api/v2/deals/{deal}")))
-                .respond_with(answer.clone())
-                .mount(&server)
-                .await;
-        }
-        let pipedrive = pipedrive(&server);
-        for (deal, _, expected) in cases {
-            let error = pipedrive
-                .move_deal(&access(&server), deal, "won", None)
-                .await
-                .unwrap_err();
-            assert_eq!(error, expected, "{deal}");
-            let shown = error.to_string();
-            assert!(!shown.contains("secret") && !shown.contains("stack"), "{shown}");
-        }
+        let pipedrive = &pipedrive(&server);
+        let access = &access(&server);
+        assert_failures_map(
+            &server,
+            cases.into(),
+            |deal| Mock::given(method("PATCH")).and(path(format!("/api/v2/deals/{deal}"))),
+            |deal| pipedrive.move_deal(access, deal, "won", None),
+            &["secret", "stack"],
+        )
+        .await;
     }
 }

@@ -11,8 +11,9 @@
 //! configured share of the budget, no request is sent until the next day
 //! (UTC): the sync waits rather than spend the org's own integrations' quota.
 
-use crate::http::{read_answer, read_capped, ApiHosts};
-use crate::oauth::{ClientAuthentication, OAuthSettings};
+use crate::http::{clipped, error_body, logged, read_answer, read_capped, refused, send, ApiHosts};
+use crate::oauth::OAuthSettings;
+use crate::sign_in::app_sign_in;
 use application::clock::{Clock, SystemClock};
 use application::crm::{
     BulkImport, CallLog, CallResult, CrmAccess, CrmAccount, CrmApi, CrmBulkApi, CrmContact, MeetingLog, NewContact,
@@ -43,9 +44,6 @@ pub const DEFAULT_BUDGET_SHARE: f64 = 0.8;
 
 /// Salesforce's long text fields (Task `Description`, Note `Body`) hold at most this many characters.
 const LONG_TEXT_CHARS: usize = 32_000;
-/// How much of an error answer is read, and how much of its message logged.
-const ERROR_BODY_BYTES: usize = 64 * 1024;
-const LOGGED_MESSAGE_CHARS: usize = 300;
 /// The most of a note an agent's briefing carries.
 const BRIEFING_NOTE_CHARS: usize = 500;
 /// The most of a bulk job's result files we read.
@@ -80,16 +78,13 @@ pub fn oauth_settings(
     login_url: &str,
 ) -> OAuthSettings {
     let login = login_url.trim_end_matches('/');
-    OAuthSettings {
-        client_id,
-        client_secret,
-        auth_url: format!("{login}/services/oauth2/authorize"),
-        token_url: format!("{login}/services/oauth2/token"),
-        redirect_url,
-        scopes: SCOPES.iter().map(|s| (*s).to_owned()).collect(),
-        extra_authorize_params: Vec::new(),
-        client_authentication: ClientAuthentication::RequestBody,
-    }
+    let auth_url = format!("{login}/services/oauth2/authorize");
+    let token_url = format!("{login}/services/oauth2/token");
+    app_sign_in(
+        (client_id, client_secret, redirect_url),
+        (&auth_url, &token_url),
+        SCOPES,
+    )
 }
 
 /// How the client reaches Salesforce.
@@ -249,16 +244,9 @@ impl SalesforceClient {
         let host = self.instance(access)?.host_str().unwrap_or_default().to_owned();
         let now = self.clock.now();
         self.check_budget(&host, now)?;
-        let response = request
-            .bearer_auth(&access.token)
-            .send()
-            .await
-            .map_err(crate::http::no_answer)?;
+        let response = send(request.bearer_auth(&access.token)).await?;
         self.note_usage(&host, &response, now);
-        if response.status().is_success() {
-            return Ok(response);
-        }
-        Err(Refusal::read(response).await.into_error(now))
+        succeeded(response, now).await
     }
 
     async fn json<T: serde::de::DeserializeOwned>(
@@ -469,9 +457,13 @@ fn next_utc_midnight(at: DateTime<Utc>) -> DateTime<Utc> {
     tomorrow.and_hms_opt(0, 0, 0).expect("midnight exists").and_utc()
 }
 
-/// At most `limit` characters of `text`.
-fn clipped(text: &str, limit: usize) -> String {
-    text.chars().take(limit).collect()
+/// The answer when it is a success, else its failure as our error.
+async fn succeeded(response: reqwest::Response, now: DateTime<Utc>) -> Result<reqwest::Response, ProviderError> {
+    if response.status().is_success() {
+        Ok(response)
+    } else {
+        Err(Refusal::read(response).await.into_error(now))
+    }
 }
 
 /// A Salesforce error answer, read for the log (never passed on).
@@ -483,8 +475,7 @@ struct Refusal {
 impl Refusal {
     async fn read(response: reqwest::Response) -> Self {
         let status = response.status();
-        let body = read_capped(response, ERROR_BODY_BYTES).await.unwrap_or_default();
-        let parsed: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+        let (body, parsed) = error_body(response).await;
         // REST errors are a list of {errorCode, message}; OAuth-style ones an object.
         let first = parsed.get(0).unwrap_or(&parsed);
         let code = first["errorCode"]
@@ -492,29 +483,24 @@ impl Refusal {
             .or_else(|| first["error"].as_str())
             .unwrap_or_default()
             .to_owned();
-        let message: String = first["message"]
-            .as_str()
-            .map(str::to_owned)
-            .unwrap_or_else(|| String::from_utf8_lossy(&body).into_owned())
-            .chars()
-            .take(LOGGED_MESSAGE_CHARS)
-            .collect();
+        let message = logged(
+            &first["message"]
+                .as_str()
+                .map(str::to_owned)
+                .unwrap_or_else(|| String::from_utf8_lossy(&body).into_owned()),
+        );
         tracing::warn!(status = status.as_u16(), code = %code, message = %message, "Salesforce answered with an error");
         Self { status, code }
     }
 
     fn into_error(self, now: DateTime<Utc>) -> ProviderError {
-        match self.status {
-            StatusCode::UNAUTHORIZED => ProviderError::Unauthorized,
-            StatusCode::FORBIDDEN if self.code == "REQUEST_LIMIT_EXCEEDED" => ProviderError::DailyLimitReached {
-                resets_in: (next_utc_midnight(now) - now).to_std().ok(),
-            },
-            StatusCode::NOT_FOUND => ProviderError::NotFound,
-            status if status.is_client_error() => ProviderError::Rejected {
-                status: status.as_u16(),
-            },
-            status => ProviderError::Unavailable(format!("Salesforce answered {status}").into()),
-        }
+        let daily = self.status == StatusCode::FORBIDDEN && self.code == "REQUEST_LIMIT_EXCEEDED";
+        let limit = daily.then(|| ProviderError::DailyLimitReached {
+            resets_in: (next_utc_midnight(now) - now).to_std().ok(),
+        });
+        refused(self.status.as_u16(), limit, || {
+            format!("Salesforce answered {}", self.status)
+        })
     }
 }
 
@@ -526,12 +512,7 @@ fn sub_error(sub: &SubResponse) -> ProviderError {
         .and_then(|e| e["errorCode"].as_str())
         .unwrap_or_default();
     tracing::warn!(reference = %sub.reference_id, status = sub.status, code, "a Salesforce subrequest failed");
-    match sub.status {
-        401 => ProviderError::Unauthorized,
-        404 => ProviderError::NotFound,
-        status @ 400..=499 => ProviderError::Rejected { status },
-        status => ProviderError::Unavailable(format!("Salesforce answered {status}").into()),
-    }
+    refused(sub.status, None, || format!("Salesforce answered {}", sub.status))
 }
 
 fn sub_result<'a>(
@@ -990,18 +971,9 @@ impl CrmApi for SalesforceClient {
             "{}/services/oauth2/revoke",
             self.settings.login_url.trim_end_matches('/')
         );
-        let response = self
-            .http
-            .post(url)
-            .form(&[("token", token)])
-            .send()
-            .await
-            .map_err(crate::http::no_answer)?;
-        if response.status().is_success() {
-            Ok(true)
-        } else {
-            Err(Refusal::read(response).await.into_error(self.clock.now()))
-        }
+        let response = send(self.http.post(url).form(&[("token", token)])).await?;
+        succeeded(response, self.clock.now()).await?;
+        Ok(true)
     }
 }
 
@@ -1130,12 +1102,7 @@ impl CrmBulkApi for SalesforceClient {
             "Open" | "UploadComplete" | "InProgress" => return Ok(BulkImport::Running),
             "JobComplete" => {}
             state => {
-                let message: String = job
-                    .error_message
-                    .unwrap_or_default()
-                    .chars()
-                    .take(LOGGED_MESSAGE_CHARS)
-                    .collect();
+                let message = logged(&job.error_message.unwrap_or_default());
                 tracing::warn!(job = %job.id, state, message = %message, "a Salesforce bulk job failed");
                 return Ok(BulkImport::Failed {
                     reason: format!("bulk job {}", state.to_ascii_lowercase()),

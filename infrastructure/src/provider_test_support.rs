@@ -1,0 +1,97 @@
+//! What the provider clients' tests share: parsed values, the requests a
+//! `wiremock` fake received, tokens, a booking to put in a calendar, and the
+//! check that failed answers become our errors without the provider's words.
+
+use application::calendar::{CalendarRef, NewCalendarEvent};
+use application::oauth::Tokens;
+use application::providers::ProviderError;
+use chrono::{DateTime, Utc};
+use domain::auth::Email;
+use domain::calendar::{Attendee, Slot};
+use domain::phone::PhoneNumber;
+use serde_json::Value;
+use std::future::Future;
+use uuid::Uuid;
+use wiremock::{MockBuilder, MockServer, ResponseTemplate};
+
+pub fn at(text: &str) -> DateTime<Utc> {
+    text.parse().unwrap()
+}
+
+pub fn phone(text: &str) -> PhoneNumber {
+    PhoneNumber::parse(text).unwrap()
+}
+
+/// The JSON bodies of the requests the fake received, in order (`Null` for
+/// one without a JSON body).
+pub async fn sent_bodies(server: &MockServer) -> Vec<Value> {
+    server
+        .received_requests()
+        .await
+        .unwrap()
+        .iter()
+        .map(|request| serde_json::from_slice(&request.body).unwrap_or(Value::Null))
+        .collect()
+}
+
+/// A grant's tokens, without an expiry.
+pub fn tokens(access_token: &str, refresh_token: Option<&str>, api_base: Option<String>) -> Tokens {
+    Tokens {
+        access_token: access_token.into(),
+        api_base,
+        refresh_token: refresh_token.map(str::to_owned),
+        expires_at: None,
+    }
+}
+
+/// A calendar of `account`'s, in `zone`: the account's default one without `calendar_id`.
+pub fn calendar(account: &str, zone: &str, calendar_id: Option<&str>) -> CalendarRef {
+    CalendarRef {
+        account: account.into(),
+        calendar_id: calendar_id.map(str::to_owned),
+        zone: zone.parse().unwrap(),
+    }
+}
+
+/// The booking id every calendar test books under.
+pub const BOOKING_ID: &str = "0f8b6c2e-3a4d-4e5f-9a1b-2c3d4e5f6a7b";
+
+/// Half an hour with John Doe of Acme at 15:00 UTC on 4 March 2026.
+pub fn booking(add_video_link: bool) -> NewCalendarEvent {
+    NewCalendarEvent {
+        booking_id: Uuid::parse_str(BOOKING_ID).unwrap(),
+        title: "Demo with Acme".into(),
+        description: "Booked by VoxReach".into(),
+        slot: Slot::new(at("2026-03-04T15:00:00Z"), 30),
+        attendee: Attendee {
+            name: "John Doe".into(),
+            email: Some(Email::parse("john@acme.example").unwrap()),
+            phone: None,
+        },
+        add_video_link,
+    }
+}
+
+/// Mounts each case's answer on the mock `mock_for` gives for its name, then
+/// makes `request` for each name: it must fail with the case's error, whose
+/// text holds none of the provider's words that are `hidden`.
+pub async fn assert_failures_map<T, R>(
+    server: &MockServer,
+    cases: Vec<(&'static str, ResponseTemplate, ProviderError)>,
+    mock_for: impl Fn(&str) -> MockBuilder,
+    request: impl Fn(&'static str) -> R,
+    hidden: &[&str],
+) where
+    T: std::fmt::Debug,
+    R: Future<Output = Result<T, ProviderError>>,
+{
+    for (name, answer, _) in &cases {
+        mock_for(name).respond_with(answer.clone()).mount(server).await;
+    }
+    for (name, _, expected) in cases {
+        let error = request(name).await.unwrap_err();
+        assert_eq!(error, expected, "{name}");
+        let shown = error.to_string();
+        assert!(hidden.iter().all(|word| !shown.contains(word)), "{shown}");
+    }
+}
