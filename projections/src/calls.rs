@@ -10,7 +10,7 @@ use application::calls::{
 };
 use application::AppError;
 use async_trait::async_trait;
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, SubsecRound, Utc};
 use domain::calls::{CallDirection, CallEvent, CallParties, CallReport, CallStatus, EndedReason};
 use domain::RecordedEvent;
 use serde_json::{json, Value};
@@ -418,7 +418,7 @@ async fn save_timeline(conn: &mut PgConnection, timeline: Vec<TimelineRow>) -> R
                 .value(Some(entry.global_position))
                 .text(Some(&entry.event_type))
                 .text(entry.status.as_ref().map(CallStatus::as_str))
-                .time(Some(entry.at))
+                .time(Some(as_bound(entry.at)))
                 .text(Some(&json_text(&entry.details)?));
             Ok(())
         },
@@ -595,6 +595,11 @@ fn report_text_bytes(report: &CallReport) -> usize {
             .sum::<usize>()
 }
 
+/// A time as the live path's bound parameters store it: cut to the microsecond.
+fn as_bound(at: DateTime<Utc>) -> DateTime<Utc> {
+    at.trunc_subsecs(6)
+}
+
 /// Writes calls that have no stored row by `COPY`, every column.
 async fn copy_calls(conn: &mut PgConnection, calls: &HashMap<Uuid, CallRow>) -> Result<(), sqlx::Error> {
     let no_messages = Vec::new();
@@ -620,11 +625,11 @@ async fn copy_calls(conn: &mut PgConnection, calls: &HashMap<Uuid, CallRow>) -> 
                 .value(Some(row.status_rank))
                 .text(row.ended_reason.as_deref())
                 .text(row.outcome.as_deref())
-                .time(Some(row.created_at))
-                .time(Some(row.updated_at))
+                .time(Some(as_bound(row.created_at)))
+                .time(Some(as_bound(row.updated_at)))
                 .value(row.report_position)
-                .time(report.and_then(|r| r.started_at))
-                .time(report.and_then(|r| r.ended_at))
+                .time(report.and_then(|r| r.started_at).map(as_bound))
+                .time(report.and_then(|r| r.ended_at).map(as_bound))
                 .value(report.and_then(|r| r.duration_seconds))
                 .value(report.and_then(|r| r.cost))
                 .text(report.and_then(|r| r.transcript.as_deref()))

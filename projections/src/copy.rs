@@ -57,9 +57,10 @@ impl CopyRows {
         self
     }
 
-    /// A time to the microsecond, cut as sqlx cuts a bound one (PostgreSQL would round).
+    /// A time, as precise as it is: PostgreSQL rounds it to the microsecond,
+    /// as it does a time in JSON (a bound parameter is cut instead).
     pub(crate) fn time(&mut self, value: Option<DateTime<Utc>>) -> &mut Self {
-        self.value(value.map(|at| at.to_rfc3339_opts(SecondsFormat::Micros, true)))
+        self.value(value.map(|at| at.to_rfc3339_opts(SecondsFormat::AutoSi, true)))
     }
 
     fn end_row(&mut self) {
@@ -119,7 +120,7 @@ mod tests {
         rows.end_row();
         assert_eq!(
             rows.buffer,
-            "3\ta\\tb\\\\c\\nd\\re\t\\N\t\\N\t1970-01-01T00:00:00.000000Z\ntrue\n"
+            "3\ta\\tb\\\\c\\nd\\re\t\\N\t\\N\t1970-01-01T00:00:00.000000999Z\ntrue\n"
         );
     }
 }
