@@ -72,12 +72,8 @@ async fn main() {
     for name in ["agents", "analytics"] {
         let result = runner.rebuild(name, |_| {}).await.unwrap();
         println!(
-            "rebuild of read model `{name}`: {:>8.0} events/s of the log ({} events; reading {:.2} s, applying {:.2} s, finishing {:.2} s)",
-            result.events_per_second,
-            result.done,
-            result.reading.as_secs_f64(),
-            result.applying.as_secs_f64(),
-            result.finishing.as_secs_f64()
+            "rebuild of read model `{name}`: {}",
+            voxreach_tests::rebuild_figures(&result)
         );
     }
     // What autovacuum does after a rebuild's inserts: statistics, and the visibility map index-only scans need.

@@ -50,12 +50,8 @@ async fn main() {
         .unwrap();
         let result = runner.rebuild(name, |_| {}).await.unwrap();
         println!(
-            "rebuild of read model `{name:<18}`: {:>8.0} events/s of the log ({} events, {consumed} of them its own; reading {:.2} s, applying {:.2} s, finishing {:.2} s)",
-            result.events_per_second,
-            result.done,
-            result.reading.as_secs_f64(),
-            result.applying.as_secs_f64(),
-            result.finishing.as_secs_f64()
+            "rebuild of read model `{name:<18}` ({consumed} events of its own): {}",
+            voxreach_tests::rebuild_figures(&result)
         );
     }
 }

@@ -445,6 +445,18 @@ pub async fn assert_read_models_equal_rebuilds(app: &TestApp) {
     );
 }
 
+/// How a benchmark reports a rebuild: its rate over the log and where the time went.
+pub fn rebuild_figures(result: &projections::RebuildProgress) -> String {
+    format!(
+        "{:>8.0} events/s of the log ({} events; reading {:.2} s, applying {:.2} s, finishing {:.2} s)",
+        result.events_per_second,
+        result.done,
+        result.reading.as_secs_f64(),
+        result.applying.as_secs_f64(),
+        result.finishing.as_secs_f64()
+    )
+}
+
 /// Events per second of a raw read of the whole log (every column, in log order, streamed to the
 /// client): the figure a read model's rebuild is compared with.
 pub async fn raw_log_read_rate(pool: &PgPool) -> f64 {
