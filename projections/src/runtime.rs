@@ -68,6 +68,11 @@ pub trait Rebuild: Send {
     async fn finish(&mut self, _conn: &mut PgConnection) -> Result<(), sqlx::Error> {
         Ok(())
     }
+    /// Statements that complete the tables after `finish`, independent of one
+    /// another: the runtime runs them side by side, each in its own transaction.
+    fn completing_statements(&self) -> Vec<String> {
+        vec![]
+    }
 }
 
 /// A rebuild that applies every batch as the live projector does.
@@ -247,6 +252,9 @@ pub struct RunnerConfig {
     pub rebuild_batch_size: i64,
     /// Rows a rebuild may keep in memory between its batches before writing them out.
     pub rebuild_held_rows: usize,
+    /// Connections a rebuild's last steps (completing, logging and indexing
+    /// its tables) use side by side: PostgreSQL runs each statement on one core.
+    pub rebuild_workers: usize,
     pub poll_interval: Duration,
     /// Postgres channel on which appends announce new events.
     pub channel: &'static str,
@@ -260,6 +268,7 @@ impl Default for RunnerConfig {
             batch_size: 1000,
             rebuild_batch_size: 10_000,
             rebuild_held_rows: 200_000,
+            rebuild_workers: std::thread::available_parallelism().map_or(2, |cores| cores.get()),
             poll_interval: Duration::from_millis(500),
             channel: "voxreach_events",
             gather: Duration::from_millis(50),
@@ -365,39 +374,84 @@ async fn create_tables(conn: &mut PgConnection, m: &dyn ReadModel) -> Result<(),
 /// write-ahead log for rows a crash would rebuild anyway), and without their
 /// non-unique indexes (built once at the end instead of maintained per row;
 /// unique ones stay, upserts need them). Returns the indexes' definitions.
-async fn bulk_load_mode(conn: &mut PgConnection, m: &dyn ReadModel, schema: &str) -> Result<Vec<String>, sqlx::Error> {
-    let indexes: Vec<(String, String)> = sqlx::query_as(
-        "SELECT format('%I.%I', n.nspname, i.relname), pg_get_indexdef(i.oid)
+async fn bulk_load_mode(
+    conn: &mut PgConnection,
+    m: &dyn ReadModel,
+    schema: &str,
+) -> Result<Vec<(String, String)>, sqlx::Error> {
+    let indexes: Vec<(String, String, String)> = sqlx::query_as(
+        "SELECT format('%I.%I', n.nspname, i.relname), t.relname::text, pg_get_indexdef(i.oid)
          FROM pg_index x JOIN pg_class i ON i.oid = x.indexrelid JOIN pg_namespace n ON n.oid = i.relnamespace
+              JOIN pg_class t ON t.oid = x.indrelid
          WHERE n.nspname = $1 AND NOT x.indisunique",
     )
     .bind(schema)
     .fetch_all(&mut *conn)
     .await?;
-    let mut script: Vec<String> = indexes.iter().map(|(index, _)| format!("DROP INDEX {index}")).collect();
+    let mut script: Vec<String> = indexes
+        .iter()
+        .map(|(index, ..)| format!("DROP INDEX {index}"))
+        .collect();
     script.extend(
         m.tables()
             .iter()
             .map(|table| format!("ALTER TABLE {table} SET UNLOGGED")),
     );
     run_script(conn, script.join("; ")).await?;
-    Ok(indexes.into_iter().map(|(_, definition)| definition).collect())
+    Ok(indexes
+        .into_iter()
+        .map(|(_, table, definition)| (table, definition))
+        .collect())
 }
 
-/// Makes a rebuild's tables what `create_sql` made them: logged (one
-/// sequential write of each table), with every index built from the loaded rows.
-async fn leave_bulk_load_mode(
-    conn: &mut PgConnection,
-    m: &dyn ReadModel,
-    deferred_indexes: Vec<String>,
-) -> Result<(), sqlx::Error> {
-    let mut script: Vec<String> = m
-        .tables()
+/// What makes a rebuild's tables what `create_sql` made them, a script per
+/// table: logged (one sequential write of it), with every index built from the loaded rows.
+fn leaving_bulk_load_mode(m: &dyn ReadModel, deferred_indexes: Vec<(String, String)>) -> Vec<String> {
+    m.tables()
         .iter()
-        .map(|table| format!("ALTER TABLE {table} SET LOGGED"))
-        .collect();
-    script.extend(deferred_indexes);
-    run_script(conn, script.join("; ")).await
+        .map(|table| {
+            let mut script = vec![format!("ALTER TABLE {table} SET LOGGED")];
+            script.extend(
+                deferred_indexes
+                    .iter()
+                    .filter(|(indexed, _)| indexed == table)
+                    .map(|(_, definition)| definition.clone()),
+            );
+            script.join("; ")
+        })
+        .collect()
+}
+
+/// Runs independent scripts on `workers` connections side by side, each in
+/// its own transaction under `search_path`.
+async fn run_side_by_side(
+    pool: &PgPool,
+    search_path: &str,
+    scripts: Vec<String>,
+    workers: usize,
+) -> Result<(), sqlx::Error> {
+    let queue = Arc::new(std::sync::Mutex::new(scripts));
+    let mut tasks = tokio::task::JoinSet::new();
+    for _ in 0..workers.max(1) {
+        let (pool, queue, search_path) = (pool.clone(), queue.clone(), search_path.to_owned());
+        tasks.spawn(async move {
+            loop {
+                let Some(script) = queue.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).pop() else {
+                    return Ok::<_, sqlx::Error>(());
+                };
+                let mut tx = pool.begin().await?;
+                sqlx::query(&search_path).execute(&mut *tx).await?;
+                run_script(&mut tx, script).await?;
+                tx.commit().await?;
+            }
+        });
+    }
+    let mut outcome = Ok(());
+    while let Some(done) = tasks.join_next().await {
+        let done = done.unwrap_or_else(|failed| std::panic::resume_unwind(failed.into_panic()));
+        outcome = outcome.and(done);
+    }
+    outcome
 }
 
 /// Runs several statements (simple query protocol). Not `raw_sql`: its
@@ -1032,9 +1086,16 @@ impl ProjectionRunner {
         let mut tx = self.pool.begin().await.map_err(db(name))?;
         sqlx::query(&search_path).execute(&mut *tx).await.map_err(db(name))?;
         rebuild.finish(&mut tx).await.map_err(db(name))?;
-        drop(rebuild);
-        leave_bulk_load_mode(&mut tx, m, deferred).await.map_err(db(name))?;
         tx.commit().await.map_err(db(name))?;
+        let workers = self.config.rebuild_workers;
+        let completing = rebuild.completing_statements();
+        drop(rebuild);
+        run_side_by_side(&self.pool, &search_path, completing, workers)
+            .await
+            .map_err(db(name))?;
+        run_side_by_side(&self.pool, &search_path, leaving_bulk_load_mode(m, deferred), workers)
+            .await
+            .map_err(db(name))?;
         if swap {
             done += self.swap_in(m, schema, &search_path, at).await? as u64;
         }

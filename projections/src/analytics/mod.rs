@@ -568,14 +568,6 @@ async fn recompute_days(conn: &mut PgConnection, days: Vec<(Uuid, NaiveDate)>) -
     Ok(())
 }
 
-/// Computes the aggregates of every fact into empty tables (the end of a rebuild).
-async fn aggregate_everything(conn: &mut PgConnection) -> Result<(), sqlx::Error> {
-    for statement in aggregate_inserts("FROM analytics_calls f") {
-        run_statement(conn, statement).await?;
-    }
-    Ok(())
-}
-
 /// The statements that insert the aggregates of the facts `from` selects (as `f`).
 fn aggregate_inserts(facts: &str) -> [String; 3] {
     let groupings = "GROUPING SETS ((f.agent_id, f.campaign_id), (f.agent_id), (f.campaign_id), ())";
@@ -769,8 +761,12 @@ impl Rebuild for AnalyticsRebuild {
     }
 
     async fn finish(&mut self, conn: &mut PgConnection) -> Result<(), sqlx::Error> {
-        self.write_held(conn).await?;
-        aggregate_everything(conn).await
+        self.write_held(conn).await
+    }
+
+    /// The aggregates of every fact, computed once into the empty tables.
+    fn completing_statements(&self) -> Vec<String> {
+        aggregate_inserts("FROM analytics_calls f").to_vec()
     }
 }
 

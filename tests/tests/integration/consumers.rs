@@ -244,6 +244,27 @@ async fn a_rebuild_swaps_in_while_the_old_tables_serve() {
         .await
         .unwrap();
     assert_eq!(count as usize, before.as_array().unwrap().len() + 1);
+
+    // A rebuild loads unlogged tables without their indexes, then logs and
+    // indexes them (several side by side): they end as `create_sql` made them.
+    let shape = || async {
+        sqlx::query_as::<_, (String, String, Vec<String>)>(
+            "SELECT c.relname::text, c.relpersistence::text,
+                    ARRAY(SELECT regexp_replace(indexdef, ' ON \\S+ ', ' ON ') FROM pg_indexes i
+                          WHERE i.schemaname = 'public' AND i.tablename = c.relname ORDER BY indexname)
+             FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+             WHERE n.nspname = 'public' AND c.relname IN ('calls', 'call_timeline', 'organization_call_stats')
+             ORDER BY 1",
+        )
+        .fetch_all(&app.db.pool)
+        .await
+        .unwrap()
+    };
+    let live = shape().await;
+    assert_eq!(live.len(), 3);
+    assert!(live.iter().all(|(_, persistence, _)| persistence == "p"));
+    app.state.runner.rebuild("calls", |_| {}).await.unwrap();
+    assert_eq!(shape().await, live);
 }
 
 #[tokio::test]
