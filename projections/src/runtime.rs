@@ -456,7 +456,7 @@ async fn run_side_by_side(
 
 /// Runs several statements (simple query protocol). Not `raw_sql`: its
 /// future trips the compiler's proof that spawned rebuilds are `Send`.
-async fn run_script(conn: &mut PgConnection, sql: String) -> Result<(), sqlx::Error> {
+pub(crate) async fn run_script(conn: &mut PgConnection, sql: String) -> Result<(), sqlx::Error> {
     sqlx::Executor::execute(conn, sql.as_str()).await.map(|_| ())
 }
 

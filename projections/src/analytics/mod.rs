@@ -15,7 +15,7 @@ pub use queries::PgAnalytics;
 
 use crate::copy::{copy_in, CopyRows};
 use crate::rows::{self, stream_uuid};
-use crate::runtime::{ReadModel, Rebuild};
+use crate::runtime::{run_script, ReadModel, Rebuild};
 use async_trait::async_trait;
 use chrono::{DateTime, NaiveDate, Utc};
 use domain::analytics::{CallAnalysis, SentimentLabel};
@@ -782,7 +782,7 @@ async fn copy_facts(conn: &mut PgConnection, facts: &[CallFacts]) -> Result<(), 
     if facts.is_empty() {
         return Ok(());
     }
-    run_statement(
+    run_script(
         conn,
         format!(
             "CREATE TEMP TABLE analytics_calls_copied ON COMMIT DROP AS
@@ -801,7 +801,7 @@ async fn copy_facts(conn: &mut PgConnection, facts: &[CallFacts]) -> Result<(), 
     )
     .await?;
     let values = bucketed_columns();
-    run_statement(
+    run_script(
         conn,
         format!(
             "INSERT INTO analytics_calls ({FACT_COLUMNS})
@@ -813,10 +813,6 @@ async fn copy_facts(conn: &mut PgConnection, facts: &[CallFacts]) -> Result<(), 
         ),
     )
     .await
-}
-
-async fn run_statement(conn: &mut PgConnection, sql: String) -> Result<(), sqlx::Error> {
-    sqlx::Executor::execute(conn, sql.as_str()).await.map(|_| ())
 }
 
 /// One row of [`COPIED_COLUMNS`].
