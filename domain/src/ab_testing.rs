@@ -175,9 +175,8 @@ impl Aggregate for Variant {
     type Command = VariantCommand;
     type Event = VariantEvent;
     type Error = AbError;
-    const STREAM_TYPE: &'static str = "script-variant";
 
-    fn decide(command: &VariantCommand, state: &Self) -> Result<Vec<VariantEvent>, AbError> {
+    fn decide(command: &Self::Command, state: &Self) -> Result<Vec<Self::Event>, Self::Error> {
         use VariantCommand as C;
         if !matches!(command, C::Create { .. }) && !state.exists() {
             return Err(AbError::NotFound("variant"));
@@ -239,7 +238,7 @@ impl Aggregate for Variant {
         })
     }
 
-    fn evolve(mut self, event: &VariantEvent) -> Self {
+    fn evolve(mut self, event: &Self::Event) -> Self {
         match event {
             VariantEvent::VariantCreated { agent_id, spec, .. } => {
                 self.agent_id = Some(*agent_id);
@@ -283,28 +282,27 @@ impl Aggregate for AgentExperiments {
     type Command = AgentExperimentCommand;
     type Event = AgentExperimentEvent;
     type Error = AbError;
-    const STREAM_TYPE: &'static str = "agent-experiments";
 
-    fn decide(command: &AgentExperimentCommand, state: &Self) -> Result<Vec<AgentExperimentEvent>, AbError> {
-        Ok(match command {
-            AgentExperimentCommand::Start { test_id, now } => match state.running_test {
-                Some(running) => return Err(AbError::TestAlreadyRunning(running)),
-                None => vec![AgentExperimentEvent::AgentTestStarted {
+    fn decide(command: &Self::Command, state: &Self) -> Result<Vec<Self::Event>, Self::Error> {
+        match (command, state.running_test) {
+            (AgentExperimentCommand::Start { .. }, Some(running)) => Err(AbError::TestAlreadyRunning(running)),
+            (AgentExperimentCommand::Start { test_id, now }, None) => {
+                Ok(vec![AgentExperimentEvent::AgentTestStarted {
                     test_id: *test_id,
                     at: *now,
-                }],
-            },
-            AgentExperimentCommand::End { test_id, now } if state.running_test == Some(*test_id) => {
-                vec![AgentExperimentEvent::AgentTestEnded {
-                    test_id: *test_id,
-                    at: *now,
-                }]
+                }])
             }
-            AgentExperimentCommand::End { .. } => vec![],
-        })
+            (AgentExperimentCommand::End { test_id, now }, Some(running)) if running == *test_id => {
+                Ok(vec![AgentExperimentEvent::AgentTestEnded {
+                    test_id: *test_id,
+                    at: *now,
+                }])
+            }
+            (AgentExperimentCommand::End { .. }, _) => Ok(vec![]),
+        }
     }
 
-    fn evolve(mut self, event: &AgentExperimentEvent) -> Self {
+    fn evolve(mut self, event: &Self::Event) -> Self {
         self.running_test = match event {
             AgentExperimentEvent::AgentTestStarted { test_id, .. } => Some(*test_id),
             AgentExperimentEvent::AgentTestEnded { .. } => None,
@@ -477,9 +475,8 @@ impl Aggregate for VariantAssignment {
     type Command = AssignmentCommand;
     type Event = AssignmentEvent;
     type Error = AbError;
-    const STREAM_TYPE: &'static str = "ab-assignment";
 
-    fn decide(command: &AssignmentCommand, state: &Self) -> Result<Vec<AssignmentEvent>, AbError> {
+    fn decide(command: &Self::Command, state: &Self) -> Result<Vec<Self::Event>, Self::Error> {
         let AssignmentCommand::Assign {
             test_id,
             test,
@@ -521,7 +518,7 @@ impl Aggregate for VariantAssignment {
         }])
     }
 
-    fn evolve(mut self, event: &AssignmentEvent) -> Self {
+    fn evolve(mut self, event: &Self::Event) -> Self {
         let AssignmentEvent::CallVariantAssigned {
             test_id, variant_id, ..
         } = event;
@@ -551,9 +548,8 @@ impl Aggregate for CustomerPin {
     type Command = CustomerPinCommand;
     type Event = CustomerPinEvent;
     type Error = AbError;
-    const STREAM_TYPE: &'static str = "ab-customer";
 
-    fn decide(command: &CustomerPinCommand, state: &Self) -> Result<Vec<CustomerPinEvent>, AbError> {
+    fn decide(command: &Self::Command, state: &Self) -> Result<Vec<Self::Event>, Self::Error> {
         let CustomerPinCommand::Pin {
             test_id,
             variant_id,
@@ -571,7 +567,7 @@ impl Aggregate for CustomerPin {
         }])
     }
 
-    fn evolve(mut self, event: &CustomerPinEvent) -> Self {
+    fn evolve(mut self, event: &Self::Event) -> Self {
         let CustomerPinEvent::CustomerVariantPinned { variant_id, .. } = event;
         self.variant_id = Some(*variant_id);
         self
@@ -690,9 +686,8 @@ impl Aggregate for AbTest {
     type Command = AbTestCommand;
     type Event = AbTestEvent;
     type Error = AbError;
-    const STREAM_TYPE: &'static str = "ab-test";
 
-    fn decide(command: &AbTestCommand, state: &Self) -> Result<Vec<AbTestEvent>, AbError> {
+    fn decide(command: &Self::Command, state: &Self) -> Result<Vec<Self::Event>, Self::Error> {
         use AbTestCommand as C;
         if !matches!(command, C::Start { .. }) && !state.exists() {
             return Err(AbError::NotFound("A/B test"));
@@ -793,7 +788,7 @@ impl Aggregate for AbTest {
         })
     }
 
-    fn evolve(mut self, event: &AbTestEvent) -> Self {
+    fn evolve(mut self, event: &Self::Event) -> Self {
         match event {
             AbTestEvent::AbTestStarted {
                 agent_id,

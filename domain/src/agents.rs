@@ -343,9 +343,8 @@ impl Aggregate for Agent {
     type Command = AgentCommand;
     type Event = AgentEvent;
     type Error = AgentError;
-    const STREAM_TYPE: &'static str = "agent";
 
-    fn decide(command: &AgentCommand, state: &Self) -> Result<Vec<AgentEvent>, AgentError> {
+    fn decide(command: &Self::Command, state: &Self) -> Result<Vec<Self::Event>, Self::Error> {
         use AgentCommand as C;
         if !matches!(
             command,
@@ -443,7 +442,7 @@ impl Aggregate for Agent {
         })
     }
 
-    fn evolve(mut self, event: &AgentEvent) -> Self {
+    fn evolve(mut self, event: &Self::Event) -> Self {
         match event {
             AgentEvent::AgentCreated { spec, created_at, .. } => {
                 self.spec = Some(spec.clone());

@@ -7,8 +7,9 @@ pub trait Aggregate: Default + Sized + Send + Sync {
     type Event: DomainEvent + Send + Sync;
     type Error;
 
-    /// Stream type in the log, e.g. `user` for streams `user-<uuid>`.
-    const STREAM_TYPE: &'static str;
+    /// Stream type in the log, e.g. `user` for streams `user-<uuid>`: the
+    /// one its events are declared in.
+    const STREAM_TYPE: &'static str = <Self::Event as DomainEvent>::STREAM_TYPE;
 
     /// Business rules: what a command means given the current state.
     fn decide(command: &Self::Command, state: &Self) -> Result<Vec<Self::Event>, Self::Error>;

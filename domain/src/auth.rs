@@ -262,9 +262,8 @@ impl Aggregate for Organization {
     type Command = OrganizationCommand;
     type Event = OrganizationEvent;
     type Error = AuthError;
-    const STREAM_TYPE: &'static str = "organization";
 
-    fn decide(command: &OrganizationCommand, state: &Self) -> Result<Vec<OrganizationEvent>, AuthError> {
+    fn decide(command: &Self::Command, state: &Self) -> Result<Vec<Self::Event>, Self::Error> {
         match command {
             OrganizationCommand::Create {
                 name,
@@ -310,7 +309,7 @@ impl Aggregate for Organization {
         }
     }
 
-    fn evolve(self, event: &OrganizationEvent) -> Self {
+    fn evolve(self, event: &Self::Event) -> Self {
         let settings = match event {
             OrganizationEvent::OrganizationCreated { name, .. } => OrganizationSettings {
                 name: name.clone(),
@@ -361,9 +360,8 @@ impl Aggregate for EmailClaim {
     type Command = ClaimEmail;
     type Event = EmailClaimEvent;
     type Error = AuthError;
-    const STREAM_TYPE: &'static str = "user-email";
 
-    fn decide(command: &ClaimEmail, state: &Self) -> Result<Vec<EmailClaimEvent>, AuthError> {
+    fn decide(command: &Self::Command, state: &Self) -> Result<Vec<Self::Event>, Self::Error> {
         if state.user_id.is_some() {
             return Err(AuthError::EmailTaken);
         }
@@ -372,7 +370,7 @@ impl Aggregate for EmailClaim {
         }])
     }
 
-    fn evolve(self, event: &EmailClaimEvent) -> Self {
+    fn evolve(self, event: &Self::Event) -> Self {
         match event {
             EmailClaimEvent::EmailClaimed { user_id } => EmailClaim {
                 user_id: Some(*user_id),
@@ -476,9 +474,8 @@ impl Aggregate for User {
     type Command = UserCommand;
     type Event = UserEvent;
     type Error = AuthError;
-    const STREAM_TYPE: &'static str = "user";
 
-    fn decide(command: &UserCommand, state: &Self) -> Result<Vec<UserEvent>, AuthError> {
+    fn decide(command: &Self::Command, state: &Self) -> Result<Vec<Self::Event>, Self::Error> {
         match command {
             UserCommand::Register {
                 organization_id,
@@ -543,7 +540,7 @@ impl Aggregate for User {
         }
     }
 
-    fn evolve(mut self, event: &UserEvent) -> Self {
+    fn evolve(mut self, event: &Self::Event) -> Self {
         match event {
             UserEvent::UserRegistered {
                 organization_id,

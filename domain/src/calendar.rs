@@ -605,59 +605,47 @@ impl Aggregate for CalendarIntegration {
     type Command = CalendarCommand;
     type Event = CalendarEvent;
     type Error = CalendarError;
-    const STREAM_TYPE: &'static str = "calendar-integration";
 
-    fn decide(command: &CalendarCommand, state: &Self) -> Result<Vec<CalendarEvent>, CalendarError> {
-        if let CalendarCommand::Connect {
-            organization_id,
-            connected_by,
-            provider,
-            account,
-            webhook_subscription,
-            settings,
-            now,
-        } = command
-        {
-            if state.exists() {
-                return Ok(vec![]);
+    fn decide(command: &Self::Command, state: &Self) -> Result<Vec<Self::Event>, Self::Error> {
+        match command {
+            // A connection or a failed sign-in opens the stream once.
+            CalendarCommand::Connect { .. } | CalendarCommand::RecordFailedSignIn { .. } if state.exists() => {
+                Ok(vec![])
             }
-            settings.validate()?;
-            return Ok(vec![CalendarEvent::CalendarConnected {
-                organization_id: *organization_id,
-                connected_by: *connected_by,
-                provider: *provider,
-                account: account.clone(),
-                webhook_subscription: webhook_subscription.clone(),
-                settings: settings.clone(),
-                at: *now,
-            }]);
-        }
-        if let CalendarCommand::RecordFailedSignIn {
-            organization_id,
-            connected_by,
-            provider,
-            reason,
-            now,
-        } = command
-        {
-            if state.exists() {
-                return Ok(vec![]);
+            CalendarCommand::Connect {
+                organization_id,
+                connected_by,
+                provider,
+                account,
+                webhook_subscription,
+                settings,
+                now,
+            } => {
+                settings.validate()?;
+                Ok(vec![CalendarEvent::CalendarConnected {
+                    organization_id: *organization_id,
+                    connected_by: *connected_by,
+                    provider: *provider,
+                    account: account.clone(),
+                    webhook_subscription: webhook_subscription.clone(),
+                    settings: settings.clone(),
+                    at: *now,
+                }])
             }
-            return Ok(vec![CalendarEvent::CalendarSignInFailed {
+            CalendarCommand::RecordFailedSignIn {
+                organization_id,
+                connected_by,
+                provider,
+                reason,
+                now,
+            } => Ok(vec![CalendarEvent::CalendarSignInFailed {
                 organization_id: *organization_id,
                 connected_by: *connected_by,
                 provider: *provider,
                 reason: reason.clone(),
                 at: *now,
-            }]);
-        }
-        if !state.exists() {
-            return Err(CalendarError::NotFound);
-        }
-        match command {
-            CalendarCommand::Connect { .. } | CalendarCommand::RecordFailedSignIn { .. } => {
-                unreachable!("handled above")
-            }
+            }]),
+            _ if !state.exists() => Err(CalendarError::NotFound),
             CalendarCommand::Disconnect { .. } if state.disconnected => Ok(vec![]),
             CalendarCommand::Disconnect {
                 revoked_at_provider,
@@ -682,7 +670,7 @@ impl Aggregate for CalendarIntegration {
         }
     }
 
-    fn evolve(mut self, event: &CalendarEvent) -> Self {
+    fn evolve(mut self, event: &Self::Event) -> Self {
         match event {
             CalendarEvent::CalendarConnected {
                 organization_id,
@@ -905,9 +893,8 @@ impl Aggregate for CalendarBookings {
     type Command = BookingCommand;
     type Event = BookingEvent;
     type Error = CalendarError;
-    const STREAM_TYPE: &'static str = "calendar-bookings";
 
-    fn decide(command: &BookingCommand, state: &Self) -> Result<Vec<BookingEvent>, CalendarError> {
+    fn decide(command: &Self::Command, state: &Self) -> Result<Vec<Self::Event>, Self::Error> {
         match command {
             BookingCommand::Hold {
                 booking_id,
@@ -1032,7 +1019,7 @@ impl Aggregate for CalendarBookings {
         }
     }
 
-    fn evolve(mut self, event: &BookingEvent) -> Self {
+    fn evolve(mut self, event: &Self::Event) -> Self {
         match event {
             BookingEvent::AppointmentSlotHeld {
                 booking_id,

@@ -513,9 +513,8 @@ impl Aggregate for Call {
     type Command = CallCommand;
     type Event = CallEvent;
     type Error = CallError;
-    const STREAM_TYPE: &'static str = "call";
 
-    fn decide(command: &CallCommand, state: &Self) -> Result<Vec<CallEvent>, CallError> {
+    fn decide(command: &Self::Command, state: &Self) -> Result<Vec<Self::Event>, Self::Error> {
         Ok(match command {
             CallCommand::Request {
                 organization_id,
@@ -626,7 +625,7 @@ impl Aggregate for Call {
         })
     }
 
-    fn evolve(mut self, event: &CallEvent) -> Self {
+    fn evolve(mut self, event: &Self::Event) -> Self {
         self.known = true;
         match event {
             CallEvent::CallRequested { parties, campaign, .. } => {

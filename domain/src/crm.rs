@@ -492,9 +492,8 @@ impl Aggregate for CrmIntegration {
     type Command = CrmCommand;
     type Event = CrmEvent;
     type Error = CrmError;
-    const STREAM_TYPE: &'static str = "crm-integration";
 
-    fn decide(command: &CrmCommand, state: &Self) -> Result<Vec<CrmEvent>, CrmError> {
+    fn decide(command: &Self::Command, state: &Self) -> Result<Vec<Self::Event>, Self::Error> {
         match command {
             CrmCommand::Connect {
                 organization_id,
@@ -603,7 +602,7 @@ impl Aggregate for CrmIntegration {
         }
     }
 
-    fn evolve(mut self, event: &CrmEvent) -> Self {
+    fn evolve(mut self, event: &Self::Event) -> Self {
         match event {
             CrmEvent::CrmConnected {
                 organization_id,
@@ -840,9 +839,8 @@ impl Aggregate for CallSync {
     type Command = CrmSyncEvent;
     type Event = CrmSyncEvent;
     type Error = CrmError;
-    const STREAM_TYPE: &'static str = "crm-call-sync";
 
-    fn decide(observed: &CrmSyncEvent, state: &Self) -> Result<Vec<CrmSyncEvent>, CrmError> {
+    fn decide(observed: &Self::Command, state: &Self) -> Result<Vec<Self::Event>, Self::Error> {
         let repeat = match observed {
             CrmSyncEvent::CrmContactResolved { .. } => state.contact_id.is_some(),
             CrmSyncEvent::CrmCallLogged { .. } => state.engagement_id.is_some(),
@@ -859,7 +857,7 @@ impl Aggregate for CallSync {
         Ok(if repeat { vec![] } else { vec![observed.clone()] })
     }
 
-    fn evolve(mut self, event: &CrmSyncEvent) -> Self {
+    fn evolve(mut self, event: &Self::Event) -> Self {
         let confirm = |state: &mut Self, step: SyncStep| state.unconfirmed.retain(|s| *s != step);
         match event {
             CrmSyncEvent::CrmWriteStarted { step, .. } => self.unconfirmed.push(*step),
@@ -945,13 +943,12 @@ impl Aggregate for CrmContactRecord {
     type Command = CrmContactEvent;
     type Event = CrmContactEvent;
     type Error = CrmError;
-    const STREAM_TYPE: &'static str = "crm-contact";
 
     /// CRMs deliver at least once and in no particular order: a property
     /// change is kept only where it is newer than the one we hold (a
     /// redelivery is not), and nothing follows a deletion (HubSpot ids are
     /// never reused, and a late change of a deleted contact is stale).
-    fn decide(reported: &CrmContactEvent, state: &Self) -> Result<Vec<CrmContactEvent>, CrmError> {
+    fn decide(reported: &Self::Command, state: &Self) -> Result<Vec<Self::Event>, Self::Error> {
         if state.is_deleted() {
             return Ok(vec![]);
         }
@@ -989,7 +986,7 @@ impl Aggregate for CrmContactRecord {
         })
     }
 
-    fn evolve(mut self, event: &CrmContactEvent) -> Self {
+    fn evolve(mut self, event: &Self::Event) -> Self {
         match event {
             CrmContactEvent::CrmContactChanged {
                 properties,

@@ -50,6 +50,7 @@ macro_rules! domain_events {
         }
 
         impl $crate::events::DomainEvent for $name {
+            const STREAM_TYPE: &'static str = $stream;
             const SPECS: &'static [$crate::events::EventSpec] = &[
                 $($crate::events::EventSpec {
                     event_type: stringify!($variant),
@@ -215,6 +216,9 @@ pub enum DecodeError {
 /// (`#[serde(tag = "type", content = "data")]`): the tag is the stored event
 /// type, the content the payload.
 pub trait DomainEvent: Sized + Serialize + DeserializeOwned {
+    /// The type of the streams these events live in.
+    const STREAM_TYPE: &'static str;
+
     /// This enum's entries of the catalogue.
     const SPECS: &'static [EventSpec];
 

@@ -256,9 +256,8 @@ impl Aggregate for PhoneNumberState {
     type Command = PhoneNumberCommand;
     type Event = PhoneNumberEvent;
     type Error = NumberError;
-    const STREAM_TYPE: &'static str = "phone-number";
 
-    fn decide(command: &PhoneNumberCommand, state: &Self) -> Result<Vec<PhoneNumberEvent>, NumberError> {
+    fn decide(command: &Self::Command, state: &Self) -> Result<Vec<Self::Event>, Self::Error> {
         use PhoneNumberCommand as C;
         if !matches!(
             command,
@@ -349,7 +348,7 @@ impl Aggregate for PhoneNumberState {
         })
     }
 
-    fn evolve(mut self, event: &PhoneNumberEvent) -> Self {
+    fn evolve(mut self, event: &Self::Event) -> Self {
         match event {
             PhoneNumberEvent::PhoneNumberAdded { source, agent_id, .. } => {
                 self.number = source.number().cloned();
@@ -459,9 +458,8 @@ impl Aggregate for Credential {
     type Command = CredentialCommand;
     type Event = CredentialEvent;
     type Error = NumberError;
-    const STREAM_TYPE: &'static str = "credential";
 
-    fn decide(command: &CredentialCommand, state: &Self) -> Result<Vec<CredentialEvent>, NumberError> {
+    fn decide(command: &Self::Command, state: &Self) -> Result<Vec<Self::Event>, Self::Error> {
         match command {
             CredentialCommand::Add {
                 organization_id,
@@ -507,7 +505,7 @@ impl Aggregate for Credential {
         }
     }
 
-    fn evolve(mut self, event: &CredentialEvent) -> Self {
+    fn evolve(mut self, event: &Self::Event) -> Self {
         match event {
             CredentialEvent::CredentialAdded { provider, sealed, .. } => {
                 self.provider = Some(provider.clone());

@@ -524,9 +524,8 @@ impl Aggregate for CampaignContact {
     type Command = ContactCommand;
     type Event = CampaignContactEvent;
     type Error = ContactError;
-    const STREAM_TYPE: &'static str = "campaign-contact";
 
-    fn decide(command: &ContactCommand, state: &Self) -> Result<Vec<CampaignContactEvent>, ContactError> {
+    fn decide(command: &Self::Command, state: &Self) -> Result<Vec<Self::Event>, Self::Error> {
         Ok(match command {
             ContactCommand::RecordDial {
                 campaign_id,
@@ -690,7 +689,7 @@ impl Aggregate for CampaignContact {
         })
     }
 
-    fn evolve(mut self, event: &CampaignContactEvent) -> Self {
+    fn evolve(mut self, event: &Self::Event) -> Self {
         if let Some(attempt) = Attempt::dialed(event) {
             self.attempts.push(attempt);
         } else if let Some(attempt) = event

@@ -109,9 +109,8 @@ impl Aggregate for DncEntry {
     type Command = DncCommand;
     type Event = DncEvent;
     type Error = DncError;
-    const STREAM_TYPE: &'static str = "dnc-number";
 
-    fn decide(command: &DncCommand, state: &Self) -> Result<Vec<DncEvent>, DncError> {
+    fn decide(command: &Self::Command, state: &Self) -> Result<Vec<Self::Event>, Self::Error> {
         Ok(match command {
             // Listing a listed number again keeps the first listing.
             DncCommand::List { .. } if state.listed.is_some() => vec![],
@@ -150,7 +149,7 @@ impl Aggregate for DncEntry {
         })
     }
 
-    fn evolve(mut self, event: &DncEvent) -> Self {
+    fn evolve(mut self, event: &Self::Event) -> Self {
         match event {
             DncEvent::DncNumberListed {
                 organization_id,
@@ -245,6 +244,18 @@ mod tests {
         }
     }
 
+    /// `listed()` taken off the list.
+    fn delisted() -> DncEvent {
+        DncEvent::DncNumberRemoved {
+            organization_id: Uuid::nil(),
+            phone: phone(),
+            removed_by: Uuid::from_u128(2),
+            previous_reason: DncReason::OptOut,
+            previous_source: DncSource::AutoDetected,
+            at: at("2026-11-26T12:00:00Z"),
+        }
+    }
+
     fn list(reason: DncReason) -> DncCommand {
         DncCommand::List {
             organization_id: Uuid::nil(),
@@ -278,14 +289,7 @@ mod tests {
                 removed_by: Uuid::from_u128(2),
                 now: at("2026-11-26T12:00:00Z"),
             })
-            .then([DncEvent::DncNumberRemoved {
-                organization_id: Uuid::nil(),
-                phone: phone(),
-                removed_by: Uuid::from_u128(2),
-                previous_reason: DncReason::OptOut,
-                previous_source: DncSource::AutoDetected,
-                at: at("2026-11-26T12:00:00Z"),
-            }]);
+            .then([delisted()]);
         assert_eq!(removed.listed, None);
         given::<DncEntry>([])
             .when(DncCommand::Remove {
@@ -294,19 +298,9 @@ mod tests {
             })
             .then_error(DncError::NotListed);
         // Listed again after a removal.
-        let relisted = given::<DncEntry>([
-            listed(),
-            DncEvent::DncNumberRemoved {
-                organization_id: Uuid::nil(),
-                phone: phone(),
-                removed_by: Uuid::from_u128(2),
-                previous_reason: DncReason::OptOut,
-                previous_source: DncSource::AutoDetected,
-                at: at("2026-11-26T12:00:00Z"),
-            },
-        ])
-        .when(list(DncReason::Bounced))
-        .events();
+        let relisted = given::<DncEntry>([listed(), delisted()])
+            .when(list(DncReason::Bounced))
+            .events();
         assert_eq!(relisted.len(), 1);
     }
 

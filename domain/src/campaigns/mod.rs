@@ -284,9 +284,8 @@ impl Aggregate for Campaign {
     type Command = CampaignCommand;
     type Event = CampaignEvent;
     type Error = CampaignError;
-    const STREAM_TYPE: &'static str = "campaign";
 
-    fn decide(command: &CampaignCommand, state: &Self) -> Result<Vec<CampaignEvent>, CampaignError> {
+    fn decide(command: &Self::Command, state: &Self) -> Result<Vec<Self::Event>, Self::Error> {
         use CampaignCommand as C;
         use CampaignStatus as S;
         let Some(current) = state.settings.as_ref() else {
@@ -467,7 +466,7 @@ impl Aggregate for Campaign {
         })
     }
 
-    fn evolve(mut self, event: &CampaignEvent) -> Self {
+    fn evolve(mut self, event: &Self::Event) -> Self {
         use CampaignStatus as S;
         match event {
             CampaignEvent::CampaignCreated {
