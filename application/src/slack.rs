@@ -15,7 +15,7 @@ use domain::calendar::{CalendarIntegration, CalendarProvider};
 use domain::calls::CallStatus;
 use domain::slack::{
     calendar_needs_reauth_message, message, CallFacts, Notice, Notification, NotificationEvent, NotificationKind,
-    Preferences, Route, SlackCommand, SlackError, SlackIntegration, SlackWebhookUrl,
+    Preferences, Route, SlackCommand, SlackConnection, SlackError, SlackIntegration, SlackWebhookUrl,
 };
 use domain::{Aggregate, Checkpoint};
 use serde::Serialize;
@@ -170,12 +170,14 @@ impl SlackService {
             .sealer
             .seal(webhook_url.as_str(), &context(caller.organization_id, id));
         let command = SlackCommand::Connect {
-            organization_id: caller.organization_id,
-            workspace_name,
-            channel,
-            sealed_webhook_url,
-            webhook_hint,
-            preferences,
+            connection: SlackConnection {
+                organization_id: caller.organization_id,
+                workspace_name,
+                channel,
+                sealed_webhook_url,
+                webhook_hint,
+                preferences,
+            },
             now: self.clock.now(),
         };
         self.execute(caller, id, command).await?;

@@ -627,12 +627,8 @@ domain_events! {
         /// failuresBypassMute}, at.
         #[version(1)]
         SlackIntegrationConnected {
-            organization_id: Uuid,
-            workspace_name: String,
-            channel: String,
-            sealed_webhook_url: String,
-            webhook_hint: String,
-            preferences: Preferences,
+            #[serde(flatten)]
+            connection: SlackConnection,
             at: DateTime<Utc>,
         },
         /// Routing, mentions, time zone or mute hours changed. Payload: preferences, at.
@@ -651,15 +647,23 @@ domain_events! {
     }
 }
 
+/// What connecting a Slack integration records (flattened into its event's payload).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SlackConnection {
+    pub organization_id: Uuid,
+    pub workspace_name: String,
+    pub channel: String,
+    /// The incoming webhook's URL, encrypted.
+    pub sealed_webhook_url: String,
+    pub webhook_hint: String,
+    pub preferences: Preferences,
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub enum SlackCommand {
     Connect {
-        organization_id: Uuid,
-        workspace_name: String,
-        channel: String,
-        sealed_webhook_url: String,
-        webhook_hint: String,
-        preferences: Preferences,
+        connection: SlackConnection,
         now: DateTime<Utc>,
     },
     UpdatePreferences {
@@ -694,22 +698,19 @@ impl Aggregate for SlackIntegration {
     type Command = SlackCommand;
     type Event = SlackEvent;
     type Error = SlackError;
-    const STREAM_TYPE: &'static str = "slack-integration";
 
-    fn decide(command: &SlackCommand, state: &Self) -> Result<Vec<SlackEvent>, SlackError> {
+    fn decide(command: &Self::Command, state: &Self) -> Result<Vec<Self::Event>, Self::Error> {
         if !matches!(command, SlackCommand::Connect { .. }) && !state.exists() {
             return Err(SlackError::NotFound);
         }
         Ok(match command {
-            SlackCommand::Connect {
-                organization_id,
-                workspace_name,
-                channel,
-                sealed_webhook_url,
-                webhook_hint,
-                preferences,
-                now,
-            } => {
+            SlackCommand::Connect { connection, now } => {
+                let SlackConnection {
+                    workspace_name,
+                    channel,
+                    preferences,
+                    ..
+                } = connection;
                 if workspace_name.trim().is_empty() || workspace_name.chars().count() > WORKSPACE_NAME_CHARS {
                     return Err(invalid(
                         "workspaceName",
@@ -721,12 +722,10 @@ impl Aggregate for SlackIntegration {
                 }
                 preferences.validate()?;
                 vec![SlackEvent::SlackIntegrationConnected {
-                    organization_id: *organization_id,
-                    workspace_name: workspace_name.trim().to_owned(),
-                    channel: channel.clone(),
-                    sealed_webhook_url: sealed_webhook_url.clone(),
-                    webhook_hint: webhook_hint.clone(),
-                    preferences: preferences.clone(),
+                    connection: SlackConnection {
+                        workspace_name: workspace_name.trim().to_owned(),
+                        ..connection.clone()
+                    },
                     at: *now,
                 }]
             }
@@ -750,16 +749,12 @@ impl Aggregate for SlackIntegration {
         })
     }
 
-    fn evolve(mut self, event: &SlackEvent) -> Self {
+    fn evolve(mut self, event: &Self::Event) -> Self {
         match event {
-            SlackEvent::SlackIntegrationConnected {
-                sealed_webhook_url,
-                preferences,
-                ..
-            } => {
+            SlackEvent::SlackIntegrationConnected { connection, .. } => {
                 self.connected = true;
-                self.sealed_webhook_url = Some(sealed_webhook_url.clone());
-                self.preferences = preferences.clone();
+                self.sealed_webhook_url = Some(connection.sealed_webhook_url.clone());
+                self.preferences = connection.preferences.clone();
             }
             SlackEvent::SlackPreferencesUpdated { preferences, .. } => self.preferences = preferences.clone(),
             SlackEvent::SlackIntegrationBroken { reason, .. } => self.broken = Some(reason.clone()),
@@ -808,14 +803,13 @@ impl Aggregate for Notification {
     type Command = NotificationEvent;
     type Event = NotificationEvent;
     type Error = SlackError;
-    const STREAM_TYPE: &'static str = "slack-notification";
 
     /// Outcomes are facts reported by the delivery reactor; a sent notification takes no more.
-    fn decide(command: &NotificationEvent, state: &Self) -> Result<Vec<NotificationEvent>, SlackError> {
+    fn decide(command: &Self::Command, state: &Self) -> Result<Vec<Self::Event>, Self::Error> {
         Ok(if state.sent { vec![] } else { vec![command.clone()] })
     }
 
-    fn evolve(mut self, event: &NotificationEvent) -> Self {
+    fn evolve(mut self, event: &Self::Event) -> Self {
         match event {
             NotificationEvent::SlackNotificationSent { .. } => self.sent = true,
             NotificationEvent::SlackNotificationFailed { .. } => self.attempts += 1,
@@ -981,16 +975,78 @@ mod tests {
         assert!(SlackWebhookUrl::parse("http://127.0.0.1:18444/services/T/B/X", &fake).is_err());
     }
 
-    #[test]
-    fn a_broken_integration_records_why_once_per_change() {
-        use crate::aggregate::given_when_then::given;
-        let connected = SlackEvent::SlackIntegrationConnected {
+    fn connection() -> SlackConnection {
+        SlackConnection {
             organization_id: Uuid::nil(),
             workspace_name: "Acme".into(),
             channel: "#sales".into(),
             sealed_webhook_url: "sealed".into(),
             webhook_hint: "hint".into(),
             preferences: Preferences::default(),
+        }
+    }
+
+    #[test]
+    fn connecting_trims_the_workspace_name_and_stores_the_connection_flat() {
+        use crate::aggregate::given_when_then::given;
+        use crate::events::DomainEvent;
+        let now = at("2026-11-24T12:00:00Z");
+        let mut untrimmed = connection();
+        untrimmed.workspace_name = " Acme ".into();
+        let state = given::<SlackIntegration>([])
+            .when(SlackCommand::Connect {
+                connection: untrimmed,
+                now,
+            })
+            .then([SlackEvent::SlackIntegrationConnected {
+                connection: connection(),
+                at: now,
+            }]);
+        assert!(state.exists());
+        // The payload is byte for byte what it was before the fields were grouped.
+        #[derive(Serialize)]
+        #[serde(rename_all = "camelCase")]
+        struct Ungrouped<'a> {
+            organization_id: Uuid,
+            workspace_name: &'a str,
+            channel: &'a str,
+            sealed_webhook_url: &'a str,
+            webhook_hint: &'a str,
+            preferences: Preferences,
+            at: DateTime<Utc>,
+        }
+        let ungrouped = Ungrouped {
+            organization_id: Uuid::nil(),
+            workspace_name: "Acme",
+            channel: "#sales",
+            sealed_webhook_url: "sealed",
+            webhook_hint: "hint",
+            preferences: Preferences::default(),
+            at: now,
+        };
+        let connected = SlackEvent::SlackIntegrationConnected {
+            connection: connection(),
+            at: now,
+        };
+        assert_eq!(
+            serde_json::to_string(&connected).unwrap(),
+            format!(
+                r#"{{"type":"SlackIntegrationConnected","data":{}}}"#,
+                serde_json::to_string(&ungrouped).unwrap()
+            )
+        );
+        let payload = serde_json::to_value(&ungrouped).unwrap();
+        assert_eq!(
+            SlackEvent::decode("SlackIntegrationConnected", 1, &payload).unwrap(),
+            connected
+        );
+    }
+
+    #[test]
+    fn a_broken_integration_records_why_once_per_change() {
+        use crate::aggregate::given_when_then::given;
+        let connected = SlackEvent::SlackIntegrationConnected {
+            connection: connection(),
             at: at("2026-11-24T12:00:00Z"),
         };
         given::<SlackIntegration>([connected.clone()])

@@ -10,7 +10,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use domain::calls::{CallEvent, CallStatus, EndedReason, Outcome};
 use domain::events::DecodeError;
-use domain::slack::{NotificationEvent, NotificationKind, Preferences, SlackEvent};
+use domain::slack::{NotificationEvent, NotificationKind, Preferences, SlackConnection, SlackEvent};
 use domain::{Checkpoint, RecordedEvent};
 use serde::{Deserialize, Serialize};
 use sqlx::types::Json;
@@ -45,13 +45,16 @@ enum Change {
 fn evolve(row: &mut Option<IntegrationRow>, id: Uuid, change: Change) {
     if let Change::Integration(
         SlackEvent::SlackIntegrationConnected {
-            organization_id,
-            workspace_name,
-            channel,
-            webhook_hint,
-            preferences,
+            connection:
+                SlackConnection {
+                    organization_id,
+                    workspace_name,
+                    channel,
+                    webhook_hint,
+                    preferences,
+                    ..
+                },
             at,
-            ..
         },
         connected,
     ) = change
