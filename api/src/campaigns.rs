@@ -10,7 +10,7 @@ use actix_web::{web, HttpResponse};
 use actix_web::{HttpMessage, HttpRequest};
 use application::campaigns::upload::{ColumnMapping, ImportResult, UploadSummary};
 use application::campaigns::{
-    AttemptPage, CampaignStats, CampaignView, ContactPage, DncStatus, DncUploadResult, Steer,
+    AttemptPage, CampaignStats, CampaignView, ContactPage, DncStatus, DncUploadResult, ListPage, Steer,
 };
 use application::{AppError, ErrorKind};
 use domain::campaigns::{AttemptResult, CampaignSettings, CampaignStatus, ContactStatus, DncReason};
@@ -271,6 +271,21 @@ pub async fn import(
     Ok(HttpResponse::Ok().json(state.uploads.import(&caller.0, campaign, upload, &body.mapping).await?))
 }
 
+/// The page of one of a campaign's lists a query asks for.
+fn list_page<F>(
+    campaign_id: Uuid,
+    only: Option<F>,
+    cursor: Option<Uuid>,
+    limit: Option<i64>,
+) -> Result<ListPage<F>, ApiError> {
+    Ok(ListPage {
+        campaign_id,
+        only,
+        after: cursor,
+        limit: page_limit(limit)?,
+    })
+}
+
 #[derive(Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct ContactQuery {
@@ -292,12 +307,8 @@ pub async fn contacts(
     id: web::Path<Uuid>,
     query: web::Query<ContactQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    let limit = page_limit(query.limit)?;
-    let page = state
-        .campaigns
-        .contacts(&caller.0, *id, query.status, query.cursor, limit)
-        .await?;
-    Ok(HttpResponse::Ok().json(page))
+    let page = list_page(*id, query.status, query.cursor, query.limit)?;
+    Ok(HttpResponse::Ok().json(state.campaigns.contacts(&caller.0, page).await?))
 }
 
 #[derive(Deserialize, IntoParams)]
@@ -321,13 +332,8 @@ pub async fn calls(
     id: web::Path<Uuid>,
     query: web::Query<AttemptQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    let limit = page_limit(query.limit)?;
-    Ok(HttpResponse::Ok().json(
-        state
-            .campaigns
-            .attempts(&caller.0, *id, query.result, query.cursor, limit)
-            .await?,
-    ))
+    let page = list_page(*id, query.result, query.cursor, query.limit)?;
+    Ok(HttpResponse::Ok().json(state.campaigns.attempts(&caller.0, page).await?))
 }
 
 /// How the campaign is going: SPEC's figures, contacts by status, contact and conversion rates, pace, ETA.

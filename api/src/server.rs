@@ -212,25 +212,26 @@ pub fn build_state(pool: PgPool, wiring: Wiring) -> AppState {
     ));
     let calendar_directory = Arc::new(projections::calendar::PgCalendarDirectory::new(pool.clone()));
     let crm_directory = Arc::new(projections::crm::PgCrmDirectory::new(pool.clone()));
-    let crm_tokens = application::crm::CrmTokens::new(
-        store.clone(),
-        wiring.clock.clone(),
-        oauth_store.clone(),
-        oauth_store.clone(),
-    );
+    let crm_connections = application::crm::CrmConnections {
+        providers: wiring.crm_providers.clone(),
+        tokens: application::crm::CrmTokens::new(
+            store.clone(),
+            wiring.clock.clone(),
+            oauth_store.clone(),
+            oauth_store.clone(),
+        ),
+    };
     let crm = Arc::new(application::crm::CrmService {
         store: store.clone(),
         clock: wiring.clock.clone(),
-        providers: wiring.crm_providers.clone(),
-        tokens: crm_tokens.clone(),
+        connections: crm_connections.clone(),
         directory: crm_directory.clone(),
         schema_cache: application::crm::schema_cache(),
     });
     let crm_sync = application::crm::CrmSync {
         store: store.clone(),
         clock: wiring.clock.clone(),
-        providers: wiring.crm_providers.clone(),
-        tokens: crm_tokens.clone(),
+        connections: crm_connections.clone(),
         retry: wiring.retry,
         appointments: calendar_directory.clone(),
         progress: Arc::new(projections::runtime::PgReadModelProgress::new(pool.clone())),
@@ -239,7 +240,7 @@ pub fn build_state(pool: PgPool, wiring: Wiring) -> AppState {
         store: store.clone(),
         clock: wiring.clock.clone(),
         providers: wiring.calendar_providers.clone(),
-        oauth: crm_tokens.sharing(),
+        oauth: crm_connections.tokens.sharing(),
         directory: calendar_directory.clone(),
         secrets: Arc::new(RandomSecretTokens),
         public_url: wiring.public_url.clone(),
@@ -312,8 +313,7 @@ pub fn build_state(pool: PgPool, wiring: Wiring) -> AppState {
         briefing: Arc::new(application::crm::CrmBriefing {
             store: store.clone(),
             clock: wiring.clock.clone(),
-            providers: wiring.crm_providers.clone(),
-            tokens: crm_tokens.clone(),
+            connections: crm_connections.clone(),
             directory: crm_directory.clone(),
         }),
         calendars: calendar_directory.clone(),
@@ -379,8 +379,7 @@ pub fn build_state(pool: PgPool, wiring: Wiring) -> AppState {
     let crm_backfill = application::crm::CrmBackfill {
         store: store.clone(),
         clock: clock.clone(),
-        providers: wiring.crm_providers.clone(),
-        tokens: crm_tokens.clone(),
+        connections: crm_connections.clone(),
         calls: call_history.clone(),
         queue: work_queue.clone(),
     };

@@ -125,6 +125,7 @@ pub async fn hubspot(req: HttpRequest, state: web::Data<AppState>, body: web::By
     let uri = format!("{}{}", state.public_url.trim_end_matches('/'), req.uri());
     let secret = state
         .crm
+        .connections
         .providers
         .get(CrmProvider::Hubspot)
         .and_then(|connector| connector.webhook_secret.as_deref())

@@ -626,17 +626,25 @@ impl SignInFlow<CrmIntegration> {
     }
 }
 
+/// The CRMs every CRM use case reaches: those this deployment is configured
+/// for, and the sign-ins and tokens of the organizations' connected accounts.
+#[derive(Clone)]
+pub struct CrmConnections {
+    pub providers: CrmProviders,
+    pub tokens: CrmTokens,
+}
+
 #[async_trait]
 impl SignInFeature for CrmService {
     type Integration = CrmIntegration;
     type Answer = CrmConnectResult;
 
     fn sign_ins(&self) -> &SignInFlow<CrmIntegration> {
-        &self.tokens
+        &self.connections.tokens
     }
 
     fn client(&self, provider: CrmProvider) -> Option<&dyn OAuthClient> {
-        self.providers.get(provider).map(|c| c.oauth.as_ref())
+        self.connections.providers.get(provider).map(|c| c.oauth.as_ref())
     }
 
     /// Stores the tokens (replacing a previous connection's) and records the
@@ -648,7 +656,7 @@ impl SignInFeature for CrmService {
     ) -> Result<CrmConnectResult, AppError> {
         let (pending, provider) = (&signed.pending, signed.provider);
         let organization_id = pending.organization_id;
-        let connector = self.providers.configured(provider)?;
+        let connector = self.connections.providers.configured(provider)?;
         let account = connector
             .api
             .account(&CrmAccess::from(tokens.clone()))
@@ -662,7 +670,8 @@ impl SignInFeature for CrmService {
             scopes: account.scopes,
             now: signed.now,
         };
-        self.tokens
+        self.connections
+            .tokens
             .connect(pending, &vault_owner(provider), &tokens, &command)
             .await?;
         self.schema_cache.invalidate(&(organization_id, provider)).await;
@@ -687,9 +696,7 @@ impl SignInFeature for CrmService {
 pub struct CrmService {
     pub store: Arc<dyn EventStore>,
     pub clock: Arc<dyn Clock>,
-    pub providers: CrmProviders,
-    /// Sign-ins with the CRMs and their tokens.
-    pub tokens: CrmTokens,
+    pub connections: CrmConnections,
     pub directory: Arc<dyn CrmDirectory>,
     /// Each portal's contact properties and deal stages, for checking settings.
     pub schema_cache: SchemaCache,
@@ -718,9 +725,10 @@ impl CrmService {
     #[tracing::instrument(skip_all, fields(organization_id = %caller.organization_id, %provider))]
     pub async fn start_connect(&self, caller: &Session, provider: CrmProvider) -> Result<String, AppError> {
         authorize(caller, Action::ManageIntegrations)?;
-        let connector = self.providers.configured(provider)?;
+        let connector = self.connections.providers.configured(provider)?;
         let integration_id = provider.integration_id(caller.organization_id);
-        self.tokens
+        self.connections
+            .tokens
             .start(
                 caller,
                 connector.oauth.as_ref(),
@@ -762,8 +770,13 @@ impl CrmService {
     }
 
     async fn token(&self, organization_id: Uuid, provider: CrmProvider) -> Result<CrmAccess, AppError> {
-        let connector = self.providers.configured(provider)?;
-        match self.tokens.access(connector, organization_id, provider, false).await? {
+        let connector = self.connections.providers.configured(provider)?;
+        match self
+            .connections
+            .tokens
+            .access(connector, organization_id, provider, false)
+            .await?
+        {
             Ok(token) => Ok(token),
             Err(TokenFailure::Unavailable(reason)) => Err(crm_failure(ProviderError::Unavailable(reason))),
             Err(_) => Err(crm_needs_reauth()),
@@ -784,7 +797,12 @@ impl CrmService {
         let current = self.live(organization_id, provider).await?;
         let settings = patch.apply(&current.settings.unwrap_or_else(|| CrmSettings::defaults_for(provider)));
         settings.validate()?;
-        let writes_custom_records = self.providers.configured(provider)?.api.writes_custom_records();
+        let writes_custom_records = self
+            .connections
+            .providers
+            .configured(provider)?
+            .api
+            .writes_custom_records();
         if settings.custom_record.is_some() && !writes_custom_records {
             return Err(AppError::validation(
                 "customRecord",
@@ -840,7 +858,7 @@ impl CrmService {
         provider: CrmProvider,
         custom: &CustomRecordMapping,
     ) -> Result<(), AppError> {
-        let api = &self.providers.configured(provider)?.api;
+        let api = &self.connections.providers.configured(provider)?.api;
         let token = self.token(organization_id, provider).await?;
         let fields = match api.object_fields(&token, &custom.object).await {
             Err(ProviderError::NotFound | ProviderError::Rejected { .. }) => {
@@ -875,7 +893,7 @@ impl CrmService {
             return Ok(cached);
         }
         let token = self.token(organization_id, provider).await?;
-        let api = &self.providers.configured(provider)?.api;
+        let api = &self.connections.providers.configured(provider)?.api;
         let properties = api.contact_properties(&token).await.map_err(crm_failure)?;
         let stages = api.deal_stages(&token).await.map_err(crm_failure)?;
         let schema = Arc::new(CrmSchema {
@@ -894,7 +912,7 @@ impl CrmService {
         let organization_id = caller.organization_id;
         let release = |_: CrmIntegration, tokens: Option<Tokens>| async move {
             let mut revoked = false;
-            if let (Some(tokens), Some(connector)) = (tokens, self.providers.get(provider)) {
+            if let (Some(tokens), Some(connector)) = (tokens, self.connections.providers.get(provider)) {
                 revoked = connector.api.revoke(&tokens).await.unwrap_or_else(|error| {
                     tracing::warn!(error = %crate::error::report(&error), "revoking CRM tokens failed");
                     false
@@ -904,7 +922,8 @@ impl CrmService {
             Ok(revoked)
         };
         let integration_id = provider.integration_id(organization_id);
-        self.tokens
+        self.connections
+            .tokens
             .disconnect(caller, integration_id, &vault_owner(provider), release)
             .await
     }
@@ -914,7 +933,7 @@ impl CrmService {
     #[tracing::instrument(skip_all, fields(organization_id = %caller.organization_id, %provider))]
     pub async fn backfill(&self, caller: &Session, provider: CrmProvider) -> Result<DateTime<Utc>, AppError> {
         authorize(caller, Action::ManageIntegrations)?;
-        self.providers.configured(provider)?;
+        self.connections.providers.configured(provider)?;
         self.live(caller.organization_id, provider).await?;
         let now = self.clock.now();
         let since = now - chrono::Duration::days(backfill::BACKFILL_DAYS);
@@ -947,7 +966,7 @@ impl CrmService {
             PhoneNumber::parse(phone).map_err(|e| AppError::validation("phone", format!("phone is invalid: {e}")))?;
         let integration = self.live(caller.organization_id, provider).await?;
         let token = self.token(caller.organization_id, provider).await?;
-        let api = &self.providers.configured(provider)?.api;
+        let api = &self.connections.providers.configured(provider)?.api;
         if let Some(found) = api.find_contact(&token, &phone).await.map_err(crm_failure)? {
             return Ok(ContactSyncResult {
                 result: "found".into(),

@@ -7,7 +7,7 @@ use application::auth::Page;
 use application::campaigns::runner::{CampaignBoard, CampaignLookup, ReadyContact, RunningCampaign, UnfinishedAttempt};
 use application::campaigns::{
     AttemptView, CampaignDirectory, CampaignProgress, CampaignView, ContactDirectory, ContactView, DncDirectory,
-    DncStatus, Progress,
+    DncStatus, ListPage, Progress,
 };
 use application::AppError;
 use async_trait::async_trait;
@@ -736,10 +736,7 @@ impl ContactDirectory for PgCampaigns {
     async fn contacts(
         &self,
         organization_id: Uuid,
-        campaign_id: Uuid,
-        status: Option<ContactStatus>,
-        after: Option<Uuid>,
-        limit: i64,
+        page: ListPage<ContactStatus>,
     ) -> Result<Vec<ContactView>, AppError> {
         // UUID v7 ids sort in import order.
         let rows: Vec<(Json<ContactRow>,)> = sqlx::query_as(
@@ -749,10 +746,10 @@ impl ContactDirectory for PgCampaigns {
              ORDER BY id LIMIT $5",
         )
         .bind(organization_id)
-        .bind(campaign_id)
-        .bind(status.map(ContactStatus::as_str))
-        .bind(after)
-        .bind(limit)
+        .bind(page.campaign_id)
+        .bind(page.only.map(ContactStatus::as_str))
+        .bind(page.after)
+        .bind(page.limit)
         .fetch_all(&self.pool)
         .await
         .map_err(read_failed("listing contacts"))?;
@@ -959,10 +956,7 @@ impl CampaignProgress for PgCampaigns {
     async fn attempts(
         &self,
         organization_id: Uuid,
-        campaign_id: Uuid,
-        result: Option<AttemptResult>,
-        after: Option<Uuid>,
-        limit: i64,
+        page: ListPage<AttemptResult>,
     ) -> Result<Vec<AttemptView>, AppError> {
         // UUID v7 call ids sort in dialling order.
         let rows: Vec<(Json<AttemptRow>,)> = sqlx::query_as(
@@ -972,10 +966,10 @@ impl CampaignProgress for PgCampaigns {
              ORDER BY id LIMIT $4",
         )
         .bind(organization_id)
-        .bind(campaign_id)
-        .bind(after)
-        .bind(limit)
-        .bind(result.map(AttemptResult::as_str))
+        .bind(page.campaign_id)
+        .bind(page.after)
+        .bind(page.limit)
+        .bind(page.only.map(AttemptResult::as_str))
         .fetch_all(&self.pool)
         .await
         .map_err(read_failed("listing attempts"))?;

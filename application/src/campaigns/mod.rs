@@ -13,8 +13,8 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use domain::campaigns::dnc::dnc_entry_id;
 use domain::campaigns::{
-    Campaign, CampaignCommand, CampaignError, CampaignSettings, CampaignStatus, DncCommand, DncEntry, DncError,
-    DncReason, DncSource,
+    AttemptResult, Campaign, CampaignCommand, CampaignError, CampaignSettings, CampaignStatus, ContactStatus,
+    DncCommand, DncEntry, DncError, DncReason, DncSource,
 };
 use domain::phone::PhoneNumber;
 use domain::phone_numbers::PhoneNumberState;
@@ -283,24 +283,34 @@ fn merged(settings: &CampaignSettings, changes: &Value) -> Result<CampaignSettin
     })
 }
 
-/// The cursor of the page after a full one: its last item's id (UUID v7 ids sort in order).
+/// Which page of one of a campaign's lists (its contacts, its attempts): the
+/// items after `after` (the last id of the previous page; UUID v7 ids sort in
+/// the list's order), only those matching `only` when given, at most `limit`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ListPage<F> {
+    pub campaign_id: Uuid,
+    pub only: Option<F>,
+    pub after: Option<Uuid>,
+    pub limit: i64,
+}
+
 impl CampaignService {
     /// A page of one of the campaign's lists, once the caller may see the
-    /// campaign, with the cursor of the next page when this one is full.
-    async fn page<T>(
+    /// campaign, with the cursor of the next page when this one is full: its
+    /// last item's id.
+    async fn page<T, F>(
         &self,
         caller: &Session,
-        campaign_id: Uuid,
-        limit: i64,
+        page: &ListPage<F>,
         id: impl Fn(&T) -> Uuid,
         listed: impl std::future::Future<Output = Result<Vec<T>, AppError>>,
     ) -> Result<(Vec<T>, Option<String>), AppError> {
-        self.get(caller, campaign_id).await?;
-        let page = listed.await?;
-        let next_cursor = (page.len() as i64 == limit)
-            .then(|| page.last().map(|item| id(item).to_string()))
+        self.get(caller, page.campaign_id).await?;
+        let items = listed.await?;
+        let next_cursor = (items.len() as i64 == page.limit)
+            .then(|| items.last().map(|item| id(item).to_string()))
             .flatten();
-        Ok((page, next_cursor))
+        Ok((items, next_cursor))
     }
 }
 
@@ -336,13 +346,13 @@ pub struct ContactView {
     pub notes: Option<String>,
     pub timezone: Option<domain::time_zone::TimeZone>,
     pub custom_data: std::collections::BTreeMap<String, String>,
-    pub status: domain::campaigns::ContactStatus,
+    pub status: ContactStatus,
     pub priority: i32,
     pub attempt_count: i32,
     pub last_attempt_at: Option<DateTime<Utc>>,
     pub next_attempt_at: Option<DateTime<Utc>>,
     /// The last attempt's result.
-    pub last_result: Option<domain::campaigns::AttemptResult>,
+    pub last_result: Option<AttemptResult>,
     pub outcome: Option<domain::calls::Outcome>,
     pub created_at: DateTime<Utc>,
 }
@@ -359,34 +369,12 @@ pub struct ContactPage {
 /// The campaign contacts read model.
 #[async_trait]
 pub trait ContactDirectory: Send + Sync {
-    /// Contacts in import order after `after` (a contact id), optionally of one status.
+    /// Contacts in import order (a contact id is the cursor), optionally of one status.
     async fn contacts(
         &self,
         organization_id: Uuid,
-        campaign_id: Uuid,
-        status: Option<domain::campaigns::ContactStatus>,
-        after: Option<Uuid>,
-        limit: i64,
+        page: ListPage<ContactStatus>,
     ) -> Result<Vec<ContactView>, AppError>;
-}
-
-impl CampaignService {
-    /// A page of the campaign's contacts (cursor: the last contact id of the previous page).
-    #[tracing::instrument(skip_all, fields(organization_id = %caller.organization_id, %campaign_id))]
-    pub async fn contacts(
-        &self,
-        caller: &Session,
-        campaign_id: Uuid,
-        status: Option<domain::campaigns::ContactStatus>,
-        cursor: Option<Uuid>,
-        limit: i64,
-    ) -> Result<ContactPage, AppError> {
-        let listed = self
-            .contacts
-            .contacts(caller.organization_id, campaign_id, status, cursor, limit);
-        let (contacts, next_cursor) = self.page(caller, campaign_id, limit, |c| c.id, listed).await?;
-        Ok(ContactPage { contacts, next_cursor })
-    }
 }
 
 /// One attempt on a contact (SPEC's CampaignCall).
@@ -398,7 +386,7 @@ pub struct AttemptView {
     pub phone: PhoneNumber,
     pub attempt_number: i32,
     /// connected, busy, no_answer, voicemail or failed; null while the call is in flight.
-    pub result: Option<domain::campaigns::AttemptResult>,
+    pub result: Option<AttemptResult>,
     pub outcome: Option<domain::calls::Outcome>,
     /// The number the call came from.
     pub caller_number: PhoneNumber,
@@ -441,14 +429,11 @@ pub struct CampaignStats {
 /// The figures behind [`CampaignStats`] (read models).
 #[async_trait]
 pub trait CampaignProgress: Send + Sync {
-    /// Attempts in dialling order after `after` (a call id), optionally of one result.
+    /// Attempts in dialling order (a call id is the cursor), optionally of one result.
     async fn attempts(
         &self,
         organization_id: Uuid,
-        campaign_id: Uuid,
-        result: Option<domain::campaigns::AttemptResult>,
-        after: Option<Uuid>,
-        limit: i64,
+        page: ListPage<AttemptResult>,
     ) -> Result<Vec<AttemptView>, AppError>;
     /// Contacts by status, contacts attempted and reached, and dials since `since`.
     async fn progress(
@@ -469,20 +454,19 @@ pub struct Progress {
 }
 
 impl CampaignService {
-    /// A page of the campaign's attempts, newest last (cursor: the last call id of the previous page).
-    #[tracing::instrument(skip_all, fields(organization_id = %caller.organization_id, %campaign_id))]
-    pub async fn attempts(
-        &self,
-        caller: &Session,
-        campaign_id: Uuid,
-        result: Option<domain::campaigns::AttemptResult>,
-        cursor: Option<Uuid>,
-        limit: i64,
-    ) -> Result<AttemptPage, AppError> {
-        let listed = self
-            .progress
-            .attempts(caller.organization_id, campaign_id, result, cursor, limit);
-        let (calls, next_cursor) = self.page(caller, campaign_id, limit, |c| c.call_id, listed).await?;
+    /// A page of the campaign's contacts.
+    #[tracing::instrument(skip_all, fields(organization_id = %caller.organization_id, campaign_id = %page.campaign_id))]
+    pub async fn contacts(&self, caller: &Session, page: ListPage<ContactStatus>) -> Result<ContactPage, AppError> {
+        let listed = self.contacts.contacts(caller.organization_id, page);
+        let (contacts, next_cursor) = self.page(caller, &page, |c| c.id, listed).await?;
+        Ok(ContactPage { contacts, next_cursor })
+    }
+
+    /// A page of the campaign's attempts, newest last.
+    #[tracing::instrument(skip_all, fields(organization_id = %caller.organization_id, campaign_id = %page.campaign_id))]
+    pub async fn attempts(&self, caller: &Session, page: ListPage<AttemptResult>) -> Result<AttemptPage, AppError> {
+        let listed = self.progress.attempts(caller.organization_id, page);
+        let (calls, next_cursor) = self.page(caller, &page, |c| c.call_id, listed).await?;
         Ok(AttemptPage { calls, next_cursor })
     }
 
@@ -494,10 +478,8 @@ impl CampaignService {
             .progress
             .progress(caller.organization_id, campaign_id, now - chrono::Duration::hours(1))
             .await?;
-        let mut by_status: std::collections::BTreeMap<String, i64> = domain::campaigns::ContactStatus::ALL
-            .iter()
-            .map(|s| (s.as_str().to_owned(), 0))
-            .collect();
+        let mut by_status: std::collections::BTreeMap<String, i64> =
+            ContactStatus::ALL.iter().map(|s| (s.as_str().to_owned(), 0)).collect();
         by_status.extend(progress.contacts_by_status);
         let ratio = |part: i64, whole: i64| (whole > 0).then(|| part as f64 / whole as f64);
         let open = by_status["pending"] + by_status["calling"];
@@ -591,15 +573,7 @@ impl DncService {
     #[tracing::instrument(skip_all, fields(organization_id = %caller.organization_id))]
     pub async fn add(&self, caller: &Session, phone: PhoneNumber, reason: DncReason) -> Result<DncStatus, AppError> {
         authorize(caller, Action::AddToDnc)?;
-        let command = DncCommand::List {
-            organization_id: caller.organization_id,
-            phone: phone.clone(),
-            reason,
-            source: DncSource::UserAdded,
-            added_by: Some(caller.user_id),
-            call_id: None,
-            now: self.clock.now(),
-        };
+        let command = listed_by(caller, phone.clone(), reason, self.clock.now());
         let (entry, _) = self.execute(caller, &phone, command).await?;
         Ok(status_of(phone, &entry))
     }
@@ -689,15 +663,7 @@ impl DncService {
         let now = self.clock.now();
         let added: Vec<bool> = futures::stream::iter(fresh)
             .map(|phone| async move {
-                let command = DncCommand::List {
-                    organization_id: caller.organization_id,
-                    phone: phone.clone(),
-                    reason,
-                    source: DncSource::UserAdded,
-                    added_by: Some(caller.user_id),
-                    call_id: None,
-                    now,
-                };
+                let command = listed_by(caller, phone.clone(), reason, now);
                 let (_, listed_now) = self.execute(caller, &phone, command).await?;
                 Ok::<_, AppError>(listed_now)
             })
@@ -711,6 +677,19 @@ impl DncService {
             invalid: errors.len() as u64,
             errors,
         })
+    }
+}
+
+/// The caller puts `phone` on the list.
+fn listed_by(caller: &Session, phone: PhoneNumber, reason: DncReason, now: DateTime<Utc>) -> DncCommand {
+    DncCommand::List {
+        organization_id: caller.organization_id,
+        phone,
+        reason,
+        source: DncSource::UserAdded,
+        added_by: Some(caller.user_id),
+        call_id: None,
+        now,
     }
 }
 

@@ -12,7 +12,7 @@
 //! connection that are not at the CRM yet.
 
 use super::sync::CallFacts;
-use super::{BulkImport, CrmAccess, CrmBulkApi, CrmConnector, CrmProviders, CrmTokens, BULK_THRESHOLD, CRM_SYNC};
+use super::{BulkImport, CrmAccess, CrmBulkApi, CrmConnections, CrmConnector, BULK_THRESHOLD, CRM_SYNC};
 use crate::aggregates::{execute_command, load_in, metadata, stream_of};
 use crate::calls::{CallFilter, CallHistory};
 use crate::clock::Clock;
@@ -44,8 +44,7 @@ const RESOLVE_PATIENCE: Duration = Duration::hours(6);
 pub struct CrmBackfill {
     pub store: Arc<dyn EventStore>,
     pub clock: Arc<dyn Clock>,
-    pub providers: CrmProviders,
-    pub tokens: CrmTokens,
+    pub connections: CrmConnections,
     pub calls: Arc<dyn CallHistory>,
     pub queue: Arc<dyn WorkQueue>,
 }
@@ -359,6 +358,7 @@ impl CrmBackfill {
             ProviderError::Unauthorized => {
                 // Salesforce sessions have no stated lifetime: a refusal is the sign to refresh.
                 let _ = self
+                    .connections
                     .tokens
                     .access(run.connector, organization_id, provider, true)
                     .await?;
@@ -410,7 +410,7 @@ impl WorkHandler for CrmBackfill {
         let (Some(backfill), Some(provider)) = (integration.backfill.clone(), integration.provider) else {
             return Ok(WorkOutcome::Done);
         };
-        let Some(connector): Option<&CrmConnector> = self.providers.get(provider) else {
+        let Some(connector): Option<&CrmConnector> = self.connections.providers.get(provider) else {
             return Ok(WorkOutcome::Done);
         };
         let now = self.clock.now();
@@ -431,7 +431,12 @@ impl WorkHandler for CrmBackfill {
                 .plan(item, integration_id, &integration, bulk, (backfill.since, plan_until))
                 .await;
         };
-        let access = match self.tokens.access(connector, organization_id, provider, false).await? {
+        let access = match self
+            .connections
+            .tokens
+            .access(connector, organization_id, provider, false)
+            .await?
+        {
             Ok(access) => access,
             Err(TokenFailure::Unavailable(reason)) => {
                 return Ok(WorkOutcome::RetryAt {

@@ -7,8 +7,7 @@ use super::*;
 pub struct CrmBriefing {
     pub store: Arc<dyn EventStore>,
     pub clock: Arc<dyn Clock>,
-    pub providers: CrmProviders,
-    pub tokens: CrmTokens,
+    pub connections: CrmConnections,
     /// The contact cache the CRM's webhooks keep: edits newer than its search index.
     pub directory: Arc<dyn CrmDirectory>,
 }
@@ -27,7 +26,12 @@ impl CrmBriefing {
         if !integration.syncs_at(self.clock.now()) {
             return Ok(None);
         }
-        let Ok(token) = self.tokens.access(connector, organization_id, provider, false).await? else {
+        let Ok(token) = self
+            .connections
+            .tokens
+            .access(connector, organization_id, provider, false)
+            .await?
+        else {
             return Ok(None);
         };
         let api = connector.api.as_ref();
@@ -77,7 +81,7 @@ impl crate::calls::CustomerBriefing for CrmBriefing {
             return BTreeMap::new();
         };
         for provider in CrmProvider::ALL {
-            let Some(connector) = self.providers.get(provider) else {
+            let Some(connector) = self.connections.providers.get(provider) else {
                 continue;
             };
             match self.briefing_of(organization_id, provider, connector, &phone).await {

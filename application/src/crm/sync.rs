@@ -178,8 +178,7 @@ impl CallFacts {
 pub struct CrmSync {
     pub store: Arc<dyn EventStore>,
     pub clock: Arc<dyn Clock>,
-    pub providers: CrmProviders,
-    pub tokens: CrmTokens,
+    pub connections: CrmConnections,
     pub retry: RetryPolicy,
     /// The appointments a call booked, for the meeting to log.
     pub appointments: Arc<dyn crate::calendar::CalendarDirectory>,
@@ -234,6 +233,12 @@ impl CrmSync {
         let now = self.clock.now();
         let (api, token, provider, call) = (step.api, &step.access, step.provider, step.call);
         let contact_id = state.contact_id.clone().unwrap_or_default();
+        // Each step's event names the CRM and the call, and is dated now.
+        macro_rules! event {
+            ($kind:ident { $($fields:tt)* }) => {
+                CrmSyncEvent::$kind { provider, call_id: step.call_id, at: now, $($fields)* }
+            };
+        }
         let outcome = match kind {
             SyncStep::ResolveContact => {
                 let Some(phone) = call.customer_number.clone() else {
@@ -245,19 +250,13 @@ impl CrmSync {
                 // Searching first also finds a contact a lost answer created.
                 match api.find_contact(token, &phone).await {
                     Err(error) => Err(error),
-                    Ok(Some(found)) => Ok(CrmSyncEvent::CrmContactResolved {
-                        provider,
-                        call_id: step.call_id,
+                    Ok(Some(found)) => Ok(event!(CrmContactResolved {
                         contact_id: found.id,
                         created: false,
-                        at: now,
-                    }),
-                    Ok(None) if !step.settings.auto_create_contacts => Ok(CrmSyncEvent::CrmSyncSkipped {
-                        provider,
-                        call_id: step.call_id,
+                    })),
+                    Ok(None) if !step.settings.auto_create_contacts => Ok(event!(CrmSyncSkipped {
                         reason: "unknown caller and autoCreateContacts is off".into(),
-                        at: now,
-                    }),
+                    })),
                     Ok(None) => {
                         let contact = NewContact {
                             phone,
@@ -268,25 +267,17 @@ impl CrmSync {
                             kind: step.settings.new_contact_kind,
                         };
                         self.intend(step, kind).await?;
-                        api.create_contact(token, &contact)
-                            .await
-                            .map(|id| CrmSyncEvent::CrmContactResolved {
-                                provider,
-                                call_id: step.call_id,
+                        api.create_contact(token, &contact).await.map(|id| {
+                            event!(CrmContactResolved {
                                 contact_id: id,
                                 created: true,
-                                at: now,
                             })
+                        })
                     }
                 }
             }
             SyncStep::LogCall => {
-                let logged = |engagement_id| CrmSyncEvent::CrmCallLogged {
-                    provider,
-                    call_id: step.call_id,
-                    engagement_id,
-                    at: now,
-                };
+                let logged = |engagement_id| event!(CrmCallLogged { engagement_id });
                 if state.is_unconfirmed(kind) {
                     // An earlier write may have reached the CRM without us hearing back.
                     match api.find_logged_call(token, &contact_id, step.call_id).await {
@@ -308,12 +299,9 @@ impl CrmSync {
                     Some(Ok((engagement_id, updated))) => {
                         match updated {
                             Ok(()) => {
-                                let updated = CrmSyncEvent::CrmContactUpdated {
-                                    provider,
-                                    call_id: step.call_id,
+                                let updated = event!(CrmContactUpdated {
                                     properties: properties.unwrap_or_default().into_keys().collect(),
-                                    at: now,
-                                };
+                                });
                                 self.record(step, updated).await?;
                             }
                             // The call is logged; the contact's update is taken again on its own.
@@ -335,12 +323,7 @@ impl CrmSync {
                 let at = call.ended_at.unwrap_or(now);
                 api.add_note(token, &contact_id, &body, at)
                     .await
-                    .map(|note_id| CrmSyncEvent::CrmNoteAdded {
-                        provider,
-                        call_id: step.call_id,
-                        note_id,
-                        at: now,
-                    })
+                    .map(|note_id| event!(CrmNoteAdded { note_id }))
             }
             SyncStep::LogMeeting => {
                 let Some(appointment) = &call.appointment else {
@@ -359,12 +342,7 @@ impl CrmSync {
                 };
                 api.log_meeting(token, &meeting)
                     .await
-                    .map(|meeting_id| CrmSyncEvent::CrmMeetingLogged {
-                        provider,
-                        call_id: step.call_id,
-                        meeting_id,
-                        at: now,
-                    })
+                    .map(|meeting_id| event!(CrmMeetingLogged { meeting_id }))
             }
             SyncStep::UpdateDeal => {
                 let stage = call
@@ -382,26 +360,24 @@ impl CrmSync {
                     Ok(Some(deal_id)) => api
                         .move_deal(token, &deal_id, &stage, state.engagement_id.as_deref())
                         .await
-                        .map(|()| CrmSyncEvent::CrmDealUpdated {
-                            provider,
-                            call_id: step.call_id,
-                            deal_id,
-                            stage,
-                            created: false,
-                            at: now,
+                        .map(|()| {
+                            event!(CrmDealUpdated {
+                                deal_id,
+                                stage,
+                                created: false,
+                            })
                         }),
                     Ok(None) => {
                         let name = call.deal_name();
                         self.intend(step, kind).await?;
                         api.create_deal(token, &contact_id, &name, &stage, state.engagement_id.as_deref())
                             .await
-                            .map(|deal_id| CrmSyncEvent::CrmDealUpdated {
-                                provider,
-                                call_id: step.call_id,
-                                deal_id,
-                                stage,
-                                created: true,
-                                at: now,
+                            .map(|deal_id| {
+                                event!(CrmDealUpdated {
+                                    deal_id,
+                                    stage,
+                                    created: true,
+                                })
                             })
                     }
                 }
@@ -420,24 +396,20 @@ impl CrmSync {
                     .collect();
                 api.create_record(token, &custom.object, &fields)
                     .await
-                    .map(|record_id| CrmSyncEvent::CrmCustomRecordCreated {
-                        provider,
-                        call_id: step.call_id,
-                        object: custom.object.clone(),
-                        record_id,
-                        at: now,
+                    .map(|record_id| {
+                        event!(CrmCustomRecordCreated {
+                            object: custom.object.clone(),
+                            record_id,
+                        })
                     })
             }
             SyncStep::UpdateContact => {
                 let properties = call.contact_properties(step.settings).unwrap_or_default();
-                api.update_contact(token, &contact_id, &properties)
-                    .await
-                    .map(|()| CrmSyncEvent::CrmContactUpdated {
-                        provider,
-                        call_id: step.call_id,
+                api.update_contact(token, &contact_id, &properties).await.map(|()| {
+                    event!(CrmContactUpdated {
                         properties: properties.into_keys().collect(),
-                        at: now,
                     })
+                })
             }
         };
         Ok(outcome)
@@ -474,7 +446,12 @@ impl CrmSync {
             .settings
             .clone()
             .unwrap_or_else(|| CrmSettings::defaults_for(provider));
-        let token = match self.tokens.access(connector, organization_id, provider, false).await? {
+        let token = match self
+            .connections
+            .tokens
+            .access(connector, organization_id, provider, false)
+            .await?
+        {
             Ok(token) => token,
             Err(TokenFailure::Unavailable(reason)) => {
                 return Ok(Some((now + chrono::Duration::minutes(1), reason.to_string())));
@@ -537,7 +514,12 @@ impl CrmSync {
                 Err(ProviderError::Unauthorized) if !refreshed => {
                     // HubSpot tokens are refreshed ahead of expiry; a 401 still gets one refresh.
                     refreshed = true;
-                    match self.tokens.access(connector, organization_id, provider, true).await? {
+                    match self
+                        .connections
+                        .tokens
+                        .access(connector, organization_id, provider, true)
+                        .await?
+                    {
                         Ok(access) => step.access = access,
                         Err(_) => return Ok(None),
                     }
@@ -653,7 +635,7 @@ impl WorkHandler for CrmSync {
         }
         let mut earliest: Option<(DateTime<Utc>, String)> = None;
         for provider in CrmProvider::ALL {
-            let Some(connector) = self.providers.get(provider) else {
+            let Some(connector) = self.connections.providers.get(provider) else {
                 continue;
             };
             if let Some((due, reason)) = self.sync_to(item, call_id, &call, provider, connector).await? {
