@@ -2,7 +2,7 @@
 //! the token's user, webhook subscriptions, and the deliveries they bring —
 //! verified by `Calendly-Webhook-Signature` and read into our terms.
 
-use application::calendar::{CalendlyAccount, CalendlyApi, CalendlyDelivery};
+use application::calendar::{CalendlyAccount, CalendlyApi, CalendlyDelivery, NewSubscription};
 use application::providers::ProviderError;
 use async_trait::async_trait;
 use chrono::{DateTime, TimeZone, Utc};
@@ -123,20 +123,14 @@ impl CalendlyApi for CalendlyClient {
         })
     }
 
-    async fn subscribe(
-        &self,
-        token: &str,
-        account: &CalendlyAccount,
-        callback_url: &str,
-        signing_key: &str,
-    ) -> Result<String, ProviderError> {
+    async fn subscribe(&self, token: &str, subscription: &NewSubscription<'_>) -> Result<String, ProviderError> {
         let body = json!({
-            "url": callback_url,
+            "url": subscription.callback_url,
             "events": ["invitee.created", "invitee.canceled"],
-            "organization": account.organization_uri,
-            "user": account.user_uri,
+            "organization": subscription.account.organization_uri,
+            "user": subscription.account.user_uri,
             "scope": "user",
-            "signing_key": signing_key,
+            "signing_key": subscription.signing_key,
         });
         let request = self.request(Method::POST, "/webhook_subscriptions", token)?.json(&body);
         let created: Resource<Subscription> = read(self.send(request).await?).await?;
@@ -337,9 +331,11 @@ mod tests {
         let uri = client
             .subscribe(
                 "pat-1",
-                &account,
-                "https://app.test/api/webhooks/calendly?integration=1",
-                "key-1",
+                &NewSubscription {
+                    account: &account,
+                    callback_url: "https://app.test/api/webhooks/calendly?integration=1",
+                    signing_key: "key-1",
+                },
             )
             .await
             .unwrap();
