@@ -233,6 +233,7 @@ pub trait CrmApi: Send + Sync {
     async fn open_deal(&self, access: &CrmAccess, contact_id: &str) -> Result<Option<String>, ProviderError>;
     /// Creates a deal; its id.
     async fn create_deal(&self, access: &CrmAccess, deal: &NewDeal<'_>) -> Result<String, ProviderError>;
+    /// Moves a deal to another stage.
     async fn move_deal(&self, access: &CrmAccess, change: &DealMove<'_>) -> Result<(), ProviderError>;
     async fn update_contact(&self, access: &CrmAccess, update: &ContactUpdate<'_>) -> Result<(), ProviderError>;
     /// A contact read from properties the CRM sent us (a webhook's), in its own property names.

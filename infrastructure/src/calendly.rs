@@ -19,10 +19,6 @@ pub const DEFAULT_API_BASE: &str = "https://api.calendly.com";
 /// How far a delivery's signed timestamp may be from our clock.
 pub const SIGNATURE_TOLERANCE: chrono::Duration = chrono::Duration::minutes(3);
 
-/// How much of an error answer is read, and how much of it logged.
-const ERROR_BODY_BYTES: usize = 64 * 1024;
-const LOGGED_CHARS: usize = 300;
-
 #[derive(Clone)]
 pub struct CalendlyClient {
     http: reqwest::Client,
@@ -69,10 +65,8 @@ impl CalendlyClient {
             .or_else(|| response.headers().get(reqwest::header::RETRY_AFTER))
             .and_then(|v| v.to_str().ok())
             .and_then(crate::http::parse_retry_after);
-        let body = crate::http::read_capped(response, ERROR_BODY_BYTES)
-            .await
-            .unwrap_or_default();
-        let said: String = String::from_utf8_lossy(&body).chars().take(LOGGED_CHARS).collect();
+        let (body, _) = crate::http::error_body(response).await;
+        let said = crate::http::logged(&String::from_utf8_lossy(&body));
         tracing::warn!(%status, answer = %said, "Calendly refused a request");
         Err(match status {
             StatusCode::UNAUTHORIZED => ProviderError::Unauthorized,

@@ -522,12 +522,12 @@ impl Settings {
                 .trim()
                 .parse::<u32>()
                 .ok()
-                .filter(|n| (1..=crate::hubspot::MAX_PER_TEN_SECONDS).contains(n))
+                .filter(|n| (1..=crate::hubspot::HubSpotLimits::MAX_PER_TEN_SECONDS).contains(n))
                 .ok_or_else(|| ConfigError::Malformed {
                     variable: "HUBSPOT_REQUESTS_PER_TEN_SECONDS",
                     reason: format!(
                         "{raw:?} is not a whole number from 1 to {}",
-                        crate::hubspot::MAX_PER_TEN_SECONDS
+                        crate::hubspot::HubSpotLimits::MAX_PER_TEN_SECONDS
                     ),
                 })?,
         };

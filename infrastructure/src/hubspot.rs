@@ -54,11 +54,6 @@ pub const SCOPES: &[&str] = &[
     "oauth",
 ];
 
-/// The most requests per rolling ten seconds any HubSpot plan allows one app in a portal.
-pub const MAX_PER_TEN_SECONDS: u32 = 190;
-/// HubSpot's search endpoints allow a few requests per second per token.
-pub const MAX_SEARCHES_PER_SECOND: u32 = 5;
-
 /// HubSpot-defined association types used here (`associationCategory: HUBSPOT_DEFINED`).
 const CALL_TO_CONTACT: u32 = 194;
 const NOTE_TO_CONTACT: u32 = 202;
@@ -109,10 +104,17 @@ pub fn oauth_settings(app: AppCredentials) -> OAuthSettings {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct HubSpotLimits {
     /// Requests per rolling ten seconds: 100 on Free and Starter, up to
-    /// [`MAX_PER_TEN_SECONDS`] (values are kept within 1..=190).
+    /// [`Self::MAX_PER_TEN_SECONDS`] (values are kept within 1..=190).
     pub per_ten_seconds: u32,
-    /// Search requests per second, on top of the above (1..=[`MAX_SEARCHES_PER_SECOND`]).
+    /// Search requests per second, on top of the above (1..=[`Self::MAX_SEARCHES_PER_SECOND`]).
     pub searches_per_second: u32,
+}
+
+impl HubSpotLimits {
+    /// The most requests per rolling ten seconds any HubSpot plan allows one app in a portal.
+    pub const MAX_PER_TEN_SECONDS: u32 = 190;
+    /// HubSpot's search endpoints allow a few requests per second per token.
+    pub const MAX_SEARCHES_PER_SECOND: u32 = 5;
 }
 
 impl Default for HubSpotLimits {
@@ -180,12 +182,12 @@ impl HubSpotClient {
             api_base: Url::parse(api_base)?,
             requests: Arc::new(Budgets::keyed(pacing(
                 limits.per_ten_seconds,
-                MAX_PER_TEN_SECONDS,
+                HubSpotLimits::MAX_PER_TEN_SECONDS,
                 requests_window,
             ))),
             searches: Arc::new(Budgets::keyed(pacing(
                 limits.searches_per_second,
-                MAX_SEARCHES_PER_SECOND,
+                HubSpotLimits::MAX_SEARCHES_PER_SECOND,
                 searches_window,
             ))),
             sent: Arc::new(AtomicU64::new(0)),
@@ -1787,12 +1789,12 @@ mod tests {
     fn no_window_admits_more_than_the_limit() {
         let window = Duration::from_secs(10);
         for limit in [2, 4, 5, 100, 150, 190] {
-            let quota = pacing(limit, MAX_PER_TEN_SECONDS, window);
+            let quota = pacing(limit, HubSpotLimits::MAX_PER_TEN_SECONDS, window);
             let admitted = quota.burst_size().get() as u128 + window.as_nanos() / quota.replenish_interval().as_nanos();
             assert!(admitted <= limit as u128, "{limit}: {admitted}");
             assert!(admitted + 1 >= limit as u128, "{limit}: only {admitted}");
         }
-        let capped = pacing(1000, MAX_PER_TEN_SECONDS, window);
+        let capped = pacing(1000, HubSpotLimits::MAX_PER_TEN_SECONDS, window);
         assert_eq!(
             capped.burst_size().get(),
             19,
