@@ -33,7 +33,7 @@ use uuid::Uuid;
 
 mod calendly;
 mod tools;
-pub use calendly::{CalendlyAccount, CalendlyApi};
+pub use calendly::{CalendlyAccount, CalendlyApi, NewSubscription};
 pub use domain::calendar::CalendlyDelivery;
 pub use tools::{BookAppointmentTool, CheckAvailabilityTool};
 

@@ -158,6 +158,46 @@ impl std::fmt::Debug for CrmAccess {
     }
 }
 
+/// A call to log together with changes to its contact's properties.
+#[derive(Debug, Clone, Copy)]
+pub struct CallUpdatingContact<'a> {
+    pub call: &'a CallLog,
+    pub properties: &'a BTreeMap<String, String>,
+}
+
+/// A note (the transcript) for a contact, written at `at`.
+#[derive(Debug, Clone, Copy)]
+pub struct NewNote<'a> {
+    pub contact_id: &'a str,
+    pub body: &'a str,
+    pub at: DateTime<Utc>,
+}
+
+/// A deal for the contact in `stage`; CRMs that file calls under deals
+/// (Salesforce's Task `WhatId`) file the call logged as `logged_call` under it.
+#[derive(Debug, Clone, Copy)]
+pub struct NewDeal<'a> {
+    pub contact_id: &'a str,
+    pub name: &'a str,
+    pub stage: &'a str,
+    pub logged_call: Option<&'a str>,
+}
+
+/// A deal moved to `stage` (filing `logged_call` under it, as for a [`NewDeal`]).
+#[derive(Debug, Clone, Copy)]
+pub struct DealMove<'a> {
+    pub deal_id: &'a str,
+    pub stage: &'a str,
+    pub logged_call: Option<&'a str>,
+}
+
+/// Changes to a contact's properties, by the CRM's property names.
+#[derive(Debug, Clone, Copy)]
+pub struct ContactUpdate<'a> {
+    pub contact_id: &'a str,
+    pub properties: &'a BTreeMap<String, String>,
+}
+
 /// The CRM API of one provider, called with an access token.
 #[async_trait]
 pub trait CrmApi: Send + Sync {
@@ -169,13 +209,9 @@ pub trait CrmApi: Send + Sync {
     async fn create_contact(&self, access: &CrmAccess, contact: &NewContact) -> Result<String, ProviderError>;
     /// Logs a call on its contact; returns the CRM's id for it.
     async fn log_call(&self, access: &CrmAccess, call: &CallLog) -> Result<String, ProviderError>;
-    /// The call logged earlier on the contact for our `call_id`, if the CRM has it (after an unconfirmed write).
-    async fn find_logged_call(
-        &self,
-        access: &CrmAccess,
-        contact_id: &str,
-        call_id: Uuid,
-    ) -> Result<Option<String>, ProviderError>;
+    /// The CRM's id for `call` logged earlier on its contact (found by our
+    /// `call_id`), if the CRM has it (after an unconfirmed write).
+    async fn find_logged_call(&self, access: &CrmAccess, call: &CallLog) -> Result<Option<String>, ProviderError>;
     /// Logs a call and changes its contact's properties in one round trip,
     /// where the CRM can (Salesforce's composite request): the call's id and
     /// the update's own result, as each succeeds or fails alone. `None` when
@@ -183,49 +219,23 @@ pub trait CrmApi: Send + Sync {
     async fn log_call_updating_contact(
         &self,
         _access: &CrmAccess,
-        _call: &CallLog,
-        _properties: &BTreeMap<String, String>,
+        _logged: &CallUpdatingContact<'_>,
     ) -> Option<Result<(String, Result<(), ProviderError>), ProviderError>> {
         None
     }
     /// Attaches a note (the transcript) to a contact.
-    async fn add_note(
-        &self,
-        access: &CrmAccess,
-        contact_id: &str,
-        body: &str,
-        at: DateTime<Utc>,
-    ) -> Result<String, ProviderError>;
+    async fn add_note(&self, access: &CrmAccess, note: &NewNote<'_>) -> Result<String, ProviderError>;
     /// The text of the contact's latest note, if it has one (for the agent's briefing).
     async fn last_note(&self, access: &CrmAccess, contact_id: &str) -> Result<Option<String>, ProviderError>;
     /// Logs a booked meeting on the contact; returns the CRM's id for it.
     async fn log_meeting(&self, access: &CrmAccess, meeting: &MeetingLog) -> Result<String, ProviderError>;
     /// The contact's open deal, if it has one.
     async fn open_deal(&self, access: &CrmAccess, contact_id: &str) -> Result<Option<String>, ProviderError>;
-    /// Creates a deal for the contact in `stage`; CRMs that file calls under
-    /// deals (Salesforce's Task `WhatId`) file the call logged as `logged_call` under it.
-    async fn create_deal(
-        &self,
-        access: &CrmAccess,
-        contact_id: &str,
-        name: &str,
-        stage: &str,
-        logged_call: Option<&str>,
-    ) -> Result<String, ProviderError>;
-    /// Moves a deal to `stage` (filing `logged_call` under it, as above).
-    async fn move_deal(
-        &self,
-        access: &CrmAccess,
-        deal_id: &str,
-        stage: &str,
-        logged_call: Option<&str>,
-    ) -> Result<(), ProviderError>;
-    async fn update_contact(
-        &self,
-        access: &CrmAccess,
-        contact_id: &str,
-        properties: &BTreeMap<String, String>,
-    ) -> Result<(), ProviderError>;
+    /// Creates a deal; its id.
+    async fn create_deal(&self, access: &CrmAccess, deal: &NewDeal<'_>) -> Result<String, ProviderError>;
+    /// Moves a deal to another stage.
+    async fn move_deal(&self, access: &CrmAccess, change: &DealMove<'_>) -> Result<(), ProviderError>;
+    async fn update_contact(&self, access: &CrmAccess, update: &ContactUpdate<'_>) -> Result<(), ProviderError>;
     /// A contact read from properties the CRM sent us (a webhook's), in its own property names.
     fn contact_of(&self, contact_id: &str, properties: &BTreeMap<String, String>) -> CrmContact;
     /// The names of the contact properties the CRM has (to check field mappings against).

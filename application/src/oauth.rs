@@ -134,6 +134,12 @@ pub trait OAuthClient: Send + Sync {
 /// What a refresh under the vault's lock does with the tokens it finds.
 pub type Refresher<'a> = Box<dyn FnOnce(Tokens) -> BoxFuture<'a, Result<Tokens, OAuthError>> + Send + 'a>;
 
+/// A refresh under the vault's lock: `run` runs only if the tokens found are still `stale`.
+pub struct Refresh<'a> {
+    pub stale: &'a (dyn for<'t> Fn(&'t Tokens) -> bool + Sync),
+    pub run: Refresher<'a>,
+}
+
 /// What became of a refresh under the vault's lock.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Refreshed {
@@ -156,13 +162,7 @@ pub trait TokenVault: Send + Sync {
     /// runs only if the tokens found are still `stale` (another process may
     /// have refreshed them meanwhile); what it returns is stored atomically,
     /// so a rotated refresh token is never lost. Returns the tokens after.
-    async fn refresh(
-        &self,
-        organization_id: Uuid,
-        owner: &str,
-        stale: &(dyn for<'t> Fn(&'t Tokens) -> bool + Sync),
-        refresh: Refresher<'_>,
-    ) -> Result<Refreshed, AppError>;
+    async fn refresh(&self, organization_id: Uuid, owner: &str, refresh: Refresh<'_>) -> Result<Refreshed, AppError>;
     async fn forget(&self, organization_id: Uuid, owner: &str) -> Result<(), AppError>;
 }
 
@@ -293,7 +293,7 @@ pub async fn fresh_tokens(
     }
     let seen = tokens.access_token;
     let stale = move |current: &Tokens| current.access_token == seen || current.is_stale(now);
-    let refresh: Refresher<'_> = Box::new(move |current: Tokens| {
+    let run: Refresher<'_> = Box::new(move |current: Tokens| {
         Box::pin(async move {
             let refresh_token = current
                 .refresh_token
@@ -305,14 +305,19 @@ pub async fn fresh_tokens(
                 .map(|fresh| current.refreshed_by(fresh))
         })
     });
-    Ok(match vault.refresh(organization_id, owner, &stale, refresh).await? {
-        Refreshed::Tokens(tokens) => Ok(tokens),
-        Refreshed::Gone => Err(TokenFailure::Gone),
-        Refreshed::Failed(OAuthError::InvalidGrant(reason) | OAuthError::Rejected(reason)) => {
-            Err(TokenFailure::NeedsReauth(reason))
-        }
-        Refreshed::Failed(OAuthError::Unavailable(reason)) => Err(TokenFailure::Unavailable(reason)),
-    })
+    Ok(
+        match vault
+            .refresh(organization_id, owner, Refresh { stale: &stale, run })
+            .await?
+        {
+            Refreshed::Tokens(tokens) => Ok(tokens),
+            Refreshed::Gone => Err(TokenFailure::Gone),
+            Refreshed::Failed(OAuthError::InvalidGrant(reason) | OAuthError::Rejected(reason)) => {
+                Err(TokenFailure::NeedsReauth(reason))
+            }
+            Refreshed::Failed(OAuthError::Unavailable(reason)) => Err(TokenFailure::Unavailable(reason)),
+        },
+    )
 }
 
 /// 400 `provider_not_configured`: `what` (a provider, named for the user) has no configuration here.

@@ -2,7 +2,7 @@
 //! the token's user, webhook subscriptions, and the deliveries they bring —
 //! verified by `Calendly-Webhook-Signature` and read into our terms.
 
-use application::calendar::{CalendlyAccount, CalendlyApi, CalendlyDelivery};
+use application::calendar::{CalendlyAccount, CalendlyApi, CalendlyDelivery, NewSubscription};
 use application::providers::ProviderError;
 use async_trait::async_trait;
 use chrono::{DateTime, TimeZone, Utc};
@@ -18,10 +18,6 @@ pub const DEFAULT_API_BASE: &str = "https://api.calendly.com";
 
 /// How far a delivery's signed timestamp may be from our clock.
 pub const SIGNATURE_TOLERANCE: chrono::Duration = chrono::Duration::minutes(3);
-
-/// How much of an error answer is read, and how much of it logged.
-const ERROR_BODY_BYTES: usize = 64 * 1024;
-const LOGGED_CHARS: usize = 300;
 
 #[derive(Clone)]
 pub struct CalendlyClient {
@@ -69,10 +65,8 @@ impl CalendlyClient {
             .or_else(|| response.headers().get(reqwest::header::RETRY_AFTER))
             .and_then(|v| v.to_str().ok())
             .and_then(crate::http::parse_retry_after);
-        let body = crate::http::read_capped(response, ERROR_BODY_BYTES)
-            .await
-            .unwrap_or_default();
-        let said: String = String::from_utf8_lossy(&body).chars().take(LOGGED_CHARS).collect();
+        let (body, _) = crate::http::error_body(response).await;
+        let said = crate::http::logged(&String::from_utf8_lossy(&body));
         tracing::warn!(%status, answer = %said, "Calendly refused a request");
         Err(match status {
             StatusCode::UNAUTHORIZED => ProviderError::Unauthorized,
@@ -123,20 +117,14 @@ impl CalendlyApi for CalendlyClient {
         })
     }
 
-    async fn subscribe(
-        &self,
-        token: &str,
-        account: &CalendlyAccount,
-        callback_url: &str,
-        signing_key: &str,
-    ) -> Result<String, ProviderError> {
+    async fn subscribe(&self, token: &str, subscription: &NewSubscription<'_>) -> Result<String, ProviderError> {
         let body = json!({
-            "url": callback_url,
+            "url": subscription.callback_url,
             "events": ["invitee.created", "invitee.canceled"],
-            "organization": account.organization_uri,
-            "user": account.user_uri,
+            "organization": subscription.account.organization_uri,
+            "user": subscription.account.user_uri,
             "scope": "user",
-            "signing_key": signing_key,
+            "signing_key": subscription.signing_key,
         });
         let request = self.request(Method::POST, "/webhook_subscriptions", token)?.json(&body);
         let created: Resource<Subscription> = read(self.send(request).await?).await?;
@@ -337,9 +325,11 @@ mod tests {
         let uri = client
             .subscribe(
                 "pat-1",
-                &account,
-                "https://app.test/api/webhooks/calendly?integration=1",
-                "key-1",
+                &NewSubscription {
+                    account: &account,
+                    callback_url: "https://app.test/api/webhooks/calendly?integration=1",
+                    signing_key: "key-1",
+                },
             )
             .await
             .unwrap();

@@ -1,5 +1,6 @@
 //! Configuration from environment variables, each malformed value named in the error.
 
+use crate::oauth::AppCredentials;
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
 use rand::RngCore;
@@ -295,11 +296,11 @@ pub fn calendar_providers(
     };
     let google = google
         .map(|g| -> Result<CalendarConnector, String> {
-            let settings = crate::google_calendar::oauth_settings(
-                g.client_id.clone(),
-                g.client_secret.clone(),
-                redirect_url.clone(),
-            );
+            let settings = crate::google_calendar::oauth_settings(AppCredentials::new(
+                &g.client_id,
+                &g.client_secret,
+                &redirect_url,
+            ));
             let revoke_url = g
                 .revoke_url
                 .as_deref()
@@ -314,11 +315,11 @@ pub fn calendar_providers(
         .transpose()?;
     let outlook = microsoft
         .map(|m| -> Result<CalendarConnector, String> {
-            let settings = crate::outlook_calendar::oauth_settings(
-                m.client_id.clone(),
-                m.client_secret.clone(),
-                redirect_url.clone(),
-            );
+            let settings = crate::outlook_calendar::oauth_settings(AppCredentials::new(
+                &m.client_id,
+                &m.client_secret,
+                &redirect_url,
+            ));
             Ok(CalendarConnector {
                 oauth: Arc::new(oauth(settings, m)?),
                 api: Arc::new(crate::outlook_calendar::OutlookCalendar::new(&m.api_base).map_err(|e| e.to_string())?),
@@ -521,12 +522,12 @@ impl Settings {
                 .trim()
                 .parse::<u32>()
                 .ok()
-                .filter(|n| (1..=crate::hubspot::MAX_PER_TEN_SECONDS).contains(n))
+                .filter(|n| (1..=crate::hubspot::HubSpotLimits::MAX_PER_TEN_SECONDS).contains(n))
                 .ok_or_else(|| ConfigError::Malformed {
                     variable: "HUBSPOT_REQUESTS_PER_TEN_SECONDS",
                     reason: format!(
                         "{raw:?} is not a whole number from 1 to {}",
-                        crate::hubspot::MAX_PER_TEN_SECONDS
+                        crate::hubspot::HubSpotLimits::MAX_PER_TEN_SECONDS
                     ),
                 })?,
         };
@@ -714,7 +715,7 @@ pub fn crm_providers(
         .as_ref()
         .map(|h| -> Result<CrmConnector, String> {
             let mut settings =
-                crate::hubspot::oauth_settings(h.client_id.clone(), h.client_secret.clone(), redirect_url.clone());
+                crate::hubspot::oauth_settings(AppCredentials::new(&h.client_id, &h.client_secret, &redirect_url));
             settings.auth_url = h.auth_url.clone();
             settings.token_url = h.token_url.clone();
             Ok(CrmConnector {
@@ -731,12 +732,8 @@ pub fn crm_providers(
         })
         .transpose()?;
     let salesforce = apps.salesforce.as_ref().map(|sf| -> Result<CrmConnector, String> {
-        let settings = crate::salesforce::oauth_settings(
-            sf.client_id.clone(),
-            sf.client_secret.clone(),
-            redirect_url.clone(),
-            &sf.login_url,
-        );
+        let app = AppCredentials::new(&sf.client_id, &sf.client_secret, &redirect_url);
+        let settings = crate::salesforce::oauth_settings(app, &sf.login_url);
         let client = Arc::new(
             crate::salesforce::SalesforceClient::new(crate::salesforce::SalesforceSettings {
                 login_url: sf.login_url.clone(),
@@ -753,13 +750,8 @@ pub fn crm_providers(
         })
     });
     let pipedrive = apps.pipedrive.as_ref().map(|pd| -> Result<CrmConnector, String> {
-        let settings = crate::pipedrive::oauth_settings(
-            pd.client_id.clone(),
-            pd.client_secret.clone(),
-            redirect_url.clone(),
-            pd.auth_url.clone(),
-            pd.token_url.clone(),
-        );
+        let app = AppCredentials::new(&pd.client_id, &pd.client_secret, &redirect_url);
+        let settings = crate::pipedrive::oauth_settings(app, &pd.auth_url, &pd.token_url);
         Ok(CrmConnector {
             oauth: Arc::new(oauth(settings)?),
             api: Arc::new(

@@ -2,7 +2,7 @@
 //! events with a Google Meet link, and revoking the grant.
 
 use crate::http::{error_body, logged, refused, retry_after, send, with_segments};
-use crate::oauth::OAuthSettings;
+use crate::oauth::{AppCredentials, OAuthSettings};
 use crate::sign_in::app_sign_in;
 use application::calendar::{CalendarApi, CalendarRef, CreatedEvent, NewCalendarEvent};
 use application::oauth::Tokens;
@@ -40,17 +40,13 @@ const CONFERENCE_POLLS: u32 = 3;
 const RATE_LIMIT_REASONS: &[&str] = &["rateLimitExceeded", "userRateLimitExceeded"];
 
 /// The sign-in settings for Google at its real endpoints.
-pub fn oauth_settings(client_id: String, client_secret: String, redirect_url: String) -> OAuthSettings {
+pub fn oauth_settings(app: AppCredentials) -> OAuthSettings {
     OAuthSettings {
         extra_authorize_params: AUTHORIZE_PARAMS
             .iter()
             .map(|(name, value)| ((*name).to_owned(), (*value).to_owned()))
             .collect(),
-        ..app_sign_in(
-            (client_id, client_secret, redirect_url),
-            (DEFAULT_AUTH_URL, DEFAULT_TOKEN_URL),
-            SCOPES,
-        )
+        ..app_sign_in(app, (DEFAULT_AUTH_URL, DEFAULT_TOKEN_URL), SCOPES)
     }
 }
 
@@ -402,7 +398,9 @@ impl CalendarApi for GoogleCalendar {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::provider_test_support::{assert_failures_map, at, booking, sent_bodies, tokens, BOOKING_ID};
+    use crate::provider_test_support::{
+        assert_failures_map, at, authorized, booking, common_failures, sent_bodies, tokens, BOOKING_ID,
+    };
     use serde_json::Value;
     use wiremock::matchers::{body_json, body_partial_json, body_string, header, method, path, query_param};
     use wiremock::{Mock, MockServer, ResponseTemplate};
@@ -417,6 +415,18 @@ mod tests {
 
     fn calendar(calendar_id: Option<&str>) -> CalendarRef {
         crate::provider_test_support::calendar("ann@example.com", "America/New_York", calendar_id)
+    }
+
+    /// Books `event` in the calendar `calendar_id` (the default one without) at the fake.
+    async fn book(
+        server: &MockServer,
+        calendar_id: Option<&str>,
+        event: &NewCalendarEvent,
+    ) -> Result<CreatedEvent, ProviderError> {
+        google(server)
+            .await
+            .create_event(TOKEN, &calendar(calendar_id), event)
+            .await
     }
 
     const EVENT_ID: &str = "0f8b6c2e3a4d4e5f9a1b2c3d4e5f6a7b";
@@ -457,9 +467,7 @@ mod tests {
     #[tokio::test]
     async fn the_account_is_the_primary_calendars_id() {
         let server = MockServer::start().await;
-        Mock::given(method("GET"))
-            .and(path("/calendar/v3/calendars/primary"))
-            .and(header("authorization", "Bearer ya29.token"))
+        authorized("GET", "/calendar/v3/calendars/primary", TOKEN)
             .respond_with(ResponseTemplate::new(200).set_body_json(json!({
                 "kind": "calendar#calendar",
                 "id": "ann@example.com",
@@ -475,9 +483,7 @@ mod tests {
     #[tokio::test]
     async fn busy_times_come_from_free_busy() {
         let server = MockServer::start().await;
-        Mock::given(method("POST"))
-            .and(path("/calendar/v3/freeBusy"))
-            .and(header("authorization", "Bearer ya29.token"))
+        authorized("POST", "/calendar/v3/freeBusy", TOKEN)
             .and(body_json(json!({
                 "timeMin": "2026-03-04T00:00:00Z",
                 "timeMax": "2026-03-05T00:00:00Z",
@@ -571,13 +577,7 @@ mod tests {
             .expect(1)
             .mount(&server)
             .await;
-        let created = google(&server)
-            .await
-            .create_event(
-                TOKEN,
-                &calendar(Some("team#1@group.calendar.google.com")),
-                &booking(true),
-            )
+        let created = book(&server, Some("team#1@group.calendar.google.com"), &booking(true))
             .await
             .unwrap();
         assert_eq!(
@@ -615,11 +615,7 @@ mod tests {
             .await;
         let mut event = booking(false);
         event.attendee.email = None;
-        let created = google(&server)
-            .await
-            .create_event(TOKEN, &calendar(None), &event)
-            .await
-            .unwrap();
+        let created = book(&server, None, &event).await.unwrap();
         assert_eq!(created.meeting_link, None);
         let sent = &sent_bodies(&server).await[0];
         assert!(sent.get("attendees").is_none());
@@ -639,20 +635,18 @@ mod tests {
             .expect(1)
             .mount(&server)
             .await;
-        Mock::given(method("GET"))
-            .and(path(format!("/calendar/v3/calendars/primary/events/{EVENT_ID}")))
-            .and(header("authorization", "Bearer ya29.token"))
-            .respond_with(
-                ResponseTemplate::new(200).set_body_json(event_answer("success", Some("https://meet.google.com/xyz"))),
-            )
-            .expect(1)
-            .mount(&server)
-            .await;
-        let created = google(&server)
-            .await
-            .create_event(TOKEN, &calendar(None), &booking(true))
-            .await
-            .unwrap();
+        authorized(
+            "GET",
+            format!("/calendar/v3/calendars/primary/events/{EVENT_ID}"),
+            TOKEN,
+        )
+        .respond_with(
+            ResponseTemplate::new(200).set_body_json(event_answer("success", Some("https://meet.google.com/xyz"))),
+        )
+        .expect(1)
+        .mount(&server)
+        .await;
+        let created = book(&server, None, &booking(true)).await.unwrap();
         assert_eq!(created.provider_event_id, EVENT_ID);
         assert_eq!(created.meeting_link.as_deref(), Some("https://meet.google.com/xyz"));
     }
@@ -672,10 +666,7 @@ mod tests {
             .respond_with(ResponseTemplate::new(200).set_body_json(json!({ "id": EVENT_ID, "status": "cancelled" })))
             .mount(&server)
             .await;
-        let result = google(&server)
-            .await
-            .create_event(TOKEN, &calendar(None), &booking(false))
-            .await;
+        let result = book(&server, None, &booking(false)).await;
         assert_eq!(result, Err(ProviderError::Rejected { status: 409 }));
     }
 
@@ -703,11 +694,7 @@ mod tests {
             .expect(1)
             .mount(&server)
             .await;
-        let created = google(&server)
-            .await
-            .create_event(TOKEN, &calendar(None), &booking(true))
-            .await
-            .unwrap();
+        let created = book(&server, None, &booking(true)).await.unwrap();
         assert_eq!(
             created.meeting_link.as_deref(),
             Some("https://meet.google.com/abc-defg-hij")
@@ -726,11 +713,7 @@ mod tests {
             .expect(3)
             .mount(&server)
             .await;
-        let created = google(&server)
-            .await
-            .create_event(TOKEN, &calendar(None), &booking(true))
-            .await
-            .unwrap();
+        let created = book(&server, None, &booking(true)).await.unwrap();
         assert_eq!(
             created,
             CreatedEvent {
@@ -742,13 +725,9 @@ mod tests {
 
     #[tokio::test]
     async fn failures_map_to_provider_errors_without_googles_words() {
-        let server = MockServer::start().await;
-        let cases = [
-            (
-                "unauthorized",
-                google_error(401, "authError", "Invalid Credentials"),
-                ProviderError::Unauthorized,
-            ),
+        let server = &MockServer::start().await;
+        let mut cases = common_failures(|status| google_error(status, "backendError", "Secret detail"));
+        cases.extend([
             (
                 "rate-403",
                 google_error(403, "rateLimitExceeded", "Rate Limit Exceeded").insert_header("retry-after", "7"),
@@ -762,45 +741,19 @@ mod tests {
                 ProviderError::RateLimited { retry_after: None },
             ),
             (
-                "rate-429",
-                google_error(429, "rateLimitExceeded", "Rate Limit Exceeded").insert_header("retry-after", "30"),
-                ProviderError::RateLimited {
-                    retry_after: Some(Duration::from_secs(30)),
-                },
-            ),
-            (
-                "forbidden",
-                google_error(403, "forbiddenForNonOrganizer", "Secret detail"),
-                ProviderError::Rejected { status: 403 },
-            ),
-            (
-                "missing",
-                google_error(404, "notFound", "Not Found"),
-                ProviderError::NotFound,
-            ),
-            (
                 "invalid",
                 google_error(400, "invalid", "Invalid start time."),
                 ProviderError::Rejected { status: 400 },
             ),
             (
-                "down",
+                "down-unreadable",
                 ResponseTemplate::new(500).set_body_string("Backend Error: stack trace here"),
                 ProviderError::Unavailable("500 Internal Server Error".into()),
             ),
-        ];
-        let google = &google(&server).await;
-        assert_failures_map(
-            &server,
-            cases.into(),
-            |calendar_id| Mock::given(path(format!("/calendar/v3/calendars/{calendar_id}/events"))),
-            |calendar_id| async move {
-                let calendar = calendar(Some(calendar_id));
-                google.create_event(TOKEN, &calendar, &booking(false)).await
-            },
-            &["Secret", "stack"],
-        )
-        .await;
+        ]);
+        let events_in = |calendar_id: &str| Mock::given(path(format!("/calendar/v3/calendars/{calendar_id}/events")));
+        let book_in = |calendar_id| async move { book(server, Some(calendar_id), &booking(false)).await };
+        assert_failures_map(server, cases, events_in, book_in, &["Secret", "stack"]).await;
     }
 
     #[tokio::test]

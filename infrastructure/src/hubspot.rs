@@ -13,11 +13,14 @@
 
 use crate::http::{error_body, logged, refused, retry_after, with_segments};
 use crate::markup::plain_text;
-use crate::oauth::OAuthSettings;
+use crate::oauth::{AppCredentials, OAuthSettings};
 use crate::sign_in::app_sign_in;
 use application::clock::{Clock, SystemClock};
 use application::crm::webhooks::{ContactChange, ContactChangeKind};
-use application::crm::{CallLog, CallResult, CrmAccess, CrmAccount, CrmApi, CrmContact, MeetingLog, NewContact};
+use application::crm::{
+    CallLog, CallResult, ContactUpdate, CrmAccess, CrmAccount, CrmApi, CrmContact, DealMove, MeetingLog, NewContact,
+    NewDeal, NewNote,
+};
 use application::oauth::Tokens;
 use application::providers::ProviderError;
 use async_trait::async_trait;
@@ -34,7 +37,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use url::Url;
-use uuid::Uuid;
 
 pub const DEFAULT_API_BASE: &str = "https://api.hubapi.com";
 pub const DEFAULT_AUTH_URL: &str = "https://app.hubspot.com/oauth/authorize";
@@ -51,11 +53,6 @@ pub const SCOPES: &[&str] = &[
     "crm.schemas.contacts.read",
     "oauth",
 ];
-
-/// The most requests per rolling ten seconds any HubSpot plan allows one app in a portal.
-pub const MAX_PER_TEN_SECONDS: u32 = 190;
-/// HubSpot's search endpoints allow a few requests per second per token.
-pub const MAX_SEARCHES_PER_SECOND: u32 = 5;
 
 /// HubSpot-defined association types used here (`associationCategory: HUBSPOT_DEFINED`).
 const CALL_TO_CONTACT: u32 = 194;
@@ -98,12 +95,8 @@ const CONTACT_PROPERTIES: &[&str] = &[
 
 /// The sign-in settings for HubSpot at its real endpoints (client credentials
 /// in the token request's body, as HubSpot requires).
-pub fn oauth_settings(client_id: String, client_secret: String, redirect_url: String) -> OAuthSettings {
-    app_sign_in(
-        (client_id, client_secret, redirect_url),
-        (DEFAULT_AUTH_URL, DEFAULT_TOKEN_URL),
-        SCOPES,
-    )
+pub fn oauth_settings(app: AppCredentials) -> OAuthSettings {
+    app_sign_in(app, (DEFAULT_AUTH_URL, DEFAULT_TOKEN_URL), SCOPES)
 }
 
 /// How fast one access token may call HubSpot. Requests over budget wait
@@ -111,10 +104,17 @@ pub fn oauth_settings(client_id: String, client_secret: String, redirect_url: St
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct HubSpotLimits {
     /// Requests per rolling ten seconds: 100 on Free and Starter, up to
-    /// [`MAX_PER_TEN_SECONDS`] (values are kept within 1..=190).
+    /// [`Self::MAX_PER_TEN_SECONDS`] (values are kept within 1..=190).
     pub per_ten_seconds: u32,
-    /// Search requests per second, on top of the above (1..=[`MAX_SEARCHES_PER_SECOND`]).
+    /// Search requests per second, on top of the above (1..=[`Self::MAX_SEARCHES_PER_SECOND`]).
     pub searches_per_second: u32,
+}
+
+impl HubSpotLimits {
+    /// The most requests per rolling ten seconds any HubSpot plan allows one app in a portal.
+    pub const MAX_PER_TEN_SECONDS: u32 = 190;
+    /// HubSpot's search endpoints allow a few requests per second per token.
+    pub const MAX_SEARCHES_PER_SECOND: u32 = 5;
 }
 
 impl Default for HubSpotLimits {
@@ -182,12 +182,12 @@ impl HubSpotClient {
             api_base: Url::parse(api_base)?,
             requests: Arc::new(Budgets::keyed(pacing(
                 limits.per_ten_seconds,
-                MAX_PER_TEN_SECONDS,
+                HubSpotLimits::MAX_PER_TEN_SECONDS,
                 requests_window,
             ))),
             searches: Arc::new(Budgets::keyed(pacing(
                 limits.searches_per_second,
-                MAX_SEARCHES_PER_SECOND,
+                HubSpotLimits::MAX_SEARCHES_PER_SECOND,
                 searches_window,
             ))),
             sent: Arc::new(AtomicU64::new(0)),
@@ -669,14 +669,9 @@ impl CrmApi for HubSpotClient {
     /// Searches for the call carrying our id in `hs_call_external_id`. HubSpot's
     /// search may lag a write by a few seconds: a call logged just now may not
     /// be found yet.
-    async fn find_logged_call(
-        &self,
-        access: &CrmAccess,
-        _contact_id: &str,
-        call_id: Uuid,
-    ) -> Result<Option<String>, ProviderError> {
+    async fn find_logged_call(&self, access: &CrmAccess, call: &CallLog) -> Result<Option<String>, ProviderError> {
         let query = json!({
-            "filterGroups": [{ "filters": [eq("hs_call_external_id", &call_id.to_string())] }],
+            "filterGroups": [{ "filters": [eq("hs_call_external_id", &call.call_id.to_string())] }],
             "properties": ["hs_call_external_id"],
             "limit": 1,
         });
@@ -684,13 +679,8 @@ impl CrmApi for HubSpotClient {
         Ok(results.into_iter().next().map(|call| call.id))
     }
 
-    async fn add_note(
-        &self,
-        access: &CrmAccess,
-        contact_id: &str,
-        body: &str,
-        at: DateTime<Utc>,
-    ) -> Result<String, ProviderError> {
+    async fn add_note(&self, access: &CrmAccess, note: &NewNote<'_>) -> Result<String, ProviderError> {
+        let NewNote { contact_id, body, at } = *note;
         let note = json!({
             "properties": { "hs_timestamp": timestamp(at), "hs_note_body": rich_text(body) },
             "associations": association(contact_id, NOTE_TO_CONTACT),
@@ -753,39 +743,22 @@ impl CrmApi for HubSpotClient {
             .map(|deal| deal.id))
     }
 
-    async fn create_deal(
-        &self,
-        access: &CrmAccess,
-        contact_id: &str,
-        name: &str,
-        stage: &str,
-        _logged_call: Option<&str>,
-    ) -> Result<String, ProviderError> {
-        let deal = json!({
-            "properties": { "dealname": name, "pipeline": DEFAULT_PIPELINE, "dealstage": stage },
-            "associations": association(contact_id, DEAL_TO_CONTACT),
+    async fn create_deal(&self, access: &CrmAccess, deal: &NewDeal<'_>) -> Result<String, ProviderError> {
+        let body = json!({
+            "properties": { "dealname": deal.name, "pipeline": DEFAULT_PIPELINE, "dealstage": deal.stage },
+            "associations": association(deal.contact_id, DEAL_TO_CONTACT),
         });
-        self.create(&access.token, "deals", &deal).await
+        self.create(&access.token, "deals", &body).await
     }
 
-    async fn move_deal(
-        &self,
-        access: &CrmAccess,
-        deal_id: &str,
-        stage: &str,
-        _logged_call: Option<&str>,
-    ) -> Result<(), ProviderError> {
+    async fn move_deal(&self, access: &CrmAccess, change: &DealMove<'_>) -> Result<(), ProviderError> {
         let mut properties = Map::new();
-        properties.insert("dealstage".into(), Value::String(stage.to_owned()));
-        self.update(&access.token, "deals", deal_id, properties).await
+        properties.insert("dealstage".into(), Value::String(change.stage.to_owned()));
+        self.update(&access.token, "deals", change.deal_id, properties).await
     }
 
-    async fn update_contact(
-        &self,
-        access: &CrmAccess,
-        contact_id: &str,
-        properties: &BTreeMap<String, String>,
-    ) -> Result<(), ProviderError> {
+    async fn update_contact(&self, access: &CrmAccess, update: &ContactUpdate<'_>) -> Result<(), ProviderError> {
+        let ContactUpdate { contact_id, properties } = *update;
         if properties.is_empty() {
             return Ok(());
         }
@@ -997,10 +970,13 @@ struct ContactNotification {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::provider_test_support::{assert_failures_map, at, phone, sent_bodies, tokens};
+    use crate::provider_test_support::{
+        assert_failures_map, at, contact_update, deal_move, new_deal, note, phone, sent_bodies, tokens,
+    };
     use application::crm::CallDirection;
     use domain::crm::NewContactKind;
     use std::time::Instant;
+    use uuid::Uuid;
     use wiremock::matchers::{body_partial_json, header, method, path};
     use wiremock::{Mock, MockServer, ResponseTemplate};
 
@@ -1059,6 +1035,38 @@ mod tests {
             transcript: None,
             recording_url: Some("https://storage.vapi.ai/recordings/abc.wav".into()),
             result,
+        }
+    }
+
+    /// HubSpot creating one record of `object` (once), answering with its `id` and `properties`.
+    async fn creates(server: &MockServer, object: &str, id: &str, properties: Value) {
+        Mock::given(method("POST"))
+            .and(path(format!("/crm/v3/objects/{object}")))
+            .and(header("authorization", BEARER))
+            .respond_with(ResponseTemplate::new(201).set_body_json(json!({
+                "id": id,
+                "properties": properties,
+                "createdAt": "2026-03-04T15:01:00.000Z",
+                "updatedAt": "2026-03-04T15:01:00.000Z",
+                "archived": false
+            })))
+            .expect(1)
+            .mount(server)
+            .await;
+    }
+
+    /// A search of `object` that finds nothing.
+    fn finds_nothing(object: &str) -> Mock {
+        Mock::given(method("POST"))
+            .and(path(format!("/crm/v3/objects/{object}/search")))
+            .respond_with(ResponseTemplate::new(200).set_body_json(json!({ "total": 0, "results": [] })))
+    }
+
+    /// A call on contact 512 the CRM has no record of.
+    fn unknown_call() -> CallLog {
+        CallLog {
+            call_id: Uuid::nil(),
+            ..call(CallDirection::Outbound, CallResult::Connected)
         }
     }
 
@@ -1129,12 +1137,7 @@ mod tests {
     #[tokio::test]
     async fn an_unknown_number_finds_no_contact() {
         let server = MockServer::start().await;
-        Mock::given(method("POST"))
-            .and(path("/crm/v3/objects/contacts/search"))
-            .respond_with(ResponseTemplate::new(200).set_body_json(json!({ "total": 0, "results": [] })))
-            .expect(1)
-            .mount(&server)
-            .await;
+        finds_nothing("contacts").expect(1).mount(&server).await;
         let found = hubspot(&server)
             .find_contact(&access(), &phone("+442079460958"))
             .await
@@ -1164,19 +1167,13 @@ mod tests {
     #[tokio::test]
     async fn a_contact_is_created_with_its_name_split_and_the_mapped_properties() {
         let server = MockServer::start().await;
-        Mock::given(method("POST"))
-            .and(path("/crm/v3/objects/contacts"))
-            .and(header("authorization", BEARER))
-            .respond_with(ResponseTemplate::new(201).set_body_json(json!({
-                "id": "601",
-                "properties": { "hs_object_id": "601", "phone": "+14155550123" },
-                "createdAt": "2026-03-04T15:01:00.000Z",
-                "updatedAt": "2026-03-04T15:01:00.000Z",
-                "archived": false
-            })))
-            .expect(1)
-            .mount(&server)
-            .await;
+        creates(
+            &server,
+            "contacts",
+            "601",
+            json!({ "hs_object_id": "601", "phone": "+14155550123" }),
+        )
+        .await;
         let contact = NewContact {
             phone: phone("+14155550123"),
             name: Some("Mary Ann Smith".into()),
@@ -1247,19 +1244,13 @@ mod tests {
     #[tokio::test]
     async fn a_call_is_logged_with_its_outcome_duration_recording_and_contact() {
         let server = MockServer::start().await;
-        Mock::given(method("POST"))
-            .and(path("/crm/v3/objects/calls"))
-            .and(header("authorization", BEARER))
-            .respond_with(ResponseTemplate::new(201).set_body_json(json!({
-                "id": "9001",
-                "properties": { "hs_object_id": "9001", "hs_timestamp": "2026-03-04T15:00:00Z" },
-                "createdAt": "2026-03-04T15:02:00.000Z",
-                "updatedAt": "2026-03-04T15:02:00.000Z",
-                "archived": false
-            })))
-            .expect(1)
-            .mount(&server)
-            .await;
+        creates(
+            &server,
+            "calls",
+            "9001",
+            json!({ "hs_object_id": "9001", "hs_timestamp": "2026-03-04T15:00:00Z" }),
+        )
+        .await;
         let logged = hubspot(&server)
             .log_call(&access(), &call(CallDirection::Outbound, CallResult::Connected))
             .await;
@@ -1357,15 +1348,11 @@ mod tests {
             .expect(1)
             .mount(&server)
             .await;
-        Mock::given(method("POST"))
-            .and(path("/crm/v3/objects/calls/search"))
-            .respond_with(ResponseTemplate::new(200).set_body_json(json!({ "total": 0, "results": [] })))
-            .mount(&server)
-            .await;
+        finds_nothing("calls").mount(&server).await;
         let hubspot = hubspot(&server);
         assert_eq!(
             hubspot
-                .find_logged_call(&access(), "512", CALL_ID.parse().unwrap())
+                .find_logged_call(&access(), &call(CallDirection::Outbound, CallResult::Connected))
                 .await,
             Ok(Some("9001".into()))
         );
@@ -1379,7 +1366,7 @@ mod tests {
                 "limit": 1
             })
         );
-        assert_eq!(hubspot.find_logged_call(&access(), "512", Uuid::nil()).await, Ok(None));
+        assert_eq!(hubspot.find_logged_call(&access(), &unknown_call()).await, Ok(None));
     }
 
     #[tokio::test]
@@ -1412,25 +1399,15 @@ mod tests {
     #[tokio::test]
     async fn a_note_is_attached_to_the_contact_as_escaped_rich_text() {
         let server = MockServer::start().await;
-        Mock::given(method("POST"))
-            .and(path("/crm/v3/objects/notes"))
-            .and(header("authorization", BEARER))
-            .respond_with(ResponseTemplate::new(201).set_body_json(json!({
-                "id": "4401",
-                "properties": { "hs_object_id": "4401" },
-                "createdAt": "2026-03-04T15:03:00.000Z",
-                "updatedAt": "2026-03-04T15:03:00.000Z",
-                "archived": false
-            })))
-            .expect(1)
-            .mount(&server)
-            .await;
+        creates(&server, "notes", "4401", json!({ "hs_object_id": "4401" })).await;
         let id = hubspot(&server)
             .add_note(
                 &access(),
-                "512",
-                "Agent: Hello <b>John</b>\r\nCaller: Q&A please",
-                at("2026-03-04T15:03:00Z"),
+                &note(
+                    "512",
+                    "Agent: Hello <b>John</b>\r\nCaller: Q&A please",
+                    at("2026-03-04T15:03:00Z"),
+                ),
             )
             .await;
         assert_eq!(id, Ok("4401".into()));
@@ -1487,11 +1464,7 @@ mod tests {
             .expect(1)
             .mount(&server)
             .await;
-        Mock::given(method("POST"))
-            .and(path("/crm/v3/objects/deals/search"))
-            .respond_with(ResponseTemplate::new(200).set_body_json(json!({ "total": 0, "results": [] })))
-            .mount(&server)
-            .await;
+        finds_nothing("deals").mount(&server).await;
         let hubspot = hubspot(&server);
         assert_eq!(hubspot.open_deal(&access(), "512").await, Ok(Some("3001".into())));
         assert_eq!(
@@ -1512,17 +1485,13 @@ mod tests {
     #[tokio::test]
     async fn a_deal_is_created_in_the_default_pipeline_with_the_contact_and_moved() {
         let server = MockServer::start().await;
-        Mock::given(method("POST"))
-            .and(path("/crm/v3/objects/deals"))
-            .and(header("authorization", BEARER))
-            .respond_with(ResponseTemplate::new(201).set_body_json(json!({
-                "id": "3001",
-                "properties": { "dealname": "Acme demo", "dealstage": "appointmentscheduled", "pipeline": "default" },
-                "archived": false
-            })))
-            .expect(1)
-            .mount(&server)
-            .await;
+        creates(
+            &server,
+            "deals",
+            "3001",
+            json!({ "dealname": "Acme demo", "dealstage": "appointmentscheduled", "pipeline": "default" }),
+        )
+        .await;
         Mock::given(method("PATCH"))
             .and(path("/crm/v3/objects/deals/3001"))
             .and(header("authorization", BEARER))
@@ -1535,11 +1504,16 @@ mod tests {
         let hubspot = hubspot(&server);
         assert_eq!(
             hubspot
-                .create_deal(&access(), "512", "Acme demo", "appointmentscheduled", None)
+                .create_deal(&access(), &new_deal("512", "Acme demo", "appointmentscheduled", None))
                 .await,
             Ok("3001".into())
         );
-        assert_eq!(hubspot.move_deal(&access(), "3001", "contractsent", None).await, Ok(()));
+        assert_eq!(
+            hubspot
+                .move_deal(&access(), &deal_move("3001", "contractsent", None))
+                .await,
+            Ok(())
+        );
         let sent = sent_bodies(&server).await;
         assert_eq!(
             sent[0],
@@ -1569,8 +1543,18 @@ mod tests {
             ("hs_lead_status".to_owned(), "CONNECTED".to_owned()),
             ("voxreach_last_call".to_owned(), "Booked a demo".to_owned()),
         ]);
-        assert_eq!(hubspot.update_contact(&access(), "512", &properties).await, Ok(()));
-        assert_eq!(hubspot.update_contact(&access(), "512", &BTreeMap::new()).await, Ok(()));
+        assert_eq!(
+            hubspot
+                .update_contact(&access(), &contact_update("512", &properties))
+                .await,
+            Ok(())
+        );
+        assert_eq!(
+            hubspot
+                .update_contact(&access(), &contact_update("512", &BTreeMap::new()))
+                .await,
+            Ok(())
+        );
         assert_eq!(
             sent_bodies(&server).await,
             vec![json!({ "properties": { "hs_lead_status": "CONNECTED", "voxreach_last_call": "Booked a demo" } })]
@@ -1755,7 +1739,11 @@ mod tests {
             &server,
             cases.into(),
             |contact| Mock::given(path(format!("/crm/v3/objects/contacts/{contact}"))),
-            |contact| hubspot.update_contact(access, contact, properties),
+            |contact| async move {
+                hubspot
+                    .update_contact(access, &contact_update(contact, properties))
+                    .await
+            },
             &["secret", "stack"],
         )
         .await;
@@ -1770,7 +1758,7 @@ mod tests {
             .mount(&server)
             .await;
         let error = hubspot(&server)
-            .add_note(&access(), "512", "Transcript", at("2026-03-04T15:03:00Z"))
+            .add_note(&access(), &note("512", "Transcript", at("2026-03-04T15:03:00Z")))
             .await
             .unwrap_err();
         let ProviderError::DailyLimitReached { resets_in: Some(wait) } = error.clone() else {
@@ -1801,12 +1789,12 @@ mod tests {
     fn no_window_admits_more_than_the_limit() {
         let window = Duration::from_secs(10);
         for limit in [2, 4, 5, 100, 150, 190] {
-            let quota = pacing(limit, MAX_PER_TEN_SECONDS, window);
+            let quota = pacing(limit, HubSpotLimits::MAX_PER_TEN_SECONDS, window);
             let admitted = quota.burst_size().get() as u128 + window.as_nanos() / quota.replenish_interval().as_nanos();
             assert!(admitted <= limit as u128, "{limit}: {admitted}");
             assert!(admitted + 1 >= limit as u128, "{limit}: only {admitted}");
         }
-        let capped = pacing(1000, MAX_PER_TEN_SECONDS, window);
+        let capped = pacing(1000, HubSpotLimits::MAX_PER_TEN_SECONDS, window);
         assert_eq!(
             capped.burst_size().get(),
             19,
@@ -1830,7 +1818,10 @@ mod tests {
         let hubspot = HubSpotClient::with_windows(&server.uri(), limits, window, Duration::from_millis(10)).unwrap();
         let started = Instant::now();
         for deal in ["1", "2", "3"] {
-            hubspot.move_deal(&access(), deal, "contractsent", None).await.unwrap();
+            hubspot
+                .move_deal(&access(), &deal_move(deal, "contractsent", None))
+                .await
+                .unwrap();
         }
         assert!(
             started.elapsed() >= window,
@@ -1869,7 +1860,7 @@ mod tests {
             HubSpotClient::with_windows(&server.uri(), limits, Duration::from_secs(60), Duration::from_secs(1))
                 .unwrap();
         hubspot
-            .move_deal(&CrmAccess::bearer("token-a"), "1", "contractsent", None)
+            .move_deal(&CrmAccess::bearer("token-a"), &deal_move("1", "contractsent", None))
             .await
             .unwrap();
         assert!(
@@ -1897,8 +1888,8 @@ mod tests {
         };
         let hubspot = HubSpotClient::with_windows(&server.uri(), limits, Duration::from_millis(10), window).unwrap();
         let started = Instant::now();
-        hubspot.find_logged_call(&access(), "512", Uuid::nil()).await.unwrap();
-        hubspot.find_logged_call(&access(), "512", Uuid::nil()).await.unwrap();
+        hubspot.find_logged_call(&access(), &unknown_call()).await.unwrap();
+        hubspot.find_logged_call(&access(), &unknown_call()).await.unwrap();
         assert!(started.elapsed() >= window, "two searches took {:?}", started.elapsed());
         assert!(hubspot.searches.check_key(&budget_key(TOKEN)).is_err());
     }

@@ -36,6 +36,23 @@ pub struct OAuthSettings {
     pub client_authentication: ClientAuthentication,
 }
 
+/// Our app's credentials at a provider, and our callback as registered with it.
+pub struct AppCredentials {
+    pub client_id: String,
+    pub client_secret: String,
+    pub redirect_url: String,
+}
+
+impl AppCredentials {
+    pub fn new(client_id: &str, client_secret: &str, redirect_url: &str) -> Self {
+        Self {
+            client_id: client_id.to_owned(),
+            client_secret: client_secret.to_owned(),
+            redirect_url: redirect_url.to_owned(),
+        }
+    }
+}
+
 /// Where the client id and secret go in token requests.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ClientAuthentication {

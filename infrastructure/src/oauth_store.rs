@@ -1,7 +1,7 @@
 //! OAuth state in PostgreSQL: pending sign-ins by the hash of their `state`
 //! (taken once), and integrations' tokens, encrypted, refreshed under a row lock.
 
-use application::oauth::{AuthorizationStates, PendingAuthorization, Refreshed, Refresher, TokenVault, Tokens};
+use application::oauth::{AuthorizationStates, PendingAuthorization, Refresh, Refreshed, TokenVault, Tokens};
 use application::secrets::SecretSealer;
 use application::AppError;
 use async_trait::async_trait;
@@ -165,13 +165,7 @@ impl TokenVault for PgOAuthStore {
         sealed.map(|s| self.open(organization_id, owner, &s)).transpose()
     }
 
-    async fn refresh(
-        &self,
-        organization_id: Uuid,
-        owner: &str,
-        stale: &(dyn for<'t> Fn(&'t Tokens) -> bool + Sync),
-        refresh: Refresher<'_>,
-    ) -> Result<Refreshed, AppError> {
+    async fn refresh(&self, organization_id: Uuid, owner: &str, refresh: Refresh<'_>) -> Result<Refreshed, AppError> {
         let mut tx = self.pool.begin().await.map_err(db("starting a token refresh"))?;
         // The row lock is the refresh lock: a second refresher waits here, then sees the new tokens.
         let sealed: Option<String> = sqlx::query_scalar(
@@ -186,10 +180,10 @@ impl TokenVault for PgOAuthStore {
             return Ok(Refreshed::Gone);
         };
         let current = self.open(organization_id, owner, &sealed)?;
-        if !stale(&current) {
+        if !(refresh.stale)(&current) {
             return Ok(Refreshed::Tokens(current));
         }
-        let fresh = match refresh(current).await {
+        let fresh = match (refresh.run)(current).await {
             Ok(fresh) => fresh,
             Err(error) => return Ok(Refreshed::Failed(error)),
         };

@@ -2,7 +2,7 @@
 //! a token, busy times (getSchedule) and events with a Teams link.
 
 use crate::http::{error_body, logged, refused, retry_after, send, with_segments};
-use crate::oauth::OAuthSettings;
+use crate::oauth::{AppCredentials, OAuthSettings};
 use crate::sign_in::app_sign_in;
 use application::calendar::{CalendarApi, CalendarRef, CreatedEvent, NewCalendarEvent};
 use application::oauth::Tokens;
@@ -30,12 +30,8 @@ const GRAPH_DATE_TIME: &str = "%Y-%m-%dT%H:%M:%S";
 const AVAILABILITY_VIEW_MINUTES: u32 = 15;
 
 /// The sign-in settings for Microsoft at its real endpoints (any tenant).
-pub fn oauth_settings(client_id: String, client_secret: String, redirect_url: String) -> OAuthSettings {
-    app_sign_in(
-        (client_id, client_secret, redirect_url),
-        (DEFAULT_AUTH_URL, DEFAULT_TOKEN_URL),
-        SCOPES,
-    )
+pub fn oauth_settings(app: AppCredentials) -> OAuthSettings {
+    app_sign_in(app, (DEFAULT_AUTH_URL, DEFAULT_TOKEN_URL), SCOPES)
 }
 
 /// [`CalendarApi`] for Outlook calendars.
@@ -256,7 +252,9 @@ impl CalendarApi for OutlookCalendar {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::provider_test_support::{assert_failures_map, at, booking, sent_bodies, tokens, BOOKING_ID};
+    use crate::provider_test_support::{
+        assert_failures_map, at, authorized, booking, common_failures, sent_bodies, tokens, BOOKING_ID,
+    };
     use wiremock::matchers::{body_json, header, method, path, query_param};
     use wiremock::{Mock, MockServer, ResponseTemplate};
 
@@ -399,9 +397,7 @@ mod tests {
     #[tokio::test]
     async fn an_event_is_created_with_a_transaction_id_and_a_teams_meeting() {
         let server = MockServer::start().await;
-        Mock::given(method("POST"))
-            .and(path("/v1.0/me/events"))
-            .and(header("authorization", "Bearer eyJ0eXAi.token"))
+        authorized("POST", "/v1.0/me/events", TOKEN)
             .respond_with(ResponseTemplate::new(201).set_body_json(json!({
                 "id": "AAMkAGI2TGuLAAA=",
                 "subject": "Demo with Acme",
@@ -469,48 +465,15 @@ mod tests {
 
     #[tokio::test]
     async fn failures_map_to_provider_errors_without_graphs_words() {
-        let cases = [
-            (
-                "expired",
-                graph_error(401, "InvalidAuthenticationToken", "Access token has expired."),
-                ProviderError::Unauthorized,
-            ),
-            (
-                "throttled",
-                graph_error(429, "TooManyRequests", "Please retry again later.").insert_header("Retry-After", "12"),
-                ProviderError::RateLimited {
-                    retry_after: Some(Duration::from_secs(12)),
-                },
-            ),
-            (
-                "denied",
-                graph_error(403, "ErrorAccessDenied", "Secret detail: access is denied."),
-                ProviderError::Rejected { status: 403 },
-            ),
-            (
-                "missing",
-                graph_error(404, "ErrorItemNotFound", "The specified object was not found."),
-                ProviderError::NotFound,
-            ),
-            (
-                "down",
-                graph_error(500, "generalException", "Secret detail: stack trace."),
-                ProviderError::Unavailable("500 Internal Server Error".into()),
-            ),
-        ];
-        let server = MockServer::start().await;
-        let outlook = &outlook(&server).await;
-        assert_failures_map(
-            &server,
-            cases.into(),
-            |calendar_id| Mock::given(path(format!("/v1.0/me/calendars/{calendar_id}/events"))),
-            |calendar_id| async move {
-                let calendar = calendar(Some(calendar_id));
-                outlook.create_event(TOKEN, &calendar, &booking(true)).await
-            },
-            &["Secret"],
-        )
-        .await;
+        let server = &MockServer::start().await;
+        let cases = common_failures(|status| graph_error(status, "generalException", "Secret detail."));
+        let events_in = |calendar_id: &str| Mock::given(path(format!("/v1.0/me/calendars/{calendar_id}/events")));
+        let outlook = &outlook(server).await;
+        let book_in = |calendar_id| async move {
+            let calendar = calendar(Some(calendar_id));
+            outlook.create_event(TOKEN, &calendar, &booking(true)).await
+        };
+        assert_failures_map(server, cases, events_in, book_in, &["Secret"]).await;
     }
 
     #[tokio::test]

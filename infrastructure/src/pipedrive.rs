@@ -19,10 +19,13 @@
 
 use crate::http::{error_body, logged, refused, retry_after, with_segments, ApiHosts};
 use crate::markup::{escape, plain_text, text_as_html};
-use crate::oauth::{ClientAuthentication, OAuthSettings};
+use crate::oauth::{AppCredentials, ClientAuthentication, OAuthSettings};
 use crate::sign_in::app_sign_in;
 use application::clock::{Clock, SystemClock};
-use application::crm::{CallLog, CallResult, CrmAccess, CrmAccount, CrmApi, CrmContact, MeetingLog, NewContact};
+use application::crm::{
+    CallLog, CallResult, ContactUpdate, CrmAccess, CrmAccount, CrmApi, CrmContact, DealMove, MeetingLog, NewContact,
+    NewDeal, NewNote,
+};
 use application::oauth::Tokens;
 use application::providers::ProviderError;
 use async_trait::async_trait;
@@ -42,7 +45,6 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 use tokio::time::Instant;
 use url::Url;
-use uuid::Uuid;
 
 pub const DEFAULT_AUTH_URL: &str = "https://oauth.pipedrive.com/oauth/authorize";
 pub const DEFAULT_TOKEN_URL: &str = "https://oauth.pipedrive.com/oauth/token";
@@ -88,16 +90,10 @@ const LABEL: &str = "label";
 
 /// The sign-in settings for Pipedrive: client credentials as HTTP Basic at
 /// the token endpoint; no scopes (Pipedrive grants those of the app's settings).
-pub fn oauth_settings(
-    client_id: String,
-    client_secret: String,
-    redirect_url: String,
-    auth_url: String,
-    token_url: String,
-) -> OAuthSettings {
+pub fn oauth_settings(app: AppCredentials, auth_url: &str, token_url: &str) -> OAuthSettings {
     OAuthSettings {
         client_authentication: ClientAuthentication::BasicHeader,
-        ..app_sign_in((client_id, client_secret, redirect_url), (&auth_url, &token_url), &[])
+        ..app_sign_in(app, (auth_url, token_url), &[])
     }
 }
 
@@ -987,14 +983,9 @@ impl CrmApi for PipedriveClient {
 
     /// The person's call activity whose subject carries our call id, among
     /// their latest activities.
-    async fn find_logged_call(
-        &self,
-        access: &CrmAccess,
-        contact_id: &str,
-        call_id: Uuid,
-    ) -> Result<Option<String>, ProviderError> {
-        let person_id = pipedrive_id(contact_id)?.to_string();
-        let call_id = call_id.to_string();
+    async fn find_logged_call(&self, access: &CrmAccess, call: &CallLog) -> Result<Option<String>, ProviderError> {
+        let person_id = pipedrive_id(&call.contact_id)?.to_string();
+        let call_id = call.call_id.to_string();
         let mut cursor: Option<String> = None;
         for _ in 0..MAX_ACTIVITY_PAGES {
             let mut query = vec![
@@ -1027,13 +1018,8 @@ impl CrmApi for PipedriveClient {
         Ok(None)
     }
 
-    async fn add_note(
-        &self,
-        access: &CrmAccess,
-        contact_id: &str,
-        body: &str,
-        at: DateTime<Utc>,
-    ) -> Result<String, ProviderError> {
+    async fn add_note(&self, access: &CrmAccess, note: &NewNote<'_>) -> Result<String, ProviderError> {
+        let NewNote { contact_id, body, at } = *note;
         let note = json!({
             "content": text_as_html(body),
             "person_id": pipedrive_id(contact_id)?,
@@ -1099,52 +1085,35 @@ impl CrmApi for PipedriveClient {
     /// A deal for the person in `stage` (a stage id, in that stage's
     /// pipeline) or closed (`won`, `lost`). Calls are activities of the
     /// person, not filed under deals: `logged_call` is not needed.
-    async fn create_deal(
-        &self,
-        access: &CrmAccess,
-        contact_id: &str,
-        name: &str,
-        stage: &str,
-        logged_call: Option<&str>,
-    ) -> Result<String, ProviderError> {
-        let person_id = pipedrive_id(contact_id)?;
-        let mut deal = self.stage_fields(access, stage).await?;
-        deal.insert("title".into(), json!(name));
-        deal.insert("person_id".into(), json!(person_id));
+    async fn create_deal(&self, access: &CrmAccess, deal: &NewDeal<'_>) -> Result<String, ProviderError> {
+        let person_id = pipedrive_id(deal.contact_id)?;
+        let mut fields = self.stage_fields(access, deal.stage).await?;
+        fields.insert("title".into(), json!(deal.name));
+        fields.insert("person_id".into(), json!(person_id));
         let id = self
-            .write(access, Method::POST, &["api", "v2", "deals"], &Value::Object(deal))
+            .write(access, Method::POST, &["api", "v2", "deals"], &Value::Object(fields))
             .await?;
-        self.file_call_under(access, logged_call, id).await;
+        self.file_call_under(access, deal.logged_call, id).await;
         Ok(id.to_string())
     }
 
-    async fn move_deal(
-        &self,
-        access: &CrmAccess,
-        deal_id: &str,
-        stage: &str,
-        logged_call: Option<&str>,
-    ) -> Result<(), ProviderError> {
-        let deal = pipedrive_id(deal_id)?;
-        let change = self.stage_fields(access, stage).await?;
+    async fn move_deal(&self, access: &CrmAccess, change: &DealMove<'_>) -> Result<(), ProviderError> {
+        let deal = pipedrive_id(change.deal_id)?;
+        let fields = self.stage_fields(access, change.stage).await?;
         self.write(
             access,
             Method::PATCH,
             &["api", "v2", "deals", &deal.to_string()],
-            &Value::Object(change),
+            &Value::Object(fields),
         )
         .await?;
-        self.file_call_under(access, logged_call, deal).await;
+        self.file_call_under(access, change.logged_call, deal).await;
         Ok(())
     }
 
     /// Changes the person's fields as [`person_fields_body`] writes them.
-    async fn update_contact(
-        &self,
-        access: &CrmAccess,
-        contact_id: &str,
-        properties: &BTreeMap<String, String>,
-    ) -> Result<(), ProviderError> {
+    async fn update_contact(&self, access: &CrmAccess, update: &ContactUpdate<'_>) -> Result<(), ProviderError> {
+        let ContactUpdate { contact_id, properties } = *update;
         if properties.is_empty() {
             return Ok(());
         }
@@ -1233,10 +1202,13 @@ impl CrmApi for PipedriveClient {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::provider_test_support::{assert_failures_map, at, phone, sent_bodies, tokens};
+    use crate::provider_test_support::{
+        assert_failures_map, at, contact_update, deal_move, new_deal, note, phone, sent_bodies, tokens,
+    };
     use application::crm::CallDirection;
     use base64::Engine;
     use domain::crm::NewContactKind;
+    use uuid::Uuid;
     use wiremock::matchers::{body_string, header, method, path, query_param, query_param_is_missing};
     use wiremock::{Mock, MockServer, ResponseTemplate};
 
@@ -1363,13 +1335,12 @@ mod tests {
 
     #[test]
     fn sign_in_sends_basic_client_credentials_and_asks_no_scopes() {
-        let settings = oauth_settings(
-            "client-id".into(),
-            "client-secret".into(),
-            "https://app.voxreach.test/api/crm/callback".into(),
-            DEFAULT_AUTH_URL.into(),
-            DEFAULT_TOKEN_URL.into(),
+        let app = AppCredentials::new(
+            "client-id",
+            "client-secret",
+            "https://app.voxreach.test/api/crm/callback",
         );
+        let settings = oauth_settings(app, DEFAULT_AUTH_URL, DEFAULT_TOKEN_URL);
         assert_eq!(settings.client_authentication, ClientAuthentication::BasicHeader);
         assert!(settings.scopes.is_empty() && settings.extra_authorize_params.is_empty());
         let api = PipedriveApiSettings {
@@ -1677,12 +1648,20 @@ mod tests {
         let pipedrive = pipedrive(&server);
         assert_eq!(
             pipedrive
-                .find_logged_call(&access(&server), "512", CALL_ID.parse().unwrap())
+                .find_logged_call(&access(&server), &call("VoxReach call"))
                 .await,
             Ok(Some("9001".into()))
         );
         assert_eq!(
-            pipedrive.find_logged_call(&access(&server), "512", Uuid::nil()).await,
+            pipedrive
+                .find_logged_call(
+                    &access(&server),
+                    &CallLog {
+                        call_id: Uuid::nil(),
+                        ..call("VoxReach call")
+                    }
+                )
+                .await,
             Ok(None)
         );
         assert_eq!(sent_count(&server).await, 4);
@@ -1722,9 +1701,11 @@ mod tests {
         let added = pipedrive
             .add_note(
                 &access(&server),
-                "512",
-                "Transcript: <b>hi</b> & bye\nline two",
-                at("2026-03-04T15:03:07Z"),
+                &note(
+                    "512",
+                    "Transcript: <b>hi</b> & bye\nline two",
+                    at("2026-03-04T15:03:07Z"),
+                ),
             )
             .await;
         assert_eq!(added, Ok("4401".into()));
@@ -1808,18 +1789,24 @@ mod tests {
         let access = access(&server);
         assert_eq!(
             pipedrive
-                .create_deal(&access, "512", "VoxReach: John Doe", "3", None)
+                .create_deal(&access, &new_deal("512", "VoxReach: John Doe", "3", None))
                 .await,
             Ok("301".into())
         );
         assert_eq!(
             pipedrive
-                .create_deal(&access, "512", "VoxReach: John Doe", "won", None)
+                .create_deal(&access, &new_deal("512", "VoxReach: John Doe", "won", None))
                 .await,
             Ok("301".into())
         );
-        pipedrive.move_deal(&access, "301", "3", Some("9001")).await.unwrap();
-        pipedrive.move_deal(&access, "301", "lost", None).await.unwrap();
+        pipedrive
+            .move_deal(&access, &deal_move("301", "3", Some("9001")))
+            .await
+            .unwrap();
+        pipedrive
+            .move_deal(&access, &deal_move("301", "lost", None))
+            .await
+            .unwrap();
         let writes: Vec<(String, Value)> = server
             .received_requests()
             .await
@@ -1861,15 +1848,19 @@ mod tests {
         let pipedrive = pipedrive(&server);
         let access = access(&server);
         assert_eq!(
-            pipedrive.create_deal(&access, "512", "Deal", "closedwon", None).await,
+            pipedrive
+                .create_deal(&access, &new_deal("512", "Deal", "closedwon", None))
+                .await,
             Err(ProviderError::Rejected { status: 400 })
         );
         assert_eq!(
-            pipedrive.move_deal(&access, "301", "Qualified", None).await,
+            pipedrive.move_deal(&access, &deal_move("301", "Qualified", None)).await,
             Err(ProviderError::Rejected { status: 400 })
         );
         assert_eq!(
-            pipedrive.move_deal(&access, "not-a-deal", "won", None).await,
+            pipedrive
+                .move_deal(&access, &deal_move("not-a-deal", "won", None))
+                .await,
             Err(ProviderError::Rejected { status: 400 })
         );
         assert_eq!(sent_count(&server).await, 0);
@@ -1957,7 +1948,10 @@ mod tests {
             (SCORE_FIELD.to_owned(), "Hot".to_owned()),
             ("marketing_status".to_owned(), "unsubscribed".to_owned()),
         ]);
-        pipedrive.update_contact(&access, "512", &change).await.unwrap();
+        pipedrive
+            .update_contact(&access, &contact_update("512", &change))
+            .await
+            .unwrap();
         let patch = server
             .received_requests()
             .await
@@ -1975,7 +1969,9 @@ mod tests {
         );
         let unknown_label = BTreeMap::from([("label".to_owned(), "VIP".to_owned())]);
         assert_eq!(
-            pipedrive.update_contact(&access, "512", &unknown_label).await,
+            pipedrive
+                .update_contact(&access, &contact_update("512", &unknown_label))
+                .await,
             Err(ProviderError::Rejected { status: 400 })
         );
     }
@@ -1985,10 +1981,17 @@ mod tests {
         let server = MockServer::start().await;
         let pipedrive = pipedrive(&server);
         let access = access(&server);
-        assert_eq!(pipedrive.update_contact(&access, "512", &BTreeMap::new()).await, Ok(()));
+        assert_eq!(
+            pipedrive
+                .update_contact(&access, &contact_update("512", &BTreeMap::new()))
+                .await,
+            Ok(())
+        );
         let read_only = BTreeMap::from([("add_time".to_owned(), "2026-01-01".to_owned())]);
         assert_eq!(
-            pipedrive.update_contact(&access, "512", &read_only).await,
+            pipedrive
+                .update_contact(&access, &contact_update("512", &read_only))
+                .await,
             Err(ProviderError::Rejected { status: 400 })
         );
         assert_eq!(sent_count(&server).await, 0);
@@ -2085,9 +2088,7 @@ mod tests {
             let error = pipedrive
                 .add_note(
                     &access_as(&server, token),
-                    "512",
-                    "Transcript",
-                    at("2026-03-04T15:03:00Z"),
+                    &note("512", "Transcript", at("2026-03-04T15:03:00Z")),
                 )
                 .await
                 .unwrap_err();
@@ -2192,7 +2193,7 @@ mod tests {
             &server,
             cases.into(),
             |deal| Mock::given(method("PATCH")).and(path(format!("/api/v2/deals/{deal}"))),
-            |deal| pipedrive.move_deal(access, deal, "won", None),
+            |deal| async move { pipedrive.move_deal(access, &deal_move(deal, "won", None)).await },
             &["secret", "stack"],
         )
         .await;

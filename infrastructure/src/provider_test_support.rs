@@ -3,6 +3,7 @@
 //! check that failed answers become our errors without the provider's words.
 
 use application::calendar::{CalendarRef, NewCalendarEvent};
+use application::crm::{CallLog, CallUpdatingContact, ContactUpdate, DealMove, NewDeal, NewNote};
 use application::oauth::Tokens;
 use application::providers::ProviderError;
 use chrono::{DateTime, Utc};
@@ -10,9 +11,12 @@ use domain::auth::Email;
 use domain::calendar::{Attendee, Slot};
 use domain::phone::PhoneNumber;
 use serde_json::Value;
+use std::collections::BTreeMap;
 use std::future::Future;
+use std::time::Duration;
 use uuid::Uuid;
-use wiremock::{MockBuilder, MockServer, ResponseTemplate};
+use wiremock::matchers::{header, method, path};
+use wiremock::{Mock, MockBuilder, MockServer, ResponseTemplate};
 
 pub fn at(text: &str) -> DateTime<Utc> {
     text.parse().unwrap()
@@ -20,6 +24,13 @@ pub fn at(text: &str) -> DateTime<Utc> {
 
 pub fn phone(text: &str) -> PhoneNumber {
     PhoneNumber::parse(text).unwrap()
+}
+
+/// A `verb` request to `route` carrying `token` as its bearer token.
+pub fn authorized(verb: &str, route: impl Into<String>, token: &str) -> MockBuilder {
+    Mock::given(method(verb))
+        .and(path(route))
+        .and(header("authorization", format!("Bearer {token}").as_str()))
 }
 
 /// The JSON bodies of the requests the fake received, in order (`Null` for
@@ -32,6 +43,43 @@ pub async fn sent_bodies(server: &MockServer) -> Vec<Value> {
         .iter()
         .map(|request| serde_json::from_slice(&request.body).unwrap_or(Value::Null))
         .collect()
+}
+
+/// A note on `contact_id`.
+pub fn note<'a>(contact_id: &'a str, body: &'a str, at: DateTime<Utc>) -> NewNote<'a> {
+    NewNote { contact_id, body, at }
+}
+
+/// A deal for `contact_id` in `stage`, filing `logged_call` under it.
+pub fn new_deal<'a>(contact_id: &'a str, name: &'a str, stage: &'a str, logged_call: Option<&'a str>) -> NewDeal<'a> {
+    NewDeal {
+        contact_id,
+        name,
+        stage,
+        logged_call,
+    }
+}
+
+/// `deal_id` moved to `stage`, filing `logged_call` under it.
+pub fn deal_move<'a>(deal_id: &'a str, stage: &'a str, logged_call: Option<&'a str>) -> DealMove<'a> {
+    DealMove {
+        deal_id,
+        stage,
+        logged_call,
+    }
+}
+
+/// `properties` of `contact_id` changed.
+pub fn contact_update<'a>(contact_id: &'a str, properties: &'a BTreeMap<String, String>) -> ContactUpdate<'a> {
+    ContactUpdate { contact_id, properties }
+}
+
+/// `call` logged with `properties` of its contact changed.
+pub fn call_updating_contact<'a>(
+    call: &'a CallLog,
+    properties: &'a BTreeMap<String, String>,
+) -> CallUpdatingContact<'a> {
+    CallUpdatingContact { call, properties }
 }
 
 /// A grant's tokens, without an expiry.
@@ -72,12 +120,38 @@ pub fn booking(add_video_link: bool) -> NewCalendarEvent {
     }
 }
 
+/// A failure case: its name, the provider's answer, and the error it must become.
+pub type FailureCase = (&'static str, ResponseTemplate, ProviderError);
+
+/// The failed answers every provider maps alike, as `answer(status)` gives
+/// them (with "Secret" in the provider's words, which must not be shown):
+/// 401, 429 with a `Retry-After`, 403 (no rate limit), 404 and 500.
+pub fn common_failures(answer: impl Fn(u16) -> ResponseTemplate) -> Vec<FailureCase> {
+    vec![
+        ("unauthorized", answer(401), ProviderError::Unauthorized),
+        (
+            "throttled",
+            answer(429).insert_header("Retry-After", "12"),
+            ProviderError::RateLimited {
+                retry_after: Some(Duration::from_secs(12)),
+            },
+        ),
+        ("forbidden", answer(403), ProviderError::Rejected { status: 403 }),
+        ("missing", answer(404), ProviderError::NotFound),
+        (
+            "down",
+            answer(500),
+            ProviderError::Unavailable("500 Internal Server Error".into()),
+        ),
+    ]
+}
+
 /// Mounts each case's answer on the mock `mock_for` gives for its name, then
 /// makes `request` for each name: it must fail with the case's error, whose
 /// text holds none of the provider's words that are `hidden`.
 pub async fn assert_failures_map<T, R>(
     server: &MockServer,
-    cases: Vec<(&'static str, ResponseTemplate, ProviderError)>,
+    cases: Vec<FailureCase>,
     mock_for: impl Fn(&str) -> MockBuilder,
     request: impl Fn(&'static str) -> R,
     hidden: &[&str],

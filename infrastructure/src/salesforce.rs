@@ -12,11 +12,12 @@
 //! (UTC): the sync waits rather than spend the org's own integrations' quota.
 
 use crate::http::{clipped, error_body, logged, read_answer, read_capped, refused, send, ApiHosts};
-use crate::oauth::OAuthSettings;
+use crate::oauth::{AppCredentials, OAuthSettings};
 use crate::sign_in::app_sign_in;
 use application::clock::{Clock, SystemClock};
 use application::crm::{
-    BulkImport, CallLog, CallResult, CrmAccess, CrmAccount, CrmApi, CrmBulkApi, CrmContact, MeetingLog, NewContact,
+    BulkImport, CallLog, CallResult, CallUpdatingContact, ContactUpdate, CrmAccess, CrmAccount, CrmApi, CrmBulkApi,
+    CrmContact, DealMove, MeetingLog, NewContact, NewDeal, NewNote,
 };
 use application::oauth::Tokens;
 use application::providers::{Cause, ProviderError};
@@ -71,20 +72,11 @@ const CONTACT_PREFIX: &str = "003";
 
 /// The sign-in settings for Salesforce under `login_url` (production or
 /// `https://test.salesforce.com` for sandboxes); client credentials in the body.
-pub fn oauth_settings(
-    client_id: String,
-    client_secret: String,
-    redirect_url: String,
-    login_url: &str,
-) -> OAuthSettings {
+pub fn oauth_settings(app: AppCredentials, login_url: &str) -> OAuthSettings {
     let login = login_url.trim_end_matches('/');
     let auth_url = format!("{login}/services/oauth2/authorize");
     let token_url = format!("{login}/services/oauth2/token");
-    app_sign_in(
-        (client_id, client_secret, redirect_url),
-        (&auth_url, &token_url),
-        SCOPES,
-    )
+    app_sign_in(app, (&auth_url, &token_url), SCOPES)
 }
 
 /// How the client reaches Salesforce.
@@ -160,7 +152,39 @@ struct Subrequest {
     /// Under the versioned API path (`sobjects/Task`).
     path: String,
     reference_id: &'static str,
-    body: Option<Value>,
+    body: Value,
+}
+
+impl Subrequest {
+    /// Creates a record of `object`, named `reference_id` in the answer (and in later subrequests).
+    fn create(reference_id: &'static str, object: &str, body: Value) -> Self {
+        Self {
+            method: Method::POST,
+            path: format!("sobjects/{object}"),
+            reference_id,
+            body,
+        }
+    }
+
+    /// Changes the record `id` of `object`.
+    fn update(reference_id: &'static str, object: &str, id: &str, body: Value) -> Self {
+        Self {
+            method: Method::PATCH,
+            path: format!("sobjects/{object}/{id}"),
+            reference_id,
+            body,
+        }
+    }
+
+    /// Files the call logged as Task `task` under the deal `deal_id`.
+    fn filing_call(task: &str, deal_id: &str) -> Result<Self, ProviderError> {
+        Ok(Self::update(
+            "filedCall",
+            "Task",
+            record_id(task)?,
+            json!({ "WhatId": deal_id }),
+        ))
+    }
 }
 
 impl SalesforceClient {
@@ -291,15 +315,12 @@ impl SalesforceClient {
         let requests: Vec<Value> = subrequests
             .into_iter()
             .map(|sub| {
-                let mut request = json!({
+                json!({
                     "method": sub.method.as_str(),
                     "url": format!("/services/data/{API_VERSION}/{}", sub.path),
                     "referenceId": sub.reference_id,
-                });
-                if let Some(body) = sub.body {
-                    request["body"] = body;
-                }
-                request
+                    "body": sub.body,
+                })
             })
             .collect();
         let request = self
@@ -659,26 +680,11 @@ impl CrmApi for SalesforceClient {
                     return self.create(access, "Contact", &Value::Object(record)).await;
                 }
                 record.insert("AccountId".into(), json!("@{newAccount.id}"));
-                let answers = self
-                    .composite(
-                        access,
-                        true,
-                        vec![
-                            Subrequest {
-                                method: Method::POST,
-                                path: "sobjects/Account".into(),
-                                reference_id: "newAccount",
-                                body: Some(json!({ "Name": account_name })),
-                            },
-                            Subrequest {
-                                method: Method::POST,
-                                path: "sobjects/Contact".into(),
-                                reference_id: "newContact",
-                                body: Some(Value::Object(record)),
-                            },
-                        ],
-                    )
-                    .await?;
+                let subrequests = vec![
+                    Subrequest::create("newAccount", "Account", json!({ "Name": account_name })),
+                    Subrequest::create("newContact", "Contact", Value::Object(record)),
+                ];
+                let answers = self.composite(access, true, subrequests).await?;
                 created_id(sub_result(&answers, "newContact")?)
             }
         }
@@ -692,25 +698,16 @@ impl CrmApi for SalesforceClient {
     async fn log_call_updating_contact(
         &self,
         access: &CrmAccess,
-        call: &CallLog,
-        properties: &BTreeMap<String, String>,
+        logged: &CallUpdatingContact<'_>,
     ) -> Option<Result<(String, Result<(), ProviderError>), ProviderError>> {
+        let CallUpdatingContact { call, properties } = *logged;
         let combined = async {
             let object = contact_object(record_id(&call.contact_id)?)?;
             let fields = self.fields_of(access, object, properties).await?;
-            let mut subrequests = vec![Subrequest {
-                method: Method::POST,
-                path: "sobjects/Task".into(),
-                reference_id: "callTask",
-                body: Some(task_of(call)),
-            }];
+            let mut subrequests = vec![Subrequest::create("callTask", "Task", task_of(call))];
             if !fields.is_empty() {
-                subrequests.push(Subrequest {
-                    method: Method::PATCH,
-                    path: format!("sobjects/{object}/{}", call.contact_id),
-                    reference_id: "contactUpdate",
-                    body: Some(Value::Object(fields)),
-                });
+                let update = Subrequest::update("contactUpdate", object, &call.contact_id, Value::Object(fields));
+                subrequests.push(update);
             }
             // Each stands alone: a refused field must not lose the call's Task.
             let answers = self.composite(access, false, subrequests).await?;
@@ -724,27 +721,17 @@ impl CrmApi for SalesforceClient {
         Some(combined.await)
     }
 
-    async fn find_logged_call(
-        &self,
-        access: &CrmAccess,
-        contact_id: &str,
-        call_id: Uuid,
-    ) -> Result<Option<String>, ProviderError> {
+    async fn find_logged_call(&self, access: &CrmAccess, call: &CallLog) -> Result<Option<String>, ProviderError> {
         let soql = format!(
             "SELECT Id FROM Task WHERE CallObject = {} AND WhoId = {} LIMIT 1",
-            quoted(&call_id.to_string()),
-            quoted(record_id(contact_id)?)
+            quoted(&call.call_id.to_string()),
+            quoted(record_id(&call.contact_id)?)
         );
         Ok(self.query(access, &soql).await?.first().and_then(|r| text(r, "Id")))
     }
 
-    async fn add_note(
-        &self,
-        access: &CrmAccess,
-        contact_id: &str,
-        body: &str,
-        _at: DateTime<Utc>,
-    ) -> Result<String, ProviderError> {
+    async fn add_note(&self, access: &CrmAccess, note: &NewNote<'_>) -> Result<String, ProviderError> {
+        let NewNote { contact_id, body, .. } = *note;
         let title = body.lines().next().unwrap_or("VoxReach call");
         let note = json!({
             "ParentId": record_id(contact_id)?,
@@ -822,37 +809,17 @@ impl CrmApi for SalesforceClient {
         Ok(self.query(access, &soql).await?.first().and_then(|r| text(r, "Id")))
     }
 
-    async fn create_deal(
-        &self,
-        access: &CrmAccess,
-        contact_id: &str,
-        name: &str,
-        stage: &str,
-        logged_call: Option<&str>,
-    ) -> Result<String, ProviderError> {
-        let contact_id = record_id(contact_id)?;
+    async fn create_deal(&self, access: &CrmAccess, deal: &NewDeal<'_>) -> Result<String, ProviderError> {
+        let contact_id = record_id(deal.contact_id)?;
         let close = (self.clock.now() + Span::days(CLOSE_IN_DAYS)).date_naive().to_string();
-        let mut subrequests = vec![Subrequest {
-            method: Method::POST,
-            path: "sobjects/Opportunity".into(),
-            reference_id: "deal",
-            body: Some(json!({ "Name": clipped(name, 120), "StageName": stage, "CloseDate": close })),
-        }];
+        let opportunity = json!({ "Name": clipped(deal.name, 120), "StageName": deal.stage, "CloseDate": close });
+        let mut subrequests = vec![Subrequest::create("deal", "Opportunity", opportunity)];
         if contact_object(contact_id)? == "Contact" {
-            subrequests.push(Subrequest {
-                method: Method::POST,
-                path: "sobjects/OpportunityContactRole".into(),
-                reference_id: "role",
-                body: Some(json!({ "OpportunityId": "@{deal.id}", "ContactId": contact_id, "IsPrimary": true })),
-            });
+            let role = json!({ "OpportunityId": "@{deal.id}", "ContactId": contact_id, "IsPrimary": true });
+            subrequests.push(Subrequest::create("role", "OpportunityContactRole", role));
         }
-        if let Some(task) = logged_call {
-            subrequests.push(Subrequest {
-                method: Method::PATCH,
-                path: format!("sobjects/Task/{}", record_id(task)?),
-                reference_id: "filedCall",
-                body: Some(json!({ "WhatId": "@{deal.id}" })),
-            });
+        if let Some(task) = deal.logged_call {
+            subrequests.push(Subrequest::filing_call(task, "@{deal.id}")?);
         }
         let answers = self.composite(access, true, subrequests).await?;
         for reference in ["role", "filedCall"] {
@@ -863,49 +830,24 @@ impl CrmApi for SalesforceClient {
         created_id(sub_result(&answers, "deal")?)
     }
 
-    async fn move_deal(
-        &self,
-        access: &CrmAccess,
-        deal_id: &str,
-        stage: &str,
-        logged_call: Option<&str>,
-    ) -> Result<(), ProviderError> {
-        let deal_id = record_id(deal_id)?;
-        let Some(task) = logged_call else {
+    async fn move_deal(&self, access: &CrmAccess, change: &DealMove<'_>) -> Result<(), ProviderError> {
+        let (deal_id, stage) = (record_id(change.deal_id)?, change.stage);
+        let Some(task) = change.logged_call else {
             return self
                 .update(access, "Opportunity", deal_id, &json!({ "StageName": stage }))
                 .await;
         };
-        let answers = self
-            .composite(
-                access,
-                true,
-                vec![
-                    Subrequest {
-                        method: Method::PATCH,
-                        path: format!("sobjects/Opportunity/{deal_id}"),
-                        reference_id: "deal",
-                        body: Some(json!({ "StageName": stage })),
-                    },
-                    Subrequest {
-                        method: Method::PATCH,
-                        path: format!("sobjects/Task/{}", record_id(task)?),
-                        reference_id: "filedCall",
-                        body: Some(json!({ "WhatId": deal_id })),
-                    },
-                ],
-            )
-            .await?;
+        let subrequests = vec![
+            Subrequest::update("deal", "Opportunity", deal_id, json!({ "StageName": stage })),
+            Subrequest::filing_call(task, deal_id)?,
+        ];
+        let answers = self.composite(access, true, subrequests).await?;
         sub_result(&answers, "deal")?;
         sub_result(&answers, "filedCall").map(|_| ())
     }
 
-    async fn update_contact(
-        &self,
-        access: &CrmAccess,
-        contact_id: &str,
-        properties: &BTreeMap<String, String>,
-    ) -> Result<(), ProviderError> {
+    async fn update_contact(&self, access: &CrmAccess, update: &ContactUpdate<'_>) -> Result<(), ProviderError> {
+        let ContactUpdate { contact_id, properties } = *update;
         let object = contact_object(record_id(contact_id)?)?;
         let fields = self.fields_of(access, object, properties).await?;
         if fields.is_empty() {
@@ -1129,9 +1071,10 @@ impl CrmBulkApi for SalesforceClient {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::provider_test_support::{call_updating_contact, deal_move, new_deal};
     use application::crm::CallDirection;
     use wiremock::matchers::{body_json, header, method, path, query_param};
-    use wiremock::{Mock, MockServer, Request, ResponseTemplate};
+    use wiremock::{Mock, MockBuilder, MockServer, Request, ResponseTemplate};
 
     const TOKEN: &str = "00D5e000000abcd!AQ4AQF";
     const CONTACT: &str = "0035e00000AbCdEAAV";
@@ -1173,6 +1116,36 @@ mod tests {
         }
     }
 
+    /// A call on [`LEAD`] Salesforce has no Task for.
+    fn unknown_call() -> CallLog {
+        CallLog {
+            call_id: Uuid::nil(),
+            ..call()
+        }
+    }
+
+    /// A fake that gives `answer` to every `method` request.
+    async fn answering(method_name: &str, answer: ResponseTemplate) -> MockServer {
+        let server = MockServer::start().await;
+        Mock::given(method(method_name))
+            .respond_with(answer)
+            .mount(&server)
+            .await;
+        server
+    }
+
+    /// An error as Salesforce's REST API answers it.
+    fn salesforce_error(status: u16, message: &str, code: &str) -> ResponseTemplate {
+        ResponseTemplate::new(status).set_body_json(json!([{ "message": message, "errorCode": code }]))
+    }
+
+    /// A SOQL query as the client sends it.
+    fn query(soql: &str) -> MockBuilder {
+        Mock::given(method("GET"))
+            .and(path(format!("{DATA}/query")))
+            .and(query_param("q", soql))
+    }
+
     async fn describe(server: &MockServer, object: &str, fields: Value) {
         Mock::given(method("GET"))
             .and(path(format!("{DATA}/sobjects/{object}/describe")))
@@ -1203,10 +1176,8 @@ mod tests {
     #[tokio::test]
     async fn requests_go_to_the_grants_instance_and_only_an_allowed_one() {
         let server = MockServer::start().await;
-        Mock::given(method("GET"))
-            .and(path(format!("{DATA}/query")))
+        query("SELECT Id FROM Organization LIMIT 1")
             .and(header("authorization", format!("Bearer {TOKEN}").as_str()))
-            .and(query_param("q", "SELECT Id FROM Organization LIMIT 1"))
             .respond_with(ResponseTemplate::new(200).set_body_json(json!({
                 "totalSize": 1, "done": true,
                 "records": [{ "attributes": { "type": "Organization" }, "Id": "00D5e000000abcdEAA" }]
@@ -1233,13 +1204,11 @@ mod tests {
 
     #[tokio::test]
     async fn an_expired_session_is_unauthorized_and_its_message_stays_in_the_log() {
-        let server = MockServer::start().await;
-        Mock::given(method("GET"))
-            .respond_with(ResponseTemplate::new(401).set_body_json(json!([
-                { "message": "Session expired or invalid", "errorCode": "INVALID_SESSION_ID" }
-            ])))
-            .mount(&server)
-            .await;
+        let server = answering(
+            "GET",
+            salesforce_error(401, "Session expired or invalid", "INVALID_SESSION_ID"),
+        )
+        .await;
         let error = client(&server, DEFAULT_BUDGET_SHARE)
             .find_contact(&access(&server), &PhoneNumber::parse("+14155550123").unwrap())
             .await
@@ -1330,12 +1299,7 @@ mod tests {
     #[tokio::test]
     async fn a_contact_is_created_under_a_new_account_in_one_composite_request() {
         let server = MockServer::start().await;
-        Mock::given(method("GET"))
-            .and(path(format!("{DATA}/query")))
-            .and(query_param(
-                "q",
-                "SELECT Id FROM Account WHERE Name = 'O\\'Brien & Co' LIMIT 1",
-            ))
+        query("SELECT Id FROM Account WHERE Name = 'O\\'Brien & Co' LIMIT 1")
             .respond_with(ResponseTemplate::new(200).set_body_json(json!({ "records": [] })))
             .expect(1)
             .mount(&server)
@@ -1392,12 +1356,7 @@ mod tests {
             .expect(1)
             .mount(&server)
             .await;
-        Mock::given(method("GET"))
-            .and(path(format!("{DATA}/query")))
-            .and(query_param(
-                "q",
-                format!("SELECT Id FROM Task WHERE CallObject = '{CALL_ID}' AND WhoId = '{LEAD}' LIMIT 1").as_str(),
-            ))
+        query(format!("SELECT Id FROM Task WHERE CallObject = '{CALL_ID}' AND WhoId = '{LEAD}' LIMIT 1").as_str())
             .respond_with(ResponseTemplate::new(200).set_body_json(json!({ "records": [{ "Id": TASK }] })))
             .expect(1)
             .mount(&server)
@@ -1405,9 +1364,7 @@ mod tests {
         let salesforce = client(&server, DEFAULT_BUDGET_SHARE);
         assert_eq!(salesforce.log_call(&access(&server), &call()).await, Ok(TASK.into()));
         assert_eq!(
-            salesforce
-                .find_logged_call(&access(&server), LEAD, CALL_ID.parse().unwrap())
-                .await,
+            salesforce.find_logged_call(&access(&server), &call()).await,
             Ok(Some(TASK.into()))
         );
     }
@@ -1429,7 +1386,7 @@ mod tests {
         let salesforce = client(&server, DEFAULT_BUDGET_SHARE);
         let properties = BTreeMap::from([("Status".to_owned(), "Nope".to_owned())]);
         let (task, updated) = salesforce
-            .log_call_updating_contact(&access(&server), &call(), &properties)
+            .log_call_updating_contact(&access(&server), &call_updating_contact(&call(), &properties))
             .await
             .unwrap()
             .unwrap();
@@ -1459,7 +1416,7 @@ mod tests {
             .mount(&server)
             .await;
         let (task, updated) = salesforce
-            .log_call_updating_contact(&access(&server), &call(), &properties)
+            .log_call_updating_contact(&access(&server), &call_updating_contact(&call(), &properties))
             .await
             .unwrap()
             .unwrap();
@@ -1483,10 +1440,7 @@ mod tests {
         let deal = salesforce
             .create_deal(
                 &access(&server),
-                CONTACT,
-                "Mary Smith (VoxReach)",
-                "Needs Analysis",
-                Some(TASK),
+                &new_deal(CONTACT, "Mary Smith (VoxReach)", "Needs Analysis", Some(TASK)),
             )
             .await
             .unwrap();
@@ -1512,7 +1466,9 @@ mod tests {
             .mount(&server)
             .await;
         assert_eq!(
-            salesforce.move_deal(&access(&server), DEAL, "Closed Won", None).await,
+            salesforce
+                .move_deal(&access(&server), &deal_move(DEAL, "Closed Won", None))
+                .await,
             Ok(())
         );
     }
@@ -1520,32 +1476,26 @@ mod tests {
     #[tokio::test]
     async fn a_leads_open_deal_is_found_through_the_calls_filed_under_it() {
         let server = MockServer::start().await;
-        Mock::given(method("GET"))
-            .and(path(format!("{DATA}/query")))
-            .and(query_param(
-                "q",
-                format!(
-                    "SELECT WhatId FROM Task WHERE WhoId = '{LEAD}' AND What.Type = 'Opportunity' \
+        query(
+            format!(
+                "SELECT WhatId FROM Task WHERE WhoId = '{LEAD}' AND What.Type = 'Opportunity' \
                      ORDER BY CreatedDate DESC LIMIT 20"
-                )
-                .as_str(),
-            ))
-            .respond_with(ResponseTemplate::new(200).set_body_json(json!({ "records": [{ "WhatId": DEAL }] })))
-            .mount(&server)
-            .await;
-        Mock::given(method("GET"))
-            .and(path(format!("{DATA}/query")))
-            .and(query_param(
-                "q",
-                format!(
-                    "SELECT Id FROM Opportunity WHERE Id IN ('{DEAL}') AND IsClosed = false \
+            )
+            .as_str(),
+        )
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({ "records": [{ "WhatId": DEAL }] })))
+        .mount(&server)
+        .await;
+        query(
+            format!(
+                "SELECT Id FROM Opportunity WHERE Id IN ('{DEAL}') AND IsClosed = false \
                      ORDER BY CreatedDate DESC LIMIT 1"
-                )
-                .as_str(),
-            ))
-            .respond_with(ResponseTemplate::new(200).set_body_json(json!({ "records": [{ "Id": DEAL }] })))
-            .mount(&server)
-            .await;
+            )
+            .as_str(),
+        )
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({ "records": [{ "Id": DEAL }] })))
+        .mount(&server)
+        .await;
         let salesforce = client(&server, DEFAULT_BUDGET_SHARE);
         assert_eq!(
             salesforce.open_deal(&access(&server), LEAD).await,
@@ -1615,7 +1565,7 @@ mod tests {
         let found = |s: &SalesforceClient| {
             let s = s.clone();
             let access = access(&server);
-            async move { s.find_logged_call(&access, LEAD, Uuid::nil()).await }
+            async move { s.find_logged_call(&access, &unknown_call()).await }
         };
         assert_eq!(
             found(&salesforce).await,
@@ -1635,20 +1585,15 @@ mod tests {
         );
         // A client with a higher share still goes on.
         assert!(client(&server, 0.9)
-            .find_logged_call(&access(&server), LEAD, Uuid::nil())
+            .find_logged_call(&access(&server), &unknown_call())
             .await
             .is_ok());
     }
 
     #[tokio::test]
     async fn the_limit_exceeded_answer_is_the_daily_limit() {
-        let server = MockServer::start().await;
-        Mock::given(method("POST"))
-            .respond_with(ResponseTemplate::new(403).set_body_json(json!([
-                { "message": "TotalRequests Limit exceeded.", "errorCode": "REQUEST_LIMIT_EXCEEDED" }
-            ])))
-            .mount(&server)
-            .await;
+        let refusal = salesforce_error(403, "TotalRequests Limit exceeded.", "REQUEST_LIMIT_EXCEEDED");
+        let server = answering("POST", refusal).await;
         let error = client(&server, DEFAULT_BUDGET_SHARE)
             .log_call(&access(&server), &call())
             .await

@@ -1,7 +1,7 @@
 //! Slack incoming webhooks: a notice rendered as Block Kit is `POST`ed; Slack
 //! answers `ok` or a plain-text error code.
 
-use crate::http::parse_retry_after;
+use crate::http::retry_after;
 use application::slack::{SlackDeliveryError, SlackWebhook};
 use async_trait::async_trait;
 use domain::slack::{escape, Mention, Notice};
@@ -108,11 +108,7 @@ impl SlackWebhook for SlackClient {
             .await
             .map_err(|e| SlackDeliveryError::Unavailable(crate::http::transport_cause(e)))?;
         let status = response.status();
-        let retry_after = response
-            .headers()
-            .get("retry-after")
-            .and_then(|v| v.to_str().ok())
-            .and_then(parse_retry_after);
+        let retry_after = retry_after(response.headers());
         let body = crate::http::read_capped(response, 4096).await.unwrap_or_default();
         let code = known_code(&body).unwrap_or("").to_owned();
         match status {

@@ -1,13 +1,12 @@
 //! Vapi's REST API (`Authorization: Bearer <private key>`): assistants.
 
-use crate::http::parse_retry_after;
+use crate::http::retry_after;
 use application::providers::ProviderError;
 use application::voice::{
     AssistantDefinition, CallSetup, NumberDefinition, OutboundCall, PlatformCredential, ProviderNumber, VoiceProvider,
 };
 use async_trait::async_trait;
 use domain::phone_numbers::{NumberSource, PhoneNumberStatus};
-use reqwest::header::RETRY_AFTER;
 use reqwest::{Method, StatusCode};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
@@ -246,11 +245,7 @@ impl VapiClient {
         if status.is_success() {
             return Ok(response);
         }
-        let retry_after = response
-            .headers()
-            .get(RETRY_AFTER)
-            .and_then(|v| v.to_str().ok())
-            .and_then(parse_retry_after);
+        let retry_after = retry_after(response.headers());
         let body = crate::http::read_capped(response, 64 * 1024).await.unwrap_or_default();
         let text = String::from_utf8_lossy(&body);
         Err(classify(status, retry_after, &text))
@@ -373,7 +368,7 @@ fn classify(status: StatusCode, retry_after: Option<Duration>, body: &str) -> Pr
             _ => None,
         });
     if let Some(message) = message {
-        let message: String = message.chars().take(300).collect();
+        let message = crate::http::logged(&message);
         tracing::warn!(status = status.as_u16(), %message, "Vapi answered with an error");
     }
     match status {

@@ -23,19 +23,21 @@ pub struct CalendlyAccount {
     pub email: String,
 }
 
+/// A webhook subscription to make: `callback_url` receives `invitee.created`
+/// and `invitee.canceled` of `account`'s user, signed with `signing_key`.
+#[derive(Debug, Clone, Copy)]
+pub struct NewSubscription<'a> {
+    pub account: &'a CalendlyAccount,
+    pub callback_url: &'a str,
+    pub signing_key: &'a str,
+}
+
 /// Calendly's API (v2), called with a personal access token.
 #[async_trait]
 pub trait CalendlyApi: Send + Sync {
     async fn current_user(&self, token: &str) -> Result<CalendlyAccount, ProviderError>;
-    /// Subscribes `callback_url` to `invitee.created` and `invitee.canceled`
-    /// of the user, signed with `signing_key`; returns the subscription's URI.
-    async fn subscribe(
-        &self,
-        token: &str,
-        account: &CalendlyAccount,
-        callback_url: &str,
-        signing_key: &str,
-    ) -> Result<String, ProviderError>;
+    /// Makes the subscription; returns its URI.
+    async fn subscribe(&self, token: &str, subscription: &NewSubscription<'_>) -> Result<String, ProviderError>;
     async fn unsubscribe(&self, token: &str, subscription_uri: &str) -> Result<(), ProviderError>;
 }
 
@@ -91,7 +93,12 @@ impl CalendarService {
             .put(organization_id, &signing_key_owner(id), &secret(&signing_key))
             .await?;
         let callback = format!("{}/api/webhooks/calendly?integration={id}", self.public_url);
-        let subscription = match calendly.subscribe(token, &account, &callback, &signing_key).await {
+        let subscription = NewSubscription {
+            account: &account,
+            callback_url: &callback,
+            signing_key: &signing_key,
+        };
+        let subscription = match calendly.subscribe(token, &subscription).await {
             Ok(subscription) => subscription,
             Err(error) => {
                 self.oauth.vault.forget(organization_id, &vault_owner(id)).await?;

@@ -278,19 +278,22 @@ impl CrmSync {
             }
             SyncStep::LogCall => {
                 let logged = |engagement_id| event!(CrmCallLogged { engagement_id });
+                let log = call.log(step.call_id, &contact_id, step.settings);
                 if state.is_unconfirmed(kind) {
                     // An earlier write may have reached the CRM without us hearing back.
-                    match api.find_logged_call(token, &contact_id, step.call_id).await {
+                    match api.find_logged_call(token, &log).await {
                         Ok(Some(found)) => return Ok(Ok(logged(found))),
                         Ok(None) => {}
                         Err(error) => return Ok(Err(error)),
                     }
                 }
                 self.intend(step, kind).await?;
-                let log = call.log(step.call_id, &contact_id, step.settings);
                 let properties = call.contact_properties(step.settings);
                 let combined = match properties.as_ref().filter(|_| !state.contact_updated) {
-                    Some(properties) => api.log_call_updating_contact(token, &log, properties).await,
+                    Some(properties) => {
+                        let call_and_update = CallUpdatingContact { call: &log, properties };
+                        api.log_call_updating_contact(token, &call_and_update).await
+                    }
                     None => None,
                 };
                 match combined {
@@ -320,8 +323,12 @@ impl CrmSync {
                     .and_then(|r| r.transcript.clone())
                     .unwrap_or_default();
                 let body = format!("VoxReach call {} transcript:\n\n{transcript}", step.call_id);
-                let at = call.ended_at.unwrap_or(now);
-                api.add_note(token, &contact_id, &body, at)
+                let note = NewNote {
+                    contact_id: &contact_id,
+                    body: &body,
+                    at: call.ended_at.unwrap_or(now),
+                };
+                api.add_note(token, &note)
                     .await
                     .map(|note_id| event!(CrmNoteAdded { note_id }))
             }
@@ -357,20 +364,30 @@ impl CrmSync {
                 };
                 match known {
                     Err(error) => Err(error),
-                    Ok(Some(deal_id)) => api
-                        .move_deal(token, &deal_id, &stage, state.engagement_id.as_deref())
-                        .await
-                        .map(|()| {
+                    Ok(Some(deal_id)) => {
+                        let change = DealMove {
+                            deal_id: &deal_id,
+                            stage: &stage,
+                            logged_call: state.engagement_id.as_deref(),
+                        };
+                        api.move_deal(token, &change).await.map(|()| {
                             event!(CrmDealUpdated {
                                 deal_id,
                                 stage,
                                 created: false,
                             })
-                        }),
+                        })
+                    }
                     Ok(None) => {
                         let name = call.deal_name();
                         self.intend(step, kind).await?;
-                        api.create_deal(token, &contact_id, &name, &stage, state.engagement_id.as_deref())
+                        let deal = NewDeal {
+                            contact_id: &contact_id,
+                            name: &name,
+                            stage: &stage,
+                            logged_call: state.engagement_id.as_deref(),
+                        };
+                        api.create_deal(token, &deal)
                             .await
                             .map(|deal_id| {
                                 event!(CrmDealUpdated {
@@ -405,7 +422,11 @@ impl CrmSync {
             }
             SyncStep::UpdateContact => {
                 let properties = call.contact_properties(step.settings).unwrap_or_default();
-                api.update_contact(token, &contact_id, &properties).await.map(|()| {
+                let update = ContactUpdate {
+                    contact_id: &contact_id,
+                    properties: &properties,
+                };
+                api.update_contact(token, &update).await.map(|()| {
                     event!(CrmContactUpdated {
                         properties: properties.into_keys().collect(),
                     })
