@@ -3,7 +3,7 @@
 
 use crate::aggregates::{
     append_failed, execute, execute_decision, load_any, load_in, metadata, session_metadata, stream_of, Decided,
-    DECISION_ATTEMPTS,
+    Loaded, DECISION_ATTEMPTS,
 };
 use crate::auth::Session;
 use crate::clock::Clock;
@@ -201,8 +201,47 @@ struct Resolved {
     parties: CallParties,
 }
 
+impl Resolved {
+    /// A call belongs to the organization of its first event (`owner`, absent for a new call):
+    /// a message naming another never touches it.
+    fn owned_by(self, owner: Option<Uuid>, call: &CallRef) -> Option<Self> {
+        if owner.is_some_and(|owner| owner != self.organization_id) {
+            tracing::warn!(call_id = %self.call_id, vapi_call_id = %call.vapi_call_id, "a Vapi message names another organization than its call's; kept as unmatched");
+            return None;
+        }
+        Some(self)
+    }
+}
+
 impl CallService {
+    /// The call a message is about, checked against the organization of its first event.
     async fn resolve(&self, call: &CallRef) -> Result<Option<Resolved>, AppError> {
+        let Some(resolved) = self.resolve_parties(call).await? else {
+            return Ok(None);
+        };
+        let owner = self
+            .store
+            .first_event(&stream_of::<Call>(resolved.call_id))
+            .await
+            .map_err(|e| AppError::internal("reading a call's organization", e))?
+            .map(|first| first.organization_id);
+        Ok(resolved.owned_by(owner, call))
+    }
+
+    /// [`Self::resolve`] for a message that needs the call's state too: one read
+    /// of the stream gives both the state and its organization.
+    async fn resolve_loaded(&self, call: &CallRef) -> Result<Option<(Resolved, Loaded<Call>)>, AppError> {
+        let Some(resolved) = self.resolve_parties(call).await? else {
+            return Ok(None);
+        };
+        let loaded = load_any::<Call>(self.store.as_ref(), stream_of::<Call>(resolved.call_id)).await?;
+        Ok(resolved
+            .owned_by(loaded.organization_id, call)
+            .map(|resolved| (resolved, loaded)))
+    }
+
+    /// The organization, call and parties the Vapi ids and our metadata point to.
+    async fn resolve_parties(&self, call: &CallRef) -> Result<Option<Resolved>, AppError> {
         // A call we placed is ours by its Vapi id, whatever else the message carries.
         let owners = self
             .owners
@@ -233,17 +272,6 @@ impl CallService {
             .call_id
             .or(placed.map(|(_, id)| id))
             .unwrap_or_else(|| Uuid::new_v5(&VAPI_CALL_NAMESPACE, call.vapi_call_id.as_bytes()));
-        // A call belongs to the organization of its first event: a message naming another never touches it.
-        let owner = self
-            .store
-            .first_event(&stream_of::<Call>(call_id))
-            .await
-            .map_err(|e| AppError::internal("reading a call's organization", e))?
-            .map(|first| first.organization_id);
-        if owner.is_some_and(|owner| owner != organization_id) {
-            tracing::warn!(%call_id, vapi_call_id = %call.vapi_call_id, "a Vapi message names another organization than its call's; kept as unmatched");
-            return Ok(None);
-        }
         Ok(Some(Resolved {
             organization_id,
             call_id,
@@ -369,11 +397,11 @@ impl CallService {
             }
             ServerMessage::EndOfCallReport { call, report, at } => {
                 let key = format!("vapi:{}:end-of-call-report", call.vapi_call_id);
-                let Some(resolved) = self.resolve(&call).await? else {
+                let Some((resolved, loaded)) = self.resolve_loaded(&call).await? else {
                     self.record_unmatched("end-of-call-report", &call, raw, key).await?;
                     return Ok(ServerReply::Ack);
                 };
-                let analysed = self.outcome_from_analysis(&resolved, &report).await?;
+                let analysed = self.outcome_from_analysis(&resolved, &loaded.state, &report).await?;
                 let mut events = Call::decide(
                     &CallCommand::RecordEnd {
                         parties: resolved.parties.clone(),
@@ -395,10 +423,13 @@ impl CallService {
                 Ok(ServerReply::Ack)
             }
             ServerMessage::ToolCalls { call, calls } => {
-                let resolved = self.resolve(&call).await?;
-                if let Some(resolved) = &resolved {
-                    self.ensure_known(resolved, &call).await?;
-                }
+                let resolved = match self.resolve_loaded(&call).await? {
+                    Some((resolved, loaded)) => {
+                        self.ensure_known(&resolved, &loaded.state, &call).await?;
+                        Some(resolved)
+                    }
+                    None => None,
+                };
                 let mut results = Vec::with_capacity(calls.len());
                 for tool_call in calls {
                     let outcome = match &resolved {
@@ -478,16 +509,11 @@ impl CallService {
     async fn outcome_from_analysis(
         &self,
         resolved: &Resolved,
+        call: &Call,
         report: &CallReport,
     ) -> Result<Option<Outcome>, AppError> {
         use domain::agents::Agent;
-        let call = load_in::<Call>(
-            self.store.as_ref(),
-            resolved.organization_id,
-            stream_of::<Call>(resolved.call_id),
-        )
-        .await?;
-        if call.state.outcome.is_some() {
+        if call.outcome.is_some() {
             return Ok(None);
         }
         let rule = match resolved.parties.agent_id {
@@ -506,14 +532,8 @@ impl CallService {
     }
 
     /// A tool call means the call is in progress, even if Vapi's status update has not arrived yet.
-    async fn ensure_known(&self, resolved: &Resolved, call: &CallRef) -> Result<(), AppError> {
-        let loaded = load_in::<Call>(
-            self.store.as_ref(),
-            resolved.organization_id,
-            stream_of::<Call>(resolved.call_id),
-        )
-        .await?;
-        if loaded.state.known {
+    async fn ensure_known(&self, resolved: &Resolved, state: &Call, call: &CallRef) -> Result<(), AppError> {
+        if state.known {
             return Ok(());
         }
         let events = Call::decide(
@@ -523,7 +543,7 @@ impl CallService {
                 ended_reason: None,
                 at: self.clock.now(),
             },
-            &loaded.state,
+            state,
         )
         .map_err(call_error)?;
         let key = format!("vapi:{}:status-update:in-progress", call.vapi_call_id);

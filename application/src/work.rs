@@ -50,8 +50,9 @@ pub trait WorkQueue: Send + Sync {
     async fn claim(&self, reactor: &str, limit: i64, lease: Duration) -> Result<Vec<WorkItem>, AppError>;
     /// Extends the leases of items still in flight; returns those whose lease was lost.
     async fn renew(&self, items: &[WorkItem], lease: Duration) -> Result<Vec<WorkItem>, AppError>;
-    /// Records the outcome, unless the lease was lost (another worker owns the item now).
-    async fn finish(&self, item: &WorkItem, outcome: &WorkOutcome) -> Result<(), AppError>;
+    /// Records the outcomes of one reactor's claimed items together, leaving alone
+    /// those whose lease was lost (another worker owns the item now).
+    async fn finish(&self, finished: &[(WorkItem, WorkOutcome)]) -> Result<(), AppError>;
     /// Adds work unless the same key is already queued; true if added.
     async fn enqueue_once(&self, reactor: &str, key: &str, organization_id: Uuid) -> Result<bool, AppError>;
 }

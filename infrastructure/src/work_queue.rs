@@ -103,35 +103,67 @@ impl WorkQueue for PgWorkQueue {
         Ok(items.iter().filter(|i| !renewed.contains(&i.key)).cloned().collect())
     }
 
-    async fn finish(&self, item: &WorkItem, outcome: &WorkOutcome) -> Result<(), AppError> {
-        let query = match outcome {
-            // Newer work (a higher generation) stays, due at once.
-            WorkOutcome::Done | WorkOutcome::GiveUp { .. } => sqlx::query(
-                "WITH gone AS (DELETE FROM reactor_work
-                               WHERE reactor = $1 AND work_key = $2 AND generation = $3 AND lease_token = $4 RETURNING 1)
-                 UPDATE reactor_work SET leased_until = NULL, lease_token = NULL, attempts = 0, last_error = NULL
-                 WHERE reactor = $1 AND work_key = $2 AND lease_token = $4 AND NOT EXISTS (SELECT 1 FROM gone)",
-            )
-            .bind(&item.reactor)
-            .bind(&item.key)
-            .bind(item.generation)
-            .bind(item.lease),
-            WorkOutcome::RetryAt { due, reason } => sqlx::query(
-                "UPDATE reactor_work SET leased_until = NULL, lease_token = NULL, last_error = $6,
-                    attempts = CASE WHEN generation = $3 THEN attempts + 1 ELSE 0 END,
-                    due_at = CASE WHEN generation = $3 THEN $5 ELSE '-infinity' END
-                 WHERE reactor = $1 AND work_key = $2 AND lease_token = $4",
-            )
-            .bind(&item.reactor)
-            .bind(&item.key)
-            .bind(item.generation)
-            .bind(item.lease)
-            .bind(*due)
-            .bind(reason),
+    async fn finish(&self, finished: &[(WorkItem, WorkOutcome)]) -> Result<(), AppError> {
+        let Some(reactor) = finished.first().map(|(item, _)| item.reactor.as_str()) else {
+            return Ok(());
         };
-        let finished = query.execute(&self.pool).await.map_err(failed)?;
-        if finished.rows_affected() == 0 {
-            tracing::warn!(reactor = %item.reactor, key = %item.key, "the lease was lost before the work finished");
+        let mut done = vec![];
+        let mut retried = vec![];
+        for (item, outcome) in finished {
+            match outcome {
+                WorkOutcome::Done | WorkOutcome::GiveUp { .. } => done.push(item),
+                WorkOutcome::RetryAt { due, reason } => retried.push((item, *due, reason.as_str())),
+            }
+        }
+        let mut recorded = 0;
+        if !done.is_empty() {
+            // Newer work (a higher generation) stays, due at once.
+            let recorded_done: i64 = sqlx::query_scalar(
+                "WITH done AS (SELECT * FROM UNNEST($2::text[], $3::bigint[], $4::uuid[]) AS d(k, g, t)),
+                 gone AS (DELETE FROM reactor_work w USING done
+                          WHERE w.reactor = $1 AND w.work_key = done.k AND w.generation = done.g AND w.lease_token = done.t
+                          RETURNING w.work_key),
+                 kept AS (UPDATE reactor_work w SET leased_until = NULL, lease_token = NULL, attempts = 0, last_error = NULL
+                          FROM done
+                          WHERE w.reactor = $1 AND w.work_key = done.k AND w.lease_token = done.t
+                            AND done.k NOT IN (SELECT work_key FROM gone)
+                          RETURNING w.work_key)
+                 SELECT (SELECT count(*) FROM gone) + (SELECT count(*) FROM kept)",
+            )
+            .bind(reactor)
+            .bind(done.iter().map(|item| item.key.as_str()).collect::<Vec<_>>())
+            .bind(done.iter().map(|item| item.generation).collect::<Vec<_>>())
+            .bind(done.iter().map(|item| item.lease).collect::<Vec<_>>())
+            .fetch_one(&self.pool)
+            .await
+            .map_err(failed)?;
+            recorded += recorded_done;
+        }
+        if !retried.is_empty() {
+            recorded += sqlx::query(
+                "UPDATE reactor_work w SET leased_until = NULL, lease_token = NULL, last_error = r.reason,
+                    attempts = CASE WHEN w.generation = r.g THEN w.attempts + 1 ELSE 0 END,
+                    due_at = CASE WHEN w.generation = r.g THEN r.due ELSE '-infinity' END
+                 FROM UNNEST($2::text[], $3::bigint[], $4::uuid[], $5::timestamptz[], $6::text[]) AS r(k, g, t, due, reason)
+                 WHERE w.reactor = $1 AND w.work_key = r.k AND w.lease_token = r.t",
+            )
+            .bind(reactor)
+            .bind(retried.iter().map(|(item, _, _)| item.key.as_str()).collect::<Vec<_>>())
+            .bind(retried.iter().map(|(item, _, _)| item.generation).collect::<Vec<_>>())
+            .bind(retried.iter().map(|(item, _, _)| item.lease).collect::<Vec<_>>())
+            .bind(retried.iter().map(|(_, due, _)| *due).collect::<Vec<_>>())
+            .bind(retried.iter().map(|(_, _, reason)| *reason).collect::<Vec<_>>())
+            .execute(&self.pool)
+            .await
+            .map_err(failed)?
+            .rows_affected() as i64;
+        }
+        if recorded < finished.len() as i64 {
+            tracing::warn!(
+                reactor,
+                lost = finished.len() as i64 - recorded,
+                "leases were lost before the work finished"
+            );
         }
         Ok(())
     }
@@ -198,8 +230,9 @@ pub async fn run_worker(
         }
         let (in_flight, held) = watch::channel(items.clone());
         let heartbeat = tokio::spawn(renew_leases(queue.clone(), held, config.lease));
-        for (index, item) in items.iter().enumerate() {
-            let outcome = match handle_item(handler.as_ref(), item).await {
+        let mut finished = Vec::with_capacity(items.len());
+        for item in items {
+            let outcome = match handle_item(handler.as_ref(), &item).await {
                 Ok(outcome) => outcome,
                 // Our own failure (the database): try again soon.
                 Err(error) => {
@@ -210,10 +243,11 @@ pub async fn run_worker(
                     }
                 }
             };
-            if let Err(error) = queue.finish(item, &outcome).await {
-                tracing::error!(reactor = handler.reactor(), key = %item.key, error = %error.report(), "recording work outcome failed");
-            }
-            let _ = in_flight.send(items[index + 1..].to_vec());
+            finished.push((item, outcome));
+        }
+        // One round trip for the batch's outcomes; the leases stay renewed until it is done.
+        if let Err(error) = queue.finish(&finished).await {
+            tracing::error!(reactor = handler.reactor(), error = %error.report(), "recording work outcomes failed");
         }
         drop(in_flight);
         let _ = heartbeat.await;

@@ -361,8 +361,8 @@ async fn save_calls(conn: &mut PgConnection, calls: &HashMap<Uuid, CallRow>) -> 
             status, status_rank, ended_reason, outcome, created_at, updated_at, report_position, {})
          SELECT * FROM UNNEST($1::uuid[], $2::uuid[], $3::text[], $4::uuid[], $5::uuid[], $6::text[], $7::text[],
             $8::text[], $9::int[], $10::text[], $11::text[], $12::timestamptz[], $13::timestamptz[], $14::bigint[],
-            $15::timestamptz[], $16::timestamptz[], $17::float8[], $18::float8[], $19::text[], $20::text[]::json[], $21::text[],
-            $22::text[], $23::text[], $24::text[]::json[], $25::text[])
+            $15::timestamptz[], $16::timestamptz[], $17::float8[], $18::float8[], $19::text[], $20::text[], $21::text[],
+            $22::text[], $23::text[], $24::text[], $25::text[])
          ON CONFLICT (id) DO UPDATE SET vapi_call_id = EXCLUDED.vapi_call_id, agent_id = EXCLUDED.agent_id,
             phone_number_id = EXCLUDED.phone_number_id, direction = EXCLUDED.direction,
             customer_number = EXCLUDED.customer_number, status = EXCLUDED.status, status_rank = EXCLUDED.status_rank,
@@ -400,8 +400,8 @@ async fn save_calls(conn: &mut PgConnection, calls: &HashMap<Uuid, CallRow>) -> 
     .map(|_| ())
 }
 
-/// JSON as text for a `json` column: stored as given, not converted to `jsonb`
-/// (nothing queries inside these documents, and the conversion was most of a batch's cost).
+/// JSON kept as text: stored as given, never validated or converted by PostgreSQL on write
+/// (nothing queries inside these documents; converting them was most of a batch's cost).
 fn json_text(value: &impl serde::Serialize) -> Result<String, sqlx::Error> {
     serde_json::to_string(value).map_err(|e| sqlx::Error::Encode(Box::new(e)))
 }
@@ -454,7 +454,7 @@ impl ReadModel for CallsProjection {
     }
 
     fn schema_version(&self) -> i32 {
-        3
+        4
     }
 
     fn stream_types(&self) -> Option<&[&'static str]> {
@@ -733,8 +733,8 @@ impl CallHistory for PgCallHistory {
 
     async fn get(&self, organization_id: Uuid, call_id: Uuid) -> Result<Option<CallDetail>, AppError> {
         let Some(row) = sqlx::query(&format!(
-            "SELECT {SUMMARY_COLUMNS}, c.transcript, c.messages, c.recording_url, c.stereo_recording_url, c.summary,
-                    c.structured_data, c.success_evaluation
+            "SELECT {SUMMARY_COLUMNS}, c.transcript, c.messages::json AS messages, c.recording_url, c.stereo_recording_url,
+                    c.summary, c.structured_data::json AS structured_data, c.success_evaluation
              FROM calls c LEFT JOIN agents a ON a.id = c.agent_id AND a.organization_id = c.organization_id
              WHERE c.organization_id = $1 AND c.id = $2"
         ))
@@ -747,7 +747,7 @@ impl CallHistory for PgCallHistory {
             return Ok(None);
         };
         let timeline = sqlx::query(
-            "SELECT at, event_type, status, details FROM call_timeline
+            "SELECT at, event_type, status, details::json AS details FROM call_timeline
              WHERE organization_id = $1 AND call_id = $2 ORDER BY global_position",
         )
         .bind(organization_id)

@@ -20,11 +20,12 @@ CREATE TABLE calls (
     cost DOUBLE PRECISION NULL,
     -- lz4: compressing transcripts with pglz cost more than writing the rest of the row.
     transcript TEXT COMPRESSION lz4 NULL,
-    messages JSON COMPRESSION lz4 NOT NULL DEFAULT '[]',
+    -- JSON kept as text: nothing queries inside it, and PostgreSQL would validate a `json` value on every write.
+    messages TEXT COMPRESSION lz4 NOT NULL DEFAULT '[]',
     recording_url TEXT NULL,
     stereo_recording_url TEXT NULL,
     summary TEXT NULL,
-    structured_data JSON NULL,
+    structured_data TEXT NULL,
     success_evaluation TEXT NULL,
     created_at TIMESTAMPTZ NOT NULL,
     updated_at TIMESTAMPTZ NOT NULL
@@ -41,7 +42,7 @@ CREATE TABLE call_timeline (
     event_type TEXT NOT NULL,
     status TEXT NULL,
     at TIMESTAMPTZ NOT NULL,
-    details JSON NOT NULL,
+    details TEXT NOT NULL,
     PRIMARY KEY (call_id, global_position)
 );
 CREATE TABLE organization_call_stats (

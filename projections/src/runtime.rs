@@ -503,9 +503,10 @@ async fn write_checkpoint(
     .map(|_| ())
 }
 
-/// Moves a checkpoint after a batch, only from `from` and only at `version`.
+/// Moves a checkpoint after a batch, only from `from` and only at `version`;
+/// a checkpoint another process holds locked (mid-batch) is left to it, without waiting.
 async fn advance_checkpoint(
-    conn: &mut PgConnection,
+    conn: impl sqlx::PgExecutor<'_>,
     name: &str,
     from: Checkpoint,
     to: Checkpoint,
@@ -513,7 +514,9 @@ async fn advance_checkpoint(
 ) -> Result<bool, sqlx::Error> {
     let moved = sqlx::query(
         "UPDATE public.projection_checkpoints SET transaction_id = $4, global_position = $5, updated_at = now()
-         WHERE name = $1 AND schema_version = $2 AND transaction_id = $3 AND global_position = $6",
+         WHERE name = (SELECT name FROM public.projection_checkpoints
+                       WHERE name = $1 AND schema_version = $2 AND transaction_id = $3 AND global_position = $6
+                       FOR UPDATE SKIP LOCKED)",
     )
     .bind(name)
     .bind(version)
@@ -526,12 +529,31 @@ async fn advance_checkpoint(
     Ok(moved.rows_affected() == 1)
 }
 
+/// Reactor work by reactor and key: the organization, the newest trigger and its correlation id.
+type WorkOrders = HashMap<(&'static str, String), (Uuid, Checkpoint, Option<Uuid>)>;
+
+/// The reactor work a batch of events makes due, one item per reactor and key.
+fn work_orders(subscription: &dyn Subscription, events: &[RecordedEvent]) -> Result<WorkOrders, ProjectionError> {
+    let mut orders = HashMap::new();
+    for event in events {
+        let routed = subscription.route(event).map_err(|source| ProjectionError::Decode {
+            consumer: subscription.name(),
+            source,
+        })?;
+        if let Some(order) = routed {
+            // Later triggers of the same work supersede earlier ones.
+            orders.insert(
+                (order.reactor, order.key),
+                (order.organization_id, event.checkpoint(), event.metadata.correlation_id),
+            );
+        }
+    }
+    Ok(orders)
+}
+
 /// Writes a batch's reactor work in one statement, always into the live
 /// `public.reactor_work`, each item carrying the position of its newest trigger.
-async fn enqueue_work(
-    conn: &mut PgConnection,
-    orders: HashMap<(&'static str, String), (Uuid, Checkpoint, Option<Uuid>)>,
-) -> Result<(), sqlx::Error> {
+async fn enqueue_work(conn: &mut PgConnection, orders: WorkOrders) -> Result<(), sqlx::Error> {
     if orders.is_empty() {
         return Ok(());
     }
@@ -674,6 +696,23 @@ impl ProjectionRunner {
             return Ok(Step::Applied(0));
         };
         let events = page.events;
+        // A subscription's work is decided before any transaction opens (routing is pure).
+        let orders = match consumer {
+            Consumer::ReadModel(_) => HashMap::new(),
+            Consumer::Subscription(s) => work_orders(s.as_ref(), &events)?,
+        };
+        let writes = match consumer {
+            Consumer::ReadModel(_) => !events.is_empty(),
+            Consumer::Subscription(_) => !orders.is_empty(),
+        };
+        if !writes {
+            // Nothing to write for what was scanned (most consumers, most of the time): moving the
+            // checkpoint is one statement, without a transaction around it.
+            let moved = advance_checkpoint(&self.pool, name, seen, last, consumer.version())
+                .await
+                .map_err(db(name))?;
+            return Ok(Step::Applied(if moved { page.scanned } else { 0 }));
+        }
         let mut tx = self.pool.begin().await.map_err(db(name))?;
         let locked = sqlx::query(
             "SELECT 1 FROM public.projection_checkpoints
@@ -692,27 +731,10 @@ impl ProjectionRunner {
             return Ok(Step::Applied(0));
         }
         match consumer {
-            Consumer::ReadModel(_) if events.is_empty() => {}
             Consumer::ReadModel(m) => m.apply(&mut tx, &events).await.map_err(db(name))?,
-            Consumer::Subscription(s) => {
-                let mut orders = HashMap::new();
-                for event in &events {
-                    let routed = s
-                        .route(event)
-                        .map_err(|source| ProjectionError::Decode { consumer: name, source })?;
-                    if let Some(order) = routed {
-                        // Later triggers of the same work supersede earlier ones.
-                        let correlation_id = event.metadata.correlation_id;
-                        orders.insert(
-                            (order.reactor, order.key),
-                            (order.organization_id, event.checkpoint(), correlation_id),
-                        );
-                    }
-                }
-                enqueue_work(&mut tx, orders).await.map_err(db(name))?;
-            }
+            Consumer::Subscription(_) => enqueue_work(&mut tx, orders).await.map_err(db(name))?,
         }
-        if !advance_checkpoint(&mut tx, name, seen, last, consumer.version())
+        if !advance_checkpoint(&mut *tx, name, seen, last, consumer.version())
             .await
             .map_err(db(name))?
         {

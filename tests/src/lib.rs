@@ -172,17 +172,15 @@ impl TestApp {
                     .claim(worker.reactor(), 100, Duration::from_secs(60))
                     .await
                     .expect("claim work");
+                let mut finished = Vec::with_capacity(items.len());
                 for item in items {
                     handled += 1;
                     let outcome = infrastructure::work_queue::handle_item(worker.as_ref(), &item)
                         .await
                         .expect("work handler");
-                    self.state
-                        .work_queue
-                        .finish(&item, &outcome)
-                        .await
-                        .expect("finish work");
+                    finished.push((item, outcome));
                 }
+                self.state.work_queue.finish(&finished).await.expect("finish work");
             }
             if handled == 0 {
                 self.settle().await;

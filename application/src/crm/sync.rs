@@ -444,17 +444,15 @@ impl CrmSync {
         call: &CallFacts,
         provider: CrmProvider,
         connector: &CrmConnector,
+        integration: &CrmIntegration,
     ) -> Result<Option<(DateTime<Utc>, String)>, AppError> {
         let organization_id = item.organization_id;
         let now = self.clock.now();
-        let integration = load_integration(self.store.as_ref(), organization_id, provider)
-            .await?
-            .state;
         // Only calls that ended after the CRM was connected (or since a backfill's start) are written to it.
         let takes_call = call
             .ended_at
             .is_some_and(|ended| integration.takes_call_ended_at(ended));
-        if !integration.is_live() || !takes_call {
+        if !takes_call {
             return Ok(None);
         }
         if let Some(until) = integration.throttled_until.filter(|until| *until > now) {
@@ -626,6 +624,22 @@ impl WorkHandler for CrmSync {
 
     async fn handle(&self, item: &WorkItem) -> Result<WorkOutcome, AppError> {
         let call_id = item.key_id()?;
+        // Most organizations' calls go to no CRM: their integrations say so before the call is read.
+        let mut live = vec![];
+        for provider in CrmProvider::ALL {
+            let Some(connector) = self.connections.providers.get(provider) else {
+                continue;
+            };
+            let integration = load_integration(self.store.as_ref(), item.organization_id, provider)
+                .await?
+                .state;
+            if integration.is_live() {
+                live.push((provider, connector, integration));
+            }
+        }
+        if live.is_empty() {
+            return Ok(WorkOutcome::Done);
+        }
         let Some(mut call) = CallFacts::load(self.store.as_ref(), item.organization_id, call_id).await? else {
             return Ok(WorkOutcome::Done);
         };
@@ -655,11 +669,11 @@ impl WorkHandler for CrmSync {
             call.to_sync.booked_meeting = call.appointment.is_some();
         }
         let mut earliest: Option<(DateTime<Utc>, String)> = None;
-        for provider in CrmProvider::ALL {
-            let Some(connector) = self.connections.providers.get(provider) else {
-                continue;
-            };
-            if let Some((due, reason)) = self.sync_to(item, call_id, &call, provider, connector).await? {
+        for (provider, connector, integration) in &live {
+            if let Some((due, reason)) = self
+                .sync_to(item, call_id, &call, *provider, connector, integration)
+                .await?
+            {
                 if earliest.as_ref().is_none_or(|(d, _)| due < *d) {
                     earliest = Some((due, reason));
                 }

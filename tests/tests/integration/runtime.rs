@@ -342,7 +342,11 @@ async fn an_agent_changed_while_its_assistant_is_created_ends_with_one_assistant
         .await;
     assert_eq!(status, 200);
     let outcome = creating.await.expect("the handler ends").expect("the sync succeeds");
-    app.state.work_queue.finish(&items[0], &outcome).await.expect("finish");
+    app.state
+        .work_queue
+        .finish(&[(items[0].clone(), outcome)])
+        .await
+        .expect("finish");
     app.drain_work().await;
 
     assert_eq!(
