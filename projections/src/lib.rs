@@ -14,6 +14,7 @@ pub mod phone_numbers;
 mod rows;
 pub mod runtime;
 pub mod slack;
+pub mod tail;
 pub mod users;
 pub mod work;
 

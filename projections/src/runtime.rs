@@ -12,6 +12,7 @@
 //! of a consumer (a rolling deploy) stops applying it instead of writing its
 //! logic into tables it no longer understands.
 
+use crate::tail::{LogTail, TailConfig};
 use application::event_store::{EventStore, LogFilter, LogPage};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -260,6 +261,7 @@ pub struct RunnerConfig {
     pub channel: &'static str,
     /// How long a woken consumer waits for more appends before it reads.
     pub gather: Duration,
+    pub tail: TailConfig,
 }
 
 impl Default for RunnerConfig {
@@ -272,6 +274,7 @@ impl Default for RunnerConfig {
             poll_interval: Duration::from_millis(500),
             channel: "voxreach_events",
             gather: Duration::from_millis(50),
+            tail: TailConfig::default(),
         }
     }
 }
@@ -349,6 +352,8 @@ pub enum Step {
 pub struct ProjectionRunner {
     pool: PgPool,
     store: Arc<dyn EventStore>,
+    /// What consumers that keep up read: the log's newest events, read once for all of them.
+    tail: Arc<LogTail>,
     consumers: Vec<Consumer>,
     config: RunnerConfig,
 }
@@ -608,6 +613,7 @@ impl ProjectionRunner {
             .collect();
         Self {
             pool,
+            tail: Arc::new(LogTail::new(store.clone(), config.tail)),
             store,
             consumers,
             config,
@@ -688,10 +694,7 @@ impl ProjectionRunner {
             return Ok(Step::VersionMismatch { stored });
         }
         // Read before opening the write transaction, so it holds no snapshot while waiting.
-        let page = self
-            .store
-            .read_filtered(seen, self.config.batch_size, &consumer.filter())
-            .await?;
+        let page = self.tail.read(seen, self.config.batch_size, &consumer.filter()).await?;
         let Some(last) = page.scanned_to else {
             return Ok(Step::Applied(0));
         };

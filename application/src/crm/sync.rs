@@ -387,15 +387,13 @@ impl CrmSync {
                             stage: &stage,
                             logged_call: state.engagement_id.as_deref(),
                         };
-                        api.create_deal(token, &deal)
-                            .await
-                            .map(|deal_id| {
-                                event!(CrmDealUpdated {
-                                    deal_id,
-                                    stage,
-                                    created: true,
-                                })
+                        api.create_deal(token, &deal).await.map(|deal_id| {
+                            event!(CrmDealUpdated {
+                                deal_id,
+                                stage,
+                                created: true,
                             })
+                        })
                     }
                 }
             }

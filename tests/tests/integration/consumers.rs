@@ -3,7 +3,7 @@
 
 use application::event_store::{AppendRequest, EventStore};
 use async_trait::async_trait;
-use domain::{EventMetadata, ExpectedVersion, NewEvent, RecordedEvent, StreamId};
+use domain::{Checkpoint, EventMetadata, ExpectedVersion, NewEvent, RecordedEvent, StreamId};
 use infrastructure::event_store::PgEventStore;
 use projections::{
     ConsumerState, ProjectionError, ProjectionRunner, ReadModel, ReplayLimit, RunnerConfig, Subscription, WorkOrder,
@@ -734,4 +734,77 @@ async fn a_stream_that_keeps_changing_under_a_command_ends_in_a_409_naming_it() 
     assert_eq!(error.kind, application::error::ErrorKind::Conflict);
     assert_eq!(error.code, "concurrent_modification");
     assert_eq!(error.details, Some(json!({ "stream": stream.to_string() })));
+}
+
+/// The log's tail serves consumers that keep up from memory: whatever position a
+/// reader asks from (ahead of the tail, inside it, or behind what it still holds),
+/// and whatever it filters on, it gets what reading the log itself gives.
+#[tokio::test]
+async fn the_log_tail_gives_every_reader_what_the_log_gives_it() {
+    use application::event_store::LogFilter;
+    use projections::tail::{LogTail, TailConfig};
+
+    let db = TestDatabase::create().await;
+    let store = Arc::new(PgEventStore::new(db.pool.clone()));
+    let organization_id = Uuid::new_v4();
+    for n in 0..40 {
+        let stream_type = if n % 3 == 0 { "probe" } else { "other" };
+        let mut new = event(n);
+        if n % 2 == 0 {
+            new.event_type = "OtherHappened".into();
+        }
+        store
+            .append(AppendRequest::single(
+                organization_id,
+                StreamId::new(stream_type, Uuid::new_v4()),
+                ExpectedVersion::Any,
+                vec![new],
+            ))
+            .await
+            .unwrap();
+    }
+    let all = store
+        .read_filtered(Checkpoint::START, 1000, &LogFilter::EVERYTHING)
+        .await
+        .unwrap();
+    assert_eq!(all.events.len(), 40);
+    // Every read refreshes, a page of the tail is larger than a reader's, and the tail
+    // holds about a dozen payloads: reads go ahead of it, inside it and behind it.
+    let tail = LogTail::new(
+        store.clone(),
+        TailConfig {
+            max_bytes: 100,
+            fresh_for: Duration::ZERO,
+            page: 8,
+        },
+    );
+    let filters = [
+        LogFilter::EVERYTHING,
+        LogFilter {
+            stream_types: Some(&["probe"]),
+            event_types: None,
+            payloads: true,
+        },
+        LogFilter {
+            stream_types: None,
+            event_types: Some(&["TestHappened"]),
+            payloads: false,
+        },
+    ];
+    let mut positions: Vec<Checkpoint> = std::iter::once(Checkpoint::START)
+        .chain(all.events.iter().map(RecordedEvent::checkpoint))
+        .collect();
+    // Forwards, then backwards (behind what the tail still holds), then forwards again.
+    let backwards: Vec<Checkpoint> = positions.iter().rev().copied().collect();
+    positions.extend(backwards);
+    positions.extend(all.events.iter().map(RecordedEvent::checkpoint).step_by(3));
+    for after in positions {
+        for filter in &filters {
+            let from_tail = tail.read(after, 5, filter).await.unwrap();
+            let from_log = store.read_filtered(after, 5, filter).await.unwrap();
+            assert_eq!(from_tail.events, from_log.events, "events after {after:?}");
+            assert_eq!(from_tail.scanned, from_log.scanned, "scanned after {after:?}");
+            assert_eq!(from_tail.scanned_to, from_log.scanned_to, "scanned to after {after:?}");
+        }
+    }
 }
