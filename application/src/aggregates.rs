@@ -3,7 +3,7 @@
 
 use crate::error::{AppError, ErrorKind};
 use crate::event_store::{AppendError, EventStore, StreamAppend};
-use domain::{Aggregate, DomainEvent, EventMetadata, ExpectedVersion, StreamId};
+use domain::{Aggregate, DomainEvent, EventMetadata, ExpectedVersion, RecordedEvent, StreamId};
 use futures::future::BoxFuture;
 use uuid::Uuid;
 
@@ -40,6 +40,15 @@ impl<A: Aggregate> Loaded<A> {
     pub fn exists(&self) -> bool {
         self.version > 0
     }
+
+    /// The stream as seen from `organization_id`: one of another organization
+    /// looks exactly like one that does not exist.
+    pub fn within(self, organization_id: Uuid) -> Self {
+        if self.organization_id.is_some_and(|owner| owner != organization_id) {
+            return Loaded::fresh(self.stream);
+        }
+        self
+    }
 }
 
 pub fn stream_of<A: Aggregate>(id: impl std::fmt::Display) -> StreamId {
@@ -53,10 +62,15 @@ pub async fn load_any<A: Aggregate>(store: &dyn EventStore, stream: StreamId) ->
         .read_stream(&stream)
         .await
         .map_err(|e| AppError::internal("reading a stream", e))?;
+    fold_recorded(stream, &recorded)
+}
+
+/// Folds a stream's events, as read, into its aggregate (whatever organization owns it).
+pub fn fold_recorded<A: Aggregate>(stream: StreamId, recorded: &[RecordedEvent]) -> Result<Loaded<A>, AppError> {
     let mut state = A::default();
     let mut version = 0;
     let mut organization_id = None;
-    for event in &recorded {
+    for event in recorded {
         let typed = event
             .decode::<A::Event>()
             .map_err(|e| AppError::internal("decoding a stored event", e))?;
@@ -79,11 +93,8 @@ pub async fn load_in<A: Aggregate>(
     organization_id: Uuid,
     stream: StreamId,
 ) -> Result<Loaded<A>, AppError> {
-    let mut loaded = load_any::<A>(store, stream.clone()).await?;
-    if loaded.organization_id.is_some_and(|owner| owner != organization_id) {
-        loaded = Loaded::fresh(stream);
-    }
-    Ok(loaded)
+    let loaded = load_any::<A>(store, stream).await?;
+    Ok(loaded.within(organization_id))
 }
 
 /// Maps a failed append to an API error; a version conflict that survives

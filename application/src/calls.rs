@@ -2,8 +2,8 @@
 //! outcomes, and the call history read side.
 
 use crate::aggregates::{
-    append_failed, execute, execute_decision, load_any, load_in, metadata, session_metadata, stream_of, Decided,
-    Loaded, DECISION_ATTEMPTS,
+    append_failed, execute, execute_decision, fold_recorded, load_any, load_in, metadata, session_metadata, stream_of,
+    Decided, Loaded, DECISION_ATTEMPTS,
 };
 use crate::auth::Session;
 use crate::clock::Clock;
@@ -194,6 +194,28 @@ impl ServerMessage {
     }
 }
 
+/// A call's state and its agent's, read together.
+struct LoadedCall {
+    call: Loaded<Call>,
+    agent: Option<Loaded<domain::agents::Agent>>,
+}
+
+impl LoadedCall {
+    /// The outcome the agent's rule reads from the analysis, unless the call
+    /// already has one (set by a tool or a person, which take precedence).
+    fn outcome_from_analysis(&self, report: &CallReport) -> Option<Outcome> {
+        if self.call.state.outcome.is_some() {
+            return None;
+        }
+        let rule = self
+            .agent
+            .as_ref()
+            .and_then(|agent| agent.state.spec.as_ref())
+            .and_then(|spec| spec.outcome_rule.clone());
+        rule.unwrap_or_default().outcome_of(report)
+    }
+}
+
 /// A call resolved to its organization.
 struct Resolved {
     organization_id: Uuid,
@@ -228,15 +250,35 @@ impl CallService {
         Ok(resolved.owned_by(owner, call))
     }
 
-    /// [`Self::resolve`] for a message that needs the call's state too: one read
-    /// of the stream gives both the state and its organization.
-    async fn resolve_loaded(&self, call: &CallRef) -> Result<Option<(Resolved, Loaded<Call>)>, AppError> {
+    /// [`Self::resolve`] for a message that needs the call's state too, and its
+    /// agent's: one read of both streams gives the states and the call's organization.
+    async fn resolve_loaded(&self, call: &CallRef) -> Result<Option<(Resolved, LoadedCall)>, AppError> {
+        use domain::agents::Agent;
         let Some(resolved) = self.resolve_parties(call).await? else {
             return Ok(None);
         };
-        let loaded = load_any::<Call>(self.store.as_ref(), stream_of::<Call>(resolved.call_id)).await?;
+        let call_stream = stream_of::<Call>(resolved.call_id);
+        let agent_stream = resolved.parties.agent_id.map(stream_of::<Agent>);
+        let streams: Vec<StreamId> = std::iter::once(call_stream.clone())
+            .chain(agent_stream.clone())
+            .collect();
+        let mut read = self
+            .store
+            .read_streams(&streams)
+            .await
+            .map_err(|e| AppError::internal("reading a call and its agent", e))?
+            .into_iter();
+        let loaded = LoadedCall {
+            call: fold_recorded(call_stream, &read.next().unwrap_or_default())?,
+            agent: match agent_stream {
+                Some(stream) => {
+                    Some(fold_recorded(stream, &read.next().unwrap_or_default())?.within(resolved.organization_id))
+                }
+                None => None,
+            },
+        };
         Ok(resolved
-            .owned_by(loaded.organization_id, call)
+            .owned_by(loaded.call.organization_id, call)
             .map(|resolved| (resolved, loaded)))
     }
 
@@ -401,7 +443,7 @@ impl CallService {
                     self.record_unmatched("end-of-call-report", &call, raw, key).await?;
                     return Ok(ServerReply::Ack);
                 };
-                let analysed = self.outcome_from_analysis(&resolved, &loaded.state, &report).await?;
+                let analysed = loaded.outcome_from_analysis(&report);
                 let mut events = Call::decide(
                     &CallCommand::RecordEnd {
                         parties: resolved.parties.clone(),
@@ -425,7 +467,7 @@ impl CallService {
             ServerMessage::ToolCalls { call, calls } => {
                 let resolved = match self.resolve_loaded(&call).await? {
                     Some((resolved, loaded)) => {
-                        self.ensure_known(&resolved, &loaded.state, &call).await?;
+                        self.ensure_known(&resolved, &loaded.call.state, &call).await?;
                         Some(resolved)
                     }
                     None => None,
@@ -502,33 +544,6 @@ impl CallService {
                 None => None,
             },
         })
-    }
-
-    /// The outcome the agent's rule reads from the analysis, unless the call
-    /// already has one (set by a tool or a person, which take precedence).
-    async fn outcome_from_analysis(
-        &self,
-        resolved: &Resolved,
-        call: &Call,
-        report: &CallReport,
-    ) -> Result<Option<Outcome>, AppError> {
-        use domain::agents::Agent;
-        if call.outcome.is_some() {
-            return Ok(None);
-        }
-        let rule = match resolved.parties.agent_id {
-            Some(agent_id) => load_in::<Agent>(
-                self.store.as_ref(),
-                resolved.organization_id,
-                stream_of::<Agent>(agent_id),
-            )
-            .await?
-            .state
-            .spec
-            .and_then(|spec| spec.outcome_rule),
-            None => None,
-        };
-        Ok(rule.unwrap_or_default().outcome_of(report))
     }
 
     /// A tool call means the call is in progress, even if Vapi's status update has not arrived yet.

@@ -141,6 +141,10 @@ pub trait EventStore: Send + Sync {
     /// All events of one stream in version order, upcast to current versions.
     async fn read_stream(&self, stream: &StreamId) -> Result<Vec<RecordedEvent>, StoreError>;
 
+    /// Several whole streams in one read, each in version order, in the order asked
+    /// (a stream not yet written comes back empty).
+    async fn read_streams(&self, streams: &[StreamId]) -> Result<Vec<Vec<RecordedEvent>>, StoreError>;
+
     /// Up to `limit` events after `after`, in (transaction id, position) order, never
     /// past an event that another transaction may still commit before them.
     async fn read_all(&self, after: Checkpoint, limit: i64) -> Result<Vec<RecordedEvent>, StoreError>;

@@ -351,3 +351,40 @@ async fn concurrent_appends_share_commits_but_a_conflict_fails_only_its_caller()
         "no conflicting append landed"
     );
 }
+
+/// Several streams in one read give what reading each would: in the order asked,
+/// each in version order, a stream not yet written empty.
+#[tokio::test]
+async fn streams_read_together_equal_streams_read_one_by_one() {
+    let db = TestDatabase::create().await;
+    let store = PgEventStore::new(db.pool.clone());
+    let org = Uuid::new_v4();
+    let (first, second, unwritten) = (
+        StreamId::new("test", Uuid::new_v4()),
+        StreamId::new("test", Uuid::new_v4()),
+        StreamId::new("test", Uuid::new_v4()),
+    );
+    for (stream, range) in [(&first, 0..3), (&second, 10..12), (&first, 3..5)] {
+        store
+            .append(AppendRequest::single(
+                org,
+                stream.clone(),
+                ExpectedVersion::Any,
+                events(range),
+            ))
+            .await
+            .unwrap();
+    }
+    let asked = [second.clone(), unwritten.clone(), first.clone()];
+    let together = store.read_streams(&asked).await.unwrap();
+    assert_eq!(together.len(), 3);
+    for (stream, read) in asked.iter().zip(&together) {
+        assert_eq!(read, &store.read_stream(stream).await.unwrap(), "{stream}");
+    }
+    assert_eq!(together[0].len(), 2);
+    assert!(together[1].is_empty());
+    assert_eq!(
+        together[2].iter().map(|e| e.stream_version).collect::<Vec<_>>(),
+        vec![1, 2, 3, 4, 5]
+    );
+}
