@@ -38,7 +38,7 @@ pub fn dnc_entry_id(organization_id: Uuid, phone: &PhoneNumber) -> Uuid {
 
 domain_events! {
     /// One number on one organization's DNC list. Stream `dnc-number-<dnc_entry_id>`.
-    pub enum DncEvent in "dnc-number" {
+    pub enum DncEvent for DncEntry in "dnc-number" {
         /// The number was put on the organization's DNC list; no campaign of the organization dials it again.
         /// Payload: organizationId, phone (E.164), reason (opt_out, manual_add, bounced), source (user_added,
         /// auto_detected), addedBy (user, when a person added it), callId (the call it was detected in), at.
@@ -107,7 +107,6 @@ pub struct Listing {
 
 impl Aggregate for DncEntry {
     type Command = DncCommand;
-    type Event = DncEvent;
     type Error = DncError;
 
     fn decide(command: &Self::Command, state: &Self) -> Result<Vec<Self::Event>, Self::Error> {

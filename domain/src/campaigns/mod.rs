@@ -129,7 +129,7 @@ pub enum CompletionReason {
 
 domain_events! {
     /// An outbound campaign. Stream `campaign-<uuid>`.
-    pub enum CampaignEvent in "campaign" {
+    pub enum CampaignEvent for Campaign in "campaign" {
         /// A campaign was created, in draft. Payload: organizationId, settings {agentId, name, description,
         /// scheduledStart, scheduledEnd, timezone, callingWindow {start, end, days, skipUsFederalHolidays},
         /// maxRetries, retryRules {busyMinutes, noAnswerMinutes, failedBaseMinutes, failedMaxMinutes},
@@ -282,7 +282,6 @@ fn refuse(from: CampaignStatus, to: CampaignStatus) -> CampaignError {
 
 impl Aggregate for Campaign {
     type Command = CampaignCommand;
-    type Event = CampaignEvent;
     type Error = CampaignError;
 
     fn decide(command: &Self::Command, state: &Self) -> Result<Vec<Self::Event>, Self::Error> {
