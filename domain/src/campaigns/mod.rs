@@ -26,7 +26,9 @@ pub use contacts::{
     WithdrawReason,
 };
 pub use dial::{decide_dial, CallerIds, ContactAtDial, DialDecision, SkipReason};
-pub use dnc::{parse_national_registry, DncCommand, DncEntry, DncError, DncEvent, DncReason, DncSource, Listing};
+pub use dnc::{
+    parse_national_registry, DncCommand, DncEntry, DncError, DncEvent, DncListing, DncReason, DncSource, Listing,
+};
 pub use settings::{CallerIdStrategy, CampaignSettings, RetryRules};
 pub use window::{CallingWindow, DayOfWeek, LocalTime, RecipientWindow};
 
