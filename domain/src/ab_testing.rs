@@ -107,7 +107,7 @@ impl VariantSpec {
 }
 
 domain_events! {
-    pub enum VariantEvent in "script-variant" {
+    pub enum VariantEvent for Variant in "script-variant" {
         /// A script variant of an agent's prompt was written. Payload: organizationId, agentId, spec {name,
         /// prompt, isControl, trafficPercent}, at.
         #[version(1)]
@@ -173,7 +173,6 @@ impl Variant {
 
 impl Aggregate for Variant {
     type Command = VariantCommand;
-    type Event = VariantEvent;
     type Error = AbError;
 
     fn decide(command: &Self::Command, state: &Self) -> Result<Vec<Self::Event>, Self::Error> {
@@ -256,7 +255,7 @@ impl Aggregate for Variant {
 // ---------------------------------------------------------------- the agent's running test
 
 domain_events! {
-    pub enum AgentExperimentEvent in "agent-experiments" {
+    pub enum AgentExperimentEvent for AgentExperiments in "agent-experiments" {
         /// The agent's running A/B test (at most one). Payload: testId, at.
         #[version(1)]
         AgentTestStarted { test_id: Uuid, at: DateTime<Utc> },
@@ -280,7 +279,6 @@ pub struct AgentExperiments {
 
 impl Aggregate for AgentExperiments {
     type Command = AgentExperimentCommand;
-    type Event = AgentExperimentEvent;
     type Error = AbError;
 
     fn decide(command: &Self::Command, state: &Self) -> Result<Vec<Self::Event>, Self::Error> {
@@ -334,7 +332,7 @@ pub struct TestSettings {
 }
 
 domain_events! {
-    pub enum AbTestEvent in "ab-test" {
+    pub enum AbTestEvent for AbTest in "ab-test" {
         /// An A/B test started with a frozen copy of its variants. Payload: organizationId, agentId, settings
         /// {name, successOutcome, minSampleSize, autoPromote}, variants [{variantId, name, prompt, isControl,
         /// trafficPercent}], at.
@@ -389,7 +387,7 @@ domain_events! {
 domain_events! {
     /// One call's variant. Stream `ab-assignment-<call id>`: assigning never appends to the test's stream,
     /// so it costs the same after a hundred thousand calls as after one.
-    pub enum AssignmentEvent in "ab-assignment" {
+    pub enum AssignmentEvent for VariantAssignment in "ab-assignment" {
         /// A call was given a variant of a running test before it started. Payload: testId, callId, variantId,
         /// customerNumber, slot (its place in the test's split; null when the customer's earlier variant was
         /// reused), at.
@@ -408,7 +406,7 @@ domain_events! {
 domain_events! {
     /// A customer's variant in one test. Stream `ab-customer-<uuid v5 of the customer number in the test's
     /// namespace>`: the customer's later calls get the same variant.
-    pub enum CustomerPinEvent in "ab-customer" {
+    pub enum CustomerPinEvent for CustomerPin in "ab-customer" {
         /// The customer's first call in the test got `variantId`. Payload: testId, variantId, callId, at.
         #[version(1)]
         CustomerVariantPinned {
@@ -473,7 +471,6 @@ pub enum AssignmentCommand {
 
 impl Aggregate for VariantAssignment {
     type Command = AssignmentCommand;
-    type Event = AssignmentEvent;
     type Error = AbError;
 
     fn decide(command: &Self::Command, state: &Self) -> Result<Vec<Self::Event>, Self::Error> {
@@ -546,7 +543,6 @@ pub enum CustomerPinCommand {
 
 impl Aggregate for CustomerPin {
     type Command = CustomerPinCommand;
-    type Event = CustomerPinEvent;
     type Error = AbError;
 
     fn decide(command: &Self::Command, state: &Self) -> Result<Vec<Self::Event>, Self::Error> {
@@ -684,7 +680,6 @@ impl AbTest {
 
 impl Aggregate for AbTest {
     type Command = AbTestCommand;
-    type Event = AbTestEvent;
     type Error = AbError;
 
     fn decide(command: &Self::Command, state: &Self) -> Result<Vec<Self::Event>, Self::Error> {

@@ -188,7 +188,7 @@ impl AgentSpec {
 }
 
 domain_events! {
-    pub enum AgentEvent in "agent" {
+    pub enum AgentEvent for Agent in "agent" {
         /// An AI voice agent was created, active. Payload: organizationId, spec {name, systemPrompt,
         /// firstMessage, voice {provider, voiceId, speed, pitch, stability}, language, transferNumber (E.164),
         /// model {provider, model, temperature, maxTokens}}, createdAt.
@@ -341,7 +341,6 @@ impl Agent {
 
 impl Aggregate for Agent {
     type Command = AgentCommand;
-    type Event = AgentEvent;
     type Error = AgentError;
 
     fn decide(command: &Self::Command, state: &Self) -> Result<Vec<Self::Event>, Self::Error> {

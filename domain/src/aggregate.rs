@@ -2,9 +2,14 @@
 
 use crate::events::DomainEvent;
 
-pub trait Aggregate: Default + Sized + Send + Sync {
-    type Command: Send + Sync;
+/// What a stream of events builds: the events of an aggregate, named once in
+/// its [`domain_events!`](crate::domain_events) declaration (`pub enum XEvent for X in "x"`).
+pub trait EventSourced {
     type Event: DomainEvent + Send + Sync;
+}
+
+pub trait Aggregate: EventSourced + Default + Sized + Send + Sync {
+    type Command: Send + Sync;
     type Error;
 
     /// Stream type in the log, e.g. `user` for streams `user-<uuid>`: the

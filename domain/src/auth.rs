@@ -171,7 +171,7 @@ impl FromStr for Role {
 // ---------------------------------------------------------------- organization
 
 domain_events! {
-    pub enum OrganizationEvent in "organization" {
+    pub enum OrganizationEvent for Organization in "organization" {
         /// A customer organization (tenant) was created by its first owner at sign-up. Payload: name,
         /// ownerUserId, createdAt.
         #[version(1)]
@@ -260,7 +260,6 @@ pub struct Organization {
 
 impl Aggregate for Organization {
     type Command = OrganizationCommand;
-    type Event = OrganizationEvent;
     type Error = AuthError;
 
     fn decide(command: &Self::Command, state: &Self) -> Result<Vec<Self::Event>, Self::Error> {
@@ -336,7 +335,7 @@ impl Aggregate for Organization {
 // ---------------------------------------------------------------- e-mail claim
 
 domain_events! {
-    pub enum EmailClaimEvent in "user-email" {
+    pub enum EmailClaimEvent for EmailClaim in "user-email" {
         /// An e-mail address (normalized, stream keyed by its SHA-256) was claimed by a user; guarantees one
         /// account per address across all organizations. Payload: userId.
         #[version(1)]
@@ -358,7 +357,6 @@ pub struct ClaimEmail {
 
 impl Aggregate for EmailClaim {
     type Command = ClaimEmail;
-    type Event = EmailClaimEvent;
     type Error = AuthError;
 
     fn decide(command: &Self::Command, state: &Self) -> Result<Vec<Self::Event>, Self::Error> {
@@ -389,7 +387,7 @@ pub enum TokenPurpose {
 }
 
 domain_events! {
-    pub enum UserEvent in "user" {
+    pub enum UserEvent for User in "user" {
         /// A user joined an organization, either by sign-up (owner, with a password) or by invitation (no
         /// password until the invitation is accepted). Payload: email, name, role, passwordHash (argon2,
         /// optional), invitedBy (optional), registeredAt.
@@ -472,7 +470,6 @@ pub enum UserCommand {
 
 impl Aggregate for User {
     type Command = UserCommand;
-    type Event = UserEvent;
     type Error = AuthError;
 
     fn decide(command: &Self::Command, state: &Self) -> Result<Vec<Self::Event>, Self::Error> {

@@ -503,7 +503,7 @@ pub enum ReleaseReason {
 // The integration aggregate.
 
 domain_events! {
-    pub enum CalendarEvent in "calendar-integration" {
+    pub enum CalendarEvent for CalendarIntegration in "calendar-integration" {
         /// A calendar was connected (OAuth for Google and Outlook, a personal access token for Calendly); its
         /// tokens are kept encrypted outside the log so disconnecting can forget them. Payload:
         /// organizationId, connectedBy (user id), provider, account (the provider's e-mail or user URI),
@@ -603,7 +603,6 @@ impl CalendarIntegration {
 
 impl Aggregate for CalendarIntegration {
     type Command = CalendarCommand;
-    type Event = CalendarEvent;
     type Error = CalendarError;
 
     fn decide(command: &Self::Command, state: &Self) -> Result<Vec<Self::Event>, Self::Error> {
@@ -713,7 +712,7 @@ impl Aggregate for CalendarIntegration {
 // The bookings of one calendar.
 
 domain_events! {
-    pub enum BookingEvent in "calendar-bookings" {
+    pub enum BookingEvent for CalendarBookings in "calendar-bookings" {
         /// A slot was held for a booking before the provider is asked to create the event: the hold is
         /// what keeps two bookings off one slot (one stream per calendar, appended with its expected
         /// version). Payload: bookingId, agentId, callId, title, attendee {name, email, phone}, start,
@@ -891,7 +890,6 @@ impl CalendarBookings {
 
 impl Aggregate for CalendarBookings {
     type Command = BookingCommand;
-    type Event = BookingEvent;
     type Error = CalendarError;
 
     fn decide(command: &Self::Command, state: &Self) -> Result<Vec<Self::Event>, Self::Error> {

@@ -334,7 +334,7 @@ pub struct CampaignAttempt {
 }
 
 domain_events! {
-    pub enum CallEvent in "call" {
+    pub enum CallEvent for Call in "call" {
         /// A user (or the campaign runner) asked for an outbound call. Payload: organizationId, parties
         /// {vapiCallId, direction, agentId, phoneNumberId, customerNumber}, requestedBy (the user; nil for the
         /// campaign runner), requestedAt, campaign {campaignId, contactId, attemptNumber} (null unless a campaign
@@ -511,7 +511,6 @@ impl CallParties {
 
 impl Aggregate for Call {
     type Command = CallCommand;
-    type Event = CallEvent;
     type Error = CallError;
 
     fn decide(command: &Self::Command, state: &Self) -> Result<Vec<Self::Event>, Self::Error> {

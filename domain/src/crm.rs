@@ -289,7 +289,7 @@ impl CrmSettings {
 // The integration.
 
 domain_events! {
-    pub enum CrmEvent in "crm-integration" {
+    pub enum CrmEvent for CrmIntegration in "crm-integration" {
         /// A CRM was connected (or connected again, replacing the previous connection); its tokens are kept
         /// encrypted outside the log. Payload: organizationId, connectedBy, provider, accountId (HubSpot's
         /// portal id), scopes, settings, at.
@@ -490,7 +490,6 @@ impl CrmIntegration {
 
 impl Aggregate for CrmIntegration {
     type Command = CrmCommand;
-    type Event = CrmEvent;
     type Error = CrmError;
 
     fn decide(command: &Self::Command, state: &Self) -> Result<Vec<Self::Event>, Self::Error> {
@@ -707,7 +706,7 @@ pub enum SyncStep {
 }
 
 domain_events! {
-    pub enum CrmSyncEvent in "crm-call-sync" {
+    pub enum CrmSyncEvent for CallSync in "crm-call-sync" {
         /// A write without an idempotency key at the CRM is about to be sent: a retry that finds this intent
         /// without its result looks the object up at the CRM before writing again. Payload: step, at.
         #[version(1)]
@@ -837,7 +836,6 @@ impl CallSync {
 impl Aggregate for CallSync {
     /// Reactors record what they observed at the CRM.
     type Command = CrmSyncEvent;
-    type Event = CrmSyncEvent;
     type Error = CrmError;
 
     fn decide(observed: &Self::Command, state: &Self) -> Result<Vec<Self::Event>, Self::Error> {
@@ -903,7 +901,7 @@ impl Aggregate for CallSync {
 // Our copy of a contact, kept from the CRM's webhooks.
 
 domain_events! {
-    pub enum CrmContactEvent in "crm-contact" {
+    pub enum CrmContactEvent for CrmContactRecord in "crm-contact" {
         /// Properties of a contact changed at the CRM (HubSpot's `contact.propertyChange`), each newer than
         /// what we held for it. Payload: provider, contactId, properties (name → new value, empty when cleared),
         /// occurredAt (when the CRM says it changed), eventId (the CRM's id of the notification; orders changes
@@ -941,7 +939,6 @@ impl CrmContactRecord {
 impl Aggregate for CrmContactRecord {
     /// The webhook intake records what the CRM reported.
     type Command = CrmContactEvent;
-    type Event = CrmContactEvent;
     type Error = CrmError;
 
     /// CRMs deliver at least once and in no particular order: a property

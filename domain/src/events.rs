@@ -25,12 +25,13 @@ pub struct EventSpec {
 /// stored event type, the content its camelCase payload) whose variant names
 /// are the event types, each with its schema version and, as its doc comment,
 /// its meaning. The [`DomainEvent`] implementation and the catalogue entries
-/// come from the same declaration.
+/// come from the same declaration; `for X` names the aggregate the events
+/// build (its [`EventSourced::Event`](crate::aggregate::EventSourced)).
 #[macro_export]
 macro_rules! domain_events {
     (
         $(#[doc = $enum_doc:literal])*
-        pub enum $name:ident in $stream:literal {
+        pub enum $name:ident $(for $aggregate:ident)? in $stream:literal {
             $(
                 $(#[doc = $meaning:literal])+
                 #[version($version:literal)]
@@ -48,6 +49,10 @@ macro_rules! domain_events {
                 $variant { $($(#[$field_meta])* $field: $ty),* },
             )*
         }
+
+        $(impl $crate::aggregate::EventSourced for $aggregate {
+            type Event = $name;
+        })?
 
         impl $crate::events::DomainEvent for $name {
             const STREAM_TYPE: &'static str = $stream;

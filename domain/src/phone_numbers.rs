@@ -137,7 +137,7 @@ crate::open_enum! {
 }
 
 domain_events! {
-    pub enum PhoneNumberEvent in "phone-number" {
+    pub enum PhoneNumberEvent for PhoneNumberState in "phone-number" {
         /// A phone number was provisioned (Vapi, by area code) or imported (twilio, vonage, telnyx, byo-sip,
         /// with our credential id). Payload: organizationId, name, source {provider, areaCode | number +
         /// credentialId}, agentId, at.
@@ -254,7 +254,6 @@ impl PhoneNumberState {
 
 impl Aggregate for PhoneNumberState {
     type Command = PhoneNumberCommand;
-    type Event = PhoneNumberEvent;
     type Error = NumberError;
 
     fn decide(command: &Self::Command, state: &Self) -> Result<Vec<Self::Event>, Self::Error> {
@@ -396,7 +395,7 @@ impl Aggregate for PhoneNumberState {
 pub const CREDENTIAL_NAME_CHARS: usize = 100;
 
 domain_events! {
-    pub enum CredentialEvent in "credential" {
+    pub enum CredentialEvent for Credential in "credential" {
         /// Provider credentials were stored, encrypted (XChaCha20-Poly1305, bound to the credential id).
         /// Payload: organizationId, provider (twilio, vonage, telnyx, byo-sip-trunk), name, sealed, hint
         /// (masked), at.
@@ -456,7 +455,6 @@ impl Credential {
 
 impl Aggregate for Credential {
     type Command = CredentialCommand;
-    type Event = CredentialEvent;
     type Error = NumberError;
 
     fn decide(command: &Self::Command, state: &Self) -> Result<Vec<Self::Event>, Self::Error> {

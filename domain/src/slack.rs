@@ -620,7 +620,7 @@ pub fn summary_message(day: chrono::NaiveDate, totals: &DayTotals, mentions: &[M
 // ---------------------------------------------------------------- integration aggregate
 
 domain_events! {
-    pub enum SlackEvent in "slack-integration" {
+    pub enum SlackEvent for SlackIntegration in "slack-integration" {
         /// A Slack incoming webhook was connected. Payload: organizationId, workspaceName, channel,
         /// sealedWebhookUrl (encrypted), webhookHint, preferences {routes
         /// {hot_lead|appointment_booked|call_failed: {enabled, mentions}}, timezone, muteHours {start, end},
@@ -696,7 +696,6 @@ impl SlackIntegration {
 
 impl Aggregate for SlackIntegration {
     type Command = SlackCommand;
-    type Event = SlackEvent;
     type Error = SlackError;
 
     fn decide(command: &Self::Command, state: &Self) -> Result<Vec<Self::Event>, Self::Error> {
@@ -767,7 +766,7 @@ impl Aggregate for SlackIntegration {
 // ---------------------------------------------------------------- one notification
 
 domain_events! {
-    pub enum NotificationEvent in "slack-notification" {
+    pub enum NotificationEvent for Notification in "slack-notification" {
         /// A notification reached Slack. Stream per (integration, triggering event). Payload: integrationId,
         /// kind, source, at.
         #[version(1)]
@@ -801,7 +800,6 @@ pub struct Notification {
 
 impl Aggregate for Notification {
     type Command = NotificationEvent;
-    type Event = NotificationEvent;
     type Error = SlackError;
 
     /// Outcomes are facts reported by the delivery reactor; a sent notification takes no more.

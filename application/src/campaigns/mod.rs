@@ -14,7 +14,7 @@ use chrono::{DateTime, Utc};
 use domain::campaigns::dnc::dnc_entry_id;
 use domain::campaigns::{
     AttemptResult, Campaign, CampaignCommand, CampaignError, CampaignSettings, CampaignStatus, ContactStatus,
-    DncCommand, DncEntry, DncError, DncReason, DncSource,
+    DncCommand, DncEntry, DncError, DncListing, DncReason, DncSource,
 };
 use domain::phone::PhoneNumber;
 use domain::phone_numbers::PhoneNumberState;
@@ -683,12 +683,14 @@ impl DncService {
 /// The caller puts `phone` on the list.
 fn listed_by(caller: &Session, phone: PhoneNumber, reason: DncReason, now: DateTime<Utc>) -> DncCommand {
     DncCommand::List {
-        organization_id: caller.organization_id,
-        phone,
-        reason,
-        source: DncSource::UserAdded,
-        added_by: Some(caller.user_id),
-        call_id: None,
+        listing: DncListing {
+            organization_id: caller.organization_id,
+            phone,
+            reason,
+            source: DncSource::UserAdded,
+            added_by: Some(caller.user_id),
+            call_id: None,
+        },
         now,
     }
 }
@@ -732,12 +734,7 @@ impl crate::calls::Tool for AddToDncTool {
                 .ok_or_else(|| AppError::validation("customer", "the call has no customer number"))?;
             let phone = PhoneNumber::parse(&raw).map_err(|e| AppError::validation("customer", e.to_string()))?;
             let command = DncCommand::List {
-                organization_id,
-                phone: phone.clone(),
-                reason: DncReason::OptOut,
-                source: DncSource::AutoDetected,
-                added_by: None,
-                call_id: Some(context.call_id),
+                listing: DncListing::opted_out_in_call(organization_id, phone.clone(), context.call_id),
                 now: self.clock.now(),
             };
             execute_command::<DncEntry>(

@@ -25,7 +25,7 @@ use domain::campaigns::dnc::dnc_entry_id;
 use domain::campaigns::{
     decide_dial, AttemptResult, CallerId, CallerIds, Campaign, CampaignCommand, CampaignContact, CampaignError,
     CampaignSettings, CampaignStatus, CompletionReason, ContactAtDial, ContactCommand, ContactError, DialDecision,
-    DncCommand, DncEntry, DncReason, DncSource, WithdrawReason,
+    DncCommand, DncEntry, DncListing, WithdrawReason,
 };
 use domain::phone::PhoneNumber;
 use domain::time_zone::TimeZone;
@@ -740,12 +740,7 @@ impl WorkHandler for CampaignResults {
         }
         if opted_out {
             let listing = DncCommand::List {
-                organization_id,
-                phone: phone.clone(),
-                reason: DncReason::OptOut,
-                source: DncSource::AutoDetected,
-                added_by: None,
-                call_id: Some(call_id),
+                listing: DncListing::opted_out_in_call(organization_id, phone.clone(), call_id),
                 now,
             };
             execute::<DncEntry>(

@@ -249,7 +249,7 @@ pub enum CloseReason {
 
 domain_events! {
     /// Attempts on one campaign contact. Stream `campaign-contact-<contact id>`.
-    pub enum CampaignContactEvent in "campaign-contact" {
+    pub enum CampaignContactEvent for CampaignContact in "campaign-contact" {
         /// The runner dialled the contact (recorded before the call is placed, so a second scheduler cannot dial
         /// it too). Payload: campaignId, contactId, agentId (who talks), phone (E.164), attemptNumber (1-based),
         /// callId (our call), callerId {phoneNumberId, number}, at.
@@ -522,7 +522,6 @@ impl CampaignContact {
 
 impl Aggregate for CampaignContact {
     type Command = ContactCommand;
-    type Event = CampaignContactEvent;
     type Error = ContactError;
 
     fn decide(command: &Self::Command, state: &Self) -> Result<Vec<Self::Event>, Self::Error> {

@@ -38,18 +38,14 @@ pub fn dnc_entry_id(organization_id: Uuid, phone: &PhoneNumber) -> Uuid {
 
 domain_events! {
     /// One number on one organization's DNC list. Stream `dnc-number-<dnc_entry_id>`.
-    pub enum DncEvent in "dnc-number" {
+    pub enum DncEvent for DncEntry in "dnc-number" {
         /// The number was put on the organization's DNC list; no campaign of the organization dials it again.
         /// Payload: organizationId, phone (E.164), reason (opt_out, manual_add, bounced), source (user_added,
         /// auto_detected), addedBy (user, when a person added it), callId (the call it was detected in), at.
         #[version(1)]
         DncNumberListed {
-            organization_id: Uuid,
-            phone: PhoneNumber,
-            reason: DncReason,
-            source: DncSource,
-            added_by: Option<Uuid>,
-            call_id: Option<Uuid>,
+            #[serde(flatten)]
+            listing: DncListing,
             at: DateTime<Utc>,
         },
         /// The number was taken off the list (audited: who, and the entry that was removed). Payload:
@@ -66,6 +62,34 @@ domain_events! {
     }
 }
 
+/// What putting a number on the list records (flattened into its event's payload).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DncListing {
+    pub organization_id: Uuid,
+    pub phone: PhoneNumber,
+    pub reason: DncReason,
+    pub source: DncSource,
+    /// The user, when a person added it.
+    pub added_by: Option<Uuid>,
+    /// The call it was detected in.
+    pub call_id: Option<Uuid>,
+}
+
+impl DncListing {
+    /// The person asked, during `call_id`, not to be called again.
+    pub fn opted_out_in_call(organization_id: Uuid, phone: PhoneNumber, call_id: Uuid) -> Self {
+        DncListing {
+            organization_id,
+            phone,
+            reason: DncReason::OptOut,
+            source: DncSource::AutoDetected,
+            added_by: None,
+            call_id: Some(call_id),
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum DncError {
     /// 404 `dnc_not_listed`.
@@ -75,19 +99,8 @@ pub enum DncError {
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum DncCommand {
-    List {
-        organization_id: Uuid,
-        phone: PhoneNumber,
-        reason: DncReason,
-        source: DncSource,
-        added_by: Option<Uuid>,
-        call_id: Option<Uuid>,
-        now: DateTime<Utc>,
-    },
-    Remove {
-        removed_by: Uuid,
-        now: DateTime<Utc>,
-    },
+    List { listing: DncListing, now: DateTime<Utc> },
+    Remove { removed_by: Uuid, now: DateTime<Utc> },
 }
 
 /// A number's entry; `listed` is None when it is not on the list.
@@ -107,28 +120,14 @@ pub struct Listing {
 
 impl Aggregate for DncEntry {
     type Command = DncCommand;
-    type Event = DncEvent;
     type Error = DncError;
 
     fn decide(command: &Self::Command, state: &Self) -> Result<Vec<Self::Event>, Self::Error> {
         Ok(match command {
             // Listing a listed number again keeps the first listing.
             DncCommand::List { .. } if state.listed.is_some() => vec![],
-            DncCommand::List {
-                organization_id,
-                phone,
-                reason,
-                source,
-                added_by,
-                call_id,
-                now,
-            } => vec![DncEvent::DncNumberListed {
-                organization_id: *organization_id,
-                phone: phone.clone(),
-                reason: *reason,
-                source: *source,
-                added_by: *added_by,
-                call_id: *call_id,
+            DncCommand::List { listing, now } => vec![DncEvent::DncNumberListed {
+                listing: listing.clone(),
                 at: *now,
             }],
             DncCommand::Remove { removed_by, now } => {
@@ -151,19 +150,12 @@ impl Aggregate for DncEntry {
 
     fn evolve(mut self, event: &Self::Event) -> Self {
         match event {
-            DncEvent::DncNumberListed {
-                organization_id,
-                phone,
-                reason,
-                source,
-                at,
-                ..
-            } => {
-                self.organization_id = Some(*organization_id);
-                self.phone = Some(phone.clone());
+            DncEvent::DncNumberListed { listing, at } => {
+                self.organization_id = Some(listing.organization_id);
+                self.phone = Some(listing.phone.clone());
                 self.listed = Some(Listing {
-                    reason: *reason,
-                    source: *source,
+                    reason: listing.reason,
+                    source: listing.source,
                     added_at: *at,
                 });
             }
@@ -234,12 +226,7 @@ mod tests {
 
     fn listed() -> DncEvent {
         DncEvent::DncNumberListed {
-            organization_id: Uuid::nil(),
-            phone: phone(),
-            reason: DncReason::OptOut,
-            source: DncSource::AutoDetected,
-            added_by: None,
-            call_id: Some(Uuid::from_u128(7)),
+            listing: DncListing::opted_out_in_call(Uuid::nil(), phone(), Uuid::from_u128(7)),
             at: at("2026-11-24T12:00:00Z"),
         }
     }
@@ -256,14 +243,21 @@ mod tests {
         }
     }
 
-    fn list(reason: DncReason) -> DncCommand {
-        DncCommand::List {
+    /// A user's listing.
+    fn added(reason: DncReason) -> DncListing {
+        DncListing {
             organization_id: Uuid::nil(),
             phone: phone(),
             reason,
             source: DncSource::UserAdded,
             added_by: Some(Uuid::from_u128(1)),
             call_id: None,
+        }
+    }
+
+    fn list(reason: DncReason) -> DncCommand {
+        DncCommand::List {
+            listing: added(reason),
             now: at("2026-11-25T12:00:00Z"),
         }
     }
@@ -273,12 +267,7 @@ mod tests {
         given::<DncEntry>([])
             .when(list(DncReason::ManualAdd))
             .then([DncEvent::DncNumberListed {
-                organization_id: Uuid::nil(),
-                phone: phone(),
-                reason: DncReason::ManualAdd,
-                source: DncSource::UserAdded,
-                added_by: Some(Uuid::from_u128(1)),
-                call_id: None,
+                listing: added(DncReason::ManualAdd),
                 at: at("2026-11-25T12:00:00Z"),
             }]);
         given::<DncEntry>([listed()])
@@ -302,6 +291,41 @@ mod tests {
             .when(list(DncReason::Bounced))
             .events();
         assert_eq!(relisted.len(), 1);
+    }
+
+    #[test]
+    fn a_listing_is_stored_flat() {
+        use crate::events::DomainEvent;
+        // The payload is byte for byte what it was before the fields were grouped.
+        #[derive(Serialize)]
+        #[serde(rename_all = "camelCase")]
+        struct Ungrouped<'a> {
+            organization_id: Uuid,
+            phone: &'a PhoneNumber,
+            reason: DncReason,
+            source: DncSource,
+            added_by: Option<Uuid>,
+            call_id: Option<Uuid>,
+            at: DateTime<Utc>,
+        }
+        let ungrouped = Ungrouped {
+            organization_id: Uuid::nil(),
+            phone: &phone(),
+            reason: DncReason::OptOut,
+            source: DncSource::AutoDetected,
+            added_by: None,
+            call_id: Some(Uuid::from_u128(7)),
+            at: at("2026-11-24T12:00:00Z"),
+        };
+        assert_eq!(
+            serde_json::to_string(&listed()).unwrap(),
+            format!(
+                r#"{{"type":"DncNumberListed","data":{}}}"#,
+                serde_json::to_string(&ungrouped).unwrap()
+            )
+        );
+        let payload = serde_json::to_value(&ungrouped).unwrap();
+        assert_eq!(DncEvent::decode("DncNumberListed", 1, &payload).unwrap(), listed());
     }
 
     #[test]

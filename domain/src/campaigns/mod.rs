@@ -26,7 +26,9 @@ pub use contacts::{
     WithdrawReason,
 };
 pub use dial::{decide_dial, CallerIds, ContactAtDial, DialDecision, SkipReason};
-pub use dnc::{parse_national_registry, DncCommand, DncEntry, DncError, DncEvent, DncReason, DncSource, Listing};
+pub use dnc::{
+    parse_national_registry, DncCommand, DncEntry, DncError, DncEvent, DncListing, DncReason, DncSource, Listing,
+};
 pub use settings::{CallerIdStrategy, CampaignSettings, RetryRules};
 pub use window::{CallingWindow, DayOfWeek, LocalTime, RecipientWindow};
 
@@ -129,7 +131,7 @@ pub enum CompletionReason {
 
 domain_events! {
     /// An outbound campaign. Stream `campaign-<uuid>`.
-    pub enum CampaignEvent in "campaign" {
+    pub enum CampaignEvent for Campaign in "campaign" {
         /// A campaign was created, in draft. Payload: organizationId, settings {agentId, name, description,
         /// scheduledStart, scheduledEnd, timezone, callingWindow {start, end, days, skipUsFederalHolidays},
         /// maxRetries, retryRules {busyMinutes, noAnswerMinutes, failedBaseMinutes, failedMaxMinutes},
@@ -282,7 +284,6 @@ fn refuse(from: CampaignStatus, to: CampaignStatus) -> CampaignError {
 
 impl Aggregate for Campaign {
     type Command = CampaignCommand;
-    type Event = CampaignEvent;
     type Error = CampaignError;
 
     fn decide(command: &Self::Command, state: &Self) -> Result<Vec<Self::Event>, Self::Error> {
