@@ -534,6 +534,12 @@ async fn advance_checkpoint(
     Ok(moved.rows_affected() == 1)
 }
 
+/// What a consumer's batch writes: a read model's rows, or a subscription's reactor work.
+enum BatchWrite<'a> {
+    Rows(&'a Arc<dyn ReadModel>),
+    Work(WorkOrders),
+}
+
 /// Reactor work by reactor and key: the organization, the newest trigger and its correlation id.
 type WorkOrders = HashMap<(&'static str, String), (Uuid, Checkpoint, Option<Uuid>)>;
 
@@ -699,23 +705,22 @@ impl ProjectionRunner {
             return Ok(Step::Applied(0));
         };
         let events = page.events;
-        // A subscription's work is decided before any transaction opens (routing is pure).
-        let orders = match consumer {
-            Consumer::ReadModel(_) => HashMap::new(),
-            Consumer::Subscription(s) => work_orders(s.as_ref(), &events)?,
+        // What the batch writes; a subscription's work is decided before any transaction opens (routing is pure).
+        let write = match consumer {
+            Consumer::ReadModel(m) => (!events.is_empty()).then_some(BatchWrite::Rows(m)),
+            Consumer::Subscription(s) => {
+                let orders = work_orders(s.as_ref(), &events)?;
+                (!orders.is_empty()).then_some(BatchWrite::Work(orders))
+            }
         };
-        let writes = match consumer {
-            Consumer::ReadModel(_) => !events.is_empty(),
-            Consumer::Subscription(_) => !orders.is_empty(),
-        };
-        if !writes {
+        let Some(write) = write else {
             // Nothing to write for what was scanned (most consumers, most of the time): moving the
             // checkpoint is one statement, without a transaction around it.
             let moved = advance_checkpoint(&self.pool, name, seen, last, consumer.version())
                 .await
                 .map_err(db(name))?;
             return Ok(Step::Applied(if moved { page.scanned } else { 0 }));
-        }
+        };
         let mut tx = self.pool.begin().await.map_err(db(name))?;
         let locked = sqlx::query(
             "SELECT 1 FROM public.projection_checkpoints
@@ -733,9 +738,9 @@ impl ProjectionRunner {
         if locked.is_none() {
             return Ok(Step::Applied(0));
         }
-        match consumer {
-            Consumer::ReadModel(m) => m.apply(&mut tx, &events).await.map_err(db(name))?,
-            Consumer::Subscription(_) => enqueue_work(&mut tx, orders).await.map_err(db(name))?,
+        match write {
+            BatchWrite::Rows(m) => m.apply(&mut tx, &events).await.map_err(db(name))?,
+            BatchWrite::Work(orders) => enqueue_work(&mut tx, orders).await.map_err(db(name))?,
         }
         if !advance_checkpoint(&mut *tx, name, seen, last, consumer.version())
             .await

@@ -2,6 +2,7 @@
 //! syncs with, a step at a time.
 
 use super::*;
+use crate::aggregates::fold_recorded;
 
 /// What a call's events say, for the CRM.
 pub(super) struct CallFacts {
@@ -623,13 +624,23 @@ impl WorkHandler for CrmSync {
     async fn handle(&self, item: &WorkItem) -> Result<WorkOutcome, AppError> {
         let call_id = item.key_id()?;
         // Most organizations' calls go to no CRM: their integrations say so before the call is read.
+        let connected: Vec<_> = CrmProvider::ALL
+            .into_iter()
+            .filter_map(|provider| Some((provider, self.connections.providers.get(provider)?)))
+            .collect();
+        let streams: Vec<_> = connected
+            .iter()
+            .map(|(provider, _)| integration_stream(item.organization_id, *provider))
+            .collect();
+        let read = self
+            .store
+            .read_streams(&streams)
+            .await
+            .map_err(|e| AppError::internal("reading the CRM integrations", e))?;
         let mut live = vec![];
-        for provider in CrmProvider::ALL {
-            let Some(connector) = self.connections.providers.get(provider) else {
-                continue;
-            };
-            let integration = load_integration(self.store.as_ref(), item.organization_id, provider)
-                .await?
+        for (((provider, connector), stream), events) in connected.into_iter().zip(streams).zip(read) {
+            let integration = fold_recorded::<CrmIntegration>(stream, &events)?
+                .within(item.organization_id)
                 .state;
             if integration.is_live() {
                 live.push((provider, connector, integration));
