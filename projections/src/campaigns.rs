@@ -166,15 +166,7 @@ fn change_of(event: &RecordedEvent) -> Result<(Uuid, Change), sqlx::Error> {
         return Ok((stream_uuid(event)?, Change::Campaign(decoded)));
     }
     let decoded = rows::decode::<CampaignContactEvent>(event)?;
-    let campaign_id = match &decoded {
-        CampaignContactEvent::CampaignContactDialed { campaign_id, .. }
-        | CampaignContactEvent::CampaignAttemptFinished { campaign_id, .. }
-        | CampaignContactEvent::CampaignAttemptOutcomeChanged { campaign_id, .. }
-        | CampaignContactEvent::CampaignContactDeferred { campaign_id, .. }
-        | CampaignContactEvent::CampaignDialWithdrawn { campaign_id, .. }
-        | CampaignContactEvent::CampaignContactClosed { campaign_id, .. } => *campaign_id,
-    };
-    Ok((campaign_id, Change::Contact(decoded)))
+    Ok((decoded.campaign_id(), Change::Contact(decoded)))
 }
 
 pub struct CampaignsProjection;
@@ -270,9 +262,9 @@ fn evolve_contact(row: &mut Option<ContactRow>, change: ContactChange) {
     };
     let Some(row) = row else { return };
     match contact {
-        CampaignContactEvent::CampaignContactDialed { attempt_number, at, .. } => {
+        CampaignContactEvent::CampaignContactDialed { dial, at } => {
             row.status = ContactStatus::Calling;
-            row.attempt_count = attempt_number as i32;
+            row.attempt_count = dial.attempt_number as i32;
             row.last_attempt_at = Some(at);
             row.next_attempt_at = None;
         }
@@ -452,19 +444,12 @@ impl ReadModel for AttemptsProjection {
                     continue;
                 };
                 match (&event, Attempt::dialed(&event)) {
-                    (
-                        CampaignContactEvent::CampaignContactDialed {
-                            campaign_id,
-                            contact_id,
-                            ..
-                        },
-                        Some(attempt),
-                    ) => {
+                    (CampaignContactEvent::CampaignContactDialed { dial, .. }, Some(attempt)) => {
                         *row = Some(AttemptRow {
                             id: attempt.call_id,
                             organization_id,
-                            campaign_id: *campaign_id,
-                            contact_id: *contact_id,
+                            campaign_id: dial.campaign_id,
+                            contact_id: dial.contact_id,
                             phone: attempt.phone,
                             attempt_number: attempt.number as i32,
                             caller_number: attempt.caller_id.number,

@@ -24,8 +24,8 @@ use domain::calls::{Call, CallStatus, CampaignAttempt};
 use domain::campaigns::dnc::dnc_entry_id;
 use domain::campaigns::{
     decide_dial, AttemptResult, CallerId, CallerIds, Campaign, CampaignCommand, CampaignContact, CampaignError,
-    CampaignSettings, CampaignStatus, CompletionReason, ContactAtDial, ContactCommand, ContactError, DialDecision,
-    DncCommand, DncEntry, DncListing, WithdrawReason,
+    CampaignSettings, CampaignStatus, CompletionReason, ContactAtDial, ContactCommand, ContactDial, ContactError,
+    DialDecision, DncCommand, DncEntry, DncListing, WithdrawReason,
 };
 use domain::phone::PhoneNumber;
 use domain::time_zone::TimeZone;
@@ -437,13 +437,15 @@ impl CampaignRunner {
                         attempt_number,
                     } => (
                         ContactCommand::RecordDial {
-                            campaign_id: campaign.id,
-                            contact_id: contact.contact_id,
-                            agent_id: campaign.settings.agent_id,
-                            phone: contact.phone.clone(),
-                            attempt_number,
-                            call_id: Uuid::now_v7(),
-                            caller_id,
+                            dial: ContactDial {
+                                campaign_id: campaign.id,
+                                contact_id: contact.contact_id,
+                                agent_id: campaign.settings.agent_id,
+                                phone: contact.phone.clone(),
+                                attempt_number,
+                                call_id: Uuid::now_v7(),
+                                caller_id,
+                            },
                             now,
                         },
                         Step::Dialed,

@@ -255,13 +255,8 @@ domain_events! {
         /// callId (our call), callerId {phoneNumberId, number}, at.
         #[version(1)]
         CampaignContactDialed {
-            campaign_id: Uuid,
-            contact_id: Uuid,
-            agent_id: Uuid,
-            phone: PhoneNumber,
-            attempt_number: u32,
-            call_id: Uuid,
-            caller_id: CallerId,
+            #[serde(flatten)]
+            dial: ContactDial,
             at: DateTime<Utc>,
         },
         /// An attempt ended. Payload: campaignId, contactId, attemptNumber, callId, result (connected, busy,
@@ -332,6 +327,23 @@ domain_events! {
     }
 }
 
+/// One dial of a contact: the attempt, who talks, to whom and from which
+/// number (what `RecordDial` asks for, flattened into `CampaignContactDialed`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ContactDial {
+    pub campaign_id: Uuid,
+    pub contact_id: Uuid,
+    pub agent_id: Uuid,
+    /// E.164.
+    pub phone: PhoneNumber,
+    /// 1-based.
+    pub attempt_number: u32,
+    /// Our call.
+    pub call_id: Uuid,
+    pub caller_id: CallerId,
+}
+
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum ContactError {
     /// The contact is calling or terminal: 409 `campaign_contact_not_dialable`.
@@ -347,16 +359,7 @@ pub enum ContactError {
 #[derive(Debug, Clone, PartialEq)]
 pub enum ContactCommand {
     /// Records a dial decided by [`super::dial::decide_dial`].
-    RecordDial {
-        campaign_id: Uuid,
-        contact_id: Uuid,
-        agent_id: Uuid,
-        phone: PhoneNumber,
-        attempt_number: u32,
-        call_id: Uuid,
-        caller_id: CallerId,
-        now: DateTime<Utc>,
-    },
+    RecordDial { dial: ContactDial, now: DateTime<Utc> },
     /// Records how the attempt `call_id` ended.
     FinishAttempt {
         call_id: Uuid,
@@ -411,24 +414,15 @@ pub struct Attempt {
 impl Attempt {
     /// The attempt a dial starts (`None` for any other event).
     pub fn dialed(event: &CampaignContactEvent) -> Option<Self> {
-        let CampaignContactEvent::CampaignContactDialed {
-            agent_id,
-            phone,
-            attempt_number,
-            call_id,
-            caller_id,
-            at,
-            ..
-        } = event
-        else {
+        let CampaignContactEvent::CampaignContactDialed { dial, at } = event else {
             return None;
         };
         Some(Self {
-            number: *attempt_number,
-            call_id: *call_id,
-            agent_id: *agent_id,
-            phone: phone.clone(),
-            caller_id: caller_id.clone(),
+            number: dial.attempt_number,
+            call_id: dial.call_id,
+            agent_id: dial.agent_id,
+            phone: dial.phone.clone(),
+            caller_id: dial.caller_id.clone(),
             at: *at,
             end: AttemptEnd::default(),
         })
@@ -462,11 +456,23 @@ impl AttemptEnd {
 }
 
 impl CampaignContactEvent {
+    /// The campaign the contact is called for.
+    pub fn campaign_id(&self) -> Uuid {
+        match self {
+            CampaignContactEvent::CampaignContactDialed { dial, .. } => dial.campaign_id,
+            CampaignContactEvent::CampaignAttemptFinished { campaign_id, .. }
+            | CampaignContactEvent::CampaignAttemptOutcomeChanged { campaign_id, .. }
+            | CampaignContactEvent::CampaignContactDeferred { campaign_id, .. }
+            | CampaignContactEvent::CampaignDialWithdrawn { campaign_id, .. }
+            | CampaignContactEvent::CampaignContactClosed { campaign_id, .. } => *campaign_id,
+        }
+    }
+
     /// The call of the attempt the event is about, if it is about one.
     pub fn call_id(&self) -> Option<Uuid> {
         match self {
-            CampaignContactEvent::CampaignContactDialed { call_id, .. }
-            | CampaignContactEvent::CampaignAttemptFinished { call_id, .. }
+            CampaignContactEvent::CampaignContactDialed { dial, .. } => Some(dial.call_id),
+            CampaignContactEvent::CampaignAttemptFinished { call_id, .. }
             | CampaignContactEvent::CampaignAttemptOutcomeChanged { call_id, .. }
             | CampaignContactEvent::CampaignDialWithdrawn { call_id, .. } => Some(*call_id),
             CampaignContactEvent::CampaignContactDeferred { .. }
@@ -526,38 +532,23 @@ impl Aggregate for CampaignContact {
 
     fn decide(command: &Self::Command, state: &Self) -> Result<Vec<Self::Event>, Self::Error> {
         Ok(match command {
-            ContactCommand::RecordDial {
-                campaign_id,
-                contact_id,
-                agent_id,
-                phone,
-                attempt_number,
-                call_id,
-                caller_id,
-                now,
-            } => {
+            ContactCommand::RecordDial { dial, now } => {
                 // The same dial recorded again (a retried append): nothing new.
-                if state.attempts.iter().any(|a| a.call_id == *call_id) {
+                if state.attempts.iter().any(|a| a.call_id == dial.call_id) {
                     return Ok(vec![]);
                 }
                 if state.status != ContactStatus::Pending {
                     return Err(ContactError::NotDialable { status: state.status });
                 }
                 let expected = state.attempt_count() + 1;
-                if *attempt_number != expected {
+                if dial.attempt_number != expected {
                     return Err(ContactError::StaleAttempt {
                         expected,
-                        requested: *attempt_number,
+                        requested: dial.attempt_number,
                     });
                 }
                 vec![CampaignContactEvent::CampaignContactDialed {
-                    campaign_id: *campaign_id,
-                    contact_id: *contact_id,
-                    agent_id: *agent_id,
-                    phone: phone.clone(),
-                    attempt_number: *attempt_number,
-                    call_id: *call_id,
-                    caller_id: caller_id.clone(),
+                    dial: dial.clone(),
                     at: *now,
                 }]
             }
@@ -698,13 +689,9 @@ impl Aggregate for CampaignContact {
             attempt.end.evolve(event);
         }
         match event {
-            CampaignContactEvent::CampaignContactDialed {
-                campaign_id,
-                contact_id,
-                ..
-            } => {
-                self.campaign_id = Some(*campaign_id);
-                self.contact_id = Some(*contact_id);
+            CampaignContactEvent::CampaignContactDialed { dial, .. } => {
+                self.campaign_id = Some(dial.campaign_id);
+                self.contact_id = Some(dial.contact_id);
                 self.status = ContactStatus::Calling;
                 self.next_attempt_at = None;
             }

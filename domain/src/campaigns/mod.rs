@@ -22,8 +22,8 @@ pub mod window;
 pub use caller_id::{choose_caller_id, CallerId};
 pub use contacts::{
     next_after_attempt, opted_out, Attempt, AttemptEnd, AttemptPolicy, AttemptResult, CampaignContact,
-    CampaignContactEvent, CloseReason, ContactCommand, ContactError, ContactStatus, ImportedContact, NextStep,
-    WithdrawReason,
+    CampaignContactEvent, CloseReason, ContactCommand, ContactDial, ContactError, ContactStatus, ImportedContact,
+    NextStep, WithdrawReason,
 };
 pub use dial::{decide_dial, CallerIds, ContactAtDial, DialDecision, SkipReason};
 pub use dnc::{

@@ -756,8 +756,9 @@ fn caller() -> CallerId {
     }
 }
 
-fn dial(attempt_number: u32, call: u128, t: DateTime<Utc>) -> ContactCommand {
-    ContactCommand::RecordDial {
+/// Attempt `attempt_number` on contact 1 of campaign 100, as call `call`.
+fn attempt(attempt_number: u32, call: u128) -> ContactDial {
+    ContactDial {
         campaign_id: Uuid::from_u128(100),
         contact_id: Uuid::from_u128(1),
         agent_id: Uuid::from_u128(7),
@@ -765,19 +766,19 @@ fn dial(attempt_number: u32, call: u128, t: DateTime<Utc>) -> ContactCommand {
         attempt_number,
         call_id: Uuid::from_u128(call),
         caller_id: caller(),
+    }
+}
+
+fn dial(attempt_number: u32, call: u128, t: DateTime<Utc>) -> ContactCommand {
+    ContactCommand::RecordDial {
+        dial: attempt(attempt_number, call),
         now: t,
     }
 }
 
 fn dialed(attempt_number: u32, call: u128, t: DateTime<Utc>) -> CampaignContactEvent {
     CampaignContactEvent::CampaignContactDialed {
-        campaign_id: Uuid::from_u128(100),
-        contact_id: Uuid::from_u128(1),
-        agent_id: Uuid::from_u128(7),
-        phone: PhoneNumber::parse("+14155552671").unwrap(),
-        attempt_number,
-        call_id: Uuid::from_u128(call),
-        caller_id: caller(),
+        dial: attempt(attempt_number, call),
         at: t,
     }
 }
@@ -816,6 +817,37 @@ fn a_contact_is_dialled_once_at_a_time() {
             expected: 1,
             requested: 2,
         });
+}
+
+#[test]
+fn a_dial_is_stored_flat() {
+    // The payload is byte for byte what it was before the fields were grouped.
+    let ungrouped = serde_json::json!({
+        "campaignId": Uuid::from_u128(100),
+        "contactId": Uuid::from_u128(1),
+        "agentId": Uuid::from_u128(7),
+        "phone": "+14155552671",
+        "attemptNumber": 2,
+        "callId": Uuid::from_u128(10),
+        "callerId": {"phoneNumberId": Uuid::from_u128(2), "number": "+16175550109"},
+        "at": "2026-11-24T15:00:00Z",
+    });
+    let event = dialed(2, 10, now());
+    assert_eq!(
+        serde_json::to_string(&event).unwrap(),
+        concat!(
+            r#"{"type":"CampaignContactDialed","data":{"campaignId":"00000000-0000-0000-0000-000000000064","#,
+            r#""contactId":"00000000-0000-0000-0000-000000000001","agentId":"00000000-0000-0000-0000-000000000007","#,
+            r#""phone":"+14155552671","attemptNumber":2,"callId":"00000000-0000-0000-0000-00000000000a","#,
+            r#""callerId":{"phoneNumberId":"00000000-0000-0000-0000-000000000002","number":"+16175550109"},"#,
+            r#""at":"2026-11-24T15:00:00Z"}}"#
+        )
+    );
+    assert_eq!(event.to_new_event(&EventMetadata::default()).payload, ungrouped);
+    assert_eq!(
+        CampaignContactEvent::decode("CampaignContactDialed", 1, &ungrouped).unwrap(),
+        event
+    );
 }
 
 /// The first attempt (call 10) ended busy at `at`: retry in 30 minutes.
@@ -1061,6 +1093,11 @@ fn decide_for(
     )
 }
 
+/// The decision for a contact just imported: pending, never called, not listed.
+fn decide_new(campaign: &Campaign, phone: &PhoneNumber, t: DateTime<Utc>) -> DialDecision {
+    decide_for(campaign, phone, ContactStatus::Pending, None, &[], false, t)
+}
+
 #[test]
 fn the_dial_decision_dials_a_ready_contact_from_a_local_number() {
     let campaign = running(local_presence());
@@ -1068,14 +1105,14 @@ fn the_dial_decision_dials_a_ready_contact_from_a_local_number() {
     let miami = PhoneNumber::parse("+13055559999").unwrap();
     let frisco = PhoneNumber::parse("+14155559999").unwrap();
     assert_eq!(
-        decide_for(&campaign, &miami, ContactStatus::Pending, None, &[], false, now()),
+        decide_new(&campaign, &miami, now()),
         DialDecision::Dial {
             caller_id: pool()[0].clone(),
             attempt_number: 1
         }
     );
     assert_eq!(
-        decide_for(&campaign, &frisco, ContactStatus::Pending, None, &[], false, now()),
+        decide_new(&campaign, &frisco, now()),
         DialDecision::NotNow {
             retry_at: at("2026-11-24T16:00:00Z")
         }
@@ -1099,7 +1136,7 @@ fn the_dial_decision_dials_a_ready_contact_from_a_local_number() {
     // Unknown area code → the campaign default.
     let dallas = PhoneNumber::parse("+12145559999").unwrap();
     assert!(matches!(
-        decide_for(&campaign, &dallas, ContactStatus::Pending, None, &[], false, now()),
+        decide_new(&campaign, &dallas, now()),
         DialDecision::Dial { caller_id, .. } if caller_id == caller()
     ));
 }
@@ -1138,14 +1175,14 @@ fn the_dial_decision_rechecks_everything() {
         let mut stopped = campaign.clone();
         stopped.status = status;
         assert_eq!(
-            decide(&stopped, ContactStatus::Pending, None, &[], false),
+            decide_new(&stopped, &miami, now()),
             skip(SkipReason::CampaignNotRunning)
         );
     }
     let mut archived = campaign.clone();
     archived.archived = true;
     assert_eq!(
-        decide(&archived, ContactStatus::Pending, None, &[], false),
+        decide_new(&archived, &miami, now()),
         skip(SkipReason::CampaignNotRunning)
     );
     // maxRetries + 1 attempts made.
@@ -1180,15 +1217,7 @@ fn the_dial_decision_rechecks_everything() {
     );
     // Outside the window (Florida stops at 20:00): the next opening, 08:00 tomorrow.
     assert_eq!(
-        decide_for(
-            &campaign,
-            &miami,
-            ContactStatus::Pending,
-            None,
-            &[],
-            false,
-            at("2026-11-25T01:30:00Z")
-        ),
+        decide_new(&campaign, &miami, at("2026-11-25T01:30:00Z")),
         DialDecision::NotNow {
             retry_at: at("2026-11-25T13:00:00Z")
         }
@@ -1199,15 +1228,7 @@ fn the_dial_decision_rechecks_everything() {
         ..local_presence()
     });
     assert_eq!(
-        decide_for(
-            &ending,
-            &miami,
-            ContactStatus::Pending,
-            None,
-            &[],
-            false,
-            at("2026-11-25T01:30:00Z")
-        ),
+        decide_new(&ending, &miami, at("2026-11-25T01:30:00Z")),
         skip(SkipReason::ScheduleEnded)
     );
     assert_eq!(SkipReason::Dnc.closes_contact(), Some(CloseReason::Dnc));
