@@ -19,18 +19,15 @@ fn untimed(role: &str, text: &str) -> Value {
     json!({"role": role, "message": text})
 }
 
-fn report(
-    id: &str,
-    assistant: &str,
-    started: &str,
-    duration: f64,
-    reason: &str,
-    messages: Vec<Value>,
-    data: Value,
-) -> Value {
+/// Vapi's view of an inbound call from +14155552671 to `assistant`.
+fn inbound_call(id: &str, assistant: &str) -> Value {
+    json!({"id": id, "type": "inboundPhoneCall", "assistantId": assistant, "customer": {"number": "+14155552671"}})
+}
+
+/// The end-of-call report of a call to the closer (asst_123).
+fn report(id: &str, started: &str, duration: f64, reason: &str, messages: Vec<Value>, data: Value) -> Value {
     json!({"message": {
-        "type": "end-of-call-report", "endedReason": reason,
-        "call": {"id": id, "type": "inboundPhoneCall", "assistantId": assistant, "customer": {"number": "+14155552671"}},
+        "type": "end-of-call-report", "endedReason": reason, "call": inbound_call(id, "asst_123"),
         "startedAt": started, "durationSeconds": duration,
         "artifact": {"transcript": "…", "messages": messages},
         "analysis": {"structuredData": data}
@@ -39,7 +36,7 @@ fn report(
 
 fn status_update(id: &str, assistant: &str, status: &str, timestamp_ms: i64) -> Value {
     json!({"message": {"type": "status-update", "status": status, "timestamp": timestamp_ms,
-        "call": {"id": id, "type": "inboundPhoneCall", "assistantId": assistant, "customer": {"number": "+14155552671"}}}})
+        "call": inbound_call(id, assistant)}})
 }
 
 /// The prospect's words of call b, scored as the read model scores them.
@@ -120,11 +117,9 @@ async fn six_calls() -> (VapiWorld, String) {
         .await;
     assert_eq!(status, 200, "{checklist}");
 
-    let closer = "asst_123";
     let deliveries = [
         report(
             "call_a",
-            closer,
             "2026-10-31T03:30:00Z",
             60.0,
             "customer-ended-call",
@@ -136,7 +131,6 @@ async fn six_calls() -> (VapiWorld, String) {
         ),
         report(
             "call_b",
-            closer,
             "2026-11-01T05:30:00Z",
             30.0,
             "customer-ended-call",
@@ -149,7 +143,6 @@ async fn six_calls() -> (VapiWorld, String) {
         ),
         report(
             "call_c",
-            closer,
             "2026-11-01T06:30:00Z",
             45.0,
             "customer-ended-call",
@@ -159,7 +152,6 @@ async fn six_calls() -> (VapiWorld, String) {
         ),
         report(
             "call_d",
-            closer,
             "2026-11-02T14:00:00Z",
             20.0,
             "customer-ended-call",
@@ -171,7 +163,6 @@ async fn six_calls() -> (VapiWorld, String) {
         ),
         report(
             "call_e",
-            closer,
             "2026-11-02T15:10:00Z",
             20.0,
             "voicemail",
