@@ -285,11 +285,7 @@ fn a_campaign_whose_end_passed_cannot_start_and_completes_only_once_it_passed() 
         scheduled_end: Some(ends),
         ..settings()
     };
-    let creation = CampaignEvent::CampaignCreated {
-        organization_id: Uuid::nil(),
-        settings: ending.clone(),
-        at: at("2026-11-20T12:00:00Z"),
-    };
+    let creation = created_with(ending);
     given::<Campaign>([creation.clone()])
         .when(CampaignCommand::Start { now: ends })
         .then_error(CampaignError::Invalid {
