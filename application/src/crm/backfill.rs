@@ -97,7 +97,10 @@ impl CrmBackfill {
         integration: &CrmIntegration,
         (since, until): (DateTime<Utc>, Option<DateTime<Utc>>),
     ) -> Result<Vec<Candidate>, AppError> {
-        let provider = integration.provider.expect("a live integration has a provider");
+        let provider = integration
+            .connection
+            .provider
+            .expect("a live integration has a provider");
         let mut found = Vec::new();
         let mut after = None;
         loop {
@@ -163,7 +166,10 @@ impl CrmBackfill {
         call_id: Uuid,
         event: CrmSyncEvent,
     ) -> Result<(), AppError> {
-        let provider = integration.provider.expect("a live integration has a provider");
+        let provider = integration
+            .connection
+            .provider
+            .expect("a live integration has a provider");
         let stream = stream_of::<CallSync>(provider.call_sync_id(call_id));
         self.execute::<CallSync>(organization_id, stream, &event).await
     }
@@ -221,7 +227,7 @@ impl CrmBackfill {
         let settings = integration
             .settings
             .clone()
-            .unwrap_or_else(|| CrmSettings::defaults_for(integration.provider.expect("a provider")));
+            .unwrap_or_else(|| CrmSettings::defaults_for(integration.connection.provider.expect("a provider")));
         let logs: Vec<_> = calls
             .iter()
             .filter_map(|c| {
@@ -274,7 +280,10 @@ impl CrmBackfill {
         } = *run;
         let organization_id = item.organization_id;
         let now = self.clock.now();
-        let provider = integration.provider.expect("a live integration has a provider");
+        let provider = integration
+            .connection
+            .provider
+            .expect("a live integration has a provider");
         let (logged, refused, failure) = match bulk.call_import(access, job_id).await {
             Err(error) => return self.provider_failed(run, error).await,
             Ok(BulkImport::Running) => {
@@ -339,7 +348,10 @@ impl CrmBackfill {
     /// call-by-call sync; anything else is tried again shortly.
     async fn provider_failed(&self, run: &BulkRun<'_>, error: ProviderError) -> Result<WorkOutcome, AppError> {
         let (organization_id, integration) = (run.item.organization_id, run.integration);
-        let provider = integration.provider.expect("a live integration has a provider");
+        let provider = integration
+            .connection
+            .provider
+            .expect("a live integration has a provider");
         let now = self.clock.now();
         tracing::warn!(error = %crate::error::report(&error), "a CRM backfill step failed");
         match error {
@@ -407,7 +419,7 @@ impl WorkHandler for CrmBackfill {
         )
         .await?
         .state;
-        let (Some(backfill), Some(provider)) = (integration.backfill.clone(), integration.provider) else {
+        let (Some(backfill), Some(provider)) = (integration.backfill.clone(), integration.connection.provider) else {
             return Ok(WorkOutcome::Done);
         };
         let Some(connector): Option<&CrmConnector> = self.connections.providers.get(provider) else {
