@@ -333,7 +333,11 @@ struct Chosen {
 
 impl Chosen {
     fn provider(&self) -> CalendarProvider {
-        self.integration.state.provider.unwrap_or(CalendarProvider::Google)
+        self.integration
+            .state
+            .connection
+            .provider
+            .unwrap_or(CalendarProvider::Google)
     }
 
     fn settings(&self) -> &CalendarSettings {
@@ -428,9 +432,7 @@ impl SignInFeature for CalendarService {
             ..CalendarSettings::default()
         };
         let command = CalendarCommand::Connect {
-            organization_id: pending.organization_id,
-            connected_by: pending.user_id,
-            provider,
+            sign_in: signed.sign_in(),
             account,
             webhook_subscription: None,
             settings,
@@ -541,7 +543,7 @@ impl CalendarService {
         let organization_id = caller.organization_id;
         let release = |integration: CalendarIntegration, tokens: Option<Tokens>| async move {
             // A failed revocation does not keep the tokens: forgetting them is what the user asked.
-            let revoked = match (tokens, integration.provider) {
+            let revoked = match (tokens, integration.connection.provider) {
                 (Some(tokens), Some(CalendarProvider::Calendly)) => {
                     match (&self.providers.calendly, &integration.webhook_subscription) {
                         (Some(calendly), Some(subscription)) => calendly
@@ -598,7 +600,7 @@ impl CalendarService {
         if !integration.state.is_live() {
             return Err(calendar_error(CalendarError::Disconnected));
         }
-        if integration.state.status == CalendarStatus::NeedsReauth {
+        if integration.state.connection.needs_reauth() {
             return Err(needs_reauth());
         }
         Ok(Chosen { id, integration })

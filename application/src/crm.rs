@@ -673,9 +673,7 @@ impl SignInFeature for CrmService {
             .await
             .map_err(crm_failure)?;
         let command = CrmCommand::Connect {
-            organization_id,
-            connected_by: pending.user_id,
-            provider,
+            sign_in: signed.sign_in(),
             account_id: account.account_id.clone(),
             scopes: account.scopes,
             now: signed.now,

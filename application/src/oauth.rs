@@ -12,6 +12,7 @@ use crate::permissions::{authorize, Action};
 use crate::providers::Cause;
 use async_trait::async_trait;
 use chrono::{DateTime, Duration, Utc};
+use domain::connections;
 use domain::Aggregate;
 use futures::future::BoxFuture;
 use std::future::Future;
@@ -39,6 +40,17 @@ pub struct PendingAuthorization {
     /// Feature-specific choices made when starting (e.g. the calendar id).
     pub details: serde_json::Value,
     pub expires_at: DateTime<Utc>,
+}
+
+impl PendingAuthorization {
+    /// This sign-in with `provider`, as the integration's stream records it.
+    pub fn sign_in<P>(&self, provider: P) -> connections::SignIn<P> {
+        connections::SignIn {
+            organization_id: self.organization_id,
+            connected_by: self.user_id,
+            provider,
+        }
+    }
 }
 
 impl std::fmt::Debug for PendingAuthorization {
@@ -383,9 +395,7 @@ macro_rules! oauth_integration {
                 now: chrono::DateTime<chrono::Utc>,
             ) -> $command {
                 $command::RecordFailedSignIn {
-                    organization_id: pending.organization_id,
-                    connected_by: pending.user_id,
-                    provider,
+                    sign_in: pending.sign_in(provider),
                     reason,
                     now,
                 }
@@ -411,6 +421,13 @@ pub struct FinishedSignIn<P> {
     pub pending: PendingAuthorization,
     pub provider: P,
     pub now: DateTime<Utc>,
+}
+
+impl<P: Copy> FinishedSignIn<P> {
+    /// The sign-in, as the integration's stream records it.
+    pub fn sign_in(&self) -> connections::SignIn<P> {
+        self.pending.sign_in(self.provider)
+    }
 }
 
 /// The provider enum of a [`SignInFeature`].

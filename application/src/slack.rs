@@ -524,7 +524,7 @@ impl SlackNotifier {
         )
         .await?
         .state;
-        Ok(match calendar.provider {
+        Ok(match calendar.connection.provider {
             Some(provider) if calendar.is_live() => Some(Subject::Calendar {
                 provider,
                 account: calendar.account,

@@ -4,6 +4,7 @@
 //! each calendar, serialized through one stream so a slot is never sold twice.
 
 use crate::aggregate::Aggregate;
+use crate::connections::{Connection, ConnectionStatus, SignIn};
 use crate::domain_events;
 use crate::phone::PhoneNumber;
 use crate::time_zone::{local_instant, DayOfWeek, LocalTime, TimeZone};
@@ -510,9 +511,8 @@ domain_events! {
         /// webhookSubscription (Calendly's subscription URI, else null), settings, at.
         #[version(1)]
         CalendarConnected {
-            organization_id: Uuid,
-            connected_by: Uuid,
-            provider: CalendarProvider,
+            #[serde(flatten)]
+            sign_in: SignIn<CalendarProvider>,
             account: String,
             webhook_subscription: Option<String>,
             settings: CalendarSettings,
@@ -523,9 +523,8 @@ domain_events! {
         /// organizationId, connectedBy, provider, reason (the provider's OAuth error code), at.
         #[version(1)]
         CalendarSignInFailed {
-            organization_id: Uuid,
-            connected_by: Uuid,
-            provider: CalendarProvider,
+            #[serde(flatten)]
+            sign_in: SignIn<CalendarProvider>,
             reason: String,
             at: DateTime<Utc>,
         },
@@ -546,18 +545,14 @@ domain_events! {
 #[derive(Debug, Clone, PartialEq)]
 pub enum CalendarCommand {
     Connect {
-        organization_id: Uuid,
-        connected_by: Uuid,
-        provider: CalendarProvider,
+        sign_in: SignIn<CalendarProvider>,
         account: String,
         webhook_subscription: Option<String>,
         settings: CalendarSettings,
         now: DateTime<Utc>,
     },
     RecordFailedSignIn {
-        organization_id: Uuid,
-        connected_by: Uuid,
-        provider: CalendarProvider,
+        sign_in: SignIn<CalendarProvider>,
         reason: String,
         now: DateTime<Utc>,
     },
@@ -575,29 +570,30 @@ pub enum CalendarCommand {
     },
 }
 
-/// A connected calendar, as its stream tells.
+impl ConnectionStatus for CalendarStatus {
+    const ACTIVE: Self = CalendarStatus::Active;
+    const NEEDS_REAUTH: Self = CalendarStatus::NeedsReauth;
+    const SIGN_IN_FAILED: Self = CalendarStatus::Error;
+}
+
+/// A connected calendar, as its stream tells. Its stream is one sign-in:
+/// once connected, or once failed, connecting again opens another.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct CalendarIntegration {
-    pub organization_id: Option<Uuid>,
-    pub provider: Option<CalendarProvider>,
+    pub connection: Connection<CalendarProvider, CalendarStatus>,
     pub account: String,
     pub webhook_subscription: Option<String>,
     pub settings: CalendarSettings,
-    pub status: CalendarStatus,
-    pub status_reason: Option<String>,
-    /// Connected at some point (not only a failed sign-in).
-    pub connected: bool,
-    pub disconnected: bool,
 }
 
 impl CalendarIntegration {
     pub fn exists(&self) -> bool {
-        self.provider.is_some()
+        self.connection.exists()
     }
 
     /// Connected, not disconnected since.
     pub fn is_live(&self) -> bool {
-        self.connected && !self.disconnected
+        self.connection.is_live()
     }
 }
 
@@ -612,9 +608,7 @@ impl Aggregate for CalendarIntegration {
                 Ok(vec![])
             }
             CalendarCommand::Connect {
-                organization_id,
-                connected_by,
-                provider,
+                sign_in,
                 account,
                 webhook_subscription,
                 settings,
@@ -622,30 +616,22 @@ impl Aggregate for CalendarIntegration {
             } => {
                 settings.validate()?;
                 Ok(vec![CalendarEvent::CalendarConnected {
-                    organization_id: *organization_id,
-                    connected_by: *connected_by,
-                    provider: *provider,
+                    sign_in: *sign_in,
                     account: account.clone(),
                     webhook_subscription: webhook_subscription.clone(),
                     settings: settings.clone(),
                     at: *now,
                 }])
             }
-            CalendarCommand::RecordFailedSignIn {
-                organization_id,
-                connected_by,
-                provider,
-                reason,
-                now,
-            } => Ok(vec![CalendarEvent::CalendarSignInFailed {
-                organization_id: *organization_id,
-                connected_by: *connected_by,
-                provider: *provider,
-                reason: reason.clone(),
-                at: *now,
-            }]),
+            CalendarCommand::RecordFailedSignIn { sign_in, reason, now } => {
+                Ok(vec![CalendarEvent::CalendarSignInFailed {
+                    sign_in: *sign_in,
+                    reason: reason.clone(),
+                    at: *now,
+                }])
+            }
             _ if !state.exists() => Err(CalendarError::NotFound),
-            CalendarCommand::Disconnect { .. } if state.disconnected => Ok(vec![]),
+            CalendarCommand::Disconnect { .. } if state.connection.disconnected => Ok(vec![]),
             CalendarCommand::Disconnect {
                 revoked_at_provider,
                 now,
@@ -661,7 +647,7 @@ impl Aggregate for CalendarIntegration {
                 }
                 Ok(vec![CalendarEvent::CalendarSettingsChanged { settings, at: *now }])
             }
-            CalendarCommand::MarkNeedsReauth { .. } if state.status == CalendarStatus::NeedsReauth => Ok(vec![]),
+            CalendarCommand::MarkNeedsReauth { .. } if state.connection.needs_reauth() => Ok(vec![]),
             CalendarCommand::MarkNeedsReauth { reason, now } => Ok(vec![CalendarEvent::CalendarNeedsReauth {
                 reason: reason.clone(),
                 at: *now,
@@ -672,37 +658,23 @@ impl Aggregate for CalendarIntegration {
     fn evolve(mut self, event: &Self::Event) -> Self {
         match event {
             CalendarEvent::CalendarConnected {
-                organization_id,
-                provider,
+                sign_in,
                 account,
                 webhook_subscription,
                 settings,
                 ..
             } => {
-                self.organization_id = Some(*organization_id);
-                self.provider = Some(*provider);
+                self.connection.connect(sign_in);
                 self.account = account.clone();
                 self.webhook_subscription = webhook_subscription.clone();
                 self.settings = settings.clone();
-                self.connected = true;
             }
-            CalendarEvent::CalendarSignInFailed {
-                organization_id,
-                provider,
-                reason,
-                ..
-            } => {
-                self.organization_id = Some(*organization_id);
-                self.provider = Some(*provider);
-                self.status = CalendarStatus::Error;
-                self.status_reason = Some(reason.clone());
+            CalendarEvent::CalendarSignInFailed { sign_in, reason, .. } => {
+                self.connection.fail_sign_in(sign_in, reason)
             }
             CalendarEvent::CalendarSettingsChanged { settings, .. } => self.settings = settings.clone(),
-            CalendarEvent::CalendarNeedsReauth { reason, .. } => {
-                self.status = CalendarStatus::NeedsReauth;
-                self.status_reason = Some(reason.clone());
-            }
-            CalendarEvent::CalendarDisconnected { .. } => self.disconnected = true,
+            CalendarEvent::CalendarNeedsReauth { reason, .. } => self.connection.require_reauth(reason),
+            CalendarEvent::CalendarDisconnected { .. } => self.connection.disconnect(),
         }
         self
     }

@@ -5,6 +5,7 @@
 
 use crate::aggregate::Aggregate;
 use crate::calls::Outcome;
+use crate::connections::{Connection, ConnectionStatus, SignIn};
 use crate::domain_events;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -295,9 +296,8 @@ domain_events! {
         /// portal id), scopes, settings, at.
         #[version(1)]
         CrmConnected {
-            organization_id: Uuid,
-            connected_by: Uuid,
-            provider: CrmProvider,
+            #[serde(flatten)]
+            sign_in: SignIn<CrmProvider>,
             account_id: String,
             scopes: Vec<String>,
             settings: CrmSettings,
@@ -307,9 +307,8 @@ domain_events! {
         /// organizationId, connectedBy, provider, reason (an OAuth error code), at.
         #[version(1)]
         CrmSignInFailed {
-            organization_id: Uuid,
-            connected_by: Uuid,
-            provider: CrmProvider,
+            #[serde(flatten)]
+            sign_in: SignIn<CrmProvider>,
             reason: String,
             at: DateTime<Utc>,
         },
@@ -353,17 +352,13 @@ domain_events! {
 #[derive(Debug, Clone, PartialEq)]
 pub enum CrmCommand {
     Connect {
-        organization_id: Uuid,
-        connected_by: Uuid,
-        provider: CrmProvider,
+        sign_in: SignIn<CrmProvider>,
         account_id: String,
         scopes: Vec<String>,
         now: DateTime<Utc>,
     },
     RecordFailedSignIn {
-        organization_id: Uuid,
-        connected_by: Uuid,
-        provider: CrmProvider,
+        sign_in: SignIn<CrmProvider>,
         reason: String,
         now: DateTime<Utc>,
     },
@@ -426,17 +421,20 @@ pub struct Backfill {
     pub job: Option<(String, DateTime<Utc>)>,
 }
 
-/// One provider's integration in one organization.
+impl ConnectionStatus for CrmStatus {
+    const ACTIVE: Self = CrmStatus::Active;
+    const NEEDS_REAUTH: Self = CrmStatus::NeedsReauth;
+    const SIGN_IN_FAILED: Self = CrmStatus::Error;
+}
+
+/// One provider's integration in one organization: one stream, which
+/// connecting again reuses.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct CrmIntegration {
-    pub organization_id: Option<Uuid>,
-    pub provider: Option<CrmProvider>,
+    pub connection: Connection<CrmProvider, CrmStatus>,
     pub account_id: String,
     pub settings: Option<CrmSettings>,
-    pub status: CrmStatus,
-    pub status_reason: Option<String>,
     pub throttled_until: Option<DateTime<Utc>>,
-    pub connected: bool,
     /// When the current connection was made: only calls ending later are synced
     /// (and those of a backfill).
     pub connected_at: Option<DateTime<Utc>>,
@@ -448,12 +446,12 @@ pub struct CrmIntegration {
 
 impl CrmIntegration {
     pub fn exists(&self) -> bool {
-        self.provider.is_some()
+        self.connection.exists()
     }
 
     /// Connected, and not disconnected since.
     pub fn is_live(&self) -> bool {
-        self.connected
+        self.connection.is_live()
     }
 
     /// Whether a call that ended at `ended` is the CRM's to receive: after the
@@ -481,9 +479,9 @@ impl CrmIntegration {
 
     /// Whether calls sync now: live, enabled, accepted and not throttled at `now`.
     pub fn syncs_at(&self, now: DateTime<Utc>) -> bool {
-        self.connected
+        self.is_live()
             && self.settings.as_ref().is_some_and(|s| s.sync_enabled)
-            && self.status != CrmStatus::NeedsReauth
+            && !self.connection.needs_reauth()
             && self.throttled_until.is_none_or(|until| until <= now)
     }
 }
@@ -495,36 +493,24 @@ impl Aggregate for CrmIntegration {
     fn decide(command: &Self::Command, state: &Self) -> Result<Vec<Self::Event>, Self::Error> {
         match command {
             CrmCommand::Connect {
-                organization_id,
-                connected_by,
-                provider,
+                sign_in,
                 account_id,
                 scopes,
                 now,
             } => Ok(vec![CrmEvent::CrmConnected {
-                organization_id: *organization_id,
-                connected_by: *connected_by,
-                provider: *provider,
+                sign_in: *sign_in,
                 account_id: account_id.clone(),
                 scopes: scopes.clone(),
                 // Connecting again keeps the settings chosen before.
                 settings: state
                     .settings
                     .clone()
-                    .unwrap_or_else(|| CrmSettings::defaults_for(*provider)),
+                    .unwrap_or_else(|| CrmSettings::defaults_for(sign_in.provider)),
                 at: *now,
             }]),
             CrmCommand::RecordFailedSignIn { .. } if state.is_live() => Ok(vec![]),
-            CrmCommand::RecordFailedSignIn {
-                organization_id,
-                connected_by,
-                provider,
-                reason,
-                now,
-            } => Ok(vec![CrmEvent::CrmSignInFailed {
-                organization_id: *organization_id,
-                connected_by: *connected_by,
-                provider: *provider,
+            CrmCommand::RecordFailedSignIn { sign_in, reason, now } => Ok(vec![CrmEvent::CrmSignInFailed {
+                sign_in: *sign_in,
                 reason: reason.clone(),
                 at: *now,
             }]),
@@ -548,7 +534,7 @@ impl Aggregate for CrmIntegration {
                     at: *now,
                 }])
             }
-            CrmCommand::MarkNeedsReauth { .. } if state.status == CrmStatus::NeedsReauth => Ok(vec![]),
+            CrmCommand::MarkNeedsReauth { .. } if state.connection.needs_reauth() => Ok(vec![]),
             CrmCommand::MarkNeedsReauth { reason, now } => Ok(vec![CrmEvent::CrmNeedsReauth {
                 reason: reason.clone(),
                 at: *now,
@@ -604,45 +590,27 @@ impl Aggregate for CrmIntegration {
     fn evolve(mut self, event: &Self::Event) -> Self {
         match event {
             CrmEvent::CrmConnected {
-                organization_id,
-                provider,
+                sign_in,
                 account_id,
                 settings,
                 at,
                 ..
             } => {
+                self.connection.connect(sign_in);
                 self.connected_at = Some(*at);
-                self.organization_id = Some(*organization_id);
-                self.provider = Some(*provider);
                 self.account_id = account_id.clone();
                 self.settings = Some(settings.clone());
-                self.status = CrmStatus::Active;
-                self.status_reason = None;
                 self.throttled_until = None;
-                self.connected = true;
             }
-            CrmEvent::CrmSignInFailed {
-                organization_id,
-                provider,
-                reason,
-                ..
-            } => {
-                self.organization_id = Some(*organization_id);
-                self.provider = Some(*provider);
-                self.status = CrmStatus::Error;
-                self.status_reason = Some(reason.clone());
-            }
+            CrmEvent::CrmSignInFailed { sign_in, reason, .. } => self.connection.fail_sign_in(sign_in, reason),
             CrmEvent::CrmSettingsChanged { settings, .. } => self.settings = Some(settings.clone()),
-            CrmEvent::CrmNeedsReauth { reason, .. } => {
-                self.status = CrmStatus::NeedsReauth;
-                self.status_reason = Some(reason.clone());
-            }
+            CrmEvent::CrmNeedsReauth { reason, .. } => self.connection.require_reauth(reason),
             CrmEvent::CrmThrottled { until, .. } => {
-                self.status = CrmStatus::Throttled;
+                self.connection.status = CrmStatus::Throttled;
                 self.throttled_until = Some(*until);
             }
             CrmEvent::CrmDisconnected { .. } => {
-                self.connected = false;
+                self.connection.disconnect();
                 self.backfill = None;
             }
             CrmEvent::CrmBackfillRequested { since, .. } => {
@@ -1011,18 +979,25 @@ mod tests {
         "2026-03-02T13:00:00Z".parse().unwrap()
     }
 
-    #[test]
-    fn a_backfill_runs_one_at_a_time_records_its_job_once_and_widens_what_the_crm_takes() {
-        let user = Uuid::from_u128(7);
-        let connected = CrmEvent::CrmConnected {
-            organization_id: Uuid::from_u128(1),
-            connected_by: user,
-            provider: CrmProvider::Salesforce,
+    /// Salesforce connected by user 7 of organization 1.
+    fn salesforce_connected() -> CrmEvent {
+        CrmEvent::CrmConnected {
+            sign_in: SignIn {
+                organization_id: Uuid::from_u128(1),
+                connected_by: Uuid::from_u128(7),
+                provider: CrmProvider::Salesforce,
+            },
             account_id: "00D".into(),
             scopes: vec![],
             settings: CrmSettings::defaults_for(CrmProvider::Salesforce),
             at: at(),
-        };
+        }
+    }
+
+    #[test]
+    fn a_backfill_runs_one_at_a_time_records_its_job_once_and_widens_what_the_crm_takes() {
+        let user = Uuid::from_u128(7);
+        let connected = salesforce_connected();
         let since = at() - chrono::Duration::days(90);
         let requested = CrmEvent::CrmBackfillRequested {
             since,
@@ -1077,15 +1052,7 @@ mod tests {
 
     #[test]
     fn a_catch_up_holds_the_calls_since_the_connection_until_planned_then_the_bulk_covers_them() {
-        let connected = CrmEvent::CrmConnected {
-            organization_id: Uuid::from_u128(1),
-            connected_by: Uuid::from_u128(7),
-            provider: CrmProvider::Salesforce,
-            account_id: "00D".into(),
-            scopes: vec![],
-            settings: CrmSettings::defaults_for(CrmProvider::Salesforce),
-            at: at(),
-        };
+        let connected = salesforce_connected();
         let later = at() + chrono::Duration::hours(2);
         let waiting = given::<CrmIntegration>([connected.clone()])
             .when(CrmCommand::RequestCatchUp { now: later })
@@ -1337,11 +1304,12 @@ mod tests {
 
     #[test]
     fn connecting_again_replaces_the_connection_and_keeps_the_settings() {
-        let org = Uuid::from_u128(1);
         let connect = |account: &str| CrmCommand::Connect {
-            organization_id: org,
-            connected_by: Uuid::from_u128(2),
-            provider: CrmProvider::Hubspot,
+            sign_in: SignIn {
+                organization_id: Uuid::from_u128(1),
+                connected_by: Uuid::from_u128(2),
+                provider: CrmProvider::Hubspot,
+            },
             account_id: account.into(),
             scopes: vec!["crm.objects.contacts.write".into()],
             now: at(),

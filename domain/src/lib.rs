@@ -10,6 +10,7 @@ pub mod auth;
 pub mod calendar;
 pub mod calls;
 pub mod campaigns;
+pub mod connections;
 pub mod crm;
 pub mod event_log;
 pub mod events;

@@ -35,9 +35,7 @@ struct IntegrationRow {
 fn evolve_integration(row: &mut Option<IntegrationRow>, id: Uuid, event: CalendarEvent) {
     match event {
         CalendarEvent::CalendarConnected {
-            organization_id,
-            connected_by,
-            provider,
+            sign_in,
             account,
             settings,
             at,
@@ -45,33 +43,27 @@ fn evolve_integration(row: &mut Option<IntegrationRow>, id: Uuid, event: Calenda
         } => {
             *row = Some(IntegrationRow {
                 id,
-                organization_id,
-                provider,
+                organization_id: sign_in.organization_id,
+                provider: sign_in.provider,
                 account,
                 status: CalendarStatus::Active,
                 status_reason: None,
                 settings,
-                connected_by,
+                connected_by: sign_in.connected_by,
                 connected_at: at,
                 disconnected: false,
             })
         }
-        CalendarEvent::CalendarSignInFailed {
-            organization_id,
-            connected_by,
-            provider,
-            reason,
-            at,
-        } => {
+        CalendarEvent::CalendarSignInFailed { sign_in, reason, at } => {
             *row = Some(IntegrationRow {
                 id,
-                organization_id,
-                provider,
+                organization_id: sign_in.organization_id,
+                provider: sign_in.provider,
                 account: String::new(),
                 status: CalendarStatus::Error,
                 status_reason: Some(reason),
                 settings: CalendarSettings::default(),
-                connected_by,
+                connected_by: sign_in.connected_by,
                 connected_at: at,
                 disconnected: false,
             })

@@ -60,8 +60,7 @@ fn evolve(row: &mut Option<IntegrationRow>, id: Uuid, change: Change) {
 fn evolve_integration(row: &mut Option<IntegrationRow>, id: Uuid, event: CrmEvent) {
     match event {
         CrmEvent::CrmConnected {
-            organization_id,
-            provider,
+            sign_in,
             account_id,
             scopes,
             settings,
@@ -71,8 +70,8 @@ fn evolve_integration(row: &mut Option<IntegrationRow>, id: Uuid, event: CrmEven
             let (last_sync_at, last_error) = row.take().map(|r| (r.last_sync_at, r.last_error)).unwrap_or_default();
             *row = Some(IntegrationRow {
                 id,
-                organization_id,
-                provider,
+                organization_id: sign_in.organization_id,
+                provider: sign_in.provider,
                 status: CrmStatus::Active,
                 status_reason: None,
                 account_id,
@@ -85,18 +84,12 @@ fn evolve_integration(row: &mut Option<IntegrationRow>, id: Uuid, event: CrmEven
                 last_error,
             })
         }
-        CrmEvent::CrmSignInFailed {
-            organization_id,
-            provider,
-            reason,
-            at,
-            ..
-        } => {
+        CrmEvent::CrmSignInFailed { sign_in, reason, at } => {
             if row.as_ref().is_none_or(|r| r.disconnected) {
                 *row = Some(IntegrationRow {
                     id,
-                    organization_id,
-                    provider,
+                    organization_id: sign_in.organization_id,
+                    provider: sign_in.provider,
                     status: CrmStatus::Error,
                     status_reason: Some(reason),
                     account_id: String::new(),

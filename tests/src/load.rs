@@ -14,6 +14,7 @@ use domain::agents::{AgentEvent, AgentSpec, ModelSettings, VoiceSettings};
 use domain::analytics::CallAnalysis;
 use domain::calendar::{Attendee, BookingEvent, CalendarEvent, CalendarProvider, CalendarSettings};
 use domain::calls::{CallEvent, CallParties, CallReport, CallStatus, EndedReason, Outcome, TranscriptMessage};
+use domain::connections::SignIn;
 use domain::crm::{CrmEvent, CrmProvider, CrmSettings, CrmSyncEvent};
 use domain::events::DomainEvent;
 use domain::{EventMetadata, ExpectedVersion, NewEvent, StreamId};
@@ -189,9 +190,11 @@ async fn organization(store: &dyn EventStore, n: usize) -> Organization {
         stream: StreamId::new("calendar-integration", calendar_id),
         expected: ExpectedVersion::NoStream,
         events: events(&[CalendarEvent::CalendarConnected {
-            organization_id: id,
-            connected_by: Uuid::nil(),
-            provider: CalendarProvider::Google,
+            sign_in: SignIn {
+                organization_id: id,
+                connected_by: Uuid::nil(),
+                provider: CalendarProvider::Google,
+            },
             account: format!("owner{n}@example.com"),
             webhook_subscription: None,
             settings: CalendarSettings {
@@ -206,9 +209,11 @@ async fn organization(store: &dyn EventStore, n: usize) -> Organization {
         stream: StreamId::new("crm-integration", CrmProvider::Hubspot.integration_id(id)),
         expected: ExpectedVersion::NoStream,
         events: events(&[CrmEvent::CrmConnected {
-            organization_id: id,
-            connected_by: Uuid::nil(),
-            provider: CrmProvider::Hubspot,
+            sign_in: SignIn {
+                organization_id: id,
+                connected_by: Uuid::nil(),
+                provider: CrmProvider::Hubspot,
+            },
             account_id: format!("{}", 60_000 + n),
             scopes: vec!["crm.objects.contacts.write".into()],
             settings: CrmSettings::defaults_for(CrmProvider::Hubspot),

@@ -13,6 +13,7 @@ use domain::calendar::{
     BookingCommand, CalendarBookings, CalendarCommand, CalendarIntegration, CalendarProvider, CalendarSettings,
     CalendlyDelivery,
 };
+use domain::connections::SignIn;
 use uuid::Uuid;
 
 /// The Calendly user a token belongs to.
@@ -114,9 +115,11 @@ impl CalendarService {
             }
         };
         let command = CalendarCommand::Connect {
-            organization_id,
-            connected_by: caller.user_id,
-            provider: CalendarProvider::Calendly,
+            sign_in: SignIn {
+                organization_id,
+                connected_by: caller.user_id,
+                provider: CalendarProvider::Calendly,
+            },
             account: account.email,
             webhook_subscription: Some(subscription),
             settings: CalendarSettings::default(),
@@ -141,8 +144,8 @@ impl CalendarService {
             load_any::<CalendarIntegration>(self.store.as_ref(), stream_of::<CalendarIntegration>(integration_id))
                 .await?;
         let (Some(organization_id), Some(CalendarProvider::Calendly), true) = (
-            loaded.state.organization_id,
-            loaded.state.provider,
+            loaded.state.connection.organization_id,
+            loaded.state.connection.provider,
             loaded.state.is_live(),
         ) else {
             return Ok(None);

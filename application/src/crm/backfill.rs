@@ -24,7 +24,7 @@ use crate::work::{WorkHandler, WorkItem, WorkOutcome, WorkQueue};
 use async_trait::async_trait;
 use chrono::{DateTime, Duration, Utc};
 use domain::calls::CallStatus;
-use domain::crm::{CallSync, CrmCommand, CrmIntegration, CrmSettings, CrmSyncEvent, SyncStep};
+use domain::crm::{CallSync, CrmCommand, CrmIntegration, CrmProvider, CrmSettings, CrmSyncEvent, SyncStep};
 use domain::{Aggregate, StreamId};
 use std::sync::Arc;
 use uuid::Uuid;
@@ -97,7 +97,7 @@ impl CrmBackfill {
         integration: &CrmIntegration,
         (since, until): (DateTime<Utc>, Option<DateTime<Utc>>),
     ) -> Result<Vec<Candidate>, AppError> {
-        let provider = integration.provider.expect("a live integration has a provider");
+        let provider = live_provider(integration);
         let mut found = Vec::new();
         let mut after = None;
         loop {
@@ -163,7 +163,7 @@ impl CrmBackfill {
         call_id: Uuid,
         event: CrmSyncEvent,
     ) -> Result<(), AppError> {
-        let provider = integration.provider.expect("a live integration has a provider");
+        let provider = live_provider(integration);
         let stream = stream_of::<CallSync>(provider.call_sync_id(call_id));
         self.execute::<CallSync>(organization_id, stream, &event).await
     }
@@ -221,7 +221,7 @@ impl CrmBackfill {
         let settings = integration
             .settings
             .clone()
-            .unwrap_or_else(|| CrmSettings::defaults_for(integration.provider.expect("a provider")));
+            .unwrap_or_else(|| CrmSettings::defaults_for(live_provider(integration)));
         let logs: Vec<_> = calls
             .iter()
             .filter_map(|c| {
@@ -274,7 +274,7 @@ impl CrmBackfill {
         } = *run;
         let organization_id = item.organization_id;
         let now = self.clock.now();
-        let provider = integration.provider.expect("a live integration has a provider");
+        let provider = live_provider(integration);
         let (logged, refused, failure) = match bulk.call_import(access, job_id).await {
             Err(error) => return self.provider_failed(run, error).await,
             Ok(BulkImport::Running) => {
@@ -339,7 +339,7 @@ impl CrmBackfill {
     /// call-by-call sync; anything else is tried again shortly.
     async fn provider_failed(&self, run: &BulkRun<'_>, error: ProviderError) -> Result<WorkOutcome, AppError> {
         let (organization_id, integration) = (run.item.organization_id, run.integration);
-        let provider = integration.provider.expect("a live integration has a provider");
+        let provider = live_provider(integration);
         let now = self.clock.now();
         tracing::warn!(error = %crate::error::report(&error), "a CRM backfill step failed");
         match error {
@@ -407,7 +407,7 @@ impl WorkHandler for CrmBackfill {
         )
         .await?
         .state;
-        let (Some(backfill), Some(provider)) = (integration.backfill.clone(), integration.provider) else {
+        let (Some(backfill), Some(provider)) = (integration.backfill.clone(), integration.connection.provider) else {
             return Ok(WorkOutcome::Done);
         };
         let Some(connector): Option<&CrmConnector> = self.connections.providers.get(provider) else {
@@ -470,4 +470,12 @@ impl WorkHandler for CrmBackfill {
             Some((job_id, started_at)) => self.poll_job(&run, (job_id, *started_at)).await,
         }
     }
+}
+
+/// The provider of an integration a backfill runs for (live, so connected to one).
+fn live_provider(integration: &CrmIntegration) -> CrmProvider {
+    integration
+        .connection
+        .provider
+        .expect("a live integration has a provider")
 }

@@ -439,9 +439,11 @@ fn calendly_deliveries_are_recorded_once_and_a_reschedule_is_linked() {
 #[test]
 fn an_integration_connects_once_changes_settings_and_stops_when_disconnected() {
     let connect = CalendarCommand::Connect {
-        organization_id: Uuid::from_u128(7),
-        connected_by: Uuid::from_u128(8),
-        provider: CalendarProvider::Google,
+        sign_in: SignIn {
+            organization_id: Uuid::from_u128(7),
+            connected_by: Uuid::from_u128(8),
+            provider: CalendarProvider::Google,
+        },
         account: "owner@example.com".into(),
         webhook_subscription: None,
         settings: CalendarSettings::default(),
@@ -465,7 +467,7 @@ fn an_integration_connects_once_changes_settings_and_stops_when_disconnected() {
         now: early_march(),
     };
     let state = given_state(state).when(reauth.clone()).state_after();
-    assert_eq!(state.status, CalendarStatus::NeedsReauth);
+    assert_eq!(state.connection.status, CalendarStatus::NeedsReauth);
     let state = given_state(state).when(reauth).then_nothing();
     let state = given_state(state)
         .when(CalendarCommand::Disconnect {

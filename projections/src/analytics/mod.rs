@@ -203,7 +203,7 @@ impl AnalyticsBatch {
 
     fn crm(&mut self, event: &RecordedEvent, integration_id: Uuid, decoded: CrmEvent) {
         let (provider, settings): (CrmProvider, CrmSettings) = match decoded {
-            CrmEvent::CrmConnected { provider, settings, .. } => (provider, settings),
+            CrmEvent::CrmConnected { sign_in, settings, .. } => (sign_in.provider, settings),
             CrmEvent::CrmSettingsChanged { settings, .. } => {
                 let Some(provider) = CrmProvider::ALL
                     .into_iter()

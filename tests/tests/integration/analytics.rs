@@ -555,9 +555,11 @@ async fn deals_won_in_the_crm_and_meetings_booked_move_calls_down_the_funnel() {
         organization,
         domain::StreamId::new("crm-integration", provider.integration_id(organization)),
         &[CrmEvent::CrmConnected {
-            organization_id: organization,
-            connected_by: uuid::Uuid::nil(),
-            provider,
+            sign_in: domain::connections::SignIn {
+                organization_id: organization,
+                connected_by: uuid::Uuid::nil(),
+                provider,
+            },
             account_id: "1".into(),
             scopes: vec![],
             settings: CrmSettings::defaults_for(provider),
