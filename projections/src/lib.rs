@@ -21,7 +21,7 @@ pub mod work;
 use work::WorkFeeder;
 
 pub use runtime::{
-    Consumer, ConsumerKind, ConsumerState, ProjectionError, ProjectionRunner, ProjectionStatus, ReadModel,
+    Consumer, ConsumerKind, ConsumerState, Cursor, ProjectionError, ProjectionRunner, ProjectionStatus, ReadModel,
     RebuildProgress, ReplayLimit, RunnerConfig, Step, Subscription, WorkOrder,
 };
 

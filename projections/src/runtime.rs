@@ -261,6 +261,10 @@ pub struct RunnerConfig {
     pub channel: &'static str,
     /// How long a woken consumer waits for more appends before it reads.
     pub gather: Duration,
+    /// How often a subscription stores its checkpoint while it scans events it makes no work
+    /// of (it always stores it when the log goes quiet). Read models store theirs at every
+    /// step, since the API waits on them for read-your-writes.
+    pub subscription_checkpoint_every: Duration,
     pub tail: TailConfig,
 }
 
@@ -274,6 +278,7 @@ impl Default for RunnerConfig {
             poll_interval: Duration::from_millis(500),
             channel: "voxreach_events",
             gather: Duration::from_millis(50),
+            subscription_checkpoint_every: Duration::from_millis(500),
             tail: TailConfig::default(),
         }
     }
@@ -346,6 +351,38 @@ pub enum Step {
     VersionMismatch {
         stored: i32,
     },
+}
+
+/// Where a consumer stands between its steps in one task: a step need not read
+/// its checkpoint, and a subscription scanning events it makes no work of
+/// stores its checkpoint only now and then. The stored checkpoint stays the
+/// truth: every write compares it, and a cursor that finds it moved (another
+/// process, an upgrade) is forgotten and read again.
+#[derive(Debug, Default)]
+pub struct Cursor {
+    position: Option<Position>,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Position {
+    stored: Checkpoint,
+    /// Past `stored` only over events the consumer has nothing to write for.
+    scanned: Checkpoint,
+    stored_at: Instant,
+}
+
+impl Cursor {
+    fn at(&mut self, stored: Checkpoint) -> Position {
+        *self.position.insert(Position {
+            stored,
+            scanned: stored,
+            stored_at: Instant::now(),
+        })
+    }
+
+    fn forget(&mut self) {
+        self.position = None;
+    }
 }
 
 #[derive(Clone)]
@@ -687,21 +724,44 @@ impl ProjectionRunner {
         Ok(())
     }
 
-    /// Applies at most one batch to one consumer.
+    /// Applies at most one batch to one consumer, from where `cursor` says it stands.
     #[tracing::instrument(level = "debug", skip_all, fields(consumer = consumer.name()))]
-    pub async fn step(&self, consumer: &Consumer) -> Result<Step, ProjectionError> {
-        let name = consumer.name();
-        let mut conn = self.pool.acquire().await.map_err(db(name))?;
-        let Some((seen, stored)) = read_checkpoint(&mut conn, name, false).await.map_err(db(name))? else {
-            return Ok(Step::Applied(0));
-        };
-        drop(conn);
-        if stored != consumer.version() {
-            return Ok(Step::VersionMismatch { stored });
+    pub async fn step(&self, consumer: &Consumer, cursor: &mut Cursor) -> Result<Step, ProjectionError> {
+        let stepped = self.step_from(consumer, cursor).await;
+        if stepped.is_err() {
+            // A failed batch may have left the stored checkpoint anywhere: read it again.
+            cursor.forget();
         }
+        stepped
+    }
+
+    async fn step_from(&self, consumer: &Consumer, cursor: &mut Cursor) -> Result<Step, ProjectionError> {
+        let name = consumer.name();
+        let version = consumer.version();
+        let position = match cursor.position {
+            Some(position) => position,
+            None => {
+                let mut conn = self.pool.acquire().await.map_err(db(name))?;
+                let Some((stored, stored_version)) = read_checkpoint(&mut conn, name, false).await.map_err(db(name))?
+                else {
+                    return Ok(Step::Applied(0));
+                };
+                if stored_version != version {
+                    return Ok(Step::VersionMismatch { stored: stored_version });
+                }
+                cursor.at(stored)
+            }
+        };
         // Read before opening the write transaction, so it holds no snapshot while waiting.
-        let page = self.tail.read(seen, self.config.batch_size, &consumer.filter()).await?;
+        let page = self
+            .tail
+            .read(position.scanned, self.config.batch_size, &consumer.filter())
+            .await?;
         let Some(last) = page.scanned_to else {
+            // The log is quiet: store what was scanned but not yet stored.
+            if position.scanned != position.stored {
+                self.store_scanned(consumer, cursor, position, position.scanned).await?;
+            }
             return Ok(Step::Applied(0));
         };
         let events = page.events;
@@ -714,11 +774,19 @@ impl ProjectionRunner {
             }
         };
         let Some(write) = write else {
-            // Nothing to write for what was scanned (most consumers, most of the time): moving the
-            // checkpoint is one statement, without a transaction around it.
-            let moved = advance_checkpoint(&self.pool, name, seen, last, consumer.version())
-                .await
-                .map_err(db(name))?;
+            // Nothing to write for what was scanned (most consumers, most of the time).
+            let store_every = match consumer {
+                Consumer::ReadModel(_) => Duration::ZERO,
+                Consumer::Subscription(_) => self.config.subscription_checkpoint_every,
+            };
+            if position.stored_at.elapsed() < store_every {
+                cursor.position = Some(Position {
+                    scanned: last,
+                    ..position
+                });
+                return Ok(Step::Applied(page.scanned));
+            }
+            let moved = self.store_scanned(consumer, cursor, position, last).await?;
             return Ok(Step::Applied(if moved { page.scanned } else { 0 }));
         };
         let mut tx = self.pool.begin().await.map_err(db(name))?;
@@ -728,30 +796,55 @@ impl ProjectionRunner {
              FOR UPDATE SKIP LOCKED",
         )
         .bind(name)
-        .bind(consumer.version())
-        .bind(seen.transaction_id)
-        .bind(seen.global_position)
+        .bind(version)
+        .bind(position.stored.transaction_id)
+        .bind(position.stored.global_position)
         .fetch_optional(&mut *tx)
         .await
         .map_err(db(name))?;
         // Another process holds the consumer, has moved it on or has changed its version.
         if locked.is_none() {
+            cursor.forget();
             return Ok(Step::Applied(0));
         }
         match write {
             BatchWrite::Rows(m) => m.apply(&mut tx, &events).await.map_err(db(name))?,
             BatchWrite::Work(orders) => enqueue_work(&mut tx, orders).await.map_err(db(name))?,
         }
-        if !advance_checkpoint(&mut *tx, name, seen, last, consumer.version())
+        if !advance_checkpoint(&mut *tx, name, position.stored, last, version)
             .await
             .map_err(db(name))?
         {
+            cursor.forget();
             return Ok(Step::Applied(0));
         }
         tx.commit().await.map_err(db(name))?;
+        cursor.at(last);
         metrics::counter!("voxreach_consumer_events_applied_total", "consumer" => name).increment(events.len() as u64);
         tracing::debug!(events = events.len(), scanned = page.scanned, "batch applied");
         Ok(Step::Applied(page.scanned))
+    }
+
+    /// Moves the stored checkpoint over events the consumer had nothing to write for: one
+    /// statement, without a transaction around it. False (and the cursor forgotten) when
+    /// another process has it locked, moved it or changed its version.
+    async fn store_scanned(
+        &self,
+        consumer: &Consumer,
+        cursor: &mut Cursor,
+        position: Position,
+        to: Checkpoint,
+    ) -> Result<bool, ProjectionError> {
+        let name = consumer.name();
+        let moved = advance_checkpoint(&self.pool, name, position.stored, to, consumer.version())
+            .await
+            .map_err(db(name))?;
+        if moved {
+            cursor.at(to);
+        } else {
+            cursor.forget();
+        }
+        Ok(moved)
     }
 
     /// Brings a consumer stored at another version to this process's version:
@@ -823,20 +916,21 @@ impl ProjectionRunner {
     }
 
     /// One step, upgrading first when the stored version is older.
-    async fn step_or_upgrade(&self, consumer: &Consumer) -> Result<usize, ProjectionError> {
-        match self.step(consumer).await? {
+    async fn step_or_upgrade(&self, consumer: &Consumer, cursor: &mut Cursor) -> Result<usize, ProjectionError> {
+        match self.step(consumer, cursor).await? {
             Step::Applied(n) => Ok(n),
             // After an upgrade, the next step applies what is new.
             Step::VersionMismatch { stored } => Ok(usize::from(self.upgrade(consumer, stored).await?)),
         }
     }
 
-    /// Runs every consumer until nothing readable is left (tests, tools).
+    /// Runs every consumer until nothing readable is left and every checkpoint is stored (tests, tools).
     pub async fn catch_up(&self) -> Result<(), ProjectionError> {
+        let mut cursors: Vec<Cursor> = self.consumers.iter().map(|_| Cursor::default()).collect();
         loop {
             let mut applied = 0;
-            for consumer in &self.consumers {
-                applied += self.step_or_upgrade(consumer).await?;
+            for (consumer, cursor) in self.consumers.iter().zip(&mut cursors) {
+                applied += self.step_or_upgrade(consumer, cursor).await?;
             }
             if applied == 0 {
                 return Ok(());
@@ -859,9 +953,10 @@ impl ProjectionRunner {
             let appended = appended.clone();
             let mut shutdown = shutdown.clone();
             tasks.push(tokio::spawn(async move {
+                let mut cursor = Cursor::default();
                 while !*shutdown.borrow() {
                     let wake = appended.notified();
-                    match runner.step_or_upgrade(&consumer).await {
+                    match runner.step_or_upgrade(&consumer, &mut cursor).await {
                         // A full batch: more is waiting.
                         Ok(n) if n as i64 >= runner.config.batch_size => continue,
                         Ok(_) => {}

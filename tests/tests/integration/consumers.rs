@@ -819,3 +819,90 @@ async fn the_log_tail_gives_every_reader_what_the_log_gives_it() {
         }
     }
 }
+
+/// Routes every tenth probe event (by its payload's `n`) to a reactor, keyed by its position.
+struct SparseFeed;
+
+impl Subscription for SparseFeed {
+    fn name(&self) -> &'static str {
+        "sparse_feed"
+    }
+    fn version(&self) -> i32 {
+        1
+    }
+    fn stream_types(&self) -> &[&'static str] {
+        &["probe"]
+    }
+    fn route(&self, event: &RecordedEvent) -> Result<Option<WorkOrder>, domain::events::DecodeError> {
+        let n = event.payload.to_value()["n"].as_u64().unwrap();
+        Ok(n.is_multiple_of(10).then(|| WorkOrder {
+            reactor: "sparse-reactor",
+            key: event.global_position.to_string(),
+            organization_id: event.organization_id,
+        }))
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_processes_keeping_checkpoints_in_memory_route_every_event_exactly_once() {
+    const BATCHES: usize = 30;
+    const PER_BATCH: usize = 20;
+    let db = TestDatabase::create().await;
+    // Each process stores the checkpoint of what it scanned without work only when the log goes quiet.
+    let process = || {
+        ProjectionRunner::new(
+            db.pool.clone(),
+            Arc::new(PgEventStore::new(db.pool.clone())),
+            vec![],
+            vec![Arc::new(SparseFeed)],
+            RunnerConfig {
+                poll_interval: Duration::from_millis(20),
+                gather: Duration::from_millis(1),
+                subscription_checkpoint_every: Duration::from_secs(3600),
+                ..RunnerConfig::default()
+            },
+        )
+    };
+    let (first, second) = (process(), process());
+    first.prepare().await.unwrap();
+    second.prepare().await.unwrap();
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let running = [
+        tokio::spawn(first.run(stopped.clone())),
+        tokio::spawn(second.run(stopped)),
+    ];
+    for _ in 0..BATCHES {
+        append_events(&db, PER_BATCH).await;
+        tokio::time::sleep(Duration::from_millis(7)).await;
+    }
+    wait_until_readable(&db).await;
+    let head = PgEventStore::new(db.pool.clone()).head().await.unwrap();
+    let stored_at_head = || async {
+        let stored: i64 =
+            sqlx::query_scalar("SELECT global_position FROM projection_checkpoints WHERE name = 'sparse_feed'")
+                .fetch_one(&db.pool)
+                .await
+                .unwrap();
+        stored == head.global_position
+    };
+    for _ in 0..500 {
+        if stored_at_head().await {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let _ = stop.send(true);
+    for process in running {
+        process.await.unwrap();
+    }
+    assert!(stored_at_head().await, "the checkpoint is stored once the log is quiet");
+    let routed: Vec<(String, i64)> = sqlx::query_as("SELECT work_key, generation FROM reactor_work")
+        .fetch_all(&db.pool)
+        .await
+        .unwrap();
+    assert_eq!(routed.len(), BATCHES * PER_BATCH / 10, "every tenth event makes work");
+    assert!(
+        routed.iter().all(|(_, generation)| *generation == 1),
+        "no event was routed twice: {routed:?}"
+    );
+}
