@@ -13,6 +13,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use domain::agents::{Agent, AgentCommand, AgentError, AgentSpec, RefreshReason};
 use domain::analytics::{AdherenceChecklist, ChecklistPoint};
+use domain::sync::FailedPush;
 use domain::Aggregate;
 use serde::Serialize;
 use std::sync::Arc;
@@ -269,7 +270,7 @@ fn view_of(id: Uuid, agent: &Agent) -> Result<AgentView, AppError> {
         spec,
         active: agent.active,
         sync_status: agent.sync_status(),
-        vapi_assistant_id: agent.vapi_assistant_id.clone(),
+        vapi_assistant_id: agent.sync.vapi_id.clone(),
         last_sync_error: None,
         next_sync_attempt_at: None,
         created_at,
@@ -323,7 +324,7 @@ impl From<ProviderError> for PushFailure {
 impl AgentSync {
     /// Brings Vapi to the agent's state; returns the assistant id Vapi now holds.
     async fn push(&self, organization_id: Uuid, agent_id: Uuid, agent: &Agent) -> Result<Option<String>, PushFailure> {
-        let known = match (&agent.vapi_assistant_id, agent.creation_attempt) {
+        let known = match (&agent.sync.vapi_id, agent.sync.creation_attempt) {
             (Some(id), _) => Some(id.clone()),
             // An earlier attempt may have created it before we learnt the id.
             (None, Some((_, since))) => self.voice.find_assistant(organization_id, agent_id, since).await?,
@@ -359,7 +360,7 @@ impl AgentSync {
             }
         }
         let attempt = Uuid::now_v7();
-        let previous = agent.creation_attempt.map(|(a, _)| a);
+        let previous = agent.sync.creation_attempt.map(|(a, _)| a);
         let now = self.clock.now();
         let claimed = self
             .record(organization_id, agent_id, |_| AgentCommand::StartAssistantCreation {
@@ -414,7 +415,7 @@ impl WorkHandler for AgentSync {
         if lags_behind(self.progress.as_ref(), CALENDARS_READ_MODEL, item).await? {
             return Ok(wait_for(self.clock.as_ref(), CALENDARS_READ_MODEL));
         }
-        let revision = loaded.state.revision;
+        let revision = loaded.state.sync.revision;
         match self.push(organization_id, agent_id, &loaded.state).await {
             Ok(vapi_assistant_id) => {
                 let now = self.clock.now();
@@ -439,10 +440,12 @@ impl WorkHandler for AgentSync {
                 let reason = error.to_string();
                 tracing::warn!(%agent_id, attempt, %reason, "agent sync to Vapi failed");
                 self.record(organization_id, agent_id, |_| AgentCommand::RecordSyncFailed {
-                    revision,
-                    reason: reason.clone(),
-                    attempt,
-                    retry_at,
+                    failed: FailedPush {
+                        revision,
+                        reason: reason.clone(),
+                        attempt,
+                        retry_at,
+                    },
                     now,
                 })
                 .await?;

@@ -517,7 +517,7 @@ impl CallService {
         .await?;
         let (Some(spec), Some(assistant_id), true) = (
             &agent.state.spec,
-            &agent.state.vapi_assistant_id,
+            &agent.state.sync.vapi_id,
             agent.state.exists() && agent.state.active,
         ) else {
             return Ok(unavailable());
@@ -987,10 +987,9 @@ impl crate::work::WorkHandler for CallPlacement {
         .await?;
         let now = self.clock.now();
         let attempt = item.attempts + 1;
-        let (Some(assistant), Some(vapi_number)) = (&agent.state.vapi_assistant_id, &number.state.vapi_phone_number_id)
-        else {
+        let (Some(assistant), Some(vapi_number)) = (&agent.state.sync.vapi_id, &number.state.sync.vapi_id) else {
             // Wait for the agent's or number's own sync, within the retry budget.
-            let reason = if agent.state.vapi_assistant_id.is_none() {
+            let reason = if agent.state.sync.vapi_id.is_none() {
                 "the agent is not synced to Vapi"
             } else {
                 "the phone number is not synced to Vapi"

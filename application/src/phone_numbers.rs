@@ -17,6 +17,7 @@ use domain::phone_numbers::{
     Credential, CredentialCommand, CredentialProvider, NumberError, NumberProvider, NumberSource, PhoneNumberCommand,
     PhoneNumberState, PhoneNumberStatus,
 };
+use domain::sync::FailedPush;
 use domain::Aggregate;
 use serde::Serialize;
 use serde_json::Value;
@@ -526,7 +527,7 @@ impl NumberSync {
         let Some(source) = &state.source else {
             return Ok((None, None));
         };
-        let known = match (&state.vapi_phone_number_id, state.provisioning_attempt) {
+        let known = match (&state.sync.vapi_id, state.sync.creation_attempt) {
             (Some(vapi_id), _) => Some(vapi_id.clone()),
             // An earlier attempt may have bought or imported it before we learnt the id.
             (None, Some((_, since))) => self
@@ -570,7 +571,7 @@ impl NumberSync {
             id,
             PhoneNumberCommand::StartProvisioning {
                 attempt: Uuid::now_v7(),
-                previous: state.provisioning_attempt.map(|(a, _)| a),
+                previous: state.sync.creation_attempt.map(|(a, _)| a),
                 now,
             },
         )
@@ -653,7 +654,7 @@ impl WorkHandler for NumberSync {
         if !loaded.state.needs_sync() {
             return Ok(WorkOutcome::Done);
         }
-        let revision = loaded.state.revision;
+        let revision = loaded.state.sync.revision;
         let now = self.clock.now();
         let (command, outcome) = match self.push(organization_id, id, &loaded.state).await {
             Ok((vapi_phone_number_id, number)) => (
@@ -689,10 +690,12 @@ impl WorkHandler for NumberSync {
                 };
                 (
                     PhoneNumberCommand::RecordSyncFailed {
-                        revision,
-                        reason,
-                        attempt,
-                        retry_at,
+                        failed: FailedPush {
+                            revision,
+                            reason,
+                            attempt,
+                            retry_at,
+                        },
                         now,
                     },
                     outcome,

@@ -4,7 +4,7 @@ use crate::aggregate::Aggregate;
 use crate::analytics::AdherenceChecklist;
 use crate::domain_events;
 use crate::phone::PhoneNumber;
-use crate::sync::push_answer_is_news;
+use crate::sync::{FailedPush, VapiSync};
 use crate::voices::{self, VoiceProvider};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -229,10 +229,8 @@ domain_events! {
         /// are exhausted or the error is permanent), failedAt.
         #[version(1)]
         AgentSyncFailed {
-            revision: u32,
-            reason: String,
-            attempt: u32,
-            retry_at: Option<DateTime<Utc>>,
+            #[serde(flatten)]
+            failed: FailedPush,
             failed_at: DateTime<Utc>,
         },
         /// The agent's assistant is to be pushed to Vapi again although its configuration did not change,
@@ -282,10 +280,7 @@ pub enum AgentCommand {
         now: DateTime<Utc>,
     },
     RecordSyncFailed {
-        revision: u32,
-        reason: String,
-        attempt: u32,
-        retry_at: Option<DateTime<Utc>>,
+        failed: FailedPush,
         now: DateTime<Utc>,
     },
     /// Asks for the assistant to be pushed again, as it is built from more than the spec.
@@ -311,15 +306,8 @@ pub struct Agent {
     pub spec: Option<AgentSpec>,
     pub active: bool,
     pub deleted: bool,
-    /// Counts changes Vapi must learn about; the sync records which one it pushed.
-    pub revision: u32,
-    pub synced_revision: u32,
-    pub vapi_assistant_id: Option<String>,
-    /// Whether the last push of the current revision failed.
-    pub sync_failed: bool,
-    /// The latest assistant-creation attempt and when it began: until an
-    /// assistant id is recorded, it may have created one at Vapi.
-    pub creation_attempt: Option<(Uuid, DateTime<Utc>)>,
+    /// Its assistant at Vapi (the assistant's id is `sync.vapi_id`).
+    pub sync: VapiSync,
     pub created_at: Option<DateTime<Utc>>,
     pub updated_at: Option<DateTime<Utc>>,
     pub adherence_checklist: AdherenceChecklist,
@@ -331,11 +319,11 @@ impl Agent {
     }
 
     pub fn needs_sync(&self) -> bool {
-        self.revision > self.synced_revision
+        self.sync.needs_sync()
     }
 
     pub fn sync_status(&self) -> crate::sync::SyncStatus {
-        crate::sync::SyncStatus::of(self.revision.into(), self.synced_revision.into(), self.sync_failed)
+        self.sync.status()
     }
 }
 
@@ -396,19 +384,10 @@ impl Aggregate for Agent {
                 vapi_assistant_id,
                 revision,
                 ..
-            } if !push_answer_is_news(
-                *revision,
-                state.revision,
-                vapi_assistant_id.as_ref(),
-                state.vapi_assistant_id.as_ref(),
-            ) =>
-            {
-                vec![]
-            }
-            // A failed push of an older revision is stale: a newer push is due anyway.
-            C::RecordSyncFailed { revision, .. } if *revision != state.revision => vec![],
+            } if !state.sync.answer_is_news(*revision, vapi_assistant_id.as_ref()) => vec![],
+            C::RecordSyncFailed { failed, .. } if !state.sync.failure_is_news(failed) => vec![],
             C::StartAssistantCreation { attempt, previous, now } => {
-                if state.vapi_assistant_id.is_some() || state.creation_attempt.map(|(a, _)| a) != *previous {
+                if !state.sync.may_start_creation(*previous) {
                     return Err(AgentError::CreationInProgress);
                 }
                 vec![AgentEvent::AgentAssistantCreationStarted {
@@ -425,17 +404,8 @@ impl Aggregate for Agent {
                 revision: *revision,
                 synced_at: *now,
             }],
-            C::RecordSyncFailed {
-                revision,
-                reason,
-                attempt,
-                retry_at,
-                now,
-            } => vec![AgentEvent::AgentSyncFailed {
-                revision: *revision,
-                reason: reason.clone(),
-                attempt: *attempt,
-                retry_at: *retry_at,
+            C::RecordSyncFailed { failed, now } => vec![AgentEvent::AgentSyncFailed {
+                failed: failed.clone(),
                 failed_at: *now,
             }],
         })
@@ -446,14 +416,13 @@ impl Aggregate for Agent {
             AgentEvent::AgentCreated { spec, created_at, .. } => {
                 self.spec = Some(spec.clone());
                 self.active = true;
-                self.revision += 1;
+                self.sync.changed();
                 self.created_at = Some(*created_at);
                 self.updated_at = Some(*created_at);
             }
             AgentEvent::AgentUpdated { spec, updated_at } => {
                 self.spec = Some(spec.clone());
-                self.revision += 1;
-                self.sync_failed = false;
+                self.sync.changed();
                 self.updated_at = Some(*updated_at);
             }
             AgentEvent::AgentActivated { at } => {
@@ -467,35 +436,17 @@ impl Aggregate for Agent {
             AgentEvent::AgentDeleted { at } => {
                 self.deleted = true;
                 self.active = false;
-                self.revision += 1;
-                self.sync_failed = false;
+                self.sync.changed();
                 self.updated_at = Some(*at);
             }
             AgentEvent::AgentSyncedToVapi {
                 vapi_assistant_id,
                 revision,
                 ..
-            } => {
-                // An older revision's push only tells the assistant id.
-                self.synced_revision = self.synced_revision.max(*revision);
-                if *revision == self.revision {
-                    self.sync_failed = false;
-                }
-                self.vapi_assistant_id = vapi_assistant_id.clone();
-                if vapi_assistant_id.is_some() {
-                    self.creation_attempt = None;
-                }
-            }
-            AgentEvent::AgentAssistantRefreshRequested { .. } => {
-                self.revision += 1;
-                self.sync_failed = false;
-            }
-            AgentEvent::AgentAssistantCreationStarted { attempt, at } => {
-                self.creation_attempt = Some((*attempt, *at));
-            }
-            AgentEvent::AgentSyncFailed { revision, .. } => {
-                self.sync_failed = *revision == self.revision;
-            }
+            } => self.sync.synced(*revision, vapi_assistant_id),
+            AgentEvent::AgentAssistantRefreshRequested { .. } => self.sync.changed(),
+            AgentEvent::AgentAssistantCreationStarted { attempt, at } => self.sync.creation_started(*attempt, *at),
+            AgentEvent::AgentSyncFailed { failed, .. } => self.sync.push_failed(failed),
             AgentEvent::AgentAdherenceChecklistSet { checklist, .. } => {
                 self.adherence_checklist = checklist.clone();
             }
@@ -612,7 +563,7 @@ mod tests {
             now: now(),
         };
         let agent = given_state(agent).when(start(None)).state_after();
-        assert_eq!(agent.creation_attempt.map(|(a, _)| a), Some(attempt));
+        assert_eq!(agent.sync.creation_attempt.map(|(a, _)| a), Some(attempt));
         // a second worker that read the state before the first attempt loses,
         let agent = given_state(agent)
             .when(start(None))
@@ -623,9 +574,9 @@ mod tests {
         // then the id is recorded, and revision 2 is still to be pushed to that assistant.
         assert_eq!(events.len(), 1);
         let agent = given_state(agent).when(synced("asst_1", 1)).then(events);
-        assert_eq!(agent.vapi_assistant_id.as_deref(), Some("asst_1"));
+        assert_eq!(agent.sync.vapi_id.as_deref(), Some("asst_1"));
         assert!(agent.needs_sync());
-        assert_eq!(agent.creation_attempt, None);
+        assert_eq!(agent.sync.creation_attempt, None);
         // it exists now
         given_state(agent)
             .when(start(None))
@@ -671,7 +622,7 @@ mod tests {
         let agent = given_state(created()).when(synced("asst_1", 1)).state_after();
         let agent = given_state(agent).when(refresh()).state_after();
         assert!(agent.needs_sync());
-        assert_eq!(agent.revision, 2);
+        assert_eq!(agent.sync.revision, 2);
         // The push of the refreshed revision settles it; the assistant id is kept.
         let agent = given_state(agent).when(synced("asst_1", 2)).state_after();
         assert!(!agent.needs_sync());
@@ -679,6 +630,28 @@ mod tests {
             .when(AgentCommand::Delete { now: now() })
             .state_after();
         given_state(deleted).when(refresh()).then_error(AgentError::NotFound);
+    }
+
+    #[test]
+    fn only_the_current_revisions_failure_counts() {
+        let fail = |revision| AgentCommand::RecordSyncFailed {
+            failed: FailedPush {
+                revision,
+                reason: "Vapi is unavailable".into(),
+                attempt: 1,
+                retry_at: None,
+            },
+            now: now(),
+        };
+        let agent = given_state(created()).when(with_prompt("Changed")).state_after();
+        let agent = given_state(agent).when(fail(1)).then_nothing();
+        let agent = given_state(agent).when(fail(2)).state_after();
+        assert_eq!(agent.sync_status(), crate::sync::SyncStatus::Failed);
+        // A new change is pending again.
+        let agent = given_state(agent).when(with_prompt("Changed again")).state_after();
+        assert_eq!(agent.sync_status(), crate::sync::SyncStatus::Pending);
+        let agent = given_state(agent).when(synced("asst_1", 3)).state_after();
+        assert_eq!(agent.sync_status(), crate::sync::SyncStatus::Synced);
     }
 
     #[test]

@@ -4,7 +4,7 @@
 use crate::aggregate::Aggregate;
 use crate::domain_events;
 use crate::phone::PhoneNumber;
-use crate::sync::push_answer_is_news;
+use crate::sync::{FailedPush, VapiSync};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
@@ -168,10 +168,8 @@ domain_events! {
         /// retries), at.
         #[version(1)]
         PhoneNumberSyncFailed {
-            revision: u32,
-            reason: String,
-            attempt: u32,
-            retry_at: Option<DateTime<Utc>>,
+            #[serde(flatten)]
+            failed: FailedPush,
             at: DateTime<Utc>,
         },
         /// Vapi reports a new status for the number (monitoring). Payload: status, at.
@@ -215,10 +213,7 @@ pub enum PhoneNumberCommand {
         now: DateTime<Utc>,
     },
     RecordSyncFailed {
-        revision: u32,
-        reason: String,
-        attempt: u32,
-        retry_at: Option<DateTime<Utc>>,
+        failed: FailedPush,
         now: DateTime<Utc>,
     },
     RecordStatus {
@@ -232,14 +227,11 @@ pub struct PhoneNumberState {
     pub source: Option<NumberSource>,
     pub removed: bool,
     pub agent_id: Option<Uuid>,
-    pub revision: u32,
-    pub synced_revision: u32,
-    pub vapi_phone_number_id: Option<String>,
+    /// The number at Vapi (its id there is `sync.vapi_id`; creating it is
+    /// provisioning: buying or importing it).
+    pub sync: VapiSync,
     pub number: Option<PhoneNumber>,
     pub status: Option<PhoneNumberStatus>,
-    /// The latest provisioning attempt and when it began: until an id is
-    /// recorded, it may have bought or imported the number at Vapi.
-    pub provisioning_attempt: Option<(Uuid, DateTime<Utc>)>,
 }
 
 impl PhoneNumberState {
@@ -248,7 +240,7 @@ impl PhoneNumberState {
     }
 
     pub fn needs_sync(&self) -> bool {
-        self.revision > self.synced_revision
+        self.sync.needs_sync()
     }
 }
 
@@ -295,17 +287,8 @@ impl Aggregate for PhoneNumberState {
                 vapi_phone_number_id,
                 revision,
                 ..
-            } if !push_answer_is_news(
-                *revision,
-                state.revision,
-                vapi_phone_number_id.as_ref(),
-                state.vapi_phone_number_id.as_ref(),
-            ) =>
-            {
-                vec![]
-            }
-            // A failed push of an older revision is stale: a newer push is due anyway.
-            C::RecordSyncFailed { revision, .. } if *revision != state.revision => vec![],
+            } if !state.sync.answer_is_news(*revision, vapi_phone_number_id.as_ref()) => vec![],
+            C::RecordSyncFailed { failed, .. } if !state.sync.failure_is_news(failed) => vec![],
             C::RecordSynced {
                 vapi_phone_number_id,
                 number,
@@ -317,21 +300,12 @@ impl Aggregate for PhoneNumberState {
                 revision: *revision,
                 at: *now,
             }],
-            C::RecordSyncFailed {
-                revision,
-                reason,
-                attempt,
-                retry_at,
-                now,
-            } => vec![PhoneNumberEvent::PhoneNumberSyncFailed {
-                revision: *revision,
-                reason: reason.clone(),
-                attempt: *attempt,
-                retry_at: *retry_at,
+            C::RecordSyncFailed { failed, now } => vec![PhoneNumberEvent::PhoneNumberSyncFailed {
+                failed: failed.clone(),
                 at: *now,
             }],
             C::StartProvisioning { attempt, previous, now } => {
-                if state.vapi_phone_number_id.is_some() || state.provisioning_attempt.map(|(a, _)| a) != *previous {
+                if !state.sync.may_start_creation(*previous) {
                     return Err(NumberError::ProvisioningInProgress);
                 }
                 vec![PhoneNumberEvent::PhoneNumberProvisioningStarted {
@@ -353,15 +327,15 @@ impl Aggregate for PhoneNumberState {
                 self.number = source.number().cloned();
                 self.source = Some(source.clone());
                 self.agent_id = *agent_id;
-                self.revision += 1;
+                self.sync.changed();
             }
             PhoneNumberEvent::PhoneNumberAssigned { agent_id, .. } => {
                 self.agent_id = *agent_id;
-                self.revision += 1;
+                self.sync.changed();
             }
             PhoneNumberEvent::PhoneNumberRemoved { .. } => {
                 self.removed = true;
-                self.revision += 1;
+                self.sync.changed();
             }
             PhoneNumberEvent::PhoneNumberSyncedToVapi {
                 vapi_phone_number_id,
@@ -369,20 +343,15 @@ impl Aggregate for PhoneNumberState {
                 revision,
                 ..
             } => {
-                // An older revision's push only tells the number's id.
-                self.synced_revision = self.synced_revision.max(*revision);
-                self.vapi_phone_number_id = vapi_phone_number_id.clone();
-                if vapi_phone_number_id.is_some() {
-                    self.provisioning_attempt = None;
-                }
+                self.sync.synced(*revision, vapi_phone_number_id);
                 if number.is_some() {
                     self.number = number.clone();
                 }
             }
-            PhoneNumberEvent::PhoneNumberSyncFailed { .. } => {}
+            PhoneNumberEvent::PhoneNumberSyncFailed { failed, .. } => self.sync.push_failed(failed),
             PhoneNumberEvent::PhoneNumberStatusChanged { status, .. } => self.status = Some(status.clone()),
             PhoneNumberEvent::PhoneNumberProvisioningStarted { attempt, at } => {
-                self.provisioning_attempt = Some((*attempt, *at));
+                self.sync.creation_started(*attempt, *at)
             }
         }
         self
@@ -601,7 +570,7 @@ mod tests {
             now: now(),
         };
         let state = given_state(state).when(assign()).state_after();
-        assert_eq!(state.revision, 2);
+        assert_eq!(state.sync.revision, 2);
         let state = given_state(state).when(assign()).then_nothing();
         let status = PhoneNumberCommand::RecordStatus {
             status: PhoneNumberStatus::Active,

@@ -9,7 +9,7 @@ use application::AppError;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use domain::agents::{AgentEvent, AgentSpec};
-use domain::sync::SyncStatus;
+use domain::sync::{FailedPush, SyncStatus};
 use domain::RecordedEvent;
 use serde::{Deserialize, Serialize};
 use sqlx::postgres::PgRow;
@@ -106,9 +106,13 @@ fn evolve(row: &mut Option<AgentRow>, id: Uuid, event: AgentEvent) {
             }
         }
         AgentEvent::AgentSyncFailed {
-            revision,
-            reason,
-            retry_at,
+            failed:
+                FailedPush {
+                    revision,
+                    reason,
+                    retry_at,
+                    ..
+                },
             ..
         } => {
             if agent.revision == revision as i32 {

@@ -11,7 +11,7 @@ use chrono::{DateTime, Utc};
 use domain::phone_numbers::{
     CredentialEvent, CredentialProvider, NumberProvider, NumberSource, PhoneNumberEvent, PhoneNumberStatus,
 };
-use domain::sync::SyncStatus;
+use domain::sync::{FailedPush, SyncStatus};
 use domain::RecordedEvent;
 use serde::{Deserialize, Serialize};
 use sqlx::postgres::PgRow;
@@ -153,7 +153,10 @@ fn evolve_number(row: &mut Option<NumberRow>, id: Uuid, event: PhoneNumberEvent)
                 phone.last_sync_error = None;
             }
         }
-        PhoneNumberEvent::PhoneNumberSyncFailed { revision, reason, .. } => {
+        PhoneNumberEvent::PhoneNumberSyncFailed {
+            failed: FailedPush { revision, reason, .. },
+            ..
+        } => {
             if phone.revision == revision as i32 {
                 phone.sync_failed = true;
                 phone.last_sync_error = Some(reason);
