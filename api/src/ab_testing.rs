@@ -2,7 +2,7 @@
 
 use crate::auth::Caller;
 use crate::body::Json;
-use crate::error::{method_not_allowed, ApiError};
+use crate::error::{resource, ApiError};
 use crate::server::AppState;
 use crate::users::PageQuery;
 use actix_web::{web, HttpResponse};
@@ -260,43 +260,23 @@ pub async fn resume(state: web::Data<AppState>, caller: Caller, id: web::Path<Uu
 }
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
-    let not_allowed = || web::to(method_not_allowed);
     cfg.service(
-        web::resource("/api/agents/{id}/variants")
+        resource("/api/agents/{id}/variants")
             .post(create_variant)
-            .get(list_variants)
-            .default_service(not_allowed()),
+            .get(list_variants),
     )
     .service(
-        web::resource("/api/variants/{id}")
+        resource("/api/variants/{id}")
             .patch(update_variant)
-            .delete(delete_variant)
-            .default_service(not_allowed()),
+            .delete(delete_variant),
     )
     .service(
-        web::resource("/api/agents/{id}/ab-tests")
+        resource("/api/agents/{id}/ab-tests")
             .post(start_test)
-            .get(tests_of_agent)
-            .default_service(not_allowed()),
+            .get(tests_of_agent),
     )
-    .service(
-        web::resource("/api/ab-tests/{id}")
-            .get(results)
-            .default_service(not_allowed()),
-    )
-    .service(
-        web::resource("/api/ab-tests/{id}/declare-winner")
-            .post(declare_winner)
-            .default_service(not_allowed()),
-    )
-    .service(
-        web::resource("/api/ab-tests/{id}/pause")
-            .post(pause)
-            .default_service(not_allowed()),
-    )
-    .service(
-        web::resource("/api/ab-tests/{id}/resume")
-            .post(resume)
-            .default_service(not_allowed()),
-    );
+    .service(resource("/api/ab-tests/{id}").get(results))
+    .service(resource("/api/ab-tests/{id}/declare-winner").post(declare_winner))
+    .service(resource("/api/ab-tests/{id}/pause").post(pause))
+    .service(resource("/api/ab-tests/{id}/resume").post(resume));
 }

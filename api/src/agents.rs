@@ -2,7 +2,7 @@
 
 use crate::auth::Caller;
 use crate::body::Json;
-use crate::error::{method_not_allowed, ApiError};
+use crate::error::{resource, ApiError};
 use crate::server::AppState;
 use crate::users::PageQuery;
 use actix_web::{web, HttpResponse};
@@ -241,38 +241,14 @@ pub async fn set_adherence_checklist(
 }
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.service(
-        web::resource("/api/agents")
-            .post(create)
-            .get(list)
-            .default_service(web::to(method_not_allowed)),
-    )
-    .service(
-        web::resource("/api/agents/{id}")
-            .get(get)
-            .patch(update)
-            .delete(delete)
-            .default_service(web::to(method_not_allowed)),
-    )
-    .service(
-        web::resource("/api/agents/{id}/adherence-checklist")
-            .get(adherence_checklist)
-            .put(set_adherence_checklist)
-            .default_service(web::to(method_not_allowed)),
-    )
-    .service(
-        web::resource("/api/agents/{id}/activate")
-            .post(activate)
-            .default_service(web::to(method_not_allowed)),
-    )
-    .service(
-        web::resource("/api/agents/{id}/deactivate")
-            .post(deactivate)
-            .default_service(web::to(method_not_allowed)),
-    )
-    .service(
-        web::resource("/api/voices")
-            .get(voices)
-            .default_service(web::to(method_not_allowed)),
-    );
+    cfg.service(resource("/api/agents").post(create).get(list))
+        .service(resource("/api/agents/{id}").get(get).patch(update).delete(delete))
+        .service(
+            resource("/api/agents/{id}/adherence-checklist")
+                .get(adherence_checklist)
+                .put(set_adherence_checklist),
+        )
+        .service(resource("/api/agents/{id}/activate").post(activate))
+        .service(resource("/api/agents/{id}/deactivate").post(deactivate))
+        .service(resource("/api/voices").get(voices));
 }

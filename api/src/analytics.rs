@@ -1,7 +1,7 @@
 //! `/api/analytics/*`: the dashboard's figures and their exports (SPEC §2.7).
 
 use crate::auth::Caller;
-use crate::error::{method_not_allowed, ApiError};
+use crate::error::{resource, ApiError};
 use crate::server::AppState;
 use actix_web::http::header::{ContentDisposition, DispositionParam, DispositionType};
 use actix_web::{web, HttpRequest, HttpResponse, Responder};
@@ -195,11 +195,7 @@ pub async fn export(state: web::Data<AppState>, caller: Caller, req: HttpRequest
 }
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.service(
-        web::resource("/api/analytics/calls/{id}")
-            .get(call)
-            .default_service(web::to(method_not_allowed)),
-    );
+    cfg.service(resource("/api/analytics/calls/{id}").get(call));
     for (path, route) in [
         ("/api/analytics/overview", web::get().to(overview)),
         ("/api/analytics/conversion-funnel", web::get().to(funnel)),
@@ -211,10 +207,6 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         ("/api/analytics/adherence", web::get().to(adherence)),
         ("/api/analytics/export", web::get().to(export)),
     ] {
-        cfg.service(
-            web::resource(path)
-                .route(route)
-                .default_service(web::to(method_not_allowed)),
-        );
+        cfg.service(resource(path).route(route));
     }
 }

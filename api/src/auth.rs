@@ -197,30 +197,10 @@ pub async fn confirm_password_reset(
 }
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
-    use crate::error::method_not_allowed;
-    cfg.service(
-        web::resource("/api/auth/register")
-            .post(register)
-            .default_service(web::to(method_not_allowed)),
-    )
-    .service(
-        web::resource("/api/auth/login")
-            .post(login)
-            .default_service(web::to(method_not_allowed)),
-    )
-    .service(
-        web::resource("/api/auth/me")
-            .get(me)
-            .default_service(web::to(method_not_allowed)),
-    )
-    .service(
-        web::resource("/api/auth/password-reset/request")
-            .post(request_password_reset)
-            .default_service(web::to(method_not_allowed)),
-    )
-    .service(
-        web::resource("/api/auth/password-reset/confirm")
-            .post(confirm_password_reset)
-            .default_service(web::to(method_not_allowed)),
-    );
+    use crate::error::resource;
+    cfg.service(resource("/api/auth/register").post(register))
+        .service(resource("/api/auth/login").post(login))
+        .service(resource("/api/auth/me").get(me))
+        .service(resource("/api/auth/password-reset/request").post(request_password_reset))
+        .service(resource("/api/auth/password-reset/confirm").post(confirm_password_reset));
 }

@@ -2,7 +2,7 @@
 
 use crate::auth::Caller;
 use crate::body::{BodyName, Fields, Json};
-use crate::error::{method_not_allowed, ApiError};
+use crate::error::{resource, ApiError};
 use crate::server::AppState;
 use crate::users::page_limit;
 use actix_web::dev::Payload;
@@ -400,40 +400,15 @@ pub async fn appointments(
 }
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.service(
-        web::resource("/api/integrations/calendars")
-            .get(list)
-            .default_service(web::to(method_not_allowed)),
-    )
-    .service(
-        web::resource("/api/integrations/calendars/connect")
-            .post(connect)
-            .default_service(web::to(method_not_allowed)),
-    )
-    .service(
-        web::resource("/api/integrations/calendars/callback")
-            .get(callback)
-            .default_service(web::to(method_not_allowed)),
-    )
-    .service(
-        web::resource("/api/integrations/calendars/{id}")
-            .patch(update)
-            .delete(disconnect)
-            .default_service(web::to(method_not_allowed)),
-    )
-    .service(
-        web::resource("/api/calendar/check-availability")
-            .post(check_availability)
-            .default_service(web::to(method_not_allowed)),
-    )
-    .service(
-        web::resource("/api/calendar/book")
-            .post(book)
-            .default_service(web::to(method_not_allowed)),
-    )
-    .service(
-        web::resource("/api/appointments")
-            .get(appointments)
-            .default_service(web::to(method_not_allowed)),
-    );
+    cfg.service(resource("/api/integrations/calendars").get(list))
+        .service(resource("/api/integrations/calendars/connect").post(connect))
+        .service(resource("/api/integrations/calendars/callback").get(callback))
+        .service(
+            resource("/api/integrations/calendars/{id}")
+                .patch(update)
+                .delete(disconnect),
+        )
+        .service(resource("/api/calendar/check-availability").post(check_availability))
+        .service(resource("/api/calendar/book").post(book))
+        .service(resource("/api/appointments").get(appointments));
 }

@@ -2,7 +2,7 @@
 
 use crate::auth::Caller;
 use crate::body::Json;
-use crate::error::{method_not_allowed, ApiError};
+use crate::error::{resource, ApiError};
 use crate::server::AppState;
 use crate::users::PAGE_LIMIT;
 use actix_web::{web, HttpResponse};
@@ -228,25 +228,8 @@ pub async fn dashboard(state: web::Data<AppState>, caller: Caller) -> Result<Htt
 }
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.service(
-        web::resource("/api/calls")
-            .get(list)
-            .post(start)
-            .default_service(web::to(method_not_allowed)),
-    )
-    .service(
-        web::resource("/api/calls/{id}")
-            .get(get)
-            .default_service(web::to(method_not_allowed)),
-    )
-    .service(
-        web::resource("/api/calls/{id}/outcome")
-            .post(set_outcome)
-            .default_service(web::to(method_not_allowed)),
-    )
-    .service(
-        web::resource("/api/dashboard/stats")
-            .get(dashboard)
-            .default_service(web::to(method_not_allowed)),
-    );
+    cfg.service(resource("/api/calls").get(list).post(start))
+        .service(resource("/api/calls/{id}").get(get))
+        .service(resource("/api/calls/{id}/outcome").post(set_outcome))
+        .service(resource("/api/dashboard/stats").get(dashboard));
 }

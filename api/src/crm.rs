@@ -3,7 +3,7 @@
 use crate::auth::Caller;
 use crate::body::{BodyName, Fields, Json};
 use crate::calendar::{answer_sign_in, SignInResult, SignInReturn};
-use crate::error::{method_not_allowed, ApiError};
+use crate::error::{resource, ApiError};
 use crate::server::AppState;
 use crate::users::page_limit;
 use actix_web::{web, HttpResponse};
@@ -237,35 +237,14 @@ pub async fn backfill(
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.service(
-        web::resource("/api/integrations/crm")
+        resource("/api/integrations/crm")
             .get(list)
             .patch(update)
-            .delete(disconnect)
-            .default_service(web::to(method_not_allowed)),
+            .delete(disconnect),
     )
-    .service(
-        web::resource("/api/integrations/crm/connect")
-            .post(connect)
-            .default_service(web::to(method_not_allowed)),
-    )
-    .service(
-        web::resource("/api/integrations/crm/callback")
-            .get(callback)
-            .default_service(web::to(method_not_allowed)),
-    )
-    .service(
-        web::resource("/api/integrations/crm/sync-contact")
-            .post(sync_contact)
-            .default_service(web::to(method_not_allowed)),
-    )
-    .service(
-        web::resource("/api/integrations/crm/backfill")
-            .post(backfill)
-            .default_service(web::to(method_not_allowed)),
-    )
-    .service(
-        web::resource("/api/integrations/crm/sync-log")
-            .get(sync_log)
-            .default_service(web::to(method_not_allowed)),
-    );
+    .service(resource("/api/integrations/crm/connect").post(connect))
+    .service(resource("/api/integrations/crm/callback").get(callback))
+    .service(resource("/api/integrations/crm/sync-contact").post(sync_contact))
+    .service(resource("/api/integrations/crm/backfill").post(backfill))
+    .service(resource("/api/integrations/crm/sync-log").get(sync_log));
 }

@@ -152,6 +152,12 @@ pub async fn not_found(req: HttpRequest) -> HttpResponse {
     method_not_allowed(req).await
 }
 
+/// The route at `path`: the methods added to it are served, any other is
+/// answered by [`method_not_allowed`].
+pub fn resource(path: &str) -> actix_web::Resource {
+    actix_web::web::resource(path).default_service(actix_web::web::to(method_not_allowed))
+}
+
 /// 405 with the `Allow` header (RFC 9110) listing the path's documented methods.
 pub async fn method_not_allowed(req: HttpRequest) -> HttpResponse {
     let allowed = crate::openapi::methods_of(req.path())

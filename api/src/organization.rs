@@ -2,7 +2,7 @@
 
 use crate::auth::Caller;
 use crate::body::Json;
-use crate::error::{method_not_allowed, ApiError};
+use crate::error::{resource, ApiError};
 use crate::server::AppState;
 use actix_web::{web, HttpResponse};
 use application::organization::{OrganizationView, SettingsChange};
@@ -60,10 +60,5 @@ pub async fn update(
 }
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.service(
-        web::resource("/api/organization")
-            .get(get)
-            .patch(update)
-            .default_service(web::to(method_not_allowed)),
-    );
+    cfg.service(resource("/api/organization").get(get).patch(update));
 }

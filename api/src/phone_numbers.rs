@@ -2,7 +2,7 @@
 
 use crate::auth::Caller;
 use crate::body::Json;
-use crate::error::{method_not_allowed, ApiError};
+use crate::error::{resource, ApiError};
 use crate::server::AppState;
 use crate::users::PageQuery;
 use actix_web::{web, HttpResponse};
@@ -370,28 +370,13 @@ pub async fn remove_number(
 }
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.service(
-        web::resource("/api/credentials")
-            .post(add_credential)
-            .get(list_credentials)
-            .default_service(web::to(method_not_allowed)),
-    )
-    .service(
-        web::resource("/api/credentials/{id}")
-            .delete(remove_credential)
-            .default_service(web::to(method_not_allowed)),
-    )
-    .service(
-        web::resource("/api/phone-numbers")
-            .post(add_number)
-            .get(list_numbers)
-            .default_service(web::to(method_not_allowed)),
-    )
-    .service(
-        web::resource("/api/phone-numbers/{id}")
-            .get(get_number)
-            .patch(assign)
-            .delete(remove_number)
-            .default_service(web::to(method_not_allowed)),
-    );
+    cfg.service(resource("/api/credentials").post(add_credential).get(list_credentials))
+        .service(resource("/api/credentials/{id}").delete(remove_credential))
+        .service(resource("/api/phone-numbers").post(add_number).get(list_numbers))
+        .service(
+            resource("/api/phone-numbers/{id}")
+                .get(get_number)
+                .patch(assign)
+                .delete(remove_number),
+        );
 }

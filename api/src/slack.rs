@@ -2,7 +2,7 @@
 
 use crate::auth::Caller;
 use crate::body::{parse_named, BodyName, Fields, Json};
-use crate::error::{method_not_allowed, ApiError};
+use crate::error::{resource, ApiError};
 use crate::server::AppState;
 use crate::users::PageQuery;
 use actix_web::{web, HttpResponse};
@@ -130,21 +130,11 @@ pub async fn test(
 }
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.service(
-        web::resource("/api/integrations/slack")
-            .post(connect)
-            .get(list)
-            .default_service(web::to(method_not_allowed)),
-    )
-    .service(
-        web::resource("/api/integrations/slack/test")
-            .post(test)
-            .default_service(web::to(method_not_allowed)),
-    )
-    .service(
-        web::resource("/api/integrations/slack/{id}")
-            .patch(update)
-            .delete(disconnect)
-            .default_service(web::to(method_not_allowed)),
-    );
+    cfg.service(resource("/api/integrations/slack").post(connect).get(list))
+        .service(resource("/api/integrations/slack/test").post(test))
+        .service(
+            resource("/api/integrations/slack/{id}")
+                .patch(update)
+                .delete(disconnect),
+        );
 }

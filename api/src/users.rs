@@ -2,7 +2,7 @@
 
 use crate::auth::Caller;
 use crate::body::Json;
-use crate::error::ApiError;
+use crate::error::{resource, ApiError};
 use crate::server::AppState;
 use actix_web::{web, HttpResponse};
 use application::auth::UserSummary;
@@ -105,10 +105,5 @@ pub async fn list(
 }
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.service(
-        web::resource("/api/users")
-            .post(invite)
-            .get(list)
-            .default_service(web::to(crate::error::method_not_allowed)),
-    );
+    cfg.service(resource("/api/users").post(invite).get(list));
 }

@@ -1,7 +1,7 @@
 //! `POST /api/webhooks/vapi`, `/calendly` and `/hubspot`: authenticate,
 //! record, acknowledge. Heavy work happens in projections and reactors.
 
-use crate::error::{error_body, ApiError};
+use crate::error::{error_body, resource, ApiError};
 use crate::server::AppState;
 use actix_web::{web, HttpRequest, HttpResponse};
 use infrastructure::vapi_messages::{is_authentic, parse, reply_body};
@@ -155,21 +155,18 @@ pub async fn hubspot(req: HttpRequest, state: web::Data<AppState>, body: web::By
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.service(
-        web::resource("/api/webhooks/vapi")
+        resource("/api/webhooks/vapi")
             .app_data(web::PayloadConfig::new(WEBHOOK_LIMIT_BYTES))
-            .post(vapi)
-            .default_service(web::to(crate::error::method_not_allowed)),
+            .post(vapi),
     )
     .service(
-        web::resource("/api/webhooks/calendly")
+        resource("/api/webhooks/calendly")
             .app_data(web::PayloadConfig::new(WEBHOOK_LIMIT_BYTES))
-            .post(calendly)
-            .default_service(web::to(crate::error::method_not_allowed)),
+            .post(calendly),
     )
     .service(
-        web::resource("/api/webhooks/hubspot")
+        resource("/api/webhooks/hubspot")
             .app_data(web::PayloadConfig::new(HUBSPOT_LIMIT_BYTES))
-            .post(hubspot)
-            .default_service(web::to(crate::error::method_not_allowed)),
+            .post(hubspot),
     );
 }

@@ -70,9 +70,10 @@ pub struct CalendarRef {
     pub zone: TimeZone,
 }
 
-/// An event to create for a booking.
+/// An event to create for a booking, and the calendar to create it in.
 #[derive(Debug, Clone, PartialEq)]
 pub struct NewCalendarEvent {
+    pub calendar: CalendarRef,
     /// Our booking id: the provider's idempotency key is derived from it, so a
     /// retried insert never creates a second event.
     pub booking_id: Uuid,
@@ -98,12 +99,8 @@ pub trait CalendarApi: Send + Sync {
     async fn account(&self, access_token: &str) -> Result<String, ProviderError>;
     /// Busy periods of the calendar within `range`.
     async fn busy(&self, access_token: &str, calendar: &CalendarRef, range: Slot) -> Result<Vec<Slot>, ProviderError>;
-    async fn create_event(
-        &self,
-        access_token: &str,
-        calendar: &CalendarRef,
-        event: &NewCalendarEvent,
-    ) -> Result<CreatedEvent, ProviderError>;
+    /// Creates the event in its calendar.
+    async fn create_event(&self, access_token: &str, event: &NewCalendarEvent) -> Result<CreatedEvent, ProviderError>;
     /// Revokes the grant at the provider; `false` when it has no revoke endpoint.
     async fn revoke(&self, tokens: &Tokens) -> Result<bool, ProviderError>;
 }
@@ -836,6 +833,7 @@ impl CalendarService {
             return Ok(not_booked(&chosen, &settings.availability(slot, &busy, now)));
         }
         let event = NewCalendarEvent {
+            calendar: chosen.reference(),
             booking_id,
             title,
             description: event_description(&attendee, request.call_id),
@@ -844,11 +842,10 @@ impl CalendarService {
             add_video_link: request.add_video_link,
         };
         let api = self.providers.get(chosen.provider())?.api.clone();
-        let calendar = chosen.reference();
         let created = self
             .with_token(organization_id, &chosen, move |token| {
-                let (api, calendar, event) = (api.clone(), calendar.clone(), event.clone());
-                Box::pin(async move { api.create_event(&token, &calendar, &event).await })
+                let (api, event) = (api.clone(), event.clone());
+                Box::pin(async move { api.create_event(&token, &event).await })
             })
             .await;
         let created = self

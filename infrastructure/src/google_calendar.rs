@@ -322,17 +322,12 @@ impl CalendarApi for GoogleCalendar {
             .collect())
     }
 
-    async fn create_event(
-        &self,
-        access_token: &str,
-        calendar: &CalendarRef,
-        event: &NewCalendarEvent,
-    ) -> Result<CreatedEvent, ProviderError> {
-        let calendar_id = calendar_id(calendar);
+    async fn create_event(&self, access_token: &str, event: &NewCalendarEvent) -> Result<CreatedEvent, ProviderError> {
+        let calendar_id = calendar_id(&event.calendar);
         // Lowercase hex is valid base32hex; the same booking always gets the
         // same id, so a retried insert is refused as a duplicate.
         let event_id = event.booking_id.simple().to_string();
-        let zone = calendar.zone;
+        let zone = event.calendar.zone;
         let mut body = json!({
             "id": event_id,
             "summary": event.title,
@@ -399,7 +394,8 @@ impl CalendarApi for GoogleCalendar {
 mod tests {
     use super::*;
     use crate::provider_test_support::{
-        assert_failures_map, at, authorized, booking, common_failures, sent_bodies, tokens, BOOKING_ID,
+        assert_failures_map, assert_first_body_lacks, at, authorized, booking, common_failures, sent_bodies, slot,
+        tokens, BOOKING_ID,
     };
     use serde_json::Value;
     use wiremock::matchers::{body_json, body_partial_json, body_string, header, method, path, query_param};
@@ -417,16 +413,9 @@ mod tests {
         crate::provider_test_support::calendar("ann@example.com", "America/New_York", calendar_id)
     }
 
-    /// Books `event` in the calendar `calendar_id` (the default one without) at the fake.
-    async fn book(
-        server: &MockServer,
-        calendar_id: Option<&str>,
-        event: &NewCalendarEvent,
-    ) -> Result<CreatedEvent, ProviderError> {
-        google(server)
-            .await
-            .create_event(TOKEN, &calendar(calendar_id), event)
-            .await
+    /// Books `event` at the fake.
+    async fn book(server: &MockServer, event: &NewCalendarEvent) -> Result<CreatedEvent, ProviderError> {
+        google(server).await.create_event(TOKEN, event).await
     }
 
     const EVENT_ID: &str = "0f8b6c2e3a4d4e5f9a1b2c3d4e5f6a7b";
@@ -506,22 +495,13 @@ mod tests {
             .expect(1)
             .mount(&server)
             .await;
-        let range = Slot {
-            start: at("2026-03-04T00:00:00Z"),
-            end: at("2026-03-05T00:00:00Z"),
-        };
+        let range = slot("2026-03-04T00:00:00Z", "2026-03-05T00:00:00Z");
         let busy = google(&server).await.busy(TOKEN, &calendar(None), range).await.unwrap();
         assert_eq!(
             busy,
             vec![
-                Slot {
-                    start: at("2026-03-04T15:00:00Z"),
-                    end: at("2026-03-04T16:00:00Z")
-                },
-                Slot {
-                    start: at("2026-03-04T18:30:00Z"),
-                    end: at("2026-03-04T19:00:00Z")
-                },
+                slot("2026-03-04T15:00:00Z", "2026-03-04T16:00:00Z"),
+                slot("2026-03-04T18:30:00Z", "2026-03-04T19:00:00Z"),
             ]
         );
     }
@@ -577,9 +557,8 @@ mod tests {
             .expect(1)
             .mount(&server)
             .await;
-        let created = book(&server, Some("team#1@group.calendar.google.com"), &booking(true))
-            .await
-            .unwrap();
+        let event = booking(calendar(Some("team#1@group.calendar.google.com")), true);
+        let created = book(&server, &event).await.unwrap();
         assert_eq!(
             created,
             CreatedEvent {
@@ -613,13 +592,11 @@ mod tests {
             .expect(1)
             .mount(&server)
             .await;
-        let mut event = booking(false);
+        let mut event = booking(calendar(None), false);
         event.attendee.email = None;
-        let created = book(&server, None, &event).await.unwrap();
+        let created = book(&server, &event).await.unwrap();
         assert_eq!(created.meeting_link, None);
-        let sent = &sent_bodies(&server).await[0];
-        assert!(sent.get("attendees").is_none());
-        assert!(sent.get("conferenceData").is_none());
+        assert_first_body_lacks(&server, &["attendees", "conferenceData"]).await;
     }
 
     #[tokio::test]
@@ -646,7 +623,7 @@ mod tests {
         .expect(1)
         .mount(&server)
         .await;
-        let created = book(&server, None, &booking(true)).await.unwrap();
+        let created = book(&server, &booking(calendar(None), true)).await.unwrap();
         assert_eq!(created.provider_event_id, EVENT_ID);
         assert_eq!(created.meeting_link.as_deref(), Some("https://meet.google.com/xyz"));
     }
@@ -666,7 +643,7 @@ mod tests {
             .respond_with(ResponseTemplate::new(200).set_body_json(json!({ "id": EVENT_ID, "status": "cancelled" })))
             .mount(&server)
             .await;
-        let result = book(&server, None, &booking(false)).await;
+        let result = book(&server, &booking(calendar(None), false)).await;
         assert_eq!(result, Err(ProviderError::Rejected { status: 409 }));
     }
 
@@ -694,7 +671,7 @@ mod tests {
             .expect(1)
             .mount(&server)
             .await;
-        let created = book(&server, None, &booking(true)).await.unwrap();
+        let created = book(&server, &booking(calendar(None), true)).await.unwrap();
         assert_eq!(
             created.meeting_link.as_deref(),
             Some("https://meet.google.com/abc-defg-hij")
@@ -713,7 +690,7 @@ mod tests {
             .expect(3)
             .mount(&server)
             .await;
-        let created = book(&server, None, &booking(true)).await.unwrap();
+        let created = book(&server, &booking(calendar(None), true)).await.unwrap();
         assert_eq!(
             created,
             CreatedEvent {
@@ -752,7 +729,7 @@ mod tests {
             ),
         ]);
         let events_in = |calendar_id: &str| Mock::given(path(format!("/calendar/v3/calendars/{calendar_id}/events")));
-        let book_in = |calendar_id| async move { book(server, Some(calendar_id), &booking(false)).await };
+        let book_in = |calendar_id| async move { book(server, &booking(calendar(Some(calendar_id)), false)).await };
         assert_failures_map(server, cases, events_in, book_in, &["Secret", "stack"]).await;
     }
 

@@ -207,13 +207,8 @@ impl CalendarApi for OutlookCalendar {
             .collect()
     }
 
-    async fn create_event(
-        &self,
-        access_token: &str,
-        calendar: &CalendarRef,
-        event: &NewCalendarEvent,
-    ) -> Result<CreatedEvent, ProviderError> {
-        let url = match &calendar.calendar_id {
+    async fn create_event(&self, access_token: &str, event: &NewCalendarEvent) -> Result<CreatedEvent, ProviderError> {
+        let url = match &event.calendar.calendar_id {
             Some(calendar_id) => self.url(&["me", "calendars", calendar_id, "events"])?,
             None => self.url(&["me", "events"])?,
         };
@@ -253,7 +248,8 @@ impl CalendarApi for OutlookCalendar {
 mod tests {
     use super::*;
     use crate::provider_test_support::{
-        assert_failures_map, at, authorized, booking, common_failures, sent_bodies, tokens, BOOKING_ID,
+        assert_failures_map, assert_first_body_lacks, at, authorized, booking, common_failures, sent_bodies, slot,
+        tokens, BOOKING_ID,
     };
     use wiremock::matchers::{body_json, header, method, path, query_param};
     use wiremock::{Mock, MockServer, ResponseTemplate};
@@ -347,10 +343,7 @@ mod tests {
             .expect(1)
             .mount(&server)
             .await;
-        let range = Slot {
-            start: at("2026-03-04T00:00:00Z"),
-            end: at("2026-03-05T00:00:00Z"),
-        };
+        let range = slot("2026-03-04T00:00:00Z", "2026-03-05T00:00:00Z");
         let busy = outlook(&server)
             .await
             .busy(TOKEN, &calendar(None), range)
@@ -359,14 +352,8 @@ mod tests {
         assert_eq!(
             busy,
             vec![
-                Slot {
-                    start: at("2026-03-04T15:00:00Z"),
-                    end: at("2026-03-04T16:00:00Z")
-                },
-                Slot {
-                    start: at("2026-03-04T18:15:30.5Z"),
-                    end: at("2026-03-04T19:00:00Z")
-                },
+                slot("2026-03-04T15:00:00Z", "2026-03-04T16:00:00Z"),
+                slot("2026-03-04T18:15:30.5Z", "2026-03-04T19:00:00Z"),
             ]
         );
     }
@@ -411,7 +398,7 @@ mod tests {
             .await;
         let created = outlook(&server)
             .await
-            .create_event(TOKEN, &calendar(None), &booking(true))
+            .create_event(TOKEN, &booking(calendar(None), true))
             .await
             .unwrap();
         assert_eq!(
@@ -454,13 +441,11 @@ mod tests {
             .await;
         let created = outlook(&server)
             .await
-            .create_event(TOKEN, &calendar(Some("AAMkAD/calId=")), &booking(false))
+            .create_event(TOKEN, &booking(calendar(Some("AAMkAD/calId=")), false))
             .await
             .unwrap();
         assert_eq!(created.meeting_link, None);
-        let sent = &sent_bodies(&server).await[0];
-        assert!(sent.get("isOnlineMeeting").is_none());
-        assert!(sent.get("onlineMeetingProvider").is_none());
+        assert_first_body_lacks(&server, &["isOnlineMeeting", "onlineMeetingProvider"]).await;
     }
 
     #[tokio::test]
@@ -470,8 +455,9 @@ mod tests {
         let events_in = |calendar_id: &str| Mock::given(path(format!("/v1.0/me/calendars/{calendar_id}/events")));
         let outlook = &outlook(server).await;
         let book_in = |calendar_id| async move {
-            let calendar = calendar(Some(calendar_id));
-            outlook.create_event(TOKEN, &calendar, &booking(true)).await
+            outlook
+                .create_event(TOKEN, &booking(calendar(Some(calendar_id)), true))
+                .await
         };
         assert_failures_map(server, cases, events_in, book_in, &["Secret"]).await;
     }

@@ -104,9 +104,18 @@ pub fn calendar(account: &str, zone: &str, calendar_id: Option<&str>) -> Calenda
 /// The booking id every calendar test books under.
 pub const BOOKING_ID: &str = "0f8b6c2e-3a4d-4e5f-9a1b-2c3d4e5f6a7b";
 
-/// Half an hour with John Doe of Acme at 15:00 UTC on 4 March 2026.
-pub fn booking(add_video_link: bool) -> NewCalendarEvent {
+/// The slot from `start` to `end` (RFC 3339).
+pub fn slot(start: &str, end: &str) -> Slot {
+    Slot {
+        start: at(start),
+        end: at(end),
+    }
+}
+
+/// Half an hour with John Doe of Acme at 15:00 UTC on 4 March 2026, in `calendar`.
+pub fn booking(calendar: CalendarRef, add_video_link: bool) -> NewCalendarEvent {
     NewCalendarEvent {
+        calendar,
         booking_id: Uuid::parse_str(BOOKING_ID).unwrap(),
         title: "Demo with Acme".into(),
         description: "Booked by VoxReach".into(),
@@ -117,6 +126,14 @@ pub fn booking(add_video_link: bool) -> NewCalendarEvent {
             phone: None,
         },
         add_video_link,
+    }
+}
+
+/// Checks that the first request the fake received left out each of `fields` of its JSON body.
+pub async fn assert_first_body_lacks(server: &MockServer, fields: &[&str]) {
+    let sent = &sent_bodies(server).await[0];
+    for field in fields {
+        assert!(sent.get(field).is_none(), "{field} was sent: {sent}");
     }
 }
 
