@@ -75,6 +75,15 @@ impl PreparedAppend {
         }
     }
 
+    /// The streams the append writes (a multi-stream append's once per event).
+    pub(crate) fn stream_ids(&self) -> &[String] {
+        &self.stream_ids
+    }
+
+    pub(crate) fn event_ids(&self) -> &[Uuid] {
+        &self.event_ids
+    }
+
     /// The append's statement, ready to run.
     pub(crate) fn query(&self) -> sqlx::query::Query<'_, sqlx::Postgres, sqlx::postgres::PgArguments> {
         if self.single_stream {
@@ -96,6 +105,66 @@ impl PreparedAppend {
         .bind(&self.payloads)
         .bind(&self.metadata)
         .bind(self.idempotency_key.as_deref())
+    }
+}
+
+/// Several appends (none sharing a stream) as one statement, each with its own
+/// expected-version check: an append whose check fails writes nothing and gets
+/// no rows back, the others are written.
+pub(crate) struct GroupAppend<'a> {
+    appends: &'a [&'a PreparedAppend],
+}
+
+impl<'a> GroupAppend<'a> {
+    pub(crate) fn new(appends: &'a [&'a PreparedAppend]) -> Self {
+        Self { appends }
+    }
+
+    /// Each event of the group with its append's number: one row of `APPEND_GROUP_SQL`'s input.
+    fn events(&self) -> impl Iterator<Item = (i32, &'a PreparedAppend, usize)> + '_ {
+        self.appends
+            .iter()
+            .enumerate()
+            .flat_map(|(number, append)| (0..append.event_ids.len()).map(move |event| (number as i32, *append, event)))
+    }
+
+    /// The group's statement, ready to run.
+    pub(crate) fn query(&self) -> sqlx::query::Query<'a, sqlx::Postgres, sqlx::postgres::PgArguments> {
+        // A single-stream append holds its stream's values once; a multi-stream one once per event.
+        let per_stream = |append: &PreparedAppend, event: usize| if append.single_stream { 0 } else { event };
+        let numbers: Vec<i32> = self.events().map(|(number, _, _)| number).collect();
+        let organizations: Vec<Uuid> = self.events().map(|(_, a, _)| a.organization_id).collect();
+        let stream_ids: Vec<&str> = self
+            .events()
+            .map(|(_, a, e)| a.stream_ids[per_stream(a, e)].as_str())
+            .collect();
+        let stream_types: Vec<&str> = self
+            .events()
+            .map(|(_, a, e)| a.stream_types[per_stream(a, e)].as_str())
+            .collect();
+        let expected: Vec<i64> = self.events().map(|(_, a, e)| a.expected[per_stream(a, e)]).collect();
+        let event_ids: Vec<Uuid> = self.events().map(|(_, a, e)| a.event_ids[e]).collect();
+        let event_types: Vec<&str> = self.events().map(|(_, a, e)| a.event_types[e].as_str()).collect();
+        let versions: Vec<i32> = self.events().map(|(_, a, e)| a.versions[e]).collect();
+        let payloads: Vec<&serde_json::Value> = self.events().map(|(_, a, e)| &a.payloads[e]).collect();
+        let metadata: Vec<&sqlx::types::Json<EventMetadata>> = self.events().map(|(_, a, e)| &a.metadata[e]).collect();
+        // The key marks an append's first event, as in the single statements.
+        let keys: Vec<Option<&str>> = self
+            .events()
+            .map(|(_, a, e)| a.idempotency_key.as_deref().filter(|_| e == 0))
+            .collect();
+        sqlx::query(APPEND_GROUP_SQL)
+            .bind(numbers)
+            .bind(organizations)
+            .bind(stream_ids)
+            .bind(stream_types)
+            .bind(expected)
+            .bind(event_ids)
+            .bind(event_types)
+            .bind(versions)
+            .bind(payloads)
+            .bind(metadata)
+            .bind(keys)
     }
 }
 
@@ -142,6 +211,35 @@ FROM UNNEST($5::uuid[], $6::text[], $7::int[], $8::jsonb[], $9::jsonb[])
      (SELECT COALESCE(max(stream_version), 0) AS version FROM events WHERE stream_id = $2) current
 WHERE $4 < 0 OR current.version = $4
 ORDER BY t.ord
+RETURNING event_id, stream_version, global_position, transaction_id::text::bigint AS transaction_id
+"#;
+
+/// [`GroupAppend`]'s statement: `APPEND_SQL` with each append's check apart.
+const APPEND_GROUP_SQL: &str = r#"
+WITH input AS (
+    SELECT *
+    FROM UNNEST($1::int[], $2::uuid[], $3::text[], $4::text[], $5::bigint[], $6::uuid[], $7::text[], $8::int[],
+                $9::jsonb[], $10::jsonb[], $11::text[])
+        WITH ORDINALITY AS t(append_no, organization_id, stream_id, stream_type, expected, event_id, event_type,
+                             event_version, payload, metadata, idempotency_key, ord)
+),
+current_versions AS (
+    SELECT s.stream_id,
+           COALESCE((SELECT max(e.stream_version) FROM events e WHERE e.stream_id = s.stream_id), 0) AS version
+    FROM (SELECT DISTINCT stream_id FROM input) s
+),
+refused AS (
+    SELECT DISTINCT i.append_no FROM input i JOIN current_versions c USING (stream_id)
+    WHERE i.expected >= 0 AND i.expected <> c.version
+)
+INSERT INTO events (organization_id, stream_id, stream_type, stream_version, event_id,
+                    event_type, event_version, payload, metadata, idempotency_key)
+SELECT i.organization_id, i.stream_id, i.stream_type,
+       c.version + row_number() OVER (PARTITION BY i.stream_id ORDER BY i.ord),
+       i.event_id, i.event_type, i.event_version, i.payload, i.metadata, i.idempotency_key
+FROM input i JOIN current_versions c USING (stream_id)
+WHERE i.append_no NOT IN (SELECT append_no FROM refused)
+ORDER BY i.ord
 RETURNING event_id, stream_version, global_position, transaction_id::text::bigint AS transaction_id
 "#;
 

@@ -1,12 +1,15 @@
 //! Group commit for the event log: appends that arrive while others are
-//! being written share one transaction, so one WAL flush serves them all.
-//! Each keeps its own result: its statement runs with its own optimistic
-//! check, and if any statement of a group fails, the group is rolled back and
-//! every append is run again on its own, so a conflict fails only its caller.
+//! being written share one statement (one transaction), so one round trip
+//! and one WAL flush serve them all. Each keeps its own result: the statement
+//! checks each append's expected version apart, and appends to the same
+//! stream never share a group (the second waits for the next), so a version
+//! conflict fails only its caller. If the statement fails (a unique key raced
+//! by another transaction), every append is run again on its own.
 
-use crate::event_store::PreparedAppend;
+use crate::event_store::{GroupAppend, PreparedAppend};
 use sqlx::postgres::PgRow;
-use sqlx::PgPool;
+use sqlx::{PgPool, Row};
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use tokio::sync::{mpsc, oneshot, Mutex};
 
@@ -34,18 +37,21 @@ impl GroupCommitter {
         for _ in 0..COMMITTERS {
             let (pool, waiting) = (pool.clone(), waiting.clone());
             tokio::spawn(async move {
+                // An append left out of this committer's last group: it starts the next.
+                let mut carried: Option<Pending> = None;
                 loop {
-                    let group = {
-                        let mut waiting = waiting.lock().await;
-                        let Some(first) = waiting.recv().await else { break };
-                        let mut group = vec![first];
-                        while group.len() < MOST_PER_GROUP {
-                            match waiting.try_recv() {
-                                Ok(next) => group.push(next),
-                                Err(_) => break,
-                            }
+                    let group = match carried.take() {
+                        // The committer holding the lock may be waiting for a new append:
+                        // a carried one does not wait for that, it goes alone.
+                        Some(first) => match waiting.try_lock() {
+                            Ok(mut waiting) => gather(first, &mut waiting, &mut carried),
+                            Err(_) => vec![first],
+                        },
+                        None => {
+                            let mut waiting = waiting.lock().await;
+                            let Some(first) = waiting.recv().await else { break };
+                            gather(first, &mut waiting, &mut carried)
                         }
-                        group
                     };
                     commit(&pool, group).await;
                 }
@@ -62,6 +68,27 @@ impl GroupCommitter {
             .map_err(|_| sqlx::Error::PoolClosed)?;
         answer.await.map_err(|_| sqlx::Error::WorkerCrashed)?
     }
+}
+
+/// `first` and what waits behind it, up to the first append to a stream already
+/// in the group (left in `carried` for the next one).
+fn gather(
+    first: Pending,
+    waiting: &mut mpsc::UnboundedReceiver<Pending>,
+    carried: &mut Option<Pending>,
+) -> Vec<Pending> {
+    let mut streams: HashSet<String> = first.append.stream_ids().iter().cloned().collect();
+    let mut group = vec![first];
+    while group.len() < MOST_PER_GROUP {
+        let Ok(next) = waiting.try_recv() else { break };
+        if next.append.stream_ids().iter().any(|s| streams.contains(s)) {
+            *carried = Some(next);
+            break;
+        }
+        streams.extend(next.append.stream_ids().iter().cloned());
+        group.push(next);
+    }
+    group
 }
 
 async fn commit(pool: &PgPool, group: Vec<Pending>) {
@@ -82,13 +109,20 @@ async fn commit(pool: &PgPool, group: Vec<Pending>) {
     }
 }
 
-/// Every append of the group in one transaction, or none of them.
+/// Every append of the group in one statement: each append's rows, none for
+/// an append whose expected version did not hold.
 async fn together(pool: &PgPool, group: &[Pending]) -> Result<Vec<Vec<PgRow>>, sqlx::Error> {
-    let mut transaction = pool.begin().await?;
-    let mut results = Vec::with_capacity(group.len());
-    for pending in group {
-        results.push(pending.append.query().fetch_all(&mut *transaction).await?);
+    let appends: Vec<&PreparedAppend> = group.iter().map(|pending| &pending.append).collect();
+    let rows = GroupAppend::new(&appends).query().fetch_all(pool).await?;
+    let append_of: HashMap<uuid::Uuid, usize> = appends
+        .iter()
+        .enumerate()
+        .flat_map(|(n, append)| append.event_ids().iter().map(move |id| (*id, n)))
+        .collect();
+    let mut results: Vec<Vec<PgRow>> = group.iter().map(|_| Vec::new()).collect();
+    for row in rows {
+        let event_id: uuid::Uuid = row.try_get("event_id")?;
+        results[append_of[&event_id]].push(row);
     }
-    transaction.commit().await?;
     Ok(results)
 }

@@ -56,34 +56,26 @@ fn rss_mb() -> f64 {
 /// The id of the newest acknowledged call and when its 200 came.
 type LastAcknowledged = Arc<Mutex<Option<(String, Instant)>>>;
 
-#[tokio::main(flavor = "multi_thread")]
-async fn main() {
-    let env = |name: &str, default: u64| std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default);
-    let connections = env("BENCH_CONNECTIONS", 32) as usize;
-    let run_for = Duration::from_secs(env("BENCH_SECONDS", 15));
-    let world = VapiWorld::start().await;
-    let (stop, stopped) = tokio::sync::watch::channel(false);
-    let runner = tokio::spawn(world.app.state.runner.clone().run(stopped));
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    let idle_rss = rss_mb();
-
-    let url = world.app.url("/api/webhooks/vapi");
-    // Rendered once, the call id spliced in per request: the generator shares the
-    // machine with the server, so it should cost as little as `wrk` with a fixed body would.
-    let template = Arc::new(serde_json::to_string(&report(CALL_ID_SLOT)).unwrap());
+/// Posts end-of-call reports of fresh calls from `connections` connections for
+/// `run_for`; each 200's latency in ms. The newest acknowledged call goes to `last`.
+async fn post_reports(
+    url: &str,
+    template: &Arc<String>,
+    connections: usize,
+    run_for: Duration,
+    prefix: &'static str,
+    last: &LastAcknowledged,
+) -> Vec<f64> {
     let started = Instant::now();
-    let last: LastAcknowledged = Arc::default();
     let senders: Vec<_> = (0..connections)
         .map(|c| {
-            let url = url.clone();
-            let last = last.clone();
-            let template = template.clone();
+            let (url, last, template) = (url.to_owned(), last.clone(), template.clone());
             tokio::spawn(async move {
                 let client = reqwest::Client::builder().pool_max_idle_per_host(1).build().unwrap();
                 let mut latencies = vec![];
                 let mut n = 0;
                 while started.elapsed() < run_for {
-                    let id = format!("bench-{c}-{n}");
+                    let id = format!("{prefix}-{c}-{n}");
                     n += 1;
                     let body = template.replacen(CALL_ID_SLOT, &id, 1);
                     let sent = Instant::now();
@@ -104,6 +96,35 @@ async fn main() {
             })
         })
         .collect();
+    let mut latencies = vec![];
+    for sender in senders {
+        latencies.extend(sender.await.unwrap());
+    }
+    latencies
+}
+
+#[tokio::main(flavor = "multi_thread")]
+async fn main() {
+    let env = |name: &str, default: u64| std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default);
+    let connections = env("BENCH_CONNECTIONS", 32) as usize;
+    let run_for = Duration::from_secs(env("BENCH_SECONDS", 15));
+    let world = VapiWorld::start().await;
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let runner = tokio::spawn(world.app.state.runner.clone().run(stopped));
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let idle_rss = rss_mb();
+
+    let url = world.app.url("/api/webhooks/vapi");
+    // Rendered once, the call id spliced in per request: the generator shares the
+    // machine with the server, so it should cost as little as `wrk` with a fixed body would.
+    let template = Arc::new(serde_json::to_string(&report(CALL_ID_SLOT)).unwrap());
+    let last: LastAcknowledged = Arc::default();
+    // A short warm-up, then statistics as autovacuum keeps them on a live database: on a
+    // fresh one, plans made while the tables were nearly empty would be measured instead.
+    let warm_up = post_reports(&url, &template, connections, Duration::from_secs(2), "warm", &last).await;
+    sqlx::query("ANALYZE").execute(&world.app.db.pool).await.unwrap();
+    let started = Instant::now();
+    let senders = post_reports(&url, &template, connections, run_for, "bench", &last);
 
     // Samples the lag: the newest acknowledged call, polled until the API shows it.
     let sampler = {
@@ -146,21 +167,19 @@ async fn main() {
         })
     };
 
-    let mut latencies: Vec<f64> = vec![];
-    for sender in senders {
-        latencies.extend(sender.await.unwrap());
-    }
+    let mut latencies = senders.await;
     let elapsed = started.elapsed().as_secs_f64();
     let load_end = Instant::now();
     let (mut lags, peak_rss) = sampler.await.unwrap();
     // Catch-up: until the calls read model holds every acknowledged call.
     let requests = latencies.len() as i64;
+    let posted = requests + warm_up.len() as i64;
     loop {
         let calls: i64 = sqlx::query_scalar("SELECT count(*) FROM calls")
             .fetch_one(&world.app.db.pool)
             .await
             .unwrap();
-        if calls >= requests {
+        if calls >= posted {
             break;
         }
         tokio::time::sleep(Duration::from_millis(20)).await;

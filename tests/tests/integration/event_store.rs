@@ -352,6 +352,52 @@ async fn concurrent_appends_share_commits_but_a_conflict_fails_only_its_caller()
     );
 }
 
+/// Appends racing on one stream with the same expected version: exactly one
+/// lands, whether they meet in one group statement or in concurrent ones.
+#[tokio::test]
+async fn racing_appends_to_one_stream_land_once() {
+    let db = TestDatabase::create().await;
+    let store = PgEventStore::new(db.pool.clone());
+    let org = Uuid::new_v4();
+    let stream = StreamId::new("test", Uuid::new_v4());
+    store
+        .append(AppendRequest::single(
+            org,
+            stream.clone(),
+            ExpectedVersion::NoStream,
+            events(0..1),
+        ))
+        .await
+        .unwrap();
+    for round in 1..=5i64 {
+        let racing = (0..32i64).map(|n| {
+            store.append(AppendRequest::single(
+                org,
+                stream.clone(),
+                ExpectedVersion::Exact(round),
+                events(n..n + 1),
+            ))
+        });
+        let outcomes = futures::future::join_all(racing).await;
+        assert_eq!(
+            outcomes.iter().filter(|o| o.is_ok()).count(),
+            1,
+            "round {round}: {outcomes:?}"
+        );
+        assert!(outcomes
+            .iter()
+            .all(|o| o.is_ok() || matches!(o, Err(AppendError::VersionConflict { .. }))));
+    }
+    let versions: Vec<i64> = store
+        .read_stream(&stream)
+        .await
+        .unwrap()
+        .iter()
+        .map(|e| e.stream_version)
+        .collect();
+    assert_eq!(versions, (1..=6).collect::<Vec<_>>());
+}
+
 /// Several streams in one read give what reading each would: in the order asked,
 /// each in version order, a stream not yet written empty.
 #[tokio::test]
