@@ -9,6 +9,8 @@
 //!    100 ready contacts (the runner's `choose`, on the real read models), p50 and p99.
 //! 3. Runner: dial decisions per second for `BENCH_SECONDS` (10), each one
 //!    recorded, turned into a call and placed with a fake Vapi.
+//! 4. Replay: each campaign read model rebuilt from that log, next to a raw
+//!    PostgreSQL read of the same log in the same run.
 
 use serde_json::json;
 use std::time::{Duration, Instant};
@@ -213,4 +215,15 @@ async fn main() {
         "  {dialed} dials in {elapsed:.1} s over {ticks} ticks = {:.0} dial decisions/s (placed with Vapi)",
         dialed as f64 / elapsed
     );
+
+    let raw = voxreach_tests::raw_log_read_rate(&w.app.db.pool).await;
+    println!("replay: raw Postgres read of the log (SELECT * in log order): {raw:.0} events/s");
+    let projections = &w.app.state.runner;
+    for name in ["campaigns", "campaign_contacts", "campaign_attempts", "dnc"] {
+        let result = projections.rebuild(name, |_| {}).await.unwrap();
+        println!(
+            "  rebuild of read model `{name:<17}`: {}",
+            voxreach_tests::rebuild_figures(&result)
+        );
+    }
 }
