@@ -10,7 +10,7 @@ pub use backfill::CrmBackfill;
 pub use briefing::CrmBriefing;
 pub use sync::CrmSync;
 
-use crate::aggregates::{execute_command, load_in, metadata, session_metadata, stream_of, Loaded};
+use crate::aggregates::{execute_command, fold_recorded, load_in, metadata, session_metadata, stream_of, Loaded};
 use crate::auth::Session;
 use crate::clock::Clock;
 use crate::error::{AppError, ErrorKind};
@@ -573,6 +573,27 @@ async fn load_integration(
     provider: CrmProvider,
 ) -> Result<Loaded<CrmIntegration>, AppError> {
     load_in::<CrmIntegration>(store, organization_id, integration_stream(organization_id, provider)).await
+}
+
+/// The organization's integrations with `providers`, read together in one statement.
+async fn load_integrations(
+    store: &dyn EventStore,
+    organization_id: Uuid,
+    providers: &[CrmProvider],
+) -> Result<Vec<Loaded<CrmIntegration>>, AppError> {
+    let streams: Vec<_> = providers
+        .iter()
+        .map(|provider| integration_stream(organization_id, *provider))
+        .collect();
+    let read = store
+        .read_streams(&streams)
+        .await
+        .map_err(|e| AppError::internal("reading the CRM integrations", e))?;
+    streams
+        .into_iter()
+        .zip(read)
+        .map(|(stream, events)| Ok(fold_recorded::<CrmIntegration>(stream, &events)?.within(organization_id)))
+        .collect()
 }
 
 fn vault_owner(provider: CrmProvider) -> String {

@@ -631,7 +631,7 @@ impl Aggregate for CalendarIntegration {
                 }])
             }
             _ if !state.exists() => Err(CalendarError::NotFound),
-            CalendarCommand::Disconnect { .. } if state.connection.disconnected => Ok(vec![]),
+            CalendarCommand::Disconnect { .. } if state.connection.is_disconnected() => Ok(vec![]),
             CalendarCommand::Disconnect {
                 revoked_at_provider,
                 now,

@@ -40,11 +40,15 @@ pub struct Connection<P, S> {
     pub status: S,
     /// Why the status is not active.
     pub status_reason: Option<String>,
-    /// Connected, and not disconnected since.
-    pub live: bool,
-    /// Disconnected since the last connection (a stream with only a failed
-    /// sign-in is neither live nor disconnected).
-    pub disconnected: bool,
+    link: Link,
+}
+
+/// Whether a connection is made: a stream with only a failed sign-in never had one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Link {
+    NeverMade,
+    Live,
+    Disconnected,
 }
 
 impl<P, S: ConnectionStatus> Default for Connection<P, S> {
@@ -54,8 +58,7 @@ impl<P, S: ConnectionStatus> Default for Connection<P, S> {
             provider: None,
             status: S::ACTIVE,
             status_reason: None,
-            live: false,
-            disconnected: false,
+            link: Link::NeverMade,
         }
     }
 }
@@ -68,7 +71,12 @@ impl<P: Copy, S: ConnectionStatus> Connection<P, S> {
 
     /// Connected, and not disconnected since.
     pub fn is_live(&self) -> bool {
-        self.live
+        self.link == Link::Live
+    }
+
+    /// Disconnected since the last connection.
+    pub fn is_disconnected(&self) -> bool {
+        self.link == Link::Disconnected
     }
 
     pub fn needs_reauth(&self) -> bool {
@@ -78,8 +86,7 @@ impl<P: Copy, S: ConnectionStatus> Connection<P, S> {
     /// A connection was made (or made again, replacing the previous one).
     pub fn connect(&mut self, sign_in: &SignIn<P>) {
         self.signed_in(sign_in, S::ACTIVE, None);
-        self.live = true;
-        self.disconnected = false;
+        self.link = Link::Live;
     }
 
     /// A sign-in ended without a connection.
@@ -101,8 +108,7 @@ impl<P: Copy, S: ConnectionStatus> Connection<P, S> {
     }
 
     pub fn disconnect(&mut self) {
-        self.live = false;
-        self.disconnected = true;
+        self.link = Link::Disconnected;
     }
 }
 

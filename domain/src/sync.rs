@@ -35,7 +35,7 @@ impl SyncStatus {
 /// revision's answer always is; an older push's only when it created or found
 /// an id the record does not hold (a newer push is due anyway and must update
 /// that one, not create another). Other answers to older pushes are stale.
-pub fn push_answer_is_news(pushed: u32, current: u32, found_id: Option<&String>, known_id: Option<&String>) -> bool {
+fn push_answer_is_news(pushed: u32, current: u32, found_id: Option<&String>, known_id: Option<&String>) -> bool {
     pushed == current || found_id.is_some_and(|id| known_id != Some(id))
 }
 

@@ -479,13 +479,15 @@ impl EventStore for PgEventStore {
             .await
             .map_err(store_error)?;
         let mut read: Vec<Vec<RecordedEvent>> = vec![Vec::new(); names.len()];
+        let place: HashMap<&str, usize> = names.iter().enumerate().map(|(n, name)| (name.as_str(), n)).collect();
         for row in &rows {
             let event = recorded_event(row).map_err(store_error)?;
-            // A name asked twice gets its events twice, as two reads would.
-            for (name, events) in names.iter().zip(read.iter_mut()) {
-                if *name == event.stream_id {
-                    events.push(event.clone());
-                }
+            read[place[event.stream_id.as_str()]].push(event);
+        }
+        // A name asked twice gets its events twice, as two reads would.
+        for (n, name) in names.iter().enumerate() {
+            if place[name.as_str()] != n {
+                read[n] = read[place[name.as_str()]].clone();
             }
         }
         Ok(read)

@@ -760,7 +760,8 @@ impl ProjectionRunner {
         let Some(last) = page.scanned_to else {
             // The log is quiet: store what was scanned but not yet stored.
             if position.scanned != position.stored {
-                self.store_scanned(consumer, cursor, position, position.scanned).await?;
+                self.store_scanned(consumer, cursor, position.stored, position.scanned)
+                    .await?;
             }
             return Ok(Step::Applied(0));
         };
@@ -786,7 +787,7 @@ impl ProjectionRunner {
                 });
                 return Ok(Step::Applied(page.scanned));
             }
-            let moved = self.store_scanned(consumer, cursor, position, last).await?;
+            let moved = self.store_scanned(consumer, cursor, position.stored, last).await?;
             return Ok(Step::Applied(if moved { page.scanned } else { 0 }));
         };
         let mut tx = self.pool.begin().await.map_err(db(name))?;
@@ -832,11 +833,11 @@ impl ProjectionRunner {
         &self,
         consumer: &Consumer,
         cursor: &mut Cursor,
-        position: Position,
+        from: Checkpoint,
         to: Checkpoint,
     ) -> Result<bool, ProjectionError> {
         let name = consumer.name();
-        let moved = advance_checkpoint(&self.pool, name, position.stored, to, consumer.version())
+        let moved = advance_checkpoint(&self.pool, name, from, to, consumer.version())
             .await
             .map_err(db(name))?;
         if moved {

@@ -147,12 +147,14 @@ impl LogTail {
 
     /// Reads what was appended after the tail's end.
     async fn extend(&self, held: &mut Held) -> Result<(), StoreError> {
+        // Fresh as of when the read began: what commits during it is not in it.
+        let started = Instant::now();
         let page = self
             .store
             .read_filtered(held.end, self.config.page, &LogFilter::EVERYTHING)
             .await?;
         held.push(page);
-        held.read_at = Some(Instant::now());
+        held.read_at = Some(started);
         held.trim(self.config.max_bytes);
         Ok(())
     }

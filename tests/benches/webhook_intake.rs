@@ -123,6 +123,8 @@ async fn main() {
     // fresh one, plans made while the tables were nearly empty would be measured instead.
     let warm_up = post_reports(&url, &template, connections, Duration::from_secs(2), "warm", &last).await;
     sqlx::query("ANALYZE").execute(&world.app.db.pool).await.unwrap();
+    // Lag samples start with the measured load, not with the warm-up's last call.
+    *last.lock().unwrap() = None;
     let started = Instant::now();
     let senders = post_reports(&url, &template, connections, run_for, "bench", &last);
 

@@ -2,7 +2,6 @@
 //! syncs with, a step at a time.
 
 use super::*;
-use crate::aggregates::fold_recorded;
 
 /// What a call's events say, for the CRM.
 pub(super) struct CallFacts {
@@ -628,24 +627,14 @@ impl WorkHandler for CrmSync {
             .into_iter()
             .filter_map(|provider| Some((provider, self.connections.providers.get(provider)?)))
             .collect();
-        let streams: Vec<_> = connected
-            .iter()
-            .map(|(provider, _)| integration_stream(item.organization_id, *provider))
+        let providers: Vec<_> = connected.iter().map(|(provider, _)| *provider).collect();
+        let integrations = load_integrations(self.store.as_ref(), item.organization_id, &providers).await?;
+        let live: Vec<_> = connected
+            .into_iter()
+            .zip(integrations)
+            .map(|((provider, connector), integration)| (provider, connector, integration.state))
+            .filter(|(_, _, integration)| integration.is_live())
             .collect();
-        let read = self
-            .store
-            .read_streams(&streams)
-            .await
-            .map_err(|e| AppError::internal("reading the CRM integrations", e))?;
-        let mut live = vec![];
-        for (((provider, connector), stream), events) in connected.into_iter().zip(streams).zip(read) {
-            let integration = fold_recorded::<CrmIntegration>(stream, &events)?
-                .within(item.organization_id)
-                .state;
-            if integration.is_live() {
-                live.push((provider, connector, integration));
-            }
-        }
         if live.is_empty() {
             return Ok(WorkOutcome::Done);
         }
