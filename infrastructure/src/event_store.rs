@@ -27,8 +27,9 @@ const NOTIFY_INTERVAL: std::time::Duration = std::time::Duration::from_millis(2)
 /// Appends as the group committer runs them: the request's values, owned.
 pub(crate) struct PreparedAppend {
     organization_id: Uuid,
-    /// One stream's append (`APPEND_ONE_STREAM_SQL`), else several (`APPEND_SQL`).
+    /// One stream's append (`APPEND_ONE_STREAM_SQL`), else several (`APPEND_GROUP_SQL`).
     single_stream: bool,
+    /// The stream values once per event.
     stream_ids: Vec<String>,
     stream_types: Vec<String>,
     expected: Vec<i64>,
@@ -40,14 +41,12 @@ pub(crate) struct PreparedAppend {
     idempotency_key: Option<String>,
 }
 
-/// A value of each stream of `request` as the append statements take it: once
-/// for a single stream (its own statement), else once per event.
-fn per_append<T: Clone>(request: &AppendRequest, value: impl Fn(&StreamAppend) -> T) -> Vec<T> {
-    let single_stream = request.streams.len() == 1;
+/// A value of each stream of `request`, once per event.
+fn per_event<T: Clone>(request: &AppendRequest, value: impl Fn(&StreamAppend) -> T) -> Vec<T> {
     request
         .streams
         .iter()
-        .flat_map(|s| std::iter::repeat_n(value(s), if single_stream { 1 } else { s.events.len() }))
+        .flat_map(|s| std::iter::repeat_n(value(s), s.events.len()))
         .collect()
 }
 
@@ -59,13 +58,12 @@ impl PreparedAppend {
             ExpectedVersion::NoStream => 0,
             ExpectedVersion::Exact(v) => v,
         };
-        let single_stream = request.streams.len() == 1;
         Self {
             organization_id: request.organization_id,
-            single_stream,
-            stream_ids: per_append(request, |s| s.stream.to_string()),
-            stream_types: per_append(request, |s| s.stream.stream_type().to_owned()),
-            expected: per_append(request, |s| expected_code(s.expected)),
+            single_stream: request.streams.len() == 1,
+            stream_ids: per_event(request, |s| s.stream.to_string()),
+            stream_types: per_event(request, |s| s.stream.stream_type().to_owned()),
+            expected: per_event(request, |s| expected_code(s.expected)),
             event_ids: events().map(|e| e.event_id).collect(),
             event_types: events().map(|e| e.event_type.clone()).collect(),
             versions: events().map(|e| e.event_version).collect(),
@@ -75,7 +73,7 @@ impl PreparedAppend {
         }
     }
 
-    /// The streams the append writes (a multi-stream append's once per event).
+    /// The streams the append writes, once per event.
     pub(crate) fn stream_ids(&self) -> &[String] {
         &self.stream_ids
     }
@@ -84,123 +82,71 @@ impl PreparedAppend {
         &self.event_ids
     }
 
-    /// The append's statement, ready to run.
+    /// The append's statement, ready to run: a multi-stream append is a group of one.
     pub(crate) fn query(&self) -> sqlx::query::Query<'_, sqlx::Postgres, sqlx::postgres::PgArguments> {
-        if self.single_stream {
-            sqlx::query(APPEND_ONE_STREAM_SQL)
-                .bind(self.organization_id)
-                .bind(&self.stream_ids[0])
-                .bind(&self.stream_types[0])
-                .bind(self.expected[0])
-        } else {
-            sqlx::query(APPEND_SQL)
-                .bind(self.organization_id)
-                .bind(&self.stream_ids)
-                .bind(&self.stream_types)
-                .bind(&self.expected)
+        if !self.single_stream {
+            return group_append_query(&[self]);
         }
-        .bind(&self.event_ids)
-        .bind(&self.event_types)
-        .bind(&self.versions)
-        .bind(&self.payloads)
-        .bind(&self.metadata)
-        .bind(self.idempotency_key.as_deref())
+        sqlx::query(APPEND_ONE_STREAM_SQL)
+            .bind(self.organization_id)
+            .bind(&self.stream_ids[0])
+            .bind(&self.stream_types[0])
+            .bind(self.expected[0])
+            .bind(&self.event_ids)
+            .bind(&self.event_types)
+            .bind(&self.versions)
+            .bind(&self.payloads)
+            .bind(&self.metadata)
+            .bind(self.idempotency_key.as_deref())
     }
 }
 
 /// Several appends (none sharing a stream) as one statement, each with its own
 /// expected-version check: an append whose check fails writes nothing and gets
-/// no rows back, the others are written.
-pub(crate) struct GroupAppend<'a> {
-    appends: &'a [&'a PreparedAppend],
-}
-
-impl<'a> GroupAppend<'a> {
-    pub(crate) fn new(appends: &'a [&'a PreparedAppend]) -> Self {
-        Self { appends }
-    }
-
-    /// Each event of the group with its append's number: one row of `APPEND_GROUP_SQL`'s input.
-    fn events(&self) -> impl Iterator<Item = (i32, &'a PreparedAppend, usize)> + '_ {
-        self.appends
+/// no rows back, the others are written. All of an append's streams are checked
+/// together, so a multi-stream append is all or nothing.
+pub(crate) fn group_append_query<'a>(
+    appends: &[&'a PreparedAppend],
+) -> sqlx::query::Query<'a, sqlx::Postgres, sqlx::postgres::PgArguments> {
+    // Each event of the group with its append's number: one row of the statement's input.
+    let events = || {
+        appends
             .iter()
             .enumerate()
             .flat_map(|(number, append)| (0..append.event_ids.len()).map(move |event| (number as i32, *append, event)))
-    }
-
-    /// The group's statement, ready to run.
-    pub(crate) fn query(&self) -> sqlx::query::Query<'a, sqlx::Postgres, sqlx::postgres::PgArguments> {
-        // A single-stream append holds its stream's values once; a multi-stream one once per event.
-        let per_stream = |append: &PreparedAppend, event: usize| if append.single_stream { 0 } else { event };
-        let numbers: Vec<i32> = self.events().map(|(number, _, _)| number).collect();
-        let organizations: Vec<Uuid> = self.events().map(|(_, a, _)| a.organization_id).collect();
-        let stream_ids: Vec<&str> = self
-            .events()
-            .map(|(_, a, e)| a.stream_ids[per_stream(a, e)].as_str())
-            .collect();
-        let stream_types: Vec<&str> = self
-            .events()
-            .map(|(_, a, e)| a.stream_types[per_stream(a, e)].as_str())
-            .collect();
-        let expected: Vec<i64> = self.events().map(|(_, a, e)| a.expected[per_stream(a, e)]).collect();
-        let event_ids: Vec<Uuid> = self.events().map(|(_, a, e)| a.event_ids[e]).collect();
-        let event_types: Vec<&str> = self.events().map(|(_, a, e)| a.event_types[e].as_str()).collect();
-        let versions: Vec<i32> = self.events().map(|(_, a, e)| a.versions[e]).collect();
-        let payloads: Vec<&serde_json::Value> = self.events().map(|(_, a, e)| &a.payloads[e]).collect();
-        let metadata: Vec<&sqlx::types::Json<EventMetadata>> = self.events().map(|(_, a, e)| &a.metadata[e]).collect();
-        // The key marks an append's first event, as in the single statements.
-        let keys: Vec<Option<&str>> = self
-            .events()
-            .map(|(_, a, e)| a.idempotency_key.as_deref().filter(|_| e == 0))
-            .collect();
-        sqlx::query(APPEND_GROUP_SQL)
-            .bind(numbers)
-            .bind(organizations)
-            .bind(stream_ids)
-            .bind(stream_types)
-            .bind(expected)
-            .bind(event_ids)
-            .bind(event_types)
-            .bind(versions)
-            .bind(payloads)
-            .bind(metadata)
-            .bind(keys)
-    }
+    };
+    let numbers: Vec<i32> = events().map(|(number, _, _)| number).collect();
+    let organizations: Vec<Uuid> = events().map(|(_, a, _)| a.organization_id).collect();
+    let stream_ids: Vec<&str> = events().map(|(_, a, e)| a.stream_ids[e].as_str()).collect();
+    let stream_types: Vec<&str> = events().map(|(_, a, e)| a.stream_types[e].as_str()).collect();
+    let expected: Vec<i64> = events().map(|(_, a, e)| a.expected[e]).collect();
+    let event_ids: Vec<Uuid> = events().map(|(_, a, e)| a.event_ids[e]).collect();
+    let event_types: Vec<&str> = events().map(|(_, a, e)| a.event_types[e].as_str()).collect();
+    let versions: Vec<i32> = events().map(|(_, a, e)| a.versions[e]).collect();
+    let payloads: Vec<&serde_json::Value> = events().map(|(_, a, e)| &a.payloads[e]).collect();
+    let metadata: Vec<&sqlx::types::Json<EventMetadata>> = events().map(|(_, a, e)| &a.metadata[e]).collect();
+    // The key marks an append's first event, as in the single-stream statement.
+    let keys: Vec<Option<&str>> = events()
+        .map(|(_, a, e)| a.idempotency_key.as_deref().filter(|_| e == 0))
+        .collect();
+    sqlx::query(APPEND_GROUP_SQL)
+        .bind(numbers)
+        .bind(organizations)
+        .bind(stream_ids)
+        .bind(stream_types)
+        .bind(expected)
+        .bind(event_ids)
+        .bind(event_types)
+        .bind(versions)
+        .bind(payloads)
+        .bind(metadata)
+        .bind(keys)
 }
 
 /// `Any` appends race only against each other; a few retries settle them.
 const ANY_VERSION_RETRIES: usize = 5;
 
-const APPEND_SQL: &str = r#"
-WITH input AS (
-    SELECT *
-    FROM UNNEST($2::text[], $3::text[], $4::bigint[], $5::uuid[], $6::text[], $7::int[], $8::jsonb[], $9::jsonb[])
-        WITH ORDINALITY AS t(stream_id, stream_type, expected, event_id, event_type, event_version, payload, metadata, ord)
-),
-current_versions AS (
-    SELECT s.stream_id,
-           COALESCE((SELECT max(e.stream_version) FROM events e WHERE e.stream_id = s.stream_id), 0) AS version
-    FROM (SELECT DISTINCT stream_id FROM input) s
-),
-accepted AS (
-    SELECT NOT EXISTS (
-        SELECT 1 FROM input i JOIN current_versions c USING (stream_id)
-        WHERE i.expected >= 0 AND i.expected <> c.version
-    ) AS ok
-)
-INSERT INTO events (organization_id, stream_id, stream_type, stream_version, event_id,
-                    event_type, event_version, payload, metadata, idempotency_key)
-SELECT $1, i.stream_id, i.stream_type,
-       c.version + row_number() OVER (PARTITION BY i.stream_id ORDER BY i.ord),
-       i.event_id, i.event_type, i.event_version, i.payload, i.metadata,
-       CASE WHEN i.ord = 1 THEN $10 END
-FROM input i JOIN current_versions c USING (stream_id) CROSS JOIN accepted
-WHERE accepted.ok
-ORDER BY i.ord
-RETURNING event_id, stream_version, global_position, transaction_id::text::bigint AS transaction_id
-"#;
-
-/// The common case, one stream: cheaper to plan and run than `APPEND_SQL`.
+/// The common case, one stream: cheaper to plan and run than `APPEND_GROUP_SQL`.
 const APPEND_ONE_STREAM_SQL: &str = r#"
 INSERT INTO events (organization_id, stream_id, stream_type, stream_version, event_id,
                     event_type, event_version, payload, metadata, idempotency_key)
@@ -214,7 +160,7 @@ ORDER BY t.ord
 RETURNING event_id, stream_version, global_position, transaction_id::text::bigint AS transaction_id
 "#;
 
-/// [`GroupAppend`]'s statement: `APPEND_SQL` with each append's check apart.
+/// [`group_append_query`]'s statement.
 const APPEND_GROUP_SQL: &str = r#"
 WITH input AS (
     SELECT *

@@ -6,7 +6,7 @@
 //! conflict fails only its caller. If the statement fails (a unique key raced
 //! by another transaction), every append is run again on its own.
 
-use crate::event_store::{GroupAppend, PreparedAppend};
+use crate::event_store::{group_append_query, PreparedAppend};
 use sqlx::postgres::PgRow;
 use sqlx::{PgPool, Row};
 use std::collections::{HashMap, HashSet};
@@ -113,7 +113,7 @@ async fn commit(pool: &PgPool, group: Vec<Pending>) {
 /// an append whose expected version did not hold.
 async fn together(pool: &PgPool, group: &[Pending]) -> Result<Vec<Vec<PgRow>>, sqlx::Error> {
     let appends: Vec<&PreparedAppend> = group.iter().map(|pending| &pending.append).collect();
-    let rows = GroupAppend::new(&appends).query().fetch_all(pool).await?;
+    let rows = group_append_query(&appends).fetch_all(pool).await?;
     let append_of: HashMap<uuid::Uuid, usize> = appends
         .iter()
         .enumerate()
