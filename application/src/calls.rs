@@ -12,7 +12,7 @@ use crate::event_store::{AppendRequest, EventStore};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use domain::calls::{
-    Call, CallCommand, CallDirection, CallError, CallParties, CallReport, CallStatus, EndedReason, Outcome,
+    Call, CallCommand, CallDirection, CallError, CallEvent, CallParties, CallReport, CallStatus, EndedReason, Outcome,
 };
 use domain::{Aggregate, DomainEvent, EventMetadata, ExpectedVersion, StreamId};
 use futures::future::BoxFuture;
@@ -214,6 +214,30 @@ impl LoadedCall {
             .and_then(|spec| spec.outcome_rule.clone());
         rule.unwrap_or_default().outcome_of(report)
     }
+
+    /// The analysis of the report `recorded` holds, scored against the agent's checklist as it
+    /// stands: recorded with the report, it leaves the analysis reactor nothing to do.
+    fn analysis_of(&self, recorded: &[CallEvent], now: DateTime<Utc>) -> Result<Vec<CallEvent>, CallError> {
+        let Some(CallEvent::CallEnded { report, at, .. }) =
+            recorded.iter().find(|e| matches!(e, CallEvent::CallEnded { .. }))
+        else {
+            return Ok(vec![]);
+        };
+        let ended = recorded.iter().fold(self.call.state.clone(), Call::evolve);
+        let checklist = self
+            .agent
+            .as_ref()
+            .map(|agent| agent.state.adherence_checklist.clone())
+            .filter(|checklist| !checklist.is_empty());
+        let command = CallCommand::Analyze {
+            report: ended.reports,
+            ended_at: *at,
+            content: report.clone(),
+            checklist,
+            now,
+        };
+        Call::decide(&command, &ended)
+    }
 }
 
 /// A call resolved to its organization.
@@ -330,13 +354,7 @@ impl CallService {
     /// Appends `events` to the call's stream unless `key` was seen before.
     /// Vapi's reports are facts no state of the call can refuse, so they skip
     /// the expected-version check of the command path; the key makes them once-only.
-    async fn record(
-        &self,
-        resolved: &Resolved,
-        events: &[domain::calls::CallEvent],
-        key: String,
-        kind: &str,
-    ) -> Result<(), AppError> {
+    async fn record(&self, resolved: &Resolved, events: &[CallEvent], key: String, kind: &str) -> Result<(), AppError> {
         let request = AppendRequest::single(
             resolved.organization_id,
             stream_of::<Call>(resolved.call_id),
@@ -454,13 +472,15 @@ impl CallService {
                 )
                 .map_err(call_error)?;
                 if let Some(outcome) = analysed {
-                    events.push(domain::calls::CallEvent::CallOutcomeRecorded {
+                    events.push(CallEvent::CallOutcomeRecorded {
                         outcome,
                         notes: None,
                         source: "analysis".into(),
                         at,
                     });
                 }
+                let analysis = loaded.analysis_of(&events, self.clock.now()).map_err(call_error)?;
+                events.extend(analysis);
                 self.record(&resolved, &events, key, "end-of-call-report").await?;
                 Ok(ServerReply::Ack)
             }

@@ -377,7 +377,8 @@ domain_events! {
             report: Box<CallReport>,
             at: DateTime<Utc>,
         },
-        /// The call-analysis reactor scored end-of-call report number `report` (1 for the first) once:
+        /// End-of-call report number `report` (1 for the first) was scored once, as it arrived or later
+        /// by the call-analysis reactor:
         /// what analytics needs of it, so read models never re-read transcripts. Payload: parties,
         /// report, endedAt (the report's `at`), analysis {startedAt, durationSeconds, endedReason,
         /// prospectSpoke, talk {agentSeconds, prospectSeconds, longestMonologueSeconds, interruptions,

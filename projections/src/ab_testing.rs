@@ -525,6 +525,11 @@ impl Subscription for AbDecisionTrigger {
         false
     }
 
+    /// Only a test's calls can move it.
+    fn only_in_organizations_with(&self) -> Option<&'static str> {
+        Some("ab-test")
+    }
+
     fn route(&self, event: &RecordedEvent) -> Result<Option<WorkOrder>, DecodeError> {
         let finishes_call =
             event.stream_type == "call" && matches!(event.event_type.as_str(), "CallEnded" | "CallOutcomeRecorded");

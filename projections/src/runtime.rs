@@ -136,7 +136,7 @@ pub struct WorkOrder {
 }
 
 /// A subscription: decides which reactor work an event makes due. The runtime
-/// writes the work, with the trigger's position, in the checkpoint's transaction.
+/// writes the work, with the trigger's position, in the statement that moves the checkpoint.
 pub trait Subscription: Send + Sync {
     fn name(&self) -> &'static str;
     /// Bumped when the routing changes meaning; a new version starts at the log's head.
@@ -159,6 +159,17 @@ pub trait Subscription: Send + Sync {
     /// effect must never be replayed from old events.
     fn starts_at_beginning(&self) -> bool {
         false
+    }
+    /// The work an event shows is done already (the trigger's effect, recorded after it): an
+    /// order for it earlier in the same batch is dropped. Events named by `event_types`.
+    fn settles(&self, _event: &RecordedEvent) -> Option<(&'static str, String)> {
+        None
+    }
+    /// Makes work due only in organizations with a stream of this type (`None`: in all): an
+    /// organization that never set the feature up has nothing for the reactor to do. Checked
+    /// against the log as the work is written, so a stream begun before the trigger counts.
+    fn only_in_organizations_with(&self) -> Option<&'static str> {
+        None
     }
 }
 
@@ -574,7 +585,7 @@ async fn advance_checkpoint(
 /// What a consumer's batch writes: a read model's rows, or a subscription's reactor work.
 enum BatchWrite<'a> {
     Rows(&'a Arc<dyn ReadModel>),
-    Work(WorkOrders),
+    Work(&'a Arc<dyn Subscription>, WorkOrders),
 }
 
 /// Reactor work by reactor and key: the organization, the newest trigger and its correlation id.
@@ -584,6 +595,10 @@ type WorkOrders = HashMap<(&'static str, String), (Uuid, Checkpoint, Option<Uuid
 fn work_orders(subscription: &dyn Subscription, events: &[RecordedEvent]) -> Result<WorkOrders, ProjectionError> {
     let mut orders = HashMap::new();
     for event in events {
+        if let Some(settled) = subscription.settles(event) {
+            orders.remove(&settled);
+            continue;
+        }
         let routed = subscription.route(event).map_err(|source| ProjectionError::Decode {
             consumer: subscription.name(),
             source,
@@ -599,12 +614,17 @@ fn work_orders(subscription: &dyn Subscription, events: &[RecordedEvent]) -> Res
     Ok(orders)
 }
 
-/// Writes a batch's reactor work in one statement, always into the live
-/// `public.reactor_work`, each item carrying the position of its newest trigger.
-async fn enqueue_work(conn: &mut PgConnection, orders: WorkOrders) -> Result<(), sqlx::Error> {
-    if orders.is_empty() {
-        return Ok(());
-    }
+/// Writes a batch's reactor work and moves the subscription's checkpoint from `from` to `to` in
+/// one statement, always into the live `public.reactor_work`, each item carrying the position of
+/// its newest trigger. False (nothing written) when another process holds the checkpoint,
+/// moved it or changed its version.
+async fn enqueue_work(
+    pool: &PgPool,
+    subscription: &dyn Subscription,
+    orders: WorkOrders,
+    from: Checkpoint,
+    to: Checkpoint,
+) -> Result<bool, sqlx::Error> {
     let mut reactors = Vec::with_capacity(orders.len());
     let mut keys = Vec::with_capacity(orders.len());
     let mut organizations = Vec::with_capacity(orders.len());
@@ -619,26 +639,47 @@ async fn enqueue_work(conn: &mut PgConnection, orders: WorkOrders) -> Result<(),
         positions.push(trigger.global_position);
         correlations.push(correlation_id);
     }
+    // The work is written only if the checkpoint moved (`moved` is empty otherwise).
     // `-infinity`: due at once, whatever time the reactors' clock shows.
-    sqlx::query(
-        "INSERT INTO public.reactor_work
-            (reactor, work_key, organization_id, due_at, trigger_transaction_id, trigger_position, correlation_id)
-         SELECT r, k, o, '-infinity', t, p, c
-         FROM UNNEST($1::text[], $2::text[], $3::uuid[], $4::bigint[], $5::bigint[], $6::uuid[]) AS w(r, k, o, t, p, c)
-         ON CONFLICT (reactor, work_key) DO UPDATE
-         SET generation = reactor_work.generation + 1, due_at = '-infinity', attempts = 0, last_error = NULL,
-             trigger_transaction_id = EXCLUDED.trigger_transaction_id, trigger_position = EXCLUDED.trigger_position,
-             correlation_id = EXCLUDED.correlation_id",
+    let moved: i64 = sqlx::query_scalar(
+        "WITH moved AS (
+            UPDATE public.projection_checkpoints SET transaction_id = $4, global_position = $5, updated_at = now()
+            WHERE name = (SELECT name FROM public.projection_checkpoints
+                          WHERE name = $1 AND schema_version = $2 AND transaction_id = $3 AND global_position = $6
+                          FOR UPDATE SKIP LOCKED)
+            RETURNING name
+         ), work AS (
+            INSERT INTO public.reactor_work
+                (reactor, work_key, organization_id, due_at, trigger_transaction_id, trigger_position, correlation_id)
+            SELECT r, k, o, '-infinity', t, p, c
+            FROM UNNEST($7::text[], $8::text[], $9::uuid[], $10::bigint[], $11::bigint[], $12::uuid[])
+                 AS w(r, k, o, t, p, c)
+            WHERE EXISTS (SELECT 1 FROM moved)
+              AND ($13::text IS NULL
+                   OR EXISTS (SELECT 1 FROM public.events e WHERE e.organization_id = w.o AND e.stream_type = $13))
+            ON CONFLICT (reactor, work_key) DO UPDATE
+            SET generation = reactor_work.generation + 1, due_at = '-infinity', attempts = 0, last_error = NULL,
+                trigger_transaction_id = EXCLUDED.trigger_transaction_id, trigger_position = EXCLUDED.trigger_position,
+                correlation_id = EXCLUDED.correlation_id
+         )
+         SELECT count(*) FROM moved",
     )
+    .bind(subscription.name())
+    .bind(subscription.version())
+    .bind(from.transaction_id)
+    .bind(to.transaction_id)
+    .bind(to.global_position)
+    .bind(from.global_position)
     .bind(&reactors)
     .bind(&keys)
     .bind(&organizations)
     .bind(&transactions)
     .bind(&positions)
     .bind(&correlations)
-    .execute(conn)
-    .await
-    .map(|_| ())
+    .bind(subscription.only_in_organizations_with())
+    .fetch_one(pool)
+    .await?;
+    Ok(moved == 1)
 }
 
 impl ProjectionRunner {
@@ -771,7 +812,7 @@ impl ProjectionRunner {
             Consumer::ReadModel(m) => (!events.is_empty()).then_some(BatchWrite::Rows(m)),
             Consumer::Subscription(s) => {
                 let orders = work_orders(s.as_ref(), &events)?;
-                (!orders.is_empty()).then_some(BatchWrite::Work(orders))
+                (!orders.is_empty()).then_some(BatchWrite::Work(s, orders))
             }
         };
         let Some(write) = write else {
@@ -790,40 +831,51 @@ impl ProjectionRunner {
             let moved = self.store_scanned(consumer, cursor, position.stored, last).await?;
             return Ok(Step::Applied(if moved { page.scanned } else { 0 }));
         };
-        let mut tx = self.pool.begin().await.map_err(db(name))?;
+        let written = match write {
+            BatchWrite::Rows(m) => self.apply_batch(m, &events, position.stored, last).await,
+            BatchWrite::Work(s, orders) => enqueue_work(&self.pool, s.as_ref(), orders, position.stored, last).await,
+        };
+        // Another process holds the consumer, has moved it on or has changed its version.
+        if !written.map_err(db(name))? {
+            cursor.forget();
+            return Ok(Step::Applied(0));
+        }
+        cursor.at(last);
+        metrics::counter!("voxreach_consumer_events_applied_total", "consumer" => name).increment(events.len() as u64);
+        tracing::debug!(events = events.len(), scanned = page.scanned, "batch applied");
+        Ok(Step::Applied(page.scanned))
+    }
+
+    /// Applies a read model's batch and moves its checkpoint from `from` to `to` in one
+    /// transaction. False when another process holds the checkpoint, moved it or changed its version.
+    async fn apply_batch(
+        &self,
+        m: &Arc<dyn ReadModel>,
+        events: &[RecordedEvent],
+        from: Checkpoint,
+        to: Checkpoint,
+    ) -> Result<bool, sqlx::Error> {
+        let mut tx = self.pool.begin().await?;
         let locked = sqlx::query(
             "SELECT 1 FROM public.projection_checkpoints
              WHERE name = $1 AND schema_version = $2 AND transaction_id = $3 AND global_position = $4
              FOR UPDATE SKIP LOCKED",
         )
-        .bind(name)
-        .bind(version)
-        .bind(position.stored.transaction_id)
-        .bind(position.stored.global_position)
+        .bind(m.name())
+        .bind(m.schema_version())
+        .bind(from.transaction_id)
+        .bind(from.global_position)
         .fetch_optional(&mut *tx)
-        .await
-        .map_err(db(name))?;
-        // Another process holds the consumer, has moved it on or has changed its version.
+        .await?;
         if locked.is_none() {
-            cursor.forget();
-            return Ok(Step::Applied(0));
+            return Ok(false);
         }
-        match write {
-            BatchWrite::Rows(m) => m.apply(&mut tx, &events).await.map_err(db(name))?,
-            BatchWrite::Work(orders) => enqueue_work(&mut tx, orders).await.map_err(db(name))?,
+        m.apply(&mut tx, events).await?;
+        if !advance_checkpoint(&mut *tx, m.name(), from, to, m.schema_version()).await? {
+            return Ok(false);
         }
-        if !advance_checkpoint(&mut *tx, name, position.stored, last, version)
-            .await
-            .map_err(db(name))?
-        {
-            cursor.forget();
-            return Ok(Step::Applied(0));
-        }
-        tx.commit().await.map_err(db(name))?;
-        cursor.at(last);
-        metrics::counter!("voxreach_consumer_events_applied_total", "consumer" => name).increment(events.len() as u64);
-        tracing::debug!(events = events.len(), scanned = page.scanned, "batch applied");
-        Ok(Step::Applied(page.scanned))
+        tx.commit().await?;
+        Ok(true)
     }
 
     /// Moves the stored checkpoint over events the consumer had nothing to write for: one

@@ -160,6 +160,11 @@ impl Subscription for SlackRouter {
         Some(&["CallOutcomeRecorded", "CallEnded", "CallStatusUpdated"])
     }
 
+    /// Nothing to post without a Slack connection.
+    fn only_in_organizations_with(&self) -> Option<&'static str> {
+        Some("slack-integration")
+    }
+
     fn route(&self, event: &RecordedEvent) -> Result<Option<WorkOrder>, DecodeError> {
         if event.stream_type != "call"
             || !matches!(
@@ -224,6 +229,10 @@ impl Subscription for SlackCalendarRouter {
 
     fn event_types(&self) -> Option<&[&'static str]> {
         Some(&["CalendarNeedsReauth"])
+    }
+
+    fn only_in_organizations_with(&self) -> Option<&'static str> {
+        Some("slack-integration")
     }
 
     /// The calendar is the stream; the reactor reads which one it is.

@@ -9,10 +9,15 @@ use domain::RecordedEvent;
 pub struct WorkFeeder {
     pub name: &'static str,
     pub stream_type: &'static str,
+    /// Triggers, then the `settled_by` types.
     pub event_types: &'static [&'static str],
+    /// Events recording the reactor's effect: see [`Subscription::settles`].
+    pub settled_by: &'static [&'static str],
     pub reactor: &'static str,
     /// See [`Subscription::starts_at_beginning`].
     pub from_beginning: bool,
+    /// See [`Subscription::only_in_organizations_with`].
+    pub only_in_organizations_with: Option<&'static str>,
 }
 
 impl Subscription for WorkFeeder {
@@ -41,8 +46,21 @@ impl Subscription for WorkFeeder {
         self.from_beginning
     }
 
+    fn only_in_organizations_with(&self) -> Option<&'static str> {
+        self.only_in_organizations_with
+    }
+
+    fn settles(&self, event: &RecordedEvent) -> Option<(&'static str, String)> {
+        (event.stream_type == self.stream_type && self.settled_by.contains(&event.event_type.as_str()))
+            .then(|| (self.reactor, stream_key(event).to_owned()))
+    }
+
     fn route(&self, event: &RecordedEvent) -> Result<Option<WorkOrder>, DecodeError> {
-        if event.stream_type != self.stream_type || !self.event_types.contains(&event.event_type.as_str()) {
+        let event_type = event.event_type.as_str();
+        if event.stream_type != self.stream_type
+            || !self.event_types.contains(&event_type)
+            || self.settled_by.contains(&event_type)
+        {
             return Ok(None);
         }
         Ok(Some(WorkOrder {

@@ -1,6 +1,8 @@
 //! The call-analysis reactor: scores each end-of-call report once — talk
 //! timings, sentiment, and adherence to the agent's checklist as it stands
 //! when the report arrives — and records the figures as `CallAnalyzed`.
+//! Vapi's reports are scored by the webhook as they arrive; the reactor
+//! scores the rest (reports recorded before analysis existed).
 //! Analytics read models then replay a few numbers per call instead of
 //! decoding and scoring every transcript again.
 

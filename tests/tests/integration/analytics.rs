@@ -618,3 +618,132 @@ async fn deals_won_in_the_crm_and_meetings_booked_move_calls_down_the_funnel() {
     assert_eq!(counts, vec![6, 5, 5, 4, 2]);
     assert_read_models_equal_rebuilds(&w.app).await;
 }
+
+async fn count(app: &TestApp, sql: &str, bind: &str) -> i64 {
+    sqlx::query_scalar(sql)
+        .bind(bind)
+        .fetch_one(&app.db.pool)
+        .await
+        .unwrap()
+}
+
+/// A report from Vapi arrives analyzed, in the transaction that records it, so the analysis
+/// reactor is given nothing to do; a report recorded without its analysis (as before analysis
+/// existed) is scored by the reactor, once.
+#[tokio::test]
+async fn vapi_reports_arrive_analyzed_and_the_reactor_scores_the_rest() {
+    let w = VapiWorld::start().await;
+    let app = &w.app;
+    let messages = || {
+        vec![
+            timed("bot", "Hello, this is Eva.", 0.0, 4.0),
+            timed("user", "I love it.", 4.0, 2.0),
+        ]
+    };
+    let delivery = report(
+        "call_a",
+        "2026-11-01T10:00:00Z",
+        6.0,
+        "customer-ended-call",
+        messages(),
+        json!({}),
+    );
+    let (code, answer) = app.deliver_vapi(&delivery).await;
+    assert_eq!(code, 200, "{answer}");
+    let recorded: Vec<(String, i64)> =
+        sqlx::query_as("SELECT event_type, transaction_id::text::bigint FROM events WHERE stream_type = 'call' ORDER BY global_position")
+            .fetch_all(&app.db.pool)
+            .await
+            .unwrap();
+    let types: Vec<&str> = recorded.iter().map(|(t, _)| t.as_str()).collect();
+    assert_eq!(types, ["CallEnded", "CallAnalyzed"]);
+    assert_eq!(recorded[0].1, recorded[1].1, "the analysis is recorded with its report");
+    app.settle().await;
+    let queued = "SELECT count(*) FROM reactor_work WHERE reactor = $1";
+    assert_eq!(count(app, queued, "call-analysis").await, 0);
+
+    // The same report recorded alone, as calls ended before analysis existed were.
+    let (_, me) = app.get("/api/auth/me", Some(&w.token)).await;
+    let organization: uuid::Uuid = me["organizationId"].as_str().unwrap().parse().unwrap();
+    let call_id = uuid::Uuid::now_v7();
+    let content: domain::calls::CallReport = serde_json::from_value(json!({"messages": messages()})).unwrap();
+    let ended = domain::calls::CallEvent::CallEnded {
+        parties: Default::default(),
+        report: Box::new(content),
+        at: chrono::Utc::now(),
+    };
+    record(&w, organization, domain::StreamId::new("call", call_id), &[ended]).await;
+    app.settle().await;
+    assert_eq!(count(app, queued, "call-analysis").await, 1);
+    app.drain_work().await;
+    let analyses = "SELECT count(*) FROM events WHERE event_type = 'CallAnalyzed' AND stream_id = $1";
+    assert_eq!(count(app, analyses, &format!("call-{call_id}")).await, 1);
+    assert_eq!(
+        count(app, "SELECT count(*) FROM events WHERE event_type = $1", "CallAnalyzed").await,
+        2
+    );
+}
+
+/// CRM sync, campaign results, A/B decisions and Slack alerts queue work for a call only in an
+/// organization that has set the feature up (here: a CRM connection), as of the call's end.
+#[tokio::test]
+async fn reactors_get_work_only_in_organizations_that_use_their_feature() {
+    use domain::crm::{CrmEvent, CrmProvider, CrmSettings};
+    let w = VapiWorld::start().await;
+    let (world, app) = (&w, &w.app);
+    let organization_of = |token: String| async move {
+        let (_, me) = app.get("/api/auth/me", Some(&token)).await;
+        me["organizationId"].as_str().unwrap().parse::<uuid::Uuid>().unwrap()
+    };
+    let connect_crm = |organization: uuid::Uuid| {
+        let provider = CrmProvider::Hubspot;
+        let event = CrmEvent::CrmConnected {
+            sign_in: domain::connections::SignIn {
+                organization_id: organization,
+                connected_by: uuid::Uuid::nil(),
+                provider,
+            },
+            account_id: "1".into(),
+            scopes: vec![],
+            settings: CrmSettings::defaults_for(provider),
+            at: chrono::Utc::now(),
+        };
+        let stream = domain::StreamId::new("crm-integration", provider.integration_id(organization));
+        async move { record(world, organization, stream, &[event]).await }
+    };
+    let (other, _) = app.register("owner@other.test", "Other Ltd").await;
+    connect_crm(organization_of(other).await).await;
+    let end = |id: &str| {
+        report(
+            id,
+            "2026-11-01T10:00:00Z",
+            6.0,
+            "pipeline-error-openai-llm-failed",
+            vec![],
+            json!({}),
+        )
+    };
+    let work_for = |call_id: String| async move {
+        let reactors: Vec<String> =
+            sqlx::query_scalar("SELECT reactor FROM reactor_work WHERE position($1 in work_key) > 0 ORDER BY reactor")
+                .bind(call_id)
+                .fetch_all(&app.db.pool)
+                .await
+                .unwrap();
+        reactors
+    };
+
+    let (code, answer) = app.deliver_vapi(&end("call_a")).await;
+    assert_eq!(code, 200, "{answer}");
+    app.settle().await;
+    assert_eq!(
+        work_for(app.call_id_of(&w.token, "call_a").await).await,
+        Vec::<String>::new()
+    );
+
+    connect_crm(organization_of(w.token.clone()).await).await;
+    let (code, answer) = app.deliver_vapi(&end("call_b")).await;
+    assert_eq!(code, 200, "{answer}");
+    app.settle().await;
+    assert_eq!(work_for(app.call_id_of(&w.token, "call_b").await).await, ["crm-sync"]);
+}

@@ -556,8 +556,10 @@ async fn a_subscription_that_derives_facts_from_history_starts_at_the_beginning_
             name: "probe_history_feed",
             stream_type: "probe",
             event_types: &["TestHappened"],
+            settled_by: &[],
             reactor: "probe-history",
             from_beginning: true,
+            only_in_organizations_with: None,
         }) as Arc<dyn Subscription>
     };
     let runner = runner_with(&db, vec![], vec![feed()]);

@@ -138,7 +138,15 @@ async fn integration(w: &World, id: &str) -> Value {
 #[tokio::test]
 async fn events_from_before_an_integration_existed_never_notify_it() {
     let w = world().await;
-    // A hot lead whose notification is still queued when the integration is connected.
+    // Work is queued only in an organization with Slack: one is connected, without hot leads.
+    connect(&w, "T1/B8/early", preferences(false, false, None)).await;
+    w.app.settle().await;
+    webhook("T1/B8/early")
+        .respond_with(slack_answers(200, "ok"))
+        .expect(0)
+        .mount(&w.slack)
+        .await;
+    // A hot lead whose notification is still queued when the next integration is connected.
     call_with_outcome(&w, "call_before", "qualified").await;
     let queued: i64 = sqlx::query_scalar("SELECT count(*) FROM reactor_work WHERE reactor = 'slack-notify'")
         .fetch_one(&w.app.db.pool)
