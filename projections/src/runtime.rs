@@ -414,6 +414,10 @@ fn quote_ident(name: &str) -> String {
     format!("\"{}\"", name.replace('"', "\"\""))
 }
 
+fn quote_literal(text: &str) -> String {
+    format!("'{}'", text.replace('\'', "''"))
+}
+
 /// The comment that marks a schema as holding a replay of one read model.
 fn replay_marker(read_model: &str) -> String {
     format!("voxreach replay of {read_model}")
@@ -639,46 +643,58 @@ async fn enqueue_work(
         positions.push(trigger.global_position);
         correlations.push(correlation_id);
     }
+    // The organizations whose work is kept. The stream type is spelled into the statement so the
+    // planner sees which it is: as a parameter it would be estimated as common as any, and
+    // PostgreSQL could walk the whole log looking for a row that does not exist instead of
+    // probing the `(organization_id, stream_type, global_position)` index. A scalar subquery,
+    // since an `EXISTS` may be turned into a join that hashes the log.
+    let kept = match subscription.only_in_organizations_with() {
+        None => "true".to_owned(),
+        Some(stream_type) => format!(
+            "COALESCE((SELECT true FROM public.events e WHERE e.organization_id = d.o AND e.stream_type = {} LIMIT 1), false)",
+            quote_literal(stream_type)
+        ),
+    };
     // The work is written only if the checkpoint moved (`moved` is empty otherwise).
     // `-infinity`: due at once, whatever time the reactors' clock shows.
-    let moved: i64 = sqlx::query_scalar(
+    let statement = format!(
         "WITH moved AS (
             UPDATE public.projection_checkpoints SET transaction_id = $4, global_position = $5, updated_at = now()
             WHERE name = (SELECT name FROM public.projection_checkpoints
                           WHERE name = $1 AND schema_version = $2 AND transaction_id = $3 AND global_position = $6
                           FOR UPDATE SKIP LOCKED)
             RETURNING name
+         ), kept AS (
+            SELECT d.o FROM (SELECT DISTINCT o FROM UNNEST($9::uuid[]) AS o) d WHERE {kept}
          ), work AS (
             INSERT INTO public.reactor_work
                 (reactor, work_key, organization_id, due_at, trigger_transaction_id, trigger_position, correlation_id)
             SELECT r, k, o, '-infinity', t, p, c
             FROM UNNEST($7::text[], $8::text[], $9::uuid[], $10::bigint[], $11::bigint[], $12::uuid[])
                  AS w(r, k, o, t, p, c)
-            WHERE EXISTS (SELECT 1 FROM moved)
-              AND ($13::text IS NULL
-                   OR EXISTS (SELECT 1 FROM public.events e WHERE e.organization_id = w.o AND e.stream_type = $13))
+            WHERE EXISTS (SELECT 1 FROM moved) AND w.o IN (SELECT o FROM kept)
             ON CONFLICT (reactor, work_key) DO UPDATE
             SET generation = reactor_work.generation + 1, due_at = '-infinity', attempts = 0, last_error = NULL,
                 trigger_transaction_id = EXCLUDED.trigger_transaction_id, trigger_position = EXCLUDED.trigger_position,
                 correlation_id = EXCLUDED.correlation_id
          )
-         SELECT count(*) FROM moved",
-    )
-    .bind(subscription.name())
-    .bind(subscription.version())
-    .bind(from.transaction_id)
-    .bind(to.transaction_id)
-    .bind(to.global_position)
-    .bind(from.global_position)
-    .bind(&reactors)
-    .bind(&keys)
-    .bind(&organizations)
-    .bind(&transactions)
-    .bind(&positions)
-    .bind(&correlations)
-    .bind(subscription.only_in_organizations_with())
-    .fetch_one(pool)
-    .await?;
+         SELECT count(*) FROM moved"
+    );
+    let moved: i64 = sqlx::query_scalar(&statement)
+        .bind(subscription.name())
+        .bind(subscription.version())
+        .bind(from.transaction_id)
+        .bind(to.transaction_id)
+        .bind(to.global_position)
+        .bind(from.global_position)
+        .bind(&reactors)
+        .bind(&keys)
+        .bind(&organizations)
+        .bind(&transactions)
+        .bind(&positions)
+        .bind(&correlations)
+        .fetch_one(pool)
+        .await?;
     Ok(moved == 1)
 }
 
