@@ -1,10 +1,12 @@
 //! Webhook intake and live read-model lag: `cargo bench -p voxreach-tests --bench webhook_intake`.
-//! Serves the API with its projections running (a synced agent, as in
-//! production), posts end-of-call reports of realistic size for fresh calls
+//! Serves the API with what `voxreach serve` runs beside it (projections,
+//! reactors, scheduled jobs) for a synced agent, as in production, posts end-of-call reports of realistic size for fresh calls
 //! from 32 connections for 15 s, and meanwhile samples how long a call takes,
 //! after its webhook's 200, to be visible in `GET /api/calls/:id`.
 //! `BENCH_CONNECTIONS` and `BENCH_SECONDS` change the load.
 
+use api::roles::{Role, SchedulerConfig};
+use infrastructure::work_queue::WorkerConfig;
 use serde_json::{json, Value};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -110,7 +112,14 @@ async fn main() {
     let run_for = Duration::from_secs(env("BENCH_SECONDS", 15));
     let world = VapiWorld::start().await;
     let (stop, stopped) = tokio::sync::watch::channel(false);
-    let runner = tokio::spawn(world.app.state.runner.clone().run(stopped));
+    // What `voxreach serve` runs beside the API: projections, reactors and scheduled jobs.
+    let background = api::roles::spawn_background(
+        &world.app.state,
+        &[Role::Projectors, Role::Reactors, Role::Scheduler],
+        WorkerConfig::default(),
+        SchedulerConfig::default(),
+        &stopped,
+    );
     tokio::time::sleep(Duration::from_millis(500)).await;
     let idle_rss = rss_mb();
 
@@ -187,8 +196,23 @@ async fn main() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let catch_up = load_end.elapsed().as_secs_f64();
+    // Reactor work the reports made due (none, for an organization without CRM, campaigns,
+    // A/B tests or Slack: reports arrive analyzed), and how long the reactors took to finish it.
+    let due = || async {
+        sqlx::query_scalar::<_, i64>("SELECT count(*) FROM reactor_work WHERE due_at <= now()")
+            .fetch_one(&world.app.db.pool)
+            .await
+            .unwrap()
+    };
+    let work_at_end = due().await;
+    while due().await > 0 && load_end.elapsed() < Duration::from_secs(120) {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let work_done = load_end.elapsed().as_secs_f64();
     let _ = stop.send(true);
-    let _ = runner.await;
+    for task in background {
+        let _ = task.await;
+    }
 
     latencies.sort_by(f64::total_cmp);
     lags.sort_by(f64::total_cmp);
@@ -207,5 +231,6 @@ async fn main() {
         lags.len(),
         catch_up
     );
+    println!("reactor work due when the calls read model caught up: {work_at_end} items, done {work_done:.2} s after the load");
     println!("resident memory of this process (server and load generator): idle {idle_rss:.0} MB, peak under load {peak_rss:.0} MB");
 }

@@ -539,10 +539,29 @@ async fn record<E: domain::events::DomainEvent>(
         .unwrap();
 }
 
+/// Records `organization`'s HubSpot connection, as the CRM's connect use case does.
+async fn record_hubspot_connected(w: &VapiWorld, organization: uuid::Uuid, at: chrono::DateTime<chrono::Utc>) {
+    use domain::crm::{CrmEvent, CrmProvider, CrmSettings};
+    let provider = CrmProvider::Hubspot;
+    let connected = CrmEvent::CrmConnected {
+        sign_in: domain::connections::SignIn {
+            organization_id: organization,
+            connected_by: uuid::Uuid::nil(),
+            provider,
+        },
+        account_id: "1".into(),
+        scopes: vec![],
+        settings: CrmSettings::defaults_for(provider),
+        at,
+    };
+    let stream = domain::StreamId::new("crm-integration", provider.integration_id(organization));
+    record(w, organization, stream, &[connected]).await;
+}
+
 #[tokio::test]
 async fn deals_won_in_the_crm_and_meetings_booked_move_calls_down_the_funnel() {
     use domain::calendar::{Attendee, BookingEvent};
-    use domain::crm::{CrmEvent, CrmProvider, CrmSettings, CrmSyncEvent};
+    use domain::crm::{CrmProvider, CrmSyncEvent};
     let (w, _) = six_calls().await;
     let (_, me) = w.app.get("/api/auth/me", Some(&w.token)).await;
     let organization: uuid::Uuid = me["organizationId"].as_str().unwrap().parse().unwrap();
@@ -550,23 +569,7 @@ async fn deals_won_in_the_crm_and_meetings_booked_move_calls_down_the_funnel() {
     let id_of = |vapi: &str| ids[vapi];
     let at = chrono::Utc::now();
     let provider = CrmProvider::Hubspot;
-    record(
-        &w,
-        organization,
-        domain::StreamId::new("crm-integration", provider.integration_id(organization)),
-        &[CrmEvent::CrmConnected {
-            sign_in: domain::connections::SignIn {
-                organization_id: organization,
-                connected_by: uuid::Uuid::nil(),
-                provider,
-            },
-            account_id: "1".into(),
-            scopes: vec![],
-            settings: CrmSettings::defaults_for(provider),
-            at,
-        }],
-    )
-    .await;
+    record_hubspot_connected(&w, organization, at).await;
     // Call d (not interested) was won later at the CRM; call f (no outcome) booked a meeting.
     let (d, f) = (id_of("call_d"), id_of("call_f"));
     let deal = |stage: &str| CrmSyncEvent::CrmDealUpdated {
@@ -688,29 +691,13 @@ async fn vapi_reports_arrive_analyzed_and_the_reactor_scores_the_rest() {
 /// organization that has set the feature up (here: a CRM connection), as of the call's end.
 #[tokio::test]
 async fn reactors_get_work_only_in_organizations_that_use_their_feature() {
-    use domain::crm::{CrmEvent, CrmProvider, CrmSettings};
     let w = VapiWorld::start().await;
     let (world, app) = (&w, &w.app);
     let organization_of = |token: String| async move {
         let (_, me) = app.get("/api/auth/me", Some(&token)).await;
         me["organizationId"].as_str().unwrap().parse::<uuid::Uuid>().unwrap()
     };
-    let connect_crm = |organization: uuid::Uuid| {
-        let provider = CrmProvider::Hubspot;
-        let event = CrmEvent::CrmConnected {
-            sign_in: domain::connections::SignIn {
-                organization_id: organization,
-                connected_by: uuid::Uuid::nil(),
-                provider,
-            },
-            account_id: "1".into(),
-            scopes: vec![],
-            settings: CrmSettings::defaults_for(provider),
-            at: chrono::Utc::now(),
-        };
-        let stream = domain::StreamId::new("crm-integration", provider.integration_id(organization));
-        async move { record(world, organization, stream, &[event]).await }
-    };
+    let connect_crm = |organization: uuid::Uuid| record_hubspot_connected(world, organization, chrono::Utc::now());
     let (other, _) = app.register("owner@other.test", "Other Ltd").await;
     connect_crm(organization_of(other).await).await;
     let end = |id: &str| {
