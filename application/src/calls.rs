@@ -224,19 +224,11 @@ impl LoadedCall {
             return Ok(vec![]);
         };
         let ended = recorded.iter().fold(self.call.state.clone(), Call::evolve);
-        let checklist = self
-            .agent
-            .as_ref()
-            .map(|agent| agent.state.adherence_checklist.clone())
-            .filter(|checklist| !checklist.is_empty());
-        let command = CallCommand::Analyze {
-            report: ended.reports,
-            ended_at: *at,
-            content: report.clone(),
-            checklist,
-            now,
-        };
-        Call::decide(&command, &ended)
+        let agent = self.agent.as_ref().map(|agent| &agent.state);
+        Call::decide(
+            &CallCommand::analyze(ended.reports, *at, report.clone(), agent, now),
+            &ended,
+        )
     }
 }
 

@@ -471,6 +471,29 @@ pub enum CallCommand {
     },
 }
 
+impl CallCommand {
+    /// Scores end-of-call report number `report` against `agent`'s checklist as it stands
+    /// (no agent, or an empty checklist: no adherence score).
+    pub fn analyze(
+        report: u32,
+        ended_at: DateTime<Utc>,
+        content: Box<CallReport>,
+        agent: Option<&crate::agents::Agent>,
+        now: DateTime<Utc>,
+    ) -> Self {
+        let checklist = agent
+            .map(|agent| agent.adherence_checklist.clone())
+            .filter(|checklist| !checklist.is_empty());
+        CallCommand::Analyze {
+            report,
+            ended_at,
+            content,
+            checklist,
+            now,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Call {
     pub known: bool,

@@ -126,7 +126,7 @@ impl VapiSync {
     }
 
     pub fn push_failed(&mut self, failed: &FailedPush) {
-        self.failed = failed.revision == self.revision;
+        self.failed = self.failure_is_news(failed);
     }
 
     pub fn creation_started(&mut self, attempt: Uuid, at: DateTime<Utc>) {

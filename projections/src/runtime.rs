@@ -560,6 +560,14 @@ async fn write_checkpoint(
     .map(|_| ())
 }
 
+/// [`advance_checkpoint`]'s statement: $1 name, $2 version, $3 and $6 where it stands, $4 and
+/// $5 where it moves to.
+const ADVANCE_CHECKPOINT_SQL: &str =
+    "UPDATE public.projection_checkpoints SET transaction_id = $4, global_position = $5, updated_at = now()
+     WHERE name = (SELECT name FROM public.projection_checkpoints
+                   WHERE name = $1 AND schema_version = $2 AND transaction_id = $3 AND global_position = $6
+                   FOR UPDATE SKIP LOCKED)";
+
 /// Moves a checkpoint after a batch, only from `from` and only at `version`;
 /// a checkpoint another process holds locked (mid-batch) is left to it, without waiting.
 async fn advance_checkpoint(
@@ -569,20 +577,15 @@ async fn advance_checkpoint(
     to: Checkpoint,
     version: i32,
 ) -> Result<bool, sqlx::Error> {
-    let moved = sqlx::query(
-        "UPDATE public.projection_checkpoints SET transaction_id = $4, global_position = $5, updated_at = now()
-         WHERE name = (SELECT name FROM public.projection_checkpoints
-                       WHERE name = $1 AND schema_version = $2 AND transaction_id = $3 AND global_position = $6
-                       FOR UPDATE SKIP LOCKED)",
-    )
-    .bind(name)
-    .bind(version)
-    .bind(from.transaction_id)
-    .bind(to.transaction_id)
-    .bind(to.global_position)
-    .bind(from.global_position)
-    .execute(conn)
-    .await?;
+    let moved = sqlx::query(ADVANCE_CHECKPOINT_SQL)
+        .bind(name)
+        .bind(version)
+        .bind(from.transaction_id)
+        .bind(to.transaction_id)
+        .bind(to.global_position)
+        .bind(from.global_position)
+        .execute(conn)
+        .await?;
     Ok(moved.rows_affected() == 1)
 }
 
@@ -658,13 +661,7 @@ async fn enqueue_work(
     // The work is written only if the checkpoint moved (`moved` is empty otherwise).
     // `-infinity`: due at once, whatever time the reactors' clock shows.
     let statement = format!(
-        "WITH moved AS (
-            UPDATE public.projection_checkpoints SET transaction_id = $4, global_position = $5, updated_at = now()
-            WHERE name = (SELECT name FROM public.projection_checkpoints
-                          WHERE name = $1 AND schema_version = $2 AND transaction_id = $3 AND global_position = $6
-                          FOR UPDATE SKIP LOCKED)
-            RETURNING name
-         ), kept AS (
+        "WITH moved AS ({ADVANCE_CHECKPOINT_SQL} RETURNING name), kept AS (
             SELECT d.o FROM (SELECT DISTINCT o FROM UNNEST($9::uuid[]) AS o) d WHERE {kept}
          ), work AS (
             INSERT INTO public.reactor_work
@@ -872,24 +869,11 @@ impl ProjectionRunner {
         to: Checkpoint,
     ) -> Result<bool, sqlx::Error> {
         let mut tx = self.pool.begin().await?;
-        let locked = sqlx::query(
-            "SELECT 1 FROM public.projection_checkpoints
-             WHERE name = $1 AND schema_version = $2 AND transaction_id = $3 AND global_position = $4
-             FOR UPDATE SKIP LOCKED",
-        )
-        .bind(m.name())
-        .bind(m.schema_version())
-        .bind(from.transaction_id)
-        .bind(from.global_position)
-        .fetch_optional(&mut *tx)
-        .await?;
-        if locked.is_none() {
-            return Ok(false);
-        }
-        m.apply(&mut tx, events).await?;
+        // Moving the checkpoint first takes its row lock for the rest of the transaction.
         if !advance_checkpoint(&mut *tx, m.name(), from, to, m.schema_version()).await? {
             return Ok(false);
         }
+        m.apply(&mut tx, events).await?;
         tx.commit().await?;
         Ok(true)
     }

@@ -66,20 +66,13 @@ impl WorkHandler for CallAnalysisReactor {
                 let Some((report, content, ended_at)) = latest else {
                     return Ok(Decided::nothing(()));
                 };
-                let checklist = match loaded.state.parties.agent_id {
+                let agent = match loaded.state.parties.agent_id {
                     Some(agent_id) => {
-                        let agent = load_in::<Agent>(store, organization_id, stream_of::<Agent>(agent_id)).await?;
-                        Some(agent.state.adherence_checklist).filter(|c| !c.is_empty())
+                        Some(load_in::<Agent>(store, organization_id, stream_of::<Agent>(agent_id)).await?)
                     }
                     None => None,
                 };
-                let command = CallCommand::Analyze {
-                    report,
-                    ended_at,
-                    content,
-                    checklist,
-                    now,
-                };
+                let command = CallCommand::analyze(report, ended_at, content, agent.as_ref().map(|a| &a.state), now);
                 let events = Call::decide(&command, &loaded.state)?;
                 let appends = if events.is_empty() {
                     vec![]
