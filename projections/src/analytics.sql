@@ -51,7 +51,8 @@ CREATE TABLE analytics_calls (
 CREATE UNIQUE INDEX analytics_calls_by_day ON analytics_calls (organization_id, local_date, id);
 
 -- The figures pre-aggregated per organization × local day, in four groupings
--- (counts are INT: a day's count fits, and summing INT is far cheaper than BIGINT, which sums as numeric):
+-- (counts are INT: a day's count fits, and summing INT is far cheaper than BIGINT, which sums as numeric;
+-- sums of decimals are NUMERIC, exact, so a batch adds and subtracts calls and ends where a rebuild does):
 -- dims 0 every call, 1 per agent, 2 per campaign, 3 per agent and campaign.
 -- Keys a grouping does not split by are the nil uuid; so are calls without an
 -- agent or campaign within the groupings that split.
@@ -66,21 +67,21 @@ CREATE TABLE analytics_daily (
     qualified INT NOT NULL,
     appointments INT NOT NULL,
     sales INT NOT NULL,
-    duration_sum DOUBLE PRECISION NOT NULL,
+    duration_sum NUMERIC NOT NULL,
     duration_calls INT NOT NULL,
     timed_calls INT NOT NULL,
-    talk_agent_sum DOUBLE PRECISION NOT NULL,
-    talk_prospect_sum DOUBLE PRECISION NOT NULL,
-    talk_monologue_sum DOUBLE PRECISION NOT NULL,
+    talk_agent_sum NUMERIC NOT NULL,
+    talk_prospect_sum NUMERIC NOT NULL,
+    talk_monologue_sum NUMERIC NOT NULL,
     talk_interruptions_sum INT NOT NULL,
-    talk_silence_sum DOUBLE PRECISION NOT NULL,
-    talk_call_sum DOUBLE PRECISION NOT NULL,
-    sentiment_sum DOUBLE PRECISION NOT NULL,
+    talk_silence_sum NUMERIC NOT NULL,
+    talk_call_sum NUMERIC NOT NULL,
+    sentiment_sum NUMERIC NOT NULL,
     sentiment_calls INT NOT NULL,
     positive INT NOT NULL,
     neutral INT NOT NULL,
     negative INT NOT NULL,
-    adherence_sum DOUBLE PRECISION NOT NULL,
+    adherence_sum NUMERIC NOT NULL,
     adherence_calls INT NOT NULL,
     outcome_qualified INT NOT NULL,
     outcome_appointment INT NOT NULL,
@@ -93,7 +94,7 @@ CREATE TABLE analytics_daily (
     -- Queries read one grouping's keys over a range of days.
     PRIMARY KEY (organization_id, dims, agent_key, campaign_key, local_date)
 );
--- Batches replace whole organization-days (unique, so rebuilds keep it).
+-- A new time zone replaces whole organization-days (unique, so rebuilds keep it).
 CREATE UNIQUE INDEX analytics_daily_by_day ON analytics_daily (organization_id, local_date, dims, agent_key, campaign_key);
 
 -- The funnel per local day and hour (0–23), in the same four groupings: the heatmap, best times, calls by hour.

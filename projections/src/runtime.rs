@@ -646,38 +646,7 @@ async fn enqueue_work(
         positions.push(trigger.global_position);
         correlations.push(correlation_id);
     }
-    // The organizations whose work is kept. The stream type is spelled into the statement so the
-    // planner sees which it is: as a parameter it would be estimated as common as any, and
-    // PostgreSQL could walk the whole log looking for a row that does not exist instead of
-    // probing the `(organization_id, stream_type, global_position)` index. A scalar subquery,
-    // since an `EXISTS` may be turned into a join that hashes the log.
-    let kept = match subscription.only_in_organizations_with() {
-        None => "true".to_owned(),
-        Some(stream_type) => format!(
-            "COALESCE((SELECT true FROM public.events e WHERE e.organization_id = d.o AND e.stream_type = {} LIMIT 1), false)",
-            quote_literal(stream_type)
-        ),
-    };
-    // The work is written only if the checkpoint moved (`moved` is empty otherwise).
-    // `-infinity`: due at once, whatever time the reactors' clock shows.
-    let statement = format!(
-        "WITH moved AS ({ADVANCE_CHECKPOINT_SQL} RETURNING name), kept AS (
-            SELECT d.o FROM (SELECT DISTINCT o FROM UNNEST($9::uuid[]) AS o) d WHERE {kept}
-         ), work AS (
-            INSERT INTO public.reactor_work
-                (reactor, work_key, organization_id, due_at, trigger_transaction_id, trigger_position, correlation_id)
-            SELECT r, k, o, '-infinity', t, p, c
-            FROM UNNEST($7::text[], $8::text[], $9::uuid[], $10::bigint[], $11::bigint[], $12::uuid[])
-                 AS w(r, k, o, t, p, c)
-            WHERE EXISTS (SELECT 1 FROM moved) AND w.o IN (SELECT o FROM kept)
-            ON CONFLICT (reactor, work_key) DO UPDATE
-            SET generation = reactor_work.generation + 1, due_at = '-infinity', attempts = 0, last_error = NULL,
-                trigger_transaction_id = EXCLUDED.trigger_transaction_id, trigger_position = EXCLUDED.trigger_position,
-                correlation_id = EXCLUDED.correlation_id
-         )
-         SELECT count(*) FROM moved"
-    );
-    let moved: i64 = sqlx::query_scalar(&statement)
+    let moved: i64 = sqlx::query_scalar(&work_statement(subscription.only_in_organizations_with()))
         .bind(subscription.name())
         .bind(subscription.version())
         .bind(from.transaction_id)
@@ -693,6 +662,46 @@ async fn enqueue_work(
         .fetch_one(pool)
         .await?;
     Ok(moved == 1)
+}
+
+/// The statement of [`enqueue_work`]: the checkpoint moved, then the work written only if it
+/// moved (`moved` is empty otherwise), for every organization or only those with a stream of
+/// `only_in` (see [`Subscription::only_in_organizations_with`]).
+fn work_statement(only_in: Option<&str>) -> String {
+    // The stream type is spelled into the statement so the planner sees which it is: as a
+    // parameter it would be estimated as common as any, and PostgreSQL could walk the whole log
+    // looking for a row that does not exist instead of probing the
+    // `(organization_id, stream_type, global_position)` index. A scalar subquery per distinct
+    // organization, since an `EXISTS` may be turned into a join that hashes the log.
+    let (kept, only_kept) = match only_in {
+        None => (String::new(), ""),
+        Some(stream_type) => (
+            format!(
+                ", kept AS (
+                    SELECT d.o FROM (SELECT DISTINCT o FROM UNNEST($9::uuid[]) AS o) d
+                    WHERE COALESCE((SELECT true FROM public.events e
+                                    WHERE e.organization_id = d.o AND e.stream_type = {} LIMIT 1), false))",
+                quote_literal(stream_type)
+            ),
+            " AND w.o IN (SELECT o FROM kept)",
+        ),
+    };
+    // `-infinity`: due at once, whatever time the reactors' clock shows.
+    format!(
+        "WITH moved AS ({ADVANCE_CHECKPOINT_SQL} RETURNING name){kept}, work AS (
+            INSERT INTO public.reactor_work
+                (reactor, work_key, organization_id, due_at, trigger_transaction_id, trigger_position, correlation_id)
+            SELECT r, k, o, '-infinity', t, p, c
+            FROM UNNEST($7::text[], $8::text[], $9::uuid[], $10::bigint[], $11::bigint[], $12::uuid[])
+                 AS w(r, k, o, t, p, c)
+            WHERE EXISTS (SELECT 1 FROM moved){only_kept}
+            ON CONFLICT (reactor, work_key) DO UPDATE
+            SET generation = reactor_work.generation + 1, due_at = '-infinity', attempts = 0, last_error = NULL,
+                trigger_transaction_id = EXCLUDED.trigger_transaction_id, trigger_position = EXCLUDED.trigger_position,
+                correlation_id = EXCLUDED.correlation_id
+         )
+         SELECT count(*) FROM moved"
+    )
 }
 
 impl ProjectionRunner {

@@ -34,6 +34,12 @@ impl Subscription for WorkFeeder {
     }
 
     fn event_types(&self) -> Option<&[&'static str]> {
+        // The store filters by this list: a settling event left out would never be read.
+        debug_assert!(
+            self.settled_by.iter().all(|t| self.event_types.contains(t)),
+            "{}: event_types must list its settled_by types",
+            self.name
+        );
         Some(self.event_types)
     }
 

@@ -3,11 +3,13 @@
 //! and the figures pre-aggregated per organization × local day × hour × agent ×
 //! campaign, which every analytics endpoint reads.
 //!
-//! A batch folds its events into the facts of the calls it touches (one load,
-//! one upsert), then recomputes the aggregates of exactly the organization-days
-//! those calls were or now are on, from the facts, in one statement per table.
-//! Local days and hours are computed by PostgreSQL from the organization's
-//! zone; a zone change re-buckets that organization's facts.
+//! A batch folds its events into the facts of the calls it touches (one load),
+//! then writes the facts that changed and adds the change to the aggregates in
+//! one statement: each changed call's old facts subtracted, its new ones added,
+//! so a batch costs what it changes however busy its days are. Local days and
+//! hours are computed by PostgreSQL from the organization's zone; a zone change
+//! re-buckets that organization's facts and recomputes its days whole. A
+//! rebuild copies the facts and aggregates them once, at the end.
 
 mod queries;
 
@@ -34,7 +36,7 @@ pub struct AnalyticsProjection;
 
 /// What analytics knows of one call; the columns of `analytics_calls` but its
 /// local day and hour, which PostgreSQL computes.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 struct CallFacts {
     id: Uuid,
     organization_id: Uuid,
@@ -381,22 +383,15 @@ where
     sqlx::query_as(sql).bind(as_vec(ids)).fetch_all(conn).await
 }
 
-/// Loads into `batch` what its events need: facts (returning the day each was on), zones, sale stages.
-async fn load(
-    conn: &mut PgConnection,
-    wanted: &Wanted,
-    batch: &mut AnalyticsBatch,
-) -> Result<Vec<(Uuid, NaiveDate)>, sqlx::Error> {
-    let facts: Vec<(Json<CallFacts>, Uuid, NaiveDate)> = rows_for(
+/// Loads into `batch` what its events need: facts, zones, sale stages.
+async fn load(conn: &mut PgConnection, wanted: &Wanted, batch: &mut AnalyticsBatch) -> Result<(), sqlx::Error> {
+    let facts: Vec<(Json<CallFacts>,)> = rows_for(
         conn,
-        "SELECT to_jsonb(f) - 'local_date' - 'local_hour', organization_id, local_date
-         FROM analytics_calls f WHERE id = ANY($1)",
+        "SELECT to_jsonb(f) - 'local_date' - 'local_hour' FROM analytics_calls f WHERE id = ANY($1)",
         &wanted.calls,
     )
     .await?;
-    let mut days = Vec::with_capacity(facts.len());
-    for (Json(facts), organization_id, day) in facts {
-        days.push((organization_id, day));
+    for (Json(facts),) in facts {
         batch.facts.insert(facts.id, facts);
     }
     let zones: Vec<(Uuid, String)> = rows_for(
@@ -417,7 +412,7 @@ async fn load(
             batch.sale_stages.insert((organization, provider), stage);
         }
     }
-    Ok(days)
+    Ok(())
 }
 
 async fn save_settings(conn: &mut PgConnection, batch: &AnalyticsBatch) -> Result<(), sqlx::Error> {
@@ -499,7 +494,11 @@ fn bucketed_columns() -> String {
 /// Facts written by one statement.
 const FACTS_PER_STATEMENT: usize = 10_000;
 
-/// Writes the touched facts, bucketed in their organization's zone; returns the days they are on.
+/// Writes changed facts, bucketed in their organization's zone, and adds the
+/// change to the aggregates in the same statement: each call's stored facts
+/// are subtracted (read before the write, in the statement's snapshot) and its
+/// new ones added, so a batch costs what it changes, not what its days hold.
+/// Returns the days calls left or changed on, where a row may have emptied.
 async fn save_facts(conn: &mut PgConnection, facts: Vec<&CallFacts>) -> Result<Vec<(Uuid, NaiveDate)>, sqlx::Error> {
     let values = bucketed_columns();
     let updates = FACT_COLUMNS
@@ -508,18 +507,33 @@ async fn save_facts(conn: &mut PgConnection, facts: Vec<&CallFacts>) -> Result<V
         .map(|c| format!("{c} = EXCLUDED.{c}"))
         .collect::<Vec<_>>()
         .join(", ");
+    let aggregates: Vec<String> = Aggregate::all()
+        .iter()
+        .map(|aggregate| {
+            let insert = aggregate.insert("FROM signed f", Facts::Signed);
+            format!("{} AS ({insert})", aggregate.table)
+        })
+        .collect();
     let statement = format!(
-        "INSERT INTO analytics_calls ({FACT_COLUMNS})
-         SELECT {values} FROM jsonb_populate_recordset(NULL::analytics_calls, $1) r
-         CROSS JOIN LATERAL (SELECT COALESCE((SELECT timezone FROM analytics_organizations o
-                                              WHERE o.organization_id = r.organization_id), 'UTC') AS zone) z
-         ON CONFLICT (id) DO UPDATE SET {updates}
-         RETURNING organization_id, local_date"
+        "WITH stored AS (SELECT * FROM analytics_calls WHERE id = ANY($2)),
+         saved AS (
+             INSERT INTO analytics_calls ({FACT_COLUMNS})
+             SELECT {values} FROM jsonb_populate_recordset(NULL::analytics_calls, $1) r
+             CROSS JOIN LATERAL (SELECT COALESCE((SELECT timezone FROM analytics_organizations o
+                                                  WHERE o.organization_id = r.organization_id), 'UTC') AS zone) z
+             ON CONFLICT (id) DO UPDATE SET {updates}
+             RETURNING *),
+         signed AS (SELECT -1 AS sign, * FROM stored UNION ALL SELECT 1, * FROM saved),
+         {}
+         SELECT DISTINCT organization_id, local_date FROM stored",
+        aggregates.join(",\n")
     );
     let mut days = Vec::new();
     for slice in facts.chunks(FACTS_PER_STATEMENT) {
+        let ids: Vec<Uuid> = slice.iter().map(|f| f.id).collect();
         let rows: Vec<(Uuid, NaiveDate)> = sqlx::query_as(&statement)
             .bind(Json(slice))
+            .bind(ids)
             .fetch_all(&mut *conn)
             .await?;
         days.extend(rows);
@@ -534,12 +548,177 @@ const GROUPING_COLUMNS: &str = "f.organization_id,
     CASE WHEN GROUPING(f.campaign_id) = 0 THEN COALESCE(f.campaign_id, '00000000-0000-0000-0000-000000000000'::uuid) ELSE '00000000-0000-0000-0000-000000000000'::uuid END,
     f.local_date";
 
-/// The tables recomputed per organization-day.
+/// The names of [`GROUPING_COLUMNS`] in every aggregate table.
+const GROUPING_KEYS: &str = "organization_id, dims, agent_key, campaign_key, local_date";
+
+/// The tables of aggregates.
 const AGGREGATES: [&str; 3] = ["analytics_daily", "analytics_hourly", "analytics_missed_points"];
 
-/// The funnel counts of a group of facts.
-const FUNNEL_SUMS: &str = "count(*), count(*) FILTER (WHERE f.level >= 1), count(*) FILTER (WHERE f.level >= 2), \
-    count(*) FILTER (WHERE f.level >= 3), count(*) FILTER (WHERE f.level >= 4)";
+/// What the facts an aggregate statement reads stand for.
+#[derive(Clone, Copy, PartialEq)]
+enum Facts {
+    /// Each row is a call: the statement inserts the groups' figures into rows it has emptied.
+    Whole,
+    /// Each row is a call's facts as they were (`sign` -1) or as they are now
+    /// (`sign` +1): the statement adds the difference to the existing rows.
+    Signed,
+}
+
+/// What one aggregate column measures of a group of facts `f`.
+enum Measure {
+    /// The calls, or those meeting a condition.
+    Calls(Option<String>),
+    /// The sum of a per-call whole number.
+    Integer(&'static str),
+    /// The sum of a per-call figure with decimals, summed exactly (as
+    /// `numeric`, in its shortest form) so that adding and subtracting calls
+    /// in any order ends exactly where a rebuild does.
+    Decimal(&'static str),
+}
+
+impl Measure {
+    fn calls_where(condition: &str) -> Self {
+        Measure::Calls(Some(condition.to_owned()))
+    }
+
+    fn select(&self, facts: Facts) -> String {
+        let signed = |value: &str| match facts {
+            Facts::Whole => value.to_owned(),
+            Facts::Signed => format!("f.sign * {value}"),
+        };
+        match (self, facts) {
+            (Measure::Calls(None), Facts::Whole) => "count(*)".to_owned(),
+            (Measure::Calls(Some(condition)), Facts::Whole) => format!("count(*) FILTER (WHERE {condition})"),
+            (Measure::Calls(None), Facts::Signed) => "sum(f.sign)".to_owned(),
+            (Measure::Calls(Some(condition)), Facts::Signed) => {
+                format!("COALESCE(sum(f.sign) FILTER (WHERE {condition}), 0)")
+            }
+            (Measure::Integer(value), _) => format!("COALESCE(sum({}), 0)", signed(value)),
+            (Measure::Decimal(value), _) => {
+                format!("trim_scale(COALESCE(sum({}), 0))", signed(&format!("{value}::numeric")))
+            }
+        }
+    }
+
+    /// The column's new value when a statement of signed facts adds to an existing row.
+    fn add(&self, table: &str, column: &str) -> String {
+        match self {
+            Measure::Decimal(_) => format!("{column} = trim_scale({table}.{column} + EXCLUDED.{column})"),
+            _ => format!("{column} = {table}.{column} + EXCLUDED.{column}"),
+        }
+    }
+}
+
+/// The funnel's columns: calls by the furthest stage they reached.
+fn funnel_measures() -> Vec<(String, Measure)> {
+    let mut measures = vec![("calls".to_owned(), Measure::Calls(None))];
+    for (level, column) in ["contacts", "qualified", "appointments", "sales"]
+        .into_iter()
+        .enumerate()
+    {
+        measures.push((
+            column.to_owned(),
+            Measure::calls_where(&format!("f.level >= {}", level + 1)),
+        ));
+    }
+    measures
+}
+
+/// The columns of `analytics_daily`.
+fn daily_measures() -> Vec<(String, Measure)> {
+    let mut measures = funnel_measures();
+    let mut add = |column: &str, measure: Measure| measures.push((column.to_owned(), measure));
+    add("duration_sum", Measure::Decimal("f.duration_seconds"));
+    add("duration_calls", Measure::calls_where("f.duration_seconds IS NOT NULL"));
+    add("timed_calls", Measure::calls_where("f.talk_call IS NOT NULL"));
+    add("talk_agent_sum", Measure::Decimal("f.talk_agent"));
+    add("talk_prospect_sum", Measure::Decimal("f.talk_prospect"));
+    add("talk_monologue_sum", Measure::Decimal("f.talk_monologue"));
+    add("talk_interruptions_sum", Measure::Integer("f.talk_interruptions"));
+    add("talk_silence_sum", Measure::Decimal("f.talk_silence"));
+    add("talk_call_sum", Measure::Decimal("f.talk_call"));
+    add("sentiment_sum", Measure::Decimal("f.sentiment"));
+    add("sentiment_calls", Measure::calls_where("f.sentiment IS NOT NULL"));
+    for label in ["positive", "neutral", "negative"] {
+        add(label, Measure::calls_where(&format!("f.sentiment_label = '{label}'")));
+    }
+    add("adherence_sum", Measure::Decimal("f.adherence"));
+    add("adherence_calls", Measure::calls_where("f.adherence IS NOT NULL"));
+    for outcome in Outcome::ALL {
+        add(
+            &format!("outcome_{outcome}"),
+            Measure::calls_where(&format!("f.outcome = '{outcome}'")),
+        );
+    }
+    measures
+}
+
+/// One table of aggregates: the groupings' keys, its own further keys, and its measures.
+struct Aggregate {
+    table: &'static str,
+    /// Key columns after the grouping's, each with the value it is grouped by.
+    keys: &'static [(&'static str, &'static str)],
+    /// What each call's facts are joined with before grouping.
+    join: &'static str,
+    measures: Vec<(String, Measure)>,
+}
+
+impl Aggregate {
+    fn all() -> [Aggregate; 3] {
+        [
+            Aggregate {
+                table: "analytics_daily",
+                keys: &[],
+                join: "",
+                measures: daily_measures(),
+            },
+            Aggregate {
+                table: "analytics_hourly",
+                keys: &[("local_hour", "f.local_hour")],
+                join: "",
+                measures: funnel_measures(),
+            },
+            Aggregate {
+                table: "analytics_missed_points",
+                keys: &[("point", "p.point")],
+                join: "CROSS JOIN LATERAL unnest(f.missed_points) AS p(point)",
+                measures: vec![("calls".to_owned(), Measure::Calls(None))],
+            },
+        ]
+    }
+
+    /// The statement that aggregates the facts `from` selects (as `f`) into this table.
+    fn insert(&self, from: &str, facts: Facts) -> String {
+        let (table, join) = (self.table, self.join);
+        let key_names: String = self.keys.iter().map(|(name, _)| format!(", {name}")).collect();
+        let key_values: String = self.keys.iter().map(|(_, value)| format!(", {value}")).collect();
+        let names = self
+            .measures
+            .iter()
+            .map(|(name, _)| name.as_str())
+            .collect::<Vec<_>>()
+            .join(", ");
+        let values: Vec<String> = self.measures.iter().map(|(_, m)| m.select(facts)).collect();
+        let groupings = "GROUPING SETS ((f.agent_id, f.campaign_id), (f.agent_id), (f.campaign_id), ())";
+        let mut statement = format!(
+            "INSERT INTO {table} ({GROUPING_KEYS}{key_names}, {names})
+             SELECT {GROUPING_COLUMNS}{key_values}, {}
+             {from} {join} GROUP BY f.organization_id, f.local_date{key_values}, {groupings}",
+            values.join(", ")
+        );
+        if facts == Facts::Signed {
+            // Groups the change leaves as they were are not written.
+            let changed: Vec<String> = values.iter().map(|value| format!("{value} <> 0")).collect();
+            let additions: Vec<String> = self.measures.iter().map(|(name, m)| m.add(table, name)).collect();
+            statement.push_str(&format!(
+                " HAVING {} ON CONFLICT ({GROUPING_KEYS}{key_names}) DO UPDATE SET {}",
+                changed.join(" OR "),
+                additions.join(", ")
+            ));
+        }
+        statement
+    }
+}
 
 /// Recomputes the aggregates of these organization-days from their facts.
 async fn recompute_days(conn: &mut PgConnection, days: Vec<(Uuid, NaiveDate)>) -> Result<(), sqlx::Error> {
@@ -558,7 +737,8 @@ async fn recompute_days(conn: &mut PgConnection, days: Vec<(Uuid, NaiveDate)>) -
     let facts = format!(
         "FROM analytics_calls f JOIN {dirty} d ON d.organization_id = f.organization_id AND d.local_date = f.local_date"
     );
-    for statement in deletes.iter().chain(&aggregate_inserts(&facts)) {
+    let inserts = Aggregate::all().map(|aggregate| aggregate.insert(&facts, Facts::Whole));
+    for statement in deletes.iter().chain(&inserts) {
         sqlx::query(statement)
             .bind(&organizations)
             .bind(&dates)
@@ -568,40 +748,24 @@ async fn recompute_days(conn: &mut PgConnection, days: Vec<(Uuid, NaiveDate)>) -
     Ok(())
 }
 
-/// The statements that insert the aggregates of the facts `from` selects (as `f`).
-fn aggregate_inserts(facts: &str) -> [String; 3] {
-    let groupings = "GROUPING SETS ((f.agent_id, f.campaign_id), (f.agent_id), (f.campaign_id), ())";
-    let outcomes = Outcome::ALL
-        .map(|o| format!("count(*) FILTER (WHERE f.outcome = '{o}')"))
-        .join(", ");
-    [
+/// Deletes the aggregate rows of these organization-days that no call counts in any more.
+async fn remove_emptied_rows(conn: &mut PgConnection, days: Vec<(Uuid, NaiveDate)>) -> Result<(), sqlx::Error> {
+    if days.is_empty() {
+        return Ok(());
+    }
+    let (organizations, dates): (Vec<Uuid>, Vec<NaiveDate>) = days.into_iter().unzip();
+    let [daily, hourly, missed] = AGGREGATES.map(|table| {
         format!(
-            "INSERT INTO analytics_daily
-             SELECT {GROUPING_COLUMNS}, {FUNNEL_SUMS},
-                    COALESCE(sum(f.duration_seconds), 0), count(f.duration_seconds),
-                    count(f.talk_call), COALESCE(sum(f.talk_agent), 0), COALESCE(sum(f.talk_prospect), 0),
-                    COALESCE(sum(f.talk_monologue), 0), COALESCE(sum(f.talk_interruptions), 0),
-                    COALESCE(sum(f.talk_silence), 0), COALESCE(sum(f.talk_call), 0),
-                    COALESCE(sum(f.sentiment), 0), count(f.sentiment),
-                    count(*) FILTER (WHERE f.sentiment_label = 'positive'),
-                    count(*) FILTER (WHERE f.sentiment_label = 'neutral'),
-                    count(*) FILTER (WHERE f.sentiment_label = 'negative'),
-                    COALESCE(sum(f.adherence), 0), count(f.adherence),
-                    {outcomes}
-             {facts} GROUP BY f.organization_id, f.local_date, {groupings}"
-        ),
-        format!(
-            "INSERT INTO analytics_hourly
-             SELECT {GROUPING_COLUMNS}, f.local_hour, {FUNNEL_SUMS}
-             {facts} GROUP BY f.organization_id, f.local_date, f.local_hour, {groupings}"
-        ),
-        format!(
-            "INSERT INTO analytics_missed_points
-             SELECT {GROUPING_COLUMNS}, p.point, count(*)
-             {facts} CROSS JOIN LATERAL unnest(f.missed_points) AS p(point)
-             GROUP BY f.organization_id, f.local_date, p.point, {groupings}"
-        ),
-    ]
+            "DELETE FROM {table} t USING UNNEST($1::uuid[], $2::date[]) AS d(organization_id, local_date)
+             WHERE t.organization_id = d.organization_id AND t.local_date = d.local_date AND t.calls = 0"
+        )
+    });
+    sqlx::query(&format!("WITH daily AS ({daily}), hourly AS ({hourly}) {missed}"))
+        .bind(organizations)
+        .bind(dates)
+        .execute(conn)
+        .await
+        .map(|_| ())
 }
 
 /// The event types this read model reads; the store skips the rest undecoded.
@@ -626,7 +790,7 @@ impl ReadModel for AnalyticsProjection {
     }
 
     fn schema_version(&self) -> i32 {
-        5
+        6
     }
 
     fn stream_types(&self) -> Option<&[&'static str]> {
@@ -659,8 +823,25 @@ impl ReadModel for AnalyticsProjection {
     }
 
     async fn apply(&self, conn: &mut PgConnection, events: &[RecordedEvent]) -> Result<(), sqlx::Error> {
-        let days = fold_facts(conn, events).await?;
-        recompute_days(conn, days).await
+        let inputs = decode_all(events)?;
+        let mut batch = AnalyticsBatch::default();
+        load(conn, &wanted(&inputs), &mut batch).await?;
+        let stored = batch.facts.clone();
+        batch.fold(inputs);
+        save_settings(conn, &batch).await?;
+        for facts in batch.facts.values_mut() {
+            facts.level = facts.funnel_level();
+        }
+        let changed = batch
+            .facts
+            .values()
+            .filter(|f| batch.touched.contains(&f.id) && stored.get(&f.id) != Some(*f))
+            .collect();
+        let left_days = save_facts(conn, changed).await?;
+        remove_emptied_rows(conn, left_days).await?;
+        // A new zone moves every call of the organization: its days are recomputed whole.
+        let rezoned_days = rezone(conn, &as_vec(&batch.rezoned)).await?;
+        recompute_days(conn, rezoned_days).await
     }
 
     fn rebuild(&self, held_rows: usize) -> Box<dyn Rebuild + '_> {
@@ -669,23 +850,6 @@ impl ReadModel for AnalyticsProjection {
             ..AnalyticsRebuild::default()
         })
     }
-}
-
-/// Folds a batch into the facts of its calls (and the settings they need);
-/// returns the organization-days whose aggregates it changed.
-async fn fold_facts(conn: &mut PgConnection, events: &[RecordedEvent]) -> Result<Vec<(Uuid, NaiveDate)>, sqlx::Error> {
-    let inputs = decode_all(events)?;
-    let mut batch = AnalyticsBatch::default();
-    let mut days = load(conn, &wanted(&inputs), &mut batch).await?;
-    batch.fold(inputs);
-    save_settings(conn, &batch).await?;
-    days.extend(rezone(conn, &as_vec(&batch.rezoned)).await?);
-    for facts in batch.facts.values_mut() {
-        facts.level = facts.funnel_level();
-    }
-    let touched = batch.facts.values().filter(|f| batch.touched.contains(&f.id)).collect();
-    days.extend(save_facts(conn, touched).await?);
-    Ok(days)
 }
 
 fn decode_all(events: &[RecordedEvent]) -> Result<Vec<(&RecordedEvent, Input)>, sqlx::Error> {
@@ -766,7 +930,9 @@ impl Rebuild for AnalyticsRebuild {
 
     /// The aggregates of every fact, computed once into the empty tables.
     fn completing_statements(&self) -> Vec<String> {
-        aggregate_inserts("FROM analytics_calls f").to_vec()
+        Aggregate::all()
+            .map(|aggregate| aggregate.insert("FROM analytics_calls f", Facts::Whole))
+            .to_vec()
     }
 }
 

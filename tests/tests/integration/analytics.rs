@@ -734,3 +734,50 @@ async fn reactors_get_work_only_in_organizations_that_use_their_feature() {
     app.settle().await;
     assert_eq!(work_for(app.call_id_of(&w.token, "call_b").await).await, ["crm-sync"]);
 }
+
+/// Aggregate rows counting `$1` calls (none may be left at 0).
+const AGGREGATE_ROWS_OF: &str = "SELECT (SELECT count(*) FROM analytics_daily WHERE calls = $1::int)
+    + (SELECT count(*) FROM analytics_hourly WHERE calls = $1::int)
+    + (SELECT count(*) FROM analytics_missed_points WHERE calls = $1::int)";
+
+/// A call counted from its first status moves, with every figure, to the day and hour its report
+/// says it started, in the next batch; the rows it leaves are removed, not left at zero, so the
+/// live tables equal a rebuild's.
+#[tokio::test]
+async fn a_call_counted_early_moves_to_where_its_report_says_it_started() {
+    let w = VapiWorld::start().await;
+    let (app, token) = (&w.app, w.token.as_str());
+    // 05:00 on Tuesday 3 November in New York.
+    let first_status = status_update("call_x", "asst_123", "in-progress", 1_793_700_000_000);
+    assert_eq!(app.deliver_vapi(&first_status).await.0, 200);
+    app.settle().await;
+    let day = |date: &str| format!("/api/analytics/overview?startDate={date}&endDate={date}");
+    let tuesday = get(app, token, &day("2026-11-03")).await;
+    assert_eq!(tuesday["totalCalls"], 1);
+    assert_eq!(tuesday["callsByHour"][5]["count"], 1);
+
+    // It started at 18:50 on Monday, New York time; the prospect qualified.
+    let delivery = report(
+        "call_x",
+        "2026-11-02T23:50:00Z",
+        30.0,
+        "customer-ended-call",
+        vec![
+            timed("bot", "Hi, this is Ava.", 0.0, 4.0),
+            timed("user", "Sounds good.", 4.0, 2.0),
+        ],
+        json!({"outcome": "qualified"}),
+    );
+    assert_eq!(app.deliver_vapi(&delivery).await.0, 200);
+    app.drain_work().await;
+    app.settle().await;
+    let tuesday = get(app, token, &day("2026-11-03")).await;
+    assert_eq!(tuesday["totalCalls"], 0);
+    let monday = get(app, token, &day("2026-11-02")).await;
+    assert_eq!(monday["totalCalls"], 1);
+    assert_eq!(monday["callsByHour"][18]["count"], 1);
+    assert_eq!(monday["avgTalkTime"], 4.0);
+    assert_eq!(monday["agentStats"][0]["avgCallDuration"], 30.0);
+    assert_eq!(count(app, AGGREGATE_ROWS_OF, "0").await, 0);
+    assert_read_models_equal_rebuilds(app).await;
+}
