@@ -415,15 +415,26 @@ impl EventStore for PgEventStore {
     }
 
     async fn read_streams(&self, streams: &[StreamId]) -> Result<Vec<Vec<RecordedEvent>>, StoreError> {
+        if streams.is_empty() {
+            return Ok(vec![]);
+        }
         let names: Vec<String> = streams.iter().map(StreamId::to_string).collect();
+        // One parameter per stream, not one array: PostgreSQL estimates an array
+        // parameter as ten elements, so its generic plan looked dearer than a plan
+        // for the real two and it planned the read anew on most executions (as
+        // long as executing it, under webhook load). Callers read a few streams.
+        let slots = (1..=names.len())
+            .map(|n| format!("${n}"))
+            .collect::<Vec<_>>()
+            .join(", ");
         let sql = format!(
-            "SELECT {SELECT_EVENT_COLUMNS} FROM events WHERE stream_id = ANY($1) ORDER BY stream_id, stream_version"
+            "SELECT {SELECT_EVENT_COLUMNS} FROM events WHERE stream_id IN ({slots}) ORDER BY stream_id, stream_version"
         );
-        let rows = sqlx::query(&sql)
-            .bind(&names)
-            .fetch_all(&self.pool)
-            .await
-            .map_err(store_error)?;
+        let mut query = sqlx::query(&sql);
+        for name in &names {
+            query = query.bind(name);
+        }
+        let rows = query.fetch_all(&self.pool).await.map_err(store_error)?;
         let mut read: Vec<Vec<RecordedEvent>> = vec![Vec::new(); names.len()];
         let place: HashMap<&str, usize> = names.iter().enumerate().map(|(n, name)| (name.as_str(), n)).collect();
         for row in &rows {

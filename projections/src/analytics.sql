@@ -52,7 +52,8 @@ CREATE UNIQUE INDEX analytics_calls_by_day ON analytics_calls (organization_id, 
 
 -- The figures pre-aggregated per organization × local day, in four groupings
 -- (counts are INT: a day's count fits, and summing INT is far cheaper than BIGINT, which sums as numeric;
--- sums of decimals are NUMERIC, exact, so a batch adds and subtracts calls and ends where a rebuild does):
+-- sums of decimals, `_micros`, are whole millionths, exact, so a batch adds and subtracts calls and ends
+-- where a rebuild does):
 -- dims 0 every call, 1 per agent, 2 per campaign, 3 per agent and campaign.
 -- Keys a grouping does not split by are the nil uuid; so are calls without an
 -- agent or campaign within the groupings that split.
@@ -67,21 +68,21 @@ CREATE TABLE analytics_daily (
     qualified INT NOT NULL,
     appointments INT NOT NULL,
     sales INT NOT NULL,
-    duration_sum NUMERIC NOT NULL,
+    duration_micros BIGINT NOT NULL,
     duration_calls INT NOT NULL,
     timed_calls INT NOT NULL,
-    talk_agent_sum NUMERIC NOT NULL,
-    talk_prospect_sum NUMERIC NOT NULL,
-    talk_monologue_sum NUMERIC NOT NULL,
+    talk_agent_micros BIGINT NOT NULL,
+    talk_prospect_micros BIGINT NOT NULL,
+    talk_monologue_micros BIGINT NOT NULL,
     talk_interruptions_sum INT NOT NULL,
-    talk_silence_sum NUMERIC NOT NULL,
-    talk_call_sum NUMERIC NOT NULL,
-    sentiment_sum NUMERIC NOT NULL,
+    talk_silence_micros BIGINT NOT NULL,
+    talk_call_micros BIGINT NOT NULL,
+    sentiment_micros BIGINT NOT NULL,
     sentiment_calls INT NOT NULL,
     positive INT NOT NULL,
     neutral INT NOT NULL,
     negative INT NOT NULL,
-    adherence_sum NUMERIC NOT NULL,
+    adherence_micros BIGINT NOT NULL,
     adherence_calls INT NOT NULL,
     outcome_qualified INT NOT NULL,
     outcome_appointment INT NOT NULL,

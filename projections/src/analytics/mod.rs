@@ -570,10 +570,11 @@ enum Measure {
     Calls(Option<String>),
     /// The sum of a per-call whole number.
     Integer(&'static str),
-    /// The sum of a per-call figure with decimals, summed exactly (as
-    /// `numeric`, in its shortest form) so that adding and subtracting calls
-    /// in any order ends exactly where a rebuild does.
-    Decimal(&'static str),
+    /// The sum of a per-call figure with decimals, in millionths: each call's
+    /// figure rounded to a whole number of millionths, so that sums are exact
+    /// and adding and subtracting calls in any order ends where a rebuild does
+    /// (summing `bigint` is as cheap as summing floats; `numeric` was not).
+    Micros(&'static str),
 }
 
 impl Measure {
@@ -594,17 +595,9 @@ impl Measure {
                 format!("COALESCE(sum(f.sign) FILTER (WHERE {condition}), 0)")
             }
             (Measure::Integer(value), _) => format!("COALESCE(sum({}), 0)", signed(value)),
-            (Measure::Decimal(value), _) => {
-                format!("trim_scale(COALESCE(sum({}), 0))", signed(&format!("{value}::numeric")))
+            (Measure::Micros(value), _) => {
+                format!("COALESCE(sum({}), 0)", signed(&format!("({value} * 1000000)::int8")))
             }
-        }
-    }
-
-    /// The column's new value when a statement of signed facts adds to an existing row.
-    fn add(&self, table: &str, column: &str) -> String {
-        match self {
-            Measure::Decimal(_) => format!("{column} = trim_scale({table}.{column} + EXCLUDED.{column})"),
-            _ => format!("{column} = {table}.{column} + EXCLUDED.{column}"),
         }
     }
 }
@@ -628,21 +621,21 @@ fn funnel_measures() -> Vec<(String, Measure)> {
 fn daily_measures() -> Vec<(String, Measure)> {
     let mut measures = funnel_measures();
     let mut add = |column: &str, measure: Measure| measures.push((column.to_owned(), measure));
-    add("duration_sum", Measure::Decimal("f.duration_seconds"));
+    add("duration_micros", Measure::Micros("f.duration_seconds"));
     add("duration_calls", Measure::calls_where("f.duration_seconds IS NOT NULL"));
     add("timed_calls", Measure::calls_where("f.talk_call IS NOT NULL"));
-    add("talk_agent_sum", Measure::Decimal("f.talk_agent"));
-    add("talk_prospect_sum", Measure::Decimal("f.talk_prospect"));
-    add("talk_monologue_sum", Measure::Decimal("f.talk_monologue"));
+    add("talk_agent_micros", Measure::Micros("f.talk_agent"));
+    add("talk_prospect_micros", Measure::Micros("f.talk_prospect"));
+    add("talk_monologue_micros", Measure::Micros("f.talk_monologue"));
     add("talk_interruptions_sum", Measure::Integer("f.talk_interruptions"));
-    add("talk_silence_sum", Measure::Decimal("f.talk_silence"));
-    add("talk_call_sum", Measure::Decimal("f.talk_call"));
-    add("sentiment_sum", Measure::Decimal("f.sentiment"));
+    add("talk_silence_micros", Measure::Micros("f.talk_silence"));
+    add("talk_call_micros", Measure::Micros("f.talk_call"));
+    add("sentiment_micros", Measure::Micros("f.sentiment"));
     add("sentiment_calls", Measure::calls_where("f.sentiment IS NOT NULL"));
     for label in ["positive", "neutral", "negative"] {
         add(label, Measure::calls_where(&format!("f.sentiment_label = '{label}'")));
     }
-    add("adherence_sum", Measure::Decimal("f.adherence"));
+    add("adherence_micros", Measure::Micros("f.adherence"));
     add("adherence_calls", Measure::calls_where("f.adherence IS NOT NULL"));
     for outcome in Outcome::ALL {
         add(
@@ -709,7 +702,11 @@ impl Aggregate {
         if facts == Facts::Signed {
             // Groups the change leaves as they were are not written.
             let changed: Vec<String> = values.iter().map(|value| format!("{value} <> 0")).collect();
-            let additions: Vec<String> = self.measures.iter().map(|(name, m)| m.add(table, name)).collect();
+            let additions: Vec<String> = self
+                .measures
+                .iter()
+                .map(|(name, _)| format!("{name} = {table}.{name} + EXCLUDED.{name}"))
+                .collect();
             statement.push_str(&format!(
                 " HAVING {} ON CONFLICT ({GROUPING_KEYS}{key_names}) DO UPDATE SET {}",
                 changed.join(" OR "),

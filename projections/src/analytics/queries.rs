@@ -60,10 +60,10 @@ const FUNNEL_COLUMNS: &str =
 
 /// Every sum of the daily rows, the funnel's first.
 const SUM_COLUMNS: &str = "sum(calls)::int8, sum(contacts)::int8, sum(qualified)::int8, sum(appointments)::int8, \
-    sum(sales)::int8, sum(duration_sum)::float8, sum(duration_calls)::int8, sum(timed_calls)::int8, sum(talk_agent_sum)::float8, \
-    sum(talk_prospect_sum)::float8, sum(talk_monologue_sum)::float8, sum(talk_interruptions_sum)::int8, sum(talk_silence_sum)::float8, \
-    sum(talk_call_sum)::float8, sum(sentiment_sum)::float8, sum(sentiment_calls)::int8, sum(positive)::int8, sum(neutral)::int8, \
-    sum(negative)::int8, sum(adherence_sum)::float8, sum(adherence_calls)::int8, sum(outcome_qualified)::int8, \
+    sum(sales)::int8, sum(duration_micros)::float8 / 1e6, sum(duration_calls)::int8, sum(timed_calls)::int8, sum(talk_agent_micros)::float8 / 1e6, \
+    sum(talk_prospect_micros)::float8 / 1e6, sum(talk_monologue_micros)::float8 / 1e6, sum(talk_interruptions_sum)::int8, sum(talk_silence_micros)::float8 / 1e6, \
+    sum(talk_call_micros)::float8 / 1e6, sum(sentiment_micros)::float8 / 1e6, sum(sentiment_calls)::int8, sum(positive)::int8, sum(neutral)::int8, \
+    sum(negative)::int8, sum(adherence_micros)::float8 / 1e6, sum(adherence_calls)::int8, sum(outcome_qualified)::int8, \
     sum(outcome_appointment)::int8, sum(outcome_sale)::int8, sum(outcome_not_interested)::int8, \
     sum(outcome_callback_requested)::int8, sum(outcome_voicemail)::int8, sum(outcome_no_answer)::int8, \
     sum(outcome_failed)::int8";
