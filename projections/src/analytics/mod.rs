@@ -500,6 +500,23 @@ const FACTS_PER_STATEMENT: usize = 10_000;
 /// new ones added, so a batch costs what it changes, not what its days hold.
 /// Returns the days calls left or changed on, where a row may have emptied.
 async fn save_facts(conn: &mut PgConnection, facts: Vec<&CallFacts>) -> Result<Vec<(Uuid, NaiveDate)>, sqlx::Error> {
+    static STATEMENT: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    let statement = STATEMENT.get_or_init(save_facts_statement);
+    let mut days = Vec::new();
+    for slice in facts.chunks(FACTS_PER_STATEMENT) {
+        let ids: Vec<Uuid> = slice.iter().map(|f| f.id).collect();
+        let rows: Vec<(Uuid, NaiveDate)> = sqlx::query_as(statement)
+            .bind(Json(slice))
+            .bind(ids)
+            .fetch_all(&mut *conn)
+            .await?;
+        days.extend(rows);
+    }
+    Ok(days)
+}
+
+/// The statement of [`save_facts`]: `$1` the facts, `$2` their ids.
+fn save_facts_statement() -> String {
     let values = bucketed_columns();
     let updates = FACT_COLUMNS
         .split(", ")
@@ -514,7 +531,7 @@ async fn save_facts(conn: &mut PgConnection, facts: Vec<&CallFacts>) -> Result<V
             format!("{} AS ({insert})", aggregate.table)
         })
         .collect();
-    let statement = format!(
+    format!(
         "WITH stored AS (SELECT * FROM analytics_calls WHERE id = ANY($2)),
          saved AS (
              INSERT INTO analytics_calls ({FACT_COLUMNS})
@@ -527,18 +544,7 @@ async fn save_facts(conn: &mut PgConnection, facts: Vec<&CallFacts>) -> Result<V
          {}
          SELECT DISTINCT organization_id, local_date FROM stored",
         aggregates.join(",\n")
-    );
-    let mut days = Vec::new();
-    for slice in facts.chunks(FACTS_PER_STATEMENT) {
-        let ids: Vec<Uuid> = slice.iter().map(|f| f.id).collect();
-        let rows: Vec<(Uuid, NaiveDate)> = sqlx::query_as(&statement)
-            .bind(Json(slice))
-            .bind(ids)
-            .fetch_all(&mut *conn)
-            .await?;
-        days.extend(rows);
-    }
-    Ok(days)
+    )
 }
 
 /// Which grouping a row of the aggregates belongs to, and its keys.
