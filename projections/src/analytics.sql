@@ -45,9 +45,9 @@ CREATE TABLE analytics_calls (
     adherence DOUBLE PRECISION NULL,
     missed_points TEXT[] NOT NULL DEFAULT '{}'
 );
--- How each batch finds the calls of the days it recomputes. Unique (it holds
+-- How a new time zone finds an organization's calls (also while rebuilding). Unique (it holds
 -- the key) so that a rebuild keeps it while loading: only non-unique indexes
--- are deferred to the end, and without this one every batch would scan all calls.
+-- are deferred to the end, and without this one a zone change would scan all calls.
 CREATE UNIQUE INDEX analytics_calls_by_day ON analytics_calls (organization_id, local_date, id);
 
 -- The figures pre-aggregated per organization × local day, in four groupings
@@ -95,7 +95,8 @@ CREATE TABLE analytics_daily (
     -- Queries read one grouping's keys over a range of days.
     PRIMARY KEY (organization_id, dims, agent_key, campaign_key, local_date)
 );
--- A new time zone replaces whole organization-days (unique, so rebuilds keep it).
+-- Finds an organization's or a day's rows: a new time zone replaces the organization's, a batch
+-- removes a day's rows left counting no call (unique, so rebuilds keep it).
 CREATE UNIQUE INDEX analytics_daily_by_day ON analytics_daily (organization_id, local_date, dims, agent_key, campaign_key);
 
 -- The funnel per local day and hour (0–23), in the same four groupings: the heatmap, best times, calls by hour.

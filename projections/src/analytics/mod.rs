@@ -104,12 +104,25 @@ impl CallFacts {
             self.started_at = started;
             self.start_from_report = true;
         }
-        self.duration_seconds = analysis.duration_seconds.or(self.duration_seconds);
+        self.duration_seconds = analysis
+            .duration_seconds
+            .and_then(plausible_seconds)
+            .or(self.duration_seconds);
         if let Some(reason) = &analysis.ended_reason {
             self.ended_because(reason);
         }
         self.connected |= analysis.prospect_spoke;
-        let talk = analysis.talk.as_ref();
+        let talk = analysis.talk.as_ref().filter(|t| {
+            [
+                t.agent_seconds,
+                t.prospect_seconds,
+                t.longest_monologue_seconds,
+                t.silence_seconds,
+                t.call_seconds,
+            ]
+            .into_iter()
+            .all(|seconds| plausible_seconds(seconds).is_some())
+        });
         self.talk_agent = talk.map(|t| t.agent_seconds);
         self.talk_prospect = talk.map(|t| t.prospect_seconds);
         self.talk_monologue = talk.map(|t| t.longest_monologue_seconds);
@@ -144,6 +157,15 @@ impl CallFacts {
             0
         }
     }
+}
+
+/// The longest a call's figure in seconds may be to count (about 115 days): Vapi's numbers are
+/// taken as sent, and one absurd figure must not overflow the sums (whole millionths, bigint)
+/// and stop this read model for every organization.
+const MOST_SECONDS: f64 = 1e7;
+
+fn plausible_seconds(seconds: f64) -> Option<f64> {
+    (seconds.is_finite() && seconds.abs() <= MOST_SECONDS).then_some(seconds)
 }
 
 /// An event this read model reads, decoded.
@@ -449,28 +471,22 @@ async fn save_settings(conn: &mut PgConnection, batch: &AnalyticsBatch) -> Resul
     Ok(())
 }
 
-/// Re-buckets every call of organizations whose zone changed; returns the days they are now on.
-async fn rezone(conn: &mut PgConnection, organizations: &[Uuid]) -> Result<Vec<(Uuid, NaiveDate)>, sqlx::Error> {
+/// Re-buckets every call of organizations whose zone changed (their facts only).
+async fn rezone(conn: &mut PgConnection, organizations: &[Uuid]) -> Result<(), sqlx::Error> {
     if organizations.is_empty() {
-        return Ok(vec![]);
+        return Ok(());
     }
-    for table in AGGREGATES {
-        sqlx::query(&format!("DELETE FROM {table} WHERE organization_id = ANY($1)"))
-            .bind(organizations)
-            .execute(&mut *conn)
-            .await?;
-    }
-    sqlx::query_as(
+    sqlx::query(
         "UPDATE analytics_calls f
          SET local_date = (f.started_at AT TIME ZONE o.timezone)::date,
              local_hour = extract(hour FROM f.started_at AT TIME ZONE o.timezone)::smallint
          FROM analytics_organizations o
-         WHERE o.organization_id = f.organization_id AND f.organization_id = ANY($1)
-         RETURNING f.organization_id, f.local_date",
+         WHERE o.organization_id = f.organization_id AND f.organization_id = ANY($1)",
     )
     .bind(organizations)
-    .fetch_all(conn)
+    .execute(conn)
     .await
+    .map(|_| ())
 }
 
 const FACT_COLUMNS: &str = "id, organization_id, agent_id, campaign_id, started_at, start_from_report, local_date, \
@@ -498,7 +514,7 @@ const FACTS_PER_STATEMENT: usize = 10_000;
 /// change to the aggregates in the same statement: each call's stored facts
 /// are subtracted (read before the write, in the statement's snapshot) and its
 /// new ones added, so a batch costs what it changes, not what its days hold.
-/// Returns the days calls left or changed on, where a row may have emptied.
+/// Returns the days on which the change left a row counting no call.
 async fn save_facts(conn: &mut PgConnection, facts: Vec<&CallFacts>) -> Result<Vec<(Uuid, NaiveDate)>, sqlx::Error> {
     static STATEMENT: std::sync::OnceLock<String> = std::sync::OnceLock::new();
     let statement = STATEMENT.get_or_init(save_facts_statement);
@@ -528,7 +544,19 @@ fn save_facts_statement() -> String {
         .iter()
         .map(|aggregate| {
             let insert = aggregate.insert("FROM signed f", Facts::Signed);
-            format!("{} AS ({insert})", aggregate.table)
+            format!(
+                "{}_change AS ({insert} RETURNING organization_id, local_date, calls)",
+                aggregate.table
+            )
+        })
+        .collect();
+    let emptied: Vec<String> = Aggregate::all()
+        .iter()
+        .map(|a| {
+            format!(
+                "SELECT organization_id, local_date FROM {}_change WHERE calls = 0",
+                a.table
+            )
         })
         .collect();
     format!(
@@ -542,8 +570,9 @@ fn save_facts_statement() -> String {
              RETURNING *),
          signed AS (SELECT -1 AS sign, * FROM stored UNION ALL SELECT 1, * FROM saved),
          {}
-         SELECT DISTINCT organization_id, local_date FROM stored",
-        aggregates.join(",\n")
+         SELECT DISTINCT organization_id, local_date FROM ({}) emptied",
+        aggregates.join(",\n"),
+        emptied.join(" UNION ALL ")
     )
 }
 
@@ -557,13 +586,11 @@ const GROUPING_COLUMNS: &str = "f.organization_id,
 /// The names of [`GROUPING_COLUMNS`] in every aggregate table.
 const GROUPING_KEYS: &str = "organization_id, dims, agent_key, campaign_key, local_date";
 
-/// The tables of aggregates.
-const AGGREGATES: [&str; 3] = ["analytics_daily", "analytics_hourly", "analytics_missed_points"];
-
 /// What the facts an aggregate statement reads stand for.
 #[derive(Clone, Copy, PartialEq)]
 enum Facts {
-    /// Each row is a call: the statement inserts the groups' figures into rows it has emptied.
+    /// Each row is a call: the statement inserts the groups' figures where there are no rows
+    /// (a rebuild's new tables, or an organization's rows just deleted).
     Whole,
     /// Each row is a call's facts as they were (`sign` -1) or as they are now
     /// (`sign` +1): the statement adds the difference to the existing rows.
@@ -579,7 +606,8 @@ enum Measure {
     /// The sum of a per-call figure with decimals, in millionths: each call's
     /// figure rounded to a whole number of millionths, so that sums are exact
     /// and adding and subtracting calls in any order ends where a rebuild does
-    /// (summing `bigint` is as cheap as summing floats; `numeric` was not).
+    /// (as `bigint` they cost a rebuild's aggregation no more than floats did;
+    /// as `numeric` every value was converted through text).
     Micros(&'static str),
 }
 
@@ -723,30 +751,23 @@ impl Aggregate {
     }
 }
 
-/// Recomputes the aggregates of these organization-days from their facts.
-async fn recompute_days(conn: &mut PgConnection, days: Vec<(Uuid, NaiveDate)>) -> Result<(), sqlx::Error> {
-    let days: HashSet<(Uuid, NaiveDate)> = days.into_iter().collect();
-    if days.is_empty() {
+/// Replaces every aggregate row of these organizations with those of their facts (after [`rezone`]).
+async fn reaggregate(conn: &mut PgConnection, organizations: &[Uuid]) -> Result<(), sqlx::Error> {
+    if organizations.is_empty() {
         return Ok(());
     }
-    let (organizations, dates): (Vec<Uuid>, Vec<NaiveDate>) = days.into_iter().unzip();
-    let dirty = "(SELECT * FROM UNNEST($1::uuid[], $2::date[]) AS d(organization_id, local_date))";
-    let deletes = AGGREGATES.map(|table| {
-        format!(
-            "DELETE FROM {table} t USING {dirty} d
-             WHERE t.organization_id = d.organization_id AND t.local_date = d.local_date"
+    let aggregates = Aggregate::all();
+    let deletes = aggregates
+        .iter()
+        .map(|a| format!("DELETE FROM {} WHERE organization_id = ANY($1)", a.table));
+    let inserts = aggregates.iter().map(|a| {
+        a.insert(
+            "FROM (SELECT * FROM analytics_calls WHERE organization_id = ANY($1)) f",
+            Facts::Whole,
         )
     });
-    let facts = format!(
-        "FROM analytics_calls f JOIN {dirty} d ON d.organization_id = f.organization_id AND d.local_date = f.local_date"
-    );
-    let inserts = Aggregate::all().map(|aggregate| aggregate.insert(&facts, Facts::Whole));
-    for statement in deletes.iter().chain(&inserts) {
-        sqlx::query(statement)
-            .bind(&organizations)
-            .bind(&dates)
-            .execute(&mut *conn)
-            .await?;
+    for statement in deletes.chain(inserts) {
+        sqlx::query(&statement).bind(organizations).execute(&mut *conn).await?;
     }
     Ok(())
 }
@@ -757,10 +778,11 @@ async fn remove_emptied_rows(conn: &mut PgConnection, days: Vec<(Uuid, NaiveDate
         return Ok(());
     }
     let (organizations, dates): (Vec<Uuid>, Vec<NaiveDate>) = days.into_iter().unzip();
-    let [daily, hourly, missed] = AGGREGATES.map(|table| {
+    let [daily, hourly, missed] = Aggregate::all().map(|aggregate| {
         format!(
-            "DELETE FROM {table} t USING UNNEST($1::uuid[], $2::date[]) AS d(organization_id, local_date)
-             WHERE t.organization_id = d.organization_id AND t.local_date = d.local_date AND t.calls = 0"
+            "DELETE FROM {} t USING UNNEST($1::uuid[], $2::date[]) AS d(organization_id, local_date)
+             WHERE t.organization_id = d.organization_id AND t.local_date = d.local_date AND t.calls = 0",
+            aggregate.table
         )
     });
     sqlx::query(&format!("WITH daily AS ({daily}), hourly AS ({hourly}) {missed}"))
@@ -840,11 +862,12 @@ impl ReadModel for AnalyticsProjection {
             .values()
             .filter(|f| batch.touched.contains(&f.id) && stored.get(&f.id) != Some(*f))
             .collect();
-        let left_days = save_facts(conn, changed).await?;
-        remove_emptied_rows(conn, left_days).await?;
-        // A new zone moves every call of the organization: its days are recomputed whole.
-        let rezoned_days = rezone(conn, &as_vec(&batch.rezoned)).await?;
-        recompute_days(conn, rezoned_days).await
+        let emptied_days = save_facts(conn, changed).await?;
+        remove_emptied_rows(conn, emptied_days).await?;
+        // A new zone moves every call of the organization: its figures are aggregated anew.
+        let rezoned = as_vec(&batch.rezoned);
+        rezone(conn, &rezoned).await?;
+        reaggregate(conn, &rezoned).await
     }
 
     fn rebuild(&self, held_rows: usize) -> Box<dyn Rebuild + '_> {

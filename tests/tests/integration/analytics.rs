@@ -741,22 +741,33 @@ const AGGREGATE_ROWS_OF: &str = "SELECT (SELECT count(*) FROM analytics_daily WH
     + (SELECT count(*) FROM analytics_missed_points WHERE calls = $1::int)";
 
 /// A call counted from its first status moves, with every figure, to the day and hour its report
-/// says it started, in the next batch; the rows it leaves are removed, not left at zero, so the
-/// live tables equal a rebuild's.
+/// says it started, in the next batch; the rows it leaves are removed, not left at zero (the
+/// day's, which another call still counts in, stay), so the live tables equal a rebuild's.
 #[tokio::test]
 async fn a_call_counted_early_moves_to_where_its_report_says_it_started() {
     let w = VapiWorld::start().await;
     let (app, token) = (&w.app, w.token.as_str());
-    // 05:00 on Tuesday 3 November in New York.
-    let first_status = status_update("call_x", "asst_123", "in-progress", 1_793_700_000_000);
-    assert_eq!(app.deliver_vapi(&first_status).await.0, 200);
+    let (status, _) = app
+        .put(
+            &format!("/api/agents/{}/adherence-checklist", w.agent_id),
+            Some(token),
+            json!([{"point": "Greeting", "phrases": ["this is Ava"]}, {"point": "Next step", "phrases": ["book a demo"]}]),
+        )
+        .await;
+    assert_eq!(status, 200);
+    // Calls at 05:00 and 06:00 on Tuesday 3 November in New York.
+    for (id, at) in [("call_x", 1_793_700_000_000), ("call_y", 1_793_703_600_000)] {
+        let first_status = status_update(id, "asst_123", "in-progress", at);
+        assert_eq!(app.deliver_vapi(&first_status).await.0, 200);
+    }
     app.settle().await;
     let day = |date: &str| format!("/api/analytics/overview?startDate={date}&endDate={date}");
     let tuesday = get(app, token, &day("2026-11-03")).await;
-    assert_eq!(tuesday["totalCalls"], 1);
+    assert_eq!(tuesday["totalCalls"], 2);
     assert_eq!(tuesday["callsByHour"][5]["count"], 1);
+    assert_eq!(tuesday["callsByHour"][6]["count"], 1);
 
-    // It started at 18:50 on Monday, New York time; the prospect qualified.
+    // Call x started at 18:50 on Monday, New York time; the prospect qualified; no next step.
     let delivery = report(
         "call_x",
         "2026-11-02T23:50:00Z",
@@ -772,12 +783,17 @@ async fn a_call_counted_early_moves_to_where_its_report_says_it_started() {
     app.drain_work().await;
     app.settle().await;
     let tuesday = get(app, token, &day("2026-11-03")).await;
-    assert_eq!(tuesday["totalCalls"], 0);
+    assert_eq!(tuesday["totalCalls"], 1);
+    assert_eq!(tuesday["callsByHour"][5]["count"], 0);
+    assert_eq!(tuesday["callsByHour"][6]["count"], 1);
     let monday = get(app, token, &day("2026-11-02")).await;
     assert_eq!(monday["totalCalls"], 1);
     assert_eq!(monday["callsByHour"][18]["count"], 1);
     assert_eq!(monday["avgTalkTime"], 4.0);
     assert_eq!(monday["agentStats"][0]["avgCallDuration"], 30.0);
+    let missed =
+        "SELECT count(*) FROM analytics_missed_points WHERE dims = 0 AND local_date = '2026-11-02' AND point = $1";
+    assert_eq!(count(app, missed, "Next step").await, 1);
     assert_eq!(count(app, AGGREGATE_ROWS_OF, "0").await, 0);
     assert_read_models_equal_rebuilds(app).await;
 }
