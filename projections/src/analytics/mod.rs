@@ -1042,3 +1042,26 @@ fn text_array(items: &[String]) -> String {
         .collect();
     format!("{{{}}}", quoted.join(","))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn analysed(duration_seconds: f64) -> CallFacts {
+        let report = domain::calls::CallReport {
+            duration_seconds: Some(duration_seconds),
+            ..Default::default()
+        };
+        let mut facts = CallFacts::default();
+        facts.analysis(&CallAnalysis::of(&report, None));
+        facts
+    }
+
+    #[test]
+    fn absurd_durations_do_not_count() {
+        assert_eq!(analysed(95.5).duration_seconds, Some(95.5));
+        // In millionths this would overflow a bigint sum and stop the read model.
+        assert_eq!(analysed(1e13).duration_seconds, None);
+        assert_eq!(analysed(-1e13).duration_seconds, None);
+    }
+}
