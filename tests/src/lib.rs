@@ -370,6 +370,11 @@ pub async fn assert_replay_equals_live(
         .replay_into(model.name(), schema, projections::ReplayLimit::default(), |_| {})
         .await
         .expect("replay into a side schema");
+    assert_tables_equal_live(pool, model, schema, "a rebuild").await;
+}
+
+/// Checks each of `model`'s tables in `schema` holds what its live table holds.
+async fn assert_tables_equal_live(pool: &PgPool, model: &dyn projections::ReadModel, schema: &str, made_by: &str) {
     for table in model.tables() {
         let sql = |from: &str| {
             format!("SELECT COALESCE(jsonb_agg(to_jsonb(t) ORDER BY to_jsonb(t)::text), '[]') FROM {from}.{table} t")
@@ -385,10 +390,56 @@ pub async fn assert_replay_equals_live(
         assert_eq!(
             live,
             rebuilt,
-            "{}.{table}: incremental differs from a rebuild",
+            "{}.{table}: incremental differs from {made_by}",
             model.name()
         );
     }
+}
+
+/// Applies the whole log to a fresh copy of read model `name`'s tables through its live `apply`,
+/// one event per batch, and checks the copy equals the live tables: every event's change made on
+/// its own ends where the live batches, whatever each held, ended.
+pub async fn assert_live_apply_one_event_at_a_time_equals_live(app: &TestApp, name: &str) {
+    use application::event_store::{EventStore, LogFilter};
+    app.settle().await;
+    let pool = &app.db.pool;
+    let model = projections::read_models()
+        .into_iter()
+        .find(|m| m.name() == name)
+        .expect("a read model of that name");
+    let schema = format!("verify_{name}_live_one_by_one");
+    let in_schema = format!("SET LOCAL search_path TO {schema}");
+    let mut tx = pool.begin().await.unwrap();
+    sqlx::raw_sql(&format!(
+        "DROP SCHEMA IF EXISTS {schema} CASCADE; CREATE SCHEMA {schema}; {in_schema}"
+    ))
+    .execute(&mut *tx)
+    .await
+    .unwrap();
+    sqlx::raw_sql(model.create_sql()).execute(&mut *tx).await.unwrap();
+    tx.commit().await.unwrap();
+    let store = infrastructure::event_store::PgEventStore::new(pool.clone());
+    let filter = LogFilter {
+        stream_types: model.stream_types(),
+        event_types: model.event_types(),
+        payloads: model.reads_payloads(),
+    };
+    let mut after = domain::Checkpoint::START;
+    loop {
+        let page = store.read_filtered(after, 1000, &filter).await.expect("read the log");
+        let Some(last) = page.scanned_to else { break };
+        for event in &page.events {
+            let mut tx = pool.begin().await.unwrap();
+            sqlx::query(&in_schema).execute(&mut *tx).await.unwrap();
+            model
+                .apply(&mut tx, std::slice::from_ref(event))
+                .await
+                .expect("live apply of one event");
+            tx.commit().await.unwrap();
+        }
+        after = last;
+    }
+    assert_tables_equal_live(pool, model.as_ref(), &schema, "one event at a time").await;
 }
 
 /// Replays the read model `name` one event per batch into side schemas, holding
