@@ -10,6 +10,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use domain::event_log::StoredPayload;
 use domain::{Checkpoint, EventMetadata, ExpectedVersion, RecordedEvent, StreamId};
+use futures::TryStreamExt;
 use serde_json::value::RawValue;
 use sqlx::postgres::PgRow;
 use sqlx::types::Json;
@@ -478,31 +479,33 @@ impl EventStore for PgEventStore {
                    ORDER BY events.transaction_id, events.global_position
                    LIMIT $3) page
              ORDER BY page.transaction_id, page.global_position";
-        let rows = sqlx::query(sql)
+        // Rows are decoded as they arrive, while PostgreSQL is still sending the rest.
+        let page = LogPage {
+            events: Vec::new(),
+            scanned: 0,
+            scanned_to: None,
+        };
+        sqlx::query(sql)
             .bind(after.transaction_id.to_string())
             .bind(after.global_position)
             .bind(limit)
             .bind(filter.stream_types)
             .bind(filter.event_types)
             .bind(filter.payloads)
-            .fetch_all(&self.pool)
+            .fetch(&self.pool)
+            .try_fold(page, |mut page, row| async move {
+                page.scanned += 1;
+                page.scanned_to = Some(Checkpoint {
+                    transaction_id: row.try_get("transaction_id")?,
+                    global_position: row.try_get("global_position")?,
+                });
+                if row.try_get::<bool, _>("admitted")? {
+                    page.events.push(recorded_event(&row)?);
+                }
+                Ok(page)
+            })
             .await
-            .map_err(store_error)?;
-        let scanned_to = rows.last().map(|row| Checkpoint {
-            transaction_id: row.get("transaction_id"),
-            global_position: row.get("global_position"),
-        });
-        let events = rows
-            .iter()
-            .filter(|row| row.get::<bool, _>("admitted"))
-            .map(recorded_event)
-            .collect::<Result<_, _>>()
-            .map_err(store_error)?;
-        Ok(LogPage {
-            events,
-            scanned: rows.len(),
-            scanned_to,
-        })
+            .map_err(store_error)
     }
 
     async fn backlog(&self, after: Checkpoint) -> Result<Backlog, StoreError> {

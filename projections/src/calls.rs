@@ -416,10 +416,10 @@ async fn save_timeline(conn: &mut PgConnection, timeline: Vec<TimelineRow>) -> R
             row.value(Some(entry.call_id))
                 .value(Some(entry.organization_id))
                 .value(Some(entry.global_position))
-                .text(Some(&entry.event_type))
-                .text(entry.status.as_ref().map(CallStatus::as_str))
-                .time(Some(as_bound(entry.at)))
-                .text(Some(&json_text(&entry.details)?));
+                .value(Some(&entry.event_type))
+                .value(entry.status.as_ref().map(CallStatus::as_str))
+                .value(Some(as_bound(entry.at)))
+                .value(Some(&json_text(&entry.details)?));
             Ok(())
         },
     )
@@ -616,35 +616,35 @@ async fn copy_calls(conn: &mut PgConnection, calls: &HashMap<Uuid, CallRow>) -> 
             copied
                 .value(Some(id))
                 .value(Some(row.organization_id))
-                .text(row.parties.vapi_call_id.as_deref())
+                .value(row.parties.vapi_call_id.as_deref())
                 .value(row.parties.agent_id)
                 .value(row.parties.phone_number_id)
-                .text(row.parties.direction.as_ref().map(CallDirection::as_str))
-                .text(row.parties.customer_number.as_deref())
-                .text(Some(row.status.as_str()))
+                .value(row.parties.direction.as_ref().map(CallDirection::as_str))
+                .value(row.parties.customer_number.as_deref())
+                .value(Some(row.status.as_str()))
                 .value(Some(row.status_rank))
-                .text(row.ended_reason.as_deref())
-                .text(row.outcome.as_deref())
-                .time(Some(as_bound(row.created_at)))
-                .time(Some(as_bound(row.updated_at)))
+                .value(row.ended_reason.as_deref())
+                .value(row.outcome.as_deref())
+                .value(Some(as_bound(row.created_at)))
+                .value(Some(as_bound(row.updated_at)))
                 .value(row.report_position)
-                .time(report.and_then(|r| r.started_at).map(as_bound))
-                .time(report.and_then(|r| r.ended_at).map(as_bound))
+                .value(report.and_then(|r| r.started_at).map(as_bound))
+                .value(report.and_then(|r| r.ended_at).map(as_bound))
                 .value(report.and_then(|r| r.duration_seconds))
                 .value(report.and_then(|r| r.cost))
-                .text(report.and_then(|r| r.transcript.as_deref()))
-                .text(Some(&json_text(report.map_or(&no_messages, |r| &r.messages))?))
-                .text(report.and_then(|r| r.recording_url.as_deref()))
-                .text(report.and_then(|r| r.stereo_recording_url.as_deref()))
-                .text(report.and_then(|r| r.summary.as_deref()))
-                .text(
+                .value(report.and_then(|r| r.transcript.as_deref()))
+                .value(Some(&json_text(report.map_or(&no_messages, |r| &r.messages))?))
+                .value(report.and_then(|r| r.recording_url.as_deref()))
+                .value(report.and_then(|r| r.stereo_recording_url.as_deref()))
+                .value(report.and_then(|r| r.summary.as_deref()))
+                .value(
                     report
                         .and_then(|r| r.structured_data.as_ref())
                         .map(json_text)
                         .transpose()?
                         .as_deref(),
                 )
-                .text(report.and_then(|r| r.success_evaluation.as_deref()));
+                .value(report.and_then(|r| r.success_evaluation.as_deref()));
             Ok(())
         },
     )

@@ -1013,10 +1013,10 @@ fn copy_row(row: &mut CopyRows, facts: &CallFacts) {
         .value(Some(facts.organization_id))
         .value(facts.agent_id)
         .value(facts.campaign_id)
-        .time(Some(facts.started_at))
+        .value(Some(facts.started_at))
         .value(Some(facts.start_from_report))
         .value(facts.duration_seconds)
-        .text(facts.outcome.map(Outcome::as_str))
+        .value(facts.outcome.map(Outcome::as_str))
         .value(Some(facts.connected))
         .value(Some(facts.no_contact))
         .value(Some(facts.appointment_booked))
@@ -1029,18 +1029,9 @@ fn copy_row(row: &mut CopyRows, facts: &CallFacts) {
         .value(facts.talk_silence)
         .value(facts.talk_call)
         .value(facts.sentiment)
-        .text(facts.sentiment_label.map(|l| l.as_str()))
+        .value(facts.sentiment_label.map(|l| l.as_str()))
         .value(facts.adherence)
-        .text(Some(&text_array(&facts.missed_points)));
-}
-
-/// A PostgreSQL array literal of `items`, every element quoted.
-fn text_array(items: &[String]) -> String {
-    let quoted: Vec<String> = items
-        .iter()
-        .map(|item| format!("\"{}\"", item.replace('\\', "\\\\").replace('"', "\\\"")))
-        .collect();
-    format!("{{{}}}", quoted.join(","))
+        .text_array(&facts.missed_points);
 }
 
 #[cfg(test)]
