@@ -396,10 +396,12 @@ async fn assert_tables_equal_live(pool: &PgPool, model: &dyn projections::ReadMo
     }
 }
 
-/// Applies the whole log to a fresh copy of read model `name`'s tables through its live `apply`,
-/// one event per batch, and checks the copy equals the live tables: every event's change made on
-/// its own ends where the live batches, whatever each held, ended.
-pub async fn assert_live_apply_one_event_at_a_time_equals_live(app: &TestApp, name: &str) {
+/// Applies the whole log to fresh copies of read model `name`'s tables through its live `apply`,
+/// once one event per batch and once all of it in one batch, and checks each copy equals the live
+/// tables: every event's change made on its own, and all of them made together (a call's moves
+/// and its organization's new time zone in one batch), end where the live batches, whatever each
+/// held, ended.
+pub async fn assert_live_apply_in_any_batches_equals_live(app: &TestApp, name: &str) {
     use application::event_store::{EventStore, LogFilter};
     app.settle().await;
     let pool = &app.db.pool;
@@ -407,39 +409,40 @@ pub async fn assert_live_apply_one_event_at_a_time_equals_live(app: &TestApp, na
         .into_iter()
         .find(|m| m.name() == name)
         .expect("a read model of that name");
-    let schema = format!("verify_{name}_live_one_by_one");
-    let in_schema = format!("SET LOCAL search_path TO {schema}");
-    let mut tx = pool.begin().await.unwrap();
-    sqlx::raw_sql(&format!(
-        "DROP SCHEMA IF EXISTS {schema} CASCADE; CREATE SCHEMA {schema}; {in_schema}"
-    ))
-    .execute(&mut *tx)
-    .await
-    .unwrap();
-    sqlx::raw_sql(model.create_sql()).execute(&mut *tx).await.unwrap();
-    tx.commit().await.unwrap();
     let store = infrastructure::event_store::PgEventStore::new(pool.clone());
     let filter = LogFilter {
         stream_types: model.stream_types(),
         event_types: model.event_types(),
         payloads: model.reads_payloads(),
     };
+    let mut log = vec![];
     let mut after = domain::Checkpoint::START;
     loop {
         let page = store.read_filtered(after, 1000, &filter).await.expect("read the log");
         let Some(last) = page.scanned_to else { break };
-        for event in &page.events {
-            let mut tx = pool.begin().await.unwrap();
-            sqlx::query(&in_schema).execute(&mut *tx).await.unwrap();
-            model
-                .apply(&mut tx, std::slice::from_ref(event))
-                .await
-                .expect("live apply of one event");
-            tx.commit().await.unwrap();
-        }
+        log.extend(page.events);
         after = last;
     }
-    assert_tables_equal_live(pool, model.as_ref(), &schema, "one event at a time").await;
+    for (batch, label) in [(1, "one event at a time"), (log.len().max(1), "the whole log at once")] {
+        let schema = format!("verify_{name}_live_in_batches_of_{batch}");
+        let in_schema = format!("SET LOCAL search_path TO {schema}");
+        let mut tx = pool.begin().await.unwrap();
+        sqlx::raw_sql(&format!(
+            "DROP SCHEMA IF EXISTS {schema} CASCADE; CREATE SCHEMA {schema}; {in_schema}"
+        ))
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+        sqlx::raw_sql(model.create_sql()).execute(&mut *tx).await.unwrap();
+        tx.commit().await.unwrap();
+        for events in log.chunks(batch) {
+            let mut tx = pool.begin().await.unwrap();
+            sqlx::query(&in_schema).execute(&mut *tx).await.unwrap();
+            model.apply(&mut tx, events).await.expect("live apply of a batch");
+            tx.commit().await.unwrap();
+        }
+        assert_tables_equal_live(pool, model.as_ref(), &schema, label).await;
+    }
 }
 
 /// Replays the read model `name` one event per batch into side schemas, holding

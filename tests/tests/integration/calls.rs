@@ -2,7 +2,7 @@
 
 use serde_json::{json, Value};
 use voxreach_tests::{
-    assert_every_stored_event_decodes, assert_read_models_equal_rebuilds,
+    assert_every_stored_event_decodes, assert_live_apply_in_any_batches_equals_live, assert_read_models_equal_rebuilds,
     assert_replay_one_event_at_a_time_equals_live, TestApp, VapiWorld, TEST_VAPI_SECRET,
 };
 use wiremock::matchers::{method, path};
@@ -117,6 +117,7 @@ async fn a_call_is_recorded_from_its_server_messages() {
     // The incremental read models equal a rebuild from the start of the log.
     assert_read_models_equal_rebuilds(&w.app).await;
     assert_replay_one_event_at_a_time_equals_live(&w.app, "calls").await;
+    assert_live_apply_in_any_batches_equals_live(&w.app, "calls").await;
     assert_every_stored_event_decodes(&w.app.db.pool).await;
 
     let (_, stats) = w.app.get("/api/dashboard/stats", Some(&w.token)).await;
@@ -404,6 +405,7 @@ async fn call_lists_filter_and_page_and_stay_inside_the_organization() {
     // Several calls, one of them given an outcome after the others: a rebuild
     // holding fewer calls than that writes some and reads them back.
     assert_replay_one_event_at_a_time_equals_live(&w.app, "calls").await;
+    assert_live_apply_in_any_batches_equals_live(&w.app, "calls").await;
 }
 
 #[tokio::test]
