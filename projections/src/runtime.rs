@@ -22,7 +22,7 @@ use serde::Serialize;
 use sqlx::postgres::PgListener;
 use sqlx::{PgConnection, PgPool, Row};
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::time::{Duration, Instant};
 use tokio::sync::{watch, Notify};
 use uuid::Uuid;
@@ -646,7 +646,8 @@ async fn enqueue_work(
         positions.push(trigger.global_position);
         correlations.push(correlation_id);
     }
-    let moved: i64 = sqlx::query_scalar(&work_statement(subscription.only_in_organizations_with()))
+    let statement = work_statement(subscription.only_in_organizations_with());
+    let moved: i64 = sqlx::query_scalar(&statement)
         .bind(subscription.name())
         .bind(subscription.version())
         .bind(from.transaction_id)
@@ -667,7 +668,20 @@ async fn enqueue_work(
 /// The statement of [`enqueue_work`]: the checkpoint moved, then the work written only if it
 /// moved (`moved` is empty otherwise), for every organization or only those with a stream of
 /// `only_in` (see [`Subscription::only_in_organizations_with`]).
-fn work_statement(only_in: Option<&str>) -> String {
+/// Formatted once per `only_in` (subscriptions write a batch of work many times a second).
+fn work_statement(only_in: Option<&'static str>) -> Arc<str> {
+    static STATEMENTS: OnceLock<Mutex<HashMap<Option<&'static str>, Arc<str>>>> = OnceLock::new();
+    let mut statements = STATEMENTS
+        .get_or_init(Mutex::default)
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner);
+    statements
+        .entry(only_in)
+        .or_insert_with(|| format_work_statement(only_in).into())
+        .clone()
+}
+
+fn format_work_statement(only_in: Option<&str>) -> String {
     // The stream type is spelled into the statement so the planner sees which it is: as a
     // parameter it would be estimated as common as any, and PostgreSQL could walk the whole log
     // looking for a row that does not exist instead of probing the
