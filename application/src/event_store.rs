@@ -155,6 +155,20 @@ pub trait EventStore: Send + Sync {
     async fn read_filtered(&self, after: Checkpoint, limit: i64, filter: &LogFilter<'_>)
         -> Result<LogPage, StoreError>;
 
+    /// The checkpoints that end each of the next `pages` pages of `size` readable
+    /// events after `after` (fewer, the last one shorter, at the end of the log):
+    /// the bounds of pages a reader can then read side by side with [`Self::read_filtered_until`].
+    async fn page_ends(&self, after: Checkpoint, size: i64, pages: i64) -> Result<Vec<Checkpoint>, StoreError>;
+
+    /// `read_filtered` of the events after `after` up to and including `until`, a
+    /// checkpoint [`Self::page_ends`] gave (nothing before it can still commit).
+    async fn read_filtered_until(
+        &self,
+        after: Checkpoint,
+        until: Checkpoint,
+        filter: &LogFilter<'_>,
+    ) -> Result<LogPage, StoreError>;
+
     /// How many readable events lie after `after`, and how old the oldest is.
     async fn backlog(&self, after: Checkpoint) -> Result<Backlog, StoreError>;
 

@@ -342,6 +342,72 @@ fn recorded_event(row: &PgRow) -> Result<RecordedEvent, sqlx::Error> {
     })
 }
 
+impl PgEventStore {
+    /// Up to `limit` events after `after` (and up to `until`), those `filter` admits decoded.
+    async fn read_page(
+        &self,
+        after: Checkpoint,
+        until: Option<Checkpoint>,
+        limit: i64,
+        filter: &LogFilter<'_>,
+    ) -> Result<LogPage, StoreError> {
+        // Only transactions older than every still-running one are final: an
+        // event of a running transaction may yet commit before those we return.
+        // ORDER BY names the table's columns: the output alias `transaction_id`
+        // is a bigint cast, and sorting on it would bypass the index.
+        // Payloads of events not admitted stay in the table (and in TOAST).
+        let upper_bound = if until.is_some() {
+            "AND (transaction_id, global_position) <= ($7::text::xid8, $8)"
+        } else {
+            ""
+        };
+        let sql = format!(
+            "SELECT global_position, transaction_id::text::bigint AS transaction_id, organization_id, stream_id,
+                    stream_type, stream_version, event_id, event_type, event_version, recorded_at, admitted,
+                    CASE WHEN admitted AND $6 THEN payload END AS payload,
+                    CASE WHEN admitted THEN metadata END AS metadata
+             FROM (SELECT *, ($4::text[] IS NULL OR stream_type = ANY($4)) AND ($5::text[] IS NULL OR event_type = ANY($5)) AS admitted
+                   FROM events
+                   WHERE (transaction_id, global_position) > ($1::text::xid8, $2) {upper_bound}
+                     AND transaction_id < pg_snapshot_xmin(pg_current_snapshot())
+                   ORDER BY events.transaction_id, events.global_position
+                   LIMIT $3) page
+             ORDER BY page.transaction_id, page.global_position"
+        );
+        let mut query = sqlx::query(&sql)
+            .bind(after.transaction_id.to_string())
+            .bind(after.global_position)
+            .bind(limit)
+            .bind(filter.stream_types)
+            .bind(filter.event_types)
+            .bind(filter.payloads);
+        if let Some(until) = until {
+            query = query.bind(until.transaction_id.to_string()).bind(until.global_position);
+        }
+        // Rows are decoded as they arrive, while PostgreSQL is still sending the rest.
+        let page = LogPage {
+            events: Vec::new(),
+            scanned: 0,
+            scanned_to: None,
+        };
+        query
+            .fetch(&self.pool)
+            .try_fold(page, |mut page, row| async move {
+                page.scanned += 1;
+                page.scanned_to = Some(Checkpoint {
+                    transaction_id: row.try_get("transaction_id")?,
+                    global_position: row.try_get("global_position")?,
+                });
+                if row.try_get::<bool, _>("admitted")? {
+                    page.events.push(recorded_event(&row)?);
+                }
+                Ok(page)
+            })
+            .await
+            .map_err(store_error)
+    }
+}
+
 #[async_trait]
 impl EventStore for PgEventStore {
     async fn append(&self, request: AppendRequest) -> Result<AppendOutcome, AppendError> {
@@ -463,49 +529,49 @@ impl EventStore for PgEventStore {
         limit: i64,
         filter: &LogFilter<'_>,
     ) -> Result<LogPage, StoreError> {
-        // Only transactions older than every still-running one are final: an
-        // event of a running transaction may yet commit before those we return.
-        // ORDER BY names the table's columns: the output alias `transaction_id`
-        // is a bigint cast, and sorting on it would bypass the index.
-        // Payloads of events not admitted stay in the table (and in TOAST).
-        let sql = "SELECT global_position, transaction_id::text::bigint AS transaction_id, organization_id, stream_id,
-                    stream_type, stream_version, event_id, event_type, event_version, recorded_at, admitted,
-                    CASE WHEN admitted AND $6 THEN payload END AS payload,
-                    CASE WHEN admitted THEN metadata END AS metadata
-             FROM (SELECT *, ($4::text[] IS NULL OR stream_type = ANY($4)) AND ($5::text[] IS NULL OR event_type = ANY($5)) AS admitted
-                   FROM events
-                   WHERE (transaction_id, global_position) > ($1::text::xid8, $2)
-                     AND transaction_id < pg_snapshot_xmin(pg_current_snapshot())
-                   ORDER BY events.transaction_id, events.global_position
-                   LIMIT $3) page
-             ORDER BY page.transaction_id, page.global_position";
-        // Rows are decoded as they arrive, while PostgreSQL is still sending the rest.
-        let page = LogPage {
-            events: Vec::new(),
-            scanned: 0,
-            scanned_to: None,
-        };
-        sqlx::query(sql)
-            .bind(after.transaction_id.to_string())
-            .bind(after.global_position)
-            .bind(limit)
-            .bind(filter.stream_types)
-            .bind(filter.event_types)
-            .bind(filter.payloads)
-            .fetch(&self.pool)
-            .try_fold(page, |mut page, row| async move {
-                page.scanned += 1;
-                page.scanned_to = Some(Checkpoint {
-                    transaction_id: row.try_get("transaction_id")?,
-                    global_position: row.try_get("global_position")?,
-                });
-                if row.try_get::<bool, _>("admitted")? {
-                    page.events.push(recorded_event(&row)?);
-                }
-                Ok(page)
+        self.read_page(after, None, limit, filter).await
+    }
+
+    async fn page_ends(&self, after: Checkpoint, size: i64, pages: i64) -> Result<Vec<Checkpoint>, StoreError> {
+        // From the (transaction_id, global_position) index alone: no row is read.
+        sqlx::query(
+            "SELECT transaction_id::text::bigint AS transaction_id, global_position FROM (
+                 SELECT transaction_id, global_position,
+                        row_number() OVER (ORDER BY transaction_id, global_position) AS n, count(*) OVER () AS total
+                 FROM (SELECT transaction_id, global_position FROM events
+                       WHERE (transaction_id, global_position) > ($1::text::xid8, $2)
+                         AND transaction_id < pg_snapshot_xmin(pg_current_snapshot())
+                       ORDER BY transaction_id, global_position
+                       LIMIT $3 * $4) ahead
+             ) numbered
+             WHERE n % $3 = 0 OR n = total
+             ORDER BY n",
+        )
+        .bind(after.transaction_id.to_string())
+        .bind(after.global_position)
+        .bind(size)
+        .bind(pages)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(store_error)?
+        .iter()
+        .map(|row| {
+            Ok(Checkpoint {
+                transaction_id: row.try_get("transaction_id")?,
+                global_position: row.try_get("global_position")?,
             })
-            .await
-            .map_err(store_error)
+        })
+        .collect::<Result<_, sqlx::Error>>()
+        .map_err(store_error)
+    }
+
+    async fn read_filtered_until(
+        &self,
+        after: Checkpoint,
+        until: Checkpoint,
+        filter: &LogFilter<'_>,
+    ) -> Result<LogPage, StoreError> {
+        self.read_page(after, Some(until), i64::MAX, filter).await
     }
 
     async fn backlog(&self, after: Checkpoint) -> Result<Backlog, StoreError> {

@@ -21,7 +21,7 @@ use domain::{Checkpoint, RecordedEvent};
 use serde::Serialize;
 use sqlx::postgres::PgListener;
 use sqlx::{PgConnection, PgPool, Row};
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::time::{Duration, Instant};
 use tokio::sync::{watch, Notify};
@@ -278,6 +278,9 @@ pub struct RunnerConfig {
     pub subscription_checkpoint_every: Duration,
     pub tail: TailConfig,
 }
+
+/// Pages a rebuild reads side by side while it applies the one before them.
+const PAGES_READ_AHEAD: usize = 2;
 
 impl Default for RunnerConfig {
     fn default() -> Self {
@@ -1258,28 +1261,43 @@ impl ProjectionRunner {
             finishing,
         };
         let mut rebuild = m.rebuild(self.config.rebuild_held_rows);
-        // The next page is read (and decoded) on its own task while this one is applied.
+        // Pages are read (and decoded) on tasks of their own, PAGES_READ_AHEAD side by side, while
+        // the one before them is applied: their bounds come first, from the log's index.
         let filter = OwnedLogFilter::of(m);
-        let read_ahead = |after: Checkpoint| {
-            let (store, filter, size) = (self.store.clone(), filter.clone(), self.config.rebuild_batch_size);
-            tokio::spawn(async move { timed(store.read_filtered(after, size, &filter.borrowed())).await })
-        };
-        let mut next = read_ahead(at);
+        let size = self.config.rebuild_batch_size;
+        let mut reading_ahead = VecDeque::new();
+        let mut read_to = at;
         loop {
+            while reading_ahead.len() < PAGES_READ_AHEAD {
+                let wanted = (PAGES_READ_AHEAD - reading_ahead.len()) as i64;
+                let ends = self.store.page_ends(read_to, size, wanted).await?;
+                if ends.is_empty() {
+                    break;
+                }
+                for end in ends {
+                    let (store, filter, after) = (self.store.clone(), filter.clone(), read_to);
+                    reading_ahead.push_back((
+                        end,
+                        tokio::spawn(
+                            async move { timed(store.read_filtered_until(after, end, &filter.borrowed())).await },
+                        ),
+                    ));
+                    read_to = end;
+                }
+            }
+            let Some((end, next)) = reading_ahead.pop_front() else {
+                break;
+            };
             let (page, read_time) = next
                 .await
                 .unwrap_or_else(|failed| std::panic::resume_unwind(failed.into_panic()));
             reading += read_time;
             let page = page?;
-            let Some(last) = page.scanned_to else {
-                break;
-            };
-            next = read_ahead(last);
             let (applied, apply_time) =
                 timed(self.apply_in_own_transaction(name, rebuild.as_mut(), &search_path, page.events, limit)).await;
             applying += apply_time;
             applied?;
-            at = last;
+            at = end;
             done += page.scanned as u64;
             progress(report(done, reading, applying, Duration::ZERO));
         }

@@ -466,3 +466,63 @@ async fn the_log_pool_plans_its_statements_once_and_the_api_pool_per_parameters(
         .unwrap();
     assert_eq!(stored, 1);
 }
+
+#[tokio::test]
+async fn pages_bounded_by_their_ends_partition_the_log() {
+    use application::event_store::LogFilter;
+    let db = TestDatabase::create().await;
+    let store = PgEventStore::new(db.pool.clone());
+    let org = Uuid::new_v4();
+    for _ in 0..5 {
+        let stream = StreamId::new("test", Uuid::new_v4());
+        store
+            .append(AppendRequest::single(
+                org,
+                stream,
+                ExpectedVersion::NoStream,
+                events(0..5),
+            ))
+            .await
+            .unwrap();
+    }
+    // Other tests' open transactions on the server may hold the snapshot back a while.
+    let mut whole = vec![];
+    for _ in 0..2_000 {
+        whole = store.read_all(Checkpoint::START, 1000).await.unwrap();
+        if whole.len() == 25 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+    assert_eq!(whole.len(), 25);
+
+    // Ten events a page: the 10th, the 20th and the last; asking for more finds no more.
+    let ends = store.page_ends(Checkpoint::START, 10, 5).await.unwrap();
+    let at = |n: usize| whole[n - 1].checkpoint();
+    assert_eq!(ends, vec![at(10), at(20), at(25)]);
+    assert_eq!(store.page_ends(at(20), 10, 2).await.unwrap(), vec![at(25)]);
+    assert!(store.page_ends(at(25), 10, 2).await.unwrap().is_empty());
+
+    // Read side by side, the pages hold every event once, in order.
+    let mut after = Checkpoint::START;
+    let mut pages = vec![];
+    for end in &ends {
+        let (from, until) = (after, *end);
+        let store = store.clone();
+        pages.push(tokio::spawn(async move {
+            store
+                .read_filtered_until(from, until, &LogFilter::EVERYTHING)
+                .await
+                .unwrap()
+        }));
+        after = *end;
+    }
+    let mut read = vec![];
+    for (page, end) in pages.into_iter().zip(&ends) {
+        let page = page.await.unwrap();
+        assert_eq!(page.scanned_to, Some(*end));
+        assert_eq!(page.scanned, page.events.len());
+        read.extend(page.events);
+    }
+    assert_eq!(read, whole);
+}
