@@ -267,14 +267,19 @@ impl CallService {
     }
 
     /// [`Self::resolve`] for a message that needs the call's state too, and its
-    /// agent's: one read of both streams gives the states and the call's organization.
-    async fn resolve_loaded(&self, call: &CallRef) -> Result<Option<(Resolved, LoadedCall)>, AppError> {
+    /// agent's when `with_agent`: one read of both streams gives the states and the
+    /// call's organization.
+    async fn resolve_loaded(
+        &self,
+        call: &CallRef,
+        with_agent: bool,
+    ) -> Result<Option<(Resolved, LoadedCall)>, AppError> {
         use domain::agents::Agent;
         let Some(resolved) = self.resolve_parties(call).await? else {
             return Ok(None);
         };
         let call_stream = stream_of::<Call>(resolved.call_id);
-        let agent_stream = resolved.parties.agent_id.map(stream_of::<Agent>);
+        let agent_stream = resolved.parties.agent_id.filter(|_| with_agent).map(stream_of::<Agent>);
         let streams: Vec<StreamId> = std::iter::once(call_stream.clone())
             .chain(agent_stream.clone())
             .collect();
@@ -449,7 +454,8 @@ impl CallService {
             }
             ServerMessage::EndOfCallReport { call, report, at } => {
                 let key = format!("vapi:{}:end-of-call-report", call.vapi_call_id);
-                let Some((resolved, loaded)) = self.resolve_loaded(&call).await? else {
+                // The agent's outcome rule and checklist score the report.
+                let Some((resolved, loaded)) = self.resolve_loaded(&call, true).await? else {
                     self.record_unmatched("end-of-call-report", &call, raw, key).await?;
                     return Ok(ServerReply::Ack);
                 };
@@ -477,7 +483,8 @@ impl CallService {
                 Ok(ServerReply::Ack)
             }
             ServerMessage::ToolCalls { call, calls } => {
-                let resolved = match self.resolve_loaded(&call).await? {
+                // Tools load what they need themselves: only the call's state is read here.
+                let resolved = match self.resolve_loaded(&call, false).await? {
                     Some((resolved, loaded)) => {
                         self.ensure_known(&resolved, &loaded.call.state, &call).await?;
                         Some(resolved)
