@@ -342,6 +342,43 @@ fn recorded_event(row: &PgRow) -> Result<RecordedEvent, sqlx::Error> {
     })
 }
 
+/// A page of the log after `$1, $2`, `$3` events at most, those `$4, $5` admit
+/// with their payloads when `$6`; `$upper_bound` may end it at `$7, $8`.
+/// Only transactions older than every still-running one are final: an event of
+/// a running transaction may yet commit before those we return. ORDER BY names
+/// the table's columns: the output alias `transaction_id` is a bigint cast, and
+/// sorting on it would bypass the index. Payloads of events not admitted stay in
+/// the table (and in TOAST).
+macro_rules! page_sql {
+    ($upper_bound:literal) => {
+        concat!(
+            "SELECT global_position, transaction_id::text::bigint AS transaction_id, organization_id, stream_id,
+                    stream_type, stream_version, event_id, event_type, event_version, recorded_at, admitted,
+                    CASE WHEN admitted AND $6 THEN payload END AS payload,
+                    CASE WHEN admitted THEN metadata END AS metadata
+             FROM (SELECT *, ($4::text[] IS NULL OR stream_type = ANY($4)) AND ($5::text[] IS NULL OR event_type = ANY($5)) AS admitted
+                   FROM events
+                   WHERE (transaction_id, global_position) > ($1::text::xid8, $2) ",
+            $upper_bound,
+            "
+                     AND transaction_id < pg_snapshot_xmin(pg_current_snapshot())
+                   ORDER BY events.transaction_id, events.global_position
+                   LIMIT $3) page
+             ORDER BY page.transaction_id, page.global_position"
+        )
+    };
+}
+const PAGE_SQL: &str = page_sql!("");
+const PAGE_UNTIL_SQL: &str = page_sql!("AND (transaction_id, global_position) <= ($7::text::xid8, $8)");
+
+/// Where a row with `transaction_id` (as bigint) and `global_position` stands in the log.
+fn checkpoint_of(row: &PgRow) -> Result<Checkpoint, sqlx::Error> {
+    Ok(Checkpoint {
+        transaction_id: row.try_get("transaction_id")?,
+        global_position: row.try_get("global_position")?,
+    })
+}
+
 impl PgEventStore {
     /// Up to `limit` events after `after` (and up to `until`), those `filter` admits decoded.
     async fn read_page(
@@ -351,30 +388,8 @@ impl PgEventStore {
         limit: i64,
         filter: &LogFilter<'_>,
     ) -> Result<LogPage, StoreError> {
-        // Only transactions older than every still-running one are final: an
-        // event of a running transaction may yet commit before those we return.
-        // ORDER BY names the table's columns: the output alias `transaction_id`
-        // is a bigint cast, and sorting on it would bypass the index.
-        // Payloads of events not admitted stay in the table (and in TOAST).
-        let upper_bound = if until.is_some() {
-            "AND (transaction_id, global_position) <= ($7::text::xid8, $8)"
-        } else {
-            ""
-        };
-        let sql = format!(
-            "SELECT global_position, transaction_id::text::bigint AS transaction_id, organization_id, stream_id,
-                    stream_type, stream_version, event_id, event_type, event_version, recorded_at, admitted,
-                    CASE WHEN admitted AND $6 THEN payload END AS payload,
-                    CASE WHEN admitted THEN metadata END AS metadata
-             FROM (SELECT *, ($4::text[] IS NULL OR stream_type = ANY($4)) AND ($5::text[] IS NULL OR event_type = ANY($5)) AS admitted
-                   FROM events
-                   WHERE (transaction_id, global_position) > ($1::text::xid8, $2) {upper_bound}
-                     AND transaction_id < pg_snapshot_xmin(pg_current_snapshot())
-                   ORDER BY events.transaction_id, events.global_position
-                   LIMIT $3) page
-             ORDER BY page.transaction_id, page.global_position"
-        );
-        let mut query = sqlx::query(&sql)
+        let sql = if until.is_some() { PAGE_UNTIL_SQL } else { PAGE_SQL };
+        let mut query = sqlx::query(sql)
             .bind(after.transaction_id.to_string())
             .bind(after.global_position)
             .bind(limit)
@@ -394,10 +409,7 @@ impl PgEventStore {
             .fetch(&self.pool)
             .try_fold(page, |mut page, row| async move {
                 page.scanned += 1;
-                page.scanned_to = Some(Checkpoint {
-                    transaction_id: row.try_get("transaction_id")?,
-                    global_position: row.try_get("global_position")?,
-                });
+                page.scanned_to = Some(checkpoint_of(&row)?);
                 if row.try_get::<bool, _>("admitted")? {
                     page.events.push(recorded_event(&row)?);
                 }
@@ -555,13 +567,8 @@ impl EventStore for PgEventStore {
         .await
         .map_err(store_error)?
         .iter()
-        .map(|row| {
-            Ok(Checkpoint {
-                transaction_id: row.try_get("transaction_id")?,
-                global_position: row.try_get("global_position")?,
-            })
-        })
-        .collect::<Result<_, sqlx::Error>>()
+        .map(checkpoint_of)
+        .collect::<Result<_, _>>()
         .map_err(store_error)
     }
 
@@ -611,9 +618,8 @@ impl EventStore for PgEventStore {
         .fetch_optional(&self.pool)
         .await
         .map_err(store_error)?;
-        Ok(row.map_or(Checkpoint::START, |r| Checkpoint {
-            transaction_id: r.get("transaction_id"),
-            global_position: r.get("global_position"),
-        }))
+        row.as_ref()
+            .map_or(Ok(Checkpoint::START), checkpoint_of)
+            .map_err(store_error)
     }
 }
