@@ -136,8 +136,7 @@ pub fn projection_runner(pool: &PgPool, store: Arc<dyn EventStore>) -> Projectio
 }
 
 pub fn build_state(pool: PgPool, wiring: Wiring) -> AppState {
-    let log_pool = infrastructure::database::log_pool(&pool);
-    let store: Arc<dyn EventStore> = Arc::new(PgEventStore::new(log_pool.clone()));
+    let store: Arc<dyn EventStore> = Arc::new(PgEventStore::new(pool.clone()));
     let vapi = Arc::new(VapiClient::new(VapiConfig {
         base_url: wiring.vapi_base_url,
         api_key: wiring.vapi_api_key,
@@ -387,7 +386,7 @@ pub fn build_state(pool: PgPool, wiring: Wiring) -> AppState {
     AppState {
         organization,
         analytics: Arc::new(analytics),
-        runner: projection_runner(&log_pool, store),
+        runner: projection_runner(&pool, store),
         scheduled: [
             Some(number_sync.clone() as Arc<dyn ScheduledJob>),
             Some(Arc::new(campaign_runner) as Arc<dyn ScheduledJob>),

@@ -436,38 +436,6 @@ async fn streams_read_together_equal_streams_read_one_by_one() {
 }
 
 #[tokio::test]
-async fn the_log_pool_plans_its_statements_once_and_the_api_pool_per_parameters() {
-    let db = TestDatabase::create().await;
-    let log_pool = infrastructure::database::log_pool(&db.pool);
-    let mode = |pool| async move {
-        sqlx::query_scalar::<_, String>("SHOW plan_cache_mode")
-            .fetch_one(&pool)
-            .await
-            .unwrap()
-    };
-    assert_eq!(mode(log_pool.clone()).await, "force_generic_plan");
-    assert_eq!(mode(db.pool.clone()).await, "auto");
-    // The same database: what one writes, the other reads.
-    let store = PgEventStore::new(log_pool);
-    let stream = StreamId::new("test", Uuid::new_v4());
-    store
-        .append(AppendRequest::single(
-            Uuid::new_v4(),
-            stream.clone(),
-            ExpectedVersion::NoStream,
-            events(0..1),
-        ))
-        .await
-        .unwrap();
-    let stored: i64 = sqlx::query_scalar("SELECT count(*) FROM events WHERE stream_id = $1")
-        .bind(stream.to_string())
-        .fetch_one(&db.pool)
-        .await
-        .unwrap();
-    assert_eq!(stored, 1);
-}
-
-#[tokio::test]
 async fn pages_bounded_by_their_ends_partition_the_log() {
     use application::event_store::LogFilter;
     let db = TestDatabase::create().await;
